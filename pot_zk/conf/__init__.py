@@ -1,0 +1,1 @@
+"""pot-zk's Hydra config tree (shipped in the wheel; composed with ``pkg://pot_zk.conf``)."""

@@ -1,0 +1,83 @@
+"""The structured-config schema of every pot-zk Hydra app: one dataclass per group, one root.
+
+Registered in Hydra's ConfigStore as ``pot_zk_schema``; ``conf/config.yaml`` lists it first in
+its defaults, so every option YAML and every command-line override is validated against
+these types at compose time (unknown keys and wrong types fail). To add a group, write its
+dataclass here, add one field to :class:`PotZkConfig`, and add ``conf/<group>/*.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+HandlerName = Enum("HandlerName", {name: name for name in ("fail_fast", "continue", "retry", "fallback")})
+"""Failure-handler names; an unknown name fails at compose time."""
+
+
+@dataclass
+class ProvingConfig:
+    enabled: bool = True
+    mode: str = "custom"
+    """Name of the mode preset that set this run up (recorded in the audit trail)."""
+
+
+@dataclass
+class ProverConfig:
+    binary: str = MISSING
+    """Program name (looked up in search_paths, the interpreter's directory, PATH) or absolute path."""
+    proof_type: str = MISSING
+    """The strategy name this prover stands for, e.g. ``zk-halo2``."""
+    search_paths: List[str] = field(default_factory=list)
+    timeout_s: float = 1800.0
+    args: List[str] = field(default_factory=list)
+    """Extra command-line arguments passed to the program."""
+
+
+@dataclass
+class RetryConfig:
+    max_retries: int = 0
+    """Retries after the first attempt: attempts = max_retries + 1."""
+    max_attempts: Optional[int] = None
+    """Attempts in total, the first included. When set it takes precedence over max_retries."""
+    initial_delay_s: float = 1.0
+    multiplier: float = 2.0
+    max_delay_s: float = 60.0
+    jitter_s: float = 0.0
+
+
+@dataclass
+class HandlerConfig:
+    name: HandlerName = MISSING
+    park_dir: str = "${run_dir}/pending"
+    """Where the ``retry`` handler parks failed jobs for ``pot-zk prove-pending``."""
+    fallback_chain: List[str] = field(default_factory=lambda: ["freivalds", "reexec"])
+    """Strategy names the ``fallback`` handler tries, in order."""
+
+
+@dataclass
+class AuditConfig:
+    console: bool = False
+    """Also render each audit record for people on stderr."""
+    file_name: str = "audit.jsonl"
+
+
+@dataclass
+class PotZkConfig:
+    run_dir: str = "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}"
+    proving: ProvingConfig = field(default_factory=ProvingConfig)
+    prover: ProverConfig = field(default_factory=ProverConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    handler: HandlerConfig = field(default_factory=HandlerConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+
+
+def register_schema() -> None:
+    ConfigStore.instance().store(name="pot_zk_schema", node=PotZkConfig)
+
+
+register_schema()
