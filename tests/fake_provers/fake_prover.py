@@ -1,0 +1,80 @@
+"""A small real prover program for tests: behaves as told by its first argument.
+
+    fake_prover.py ok [PROOF_TYPE]          read the request, write a proof file, answer ok
+    fake_prover.py crash                    print to stderr, exit 1
+    fake_prover.py signal                   die by SIGKILL
+    fake_prover.py hang                     sleep for an hour
+    fake_prover.py hang-with-child PIDFILE  start a sleeping child, write its pid, sleep
+    fake_prover.py garbage                  print non-JSON, exit 0
+    fake_prover.py truncated                print cut-off JSON, exit 0
+    fake_prover.py wrong-protocol           answer with another protocol version
+    fake_prover.py transient-then-ok STATE N   exit 75 the first N runs (counted in STATE), then ok
+    fake_prover.py exit CODE                print an error response, exit CODE
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+PROTOCOL = "pot-zk-prover/1"
+
+
+def answer_ok(proof_type: str) -> None:
+    request = json.load(sys.stdin)
+    assert request["protocol"] == PROTOCOL, request
+    os.makedirs(request["output_dir"], exist_ok=True)
+    proof = os.path.join(request["output_dir"], "proof.json")
+    with open(proof, "w") as handle:
+        json.dump({"step": request["step"], "fake": True}, handle)
+    print(json.dumps({
+        "protocol": PROTOCOL, "status": "ok", "proof_type": proof_type,
+        "artifacts": {"proof": proof}, "public": {"step": request["step"]},
+        "timings": {"prove_s": 0.01}, "sizes": {"proof_bytes": os.path.getsize(proof)},
+    }))
+
+
+def main() -> None:
+    behaviour, arguments = sys.argv[1], sys.argv[2:]
+    if behaviour == "ok":
+        answer_ok(arguments[0] if arguments else "test-proof")
+    elif behaviour == "crash":
+        print("boom: simulated prover crash", file=sys.stderr)
+        sys.exit(1)
+    elif behaviour == "signal":
+        print("about to be killed", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif behaviour == "hang":
+        time.sleep(3600)
+    elif behaviour == "hang-with-child":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        with open(arguments[0], "w") as handle:
+            handle.write(str(child.pid))
+        time.sleep(3600)
+    elif behaviour == "garbage":
+        print("Segmentation fault? no: this is not JSON")
+    elif behaviour == "truncated":
+        sys.stdout.write('{"protocol": "pot-zk-prover/1", "status": "ok", "proof_ty')
+    elif behaviour == "wrong-protocol":
+        print(json.dumps({"protocol": "pot-zk-prover/0", "status": "ok", "proof_type": "x", "artifacts": {}}))
+    elif behaviour == "transient-then-ok":
+        state, failures = arguments[0], int(arguments[1])
+        runs = int(open(state).read()) if os.path.exists(state) else 0
+        with open(state, "w") as handle:
+            handle.write(str(runs + 1))
+        if runs < failures:
+            print(f"transient failure {runs + 1} of {failures}", file=sys.stderr)
+            sys.exit(75)
+        answer_ok("test-proof")
+    elif behaviour == "exit":
+        print(json.dumps({"status": "error", "message": f"simulated exit {arguments[0]}"}))
+        print(f"exiting with {arguments[0]}", file=sys.stderr)
+        sys.exit(int(arguments[0]))
+    else:
+        sys.exit(f"unknown behaviour {behaviour}")
+
+
+if __name__ == "__main__":
+    main()
