@@ -1,0 +1,184 @@
+"""The SGD step circuit: an ONNX graph that *checks* a supplied update.
+
+Statement proven for an :class:`SgdCircuitSpec` (see docs/proofs.md):
+
+    Inputs (private, each Poseidon-hashed; the three hashes are public instances):
+      w_before  flat parameters W_t,    fixed-point at ``scale`` bits
+      batch     X (N x d_in) then Y (N x d_out), row-major, same scale
+      w_after   flat parameters W_t+1,  same scale
+    Output (public): residual = w_after - (w_before - c * G(w_before, X, Y))
+      where G is the gradient of sum((f(X) - Y)^2) for the ReLU MLP f, and
+      c = 2 * learning_rate / (N * d_out) (so c * G is lr times the gradient of the mean
+      squared error), a constant fixed in the circuit at ``param_scale`` bits.
+
+The verifier accepts only if every residual entry is within ``tolerance_ulps`` units of
+2**-scale. Everything that defines the statement is in the spec, and the circuit id is a
+hash of it, so a proof made for another learning rate, shape or scale is a proof of another
+circuit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from pot_zk.errors import ConfigurationError
+from pot_zk.step import MlpArchitecture
+
+CIRCUIT_VERSION = "sgd-check/1"
+INPUT_NAMES = ("w_before", "batch", "w_after")
+
+
+@dataclass(frozen=True)
+class SgdCircuitSpec:
+    architecture: MlpArchitecture
+    batch_size: int
+    learning_rate: float
+    scale: int = 12
+    param_scale: int = 20
+    decomp_base: int = 256
+    decomp_legs: int = 4
+    tolerance_ulps: int = 4
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigurationError("batch_size must be >= 1", key="batch_size")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigurationError("learning_rate must be > 0", key="learning_rate")
+        if not 1 <= self.scale <= 24 or not 1 <= self.param_scale <= 30:
+            raise ConfigurationError("scale must be in 1..24 and param_scale in 1..30", key="scale")
+        if self.tolerance_ulps < 0:
+            raise ConfigurationError("tolerance_ulps must be >= 0", key="tolerance_ulps")
+
+    @property
+    def step_constant(self) -> float:
+        dims = self.architecture.dims
+        return 2.0 * self.learning_rate / (self.batch_size * dims[-1])
+
+    @property
+    def value_bound(self) -> float:
+        """Largest magnitude accepted for any weight or batch value (see docs/proofs.md).
+
+        Intermediate products are range-checked by ezkl's decomposition
+        (``decomp_base ** decomp_legs / 2`` at ``scale`` bits); inputs are kept a factor of
+        2**8 below that so sums of products stay in range. The prover's decode check catches
+        whatever gets past this bound.
+        """
+        return (self.decomp_base**self.decomp_legs / 2) / 2 ** (self.scale + 8)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "sgd",
+            "circuit_version": CIRCUIT_VERSION,
+            "architecture": self.architecture.to_dict(),
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "scale": self.scale,
+            "param_scale": self.param_scale,
+            "decomp_base": self.decomp_base,
+            "decomp_legs": self.decomp_legs,
+            "tolerance_ulps": self.tolerance_ulps,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SgdCircuitSpec":
+        if data.get("kind") != "sgd" or data.get("circuit_version") != CIRCUIT_VERSION:
+            raise ConfigurationError(
+                f"not an {CIRCUIT_VERSION} circuit spec: kind={data.get('kind')!r} version={data.get('circuit_version')!r}",
+                key="circuit",
+            )
+        try:
+            return cls(
+                architecture=MlpArchitecture.from_dict(data["architecture"]),
+                batch_size=int(data["batch_size"]),
+                learning_rate=float(data["learning_rate"]),
+                scale=int(data["scale"]),
+                param_scale=int(data["param_scale"]),
+                decomp_base=int(data["decomp_base"]),
+                decomp_legs=int(data["decomp_legs"]),
+                tolerance_ulps=int(data["tolerance_ulps"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"malformed circuit spec: {exc}", key="circuit") from exc
+
+    def canonical_bytes(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    def circuit_id(self) -> str:
+        return hashlib.sha256(self.canonical_bytes()).hexdigest()
+
+
+class SgdUpdateCheck(nn.Module):
+    """The graph exported to ONNX. Inputs are ``(1, n)`` rows; output is ``(1, num_params)``."""
+
+    def __init__(self, spec: SgdCircuitSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, w_before: torch.Tensor, batch: torch.Tensor, w_after: torch.Tensor) -> torch.Tensor:
+        spec = self.spec
+        dims = spec.architecture.dims
+        n = spec.batch_size
+        params = []
+        offset = 0
+        for _, shape in spec.architecture.param_shapes:
+            count = math.prod(shape)
+            params.append(w_before[:, offset : offset + count].reshape(shape))
+            offset += count
+        x = batch[:, : n * dims[0]].reshape(n, dims[0])
+        y = batch[:, n * dims[0] :].reshape(n, dims[-1])
+        layers = len(dims) - 1
+        activations = [x]
+        pre_activations = []
+        h = x
+        for layer in range(layers):
+            z = h @ params[2 * layer].t() + params[2 * layer + 1]
+            pre_activations.append(z)
+            h = torch.relu(z) if layer < layers - 1 else z
+            activations.append(h)
+        delta = h - y
+        grads: list[torch.Tensor] = [delta] * len(params)
+        for layer in reversed(range(layers)):
+            grads[2 * layer] = delta.t() @ activations[layer]
+            grads[2 * layer + 1] = delta.sum(0)
+            if layer > 0:
+                back = delta @ params[2 * layer]
+                delta = torch.where(pre_activations[layer - 1] > 0, back, torch.zeros_like(back))
+        update = torch.cat([g.reshape(1, -1) for g in grads], dim=1) * spec.step_constant
+        return w_after - (w_before - update)
+
+
+def export_onnx(spec: SgdCircuitSpec, path: Path) -> None:
+    """Export the check graph for ``spec`` to ``path``."""
+    p = spec.architecture.num_params
+    dims = spec.architecture.dims
+    example = (
+        torch.zeros(1, p),
+        torch.zeros(1, spec.batch_size * (dims[0] + dims[-1])),
+        torch.zeros(1, p),
+    )
+    torch.onnx.export(
+        SgdUpdateCheck(spec),
+        example,
+        str(path),
+        input_names=list(INPUT_NAMES),
+        output_names=["residual"],
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def reference_residual(spec: SgdCircuitSpec, w_before: torch.Tensor, batch: torch.Tensor, w_after: torch.Tensor) -> torch.Tensor:
+    """The float64 value of the circuit's output, for the decode check."""
+    module = SgdUpdateCheck(spec).double()
+    with torch.no_grad():
+        return module(
+            w_before.reshape(1, -1).double(), batch.reshape(1, -1).double(), w_after.reshape(1, -1).double()
+        ).reshape(-1)

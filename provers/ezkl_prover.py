@@ -1,0 +1,80 @@
+"""``pot-zk-ezkl-prover``: proves one SGD step with ezkl (Halo2 + KZG).
+
+Reads one protocol request (pot_zk.protocol) on stdin, prints one response on stdout. The
+request's ``circuit`` is an SgdCircuitSpec dict; ``witness_path`` a step file written by
+pot_zk.step.save_step; ``options.srs_path`` an SRS file (provenance ``configured``), absent
+for the cached locally generated dev SRS (provenance ``dev-srs``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pot_zk import protocol
+
+
+def _exit(code: int, message: str, **context: Any) -> NoReturn:
+    print(json.dumps({"protocol": protocol.PROTOCOL, "status": "error", "message": message, **context}))
+    sys.stderr.write(message + "\n")
+    sys.exit(code)
+
+
+def _parse_request(raw: str) -> dict[str, Any]:
+    try:
+        request = json.loads(raw)
+    except ValueError as exc:
+        _exit(protocol.EXIT_BAD_REQUEST, f"request is not JSON: {exc}")
+    if not isinstance(request, dict) or request.get("protocol") != protocol.PROTOCOL:
+        _exit(protocol.EXIT_BAD_REQUEST, f"expected protocol {protocol.PROTOCOL}")
+    missing = [k for k in ("kind", "step", "circuit", "witness_path", "cache_dir", "output_dir") if k not in request]
+    if missing:
+        _exit(protocol.EXIT_BAD_REQUEST, f"request lacks {missing}")
+    if request["kind"] != "sgd":
+        _exit(protocol.EXIT_BAD_REQUEST, f"this prover proves 'sgd' steps, not {request['kind']!r}")
+    return request
+
+
+def main() -> None:
+    request = _parse_request(sys.stdin.read())
+    from pot_zk import ezkl_adapter, halo2
+    from pot_zk.circuit import SgdCircuitSpec
+    from pot_zk.errors import ConfigurationError, ProofGenerationError, InvalidModelStateError, WitnessBuilderError
+    from pot_zk.step import load_step
+
+    options = request.get("options") or {}
+    try:
+        spec = SgdCircuitSpec.from_dict(request["circuit"])
+        step = load_step(Path(request["witness_path"]))
+        cache_dir = Path(request["cache_dir"])
+        srs = None
+        if options.get("srs_path"):
+            circuit = halo2.compiled_circuit(spec, cache_dir)
+            srs = ezkl_adapter.configured_srs(Path(options["srs_path"]), circuit.logrows)
+        proof = halo2.prove_step(step, spec, cache_dir, srs, Path(request["output_dir"]))
+    except ConfigurationError as exc:
+        _exit(protocol.EXIT_BAD_REQUEST, exc.message, error=exc.to_record())
+    except (WitnessBuilderError, InvalidModelStateError) as exc:
+        _exit(protocol.EXIT_INVALID_WITNESS, exc.message, error=exc.to_record())
+    except ProofGenerationError as exc:
+        _exit(protocol.EXIT_TRANSIENT if exc.retryable else protocol.EXIT_PROOF_FAILED, exc.message, error=exc.to_record())
+    except MemoryError:
+        _exit(protocol.EXIT_TRANSIENT, "out of memory while proving")
+    response = protocol.ProverResponse(
+        proof_type=halo2.PROOF_TYPE,
+        artifacts={"proof": str(proof.proof_path)},
+        public={
+            "commitment": proof.commitment.to_dict(),
+            "circuit_id": proof.circuit_id,
+            "srs": {"provenance": proof.srs.provenance, "sha256": proof.srs.sha256, "logrows": proof.srs.logrows},
+        },
+        timings=proof.timings,
+        sizes={"proof_bytes": proof.proof_path.stat().st_size},
+    )
+    print(json.dumps(response.to_json_dict()))
+
+
+if __name__ == "__main__":
+    main()
