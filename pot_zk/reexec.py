@@ -1,0 +1,54 @@
+"""``reexec``: a non-ZK certificate checked by re-executing the step.
+
+Certificate: the commitments plus the revealed witness (W_t, batch, W_t+1 on the commitment
+grid). The verifier checks the revealed values hash to the declared commitments, recomputes
+the SGD update in float64 from W_t and the batch, and accepts when every entry of W_t+1 is
+within ``tolerance_ulps`` units of 2**-scale of it. Reveals weights and data to the verifier.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pot_zk.circuit import SgdCircuitSpec, reference_residual
+from pot_zk.commitments import StepCommitment
+from pot_zk.protocol import ProverResponse
+from pot_zk.revealed import (
+    grid_step,
+    load_certificate,
+    load_job_step,
+    refuse_untrue_update,
+    within_tolerance,
+    write_certificate,
+)
+
+PROOF_TYPE = "reexec"
+
+
+class ReexecStrategy:
+    """Prover side: writes the certificate for a step (a ``ProofJob`` callable)."""
+
+    name = PROOF_TYPE
+
+    def __call__(self, job) -> ProverResponse:
+        started = time.perf_counter()
+        spec = SgdCircuitSpec.from_dict(job.circuit)
+        grid = grid_step(load_job_step(job.witness_path), spec)
+        residual = reference_residual(spec, grid.w_before, grid.batch, grid.w_after)
+        refuse_untrue_update(residual, spec)
+        path, commitment = write_certificate(Path(job.output_dir), PROOF_TYPE, spec, grid, {})
+        return ProverResponse(
+            proof_type=PROOF_TYPE,
+            artifacts={"proof": str(path)},
+            public={"commitment": commitment.to_dict()},
+            timings={"prove_s": time.perf_counter() - started},
+            sizes={"proof_bytes": path.stat().st_size + (path.parent / "witness.safetensors").stat().st_size},
+        )
+
+
+def verify_reexec(spec: SgdCircuitSpec, commitment: StepCommitment, certificate: Path) -> None:
+    """Raise ProofVerificationError unless the certificate shows the declared update."""
+    tensors = load_certificate(certificate, PROOF_TYPE, spec, commitment)
+    residual = reference_residual(spec, tensors["w_before"], tensors["batch"], tensors["w_after"])
+    within_tolerance(residual, spec, PROOF_TYPE)

@@ -1,0 +1,131 @@
+"""Shared by the non-ZK proof types: the revealed witness and its binding to the commitments.
+
+A certificate directory holds ``certificate.json`` (proof_type, circuit spec, commitment) and
+``witness.safetensors`` with the step's values *on the commitment grid* (w_before, batch,
+w_after as flat float64 vectors, plus any type-specific tensors).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from pot_zk.atomic import atomic_path, write_json_atomic
+from pot_zk.circuit import SgdCircuitSpec
+from pot_zk.commitments import StepCommitment, commit_values, from_fixed_point, to_fixed_point
+from pot_zk.errors import ProofVerificationError, WitnessBuilderError
+from pot_zk.step import TrainingStep, load_step
+
+CERTIFICATE = "certificate.json"
+WITNESS = "witness.safetensors"
+
+
+@dataclass(frozen=True)
+class GridStep:
+    """A step's values snapped to the commitment grid (what the commitments bind)."""
+
+    w_before: torch.Tensor
+    batch: torch.Tensor
+    w_after: torch.Tensor
+
+
+def grid_step(step: TrainingStep, spec: SgdCircuitSpec) -> GridStep:
+    bound = spec.value_bound
+
+    def snap(values: torch.Tensor, what: str) -> torch.Tensor:
+        return from_fixed_point(to_fixed_point(values, spec.scale, bound, what), spec.scale)
+
+    return GridStep(
+        snap(step.flat_before(), "weights before the step"),
+        snap(step.flat_batch(), "batch values"),
+        snap(step.flat_after(), "weights after the step"),
+    )
+
+
+def commitment_of(grid: GridStep, scale: int) -> StepCommitment:
+    return StepCommitment(
+        w_before=commit_values(grid.w_before, scale),
+        batch=commit_values(grid.batch, scale),
+        w_after=commit_values(grid.w_after, scale),
+        scale=scale,
+    )
+
+
+def write_certificate(
+    out_dir: Path, proof_type: str, spec: SgdCircuitSpec, grid: GridStep, extra: dict[str, torch.Tensor]
+) -> tuple[Path, StepCommitment]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    commitment = commitment_of(grid, spec.scale)
+    tensors = {"w_before": grid.w_before, "batch": grid.batch, "w_after": grid.w_after, **extra}
+    with atomic_path(out_dir / WITNESS) as tmp:
+        save_file({k: v.contiguous().to(torch.float64) for k, v in tensors.items()}, str(tmp))
+    path = out_dir / CERTIFICATE
+    write_json_atomic(path, {"proof_type": proof_type, "circuit": spec.to_dict(), "commitment": commitment.to_dict()})
+    return path, commitment
+
+
+def load_certificate(
+    certificate: Path, proof_type: str, spec: SgdCircuitSpec, commitment: StepCommitment
+) -> dict[str, torch.Tensor]:
+    """Load a certificate's revealed tensors after checking they bind to ``commitment``."""
+    certificate = Path(certificate)
+    try:
+        header = json.loads(certificate.read_text())
+        tensors = load_file(str(certificate.parent / WITNESS))
+    except Exception as exc:  # json, OS and safetensors errors all mean an unusable certificate
+        raise ProofVerificationError(f"unreadable {proof_type} certificate {certificate}: {exc}", reason="malformed-proof") from exc
+    if header.get("proof_type") != proof_type:
+        raise ProofVerificationError(
+            f"certificate says proof_type {header.get('proof_type')!r}, expected {proof_type!r}", reason="proof-type-mismatch"
+        )
+    if header.get("circuit") != spec.to_dict():
+        raise ProofVerificationError("certificate was made for another statement", reason="wrong-circuit")
+    p = spec.architecture.num_params
+    dims = spec.architecture.dims
+    shapes = {"w_before": (p,), "batch": (spec.batch_size * (dims[0] + dims[-1]),), "w_after": (p,)}
+    for key, shape in shapes.items():
+        if key not in tensors or tuple(tensors[key].shape) != shape:
+            raise ProofVerificationError(f"certificate tensor {key} missing or misshapen", reason="malformed-proof")
+        if not torch.isfinite(tensors[key]).all():
+            raise ProofVerificationError(f"certificate tensor {key} has NaN/Inf", reason="malformed-proof")
+    revealed = GridStep(tensors["w_before"], tensors["batch"], tensors["w_after"])
+    if commitment_of(revealed, spec.scale) != commitment:
+        raise ProofVerificationError(
+            "revealed witness does not match the declared commitments", reason="commitment-mismatch"
+        )
+    return tensors
+
+
+def worst_ulps(residual: torch.Tensor, spec: SgdCircuitSpec) -> float:
+    """Largest |residual| in units of 2**-scale."""
+    return float(residual.abs().max()) * 2.0**spec.scale if residual.numel() else 0.0
+
+
+def refuse_untrue_update(residual: torch.Tensor, spec: SgdCircuitSpec) -> None:
+    """Prover side: a step whose W_t+1 is not the update is an invalid witness."""
+    worst = worst_ulps(residual, spec)
+    if worst > spec.tolerance_ulps:
+        raise WitnessBuilderError(
+            f"W_t+1 is not the SGD update of W_t on this batch: off by {worst:.3g} ulps",
+            expected=f"<= {spec.tolerance_ulps} ulps of 2**-{spec.scale}",
+            actual=worst,
+        )
+
+
+def within_tolerance(residual: torch.Tensor, spec: SgdCircuitSpec, proof_type: str) -> None:
+    """Verifier side: reject an update outside the declared tolerance."""
+    worst = worst_ulps(residual, spec)
+    if worst > spec.tolerance_ulps:
+        raise ProofVerificationError(
+            f"{proof_type}: W_t+1 differs from the recomputed update by {worst:.3g} ulps (tolerance {spec.tolerance_ulps})",
+            reason="update-out-of-tolerance",
+        )
+
+
+def load_job_step(witness_path: str) -> TrainingStep:
+    return load_step(Path(witness_path))
