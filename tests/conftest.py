@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Callable
@@ -40,8 +41,11 @@ def make_prover(tmp_path: Path) -> MakeProver:
 
 @pytest.fixture
 def make_strategy(make_prover: MakeProver) -> Callable[..., ProgramStrategy]:
+    made = itertools.count()
+
     def make(behaviour: str, *arguments: str, timeout_s: float = 10.0) -> ProgramStrategy:
-        return ProgramStrategy(name="zk-halo2", binary=str(make_prover(behaviour, *arguments)), timeout_s=timeout_s)
+        program = make_prover(behaviour, *arguments, name=f"{behaviour}-prover-{next(made)}")
+        return ProgramStrategy(name="zk-halo2", binary=str(program), timeout_s=timeout_s)
 
     return make
 

@@ -1,0 +1,158 @@
+"""The hash-chained audit trail and `pot-zk audit verify`."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from pot_zk.audit import GENESIS_HASH, AuditLog, canonical_bytes, sha256_hex
+from pot_zk.audit_verify import verify_audit
+from pot_zk.cli import main
+from pot_zk.errors import AuditTrailError
+
+
+def write_trail(path: Path, records: int = 5) -> Path:
+    with AuditLog(path, run_id="r1") as audit:
+        audit.event("run.start", config_sha256="abc")
+        for step in range(records - 2):
+            audit.bind(step=step).event("attempt", outcome="ok", duration_s=0.1)
+        audit.event("run.end", stats={"attempts": records - 2})
+    return path
+
+
+def lines(path: Path) -> list[bytes]:
+    return path.read_bytes().split(b"\n")[:-1]
+
+
+def rewrite(path: Path, new_lines: list[bytes]) -> None:
+    path.write_bytes(b"".join(line + b"\n" for line in new_lines))
+
+
+def test_records_are_chained_by_seq_and_hash_over_the_bytes_written(tmp_path):
+    path = write_trail(tmp_path / "audit.jsonl")
+    previous = GENESIS_HASH
+    for seq, line in enumerate(lines(path)):
+        record = json.loads(line)
+        assert record["seq"] == seq
+        assert record["prev_hash"] == previous
+        assert record["run_id"] == "r1"
+        body = dict(record)
+        digest = body.pop("hash")
+        assert sha256_hex(canonical_bytes(body)) == digest
+        assert line == canonical_bytes(body)[:-1] + b',"hash":"' + digest.encode() + b'"}'
+        previous = digest
+    assert json.loads(lines(path)[1])["step"] == 0
+
+
+def test_an_intact_trail_verifies_and_is_closed(tmp_path):
+    report = verify_audit(write_trail(tmp_path / "audit.jsonl"))
+    assert report.ok and report.closed and report.records == 5
+    assert report.summary().startswith("OK")
+
+
+def test_an_edited_record_is_pinpointed(tmp_path):
+    path = write_trail(tmp_path / "audit.jsonl")
+    edited = lines(path)
+    edited[2] = edited[2].replace(b'"outcome":"ok"', b'"outcome":"no"')
+    rewrite(path, edited)
+    report = verify_audit(path)
+    assert (report.ok, report.problem, report.line) == (False, "edited", 3)
+    assert "hash" in report.reason
+
+
+def test_an_edited_and_rehashed_record_breaks_the_chain_at_the_next_record(tmp_path):
+    path = write_trail(tmp_path / "audit.jsonl")
+    edited = lines(path)
+    record = json.loads(edited[1])
+    record.pop("hash")
+    record["outcome"] = "forged"
+    body = canonical_bytes(record)
+    edited[1] = body[:-1] + b',"hash":"' + sha256_hex(body).encode() + b'"}'
+    rewrite(path, edited)
+    report = verify_audit(path)
+    assert (report.problem, report.line) == ("edited", 3)
+    assert "prev_hash" in report.reason
+
+
+def test_a_dropped_record_is_pinpointed(tmp_path):
+    path = write_trail(tmp_path / "audit.jsonl")
+    rewrite(path, [line for index, line in enumerate(lines(path)) if index != 2])
+    report = verify_audit(path)
+    assert (report.problem, report.line) == ("dropped", 3)
+    assert "seq 2 missing" in report.reason
+
+
+def test_reordered_records_are_pinpointed(tmp_path):
+    path = write_trail(tmp_path / "audit.jsonl")
+    swapped = lines(path)
+    swapped[1], swapped[2] = swapped[2], swapped[1]
+    rewrite(path, swapped)
+    report = verify_audit(path)
+    assert (report.problem, report.line) == ("reordered", 2)
+
+
+def test_a_truncated_last_record_is_pinpointed(tmp_path):
+    path = write_trail(tmp_path / "audit.jsonl")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 20])
+    report = verify_audit(path)
+    assert (report.problem, report.line) == ("truncated", 5)
+
+
+def test_a_trail_cut_after_a_whole_record_verifies_but_is_not_closed(tmp_path):
+    path = write_trail(tmp_path / "audit.jsonl")
+    rewrite(path, lines(path)[:-1])
+    report = verify_audit(path)
+    assert report.ok and not report.closed
+    assert "does not end with run.end" in report.summary()
+
+
+def test_reopening_a_trail_resumes_its_chain(tmp_path):
+    path = write_trail(tmp_path / "audit.jsonl")
+    with AuditLog(path) as audit:
+        audit.event("run.start", resumed=True)
+        audit.event("run.end")
+    report = verify_audit(path)
+    assert report.ok and report.records == 7
+    assert json.loads(lines(path)[5])["seq"] == 5
+
+
+def test_reopening_a_trail_with_an_incomplete_last_record_is_refused(tmp_path):
+    path = write_trail(tmp_path / "audit.jsonl")
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(AuditTrailError, match="incomplete"):
+        AuditLog(path)
+
+
+def test_two_trails_in_one_process_do_not_interfere(tmp_path):
+    first, second = AuditLog(tmp_path / "a.jsonl", run_id="a"), AuditLog(tmp_path / "b.jsonl", run_id="b")
+    first.event("one")
+    second.event("two")
+    first.event("three")
+    first.close()
+    second.close()
+    assert [json.loads(x)["event"] for x in lines(tmp_path / "a.jsonl")] == ["one", "three"]
+    assert [json.loads(x)["run_id"] for x in lines(tmp_path / "b.jsonl")] == ["b"]
+    assert verify_audit(tmp_path / "a.jsonl").ok and verify_audit(tmp_path / "b.jsonl").ok
+
+
+def test_console_rendering_shows_records_for_people(tmp_path):
+    console = io.StringIO()
+    with AuditLog(tmp_path / "audit.jsonl", console=True, console_stream=console) as audit:
+        audit.bind(step=3).event("attempt", outcome="failed")
+    shown = console.getvalue()
+    assert "attempt" in shown and "step=3" in shown and "outcome=failed" in shown
+    assert not shown.lstrip().startswith("{")
+
+
+def test_cli_audit_verify_prints_ok_or_the_first_bad_record(tmp_path, capsys):
+    path = write_trail(tmp_path / "audit.jsonl")
+    assert main(["audit", "verify", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("OK")
+    rewrite(path, [line for index, line in enumerate(lines(path)) if index != 1])
+    assert main(["audit", "verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("BAD") and "line 2: dropped" in out

@@ -1,0 +1,67 @@
+"""Proving statistics: they add up, per strategy, and export to Prometheus text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pot_zk.audit import AuditLog
+from pot_zk.handlers import ContinueOnFailure
+from pot_zk.pipeline import ProvingPipeline
+from pot_zk.retry import RetrySchedule
+from pot_zk.stats import ProvingStats, percentile
+
+
+def samples(stats: ProvingStats) -> dict[tuple[str, tuple], float]:
+    found = {}
+    for family in text_string_to_metric_families(stats.prometheus_text().decode()):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_stats_of_a_mixed_run_add_up(tmp_path, make_strategy, job):
+    stats = ProvingStats()
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    schedule = RetrySchedule(max_attempts=2, initial_delay_s=0)
+    outcomes = []
+    for strategy in (make_strategy("ok"), make_strategy("crash"), make_strategy("exit", "65"), make_strategy("garbage")):
+        pipeline = ProvingPipeline(strategy, schedule, ContinueOnFailure(), audit, stats, sleep=lambda s: None)
+        outcomes.append(pipeline.prove(job).status)
+    got = stats.get_stats()
+    assert outcomes == ["proved", "failed", "failed", "failed"]
+    assert got["attempts"] == 1 + 2 + 1 + 1
+    assert got["successes"] == 1
+    assert got["failures_by_class"] == {"ProverCrashError": 2, "WitnessBuilderError": 1, "ProverProtocolError": 1}
+    assert got["attempts"] == got["successes"] + sum(got["failures_by_class"].values())
+    assert got["success_rate"] == pytest.approx(1 / 5)
+    assert got["results"] == {"proved": 1, "failed": 3}
+    assert got["by_strategy"]["zk-halo2"]["attempts"] == 5
+    assert 0 < got["latency_p50_s"] <= got["latency_p95_s"]
+
+    exported = samples(stats)
+    assert exported[("pot_zk_proof_attempts_total", (("outcome", "ok"), ("strategy", "zk-halo2")))] == 1
+    assert exported[("pot_zk_proof_attempts_total", (("outcome", "failed"), ("strategy", "zk-halo2")))] == 4
+    assert exported[("pot_zk_proof_failures_total", (("error_class", "ProverCrashError"), ("strategy", "zk-halo2")))] == 2
+    assert exported[("pot_zk_proof_results_total", (("status", "failed"),))] == 3
+    assert exported[("pot_zk_proof_attempt_seconds_count", (("strategy", "zk-halo2"),))] == 5
+
+    json_path, prom_path = stats.write(tmp_path)
+    assert json.loads(json_path.read_text())["attempts"] == 5
+    assert b"pot_zk_proof_attempts_total" in prom_path.read_bytes()
+
+
+def test_each_stats_instance_has_its_own_registry():
+    first, second = ProvingStats(), ProvingStats()
+    first.record_attempt("a", 0.1, None)
+    assert second.get_stats()["attempts"] == 0
+    assert ("pot_zk_proof_attempts_total", (("outcome", "ok"), ("strategy", "a"))) not in samples(second)
+
+
+def test_percentiles_use_the_nearest_rank():
+    values = [float(v) for v in range(1, 21)]
+    assert percentile(values, 0.5) == 10.0
+    assert percentile(values, 0.95) == 19.0
+    assert percentile([], 0.5) is None
