@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -164,8 +165,16 @@ def export_onnx(spec: SgdCircuitSpec, path: Path) -> None:
         torch.zeros(1, spec.batch_size * (dims[0] + dims[-1])),
         torch.zeros(1, p),
     )
+    with warnings.catch_warnings():
+        # the TorchScript exporter is the one that needs no extra dependency (onnxscript)
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
+        warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning)
+        _export(SgdUpdateCheck(spec), example, path)
+
+
+def _export(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
     torch.onnx.export(
-        SgdUpdateCheck(spec),
+        module,
         example,
         str(path),
         input_names=list(INPUT_NAMES),

@@ -9,6 +9,7 @@ for the cached locally generated dev SRS (provenance ``dev-srs``).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -16,10 +17,26 @@ from typing import Any, NoReturn
 from pot_zk import protocol
 
 
+_RESPONSE_FD = 1
+
+
+def _respond(document: dict[str, Any]) -> None:
+    os.write(_RESPONSE_FD, (json.dumps(document) + "\n").encode())
+
+
 def _exit(code: int, message: str, **context: Any) -> NoReturn:
-    print(json.dumps({"protocol": protocol.PROTOCOL, "status": "error", "message": message, **context}))
+    _respond({"protocol": protocol.PROTOCOL, "status": "error", "message": message, **context})
     sys.stderr.write(message + "\n")
     sys.exit(code)
+
+
+def _keep_stdout_for_the_response() -> None:
+    """Native libraries may print to fd 1; send all of that to stderr so stdout carries
+    exactly one JSON document."""
+    global _RESPONSE_FD
+    _RESPONSE_FD = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
 
 
 def _parse_request(raw: str) -> dict[str, Any]:
@@ -38,6 +55,7 @@ def _parse_request(raw: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    _keep_stdout_for_the_response()
     request = _parse_request(sys.stdin.read())
     from pot_zk import ezkl_adapter, halo2
     from pot_zk.circuit import SgdCircuitSpec
@@ -73,7 +91,7 @@ def main() -> None:
         timings=proof.timings,
         sizes={"proof_bytes": proof.proof_path.stat().st_size},
     )
-    print(json.dumps(response.to_json_dict()))
+    _respond(response.to_json_dict())
 
 
 if __name__ == "__main__":
