@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
+
+import hydra
 
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
@@ -110,3 +113,16 @@ def test_a_typo_inside_a_new_option_file_is_rejected(tmp_path):
 def test_an_unknown_option_of_a_group_is_rejected():
     with pytest.raises(MissingConfigException):
         compose_config(["handler=retry_later"])
+
+
+def test_compose_config_works_inside_a_running_hydra_app(tmp_path, monkeypatch):
+    seen = {}
+
+    @hydra.main(version_base="1.3", config_path="pkg://pot_zk.conf", config_name="show_config")
+    def app(cfg):
+        seen["outer"] = cfg.proving.mode
+        seen["inner"] = build(compose_config(["mode=production", f"run_dir={tmp_path}"])).handler.name
+
+    monkeypatch.setattr(sys, "argv", ["app", "mode=research"])
+    app()
+    assert seen == {"outer": "research", "inner": "fail_fast"}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from pot_zk.audit import AuditLog
@@ -22,10 +23,17 @@ CONFIG_MODULE = "pot_zk.conf"
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
-    """Compose pot-zk's config programmatically, as the CLI apps would with these overrides."""
+    """Compose pot-zk's config programmatically, as the CLI apps would with these overrides.
+    Works inside a running Hydra app too: its global state is set aside and restored."""
     schema.register_schema()
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
+    running = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+            return compose(config_name=config_name, overrides=list(overrides))
+    finally:
+        if running is not None:
+            GlobalHydra.instance().initialize(running)
 
 
 @dataclass(frozen=True)
