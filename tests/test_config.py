@@ -6,7 +6,6 @@ import sys
 from importlib import resources
 
 import hydra
-
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
