@@ -19,26 +19,27 @@ circuit.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from pot_zk.errors import ConfigurationError
-from pot_zk.step import MlpArchitecture
+from pot_zk.errors import ConfigurationError, WitnessBuilderError
+from pot_zk.spec_base import CircuitInput, FixedPointCheck, export_graph
+from pot_zk.step import MlpArchitecture, TrainingStep
 
 CIRCUIT_VERSION = "sgd-check/1"
 INPUT_NAMES = ("w_before", "batch", "w_after")
 
 
 @dataclass(frozen=True)
-class SgdCircuitSpec:
+class SgdCircuitSpec(FixedPointCheck):
+    kind: ClassVar[str] = "sgd"
+    input_names: ClassVar[tuple[str, ...]] = INPUT_NAMES
+
     architecture: MlpArchitecture
     batch_size: int
     learning_rate: float
@@ -48,31 +49,10 @@ class SgdCircuitSpec:
     decomp_legs: int = 4
     tolerance_ulps: int = 4
 
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigurationError("batch_size must be >= 1", key="batch_size")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ConfigurationError("learning_rate must be > 0", key="learning_rate")
-        if not 1 <= self.scale <= 24 or not 1 <= self.param_scale <= 30:
-            raise ConfigurationError("scale must be in 1..24 and param_scale in 1..30", key="scale")
-        if self.tolerance_ulps < 0:
-            raise ConfigurationError("tolerance_ulps must be >= 0", key="tolerance_ulps")
-
     @property
     def step_constant(self) -> float:
         dims = self.architecture.dims
         return 2.0 * self.learning_rate / (self.batch_size * dims[-1])
-
-    @property
-    def value_bound(self) -> float:
-        """Largest magnitude accepted for any weight or batch value (see docs/proofs.md).
-
-        Intermediate products are range-checked by ezkl's decomposition
-        (``decomp_base ** decomp_legs / 2`` at ``scale`` bits); inputs are kept a factor of
-        2**8 below that so sums of products stay in range. The prover's decode check catches
-        whatever gets past this bound.
-        """
-        return (self.decomp_base**self.decomp_legs / 2) / 2 ** (self.scale + 8)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,11 +89,49 @@ class SgdCircuitSpec:
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"malformed circuit spec: {exc}", key="circuit") from exc
 
-    def canonical_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+    @property
+    def num_outputs(self) -> int:
+        return self.architecture.num_params
 
-    def circuit_id(self) -> str:
-        return hashlib.sha256(self.canonical_bytes()).hexdigest()
+    def input_sizes(self) -> dict[str, int]:
+        dims = self.architecture.dims
+        p = self.architecture.num_params
+        return {"w_before": p, "batch": self.batch_size * (dims[0] + dims[-1]), "w_after": p}
+
+    def write_onnx(self, path: Path) -> None:
+        export_onnx(self, path)
+
+    def step_inputs(self, step: TrainingStep) -> list[CircuitInput]:
+        """The step's flat inputs in circuit order, after checking the step is this spec's."""
+        if (
+            not isinstance(step, TrainingStep)
+            or step.architecture != self.architecture
+            or step.batch_size != self.batch_size
+            or step.learning_rate != self.learning_rate
+        ):
+            raise WitnessBuilderError(
+                "the step does not match the circuit spec",
+                expected={"kind": "sgd", "dims": list(self.architecture.dims), "batch_size": self.batch_size, "learning_rate": self.learning_rate},
+                actual=_step_summary(step),
+            )
+        return [
+            CircuitInput("w_before", "weights before the step", step.flat_before()),
+            CircuitInput("batch", "batch values", step.flat_batch()),
+            CircuitInput("w_after", "weights after the step", step.flat_after()),
+        ]
+
+    def reference_output(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        return reference_residual(self, *inputs)
+
+
+def _step_summary(step: object) -> dict[str, Any]:
+    architecture = getattr(step, "architecture", None)
+    return {
+        "step_type": type(step).__name__,
+        "architecture": architecture.to_dict() if architecture is not None else None,
+        "batch_size": getattr(step, "batch_size", None),
+        "learning_rate": getattr(step, "learning_rate", None),
+    }
 
 
 class SgdUpdateCheck(nn.Module):
@@ -165,23 +183,7 @@ def export_onnx(spec: SgdCircuitSpec, path: Path) -> None:
         torch.zeros(1, spec.batch_size * (dims[0] + dims[-1])),
         torch.zeros(1, p),
     )
-    with warnings.catch_warnings():
-        # the TorchScript exporter is the one that needs no extra dependency (onnxscript)
-        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
-        warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning)
-        _export(SgdUpdateCheck(spec), example, path)
-
-
-def _export(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
-    torch.onnx.export(
-        module,
-        example,
-        str(path),
-        input_names=list(INPUT_NAMES),
-        output_names=["residual"],
-        opset_version=17,
-        dynamo=False,
-    )
+    export_graph(SgdUpdateCheck(spec), example, path, INPUT_NAMES)
 
 
 def reference_residual(spec: SgdCircuitSpec, w_before: torch.Tensor, batch: torch.Tensor, w_after: torch.Tensor) -> torch.Tensor:

@@ -19,24 +19,40 @@ import torch
 
 from pot_zk import ezkl_adapter
 from pot_zk.errors import WitnessBuilderError
+from pot_zk.lora import LoraTrainingStep
 from pot_zk.step import TrainingStep
 
 
 @dataclass(frozen=True)
 class StepCommitment:
-    """Commitments of W_t, batch_t and W_t+1 (hex field elements)."""
+    """Commitments of W_t, batch_t and W_t+1 (hex field elements).
+
+    For a LoRA step W_t and W_t+1 are the adapters and ``base`` commits to the frozen base
+    weights; for an SGD step ``base`` is None and absent from ``to_dict()``.
+    """
 
     w_before: str
     batch: str
     w_after: str
     scale: int
+    base: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.base is None:
+            del data["base"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "StepCommitment":
-        return cls(w_before=str(data["w_before"]), batch=str(data["batch"]), w_after=str(data["w_after"]), scale=int(data["scale"]))
+        base = data.get("base")
+        return cls(
+            w_before=str(data["w_before"]),
+            batch=str(data["batch"]),
+            w_after=str(data["w_after"]),
+            scale=int(data["scale"]),
+            base=None if base is None else str(base),
+        )
 
 
 def to_fixed_point(values: torch.Tensor, scale: int, bound: float | None = None, what: str = "values") -> list[int]:
@@ -61,10 +77,12 @@ def commit_values(values: torch.Tensor, scale: int, bound: float | None = None, 
     return ezkl_adapter.poseidon_commit(to_fixed_point(values, scale, bound, what))
 
 
-def commit_step(step: TrainingStep, scale: int, bound: float | None = None) -> StepCommitment:
+def commit_step(step: TrainingStep | LoraTrainingStep, scale: int, bound: float | None = None) -> StepCommitment:
+    """Commitments of a step (for a LoRA step, of the adapters and the frozen base)."""
     return StepCommitment(
         w_before=commit_values(step.flat_before(), scale, bound, "weights before the step"),
         batch=commit_values(step.flat_batch(), scale, bound, "batch values"),
         w_after=commit_values(step.flat_after(), scale, bound, "weights after the step"),
         scale=scale,
+        base=commit_values(step.flat_base(), scale, bound, "base model weights") if isinstance(step, LoraTrainingStep) else None,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +32,10 @@ from pot_zk.errors import ConfigurationError, ProofGenerationError, ProofVerific
 
 EZKL_VERSION = "23.0.5"
 _FIELD_MODULUS = 0x30644E72E131A029B85045B68181585D2833E84879B9709143E1F593F0000001  # BN254 scalar field
+
+# ezkl logs a "Numerical Fidelity Report" table on every calibration; pot-zk runs its own
+# decode check instead, so only ezkl's errors reach the user.
+logging.getLogger("ezkl").setLevel(logging.ERROR)
 
 if getattr(ezkl, "__version__", EZKL_VERSION) not in (EZKL_VERSION, "0.0.0"):
     raise ConfigurationError(f"pot-zk needs ezkl=={EZKL_VERSION}, found {ezkl.__version__}")

@@ -1,4 +1,9 @@
-"""Proving and verifying the ``zk-halo2`` statement of one SGD step (see pot_zk.circuit)."""
+"""Proving and verifying the ``zk-halo2`` statement of one training step.
+
+Works for any :class:`~pot_zk.spec_base.CircuitSpec`: SGD (pot_zk.circuit) and LoRA
+(pot_zk.lora_circuit). The spec's hashed inputs are the first public instances, in its
+``input_names`` order, followed by the residual.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ from pathlib import Path
 import torch
 
 from pot_zk import ezkl_adapter
-from pot_zk.circuit import SgdCircuitSpec, export_onnx, reference_residual
 from pot_zk.commitments import StepCommitment, from_fixed_point, to_fixed_point
 from pot_zk.errors import ProofGenerationError, ProofVerificationError, WitnessBuilderError
 from pot_zk.ezkl_adapter import CompiledCircuit, SrsRef
+from pot_zk.lora import LoraTrainingStep
+from pot_zk.spec_base import CircuitSpec
 from pot_zk.step import TrainingStep
 
 PROOF_TYPE = "zk-halo2"
@@ -29,33 +35,12 @@ class Halo2Proof:
     timings: dict[str, float]
 
 
-def check_spec_matches(step: TrainingStep, spec: SgdCircuitSpec) -> None:
-    if step.architecture != spec.architecture or step.batch_size != spec.batch_size or step.learning_rate != spec.learning_rate:
-        raise WitnessBuilderError(
-            "the step does not match the circuit spec",
-            expected={"dims": list(spec.architecture.dims), "batch_size": spec.batch_size, "learning_rate": spec.learning_rate},
-            actual={"dims": list(step.architecture.dims), "batch_size": step.batch_size, "learning_rate": step.learning_rate},
-        )
-
-
-def _calibration_inputs(spec: SgdCircuitSpec) -> list[list[float]]:
-    """Deterministic calibration data derived from the spec alone, so a verifier re-derives
-    exactly the prover's circuit."""
-    generator = torch.Generator().manual_seed(int(spec.circuit_id()[:8], 16))
-    p = spec.architecture.num_params
-    dims = spec.architecture.dims
-    w_before = torch.rand(p, generator=generator, dtype=torch.float64) * 2 - 1
-    batch = torch.rand(spec.batch_size * (dims[0] + dims[-1]), generator=generator, dtype=torch.float64) * 2 - 1
-    w_after = w_before - reference_residual(spec, w_before, batch, w_before)
-    return [_grid(x, spec.scale) for x in (w_before, batch, w_after)]
-
-
 def _grid(values: torch.Tensor, scale: int, bound: float | None = None, what: str = "values") -> list[float]:
     """Values snapped to the fixed-point grid; exact in float32 for |v| < 2**(24-scale)."""
     return from_fixed_point(to_fixed_point(values, scale, bound, what), scale).tolist()
 
 
-def compiled_circuit(spec: SgdCircuitSpec, cache_dir: Path) -> CompiledCircuit:
+def compiled_circuit(spec: CircuitSpec, cache_dir: Path) -> CompiledCircuit:
     run_args = {
         "input_visibility": "hashed/public",
         "output_visibility": "public",
@@ -66,13 +51,13 @@ def compiled_circuit(spec: SgdCircuitSpec, cache_dir: Path) -> CompiledCircuit:
         "decomp_legs": spec.decomp_legs,
     }
     return ezkl_adapter.compile_circuit(
-        spec.circuit_id(), cache_dir, lambda path: export_onnx(spec, path), _calibration_inputs(spec), run_args
+        spec.circuit_id(), cache_dir, spec.write_onnx, [_grid(x, spec.scale) for x in spec.calibration_inputs()], run_args
     )
 
 
 def prove_step(
-    step: TrainingStep,
-    spec: SgdCircuitSpec,
+    step: TrainingStep | LoraTrainingStep,
+    spec: CircuitSpec,
     cache_dir: Path,
     srs: SrsRef | None,
     out_dir: Path,
@@ -87,13 +72,7 @@ def prove_step(
     the float reference (e.g. fixed-point overflow).
     """
     timings: dict[str, float] = {}
-    check_spec_matches(step, spec)
-    bound = spec.value_bound
-    inputs = [
-        _grid(step.flat_before(), spec.scale, bound, "weights before the step"),
-        _grid(step.flat_batch(), spec.scale, bound, "batch values"),
-        _grid(step.flat_after(), spec.scale, bound, "weights after the step"),
-    ]
+    inputs = [_grid(x.values, spec.scale, spec.value_bound, x.label) for x in spec.step_inputs(step)]
     started = time.perf_counter()
     circuit = compiled_circuit(spec, cache_dir)
     if srs is None:
@@ -113,7 +92,8 @@ def prove_step(
     worst = _worst_ulps(residual, output_scale, spec.scale)
     if enforce_tolerance and worst > spec.tolerance_ulps:
         raise WitnessBuilderError(
-            f"W_t+1 is not the SGD update of W_t on this batch: residual {worst:.3g} ulps > tolerance {spec.tolerance_ulps}",
+            f"W_t+1 is not the SGD update of W_t on this batch ({spec.kind} step): "
+            f"residual {worst:.3g} ulps > tolerance {spec.tolerance_ulps}",
             expected=f"|residual| <= {spec.tolerance_ulps} ulps of 2**-{spec.scale}",
             actual=worst,
         )
@@ -123,7 +103,7 @@ def prove_step(
     timings["prove_s"] = time.perf_counter() - started
     for scratch in (witness_path, out_dir / "input.json"):
         scratch.unlink(missing_ok=True)
-    commitment = StepCommitment(w_before=hashes[0], batch=hashes[1], w_after=hashes[2], scale=spec.scale)
+    commitment = StepCommitment(scale=spec.scale, **dict(zip(spec.input_names, hashes)))
     return Halo2Proof(proof_path, commitment, residual, spec.circuit_id(), srs, timings)
 
 
@@ -137,9 +117,9 @@ def _worst_ulps(residual: list[int], output_scale: int, scale: int) -> float:
     return max((abs(r) for r in residual), default=0) / 2.0 ** (output_scale - scale)
 
 
-def _decode_check(spec: SgdCircuitSpec, inputs: list[list[float]], residual: list[int], output_scale: int) -> None:
+def _decode_check(spec: CircuitSpec, inputs: list[list[float]], residual: list[int], output_scale: int) -> None:
     """The circuit's decoded output must match the float64 reference on the same grid values."""
-    reference = reference_residual(spec, *(torch.tensor(x, dtype=torch.float64) for x in inputs))
+    reference = spec.reference_output([torch.tensor(x, dtype=torch.float64) for x in inputs])
     decoded = torch.tensor(residual, dtype=torch.float64) / 2.0**output_scale
     if decoded.shape != reference.shape:
         raise ProofGenerationError(
@@ -157,7 +137,7 @@ def _decode_check(spec: SgdCircuitSpec, inputs: list[list[float]], residual: lis
 
 
 def verify_step_proof(
-    spec: SgdCircuitSpec, commitment: StepCommitment, proof_path: Path, cache_dir: Path, srs: SrsRef
+    spec: CircuitSpec, commitment: StepCommitment, proof_path: Path, cache_dir: Path, srs: SrsRef
 ) -> list[int]:
     """Verify a ``zk-halo2`` proof of ``spec``'s statement for the declared commitments.
 
@@ -169,28 +149,34 @@ def verify_step_proof(
         instances = [str(x) for x in proof["instances"][0]]
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise ProofVerificationError(f"unreadable proof file {proof_path}: {exc}", reason="malformed-proof") from exc
-    expected_len = 3 + spec.architecture.num_params
+    hashed = len(spec.input_names)
+    expected_len = hashed + spec.num_outputs
     if len(instances) != expected_len:
         raise ProofVerificationError(
             f"proof has {len(instances)} public values, the circuit has {expected_len}", reason="wrong-circuit"
         )
     if commitment.scale != spec.scale:
         raise ProofVerificationError("commitment scale differs from the circuit scale", reason="commitment-mismatch")
-    declared = [commitment.w_before, commitment.batch, commitment.w_after]
-    for name, found, wanted in zip(("w_before", "batch", "w_after"), instances[:3], declared):
-        if found != wanted:
+    if (commitment.base is not None) != ("base" in spec.input_names):
+        raise ProofVerificationError(
+            f"a {spec.kind} statement {'needs' if 'base' in spec.input_names else 'has no'} a base commitment",
+            reason="commitment-mismatch",
+            field="base",
+        )
+    for name, found in zip(spec.input_names, instances[:hashed]):
+        if found != getattr(commitment, name):
             raise ProofVerificationError(
                 f"proof's public {name} commitment differs from the declared one", reason="commitment-mismatch", field=name
             )
     try:
-        residual = [ezkl_adapter.felt_to_int(f) for f in instances[3:]]
+        residual = [ezkl_adapter.felt_to_int(f) for f in instances[hashed:]]
     except ValueError as exc:
         raise ProofVerificationError(f"malformed public values: {exc}", reason="malformed-proof") from exc
     circuit = compiled_circuit(spec, cache_dir)
     worst = _worst_ulps(residual, residual_scale(circuit), spec.scale)
     if worst > spec.tolerance_ulps:
         raise ProofVerificationError(
-            f"the proven update is off by {worst:.3g} ulps (tolerance {spec.tolerance_ulps}): W_t+1 is not the SGD update",
+            f"the proven update is off by {worst:.3g} ulps (tolerance {spec.tolerance_ulps}): W_t+1 is not the {spec.kind} SGD update",
             reason="update-out-of-tolerance",
         )
     if circuit.logrows > srs.logrows:

@@ -66,6 +66,74 @@ class AuditConfig:
     file_name: str = "audit.jsonl"
 
 
+PolicyName = Enum("PolicyName", {name: name for name in ("every_step", "every_k", "sample")})
+ExecutorName = Enum("ExecutorName", {name: name for name in ("inline", "process")})
+DataName = Enum("DataName", {name: name for name in ("digits", "synthetic")})
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "mlp"
+    """``mlp``: nn.Sequential of Linear layers with ReLU between them (see docs/proofs.md)."""
+    dims: List[int] = MISSING
+    """Layer widths, inputs first: [16, 8, 10] is 16 -> 8 -> ReLU -> 10."""
+
+
+@dataclass
+class DataConfig:
+    name: DataName = MISSING
+    num_samples: int = 256
+    """Synthetic data only: how many samples to make."""
+    seed: int = 0
+
+
+@dataclass
+class PolicyConfig:
+    name: PolicyName = MISSING
+    k: int = 1
+    """every_k: prove steps 0, k, 2k, ..."""
+    fraction: float = 1.0
+    """sample: probability that a step is proven."""
+    seed: int = 0
+
+
+@dataclass
+class ExecutorConfig:
+    name: ExecutorName = MISSING
+    workers: int = 1
+    """process: how many prover programs run at once."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 1
+    batch_size: int = 8
+    learning_rate: float = 0.05
+    seed: int = 0
+    max_steps: Optional[int] = None
+    """Stop after this many steps in total (None: run every epoch)."""
+    progress: bool = True
+
+
+@dataclass
+class CircuitConfig:
+    """Fixed-point and tolerance settings of the zk-halo2 statement (docs/proofs.md)."""
+
+    scale: int = 12
+    param_scale: int = 20
+    decomp_base: int = 256
+    decomp_legs: int = 4
+    tolerance_ulps: int = 4
+
+
+@dataclass
+class SrsConfig:
+    path: Optional[str] = None
+    """A KZG SRS file from a ceremony you trust; None: a locally generated dev SRS."""
+    allow_dev_srs: bool = True
+    """Accept the locally generated SRS (its maker knows the trapdoor). Production: false."""
+
+
 @dataclass
 class PotZkConfig:
     run_dir: str = "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}"
@@ -74,6 +142,15 @@ class PotZkConfig:
     retry: RetryConfig = field(default_factory=RetryConfig)
     handler: HandlerConfig = field(default_factory=HandlerConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    cache_dir: str = "${oc.env:POT_ZK_CACHE,${oc.env:HOME}/.cache/pot-zk}"
+    """Compiled circuits, keys and the dev SRS, shared across runs (keys are large)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    circuit: CircuitConfig = field(default_factory=CircuitConfig)
+    srs: SrsConfig = field(default_factory=SrsConfig)
 
 
 def register_schema() -> None:

@@ -1,0 +1,101 @@
+"""Preparing a run bundle before the first step: every check that can fail runs here, before
+any training or proving, and the manifest is written last (a directory without one is not a
+run)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from pot_zk import bundle as files
+from pot_zk import ezkl_adapter
+from pot_zk.atomic import write_bytes_atomic, write_json_atomic
+from pot_zk.audit import run_start_fields
+from pot_zk.bundle import RunBundle, save_model
+from pot_zk.commitments import commit_values
+from pot_zk.config.build import Runtime
+from pot_zk.data import Batch
+from pot_zk.errors import ConfigurationError
+from pot_zk.merkle import merkle_root
+
+if TYPE_CHECKING:
+    from pot_zk.train import TrainingPlan
+
+RUN_FORMAT = "pot-zk-run/1"
+
+
+def check_srs_policy(srs_path: str | None, allow_dev_srs: bool, mode: str) -> None:
+    if srs_path is None and not allow_dev_srs:
+        raise ConfigurationError(
+            f"mode {mode} refuses the locally generated dev SRS (whoever made it knows its trapdoor and "
+            "could forge proofs); set srs.path to an SRS file from a ceremony you trust, or accept the "
+            "risk explicitly with srs.allow_dev_srs=true",
+            key="srs.path",
+        )
+
+
+def srs_for(plan: "TrainingPlan") -> dict[str, Any]:
+    """Compile the step circuit (cached) and settle which SRS its proofs use."""
+    from pot_zk import halo2
+
+    circuit = halo2.compiled_circuit(plan.spec, plan.cache_dir)
+    if plan.srs_path is not None:
+        srs = ezkl_adapter.configured_srs(Path(plan.srs_path), circuit.logrows)
+    else:
+        srs = ezkl_adapter.dev_srs(plan.cache_dir, circuit.logrows)
+    return {"provenance": srs.provenance, "sha256": srs.sha256, "logrows": srs.logrows, "circuit_logrows": circuit.logrows}
+
+
+def dataset_leaves(batches: list[Batch], plan: "TrainingPlan") -> list[str]:
+    spec = plan.spec
+    return [
+        commit_values(torch.cat([b.inputs.reshape(-1), b.targets.reshape(-1)]).double(), spec.scale, spec.value_bound, f"batch {b.index}")
+        for b in batches
+    ]
+
+
+def prepare_run(
+    bundle: RunBundle,
+    plan: "TrainingPlan",
+    runtime: Runtime,
+    batches: list[Batch],
+    initial_state: dict[str, torch.Tensor],
+    config_yaml: str,
+) -> dict[str, Any]:
+    if runtime.proving_enabled:
+        check_srs_policy(plan.srs_path, plan.allow_dev_srs, runtime.mode)
+    leaves = dataset_leaves(batches, plan)
+    root = merkle_root(leaves)
+    srs = srs_for(plan) if runtime.proving_enabled else None
+    prover_options = {"srs_path": str(Path(plan.srs_path).absolute())} if plan.srs_path else {}
+    bundle.root.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        bundle.path(files.DATASET),
+        {"root": root, "leaves": leaves, "batch_size": plan.spec.batch_size, "scale": plan.spec.scale, "encoding": "X then Y, row-major"},
+    )
+    write_bytes_atomic(bundle.path(files.CONFIG), config_yaml.encode())
+    save_model(initial_state, bundle.path(files.INITIAL_MODEL))
+    versions = run_start_fields({})["versions"]
+    bundle.write_manifest(
+        {
+            "format": RUN_FORMAT,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "mode": runtime.mode,
+            "proving_enabled": runtime.proving_enabled,
+            "strategy": runtime.strategy.name,
+            "handler": runtime.handler.name,
+            "circuit": plan.spec.to_dict(),
+            "circuit_id": plan.spec.circuit_id(),
+            "dataset": {"name": plan.data["name"], "root": root, "num_batches": len(leaves)},
+            "training": {"epochs": plan.epochs, "max_steps": plan.max_steps, "seed": plan.seed, "optimizer": "torch.optim.SGD"},
+            "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
+            "executor": {"name": plan.executor, "workers": plan.workers},
+            "srs": srs,
+            "prover_options": prover_options,
+            "versions": versions,
+        }
+    )
+    return {"leaves": leaves, "prover_options": prover_options}

@@ -1,0 +1,217 @@
+"""``pot-zk train``: train a model with SGD, committing to every step and proving steps as the
+policy says, into a run bundle that ``pot-zk verify`` checks; ``pot-zk resume RUN`` continues
+a run that was stopped or killed."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from pot_zk import bundle as files
+from pot_zk.audit import AuditLog, run_start_fields
+from pot_zk.bundle import RunBundle, discard_incomplete_tail, load_model, save_model
+from pot_zk.circuit import SgdCircuitSpec
+from pot_zk.config import schema
+from pot_zk.config.build import Runtime, build, resolved_container
+from pot_zk.data import epoch_order, fixed_batches, load_dataset
+from pot_zk.errors import ConfigurationError, PotZkError
+from pot_zk.executors import create_executor
+from pot_zk.manifest import prepare_run
+from pot_zk.policy import create_policy
+from pot_zk.run import ProvenRun
+from pot_zk.stats import ProvingStats
+from pot_zk.step import MlpArchitecture, capture_sgd_step
+
+schema.register_schema()
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The typed view of the config that training needs."""
+
+    run_dir: Path
+    cache_dir: Path
+    spec: SgdCircuitSpec
+    data: dict[str, Any]
+    epochs: int
+    max_steps: int | None
+    seed: int
+    progress: bool
+    policy: Any
+    executor: str
+    workers: int
+    srs_path: str | None
+    allow_dev_srs: bool
+
+
+def plan_from_config(cfg: DictConfig) -> TrainingPlan:
+    if cfg.model.kind != "mlp":
+        raise ConfigurationError(f"pot-zk train supports model.kind=mlp, not {cfg.model.kind!r}", key="model.kind")
+    if cfg.train.epochs < 1:
+        raise ConfigurationError("train.epochs must be >= 1", key="train.epochs")
+    architecture = MlpArchitecture(tuple(int(d) for d in cfg.model.dims))
+    if len(architecture.dims) < 2 or min(architecture.dims) < 1:
+        raise ConfigurationError(f"model.dims must list >= 2 positive widths, got {list(architecture.dims)}", key="model.dims")
+    spec = SgdCircuitSpec(
+        architecture=architecture,
+        batch_size=int(cfg.train.batch_size),
+        learning_rate=float(cfg.train.learning_rate),
+        scale=int(cfg.circuit.scale),
+        param_scale=int(cfg.circuit.param_scale),
+        decomp_base=int(cfg.circuit.decomp_base),
+        decomp_legs=int(cfg.circuit.decomp_legs),
+        tolerance_ulps=int(cfg.circuit.tolerance_ulps),
+    )
+    policy = cfg.policy
+    return TrainingPlan(
+        run_dir=Path(cfg.run_dir).absolute(),
+        cache_dir=Path(cfg.cache_dir).expanduser().absolute(),
+        spec=spec,
+        data={"name": cfg.data.name.name, "num_samples": int(cfg.data.num_samples), "seed": int(cfg.data.seed)},
+        epochs=int(cfg.train.epochs),
+        max_steps=None if cfg.train.max_steps is None else int(cfg.train.max_steps),
+        seed=int(cfg.train.seed),
+        progress=bool(cfg.train.progress),
+        policy=create_policy(policy.name.name, k=int(policy.k), fraction=float(policy.fraction), seed=int(policy.seed)),
+        executor=cfg.executor.name.name,
+        workers=int(cfg.executor.workers),
+        srs_path=cfg.srs.path,
+        allow_dev_srs=bool(cfg.srs.allow_dev_srs),
+    )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: Path
+    status: str
+    progress: dict[str, Any]
+    stats: dict[str, Any]
+
+
+def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSummary:
+    """Run (or resume) the training job ``cfg`` describes. Raises when fail_fast halts."""
+    runtime = build(cfg)
+    plan = plan_from_config(cfg)
+    if resume:
+        bundle = RunBundle.open(plan.run_dir)
+    elif (plan.run_dir / files.MANIFEST).exists():
+        raise ConfigurationError(f"{plan.run_dir} already holds a run; continue it with `pot-zk resume {plan.run_dir}`", key="run_dir")
+    else:
+        bundle = RunBundle(plan.run_dir)
+    inputs, targets = load_dataset(plan.data["name"], plan.spec.architecture.dims[0], plan.spec.architecture.dims[-1], plan.data["num_samples"], plan.data["seed"])
+    batches = fixed_batches(inputs, targets, plan.spec.batch_size, plan.seed)
+    torch.manual_seed(plan.seed)
+    model = plan.spec.architecture.build()
+    if resume:
+        prepared = _reopen(bundle)
+    else:
+        prepared = prepare_run(bundle, plan, runtime, batches, model.state_dict(), OmegaConf.to_yaml(_resolved(cfg)))
+    discarded = discard_incomplete_tail(bundle.path(files.AUDIT))
+    audit = AuditLog(bundle.path(files.AUDIT), console=runtime.audit_console, run=bundle.root.name, mode=runtime.mode)
+    start_step = 0
+    if resume:
+        start_step = _restore_checkpoint(bundle, model)
+        audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(discarded))
+    else:
+        audit.event("run.start", run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(resolved_container(cfg)))
+    stats = ProvingStats()
+    summary = _train_loop(bundle, plan, runtime, model, batches, prepared, audit, stats, start_step, sleep)
+    return summary
+
+
+def _resolved(cfg: DictConfig) -> DictConfig:
+    container = resolved_container(cfg)
+    container["run_dir"] = str(Path(container["run_dir"]).absolute())
+    return OmegaConf.create(container)
+
+
+def _reopen(bundle: RunBundle) -> dict[str, Any]:
+    for name in (files.COMMITMENTS, files.PROOFS):
+        discard_incomplete_tail(bundle.path(name))
+    manifest = bundle.manifest()
+    return {"leaves": bundle.dataset()["leaves"], "prover_options": manifest["prover_options"]}
+
+
+def _restore_checkpoint(bundle: RunBundle, model: torch.nn.Module) -> int:
+    path = bundle.path(files.CHECKPOINT)
+    source = path if path.exists() else bundle.path(files.INITIAL_MODEL)
+    state, metadata = load_model(source)
+    model.load_state_dict(state)
+    return int(metadata.get("next_step", 0))
+
+
+def _step_schedule(plan: TrainingPlan, num_batches: int):
+    total = plan.epochs * num_batches
+    if plan.max_steps is not None:
+        total = min(total, plan.max_steps)
+    for index in range(total):
+        epoch, position = divmod(index, num_batches)
+        yield index, epoch, epoch_order(num_batches, epoch, plan.seed)[position]
+
+
+def _train_loop(bundle, plan, runtime: Runtime, model, batches, prepared, audit, stats, start_step, sleep) -> RunSummary:
+    pipeline = runtime.open_pipeline(audit=audit, stats=stats, sleep=sleep) if runtime.proving_enabled else None
+    run = ProvenRun(bundle, plan.spec, pipeline, plan.policy, plan.cache_dir, prepared["prover_options"], prepared["leaves"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=plan.spec.learning_rate)
+    schedule = list(_step_schedule(plan, len(batches)))
+    bar = tqdm(total=len(schedule), initial=start_step, desc="training", unit="step", disable=not plan.progress, file=sys.stderr)
+    if pipeline is not None:
+        run.executor = create_executor(plan.executor, pipeline.prove, run.record_result, plan.workers)
+        run.on_result = lambda result: bar.set_postfix_str(_queue_text(run))
+        run.requeue_unfinished(start_step)
+    status = "completed"
+    try:
+        for index, epoch, batch_index in schedule[start_step:]:
+            batch = batches[batch_index]
+            step = capture_sgd_step(model, optimizer, batch.inputs, batch.targets)
+            run.record_step(step, index, epoch, batch_index, audit)
+            save_model(model.state_dict(), bundle.path(files.CHECKPOINT), {"next_step": str(index + 1)})
+            if run.executor is not None:
+                run.executor.check()
+            bar.update(1)
+            bar.set_postfix_str(_queue_text(run))
+        if run.executor is not None:
+            bar.set_description("waiting for proofs")
+            run.executor.drain()
+    except PotZkError as error:
+        status = "halted"
+        audit.event("run.halted", error=error.to_record())
+        raise
+    finally:
+        bar.close()
+        if run.executor is not None:
+            run.executor.shutdown()
+        if status == "completed":
+            save_model(model.state_dict(), bundle.path(files.FINAL_MODEL))
+        stats.write(bundle.root)
+        audit.event("run.end", status=status, progress=run.progress.summary(), stats=stats.get_stats())
+        audit.close()
+    return RunSummary(bundle.root, status, run.progress.summary(), stats.get_stats())
+
+
+def _queue_text(run: ProvenRun) -> str:
+    done = sum(run.progress.outcomes.values())
+    return f"proofs {done}/{run.progress.scheduled} done"
+
+
+def print_summary(summary: RunSummary) -> None:
+    outcomes = summary.progress["outcomes"]
+    types = ", ".join(f"{count} {name}" for name, count in sorted(summary.progress["proof_types"].items())) or "none"
+    print(f"run {summary.status}: {summary.progress['steps']} steps trained, every step committed")
+    print(f"proofs: {summary.progress['scheduled']} scheduled; {outcomes.get('proved', 0)} proved ({types}), "
+          f"{outcomes.get('failed', 0)} failed, {outcomes.get('parked', 0)} parked")
+    print(f"bundle: {summary.run_dir}")
+    print(f"check it with: pot-zk verify {summary.run_dir}")
+
+
+@hydra.main(version_base="1.3", config_path="pkg://pot_zk.conf", config_name="config")
+def train_app(cfg: DictConfig) -> None:
+    print_summary(train(cfg))
