@@ -13,6 +13,9 @@ G_l = delta_l^T A_{l-1} (float64). The verifier:
    accepts when W_t+1 is within ``tolerance_ulps`` of W_t - c * [G_l, sum(delta_l)].
 
 Cost: O(N (d_in + d_out) + d_in d_out) per layer instead of O(N d_in d_out).
+
+LoRA steps reveal and check the products of the LoRA forward/backward pass instead
+(pot_zk.lora_freivalds); the binding, the seed and the tolerance rule are the same.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from pathlib import Path
 
 import torch
 
+from pot_zk import lora_freivalds
 from pot_zk.circuit import SgdCircuitSpec
 from pot_zk.commitments import StepCommitment
 from pot_zk.errors import ProofVerificationError
+from pot_zk.lora_circuit import LoraCircuitSpec
 from pot_zk.protocol import ProverResponse
 from pot_zk.revealed import (
     WITNESS,
@@ -37,6 +42,7 @@ from pot_zk.revealed import (
     within_tolerance,
     write_certificate,
 )
+from pot_zk.specs import circuit_spec_from_dict
 
 PROOF_TYPE = "freivalds"
 ROUNDS = 2
@@ -87,10 +93,15 @@ class FreivaldsStrategy:
 
     def __call__(self, job) -> ProverResponse:
         started = time.perf_counter()
-        spec = SgdCircuitSpec.from_dict(job.circuit)
-        grid = grid_step(load_job_step(job.witness_path), spec)
-        extra = intermediates(spec, grid.w_before, grid.batch)
-        refuse_untrue_update(_update_residual(spec, grid.w_before, grid.batch, grid.w_after, extra), spec)
+        spec = circuit_spec_from_dict(job.circuit)
+        grid = grid_step(load_job_step(spec, job.witness_path), spec)
+        if isinstance(spec, LoraCircuitSpec):
+            extra = lora_freivalds.intermediates(spec, grid.named())
+            residual = lora_freivalds.update_residual(spec, {**grid.named(), **extra})
+        else:
+            extra = intermediates(spec, grid.w_before, grid.batch)
+            residual = _update_residual(spec, grid.w_before, grid.batch, grid.w_after, extra)
+        refuse_untrue_update(residual, spec)
         path, commitment = write_certificate(Path(job.output_dir), PROOF_TYPE, spec, grid, extra)
         return ProverResponse(
             proof_type=PROOF_TYPE,
@@ -131,10 +142,13 @@ def _check_product(name: str, lhs: torch.Tensor, left: torch.Tensor, right: torc
         raise ProofVerificationError(f"freivalds: product {name} does not hold", reason="product-check-failed", product=name)
 
 
-def verify_freivalds(spec: SgdCircuitSpec, commitment: StepCommitment, certificate: Path) -> None:
+def verify_freivalds(spec: SgdCircuitSpec | LoraCircuitSpec, commitment: StepCommitment, certificate: Path) -> None:
     """Raise ProofVerificationError unless the certificate shows the declared update."""
     certificate = Path(certificate)
     tensors = load_certificate(certificate, PROOF_TYPE, spec, commitment)
+    if isinstance(spec, LoraCircuitSpec):
+        _verify_lora(spec, commitment, certificate, tensors)
+        return
     dims = spec.architecture.dims
     layers = len(dims) - 1
     n = spec.batch_size
@@ -160,3 +174,13 @@ def verify_freivalds(spec: SgdCircuitSpec, commitment: StepCommitment, certifica
                 _check_product(f"B{l}", tensors[f"b{l}"], delta, weight, r_in)
                 delta = tensors[f"b{l}"] * (zs[l - 1] > 0)
     within_tolerance(_update_residual(spec, tensors["w_before"], tensors["batch"], tensors["w_after"], tensors), spec, PROOF_TYPE)
+
+
+def _verify_lora(spec: LoraCircuitSpec, commitment: StepCommitment, certificate: Path, tensors: dict[str, torch.Tensor]) -> None:
+    for key, shape in lora_freivalds.expected_shapes(spec).items():
+        if key not in tensors or tuple(tensors[key].shape) != shape or not torch.isfinite(tensors[key]).all():
+            raise ProofVerificationError(f"freivalds certificate tensor {key} missing or malformed", reason="malformed-proof")
+    generator = torch.Generator().manual_seed(_challenge_seed(commitment, certificate))
+    for _ in range(ROUNDS):
+        lora_freivalds.check_products(spec, tensors, generator, ROUNDOFF)
+    within_tolerance(lora_freivalds.update_residual(spec, tensors), spec, PROOF_TYPE)

@@ -1,8 +1,9 @@
 """``reexec``: a non-ZK certificate checked by re-executing the step.
 
-Certificate: the commitments plus the revealed witness (W_t, batch, W_t+1 on the commitment
-grid). The verifier checks the revealed values hash to the declared commitments, recomputes
-the SGD update in float64 from W_t and the batch, and accepts when every entry of W_t+1 is
+Certificate: the commitments plus the revealed witness (W_t, batch, W_t+1 -- for a LoRA step
+the adapters, plus the frozen base -- on the commitment grid). The verifier checks the revealed
+values hash to the declared commitments, recomputes the SGD update in float64 from W_t (and
+the base) and the batch, and accepts when every entry of W_t+1 is
 within ``tolerance_ulps`` units of 2**-scale of it. Reveals weights and data to the verifier.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pot_zk.circuit import SgdCircuitSpec, reference_residual
 from pot_zk.commitments import StepCommitment
 from pot_zk.protocol import ProverResponse
 from pot_zk.revealed import (
@@ -22,6 +22,8 @@ from pot_zk.revealed import (
     within_tolerance,
     write_certificate,
 )
+from pot_zk.spec_base import CircuitSpec
+from pot_zk.specs import circuit_spec_from_dict
 
 PROOF_TYPE = "reexec"
 
@@ -33,9 +35,9 @@ class ReexecStrategy:
 
     def __call__(self, job) -> ProverResponse:
         started = time.perf_counter()
-        spec = SgdCircuitSpec.from_dict(job.circuit)
-        grid = grid_step(load_job_step(job.witness_path), spec)
-        residual = reference_residual(spec, grid.w_before, grid.batch, grid.w_after)
+        spec = circuit_spec_from_dict(job.circuit)
+        grid = grid_step(load_job_step(spec, job.witness_path), spec)
+        residual = spec.reference_output(grid.as_inputs(spec))
         refuse_untrue_update(residual, spec)
         path, commitment = write_certificate(Path(job.output_dir), PROOF_TYPE, spec, grid, {})
         return ProverResponse(
@@ -47,8 +49,8 @@ class ReexecStrategy:
         )
 
 
-def verify_reexec(spec: SgdCircuitSpec, commitment: StepCommitment, certificate: Path) -> None:
+def verify_reexec(spec: CircuitSpec, commitment: StepCommitment, certificate: Path) -> None:
     """Raise ProofVerificationError unless the certificate shows the declared update."""
     tensors = load_certificate(certificate, PROOF_TYPE, spec, commitment)
-    residual = reference_residual(spec, tensors["w_before"], tensors["batch"], tensors["w_after"])
+    residual = spec.reference_output([tensors[name] for name in spec.input_names])
     within_tolerance(residual, spec, PROOF_TYPE)

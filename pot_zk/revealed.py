@@ -1,8 +1,9 @@
 """Shared by the non-ZK proof types: the revealed witness and its binding to the commitments.
 
 A certificate directory holds ``certificate.json`` (proof_type, circuit spec, commitment) and
-``witness.safetensors`` with the step's values *on the commitment grid* (w_before, batch,
-w_after as flat float64 vectors, plus any type-specific tensors).
+``witness.safetensors`` with the step's values *on the commitment grid* (the spec's hashed
+inputs -- w_before, batch, w_after and, for LoRA, base -- as flat float64 vectors, plus any
+type-specific tensors).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pot_zk.atomic import atomic_path, write_json_atomic
-from pot_zk.circuit import SgdCircuitSpec
 from pot_zk.commitments import StepCommitment, commit_values, from_fixed_point, to_fixed_point
 from pot_zk.errors import ProofVerificationError, WitnessBuilderError
-from pot_zk.step import TrainingStep, load_step
+from pot_zk.lora import LoraTrainingStep
+from pot_zk.spec_base import CircuitSpec
+from pot_zk.specs import load_training_step
+from pot_zk.step import TrainingStep
 
 CERTIFICATE = "certificate.json"
 WITNESS = "witness.safetensors"
@@ -31,37 +34,38 @@ class GridStep:
     w_before: torch.Tensor
     batch: torch.Tensor
     w_after: torch.Tensor
+    base: torch.Tensor | None = None
+    """The frozen base weights of a LoRA step; None for SGD."""
+
+    def as_inputs(self, spec: CircuitSpec) -> list[torch.Tensor]:
+        """The values in the order of ``spec``'s circuit inputs."""
+        return [getattr(self, name) for name in spec.input_names]
+
+    def named(self) -> dict[str, torch.Tensor]:
+        values = {"w_before": self.w_before, "batch": self.batch, "w_after": self.w_after, "base": self.base}
+        return {name: value for name, value in values.items() if value is not None}
 
 
-def grid_step(step: TrainingStep, spec: SgdCircuitSpec) -> GridStep:
-    bound = spec.value_bound
-
-    def snap(values: torch.Tensor, what: str) -> torch.Tensor:
-        return from_fixed_point(to_fixed_point(values, spec.scale, bound, what), spec.scale)
-
+def grid_step(step: TrainingStep | LoraTrainingStep, spec: CircuitSpec) -> GridStep:
     return GridStep(
-        snap(step.flat_before(), "weights before the step"),
-        snap(step.flat_batch(), "batch values"),
-        snap(step.flat_after(), "weights after the step"),
+        **{
+            x.name: from_fixed_point(to_fixed_point(x.values, spec.scale, spec.value_bound, x.label), spec.scale)
+            for x in spec.step_inputs(step)
+        }
     )
 
 
 def commitment_of(grid: GridStep, scale: int) -> StepCommitment:
-    return StepCommitment(
-        w_before=commit_values(grid.w_before, scale),
-        batch=commit_values(grid.batch, scale),
-        w_after=commit_values(grid.w_after, scale),
-        scale=scale,
-    )
+    return StepCommitment(scale=scale, **{name: commit_values(value, scale) for name, value in grid.named().items()})
 
 
 def write_certificate(
-    out_dir: Path, proof_type: str, spec: SgdCircuitSpec, grid: GridStep, extra: dict[str, torch.Tensor]
+    out_dir: Path, proof_type: str, spec: CircuitSpec, grid: GridStep, extra: dict[str, torch.Tensor]
 ) -> tuple[Path, StepCommitment]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     commitment = commitment_of(grid, spec.scale)
-    tensors = {"w_before": grid.w_before, "batch": grid.batch, "w_after": grid.w_after, **extra}
+    tensors = {**grid.named(), **extra}
     with atomic_path(out_dir / WITNESS) as tmp:
         save_file({k: v.contiguous().to(torch.float64) for k, v in tensors.items()}, str(tmp))
     path = out_dir / CERTIFICATE
@@ -70,7 +74,7 @@ def write_certificate(
 
 
 def load_certificate(
-    certificate: Path, proof_type: str, spec: SgdCircuitSpec, commitment: StepCommitment
+    certificate: Path, proof_type: str, spec: CircuitSpec, commitment: StepCommitment
 ) -> dict[str, torch.Tensor]:
     """Load a certificate's revealed tensors after checking they bind to ``commitment``."""
     certificate = Path(certificate)
@@ -85,15 +89,12 @@ def load_certificate(
         )
     if header.get("circuit") != spec.to_dict():
         raise ProofVerificationError("certificate was made for another statement", reason="wrong-circuit")
-    p = spec.architecture.num_params
-    dims = spec.architecture.dims
-    shapes = {"w_before": (p,), "batch": (spec.batch_size * (dims[0] + dims[-1]),), "w_after": (p,)}
-    for key, shape in shapes.items():
-        if key not in tensors or tuple(tensors[key].shape) != shape:
+    for key, size in spec.input_sizes().items():
+        if key not in tensors or tuple(tensors[key].shape) != (size,):
             raise ProofVerificationError(f"certificate tensor {key} missing or misshapen", reason="malformed-proof")
         if not torch.isfinite(tensors[key]).all():
             raise ProofVerificationError(f"certificate tensor {key} has NaN/Inf", reason="malformed-proof")
-    revealed = GridStep(tensors["w_before"], tensors["batch"], tensors["w_after"])
+    revealed = GridStep(**{name: tensors[name] for name in spec.input_names})
     if commitment_of(revealed, spec.scale) != commitment:
         raise ProofVerificationError(
             "revealed witness does not match the declared commitments", reason="commitment-mismatch"
@@ -101,12 +102,12 @@ def load_certificate(
     return tensors
 
 
-def worst_ulps(residual: torch.Tensor, spec: SgdCircuitSpec) -> float:
+def worst_ulps(residual: torch.Tensor, spec: CircuitSpec) -> float:
     """Largest |residual| in units of 2**-scale."""
     return float(residual.abs().max()) * 2.0**spec.scale if residual.numel() else 0.0
 
 
-def refuse_untrue_update(residual: torch.Tensor, spec: SgdCircuitSpec) -> None:
+def refuse_untrue_update(residual: torch.Tensor, spec: CircuitSpec) -> None:
     """Prover side: a step whose W_t+1 is not the update is an invalid witness."""
     worst = worst_ulps(residual, spec)
     if worst > spec.tolerance_ulps:
@@ -117,7 +118,7 @@ def refuse_untrue_update(residual: torch.Tensor, spec: SgdCircuitSpec) -> None:
         )
 
 
-def within_tolerance(residual: torch.Tensor, spec: SgdCircuitSpec, proof_type: str) -> None:
+def within_tolerance(residual: torch.Tensor, spec: CircuitSpec, proof_type: str) -> None:
     """Verifier side: reject an update outside the declared tolerance."""
     worst = worst_ulps(residual, spec)
     if worst > spec.tolerance_ulps:
@@ -127,5 +128,5 @@ def within_tolerance(residual: torch.Tensor, spec: SgdCircuitSpec, proof_type: s
         )
 
 
-def load_job_step(witness_path: str) -> TrainingStep:
-    return load_step(Path(witness_path))
+def load_job_step(spec: CircuitSpec, witness_path: str) -> TrainingStep | LoraTrainingStep:
+    return load_training_step(spec, Path(witness_path))

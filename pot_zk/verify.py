@@ -1,7 +1,7 @@
 """Verifying one step's proof of any type against a statement the verifier declares.
 
-The statement is the circuit spec (architecture, batch size, learning rate, fixed-point
-scale, tolerance) and the step's commitments. Nothing the prover says about its circuit,
+The statement is the circuit spec (SGD or LoRA: architecture, batch size, learning rate,
+fixed-point scale, tolerance) and the step's commitments. Nothing the prover says about its circuit,
 keys or proof type is trusted: the verifier names the proof type it expects, derives the
 circuit and verifying key itself, and checks the proof's public values against the declared
 commitments.
@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pot_zk.circuit import SgdCircuitSpec
 from pot_zk.commitments import StepCommitment
 from pot_zk.errors import ConfigurationError, ProofVerificationError
 from pot_zk.ezkl_adapter import SrsRef
+from pot_zk.spec_base import CircuitSpec
 
 
 @dataclass(frozen=True)
 class StepStatement:
-    spec: SgdCircuitSpec
+    spec: CircuitSpec
     commitment: StepCommitment
 
 

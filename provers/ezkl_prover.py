@@ -1,8 +1,9 @@
-"""``pot-zk-ezkl-prover``: proves one SGD step with ezkl (Halo2 + KZG).
+"""``pot-zk-ezkl-prover``: proves one SGD or LoRA step with ezkl (Halo2 + KZG).
 
 Reads one protocol request (pot_zk.protocol) on stdin, prints one response on stdout. The
-request's ``circuit`` is an SgdCircuitSpec dict; ``witness_path`` a step file written by
-pot_zk.step.save_step; ``options.srs_path`` an SRS file (provenance ``configured``), absent
+request's ``kind`` is ``"sgd"`` or ``"lora"``; its ``circuit`` the matching circuit spec dict
+(SgdCircuitSpec / LoraCircuitSpec); ``witness_path`` a step file written by
+pot_zk.specs.save_training_step; ``options.srs_path`` an SRS file (provenance ``configured``), absent
 for the cached locally generated dev SRS (provenance ``dev-srs``).
 """
 
@@ -18,6 +19,7 @@ from pot_zk import protocol
 
 
 _RESPONSE_FD = 1
+PROVABLE_KINDS = ("sgd", "lora")
 
 
 def _respond(document: dict[str, Any]) -> None:
@@ -49,8 +51,10 @@ def _parse_request(raw: str) -> dict[str, Any]:
     missing = [k for k in ("kind", "step", "circuit", "witness_path", "cache_dir", "output_dir") if k not in request]
     if missing:
         _exit(protocol.EXIT_BAD_REQUEST, f"request lacks {missing}")
-    if request["kind"] != "sgd":
-        _exit(protocol.EXIT_BAD_REQUEST, f"this prover proves 'sgd' steps, not {request['kind']!r}")
+    if request["kind"] not in PROVABLE_KINDS:
+        _exit(protocol.EXIT_BAD_REQUEST, f"this prover proves {list(PROVABLE_KINDS)} steps, not {request['kind']!r}")
+    if not isinstance(request["circuit"], dict) or request["circuit"].get("kind") != request["kind"]:
+        _exit(protocol.EXIT_BAD_REQUEST, f"the circuit spec is not a {request['kind']!r} spec")
     return request
 
 
@@ -58,14 +62,13 @@ def main() -> None:
     _keep_stdout_for_the_response()
     request = _parse_request(sys.stdin.read())
     from pot_zk import ezkl_adapter, halo2
-    from pot_zk.circuit import SgdCircuitSpec
     from pot_zk.errors import ConfigurationError, ProofGenerationError, InvalidModelStateError, WitnessBuilderError
-    from pot_zk.step import load_step
+    from pot_zk.specs import circuit_spec_from_dict, load_training_step
 
     options = request.get("options") or {}
     try:
-        spec = SgdCircuitSpec.from_dict(request["circuit"])
-        step = load_step(Path(request["witness_path"]))
+        spec = circuit_spec_from_dict(request["circuit"])
+        step = load_training_step(spec, Path(request["witness_path"]))
         cache_dir = Path(request["cache_dir"])
         srs = None
         if options.get("srs_path"):
