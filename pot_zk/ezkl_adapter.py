@@ -178,7 +178,18 @@ def _build_circuit(tmp: Path, write_onnx, calibration_inputs, run_args: dict) ->
     logrows = json.loads(Path(settings).read_text())["run_args"]["logrows"]
     final = _run_args({**run_args, "logrows": logrows})
     _call("gen_settings", ezkl.gen_settings, str(tmp / "model.onnx"), settings, py_run_args=final)
+    _canonicalise_settings(Path(settings))
     _call("compile_circuit", ezkl.compile_circuit, str(tmp / "model.onnx"), str(tmp / "model.compiled"), settings)
+
+
+def _canonicalise_settings(path: Path) -> None:
+    """Sort the set-like lists ezkl writes in hash-map order. Without this, two compilations
+    of the same graph order their range-check columns differently and get different
+    verifying keys, so a verifier could not re-derive the prover's circuit."""
+    settings = json.loads(path.read_text())
+    settings["required_range_checks"] = sorted(settings.get("required_range_checks", []))
+    settings["required_lookups"] = sorted(settings.get("required_lookups", []), key=json.dumps)
+    path.write_text(json.dumps(settings))
 
 
 def _run_args(values: dict) -> "ezkl.PyRunArgs":
