@@ -50,9 +50,11 @@ class LoraLinear(nn.Module):
 
 
 def attach_lora(model: nn.Sequential, layers: tuple[int, ...], rank: int, alpha: float) -> nn.Sequential:
-    """Freeze ``model`` and replace its ``nn.Linear`` at the given Sequential indices by LoraLinear."""
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
+    """Freeze every ``nn.Linear`` of ``model`` (existing adapters stay trainable) and replace
+    the ones at the given Sequential indices by LoraLinear."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            module.requires_grad_(False)
     for index in layers:
         if not isinstance(model[index], nn.Linear):
             raise InvalidModelStateError(
