@@ -36,7 +36,7 @@ def audit_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
 
 def prove_pending_command(parser: argparse.ArgumentParser) -> CommandHandler:
-    parser.add_argument("park_dir", help="the directory the retry handler parked jobs in")
+    parser.add_argument("park_dir", help="a run directory, or the directory the retry handler parked jobs in")
     parser.add_argument("--audit-file", help="audit trail to append to (default: audit.jsonl beside DIR)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the retry schedule, e.g. retry=aggressive")
 
@@ -49,6 +49,10 @@ def prove_pending_command(parser: argparse.ArgumentParser) -> CommandHandler:
         from pot_zk.stats import ProvingStats
 
         park_dir = Path(args.park_dir)
+        if (park_dir / "manifest.json").is_file():
+            from pot_zk.commands import prove_pending_in_run
+
+            return prove_pending_in_run(park_dir, args.overrides)
         runtime = build(compose_config([*args.overrides, f"run_dir='{park_dir.resolve().parent}'"]))
         audit_file = Path(args.audit_file) if args.audit_file else park_dir.resolve().parent / "audit.jsonl"
         with AuditLog(audit_file, console=runtime.audit_console, command="prove-pending") as audit:

@@ -54,3 +54,30 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
         return 0 if report.ok else 1
 
     return run
+
+
+def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
+    """Prove the jobs parked in a run, recording each outcome in the bundle and its audit trail."""
+    from pot_zk.audit import AuditLog
+    from pot_zk.bundle import AUDIT, RunBundle, discard_incomplete_tail
+    from pot_zk.config import build, compose_config
+    from pot_zk.parking import parked_jobs, prove_pending
+    from pot_zk.run import record_outcome
+    from pot_zk.stats import ProvingStats
+
+    bundle = RunBundle.open(run)
+    runtime = build(compose_config([*overrides, f"run_dir='{bundle.root.absolute()}'"]))
+    discard_incomplete_tail(bundle.path(AUDIT))
+    stats = ProvingStats()
+    with AuditLog(bundle.path(AUDIT), console=runtime.audit_console, run=bundle.root.name, command="prove-pending") as audit:
+        audit.event("pending.start", parked=len(parked_jobs(bundle.park_dir)))
+        results = prove_pending(bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry)
+        for result in results:
+            record_outcome(bundle, result)
+        remaining = len(parked_jobs(bundle.park_dir))
+        audit.event("run.end", status="completed", command="prove-pending", proved=len(results) - remaining, still_parked=remaining, stats=stats.get_stats())
+    for result in results:
+        detail = result.proof_type if result.status == "proved" else (result.error or {}).get("error_class")
+        print(f"step {result.step}: {result.status} ({detail})")
+    print(f"{len(results) - remaining} proved, {remaining} still parked in {bundle.park_dir}")
+    return 0 if remaining == 0 else 1

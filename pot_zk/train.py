@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
@@ -214,4 +216,7 @@ def print_summary(summary: RunSummary) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://pot_zk.conf", config_name="config")
 def train_app(cfg: DictConfig) -> None:
+    hydra_config = HydraConfig.get()
+    if hydra_config.mode == RunMode.MULTIRUN:
+        cfg.run_dir = hydra_config.runtime.output_dir  # each sweep job's bundle is its own output dir
     print_summary(train(cfg))

@@ -164,3 +164,14 @@ def test_values_beyond_the_fixed_point_range_are_rejected_before_proving(tmp_pat
     with pytest.raises(WitnessBuilderError, match="exceed the fixed-point range"):
         halo2.prove_step(step, tiny_spec(), tmp_path / "cache", None, tmp_path / "out")
     assert not (tmp_path / "cache").exists()
+
+
+def test_independent_compilations_derive_the_same_verifying_key(zk_cache, tmp_path):
+    """ezkl writes some settings in hash-map order; the adapter canonicalises them so a
+    verifier compiling the statement itself gets the prover's verifying key."""
+    srs = _srs(zk_cache)
+    keys = set()
+    for attempt in range(3):
+        circuit = halo2.compiled_circuit(tiny_spec(), tmp_path / f"cache{attempt}")
+        keys.add(ezkl_adapter.verifying_key(circuit, srs).read_bytes())
+    assert len(keys) == 1

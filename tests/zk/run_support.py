@@ -1,0 +1,30 @@
+"""Composing and running tiny proven training runs for the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pot_zk.config import compose_config
+from pot_zk.train import RunSummary, train
+
+
+def tiny_overrides(run_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
+    """A 4-3-2 MLP on synthetic data, batch 2, 4 steps, steps 0 and 2 proven."""
+    return [
+        "model=tiny_mlp",
+        "data=synthetic",
+        "train.batch_size=2",
+        "train.max_steps=4",
+        "policy=every_k",
+        "policy.k=2",
+        f"run_dir={run_dir}",
+        f"cache_dir={cache_dir}",
+        "train.progress=false",
+        *extra,
+        "audit.console=false",
+    ]
+
+
+def run_tiny(run_dir: Path, cache_dir: Path, *extra: str) -> RunSummary:
+    cfg = compose_config(tiny_overrides(run_dir, cache_dir, *extra))
+    return train(cfg, sleep=lambda seconds: None)

@@ -1,0 +1,145 @@
+"""`pot-zk train` end to end with the real prover: runs verify; modes decide what a failing
+prover does to a run; resumed and swept runs verify too."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pot_zk.bundle import RunBundle
+from pot_zk.commands import prove_pending_in_run
+from pot_zk.errors import ConfigurationError, PotZkError
+from pot_zk.verify_run import verify_run
+
+from run_support import run_tiny, tiny_overrides
+
+pytestmark = pytest.mark.prover
+
+
+def _events(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "audit.jsonl").read_text().splitlines()]
+
+
+def test_tiny_run_proves_and_verifies(tmp_path, zk_cache):
+    run = tmp_path / "run"
+    summary = run_tiny(run, zk_cache)
+    assert summary.status == "completed"
+    assert summary.progress["proof_types"] == {"zk-halo2": 2}
+    report = verify_run(run, cache_dir=zk_cache)
+    assert report.ok, report.summary()
+    assert report.coverage == {"zk-halo2": 2, "commitment-only": 2}
+    assert {"audit-chain", "dataset-root", "steps", "commitment-chain", "policy", "initial-model", "final-model", "proofs"} <= set(report.passed)
+    assert not list((run / "witness").glob("*")), "witnesses of proven steps must not stay in the bundle"
+
+
+def test_fail_fast_halts_training_at_the_first_failed_proof(tmp_path, zk_cache, make_prover):
+    run = tmp_path / "run"
+    crash = make_prover("crash")
+    with pytest.raises(PotZkError):
+        run_tiny(run, zk_cache, "mode=production", "srs.allow_dev_srs=true", f"prover.binary={crash}")
+    assert len(RunBundle.open(run).commitments()) == 1
+    events = _events(run)
+    assert [e["event"] for e in events if e["event"] in ("halt", "run.end")] == ["halt", "run.end"]
+    assert events[-1]["status"] == "halted"
+    assert not (run / "model_final.safetensors").exists()
+
+
+def test_continue_finishes_the_run_with_the_gap_recorded(tmp_path, zk_cache, make_prover):
+    run = tmp_path / "run"
+    crash = make_prover("crash")
+    summary = run_tiny(run, zk_cache, "mode=development", f"prover.binary={crash}")
+    assert summary.status == "completed" and summary.progress["outcomes"] == {"failed": 2}
+    failed = [r for r in RunBundle.open(run).proofs() if r["status"] == "failed"]
+    assert [r["step"] for r in failed] == [0, 2] and all(r["attempts"] == 4 for r in failed)
+    attempts = [e for e in _events(run) if e["event"] == "attempt"]
+    assert len(attempts) == 8 and all(e["outcome"] == "failed" for e in attempts)
+    report = verify_run(run, cache_dir=zk_cache)
+    assert report.ok, report.summary()
+    assert report.coverage == {"failed": 2, "commitment-only": 2}
+
+
+def test_retry_parks_failed_steps_and_prove_pending_completes_them(tmp_path, zk_cache, make_prover):
+    run = tmp_path / "run"
+    flaky = make_prover("crash", name="prover")
+    summary = run_tiny(run, zk_cache, "handler=retry", "retry=none", f"prover.binary={flaky}")
+    assert summary.progress["outcomes"] == {"parked": 2}
+    assert sorted(p.name for p in (run / "pending").iterdir()) == ["step-00000000.json", "step-00000002.json"]
+    assert len(list((run / "witness").glob("*.safetensors"))) == 2
+    # the prover is repaired: the same program now runs the real ezkl prover
+    flaky.write_text(f"#!/bin/sh\nexec {Path(sys.executable).parent / 'pot-zk-ezkl-prover'}\n")
+    assert prove_pending_in_run(run, [f"cache_dir={zk_cache}", "audit.console=false"]) == 0
+    assert not list((run / "pending").iterdir())
+    report = verify_run(run, cache_dir=zk_cache)
+    assert report.ok, report.summary()
+    assert report.coverage == {"zk-halo2": 2, "commitment-only": 2}
+
+
+def test_fallback_labels_each_step_with_the_proof_type_it_got(tmp_path, zk_cache, make_prover):
+    run = tmp_path / "run"
+    crash = make_prover("crash")
+    summary = run_tiny(run, zk_cache, "handler=fallback", "retry=none", f"prover.binary={crash}")
+    assert summary.progress["proof_types"] == {"freivalds": 2}
+    assert any(e["event"] == "fallback" for e in _events(run))
+    report = verify_run(run, cache_dir=zk_cache)
+    assert report.ok, report.summary()
+    assert report.coverage == {"freivalds": 2, "commitment-only": 2}
+
+
+def test_production_refuses_a_dev_srs_before_doing_anything(tmp_path, zk_cache):
+    run = tmp_path / "run"
+    with pytest.raises(ConfigurationError, match="srs.path"):
+        run_tiny(run, zk_cache, "mode=production")
+    assert not (run / "manifest.json").exists()
+    assert not (run / "commitments.jsonl").exists()
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.Popen:
+    binary = Path(sys.executable).parent / "pot-zk"
+    return subprocess.Popen([str(binary), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_run_killed_mid_way_resumes_without_losing_or_redoing_proofs(tmp_path, zk_cache):
+    run = tmp_path / "run"
+    overrides = tiny_overrides(run, zk_cache, "train.max_steps=6")
+    trainer = _cli("train", *overrides, cwd=tmp_path)
+    proofs = run / "proofs.jsonl"
+    deadline = time.monotonic() + 300
+    while not (proofs.exists() and proofs.read_text().count("\n") >= 1):
+        assert trainer.poll() is None, trainer.stdout.read()
+        assert time.monotonic() < deadline, "no proof within 300 s"
+        time.sleep(0.2)
+    os.kill(trainer.pid, signal.SIGKILL)
+    trainer.wait()
+    first = RunBundle.open(run).proofs()
+    assert first and first[0]["step"] == 0
+    proof_mtime = (run / first[0]["proof"]).stat().st_mtime_ns
+    resumed = _cli("resume", str(run), cwd=tmp_path)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    records = RunBundle.open(run).proofs()
+    assert sorted(r["step"] for r in records) == [0, 2, 4]
+    assert (run / first[0]["proof"]).stat().st_mtime_ns == proof_mtime
+    assert any(e["event"] == "run.resume" for e in _events(run))
+    report = verify_run(run, cache_dir=zk_cache)
+    assert report.ok, report.summary()
+
+
+def test_multirun_over_two_modes_gives_two_verifiable_bundles(tmp_path, zk_cache):
+    sweep = tmp_path / "sweep"
+    overrides = [o for o in tiny_overrides(tmp_path / "unused", zk_cache, "train.max_steps=2") if not o.startswith("run_dir=")]
+    process = _cli("train", "--multirun", "mode=development,research", f"hydra.sweep.dir={sweep}", *overrides, cwd=tmp_path)
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    runs = sorted(p.parent for p in sweep.glob("*/manifest.json"))
+    assert len(runs) == 2
+    assert [RunBundle.open(r).manifest()["mode"] for r in runs] == ["development", "research"]
+    for run in runs:
+        report = verify_run(run, cache_dir=zk_cache)
+        assert report.ok, report.summary()
