@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from pot_zk.commitments import StepCommitment
+from pot_zk.commitments import StepCommitment, commit_step
 from pot_zk.errors import ConfigurationError, ProofVerificationError, WitnessBuilderError
 from pot_zk.freivalds import FreivaldsStrategy, verify_freivalds
 from pot_zk.circuit import SgdCircuitSpec
@@ -139,3 +139,15 @@ def test_sgd_commitments_keep_their_old_dict_form():
     assert StepCommitment.from_dict(old).to_dict() == old
     with_base = StepCommitment.from_dict({**old, "base": "dd"})
     assert with_base.base == "dd" and with_base.to_dict() == {**old, "base": "dd"}
+
+
+def test_lora_base_commitment_is_the_base_runs_final_commitment():
+    """Fine-tuning chains onto the base run: the base committed by a LoRA step is the W_t+1
+    committed by the last SGD step that trained it."""
+    torch.manual_seed(0)
+    model = BASE.build()
+    sgd = capture_sgd_step(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.randn(4, 6), torch.randn(4, 3))
+    attach_lora(model, (0,), rank=2, alpha=4)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    lora = capture_lora_step(model, optimizer, torch.randn(4, 6), torch.randn(4, 3))
+    assert commit_step(lora, scale=12).base == commit_step(sgd, scale=12).w_after
