@@ -1,0 +1,50 @@
+"""Proving single steps from Python with auto_prove_training_step / AutoProver."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from pot_zk.autoprove import AutoProver, auto_prove_training_step
+from pot_zk.errors import InvalidModelStateError
+
+from zk_support import TINY, train_steps
+
+pytestmark = pytest.mark.prover
+
+
+def test_auto_prove_training_step_proves_a_module_update(tmp_path, zk_cache):
+    torch.manual_seed(3)
+    model = TINY.build()
+    before = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(2, 4), torch.randn(2, 2)
+    optimizer.zero_grad()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    optimizer.step()
+    result = auto_prove_training_step(
+        before, model, (x, y), 0.1, work_dir=tmp_path, overrides=[f"cache_dir={zk_cache}", "audit.console=false"]
+    )
+    assert result.status == "proved" and result.proof_type == "zk-halo2"
+
+
+def test_auto_prover_labels_a_fallback_and_its_result_verifies(tmp_path, zk_cache, make_prover):
+    crash = make_prover("crash")
+    prover = AutoProver(
+        tmp_path, [f"cache_dir={zk_cache}", "handler=fallback", "retry=none", f"prover.binary={crash}", "audit.console=false"]
+    )
+    step = train_steps(1, seed=4)[0]
+    result = prover.prove(step)
+    prover.close()
+    assert result.status == "proved" and result.proof_type == "freivalds" and result.strategy == "freivalds"
+    assert prover.verify(step, result).ok
+
+
+def test_inconsistent_states_are_rejected_before_proving(tmp_path):
+    model = TINY.build()
+    other = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2))
+    with pytest.raises(InvalidModelStateError):
+        auto_prove_training_step(model, other, (torch.randn(2, 4), torch.randn(2, 2)), 0.1, work_dir=tmp_path)
+    assert not (tmp_path / "proofs").exists()
