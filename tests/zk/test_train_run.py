@@ -143,3 +143,14 @@ def test_multirun_over_two_modes_gives_two_verifiable_bundles(tmp_path, zk_cache
     for run in runs:
         report = verify_run(run, cache_dir=zk_cache)
         assert report.ok, report.summary()
+
+
+def test_disabled_mode_commits_every_step_and_proves_none(tmp_path, zk_cache):
+    run = tmp_path / "run"
+    summary = run_tiny(run, zk_cache, "mode=disabled")
+    assert summary.status == "completed" and summary.progress["scheduled"] == 0
+    assert len(RunBundle.open(run).commitments()) == 4
+    assert not (run / "proofs").exists()
+    report = verify_run(run, cache_dir=zk_cache)
+    assert report.ok, report.summary()
+    assert report.coverage == {"commitment-only": 4}
