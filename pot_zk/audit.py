@@ -90,8 +90,16 @@ class ConsoleEcho:
         self._stream = stream
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        print(self._render(logger, method_name, dict(event_dict)), file=self._stream, flush=True)
+        shown = {key: _brief(value) for key, value in event_dict.items()}
+        print(self._render(logger, method_name, shown), file=self._stream, flush=True)
         return event_dict
+
+
+def _brief(value: Any, limit: int = 100) -> Any:
+    """Console copy only: long values (configs, manifests, responses) are elided; the file
+    keeps them whole."""
+    text = repr(value)
+    return value if len(text) <= limit else f"{text[:limit]}... (full record in the audit file)"
 
 
 class _AppendOnlyFile:
