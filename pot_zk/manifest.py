@@ -57,6 +57,15 @@ def dataset_leaves(batches: list[Batch], plan: "TrainingPlan") -> list[str]:
     ]
 
 
+def training_plan(plan: "TrainingPlan") -> dict[str, Any]:
+    """The manifest's ``training`` entry. A seeded run declares its whole schedule (epochs,
+    max_steps, seed: ``pot-zk verify`` recomputes the batch order and step count); a recorded
+    run (a user loop, :mod:`pot_zk.hooks`) declares no schedule, its batch order is recorded per step."""
+    if plan.batch_order == "recorded":
+        return {"batch_order": "recorded", "optimizer": "torch.optim.SGD"}
+    return {"batch_order": "seeded", "epochs": plan.epochs, "max_steps": plan.max_steps, "seed": plan.seed, "optimizer": "torch.optim.SGD"}
+
+
 def prepare_run(
     bundle: RunBundle,
     plan: "TrainingPlan",
@@ -90,7 +99,7 @@ def prepare_run(
             "circuit": plan.spec.to_dict(),
             "circuit_id": plan.spec.circuit_id(),
             "dataset": {"name": plan.data["name"], "root": root, "num_batches": len(leaves)},
-            "training": {"epochs": plan.epochs, "max_steps": plan.max_steps, "seed": plan.seed, "optimizer": "torch.optim.SGD"},
+            "training": training_plan(plan),
             "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
             "executor": {"name": plan.executor, "workers": plan.workers},
             "srs": srs,

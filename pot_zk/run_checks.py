@@ -15,6 +15,7 @@ from pot_zk.policy import create_policy
 from pot_zk.step import flatten_params
 
 COMMITTED = ("w_before", "batch", "w_after")
+BATCH_ORDERS = ("seeded", "recorded")
 
 
 def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], spec: SgdCircuitSpec, audit_events: list[dict]) -> dict[int, dict]:
@@ -38,13 +39,22 @@ def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], 
         report.fail("steps", "missing-step", f"steps are not numbered 0..n-1 (missing: {missing[:10]})")
     elif expected_count is not None and len(steps) != expected_count:
         report.fail("steps", "step-count", f"the declared plan has {expected_count} steps, the bundle {len(steps)}")
-    seed = int(manifest["training"]["seed"])
+    order = batch_order(manifest)
+    seeded = order == "seeded"
+    if order not in BATCH_ORDERS:
+        report.fail("steps", "unknown-batch-order", f"the manifest declares batch_order={order!r}; known: {', '.join(BATCH_ORDERS)}")
+    elif order == "recorded":
+        report.notes.append(
+            "batch order: recorded by the training loop, not a declared schedule; each step's batch is checked "
+            "to be a leaf of the declared dataset, not which leaf a step should have used or how many steps there should be"
+        )
     for step in steps:
         record = by_step[step]
         epoch, position = divmod(step, max(len(leaves), 1))
-        if leaves and record.get("batch_index") != epoch_order(len(leaves), epoch, seed)[position]:
+        batch_index = record.get("batch_index")
+        if seeded and leaves and batch_index != epoch_order(len(leaves), epoch, int(manifest["training"]["seed"]))[position]:
             report.fail("steps", "batch-order", "the step used another batch than the declared seeded order", step)
-        elif not leaves or record.get("batch") != leaves[record["batch_index"]]:
+        elif not (isinstance(batch_index, int) and 0 <= batch_index < len(leaves)) or record.get("batch") != leaves[batch_index]:
             report.fail("steps", "batch-not-in-dataset", "the step's batch commitment is not the declared dataset leaf", step)
         if record.get("scale") != spec.scale:
             report.fail("steps", "scale-mismatch", "commitment scale differs from the statement's", step)
@@ -56,8 +66,16 @@ def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], 
     return by_step
 
 
+def batch_order(manifest: dict) -> str:
+    """``seeded`` (``pot-zk train``; also bundles written before the field existed) or
+    ``recorded`` (a user loop through :mod:`pot_zk.hooks`)."""
+    return manifest["training"].get("batch_order", "seeded")
+
+
 def _expected_steps(manifest: dict, num_batches: int) -> int | None:
     training = manifest["training"]
+    if batch_order(manifest) == "recorded":
+        return None
     total = int(training["epochs"]) * num_batches
     return total if training.get("max_steps") is None else min(total, int(training["max_steps"]))
 

@@ -14,23 +14,20 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from pot_zk import bundle as files
-from pot_zk.audit import AuditLog, run_start_fields
-from pot_zk.bundle import RunBundle, discard_incomplete_tail, load_model, save_model
+from pot_zk.bundle import RunBundle
 from pot_zk.circuit import SgdCircuitSpec
 from pot_zk.config import schema
-from pot_zk.config.build import Runtime, build, resolved_container
+from pot_zk.config.build import build, resolved_container
 from pot_zk.data import epoch_order, fixed_batches, load_dataset
-from pot_zk.errors import ConfigurationError, PotZkError
-from pot_zk.executors import create_executor
-from pot_zk.manifest import prepare_run
+from pot_zk.errors import ConfigurationError
 from pot_zk.policy import create_policy
-from pot_zk.run import ProvenRun
-from pot_zk.stats import ProvingStats
-from pot_zk.step import MlpArchitecture, capture_sgd_step
+from pot_zk.run import RunProgress
+from pot_zk.session import RunSummary, resume_session, start_session
+from pot_zk.step import MlpArchitecture
 
 schema.register_schema()
 
@@ -52,6 +49,9 @@ class TrainingPlan:
     workers: int
     srs_path: str | None
     allow_dev_srs: bool
+    batch_order: str = "seeded"
+    """``seeded``: epochs visit the batches in a seeded permutation (``pot-zk train``);
+    ``recorded``: a user loop chose each step's batch, recorded per step (:mod:`pot_zk.hooks`)."""
 
 
 def plan_from_config(cfg: DictConfig) -> TrainingPlan:
@@ -90,20 +90,19 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
     )
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    run_dir: Path
-    status: str
-    progress: dict[str, Any]
-    stats: dict[str, Any]
-
-
 def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSummary:
     """Run (or resume) the training job ``cfg`` describes. Raises when fail_fast halts."""
     runtime = build(cfg)
     plan = plan_from_config(cfg)
     if resume:
         bundle = RunBundle.open(plan.run_dir)
+        order = bundle.manifest()["training"].get("batch_order", "seeded")
+        if order != "seeded":
+            raise ConfigurationError(
+                f"{plan.run_dir} was trained by a user loop (batch_order={order!r}); `pot-zk resume` can only "
+                "continue runs made by `pot-zk train`",
+                key="run_dir",
+            )
     elif (plan.run_dir / files.MANIFEST).exists():
         raise ConfigurationError(f"{plan.run_dir} already holds a run; continue it with `pot-zk resume {plan.run_dir}`", key="run_dir")
     else:
@@ -112,42 +111,31 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSumm
     batches = fixed_batches(inputs, targets, plan.spec.batch_size, plan.seed)
     torch.manual_seed(plan.seed)
     model = plan.spec.architecture.build()
-    if resume:
-        prepared = _reopen(bundle)
-    else:
-        prepared = prepare_run(bundle, plan, runtime, batches, model.state_dict(), OmegaConf.to_yaml(_resolved(cfg)))
-    discarded = discard_incomplete_tail(bundle.path(files.AUDIT))
-    audit = AuditLog(bundle.path(files.AUDIT), console=runtime.audit_console, run=bundle.root.name, mode=runtime.mode)
-    start_step = 0
-    if resume:
-        start_step = _restore_checkpoint(bundle, model)
-        audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(discarded))
-    else:
-        audit.event("run.start", run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(resolved_container(cfg)))
-    stats = ProvingStats()
-    summary = _train_loop(bundle, plan, runtime, model, batches, prepared, audit, stats, start_step, sleep)
-    return summary
+    optimizer = torch.optim.SGD(model.parameters(), lr=plan.spec.learning_rate)
+    schedule = list(_step_schedule(plan, len(batches)))
+    with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar:
+        options = {"sleep": sleep, "on_progress": lambda progress: bar.set_postfix_str(_queue_text(progress))}
+        if resume:
+            session = resume_session(bundle, plan, runtime, model, optimizer, **options)
+        else:
+            session = start_session(bundle, plan, runtime, model, optimizer, batches, _resolved(cfg), **options)
+        bar.update(session.next_step)
+        with session:
+            for index, epoch, batch_index in schedule[session.next_step :]:
+                batch = batches[batch_index]
+                session.step(batch.inputs, batch.targets, epoch=epoch, batch_index=batch_index)
+                bar.update(1)
+                bar.set_postfix_str(_queue_text(session.progress))
+            bar.set_description("waiting for proofs")
+            session.drain()
+    assert session.summary is not None
+    return session.summary
 
 
-def _resolved(cfg: DictConfig) -> DictConfig:
+def _resolved(cfg: DictConfig) -> dict[str, Any]:
     container = resolved_container(cfg)
     container["run_dir"] = str(Path(container["run_dir"]).absolute())
-    return OmegaConf.create(container)
-
-
-def _reopen(bundle: RunBundle) -> dict[str, Any]:
-    for name in (files.COMMITMENTS, files.PROOFS):
-        discard_incomplete_tail(bundle.path(name))
-    manifest = bundle.manifest()
-    return {"leaves": bundle.dataset()["leaves"], "prover_options": manifest["prover_options"]}
-
-
-def _restore_checkpoint(bundle: RunBundle, model: torch.nn.Module) -> int:
-    path = bundle.path(files.CHECKPOINT)
-    source = path if path.exists() else bundle.path(files.INITIAL_MODEL)
-    state, metadata = load_model(source)
-    model.load_state_dict(state)
-    return int(metadata.get("next_step", 0))
+    return container
 
 
 def _step_schedule(plan: TrainingPlan, num_batches: int):
@@ -159,49 +147,9 @@ def _step_schedule(plan: TrainingPlan, num_batches: int):
         yield index, epoch, epoch_order(num_batches, epoch, plan.seed)[position]
 
 
-def _train_loop(bundle, plan, runtime: Runtime, model, batches, prepared, audit, stats, start_step, sleep) -> RunSummary:
-    pipeline = runtime.open_pipeline(audit=audit, stats=stats, sleep=sleep) if runtime.proving_enabled else None
-    run = ProvenRun(bundle, plan.spec, pipeline, plan.policy, plan.cache_dir, prepared["prover_options"], prepared["leaves"])
-    optimizer = torch.optim.SGD(model.parameters(), lr=plan.spec.learning_rate)
-    schedule = list(_step_schedule(plan, len(batches)))
-    bar = tqdm(total=len(schedule), initial=start_step, desc="training", unit="step", disable=not plan.progress, file=sys.stderr)
-    if pipeline is not None:
-        run.executor = create_executor(plan.executor, pipeline.prove, run.record_result, plan.workers)
-        run.on_result = lambda result: bar.set_postfix_str(_queue_text(run))
-        run.requeue_unfinished(start_step)
-    status = "completed"
-    try:
-        for index, epoch, batch_index in schedule[start_step:]:
-            batch = batches[batch_index]
-            step = capture_sgd_step(model, optimizer, batch.inputs, batch.targets)
-            run.record_step(step, index, epoch, batch_index, audit)
-            save_model(model.state_dict(), bundle.path(files.CHECKPOINT), {"next_step": str(index + 1)})
-            if run.executor is not None:
-                run.executor.check()
-            bar.update(1)
-            bar.set_postfix_str(_queue_text(run))
-        if run.executor is not None:
-            bar.set_description("waiting for proofs")
-            run.executor.drain()
-    except PotZkError as error:
-        status = "halted"
-        audit.event("run.halted", error=error.to_record())
-        raise
-    finally:
-        bar.close()
-        if run.executor is not None:
-            run.executor.shutdown()
-        if status == "completed":
-            save_model(model.state_dict(), bundle.path(files.FINAL_MODEL))
-        stats.write(bundle.root)
-        audit.event("run.end", status=status, progress=run.progress.summary(), stats=stats.get_stats())
-        audit.close()
-    return RunSummary(bundle.root, status, run.progress.summary(), stats.get_stats())
-
-
-def _queue_text(run: ProvenRun) -> str:
-    done = sum(run.progress.outcomes.values())
-    return f"proofs {done}/{run.progress.scheduled} done"
+def _queue_text(progress: RunProgress) -> str:
+    done = sum(progress.outcomes.values())
+    return f"proofs {done}/{progress.scheduled} done"
 
 
 def print_summary(summary: RunSummary) -> None:

@@ -6,7 +6,9 @@ What is checked (each failure is named; docs/verify.md):
 * ``statement``: the declared circuit spec parses; the verifier derives circuit and keys from it;
 * ``dataset-root``: the batch commitments hash to the declared Merkle root;
 * ``steps``: one commitment record per step, 0..n-1, none missing or duplicated, the count the
-  declared training plan implies; batches visited in the declared seeded order, each a leaf;
+  declared training plan implies; batches visited in the declared seeded order, each a leaf
+  (a run with ``batch_order: recorded``, from a user loop, declares no schedule: only
+  "each step's batch is a leaf" is checked, and the report says so in a note);
 * ``commitment-chain``: W_t+1 of each step is W_t of the next;
 * ``initial-model`` / ``final-model``: the model files hash to the first / last commitment;
 * ``policy``: the steps marked for proving are exactly those the declared policy selects;

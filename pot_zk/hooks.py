@@ -1,0 +1,150 @@
+"""Integration hooks: prove the SGD steps of your own training loop.
+
+    batches = [(x0, y0), (x1, y1), ...]          # the data set, declared before training
+    with proven_training(model, optimizer, batches, run_dir="runs/mine") as run:
+        for epoch in range(3):
+            for x, y in batches:
+                loss = run.step(x, y)            # forward, MSE, backward, optimizer.step()
+
+The result is the run bundle ``pot-zk train`` writes (same session code path:
+:class:`pot_zk.session.TrainingSession`), and ``pot-zk verify`` checks it. The differences
+from ``pot-zk train``:
+
+* the batches are fixed and declared up front (their Merkle root goes into the manifest
+  before the first step); :meth:`ProvenTraining.step` accepts exactly those batches, in any
+  order, any number of times, and rejects any other;
+* the loop chooses the order, so the manifest says ``batch_order: recorded`` and each step
+  records which declared batch it used; ``pot-zk verify`` then checks that every step's batch
+  is a declared leaf, not an order or a step count;
+* the architecture, batch size and learning rate come from ``model``, the batches and
+  ``optimizer``; the rest (policy, mode, handler, executor, circuit, SRS, cache_dir) from
+  pot-zk's config with ``overrides``, as on the ``pot-zk train`` command line;
+* ``pot-zk resume`` does not continue such a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from pot_zk import bundle as files
+from pot_zk.bundle import RunBundle
+from pot_zk.config.build import build, compose_config, resolved_container
+from pot_zk.data import Batch
+from pot_zk.errors import ConfigurationError, WitnessBuilderError
+from pot_zk.session import RunSummary, TrainingSession, start_session
+from pot_zk.step import architecture_of, check_sgd_optimizer
+from pot_zk.train import TrainingPlan, plan_from_config
+
+BatchPair = tuple[torch.Tensor, torch.Tensor]
+
+
+class ProvenTraining:
+    """The handle a ``proven_training`` block yields: take steps, read progress."""
+
+    def __init__(self, session: TrainingSession, batch_fingerprints: dict[str, int]) -> None:
+        self._session = session
+        self._fingerprints = batch_fingerprints
+
+    @property
+    def run_dir(self) -> Path:
+        return self._session.bundle.root
+
+    @property
+    def steps(self) -> int:
+        """Steps taken (and committed) so far."""
+        return self._session.next_step
+
+    @property
+    def summary(self) -> RunSummary | None:
+        """How the run ended (None while it is open)."""
+        return self._session.summary
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+        """One SGD step on a declared batch: zero_grad, forward, MSE loss, backward,
+        ``optimizer.step()``; commits to it and proves it if the policy selects it. Returns the
+        loss. Raises :class:`~pot_zk.errors.WitnessBuilderError` for a batch that was not
+        declared, and the handler's error when a failed proof halts the run (fail_fast)."""
+        batch_index = self._fingerprints.get(_fingerprint(inputs, targets))
+        if batch_index is None:
+            raise WitnessBuilderError(
+                "this batch is not one of the batches declared to proven_training",
+                expected=f"one of the {len(set(self._fingerprints.values()))} declared batches (same shapes and values)",
+                actual={"inputs": list(inputs.shape), "targets": list(targets.shape)},
+                step=self._session.next_step,
+            )
+        step = self._session.step(inputs, targets, epoch=None, batch_index=batch_index)
+        assert step.loss is not None
+        return step.loss
+
+
+@contextmanager
+def proven_training(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Sequence[BatchPair],
+    *,
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    dataset_name: str = "user",
+) -> Iterator[ProvenTraining]:
+    """Open a proven run over ``model`` and ``optimizer`` (plain ``torch.optim.SGD``) in the new
+    directory ``run_dir``; ``batches`` is the whole data set as ``(inputs, targets)`` pairs of
+    one batch size. Leaving the block normally waits for the queued proofs and ends the run
+    ``completed``; an exception ends it ``halted`` (a pot-zk error, e.g. fail_fast) or
+    ``aborted`` (anything else) and propagates."""
+    declared = [Batch(i, x.detach(), y.detach()) for i, (x, y) in enumerate(batches)]
+    cfg = _config(model, optimizer, declared, Path(run_dir).absolute(), overrides)
+    plan = dataclasses.replace(plan_from_config(cfg), data={"name": dataset_name}, batch_order="recorded")
+    if (plan.run_dir / files.MANIFEST).exists():
+        raise ConfigurationError(f"{plan.run_dir} already holds a run; give proven_training a new run_dir", key="run_dir")
+    fingerprints: dict[str, int] = {}
+    for batch in declared:
+        fingerprints.setdefault(_fingerprint(batch.inputs, batch.targets), batch.index)
+    runtime = build(cfg)
+    session = start_session(RunBundle(plan.run_dir), plan, runtime, model, optimizer, declared, _recorded_config(cfg, plan))
+    with session:
+        yield ProvenTraining(session, fingerprints)
+
+
+def _config(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[Batch], run_dir: Path, overrides: Sequence[str]):
+    """pot-zk's config with ``overrides``; model, batch size and learning rate taken from the
+    objects being trained, so the statement matches what runs."""
+    architecture = architecture_of(model)
+    learning_rate = check_sgd_optimizer(optimizer)
+    sizes = {int(b.inputs.shape[0]) for b in batches} | {int(b.targets.shape[0]) for b in batches}
+    if not batches or len(sizes) != 1:
+        raise ConfigurationError(
+            f"proven_training needs at least one batch and one batch size for all inputs and targets, got sizes {sorted(sizes)}",
+            key="batches",
+        )
+    cfg = compose_config([*overrides, f"run_dir='{run_dir}'"])
+    cfg.model.dims = list(architecture.dims)
+    cfg.train.batch_size = sizes.pop()
+    cfg.train.learning_rate = learning_rate
+    return cfg
+
+
+def _recorded_config(cfg, plan: TrainingPlan) -> dict[str, Any]:
+    """The resolved config as it applies to a user loop: no data set or schedule of pot-zk's."""
+    container = resolved_container(cfg)
+    container["run_dir"] = str(plan.run_dir)
+    container.pop("data", None)
+    container["train"] = {key: container["train"][key] for key in ("batch_size", "learning_rate")}
+    container["train"]["batch_order"] = plan.batch_order
+    return container
+
+
+def _fingerprint(inputs: torch.Tensor, targets: torch.Tensor) -> str:
+    """Identity of a batch's values (shape and float64 bytes of X then Y)."""
+    digest = hashlib.sha256()
+    for tensor in (inputs, targets):
+        values = torch.as_tensor(tensor).detach().to("cpu", torch.float64).contiguous()
+        digest.update(repr(tuple(values.shape)).encode())
+        digest.update(values.numpy().tobytes())
+    return digest.hexdigest()
