@@ -70,6 +70,7 @@ def prove_pending_command(parser: argparse.ArgumentParser) -> CommandHandler:
 COMMANDS: dict[str, tuple[str, Command]] = {
     "verify": ("verify a whole run from its bundle", lambda p: import_object("pot_zk.commands:verify_command")(p)),
     "resume": ("continue a stopped or killed run in its directory", lambda p: import_object("pot_zk.commands:resume_command")(p)),
+    "report": ("plots and a summary of a run bundle", lambda p: import_object("pot_zk.report:report_command")(p)),
     "audit": ("audit trail tools", audit_command),
     "prove-pending": ("retry the jobs parked by the retry handler", prove_pending_command),
 }
