@@ -2,7 +2,8 @@
 
 The strategy chain, retry schedule, failure handler and circuit settings come from the same
 Hydra config as ``pot-zk train`` (pass overrides such as ``"handler=fallback"``); the result
-says which proof type was produced.
+says which proof type was produced. Plain SGD steps and LoRA steps (our LoraLinear or peft
+LoRA models, detected from the model: pot_zk.detect) get the matching circuit.
 """
 
 from __future__ import annotations
@@ -19,9 +20,15 @@ from pot_zk.circuit import SgdCircuitSpec
 from pot_zk.commitments import StepCommitment
 from pot_zk.config import build, compose_config
 from pot_zk.pipeline import ProofResult
-from pot_zk.step import MlpArchitecture, TrainingStep, architecture_of, save_step, step_from_states
+from pot_zk.lora import LoraTrainingStep
+from pot_zk.lora_capture import capture_step
+from pot_zk.lora_circuit import LoraCircuitSpec
+from pot_zk.specs import save_training_step, spec_for_step
+from pot_zk.step import MlpArchitecture, TrainingStep, architecture_of, step_from_states
 from pot_zk.strategies import ProofJob
 from pot_zk.verify import StepStatement, StepVerdict, verify_step
+
+AnyStep = TrainingStep | LoraTrainingStep
 
 
 class AutoProver:
@@ -36,24 +43,30 @@ class AutoProver:
         self.pipeline = self.runtime.open_pipeline(sleep=sleep)
         self._numbers = itertools.count()
 
-    def spec_for(self, step: TrainingStep) -> SgdCircuitSpec:
-        return SgdCircuitSpec(step.architecture, step.batch_size, step.learning_rate, **self.circuit_settings)
+    def spec_for(self, step: AnyStep) -> SgdCircuitSpec | LoraCircuitSpec:
+        return spec_for_step(step, **self.circuit_settings)
 
-    def prove(self, step: TrainingStep, index: int | None = None) -> ProofResult:
+    def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> AnyStep:
+        """Run one SGD step on ``model`` and capture it, as an SGD or a LoRA step by what the
+        model is."""
+        return capture_step(model, optimizer, inputs, targets)
+
+    def prove(self, step: AnyStep, index: int | None = None) -> ProofResult:
         index = next(self._numbers) if index is None else index
         witness = self.work_dir / "witness" / f"step-{index:08d}.safetensors"
-        save_step(step, witness)
+        spec = self.spec_for(step)
+        save_training_step(step, witness)
         job = ProofJob(
             step=index,
-            kind="sgd",
-            circuit=self.spec_for(step).to_dict(),
+            kind=spec.kind,
+            circuit=spec.to_dict(),
             witness_path=str(witness),
             cache_dir=str(self.cache_dir),
             output_dir=str(self.work_dir / "proofs" / f"step-{index:08d}"),
         )
         return self.pipeline.prove(job)
 
-    def verify(self, step: TrainingStep, result: ProofResult) -> StepVerdict:
+    def verify(self, step: AnyStep, result: ProofResult) -> StepVerdict:
         """Check a proved result against the step's statement, as a verifier would."""
         if result.status != "proved" or result.response is None:
             return StepVerdict(False, str(result.proof_type), "not-proved", f"the step was {result.status}")

@@ -10,6 +10,7 @@ import torch
 from pot_zk.autoprove import AutoProver, auto_prove_training_step
 from pot_zk.errors import InvalidModelStateError
 
+from lora_support import LR, lora_model
 from zk_support import TINY, train_steps
 
 pytestmark = pytest.mark.prover
@@ -48,3 +49,15 @@ def test_inconsistent_states_are_rejected_before_proving(tmp_path):
     with pytest.raises(InvalidModelStateError):
         auto_prove_training_step(model, other, (torch.randn(2, 4), torch.randn(2, 2)), 0.1, work_dir=tmp_path)
     assert not (tmp_path / "proofs").exists()
+
+
+def test_auto_prover_detects_a_lora_model_and_proves_its_step(tmp_path, zk_cache):
+    model = lora_model(seed=5)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=LR)
+    prover = AutoProver(tmp_path, [f"cache_dir={zk_cache}", "audit.console=false"])
+    step = prover.capture(model, optimizer, torch.randn(2, 4), torch.randn(2, 2))
+    result = prover.prove(step)
+    prover.close()
+    assert result.status == "proved" and result.proof_type == "zk-halo2"
+    assert result.response.public["commitment"]["base"]
+    assert prover.verify(step, result).ok
