@@ -187,9 +187,13 @@ def _parse_response(completed: CompletedProver, context: dict[str, Any]) -> Prov
     if data.get("status") != "ok":
         raise protocol_error(f"its status is {data.get('status')!r}, expected 'ok'")
     try:
-        return ProverResponse.from_json_dict(data)
+        response = ProverResponse.from_json_dict(data)
     except (KeyError, TypeError, ValueError) as error:
         raise protocol_error(f"its response is malformed ({type(error).__name__}: {error})") from None
+    absent = sorted(name for name, path in response.artifacts.items() if not os.path.isfile(path))
+    if absent:
+        raise protocol_error(f"the artifact(s) {', '.join(absent)} it names do not exist")
+    return response
 
 
 def _error_message(stdout: str) -> str:

@@ -41,7 +41,23 @@ def _verify_halo2(statement: StepStatement, proof: Path, cache_dir: Path, srs: S
 
     if srs is None:
         raise ConfigurationError("verifying a zk-halo2 proof needs an SRS (srs.path, or a dev SRS)", key="srs.path")
+    _check_redundant_encoding(proof)
     halo2.verify_step_proof(statement.spec, statement.commitment, proof, cache_dir, srs)
+
+
+def _check_redundant_encoding(proof: Path) -> None:
+    """ezkl's proof file carries the proof twice: ``proof`` (bytes, what ezkl verifies) and
+    ``hex_proof`` (what e.g. an EVM verifier is given). A file whose two encodings differ is
+    malformed: whatever reads the other one must not see an unverified proof."""
+    import json
+
+    try:
+        data = json.loads(Path(proof).read_text())
+        hex_proof = data.get("hex_proof") if isinstance(data, dict) else None
+        if hex_proof is not None and hex_proof.lower() != "0x" + bytes(data["proof"]).hex():
+            raise ProofVerificationError("the proof file's hex_proof differs from its proof bytes", reason="malformed-proof")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return  # unreadable files are reported by the verifier itself, with its own reason
 
 
 def _verify_reexec(statement: StepStatement, proof: Path, cache_dir: Path, srs: SrsRef | None) -> None:

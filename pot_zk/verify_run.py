@@ -118,7 +118,7 @@ def verify_run(run: Path, *, cache_dir: Path, srs_path: Path | None = None, allo
 def _check_audit(bundle: RunBundle, report: RunReport) -> list[dict[str, Any]]:
     audit = verify_audit(bundle.path(files.AUDIT))
     if not audit.ok:
-        report.fail("audit-chain", audit.reason or "broken", audit.summary())
+        report.fail("audit-chain", audit.problem or "broken", audit.summary())
         return []
     if not audit.closed:
         report.fail("audit-chain", "not-closed", "the audit trail does not end with run.end (run unfinished or truncated)")
@@ -128,7 +128,18 @@ def _check_audit(bundle: RunBundle, report: RunReport) -> list[dict[str, Any]]:
         report.fail("audit-chain", "run-not-completed", f"the run ended with status {ends[-1].get('status')!r}")
     if audit.ok and audit.closed:
         report.passed.append("audit-chain")
+    _check_manifest_recorded(bundle, report, events)
     return events
+
+
+def _check_manifest_recorded(bundle: RunBundle, report: RunReport, events: list[dict[str, Any]]) -> None:
+    """The manifest is the statement; the run.start record fixed it when the run began. A
+    manifest edited afterwards (mode, policy, dataset root, SRS, hyper-parameters) differs."""
+    recorded = next((e["manifest"] for e in events if e.get("event") == "run.start" and "manifest" in e), None)
+    if recorded is None:
+        report.fail("statement", "manifest-mismatch", "the audit trail has no run.start record of the manifest")
+    elif recorded != bundle.manifest():
+        report.fail("statement", "manifest-mismatch", "manifest.json differs from the manifest the run.start audit record fixed")
 
 
 def _srs_for(report: RunReport, manifest: dict, cache_dir: Path, srs_path: Path | None, allow_dev_srs: bool):
@@ -178,7 +189,7 @@ def _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events,
             coverage["commitment-only" if record is None else record["status"]] += 1
             continue
         proof_type = record.get("proof_type")
-        if (step, proof_type) not in labels:
+        if audit_events and (step, proof_type) not in labels:  # no events: the audit-chain check already failed
             report.fail("proofs", "label-mismatch", f"proof labelled {proof_type!r} but the audit trail recorded no such proof", step)
         path = (bundle.root / str(record.get("proof"))).resolve()
         if bundle.root.resolve() not in path.parents or not path.is_file():

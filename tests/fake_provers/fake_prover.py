@@ -10,6 +10,14 @@
     fake_prover.py wrong-protocol           answer with another protocol version
     fake_prover.py transient-then-ok STATE N   exit 75 the first N runs (counted in STATE), then ok
     fake_prover.py exit CODE                print an error response, exit CODE
+    fake_prover.py partial-kill             write half a response to stdout, then SIGKILL itself
+    fake_prover.py corrupt-proof [TYPE]     answer ok, but the proof file holds random bytes
+    fake_prover.py missing-proof [TYPE]     answer ok, naming a proof file it never wrote
+    fake_prover.py random SEED STATE [TYPE] the n-th run (counted in STATE) behaves as
+                                            choose(SEED, n): a seeded random fault, or ok
+
+``FAULTS`` and ``choose`` are imported by scripts/fault_campaign.py to predict what each
+run of a ``random`` prover will do.
 """
 
 import json
@@ -20,6 +28,39 @@ import sys
 import time
 
 PROTOCOL = "pot-zk-prover/1"
+
+# Behaviours a ``random`` prover picks from (weights: how often). "ok" ends a fault streak.
+FAULTS = {
+    "ok": 3,
+    "crash": 2,
+    "signal": 1,
+    "partial-kill": 2,
+    "hang": 1,
+    "garbage": 1,
+    "truncated": 1,
+    "wrong-protocol": 1,
+    "missing-proof": 1,
+    "exit 64": 1,
+    "exit 65": 1,
+    "exit 70": 1,
+    "exit 75": 2,
+}
+
+
+def choose(seed: str, run: int) -> str:
+    """The behaviour of run number ``run`` (0-based) of a ``random`` prover seeded ``seed``."""
+    import random
+
+    names = sorted(FAULTS)
+    return random.Random(f"{seed}:{run}").choices(names, weights=[FAULTS[n] for n in names])[0]
+
+
+def next_run(state: str) -> int:
+    """Count this run in the STATE file; return how many runs came before it."""
+    runs = int(open(state).read()) if os.path.exists(state) else 0
+    with open(state, "w") as handle:
+        handle.write(str(runs + 1))
+    return runs
 
 
 def answer_ok(proof_type: str) -> None:
@@ -36,8 +77,25 @@ def answer_ok(proof_type: str) -> None:
     }))
 
 
+def answer_with_bad_proof(proof_type: str, write: bool) -> None:
+    request = json.load(sys.stdin)
+    os.makedirs(request["output_dir"], exist_ok=True)
+    proof = os.path.join(request["output_dir"], "proof.json")
+    if write:
+        with open(proof, "wb") as handle:
+            handle.write(os.urandom(64))
+    print(json.dumps({
+        "protocol": PROTOCOL, "status": "ok", "proof_type": proof_type,
+        "artifacts": {"proof": proof}, "public": {"step": request["step"]}, "timings": {}, "sizes": {},
+    }))
+
+
 def main() -> None:
     behaviour, arguments = sys.argv[1], sys.argv[2:]
+    if behaviour == "random":
+        seed, state = arguments[0], arguments[1]
+        chosen = choose(seed, next_run(state)).split()
+        behaviour, arguments = chosen[0], chosen[1:] + (arguments[2:] if chosen[0] == "ok" else [])
     if behaviour == "ok":
         answer_ok(arguments[0] if arguments else "test-proof")
     elif behaviour == "crash":
@@ -61,9 +119,7 @@ def main() -> None:
         print(json.dumps({"protocol": "pot-zk-prover/0", "status": "ok", "proof_type": "x", "artifacts": {}}))
     elif behaviour == "transient-then-ok":
         state, failures = arguments[0], int(arguments[1])
-        runs = int(open(state).read()) if os.path.exists(state) else 0
-        with open(state, "w") as handle:
-            handle.write(str(runs + 1))
+        runs = next_run(state)
         if runs < failures:
             print(f"transient failure {runs + 1} of {failures}", file=sys.stderr)
             sys.exit(75)
@@ -72,6 +128,13 @@ def main() -> None:
         print(json.dumps({"status": "error", "message": f"simulated exit {arguments[0]}"}))
         print(f"exiting with {arguments[0]}", file=sys.stderr)
         sys.exit(int(arguments[0]))
+    elif behaviour == "partial-kill":
+        sys.stdin.read()
+        sys.stdout.write('{"protocol": "pot-zk-prover/1", "status": "ok", "proof_type": "zk-h')
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif behaviour in ("corrupt-proof", "missing-proof"):
+        answer_with_bad_proof(arguments[0] if arguments else "test-proof", write=behaviour == "corrupt-proof")
     else:
         sys.exit(f"unknown behaviour {behaviour}")
 
