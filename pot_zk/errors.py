@@ -48,6 +48,16 @@ class PotZkError(Exception):
             record[key] = _jsonable(value)
         return record
 
+    def __reduce__(self):
+        """Pickle by state instead of re-calling ``__init__`` (whose signature differs per
+        subclass), so an error raised on a Dask worker arrives intact: same class, message,
+        ``retryable`` and context attributes."""
+        return (_restore_error, (type(self), self.args), self.__dict__)
+
+
+def _restore_error(cls: type[PotZkError], args: tuple[Any, ...]) -> PotZkError:
+    return cls.__new__(cls, *args)
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, PotZkError):

@@ -2,7 +2,8 @@
 
 ``inline``: the loop waits for each proof. ``process``: jobs go to a local pool of
 ``workers`` threads, each driving prover *programs* (separate processes), so training goes on
-while they prove; ``drain`` waits for every queued job. A job whose handler halts (fail_fast)
+while they prove; ``drain`` waits for every queued job. ``dask``: the strategy calls go to a Dask cluster
+(:mod:`pot_zk.dask_executor`, imported only when chosen). A job whose handler halts (fail_fast)
 is re-raised in the training loop at the next ``check``.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
+from typing import Any, Callable
 
 from pot_zk.errors import ConfigurationError
 from pot_zk.pipeline import ProofResult
@@ -81,9 +82,14 @@ class PoolExecutor:
         self._pool.shutdown(wait=True)
 
 
-def create_executor(name: str, prove: ProveFn, done: DoneFn, workers: int = 1):
+def create_executor(name: str, prove: ProveFn, done: DoneFn, workers: int = 1, **options: Any):
+    """``options``: the executor group's own settings (``dask``: ``scheduler_address``)."""
     if name == "inline":
         return InlineExecutor(prove, done)
     if name == "process":
         return PoolExecutor(prove, done, workers)
-    raise ConfigurationError(f"unknown executor {name!r}; known: inline, process", key="executor.name")
+    if name == "dask":
+        from pot_zk.dask_executor import create_dask_executor
+
+        return create_dask_executor(prove, done, workers, **options)
+    raise ConfigurationError(f"unknown executor {name!r}; known: inline, process, dask", key="executor.name")

@@ -71,7 +71,9 @@ class TrainingSession:
         if on_progress is not None:
             self.run.on_result = lambda result: on_progress(self.run.progress)
         if pipeline is not None:
-            self.run.executor = create_executor(plan.executor, pipeline.prove, self.run.record_result, plan.workers)
+            self.run.executor = create_executor(
+                plan.executor, pipeline.prove, self.run.record_result, plan.workers, scheduler_address=plan.scheduler_address
+            )
             self.run.requeue_unfinished(start_step)
 
     @property

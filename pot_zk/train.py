@@ -52,6 +52,8 @@ class TrainingPlan:
     batch_order: str = "seeded"
     """``seeded``: epochs visit the batches in a seeded permutation (``pot-zk train``);
     ``recorded``: a user loop chose each step's batch, recorded per step (:mod:`pot_zk.hooks`)."""
+    scheduler_address: str | None = None
+    """executor=dask: the scheduler to use; None starts a LocalCluster."""
 
 
 def plan_from_config(cfg: DictConfig) -> TrainingPlan:
@@ -87,6 +89,7 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         workers=int(cfg.executor.workers),
         srs_path=cfg.srs.path,
         allow_dev_srs=bool(cfg.srs.allow_dev_srs),
+        scheduler_address=cfg.executor.scheduler_address,
     )
 
 

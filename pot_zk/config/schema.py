@@ -67,7 +67,7 @@ class AuditConfig:
 
 
 PolicyName = Enum("PolicyName", {name: name for name in ("every_step", "every_k", "sample")})
-ExecutorName = Enum("ExecutorName", {name: name for name in ("inline", "process")})
+ExecutorName = Enum("ExecutorName", {name: name for name in ("inline", "process", "dask")})
 DataName = Enum("DataName", {name: name for name in ("digits", "synthetic")})
 
 
@@ -101,7 +101,9 @@ class PolicyConfig:
 class ExecutorConfig:
     name: ExecutorName = MISSING
     workers: int = 1
-    """process: how many prover programs run at once."""
+    """process, dask: how many prover programs run at once (dask: also the LocalCluster's worker processes)."""
+    scheduler_address: Optional[str] = None
+    """dask: the scheduler to connect to, e.g. ``tcp://10.0.0.5:8786``; None starts a LocalCluster."""
 
 
 @dataclass
