@@ -32,22 +32,14 @@ def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], 
         if step in by_step:
             report.fail("steps", "duplicate-step", "two commitment records for one step", step)
         by_step[step] = record
-    expected_count = _expected_steps(manifest, len(leaves))
+    seeded = _check_batch_order(report, manifest)
+    expected_count = _expected_steps(manifest, len(leaves)) if seeded else None
     steps = sorted(s for s in by_step if isinstance(s, int))
     if steps != list(range(len(steps))) or len(steps) != len(by_step):
         missing = sorted(set(range(max(steps, default=-1) + 1)) - set(steps))
         report.fail("steps", "missing-step", f"steps are not numbered 0..n-1 (missing: {missing[:10]})")
     elif expected_count is not None and len(steps) != expected_count:
         report.fail("steps", "step-count", f"the declared plan has {expected_count} steps, the bundle {len(steps)}")
-    order = batch_order(manifest)
-    seeded = order == "seeded"
-    if order not in BATCH_ORDERS:
-        report.fail("steps", "unknown-batch-order", f"the manifest declares batch_order={order!r}; known: {', '.join(BATCH_ORDERS)}")
-    elif order == "recorded":
-        report.notes.append(
-            "batch order: recorded by the training loop, not a declared schedule; each step's batch is checked "
-            "to be a leaf of the declared dataset, not which leaf a step should have used or how many steps there should be"
-        )
     for step in steps:
         record = by_step[step]
         epoch, position = divmod(step, max(len(leaves), 1))
@@ -72,10 +64,26 @@ def batch_order(manifest: dict) -> str:
     return manifest["training"].get("batch_order", "seeded")
 
 
-def _expected_steps(manifest: dict, num_batches: int) -> int | None:
+def _check_batch_order(report, manifest: dict) -> bool:
+    """Whether the manifest declares a seeded schedule the steps must follow."""
+    order = batch_order(manifest)
     training = manifest["training"]
-    if batch_order(manifest) == "recorded":
-        return None
+    if order not in BATCH_ORDERS:
+        report.fail("steps", "unknown-batch-order", f"the manifest declares batch_order={order!r}; known: {', '.join(BATCH_ORDERS)}")
+    elif order == "seeded" and not all(isinstance(training.get(key), int) for key in ("epochs", "seed")):
+        report.fail("steps", "schedule-missing", "batch_order is seeded but the manifest declares no integer epochs and seed")
+    elif order == "recorded":
+        report.notes.append(
+            "batch order: recorded by the training loop, not a declared schedule; each step's batch is checked "
+            "to be a leaf of the declared dataset, not which leaf a step should have used or how many steps there should be"
+        )
+    else:
+        return True
+    return False
+
+
+def _expected_steps(manifest: dict, num_batches: int) -> int:
+    training = manifest["training"]
     total = int(training["epochs"]) * num_batches
     return total if training.get("max_steps") is None else min(total, int(training["max_steps"]))
 
