@@ -73,6 +73,7 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "report": ("plots and a summary of a run bundle", lambda p: import_object("pot_zk.report:report_command")(p)),
     "audit": ("audit trail tools", audit_command),
     "prove-pending": ("retry the jobs parked by the retry handler", prove_pending_command),
+    "sweep-report": ("one table and plots over every job of a --multirun sweep", lambda p: import_object("pot_zk.sweep_report:sweep_report_command")(p)),
 }
 
 HYDRA_APPS: dict[str, str] = {
