@@ -56,6 +56,18 @@ def load_dataset(name: str, in_features: int, out_features: int, num_samples: in
     raise ConfigurationError(f"unknown data set {name!r}; known: digits, synthetic", key="data.name")
 
 
+def select_part(inputs: torch.Tensor, targets: torch.Tensor, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``all`` samples, or the first (``base``) or second (``adapt``) half in data-set order."""
+    half = len(inputs) // 2
+    if part == "all":
+        return inputs, targets
+    if part == "base":
+        return inputs[:half], targets[:half]
+    if part == "adapt":
+        return inputs[half:], targets[half:]
+    raise ConfigurationError(f"unknown data part {part!r}; known: all, base, adapt", key="data.part")
+
+
 def fixed_batches(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int) -> list[Batch]:
     """Shuffle once (seeded) and cut into full batches; a last partial batch is dropped."""
     if batch_size < 1 or batch_size > len(inputs):

@@ -19,6 +19,7 @@ from pot_zk.commitments import commit_values
 from pot_zk.config.build import Runtime
 from pot_zk.data import Batch
 from pot_zk.errors import ConfigurationError
+from pot_zk.lora_runs import base_commitment
 from pot_zk.merkle import merkle_root
 
 if TYPE_CHECKING:
@@ -47,6 +48,13 @@ def srs_for(plan: "TrainingPlan") -> dict[str, Any]:
     else:
         srs = ezkl_adapter.dev_srs(plan.cache_dir, circuit.logrows)
     return {"provenance": srs.provenance, "sha256": srs.sha256, "logrows": srs.logrows, "circuit_logrows": circuit.logrows}
+
+
+def lora_base(plan: "TrainingPlan") -> dict[str, Any]:
+    """For a LoRA run: the base run and the commitment its final model hashes to."""
+    if plan.base_run is None:
+        return {}
+    return {"base": {"run": str(plan.base_run), "commitment": base_commitment(plan.base_run)}}
 
 
 def dataset_leaves(batches: list[Batch], plan: "TrainingPlan") -> list[str]:
@@ -98,13 +106,14 @@ def prepare_run(
             "handler": runtime.handler.name,
             "circuit": plan.spec.to_dict(),
             "circuit_id": plan.spec.circuit_id(),
-            "dataset": {"name": plan.data["name"], "root": root, "num_batches": len(leaves)},
+            "dataset": {"name": plan.data["name"], "part": plan.data.get("part", "all"), "root": root, "num_batches": len(leaves)},
             "training": training_plan(plan),
             "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
             "executor": {"name": plan.executor, "workers": plan.workers},
             "srs": srs,
             "prover_options": prover_options,
             "versions": versions,
+            **lora_base(plan),
         }
     )
     return {"leaves": leaves, "prover_options": prover_options}

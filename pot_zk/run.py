@@ -19,7 +19,10 @@ from pot_zk.commitments import commit_values
 from pot_zk.errors import InvalidModelStateError
 from pot_zk.parking import parked_path
 from pot_zk.pipeline import ProofResult, ProvingPipeline
-from pot_zk.step import TrainingStep, save_step
+from pot_zk.lora import LoraTrainingStep
+from pot_zk.lora_circuit import LoraCircuitSpec
+from pot_zk.specs import save_training_step
+from pot_zk.step import TrainingStep
 from pot_zk.strategies import ProofJob
 
 
@@ -43,7 +46,7 @@ class ProvenRun:
     def __init__(
         self,
         bundle: RunBundle,
-        spec: SgdCircuitSpec,
+        spec: SgdCircuitSpec | LoraCircuitSpec,
         pipeline: ProvingPipeline | None,
         policy: Callable[[int], bool],
         cache_dir: Path,
@@ -61,6 +64,7 @@ class ProvenRun:
         self.executor = None
         self.on_result: Callable[[ProofResult], None] | None = None
         self._last_w_after: str | None = None
+        self._base: str | None = None
         self._done_steps = {r["step"] for r in bundle.commitments()}
         self._final_proofs = {r["step"] for r in bundle.proofs() if r["status"] in ("proved", "failed")}
 
@@ -71,7 +75,7 @@ class ProvenRun:
     def job_for(self, index: int) -> ProofJob:
         return ProofJob(
             step=index,
-            kind="sgd",
+            kind=self.spec.kind,
             circuit=self.spec.to_dict(),
             witness_path=str(self.bundle.witness_path(index)),
             cache_dir=str(self.cache_dir),
@@ -79,8 +83,9 @@ class ProvenRun:
             options=dict(self.prover_options),
         )
 
-    def record_step(self, step: TrainingStep, index: int, epoch: int, batch_index: int, audit) -> None:
-        """Commit to the step (every step) and queue its proof if the policy selects it."""
+    def record_step(self, step: TrainingStep | LoraTrainingStep, index: int, epoch: int, batch_index: int, audit) -> None:
+        """Commit to the step (every step) and queue its proof if the policy selects it. For a
+        LoRA step the weights are the adapters, and the frozen base is committed as ``base``."""
         scale = self.spec.scale
         bound = self.spec.value_bound
         w_before = self._last_w_after or commit_values(step.flat_before(), scale, bound, "weights before the step")
@@ -99,12 +104,15 @@ class ProvenRun:
             "loss": step.loss,
             "scheduled": scheduled,
         }
+        if isinstance(step, LoraTrainingStep):
+            self._base = self._base or commit_values(step.flat_base(), scale, bound, "base model weights")
+            record["base"] = self._base
         self.progress.steps += 1
         if index in self._done_steps:
             self._check_replay(index, record)
         else:
             if scheduled:
-                save_step(step, self.bundle.witness_path(index))
+                save_training_step(step, self.bundle.witness_path(index))
             self.bundle.append_commitment(record)
             audit.event("commitment", **record)
             self._done_steps.add(index)
@@ -115,8 +123,8 @@ class ProvenRun:
         """A resumed run re-executes the step after its last checkpoint; it must reproduce the
         recorded commitments exactly."""
         recorded = next(r for r in self.bundle.commitments() if r["step"] == index)
-        for key in ("w_before", "batch", "w_after"):
-            if recorded[key] != record[key]:
+        for key in ("w_before", "batch", "w_after", "base"):
+            if recorded.get(key) != record.get(key):
                 raise InvalidModelStateError(
                     f"resumed step {index} does not reproduce its recorded {key} commitment",
                     expected=recorded[key],

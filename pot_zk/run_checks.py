@@ -7,9 +7,11 @@ from typing import Callable
 
 from pot_zk import bundle as files
 from pot_zk.circuit import SgdCircuitSpec
+from pot_zk.lora_circuit import LoraCircuitSpec
 from pot_zk.commitments import commit_values
 from pot_zk.data import epoch_order
 from pot_zk.errors import PotZkError
+from pot_zk.lora_runs import split_lora_state
 from pot_zk.merkle import merkle_root
 from pot_zk.policy import create_policy
 from pot_zk.step import flatten_params
@@ -18,7 +20,7 @@ COMMITTED = ("w_before", "batch", "w_after")
 BATCH_ORDERS = ("seeded", "recorded")
 
 
-def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], spec: SgdCircuitSpec, audit_events: list[dict]) -> dict[int, dict]:
+def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], spec: SgdCircuitSpec | LoraCircuitSpec, audit_events: list[dict]) -> dict[int, dict]:
     leaves = list(dataset.get("leaves", []))
     root_ok = bool(leaves) and merkle_root(leaves) == dataset.get("root") == manifest["dataset"]["root"]
     if not root_ok or len(leaves) != manifest["dataset"]["num_batches"]:
@@ -94,7 +96,7 @@ def _check_audit_agreement(report, by_step: dict[int, dict], audit_events: list[
     logged = {e.get("step"): e for e in audit_events if e.get("event") == "commitment"}
     for step, record in sorted(by_step.items()):
         event = logged.get(step)
-        if event is None or any(event.get(k) != record.get(k) for k in (*COMMITTED, "batch_index", "scheduled")):
+        if event is None or any(event.get(k) != record.get(k) for k in (*COMMITTED, "base", "batch_index", "scheduled")):
             report.fail("steps", "audit-mismatch", "the commitment record differs from the audit trail's", step)
 
 
@@ -122,27 +124,50 @@ def _check_policy(report, manifest: dict, by_step: dict[int, dict], steps: list[
         report.passed.append("policy")
 
 
-def check_models(report, bundle, by_step: dict[int, dict], spec: SgdCircuitSpec, load_model: Callable) -> None:
+def check_models(report, bundle, by_step: dict[int, dict], spec, load_model: Callable) -> None:
+    """The model files hash to the first W_t and the last W_t+1 commitments; for a LoRA run the
+    adapters do, and the frozen base hashes to the declared base commitment."""
     if not by_step:
         return
     first, last = by_step[min(by_step)], by_step[max(by_step)]
+    base = (bundle.manifest().get("base") or {}).get("commitment") if spec.kind == "lora" else None
     for check, name, wanted in (
         ("initial-model", files.INITIAL_MODEL, first.get("w_before")),
         ("final-model", files.FINAL_MODEL, last.get("w_after")),
     ):
-        found = _model_commitment(bundle.path(name), spec, load_model)
+        found = _model_commitments(bundle.path(name), spec, load_model)
         if found is None:
             report.fail(check, "missing-model", f"{name} is missing or unreadable")
-        elif found != wanted:
+        elif found[0] != wanted:
             report.fail(check, "model-mismatch", f"{name} does not hash to the {'first' if check == 'initial-model' else 'last'} commitment")
+        elif found[1] != base:
+            report.fail(check, "base-mismatch", f"the frozen base in {name} does not hash to the declared base commitment")
         else:
             report.passed.append(check)
 
 
-def _model_commitment(path, spec: SgdCircuitSpec, load_model: Callable) -> str | None:
+def check_lora_base(report, manifest: dict, by_step: dict[int, dict], spec) -> None:
+    """Every LoRA step commits to the one declared base; an SGD run has no base."""
+    declared = (manifest.get("base") or {}).get("commitment")
+    if spec.kind != "lora":
+        if declared is not None or any(r.get("base") is not None for r in by_step.values()):
+            report.fail("base-model", "base-mismatch", "an SGD run declares or records a base model")
+        return
+    wrong = [s for s, r in sorted(by_step.items()) if declared is None or r.get("base") != declared]
+    for step in wrong:
+        report.fail("base-model", "base-mismatch", "the step's base commitment is not the declared base", step)
+    if not wrong:
+        report.passed.append("base-model")
+
+
+def _model_commitments(path, spec, load_model: Callable) -> tuple[str, str | None] | None:
+    """(commitment of the trained weights, commitment of the frozen base or None)."""
     try:
         state, _ = load_model(path)
+        if spec.kind == "lora":
+            base, adapters = split_lora_state(state, spec.architecture)
+            return commit_values(adapters, spec.scale), commit_values(base, spec.scale)
         flat = flatten_params({k: v.double() for k, v in state.items()}, spec.architecture)
-        return commit_values(flat, spec.scale)
+        return commit_values(flat, spec.scale), None
     except Exception:  # a missing, truncated or foreign file all mean: no usable model
         return None

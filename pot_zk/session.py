@@ -28,7 +28,9 @@ from pot_zk.executors import create_executor
 from pot_zk.manifest import prepare_run
 from pot_zk.run import ProvenRun, RunProgress
 from pot_zk.stats import ProvingStats
-from pot_zk.step import TrainingStep, capture_sgd_step
+from pot_zk.lora import LoraTrainingStep
+from pot_zk.lora_capture import capture_step
+from pot_zk.step import TrainingStep
 
 if TYPE_CHECKING:
     from pot_zk.train import TrainingPlan
@@ -80,12 +82,12 @@ class TrainingSession:
     def progress(self) -> RunProgress:
         return self.run.progress
 
-    def step(self, inputs: torch.Tensor, targets: torch.Tensor, *, epoch: int | None, batch_index: int) -> TrainingStep:
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor, *, epoch: int | None, batch_index: int) -> TrainingStep | LoraTrainingStep:
         """Train on one declared batch (``batch_index`` into the dataset) and record the step."""
         if self.summary is not None:
             raise RuntimeError(f"the run in {self.bundle.root} has ended ({self.summary.status}); it takes no more steps")
         index = self.next_step
-        step = capture_sgd_step(self.model, self.optimizer, inputs, targets)
+        step = capture_step(self.model, self.optimizer, inputs, targets)
         self.run.record_step(step, index, epoch, batch_index, self.audit)
         self.next_step = index + 1
         save_model(self.model.state_dict(), self.bundle.path(files.CHECKPOINT), {"next_step": str(self.next_step)})

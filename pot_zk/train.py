@@ -22,11 +22,14 @@ from pot_zk.bundle import RunBundle
 from pot_zk.circuit import SgdCircuitSpec
 from pot_zk.config import schema
 from pot_zk.config.build import build, resolved_container
-from pot_zk.data import epoch_order, fixed_batches, load_dataset
+from pot_zk.data import epoch_order, fixed_batches, load_dataset, select_part
 from pot_zk.errors import ConfigurationError
 from pot_zk.policy import create_policy
 from pot_zk.run import RunProgress
 from pot_zk.session import RunSummary, resume_session, start_session
+from pot_zk.lora import LoraArchitecture, attach_lora
+from pot_zk.lora_circuit import LoraCircuitSpec
+from pot_zk.lora_runs import base_run_model
 from pot_zk.step import MlpArchitecture
 
 schema.register_schema()
@@ -38,7 +41,7 @@ class TrainingPlan:
 
     run_dir: Path
     cache_dir: Path
-    spec: SgdCircuitSpec
+    spec: SgdCircuitSpec | LoraCircuitSpec
     data: dict[str, Any]
     epochs: int
     max_steps: int | None
@@ -54,32 +57,40 @@ class TrainingPlan:
     ``recorded``: a user loop chose each step's batch, recorded per step (:mod:`pot_zk.hooks`)."""
     scheduler_address: str | None = None
     """executor=dask: the scheduler to use; None starts a LocalCluster."""
+    base_run: Path | None = None
+    """LoRA: the run whose final model is the frozen base."""
+
+    @property
+    def base_architecture(self) -> MlpArchitecture:
+        architecture = self.spec.architecture
+        return architecture.base if isinstance(architecture, LoraArchitecture) else architecture
 
 
 def plan_from_config(cfg: DictConfig) -> TrainingPlan:
-    if cfg.model.kind != "mlp":
-        raise ConfigurationError(f"pot-zk train supports model.kind=mlp, not {cfg.model.kind!r}", key="model.kind")
     if cfg.train.epochs < 1:
         raise ConfigurationError("train.epochs must be >= 1", key="train.epochs")
     architecture = MlpArchitecture(tuple(int(d) for d in cfg.model.dims))
     if len(architecture.dims) < 2 or min(architecture.dims) < 1:
         raise ConfigurationError(f"model.dims must list >= 2 positive widths, got {list(architecture.dims)}", key="model.dims")
-    spec = SgdCircuitSpec(
-        architecture=architecture,
-        batch_size=int(cfg.train.batch_size),
-        learning_rate=float(cfg.train.learning_rate),
-        scale=int(cfg.circuit.scale),
-        param_scale=int(cfg.circuit.param_scale),
-        decomp_base=int(cfg.circuit.decomp_base),
-        decomp_legs=int(cfg.circuit.decomp_legs),
-        tolerance_ulps=int(cfg.circuit.tolerance_ulps),
-    )
+    fixed_point = {key: int(cfg.circuit[key]) for key in ("scale", "param_scale", "decomp_base", "decomp_legs", "tolerance_ulps")}
+    hyper = {"batch_size": int(cfg.train.batch_size), "learning_rate": float(cfg.train.learning_rate)}
+    base_run = None
+    if cfg.model.kind.name == "lora":
+        if not cfg.model.base_run:
+            raise ConfigurationError(
+                "model.kind=lora needs model.base_run: the run directory whose final model is the frozen base", key="model.base_run"
+            )
+        base_run = Path(cfg.model.base_run).expanduser().absolute()
+        lora = LoraArchitecture(architecture, tuple(int(l) for l in cfg.model.lora_layers), int(cfg.model.lora_rank), float(cfg.model.lora_alpha))
+        spec = LoraCircuitSpec(architecture=lora, **hyper, **fixed_point)
+    else:
+        spec = SgdCircuitSpec(architecture=architecture, **hyper, **fixed_point)
     policy = cfg.policy
     return TrainingPlan(
         run_dir=Path(cfg.run_dir).absolute(),
         cache_dir=Path(cfg.cache_dir).expanduser().absolute(),
         spec=spec,
-        data={"name": cfg.data.name.name, "num_samples": int(cfg.data.num_samples), "seed": int(cfg.data.seed)},
+        data={"name": cfg.data.name.name, "num_samples": int(cfg.data.num_samples), "seed": int(cfg.data.seed), "part": cfg.data.part.name},
         epochs=int(cfg.train.epochs),
         max_steps=None if cfg.train.max_steps is None else int(cfg.train.max_steps),
         seed=int(cfg.train.seed),
@@ -90,6 +101,7 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         srs_path=cfg.srs.path,
         allow_dev_srs=bool(cfg.srs.allow_dev_srs),
         scheduler_address=cfg.executor.scheduler_address,
+        base_run=base_run,
     )
 
 
@@ -110,11 +122,12 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSumm
         raise ConfigurationError(f"{plan.run_dir} already holds a run; continue it with `pot-zk resume {plan.run_dir}`", key="run_dir")
     else:
         bundle = RunBundle(plan.run_dir)
-    inputs, targets = load_dataset(plan.data["name"], plan.spec.architecture.dims[0], plan.spec.architecture.dims[-1], plan.data["num_samples"], plan.data["seed"])
+    dims = plan.base_architecture.dims
+    inputs, targets = load_dataset(plan.data["name"], dims[0], dims[-1], plan.data["num_samples"], plan.data["seed"])
+    inputs, targets = select_part(inputs, targets, plan.data["part"])
     batches = fixed_batches(inputs, targets, plan.spec.batch_size, plan.seed)
-    torch.manual_seed(plan.seed)
-    model = plan.spec.architecture.build()
-    optimizer = torch.optim.SGD(model.parameters(), lr=plan.spec.learning_rate)
+    model = build_model(plan)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=plan.spec.learning_rate)
     schedule = list(_step_schedule(plan, len(batches)))
     with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar:
         options = {"sleep": sleep, "on_progress": lambda progress: bar.set_postfix_str(_queue_text(progress))}
@@ -133,6 +146,17 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSumm
             session.drain()
     assert session.summary is not None
     return session.summary
+
+
+def build_model(plan: TrainingPlan) -> torch.nn.Module:
+    """The seeded model to train: a fresh MLP, or the base run's final model with LoRA adapters."""
+    torch.manual_seed(plan.seed)
+    if plan.base_run is None:
+        return plan.spec.architecture.build()
+    lora = plan.spec.architecture
+    base = lora.base.build()
+    base.load_state_dict(base_run_model(plan.base_run, lora.base, plan.spec.scale))
+    return attach_lora(base, tuple(2 * layer for layer in lora.adapted), lora.rank, lora.alpha)
 
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:

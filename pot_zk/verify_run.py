@@ -28,10 +28,10 @@ from typing import Any
 from pot_zk import bundle as files
 from pot_zk.audit_verify import verify_audit
 from pot_zk.bundle import RunBundle, load_model, read_jsonl
-from pot_zk.circuit import SgdCircuitSpec
+from pot_zk.specs import circuit_spec_from_dict
 from pot_zk.commitments import StepCommitment
 from pot_zk.errors import PotZkError
-from pot_zk.run_checks import check_models, check_steps
+from pot_zk.run_checks import check_lora_base, check_models, check_steps
 from pot_zk.verify import StepStatement, verify_step
 
 
@@ -96,7 +96,7 @@ def verify_run(run: Path, *, cache_dir: Path, srs_path: Path | None = None, allo
     try:
         bundle = RunBundle.open(Path(run))
         manifest = bundle.manifest()
-        spec = SgdCircuitSpec.from_dict(manifest["circuit"])
+        spec = circuit_spec_from_dict(manifest["circuit"])
     except (PotZkError, OSError, ValueError, KeyError) as exc:
         report.fail("statement", "unreadable-bundle", str(exc))
         return report
@@ -111,6 +111,7 @@ def verify_run(run: Path, *, cache_dir: Path, srs_path: Path | None = None, allo
         return report
     by_step = check_steps(report, manifest, dataset, commitments, spec, audit_events)
     check_models(report, bundle, by_step, spec, load_model)
+    check_lora_base(report, manifest, by_step, spec)
     _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, cache_dir, srs_path, allow_dev_srs)
     return report
 

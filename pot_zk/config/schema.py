@@ -69,14 +69,23 @@ class AuditConfig:
 PolicyName = Enum("PolicyName", {name: name for name in ("every_step", "every_k", "sample")})
 ExecutorName = Enum("ExecutorName", {name: name for name in ("inline", "process", "dask")})
 DataName = Enum("DataName", {name: name for name in ("digits", "synthetic")})
+DataPart = Enum("DataPart", {name: name for name in ("all", "base", "adapt")})
+ModelKind = Enum("ModelKind", {name: name for name in ("mlp", "lora")})
 
 
 @dataclass
 class ModelConfig:
-    kind: str = "mlp"
-    """``mlp``: nn.Sequential of Linear layers with ReLU between them (see docs/proofs.md)."""
+    kind: ModelKind = ModelKind.mlp
+    """``mlp``: nn.Sequential of Linear layers with ReLU between them, all trained (see
+    docs/proofs.md); ``lora``: that MLP frozen, LoRA adapters trained (see docs/lora.md)."""
     dims: List[int] = MISSING
     """Layer widths, inputs first: [16, 8, 10] is 16 -> 8 -> ReLU -> 10."""
+    lora_layers: List[int] = field(default_factory=lambda: [0])
+    """kind=lora: the layers (0 = first Linear) that get adapters."""
+    lora_rank: int = 2
+    lora_alpha: float = 4.0
+    base_run: Optional[str] = None
+    """kind=lora: the run directory whose final model is the frozen base."""
 
 
 @dataclass
@@ -85,6 +94,9 @@ class DataConfig:
     num_samples: int = 256
     """Synthetic data only: how many samples to make."""
     seed: int = 0
+    part: DataPart = DataPart.all
+    """``base``: the first half of the samples, ``adapt``: the second half (train a base
+    model on one and adapt it with LoRA on the other), ``all``: every sample."""
 
 
 @dataclass
