@@ -20,7 +20,6 @@ from pot_zk.errors import (
     ProofGenerationError,
     ProverCrashError,
     ProverNotFoundError,
-    ProverProtocolError,
     ProverTimeoutError,
     RetryExhaustedError,
     WitnessBuilderError,
