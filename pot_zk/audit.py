@@ -106,17 +106,41 @@ class _AppendOnlyFile:
     """The structlog "logger": appends each rendered record as one durable line."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._file = open(path, "ab")
 
     def _write(self, line: bytes) -> None:
-        self._file.write(line + b"\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        from pot_zk.atomic import StorageError
+
+        size = self._file.tell()
+        try:
+            self._file.write(line + b"\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as error:
+            # cut back to the last complete record: a half line followed by a later record
+            # would read as an edited trail (`pot-zk resume` cuts a half last line anyway)
+            self._file = _reopen_truncated(self._file, size)
+            raise StorageError(self._path, error) from error
 
     debug = info = warning = error = critical = msg = _write
 
     def close(self) -> None:
         self._file.close()
+
+
+def _reopen_truncated(handle: IO[bytes], size: int) -> IO[bytes]:
+    """Drop buffered bytes that could not be written, cut the file to ``size``, reopen it."""
+    path = handle.name
+    try:
+        handle.close()
+    except OSError:
+        pass
+    try:
+        os.truncate(path, size)
+    except OSError:
+        pass
+    return open(path, "ab")
 
 
 def _resume_point(path: Path) -> HashChain:
@@ -170,7 +194,13 @@ class AuditLog:
 
     def event(self, event: str, **fields: Any) -> None:
         with self._sink.lock:
-            self._logger.info(event, **fields)
+            chain = self._sink.chain
+            before = (chain.next_seq, chain.prev_hash)
+            try:
+                self._logger.info(event, **fields)
+            except BaseException:
+                chain.next_seq, chain.prev_hash = before  # the record was not written: keep the chain where the file is
+                raise
 
     def close(self) -> None:
         self._sink.file.close()

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import torch
 
-from pot_zk.atomic import atomic_path, write_json_atomic
+from pot_zk.atomic import StorageError, append_line, atomic_path, write_json_atomic
 from pot_zk.errors import ConfigurationError
 
 MANIFEST = "manifest.json"
@@ -43,13 +43,7 @@ AUDIT = "audit.jsonl"
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    line = (json.dumps(record, sort_keys=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_line(path, (json.dumps(record, sort_keys=True) + "\n").encode())
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -135,8 +129,13 @@ class RunBundle:
 def save_model(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     from safetensors.torch import save_file
 
+    from safetensors import SafetensorError
+
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
+        try:
+            save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
+        except SafetensorError as error:  # safetensors reports a full disk as its own error
+            raise StorageError(path, error) from error
 
 
 def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -126,7 +126,25 @@ def configured_srs(path: Path, logrows: int) -> SrsRef:
     path = Path(path)
     if not path.is_file():
         raise ConfigurationError(f"SRS file {path} does not exist; set srs.path to a KZG SRS file", key="srs.path")
+    _check_srs_file(path, logrows)
     return SrsRef(path=path, logrows=logrows, provenance="configured", sha256=file_sha256(path))
+
+
+def _check_srs_file(path: Path, logrows: int) -> None:
+    """Cheap sanity check of a KZG SRS file (halo2 format: ``k`` as a little-endian u32, then
+    at least 2**k G1 points), so a wrong or truncated file fails before training, not at the
+    first proof."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(4)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ConfigurationError(f"SRS file {path} is not readable: {exc}", key="srs.path") from exc
+    k = int.from_bytes(header, "little") if len(header) == 4 else -1
+    if not 1 <= k <= 28 or size < 4 + 32 * (1 << k):
+        raise ConfigurationError(f"{path} is not a KZG SRS file (header k={k}, {size} bytes)", key="srs.path")
+    if k < logrows:
+        raise ConfigurationError(f"SRS file {path} has k={k}, the circuit needs logrows {logrows}", key="srs.path")
 
 
 def compile_circuit(

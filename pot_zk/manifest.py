@@ -4,6 +4,7 @@ run)."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,10 +39,21 @@ def check_srs_policy(srs_path: str | None, allow_dev_srs: bool, mode: str) -> No
         )
 
 
+def _check_cache_dir(cache_dir: Path) -> None:
+    """The key cache must be a writable directory; say so before any work, naming the key."""
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".write-test-")
+        probe.close()
+    except OSError as exc:
+        raise ConfigurationError(f"cache_dir {cache_dir} is not a writable directory: {exc}", key="cache_dir") from exc
+
+
 def srs_for(plan: "TrainingPlan") -> dict[str, Any]:
     """Compile the step circuit (cached) and settle which SRS its proofs use."""
     from pot_zk import halo2
 
+    _check_cache_dir(plan.cache_dir)
     circuit = halo2.compiled_circuit(plan.spec, plan.cache_dir)
     if plan.srs_path is not None:
         srs = ezkl_adapter.configured_srs(Path(plan.srs_path), circuit.logrows)

@@ -96,6 +96,8 @@ class ProvingStats:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         json_path, prom_path = directory / "stats.json", directory / "metrics.prom"
-        json_path.write_text(json.dumps(self.get_stats(), indent=2, sort_keys=True) + "\n")
-        prom_path.write_bytes(self.prometheus_text())
+        from pot_zk.atomic import write_bytes_atomic
+
+        write_bytes_atomic(json_path, (json.dumps(self.get_stats(), indent=2, sort_keys=True) + "\n").encode())
+        write_bytes_atomic(prom_path, self.prometheus_text())
         return json_path, prom_path
