@@ -33,15 +33,7 @@ from pot_zk.commitments import StepCommitment
 from pot_zk.errors import ProofVerificationError
 from pot_zk.lora_circuit import LoraCircuitSpec
 from pot_zk.protocol import ProverResponse
-from pot_zk.revealed import (
-    WITNESS,
-    grid_step,
-    load_certificate,
-    load_job_step,
-    refuse_untrue_update,
-    within_tolerance,
-    write_certificate,
-)
+from pot_zk.revealed import WITNESS, certify, grid_step, load_certificate, load_job_step, within_tolerance
 from pot_zk.specs import circuit_spec_from_dict
 
 PROOF_TYPE = "freivalds"
@@ -101,15 +93,7 @@ class FreivaldsStrategy:
         else:
             extra = intermediates(spec, grid.w_before, grid.batch)
             residual = _update_residual(spec, grid.w_before, grid.batch, grid.w_after, extra)
-        refuse_untrue_update(residual, spec)
-        path, commitment = write_certificate(Path(job.output_dir), PROOF_TYPE, spec, grid, extra)
-        return ProverResponse(
-            proof_type=PROOF_TYPE,
-            artifacts={"proof": str(path)},
-            public={"commitment": commitment.to_dict()},
-            timings={"prove_s": time.perf_counter() - started},
-            sizes={"proof_bytes": path.stat().st_size + (path.parent / WITNESS).stat().st_size},
-        )
+        return certify(job, PROOF_TYPE, spec, grid, extra, residual, started)
 
 
 def _update_residual(spec, w_before, batch, w_after, tensors) -> torch.Tensor:

@@ -14,14 +14,7 @@ from pathlib import Path
 
 from pot_zk.commitments import StepCommitment
 from pot_zk.protocol import ProverResponse
-from pot_zk.revealed import (
-    grid_step,
-    load_certificate,
-    load_job_step,
-    refuse_untrue_update,
-    within_tolerance,
-    write_certificate,
-)
+from pot_zk.revealed import certify, grid_step, load_certificate, load_job_step, within_tolerance
 from pot_zk.spec_base import CircuitSpec
 from pot_zk.specs import circuit_spec_from_dict
 
@@ -38,15 +31,7 @@ class ReexecStrategy:
         spec = circuit_spec_from_dict(job.circuit)
         grid = grid_step(load_job_step(spec, job.witness_path), spec)
         residual = spec.reference_output(grid.as_inputs(spec))
-        refuse_untrue_update(residual, spec)
-        path, commitment = write_certificate(Path(job.output_dir), PROOF_TYPE, spec, grid, {})
-        return ProverResponse(
-            proof_type=PROOF_TYPE,
-            artifacts={"proof": str(path)},
-            public={"commitment": commitment.to_dict()},
-            timings={"prove_s": time.perf_counter() - started},
-            sizes={"proof_bytes": path.stat().st_size + (path.parent / "witness.safetensors").stat().st_size},
-        )
+        return certify(job, PROOF_TYPE, spec, grid, {}, residual, started)
 
 
 def verify_reexec(spec: CircuitSpec, commitment: StepCommitment, certificate: Path) -> None:

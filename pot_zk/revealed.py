@@ -9,6 +9,7 @@ type-specific tensors).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pot_zk.atomic import atomic_path, write_json_atomic
 from pot_zk.commitments import StepCommitment, commit_values, from_fixed_point, to_fixed_point
 from pot_zk.errors import ProofVerificationError, WitnessBuilderError
 from pot_zk.lora import LoraTrainingStep
+from pot_zk.protocol import ProverResponse
 from pot_zk.spec_base import CircuitSpec
 from pot_zk.specs import load_training_step
 from pot_zk.step import TrainingStep
@@ -130,3 +132,19 @@ def within_tolerance(residual: torch.Tensor, spec: CircuitSpec, proof_type: str)
 
 def load_job_step(spec: CircuitSpec, witness_path: str) -> TrainingStep | LoraTrainingStep:
     return load_training_step(spec, Path(witness_path))
+
+
+def certify(
+    job, proof_type: str, spec: CircuitSpec, grid: GridStep, extra: dict[str, torch.Tensor], residual: torch.Tensor, started: float
+) -> ProverResponse:
+    """Prover side of a non-ZK type: refuse an untrue update, else write the certificate and
+    answer like a prover program would."""
+    refuse_untrue_update(residual, spec)
+    path, commitment = write_certificate(Path(job.output_dir), proof_type, spec, grid, extra)
+    return ProverResponse(
+        proof_type=proof_type,
+        artifacts={"proof": str(path)},
+        public={"commitment": commitment.to_dict()},
+        timings={"prove_s": time.perf_counter() - started},
+        sizes={"proof_bytes": path.stat().st_size + (path.parent / WITNESS).stat().st_size},
+    )

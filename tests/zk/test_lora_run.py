@@ -7,7 +7,6 @@ import json
 import shutil
 
 import pytest
-import torch
 from safetensors.torch import load_file, save_file
 
 from pot_zk.bundle import RunBundle
