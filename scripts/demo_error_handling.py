@@ -6,7 +6,6 @@ garbage or fail transiently. Everything printed here is measured, not scripted.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
