@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pot_zk.bundle import RunBundle
+from pot_zk.bundle import AUDIT, RunBundle, read_jsonl
 from pot_zk.circuit import SgdCircuitSpec
 from pot_zk.commitments import commit_values
 from pot_zk.errors import InvalidModelStateError
@@ -66,6 +66,7 @@ class ProvenRun:
         self._last_w_after: str | None = None
         self._base: str | None = None
         self._done_steps = {r["step"] for r in bundle.commitments()}
+        self._audited_steps: set[int] | None = None
         self._final_proofs = {r["step"] for r in bundle.proofs() if r["status"] in ("proved", "failed")}
 
     @property
@@ -109,7 +110,7 @@ class ProvenRun:
             record["base"] = self._base
         self.progress.steps += 1
         if index in self._done_steps:
-            self._check_replay(index, record)
+            self._check_replay(index, record, audit)
         else:
             if scheduled:
                 save_training_step(step, self.bundle.witness_path(index))
@@ -119,9 +120,10 @@ class ProvenRun:
         if scheduled and index not in self._final_proofs and not parked_path(self.bundle.park_dir, index).exists():
             self.submit(index)
 
-    def _check_replay(self, index: int, record: dict[str, Any]) -> None:
+    def _check_replay(self, index: int, record: dict[str, Any], audit) -> None:
         """A resumed run re-executes the step after its last checkpoint; it must reproduce the
-        recorded commitments exactly."""
+        recorded commitments exactly. If the run was killed between writing the record and its
+        audit event, the event is written now."""
         recorded = next(r for r in self.bundle.commitments() if r["step"] == index)
         for key in ("w_before", "batch", "w_after", "base"):
             if recorded.get(key) != record.get(key):
@@ -131,6 +133,12 @@ class ProvenRun:
                     actual=record[key],
                     step=index,
                 )
+        if self._audited_steps is None:
+            events = read_jsonl(self.bundle.path(AUDIT))
+            self._audited_steps = {e.get("step") for e in events if e.get("event") == "commitment"}
+        if index not in self._audited_steps:
+            audit.event("commitment", **recorded)
+            self._audited_steps.add(index)
 
     def requeue_unfinished(self, before_step: int) -> list[int]:
         """Queue again the scheduled steps before ``before_step`` whose proof never reached a

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.bundle import RunBundle
+from pot_zk.bundle import RunBundle, load_model, save_model
 from pot_zk.commands import prove_pending_in_run
 from pot_zk.errors import ConfigurationError, PotZkError
 from pot_zk.verify_run import verify_run
@@ -154,3 +154,22 @@ def test_disabled_mode_commits_every_step_and_proves_none(tmp_path, zk_cache):
     report = verify_run(run, cache_dir=zk_cache)
     assert report.ok, report.summary()
     assert report.coverage == {"commitment-only": 4}
+
+
+def test_resume_writes_the_audit_event_a_kill_cut_off(tmp_path, zk_cache):
+    """Killed after a step's commitment record was written but before its audit event: the
+    resumed run writes the missing event, and the bundle verifies."""
+    run, shorter = tmp_path / "run", tmp_path / "two-steps"
+    run_tiny(run, zk_cache, "mode=disabled", "train.max_steps=3")
+    run_tiny(shorter, zk_cache, "mode=disabled", "train.max_steps=2")
+    events = [json.loads(line) for line in (run / "audit.jsonl").read_text().splitlines()]
+    cut = next(i for i, e in enumerate(events) if e["event"] == "commitment" and e["step"] == 2)
+    (run / "audit.jsonl").write_text("".join(line + "\n" for line in (run / "audit.jsonl").read_text().splitlines()[:cut]))
+    after_step_1, _ = load_model(shorter / "model_final.safetensors")
+    save_model(after_step_1, run / "checkpoint.safetensors", {"next_step": "2"})
+    (run / "model_final.safetensors").unlink()
+    resumed = _cli("resume", str(run), cwd=tmp_path)
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    report = verify_run(run, cache_dir=zk_cache)
+    assert report.ok, report.summary()
