@@ -83,13 +83,16 @@ class HashChain:
 
 
 class ConsoleEcho:
-    """structlog processor: renders a copy of each record for people (development mode)."""
+    """structlog processor: renders a copy of each record for people (development mode),
+    except the commitments of steps that are not proven."""
 
     def __init__(self, stream: IO[str]) -> None:
         self._render = structlog.dev.ConsoleRenderer(colors=False)
         self._stream = stream
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        if event_dict.get("event") == "commitment" and not event_dict.get("scheduled"):
+            return event_dict  # one per training step: in the file, too many for a console
         shown = {key: _brief(value) for key, value in event_dict.items()}
         print(self._render(logger, method_name, shown), file=self._stream, flush=True)
         return event_dict
