@@ -22,12 +22,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import nn
 
-from pot_zk.errors import ConfigurationError, WitnessBuilderError
+from pot_zk.errors import WitnessBuilderError
 from pot_zk.spec_base import CircuitInput, FixedPointCheck, export_graph
 from pot_zk.step import MlpArchitecture, TrainingStep
 
@@ -39,6 +39,8 @@ INPUT_NAMES = ("w_before", "batch", "w_after")
 class SgdCircuitSpec(FixedPointCheck):
     kind: ClassVar[str] = "sgd"
     input_names: ClassVar[tuple[str, ...]] = INPUT_NAMES
+    circuit_version: ClassVar[str] = CIRCUIT_VERSION
+    architecture_type: ClassVar[type] = MlpArchitecture
 
     architecture: MlpArchitecture
     batch_size: int
@@ -53,41 +55,6 @@ class SgdCircuitSpec(FixedPointCheck):
     def step_constant(self) -> float:
         dims = self.architecture.dims
         return 2.0 * self.learning_rate / (self.batch_size * dims[-1])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "sgd",
-            "circuit_version": CIRCUIT_VERSION,
-            "architecture": self.architecture.to_dict(),
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "scale": self.scale,
-            "param_scale": self.param_scale,
-            "decomp_base": self.decomp_base,
-            "decomp_legs": self.decomp_legs,
-            "tolerance_ulps": self.tolerance_ulps,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SgdCircuitSpec":
-        if data.get("kind") != "sgd" or data.get("circuit_version") != CIRCUIT_VERSION:
-            raise ConfigurationError(
-                f"not an {CIRCUIT_VERSION} circuit spec: kind={data.get('kind')!r} version={data.get('circuit_version')!r}",
-                key="circuit",
-            )
-        try:
-            return cls(
-                architecture=MlpArchitecture.from_dict(data["architecture"]),
-                batch_size=int(data["batch_size"]),
-                learning_rate=float(data["learning_rate"]),
-                scale=int(data["scale"]),
-                param_scale=int(data["param_scale"]),
-                decomp_base=int(data["decomp_base"]),
-                decomp_legs=int(data["decomp_legs"]),
-                tolerance_ulps=int(data["tolerance_ulps"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigurationError(f"malformed circuit spec: {exc}", key="circuit") from exc
 
     @property
     def num_outputs(self) -> int:

@@ -15,7 +15,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Sequence
+from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -64,9 +64,39 @@ class CircuitSpec(Protocol):
     def calibration_inputs(self) -> list[torch.Tensor]: ...
 
 
+_FIXED_POINT_FIELDS = ("scale", "param_scale", "decomp_base", "decomp_legs", "tolerance_ulps")
+
+
 class FixedPointCheck:
     """Shared behaviour of the check-the-update specs (a mixin for frozen dataclasses with the
-    fields of :class:`CircuitSpec`)."""
+    fields of :class:`CircuitSpec`, plus ``circuit_version`` and ``architecture_type``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "circuit_version": self.circuit_version,
+            "architecture": self.architecture.to_dict(),
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            **{name: getattr(self, name) for name in _FIXED_POINT_FIELDS},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        if data.get("kind") != cls.kind or data.get("circuit_version") != cls.circuit_version:
+            raise ConfigurationError(
+                f"not an {cls.circuit_version} circuit spec: kind={data.get('kind')!r} version={data.get('circuit_version')!r}",
+                key="circuit",
+            )
+        try:
+            return cls(
+                architecture=cls.architecture_type.from_dict(data["architecture"]),
+                batch_size=int(data["batch_size"]),
+                learning_rate=float(data["learning_rate"]),
+                **{name: int(data[name]) for name in _FIXED_POINT_FIELDS},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"malformed circuit spec: {exc}", key="circuit") from exc
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
