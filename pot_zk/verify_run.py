@@ -1,6 +1,6 @@
 """``pot-zk verify RUN``: check a whole run from its bundle.
 
-What is checked (each failure is named; docs/verify.md):
+What is checked (each failure is named; docs/runs.md):
 
 * ``audit-chain``: the audit trail's hash chain is intact and closed by ``run.end``;
 * ``statement``: the declared circuit spec parses; the verifier derives circuit and keys from it;
@@ -10,7 +10,9 @@ What is checked (each failure is named; docs/verify.md):
   (a run with ``batch_order: recorded``, from a user loop, declares no schedule: only
   "each step's batch is a leaf" is checked, and the report says so in a note);
 * ``commitment-chain``: W_t+1 of each step is W_t of the next;
-* ``initial-model`` / ``final-model``: the model files hash to the first / last commitment;
+* ``initial-model`` / ``final-model``: the model files hash to the first / last commitment
+  (for a LoRA run: their adapters do, and their frozen base hashes to the declared base);
+* ``base-model``: every step of a LoRA run commits to the declared base; an SGD run has none;
 * ``policy``: the steps marked for proving are exactly those the declared policy selects;
 * ``proofs``: every selected step has an outcome; every proof verifies against the statement
   (verifier-derived circuit and key, the run's commitments) and carries the label the audit
