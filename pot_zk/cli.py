@@ -14,6 +14,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
+from pot_zk.errors import PotZkError
 from pot_zk.strategies import import_object
 
 CommandHandler = Callable[[argparse.Namespace], int]
@@ -70,6 +71,8 @@ def prove_pending_command(parser: argparse.ArgumentParser) -> CommandHandler:
 COMMANDS: dict[str, tuple[str, Command]] = {
     "verify": ("verify a whole run from its bundle", lambda p: import_object("pot_zk.commands:verify_command")(p)),
     "resume": ("continue a stopped or killed run in its directory", lambda p: import_object("pot_zk.commands:resume_command")(p)),
+    "prove-step": ("prove one saved training step", lambda p: import_object("pot_zk.commands:prove_step_command")(p)),
+    "verify-step": ("verify the proof of one step made by prove-step", lambda p: import_object("pot_zk.commands:verify_step_command")(p)),
     "report": ("plots and a summary of a run bundle", lambda p: import_object("pot_zk.report:report_command")(p)),
     "audit": ("audit trail tools", audit_command),
     "prove-pending": ("retry the jobs parked by the retry handler", prove_pending_command),
@@ -109,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in HYDRA_APPS:
         return run_hydra_app(argv[0], argv[1:])
     args = parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except PotZkError as error:
+        print(f"pot-zk {argv[0]}: {error.error_class}: {error.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -81,3 +81,85 @@ def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
         print(f"step {result.step}: {result.status} ({detail})")
     print(f"{len(results) - remaining} proved, {remaining} still parked in {bundle.park_dir}")
     return 0 if remaining == 0 else 1
+
+
+def _load_any_step(path: Path):
+    """A step file written by ``save_training_step`` (SGD or LoRA)."""
+    from safetensors import safe_open
+
+    from pot_zk.errors import WitnessBuilderError
+    from pot_zk.lora import load_lora_step
+    from pot_zk.step import load_step
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            kind = (handle.metadata() or {}).get("kind", "sgd")
+    except Exception as exc:  # safetensors raises several unrelated types on a bad file
+        raise WitnessBuilderError(f"cannot read step file {path}: {exc}", expected="a pot-zk step file", actual=str(path)) from exc
+    return load_lora_step(path) if kind == "lora" else load_step(path)
+
+
+def prove_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    parser.add_argument("step_file", help="a step saved with pot_zk.specs.save_training_step (safetensors)")
+    parser.add_argument("--out", required=True, help="a directory for the proof, the audit trail and result.json")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, right after STEP_FILE: handler=fallback circuit.tolerance_ulps=2")
+
+    def run(args: argparse.Namespace) -> int:
+        from pot_zk.atomic import write_json_atomic
+        from pot_zk.autoprove import AutoProver
+
+        step = _load_any_step(Path(args.step_file))
+        prover = AutoProver(Path(args.out), args.overrides)
+        try:
+            result = prover.prove(step)
+        finally:
+            prover.close()
+        record = {
+            "status": result.status,
+            "proof_type": result.proof_type,
+            "circuit": prover.spec_for(step).to_dict(),
+            "commitment": None if result.response is None else result.response.public.get("commitment"),
+            "proof": None if result.response is None else result.response.artifacts.get("proof"),
+            "error": result.error,
+        }
+        write_json_atomic(Path(args.out) / "result.json", record)
+        print(f"step {result.status}" + (f" ({result.proof_type}): {record['proof']}" if result.status == "proved" else ""))
+        return 0 if result.status == "proved" else 1
+
+    return run
+
+
+def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    parser.add_argument("result", help="the result.json written by `pot-zk prove-step`")
+    parser.add_argument("--circuit", help="the statement you expect, as a circuit spec JSON file (default: the one in result.json)")
+    parser.add_argument("--srs", help="the verifier's SRS file (default: the dev SRS in the cache)")
+    parser.add_argument("--cache-dir", help="where the verifier keeps derived circuits and keys")
+
+    def run(args: argparse.Namespace) -> int:
+        from pot_zk import ezkl_adapter, halo2
+        from pot_zk.commitments import StepCommitment
+        from pot_zk.specs import circuit_spec_from_dict
+        from pot_zk.verify import StepStatement, verify_step
+        from pot_zk.verify_run import default_cache_dir
+
+        result = json.loads(Path(args.result).read_text())
+        if result.get("status") != "proved":
+            print(f"nothing to verify: the step was {result.get('status')}")
+            return 1
+        declared = json.loads(Path(args.circuit).read_text()) if args.circuit else result["circuit"]
+        if not args.circuit:
+            print("note: the statement (circuit spec) is the prover's own; pass --circuit to check the one you expect")
+        spec = circuit_spec_from_dict(declared)
+        cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+        srs = None
+        if result["proof_type"] == "zk-halo2":
+            logrows = halo2.compiled_circuit(spec, cache / "verifier").logrows
+            srs = ezkl_adapter.configured_srs(Path(args.srs), logrows) if args.srs else ezkl_adapter.dev_srs(cache, logrows)
+            if not args.srs:
+                print("note: checked with the dev SRS in the cache; whoever generated it can forge proofs")
+        statement = StepStatement(spec, StepCommitment.from_dict(result["commitment"]))
+        verdict = verify_step(statement, result["proof_type"], Path(result["proof"]), cache_dir=cache / "verifier", srs=srs)
+        print(f"{'VERIFIED' if verdict.ok else 'REJECTED'} ({verdict.proof_type}){'' if verdict.ok else f': {verdict.reason}: {verdict.message}'}")
+        return 0 if verdict.ok else 1
+
+    return run
