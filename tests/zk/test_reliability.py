@@ -5,7 +5,6 @@ executor keeps the audit trail intact, and two processes can build one key cache
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
