@@ -24,7 +24,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import ezkl
 
@@ -151,12 +151,13 @@ def compile_circuit(
     circuit_id: str,
     cache_dir: Path,
     write_onnx,
-    calibration_inputs: Sequence[Sequence[float]],
+    calibration_inputs: Callable[[], Sequence[Sequence[float]]],
     run_args: dict,
 ) -> CompiledCircuit:
     """Export, calibrate and compile a circuit once; later calls return the cached one.
 
-    ``write_onnx(path)`` writes the ONNX graph. ``run_args`` sets ezkl's PyRunArgs fields;
+    ``write_onnx(path)`` writes the ONNX graph and ``calibration_inputs()`` gives the
+    calibration data; neither runs on a cache hit. ``run_args`` sets ezkl's PyRunArgs fields;
     calibration only ever tries the given ``input_scale`` and ``scale_rebase_multiplier=1``
     (a larger multiplier can overflow i64 on decode while the proof still verifies).
     """
@@ -179,7 +180,7 @@ def _build_circuit(tmp: Path, write_onnx, calibration_inputs, run_args: dict) ->
     force param_scale to the input scale)."""
     write_onnx(tmp / "model.onnx")
     data = tmp / "calibration.json"
-    data.write_text(json.dumps({"input_data": [list(map(float, x)) for x in calibration_inputs]}))
+    data.write_text(json.dumps({"input_data": [list(map(float, x)) for x in calibration_inputs()]}))
     settings = str(tmp / "settings.json")
     _call("gen_settings", ezkl.gen_settings, str(tmp / "model.onnx"), settings, py_run_args=_run_args(run_args))
     _call(

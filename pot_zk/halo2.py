@@ -51,7 +51,7 @@ def compiled_circuit(spec: CircuitSpec, cache_dir: Path) -> CompiledCircuit:
         "decomp_legs": spec.decomp_legs,
     }
     return ezkl_adapter.compile_circuit(
-        spec.circuit_id(), cache_dir, spec.write_onnx, [_grid(x, spec.scale) for x in spec.calibration_inputs()], run_args
+        spec.circuit_id(), cache_dir, spec.write_onnx, lambda: [_grid(x, spec.scale) for x in spec.calibration_inputs()], run_args
     )
 
 
