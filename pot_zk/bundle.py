@@ -24,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -122,8 +122,6 @@ class RunBundle:
     def relative(self, path: str | Path) -> str:
         return os.path.relpath(Path(path).resolve(), self.root.resolve())
 
-    def iter_step_files(self) -> Iterator[Path]:
-        yield from sorted((self.root / "witness").glob("step-*.safetensors"))
 
 
 def save_model(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:

@@ -57,8 +57,7 @@ class wait_backoff(wait_base):
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         schedule = self.schedule
         jitter = self.uniform(0.0, schedule.jitter_s) if schedule.jitter_s else 0.0
-        raw = schedule.initial_delay_s * schedule.multiplier ** (retry_state.attempt_number - 1)
-        return min(schedule.max_delay_s, raw + jitter)
+        return min(schedule.max_delay_s, schedule.base_delay(retry_state.attempt_number) + jitter)
 
 
 def is_retryable(error: BaseException) -> bool:

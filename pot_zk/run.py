@@ -69,10 +69,6 @@ class ProvenRun:
         self._audited_steps: set[int] | None = None
         self._final_proofs = {r["step"] for r in bundle.proofs() if r["status"] in ("proved", "failed")}
 
-    @property
-    def audit(self):
-        return self.pipeline.audit if self.pipeline else None
-
     def job_for(self, index: int) -> ProofJob:
         return ProofJob(
             step=index,
