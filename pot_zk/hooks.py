@@ -7,7 +7,7 @@
                 loss = run.step(x, y)            # forward, MSE, backward, optimizer.step()
 
 The result is the run bundle ``pot-zk train`` writes (same session code path:
-:class:`pot_zk.session.TrainingSession`), and ``pot-zk verify`` checks it. The differences
+:class:`pot_zk.runs.session.TrainingSession`), and ``pot-zk verify`` checks it. The differences
 from ``pot-zk train``:
 
 * the batches are fixed and declared up front (their Merkle root goes into the manifest
@@ -32,14 +32,14 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from pot_zk import bundle as files
-from pot_zk.bundle import RunBundle
+from pot_zk.runs import bundle as files
+from pot_zk.runs.bundle import RunBundle
 from pot_zk.config.build import build, compose_config, resolved_container
-from pot_zk.data import Batch
-from pot_zk.errors import ConfigurationError, WitnessBuilderError
-from pot_zk.session import RunSummary, TrainingSession, start_session
-from pot_zk.step import architecture_of, check_sgd_optimizer
-from pot_zk.train import TrainingPlan, plan_from_config
+from pot_zk.runs.data import Batch
+from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
+from pot_zk.runs.session import RunSummary, TrainingSession, start_session
+from pot_zk.kinds.sgd.step import architecture_of, check_sgd_optimizer
+from pot_zk.runs.train import TrainingPlan, plan_from_config
 
 BatchPair = tuple[torch.Tensor, torch.Tensor]
 
@@ -68,7 +68,7 @@ class ProvenTraining:
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
         """One SGD step on a declared batch: zero_grad, forward, MSE loss, backward,
         ``optimizer.step()``; commits to it and proves it if the policy selects it. Returns the
-        loss. Raises :class:`~pot_zk.errors.WitnessBuilderError` for a batch that was not
+        loss. Raises :class:`~pot_zk.exceptions.WitnessBuilderError` for a batch that was not
         declared, and the handler's error when a failed proof halts the run (fail_fast)."""
         batch_index = self._fingerprints.get(_fingerprint(inputs, targets))
         if batch_index is None:

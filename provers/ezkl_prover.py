@@ -1,9 +1,9 @@
 """``pot-zk-ezkl-prover``: proves one SGD or LoRA step with ezkl (Halo2 + KZG).
 
-Reads one protocol request (pot_zk.protocol) on stdin, prints one response on stdout. The
+Reads one protocol request (pot_zk.core.protocol) on stdin, prints one response on stdout. The
 request's ``kind`` is ``"sgd"`` or ``"lora"``; its ``circuit`` the matching circuit spec dict
 (SgdCircuitSpec / LoraCircuitSpec); ``witness_path`` a step file written by
-pot_zk.specs.save_training_step; ``options.srs_path`` an SRS file (provenance ``configured``), absent
+pot_zk.kinds.registry.save_training_step; ``options.srs_path`` an SRS file (provenance ``configured``), absent
 for the cached locally generated dev SRS (provenance ``dev-srs``).
 """
 
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pot_zk import protocol
+from pot_zk.core import protocol
 
 
 _RESPONSE_FD = 1
@@ -61,9 +61,10 @@ def _parse_request(raw: str) -> dict[str, Any]:
 def main() -> None:
     _keep_stdout_for_the_response()
     request = _parse_request(sys.stdin.read())
-    from pot_zk import ezkl_adapter, halo2
-    from pot_zk.errors import ConfigurationError, ProofGenerationError, InvalidModelStateError, WitnessBuilderError
-    from pot_zk.specs import circuit_spec_from_dict, load_training_step
+    from pot_zk.backends.ezkl import adapter as ezkl_adapter
+    from pot_zk.backends.ezkl import halo2
+    from pot_zk.exceptions import ConfigurationError, ProofGenerationError, InvalidModelStateError, WitnessBuilderError
+    from pot_zk.kinds.registry import circuit_spec_from_dict, load_training_step
 
     options = request.get("options") or {}
     try:

@@ -78,8 +78,8 @@ def workloads(quick: bool) -> dict[str, Any]:
 
 
 def _spec(work: dict[str, Any]):
-    from pot_zk.circuit import SgdCircuitSpec
-    from pot_zk.step import MlpArchitecture
+    from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+    from pot_zk.kinds.sgd.step import MlpArchitecture
 
     return SgdCircuitSpec(MlpArchitecture(tuple(work["dims"])), int(work["batch"]), float(work["lr"]))
 
@@ -87,7 +87,7 @@ def _spec(work: dict[str, Any]):
 def _honest_step(work: dict[str, Any], seed: int = 0):
     import torch
 
-    from pot_zk.step import MlpArchitecture, capture_sgd_step
+    from pot_zk.kinds.sgd.step import MlpArchitecture, capture_sgd_step
 
     architecture = MlpArchitecture(tuple(work["dims"]))
     torch.manual_seed(seed)
@@ -115,7 +115,8 @@ def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
 
 
 def job_potzk_build(job: dict[str, Any]) -> dict[str, Any]:
-    from pot_zk import ezkl_adapter, halo2
+    from pot_zk.backends.ezkl import adapter as ezkl_adapter
+    from pot_zk.backends.ezkl import halo2
 
     spec = _spec(job["work"])
     cache = Path(job["cache"])
@@ -142,9 +143,9 @@ def job_potzk_prove(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _prove_once(job: dict[str, Any]) -> dict[str, Any]:
-    from pot_zk.protocol import ProverRequest
-    from pot_zk.runner import run_prover
-    from pot_zk.specs import save_training_step
+    from pot_zk.core.protocol import ProverRequest
+    from pot_zk.core.runner import run_prover
+    from pot_zk.kinds.registry import save_training_step
 
     spec = _spec(job["work"])
     out = Path(job["out"])
@@ -168,8 +169,9 @@ def _prove_once(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_potzk_verify(job: dict[str, Any]) -> dict[str, Any]:
-    from pot_zk import ezkl_adapter, halo2
-    from pot_zk.commitments import StepCommitment
+    from pot_zk.backends.ezkl import adapter as ezkl_adapter
+    from pot_zk.backends.ezkl import halo2
+    from pot_zk.kinds.commitments import StepCommitment
 
     spec = _spec(job["work"])
     cache = Path(job["cache"])
@@ -191,7 +193,7 @@ def naive_module(spec):
     """The naive circuit: recompute W_t+1 = W_t - c * G(W_t, X, Y) (no check, no commitments)."""
     import torch
 
-    from pot_zk.circuit import SgdUpdateCheck
+    from pot_zk.kinds.sgd.circuit import SgdUpdateCheck
 
     class _Naive(torch.nn.Module):
         def __init__(self) -> None:
@@ -209,8 +211,8 @@ def job_naive_build(job: dict[str, Any]) -> dict[str, Any]:
     import ezkl
     import torch
 
-    from pot_zk.halo2 import _grid
-    from pot_zk.spec_base import export_graph
+    from pot_zk.backends.ezkl.halo2 import _grid
+    from pot_zk.kinds.spec_base import export_graph
 
     spec = _spec(job["work"])
     directory = Path(job["dir"])

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pot_zk.config import compose_config
-from pot_zk.train import train
+from pot_zk.runs.train import train
 
 EXECUTORS = ("inline", "process", "dask")
 

@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "zk"))
 
-from pot_zk.bundle import RunBundle  # noqa: E402
-from pot_zk.verify_run import verify_run  # noqa: E402
+from pot_zk.runs.bundle import RunBundle  # noqa: E402
+from pot_zk.verify.run import verify_run  # noqa: E402
 
 POT_ZK = Path(sys.executable).parent / "pot-zk"
 

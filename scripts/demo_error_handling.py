@@ -11,16 +11,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from pot_zk import errors
-from pot_zk.audit import AuditLog, run_start_fields
-from pot_zk.audit_verify import verify_audit
+from pot_zk import exceptions as errors
+from pot_zk.core.audit import AuditLog, run_start_fields
+from pot_zk.core.audit_verify import verify_audit
 from pot_zk.config import build, compose_config, resolved_container
-from pot_zk.parking import prove_pending
-from pot_zk.pipeline import ProvingPipeline
-from pot_zk.retry import RetrySchedule
-from pot_zk.runner import run_prover
-from pot_zk.stats import ProvingStats
-from pot_zk.strategies import ProgramStrategy, ProofJob, StrategyRegistry
+from pot_zk.proving.parking import prove_pending
+from pot_zk.proving.pipeline import ProvingPipeline
+from pot_zk.proving.retry import RetrySchedule
+from pot_zk.core.runner import run_prover
+from pot_zk.proving.stats import ProvingStats
+from pot_zk.proving.strategies import ProgramStrategy, ProofJob, StrategyRegistry
 
 PROGRAMS = {
     "ok": "answer()",

@@ -33,15 +33,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_PROVER = ROOT / "tests" / "fake_provers" / "fake_prover.py"
 
-from pot_zk.audit import AuditLog  # noqa: E402
-from pot_zk.audit_verify import verify_audit  # noqa: E402
+from pot_zk.core.audit import AuditLog  # noqa: E402
+from pot_zk.core.audit_verify import verify_audit  # noqa: E402
 from pot_zk.config import build, compose_config  # noqa: E402
-from pot_zk.errors import PotZkError  # noqa: E402
-from pot_zk.handlers import FallbackChain  # noqa: E402
-from pot_zk.parking import parked_path  # noqa: E402
-from pot_zk.pipeline import ProvingPipeline  # noqa: E402
-from pot_zk.stats import ProvingStats  # noqa: E402
-from pot_zk.strategies import ProgramStrategy, ProofJob  # noqa: E402
+from pot_zk.exceptions import PotZkError  # noqa: E402
+from pot_zk.proving.handlers import FallbackChain  # noqa: E402
+from pot_zk.proving.parking import parked_path  # noqa: E402
+from pot_zk.proving.pipeline import ProvingPipeline  # noqa: E402
+from pot_zk.proving.stats import ProvingStats  # noqa: E402
+from pot_zk.proving.strategies import ProgramStrategy, ProofJob  # noqa: E402
 
 
 def _fake_module():
@@ -273,7 +273,7 @@ def end_to_end(workdir: Path, cache_dir: Path, wrapper: Path, runs: int) -> dict
     sys.path.insert(0, str(ROOT / "tests" / "zk"))
     from run_support import run_tiny  # noqa: E402
 
-    from pot_zk.verify_run import verify_run
+    from pot_zk.verify.run import verify_run
 
     figures = {"corrupt_proof_runs": 0, "corrupt_proof_rejected": 0, "disabled_runs": 0, "disabled_prover_started": 0,
                "disabled_verified": 0}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Tampering campaign: alter copies of honest run bundles (pot_zk.tamper) and check that
+"""Tampering campaign: alter copies of honest run bundles (pot_zk.testing.tamper) and check that
 ``pot-zk verify`` rejects every one naming the right check and reason, and accepts every
 honest copy.
 
@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "zk"))
 
-from pot_zk.tamper import KINDS, judge, tampered_copy  # noqa: E402
-from pot_zk.verify_run import verify_run  # noqa: E402
+from pot_zk.testing.tamper import KINDS, judge, tampered_copy  # noqa: E402
+from pot_zk.verify.run import verify_run  # noqa: E402
 
 
 def honest_runs(workdir: Path, cache_dir: Path) -> tuple[Path, Path]:

@@ -9,7 +9,7 @@ from typing import Callable
 
 import pytest
 
-from pot_zk.strategies import ProgramStrategy, ProofJob
+from pot_zk.proving.strategies import ProgramStrategy, ProofJob
 
 FAKE_PROVER = Path(__file__).parent / "fake_provers" / "fake_prover.py"
 

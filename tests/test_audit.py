@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.audit import GENESIS_HASH, AuditLog, canonical_bytes, sha256_hex
-from pot_zk.audit_verify import verify_audit
-from pot_zk.cli import main
-from pot_zk.errors import AuditTrailError
+from pot_zk.core.audit import GENESIS_HASH, AuditLog, canonical_bytes, sha256_hex
+from pot_zk.core.audit_verify import verify_audit
+from pot_zk.cli.main import main
+from pot_zk.exceptions import AuditTrailError
 
 
 def write_trail(path: Path, records: int = 5) -> Path:

@@ -8,14 +8,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from pot_zk.circuit import SgdCircuitSpec
-from pot_zk.commitments import StepCommitment
-from pot_zk.errors import ProofVerificationError, WitnessBuilderError
-from pot_zk.freivalds import FreivaldsStrategy, verify_freivalds
-from pot_zk.reexec import ReexecStrategy, verify_reexec
-from pot_zk.revealed import GridStep, commitment_of
-from pot_zk.step import MlpArchitecture, capture_sgd_step, save_step
-from pot_zk.strategies import ProofJob
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.kinds.commitments import StepCommitment
+from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
+from pot_zk.backends.certificates.freivalds import FreivaldsStrategy, verify_freivalds
+from pot_zk.backends.certificates.reexec import ReexecStrategy, verify_reexec
+from pot_zk.backends.certificates.revealed import GridStep, commitment_of
+from pot_zk.kinds.sgd.step import MlpArchitecture, capture_sgd_step, save_step
+from pot_zk.proving.strategies import ProofJob
 
 ARCH = MlpArchitecture((6, 5, 4, 3))
 SPEC = SgdCircuitSpec(ARCH, batch_size=4, learning_rate=0.1)

@@ -37,7 +37,7 @@ def test_show_config_rejects_a_typo(pot_zk):
 
 
 def test_audit_verify_exit_status(pot_zk, tmp_path):
-    from pot_zk.audit import AuditLog
+    from pot_zk.core.audit import AuditLog
 
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         audit.event("run.end")

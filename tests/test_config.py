@@ -10,7 +10,7 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from pot_zk.config import build, compose_config
-from pot_zk.strategies import LazyStrategy, ProgramStrategy
+from pot_zk.proving.strategies import LazyStrategy, ProgramStrategy
 
 
 def group_options() -> list[tuple[str, str]]:

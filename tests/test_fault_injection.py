@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.errors import ProverCrashError, ProverProtocolError
-from pot_zk.runner import run_prover
+from pot_zk.exceptions import ProverCrashError, ProverProtocolError
+from pot_zk.core.runner import run_prover
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,18 +8,18 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from pot_zk.commitments import StepCommitment, commit_step
-from pot_zk.errors import ConfigurationError, ProofVerificationError, WitnessBuilderError
-from pot_zk.freivalds import FreivaldsStrategy, verify_freivalds
-from pot_zk.circuit import SgdCircuitSpec
-from pot_zk.lora import LoraArchitecture, LoraTrainingStep, attach_lora, load_lora_step
-from pot_zk.lora_capture import capture_lora_step
-from pot_zk.lora_circuit import LoraCircuitSpec
-from pot_zk.reexec import ReexecStrategy, verify_reexec
-from pot_zk.revealed import GridStep, commitment_of
-from pot_zk.specs import circuit_spec_from_dict, save_training_step
-from pot_zk.step import MlpArchitecture, capture_sgd_step, save_step
-from pot_zk.strategies import ProofJob
+from pot_zk.kinds.commitments import StepCommitment, commit_step
+from pot_zk.exceptions import ConfigurationError, ProofVerificationError, WitnessBuilderError
+from pot_zk.backends.certificates.freivalds import FreivaldsStrategy, verify_freivalds
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora, load_lora_step
+from pot_zk.kinds.capture import capture_lora_step
+from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.backends.certificates.reexec import ReexecStrategy, verify_reexec
+from pot_zk.backends.certificates.revealed import GridStep, commitment_of
+from pot_zk.kinds.registry import circuit_spec_from_dict, save_training_step
+from pot_zk.kinds.sgd.step import MlpArchitecture, capture_sgd_step, save_step
+from pot_zk.proving.strategies import ProofJob
 
 BASE = MlpArchitecture((6, 5, 3))
 KINDS = {"reexec": (ReexecStrategy, verify_reexec), "freivalds": (FreivaldsStrategy, verify_freivalds)}

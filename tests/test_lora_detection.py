@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from pot_zk.detect import detect_training
-from pot_zk.errors import InvalidModelStateError
-from pot_zk.lora import LoraTrainingStep, attach_lora
-from pot_zk.lora_capture import capture_lora_step, capture_step
-from pot_zk.lora_circuit import LoraCircuitSpec
-from pot_zk.specs import spec_for_step
-from pot_zk.step import MlpArchitecture, TrainingStep
+from pot_zk.kinds.lora.detect import detect_training
+from pot_zk.exceptions import InvalidModelStateError
+from pot_zk.kinds.lora.step import LoraTrainingStep, attach_lora
+from pot_zk.kinds.capture import capture_lora_step, capture_step
+from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.kinds.registry import spec_for_step
+from pot_zk.kinds.sgd.step import MlpArchitecture, TrainingStep
 
 peft = pytest.importorskip("peft")
 

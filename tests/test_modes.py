@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from pot_zk import create_zk_integration
-from pot_zk.audit_verify import verify_audit
-from pot_zk.cli import main
-from pot_zk.errors import ProverProtocolError, RetryExhaustedError
-from pot_zk.protocol import ProverResponse
-from pot_zk.strategies import ProofJob, StrategyRegistry
+from pot_zk.core.audit_verify import verify_audit
+from pot_zk.cli.main import main
+from pot_zk.exceptions import ProverProtocolError, RetryExhaustedError
+from pot_zk.core.protocol import ProverResponse
+from pot_zk.proving.strategies import ProofJob, StrategyRegistry
 
 
 def events(run_dir: Path, name: str) -> list[dict]:

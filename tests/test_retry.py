@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pot_zk.config import build, compose_config
-from pot_zk.errors import ConfigurationError, ProofGenerationError, ProverCrashError, RetryExhaustedError, WitnessBuilderError
-from pot_zk.retry import RetrySchedule, call_with_retry
+from pot_zk.exceptions import ConfigurationError, ProofGenerationError, ProverCrashError, RetryExhaustedError, WitnessBuilderError
+from pot_zk.proving.retry import RetrySchedule, call_with_retry
 
 
 class FailingAttempts:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.errors import (
+from pot_zk.exceptions import (
     ConfigurationError,
     ProofGenerationError,
     ProverCrashError,
@@ -18,8 +18,8 @@ from pot_zk.errors import (
     ProverTimeoutError,
     WitnessBuilderError,
 )
-from pot_zk.runner import locate_prover, run_prover
-from pot_zk.strategies import ProofJob
+from pot_zk.core.runner import locate_prover, run_prover
+from pot_zk.proving.strategies import ProofJob
 
 
 def run(binary: Path | str, job: ProofJob, timeout_s: float = 10.0, **kwargs):

@@ -7,11 +7,11 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pot_zk.audit import AuditLog
-from pot_zk.handlers import ContinueOnFailure
-from pot_zk.pipeline import ProvingPipeline
-from pot_zk.retry import RetrySchedule
-from pot_zk.stats import ProvingStats, percentile
+from pot_zk.core.audit import AuditLog
+from pot_zk.proving.handlers import ContinueOnFailure
+from pot_zk.proving.pipeline import ProvingPipeline
+from pot_zk.proving.retry import RetrySchedule
+from pot_zk.proving.stats import ProvingStats, percentile
 
 
 def samples(stats: ProvingStats) -> dict[tuple[str, tuple], float]:

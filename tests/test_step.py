@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from pot_zk.errors import InvalidModelStateError, WitnessBuilderError
-from pot_zk.step import (
+from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
+from pot_zk.kinds.sgd.step import (
     MlpArchitecture,
     architecture_of,
     capture_sgd_step,

@@ -11,13 +11,13 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-from pot_zk.audit import AuditLog
+from pot_zk.core.audit import AuditLog
 from pot_zk.config import schema
-from pot_zk.handlers import create_handler
-from pot_zk.pipeline import FailureHandler, ProvingPipeline
-from pot_zk.retry import RetrySchedule, Sleep
-from pot_zk.stats import ProvingStats
-from pot_zk.strategies import ProgramStrategy, ProverStrategy, StrategyRegistry
+from pot_zk.proving.handlers import create_handler
+from pot_zk.proving.pipeline import FailureHandler, ProvingPipeline
+from pot_zk.proving.retry import RetrySchedule, Sleep
+from pot_zk.proving.stats import ProvingStats
+from pot_zk.proving.strategies import ProgramStrategy, ProverStrategy, StrategyRegistry
 
 CONFIG_MODULE = "pot_zk.conf"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pot_zk.lora import LoraArchitecture, LoraTrainingStep, attach_lora
-from pot_zk.lora_capture import capture_lora_step
-from pot_zk.lora_circuit import LoraCircuitSpec
-from pot_zk.step import MlpArchitecture
+from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora
+from pot_zk.kinds.capture import capture_lora_step
+from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.kinds.sgd.step import MlpArchitecture
 
 BASE = MlpArchitecture((4, 3, 2))
 RANK = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pot_zk.config import compose_config
-from pot_zk.train import RunSummary, train
+from pot_zk.runs.train import RunSummary, train
 
 
 def tiny_overrides(run_dir: Path, cache_dir: Path, *extra: str) -> list[str]:

@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 
-from pot_zk.autoprove import AutoProver, auto_prove_training_step
-from pot_zk.errors import InvalidModelStateError
+from pot_zk.auto_prover import AutoProver, auto_prove_training_step
+from pot_zk.exceptions import InvalidModelStateError
 
 from lora_support import LR, lora_model
 from zk_support import TINY, train_steps

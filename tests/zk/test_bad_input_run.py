@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pot_zk import atomic
-from pot_zk.atomic import StorageError
-from pot_zk.commands import resume_command
-from pot_zk.errors import ConfigurationError, InvalidModelStateError, WitnessBuilderError
-from pot_zk.step import MlpArchitecture, step_from_states
-from pot_zk.verify_run import verify_run
+from pot_zk.core import atomic
+from pot_zk.core.atomic import StorageError
+from pot_zk.cli.commands import resume_command
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, WitnessBuilderError
+from pot_zk.kinds.sgd.step import MlpArchitecture, step_from_states
+from pot_zk.verify.run import verify_run
 
 from run_support import run_tiny
 

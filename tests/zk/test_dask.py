@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.bundle import RunBundle
-from pot_zk.errors import (
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.exceptions import (
     ConfigurationError,
     PotZkError,
     ProofGenerationError,
@@ -24,8 +24,8 @@ from pot_zk.errors import (
     RetryExhaustedError,
     WitnessBuilderError,
 )
-from pot_zk.executors import create_executor
-from pot_zk.verify_run import verify_run
+from pot_zk.proving.executors import create_executor
+from pot_zk.verify.run import verify_run
 
 from run_support import run_tiny
 
@@ -150,6 +150,6 @@ def test_dask_executor_without_dask_installed_is_a_configuration_error(monkeypat
 
 
 def test_importing_pot_zk_does_not_import_dask():
-    code = "import sys, pot_zk, pot_zk.train, pot_zk.executors, pot_zk.dask_executor; print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    code = "import sys, pot_zk, pot_zk.runs.train, pot_zk.proving.executors, pot_zk.proving.dask_executor; print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"

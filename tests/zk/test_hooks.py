@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pot_zk.bundle import RunBundle
-from pot_zk.errors import InvalidModelStateError, PotZkError, WitnessBuilderError
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.exceptions import InvalidModelStateError, PotZkError, WitnessBuilderError
 from pot_zk.hooks import proven_training
-from pot_zk.verify_run import verify_run
+from pot_zk.verify.run import verify_run
 
 pytestmark = pytest.mark.prover
 

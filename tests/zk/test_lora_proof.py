@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from pot_zk import ezkl_adapter, halo2
-from pot_zk.commitments import StepCommitment, commit_step
-from pot_zk.errors import WitnessBuilderError
-from pot_zk.specs import save_training_step, spec_for_step
-from pot_zk.strategies import ProgramStrategy, ProofJob
-from pot_zk.verify import StepStatement, verify_step
+from pot_zk.backends.ezkl import adapter as ezkl_adapter
+from pot_zk.backends.ezkl import halo2
+from pot_zk.kinds.commitments import StepCommitment, commit_step
+from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.kinds.registry import save_training_step, spec_for_step
+from pot_zk.proving.strategies import ProgramStrategy, ProofJob
+from pot_zk.verify.step import StepStatement, verify_step
 
 from lora_support import BASE, lora_model, lora_spec, lora_steps
 from zk_support import tiny_spec

@@ -9,9 +9,9 @@ import shutil
 import pytest
 from safetensors.torch import load_file, save_file
 
-from pot_zk.bundle import RunBundle
-from pot_zk.errors import ConfigurationError
-from pot_zk.verify_run import verify_run
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.verify.run import verify_run
 
 from run_support import run_tiny
 

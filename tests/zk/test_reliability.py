@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.audit_verify import verify_audit
-from pot_zk.bundle import RunBundle
-from pot_zk.tamper import KINDS, judge, tampered_copy
-from pot_zk.verify_run import verify_run
+from pot_zk.core.audit_verify import verify_audit
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.testing.tamper import KINDS, judge, tampered_copy
+from pot_zk.verify.run import verify_run
 
 from run_support import run_tiny
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.bundle import RunBundle
-from pot_zk.cli import main
-from pot_zk.verify_run import verify_run
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.cli.main import main
+from pot_zk.verify.run import verify_run
 
 from run_support import run_tiny
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk import ezkl_adapter, halo2
-from pot_zk.commitments import StepCommitment, commit_step
-from pot_zk.errors import ProofGenerationError, WitnessBuilderError
-from pot_zk.step import save_step
-from pot_zk.strategies import ProgramStrategy, ProofJob
-from pot_zk.verify import StepStatement, verify_step
+from pot_zk.backends.ezkl import adapter as ezkl_adapter
+from pot_zk.backends.ezkl import halo2
+from pot_zk.kinds.commitments import StepCommitment, commit_step
+from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
+from pot_zk.kinds.sgd.step import save_step
+from pot_zk.proving.strategies import ProgramStrategy, ProofJob
+from pot_zk.verify.step import StepStatement, verify_step
 
 from zk_support import tiny_spec, train_steps
 

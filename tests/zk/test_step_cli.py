@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.step import save_step
+from pot_zk.kinds.sgd.step import save_step
 
 from zk_support import tiny_spec, train_steps
 

@@ -13,8 +13,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-from pot_zk.cli import main
-from pot_zk.verify_run import verify_run
+from pot_zk.cli.main import main
+from pot_zk.verify.run import verify_run
 
 from run_support import tiny_overrides
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.bundle import RunBundle, load_model, save_model
-from pot_zk.commands import prove_pending_in_run
-from pot_zk.errors import ConfigurationError, PotZkError
-from pot_zk.verify_run import verify_run
+from pot_zk.runs.bundle import RunBundle, load_model, save_model
+from pot_zk.cli.commands import prove_pending_in_run
+from pot_zk.exceptions import ConfigurationError, PotZkError
+from pot_zk.verify.run import verify_run
 
 from run_support import run_tiny, tiny_overrides
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from pot_zk.circuit import SgdCircuitSpec
-from pot_zk.step import MlpArchitecture, TrainingStep, capture_sgd_step
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.kinds.sgd.step import MlpArchitecture, TrainingStep, capture_sgd_step
 
 TINY = MlpArchitecture((4, 3, 2))
 BATCH = 2

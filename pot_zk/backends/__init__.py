@@ -1,0 +1,1 @@
+"""Proof backends: ezkl (zk-halo2) and the non-ZK certificates (freivalds, reexec)."""

@@ -1,0 +1,1 @@
+"""Non-ZK certificates checked from the revealed witness: freivalds and reexec."""

@@ -1,0 +1,150 @@
+"""Shared by the non-ZK proof types: the revealed witness and its binding to the commitments.
+
+A certificate directory holds ``certificate.json`` (proof_type, circuit spec, commitment) and
+``witness.safetensors`` with the step's values *on the commitment grid* (the spec's hashed
+inputs -- w_before, batch, w_after and, for LoRA, base -- as flat float64 vectors, plus any
+type-specific tensors).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from pot_zk.core.atomic import atomic_path, write_json_atomic
+from pot_zk.kinds.commitments import StepCommitment, commit_values, from_fixed_point, to_fixed_point
+from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
+from pot_zk.kinds.lora.step import LoraTrainingStep
+from pot_zk.core.protocol import ProverResponse
+from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.kinds.registry import load_training_step
+from pot_zk.kinds.sgd.step import TrainingStep
+
+CERTIFICATE = "certificate.json"
+WITNESS = "witness.safetensors"
+
+
+@dataclass(frozen=True)
+class GridStep:
+    """A step's values snapped to the commitment grid (what the commitments bind)."""
+
+    w_before: torch.Tensor
+    batch: torch.Tensor
+    w_after: torch.Tensor
+    base: torch.Tensor | None = None
+    """The frozen base weights of a LoRA step; None for SGD."""
+
+    def as_inputs(self, spec: CircuitSpec) -> list[torch.Tensor]:
+        """The values in the order of ``spec``'s circuit inputs."""
+        return [getattr(self, name) for name in spec.input_names]
+
+    def named(self) -> dict[str, torch.Tensor]:
+        values = {"w_before": self.w_before, "batch": self.batch, "w_after": self.w_after, "base": self.base}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+def grid_step(step: TrainingStep | LoraTrainingStep, spec: CircuitSpec) -> GridStep:
+    return GridStep(
+        **{
+            x.name: from_fixed_point(to_fixed_point(x.values, spec.scale, spec.value_bound, x.label), spec.scale)
+            for x in spec.step_inputs(step)
+        }
+    )
+
+
+def commitment_of(grid: GridStep, scale: int) -> StepCommitment:
+    return StepCommitment(scale=scale, **{name: commit_values(value, scale) for name, value in grid.named().items()})
+
+
+def write_certificate(
+    out_dir: Path, proof_type: str, spec: CircuitSpec, grid: GridStep, extra: dict[str, torch.Tensor]
+) -> tuple[Path, StepCommitment]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    commitment = commitment_of(grid, spec.scale)
+    tensors = {**grid.named(), **extra}
+    with atomic_path(out_dir / WITNESS) as tmp:
+        save_file({k: v.contiguous().to(torch.float64) for k, v in tensors.items()}, str(tmp))
+    path = out_dir / CERTIFICATE
+    write_json_atomic(path, {"proof_type": proof_type, "circuit": spec.to_dict(), "commitment": commitment.to_dict()})
+    return path, commitment
+
+
+def load_certificate(
+    certificate: Path, proof_type: str, spec: CircuitSpec, commitment: StepCommitment
+) -> dict[str, torch.Tensor]:
+    """Load a certificate's revealed tensors after checking they bind to ``commitment``."""
+    certificate = Path(certificate)
+    try:
+        header = json.loads(certificate.read_text())
+        tensors = load_file(str(certificate.parent / WITNESS))
+    except Exception as exc:  # json, OS and safetensors errors all mean an unusable certificate
+        raise ProofVerificationError(f"unreadable {proof_type} certificate {certificate}: {exc}", reason="malformed-proof") from exc
+    if header.get("proof_type") != proof_type:
+        raise ProofVerificationError(
+            f"certificate says proof_type {header.get('proof_type')!r}, expected {proof_type!r}", reason="proof-type-mismatch"
+        )
+    if header.get("circuit") != spec.to_dict():
+        raise ProofVerificationError("certificate was made for another statement", reason="wrong-circuit")
+    for key, size in spec.input_sizes().items():
+        if key not in tensors or tuple(tensors[key].shape) != (size,):
+            raise ProofVerificationError(f"certificate tensor {key} missing or misshapen", reason="malformed-proof")
+        if not torch.isfinite(tensors[key]).all():
+            raise ProofVerificationError(f"certificate tensor {key} has NaN/Inf", reason="malformed-proof")
+    revealed = GridStep(**{name: tensors[name] for name in spec.input_names})
+    if commitment_of(revealed, spec.scale) != commitment:
+        raise ProofVerificationError(
+            "revealed witness does not match the declared commitments", reason="commitment-mismatch"
+        )
+    return tensors
+
+
+def worst_ulps(residual: torch.Tensor, spec: CircuitSpec) -> float:
+    """Largest |residual| in units of 2**-scale."""
+    return float(residual.abs().max()) * 2.0**spec.scale if residual.numel() else 0.0
+
+
+def refuse_untrue_update(residual: torch.Tensor, spec: CircuitSpec) -> None:
+    """Prover side: a step whose W_t+1 is not the update is an invalid witness."""
+    worst = worst_ulps(residual, spec)
+    if worst > spec.tolerance_ulps:
+        raise WitnessBuilderError(
+            f"W_t+1 is not the SGD update of W_t on this batch: off by {worst:.3g} ulps",
+            expected=f"<= {spec.tolerance_ulps} ulps of 2**-{spec.scale}",
+            actual=worst,
+        )
+
+
+def within_tolerance(residual: torch.Tensor, spec: CircuitSpec, proof_type: str) -> None:
+    """Verifier side: reject an update outside the declared tolerance."""
+    worst = worst_ulps(residual, spec)
+    if worst > spec.tolerance_ulps:
+        raise ProofVerificationError(
+            f"{proof_type}: W_t+1 differs from the recomputed update by {worst:.3g} ulps (tolerance {spec.tolerance_ulps})",
+            reason="update-out-of-tolerance",
+        )
+
+
+def load_job_step(spec: CircuitSpec, witness_path: str) -> TrainingStep | LoraTrainingStep:
+    return load_training_step(spec, Path(witness_path))
+
+
+def certify(
+    job, proof_type: str, spec: CircuitSpec, grid: GridStep, extra: dict[str, torch.Tensor], residual: torch.Tensor, started: float
+) -> ProverResponse:
+    """Prover side of a non-ZK type: refuse an untrue update, else write the certificate and
+    answer like a prover program would."""
+    refuse_untrue_update(residual, spec)
+    path, commitment = write_certificate(Path(job.output_dir), proof_type, spec, grid, extra)
+    return ProverResponse(
+        proof_type=proof_type,
+        artifacts={"proof": str(path)},
+        public={"commitment": commitment.to_dict()},
+        timings={"prove_s": time.perf_counter() - started},
+        sizes={"proof_bytes": path.stat().st_size + (path.parent / WITNESS).stat().st_size},
+    )

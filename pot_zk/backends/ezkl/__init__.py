@@ -1,0 +1,1 @@
+"""The zk-halo2 backend: ezkl circuits, keys, proving and verification."""

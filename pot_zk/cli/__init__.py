@@ -1,0 +1,1 @@
+"""The pot-zk command-line front end."""

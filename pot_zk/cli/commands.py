@@ -1,0 +1,166 @@
+"""``pot-zk`` subcommands that work on a run bundle: resume, verify, prove-pending, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Callable
+
+CommandHandler = Callable[[argparse.Namespace], int]
+
+
+def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    parser.add_argument("run", help="a run directory made by `pot-zk train`")
+
+    def run(args: argparse.Namespace) -> int:
+        from omegaconf import OmegaConf
+
+        from pot_zk.runs.bundle import CONFIG, RunBundle
+        from pot_zk.config.schema import PotZkConfig
+        from pot_zk.runs.train import print_summary, train
+
+        bundle = RunBundle.open(Path(args.run))
+        cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), OmegaConf.load(bundle.path(CONFIG)))
+        cfg.run_dir = str(bundle.root.absolute())
+        print_summary(train(cfg, resume=True))
+        return 0
+
+    return run
+
+
+def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    parser.add_argument("run", help="a run directory made by `pot-zk train`")
+    parser.add_argument("--srs", help="the verifier's own SRS file (default: the dev SRS in the cache, if it matches)")
+    parser.add_argument("--cache-dir", help="where the verifier keeps derived circuits and keys")
+    parser.add_argument("--allow-dev-srs", action="store_true", help="accept proofs made with a locally generated SRS in a production-mode run")
+    parser.add_argument("--json", metavar="FILE", help="also write the machine-readable report here ('-' for stdout)")
+
+    def run(args: argparse.Namespace) -> int:
+        from pot_zk.verify.run import default_cache_dir, verify_run
+
+        report = verify_run(
+            Path(args.run),
+            cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
+            srs_path=Path(args.srs) if args.srs else None,
+            allow_dev_srs=args.allow_dev_srs,
+        )
+        if args.json == "-":
+            print(json.dumps(report.to_dict(), indent=2))
+        else:
+            print(report.summary())
+            if args.json:
+                Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        return 0 if report.ok else 1
+
+    return run
+
+
+def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
+    """Prove the jobs parked in a run, recording each outcome in the bundle and its audit trail."""
+    from pot_zk.core.audit import AuditLog
+    from pot_zk.runs.bundle import AUDIT, RunBundle, discard_incomplete_tail
+    from pot_zk.config import build, compose_config
+    from pot_zk.proving.parking import parked_jobs, prove_pending
+    from pot_zk.runs.proven_run import record_outcome
+    from pot_zk.proving.stats import ProvingStats
+
+    bundle = RunBundle.open(run)
+    runtime = build(compose_config([*overrides, f"run_dir='{bundle.root.absolute()}'"]))
+    discard_incomplete_tail(bundle.path(AUDIT))
+    stats = ProvingStats()
+    with AuditLog(bundle.path(AUDIT), console=runtime.audit_console, run=bundle.root.name, command="prove-pending") as audit:
+        audit.event("pending.start", parked=len(parked_jobs(bundle.park_dir)))
+        results = prove_pending(bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry)
+        for result in results:
+            record_outcome(bundle, result)
+        remaining = len(parked_jobs(bundle.park_dir))
+        audit.event("run.end", status="completed", command="prove-pending", proved=len(results) - remaining, still_parked=remaining, stats=stats.get_stats())
+    for result in results:
+        detail = result.proof_type if result.status == "proved" else (result.error or {}).get("error_class")
+        print(f"step {result.step}: {result.status} ({detail})")
+    print(f"{len(results) - remaining} proved, {remaining} still parked in {bundle.park_dir}")
+    return 0 if remaining == 0 else 1
+
+
+def _load_any_step(path: Path):
+    """A step file written by ``save_training_step`` (SGD or LoRA)."""
+    from safetensors import safe_open
+
+    from pot_zk.exceptions import WitnessBuilderError
+    from pot_zk.kinds.lora.step import load_lora_step
+    from pot_zk.kinds.sgd.step import load_step
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            kind = (handle.metadata() or {}).get("kind", "sgd")
+    except Exception as exc:  # safetensors raises several unrelated types on a bad file
+        raise WitnessBuilderError(f"cannot read step file {path}: {exc}", expected="a pot-zk step file", actual=str(path)) from exc
+    return load_lora_step(path) if kind == "lora" else load_step(path)
+
+
+def prove_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    parser.add_argument("step_file", help="a step saved with pot_zk.kinds.registry.save_training_step (safetensors)")
+    parser.add_argument("--out", required=True, help="a directory for the proof, the audit trail and result.json")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, right after STEP_FILE: handler=fallback circuit.tolerance_ulps=2")
+
+    def run(args: argparse.Namespace) -> int:
+        from pot_zk.core.atomic import write_json_atomic
+        from pot_zk.auto_prover import AutoProver
+
+        step = _load_any_step(Path(args.step_file))
+        prover = AutoProver(Path(args.out), args.overrides)
+        try:
+            result = prover.prove(step)
+        finally:
+            prover.close()
+        record = {
+            "status": result.status,
+            "proof_type": result.proof_type,
+            "circuit": prover.spec_for(step).to_dict(),
+            "commitment": None if result.response is None else result.response.public.get("commitment"),
+            "proof": None if result.response is None else result.response.artifacts.get("proof"),
+            "error": result.error,
+        }
+        write_json_atomic(Path(args.out) / "result.json", record)
+        print(f"step {result.status}" + (f" ({result.proof_type}): {record['proof']}" if result.status == "proved" else ""))
+        return 0 if result.status == "proved" else 1
+
+    return run
+
+
+def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    parser.add_argument("result", help="the result.json written by `pot-zk prove-step`")
+    parser.add_argument("--circuit", help="the statement you expect, as a circuit spec JSON file (default: the one in result.json)")
+    parser.add_argument("--srs", help="the verifier's SRS file (default: the dev SRS in the cache)")
+    parser.add_argument("--cache-dir", help="where the verifier keeps derived circuits and keys")
+
+    def run(args: argparse.Namespace) -> int:
+        from pot_zk.backends.ezkl import adapter as ezkl_adapter
+        from pot_zk.backends.ezkl import halo2
+        from pot_zk.kinds.commitments import StepCommitment
+        from pot_zk.kinds.registry import circuit_spec_from_dict
+        from pot_zk.verify.step import StepStatement, verify_step
+        from pot_zk.verify.run import default_cache_dir
+
+        result = json.loads(Path(args.result).read_text())
+        if result.get("status") != "proved":
+            print(f"nothing to verify: the step was {result.get('status')}")
+            return 1
+        declared = json.loads(Path(args.circuit).read_text()) if args.circuit else result["circuit"]
+        if not args.circuit:
+            print("note: the statement (circuit spec) is the prover's own; pass --circuit to check the one you expect")
+        spec = circuit_spec_from_dict(declared)
+        cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+        srs = None
+        if result["proof_type"] == "zk-halo2":
+            logrows = halo2.compiled_circuit(spec, cache / "verifier").logrows
+            srs = ezkl_adapter.configured_srs(Path(args.srs), logrows) if args.srs else ezkl_adapter.dev_srs(cache, logrows)
+            if not args.srs:
+                print("note: checked with the dev SRS in the cache; whoever generated it can forge proofs")
+        statement = StepStatement(spec, StepCommitment.from_dict(result["commitment"]))
+        verdict = verify_step(statement, result["proof_type"], Path(result["proof"]), cache_dir=cache / "verifier", srs=srs)
+        print(f"{'VERIFIED' if verdict.ok else 'REJECTED'} ({verdict.proof_type}){'' if verdict.ok else f': {verdict.reason}: {verdict.message}'}")
+        return 0 if verdict.ok else 1
+
+    return run

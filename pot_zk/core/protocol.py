@@ -1,0 +1,86 @@
+"""The prover-program protocol, version 1 (documented in docs/protocol.md).
+
+A prover is a separate program. pot-zk writes one JSON request to its stdin and reads one
+JSON response from its stdout. The exit code carries the outcome class:
+
+=====  ===============================  =============================  =========
+exit   meaning                          pot-zk error                   retryable
+=====  ===============================  =============================  =========
+0      success, response on stdout      --                             --
+64     bad request (EX_USAGE)           ConfigurationError             no
+65     invalid witness (EX_DATAERR)     WitnessBuilderError            no
+70     proof failed deterministically   ProofGenerationError           no
+75     transient failure (EX_TEMPFAIL)  ProofGenerationError           yes
+other  crash (incl. death by signal)    ProverCrashError               yes
+=====  ===============================  =============================  =========
+
+On exit 0 the stdout must be exactly one JSON object with ``"protocol": PROTOCOL`` and
+``"status": "ok"``; anything else is a :class:`~pot_zk.exceptions.ProverProtocolError`. On a
+non-zero documented exit, the program may print ``{"status": "error", "message": ...}``; the
+message is used when present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PROTOCOL = "pot-zk-prover/1"
+
+EXIT_OK = 0
+EXIT_BAD_REQUEST = 64
+EXIT_INVALID_WITNESS = 65
+EXIT_PROOF_FAILED = 70
+EXIT_TRANSIENT = 75
+
+
+@dataclass(frozen=True)
+class ProverRequest:
+    """What a prover program receives on stdin."""
+
+    kind: str
+    """Step kind: ``"sgd"``, ``"lora"``, or a test kind."""
+    step: int
+    circuit: dict[str, Any]
+    """The circuit spec (architecture, hyper-parameters, fixed-point scale)."""
+    witness_path: str
+    """A safetensors file with the step's tensors."""
+    cache_dir: str
+    """Where circuit artefacts and keys are cached by content hash."""
+    output_dir: str
+    """Where the prover writes its proof artefacts."""
+    options: dict[str, Any] = field(default_factory=dict)
+    protocol: str = PROTOCOL
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProverResponse:
+    """What a successful prover program prints on stdout."""
+
+    proof_type: str
+    artifacts: dict[str, str]
+    """Name -> path of every file the prover produced (proof, settings, vk ...)."""
+    public: dict[str, Any] = field(default_factory=dict)
+    """Public values of the proof (commitments, outputs)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    protocol: str = PROTOCOL
+    status: str = "ok"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> "ProverResponse":
+        return cls(
+            proof_type=str(data["proof_type"]),
+            artifacts=dict(data.get("artifacts", {})),
+            public=dict(data.get("public", {})),
+            timings={k: float(v) for k, v in data.get("timings", {}).items()},
+            sizes={k: int(v) for k, v in data.get("sizes", {}).items()},
+            protocol=str(data["protocol"]),
+            status=str(data["status"]),
+        )

@@ -1,0 +1,1 @@
+"""Step kinds (sgd, lora): capture from torch, validation, encoding, circuit specs, commitments."""

@@ -1,0 +1,108 @@
+"""Capturing training steps from a model, SGD or LoRA decided by :mod:`pot_zk.kinds.lora.detect`.
+
+Supported LoRA models: an ``nn.Sequential`` of linear layers with ``nn.ReLU`` between them
+(the shape :func:`pot_zk.kinds.sgd.step.architecture_of` accepts), where some linear layers are
+recognised LoRA modules (:class:`pot_zk.kinds.lora.step.LoraLinear`, or peft ``lora.Linear`` inside a
+``PeftModel``/``LoraModel``), all with one rank and alpha; MSE loss; plain ``torch.optim.SGD``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pot_zk.kinds.lora.detect import DetectedTraining, LoraLayerView, detect_training, unwrap_peft
+from pot_zk.exceptions import InvalidModelStateError
+from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, validate_lora_step
+from pot_zk.kinds.sgd.step import TrainingStep, architecture_of, capture_sgd_step, check_sgd_optimizer
+
+
+def lora_architecture_of(model: nn.Module, detected: DetectedTraining) -> tuple[LoraArchitecture, dict[int, LoraLayerView], nn.Sequential]:
+    """The LoRA architecture of a detected LoRA model, its views by layer number, and the
+    base MLP (the frozen linears in an nn.Sequential)."""
+    inner = unwrap_peft(model)
+    by_module = {id(view.module): view for view in detected.lora_layers}
+    if not isinstance(inner, nn.Sequential):
+        raise InvalidModelStateError(
+            f"unsupported LoRA model type {type(inner).__name__}", expected="nn.Sequential of (LoRA) linear layers and ReLU", actual=type(inner).__name__
+        )
+    base_modules, views = [], {}
+    for index, module in enumerate(inner):
+        view = by_module.get(id(module))
+        if view is not None:
+            views[index // 2] = view
+            module = view.base
+        base_modules.append(module)
+    if len(views) != len(detected.lora_layers):
+        placed = {v.name for v in views.values()}
+        raise InvalidModelStateError(
+            "LoRA modules must be direct elements of the nn.Sequential",
+            expected="LoRA linear layers in the Sequential",
+            actual=sorted(v.name for v in detected.lora_layers if v.name not in placed),
+        )
+    base = architecture_of(nn.Sequential(*base_modules))
+    ranks = sorted({(v.rank, v.alpha) for v in views.values()})
+    if len(ranks) != 1:
+        raise InvalidModelStateError(
+            "all LoRA layers must share one rank and alpha", expected="one (rank, alpha)", actual={v.name: [v.rank, v.alpha] for v in views.values()}
+        )
+    rank, alpha = ranks[0]
+    architecture = LoraArchitecture(base=base, adapted=tuple(sorted(views)), rank=rank, alpha=alpha)
+    return architecture, views, nn.Sequential(*base_modules)
+
+
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().to(torch.float64).clone()
+
+
+def _adapters(architecture: LoraArchitecture, views: dict[int, LoraLayerView]) -> dict[str, torch.Tensor]:
+    out = {}
+    for layer in architecture.adapted:
+        out[f"{2 * layer}.lora_A"] = _copy(views[layer].lora_A)
+        out[f"{2 * layer}.lora_B"] = _copy(views[layer].lora_B)
+    return out
+
+
+def capture_lora_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor
+) -> LoraTrainingStep:
+    """Run one SGD step (MSE loss) on the adapters of a LoRA model and capture it for proving."""
+    detected = detect_training(model)
+    if detected.kind != "lora":
+        raise InvalidModelStateError(
+            "the model has no recognised LoRA modules; capture it with capture_sgd_step", expected="lora", actual=detected.kind
+        )
+    architecture, views, base_model = lora_architecture_of(model, detected)
+    learning_rate = check_sgd_optimizer(optimizer)
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    named = dict(model.named_parameters())
+    missing = [name for name in detected.trainable if id(named[name]) not in optimized]
+    if missing:
+        raise InvalidModelStateError(f"the optimizer does not update the adapters {missing}", expected="all adapters", actual=missing, keys=missing)
+    base = {key: _copy(value) for key, value in base_model.state_dict().items()}
+    before = _adapters(architecture, views)
+    optimizer.zero_grad()
+    loss = nn.functional.mse_loss(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+    step = LoraTrainingStep(
+        architecture=architecture,
+        learning_rate=learning_rate,
+        base=base,
+        adapters_before=before,
+        adapters_after=_adapters(architecture, views),
+        inputs=_copy(inputs),
+        targets=_copy(targets),
+        loss=float(loss.detach()),
+    )
+    validate_lora_step(step)
+    return step
+
+
+def capture_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor
+) -> TrainingStep | LoraTrainingStep:
+    """Capture one step, full SGD or LoRA as :func:`pot_zk.kinds.lora.detect.detect_training` decides."""
+    if detect_training(model).kind == "lora":
+        return capture_lora_step(model, optimizer, inputs, targets)
+    return capture_sgd_step(model, optimizer, inputs, targets)

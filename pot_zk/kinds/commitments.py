@@ -1,0 +1,88 @@
+"""Canonical fixed-point encoding and commitments of a training step.
+
+Encoding (docs/proofs.md): a float tensor is flattened in the canonical order (parameters
+layer by layer, weight row-major then bias; a batch as X row-major then Y row-major) and
+each value v becomes the integer ``q = sign(v) * floor(|v| * 2**scale + 1/2)`` (round half
+away from zero). A commitment is ezkl's Poseidon hash of the sequence of q as BN254 field
+elements (negative q as p - |q|) -- the same value the ``zk-halo2`` circuit exposes for its
+hashed inputs, so commitments recorded for unproven steps chain with proven ones.
+
+Poseidon commitments are binding, not hiding: there is no blinding randomness, so anyone
+holding a candidate W can test whether it matches a commitment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from pot_zk.backends.ezkl import adapter as ezkl_adapter
+from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.kinds.lora.step import LoraTrainingStep
+from pot_zk.kinds.sgd.step import TrainingStep
+
+
+@dataclass(frozen=True)
+class StepCommitment:
+    """Commitments of W_t, batch_t and W_t+1 (hex field elements).
+
+    For a LoRA step W_t and W_t+1 are the adapters and ``base`` commits to the frozen base
+    weights; for an SGD step ``base`` is None and absent from ``to_dict()``.
+    """
+
+    w_before: str
+    batch: str
+    w_after: str
+    scale: int
+    base: str | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        if self.base is None:
+            del data["base"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StepCommitment":
+        base = data.get("base")
+        return cls(
+            w_before=str(data["w_before"]),
+            batch=str(data["batch"]),
+            w_after=str(data["w_after"]),
+            scale=int(data["scale"]),
+            base=None if base is None else str(base),
+        )
+
+
+def to_fixed_point(values: torch.Tensor, scale: int, bound: float | None = None, what: str = "values") -> list[int]:
+    """Quantise ``values`` (round half away from zero) after checking they fit ``bound``."""
+    flat = values.detach().reshape(-1).to(torch.float64)
+    if bound is not None and flat.numel() and float(flat.abs().max()) > bound:
+        worst = float(flat.abs().max())
+        raise WitnessBuilderError(
+            f"{what} exceed the fixed-point range: max |value| {worst:.6g} > {bound:.6g}",
+            expected=f"|value| <= {bound:.6g}",
+            actual=worst,
+        )
+    scaled = flat * (2.0**scale)
+    return [int(v) for v in (torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)).to(torch.int64).tolist()]
+
+
+def from_fixed_point(values: list[int], scale: int) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64) / (2.0**scale)
+
+
+def commit_values(values: torch.Tensor, scale: int, bound: float | None = None, what: str = "values") -> str:
+    return ezkl_adapter.poseidon_commit(to_fixed_point(values, scale, bound, what))
+
+
+def commit_step(step: TrainingStep | LoraTrainingStep, scale: int, bound: float | None = None) -> StepCommitment:
+    """Commitments of a step (for a LoRA step, of the adapters and the frozen base)."""
+    return StepCommitment(
+        w_before=commit_values(step.flat_before(), scale, bound, "weights before the step"),
+        batch=commit_values(step.flat_batch(), scale, bound, "batch values"),
+        w_after=commit_values(step.flat_after(), scale, bound, "weights after the step"),
+        scale=scale,
+        base=commit_values(step.flat_base(), scale, bound, "base model weights") if isinstance(step, LoraTrainingStep) else None,
+    )

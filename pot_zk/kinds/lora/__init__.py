@@ -1,0 +1,1 @@
+"""LoRA steps: adapters on a frozen ReLU MLP base."""

@@ -1,0 +1,1 @@
+"""Full SGD steps of a ReLU MLP with MSE loss."""

@@ -1,0 +1,1 @@
+"""The proving pipeline: strategies, retry schedules, failure handlers, parking, policies, executors, statistics."""

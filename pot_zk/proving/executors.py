@@ -1,0 +1,95 @@
+"""Where proof jobs run relative to the training loop.
+
+``inline``: the loop waits for each proof. ``process``: jobs go to a local pool of
+``workers`` threads, each driving prover *programs* (separate processes), so training goes on
+while they prove; ``drain`` waits for every queued job. ``dask``: the strategy calls go to a Dask cluster
+(:mod:`pot_zk.proving.dask_executor`, imported only when chosen). A job whose handler halts (fail_fast)
+is re-raised in the training loop at the next ``check``.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.proving.pipeline import ProofResult
+from pot_zk.proving.strategies import ProofJob
+
+ProveFn = Callable[[ProofJob], ProofResult]
+DoneFn = Callable[[ProofResult], None]
+
+
+class InlineExecutor:
+    name = "inline"
+
+    def __init__(self, prove: ProveFn, done: DoneFn) -> None:
+        self._prove = prove
+        self._done = done
+
+    def submit(self, job: ProofJob) -> None:
+        self._done(self._prove(job))
+
+    def check(self) -> None:
+        """Nothing can be pending: failures surface in submit."""
+
+    def drain(self) -> None:
+        """Every job finished in submit."""
+
+    def pending(self) -> int:
+        return 0
+
+    def shutdown(self) -> None:
+        """Nothing to stop."""
+
+
+class PoolExecutor:
+    name = "process"
+
+    def __init__(self, prove: ProveFn, done: DoneFn, workers: int) -> None:
+        if workers < 1:
+            raise ConfigurationError(f"executor.workers must be >= 1, got {workers}", key="executor.workers")
+        self._prove = prove
+        self._done = done
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pot-zk-prover")
+        self._futures: list[Future] = []
+        self._lock = threading.Lock()
+
+    def _run(self, job: ProofJob) -> None:
+        result = self._prove(job)
+        with self._lock:
+            self._done(result)
+
+    def submit(self, job: ProofJob) -> None:
+        self._futures.append(self._pool.submit(self._run, job))
+
+    def check(self) -> None:
+        for future in [f for f in self._futures if f.done()]:
+            self._futures.remove(future)
+            future.result()
+
+    def drain(self) -> None:
+        while self._futures:
+            self._futures.pop(0).result()
+
+    def pending(self) -> int:
+        return sum(1 for f in self._futures if not f.done())
+
+    def shutdown(self) -> None:
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
+def create_executor(name: str, prove: ProveFn, done: DoneFn, workers: int = 1, **options: Any):
+    """``options``: the executor group's own settings (``dask``: ``scheduler_address``)."""
+    if name == "inline":
+        return InlineExecutor(prove, done)
+    if name == "process":
+        return PoolExecutor(prove, done, workers)
+    if name == "dask":
+        from pot_zk.proving.dask_executor import create_dask_executor
+
+        return create_dask_executor(prove, done, workers, **options)
+    raise ConfigurationError(f"unknown executor {name!r}; known: inline, process, dask", key="executor.name")

@@ -1,0 +1,62 @@
+"""Proving policies: which steps get a proof. Commitments are recorded for every step anyway.
+
+Each policy is a small callable ``(step) -> bool`` and a pure function of its settings and the
+step number, so a resumed run makes the same choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from pot_zk.exceptions import ConfigurationError
+
+
+@dataclass(frozen=True)
+class EveryStep:
+    name = "every_step"
+
+    def __call__(self, step: int) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class EveryK:
+    """Steps 0, k, 2k, ..."""
+
+    k: int
+    name = "every_k"
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigurationError(f"policy.k must be >= 1, got {self.k}", key="policy.k")
+
+    def __call__(self, step: int) -> bool:
+        return step % self.k == 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Each step independently with probability ``fraction``, decided by a hash of (seed, step)."""
+
+    fraction: float
+    seed: int
+    name = "sample"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ConfigurationError(f"policy.fraction must be in [0, 1], got {self.fraction}", key="policy.fraction")
+
+    def __call__(self, step: int) -> bool:
+        digest = hashlib.sha256(f"{self.seed}:{step}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") < self.fraction * 2**64
+
+
+def create_policy(name: str, *, k: int = 1, fraction: float = 1.0, seed: int = 0):
+    if name == "every_step":
+        return EveryStep()
+    if name == "every_k":
+        return EveryK(k)
+    if name == "sample":
+        return Sample(fraction, seed)
+    raise ConfigurationError(f"unknown policy {name!r}; known: every_step, every_k, sample", key="policy.name")

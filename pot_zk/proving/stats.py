@@ -1,0 +1,103 @@
+"""Proving statistics: per attempt and per job, overall and per strategy.
+
+In memory for ``get_stats()`` (exact latency percentiles), mirrored into a private
+prometheus-client registry for the Prometheus text exposition format.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Histogram, generate_latest
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (``fraction`` in (0, 1]); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.successes = 0
+        self.failures: Counter[str] = Counter()
+        self.latencies: list[float] = []
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "attempts": self.attempts,
+            "successes": self.successes,
+            "failures": sum(self.failures.values()),
+            "failures_by_class": dict(sorted(self.failures.items())),
+            "success_rate": self.successes / self.attempts if self.attempts else None,
+            "latency_p50_s": percentile(self.latencies, 0.50),
+            "latency_p95_s": percentile(self.latencies, 0.95),
+        }
+
+
+class ProvingStats:
+    """Counts every attempt (with its latency and, on failure, its error class) and every
+    job outcome (``proved`` / ``failed`` / ``parked``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._total = _Tally()
+        self._by_strategy: dict[str, _Tally] = {}
+        self._outcomes: Counter[str] = Counter()
+        self.registry = CollectorRegistry()
+        self._attempts = PromCounter("pot_zk_proof_attempts", "Proof attempts", ["strategy", "outcome"], registry=self.registry)
+        self._failures = PromCounter("pot_zk_proof_failures", "Failed proof attempts by error class", ["strategy", "error_class"], registry=self.registry)
+        self._results = PromCounter("pot_zk_proof_results", "Proof jobs by final status", ["status"], registry=self.registry)
+        self._latency = Histogram("pot_zk_proof_attempt_seconds", "Duration of one proof attempt", ["strategy"], registry=self.registry)
+
+    def record_attempt(self, strategy: str, duration_s: float, error_class: str | None) -> None:
+        with self._lock:
+            tally = self._by_strategy.setdefault(strategy, _Tally())
+            for target in (self._total, tally):
+                target.attempts += 1
+                target.latencies.append(duration_s)
+                if error_class is None:
+                    target.successes += 1
+                else:
+                    target.failures[error_class] += 1
+        self._attempts.labels(strategy, "ok" if error_class is None else "failed").inc()
+        if error_class is not None:
+            self._failures.labels(strategy, error_class).inc()
+        self._latency.labels(strategy).observe(duration_s)
+
+    def record_result(self, status: str) -> None:
+        with self._lock:
+            self._outcomes[status] += 1
+        self._results.labels(status).inc()
+
+    def get_stats(self) -> dict[str, Any]:
+        with self._lock:
+            stats = self._total.as_dict()
+            stats["results"] = dict(sorted(self._outcomes.items()))
+            stats["by_strategy"] = {name: tally.as_dict() for name, tally in sorted(self._by_strategy.items())}
+        return stats
+
+    def prometheus_text(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def write(self, directory: str | os.PathLike[str]) -> tuple[Path, Path]:
+        """Write ``stats.json`` and ``metrics.prom`` into ``directory`` (at run end)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        json_path, prom_path = directory / "stats.json", directory / "metrics.prom"
+        from pot_zk.core.atomic import write_bytes_atomic
+
+        write_bytes_atomic(json_path, (json.dumps(self.get_stats(), indent=2, sort_keys=True) + "\n").encode())
+        write_bytes_atomic(prom_path, self.prometheus_text())
+        return json_path, prom_path

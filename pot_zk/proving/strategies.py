@@ -1,0 +1,180 @@
+"""Prover strategies and the registry that names them.
+
+A prover strategy is a callable ``(job: ProofJob) -> ProverResponse`` with a ``name``; it
+raises a :class:`~pot_zk.exceptions.PotZkError` subclass on failure. Config names strategies
+("zk-halo2", "freivalds", "reexec"); :class:`StrategyRegistry` turns names into callables.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.core.protocol import ProverRequest, ProverResponse
+from pot_zk.core.runner import run_prover
+
+
+@dataclass(frozen=True)
+class ProofJob:
+    """One step to prove: everything a strategy needs, nothing it does not."""
+
+    step: int
+    kind: str
+    circuit: dict[str, Any]
+    witness_path: str
+    cache_dir: str
+    output_dir: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json_dict(cls, data: Mapping[str, Any]) -> "ProofJob":
+        return cls(
+            step=int(data["step"]),
+            kind=str(data["kind"]),
+            circuit=dict(data["circuit"]),
+            witness_path=str(data["witness_path"]),
+            cache_dir=str(data["cache_dir"]),
+            output_dir=str(data["output_dir"]),
+            options=dict(data.get("options", {})),
+        )
+
+    def to_request(self) -> ProverRequest:
+        return ProverRequest(
+            kind=self.kind,
+            step=self.step,
+            circuit=self.circuit,
+            witness_path=self.witness_path,
+            cache_dir=self.cache_dir,
+            output_dir=self.output_dir,
+            options=self.options,
+        )
+
+
+@runtime_checkable
+class ProverStrategy(Protocol):
+    name: str
+
+    def __call__(self, job: ProofJob) -> ProverResponse: ...
+
+
+@dataclass(frozen=True)
+class ProgramStrategy:
+    """Prove by running a prover program (protocol v1) through :mod:`pot_zk.core.runner`."""
+
+    name: str
+    """The proof type the program produces, e.g. ``"zk-halo2"``."""
+    binary: str
+    search_paths: tuple[str, ...] = ()
+    timeout_s: float = 1800.0
+    args: tuple[str, ...] = ()
+
+    def __call__(self, job: ProofJob) -> ProverResponse:
+        return run_prover(
+            self.binary,
+            job.to_request(),
+            search_paths=self.search_paths,
+            timeout_s=self.timeout_s,
+            args=self.args,
+        )
+
+    def to_spec(self) -> dict[str, Any]:
+        """A JSON description from which :meth:`from_spec` rebuilds the same strategy."""
+        return {"program": {**asdict(self), "search_paths": list(self.search_paths), "args": list(self.args)}}
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> "ProgramStrategy":
+        program = spec["program"]
+        return cls(
+            name=str(program["name"]),
+            binary=str(program["binary"]),
+            search_paths=tuple(program.get("search_paths", ())),
+            timeout_s=float(program["timeout_s"]),
+            args=tuple(program.get("args", ())),
+        )
+
+
+class LazyStrategy:
+    """A strategy given as an import string ``"package.module:Class"``; the class is imported
+    and constructed (no arguments) on first use, so config can name strategies whose modules
+    are optional or not written yet."""
+
+    def __init__(self, name: str, import_path: str) -> None:
+        self.name = name
+        self.import_path = import_path
+        self._strategy: ProverStrategy | None = None
+
+    def __call__(self, job: ProofJob) -> ProverResponse:
+        if self._strategy is None:
+            self._strategy = import_object(self.import_path)()
+        return self._strategy(job)
+
+    def __repr__(self) -> str:
+        return f"LazyStrategy({self.name!r}, {self.import_path!r})"
+
+
+def import_object(import_path: str) -> Any:
+    """Resolve ``"package.module:attribute"``; ConfigurationError when it does not exist."""
+    module_name, _, attribute = import_path.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ConfigurationError(
+            f"cannot import {import_path!r} ({error}); is the module installed?", key=import_path
+        ) from error
+
+
+StrategyFactory = Callable[[], ProverStrategy]
+
+BUILTIN_STRATEGIES: dict[str, str] = {
+    "freivalds": "pot_zk.backends.certificates.freivalds:FreivaldsStrategy",
+    "reexec": "pot_zk.backends.certificates.reexec:ReexecStrategy",
+}
+
+
+class StrategyRegistry:
+    """Strategy name -> factory. Factories given as import strings become LazyStrategy."""
+
+    def __init__(self, factories: Mapping[str, StrategyFactory | str] | None = None) -> None:
+        self._factories: dict[str, StrategyFactory | str] = dict(
+            BUILTIN_STRATEGIES if factories is None else factories
+        )
+
+    def register(self, name: str, factory: StrategyFactory | str) -> None:
+        self._factories[name] = factory
+
+    def copy(self) -> "StrategyRegistry":
+        return StrategyRegistry(self._factories)
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._factories
+
+    def create(self, name: str) -> ProverStrategy:
+        if name not in self._factories:
+            raise ConfigurationError(
+                f"unknown prover strategy {name!r}; known: {', '.join(self.names())}", key=name
+            )
+        factory = self._factories[name]
+        if isinstance(factory, str):
+            return LazyStrategy(name, factory)
+        return factory()
+
+
+def strategy_spec(strategy: ProverStrategy) -> dict[str, Any]:
+    """How a parked job remembers which strategy to retry it with."""
+    if isinstance(strategy, ProgramStrategy):
+        return strategy.to_spec()
+    return {"name": strategy.name}
+
+
+def strategy_from_spec(spec: Mapping[str, Any], registry: StrategyRegistry) -> ProverStrategy:
+    if "program" in spec:
+        return ProgramStrategy.from_spec(spec)
+    return registry.create(str(spec["name"]))

@@ -1,0 +1,87 @@
+"""Training data that ships with an installed package (no downloads), cut into fixed batches.
+
+The batches are fixed before training so the dataset commitment (a Merkle root over the batch
+commitments) can be published first; each epoch visits them in a seeded permutation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pot_zk.exceptions import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Batch:
+    index: int
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+
+def digits(in_features: int, out_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's bundled 8x8 digits: pixels averaged over 2x2 blocks (16 features) or
+    kept (64), scaled to [0, 1]; targets one-hot over the 10 classes."""
+    from sklearn.datasets import load_digits
+
+    if out_features != 10 or in_features not in (16, 64):
+        raise ConfigurationError(
+            f"the digits data needs a model with 16 or 64 inputs and 10 outputs, not {in_features} -> {out_features}",
+            key="model.dims",
+        )
+    loaded = load_digits()
+    images = torch.tensor(loaded.images, dtype=torch.float32) / 16.0
+    if in_features == 16:
+        images = images.reshape(-1, 4, 2, 4, 2).mean(dim=(2, 4))
+    inputs = images.reshape(len(images), -1)
+    targets = torch.nn.functional.one_hot(torch.tensor(loaded.target), 10).to(torch.float32)
+    return inputs, targets
+
+
+def synthetic(in_features: int, out_features: int, num_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs uniform in [-1, 1]; targets from a fixed random linear teacher plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.rand(num_samples, in_features, generator=generator) * 2 - 1
+    teacher = torch.randn(in_features, out_features, generator=generator) / in_features**0.5
+    targets = inputs @ teacher + 0.05 * torch.randn(num_samples, out_features, generator=generator)
+    return inputs, targets
+
+
+def load_dataset(name: str, in_features: int, out_features: int, num_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if name == "digits":
+        return digits(in_features, out_features)
+    if name == "synthetic":
+        return synthetic(in_features, out_features, num_samples, seed)
+    raise ConfigurationError(f"unknown data set {name!r}; known: digits, synthetic", key="data.name")
+
+
+def select_part(inputs: torch.Tensor, targets: torch.Tensor, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``all`` samples, or the first (``base``) or second (``adapt``) half in data-set order."""
+    half = len(inputs) // 2
+    if part == "all":
+        return inputs, targets
+    if part == "base":
+        return inputs[:half], targets[:half]
+    if part == "adapt":
+        return inputs[half:], targets[half:]
+    raise ConfigurationError(f"unknown data part {part!r}; known: all, base, adapt", key="data.part")
+
+
+def fixed_batches(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int) -> list[Batch]:
+    """Shuffle once (seeded) and cut into full batches; a last partial batch is dropped."""
+    if batch_size < 1 or batch_size > len(inputs):
+        raise ConfigurationError(f"batch_size must be in 1..{len(inputs)}, got {batch_size}", key="train.batch_size")
+    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
+    count = len(inputs) // batch_size
+    return [
+        Batch(i, inputs[order[i * batch_size : (i + 1) * batch_size]], targets[order[i * batch_size : (i + 1) * batch_size]])
+        for i in range(count)
+    ]
+
+
+def epoch_order(num_batches: int, epoch: int, seed: int) -> list[int]:
+    """The batch indices visited in ``epoch`` (a pure function of seed and epoch, so a resumed
+    run visits the same batches)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_batches, generator=generator).tolist()

@@ -1,0 +1,65 @@
+"""LoRA fine-tuning runs: the frozen base comes from an earlier run's final model.
+
+A LoRA run's manifest names the base run and the base commitment (that run's last W_t+1
+commitment, which its final model must hash to). Each LoRA step commits to the adapters
+(chained like weights in an SGD run) and proves against that constant base commitment.
+Model files of a LoRA run hold pot-zk's LoraLinear state (``i.base.weight``, ``i.lora_A``, ...);
+:func:`split_lora_state` maps them to the canonical base and adapter order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from pot_zk.runs.bundle import FINAL_MODEL, RunBundle, load_model
+from pot_zk.kinds.commitments import commit_values
+from pot_zk.exceptions import ConfigurationError, PotZkError
+from pot_zk.kinds.lora.step import LoraArchitecture, flatten
+from pot_zk.kinds.sgd.step import MlpArchitecture, flatten_params
+
+
+def base_commitment(run: Path) -> str:
+    """The commitment of the base run's final weights (its last step's W_t+1)."""
+    try:
+        records = RunBundle.open(run).commitments()
+    except (PotZkError, OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the base run {run}: {exc}", key="model.base_run") from exc
+    if not records:
+        raise ConfigurationError(f"the base run {run} has no training steps", key="model.base_run")
+    return str(max(records, key=lambda r: r["step"])["w_after"])
+
+
+def base_run_model(run: Path, architecture: MlpArchitecture, scale: int) -> dict[str, torch.Tensor]:
+    """The base run's final weights, after checking the run's architecture and that the file
+    hashes to the run's last commitment."""
+    bundle = RunBundle.open(run)
+    declared = bundle.manifest()["circuit"]["architecture"]
+    if declared != architecture.to_dict():
+        raise ConfigurationError(
+            f"the base run {run} trained {declared}, the LoRA model needs base {architecture.to_dict()}", key="model.base_run"
+        )
+    if not bundle.path(FINAL_MODEL).is_file():
+        raise ConfigurationError(f"the base run {run} has no final model (did it complete?)", key="model.base_run")
+    state, _ = load_model(bundle.path(FINAL_MODEL))
+    found = commit_values(flatten_params({k: v.double() for k, v in state.items()}, architecture), scale)
+    if found != base_commitment(run):
+        raise ConfigurationError(f"the final model of {run} does not hash to its last commitment", key="model.base_run")
+    return state
+
+
+def split_lora_state(state: Mapping[str, torch.Tensor], architecture: LoraArchitecture) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat canonical (base, adapters) of a LoraLinear model's state dict (float64)."""
+    base = {}
+    for key, _ in architecture.base_shapes:
+        index, name = key.split(".")
+        base[key] = state.get(f"{index}.base.{name}", state.get(key))
+        if base[key] is None:
+            raise KeyError(key)
+    adapters = {key: state[key] for key, _ in architecture.adapter_shapes}
+    return (
+        flatten({k: v.double() for k, v in base.items()}, architecture.base_shapes),
+        flatten({k: v.double() for k, v in adapters.items()}, architecture.adapter_shapes),
+    )

@@ -1,0 +1,191 @@
+"""A proven training run: commitments for every step, proofs as the policy says.
+
+:class:`ProvenRun` is what both ``pot-zk train`` and the integration hooks
+(:mod:`pot_zk.hooks`) drive: hand it each captured step and it records the step's
+commitments, schedules its proof, and writes the outcome into the run bundle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pot_zk.runs.bundle import AUDIT, RunBundle, read_jsonl
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.kinds.commitments import commit_values
+from pot_zk.exceptions import InvalidModelStateError
+from pot_zk.proving.parking import parked_path
+from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
+from pot_zk.kinds.lora.step import LoraTrainingStep
+from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.kinds.registry import save_training_step
+from pot_zk.kinds.sgd.step import TrainingStep
+from pot_zk.proving.strategies import ProofJob
+
+
+@dataclass
+class RunProgress:
+    steps: int = 0
+    scheduled: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    proof_types: Counter = field(default_factory=Counter)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "scheduled": self.scheduled,
+            "outcomes": dict(self.outcomes),
+            "proof_types": dict(self.proof_types),
+        }
+
+
+class ProvenRun:
+    def __init__(
+        self,
+        bundle: RunBundle,
+        spec: SgdCircuitSpec | LoraCircuitSpec,
+        pipeline: ProvingPipeline | None,
+        policy: Callable[[int], bool],
+        cache_dir: Path,
+        prover_options: dict[str, Any],
+        dataset_leaves: list[str],
+    ) -> None:
+        self.bundle = bundle
+        self.spec = spec
+        self.pipeline = pipeline
+        self.policy = policy
+        self.cache_dir = Path(cache_dir)
+        self.prover_options = prover_options
+        self.leaves = dataset_leaves
+        self.progress = RunProgress()
+        self.executor = None
+        self.on_result: Callable[[ProofResult], None] | None = None
+        self._last_w_after: str | None = None
+        self._base: str | None = None
+        self._done_steps = {r["step"] for r in bundle.commitments()}
+        self._audited_steps: set[int] | None = None
+        self._final_proofs = {r["step"] for r in bundle.proofs() if r["status"] in ("proved", "failed")}
+
+    def job_for(self, index: int) -> ProofJob:
+        return ProofJob(
+            step=index,
+            kind=self.spec.kind,
+            circuit=self.spec.to_dict(),
+            witness_path=str(self.bundle.witness_path(index)),
+            cache_dir=str(self.cache_dir),
+            output_dir=str(self.bundle.proof_dir(index)),
+            options=dict(self.prover_options),
+        )
+
+    def record_step(self, step: TrainingStep | LoraTrainingStep, index: int, epoch: int, batch_index: int, audit) -> None:
+        """Commit to the step (every step) and queue its proof if the policy selects it. For a
+        LoRA step the weights are the adapters, and the frozen base is committed as ``base``."""
+        scale = self.spec.scale
+        bound = self.spec.value_bound
+        w_before = self._last_w_after or commit_values(step.flat_before(), scale, bound, "weights before the step")
+        w_after = commit_values(step.flat_after(), scale, bound, "weights after the step")
+        batch = self.leaves[batch_index]
+        self._last_w_after = w_after
+        scheduled = self.pipeline is not None and self.policy(index)
+        record = {
+            "step": index,
+            "epoch": epoch,
+            "batch_index": batch_index,
+            "w_before": w_before,
+            "batch": batch,
+            "w_after": w_after,
+            "scale": scale,
+            "loss": step.loss,
+            "scheduled": scheduled,
+        }
+        if isinstance(step, LoraTrainingStep):
+            self._base = self._base or commit_values(step.flat_base(), scale, bound, "base model weights")
+            record["base"] = self._base
+        self.progress.steps += 1
+        if index in self._done_steps:
+            self._check_replay(index, record, audit)
+        else:
+            if scheduled:
+                save_training_step(step, self.bundle.witness_path(index))
+            self.bundle.append_commitment(record)
+            audit.event("commitment", **record)
+            self._done_steps.add(index)
+        if scheduled and index not in self._final_proofs and not parked_path(self.bundle.park_dir, index).exists():
+            self.submit(index)
+
+    def _check_replay(self, index: int, record: dict[str, Any], audit) -> None:
+        """A resumed run re-executes the step after its last checkpoint; it must reproduce the
+        recorded commitments exactly. If the run was killed between writing the record and its
+        audit event, the event is written now."""
+        recorded = next(r for r in self.bundle.commitments() if r["step"] == index)
+        for key in ("w_before", "batch", "w_after", "base"):
+            if recorded.get(key) != record.get(key):
+                raise InvalidModelStateError(
+                    f"resumed step {index} does not reproduce its recorded {key} commitment",
+                    expected=recorded[key],
+                    actual=record[key],
+                    step=index,
+                )
+        if self._audited_steps is None:
+            events = read_jsonl(self.bundle.path(AUDIT))
+            self._audited_steps = {e.get("step") for e in events if e.get("event") == "commitment"}
+        if index not in self._audited_steps:
+            audit.event("commitment", **recorded)
+            self._audited_steps.add(index)
+
+    def requeue_unfinished(self, before_step: int) -> list[int]:
+        """Queue again the scheduled steps before ``before_step`` whose proof never reached a
+        final outcome (the run was killed while they were queued or proving)."""
+        steps = [
+            r["step"]
+            for r in self.bundle.commitments()
+            if r["scheduled"]
+            and r["step"] < before_step
+            and r["step"] not in self._final_proofs
+            and not parked_path(self.bundle.park_dir, r["step"]).exists()
+        ]
+        for index in steps:
+            self.submit(index)
+        return steps
+
+    def submit(self, index: int) -> None:
+        assert self.executor is not None and self.pipeline is not None
+        self.progress.scheduled += 1
+        self.executor.submit(self.job_for(index))
+
+    def record_result(self, result: ProofResult) -> None:
+        """Write one final outcome to proofs.jsonl; drop the witness unless the job is parked."""
+        record_outcome(self.bundle, result)
+        if result.status != "parked":
+            self._final_proofs.add(result.step)
+        self.progress.outcomes[result.status] += 1
+        if result.proof_type:
+            self.progress.proof_types[result.proof_type] += 1
+        if self.on_result is not None:
+            self.on_result(result)
+
+
+def record_outcome(bundle: RunBundle, result: ProofResult) -> None:
+    """Append a proof outcome to the bundle; a final one (not parked) frees its witness."""
+    proof = None
+    if result.response is not None and "proof" in result.response.artifacts:
+        proof = bundle.relative(result.response.artifacts["proof"])
+    bundle.append_proof(
+        {
+            "step": result.step,
+            "status": result.status,
+            "proof_type": result.proof_type,
+            "strategy": result.strategy,
+            "proof": proof,
+            "attempts": result.attempts,
+            "error": result.error,
+            "public": None if result.response is None else result.response.public,
+            "timings": None if result.response is None else result.response.timings,
+            "recorded_at": time.time(),
+        }
+    )
+    if result.status != "parked":
+        bundle.witness_path(result.step).unlink(missing_ok=True)

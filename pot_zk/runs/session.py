@@ -1,0 +1,182 @@
+"""One open proven training run: the code path ``pot-zk train`` and the integration hooks
+(:mod:`pot_zk.hooks`) share.
+
+A :class:`TrainingSession` owns the model, its SGD optimizer, the audit trail and the proving
+executor of a prepared run bundle. Each :meth:`TrainingSession.step` captures one SGD step,
+records its commitments (every step), queues its proof if the policy selects it, checkpoints
+the model and surfaces a halted proof. Leaving the ``with`` block ends the run: queued proofs
+are drained, the final model, statistics and the audit trail's ``run.end`` are written.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from omegaconf import OmegaConf
+
+from pot_zk.runs import bundle as files
+from pot_zk.core.audit import AuditLog, run_start_fields
+from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, load_model, save_model
+from pot_zk.config.build import Runtime
+from pot_zk.runs.data import Batch
+from pot_zk.exceptions import PotZkError
+from pot_zk.proving.executors import create_executor
+from pot_zk.runs.manifest import prepare_run
+from pot_zk.runs.proven_run import ProvenRun, RunProgress
+from pot_zk.proving.stats import ProvingStats
+from pot_zk.kinds.lora.step import LoraTrainingStep
+from pot_zk.kinds.capture import capture_step
+from pot_zk.kinds.sgd.step import TrainingStep
+
+if TYPE_CHECKING:
+    from pot_zk.runs.train import TrainingPlan
+
+ProgressCallback = Callable[[RunProgress], None]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: Path
+    status: str
+    progress: dict[str, Any]
+    stats: dict[str, Any]
+
+
+class TrainingSession:
+    def __init__(
+        self,
+        bundle: RunBundle,
+        plan: "TrainingPlan",
+        runtime: Runtime,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        prepared: dict[str, Any],
+        audit: AuditLog,
+        *,
+        start_step: int = 0,
+        sleep: Callable[[float], None] = time.sleep,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.model = model
+        self.optimizer = optimizer
+        self.audit = audit
+        self.stats = ProvingStats()
+        self.next_step = start_step
+        self.summary: RunSummary | None = None
+        pipeline = runtime.open_pipeline(audit=audit, stats=self.stats, sleep=sleep) if runtime.proving_enabled else None
+        self.run = ProvenRun(bundle, plan.spec, pipeline, plan.policy, plan.cache_dir, prepared["prover_options"], prepared["leaves"])
+        if on_progress is not None:
+            self.run.on_result = lambda result: on_progress(self.run.progress)
+        if pipeline is not None:
+            self.run.executor = create_executor(
+                plan.executor, pipeline.prove, self.run.record_result, plan.workers, scheduler_address=plan.scheduler_address
+            )
+            self.run.requeue_unfinished(start_step)
+
+    @property
+    def progress(self) -> RunProgress:
+        return self.run.progress
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor, *, epoch: int | None, batch_index: int) -> TrainingStep | LoraTrainingStep:
+        """Train on one declared batch (``batch_index`` into the dataset) and record the step."""
+        if self.summary is not None:
+            raise RuntimeError(f"the run in {self.bundle.root} has ended ({self.summary.status}); it takes no more steps")
+        index = self.next_step
+        step = capture_step(self.model, self.optimizer, inputs, targets)
+        self.run.record_step(step, index, epoch, batch_index, self.audit)
+        self.next_step = index + 1
+        save_model(self.model.state_dict(), self.bundle.path(files.CHECKPOINT), {"next_step": str(self.next_step)})
+        if self.run.executor is not None:
+            self.run.executor.check()
+        return step
+
+    def drain(self) -> None:
+        """Wait for every queued proof; raises when one halts the run (fail_fast)."""
+        if self.run.executor is not None:
+            self.run.executor.drain()
+
+    def end(self, error: BaseException | None) -> RunSummary:
+        """Close the run: ``completed`` without ``error``, ``halted`` on a PotZkError (a
+        fail_fast proof), ``aborted`` on anything else (e.g. an exception in the user's loop)."""
+        if error is None:
+            status = "completed"
+        elif isinstance(error, PotZkError):
+            status = "halted"
+            self.audit.event("run.halted", error=error.to_record())
+        else:
+            status = "aborted"
+            self.audit.event("run.aborted", error={"error_class": type(error).__name__, "message": str(error)})
+        try:
+            if self.run.executor is not None:
+                self.run.executor.shutdown()
+            if status == "completed":
+                save_model(self.model.state_dict(), self.bundle.path(files.FINAL_MODEL))
+            self.stats.write(self.bundle.root)
+        finally:
+            self.audit.event("run.end", status=status, progress=self.progress.summary(), stats=self.stats.get_stats())
+            self.audit.close()
+        self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), self.stats.get_stats())
+        return self.summary
+
+    def __enter__(self) -> "TrainingSession":
+        return self
+
+    def __exit__(self, exc_type: type | None, error: BaseException | None, traceback: Any) -> None:
+        if error is None:
+            try:
+                self.drain()
+            except BaseException as drain_error:
+                self.end(drain_error)
+                raise
+        self.end(error)
+
+
+def start_session(
+    bundle: RunBundle,
+    plan: "TrainingPlan",
+    runtime: Runtime,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: list[Batch],
+    config: dict[str, Any],
+    **options: Any,
+) -> TrainingSession:
+    """Prepare a new run bundle (dataset root, manifest, initial model) and open its session.
+    ``config`` is the resolved configuration, written to config.yaml and the ``run.start`` event."""
+    prepared = prepare_run(bundle, plan, runtime, batches, model.state_dict(), OmegaConf.to_yaml(OmegaConf.create(config)))
+    discard_incomplete_tail(bundle.path(files.AUDIT))
+    audit = AuditLog(bundle.path(files.AUDIT), console=runtime.audit_console, run=bundle.root.name, mode=runtime.mode)
+    audit.event("run.start", run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(config))
+    return TrainingSession(bundle, plan, runtime, model, optimizer, prepared, audit, **options)
+
+
+def resume_session(
+    bundle: RunBundle,
+    plan: "TrainingPlan",
+    runtime: Runtime,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    **options: Any,
+) -> TrainingSession:
+    """Reopen a stopped or killed run: drop records cut short, restore the last checkpoint."""
+    for name in (files.COMMITMENTS, files.PROOFS):
+        discard_incomplete_tail(bundle.path(name))
+    prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
+    discarded = discard_incomplete_tail(bundle.path(files.AUDIT))
+    audit = AuditLog(bundle.path(files.AUDIT), console=runtime.audit_console, run=bundle.root.name, mode=runtime.mode)
+    start_step = _restore_checkpoint(bundle, model)
+    audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(discarded))
+    return TrainingSession(bundle, plan, runtime, model, optimizer, prepared, audit, start_step=start_step, **options)
+
+
+def _restore_checkpoint(bundle: RunBundle, model: torch.nn.Module) -> int:
+    path = bundle.path(files.CHECKPOINT)
+    source = path if path.exists() else bundle.path(files.INITIAL_MODEL)
+    state, metadata = load_model(source)
+    model.load_state_dict(state)
+    return int(metadata.get("next_step", 0))

@@ -1,0 +1,197 @@
+"""``pot-zk train``: train a model with SGD, committing to every step and proving steps as the
+policy says, into a run bundle that ``pot-zk verify`` checks; ``pot-zk resume RUN`` continues
+a run that was stopped or killed."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from pot_zk.runs import bundle as files
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.config import schema
+from pot_zk.config.build import build, resolved_container
+from pot_zk.runs.data import epoch_order, fixed_batches, load_dataset, select_part
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.proving.policy import create_policy
+from pot_zk.runs.proven_run import RunProgress
+from pot_zk.runs.session import RunSummary, resume_session, start_session
+from pot_zk.kinds.lora.step import LoraArchitecture, attach_lora
+from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.runs.lora_base import base_run_model
+from pot_zk.kinds.sgd.step import MlpArchitecture
+
+schema.register_schema()
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The typed view of the config that training needs."""
+
+    run_dir: Path
+    cache_dir: Path
+    spec: SgdCircuitSpec | LoraCircuitSpec
+    data: dict[str, Any]
+    epochs: int
+    max_steps: int | None
+    seed: int
+    progress: bool
+    policy: Any
+    executor: str
+    workers: int
+    srs_path: str | None
+    allow_dev_srs: bool
+    batch_order: str = "seeded"
+    """``seeded``: epochs visit the batches in a seeded permutation (``pot-zk train``);
+    ``recorded``: a user loop chose each step's batch, recorded per step (:mod:`pot_zk.hooks`)."""
+    scheduler_address: str | None = None
+    """executor=dask: the scheduler to use; None starts a LocalCluster."""
+    base_run: Path | None = None
+    """LoRA: the run whose final model is the frozen base."""
+
+    @property
+    def base_architecture(self) -> MlpArchitecture:
+        architecture = self.spec.architecture
+        return architecture.base if isinstance(architecture, LoraArchitecture) else architecture
+
+
+def plan_from_config(cfg: DictConfig) -> TrainingPlan:
+    if cfg.train.epochs < 1:
+        raise ConfigurationError("train.epochs must be >= 1", key="train.epochs")
+    architecture = MlpArchitecture(tuple(int(d) for d in cfg.model.dims))
+    if len(architecture.dims) < 2 or min(architecture.dims) < 1:
+        raise ConfigurationError(f"model.dims must list >= 2 positive widths, got {list(architecture.dims)}", key="model.dims")
+    fixed_point = {key: int(cfg.circuit[key]) for key in ("scale", "param_scale", "decomp_base", "decomp_legs", "tolerance_ulps")}
+    hyper = {"batch_size": int(cfg.train.batch_size), "learning_rate": float(cfg.train.learning_rate)}
+    base_run = None
+    if cfg.model.kind.name == "lora":
+        if not cfg.model.base_run:
+            raise ConfigurationError(
+                "model.kind=lora needs model.base_run: the run directory whose final model is the frozen base", key="model.base_run"
+            )
+        base_run = Path(cfg.model.base_run).expanduser().absolute()
+        lora = LoraArchitecture(architecture, tuple(int(l) for l in cfg.model.lora_layers), int(cfg.model.lora_rank), float(cfg.model.lora_alpha))
+        spec = LoraCircuitSpec(architecture=lora, **hyper, **fixed_point)
+    else:
+        spec = SgdCircuitSpec(architecture=architecture, **hyper, **fixed_point)
+    policy = cfg.policy
+    return TrainingPlan(
+        run_dir=Path(cfg.run_dir).absolute(),
+        cache_dir=Path(cfg.cache_dir).expanduser().absolute(),
+        spec=spec,
+        data={"name": cfg.data.name.name, "num_samples": int(cfg.data.num_samples), "seed": int(cfg.data.seed), "part": cfg.data.part.name},
+        epochs=int(cfg.train.epochs),
+        max_steps=None if cfg.train.max_steps is None else int(cfg.train.max_steps),
+        seed=int(cfg.train.seed),
+        progress=bool(cfg.train.progress),
+        policy=create_policy(policy.name.name, k=int(policy.k), fraction=float(policy.fraction), seed=int(policy.seed)),
+        executor=cfg.executor.name.name,
+        workers=int(cfg.executor.workers),
+        srs_path=cfg.srs.path,
+        allow_dev_srs=bool(cfg.srs.allow_dev_srs),
+        scheduler_address=cfg.executor.scheduler_address,
+        base_run=base_run,
+    )
+
+
+def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSummary:
+    """Run (or resume) the training job ``cfg`` describes. Raises when fail_fast halts."""
+    runtime = build(cfg)
+    plan = plan_from_config(cfg)
+    if resume:
+        bundle = RunBundle.open(plan.run_dir)
+        order = bundle.manifest()["training"].get("batch_order", "seeded")
+        if order != "seeded":
+            raise ConfigurationError(
+                f"{plan.run_dir} was trained by a user loop (batch_order={order!r}); `pot-zk resume` can only "
+                "continue runs made by `pot-zk train`",
+                key="run_dir",
+            )
+    elif (plan.run_dir / files.MANIFEST).exists():
+        raise ConfigurationError(f"{plan.run_dir} already holds a run; continue it with `pot-zk resume {plan.run_dir}`", key="run_dir")
+    else:
+        bundle = RunBundle(plan.run_dir)
+    dims = plan.base_architecture.dims
+    inputs, targets = load_dataset(plan.data["name"], dims[0], dims[-1], plan.data["num_samples"], plan.data["seed"])
+    inputs, targets = select_part(inputs, targets, plan.data["part"])
+    batches = fixed_batches(inputs, targets, plan.spec.batch_size, plan.seed)
+    model = build_model(plan)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=plan.spec.learning_rate)
+    schedule = list(_step_schedule(plan, len(batches)))
+    with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar:
+        options = {"sleep": sleep, "on_progress": lambda progress: bar.set_postfix_str(_queue_text(progress))}
+        if resume:
+            session = resume_session(bundle, plan, runtime, model, optimizer, **options)
+        else:
+            session = start_session(bundle, plan, runtime, model, optimizer, batches, _resolved(cfg), **options)
+        bar.update(session.next_step)
+        with session:
+            for index, epoch, batch_index in schedule[session.next_step :]:
+                batch = batches[batch_index]
+                session.step(batch.inputs, batch.targets, epoch=epoch, batch_index=batch_index)
+                bar.update(1)
+                bar.set_postfix_str(_queue_text(session.progress))
+            bar.set_description("waiting for proofs")
+            session.drain()
+    assert session.summary is not None
+    return session.summary
+
+
+def build_model(plan: TrainingPlan) -> torch.nn.Module:
+    """The seeded model to train: a fresh MLP, or the base run's final model with LoRA adapters."""
+    torch.manual_seed(plan.seed)
+    if plan.base_run is None:
+        return plan.spec.architecture.build()
+    lora = plan.spec.architecture
+    base = lora.base.build()
+    base.load_state_dict(base_run_model(plan.base_run, lora.base, plan.spec.scale))
+    return attach_lora(base, tuple(2 * layer for layer in lora.adapted), lora.rank, lora.alpha)
+
+
+def _resolved(cfg: DictConfig) -> dict[str, Any]:
+    container = resolved_container(cfg)
+    container["run_dir"] = str(Path(container["run_dir"]).absolute())
+    return container
+
+
+def _step_schedule(plan: TrainingPlan, num_batches: int):
+    total = plan.epochs * num_batches
+    if plan.max_steps is not None:
+        total = min(total, plan.max_steps)
+    for index in range(total):
+        epoch, position = divmod(index, num_batches)
+        yield index, epoch, epoch_order(num_batches, epoch, plan.seed)[position]
+
+
+def _queue_text(progress: RunProgress) -> str:
+    done = sum(progress.outcomes.values())
+    return f"proofs {done}/{progress.scheduled} done"
+
+
+def print_summary(summary: RunSummary) -> None:
+    outcomes = summary.progress["outcomes"]
+    types = ", ".join(f"{count} {name}" for name, count in sorted(summary.progress["proof_types"].items())) or "none"
+    print(f"run {summary.status}: {summary.progress['steps']} steps trained, every step committed")
+    print(f"proofs: {summary.progress['scheduled']} scheduled; {outcomes.get('proved', 0)} proved ({types}), "
+          f"{outcomes.get('failed', 0)} failed, {outcomes.get('parked', 0)} parked")
+    print(f"bundle: {summary.run_dir}")
+    print(f"check it with: pot-zk verify {summary.run_dir}")
+
+
+@hydra.main(version_base="1.3", config_path="pkg://pot_zk.conf", config_name="config")
+def train_app(cfg: DictConfig) -> None:
+    hydra_config = HydraConfig.get()
+    if hydra_config.mode == RunMode.MULTIRUN:
+        cfg.run_dir = hydra_config.runtime.output_dir  # each sweep job's bundle is its own output dir
+    print_summary(train(cfg))

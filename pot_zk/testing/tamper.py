@@ -1,0 +1,335 @@
+"""A generator of altered run bundles, for the tampering suite (tests/test_tamper*.py,
+scripts/tamper_campaign.py).
+
+Each tamper kind takes a *copy* of an honest bundle, alters it the way a cheating trainer
+could, and returns a :class:`Tampering`: what was done and the findings ``pot-zk verify``
+must name for it (any one of ``expected``, as ``(check, reason)``). Random choices (which
+step, which byte, which audit line, whether the tamperer also rewrites the audit trail's
+hash chain to match) come from the ``random.Random`` passed in, so a campaign is seeded.
+
+Attacker model: the tamperer has the whole bundle and may rewrite any file, including
+recomputing the audit trail's hash chain (``rehash``: the chain is unkeyed, it shows
+accidental or partial edits, not a full rewrite). What it cannot do is make a proof for a
+statement that is false, or find other weights or data with the same Poseidon commitment.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pot_zk.runs import bundle as files
+from pot_zk.core.audit import GENESIS_HASH, canonical_bytes, sha256_hex
+
+Finding = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Tampering:
+    kind: str
+    detail: str
+    expected: frozenset[Finding]
+
+
+# ---------------------------------------------------------------- file helpers
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
+def _audit(bundle: Path) -> list[dict]:
+    return _jsonl(bundle / files.AUDIT)
+
+
+def chain_lines(records: list[dict]) -> bytes:
+    """Audit records written as a fresh, valid hash chain (what a full rewrite produces)."""
+    out, prev = [], GENESIS_HASH
+    for seq, record in enumerate(records):
+        body = {k: v for k, v in record.items() if k != "hash"}
+        body.update(seq=seq, prev_hash=prev)
+        raw = canonical_bytes(body)
+        prev = sha256_hex(raw)
+        out.append(raw[:-1] + b',"hash":"' + prev.encode() + b'"}\n')
+    return b"".join(out)
+
+
+def _rewrite_audit(bundle: Path, records: list[dict]) -> None:
+    (bundle / files.AUDIT).write_bytes(chain_lines(records))
+
+
+def _proved_steps(bundle: Path) -> list[int]:
+    return sorted({r["step"] for r in _jsonl(bundle / files.PROOFS) if r["status"] == "proved"})
+
+
+def _proof_file(bundle: Path, step: int) -> Path:
+    record = next(r for r in _jsonl(bundle / files.PROOFS) if r["step"] == step and r["status"] == "proved")
+    return bundle / record["proof"]
+
+
+def _other_felt(rng: random.Random, felt: str) -> str:
+    while True:
+        candidate = (rng.getrandbits(250)).to_bytes(32, "little").hex()
+        if candidate != felt:
+            return candidate
+
+
+def _expect(*findings: Finding) -> frozenset[Finding]:
+    return frozenset(findings)
+
+
+# ---------------------------------------------------------------- tamper kinds
+
+
+def flip_proof_byte(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    step = rng.choice(_proved_steps(bundle))
+    path = _proof_file(bundle, step)
+    proof = json.loads(path.read_text())
+    field = rng.choice(["proof", "proof", "proof", "hex_proof"])
+    if field == "proof" or "hex_proof" not in proof:
+        index = rng.randrange(len(proof["proof"]))
+        proof["proof"][index] ^= 1 << rng.randrange(8)
+        if "hex_proof" in proof:  # keep the redundant hex encoding consistent: only ezkl can tell
+            proof["hex_proof"] = "0x" + bytes(proof["proof"]).hex()
+        detail, expected = f"step {step}: bit flipped in proof byte {index}", _expect(("proofs", "invalid-proof"))
+    else:
+        digits = proof["hex_proof"]
+        index = rng.randrange(2, len(digits))
+        digits = digits[:index] + rng.choice([d for d in "0123456789abcdef" if d != digits[index]]) + digits[index + 1:]
+        proof["hex_proof"] = digits
+        detail, expected = f"step {step}: hex digit {index} of hex_proof changed", _expect(("proofs", "malformed-proof"))
+    path.write_text(json.dumps(proof))
+    return Tampering("flip-proof-byte", detail, expected)
+
+
+def alter_public_commitment(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    step = rng.choice(_proved_steps(bundle))
+    path = _proof_file(bundle, step)
+    proof = json.loads(path.read_text())
+    index = rng.randrange(3)  # w_before, batch, w_after: the hashed public inputs
+    proof["instances"][0][index] = _other_felt(rng, proof["instances"][0][index])
+    path.write_text(json.dumps(proof))
+    return Tampering("alter-public-commitment", f"step {step}: public input {index} of the proof replaced",
+                     _expect(("proofs", "commitment-mismatch")))
+
+
+def alter_commitment_record(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    """Change one committed hash in commitments.jsonl (and, when rehashing, in the audit trail)."""
+    records = _jsonl(bundle / files.COMMITMENTS)
+    record = rng.choice(records)
+    key = rng.choice(["w_before", "batch", "w_after"])
+    old = record[key]
+    record[key] = _other_felt(rng, old)
+    _write_jsonl(bundle / files.COMMITMENTS, records)
+    rehash = rng.random() < 0.5
+    if rehash:
+        events = _audit(bundle)
+        for event in events:
+            if event.get("event") == "commitment" and event.get("step") == record["step"]:
+                event[key] = record[key]
+        _rewrite_audit(bundle, events)
+    expected = {("commitment-chain", "chain-broken"), ("proofs", "commitment-mismatch"), ("initial-model", "model-mismatch"),
+                ("final-model", "model-mismatch"), ("steps", "batch-not-in-dataset")}
+    if not rehash:
+        expected.add(("steps", "audit-mismatch"))
+    return Tampering("alter-commitment-record", f"step {record['step']}: {key} replaced{' (audit rewritten)' if rehash else ''}",
+                     frozenset(expected))
+
+
+def swap_proofs(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    a, b = rng.sample(_proved_steps(bundle), 2)
+    pa, pb = _proof_file(bundle, a), _proof_file(bundle, b)
+    da, db = pa.read_bytes(), pb.read_bytes()
+    pa.write_bytes(db)
+    pb.write_bytes(da)
+    return Tampering("swap-proofs", f"proofs of steps {a} and {b} swapped", _expect(("proofs", "commitment-mismatch")))
+
+
+def replay_proof(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    assert other is not None, "replay needs another run's bundle"
+    step = rng.choice(sorted(set(_proved_steps(bundle)) & set(_proved_steps(other))))
+    shutil.copyfile(_proof_file(other, step), _proof_file(bundle, step))
+    return Tampering("replay-proof", f"step {step}: proof replayed from {other.name}", _expect(("proofs", "commitment-mismatch")))
+
+
+def drop_step(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    records = _jsonl(bundle / files.COMMITMENTS)
+    dropped = records.pop(rng.randrange(len(records)))
+    _write_jsonl(bundle / files.COMMITMENTS, records)
+    rehash = rng.random() < 0.5
+    if rehash:
+        _rewrite_audit(bundle, [e for e in _audit(bundle) if not (e.get("event") == "commitment" and e.get("step") == dropped["step"])])
+    return Tampering("drop-step", f"step {dropped['step']} removed{' (audit rewritten)' if rehash else ''}",
+                     _expect(("steps", "missing-step"), ("steps", "step-count")))
+
+
+def duplicate_step(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    if rng.random() < 0.5:
+        records = _jsonl(bundle / files.COMMITMENTS)
+        index = rng.randrange(len(records))
+        records.insert(index + 1, dict(records[index]))
+        _write_jsonl(bundle / files.COMMITMENTS, records)
+        return Tampering("duplicate-step", f"commitment record of step {records[index]['step']} duplicated", _expect(("steps", "duplicate-step")))
+    records = _jsonl(bundle / files.PROOFS)
+    proved = [r for r in records if r["status"] == "proved"]
+    record = rng.choice(proved)
+    records.append(dict(record))
+    _write_jsonl(bundle / files.PROOFS, records)
+    return Tampering("duplicate-step", f"proof record of step {record['step']} duplicated", _expect(("proofs", "duplicate-proof")))
+
+
+def tamper_audit_line(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    path = bundle / files.AUDIT
+    lines = path.read_bytes().split(b"\n")[:-1]
+    how = rng.choice(["reorder", "edit", "delete"])
+    if how == "reorder":
+        i = rng.randrange(len(lines) - 1)
+        lines[i], lines[i + 1] = lines[i + 1], lines[i]
+        expected = _expect(("audit-chain", "reordered"))
+        detail = f"audit lines {i + 1} and {i + 2} swapped"
+    elif how == "edit":
+        i = rng.randrange(len(lines) - 1)  # re-hashing the last record would be a full rewrite
+        record = json.loads(lines[i])
+        key = rng.choice(sorted(k for k in record if k not in ("hash", "seq", "prev_hash")))
+        record[key] = ["tampered", record[key]]
+        if rng.random() < 0.5:  # re-hash this one record: the next record's prev_hash no longer matches
+            body = {k: v for k, v in record.items() if k != "hash"}
+            raw = canonical_bytes(body)
+            lines[i] = raw[:-1] + b',"hash":"' + sha256_hex(raw).encode() + b'"}'
+            detail = f"audit line {i + 1} field {key} edited and the line re-hashed"
+            expected = _expect(("audit-chain", "edited"), ("audit-chain", "not-closed"), ("audit-chain", "run-not-completed"))
+        else:
+            lines[i] = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+            detail = f"audit line {i + 1} field {key} edited"
+            expected = _expect(("audit-chain", "edited"))
+    else:
+        i = rng.randrange(len(lines))
+        del lines[i]
+        detail = f"audit line {i + 1} of {len(lines) + 1} deleted"
+        expected = _expect(("audit-chain", "dropped"), ("audit-chain", "not-closed"), ("audit-chain", "edited"))
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return Tampering("audit-line", detail, expected)
+
+
+def other_circuit(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    """Declare another statement (learning rate) in the manifest: the verifier derives another
+    circuit and key, which the proofs do not verify against."""
+    manifest = json.loads((bundle / files.MANIFEST).read_text())
+    old = manifest["circuit"]["learning_rate"]
+    new = rng.choice([v for v in (0.025, 0.1) if v != old])
+    manifest["circuit"]["learning_rate"] = new
+    (bundle / files.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    rehash = rng.random() < 0.5
+    expected = {("proofs", "invalid-proof"), ("proofs", "wrong-circuit"), ("proofs", "update-out-of-tolerance")}
+    if rehash:
+        events = _audit(bundle)
+        for event in events:
+            if event.get("event") == "run.start" and "manifest" in event:
+                event["manifest"] = manifest
+        _rewrite_audit(bundle, events)
+    else:
+        expected.add(("statement", "manifest-mismatch"))
+    return Tampering("other-circuit", f"declared learning rate {old} -> {new}{' (audit rewritten)' if rehash else ''}", frozenset(expected))
+
+
+def alter_model(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    from pot_zk.runs.bundle import load_model, save_model
+
+    name = rng.choice([files.FINAL_MODEL, files.FINAL_MODEL, files.INITIAL_MODEL])
+    state, metadata = load_model(bundle / name)
+    key = rng.choice(sorted(state))
+    tensor = state[key].clone()
+    flat = tensor.view(-1)
+    flat[rng.randrange(flat.numel())] += rng.choice([-1, 1]) * 2.0 ** -rng.randrange(0, 10)
+    state[key] = tensor
+    save_model(state, bundle / name, metadata or None)
+    check = "final-model" if name == files.FINAL_MODEL else "initial-model"
+    return Tampering("alter-model", f"{name}: one weight of {key} changed", _expect((check, "model-mismatch")))
+
+
+def alter_dataset_root(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    how = rng.choice(["manifest-root", "leaf", "leaf-and-root"])
+    dataset = json.loads((bundle / files.DATASET).read_text())
+    manifest = json.loads((bundle / files.MANIFEST).read_text())
+    expected = {("dataset-root", "root-mismatch")}
+    if how == "manifest-root":
+        manifest["dataset"]["root"] = _other_felt(rng, manifest["dataset"]["root"])
+        expected.add(("statement", "manifest-mismatch"))
+    else:
+        used = sorted({r["batch_index"] for r in _jsonl(bundle / files.COMMITMENTS)})
+        index = rng.choice(used)
+        dataset["leaves"][index] = _other_felt(rng, dataset["leaves"][index])
+        if how == "leaf-and-root":  # a consistent new dataset declaration, audit rewritten to match
+            from pot_zk.core.merkle import merkle_root
+
+            dataset["root"] = merkle_root(dataset["leaves"])
+            manifest["dataset"]["root"] = dataset["root"]
+            expected = {("steps", "batch-not-in-dataset")}
+            events = _audit(bundle)
+            for event in events:
+                if event.get("event") == "run.start" and "manifest" in event:
+                    event["manifest"] = manifest
+            _rewrite_audit(bundle, events)
+    (bundle / files.DATASET).write_text(json.dumps(dataset, indent=2, sort_keys=True))
+    (bundle / files.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return Tampering("alter-dataset-root", how, frozenset(expected))
+
+
+def downgrade_label(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    records = _jsonl(bundle / files.PROOFS)
+    record = rng.choice([r for r in records if r["status"] == "proved"])
+    old = record["proof_type"]
+    new = rng.choice([t for t in ("freivalds", "reexec", "commitment-only", "zk-halo2") if t != old])
+    record["proof_type"] = new
+    _write_jsonl(bundle / files.PROOFS, records)
+    rehash = rng.random() < 0.5
+    expected = {("proofs", "malformed-proof"), ("proofs", "unknown-proof-type"), ("proofs", "proof-type-mismatch")}
+    if rehash:
+        events = _audit(bundle)
+        for event in events:
+            if event.get("event") == "proof.result" and event.get("step") == record["step"]:
+                event["proof_type"] = new
+        _rewrite_audit(bundle, events)
+    else:
+        expected.add(("proofs", "label-mismatch"))
+    return Tampering("relabel-proof-type", f"step {record['step']}: {old} -> {new}{' (audit rewritten)' if rehash else ''}", frozenset(expected))
+
+
+KINDS: dict[str, Callable[[Path, random.Random, Path | None], Tampering]] = {
+    "flip-proof-byte": flip_proof_byte,
+    "alter-public-commitment": alter_public_commitment,
+    "alter-commitment-record": alter_commitment_record,
+    "swap-proofs": swap_proofs,
+    "replay-proof": replay_proof,
+    "drop-step": drop_step,
+    "duplicate-step": duplicate_step,
+    "audit-line": tamper_audit_line,
+    "other-circuit": other_circuit,
+    "alter-model": alter_model,
+    "alter-dataset-root": alter_dataset_root,
+    "relabel-proof-type": downgrade_label,
+}
+
+
+def tampered_copy(honest: Path, destination: Path, kind: str, rng: random.Random, other: Path | None = None) -> Tampering:
+    """Copy ``honest`` to ``destination`` and apply one tampering of ``kind``."""
+    shutil.copytree(honest, destination)
+    return KINDS[kind](destination, rng, other)
+
+
+def judge(report, tampering: Tampering) -> tuple[bool, str]:
+    """Was the tampered bundle rejected with one of the expected named findings?"""
+    named = {(f.check, f.reason) for f in report.findings}
+    if report.ok:
+        return False, "ACCEPTED"
+    if named & tampering.expected:
+        return True, ""
+    return False, f"rejected for {sorted(named)}, expected one of {sorted(tampering.expected)}"

@@ -1,0 +1,1 @@
+"""Verification: one step's proof, and a whole run from its bundle."""

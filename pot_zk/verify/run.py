@@ -1,0 +1,213 @@
+"""``pot-zk verify RUN``: check a whole run from its bundle.
+
+What is checked (each failure is named; docs/runs.md):
+
+* ``audit-chain``: the audit trail's hash chain is intact and closed by ``run.end``;
+* ``statement``: the declared circuit spec parses; the verifier derives circuit and keys from it;
+* ``dataset-root``: the batch commitments hash to the declared Merkle root;
+* ``steps``: one commitment record per step, 0..n-1, none missing or duplicated, the count the
+  declared training plan implies; batches visited in the declared seeded order, each a leaf
+  (a run with ``batch_order: recorded``, from a user loop, declares no schedule: only
+  "each step's batch is a leaf" is checked, and the report says so in a note);
+* ``commitment-chain``: W_t+1 of each step is W_t of the next;
+* ``initial-model`` / ``final-model``: the model files hash to the first / last commitment
+  (for a LoRA run: their adapters do, and their frozen base hashes to the declared base);
+* ``base-model``: every step of a LoRA run commits to the declared base; an SGD run has none;
+* ``policy``: the steps marked for proving are exactly those the declared policy selects;
+* ``proofs``: every selected step has an outcome; every proof verifies against the statement
+  (verifier-derived circuit and key, the run's commitments) and carries the label the audit
+  trail recorded for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pot_zk.runs import bundle as files
+from pot_zk.core.audit_verify import verify_audit
+from pot_zk.runs.bundle import RunBundle, load_model, read_jsonl
+from pot_zk.kinds.registry import circuit_spec_from_dict
+from pot_zk.kinds.commitments import StepCommitment
+from pot_zk.exceptions import PotZkError
+from pot_zk.verify.run_checks import check_lora_base, check_models, check_steps
+from pot_zk.verify.step import StepStatement, verify_step
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("POT_ZK_CACHE", Path.home() / ".cache" / "pot-zk"))
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    reason: str
+    message: str
+    step: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "reason": self.reason, "message": self.message, "step": self.step}
+
+
+@dataclass
+class RunReport:
+    run: Path
+    findings: list[Finding] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+    coverage: dict[str, int] = field(default_factory=dict)
+    statement: dict[str, Any] = field(default_factory=dict)
+    srs: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def fail(self, check: str, reason: str, message: str, step: int | None = None) -> None:
+        self.findings.append(Finding(check, reason, message, step))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": str(self.run),
+            "ok": self.ok,
+            "passed": self.passed,
+            "findings": [f.to_dict() for f in self.findings],
+            "coverage": self.coverage,
+            "statement": self.statement,
+            "srs": self.srs,
+            "notes": self.notes,
+        }
+
+    def summary(self) -> str:
+        lines = [f"run: {self.run}", f"result: {'VERIFIED' if self.ok else 'FAILED'}"]
+        if self.statement:
+            lines.append(f"statement: {self.statement}")
+        if self.coverage:
+            lines.append("coverage: " + ", ".join(f"{k}={v}" for k, v in self.coverage.items()))
+        lines += [f"passed: {name}" for name in self.passed]
+        lines += [f"FAILED {f.check} ({f.reason}){'' if f.step is None else f' step {f.step}'}: {f.message}" for f in self.findings]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def verify_run(run: Path, *, cache_dir: Path, srs_path: Path | None = None, allow_dev_srs: bool = False) -> RunReport:
+    report = RunReport(Path(run))
+    try:
+        bundle = RunBundle.open(Path(run))
+        manifest = bundle.manifest()
+        spec = circuit_spec_from_dict(manifest["circuit"])
+    except (PotZkError, OSError, ValueError, KeyError) as exc:
+        report.fail("statement", "unreadable-bundle", str(exc))
+        return report
+    report.statement = {k: manifest["circuit"][k] for k in ("architecture", "batch_size", "learning_rate", "scale", "tolerance_ulps")}
+    audit_events = _check_audit(bundle, report)
+    try:
+        commitments = bundle.commitments()
+        proofs = bundle.proofs()
+        dataset = bundle.dataset()
+    except (OSError, ValueError) as exc:
+        report.fail("steps", "unreadable-records", str(exc))
+        return report
+    by_step = check_steps(report, manifest, dataset, commitments, spec, audit_events)
+    check_models(report, bundle, by_step, spec, load_model)
+    check_lora_base(report, manifest, by_step, spec)
+    _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, cache_dir, srs_path, allow_dev_srs)
+    return report
+
+
+def _check_audit(bundle: RunBundle, report: RunReport) -> list[dict[str, Any]]:
+    audit = verify_audit(bundle.path(files.AUDIT))
+    if not audit.ok:
+        report.fail("audit-chain", audit.problem or "broken", audit.summary())
+        return []
+    if not audit.closed:
+        report.fail("audit-chain", "not-closed", "the audit trail does not end with run.end (run unfinished or truncated)")
+    events = read_jsonl(bundle.path(files.AUDIT))
+    ends = [e for e in events if e.get("event") == "run.end"]
+    if ends and ends[-1].get("status") != "completed":
+        report.fail("audit-chain", "run-not-completed", f"the run ended with status {ends[-1].get('status')!r}")
+    if audit.ok and audit.closed:
+        report.passed.append("audit-chain")
+    _check_manifest_recorded(bundle, report, events)
+    return events
+
+
+def _check_manifest_recorded(bundle: RunBundle, report: RunReport, events: list[dict[str, Any]]) -> None:
+    """The manifest is the statement; the run.start record fixed it when the run began. A
+    manifest edited afterwards (mode, policy, dataset root, SRS, hyper-parameters) differs."""
+    recorded = next((e["manifest"] for e in events if e.get("event") == "run.start" and "manifest" in e), None)
+    if recorded is None:  # e.g. the disk filled up before run.start; a rewrite of the chain could drop it anyway
+        report.notes.append("the audit trail has no run.start record of the manifest: manifest.json is not cross-checked")
+    elif recorded != bundle.manifest():
+        report.fail("statement", "manifest-mismatch", "manifest.json differs from the manifest the run.start audit record fixed")
+
+
+def _srs_for(report: RunReport, manifest: dict, cache_dir: Path, srs_path: Path | None, allow_dev_srs: bool):
+    from pot_zk.backends.ezkl import adapter as ezkl_adapter
+
+    declared = manifest.get("srs") or {}
+    logrows = int(declared.get("logrows", 0))
+    if srs_path is not None:
+        srs = ezkl_adapter.configured_srs(srs_path, logrows)
+    else:
+        candidate = Path(cache_dir) / "srs" / f"dev-kzg{logrows}.srs"
+        if not candidate.is_file() or ezkl_adapter.file_sha256(candidate) != declared.get("sha256"):
+            report.fail("proofs", "srs-unavailable", f"no SRS given (--srs) and no dev SRS with the run's hash in {cache_dir}/srs")
+            return None
+        srs = ezkl_adapter.SrsRef(candidate, logrows, "dev-srs", declared["sha256"])
+        report.notes.append(
+            "zk-halo2 proofs were checked with a locally generated dev SRS: whoever generated it knows its "
+            "trapdoor and could forge proofs. Use --srs with an SRS from a ceremony you trust."
+        )
+        if manifest.get("mode") == "production" and not allow_dev_srs:
+            report.fail("proofs", "dev-srs-refused", "a production-mode run proven with a dev SRS (pass --allow-dev-srs to accept)")
+            return None
+    report.srs = {"provenance": srs.provenance, "sha256": srs.sha256, "path": str(srs.path)}
+    return srs
+
+
+def _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, cache_dir, srs_path, allow_dev_srs) -> None:
+    failures_before = len(report.findings)
+    final: dict[int, dict[str, Any]] = {}
+    for record in proofs:
+        step = record.get("step")
+        if step not in by_step:
+            report.fail("proofs", "unknown-step", "a proof record names a step without a commitment", step)
+            continue
+        if record.get("status") == "proved" and final.get(step, {}).get("status") == "proved":
+            report.fail("proofs", "duplicate-proof", "two proofs recorded for one step", step)
+        final[step] = record
+    labels = {(e.get("step"), e.get("proof_type")) for e in audit_events if e.get("event") == "proof.result" and e.get("status") == "proved"}
+    coverage: Counter = Counter()
+    srs = None
+    verifier_cache = Path(cache_dir) / "verifier"
+    for step, commitment_record in sorted(by_step.items()):
+        record = final.get(step)
+        if commitment_record.get("scheduled") and record is None:
+            report.fail("proofs", "missing-proof", "the policy selected this step but it has no proof outcome", step)
+        if record is None or record.get("status") != "proved":
+            coverage["commitment-only" if record is None else record["status"]] += 1
+            continue
+        proof_type = record.get("proof_type")
+        if audit_events and (step, proof_type) not in labels:  # no events: the audit-chain check already failed
+            report.fail("proofs", "label-mismatch", f"proof labelled {proof_type!r} but the audit trail recorded no such proof", step)
+        path = (bundle.root / str(record.get("proof"))).resolve()
+        if bundle.root.resolve() not in path.parents or not path.is_file():
+            report.fail("proofs", "missing-proof-file", f"proof file {record.get('proof')!r} is not in the bundle", step)
+            continue
+        if proof_type == "zk-halo2" and srs is None:
+            srs = _srs_for(report, manifest, cache_dir, srs_path, allow_dev_srs)
+            if srs is None:
+                return
+        commitment = StepCommitment.from_dict({**commitment_record, "scale": commitment_record["scale"]})
+        verdict = verify_step(StepStatement(spec, commitment), proof_type, path, cache_dir=verifier_cache, srs=srs)
+        if not verdict.ok:
+            report.fail("proofs", verdict.reason or "invalid", verdict.message, step)
+            continue
+        coverage[proof_type] += 1
+    report.coverage = dict(coverage)
+    if len(report.findings) == failures_before:
+        report.passed.append("proofs")

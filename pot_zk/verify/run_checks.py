@@ -1,0 +1,173 @@
+"""The record-level checks of ``pot-zk verify``: dataset root, step sequence and order,
+commitment chain, policy, agreement with the audit trail, model files."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pot_zk.runs import bundle as files
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.kinds.commitments import commit_values
+from pot_zk.runs.data import epoch_order
+from pot_zk.exceptions import PotZkError
+from pot_zk.runs.lora_base import split_lora_state
+from pot_zk.core.merkle import merkle_root
+from pot_zk.proving.policy import create_policy
+from pot_zk.kinds.sgd.step import flatten_params
+
+COMMITTED = ("w_before", "batch", "w_after")
+BATCH_ORDERS = ("seeded", "recorded")
+
+
+def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], spec: SgdCircuitSpec | LoraCircuitSpec, audit_events: list[dict]) -> dict[int, dict]:
+    leaves = list(dataset.get("leaves", []))
+    root_ok = bool(leaves) and merkle_root(leaves) == dataset.get("root") == manifest["dataset"]["root"]
+    if not root_ok or len(leaves) != manifest["dataset"]["num_batches"]:
+        report.fail("dataset-root", "root-mismatch", "the batch commitments do not hash to the declared dataset root")
+    else:
+        report.passed.append("dataset-root")
+    failures_before = len(report.findings)
+    by_step: dict[int, dict] = {}
+    for record in commitments:
+        step = record.get("step")
+        if step in by_step:
+            report.fail("steps", "duplicate-step", "two commitment records for one step", step)
+        by_step[step] = record
+    seeded = _check_batch_order(report, manifest)
+    expected_count = _expected_steps(manifest, len(leaves)) if seeded else None
+    steps = sorted(s for s in by_step if isinstance(s, int))
+    if steps != list(range(len(steps))) or len(steps) != len(by_step):
+        missing = sorted(set(range(max(steps, default=-1) + 1)) - set(steps))
+        report.fail("steps", "missing-step", f"steps are not numbered 0..n-1 (missing: {missing[:10]})")
+    elif expected_count is not None and len(steps) != expected_count:
+        report.fail("steps", "step-count", f"the declared plan has {expected_count} steps, the bundle {len(steps)}")
+    for step in steps:
+        record = by_step[step]
+        epoch, position = divmod(step, max(len(leaves), 1))
+        batch_index = record.get("batch_index")
+        if seeded and leaves and batch_index != epoch_order(len(leaves), epoch, int(manifest["training"]["seed"]))[position]:
+            report.fail("steps", "batch-order", "the step used another batch than the declared seeded order", step)
+        elif not (isinstance(batch_index, int) and 0 <= batch_index < len(leaves)) or record.get("batch") != leaves[batch_index]:
+            report.fail("steps", "batch-not-in-dataset", "the step's batch commitment is not the declared dataset leaf", step)
+        if record.get("scale") != spec.scale:
+            report.fail("steps", "scale-mismatch", "commitment scale differs from the statement's", step)
+    _check_audit_agreement(report, by_step, audit_events)
+    if len(report.findings) == failures_before:
+        report.passed.append("steps")
+    _check_chain(report, by_step, steps)
+    _check_policy(report, manifest, by_step, steps)
+    return by_step
+
+
+def batch_order(manifest: dict) -> str:
+    """``seeded`` (``pot-zk train``; also bundles written before the field existed) or
+    ``recorded`` (a user loop through :mod:`pot_zk.hooks`)."""
+    return manifest["training"].get("batch_order", "seeded")
+
+
+def _check_batch_order(report, manifest: dict) -> bool:
+    """Whether the manifest declares a seeded schedule the steps must follow."""
+    order = batch_order(manifest)
+    training = manifest["training"]
+    if order not in BATCH_ORDERS:
+        report.fail("steps", "unknown-batch-order", f"the manifest declares batch_order={order!r}; known: {', '.join(BATCH_ORDERS)}")
+    elif order == "seeded" and not all(isinstance(training.get(key), int) for key in ("epochs", "seed")):
+        report.fail("steps", "schedule-missing", "batch_order is seeded but the manifest declares no integer epochs and seed")
+    elif order == "recorded":
+        report.notes.append(
+            "batch order: recorded by the training loop, not a declared schedule; each step's batch is checked "
+            "to be a leaf of the declared dataset, not which leaf a step should have used or how many steps there should be"
+        )
+    else:
+        return True
+    return False
+
+
+def _expected_steps(manifest: dict, num_batches: int) -> int:
+    training = manifest["training"]
+    total = int(training["epochs"]) * num_batches
+    return total if training.get("max_steps") is None else min(total, int(training["max_steps"]))
+
+
+def _check_audit_agreement(report, by_step: dict[int, dict], audit_events: list[dict]) -> None:
+    if not audit_events:
+        return
+    logged = {e.get("step"): e for e in audit_events if e.get("event") == "commitment"}
+    for step, record in sorted(by_step.items()):
+        event = logged.get(step)
+        if event is None or any(event.get(k) != record.get(k) for k in (*COMMITTED, "base", "batch_index", "scheduled")):
+            report.fail("steps", "audit-mismatch", "the commitment record differs from the audit trail's", step)
+
+
+def _check_chain(report, by_step: dict[int, dict], steps: list[int]) -> None:
+    broken = [s for s in steps[1:] if s - 1 in by_step and by_step[s - 1].get("w_after") != by_step[s].get("w_before")]
+    for step in broken:
+        report.fail("commitment-chain", "chain-broken", "W_t of this step is not W_t+1 of the previous step", step)
+    if not broken:
+        report.passed.append("commitment-chain")
+
+
+def _check_policy(report, manifest: dict, by_step: dict[int, dict], steps: list[int]) -> None:
+    declared = dict(manifest["policy"])
+    name = declared.pop("name")
+    try:
+        policy = create_policy(name, **declared)
+    except (PotZkError, TypeError) as exc:
+        report.fail("policy", "unknown-policy", str(exc))
+        return
+    enabled = bool(manifest["proving_enabled"])
+    wrong = [s for s in steps if bool(by_step[s].get("scheduled")) != (enabled and policy(s))]
+    for step in wrong:
+        report.fail("policy", "policy-mismatch", f"marked scheduled={by_step[step].get('scheduled')} against the declared {name} policy", step)
+    if not wrong:
+        report.passed.append("policy")
+
+
+def check_models(report, bundle, by_step: dict[int, dict], spec, load_model: Callable) -> None:
+    """The model files hash to the first W_t and the last W_t+1 commitments; for a LoRA run the
+    adapters do, and the frozen base hashes to the declared base commitment."""
+    if not by_step:
+        return
+    first, last = by_step[min(by_step)], by_step[max(by_step)]
+    base = (bundle.manifest().get("base") or {}).get("commitment") if spec.kind == "lora" else None
+    for check, name, wanted in (
+        ("initial-model", files.INITIAL_MODEL, first.get("w_before")),
+        ("final-model", files.FINAL_MODEL, last.get("w_after")),
+    ):
+        found = _model_commitments(bundle.path(name), spec, load_model)
+        if found is None:
+            report.fail(check, "missing-model", f"{name} is missing or unreadable")
+        elif found[0] != wanted:
+            report.fail(check, "model-mismatch", f"{name} does not hash to the {'first' if check == 'initial-model' else 'last'} commitment")
+        elif found[1] != base:
+            report.fail(check, "base-mismatch", f"the frozen base in {name} does not hash to the declared base commitment")
+        else:
+            report.passed.append(check)
+
+
+def check_lora_base(report, manifest: dict, by_step: dict[int, dict], spec) -> None:
+    """Every LoRA step commits to the one declared base; an SGD run has no base."""
+    declared = (manifest.get("base") or {}).get("commitment")
+    if spec.kind != "lora":
+        if declared is not None or any(r.get("base") is not None for r in by_step.values()):
+            report.fail("base-model", "base-mismatch", "an SGD run declares or records a base model")
+        return
+    wrong = [s for s, r in sorted(by_step.items()) if declared is None or r.get("base") != declared]
+    for step in wrong:
+        report.fail("base-model", "base-mismatch", "the step's base commitment is not the declared base", step)
+    if not wrong:
+        report.passed.append("base-model")
+
+
+def _model_commitments(path, spec, load_model: Callable) -> tuple[str, str | None] | None:
+    """(commitment of the trained weights, commitment of the frozen base or None)."""
+    try:
+        state, _ = load_model(path)
+        if spec.kind == "lora":
+            base, adapters = split_lora_state(state, spec.architecture)
+            return commit_values(adapters, spec.scale), commit_values(base, spec.scale)
+        flat = flatten_params({k: v.double() for k, v in state.items()}, spec.architecture)
+        return commit_values(flat, spec.scale), None
+    except Exception:  # a missing, truncated or foreign file all mean: no usable model
+        return None
