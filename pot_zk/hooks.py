@@ -38,6 +38,7 @@ from pot_zk.config.build import build, compose_config, resolved_container
 from pot_zk.runs.data import Batch
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.runs.session import RunSummary, TrainingSession, start_session
+from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.sgd.step import architecture_of, check_sgd_optimizer
 from pot_zk.runs.train import TrainingPlan, plan_from_config
 
@@ -114,9 +115,13 @@ def proven_training(
 
 def _config(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[Batch], run_dir: Path, overrides: Sequence[str]):
     """pot-zk's config with ``overrides``; model, batch size and learning rate taken from the
-    objects being trained, so the statement matches what runs."""
+    objects being trained, so the statement matches what runs. Wrong dtypes (weights not of one
+    floating dtype, batches of another) are refused here, before the run directory exists."""
     architecture = architecture_of(model)
     learning_rate = check_sgd_optimizer(optimizer)
+    dtype = weights_dtype({"model": model.state_dict()})
+    for batch in batches:
+        check_batch_dtype(batch.inputs, batch.targets, dtype, batch=batch.index)
     sizes = {int(b.inputs.shape[0]) for b in batches} | {int(b.targets.shape[0]) for b in batches}
     if not batches or len(sizes) != 1:
         raise ConfigurationError(

@@ -13,6 +13,7 @@ from torch import nn
 
 from pot_zk.kinds.lora.detect import DetectedTraining, LoraLayerView, detect_training, unwrap_peft
 from pot_zk.exceptions import InvalidModelStateError
+from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, validate_lora_step
 from pot_zk.kinds.sgd.step import TrainingStep, architecture_of, capture_sgd_step, check_sgd_optimizer
 
@@ -58,15 +59,16 @@ def _copy(tensor: torch.Tensor) -> torch.Tensor:
 def _adapters(architecture: LoraArchitecture, views: dict[int, LoraLayerView]) -> dict[str, torch.Tensor]:
     out = {}
     for layer in architecture.adapted:
-        out[f"{2 * layer}.lora_A"] = _copy(views[layer].lora_A)
-        out[f"{2 * layer}.lora_B"] = _copy(views[layer].lora_B)
+        out[f"{2 * layer}.lora_A"] = views[layer].lora_A
+        out[f"{2 * layer}.lora_B"] = views[layer].lora_B
     return out
 
 
 def capture_lora_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor
 ) -> LoraTrainingStep:
-    """Run one SGD step (MSE loss) on the adapters of a LoRA model and capture it for proving."""
+    """Run one SGD step (MSE loss) on the adapters of a LoRA model and capture it for proving.
+    Dtypes are checked before the step runs (:mod:`pot_zk.kinds.dtypes`)."""
     detected = detect_training(model)
     if detected.kind != "lora":
         raise InvalidModelStateError(
@@ -79,8 +81,10 @@ def capture_lora_step(
     missing = [name for name in detected.trainable if id(named[name]) not in optimized]
     if missing:
         raise InvalidModelStateError(f"the optimizer does not update the adapters {missing}", expected="all adapters", actual=missing, keys=missing)
-    base = {key: _copy(value) for key, value in base_model.state_dict().items()}
-    before = _adapters(architecture, views)
+    base_state = base_model.state_dict()
+    check_batch_dtype(inputs, targets, weights_dtype({"base": base_state, "adapters": _adapters(architecture, views)}))
+    base = {key: _copy(value) for key, value in base_state.items()}
+    before = {key: _copy(value) for key, value in _adapters(architecture, views).items()}
     optimizer.zero_grad()
     loss = nn.functional.mse_loss(model(inputs), targets)
     loss.backward()
@@ -90,7 +94,7 @@ def capture_lora_step(
         learning_rate=learning_rate,
         base=base,
         adapters_before=before,
-        adapters_after=_adapters(architecture, views),
+        adapters_after={key: _copy(value) for key, value in _adapters(architecture, views).items()},
         inputs=_copy(inputs),
         targets=_copy(targets),
         loss=float(loss.detach()),

@@ -16,7 +16,7 @@ import torch
 from pot_zk.core import atomic
 from pot_zk.core.atomic import StorageError
 from pot_zk.cli.commands import resume_command
-from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError
 from pot_zk.kinds.sgd.step import MlpArchitecture, step_from_states
 from pot_zk.verify.run import verify_run
 
@@ -47,19 +47,26 @@ def test_an_unusable_key_cache_is_refused_naming_cache_dir(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("dtype", [torch.int64, torch.float16, torch.bool])
-def test_wrong_dtypes_are_a_typed_error(dtype):
+FLOATING = ["float16", "bfloat16", "float32", "float64"]
+
+
+@pytest.mark.parametrize(("dtype", "message", "expected", "actual"), [
+    (torch.int64, r"weights_before\[0\.weight\] has dtype int64: weights must be floating point", FLOATING, "int64"),
+    (torch.bool, r"weights_before\[0\.weight\] has dtype bool: weights must be floating point", FLOATING, "bool"),
+    (torch.float16, r"the weights mix dtypes", "one floating dtype for all weights",
+     {"weights_before": ["float16"], "weights_after": ["float32"]}),
+], ids=["int64", "bool", "float16-then-float32"])
+def test_wrong_dtypes_are_a_typed_error(dtype, message, expected, actual):
+    """int64 or bool weights, or a float16 state before a float32 one after, are refused
+    before any float64 witness is made of them."""
     torch.manual_seed(0)
     arch = MlpArchitecture((4, 3, 2))
     state = arch.build().state_dict()
     x, y = torch.randn(2, 4), torch.randn(2, 2)
     bad = {k: v.to(dtype) for k, v in state.items()}
-    try:
-        step = step_from_states(bad, state, x, y, 0.1, arch)
-    except (InvalidModelStateError, WitnessBuilderError):
-        return
-    # accepted only when the values are exactly representable as the float64 witness
-    assert all(torch.equal(step.weights_before[k], bad[k].double()) for k in bad)
+    with pytest.raises(InvalidModelStateError, match=message) as raised:
+        step_from_states(bad, state, x, y, 0.1, arch)
+    assert (raised.value.expected, raised.value.actual) == (expected, actual)
 
 
 def _fail_writes_after(monkeypatch, budget: int) -> None:

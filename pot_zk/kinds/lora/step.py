@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
+from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.sgd.step import MlpArchitecture
 
 
@@ -240,6 +241,8 @@ def load_lora_step(path: Path) -> LoraTrainingStep:
             raise ValueError(f"tensor sizes {[tensors[k].numel() for k in sizes]} differ from the architecture's {list(sizes.values())}")
     except (KeyError, TypeError, ValueError) as exc:
         raise WitnessBuilderError(f"{path} has malformed LoRA metadata: {exc}", expected="LoRA architecture", actual=meta) from exc
+    weights = {key: tensors[key] for key in ("base", "a_before", "a_after")}
+    check_batch_dtype(tensors["x"], tensors["y"], weights_dtype({"step file": weights}))
     step = LoraTrainingStep(
         architecture=architecture,
         learning_rate=float(meta["learning_rate"]),

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
+from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 
 
 @dataclass(frozen=True)
@@ -161,10 +162,13 @@ def unflatten_params(flat: torch.Tensor, architecture: MlpArchitecture) -> dict[
 def capture_sgd_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor
 ) -> TrainingStep:
-    """Run one SGD step (MSE loss) on ``model`` and capture it for proving."""
+    """Run one SGD step (MSE loss) on ``model`` and capture it for proving. Dtypes are
+    checked before the step runs (:mod:`pot_zk.kinds.dtypes`)."""
     architecture = architecture_of(model)
     learning_rate = check_sgd_optimizer(optimizer)
-    before = _copy_state(model.state_dict())
+    state = model.state_dict()
+    check_batch_dtype(inputs, targets, weights_dtype({"model": state}))
+    before = _copy_state(state)
     optimizer.zero_grad()
     loss = nn.functional.mse_loss(model(inputs), targets)
     loss.backward()
@@ -190,17 +194,20 @@ def step_from_states(
     learning_rate: float,
     architecture: MlpArchitecture,
 ) -> TrainingStep:
-    """Build a step from saved states (e.g. two checkpoints) and validate it."""
+    """Build a step from saved states (e.g. two checkpoints) and validate it. The weights and
+    the batch must share one floating dtype (:mod:`pot_zk.kinds.dtypes`)."""
     for name, state in (("before", before), ("after", after)):
         if not state:
             raise InvalidModelStateError(f"the {name} state is empty", expected="parameters", actual={})
+    inputs, targets = torch.as_tensor(inputs), torch.as_tensor(targets)
+    check_batch_dtype(inputs, targets, weights_dtype({"weights_before": before, "weights_after": after}))
     step = TrainingStep(
         architecture=architecture,
         learning_rate=float(learning_rate),
         weights_before=_copy_state(before),
         weights_after=_copy_state(after),
-        inputs=torch.as_tensor(inputs).detach().to(torch.float64).clone(),
-        targets=torch.as_tensor(targets).detach().to(torch.float64).clone(),
+        inputs=inputs.detach().to(torch.float64).clone(),
+        targets=targets.detach().to(torch.float64).clone(),
     )
     validate_step(step)
     return step
