@@ -1,8 +1,12 @@
-"""The pot-zk error hierarchy.
+"""The pot-zk error hierarchy, under the seed's names.
 
 Every error carries its context as attributes, declares whether retrying can help
 (``retryable``, an attribute, never inferred from catch order) and serialises itself for the
-audit trail with :meth:`PotZkError.to_record`.
+audit trail with :meth:`PotZkError.to_record`. The seed's constructor keywords are explicit
+parameters and become attributes and record keys of the same name: ``binary_name``,
+``search_paths``, ``exit_code``, ``stderr``, ``expected_format`` / ``actual_format``,
+``model_type``, ``proof_type``, ``attempts``, ``last_error``. Any other keyword is extra
+context: it lands in ``context`` and in the record, not as an attribute.
 """
 
 from __future__ import annotations
@@ -73,6 +77,10 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+ZKProofError = PotZkError
+"""The seed's name for the base class."""
+
+
 class ConfigurationError(PotZkError):
     """A configuration value is missing, unknown or inconsistent."""
 
@@ -84,42 +92,43 @@ class ConfigurationError(PotZkError):
 class ProverNotFoundError(PotZkError):
     """The prover program could not be located."""
 
-    def __init__(self, binary: str, searched: Sequence[str]) -> None:
-        searched = list(searched)
+    def __init__(self, binary_name: str, search_paths: Sequence[str] = ()) -> None:
+        search_paths = list(search_paths)
         message = (
-            f"prover program {binary!r} not found; searched: {', '.join(searched) or '(nothing)'}. "
+            f"prover program {binary_name!r} not found; searched: {', '.join(search_paths) or '(nothing)'}. "
             "Install pot-zk (it provides the prover programs), or set prover.binary to an "
             "absolute path, or add its directory to prover.search_paths."
         )
-        super().__init__(message, binary=binary, searched=searched)
-        self.binary = binary
-        self.searched = searched
+        super().__init__(message, binary_name=binary_name, search_paths=search_paths)
+        self.binary_name = binary_name
+        self.search_paths = search_paths
 
 
 class ProofGenerationError(PotZkError):
-    """A prover program ran and did not produce a proof."""
+    """A prover program ran and did not produce a proof. ``stderr`` keeps the last
+    STDERR_TAIL_CHARS characters of the program's standard error."""
 
     def __init__(
         self,
         message: str,
         *,
-        binary: str | None = None,
+        binary_name: str | None = None,
         exit_code: int | None = None,
-        stderr_tail: str = "",
+        stderr: str | bytes | None = None,
         retryable: bool | None = None,
         **context: Any,
     ) -> None:
         super().__init__(
             message,
             retryable=retryable,
-            binary=binary,
+            binary_name=binary_name,
             exit_code=exit_code,
-            stderr_tail=tail(stderr_tail),
+            stderr=tail(stderr),
             **context,
         )
-        self.binary = binary
+        self.binary_name = binary_name
         self.exit_code = exit_code
-        self.stderr_tail = tail(stderr_tail)
+        self.stderr = tail(stderr)
 
 
 class ProverCrashError(ProofGenerationError):
@@ -146,42 +155,69 @@ class ProverTimeoutError(ProofGenerationError):
         self.timeout_s = timeout_s
 
 
-class WitnessBuilderError(PotZkError):
-    """The witness for a step cannot be built (values out of range, inconsistent shapes)."""
+class _StateError(PotZkError):
+    """An error about values handed to pot-zk: what was expected and what was found.
+    ``expected_format`` / ``actual_format`` (the seed's names) are ``expected`` / ``actual``."""
 
-    def __init__(self, message: str, *, expected: Any = None, actual: Any = None, **context: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: Any = None,
+        actual: Any = None,
+        expected_format: Any = None,
+        actual_format: Any = None,
+        **context: Any,
+    ) -> None:
+        if (expected is not None and expected_format is not None) or (actual is not None and actual_format is not None):
+            raise TypeError(f"{type(self).__name__}: pass expected=/actual= or expected_format=/actual_format=, not both")
+        expected = expected if expected is not None else expected_format
+        actual = actual if actual is not None else actual_format
         super().__init__(message, expected=expected, actual=actual, **context)
         self.expected = expected
         self.actual = actual
 
+    @property
+    def expected_format(self) -> Any:
+        return self.expected
 
-class InvalidModelStateError(PotZkError):
+    @property
+    def actual_format(self) -> Any:
+        return self.actual
+
+
+class WitnessBuilderError(_StateError):
+    """The witness for a step cannot be built (values out of range, inconsistent shapes).
+    ``model_type`` (the seed's keyword) names the step kind, ``sgd`` or ``lora``, when known."""
+
+    def __init__(self, message: str, *, model_type: str | None = None, **context: Any) -> None:
+        super().__init__(message, model_type=model_type, **context)
+        self.model_type = model_type
+
+
+class InvalidModelStateError(_StateError):
     """A captured model state is malformed: NaN/Inf, missing or extra keys, shape mismatch."""
-
-    def __init__(self, message: str, *, expected: Any = None, actual: Any = None, **context: Any) -> None:
-        super().__init__(message, expected=expected, actual=actual, **context)
-        self.expected = expected
-        self.actual = actual
 
 
 class ProofVerificationError(PotZkError):
     """A proof or certificate does not verify. Never retryable: retrying cannot make a bad
     proof good."""
 
-    def __init__(self, message: str, *, reason: str = "invalid-proof", **context: Any) -> None:
-        super().__init__(message, reason=reason, **context)
+    def __init__(self, message: str, *, reason: str = "invalid-proof", proof_type: str | None = None, **context: Any) -> None:
+        super().__init__(message, reason=reason, proof_type=proof_type, **context)
         self.reason = reason
+        self.proof_type = proof_type
 
 
 class RetryExhaustedError(PotZkError):
-    """Every attempt the retry schedule allowed has failed."""
+    """Every attempt the retry schedule allowed has failed. The seed's signature:
+    ``RetryExhaustedError(message, attempts, last_error)``; without a message one is made."""
 
-    def __init__(self, attempts: int, last_error: BaseException) -> None:
-        super().__init__(
-            f"gave up after {attempts} attempt(s); last error: {type(last_error).__name__}: {last_error}",
-            attempts=attempts,
-            last_error=last_error,
-        )
+    def __init__(self, message: str | None = None, attempts: int = 0, last_error: BaseException | None = None) -> None:
+        if message is None:
+            last = "none" if last_error is None else f"{type(last_error).__name__}: {last_error}"
+            message = f"gave up after {attempts} attempt(s); last error: {last}"
+        super().__init__(message, attempts=attempts, last_error=last_error)
         self.attempts = attempts
         self.last_error = last_error
 

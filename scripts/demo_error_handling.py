@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pot_zk import exceptions as errors
+from pot_zk import exceptions
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.audit_verify import verify_audit
 from pot_zk.config import build, compose_config, resolved_container
@@ -55,7 +55,7 @@ def heading(title: str) -> None:
     print(f"\n=== {title} ===")
 
 
-def show_hierarchy(cls: type = errors.PotZkError, depth: int = 0) -> None:
+def show_hierarchy(cls: type = exceptions.PotZkError, depth: int = 0) -> None:
     print(f"{'  ' * depth}{cls.__name__:<{32 - 2 * depth}} retryable={cls.retryable}")
     for sub in cls.__subclasses__():
         show_hierarchy(sub, depth + 1)
@@ -69,10 +69,10 @@ def demo_classification(bin_dir: Path, job: ProofJob) -> None:
         try:
             response = run_prover(str(program), job.to_request(), timeout_s=1.0)
             print(f"{behaviour:<16} {'(none: ' + response.proof_type + ')':<22}")
-        except errors.PotZkError as error:
+        except exceptions.PotZkError as error:
             record = error.to_record()
             print(f"{behaviour:<16} {error.error_class:<22} {str(error.retryable):<10} "
-                  f"{str(record.get('exit_code')):<5} {(record.get('stderr_tail', '').strip() or error.message.replace(str(program), program.name))[:70]!r}")
+                  f"{str(record.get('exit_code')):<5} {(record.get('stderr', '').strip() or error.message.replace(str(program), program.name))[:70]!r}")
 
 
 def demo_backoff(bin_dir: Path, job: ProofJob, run_dir: Path) -> None:
@@ -123,7 +123,7 @@ def demo_modes(bin_dir: Path, job: ProofJob, root: Path) -> None:
                 chain = [f"{e['strategy']}: {e['error_class']}" for e in result.error.get("chain", [])]
                 outcome = f"{result.status}: {result.error['error_class']}" + (f" (chain: {'; '.join(chain)})" if chain else "")
             attempts = result.attempts
-        except errors.PotZkError as error:
+        except exceptions.PotZkError as error:
             outcome, attempts = f"HALTED: raised {error.error_class}", pipeline.stats.get_stats()["attempts"]
         pipeline.audit.event("run.end", stats=pipeline.stats.get_stats())
         pipeline.audit.close()

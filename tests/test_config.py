@@ -10,6 +10,7 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from pot_zk.config import build, compose_config
+from pot_zk.exceptions import ConfigurationError
 from pot_zk.proving.strategies import LazyStrategy, ProgramStrategy
 
 
@@ -109,9 +110,15 @@ def test_a_typo_inside_a_new_option_file_is_rejected(tmp_path):
         compose_config([searchpath, "prover=typo"])
 
 
-def test_an_unknown_option_of_a_group_is_rejected():
-    with pytest.raises(MissingConfigException):
-        compose_config(["handler=retry_later"])
+@pytest.mark.parametrize("override, valid", [
+    ("handler=retry_later", "continue, fail_fast, fallback, retry"),
+    ("mode=explode", "development, disabled, production, research"),
+])
+def test_an_unknown_option_of_a_group_is_a_configuration_error_naming_the_valid_ones(override, valid):
+    with pytest.raises(ConfigurationError, match=f"valid: {valid}$") as caught:
+        compose_config([override])
+    assert caught.value.key == override.split("=")[0]
+    assert isinstance(caught.value.__cause__, MissingConfigException)
 
 
 def test_compose_config_works_inside_a_running_hydra_app(tmp_path, monkeypatch):

@@ -42,7 +42,7 @@ def test_development_continues_after_a_crashing_prover_with_three_retries(tmp_pa
     result = zk.generate_training_proof(1, witness(tmp_path))
     assert result.status == "failed" and result.attempts == 4
     assert result.error["error_class"] == "RetryExhaustedError"
-    assert result.error["last_error"]["stderr_tail"].strip() == "boom: simulated prover crash"
+    assert result.error["last_error"]["stderr"].strip() == "boom: simulated prover crash"
     assert len(slept) == 3
     assert all(base <= s <= base + 0.5 for base, s in zip([1, 2, 4], slept))
     later = zk.generate_training_proof(2, witness(tmp_path))

@@ -24,7 +24,7 @@ class FailingAttempts:
 
 
 def crash() -> ProverCrashError:
-    return ProverCrashError("crashed", binary="p", exit_code=1, stderr_tail="boom")
+    return ProverCrashError("crashed", binary_name="p", exit_code=1, stderr="boom")
 
 
 def test_retryable_errors_are_retried_until_success():

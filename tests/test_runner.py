@@ -45,7 +45,7 @@ def test_successful_prover_returns_its_response_and_artifacts(make_prover, job):
         ("exit", ("75",), ProofGenerationError, True, 75),
     ],
 )
-def test_exit_codes_are_classified_with_exit_code_and_stderr_tail(make_prover, job, behaviour, arguments, error_class, retryable, exit_code):
+def test_exit_codes_are_classified_with_exit_code_and_stderr(make_prover, job, behaviour, arguments, error_class, retryable, exit_code):
     with pytest.raises(error_class) as caught:
         run(make_prover(behaviour, *arguments), job)
     error = caught.value
@@ -53,8 +53,8 @@ def test_exit_codes_are_classified_with_exit_code_and_stderr_tail(make_prover, j
     assert error.retryable is retryable
     record = error.to_record()
     assert record["exit_code"] == exit_code
-    assert record["binary"].endswith("fake-prover")
-    assert ("boom" in record["stderr_tail"]) or (f"exiting with {exit_code}" in record["stderr_tail"])
+    assert record["binary_name"].endswith("fake-prover")
+    assert ("boom" in record["stderr"]) or (f"exiting with {exit_code}" in record["stderr"])
 
 
 def test_error_message_reported_by_the_prover_is_used(make_prover, job):
@@ -67,7 +67,7 @@ def test_death_by_signal_is_a_retryable_crash_naming_the_signal(make_prover, job
         run(make_prover("signal"), job)
     assert caught.value.exit_code == -9
     assert caught.value.context["signal"] == "SIGKILL"
-    assert "about to be killed" in caught.value.stderr_tail
+    assert "about to be killed" in caught.value.stderr
     assert caught.value.retryable
 
 
@@ -89,7 +89,7 @@ def test_missing_prover_error_lists_every_path_searched(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path / "on-path-1"), str(tmp_path / "on-path-2")]))
     with pytest.raises(ProverNotFoundError) as caught:
         locate_prover("no-such-prover", [str(tmp_path / "configured")])
-    searched = caught.value.searched
+    searched = caught.value.search_paths
     assert searched == [
         str(tmp_path / "configured" / "no-such-prover"),
         os.path.join(os.path.dirname(sys.executable), "no-such-prover"),
@@ -103,7 +103,7 @@ def test_missing_prover_error_lists_every_path_searched(tmp_path, monkeypatch):
 def test_missing_absolute_path_is_reported(tmp_path):
     with pytest.raises(ProverNotFoundError) as caught:
         locate_prover(str(tmp_path / "absent"))
-    assert caught.value.searched == [str(tmp_path / "absent")]
+    assert caught.value.search_paths == [str(tmp_path / "absent")]
 
 
 def test_non_executable_file_is_not_a_prover(tmp_path):

@@ -12,6 +12,7 @@ from pot_zk.proving.handlers import ContinueOnFailure
 from pot_zk.proving.pipeline import ProvingPipeline
 from pot_zk.proving.retry import RetrySchedule
 from pot_zk.proving.stats import ProvingStats, percentile
+from pot_zk.proving.strategies import ProgramStrategy
 
 
 def samples(stats: ProvingStats) -> dict[tuple[str, tuple], float]:
@@ -36,7 +37,8 @@ def test_stats_of_a_mixed_run_add_up(tmp_path, make_strategy, job):
     assert got["successes"] == 1
     assert got["failures_by_class"] == {"ProverCrashError": 2, "WitnessBuilderError": 1, "ProverProtocolError": 1}
     assert got["attempts"] == got["successes"] + sum(got["failures_by_class"].values())
-    assert got["success_rate"] == pytest.approx(1 / 5)
+    assert got["attempt_success_rate"] == pytest.approx(1 / 5)
+    assert (got["requested"], got["delivered"], got["success_rate"]) == (4, 1, pytest.approx(1 / 4))
     assert got["results"] == {"proved": 1, "failed": 3}
     assert got["by_strategy"]["zk-halo2"]["attempts"] == 5
     assert 0 < got["latency_p50_s"] <= got["latency_p95_s"]
@@ -65,3 +67,17 @@ def test_percentiles_use_the_nearest_rank():
     assert percentile(values, 0.5) == 10.0
     assert percentile(values, 0.95) == 19.0
     assert percentile([], 0.5) is None
+
+
+def test_a_proof_delivered_on_its_third_attempt_is_a_full_success(tmp_path, make_prover, job):
+    stats = ProvingStats()
+    assert (stats.get_stats()["success_rate"], stats.get_stats()["attempt_success_rate"]) == (0.0, 0.0)
+    program = make_prover("transient-then-ok", str(tmp_path / "state"), "2")
+    strategy = ProgramStrategy(name="zk-halo2", binary=str(program), timeout_s=10.0)
+    pipeline = ProvingPipeline(strategy, RetrySchedule(max_attempts=3, initial_delay_s=0), ContinueOnFailure(),
+                               AuditLog(tmp_path / "audit.jsonl"), stats, sleep=lambda s: None)
+    assert pipeline.prove(job).attempts == 3
+    got = stats.get_stats()
+    assert got["success_rate"] == 1.0
+    assert got["attempt_success_rate"] == pytest.approx(1 / 3)
+    assert got["by_strategy"]["zk-halo2"]["attempt_success_rate"] == pytest.approx(1 / 3)

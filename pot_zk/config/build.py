@@ -9,10 +9,12 @@ from typing import Any, Sequence
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
 from pot_zk.core.audit import AuditLog
 from pot_zk.config import schema
+from pot_zk.exceptions import ConfigurationError
 from pot_zk.proving.handlers import create_handler
 from pot_zk.proving.pipeline import FailureHandler, ProvingPipeline
 from pot_zk.proving.retry import RetrySchedule, Sleep
@@ -24,13 +26,22 @@ CONFIG_MODULE = "pot_zk.conf"
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
     """Compose pot-zk's config programmatically, as the CLI apps would with these overrides.
-    Works inside a running Hydra app too: its global state is set aside and restored."""
+    Works inside a running Hydra app too: its global state is set aside and restored. An
+    unknown option of a group (``mode=explode``, ``handler=explode``) is a ConfigurationError
+    naming the valid options."""
     schema.register_schema()
     running = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
             return compose(config_name=config_name, overrides=list(overrides))
+    except MissingConfigException as error:
+        group, _, option = str(error.missing_cfg_file).rpartition("/")
+        if error.options is None or not group:
+            raise
+        raise ConfigurationError(
+            f"unknown {group} {option!r}; valid: {', '.join(error.options)}", key=group, options=list(error.options)
+        ) from error
     finally:
         if running is not None:
             GlobalHydra.instance().initialize(running)

@@ -98,7 +98,7 @@ def _execute(binary: str, path: str, args: list[str], stdin: str, timeout_s: flo
     except OSError as error:
         raise ProofGenerationError(
             f"could not start prover {path}: {error}. Check that it is an executable program.",
-            binary=binary,
+            binary_name=binary,
             retryable=False,
         ) from error
     try:
@@ -110,9 +110,9 @@ def _execute(binary: str, path: str, args: list[str], stdin: str, timeout_s: flo
             f"prover {binary} exceeded its {timeout_s} s limit and was killed with its process "
             "group; raise prover.timeout_s if the circuit needs more time.",
             timeout_s=timeout_s,
-            binary=binary,
+            binary_name=binary,
             exit_code=process.returncode,
-            stderr_tail=tail(stderr),
+            stderr=stderr,
         ) from None
     _kill_group(process.pid)
     return CompletedProver(
@@ -142,9 +142,9 @@ def classify(completed: CompletedProver) -> ProverResponse:
     """Turn a finished prover process into a response or the typed error of protocol v1."""
     code = completed.exit_code
     context: dict[str, Any] = {
-        "binary": completed.binary,
+        "binary_name": completed.binary,
         "exit_code": code,
-        "stderr_tail": tail(completed.stderr),
+        "stderr": tail(completed.stderr),
     }
     if code == EXIT_OK:
         return _parse_response(completed, context)

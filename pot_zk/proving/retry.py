@@ -75,7 +75,7 @@ def call_with_retry(
     """Call ``attempt`` until it succeeds or the schedule says stop; return (result, attempts).
 
     A non-retryable error propagates as itself after one attempt; a retryable error that
-    outlasts the schedule becomes RetryExhaustedError(attempts, last_error).
+    outlasts the schedule becomes RetryExhaustedError(attempts=..., last_error=...).
     """
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_retryable),
@@ -91,5 +91,5 @@ def call_with_retry(
         last_attempt = exhausted.last_attempt
         error = last_attempt.exception()
         assert error is not None
-        raise RetryExhaustedError(last_attempt.attempt_number, error) from error
+        raise RetryExhaustedError(attempts=last_attempt.attempt_number, last_error=error) from error
     return result, int(retrying.statistics["attempt_number"])

@@ -1,5 +1,14 @@
 """Proving statistics: per attempt and per job, overall and per strategy.
 
+Two rates, both 0.0 before anything was counted:
+
+* ``success_rate`` = proofs delivered / proofs requested: jobs that ended ``proved`` (a
+  labelled fallback proof included) over every job handed to the pipeline (``proved``,
+  ``failed``, ``parked``; a job that halted the run counts as ``failed``). A proof that
+  succeeded on its third attempt counts once, as a success.
+* ``attempt_success_rate`` = successful prover attempts / attempts, every retry and
+  fallback attempt included (also per strategy, under ``by_strategy``).
+
 In memory for ``get_stats()`` (exact latency percentiles), mirrored into a private
 prometheus-client registry for the Prometheus text exposition format.
 """
@@ -40,7 +49,7 @@ class _Tally:
             "successes": self.successes,
             "failures": sum(self.failures.values()),
             "failures_by_class": dict(sorted(self.failures.items())),
-            "success_rate": self.successes / self.attempts if self.attempts else None,
+            "attempt_success_rate": self.successes / self.attempts if self.attempts else 0.0,
             "latency_p50_s": percentile(self.latencies, 0.50),
             "latency_p95_s": percentile(self.latencies, 0.95),
         }
@@ -84,6 +93,10 @@ class ProvingStats:
     def get_stats(self) -> dict[str, Any]:
         with self._lock:
             stats = self._total.as_dict()
+            requested = sum(self._outcomes.values())
+            stats["requested"] = requested
+            stats["delivered"] = self._outcomes["proved"]
+            stats["success_rate"] = self._outcomes["proved"] / requested if requested else 0.0
             stats["results"] = dict(sorted(self._outcomes.items()))
             stats["by_strategy"] = {name: tally.as_dict() for name, tally in sorted(self._by_strategy.items())}
         return stats

@@ -31,7 +31,7 @@ CommandHandler = Callable[[argparse.Namespace], int]
 
 OUTCOME_COLUMNS = (
     "status", "mode", "model", "parameters", "batch_size", "scale", "executor", "workers", "steps", "selected",
-    "proved", "failed", "parked", "attempts", "success_rate", "prove_s_median", "wall_s", "proved_per_min",
+    "proved", "failed", "parked", "attempts", "attempt_success_rate", "prove_s_median", "wall_s", "proved_per_min",
 )
 
 
@@ -123,7 +123,7 @@ def read_job(run: Path, sweep_dir: Path) -> SweepJob:
         "failed": statuses.count("failed"),
         "parked": statuses.count("parked"),
         "attempts": stats.get("attempts"),
-        "success_rate": stats.get("success_rate"),
+        "attempt_success_rate": stats.get("attempt_success_rate"),
         "prove_s_median": statistics.median(prove_times) if prove_times else None,
         "wall_s": wall_s,
         "proved_per_min": proved / (wall_s / 60) if wall_s else None,

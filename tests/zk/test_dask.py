@@ -116,7 +116,7 @@ def test_failures_come_back_with_the_same_error_as_inline(tmp_path, zk_cache, ma
         run_tiny(run, zk_cache, f"executor={executor}", *extra, "retry=none", "train.max_steps=1", f"prover.binary={prover}")
         [record] = RunBundle.open(run).proofs()
         assert record["status"] == "failed"
-        errors[executor] = {k: v for k, v in record["error"].items() if k != "stderr_tail"}
+        errors[executor] = {k: v for k, v in record["error"].items() if k != "stderr"}
     assert errors["dask"] == errors["inline"]
     assert errors["dask"]["error_class"] == error_class
     with distributed.Client(outside_cluster.scheduler_address, set_as_default=False) as client:
@@ -126,9 +126,9 @@ def test_failures_come_back_with_the_same_error_as_inline(tmp_path, zk_cache, ma
 @pytest.mark.parametrize(
     "error",
     [
-        ProverTimeoutError("too slow", timeout_s=3.0, binary="prover", stderr_tail="last words"),
+        ProverTimeoutError("too slow", timeout_s=3.0, binary_name="prover", stderr="last words"),
         ProverNotFoundError("prover", ["/opt/bin"]),
-        RetryExhaustedError(3, ProverCrashError("died", exit_code=-9)),
+        RetryExhaustedError("gave up", 3, ProverCrashError("died", exit_code=-9)),
         WitnessBuilderError("out of range", expected=[1, 2], actual=[3], step=4),
         ProofGenerationError("no proof", retryable=True, exit_code=75),
         ConfigurationError("bad", key="executor.name"),
