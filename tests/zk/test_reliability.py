@@ -119,7 +119,7 @@ def test_two_processes_building_the_same_keys_into_one_fresh_cache_both_succeed(
         "import hashlib, sys; sys.path.insert(0, %r)\n"
         "from pathlib import Path\n"
         "from zk_support import tiny_spec\n"
-        "from pot_zk import halo2, ezkl_adapter\n"
+        "from pot_zk.backends.ezkl import halo2, adapter as ezkl_adapter\n"
         "cache = Path(%r)\n"
         "circuit = halo2.compiled_circuit(tiny_spec(), cache)\n"
         "srs = ezkl_adapter.dev_srs(cache, circuit.logrows)\n"
