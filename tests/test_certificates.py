@@ -59,8 +59,9 @@ def test_tampered_update_with_matching_commitment_is_rejected(kind, tmp_path):
     step.weights_after["4.weight"][0, 0] += 0.01
     witness = tmp_path / "step.safetensors"
     save_step(step, witness)
-    with pytest.raises(WitnessBuilderError):
+    with pytest.raises(WitnessBuilderError, match=r"W_t\+1 is not the SGD update of W_t on this batch: off by") as refused:
         KINDS[kind][0]()(ProofJob(0, "sgd", SPEC.to_dict(), str(witness), "", str(tmp_path / "refused")))
+    assert refused.value.actual > SPEC.tolerance_ulps
     _, commitment, certificate = _certify(kind, tmp_path)
     _tamper(certificate, "w_after", (3,), 0.01)
     tensors = load_file(str(certificate.parent / "witness.safetensors"))

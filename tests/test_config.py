@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import sys
 from importlib import resources
+from typing import Any
 
 import hydra
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
 
 from pot_zk.config import build, compose_config
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.proving.policy import create_policy
 from pot_zk.proving.strategies import LazyStrategy, ProgramStrategy
+from pot_zk.runs.train import plan_from_config
 
 
 def group_options() -> list[tuple[str, str]]:
@@ -28,13 +32,72 @@ def test_the_config_tree_has_the_foundation_groups():
     assert {"mode", "prover", "retry", "handler"} <= groups
 
 
+def option_values(group: str, option: str) -> dict[str, Any]:
+    """The values an option file sets, as written (interpolations unresolved)."""
+    path = resources.files("pot_zk.conf") / group / f"{option}.yaml"
+    return OmegaConf.to_container(OmegaConf.load(str(path)), resolve=False)
+
+
+def expected_config(group: str, option: str) -> dict[str, dict[str, Any]]:
+    """What choosing ``group=option`` puts into the composed config, by top-level key: the
+    option's values under its group; for a mode preset (``@package _global_``), its global
+    values and the whole of each group option it selects."""
+    values = option_values(group, option)
+    if group != "mode":
+        return {group: values}
+    expected: dict[str, dict[str, Any]] = {}
+    for entry in values.pop("defaults"):
+        for key, choice in entry.items():
+            chosen = key.removeprefix("override /")
+            expected[chosen] = option_values(chosen, choice)
+    return {**expected, **values}
+
+
+def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[Any, Any]:
+    """(what the built runtime or training plan holds, what the option file says) for ``group``."""
+    if group == "mode":
+        return (runtime.mode, runtime.proving_enabled), (values["proving"]["mode"], values["proving"]["enabled"])
+    if group == "handler":
+        return runtime.handler.name, values["name"]
+    if group == "retry":
+        schedule = runtime.schedule
+        return (
+            (schedule.max_attempts, schedule.initial_delay_s, schedule.multiplier, schedule.max_delay_s, schedule.jitter_s),
+            (values["max_retries"] + 1, values["initial_delay_s"], values["multiplier"], values["max_delay_s"], values["jitter_s"]),
+        )
+    if group == "prover":
+        return (runtime.strategy.binary, runtime.strategy.timeout_s), (values["binary"], values["timeout_s"])
+    if group == "model":
+        made: tuple = (plan.spec.kind, list(plan.base_architecture.dims))
+        wanted: tuple = ({"mlp": "sgd"}.get(values["kind"], values["kind"]), values["dims"])
+        if values["kind"] == "lora":
+            architecture = plan.spec.architecture
+            made += (list(architecture.adapted), architecture.rank, architecture.alpha)
+            wanted += (values["lora_layers"], values["lora_rank"], values["lora_alpha"])
+        return made, wanted
+    if group == "data":
+        return plan.data["name"], values["name"]
+    if group == "policy":
+        return plan.policy, create_policy(values["name"], **{k: v for k, v in values.items() if k != "name"})
+    if group == "executor":
+        return (plan.executor, plan.workers), (values["name"], values.get("workers", plan.workers))
+    raise AssertionError(f"no check of what build makes of group {group!r}: add one")
+
+
 @pytest.mark.parametrize(("group", "option"), group_options())
-def test_every_group_option_composes_and_builds(group, option, tmp_path):
+def test_every_group_option_composes_into_its_values_and_builds_them(group, option, tmp_path):
     cfg = compose_config([f"{group}={option}", f"run_dir={tmp_path}"])
+    composed = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    for key, values in expected_config(group, option).items():
+        differing = {name: (value, composed[key].get(name)) for name, value in values.items() if composed[key].get(name) != value}
+        assert not differing, f"{group}={option}: {key} differs from the option file (file, composed): {differing}"
     runtime = build(cfg)
     assert runtime.run_dir == tmp_path
-    assert runtime.schedule.max_attempts >= 1
-    assert runtime.handler.name in {"fail_fast", "continue", "retry", "fallback"}
+    for_plan = cfg.copy()
+    if for_plan.model.kind.name == "lora":
+        for_plan.model.base_run = str(tmp_path / "base-run")
+    made, wanted = what_build_made(group, runtime, plan_from_config(for_plan), option_values(group, option))
+    assert made == wanted, f"{group}={option}: built {made}, the option file says {wanted}"
 
 
 @pytest.mark.parametrize(("mode", "enabled", "handler", "retries"), [

@@ -73,8 +73,9 @@ def test_tampered_adapter_update_is_refused_and_rejected(kind, tmp_path):
     step.adapters_after["0.lora_B"][2, 1] += 0.01
     witness = tmp_path / "bad.safetensors"
     save_training_step(step, witness)
-    with pytest.raises(WitnessBuilderError):
+    with pytest.raises(WitnessBuilderError, match=r"W_t\+1 is not the SGD update of W_t on this batch: off by") as refused:
         KINDS[kind][0]()(ProofJob(0, "lora", SPEC.to_dict(), str(witness), "", str(tmp_path / "refused")))
+    assert refused.value.actual > SPEC.tolerance_ulps
     _, _, certificate = _certify(kind, tmp_path)
     tensors = _tamper(certificate, "w_after", 0, 0.01)
     recommitted = commitment_of(GridStep(**{name: tensors[name] for name in SPEC.input_names}), SPEC.scale)
@@ -129,7 +130,8 @@ def test_circuit_specs_dispatch_on_kind():
     assert circuit_spec_from_dict(SPEC.to_dict()) == SPEC
     sgd = SgdCircuitSpec(BASE, batch_size=4, learning_rate=0.1)
     assert circuit_spec_from_dict(sgd.to_dict()) == sgd
-    assert SPEC.circuit_id() != lora_spec(rank=3).circuit_id() != lora_spec(alpha=2.0).circuit_id()
+    ids = [SPEC.circuit_id(), lora_spec(rank=3).circuit_id(), lora_spec(alpha=2.0).circuit_id(), lora_spec(rank=3, alpha=2.0).circuit_id()]
+    assert len(set(ids)) == len(ids), "rank and alpha each change the circuit id"
     with pytest.raises(ConfigurationError, match="unknown circuit kind 'adam'"):
         circuit_spec_from_dict({**SPEC.to_dict(), "kind": "adam"})
 

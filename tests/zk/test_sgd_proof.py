@@ -130,6 +130,8 @@ def test_untrue_update_proven_by_a_cheating_prover_is_rejected(zk_cache, tmp_pat
 
 
 def test_forced_scale_rebase_overflow_never_yields_a_proof(zk_cache, tmp_path, monkeypatch):
+    """With scale_rebase_multiplier=10 ezkl itself refuses, at gen_witness, before pot-zk's
+    decode check is reached (that check is tested on a poisoned cached circuit below)."""
     real = ezkl_adapter._run_args
 
     def with_rebase_multiplier_10(values):
@@ -139,15 +141,17 @@ def test_forced_scale_rebase_overflow_never_yields_a_proof(zk_cache, tmp_path, m
 
     monkeypatch.setattr(ezkl_adapter, "_run_args", with_rebase_multiplier_10)
     step = train_steps(1)[0]
-    with pytest.raises(ProofGenerationError) as raised:
+    with pytest.raises(ProofGenerationError, match="ezkl gen_witness failed") as raised:
         halo2.prove_step(step, tiny_spec(), tmp_path / "cache", None, tmp_path / "out")
-    assert raised.value.retryable is False
+    assert raised.value.retryable is False and raised.value.context["stage"] == "gen_witness"
+    assert not (tmp_path / "out" / "proof.json").exists()
 
 
 def test_decode_check_catches_a_circuit_that_computes_something_else(zk_cache, tmp_path):
     """A cache entry holding another circuit (here: the one for lr=0.05) decodes to outputs that
     disagree with the float reference: proving stops with a decode-check error."""
     cache = tmp_path / "cache"
+    _srs(zk_cache)  # the dev SRS exists in the session cache even when this test runs alone
     shutil.copytree(zk_cache / "srs", cache / "srs")
     honest = halo2.compiled_circuit(tiny_spec(), zk_cache)
     other = halo2.compiled_circuit(tiny_spec(learning_rate=0.05), zk_cache)

@@ -34,7 +34,7 @@ def test_a_saved_step_is_proven_and_verified_from_the_command_line(tmp_path, zk_
     other = tmp_path / "other-lr.json"
     other.write_text(json.dumps(tiny_spec(learning_rate=0.05).to_dict()))
     rejected = _run("verify-step", str(tmp_path / "out" / "result.json"), "--cache-dir", str(zk_cache), "--circuit", str(other))
-    assert rejected.returncode == 1 and "REJECTED" in rejected.stdout, rejected.stdout + rejected.stderr
+    assert rejected.returncode == 1 and "REJECTED (zk-halo2): invalid-proof: ezkl rejected the proof" in rejected.stdout, rejected.stdout + rejected.stderr
 
 
 def test_prove_step_rejects_a_file_that_is_not_a_step(tmp_path):
