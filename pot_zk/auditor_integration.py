@@ -21,7 +21,7 @@ class ZkIntegration:
     def __init__(self, runtime: Runtime, config: dict[str, Any], *, sleep: Sleep = time.sleep) -> None:
         self.runtime = runtime
         self.stats = ProvingStats()
-        self.audit = AuditLog(runtime.audit_file, console=runtime.audit_console, mode=runtime.mode)
+        self.audit = AuditLog(runtime.audit_file, console_records=runtime.console_records, mode=runtime.mode)
         self.audit.event("run.start", **run_start_fields(config))
         self.pipeline: ProvingPipeline = runtime.open_pipeline(audit=self.audit, stats=self.stats, sleep=sleep)
 

@@ -421,7 +421,7 @@ def measure_training(train: dict[str, Any], cache: Path, scratch: Path) -> dict[
         f"model={train['model']}",
         *([f"model.dims=[{','.join(map(str, train['dims']))}]"] if "dims" in train else []), "data=synthetic", "data.num_samples=4096", f"train.batch_size={train['batch']}",
         f"train.learning_rate={train['lr']}", f"train.max_steps={train['steps']}", "train.progress=false",
-        f"cache_dir={cache}", "audit.console=false",
+        f"cache_dir={cache}",
     ]
     results = {}
     for name, extra in {

@@ -28,7 +28,7 @@ EXECUTORS = ("inline", "process", "dask")
 def tiny_run(run_dir: Path, cache_dir: Path, proofs: int, *extra: str):
     cfg = compose_config([
         "model=tiny_mlp", "data=synthetic", "train.batch_size=2", f"train.max_steps={proofs}", "policy=every_step",
-        f"run_dir={run_dir}", f"cache_dir={cache_dir}", "train.progress=false", "audit.console=false", *extra,
+        f"run_dir={run_dir}", f"cache_dir={cache_dir}", "train.progress=false", *extra,
     ])
     started = time.perf_counter()
     summary = train(cfg)

@@ -106,7 +106,7 @@ def demo_modes(bin_dir: Path, job: ProofJob, root: Path) -> None:
     for mode, extra in cases:
         run_dir = root / f"{mode}-{'-'.join(extra)}"
         cfg = compose_config([f"mode={mode}", f"prover.binary={crash}", "retry.initial_delay_s=0.05", "retry.jitter_s=0",
-                              "audit.console=false", f"run_dir='{run_dir}'", *extra])
+                              f"run_dir='{run_dir}'", *extra])
         registry = StrategyRegistry()
         registry.register("demo-backup", lambda: ProgramStrategy("demo-backup", str(backup), timeout_s=5))
         runtime = build(cfg, registry)

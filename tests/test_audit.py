@@ -139,13 +139,51 @@ def test_two_trails_in_one_process_do_not_interfere(tmp_path):
     assert verify_audit(tmp_path / "a.jsonl").ok and verify_audit(tmp_path / "b.jsonl").ok
 
 
-def test_console_rendering_shows_records_for_people(tmp_path):
+def _a_run_with_trouble(audit: AuditLog) -> None:
+    audit.event("run.start", config={"model": {"dims": [4, 3, 2]}}, config_sha256="abc")
+    audit.event("commitment", step=0, w_before="0x1", batch="0x2", w_after="0x3", scheduled=True)
+    audit.event("commitment", step=1, w_before="0x3", batch="0x4", w_after="0x5", scheduled=False)
+    failed = {"error_class": "ProverCrashError", "retryable": True, "message": "prover exited with code 1"}
+    audit.bind(step=0, strategy="zk-halo2").event("attempt", attempt=1, outcome="failed", duration_s=0.1, error=failed)
+    audit.bind(step=0, strategy="zk-halo2").event("retry.sleep", attempt=1, planned_sleep_s=1.0, error_class="ProverCrashError")
+    audit.bind(step=0, strategy="zk-halo2").event("attempt", attempt=2, outcome="ok", duration_s=0.1, proof_type="zk-halo2")
+    audit.event("proof.result", step=0, status="proved", proof_type="zk-halo2", handler="continue")
+    audit.event("proof.result", step=2, status="failed", proof_type=None, handler="continue", error=failed)
+    audit.event("run.end", status="completed", stats={"attempts": 2})
+
+
+def test_the_console_shows_only_warnings_and_errors_by_default(tmp_path):
     console = io.StringIO()
-    with AuditLog(tmp_path / "audit.jsonl", console=True, console_stream=console) as audit:
-        audit.bind(step=3).event("attempt", outcome="failed")
-    shown = console.getvalue()
-    assert "attempt" in shown and "step=3" in shown and "outcome=failed" in shown
-    assert not shown.lstrip().startswith("{")
+    with AuditLog(tmp_path / "audit.jsonl", console_stream=console) as audit:
+        _a_run_with_trouble(audit)
+    assert console.getvalue().splitlines() == [
+        "pot-zk warning: step 0: zk-halo2 attempt 1 failed: ProverCrashError: prover exited with code 1",
+        "pot-zk error: step 2: no proof (the step stays commitment-only): ProverCrashError: prover exited with code 1",
+    ]
+
+
+def test_console_records_renders_every_record_but_unproven_commitments_for_people(tmp_path):
+    console = io.StringIO()
+    with AuditLog(tmp_path / "audit.jsonl", console_records=True, console_stream=console) as audit:
+        _a_run_with_trouble(audit)
+    shown = console.getvalue().splitlines()
+    assert [line.split()[2] for line in shown] == [
+        "run.start", "commitment", "attempt", "retry.sleep", "attempt", "proof.result", "proof.result", "run.end"
+    ]
+    assert "step=0" in shown[2] and "outcome=failed" in shown[2]
+    assert not any(line.lstrip().startswith("{") for line in shown)
+
+
+def test_the_audit_file_keeps_every_record_whatever_the_console_shows(tmp_path):
+    def records(path: Path) -> list[dict]:
+        return [{k: v for k, v in json.loads(line).items() if k not in ("ts", "hash", "prev_hash")} for line in lines(path)]
+
+    for records_on in (False, True):
+        with AuditLog(tmp_path / f"audit-{records_on}.jsonl", console_records=records_on, console_stream=io.StringIO()) as audit:
+            _a_run_with_trouble(audit)
+    quiet, loud = records(tmp_path / "audit-False.jsonl"), records(tmp_path / "audit-True.jsonl")
+    assert quiet == loud and len(quiet) == 9
+    assert quiet[0]["config"] == {"model": {"dims": [4, 3, 2]}}  # whole, not the console's elided copy
 
 
 def test_cli_audit_verify_prints_ok_or_the_first_bad_record(tmp_path, capsys):

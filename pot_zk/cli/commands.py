@@ -12,6 +12,7 @@ CommandHandler = Callable[[argparse.Namespace], int]
 
 def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("run", help="a run directory made by `pot-zk train`")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every audit record on the terminal")
 
     def run(args: argparse.Namespace) -> int:
         from omegaconf import OmegaConf
@@ -23,6 +24,8 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
         bundle = RunBundle.open(Path(args.run))
         cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), OmegaConf.load(bundle.path(CONFIG)))
         cfg.run_dir = str(bundle.root.absolute())
+        if args.verbose:
+            cfg.console.records = True
         print_summary(train(cfg, resume=True))
         return 0
 
@@ -69,7 +72,7 @@ def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
     runtime = build(compose_config([*overrides, f"run_dir='{bundle.root.absolute()}'"]))
     discard_incomplete_tail(bundle.path(AUDIT))
     stats = ProvingStats()
-    with AuditLog(bundle.path(AUDIT), console=runtime.audit_console, run=bundle.root.name, command="prove-pending") as audit:
+    with AuditLog(bundle.path(AUDIT), console_records=runtime.console_records, run=bundle.root.name, command="prove-pending") as audit:
         audit.event("pending.start", parked=len(parked_jobs(bundle.park_dir)))
         results = prove_pending(bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry)
         for result in results:

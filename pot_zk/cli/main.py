@@ -5,7 +5,9 @@ Extension points:
 * an argparse subcommand is one function ``(parser) -> handler`` that adds its arguments and
   returns ``handler(args) -> exit code``, plus one line in :data:`COMMANDS`;
 * a Hydra app is one line in :data:`HYDRA_APPS` (``name -> "module:function"``, the function
-  decorated with ``@hydra.main``); ``pot-zk NAME key=value ...`` hands it the rest of argv.
+  decorated with ``@hydra.main``); ``pot-zk NAME key=value ...`` hands it the rest of argv,
+  where ``-v``/``--verbose`` stands for the override ``console.records=true`` (every audit
+  record on the terminal).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def prove_pending_command(parser: argparse.ArgumentParser) -> CommandHandler:
             return prove_pending_in_run(park_dir, args.overrides)
         runtime = build(compose_config([*args.overrides, f"run_dir='{park_dir.resolve().parent}'"]))
         audit_file = Path(args.audit_file) if args.audit_file else park_dir.resolve().parent / "audit.jsonl"
-        with AuditLog(audit_file, console=runtime.audit_console, command="prove-pending") as audit:
+        with AuditLog(audit_file, console_records=runtime.console_records, command="prove-pending") as audit:
             results = prove_pending(park_dir, schedule=runtime.schedule, audit=audit, stats=ProvingStats(), registry=runtime.registry)
         for result in results:
             detail = result.proof_type if result.status == "proved" else (result.error or {}).get("error_class")
@@ -85,8 +87,13 @@ HYDRA_APPS: dict[str, str] = {
 }
 
 
+VERBOSE_FLAGS = ("-v", "--verbose")
+
+
 def run_hydra_app(name: str, argv: Sequence[str]) -> int:
     app = import_object(HYDRA_APPS[name])
+    verbose = any(arg in VERBOSE_FLAGS for arg in argv)
+    argv = [arg for arg in argv if arg not in VERBOSE_FLAGS] + (["console.records=true"] if verbose else [])
     saved = sys.argv
     sys.argv = [f"pot-zk {name}", *argv]
     try:
@@ -103,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary)
         sub.set_defaults(handler=command(sub))
     for name in HYDRA_APPS:
-        commands.add_parser(name, help="Hydra app: pot-zk %s [key=value ...] [--multirun]" % name, add_help=False)
+        commands.add_parser(name, help="Hydra app: pot-zk %s [-v] [key=value ...] [--multirun]" % name, add_help=False)
     return root
 
 

@@ -57,11 +57,11 @@ class Runtime:
     registry: StrategyRegistry
     run_dir: Path
     audit_file: Path
-    audit_console: bool
+    console_records: bool
 
     def open_pipeline(self, *, audit: AuditLog | None = None, stats: ProvingStats | None = None, sleep: Sleep = time.sleep) -> ProvingPipeline:
         """A pipeline writing to this run's audit trail (or the given one)."""
-        audit = audit or AuditLog(self.audit_file, console=self.audit_console, mode=self.mode)
+        audit = audit or AuditLog(self.audit_file, console_records=self.console_records, mode=self.mode)
         return ProvingPipeline(self.strategy, self.schedule, self.handler, audit, stats or ProvingStats(), sleep=sleep)
 
 
@@ -109,7 +109,7 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
         registry=registry,
         run_dir=run_dir,
         audit_file=run_dir / cfg.audit.file_name,
-        audit_console=bool(cfg.audit.console),
+        console_records=bool(cfg.console.records),
     )
 
 

@@ -61,9 +61,15 @@ class HandlerConfig:
 
 @dataclass
 class AuditConfig:
-    console: bool = False
-    """Also render each audit record for people on stderr."""
     file_name: str = "audit.jsonl"
+
+
+@dataclass
+class ConsoleConfig:
+    records: bool = False
+    """Print every audit record on the terminal (``pot-zk train -v`` sets it). False: the
+    terminal shows the progress bars, warnings, errors and the summary; the audit file has
+    every record either way."""
 
 
 PolicyName = Enum("PolicyName", {name: name for name in ("every_step", "every_k", "sample")})
@@ -156,6 +162,7 @@ class PotZkConfig:
     retry: RetryConfig = field(default_factory=RetryConfig)
     handler: HandlerConfig = field(default_factory=HandlerConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     cache_dir: str = "${oc.env:POT_ZK_CACHE,${oc.env:HOME}/.cache/pot-zk}"
     """Compiled circuits, keys and the dev SRS, shared across runs (keys are large)."""
     model: ModelConfig = field(default_factory=ModelConfig)

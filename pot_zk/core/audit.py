@@ -10,7 +10,8 @@ Record format (one JSON object per line, UTF-8, ``\\n``-terminated):
 * the line written is ``body`` with its closing ``}`` replaced by ``,"hash":"<hash>"}``; so the
   bytes hashed are exactly the bytes written, minus the hash field appended last.
 
-The chaining is the last structlog processor; a :class:`AuditLog` writes each record with
+The chaining is the last structlog processor (after :class:`~pot_zk.core.console.ConsoleView`,
+which shows records on the terminal and never changes them); a :class:`AuditLog` writes each record with
 ``flush`` + ``fsync`` under a lock, and reopening an existing trail resumes its chain.
 """
 
@@ -29,6 +30,7 @@ from typing import IO, Any, Mapping
 
 import structlog
 
+from pot_zk.core.console import ConsoleView
 from pot_zk.exceptions import AuditTrailError
 
 GENESIS_HASH = "0" * 64
@@ -80,29 +82,6 @@ class HashChain:
         self.next_seq += 1
         self.prev_hash = digest
         return body[:-1] + b',"hash":"' + digest.encode() + b'"}'
-
-
-class ConsoleEcho:
-    """structlog processor: renders a copy of each record for people (development mode),
-    except the commitments of steps that are not proven."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._render = structlog.dev.ConsoleRenderer(colors=False)
-        self._stream = stream
-
-    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        if event_dict.get("event") == "commitment" and not event_dict.get("scheduled"):
-            return event_dict  # one per training step: in the file, too many for a console
-        shown = {key: _brief(value) for key, value in event_dict.items()}
-        print(self._render(logger, method_name, shown), file=self._stream, flush=True)
-        return event_dict
-
-
-def _brief(value: Any, limit: int = 100) -> Any:
-    """Console copy only: long values (configs, manifests, responses) are elided; the file
-    keeps them whole."""
-    text = repr(value)
-    return value if len(text) <= limit else f"{text[:limit]}... (full record in the audit file)"
 
 
 class _AppendOnlyFile:
@@ -160,7 +139,7 @@ def _resume_point(path: Path) -> HashChain:
 
 
 class _Sink:
-    def __init__(self, path: Path, console: IO[str] | None) -> None:
+    def __init__(self, path: Path, console: ConsoleView) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.chain = _resume_point(path)
@@ -170,17 +149,25 @@ class _Sink:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         ]
-        if console is not None:
-            processors.append(ConsoleEcho(console))
-        processors.append(self.chain)
+        processors += [console, self.chain]
         self.processors = processors
 
 
 class AuditLog:
-    """One run's audit trail. ``bind`` gives views with more context sharing the same chain."""
+    """One run's audit trail. ``bind`` gives views with more context sharing the same chain.
 
-    def __init__(self, path: str | os.PathLike[str], *, console: bool = False, console_stream: IO[str] | None = None, **context: Any) -> None:
-        sink = _Sink(Path(path), (console_stream or sys.stderr) if console else None)
+    The terminal (``console_stream``, default stderr) shows the records that need attention;
+    with ``console_records`` every record (:mod:`pot_zk.core.console`)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        console_records: bool = False,
+        console_stream: IO[str] | None = None,
+        **context: Any,
+    ) -> None:
+        sink = _Sink(Path(path), ConsoleView(console_stream or sys.stderr, records=console_records))
         logger = structlog.wrap_logger(sink.file, processors=sink.processors, wrapper_class=structlog.BoundLogger, context_class=dict)
         self._sink = sink
         self._logger = logger.bind(**context)

@@ -150,7 +150,7 @@ def start_session(
     ``config`` is the resolved configuration, written to config.yaml and the ``run.start`` event."""
     prepared = prepare_run(bundle, plan, runtime, batches, model.state_dict(), OmegaConf.to_yaml(OmegaConf.create(config)))
     discard_incomplete_tail(bundle.path(files.AUDIT))
-    audit = AuditLog(bundle.path(files.AUDIT), console=runtime.audit_console, run=bundle.root.name, mode=runtime.mode)
+    audit = AuditLog(bundle.path(files.AUDIT), console_records=runtime.console_records, run=bundle.root.name, mode=runtime.mode)
     audit.event("run.start", run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(config))
     return TrainingSession(bundle, plan, runtime, model, optimizer, prepared, audit, **options)
 
@@ -168,7 +168,7 @@ def resume_session(
         discard_incomplete_tail(bundle.path(name))
     prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
     discarded = discard_incomplete_tail(bundle.path(files.AUDIT))
-    audit = AuditLog(bundle.path(files.AUDIT), console=runtime.audit_console, run=bundle.root.name, mode=runtime.mode)
+    audit = AuditLog(bundle.path(files.AUDIT), console_records=runtime.console_records, run=bundle.root.name, mode=runtime.mode)
     start_step = _restore_checkpoint(bundle, model)
     audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(discarded))
     return TrainingSession(bundle, plan, runtime, model, optimizer, prepared, audit, start_step=start_step, **options)

@@ -21,7 +21,6 @@ def tiny_overrides(run_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
         f"cache_dir={cache_dir}",
         "train.progress=false",
         *extra,
-        "audit.console=false",
     ]
 
 

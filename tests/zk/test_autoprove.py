@@ -26,7 +26,7 @@ def test_auto_prove_training_step_proves_a_module_update(tmp_path, zk_cache):
     torch.nn.functional.mse_loss(model(x), y).backward()
     optimizer.step()
     result = auto_prove_training_step(
-        before, model, (x, y), 0.1, work_dir=tmp_path, overrides=[f"cache_dir={zk_cache}", "audit.console=false"]
+        before, model, (x, y), 0.1, work_dir=tmp_path, overrides=[f"cache_dir={zk_cache}"]
     )
     assert result.status == "proved" and result.proof_type == "zk-halo2"
 
@@ -34,7 +34,7 @@ def test_auto_prove_training_step_proves_a_module_update(tmp_path, zk_cache):
 def test_auto_prover_labels_a_fallback_and_its_result_verifies(tmp_path, zk_cache, make_prover):
     crash = make_prover("crash")
     prover = AutoProver(
-        tmp_path, [f"cache_dir={zk_cache}", "handler=fallback", "retry=none", f"prover.binary={crash}", "audit.console=false"]
+        tmp_path, [f"cache_dir={zk_cache}", "handler=fallback", "retry=none", f"prover.binary={crash}"]
     )
     step = train_steps(1, seed=4)[0]
     result = prover.prove(step)
@@ -54,7 +54,7 @@ def test_inconsistent_states_are_rejected_before_proving(tmp_path):
 def test_auto_prover_detects_a_lora_model_and_proves_its_step(tmp_path, zk_cache):
     model = lora_model(seed=5)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=LR)
-    prover = AutoProver(tmp_path, [f"cache_dir={zk_cache}", "audit.console=false"])
+    prover = AutoProver(tmp_path, [f"cache_dir={zk_cache}"])
     step = prover.capture(model, optimizer, torch.randn(2, 4), torch.randn(2, 2))
     result = prover.prove(step)
     prover.close()

@@ -30,7 +30,7 @@ def _model_and_data(seed: int = 0):
 
 
 def _overrides(cache_dir: Path, *extra: str) -> list[str]:
-    return [f"cache_dir={cache_dir}", "policy=every_k", "policy.k=2", "audit.console=false", *extra]
+    return [f"cache_dir={cache_dir}", "policy=every_k", "policy.k=2", *extra]
 
 
 def _events(run: Path) -> list[dict]:

@@ -25,7 +25,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_a_saved_step_is_proven_and_verified_from_the_command_line(tmp_path, zk_cache):
     step = train_steps(1, seed=6)[0]
     save_step(step, tmp_path / "step.safetensors")
-    proved = _run("prove-step", str(tmp_path / "step.safetensors"), f"cache_dir={zk_cache}", "audit.console=false", "--out", str(tmp_path / "out"))
+    proved = _run("prove-step", str(tmp_path / "step.safetensors"), f"cache_dir={zk_cache}", "--out", str(tmp_path / "out"))
     assert proved.returncode == 0, proved.stdout + proved.stderr
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["status"] == "proved" and result["proof_type"] == "zk-halo2"

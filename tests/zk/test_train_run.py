@@ -74,7 +74,7 @@ def test_retry_parks_failed_steps_and_prove_pending_completes_them(tmp_path, zk_
     assert len(list((run / "witness").glob("*.safetensors"))) == 2
     # the prover is repaired: the same program now runs the real ezkl prover
     flaky.write_text(f"#!/bin/sh\nexec {Path(sys.executable).parent / 'pot-zk-ezkl-prover'}\n")
-    assert prove_pending_in_run(run, [f"cache_dir={zk_cache}", "audit.console=false"]) == 0
+    assert prove_pending_in_run(run, [f"cache_dir={zk_cache}"]) == 0
     assert not list((run / "pending").iterdir())
     report = verify_run(run, cache_dir=zk_cache)
     assert report.ok, report.summary()

@@ -1,0 +1,77 @@
+"""What a person sees in the terminal during `pot-zk train`, captured in a pseudo-terminal:
+progress bars and the summary by default, every audit record with -v; the audit file is the
+same either way."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.prover
+
+SCRIPT = Path(sys.executable).parent / "pot-zk"
+RECORD_EVENTS = ("run.start", "commitment", "attempt", "proof.result", "run.end")
+
+
+def run_in_terminal(argv: list[str], cwd: Path, columns: int = 120) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal (``columns`` wide) as stdin, stdout and stderr;
+    return its exit status and everything it showed."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    process = subprocess.Popen(argv, stdin=terminal, stdout=terminal, stderr=terminal, cwd=cwd, close_fds=True)
+    os.close(terminal)
+    shown = []
+    while True:
+        try:
+            data = os.read(controller, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not data:
+            break
+        shown.append(data)
+    os.close(controller)
+    return process.wait(timeout=600), b"".join(shown).decode(errors="replace")
+
+
+def readme_run(run: Path, cache: Path, *flags: str) -> tuple[int, str]:
+    """The README's `pot-zk train run_dir=...` on the tiny model: 3 steps, steps 0 and 2 proven."""
+    return run_in_terminal(
+        [str(SCRIPT), "train", *flags, "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=3",
+         "policy.k=2", f"run_dir={run}", f"cache_dir={cache}"],
+        cwd=run.parent,
+    )
+
+
+def audit_records(run: Path) -> list[tuple]:
+    return [
+        (e["event"], e.get("step"), e.get("attempt"), e.get("outcome"), e.get("status"), e.get("proof_type"))
+        for e in map(json.loads, (run / "audit.jsonl").read_text().splitlines())
+    ]
+
+
+def test_the_terminal_shows_progress_and_summary_and_every_record_only_with_v(tmp_path, zk_cache):
+    status, calm = readme_run(tmp_path / "calm", zk_cache)
+    assert status == 0, calm
+    lines = [line for line in calm.replace("\r\n", "\n").split("\n") if line.strip()]
+    assert "training:" in calm and "proofs 2/2 done" in calm
+    assert "run completed: 3 steps trained, every step committed" in calm
+    assert not [line for line in lines if any(event in line for event in RECORD_EVENTS)], calm
+    assert not [line for line in lines if "[info" in line], calm
+
+    status, verbose = readme_run(tmp_path / "verbose", zk_cache, "-v")
+    assert status == 0, verbose
+    for event in ("run.start", "attempt", "proof.result", "run.end"):
+        assert f" {event} " in verbose, event
+    assert "run completed: 3 steps trained" in verbose
+
+    assert audit_records(tmp_path / "calm") == audit_records(tmp_path / "verbose")
+    assert [r[0] for r in audit_records(tmp_path / "calm")].count("commitment") == 3
