@@ -1,4 +1,5 @@
-"""Shared fixtures: real prover programs made from tests/fake_provers/fake_prover.py."""
+"""Shared fixtures: real prover programs made from tests/fake_provers/fake_prover.py; the skip
+policy (tests/skip_policy.py): a skip not listed in EXPECTED_SKIPS fails the session."""
 
 from __future__ import annotations
 
@@ -10,10 +11,25 @@ from typing import Callable
 import pytest
 
 from pot_zk.proving.strategies import ProgramStrategy, ProofJob
+from skip_policy import ExpectedSkip, SkipPolicy, has_mount_privilege
 
 FAKE_PROVER = Path(__file__).parent / "fake_provers" / "fake_prover.py"
 
 MakeProver = Callable[..., Path]
+
+EXPECTED_SKIPS = (
+    ExpectedSkip(
+        "tests/zk/test_bad_input_run.py::test_a_full_tmpfs_run_directory_gives_a_storage_error_and_resumes*",
+        "no mount privilege (CAP_SYS_ADMIN): a tmpfs cannot be mounted",
+        lambda: not has_mount_privilege(),
+    ),
+)
+"""Skips that may happen, each with the machine condition under which it is expected. Any
+other skip (a missing dev dependency such as peft or dask, say) fails the session."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SkipPolicy(EXPECTED_SKIPS), "pot-zk-skip-policy")
 
 
 def write_prover(directory: Path, behaviour: str, *arguments: str, name: str = "fake-prover") -> Path:

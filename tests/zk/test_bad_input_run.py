@@ -21,6 +21,7 @@ from pot_zk.kinds.sgd.step import MlpArchitecture, step_from_states
 from pot_zk.verify.run import verify_run
 
 from run_support import run_tiny
+from skip_policy import has_mount_privilege
 
 
 def _resume(run: Path) -> int:
@@ -98,10 +99,12 @@ def test_a_write_error_is_a_storage_error_and_the_run_resumes_once_space_is_back
 
 @pytest.mark.parametrize("size_kb", [8, 16, 28])
 def test_a_full_tmpfs_run_directory_gives_a_storage_error_and_resumes(tmp_path, zk_cache, size_kb):
+    if not has_mount_privilege():  # an expected skip only then (tests/conftest.py EXPECTED_SKIPS)
+        pytest.skip("no mount privilege (CAP_SYS_ADMIN) to mount a tmpfs; the injected write error test covers the file layer")
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (not root); the injected write error test covers the file layer")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount)], capture_output=True, text=True)
+    assert mounted.returncode == 0, f"mounting a tmpfs failed with mount privilege: {mounted.stderr}"
     try:
         run = mount / "run"
         with pytest.raises(StorageError):
