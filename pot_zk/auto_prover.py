@@ -21,10 +21,10 @@ from pot_zk.kinds.commitments import StepCommitment
 from pot_zk.config import build, compose_config
 from pot_zk.proving.pipeline import ProofResult
 from pot_zk.kinds.lora.step import LoraTrainingStep
-from pot_zk.kinds.capture import capture_step
 from pot_zk.kinds.lora.circuit import LoraCircuitSpec
-from pot_zk.kinds.registry import save_training_step, spec_for_step
-from pot_zk.kinds.sgd.step import MlpArchitecture, TrainingStep, architecture_of, step_from_states
+from pot_zk.kinds.mlp import MlpArchitecture, architecture_of
+from pot_zk.kinds.registry import capture_step, save_training_step, spec_for_step
+from pot_zk.kinds.sgd.step import TrainingStep, step_from_states
 from pot_zk.proving.strategies import ProofJob
 from pot_zk.verify.step import StepStatement, StepVerdict, verify_step
 

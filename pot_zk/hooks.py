@@ -39,7 +39,7 @@ from pot_zk.runs.data import Batch
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.runs.session import RunSummary, TrainingSession, start_session
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
-from pot_zk.kinds.sgd.step import architecture_of, check_sgd_optimizer
+from pot_zk.kinds.mlp import architecture_of, check_sgd_optimizer
 from pot_zk.runs.train import TrainingPlan, plan_from_config
 
 BatchPair = tuple[torch.Tensor, torch.Tensor]

@@ -64,12 +64,12 @@ def main() -> None:
     from pot_zk.backends.ezkl import adapter as ezkl_adapter
     from pot_zk.backends.ezkl import halo2
     from pot_zk.exceptions import ConfigurationError, ProofGenerationError, InvalidModelStateError, WitnessBuilderError
-    from pot_zk.kinds.registry import circuit_spec_from_dict, load_training_step
+    from pot_zk.kinds.registry import check_spec_from_dict, load_training_step
 
     options = request.get("options") or {}
     try:
-        spec = circuit_spec_from_dict(request["circuit"])
-        step = load_training_step(spec, Path(request["witness_path"]))
+        spec = check_spec_from_dict(request["circuit"])
+        step = load_training_step(Path(request["witness_path"]), spec.kind)
         cache_dir = Path(request["cache_dir"])
         srs = None
         if options.get("srs_path"):

@@ -78,8 +78,8 @@ def workloads(quick: bool) -> dict[str, Any]:
 
 
 def _spec(work: dict[str, Any]):
+    from pot_zk.kinds.mlp import MlpArchitecture
     from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
-    from pot_zk.kinds.sgd.step import MlpArchitecture
 
     return SgdCircuitSpec(MlpArchitecture(tuple(work["dims"])), int(work["batch"]), float(work["lr"]))
 
@@ -87,7 +87,8 @@ def _spec(work: dict[str, Any]):
 def _honest_step(work: dict[str, Any], seed: int = 0):
     import torch
 
-    from pot_zk.kinds.sgd.step import MlpArchitecture, capture_sgd_step
+    from pot_zk.kinds.mlp import MlpArchitecture
+    from pot_zk.kinds.sgd.step import capture_sgd_step
 
     architecture = MlpArchitecture(tuple(work["dims"]))
     torch.manual_seed(seed)

@@ -22,9 +22,10 @@ import torch
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
 from pot_zk.kinds.lora.step import attach_lora
-from pot_zk.kinds.capture import capture_lora_step
+from pot_zk.kinds.lora.capture import capture_lora_step
 from pot_zk.kinds.registry import spec_for_step
-from pot_zk.kinds.sgd.step import MlpArchitecture, capture_sgd_step
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.sgd.step import capture_sgd_step
 
 
 def _steps(d_in: int, d_out: int, rank: int, batch: int):

@@ -13,8 +13,10 @@ from pot_zk.kinds.commitments import StepCommitment
 from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.certificates.freivalds import FreivaldsStrategy, verify_freivalds
 from pot_zk.backends.certificates.reexec import ReexecStrategy, verify_reexec
-from pot_zk.backends.certificates.revealed import GridStep, commitment_of
-from pot_zk.kinds.sgd.step import MlpArchitecture, capture_sgd_step, save_step
+from pot_zk.backends.certificates.revealed import commitment_of
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.registry import save_training_step
+from pot_zk.kinds.sgd.step import capture_sgd_step
 from pot_zk.proving.strategies import ProofJob
 
 ARCH = MlpArchitecture((6, 5, 4, 3))
@@ -32,7 +34,7 @@ def _step(seed: int = 0):
 def _certify(kind: str, tmp_path: Path, step=None):
     step = step or _step()
     witness = tmp_path / "step.safetensors"
-    save_step(step, witness)
+    save_training_step(step, witness)
     job = ProofJob(0, "sgd", SPEC.to_dict(), str(witness), str(tmp_path / "cache"), str(tmp_path / kind))
     response = KINDS[kind][0]()(job)
     return response, StepCommitment.from_dict(response.public["commitment"]), Path(response.artifacts["proof"])
@@ -58,14 +60,14 @@ def test_tampered_update_with_matching_commitment_is_rejected(kind, tmp_path):
     step = _step()
     step.weights_after["4.weight"][0, 0] += 0.01
     witness = tmp_path / "step.safetensors"
-    save_step(step, witness)
+    save_training_step(step, witness)
     with pytest.raises(WitnessBuilderError, match=r"W_t\+1 is not the SGD update of W_t on this batch: off by") as refused:
         KINDS[kind][0]()(ProofJob(0, "sgd", SPEC.to_dict(), str(witness), "", str(tmp_path / "refused")))
     assert refused.value.actual > SPEC.tolerance_ulps
     _, commitment, certificate = _certify(kind, tmp_path)
     _tamper(certificate, "w_after", (3,), 0.01)
     tensors = load_file(str(certificate.parent / "witness.safetensors"))
-    recommitted = commitment_of(GridStep(tensors["w_before"], tensors["batch"], tensors["w_after"]), SPEC.scale)
+    recommitted = commitment_of({name: tensors[name] for name in SPEC.input_names}, SPEC.scale)
     with pytest.raises(ProofVerificationError) as raised:
         KINDS[kind][1](SPEC, recommitted, certificate)
     assert raised.value.reason == "update-out-of-tolerance"

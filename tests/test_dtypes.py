@@ -10,9 +10,10 @@ from safetensors.torch import load_file, save_file
 
 from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
 from pot_zk.hooks import proven_training
-from pot_zk.kinds.capture import capture_step
-from pot_zk.kinds.lora.step import attach_lora, load_lora_step, save_lora_step
-from pot_zk.kinds.sgd.step import MlpArchitecture, step_from_states
+from pot_zk.kinds.lora.step import attach_lora
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.registry import capture_step, load_training_step, save_training_step
+from pot_zk.kinds.sgd.step import step_from_states
 
 ARCH = MlpArchitecture((4, 3, 2))
 
@@ -90,15 +91,15 @@ def test_a_lora_step_file_with_integer_adapters_is_refused(tmp_path):
     model = _lora_model()
     step = capture_step(model, _sgd(model), torch.randn(2, 4), torch.randn(2, 2))
     path = tmp_path / "step.safetensors"
-    save_lora_step(step, path)
-    assert load_lora_step(path).flat_after().equal(step.flat_after())
+    save_training_step(step, path)
+    assert load_training_step(path).flat_after().equal(step.flat_after())
     with safe_open(str(path), framework="pt") as opened:
         metadata = opened.metadata()
     tensors = load_file(str(path))
     tensors["a_after"] = tensors["a_after"].round().long()
     save_file(tensors, str(path), metadata=metadata)
     with pytest.raises(InvalidModelStateError, match=r"step file\[a_after\] has dtype int64"):
-        load_lora_step(path)
+        load_training_step(path)
 
 
 def test_proven_training_refuses_batches_of_another_dtype_before_the_run_exists(tmp_path):

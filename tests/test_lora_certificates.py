@@ -12,13 +12,14 @@ from pot_zk.kinds.commitments import StepCommitment, commit_step
 from pot_zk.exceptions import ConfigurationError, ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.certificates.freivalds import FreivaldsStrategy, verify_freivalds
 from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
-from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora, load_lora_step
-from pot_zk.kinds.capture import capture_lora_step
+from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora
+from pot_zk.kinds.lora.capture import capture_lora_step
 from pot_zk.kinds.lora.circuit import LoraCircuitSpec
 from pot_zk.backends.certificates.reexec import ReexecStrategy, verify_reexec
-from pot_zk.backends.certificates.revealed import GridStep, commitment_of
-from pot_zk.kinds.registry import circuit_spec_from_dict, save_training_step
-from pot_zk.kinds.sgd.step import MlpArchitecture, capture_sgd_step, save_step
+from pot_zk.backends.certificates.revealed import commitment_of
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.registry import STEP_KINDS, check_spec_from_dict, load_training_step, save_training_step
+from pot_zk.kinds.sgd.step import capture_sgd_step
 from pot_zk.proving.strategies import ProofJob
 
 BASE = MlpArchitecture((6, 5, 3))
@@ -78,7 +79,7 @@ def test_tampered_adapter_update_is_refused_and_rejected(kind, tmp_path):
     assert refused.value.actual > SPEC.tolerance_ulps
     _, _, certificate = _certify(kind, tmp_path)
     tensors = _tamper(certificate, "w_after", 0, 0.01)
-    recommitted = commitment_of(GridStep(**{name: tensors[name] for name in SPEC.input_names}), SPEC.scale)
+    recommitted = commitment_of({name: tensors[name] for name in SPEC.input_names}, SPEC.scale)
     with pytest.raises(ProofVerificationError) as raised:
         KINDS[kind][1](SPEC, recommitted, certificate)
     assert raised.value.reason == "update-out-of-tolerance"
@@ -112,7 +113,8 @@ def test_certificate_for_another_alpha_is_rejected(tmp_path):
 def test_lora_step_file_round_trips(tmp_path):
     step = lora_step()
     save_training_step(step, tmp_path / "step.safetensors")
-    loaded = load_lora_step(tmp_path / "step.safetensors")
+    loaded = load_training_step(tmp_path / "step.safetensors")
+    assert isinstance(loaded, LoraTrainingStep)
     assert loaded.architecture == step.architecture and loaded.learning_rate == step.learning_rate
     assert loaded.flat_base().equal(step.flat_base()) and loaded.flat_after().equal(step.flat_after())
 
@@ -121,19 +123,21 @@ def test_sgd_step_file_is_not_read_as_a_lora_step(tmp_path):
     torch.manual_seed(0)
     model = BASE.build()
     step = capture_sgd_step(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.randn(4, 6), torch.randn(4, 3))
-    save_step(step, tmp_path / "sgd.safetensors")
-    with pytest.raises(WitnessBuilderError, match="not a complete LoRA step file"):
-        load_lora_step(tmp_path / "sgd.safetensors")
+    save_training_step(step, tmp_path / "sgd.safetensors")
+    with pytest.raises(WitnessBuilderError, match="not a complete lora step file"):
+        STEP_KINDS.get("lora").load(tmp_path / "sgd.safetensors")
+    with pytest.raises(WitnessBuilderError, match="holds a sgd step, expected a lora step"):
+        load_training_step(tmp_path / "sgd.safetensors", "lora")
 
 
 def test_circuit_specs_dispatch_on_kind():
-    assert circuit_spec_from_dict(SPEC.to_dict()) == SPEC
+    assert check_spec_from_dict(SPEC.to_dict()) == SPEC
     sgd = SgdCircuitSpec(BASE, batch_size=4, learning_rate=0.1)
-    assert circuit_spec_from_dict(sgd.to_dict()) == sgd
+    assert check_spec_from_dict(sgd.to_dict()) == sgd
     ids = [SPEC.circuit_id(), lora_spec(rank=3).circuit_id(), lora_spec(alpha=2.0).circuit_id(), lora_spec(rank=3, alpha=2.0).circuit_id()]
     assert len(set(ids)) == len(ids), "rank and alpha each change the circuit id"
-    with pytest.raises(ConfigurationError, match="unknown circuit kind 'adam'"):
-        circuit_spec_from_dict({**SPEC.to_dict(), "kind": "adam"})
+    with pytest.raises(ConfigurationError, match="unknown step kind 'adam'; valid: lora, sgd"):
+        check_spec_from_dict({**SPEC.to_dict(), "kind": "adam"})
 
 
 def test_sgd_commitments_keep_their_old_dict_form():

@@ -9,10 +9,11 @@ from torch import nn
 from pot_zk.kinds.lora.detect import detect_training
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.lora.step import LoraTrainingStep, attach_lora
-from pot_zk.kinds.capture import capture_lora_step, capture_step
+from pot_zk.kinds.lora.capture import capture_lora_step
 from pot_zk.kinds.lora.circuit import LoraCircuitSpec
-from pot_zk.kinds.registry import spec_for_step
-from pot_zk.kinds.sgd.step import MlpArchitecture, TrainingStep
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.registry import capture_step, spec_for_step
+from pot_zk.kinds.sgd.step import TrainingStep
 
 peft = pytest.importorskip("peft")
 

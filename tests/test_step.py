@@ -7,14 +7,9 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
-from pot_zk.kinds.sgd.step import (
-    MlpArchitecture,
-    architecture_of,
-    capture_sgd_step,
-    load_step,
-    save_step,
-    step_from_states,
-)
+from pot_zk.kinds.mlp import MlpArchitecture, architecture_of
+from pot_zk.kinds.registry import STEP_KINDS, load_training_step, save_training_step
+from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step, step_from_states
 
 ARCH = MlpArchitecture((4, 3, 2))
 
@@ -40,8 +35,8 @@ def test_capture_records_the_real_update():
 
 def test_save_and_load_round_trip(tmp_path):
     *_, step = _states()
-    save_step(step, tmp_path / "s.safetensors")
-    loaded = load_step(tmp_path / "s.safetensors")
+    save_training_step(step, tmp_path / "s.safetensors")
+    loaded = load_training_step(tmp_path / "s.safetensors")
     assert torch.equal(loaded.flat_after(), step.flat_after()) and loaded.learning_rate == step.learning_rate
 
 
@@ -130,3 +125,18 @@ def test_only_plain_sgd_steps_are_captured(make):
 
 def test_architecture_is_read_from_the_model():
     assert architecture_of(MlpArchitecture((5, 7, 6, 2)).build()).dims == (5, 7, 6, 2)
+
+
+def test_tensors_that_are_not_float64_are_rejected_naming_the_key():
+    """Captured steps are float64 copies; a step built around another dtype is refused
+    before any encoding (removing the dtype checks lets it through)."""
+    *_, step = _states()
+    sgd = STEP_KINDS.get("sgd")
+    half = {key: value.to(torch.float32) for key, value in step.weights_after.items()}
+    bad_state = TrainingStep(step.architecture, step.learning_rate, step.weights_before, half, step.inputs, step.targets)
+    with pytest.raises(InvalidModelStateError, match="is not float64") as raised:
+        sgd.validate(bad_state)
+    assert raised.value.context["key"] == "0.weight"
+    bad_batch = TrainingStep(step.architecture, step.learning_rate, step.weights_before, step.weights_after, step.inputs.float(), step.targets)
+    with pytest.raises(WitnessBuilderError, match="inputs are not float64"):
+        sgd.validate(bad_batch)

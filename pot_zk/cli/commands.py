@@ -86,22 +86,6 @@ def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
     return 0 if remaining == 0 else 1
 
 
-def _load_any_step(path: Path):
-    """A step file written by ``save_training_step`` (SGD or LoRA)."""
-    from safetensors import safe_open
-
-    from pot_zk.exceptions import WitnessBuilderError
-    from pot_zk.kinds.lora.step import load_lora_step
-    from pot_zk.kinds.sgd.step import load_step
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            kind = (handle.metadata() or {}).get("kind", "sgd")
-    except Exception as exc:  # safetensors raises several unrelated types on a bad file
-        raise WitnessBuilderError(f"cannot read step file {path}: {exc}", expected="a pot-zk step file", actual=str(path)) from exc
-    return load_lora_step(path) if kind == "lora" else load_step(path)
-
-
 def prove_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("step_file", help="a step saved with pot_zk.kinds.registry.save_training_step (safetensors)")
     parser.add_argument("--out", required=True, help="a directory for the proof, the audit trail and result.json")
@@ -110,8 +94,9 @@ def prove_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
     def run(args: argparse.Namespace) -> int:
         from pot_zk.core.atomic import write_json_atomic
         from pot_zk.auto_prover import AutoProver
+        from pot_zk.kinds.registry import load_training_step
 
-        step = _load_any_step(Path(args.step_file))
+        step = load_training_step(Path(args.step_file))
         prover = AutoProver(Path(args.out), args.overrides)
         try:
             result = prover.prove(step)
@@ -142,7 +127,7 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         from pot_zk.backends.ezkl import adapter as ezkl_adapter
         from pot_zk.backends.ezkl import halo2
         from pot_zk.kinds.commitments import StepCommitment
-        from pot_zk.kinds.registry import circuit_spec_from_dict
+        from pot_zk.kinds.registry import check_spec_from_dict
         from pot_zk.verify.step import StepStatement, verify_step
         from pot_zk.verify.run import default_cache_dir
 
@@ -153,7 +138,7 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         declared = json.loads(Path(args.circuit).read_text()) if args.circuit else result["circuit"]
         if not args.circuit:
             print("note: the statement (circuit spec) is the prover's own; pass --circuit to check the one you expect")
-        spec = circuit_spec_from_dict(declared)
+        spec = check_spec_from_dict(declared)
         cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
         srs = None
         if result["proof_type"] == "zk-halo2":

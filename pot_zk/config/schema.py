@@ -76,14 +76,14 @@ PolicyName = Enum("PolicyName", {name: name for name in ("every_step", "every_k"
 ExecutorName = Enum("ExecutorName", {name: name for name in ("inline", "process", "dask")})
 DataName = Enum("DataName", {name: name for name in ("digits", "synthetic")})
 DataPart = Enum("DataPart", {name: name for name in ("all", "base", "adapt")})
-ModelKind = Enum("ModelKind", {name: name for name in ("mlp", "lora")})
 
 
 @dataclass
 class ModelConfig:
-    kind: ModelKind = ModelKind.mlp
-    """``mlp``: nn.Sequential of Linear layers with ReLU between them, all trained (see
-    docs/proofs.md); ``lora``: that MLP frozen, LoRA adapters trained (see docs/lora.md)."""
+    kind: str = "sgd"
+    """The step kind (:mod:`pot_zk.kinds.registry`). ``sgd``: nn.Sequential of Linear layers
+    with ReLU between them, all trained (see docs/proofs.md); ``lora``: that MLP frozen, LoRA
+    adapters trained (see docs/lora.md)."""
     dims: List[int] = MISSING
     """Layer widths, inputs first: [16, 8, 10] is 16 -> 8 -> ReLU -> 10."""
     lora_layers: List[int] = field(default_factory=lambda: [0])

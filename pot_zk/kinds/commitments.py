@@ -19,8 +19,8 @@ import torch
 
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.exceptions import WitnessBuilderError
-from pot_zk.kinds.lora.step import LoraTrainingStep
-from pot_zk.kinds.sgd.step import TrainingStep
+from pot_zk.kinds.base import BatchStep
+from pot_zk.kinds.registry import kind_of
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,8 @@ def commit_values(values: torch.Tensor, scale: int, bound: float | None = None, 
     return ezkl_adapter.poseidon_commit(to_fixed_point(values, scale, bound, what))
 
 
-def commit_step(step: TrainingStep | LoraTrainingStep, scale: int, bound: float | None = None) -> StepCommitment:
-    """Commitments of a step (for a LoRA step, of the adapters and the frozen base)."""
-    return StepCommitment(
-        w_before=commit_values(step.flat_before(), scale, bound, "weights before the step"),
-        batch=commit_values(step.flat_batch(), scale, bound, "batch values"),
-        w_after=commit_values(step.flat_after(), scale, bound, "weights after the step"),
-        scale=scale,
-        base=commit_values(step.flat_base(), scale, bound, "base model weights") if isinstance(step, LoraTrainingStep) else None,
-    )
+def commit_step(step: BatchStep, scale: int, bound: float | None = None) -> StepCommitment:
+    """Commitments of a step's canonical encoding (for a LoRA step, of the adapters and the
+    frozen base)."""
+    encoded = kind_of(step).encode(step)
+    return StepCommitment(scale=scale, **{x.name: commit_values(x.values, scale, bound, x.label) for x in encoded})

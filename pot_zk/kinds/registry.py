@@ -1,8 +1,8 @@
-"""Step kinds: which circuit spec proves a step, and how its witness file is read and written.
+"""The step kinds by name, and the functions that find a step's kind for it.
 
-``"sgd"``: :class:`~pot_zk.kinds.sgd.circuit.SgdCircuitSpec` over a :class:`~pot_zk.kinds.sgd.step.TrainingStep`;
-``"lora"``: :class:`~pot_zk.kinds.lora.circuit.LoraCircuitSpec` over a
-:class:`~pot_zk.kinds.lora.step.LoraTrainingStep`.
+``kind`` strings: ``"sgd"`` (:mod:`pot_zk.kinds.sgd.kind`) and ``"lora"``
+(:mod:`pot_zk.kinds.lora.kind`). A new kind is one subpackage with a
+:class:`~pot_zk.kinds.base.StepKind` and one line here (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -10,44 +10,56 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
-from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.lora.step import LoraTrainingStep, load_lora_step, save_lora_step
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec
-from pot_zk.kinds.spec_base import CircuitSpec
-from pot_zk.kinds.sgd.step import TrainingStep, load_step, save_step
+import torch
+from torch import nn
 
-STEP_KINDS = ("sgd", "lora")
+from pot_zk.core.registry import Registry
+from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.kinds.base import BatchStep, StepKind, read_step_file
+from pot_zk.kinds.lora.detect import detect_training
 
-
-def circuit_spec_from_dict(data: Mapping[str, Any]) -> SgdCircuitSpec | LoraCircuitSpec:
-    """The circuit spec a ``to_dict()`` came from, by its ``kind``."""
-    kind = data.get("kind")
-    if kind == "sgd":
-        return SgdCircuitSpec.from_dict(data)
-    if kind == "lora":
-        return LoraCircuitSpec.from_dict(data)
-    raise ConfigurationError(f"unknown circuit kind {kind!r}; expected one of {list(STEP_KINDS)}", key="circuit.kind")
+STEP_KINDS: Registry[StepKind] = Registry(
+    "step kind",
+    "model.kind",
+    {
+        "sgd": "pot_zk.kinds.sgd.kind:SGD",
+        "lora": "pot_zk.kinds.lora.kind:LORA",
+    },
+)
 
 
-def step_kind(step: TrainingStep | LoraTrainingStep) -> str:
-    return "lora" if isinstance(step, LoraTrainingStep) else "sgd"
+def kind_of(step: BatchStep) -> StepKind:
+    return STEP_KINDS.get(step.kind)
 
 
-def spec_for_step(step: TrainingStep | LoraTrainingStep, **fixed_point: int) -> SgdCircuitSpec | LoraCircuitSpec:
-    """The circuit spec that proves ``step`` (``fixed_point`` overrides scale, tolerance...)."""
-    spec_type = LoraCircuitSpec if isinstance(step, LoraTrainingStep) else SgdCircuitSpec
-    return spec_type(step.architecture, step.batch_size, step.learning_rate, **fixed_point)
+def capture_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> BatchStep:
+    """Capture one step of the kind :func:`~pot_zk.kinds.lora.detect.detect_training` finds."""
+    return STEP_KINDS.get(detect_training(model).kind).capture(model, optimizer, inputs, targets)
 
 
-def save_training_step(step: TrainingStep | LoraTrainingStep, path: Path) -> None:
+def spec_for_step(step: BatchStep, **fixed_point: int) -> Any:
+    """The check statement that proves ``step`` (``fixed_point`` overrides scale, tolerance...)."""
+    return kind_of(step).spec_for_step(step, **fixed_point)
+
+
+def check_spec_from_dict(data: Mapping[str, Any]) -> Any:
+    """The check statement a ``to_dict()`` came from, by its ``kind``."""
+    return STEP_KINDS.get(str(data.get("kind"))).spec_from_dict(data)
+
+
+def save_training_step(step: BatchStep, path: Path) -> None:
     """Write a step's witness file (what ``ProofJob.witness_path`` points at)."""
-    if isinstance(step, LoraTrainingStep):
-        save_lora_step(step, path)
-    else:
-        save_step(step, path)
+    kind_of(step).save(step, Path(path))
 
 
-def load_training_step(spec: CircuitSpec, path: Path) -> TrainingStep | LoraTrainingStep:
-    """Read the witness file of a step proven by ``spec``."""
-    return load_lora_step(Path(path)) if spec.kind == "lora" else load_step(Path(path))
+def load_training_step(path: Path, kind: str | None = None) -> BatchStep:
+    """Read a witness file of any kind (``kind``: the one expected; another is an error).
+    Files without a kind in their metadata are ``sgd`` step files."""
+    path = Path(path)
+    meta, tensors = read_step_file(path)
+    found = meta.get("kind", "sgd")
+    if kind is not None and found != kind:
+        raise WitnessBuilderError(f"{path} holds a {found} step, expected a {kind} step", expected=kind, actual=found)
+    if found not in STEP_KINDS:
+        raise WitnessBuilderError(f"{path} holds a step of unknown kind {found!r}", expected=STEP_KINDS.names(), actual=found)
+    return STEP_KINDS.get(found).parse(path, meta, tensors)

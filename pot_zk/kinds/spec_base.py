@@ -13,23 +13,15 @@ import hashlib
 import json
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
 import torch
 from torch import nn
 
-from pot_zk.exceptions import ConfigurationError
-
-
-@dataclass(frozen=True)
-class CircuitInput:
-    """One hashed circuit input of a step: its name, a label for error messages, flat values."""
-
-    name: str
-    label: str
-    values: torch.Tensor
+from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
+from pot_zk.kinds.base import StepTensor
+from pot_zk.kinds.registry import STEP_KINDS
 
 
 class CircuitSpec(Protocol):
@@ -57,7 +49,7 @@ class CircuitSpec(Protocol):
 
     def write_onnx(self, path: Path) -> None: ...
 
-    def step_inputs(self, step: Any) -> list[CircuitInput]: ...
+    def step_inputs(self, step: Any) -> list[StepTensor]: ...
 
     def reference_output(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor: ...
 
@@ -69,7 +61,40 @@ _FIXED_POINT_FIELDS = ("scale", "param_scale", "decomp_base", "decomp_legs", "to
 
 class FixedPointCheck:
     """Shared behaviour of the check-the-update specs (a mixin for frozen dataclasses with the
-    fields of :class:`CircuitSpec`, plus ``circuit_version`` and ``architecture_type``)."""
+    fields of :class:`CircuitSpec`, plus ``circuit_version``, ``architecture_type`` and
+    ``check_module()``, the torch module whose output is the residual)."""
+
+    def write_onnx(self, path: Path) -> None:
+        """Export the check graph (float32 example rows of the input sizes) to ``path``."""
+        sizes = self.input_sizes()
+        export_graph(self.check_module(), tuple(torch.zeros(1, sizes[name]) for name in self.input_names), path, self.input_names)
+
+    def reference_output(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The float64 value of the circuit's output on flat inputs in input order."""
+        module = self.check_module().double()
+        with torch.no_grad():
+            return module(*(x.reshape(1, -1).double() for x in inputs)).reshape(-1)
+
+    def step_inputs(self, step: Any) -> list[StepTensor]:
+        """The step's canonical encoding (its kind's), after checking the step is this spec's."""
+        if (
+            getattr(step, "kind", None) != self.kind
+            or step.architecture != self.architecture
+            or step.batch_size != self.batch_size
+            or step.learning_rate != self.learning_rate
+        ):
+            architecture = getattr(step, "architecture", None)
+            raise WitnessBuilderError(
+                "the step does not match the circuit spec",
+                expected={"kind": self.kind, "architecture": self.architecture.to_dict(), "batch_size": self.batch_size, "learning_rate": self.learning_rate},
+                actual={
+                    "kind": getattr(step, "kind", type(step).__name__),
+                    "architecture": architecture.to_dict() if architecture is not None else None,
+                    "batch_size": getattr(step, "batch_size", None),
+                    "learning_rate": getattr(step, "learning_rate", None),
+                },
+            )
+        return STEP_KINDS.get(self.kind).encode(step)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -20,7 +20,7 @@ from pot_zk.kinds.commitments import commit_values
 from pot_zk.config.build import Runtime
 from pot_zk.runs.data import Batch
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.runs.lora_base import base_commitment
+from pot_zk.runs.base_run import base_commitment
 from pot_zk.core.merkle import merkle_root
 
 if TYPE_CHECKING:
@@ -62,8 +62,8 @@ def srs_for(plan: "TrainingPlan") -> dict[str, Any]:
     return {"provenance": srs.provenance, "sha256": srs.sha256, "logrows": srs.logrows, "circuit_logrows": circuit.logrows}
 
 
-def lora_base(plan: "TrainingPlan") -> dict[str, Any]:
-    """For a LoRA run: the base run and the commitment its final model hashes to."""
+def base_entry(plan: "TrainingPlan") -> dict[str, Any]:
+    """For a run on a frozen base (LoRA): the base run and the commitment its final model hashes to."""
     if plan.base_run is None:
         return {}
     return {"base": {"run": str(plan.base_run), "commitment": base_commitment(plan.base_run)}}
@@ -125,7 +125,7 @@ def prepare_run(
             "srs": srs,
             "prover_options": prover_options,
             "versions": versions,
-            **lora_base(plan),
+            **base_entry(plan),
         }
     )
     return {"leaves": leaves, "prover_options": prover_options}

@@ -13,17 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pot_zk.runs.bundle import AUDIT, RunBundle, read_jsonl
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
-from pot_zk.kinds.commitments import commit_values
 from pot_zk.exceptions import InvalidModelStateError
+from pot_zk.kinds.base import BatchStep
+from pot_zk.kinds.commitments import commit_values
+from pot_zk.kinds.registry import kind_of, save_training_step
+from pot_zk.kinds.spec_base import CircuitSpec
 from pot_zk.proving.parking import parked_path
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
-from pot_zk.kinds.lora.step import LoraTrainingStep
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec
-from pot_zk.kinds.registry import save_training_step
-from pot_zk.kinds.sgd.step import TrainingStep
 from pot_zk.proving.strategies import ProofJob
+from pot_zk.runs.bundle import AUDIT, RunBundle, read_jsonl
 
 
 @dataclass
@@ -46,7 +44,7 @@ class ProvenRun:
     def __init__(
         self,
         bundle: RunBundle,
-        spec: SgdCircuitSpec | LoraCircuitSpec,
+        spec: CircuitSpec,
         pipeline: ProvingPipeline | None,
         policy: Callable[[int], bool],
         cache_dir: Path,
@@ -64,7 +62,7 @@ class ProvenRun:
         self.executor = None
         self.on_result: Callable[[ProofResult], None] | None = None
         self._last_w_after: str | None = None
-        self._base: str | None = None
+        self._constants: dict[str, str] = {}
         self._done_steps = {r["step"] for r in bundle.commitments()}
         self._audited_steps: set[int] | None = None
         self._final_proofs = {r["step"] for r in bundle.proofs() if r["status"] in ("proved", "failed")}
@@ -80,13 +78,19 @@ class ProvenRun:
             options=dict(self.prover_options),
         )
 
-    def record_step(self, step: TrainingStep | LoraTrainingStep, index: int, epoch: int, batch_index: int, audit) -> None:
-        """Commit to the step (every step) and queue its proof if the policy selects it. For a
-        LoRA step the weights are the adapters, and the frozen base is committed as ``base``."""
+    def record_step(self, step: BatchStep, index: int, epoch: int, batch_index: int, audit) -> None:
+        """Commit to the step (every step) and queue its proof if the policy selects it. W_t is
+        the previous step's W_t+1 commitment, the batch its dataset leaf; constant inputs (a
+        LoRA step's frozen base) are committed once per run."""
         scale = self.spec.scale
         bound = self.spec.value_bound
-        w_before = self._last_w_after or commit_values(step.flat_before(), scale, bound, "weights before the step")
-        w_after = commit_values(step.flat_after(), scale, bound, "weights after the step")
+        encoded = {x.name: x for x in kind_of(step).encode(step)}
+
+        def commit(name: str) -> str:
+            return commit_values(encoded[name].values, scale, bound, encoded[name].label)
+
+        w_before = self._last_w_after or commit("w_before")
+        w_after = commit("w_after")
         batch = self.leaves[batch_index]
         self._last_w_after = w_after
         scheduled = self.pipeline is not None and self.policy(index)
@@ -101,9 +105,10 @@ class ProvenRun:
             "loss": step.loss,
             "scheduled": scheduled,
         }
-        if isinstance(step, LoraTrainingStep):
-            self._base = self._base or commit_values(step.flat_base(), scale, bound, "base model weights")
-            record["base"] = self._base
+        for name in kind_of(step).constant_inputs:
+            if name not in self._constants:
+                self._constants[name] = commit(name)
+            record[name] = self._constants[name]
         self.progress.steps += 1
         if index in self._done_steps:
             self._check_replay(index, record, audit)
@@ -121,7 +126,7 @@ class ProvenRun:
         recorded commitments exactly. If the run was killed between writing the record and its
         audit event, the event is written now."""
         recorded = next(r for r in self.bundle.commitments() if r["step"] == index)
-        for key in ("w_before", "batch", "w_after", "base"):
+        for key in self.spec.input_names:
             if recorded.get(key) != record.get(key):
                 raise InvalidModelStateError(
                     f"resumed step {index} does not reproduce its recorded {key} commitment",

@@ -28,9 +28,8 @@ from pot_zk.proving.executors import create_executor
 from pot_zk.runs.manifest import prepare_run
 from pot_zk.runs.proven_run import ProvenRun, RunProgress
 from pot_zk.proving.stats import ProvingStats
-from pot_zk.kinds.lora.step import LoraTrainingStep
-from pot_zk.kinds.capture import capture_step
-from pot_zk.kinds.sgd.step import TrainingStep
+from pot_zk.kinds.base import BatchStep
+from pot_zk.kinds.registry import capture_step
 
 if TYPE_CHECKING:
     from pot_zk.runs.train import TrainingPlan
@@ -82,7 +81,7 @@ class TrainingSession:
     def progress(self) -> RunProgress:
         return self.run.progress
 
-    def step(self, inputs: torch.Tensor, targets: torch.Tensor, *, epoch: int | None, batch_index: int) -> TrainingStep | LoraTrainingStep:
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor, *, epoch: int | None, batch_index: int) -> BatchStep:
         """Train on one declared batch (``batch_index`` into the dataset) and record the step."""
         if self.summary is not None:
             raise RuntimeError(f"the run in {self.bundle.root} has ended ({self.summary.status}); it takes no more steps")

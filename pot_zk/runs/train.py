@@ -17,20 +17,19 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from pot_zk.runs import bundle as files
-from pot_zk.runs.bundle import RunBundle
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
 from pot_zk.config import schema
 from pot_zk.config.build import build, resolved_container
-from pot_zk.runs.data import epoch_order, fixed_batches, load_dataset, select_part
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.base import ModelSettings, StepKind
+from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.kinds.spec_base import CircuitSpec
 from pot_zk.proving.policy import create_policy
+from pot_zk.runs import bundle as files
+from pot_zk.runs.base_run import base_run_model
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.data import epoch_order, fixed_batches, load_dataset, select_part
 from pot_zk.runs.proven_run import RunProgress
 from pot_zk.runs.session import RunSummary, resume_session, start_session
-from pot_zk.kinds.lora.step import LoraArchitecture, attach_lora
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec
-from pot_zk.runs.lora_base import base_run_model
-from pot_zk.kinds.sgd.step import MlpArchitecture
 
 schema.register_schema()
 
@@ -41,7 +40,7 @@ class TrainingPlan:
 
     run_dir: Path
     cache_dir: Path
-    spec: SgdCircuitSpec | LoraCircuitSpec
+    spec: CircuitSpec
     data: dict[str, Any]
     epochs: int
     max_steps: int | None
@@ -58,33 +57,33 @@ class TrainingPlan:
     scheduler_address: str | None = None
     """executor=dask: the scheduler to use; None starts a LocalCluster."""
     base_run: Path | None = None
-    """LoRA: the run whose final model is the frozen base."""
+    """A run on a frozen base (LoRA): the run whose final model is the base."""
 
     @property
-    def base_architecture(self) -> MlpArchitecture:
-        architecture = self.spec.architecture
-        return architecture.base if isinstance(architecture, LoraArchitecture) else architecture
+    def kind(self) -> StepKind:
+        return STEP_KINDS.get(self.spec.kind)
 
 
 def plan_from_config(cfg: DictConfig) -> TrainingPlan:
     if cfg.train.epochs < 1:
         raise ConfigurationError("train.epochs must be >= 1", key="train.epochs")
-    architecture = MlpArchitecture(tuple(int(d) for d in cfg.model.dims))
-    if len(architecture.dims) < 2 or min(architecture.dims) < 1:
-        raise ConfigurationError(f"model.dims must list >= 2 positive widths, got {list(architecture.dims)}", key="model.dims")
+    kind = STEP_KINDS.get(str(cfg.model.kind))
+    model = ModelSettings(
+        kind=kind.name,
+        dims=tuple(cfg.model.dims),
+        lora_layers=tuple(cfg.model.lora_layers),
+        lora_rank=int(cfg.model.lora_rank),
+        lora_alpha=float(cfg.model.lora_alpha),
+        base_run=Path(cfg.model.base_run).expanduser().absolute() if cfg.model.base_run else None,
+    )
+    architecture = kind.architecture(model)
+    if kind.base_architecture(architecture) is not None and model.base_run is None:
+        raise ConfigurationError(
+            f"model.kind={kind.name} needs model.base_run: the run directory whose final model is the frozen base", key="model.base_run"
+        )
     fixed_point = {key: int(cfg.circuit[key]) for key in ("scale", "param_scale", "decomp_base", "decomp_legs", "tolerance_ulps")}
-    hyper = {"batch_size": int(cfg.train.batch_size), "learning_rate": float(cfg.train.learning_rate)}
-    base_run = None
-    if cfg.model.kind.name == "lora":
-        if not cfg.model.base_run:
-            raise ConfigurationError(
-                "model.kind=lora needs model.base_run: the run directory whose final model is the frozen base", key="model.base_run"
-            )
-        base_run = Path(cfg.model.base_run).expanduser().absolute()
-        lora = LoraArchitecture(architecture, tuple(int(l) for l in cfg.model.lora_layers), int(cfg.model.lora_rank), float(cfg.model.lora_alpha))
-        spec = LoraCircuitSpec(architecture=lora, **hyper, **fixed_point)
-    else:
-        spec = SgdCircuitSpec(architecture=architecture, **hyper, **fixed_point)
+    spec = kind.check_spec(architecture, int(cfg.train.batch_size), float(cfg.train.learning_rate), **fixed_point)
+    base_run = model.base_run if kind.base_architecture(architecture) is not None else None
     policy = cfg.policy
     return TrainingPlan(
         run_dir=Path(cfg.run_dir).absolute(),
@@ -122,7 +121,7 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSumm
         raise ConfigurationError(f"{plan.run_dir} already holds a run; continue it with `pot-zk resume {plan.run_dir}`", key="run_dir")
     else:
         bundle = RunBundle(plan.run_dir)
-    dims = plan.base_architecture.dims
+    dims = plan.kind.mlp(plan.spec.architecture).dims
     inputs, targets = load_dataset(plan.data["name"], dims[0], dims[-1], plan.data["num_samples"], plan.data["seed"])
     inputs, targets = select_part(inputs, targets, plan.data["part"])
     batches = fixed_batches(inputs, targets, plan.spec.batch_size, plan.seed)
@@ -151,12 +150,9 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSumm
 def build_model(plan: TrainingPlan) -> torch.nn.Module:
     """The seeded model to train: a fresh MLP, or the base run's final model with LoRA adapters."""
     torch.manual_seed(plan.seed)
-    if plan.base_run is None:
-        return plan.spec.architecture.build()
-    lora = plan.spec.architecture
-    base = lora.base.build()
-    base.load_state_dict(base_run_model(plan.base_run, lora.base, plan.spec.scale))
-    return attach_lora(base, tuple(2 * layer for layer in lora.adapted), lora.rank, lora.alpha)
+    base = plan.kind.base_architecture(plan.spec.architecture)
+    base_state = None if base is None or plan.base_run is None else base_run_model(plan.base_run, base, plan.spec.scale)
+    return plan.kind.build_model(plan.spec.architecture, base_state)
 
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:

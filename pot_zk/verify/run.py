@@ -30,10 +30,10 @@ from typing import Any
 from pot_zk.runs import bundle as files
 from pot_zk.core.audit_verify import verify_audit
 from pot_zk.runs.bundle import RunBundle, load_model, read_jsonl
-from pot_zk.kinds.registry import circuit_spec_from_dict
+from pot_zk.kinds.registry import check_spec_from_dict
 from pot_zk.kinds.commitments import StepCommitment
 from pot_zk.exceptions import PotZkError
-from pot_zk.verify.run_checks import check_lora_base, check_models, check_steps
+from pot_zk.verify.run_checks import check_base, check_models, check_steps
 from pot_zk.verify.step import StepStatement, verify_step
 
 
@@ -98,7 +98,7 @@ def verify_run(run: Path, *, cache_dir: Path, srs_path: Path | None = None, allo
     try:
         bundle = RunBundle.open(Path(run))
         manifest = bundle.manifest()
-        spec = circuit_spec_from_dict(manifest["circuit"])
+        spec = check_spec_from_dict(manifest["circuit"])
     except (PotZkError, OSError, ValueError, KeyError) as exc:
         report.fail("statement", "unreadable-bundle", str(exc))
         return report
@@ -113,7 +113,7 @@ def verify_run(run: Path, *, cache_dir: Path, srs_path: Path | None = None, allo
         return report
     by_step = check_steps(report, manifest, dataset, commitments, spec, audit_events)
     check_models(report, bundle, by_step, spec, load_model)
-    check_lora_base(report, manifest, by_step, spec)
+    check_base(report, manifest, by_step, spec)
     _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, cache_dir, srs_path, allow_dev_srs)
     return report
 

@@ -6,21 +6,19 @@ from __future__ import annotations
 from typing import Callable
 
 from pot_zk.runs import bundle as files
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec
-from pot_zk.kinds.commitments import commit_values
-from pot_zk.runs.data import epoch_order
-from pot_zk.exceptions import PotZkError
-from pot_zk.runs.lora_base import split_lora_state
 from pot_zk.core.merkle import merkle_root
+from pot_zk.exceptions import PotZkError
+from pot_zk.kinds.commitments import commit_values
+from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.kinds.spec_base import CircuitSpec
 from pot_zk.proving.policy import create_policy
-from pot_zk.kinds.sgd.step import flatten_params
+from pot_zk.runs.data import epoch_order
 
 COMMITTED = ("w_before", "batch", "w_after")
 BATCH_ORDERS = ("seeded", "recorded")
 
 
-def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], spec: SgdCircuitSpec | LoraCircuitSpec, audit_events: list[dict]) -> dict[int, dict]:
+def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], spec: CircuitSpec, audit_events: list[dict]) -> dict[int, dict]:
     leaves = list(dataset.get("leaves", []))
     root_ok = bool(leaves) and merkle_root(leaves) == dataset.get("root") == manifest["dataset"]["root"]
     if not root_ok or len(leaves) != manifest["dataset"]["num_batches"]:
@@ -125,12 +123,15 @@ def _check_policy(report, manifest: dict, by_step: dict[int, dict], steps: list[
 
 
 def check_models(report, bundle, by_step: dict[int, dict], spec, load_model: Callable) -> None:
-    """The model files hash to the first W_t and the last W_t+1 commitments; for a LoRA run the
-    adapters do, and the frozen base hashes to the declared base commitment."""
+    """The model files hash to the first W_t and the last W_t+1 commitments; for a run on a
+    frozen base (LoRA) the trained weights (adapters) do, and the base hashes to the declared
+    base commitment."""
     if not by_step:
         return
+    kind = STEP_KINDS.get(spec.kind)
     first, last = by_step[min(by_step)], by_step[max(by_step)]
-    base = (bundle.manifest().get("base") or {}).get("commitment") if spec.kind == "lora" else None
+    manifest = bundle.manifest()
+    constants = {name: (manifest.get(name) or {}).get("commitment") for name in kind.constant_inputs}
     for check, name, wanted in (
         ("initial-model", files.INITIAL_MODEL, first.get("w_before")),
         ("final-model", files.FINAL_MODEL, last.get("w_after")),
@@ -140,19 +141,20 @@ def check_models(report, bundle, by_step: dict[int, dict], spec, load_model: Cal
             report.fail(check, "missing-model", f"{name} is missing or unreadable")
         elif found[0] != wanted:
             report.fail(check, "model-mismatch", f"{name} does not hash to the {'first' if check == 'initial-model' else 'last'} commitment")
-        elif found[1] != base:
+        elif found[1] != constants:
             report.fail(check, "base-mismatch", f"the frozen base in {name} does not hash to the declared base commitment")
         else:
             report.passed.append(check)
 
 
-def check_lora_base(report, manifest: dict, by_step: dict[int, dict], spec) -> None:
-    """Every LoRA step commits to the one declared base; an SGD run has no base."""
-    declared = (manifest.get("base") or {}).get("commitment")
-    if spec.kind != "lora":
-        if declared is not None or any(r.get("base") is not None for r in by_step.values()):
-            report.fail("base-model", "base-mismatch", "an SGD run declares or records a base model")
+def check_base(report, manifest: dict, by_step: dict[int, dict], spec) -> None:
+    """Every step of a run on a frozen base commits to the one declared base; a run of a kind
+    without one (SGD) declares and records none."""
+    if "base" not in STEP_KINDS.get(spec.kind).constant_inputs:
+        if manifest.get("base") is not None or any(r.get("base") is not None for r in by_step.values()):
+            report.fail("base-model", "base-mismatch", f"a {spec.kind} run declares or records a base model")
         return
+    declared = (manifest.get("base") or {}).get("commitment")
     wrong = [s for s, r in sorted(by_step.items()) if declared is None or r.get("base") != declared]
     for step in wrong:
         report.fail("base-model", "base-mismatch", "the step's base commitment is not the declared base", step)
@@ -160,14 +162,12 @@ def check_lora_base(report, manifest: dict, by_step: dict[int, dict], spec) -> N
         report.passed.append("base-model")
 
 
-def _model_commitments(path, spec, load_model: Callable) -> tuple[str, str | None] | None:
-    """(commitment of the trained weights, commitment of the frozen base or None)."""
+def _model_commitments(path, spec, load_model: Callable) -> tuple[str, dict[str, str]] | None:
+    """(commitment of the trained weights, commitments of the constant inputs by name)."""
     try:
         state, _ = load_model(path)
-        if spec.kind == "lora":
-            base, adapters = split_lora_state(state, spec.architecture)
-            return commit_values(adapters, spec.scale), commit_values(base, spec.scale)
-        flat = flatten_params({k: v.double() for k, v in state.items()}, spec.architecture)
-        return commit_values(flat, spec.scale), None
+        tensors = STEP_KINDS.get(spec.kind).model_tensors(state, spec.architecture)
+        weights = commit_values(tensors.pop("weights"), spec.scale)
+        return weights, {name: commit_values(values, spec.scale) for name, values in tensors.items()}
     except Exception:  # a missing, truncated or foreign file all mean: no usable model
         return None

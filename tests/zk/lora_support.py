@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora
-from pot_zk.kinds.capture import capture_lora_step
+from pot_zk.kinds.lora.capture import capture_lora_step
 from pot_zk.kinds.lora.circuit import LoraCircuitSpec
-from pot_zk.kinds.sgd.step import MlpArchitecture
+from pot_zk.kinds.mlp import MlpArchitecture
 
 BASE = MlpArchitecture((4, 3, 2))
 RANK = 2

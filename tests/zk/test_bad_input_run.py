@@ -17,7 +17,8 @@ from pot_zk.core import atomic
 from pot_zk.core.atomic import StorageError
 from pot_zk.cli.commands import resume_command
 from pot_zk.exceptions import ConfigurationError, InvalidModelStateError
-from pot_zk.kinds.sgd.step import MlpArchitecture, step_from_states
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.sgd.step import step_from_states
 from pot_zk.verify.run import verify_run
 
 from run_support import run_tiny

@@ -12,7 +12,7 @@ from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
 from pot_zk.kinds.commitments import StepCommitment, commit_step
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
-from pot_zk.kinds.sgd.step import save_step
+from pot_zk.kinds.registry import save_training_step
 from pot_zk.proving.strategies import ProgramStrategy, ProofJob
 from pot_zk.verify.step import StepStatement, verify_step
 
@@ -29,7 +29,7 @@ def chain(zk_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     proofs = []
     for index, step in enumerate(train_steps(3)):
         witness = work / f"step{index}.safetensors"
-        save_step(step, witness)
+        save_training_step(step, witness)
         job = ProofJob(index, "sgd", tiny_spec().to_dict(), str(witness), str(zk_cache), str(work / f"proof{index}"))
         proofs.append((step, prover(job)))
     return proofs

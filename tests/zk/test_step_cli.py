@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.kinds.sgd.step import save_step
+from pot_zk.kinds.registry import save_training_step
 
 from zk_support import tiny_spec, train_steps
 
@@ -24,7 +24,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_a_saved_step_is_proven_and_verified_from_the_command_line(tmp_path, zk_cache):
     step = train_steps(1, seed=6)[0]
-    save_step(step, tmp_path / "step.safetensors")
+    save_training_step(step, tmp_path / "step.safetensors")
     proved = _run("prove-step", str(tmp_path / "step.safetensors"), f"cache_dir={zk_cache}", "--out", str(tmp_path / "out"))
     assert proved.returncode == 0, proved.stdout + proved.stderr
     result = json.loads((tmp_path / "out" / "result.json").read_text())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
-from pot_zk.kinds.sgd.step import MlpArchitecture, TrainingStep, capture_sgd_step
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step
 
 TINY = MlpArchitecture((4, 3, 2))
 BATCH = 2

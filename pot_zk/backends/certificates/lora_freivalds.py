@@ -11,8 +11,9 @@ the prover reveals, in float64:
     P_l = D_l W_l + s V_l A_l              back-propagated product (layers above the lowest
                                            adapted one)
 
-The verifier checks every product with Gaussian vectors from the Fiat-Shamir seed of
-pot_zk.backends.certificates.freivalds, recomputes the element-wise parts (ReLU, its mask, D_L = Z_L - Y) and
+The prover's values come from the step kind's one backward pass
+(:meth:`pot_zk.kinds.lora.kind.LoraKind.backprop`). The verifier checks every product with
+Gaussian vectors from the Fiat-Shamir seed of pot_zk.backends.certificates.freivalds, recomputes the element-wise parts (ReLU, its mask, D_L = Z_L - Y) and
 accepts when the adapters after the step are within tolerance of
 ``w_before - step_constant * [GA_l, GB_l]``.
 """
@@ -21,12 +22,9 @@ from __future__ import annotations
 
 import torch
 
-from pot_zk.exceptions import ProofVerificationError
+from pot_zk.backends.certificates.products import Term, check_projection
 from pot_zk.kinds.lora.circuit import LoraCircuitSpec
-from pot_zk.kinds.lora.step import unflatten
-
-Term = tuple[float, torch.Tensor, torch.Tensor]
-
+from pot_zk.kinds.mlp import unflatten
 
 def _unpack(spec: LoraCircuitSpec, tensors: dict[str, torch.Tensor]):
     architecture = spec.architecture
@@ -49,88 +47,52 @@ def _inputs_of(spec: LoraCircuitSpec, x: torch.Tensor, tensors: dict[str, torch.
     return [x] + [torch.relu(tensors[f"z{l}"]) for l in _layers(spec) if l < last]
 
 
-def intermediates(spec: LoraCircuitSpec, named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Prover side: U, Z, V, GA, GB, P of the step, in float64."""
-    base, adapters, x, y = _unpack(spec, named)
-    s = spec.architecture.scaling
-    out: dict[str, torch.Tensor] = {}
-    h = x
-    for l in _layers(spec):
-        z = h @ base[2 * l].t() + base[2 * l + 1]
-        if l in adapters:
-            out[f"u{l}"] = h @ adapters[l][0].t()
-            z = z + s * out[f"u{l}"] @ adapters[l][1].t()
-        out[f"z{l}"] = z
-        h = torch.relu(z) if l < len(_layers(spec)) - 1 else z
-    inputs = _inputs_of(spec, x, out)
-    delta = h - y
-    lowest = spec.architecture.adapted[0]
-    for l in reversed(range(lowest, len(_layers(spec)))):
-        back = delta @ base[2 * l]
-        if l in adapters:
-            out[f"v{l}"] = delta @ adapters[l][1]
-            out[f"ga{l}"] = out[f"v{l}"].t() @ inputs[l]
-            out[f"gb{l}"] = delta.t() @ out[f"u{l}"]
-            back = back + s * out[f"v{l}"] @ adapters[l][0]
-        if l > lowest:
-            out[f"p{l}"] = back
-            delta = back * (out[f"z{l - 1}"] > 0)
-    return out
+class LoraProducts:
+    """The ``freivalds`` product checks of a LoRA step."""
 
+    def expected_shapes(self, spec: LoraCircuitSpec) -> dict[str, tuple[int, ...]]:
+        dims, r, n = spec.architecture.base.dims, spec.architecture.rank, spec.batch_size
+        lowest = spec.architecture.adapted[0]
+        shapes = {f"z{l}": (n, dims[l + 1]) for l in _layers(spec)}
+        shapes.update({f"p{l}": (n, dims[l]) for l in _layers(spec) if l > lowest})
+        for l in spec.architecture.adapted:
+            shapes.update({f"u{l}": (n, r), f"v{l}": (n, r), f"ga{l}": (r, dims[l]), f"gb{l}": (dims[l + 1], r)})
+        return shapes
 
-def expected_shapes(spec: LoraCircuitSpec) -> dict[str, tuple[int, ...]]:
-    dims, r, n = spec.architecture.base.dims, spec.architecture.rank, spec.batch_size
-    lowest = spec.architecture.adapted[0]
-    shapes = {f"z{l}": (n, dims[l + 1]) for l in _layers(spec)}
-    shapes.update({f"p{l}": (n, dims[l]) for l in _layers(spec) if l > lowest})
-    for l in spec.architecture.adapted:
-        shapes.update({f"u{l}": (n, r), f"v{l}": (n, r), f"ga{l}": (r, dims[l]), f"gb{l}": (dims[l + 1], r)})
-    return shapes
+    def update_residual(self, spec: LoraCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        grads = [tensors[f"{g}{l}"].reshape(-1) for l in spec.architecture.adapted for g in ("ga", "gb")]
+        return tensors["w_after"] - (tensors["w_before"] - torch.cat(grads) * spec.step_constant)
 
-
-def update_residual(spec: LoraCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-    grads = [tensors[f"{g}{l}"].reshape(-1) for l in spec.architecture.adapted for g in ("ga", "gb")]
-    return tensors["w_after"] - (tensors["w_before"] - torch.cat(grads) * spec.step_constant)
-
-
-def _check(name: str, lhs: torch.Tensor, terms: list[Term], r: torch.Tensor, roundoff: float) -> None:
-    """Is lhs == sum(coef * left @ right), seen through r?"""
-    got = lhs @ r
-    want = sum(coef * (left @ (right @ r)) for coef, left, right in terms)
-    size = sum(abs(coef) * (left.abs() @ (right.abs() @ r.abs())) for coef, left, right in terms)
-    bound = roundoff * (size + lhs.abs() @ r.abs()) + 1e-300
-    if not bool(((got - want).abs() <= bound).all()):
-        raise ProofVerificationError(f"freivalds: product {name} does not hold", reason="product-check-failed", product=name)
-
-
-def check_products(spec: LoraCircuitSpec, tensors: dict[str, torch.Tensor], generator: torch.Generator, roundoff: float) -> None:
-    """Verifier side: every revealed product, projected on fresh Gaussian vectors."""
-    base, adapters, x, y = _unpack(spec, tensors)
-    s = spec.architecture.scaling
-    dims = spec.architecture.base.dims
-    inputs = _inputs_of(spec, x, tensors)
-    last = len(_layers(spec)) - 1
-    delta = tensors[f"z{last}"] - y
-    lowest = spec.architecture.adapted[0]
-    for l in reversed(_layers(spec)):
-        r_out = torch.randn(dims[l + 1], generator=generator, dtype=torch.float64)
-        r_in = torch.randn(dims[l], generator=generator, dtype=torch.float64)
-        forward: list[Term] = [(1.0, inputs[l], base[2 * l].t())]
-        if l in adapters:
-            a, b = adapters[l]
-            r_rank = torch.randn(spec.architecture.rank, generator=generator, dtype=torch.float64)
-            forward.append((s, tensors[f"u{l}"], b.t()))
-            _check(f"U{l}", tensors[f"u{l}"], [(1.0, inputs[l], a.t())], r_rank, roundoff)
-        _check(f"Z{l}", tensors[f"z{l}"] - base[2 * l + 1], forward, r_out, roundoff)
-        if l < lowest:
-            continue
-        if l in adapters:
-            _check(f"V{l}", tensors[f"v{l}"], [(1.0, delta, b)], r_rank, roundoff)
-            _check(f"GA{l}", tensors[f"ga{l}"], [(1.0, tensors[f"v{l}"].t(), inputs[l])], r_in, roundoff)
-            _check(f"GB{l}", tensors[f"gb{l}"], [(1.0, delta.t(), tensors[f"u{l}"])], r_rank, roundoff)
-        if l > lowest:
-            back: list[Term] = [(1.0, delta, base[2 * l])]
+    def check_products(self, spec: LoraCircuitSpec, tensors: dict[str, torch.Tensor], generator: torch.Generator, roundoff: float) -> None:
+        base, adapters, x, y = _unpack(spec, tensors)
+        s = spec.architecture.scaling
+        dims = spec.architecture.base.dims
+        inputs = _inputs_of(spec, x, tensors)
+        last = len(_layers(spec)) - 1
+        delta = tensors[f"z{last}"] - y
+        lowest = spec.architecture.adapted[0]
+        for l in reversed(_layers(spec)):
+            r_out = torch.randn(dims[l + 1], generator=generator, dtype=torch.float64)
+            r_in = torch.randn(dims[l], generator=generator, dtype=torch.float64)
+            forward: list[Term] = [(1.0, inputs[l], base[2 * l].t())]
             if l in adapters:
-                back.append((s, tensors[f"v{l}"], adapters[l][0]))
-            _check(f"P{l}", tensors[f"p{l}"], back, r_in, roundoff)
-            delta = tensors[f"p{l}"] * (tensors[f"z{l - 1}"] > 0)
+                a, b = adapters[l]
+                r_rank = torch.randn(spec.architecture.rank, generator=generator, dtype=torch.float64)
+                forward.append((s, tensors[f"u{l}"], b.t()))
+                check_projection(f"U{l}", tensors[f"u{l}"], [(1.0, inputs[l], a.t())], r_rank, roundoff)
+            check_projection(f"Z{l}", tensors[f"z{l}"] - base[2 * l + 1], forward, r_out, roundoff)
+            if l < lowest:
+                continue
+            if l in adapters:
+                check_projection(f"V{l}", tensors[f"v{l}"], [(1.0, delta, b)], r_rank, roundoff)
+                check_projection(f"GA{l}", tensors[f"ga{l}"], [(1.0, tensors[f"v{l}"].t(), inputs[l])], r_in, roundoff)
+                check_projection(f"GB{l}", tensors[f"gb{l}"], [(1.0, delta.t(), tensors[f"u{l}"])], r_rank, roundoff)
+            if l > lowest:
+                back: list[Term] = [(1.0, delta, base[2 * l])]
+                if l in adapters:
+                    back.append((s, tensors[f"v{l}"], adapters[l][0]))
+                check_projection(f"P{l}", tensors[f"p{l}"], back, r_in, roundoff)
+                delta = tensors[f"p{l}"] * (tensors[f"z{l - 1}"] > 0)
+
+
+LORA_PRODUCTS = LoraProducts()

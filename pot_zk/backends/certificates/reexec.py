@@ -16,7 +16,7 @@ from pot_zk.kinds.commitments import StepCommitment
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.backends.certificates.revealed import certify, grid_step, load_certificate, load_job_step, within_tolerance
 from pot_zk.kinds.spec_base import CircuitSpec
-from pot_zk.kinds.registry import circuit_spec_from_dict
+from pot_zk.kinds.registry import check_spec_from_dict
 
 PROOF_TYPE = "reexec"
 
@@ -28,9 +28,9 @@ class ReexecStrategy:
 
     def __call__(self, job) -> ProverResponse:
         started = time.perf_counter()
-        spec = circuit_spec_from_dict(job.circuit)
+        spec = check_spec_from_dict(job.circuit)
         grid = grid_step(load_job_step(spec, job.witness_path), spec)
-        residual = spec.reference_output(grid.as_inputs(spec))
+        residual = spec.reference_output([grid[name] for name in spec.input_names])
         return certify(job, PROOF_TYPE, spec, grid, {}, residual, started)
 
 

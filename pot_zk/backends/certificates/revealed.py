@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,55 +18,35 @@ from safetensors.torch import load_file, save_file
 from pot_zk.core.atomic import atomic_path, write_json_atomic
 from pot_zk.kinds.commitments import StepCommitment, commit_values, from_fixed_point, to_fixed_point
 from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
-from pot_zk.kinds.lora.step import LoraTrainingStep
 from pot_zk.core.protocol import ProverResponse
-from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import load_training_step
-from pot_zk.kinds.sgd.step import TrainingStep
+from pot_zk.kinds.spec_base import CircuitSpec
 
 CERTIFICATE = "certificate.json"
 WITNESS = "witness.safetensors"
 
 
-@dataclass(frozen=True)
-class GridStep:
-    """A step's values snapped to the commitment grid (what the commitments bind)."""
-
-    w_before: torch.Tensor
-    batch: torch.Tensor
-    w_after: torch.Tensor
-    base: torch.Tensor | None = None
-    """The frozen base weights of a LoRA step; None for SGD."""
-
-    def as_inputs(self, spec: CircuitSpec) -> list[torch.Tensor]:
-        """The values in the order of ``spec``'s circuit inputs."""
-        return [getattr(self, name) for name in spec.input_names]
-
-    def named(self) -> dict[str, torch.Tensor]:
-        values = {"w_before": self.w_before, "batch": self.batch, "w_after": self.w_after, "base": self.base}
-        return {name: value for name, value in values.items() if value is not None}
+Named = dict[str, torch.Tensor]
 
 
-def grid_step(step: TrainingStep | LoraTrainingStep, spec: CircuitSpec) -> GridStep:
-    return GridStep(
-        **{
-            x.name: from_fixed_point(to_fixed_point(x.values, spec.scale, spec.value_bound, x.label), spec.scale)
-            for x in spec.step_inputs(step)
-        }
-    )
+def grid_step(step: BatchStep, spec: CircuitSpec) -> Named:
+    """The step's values snapped to the commitment grid (what the commitments bind), by input name."""
+    return {
+        x.name: from_fixed_point(to_fixed_point(x.values, spec.scale, spec.value_bound, x.label), spec.scale)
+        for x in spec.step_inputs(step)
+    }
 
 
-def commitment_of(grid: GridStep, scale: int) -> StepCommitment:
-    return StepCommitment(scale=scale, **{name: commit_values(value, scale) for name, value in grid.named().items()})
+def commitment_of(grid: Named, scale: int) -> StepCommitment:
+    return StepCommitment(scale=scale, **{name: commit_values(value, scale) for name, value in grid.items()})
 
 
-def write_certificate(
-    out_dir: Path, proof_type: str, spec: CircuitSpec, grid: GridStep, extra: dict[str, torch.Tensor]
-) -> tuple[Path, StepCommitment]:
+def write_certificate(out_dir: Path, proof_type: str, spec: CircuitSpec, grid: Named, extra: Named) -> tuple[Path, StepCommitment]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     commitment = commitment_of(grid, spec.scale)
-    tensors = {**grid.named(), **extra}
+    tensors = {**grid, **extra}
     with atomic_path(out_dir / WITNESS) as tmp:
         save_file({k: v.contiguous().to(torch.float64) for k, v in tensors.items()}, str(tmp))
     path = out_dir / CERTIFICATE
@@ -96,7 +75,7 @@ def load_certificate(
             raise ProofVerificationError(f"certificate tensor {key} missing or misshapen", reason="malformed-proof")
         if not torch.isfinite(tensors[key]).all():
             raise ProofVerificationError(f"certificate tensor {key} has NaN/Inf", reason="malformed-proof")
-    revealed = GridStep(**{name: tensors[name] for name in spec.input_names})
+    revealed = {name: tensors[name] for name in spec.input_names}
     if commitment_of(revealed, spec.scale) != commitment:
         raise ProofVerificationError(
             "revealed witness does not match the declared commitments", reason="commitment-mismatch"
@@ -130,12 +109,12 @@ def within_tolerance(residual: torch.Tensor, spec: CircuitSpec, proof_type: str)
         )
 
 
-def load_job_step(spec: CircuitSpec, witness_path: str) -> TrainingStep | LoraTrainingStep:
-    return load_training_step(spec, Path(witness_path))
+def load_job_step(spec: CircuitSpec, witness_path: str) -> BatchStep:
+    return load_training_step(Path(witness_path), spec.kind)
 
 
 def certify(
-    job, proof_type: str, spec: CircuitSpec, grid: GridStep, extra: dict[str, torch.Tensor], residual: torch.Tensor, started: float
+    job, proof_type: str, spec: CircuitSpec, grid: Named, extra: Named, residual: torch.Tensor, started: float
 ) -> ProverResponse:
     """Prover side of a non-ZK type: refuse an untrue update, else write the certificate and
     answer like a prover program would."""

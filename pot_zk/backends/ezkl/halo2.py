@@ -18,9 +18,8 @@ from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.kinds.commitments import StepCommitment, from_fixed_point, to_fixed_point
 from pot_zk.exceptions import ProofGenerationError, ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.ezkl.adapter import CompiledCircuit, SrsRef
-from pot_zk.kinds.lora.step import LoraTrainingStep
+from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.spec_base import CircuitSpec
-from pot_zk.kinds.sgd.step import TrainingStep
 
 PROOF_TYPE = "zk-halo2"
 
@@ -56,7 +55,7 @@ def compiled_circuit(spec: CircuitSpec, cache_dir: Path) -> CompiledCircuit:
 
 
 def prove_step(
-    step: TrainingStep | LoraTrainingStep,
+    step: BatchStep,
     spec: CircuitSpec,
     cache_dir: Path,
     srs: SrsRef | None,

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from pot_zk.exceptions import WitnessBuilderError
-from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep
-from pot_zk.kinds.spec_base import CircuitInput, FixedPointCheck, export_graph
+from pot_zk.kinds.lora.step import LoraArchitecture
+from pot_zk.kinds.mlp import Backprop, Shapes, backprop
+from pot_zk.kinds.spec_base import FixedPointCheck
 
 CIRCUIT_VERSION = "lora-check/1"
 INPUT_NAMES = ("w_before", "batch", "w_after", "base")
@@ -66,39 +65,11 @@ class LoraCircuitSpec(FixedPointCheck):
         a = self.architecture.num_adapter_params
         return {"w_before": a, "batch": self.batch_size * (dims[0] + dims[-1]), "w_after": a, "base": self.architecture.base.num_params}
 
-    def write_onnx(self, path: Path) -> None:
-        sizes = self.input_sizes()
-        example = tuple(torch.zeros(1, sizes[name]) for name in INPUT_NAMES)
-        export_graph(LoraUpdateCheck(self), example, path, INPUT_NAMES)
-
-    def step_inputs(self, step: LoraTrainingStep) -> list[CircuitInput]:
-        """The step's flat inputs in circuit order, after checking the step is this spec's."""
-        if (
-            not isinstance(step, LoraTrainingStep)
-            or step.architecture != self.architecture
-            or step.batch_size != self.batch_size
-            or step.learning_rate != self.learning_rate
-        ):
-            raise WitnessBuilderError(
-                "the step does not match the circuit spec",
-                expected={"kind": "lora", "architecture": self.architecture.to_dict(), "batch_size": self.batch_size, "learning_rate": self.learning_rate},
-                actual={"step_type": type(step).__name__, "batch_size": getattr(step, "batch_size", None)},
-            )
-        return [
-            CircuitInput("w_before", "adapters before the step", step.flat_before()),
-            CircuitInput("batch", "batch values", step.flat_batch()),
-            CircuitInput("w_after", "adapters after the step", step.flat_after()),
-            CircuitInput("base", "base model weights", step.flat_base()),
-        ]
-
-    def reference_output(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The float64 value of the circuit's output, for the decode check."""
-        module = LoraUpdateCheck(self).double()
-        with torch.no_grad():
-            return module(*(x.reshape(1, -1).double() for x in inputs)).reshape(-1)
+    def check_module(self) -> nn.Module:
+        return LoraUpdateCheck(self)
 
 
-def _split(flat: torch.Tensor, shapes: list[tuple[str, tuple[int, ...]]]) -> list[torch.Tensor]:
+def _split(flat: torch.Tensor, shapes: Shapes) -> list[torch.Tensor]:
     parts, offset = [], 0
     for _, shape in shapes:
         count = math.prod(shape)
@@ -107,56 +78,30 @@ def _split(flat: torch.Tensor, shapes: list[tuple[str, tuple[int, ...]]]) -> lis
     return parts
 
 
-def adapter_gradients(
-    architecture: LoraArchitecture, base: list[torch.Tensor], adapters: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor
-) -> list[torch.Tensor]:
-    """Unscaled adapter gradients ``[(delta_l B_l)^T h_l, delta_l^T (h_l A_l^T)]`` per adapted
-    layer (times :attr:`LoraCircuitSpec.step_constant` they are lr * dMSE/dA, dMSE/dB), where
-    h_l is the layer's input and delta_l the gradient of the summed squared error at its output."""
-    s = architecture.scaling
-    layers = len(architecture.base.dims) - 1
-    pairs = {layer: (adapters[2 * k], adapters[2 * k + 1]) for k, layer in enumerate(architecture.adapted)}
-    h, inputs, pre, lowrank = x, [], [], {}
-    for layer in range(layers):
-        inputs.append(h)
-        z = h @ base[2 * layer].t() + base[2 * layer + 1]
-        if layer in pairs:
-            a, b = pairs[layer]
-            lowrank[layer] = h @ a.t()
-            z = z + (lowrank[layer] @ b.t()) * s
-        pre.append(z)
-        h = torch.relu(z) if layer < layers - 1 else z
-    delta = h - y
-    grads: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    for layer in reversed(range(architecture.adapted[0], layers)):
-        projected = None
-        if layer in pairs:
-            a, b = pairs[layer]
-            projected = delta @ b
-            grads[layer] = (projected.t() @ inputs[layer], delta.t() @ lowrank[layer])
-        if layer > architecture.adapted[0]:
-            back = delta @ base[2 * layer]
-            if projected is not None:
-                back = back + (projected @ pairs[layer][0]) * s
-            delta = torch.where(pre[layer - 1] > 0, back, torch.zeros_like(back))
-    return [g for layer in architecture.adapted for g in grads[layer]]
+def lora_backprop(spec: LoraCircuitSpec, w_before: torch.Tensor, batch: torch.Tensor, base: torch.Tensor) -> Backprop:
+    """The forward and backward pass of a step on ``(1, n)`` rows (see :func:`pot_zk.kinds.mlp.backprop`)."""
+    architecture = spec.architecture
+    dims = architecture.base.dims
+    n = spec.batch_size
+    x = batch[:, : n * dims[0]].reshape(n, dims[0])
+    y = batch[:, n * dims[0] :].reshape(n, dims[-1])
+    params = _split(base, architecture.base_shapes)
+    flat = _split(w_before, architecture.adapter_shapes)
+    adapters = {layer: (flat[2 * k], flat[2 * k + 1]) for k, layer in enumerate(architecture.adapted)}
+    return backprop(params, x, y, adapters=adapters, scaling=architecture.scaling, train_base=False)
 
 
 class LoraUpdateCheck(nn.Module):
-    """The graph exported to ONNX. Inputs are ``(1, n)`` rows; output is ``(1, adapter params)``."""
+    """The graph exported to ONNX. Inputs are ``(1, n)`` rows; output is ``(1, adapter params)``.
+    Per adapted layer the unscaled gradients are (delta B)^T h and delta^T (h A^T); times
+    :attr:`LoraCircuitSpec.step_constant` they are lr * dMSE/dA, dMSE/dB."""
 
     def __init__(self, spec: LoraCircuitSpec) -> None:
         super().__init__()
         self.spec = spec
 
     def forward(self, w_before: torch.Tensor, batch: torch.Tensor, w_after: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        architecture = self.spec.architecture
-        dims = architecture.base.dims
-        n = self.spec.batch_size
-        x = batch[:, : n * dims[0]].reshape(n, dims[0])
-        y = batch[:, n * dims[0] :].reshape(n, dims[-1])
-        grads = adapter_gradients(
-            architecture, _split(base, architecture.base_shapes), _split(w_before, architecture.adapter_shapes), x, y
-        )
+        trace = lora_backprop(self.spec, w_before, batch, base)
+        grads = [g for layer in self.spec.architecture.adapted for g in trace.adapter_grads[layer]]
         update = torch.cat([g.reshape(1, -1) for g in grads], dim=1) * self.spec.step_constant
         return w_after - (w_before - update)

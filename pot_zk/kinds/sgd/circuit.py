@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from pot_zk.exceptions import WitnessBuilderError
-from pot_zk.kinds.spec_base import CircuitInput, FixedPointCheck, export_graph
-from pot_zk.kinds.sgd.step import MlpArchitecture, TrainingStep
+from pot_zk.kinds.mlp import MlpArchitecture, backprop
+from pot_zk.kinds.spec_base import FixedPointCheck
 
 CIRCUIT_VERSION = "sgd-check/1"
 INPUT_NAMES = ("w_before", "batch", "w_after")
@@ -65,40 +63,23 @@ class SgdCircuitSpec(FixedPointCheck):
         p = self.architecture.num_params
         return {"w_before": p, "batch": self.batch_size * (dims[0] + dims[-1]), "w_after": p}
 
-    def write_onnx(self, path: Path) -> None:
-        export_onnx(self, path)
-
-    def step_inputs(self, step: TrainingStep) -> list[CircuitInput]:
-        """The step's flat inputs in circuit order, after checking the step is this spec's."""
-        if (
-            not isinstance(step, TrainingStep)
-            or step.architecture != self.architecture
-            or step.batch_size != self.batch_size
-            or step.learning_rate != self.learning_rate
-        ):
-            raise WitnessBuilderError(
-                "the step does not match the circuit spec",
-                expected={"kind": "sgd", "dims": list(self.architecture.dims), "batch_size": self.batch_size, "learning_rate": self.learning_rate},
-                actual=_step_summary(step),
-            )
-        return [
-            CircuitInput("w_before", "weights before the step", step.flat_before()),
-            CircuitInput("batch", "batch values", step.flat_batch()),
-            CircuitInput("w_after", "weights after the step", step.flat_after()),
-        ]
-
-    def reference_output(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        return reference_residual(self, *inputs)
+    def check_module(self) -> nn.Module:
+        return SgdUpdateCheck(self)
 
 
-def _step_summary(step: object) -> dict[str, Any]:
-    architecture = getattr(step, "architecture", None)
-    return {
-        "step_type": type(step).__name__,
-        "architecture": architecture.to_dict() if architecture is not None else None,
-        "batch_size": getattr(step, "batch_size", None),
-        "learning_rate": getattr(step, "learning_rate", None),
-    }
+def unpack(spec: SgdCircuitSpec, w_before: torch.Tensor, batch: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """The per-layer parameters, X and Y of ``(1, n)`` rows."""
+    dims = spec.architecture.dims
+    n = spec.batch_size
+    params = []
+    offset = 0
+    for _, shape in spec.architecture.param_shapes:
+        count = math.prod(shape)
+        params.append(w_before[:, offset : offset + count].reshape(shape))
+        offset += count
+    x = batch[:, : n * dims[0]].reshape(n, dims[0])
+    y = batch[:, n * dims[0] :].reshape(n, dims[-1])
+    return params, x, y
 
 
 class SgdUpdateCheck(nn.Module):
@@ -109,54 +90,8 @@ class SgdUpdateCheck(nn.Module):
         self.spec = spec
 
     def forward(self, w_before: torch.Tensor, batch: torch.Tensor, w_after: torch.Tensor) -> torch.Tensor:
-        spec = self.spec
-        dims = spec.architecture.dims
-        n = spec.batch_size
-        params = []
-        offset = 0
-        for _, shape in spec.architecture.param_shapes:
-            count = math.prod(shape)
-            params.append(w_before[:, offset : offset + count].reshape(shape))
-            offset += count
-        x = batch[:, : n * dims[0]].reshape(n, dims[0])
-        y = batch[:, n * dims[0] :].reshape(n, dims[-1])
-        layers = len(dims) - 1
-        activations = [x]
-        pre_activations = []
-        h = x
-        for layer in range(layers):
-            z = h @ params[2 * layer].t() + params[2 * layer + 1]
-            pre_activations.append(z)
-            h = torch.relu(z) if layer < layers - 1 else z
-            activations.append(h)
-        delta = h - y
-        grads: list[torch.Tensor] = [delta] * len(params)
-        for layer in reversed(range(layers)):
-            grads[2 * layer] = delta.t() @ activations[layer]
-            grads[2 * layer + 1] = delta.sum(0)
-            if layer > 0:
-                back = delta @ params[2 * layer]
-                delta = torch.where(pre_activations[layer - 1] > 0, back, torch.zeros_like(back))
-        update = torch.cat([g.reshape(1, -1) for g in grads], dim=1) * spec.step_constant
+        params, x, y = unpack(self.spec, w_before, batch)
+        trace = backprop(params, x, y)
+        grads = [g for layer in range(len(params) // 2) for g in trace.weight_grads[layer]]
+        update = torch.cat([g.reshape(1, -1) for g in grads], dim=1) * self.spec.step_constant
         return w_after - (w_before - update)
-
-
-def export_onnx(spec: SgdCircuitSpec, path: Path) -> None:
-    """Export the check graph for ``spec`` to ``path``."""
-    p = spec.architecture.num_params
-    dims = spec.architecture.dims
-    example = (
-        torch.zeros(1, p),
-        torch.zeros(1, spec.batch_size * (dims[0] + dims[-1])),
-        torch.zeros(1, p),
-    )
-    export_graph(SgdUpdateCheck(spec), example, path, INPUT_NAMES)
-
-
-def reference_residual(spec: SgdCircuitSpec, w_before: torch.Tensor, batch: torch.Tensor, w_after: torch.Tensor) -> torch.Tensor:
-    """The float64 value of the circuit's output, for the decode check."""
-    module = SgdUpdateCheck(spec).double()
-    with torch.no_grad():
-        return module(
-            w_before.reshape(1, -1).double(), batch.reshape(1, -1).double(), w_after.reshape(1, -1).double()
-        ).reshape(-1)

@@ -1,24 +1,21 @@
-"""LoRA fine-tuning runs: the frozen base comes from an earlier run's final model.
+"""Runs on a frozen base (LoRA fine-tuning): the base is an earlier run's final model.
 
-A LoRA run's manifest names the base run and the base commitment (that run's last W_t+1
-commitment, which its final model must hash to). Each LoRA step commits to the adapters
-(chained like weights in an SGD run) and proves against that constant base commitment.
-Model files of a LoRA run hold pot-zk's LoraLinear state (``i.base.weight``, ``i.lora_A``, ...);
-:func:`split_lora_state` maps them to the canonical base and adapter order.
+Such a run's manifest names the base run and the base commitment (that run's last W_t+1
+commitment, which its final model must hash to). Each step commits to the trained weights
+(for LoRA the adapters, chained like weights in an SGD run) and proves against that constant
+base commitment. Which kinds have a base: :meth:`pot_zk.kinds.base.StepKind.base_architecture`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
 from pot_zk.runs.bundle import FINAL_MODEL, RunBundle, load_model
 from pot_zk.kinds.commitments import commit_values
 from pot_zk.exceptions import ConfigurationError, PotZkError
-from pot_zk.kinds.lora.step import LoraArchitecture, flatten
-from pot_zk.kinds.sgd.step import MlpArchitecture, flatten_params
+from pot_zk.kinds.mlp import MlpArchitecture, flatten
 
 
 def base_commitment(run: Path) -> str:
@@ -44,22 +41,7 @@ def base_run_model(run: Path, architecture: MlpArchitecture, scale: int) -> dict
     if not bundle.path(FINAL_MODEL).is_file():
         raise ConfigurationError(f"the base run {run} has no final model (did it complete?)", key="model.base_run")
     state, _ = load_model(bundle.path(FINAL_MODEL))
-    found = commit_values(flatten_params({k: v.double() for k, v in state.items()}, architecture), scale)
+    found = commit_values(flatten({k: v.double() for k, v in state.items()}, architecture.param_shapes), scale)
     if found != base_commitment(run):
         raise ConfigurationError(f"the final model of {run} does not hash to its last commitment", key="model.base_run")
     return state
-
-
-def split_lora_state(state: Mapping[str, torch.Tensor], architecture: LoraArchitecture) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat canonical (base, adapters) of a LoraLinear model's state dict (float64)."""
-    base = {}
-    for key, _ in architecture.base_shapes:
-        index, name = key.split(".")
-        base[key] = state.get(f"{index}.base.{name}", state.get(key))
-        if base[key] is None:
-            raise KeyError(key)
-    adapters = {key: state[key] for key, _ in architecture.adapter_shapes}
-    return (
-        flatten({k: v.double() for k, v in base.items()}, architecture.base_shapes),
-        flatten({k: v.double() for k, v in adapters.items()}, architecture.adapter_shapes),
-    )

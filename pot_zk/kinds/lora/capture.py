@@ -1,7 +1,7 @@
-"""Capturing training steps from a model, SGD or LoRA decided by :mod:`pot_zk.kinds.lora.detect`.
+"""Capturing LoRA training steps from a model (:mod:`pot_zk.kinds.lora.detect` recognises them).
 
 Supported LoRA models: an ``nn.Sequential`` of linear layers with ``nn.ReLU`` between them
-(the shape :func:`pot_zk.kinds.sgd.step.architecture_of` accepts), where some linear layers are
+(the shape :func:`pot_zk.kinds.mlp.architecture_of` accepts), where some linear layers are
 recognised LoRA modules (:class:`pot_zk.kinds.lora.step.LoraLinear`, or peft ``lora.Linear`` inside a
 ``PeftModel``/``LoraModel``), all with one rank and alpha; MSE loss; plain ``torch.optim.SGD``.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pot_zk.kinds.lora.detect import DetectedTraining, LoraLayerView, detect_training, unwrap_peft
 from pot_zk.exceptions import InvalidModelStateError
+from pot_zk.kinds.base import copy_tensor
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
+from pot_zk.kinds.lora.detect import DetectedTraining, LoraLayerView, detect_training, unwrap_peft
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, validate_lora_step
-from pot_zk.kinds.sgd.step import TrainingStep, architecture_of, capture_sgd_step, check_sgd_optimizer
+from pot_zk.kinds.mlp import architecture_of, check_sgd_optimizer
 
 
 def lora_architecture_of(model: nn.Module, detected: DetectedTraining) -> tuple[LoraArchitecture, dict[int, LoraLayerView], nn.Sequential]:
@@ -52,10 +53,6 @@ def lora_architecture_of(model: nn.Module, detected: DetectedTraining) -> tuple[
     return architecture, views, nn.Sequential(*base_modules)
 
 
-def _copy(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.detach().to(torch.float64).clone()
-
-
 def _adapters(architecture: LoraArchitecture, views: dict[int, LoraLayerView]) -> dict[str, torch.Tensor]:
     out = {}
     for layer in architecture.adapted:
@@ -83,8 +80,8 @@ def capture_lora_step(
         raise InvalidModelStateError(f"the optimizer does not update the adapters {missing}", expected="all adapters", actual=missing, keys=missing)
     base_state = base_model.state_dict()
     check_batch_dtype(inputs, targets, weights_dtype({"base": base_state, "adapters": _adapters(architecture, views)}))
-    base = {key: _copy(value) for key, value in base_state.items()}
-    before = {key: _copy(value) for key, value in _adapters(architecture, views).items()}
+    base = {key: copy_tensor(value) for key, value in base_state.items()}
+    before = {key: copy_tensor(value) for key, value in _adapters(architecture, views).items()}
     optimizer.zero_grad()
     loss = nn.functional.mse_loss(model(inputs), targets)
     loss.backward()
@@ -94,19 +91,10 @@ def capture_lora_step(
         learning_rate=learning_rate,
         base=base,
         adapters_before=before,
-        adapters_after={key: _copy(value) for key, value in _adapters(architecture, views).items()},
-        inputs=_copy(inputs),
-        targets=_copy(targets),
+        adapters_after={key: copy_tensor(value) for key, value in _adapters(architecture, views).items()},
+        inputs=copy_tensor(inputs),
+        targets=copy_tensor(targets),
         loss=float(loss.detach()),
     )
     validate_lora_step(step)
     return step
-
-
-def capture_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor
-) -> TrainingStep | LoraTrainingStep:
-    """Capture one step, full SGD or LoRA as :func:`pot_zk.kinds.lora.detect.detect_training` decides."""
-    if detect_training(model).kind == "lora":
-        return capture_lora_step(model, optimizer, inputs, targets)
-    return capture_sgd_step(model, optimizer, inputs, targets)

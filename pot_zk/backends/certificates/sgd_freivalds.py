@@ -1,0 +1,70 @@
+"""``freivalds`` certificates of SGD steps: the products of the MLP's forward and backward pass
+checked by random projection.
+
+Per layer l (input A_{l-1}, weights W_l, b_l) the prover reveals, in float64, the
+pre-activations Z_l, the weight gradients G_l = delta_l^T A_{l-1} and, for l > 0, the
+back-propagated products B_l = delta_l W_l. With Gaussian vectors r the verifier checks
+(Z_l - b_l) r = A_{l-1} (W_l^T r),  G_l r = delta_l^T (A_{l-1} r),  B_l r = delta_l (W_l r),
+recomputes the element-wise parts (ReLU, its mask, delta_L = Z_L - Y, bias gradients) and
+takes the update from the checked G_l.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pot_zk.backends.certificates.products import check_projection
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec, unpack
+
+
+def _layers(spec: SgdCircuitSpec) -> int:
+    return len(spec.architecture.dims) - 1
+
+
+def _activations(spec: SgdCircuitSpec, zs: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+    layers = _layers(spec)
+    return [x] + [torch.relu(z) if l < layers - 1 else z for l, z in enumerate(zs)]
+
+
+class SgdProducts:
+    """The ``freivalds`` product checks of an SGD step."""
+
+    def expected_shapes(self, spec: SgdCircuitSpec) -> dict[str, tuple[int, ...]]:
+        dims, n, layers = spec.architecture.dims, spec.batch_size, _layers(spec)
+        shapes = {f"z{l}": (n, dims[l + 1]) for l in range(layers)}
+        shapes.update({f"g{l}": (dims[l + 1], dims[l]) for l in range(layers)})
+        shapes.update({f"b{l}": (n, dims[l]) for l in range(1, layers)})
+        return shapes
+
+    def check_products(self, spec: SgdCircuitSpec, tensors: dict[str, torch.Tensor], generator: torch.Generator, roundoff: float) -> None:
+        dims = spec.architecture.dims
+        params, x, y = unpack(spec, tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
+        zs = [tensors[f"z{l}"] for l in range(_layers(spec))]
+        acts = _activations(spec, zs, x)
+        delta = zs[-1] - y
+        for l in reversed(range(_layers(spec))):
+            weight, bias = params[2 * l], params[2 * l + 1]
+            r_out = torch.randn(dims[l + 1], generator=generator, dtype=torch.float64)
+            r_in = torch.randn(dims[l], generator=generator, dtype=torch.float64)
+            check_projection(f"Z{l}", zs[l] - bias, [(1.0, acts[l], weight.t())], r_out, roundoff)
+            check_projection(f"G{l}", tensors[f"g{l}"], [(1.0, delta.t(), acts[l])], r_in, roundoff)
+            if l > 0:
+                check_projection(f"B{l}", tensors[f"b{l}"], [(1.0, delta, weight)], r_in, roundoff)
+                delta = tensors[f"b{l}"] * (zs[l - 1] > 0)
+
+    def update_residual(self, spec: SgdCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        _, _, y = unpack(spec, tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
+        layers = _layers(spec)
+        zs = [tensors[f"z{l}"] for l in range(layers)]
+        delta = zs[-1] - y
+        grads: list[torch.Tensor] = [delta] * (2 * layers)
+        for l in reversed(range(layers)):
+            grads[2 * l] = tensors[f"g{l}"]
+            grads[2 * l + 1] = delta.sum(0)
+            if l > 0:
+                delta = tensors[f"b{l}"] * (zs[l - 1] > 0)
+        update = torch.cat([g.reshape(-1) for g in grads]) * spec.step_constant
+        return tensors["w_after"] - (tensors["w_before"] - update)
+
+
+SGD_PRODUCTS = SgdProducts()

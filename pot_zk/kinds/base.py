@@ -1,0 +1,262 @@
+"""What a step kind is: the extension point for the kinds of training step pot-zk proves.
+
+A :class:`StepKind` (``sgd``, ``lora``; registered in :mod:`pot_zk.kinds.registry` under the
+``kind`` string that step files, circuit specs and prover requests carry) owns, for its kind of
+step:
+
+* capture from torch (:meth:`StepKind.capture`; which kind a model trains is decided by
+  :func:`pot_zk.kinds.lora.detect.detect_training`) and validation
+  (:meth:`StepKind.validate`: names, shapes, dtype float64, finite values, learning rate);
+* the canonical flat encoding (:meth:`StepKind.encode`: the step's tensors in circuit input
+  order, ``w_before``, ``batch``, ``w_after`` and any constant input such as LoRA's ``base``),
+  which every backend commits to and proves over;
+* the witness file (:meth:`StepKind.save` / :meth:`StepKind.load`, safetensors with the kind
+  in its metadata);
+* the check statement (:meth:`StepKind.check_spec`, a
+  :class:`~pot_zk.kinds.spec_base.CircuitSpec`) and its float64 reference computation
+  (:meth:`StepKind.reference`, :meth:`StepKind.backprop`) that ``reexec`` and ``freivalds``
+  recompute;
+* what a run needs: the architecture from the model settings, the seeded model, the frozen
+  base it starts from (if any) and the tensors of a saved model file that commitments bind.
+
+Steps themselves are frozen dataclasses with float64 tensors and the :class:`BatchStep`
+behaviour (batch size, the batch's canonical encoding).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
+from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
+from pot_zk.kinds.mlp import MlpArchitecture, Shapes
+
+
+@dataclass(frozen=True)
+class StepTensor:
+    """One tensor of a step's canonical encoding: its input name, a label for messages, the
+    flat float64 values."""
+
+    name: str
+    label: str
+    values: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The model a run trains, as configured (config group ``model``)."""
+
+    kind: str
+    dims: tuple[int, ...]
+    lora_layers: tuple[int, ...] = (0,)
+    lora_rank: int = 2
+    lora_alpha: float = 4.0
+    base_run: Path | None = None
+
+
+class BatchStep:
+    """What every captured step has: ``architecture``, ``learning_rate``, ``inputs``,
+    ``targets`` (float64) and ``loss``; a subclass names its ``kind``."""
+
+    kind: ClassVar[str]
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    learning_rate: float
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def flat_batch(self) -> torch.Tensor:
+        """Canonical batch encoding: X row-major, then Y row-major."""
+        return torch.cat([self.inputs.reshape(-1), self.targets.reshape(-1)])
+
+
+def copy_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(tensor).detach().to(torch.float64).clone()
+
+
+def copy_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: copy_tensor(value) for key, value in state.items()}
+
+
+def check_learning_rate(learning_rate: Any) -> None:
+    if not (isinstance(learning_rate, float) and math.isfinite(learning_rate) and learning_rate > 0):
+        raise InvalidModelStateError("learning rate must be a finite number > 0", expected="> 0", actual=learning_rate)
+
+
+def check_state(name: str, state: Mapping[str, torch.Tensor], shapes: Shapes, what: str) -> None:
+    """``state`` holds exactly the tensors of ``shapes``, float64, finite (``what`` names the
+    architecture in messages)."""
+    expected = dict(shapes)
+    if set(state) != set(expected):
+        raise InvalidModelStateError(
+            f"{name} keys do not match the {what}",
+            expected=sorted(expected),
+            actual=sorted(state),
+            missing=sorted(set(expected) - set(state)),
+            unexpected=sorted(set(state) - set(expected)),
+        )
+    for key, shape in expected.items():
+        tensor = state[key]
+        if tuple(tensor.shape) != shape:
+            raise InvalidModelStateError(f"{name}[{key}] has the wrong shape", expected=list(shape), actual=list(tensor.shape), key=key)
+        if tensor.dtype != torch.float64:
+            raise InvalidModelStateError(f"{name}[{key}] is not float64", expected="torch.float64", actual=str(tensor.dtype), key=key)
+        if not torch.isfinite(tensor).all():
+            raise InvalidModelStateError(f"{name}[{key}] contains NaN or Inf", expected="finite values", actual="NaN/Inf", key=key)
+
+
+def check_batch(step: BatchStep, dims: Sequence[int]) -> None:
+    """The batch is N x d_in inputs and N x d_out targets, float64, finite."""
+    n = step.inputs.shape[0] if step.inputs.dim() == 2 else -1
+    if n < 1 or tuple(step.inputs.shape) != (n, dims[0]) or tuple(step.targets.shape) != (n, dims[-1]):
+        raise WitnessBuilderError(
+            "batch shapes do not match the architecture",
+            expected={"inputs": ["N", dims[0]], "targets": ["N", dims[-1]]},
+            actual={"inputs": list(step.inputs.shape), "targets": list(step.targets.shape)},
+        )
+    for name, tensor in (("inputs", step.inputs), ("targets", step.targets)):
+        if tensor.dtype != torch.float64:
+            raise WitnessBuilderError(f"batch {name} are not float64", expected="torch.float64", actual=str(tensor.dtype))
+        if not torch.isfinite(tensor).all():
+            raise WitnessBuilderError(f"batch {name} contain NaN or Inf", expected="finite values", actual="NaN/Inf")
+
+
+class StepKind(ABC):
+    """One kind of training step. Subclasses fill in the abstract methods; the witness file
+    format and the check statement follow from ``file_tensors`` / ``from_file`` and
+    ``spec_type``."""
+
+    name: ClassVar[str]
+    """The ``kind`` string of step files, circuit specs and prover requests."""
+    step_type: ClassVar[type]
+    spec_type: ClassVar[type]
+    """The check statement (a :class:`~pot_zk.kinds.spec_base.CircuitSpec` class)."""
+    architecture_type: ClassVar[type]
+    constant_inputs: ClassVar[tuple[str, ...]] = ()
+    """Encoded tensors that stay the same for a whole run (committed once, e.g. LoRA's base)."""
+    file_tensor_names: ClassVar[tuple[str, ...]]
+    """The tensors of the witness file (their names are part of its format)."""
+
+    @abstractmethod
+    def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> BatchStep:
+        """Run one SGD step (MSE loss) on ``model`` and capture it, validated."""
+
+    @abstractmethod
+    def validate(self, step: BatchStep) -> None:
+        """Reject a malformed step before any witness or proof work starts."""
+
+    @abstractmethod
+    def encode(self, step: BatchStep) -> list[StepTensor]:
+        """The step's flat float64 tensors in circuit input order."""
+
+    @abstractmethod
+    def file_tensors(self, step: BatchStep) -> dict[str, torch.Tensor]:
+        """The witness file's tensors, named as in ``file_tensor_names``."""
+
+    @abstractmethod
+    def from_file(self, architecture: Any, learning_rate: float, tensors: Mapping[str, torch.Tensor]) -> BatchStep:
+        """A step from a witness file's tensors (sizes already checked), not yet validated."""
+
+    @abstractmethod
+    def file_sizes(self, architecture: Any) -> dict[str, int]:
+        """How many values each witness-file tensor holds for ``architecture``."""
+
+    @abstractmethod
+    def architecture(self, model: ModelSettings) -> Any:
+        """The architecture the model settings describe (ConfigurationError if incomplete)."""
+
+    @abstractmethod
+    def base_architecture(self, architecture: Any) -> MlpArchitecture | None:
+        """The frozen base MLP that a base run must supply, or None (nothing frozen)."""
+
+    @abstractmethod
+    def mlp(self, architecture: Any) -> MlpArchitecture:
+        """The MLP that maps the batch inputs to outputs (its dims fix the data shapes)."""
+
+    @abstractmethod
+    def build_model(self, architecture: Any, base_state: Mapping[str, torch.Tensor] | None) -> nn.Module:
+        """The model to train (call after seeding torch), on the base run's weights if any."""
+
+    @abstractmethod
+    def model_tensors(self, state: Mapping[str, torch.Tensor], architecture: Any) -> dict[str, torch.Tensor]:
+        """A saved model's tensors as encoded: ``"weights"`` (what ``w_before``/``w_after``
+        commit) and each constant input by name."""
+
+    @abstractmethod
+    def backprop(self, spec: Any, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The products of the step's forward and backward pass (float64), by the names the
+        ``freivalds`` certificate reveals them under."""
+
+    def check_spec(self, architecture: Any, batch_size: int, learning_rate: float, **fixed_point: int) -> Any:
+        """The check statement for these hyper-parameters (``fixed_point``: scale, tolerance...)."""
+        return self.spec_type(architecture, batch_size, learning_rate, **fixed_point)
+
+    def spec_for_step(self, step: BatchStep, **fixed_point: int) -> Any:
+        return self.check_spec(step.architecture, step.batch_size, step.learning_rate, **fixed_point)
+
+    def spec_from_dict(self, data: Mapping[str, Any]) -> Any:
+        return self.spec_type.from_dict(data)
+
+    def reference(self, spec: Any, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The float64 residual of the check statement on flat inputs in input order."""
+        return spec.reference_output(inputs)
+
+    def save(self, step: BatchStep, path: Path) -> None:
+        """Write the step's witness file (safetensors, atomically) with its metadata."""
+        from safetensors.torch import save_file
+
+        from pot_zk.core.atomic import atomic_path
+
+        meta = {"kind": self.name, "architecture": json.dumps(step.architecture.to_dict()), "learning_rate": repr(step.learning_rate)}
+        with atomic_path(Path(path)) as tmp:
+            save_file({k: v.contiguous() for k, v in self.file_tensors(step).items()}, str(tmp), metadata=meta)
+
+    def load(self, path: Path) -> BatchStep:
+        """Read and validate a witness file of this kind."""
+        return self.parse(Path(path), *read_step_file(Path(path)))
+
+    def parse(self, path: Path, meta: Mapping[str, str], tensors: Mapping[str, torch.Tensor]) -> BatchStep:
+        """The validated step of a witness file read from ``path``."""
+        required = set(self.file_tensor_names)
+        if required - set(tensors) or meta.get("kind", "sgd") != self.name or "architecture" not in meta or "learning_rate" not in meta:
+            raise WitnessBuilderError(
+                f"{path} is not a complete {self.name} step file",
+                expected=sorted(required) + [f"metadata: kind={self.name}, architecture, learning_rate"],
+                actual=sorted(tensors) + sorted(meta),
+            )
+        try:
+            architecture = self.architecture_type.from_dict(json.loads(meta["architecture"]))
+            sizes = self.file_sizes(architecture)
+            if any(tensors[key].numel() != size for key, size in sizes.items()):
+                raise ValueError(f"tensor sizes {[tensors[k].numel() for k in sizes]} differ from the architecture's {list(sizes.values())}")
+            learning_rate = float(meta["learning_rate"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WitnessBuilderError(f"{path} has malformed {self.name} metadata: {exc}", expected=f"{self.name} architecture", actual=dict(meta)) from exc
+        weights = {key: tensors[key] for key in self.file_tensor_names if key not in ("x", "y")}
+        check_batch_dtype(tensors["x"], tensors["y"], weights_dtype({"step file": weights}))
+        step = self.from_file(architecture, learning_rate, {key: copy_tensor(value) for key, value in tensors.items()})
+        self.validate(step)
+        return step
+
+
+def read_step_file(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """A step file's metadata and tensors; WitnessBuilderError if it is not a safetensors file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = dict(handle.metadata() or {})
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:  # safetensors raises several unrelated types on a bad file
+        raise WitnessBuilderError(f"cannot read step file {path}: {exc}", expected="a pot-zk step file (safetensors)", actual=str(path)) from exc
+    return meta, tensors

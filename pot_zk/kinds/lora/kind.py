@@ -1,0 +1,99 @@
+"""The ``lora`` step kind: one SGD step on the LoRA adapters of a frozen ReLU MLP base."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
+from pot_zk.kinds.lora.capture import capture_lora_step
+from pot_zk.kinds.lora.circuit import LoraCircuitSpec, lora_backprop
+from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora, validate_lora_step
+from pot_zk.kinds.mlp import MlpArchitecture, flatten, mlp_from_dims, unflatten
+
+
+class LoraKind(StepKind):
+    name = "lora"
+    step_type = LoraTrainingStep
+    spec_type = LoraCircuitSpec
+    architecture_type = LoraArchitecture
+    constant_inputs = ("base",)
+    file_tensor_names = ("base", "a_before", "a_after", "x", "y")
+
+    def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> LoraTrainingStep:
+        return capture_lora_step(model, optimizer, inputs, targets)
+
+    def validate(self, step: LoraTrainingStep) -> None:
+        validate_lora_step(step)
+
+    def encode(self, step: LoraTrainingStep) -> list[StepTensor]:
+        return [
+            StepTensor("w_before", "adapters before the step", step.flat_before()),
+            StepTensor("batch", "batch values", step.flat_batch()),
+            StepTensor("w_after", "adapters after the step", step.flat_after()),
+            StepTensor("base", "base model weights", step.flat_base()),
+        ]
+
+    def file_tensors(self, step: LoraTrainingStep) -> dict[str, torch.Tensor]:
+        return {"base": step.flat_base(), "a_before": step.flat_before(), "a_after": step.flat_after(), "x": step.inputs, "y": step.targets}
+
+    def file_sizes(self, architecture: LoraArchitecture) -> dict[str, int]:
+        adapters = architecture.num_adapter_params
+        return {"base": architecture.base.num_params, "a_before": adapters, "a_after": adapters}
+
+    def from_file(self, architecture: LoraArchitecture, learning_rate: float, tensors: Mapping[str, torch.Tensor]) -> LoraTrainingStep:
+        return LoraTrainingStep(
+            architecture=architecture,
+            learning_rate=learning_rate,
+            base=unflatten(tensors["base"], architecture.base_shapes),
+            adapters_before=unflatten(tensors["a_before"], architecture.adapter_shapes),
+            adapters_after=unflatten(tensors["a_after"], architecture.adapter_shapes),
+            inputs=tensors["x"],
+            targets=tensors["y"],
+        )
+
+    def architecture(self, model: ModelSettings) -> LoraArchitecture:
+        return LoraArchitecture(mlp_from_dims(model.dims), tuple(int(l) for l in model.lora_layers), int(model.lora_rank), float(model.lora_alpha))
+
+    def base_architecture(self, architecture: LoraArchitecture) -> MlpArchitecture:
+        return architecture.base
+
+    def mlp(self, architecture: LoraArchitecture) -> MlpArchitecture:
+        return architecture.base
+
+    def build_model(self, architecture: LoraArchitecture, base_state: Mapping[str, torch.Tensor] | None) -> nn.Module:
+        base = architecture.base.build()
+        if base_state is not None:
+            base.load_state_dict(base_state)
+        return attach_lora(base, tuple(2 * layer for layer in architecture.adapted), architecture.rank, architecture.alpha)
+
+    def model_tensors(self, state: Mapping[str, torch.Tensor], architecture: LoraArchitecture) -> dict[str, torch.Tensor]:
+        """Model files of a LoRA run hold pot-zk's LoraLinear state (``i.base.weight``,
+        ``i.lora_A``, ...): the adapters are the weights, the frozen linears the base."""
+        base: dict[str, Any] = {}
+        for key, _ in architecture.base_shapes:
+            index, name = key.split(".")
+            base[key] = state.get(f"{index}.base.{name}", state.get(key))
+            if base[key] is None:
+                raise KeyError(key)
+        adapters = {key: state[key] for key, _ in architecture.adapter_shapes}
+        return {
+            "weights": flatten({k: v.double() for k, v in adapters.items()}, architecture.adapter_shapes),
+            "base": flatten({k: v.double() for k, v in base.items()}, architecture.base_shapes),
+        }
+
+    def backprop(self, spec: LoraCircuitSpec, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """U_l, Z_l, V_l, the adapter gradients GA_l, GB_l and the back-propagated P_l."""
+        trace = lora_backprop(spec, *(named[name].reshape(1, -1) for name in ("w_before", "batch", "base")))
+        out = {f"z{l}": z for l, z in enumerate(trace.pre)}
+        out.update({f"u{l}": u for l, u in trace.lowrank.items()})
+        out.update({f"v{l}": v for l, v in trace.projected.items()})
+        out.update({f"ga{l}": grads[0] for l, grads in trace.adapter_grads.items()})
+        out.update({f"gb{l}": grads[1] for l, grads in trace.adapter_grads.items()})
+        out.update({f"p{l}": back for l, back in trace.back.items()})
+        return out
+
+
+LORA = LoraKind()

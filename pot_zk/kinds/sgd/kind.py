@@ -1,0 +1,77 @@
+"""The ``sgd`` step kind: one plain SGD step of a ReLU MLP, every parameter trained."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
+from pot_zk.kinds.mlp import MlpArchitecture, backprop, flatten, mlp_from_dims, unflatten
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec, unpack
+from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step, validate_sgd_step
+
+
+class SgdKind(StepKind):
+    name = "sgd"
+    step_type = TrainingStep
+    spec_type = SgdCircuitSpec
+    architecture_type = MlpArchitecture
+    file_tensor_names = ("w_before", "w_after", "x", "y")
+
+    def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> TrainingStep:
+        return capture_sgd_step(model, optimizer, inputs, targets)
+
+    def validate(self, step: TrainingStep) -> None:
+        validate_sgd_step(step)
+
+    def encode(self, step: TrainingStep) -> list[StepTensor]:
+        return [
+            StepTensor("w_before", "weights before the step", step.flat_before()),
+            StepTensor("batch", "batch values", step.flat_batch()),
+            StepTensor("w_after", "weights after the step", step.flat_after()),
+        ]
+
+    def file_tensors(self, step: TrainingStep) -> dict[str, torch.Tensor]:
+        return {"w_before": step.flat_before(), "w_after": step.flat_after(), "x": step.inputs, "y": step.targets}
+
+    def file_sizes(self, architecture: MlpArchitecture) -> dict[str, int]:
+        return {"w_before": architecture.num_params, "w_after": architecture.num_params}
+
+    def from_file(self, architecture: MlpArchitecture, learning_rate: float, tensors: Mapping[str, torch.Tensor]) -> TrainingStep:
+        return TrainingStep(
+            architecture=architecture,
+            learning_rate=learning_rate,
+            weights_before=unflatten(tensors["w_before"], architecture.param_shapes),
+            weights_after=unflatten(tensors["w_after"], architecture.param_shapes),
+            inputs=tensors["x"],
+            targets=tensors["y"],
+        )
+
+    def architecture(self, model: ModelSettings) -> MlpArchitecture:
+        return mlp_from_dims(model.dims)
+
+    def base_architecture(self, architecture: MlpArchitecture) -> None:
+        return None
+
+    def mlp(self, architecture: MlpArchitecture) -> MlpArchitecture:
+        return architecture
+
+    def build_model(self, architecture: MlpArchitecture, base_state: Mapping[str, torch.Tensor] | None) -> nn.Module:
+        return architecture.build()
+
+    def model_tensors(self, state: Mapping[str, torch.Tensor], architecture: MlpArchitecture) -> dict[str, torch.Tensor]:
+        return {"weights": flatten({k: v.double() for k, v in state.items()}, architecture.param_shapes)}
+
+    def backprop(self, spec: SgdCircuitSpec, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Z_l, the weight gradients G_l and the back-propagated products B_l (l > 0)."""
+        params, x, y = unpack(spec, named["w_before"].reshape(1, -1), named["batch"].reshape(1, -1))
+        trace = backprop(params, x, y)
+        out = {f"z{l}": z for l, z in enumerate(trace.pre)}
+        out.update({f"g{l}": grads[0] for l, grads in trace.weight_grads.items()})
+        out.update({f"b{l}": back for l, back in trace.back.items()})
+        return out
+
+
+SGD = SgdKind()
