@@ -68,8 +68,8 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
     if group == "prover":
         return (runtime.strategy.binary, runtime.strategy.timeout_s), (values["binary"], values["timeout_s"])
     if group == "model":
-        made: tuple = (plan.spec.kind, list(plan.base_architecture.dims))
-        wanted: tuple = ({"mlp": "sgd"}.get(values["kind"], values["kind"]), values["dims"])
+        made: tuple = (plan.spec.kind, list(plan.kind.mlp(plan.spec.architecture).dims))
+        wanted: tuple = (values["kind"], values["dims"])
         if values["kind"] == "lora":
             architecture = plan.spec.architecture
             made += (list(architecture.adapted), architecture.rank, architecture.alpha)
@@ -94,7 +94,7 @@ def test_every_group_option_composes_into_its_values_and_builds_them(group, opti
     runtime = build(cfg)
     assert runtime.run_dir == tmp_path
     for_plan = cfg.copy()
-    if for_plan.model.kind.name == "lora":
+    if for_plan.model.kind == "lora":
         for_plan.model.base_run = str(tmp_path / "base-run")
     made, wanted = what_build_made(group, runtime, plan_from_config(for_plan), option_values(group, option))
     assert made == wanted, f"{group}={option}: built {made}, the option file says {wanted}"
