@@ -222,5 +222,14 @@ class RetryExhaustedError(PotZkError):
         self.last_error = last_error
 
 
+class ChallengeError(PotZkError):
+    """A challenge file does not fit the run it is applied to, or a challenged step cannot be
+    answered. ``reason`` names the failure as ``pot-zk verify --challenge`` does."""
+
+    def __init__(self, message: str, *, reason: str, **context: Any) -> None:
+        super().__init__(message, reason=reason, **context)
+        self.reason = reason
+
+
 class AuditTrailError(PotZkError):
     """An audit trail cannot be appended to or does not verify."""

@@ -37,16 +37,25 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--srs", help="the verifier's own SRS file (default: the dev SRS in the cache, if it matches)")
     parser.add_argument("--cache-dir", help="where the verifier keeps derived circuits and keys")
     parser.add_argument("--allow-dev-srs", action="store_true", help="accept proofs made with a locally generated SRS in a production-mode run")
+    parser.add_argument("--keys", help="your own key material from `pot-zk keys new` (instead of --srs)")
+    parser.add_argument("--challenge", metavar="C.json", help="your challenge: every step it picked must carry a verified proof")
     parser.add_argument("--json", metavar="FILE", help="also write the machine-readable report here ('-' for stdout)")
 
     def run(args: argparse.Namespace) -> int:
+        from pot_zk.backends.keys import KeySet
+        from pot_zk.core.challenge import Challenge
+        from pot_zk.exceptions import ConfigurationError
         from pot_zk.verify.run import default_cache_dir, verify_run
 
+        if args.keys and args.srs:
+            raise ConfigurationError("give --keys or --srs, not both", key="keys")
         report = verify_run(
             Path(args.run),
             cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
             srs_path=Path(args.srs) if args.srs else None,
             allow_dev_srs=args.allow_dev_srs,
+            challenge=Challenge.load(Path(args.challenge)) if args.challenge else None,
+            keys=KeySet.load(Path(args.keys)) if args.keys else None,
         )
         if args.json == "-":
             print(json.dumps(report.to_dict(), indent=2))
@@ -66,6 +75,7 @@ def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
     from pot_zk.config import build, compose_config
     from pot_zk.proving.parking import parked_jobs, prove_pending
     from pot_zk.runs.proven_run import record_outcome
+    from pot_zk.runs.witnesses import declared_retention
     from pot_zk.proving.stats import ProvingStats
 
     bundle = RunBundle.open(run)
@@ -75,8 +85,9 @@ def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
     with AuditLog(bundle.path(AUDIT), console_records=runtime.console_records, run=bundle.root.name, command="prove-pending") as audit:
         audit.event("pending.start", parked=len(parked_jobs(bundle.park_dir)))
         results = prove_pending(bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry)
+        keep = declared_retention(bundle.manifest()).keeps_all
         for result in results:
-            record_outcome(bundle, result)
+            record_outcome(bundle, result, keep_witness=keep)
         remaining = len(parked_jobs(bundle.park_dir))
         audit.event("run.end", status="completed", command="prove-pending", proved=len(results) - remaining, still_parked=remaining, stats=stats.get_stats())
     for result in results:

@@ -154,6 +154,19 @@ class SrsConfig:
     """Accept the locally generated SRS (its maker knows the trapdoor). Production: false."""
 
 
+WitnessRetain = Enum("WitnessRetain", {name: name for name in ("auto", "all", "scheduled")})
+
+
+@dataclass
+class WitnessConfig:
+    """Which step witnesses stay in the run bundle (so an auditor can challenge the step later)."""
+
+    retain: WitnessRetain = WitnessRetain.auto
+    """``all``: every step's; ``scheduled``: only the policy's steps, until their proof is
+    final; ``auto``: all when one step's witness is at most ``max_step_bytes``, else scheduled."""
+    max_step_bytes: int = 1 << 20
+
+
 @dataclass
 class PotZkConfig:
     run_dir: str = "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}"
@@ -172,6 +185,7 @@ class PotZkConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     circuit: CircuitConfig = field(default_factory=CircuitConfig)
     srs: SrsConfig = field(default_factory=SrsConfig)
+    witness: WitnessConfig = field(default_factory=WitnessConfig)
 
 
 def register_schema() -> None:

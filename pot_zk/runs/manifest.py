@@ -124,6 +124,7 @@ def prepare_run(
             "executor": {"name": plan.executor, "workers": plan.workers},
             "srs": srs,
             "prover_options": prover_options,
+            "witnesses": plan.witnesses.to_dict(),
             "versions": versions,
             **base_entry(plan),
         }

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.base import BatchStep
@@ -22,6 +22,7 @@ from pot_zk.proving.parking import parked_path
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
 from pot_zk.proving.strategies import ProofJob
 from pot_zk.runs.bundle import AUDIT, RunBundle, read_jsonl
+from pot_zk.runs.witnesses import declared_retention
 
 
 @dataclass
@@ -66,17 +67,10 @@ class ProvenRun:
         self._done_steps = {r["step"] for r in bundle.commitments()}
         self._audited_steps: set[int] | None = None
         self._final_proofs = {r["step"] for r in bundle.proofs() if r["status"] in ("proved", "failed")}
+        self.keep_witnesses = declared_retention(bundle.manifest()).keeps_all
 
     def job_for(self, index: int) -> ProofJob:
-        return ProofJob(
-            step=index,
-            kind=self.spec.kind,
-            circuit=self.spec.to_dict(),
-            witness_path=str(self.bundle.witness_path(index)),
-            cache_dir=str(self.cache_dir),
-            output_dir=str(self.bundle.proof_dir(index)),
-            options=dict(self.prover_options),
-        )
+        return proof_job(self.bundle, self.spec, index, self.cache_dir, self.prover_options)
 
     def record_step(self, step: BatchStep, index: int, epoch: int, batch_index: int, audit) -> None:
         """Commit to the step (every step) and queue its proof if the policy selects it. W_t is
@@ -113,7 +107,7 @@ class ProvenRun:
         if index in self._done_steps:
             self._check_replay(index, record, audit)
         else:
-            if scheduled:
+            if scheduled or self.keep_witnesses:
                 save_training_step(step, self.bundle.witness_path(index))
             self.bundle.append_commitment(record)
             audit.event("commitment", **record)
@@ -162,8 +156,9 @@ class ProvenRun:
         self.executor.submit(self.job_for(index))
 
     def record_result(self, result: ProofResult) -> None:
-        """Write one final outcome to proofs.jsonl; drop the witness unless the job is parked."""
-        record_outcome(self.bundle, result)
+        """Write one final outcome to proofs.jsonl; drop the witness unless the job is parked
+        or the run keeps every witness."""
+        record_outcome(self.bundle, result, keep_witness=self.keep_witnesses)
         if result.status != "parked":
             self._final_proofs.add(result.step)
         self.progress.outcomes[result.status] += 1
@@ -173,8 +168,22 @@ class ProvenRun:
             self.on_result(result)
 
 
-def record_outcome(bundle: RunBundle, result: ProofResult) -> None:
-    """Append a proof outcome to the bundle; a final one (not parked) frees its witness."""
+def proof_job(bundle: RunBundle, spec: CircuitSpec, index: int, cache_dir: Path, prover_options: Mapping[str, Any]) -> ProofJob:
+    """The job that proves step ``index`` of ``bundle`` from its witness file."""
+    return ProofJob(
+        step=index,
+        kind=spec.kind,
+        circuit=spec.to_dict(),
+        witness_path=str(bundle.witness_path(index)),
+        cache_dir=str(cache_dir),
+        output_dir=str(bundle.proof_dir(index)),
+        options=dict(prover_options),
+    )
+
+
+def record_outcome(bundle: RunBundle, result: ProofResult, *, keep_witness: bool, labels: Mapping[str, Any] | None = None) -> None:
+    """Append a proof outcome to the bundle (with ``labels``, e.g. the challenge it answers);
+    a final one (not parked) frees its witness unless ``keep_witness``."""
     proof = None
     if result.response is not None and "proof" in result.response.artifacts:
         proof = bundle.relative(result.response.artifacts["proof"])
@@ -190,7 +199,8 @@ def record_outcome(bundle: RunBundle, result: ProofResult) -> None:
             "public": None if result.response is None else result.response.public,
             "timings": None if result.response is None else result.response.timings,
             "recorded_at": time.time(),
+            **dict(labels or {}),
         }
     )
-    if result.status != "parked":
+    if result.status != "parked" and not keep_witness:
         bundle.witness_path(result.step).unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.data import epoch_order, fixed_batches, load_dataset, select_part
 from pot_zk.runs.proven_run import RunProgress
 from pot_zk.runs.session import RunSummary, resume_session, start_session
+from pot_zk.runs.witnesses import WitnessRetention, witness_retention
 
 schema.register_schema()
 
@@ -51,6 +52,8 @@ class TrainingPlan:
     workers: int
     srs_path: str | None
     allow_dev_srs: bool
+    witnesses: WitnessRetention
+    """Which step witnesses stay in the bundle (pot_zk.runs.witnesses)."""
     batch_order: str = "seeded"
     """``seeded``: epochs visit the batches in a seeded permutation (``pot-zk train``);
     ``recorded``: a user loop chose each step's batch, recorded per step (:mod:`pot_zk.hooks`)."""
@@ -99,6 +102,7 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         workers=int(cfg.executor.workers),
         srs_path=cfg.srs.path,
         allow_dev_srs=bool(cfg.srs.allow_dev_srs),
+        witnesses=witness_retention(spec, cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
         scheduler_address=cfg.executor.scheduler_address,
         base_run=base_run,
     )

@@ -122,6 +122,17 @@ def dev_srs(cache_dir: Path, logrows: int) -> SrsRef:
     return SrsRef(path=path, logrows=logrows, provenance="dev-srs", sha256=file_sha256(path))
 
 
+def generate_srs(path: Path, logrows: int) -> str:
+    """Write a fresh KZG SRS for ``logrows`` to ``path`` (atomically); return its SHA-256.
+    Whoever runs this could know the trapdoor: it is the verifier's to run."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _staging(path.parent) as tmp:
+        _call("gen_srs", ezkl.gen_srs, str(tmp / "srs"), logrows)
+        _publish(tmp / "srs", path)
+    return file_sha256(path)
+
+
 def configured_srs(path: Path, logrows: int) -> SrsRef:
     path = Path(path)
     if not path.is_file():

@@ -1,0 +1,101 @@
+"""``pot-zk`` subcommands of the auditor-trainer exchange: challenge, respond, keys new."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+CommandHandler = Callable[[argparse.Namespace], int]
+
+
+def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    parser.add_argument("run", help="the run directory to challenge")
+    parser.add_argument("--count", type=int, required=True, help="how many distinct steps to challenge")
+    nonce = parser.add_mutually_exclusive_group()
+    nonce.add_argument("--nonce", help="your nonce, hex (default: 32 random bytes)")
+    nonce.add_argument("--no-nonce", action="store_true", help="no nonce: the steps follow from the run's commitments alone (a trainer can grind them)")
+    parser.add_argument("--out", required=True, help="where to write the challenge (C.json); keep your copy")
+
+    def run(args: argparse.Namespace) -> int:
+        from pot_zk.core.atomic import write_json_atomic
+        from pot_zk.core.challenge import new_challenge, new_nonce
+        from pot_zk.runs.bundle import RunBundle
+        from pot_zk.runs.witnesses import declared_retention
+
+        bundle = RunBundle.open(Path(args.run))
+        nonce = "" if args.no_nonce else (args.nonce if args.nonce is not None else new_nonce())
+        challenge = new_challenge(bundle.manifest(), bundle.commitments(), args.count, nonce)
+        write_json_atomic(Path(args.out), challenge.to_dict())
+        print(f"challenged {challenge.count} of {challenge.total_steps} steps: {list(challenge.steps)}")
+        print(f"commitment head {challenge.head}")
+        print(f"nonce {challenge.nonce or 'none (grindable: see docs/runs.md)'}")
+        retention = declared_retention(bundle.manifest())
+        if not retention.keeps_all:
+            print(f"note: this run keeps only the witnesses of its scheduled steps ({retention.rule}); "
+                  "other challenged steps cannot be answered (replay from checkpoints is not implemented)")
+        print(f"written to {args.out}; the trainer answers with: pot-zk respond {args.run} {args.out}")
+        return 0
+
+    return run
+
+
+def respond_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    parser.add_argument("run", help="the run directory the challenge is for")
+    parser.add_argument("challenge", help="the auditor's challenge file (C.json)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides of the run's own config, e.g. retry.max_retries=5 handler.name=fail_fast")
+
+    def run(args: argparse.Namespace) -> int:
+        from pot_zk.core.challenge import Challenge
+        from pot_zk.runs.respond import respond
+
+        answers = respond(Path(args.run), Challenge.load(Path(args.challenge)), args.overrides)
+        for answer in answers:
+            detail = answer.proof_type or answer.detail
+            print(f"step {answer.step}: {answer.status}" + (f" ({detail})" if detail else ""))
+        unanswered = [a.step for a in answers if a.status not in ("proved", "already-proved")]
+        print(f"{len(answers) - len(unanswered)} of {len(answers)} challenged steps proven" + (f"; not proven: {unanswered}" if unanswered else ""))
+        return 0 if not unanswered else 1
+
+    return run
+
+
+def keys_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    actions = parser.add_subparsers(dest="keys_action", required=True)
+    new = actions.add_parser("new", help="generate key material for a declared statement (run this as the verifier)")
+    new.add_argument("overrides", nargs="*", help="the training config's Hydra overrides (the statement: model, train, circuit, prover)")
+    new.add_argument("--run", help="take the statement from this run's manifest instead")
+    new.add_argument("--out", required=True, help="a new directory for the keys and keys.json")
+    new.add_argument("--cache-dir", help="where circuits are compiled (default: $POT_ZK_CACHE or ~/.cache/pot-zk)")
+
+    def run(args: argparse.Namespace) -> int:
+        from pot_zk.backends.keys import new_keys
+        from pot_zk.verify.run import default_cache_dir
+
+        proof_type, statement = _declared_statement(args)
+        keys = new_keys(proof_type, [statement], Path(args.out), Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+        print(f"keys for {proof_type} statement {statement.circuit_id()} in {keys.directory}")
+        print(f"hand the trainer: {', '.join(str(keys.path(role)) for role in keys.handover)}")
+        print(f"the trainer proves with: {' '.join(keys.trainer_overrides)}")
+        print(f"verify its run with: pot-zk verify RUN --keys {keys.directory}")
+        return 0
+
+    return run
+
+
+def _declared_statement(args: argparse.Namespace):
+    from pot_zk.exceptions import ConfigurationError
+    from pot_zk.kinds.registry import check_spec_from_dict
+
+    if args.run:
+        if args.overrides:
+            raise ConfigurationError("give either --run or config overrides, not both", key="keys")
+        from pot_zk.runs.bundle import RunBundle
+
+        manifest = RunBundle.open(Path(args.run)).manifest()
+        return str(manifest["strategy"]), check_spec_from_dict(manifest["circuit"])
+    from pot_zk.config import compose_config
+    from pot_zk.runs.train import plan_from_config
+
+    cfg = compose_config([*args.overrides, "run_dir=."])
+    return str(cfg.prover.proof_type), plan_from_config(cfg).spec

@@ -1,0 +1,129 @@
+"""``pot-zk respond RUN C.json``: the trainer proves the steps an auditor challenged.
+
+Before anything expensive runs, the challenge must fit the run (same commitment head, the
+steps its head and nonce give: :func:`pot_zk.core.challenge.challenge_problems`) and every
+challenged step still to prove must have a witness that hashes to its recorded commitments.
+Then each step goes through the run's own pipeline (its configured prover, retry schedule and
+failure handler), every attempt lands in the run's audit trail, and each outcome is appended
+to ``proofs.jsonl`` labelled with the challenge it answers. Steps the run already proved are
+not proved again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from omegaconf import OmegaConf
+
+from pot_zk.config.build import build
+from pot_zk.config.schema import PotZkConfig
+from pot_zk.core.audit import AuditLog
+from pot_zk.core.challenge import Challenge, challenge_problems
+from pot_zk.exceptions import ChallengeError, ConfigurationError, PotZkError, WitnessBuilderError
+from pot_zk.kinds.commitments import commit_step
+from pot_zk.kinds.registry import check_spec_from_dict, load_training_step
+from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.proving.stats import ProvingStats
+from pot_zk.runs import bundle as files
+from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail
+from pot_zk.runs.proven_run import proof_job, record_outcome
+from pot_zk.runs.witnesses import declared_retention
+
+COMMITTED = ("w_before", "batch", "w_after", "base")
+
+
+@dataclass(frozen=True)
+class ChallengeAnswer:
+    step: int
+    status: str
+    """``proved`` (now), ``already-proved`` (by the run's policy or an earlier response),
+    ``failed`` or ``parked`` (the run's handler decided)."""
+    proof_type: str | None = None
+    detail: str = ""
+
+
+def check_witness(bundle: RunBundle, spec: CircuitSpec, record: dict[str, Any]) -> None:
+    """The step's kept witness must exist and hash to its recorded commitments."""
+    step = int(record["step"])
+    path = bundle.witness_path(step)
+    if not path.is_file():
+        retention = declared_retention(bundle.manifest())
+        raise ChallengeError(
+            f"step {step} has no witness in {path.parent} (the run keeps {retention.retained} witnesses: {retention.rule}); "
+            "it cannot be proven now (replay from checkpoints is not implemented)",
+            reason="witness-missing",
+            step=step,
+        )
+    try:
+        found = commit_step(load_training_step(path, spec.kind), spec.scale, spec.value_bound).to_dict()
+    except (WitnessBuilderError, PotZkError) as exc:
+        raise ChallengeError(f"step {step}'s witness is unusable: {exc.message}", reason="witness-unreadable", step=step) from exc
+    differing = [key for key in COMMITTED if found.get(key) != record.get(key)]
+    if differing:
+        raise ChallengeError(
+            f"step {step}'s witness does not hash to its recorded {', '.join(differing)} commitment(s)",
+            reason="witness-mismatch",
+            step=step,
+            fields=differing,
+        )
+
+
+def run_config(bundle: RunBundle, overrides: Sequence[str]) -> Any:
+    """The run's own resolved configuration (config.yaml), with dotted ``key=value`` overrides."""
+    loaded = OmegaConf.load(bundle.path(files.CONFIG))
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), loaded, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as exc:  # omegaconf raises its own validation errors for unknown keys and bad types
+        raise ConfigurationError(f"bad override for the run's configuration: {exc}", key="overrides") from exc
+    cfg.run_dir = str(bundle.root.absolute())
+    return cfg
+
+
+def respond(
+    run: Path, challenge: Challenge, overrides: Sequence[str] = (), *, sleep: Callable[[float], None] = time.sleep
+) -> list[ChallengeAnswer]:
+    """Prove the challenged steps of ``run`` into its bundle. Raises ChallengeError before any
+    proving when the challenge does not fit the run or a witness is missing or altered; raises
+    what the handler raises (fail_fast) after recording it."""
+    bundle = RunBundle.open(run)
+    manifest = bundle.manifest()
+    commitments = bundle.commitments()
+    problems = challenge_problems(challenge, manifest, commitments)
+    if problems:
+        reason, message = problems[0]
+        raise ChallengeError(f"the challenge does not fit {bundle.root}: {message}", reason=reason)
+    if not manifest.get("proving_enabled"):
+        raise ConfigurationError(f"{bundle.root} was trained with proving disabled: no SRS was settled for its proofs", key="proving.enabled")
+    spec = check_spec_from_dict(manifest["circuit"])
+    proved = {r["step"] for r in bundle.proofs() if r.get("status") == "proved"}
+    by_step = {r["step"]: r for r in commitments}
+    to_prove = [step for step in challenge.steps if step not in proved]
+    for step in to_prove:
+        check_witness(bundle, spec, by_step[step])
+    cfg = run_config(bundle, overrides)
+    runtime = build(cfg)
+    answers = [ChallengeAnswer(step, "already-proved") for step in challenge.steps if step in proved]
+    discard_incomplete_tail(bundle.path(files.AUDIT))
+    stats = ProvingStats()
+    audit = AuditLog(bundle.path(files.AUDIT), console=runtime.audit_console, run=bundle.root.name, command="respond")
+    label = {"challenge": {"head": challenge.head, "nonce": challenge.nonce}}
+    audit.event("challenge.start", head=challenge.head, nonce=challenge.nonce, steps=list(challenge.steps), to_prove=to_prove)
+    status = "completed"
+    try:
+        pipeline = runtime.open_pipeline(audit=audit, stats=stats, sleep=sleep)
+        for step in to_prove:
+            job = proof_job(bundle, spec, step, Path(cfg.cache_dir), manifest.get("prover_options") or {})
+            result = pipeline.prove(job)
+            record_outcome(bundle, result, keep_witness=True, labels=label)
+            detail = "" if result.error is None else str(result.error.get("message", ""))
+            answers.append(ChallengeAnswer(step, result.status, result.proof_type, detail))
+    except BaseException as error:
+        status = "halted" if isinstance(error, PotZkError) else "aborted"
+        raise
+    finally:
+        audit.event("run.end", status=status, command="respond", answers=[asdict(a) for a in answers], stats=stats.get_stats())
+        audit.close()
+    return sorted(answers, key=lambda a: a.step)

@@ -1,0 +1,44 @@
+"""``pot-zk verify RUN --challenge C.json``: every challenged step must carry a proof that
+verified against its recorded commitments.
+
+The auditor's C.json is checked against the bundle first: its commitment head must be the
+bundle's (``challenge-head-mismatch``), its run id the manifest's (``challenge-run-mismatch``),
+its counts consistent (``challenge-malformed``) and its steps the ones its head and nonce give
+(``challenge-steps-mismatch``). Then each challenged step needs a final ``proved`` outcome
+(``challenge-unanswered``) whose proof the ``proofs`` check verified (``challenge-proof-invalid``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pot_zk.core.challenge import Challenge, challenge_problems
+
+
+def check_challenge(report, manifest: dict[str, Any], commitments: list[dict[str, Any]], proofs: list[dict[str, Any]], challenge: Challenge) -> None:
+    """Add the ``challenge`` check to ``report``; ``report.verified_steps`` must already hold
+    the steps whose proofs verified."""
+    failures_before = len(report.findings)
+    for reason, message in challenge_problems(challenge, manifest, commitments):
+        report.fail("challenge", reason, message)
+    if len(report.findings) > failures_before:
+        return
+    final = {record.get("step"): record for record in proofs}
+    for step in challenge.steps:
+        record = final.get(step)
+        if record is None or record.get("status") != "proved":
+            outcome = "no proof outcome" if record is None else f"its outcome is {record.get('status')!r}"
+            report.fail("challenge", "challenge-unanswered", f"challenged step has no proof: {outcome}", step)
+        elif step not in report.verified_steps:
+            report.fail("challenge", "challenge-proof-invalid", "the challenged step's proof did not verify (see the proofs check)", step)
+    report.notes.append(
+        f"challenge: {challenge.count} of {challenge.total_steps} steps {list(challenge.steps)}, "
+        f"commitment head {challenge.head[:16]}..., nonce {challenge.nonce[:16] + '...' if challenge.nonce else 'none'}"
+    )
+    if not challenge.nonce:
+        report.notes.append(
+            "the challenge has no auditor nonce: the steps follow from the commitment head alone, which the trainer "
+            "could have re-randomised until no altered step was picked (docs/runs.md, grinding)"
+        )
+    if len(report.findings) == failures_before:
+        report.passed.append("challenge")
