@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +47,15 @@ def commitment_head(manifest: Mapping[str, Any], commitments: Sequence[Mapping[s
     head = hashlib.sha256(
         HEAD_DOMAIN + _canonical({"circuit_id": manifest.get("circuit_id"), "dataset_root": manifest["dataset"]["root"]})
     ).digest()
-    for record in sorted(commitments, key=lambda r: r["step"]):
+    for record in sorted(commitments, key=_step_order):
         head = hashlib.sha256(head + _canonical({key: record.get(key) for key in HEAD_FIELDS})).digest()
     return head.hex()
+
+
+def _step_order(record: Mapping[str, Any]) -> tuple[int, int, str]:
+    """Integer steps in order, then anything else a damaged bundle holds (reported by verify)."""
+    step = record.get("step")
+    return (0, step, "") if isinstance(step, int) else (1, 0, repr(step))
 
 
 def run_id(manifest: Mapping[str, Any]) -> str:
@@ -89,6 +96,12 @@ def choose_steps(head: str, nonce: str, count: int, total_steps: int) -> tuple[i
         j = i + _below(stream, total_steps - i)
         pool[i], pool[j] = pool[j], pool[i]
     return tuple(sorted(pool[:count]))
+
+
+def detection_probability(total_steps: int, altered: int, count: int) -> float:
+    """Chance that ``count`` distinct uniformly chosen steps of ``total_steps`` include at least
+    one of ``altered`` steps: ``1 - C(T-c, Q) / C(T, Q)``."""
+    return 1.0 - math.comb(total_steps - altered, count) / math.comb(total_steps, count)
 
 
 def new_nonce() -> str:

@@ -52,7 +52,7 @@ def check_witness(bundle: RunBundle, spec: CircuitSpec, record: dict[str, Any]) 
     if not path.is_file():
         retention = declared_retention(bundle.manifest())
         raise ChallengeError(
-            f"step {step} has no witness in {path.parent} (the run keeps {retention.retained} witnesses: {retention.rule}); "
+            f"witness-missing: step {step} has no witness in {path.parent} (the run keeps {retention.retained} witnesses: {retention.rule}); "
             "it cannot be proven now (replay from checkpoints is not implemented)",
             reason="witness-missing",
             step=step,
@@ -60,11 +60,11 @@ def check_witness(bundle: RunBundle, spec: CircuitSpec, record: dict[str, Any]) 
     try:
         found = commit_step(load_training_step(path, spec.kind), spec.scale, spec.value_bound).to_dict()
     except (WitnessBuilderError, PotZkError) as exc:
-        raise ChallengeError(f"step {step}'s witness is unusable: {exc.message}", reason="witness-unreadable", step=step) from exc
+        raise ChallengeError(f"witness-unreadable: step {step}'s witness is unusable: {exc.message}", reason="witness-unreadable", step=step) from exc
     differing = [key for key in COMMITTED if found.get(key) != record.get(key)]
     if differing:
         raise ChallengeError(
-            f"step {step}'s witness does not hash to its recorded {', '.join(differing)} commitment(s)",
+            f"witness-mismatch: step {step}'s witness does not hash to its recorded {', '.join(differing)} commitment(s)",
             reason="witness-mismatch",
             step=step,
             fields=differing,
@@ -94,7 +94,7 @@ def respond(
     problems = challenge_problems(challenge, manifest, commitments)
     if problems:
         reason, message = problems[0]
-        raise ChallengeError(f"the challenge does not fit {bundle.root}: {message}", reason=reason)
+        raise ChallengeError(f"{reason}: the challenge does not fit {bundle.root}: {message}", reason=reason)
     if not manifest.get("proving_enabled"):
         raise ConfigurationError(f"{bundle.root} was trained with proving disabled: no SRS was settled for its proofs", key="proving.enabled")
     spec = check_spec_from_dict(manifest["circuit"])

@@ -36,7 +36,16 @@ def test_tiny_run_proves_and_verifies(tmp_path, zk_cache):
     assert report.ok, report.summary()
     assert report.coverage == {"zk-halo2": 2, "commitment-only": 2}
     assert {"audit-chain", "dataset-root", "steps", "commitment-chain", "policy", "initial-model", "final-model", "proofs"} <= set(report.passed)
+    kept = sorted(p.name for p in (run / "witness").glob("*"))
+    assert kept == [f"step-{s:08d}.safetensors" for s in range(4)], "a small run keeps every witness, for challenges"
+
+
+def test_a_run_that_keeps_only_scheduled_witnesses_drops_them_once_proven(tmp_path, zk_cache):
+    run = tmp_path / "run"
+    assert run_tiny(run, zk_cache, "witness.retain=scheduled").progress["proof_types"] == {"zk-halo2": 2}
+    assert RunBundle.open(run).manifest()["witnesses"]["retained"] == "scheduled"
     assert not list((run / "witness").glob("*")), "witnesses of proven steps must not stay in the bundle"
+    assert verify_run(run, cache_dir=zk_cache).ok
 
 
 def test_fail_fast_halts_training_at_the_first_failed_proof(tmp_path, zk_cache, make_prover):
@@ -71,7 +80,7 @@ def test_retry_parks_failed_steps_and_prove_pending_completes_them(tmp_path, zk_
     summary = run_tiny(run, zk_cache, "handler=retry", "retry=none", f"prover.binary={flaky}")
     assert summary.progress["outcomes"] == {"parked": 2}
     assert sorted(p.name for p in (run / "pending").iterdir()) == ["step-00000000.json", "step-00000002.json"]
-    assert len(list((run / "witness").glob("*.safetensors"))) == 2
+    assert len(list((run / "witness").glob("*.safetensors"))) == 4
     # the prover is repaired: the same program now runs the real ezkl prover
     flaky.write_text(f"#!/bin/sh\nexec {Path(sys.executable).parent / 'pot-zk-ezkl-prover'}\n")
     assert prove_pending_in_run(run, [f"cache_dir={zk_cache}"]) == 0
