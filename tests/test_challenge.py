@@ -37,7 +37,7 @@ def _unproven_run(run_dir: Path, *extra: str) -> Path:
     """A 4-3-2 MLP, 6 steps, proving off (fast): every step committed, no proof."""
     overrides = [
         "mode=disabled", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=6",
-        f"run_dir={run_dir}", f"cache_dir={run_dir.parent / 'cache'}", "train.progress=false", "audit.console=false", *extra,
+        f"run_dir={run_dir}", f"cache_dir={run_dir.parent / 'cache'}", "train.progress=false", *extra,
     ]
     assert train(compose_config(overrides), sleep=lambda s: None).status == "completed"
     return run_dir

@@ -108,7 +108,7 @@ def respond(
     answers = [ChallengeAnswer(step, "already-proved") for step in challenge.steps if step in proved]
     discard_incomplete_tail(bundle.path(files.AUDIT))
     stats = ProvingStats()
-    audit = AuditLog(bundle.path(files.AUDIT), console=runtime.audit_console, run=bundle.root.name, command="respond")
+    audit = AuditLog(bundle.path(files.AUDIT), console_records=runtime.console_records, run=bundle.root.name, command="respond")
     label = {"challenge": {"head": challenge.head, "nonce": challenge.nonce}}
     audit.event("challenge.start", head=challenge.head, nonce=challenge.nonce, steps=list(challenge.steps), to_prove=to_prove)
     status = "completed"

@@ -64,7 +64,7 @@ def _verify(run: Path, cache: Path, *extra: str) -> int:
 def test_an_honest_run_answers_its_challenge(run, tmp_path, zk_cache, capsys):
     c_json = tmp_path / "C.json"
     steps = _challenge(run, c_json, 2, {3})["steps"]
-    assert main(["respond", str(run), str(c_json), "audit.console=false"]) == 0
+    assert main(["respond", str(run), str(c_json)]) == 0
     out = capsys.readouterr().out
     assert "step 3: proved (zk-halo2)" in out and "2 of 2 challenged steps proven" in out
     answers = [r for r in RunBundle.open(run).proofs() if "challenge" in r]
@@ -112,7 +112,7 @@ def test_an_altered_step_passes_plain_verify_but_fails_its_challenge(run, tmp_pa
     assert verify_run(run, cache_dir=zk_cache).ok, "an unproven altered step is invisible without a challenge"
     c_json = tmp_path / "C.json"
     assert _challenge(run, c_json, 1, {3})["steps"] == [3]
-    assert main(["respond", str(run), str(c_json), "audit.console=false"]) == 1
+    assert main(["respond", str(run), str(c_json)]) == 1
     assert "step 3: failed" in capsys.readouterr().out
     failed = [r for r in RunBundle.open(run).proofs() if r["step"] == 3]
     assert [r["status"] for r in failed] == ["failed"] and failed[0]["error"]["error_class"] == "WitnessBuilderError"

@@ -58,7 +58,7 @@ def test_a_run_proven_with_the_auditors_srs_verifies_with_keys_generated_by_you(
     nonce = next(f"{n:04x}" for n in range(1000) if 3 in choose_steps(head, f"{n:04x}", 1, 4))
     c_json = tmp_path / "C.json"
     assert main(["challenge", str(run), "--count", "1", "--nonce", nonce, "--out", str(c_json)]) == 0
-    assert main(["respond", str(run), str(c_json), "audit.console=false"]) == 0
+    assert main(["respond", str(run), str(c_json)]) == 0
     answer = next(r for r in RunBundle.open(run).proofs() if r["step"] == 3)
     assert answer["public"]["srs"]["sha256"] == keys.sha256["srs"], "a response proves with the run's (the auditor's) SRS"
     assert main(["verify", str(run), "--keys", str(keys.directory), "--challenge", str(c_json), "--cache-dir", str(zk_cache)]) == 0
