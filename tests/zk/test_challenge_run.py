@@ -15,7 +15,7 @@ import pytest
 from pot_zk.cli.main import main
 from pot_zk.core.challenge import choose_steps, commitment_head
 from pot_zk.kinds.commitments import commit_step
-from pot_zk.kinds.sgd.step import load_step, save_step
+from pot_zk.kinds.registry import load_training_step, save_training_step
 from pot_zk.runs.bundle import RunBundle, load_model, save_model
 from pot_zk.testing.tamper import chain_lines
 from pot_zk.verify.run import verify_run
@@ -90,11 +90,11 @@ def _alter_last_step(run: Path) -> None:
     state[key].view(-1)[0] += 0.05
     save_model(state, run / "model_final.safetensors", metadata)
     witness = run / "witness" / "step-00000003.safetensors"
-    step = load_step(witness)
+    step = load_training_step(witness, "sgd")
     after = {name: value.clone() for name, value in step.weights_after.items()}
     after[key].view(-1)[0] = float(state[key].view(-1)[0])
     step = dataclasses.replace(step, weights_after=after)
-    save_step(step, witness)
+    save_training_step(step, witness)
     w_after = commit_step(step, 12).w_after
     records = RunBundle.open(run).commitments()
     assert records[3]["w_after"] != w_after
@@ -124,8 +124,8 @@ def test_a_challenged_witness_edited_after_the_run_is_refused_before_proving(run
     c_json = tmp_path / "C.json"
     _challenge(run, c_json, 1, {1})
     witness = run / "witness" / "step-00000001.safetensors"
-    step = load_step(witness)
-    save_step(dataclasses.replace(step, inputs=step.inputs + 0.25), witness)
+    step = load_training_step(witness, "sgd")
+    save_training_step(dataclasses.replace(step, inputs=step.inputs + 0.25), witness)
     audit_before = (run / "audit.jsonl").read_bytes()
     assert main(["respond", str(run), str(c_json)]) == 2
     err = capsys.readouterr().err
