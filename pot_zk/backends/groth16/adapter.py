@@ -1,0 +1,190 @@
+"""The one module that talks to groth16py 0.2.0 (arkworks Groth16 on BN254, in-process circom 2),
+which compiles the circuit and with it Groth16-proves ("the engine").
+
+Everything engine-specific stays here: input encoding (negative integers as p - |v|; groth16py
+refuses negatives and silently reduces values >= p, so none is ever passed), capturing the
+compiler's console output (it prints to fd 1, which a prover program reserves for its response),
+and mapping the engine's exceptions to pot-zk errors. Known traps (DESIGN.md): ``prove``
+returns a proof for a witness that violates the constraints (it then fails ``verify``), and a
+second setup of the same source gives keys that reject the first setup's proofs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import groth16py
+
+from pot_zk.backends.groth16.spec import FIELD_MODULUS
+from pot_zk.errors import ConfigurationError, ProofGenerationError, WitnessBuilderError
+
+ENGINE_VERSION = groth16py.__version__
+PROOF_BYTES = 256
+
+ProvingKey = groth16py.ProvingKey
+VerifyingKey = groth16py.VerifyingKey
+
+
+@dataclass(frozen=True)
+class CompileReport:
+    """What the circom compiler said about a circuit."""
+
+    non_linear_constraints: int | None
+    linear_constraints: int | None
+    wires: int | None
+    public_outputs: int | None
+    console: str
+
+    @property
+    def constraints(self) -> int | None:
+        if self.non_linear_constraints is None or self.linear_constraints is None:
+            return None
+        return self.non_linear_constraints + self.linear_constraints
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {
+            "constraints": self.constraints,
+            "non_linear_constraints": self.non_linear_constraints,
+            "linear_constraints": self.linear_constraints,
+            "wires": self.wires,
+            "public_outputs": self.public_outputs,
+        }
+
+
+def circomlib_dir() -> str:
+    """The circomlib (circom 2 generation) vendored in groth16py."""
+    return groth16py.circomlib_path(2)
+
+
+def setup(circom_path: Path) -> tuple[ProvingKey, VerifyingKey, CompileReport]:
+    """Compile a circom 2 source and run groth16py's single-party setup (a ``dev`` key: whoever
+    runs it knows the trapdoor)."""
+    with _captured_console() as console:
+        try:
+            pk, vk = groth16py.setup_circom(str(circom_path), [circomlib_dir()])
+        except (groth16py.SetupError, groth16py.WitnessError) as exc:
+            error = exc
+        else:
+            error = None
+    if error is not None:
+        raise ProofGenerationError(
+            f"groth16py could not compile or set up {circom_path}: {error}", retryable=False, stderr_tail=_ANSI.sub("", console.text)
+        ) from error
+    return pk, vk, _compile_report(console.text)
+
+
+def import_zkey(zkey_path: Path, circom_path: Path) -> tuple[ProvingKey, VerifyingKey, CompileReport]:
+    """Keys from a snarkjs Groth16 ``.zkey`` (a ceremony's phase 2), with the circuit compiled
+    so ``prove`` works in-process. The zkey must have been made for exactly this source."""
+    with _captured_console() as console:
+        try:
+            pk, vk = groth16py.import_zkey(str(zkey_path), str(circom_path), [circomlib_dir()])
+        except (groth16py.SetupError, groth16py.WitnessError, groth16py.EncodingError, OSError, ValueError) as exc:
+            error = exc
+        else:
+            error = None
+    if error is not None:
+        raise ConfigurationError(f"cannot import zkey {zkey_path} for {circom_path}: {error}", key="zkey", stderr_tail=_ANSI.sub("", console.text)[-2000:]) from error
+    return pk, vk, _compile_report(console.text)
+
+
+def prove(pk: ProvingKey, inputs: dict[str, Any]) -> bytes:
+    """A proof (256 bytes) for the given input signals (nested lists of signed ints). The proof
+    is NOT checked here: groth16py proves violating witnesses too."""
+    encoded = {name: _to_field(value) for name, value in inputs.items()}
+    with _captured_console() as console:
+        try:
+            proof = groth16py.prove(pk, encoded)
+        except groth16py.WitnessError as exc:
+            error: Exception | None = exc
+        else:
+            error = None
+    if error is not None:
+        raise WitnessBuilderError(f"groth16py could not build the witness: {error}", expected="circuit inputs", actual=str(error), stderr_tail=console.text[-2000:]) from error
+    return bytes(proof)
+
+
+def verify(vk: VerifyingKey, proof: bytes, public_inputs: Sequence[int]) -> tuple[bool, str | None]:
+    """(accepted, reason if not). A malformed proof or the wrong number of public values is a
+    rejection with a reason, never an exception."""
+    try:
+        accepted = groth16py.Verifier(vk).verify(bytes(proof), [int(v) for v in public_inputs])
+    except groth16py.EncodingError as exc:
+        return False, f"malformed-proof: {exc}"
+    except groth16py.VerificationError as exc:
+        return False, f"wrong-circuit: {exc}"
+    except (OverflowError, TypeError, ValueError) as exc:
+        return False, f"malformed-public-inputs: {exc}"
+    return bool(accepted), None if accepted else "invalid-proof"
+
+
+def save_keys(pk: ProvingKey, vk: VerifyingKey, directory: Path) -> None:
+    pk.save(str(directory / "pk.bin"))
+    vk.save(str(directory / "vk.bin"))
+    (directory / "vk.json").write_text(vk.to_json())
+
+
+def load_proving_key(path: Path) -> ProvingKey:
+    return groth16py.ProvingKey.load(str(path))
+
+
+def load_verifying_key(path: Path) -> VerifyingKey:
+    return groth16py.VerifyingKey.load(str(path))
+
+
+def public_count(vk: VerifyingKey) -> int:
+    return int(vk.n_public)
+
+
+def _to_field(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_to_field(v) for v in value]
+    number = int(value)
+    if not -FIELD_MODULUS < number < FIELD_MODULUS:
+        raise WitnessBuilderError("a circuit input is not a field element", expected="|v| < p", actual=number.bit_length())
+    return number % FIELD_MODULUS
+
+
+class _Console:
+    text = ""
+
+
+@contextmanager
+def _captured_console() -> Iterator[_Console]:
+    """Send what native code prints on fds 1 and 2 to a temporary file for the duration."""
+    console = _Console()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield console
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            sink.seek(0)
+            console.text = sink.read().decode("utf-8", errors="replace")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _compile_report(console: str) -> CompileReport:
+    text = _ANSI.sub("", console)
+
+    def count(label: str) -> int | None:
+        match = re.search(rf"^{label}: (\d+)$", text, re.MULTILINE)
+        return None if match is None else int(match.group(1))
+
+    return CompileReport(count("non-linear constraints"), count("linear constraints"), count("wires"), count("public outputs"), text)

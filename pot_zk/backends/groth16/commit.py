@@ -1,0 +1,110 @@
+"""Commitments the ``zk-groth16`` circuit exposes, computed natively (docs/groth16.md).
+
+A tensor of n signed values v (each in the signed ``value_bits`` range, which the circuit
+range-checks) is committed as follows:
+
+1. shift: ``u = v + 2**(value_bits-1)``, so ``0 <= u < 2**value_bits``;
+2. pack ``k = floor(253 / value_bits) - 1`` values per field element, little-endian:
+   ``e_i = sum_j u[i*k + j] * 2**(value_bits*j)``; the last element holds the remainder
+   (missing slots are 0). Each ``e_i < 2**(k*value_bits) <= 2**253 < p``, so the packing is
+   injective on range-checked values (k is one below the most that fits: a spare slot);
+3. hash chain with circomlib's Poseidon of two inputs:
+   ``h_0 = n``, ``h_{i+1} = Poseidon(h_i, e_i)``; the commitment is the last h, written as
+   ``0x`` followed by 64 lowercase hex digits.
+
+The length n in h_0 separates tensors of different sizes. The commitment is binding, not
+hiding: there is no blinding value, so anyone holding a candidate tensor can test it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+from light_poseidon_python import poseidon_hash
+
+from pot_zk.backends.groth16.exact import check_range
+from pot_zk.backends.groth16.spec import FIELD_MODULUS, Groth16SgdSpec
+from pot_zk.errors import ProofVerificationError
+
+NAMES = ("w_before", "batch", "w_after")
+
+
+def packing_width(value_bits: int) -> int:
+    """Values per field element: one below the most that fit in 253 bits."""
+    return 253 // value_bits - 1
+
+
+def pack(values: np.ndarray, value_bits: int) -> list[int]:
+    """Range-checked signed values -> field elements (step 1 and 2 above)."""
+    width = packing_width(value_bits)
+    shifted = [int(v) + 2 ** (value_bits - 1) for v in np.asarray(values, dtype=np.int64).reshape(-1)]
+    elements = []
+    for start in range(0, len(shifted), width):
+        element = 0
+        for slot, u in enumerate(shifted[start : start + width]):
+            element |= u << (value_bits * slot)
+        elements.append(element)
+    return elements
+
+
+def poseidon2(left: int, right: int) -> int:
+    """circomlib's Poseidon(2). light-poseidon reduces inputs >= p silently: refuse them."""
+    if not (0 <= left < FIELD_MODULUS and 0 <= right < FIELD_MODULUS):
+        raise ValueError("Poseidon inputs must be field elements in [0, p)")
+    return int(poseidon_hash([left, right]))
+
+
+def commit_values(values: np.ndarray, value_bits: int, what: str = "values") -> str:
+    """The commitment of a flat tensor of signed integers (range-checked first)."""
+    flat = np.asarray(values, dtype=np.int64).reshape(-1)
+    check_range(flat, value_bits, what)
+    state = flat.size
+    for element in pack(flat, value_bits):
+        state = poseidon2(state, element)
+    return format_field(state)
+
+
+def format_field(value: int) -> str:
+    return f"0x{value:064x}"
+
+
+def parse_field(text: str, what: str = "commitment") -> int:
+    """A canonical commitment string (``0x`` + 64 lowercase hex digits, value < p) as an int."""
+    digits = text[2:] if isinstance(text, str) and text.startswith("0x") else None
+    if digits is None or len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+        raise ProofVerificationError(f"{what} is not 0x followed by 64 lowercase hex digits: {text!r}", reason="malformed-commitment")
+    value = int(digits, 16)
+    if value >= FIELD_MODULUS:
+        raise ProofVerificationError(f"{what} is not a field element (>= p)", reason="malformed-commitment")
+    return value
+
+
+@dataclass(frozen=True)
+class SgdStepCommitments:
+    """The three public values of a ``zk-groth16`` SGD proof, in public-input order."""
+
+    w_before: str
+    batch: str
+    w_after: str
+
+    def public_inputs(self) -> list[int]:
+        return [parse_field(getattr(self, name), name) for name in NAMES]
+
+    def to_dict(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in NAMES}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SgdStepCommitments":
+        return cls(**{name: str(data[name]) for name in NAMES})
+
+
+def commit_sgd_step(spec: Groth16SgdSpec, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray) -> SgdStepCommitments:
+    """Commitments of W_t, the batch (X row-major then Y row-major) and W_t+1."""
+    batch = np.concatenate([np.asarray(x, dtype=np.int64).reshape(-1), np.asarray(y, dtype=np.int64).reshape(-1)])
+    return SgdStepCommitments(
+        w_before=commit_values(w_before, spec.value_bits, "weights before the step"),
+        batch=commit_values(batch, spec.value_bits, "batch"),
+        w_after=commit_values(w_after, spec.value_bits, "weights after the step"),
+    )

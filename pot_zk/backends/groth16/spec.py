@@ -1,0 +1,191 @@
+"""The statement of one exactly proven SGD step: :class:`Groth16SgdSpec`.
+
+A spec fixes everything the circuit depends on (architecture, batch size, learning rate and
+the fixed-point layout). ``circuit_id()`` is the SHA-256 of its canonical JSON, so another
+learning rate, shape or bound is another circuit with other keys.
+
+Fixed point (docs/groth16.md): every value is an integer at ``scale`` bits; weights, batch
+values and the weights after the step lie in the signed range of ``value_bits`` bits,
+``[-2**(value_bits-1), 2**(value_bits-1))``; every rescaled quantity (pre-activations,
+weight gradients, back-propagated deltas) in the signed range of ``quotient_bits`` bits. The
+update constant ``c = 2 * learning_rate / (batch_size * d_out)`` is the integer
+``c_fix = round_half_away(c * 2**param_scale)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Mapping
+
+from pot_zk.errors import ConfigurationError
+
+CIRCUIT_VERSION = "groth16-sgd/1"
+KIND = "sgd"
+BACKEND = "groth16"
+
+FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+"""p, the BN254 scalar field of circom, groth16py and light-poseidon."""
+
+ACCUMULATOR_BITS = 62
+"""Every integer the step computes (products, sums, scaled gradients) stays below
+2**ACCUMULATOR_BITS in magnitude for any inputs in range: exact in int64, and far below the
+BN254 field modulus (~2**253.6), so no circuit value wraps around."""
+
+
+def round_half_away(value: Fraction) -> int:
+    """Round a rational to the nearest integer, halves away from zero."""
+    magnitude = math.floor(abs(value) + Fraction(1, 2))
+    return magnitude if value >= 0 else -magnitude
+
+
+@dataclass(frozen=True)
+class Groth16SgdSpec:
+    """One exact SGD step of a ReLU MLP with MSE loss, proven with Groth16."""
+
+    dims: tuple[int, ...]
+    batch_size: int
+    learning_rate: float
+    scale: int = 12
+    param_scale: int = 20
+    value_bits: int = 16
+    quotient_bits: int = 24
+    circuit_version: str = CIRCUIT_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dims", tuple(self.dims))
+        if self.circuit_version != CIRCUIT_VERSION:
+            raise ConfigurationError(
+                f"unknown circuit version {self.circuit_version!r}; this code builds {CIRCUIT_VERSION!r}",
+                key="circuit_version",
+            )
+        if len(self.dims) < 2 or not all(_is_int(d) and d >= 1 for d in self.dims):
+            raise ConfigurationError(f"dims must be two or more widths >= 1, not {list(self.dims)}", key="dims")
+        if not (_is_int(self.batch_size) and self.batch_size >= 1):
+            raise ConfigurationError(f"batch_size must be an integer >= 1, not {self.batch_size!r}", key="batch_size")
+        if not (isinstance(self.learning_rate, float) and math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigurationError(f"learning_rate must be a finite float > 0, not {self.learning_rate!r}", key="learning_rate")
+        for key, low, high in (("scale", 1, 24), ("param_scale", 1, 40), ("value_bits", 2, 32), ("quotient_bits", 2, 48)):
+            value = getattr(self, key)
+            if not (_is_int(value) and low <= value <= high):
+                raise ConfigurationError(f"{key} must be an integer in {low}..{high}, not {value!r}", key=key)
+        if self.quotient_bits < self.value_bits:
+            raise ConfigurationError("quotient_bits must be >= value_bits", key="quotient_bits")
+        if self.c_fix < 1:
+            raise ConfigurationError(
+                f"the update constant 2*lr/(N*d_out) = {float(self.step_constant):.3g} rounds to 0 at "
+                f"param_scale={self.param_scale}; raise param_scale or the learning rate",
+                key="param_scale",
+            )
+        worst = self.accumulator_bound()
+        if worst >= 2**ACCUMULATOR_BITS:
+            raise ConfigurationError(
+                f"values in range could reach {worst.bit_length()} bits inside the step (limit {ACCUMULATOR_BITS}); "
+                "lower value_bits, quotient_bits, the widths or the batch size",
+                key="quotient_bits",
+            )
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.dims) - 1
+
+    @property
+    def param_shapes(self) -> list[tuple[int, ...]]:
+        """Per layer: weight (out x in), then bias (out,) -- torch's nn.Linear order."""
+        shapes: list[tuple[int, ...]] = []
+        for layer in range(self.num_layers):
+            shapes += [(self.dims[layer + 1], self.dims[layer]), (self.dims[layer + 1],)]
+        return shapes
+
+    @property
+    def num_params(self) -> int:
+        return sum(math.prod(shape) for shape in self.param_shapes)
+
+    @property
+    def num_batch_values(self) -> int:
+        return self.batch_size * (self.dims[0] + self.dims[-1])
+
+    @property
+    def step_constant(self) -> Fraction:
+        """c = 2 * lr / (N * d_out), exactly (lr is the binary value of the float)."""
+        return 2 * Fraction(self.learning_rate) / (self.batch_size * self.dims[-1])
+
+    @property
+    def c_fix(self) -> int:
+        return round_half_away(self.step_constant * 2**self.param_scale)
+
+    def accumulator_bound(self) -> int:
+        """An upper bound on |every integer the step computes| for inputs in range."""
+        v = 2 ** (self.value_bits - 1)
+        q = 2 ** (self.quotient_bits - 1)
+        n = self.batch_size
+        worst = 0
+        delta = q + v  # output layer: z_L - y
+        for layer in range(self.num_layers, 0, -1):
+            fan_in, fan_out = self.dims[layer - 1], self.dims[layer]
+            activation = v if layer == 1 else q
+            worst = max(
+                worst,
+                fan_in * activation * v + q * 2**self.scale,  # forward accumulator, and z - b
+                n * delta * activation,  # weight-gradient accumulator
+                fan_out * delta * v,  # back-propagation accumulator
+                self.c_fix * max(q, n * delta),  # scaled update of a weight or a bias
+            )
+            delta = q
+        return worst
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "backend": BACKEND,
+            "circuit_version": self.circuit_version,
+            "architecture": {"dims": list(self.dims), "activation": "relu", "loss": "mse"},
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "scale": self.scale,
+            "param_scale": self.param_scale,
+            "value_bits": self.value_bits,
+            "quotient_bits": self.quotient_bits,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Groth16SgdSpec":
+        if data.get("kind") != KIND or data.get("backend") != BACKEND:
+            raise ConfigurationError(
+                f"not a groth16 sgd spec: kind={data.get('kind')!r} backend={data.get('backend')!r}", key="circuit"
+            )
+        try:
+            architecture = data["architecture"]
+            if architecture.get("activation", "relu") != "relu" or architecture.get("loss", "mse") != "mse":
+                raise ConfigurationError("only ReLU MLPs with MSE loss are supported", key="circuit.architecture")
+            return cls(
+                dims=tuple(_strict_int(d) for d in architecture["dims"]),
+                batch_size=_strict_int(data["batch_size"]),
+                learning_rate=float(data["learning_rate"]),
+                scale=_strict_int(data["scale"]),
+                param_scale=_strict_int(data["param_scale"]),
+                value_bits=_strict_int(data["value_bits"]),
+                quotient_bits=_strict_int(data["quotient_bits"]),
+                circuit_version=str(data["circuit_version"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigurationError(f"malformed groth16 sgd spec: {exc!r}", key="circuit") from exc
+
+    def canonical_bytes(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    def circuit_id(self) -> str:
+        return hashlib.sha256(self.canonical_bytes()).hexdigest()
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _strict_int(value: object) -> int:
+    if _is_int(value):
+        return value
+    raise ValueError(f"expected an integer, got {value!r}")
