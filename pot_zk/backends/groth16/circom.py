@@ -267,7 +267,7 @@ def _main_template(spec: Groth16SgdSpec) -> str:
         out.add(f"component commit_{name} = PackedCommitment({count}, {vb}, {width});", 1)
         out.add(f"for (var i = 0; i < {count}; i++) {{ range_{name}.in[i] <== {name}[i]; commit_{name}.in[i] <== {name}[i]; }}", 1)
         out.add(f"{output} <== commit_{name}.out;", 1)
-    offsets = _param_offsets(spec)
+    offsets = spec.param_offsets
     for layer in range(1, layers + 1):
         fan_in, fan_out = dims[layer - 1], dims[layer]
         weight, bias = offsets[2 * layer - 2], offsets[2 * layer - 1]
@@ -323,17 +323,6 @@ def _main_template(spec: Groth16SgdSpec) -> str:
             out.loop2(n, below, f"delta{layer - 1}[n][i] <== back{layer}.out[n][i];")
     out.add("}")
     return out.text()
-
-
-def _param_offsets(spec: Groth16SgdSpec) -> list[int]:
-    offsets, offset = [], 0
-    for shape in spec.param_shapes:
-        offsets.append(offset)
-        count = 1
-        for size in shape:
-            count *= size
-        offset += count
-    return offsets
 
 
 class _Lines:

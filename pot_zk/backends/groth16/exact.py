@@ -112,13 +112,10 @@ def split_params(spec: Groth16SgdSpec, w: np.ndarray) -> list[np.ndarray]:
 
 
 def _param_slices(spec: Groth16SgdSpec) -> list[tuple[int, int, str]]:
-    slices, offset = [], 0
-    for index, shape in enumerate(spec.param_shapes):
-        count = math.prod(shape)
-        label = f"layer {index // 2 + 1} {'weight' if index % 2 == 0 else 'bias'}"
-        slices.append((offset, offset + count, label))
-        offset += count
-    return slices
+    return [
+        (offset, offset + math.prod(shape), f"layer {index // 2 + 1} {'weight' if index % 2 == 0 else 'bias'}")
+        for index, (offset, shape) in enumerate(zip(spec.param_offsets, spec.param_shapes))
+    ]
 
 
 def _rescale(acc: np.ndarray, spec: Groth16SgdSpec, what: str) -> np.ndarray:

@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from pot_zk.errors import ConfigurationError
 
@@ -45,6 +45,9 @@ def round_half_away(value: Fraction) -> int:
 @dataclass(frozen=True)
 class Groth16SgdSpec:
     """One exact SGD step of a ReLU MLP with MSE loss, proven with Groth16."""
+
+    kind: ClassVar[str] = KIND
+    backend: ClassVar[str] = BACKEND
 
     dims: tuple[int, ...]
     batch_size: int
@@ -103,6 +106,15 @@ class Groth16SgdSpec:
     @property
     def num_params(self) -> int:
         return sum(math.prod(shape) for shape in self.param_shapes)
+
+    @property
+    def param_offsets(self) -> list[int]:
+        """Where each tensor of ``param_shapes`` starts in the flat parameter vector."""
+        offsets, offset = [], 0
+        for shape in self.param_shapes:
+            offsets.append(offset)
+            offset += math.prod(shape)
+        return offsets
 
     @property
     def num_batch_values(self) -> int:

@@ -1,0 +1,209 @@
+"""Groth16 keys of a circuit: made once, cached by circuit id, opened by whoever names them.
+
+A key directory holds ``circuit.circom`` (the source the keys were made for), ``pk.bin``
+(the proving key: CRS, constraints and witness program), ``vk.bin`` and ``vk.json`` (the
+verifying key, arkworks and snarkjs encodings) and ``provenance.json``:
+
+    {"provenance": "dev" | "auditor" | "zkey", "circuit_id": ..., "circuit_sha256": ...,
+     "vk_sha256": ..., "engine": "groth16py", "engine_version": ..., "constraints": {...}, ...}
+
+Provenance is the whole trust question for Groth16 (docs/groth16.md): whoever ran a
+single-party setup (``dev``: the prover; ``auditor``: the verifier) knows the trapdoor and can
+forge proofs; ``zkey`` keys come from a snarkjs phase-2 ceremony. A directory is written
+under a temporary name and renamed into place, so a crash leaves no half-written keys and a
+second run finds a complete directory or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pot_zk.backends.groth16 import adapter
+from pot_zk.backends.groth16.circom import PUBLIC_OUTPUTS, circuit_source
+from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.errors import ConfigurationError
+
+PROVENANCES = ("dev", "auditor", "zkey")
+SETUP_PROVENANCES = ("dev", "auditor")
+
+
+@dataclass(frozen=True)
+class KeyDirectory:
+    """An opened, checked key directory of one circuit."""
+
+    path: Path
+    circuit_id: str
+    record: dict[str, Any]
+    created: bool = False
+    """True when this call ran the setup (or the import); False for a cache hit."""
+
+    @property
+    def provenance(self) -> str:
+        return str(self.record["provenance"])
+
+    def load_proving_key(self) -> adapter.ProvingKey:
+        path = self.path / "pk.bin"
+        if not path.is_file():
+            raise ConfigurationError(f"key directory {self.path} has no proving key (pk.bin)", key="keys_dir")
+        return adapter.load_proving_key(path)
+
+    def load_verifying_key(self) -> adapter.VerifyingKey:
+        return adapter.load_verifying_key(self.path / "vk.bin")
+
+
+@dataclass(frozen=True)
+class CircuitVerifyingKey:
+    """A verifying key together with the circuit it was checked to belong to."""
+
+    circuit_id: str
+    provenance: str
+    directory: Path
+    key: adapter.VerifyingKey
+
+
+def key_directory(cache_dir: Path, spec: Groth16SgdSpec) -> Path:
+    """Where ``ensure_keys`` caches the keys of ``spec``."""
+    return Path(cache_dir) / "groth16" / spec.circuit_id()
+
+
+def ensure_keys(spec: Groth16SgdSpec, cache_dir: Path, *, provenance: str = "dev") -> KeyDirectory:
+    """The cached keys of ``spec``, running the setup only if there are none yet."""
+    directory = key_directory(cache_dir, spec)
+    if not directory.exists():
+        return create_keys(spec, directory, provenance=provenance)
+    keys = open_keys(spec, directory)
+    if keys.provenance != provenance:
+        raise ConfigurationError(
+            f"the cached keys in {directory} have provenance {keys.provenance!r}, not {provenance!r}",
+            key="keys.provenance",
+        )
+    return keys
+
+
+def create_keys(spec: Groth16SgdSpec, directory: Path, *, provenance: str = "dev") -> KeyDirectory:
+    """Run groth16py's single-party setup for ``spec`` into ``directory`` (which must not exist).
+
+    ``provenance`` says who runs it: ``dev`` (the prover itself; refused in production) or
+    ``auditor`` (the verifier, who then hands the proving key to the prover)."""
+    if provenance not in SETUP_PROVENANCES:
+        raise ConfigurationError(f"a setup has provenance {SETUP_PROVENANCES}, not {provenance!r}", key="keys.provenance")
+
+    def make(source: Path) -> tuple[Any, Any, adapter.CompileReport, dict[str, Any]]:
+        return (*adapter.setup(source), {})
+
+    return _write_keys(spec, Path(directory), provenance, make)
+
+
+def import_zkey_keys(spec: Groth16SgdSpec, zkey_path: Path, directory: Path) -> KeyDirectory:
+    """Keys of a snarkjs phase-2 ceremony (``.zkey`` made for exactly ``circuit_source(spec)``)
+    into ``directory`` (which must not exist), labelled ``zkey``."""
+    zkey_path = Path(zkey_path)
+    if not zkey_path.is_file():
+        raise ConfigurationError(f"zkey file {zkey_path} does not exist", key="zkey")
+
+    def make(source: Path) -> tuple[Any, Any, adapter.CompileReport, dict[str, Any]]:
+        return (*adapter.import_zkey(zkey_path, source), {"zkey_path": str(zkey_path), "zkey_sha256": _sha256_file(zkey_path)})
+
+    return _write_keys(spec, Path(directory), "zkey", make)
+
+
+def open_keys(spec: Groth16SgdSpec, directory: Path) -> KeyDirectory:
+    """Open a key directory after checking it belongs to ``spec``: its provenance record
+    names this circuit id and its ``circuit.circom`` is exactly the source this code
+    generates for ``spec`` (stale or foreign keys are refused, not used)."""
+    directory = Path(directory)
+    try:
+        record = json.loads((directory / "provenance.json").read_text())
+        source = (directory / "circuit.circom").read_text()
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"{directory} is not a groth16 key directory: {exc}", key="keys_dir") from exc
+    if not isinstance(record, dict) or record.get("provenance") not in PROVENANCES:
+        raise ConfigurationError(f"{directory}/provenance.json has no valid provenance", key="keys_dir")
+    if record.get("circuit_id") != spec.circuit_id() or source != circuit_source(spec):
+        raise ConfigurationError(
+            f"the keys in {directory} were made for another circuit (id {record.get('circuit_id')!r}), "
+            f"not {spec.circuit_id()} ({spec.circuit_version})",
+            key="keys_dir",
+            expected=spec.circuit_id(),
+            actual=record.get("circuit_id"),
+        )
+    if not (directory / "vk.bin").is_file() or _sha256_file(directory / "vk.bin") != record.get("vk_sha256"):
+        raise ConfigurationError(f"{directory}/vk.bin is missing or not the key its provenance record names", key="keys_dir")
+    return KeyDirectory(directory, spec.circuit_id(), record)
+
+
+def load_verifying_key(spec: Groth16SgdSpec, directory: Path) -> CircuitVerifyingKey:
+    """The verifying key in a directory the verifier names, checked against ``spec``."""
+    keys = open_keys(spec, directory)
+    vk = keys.load_verifying_key()
+    if adapter.public_count(vk) != len(PUBLIC_OUTPUTS):
+        raise ConfigurationError(f"{directory}/vk.bin expects {adapter.public_count(vk)} public values, not {len(PUBLIC_OUTPUTS)}", key="keys_dir")
+    return CircuitVerifyingKey(keys.circuit_id, keys.provenance, keys.path, vk)
+
+
+def _write_keys(
+    spec: Groth16SgdSpec,
+    directory: Path,
+    provenance: str,
+    make: Callable[[Path], tuple[Any, Any, adapter.CompileReport, dict[str, Any]]],
+) -> KeyDirectory:
+    if directory.exists():
+        raise ConfigurationError(f"key directory {directory} already exists", key="keys_dir")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        source = circuit_source(spec)
+        (scratch / "circuit.circom").write_text(source)
+        started = time.perf_counter()
+        pk, vk, report, extra = make(scratch / "circuit.circom")
+        seconds = time.perf_counter() - started
+        adapter.save_keys(pk, vk, scratch)
+        record = {
+            "provenance": provenance,
+            "circuit_id": spec.circuit_id(),
+            "circuit_version": spec.circuit_version,
+            "spec": spec.to_dict(),
+            "circuit_sha256": hashlib.sha256(source.encode()).hexdigest(),
+            "vk_sha256": _sha256_file(scratch / "vk.bin"),
+            "engine": "groth16py",
+            "engine_version": adapter.ENGINE_VERSION,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "setup_s": round(seconds, 3),
+            "constraints": report.to_dict(),
+            **extra,
+        }
+        (scratch / "provenance.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        _fsync_tree(scratch)
+        try:
+            os.rename(scratch, directory)
+        except OSError:
+            if not directory.exists():
+                raise
+            shutil.rmtree(scratch, ignore_errors=True)  # another process finished first: use its keys
+            return open_keys(spec, directory)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return KeyDirectory(directory, spec.circuit_id(), record, created=True)
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

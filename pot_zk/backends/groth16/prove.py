@@ -1,0 +1,116 @@
+"""Proving one exact SGD step with Groth16, and checking the proof before anyone sees it.
+
+The witness is checked by the reference arithmetic first (a W_t+1 that is not exactly
+``exact_sgd_step(W_t, X, Y)`` is refused before any proving), and the proof is verified with
+the key directory's own verifying key before it is returned: groth16py 0.2.0 returns a proof
+even for a witness that violates the constraints.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pot_zk.backends.groth16 import adapter
+from pot_zk.backends.groth16.commit import SgdStepCommitments, commit_sgd_step
+from pot_zk.backends.groth16.exact import check_range, exact_sgd_step
+from pot_zk.backends.groth16.keys import KeyDirectory
+from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.errors import ProofGenerationError, WitnessBuilderError
+
+PROOF_TYPE = "zk-groth16"
+
+
+@dataclass(frozen=True)
+class Groth16Proof:
+    proof: bytes
+    commitments: SgdStepCommitments
+    circuit_id: str
+    key_provenance: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def write(self, directory: Path) -> dict[str, Path]:
+        """Write ``proof.bin`` (the 256 proof bytes) and ``public.json``; returns their paths."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {"proof": directory / "proof.bin", "public": directory / "public.json"}
+        paths["proof"].write_bytes(self.proof)
+        public = {
+            "proof_type": PROOF_TYPE,
+            "circuit_id": self.circuit_id,
+            "commitments": self.commitments.to_dict(),
+            "public_inputs": [str(v) for v in self.commitments.public_inputs()],
+        }
+        paths["public"].write_text(json.dumps(public, indent=2) + "\n")
+        return paths
+
+
+def circuit_inputs(w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray) -> dict[str, Any]:
+    """The circuit's private input signals."""
+    return {
+        "w_before": np.asarray(w_before, dtype=np.int64).reshape(-1).tolist(),
+        "x": np.asarray(x, dtype=np.int64).tolist(),
+        "y": np.asarray(y, dtype=np.int64).tolist(),
+        "w_after": np.asarray(w_after, dtype=np.int64).reshape(-1).tolist(),
+    }
+
+
+def check_witness(spec: Groth16SgdSpec, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray) -> None:
+    """Raise WitnessBuilderError unless W_t+1 is exactly the reference step of (W_t, X, Y)."""
+    expected = exact_sgd_step(spec, w_before, x, y)
+    actual = np.asarray(w_after)
+    if actual.shape != expected.shape or actual.dtype.kind not in "iu":
+        raise WitnessBuilderError(
+            "weights after the step have the wrong shape or type",
+            expected=[list(expected.shape), "integers"],
+            actual=[list(actual.shape), str(actual.dtype)],
+            tensor="weights after the step",
+        )
+    check_range(actual.astype(np.int64), spec.value_bits, "weights after the step")
+    wrong = np.flatnonzero(actual != expected)
+    if wrong.size:
+        index = int(wrong[0])
+        raise WitnessBuilderError(
+            f"W_t+1 is not the exact SGD step of W_t on this batch: {wrong.size} of {expected.size} value(s) differ "
+            f"(largest difference {int(np.abs(actual - expected).max())} grid steps)",
+            expected=int(expected[index]),
+            actual=int(actual[index]),
+            tensor="weights after the step",
+            first_index=index,
+        )
+
+
+def prove_sgd_step(
+    spec: Groth16SgdSpec, keys: KeyDirectory, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray
+) -> Groth16Proof:
+    """Prove one step from integer tensors; the proof returned verifies under ``keys``."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    check_witness(spec, w_before, x, y, w_after)
+    commitments = commit_sgd_step(spec, w_before, x, y, w_after)
+    timings["witness_check_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    pk = keys.load_proving_key()
+    vk = keys.load_verifying_key()
+    timings["key_load_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    proof = adapter.prove(pk, circuit_inputs(w_before, x, y, w_after))
+    timings["prove_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    accepted, reason = adapter.verify(vk, proof, commitments.public_inputs())
+    timings["self_verify_s"] = time.perf_counter() - started
+    if not accepted:
+        raise ProofGenerationError(
+            f"the proof does not verify under its own key ({reason}): the circuit rejected a witness the "
+            "reference accepted, or the key directory is inconsistent",
+            retryable=False,
+            reason=reason,
+            circuit_id=spec.circuit_id(),
+            keys_dir=str(keys.path),
+        )
+    return Groth16Proof(proof, commitments, spec.circuit_id(), keys.provenance, timings)
