@@ -1,0 +1,227 @@
+"""zk-groth16 proofs of the tiny SGD step with the real engine: honest steps verify, nothing else does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pot_zk.backends.groth16 import adapter, circom, keys
+from pot_zk.backends.groth16.commit import commit_sgd_step
+from pot_zk.backends.groth16.exact import exact_sgd_step
+from pot_zk.backends.groth16.prove import circuit_inputs, prove_sgd_step
+from pot_zk.backends.groth16.spec import FIELD_MODULUS
+from pot_zk.backends.groth16.verify import verify_groth16
+from pot_zk.errors import ConfigurationError, ProofGenerationError, WitnessBuilderError
+
+from conftest import honest_step, tiny_spec
+
+pytestmark = pytest.mark.prover
+
+
+@pytest.fixture(scope="module")
+def honest(tiny_keys):
+    spec = tiny_spec()
+    w, x, y, w_after = honest_step(spec)
+    return spec, (w, x, y, w_after), prove_sgd_step(spec, tiny_keys, w, x, y, w_after)
+
+
+def _verify(spec, proof: bytes, commitments, key_dir: Path):
+    return verify_groth16(spec, proof, commitments, keys.load_verifying_key(spec, key_dir))
+
+
+def _forced_proof(key_dir: keys.KeyDirectory, w, x, y, w_after) -> bytes:
+    """What a cheating prover gets from groth16py when it skips the reference check."""
+    return adapter.prove(key_dir.load_proving_key(), circuit_inputs(w, x, y, w_after))
+
+
+def test_honest_step_proves_and_verifies(honest, tiny_keys):
+    spec, tensors, proof = honest
+    assert len(proof.proof) == 256
+    assert proof.key_provenance == "dev"
+    verdict = _verify(spec, proof.proof, commit_sgd_step(spec, *tensors), tiny_keys.path)
+    assert verdict.ok, verdict.message
+
+
+def test_native_commitments_are_the_circuits_public_outputs(honest, tiny_keys):
+    spec, tensors, proof = honest
+    vk = tiny_keys.load_verifying_key()
+    native = commit_sgd_step(spec, *tensors).public_inputs()
+    assert adapter.verify(vk, proof.proof, native) == (True, None)
+    for index in range(3):  # each output is pinned: any other value in its slot fails
+        moved = list(native)
+        moved[index] = (moved[index] + 1) % FIELD_MODULUS
+        assert adapter.verify(vk, proof.proof, moved)[0] is False
+
+
+def test_edited_commitment_is_rejected(honest, tiny_keys):
+    spec, tensors, proof = honest
+    held = commit_sgd_step(spec, *tensors).to_dict()
+    other = commit_sgd_step(spec, *honest_step(spec, seed=1))
+    for name in ("w_before", "batch", "w_after"):
+        verdict = _verify(spec, proof.proof, {**held, name: getattr(other, name)}, tiny_keys.path)
+        assert (verdict.ok, verdict.reason) == (False, "invalid-proof")
+
+
+def test_flipped_proof_byte_is_rejected(honest, tiny_keys):
+    spec, tensors, proof = honest
+    held = commit_sgd_step(spec, *tensors)
+    for position in (0, 100, 255):
+        tampered = bytearray(proof.proof)
+        tampered[position] ^= 1
+        verdict = _verify(spec, bytes(tampered), held, tiny_keys.path)
+        assert not verdict.ok and verdict.reason in ("invalid-proof", "malformed-proof")
+    assert _verify(spec, proof.proof[:-1], held, tiny_keys.path).reason == "malformed-proof"
+
+
+def test_weights_moved_by_one_grid_step_are_refused_before_proving(honest, tiny_keys, monkeypatch):
+    spec, (w, x, y, w_after), _ = honest
+
+    def no_proving(*args, **kwargs):
+        raise AssertionError("the prover must refuse before proving")
+
+    monkeypatch.setattr(adapter, "prove", no_proving)
+    moved = w_after.copy()
+    moved[5] += 1
+    with pytest.raises(WitnessBuilderError) as caught:
+        prove_sgd_step(spec, tiny_keys, w, x, y, moved)
+    assert caught.value.context["first_index"] == 5
+
+
+def test_forced_proof_of_weights_moved_by_one_grid_step_does_not_verify(honest, tiny_keys):
+    spec, (w, x, y, w_after), _ = honest
+    moved = w_after.copy()
+    moved[5] += 1
+    forced = _forced_proof(tiny_keys, w, x, y, moved)
+    for claimed in (commit_sgd_step(spec, w, x, y, moved), commit_sgd_step(spec, w, x, y, w_after)):
+        assert _verify(spec, forced, claimed, tiny_keys.path).reason == "invalid-proof"
+
+
+def test_prover_never_answers_with_a_proof_its_own_key_rejects(honest, tiny_keys, monkeypatch):
+    spec, tensors, proof = honest
+    monkeypatch.setattr(adapter, "prove", lambda pk, inputs: bytes(proof.proof[:-1]) + bytes([proof.proof[-1] ^ 1]))
+    with pytest.raises(ProofGenerationError) as caught:
+        prove_sgd_step(spec, tiny_keys, *honest_step(spec, seed=2))
+    assert caught.value.retryable is False
+
+
+def test_proof_does_not_verify_under_another_learning_rates_key(honest, groth16_cache):
+    spec, tensors, proof = honest
+    other_spec = tiny_spec(learning_rate=0.05)
+    other = keys.ensure_keys(other_spec, groth16_cache)
+    held = commit_sgd_step(spec, *tensors)
+    assert _verify(other_spec, proof.proof, held, other.path).reason == "invalid-proof"
+    assert adapter.verify(other.load_verifying_key(), proof.proof, held.public_inputs())[0] is False
+    mislabelled = keys.load_verifying_key(other_spec, other.path)
+    assert verify_groth16(spec, proof.proof, held, mislabelled).reason == "wrong-circuit"
+    with pytest.raises(ConfigurationError):
+        keys.load_verifying_key(spec, other.path)
+
+
+def test_out_of_range_input_is_a_typed_error_before_proving(tiny_keys, monkeypatch):
+    spec = tiny_spec()
+    w, x, y, w_after = honest_step(spec)
+    monkeypatch.setattr(adapter, "prove", lambda *a, **k: pytest.fail("proved an out-of-range step"))
+    x = x.copy()
+    x[0, 0] = 2**15
+    with pytest.raises(WitnessBuilderError) as caught:
+        prove_sgd_step(spec, tiny_keys, w, x, y, w_after)
+    assert caught.value.context["tensor"] == "X"
+
+
+def test_an_out_of_range_batch_value_cannot_borrow_a_commitment(honest, tiny_keys, tmp_path):
+    """Trap: a value 2**16 too large in one packing slot, with its neighbour one lower, packs
+    to the honest batch's field element. Only the range check on the batch stops a proof of a
+    step on that other batch under the honest batch commitment."""
+    spec, (w, x, y, _), _ = honest
+    carried = x.copy()
+    carried[0, 0] += 2**16
+    carried[0, 1] -= 1
+    wide = tiny_spec(value_bits=18)  # same arithmetic, wider checks: computes the carried step
+    w_carried = exact_sgd_step(wide, w, carried, y)
+    claimed = commit_sgd_step(spec, w, x, y, w_carried)  # the honest batch's commitment
+    inputs = circuit_inputs(w, carried, y, w_carried)
+    forced = adapter.prove(tiny_keys.load_proving_key(), inputs)
+    assert _verify(spec, forced, claimed, tiny_keys.path).reason == "invalid-proof"
+
+    # the same forced witness against the circuit without the batch range check: it verifies,
+    # so the attack is real and the check above is what stops it
+    source = circom.circuit_source(spec)
+    weakened = source.replace(" range_batch.in[i] <== batch[i];", "").replace(
+        f"component range_batch = SignedRangeArray({spec.num_batch_values}, {spec.value_bits});", ""
+    )
+    assert weakened.count("range_batch") == 0 and weakened != source
+    (tmp_path / "weak.circom").write_text(weakened)
+    weak_pk, weak_vk, _ = adapter.setup(tmp_path / "weak.circom")
+    assert adapter.verify(weak_vk, adapter.prove(weak_pk, inputs), claimed.public_inputs()) == (True, None)
+
+
+QUOTIENT_GADGET = "component main = FloorDivCheck(12, 24);"
+REMAINDER_ONLY_GADGET = """
+template RemainderOnly(k) {
+    signal input acc;
+    signal input add;
+    signal input z;
+    signal input r;
+    signal output nonneg;
+    component remainder = Num2Bits(k);
+    remainder.in <== r;
+    acc === (z - add) * (2 ** k) + r;
+    nonneg <== 1;
+}
+component main = RemainderOnly(12);
+"""
+
+
+def test_field_wrapped_quotient_with_an_in_range_remainder_has_no_valid_proof(tmp_path):
+    acc, honest_q, honest_r = 5 * 4096 + 7, 5, 7
+    wrapped_r = 8  # in range, but then q must be (acc - 8) / 4096 in the field: a huge element
+    wrapped_q = (acc - wrapped_r) * pow(4096, -1, FIELD_MODULUS) % FIELD_MODULUS
+    assert (wrapped_q * 4096 + wrapped_r) % FIELD_MODULUS == acc and wrapped_q >= 2**24
+    witnesses = {"honest": (honest_q, honest_r), "wrapped": (wrapped_q, wrapped_r)}
+
+    def prove_gadget(main: str, name: str, which: str) -> tuple[bool, bool]:
+        (tmp_path / f"{name}.circom").write_text(circom.gadget_source(main))
+        pk, vk, _ = adapter.setup(tmp_path / f"{name}.circom")
+        q, r = witnesses[which]
+        proof = adapter.prove(pk, {"acc": acc, "add": 0, "z": q, "r": r})
+        return tuple(adapter.verify(vk, proof, [bit])[0] for bit in (0, 1))
+
+    assert prove_gadget(QUOTIENT_GADGET, "checked", "honest") == (False, True)
+    assert prove_gadget(QUOTIENT_GADGET, "checked", "wrapped") == (False, False)
+    # with the remainder checked alone, the wrapped quotient proves: the quotient bound is what stops it
+    assert prove_gadget(REMAINDER_ONLY_GADGET, "remainder_only", "wrapped") == (False, True)
+
+
+def test_second_key_request_hits_the_cache(tiny_keys, groth16_cache, monkeypatch):
+    monkeypatch.setattr(adapter, "setup", lambda *a: pytest.fail("ran a second setup"))
+    again = keys.ensure_keys(tiny_spec(), groth16_cache)
+    assert again.created is False and again.path == tiny_keys.path
+    assert sorted(p.name for p in again.path.iterdir()) == ["circuit.circom", "pk.bin", "provenance.json", "vk.bin", "vk.json"]
+    assert again.record["constraints"]["constraints"] > 0
+
+
+def test_failed_setup_leaves_nothing_behind(tmp_path, monkeypatch):
+    def broken(path):
+        raise ProofGenerationError("simulated compiler failure", retryable=False)
+
+    monkeypatch.setattr(adapter, "setup", broken)
+    with pytest.raises(ProofGenerationError):
+        keys.ensure_keys(tiny_spec(), tmp_path)
+    assert list((tmp_path / "groth16").iterdir()) == []
+
+
+def test_keys_of_another_circuit_source_are_refused(tiny_keys, tmp_path):
+    import shutil
+
+    copy = tmp_path / "keys"
+    shutil.copytree(tiny_keys.path, copy)
+    (copy / "circuit.circom").write_text((copy / "circuit.circom").read_text() + "\n")
+    with pytest.raises(ConfigurationError):
+        keys.load_verifying_key(tiny_spec(), copy)
+
+
+def test_generated_source_is_deterministic():
+    assert circom.circuit_source(tiny_spec()) == circom.circuit_source(tiny_spec())
+    assert circom.circuit_source(tiny_spec()) != circom.circuit_source(tiny_spec(learning_rate=0.05))
