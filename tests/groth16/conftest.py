@@ -4,31 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from pot_zk.backends.groth16.exact import exact_sgd_step
 from pot_zk.backends.groth16.keys import KeyDirectory, ensure_keys
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
 
-TINY_DIMS = (4, 3, 2)
-BATCH = 2
-LR = 0.1
-
-
-def tiny_spec(**overrides) -> Groth16SgdSpec:
-    return Groth16SgdSpec(**{"dims": TINY_DIMS, "batch_size": BATCH, "learning_rate": LR, **overrides})
-
-
-def honest_step(spec: Groth16SgdSpec, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(W_t, X, Y, W_t+1) as integers: weights ~ N(0, 0.5), inputs U(-1, 1), targets N(0, 1),
-    on the 2**-scale grid, and W_t+1 the exact step."""
-    rng = np.random.default_rng(seed)
-    grid = 2.0**spec.scale
-    w = np.round(rng.normal(0, 0.5, spec.num_params) * grid).astype(np.int64)
-    x = np.round(rng.uniform(-1, 1, (spec.batch_size, spec.dims[0])) * grid).astype(np.int64)
-    y = np.round(rng.normal(0, 1, (spec.batch_size, spec.dims[-1])) * grid).astype(np.int64)
-    return w, x, y, exact_sgd_step(spec, w, x, y)
+from groth16_support import tiny_spec
 
 
 @pytest.fixture(scope="session")

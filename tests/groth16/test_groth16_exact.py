@@ -10,7 +10,7 @@ from pot_zk.backends.groth16 import exact
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.errors import ConfigurationError, WitnessBuilderError
 
-from conftest import honest_step, tiny_spec
+from groth16_support import honest_step, tiny_spec
 
 
 def float64_step(spec: Groth16SgdSpec, w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from pot_zk.backends.groth16.spec import FIELD_MODULUS
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.errors import ConfigurationError, ProofGenerationError, WitnessBuilderError
 
-from conftest import honest_step, tiny_spec
+from groth16_support import honest_step, tiny_spec
 
 pytestmark = pytest.mark.prover
 
