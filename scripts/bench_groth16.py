@@ -1,0 +1,121 @@
+"""Measure zk-groth16 on one SGD statement: constraints, setup, prove, verify, proof size, peak RSS.
+
+    python scripts/bench_groth16.py --dims 16 8 10 --batch 8 --cache /tmp/g16-bench
+
+Each phase runs in its own child process so its peak RSS is its own. The step is a real one:
+digits data (16 or 64 features, 10 classes) when the widths fit, random values otherwise,
+torch's default initialisation snapped to the grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _spec(args):
+    from pot_zk.backends.groth16.spec import Groth16SgdSpec
+
+    return Groth16SgdSpec(tuple(args.dims), args.batch, args.lr)
+
+
+def _step(spec):
+    import torch
+
+    from pot_zk.backends.groth16 import exact
+
+    torch.manual_seed(0)
+    layers = []
+    for fan_in, fan_out in zip(spec.dims, spec.dims[1:]):
+        layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+    weights = np.concatenate([p.detach().double().numpy().reshape(-1) for p in torch.nn.Sequential(*layers[:-1]).parameters()])
+    w = exact.quantise_batch(weights, spec.scale, spec.value_bits)
+    if spec.dims[0] in (16, 64) and spec.dims[-1] == 10:
+        from pot_zk.data import digits
+
+        inputs, targets = digits(spec.dims[0], 10)
+        x, y = inputs[: spec.batch_size].numpy(), targets[: spec.batch_size].numpy()
+    else:
+        rng = np.random.default_rng(0)
+        x, y = rng.uniform(-1, 1, (spec.batch_size, spec.dims[0])), rng.normal(0, 1, (spec.batch_size, spec.dims[-1]))
+    x = exact.quantise_batch(x, spec.scale, spec.value_bits).reshape(spec.batch_size, -1)
+    y = exact.quantise_batch(y, spec.scale, spec.value_bits).reshape(spec.batch_size, -1)
+    return w, x, y, exact.exact_sgd_step(spec, w, x, y)
+
+
+def _phase(args) -> dict:
+    from pot_zk.backends.groth16 import keys
+    from pot_zk.backends.groth16.commit import commit_sgd_step
+    from pot_zk.backends.groth16.prove import prove_sgd_step
+    from pot_zk.backends.groth16.verify import verify_groth16
+
+    spec = _spec(args)
+    result: dict = {}
+    cpu_started = time.process_time()
+    if args.phase == "setup":
+        key_dir = keys.ensure_keys(spec, Path(args.cache))
+        result = {
+            "created": key_dir.created,
+            "setup_s": key_dir.record["setup_s"],
+            **key_dir.record["constraints"],
+            "pk_bytes": (key_dir.path / "pk.bin").stat().st_size,
+        }
+    elif args.phase == "prove":
+        key_dir = keys.ensure_keys(spec, Path(args.cache))
+        w, x, y, w_after = _step(spec)
+        cpu = time.process_time()
+        key_dir.load_proving_key()
+        result["key_load_cpu_s"] = time.process_time() - cpu
+        started = time.perf_counter()
+        cpu = time.process_time()
+        proof = prove_sgd_step(spec, key_dir, w, x, y, w_after)
+        result["prove_step_cpu_s"] = time.process_time() - cpu - result["key_load_cpu_s"]  # prove + self-verify
+        result.update({"total_s": time.perf_counter() - started, **proof.timings, "proof_bytes": len(proof.proof)})
+        proof.write(Path(args.cache) / "bench-proof")
+        started = time.perf_counter()
+        for _ in range(5):
+            commit_sgd_step(spec, w, x, y, w_after)
+        result["native_commit_s"] = (time.perf_counter() - started) / 5
+    elif args.phase == "verify":
+        vk = keys.load_verifying_key(spec, keys.key_directory(Path(args.cache), spec))
+        proof = (Path(args.cache) / "bench-proof" / "proof.bin").read_bytes()
+        held = json.loads((Path(args.cache) / "bench-proof" / "public.json").read_text())["commitments"]
+        runs = 20
+        started = time.perf_counter()
+        verdicts = [verify_groth16(spec, proof, held, vk) for _ in range(runs)]
+        result = {"verify_ms": (time.perf_counter() - started) / runs * 1000, "ok": all(v.ok for v in verdicts)}
+    result["cpu_s"] = time.process_time() - cpu_started
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dims", type=int, nargs="+", required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--cache", required=True)
+    parser.add_argument("--phase", choices=["setup", "prove", "verify"])
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(_phase(args)))
+        return
+    report = {"dims": args.dims, "batch": args.batch, "load_before": os.getloadavg()}
+    for phase in ("setup", "prove", "verify"):
+        command = [sys.executable, __file__, "--dims", *map(str, args.dims), "--batch", str(args.batch), "--lr", str(args.lr), "--cache", args.cache, "--phase", phase]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        report[phase] = json.loads(done.stdout.strip().splitlines()[-1])
+    report["load_after"] = os.getloadavg()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
