@@ -68,7 +68,7 @@ def _parse_request(raw: str) -> dict[str, Any]:
 
 def _prove(request: dict[str, Any]) -> protocol.ProverResponse:
     from pot_zk.backends.groth16 import exact, keys
-    from pot_zk.backends.groth16.prove import PROOF_TYPE, prove_sgd_step
+    from pot_zk.backends.groth16.prove import PROOF_TYPE, check_witness, prove_sgd_step
     from pot_zk.backends.groth16.spec import Groth16SgdSpec
     from pot_zk.errors import WitnessBuilderError
     from pot_zk.specs import load_training_step
@@ -85,7 +85,7 @@ def _prove(request: dict[str, Any]) -> protocol.ProverResponse:
     w_after = exact.quantise_weights(step.flat_after().numpy(), scale, bits, "weights after the step")
     x = exact.quantise_batch(step.inputs.numpy(), scale, bits, "batch inputs X").reshape(step.inputs.shape)
     y = exact.quantise_batch(step.targets.numpy(), scale, bits, "batch targets Y").reshape(step.targets.shape)
-    exact.exact_sgd_step(spec, w_before, x, y)  # bounds and shapes, before any key work
+    check_witness(spec, w_before, x, y, w_after)  # bounds, shapes and the exact update, before any key work
     started = time.perf_counter()
     if options.get("keys_dir"):
         key_dir = keys.open_keys(spec, Path(options["keys_dir"]))

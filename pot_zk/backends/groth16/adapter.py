@@ -3,8 +3,10 @@ which compiles the circuit and with it Groth16-proves ("the engine").
 
 Everything engine-specific stays here: input encoding (negative integers as p - |v|; groth16py
 refuses negatives and silently reduces values >= p, so none is ever passed), capturing the
-compiler's console output (it prints to fd 1, which a prover program reserves for its response),
-and mapping the engine's exceptions to pot-zk errors. Known traps (DESIGN.md): ``prove``
+compiler's console output (it prints to fd 1, which a prover program reserves for its response;
+the capture redirects the process's fds 1 and 2 while ``setup``/``import_zkey`` run, so those
+two must not run concurrently with other threads that write to them), and mapping the engine's
+exceptions to pot-zk errors. Known traps (DESIGN.md): ``prove``
 returns a proof for a witness that violates the constraints (it then fails ``verify``), and a
 second setup of the same source gives keys that reject the first setup's proofs.
 """
@@ -99,16 +101,10 @@ def prove(pk: ProvingKey, inputs: dict[str, Any]) -> bytes:
     """A proof (256 bytes) for the given input signals (nested lists of signed ints). The proof
     is NOT checked here: groth16py proves violating witnesses too."""
     encoded = {name: _to_field(value) for name, value in inputs.items()}
-    with _captured_console() as console:
-        try:
-            proof = groth16py.prove(pk, encoded)
-        except groth16py.WitnessError as exc:
-            error: Exception | None = exc
-        else:
-            error = None
-    if error is not None:
-        raise WitnessBuilderError(f"groth16py could not build the witness: {error}", expected="circuit inputs", actual=str(error), stderr_tail=console.text[-2000:]) from error
-    return bytes(proof)
+    try:
+        return bytes(groth16py.prove(pk, encoded))
+    except groth16py.WitnessError as exc:
+        raise WitnessBuilderError(f"groth16py could not build the witness: {exc}", expected="circuit inputs", actual=str(exc)) from exc
 
 
 def verify(vk: VerifyingKey, proof: bytes, public_inputs: Sequence[int]) -> tuple[bool, str | None]:
