@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pot_zk.backends.groth16 import adapter
-from pot_zk.backends.groth16.circom import PUBLIC_OUTPUTS, circuit_source
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.circom import circuit_source
+from pot_zk.backends.groth16.lora_spec import Groth16Spec
 from pot_zk.errors import ConfigurationError
 
 PROVENANCES = ("dev", "auditor", "zkey")
@@ -69,12 +69,12 @@ class CircuitVerifyingKey:
     key: adapter.VerifyingKey
 
 
-def key_directory(cache_dir: Path, spec: Groth16SgdSpec) -> Path:
+def key_directory(cache_dir: Path, spec: Groth16Spec) -> Path:
     """Where ``ensure_keys`` caches the keys of ``spec``."""
     return Path(cache_dir) / "groth16" / spec.circuit_id()
 
 
-def ensure_keys(spec: Groth16SgdSpec, cache_dir: Path, *, provenance: str = "dev") -> KeyDirectory:
+def ensure_keys(spec: Groth16Spec, cache_dir: Path, *, provenance: str = "dev") -> KeyDirectory:
     """The cached keys of ``spec``, running the setup only if there are none yet."""
     directory = key_directory(cache_dir, spec)
     if not directory.exists():
@@ -88,7 +88,7 @@ def ensure_keys(spec: Groth16SgdSpec, cache_dir: Path, *, provenance: str = "dev
     return keys
 
 
-def create_keys(spec: Groth16SgdSpec, directory: Path, *, provenance: str = "dev") -> KeyDirectory:
+def create_keys(spec: Groth16Spec, directory: Path, *, provenance: str = "dev") -> KeyDirectory:
     """Run groth16py's single-party setup for ``spec`` into ``directory`` (which must not exist).
 
     ``provenance`` says who runs it: ``dev`` (the prover itself; refused in production) or
@@ -102,7 +102,7 @@ def create_keys(spec: Groth16SgdSpec, directory: Path, *, provenance: str = "dev
     return _write_keys(spec, Path(directory), provenance, make)
 
 
-def import_zkey_keys(spec: Groth16SgdSpec, zkey_path: Path, directory: Path) -> KeyDirectory:
+def import_zkey_keys(spec: Groth16Spec, zkey_path: Path, directory: Path) -> KeyDirectory:
     """Keys of a snarkjs phase-2 ceremony (``.zkey`` made for exactly ``circuit_source(spec)``)
     into ``directory`` (which must not exist), labelled ``zkey``."""
     zkey_path = Path(zkey_path)
@@ -115,7 +115,7 @@ def import_zkey_keys(spec: Groth16SgdSpec, zkey_path: Path, directory: Path) -> 
     return _write_keys(spec, Path(directory), "zkey", make)
 
 
-def open_keys(spec: Groth16SgdSpec, directory: Path) -> KeyDirectory:
+def open_keys(spec: Groth16Spec, directory: Path) -> KeyDirectory:
     """Open a key directory after checking it belongs to ``spec``: its provenance record
     names this circuit id and its ``circuit.circom`` is exactly the source this code
     generates for ``spec`` (stale or foreign keys are refused, not used)."""
@@ -140,17 +140,17 @@ def open_keys(spec: Groth16SgdSpec, directory: Path) -> KeyDirectory:
     return KeyDirectory(directory, spec.circuit_id(), record)
 
 
-def load_verifying_key(spec: Groth16SgdSpec, directory: Path) -> CircuitVerifyingKey:
+def load_verifying_key(spec: Groth16Spec, directory: Path) -> CircuitVerifyingKey:
     """The verifying key in a directory the verifier names, checked against ``spec``."""
     keys = open_keys(spec, directory)
     vk = keys.load_verifying_key()
-    if adapter.public_count(vk) != len(PUBLIC_OUTPUTS):
-        raise ConfigurationError(f"{directory}/vk.bin expects {adapter.public_count(vk)} public values, not {len(PUBLIC_OUTPUTS)}", key="keys_dir")
+    if adapter.public_count(vk) != len(spec.public_names):
+        raise ConfigurationError(f"{directory}/vk.bin expects {adapter.public_count(vk)} public values, not {len(spec.public_names)}", key="keys_dir")
     return CircuitVerifyingKey(keys.circuit_id, keys.provenance, keys.path, vk)
 
 
 def _write_keys(
-    spec: Groth16SgdSpec,
+    spec: Groth16Spec,
     directory: Path,
     provenance: str,
     make: Callable[[Path], tuple[Any, Any, adapter.CompileReport, dict[str, Any]]],

@@ -1,7 +1,8 @@
-"""Proving one exact SGD step with Groth16, and checking the proof before anyone sees it.
+"""Proving one exact SGD or LoRA step with Groth16, and checking the proof before anyone sees it.
 
 The witness is checked by the reference arithmetic first (a W_t+1 that is not exactly
-``exact_sgd_step(W_t, X, Y)`` is refused before any proving), and the proof is verified with
+``exact_sgd_step(W_t, X, Y)``, or adapters that are not exactly ``exact_lora_step``, are
+refused before any proving), and the proof is verified with
 the key directory's own verifying key before it is returned: groth16py 0.2.0 returns a proof
 even for a witness that violates the constraints.
 """
@@ -17,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from pot_zk.backends.groth16 import adapter
-from pot_zk.backends.groth16.commit import SgdStepCommitments, commit_sgd_step
+from pot_zk.backends.groth16.commit import StepCommitments, commit_lora_step, commit_sgd_step
 from pot_zk.backends.groth16.exact import check_range, exact_sgd_step
+from pot_zk.backends.groth16.exact_lora import exact_lora_step
 from pot_zk.backends.groth16.keys import KeyDirectory
+from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec, Groth16Spec
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.errors import ProofGenerationError, WitnessBuilderError
 
@@ -29,7 +32,7 @@ PROOF_TYPE = "zk-groth16"
 @dataclass(frozen=True)
 class Groth16Proof:
     proof: bytes
-    commitments: SgdStepCommitments
+    commitments: StepCommitments
     circuit_id: str
     key_provenance: str
     timings: dict[str, float] = field(default_factory=dict)
@@ -62,44 +65,80 @@ def circuit_inputs(w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: 
 
 def check_witness(spec: Groth16SgdSpec, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray) -> None:
     """Raise WitnessBuilderError unless W_t+1 is exactly the reference step of (W_t, X, Y)."""
-    expected = exact_sgd_step(spec, w_before, x, y)
-    actual = np.asarray(w_after)
-    if actual.shape != expected.shape or actual.dtype.kind not in "iu":
-        raise WitnessBuilderError(
-            "weights after the step have the wrong shape or type",
-            expected=[list(expected.shape), "integers"],
-            actual=[list(actual.shape), str(actual.dtype)],
-            tensor="weights after the step",
-        )
-    check_range(actual.astype(np.int64), spec.value_bits, "weights after the step")
-    wrong = np.flatnonzero(actual != expected)
-    if wrong.size:
-        index = int(wrong[0])
-        raise WitnessBuilderError(
-            f"W_t+1 is not the exact SGD step of W_t on this batch: {wrong.size} of {expected.size} value(s) differ "
-            f"(largest difference {int(np.abs(actual - expected).max())} grid steps)",
-            expected=int(expected[index]),
-            actual=int(actual[index]),
-            tensor="weights after the step",
-            first_index=index,
-        )
+    _check_after(exact_sgd_step(spec, w_before, x, y), w_after, spec.value_bits, "weights after the step")
+
+
+def check_lora_witness(
+    spec: Groth16LoraSpec, base: np.ndarray, a_before: np.ndarray, x: np.ndarray, y: np.ndarray, a_after: np.ndarray
+) -> None:
+    """Raise WitnessBuilderError unless the adapters after are exactly the reference LoRA step."""
+    _check_after(exact_lora_step(spec, base, a_before, x, y), a_after, spec.value_bits, "adapters after the step")
 
 
 def prove_sgd_step(
     spec: Groth16SgdSpec, keys: KeyDirectory, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray
 ) -> Groth16Proof:
-    """Prove one step from integer tensors; the proof returned verifies under ``keys``."""
-    timings: dict[str, float] = {}
+    """Prove one SGD step from integer tensors; the proof returned verifies under ``keys``."""
     started = time.perf_counter()
     check_witness(spec, w_before, x, y, w_after)
     commitments = commit_sgd_step(spec, w_before, x, y, w_after)
-    timings["witness_check_s"] = time.perf_counter() - started
+    checked_s = time.perf_counter() - started
+    return _prove(spec, keys, circuit_inputs(w_before, x, y, w_after), commitments, checked_s)
+
+
+def prove_lora_step(
+    spec: Groth16LoraSpec, keys: KeyDirectory, base: np.ndarray, a_before: np.ndarray, x: np.ndarray, y: np.ndarray, a_after: np.ndarray
+) -> Groth16Proof:
+    """Prove one LoRA step from integer tensors; the proof returned verifies under ``keys``."""
+    started = time.perf_counter()
+    check_lora_witness(spec, base, a_before, x, y, a_after)
+    commitments = commit_lora_step(spec, base, a_before, x, y, a_after)
+    checked_s = time.perf_counter() - started
+    return _prove(spec, keys, lora_circuit_inputs(base, a_before, x, y, a_after), commitments, checked_s)
+
+
+def lora_circuit_inputs(base: np.ndarray, a_before: np.ndarray, x: np.ndarray, y: np.ndarray, a_after: np.ndarray) -> dict[str, Any]:
+    """The LoRA circuit's private input signals."""
+    return {
+        "a_before": np.asarray(a_before, dtype=np.int64).reshape(-1).tolist(),
+        "x": np.asarray(x, dtype=np.int64).tolist(),
+        "y": np.asarray(y, dtype=np.int64).tolist(),
+        "a_after": np.asarray(a_after, dtype=np.int64).reshape(-1).tolist(),
+        "base": np.asarray(base, dtype=np.int64).reshape(-1).tolist(),
+    }
+
+
+def _check_after(expected: np.ndarray, after: np.ndarray, value_bits: int, what: str) -> None:
+    actual = np.asarray(after)
+    if actual.shape != expected.shape or actual.dtype.kind not in "iu":
+        raise WitnessBuilderError(
+            f"{what} have the wrong shape or type",
+            expected=[list(expected.shape), "integers"],
+            actual=[list(actual.shape), str(actual.dtype)],
+            tensor=what,
+        )
+    check_range(actual.astype(np.int64), value_bits, what)
+    wrong = np.flatnonzero(actual != expected)
+    if wrong.size:
+        index = int(wrong[0])
+        raise WitnessBuilderError(
+            f"{what} are not the exact step on this batch: {wrong.size} of {expected.size} value(s) differ "
+            f"(largest difference {int(np.abs(actual - expected).max())} grid steps)",
+            expected=int(expected[index]),
+            actual=int(actual[index]),
+            tensor=what,
+            first_index=index,
+        )
+
+
+def _prove(spec: Groth16Spec, keys: KeyDirectory, inputs: dict[str, Any], commitments: StepCommitments, checked_s: float) -> Groth16Proof:
+    timings = {"witness_check_s": checked_s}
     started = time.perf_counter()
     pk = keys.load_proving_key()
     vk = keys.load_verifying_key()
     timings["key_load_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    proof = adapter.prove(pk, circuit_inputs(w_before, x, y, w_after))
+    proof = adapter.prove(pk, inputs)
     timings["prove_s"] = time.perf_counter() - started
     started = time.perf_counter()
     accepted, reason = adapter.verify(vk, proof, commitments.public_inputs())

@@ -42,44 +42,35 @@ def round_half_away(value: Fraction) -> int:
     return magnitude if value >= 0 else -magnitude
 
 
-@dataclass(frozen=True)
-class Groth16SgdSpec:
-    """One exact SGD step of a ReLU MLP with MSE loss, proven with Groth16."""
+class FixedPointStatement:
+    """What the zk-groth16 specs share (a mixin for frozen dataclasses with the fields
+    ``dims``, ``batch_size``, ``learning_rate``, ``scale``, ``param_scale``, ``value_bits``,
+    ``quotient_bits``, ``circuit_version`` and a ClassVar ``expected_version``)."""
 
-    kind: ClassVar[str] = KIND
-    backend: ClassVar[str] = BACKEND
-
-    dims: tuple[int, ...]
-    batch_size: int
-    learning_rate: float
-    scale: int = 12
-    param_scale: int = 20
-    value_bits: int = 16
-    quotient_bits: int = 24
-    circuit_version: str = CIRCUIT_VERSION
-
-    def __post_init__(self) -> None:
+    def _check_common(self) -> None:
         object.__setattr__(self, "dims", tuple(self.dims))
-        if self.circuit_version != CIRCUIT_VERSION:
+        if self.circuit_version != self.expected_version:
             raise ConfigurationError(
-                f"unknown circuit version {self.circuit_version!r}; this code builds {CIRCUIT_VERSION!r}",
+                f"unknown circuit version {self.circuit_version!r}; this code builds {self.expected_version!r}",
                 key="circuit_version",
             )
-        if len(self.dims) < 2 or not all(_is_int(d) and d >= 1 for d in self.dims):
+        if len(self.dims) < 2 or not all(is_int(d) and d >= 1 for d in self.dims):
             raise ConfigurationError(f"dims must be two or more widths >= 1, not {list(self.dims)}", key="dims")
-        if not (_is_int(self.batch_size) and self.batch_size >= 1):
+        if not (is_int(self.batch_size) and self.batch_size >= 1):
             raise ConfigurationError(f"batch_size must be an integer >= 1, not {self.batch_size!r}", key="batch_size")
         if not (isinstance(self.learning_rate, float) and math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ConfigurationError(f"learning_rate must be a finite float > 0, not {self.learning_rate!r}", key="learning_rate")
         for key, low, high in (("scale", 1, 24), ("param_scale", 1, 40), ("value_bits", 2, 32), ("quotient_bits", 2, 48)):
             value = getattr(self, key)
-            if not (_is_int(value) and low <= value <= high):
+            if not (is_int(value) and low <= value <= high):
                 raise ConfigurationError(f"{key} must be an integer in {low}..{high}, not {value!r}", key=key)
         if self.quotient_bits < self.value_bits:
             raise ConfigurationError("quotient_bits must be >= value_bits", key="quotient_bits")
+
+    def _check_constants(self) -> None:
         if self.c_fix < 1:
             raise ConfigurationError(
-                f"the update constant 2*lr/(N*d_out) = {float(self.step_constant):.3g} rounds to 0 at "
+                f"the update constant {float(self.step_constant):.3g} rounds to 0 at "
                 f"param_scale={self.param_scale}; raise param_scale or the learning rate",
                 key="param_scale",
             )
@@ -96,6 +87,79 @@ class Groth16SgdSpec:
         return len(self.dims) - 1
 
     @property
+    def num_batch_values(self) -> int:
+        return self.batch_size * (self.dims[0] + self.dims[-1])
+
+    @property
+    def c_fix(self) -> int:
+        """The update constant as an integer at ``param_scale`` bits."""
+        return round_half_away(self.step_constant * 2**self.param_scale)
+
+    def _fixed_point_dict(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "scale": self.scale,
+            "param_scale": self.param_scale,
+            "value_bits": self.value_bits,
+            "quotient_bits": self.quotient_bits,
+        }
+
+    @classmethod
+    def _fixed_point_fields(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "batch_size": strict_int(data["batch_size"]),
+            "learning_rate": float(data["learning_rate"]),
+            "scale": strict_int(data["scale"]),
+            "param_scale": strict_int(data["param_scale"]),
+            "value_bits": strict_int(data["value_bits"]),
+            "quotient_bits": strict_int(data["quotient_bits"]),
+            "circuit_version": str(data["circuit_version"]),
+        }
+
+    @classmethod
+    def _check_header(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        if data.get("kind") != cls.kind or data.get("backend") != BACKEND:
+            raise ConfigurationError(
+                f"not a groth16 {cls.kind} spec: kind={data.get('kind')!r} backend={data.get('backend')!r}", key="circuit"
+            )
+        architecture = data["architecture"]
+        base = architecture.get("base", architecture)
+        if base.get("activation", "relu") != "relu" or base.get("loss", "mse") != "mse":
+            raise ConfigurationError("only ReLU MLPs with MSE loss are supported", key="circuit.architecture")
+        return architecture
+
+    def canonical_bytes(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    def circuit_id(self) -> str:
+        return hashlib.sha256(self.canonical_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Groth16SgdSpec(FixedPointStatement):
+    """One exact SGD step of a ReLU MLP with MSE loss, proven with Groth16."""
+
+    kind: ClassVar[str] = KIND
+    backend: ClassVar[str] = BACKEND
+    expected_version: ClassVar[str] = CIRCUIT_VERSION
+    public_names: ClassVar[tuple[str, ...]] = ("w_before", "batch", "w_after")
+    """The commitments the circuit outputs, in public-input order."""
+
+    dims: tuple[int, ...]
+    batch_size: int
+    learning_rate: float
+    scale: int = 12
+    param_scale: int = 20
+    value_bits: int = 16
+    quotient_bits: int = 24
+    circuit_version: str = CIRCUIT_VERSION
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        self._check_constants()
+
+    @property
     def param_shapes(self) -> list[tuple[int, ...]]:
         """Per layer: weight (out x in), then bias (out,) -- torch's nn.Linear order."""
         shapes: list[tuple[int, ...]] = []
@@ -110,24 +174,12 @@ class Groth16SgdSpec:
     @property
     def param_offsets(self) -> list[int]:
         """Where each tensor of ``param_shapes`` starts in the flat parameter vector."""
-        offsets, offset = [], 0
-        for shape in self.param_shapes:
-            offsets.append(offset)
-            offset += math.prod(shape)
-        return offsets
-
-    @property
-    def num_batch_values(self) -> int:
-        return self.batch_size * (self.dims[0] + self.dims[-1])
+        return offsets_of(self.param_shapes)
 
     @property
     def step_constant(self) -> Fraction:
         """c = 2 * lr / (N * d_out), exactly (lr is the binary value of the float)."""
         return 2 * Fraction(self.learning_rate) / (self.batch_size * self.dims[-1])
-
-    @property
-    def c_fix(self) -> int:
-        return round_half_away(self.step_constant * 2**self.param_scale)
 
     def accumulator_bound(self) -> int:
         """An upper bound on |every integer the step computes| for inputs in range."""
@@ -155,49 +207,32 @@ class Groth16SgdSpec:
             "backend": BACKEND,
             "circuit_version": self.circuit_version,
             "architecture": {"dims": list(self.dims), "activation": "relu", "loss": "mse"},
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "scale": self.scale,
-            "param_scale": self.param_scale,
-            "value_bits": self.value_bits,
-            "quotient_bits": self.quotient_bits,
+            **self._fixed_point_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Groth16SgdSpec":
-        if data.get("kind") != KIND or data.get("backend") != BACKEND:
-            raise ConfigurationError(
-                f"not a groth16 sgd spec: kind={data.get('kind')!r} backend={data.get('backend')!r}", key="circuit"
-            )
         try:
-            architecture = data["architecture"]
-            if architecture.get("activation", "relu") != "relu" or architecture.get("loss", "mse") != "mse":
-                raise ConfigurationError("only ReLU MLPs with MSE loss are supported", key="circuit.architecture")
-            return cls(
-                dims=tuple(_strict_int(d) for d in architecture["dims"]),
-                batch_size=_strict_int(data["batch_size"]),
-                learning_rate=float(data["learning_rate"]),
-                scale=_strict_int(data["scale"]),
-                param_scale=_strict_int(data["param_scale"]),
-                value_bits=_strict_int(data["value_bits"]),
-                quotient_bits=_strict_int(data["quotient_bits"]),
-                circuit_version=str(data["circuit_version"]),
-            )
+            architecture = cls._check_header(data)
+            return cls(dims=tuple(strict_int(d) for d in architecture["dims"]), **cls._fixed_point_fields(data))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigurationError(f"malformed groth16 sgd spec: {exc!r}", key="circuit") from exc
 
-    def canonical_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
 
-    def circuit_id(self) -> str:
-        return hashlib.sha256(self.canonical_bytes()).hexdigest()
+def offsets_of(shapes: list[tuple[int, ...]]) -> list[int]:
+    """Where each tensor of ``shapes`` starts in their concatenation, flattened."""
+    offsets, offset = [], 0
+    for shape in shapes:
+        offsets.append(offset)
+        offset += math.prod(shape)
+    return offsets
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _strict_int(value: object) -> int:
-    if _is_int(value):
+def strict_int(value: object) -> int:
+    if is_int(value):
         return value
     raise ValueError(f"expected an integer, got {value!r}")

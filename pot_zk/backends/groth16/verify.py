@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from pot_zk.backends.groth16 import adapter
-from pot_zk.backends.groth16.commit import NAMES, SgdStepCommitments
+from pot_zk.backends.groth16.commit import StepCommitments
 from pot_zk.backends.groth16.keys import CircuitVerifyingKey
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.lora_spec import Groth16Spec
 from pot_zk.errors import ProofVerificationError
 
 
@@ -32,24 +32,26 @@ class Groth16Verdict:
 
 
 def verify_groth16(
-    spec: Groth16SgdSpec,
+    spec: Groth16Spec,
     proof: bytes,
-    commitments: SgdStepCommitments | Mapping[str, Any],
+    commitments: StepCommitments | Mapping[str, Any],
     vk: CircuitVerifyingKey,
 ) -> Groth16Verdict:
-    """Does ``proof`` show that the step committed as ``commitments`` is the exact SGD step of
-    ``spec``, under verifying key ``vk``?"""
+    """Does ``proof`` show that the step committed as ``commitments`` is the exact step (SGD,
+    or LoRA on the adapters) of ``spec``, under verifying key ``vk``?"""
     if vk.circuit_id != spec.circuit_id():
         return Groth16Verdict(False, "wrong-circuit", f"the verifying key is for circuit {vk.circuit_id}, not {spec.circuit_id()}")
     if not isinstance(proof, (bytes, bytearray)) or len(proof) != adapter.PROOF_BYTES:
         size = len(proof) if isinstance(proof, (bytes, bytearray)) else type(proof).__name__
         return Groth16Verdict(False, "malformed-proof", f"a Groth16 proof is {adapter.PROOF_BYTES} bytes, got {size}")
     try:
-        if not isinstance(commitments, SgdStepCommitments):
-            commitments = SgdStepCommitments.from_dict(commitments)
+        if not isinstance(commitments, StepCommitments):
+            commitments = StepCommitments.from_dict(commitments)
+        if commitments.names != spec.public_names:
+            raise KeyError(f"got {list(commitments.names)}")
         public = commitments.public_inputs()
     except (KeyError, TypeError) as exc:
-        return Groth16Verdict(False, "malformed-commitment", f"commitments need {list(NAMES)}: {exc!r}")
+        return Groth16Verdict(False, "malformed-commitment", f"commitments need exactly {list(spec.public_names)}: {exc!r}")
     except ProofVerificationError as exc:
         return Groth16Verdict(False, exc.reason, exc.message)
     if adapter.public_count(vk.key) != len(public):
