@@ -1,15 +1,15 @@
-"""``pot-zk-groth16-prover``: proves one SGD step exactly with Groth16 (groth16py, circom 2).
+"""``pot-zk-groth16-prover``: proves one SGD or LoRA step exactly with Groth16 (groth16py, circom 2).
 
 Reads one protocol request (pot_zk.protocol) on stdin, prints one response on stdout. The
-request's ``kind`` is ``"sgd"``; its ``circuit`` a ``Groth16SgdSpec.to_dict()`` (``backend``
-``"groth16"``); ``witness_path`` a step file written by pot_zk.specs.save_training_step.
-Weights must lie exactly on the fixed-point grid (exact-mode training); batch values are
-rounded. ``options.keys_dir`` names a key directory made by someone else (e.g. the auditor);
+request's ``kind`` is ``"sgd"`` or ``"lora"``; its ``circuit`` a ``Groth16SgdSpec`` /
+``Groth16LoraSpec.to_dict()`` (``backend`` ``"groth16"``); ``witness_path`` a step file written
+by pot_zk.specs.save_training_step. Weights (for LoRA: base and adapters) must lie exactly on
+the fixed-point grid (exact-mode training); batch values are rounded. ``options.keys_dir`` names a key directory made by someone else (e.g. the auditor);
 without it the keys are cached under ``cache_dir`` and made here on first use (provenance
 ``dev``: this prover knows the trapdoor).
 
-The program refuses, before proving, a step whose W_t+1 is not exactly the reference step
-(exit 65), and answers ok only with a proof that verifies under the key's own verifying key.
+The program refuses, before any key work, a step whose W_t+1 (adapters after) is not exactly
+the reference step (exit 65), and answers ok only with a proof that verifies under the key's own verifying key.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from pot_zk import protocol
 
 _RESPONSE_FD = 1
-PROVABLE_KINDS = ("sgd",)
+PROVABLE_KINDS = ("sgd", "lora")
 
 
 def _respond(document: dict[str, Any]) -> None:
@@ -66,33 +66,54 @@ def _parse_request(raw: str) -> dict[str, Any]:
     return request
 
 
-def _prove(request: dict[str, Any]) -> protocol.ProverResponse:
-    from pot_zk.backends.groth16 import exact, keys
-    from pot_zk.backends.groth16.prove import PROOF_TYPE, check_witness, prove_sgd_step
-    from pot_zk.backends.groth16.spec import Groth16SgdSpec
+def _witness(spec: Any, step: Any) -> tuple[Any, ...]:
+    """The step's integer tensors in the order the spec's prove function takes them, after
+    checking the step is the spec's and W_t+1 (or the adapters after) is its exact step."""
+    from pot_zk.backends.groth16 import exact
+    from pot_zk.backends.groth16.prove import check_lora_witness, check_witness
     from pot_zk.errors import WitnessBuilderError
-    from pot_zk.specs import load_training_step
 
-    options = request.get("options") or {}
-    spec = Groth16SgdSpec.from_dict(request["circuit"])
-    step = load_training_step(spec, Path(request["witness_path"]))
-    found = {"dims": list(step.architecture.dims), "batch_size": step.batch_size, "learning_rate": step.learning_rate}
-    declared = {"dims": list(spec.dims), "batch_size": spec.batch_size, "learning_rate": spec.learning_rate}
+    if spec.kind == "lora":
+        architecture = step.architecture
+        found = {"dims": list(architecture.base.dims), "adapted": list(architecture.adapted), "rank": architecture.rank, "alpha": architecture.alpha}
+        declared = {"dims": list(spec.dims), "adapted": list(spec.adapted), "rank": spec.rank, "alpha": spec.alpha}
+    else:
+        found, declared = {"dims": list(step.architecture.dims)}, {"dims": list(spec.dims)}
+    found.update(batch_size=step.batch_size, learning_rate=step.learning_rate)
+    declared.update(batch_size=spec.batch_size, learning_rate=spec.learning_rate)
     if found != declared:
         raise WitnessBuilderError("the step does not match the circuit spec", expected=declared, actual=found)
     bits, scale = spec.value_bits, spec.scale
-    w_before = exact.quantise_weights(step.flat_before().numpy(), scale, bits, "weights before the step")
-    w_after = exact.quantise_weights(step.flat_after().numpy(), scale, bits, "weights after the step")
     x = exact.quantise_batch(step.inputs.numpy(), scale, bits, "batch inputs X").reshape(step.inputs.shape)
     y = exact.quantise_batch(step.targets.numpy(), scale, bits, "batch targets Y").reshape(step.targets.shape)
-    check_witness(spec, w_before, x, y, w_after)  # bounds, shapes and the exact update, before any key work
+    what = "adapters" if spec.kind == "lora" else "weights"
+    before = exact.quantise_weights(step.flat_before().numpy(), scale, bits, f"{what} before the step")
+    after = exact.quantise_weights(step.flat_after().numpy(), scale, bits, f"{what} after the step")
+    if spec.kind == "lora":
+        base = exact.quantise_weights(step.flat_base().numpy(), scale, bits, "base weights")
+        check_lora_witness(spec, base, before, x, y, after)
+        return base, before, x, y, after
+    check_witness(spec, before, x, y, after)
+    return before, x, y, after
+
+
+def _prove(request: dict[str, Any]) -> protocol.ProverResponse:
+    from pot_zk.backends.groth16 import keys
+    from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
+    from pot_zk.backends.groth16.prove import PROOF_TYPE, prove_lora_step, prove_sgd_step
+    from pot_zk.backends.groth16.spec import Groth16SgdSpec
+    from pot_zk.specs import load_training_step
+
+    options = request.get("options") or {}
+    spec = (Groth16LoraSpec if request["kind"] == "lora" else Groth16SgdSpec).from_dict(request["circuit"])
+    tensors = _witness(spec, load_training_step(spec, Path(request["witness_path"])))
     started = time.perf_counter()
     if options.get("keys_dir"):
         key_dir = keys.open_keys(spec, Path(options["keys_dir"]))
     else:
         key_dir = keys.ensure_keys(spec, Path(request["cache_dir"]))
     setup_s = time.perf_counter() - started
-    proof = prove_sgd_step(spec, key_dir, w_before, x, y, w_after)
+    proof = (prove_lora_step if spec.kind == "lora" else prove_sgd_step)(spec, key_dir, *tensors)
     paths = proof.write(Path(request["output_dir"]))
     return protocol.ProverResponse(
         proof_type=PROOF_TYPE,

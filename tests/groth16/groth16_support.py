@@ -25,3 +25,25 @@ def honest_step(spec: Groth16SgdSpec, seed: int = 0) -> tuple[np.ndarray, np.nda
     x = np.round(rng.uniform(-1, 1, (spec.batch_size, spec.dims[0])) * grid).astype(np.int64)
     y = np.round(rng.normal(0, 1, (spec.batch_size, spec.dims[-1])) * grid).astype(np.int64)
     return w, x, y, exact_sgd_step(spec, w, x, y)
+
+
+def tiny_lora_spec(**overrides):
+    """4-3-2 with rank-2 adapters on both layers: every path (adapter forward, gradients, and
+    back-propagation through an adapter) is in the circuit."""
+    from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
+
+    values = {"dims": TINY_DIMS, "adapted": (0, 1), "rank": 2, "alpha": 4.0, "batch_size": BATCH, "learning_rate": LR, **overrides}
+    return Groth16LoraSpec(**values)
+
+
+def honest_lora_step(spec, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """(base, adapters before, X, Y, adapters after) as integers, the last the exact step."""
+    from pot_zk.backends.groth16.exact_lora import exact_lora_step
+
+    rng = np.random.default_rng(seed)
+    grid = 2.0**spec.scale
+    base = np.round(rng.normal(0, 0.5, spec.num_base_params) * grid).astype(np.int64)
+    adapters = np.round(rng.normal(0, 0.5, spec.num_adapter_params) * grid).astype(np.int64)
+    x = np.round(rng.uniform(-1, 1, (spec.batch_size, spec.dims[0])) * grid).astype(np.int64)
+    y = np.round(rng.normal(0, 1, (spec.batch_size, spec.dims[-1])) * grid).astype(np.int64)
+    return base, adapters, x, y, exact_lora_step(spec, base, adapters, x, y)

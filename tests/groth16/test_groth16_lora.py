@@ -1,0 +1,202 @@
+"""Exact LoRA steps and their zk-groth16 proofs (tiny 4-3-2 model, adapters on both layers)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pot_zk import protocol
+from pot_zk.backends.groth16 import adapter, keys
+from pot_zk.backends.groth16.commit import StepCommitments, commit_lora_step
+from pot_zk.backends.groth16.exact import dequantise
+from pot_zk.backends.groth16.exact_lora import exact_lora_step
+from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
+from pot_zk.backends.groth16.prove import lora_circuit_inputs, prove_lora_step
+from pot_zk.backends.groth16.verify import verify_groth16
+from pot_zk.errors import ConfigurationError, WitnessBuilderError
+
+from groth16_support import honest_lora_step, tiny_lora_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def float64_lora_step(spec: Groth16LoraSpec, base, adapters, x, y) -> np.ndarray:
+    """torch's SGD step on the adapters, same grid values, float64, in grid units."""
+    grid = 2.0**spec.scale
+
+    def tensors(flat, shapes, offsets, grad):
+        return [torch.tensor(flat[o : o + int(np.prod(s))].reshape(s) / grid, requires_grad=grad) for o, s in zip(offsets, shapes)]
+
+    w0 = tensors(base, spec.base_shapes, spec.base_offsets, False)
+    ab = tensors(adapters, spec.adapter_shapes, spec.adapter_offsets, True)
+    pairs = {layer: (ab[2 * i], ab[2 * i + 1]) for i, layer in enumerate(spec.adapted)}
+    h = torch.tensor(x / grid)
+    for layer in range(spec.num_layers):
+        z = h @ w0[2 * layer].T + w0[2 * layer + 1]
+        if layer in pairs:
+            z = z + spec.alpha / spec.rank * (h @ pairs[layer][0].T) @ pairs[layer][1].T
+        h = torch.relu(z) if layer < spec.num_layers - 1 else z
+    torch.nn.functional.mse_loss(h, torch.tensor(y / grid)).backward()
+    return np.concatenate([(p - spec.learning_rate * p.grad).detach().numpy().reshape(-1) for p in ab]) * grid
+
+
+@pytest.mark.parametrize("dims,adapted", [((4, 3, 2), (0, 1)), ((4, 3, 2), (1,)), ((5, 4, 3, 2), (1,))])
+def test_exact_lora_step_is_within_three_grid_steps_of_a_float64_step(dims, adapted):
+    spec = tiny_lora_spec(dims=dims, adapted=adapted)
+    worst, moved = 0.0, 0
+    for seed in range(20):
+        base, adapters, x, y, after = honest_lora_step(spec, seed)
+        worst = max(worst, float(np.abs(after - float64_lora_step(spec, base, adapters, x, y)).max()))
+        moved += not np.array_equal(after, adapters)  # all-dead hidden units leave a step with no gradient
+    assert worst <= 3.0  # measured up to 2.06: one more floor than SGD on each adapter path
+    assert moved >= 15
+
+
+def test_exact_lora_error_is_rounding_it_shrinks_with_the_grid():
+    """16-8-10 with both layers adapted: a few grid steps off float64 (floors compound through
+    the low-rank path), and the same few steps at a 16x finer grid, i.e. 16x less in value."""
+    errors = {}
+    for scale, bits in ((12, 16), (16, 20)):
+        spec = tiny_lora_spec(dims=(16, 8, 10), scale=scale, value_bits=bits, quotient_bits=bits + 8, param_scale=24)
+        worst = max(
+            float(np.abs(after - float64_lora_step(spec, base, adapters, x, y)).max())
+            for base, adapters, x, y, after in (honest_lora_step(spec, seed) for seed in range(10))
+        )
+        errors[scale] = worst / 2.0**scale
+        assert worst <= 8.0
+    assert errors[16] < errors[12] / 4
+
+
+def test_frozen_base_layer_below_the_adapters_shapes_their_step():
+    spec = tiny_lora_spec(adapted=(1,))
+    base, adapters, x, y, after = honest_lora_step(spec)
+    moved = base.copy()
+    moved[12:15] += 2 * 4096  # layer-1 biases +2: the hidden units (layer 2's inputs) come alive
+    assert not np.array_equal(exact_lora_step(spec, moved, adapters, x, y), after)
+
+
+@pytest.mark.parametrize("tensor,index", [("base weights", 0), ("adapters", 1), ("X", 2), ("Y", 3)])
+def test_out_of_range_lora_input_names_the_tensor(tensor, index):
+    spec = tiny_lora_spec()
+    inputs = [t.copy() for t in honest_lora_step(spec)[:4]]
+    inputs[index].reshape(-1)[0] = -(2**15) - 1
+    with pytest.raises(WitnessBuilderError) as caught:
+        exact_lora_step(spec, *inputs)
+    assert caught.value.context["tensor"] == tensor
+
+
+def test_lora_spec_round_trips_and_its_id_covers_the_adapters():
+    spec = tiny_lora_spec()
+    data = spec.to_dict()
+    assert (data["kind"], data["backend"], data["architecture"]["adapted"]) == ("lora", "groth16", [0, 1])
+    assert Groth16LoraSpec.from_dict(data) == spec
+    ids = {spec.circuit_id()} | {tiny_lora_spec(**c).circuit_id() for c in ({"rank": 3}, {"alpha": 2.0}, {"adapted": (1,)})}
+    assert len(ids) == 4
+    assert spec.sigma == 2 * 2**20 and spec.c_fix == round(2 * 0.1 * 2 / 4 * 2**20)
+
+
+@pytest.mark.parametrize("change,key", [({"adapted": (2,)}, "adapted"), ({"adapted": (1, 0)}, "adapted"), ({"rank": 0}, "rank"), ({"alpha": 0.0}, "alpha")])
+def test_bad_lora_specs_are_configuration_errors(change, key):
+    with pytest.raises(ConfigurationError) as caught:
+        tiny_lora_spec(**change)
+    assert caught.value.key == key
+
+
+@pytest.fixture(scope="module")
+def lora_keys(groth16_cache):
+    return keys.ensure_keys(tiny_lora_spec(), groth16_cache)
+
+
+@pytest.fixture(scope="module")
+def lora_proof(lora_keys):
+    spec = tiny_lora_spec()
+    tensors = honest_lora_step(spec)
+    return spec, tensors, prove_lora_step(spec, lora_keys, *tensors)
+
+
+def _verify(spec, proof, commitments, key_dir):
+    return verify_groth16(spec, proof, commitments, keys.load_verifying_key(spec, key_dir))
+
+
+@pytest.mark.prover
+def test_honest_lora_step_proves_and_its_four_commitments_are_the_native_ones(lora_proof, lora_keys):
+    spec, tensors, proof = lora_proof
+    held = commit_lora_step(spec, *tensors)
+    assert held.base is not None and proof.commitments == held
+    assert _verify(spec, proof.proof, held, lora_keys.path).ok
+    public = held.public_inputs()
+    for index in range(4):
+        moved = list(public)
+        moved[index] += 1
+        assert adapter.verify(lora_keys.load_verifying_key(), proof.proof, moved)[0] is False
+
+
+@pytest.mark.prover
+def test_lora_statement_needs_the_base_commitment(lora_proof, lora_keys):
+    spec, tensors, proof = lora_proof
+    held = commit_lora_step(spec, *tensors)
+    without_base = StepCommitments(held.w_before, held.batch, held.w_after)
+    assert _verify(spec, proof.proof, without_base, lora_keys.path).reason == "malformed-commitment"
+    other_base = commit_lora_step(spec, honest_lora_step(spec, seed=1)[0], *tensors[1:])
+    assert _verify(spec, proof.proof, other_base, lora_keys.path).reason == "invalid-proof"
+
+
+@pytest.mark.prover
+def test_adapters_moved_by_one_grid_step_are_refused_and_a_forced_proof_fails(lora_proof, lora_keys):
+    spec, (base, before, x, y, after), _ = lora_proof
+    moved = after.copy()
+    moved[3] -= 1
+    with pytest.raises(WitnessBuilderError):
+        prove_lora_step(spec, lora_keys, base, before, x, y, moved)
+    forced = adapter.prove(lora_keys.load_proving_key(), lora_circuit_inputs(base, before, x, y, moved))
+    for claimed in (commit_lora_step(spec, base, before, x, y, moved), commit_lora_step(spec, base, before, x, y, after)):
+        assert _verify(spec, forced, claimed, lora_keys.path).reason == "invalid-proof"
+
+
+@pytest.mark.prover
+def test_lora_proof_does_not_verify_under_another_alphas_key(lora_proof, groth16_cache):
+    spec, tensors, proof = lora_proof
+    other_spec = tiny_lora_spec(alpha=2.0)
+    other = keys.ensure_keys(other_spec, groth16_cache)
+    assert _verify(other_spec, proof.proof, commit_lora_step(spec, *tensors), other.path).reason == "invalid-proof"
+
+
+@pytest.mark.prover
+def test_prover_program_proves_a_lora_step_file(lora_keys, groth16_cache, tmp_path):
+    from pot_zk.lora import LoraArchitecture, LoraTrainingStep, save_lora_step
+    from pot_zk.step import MlpArchitecture
+
+    spec = tiny_lora_spec()
+    base, before, x, y, after = honest_lora_step(spec, seed=4)
+    architecture = LoraArchitecture(MlpArchitecture(spec.dims), spec.adapted, spec.rank, spec.alpha)
+
+    def named(flat, shapes, offsets, names):
+        return {name: torch.tensor(dequantise(flat[o : o + int(np.prod(s))], spec.scale).reshape(s)) for (name, _), o, s in zip(names, offsets, shapes)}
+
+    step = LoraTrainingStep(
+        architecture=architecture,
+        learning_rate=spec.learning_rate,
+        base=named(base, spec.base_shapes, spec.base_offsets, architecture.base_shapes),
+        adapters_before=named(before, spec.adapter_shapes, spec.adapter_offsets, architecture.adapter_shapes),
+        adapters_after=named(after, spec.adapter_shapes, spec.adapter_offsets, architecture.adapter_shapes),
+        inputs=torch.tensor(dequantise(x, spec.scale)),
+        targets=torch.tensor(dequantise(y, spec.scale)),
+    )
+    save_lora_step(step, tmp_path / "step.safetensors")
+    request = {
+        "protocol": protocol.PROTOCOL, "kind": "lora", "step": 0, "circuit": spec.to_dict(), "options": {},
+        "witness_path": str(tmp_path / "step.safetensors"), "cache_dir": str(groth16_cache), "output_dir": str(tmp_path / "out"),
+    }
+    done = subprocess.run([sys.executable, "-m", "provers.groth16_prover"], input=json.dumps(request), capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == protocol.EXIT_OK, done.stdout + done.stderr
+    response = json.loads(done.stdout)
+    held = commit_lora_step(spec, base, before, x, y, after)
+    assert {k: response["public"]["commitment"][k] for k in held.names} == held.to_dict()
+    verdict = _verify(spec, Path(response["artifacts"]["proof"]).read_bytes(), held, lora_keys.path)
+    assert verdict.ok, verdict.message
