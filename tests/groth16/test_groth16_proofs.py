@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pot_zk.backends.groth16 import adapter, circom, keys
+from pot_zk.backends.groth16.circuit_writer import gadget_source
 from pot_zk.backends.groth16.commit import commit_sgd_step
 from pot_zk.backends.groth16.exact import exact_sgd_step
 from pot_zk.backends.groth16.prove import circuit_inputs, prove_sgd_step
@@ -182,7 +182,7 @@ def test_field_wrapped_quotient_with_an_in_range_remainder_has_no_valid_proof(tm
     witnesses = {"honest": (honest_q, honest_r), "wrapped": (wrapped_q, wrapped_r)}
 
     def prove_gadget(main: str, name: str, which: str) -> tuple[bool, bool]:
-        (tmp_path / f"{name}.circom").write_text(circom.gadget_source(main))
+        (tmp_path / f"{name}.circom").write_text(gadget_source(main))
         pk, vk, _ = adapter.setup(tmp_path / f"{name}.circom")
         q, r = witnesses[which]
         proof = adapter.prove(pk, {"acc": acc, "add": 0, "z": q, "r": r})

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pot_zk.backends.groth16.circuit_writer import CircuitWriter, gadget_source, source
+from pot_zk.backends.groth16.circuit_writer import CircuitWriter, source
 from pot_zk.backends.groth16.commit import packing_width
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
-
-__all__ = ["circuit_source", "gadget_source", "sgd_circuit_source"]
 
 
 def circuit_source(spec: Any) -> str:

@@ -118,10 +118,15 @@ def _param_slices(spec: Groth16SgdSpec) -> list[tuple[int, int, str]]:
     ]
 
 
-def _rescale(acc: np.ndarray, spec: Groth16SgdSpec, what: str) -> np.ndarray:
-    quotient = acc // 2**spec.scale
-    check_range(quotient.reshape(-1), spec.quotient_bits, what)
+def floor_checked(acc: np.ndarray, shift: int, bits: int, what: str) -> np.ndarray:
+    """``acc // 2**shift``, which must lie in the signed range of ``bits`` bits."""
+    quotient = acc // 2**shift
+    check_range(quotient.reshape(-1), bits, what)
     return quotient
+
+
+def _rescale(acc: np.ndarray, spec: Groth16SgdSpec, what: str) -> np.ndarray:
+    return floor_checked(acc, spec.scale, spec.quotient_bits, what)
 
 
 def _gradients(spec: Groth16SgdSpec, params: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:

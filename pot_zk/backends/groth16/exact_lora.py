@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pot_zk.backends.groth16.exact import check_range
+from pot_zk.backends.groth16.exact import check_range, floor_checked
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
 from pot_zk.errors import WitnessBuilderError
 
@@ -107,12 +107,8 @@ def _split(flat: np.ndarray, shapes: list[tuple[int, ...]], offsets: list[int]) 
 
 
 def _rescale(acc: np.ndarray, spec: Groth16LoraSpec, what: str) -> np.ndarray:
-    quotient = acc // 2**spec.scale
-    check_range(quotient.reshape(-1), spec.quotient_bits, what)
-    return quotient
+    return floor_checked(acc, spec.scale, spec.quotient_bits, what)
 
 
 def _scaled(acc: np.ndarray, spec: Groth16LoraSpec, what: str) -> np.ndarray:
-    quotient = acc // 2**spec.param_scale
-    check_range(quotient.reshape(-1), spec.quotient_bits, what)
-    return quotient
+    return floor_checked(acc, spec.param_scale, spec.quotient_bits, what)
