@@ -123,3 +123,27 @@ def test_bad_requests_exit_with_bad_request(circuit, kind, groth16_cache, tmp_pa
     code, response = run_prover(request_for(tmp_path, groth16_cache, tmp_path / "missing.safetensors", circuit, kind))
     assert code == protocol.EXIT_BAD_REQUEST
     assert response["status"] == "error"
+
+
+def test_prover_uses_the_auditors_keys_and_only_their_verifying_key_accepts(tiny_keys, groth16_cache, tmp_path):
+    """Designated verifier: the auditor runs the setup and keeps the verifying key; the prover
+    gets the directory. The prover's own dev key (another setup of the same source) rejects
+    the proof, which is why key provenance is the whole trust question."""
+    import shutil
+
+    spec = tiny_spec()
+    auditor = keys.create_keys(spec, tmp_path / "auditor-keys", provenance="auditor")
+    verifier_copy = tmp_path / "verifier-keys"
+    verifier_copy.mkdir()
+    for name in ("circuit.circom", "vk.bin", "vk.json", "provenance.json"):
+        shutil.copy(auditor.path / name, verifier_copy / name)
+    tensors = honest_step(spec, seed=5)
+    witness = write_step(tmp_path / "step.safetensors", spec, *tensors)
+    request = request_for(tmp_path, groth16_cache, witness)
+    code, response = run_prover({**request, "options": {"keys_dir": str(auditor.path)}})
+    assert code == protocol.EXIT_OK, response
+    assert response["public"]["keys"]["provenance"] == "auditor"
+    proof = Path(response["artifacts"]["proof"]).read_bytes()
+    held = commit_sgd_step(spec, *tensors)
+    assert verify_groth16(spec, proof, held, keys.load_verifying_key(spec, verifier_copy)).ok
+    assert verify_groth16(spec, proof, held, keys.load_verifying_key(spec, tiny_keys.path)).reason == "invalid-proof"

@@ -127,13 +127,19 @@ def open_keys(spec: Groth16Spec, directory: Path) -> KeyDirectory:
         raise ConfigurationError(f"{directory} is not a groth16 key directory: {exc}", key="keys_dir") from exc
     if not isinstance(record, dict) or record.get("provenance") not in PROVENANCES:
         raise ConfigurationError(f"{directory}/provenance.json has no valid provenance", key="keys_dir")
-    if record.get("circuit_id") != spec.circuit_id() or source != circuit_source(spec):
+    if record.get("circuit_id") != spec.circuit_id():
         raise ConfigurationError(
             f"the keys in {directory} were made for another circuit (id {record.get('circuit_id')!r}), "
             f"not {spec.circuit_id()} ({spec.circuit_version})",
             key="keys_dir",
             expected=spec.circuit_id(),
             actual=record.get("circuit_id"),
+        )
+    if source != circuit_source(spec):
+        raise ConfigurationError(
+            f"{directory}/circuit.circom is not the source this pot-zk generates for circuit {spec.circuit_id()}: "
+            "the keys are stale (made by another version) or were tampered with",
+            key="keys_dir",
         )
     if not (directory / "vk.bin").is_file() or _sha256_file(directory / "vk.bin") != record.get("vk_sha256"):
         raise ConfigurationError(f"{directory}/vk.bin is missing or not the key its provenance record names", key="keys_dir")
