@@ -1,6 +1,7 @@
 """Measure zk-groth16 on one SGD statement: constraints, setup, prove, verify, proof size, peak RSS.
 
     python scripts/bench_groth16.py --dims 16 8 10 --batch 8 --cache /tmp/g16-bench
+    python scripts/bench_groth16.py --dims 16 8 10 --batch 8 --adapted 0 1 --rank 2 --alpha 4 --cache /tmp/g16-bench
 
 Each phase runs in its own child process so its peak RSS is its own. The step is a real one:
 digits data (16 or 64 features, 10 classes) when the widths fit, random values otherwise,
@@ -22,8 +23,11 @@ import numpy as np
 
 
 def _spec(args):
+    from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
     from pot_zk.backends.groth16.spec import Groth16SgdSpec
 
+    if args.adapted:
+        return Groth16LoraSpec(tuple(args.dims), tuple(args.adapted), args.rank, args.alpha, args.batch, args.lr)
     return Groth16SgdSpec(tuple(args.dims), args.batch, args.lr)
 
 
@@ -48,13 +52,18 @@ def _step(spec):
         x, y = rng.uniform(-1, 1, (spec.batch_size, spec.dims[0])), rng.normal(0, 1, (spec.batch_size, spec.dims[-1]))
     x = exact.quantise_batch(x, spec.scale, spec.value_bits).reshape(spec.batch_size, -1)
     y = exact.quantise_batch(y, spec.scale, spec.value_bits).reshape(spec.batch_size, -1)
+    if spec.kind == "lora":
+        from pot_zk.backends.groth16.exact_lora import exact_lora_step
+
+        adapters = np.random.default_rng(1).integers(-512, 512, spec.num_adapter_params)
+        return w, adapters, x, y, exact_lora_step(spec, w, adapters, x, y)
     return w, x, y, exact.exact_sgd_step(spec, w, x, y)
 
 
 def _phase(args) -> dict:
     from pot_zk.backends.groth16 import keys
-    from pot_zk.backends.groth16.commit import commit_sgd_step
-    from pot_zk.backends.groth16.prove import prove_sgd_step
+    from pot_zk.backends.groth16.commit import commit_lora_step, commit_sgd_step
+    from pot_zk.backends.groth16.prove import prove_lora_step, prove_sgd_step
     from pot_zk.backends.groth16.verify import verify_groth16
 
     spec = _spec(args)
@@ -70,19 +79,20 @@ def _phase(args) -> dict:
         }
     elif args.phase == "prove":
         key_dir = keys.ensure_keys(spec, Path(args.cache))
-        w, x, y, w_after = _step(spec)
+        tensors = _step(spec)
+        prove, commit = (prove_lora_step, commit_lora_step) if spec.kind == "lora" else (prove_sgd_step, commit_sgd_step)
         cpu = time.process_time()
         key_dir.load_proving_key()
         result["key_load_cpu_s"] = time.process_time() - cpu
         started = time.perf_counter()
         cpu = time.process_time()
-        proof = prove_sgd_step(spec, key_dir, w, x, y, w_after)
+        proof = prove(spec, key_dir, *tensors)
         result["prove_step_cpu_s"] = time.process_time() - cpu - result["key_load_cpu_s"]  # prove + self-verify
         result.update({"total_s": time.perf_counter() - started, **proof.timings, "proof_bytes": len(proof.proof)})
         proof.write(Path(args.cache) / "bench-proof")
         started = time.perf_counter()
         for _ in range(5):
-            commit_sgd_step(spec, w, x, y, w_after)
+            commit(spec, *tensors)
         result["native_commit_s"] = (time.perf_counter() - started) / 5
     elif args.phase == "verify":
         vk = keys.load_verifying_key(spec, keys.key_directory(Path(args.cache), spec))
@@ -103,14 +113,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--cache", required=True)
+    parser.add_argument("--adapted", type=int, nargs="*", default=[], help="LoRA: adapted layer numbers (none: an SGD step)")
+    parser.add_argument("--rank", type=int, default=2)
+    parser.add_argument("--alpha", type=float, default=4.0)
     parser.add_argument("--phase", choices=["setup", "prove", "verify"])
     args = parser.parse_args()
     if args.phase:
         print(json.dumps(_phase(args)))
         return
-    report = {"dims": args.dims, "batch": args.batch, "load_before": os.getloadavg()}
+    report = {"dims": args.dims, "batch": args.batch, "adapted": args.adapted, "load_before": os.getloadavg()}
     for phase in ("setup", "prove", "verify"):
-        command = [sys.executable, __file__, "--dims", *map(str, args.dims), "--batch", str(args.batch), "--lr", str(args.lr), "--cache", args.cache, "--phase", phase]
+        command = [
+            sys.executable, __file__, "--dims", *map(str, args.dims), "--batch", str(args.batch), "--lr", str(args.lr),
+            "--cache", args.cache, "--phase", phase, "--adapted", *map(str, args.adapted), "--rank", str(args.rank), "--alpha", str(args.alpha),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         report[phase] = json.loads(done.stdout.strip().splitlines()[-1])
     report["load_after"] = os.getloadavg()
