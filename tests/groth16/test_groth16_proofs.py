@@ -225,3 +225,11 @@ def test_keys_of_another_circuit_source_are_refused(tiny_keys, tmp_path):
 def test_generated_source_is_deterministic():
     assert circom.circuit_source(tiny_spec()) == circom.circuit_source(tiny_spec())
     assert circom.circuit_source(tiny_spec()) != circom.circuit_source(tiny_spec(learning_rate=0.05))
+
+
+def test_a_file_that_is_not_a_zkey_is_refused_and_leaves_nothing_behind(tmp_path):
+    (tmp_path / "ceremony.zkey").write_bytes(b"not a zkey")
+    with pytest.raises(ConfigurationError) as caught:
+        keys.import_zkey_keys(tiny_spec(), tmp_path / "ceremony.zkey", tmp_path / "keys")
+    assert caught.value.key == "zkey"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ceremony.zkey"]
