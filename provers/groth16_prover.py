@@ -1,9 +1,9 @@
 """``pot-zk-groth16-prover``: proves one SGD or LoRA step exactly with Groth16 (groth16py, circom 2).
 
-Reads one protocol request (pot_zk.protocol) on stdin, prints one response on stdout. The
+Reads one protocol request (pot_zk.core.protocol) on stdin, prints one response on stdout. The
 request's ``kind`` is ``"sgd"`` or ``"lora"``; its ``circuit`` a ``Groth16SgdSpec`` /
 ``Groth16LoraSpec.to_dict()`` (``backend`` ``"groth16"``); ``witness_path`` a step file written
-by pot_zk.specs.save_training_step. Weights (for LoRA: base and adapters) must lie exactly on
+by pot_zk.kinds.registry.save_training_step. Weights (for LoRA: base and adapters) must lie exactly on
 the fixed-point grid (exact-mode training); batch values are rounded. ``options.keys_dir`` names a key directory made by someone else (e.g. the auditor);
 without it the keys are cached under ``cache_dir`` and made here on first use (provenance
 ``dev``: this prover knows the trapdoor).
@@ -14,56 +14,14 @@ the reference step (exit 65), and answers ok only with a proof that verifies und
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from pot_zk import protocol
+from pot_zk.core import protocol
+from pot_zk.core.prover_program import serve
 
-_RESPONSE_FD = 1
 PROVABLE_KINDS = ("sgd", "lora")
-
-
-def _respond(document: dict[str, Any]) -> None:
-    os.write(_RESPONSE_FD, (json.dumps(document) + "\n").encode())
-
-
-def _exit(code: int, message: str, **context: Any) -> NoReturn:
-    _respond({"protocol": protocol.PROTOCOL, "status": "error", "message": message, **context})
-    sys.stderr.write(message + "\n")
-    sys.exit(code)
-
-
-def _keep_stdout_for_the_response() -> None:
-    """Native code (the circom compiler) prints to fd 1; send all of that to stderr so stdout
-    carries exactly one JSON document."""
-    global _RESPONSE_FD
-    _RESPONSE_FD = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-
-def _parse_request(raw: str) -> dict[str, Any]:
-    try:
-        request = json.loads(raw)
-    except ValueError as exc:
-        _exit(protocol.EXIT_BAD_REQUEST, f"request is not JSON: {exc}")
-    if not isinstance(request, dict) or request.get("protocol") != protocol.PROTOCOL:
-        _exit(protocol.EXIT_BAD_REQUEST, f"expected protocol {protocol.PROTOCOL}")
-    missing = [k for k in ("kind", "step", "circuit", "witness_path", "cache_dir", "output_dir") if k not in request]
-    if missing:
-        _exit(protocol.EXIT_BAD_REQUEST, f"request lacks {missing}")
-    if request["kind"] not in PROVABLE_KINDS:
-        _exit(protocol.EXIT_BAD_REQUEST, f"this prover proves {list(PROVABLE_KINDS)} steps, not {request['kind']!r}")
-    circuit = request["circuit"]
-    if not isinstance(circuit, dict) or circuit.get("kind") != request["kind"] or circuit.get("backend") != "groth16":
-        _exit(protocol.EXIT_BAD_REQUEST, f"the circuit spec is not a groth16 {request['kind']!r} spec")
-    if not isinstance(request.get("options") or {}, dict):
-        _exit(protocol.EXIT_BAD_REQUEST, "options must be an object")
-    return request
 
 
 def _witness(spec: Any, step: Any) -> tuple[Any, ...]:
@@ -71,7 +29,7 @@ def _witness(spec: Any, step: Any) -> tuple[Any, ...]:
     checking the step is the spec's and W_t+1 (or the adapters after) is its exact step."""
     from pot_zk.backends.groth16 import exact
     from pot_zk.backends.groth16.prove import check_lora_witness, check_witness
-    from pot_zk.errors import WitnessBuilderError
+    from pot_zk.exceptions import WitnessBuilderError
 
     if spec.kind == "lora":
         architecture = step.architecture
@@ -102,11 +60,11 @@ def _prove(request: dict[str, Any]) -> protocol.ProverResponse:
     from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
     from pot_zk.backends.groth16.prove import PROOF_TYPE, prove_lora_step, prove_sgd_step
     from pot_zk.backends.groth16.spec import Groth16SgdSpec
-    from pot_zk.specs import load_training_step
+    from pot_zk.kinds.registry import load_training_step
 
     options = request.get("options") or {}
     spec = (Groth16LoraSpec if request["kind"] == "lora" else Groth16SgdSpec).from_dict(request["circuit"])
-    tensors = _witness(spec, load_training_step(spec, Path(request["witness_path"])))
+    tensors = _witness(spec, load_training_step(Path(request["witness_path"]), spec.kind))
     started = time.perf_counter()
     if options.get("keys_dir"):
         key_dir = keys.open_keys(spec, Path(options["keys_dir"]))
@@ -134,21 +92,7 @@ def _prove(request: dict[str, Any]) -> protocol.ProverResponse:
 
 
 def main() -> None:
-    _keep_stdout_for_the_response()
-    request = _parse_request(sys.stdin.read())
-    from pot_zk.errors import ConfigurationError, InvalidModelStateError, ProofGenerationError, WitnessBuilderError
-
-    try:
-        response = _prove(request)
-    except ConfigurationError as exc:
-        _exit(protocol.EXIT_BAD_REQUEST, exc.message, error=exc.to_record())
-    except (WitnessBuilderError, InvalidModelStateError) as exc:
-        _exit(protocol.EXIT_INVALID_WITNESS, exc.message, error=exc.to_record())
-    except ProofGenerationError as exc:
-        _exit(protocol.EXIT_TRANSIENT if exc.retryable else protocol.EXIT_PROOF_FAILED, exc.message, error=exc.to_record())
-    except MemoryError:
-        _exit(protocol.EXIT_TRANSIENT, "out of memory while proving")
-    _respond(response.to_json_dict())
+    serve(PROVABLE_KINDS, _prove, backend="groth16")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 
 from pot_zk.backends.groth16 import commit
 from pot_zk.backends.groth16.spec import FIELD_MODULUS
-from pot_zk.errors import ProofVerificationError, WitnessBuilderError
+from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
 
 
 def test_light_poseidon_is_circomlibs_poseidon():

@@ -8,7 +8,7 @@ import torch
 
 from pot_zk.backends.groth16 import exact
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
-from pot_zk.errors import ConfigurationError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 
 from groth16_support import honest_step, tiny_spec
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pot_zk import protocol
+from pot_zk.core import protocol
 from pot_zk.backends.groth16 import adapter, keys
 from pot_zk.backends.groth16.commit import StepCommitments, commit_lora_step
 from pot_zk.backends.groth16.exact import dequantise
@@ -19,7 +19,7 @@ from pot_zk.backends.groth16.exact_lora import exact_lora_step
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
 from pot_zk.backends.groth16.prove import lora_circuit_inputs, prove_lora_step
 from pot_zk.backends.groth16.verify import verify_groth16
-from pot_zk.errors import ConfigurationError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 
 from groth16_support import honest_lora_step, tiny_lora_spec
 
@@ -169,8 +169,9 @@ def test_lora_proof_does_not_verify_under_another_alphas_key(lora_proof, groth16
 
 @pytest.mark.prover
 def test_prover_program_proves_a_lora_step_file(lora_keys, groth16_cache, tmp_path):
-    from pot_zk.lora import LoraArchitecture, LoraTrainingStep, save_lora_step
-    from pot_zk.step import MlpArchitecture
+    from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep
+    from pot_zk.kinds.mlp import MlpArchitecture
+    from pot_zk.kinds.registry import save_training_step
 
     spec = tiny_lora_spec()
     base, before, x, y, after = honest_lora_step(spec, seed=4)
@@ -188,7 +189,7 @@ def test_prover_program_proves_a_lora_step_file(lora_keys, groth16_cache, tmp_pa
         inputs=torch.tensor(dequantise(x, spec.scale)),
         targets=torch.tensor(dequantise(y, spec.scale)),
     )
-    save_lora_step(step, tmp_path / "step.safetensors")
+    save_training_step(step, tmp_path / "step.safetensors")
     request = {
         "protocol": protocol.PROTOCOL, "kind": "lora", "step": 0, "circuit": spec.to_dict(), "options": {},
         "witness_path": str(tmp_path / "step.safetensors"), "cache_dir": str(groth16_cache), "output_dir": str(tmp_path / "out"),

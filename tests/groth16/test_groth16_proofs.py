@@ -13,7 +13,7 @@ from pot_zk.backends.groth16.exact import exact_sgd_step
 from pot_zk.backends.groth16.prove import circuit_inputs, prove_sgd_step
 from pot_zk.backends.groth16.spec import FIELD_MODULUS
 from pot_zk.backends.groth16.verify import verify_groth16
-from pot_zk.errors import ConfigurationError, ProofGenerationError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, ProofGenerationError, WitnessBuilderError
 
 from groth16_support import honest_step, tiny_spec
 

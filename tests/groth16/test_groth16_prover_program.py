@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from pot_zk import protocol
+from pot_zk.core import protocol
 from pot_zk.backends.groth16 import keys
 from pot_zk.backends.groth16.commit import commit_sgd_step
 from pot_zk.backends.groth16.exact import dequantise, split_params
 from pot_zk.backends.groth16.verify import verify_groth16
-from pot_zk.specs import save_training_step
-from pot_zk.step import MlpArchitecture, step_from_states
+from pot_zk.kinds.registry import save_training_step
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.sgd.step import step_from_states
 
 from groth16_support import honest_step, tiny_spec
 
@@ -94,9 +95,9 @@ def test_off_grid_weights_are_an_invalid_witness(tiny_keys, groth16_cache, tmp_p
     spec = tiny_spec()
     w, x, y, w_after = honest_step(spec, seed=3)
     witness = write_step(tmp_path / "step.safetensors", spec, w, x, y, w_after)
-    from pot_zk.specs import load_training_step
+    from pot_zk.kinds.registry import load_training_step
 
-    step = load_training_step(spec, witness)
+    step = load_training_step(witness, spec.kind)
     step.weights_before["0.weight"][0, 0] += 2.0**-14
     save_training_step(step, witness)
     code, response = run_prover(request_for(tmp_path, groth16_cache, witness))

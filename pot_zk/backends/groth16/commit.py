@@ -27,7 +27,7 @@ from light_poseidon_python import poseidon_hash
 from pot_zk.backends.groth16.exact import check_range
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
 from pot_zk.backends.groth16.spec import FIELD_MODULUS, Groth16SgdSpec
-from pot_zk.errors import ProofVerificationError
+from pot_zk.exceptions import ProofVerificationError
 
 NAMES = ("w_before", "batch", "w_after")
 

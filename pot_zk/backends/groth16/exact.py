@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
-from pot_zk.errors import WitnessBuilderError
+from pot_zk.exceptions import WitnessBuilderError
 
 
 def signed_range(bits: int) -> tuple[int, int]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from pot_zk.backends.groth16.exact import check_range, floor_checked
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
-from pot_zk.errors import WitnessBuilderError
+from pot_zk.exceptions import WitnessBuilderError
 
 
 def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Any, Callable
 from pot_zk.backends.groth16 import adapter
 from pot_zk.backends.groth16.circom import circuit_source
 from pot_zk.backends.groth16.lora_spec import Groth16Spec
-from pot_zk.errors import ConfigurationError
+from pot_zk.exceptions import ConfigurationError
 
 PROVENANCES = ("dev", "auditor", "zkey")
 SETUP_PROVENANCES = ("dev", "auditor")

@@ -2,7 +2,7 @@
 
 A ReLU MLP with frozen base weights (``dims``, torch's nn.Linear order per layer) and adapters
 A (rank x in), B (out x rank) of one rank and alpha on the layers ``adapted`` (layer numbers
-0..L-1, as :class:`pot_zk.lora.LoraArchitecture`). The adapters' scaling s = alpha / rank is
+0..L-1, as :class:`pot_zk.kinds.lora.step.LoraArchitecture`). The adapters' scaling s = alpha / rank is
 the integer ``sigma = round_half_away(s * 2**param_scale)``; the update constant is
 ``c = 2 * learning_rate * s / (batch_size * d_out)``, as ``c_fix`` at ``param_scale`` bits.
 Fixed point and bounds as for SGD (pot_zk.backends.groth16.spec).
@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
 from pot_zk.backends.groth16.spec import BACKEND, FixedPointStatement, Groth16SgdSpec, is_int, offsets_of, round_half_away, strict_int
-from pot_zk.errors import ConfigurationError
+from pot_zk.exceptions import ConfigurationError
 
 LORA_CIRCUIT_VERSION = "groth16-lora/1"
 

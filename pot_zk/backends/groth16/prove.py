@@ -24,7 +24,7 @@ from pot_zk.backends.groth16.exact_lora import exact_lora_step
 from pot_zk.backends.groth16.keys import KeyDirectory
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec, Groth16Spec
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
-from pot_zk.errors import ProofGenerationError, WitnessBuilderError
+from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
 
 PROOF_TYPE = "zk-groth16"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
-from pot_zk.errors import ConfigurationError
+from pot_zk.exceptions import ConfigurationError
 
 CIRCUIT_VERSION = "groth16-sgd/1"
 KIND = "sgd"

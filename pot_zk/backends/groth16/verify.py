@@ -16,7 +16,7 @@ from pot_zk.backends.groth16 import adapter
 from pot_zk.backends.groth16.commit import StepCommitments
 from pot_zk.backends.groth16.keys import CircuitVerifyingKey
 from pot_zk.backends.groth16.lora_spec import Groth16Spec
-from pot_zk.errors import ProofVerificationError
+from pot_zk.exceptions import ProofVerificationError
 
 
 @dataclass(frozen=True)
