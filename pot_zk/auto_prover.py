@@ -1,124 +1,201 @@
-"""Proving single steps from Python: ``auto_prove_training_step`` and :class:`AutoProver`.
+"""Proving single training steps from Python: ``auto_prove_training_step`` and :class:`AutoProver`.
 
-The strategy chain, retry schedule, failure handler and circuit settings come from the same
-Hydra config as ``pot-zk train`` (pass overrides such as ``"handler=fallback"``); the result
-says which proof type was produced. Plain SGD steps and LoRA steps (our LoraLinear or peft
-LoRA models, detected from the model: pot_zk.kinds.lora.detect) get the matching circuit.
+Layering, as the seed has it: these prove a step or raise. Every prover attempt goes through
+the configured retry schedule; when the proof has finally failed they raise the typed error
+(``ProverNotFoundError``, ``RetryExhaustedError``, ``ProverProtocolError``, ...). What to do
+with a step whose proof failed (the failure actions ``continue`` and ``retry``) is the
+trainer's decision: :func:`pot_zk.auditor_integration.create_zk_integration`,
+``proven_training`` and ``pot-zk train``. ``handler=fallback`` works here too: a cheaper,
+labelled proof, or the primary error when the whole chain fails. The mode applies:
+``mode=disabled`` runs no prover (the result is None), the mode's retries are the schedule.
+
+SGD and LoRA steps are told apart from the models themselves
+(:func:`pot_zk.kinds.registry.step_from_models`).
+The strategy chain, retry schedule, circuit settings and ``cache_dir`` come from the same Hydra
+config as ``pot-zk train`` (pass ``overrides`` such as ``["retry=none"]``).
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from torch import nn
 
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
-from pot_zk.kinds.commitments import StepCommitment
 from pot_zk.config import build, compose_config
-from pot_zk.proving.pipeline import ProofResult
-from pot_zk.kinds.lora.step import LoraTrainingStep
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec
-from pot_zk.kinds.mlp import MlpArchitecture, architecture_of
-from pot_zk.kinds.registry import capture_step, save_training_step, spec_for_step
-from pot_zk.kinds.sgd.step import TrainingStep, step_from_states
-from pot_zk.proving.strategies import ProofJob
+from pot_zk.core.audit import AuditLog, run_start_fields
+from pot_zk.config.build import resolved_container
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.registry import capture_step, step_from_models
+from pot_zk.kinds.sgd.step import step_from_states
+from pot_zk.proving.handlers import FallbackChain
+from pot_zk.proving.pipeline import ProofFailure, ProofResult, ProvingPipeline
+from pot_zk.proving.retry import Sleep
+from pot_zk.proving.stats import ProvingStats
+from pot_zk.step_proof import AnyStep, BatchData, ProvingSetup, StepProof, batch_tensors
 from pot_zk.verify.step import StepStatement, StepVerdict, verify_step
 
-AnyStep = TrainingStep | LoraTrainingStep
+TRAINER_ACTIONS = ("continue", "retry")
+"""Failure actions that decide what becomes of a failed step: a trainer's, not AutoProver's."""
+
+
+def default_work_dir(kind: str) -> Path:
+    """A fresh path ``outputs/<kind>/<date>_<time>-<random>`` under the current directory
+    (created when the first file is written)."""
+    return (Path("outputs") / kind / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}-{uuid.uuid4().hex[:8]}").absolute()
+
+
+def training_step(
+    model_before: nn.Module | Mapping[str, object],
+    model_after: nn.Module | Mapping[str, object],
+    batch_data: BatchData,
+    learning_rate: float,
+    architecture: MlpArchitecture | None = None,
+) -> AnyStep:
+    """The validated step from two models (SGD or LoRA, detected) or two state dicts of an MLP
+    (then ``architecture`` is needed). Bad input raises before anything is written."""
+    inputs, targets = batch_tensors(batch_data)
+    if isinstance(model_before, nn.Module) and isinstance(model_after, nn.Module):
+        return step_from_models(model_before, model_after, inputs, targets, learning_rate)
+    if architecture is None:
+        raise InvalidModelStateError(
+            "pass the models as nn.Module (SGD or LoRA is detected from them), or their state dicts with architecture=",
+            expected_format="two nn.Module, or two state dicts and an MlpArchitecture",
+            actual_format=f"{type(model_before).__name__}, {type(model_after).__name__}",
+        )
+    return step_from_states(_state(model_before), _state(model_after), inputs, targets, learning_rate, architecture)
+
+
+def _state(model: nn.Module | Mapping[str, object]) -> dict[str, torch.Tensor]:
+    if isinstance(model, nn.Module):
+        return model.state_dict()
+    return {key: torch.as_tensor(value) for key, value in model.items()}
+
+
+@dataclass(frozen=True)
+class ProofOrRaise:
+    """AutoProver's failure handling: the fallback chain when one is configured; then the
+    primary strategy's final error is raised (the chain's errors are in the audit trail)."""
+
+    fallback: FallbackChain | None
+    name: str = "fail_fast"
+
+    def __call__(self, failure: ProofFailure, pipeline: ProvingPipeline) -> ProofResult:
+        if self.fallback is not None:
+            result = self.fallback(failure, pipeline)
+            if result.status == "proved":
+                return result
+        raise failure.error
+
+
+def _check_no_trainer_action(overrides: Sequence[str]) -> None:
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.key_or_group in ("handler", "handler.name") and str(override.value()) in TRAINER_ACTIONS:
+            raise ConfigurationError(
+                f"AutoProver proves or raises; handler={override.value()} decides what a trainer does with a failed "
+                "step (create_zk_integration, proven_training, pot-zk train). Use handler=fail_fast or handler=fallback.",
+                key="handler",
+                options=["fail_fast", "fallback"],
+            )
 
 
 class AutoProver:
-    """Proves steps with the strategy chain and failure handling the config describes."""
+    """Proves steps with the configured strategy, retry schedule and fallback chain, or raises.
 
-    def __init__(self, work_dir: Path, overrides: Sequence[str] = (), *, sleep=time.sleep) -> None:
-        self.work_dir = Path(work_dir).absolute()
+    ``work_dir`` (default: a new ``outputs/auto_prover/...`` directory) receives the witnesses,
+    proofs, the audit trail and, on :meth:`close`, ``stats.json``."""
+
+    def __init__(self, work_dir: str | Path | None = None, overrides: Sequence[str] = (), *, sleep: Sleep = time.sleep) -> None:
+        _check_no_trainer_action(overrides)
+        self.work_dir = Path(work_dir).absolute() if work_dir is not None else default_work_dir("auto_prover")
         cfg = compose_config([*overrides, f"run_dir='{self.work_dir}'"])
         self.runtime = build(cfg)
-        self.cache_dir = Path(cfg.cache_dir).expanduser().absolute()
-        self.circuit_settings = {key: int(cfg.circuit[key]) for key in ("scale", "param_scale", "decomp_base", "decomp_legs", "tolerance_ulps")}
-        self.pipeline = self.runtime.open_pipeline(sleep=sleep)
+        self.setup = ProvingSetup.from_config(cfg)
+        self.cache_dir = self.setup.cache_dir
+        self.stats = ProvingStats()
+        self.audit = AuditLog(self.runtime.audit_file, console_records=self.runtime.console_records, mode=self.runtime.mode)
+        self.audit.event("run.start", **run_start_fields(resolved_container(cfg)))
+        handler = self.runtime.handler
+        on_failure = ProofOrRaise(handler, "fallback") if isinstance(handler, FallbackChain) else ProofOrRaise(None)
+        self.pipeline = ProvingPipeline(self.runtime.strategy, self.runtime.schedule, on_failure, self.audit, self.stats, sleep=sleep)
         self._numbers = itertools.count()
 
-    def spec_for(self, step: AnyStep) -> SgdCircuitSpec | LoraCircuitSpec:
-        return spec_for_step(step, **self.circuit_settings)
+    def spec_for(self, step: AnyStep):
+        return self.setup.spec_for(step)
 
     def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> AnyStep:
         """Run one SGD step on ``model`` and capture it, as an SGD or a LoRA step by what the
         model is."""
         return capture_step(model, optimizer, inputs, targets)
 
-    def prove(self, step: AnyStep, index: int | None = None) -> ProofResult:
+    def prove(self, step: AnyStep, index: int | None = None, *, epoch: int | None = None) -> StepProof | None:
+        """Prove ``step`` (numbered ``index``, default: the next number). None when proving is
+        disabled; raises the typed error when the proof has finally failed."""
         index = next(self._numbers) if index is None else index
-        witness = self.work_dir / "witness" / f"step-{index:08d}.safetensors"
-        spec = self.spec_for(step)
-        save_training_step(step, witness)
-        job = ProofJob(
-            step=index,
-            kind=spec.kind,
-            circuit=spec.to_dict(),
-            witness_path=str(witness),
-            cache_dir=str(self.cache_dir),
-            output_dir=str(self.work_dir / "proofs" / f"step-{index:08d}"),
-        )
-        return self.pipeline.prove(job)
+        statement = self.setup.statement_for(step)
+        self.audit.event("commitment", step=index, epoch=epoch, scheduled=self.runtime.proving_enabled, **statement.commitment.to_dict())
+        if not self.runtime.proving_enabled:
+            return None
+        result = self.pipeline.prove(self.setup.write_job(step, index, self.work_dir))
+        return StepProof(result, statement, epoch)
 
-    def verify(self, step: AnyStep, result: ProofResult) -> StepVerdict:
-        """Check a proved result against the step's statement, as a verifier would."""
-        if result.status != "proved" or result.response is None:
+    def verify(self, step: AnyStep, proof: StepProof | ProofResult) -> StepVerdict:
+        """Check a proof against the statement of ``step`` as a verifier would: the circuit and
+        the commitments are recomputed from the step itself, never taken from the prover."""
+        result = proof.result if isinstance(proof, StepProof) else proof
+        if result.status != "proved" or result.response is None or result.proof_type is None:
             return StepVerdict(False, str(result.proof_type), "not-proved", f"the step was {result.status}")
-        from pot_zk.backends.ezkl import adapter as ezkl_adapter
-        from pot_zk.backends.ezkl import halo2
-
-        spec = self.spec_for(step)
-        commitment = StepCommitment.from_dict(result.response.public["commitment"])
-        srs = None
-        if result.proof_type == "zk-halo2":
-            srs = ezkl_adapter.dev_srs(self.cache_dir, halo2.compiled_circuit(spec, self.cache_dir).logrows)
+        statement: StepStatement = self.setup.statement_for(step)
         return verify_step(
-            StepStatement(spec, commitment),
-            str(result.proof_type),
+            statement,
+            result.proof_type,
             Path(result.response.artifacts["proof"]),
             cache_dir=self.cache_dir / "verifier",
-            srs=srs,
+            srs=self.setup.srs_for(statement.spec) if result.proof_type == "zk-halo2" else None,
         )
 
     def close(self) -> None:
-        self.pipeline.audit.event("run.end", status="completed", stats=self.pipeline.stats.get_stats())
-        self.pipeline.stats.write(self.work_dir)
-        self.pipeline.audit.close()
+        """Write ``stats.json`` / ``metrics.prom`` and the closing ``run.end`` audit record."""
+        self.stats.write(self.work_dir)
+        self.audit.event("run.end", status="completed", stats=self.stats.get_stats())
+        self.audit.close()
 
+    def __enter__(self) -> "AutoProver":
+        return self
 
-def _state(model: nn.Module | Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-    return model.state_dict() if isinstance(model, nn.Module) else model
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def auto_prove_training_step(
-    model_before: nn.Module | Mapping[str, torch.Tensor],
-    model_after: nn.Module | Mapping[str, torch.Tensor],
-    batch: tuple[torch.Tensor, torch.Tensor],
+    model_before: nn.Module | Mapping[str, object],
+    model_after: nn.Module | Mapping[str, object],
+    batch_data: BatchData,
     learning_rate: float,
     *,
-    work_dir: Path,
-    architecture: MlpArchitecture | None = None,
+    step_number: int | None = None,
+    epoch: int | None = None,
+    work_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
-) -> ProofResult:
-    """Prove that ``model_after`` is one SGD step (MSE loss) from ``model_before`` on ``batch``.
+    architecture: MlpArchitecture | None = None,
+    sleep: Sleep = time.sleep,
+) -> StepProof | None:
+    """Prove that ``model_after`` is one SGD step (MSE loss) from ``model_before`` on
+    ``batch_data`` (``(inputs, targets)`` or ``{"inputs": ..., "targets": ...}``) with
+    ``learning_rate``; a LoRA step when the models carry LoRA adapters.
 
-    Models may be modules or state dicts (then pass ``architecture``). Invalid states raise
-    InvalidModelStateError / WitnessBuilderError before anything is proven.
+    Returns a :class:`~pot_zk.step_proof.StepProof` (``result["proof_type"]``,
+    ``result.proof_type``, ...), or None with ``mode=disabled``. Raises the typed error when the
+    step is invalid (before anything is written) or its proof has finally failed. ``work_dir``
+    defaults to a new ``outputs/auto_prover/...`` directory under the current directory.
     """
-    if architecture is None:
-        if not isinstance(model_before, nn.Module):
-            raise TypeError("pass architecture= when the models are state dicts")
-        architecture = architecture_of(model_before)
-    inputs, targets = batch
-    step = step_from_states(_state(model_before), _state(model_after), inputs, targets, learning_rate, architecture)
-    prover = AutoProver(Path(work_dir), overrides)
-    try:
-        return prover.prove(step)
-    finally:
-        prover.close()
+    step = training_step(model_before, model_after, batch_data, learning_rate, architecture)
+    with AutoProver(work_dir, overrides, sleep=sleep) as prover:
+        return prover.prove(step, step_number, epoch=epoch)

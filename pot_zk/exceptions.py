@@ -82,11 +82,14 @@ ZKProofError = PotZkError
 
 
 class ConfigurationError(PotZkError):
-    """A configuration value is missing, unknown or inconsistent."""
+    """A configuration value is missing, unknown or inconsistent. ``key`` names it; ``options``
+    lists the valid values when there is a fixed set."""
 
-    def __init__(self, message: str, *, key: str | None = None, **context: Any) -> None:
-        super().__init__(message, key=key, **context)
+    def __init__(self, message: str, *, key: str | None = None, options: Sequence[str] | None = None, **context: Any) -> None:
+        options = None if options is None else list(options)
+        super().__init__(message, key=key, options=options, **context)
         self.key = key
+        self.options = options
 
 
 class ProverNotFoundError(PotZkError):

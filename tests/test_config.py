@@ -66,7 +66,8 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
             (values["max_retries"] + 1, values["initial_delay_s"], values["multiplier"], values["max_delay_s"], values["jitter_s"]),
         )
     if group == "prover":
-        return (runtime.strategy.binary, runtime.strategy.timeout_s), (values["binary"], values["timeout_s"])
+        resolved = OmegaConf.to_container(OmegaConf.create(values), resolve=True)
+        return (runtime.strategy.binary, runtime.strategy.timeout_s), (resolved["binary"], resolved["timeout_s"])
     if group == "model":
         made: tuple = (plan.spec.kind, list(plan.kind.mlp(plan.spec.architecture).dims))
         wanted: tuple = (values["kind"], values["dims"])
@@ -113,6 +114,14 @@ def test_mode_presets_reproduce_the_seed_table(mode, enabled, handler, retries, 
     assert runtime.handler.name == handler
     assert runtime.schedule.max_retries == retries
     assert runtime.schedule.max_attempts == retries + 1
+
+
+def test_the_prover_program_comes_from_pot_zk_prover_when_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("POT_ZK_PROVER", raising=False)
+    assert build(compose_config([f"run_dir={tmp_path}"])).strategy.binary == "pot-zk-ezkl-prover"
+    monkeypatch.setenv("POT_ZK_PROVER", "/opt/provers/my-prover")
+    assert build(compose_config([f"run_dir={tmp_path}"])).strategy.binary == "/opt/provers/my-prover"
+    assert build(compose_config(["prover.binary=other", f"run_dir={tmp_path}"])).strategy.binary == "other"
 
 
 def test_command_line_overrides_win_over_the_mode_preset(tmp_path):

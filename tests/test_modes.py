@@ -1,4 +1,4 @@
-"""Each mode and failure handler, observed through the seed-compatible API with real
+"""Each mode and failure handler, observed through the auditor integration (its job API) with real
 failing, crashing, hanging and garbage-printing prover programs."""
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ def witness(tmp_path) -> str:
 def test_development_continues_after_a_crashing_prover_with_three_retries(tmp_path, make_prover):
     slept: list[float] = []
     zk = integration(tmp_path, make_prover("crash"), failure_action="continue", max_retries=3, slept=slept)
-    result = zk.generate_training_proof(1, witness(tmp_path))
+    result = zk.prove_job(1, witness(tmp_path))
     assert result.status == "failed" and result.attempts == 4
     assert result.error["error_class"] == "RetryExhaustedError"
     assert result.error["last_error"]["stderr"].strip() == "boom: simulated prover crash"
     assert len(slept) == 3
     assert all(base <= s <= base + 0.5 for base, s in zip([1, 2, 4], slept))
-    later = zk.generate_training_proof(2, witness(tmp_path))
+    later = zk.prove_job(2, witness(tmp_path))
     assert later.status == "failed"
     zk.close()
     run_dir = tmp_path / "run"
@@ -60,7 +60,7 @@ def test_production_halts_on_a_crashing_prover_after_one_attempt(tmp_path, make_
     slept: list[float] = []
     zk = integration(tmp_path, make_prover("crash"), failure_action="fail_fast", max_retries=0, slept=slept)
     with pytest.raises(RetryExhaustedError) as caught:
-        zk.generate_training_proof(1, witness(tmp_path))
+        zk.prove_job(1, witness(tmp_path))
     assert caught.value.attempts == 1 and slept == []
     assert events(tmp_path / "run", "halt")[0]["error"]["last_error"]["exit_code"] == 1
 
@@ -68,13 +68,13 @@ def test_production_halts_on_a_crashing_prover_after_one_attempt(tmp_path, make_
 def test_garbage_output_halts_production_without_retry(tmp_path, make_prover):
     zk = integration(tmp_path, make_prover("garbage"), failure_action="fail_fast", max_retries=3)
     with pytest.raises(ProverProtocolError):
-        zk.generate_training_proof(1, witness(tmp_path))
+        zk.prove_job(1, witness(tmp_path))
     assert zk.get_stats()["attempts"] == 1
 
 
 def test_research_continues_after_a_hanging_prover_with_one_retry(tmp_path, make_prover):
     zk = integration(tmp_path, make_prover("hang"), failure_action="continue", max_retries=1, timeout_s=0.5)
-    result = zk.generate_training_proof(3, witness(tmp_path))
+    result = zk.prove_job(3, witness(tmp_path))
     assert (result.status, result.attempts) == ("failed", 2)
     assert result.error["last_error"]["error_class"] == "ProverTimeoutError"
     assert zk.get_stats()["failures_by_class"] == {"ProverTimeoutError": 2}
@@ -82,7 +82,7 @@ def test_research_continues_after_a_hanging_prover_with_one_retry(tmp_path, make
 
 def test_disabled_mode_runs_no_prover(tmp_path, make_prover):
     zk = integration(tmp_path, make_prover("crash"), failure_action="continue", max_retries=0, enabled=False)
-    assert zk.generate_training_proof(1, witness(tmp_path)) is None
+    assert zk.prove_job(1, witness(tmp_path)) is None
     assert zk.get_stats()["attempts"] == 0
     zk.close()
     assert events(tmp_path / "run", "attempt") == []
@@ -90,7 +90,7 @@ def test_disabled_mode_runs_no_prover(tmp_path, make_prover):
 
 def test_transient_failures_are_retried_into_a_proof(tmp_path, make_prover):
     zk = integration(tmp_path, make_prover("transient-then-ok", str(tmp_path / "state"), "2"), failure_action="fail_fast", max_retries=3)
-    result = zk.generate_training_proof(5, witness(tmp_path))
+    result = zk.prove_job(5, witness(tmp_path))
     assert (result.status, result.attempts, result.proof_type) == ("proved", 3, "test-proof")
     assert Path(result.response.artifacts["proof"]).parent == tmp_path / "run" / "proofs" / "step-00000005"
 
@@ -98,7 +98,7 @@ def test_transient_failures_are_retried_into_a_proof(tmp_path, make_prover):
 def test_retry_handler_parks_the_job_and_prove_pending_completes_it(tmp_path, make_prover, capsys):
     prover = make_prover("garbage")
     zk = integration(tmp_path, prover, failure_action="retry", max_retries=0)
-    result = zk.generate_training_proof(4, witness(tmp_path))
+    result = zk.prove_job(4, witness(tmp_path))
     zk.close()
     parked = tmp_path / "run" / "pending" / "step-00000004.json"
     assert result.status == "parked" and parked.is_file()
@@ -138,7 +138,7 @@ def test_fallback_handler_proves_with_the_next_strategy_and_labels_it(tmp_path, 
     freivalds, reexec = FakeFallback("freivalds", fails=True), FakeFallback("reexec")
     registry = StrategyRegistry({"freivalds": lambda: freivalds, "reexec": lambda: reexec})
     zk = integration(tmp_path, make_prover("signal"), failure_action="fallback", max_retries=1, registry=registry)
-    result = zk.generate_training_proof(9, witness(tmp_path))
+    result = zk.prove_job(9, witness(tmp_path))
     assert (result.status, result.strategy, result.proof_type) == ("proved", "reexec", "reexec")
     assert result.attempts == 2 + 1 + 1
     assert len(freivalds.jobs) == 1 and reexec.jobs[0].step == 9
@@ -150,7 +150,7 @@ def test_fallback_handler_proves_with_the_next_strategy_and_labels_it(tmp_path, 
 def test_fallback_chain_that_all_fails_returns_a_failed_result_listing_each_error(tmp_path, make_prover):
     registry = StrategyRegistry({"freivalds": lambda: FakeFallback("freivalds", True), "reexec": lambda: FakeFallback("reexec", True)})
     zk = integration(tmp_path, make_prover("exit", "65"), failure_action="fallback", max_retries=3, registry=registry)
-    result = zk.generate_training_proof(2, witness(tmp_path))
+    result = zk.prove_job(2, witness(tmp_path))
     assert result.status == "failed" and result.attempts == 3
     assert [e["strategy"] for e in result.error["chain"]] == ["zk-halo2", "freivalds", "reexec"]
     assert result.error["chain"][0]["error_class"] == "WitnessBuilderError"

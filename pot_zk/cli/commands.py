@@ -108,22 +108,22 @@ def prove_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         from pot_zk.kinds.registry import load_training_step
 
         step = load_training_step(Path(args.step_file))
-        prover = AutoProver(Path(args.out), args.overrides)
-        try:
+        with AutoProver(Path(args.out), args.overrides) as prover:
             result = prover.prove(step)
-        finally:
-            prover.close()
+        if result is None:
+            print("nothing proven: proving is disabled (mode=disabled)")
+            return 1
         record = {
             "status": result.status,
             "proof_type": result.proof_type,
-            "circuit": prover.spec_for(step).to_dict(),
-            "commitment": None if result.response is None else result.response.public.get("commitment"),
-            "proof": None if result.response is None else result.response.artifacts.get("proof"),
+            "circuit": result.circuit,
+            "commitment": result.commitment,
+            "proof": None if result.proof_path is None else str(result.proof_path),
             "error": result.error,
         }
         write_json_atomic(Path(args.out) / "result.json", record)
-        print(f"step {result.status}" + (f" ({result.proof_type}): {record['proof']}" if result.status == "proved" else ""))
-        return 0 if result.status == "proved" else 1
+        print(f"step {result.status} ({result.proof_type}): {record['proof']}")
+        return 0
 
     return run
 
@@ -131,6 +131,7 @@ def prove_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
 def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("result", help="the result.json written by `pot-zk prove-step`")
     parser.add_argument("--circuit", help="the statement you expect, as a circuit spec JSON file (default: the one in result.json)")
+    parser.add_argument("--step", help="the saved step the proof must be about: the commitments are recomputed from it (default: the ones in result.json)")
     parser.add_argument("--srs", help="the verifier's SRS file (default: the dev SRS in the cache)")
     parser.add_argument("--cache-dir", help="where the verifier keeps derived circuits and keys")
 
@@ -157,7 +158,15 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
             srs = ezkl_adapter.configured_srs(Path(args.srs), logrows) if args.srs else ezkl_adapter.dev_srs(cache, logrows)
             if not args.srs:
                 print("note: checked with the dev SRS in the cache; whoever generated it can forge proofs")
-        statement = StepStatement(spec, StepCommitment.from_dict(result["commitment"]))
+        if args.step:
+            from pot_zk.kinds.commitments import commit_step
+            from pot_zk.kinds.registry import load_training_step
+
+            commitment = commit_step(load_training_step(Path(args.step)), spec.scale, spec.value_bound)
+        else:
+            print("note: the commitments are the ones in result.json; pass --step to check them against the step itself")
+            commitment = StepCommitment.from_dict(result["commitment"])
+        statement = StepStatement(spec, commitment)
         verdict = verify_step(statement, result["proof_type"], Path(result["proof"]), cache_dir=cache / "verifier", srs=srs)
         print(f"{'VERIFIED' if verdict.ok else 'REJECTED'} ({verdict.proof_type}){'' if verdict.ok else f': {verdict.reason}: {verdict.message}'}")
         return 0 if verdict.ok else 1

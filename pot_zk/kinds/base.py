@@ -151,6 +151,11 @@ class StepKind(ABC):
     def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> BatchStep:
         """Run one SGD step (MSE loss) on ``model`` and capture it, validated."""
 
+    def from_models(self, model_before: nn.Module, model_after: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, learning_rate: float) -> BatchStep:
+        """The step that took ``model_before`` to ``model_after`` on the batch, validated (the
+        seed's ``auto_prove_training_step``); a kind that cannot tell says so."""
+        raise InvalidModelStateError(f"{self.name} steps cannot be built from two models; capture them instead", expected="capture", actual=self.name)
+
     @abstractmethod
     def validate(self, step: BatchStep) -> None:
         """Reject a malformed step before any witness or proof work starts."""

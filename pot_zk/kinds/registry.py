@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from pot_zk.core.registry import Registry
-from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
 from pot_zk.kinds.base import BatchStep, StepKind, read_step_file
 from pot_zk.kinds.lora.detect import detect_training
 
@@ -35,6 +35,15 @@ def kind_of(step: BatchStep) -> StepKind:
 def capture_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> BatchStep:
     """Capture one step of the kind :func:`~pot_zk.kinds.lora.detect.detect_training` finds."""
     return STEP_KINDS.get(detect_training(model).kind).capture(model, optimizer, inputs, targets)
+
+
+def step_from_models(model_before: nn.Module, model_after: nn.Module, inputs: Any, targets: Any, learning_rate: float) -> BatchStep:
+    """The step that took ``model_before`` to ``model_after`` on ``(inputs, targets)``, of the
+    kind :func:`~pot_zk.kinds.lora.detect.detect_training` finds in both (they must agree)."""
+    kind, kind_after = detect_training(model_before).kind, detect_training(model_after).kind
+    if kind != kind_after:
+        raise InvalidModelStateError(f"model_before is a {kind} model but model_after a {kind_after} model", expected=kind, actual=kind_after)
+    return STEP_KINDS.get(kind).from_models(model_before, model_after, torch.as_tensor(inputs), torch.as_tensor(targets), learning_rate)
 
 
 def spec_for_step(step: BatchStep, **fixed_point: int) -> Any:

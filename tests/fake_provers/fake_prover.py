@@ -69,7 +69,7 @@ def answer_ok(proof_type: str) -> None:
     os.makedirs(request["output_dir"], exist_ok=True)
     proof = os.path.join(request["output_dir"], "proof.json")
     with open(proof, "w") as handle:
-        json.dump({"step": request["step"], "fake": True}, handle)
+        json.dump({"step": request["step"], "fake": True, "cache_dir": request["cache_dir"]}, handle)
     print(json.dumps({
         "protocol": PROTOCOL, "status": "ok", "proof_type": proof_type,
         "artifacts": {"proof": proof}, "public": {"step": request["step"]},

@@ -77,7 +77,7 @@ def setup(circom_path: Path) -> tuple[ProvingKey, VerifyingKey, CompileReport]:
             error = None
     if error is not None:
         raise ProofGenerationError(
-            f"groth16py could not compile or set up {circom_path}: {error}", retryable=False, stderr_tail=_ANSI.sub("", console.text)
+            f"groth16py could not compile or set up {circom_path}: {error}", retryable=False, stderr=_ANSI.sub("", console.text)
         ) from error
     return pk, vk, _compile_report(console.text)
 
@@ -93,7 +93,7 @@ def import_zkey(zkey_path: Path, circom_path: Path) -> tuple[ProvingKey, Verifyi
         else:
             error = None
     if error is not None:
-        raise ConfigurationError(f"cannot import zkey {zkey_path} for {circom_path}: {error}", key="zkey", stderr_tail=_ANSI.sub("", console.text)[-2000:]) from error
+        raise ConfigurationError(f"cannot import zkey {zkey_path} for {circom_path}: {error}", key="zkey", stderr=_ANSI.sub("", console.text)[-2000:]) from error
     return pk, vk, _compile_report(console.text)
 
 

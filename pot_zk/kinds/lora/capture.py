@@ -98,3 +98,35 @@ def capture_lora_step(
     )
     validate_lora_step(step)
     return step
+
+
+def lora_step_from_models(
+    model_before: nn.Module, model_after: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, learning_rate: float
+) -> LoraTrainingStep:
+    """The LoRA step that took ``model_before`` to ``model_after`` on ``(inputs, targets)``: one
+    LoRA architecture, one frozen base (unchanged), the adapters before and after."""
+    architecture, views, base_model = lora_architecture_of(model_before, detect_training(model_before))
+    architecture_after, views_after, base_after = lora_architecture_of(model_after, detect_training(model_after))
+    if architecture_after != architecture:
+        raise InvalidModelStateError(
+            "model_before and model_after have different LoRA architectures", expected=architecture.to_dict(), actual=architecture_after.to_dict()
+        )
+    base_state, after_state = base_model.state_dict(), base_after.state_dict()
+    before, after = _adapters(architecture, views), _adapters(architecture, views_after)
+    check_batch_dtype(inputs, targets, weights_dtype({"base": base_state, "adapters_before": before, "adapters_after": after}))
+    changed = sorted(key for key, value in base_state.items() if not torch.equal(value, after_state[key]))
+    if changed:
+        raise InvalidModelStateError(
+            f"the frozen base changed between model_before and model_after: {changed}", expected="an unchanged base", actual=changed, keys=changed
+        )
+    step = LoraTrainingStep(
+        architecture=architecture,
+        learning_rate=float(learning_rate),
+        base={key: copy_tensor(value) for key, value in base_state.items()},
+        adapters_before={key: copy_tensor(value) for key, value in before.items()},
+        adapters_after={key: copy_tensor(value) for key, value in after.items()},
+        inputs=copy_tensor(inputs),
+        targets=copy_tensor(targets),
+    )
+    validate_lora_step(step)
+    return step

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
-from pot_zk.kinds.lora.capture import capture_lora_step
+from pot_zk.kinds.lora.capture import capture_lora_step, lora_step_from_models
 from pot_zk.kinds.lora.circuit import LoraCircuitSpec, lora_backprop
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora, validate_lora_step
 from pot_zk.kinds.mlp import MlpArchitecture, flatten, mlp_from_dims, unflatten
@@ -24,6 +24,9 @@ class LoraKind(StepKind):
 
     def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> LoraTrainingStep:
         return capture_lora_step(model, optimizer, inputs, targets)
+
+    def from_models(self, model_before: nn.Module, model_after: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, learning_rate: float) -> LoraTrainingStep:
+        return lora_step_from_models(model_before, model_after, inputs, targets, learning_rate)
 
     def validate(self, step: LoraTrainingStep) -> None:
         validate_lora_step(step)

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
-from pot_zk.kinds.mlp import MlpArchitecture, backprop, flatten, mlp_from_dims, unflatten
+from pot_zk.exceptions import InvalidModelStateError
+from pot_zk.kinds.mlp import MlpArchitecture, architecture_of, backprop, flatten, mlp_from_dims, unflatten
 from pot_zk.kinds.sgd.circuit import SgdCircuitSpec, unpack
-from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step, validate_sgd_step
+from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step, step_from_states, validate_sgd_step
 
 
 class SgdKind(StepKind):
@@ -22,6 +23,12 @@ class SgdKind(StepKind):
 
     def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> TrainingStep:
         return capture_sgd_step(model, optimizer, inputs, targets)
+
+    def from_models(self, model_before: nn.Module, model_after: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, learning_rate: float) -> TrainingStep:
+        architecture, after = architecture_of(model_before), architecture_of(model_after)
+        if after != architecture:
+            raise InvalidModelStateError("model_before and model_after have different architectures", expected=architecture.to_dict(), actual=after.to_dict())
+        return step_from_states(model_before.state_dict(), model_after.state_dict(), inputs, targets, learning_rate, architecture)
 
     def validate(self, step: TrainingStep) -> None:
         validate_sgd_step(step)

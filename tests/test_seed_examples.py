@@ -1,0 +1,95 @@
+"""The seed's two usage examples: in the docs verbatim, and their failure branches reached with
+failing prover programs (the real-prover runs are in tests/zk/test_seed_examples.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from seed_examples import SEED_AUDITOR_INTEGRATION, SEED_AUTO_PROVER, run_example, seed_namespace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def audit_events(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "audit.jsonl").read_text().splitlines()]
+
+
+def only_run(parent: Path) -> Path:
+    (run,) = parent.iterdir()
+    return run
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/integration.md"])
+@pytest.mark.parametrize("example", [SEED_AUTO_PROVER, SEED_AUDITOR_INTEGRATION], ids=["auto_prover", "auditor_integration"])
+def test_the_docs_show_the_seed_examples_verbatim(document, example):
+    assert f"```python\n{example}```" in (ROOT / document).read_text()
+
+
+def test_the_docs_setup_block_makes_the_step_the_tests_run_the_examples_on():
+    text = (ROOT / "docs/integration.md").read_text()
+    block = next(b.split("```")[0] for b in text.split("```python\n")[1:] if "model_before = copy.deepcopy" in b)
+    documented, tested = run_example(block, {}), seed_namespace(0)
+    for name in ("logger", "ProverNotFoundError", "InvalidModelStateError", "RetryExhaustedError"):
+        assert documented[name] is tested[name]
+    for name in ("model_before", "model_after"):
+        assert all(torch.equal(a, b) for a, b in zip(documented[name].state_dict().values(), tested[name].state_dict().values()))
+    assert all(torch.equal(documented["batch_data"][k], tested["batch_data"][k]) for k in ("inputs", "targets"))
+    before, after = (dict(documented[n].state_dict()) for n in ("model_before", "model_after"))
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.fixture
+def seed_dir(tmp_path, monkeypatch):
+    """Run the examples from an empty directory (their default work directories land there)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("POT_ZK_CACHE", str(tmp_path / "cache"))
+    return work
+
+
+def test_a_missing_prover_reaches_the_prover_not_found_branch(seed_dir, monkeypatch, caplog, capsys):
+    monkeypatch.setenv("POT_ZK_PROVER", str(seed_dir / "no-such-prover"))
+    with caplog.at_level(logging.ERROR, logger="training"):
+        run_example(SEED_AUTO_PROVER, seed_namespace())
+    assert [r.getMessage() for r in caplog.records] == [f"Install prover binary: {seed_dir / 'no-such-prover'}"]
+    assert "Proof generated" not in capsys.readouterr().out
+
+
+def test_a_crashing_prover_reaches_the_retry_exhausted_branch_after_four_attempts(seed_dir, make_prover, monkeypatch, caplog):
+    program = make_prover("crash")
+    monkeypatch.setenv("POT_ZK_PROVER", str(program))
+    with caplog.at_level(logging.ERROR, logger="training"):
+        run_example(SEED_AUTO_PROVER, seed_namespace())
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message == f"Persistent failure: prover {program} crashed with exit code 1: (no message)"
+    events = audit_events(only_run(seed_dir / "outputs" / "auto_prover"))
+    assert [e["attempt"] for e in events if e["event"] == "attempt"] == [1, 2, 3, 4]
+    assert [e["event"] for e in events][-2:] == ["halt", "run.end"]
+
+
+def test_an_inconsistent_model_reaches_the_invalid_model_state_branch_before_any_file(seed_dir, caplog):
+    namespace = seed_namespace()
+    namespace["model_after"] = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2))
+    with caplog.at_level(logging.ERROR, logger="training"):
+        run_example(SEED_AUTO_PROVER, namespace)
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("Fix model format: model_before and model_after have different architectures")
+    assert list(seed_dir.iterdir()) == []
+
+
+def test_the_integration_example_continues_past_a_failing_prover_and_prints_its_rate(seed_dir, make_prover, monkeypatch, capsys):
+    monkeypatch.setenv("POT_ZK_PROVER", str(make_prover("garbage")))
+    namespace = run_example(SEED_AUDITOR_INTEGRATION, seed_namespace())
+    assert capsys.readouterr().out.strip().endswith("Success rate: 0.0%")
+    result = namespace["result"]
+    assert (result["status"], result["proof_type"], result["error"]["error_class"]) == ("failed", None, "ProverProtocolError")
+    assert namespace["stats"]["requested"] == 1 and namespace["stats"]["attempts"] == 1
+    events = audit_events(only_run(seed_dir / "outputs" / "zk_integration"))
+    assert [e["event"] for e in events] == ["run.start", "commitment", "attempt", "strategy.failed", "proof.result"]
+    assert (events[1]["step"], events[1]["epoch"]) == (1, 1)
