@@ -52,6 +52,7 @@ KeyGenerator = Callable[[Sequence[CircuitSpec], Path, Path], GeneratedKeys]
 
 KEY_GENERATORS: dict[str, str] = {
     "zk-halo2": "pot_zk.backends.ezkl.keys:new_keys",
+    "zk-groth16": "pot_zk.backends.groth16.auditor_keys:new_keys",
 }
 """Proof type -> ``"module:function"`` of its :data:`KeyGenerator` (imported when used)."""
 

@@ -67,6 +67,7 @@ class CircuitVerifyingKey:
     provenance: str
     directory: Path
     key: adapter.VerifyingKey
+    vk_sha256: str
 
 
 def key_directory(cache_dir: Path, spec: Groth16Spec) -> Path:
@@ -152,7 +153,7 @@ def load_verifying_key(spec: Groth16Spec, directory: Path) -> CircuitVerifyingKe
     vk = keys.load_verifying_key()
     if adapter.public_count(vk) != len(spec.public_names):
         raise ConfigurationError(f"{directory}/vk.bin expects {adapter.public_count(vk)} public values, not {len(spec.public_names)}", key="keys_dir")
-    return CircuitVerifyingKey(keys.circuit_id, keys.provenance, keys.path, vk)
+    return CircuitVerifyingKey(keys.circuit_id, keys.provenance, keys.path, vk, str(keys.record["vk_sha256"]))
 
 
 def _write_keys(

@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Mapping
 
 from pot_zk.backends.groth16.spec import BACKEND, FixedPointStatement, Groth16SgdSpec, is_int, offsets_of, round_half_away, strict_int
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.lora.step import LoraArchitecture
+from pot_zk.kinds.mlp import MlpArchitecture
 
 LORA_CIRCUIT_VERSION = "groth16-lora/1"
 
@@ -56,6 +58,14 @@ class Groth16LoraSpec(FixedPointStatement):
         if self.sigma < 1:
             raise ConfigurationError(f"alpha / rank rounds to 0 at param_scale={self.param_scale}", key="alpha")
         self._check_constants()
+
+    @property
+    def architecture(self) -> LoraArchitecture:
+        return LoraArchitecture(MlpArchitecture(self.dims), self.adapted, self.rank, self.alpha)
+
+    def input_sizes(self) -> dict[str, int]:
+        adapters = self.num_adapter_params
+        return {"w_before": adapters, "batch": self.num_batch_values, "w_after": adapters, "base": self.num_base_params}
 
     @property
     def scaling(self) -> Fraction:

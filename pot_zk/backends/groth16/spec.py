@@ -22,6 +22,7 @@ from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.mlp import MlpArchitecture
 
 CIRCUIT_VERSION = "groth16-sgd/1"
 KIND = "sgd"
@@ -85,6 +86,16 @@ class FixedPointStatement:
     @property
     def num_layers(self) -> int:
         return len(self.dims) - 1
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The committed tensors, in public-input order (the names of the run's commitments)."""
+        return self.public_names
+
+    @property
+    def value_bound(self) -> float:
+        """The largest magnitude of a committed value in real units: (2**(value_bits-1) - 1) / 2**scale."""
+        return (2 ** (self.value_bits - 1) - 1) / 2**self.scale
 
     @property
     def num_batch_values(self) -> int:
@@ -158,6 +169,13 @@ class Groth16SgdSpec(FixedPointStatement):
     def __post_init__(self) -> None:
         self._check_common()
         self._check_constants()
+
+    @property
+    def architecture(self) -> MlpArchitecture:
+        return MlpArchitecture(self.dims)
+
+    def input_sizes(self) -> dict[str, int]:
+        return {"w_before": self.num_params, "batch": self.num_batch_values, "w_after": self.num_params}
 
     @property
     def param_shapes(self) -> list[tuple[int, ...]]:

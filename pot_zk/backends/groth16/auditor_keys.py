@@ -1,0 +1,61 @@
+"""Groth16's part of ``pot-zk keys new`` and ``pot-zk verify --keys DIR`` (pot_zk/backends/keys.py).
+
+The auditor runs the single-party setup for the declared statement (provenance ``auditor``):
+the trapdoor is the auditor's, so proofs made with the proving key it hands over are sound
+*for the auditor*. The key directory (``<out>/<circuit id>/``: ``circuit.circom``, ``pk.bin``,
+``vk.bin``, ``vk.json``, ``provenance.json``) goes to the trainer, who proves with
+``srs.path=<that directory>``; the auditor keeps its own copy and verifies with it, so a run
+proven with any other key fails (``foreign-keys`` here, ``invalid-proof`` in the proofs check).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from pot_zk.backends.groth16.keys import create_keys
+from pot_zk.backends.groth16.prove import PROOF_TYPE
+from pot_zk.backends.keys import GeneratedKeys, KeySet
+
+KEY_FILES = {"pk": "pk.bin", "vk": "vk.bin", "vk_json": "vk.json", "circuit": "circuit.circom", "provenance": "provenance.json"}
+
+
+def new_keys(statements: Sequence[Any], out_dir: Path, cache_dir: Path) -> GeneratedKeys:
+    """One auditor setup per statement, each into ``out_dir/<circuit id>``. With one
+    statement the roles are ``pk``, ``vk``, ...; with several, ``pk:<circuit id>``, ..."""
+    files: dict[str, str] = {}
+    directories = []
+    for spec in statements:
+        made = create_keys(spec, Path(out_dir) / spec.circuit_id(), provenance="auditor")
+        directories.append(made.path)
+        suffix = "" if len(statements) == 1 else f":{spec.circuit_id()}"
+        files.update({f"{role}{suffix}": f"{spec.circuit_id()}/{name}" for role, name in KEY_FILES.items()})
+    handover = tuple(role for role in files if not role.startswith("provenance"))
+    return GeneratedKeys(
+        backend="groth16",
+        files=files,
+        handover=handover,
+        trainer_overrides=tuple(f"srs.path={directory.absolute()}" for directory in directories),
+        details={"setup": "groth16py single-party setup run by the auditor", "directories": [d.name for d in directories]},
+    )
+
+
+def check_run_keys(report: Any, manifest: dict[str, Any], proofs: list[dict[str, Any]], keys: KeySet) -> dict[str, Path]:
+    """The ``keys`` check for a zk-groth16 run: the run declares, and every proof record
+    reports, the auditor's verifying key. Returns the auditor's key directory for the run's
+    circuit (the proofs check verifies with it)."""
+    circuit_id = str(manifest.get("circuit_id"))
+    role = "vk" if "vk" in keys.files else f"vk:{circuit_id}"
+    if role not in keys.files:
+        return {}
+    ours = keys.sha256[role]
+    declared = (manifest.get("keys") or {}).get("vk_sha256")
+    if declared != ours:
+        report.fail("keys", "foreign-keys", f"the run was proven with verifying key {str(declared)[:16]}..., not yours ({ours[:16]}...)")
+    for record in proofs:
+        if record.get("status") != "proved" or record.get("proof_type") != PROOF_TYPE:
+            continue
+        used = ((record.get("public") or {}).get("keys") or {}).get("vk_sha256")
+        if used != ours:
+            report.fail("keys", "foreign-keys", f"the prover reports verifying key {str(used)[:16]}... for this proof, not yours", record.get("step"))
+    return {"keys_dir": keys.path(role).parent}

@@ -1,0 +1,98 @@
+"""What ``pot-zk verify`` does with a ``zk-groth16`` proof: find a verifying key the verifier
+holds, and check a proof file against the commitments the run recorded.
+
+Keys (docs/proofs.md): a verifying key is only as good as whoever ran the setup.
+
+* ``key_dir`` given (``verify --keys DIR``, or a key directory the verifier names): the key
+  directory for the statement, opened and checked by :func:`~pot_zk.backends.groth16.keys.load_verifying_key`
+  (its circuit source must be the one this code generates for the run's spec); provenance
+  ``auditor`` (the verifier ran the setup: sound for it) or ``zkey`` (a ceremony);
+* otherwise the ``dev`` key in the verifier's cache (``<cache>/groth16/<circuit id>``, where a
+  training run on this machine made it) whose verifying key is the one the run declares. Its
+  maker knows the trapdoor and can forge proofs: a note says so, and a production-mode run is
+  refused (``dev-keys-refused``) unless the verifier allows dev keys explicitly.
+
+Nothing in the bundle chooses the key: the declared ``vk_sha256`` only selects which cached
+dev key to try, and a proof that verifies under it is still labelled ``dev``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pot_zk.backends.groth16 import keys as groth16_keys
+from pot_zk.backends.groth16.lora_spec import Groth16Spec
+from pot_zk.backends.groth16.verify import verify_groth16
+from pot_zk.exceptions import ConfigurationError, ProofVerificationError
+
+DEV_KEY_NOTE = (
+    "zk-groth16 proofs were checked with a dev key (a setup the prover ran itself): whoever ran it knows "
+    "the trapdoor and could forge proofs. Use --keys with keys you generated (pot-zk keys new prover=groth16 ...)."
+)
+
+
+@dataclass(frozen=True)
+class Groth16VerifierKey:
+    """A verifying key the verifier settled on, and how to report it."""
+
+    key: groth16_keys.CircuitVerifyingKey
+    record: dict[str, Any]
+    notes: tuple[str, ...] = field(default=())
+
+
+def verifier_key(spec: Groth16Spec, declared: Mapping[str, Any] | None, cache_dir: Path, key_dir: Path | None, allow_dev: bool) -> Groth16VerifierKey:
+    """The verifying key for proofs of ``spec``. ``declared`` is the run's manifest (None for a
+    single step outside a run). Raises ProofVerificationError (``reason``: ``keys-unavailable``,
+    ``dev-keys-refused``) when the verifier holds no acceptable key."""
+    if key_dir is not None:
+        key = _open(spec, Path(key_dir))
+        return Groth16VerifierKey(key, _record(key))
+    directory = groth16_keys.key_directory(cache_dir, spec)
+    recorded = (declared or {}).get("keys") or {}
+    key = _open(spec, directory)
+    if declared is not None and key.vk_sha256 != recorded.get("vk_sha256"):
+        raise ProofVerificationError(
+            f"no key given (--keys) and the dev key in {directory} is not the one the run declares "
+            f"(vk {str(recorded.get('vk_sha256'))[:16]}...)",
+            reason="keys-unavailable",
+        )
+    notes: tuple[str, ...] = ()
+    if key.provenance == "dev":
+        if declared is not None and declared.get("mode") == "production" and not allow_dev:
+            raise ProofVerificationError(
+                "a production-mode run proven with a dev key (pass --allow-dev-srs to accept, or --keys with your own)",
+                reason="dev-keys-refused",
+            )
+        notes = (DEV_KEY_NOTE,)
+    return Groth16VerifierKey(key, _record(key), notes)
+
+
+def verify_proof_file(spec: Groth16Spec, commitments: Mapping[str, Any], proof: Path, key: Groth16VerifierKey) -> None:
+    """Raise ProofVerificationError (with the verdict's reason) unless the 256-byte proof in
+    ``proof`` shows the step committed as ``commitments`` (the verifier's records) under ``key``."""
+    try:
+        data = Path(proof).read_bytes()
+    except OSError as exc:
+        raise ProofVerificationError(f"cannot read the proof file {proof}: {exc}", reason="malformed-proof") from exc
+    public = {name: commitments.get(name) for name in spec.public_names}
+    missing = [name for name, value in public.items() if value is None]
+    if missing:
+        raise ProofVerificationError(f"the step's record has no {missing} commitment", reason="malformed-commitment")
+    verdict = verify_groth16(spec, data, public, key.key)
+    if not verdict.ok:
+        raise ProofVerificationError(verdict.message, reason=verdict.reason or "invalid-proof")
+
+
+def _open(spec: Groth16Spec, directory: Path) -> groth16_keys.CircuitVerifyingKey:
+    if not directory.is_dir():
+        raise ProofVerificationError(f"no zk-groth16 key for circuit {spec.circuit_id()} in {directory}", reason="keys-unavailable")
+    try:
+        return groth16_keys.load_verifying_key(spec, directory)
+    except ConfigurationError as exc:
+        raise ProofVerificationError(exc.message, reason="keys-unavailable") from exc
+
+
+def _record(key: groth16_keys.CircuitVerifyingKey) -> dict[str, Any]:
+    return {"provenance": key.provenance, "circuit_id": key.circuit_id, "vk_sha256": key.vk_sha256, "directory": str(key.directory)}
