@@ -100,6 +100,10 @@ class DataConfig:
     num_samples: int = 256
     """Synthetic data only: how many samples to make."""
     seed: int = 0
+    """Synthetic data: the seed it is made from. Every set: the seed of the held-out choice."""
+    holdout: float = 0.2
+    """Share of the declared samples held out (never trained on; the initial, epoch-end and
+    final models are scored on them). 0 holds none out."""
     part: DataPart = DataPart.all
     """``base``: the first half of the samples, ``adapt``: the second half (train a base
     model on one and adapt it with LoRA on the other), ``all``: every sample."""

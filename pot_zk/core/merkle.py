@@ -28,6 +28,12 @@ def merkle_root(leaves: Sequence[str]) -> str:
     return level[0].hex()
 
 
+def dataset_root(batch_leaves: Sequence[str], holdout: str | None = None) -> str:
+    """The dataset commitment: the Merkle root over the batch commitments followed, when the
+    data set holds samples out, by the held-out set's commitment (the last leaf)."""
+    return merkle_root([*batch_leaves, *([holdout] if holdout is not None else [])])
+
+
 def merkle_path(leaves: Sequence[str], index: int) -> list[tuple[str, str]]:
     """Sibling hashes from leaf ``index`` to the root, each tagged ``"L"``/``"R"`` for its side."""
     level = [_leaf(leaf) for leaf in leaves]

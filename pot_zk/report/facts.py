@@ -1,5 +1,6 @@
 """What ``pot-zk report`` reads from a run bundle: per-step loss and proof outcome, per-attempt
-proving latency. Only records are read; nothing is checked (``pot-zk verify`` does that)."""
+proving latency, the held-out scores of the models. Only records are read; nothing is checked
+(``pot-zk verify`` does that)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, read_jsonl
+from pot_zk.runs.evaluation import Evaluation
 
 COMMITMENT_ONLY = "commitment-only"
 NO_OUTCOME = "no-outcome"
@@ -46,6 +48,9 @@ class RunFacts:
     final_proofs: dict[int, dict[str, Any]]
     end_status: str | None
     """The status of the audit trail's last ``run.end`` (None: the trail has none)."""
+    evaluations: tuple[Evaluation, ...] = ()
+    """Held-out scores (evaluations.jsonl) in step order: the initial model, each epoch's end,
+    the final model."""
 
     def coverage_counts(self) -> Counter:
         return Counter(s.coverage for s in self.steps)
@@ -71,7 +76,8 @@ def read_run(run: Path) -> RunFacts:
         if e.get("event") == "attempt" and isinstance(e.get("step"), int) and e.get("duration_s") is not None
     ]
     ends = [e for e in events if e.get("event") == "run.end"]
-    return RunFacts(bundle.root, manifest, steps, attempts, final, ends[-1].get("status") if ends else None)
+    evaluations = tuple(sorted((Evaluation.from_record(r) for r in bundle.evaluations()), key=lambda e: e.after_step))
+    return RunFacts(bundle.root, manifest, steps, attempts, final, ends[-1].get("status") if ends else None, evaluations)
 
 
 def _step_facts(record: dict[str, Any], proof: dict[str, Any] | None) -> StepFacts:

@@ -49,11 +49,31 @@ def plot_loss(facts: RunFacts, path: Path) -> None:
             axes.scatter([p[0] for p in proved], [p[1] for p in proved], color="#2ca02c", zorder=3, label="proved step")
         axes.set_xlabel("step")
         _integer_ticks(axes)
-        axes.set_ylabel("MSE loss (recorded)")
+        axes.set_ylabel(f"{facts.manifest.get('circuit', {}).get('architecture', {}).get('loss', 'training')} loss (recorded)")
         axes.legend(loc="upper right")
     else:
         _empty(axes, "no loss recorded in commitments.jsonl")
     axes.set_title("Training loss per step")
+    figure.savefig(path, format="png")
+
+
+def plot_accuracy(facts: RunFacts, path: Path) -> None:
+    figure, (axes,) = _figure()
+    points = facts.evaluations
+    if points:
+        steps = [e.after_step for e in points]
+        accuracy = all(e.accuracy is not None for e in points)
+        values = [e.accuracy if accuracy else e.loss for e in points]
+        axes.plot(steps, values, color="#2ca02c", marker="o", label="held-out accuracy" if accuracy else "held-out loss")
+        axes.set_xlabel("steps trained (0: the initial model)")
+        _integer_ticks(axes)
+        axes.set_ylabel("accuracy" if accuracy else "loss")
+        if accuracy:
+            axes.set_ylim(0, 1)
+        axes.legend(loc="lower right" if accuracy else "upper right")
+    else:
+        _empty(axes, "no held-out scores in evaluations.jsonl")
+    axes.set_title("Held-out scores: initial model, each epoch's end, final model")
     figure.savefig(path, format="png")
 
 
@@ -111,4 +131,4 @@ def plot_coverage(facts: RunFacts, path: Path) -> None:
     figure.savefig(path, format="png")
 
 
-PLOTS = {"loss.png": plot_loss, "latency.png": plot_latency, "coverage.png": plot_coverage}
+PLOTS = {"loss.png": plot_loss, "accuracy.png": plot_accuracy, "latency.png": plot_latency, "coverage.png": plot_coverage}

@@ -1,6 +1,8 @@
 """``pot-zk report RUN``: plots and a short summary of a run bundle.
 
 Writes into ``RUN/report/`` (or ``--out DIR``): ``loss.png`` (recorded loss per step),
+``accuracy.png`` (held-out accuracy, or loss for a regression set, of the initial model, at
+each epoch's end and of the final model),
 ``latency.png`` (each prover attempt's duration per step and proof type, and the prover's own
 witness/setup/prove timings of proved steps), ``coverage.png`` (what each step has: a proof by
 type, a failure, a parked job or a commitment only), ``report.md`` and, with ``--html``,
@@ -22,7 +24,7 @@ from pot_zk.report.facts import COMMITMENT_ONLY, NO_OUTCOME, RunFacts, read_run
 
 CommandHandler = Callable[[argparse.Namespace], int]
 Table = tuple[Sequence[str], list[Sequence[str]]]
-CAPTIONS = {"loss.png": "Training loss per step", "latency.png": "Proof latency per step and proof type", "coverage.png": "Proof coverage"}
+CAPTIONS = {"loss.png": "Training loss per step", "accuracy.png": "Held-out scores over training", "latency.png": "Proof latency per step and proof type", "coverage.png": "Proof coverage"}
 
 
 def summary_table(facts: RunFacts) -> Table:
@@ -53,10 +55,27 @@ def summary_table(facts: RunFacts) -> Table:
         lowest = min(losses, key=lambda p: p[1])
         rows.append(("loss", f"first {losses[0][1]:.6g} (step {losses[0][0]}), last {losses[-1][1]:.6g} "
                              f"(step {losses[-1][0]}), lowest {lowest[1]:.6g} (step {lowest[0]})"))
+    rows += held_out_rows(facts)
     ok = sum(a.ok for a in facts.attempts)
     total = sum(a.duration_s for a in facts.attempts)
     rows.append(("prover attempts", f"{len(facts.attempts)} ({ok} ok, {len(facts.attempts) - ok} failed), {total:.1f} s in total"))
     return ("fact", "value"), rows
+
+
+def held_out_rows(facts: RunFacts) -> list[Sequence[str]]:
+    """The held-out set and the scores of the first and last scored models."""
+    holdout = facts.manifest.get("dataset", {}).get("holdout")
+    if not holdout:
+        return [("held-out set", "none declared (no accuracy)")]
+    rows: list[Sequence[str]] = [("held-out set", f"{holdout.get('samples')} of {holdout.get('of')} samples "
+                                                   f"(fraction {holdout.get('fraction')}, seed {holdout.get('seed')})")]
+    if facts.evaluations:
+        first, last = facts.evaluations[0], facts.evaluations[-1]
+        span = f"after step {first.after_step} -> after step {last.after_step}"
+        if first.accuracy is not None and last.accuracy is not None:
+            rows.append(("held-out accuracy", f"{first.accuracy:.1%} -> {last.accuracy:.1%} ({span})"))
+        rows.append(("held-out loss", f"{first.loss:.6g} -> {last.loss:.6g} ({span})"))
+    return rows
 
 
 def latency_table(facts: RunFacts) -> Table:
@@ -105,7 +124,7 @@ def _sections(facts: RunFacts) -> list[tuple[str, Table]]:
 
 def _preamble(facts: RunFacts) -> str:
     return (f"Bundle: {facts.root}. Every number here is read from the bundle's records (manifest.json, commitments.jsonl, "
-            f"proofs.jsonl, audit.jsonl). This report checks nothing: `pot-zk verify {facts.root}` does.")
+            f"proofs.jsonl, evaluations.jsonl, audit.jsonl). This report checks nothing: `pot-zk verify {facts.root}` does.")
 
 
 def render_markdown(facts: RunFacts, images: Sequence[str]) -> str:

@@ -4,7 +4,8 @@ a Hydra multirun sweep.
 Each job of a sweep is a run bundle (its own Hydra output directory). For each one the table
 has the settings the sweep varied (from the job's ``.hydra/overrides.yaml``), what the
 manifest declares (mode, model, scale, executor), what happened (``stats.json``,
-``proofs.jsonl``, the audit trail's ``run.start``/``run.end``) and, with ``--verify``, the
+``proofs.jsonl``, the audit trail's ``run.start``/``run.end``), the held-out accuracy of the
+initial and final models and loss of the final one (``evaluations.jsonl``) and, with ``--verify``, the
 verdict of ``pot-zk verify``. Writes ``sweep.csv``, ``sweep.md``, ``prove_time.png`` (median
 prove time per job against the model's parameter count) and ``success_by_mode.png`` into
 ``MULTIRUN_DIR/sweep-report/`` (or ``--out DIR``).
@@ -32,6 +33,7 @@ CommandHandler = Callable[[argparse.Namespace], int]
 OUTCOME_COLUMNS = (
     "status", "mode", "model", "parameters", "batch_size", "scale", "executor", "workers", "steps", "selected",
     "proved", "failed", "parked", "attempts", "attempt_success_rate", "prove_s_median", "wall_s", "proved_per_min",
+    "accuracy_initial", "accuracy_final", "heldout_loss_final",
 )
 
 
@@ -108,6 +110,9 @@ def read_job(run: Path, sweep_dir: Path) -> SweepJob:
     proved = statuses.count("proved")
     prove_times = [r["timings"]["prove_s"] for r in final.values() if r["status"] == "proved" and (r.get("timings") or {}).get("prove_s") is not None]
     executor = manifest.get("executor", {})
+    evaluations = sorted(bundle.evaluations(), key=lambda r: r["after_step"])
+    initial_score = evaluations[0] if evaluations and evaluations[0]["after_step"] == 0 else {}
+    final_score = evaluations[-1] if evaluations and evaluations[-1]["after_step"] == len(commitments) else {}
     values = {
         "status": ends[-1].get("status") if ends else "unfinished",
         "mode": manifest.get("mode"),
@@ -127,6 +132,9 @@ def read_job(run: Path, sweep_dir: Path) -> SweepJob:
         "prove_s_median": statistics.median(prove_times) if prove_times else None,
         "wall_s": wall_s,
         "proved_per_min": proved / (wall_s / 60) if wall_s else None,
+        "accuracy_initial": initial_score.get("accuracy"),
+        "accuracy_final": final_score.get("accuracy"),
+        "heldout_loss_final": final_score.get("loss"),
     }
     return SweepJob(str(run.relative_to(sweep_dir)), read_overrides(run), values)
 
@@ -171,8 +179,9 @@ def render_markdown(table: SweepTable, sweep_dir: Path, images: Sequence[str]) -
     lines = [
         f"# pot-zk sweep report: {sweep_dir}", "",
         f"{len(table.jobs)} jobs. Numbers are read from each job's bundle (manifest.json, stats.json, proofs.jsonl, "
-        "audit.jsonl); `wall_s` runs from the audit trail's run.start to run.end; `prove_s_median` is the prover's own "
-        "prove time of proved steps.", "",
+        "audit.jsonl, evaluations.jsonl); `accuracy_*` is the held-out accuracy of the initial and final models; "
+        "`wall_s` runs from the audit trail's run.start to run.end; `prove_s_median` is the prover's own prove time of "
+        "proved steps.", "",
         line(table.columns), "|" + "---|" * len(table.columns), *(line(row) for row in table.rows()), "",
     ]
     lines += [f"![{name}]({name})" for name in images]

@@ -8,6 +8,7 @@ Layout (docs/bundle.md)::
     dataset.json             batch commitments (Merkle leaves) and their root, fixed before training
     commitments.jsonl        one record per training step: commitments of W_t, batch, W_t+1
     proofs.jsonl             one record per final proof outcome (proved / failed / parked)
+    evaluations.jsonl        held-out loss and accuracy of the initial model, at each epoch's end, of the final model
     proofs/step-NNNNNNNN/    proof artefacts (zk-halo2 proof.json, or a certificate)
     witness/                 step witnesses awaiting a proof (deleted once the outcome is final)
     pending/                 jobs parked by the ``retry`` handler
@@ -40,6 +41,7 @@ INITIAL_MODEL = "model_initial.safetensors"
 FINAL_MODEL = "model_final.safetensors"
 CHECKPOINT = "checkpoint.safetensors"
 AUDIT = "audit.jsonl"
+EVALUATIONS = "evaluations.jsonl"
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
@@ -113,6 +115,12 @@ class RunBundle:
     def proofs(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path(PROOFS))
 
+    def evaluations(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path(EVALUATIONS))
+
+    def append_evaluation(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.path(EVALUATIONS), record)
+
     def append_commitment(self, record: dict[str, Any]) -> None:
         append_jsonl(self.path(COMMITMENTS), record)
 
@@ -121,7 +129,6 @@ class RunBundle:
 
     def relative(self, path: str | Path) -> str:
         return os.path.relpath(Path(path).resolve(), self.root.resolve())
-
 
 
 def save_model(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:

@@ -1,7 +1,9 @@
 """Training data that ships with an installed package (no downloads), cut into fixed batches.
 
-The batches are fixed before training so the dataset commitment (a Merkle root over the batch
-commitments) can be published first; each epoch visits them in a seeded permutation.
+A seeded share of the declared samples is held out (never trained on; the models are
+evaluated on it). The rest is cut into batches, fixed before training so the dataset
+commitment (a Merkle root over the batch commitments, then the held-out set's commitment) can
+be published first; each epoch visits the batches in a seeded permutation.
 """
 
 from __future__ import annotations
@@ -13,11 +15,30 @@ import torch
 from pot_zk.exceptions import ConfigurationError
 
 
+CLASSES = {"digits": 10}
+"""The data sets whose targets are classes (one-hot, or class labels), by name: their models
+are scored by accuracy. The others (``synthetic``) are regression sets."""
+
+
 @dataclass(frozen=True)
 class Batch:
     index: int
     inputs: torch.Tensor
     targets: torch.Tensor
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out samples of a data set: never trained on, the models are evaluated on them."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    indices: tuple[int, ...]
+    """Their positions among the declared samples (after ``select_part``), increasing."""
+    fraction: float
+    seed: int
+    of: int
+    """How many samples the declared data set has (held out and trained on)."""
 
 
 def digits(in_features: int, out_features: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,6 +87,27 @@ def select_part(inputs: torch.Tensor, targets: torch.Tensor, part: str) -> tuple
     if part == "adapt":
         return inputs[half:], targets[half:]
     raise ConfigurationError(f"unknown data part {part!r}; known: all, base, adapt", key="data.part")
+
+
+def holdout_indices(num_samples: int, fraction: float, seed: int) -> list[int]:
+    """The positions held out of ``num_samples`` declared samples: ``round(fraction * n)`` of
+    them, a seeded choice (a pure function of the three numbers, so a verifier recomputes it)."""
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigurationError(f"data.holdout must be in [0, 1), got {fraction}", key="data.holdout")
+    count = round(fraction * num_samples)
+    order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed))
+    return sorted(order[:count].tolist())
+
+
+def split_holdout(inputs: torch.Tensor, targets: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, HeldOut | None]:
+    """The samples to train on and the held-out set (None when ``fraction`` holds none out)."""
+    held = holdout_indices(len(inputs), fraction, seed)
+    if not held:
+        return inputs, targets, None
+    keep = torch.ones(len(inputs), dtype=torch.bool)
+    keep[held] = False
+    index = torch.tensor(held)
+    return inputs[keep], targets[keep], HeldOut(inputs[index], targets[index], tuple(held), float(fraction), int(seed), len(inputs))
 
 
 def fixed_batches(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int) -> list[Batch]:

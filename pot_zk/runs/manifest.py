@@ -18,10 +18,10 @@ from pot_zk.core.audit import run_start_fields
 from pot_zk.runs.bundle import RunBundle, save_model
 from pot_zk.kinds.commitments import commit_values
 from pot_zk.config.build import Runtime
-from pot_zk.runs.data import Batch
+from pot_zk.runs.data import Batch, HeldOut
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs.base_run import base_commitment
-from pot_zk.core.merkle import merkle_root
+from pot_zk.core.merkle import dataset_root
 
 if TYPE_CHECKING:
     from pot_zk.runs.train import TrainingPlan
@@ -77,6 +77,33 @@ def dataset_leaves(batches: list[Batch], plan: "TrainingPlan") -> list[str]:
     ]
 
 
+def holdout_record(held_out: HeldOut | None, plan: "TrainingPlan") -> dict[str, Any] | None:
+    """What dataset.json says of the held-out set (the manifest: the same without ``indices``):
+    how it was chosen (fraction, seed, out of how many samples), which samples, and their
+    commitment (X then Y, row-major, like a batch)."""
+    if held_out is None:
+        return None
+    spec = plan.spec
+    values = torch.cat([held_out.inputs.reshape(-1), held_out.targets.reshape(-1)]).double()
+    return {
+        "fraction": held_out.fraction,
+        "seed": held_out.seed,
+        "of": held_out.of,
+        "samples": len(held_out.indices),
+        "indices": list(held_out.indices),
+        "commitment": commit_values(values, spec.scale, spec.value_bound, "held-out samples"),
+    }
+
+
+def declared_dataset(data: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``dataset`` entry without root and counts: what ``pot-zk verify`` needs to
+    recompute a built-in data set (synthetic: its sample count and seed)."""
+    declared = {"name": data["name"], "part": data.get("part", "all")}
+    if data["name"] == "synthetic":
+        declared.update({key: int(data[key]) for key in ("num_samples", "seed") if key in data})
+    return declared
+
+
 def training_plan(plan: "TrainingPlan") -> dict[str, Any]:
     """The manifest's ``training`` entry. A seeded run declares its whole schedule (epochs,
     max_steps, seed: ``pot-zk verify`` recomputes the batch order and step count); a recorded
@@ -93,17 +120,26 @@ def prepare_run(
     batches: list[Batch],
     initial_state: dict[str, torch.Tensor],
     config_yaml: str,
+    held_out: HeldOut | None = None,
 ) -> dict[str, Any]:
     if runtime.proving_enabled:
         check_srs_policy(plan.srs_path, plan.allow_dev_srs, runtime.mode)
     leaves = dataset_leaves(batches, plan)
-    root = merkle_root(leaves)
+    holdout = holdout_record(held_out, plan)
+    root = dataset_root(leaves, None if holdout is None else holdout["commitment"])
     srs = srs_for(plan) if runtime.proving_enabled else None
     prover_options = {"srs_path": str(Path(plan.srs_path).absolute())} if plan.srs_path else {}
     bundle.root.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         bundle.path(files.DATASET),
-        {"root": root, "leaves": leaves, "batch_size": plan.spec.batch_size, "scale": plan.spec.scale, "encoding": "X then Y, row-major"},
+        {
+            "root": root,
+            "leaves": leaves,
+            "holdout": holdout,
+            "batch_size": plan.spec.batch_size,
+            "scale": plan.spec.scale,
+            "encoding": "X then Y, row-major",
+        },
     )
     write_bytes_atomic(bundle.path(files.CONFIG), config_yaml.encode())
     save_model(initial_state, bundle.path(files.INITIAL_MODEL))
@@ -118,7 +154,12 @@ def prepare_run(
             "handler": runtime.handler.name,
             "circuit": plan.spec.to_dict(),
             "circuit_id": plan.spec.circuit_id(),
-            "dataset": {"name": plan.data["name"], "part": plan.data.get("part", "all"), "root": root, "num_batches": len(leaves)},
+            "dataset": {
+                **declared_dataset(plan.data),
+                "root": root,
+                "num_batches": len(leaves),
+                "holdout": None if holdout is None else {k: v for k, v in holdout.items() if k != "indices"},
+            },
             "training": training_plan(plan),
             "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
             "executor": {"name": plan.executor, "workers": plan.workers},

@@ -6,6 +6,10 @@ executor of a prepared run bundle. Each :meth:`TrainingSession.step` captures on
 records its commitments (every step), queues its proof if the policy selects it, checkpoints
 the model and surfaces a halted proof. Leaving the ``with`` block ends the run: queued proofs
 are drained, the final model, statistics and the audit trail's ``run.end`` are written.
+
+A run with a held-out set scores its models on it (:mod:`pot_zk.runs.evaluation`): the
+initial model when the run starts, the model at each epoch's end (:meth:`TrainingSession.evaluate`,
+called by the training loop) and the final model when the run completes.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from omegaconf import OmegaConf
 
 from pot_zk.runs import bundle as files
 from pot_zk.core.audit import AuditLog, run_start_fields
-from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, load_model, save_model
+from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, load_model, read_jsonl, save_model
 from pot_zk.config.build import Runtime
-from pot_zk.runs.data import Batch
+from pot_zk.runs.data import CLASSES, Batch, HeldOut
+from pot_zk.runs.evaluation import Evaluation, Evaluator
 from pot_zk.exceptions import PotZkError
 from pot_zk.proving.executors import create_executor
 from pot_zk.runs.manifest import prepare_run
@@ -43,6 +48,9 @@ class RunSummary:
     status: str
     progress: dict[str, Any]
     stats: dict[str, Any]
+    evaluations: tuple[Evaluation, ...] = ()
+    """The held-out scores, in step order (the first: the initial model; after a completed
+    run, the last: the final model)."""
 
 
 class TrainingSession:
@@ -59,8 +67,10 @@ class TrainingSession:
         start_step: int = 0,
         sleep: Callable[[float], None] = time.sleep,
         on_progress: ProgressCallback | None = None,
+        evaluator: Evaluator | None = None,
     ) -> None:
         self.bundle = bundle
+        self.evaluator = evaluator
         self.model = model
         self.optimizer = optimizer
         self.audit = audit
@@ -94,6 +104,19 @@ class TrainingSession:
             self.run.executor.check()
         return step
 
+    def evaluate(self) -> Evaluation | None:
+        """Score the current model on the held-out set (once per step count), recorded in
+        evaluations.jsonl and the audit trail. None without a held-out set."""
+        if self.evaluator is None or any(e.after_step == self.next_step for e in self.evaluations()):
+            return None
+        evaluation = self.evaluator(self.model, self.next_step)
+        self.bundle.append_evaluation(evaluation.to_record())
+        self.audit.event("evaluation", **evaluation.to_record())
+        return evaluation
+
+    def evaluations(self) -> tuple[Evaluation, ...]:
+        return tuple(sorted((Evaluation.from_record(r) for r in self.bundle.evaluations()), key=lambda e: e.after_step))
+
     def drain(self) -> None:
         """Wait for every queued proof; raises when one halts the run (fail_fast)."""
         if self.run.executor is not None:
@@ -115,11 +138,12 @@ class TrainingSession:
                 self.run.executor.shutdown()
             if status == "completed":
                 save_model(self.model.state_dict(), self.bundle.path(files.FINAL_MODEL))
+                self.evaluate()
             self.stats.write(self.bundle.root)
         finally:
             self.audit.event("run.end", status=status, progress=self.progress.summary(), stats=self.stats.get_stats())
             self.audit.close()
-        self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), self.stats.get_stats())
+        self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), self.stats.get_stats(), self.evaluations())
         return self.summary
 
     def __enter__(self) -> "TrainingSession":
@@ -143,15 +167,28 @@ def start_session(
     optimizer: torch.optim.Optimizer,
     batches: list[Batch],
     config: dict[str, Any],
+    *,
+    held_out: HeldOut | None = None,
     **options: Any,
 ) -> TrainingSession:
     """Prepare a new run bundle (dataset root, manifest, initial model) and open its session.
-    ``config`` is the resolved configuration, written to config.yaml and the ``run.start`` event."""
-    prepared = prepare_run(bundle, plan, runtime, batches, model.state_dict(), OmegaConf.to_yaml(OmegaConf.create(config)))
+    ``config`` is the resolved configuration, written to config.yaml and the ``run.start``
+    event; with ``held_out`` the initial model is scored on it before the first step."""
+    config_yaml = OmegaConf.to_yaml(OmegaConf.create(config))
+    prepared = prepare_run(bundle, plan, runtime, batches, model.state_dict(), config_yaml, held_out)
     discard_incomplete_tail(bundle.path(files.AUDIT))
     audit = AuditLog(bundle.path(files.AUDIT), console_records=runtime.console_records, run=bundle.root.name, mode=runtime.mode)
     audit.event("run.start", run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(config))
-    return TrainingSession(bundle, plan, runtime, model, optimizer, prepared, audit, **options)
+    session = TrainingSession(bundle, plan, runtime, model, optimizer, prepared, audit, evaluator=evaluator_for(plan, held_out), **options)
+    session.evaluate()
+    return session
+
+
+def evaluator_for(plan: "TrainingPlan", held_out: HeldOut | None) -> Evaluator | None:
+    """How a run scores its models: its loss on ``held_out``, and accuracy for a classification set."""
+    if held_out is None:
+        return None
+    return Evaluator(held_out, plan.kind.mlp(plan.spec.architecture).loss, plan.data["name"] in CLASSES)
 
 
 def resume_session(
@@ -160,17 +197,29 @@ def resume_session(
     runtime: Runtime,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
+    *,
+    held_out: HeldOut | None = None,
     **options: Any,
 ) -> TrainingSession:
     """Reopen a stopped or killed run: drop records cut short, restore the last checkpoint."""
-    for name in (files.COMMITMENTS, files.PROOFS):
+    for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS):
         discard_incomplete_tail(bundle.path(name))
     prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
     discarded = discard_incomplete_tail(bundle.path(files.AUDIT))
     audit = AuditLog(bundle.path(files.AUDIT), console_records=runtime.console_records, run=bundle.root.name, mode=runtime.mode)
     start_step = _restore_checkpoint(bundle, model)
     audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(discarded))
-    return TrainingSession(bundle, plan, runtime, model, optimizer, prepared, audit, start_step=start_step, **options)
+    _audit_cut_off_evaluations(bundle, audit)
+    evaluator = evaluator_for(plan, held_out)
+    return TrainingSession(bundle, plan, runtime, model, optimizer, prepared, audit, start_step=start_step, evaluator=evaluator, **options)
+
+
+def _audit_cut_off_evaluations(bundle: RunBundle, audit: AuditLog) -> None:
+    """A kill between writing a score to evaluations.jsonl and its audit record: write the record now."""
+    audited = {e.get("after_step") for e in read_jsonl(bundle.path(files.AUDIT)) if e.get("event") == "evaluation"}
+    for record in bundle.evaluations():
+        if record["after_step"] not in audited:
+            audit.event("evaluation", **record)
 
 
 def _restore_checkpoint(bundle: RunBundle, model: torch.nn.Module) -> int:

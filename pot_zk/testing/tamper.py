@@ -268,9 +268,9 @@ def alter_dataset_root(bundle: Path, rng: random.Random, other: Path | None) -> 
         index = rng.choice(used)
         dataset["leaves"][index] = _other_felt(rng, dataset["leaves"][index])
         if how == "leaf-and-root":  # a consistent new dataset declaration, audit rewritten to match
-            from pot_zk.core.merkle import merkle_root
+            from pot_zk.core.merkle import dataset_root
 
-            dataset["root"] = merkle_root(dataset["leaves"])
+            dataset["root"] = dataset_root(dataset["leaves"], (dataset.get("holdout") or {}).get("commitment"))
             manifest["dataset"]["root"] = dataset["root"]
             expected = {("steps", "batch-not-in-dataset")}
             events = _audit(bundle)

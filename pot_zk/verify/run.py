@@ -4,7 +4,8 @@ What is checked (each failure is named; docs/runs.md):
 
 * ``audit-chain``: the audit trail's hash chain is intact and closed by ``run.end``;
 * ``statement``: the declared circuit spec parses; the verifier derives circuit and keys from it;
-* ``dataset-root``: the batch commitments hash to the declared Merkle root;
+* ``dataset-root``: the batch commitments, then the held-out set's commitment, hash to the
+  declared Merkle root;
 * ``steps``: one commitment record per step, 0..n-1, none missing or duplicated, the count the
   declared training plan implies; batches visited in the declared seeded order, each a leaf
   (a run with ``batch_order: recorded``, from a user loop, declares no schedule: only
@@ -14,6 +15,8 @@ What is checked (each failure is named; docs/runs.md):
   (for a LoRA run: their adapters do, and their frozen base hashes to the declared base);
 * ``base-model``: every step of a LoRA run commits to the declared base; an SGD run has none;
 * ``policy``: the steps marked for proving are exactly those the declared policy selects;
+* ``holdout`` / ``evaluation``: the held-out set and the scores recorded on it
+  (:mod:`pot_zk.verify.holdout`);
 * ``proofs``: every selected step has an outcome; every proof verifies against the statement
   (verifier-derived circuit and key, the run's commitments) and carries the label the audit
   trail recorded for it;
@@ -41,6 +44,7 @@ from pot_zk.backends.keys import KeySet
 from pot_zk.core.challenge import Challenge
 from pot_zk.verify.challenge import check_challenge
 from pot_zk.verify.keys import check_keys
+from pot_zk.verify.holdout import check_holdout
 from pot_zk.verify.run_checks import check_base, check_models, check_steps
 from pot_zk.verify.step import StepStatement, verify_step
 
@@ -142,6 +146,7 @@ def verify_run(
     check_base(report, manifest, by_step, spec)
     if keys is not None:
         srs_path = check_keys(report, manifest, proofs, keys).get("srs_path", srs_path)
+    check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
     _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, cache_dir, srs_path, allow_dev_srs)
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge)

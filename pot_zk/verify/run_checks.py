@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pot_zk.runs import bundle as files
-from pot_zk.core.merkle import merkle_root
+from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import PotZkError
 from pot_zk.kinds.commitments import commit_values
 from pot_zk.kinds.registry import STEP_KINDS
@@ -20,7 +20,8 @@ BATCH_ORDERS = ("seeded", "recorded")
 
 def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], spec: CircuitSpec, audit_events: list[dict]) -> dict[int, dict]:
     leaves = list(dataset.get("leaves", []))
-    root_ok = bool(leaves) and merkle_root(leaves) == dataset.get("root") == manifest["dataset"]["root"]
+    holdout = (dataset.get("holdout") or {}).get("commitment")
+    root_ok = bool(leaves) and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"]["root"]
     if not root_ok or len(leaves) != manifest["dataset"]["num_batches"]:
         report.fail("dataset-root", "root-mismatch", "the batch commitments do not hash to the declared dataset root")
     else:

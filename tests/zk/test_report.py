@@ -15,7 +15,7 @@ from run_support import run_tiny
 pytestmark = pytest.mark.prover
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PLOTS = ("loss.png", "latency.png", "coverage.png")
+PLOTS = ("loss.png", "accuracy.png", "latency.png", "coverage.png")
 
 
 def _table(markdown: str, heading: str) -> list[list[str]]:
@@ -55,6 +55,9 @@ def test_report_of_a_tiny_run_matches_the_bundle_and_verify(tmp_path, zk_cache, 
     assert summary["run status (last run.end in audit.jsonl)"] == "completed"
     losses = [r["loss"] for r in bundle.commitments()]
     assert summary["loss"].startswith(f"first {losses[0]:.6g} (step 0), last {losses[-1]:.6g} (step 3)")
+    first, last = bundle.evaluations()[0], bundle.evaluations()[-1]
+    assert summary["held-out loss"] == f"{first['loss']:.6g} -> {last['loss']:.6g} (after step 0 -> after step 4)"
+    assert "held-out accuracy" not in summary  # synthetic data is a regression set
     outcomes = _table(markdown, "Proof outcomes per selected step")
     assert [(row[0], row[1], row[2]) for row in outcomes] == [("0", "proved", "zk-halo2"), ("2", "proved", "zk-halo2")]
     attempts = _table(markdown, "Prover attempts by proof type")

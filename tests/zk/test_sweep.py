@@ -67,6 +67,7 @@ def test_sweep_report_tabulates_every_job_with_its_setting_and_outcome(joblib_sw
     ]
     for row in rows:
         assert float(row["prove_s_median"]) > 0 and float(row["proved_per_min"]) > 0
+        assert float(row["heldout_loss_final"]) > 0 and row["accuracy_final"] == ""  # synthetic data: a regression set
     markdown = (out / "sweep.md").read_text()
     assert markdown.count("\n| 0 | 1 | completed |") == 1 and markdown.count("\n| 1 | 2 | completed |") == 1
     for name in ("prove_time.png", "success_by_mode.png"):

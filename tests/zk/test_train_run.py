@@ -167,7 +167,8 @@ def test_disabled_mode_commits_every_step_and_proves_none(tmp_path, zk_cache):
 
 def test_resume_writes_the_audit_event_a_kill_cut_off(tmp_path, zk_cache):
     """Killed after a step's commitment record was written but before its audit event: the
-    resumed run writes the missing event, and the bundle verifies."""
+    resumed run writes the missing event, and the bundle verifies. (The cut also drops the
+    final model's score from the trail; the resumed run writes that record too.)"""
     run, shorter = tmp_path / "run", tmp_path / "two-steps"
     run_tiny(run, zk_cache, "mode=disabled", "train.max_steps=3")
     run_tiny(shorter, zk_cache, "mode=disabled", "train.max_steps=2")

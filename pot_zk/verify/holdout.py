@@ -1,0 +1,122 @@
+"""``pot-zk verify``'s checks of the held-out set and of the scores recorded on it.
+
+* ``holdout``: the manifest and dataset.json declare the same held-out set (its commitment is
+  the last leaf of the dataset root, which ``dataset-root`` checks); its sample positions are
+  the seeded choice the verifier recomputes from (``of``, ``fraction``, ``seed``); for a
+  built-in data set (digits, synthetic) the verifier reloads the data itself: the declared
+  part has ``of`` samples and the samples at those positions hash to the declared commitment.
+* ``evaluation``: the scores in evaluations.jsonl are the ones the audit trail recorded; the
+  initial model and, for a completed run, the final model are among them; for a built-in data
+  set the verifier scores both model files on the held-out samples itself and gets the
+  recorded number correct exactly and the recorded loss within 1e-9 (relative).
+
+A run that declares no held-out set (a user loop, or ``data.holdout=0``) gets a note.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from pot_zk.runs import bundle as files
+from pot_zk.runs.data import CLASSES, HeldOut, holdout_indices, load_dataset, select_part
+from pot_zk.runs.evaluation import Evaluation, evaluate
+from pot_zk.kinds.commitments import commit_values
+from pot_zk.kinds.registry import STEP_KINDS
+
+BUILT_IN = ("digits", "synthetic")
+DECLARED = ("fraction", "seed", "of", "samples", "commitment")
+LOSS_TOLERANCE = 1e-9
+
+
+def check_holdout(report, bundle, manifest: dict, dataset: dict, spec, audit_events: list[dict], load_model: Callable) -> None:
+    declared = manifest.get("dataset", {}).get("holdout")
+    recorded = dataset.get("holdout")
+    if declared is None and recorded is None:
+        report.notes.append("no held-out set declared: the run's models were not scored (no accuracy)")
+        return
+    failures = len(report.findings)
+    held_out = _check_declaration(report, manifest, declared, recorded, spec)
+    if len(report.findings) == failures:
+        report.passed.append("holdout")
+    failures = len(report.findings)
+    _check_scores(report, bundle, manifest, spec, held_out, audit_events, load_model)
+    if len(report.findings) == failures:
+        report.passed.append("evaluation")
+
+
+def _check_declaration(report, manifest: dict, declared: Any, recorded: Any, spec) -> HeldOut | None:
+    """The held-out samples the verifier recomputed (None: not a built-in set, or a failure)."""
+    if not isinstance(declared, dict) or not isinstance(recorded, dict) or any(declared.get(k) != recorded.get(k) for k in DECLARED):
+        report.fail("holdout", "holdout-mismatch", "the manifest and dataset.json declare different held-out sets")
+        return None
+    try:
+        expected = holdout_indices(int(declared["of"]), float(declared["fraction"]), int(declared["seed"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        report.fail("holdout", "holdout-mismatch", f"malformed held-out declaration: {exc}")
+        return None
+    if recorded.get("indices") != expected or declared.get("samples") != len(expected):
+        report.fail("holdout", "holdout-indices", "the held-out positions are not the seeded choice of the declared fraction and seed")
+        return None
+    data = manifest.get("dataset", {})
+    if data.get("name") not in BUILT_IN:
+        report.notes.append(f"data set {data.get('name')!r} is not built in: its held-out samples were not recomputed")
+        return None
+    dims = STEP_KINDS.get(spec.kind).mlp(spec.architecture).dims
+    inputs, targets = load_dataset(data["name"], dims[0], dims[-1], int(data.get("num_samples", 0)), int(data.get("seed", 0)))
+    inputs, targets = select_part(inputs, targets, data.get("part", "all"))
+    if len(inputs) != declared["of"]:
+        report.fail("holdout", "dataset-size", f"the declared data set has {len(inputs)} samples, the run says {declared['of']}")
+        return None
+    index = torch.tensor(expected)
+    held_out = HeldOut(inputs[index], targets[index], tuple(expected), float(declared["fraction"]), int(declared["seed"]), len(inputs))
+    values = torch.cat([held_out.inputs.reshape(-1), held_out.targets.reshape(-1)]).double()
+    if commit_values(values, spec.scale) != declared["commitment"]:
+        report.fail("holdout", "holdout-commitment", "the declared held-out commitment is not that of the data set's held-out samples")
+        return None
+    return held_out
+
+
+def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None, audit_events: list[dict], load_model: Callable) -> None:
+    try:
+        records = {int(r["after_step"]): Evaluation.from_record(r) for r in bundle.evaluations()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        report.fail("evaluation", "unreadable-records", f"{files.EVALUATIONS}: {exc}")
+        return
+    if audit_events:
+        logged = {}
+        for event in (e for e in audit_events if e.get("event") == "evaluation"):
+            logged[event.get("after_step")] = {k: event.get(k) for k in Evaluation.__dataclass_fields__}
+        if logged != {step: vars(record) for step, record in records.items()}:
+            report.fail("evaluation", "audit-mismatch", f"{files.EVALUATIONS} differs from the audit trail's evaluation records")
+    steps = len(bundle.commitments())
+    wanted = {"initial": (0, files.INITIAL_MODEL)}
+    if bundle.path(files.FINAL_MODEL).is_file():
+        wanted["final"] = (steps, files.FINAL_MODEL)
+    for which, (after_step, name) in wanted.items():
+        record = records.get(after_step)
+        if record is None:
+            report.fail("evaluation", "missing-evaluation", f"no held-out score of the {which} model (after step {after_step})")
+        elif held_out is not None:
+            _rescore(report, which, record, held_out, manifest, spec, load_model, bundle.path(name))
+
+
+def _rescore(report, which: str, record: Evaluation, held_out: HeldOut, manifest: dict, spec, load_model: Callable, path) -> None:
+    kind = STEP_KINDS.get(spec.kind)
+    try:
+        state, _ = load_model(path)
+        model = kind.build_model(spec.architecture, None)
+        model.load_state_dict(state)
+    except Exception as exc:  # a missing, truncated or foreign file: the model checks name it too
+        report.fail("evaluation", "missing-model", f"cannot score the {which} model: {exc}")
+        return
+    loss = kind.mlp(spec.architecture).loss
+    found = evaluate(model, held_out, loss, manifest["dataset"]["name"] in CLASSES, record.after_step)
+    if found.correct != record.correct or abs(found.loss - record.loss) > LOSS_TOLERANCE * max(1.0, abs(found.loss)):
+        report.fail(
+            "evaluation", "score-mismatch",
+            f"the {which} model scores {found.correct} correct, loss {found.loss:.9g} on the held-out samples; "
+            f"the run recorded {record.correct}, {record.loss:.9g}",
+        )
+
