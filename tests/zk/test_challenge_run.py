@@ -14,9 +14,13 @@ import pytest
 
 from pot_zk.cli.main import main
 from pot_zk.core.challenge import choose_steps, commitment_head
+from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.commitments import commit_step
+from pot_zk.kinds.sgd.kind import SGD
 from pot_zk.kinds.registry import load_training_step, save_training_step
 from pot_zk.runs.bundle import RunBundle, load_model, save_model
+from pot_zk.runs.data import load_dataset, split_holdout
+from pot_zk.runs.evaluation import evaluate
 from pot_zk.testing.tamper import chain_lines
 from pot_zk.verify.run import verify_run
 
@@ -82,8 +86,8 @@ def test_an_honest_run_answers_its_challenge(run, tmp_path, zk_cache, capsys):
 
 def _alter_last_step(run: Path) -> None:
     """A cheater's run: step 3's W_t+1 is not the SGD update of its W_t (one weight off by 0.05,
-    far beyond the tolerance), with every record made consistent (commitments, audit trail
-    rewritten, final model, witness)."""
+    far beyond the tolerance), with every record made consistent (commitments, the final model
+    and its held-out score, audit trail rewritten, witness)."""
     state, metadata = load_model(run / "model_final.safetensors")
     key = next(iter(state))
     state[key] = state[key].clone()
@@ -100,11 +104,25 @@ def _alter_last_step(run: Path) -> None:
     assert records[3]["w_after"] != w_after
     records[3]["w_after"] = w_after
     (run / "commitments.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    score = _held_out_score(state, after_step=4)
+    scores = [score if r["after_step"] == 4 else r for r in RunBundle.open(run).evaluations()]
+    (run / "evaluations.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in scores))
     events = _events(run)
     for event in events:
         if event["event"] == "commitment" and event["step"] == 3:
             event["w_after"] = w_after
+        if event["event"] == "evaluation" and event["after_step"] == 4:
+            event.update(score)
     (run / "audit.jsonl").write_bytes(chain_lines(events))
+
+
+def _held_out_score(state: dict, after_step: int) -> dict:
+    """The altered final model's score on the tiny run's held-out samples, as the run records it."""
+    inputs, targets = load_dataset("synthetic", 4, 2, 64, 0)
+    _, _, held_out = split_holdout(inputs, targets, 0.2, 0)
+    model = SGD.build_model(SGD.architecture(ModelSettings("sgd", (4, 3, 2))), None)
+    model.load_state_dict(state)
+    return evaluate(model, held_out, "mse", False, after_step).to_record()
 
 
 def test_an_altered_step_passes_plain_verify_but_fails_its_challenge(run, tmp_path, zk_cache, capsys):
