@@ -14,6 +14,8 @@ the reference step (exit 65), and answers ok only with a proof that verifies und
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,7 @@ def _witness(spec: Any, step: Any) -> tuple[Any, ...]:
     return before, x, y, after
 
 
-def _prove(request: dict[str, Any]) -> protocol.ProverResponse:
+def _prove(request: dict[str, Any], keep_key_s: float = 0.0) -> protocol.ProverResponse:
     from pot_zk.backends.groth16 import keys
     from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
     from pot_zk.backends.groth16.prove import PROOF_TYPE, prove_lora_step, prove_sgd_step
@@ -71,7 +73,7 @@ def _prove(request: dict[str, Any]) -> protocol.ProverResponse:
     else:
         key_dir = keys.ensure_keys(spec, Path(request["cache_dir"]))
     setup_s = time.perf_counter() - started
-    proof = (prove_lora_step if spec.kind == "lora" else prove_sgd_step)(spec, key_dir, *tensors)
+    proof = (prove_lora_step if spec.kind == "lora" else prove_sgd_step)(spec, key_dir, *tensors, keep_key_s=keep_key_s)
     paths = proof.write(Path(request["output_dir"]))
     return protocol.ProverResponse(
         proof_type=PROOF_TYPE,
@@ -91,8 +93,11 @@ def _prove(request: dict[str, Any]) -> protocol.ProverResponse:
     )
 
 
-def main() -> None:
-    serve(PROVABLE_KINDS, _prove, backend="groth16")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pot-zk-groth16-prover", description="reads one pot-zk-prover/1 request on stdin")
+    parser.add_argument("--keep-key-s", type=float, default=0.0, help="keep the proving key loaded in a key holder this long after its last proof (0: load it here)")
+    options = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    serve(PROVABLE_KINDS, lambda request: _prove(request, options.keep_key_s), backend="groth16")
 
 
 if __name__ == "__main__":
