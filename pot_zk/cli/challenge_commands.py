@@ -32,8 +32,10 @@ def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
         print(f"nonce {challenge.nonce or 'none (grindable: see docs/runs.md)'}")
         retention = declared_retention(bundle.manifest())
         if not retention.keeps_all:
-            print(f"note: this run keeps only the witnesses of its scheduled steps ({retention.rule}); "
-                  "other challenged steps cannot be answered (replay from checkpoints is not implemented)")
+            order = bundle.manifest()["training"].get("batch_order", "seeded")
+            answer = ("the trainer recomputes the others by replaying the run from its initial model (up to as many training steps as the run has)"
+                      if order == "seeded" else "the others cannot be answered (a user-loop run cannot be replayed)")
+            print(f"note: this run keeps only the witnesses of its scheduled steps ({retention.rule}); {answer}")
         print(f"written to {args.out}; the trainer answers with: pot-zk respond {args.run} {args.out}")
         return 0
 

@@ -2,7 +2,8 @@
 
 Before anything expensive runs, the challenge must fit the run (same commitment head, the
 steps its head and nonce give: :func:`pot_zk.core.challenge.challenge_problems`) and every
-challenged step still to prove must have a witness that hashes to its recorded commitments.
+challenged step still to prove must have a witness that hashes to its recorded commitments
+(a witness the run did not keep is first recomputed by :mod:`pot_zk.runs.replay`).
 Then each step goes through the run's own pipeline (its configured prover, retry schedule and
 failure handler), every attempt lands in the run's audit trail, and each outcome is appended
 to ``proofs.jsonl`` labelled with the challenge it answers. Steps the run already proved are
@@ -30,6 +31,7 @@ from pot_zk.proving.stats import ProvingStats
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail
 from pot_zk.runs.proven_run import proof_job, record_outcome
+from pot_zk.runs.replay import replay_witnesses
 from pot_zk.runs.witnesses import declared_retention
 
 COMMITTED = ("w_before", "batch", "w_after", "base")
@@ -52,8 +54,7 @@ def check_witness(bundle: RunBundle, spec: CircuitSpec, record: dict[str, Any]) 
     if not path.is_file():
         retention = declared_retention(bundle.manifest())
         raise ChallengeError(
-            f"witness-missing: step {step} has no witness in {path.parent} (the run keeps {retention.retained} witnesses: {retention.rule}); "
-            "it cannot be proven now (replay from checkpoints is not implemented)",
+            f"witness-missing: step {step} has no witness in {path.parent} (the run keeps {retention.retained} witnesses: {retention.rule})",
             reason="witness-missing",
             step=step,
         )
@@ -101,23 +102,27 @@ def respond(
     proved = {r["step"] for r in bundle.proofs() if r.get("status") == "proved"}
     by_step = {r["step"]: r for r in commitments}
     to_prove = [step for step in challenge.steps if step not in proved]
+    cfg = run_config(bundle, overrides)
+    missing = [step for step in to_prove if not bundle.witness_path(step).is_file()]
+    if missing:
+        replay_witnesses(bundle, cfg, missing)
     for step in to_prove:
         check_witness(bundle, spec, by_step[step])
-    cfg = run_config(bundle, overrides)
     runtime = build(cfg)
     answers = [ChallengeAnswer(step, "already-proved") for step in challenge.steps if step in proved]
     discard_incomplete_tail(bundle.path(files.AUDIT))
     stats = ProvingStats()
     audit = AuditLog(bundle.path(files.AUDIT), console_records=runtime.console_records, run=bundle.root.name, command="respond")
     label = {"challenge": {"head": challenge.head, "nonce": challenge.nonce}}
-    audit.event("challenge.start", head=challenge.head, nonce=challenge.nonce, steps=list(challenge.steps), to_prove=to_prove)
+    keep = declared_retention(manifest).keeps_all
+    audit.event("challenge.start", head=challenge.head, nonce=challenge.nonce, steps=list(challenge.steps), to_prove=to_prove, replayed=missing)
     status = "completed"
     try:
         pipeline = runtime.open_pipeline(audit=audit, stats=stats, sleep=sleep)
         for step in to_prove:
             job = proof_job(bundle, spec, step, Path(cfg.cache_dir), manifest.get("prover_options") or {})
             result = pipeline.prove(job)
-            record_outcome(bundle, result, keep_witness=True, labels=label)
+            record_outcome(bundle, result, keep_witness=keep, labels=label)
             detail = "" if result.error is None else str(result.error.get("message", ""))
             answers.append(ChallengeAnswer(step, result.status, result.proof_type, detail))
     except BaseException as error:

@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -27,7 +27,7 @@ from pot_zk.proving.policy import create_policy
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
 from pot_zk.runs.bundle import RunBundle
-from pot_zk.runs.data import epoch_order, fixed_batches, load_dataset, select_part, split_holdout
+from pot_zk.runs.data import Batch, HeldOut, epoch_order, fixed_batches, load_dataset, select_part, split_holdout
 from pot_zk.runs.evaluation import Evaluation
 from pot_zk.runs.proven_run import RunProgress
 from pot_zk.runs.session import RunSummary, resume_session, start_session
@@ -132,14 +132,10 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSumm
         raise ConfigurationError(f"{plan.run_dir} already holds a run; continue it with `pot-zk resume {plan.run_dir}`", key="run_dir")
     else:
         bundle = RunBundle(plan.run_dir)
-    dims = plan.kind.mlp(plan.spec.architecture).dims
-    inputs, targets = load_dataset(plan.data["name"], dims[0], dims[-1], plan.data["num_samples"], plan.data["seed"])
-    inputs, targets = select_part(inputs, targets, plan.data["part"])
-    inputs, targets, held_out = split_holdout(inputs, targets, plan.data["holdout"], plan.data["seed"])
-    batches = fixed_batches(inputs, targets, plan.spec.batch_size, plan.seed)
+    batches, held_out = declared_data(plan)
     model = build_model(plan)
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=plan.spec.learning_rate)
-    schedule = list(_step_schedule(plan, len(batches)))
+    optimizer = sgd_optimizer(model, plan)
+    schedule = list(step_schedule(plan, len(batches)))
     with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar:
         options = {"sleep": sleep, "on_progress": lambda progress: bar.set_postfix_str(_queue_text(progress)), "held_out": held_out}
         if resume:
@@ -161,6 +157,20 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSumm
     return session.summary
 
 
+def declared_data(plan: TrainingPlan) -> tuple[list[Batch], HeldOut | None]:
+    """The declared data set: its held-out samples set aside, the rest cut into the run's fixed
+    batches (seeded shuffle), as ``pot-zk train`` does."""
+    dims = plan.kind.mlp(plan.spec.architecture).dims
+    inputs, targets = load_dataset(plan.data["name"], dims[0], dims[-1], plan.data["num_samples"], plan.data["seed"])
+    inputs, targets = select_part(inputs, targets, plan.data["part"])
+    inputs, targets, held_out = split_holdout(inputs, targets, plan.data["holdout"], plan.data["seed"])
+    return fixed_batches(inputs, targets, plan.spec.batch_size, plan.seed), held_out
+
+
+def sgd_optimizer(model: torch.nn.Module, plan: TrainingPlan) -> torch.optim.Optimizer:
+    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=plan.spec.learning_rate)
+
+
 def build_model(plan: TrainingPlan) -> torch.nn.Module:
     """The seeded model to train: a fresh MLP, or the base run's final model with LoRA adapters."""
     torch.manual_seed(plan.seed)
@@ -175,7 +185,8 @@ def _resolved(cfg: DictConfig) -> dict[str, Any]:
     return container
 
 
-def _step_schedule(plan: TrainingPlan, num_batches: int):
+def step_schedule(plan: TrainingPlan, num_batches: int) -> Iterator[tuple[int, int, int]]:
+    """(step, epoch, batch index) of every step of a seeded run."""
     total = plan.epochs * num_batches
     if plan.max_steps is not None:
         total = min(total, plan.max_steps)

@@ -164,3 +164,28 @@ def test_a_challenge_for_another_run_is_refused_by_name(run, honest, tmp_path, z
     assert (run / "audit.jsonl").read_bytes() == audit_before
     assert _verify(run, zk_cache, "--challenge", str(c_json)) == 1
     assert "FAILED challenge (challenge-head-mismatch)" in capsys.readouterr().out
+
+
+def test_a_run_that_kept_no_witness_answers_by_replay(tmp_path, zk_cache, capsys):
+    run = tmp_path / "run"
+    assert run_tiny(run, zk_cache, "witness.retain=scheduled").status == "completed"
+    assert not list((run / "witness").glob("*"))
+    c_json = tmp_path / "C.json"
+    _challenge(run, c_json, 2, {1, 3})
+    assert main(["respond", str(run), str(c_json)]) == 0
+    assert "2 of 2 challenged steps proven" in capsys.readouterr().out
+    assert next(e for e in _events(run) if e["event"] == "challenge.start")["replayed"] == [1, 3]
+    assert not list((run / "witness").glob("*")), "a scheduled-witness run drops replayed witnesses once proven"
+    assert _verify(run, zk_cache, "--challenge", str(c_json)) == 0
+
+
+def test_a_replay_that_does_not_reproduce_the_records_is_refused(run, tmp_path, zk_cache, capsys):
+    shutil.rmtree(run / "witness")
+    records = RunBundle.open(run).commitments()
+    records[1]["w_after"] = records[2]["w_before"] = "00" * 32
+    (run / "commitments.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    c_json = tmp_path / "C.json"
+    _challenge(run, c_json, 1, {3})
+    assert main(["respond", str(run), str(c_json)]) == 2
+    assert "ChallengeError: replay-mismatch: replaying step 1" in capsys.readouterr().err
+    assert not (run / "witness" / "step-00000003.safetensors").exists()
