@@ -3,6 +3,7 @@
     python scripts/bench.py                 # full: reference workload R (64-16-10 MLP, batch 8)
     python scripts/bench.py --quick         # smoke run on tiny circuits (CI, < 60 s)
     python scripts/bench.py --out DIR --markdown docs/performance.md
+    python scripts/bench.py --compare-backends [--quick] [--json PATH]   # ezkl vs groth16 (scripts/compare_backends.py)
 
 One run measures, on this machine and in the same process tree:
 
@@ -40,6 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare_backends  # noqa: E402  (the sibling script: --compare-backends)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -314,6 +318,7 @@ def job_layout_rows(job: dict[str, Any]) -> dict[str, Any]:
 
 
 JOBS = {name[4:]: fn for name, fn in globals().items() if name.startswith("job_")}
+JOBS.update(compare_backends.JOBS)
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -593,12 +598,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="pot-zk artefact cache (default: a fresh one in OUT, so setup is measured)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the markdown table here")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--compare-backends", action="store_true", help="ezkl vs groth16 on the same statements (scripts/compare_backends.py)")
+    parser.add_argument("--json", type=Path, default=None, help="--compare-backends: also write the JSON report here")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.job:
         job = json.loads(args.job)
         result = JOBS[job.pop("name")](job)
         sys.stdout.write(json.dumps(result) + "\n")
+        return 0
+    if args.compare_backends:
+        report = compare_backends.compare(args.quick, args.out, args.cache, run_job, median, growth_exponent)
+        (args.out / "compare.json").write_text(json.dumps(report, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+        table = compare_backends.markdown(report)
+        (args.out / "compare.md").write_text(table)
+        if args.markdown:
+            args.markdown.write_text(table)
+        print(table)
         return 0
     report = run(args.quick, args.out, args.cache, args.skip_training)
     table = markdown(report)

@@ -5,6 +5,7 @@ A prover program (``provers/ezkl_prover.py``, ``provers/groth16_prover.py``) is 
 to stderr), reads and checks one request from stdin, runs the backend's ``prove`` function and
 answers with one JSON document and the exit code of the outcome's class. Backend code is
 imported by ``prove`` only, after the request parsed, so a bad request is answered at once.
+:func:`answer` is the same without the process around it (a key holder answers with it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 from pot_zk.core import protocol
 
@@ -31,55 +32,72 @@ class ResponseChannel:
     def respond(self, document: dict[str, Any]) -> None:
         os.write(self.fd, (json.dumps(document) + "\n").encode())
 
-    def fail(self, code: int, message: str, **context: Any) -> NoReturn:
-        self.respond({"protocol": protocol.PROTOCOL, "status": "error", "message": message, **context})
-        sys.stderr.write(message + "\n")
-        sys.exit(code)
+
+class Refusal(Exception):
+    """A request answered with an error document and a non-zero exit code."""
+
+    def __init__(self, code: int, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.document = {"protocol": protocol.PROTOCOL, "status": "error", "message": message, **context}
 
 
-def parse_request(raw: str, channel: ResponseChannel, kinds: tuple[str, ...], backend: str | None) -> dict[str, Any]:
-    """The request as a dict, or an EXIT_BAD_REQUEST answer: not JSON, another protocol, a
+def parse_request(raw: str, kinds: tuple[str, ...], backend: str | None) -> dict[str, Any]:
+    """The request as a dict, or a Refusal with EXIT_BAD_REQUEST: not JSON, another protocol, a
     missing field, a kind this program does not prove, a circuit spec of another kind (or,
     when ``backend`` is given, of another backend), options that are not an object."""
     try:
         request = json.loads(raw)
     except ValueError as exc:
-        channel.fail(protocol.EXIT_BAD_REQUEST, f"request is not JSON: {exc}")
+        raise Refusal(protocol.EXIT_BAD_REQUEST, f"request is not JSON: {exc}") from None
     if not isinstance(request, dict) or request.get("protocol") != protocol.PROTOCOL:
-        channel.fail(protocol.EXIT_BAD_REQUEST, f"expected protocol {protocol.PROTOCOL}")
+        raise Refusal(protocol.EXIT_BAD_REQUEST, f"expected protocol {protocol.PROTOCOL}")
     missing = [k for k in REQUIRED if k not in request]
     if missing:
-        channel.fail(protocol.EXIT_BAD_REQUEST, f"request lacks {missing}")
+        raise Refusal(protocol.EXIT_BAD_REQUEST, f"request lacks {missing}")
     if request["kind"] not in kinds:
-        channel.fail(protocol.EXIT_BAD_REQUEST, f"this prover proves {list(kinds)} steps, not {request['kind']!r}")
+        raise Refusal(protocol.EXIT_BAD_REQUEST, f"this prover proves {list(kinds)} steps, not {request['kind']!r}")
     circuit = request["circuit"]
     if not isinstance(circuit, dict) or circuit.get("kind") != request["kind"]:
-        channel.fail(protocol.EXIT_BAD_REQUEST, f"the circuit spec is not a {request['kind']!r} spec")
+        raise Refusal(protocol.EXIT_BAD_REQUEST, f"the circuit spec is not a {request['kind']!r} spec")
     if backend is not None and circuit.get("backend") != backend:
-        channel.fail(protocol.EXIT_BAD_REQUEST, f"the circuit spec is not a {backend} spec", backend=circuit.get("backend"))
+        raise Refusal(protocol.EXIT_BAD_REQUEST, f"the circuit spec is not a {backend} spec", backend=circuit.get("backend"))
     if not isinstance(request.get("options") or {}, dict):
-        channel.fail(protocol.EXIT_BAD_REQUEST, "options must be an object")
+        raise Refusal(protocol.EXIT_BAD_REQUEST, "options must be an object")
     return request
 
 
-def serve(kinds: tuple[str, ...], prove: Callable[[dict[str, Any]], protocol.ProverResponse], backend: str | None = None) -> None:
-    """Answer one request on stdin with ``prove(request)`` (a prover program's ``main``).
-
-    Typed errors become their exit codes: ConfigurationError 64, WitnessBuilderError and
-    InvalidModelStateError 65, ProofGenerationError 75 when retryable else 70, MemoryError 75.
-    """
-    channel = ResponseChannel()
-    request = parse_request(sys.stdin.read(), channel, kinds, backend)
+def answer(raw: str, kinds: tuple[str, ...], prove: Callable[[dict[str, Any]], protocol.ProverResponse], backend: str | None = None) -> tuple[int, dict[str, Any]]:
+    """(exit code, response document) for one raw request: ``prove(request)``'s response, or
+    the error its typed exception stands for: ConfigurationError 64, WitnessBuilderError and
+    InvalidModelStateError 65, ProofGenerationError 75 when retryable else 70, MemoryError 75."""
     from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, ProofGenerationError, WitnessBuilderError
 
     try:
-        response = prove(request)
-    except ConfigurationError as exc:
-        channel.fail(protocol.EXIT_BAD_REQUEST, exc.message, error=exc.to_record())
-    except (WitnessBuilderError, InvalidModelStateError) as exc:
-        channel.fail(protocol.EXIT_INVALID_WITNESS, exc.message, error=exc.to_record())
-    except ProofGenerationError as exc:
-        channel.fail(protocol.EXIT_TRANSIENT if exc.retryable else protocol.EXIT_PROOF_FAILED, exc.message, error=exc.to_record())
-    except MemoryError:
-        channel.fail(protocol.EXIT_TRANSIENT, "out of memory while proving")
-    channel.respond(response.to_json_dict())
+        request = parse_request(raw, kinds, backend)
+        try:
+            response = prove(request)
+        except ConfigurationError as exc:
+            raise Refusal(protocol.EXIT_BAD_REQUEST, exc.message, error=exc.to_record()) from exc
+        except (WitnessBuilderError, InvalidModelStateError) as exc:
+            raise Refusal(protocol.EXIT_INVALID_WITNESS, exc.message, error=exc.to_record()) from exc
+        except ProofGenerationError as exc:
+            raise Refusal(protocol.EXIT_TRANSIENT if exc.retryable else protocol.EXIT_PROOF_FAILED, exc.message, error=exc.to_record()) from exc
+        except MemoryError as exc:
+            raise Refusal(protocol.EXIT_TRANSIENT, "out of memory while proving") from exc
+    except Refusal as refusal:
+        return refusal.code, refusal.document
+    return protocol.EXIT_OK, response.to_json_dict()
+
+
+def serve(
+    kinds: tuple[str, ...], prove: Callable[[dict[str, Any]], protocol.ProverResponse], backend: str | None = None, raw: str | None = None
+) -> None:
+    """Answer one request (``raw``, else stdin) with ``prove(request)`` and exit with its code
+    (a prover program's ``main``)."""
+    channel = ResponseChannel()
+    code, document = answer(sys.stdin.read() if raw is None else raw, kinds, prove, backend)
+    channel.respond(document)
+    if code != protocol.EXIT_OK:
+        sys.stderr.write(str(document.get("message")) + "\n")
+    sys.exit(code)

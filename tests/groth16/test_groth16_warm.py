@@ -1,31 +1,50 @@
-"""The key holder (pot_zk/backends/groth16/warm.py): proofs from a proving key loaded once are
-the same proofs, a dead holder is replaced, and an idle holder exits."""
+"""pot-zk-groth16-prover --keep-key-s: the key holder answers as the one-shot program does, without
+reloading the key; a dead holder is replaced; an idle holder exits; refusals keep their exit codes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from pot_zk.backends.groth16.prove import prove_sgd_step
-from pot_zk.backends.groth16.verify import verify_groth16
-from pot_zk.backends.groth16.keys import load_verifying_key
+from pot_zk.backends.groth16 import keys
 from pot_zk.backends.groth16.commit import commit_sgd_step
-from pot_zk.backends.groth16.warm import socket_path
-from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.backends.groth16.verify import verify_groth16
+from pot_zk.core import protocol
+from provers.groth16_held import socket_path
 
 from groth16_support import honest_step, tiny_spec
+from test_groth16_prover_program import REPO, request_for, write_step
 
 pytestmark = pytest.mark.prover
 
 
-def _holder_pid(tiny_keys) -> int:
-    return int(socket_path(tiny_keys.path, tiny_keys.record["vk_sha256"]).with_suffix(".sock.pid").read_text())
+def run_held(request: dict, keep_s: float) -> tuple[int, dict, float]:
+    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "provers.groth16_prover", "--keep-key-s", str(keep_s)],
+        input=json.dumps(document), capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout + done.stderr
+    return done.returncode, json.loads(lines[0]), time.perf_counter() - started
 
 
-def _alive(pid: int) -> bool:
+def _holder(cache: Path) -> int | None:
+    pid_file = Path(f"{socket_path(str(cache), tiny_spec().to_dict())}.pid")
+    return int(pid_file.read_text()) if pid_file.exists() else None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -33,50 +52,62 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _stop(pid: int) -> None:
+def _stop(pid: int | None) -> None:
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
 
 
-def test_held_key_proves_verifiable_steps_without_reloading_and_a_dead_holder_is_replaced(tiny_keys):
+@pytest.fixture
+def cache(tiny_keys, groth16_cache):
+    yield groth16_cache
+    _stop(_holder(groth16_cache))
+
+
+def _proves(cache: Path, tmp_path: Path, seed: int, keep_s: float) -> tuple[dict, float]:
     spec = tiny_spec()
-    vk = load_verifying_key(spec, tiny_keys.path)
-    steps = [honest_step(spec, seed=seed) for seed in (11, 12, 13)]
-    first = prove_sgd_step(spec, tiny_keys, *steps[0], keep_key_s=30)
-    holder = _holder_pid(tiny_keys)
-    try:
-        second = prove_sgd_step(spec, tiny_keys, *steps[1], keep_key_s=30)
-        assert "key_load_s" not in second.timings and second.timings["key_wait_s"] < 1.0
-        assert _holder_pid(tiny_keys) == holder
-        for proof, step in ((first, steps[0]), (second, steps[1])):
-            assert verify_groth16(spec, proof.proof, commit_sgd_step(spec, *step), vk).ok
-        os.kill(holder, signal.SIGKILL)
+    tensors = honest_step(spec, seed=seed)
+    directory = tmp_path / f"step-{seed}"
+    witness = write_step(tmp_path / f"step-{seed}.safetensors", spec, *tensors)
+    code, response, wall = run_held({**request_for(directory, cache, witness)}, keep_s)
+    assert code == protocol.EXIT_OK, response
+    vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
+    assert verify_groth16(spec, Path(response["artifacts"]["proof"]).read_bytes(), commit_sgd_step(spec, *tensors), vk).ok
+    assert response["public"]["keys"]["provenance"] == "dev"
+    return response, wall
+
+
+def test_the_holder_proves_like_the_program_and_keeps_its_key(cache, tmp_path):
+    first, _ = _proves(cache, tmp_path, 21, 30)
+    holder = _holder(cache)
+    assert _alive(holder)
+    second, _ = _proves(cache, tmp_path, 22, 30)
+    assert "key_load_s" not in first["timings"] and "key_load_s" not in second["timings"]  # the holder loaded it
+    assert _holder(cache) == holder
+    os.kill(holder, signal.SIGKILL)
+    time.sleep(0.3)
+    third, _ = _proves(cache, tmp_path, 23, 30)
+    assert _holder(cache) not in (None, holder)
+
+
+def test_an_idle_holder_exits_and_removes_its_socket(cache, tmp_path):
+    _proves(cache, tmp_path, 24, 1.0)
+    holder = _holder(cache)
+    deadline = time.monotonic() + 30
+    while _alive(holder) and time.monotonic() < deadline:
         time.sleep(0.2)
-        third = prove_sgd_step(spec, tiny_keys, *steps[2], keep_key_s=30)
-        assert verify_groth16(spec, third.proof, commit_sgd_step(spec, *steps[2]), vk).ok
-        assert _holder_pid(tiny_keys) != holder
-    finally:
-        _stop(holder)
-        _stop(_holder_pid(tiny_keys))
+    assert not _alive(holder)
+    assert not socket_path(str(cache), tiny_spec().to_dict()).exists()
 
 
-def test_an_idle_holder_exits_and_removes_its_socket(tiny_keys):
+def test_refusals_keep_their_exit_codes_through_the_holder(cache, tmp_path):
     spec = tiny_spec()
-    prove_sgd_step(spec, tiny_keys, *honest_step(spec, seed=14), keep_key_s=1.0)
-    holder = _holder_pid(tiny_keys)
-    try:
-        deadline = time.monotonic() + 20
-        while _alive(holder) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _alive(holder)
-        assert not socket_path(tiny_keys.path, tiny_keys.record["vk_sha256"]).exists()
-    finally:
-        _stop(holder)
-
-
-def test_a_wrong_step_is_refused_before_it_reaches_the_holder(tiny_keys):
-    spec = tiny_spec()
-    w, x, y, w_after = honest_step(spec, seed=15)
+    w, x, y, w_after = honest_step(spec, seed=25)
     w_after[0] += 1
-    with pytest.raises(WitnessBuilderError, match="not the exact step"):
-        prove_sgd_step(spec, tiny_keys, w, x, y, w_after, keep_key_s=30)
+    witness = write_step(tmp_path / "bad.safetensors", spec, w, x, y, w_after)
+    code, response, _ = run_held(request_for(tmp_path, cache, witness), 30)
+    assert code == protocol.EXIT_INVALID_WITNESS and response["error"]["error_class"] == "WitnessBuilderError"
+    assert _alive(_holder(cache))
+    code, response, _ = run_held({**request_for(tmp_path, cache, witness), "kind": "conv"}, 30)
+    assert code == protocol.EXIT_BAD_REQUEST
+    code, response, _ = run_held({**request_for(tmp_path, cache, witness), "circuit": {**spec.to_dict(), "batch_size": "two"}}, 30)
+    assert code == protocol.EXIT_BAD_REQUEST

@@ -17,8 +17,6 @@ from typing import Any, ClassVar, Mapping
 
 from pot_zk.backends.groth16.spec import BACKEND, FixedPointStatement, Groth16SgdSpec, is_int, offsets_of, round_half_away, strict_int
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.lora.step import LoraArchitecture
-from pot_zk.kinds.mlp import MlpArchitecture
 
 LORA_CIRCUIT_VERSION = "groth16-lora/1"
 
@@ -60,7 +58,11 @@ class Groth16LoraSpec(FixedPointStatement):
         self._check_constants()
 
     @property
-    def architecture(self) -> LoraArchitecture:
+    def architecture(self) -> Any:
+        """The step kind's :class:`~pot_zk.kinds.lora.step.LoraArchitecture` (imported here)."""
+        from pot_zk.kinds.lora.step import LoraArchitecture
+        from pot_zk.kinds.mlp import MlpArchitecture
+
         return LoraArchitecture(MlpArchitecture(self.dims), self.adapted, self.rank, self.alpha)
 
     def input_sizes(self) -> dict[str, int]:

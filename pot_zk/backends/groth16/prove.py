@@ -24,7 +24,6 @@ from pot_zk.backends.groth16.exact_lora import exact_lora_step
 from pot_zk.backends.groth16.keys import KeyDirectory
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec, Groth16Spec
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
-from pot_zk.backends.groth16.warm import prove_warm
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
 
 PROOF_TYPE = "zk-groth16"
@@ -77,16 +76,15 @@ def check_lora_witness(
 
 
 def prove_sgd_step(
-    spec: Groth16SgdSpec, keys: KeyDirectory, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray, *, keep_key_s: float = 0.0
+    spec: Groth16SgdSpec, keys: KeyDirectory, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray, *, pk: Any = None
 ) -> Groth16Proof:
     """Prove one SGD step from integer tensors; the proof returned verifies under ``keys``.
-    ``keep_key_s > 0``: prove with a key holder that keeps the proving key loaded that long
-    after its last proof (:mod:`pot_zk.backends.groth16.warm`)."""
+    ``pk``: the proving key of ``keys``, already loaded (else it is loaded from disk)."""
     started = time.perf_counter()
     check_witness(spec, w_before, x, y, w_after)
     commitments = commit_sgd_step(spec, w_before, x, y, w_after)
     checked_s = time.perf_counter() - started
-    return _prove(spec, keys, circuit_inputs(w_before, x, y, w_after), commitments, checked_s, keep_key_s)
+    return _prove(spec, keys, circuit_inputs(w_before, x, y, w_after), commitments, checked_s, pk)
 
 
 def prove_lora_step(
@@ -98,14 +96,14 @@ def prove_lora_step(
     y: np.ndarray,
     a_after: np.ndarray,
     *,
-    keep_key_s: float = 0.0,
+    pk: Any = None,
 ) -> Groth16Proof:
     """Prove one LoRA step from integer tensors; the proof returned verifies under ``keys``."""
     started = time.perf_counter()
     check_lora_witness(spec, base, a_before, x, y, a_after)
     commitments = commit_lora_step(spec, base, a_before, x, y, a_after)
     checked_s = time.perf_counter() - started
-    return _prove(spec, keys, lora_circuit_inputs(base, a_before, x, y, a_after), commitments, checked_s, keep_key_s)
+    return _prove(spec, keys, lora_circuit_inputs(base, a_before, x, y, a_after), commitments, checked_s, pk)
 
 
 def lora_circuit_inputs(base: np.ndarray, a_before: np.ndarray, x: np.ndarray, y: np.ndarray, a_after: np.ndarray) -> dict[str, Any]:
@@ -143,20 +141,17 @@ def _check_after(expected: np.ndarray, after: np.ndarray, value_bits: int, what:
 
 
 def _prove(
-    spec: Groth16Spec, keys: KeyDirectory, inputs: dict[str, Any], commitments: StepCommitments, checked_s: float, keep_key_s: float
+    spec: Groth16Spec, keys: KeyDirectory, inputs: dict[str, Any], commitments: StepCommitments, checked_s: float, pk: Any
 ) -> Groth16Proof:
     timings = {"witness_check_s": checked_s}
     vk = keys.load_verifying_key()
-    if keep_key_s > 0:
-        proof, held = prove_warm(keys.path, str(keys.record["vk_sha256"]), inputs, keep_key_s)
-        timings.update(held)
-    else:
+    if pk is None:
         started = time.perf_counter()
         pk = keys.load_proving_key()
         timings["key_load_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        proof = adapter.prove(pk, inputs)
-        timings["prove_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    proof = adapter.prove(pk, inputs)
+    timings["prove_s"] = time.perf_counter() - started
     started = time.perf_counter()
     accepted, reason = adapter.verify(vk, proof, commitments.public_inputs())
     timings["self_verify_s"] = time.perf_counter() - started

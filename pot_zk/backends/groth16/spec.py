@@ -22,7 +22,6 @@ from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.mlp import MlpArchitecture
 
 CIRCUIT_VERSION = "groth16-sgd/1"
 KIND = "sgd"
@@ -171,7 +170,11 @@ class Groth16SgdSpec(FixedPointStatement):
         self._check_constants()
 
     @property
-    def architecture(self) -> MlpArchitecture:
+    def architecture(self) -> Any:
+        """The step kind's :class:`~pot_zk.kinds.mlp.MlpArchitecture` (imported here: the prover
+        program reads specs without importing torch)."""
+        from pot_zk.kinds.mlp import MlpArchitecture
+
         return MlpArchitecture(self.dims)
 
     def input_sizes(self) -> dict[str, int]:

@@ -1,133 +1,52 @@
-"""A proving key kept in memory between steps: loading it costs more CPU than proving.
+"""The zk-groth16 key holder: one process keeps a proving key (and the framework) loaded.
 
-``ProvingKey.load`` takes ~5 s of CPU for the digits statement (a 35 MB key), proving ~2 s. A
-prover program that runs once per step (the protocol: a crash, a hang or an out-of-memory
-kill never takes the trainer down) pays the load every step. With ``keep_s > 0`` the prover
-program hands the proof to a *key holder* instead: a process of its own session (so the
-prover's process group can be killed without it) that loads the key once, proves one request
-at a time over a Unix socket, and exits after ``keep_s`` seconds without a request.
+``ProvingKey.load`` costs ~5 s of CPU for the digits statement (a 35 MB key), proving ~2 s,
+and a prover program that starts per step also pays ~1.5 s of CPU importing torch. With
+``pot-zk-groth16-prover --keep-key-s N`` the program forwards the request
+(:mod:`provers.groth16_held`) to the holder of its key: a process of its own session (so the
+prover's process group can be killed without it) that sets up or opens the key once, answers
+one request at a time over a Unix socket exactly as the one-shot program would
+(:func:`pot_zk.core.prover_program.answer` with :func:`~pot_zk.backends.groth16.request.prove_request`:
+witness check, proof, verification with the key's own verifying key), and exits after N seconds
+without a request. It only serves requests for its own circuit and key location.
 
-The key holder is a cache, not a trust boundary: the prover program still checks the witness
-before and verifies every proof with the key directory's own verifying key after. If the
-holder dies, the request fails as a retryable ProofGenerationError and the next one starts a
-new holder. Its socket is named after the key directory and its verifying key's hash, so
-other keys never reach it.
+The holder is a cache, not a trust boundary: it proves what the one-shot program would, with the
+same checks. A holder that dies fails its request as retryable; the next request starts a new one.
 
-    python -m pot_zk.backends.groth16.warm KEY_DIR SOCKET KEEP_S    (the holder; started by :func:`prove_warm`)
+    python -m pot_zk.backends.groth16.warm SOCKET KEEP_S < first-request.json
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import socket
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from pot_zk.backends.groth16 import adapter
-from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
-
-START_TIMEOUT_S = 600.0
-"""How long a prover waits for a new holder to load its key and listen."""
-
-
-def socket_path(key_dir: Path, vk_sha256: str) -> Path:
-    """A short path (Unix sockets allow ~100 bytes) private to this user and this key."""
-    digest = hashlib.sha256(f"{Path(key_dir).resolve()}\0{vk_sha256}".encode()).hexdigest()[:24]
-    directory = Path(tempfile.gettempdir()) / f"pot-zk-groth16-{os.getuid()}"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    return directory / f"{digest}.sock"
+from pot_zk.backends.groth16.request import PROVABLE_KINDS, keys_of, prove_request, spec_of
+from pot_zk.core.prover_program import answer, parse_request
+from pot_zk.core.protocol import ProverResponse
+from pot_zk.exceptions import ConfigurationError
 
 
-def prove_warm(key_dir: Path, vk_sha256: str, inputs: dict[str, Any], keep_s: float) -> tuple[bytes, dict[str, float]]:
-    """A proof of ``inputs`` from the holder of ``key_dir``'s proving key (started if none
-    listens). NOT verified here, like :func:`adapter.prove`. Timings: ``key_wait_s`` (connect,
-    including a new holder's key load) and ``prove_s``."""
-    path = socket_path(key_dir, vk_sha256)
-    started = time.perf_counter()
-    for attempt in range(2):
-        connection = _connect(path) or _start_holder(key_dir, path, keep_s)
-        waited = time.perf_counter() - started
-        with closing(connection):
-            reply = _exchange(connection, {"inputs": inputs})
-        if reply is not None:
-            break
-    else:
-        raise ProofGenerationError(f"the key holder at {path} closed the connection without an answer (it died)", retryable=True, socket=str(path))
-    if "error" in reply:
-        error_class = WitnessBuilderError if reply.get("kind") == "witness" else ProofGenerationError
-        context = {"expected": "circuit inputs", "actual": reply["error"]} if error_class is WitnessBuilderError else {"retryable": True}
-        raise error_class(f"the key holder could not prove: {reply['error']}", **context)
-    return bytes.fromhex(reply["proof"]), {"key_wait_s": waited, "prove_s": float(reply["prove_s"])}
+def hold(path: Path, keep_s: float, first_request: str) -> None:
+    """Open the first request's key, listen on ``path`` (appearing only once listening; pid in
+    ``<path>.pid``), answer requests one at a time, exit after ``keep_s`` idle seconds."""
+    request = parse_request(first_request, PROVABLE_KINDS, "groth16")
+    spec = spec_of(request)
+    key_dir = keys_of(spec, request)
+    location = (request.get("options") or {}).get("keys_dir") or request["cache_dir"]
+    pk = key_dir.load_proving_key()
 
+    def prove(incoming: dict[str, Any]) -> ProverResponse:
+        incoming_location = (incoming.get("options") or {}).get("keys_dir") or incoming["cache_dir"]
+        if spec_of(incoming).circuit_id() != spec.circuit_id() or Path(incoming_location).resolve() != Path(location).resolve():
+            raise ConfigurationError("this key holder serves another circuit or key location", key="circuit")
+        return prove_request(incoming, key_dir=key_dir, pk=pk)
 
-def _connect(path: Path) -> socket.socket | None:
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        connection.connect(str(path))
-    except OSError:
-        connection.close()
-        return None
-    return connection
-
-
-def _start_holder(key_dir: Path, path: Path, keep_s: float) -> socket.socket:
-    """Start a holder (one at a time: others wait on the lock, then connect to it)."""
-    with open(f"{path}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        connection = _connect(path)
-        if connection is not None:
-            return connection
-        path.unlink(missing_ok=True)  # a dead holder's socket
-        with open(f"{path}.log", "ab") as log:
-            holder = subprocess.Popen(
-                [sys.executable, "-m", "pot_zk.backends.groth16.warm", str(key_dir), str(path), str(keep_s)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            )
-        threading.Thread(target=holder.wait, daemon=True).start()  # reaped when it exits, if this process lives on
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            connection = _connect(path)
-            if connection is not None:
-                return connection
-            if holder.poll() is not None:
-                raise ProofGenerationError(f"the key holder for {key_dir} exited with {holder.returncode} before listening (see {path}.log)", retryable=True)
-            time.sleep(0.05)
-        raise ProofGenerationError(f"the key holder for {key_dir} did not listen within {START_TIMEOUT_S} s", retryable=True)
-
-
-def _exchange(connection: socket.socket, message: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        connection.sendall((json.dumps(message) + "\n").encode())
-        data = _read_line(connection)
-    except OSError:
-        return None
-    return json.loads(data) if data else None
-
-
-def _read_line(connection: socket.socket) -> bytes:
-    chunks = []
-    while True:
-        chunk = connection.recv(1 << 16)
-        if not chunk:
-            return b""
-        chunks.append(chunk)
-        if chunk.endswith(b"\n"):
-            return b"".join(chunks)
-
-
-def hold(key_dir: Path, path: Path, keep_s: float) -> None:
-    """The holder: load the key, listen on ``path`` (appearing only once listening), prove
-    one request at a time, exit after ``keep_s`` idle seconds. Its pid is in ``<path>.pid``."""
-    pk = adapter.load_proving_key(Path(key_dir) / "pk.bin")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     listener.bind(str(staging))
@@ -144,7 +63,7 @@ def hold(key_dir: Path, path: Path, keep_s: float) -> None:
                 return
             with closing(connection):
                 connection.settimeout(None)
-                _answer(connection, pk)
+                _answer(connection, prove)
     finally:
         if path.exists() and path.stat().st_ino == inode:
             path.unlink()
@@ -152,20 +71,28 @@ def hold(key_dir: Path, path: Path, keep_s: float) -> None:
         listener.close()
 
 
-def _answer(connection: socket.socket, pk: adapter.ProvingKey) -> None:
+def _answer(connection: socket.socket, prove) -> None:
     try:
-        request = json.loads(_read_line(connection))
-        started = time.perf_counter()
-        reply: dict[str, Any] = {"proof": adapter.prove(pk, request["inputs"]).hex(), "prove_s": time.perf_counter() - started}
-    except WitnessBuilderError as exc:
-        reply = {"error": exc.message, "kind": "witness"}
-    except (ValueError, KeyError, TypeError) as exc:
-        reply = {"error": f"bad request: {exc!r}", "kind": "request"}
+        raw = json.loads(read_line(connection))["request"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return
+    code, document = answer(raw, PROVABLE_KINDS, prove, backend="groth16")
     try:
-        connection.sendall((json.dumps(reply) + "\n").encode())
+        connection.sendall(json.dumps({"code": code, "document": document}).encode() + b"\n")
     except OSError:
         return  # the prover was killed (timeout) while this proof ran
 
 
+def read_line(connection: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            return b""
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            return b"".join(chunks)
+
+
 if __name__ == "__main__":
-    hold(Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]))
+    hold(Path(sys.argv[1]), float(sys.argv[2]), sys.stdin.read())

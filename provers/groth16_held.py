@@ -1,0 +1,122 @@
+"""The client side of the zk-groth16 key holder: standard library only, so a held step costs an
+interpreter start-up (~0.1 s) and the proof, not the framework's imports and a key load.
+
+:func:`forward` sends the raw request to the holder of its key (one per key location and
+circuit: ``options.keys_dir`` or ``cache_dir``, and the SHA-256 of the canonical circuit spec,
+which is its circuit id), starting one if none listens, and returns the holder's (exit code,
+response document). The holder (:mod:`pot_zk.backends.groth16.warm`) checks and answers the
+request exactly as the one-shot program would. A request that names no routable key (not
+JSON, no circuit), or one for which no holder could start (e.g. a malformed spec), returns
+None: the program answers it itself, with the exit code of its class. A holder that dies
+while proving is a transient failure (exit 75): the retry starts a new one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+START_TIMEOUT_S = 900.0
+"""How long a prover waits for a new holder to set up or load its key and listen."""
+EXIT_TRANSIENT = 75
+
+
+def socket_path(location: str, circuit: dict) -> Path:
+    """A short path (Unix sockets allow ~100 bytes), private to this user, for one key."""
+    circuit_id = hashlib.sha256(json.dumps(circuit, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    digest = hashlib.sha256(f"{Path(location).resolve()}\0{circuit_id}".encode()).hexdigest()[:24]
+    directory = Path(tempfile.gettempdir()) / f"pot-zk-groth16-{os.getuid()}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory / f"{digest}.sock"
+
+
+def forward(raw: str, keep_s: float) -> tuple[int, str] | None:
+    try:
+        request = json.loads(raw)
+        circuit = request["circuit"]
+        location = (request.get("options") or {}).get("keys_dir") or request["cache_dir"]
+        path = socket_path(str(location), dict(circuit))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    for _ in range(2):
+        try:
+            connection = _connect(path) or _start_holder(path, raw, keep_s)
+        except RuntimeError as exc:
+            sys.stderr.write(f"{exc}; proving without a key holder\n")
+            return None
+        with closing(connection):
+            reply = _exchange(connection, raw)
+        if reply is not None:
+            return int(reply["code"]), json.dumps(reply["document"])
+    return EXIT_TRANSIENT, _error(f"the key holder at {path} closed the connection without an answer (it died)")
+
+
+def _error(message: str) -> str:
+    return json.dumps({"protocol": "pot-zk-prover/1", "status": "error", "message": message})
+
+
+def _connect(path: Path) -> socket.socket | None:
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(str(path))
+    except OSError:
+        connection.close()
+        return None
+    return connection
+
+
+def _start_holder(path: Path, raw: str, keep_s: float) -> socket.socket:
+    """Start a holder for the request's key (one at a time: others wait on the lock, then connect)."""
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        connection = _connect(path)
+        if connection is not None:
+            return connection
+        path.unlink(missing_ok=True)  # a dead holder's socket
+        with open(f"{path}.log", "ab") as log:
+            holder = subprocess.Popen(
+                [sys.executable, "-m", "pot_zk.backends.groth16.warm", str(path), str(keep_s)],
+                stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
+            )
+        holder.stdin.write(raw.encode())
+        holder.stdin.close()
+        threading.Thread(target=holder.wait, daemon=True).start()  # reaped when it exits, if this process lives on
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            connection = _connect(path)
+            if connection is not None:
+                return connection
+            if holder.poll() is not None:
+                raise RuntimeError(f"the key holder exited with {holder.returncode} before listening (see {path}.log)")
+            time.sleep(0.05)
+        raise RuntimeError(f"the key holder did not listen within {START_TIMEOUT_S} s (see {path}.log)")
+
+
+def _exchange(connection: socket.socket, raw: str) -> dict | None:
+    try:
+        connection.sendall(json.dumps({"request": raw}).encode() + b"\n")
+        data = read_line(connection)
+    except OSError:
+        return None
+    return json.loads(data) if data else None
+
+
+def read_line(connection: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            return b""
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            return b"".join(chunks)
