@@ -45,12 +45,21 @@ def prove_request(request: dict[str, Any], *, key_dir: keys.KeyDirectory | None 
     from pot_zk.kinds.registry import load_training_step
 
     spec = spec_of(request)
-    tensors = witness_tensors(spec, load_training_step(Path(request["witness_path"]), spec.kind))
+    step = load_training_step(Path(request["witness_path"]), spec.kind)
+    started = time.perf_counter()
+    tensors = witness_tensors(spec, step)
+    checked_s = time.perf_counter() - started
     started = time.perf_counter()
     key_dir = key_dir or keys_of(spec, request)
-    setup_s = time.perf_counter() - started
+    return prove_tensors(spec, tensors, key_dir, Path(request["output_dir"]), pk=pk, setup_s=time.perf_counter() - started, checked_s=checked_s)
+
+
+def prove_tensors(
+    spec: Groth16Spec, tensors: tuple[Any, ...], key_dir: keys.KeyDirectory, out_dir: Path, *, pk: Any = None, setup_s: float = 0.0, checked_s: float = 0.0
+) -> ProverResponse:
+    """Prove checked integer tensors (:func:`witness_tensors`) with ``key_dir``; write the proof into ``out_dir``."""
     proof = (prove_lora_step if spec.kind == "lora" else prove_sgd_step)(spec, key_dir, *tensors, pk=pk)
-    paths = proof.write(Path(request["output_dir"]))
+    paths = proof.write(Path(out_dir))
     return ProverResponse(
         proof_type=PROOF_TYPE,
         artifacts={name: str(path) for name, path in paths.items()},
@@ -64,7 +73,7 @@ def prove_request(request: dict[str, Any], *, key_dir: keys.KeyDirectory | None 
                 "created": key_dir.created,
             },
         },
-        timings={"setup_s": setup_s, **proof.timings},
+        timings={"setup_s": setup_s, "step_check_s": checked_s, **proof.timings},
         sizes={"proof_bytes": len(proof.proof), "constraints": int(key_dir.record.get("constraints", {}).get("constraints") or 0)},
     )
 
