@@ -35,7 +35,7 @@ FULL = {
     },
     "repeats": 3,
 }
-QUICK = {"statements": {"tiny": {"dims": [2, 2, 2], "batch": 1, "lr": 0.1}}, "repeats": 2}
+QUICK = {"statements": {"tiny": {"dims": [2, 2, 2], "batch": 1, "lr": 0.1}}, "repeats": 1}
 BACKENDS = ("ezkl", "groth16")
 TARGETS = {"prove_s": 5.0, "speedup": 10.0, "verify_s": 0.010, "proof_bytes": 1024, "peak_rss_mb": 2048, "digits_step_s": 1.0}
 

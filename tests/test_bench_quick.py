@@ -49,3 +49,23 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     for label in ("prove (bare ezkl.prove call)", "verify", "peak RSS", "framework overhead", "Growth exponent", "pot-zk train"):
         assert label in table
     assert table == (tmp_path / "out" / "bench.md").read_text()
+
+
+def test_compare_backends_quick_writes_both_backends(tmp_path: Path) -> None:
+    """scripts/bench.py --compare-backends --quick --json PATH: one tiny statement, both backends."""
+    completed = subprocess.run(
+        [sys.executable, str(BENCH), "--compare-backends", "--quick", "--out", str(tmp_path / "out"), "--json", str(tmp_path / "compare.json")],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads((tmp_path / "compare.json").read_text())
+    assert set(report["backends"]) == {"ezkl", "groth16"}
+    for backend, values in report["backends"].items():
+        for metric in ("prove_s", "verify_s", "proof_bytes"):
+            assert isinstance(values[metric], (int, float)) and values[metric] > 0, (backend, metric)
+    assert report["backends"]["groth16"]["proof_bytes"] == 256
+    tiny = report["statements"]["tiny"]
+    assert tiny["groth16"]["held_wall_s"] > 0 and tiny["groth16"]["key_load_s"] > 0
+    assert all(tiny[b]["commit_s"] > 0 and tiny[b]["pk_bytes"] > 0 for b in ("ezkl", "groth16"))
+    table = (tmp_path / "out" / "compare.md").read_text()
+    assert "| prove, bare call (median) |" in table and "groth16 (zk-groth16)" in table
