@@ -8,7 +8,10 @@ honest copy.
 Two honest runs are trained once with real zk-halo2 proofs (the tiny 4-3-2 MLP; the second,
 with another seed, is the source of replayed proofs); each tampered bundle is a copy of the
 first with one alteration, kinds taken in turn, details (step, byte, line, whether the audit
-chain is rewritten to match) drawn from the seeded generator.
+chain is rewritten to match) drawn from the seeded generator. A kind that only the auditor's
+own references can catch (a consistent rewrite: pot_zk.testing.record_rewrites) is verified
+with the option it names (``--expect-head``, ``--min-proven``, ...); every honest copy is
+verified with no option, or (every other one) with every reference at its honest value.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "zk"))
 
+from pot_zk.testing.bundle_edit import head_of, proved_steps, read_json  # noqa: E402
 from pot_zk.testing.tamper import KINDS, judge, tampered_copy  # noqa: E402
 from pot_zk.verify.run import verify_run  # noqa: E402
 
@@ -46,6 +50,8 @@ def honest_runs(workdir: Path, cache_dir: Path) -> tuple[Path, Path]:
 def campaign(bundles: int, seed: int, workdir: Path, cache_dir: Path, *, honest_every: int = 10, kinds=None) -> dict:
     started = time.monotonic()
     honest, other = honest_runs(workdir, cache_dir)
+    references = {"expect_head": head_of(honest), "expect_root": read_json(honest / "manifest.json")["dataset"]["root"],
+                  "min_proven": len(proved_steps(honest))}
     rng = random.Random(seed)
     kinds = list(kinds or KINDS)
     per_kind: dict[str, Counter] = {k: Counter() for k in kinds}
@@ -57,10 +63,10 @@ def campaign(bundles: int, seed: int, workdir: Path, cache_dir: Path, *, honest_
         kind = kinds[index % len(kinds)]
         target = scratch / f"{index:05d}"
         tampering = tampered_copy(honest, target, kind, rng, other)
-        report = verify_run(target, cache_dir=cache_dir)
+        report = verify_run(target, cache_dir=cache_dir, **tampering.options)
         right, why = judge(report, tampering)
         per_kind[kind]["tampered"] += 1
-        per_kind[kind]["rejected"] += int(not report.ok)
+        per_kind[kind]["rejected"] += int(report.verdict != "VERIFIED")
         per_kind[kind]["right_reason"] += int(right)
         for finding in report.findings:
             reasons[kind][f"{finding.check}/{finding.reason}"] += 1
@@ -70,9 +76,9 @@ def campaign(bundles: int, seed: int, workdir: Path, cache_dir: Path, *, honest_
         if index % honest_every == 0:
             copy = scratch / f"honest-{index:05d}"
             shutil.copytree(honest, copy)
-            honest_report = verify_run(copy, cache_dir=cache_dir)
+            honest_report = verify_run(copy, cache_dir=cache_dir, **(references if index % (2 * honest_every) else {}))
             honest_checked += 1
-            if not honest_report.ok:
+            if honest_report.verdict != "VERIFIED":
                 honest_rejected += 1
                 failures.append({"kind": "honest", "findings": [f.to_dict() for f in honest_report.findings]})
             shutil.rmtree(copy)

@@ -35,17 +35,21 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
 def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("run", help="a run directory made by `pot-zk train`")
     parser.add_argument("--srs", help="the verifier's own SRS file (default: the dev SRS in the cache, if it matches)")
-    parser.add_argument("--cache-dir", help="where the verifier keeps derived circuits and keys")
+    parser.add_argument("--cache-dir", help="where a dev SRS is looked up (zk-halo2 circuits and keys are derived anew in a directory of verify's own)")
     parser.add_argument("--allow-dev-srs", action="store_true", help="accept proofs made with a locally generated SRS in a production-mode run")
     parser.add_argument("--keys", help="your own key material from `pot-zk keys new` (instead of --srs)")
     parser.add_argument("--challenge", metavar="C.json", help="your challenge: every step it picked must carry a verified proof")
     parser.add_argument("--json", metavar="FILE", help="also write the machine-readable report here ('-' for stdout)")
+    parser.add_argument("--expect-root", metavar="HEX", help="the dataset root you agreed on (checked for every run; needed where verify cannot recompute it)")
+    parser.add_argument("--expect-head", metavar="HEX", help="the commitment head you received when the run ended (pot-zk train prints it)")
+    parser.add_argument("--max-tolerance-ulps", type=int, metavar="N", help="the largest update tolerance you accept (default: the statement's default, not the manifest's)")
+    parser.add_argument("--min-proven", type=int, default=0, metavar="N", help="fail unless at least N steps carry a verified proof")
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.backends.keys import KeySet
         from pot_zk.core.challenge import Challenge
         from pot_zk.exceptions import ConfigurationError
-        from pot_zk.verify.run import default_cache_dir, verify_run
+        from pot_zk.verify.run import EXIT_CODES, default_cache_dir, verify_run
 
         if args.keys and args.srs:
             raise ConfigurationError("give --keys or --srs, not both", key="keys")
@@ -56,6 +60,10 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
             allow_dev_srs=args.allow_dev_srs,
             challenge=Challenge.load(Path(args.challenge)) if args.challenge else None,
             keys=KeySet.load(Path(args.keys)) if args.keys else None,
+            expect_root=args.expect_root,
+            expect_head=args.expect_head,
+            max_tolerance_ulps=args.max_tolerance_ulps,
+            min_proven=args.min_proven,
         )
         if args.json == "-":
             print(json.dumps(report.to_dict(), indent=2))
@@ -63,7 +71,7 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
             print(report.summary())
             if args.json:
                 Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        return 0 if report.ok else 1
+        return EXIT_CODES[report.verdict]
 
     return run
 
@@ -133,7 +141,7 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--circuit", help="the statement you expect, as a circuit spec JSON file (default: the one in result.json)")
     parser.add_argument("--step", help="the saved step the proof must be about: the commitments are recomputed from it (default: the ones in result.json)")
     parser.add_argument("--srs", help="the verifier's SRS file (default: the dev SRS in the cache)")
-    parser.add_argument("--cache-dir", help="where the verifier keeps derived circuits and keys")
+    parser.add_argument("--cache-dir", help="where the dev SRS is looked up (circuits and keys are derived anew in a directory of verify's own)")
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.backends.ezkl import adapter as ezkl_adapter
@@ -141,7 +149,7 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         from pot_zk.kinds.commitments import StepCommitment
         from pot_zk.kinds.registry import check_spec_from_dict
         from pot_zk.verify.step import StepStatement, verify_step
-        from pot_zk.verify.run import default_cache_dir
+        from pot_zk.verify.run import default_cache_dir, verifier_workdir
 
         result = json.loads(Path(args.result).read_text())
         if result.get("status") != "proved":
@@ -154,7 +162,7 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
         srs = None
         if result["proof_type"] == "zk-halo2":
-            logrows = halo2.compiled_circuit(spec, cache / "verifier").logrows
+            logrows = halo2.compiled_circuit(spec, verifier_workdir()).logrows
             srs = ezkl_adapter.configured_srs(Path(args.srs), logrows) if args.srs else ezkl_adapter.dev_srs(cache, logrows)
             if not args.srs:
                 print("note: checked with the dev SRS in the cache; whoever generated it can forge proofs")
@@ -167,7 +175,7 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
             print("note: the commitments are the ones in result.json; pass --step to check them against the step itself")
             commitment = StepCommitment.from_dict(result["commitment"])
         statement = StepStatement(spec, commitment)
-        verdict = verify_step(statement, result["proof_type"], Path(result["proof"]), cache_dir=cache / "verifier", srs=srs)
+        verdict = verify_step(statement, result["proof_type"], Path(result["proof"]), cache_dir=verifier_workdir(), srs=srs)
         print(f"{'VERIFIED' if verdict.ok else 'REJECTED'} ({verdict.proof_type}){'' if verdict.ok else f': {verdict.reason}: {verdict.message}'}")
         return 0 if verdict.ok else 1
 

@@ -167,6 +167,8 @@ def gather(sweep_dir: Path, *, verify_cache_dir: Path | None = None) -> SweepTab
 
 
 def _verdict(report: Any) -> str:
+    if report.verdict == "UNPROVEN":
+        return "unproven (no step proven)"
     if report.ok:
         return "passed"
     return "failed: " + ", ".join(sorted({f"{f.check} ({f.reason})" for f in report.findings}))

@@ -9,11 +9,15 @@ be published first; each epoch visits the batches in a seeded permutation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import torch
 
 from pot_zk.exceptions import ConfigurationError
 
+
+BUILT_IN = ("digits", "synthetic")
+"""The data sets that ship with pot-zk: a verifier reloads them itself."""
 
 CLASSES = {"digits": 10}
 """The data sets whose targets are classes (one-hot, or class labels), by name: their models
@@ -120,6 +124,32 @@ def fixed_batches(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, 
         Batch(i, inputs[order[i * batch_size : (i + 1) * batch_size]], targets[order[i * batch_size : (i + 1) * batch_size]])
         for i in range(count)
     ]
+
+
+def seeded_batches(
+    data: Mapping[str, Any], in_features: int, out_features: int, batch_size: int, seed: int
+) -> tuple[list[Batch], HeldOut | None]:
+    """A built-in data set as ``pot-zk train`` cuts it and ``pot-zk verify`` recomputes it: the
+    declared samples (``name``, ``part``; ``num_samples`` and ``seed`` for ``synthetic``), the
+    seeded ``holdout`` fraction held out (chosen with ``seed``), the rest cut into fixed batches
+    by the training ``seed``."""
+    inputs, targets = load_dataset(str(data["name"]), in_features, out_features, int(data.get("num_samples", 0)), int(data.get("seed", 0)))
+    inputs, targets = select_part(inputs, targets, str(data.get("part", "all")))
+    inputs, targets, held_out = split_holdout(inputs, targets, float(data.get("holdout", 0.0)), int(data.get("seed", 0)))
+    return fixed_batches(inputs, targets, batch_size, seed), held_out
+
+
+def manifest_data(dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """The data settings a manifest's ``dataset`` entry declares, as :func:`seeded_batches` takes
+    them (a data set without its own seed, like digits, took the held-out seed as its seed)."""
+    holdout = dataset.get("holdout") or {}
+    return {
+        "name": dataset.get("name"),
+        "part": dataset.get("part", "all"),
+        "num_samples": dataset.get("num_samples", 0),
+        "seed": dataset.get("seed", holdout.get("seed", 0)),
+        "holdout": holdout.get("fraction", 0.0),
+    }
 
 
 def epoch_order(num_batches: int, epoch: int, seed: int) -> list[int]:

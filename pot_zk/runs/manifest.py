@@ -19,6 +19,7 @@ from pot_zk.runs.bundle import RunBundle, save_model
 from pot_zk.kinds.commitments import commit_values
 from pot_zk.config.build import Runtime
 from pot_zk.runs.data import Batch, HeldOut
+from pot_zk.kinds.spec_base import CircuitSpec
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs.base_run import base_commitment
 from pot_zk.core.merkle import dataset_root
@@ -69,8 +70,7 @@ def base_entry(plan: "TrainingPlan") -> dict[str, Any]:
     return {"base": {"run": str(plan.base_run), "commitment": base_commitment(plan.base_run)}}
 
 
-def dataset_leaves(batches: list[Batch], plan: "TrainingPlan") -> list[str]:
-    spec = plan.spec
+def dataset_leaves(batches: list[Batch], spec: CircuitSpec) -> list[str]:
     return [
         commit_values(torch.cat([b.inputs.reshape(-1), b.targets.reshape(-1)]).double(), spec.scale, spec.value_bound, f"batch {b.index}")
         for b in batches
@@ -124,7 +124,7 @@ def prepare_run(
 ) -> dict[str, Any]:
     if runtime.proving_enabled:
         check_srs_policy(plan.srs_path, plan.allow_dev_srs, runtime.mode)
-    leaves = dataset_leaves(batches, plan)
+    leaves = dataset_leaves(batches, plan.spec)
     holdout = holdout_record(held_out, plan)
     root = dataset_root(leaves, None if holdout is None else holdout["commitment"])
     srs = srs_for(plan) if runtime.proving_enabled else None

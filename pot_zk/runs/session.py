@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 
 from pot_zk.runs import bundle as files
 from pot_zk.core.audit import AuditLog, run_start_fields
+from pot_zk.core.challenge import commitment_head
 from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, load_model, read_jsonl, save_model
 from pot_zk.config.build import Runtime
 from pot_zk.runs.data import CLASSES, Batch, HeldOut
@@ -51,6 +52,10 @@ class RunSummary:
     evaluations: tuple[Evaluation, ...] = ()
     """The held-out scores, in step order (the first: the initial model; after a completed
     run, the last: the final model)."""
+    head: str | None = None
+    """The commitment head (:func:`pot_zk.core.challenge.commitment_head`): hand it to the
+    auditor when the run ends (None when the records could not be read back, e.g. after a
+    failed write)."""
 
 
 class TrainingSession:
@@ -141,9 +146,10 @@ class TrainingSession:
                 self.evaluate()
             self.stats.write(self.bundle.root)
         finally:
-            self.audit.event("run.end", status=status, progress=self.progress.summary(), stats=self.stats.get_stats())
+            head = _commitment_head(self.bundle)
+            self.audit.event("run.end", status=status, progress=self.progress.summary(), stats=self.stats.get_stats(), head=head)
             self.audit.close()
-        self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), self.stats.get_stats(), self.evaluations())
+        self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), self.stats.get_stats(), self.evaluations(), head)
         return self.summary
 
     def __enter__(self) -> "TrainingSession":
@@ -157,6 +163,13 @@ class TrainingSession:
                 self.end(drain_error)
                 raise
         self.end(error)
+
+
+def _commitment_head(bundle: RunBundle) -> str | None:
+    try:
+        return commitment_head(bundle.manifest(), bundle.commitments())
+    except (OSError, ValueError):  # a write failed; the run ends with that error, not this one
+        return None
 
 
 def start_session(

@@ -27,8 +27,9 @@ from pot_zk.proving.policy import create_policy
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
 from pot_zk.runs.bundle import RunBundle
-from pot_zk.runs.data import Batch, HeldOut, epoch_order, fixed_batches, load_dataset, select_part, split_holdout
+from pot_zk.runs.data import Batch, HeldOut, epoch_order, seeded_batches
 from pot_zk.runs.evaluation import Evaluation
+from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.proven_run import RunProgress
 from pot_zk.runs.session import RunSummary, resume_session, start_session
 from pot_zk.runs.witnesses import WitnessRetention, witness_retention
@@ -161,10 +162,7 @@ def declared_data(plan: TrainingPlan) -> tuple[list[Batch], HeldOut | None]:
     """The declared data set: its held-out samples set aside, the rest cut into the run's fixed
     batches (seeded shuffle), as ``pot-zk train`` does."""
     dims = plan.kind.mlp(plan.spec.architecture).dims
-    inputs, targets = load_dataset(plan.data["name"], dims[0], dims[-1], plan.data["num_samples"], plan.data["seed"])
-    inputs, targets = select_part(inputs, targets, plan.data["part"])
-    inputs, targets, held_out = split_holdout(inputs, targets, plan.data["holdout"], plan.data["seed"])
-    return fixed_batches(inputs, targets, plan.spec.batch_size, plan.seed), held_out
+    return seeded_batches(plan.data, dims[0], dims[-1], plan.spec.batch_size, plan.seed)
 
 
 def sgd_optimizer(model: torch.nn.Module, plan: TrainingPlan) -> torch.optim.Optimizer:
@@ -173,10 +171,9 @@ def sgd_optimizer(model: torch.nn.Module, plan: TrainingPlan) -> torch.optim.Opt
 
 def build_model(plan: TrainingPlan) -> torch.nn.Module:
     """The seeded model to train: a fresh MLP, or the base run's final model with LoRA adapters."""
-    torch.manual_seed(plan.seed)
     base = plan.kind.base_architecture(plan.spec.architecture)
     base_state = None if base is None or plan.base_run is None else base_run_model(plan.base_run, base, plan.spec.scale)
-    return plan.kind.build_model(plan.spec.architecture, base_state)
+    return seeded_model(plan.spec, plan.seed, base_state)
 
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:
@@ -210,7 +207,8 @@ def print_summary(summary: RunSummary) -> None:
     if line:
         print(line)
     print(f"bundle: {summary.run_dir}")
-    print(f"check it with: pot-zk verify {summary.run_dir}")
+    print(f"commitment head: {summary.head} (hand it to the auditor now: it fixes the statement and every step's commitments)")
+    print(f"check it with: pot-zk verify {summary.run_dir} --expect-head {summary.head}")
 
 
 def held_out_line(evaluations: tuple[Evaluation, ...]) -> str | None:

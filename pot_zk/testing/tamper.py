@@ -2,8 +2,12 @@
 scripts/tamper_campaign.py).
 
 Each tamper kind takes a *copy* of an honest bundle, alters it the way a cheating trainer
-could, and returns a :class:`Tampering`: what was done and the findings ``pot-zk verify``
-must name for it (any one of ``expected``, as ``(check, reason)``). Random choices (which
+could, and returns a :class:`~pot_zk.testing.bundle_edit.Tampering`: what was done, the
+findings ``pot-zk verify`` must name for it (any one of ``expected``, as ``(check, reason)``)
+and the auditor's options it takes. The kinds here leave some record inconsistent; those of
+:mod:`pot_zk.testing.record_rewrites` rewrite records (most of them so that every record agrees), so only the auditor's
+own references (recomputed data set and initial model, ``--expect-head``, the tolerance limit,
+``--min-proven``) can catch them. Random choices (which
 step, which byte, which audit line, whether the tamperer also rewrites the audit trail's
 hash chain to match) come from the ``random.Random`` passed in, so a campaign is seeded.
 
@@ -18,80 +22,33 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from pot_zk.runs import bundle as files
-from pot_zk.core.audit import GENESIS_HASH, canonical_bytes, sha256_hex
+from pot_zk.core.audit import canonical_bytes, sha256_hex
+from pot_zk.testing.bundle_edit import (
+    Tampering,
+    audit_records,
+    chain_lines,
+    expect,
+    jsonl,
+    other_felt,
+    proof_file,
+    proved_steps,
+    rewrite_audit,
+    write_jsonl,
+)
+from pot_zk.testing.record_rewrites import REWRITE_KINDS
 
-Finding = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class Tampering:
-    kind: str
-    detail: str
-    expected: frozenset[Finding]
-
-
-# ---------------------------------------------------------------- file helpers
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _write_jsonl(path: Path, records: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-
-
-def _audit(bundle: Path) -> list[dict]:
-    return _jsonl(bundle / files.AUDIT)
-
-
-def chain_lines(records: list[dict]) -> bytes:
-    """Audit records written as a fresh, valid hash chain (what a full rewrite produces)."""
-    out, prev = [], GENESIS_HASH
-    for seq, record in enumerate(records):
-        body = {k: v for k, v in record.items() if k != "hash"}
-        body.update(seq=seq, prev_hash=prev)
-        raw = canonical_bytes(body)
-        prev = sha256_hex(raw)
-        out.append(raw[:-1] + b',"hash":"' + prev.encode() + b'"}\n')
-    return b"".join(out)
-
-
-def _rewrite_audit(bundle: Path, records: list[dict]) -> None:
-    (bundle / files.AUDIT).write_bytes(chain_lines(records))
-
-
-def _proved_steps(bundle: Path) -> list[int]:
-    return sorted({r["step"] for r in _jsonl(bundle / files.PROOFS) if r["status"] == "proved"})
-
-
-def _proof_file(bundle: Path, step: int) -> Path:
-    record = next(r for r in _jsonl(bundle / files.PROOFS) if r["step"] == step and r["status"] == "proved")
-    return bundle / record["proof"]
-
-
-def _other_felt(rng: random.Random, felt: str) -> str:
-    while True:
-        candidate = (rng.getrandbits(250)).to_bytes(32, "little").hex()
-        if candidate != felt:
-            return candidate
-
-
-def _expect(*findings: Finding) -> frozenset[Finding]:
-    return frozenset(findings)
-
+__all__ = ["KINDS", "Tampering", "chain_lines", "judge", "tampered_copy"]
 
 # ---------------------------------------------------------------- tamper kinds
 
 
 def flip_proof_byte(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
-    step = rng.choice(_proved_steps(bundle))
-    path = _proof_file(bundle, step)
+    step = rng.choice(proved_steps(bundle))
+    path = proof_file(bundle, step)
     proof = json.loads(path.read_text())
     field = rng.choice(["proof", "proof", "proof", "hex_proof"])
     if field == "proof" or "hex_proof" not in proof:
@@ -99,43 +56,43 @@ def flip_proof_byte(bundle: Path, rng: random.Random, other: Path | None) -> Tam
         proof["proof"][index] ^= 1 << rng.randrange(8)
         if "hex_proof" in proof:  # keep the redundant hex encoding consistent: only ezkl can tell
             proof["hex_proof"] = "0x" + bytes(proof["proof"]).hex()
-        detail, expected = f"step {step}: bit flipped in proof byte {index}", _expect(("proofs", "invalid-proof"))
+        detail, expected = f"step {step}: bit flipped in proof byte {index}", expect(("proofs", "invalid-proof"))
     else:
         digits = proof["hex_proof"]
         index = rng.randrange(2, len(digits))
         digits = digits[:index] + rng.choice([d for d in "0123456789abcdef" if d != digits[index]]) + digits[index + 1:]
         proof["hex_proof"] = digits
-        detail, expected = f"step {step}: hex digit {index} of hex_proof changed", _expect(("proofs", "malformed-proof"))
+        detail, expected = f"step {step}: hex digit {index} of hex_proof changed", expect(("proofs", "malformed-proof"))
     path.write_text(json.dumps(proof))
     return Tampering("flip-proof-byte", detail, expected)
 
 
 def alter_public_commitment(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
-    step = rng.choice(_proved_steps(bundle))
-    path = _proof_file(bundle, step)
+    step = rng.choice(proved_steps(bundle))
+    path = proof_file(bundle, step)
     proof = json.loads(path.read_text())
     index = rng.randrange(3)  # w_before, batch, w_after: the hashed public inputs
-    proof["instances"][0][index] = _other_felt(rng, proof["instances"][0][index])
+    proof["instances"][0][index] = other_felt(rng, proof["instances"][0][index])
     path.write_text(json.dumps(proof))
     return Tampering("alter-public-commitment", f"step {step}: public input {index} of the proof replaced",
-                     _expect(("proofs", "commitment-mismatch")))
+                     expect(("proofs", "commitment-mismatch")))
 
 
 def alter_commitment_record(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     """Change one committed hash in commitments.jsonl (and, when rehashing, in the audit trail)."""
-    records = _jsonl(bundle / files.COMMITMENTS)
+    records = jsonl(bundle / files.COMMITMENTS)
     record = rng.choice(records)
     key = rng.choice(["w_before", "batch", "w_after"])
     old = record[key]
-    record[key] = _other_felt(rng, old)
-    _write_jsonl(bundle / files.COMMITMENTS, records)
+    record[key] = other_felt(rng, old)
+    write_jsonl(bundle / files.COMMITMENTS, records)
     rehash = rng.random() < 0.5
     if rehash:
-        events = _audit(bundle)
+        events = audit_records(bundle)
         for event in events:
             if event.get("event") == "commitment" and event.get("step") == record["step"]:
                 event[key] = record[key]
-        _rewrite_audit(bundle, events)
+        rewrite_audit(bundle, events)
     expected = {("commitment-chain", "chain-broken"), ("proofs", "commitment-mismatch"), ("initial-model", "model-mismatch"),
                 ("final-model", "model-mismatch"), ("steps", "batch-not-in-dataset")}
     if not rehash:
@@ -145,45 +102,45 @@ def alter_commitment_record(bundle: Path, rng: random.Random, other: Path | None
 
 
 def swap_proofs(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
-    a, b = rng.sample(_proved_steps(bundle), 2)
-    pa, pb = _proof_file(bundle, a), _proof_file(bundle, b)
+    a, b = rng.sample(proved_steps(bundle), 2)
+    pa, pb = proof_file(bundle, a), proof_file(bundle, b)
     da, db = pa.read_bytes(), pb.read_bytes()
     pa.write_bytes(db)
     pb.write_bytes(da)
-    return Tampering("swap-proofs", f"proofs of steps {a} and {b} swapped", _expect(("proofs", "commitment-mismatch")))
+    return Tampering("swap-proofs", f"proofs of steps {a} and {b} swapped", expect(("proofs", "commitment-mismatch")))
 
 
 def replay_proof(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     assert other is not None, "replay needs another run's bundle"
-    step = rng.choice(sorted(set(_proved_steps(bundle)) & set(_proved_steps(other))))
-    shutil.copyfile(_proof_file(other, step), _proof_file(bundle, step))
-    return Tampering("replay-proof", f"step {step}: proof replayed from {other.name}", _expect(("proofs", "commitment-mismatch")))
+    step = rng.choice(sorted(set(proved_steps(bundle)) & set(proved_steps(other))))
+    shutil.copyfile(proof_file(other, step), proof_file(bundle, step))
+    return Tampering("replay-proof", f"step {step}: proof replayed from {other.name}", expect(("proofs", "commitment-mismatch")))
 
 
 def drop_step(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
-    records = _jsonl(bundle / files.COMMITMENTS)
+    records = jsonl(bundle / files.COMMITMENTS)
     dropped = records.pop(rng.randrange(len(records)))
-    _write_jsonl(bundle / files.COMMITMENTS, records)
+    write_jsonl(bundle / files.COMMITMENTS, records)
     rehash = rng.random() < 0.5
     if rehash:
-        _rewrite_audit(bundle, [e for e in _audit(bundle) if not (e.get("event") == "commitment" and e.get("step") == dropped["step"])])
+        rewrite_audit(bundle, [e for e in audit_records(bundle) if not (e.get("event") == "commitment" and e.get("step") == dropped["step"])])
     return Tampering("drop-step", f"step {dropped['step']} removed{' (audit rewritten)' if rehash else ''}",
-                     _expect(("steps", "missing-step"), ("steps", "step-count")))
+                     expect(("steps", "missing-step"), ("steps", "step-count")))
 
 
 def duplicate_step(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     if rng.random() < 0.5:
-        records = _jsonl(bundle / files.COMMITMENTS)
+        records = jsonl(bundle / files.COMMITMENTS)
         index = rng.randrange(len(records))
         records.insert(index + 1, dict(records[index]))
-        _write_jsonl(bundle / files.COMMITMENTS, records)
-        return Tampering("duplicate-step", f"commitment record of step {records[index]['step']} duplicated", _expect(("steps", "duplicate-step")))
-    records = _jsonl(bundle / files.PROOFS)
+        write_jsonl(bundle / files.COMMITMENTS, records)
+        return Tampering("duplicate-step", f"commitment record of step {records[index]['step']} duplicated", expect(("steps", "duplicate-step")))
+    records = jsonl(bundle / files.PROOFS)
     proved = [r for r in records if r["status"] == "proved"]
     record = rng.choice(proved)
     records.append(dict(record))
-    _write_jsonl(bundle / files.PROOFS, records)
-    return Tampering("duplicate-step", f"proof record of step {record['step']} duplicated", _expect(("proofs", "duplicate-proof")))
+    write_jsonl(bundle / files.PROOFS, records)
+    return Tampering("duplicate-step", f"proof record of step {record['step']} duplicated", expect(("proofs", "duplicate-proof")))
 
 
 def tamper_audit_line(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -193,7 +150,7 @@ def tamper_audit_line(bundle: Path, rng: random.Random, other: Path | None) -> T
     if how == "reorder":
         i = rng.randrange(len(lines) - 1)
         lines[i], lines[i + 1] = lines[i + 1], lines[i]
-        expected = _expect(("audit-chain", "reordered"))
+        expected = expect(("audit-chain", "reordered"))
         detail = f"audit lines {i + 1} and {i + 2} swapped"
     elif how == "edit":
         i = rng.randrange(len(lines) - 1)  # re-hashing the last record would be a full rewrite
@@ -205,16 +162,16 @@ def tamper_audit_line(bundle: Path, rng: random.Random, other: Path | None) -> T
             raw = canonical_bytes(body)
             lines[i] = raw[:-1] + b',"hash":"' + sha256_hex(raw).encode() + b'"}'
             detail = f"audit line {i + 1} field {key} edited and the line re-hashed"
-            expected = _expect(("audit-chain", "edited"), ("audit-chain", "not-closed"), ("audit-chain", "run-not-completed"))
+            expected = expect(("audit-chain", "edited"), ("audit-chain", "not-closed"), ("audit-chain", "run-not-completed"))
         else:
             lines[i] = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
             detail = f"audit line {i + 1} field {key} edited"
-            expected = _expect(("audit-chain", "edited"))
+            expected = expect(("audit-chain", "edited"))
     else:
         i = rng.randrange(len(lines))
         del lines[i]
         detail = f"audit line {i + 1} of {len(lines) + 1} deleted"
-        expected = _expect(("audit-chain", "dropped"), ("audit-chain", "not-closed"), ("audit-chain", "edited"))
+        expected = expect(("audit-chain", "dropped"), ("audit-chain", "not-closed"), ("audit-chain", "edited"))
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     return Tampering("audit-line", detail, expected)
 
@@ -230,11 +187,11 @@ def other_circuit(bundle: Path, rng: random.Random, other: Path | None) -> Tampe
     rehash = rng.random() < 0.5
     expected = {("proofs", "invalid-proof"), ("proofs", "wrong-circuit"), ("proofs", "update-out-of-tolerance")}
     if rehash:
-        events = _audit(bundle)
+        events = audit_records(bundle)
         for event in events:
             if event.get("event") == "run.start" and "manifest" in event:
                 event["manifest"] = manifest
-        _rewrite_audit(bundle, events)
+        rewrite_audit(bundle, events)
     else:
         expected.add(("statement", "manifest-mismatch"))
     return Tampering("other-circuit", f"declared learning rate {old} -> {new}{' (audit rewritten)' if rehash else ''}", frozenset(expected))
@@ -252,7 +209,7 @@ def alter_model(bundle: Path, rng: random.Random, other: Path | None) -> Tamperi
     state[key] = tensor
     save_model(state, bundle / name, metadata or None)
     check = "final-model" if name == files.FINAL_MODEL else "initial-model"
-    return Tampering("alter-model", f"{name}: one weight of {key} changed", _expect((check, "model-mismatch")))
+    return Tampering("alter-model", f"{name}: one weight of {key} changed", expect((check, "model-mismatch")))
 
 
 def alter_dataset_root(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -261,43 +218,43 @@ def alter_dataset_root(bundle: Path, rng: random.Random, other: Path | None) -> 
     manifest = json.loads((bundle / files.MANIFEST).read_text())
     expected = {("dataset-root", "root-mismatch")}
     if how == "manifest-root":
-        manifest["dataset"]["root"] = _other_felt(rng, manifest["dataset"]["root"])
+        manifest["dataset"]["root"] = other_felt(rng, manifest["dataset"]["root"])
         expected.add(("statement", "manifest-mismatch"))
     else:
-        used = sorted({r["batch_index"] for r in _jsonl(bundle / files.COMMITMENTS)})
+        used = sorted({r["batch_index"] for r in jsonl(bundle / files.COMMITMENTS)})
         index = rng.choice(used)
-        dataset["leaves"][index] = _other_felt(rng, dataset["leaves"][index])
+        dataset["leaves"][index] = other_felt(rng, dataset["leaves"][index])
         if how == "leaf-and-root":  # a consistent new dataset declaration, audit rewritten to match
             from pot_zk.core.merkle import dataset_root
 
             dataset["root"] = dataset_root(dataset["leaves"], (dataset.get("holdout") or {}).get("commitment"))
             manifest["dataset"]["root"] = dataset["root"]
             expected = {("steps", "batch-not-in-dataset")}
-            events = _audit(bundle)
+            events = audit_records(bundle)
             for event in events:
                 if event.get("event") == "run.start" and "manifest" in event:
                     event["manifest"] = manifest
-            _rewrite_audit(bundle, events)
+            rewrite_audit(bundle, events)
     (bundle / files.DATASET).write_text(json.dumps(dataset, indent=2, sort_keys=True))
     (bundle / files.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return Tampering("alter-dataset-root", how, frozenset(expected))
 
 
 def downgrade_label(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
-    records = _jsonl(bundle / files.PROOFS)
+    records = jsonl(bundle / files.PROOFS)
     record = rng.choice([r for r in records if r["status"] == "proved"])
     old = record["proof_type"]
     new = rng.choice([t for t in ("freivalds", "reexec", "commitment-only", "zk-halo2") if t != old])
     record["proof_type"] = new
-    _write_jsonl(bundle / files.PROOFS, records)
+    write_jsonl(bundle / files.PROOFS, records)
     rehash = rng.random() < 0.5
     expected = {("proofs", "malformed-proof"), ("proofs", "unknown-proof-type"), ("proofs", "proof-type-mismatch")}
     if rehash:
-        events = _audit(bundle)
+        events = audit_records(bundle)
         for event in events:
             if event.get("event") == "proof.result" and event.get("step") == record["step"]:
                 event["proof_type"] = new
-        _rewrite_audit(bundle, events)
+        rewrite_audit(bundle, events)
     else:
         expected.add(("proofs", "label-mismatch"))
     return Tampering("relabel-proof-type", f"step {record['step']}: {old} -> {new}{' (audit rewritten)' if rehash else ''}", frozenset(expected))
@@ -316,6 +273,7 @@ KINDS: dict[str, Callable[[Path, random.Random, Path | None], Tampering]] = {
     "alter-model": alter_model,
     "alter-dataset-root": alter_dataset_root,
     "relabel-proof-type": downgrade_label,
+    **REWRITE_KINDS,
 }
 
 
@@ -326,9 +284,12 @@ def tampered_copy(honest: Path, destination: Path, kind: str, rng: random.Random
 
 
 def judge(report, tampering: Tampering) -> tuple[bool, str]:
-    """Was the tampered bundle rejected with one of the expected named findings?"""
+    """Was the tampered bundle rejected with one of the expected named findings (the UNPROVEN
+    verdict counting as ``("verdict", "unproven")``)?"""
     named = {(f.check, f.reason) for f in report.findings}
-    if report.ok:
+    if report.verdict == "UNPROVEN":
+        named.add(("verdict", "unproven"))
+    if not named:
         return False, "ACCEPTED"
     if named & tampering.expected:
         return True, ""

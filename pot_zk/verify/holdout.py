@@ -20,12 +20,11 @@ from typing import Any, Callable
 import torch
 
 from pot_zk.runs import bundle as files
-from pot_zk.runs.data import CLASSES, HeldOut, holdout_indices, load_dataset, select_part
+from pot_zk.runs.data import BUILT_IN, CLASSES, HeldOut, holdout_indices, load_dataset, select_part
 from pot_zk.runs.evaluation import Evaluation, evaluate
 from pot_zk.kinds.commitments import commit_values
 from pot_zk.kinds.registry import STEP_KINDS
 
-BUILT_IN = ("digits", "synthetic")
 DECLARED = ("fraction", "seed", "of", "samples", "commitment")
 LOSS_TOLERANCE = 1e-9
 

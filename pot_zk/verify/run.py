@@ -17,18 +17,29 @@ What is checked (each failure is named; docs/runs.md):
 * ``policy``: the steps marked for proving are exactly those the declared policy selects;
 * ``holdout`` / ``evaluation``: the held-out set and the scores recorded on it
   (:mod:`pot_zk.verify.holdout`);
-* ``proofs``: every selected step has an outcome; every proof verifies against the statement
-  (verifier-derived circuit and key, the run's commitments) and carries the label the audit
-  trail recorded for it;
+* ``proofs``: every selected step has an outcome; every outcome in proofs.jsonl is the one the
+  audit trail recorded (``record-mismatch``); every proof verifies against the statement
+  (for zk-halo2: circuit and key derived by this process in a directory of its own; the run's
+  commitments) and carries the label the audit trail recorded for it;
 * ``keys`` (with ``--keys DIR``): the run was proven with the auditor's own key material
   (pot_zk/verify/keys.py), which the ``proofs`` check then uses;
 * ``challenge`` (with ``--challenge C.json``): the auditor's challenge fits the bundle and every
-  challenged step has a proof that verified (pot_zk/verify/challenge.py).
+  challenged step has a proof that verified (pot_zk/verify/challenge.py);
+* the auditor's references (:mod:`pot_zk.verify.references`): the dataset root and initial
+  model recomputed where they can be, ``--expect-root``, ``--expect-head``,
+  ``--max-tolerance-ulps``, ``--min-proven``.
+
+The verdict is ``VERIFIED`` (exit 0), ``FAILED`` (a check failed, exit 1) or ``UNPROVEN``
+(every check passed but no step carries a verified proof, exit 3).
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +56,37 @@ from pot_zk.core.challenge import Challenge
 from pot_zk.verify.challenge import check_challenge
 from pot_zk.verify.keys import check_keys
 from pot_zk.verify.holdout import check_holdout
-from pot_zk.verify.run_checks import check_base, check_models, check_steps
+from pot_zk.verify.references import (
+    Expectations,
+    check_dataset_reference,
+    check_head,
+    check_initial_reference,
+    check_min_proven,
+    check_tolerance,
+    record_plan,
+)
+from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps
 from pot_zk.verify.step import StepStatement, verify_step
+
+
+EXIT_CODES = {"VERIFIED": 0, "FAILED": 1, "UNPROVEN": 3}
+NOT_PROVEN = ("failed", "parked", "commitment-only")
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("POT_ZK_CACHE", Path.home() / ".cache" / "pot-zk"))
+
+
+@functools.cache
+def verifier_workdir() -> Path:
+    """Where this process compiles zk-halo2 circuits and derives their verifying keys from the
+    statements it checks: a directory of its own (mode 0700, removed at exit). Nothing cached by
+    anyone else -- the trainer, or whoever can write to a shared cache -- is read, so a cached
+    circuit or key that does not derive from the statement cannot be used. Costs one key setup
+    per statement per process (docs/runs.md)."""
+    path = Path(tempfile.mkdtemp(prefix="pot-zk-verifier-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 @dataclass(frozen=True)
@@ -77,10 +113,24 @@ class RunReport:
     """The auditor's own key material (``--keys``), when given."""
     verified_steps: set[int] = field(default_factory=set)
     """Steps whose proof the ``proofs`` check verified."""
+    references: dict[str, Any] = field(default_factory=dict)
+    """What the auditor's references found: dataset root, commitment head, plan, ..."""
 
     @property
     def ok(self) -> bool:
+        """No check failed (see :attr:`verdict` for whether anything was proven)."""
         return not self.findings
+
+    @property
+    def proven(self) -> int:
+        """Steps whose proof (of any type) verified."""
+        return sum(count for outcome, count in self.coverage.items() if outcome not in NOT_PROVEN)
+
+    @property
+    def verdict(self) -> str:
+        if self.findings:
+            return "FAILED"
+        return "VERIFIED" if self.proven else "UNPROVEN"
 
     def fail(self, check: str, reason: str, message: str, step: int | None = None) -> None:
         self.findings.append(Finding(check, reason, message, step))
@@ -89,6 +139,9 @@ class RunReport:
         return {
             "run": str(self.run),
             "ok": self.ok,
+            "verdict": self.verdict,
+            "proven": self.proven,
+            "references": self.references,
             "passed": self.passed,
             "findings": [f.to_dict() for f in self.findings],
             "coverage": self.coverage,
@@ -99,12 +152,15 @@ class RunReport:
         }
 
     def summary(self) -> str:
-        lines = [f"run: {self.run}", f"result: {'VERIFIED' if self.ok else 'FAILED'}"]
+        lines = [f"run: {self.run}", f"result: {self.verdict}"]
+        if self.verdict == "UNPROVEN":
+            lines.append("no step carries a verified proof: the bundle shows commitments only, not that any update was computed correctly")
         if self.statement:
             lines.append(f"statement: {self.statement}")
         if self.keys:
             keys = self.keys
             lines.append(f"keys: generated by you ({keys['directory']}, by {keys['generated_by']} at {keys['generated_at']}); proofs checked with them")
+        lines += [f"{name.replace('_', ' ')}: {value}" for name, value in self.references.items()]
         if self.coverage:
             lines.append("coverage: " + ", ".join(f"{k}={v}" for k, v in self.coverage.items()))
         lines += [f"passed: {name}" for name in self.passed]
@@ -121,9 +177,17 @@ def verify_run(
     allow_dev_srs: bool = False,
     challenge: Challenge | None = None,
     keys: KeySet | None = None,
+    expect_root: str | None = None,
+    expect_head: str | None = None,
+    max_tolerance_ulps: int | None = None,
+    min_proven: int = 0,
 ) -> RunReport:
-    """Check the run; ``challenge`` (the auditor's C.json) adds the ``challenge`` check and
-    ``keys`` (from ``pot-zk keys new``) the ``keys`` check, proofs then verified with them."""
+    """Check the run in ``run``. ``cache_dir`` is where a dev SRS is looked up; ``challenge`` (the
+    auditor's C.json) adds the ``challenge`` check and ``keys`` (from ``pot-zk keys new``) the
+    ``keys`` check, proofs then verified with them; the other keywords are the auditor's
+    references (:class:`~pot_zk.verify.references.Expectations`; a malformed one raises
+    ConfigurationError before anything is read)."""
+    expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven)
     report = RunReport(Path(run))
     try:
         bundle = RunBundle.open(Path(run))
@@ -133,6 +197,7 @@ def verify_run(
         report.fail("statement", "unreadable-bundle", str(exc))
         return report
     report.statement = {k: manifest["circuit"][k] for k in ("architecture", "batch_size", "learning_rate", "scale", "tolerance_ulps")}
+    check_tolerance(report, spec, expected.max_tolerance_ulps)
     audit_events = _check_audit(bundle, report)
     try:
         commitments = bundle.commitments()
@@ -142,14 +207,20 @@ def verify_run(
         report.fail("steps", "unreadable-records", str(exc))
         return report
     by_step = check_steps(report, manifest, dataset, commitments, spec, audit_events)
+    check_dataset_reference(report, manifest, dataset, spec, expected.expect_root)
+    check_initial_reference(report, manifest, by_step, spec)
+    record_plan(report, manifest, commitments)
+    check_head(report, manifest, commitments, expected.expect_head)
     check_models(report, bundle, by_step, spec, load_model)
     check_base(report, manifest, by_step, spec)
+    check_outcomes_recorded(report, proofs, audit_events)
     if keys is not None:
         srs_path = check_keys(report, manifest, proofs, keys).get("srs_path", srs_path)
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
     _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, cache_dir, srs_path, allow_dev_srs)
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge)
+    check_min_proven(report, expected.min_proven)
     return report
 
 
@@ -218,7 +289,7 @@ def _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events,
     labels = {(e.get("step"), e.get("proof_type")) for e in audit_events if e.get("event") == "proof.result" and e.get("status") == "proved"}
     coverage: Counter = Counter()
     srs = None
-    verifier_cache = Path(cache_dir) / "verifier"
+    verifier_cache = verifier_workdir()
     for step, commitment_record in sorted(by_step.items()):
         record = final.get(step)
         if commitment_record.get("scheduled") and record is None:

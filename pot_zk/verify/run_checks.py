@@ -3,6 +3,7 @@ commitment chain, policy, agreement with the audit trail, model files."""
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from typing import Callable
 
 from pot_zk.runs import bundle as files
@@ -163,12 +164,45 @@ def check_base(report, manifest: dict, by_step: dict[int, dict], spec) -> None:
         report.passed.append("base-model")
 
 
+def state_commitments(state: dict, spec) -> tuple[str, dict[str, str]]:
+    """(commitment of the trained weights, commitments of the constant inputs by name) of a
+    model's state dict."""
+    tensors = STEP_KINDS.get(spec.kind).model_tensors(state, spec.architecture)
+    weights = commit_values(tensors.pop("weights"), spec.scale)
+    return weights, {name: commit_values(values, spec.scale) for name, values in tensors.items()}
+
+
 def _model_commitments(path, spec, load_model: Callable) -> tuple[str, dict[str, str]] | None:
-    """(commitment of the trained weights, commitments of the constant inputs by name)."""
     try:
-        state, _ = load_model(path)
-        tensors = STEP_KINDS.get(spec.kind).model_tensors(state, spec.architecture)
-        weights = commit_values(tensors.pop("weights"), spec.scale)
-        return weights, {name: commit_values(values, spec.scale) for name, values in tensors.items()}
+        return state_commitments(load_model(path)[0], spec)
     except Exception:  # a missing, truncated or foreign file all mean: no usable model
         return None
+
+
+OUTCOME = ("status", "proof_type", "strategy")
+
+
+def check_outcomes_recorded(report, proofs: list[dict], audit_events: list[dict]) -> None:
+    """Every outcome in proofs.jsonl (status, proof type, strategy) is one the audit trail's
+    ``proof.result`` records of that step hold, and each step's last outcome is the same in both.
+    (A run killed between the two writes proves the step again when resumed: the trail may then
+    hold an extra earlier outcome, never a missing one.)"""
+    if not audit_events:  # the audit-chain check has failed already
+        return
+    audited: dict = defaultdict(list)
+    recorded: dict = defaultdict(list)
+    for event in audit_events:
+        if event.get("event") == "proof.result":
+            audited[event.get("step")].append(tuple(event.get(key) for key in OUTCOME))
+    for record in proofs:
+        recorded[record.get("step")].append(tuple(record.get(key) for key in OUTCOME))
+    for step in sorted(set(audited) | set(recorded), key=lambda s: (0, s) if isinstance(s, int) else (1, str(s))):
+        ours, theirs = recorded.get(step, []), audited.get(step, [])
+        if not ours or not theirs or ours[-1] != theirs[-1] or Counter(ours) - Counter(theirs):
+            report.fail(
+                "proofs",
+                "record-mismatch",
+                f"proofs.jsonl records {ours[-1] if ours else 'no outcome'}, the audit trail {theirs[-1] if theirs else 'no outcome'} "
+                f"(status, proof type, strategy)",
+                step if isinstance(step, int) else None,
+            )

@@ -35,13 +35,10 @@ def _wrapper(directory: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def honest(tmp_path_factory, zk_cache) -> tuple[Path, Path]:
+@pytest.fixture
+def honest(honest_runs) -> tuple[Path, Path]:
     """One honest bundle with real proofs of steps 0 and 2, and another run's (step 0)."""
-    root = tmp_path_factory.mktemp("honest")
-    run_tiny(root / "honest", zk_cache)
-    run_tiny(root / "other-run", zk_cache, "train.seed=7", "train.max_steps=2")
-    return root / "honest", root / "other-run"
+    return honest_runs.run, honest_runs.other
 
 
 def test_the_honest_bundle_and_its_copy_verify(honest, zk_cache, tmp_path):
@@ -55,7 +52,7 @@ def test_the_honest_bundle_and_its_copy_verify(honest, zk_cache, tmp_path):
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_each_tampering_is_rejected_with_its_named_reason(kind, seed, honest, zk_cache, tmp_path):
     tampering = tampered_copy(honest[0], tmp_path / "tampered", kind, random.Random(f"{kind}-{seed}"), honest[1])
-    report = verify_run(tmp_path / "tampered", cache_dir=zk_cache)
+    report = verify_run(tmp_path / "tampered", cache_dir=zk_cache, **tampering.options)
     right, why = judge(report, tampering)
     assert right, f"{tampering.detail}: {why}"
 

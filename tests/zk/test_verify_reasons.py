@@ -85,7 +85,8 @@ def test_the_unaltered_copy_verifies(copy, zk_cache):
 
 def test_a_deleted_proof_record_is_a_missing_proof(copy, zk_cache):
     _change_proof_records(copy, lambda records: records.clear())
-    assert _findings(copy, zk_cache) == {("proofs", "missing-proof", 0)}
+    # the audit trail, untouched, still records step 0 as proved
+    assert _findings(copy, zk_cache) == {("proofs", "missing-proof", 0), ("proofs", "record-mismatch", 0)}
 
 
 def test_a_deleted_proof_file_is_a_missing_proof_file(copy, zk_cache):
@@ -110,7 +111,8 @@ def test_a_proof_outside_the_bundle_is_a_missing_proof_file(copy, zk_cache, tmp_
 
 def test_a_proof_record_for_a_step_without_a_commitment_is_an_unknown_step(copy, zk_cache):
     _change_proof_records(copy, lambda records: records.append({**records[0], "step": 99}))
-    assert _findings(copy, zk_cache) == {("proofs", "unknown-step", 99)}
+    # and no proof.result in the audit trail records that outcome
+    assert _findings(copy, zk_cache) == {("proofs", "unknown-step", 99), ("proofs", "record-mismatch", 99)}
 
 
 def test_steps_marked_for_proving_against_the_declared_policy_are_a_policy_mismatch(copy, zk_cache):

@@ -1,0 +1,79 @@
+"""The proofs.jsonl / audit trail agreement rule and the auditor's references as values (no
+prover: whole bundles are in tests/zk/test_trust.py and test_reliability.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.verify.references import Expectations, check_tolerance, default_tolerance
+from pot_zk.verify.run import RunReport
+from pot_zk.verify.run_checks import check_outcomes_recorded
+
+
+def _outcome(step: int, status: str = "proved", proof_type: str | None = "zk-halo2", strategy: str | None = "zk-halo2") -> dict:
+    return {"step": step, "status": status, "proof_type": proof_type, "strategy": strategy}
+
+
+def _mismatches(proofs: list[dict], audited: list[dict]) -> list[int | None]:
+    report = RunReport(run=None)
+    events = [{"event": "run.start"}, *({"event": "proof.result", **a} for a in audited)]
+    check_outcomes_recorded(report, proofs, events)
+    assert {(f.check, f.reason) for f in report.findings} <= {("proofs", "record-mismatch")}
+    return [f.step for f in report.findings]
+
+
+def test_an_outcome_the_audit_trail_did_not_record_is_a_record_mismatch():
+    honest = [_outcome(0), _outcome(75, "failed", None, None), _outcome(150, "proved", "reexec", "reexec")]
+    assert _mismatches(honest, honest) == []
+    assert _mismatches([honest[0], _outcome(75, "proved"), honest[2]], honest) == [75]
+    assert _mismatches([_outcome(s["step"], "failed", None, None) for s in honest], honest) == [0, 150]
+    assert _mismatches([honest[0], _outcome(150, "proved", "zk-halo2", "zk-halo2")], honest) == [75, 150]
+
+
+def test_a_step_proven_again_after_a_resume_may_have_an_earlier_audit_record_but_not_a_missing_one():
+    resumed = [_outcome(0), _outcome(0)]  # killed after the audit record, before proofs.jsonl; proven again
+    assert _mismatches([_outcome(0)], resumed) == []
+    parked_then_proved = [_outcome(3, "parked", None, None), _outcome(3)]
+    assert _mismatches(parked_then_proved, parked_then_proved) == []
+    assert _mismatches(parked_then_proved, [_outcome(3)]) == [3]
+
+
+def test_without_an_intact_audit_trail_there_is_nothing_to_compare():
+    report = RunReport(run=None)
+    check_outcomes_recorded(report, [_outcome(0)], [])
+    assert report.findings == []
+
+
+@pytest.mark.parametrize(
+    "bad", [{"expect_head": "12"}, {"expect_root": "g" * 64}, {"max_tolerance_ulps": -1}, {"min_proven": -1}]
+)
+def test_malformed_references_are_refused(bad):
+    with pytest.raises(ConfigurationError):
+        Expectations(**bad)
+
+
+def test_hex_references_are_compared_in_lower_case():
+    assert Expectations(expect_head="AB" * 32).expect_head == "ab" * 32
+
+
+def test_the_tolerance_limit_defaults_to_the_statements_default_not_the_manifests():
+    spec = SgdCircuitSpec(MlpArchitecture((4, 3, 2)), 2, 0.1, tolerance_ulps=64)
+    assert default_tolerance(spec) == 4
+    report = RunReport(run=None)
+    check_tolerance(report, spec, None)
+    assert [(f.check, f.reason) for f in report.findings] == [("statement", "tolerance-above-limit")]
+    report = RunReport(run=None)
+    check_tolerance(report, spec, 64)
+    assert report.findings == [] and report.references["max_tolerance_ulps"] == 64
+
+
+def test_a_report_with_no_proven_step_is_unproven():
+    report = RunReport(run=None, coverage={"commitment-only": 3, "failed": 1})
+    assert report.ok and report.verdict == "UNPROVEN"
+    report.coverage["reexec"] = 1
+    assert report.verdict == "VERIFIED"
+    report.fail("proofs", "record-mismatch", "x")
+    assert report.verdict == "FAILED"
