@@ -92,17 +92,22 @@ def head_of(bundle: Path) -> str:
 def sync_audit(bundle: Path) -> None:
     """Rewrite the audit trail to agree with the bundle's current records, as a tamperer who
     recomputes the whole hash chain would: the run.start manifest, every step's commitment
-    event, the outcome (status, proof type, strategy) of each ``proof.result``; every event of a
+    event, the outcome (status, proof type, strategy) of each ``proof.result``, the held-out
+    scores of evaluations.jsonl (written again before the first run.end); every event of a
     step that no longer exists, and every proof event of a step without a proof record, is
     dropped; run.end carries the new commitment head."""
     manifest = read_json(bundle / files.MANIFEST)
     commitments = {r["step"]: r for r in jsonl(bundle / files.COMMITMENTS)}
     outcomes = {r["step"]: r for r in jsonl(bundle / files.PROOFS)}
+    scores = {r["after_step"]: r for r in jsonl(bundle / files.EVALUATIONS)} if (bundle / files.EVALUATIONS).exists() else {}
     events = []
     for event in audit_records(bundle):
         step, name = event.get("step"), event.get("event")
-        if step is not None and (step not in commitments or (name != "commitment" and step not in outcomes)):
+        if name == "evaluation" or step is not None and (step not in commitments or (name != "commitment" and step not in outcomes)):
             continue
+        if name == "run.end":
+            events += [{"event": "evaluation", **scores[after_step]} for after_step in sorted(scores)]
+            scores = {}
         if name == "run.start" and "manifest" in event:
             event["manifest"] = manifest
         elif name == "commitment":

@@ -26,7 +26,8 @@ from pot_zk.kinds.commitments import StepCommitment, commit_values
 from pot_zk.kinds.registry import STEP_KINDS, capture_step, check_spec_from_dict
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import load_model, save_model
-from pot_zk.runs.data import manifest_data, seeded_batches
+from pot_zk.runs.data import CLASSES, manifest_data, seeded_batches
+from pot_zk.runs.evaluation import evaluate
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.testing.bundle_edit import (
     Tampering,
@@ -97,6 +98,26 @@ def _push(grid: Named, residual: torch.Tensor, ulps: int, scale: int, rng: rando
     return {**grid, "w_after": w_after}
 
 
+def _rescore(bundle: Path) -> None:
+    """evaluations.jsonl kept consistent with edited models and steps: scores after the last step
+    dropped, the initial and final model files scored anew on the held-out samples."""
+    manifest = read_json(bundle / files.MANIFEST)
+    spec = check_spec_from_dict(manifest["circuit"])
+    kind = STEP_KINDS.get(spec.kind)
+    dims = kind.mlp(spec.architecture).dims
+    _, held_out = seeded_batches(manifest_data(manifest["dataset"]), dims[0], dims[-1], spec.batch_size, manifest["training"]["seed"])
+    if held_out is None:
+        return
+    steps = len(jsonl(bundle / files.COMMITMENTS))
+    scores = {r["after_step"]: r for r in jsonl(bundle / files.EVALUATIONS) if r["after_step"] < steps}
+    for after_step, name in ((0, files.INITIAL_MODEL), (steps, files.FINAL_MODEL)):
+        model = kind.build_model(spec.architecture, None)
+        model.load_state_dict(load_model(bundle / name)[0])
+        classification = manifest["dataset"]["name"] in CLASSES
+        scores[after_step] = evaluate(model, held_out, kind.mlp(spec.architecture).loss, classification, after_step).to_record()
+    write_jsonl(bundle / files.EVALUATIONS, [scores[step] for step in sorted(scores)])
+
+
 def outcome_to_failed(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     records = jsonl(bundle / files.PROOFS)
     record = rng.choice([r for r in records if r["status"] == "proved"])
@@ -156,6 +177,7 @@ def truncate(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     manifest = read_json(bundle / files.MANIFEST)
     manifest["training"]["max_steps"] = cut
     write_json(bundle / files.MANIFEST, manifest)
+    _rescore(bundle)
     sync_audit(bundle)
     return Tampering("truncate", f"run cut to {cut} steps, records consistent", expect(UNEXPECTED_HEAD), {"expect_head": honest})
 
@@ -171,6 +193,7 @@ def final_is_initial(bundle: Path, rng: random.Random, other: Path | None) -> Ta
         _set_w_after(commitments, record["step"], initial)
     write_jsonl(bundle / files.COMMITMENTS, commitments)
     shutil.copyfile(bundle / files.INITIAL_MODEL, bundle / files.FINAL_MODEL)
+    _rescore(bundle)
     sync_audit(bundle)
     return Tampering("final-is-initial", f"final model = initial model, steps {last_proof + 1}.. rewritten",
                      expect(UNEXPECTED_HEAD), {"expect_head": honest})
@@ -252,6 +275,7 @@ def other_initial_model(bundle: Path, rng: random.Random, other: Path | None) ->
     commitments[0]["w_before"] = certified.w_before
     _set_w_after(commitments, 0, certified.w_after)
     write_jsonl(bundle / files.COMMITMENTS, commitments)
+    _rescore(bundle)
     sync_audit(bundle)
     return Tampering("other-initial-model", f"initial model from seed {seed}, step 0 re-proven (reexec)",
                      expect(("initial-model", "initial-model-mismatch")))
