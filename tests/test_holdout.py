@@ -169,14 +169,14 @@ def test_a_held_out_declaration_that_differs_from_the_manifest_is_found(honest, 
 def test_a_commitment_to_other_held_out_samples_is_found(tmp_path, monkeypatch):
     """A trainer that holds other samples out than it declares (here: the declared positions,
     but samples shifted by one) commits to them consistently; the verifier reloads the digits."""
-    import pot_zk.runs.train as training
+    import pot_zk.runs.data as data
 
     def shifted(inputs, targets, fraction, seed):
         train_inputs, train_targets, held_out = split_holdout(inputs, targets, fraction, seed)
         moved = [(i + 1) % len(inputs) for i in held_out.indices]
         return train_inputs, train_targets, type(held_out)(inputs[moved], targets[moved], held_out.indices, fraction, seed, held_out.of)
 
-    monkeypatch.setattr(training, "split_holdout", shifted)
+    monkeypatch.setattr(data, "split_holdout", shifted)  # where train's seeded_batches looks it up
     run_digits(tmp_path / "run")
     assert findings(tmp_path / "run", tmp_path) == {("holdout", "holdout-commitment")}
 
