@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 from torch import nn
 
 from pot_zk.auto_prover import default_work_dir, training_step
-from pot_zk.config import Runtime, build, compose_config, resolved_container
+from pot_zk.config import Runtime, build, compose_config
+from pot_zk.config.build import run_dir_override
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.mlp import MlpArchitecture
@@ -155,7 +156,7 @@ def create_zk_integration(
     composed = [f"mode={'disabled' if not enabled else mode or 'development'}"]
     composed += [] if action is None else [f"handler={action}"]
     composed += [] if max_retries is None else [f"retry.max_retries={max_retries}"]
-    composed.append(f"run_dir='{Path(run_dir).absolute() if run_dir is not None else default_work_dir('zk_integration')}'")
+    composed.append(run_dir_override(Path(run_dir).absolute() if run_dir is not None else default_work_dir("zk_integration")))
     composed += [] if cache_dir is None else [f"cache_dir='{Path(cache_dir).expanduser().absolute()}'"]
-    cfg = compose_config([*composed, *overrides])
-    return ZkIntegration(build(cfg, registry), ProvingSetup.from_config(cfg), resolved_container(cfg), sleep=sleep)
+    runtime = build(compose_config([*composed, *overrides]), registry)
+    return ZkIntegration(runtime, ProvingSetup.from_runtime(runtime), runtime.config, sleep=sleep)

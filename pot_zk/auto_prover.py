@@ -30,7 +30,6 @@ from torch import nn
 
 from pot_zk.config import build, compose_config
 from pot_zk.core.audit import AuditLog, run_start_fields
-from pot_zk.config.build import resolved_container
 from pot_zk.exceptions import ConfigurationError, InvalidModelStateError
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import capture_step, step_from_models
@@ -116,13 +115,12 @@ class AutoProver:
     def __init__(self, work_dir: str | Path | None = None, overrides: Sequence[str] = (), *, sleep: Sleep = time.sleep) -> None:
         _check_no_trainer_action(overrides)
         self.work_dir = Path(work_dir).absolute() if work_dir is not None else default_work_dir("auto_prover")
-        cfg = compose_config([*overrides, f"run_dir='{self.work_dir}'"])
-        self.runtime = build(cfg)
-        self.setup = ProvingSetup.from_config(cfg)
+        self.runtime = build(compose_config(overrides, run_dir=self.work_dir))
+        self.setup = ProvingSetup.from_runtime(self.runtime)
         self.cache_dir = self.setup.cache_dir
         self.stats = ProvingStats()
         self.audit = AuditLog(self.runtime.audit_file, console_records=self.runtime.console_records, mode=self.runtime.mode)
-        self.audit.event("run.start", **run_start_fields(resolved_container(cfg)))
+        self.audit.event("run.start", **run_start_fields(self.runtime.config))
         handler = self.runtime.handler
         on_failure = ProofOrRaise(handler, "fallback") if isinstance(handler, FallbackChain) else ProofOrRaise(None)
         self.pipeline = ProvingPipeline(self.runtime.strategy, self.runtime.schedule, on_failure, self.audit, self.stats, sleep=sleep)
@@ -159,7 +157,7 @@ class AutoProver:
             result.proof_type,
             Path(result.response.artifacts["proof"]),
             cache_dir=self.cache_dir / "verifier",
-            srs=self.setup.srs_for(statement.spec) if result.proof_type == "zk-halo2" else None,
+            keys=self.setup.verifier_keys(statement.spec, result.proof_type),
         )
 
     def close(self) -> None:

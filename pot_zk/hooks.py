@@ -32,15 +32,16 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from pot_zk.runs import bundle as files
-from pot_zk.runs.bundle import RunBundle
-from pot_zk.config.build import build, compose_config, resolved_container
-from pot_zk.runs.data import Batch
+from pot_zk.config.build import compose_config
+from pot_zk.config.plan import DataSettings, TrainingPlan
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
-from pot_zk.runs.session import RunSummary, TrainingSession, start_session
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.mlp import architecture_of, check_sgd_optimizer
-from pot_zk.runs.train import TrainingPlan, plan_from_config
+from pot_zk.runs import bundle as files
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.data import Batch
+from pot_zk.runs.lifecycle import RunLifecycle
+from pot_zk.runs.session import RunSummary, TrainingSession, start_session
 
 BatchPair = tuple[torch.Tensor, torch.Tensor]
 
@@ -100,15 +101,15 @@ def proven_training(
     ``completed``; an exception ends it ``halted`` (a pot-zk error, e.g. fail_fast) or
     ``aborted`` (anything else) and propagates."""
     declared = [Batch(i, x.detach(), y.detach()) for i, (x, y) in enumerate(batches)]
-    cfg = _config(model, optimizer, declared, Path(run_dir).absolute(), overrides)
-    plan = dataclasses.replace(plan_from_config(cfg), data={"name": dataset_name}, batch_order="recorded")
+    lifecycle = RunLifecycle.from_config(_config(model, optimizer, declared, Path(run_dir).absolute(), overrides))
+    plan = dataclasses.replace(lifecycle.runtime.plan, data=DataSettings(dataset_name), batch_order="recorded")
     if (plan.run_dir / files.MANIFEST).exists():
         raise ConfigurationError(f"{plan.run_dir} already holds a run; give proven_training a new run_dir", key="run_dir")
     fingerprints: dict[str, int] = {}
     for batch in declared:
         fingerprints.setdefault(_fingerprint(batch.inputs, batch.targets), batch.index)
-    runtime = build(cfg)
-    session = start_session(RunBundle(plan.run_dir), plan, runtime, model, optimizer, declared, _recorded_config(cfg, plan))
+    config = _recorded_config(lifecycle.runtime.config, plan)
+    session = start_session(RunBundle(plan.run_dir), lifecycle, plan, model, optimizer, declared, config)
     with session:
         yield ProvenTraining(session, fingerprints)
 
@@ -128,17 +129,16 @@ def _config(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: l
             f"proven_training needs at least one batch and one batch size for all inputs and targets, got sizes {sorted(sizes)}",
             key="batches",
         )
-    cfg = compose_config([*overrides, f"run_dir='{run_dir}'"])
+    cfg = compose_config(overrides, run_dir=run_dir)
     cfg.model.dims = list(architecture.dims)
     cfg.train.batch_size = sizes.pop()
     cfg.train.learning_rate = learning_rate
     return cfg
 
 
-def _recorded_config(cfg, plan: TrainingPlan) -> dict[str, Any]:
+def _recorded_config(config: dict[str, Any], plan: TrainingPlan) -> dict[str, Any]:
     """The resolved config as it applies to a user loop: no data set or schedule of pot-zk's."""
-    container = resolved_container(cfg)
-    container["run_dir"] = str(plan.run_dir)
+    container = dict(config)
     container.pop("data", None)
     container["train"] = {key: container["train"][key] for key in ("batch_size", "learning_rate")}
     container["train"]["batch_order"] = plan.batch_order

@@ -14,21 +14,20 @@ from pathlib import Path
 from typing import Any, Iterator, Union
 
 import torch
-from omegaconf import DictConfig
 
+from pot_zk.backends.base import KeySettings, ProverBackend, VerifierKeys, VerifierOptions
+from pot_zk.backends.registry import commit_step
+from pot_zk.config.build import Runtime
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.base import BatchStep
-from pot_zk.kinds.commitments import commit_step
-from pot_zk.kinds.registry import save_training_step, spec_for_step
+from pot_zk.kinds.registry import kind_of, save_training_step
 from pot_zk.kinds.spec_base import CircuitSpec
 from pot_zk.proving.pipeline import ProofResult
 from pot_zk.proving.strategies import ProofJob
-from pot_zk.runs.manifest import check_srs_policy
-from pot_zk.verify.step import StepStatement
+from pot_zk.verify.step import StepStatement, step_keys
 
 AnyStep = BatchStep
 BatchData = Union[tuple[Any, Any], list, Mapping[str, Any]]
-FIXED_POINT_KEYS = ("scale", "param_scale", "decomp_base", "decomp_legs", "tolerance_ulps")
 
 
 def batch_tensors(batch_data: BatchData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,31 +46,32 @@ def batch_tensors(batch_data: BatchData) -> tuple[torch.Tensor, torch.Tensor]:
 
 @dataclass(frozen=True)
 class ProvingSetup:
-    """Circuit settings, key cache and SRS of one configuration; the jobs and statements of steps."""
+    """The configured backend, its circuit settings, key cache and key material; the jobs and
+    statements of steps."""
 
     cache_dir: Path
-    fixed_point: dict[str, int]
-    srs_path: Path | None
+    backend: ProverBackend
+    circuit: Mapping[str, Any]
+    keys: KeySettings
 
     @classmethod
-    def from_config(cls, cfg: DictConfig) -> "ProvingSetup":
-        """Settings from a composed config; a mode that refuses the dev SRS (production) needs
-        ``srs.path`` when it proves (ConfigurationError)."""
-        if cfg.proving.enabled:
-            check_srs_policy(cfg.srs.path, bool(cfg.srs.allow_dev_srs), str(cfg.proving.mode))
-        return cls(
-            cache_dir=Path(cfg.cache_dir).expanduser().absolute(),
-            fixed_point={key: int(cfg.circuit[key]) for key in FIXED_POINT_KEYS},
-            srs_path=None if cfg.srs.path is None else Path(cfg.srs.path).expanduser().absolute(),
-        )
+    def from_runtime(cls, runtime: Runtime) -> "ProvingSetup":
+        """Settings from a built config; a mode that refuses dev keys (production) needs its
+        own key material (``srs.path``) when it proves (ConfigurationError)."""
+        plan = runtime.plan
+        if runtime.proving_enabled:
+            plan.backend.check_key_policy(plan.keys, runtime.mode)
+        keys = KeySettings(plan.keys.path.expanduser().absolute() if plan.keys.path is not None else None, plan.keys.allow_dev)
+        return cls(cache_dir=plan.cache_dir, backend=plan.backend, circuit=plan.circuit, keys=keys)
 
     def spec_for(self, step: AnyStep) -> CircuitSpec:
-        return spec_for_step(step, **self.fixed_point)
+        """The configured backend's circuit spec for ``step``."""
+        return self.backend.circuit_spec(kind_of(step), step.architecture, step.batch_size, step.learning_rate, self.circuit)
 
     def statement_for(self, step: AnyStep) -> StepStatement:
         """The step's circuit spec and its own commitments: the reference a proof is checked against."""
         spec = self.spec_for(step)
-        return StepStatement(spec, commit_step(step, spec.scale, spec.value_bound))
+        return StepStatement(spec, commit_step(step, spec))
 
     def write_job(self, step: AnyStep, index: int, run_dir: Path) -> ProofJob:
         """Write the step's witness into ``run_dir`` and describe its proof job."""
@@ -85,18 +85,14 @@ class ProvingSetup:
             witness_path=str(witness),
             cache_dir=str(self.cache_dir),
             output_dir=str(Path(run_dir) / "proofs" / f"step-{index:08d}"),
-            options={} if self.srs_path is None else {"srs_path": str(self.srs_path)},
+            options=self.backend.prover_options(self.keys),
         )
 
-    def srs_for(self, spec: CircuitSpec):
-        """The SRS that checks ``zk-halo2`` proofs of ``spec``: ``srs.path``, else the dev SRS."""
-        from pot_zk.backends.ezkl import adapter as ezkl_adapter
-        from pot_zk.backends.ezkl import halo2
-
-        logrows = halo2.compiled_circuit(spec, self.cache_dir).logrows
-        if self.srs_path is not None:
-            return ezkl_adapter.configured_srs(self.srs_path, logrows)
-        return ezkl_adapter.dev_srs(self.cache_dir, logrows)
+    def verifier_keys(self, spec: CircuitSpec, proof_type: str) -> VerifierKeys | None:
+        """The key material that checks ``proof_type`` proofs of ``spec``: the configured key
+        file (``srs.path``), else the dev keys in the cache (circuits derived in ``verifier/``)."""
+        options = VerifierOptions(self.cache_dir, self.cache_dir / "verifier", self.keys.path, self.keys.allow_dev)
+        return step_keys(spec, proof_type, options)
 
 
 @dataclass(frozen=True)

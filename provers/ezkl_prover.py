@@ -4,12 +4,12 @@ Reads one protocol request (pot_zk.core.protocol) on stdin, prints one response 
 request's ``kind`` is ``"sgd"`` or ``"lora"``; its ``circuit`` the matching circuit spec dict
 (SgdCircuitSpec / LoraCircuitSpec); ``witness_path`` a step file written by
 pot_zk.kinds.registry.save_training_step; ``options.srs_path`` an SRS file (provenance ``configured``), absent
-for the cached locally generated dev SRS (provenance ``dev-srs``).
+for the cached locally generated dev SRS (provenance ``dev-srs``). The ``ezkl`` backend proves
+it (:meth:`pot_zk.backends.ezkl.backend.EzklBackend.prove`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pot_zk.core import protocol
@@ -19,30 +19,9 @@ PROVABLE_KINDS = ("sgd", "lora")
 
 
 def _prove(request: dict[str, Any]) -> protocol.ProverResponse:
-    from pot_zk.backends.ezkl import adapter as ezkl_adapter
-    from pot_zk.backends.ezkl import halo2
-    from pot_zk.kinds.registry import check_spec_from_dict, load_training_step
+    from pot_zk.backends.program import prove_request
 
-    options = request.get("options") or {}
-    spec = check_spec_from_dict(request["circuit"])
-    step = load_training_step(Path(request["witness_path"]), spec.kind)
-    cache_dir = Path(request["cache_dir"])
-    srs = None
-    if options.get("srs_path"):
-        circuit = halo2.compiled_circuit(spec, cache_dir)
-        srs = ezkl_adapter.configured_srs(Path(options["srs_path"]), circuit.logrows)
-    proof = halo2.prove_step(step, spec, cache_dir, srs, Path(request["output_dir"]))
-    return protocol.ProverResponse(
-        proof_type=halo2.PROOF_TYPE,
-        artifacts={"proof": str(proof.proof_path)},
-        public={
-            "commitment": proof.commitment.to_dict(),
-            "circuit_id": proof.circuit_id,
-            "srs": {"provenance": proof.srs.provenance, "sha256": proof.srs.sha256, "logrows": proof.srs.logrows},
-        },
-        timings=proof.timings,
-        sizes={"proof_bytes": proof.proof_path.stat().st_size},
-    )
+    return prove_request("ezkl", request)
 
 
 def main() -> None:

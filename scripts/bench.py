@@ -176,7 +176,7 @@ def _prove_once(job: dict[str, Any]) -> dict[str, Any]:
 def job_potzk_verify(job: dict[str, Any]) -> dict[str, Any]:
     from pot_zk.backends.ezkl import adapter as ezkl_adapter
     from pot_zk.backends.ezkl import halo2
-    from pot_zk.kinds.commitments import StepCommitment
+    from pot_zk.kinds.encoding import StepCommitment
 
     spec = _spec(job["work"])
     cache = Path(job["cache"])

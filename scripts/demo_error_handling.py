@@ -14,7 +14,7 @@ from pathlib import Path
 from pot_zk import exceptions
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.audit_verify import verify_audit
-from pot_zk.config import build, compose_config, resolved_container
+from pot_zk.config import build, compose_config
 from pot_zk.proving.parking import prove_pending
 from pot_zk.proving.pipeline import ProvingPipeline
 from pot_zk.proving.retry import RetrySchedule
@@ -86,7 +86,7 @@ def demo_backoff(bin_dir: Path, job: ProofJob, run_dir: Path) -> None:
 
     strategy = ProgramStrategy("demo-proof", str(write_program(bin_dir, "transient")), timeout_s=5)
     with AuditLog(run_dir / "backoff-audit.jsonl") as audit:
-        pipeline = build(compose_config(["handler=fail_fast", f"run_dir='{run_dir}'"])).open_pipeline(audit=audit)
+        pipeline = build(compose_config(["handler=fail_fast"], run_dir=run_dir)).open_pipeline(audit=audit)
         pipeline = ProvingPipeline(strategy, schedule, pipeline.handler, audit, ProvingStats(), sleep=sleep)
         result = pipeline.prove(job)
     print(f"  t={time.monotonic() - started:5.2f}s  {result.status} after {result.attempts} attempts ({result.proof_type})")
@@ -105,8 +105,8 @@ def demo_modes(bin_dir: Path, job: ProofJob, root: Path) -> None:
     print(f"{'mode':<12} {'handler':<10} {'attempts':<9} outcome")
     for mode, extra in cases:
         run_dir = root / f"{mode}-{'-'.join(extra)}"
-        cfg = compose_config([f"mode={mode}", f"prover.binary={crash}", "retry.initial_delay_s=0.05", "retry.jitter_s=0",
-                              f"run_dir='{run_dir}'", *extra])
+        cfg = compose_config([f"mode={mode}", f"prover.binary={crash}", "retry.initial_delay_s=0.05", "retry.jitter_s=0", *extra],
+                             run_dir=run_dir)
         registry = StrategyRegistry()
         registry.register("demo-backup", lambda: ProgramStrategy("demo-backup", str(backup), timeout_s=5))
         runtime = build(cfg, registry)
@@ -114,7 +114,7 @@ def demo_modes(bin_dir: Path, job: ProofJob, root: Path) -> None:
             print(f"{mode:<12} {'-':<10} {0:<9} proving off: no prover started")
             continue
         pipeline = runtime.open_pipeline()
-        pipeline.audit.event("run.start", **run_start_fields(resolved_container(cfg)))
+        pipeline.audit.event("run.start", **run_start_fields(runtime.config))
         try:
             result = pipeline.prove(job)
             if result.status == "proved":

@@ -145,8 +145,7 @@ def _strategy(name: str, wrapper: Path, seed: str, state: Path, timeout_s: float
 def run_config(mode: str, handler: str, jobs: int, workdir: Path, wrapper: Path, rng: random.Random,
                figures: Figures, timeout_s: float, target: int) -> None:
     run_dir = workdir / f"{mode}-{handler}"
-    cfg = compose_config([f"mode={mode}", f"handler={handler}", f"run_dir='{run_dir}'",
-                          f"prover.binary={wrapper}", f"prover.timeout_s={timeout_s}"])
+    cfg = compose_config([f"mode={mode}", f"handler={handler}", f"prover.binary={wrapper}", f"prover.timeout_s={timeout_s}"], run_dir=run_dir)
     runtime = build(cfg)
     assert runtime.proving_enabled and runtime.handler.name == handler and runtime.mode == mode
     schedule = runtime.schedule

@@ -9,10 +9,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
-from pot_zk.kinds.commitments import StepCommitment
+from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
-from pot_zk.backends.certificates.freivalds import FreivaldsStrategy, verify_freivalds
-from pot_zk.backends.certificates.reexec import ReexecStrategy, verify_reexec
+from pot_zk.backends.certificates.freivalds import FreivaldsCertificate, verify_freivalds
+from pot_zk.backends.certificates.reexec import ReexecCertificate, verify_reexec
 from pot_zk.backends.certificates.revealed import commitment_of
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import save_training_step
@@ -21,7 +21,7 @@ from pot_zk.proving.strategies import ProofJob
 
 ARCH = MlpArchitecture((6, 5, 4, 3))
 SPEC = SgdCircuitSpec(ARCH, batch_size=4, learning_rate=0.1)
-KINDS = {"reexec": (ReexecStrategy, verify_reexec), "freivalds": (FreivaldsStrategy, verify_freivalds)}
+KINDS = {"reexec": (ReexecCertificate, verify_reexec), "freivalds": (FreivaldsCertificate, verify_freivalds)}
 
 
 def _step(seed: int = 0):
@@ -67,16 +67,19 @@ def test_tampered_update_with_matching_commitment_is_rejected(kind, tmp_path):
     _, commitment, certificate = _certify(kind, tmp_path)
     _tamper(certificate, "w_after", (3,), 0.01)
     tensors = load_file(str(certificate.parent / "witness.safetensors"))
-    recommitted = commitment_of({name: tensors[name] for name in SPEC.input_names}, SPEC.scale)
+    recommitted = commitment_of({name: tensors[name] for name in SPEC.input_names}, SPEC)
     with pytest.raises(ProofVerificationError) as raised:
         KINDS[kind][1](SPEC, recommitted, certificate)
     assert raised.value.reason == "update-out-of-tolerance"
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_revealed_witness_must_match_declared_commitments(kind, tmp_path):
+@pytest.mark.parametrize("delta", [0.5, 1e6], ids=["on-grid", "outside-the-committed-range"])
+def test_revealed_witness_must_match_declared_commitments(kind, delta, tmp_path):
+    """A revealed value outside the committed range is a mismatch too, not a crash of the
+    verifier (no commitment of an honest run can bind it)."""
     _, commitment, certificate = _certify(kind, tmp_path)
-    _tamper(certificate, "batch", (0,), 0.5)
+    _tamper(certificate, "batch", (0,), delta)
     with pytest.raises(ProofVerificationError) as raised:
         KINDS[kind][1](SPEC, commitment, certificate)
     assert raised.value.reason == "commitment-mismatch"

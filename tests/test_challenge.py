@@ -144,10 +144,9 @@ def test_the_size_rule_decides_which_witnesses_a_run_keeps():
 
 
 def compose_config_spec():
-    from pot_zk.runs.train import plan_from_config
+    from pot_zk.config import build
 
-    cfg = compose_config(["model=tiny_mlp", "data=synthetic", "train.batch_size=2", "run_dir=."])
-    return plan_from_config(cfg).spec
+    return build(compose_config(["model=tiny_mlp", "data=synthetic", "train.batch_size=2"], run_dir=".")).plan.spec
 
 
 def test_an_unproven_run_keeps_every_witness_and_declares_it(unproven):

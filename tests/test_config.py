@@ -11,11 +11,11 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 
+from pot_zk.backends.registry import BACKENDS
 from pot_zk.config import build, compose_config
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.proving.policy import create_policy
 from pot_zk.proving.strategies import LazyStrategy, ProgramStrategy
-from pot_zk.runs.train import plan_from_config
 
 
 def group_options() -> list[tuple[str, str]]:
@@ -38,18 +38,25 @@ def option_values(group: str, option: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(str(path)), resolve=False)
 
 
+def is_global(group: str, option: str) -> bool:
+    """Whether the option file sets global keys (``# @package _global_``, e.g. a prover and
+    its backend's circuit settings)."""
+    text = (resources.files("pot_zk.conf") / group / f"{option}.yaml").read_text()
+    return "# @package _global_" in text.splitlines()[:1]
+
+
 def expected_config(group: str, option: str) -> dict[str, dict[str, Any]]:
     """What choosing ``group=option`` puts into the composed config, by top-level key: the
     option's values under its group; for a mode preset (``@package _global_``), its global
     values and the whole of each group option it selects."""
     values = option_values(group, option)
     if group != "mode":
-        return {group: values}
+        return values if is_global(group, option) else {group: values}
     expected: dict[str, dict[str, Any]] = {}
     for entry in values.pop("defaults"):
         for key, choice in entry.items():
             chosen = key.removeprefix("override /")
-            expected[chosen] = option_values(chosen, choice)
+            expected.update(expected_config(chosen, choice))
     return {**expected, **values}
 
 
@@ -67,7 +74,9 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
         )
     if group == "prover":
         resolved = OmegaConf.to_container(OmegaConf.create(values), resolve=True)
-        return (runtime.strategy.binary, runtime.strategy.timeout_s), (resolved["binary"], resolved["timeout_s"])
+        prover = resolved["prover"]
+        made = (runtime.strategy.name, runtime.strategy.binary, runtime.strategy.timeout_s, plan.spec.to_dict())
+        return made, (BACKENDS.get(prover["backend"]).proof_type, prover["binary"], prover["timeout_s"], {**plan.spec.to_dict(), **resolved["circuit"]})
     if group == "model":
         made: tuple = (plan.spec.kind, list(plan.kind.mlp(plan.spec.architecture).dims))
         wanted: tuple = (values["kind"], values["dims"])
@@ -77,7 +86,7 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
             wanted += (values["lora_layers"], values["lora_rank"], values["lora_alpha"])
         return made, wanted
     if group == "data":
-        return plan.data["name"], values["name"]
+        return plan.data.name, values["name"]
     if group == "policy":
         return plan.policy, create_policy(values["name"], **{k: v for k, v in values.items() if k != "name"})
     if group == "executor":
@@ -94,10 +103,7 @@ def test_every_group_option_composes_into_its_values_and_builds_them(group, opti
         assert not differing, f"{group}={option}: {key} differs from the option file (file, composed): {differing}"
     runtime = build(cfg)
     assert runtime.run_dir == tmp_path
-    for_plan = cfg.copy()
-    if for_plan.model.kind == "lora":
-        for_plan.model.base_run = str(tmp_path / "base-run")
-    made, wanted = what_build_made(group, runtime, plan_from_config(for_plan), option_values(group, option))
+    made, wanted = what_build_made(group, runtime, runtime.plan, option_values(group, option))
     assert made == wanted, f"{group}={option}: built {made}, the option file says {wanted}"
 
 
@@ -174,8 +180,8 @@ def test_a_wrong_type_or_value_is_rejected_at_compose_time(override):
 
 def test_a_typo_inside_a_new_option_file_is_rejected(tmp_path):
     (tmp_path / "prover").mkdir()
-    (tmp_path / "prover" / "typo.yaml").write_text("binary: my-prover\nproof_type: zk-halo2\ntimeout: 5\n")
-    (tmp_path / "prover" / "fine.yaml").write_text("binary: my-prover\nproof_type: zk-halo2\ntimeout_s: 5\n")
+    (tmp_path / "prover" / "typo.yaml").write_text("backend: ezkl\nbinary: my-prover\ntimeout: 5\n")
+    (tmp_path / "prover" / "fine.yaml").write_text("backend: ezkl\nbinary: my-prover\ntimeout_s: 5\n")
     searchpath = f"hydra.searchpath=[file://{tmp_path}]"
     assert build(compose_config([searchpath, "prover=fine", f"run_dir={tmp_path}"])).strategy.binary == "my-prover"
     with pytest.raises(ConfigCompositionException):

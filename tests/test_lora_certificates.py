@@ -8,22 +8,23 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from pot_zk.kinds.commitments import StepCommitment, commit_step
+from pot_zk.backends.registry import commit_step, spec_from_dict
+from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ConfigurationError, ProofVerificationError, WitnessBuilderError
-from pot_zk.backends.certificates.freivalds import FreivaldsStrategy, verify_freivalds
+from pot_zk.backends.certificates.freivalds import FreivaldsCertificate, verify_freivalds
 from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora
 from pot_zk.kinds.lora.capture import capture_lora_step
 from pot_zk.kinds.lora.circuit import LoraCircuitSpec
-from pot_zk.backends.certificates.reexec import ReexecStrategy, verify_reexec
+from pot_zk.backends.certificates.reexec import ReexecCertificate, verify_reexec
 from pot_zk.backends.certificates.revealed import commitment_of
 from pot_zk.kinds.mlp import MlpArchitecture
-from pot_zk.kinds.registry import STEP_KINDS, check_spec_from_dict, load_training_step, save_training_step
+from pot_zk.kinds.registry import STEP_KINDS, load_training_step, save_training_step, spec_for_step
 from pot_zk.kinds.sgd.step import capture_sgd_step
 from pot_zk.proving.strategies import ProofJob
 
 BASE = MlpArchitecture((6, 5, 3))
-KINDS = {"reexec": (ReexecStrategy, verify_reexec), "freivalds": (FreivaldsStrategy, verify_freivalds)}
+KINDS = {"reexec": (ReexecCertificate, verify_reexec), "freivalds": (FreivaldsCertificate, verify_freivalds)}
 
 
 def lora_spec(rank: int = 2, alpha: float = 4.0) -> LoraCircuitSpec:
@@ -79,7 +80,7 @@ def test_tampered_adapter_update_is_refused_and_rejected(kind, tmp_path):
     assert refused.value.actual > SPEC.tolerance_ulps
     _, _, certificate = _certify(kind, tmp_path)
     tensors = _tamper(certificate, "w_after", 0, 0.01)
-    recommitted = commitment_of({name: tensors[name] for name in SPEC.input_names}, SPEC.scale)
+    recommitted = commitment_of({name: tensors[name] for name in SPEC.input_names}, SPEC)
     with pytest.raises(ProofVerificationError) as raised:
         KINDS[kind][1](SPEC, recommitted, certificate)
     assert raised.value.reason == "update-out-of-tolerance"
@@ -131,13 +132,13 @@ def test_sgd_step_file_is_not_read_as_a_lora_step(tmp_path):
 
 
 def test_circuit_specs_dispatch_on_kind():
-    assert check_spec_from_dict(SPEC.to_dict()) == SPEC
+    assert spec_from_dict(SPEC.to_dict()) == SPEC
     sgd = SgdCircuitSpec(BASE, batch_size=4, learning_rate=0.1)
-    assert check_spec_from_dict(sgd.to_dict()) == sgd
+    assert spec_from_dict(sgd.to_dict()) == sgd
     ids = [SPEC.circuit_id(), lora_spec(rank=3).circuit_id(), lora_spec(alpha=2.0).circuit_id(), lora_spec(rank=3, alpha=2.0).circuit_id()]
     assert len(set(ids)) == len(ids), "rank and alpha each change the circuit id"
     with pytest.raises(ConfigurationError, match="unknown step kind 'adam'; valid: lora, sgd"):
-        check_spec_from_dict({**SPEC.to_dict(), "kind": "adam"})
+        spec_from_dict({**SPEC.to_dict(), "kind": "adam"})
 
 
 def test_sgd_commitments_keep_their_old_dict_form():
@@ -156,4 +157,4 @@ def test_lora_base_commitment_is_the_base_runs_final_commitment():
     attach_lora(model, (0,), rank=2, alpha=4)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     lora = capture_lora_step(model, optimizer, torch.randn(4, 6), torch.randn(4, 3))
-    assert commit_step(lora, scale=12).base == commit_step(sgd, scale=12).w_after
+    assert commit_step(lora, spec_for_step(lora)).base == commit_step(sgd, spec_for_step(sgd)).w_after

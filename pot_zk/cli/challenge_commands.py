@@ -86,8 +86,8 @@ def keys_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
 
 def _declared_statement(args: argparse.Namespace):
+    from pot_zk.backends.registry import spec_from_dict
     from pot_zk.exceptions import ConfigurationError
-    from pot_zk.kinds.registry import check_spec_from_dict
 
     if args.run:
         if args.overrides:
@@ -95,9 +95,8 @@ def _declared_statement(args: argparse.Namespace):
         from pot_zk.runs.bundle import RunBundle
 
         manifest = RunBundle.open(Path(args.run)).manifest()
-        return str(manifest["strategy"]), check_spec_from_dict(manifest["circuit"])
-    from pot_zk.config import compose_config
-    from pot_zk.runs.train import plan_from_config
+        return str(manifest["strategy"]), spec_from_dict(manifest["circuit"])
+    from pot_zk.config import build, compose_config
 
-    cfg = compose_config([*args.overrides, "run_dir=."])
-    return str(cfg.prover.proof_type), plan_from_config(cfg).spec
+    runtime = build(compose_config(args.overrides, run_dir="."))
+    return runtime.strategy.name, runtime.plan.spec

@@ -78,26 +78,22 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
 def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
     """Prove the jobs parked in a run, recording each outcome in the bundle and its audit trail."""
-    from pot_zk.core.audit import AuditLog
-    from pot_zk.runs.bundle import AUDIT, RunBundle, discard_incomplete_tail
-    from pot_zk.config import build, compose_config
     from pot_zk.proving.parking import parked_jobs, prove_pending
+    from pot_zk.runs.bundle import AUDIT, RunBundle
+    from pot_zk.runs.lifecycle import RunLifecycle
     from pot_zk.runs.proven_run import record_outcome
     from pot_zk.runs.witnesses import declared_retention
-    from pot_zk.proving.stats import ProvingStats
 
     bundle = RunBundle.open(run)
-    runtime = build(compose_config([*overrides, f"run_dir='{bundle.root.absolute()}'"]))
-    discard_incomplete_tail(bundle.path(AUDIT))
-    stats = ProvingStats()
-    with AuditLog(bundle.path(AUDIT), console_records=runtime.console_records, run=bundle.root.name, command="prove-pending") as audit:
-        audit.event("pending.start", parked=len(parked_jobs(bundle.park_dir)))
-        results = prove_pending(bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry)
+    with RunLifecycle.configure(overrides, run_dir=bundle.root.absolute()) as lifecycle:
+        audit = lifecycle.open(bundle.path(AUDIT), "pending.start", run=bundle.root.name, command="prove-pending", parked=len(parked_jobs(bundle.park_dir)))
+        runtime = lifecycle.runtime
+        results = prove_pending(bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=lifecycle.stats, registry=runtime.registry)
         keep = declared_retention(bundle.manifest()).keeps_all
         for result in results:
             record_outcome(bundle, result, keep_witness=keep)
         remaining = len(parked_jobs(bundle.park_dir))
-        audit.event("run.end", status="completed", command="prove-pending", proved=len(results) - remaining, still_parked=remaining, stats=stats.get_stats())
+        lifecycle.end("completed", command="prove-pending", proved=len(results) - remaining, still_parked=remaining)
     for result in results:
         detail = result.proof_type if result.status == "proved" else (result.error or {}).get("error_class")
         print(f"step {result.step}: {result.status} ({detail})")
@@ -144,12 +140,11 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--cache-dir", help="where the dev SRS is looked up (circuits and keys are derived anew in a directory of verify's own)")
 
     def run(args: argparse.Namespace) -> int:
-        from pot_zk.backends.ezkl import adapter as ezkl_adapter
-        from pot_zk.backends.ezkl import halo2
-        from pot_zk.kinds.commitments import StepCommitment
-        from pot_zk.kinds.registry import check_spec_from_dict
-        from pot_zk.verify.step import StepStatement, verify_step
+        from pot_zk.backends.base import VerifierOptions
+        from pot_zk.backends.registry import spec_from_dict
+        from pot_zk.kinds.encoding import StepCommitment
         from pot_zk.verify.run import default_cache_dir, verifier_workdir
+        from pot_zk.verify.step import StepStatement, step_keys, verify_step
 
         result = json.loads(Path(args.result).read_text())
         if result.get("status") != "proved":
@@ -158,24 +153,22 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         declared = json.loads(Path(args.circuit).read_text()) if args.circuit else result["circuit"]
         if not args.circuit:
             print("note: the statement (circuit spec) is the prover's own; pass --circuit to check the one you expect")
-        spec = check_spec_from_dict(declared)
+        spec = spec_from_dict(declared)
         cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-        srs = None
-        if result["proof_type"] == "zk-halo2":
-            logrows = halo2.compiled_circuit(spec, verifier_workdir()).logrows
-            srs = ezkl_adapter.configured_srs(Path(args.srs), logrows) if args.srs else ezkl_adapter.dev_srs(cache, logrows)
-            if not args.srs:
-                print("note: checked with the dev SRS in the cache; whoever generated it can forge proofs")
+        workdir = verifier_workdir()
+        keys = step_keys(spec, result["proof_type"], VerifierOptions(cache, workdir, Path(args.srs) if args.srs else None))
+        for note in keys.notes if keys is not None else ():
+            print(f"note: {note}")
         if args.step:
-            from pot_zk.kinds.commitments import commit_step
+            from pot_zk.backends.registry import commit_step
             from pot_zk.kinds.registry import load_training_step
 
-            commitment = commit_step(load_training_step(Path(args.step)), spec.scale, spec.value_bound)
+            commitment = commit_step(load_training_step(Path(args.step)), spec)
         else:
             print("note: the commitments are the ones in result.json; pass --step to check them against the step itself")
             commitment = StepCommitment.from_dict(result["commitment"])
         statement = StepStatement(spec, commitment)
-        verdict = verify_step(statement, result["proof_type"], Path(result["proof"]), cache_dir=verifier_workdir(), srs=srs)
+        verdict = verify_step(statement, result["proof_type"], Path(result["proof"]), cache_dir=workdir, keys=keys)
         print(f"{'VERIFIED' if verdict.ok else 'REJECTED'} ({verdict.proof_type}){'' if verdict.ok else f': {verdict.reason}: {verdict.message}'}")
         return 0 if verdict.ok else 1
 

@@ -56,7 +56,7 @@ def prove_pending_command(parser: argparse.ArgumentParser) -> CommandHandler:
             from pot_zk.cli.commands import prove_pending_in_run
 
             return prove_pending_in_run(park_dir, args.overrides)
-        runtime = build(compose_config([*args.overrides, f"run_dir='{park_dir.resolve().parent}'"]))
+        runtime = build(compose_config(args.overrides, run_dir=park_dir.resolve().parent))
         audit_file = Path(args.audit_file) if args.audit_file else park_dir.resolve().parent / "audit.jsonl"
         with AuditLog(audit_file, console_records=runtime.console_records, command="prove-pending") as audit:
             results = prove_pending(park_dir, schedule=runtime.schedule, audit=audit, stats=ProvingStats(), registry=runtime.registry)

@@ -1,7 +1,14 @@
-"""The one boundary where a DictConfig becomes typed objects (frozen dataclasses, callables)."""
+"""The one boundary where a DictConfig becomes typed objects (frozen dataclasses, callables).
+
+:func:`compose_config` composes pot-zk's config (the ``run_dir`` override is made here and
+nowhere else); :func:`build` turns it into a :class:`Runtime`: the proving side (mode, prover
+strategy, retry schedule, failure handler), the :class:`~pot_zk.config.plan.TrainingPlan`
+and the resolved configuration as plain data. Nothing past :func:`build` sees a DictConfig.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +19,15 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
-from pot_zk.core.audit import AuditLog
+from pot_zk.backends.base import KeySettings
+from pot_zk.backends.registry import BACKENDS
 from pot_zk.config import schema
+from pot_zk.config.plan import DataSettings, TrainingPlan, WitnessSettings
+from pot_zk.core.audit import AuditLog
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.base import ModelSettings
+from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.proving.policy import create_policy
 from pot_zk.proving.handlers import create_handler
 from pot_zk.proving.pipeline import FailureHandler, ProvingPipeline
 from pot_zk.proving.retry import RetrySchedule, Sleep
@@ -24,11 +37,19 @@ from pot_zk.proving.strategies import ProgramStrategy, ProverStrategy, StrategyR
 CONFIG_MODULE = "pot_zk.conf"
 
 
-def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
-    """Compose pot-zk's config programmatically, as the CLI apps would with these overrides.
-    Works inside a running Hydra app too: its global state is set aside and restored. An
-    unknown option of a group (``mode=explode``, ``handler=explode``) is a ConfigurationError
-    naming the valid options."""
+def run_dir_override(run_dir: str | Path) -> str:
+    """The Hydra override that sets ``run_dir`` to a path, single-quoted: a quote is escaped,
+    and so are the backslashes before a quote or at the end (Hydra's quoting rules)."""
+    quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), str(run_dir))
+    return f"run_dir='{quoted}'"
+
+
+def compose_config(overrides: Sequence[str] = (), config_name: str = "config", *, run_dir: str | Path | None = None) -> DictConfig:
+    """Compose pot-zk's config programmatically, as the CLI apps would with these overrides
+    (then ``run_dir``, if given). Works inside a running Hydra app too: its global state is set
+    aside and restored. An unknown option of a group (``mode=explode``, ``handler=explode``) is
+    a ConfigurationError naming the valid options."""
+    overrides = [*overrides, *([run_dir_override(run_dir)] if run_dir is not None else [])]
     schema.register_schema()
     running = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
     GlobalHydra.instance().clear()
@@ -49,6 +70,8 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -
 
 @dataclass(frozen=True)
 class Runtime:
+    """Everything a composed config describes, typed."""
+
     mode: str
     proving_enabled: bool
     strategy: ProverStrategy
@@ -58,6 +81,10 @@ class Runtime:
     run_dir: Path
     audit_file: Path
     console_records: bool
+    plan: TrainingPlan
+    config: dict[str, Any]
+    """The resolved configuration as plain data (``run_dir`` absolute): what config.yaml and
+    the ``run.start`` audit record hold."""
 
     def open_pipeline(self, *, audit: AuditLog | None = None, stats: ProvingStats | None = None, sleep: Sleep = time.sleep) -> ProvingPipeline:
         """A pipeline writing to this run's audit trail (or the given one)."""
@@ -77,8 +104,9 @@ def retry_schedule(retry: Any) -> RetrySchedule:
 
 
 def program_strategy(prover: Any) -> ProgramStrategy:
+    """The configured backend's prover program, named by the backend's proof type."""
     return ProgramStrategy(
-        name=prover.proof_type,
+        name=BACKENDS.get(str(prover.backend)).proof_type,
         binary=prover.binary,
         search_paths=tuple(prover.search_paths),
         timeout_s=float(prover.timeout_s),
@@ -100,6 +128,8 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
         registry=registry,
     )
     run_dir = Path(cfg.run_dir)
+    config = _resolved_container(cfg)
+    config["run_dir"] = str(run_dir.absolute())
     return Runtime(
         mode=cfg.proving.mode,
         proving_enabled=bool(cfg.proving.enabled),
@@ -110,10 +140,53 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
         run_dir=run_dir,
         audit_file=run_dir / cfg.audit.file_name,
         console_records=bool(cfg.console.records),
+        plan=training_plan(cfg),
+        config=config,
     )
 
 
-def resolved_container(cfg: DictConfig) -> dict[str, Any]:
+def training_plan(cfg: DictConfig) -> TrainingPlan:
+    if cfg.train.epochs < 1:
+        raise ConfigurationError("train.epochs must be >= 1", key="train.epochs")
+    kind = STEP_KINDS.get(str(cfg.model.kind))
+    model = ModelSettings(
+        kind=kind.name,
+        dims=tuple(cfg.model.dims),
+        lora_layers=tuple(cfg.model.lora_layers),
+        lora_rank=int(cfg.model.lora_rank),
+        lora_alpha=float(cfg.model.lora_alpha),
+        base_run=Path(cfg.model.base_run).expanduser().absolute() if cfg.model.base_run else None,
+    )
+    backend = BACKENDS.get(str(cfg.prover.backend))
+    circuit = OmegaConf.to_container(cfg.circuit, resolve=True)
+    assert isinstance(circuit, dict)
+    spec = backend.circuit_spec(kind, kind.architecture(model), int(cfg.train.batch_size), float(cfg.train.learning_rate), circuit)
+    policy = cfg.policy
+    data = cfg.data
+    return TrainingPlan(
+        run_dir=Path(cfg.run_dir).absolute(),
+        cache_dir=Path(cfg.cache_dir).expanduser().absolute(),
+        model=model,
+        spec=spec,
+        backend=backend,
+        circuit=circuit,
+        keys=KeySettings(Path(cfg.srs.path) if cfg.srs.path else None, bool(cfg.srs.allow_dev_srs)),
+        data=DataSettings(
+            name=data.name.name, num_samples=int(data.num_samples), seed=int(data.seed), part=data.part.name, holdout=float(data.holdout)
+        ),
+        epochs=int(cfg.train.epochs),
+        max_steps=None if cfg.train.max_steps is None else int(cfg.train.max_steps),
+        seed=int(cfg.train.seed),
+        progress=bool(cfg.train.progress),
+        policy=create_policy(policy.name.name, k=int(policy.k), fraction=float(policy.fraction), seed=int(policy.seed)),
+        executor=cfg.executor.name.name,
+        workers=int(cfg.executor.workers),
+        scheduler_address=cfg.executor.scheduler_address,
+        witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
+    )
+
+
+def _resolved_container(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as plain JSON-able data (for the audit trail's run.start)."""
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(container, dict)

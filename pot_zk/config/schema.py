@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -28,10 +28,11 @@ class ProvingConfig:
 
 @dataclass
 class ProverConfig:
+    backend: str = MISSING
+    """The prover backend (:data:`pot_zk.backends.registry.BACKENDS`): its circuits,
+    commitments, keys and proof type (e.g. ``ezkl``: ``zk-halo2``)."""
     binary: str = MISSING
     """Program name (looked up in search_paths, the interpreter's directory, PATH) or absolute path."""
-    proof_type: str = MISSING
-    """The strategy name this prover stands for, e.g. ``zk-halo2``."""
     search_paths: List[str] = field(default_factory=list)
     timeout_s: float = 1800.0
     args: List[str] = field(default_factory=list)
@@ -140,17 +141,6 @@ class TrainConfig:
 
 
 @dataclass
-class CircuitConfig:
-    """Fixed-point and tolerance settings of the zk-halo2 statement (docs/proofs.md)."""
-
-    scale: int = 12
-    param_scale: int = 20
-    decomp_base: int = 256
-    decomp_legs: int = 4
-    tolerance_ulps: int = 4
-
-
-@dataclass
 class SrsConfig:
     path: Optional[str] = None
     """A KZG SRS file from a ceremony you trust; None: a locally generated dev SRS."""
@@ -187,7 +177,10 @@ class PotZkConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    circuit: CircuitConfig = field(default_factory=CircuitConfig)
+    circuit: Dict[str, Any] = field(default_factory=dict)
+    """The prover backend's circuit settings; its ``conf/prover/<backend>.yaml`` sets every
+    one (so a misspelt key fails at compose time) and the backend checks them at build time
+    (ezkl: scale, param_scale, decomp_base, decomp_legs, tolerance_ulps; docs/proofs.md)."""
     srs: SrsConfig = field(default_factory=SrsConfig)
     witness: WitnessConfig = field(default_factory=WitnessConfig)
 

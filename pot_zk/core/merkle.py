@@ -1,6 +1,7 @@
 """A SHA-256 Merkle tree over hex leaves (the dataset commitment).
 
-Leaves are hashed as ``sha256(b"\\x00" + leaf)`` and inner nodes as
+A leaf is a commitment written in hex, with or without a ``0x`` prefix (the prefix is not
+hashed). Leaves are hashed as ``sha256(b"\\x00" + leaf)`` and inner nodes as
 ``sha256(b"\\x01" + left + right)`` (domain separation, so a leaf can never pose as a node);
 an odd node at the end of a level is carried up unchanged.
 """
@@ -12,7 +13,7 @@ from typing import Sequence
 
 
 def _leaf(value: str) -> bytes:
-    return hashlib.sha256(b"\x00" + bytes.fromhex(value)).digest()
+    return hashlib.sha256(b"\x00" + bytes.fromhex(value.removeprefix("0x"))).digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:

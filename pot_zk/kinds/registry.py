@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,11 +49,6 @@ def step_from_models(model_before: nn.Module, model_after: nn.Module, inputs: An
 def spec_for_step(step: BatchStep, **fixed_point: int) -> Any:
     """The check statement that proves ``step`` (``fixed_point`` overrides scale, tolerance...)."""
     return kind_of(step).spec_for_step(step, **fixed_point)
-
-
-def check_spec_from_dict(data: Mapping[str, Any]) -> Any:
-    """The check statement a ``to_dict()`` came from, by its ``kind``."""
-    return STEP_KINDS.get(str(data.get("kind"))).spec_from_dict(data)
 
 
 def save_training_step(step: BatchStep, path: Path) -> None:

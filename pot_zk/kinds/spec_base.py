@@ -2,7 +2,7 @@
 
 A circuit spec is a frozen value that fully defines one check-the-update statement: the ONNX
 graph, its hashed inputs (in instance order, named like the fields of
-:class:`~pot_zk.kinds.commitments.StepCommitment`), the fixed-point settings and the tolerance. Its
+:class:`~pot_zk.kinds.encoding.StepCommitment`), the fixed-point settings and the tolerance. Its
 ``circuit_id`` is a hash of ``to_dict()``, so anything that changes the statement changes the
 circuit.
 """
@@ -26,6 +26,7 @@ from pot_zk.kinds.registry import STEP_KINDS
 
 class CircuitSpec(Protocol):
     kind: ClassVar[str]
+    backend: ClassVar[str]
     input_names: ClassVar[tuple[str, ...]]
     batch_size: int
     learning_rate: float
@@ -56,13 +57,17 @@ class CircuitSpec(Protocol):
     def calibration_inputs(self) -> list[torch.Tensor]: ...
 
 
-_FIXED_POINT_FIELDS = ("scale", "param_scale", "decomp_base", "decomp_legs", "tolerance_ulps")
+FIXED_POINT_FIELDS = ("scale", "param_scale", "decomp_base", "decomp_legs", "tolerance_ulps")
 
 
 class FixedPointCheck:
     """Shared behaviour of the check-the-update specs (a mixin for frozen dataclasses with the
     fields of :class:`CircuitSpec`, plus ``circuit_version``, ``architecture_type`` and
     ``check_module()``, the torch module whose output is the residual)."""
+
+    backend: ClassVar[str] = "ezkl"
+    """The prover backend whose statements these are (not part of ``to_dict()``: their dicts
+    predate the field, and adding it would change every circuit id)."""
 
     def write_onnx(self, path: Path) -> None:
         """Export the check graph (float32 example rows of the input sizes) to ``path``."""
@@ -103,7 +108,7 @@ class FixedPointCheck:
             "architecture": self.architecture.to_dict(),
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
-            **{name: getattr(self, name) for name in _FIXED_POINT_FIELDS},
+            **{name: getattr(self, name) for name in FIXED_POINT_FIELDS},
         }
 
     @classmethod
@@ -118,7 +123,7 @@ class FixedPointCheck:
                 architecture=cls.architecture_type.from_dict(data["architecture"]),
                 batch_size=int(data["batch_size"]),
                 learning_rate=float(data["learning_rate"]),
-                **{name: int(data[name]) for name in _FIXED_POINT_FIELDS},
+                **{name: int(data[name]) for name in FIXED_POINT_FIELDS},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"malformed circuit spec: {exc}", key="circuit") from exc

@@ -131,8 +131,8 @@ def import_object(import_path: str) -> Any:
 StrategyFactory = Callable[[], ProverStrategy]
 
 BUILTIN_STRATEGIES: dict[str, str] = {
-    "freivalds": "pot_zk.backends.certificates.freivalds:FreivaldsStrategy",
-    "reexec": "pot_zk.backends.certificates.reexec:ReexecStrategy",
+    "freivalds": "pot_zk.backends.certificates.freivalds:FreivaldsCertificate",
+    "reexec": "pot_zk.backends.certificates.reexec:ReexecCertificate",
 }
 
 

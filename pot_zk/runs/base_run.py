@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from pot_zk.runs.bundle import FINAL_MODEL, RunBundle, load_model
-from pot_zk.kinds.commitments import commit_values
-from pot_zk.exceptions import ConfigurationError, PotZkError
+from pot_zk.backends.base import CommitmentScheme
+from pot_zk.exceptions import ConfigurationError, PotZkError, WitnessBuilderError
 from pot_zk.kinds.mlp import MlpArchitecture, flatten
+from pot_zk.runs.bundle import FINAL_MODEL, RunBundle, load_model
 
 
 def base_commitment(run: Path) -> str:
@@ -29,9 +29,9 @@ def base_commitment(run: Path) -> str:
     return str(max(records, key=lambda r: r["step"])["w_after"])
 
 
-def base_run_model(run: Path, architecture: MlpArchitecture, scale: int) -> dict[str, torch.Tensor]:
+def base_run_model(run: Path, architecture: MlpArchitecture, commitments: CommitmentScheme) -> dict[str, torch.Tensor]:
     """The base run's final weights, after checking the run's architecture and that the file
-    hashes to the run's last commitment."""
+    hashes (under ``commitments``, the new run's scheme) to the run's last commitment."""
     bundle = RunBundle.open(run)
     declared = bundle.manifest()["circuit"]["architecture"]
     if declared != architecture.to_dict():
@@ -41,7 +41,10 @@ def base_run_model(run: Path, architecture: MlpArchitecture, scale: int) -> dict
     if not bundle.path(FINAL_MODEL).is_file():
         raise ConfigurationError(f"the base run {run} has no final model (did it complete?)", key="model.base_run")
     state, _ = load_model(bundle.path(FINAL_MODEL))
-    found = commit_values(flatten({k: v.double() for k, v in state.items()}, architecture.param_shapes), scale)
+    try:
+        found = commitments.commit(flatten({k: v.double() for k, v in state.items()}, architecture.param_shapes), "base model weights")
+    except WitnessBuilderError as exc:
+        raise ConfigurationError(f"the final model of {run} does not fit the commitment range: {exc.message}", key="model.base_run") from exc
     if found != base_commitment(run):
         raise ConfigurationError(f"the final model of {run} does not hash to its last commitment", key="model.base_run")
     return state

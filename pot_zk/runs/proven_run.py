@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from pot_zk.backends.base import CommitmentScheme
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.base import BatchStep
-from pot_zk.kinds.commitments import commit_values
 from pot_zk.kinds.registry import kind_of, save_training_step
 from pot_zk.kinds.spec_base import CircuitSpec
 from pot_zk.proving.parking import parked_path
@@ -46,6 +46,7 @@ class ProvenRun:
         self,
         bundle: RunBundle,
         spec: CircuitSpec,
+        commitments: CommitmentScheme,
         pipeline: ProvingPipeline | None,
         policy: Callable[[int], bool],
         cache_dir: Path,
@@ -54,6 +55,7 @@ class ProvenRun:
     ) -> None:
         self.bundle = bundle
         self.spec = spec
+        self.commitments = commitments
         self.pipeline = pipeline
         self.policy = policy
         self.cache_dir = Path(cache_dir)
@@ -76,12 +78,10 @@ class ProvenRun:
         """Commit to the step (every step) and queue its proof if the policy selects it. W_t is
         the previous step's W_t+1 commitment, the batch its dataset leaf; constant inputs (a
         LoRA step's frozen base) are committed once per run."""
-        scale = self.spec.scale
-        bound = self.spec.value_bound
         encoded = {x.name: x for x in kind_of(step).encode(step)}
 
         def commit(name: str) -> str:
-            return commit_values(encoded[name].values, scale, bound, encoded[name].label)
+            return self.commitments.commit(encoded[name].values, encoded[name].label)
 
         w_before = self._last_w_after or commit("w_before")
         w_after = commit("w_after")
@@ -95,7 +95,7 @@ class ProvenRun:
             "w_before": w_before,
             "batch": batch,
             "w_after": w_after,
-            "scale": scale,
+            "scale": self.spec.scale,
             "loss": step.loss,
             "scheduled": scheduled,
         }

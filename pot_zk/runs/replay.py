@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from pot_zk.backends.registry import commit_step
+from pot_zk.config.build import build
 from pot_zk.exceptions import ChallengeError
-from pot_zk.kinds.commitments import commit_step
 from pot_zk.kinds.registry import capture_step, save_training_step
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, load_model
-from pot_zk.runs.train import build_model, declared_data, plan_from_config, sgd_optimizer, step_schedule
+from pot_zk.runs.train import build_model, declared_data, sgd_optimizer, step_schedule
 
 COMMITTED = ("w_before", "batch", "w_after", "base")
 
@@ -36,7 +37,8 @@ def replay_witnesses(bundle: RunBundle, cfg: Any, steps: Iterable[int]) -> None:
             reason="witness-missing",
             steps=sorted(wanted),
         )
-    plan = plan_from_config(cfg)
+    plan = build(cfg).plan
+    arithmetic = plan.backend.training_arithmetic(plan.spec)
     batches, _ = declared_data(plan)
     model = build_model(plan)
     model.load_state_dict(load_model(bundle.path(files.INITIAL_MODEL))[0])
@@ -47,7 +49,9 @@ def replay_witnesses(bundle: RunBundle, cfg: Any, steps: Iterable[int]) -> None:
             return
         batch = batches[batch_index]
         step = capture_step(model, optimizer, batch.inputs, batch.targets)
-        found = commit_step(step, plan.spec.scale, plan.spec.value_bound).to_dict()
+        if arithmetic is not None:
+            step = arithmetic.step(model, step)
+        found = commit_step(step, plan.spec).to_dict()
         differing = [key for key in COMMITTED if found.get(key) != recorded.get(index, {}).get(key)]
         if differing:
             raise ChallengeError(

@@ -19,17 +19,15 @@ from typing import Any, Callable, Sequence
 
 from omegaconf import OmegaConf
 
-from pot_zk.config.build import build
+from pot_zk.backends.registry import commit_step, spec_from_dict
 from pot_zk.config.schema import PotZkConfig
-from pot_zk.core.audit import AuditLog
 from pot_zk.core.challenge import Challenge, challenge_problems
 from pot_zk.exceptions import ChallengeError, ConfigurationError, PotZkError, WitnessBuilderError
-from pot_zk.kinds.commitments import commit_step
-from pot_zk.kinds.registry import check_spec_from_dict, load_training_step
+from pot_zk.kinds.registry import load_training_step
 from pot_zk.kinds.spec_base import CircuitSpec
-from pot_zk.proving.stats import ProvingStats
 from pot_zk.runs import bundle as files
-from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.proven_run import proof_job, record_outcome
 from pot_zk.runs.replay import replay_witnesses
 from pot_zk.runs.witnesses import declared_retention
@@ -59,7 +57,7 @@ def check_witness(bundle: RunBundle, spec: CircuitSpec, record: dict[str, Any]) 
             step=step,
         )
     try:
-        found = commit_step(load_training_step(path, spec.kind), spec.scale, spec.value_bound).to_dict()
+        found = commit_step(load_training_step(path, spec.kind), spec).to_dict()
     except (WitnessBuilderError, PotZkError) as exc:
         raise ChallengeError(f"witness-unreadable: step {step}'s witness is unusable: {exc.message}", reason="witness-unreadable", step=step) from exc
     differing = [key for key in COMMITTED if found.get(key) != record.get(key)]
@@ -98,7 +96,7 @@ def respond(
         raise ChallengeError(f"{reason}: the challenge does not fit {bundle.root}: {message}", reason=reason)
     if not manifest.get("proving_enabled"):
         raise ConfigurationError(f"{bundle.root} was trained with proving disabled: no SRS was settled for its proofs", key="proving.enabled")
-    spec = check_spec_from_dict(manifest["circuit"])
+    spec = spec_from_dict(manifest["circuit"])
     proved = {r["step"] for r in bundle.proofs() if r.get("status") == "proved"}
     by_step = {r["step"]: r for r in commitments}
     to_prove = [step for step in challenge.steps if step not in proved]
@@ -108,19 +106,19 @@ def respond(
         replay_witnesses(bundle, cfg, missing)
     for step in to_prove:
         check_witness(bundle, spec, by_step[step])
-    runtime = build(cfg)
+    lifecycle = RunLifecycle.from_config(cfg)
     answers = [ChallengeAnswer(step, "already-proved") for step in challenge.steps if step in proved]
-    discard_incomplete_tail(bundle.path(files.AUDIT))
-    stats = ProvingStats()
-    audit = AuditLog(bundle.path(files.AUDIT), console_records=runtime.console_records, run=bundle.root.name, command="respond")
     label = {"challenge": {"head": challenge.head, "nonce": challenge.nonce}}
     keep = declared_retention(manifest).keeps_all
-    audit.event("challenge.start", head=challenge.head, nonce=challenge.nonce, steps=list(challenge.steps), to_prove=to_prove, replayed=missing)
+    lifecycle.open(
+        bundle.path(files.AUDIT), "challenge.start", run=bundle.root.name, command="respond",
+        head=challenge.head, nonce=challenge.nonce, steps=list(challenge.steps), to_prove=to_prove, replayed=missing,
+    )
     status = "completed"
     try:
-        pipeline = runtime.open_pipeline(audit=audit, stats=stats, sleep=sleep)
+        pipeline = lifecycle.pipeline(sleep=sleep)
         for step in to_prove:
-            job = proof_job(bundle, spec, step, Path(cfg.cache_dir), manifest.get("prover_options") or {})
+            job = proof_job(bundle, spec, step, lifecycle.runtime.plan.cache_dir, manifest.get("prover_options") or {})
             result = pipeline.prove(job)
             record_outcome(bundle, result, keep_witness=keep, labels=label)
             detail = "" if result.error is None else str(result.error.get("message", ""))
@@ -129,6 +127,5 @@ def respond(
         status = "halted" if isinstance(error, PotZkError) else "aborted"
         raise
     finally:
-        audit.event("run.end", status=status, command="respond", answers=[asdict(a) for a in answers], stats=stats.get_stats())
-        audit.close()
+        lifecycle.end(status, command="respond", answers=[asdict(a) for a in answers])
     return sorted(answers, key=lambda a: a.step)

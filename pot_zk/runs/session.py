@@ -1,8 +1,9 @@
 """One open proven training run: the code path ``pot-zk train`` and the integration hooks
 (:mod:`pot_zk.hooks`) share.
 
-A :class:`TrainingSession` owns the model, its SGD optimizer, the audit trail and the proving
-executor of a prepared run bundle. Each :meth:`TrainingSession.step` captures one SGD step,
+A :class:`TrainingSession` owns the model, its SGD optimizer and the proving executor of a
+prepared run bundle; its audit trail and statistics are those of its
+:class:`~pot_zk.runs.lifecycle.RunLifecycle`. Each :meth:`TrainingSession.step` captures one SGD step,
 records its commitments (every step), queues its proof if the policy selects it, checkpoints
 the model and surfaces a halted proof. Leaving the ``with`` block ends the run: queued proofs
 are drained, the final model, statistics and the audit trail's ``run.end`` are written.
@@ -17,28 +18,25 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 from omegaconf import OmegaConf
 
-from pot_zk.runs import bundle as files
+from pot_zk.config.plan import TrainingPlan
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.challenge import commitment_head
-from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, load_model, read_jsonl, save_model
-from pot_zk.config.build import Runtime
-from pot_zk.runs.data import CLASSES, Batch, HeldOut
-from pot_zk.runs.evaluation import Evaluation, Evaluator
 from pot_zk.exceptions import PotZkError
-from pot_zk.proving.executors import create_executor
-from pot_zk.runs.manifest import prepare_run
-from pot_zk.runs.proven_run import ProvenRun, RunProgress
-from pot_zk.proving.stats import ProvingStats
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import capture_step
-
-if TYPE_CHECKING:
-    from pot_zk.runs.train import TrainingPlan
+from pot_zk.proving.executors import create_executor
+from pot_zk.runs import bundle as files
+from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, load_model, read_jsonl, save_model
+from pot_zk.runs.data import CLASSES, Batch, HeldOut
+from pot_zk.runs.evaluation import Evaluation, Evaluator
+from pot_zk.runs.lifecycle import RunLifecycle
+from pot_zk.runs.manifest import prepare_run
+from pot_zk.runs.proven_run import ProvenRun, RunProgress
 
 ProgressCallback = Callable[[RunProgress], None]
 
@@ -59,15 +57,17 @@ class RunSummary:
 
 
 class TrainingSession:
+    """A prepared run bundle, opened in ``lifecycle`` (its audit trail and statistics), training
+    ``model`` with ``optimizer`` under ``plan``."""
+
     def __init__(
         self,
         bundle: RunBundle,
-        plan: "TrainingPlan",
-        runtime: Runtime,
+        lifecycle: RunLifecycle,
+        plan: TrainingPlan,
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         prepared: dict[str, Any],
-        audit: AuditLog,
         *,
         start_step: int = 0,
         sleep: Callable[[float], None] = time.sleep,
@@ -75,15 +75,15 @@ class TrainingSession:
         evaluator: Evaluator | None = None,
     ) -> None:
         self.bundle = bundle
+        self.lifecycle = lifecycle
         self.evaluator = evaluator
         self.model = model
         self.optimizer = optimizer
-        self.audit = audit
-        self.stats = ProvingStats()
         self.next_step = start_step
         self.summary: RunSummary | None = None
-        pipeline = runtime.open_pipeline(audit=audit, stats=self.stats, sleep=sleep) if runtime.proving_enabled else None
-        self.run = ProvenRun(bundle, plan.spec, pipeline, plan.policy, plan.cache_dir, prepared["prover_options"], prepared["leaves"])
+        pipeline = lifecycle.pipeline(sleep=sleep) if lifecycle.runtime.proving_enabled else None
+        self.arithmetic = plan.backend.training_arithmetic(plan.spec)
+        self.run = ProvenRun(bundle, plan.spec, plan.commitments, pipeline, plan.policy, plan.cache_dir, prepared["prover_options"], prepared["leaves"])
         if on_progress is not None:
             self.run.on_result = lambda result: on_progress(self.run.progress)
         if pipeline is not None:
@@ -91,6 +91,11 @@ class TrainingSession:
                 plan.executor, pipeline.prove, self.run.record_result, plan.workers, scheduler_address=plan.scheduler_address
             )
             self.run.requeue_unfinished(start_step)
+
+    @property
+    def audit(self) -> AuditLog:
+        assert self.lifecycle.audit is not None
+        return self.lifecycle.audit
 
     @property
     def progress(self) -> RunProgress:
@@ -102,6 +107,8 @@ class TrainingSession:
             raise RuntimeError(f"the run in {self.bundle.root} has ended ({self.summary.status}); it takes no more steps")
         index = self.next_step
         step = capture_step(self.model, self.optimizer, inputs, targets)
+        if self.arithmetic is not None:
+            step = self.arithmetic.step(self.model, step)
         self.run.record_step(step, index, epoch, batch_index, self.audit)
         self.next_step = index + 1
         save_model(self.model.state_dict(), self.bundle.path(files.CHECKPOINT), {"next_step": str(self.next_step)})
@@ -144,12 +151,10 @@ class TrainingSession:
             if status == "completed":
                 save_model(self.model.state_dict(), self.bundle.path(files.FINAL_MODEL))
                 self.evaluate()
-            self.stats.write(self.bundle.root)
         finally:
             head = _commitment_head(self.bundle)
-            self.audit.event("run.end", status=status, progress=self.progress.summary(), stats=self.stats.get_stats(), head=head)
-            self.audit.close()
-        self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), self.stats.get_stats(), self.evaluations(), head)
+            stats = self.lifecycle.end(status, progress=self.progress.summary(), head=head)
+        self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), stats, self.evaluations(), head)
         return self.summary
 
     def __enter__(self) -> "TrainingSession":
@@ -174,8 +179,8 @@ def _commitment_head(bundle: RunBundle) -> str | None:
 
 def start_session(
     bundle: RunBundle,
-    plan: "TrainingPlan",
-    runtime: Runtime,
+    lifecycle: RunLifecycle,
+    plan: TrainingPlan,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: list[Batch],
@@ -184,30 +189,36 @@ def start_session(
     held_out: HeldOut | None = None,
     **options: Any,
 ) -> TrainingSession:
-    """Prepare a new run bundle (dataset root, manifest, initial model) and open its session.
-    ``config`` is the resolved configuration, written to config.yaml and the ``run.start``
-    event; with ``held_out`` the initial model is scored on it before the first step."""
+    """Prepare a new run bundle (dataset root, manifest, initial model), open its audit trail
+    with ``run.start`` and return its session. ``config`` is the resolved configuration, written
+    to config.yaml and the ``run.start`` event; with ``held_out`` the initial model is scored on
+    it before the first step. A backend with its own training arithmetic first puts the model
+    on its grid."""
+    arithmetic = plan.backend.training_arithmetic(plan.spec)
+    if arithmetic is not None:
+        arithmetic.start(model)
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(config))
-    prepared = prepare_run(bundle, plan, runtime, batches, model.state_dict(), config_yaml, held_out)
-    discard_incomplete_tail(bundle.path(files.AUDIT))
-    audit = AuditLog(bundle.path(files.AUDIT), console_records=runtime.console_records, run=bundle.root.name, mode=runtime.mode)
-    audit.event("run.start", run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(config))
-    session = TrainingSession(bundle, plan, runtime, model, optimizer, prepared, audit, evaluator=evaluator_for(plan, held_out), **options)
+    prepared = prepare_run(bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out)
+    lifecycle.open(
+        bundle.path(files.AUDIT), "run.start", stats_dir=bundle.root, run=bundle.root.name,
+        run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(config),
+    )
+    session = TrainingSession(bundle, lifecycle, plan, model, optimizer, prepared, evaluator=evaluator_for(plan, held_out), **options)
     session.evaluate()
     return session
 
 
-def evaluator_for(plan: "TrainingPlan", held_out: HeldOut | None) -> Evaluator | None:
+def evaluator_for(plan: TrainingPlan, held_out: HeldOut | None) -> Evaluator | None:
     """How a run scores its models: its loss on ``held_out``, and accuracy for a classification set."""
     if held_out is None:
         return None
-    return Evaluator(held_out, plan.kind.mlp(plan.spec.architecture).loss, plan.data["name"] in CLASSES)
+    return Evaluator(held_out, plan.kind.mlp(plan.spec.architecture).loss, plan.data.name in CLASSES)
 
 
 def resume_session(
     bundle: RunBundle,
-    plan: "TrainingPlan",
-    runtime: Runtime,
+    lifecycle: RunLifecycle,
+    plan: TrainingPlan,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     *,
@@ -218,13 +229,12 @@ def resume_session(
     for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS):
         discard_incomplete_tail(bundle.path(name))
     prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
-    discarded = discard_incomplete_tail(bundle.path(files.AUDIT))
-    audit = AuditLog(bundle.path(files.AUDIT), console_records=runtime.console_records, run=bundle.root.name, mode=runtime.mode)
+    audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
     start_step = _restore_checkpoint(bundle, model)
-    audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(discarded))
+    audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(lifecycle.discarded))
     _audit_cut_off_evaluations(bundle, audit)
     evaluator = evaluator_for(plan, held_out)
-    return TrainingSession(bundle, plan, runtime, model, optimizer, prepared, audit, start_step=start_step, evaluator=evaluator, **options)
+    return TrainingSession(bundle, lifecycle, plan, model, optimizer, prepared, start_step=start_step, evaluator=evaluator, **options)
 
 
 def _audit_cut_off_evaluations(bundle: RunBundle, audit: AuditLog) -> None:

@@ -22,8 +22,9 @@ import torch
 
 from pot_zk.backends.certificates.revealed import Named, grid_step, write_certificate
 from pot_zk.core.merkle import dataset_root
-from pot_zk.kinds.commitments import StepCommitment, commit_values
-from pot_zk.kinds.registry import STEP_KINDS, capture_step, check_spec_from_dict
+from pot_zk.backends.registry import commitments_of, spec_from_dict
+from pot_zk.kinds.encoding import StepCommitment
+from pot_zk.kinds.registry import STEP_KINDS, capture_step
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import load_model, save_model
 from pot_zk.runs.data import CLASSES, manifest_data, seeded_batches
@@ -57,7 +58,7 @@ def _batches(manifest: dict, spec):
 def _replay(bundle: Path, count: int) -> list:
     """The first ``count`` honest steps, retrained from the initial model on the declared batches."""
     manifest = read_json(bundle / files.MANIFEST)
-    spec = check_spec_from_dict(manifest["circuit"])
+    spec = spec_from_dict(manifest["circuit"])
     batches = _batches(manifest, spec)
     model = STEP_KINDS.get(spec.kind).build_model(spec.architecture, None)
     model.load_state_dict(load_model(bundle / files.INITIAL_MODEL)[0])
@@ -102,7 +103,7 @@ def _rescore(bundle: Path) -> None:
     """evaluations.jsonl kept consistent with edited models and steps: scores after the last step
     dropped, the initial and final model files scored anew on the held-out samples."""
     manifest = read_json(bundle / files.MANIFEST)
-    spec = check_spec_from_dict(manifest["circuit"])
+    spec = spec_from_dict(manifest["circuit"])
     kind = STEP_KINDS.get(spec.kind)
     dims = kind.mlp(spec.architecture).dims
     _, held_out = seeded_batches(manifest_data(manifest["dataset"]), dims[0], dims[-1], spec.batch_size, manifest["training"]["seed"])
@@ -262,7 +263,7 @@ def other_initial_model(bundle: Path, rng: random.Random, other: Path | None) ->
     """Another initial model than the declared seed gives, with a fresh valid proof of step 0
     on the declared batch."""
     manifest = read_json(bundle / files.MANIFEST)
-    spec = check_spec_from_dict(manifest["circuit"])
+    spec = spec_from_dict(manifest["circuit"])
     commitments = jsonl(bundle / files.COMMITMENTS)
     seed = manifest["training"]["seed"] + 1 + rng.randrange(1000)
     model = seeded_model(spec, seed)
@@ -291,7 +292,7 @@ def _recertify(bundle: Path, rng: random.Random, spec, ulps: int) -> int:
     steps = _replay(bundle, max(proven) + 1)
     for step in proven:
         grid = grid_step(steps[step], spec)
-        if commit_values(grid["w_after"], spec.scale) != commitments[step]["w_after"]:
+        if commitments_of(spec).commit(grid["w_after"], "weights after the step") != commitments[step]["w_after"]:
             raise RuntimeError(f"replaying step {step} does not reproduce its recorded W_t+1")
         if step == pushed:
             grid = _push(grid, spec.reference_output([grid[name] for name in spec.input_names]), ulps, spec.scale, rng)
@@ -302,7 +303,7 @@ def _recertify(bundle: Path, rng: random.Random, spec, ulps: int) -> int:
 
 def raise_tolerance(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     manifest = read_json(bundle / files.MANIFEST)
-    spec = dataclasses.replace(check_spec_from_dict(manifest["circuit"]), tolerance_ulps=64)
+    spec = dataclasses.replace(spec_from_dict(manifest["circuit"]), tolerance_ulps=64)
     manifest.update(circuit=spec.to_dict(), circuit_id=spec.circuit_id())
     write_json(bundle / files.MANIFEST, manifest)
     step = _recertify(bundle, rng, spec, 50)
@@ -314,7 +315,7 @@ def raise_tolerance(bundle: Path, rng: random.Random, other: Path | None) -> Tam
 def drift_within_tolerance(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     """3 ulps off in a proven step: inside the declared tolerance (4), so only an auditor who
     accepts no more than 2 ulps rejects the run -- the statement itself allows the drift."""
-    spec = check_spec_from_dict(read_json(bundle / files.MANIFEST)["circuit"])
+    spec = spec_from_dict(read_json(bundle / files.MANIFEST)["circuit"])
     step = _recertify(bundle, rng, spec, 3)
     sync_audit(bundle)
     return Tampering("drift-within-tolerance", f"step {step}'s update 3 ulps off, re-proven",

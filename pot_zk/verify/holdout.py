@@ -22,7 +22,8 @@ import torch
 from pot_zk.runs import bundle as files
 from pot_zk.runs.data import BUILT_IN, CLASSES, HeldOut, holdout_indices, load_dataset, select_part
 from pot_zk.runs.evaluation import Evaluation, evaluate
-from pot_zk.kinds.commitments import commit_values
+from pot_zk.backends.registry import commitments_of
+from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.registry import STEP_KINDS
 
 DECLARED = ("fraction", "seed", "of", "samples", "commitment")
@@ -71,7 +72,11 @@ def _check_declaration(report, manifest: dict, declared: Any, recorded: Any, spe
     index = torch.tensor(expected)
     held_out = HeldOut(inputs[index], targets[index], tuple(expected), float(declared["fraction"]), int(declared["seed"]), len(inputs))
     values = torch.cat([held_out.inputs.reshape(-1), held_out.targets.reshape(-1)]).double()
-    if commit_values(values, spec.scale) != declared["commitment"]:
+    try:
+        found = commitments_of(spec).commit(values, "held-out samples")
+    except WitnessBuilderError:
+        found = None
+    if found != declared["commitment"]:
         report.fail("holdout", "holdout-commitment", "the declared held-out commitment is not that of the data set's held-out samples")
         return None
     return held_out

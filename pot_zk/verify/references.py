@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 import torch
 
+from pot_zk.backends.registry import commitments_of
 from pot_zk.core.challenge import commitment_head
 from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import ConfigurationError
@@ -98,7 +99,7 @@ def recomputed_leaves(manifest: Mapping[str, Any], spec: Any) -> tuple[list[str]
         raise ConfigurationError("the manifest declares synthetic data without its num_samples and seed", key="dataset")
     dims = STEP_KINDS.get(spec.kind).mlp(spec.architecture).dims
     batches, _ = seeded_batches(manifest_data(dataset), dims[0], dims[-1], spec.batch_size, training["seed"])
-    return dataset_leaves(batches, spec), ""
+    return dataset_leaves(batches, commitments_of(spec)), ""
 
 
 def check_dataset_reference(report, manifest: Mapping[str, Any], dataset: Mapping[str, Any], spec: Any, expect_root: str | None) -> None:

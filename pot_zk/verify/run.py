@@ -45,13 +45,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pot_zk.runs import bundle as files
-from pot_zk.core.audit_verify import verify_audit
-from pot_zk.runs.bundle import RunBundle, load_model, read_jsonl
-from pot_zk.kinds.registry import check_spec_from_dict
-from pot_zk.kinds.commitments import StepCommitment
-from pot_zk.exceptions import PotZkError
+from pot_zk.backends.base import StepStatement, VerifierKeys, VerifierOptions
 from pot_zk.backends.keys import KeySet
+from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
+from pot_zk.core.audit_verify import verify_audit
+from pot_zk.exceptions import PotZkError, ProofVerificationError
+from pot_zk.kinds.encoding import StepCommitment
+from pot_zk.runs import bundle as files
+from pot_zk.runs.bundle import RunBundle, load_model, read_jsonl
 from pot_zk.core.challenge import Challenge
 from pot_zk.verify.challenge import check_challenge
 from pot_zk.verify.keys import check_keys
@@ -66,10 +67,12 @@ from pot_zk.verify.references import (
     record_plan,
 )
 from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps
-from pot_zk.verify.step import StepStatement, verify_step
+from pot_zk.verify.step import verify_step
 
 
 EXIT_CODES = {"VERIFIED": 0, "FAILED": 1, "UNPROVEN": 3}
+STATEMENT_KEYS = ("architecture", "batch_size", "learning_rate", "scale", "tolerance_ulps")
+"""What the report shows of the declared statement (those of its keys the spec has)."""
 NOT_PROVEN = ("failed", "parked", "commitment-only")
 
 
@@ -107,7 +110,8 @@ class RunReport:
     passed: list[str] = field(default_factory=list)
     coverage: dict[str, int] = field(default_factory=dict)
     statement: dict[str, Any] = field(default_factory=dict)
-    srs: dict[str, Any] | None = None
+    verifier_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The key material each proof type was verified with (e.g. the SRS of zk-halo2)."""
     notes: list[str] = field(default_factory=list)
     keys: dict[str, Any] | None = None
     """The auditor's own key material (``--keys``), when given."""
@@ -146,7 +150,7 @@ class RunReport:
             "findings": [f.to_dict() for f in self.findings],
             "coverage": self.coverage,
             "statement": self.statement,
-            "srs": self.srs,
+            "verifier_keys": self.verifier_keys,
             "keys": self.keys,
             "notes": self.notes,
         }
@@ -192,11 +196,11 @@ def verify_run(
     try:
         bundle = RunBundle.open(Path(run))
         manifest = bundle.manifest()
-        spec = check_spec_from_dict(manifest["circuit"])
+        spec = spec_from_dict(manifest["circuit"])
     except (PotZkError, OSError, ValueError, KeyError) as exc:
         report.fail("statement", "unreadable-bundle", str(exc))
         return report
-    report.statement = {k: manifest["circuit"][k] for k in ("architecture", "batch_size", "learning_rate", "scale", "tolerance_ulps")}
+    report.statement = {k: manifest["circuit"][k] for k in STATEMENT_KEYS if k in manifest["circuit"]}
     check_tolerance(report, spec, expected.max_tolerance_ulps)
     audit_events = _check_audit(bundle, report)
     try:
@@ -217,7 +221,8 @@ def verify_run(
     if keys is not None:
         srs_path = check_keys(report, manifest, proofs, keys).get("srs_path", srs_path)
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
-    _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, cache_dir, srs_path, allow_dev_srs)
+    options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs)
+    _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options)
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge)
     check_min_proven(report, expected.min_proven)
@@ -251,31 +256,16 @@ def _check_manifest_recorded(bundle: RunBundle, report: RunReport, events: list[
         report.fail("statement", "manifest-mismatch", "manifest.json differs from the manifest the run.start audit record fixed")
 
 
-def _srs_for(report: RunReport, manifest: dict, cache_dir: Path, srs_path: Path | None, allow_dev_srs: bool):
-    from pot_zk.backends.ezkl import adapter as ezkl_adapter
-
-    declared = manifest.get("srs") or {}
-    logrows = int(declared.get("logrows", 0))
-    if srs_path is not None:
-        srs = ezkl_adapter.configured_srs(srs_path, logrows)
-    else:
-        candidate = Path(cache_dir) / "srs" / f"dev-kzg{logrows}.srs"
-        if not candidate.is_file() or ezkl_adapter.file_sha256(candidate) != declared.get("sha256"):
-            report.fail("proofs", "srs-unavailable", f"no SRS given (--srs) and no dev SRS with the run's hash in {cache_dir}/srs")
-            return None
-        srs = ezkl_adapter.SrsRef(candidate, logrows, "dev-srs", declared["sha256"])
-        report.notes.append(
-            "zk-halo2 proofs were checked with a locally generated dev SRS: whoever generated it knows its "
-            "trapdoor and could forge proofs. Use --srs with an SRS from a ceremony you trust."
-        )
-        if manifest.get("mode") == "production" and not allow_dev_srs:
-            report.fail("proofs", "dev-srs-refused", "a production-mode run proven with a dev SRS (pass --allow-dev-srs to accept)")
-            return None
-    report.srs = {"provenance": srs.provenance, "sha256": srs.sha256, "path": str(srs.path)}
-    return srs
+def _keys_for(report: RunReport, proof_type: str, spec, manifest: dict, options: VerifierOptions) -> VerifierKeys | None:
+    """The verifier's keys for ``proof_type`` (raises ProofVerificationError when none are acceptable)."""
+    keys = PROOF_TYPES.get(proof_type).verifier_keys(spec, manifest, options)
+    if keys is not None:
+        report.verifier_keys[proof_type] = keys.record
+        report.notes.extend(keys.notes)
+    return keys
 
 
-def _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, cache_dir, srs_path, allow_dev_srs) -> None:
+def _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options: VerifierOptions) -> None:
     failures_before = len(report.findings)
     final: dict[int, dict[str, Any]] = {}
     for record in proofs:
@@ -288,8 +278,7 @@ def _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events,
         final[step] = record
     labels = {(e.get("step"), e.get("proof_type")) for e in audit_events if e.get("event") == "proof.result" and e.get("status") == "proved"}
     coverage: Counter = Counter()
-    srs = None
-    verifier_cache = verifier_workdir()
+    keys: dict[str, VerifierKeys | None] = {}
     for step, commitment_record in sorted(by_step.items()):
         record = final.get(step)
         if commitment_record.get("scheduled") and record is None:
@@ -304,12 +293,14 @@ def _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events,
         if bundle.root.resolve() not in path.parents or not path.is_file():
             report.fail("proofs", "missing-proof-file", f"proof file {record.get('proof')!r} is not in the bundle", step)
             continue
-        if proof_type == "zk-halo2" and srs is None:
-            srs = _srs_for(report, manifest, cache_dir, srs_path, allow_dev_srs)
-            if srs is None:
+        if proof_type in PROOF_TYPES and proof_type not in keys:
+            try:
+                keys[proof_type] = _keys_for(report, proof_type, spec, manifest, options)
+            except ProofVerificationError as exc:
+                report.fail("proofs", exc.reason, exc.message)
                 return
         commitment = StepCommitment.from_dict({**commitment_record, "scale": commitment_record["scale"]})
-        verdict = verify_step(StepStatement(spec, commitment), proof_type, path, cache_dir=verifier_cache, srs=srs)
+        verdict = verify_step(StepStatement(spec, commitment), proof_type, path, cache_dir=options.workdir, keys=keys.get(proof_type))
         if not verdict.ok:
             report.fail("proofs", verdict.reason or "invalid", verdict.message, step)
             continue

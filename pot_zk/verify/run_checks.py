@@ -7,9 +7,9 @@ from collections import Counter, defaultdict
 from typing import Callable
 
 from pot_zk.runs import bundle as files
+from pot_zk.backends.registry import commitments_of
 from pot_zk.core.merkle import dataset_root
-from pot_zk.exceptions import PotZkError
-from pot_zk.kinds.commitments import commit_values
+from pot_zk.exceptions import PotZkError, WitnessBuilderError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.spec_base import CircuitSpec
 from pot_zk.proving.policy import create_policy
@@ -164,15 +164,23 @@ def check_base(report, manifest: dict, by_step: dict[int, dict], spec) -> None:
         report.passed.append("base-model")
 
 
-def state_commitments(state: dict, spec) -> tuple[str, dict[str, str]]:
+def state_commitments(state: dict, spec) -> tuple[str | None, dict[str, str | None]]:
     """(commitment of the trained weights, commitments of the constant inputs by name) of a
-    model's state dict."""
+    model's state dict, under the scheme of ``spec``'s backend; None for a tensor outside the
+    committed range (no commitment of the run can match it)."""
     tensors = STEP_KINDS.get(spec.kind).model_tensors(state, spec.architecture)
-    weights = commit_values(tensors.pop("weights"), spec.scale)
-    return weights, {name: commit_values(values, spec.scale) for name, values in tensors.items()}
+    scheme = commitments_of(spec)
+
+    def commit(name: str) -> str | None:
+        try:
+            return scheme.commit(tensors[name], name)
+        except WitnessBuilderError:
+            return None
+
+    return commit("weights"), {name: commit(name) for name in tensors if name != "weights"}
 
 
-def _model_commitments(path, spec, load_model: Callable) -> tuple[str, dict[str, str]] | None:
+def _model_commitments(path, spec, load_model: Callable) -> tuple[str | None, dict[str, str | None]] | None:
     try:
         return state_commitments(load_model(path)[0], spec)
     except Exception:  # a missing, truncated or foreign file all mean: no usable model

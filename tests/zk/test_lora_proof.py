@@ -12,7 +12,9 @@ import torch
 
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
-from pot_zk.kinds.commitments import StepCommitment, commit_step
+from pot_zk.backends.base import VerifierKeys
+from pot_zk.backends.registry import commit_step
+from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.registry import save_training_step, spec_for_step
 from pot_zk.proving.strategies import ProgramStrategy, ProofJob
@@ -42,14 +44,14 @@ def chain(zk_cache: Path, tmp_path_factory: pytest.TempPathFactory):
 def _verify(zk_cache: Path, proof: Path, commitment: StepCommitment, spec=None):
     spec = spec or lora_spec()
     srs = ezkl_adapter.dev_srs(zk_cache, halo2.compiled_circuit(lora_spec(), zk_cache).logrows)
-    return verify_step(StepStatement(spec, commitment), "zk-halo2", proof, cache_dir=zk_cache, srs=srs)
+    return verify_step(StepStatement(spec, commitment), "zk-halo2", proof, cache_dir=zk_cache, keys=VerifierKeys(srs))
 
 
 def test_honest_lora_step_proves_and_verifies(chain, zk_cache):
     step, response = chain[0]
     assert response.proof_type == "zk-halo2"
     commitment = StepCommitment.from_dict(response.public["commitment"])
-    assert commitment == commit_step(step, scale=12)
+    assert commitment == commit_step(step, spec_for_step(step))
     assert commitment.base is not None
     verdict = _verify(zk_cache, Path(response.artifacts["proof"]), commitment)
     assert verdict.ok, verdict.message

@@ -10,9 +10,11 @@ import pytest
 
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
-from pot_zk.kinds.commitments import StepCommitment, commit_step
+from pot_zk.backends.base import VerifierKeys
+from pot_zk.backends.registry import commit_step
+from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
-from pot_zk.kinds.registry import save_training_step
+from pot_zk.kinds.registry import save_training_step, spec_for_step
 from pot_zk.proving.strategies import ProgramStrategy, ProofJob
 from pot_zk.verify.step import StepStatement, verify_step
 
@@ -42,7 +44,7 @@ def _srs(zk_cache: Path) -> ezkl_adapter.SrsRef:
 
 def _verify(zk_cache: Path, proof: Path, commitment: StepCommitment, **spec_overrides):
     statement = StepStatement(tiny_spec(**spec_overrides), commitment)
-    return verify_step(statement, "zk-halo2", proof, cache_dir=zk_cache, srs=_srs(zk_cache))
+    return verify_step(statement, "zk-halo2", proof, cache_dir=zk_cache, keys=VerifierKeys(_srs(zk_cache)))
 
 
 def test_honest_step_proves_and_verifies(chain, zk_cache):
@@ -50,7 +52,7 @@ def test_honest_step_proves_and_verifies(chain, zk_cache):
     assert response.proof_type == "zk-halo2"
     assert response.public["srs"]["provenance"] == "dev-srs"
     commitment = StepCommitment.from_dict(response.public["commitment"])
-    assert commitment == commit_step(step, scale=12)
+    assert commitment == commit_step(step, spec_for_step(step))
     verdict = _verify(zk_cache, Path(response.artifacts["proof"]), commitment)
     assert verdict.ok, verdict.message
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.kinds.commitments import commit_step
+from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.registry import save_training_step
 
 from zk_support import tiny_spec, train_steps
@@ -36,7 +36,7 @@ def test_a_saved_step_is_proven_and_verified_from_the_command_line(tmp_path, zk_
     other.write_text(json.dumps(tiny_spec(learning_rate=0.05).to_dict()))
     rejected = _run("verify-step", str(tmp_path / "out" / "result.json"), "--cache-dir", str(zk_cache), "--circuit", str(other))
     assert rejected.returncode == 1 and "REJECTED (zk-halo2): invalid-proof: ezkl rejected the proof" in rejected.stdout, rejected.stdout + rejected.stderr
-    assert result["commitment"] == commit_step(step, tiny_spec().scale, tiny_spec().value_bound).to_dict()
+    assert result["commitment"] == commit_step(step, tiny_spec()).to_dict()
     same = _run("verify-step", str(tmp_path / "out" / "result.json"), "--cache-dir", str(zk_cache), "--step", str(tmp_path / "step.safetensors"))
     assert same.returncode == 0 and "VERIFIED" in same.stdout, same.stdout + same.stderr
     save_training_step(train_steps(1, seed=7)[0], tmp_path / "another.safetensors")

@@ -16,7 +16,7 @@ import pytest
 
 from pot_zk.cli.main import main
 from pot_zk.config import compose_config
-from pot_zk.kinds.registry import check_spec_from_dict
+from pot_zk.backends.registry import spec_from_dict
 from pot_zk.runs.train import train
 from pot_zk.runs.bundle import MANIFEST
 from pot_zk.testing.bundle_edit import read_json, sync_audit, write_json
@@ -82,7 +82,7 @@ def test_a_verifier_cache_holding_the_old_circuit_under_the_new_circuit_id_is_no
     manifest = read_json(run / MANIFEST)
     old_id = manifest["circuit_id"]
     manifest["circuit"]["learning_rate"] = 0.1
-    manifest["circuit_id"] = check_spec_from_dict(manifest["circuit"]).circuit_id()
+    manifest["circuit_id"] = spec_from_dict(manifest["circuit"]).circuit_id()
     write_json(run / MANIFEST, manifest)
     sync_audit(run)
     cache = tmp_path / "cache"

@@ -23,15 +23,18 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 
+from pot_zk.backends.base import StepStatement, VerifierKeys, VerifierOptions
 from pot_zk.backends.certificates.products import PRODUCT_CHECKS
 from pot_zk.backends.certificates.revealed import WITNESS, certify, grid_step, load_certificate, load_job_step, within_tolerance
+from pot_zk.backends.registry import spec_from_dict
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.exceptions import ProofVerificationError
-from pot_zk.kinds.commitments import StepCommitment
-from pot_zk.kinds.registry import STEP_KINDS, check_spec_from_dict
+from pot_zk.kinds.encoding import StepCommitment
+from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.spec_base import CircuitSpec
 
 PROOF_TYPE = "freivalds"
@@ -39,18 +42,26 @@ ROUNDS = 2
 ROUNDOFF = 1e-9
 
 
-class FreivaldsStrategy:
-    """Prover side: writes the certificate for a step (a ``ProofJob`` callable)."""
+class FreivaldsCertificate:
+    """Proves in-process (a strategy: a ``ProofJob`` callable) and verifies (a
+    :class:`~pot_zk.backends.base.StepVerifier`; no keys) ``freivalds`` certificates."""
 
     name = PROOF_TYPE
+    proof_type = PROOF_TYPE
 
     def __call__(self, job) -> ProverResponse:
         started = time.perf_counter()
-        spec = check_spec_from_dict(job.circuit)
+        spec = spec_from_dict(job.circuit)
         grid = grid_step(load_job_step(spec, job.witness_path), spec)
         extra = STEP_KINDS.get(spec.kind).backprop(spec, grid)
         residual = PRODUCT_CHECKS.get(spec.kind).update_residual(spec, {**grid, **extra})
         return certify(job, PROOF_TYPE, spec, grid, extra, residual, started)
+
+    def verifier_keys(self, spec: CircuitSpec, declared: Mapping[str, Any] | None, options: VerifierOptions) -> None:
+        return None
+
+    def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
+        verify_freivalds(statement.spec, statement.commitment, proof)
 
 
 def _challenge_seed(commitment: StepCommitment, certificate: Path) -> int:
@@ -71,3 +82,6 @@ def verify_freivalds(spec: CircuitSpec, commitment: StepCommitment, certificate:
     for _ in range(ROUNDS):
         checks.check_products(spec, tensors, generator, ROUNDOFF)
     within_tolerance(checks.update_residual(spec, tensors), spec, PROOF_TYPE)
+
+
+FREIVALDS = FreivaldsCertificate()

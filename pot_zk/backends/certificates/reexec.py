@@ -11,27 +11,37 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any, Mapping
 
-from pot_zk.kinds.commitments import StepCommitment
-from pot_zk.core.protocol import ProverResponse
+from pot_zk.backends.base import StepStatement, VerifierKeys, VerifierOptions
 from pot_zk.backends.certificates.revealed import certify, grid_step, load_certificate, load_job_step, within_tolerance
+from pot_zk.backends.registry import spec_from_dict
+from pot_zk.core.protocol import ProverResponse
+from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.kinds.spec_base import CircuitSpec
-from pot_zk.kinds.registry import check_spec_from_dict
 
 PROOF_TYPE = "reexec"
 
 
-class ReexecStrategy:
-    """Prover side: writes the certificate for a step (a ``ProofJob`` callable)."""
+class ReexecCertificate:
+    """Proves in-process (a strategy: a ``ProofJob`` callable) and verifies (a
+    :class:`~pot_zk.backends.base.StepVerifier`; no keys) ``reexec`` certificates."""
 
     name = PROOF_TYPE
+    proof_type = PROOF_TYPE
 
     def __call__(self, job) -> ProverResponse:
         started = time.perf_counter()
-        spec = check_spec_from_dict(job.circuit)
+        spec = spec_from_dict(job.circuit)
         grid = grid_step(load_job_step(spec, job.witness_path), spec)
         residual = spec.reference_output([grid[name] for name in spec.input_names])
         return certify(job, PROOF_TYPE, spec, grid, {}, residual, started)
+
+    def verifier_keys(self, spec: CircuitSpec, declared: Mapping[str, Any] | None, options: VerifierOptions) -> None:
+        return None
+
+    def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
+        verify_reexec(statement.spec, statement.commitment, proof)
 
 
 def verify_reexec(spec: CircuitSpec, commitment: StepCommitment, certificate: Path) -> None:
@@ -39,3 +49,6 @@ def verify_reexec(spec: CircuitSpec, commitment: StepCommitment, certificate: Pa
     tensors = load_certificate(certificate, PROOF_TYPE, spec, commitment)
     residual = spec.reference_output([tensors[name] for name in spec.input_names])
     within_tolerance(residual, spec, PROOF_TYPE)
+
+
+REEXEC = ReexecCertificate()

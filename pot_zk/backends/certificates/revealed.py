@@ -3,7 +3,8 @@
 A certificate directory holds ``certificate.json`` (proof_type, circuit spec, commitment) and
 ``witness.safetensors`` with the step's values *on the commitment grid* (the spec's hashed
 inputs -- w_before, batch, w_after and, for LoRA, base -- as flat float64 vectors, plus any
-type-specific tensors).
+type-specific tensors). Values are snapped and committed with the commitment scheme of the
+spec's backend, so a certificate binds to the same commitments as the run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pot_zk.core.atomic import atomic_path, write_json_atomic
-from pot_zk.kinds.commitments import StepCommitment, commit_values, from_fixed_point, to_fixed_point
+from pot_zk.backends.registry import commitments_of
+from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.kinds.base import BatchStep
@@ -32,20 +34,20 @@ Named = dict[str, torch.Tensor]
 
 def grid_step(step: BatchStep, spec: CircuitSpec) -> Named:
     """The step's values snapped to the commitment grid (what the commitments bind), by input name."""
-    return {
-        x.name: from_fixed_point(to_fixed_point(x.values, spec.scale, spec.value_bound, x.label), spec.scale)
-        for x in spec.step_inputs(step)
-    }
+    scheme = commitments_of(spec)
+    return {x.name: scheme.snap(x.values, x.label) for x in spec.step_inputs(step)}
 
 
-def commitment_of(grid: Named, scale: int) -> StepCommitment:
-    return StepCommitment(scale=scale, **{name: commit_values(value, scale) for name, value in grid.items()})
+def commitment_of(grid: Named, spec: CircuitSpec) -> StepCommitment:
+    """The commitments of revealed values under the scheme of ``spec``'s backend."""
+    scheme = commitments_of(spec)
+    return StepCommitment(scale=spec.scale, **{name: scheme.commit(value, name) for name, value in grid.items()})
 
 
 def write_certificate(out_dir: Path, proof_type: str, spec: CircuitSpec, grid: Named, extra: Named) -> tuple[Path, StepCommitment]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    commitment = commitment_of(grid, spec.scale)
+    commitment = commitment_of(grid, spec)
     tensors = {**grid, **extra}
     with atomic_path(out_dir / WITNESS) as tmp:
         save_file({k: v.contiguous().to(torch.float64) for k, v in tensors.items()}, str(tmp))
@@ -76,7 +78,11 @@ def load_certificate(
         if not torch.isfinite(tensors[key]).all():
             raise ProofVerificationError(f"certificate tensor {key} has NaN/Inf", reason="malformed-proof")
     revealed = {name: tensors[name] for name in spec.input_names}
-    if commitment_of(revealed, spec.scale) != commitment:
+    try:
+        recommitted = commitment_of(revealed, spec)
+    except WitnessBuilderError as exc:  # outside the committed range: no honest commitment binds it
+        raise ProofVerificationError(f"revealed witness is outside the committed range: {exc.message}", reason="commitment-mismatch") from exc
+    if recommitted != commitment:
         raise ProofVerificationError(
             "revealed witness does not match the declared commitments", reason="commitment-mismatch"
         )

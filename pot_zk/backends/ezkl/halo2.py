@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
-from pot_zk.kinds.commitments import StepCommitment, from_fixed_point, to_fixed_point
+from pot_zk.kinds.encoding import StepCommitment, from_fixed_point, to_fixed_point
 from pot_zk.exceptions import ProofGenerationError, ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.ezkl.adapter import CompiledCircuit, SrsRef
 from pot_zk.kinds.base import BatchStep

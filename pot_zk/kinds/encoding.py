@@ -1,14 +1,10 @@
-"""Canonical fixed-point encoding and commitments of a training step.
+"""Canonical fixed-point encoding of a step's tensors, and the record of their commitments.
 
-Encoding (docs/proofs.md): a float tensor is flattened in the canonical order (parameters
-layer by layer, weight row-major then bias; a batch as X row-major then Y row-major) and
-each value v becomes the integer ``q = sign(v) * floor(|v| * 2**scale + 1/2)`` (round half
-away from zero). A commitment is ezkl's Poseidon hash of the sequence of q as BN254 field
-elements (negative q as p - |q|) -- the same value the ``zk-halo2`` circuit exposes for its
-hashed inputs, so commitments recorded for unproven steps chain with proven ones.
-
-Poseidon commitments are binding, not hiding: there is no blinding randomness, so anyone
-holding a candidate W can test whether it matches a commitment.
+Encoding (docs/proofs.md): a float tensor is flattened in its step kind's canonical order
+(:meth:`~pot_zk.kinds.base.StepKind.encode`: parameters layer by layer, weight row-major then
+bias; a batch as X row-major then Y row-major) and each value v becomes the integer
+``q = sign(v) * floor(|v| * 2**scale + 1/2)`` (round half away from zero). How the integers are
+committed is the prover backend's (:meth:`pot_zk.backends.base.ProverBackend.commitments`).
 """
 
 from __future__ import annotations
@@ -17,10 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.exceptions import WitnessBuilderError
-from pot_zk.kinds.base import BatchStep
-from pot_zk.kinds.registry import kind_of
 
 
 @dataclass(frozen=True)
@@ -71,14 +64,3 @@ def to_fixed_point(values: torch.Tensor, scale: int, bound: float | None = None,
 
 def from_fixed_point(values: list[int], scale: int) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64) / (2.0**scale)
-
-
-def commit_values(values: torch.Tensor, scale: int, bound: float | None = None, what: str = "values") -> str:
-    return ezkl_adapter.poseidon_commit(to_fixed_point(values, scale, bound, what))
-
-
-def commit_step(step: BatchStep, scale: int, bound: float | None = None) -> StepCommitment:
-    """Commitments of a step's canonical encoding (for a LoRA step, of the adapters and the
-    frozen base)."""
-    encoded = kind_of(step).encode(step)
-    return StepCommitment(scale=scale, **{x.name: commit_values(x.values, scale, bound, x.label) for x in encoded})

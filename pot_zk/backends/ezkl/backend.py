@@ -1,0 +1,147 @@
+"""The ``ezkl`` prover backend: ``zk-halo2`` proofs (Halo2 + KZG through ezkl) of the step
+kinds' check statements (:class:`~pot_zk.kinds.spec_base.FixedPointCheck` specs).
+
+Circuit settings (config group ``circuit``): ``scale``, ``param_scale``, ``decomp_base``,
+``decomp_legs``, ``tolerance_ulps`` (docs/proofs.md). Keys: a KZG SRS, either configured
+(``srs.path``, provenance ``configured``) or generated and cached here (``dev-srs``, refused
+unless ``srs.allow_dev_srs``); proving and verifying keys are derived from the circuit and the
+SRS and cached by content hash (:mod:`pot_zk.backends.ezkl.adapter`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from pot_zk.backends.base import KeySettings, ProverBackend, StepStatement, VerifierKeys, VerifierOptions
+from pot_zk.backends.ezkl import adapter as ezkl_adapter
+from pot_zk.backends.ezkl import halo2
+from pot_zk.backends.ezkl.commitments import PoseidonPerValue
+from pot_zk.core.protocol import ProverResponse
+from pot_zk.exceptions import ConfigurationError, ProofVerificationError
+from pot_zk.kinds.base import BatchStep, StepKind
+from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.kinds.spec_base import FIXED_POINT_FIELDS, CircuitSpec
+
+DEV_SRS_NOTE = (
+    "zk-halo2 proofs were checked with a locally generated dev SRS: whoever generated it knows its "
+    "trapdoor and could forge proofs. Use --srs with an SRS from a ceremony you trust."
+)
+
+
+class EzklBackend(ProverBackend):
+    name = "ezkl"
+    proof_type = halo2.PROOF_TYPE
+
+    def provable_kinds(self) -> tuple[str, ...]:
+        return tuple(STEP_KINDS.names())
+
+    def circuit_spec(self, kind: StepKind, architecture: Any, batch_size: int, learning_rate: float, settings: Mapping[str, Any]) -> CircuitSpec:
+        unknown = sorted(set(settings) - set(FIXED_POINT_FIELDS))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown circuit setting(s) {unknown} for the ezkl backend; valid: {', '.join(FIXED_POINT_FIELDS)}",
+                key=f"circuit.{unknown[0]}",
+                valid=list(FIXED_POINT_FIELDS),
+            )
+        fixed_point = {}
+        for key, value in settings.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigurationError(f"circuit.{key} must be an integer, got {value!r}", key=f"circuit.{key}")
+            fixed_point[key] = value
+        return kind.check_spec(architecture, batch_size, learning_rate, **fixed_point)
+
+    def spec_from_dict(self, data: Mapping[str, Any]) -> CircuitSpec:
+        return STEP_KINDS.get(str(data.get("kind"))).spec_from_dict(data)
+
+    def commitments(self, spec: CircuitSpec) -> PoseidonPerValue:
+        return PoseidonPerValue(spec.scale, spec.value_bound)
+
+    def check_key_policy(self, keys: KeySettings, mode: str) -> None:
+        if keys.path is None and not keys.allow_dev:
+            raise ConfigurationError(
+                f"mode {mode} refuses the locally generated dev SRS (whoever made it knows its trapdoor and "
+                "could forge proofs); set srs.path to an SRS file from a ceremony you trust, or accept the "
+                "risk explicitly with srs.allow_dev_srs=true",
+                key="srs.path",
+            )
+
+    def prepare(self, spec: CircuitSpec, cache_dir: Path, keys: KeySettings) -> dict[str, Any]:
+        """Compile the circuit (cached) and settle which SRS its proofs use."""
+        circuit = halo2.compiled_circuit(spec, cache_dir)
+        if keys.path is not None:
+            srs = ezkl_adapter.configured_srs(Path(keys.path), circuit.logrows)
+        else:
+            srs = ezkl_adapter.dev_srs(cache_dir, circuit.logrows)
+        return {"srs": {"provenance": srs.provenance, "sha256": srs.sha256, "logrows": srs.logrows, "circuit_logrows": circuit.logrows}}
+
+    def prover_options(self, keys: KeySettings) -> dict[str, Any]:
+        return {"srs_path": str(Path(keys.path).absolute())} if keys.path is not None else {}
+
+    def prove(self, spec: CircuitSpec, step: BatchStep, cache_dir: Path, out_dir: Path, options: Mapping[str, Any]) -> ProverResponse:
+        srs = None
+        if options.get("srs_path"):
+            srs = ezkl_adapter.configured_srs(Path(options["srs_path"]), halo2.compiled_circuit(spec, cache_dir).logrows)
+        proof = halo2.prove_step(step, spec, cache_dir, srs, out_dir)
+        return ProverResponse(
+            proof_type=self.proof_type,
+            artifacts={"proof": str(proof.proof_path)},
+            public={
+                "commitment": proof.commitment.to_dict(),
+                "circuit_id": proof.circuit_id,
+                "srs": {"provenance": proof.srs.provenance, "sha256": proof.srs.sha256, "logrows": proof.srs.logrows},
+            },
+            timings=proof.timings,
+            sizes={"proof_bytes": proof.proof_path.stat().st_size},
+        )
+
+    def verifier_keys(self, spec: CircuitSpec, declared: Mapping[str, Any] | None, options: VerifierOptions) -> VerifierKeys:
+        """The verifier's SRS. For a run (``declared`` is its manifest): ``options.key_path``,
+        else the dev SRS in the verifier's cache if its hash is the run's (refused for a
+        production run unless ``allow_dev_keys``). For one step: ``options.key_path``, else
+        the cached dev SRS (generated if missing)."""
+        if declared is None:
+            logrows = halo2.compiled_circuit(spec, options.workdir).logrows
+            if options.key_path is not None:
+                return _keys(ezkl_adapter.configured_srs(options.key_path, logrows))
+            note = "checked with the dev SRS in the cache; whoever generated it can forge proofs"
+            return _keys(ezkl_adapter.dev_srs(options.cache_dir, logrows), note)
+        recorded = declared.get("srs") or {}
+        logrows = int(recorded.get("logrows", 0))
+        if options.key_path is not None:
+            return _keys(ezkl_adapter.configured_srs(options.key_path, logrows))
+        candidate = Path(options.cache_dir) / "srs" / f"dev-kzg{logrows}.srs"
+        if not candidate.is_file() or ezkl_adapter.file_sha256(candidate) != recorded.get("sha256"):
+            raise ProofVerificationError(
+                f"no SRS given (--srs) and no dev SRS with the run's hash in {options.cache_dir}/srs", reason="srs-unavailable"
+            )
+        if declared.get("mode") == "production" and not options.allow_dev_keys:
+            raise ProofVerificationError("a production-mode run proven with a dev SRS (pass --allow-dev-srs to accept)", reason="dev-srs-refused")
+        return _keys(ezkl_adapter.SrsRef(candidate, logrows, "dev-srs", recorded["sha256"]), DEV_SRS_NOTE)
+
+    def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
+        if keys is None:
+            raise ConfigurationError("verifying a zk-halo2 proof needs an SRS (srs.path, or a dev SRS)", key="srs.path")
+        _check_redundant_encoding(proof)
+        halo2.verify_step_proof(statement.spec, statement.commitment, proof, cache_dir, keys.material)
+
+
+def _keys(srs: ezkl_adapter.SrsRef, *notes: str) -> VerifierKeys:
+    return VerifierKeys(srs, {"provenance": srs.provenance, "sha256": srs.sha256, "path": str(srs.path)}, notes)
+
+
+def _check_redundant_encoding(proof: Path) -> None:
+    """ezkl's proof file carries the proof twice: ``proof`` (bytes, what ezkl verifies) and
+    ``hex_proof`` (what e.g. an EVM verifier is given). A file whose two encodings differ is
+    malformed: whatever reads the other one must not see an unverified proof."""
+    try:
+        data = json.loads(Path(proof).read_text())
+        hex_proof = data.get("hex_proof") if isinstance(data, dict) else None
+        if hex_proof is not None and hex_proof.lower() != "0x" + bytes(data["proof"]).hex():
+            raise ProofVerificationError("the proof file's hex_proof differs from its proof bytes", reason="malformed-proof")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return  # unreadable files are reported by the verifier itself, with its own reason
+
+
+EZKL = EzklBackend()

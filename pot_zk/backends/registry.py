@@ -1,0 +1,61 @@
+"""The prover backends and the proof types, by name.
+
+``BACKENDS`` maps ``prover.backend`` (``ezkl``) to its :class:`~pot_zk.backends.base.ProverBackend`;
+``PROOF_TYPES`` maps every proof type a bundle may hold to what verifies it: each backend's
+(``zk-halo2``) and the non-ZK certificates (``freivalds``, ``reexec``), which also prove
+in-process and so may stand in a fallback chain. A new backend is one subpackage, one line in
+each table and ``conf/prover/<name>.yaml`` (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pot_zk.backends.base import CommitmentScheme, ProverBackend, StepVerifier
+from pot_zk.core.registry import Registry
+from pot_zk.kinds.base import BatchStep
+from pot_zk.kinds.encoding import StepCommitment
+from pot_zk.kinds.registry import kind_of
+
+BACKENDS: Registry[ProverBackend] = Registry(
+    "prover backend",
+    "prover.backend",
+    {
+        "ezkl": "pot_zk.backends.ezkl.backend:EZKL",
+    },
+)
+
+PROOF_TYPES: Registry[StepVerifier] = Registry(
+    "proof type",
+    "proof_type",
+    {
+        "zk-halo2": "pot_zk.backends.ezkl.backend:EZKL",
+        "freivalds": "pot_zk.backends.certificates.freivalds:FREIVALDS",
+        "reexec": "pot_zk.backends.certificates.reexec:REEXEC",
+    },
+)
+
+LEGACY_BACKEND = "ezkl"
+"""The backend of spec dicts without a ``backend`` field (the ezkl check specs predate it, and
+adding it would change their circuit ids)."""
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> Any:
+    """The circuit spec a ``to_dict()`` came from: its backend's, then its kind's."""
+    return BACKENDS.get(str(data.get("backend", LEGACY_BACKEND))).spec_from_dict(data)
+
+
+def backend_of(spec: Any) -> ProverBackend:
+    return BACKENDS.get(spec.backend)
+
+
+def commitments_of(spec: Any) -> CommitmentScheme:
+    """The commitment scheme the circuit of ``spec`` exposes."""
+    return backend_of(spec).commitments(spec)
+
+
+def commit_step(step: BatchStep, spec: Any) -> StepCommitment:
+    """Commitments of a step's canonical encoding under ``spec``'s scheme (for a LoRA step,
+    of the adapters and the frozen base)."""
+    scheme = commitments_of(spec)
+    return StepCommitment(scale=spec.scale, **{x.name: scheme.commit(x.values, x.label) for x in kind_of(step).encode(step)})

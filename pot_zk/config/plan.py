@@ -1,0 +1,83 @@
+"""The typed view of the configuration that training needs: :class:`TrainingPlan`.
+
+Made by :func:`pot_zk.config.build.build` (the one boundary) from the groups ``model``,
+``data``, ``train``, ``policy``, ``executor``, ``prover``, ``circuit``, ``srs`` and
+``cache_dir``: the step kind and its architecture, the backend's circuit spec and commitment
+scheme, the data, the schedule, the policy and where proofs run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from pot_zk.backends.base import CommitmentScheme, KeySettings, ProverBackend
+from pot_zk.kinds.base import ModelSettings, StepKind
+from pot_zk.kinds.registry import STEP_KINDS
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Training data (config group ``data``); a user loop declares only a ``name``."""
+
+    name: str
+    num_samples: int = 256
+    """Synthetic data only: how many samples to make."""
+    seed: int = 0
+    """Synthetic data: the seed it is made from. Every set: the seed of the held-out choice."""
+    part: str = "all"
+    """``all`` samples, or the first (``base``) or second (``adapt``) half."""
+    holdout: float = 0.2
+    """Share of the declared samples held out (never trained on; models are scored on them)."""
+
+
+@dataclass(frozen=True)
+class WitnessSettings:
+    """Which step witnesses a run keeps (config group ``witness``; :mod:`pot_zk.runs.witnesses`)."""
+
+    retain: str = "auto"
+    max_step_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What a training run does, typed."""
+
+    run_dir: Path
+    cache_dir: Path
+    model: ModelSettings
+    spec: Any
+    """The configured backend's circuit spec of one step (a :class:`~pot_zk.kinds.spec_base.CircuitSpec`)."""
+    backend: ProverBackend
+    circuit: Mapping[str, Any]
+    """The backend's circuit settings as configured (config group ``circuit``)."""
+    keys: KeySettings
+    data: DataSettings
+    epochs: int
+    max_steps: int | None
+    seed: int
+    progress: bool
+    policy: Callable[[int], bool]
+    executor: str
+    workers: int
+    witness: WitnessSettings = WitnessSettings()
+    batch_order: str = "seeded"
+    """``seeded``: epochs visit the batches in a seeded permutation (``pot-zk train``);
+    ``recorded``: a user loop chose each step's batch, recorded per step (:mod:`pot_zk.hooks`)."""
+    scheduler_address: str | None = None
+    """executor=dask: the scheduler to use; None starts a LocalCluster."""
+
+    @property
+    def kind(self) -> StepKind:
+        return STEP_KINDS.get(self.spec.kind)
+
+    @property
+    def commitments(self) -> CommitmentScheme:
+        """How every step of the run is committed: the scheme of the backend's circuit."""
+        return self.backend.commitments(self.spec)
+
+    @property
+    def base_run(self) -> Path | None:
+        """The run whose final model is the frozen base, for a kind that has one (LoRA)."""
+        return self.model.base_run if self.kind.base_architecture(self.spec.architecture) is not None else None
