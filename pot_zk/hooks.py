@@ -39,7 +39,7 @@ from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.mlp import architecture_of, check_sgd_optimizer
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle
-from pot_zk.runs.data import Batch
+from pot_zk.data.datasets import Batch
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.session import RunSummary, TrainingSession, start_session
 

@@ -43,7 +43,7 @@ def _step(spec):
     weights = np.concatenate([p.detach().double().numpy().reshape(-1) for p in torch.nn.Sequential(*layers[:-1]).parameters()])
     w = exact.quantise_batch(weights, spec.scale, spec.value_bits)
     if spec.dims[0] in (16, 64) and spec.dims[-1] == 10:
-        from pot_zk.runs.data import digits
+        from pot_zk.data.datasets import digits
 
         inputs, targets = digits(spec.dims[0], 10)
         x, y = inputs[: spec.batch_size].numpy(), targets[: spec.batch_size].numpy()

@@ -170,12 +170,29 @@ def test_a_typo_in_a_key_is_rejected_at_compose_time(override):
     "retry.max_retries=three",
     "prover.timeout_s=soon",
     "proving.enabled=maybe",
-    "handler.name=contine",
     "prover.search_paths=notalist",
 ])
-def test_a_wrong_type_or_value_is_rejected_at_compose_time(override):
+def test_a_wrong_type_is_rejected_at_compose_time(override):
     with pytest.raises(ConfigCompositionException):
         compose_config([override])
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("handler.name=contine", "unknown failure handler 'contine'; valid: continue, fail_fast, fallback, retry"),
+    ("policy.name=every_other", "unknown proving policy 'every_other'; valid: every_k, every_step, sample"),
+    ("executor.name=slurm", "unknown executor 'slurm'; valid: dask, inline, process"),
+    ("data.name=mnist", "unknown data set 'mnist'; valid: digits, synthetic"),
+    ("data.part=middle", "unknown data part 'middle'; valid: adapt, all, base"),
+    ("model.kind=adam", "unknown step kind 'adam'; valid: lora, sgd"),
+    ("prover.backend=halo3", "unknown prover backend 'halo3'; valid: ezkl"),
+    ("handler.fallback_chain=[freivalds,reexc]", "unknown prover strategy 'reexc'; known: freivalds, reexec, zk-halo2"),
+])
+def test_an_unknown_name_is_a_configuration_error_at_build_naming_the_valid_ones(override, message, tmp_path):
+    """Names that select an implementation are looked up in its registry when the config is built."""
+    cfg = compose_config([override, "handler=fallback" if "fallback_chain" in override else "handler=continue"], run_dir=tmp_path)
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        build(cfg)
+    assert raised.value.context["key"] in (override.split("=")[0], "reexc")
 
 
 def test_a_typo_inside_a_new_option_file_is_rejected(tmp_path):

@@ -14,7 +14,7 @@ from pot_zk.config import compose_config
 from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
-from pot_zk.runs.data import holdout_indices, load_dataset, split_holdout
+from pot_zk.data.datasets import holdout_indices, load_dataset, split_holdout
 from pot_zk.runs.train import print_summary, train
 from pot_zk.testing.tamper import chain_lines
 from pot_zk.verify.run import verify_run
@@ -169,7 +169,7 @@ def test_a_held_out_declaration_that_differs_from_the_manifest_is_found(honest, 
 def test_a_commitment_to_other_held_out_samples_is_found(tmp_path, monkeypatch):
     """A trainer that holds other samples out than it declares (here: the declared positions,
     but samples shifted by one) commits to them consistently; the verifier reloads the digits."""
-    import pot_zk.runs.data as data
+    import pot_zk.data.datasets as data
 
     def shifted(inputs, targets, fraction, seed):
         train_inputs, train_targets, held_out = split_holdout(inputs, targets, fraction, seed)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import importlib
 import json
 import socket
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from pot_zk.core.atomic import write_json_atomic
+from pot_zk.core.registry import Registry
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.spec_base import CircuitSpec
 
@@ -50,24 +50,23 @@ class GeneratedKeys:
 
 KeyGenerator = Callable[[Sequence[CircuitSpec], Path, Path], GeneratedKeys]
 
-KEY_GENERATORS: dict[str, str] = {
-    "zk-halo2": "pot_zk.backends.ezkl.keys:new_keys",
-    "zk-groth16": "pot_zk.backends.groth16.auditor_keys:new_keys",
-}
-"""Proof type -> ``"module:function"`` of its :data:`KeyGenerator` (imported when used)."""
+KEY_GENERATORS: Registry[KeyGenerator] = Registry(
+    "key generator",
+    "prover",
+    {
+        "zk-halo2": "pot_zk.backends.ezkl.keys:new_keys",
+        "zk-groth16": "pot_zk.backends.groth16.auditor_keys:new_keys",
+    },
+)
+"""Proof type -> its :data:`KeyGenerator` (imported when used)."""
 
 
 def register_key_generator(proof_type: str, import_path: str) -> None:
-    KEY_GENERATORS[proof_type] = import_path
+    KEY_GENERATORS.register(proof_type, import_path, replace=True)
 
 
 def key_generator(proof_type: str) -> KeyGenerator:
-    if proof_type not in KEY_GENERATORS:
-        raise ConfigurationError(
-            f"no key generator for proof type {proof_type!r}; known: {', '.join(sorted(KEY_GENERATORS))}", key="prover.proof_type"
-        )
-    module, _, name = KEY_GENERATORS[proof_type].partition(":")
-    return getattr(importlib.import_module(module), name)
+    return KEY_GENERATORS.get(proof_type)
 
 
 def file_sha256(path: Path) -> str:

@@ -17,7 +17,7 @@ import sys
 from typing import Callable, Sequence
 
 from pot_zk.exceptions import PotZkError
-from pot_zk.proving.strategies import import_object
+from pot_zk.core.registry import import_object
 
 CommandHandler = Callable[[argparse.Namespace], int]
 Command = Callable[[argparse.ArgumentParser], CommandHandler]

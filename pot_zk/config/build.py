@@ -28,7 +28,9 @@ from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.proving.policy import create_policy
-from pot_zk.proving.handlers import create_handler
+from pot_zk.data.datasets import DATASETS, PARTS
+from pot_zk.proving.executors import EXECUTORS
+from pot_zk.proving.handlers import HandlerSettings, create_handler
 from pot_zk.proving.pipeline import FailureHandler, ProvingPipeline
 from pot_zk.proving.retry import RetrySchedule, Sleep
 from pot_zk.proving.stats import ProvingStats
@@ -121,12 +123,8 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
     strategy = program_strategy(cfg.prover)
     registry = (registry or StrategyRegistry()).copy()
     registry.register(strategy.name, lambda: strategy)
-    handler = create_handler(
-        cfg.handler.name.name,
-        park_dir=cfg.handler.park_dir,
-        fallback_chain=list(cfg.handler.fallback_chain),
-        registry=registry,
-    )
+    settings = HandlerSettings(Path(cfg.handler.park_dir), tuple(str(name) for name in cfg.handler.fallback_chain))
+    handler = create_handler(str(cfg.handler.name), settings, registry)
     run_dir = Path(cfg.run_dir)
     config = _resolved_container(cfg)
     config["run_dir"] = str(run_dir.absolute())
@@ -172,14 +170,18 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         circuit=circuit,
         keys=KeySettings(Path(cfg.srs.path) if cfg.srs.path else None, bool(cfg.srs.allow_dev_srs)),
         data=DataSettings(
-            name=data.name.name, num_samples=int(data.num_samples), seed=int(data.seed), part=data.part.name, holdout=float(data.holdout)
+            name=DATASETS.check(str(data.name)),
+            num_samples=int(data.num_samples),
+            seed=int(data.seed),
+            part=PARTS.check(str(data.part)),
+            holdout=float(data.holdout),
         ),
         epochs=int(cfg.train.epochs),
         max_steps=None if cfg.train.max_steps is None else int(cfg.train.max_steps),
         seed=int(cfg.train.seed),
         progress=bool(cfg.train.progress),
-        policy=create_policy(policy.name.name, k=int(policy.k), fraction=float(policy.fraction), seed=int(policy.seed)),
-        executor=cfg.executor.name.name,
+        policy=create_policy(str(policy.name), k=int(policy.k), fraction=float(policy.fraction), seed=int(policy.seed)),
+        executor=EXECUTORS.check(str(cfg.executor.name)),
         workers=int(cfg.executor.workers),
         scheduler_address=cfg.executor.scheduler_address,
         witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),

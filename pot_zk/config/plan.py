@@ -13,23 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pot_zk.backends.base import CommitmentScheme, KeySettings, ProverBackend
+from pot_zk.data.datasets import DataSettings
 from pot_zk.kinds.base import ModelSettings, StepKind
 from pot_zk.kinds.registry import STEP_KINDS
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    """Training data (config group ``data``); a user loop declares only a ``name``."""
-
-    name: str
-    num_samples: int = 256
-    """Synthetic data only: how many samples to make."""
-    seed: int = 0
-    """Synthetic data: the seed it is made from. Every set: the seed of the held-out choice."""
-    part: str = "all"
-    """``all`` samples, or the first (``base``) or second (``adapt``) half."""
-    holdout: float = 0.2
-    """Share of the declared samples held out (never trained on; models are scored on them)."""
 
 
 @dataclass(frozen=True)

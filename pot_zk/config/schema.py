@@ -2,8 +2,12 @@
 
 Registered in Hydra's ConfigStore as ``pot_zk_schema``; ``conf/config.yaml`` lists it first in
 its defaults, so every option YAML and every command-line override is validated against
-these types at compose time (unknown keys and wrong types fail). To add a group, write its
-dataclass here, add one field to :class:`PotZkConfig`, and add ``conf/<group>/*.yaml``.
+these types at compose time (unknown keys and wrong types fail). A name that selects an
+implementation (``handler.name``, ``policy.name``, ``executor.name``, ``data.name``,
+``data.part``, ``model.kind``, ``prover.backend``) is a string looked up in that part's registry
+by :func:`pot_zk.config.build.build`: an unknown name is a ConfigurationError there, naming the
+valid ones. To add a group, write its dataclass here, add one field to :class:`PotZkConfig`,
+and add ``conf/<group>/*.yaml``.
 """
 
 from __future__ import annotations
@@ -14,9 +18,6 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
-
-HandlerName = Enum("HandlerName", {name: name for name in ("fail_fast", "continue", "retry", "fallback")})
-"""Failure-handler names; an unknown name fails at compose time."""
 
 
 @dataclass
@@ -53,7 +54,8 @@ class RetryConfig:
 
 @dataclass
 class HandlerConfig:
-    name: HandlerName = MISSING
+    name: str = MISSING
+    """A failure handler of :data:`pot_zk.proving.handlers.HANDLERS`."""
     park_dir: str = "${run_dir}/pending"
     """Where the ``retry`` handler parks failed jobs for ``pot-zk prove-pending``."""
     fallback_chain: List[str] = field(default_factory=lambda: ["freivalds", "reexec"])
@@ -73,10 +75,6 @@ class ConsoleConfig:
     every record either way."""
 
 
-PolicyName = Enum("PolicyName", {name: name for name in ("every_step", "every_k", "sample")})
-ExecutorName = Enum("ExecutorName", {name: name for name in ("inline", "process", "dask")})
-DataName = Enum("DataName", {name: name for name in ("digits", "synthetic")})
-DataPart = Enum("DataPart", {name: name for name in ("all", "base", "adapt")})
 
 
 @dataclass
@@ -97,7 +95,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    name: DataName = MISSING
+    name: str = MISSING
+    """A data set of :data:`pot_zk.data.datasets.DATASETS`."""
     num_samples: int = 256
     """Synthetic data only: how many samples to make."""
     seed: int = 0
@@ -105,14 +104,15 @@ class DataConfig:
     holdout: float = 0.2
     """Share of the declared samples held out (never trained on; the initial, epoch-end and
     final models are scored on them). 0 holds none out."""
-    part: DataPart = DataPart.all
+    part: str = "all"
     """``base``: the first half of the samples, ``adapt``: the second half (train a base
     model on one and adapt it with LoRA on the other), ``all``: every sample."""
 
 
 @dataclass
 class PolicyConfig:
-    name: PolicyName = MISSING
+    name: str = MISSING
+    """A policy of :data:`pot_zk.proving.policy.POLICIES`."""
     k: int = 1
     """every_k: prove steps 0, k, 2k, ..."""
     fraction: float = 1.0
@@ -122,7 +122,8 @@ class PolicyConfig:
 
 @dataclass
 class ExecutorConfig:
-    name: ExecutorName = MISSING
+    name: str = MISSING
+    """An executor of :data:`pot_zk.proving.executors.EXECUTORS`."""
     workers: int = 1
     """process, dask: how many prover programs run at once (dask: also the LocalCluster's worker processes)."""
     scheduler_address: Optional[str] = None

@@ -189,7 +189,7 @@ class StepOrderedResults:
                     self._done(ready)
 
 
-def create_dask_executor(prove: ProveFn, done: DoneFn, workers: int, scheduler_address: str | None = None) -> DaskExecutor:
+def create_dask_executor(prove: ProveFn, done: DoneFn, workers: int, *, scheduler_address: str | None = None) -> DaskExecutor:
     """``prove`` must be a :class:`ProvingPipeline`'s ``prove``: the executor keeps that
     pipeline's retries, handler and audit in the trainer and sends only its strategy calls
     to the cluster."""

@@ -3,7 +3,8 @@
 ``inline``: the loop waits for each proof. ``process``: jobs go to a local pool of
 ``workers`` threads, each driving prover *programs* (separate processes), so training goes on
 while they prove; ``drain`` waits for every queued job. ``dask``: the strategy calls go to a Dask cluster
-(:mod:`pot_zk.proving.dask_executor`, imported only when chosen). A job whose handler halts (fail_fast)
+(:mod:`pot_zk.proving.dask_executor`, imported only when chosen). Executors are registered by
+name in :data:`EXECUTORS` (``executor.name`` in config). A job whose handler halts (fail_fast)
 is re-raised in the training loop at the next ``check``.
 """
 
@@ -13,6 +14,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
+from pot_zk.core.registry import Registry
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.proving.pipeline import ProofResult
 from pot_zk.proving.strategies import ProofJob
@@ -82,14 +84,26 @@ class PoolExecutor:
         self._pool.shutdown(wait=True)
 
 
-def create_executor(name: str, prove: ProveFn, done: DoneFn, workers: int = 1, **options: Any):
-    """``options``: the executor group's own settings (``dask``: ``scheduler_address``)."""
-    if name == "inline":
-        return InlineExecutor(prove, done)
-    if name == "process":
-        return PoolExecutor(prove, done, workers)
-    if name == "dask":
-        from pot_zk.proving.dask_executor import create_dask_executor
+def create_inline(prove: ProveFn, done: DoneFn, workers: int, **options: Any) -> InlineExecutor:
+    return InlineExecutor(prove, done)
 
-        return create_dask_executor(prove, done, workers, **options)
-    raise ConfigurationError(f"unknown executor {name!r}; known: inline, process, dask", key="executor.name")
+
+def create_pool(prove: ProveFn, done: DoneFn, workers: int, **options: Any) -> PoolExecutor:
+    return PoolExecutor(prove, done, workers)
+
+
+EXECUTORS: Registry[Callable[..., Any]] = Registry(
+    "executor",
+    "executor.name",
+    {
+        "inline": "pot_zk.proving.executors:create_inline",
+        "process": "pot_zk.proving.executors:create_pool",
+        "dask": "pot_zk.proving.dask_executor:create_dask_executor",
+    },
+)
+"""Executor name -> factory ``(prove, done, workers, **options)``; ``options`` are the executor
+group's own settings (``dask``: ``scheduler_address``)."""
+
+
+def create_executor(name: str, prove: ProveFn, done: DoneFn, workers: int = 1, **options: Any):
+    return EXECUTORS.get(name)(prove, done, workers, **options)

@@ -1,25 +1,58 @@
-"""The four failure handlers, small callables keyed by name (``handler.name`` in config).
+"""The failure handlers, small callables registered by name in :data:`HANDLERS` (``handler.name``
+in config): ``fail_fast``, ``continue``, ``retry`` (:class:`~pot_zk.proving.parking.ParkForLater`)
+and ``fallback``.
 
 A handler receives the :class:`~pot_zk.proving.pipeline.ProofFailure` of the primary strategy (after
 its retry schedule) and the pipeline, and returns a :class:`~pot_zk.proving.pipeline.ProofResult`
-or raises to halt the caller.
+or raises to halt the caller. A handler class is made from the ``handler`` settings by its
+``from_settings(settings, registry)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
-from pot_zk.proving.parking import ParkForLater
+from pot_zk.core.registry import Registry
 from pot_zk.proving.pipeline import FailureHandler, ProofFailure, ProofResult, ProvingPipeline, failed, proved
 from pot_zk.proving.strategies import ProverStrategy, StrategyRegistry
+
+
+@dataclass(frozen=True)
+class HandlerSettings:
+    """The ``handler`` config group, typed."""
+
+    park_dir: Path
+    """Where ``retry`` parks failed jobs."""
+    fallback_chain: tuple[str, ...] = ()
+    """The strategies ``fallback`` tries, in order."""
+
+
+HANDLERS: Registry[type] = Registry(
+    "failure handler",
+    "handler.name",
+    {
+        "fail_fast": "pot_zk.proving.handlers:FailFast",
+        "continue": "pot_zk.proving.handlers:ContinueOnFailure",
+        "retry": "pot_zk.proving.parking:ParkForLater",
+        "fallback": "pot_zk.proving.handlers:FallbackChain",
+    },
+)
+
+
+def create_handler(name: str, settings: HandlerSettings, registry: StrategyRegistry) -> FailureHandler:
+    """The handler ``name`` (ConfigurationError naming the valid ones if there is none)."""
+    return HANDLERS.get(name).from_settings(settings, registry)
 
 
 class FailFast:
     """Raise the final error: the caller (the training loop) halts."""
 
     name = "fail_fast"
+
+    @classmethod
+    def from_settings(cls, settings: HandlerSettings, registry: StrategyRegistry) -> "FailFast":
+        return cls()
 
     def __call__(self, failure: ProofFailure, pipeline: ProvingPipeline) -> ProofResult:
         raise failure.error
@@ -29,6 +62,10 @@ class ContinueOnFailure:
     """Record the failure and return a ``failed`` result: training goes on."""
 
     name = "continue"
+
+    @classmethod
+    def from_settings(cls, settings: HandlerSettings, registry: StrategyRegistry) -> "ContinueOnFailure":
+        return cls()
 
     def __call__(self, failure: ProofFailure, pipeline: ProvingPipeline) -> ProofResult:
         return failed(failure)
@@ -42,6 +79,10 @@ class FallbackChain:
 
     strategies: tuple[ProverStrategy, ...]
     name: str = "fallback"
+
+    @classmethod
+    def from_settings(cls, settings: HandlerSettings, registry: StrategyRegistry) -> "FallbackChain":
+        return cls(tuple(registry.create(name) for name in settings.fallback_chain))
 
     def __call__(self, failure: ProofFailure, pipeline: ProvingPipeline) -> ProofResult:
         attempts = failure.attempts
@@ -58,17 +99,3 @@ class FallbackChain:
             previous = strategy.name
         last = errors[-1]
         return failed(failure, error={**last, "chain": errors}, attempts=attempts)
-
-
-HandlerFactory = Callable[[Path, Sequence[str], StrategyRegistry], FailureHandler]
-
-HANDLERS: dict[str, HandlerFactory] = {
-    "fail_fast": lambda park_dir, chain, registry: FailFast(),
-    "continue": lambda park_dir, chain, registry: ContinueOnFailure(),
-    "retry": lambda park_dir, chain, registry: ParkForLater(park_dir),
-    "fallback": lambda park_dir, chain, registry: FallbackChain(tuple(registry.create(n) for n in chain)),
-}
-
-
-def create_handler(name: str, *, park_dir: str | Path, fallback_chain: Sequence[str], registry: StrategyRegistry) -> FailureHandler:
-    return HANDLERS[name](Path(park_dir), fallback_chain, registry)

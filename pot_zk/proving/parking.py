@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pot_zk.core.audit import AuditLog
+from pot_zk.proving.handlers import HandlerSettings
 from pot_zk.proving.pipeline import ProofFailure, ProofResult, ProvingPipeline, failed
 from pot_zk.proving.retry import RetrySchedule, Sleep
 from pot_zk.proving.stats import ProvingStats
@@ -55,6 +56,10 @@ class ParkForLater:
 
     def __init__(self, park_dir: Path) -> None:
         self.park_dir = Path(park_dir)
+
+    @classmethod
+    def from_settings(cls, settings: HandlerSettings, registry: StrategyRegistry) -> "ParkForLater":
+        return cls(settings.park_dir)
 
     def __call__(self, failure: ProofFailure, pipeline: ProvingPipeline) -> ProofResult:
         path = parked_path(self.park_dir, failure.job.step)

@@ -1,15 +1,29 @@
 """Proving policies: which steps get a proof. Commitments are recorded for every step anyway.
 
 Each policy is a small callable ``(step) -> bool`` and a pure function of its settings and the
-step number, so a resumed run makes the same choices.
+step number, so a resumed run makes the same choices. Policies are frozen dataclasses registered
+by name in :data:`POLICIES` (``policy.name`` in config); their fields are their settings, which
+the manifest records (``{"name": ..., **fields}``) and verify rebuilds the policy from.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Callable
 
+from pot_zk.core.registry import Registry
 from pot_zk.exceptions import ConfigurationError
+
+POLICIES: Registry[type] = Registry(
+    "proving policy",
+    "policy.name",
+    {
+        "every_step": "pot_zk.proving.policy:EveryStep",
+        "every_k": "pot_zk.proving.policy:EveryK",
+        "sample": "pot_zk.proving.policy:Sample",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -52,11 +66,8 @@ class Sample:
         return int.from_bytes(digest[:8], "big") < self.fraction * 2**64
 
 
-def create_policy(name: str, *, k: int = 1, fraction: float = 1.0, seed: int = 0):
-    if name == "every_step":
-        return EveryStep()
-    if name == "every_k":
-        return EveryK(k)
-    if name == "sample":
-        return Sample(fraction, seed)
-    raise ConfigurationError(f"unknown policy {name!r}; known: every_step, every_k, sample", key="policy.name")
+def create_policy(name: str, **settings: Any) -> Callable[[int], bool]:
+    """The policy ``name`` with the settings it has (others, e.g. ``k`` for ``sample``, are
+    ignored); ConfigurationError for an unknown name, TypeError for a missing setting."""
+    policy = POLICIES.get(name)
+    return policy(**{field.name: settings[field.name] for field in fields(policy) if field.name in settings})

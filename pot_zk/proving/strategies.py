@@ -7,10 +7,10 @@ raises a :class:`~pot_zk.exceptions.PotZkError` subclass on failure. Config name
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
+from pot_zk.backends.registry import PROOF_TYPES
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.core.protocol import ProverRequest, ProverResponse
 from pot_zk.core.runner import run_prover
@@ -99,72 +99,62 @@ class ProgramStrategy:
 
 
 class LazyStrategy:
-    """A strategy given as an import string ``"package.module:Class"``; the class is imported
-    and constructed (no arguments) on first use, so config can name strategies whose modules
-    are optional or not written yet."""
+    """The in-process strategy of proof type ``name`` (:data:`~pot_zk.backends.registry.PROOF_TYPES`),
+    imported on first use, so config can name strategies whose modules are heavy or optional."""
 
-    def __init__(self, name: str, import_path: str) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.import_path = import_path
         self._strategy: ProverStrategy | None = None
 
     def __call__(self, job: ProofJob) -> ProverResponse:
         if self._strategy is None:
-            self._strategy = import_object(self.import_path)()
+            strategy = PROOF_TYPES.get(self.name)
+            if not callable(strategy):
+                raise ConfigurationError(
+                    f"proof type {self.name!r} is not proven in-process: its backend's prover program proves it "
+                    f"(configure prover=<that backend>)",
+                    key="handler.fallback_chain",
+                )
+            self._strategy = strategy
         return self._strategy(job)
 
     def __repr__(self) -> str:
-        return f"LazyStrategy({self.name!r}, {self.import_path!r})"
-
-
-def import_object(import_path: str) -> Any:
-    """Resolve ``"package.module:attribute"``; ConfigurationError when it does not exist."""
-    module_name, _, attribute = import_path.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise ConfigurationError(
-            f"cannot import {import_path!r} ({error}); is the module installed?", key=import_path
-        ) from error
+        return f"LazyStrategy({self.name!r})"
 
 
 StrategyFactory = Callable[[], ProverStrategy]
 
-BUILTIN_STRATEGIES: dict[str, str] = {
-    "freivalds": "pot_zk.backends.certificates.freivalds:FreivaldsCertificate",
-    "reexec": "pot_zk.backends.certificates.reexec:ReexecCertificate",
-}
-
 
 class StrategyRegistry:
-    """Strategy name -> factory. Factories given as import strings become LazyStrategy."""
+    """Strategy name -> factory, for the fallback chain and parked jobs. Without ``factories``
+    the names are the proof types of :data:`~pot_zk.backends.registry.PROOF_TYPES`, made lazily
+    (the certificates ``freivalds`` and ``reexec`` prove in-process); :func:`~pot_zk.config.build.build`
+    adds the configured prover program under its proof type."""
 
-    def __init__(self, factories: Mapping[str, StrategyFactory | str] | None = None) -> None:
-        self._factories: dict[str, StrategyFactory | str] = dict(
-            BUILTIN_STRATEGIES if factories is None else factories
-        )
+    def __init__(self, factories: Mapping[str, StrategyFactory] | None = None) -> None:
+        self._factories: dict[str, StrategyFactory] = dict(factories or {})
+        self._builtins = factories is None
 
-    def register(self, name: str, factory: StrategyFactory | str) -> None:
+    def register(self, name: str, factory: StrategyFactory) -> None:
         self._factories[name] = factory
 
     def copy(self) -> "StrategyRegistry":
-        return StrategyRegistry(self._factories)
+        copied = StrategyRegistry(self._factories)
+        copied._builtins = self._builtins
+        return copied
 
     def names(self) -> list[str]:
-        return sorted(self._factories)
+        return sorted(set(self._factories) | (set(PROOF_TYPES.names()) if self._builtins else set()))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._factories
+        return name in self.names()
 
     def create(self, name: str) -> ProverStrategy:
-        if name not in self._factories:
-            raise ConfigurationError(
-                f"unknown prover strategy {name!r}; known: {', '.join(self.names())}", key=name
-            )
-        factory = self._factories[name]
-        if isinstance(factory, str):
-            return LazyStrategy(name, factory)
-        return factory()
+        if name in self._factories:
+            return self._factories[name]()
+        if self._builtins and name in PROOF_TYPES:
+            return LazyStrategy(name)
+        raise ConfigurationError(f"unknown prover strategy {name!r}; known: {', '.join(self.names())}", key=name)
 
 
 def strategy_spec(strategy: ProverStrategy) -> dict[str, Any]:

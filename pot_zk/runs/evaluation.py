@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.runs.data import HeldOut
+from pot_zk.data.datasets import HeldOut
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_commitment
 from pot_zk.runs.bundle import RunBundle, save_model
-from pot_zk.runs.data import Batch, HeldOut
+from pot_zk.data.datasets import Batch, HeldOut
 from pot_zk.runs.witnesses import witness_retention
 
 RUN_FORMAT = "pot-zk-run/1"

@@ -31,8 +31,8 @@ from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import capture_step
 from pot_zk.proving.executors import create_executor
 from pot_zk.runs import bundle as files
+from pot_zk.data.datasets import CLASSES, Batch, HeldOut
 from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, load_model, read_jsonl, save_model
-from pot_zk.runs.data import CLASSES, Batch, HeldOut
 from pot_zk.runs.evaluation import Evaluation, Evaluator
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import prepare_run

@@ -4,7 +4,6 @@ a run that was stopped or killed."""
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from typing import Iterator
@@ -22,7 +21,7 @@ from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
 from pot_zk.runs.bundle import RunBundle
-from pot_zk.runs.data import Batch, HeldOut, epoch_order, seeded_batches
+from pot_zk.data.datasets import Batch, HeldOut, epoch_order, seeded_batches
 from pot_zk.runs.evaluation import Evaluation
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.lifecycle import RunLifecycle
@@ -82,7 +81,7 @@ def declared_data(plan: TrainingPlan) -> tuple[list[Batch], HeldOut | None]:
     """The declared data set: its held-out samples set aside, the rest cut into the run's fixed
     batches (seeded shuffle), as ``pot-zk train`` does."""
     dims = plan.kind.mlp(plan.spec.architecture).dims
-    return seeded_batches(dataclasses.asdict(plan.data), dims[0], dims[-1], plan.spec.batch_size, plan.seed)
+    return seeded_batches(plan.data, dims[0], dims[-1], plan.spec.batch_size, plan.seed)
 
 
 def sgd_optimizer(model: torch.nn.Module, plan: TrainingPlan) -> torch.optim.Optimizer:

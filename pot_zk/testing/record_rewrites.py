@@ -27,7 +27,7 @@ from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.kinds.registry import STEP_KINDS, capture_step
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import load_model, save_model
-from pot_zk.runs.data import CLASSES, manifest_data, seeded_batches
+from pot_zk.data.datasets import CLASSES, manifest_data, seeded_batches
 from pot_zk.runs.evaluation import evaluate
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.testing.bundle_edit import (

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 from pot_zk.runs import bundle as files
-from pot_zk.runs.data import BUILT_IN, CLASSES, HeldOut, holdout_indices, load_dataset, select_part
+from pot_zk.data.datasets import BUILT_IN, CLASSES, HeldOut, holdout_indices, load_dataset, select_part
 from pot_zk.runs.evaluation import Evaluation, evaluate
 from pot_zk.backends.registry import commitments_of
 from pot_zk.exceptions import WitnessBuilderError

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pot_zk.backends.keys import KeySet
+from pot_zk.core.registry import Registry
 
 
 def _check_ezkl(report, manifest: dict[str, Any], proofs: list[dict[str, Any]], keys: KeySet) -> dict[str, Path]:
@@ -34,7 +35,7 @@ def _check_ezkl(report, manifest: dict[str, Any], proofs: list[dict[str, Any]], 
     return {"srs_path": keys.path("srs")}
 
 
-KEY_CHECKS: dict[str, Callable[..., dict[str, Path]]] = {"zk-halo2": _check_ezkl}
+KEY_CHECKS: Registry[Callable[..., dict[str, Path]]] = Registry("key check", "keys", {"zk-halo2": _check_ezkl})
 
 
 def check_keys(report, manifest: dict[str, Any], proofs: list[dict[str, Any]], keys: KeySet) -> dict[str, Path]:
@@ -43,7 +44,7 @@ def check_keys(report, manifest: dict[str, Any], proofs: list[dict[str, Any]], k
     report.keys = {"directory": str(keys.directory), "generated_by": keys.generated_by, "generated_at": keys.generated_at, "sha256": dict(keys.sha256)}
     if manifest.get("circuit_id") not in keys.circuit_ids:
         report.fail("keys", "keys-statement-mismatch", f"the run's statement {manifest.get('circuit_id')} is not one your keys were made for {list(keys.circuit_ids)}")
-    checker = KEY_CHECKS.get(keys.proof_type)
+    checker = KEY_CHECKS.get(keys.proof_type) if keys.proof_type in KEY_CHECKS else None
     if checker is None:
         report.fail("keys", "keys-backend-unsupported", f"no key check for proof type {keys.proof_type!r}")
         return {}

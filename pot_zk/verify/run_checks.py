@@ -13,7 +13,7 @@ from pot_zk.exceptions import PotZkError, WitnessBuilderError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.spec_base import CircuitSpec
 from pot_zk.proving.policy import create_policy
-from pot_zk.runs.data import epoch_order
+from pot_zk.data.datasets import epoch_order
 
 COMMITTED = ("w_before", "batch", "w_after")
 BATCH_ORDERS = ("seeded", "recorded")

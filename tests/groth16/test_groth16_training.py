@@ -18,7 +18,7 @@ from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.kinds.lora.step import attach_lora
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import capture_step, kind_of
-from pot_zk.runs.data import fixed_batches, load_dataset
+from pot_zk.data.datasets import fixed_batches, load_dataset
 
 from groth16_support import honest_step, tiny_lora_spec, tiny_spec
 

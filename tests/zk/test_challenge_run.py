@@ -19,7 +19,7 @@ from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.sgd.kind import SGD
 from pot_zk.kinds.registry import load_training_step, save_training_step, spec_for_step
 from pot_zk.runs.bundle import RunBundle, load_model, save_model
-from pot_zk.runs.data import load_dataset, split_holdout
+from pot_zk.data.datasets import load_dataset, split_holdout
 from pot_zk.runs.evaluation import evaluate
 from pot_zk.testing.tamper import chain_lines
 from pot_zk.verify.run import verify_run

@@ -1,6 +1,7 @@
 """Training data that ships with an installed package (no downloads), cut into fixed batches.
 
-A seeded share of the declared samples is held out (never trained on; the models are
+Data sets are registered by name in :data:`DATASETS` (``data.name`` in config), the parts of a
+data set (``data.part``) in :data:`PARTS`. A seeded share of the declared samples is held out (never trained on; the models are
 evaluated on it). The rest is cut into batches, fixed before training so the dataset
 commitment (a Merkle root over the batch commitments, then the held-out set's commitment) can
 be published first; each epoch visits the batches in a seeded permutation.
@@ -9,15 +10,27 @@ be published first; each epoch visits the batches in a seeded permutation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
+from pot_zk.core.registry import Registry
 from pot_zk.exceptions import ConfigurationError
 
 
-BUILT_IN = ("digits", "synthetic")
-"""The data sets that ship with pot-zk: a verifier reloads them itself."""
+@dataclass(frozen=True)
+class DataSettings:
+    """Training data (config group ``data``); a user loop declares only a ``name``."""
+
+    name: str
+    num_samples: int = 256
+    """Synthetic data only: how many samples to make."""
+    seed: int = 0
+    """Synthetic data: the seed it is made from. Every set: the seed of the held-out choice."""
+    part: str = "all"
+    """``all`` samples, or the first (``base``) or second (``adapt``) half."""
+    holdout: float = 0.2
+    """Share of the declared samples held out (never trained on; models are scored on them)."""
 
 CLASSES = {"digits": 10}
 """The data sets whose targets are classes (one-hot, or class labels), by name: their models
@@ -45,9 +58,10 @@ class HeldOut:
     """How many samples the declared data set has (held out and trained on)."""
 
 
-def digits(in_features: int, out_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+def digits(in_features: int, out_features: int, num_samples: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's bundled 8x8 digits: pixels averaged over 2x2 blocks (16 features) or
-    kept (64), scaled to [0, 1]; targets one-hot over the 10 classes."""
+    kept (64), scaled to [0, 1]; targets one-hot over the 10 classes (all 1797 samples:
+    ``num_samples`` and ``seed`` do not apply)."""
     from sklearn.datasets import load_digits
 
     if out_features != 10 or in_features not in (16, 64):
@@ -73,24 +87,48 @@ def synthetic(in_features: int, out_features: int, num_samples: int, seed: int) 
     return inputs, targets
 
 
+DATASETS: Registry[Callable[[int, int, int, int], tuple[torch.Tensor, torch.Tensor]]] = Registry(
+    "data set",
+    "data.name",
+    {
+        "digits": "pot_zk.data.datasets:digits",
+        "synthetic": "pot_zk.data.datasets:synthetic",
+    },
+)
+"""Data set name -> loader ``(in_features, out_features, num_samples, seed)``."""
+
+BUILT_IN = tuple(DATASETS.names())
+"""The data sets that ship with pot-zk: a verifier reloads them itself."""
+
+
 def load_dataset(name: str, in_features: int, out_features: int, num_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if name == "digits":
-        return digits(in_features, out_features)
-    if name == "synthetic":
-        return synthetic(in_features, out_features, num_samples, seed)
-    raise ConfigurationError(f"unknown data set {name!r}; known: digits, synthetic", key="data.name")
+    return DATASETS.get(name)(in_features, out_features, num_samples, seed)
+
+
+def _all(count: int) -> slice:
+    return slice(0, count)
+
+
+def _first_half(count: int) -> slice:
+    return slice(0, count // 2)
+
+
+def _second_half(count: int) -> slice:
+    return slice(count // 2, count)
+
+
+PARTS: Registry[Callable[[int], slice]] = Registry(
+    "data part",
+    "data.part",
+    {"all": _all, "base": _first_half, "adapt": _second_half},
+)
+"""``all`` samples, or the first (``base``) or second (``adapt``) half in data-set order (train a
+base model on one half and adapt it with LoRA on the other)."""
 
 
 def select_part(inputs: torch.Tensor, targets: torch.Tensor, part: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``all`` samples, or the first (``base``) or second (``adapt``) half in data-set order."""
-    half = len(inputs) // 2
-    if part == "all":
-        return inputs, targets
-    if part == "base":
-        return inputs[:half], targets[:half]
-    if part == "adapt":
-        return inputs[half:], targets[half:]
-    raise ConfigurationError(f"unknown data part {part!r}; known: all, base, adapt", key="data.part")
+    chosen = PARTS.get(part)(len(inputs))
+    return inputs[chosen], targets[chosen]
 
 
 def holdout_indices(num_samples: int, fraction: float, seed: int) -> list[int]:
@@ -126,30 +164,28 @@ def fixed_batches(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, 
     ]
 
 
-def seeded_batches(
-    data: Mapping[str, Any], in_features: int, out_features: int, batch_size: int, seed: int
-) -> tuple[list[Batch], HeldOut | None]:
+def seeded_batches(data: DataSettings, in_features: int, out_features: int, batch_size: int, seed: int) -> tuple[list[Batch], HeldOut | None]:
     """A built-in data set as ``pot-zk train`` cuts it and ``pot-zk verify`` recomputes it: the
     declared samples (``name``, ``part``; ``num_samples`` and ``seed`` for ``synthetic``), the
     seeded ``holdout`` fraction held out (chosen with ``seed``), the rest cut into fixed batches
     by the training ``seed``."""
-    inputs, targets = load_dataset(str(data["name"]), in_features, out_features, int(data.get("num_samples", 0)), int(data.get("seed", 0)))
-    inputs, targets = select_part(inputs, targets, str(data.get("part", "all")))
-    inputs, targets, held_out = split_holdout(inputs, targets, float(data.get("holdout", 0.0)), int(data.get("seed", 0)))
+    inputs, targets = load_dataset(data.name, in_features, out_features, data.num_samples, data.seed)
+    inputs, targets = select_part(inputs, targets, data.part)
+    inputs, targets, held_out = split_holdout(inputs, targets, data.holdout, data.seed)
     return fixed_batches(inputs, targets, batch_size, seed), held_out
 
 
-def manifest_data(dataset: Mapping[str, Any]) -> dict[str, Any]:
+def manifest_data(dataset: Mapping[str, Any]) -> DataSettings:
     """The data settings a manifest's ``dataset`` entry declares, as :func:`seeded_batches` takes
     them (a data set without its own seed, like digits, took the held-out seed as its seed)."""
     holdout = dataset.get("holdout") or {}
-    return {
-        "name": dataset.get("name"),
-        "part": dataset.get("part", "all"),
-        "num_samples": dataset.get("num_samples", 0),
-        "seed": dataset.get("seed", holdout.get("seed", 0)),
-        "holdout": holdout.get("fraction", 0.0),
-    }
+    return DataSettings(
+        name=str(dataset.get("name")),
+        part=str(dataset.get("part", "all")),
+        num_samples=int(dataset.get("num_samples", 0)),
+        seed=int(dataset.get("seed", holdout.get("seed", 0))),
+        holdout=float(holdout.get("fraction", 0.0)),
+    )
 
 
 def epoch_order(num_batches: int, epoch: int, seed: int) -> list[int]:
