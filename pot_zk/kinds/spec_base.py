@@ -21,7 +21,6 @@ from torch import nn
 
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.kinds.base import StepTensor
-from pot_zk.kinds.registry import STEP_KINDS
 
 
 class CircuitSpec(Protocol):
@@ -62,8 +61,9 @@ FIXED_POINT_FIELDS = ("scale", "param_scale", "decomp_base", "decomp_legs", "tol
 
 class FixedPointCheck:
     """Shared behaviour of the check-the-update specs (a mixin for frozen dataclasses with the
-    fields of :class:`CircuitSpec`, plus ``circuit_version``, ``architecture_type`` and
-    ``check_module()``, the torch module whose output is the residual)."""
+    fields of :class:`CircuitSpec`, plus ``circuit_version``, ``architecture_type``,
+    ``encode(step)`` (its step kind's canonical encoding) and ``check_module()``, the torch module
+    whose output is the residual)."""
 
     backend: ClassVar[str] = "ezkl"
     """The prover backend whose statements these are (not part of ``to_dict()``: their dicts
@@ -99,7 +99,7 @@ class FixedPointCheck:
                     "learning_rate": getattr(step, "learning_rate", None),
                 },
             )
-        return STEP_KINDS.get(self.kind).encode(step)
+        return self.encode(step)
 
     def to_dict(self) -> dict[str, Any]:
         return {

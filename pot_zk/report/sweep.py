@@ -19,11 +19,13 @@ import json
 import re
 import statistics
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from pot_zk.report.sweep_plots import PLOTS
+from pot_zk.report.sweep_table import SweepJob, SweepTable
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, read_jsonl
 from pot_zk.exceptions import ConfigurationError, PotZkError
@@ -35,41 +37,6 @@ OUTCOME_COLUMNS = (
     "proved", "failed", "parked", "attempts", "attempt_success_rate", "prove_s_median", "wall_s", "proved_per_min",
     "accuracy_initial", "accuracy_final", "heldout_loss_final",
 )
-
-
-@dataclass(frozen=True)
-class SweepJob:
-    """One job of the sweep: its directory (relative to the sweep), its overrides, its numbers."""
-
-    job: str
-    overrides: dict[str, str]
-    values: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class SweepTable:
-    columns: tuple[str, ...]
-    swept: tuple[str, ...]
-    """The override keys whose value differs between jobs (columns after ``job``)."""
-    jobs: tuple[SweepJob, ...]
-
-    def value(self, job: SweepJob, column: str) -> Any:
-        if column == "job":
-            return job.job
-        if column in self.swept:
-            return job.overrides.get(column)
-        return job.values.get(column)
-
-    def rows(self) -> list[list[str]]:
-        return [[_cell(self.value(job, column)) for column in self.columns] for job in self.jobs]
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -191,8 +158,6 @@ def render_markdown(table: SweepTable, sweep_dir: Path, images: Sequence[str]) -
 
 
 def write_sweep_report(sweep_dir: Path, out: Path | None = None, *, verify_cache_dir: Path | None = None) -> list[Path]:
-    from pot_zk.report.sweep_plots import PLOTS
-
     sweep_dir = Path(sweep_dir)
     table = gather(sweep_dir, verify_cache_dir=verify_cache_dir)
     out = Path(out) if out is not None else sweep_dir / "sweep-report"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from pot_zk.report.sweep import SweepJob, SweepTable
+from pot_zk.report.sweep_table import SweepJob, SweepTable
 
 COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
 

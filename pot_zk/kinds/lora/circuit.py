@@ -26,7 +26,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from pot_zk.kinds.lora.step import LoraArchitecture
+from pot_zk.kinds.base import StepTensor
+from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, encode_lora_step
 from pot_zk.kinds.mlp import Backprop, Shapes, backprop
 from pot_zk.kinds.spec_base import FixedPointCheck
 
@@ -64,6 +65,9 @@ class LoraCircuitSpec(FixedPointCheck):
         dims = self.architecture.base.dims
         a = self.architecture.num_adapter_params
         return {"w_before": a, "batch": self.batch_size * (dims[0] + dims[-1]), "w_after": a, "base": self.architecture.base.num_params}
+
+    def encode(self, step: LoraTrainingStep) -> list[StepTensor]:
+        return encode_lora_step(step)
 
     def check_module(self) -> nn.Module:
         return LoraUpdateCheck(self)

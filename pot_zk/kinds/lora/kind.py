@@ -10,7 +10,7 @@ from torch import nn
 from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
 from pot_zk.kinds.lora.capture import capture_lora_step, lora_step_from_models
 from pot_zk.kinds.lora.circuit import LoraCircuitSpec, lora_backprop
-from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora, validate_lora_step
+from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora, encode_lora_step, validate_lora_step
 from pot_zk.kinds.mlp import MlpArchitecture, flatten, mlp_from_dims, unflatten
 
 
@@ -32,12 +32,7 @@ class LoraKind(StepKind):
         validate_lora_step(step)
 
     def encode(self, step: LoraTrainingStep) -> list[StepTensor]:
-        return [
-            StepTensor("w_before", "adapters before the step", step.flat_before()),
-            StepTensor("batch", "batch values", step.flat_batch()),
-            StepTensor("w_after", "adapters after the step", step.flat_after()),
-            StepTensor("base", "base model weights", step.flat_base()),
-        ]
+        return encode_lora_step(step)
 
     def file_tensors(self, step: LoraTrainingStep) -> dict[str, torch.Tensor]:
         return {"base": step.flat_base(), "a_before": step.flat_before(), "a_after": step.flat_after(), "x": step.inputs, "y": step.targets}

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError
-from pot_zk.kinds.base import BatchStep, check_batch, check_learning_rate, check_state
+from pot_zk.kinds.base import BatchStep, StepTensor, check_batch, check_learning_rate, check_state
 from pot_zk.kinds.mlp import MlpArchitecture, Shapes, flatten
 
 
@@ -139,6 +139,17 @@ class LoraTrainingStep(BatchStep):
 
     def flat_after(self) -> torch.Tensor:
         return flatten(self.adapters_after, self.architecture.adapter_shapes)
+
+
+def encode_lora_step(step: LoraTrainingStep) -> list[StepTensor]:
+    """The canonical encoding: the adapters before, the batch (X then Y), the adapters after,
+    the frozen base, each flat."""
+    return [
+        StepTensor("w_before", "adapters before the step", step.flat_before()),
+        StepTensor("batch", "batch values", step.flat_batch()),
+        StepTensor("w_after", "adapters after the step", step.flat_after()),
+        StepTensor("base", "base model weights", step.flat_base()),
+    ]
 
 
 def validate_lora_step(step: LoraTrainingStep) -> None:

@@ -26,7 +26,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from pot_zk.kinds.base import StepTensor
 from pot_zk.kinds.mlp import MlpArchitecture, backprop
+from pot_zk.kinds.sgd.step import TrainingStep, encode_sgd_step
 from pot_zk.kinds.spec_base import FixedPointCheck
 
 CIRCUIT_VERSION = "sgd-check/1"
@@ -62,6 +64,9 @@ class SgdCircuitSpec(FixedPointCheck):
         dims = self.architecture.dims
         p = self.architecture.num_params
         return {"w_before": p, "batch": self.batch_size * (dims[0] + dims[-1]), "w_after": p}
+
+    def encode(self, step: TrainingStep) -> list[StepTensor]:
+        return encode_sgd_step(step)
 
     def check_module(self) -> nn.Module:
         return SgdUpdateCheck(self)

@@ -11,7 +11,7 @@ from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.mlp import MlpArchitecture, architecture_of, backprop, flatten, mlp_from_dims, unflatten
 from pot_zk.kinds.sgd.circuit import SgdCircuitSpec, unpack
-from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step, step_from_states, validate_sgd_step
+from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step, encode_sgd_step, step_from_states, validate_sgd_step
 
 
 class SgdKind(StepKind):
@@ -34,11 +34,7 @@ class SgdKind(StepKind):
         validate_sgd_step(step)
 
     def encode(self, step: TrainingStep) -> list[StepTensor]:
-        return [
-            StepTensor("w_before", "weights before the step", step.flat_before()),
-            StepTensor("batch", "batch values", step.flat_batch()),
-            StepTensor("w_after", "weights after the step", step.flat_after()),
-        ]
+        return encode_sgd_step(step)
 
     def file_tensors(self, step: TrainingStep) -> dict[str, torch.Tensor]:
         return {"w_before": step.flat_before(), "w_after": step.flat_after(), "x": step.inputs, "y": step.targets}

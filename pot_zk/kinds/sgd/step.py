@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError
-from pot_zk.kinds.base import BatchStep, check_batch, check_learning_rate, check_state, copy_state, copy_tensor
+from pot_zk.kinds.base import BatchStep, StepTensor, check_batch, check_learning_rate, check_state, copy_state, copy_tensor
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.mlp import MlpArchitecture, architecture_of, check_sgd_optimizer, flatten
 
@@ -34,6 +34,15 @@ class TrainingStep(BatchStep):
 
     def flat_after(self) -> torch.Tensor:
         return flatten(self.weights_after, self.architecture.param_shapes)
+
+
+def encode_sgd_step(step: TrainingStep) -> list[StepTensor]:
+    """The canonical encoding: W_t, the batch (X then Y), W_t+1, each flat."""
+    return [
+        StepTensor("w_before", "weights before the step", step.flat_before()),
+        StepTensor("batch", "batch values", step.flat_batch()),
+        StepTensor("w_after", "weights after the step", step.flat_after()),
+    ]
 
 
 def capture_sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> TrainingStep:
