@@ -13,9 +13,10 @@ step:
 * the witness file (:meth:`StepKind.save` / :meth:`StepKind.load`, safetensors with the kind
   in its metadata);
 * the check statement (:meth:`StepKind.check_spec`, a
-  :class:`~pot_zk.kinds.spec_base.CircuitSpec`) and its float64 reference computation
-  (:meth:`StepKind.reference`, :meth:`StepKind.backprop`) that ``reexec`` and ``freivalds``
-  recompute;
+  :class:`~pot_zk.kinds.spec_base.CircuitSpec` whose ``reference_output`` runs the check
+  graph in float64: what ``reexec`` recomputes) and the products of its forward and backward
+  pass (:meth:`StepKind.backprop`: what ``freivalds`` reveals), both from
+  :func:`pot_zk.kinds.mlp.backprop`;
 * what a run needs: the architecture from the model settings, the seeded model, the frozen
   base it starts from (if any) and the tensors of a saved model file that commitments bind.
 
@@ -211,10 +212,6 @@ class StepKind(ABC):
 
     def spec_from_dict(self, data: Mapping[str, Any]) -> Any:
         return self.spec_type.from_dict(data)
-
-    def reference(self, spec: Any, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The float64 residual of the check statement on flat inputs in input order."""
-        return spec.reference_output(inputs)
 
     def save(self, step: BatchStep, path: Path) -> None:
         """Write the step's witness file (safetensors, atomically) with its metadata."""
