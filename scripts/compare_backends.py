@@ -132,7 +132,7 @@ def job_cmp_verify(job: dict[str, Any]) -> dict[str, Any]:
     if job["backend"] == "ezkl":
         from pot_zk.backends.ezkl import adapter as ezkl_adapter
         from pot_zk.backends.ezkl import halo2
-        from pot_zk.kinds.commitments import StepCommitment
+        from pot_zk.kinds.encoding import StepCommitment
 
         spec = _ezkl_spec(work)
         srs = ezkl_adapter.dev_srs(cache, halo2.compiled_circuit(spec, cache).logrows)
@@ -164,10 +164,9 @@ def _commit_time(backend: str, work: dict[str, Any]) -> float:
 
     step = _step(work, exact=backend == "groth16")
     if backend == "ezkl":
-        from pot_zk.kinds.commitments import commit_values
+        from pot_zk.backends.registry import commitments_of
 
-        spec = _ezkl_spec(work)
-        commit = lambda values, what: commit_values(values, spec.scale, spec.value_bound, what)  # noqa: E731
+        commit = commitments_of(_ezkl_spec(work)).commit
     else:
         from pot_zk.backends.groth16.scheme import PackedPoseidon
 
