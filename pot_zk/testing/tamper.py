@@ -4,12 +4,12 @@ scripts/tamper_campaign.py).
 Each tamper kind takes a *copy* of an honest bundle, alters it the way a cheating trainer
 could, and returns a :class:`~pot_zk.testing.bundle_edit.Tampering`: what was done, the
 findings ``pot-zk verify`` must name for it (any one of ``expected``, as ``(check, reason)``)
-and the auditor's options it takes. The kinds here leave some record inconsistent; those of
-:mod:`pot_zk.testing.record_rewrites` rewrite records (most of them so that every record agrees), so only the auditor's
-own references (recomputed data set and initial model, ``--expect-head``, the tolerance limit,
-``--min-proven``) can catch them. Random choices (which
-step, which byte, which audit line, whether the tamperer also rewrites the audit trail's
-hash chain to match) come from the ``random.Random`` passed in, so a campaign is seeded.
+and the auditor's options it takes. The kinds here leave some record inconsistent; most of
+those in :mod:`pot_zk.testing.record_rewrites` rewrite every record to agree, so only the
+auditor's own references (recomputed data set and initial model, ``--expect-head``, the
+tolerance limit, ``--min-proven``) can catch them. Random choices (which step, which byte,
+which audit line, whether the tamperer also rewrites the audit trail's hash chain to match)
+come from the ``random.Random`` passed in, so a campaign is seeded.
 
 Attacker model: the tamperer has the whole bundle and may rewrite any file, including
 recomputing the audit trail's hash chain (``rehash``: the chain is unkeyed, it shows

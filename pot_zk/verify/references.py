@@ -158,7 +158,8 @@ def record_plan(report, manifest: Mapping[str, Any], commitments: list[Mapping[s
     (a consistent rewrite -- fewer steps, another policy -- changes only this, and the head)."""
     training = {k: v for k, v in manifest["training"].items() if k != "optimizer"}
     policy = " ".join([str(manifest["policy"].get("name")), *(f"{k}={v}" for k, v in manifest["policy"].items() if k != "name")])
-    report.references["plan"] = f"{len(commitments)} steps ({', '.join(f'{k}={v}' for k, v in training.items())}); policy {policy}; mode {manifest.get('mode')}"
+    schedule = ", ".join(f"{k}={v}" for k, v in training.items())
+    report.references["plan"] = f"{len(commitments)} steps ({schedule}); policy {policy}; mode {manifest.get('mode')}"
 
 
 def check_head(report, manifest: Mapping[str, Any], commitments: list[Mapping[str, Any]], expect_head: str | None) -> None:
