@@ -44,12 +44,14 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--expect-head", metavar="HEX", help="the commitment head you received when the run ended (pot-zk train prints it)")
     parser.add_argument("--max-tolerance-ulps", type=int, metavar="N", help="the largest update tolerance you accept (default: the statement's default, not the manifest's)")
     parser.add_argument("--min-proven", type=int, default=0, metavar="N", help="fail unless at least N steps carry a verified proof")
+    parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE", help="a statement setting (scale, param_scale, ...) you accept other than its default; repeatable")
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.backends.keys import KeySet
         from pot_zk.core.challenge import Challenge
         from pot_zk.exceptions import ConfigurationError
         from pot_zk.verify.run import EXIT_CODES, default_cache_dir, verify_run
+        from pot_zk.verify.statement import parse_accepted
 
         if args.keys and args.srs:
             raise ConfigurationError("give --keys or --srs, not both", key="keys")
@@ -64,6 +66,7 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
             expect_head=args.expect_head,
             max_tolerance_ulps=args.max_tolerance_ulps,
             min_proven=args.min_proven,
+            accept_settings=parse_accepted(args.accept_setting),
         )
         if args.json == "-":
             print(json.dumps(report.to_dict(), indent=2))

@@ -43,7 +43,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from pot_zk.backends.base import StepStatement, VerifierKeys, VerifierOptions
 from pot_zk.backends.keys import KeySet
@@ -67,12 +67,11 @@ from pot_zk.verify.references import (
     record_plan,
 )
 from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps
+from pot_zk.verify.statement import check_statement
 from pot_zk.verify.step import verify_step
 
 
 EXIT_CODES = {"VERIFIED": 0, "FAILED": 1, "UNPROVEN": 3}
-STATEMENT_KEYS = ("architecture", "batch_size", "learning_rate", "scale", "tolerance_ulps")
-"""What the report shows of the declared statement (those of its keys the spec has)."""
 NOT_PROVEN = ("failed", "parked", "commitment-only")
 
 
@@ -185,12 +184,14 @@ def verify_run(
     expect_head: str | None = None,
     max_tolerance_ulps: int | None = None,
     min_proven: int = 0,
+    accept_settings: Mapping[str, str] | None = None,
 ) -> RunReport:
     """Check the run in ``run``. ``cache_dir`` is where a dev SRS is looked up; ``challenge`` (the
     auditor's C.json) adds the ``challenge`` check and ``keys`` (from ``pot-zk keys new``) the
     ``keys`` check, proofs then verified with them; the other keywords are the auditor's
     references (:class:`~pot_zk.verify.references.Expectations`; a malformed one raises
-    ConfigurationError before anything is read)."""
+    ConfigurationError before anything is read), and ``accept_settings`` the statement settings
+    the auditor accepts other than their defaults (:mod:`pot_zk.verify.statement`)."""
     expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven)
     report = RunReport(Path(run))
     try:
@@ -200,7 +201,8 @@ def verify_run(
     except (PotZkError, OSError, ValueError, KeyError) as exc:
         report.fail("statement", "unreadable-bundle", str(exc))
         return report
-    report.statement = {k: manifest["circuit"][k] for k in STATEMENT_KEYS if k in manifest["circuit"]}
+    report.statement = dict(manifest["circuit"])
+    check_statement(report, manifest, spec, accept_settings or {})
     check_tolerance(report, spec, expected.max_tolerance_ulps)
     audit_events = _check_audit(bundle, report)
     try:

@@ -71,12 +71,17 @@ class LoraKind(StepKind):
         """Model files of a LoRA run hold pot-zk's LoraLinear state (``i.base.weight``,
         ``i.lora_A``, ...): the adapters are the weights, the frozen linears the base."""
         base: dict[str, Any] = {}
+        used: set[str] = set()
         for key, _ in architecture.base_shapes:
             index, name = key.split(".")
-            base[key] = state.get(f"{index}.base.{name}", state.get(key))
+            found = f"{index}.base.{name}" if f"{index}.base.{name}" in state else key
+            base[key] = state.get(found)
             if base[key] is None:
                 raise KeyError(key)
+            used.add(found)
         adapters = {key: state[key] for key, _ in architecture.adapter_shapes}
+        if set(state) != used | set(adapters):
+            raise KeyError(f"tensors {sorted(set(state) - used - set(adapters))} are not part of this LoRA model")
         return {
             "weights": flatten({k: v.double() for k, v in adapters.items()}, architecture.adapter_shapes),
             "base": flatten({k: v.double() for k, v in base.items()}, architecture.base_shapes),

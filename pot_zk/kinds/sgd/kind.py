@@ -65,6 +65,9 @@ class SgdKind(StepKind):
         return architecture.build()
 
     def model_tensors(self, state: Mapping[str, torch.Tensor], architecture: MlpArchitecture) -> dict[str, torch.Tensor]:
+        """The parameters, exactly: a model file with any other tensor is not this model."""
+        if set(state) != {name for name, _ in architecture.param_shapes}:
+            raise KeyError(f"tensors {sorted(state)} are not the parameters of {architecture.to_dict()}")
         return {"weights": flatten({k: v.double() for k, v in state.items()}, architecture.param_shapes)}
 
     def backprop(self, spec: SgdCircuitSpec, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,75 @@
+"""The declared statement is the one the auditor means: its id is its own, and every setting
+the auditor did not name is the statement's default.
+
+A circuit spec has the hyper-parameters of the training it states (architecture, batch size,
+learning rate, LoRA rank and alpha) and settings with defaults (fixed-point scales, ranges,
+decomposition, tolerance). The trainer writes the manifest, so a setting it changed quietly
+changes what a proof shows: ``param_scale=1`` rounds the step constant c to 0 and the circuit
+then checks W_t+1 = W_t, which is no training at all. verify therefore fails every setting
+that differs from the spec class's default unless the auditor accepts that value
+(``--accept-setting KEY=VALUE``); the tolerance has its own bound (``--max-tolerance-ulps``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from pot_zk.exceptions import ConfigurationError
+
+TOLERANCE = "tolerance_ulps"
+"""Bounded by check_tolerance (a lower tolerance is stricter, so it is no finding here)."""
+
+
+def parse_accepted(pairs: list[str] | None) -> dict[str, str]:
+    """``["param_scale=16", ...]`` -> ``{"param_scale": "16"}``; a malformed pair is refused."""
+    accepted: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigurationError(f"--accept-setting takes KEY=VALUE, not {pair!r}", key="accept_setting")
+        accepted[key.strip()] = value.strip()
+    return accepted
+
+
+def default_settings(spec: Any) -> dict[str, Any]:
+    """The spec's settings that have a default, with that default."""
+    return {
+        field.name: field.default
+        for field in dataclasses.fields(spec)
+        if field.default is not dataclasses.MISSING and field.name != TOLERANCE
+    }
+
+
+def check_statement(report, manifest: Mapping[str, Any], spec: Any, accepted: Mapping[str, str]) -> None:
+    """``circuit-id-mismatch``: the manifest's circuit id is not the id of its own spec (keys,
+    challenges and the commitment head are bound to that id). ``setting-not-default``: a
+    setting differs from the statement's default and the auditor did not accept its value."""
+    ok = True
+    if manifest.get("circuit_id") != spec.circuit_id():
+        ok = False
+        report.fail(
+            "statement",
+            "circuit-id-mismatch",
+            f"the manifest's circuit_id {manifest.get('circuit_id')!r} is not the id of its circuit spec ({spec.circuit_id()})",
+        )
+    defaults = default_settings(spec)
+    unknown = sorted(set(accepted) - set(defaults))
+    if unknown:
+        raise ConfigurationError(
+            f"--accept-setting names {unknown}, not settings of the {spec.kind} statement {sorted(defaults)}",
+            key="accept_setting",
+        )
+    for name, default in sorted(defaults.items()):
+        value = getattr(spec, name)
+        if value == default or (name in accepted and str(value) == accepted[name]):
+            continue
+        ok = False
+        wanted = f"you accepted {accepted[name]}" if name in accepted else f"the statement's default is {default!r}"
+        report.fail(
+            "statement",
+            "setting-not-default",
+            f"the manifest sets {name}={value!r}; {wanted} (accept it with --accept-setting {name}={value})",
+        )
+    if ok:
+        report.passed.append("statement-settings")
