@@ -161,6 +161,6 @@ def test_a_new_backend_is_a_module_and_a_prover_option_file(toy_conf, tmp_path):
     final, _ = load_model(bundle.path("model_final.safetensors"))
     flat = flatten({k: v.double() for k, v in final.items()}, spec.architecture.param_shapes)
     assert torch.equal(flat * 2**GRID, torch.round(flat * 2**GRID)), "the backend's arithmetic did not train the model"
-    report = verify_run(run, cache_dir=tmp_path / "verifier")
+    report = verify_run(run, cache_dir=tmp_path / "verifier", accept_settings={"scale": str(GRID)})  # the toy grid is not the statement default
     assert report.ok, report.summary()
     assert {"commitment-chain", "initial-model", "final-model"} <= set(report.passed)
