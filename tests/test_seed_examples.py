@@ -1,5 +1,5 @@
 """The seed's two usage examples: in the docs verbatim, and their failure branches reached with
-failing prover programs (the real-prover runs are in tests/zk/test_seed_examples.py)."""
+failing prover programs (the real-prover runs are in tests/zk/test_seed_examples_proven.py)."""
 
 from __future__ import annotations
 
