@@ -4,7 +4,7 @@
     with proven_training(model, optimizer, batches, run_dir="runs/mine") as run:
         for epoch in range(3):
             for x, y in batches:
-                loss = run.step(x, y)            # forward, MSE, backward, optimizer.step()
+                loss = run.step(x, y)            # forward, loss, backward, optimizer.step()
 
 The result is the run bundle ``pot-zk train`` writes (same session code path:
 :class:`pot_zk.runs.session.TrainingSession`), and ``pot-zk verify`` checks it. The differences
@@ -35,6 +35,7 @@ import torch
 from pot_zk.config.build import compose_config
 from pot_zk.config.plan import DataSettings, TrainingPlan
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
+from pot_zk.kinds.losses import loss_for_targets
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.mlp import architecture_of, check_sgd_optimizer
 from pot_zk.runs import bundle as files
@@ -68,7 +69,8 @@ class ProvenTraining:
         return self._session.summary
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-        """One SGD step on a declared batch: zero_grad, forward, MSE loss, backward,
+        """One SGD step on a declared batch: zero_grad, forward, loss (cross-entropy for integer
+        class labels, else the mean squared error), backward,
         ``optimizer.step()``; commits to it and proves it if the policy selects it. Returns the
         loss. Raises :class:`~pot_zk.exceptions.WitnessBuilderError` for a batch that was not
         declared, and the handler's error when a failed proof halts the run (fail_fast)."""
@@ -131,6 +133,7 @@ def _config(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: l
         )
     cfg = compose_config(overrides, run_dir=run_dir)
     cfg.model.dims = list(architecture.dims)
+    cfg.model.loss = loss_for_targets(batches[0].targets)
     cfg.train.batch_size = sizes.pop()
     cfg.train.learning_rate = learning_rate
     return cfg

@@ -76,10 +76,12 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
         resolved = OmegaConf.to_container(OmegaConf.create(values), resolve=True)
         prover = resolved["prover"]
         made = (runtime.strategy.name, runtime.strategy.binary, runtime.strategy.timeout_s, plan.spec.to_dict())
-        return made, (BACKENDS.get(prover["backend"]).proof_type, prover["binary"], prover["timeout_s"], {**plan.spec.to_dict(), **resolved["circuit"]})
+        # a null setting is the statement's own default (ezkl's param_scale: 20 for mse)
+        settings = {key: value if value is not None else plan.spec.default_param_scale() for key, value in resolved["circuit"].items()}
+        return made, (BACKENDS.get(prover["backend"]).proof_type, prover["binary"], prover["timeout_s"], {**plan.spec.to_dict(), **settings})
     if group == "model":
-        made: tuple = (plan.spec.kind, list(plan.kind.mlp(plan.spec.architecture).dims))
-        wanted: tuple = (values["kind"], values["dims"])
+        made: tuple = (plan.spec.kind, list(plan.kind.mlp(plan.spec.architecture).dims), plan.kind.mlp(plan.spec.architecture).loss)
+        wanted: tuple = (values["kind"], values["dims"], values.get("loss", "mse"))
         if values["kind"] == "lora":
             architecture = plan.spec.architecture
             made += (list(architecture.adapted), architecture.rank, architecture.alpha)

@@ -150,6 +150,7 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
     model = ModelSettings(
         kind=kind.name,
         dims=tuple(cfg.model.dims),
+        loss=str(cfg.model.loss),
         lora_layers=tuple(cfg.model.lora_layers),
         lora_rank=int(cfg.model.lora_rank),
         lora_alpha=float(cfg.model.lora_alpha),

@@ -75,8 +75,6 @@ class ConsoleConfig:
     every record either way."""
 
 
-
-
 @dataclass
 class ModelConfig:
     kind: str = "sgd"
@@ -85,6 +83,9 @@ class ModelConfig:
     adapters trained (see docs/lora.md)."""
     dims: List[int] = MISSING
     """Layer widths, inputs first: [16, 8, 10] is 16 -> 8 -> ReLU -> 10."""
+    loss: str = "mse"
+    """``mse`` (float targets) or ``cross_entropy`` (softmax cross-entropy on integer class
+    labels; kind=sgd only)."""
     lora_layers: List[int] = field(default_factory=lambda: [0])
     """kind=lora: the layers (0 = first Linear) that get adapters."""
     lora_rank: int = 2

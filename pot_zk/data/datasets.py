@@ -58,10 +58,10 @@ class HeldOut:
     """How many samples the declared data set has (held out and trained on)."""
 
 
-def digits(in_features: int, out_features: int, num_samples: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def digits(in_features: int, out_features: int, num_samples: int = 0, seed: int = 0, loss: str = "mse") -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's bundled 8x8 digits: pixels averaged over 2x2 blocks (16 features) or
-    kept (64), scaled to [0, 1]; targets one-hot over the 10 classes (all 1797 samples:
-    ``num_samples`` and ``seed`` do not apply)."""
+    kept (64), scaled to [0, 1]; targets one-hot over the 10 classes (mse) or the class labels
+    (cross_entropy, int64). All 1797 samples: ``num_samples`` and ``seed`` do not apply."""
     from sklearn.datasets import load_digits
 
     if out_features != 10 or in_features not in (16, 64):
@@ -74,20 +74,25 @@ def digits(in_features: int, out_features: int, num_samples: int = 0, seed: int 
     if in_features == 16:
         images = images.reshape(-1, 4, 2, 4, 2).mean(dim=(2, 4))
     inputs = images.reshape(len(images), -1)
-    targets = torch.nn.functional.one_hot(torch.tensor(loaded.target), 10).to(torch.float32)
-    return inputs, targets
+    labels = torch.tensor(loaded.target, dtype=torch.int64)
+    if loss == "cross_entropy":
+        return inputs, labels
+    return inputs, torch.nn.functional.one_hot(labels, 10).to(torch.float32)
 
 
-def synthetic(in_features: int, out_features: int, num_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs uniform in [-1, 1]; targets from a fixed random linear teacher plus noise."""
+def synthetic(in_features: int, out_features: int, num_samples: int, seed: int, loss: str = "mse") -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs uniform in [-1, 1]; targets from a fixed random linear teacher plus noise (mse),
+    or the index of the teacher's largest output (cross_entropy: class labels, int64)."""
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.rand(num_samples, in_features, generator=generator) * 2 - 1
     teacher = torch.randn(in_features, out_features, generator=generator) / in_features**0.5
     targets = inputs @ teacher + 0.05 * torch.randn(num_samples, out_features, generator=generator)
+    if loss == "cross_entropy":
+        return inputs, targets.argmax(dim=1)
     return inputs, targets
 
 
-DATASETS: Registry[Callable[[int, int, int, int], tuple[torch.Tensor, torch.Tensor]]] = Registry(
+DATASETS: Registry[Callable[[int, int, int, int, str], tuple[torch.Tensor, torch.Tensor]]] = Registry(
     "data set",
     "data.name",
     {
@@ -95,14 +100,15 @@ DATASETS: Registry[Callable[[int, int, int, int], tuple[torch.Tensor, torch.Tens
         "synthetic": "pot_zk.data.datasets:synthetic",
     },
 )
-"""Data set name -> loader ``(in_features, out_features, num_samples, seed)``."""
+"""Data set name -> loader ``(in_features, out_features, num_samples, seed, loss)``: the targets
+``loss`` trains on (float rows for ``mse``, class labels for ``cross_entropy``)."""
 
 BUILT_IN = tuple(DATASETS.names())
 """The data sets that ship with pot-zk: a verifier reloads them itself."""
 
 
-def load_dataset(name: str, in_features: int, out_features: int, num_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return DATASETS.get(name)(in_features, out_features, num_samples, seed)
+def load_dataset(name: str, in_features: int, out_features: int, num_samples: int, seed: int, loss: str = "mse") -> tuple[torch.Tensor, torch.Tensor]:
+    return DATASETS.get(name)(in_features, out_features, num_samples, seed, loss)
 
 
 def _all(count: int) -> slice:
@@ -164,12 +170,14 @@ def fixed_batches(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, 
     ]
 
 
-def seeded_batches(data: DataSettings, in_features: int, out_features: int, batch_size: int, seed: int) -> tuple[list[Batch], HeldOut | None]:
+def seeded_batches(
+    data: DataSettings, in_features: int, out_features: int, batch_size: int, seed: int, loss: str = "mse"
+) -> tuple[list[Batch], HeldOut | None]:
     """A built-in data set as ``pot-zk train`` cuts it and ``pot-zk verify`` recomputes it: the
-    declared samples (``name``, ``part``; ``num_samples`` and ``seed`` for ``synthetic``), the
-    seeded ``holdout`` fraction held out (chosen with ``seed``), the rest cut into fixed batches
-    by the training ``seed``."""
-    inputs, targets = load_dataset(data.name, in_features, out_features, data.num_samples, data.seed)
+    declared samples (``name``, ``part``; ``num_samples`` and ``seed`` for ``synthetic``) with
+    the targets of ``loss``, the seeded ``holdout`` fraction held out (chosen with ``seed``),
+    the rest cut into fixed batches by the training ``seed``."""
+    inputs, targets = load_dataset(data.name, in_features, out_features, data.num_samples, data.seed, loss)
     inputs, targets = select_part(inputs, targets, data.part)
     inputs, targets, held_out = split_holdout(inputs, targets, data.holdout, data.seed)
     return fixed_batches(inputs, targets, batch_size, seed), held_out

@@ -38,6 +38,7 @@ from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
+from pot_zk.kinds.losses import check_labels, target_shape
 from pot_zk.kinds.mlp import MlpArchitecture, Shapes
 
 
@@ -57,6 +58,7 @@ class ModelSettings:
 
     kind: str
     dims: tuple[int, ...]
+    loss: str = "mse"
     lora_layers: tuple[int, ...] = (0,)
     lora_rank: int = 2
     lora_alpha: float = 4.0
@@ -116,13 +118,14 @@ def check_state(name: str, state: Mapping[str, torch.Tensor], shapes: Shapes, wh
             raise InvalidModelStateError(f"{name}[{key}] contains NaN or Inf", expected="finite values", actual="NaN/Inf", key=key)
 
 
-def check_batch(step: BatchStep, dims: Sequence[int]) -> None:
-    """The batch is N x d_in inputs and N x d_out targets, float64, finite."""
+def check_batch(step: BatchStep, dims: Sequence[int], loss: str = "mse") -> None:
+    """The batch is N x d_in inputs and the targets of ``loss`` (N x d_out values, or N class
+    labels in 0..d_out-1), float64, finite."""
     n = step.inputs.shape[0] if step.inputs.dim() == 2 else -1
-    if n < 1 or tuple(step.inputs.shape) != (n, dims[0]) or tuple(step.targets.shape) != (n, dims[-1]):
+    if n < 1 or tuple(step.inputs.shape) != (n, dims[0]) or tuple(step.targets.shape) != target_shape(loss, n, dims[-1]):
         raise WitnessBuilderError(
             "batch shapes do not match the architecture",
-            expected={"inputs": ["N", dims[0]], "targets": ["N", dims[-1]]},
+            expected={"inputs": ["N", dims[0]], "targets": ["N", *target_shape(loss, 1, dims[-1])[1:]], "loss": loss},
             actual={"inputs": list(step.inputs.shape), "targets": list(step.targets.shape)},
         )
     for name, tensor in (("inputs", step.inputs), ("targets", step.targets)):
@@ -130,6 +133,8 @@ def check_batch(step: BatchStep, dims: Sequence[int]) -> None:
             raise WitnessBuilderError(f"batch {name} are not float64", expected="torch.float64", actual=str(tensor.dtype))
         if not torch.isfinite(tensor).all():
             raise WitnessBuilderError(f"batch {name} contain NaN or Inf", expected="finite values", actual="NaN/Inf")
+    if loss == "cross_entropy":
+        check_labels(step.targets, dims[-1])
 
 
 class StepKind(ABC):

@@ -1,4 +1,5 @@
-"""The dtypes a training step may have: one floating-point dtype for all its weights and its batch.
+"""The dtypes a training step may have: one floating-point dtype for all its weights and its
+batch, except class labels (a 1-D integer tensor of targets, trained with cross-entropy).
 
 A step's witness holds float64 copies of its tensors. A copy would silently turn int64 weights
 into integers-as-floats and bool weights into 0.0/1.0, and would hide a float32 "before" next to
@@ -13,6 +14,7 @@ from typing import Any, Mapping
 import torch
 
 from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
+from pot_zk.kinds.losses import loss_for_targets
 
 FLOATING_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -53,9 +55,11 @@ def weights_dtype(groups: Mapping[str, Mapping[str, torch.Tensor]]) -> torch.dty
 
 
 def check_batch_dtype(inputs: torch.Tensor, targets: torch.Tensor, weights: torch.dtype, **context: Any) -> None:
-    """The batch has the weights' dtype, as torch's forward pass needs; WitnessBuilderError
-    (with ``context``, e.g. the batch's index) if not."""
+    """The batch has the weights' dtype, as torch's forward pass needs (targets that are class
+    labels: any integer dtype); WitnessBuilderError (with ``context``, e.g. the batch's index) if not."""
     for name, tensor in (("inputs", inputs), ("targets", targets)):
+        if name == "targets" and loss_for_targets(tensor) == "cross_entropy":
+            continue
         if tensor.dtype != weights:
             raise WitnessBuilderError(
                 f"batch {name} have dtype {_dtype_name(tensor.dtype)}, the weights {_dtype_name(weights)}",

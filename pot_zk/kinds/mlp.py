@@ -2,7 +2,8 @@
 forward and backward pass, written once.
 
 Supported: ``nn.Sequential`` of ``nn.Linear`` layers with ``nn.ReLU`` between them (the last
-layer linear), mean-squared-error loss, ``torch.optim.SGD`` with one parameter group, no
+layer linear), the losses of :mod:`pot_zk.kinds.losses` (mean squared error, softmax
+cross-entropy), ``torch.optim.SGD`` with one parameter group, no
 momentum, no weight decay, no dampening, no nesterov, not maximising. Anything else raises
 :class:`~pot_zk.exceptions.InvalidModelStateError` naming what was found.
 
@@ -21,17 +22,22 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import ConfigurationError, InvalidModelStateError
+from pot_zk.kinds.losses import check_loss, output_delta
 
 Shapes = list[tuple[str, tuple[int, ...]]]
 
 
 @dataclass(frozen=True)
 class MlpArchitecture:
-    """A ReLU MLP: ``dims[0]`` inputs, hidden widths, ``dims[-1]`` outputs; MSE loss."""
+    """A ReLU MLP: ``dims[0]`` inputs, hidden widths, ``dims[-1]`` outputs, trained with
+    ``loss`` (``mse`` or ``cross_entropy``, :mod:`pot_zk.kinds.losses`)."""
 
     dims: tuple[int, ...]
     activation: str = "relu"
     loss: str = "mse"
+
+    def __post_init__(self) -> None:
+        check_loss(self.loss)
 
     @property
     def param_shapes(self) -> Shapes:
@@ -89,9 +95,9 @@ def architecture_of(model: nn.Module) -> MlpArchitecture:
     return MlpArchitecture(dims=tuple(dims))
 
 
-def mlp_from_dims(dims: Sequence[int]) -> MlpArchitecture:
-    """The architecture of configured widths (``model.dims``), checked."""
-    architecture = MlpArchitecture(tuple(int(d) for d in dims))
+def mlp_from_dims(dims: Sequence[int], loss: str = "mse") -> MlpArchitecture:
+    """The architecture of configured widths (``model.dims``) and loss, checked."""
+    architecture = MlpArchitecture(tuple(int(d) for d in dims), loss=loss)
     if len(architecture.dims) < 2 or min(architecture.dims) < 1:
         raise ConfigurationError(f"model.dims must list >= 2 positive widths, got {list(architecture.dims)}", key="model.dims")
     return architecture
@@ -136,8 +142,8 @@ class Backprop:
 
     ``inputs[l]`` is layer l's input H_l (X, then the ReLU outputs), ``pre[l]`` its
     pre-activation Z_l. For adapted layers (adapters A_l, B_l, scaling s): ``lowrank[l]`` is
-    U_l = H_l A_l^T, ``projected[l]`` V_l = D_l B_l (D_l the gradient of the summed squared
-    error at the layer's output), ``adapter_grads[l]`` (V_l^T H_l, D_l^T U_l). When the base
+    U_l = H_l A_l^T, ``projected[l]`` V_l = D_l B_l (D_l the gradient of the summed loss at
+    the layer's output, up to the loss's constant factor), ``adapter_grads[l]`` (V_l^T H_l, D_l^T U_l). When the base
     weights train, ``weight_grads[l]`` is (D_l^T H_l, sum over the batch of D_l).
     ``back[l]`` = D_l W_l (+ s V_l A_l), before the ReLU mask, for the layers above the
     lowest trained one.
@@ -160,12 +166,14 @@ def backprop(
     adapters: Mapping[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
     scaling: float = 1.0,
     train_base: bool = True,
+    loss: str = "mse",
 ) -> Backprop:
     """One forward and backward pass of the ReLU MLP with weights ``params`` (per layer W_l,
     b_l) and, on some layers, adapters (A_l, B_l) whose product is scaled by ``scaling``.
 
-    The gradients are unscaled: the gradient of the mean squared error is
-    ``2 / (N * d_out)`` times them. Which weights train decides how far down the backward pass
+    The gradients are unscaled: they start from :func:`~pot_zk.kinds.losses.output_delta` of
+    ``loss`` (``y`` holds its targets), and the gradient of the mean loss is
+    :func:`~pot_zk.kinds.losses.gradient_scale` times them. Which weights train decides how far down the backward pass
     runs: every layer with ``train_base``, else down to the lowest adapted layer.
     """
     adapters = dict(adapters or {})
@@ -181,7 +189,7 @@ def backprop(
             z = z + (trace.lowrank[layer] @ b.t()) * scaling
         trace.pre.append(z)
         h = torch.relu(z) if layer < layers - 1 else z
-    delta = h - y
+    delta = output_delta(loss, h, y)
     lowest = 0 if train_base else min(adapters)
     for layer in reversed(range(lowest, layers)):
         if train_base:

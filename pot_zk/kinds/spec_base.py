@@ -55,6 +55,11 @@ class CircuitSpec(Protocol):
 
     def calibration_inputs(self) -> list[torch.Tensor]: ...
 
+    @property
+    def lookup_range(self) -> tuple[int, int] | None: ...
+
+    def check_ranges(self, inputs: Sequence[torch.Tensor]) -> None: ...
+
 
 FIXED_POINT_FIELDS = ("scale", "param_scale", "decomp_base", "decomp_legs", "tolerance_ulps")
 
@@ -128,7 +133,13 @@ class FixedPointCheck:
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"malformed circuit spec: {exc}", key="circuit") from exc
 
+    def default_param_scale(self) -> int:
+        """The ``param_scale`` of a spec made with ``param_scale=None``."""
+        return 20
+
     def __post_init__(self) -> None:
+        if self.param_scale is None:
+            object.__setattr__(self, "param_scale", self.default_param_scale())
         if self.batch_size < 1:
             raise ConfigurationError("batch_size must be >= 1", key="batch_size")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
@@ -148,6 +159,15 @@ class FixedPointCheck:
         whatever gets past this bound.
         """
         return (self.decomp_base**self.decomp_legs / 2) / 2 ** (self.scale + 8)
+
+    @property
+    def lookup_range(self) -> tuple[int, int] | None:
+        """The input range of the circuit's lookup tables (fixed-point integers); None: it has none."""
+        return None
+
+    def check_ranges(self, inputs: Sequence[torch.Tensor]) -> None:
+        """Prover side: refuse grid inputs (in input order) that the circuit cannot take
+        beyond :attr:`value_bound` (WitnessBuilderError). Nothing more by default."""
 
     def canonical_bytes(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pot_zk.exceptions import ConfigurationError
-from pot_zk.data.datasets import HeldOut
+from pot_zk.data.datasets import CLASSES, HeldOut
+from pot_zk.kinds.losses import loss_value
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ class Evaluation:
         return cls(int(record["after_step"]), int(record["samples"]), float(record["loss"]), None if correct is None else int(correct))
 
 
+def classification(dataset: str, loss: str) -> bool:
+    """Whether a run's models are scored by accuracy: a classification data set, or class labels."""
+    return dataset in CLASSES or loss == "cross_entropy"
+
+
 def class_labels(targets: torch.Tensor) -> torch.Tensor:
     """Class labels of one-hot rows (N x C), or the labels themselves (N)."""
     return targets.argmax(dim=1) if targets.dim() == 2 else targets.long()
@@ -53,7 +58,7 @@ def evaluate(model: nn.Module, held_out: HeldOut, loss: str, classification: boo
     scored = copy.deepcopy(model).double().eval()
     with torch.no_grad():
         outputs = scored(held_out.inputs.double())
-        value = _loss(loss, outputs, held_out.targets)
+        value = loss_value(loss, outputs, held_out.targets if loss == "cross_entropy" else held_out.targets.double())
         correct = int((outputs.argmax(dim=1) == class_labels(held_out.targets)).sum()) if classification else None
     return Evaluation(after_step, len(held_out.inputs), float(value), correct)
 
@@ -70,9 +75,3 @@ class Evaluator:
         return evaluate(model, self.held_out, self.loss, self.classification, after_step)
 
 
-def _loss(name: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    if name == "cross_entropy":
-        return nn.functional.cross_entropy(outputs, class_labels(targets))
-    if name == "mse":
-        return nn.functional.mse_loss(outputs, targets.double())
-    raise ConfigurationError(f"no held-out score for the loss {name!r}; known: mse, cross_entropy", key="model.loss")

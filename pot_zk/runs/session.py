@@ -31,9 +31,9 @@ from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import capture_step
 from pot_zk.proving.executors import create_executor
 from pot_zk.runs import bundle as files
-from pot_zk.data.datasets import CLASSES, Batch, HeldOut
+from pot_zk.data.datasets import Batch, HeldOut
 from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, load_model, read_jsonl, save_model
-from pot_zk.runs.evaluation import Evaluation, Evaluator
+from pot_zk.runs.evaluation import Evaluation, Evaluator, classification
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import prepare_run
 from pot_zk.runs.proven_run import ProvenRun, RunProgress
@@ -212,7 +212,8 @@ def evaluator_for(plan: TrainingPlan, held_out: HeldOut | None) -> Evaluator | N
     """How a run scores its models: its loss on ``held_out``, and accuracy for a classification set."""
     if held_out is None:
         return None
-    return Evaluator(held_out, plan.kind.mlp(plan.spec.architecture).loss, plan.data.name in CLASSES)
+    loss = plan.kind.mlp(plan.spec.architecture).loss
+    return Evaluator(held_out, loss, classification(plan.data.name, loss))
 
 
 def resume_session(

@@ -80,8 +80,8 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSumm
 def declared_data(plan: TrainingPlan) -> tuple[list[Batch], HeldOut | None]:
     """The declared data set: its held-out samples set aside, the rest cut into the run's fixed
     batches (seeded shuffle), as ``pot-zk train`` does."""
-    dims = plan.kind.mlp(plan.spec.architecture).dims
-    return seeded_batches(plan.data, dims[0], dims[-1], plan.spec.batch_size, plan.seed)
+    mlp = plan.kind.mlp(plan.spec.architecture)
+    return seeded_batches(plan.data, mlp.dims[0], mlp.dims[-1], plan.spec.batch_size, plan.seed, mlp.loss)
 
 
 def sgd_optimizer(model: torch.nn.Module, plan: TrainingPlan) -> torch.optim.Optimizer:

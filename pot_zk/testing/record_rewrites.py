@@ -27,8 +27,8 @@ from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.kinds.registry import STEP_KINDS, capture_step
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import load_model, save_model
-from pot_zk.data.datasets import CLASSES, manifest_data, seeded_batches
-from pot_zk.runs.evaluation import evaluate
+from pot_zk.data.datasets import manifest_data, seeded_batches
+from pot_zk.runs.evaluation import classification, evaluate
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.testing.bundle_edit import (
     Tampering,
@@ -51,8 +51,8 @@ def _proof_dir(bundle: Path, step: int) -> Path:
 
 
 def _batches(manifest: dict, spec):
-    dims = STEP_KINDS.get(spec.kind).mlp(spec.architecture).dims
-    return seeded_batches(manifest_data(manifest["dataset"]), dims[0], dims[-1], spec.batch_size, manifest["training"]["seed"])[0]
+    mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
+    return seeded_batches(manifest_data(manifest["dataset"]), mlp.dims[0], mlp.dims[-1], spec.batch_size, manifest["training"]["seed"], mlp.loss)[0]
 
 
 def _replay(bundle: Path, count: int) -> list:
@@ -105,8 +105,8 @@ def _rescore(bundle: Path) -> None:
     manifest = read_json(bundle / files.MANIFEST)
     spec = spec_from_dict(manifest["circuit"])
     kind = STEP_KINDS.get(spec.kind)
-    dims = kind.mlp(spec.architecture).dims
-    _, held_out = seeded_batches(manifest_data(manifest["dataset"]), dims[0], dims[-1], spec.batch_size, manifest["training"]["seed"])
+    mlp = kind.mlp(spec.architecture)
+    _, held_out = seeded_batches(manifest_data(manifest["dataset"]), mlp.dims[0], mlp.dims[-1], spec.batch_size, manifest["training"]["seed"], mlp.loss)
     if held_out is None:
         return
     steps = len(jsonl(bundle / files.COMMITMENTS))
@@ -114,8 +114,8 @@ def _rescore(bundle: Path) -> None:
     for after_step, name in ((0, files.INITIAL_MODEL), (steps, files.FINAL_MODEL)):
         model = kind.build_model(spec.architecture, None)
         model.load_state_dict(load_model(bundle / name)[0])
-        classification = manifest["dataset"]["name"] in CLASSES
-        scores[after_step] = evaluate(model, held_out, kind.mlp(spec.architecture).loss, classification, after_step).to_record()
+        scored = classification(manifest["dataset"]["name"], mlp.loss)
+        scores[after_step] = evaluate(model, held_out, mlp.loss, scored, after_step).to_record()
     write_jsonl(bundle / files.EVALUATIONS, [scores[step] for step in sorted(scores)])
 
 

@@ -20,8 +20,8 @@ from typing import Any, Callable
 import torch
 
 from pot_zk.runs import bundle as files
-from pot_zk.data.datasets import BUILT_IN, CLASSES, HeldOut, holdout_indices, load_dataset, select_part
-from pot_zk.runs.evaluation import Evaluation, evaluate
+from pot_zk.data.datasets import BUILT_IN, HeldOut, holdout_indices, load_dataset, select_part
+from pot_zk.runs.evaluation import Evaluation, classification, evaluate
 from pot_zk.backends.registry import commitments_of
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.registry import STEP_KINDS
@@ -63,8 +63,8 @@ def _check_declaration(report, manifest: dict, declared: Any, recorded: Any, spe
     if data.get("name") not in BUILT_IN:
         report.notes.append(f"data set {data.get('name')!r} is not built in: its held-out samples were not recomputed")
         return None
-    dims = STEP_KINDS.get(spec.kind).mlp(spec.architecture).dims
-    inputs, targets = load_dataset(data["name"], dims[0], dims[-1], int(data.get("num_samples", 0)), int(data.get("seed", 0)))
+    mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
+    inputs, targets = load_dataset(data["name"], mlp.dims[0], mlp.dims[-1], int(data.get("num_samples", 0)), int(data.get("seed", 0)), mlp.loss)
     inputs, targets = select_part(inputs, targets, data.get("part", "all"))
     if len(inputs) != declared["of"]:
         report.fail("holdout", "dataset-size", f"the declared data set has {len(inputs)} samples, the run says {declared['of']}")
@@ -116,7 +116,7 @@ def _rescore(report, which: str, record: Evaluation, held_out: HeldOut, manifest
         report.fail("evaluation", "missing-model", f"cannot score the {which} model: {exc}")
         return
     loss = kind.mlp(spec.architecture).loss
-    found = evaluate(model, held_out, loss, manifest["dataset"]["name"] in CLASSES, record.after_step)
+    found = evaluate(model, held_out, loss, classification(manifest["dataset"]["name"], loss), record.after_step)
     if found.correct != record.correct or abs(found.loss - record.loss) > LOSS_TOLERANCE * max(1.0, abs(found.loss)):
         report.fail(
             "evaluation", "score-mismatch",

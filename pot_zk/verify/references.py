@@ -97,8 +97,8 @@ def recomputed_leaves(manifest: Mapping[str, Any], spec: Any) -> tuple[list[str]
         return None, "the training loop recorded its own batches (batch_order: recorded)"
     if dataset["name"] == "synthetic" and not all(isinstance(dataset.get(key), int) for key in ("num_samples", "seed")):
         raise ConfigurationError("the manifest declares synthetic data without its num_samples and seed", key="dataset")
-    dims = STEP_KINDS.get(spec.kind).mlp(spec.architecture).dims
-    batches, _ = seeded_batches(manifest_data(dataset), dims[0], dims[-1], spec.batch_size, training["seed"])
+    mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
+    batches, _ = seeded_batches(manifest_data(dataset), mlp.dims[0], mlp.dims[-1], spec.batch_size, training["seed"], mlp.loss)
     return dataset_leaves(batches, commitments_of(spec)), ""
 
 

@@ -5,8 +5,9 @@ Per layer l (input A_{l-1}, weights W_l, b_l) the prover reveals, in float64, th
 pre-activations Z_l, the weight gradients G_l = delta_l^T A_{l-1} and, for l > 0, the
 back-propagated products B_l = delta_l W_l. With Gaussian vectors r the verifier checks
 (Z_l - b_l) r = A_{l-1} (W_l^T r),  G_l r = delta_l^T (A_{l-1} r),  B_l r = delta_l (W_l r),
-recomputes the element-wise parts (ReLU, its mask, delta_L = Z_L - Y, bias gradients) and
-takes the update from the checked G_l.
+recomputes the element-wise parts (ReLU, its mask, the output delta of the loss -- Z_L - Y
+for mse, softmax(Z_L) - one_hot(labels) for cross_entropy, in float64 -- and the bias
+gradients) and takes the update from the checked G_l.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from pot_zk.backends.certificates.products import check_projection
+from pot_zk.kinds.losses import output_delta
 from pot_zk.kinds.sgd.circuit import SgdCircuitSpec, unpack
 
 
@@ -41,7 +43,7 @@ class SgdProducts:
         params, x, y = unpack(spec, tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
         zs = [tensors[f"z{l}"] for l in range(_layers(spec))]
         acts = _activations(spec, zs, x)
-        delta = zs[-1] - y
+        delta = output_delta(spec.architecture.loss, zs[-1], y)
         for l in reversed(range(_layers(spec))):
             weight, bias = params[2 * l], params[2 * l + 1]
             r_out = torch.randn(dims[l + 1], generator=generator, dtype=torch.float64)
@@ -56,7 +58,7 @@ class SgdProducts:
         _, _, y = unpack(spec, tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
         layers = _layers(spec)
         zs = [tensors[f"z{l}"] for l in range(layers)]
-        delta = zs[-1] - y
+        delta = output_delta(spec.architecture.loss, zs[-1], y)
         grads: list[torch.Tensor] = [delta] * (2 * layers)
         for l in reversed(range(layers)):
             grads[2 * l] = tensors[f"g{l}"]

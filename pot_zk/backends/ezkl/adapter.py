@@ -187,8 +187,10 @@ def compile_circuit(
 
 def _build_circuit(tmp: Path, write_onnx, calibration_inputs, run_args: dict) -> None:
     """Calibrate at the fixed input scale for the number of rows, then write the final
-    settings with the requested ``param_scale`` at that size (calibration would otherwise
-    force param_scale to the input scale)."""
+    settings with the requested ``param_scale`` (and ``lookup_range``, when the graph looks
+    values up in a table, e.g. softmax's exp) at that size: calibration would otherwise force
+    param_scale to the input scale and size the tables by the calibration data alone. ezkl
+    spreads a table longer than the rows over several columns."""
     write_onnx(tmp / "model.onnx")
     data = tmp / "calibration.json"
     data.write_text(json.dumps({"input_data": [list(map(float, x)) for x in calibration_inputs()]}))

@@ -1,8 +1,9 @@
 """The ``ezkl`` prover backend: ``zk-halo2`` proofs (Halo2 + KZG through ezkl) of the step
 kinds' check statements (:class:`~pot_zk.kinds.spec_base.FixedPointCheck` specs).
 
-Circuit settings (config group ``circuit``): ``scale``, ``param_scale``, ``decomp_base``,
-``decomp_legs``, ``tolerance_ulps`` (docs/proofs.md). Keys: a KZG SRS, either configured
+Circuit settings (config group ``circuit``): ``scale``, ``param_scale`` (null: the statement's
+own, 20 for mse and ``scale`` for cross_entropy), ``decomp_base``, ``decomp_legs``,
+``tolerance_ulps`` (docs/proofs.md). Keys: a KZG SRS, either configured
 (``srs.path``, provenance ``configured``) or generated and cached here (``dev-srs``, refused
 unless ``srs.allow_dev_srs``); proving and verifying keys are derived from the circuit and the
 SRS and cached by content hash (:mod:`pot_zk.backends.ezkl.adapter`).
@@ -47,6 +48,8 @@ class EzklBackend(ProverBackend):
             )
         fixed_point = {}
         for key, value in settings.items():
+            if key == "param_scale" and value is None:
+                continue  # the statement's own: 20 for mse, ``scale`` for cross_entropy
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigurationError(f"circuit.{key} must be an integer, got {value!r}", key=f"circuit.{key}")
             fixed_point[key] = value

@@ -49,6 +49,8 @@ def compiled_circuit(spec: CircuitSpec, cache_dir: Path) -> CompiledCircuit:
         "decomp_base": spec.decomp_base,
         "decomp_legs": spec.decomp_legs,
     }
+    if spec.lookup_range is not None:
+        run_args["lookup_range"] = spec.lookup_range
     return ezkl_adapter.compile_circuit(
         spec.circuit_id(), cache_dir, spec.write_onnx, lambda: [_grid(x, spec.scale) for x in spec.calibration_inputs()], run_args
     )
@@ -65,13 +67,15 @@ def prove_step(
 ) -> Halo2Proof:
     """Prove one step. ``srs=None`` uses (and if needed generates) the cached dev SRS.
 
-    Raises WitnessBuilderError when the step is out of range or its update is not within
+    Raises WitnessBuilderError when the step is out of range (values, or what the spec's
+    ``check_ranges`` bounds, e.g. the logits of an exp table) or its update is not within
     tolerance of the circuit's (``enforce_tolerance=False`` exists only to let tests play a
     cheating prover), and ProofGenerationError when the decoded circuit output disagrees with
     the float reference (e.g. fixed-point overflow).
     """
     timings: dict[str, float] = {}
     inputs = [_grid(x.values, spec.scale, spec.value_bound, x.label) for x in spec.step_inputs(step)]
+    spec.check_ranges([torch.tensor(x, dtype=torch.float64) for x in inputs])
     started = time.perf_counter()
     circuit = compiled_circuit(spec, cache_dir)
     if srs is None:

@@ -14,6 +14,7 @@ from torch import nn
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.base import copy_tensor
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
+from pot_zk.kinds.losses import loss_for_targets
 from pot_zk.kinds.lora.detect import DetectedTraining, LoraLayerView, detect_training, unwrap_peft
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, validate_lora_step
 from pot_zk.kinds.mlp import architecture_of, check_sgd_optimizer
@@ -79,6 +80,7 @@ def capture_lora_step(
     if missing:
         raise InvalidModelStateError(f"the optimizer does not update the adapters {missing}", expected="all adapters", actual=missing, keys=missing)
     base_state = base_model.state_dict()
+    _refuse_class_labels(targets)
     check_batch_dtype(inputs, targets, weights_dtype({"base": base_state, "adapters": _adapters(architecture, views)}))
     base = {key: copy_tensor(value) for key, value in base_state.items()}
     before = {key: copy_tensor(value) for key, value in _adapters(architecture, views).items()}
@@ -100,6 +102,15 @@ def capture_lora_step(
     return step
 
 
+def _refuse_class_labels(targets: torch.Tensor) -> None:
+    if loss_for_targets(targets) != "mse":
+        raise InvalidModelStateError(
+            "LoRA steps are proven with the mean squared error; class labels (cross-entropy) are supported for full SGD steps",
+            expected="float targets, N x d_out",
+            actual=f"class labels ({str(targets.dtype).removeprefix('torch.')}, {list(targets.shape)})",
+        )
+
+
 def lora_step_from_models(
     model_before: nn.Module, model_after: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, learning_rate: float
 ) -> LoraTrainingStep:
@@ -113,6 +124,7 @@ def lora_step_from_models(
         )
     base_state, after_state = base_model.state_dict(), base_after.state_dict()
     before, after = _adapters(architecture, views), _adapters(architecture, views_after)
+    _refuse_class_labels(targets)
     check_batch_dtype(inputs, targets, weights_dtype({"base": base_state, "adapters_before": before, "adapters_after": after}))
     changed = sorted(key for key, value in base_state.items() if not torch.equal(value, after_state[key]))
     if changed:

@@ -46,7 +46,8 @@ class LoraCircuitSpec(FixedPointCheck):
     batch_size: int
     learning_rate: float
     scale: int = 12
-    param_scale: int = 20
+    param_scale: int | None = None
+    """None: 20."""
     decomp_base: int = 256
     decomp_legs: int = 4
     tolerance_ulps: int = 4

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
 from pot_zk.kinds.lora.capture import capture_lora_step, lora_step_from_models
 from pot_zk.kinds.lora.circuit import LoraCircuitSpec, lora_backprop
@@ -53,6 +54,8 @@ class LoraKind(StepKind):
         )
 
     def architecture(self, model: ModelSettings) -> LoraArchitecture:
+        if model.loss != "mse":
+            raise ConfigurationError(f"LoRA steps are proven with model.loss=mse, not {model.loss!r}", key="model.loss")
         return LoraArchitecture(mlp_from_dims(model.dims), tuple(int(l) for l in model.lora_layers), int(model.lora_rank), float(model.lora_alpha))
 
     def base_architecture(self, architecture: LoraArchitecture) -> MlpArchitecture:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping
 
 import torch
 from torch import nn
 
 from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
+from pot_zk.kinds.losses import loss_for_targets
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.mlp import MlpArchitecture, architecture_of, backprop, flatten, mlp_from_dims, unflatten
 from pot_zk.kinds.sgd.circuit import SgdCircuitSpec, unpack
@@ -28,6 +30,7 @@ class SgdKind(StepKind):
         architecture, after = architecture_of(model_before), architecture_of(model_after)
         if after != architecture:
             raise InvalidModelStateError("model_before and model_after have different architectures", expected=architecture.to_dict(), actual=after.to_dict())
+        architecture = replace(architecture, loss=loss_for_targets(targets))
         return step_from_states(model_before.state_dict(), model_after.state_dict(), inputs, targets, learning_rate, architecture)
 
     def validate(self, step: TrainingStep) -> None:
@@ -53,7 +56,7 @@ class SgdKind(StepKind):
         )
 
     def architecture(self, model: ModelSettings) -> MlpArchitecture:
-        return mlp_from_dims(model.dims)
+        return mlp_from_dims(model.dims, model.loss)
 
     def base_architecture(self, architecture: MlpArchitecture) -> None:
         return None
@@ -73,7 +76,7 @@ class SgdKind(StepKind):
     def backprop(self, spec: SgdCircuitSpec, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Z_l, the weight gradients G_l and the back-propagated products B_l (l > 0)."""
         params, x, y = unpack(spec, named["w_before"].reshape(1, -1), named["batch"].reshape(1, -1))
-        trace = backprop(params, x, y)
+        trace = backprop(params, x, y, loss=spec.architecture.loss)
         out = {f"z{l}": z for l, z in enumerate(trace.pre)}
         out.update({f"g{l}": grads[0] for l, grads in trace.weight_grads.items()})
         out.update({f"b{l}": back for l, back in trace.back.items()})

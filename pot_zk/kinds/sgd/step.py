@@ -3,7 +3,7 @@ anything is proven. The model, loss and optimizer supported are those of :mod:`p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Mapping
 
 import torch
@@ -12,6 +12,7 @@ from torch import nn
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.base import BatchStep, StepTensor, check_batch, check_learning_rate, check_state, copy_state, copy_tensor
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
+from pot_zk.kinds.losses import check_labels, loss_for_targets, loss_value
 from pot_zk.kinds.mlp import MlpArchitecture, architecture_of, check_sgd_optimizer, flatten
 
 
@@ -46,15 +47,18 @@ def encode_sgd_step(step: TrainingStep) -> list[StepTensor]:
 
 
 def capture_sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> TrainingStep:
-    """Run one SGD step (MSE loss) on ``model`` and capture it for proving. Dtypes are
-    checked before the step runs (:mod:`pot_zk.kinds.dtypes`)."""
-    architecture = architecture_of(model)
+    """Run one SGD step on ``model`` and capture it for proving: cross-entropy for integer
+    class labels, else the mean squared error (:func:`~pot_zk.kinds.losses.loss_for_targets`).
+    Dtypes are checked before the step runs (:mod:`pot_zk.kinds.dtypes`)."""
+    architecture = replace(architecture_of(model), loss=loss_for_targets(targets))
     learning_rate = check_sgd_optimizer(optimizer)
     state = model.state_dict()
     check_batch_dtype(inputs, targets, weights_dtype({"model": state}))
+    if architecture.loss == "cross_entropy":
+        check_labels(targets, architecture.dims[-1])
     before = copy_state(state)
     optimizer.zero_grad()
-    loss = nn.functional.mse_loss(model(inputs), targets)
+    loss = loss_value(architecture.loss, model(inputs), targets)
     loss.backward()
     optimizer.step()
     step = TrainingStep(
@@ -102,4 +106,4 @@ def validate_sgd_step(step: TrainingStep) -> None:
     check_learning_rate(step.learning_rate)
     for name, state in (("weights_before", step.weights_before), ("weights_after", step.weights_after)):
         check_state(name, state, step.architecture.param_shapes, "architecture")
-    check_batch(step, step.architecture.dims)
+    check_batch(step, step.architecture.dims, step.architecture.loss)
