@@ -19,15 +19,14 @@ from typing import Any, Mapping, Sequence
 from torch import nn
 
 from pot_zk.auto_prover import default_work_dir, training_step
-from pot_zk.config import Runtime, build, compose_config
-from pot_zk.config.build import run_dir_override
-from pot_zk.core.audit import AuditLog, run_start_fields
+from pot_zk.config.build import path_override
+from pot_zk.core.audit import run_start_fields
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
 from pot_zk.proving.retry import Sleep
-from pot_zk.proving.stats import ProvingStats
 from pot_zk.proving.strategies import ProofJob, StrategyRegistry
+from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.step_proof import BatchData, ProvingSetup, StepProof
 
 
@@ -43,14 +42,14 @@ class ProofFailureAction(Enum):
 class ZkIntegration:
     """Proves the training steps of one run; writes the audit trail and statistics into its run dir."""
 
-    def __init__(self, runtime: Runtime, setup: ProvingSetup, config: dict[str, Any], *, sleep: Sleep = time.sleep) -> None:
-        self.runtime = runtime
-        self.setup = setup
-        self.cache_dir = setup.cache_dir
-        self.stats = ProvingStats()
-        self.audit = AuditLog(runtime.audit_file, console_records=runtime.console_records, mode=runtime.mode)
-        self.audit.event("run.start", **run_start_fields(config))
-        self.pipeline: ProvingPipeline = runtime.open_pipeline(audit=self.audit, stats=self.stats, sleep=sleep)
+    def __init__(self, lifecycle: RunLifecycle, *, sleep: Sleep = time.sleep) -> None:
+        self.lifecycle = lifecycle
+        self.runtime = lifecycle.runtime
+        self.setup = ProvingSetup.from_runtime(self.runtime)
+        self.cache_dir = self.setup.cache_dir
+        self.stats = lifecycle.stats
+        self.audit = lifecycle.open(event="run.start", stats_dir=self.runtime.run_dir, **run_start_fields(self.runtime.config))
+        self.pipeline: ProvingPipeline = lifecycle.pipeline(sleep=sleep)
         self._numbers = itertools.count()
 
     def generate_training_proof(
@@ -118,15 +117,15 @@ class ZkIntegration:
 
     def close(self) -> None:
         """End the run: write stats.json / metrics.prom and the closing ``run.end`` record."""
-        self.stats.write(self.runtime.run_dir)
-        self.audit.event("run.end", status="completed", stats=self.stats.get_stats())
-        self.audit.close()
+        self.lifecycle.end("completed")
 
     def __enter__(self) -> "ZkIntegration":
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, error: BaseException | None, traceback: Any) -> None:
+        """``run.end`` says ``completed``, ``halted`` (a pot-zk error, e.g. under fail_fast) or
+        ``aborted`` (any other exception)."""
+        self.lifecycle.__exit__(exc_type, error, traceback)
 
 
 def create_zk_integration(
@@ -156,7 +155,6 @@ def create_zk_integration(
     composed = [f"mode={'disabled' if not enabled else mode or 'development'}"]
     composed += [] if action is None else [f"handler={action}"]
     composed += [] if max_retries is None else [f"retry.max_retries={max_retries}"]
-    composed.append(run_dir_override(Path(run_dir).absolute() if run_dir is not None else default_work_dir("zk_integration")))
-    composed += [] if cache_dir is None else [f"cache_dir='{Path(cache_dir).expanduser().absolute()}'"]
-    runtime = build(compose_config([*composed, *overrides]), registry)
-    return ZkIntegration(runtime, ProvingSetup.from_runtime(runtime), runtime.config, sleep=sleep)
+    composed += [] if cache_dir is None else [path_override("cache_dir", Path(cache_dir).expanduser().absolute())]
+    directory = Path(run_dir).absolute() if run_dir is not None else default_work_dir("zk_integration")
+    return ZkIntegration(RunLifecycle.configure([*composed, *overrides], run_dir=directory, registry=registry), sleep=sleep)

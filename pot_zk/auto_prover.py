@@ -22,14 +22,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from torch import nn
 
-from pot_zk.config import build, compose_config
-from pot_zk.core.audit import AuditLog, run_start_fields
+from pot_zk.core.audit import run_start_fields
 from pot_zk.exceptions import ConfigurationError, InvalidModelStateError
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import capture_step, step_from_models
@@ -38,7 +37,7 @@ from pot_zk.kinds.spec_base import CircuitSpec
 from pot_zk.proving.handlers import FallbackChain
 from pot_zk.proving.pipeline import ProofFailure, ProofResult, ProvingPipeline
 from pot_zk.proving.retry import Sleep
-from pot_zk.proving.stats import ProvingStats
+from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.step_proof import AnyStep, BatchData, ProvingSetup, StepProof, batch_tensors
 from pot_zk.verify.step import StepStatement, StepVerdict, verify_step
 
@@ -115,12 +114,12 @@ class AutoProver:
     def __init__(self, work_dir: str | Path | None = None, overrides: Sequence[str] = (), *, sleep: Sleep = time.sleep) -> None:
         _check_no_trainer_action(overrides)
         self.work_dir = Path(work_dir).absolute() if work_dir is not None else default_work_dir("auto_prover")
-        self.runtime = build(compose_config(overrides, run_dir=self.work_dir))
+        self.lifecycle = RunLifecycle.configure(overrides, run_dir=self.work_dir)
+        self.runtime = self.lifecycle.runtime
         self.setup = ProvingSetup.from_runtime(self.runtime)
         self.cache_dir = self.setup.cache_dir
-        self.stats = ProvingStats()
-        self.audit = AuditLog(self.runtime.audit_file, console_records=self.runtime.console_records, mode=self.runtime.mode)
-        self.audit.event("run.start", **run_start_fields(self.runtime.config))
+        self.stats = self.lifecycle.stats
+        self.audit = self.lifecycle.open(event="run.start", stats_dir=self.work_dir, **run_start_fields(self.runtime.config))
         handler = self.runtime.handler
         on_failure = ProofOrRaise(handler, "fallback") if isinstance(handler, FallbackChain) else ProofOrRaise(None)
         self.pipeline = ProvingPipeline(self.runtime.strategy, self.runtime.schedule, on_failure, self.audit, self.stats, sleep=sleep)
@@ -162,15 +161,15 @@ class AutoProver:
 
     def close(self) -> None:
         """Write ``stats.json`` / ``metrics.prom`` and the closing ``run.end`` audit record."""
-        self.stats.write(self.work_dir)
-        self.audit.event("run.end", status="completed", stats=self.stats.get_stats())
-        self.audit.close()
+        self.lifecycle.end("completed")
 
     def __enter__(self) -> "AutoProver":
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, error: BaseException | None, traceback: Any) -> None:
+        """``run.end`` says ``completed``, ``halted`` (a pot-zk error, e.g. the final proof
+        error) or ``aborted`` (any other exception)."""
+        self.lifecycle.__exit__(exc_type, error, traceback)
 
 
 def auto_prove_training_step(

@@ -66,7 +66,8 @@ def test_auto_prover_raises_the_final_error_and_the_modes_retries_apply(tmp_path
                                      overrides=[f"mode={mode}", f"prover.binary={crash}", "srs.allow_dev_srs=true"])
         assert caught.value.attempts == attempts, mode
         assert caught.value.last_error.exit_code == 1
-        assert events(tmp_path / mode, "run.end")
+        assert events(tmp_path / mode, "run.end")[0]["status"] == "halted"
+        assert json.loads((tmp_path / mode / "stats.json").read_text())["results"] == {"failed": 1}
 
 
 @pytest.mark.parametrize("action", ["continue", "retry"])
@@ -86,6 +87,7 @@ def test_disabled_mode_runs_no_prover_in_either_entry_point(tmp_path, make_prove
     assert zk.generate_training_proof(before, after, batch, LEARNING_RATE, step=3, epoch=0) is None
     zk.close()
     assert events(tmp_path / "zk", "attempt") == [] and events(tmp_path / "zk", "commitment")[0]["step"] == 3
+    assert events(tmp_path / "zk", "run.end")[0]["status"] == "completed" and (tmp_path / "zk" / "stats.json").is_file()
     assert zk.get_stats()["requested"] == 0 and zk.get_stats()["enabled"] is False
 
 
@@ -153,9 +155,10 @@ def test_fail_fast_raises_out_of_the_integration(tmp_path, make_prover):
     before, after, batch = sgd_step()
     zk = create_zk_integration(failure_action=ProofFailureAction.FAIL_FAST, max_retries=1, run_dir=tmp_path / "run",
                                overrides=[f"prover.binary={make_prover('crash')}"], **NO_SLEEP)
-    with pytest.raises(RetryExhaustedError) as caught:
+    with pytest.raises(RetryExhaustedError) as caught, zk:
         zk.generate_training_proof(before, after, batch, LEARNING_RATE, step=1, epoch=1)
     assert caught.value.attempts == 2 and zk.get_stats()["results"] == {"failed": 1}
+    assert [e["status"] for e in events(tmp_path / "run", "run.end")] == ["halted"]
 
 
 @pytest.mark.parametrize("arguments, valid", [
@@ -182,9 +185,9 @@ def test_the_integration_uses_the_configured_cache_dir(tmp_path, make_prover, mo
     monkeypatch.setenv("POT_ZK_CACHE", str(tmp_path / "env-cache"))
     before, after, batch = sgd_step()
     overrides = [f"prover.binary={make_prover('ok')}"]
-    chosen = create_zk_integration(run_dir=tmp_path / "a", cache_dir=tmp_path / "keys", overrides=overrides)
+    chosen = create_zk_integration(run_dir=tmp_path / "a", cache_dir=tmp_path / "it's keys", overrides=overrides)
     default = create_zk_integration(run_dir=tmp_path / "b", overrides=overrides)
-    for zk, expected in ((chosen, tmp_path / "keys"), (default, tmp_path / "env-cache")):
+    for zk, expected in ((chosen, tmp_path / "it's keys"), (default, tmp_path / "env-cache")):
         result = zk.generate_training_proof(before, after, batch, LEARNING_RATE, step=0, epoch=0)
         assert json.loads(result["proof"])["cache_dir"] == str(expected)
         job = zk.prove_job(1, zk.runtime.run_dir / "witness" / "step-00000000.safetensors")

@@ -39,11 +39,16 @@ from pot_zk.proving.strategies import ProgramStrategy, ProverStrategy, StrategyR
 CONFIG_MODULE = "pot_zk.conf"
 
 
+def path_override(key: str, path: str | Path) -> str:
+    """The Hydra override that sets ``key`` to a path, single-quoted: a quote is escaped, and
+    so are the backslashes before a quote or at the end (Hydra's quoting rules)."""
+    quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), str(path))
+    return f"{key}='{quoted}'"
+
+
 def run_dir_override(run_dir: str | Path) -> str:
-    """The Hydra override that sets ``run_dir`` to a path, single-quoted: a quote is escaped,
-    and so are the backslashes before a quote or at the end (Hydra's quoting rules)."""
-    quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), str(run_dir))
-    return f"run_dir='{quoted}'"
+    """The Hydra override that sets ``run_dir`` to a path (:func:`path_override`)."""
+    return path_override("run_dir", run_dir)
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", *, run_dir: str | Path | None = None) -> DictConfig:
