@@ -165,3 +165,11 @@ def test_the_mse_statements_keep_their_circuit_ids_and_graphs(name, tmp_path):
     assert spec.circuit_id() == circuit_id
     spec.write_onnx(tmp_path / "check.onnx")
     assert hashlib.sha256((tmp_path / "check.onnx").read_bytes()).hexdigest() == graph
+
+
+def test_the_verifier_takes_the_statements_own_param_scale_as_its_default():
+    from pot_zk.verify.statement import default_settings
+
+    assert default_settings(SgdCircuitSpec(MlpArchitecture((6, 5, 3)), 4, 0.1))["param_scale"] == 20
+    assert default_settings(SPEC)["param_scale"] == SPEC.scale == 12
+    assert default_settings(SgdCircuitSpec(MlpArchitecture((6, 5, 3)), 4, 0.1, param_scale=16))["param_scale"] == 20

@@ -33,12 +33,16 @@ def parse_accepted(pairs: list[str] | None) -> dict[str, str]:
 
 
 def default_settings(spec: Any) -> dict[str, Any]:
-    """The spec's settings that have a default, with that default."""
-    return {
-        field.name: field.default
-        for field in dataclasses.fields(spec)
-        if field.default is not dataclasses.MISSING and field.name != TOLERANCE
-    }
+    """The spec's settings that have a default, with that default. A field whose default is
+    None takes the spec's own ``default_<name>()`` when it has one (ezkl's ``param_scale``: 20
+    for mse, ``scale`` for cross_entropy)."""
+    defaults = {}
+    for field in dataclasses.fields(spec):
+        if field.default is dataclasses.MISSING or field.name == TOLERANCE:
+            continue
+        resolve = getattr(spec, f"default_{field.name}", None)
+        defaults[field.name] = resolve() if field.default is None and resolve is not None else field.default
+    return defaults
 
 
 def check_statement(report, manifest: Mapping[str, Any], spec: Any, accepted: Mapping[str, str]) -> None:
