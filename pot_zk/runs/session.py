@@ -235,7 +235,10 @@ def resume_session(
     audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(lifecycle.discarded))
     _audit_cut_off_evaluations(bundle, audit)
     evaluator = evaluator_for(plan, held_out)
-    return TrainingSession(bundle, lifecycle, plan, model, optimizer, prepared, start_step=start_step, evaluator=evaluator, **options)
+    session = TrainingSession(bundle, lifecycle, plan, model, optimizer, prepared, start_step=start_step, evaluator=evaluator, **options)
+    if start_step == 0:  # stopped before the initial model's score was written (e.g. a full disk)
+        session.evaluate()
+    return session
 
 
 def _audit_cut_off_evaluations(bundle: RunBundle, audit: AuditLog) -> None:
