@@ -75,11 +75,16 @@ def test_tampered_adapter_update_is_refused_and_rejected(adapter, zk_cache, tmp_
     assert not verdict.ok and verdict.reason == "update-out-of-tolerance"
 
 
+def _base_commitment_of_another_seed() -> str:
+    step = lora_steps(1, model=lora_model(seed=7))[0]
+    return commit_step(step, spec_for_step(step)).base
+
+
 def test_proof_for_another_base_model_is_rejected(chain, zk_cache):
     """The verifier declares the base it fine-tuned from; a proof made over another base
     (here: another seed's W0) does not carry that base's commitment."""
     _, response = chain[0]
-    other_base = commit_step(lora_steps(1, model=lora_model(seed=7))[0], scale=12).base
+    other_base = _base_commitment_of_another_seed()
     commitment = StepCommitment.from_dict(response.public["commitment"])
     for declared in (dataclasses.replace(commitment, base=other_base), dataclasses.replace(commitment, base=None)):
         verdict = _verify(zk_cache, Path(response.artifacts["proof"]), declared)
@@ -88,7 +93,7 @@ def test_proof_for_another_base_model_is_rejected(chain, zk_cache):
 
 def test_swapping_the_base_hash_inside_the_proof_breaks_it(chain, zk_cache, tmp_path):
     _, response = chain[0]
-    other_base = commit_step(lora_steps(1, model=lora_model(seed=7))[0], scale=12).base
+    other_base = _base_commitment_of_another_seed()
     proof = json.loads(Path(response.artifacts["proof"]).read_text())
     proof["instances"][0][3] = other_base
     altered = tmp_path / "proof.json"
