@@ -1,7 +1,8 @@
 """``pot-zk-groth16-prover``: proves one SGD or LoRA step exactly with Groth16 (groth16py, circom 2).
 
-Reads one protocol request (pot_zk.core.protocol) on stdin, prints one response on stdout
-(:mod:`pot_zk.backends.groth16.request` says what it proves and refuses). With
+Reads one protocol request (pot_zk.core.protocol) on stdin, prints one response on stdout;
+the ``groth16`` backend proves it (:meth:`pot_zk.backends.groth16.backend.Groth16Backend.prove`;
+:mod:`pot_zk.backends.groth16.request` says what it proves and refuses). With
 ``--keep-key-s N`` the request goes to a key holder that keeps the proving key (and the
 framework) loaded for N seconds after its last proof (:mod:`provers.groth16_held`), started
 if none listens: a step then costs its proof, not a key load and an interpreter start-up.
@@ -17,9 +18,9 @@ PROVABLE_KINDS = ("sgd", "lora")
 
 
 def _prove(request: dict[str, Any]) -> Any:
-    from pot_zk.backends.groth16.request import prove_request
+    from pot_zk.backends.program import prove_request
 
-    return prove_request(request)
+    return prove_request("groth16", request)
 
 
 def main(argv: list[str] | None = None) -> None:

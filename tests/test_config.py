@@ -186,8 +186,8 @@ def test_a_wrong_type_is_rejected_at_compose_time(override):
     ("data.name=mnist", "unknown data set 'mnist'; valid: digits, synthetic"),
     ("data.part=middle", "unknown data part 'middle'; valid: adapt, all, base"),
     ("model.kind=adam", "unknown step kind 'adam'; valid: lora, sgd"),
-    ("prover.backend=halo3", "unknown prover backend 'halo3'; valid: ezkl"),
-    ("handler.fallback_chain=[freivalds,reexc]", "unknown prover strategy 'reexc'; known: freivalds, reexec, zk-halo2"),
+    ("prover.backend=halo3", "unknown prover backend 'halo3'; valid: ezkl, groth16"),
+    ("handler.fallback_chain=[freivalds,reexc]", "unknown prover strategy 'reexc'; known: freivalds, reexec, zk-groth16, zk-halo2"),
 ])
 def test_an_unknown_name_is_a_configuration_error_at_build_naming_the_valid_ones(override, message, tmp_path):
     """Names that select an implementation are looked up in its registry when the config is built."""

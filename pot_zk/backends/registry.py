@@ -1,8 +1,8 @@
 """The prover backends and the proof types, by name.
 
-``BACKENDS`` maps ``prover.backend`` (``ezkl``) to its :class:`~pot_zk.backends.base.ProverBackend`;
+``BACKENDS`` maps ``prover.backend`` (``ezkl``, ``groth16``) to its :class:`~pot_zk.backends.base.ProverBackend`;
 ``PROOF_TYPES`` maps every proof type a bundle may hold to what verifies it: each backend's
-(``zk-halo2``) and the non-ZK certificates (``freivalds``, ``reexec``), which also prove
+(``zk-halo2``, ``zk-groth16``) and the non-ZK certificates (``freivalds``, ``reexec``), which also prove
 in-process and so may stand in a fallback chain. A new backend is one subpackage, one line in
 each table and ``conf/prover/<name>.yaml`` (docs/architecture.md).
 """
@@ -22,6 +22,7 @@ BACKENDS: Registry[ProverBackend] = Registry(
     "prover.backend",
     {
         "ezkl": "pot_zk.backends.ezkl.backend:EZKL",
+        "groth16": "pot_zk.backends.groth16.backend:GROTH16",
     },
 )
 
@@ -30,6 +31,7 @@ PROOF_TYPES: Registry[StepVerifier] = Registry(
     "proof_type",
     {
         "zk-halo2": "pot_zk.backends.ezkl.backend:EZKL",
+        "zk-groth16": "pot_zk.backends.groth16.backend:GROTH16",
         "freivalds": "pot_zk.backends.certificates.freivalds:FREIVALDS",
         "reexec": "pot_zk.backends.certificates.reexec:REEXEC",
     },

@@ -78,10 +78,16 @@ def declared_dataset(data: DataSettings) -> dict[str, Any]:
 def training_plan(plan: TrainingPlan) -> dict[str, Any]:
     """The manifest's ``training`` entry. A seeded run declares its whole schedule (epochs,
     max_steps, seed: ``pot-zk verify`` recomputes the batch order and step count); a recorded
-    run (a user loop, :mod:`pot_zk.hooks`) declares no schedule, its batch order is recorded per step."""
+    run (a user loop, :mod:`pot_zk.hooks`) declares no schedule, its batch order is recorded per step.
+    ``arithmetic``: ``exact`` when the backend's statement is exact (the initial model rounded onto
+    its grid, every update the statement's integer step), ``float`` when torch's update is proven."""
+    arithmetic = "float" if plan.backend.training_arithmetic(plan.spec) is None else "exact"
     if plan.batch_order == "recorded":
-        return {"batch_order": "recorded", "optimizer": "torch.optim.SGD"}
-    return {"batch_order": "seeded", "epochs": plan.epochs, "max_steps": plan.max_steps, "seed": plan.seed, "optimizer": "torch.optim.SGD"}
+        return {"batch_order": "recorded", "optimizer": "torch.optim.SGD", "arithmetic": arithmetic}
+    return {
+        "batch_order": "seeded", "epochs": plan.epochs, "max_steps": plan.max_steps, "seed": plan.seed,
+        "optimizer": "torch.optim.SGD", "arithmetic": arithmetic,
+    }
 
 
 def prepare_run(

@@ -5,11 +5,12 @@ The ``keys`` check fails when the run's statement is not one the keys were made 
 with (``keys-backend-unsupported``), or when the run declares, or a proof record reports,
 other key material than the auditor's (``foreign-keys``). Independently of what the bundle
 declares, every proof is then verified with the auditor's own material (for ``zk-halo2``: the
-SRS in DIR), so a proof made under another SRS also fails the ``proofs`` check.
+SRS in DIR; for ``zk-groth16``: the verifying key in DIR's key directory of the run's circuit),
+so a proof made under other keys also fails the ``proofs`` check.
 
 A backend plugs in with one function in :data:`KEY_CHECKS`, keyed by proof type::
 
-    def check(report, manifest, proofs, keys: KeySet) -> dict   # verifier material, e.g. {"srs_path": Path}
+    def check(report, manifest, proofs, keys: KeySet) -> dict   # verifier material, e.g. {"key_path": Path}
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ def _check_ezkl(report, manifest: dict[str, Any], proofs: list[dict[str, Any]], 
         used = ((record.get("public") or {}).get("srs") or {}).get("sha256")
         if used != ours:
             report.fail("keys", "foreign-keys", f"the prover reports SRS {str(used)[:16]}... for this proof, not yours", record.get("step"))
-    return {"srs_path": keys.path("srs")}
+    return {"key_path": keys.path("srs")}
 
 
-KEY_CHECKS: Registry[Callable[..., dict[str, Path]]] = Registry("key check", "keys", {"zk-halo2": _check_ezkl})
+KEY_CHECKS: Registry[Callable[..., dict[str, Path]]] = Registry(
+    "key check", "keys", {"zk-halo2": _check_ezkl, "zk-groth16": "pot_zk.backends.groth16.auditor_keys:check_run_keys"}
+)
 
 
 def check_keys(report, manifest: dict[str, Any], proofs: list[dict[str, Any]], keys: KeySet) -> dict[str, Path]:

@@ -221,7 +221,7 @@ def verify_run(
     check_base(report, manifest, by_step, spec)
     check_outcomes_recorded(report, proofs, audit_events)
     if keys is not None:
-        srs_path = check_keys(report, manifest, proofs, keys).get("srs_path", srs_path)
+        srs_path = check_keys(report, manifest, proofs, keys).get("key_path", srs_path)
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
     options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs)
     _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options)

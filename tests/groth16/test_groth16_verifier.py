@@ -90,7 +90,7 @@ def test_auditor_keys_verify_only_runs_proven_with_them(tiny_keys, groth16_cache
     proofs = [{"status": "proved", "proof_type": "zk-groth16", "step": 0, "public": {"keys": {"vk_sha256": tiny_keys.record["vk_sha256"]}}}]
     material = check_run_keys(report, _manifest(tiny_keys), proofs, made)
     assert report.findings == [("keys", "foreign-keys", None), ("keys", "foreign-keys", 0)]
-    assert material == {"keys_dir": made.path("vk").parent}
+    assert material == {"key_path": made.path("vk").parent}
     record = json.loads((made.path("vk").parent / "provenance.json").read_text())
     assert record["provenance"] == "auditor" and record["circuit_id"] == spec.circuit_id()
 

@@ -58,4 +58,4 @@ def check_run_keys(report: Any, manifest: dict[str, Any], proofs: list[dict[str,
         used = ((record.get("public") or {}).get("keys") or {}).get("vk_sha256")
         if used != ours:
             report.fail("keys", "foreign-keys", f"the prover reports verifying key {str(used)[:16]}... for this proof, not yours", record.get("step"))
-    return {"keys_dir": keys.path(role).parent}
+    return {"key_path": keys.path(role).parent}

@@ -1,0 +1,216 @@
+"""`pot-zk train prover=groth16` end to end on digits (a small model): exact training, every step
+committed with the zk-groth16 scheme, the selected steps proven through the prover program and its
+key holder; `pot-zk verify` accepts the run and names what is wrong with a flipped proof byte, an
+edited commitment and W_t+1 moved by one grid step; production refuses dev keys; an auditor's
+keys verify only runs proven with them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pot_zk.backends.groth16.exact import quantise_weights
+from pot_zk.backends.groth16.scheme import PackedPoseidon
+from pot_zk.backends.registry import spec_from_dict
+from pot_zk.config import compose_config
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.runs.bundle import RunBundle, load_model
+from pot_zk.runs.train import train
+from pot_zk.testing.tamper import chain_lines
+from pot_zk.verify.run import verify_run
+from provers.groth16_held import socket_path
+
+pytestmark = pytest.mark.prover
+
+PROVEN = (0, 3)
+
+
+def overrides(run: Path, cache: Path, *extra: str) -> list[str]:
+    """Digits (16 features, 10 classes) on a 16-4-10 MLP, batch 4, 6 steps, steps 0 and 3 proven."""
+    return [
+        "prover=groth16", "model=digits_mlp", "model.dims=[16,4,10]", "train.batch_size=4", "train.max_steps=6",
+        "policy=every_k", "policy.k=3", f"run_dir={run}", f"cache_dir={cache}", "train.progress=false", *extra,
+    ]
+
+
+def _stop_holders(cache: Path, circuit: dict) -> None:
+    pid_file = Path(f"{socket_path(str(cache), circuit)}.pid")
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory):
+    root = tmp_path_factory.mktemp("groth16-run")
+    cache, run = root / "cache", root / "run"
+    summary = train(compose_config(overrides(run, cache)), sleep=lambda seconds: None)
+    _stop_holders(cache, RunBundle.open(run).manifest()["circuit"])
+    assert summary.status == "completed", summary
+    return run, cache
+
+
+def _copy(honest, tmp_path: Path) -> Path:
+    run, _ = honest
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
+def _findings(report) -> set[tuple[str, str, int | None]]:
+    return {(f.check, f.reason, f.step) for f in report.findings}
+
+
+def test_the_run_trains_exactly_commits_every_step_and_verifies(honest):
+    run, cache = honest
+    bundle = RunBundle.open(run)
+    manifest = bundle.manifest()
+    assert manifest["backend"] == "groth16" and manifest["training"]["arithmetic"] == "exact"
+    assert manifest["keys"]["provenance"] == "dev"
+    spec = spec_from_dict(manifest["circuit"])
+    proofs = [r for r in bundle.proofs() if r["status"] == "proved"]
+    assert sorted(r["step"] for r in proofs) == list(PROVEN) and {r["proof_type"] for r in proofs} == {"zk-groth16"}
+    assert all((run / r["proof"]).stat().st_size == 256 for r in proofs)
+    scheme = PackedPoseidon(spec.scale, spec.value_bits)
+    kind = STEP_KINDS.get(spec.kind)
+    for name, record in (("model_initial.safetensors", bundle.commitments()[0]), ("model_final.safetensors", bundle.commitments()[-1])):
+        weights = kind.model_tensors(load_model(run / name)[0], spec.architecture)["weights"]
+        quantise_weights(weights.numpy(), spec.scale, spec.value_bits)  # on the grid, or this raises
+        assert scheme.commit(weights, name) == record["w_before" if "initial" in name else "w_after"]
+    for proof in proofs:  # the circuit's public outputs are the run's commitments
+        recorded = next(r for r in bundle.commitments() if r["step"] == proof["step"])
+        assert {k: proof["public"]["commitment"][k] for k in ("w_before", "batch", "w_after")} == {k: recorded[k] for k in ("w_before", "batch", "w_after")}
+    report = verify_run(run, cache_dir=cache)
+    assert report.ok, report.summary()
+    assert report.coverage == {"zk-groth16": 2, "commitment-only": 4}
+    assert report.verifier_keys["zk-groth16"]["provenance"] == "dev" and any("dev key" in note for note in report.notes)
+
+
+def test_pot_zk_verify_accepts_it_on_the_command_line(honest):
+    run, cache = honest
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "pot-zk"), "verify", str(run)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "POT_ZK_CACHE": str(cache)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "result: VERIFIED" in done.stdout and "coverage: zk-groth16=2, commitment-only=4" in done.stdout
+
+
+def test_a_flipped_proof_byte_is_rejected(honest, tmp_path):
+    copy = _copy(honest, tmp_path)
+    proof = copy / next(r["proof"] for r in _jsonl(copy / "proofs.jsonl") if r["step"] == 3 and r["status"] == "proved")
+    data = bytearray(proof.read_bytes())
+    data[37] ^= 0x10
+    proof.write_bytes(bytes(data))
+    findings = _findings(verify_run(copy, cache_dir=honest[1]))
+    assert findings & {("proofs", "invalid-proof", 3), ("proofs", "malformed-proof", 3)}, findings
+
+
+def _rewrite(copy: Path, step: int, field: str, value: str, also_next: str | None = None) -> None:
+    """Replace a commitment in commitments.jsonl and the audit trail (its hash chain rewritten, as
+    a tamperer with the whole bundle can)."""
+    records = _jsonl(copy / "commitments.jsonl")
+    for record in records:
+        if record["step"] == step:
+            record[field] = value
+        if also_next and record["step"] == step + 1:
+            record[also_next] = value
+    _write_jsonl(copy / "commitments.jsonl", records)
+    events = _jsonl(copy / "audit.jsonl")
+    for event in events:
+        if event.get("event") == "commitment" and event.get("step") == step:
+            event[field] = value
+        if also_next and event.get("event") == "commitment" and event.get("step") == step + 1:
+            event[also_next] = value
+    (copy / "audit.jsonl").write_bytes(chain_lines(events))
+
+
+def test_an_edited_commitment_is_rejected_by_the_proof(honest, tmp_path):
+    copy = _copy(honest, tmp_path)
+    scheme = PackedPoseidon(12, 16)
+    _rewrite(copy, 3, "batch", scheme.commit(torch.zeros(4 * 26, dtype=torch.float64), "zeros"))
+    findings = _findings(verify_run(copy, cache_dir=honest[1]))
+    assert ("proofs", "invalid-proof", 3) in findings, findings
+
+
+def test_w_after_moved_by_one_grid_step_is_rejected_by_the_proof(honest, tmp_path):
+    """The cheater trains honestly but records W_1 (after step 0) with one weight one grid step
+    off, and chains it into step 1: everything but step 0's proof is consistent."""
+    copy = _copy(honest, tmp_path)
+    run, _ = honest
+    witness = RunBundle.open(run).witness_path(0)
+    from pot_zk.kinds.registry import load_training_step
+
+    after = load_training_step(witness).flat_after().clone()
+    after[5] += 2.0**-12
+    moved = PackedPoseidon(12, 16).commit(after, "moved W_1")
+    _rewrite(copy, 0, "w_after", moved, also_next="w_before")
+    report = verify_run(copy, cache_dir=honest[1])
+    findings = _findings(report)
+    assert ("proofs", "invalid-proof", 0) in findings, findings
+    assert "commitment-chain" in report.passed  # the chain is consistent: only the proof can tell
+
+
+def test_production_refuses_dev_keys_at_training_and_at_verification(honest, tmp_path):
+    run, cache = honest
+    with pytest.raises(ConfigurationError, match="refuses dev Groth16 keys") as raised:
+        train(compose_config(overrides(tmp_path / "prod", cache, "mode=production")))
+    assert raised.value.context["key"] == "srs.path" and not (tmp_path / "prod" / "manifest.json").exists()
+    copy = _copy(honest, tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["mode"] = "production"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    findings = _findings(verify_run(copy, cache_dir=cache))
+    assert ("proofs", "dev-keys-refused", None) in findings
+    assert ("proofs", "dev-keys-refused", None) not in _findings(verify_run(copy, cache_dir=cache, allow_dev_srs=True))
+
+
+def test_a_verifier_without_the_run_s_key_cannot_check_it(honest, tmp_path):
+    run, _ = honest
+    findings = _findings(verify_run(run, cache_dir=tmp_path / "empty-cache"))
+    assert ("proofs", "keys-unavailable", None) in findings
+
+
+def test_auditor_keys_prove_a_run_only_they_verify(honest, tmp_path):
+    run, cache = honest
+    spec_overrides = overrides(tmp_path / "unused", cache)[:5]
+    pot_zk = str(Path(sys.executable).parent / "pot-zk")
+    keys_dir = tmp_path / "auditor-keys"
+    done = subprocess.run([pot_zk, "keys", "new", *spec_overrides, "--out", str(keys_dir), "--cache-dir", str(tmp_path / "auditor-cache")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    handed = next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith("the trainer proves with"))
+    assert handed.startswith("srs.path=")
+    audited = tmp_path / "audited"
+    summary = train(compose_config(overrides(audited, tmp_path / "trainer-cache", handed, "mode=production")), sleep=lambda s: None)
+    _stop_holders(Path(handed.split("=", 1)[1]), RunBundle.open(audited).manifest()["circuit"])
+    assert summary.progress["proof_types"] == {"zk-groth16": 2}
+    assert RunBundle.open(audited).manifest()["keys"]["provenance"] == "auditor"
+    from pot_zk.backends.keys import KeySet
+
+    keys = KeySet.load(keys_dir)
+    report = verify_run(audited, cache_dir=tmp_path / "auditor-cache", keys=keys)
+    assert report.ok, report.summary()
+    assert "keys" in report.passed and report.verifier_keys["zk-groth16"]["provenance"] == "auditor"
+    findings = _findings(verify_run(run, cache_dir=cache, keys=keys))  # the dev-key run, checked with the auditor's keys
+    assert ("keys", "foreign-keys", None) in findings and ("proofs", "invalid-proof", 0) in findings
