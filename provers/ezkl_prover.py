@@ -1,8 +1,8 @@
-"""``pot-zk-ezkl-prover``: proves one SGD or LoRA step with ezkl (Halo2 + KZG).
+"""``pot-zk-ezkl-prover``: proves one SGD, LoRA or momentum step with ezkl (Halo2 + KZG).
 
 Reads one protocol request (pot_zk.core.protocol) on stdin, prints one response on stdout. The
-request's ``kind`` is ``"sgd"`` or ``"lora"``; its ``circuit`` the matching circuit spec dict
-(SgdCircuitSpec / LoraCircuitSpec); ``witness_path`` a step file written by
+request's ``kind`` is ``"sgd"``, ``"lora"`` or ``"momentum"``; its ``circuit`` the matching
+circuit spec dict (SgdCircuitSpec / LoraCircuitSpec / MomentumCircuitSpec); ``witness_path`` a step file written by
 pot_zk.kinds.registry.save_training_step; ``options.srs_path`` an SRS file (provenance ``configured``), absent
 for the cached locally generated dev SRS (provenance ``dev-srs``). The ``ezkl`` backend proves
 it (:meth:`pot_zk.backends.ezkl.backend.EzklBackend.prove`).
@@ -15,7 +15,7 @@ from typing import Any
 from pot_zk.core import protocol
 from pot_zk.core.prover_program import serve
 
-PROVABLE_KINDS = ("sgd", "lora")
+PROVABLE_KINDS = ("sgd", "lora", "momentum")
 
 
 def _prove(request: dict[str, Any]) -> protocol.ProverResponse:

@@ -6,7 +6,8 @@ generation on the step's grid values (no proof: the witness is what the proof co
 Reported per step, in ulps of 2**-scale: the circuit's residual (what the verifier compares
 with the tolerance), the circuit's output against the float64 reference on the same grid
 values (the approximation error of ezkl's fixed point, softmax exp table and reciprocal),
-and the widest spread of a row's logits (the exp table covers EXP_RANGE).
+and the widest spread of a row's logits (each logit minus its row's largest is clamped to
+[-EXP_RANGE, 0], the exp table's range).
 
     python scripts/measure_cross_entropy.py --epochs 3 --steps 12 [--momentum 0.9] [--out FILE]
 """
@@ -24,13 +25,13 @@ import torch
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
 from pot_zk.kinds.registry import capture_step, spec_for_step
-from pot_zk.kinds.sgd.circuit import EXP_RANGE, unpack
+from pot_zk.kinds.losses import EXP_RANGE
 from pot_zk.kinds.mlp import MlpArchitecture, backprop
 from pot_zk.data.datasets import fixed_batches, load_dataset, split_holdout
 
 
 def _logit_spread(spec, inputs: list[torch.Tensor]) -> float:
-    params, x, _ = unpack(spec, inputs[0].reshape(1, -1), inputs[1].reshape(1, -1))
+    params, x, _ = spec.unpack(inputs[0].reshape(1, -1), inputs[1].reshape(1, -1))
     logits = backprop(params, x, torch.zeros(x.shape[0]), loss="cross_entropy").pre[-1]
     return float((logits.max(dim=1).values - logits.min(dim=1).values).max())
 

@@ -19,10 +19,11 @@ from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.kinds.lora.circuit import LoraCircuitSpec
 from pot_zk.kinds.lora.step import LoraArchitecture, attach_lora
-from pot_zk.kinds.losses import gradient_scale, loss_for_targets, one_hot, output_delta
+from pot_zk.kinds.losses import EXP_RANGE, gradient_scale, loss_for_targets, one_hot, output_delta
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import capture_step, kind_of, load_training_step, save_training_step, spec_for_step
-from pot_zk.kinds.sgd.circuit import EXP_RANGE, SgdCircuitSpec, scaled_product
+from pot_zk.kinds.mlp_check import scaled_product
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
 from pot_zk.proving.strategies import ProofJob
 
 ARCH = MlpArchitecture((6, 5, 3), loss="cross_entropy")
@@ -95,17 +96,20 @@ def test_the_step_constant_keeps_its_precision_through_exact_powers_of_two():
     assert SPEC.step_constant == pytest.approx(0.1 / 4) and SgdCircuitSpec(MlpArchitecture((6, 5, 3)), 4, 0.1).step_constant == pytest.approx(0.2 / 12)
 
 
-def test_logits_that_spread_beyond_the_exp_table_are_refused_before_proving():
-    step = ce_step()
-    spec = spec_for_step(step)
-    inputs = [x.values for x in spec.step_inputs(step)]
-    spec.check_ranges(inputs)
-    wide = inputs[0].clone()
-    wide[50:53] = torch.tensor([EXP_RANGE, 0.0, -EXP_RANGE / 2])  # the output layer's biases
-    with pytest.raises(WitnessBuilderError, match="beyond the circuit's exp table"):
-        spec.check_ranges([wide, inputs[1], inputs[2]])
-    assert spec.lookup_range == (-EXP_RANGE * 4096, 0)
+def test_the_exp_inputs_stay_in_the_table_however_wide_the_logits_spread():
+    logits = torch.tensor([[0.0, -3.0, 2.0], [40.0, -40.0, 0.0]], dtype=torch.float64)
+    labels = torch.tensor([2.0, 0.0], dtype=torch.float64)
+    delta = output_delta("cross_entropy", logits, labels)
+    exact = torch.softmax(logits, dim=1) - one_hot(labels, 3)
+    assert float((delta - exact).abs().max()) < 1e-4  # the clamp at -EXP_RANGE moves p by < (classes - 1) * exp(-12)
+    shifted = logits - logits.max(dim=1, keepdim=True).values
+    assert float((torch.relu(shifted + EXP_RANGE) - EXP_RANGE).min()) == -EXP_RANGE
+    assert SPEC.lookup_range == (-EXP_RANGE * 4096, 0)
     assert SgdCircuitSpec(MlpArchitecture((6, 5, 3)), 4, 0.1).lookup_range is None
+    assert SPEC.to_dict()["exp_range"] == EXP_RANGE and SgdCircuitSpec.from_dict(SPEC.to_dict()) == SPEC
+    with pytest.raises(ConfigurationError) as other_range:
+        SgdCircuitSpec.from_dict({**SPEC.to_dict(), "exp_range": 8})
+    assert other_range.value.key == "circuit.exp_range"
 
 
 @pytest.mark.parametrize("kind", sorted(CERTIFICATES))

@@ -137,7 +137,7 @@ def test_circuit_specs_dispatch_on_kind():
     assert spec_from_dict(sgd.to_dict()) == sgd
     ids = [SPEC.circuit_id(), lora_spec(rank=3).circuit_id(), lora_spec(alpha=2.0).circuit_id(), lora_spec(rank=3, alpha=2.0).circuit_id()]
     assert len(set(ids)) == len(ids), "rank and alpha each change the circuit id"
-    with pytest.raises(ConfigurationError, match="unknown step kind 'adam'; valid: lora, sgd"):
+    with pytest.raises(ConfigurationError, match="unknown step kind 'adam'; valid: lora, momentum, sgd"):
         spec_from_dict({**SPEC.to_dict(), "kind": "adam"})
 
 

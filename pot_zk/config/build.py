@@ -148,20 +148,41 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
     )
 
 
+def step_kind_name(cfg: DictConfig) -> str:
+    """``model.kind``; an ``sgd`` model trained with ``optimizer.momentum > 0`` makes
+    ``momentum`` steps. Weight decay is proven with momentum only."""
+    momentum, weight_decay = float(cfg.optimizer.momentum), float(cfg.optimizer.weight_decay)
+    if weight_decay and not momentum:
+        raise ConfigurationError("optimizer.weight_decay is proven with optimizer.momentum > 0 only", key="optimizer.weight_decay")
+    if not momentum:
+        return str(cfg.model.kind)
+    if str(cfg.model.kind) != "sgd":
+        raise ConfigurationError(f"optimizer.momentum applies to model.kind=sgd, not {cfg.model.kind}", key="optimizer.momentum")
+    return "momentum"
+
+
 def training_plan(cfg: DictConfig) -> TrainingPlan:
     if cfg.train.epochs < 1:
         raise ConfigurationError("train.epochs must be >= 1", key="train.epochs")
-    kind = STEP_KINDS.get(str(cfg.model.kind))
+    kind = STEP_KINDS.get(step_kind_name(cfg))
     model = ModelSettings(
         kind=kind.name,
         dims=tuple(cfg.model.dims),
         loss=str(cfg.model.loss),
+        momentum=float(cfg.optimizer.momentum),
+        weight_decay=float(cfg.optimizer.weight_decay),
         lora_layers=tuple(cfg.model.lora_layers),
         lora_rank=int(cfg.model.lora_rank),
         lora_alpha=float(cfg.model.lora_alpha),
         base_run=Path(cfg.model.base_run).expanduser().absolute() if cfg.model.base_run else None,
     )
     backend = BACKENDS.get(str(cfg.prover.backend))
+    if kind.name not in backend.provable_kinds():
+        raise ConfigurationError(
+            f"the {backend.name} backend proves {', '.join(backend.provable_kinds())} steps, not {kind.name} steps",
+            key="prover.backend",
+            valid=list(backend.provable_kinds()),
+        )
     circuit = OmegaConf.to_container(cfg.circuit, resolve=True)
     assert isinstance(circuit, dict)
     spec = backend.circuit_spec(kind, kind.architecture(model), int(cfg.train.batch_size), float(cfg.train.learning_rate), circuit)

@@ -143,6 +143,17 @@ class TrainConfig:
 
 
 @dataclass
+class OptimizerConfig:
+    """``torch.optim.SGD``'s momentum and weight decay (the learning rate is ``train.learning_rate``)."""
+
+    momentum: float = 0.0
+    """> 0: SGD with momentum (no dampening, no Nesterov); its steps are ``momentum`` steps whose
+    velocity is committed next to the weights (docs/proofs.md). 0: plain SGD."""
+    weight_decay: float = 0.0
+    """L2 weight decay, with momentum > 0 only."""
+
+
+@dataclass
 class SrsConfig:
     path: Optional[str] = None
     """A KZG SRS file from a ceremony you trust; None: a locally generated dev SRS."""
@@ -179,6 +190,7 @@ class PotZkConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     circuit: Dict[str, Any] = field(default_factory=dict)
     """The prover backend's circuit settings; its ``conf/prover/<backend>.yaml`` sets every
     one (so a misspelt key fails at compose time) and the backend checks them at build time

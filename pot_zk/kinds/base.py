@@ -59,6 +59,8 @@ class ModelSettings:
     kind: str
     dims: tuple[int, ...]
     loss: str = "mse"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
     lora_layers: tuple[int, ...] = (0,)
     lora_rank: int = 2
     lora_alpha: float = 4.0
@@ -150,6 +152,9 @@ class StepKind(ABC):
     architecture_type: ClassVar[type]
     constant_inputs: ClassVar[tuple[str, ...]] = ()
     """Encoded tensors that stay the same for a whole run (committed once, e.g. LoRA's base)."""
+    chained_inputs: ClassVar[tuple[tuple[str, str], ...]] = (("w_before", "w_after"),)
+    """(before, after) pairs of encoded state: each step's ``before`` is the previous step's
+    ``after`` (the weights; a momentum step also its velocity)."""
     file_tensor_names: ClassVar[tuple[str, ...]]
     """The tensors of the witness file (their names are part of its format)."""
 

@@ -18,10 +18,12 @@ from pot_zk.exceptions import WitnessBuilderError
 
 @dataclass(frozen=True)
 class StepCommitment:
-    """Commitments of W_t, batch_t and W_t+1 (hex field elements).
+    """Commitments of W_t, batch_t and W_t+1 (hex field elements), and of what else the step's
+    statement hashes.
 
     For a LoRA step W_t and W_t+1 are the adapters and ``base`` commits to the frozen base
-    weights; for an SGD step ``base`` is None and absent from ``to_dict()``.
+    weights; a momentum step also commits to the velocity V_t (``v_before``) and V_t+1
+    (``v_after``). Fields a statement does not have are None and absent from ``to_dict()``.
     """
 
     w_before: str
@@ -29,23 +31,19 @@ class StepCommitment:
     w_after: str
     scale: int
     base: str | None = None
+    v_before: str | None = None
+    v_after: str | None = None
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        if self.base is None:
-            del data["base"]
-        return data
+        return {key: value for key, value in asdict(self).items() if value is not None}
 
     @classmethod
     def from_dict(cls, data: dict) -> "StepCommitment":
-        base = data.get("base")
-        return cls(
-            w_before=str(data["w_before"]),
-            batch=str(data["batch"]),
-            w_after=str(data["w_after"]),
-            scale=int(data["scale"]),
-            base=None if base is None else str(base),
-        )
+        optional = {key: None if data.get(key) is None else str(data[key]) for key in OPTIONAL_FIELDS}
+        return cls(w_before=str(data["w_before"]), batch=str(data["batch"]), w_after=str(data["w_after"]), scale=int(data["scale"]), **optional)
+
+
+OPTIONAL_FIELDS = ("base", "v_before", "v_after")
 
 
 def to_fixed_point(values: torch.Tensor, scale: int, bound: float | None = None, what: str = "values") -> list[int]:

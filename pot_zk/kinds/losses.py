@@ -20,6 +20,10 @@ import torch
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 
 LOSSES = ("mse", "cross_entropy")
+EXP_RANGE = 12
+"""cross_entropy: each logit minus its row's largest is clamped to [-EXP_RANGE, 0] before the
+softmax, so the circuit's exp table (12 * 4096 entries at scale 12) covers every input;
+exp(-12) ~ 6e-6, so the clamp moves a probability by less than 10**-4."""
 
 
 def check_loss(loss: str) -> str:
@@ -51,11 +55,17 @@ def one_hot(labels: torch.Tensor, classes: int) -> torch.Tensor:
     return torch.relu(1 - torch.abs(labels.reshape(-1, 1) - classes_row))
 
 
+def clamped_softmax(outputs: torch.Tensor) -> torch.Tensor:
+    """softmax over each row after clamping ``logit - max`` to [-EXP_RANGE, 0] (with ReLUs)."""
+    shifted = outputs - outputs.max(dim=1, keepdim=True).values
+    return torch.softmax(torch.relu(shifted + EXP_RANGE) - EXP_RANGE, dim=1)
+
+
 def output_delta(loss: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The gradient of the summed loss at the outputs, divided by :func:`gradient_scale`:
-    ``outputs - targets`` (mse), ``softmax(outputs) - one_hot(labels)`` (cross_entropy)."""
+    ``outputs - targets`` (mse), ``clamped_softmax(outputs) - one_hot(labels)`` (cross_entropy)."""
     if check_loss(loss) == "cross_entropy":
-        return torch.softmax(outputs, dim=1) - one_hot(targets, outputs.shape[1])
+        return clamped_softmax(outputs) - one_hot(targets, outputs.shape[1])
     return outputs - targets
 
 

@@ -121,6 +121,44 @@ def check_sgd_optimizer(optimizer: torch.optim.Optimizer) -> float:
     return float(group["lr"])
 
 
+@dataclass(frozen=True)
+class MomentumSettings:
+    """SGD's momentum (no dampening, no Nesterov) and L2 weight decay."""
+
+    momentum: float
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.momentum) and 0.0 < self.momentum < 1.0):
+            raise ConfigurationError(f"momentum must be in (0, 1), got {self.momentum}", key="optimizer.momentum")
+        if not (math.isfinite(self.weight_decay) and 0.0 <= self.weight_decay < 1.0):
+            raise ConfigurationError(f"weight_decay must be in [0, 1), got {self.weight_decay}", key="optimizer.weight_decay")
+
+
+def uses_momentum(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether an optimizer's (first) parameter group has momentum: its steps are ``momentum`` steps."""
+    return bool(optimizer.param_groups and optimizer.param_groups[0].get("momentum", 0))
+
+
+def check_momentum_optimizer(optimizer: torch.optim.Optimizer) -> tuple[float, MomentumSettings]:
+    """The learning rate and momentum settings of ``torch.optim.SGD`` with momentum (weight
+    decay allowed); dampening, Nesterov, maximising and several groups are rejected."""
+    if type(optimizer) is not torch.optim.SGD:
+        raise InvalidModelStateError("only torch.optim.SGD steps can be proven", expected="torch.optim.SGD", actual=type(optimizer).__name__)
+    if len(optimizer.param_groups) != 1:
+        raise InvalidModelStateError("SGD with several parameter groups is not supported", expected=1, actual=len(optimizer.param_groups))
+    group = optimizer.param_groups[0]
+    unsupported = {"dampening": 0, "nesterov": False, "maximize": False}
+    found = {key: group.get(key, unsupported[key]) for key in unsupported}
+    if found != unsupported:
+        raise InvalidModelStateError("SGD with momentum is supported without dampening, Nesterov or maximize", expected=unsupported, actual=found)
+    try:
+        settings = MomentumSettings(float(group["momentum"]), float(group.get("weight_decay", 0.0)))
+    except ConfigurationError as exc:
+        raise InvalidModelStateError(exc.message, expected="0 < momentum < 1, 0 <= weight_decay < 1", actual={"momentum": group["momentum"], "weight_decay": group.get("weight_decay")}) from exc
+    return float(group["lr"]), settings
+
+
 def flatten(state: Mapping[str, torch.Tensor], shapes: Shapes) -> torch.Tensor:
     """The tensors of ``state`` in the order of ``shapes``, each row-major, as one vector."""
     return torch.cat([state[key].reshape(-1) for key, _ in shapes])

@@ -1,7 +1,7 @@
 """The step kinds by name, and the functions that find a step's kind for it.
 
-``kind`` strings: ``"sgd"`` (:mod:`pot_zk.kinds.sgd.kind`) and ``"lora"``
-(:mod:`pot_zk.kinds.lora.kind`). A new kind is one subpackage with a
+``kind`` strings: ``"sgd"`` (:mod:`pot_zk.kinds.sgd.kind`), ``"lora"``
+(:mod:`pot_zk.kinds.lora.kind`) and ``"momentum"`` (:mod:`pot_zk.kinds.momentum.kind`). A new kind is one subpackage with a
 :class:`~pot_zk.kinds.base.StepKind` and one line here (docs/architecture.md).
 """
 
@@ -17,6 +17,7 @@ from pot_zk.core.registry import Registry
 from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
 from pot_zk.kinds.base import BatchStep, StepKind, read_step_file
 from pot_zk.kinds.lora.detect import detect_training
+from pot_zk.kinds.mlp import uses_momentum
 
 STEP_KINDS: Registry[StepKind] = Registry(
     "step kind",
@@ -24,6 +25,7 @@ STEP_KINDS: Registry[StepKind] = Registry(
     {
         "sgd": "pot_zk.kinds.sgd.kind:SGD",
         "lora": "pot_zk.kinds.lora.kind:LORA",
+        "momentum": "pot_zk.kinds.momentum.kind:MOMENTUM",
     },
 )
 
@@ -33,8 +35,12 @@ def kind_of(step: BatchStep) -> StepKind:
 
 
 def capture_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> BatchStep:
-    """Capture one step of the kind :func:`~pot_zk.kinds.lora.detect.detect_training` finds."""
-    return STEP_KINDS.get(detect_training(model).kind).capture(model, optimizer, inputs, targets)
+    """Capture one step of the kind :func:`~pot_zk.kinds.lora.detect.detect_training` finds;
+    an SGD step whose optimizer has momentum is a ``momentum`` step."""
+    kind = detect_training(model).kind
+    if kind == "sgd" and uses_momentum(optimizer):
+        kind = "momentum"
+    return STEP_KINDS.get(kind).capture(model, optimizer, inputs, targets)
 
 
 def step_from_models(model_before: nn.Module, model_after: nn.Module, inputs: Any, targets: Any, learning_rate: float) -> BatchStep:

@@ -58,8 +58,6 @@ class CircuitSpec(Protocol):
     @property
     def lookup_range(self) -> tuple[int, int] | None: ...
 
-    def check_ranges(self, inputs: Sequence[torch.Tensor]) -> None: ...
-
 
 FIXED_POINT_FIELDS = ("scale", "param_scale", "decomp_base", "decomp_legs", "tolerance_ulps")
 
@@ -164,10 +162,6 @@ class FixedPointCheck:
     def lookup_range(self) -> tuple[int, int] | None:
         """The input range of the circuit's lookup tables (fixed-point integers); None: it has none."""
         return None
-
-    def check_ranges(self, inputs: Sequence[torch.Tensor]) -> None:
-        """Prover side: refuse grid inputs (in input order) that the circuit cannot take
-        beyond :attr:`value_bound` (WitnessBuilderError). Nothing more by default."""
 
     def canonical_bytes(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()

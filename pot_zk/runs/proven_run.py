@@ -64,7 +64,8 @@ class ProvenRun:
         self.progress = RunProgress()
         self.executor = None
         self.on_result: Callable[[ProofResult], None] | None = None
-        self._last_w_after: str | None = None
+        self._last_after: dict[str, str] = {}
+        """The last step's committed state (W_t+1, and V_t+1 for momentum), by name."""
         self._constants: dict[str, str] = {}
         self._done_steps = {r["step"] for r in bundle.commitments()}
         self._audited_steps: set[int] | None = None
@@ -75,30 +76,29 @@ class ProvenRun:
         return proof_job(self.bundle, self.spec, index, self.cache_dir, self.prover_options)
 
     def record_step(self, step: BatchStep, index: int, epoch: int, batch_index: int, audit) -> None:
-        """Commit to the step (every step) and queue its proof if the policy selects it. W_t is
-        the previous step's W_t+1 commitment, the batch its dataset leaf; constant inputs (a
-        LoRA step's frozen base) are committed once per run."""
+        """Commit to the step (every step) and queue its proof if the policy selects it. W_t (and
+        any other chained state, e.g. the velocity) is the previous step's W_t+1 commitment, the
+        batch its dataset leaf; constant inputs (a LoRA step's frozen base) are committed once
+        per run."""
         encoded = {x.name: x for x in kind_of(step).encode(step)}
 
         def commit(name: str) -> str:
             return self.commitments.commit(encoded[name].values, encoded[name].label)
 
-        w_before = self._last_w_after or commit("w_before")
-        w_after = commit("w_after")
         batch = self.leaves[batch_index]
-        self._last_w_after = w_after
         scheduled = self.pipeline is not None and self.policy(index)
-        record = {
+        record: dict[str, Any] = {
             "step": index,
             "epoch": epoch,
             "batch_index": batch_index,
-            "w_before": w_before,
             "batch": batch,
-            "w_after": w_after,
             "scale": self.spec.scale,
             "loss": step.loss,
             "scheduled": scheduled,
         }
+        for before, after in kind_of(step).chained_inputs:
+            record[before] = self._last_after.get(after) or commit(before)
+            record[after] = self._last_after[after] = commit(after)
         for name in kind_of(step).constant_inputs:
             if name not in self._constants:
                 self._constants[name] = commit(name)

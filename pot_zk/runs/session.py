@@ -32,7 +32,8 @@ from pot_zk.kinds.registry import capture_step
 from pot_zk.proving.executors import create_executor
 from pot_zk.runs import bundle as files
 from pot_zk.data.datasets import Batch, HeldOut
-from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, load_model, read_jsonl, save_model
+from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, read_jsonl, save_model
+from pot_zk.runs.checkpoint import restore_checkpoint, save_checkpoint
 from pot_zk.runs.evaluation import Evaluation, Evaluator, classification
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import prepare_run
@@ -111,7 +112,7 @@ class TrainingSession:
             step = self.arithmetic.step(self.model, step)
         self.run.record_step(step, index, epoch, batch_index, self.audit)
         self.next_step = index + 1
-        save_model(self.model.state_dict(), self.bundle.path(files.CHECKPOINT), {"next_step": str(self.next_step)})
+        save_checkpoint(self.bundle.path(files.CHECKPOINT), self.model, self.optimizer, self.next_step)
         if self.run.executor is not None:
             self.run.executor.check()
         return step
@@ -231,7 +232,8 @@ def resume_session(
         discard_incomplete_tail(bundle.path(name))
     prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
     audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
-    start_step = _restore_checkpoint(bundle, model)
+    checkpoint = bundle.path(files.CHECKPOINT)
+    start_step = restore_checkpoint(checkpoint if checkpoint.exists() else bundle.path(files.INITIAL_MODEL), model, optimizer)
     audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(lifecycle.discarded))
     _audit_cut_off_evaluations(bundle, audit)
     evaluator = evaluator_for(plan, held_out)
@@ -247,11 +249,3 @@ def _audit_cut_off_evaluations(bundle: RunBundle, audit: AuditLog) -> None:
     for record in bundle.evaluations():
         if record["after_step"] not in audited:
             audit.event("evaluation", **record)
-
-
-def _restore_checkpoint(bundle: RunBundle, model: torch.nn.Module) -> int:
-    path = bundle.path(files.CHECKPOINT)
-    source = path if path.exists() else bundle.path(files.INITIAL_MODEL)
-    state, metadata = load_model(source)
-    model.load_state_dict(state)
-    return int(metadata.get("next_step", 0))

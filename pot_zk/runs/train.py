@@ -85,7 +85,9 @@ def declared_data(plan: TrainingPlan) -> tuple[list[Batch], HeldOut | None]:
 
 
 def sgd_optimizer(model: torch.nn.Module, plan: TrainingPlan) -> torch.optim.Optimizer:
-    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=plan.spec.learning_rate)
+    """``torch.optim.SGD`` over the trained parameters, with the configured momentum and weight decay."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(trained, lr=plan.spec.learning_rate, momentum=plan.model.momentum, weight_decay=plan.model.weight_decay)
 
 
 def build_model(plan: TrainingPlan) -> torch.nn.Module:

@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Callable
 
+import torch
+
 from pot_zk.runs import bundle as files
 from pot_zk.backends.registry import commitments_of
 from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import PotZkError, WitnessBuilderError
+from pot_zk.kinds.encoding import OPTIONAL_FIELDS
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.spec_base import CircuitSpec
 from pot_zk.proving.policy import create_policy
@@ -55,7 +58,7 @@ def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], 
     _check_audit_agreement(report, by_step, audit_events)
     if len(report.findings) == failures_before:
         report.passed.append("steps")
-    _check_chain(report, by_step, steps)
+    _check_chain(report, by_step, steps, spec)
     _check_policy(report, manifest, by_step, steps)
     return by_step
 
@@ -96,14 +99,24 @@ def _check_audit_agreement(report, by_step: dict[int, dict], audit_events: list[
     logged = {e.get("step"): e for e in audit_events if e.get("event") == "commitment"}
     for step, record in sorted(by_step.items()):
         event = logged.get(step)
-        if event is None or any(event.get(k) != record.get(k) for k in (*COMMITTED, "base", "batch_index", "scheduled")):
+        if event is None or any(event.get(k) != record.get(k) for k in (*COMMITTED, *OPTIONAL_FIELDS, "batch_index", "scheduled")):
             report.fail("steps", "audit-mismatch", "the commitment record differs from the audit trail's", step)
 
 
-def _check_chain(report, by_step: dict[int, dict], steps: list[int]) -> None:
-    broken = [s for s in steps[1:] if s - 1 in by_step and by_step[s - 1].get("w_after") != by_step[s].get("w_before")]
-    for step in broken:
-        report.fail("commitment-chain", "chain-broken", "W_t of this step is not W_t+1 of the previous step", step)
+def _check_chain(report, by_step: dict[int, dict], steps: list[int], spec: CircuitSpec) -> None:
+    """Each step's state before it (W_t; a momentum step's V_t too) is the previous step's after;
+    a momentum run starts from zero velocity, as torch's optimizer does."""
+    chained = STEP_KINDS.get(spec.kind).chained_inputs
+    broken = [
+        (s, before) for s in steps[1:] for before, after in chained if s - 1 in by_step and by_step[s - 1].get(after) != by_step[s].get(before)
+    ]
+    for step, before in broken:
+        report.fail("commitment-chain", "chain-broken", f"{before} of this step is not {before.replace('before', 'after')} of the previous step", step)
+    if "v_before" in spec.input_names and steps:
+        zeros = commitments_of(spec).commit(torch.zeros(spec.input_sizes()["v_before"], dtype=torch.float64), "zero velocity")
+        if by_step[steps[0]].get("v_before") != zeros:
+            broken.append((steps[0], "v_before"))
+            report.fail("commitment-chain", "velocity-not-zero", "the first step's velocity is not zero (torch starts from none)", steps[0])
     if not broken:
         report.passed.append("commitment-chain")
 

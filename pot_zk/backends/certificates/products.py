@@ -34,6 +34,7 @@ PRODUCT_CHECKS: Registry[ProductChecks] = Registry(
     {
         "sgd": "pot_zk.backends.certificates.sgd_freivalds:SGD_PRODUCTS",
         "lora": "pot_zk.backends.certificates.lora_freivalds:LORA_PRODUCTS",
+        "momentum": "pot_zk.backends.certificates.sgd_freivalds:MOMENTUM_PRODUCTS",
     },
 )
 

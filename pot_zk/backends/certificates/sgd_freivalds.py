@@ -1,5 +1,5 @@
-"""``freivalds`` certificates of SGD steps: the products of the MLP's forward and backward pass
-checked by random projection.
+"""``freivalds`` certificates of SGD steps, with or without momentum: the products of the MLP's
+forward and backward pass checked by random projection.
 
 Per layer l (input A_{l-1}, weights W_l, b_l) the prover reveals, in float64, the
 pre-activations Z_l, the weight gradients G_l = delta_l^T A_{l-1} and, for l > 0, the
@@ -7,7 +7,8 @@ back-propagated products B_l = delta_l W_l. With Gaussian vectors r the verifier
 (Z_l - b_l) r = A_{l-1} (W_l^T r),  G_l r = delta_l^T (A_{l-1} r),  B_l r = delta_l (W_l r),
 recomputes the element-wise parts (ReLU, its mask, the output delta of the loss -- Z_L - Y
 for mse, softmax(Z_L) - one_hot(labels) for cross_entropy, in float64 -- and the bias
-gradients) and takes the update from the checked G_l.
+gradients) and takes the update from the checked G_l (with momentum: the velocity's update
+from them, and the weights' from the revealed V_t+1).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import torch
 
 from pot_zk.backends.certificates.products import check_projection
 from pot_zk.kinds.losses import output_delta
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec, unpack
+from pot_zk.kinds.momentum.circuit import MomentumCircuitSpec
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
 
 
 def _layers(spec: SgdCircuitSpec) -> int:
@@ -40,7 +42,7 @@ class SgdProducts:
 
     def check_products(self, spec: SgdCircuitSpec, tensors: dict[str, torch.Tensor], generator: torch.Generator, roundoff: float) -> None:
         dims = spec.architecture.dims
-        params, x, y = unpack(spec, tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
+        params, x, y = spec.unpack(tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
         zs = [tensors[f"z{l}"] for l in range(_layers(spec))]
         acts = _activations(spec, zs, x)
         delta = output_delta(spec.architecture.loss, zs[-1], y)
@@ -54,8 +56,10 @@ class SgdProducts:
                 check_projection(f"B{l}", tensors[f"b{l}"], [(1.0, delta, weight)], r_in, roundoff)
                 delta = tensors[f"b{l}"] * (zs[l - 1] > 0)
 
-    def update_residual(self, spec: SgdCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        _, _, y = unpack(spec, tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
+    def gradients(self, spec: SgdCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The unscaled weight gradients in parameter order, from the (checked) products and
+        the recomputed element-wise parts."""
+        _, _, y = spec.unpack(tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
         layers = _layers(spec)
         zs = [tensors[f"z{l}"] for l in range(layers)]
         delta = output_delta(spec.architecture.loss, zs[-1], y)
@@ -65,8 +69,24 @@ class SgdProducts:
             grads[2 * l + 1] = delta.sum(0)
             if l > 0:
                 delta = tensors[f"b{l}"] * (zs[l - 1] > 0)
-        update = torch.cat([g.reshape(-1) for g in grads]) * spec.step_constant
+        return torch.cat([g.reshape(-1) for g in grads])
+
+    def update_residual(self, spec: SgdCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        update = self.gradients(spec, tensors) * spec.step_constant
         return tensors["w_after"] - (tensors["w_before"] - update)
 
 
+class MomentumProducts(SgdProducts):
+    """A momentum step reveals and checks the products of an SGD step; its update residual is
+    that of the weights and of the velocity (float64, exact constants)."""
+
+    def update_residual(self, spec: MomentumCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        architecture = spec.architecture
+        gradient = self.gradients(spec, tensors) * spec.gradient_constant + architecture.weight_decay * tensors["w_before"]
+        residual_v = tensors["v_after"] - (architecture.momentum * tensors["v_before"] + gradient)
+        residual_w = tensors["w_after"] - (tensors["w_before"] - spec.learning_rate * tensors["v_after"])
+        return torch.cat([residual_w, residual_v])
+
+
 SGD_PRODUCTS = SgdProducts()
+MOMENTUM_PRODUCTS = MomentumProducts()

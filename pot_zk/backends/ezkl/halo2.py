@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
-from pot_zk.kinds.encoding import StepCommitment, from_fixed_point, to_fixed_point
+from pot_zk.kinds.encoding import OPTIONAL_FIELDS, StepCommitment, from_fixed_point, to_fixed_point
 from pot_zk.exceptions import ProofGenerationError, ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.ezkl.adapter import CompiledCircuit, SrsRef
 from pot_zk.kinds.base import BatchStep
@@ -67,15 +67,13 @@ def prove_step(
 ) -> Halo2Proof:
     """Prove one step. ``srs=None`` uses (and if needed generates) the cached dev SRS.
 
-    Raises WitnessBuilderError when the step is out of range (values, or what the spec's
-    ``check_ranges`` bounds, e.g. the logits of an exp table) or its update is not within
+    Raises WitnessBuilderError when the step is out of range or its update is not within
     tolerance of the circuit's (``enforce_tolerance=False`` exists only to let tests play a
     cheating prover), and ProofGenerationError when the decoded circuit output disagrees with
     the float reference (e.g. fixed-point overflow).
     """
     timings: dict[str, float] = {}
     inputs = [_grid(x.values, spec.scale, spec.value_bound, x.label) for x in spec.step_inputs(step)]
-    spec.check_ranges([torch.tensor(x, dtype=torch.float64) for x in inputs])
     started = time.perf_counter()
     circuit = compiled_circuit(spec, cache_dir)
     if srs is None:
@@ -160,12 +158,13 @@ def verify_step_proof(
         )
     if commitment.scale != spec.scale:
         raise ProofVerificationError("commitment scale differs from the circuit scale", reason="commitment-mismatch")
-    if (commitment.base is not None) != ("base" in spec.input_names):
-        raise ProofVerificationError(
-            f"a {spec.kind} statement {'needs' if 'base' in spec.input_names else 'has no'} a base commitment",
-            reason="commitment-mismatch",
-            field="base",
-        )
+    for name in OPTIONAL_FIELDS:
+        if (getattr(commitment, name) is not None) != (name in spec.input_names):
+            raise ProofVerificationError(
+                f"a {spec.kind} statement {'needs' if name in spec.input_names else 'has no'} a {name} commitment",
+                reason="commitment-mismatch",
+                field=name,
+            )
     for name, found in zip(spec.input_names, instances[:hashed]):
         if found != getattr(commitment, name):
             raise ProofVerificationError(

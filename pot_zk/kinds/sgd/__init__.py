@@ -1,1 +1,1 @@
-"""Full SGD steps of a ReLU MLP with MSE loss."""
+"""Full SGD steps of a ReLU MLP (mean squared error or softmax cross-entropy)."""

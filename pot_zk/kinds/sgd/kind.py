@@ -11,8 +11,9 @@ from torch import nn
 from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
 from pot_zk.kinds.losses import loss_for_targets
 from pot_zk.exceptions import InvalidModelStateError
-from pot_zk.kinds.mlp import MlpArchitecture, architecture_of, backprop, flatten, mlp_from_dims, unflatten
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec, unpack
+from pot_zk.kinds.mlp import MlpArchitecture, architecture_of, flatten, mlp_from_dims, unflatten
+from pot_zk.kinds.mlp_check import backprop_products
+from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
 from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step, encode_sgd_step, step_from_states, validate_sgd_step
 
 
@@ -75,12 +76,7 @@ class SgdKind(StepKind):
 
     def backprop(self, spec: SgdCircuitSpec, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Z_l, the weight gradients G_l and the back-propagated products B_l (l > 0)."""
-        params, x, y = unpack(spec, named["w_before"].reshape(1, -1), named["batch"].reshape(1, -1))
-        trace = backprop(params, x, y, loss=spec.architecture.loss)
-        out = {f"z{l}": z for l, z in enumerate(trace.pre)}
-        out.update({f"g{l}": grads[0] for l, grads in trace.weight_grads.items()})
-        out.update({f"b{l}": back for l, back in trace.back.items()})
-        return out
+        return backprop_products(spec, named)
 
 
 SGD = SgdKind()

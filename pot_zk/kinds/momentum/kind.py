@@ -1,0 +1,83 @@
+"""The ``momentum`` step kind: one step of SGD with momentum (and weight decay) of a ReLU MLP,
+every parameter trained, the velocity committed next to the weights."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
+from pot_zk.kinds.mlp import MlpArchitecture, flatten, mlp_from_dims, unflatten
+from pot_zk.kinds.mlp_check import backprop_products
+from pot_zk.kinds.momentum.circuit import MomentumCircuitSpec
+from pot_zk.kinds.momentum.step import MomentumArchitecture, MomentumStep, capture_momentum_step, encode_momentum_step, validate_momentum_step
+
+STATE_NAMES = ("w_before", "w_after", "v_before", "v_after")
+
+
+class MomentumKind(StepKind):
+    name = "momentum"
+    step_type = MomentumStep
+    spec_type = MomentumCircuitSpec
+    architecture_type = MomentumArchitecture
+    chained_inputs = (("w_before", "w_after"), ("v_before", "v_after"))
+    file_tensor_names = (*STATE_NAMES, "x", "y")
+
+    def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> MomentumStep:
+        return capture_momentum_step(model, optimizer, inputs, targets)
+
+    def validate(self, step: MomentumStep) -> None:
+        validate_momentum_step(step)
+
+    def encode(self, step: MomentumStep) -> list[StepTensor]:
+        return encode_momentum_step(step)
+
+    def file_tensors(self, step: MomentumStep) -> dict[str, torch.Tensor]:
+        encoded = {x.name: x.values for x in encode_momentum_step(step)}
+        return {**{name: encoded[name] for name in STATE_NAMES}, "x": step.inputs, "y": step.targets}
+
+    def file_sizes(self, architecture: MomentumArchitecture) -> dict[str, int]:
+        return {name: architecture.num_params for name in STATE_NAMES}
+
+    def from_file(self, architecture: MomentumArchitecture, learning_rate: float, tensors: Mapping[str, torch.Tensor]) -> MomentumStep:
+        shapes = architecture.param_shapes
+        return MomentumStep(
+            architecture=architecture,
+            learning_rate=learning_rate,
+            weights_before=unflatten(tensors["w_before"], shapes),
+            weights_after=unflatten(tensors["w_after"], shapes),
+            velocity_before=unflatten(tensors["v_before"], shapes),
+            velocity_after=unflatten(tensors["v_after"], shapes),
+            inputs=tensors["x"],
+            targets=tensors["y"],
+        )
+
+    def architecture(self, model: ModelSettings) -> MomentumArchitecture:
+        if not model.momentum:
+            raise ConfigurationError("a momentum step needs optimizer.momentum > 0", key="optimizer.momentum")
+        return MomentumArchitecture(mlp_from_dims(model.dims, model.loss), float(model.momentum), float(model.weight_decay))
+
+    def base_architecture(self, architecture: MomentumArchitecture) -> None:
+        return None
+
+    def mlp(self, architecture: MomentumArchitecture) -> MlpArchitecture:
+        return architecture.mlp
+
+    def build_model(self, architecture: MomentumArchitecture, base_state: Mapping[str, torch.Tensor] | None) -> nn.Module:
+        return architecture.build()
+
+    def model_tensors(self, state: Mapping[str, torch.Tensor], architecture: MomentumArchitecture) -> dict[str, torch.Tensor]:
+        """The parameters, exactly (the velocity is not in a model file)."""
+        if set(state) != {name for name, _ in architecture.param_shapes}:
+            raise KeyError(f"tensors {sorted(state)} are not the parameters of {architecture.to_dict()}")
+        return {"weights": flatten({k: v.double() for k, v in state.items()}, architecture.param_shapes)}
+
+    def backprop(self, spec: MomentumCircuitSpec, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Z_l, the weight gradients G_l and the back-propagated products B_l (l > 0)."""
+        return backprop_products(spec, named)
+
+
+MOMENTUM = MomentumKind()

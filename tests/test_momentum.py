@@ -1,0 +1,182 @@
+"""SGD with momentum (and weight decay): the velocity is captured, committed and chained next to
+the weights; the statement, the certificates and verify cover its update (no prover runs)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from pot_zk.backends.certificates.freivalds import FreivaldsCertificate, verify_freivalds
+from pot_zk.backends.certificates.reexec import ReexecCertificate, verify_reexec
+from pot_zk.backends.certificates.revealed import commitment_of
+from pot_zk.config import build, compose_config
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, ProofVerificationError
+from pot_zk.kinds.encoding import StepCommitment
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.registry import capture_step, load_training_step, save_training_step, spec_for_step
+from pot_zk.proving.strategies import ProofJob
+from pot_zk.runs import bundle as files
+from pot_zk.runs.checkpoint import restore_checkpoint, save_checkpoint
+from pot_zk.runs.train import train
+from pot_zk.testing.tamper import chain_lines
+from pot_zk.verify.run import verify_run
+
+CERTIFICATES = {"reexec": (ReexecCertificate, verify_reexec), "freivalds": (FreivaldsCertificate, verify_freivalds)}
+
+
+def momentum_steps(count: int = 3, weight_decay: float = 0.01, labels: bool = True, seed: int = 0):
+    torch.manual_seed(seed)
+    model = MlpArchitecture((6, 5, 3)).build()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=weight_decay)
+    steps = []
+    for _ in range(count):
+        targets = torch.randint(0, 3, (4,)) if labels else torch.randn(4, 3)
+        steps.append(capture_step(model, optimizer, torch.rand(4, 6), targets))
+    return steps, model, optimizer
+
+
+def residual_ulps(spec, inputs) -> float:
+    return float(spec.reference_output(inputs).abs().max()) * 2**spec.scale
+
+
+def test_a_momentum_step_carries_the_velocity_torch_keeps():
+    steps, model, optimizer = momentum_steps()
+    first, second, third = steps
+    assert first.kind == "momentum" and first.architecture.momentum == 0.9 and first.architecture.weight_decay == 0.01
+    assert all(float(v.abs().max()) == 0.0 for v in first.velocity_before.values())  # torch starts from none
+    assert all(torch.equal(second.velocity_before[k], first.velocity_after[k]) for k in first.velocity_after)
+    buffers = {name: optimizer.state[p]["momentum_buffer"].double() for name, p in model.named_parameters()}
+    assert all(torch.equal(third.velocity_after[k], buffers[k]) for k in buffers)
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["cross_entropy", "mse"])
+def test_the_statement_holds_for_torchs_update_and_not_for_another_velocity_or_weights(labels):
+    step = momentum_steps(labels=labels)[0][-1]
+    spec = spec_for_step(step)
+    assert spec.kind == "momentum" and spec.num_outputs == 2 * spec.architecture.num_params
+    inputs = [x.values for x in spec.step_inputs(step)]
+    assert residual_ulps(spec, inputs) < 0.01  # float32 training against the float64 statement
+    names = list(spec.input_names)
+    for name, index in (("v_after", 3), ("w_after", 7), ("v_before", 0)):
+        tampered = list(inputs)
+        tampered[names.index(name)] = inputs[names.index(name)].clone()
+        tampered[names.index(name)][index] += 0.01
+        assert residual_ulps(spec, tampered) > 5 * spec.tolerance_ulps, name
+
+
+def test_weight_decay_is_part_of_the_statement():
+    step = momentum_steps()[0][-1]
+    spec = spec_for_step(step)
+    undecayed = type(spec)(type(spec.architecture)(spec.architecture.mlp, 0.9, 0.0), spec.batch_size, spec.learning_rate)
+    assert undecayed.circuit_id() != spec.circuit_id()
+    assert residual_ulps(undecayed, [x.values for x in spec.step_inputs(step)]) > spec.tolerance_ulps
+
+
+def test_the_step_file_keeps_the_velocity(tmp_path):
+    step = momentum_steps()[0][-1]
+    save_training_step(step, tmp_path / "step.safetensors")
+    loaded = load_training_step(tmp_path / "step.safetensors", "momentum")
+    assert loaded.architecture == step.architecture
+    assert all(torch.equal(loaded.velocity_after[k], step.velocity_after[k]) for k in step.velocity_after)
+
+
+def test_dampening_and_nesterov_are_refused_before_the_step_runs():
+    torch.manual_seed(0)
+    model = MlpArchitecture((6, 5, 3)).build()
+    for options in ({"dampening": 0.1}, {"nesterov": True}):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, **options)
+        with pytest.raises(InvalidModelStateError, match="without dampening, Nesterov or maximize"):
+            capture_step(model, optimizer, torch.rand(4, 6), torch.tensor([0, 1, 2, 0]))
+        assert not optimizer.state, "the step must not have run"
+
+
+@pytest.mark.parametrize("kind", sorted(CERTIFICATES))
+def test_certificates_cover_the_velocity(kind, tmp_path):
+    strategy, verify = CERTIFICATES[kind]
+    step = momentum_steps()[0][-1]
+    spec = spec_for_step(step)
+    save_training_step(step, tmp_path / "step.safetensors")
+    job = ProofJob(0, "momentum", spec.to_dict(), str(tmp_path / "step.safetensors"), str(tmp_path / "cache"), str(tmp_path / kind))
+    response = strategy()(job)
+    commitment = StepCommitment.from_dict(response.public["commitment"])
+    assert commitment.v_before is not None and commitment.v_after is not None
+    certificate = Path(response.artifacts["proof"])
+    verify(spec, commitment, certificate)
+    tensors = load_file(str(certificate.parent / "witness.safetensors"))
+    tensors["v_after"][5] += 0.01  # another velocity, committed honestly
+    save_file(tensors, str(certificate.parent / "witness.safetensors"))
+    with pytest.raises(ProofVerificationError) as wrong_velocity:
+        verify(spec, commitment_of({name: tensors[name] for name in spec.input_names}, spec), certificate)
+    assert wrong_velocity.value.reason == "update-out-of-tolerance"
+
+
+def test_optimizer_momentum_makes_momentum_steps_and_weight_decay_needs_it(tmp_path):
+    runtime = build(compose_config(["optimizer.momentum=0.9", "optimizer.weight_decay=0.001", f"run_dir={tmp_path}"]))
+    assert runtime.plan.spec.kind == "momentum" and runtime.plan.spec.architecture.weight_decay == 0.001
+    with pytest.raises(ConfigurationError) as alone:
+        build(compose_config(["optimizer.weight_decay=0.001", f"run_dir={tmp_path}"]))
+    assert alone.value.key == "optimizer.weight_decay"
+    with pytest.raises(ConfigurationError) as lora:
+        build(compose_config(["model=lora_tiny", "model.base_run=/nonexistent", "optimizer.momentum=0.9", f"run_dir={tmp_path}"]))
+    assert lora.value.key == "optimizer.momentum"
+    with pytest.raises(ConfigurationError) as groth16:
+        build(compose_config(["prover=groth16", "optimizer.momentum=0.9", f"run_dir={tmp_path}"]))
+    assert groth16.value.key == "prover.backend" and "momentum" not in groth16.value.context["valid"]
+
+
+def test_a_resumed_run_continues_with_the_velocity_it_had(tmp_path):
+    steps, model, optimizer = momentum_steps(count=2, seed=1)
+    save_checkpoint(tmp_path / "checkpoint.safetensors", model, optimizer, 2)
+    fresh = MlpArchitecture((6, 5, 3)).build()
+    fresh_optimizer = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    assert restore_checkpoint(tmp_path / "checkpoint.safetensors", fresh, fresh_optimizer) == 2
+    batch = (torch.rand(4, 6), torch.tensor([2, 0, 1, 1]))
+    resumed = capture_step(fresh, fresh_optimizer, *batch)
+    original = capture_step(model, optimizer, *batch)
+    assert all(torch.equal(resumed.velocity_before[k], steps[-1].velocity_after[k]) for k in resumed.velocity_before)
+    assert all(torch.equal(resumed.weights_after[k], original.weights_after[k]) for k in original.weights_after)
+
+
+@pytest.fixture(scope="module")
+def momentum_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("momentum") / "run"
+    overrides = ["mode=disabled", "model=tiny_mlp", "model.loss=cross_entropy", "data=synthetic", "train.batch_size=2",
+                 "train.max_steps=4", "optimizer.momentum=0.9", "train.progress=false", f"run_dir={run}"]
+    assert train(compose_config(overrides)).status == "completed"
+    return run
+
+
+def _rewrite_commitments(run: Path, change) -> None:
+    records = [json.loads(line) for line in (run / files.COMMITMENTS).read_text().splitlines()]
+    events = [json.loads(line) for line in (run / files.AUDIT).read_text().splitlines()]
+    for record in records + [e for e in events if e["event"] == "commitment"]:
+        change(record)
+    (run / files.COMMITMENTS).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    (run / files.AUDIT).write_bytes(chain_lines(events))
+
+
+def _findings(run: Path, tmp_path: Path) -> set[tuple[str, str]]:
+    return {(f.check, f.reason) for f in verify_run(run, cache_dir=tmp_path / "cache").findings}
+
+
+def test_a_momentum_run_chains_its_velocity_and_verifies(momentum_run, tmp_path):
+    records = [json.loads(line) for line in (momentum_run / files.COMMITMENTS).read_text().splitlines()]
+    assert all(a["v_after"] == b["v_before"] and a["w_after"] == b["w_before"] for a, b in zip(records, records[1:]))
+    report = verify_run(momentum_run, cache_dir=tmp_path / "cache")
+    assert not report.findings, report.summary()
+    assert "commitment-chain" in report.passed
+
+
+def test_a_broken_velocity_chain_and_a_velocity_that_did_not_start_at_zero_are_found(momentum_run, tmp_path):
+    broken = Path(shutil.copytree(momentum_run, tmp_path / "broken"))
+    other = json.loads((broken / files.COMMITMENTS).read_text().splitlines()[3])["v_after"]
+    _rewrite_commitments(broken, lambda r: r.update(v_before=other) if r["step"] == 2 else None)
+    assert ("commitment-chain", "chain-broken") in _findings(broken, tmp_path)
+    started = Path(shutil.copytree(momentum_run, tmp_path / "started"))
+    _rewrite_commitments(started, lambda r: r.update(v_before=other) if r["step"] == 0 else None)
+    assert ("commitment-chain", "velocity-not-zero") in _findings(started, tmp_path)
