@@ -1,0 +1,69 @@
+"""The integer softmax and cross-entropy delta for exact statements (pot_zk/kinds/exact_softmax.py):
+integers only, within one unit of the float64 softmax, every division's quotient and remainder
+in the bounds a circuit would check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.kinds.exact_softmax import COEFFICIENTS, EXP_RANGE, POLY_BITS, cross_entropy_delta, softmax, softmax_trace
+
+SCALE = 12
+
+
+def random_logits(rows: int, classes: int, spread: float, seed: int) -> np.ndarray:
+    generator = np.random.default_rng(seed)
+    return np.round(generator.uniform(-spread, spread, size=(rows, classes)) * 2**SCALE).astype(np.int64)
+
+
+def float_softmax(logits: np.ndarray) -> np.ndarray:
+    return torch.softmax(torch.tensor(logits, dtype=torch.float64) / 2**SCALE, dim=1).numpy()
+
+
+@pytest.mark.parametrize("spread", [0.5, 4.0, 30.0])
+def test_the_integer_softmax_is_within_one_unit_of_the_float_softmax(spread):
+    logits = random_logits(200, 10, spread, seed=int(spread * 10))
+    p = softmax(logits, SCALE)
+    assert p.dtype == np.int64
+    error = np.abs(p / 2**SCALE - float_softmax(logits)).max() * 2**SCALE
+    assert error <= 1.0, error
+    assert np.all(np.abs(p.sum(axis=1) - 2**SCALE) <= 5)  # each class rounded to the nearest unit
+
+
+def test_exp_of_zero_is_exactly_one_and_exp_decreases():
+    trace = softmax_trace(np.array([[0, -1, -4096, -EXP_RANGE * 4096, -100 * 4096]]), SCALE)
+    assert trace.exp[0, 0] == 2**16 and trace.power[0, 0] == COEFFICIENTS[0] == 2**POLY_BITS
+    assert list(trace.exp[0]) == sorted(trace.exp[0], reverse=True)
+    assert trace.shifted[0, -1] == trace.shifted[0, -2] == -EXP_RANGE * 4096  # clamped
+    assert abs(trace.exp[0, 2] / 2**16 - np.exp(-1)) < 2**-15
+
+
+def test_every_division_stays_in_the_bounds_a_circuit_checks():
+    trace = softmax_trace(random_logits(50, 10, 20.0, seed=3), SCALE)
+    assert np.all((trace.remainders >= 0) & (trace.remainders < trace.total[:, None]))
+    assert np.all((trace.probabilities >= 0) & (trace.probabilities <= 2**SCALE))
+    assert np.all(trace.total >= 2**16)  # the row maximum contributes exactly 2**16
+    assert np.all((trace.fraction >= 0) & (trace.fraction < 2**POLY_BITS))
+    assert np.all((trace.whole >= 0) & (trace.whole <= int(EXP_RANGE * np.log2(np.e))))
+    assert np.all((trace.power > 2 ** (POLY_BITS - 1)) & (trace.power <= 2**POLY_BITS))  # 2**-f for f in [0, 1)
+
+
+def test_the_cross_entropy_delta_is_the_float_gradient_to_one_unit():
+    logits = random_logits(64, 10, 6.0, seed=7)
+    labels = np.random.default_rng(8).integers(0, 10, size=64)
+    delta = cross_entropy_delta(logits, labels, SCALE)
+    z = torch.tensor(logits / 2**SCALE, dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.cross_entropy(z, torch.tensor(labels), reduction="sum").backward()
+    assert np.abs(delta / 2**SCALE - z.grad.numpy()).max() * 2**SCALE <= 1.0
+
+
+def test_non_integer_inputs_and_bad_labels_are_refused():
+    with pytest.raises(WitnessBuilderError, match="must be integers"):
+        softmax(np.array([[0.5, 1.0]]), SCALE)
+    with pytest.raises(WitnessBuilderError, match="labels must be N integers in 0..1"):
+        cross_entropy_delta(np.array([[0, 1]]), np.array([2]), SCALE)
+    with pytest.raises(WitnessBuilderError, match="exceed 40 bits"):
+        softmax(np.array([[2**41, 0]]), SCALE)
