@@ -424,7 +424,7 @@ def measure_naive(work: dict[str, Any], repeats: int, scratch: Path, decomp: lis
 
 def measure_training(train: dict[str, Any], cache: Path, scratch: Path) -> dict[str, Any]:
     common = [
-        f"model={train['model']}",
+        f"model={train['model']}", "model.loss=mse",
         *([f"model.dims=[{','.join(map(str, train['dims']))}]"] if "dims" in train else []), "data=synthetic", "data.num_samples=4096", f"train.batch_size={train['batch']}",
         f"train.learning_rate={train['lr']}", f"train.max_steps={train['steps']}", "train.progress=false",
         f"cache_dir={cache}",

@@ -80,12 +80,13 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
         settings = {key: value if value is not None else plan.spec.default_param_scale() for key, value in resolved["circuit"].items()}
         return made, (BACKENDS.get(prover["backend"]).proof_type, prover["binary"], prover["timeout_s"], {**plan.spec.to_dict(), **settings})
     if group == "model":
+        model = values.get("model", values)  # a global option (digits_mlp) also sets train
         made: tuple = (plan.spec.kind, list(plan.kind.mlp(plan.spec.architecture).dims), plan.kind.mlp(plan.spec.architecture).loss)
-        wanted: tuple = (values["kind"], values["dims"], values.get("loss", "mse"))
-        if values["kind"] == "lora":
+        wanted: tuple = (model["kind"], model["dims"], model.get("loss", "mse"))
+        if model["kind"] == "lora":
             architecture = plan.spec.architecture
             made += (list(architecture.adapted), architecture.rank, architecture.alpha)
-            wanted += (values["lora_layers"], values["lora_rank"], values["lora_alpha"])
+            wanted += (model["lora_layers"], model["lora_rank"], model["lora_alpha"])
         return made, wanted
     if group == "data":
         return plan.data.name, values["name"]

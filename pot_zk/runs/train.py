@@ -121,9 +121,42 @@ def print_summary(summary: RunSummary) -> None:
     line = held_out_line(summary.evaluations)
     if line:
         print(line)
+    print(proved_line(summary))
     print(f"bundle: {summary.run_dir}")
     print(f"commitment head: {summary.head} (hand it to the auditor now: it fixes the statement and every step's commitments)")
     print(f"check it with: pot-zk verify {summary.run_dir} --expect-head {summary.head}")
+
+
+ZERO_KNOWLEDGE = ("zk-halo2", "zk-groth16")
+
+
+def proved_line(summary: RunSummary) -> str:
+    """What the run proved, in plain words, from the bundle's final proof outcomes: which steps
+    by which proof type, out of how many, and the final held-out accuracy."""
+    final = {r["step"]: r for r in RunBundle(summary.run_dir).proofs()}
+    by_type: dict[str, list[int]] = {}
+    for step, record in sorted(final.items()):
+        if record["status"] == "proved":
+            by_type.setdefault(str(record["proof_type"]), []).append(step)
+    steps = summary.progress["steps"]
+    if not by_type:
+        said = f"in short: none of the {steps} steps proven; all committed (they can be challenged later)"
+    else:
+        parts = [
+            f"{len(chosen)} with {kind} ({'zero-knowledge' if kind in ZERO_KNOWLEDGE else 'witness revealed to the verifier'}): "
+            f"{'step' if len(chosen) == 1 else 'steps'} {_listed(chosen)}"
+            for kind, chosen in sorted(by_type.items())
+        ]
+        said = (f"in short: {sum(map(len, by_type.values()))} of {steps} steps proven, {'; '.join(parts)}, each the declared "
+                f"update of its committed weights on its committed batch; all {steps} committed")
+    scores = [e for e in summary.evaluations if e.accuracy is not None]
+    if scores and scores[-1].after_step == steps:
+        said += f"; held-out accuracy {scores[-1].accuracy:.1%} (initial {scores[0].accuracy:.1%})"
+    return said
+
+
+def _listed(steps: list[int]) -> str:
+    return ", ".join(str(s) for s in steps[:8]) + (f" and {len(steps) - 8} more" if len(steps) > 8 else "")
 
 
 def held_out_line(evaluations: tuple[Evaluation, ...]) -> str | None:

@@ -19,7 +19,7 @@ from pot_zk.kinds.registry import STEP_KINDS
 
 
 def test_prover_groth16_builds_the_exact_statement_with_its_scheme_and_arithmetic(tmp_path):
-    runtime = build(compose_config(["prover=groth16"], run_dir=tmp_path))
+    runtime = build(compose_config(["prover=groth16", "model.loss=mse", "train.learning_rate=0.05"], run_dir=tmp_path))
     plan = runtime.plan
     assert runtime.strategy.name == "zk-groth16" and plan.backend is BACKENDS.get("groth16") is PROOF_TYPES.get("zk-groth16")
     assert plan.spec == Groth16SgdSpec((16, 8, 10), 8, 0.05)

@@ -38,7 +38,7 @@ PROVEN = (0, 3)
 def overrides(run: Path, cache: Path, *extra: str) -> list[str]:
     """Digits (16 features, 10 classes) on a 16-4-10 MLP, batch 4, 6 steps, steps 0 and 3 proven."""
     return [
-        "prover=groth16", "model=digits_mlp", "model.dims=[16,4,10]", "train.batch_size=4", "train.max_steps=6",
+        "prover=groth16", "model=digits_mlp", "model.loss=mse", "train.learning_rate=0.05", "model.dims=[16,4,10]", "train.batch_size=4", "train.max_steps=6",
         "policy=every_k", "policy.k=3", f"run_dir={run}", f"cache_dir={cache}", "train.progress=false", *extra,
     ]
 
@@ -193,7 +193,7 @@ def test_a_verifier_without_the_run_s_key_cannot_check_it(honest, tmp_path):
 
 def test_auditor_keys_prove_a_run_only_they_verify(honest, tmp_path):
     run, cache = honest
-    spec_overrides = overrides(tmp_path / "unused", cache)[:5]
+    spec_overrides = overrides(tmp_path / "unused", cache)[:7]
     pot_zk = str(Path(sys.executable).parent / "pot-zk")
     keys_dir = tmp_path / "auditor-keys"
     done = subprocess.run([pot_zk, "keys", "new", *spec_overrides, "--out", str(keys_dir), "--cache-dir", str(tmp_path / "auditor-cache")],
