@@ -97,9 +97,14 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
     raise AssertionError(f"no check of what build makes of group {group!r}: add one")
 
 
+REQUIRES = {("prover", "groth16"): ("model.loss=mse",)}
+"""Options that do not build with every default: groth16 states MSE steps, the default digits
+model is a cross-entropy classifier (refused: tests/groth16/test_groth16_backend.py)."""
+
+
 @pytest.mark.parametrize(("group", "option"), group_options())
 def test_every_group_option_composes_into_its_values_and_builds_them(group, option, tmp_path):
-    cfg = compose_config([f"{group}={option}", f"run_dir={tmp_path}"])
+    cfg = compose_config([f"{group}={option}", *REQUIRES.get((group, option), ()), f"run_dir={tmp_path}"])
     composed = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
     for key, values in expected_config(group, option).items():
         differing = {name: (value, composed[key].get(name)) for name, value in values.items() if composed[key].get(name) != value}

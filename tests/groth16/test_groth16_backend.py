@@ -51,3 +51,9 @@ def test_a_misspelt_groth16_setting_fails_at_compose_time():
     assert compose_config(["prover=groth16", "circuit.quotient_bits=20"]).circuit.quotient_bits == 20
     with pytest.raises(ConfigCompositionException):
         compose_config(["prover=groth16", "circuit.quotient_bit=20"])
+
+
+def test_a_cross_entropy_model_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigurationError, match="MSE loss, not relu with cross_entropy") as raised:
+        build(compose_config(["prover=groth16", "model.loss=cross_entropy"], run_dir=tmp_path))
+    assert raised.value.context["key"] == "model.loss"

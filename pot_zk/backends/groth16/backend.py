@@ -55,6 +55,13 @@ class Groth16Backend(ProverBackend):
         for key, value in settings.items():
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigurationError(f"circuit.{key} must be an integer, got {value!r}", key=f"circuit.{key}")
+        mlp = kind.mlp(architecture)
+        if (mlp.activation, mlp.loss) != ("relu", "mse"):
+            raise ConfigurationError(
+                f"the groth16 backend proves ReLU MLPs with MSE loss, not {mlp.activation} with {mlp.loss} "
+                "(use prover=ezkl, or model.loss=mse)",
+                key="model.loss",
+            )
         if kind.name == "sgd":
             return Groth16SgdSpec(tuple(architecture.dims), batch_size, float(learning_rate), **settings)
         if kind.name == "lora":
