@@ -29,10 +29,17 @@ def base_commitment(run: Path) -> str:
     return str(max(records, key=lambda r: r["step"])["w_after"])
 
 
-def base_run_model(run: Path, architecture: MlpArchitecture, commitments: CommitmentScheme) -> dict[str, torch.Tensor]:
+def base_run_model(run: Path, architecture: MlpArchitecture, commitments: CommitmentScheme, backend: str) -> dict[str, torch.Tensor]:
     """The base run's final weights, after checking the run's architecture and that the file
     hashes (under ``commitments``, the new run's scheme) to the run's last commitment."""
     bundle = RunBundle.open(run)
+    trained_with = str(bundle.manifest().get("backend", "ezkl"))
+    if trained_with != backend:
+        raise ConfigurationError(
+            f"the base run {run} was trained with prover={trained_with}, whose commitments (and grid) are not "
+            f"those of prover={backend}: train the base with prover={backend}",
+            key="model.base_run",
+        )
     declared = bundle.manifest()["circuit"]["architecture"]
     if declared != architecture.to_dict():
         raise ConfigurationError(

@@ -93,7 +93,7 @@ def sgd_optimizer(model: torch.nn.Module, plan: TrainingPlan) -> torch.optim.Opt
 def build_model(plan: TrainingPlan) -> torch.nn.Module:
     """The seeded model to train: a fresh MLP, or the base run's final model with LoRA adapters."""
     base = plan.kind.base_architecture(plan.spec.architecture)
-    base_state = None if base is None or plan.base_run is None else base_run_model(plan.base_run, base, plan.commitments)
+    base_state = None if base is None or plan.base_run is None else base_run_model(plan.base_run, base, plan.commitments, plan.backend.name)
     return seeded_model(plan.spec, plan.seed, base_state)
 
 
