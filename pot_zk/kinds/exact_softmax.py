@@ -37,6 +37,8 @@ from pot_zk.exceptions import WitnessBuilderError
 
 EXP_RANGE = 12
 """u is clamped at -EXP_RANGE (exp(-12) ~ 6e-6): the same clamp as the zk-halo2 statement."""
+EXP_BITS = 16
+"""e = exp(u / S) is computed at 2**-EXP_BITS (the default of every function below)."""
 LOG2E_BITS = 28
 POLY_BITS = 24
 POLY_DEGREE = 9
@@ -69,7 +71,7 @@ class SoftmaxTrace:
     """e * S + Z // 2 - p * Z, each in [0, Z)."""
 
 
-def softmax_trace(logits: np.ndarray, scale: int, exp_bits: int = 16) -> SoftmaxTrace:
+def softmax_trace(logits: np.ndarray, scale: int, exp_bits: int = EXP_BITS) -> SoftmaxTrace:
     """The integer softmax of each row of ``logits`` (integers at 2**-scale), with every
     intermediate. Logits must fit 40 bits (WitnessBuilderError otherwise: the products below
     then stay within int64)."""
@@ -97,12 +99,12 @@ def softmax_trace(logits: np.ndarray, scale: int, exp_bits: int = 16) -> Softmax
     return SoftmaxTrace(row_max, shifted, whole, fraction, power, exp, total, probabilities, remainders)
 
 
-def softmax(logits: np.ndarray, scale: int, exp_bits: int = 16) -> np.ndarray:
+def softmax(logits: np.ndarray, scale: int, exp_bits: int = EXP_BITS) -> np.ndarray:
     """p = softmax(logits) at 2**-scale, integers (see the module docstring)."""
     return softmax_trace(logits, scale, exp_bits).probabilities
 
 
-def cross_entropy_delta(logits: np.ndarray, labels: np.ndarray, scale: int, exp_bits: int = 16) -> np.ndarray:
+def cross_entropy_delta(logits: np.ndarray, labels: np.ndarray, scale: int, exp_bits: int = EXP_BITS) -> np.ndarray:
     """softmax(logits) - one_hot(labels), integers at 2**-scale: the output delta the exact
     backward pass starts from (the gradient of the summed cross-entropy at the logits)."""
     p = softmax(logits, scale, exp_bits)

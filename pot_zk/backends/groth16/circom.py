@@ -1,7 +1,9 @@
 """The circom 2 source of the ``zk-groth16`` SGD circuit, generated from its spec.
 
 The circuit proves, for private inputs W_t (``w_before``), X, Y and W_t+1 (``w_after``), that
-W_t+1 is exactly :func:`pot_zk.backends.groth16.exact.exact_sgd_step` of W_t on (X, Y), and
+W_t+1 is exactly :func:`pot_zk.backends.groth16.exact.exact_sgd_step` of W_t on (X, Y) (Y: the
+targets for mse, the class labels ``k * 2**scale`` for cross_entropy, whose softmax templates
+are in :mod:`pot_zk.backends.groth16.softmax_circom`), and
 exposes the commitments of :mod:`pot_zk.backends.groth16.commit` as its public outputs, in
 the order ``c_w_before``, ``c_batch``, ``c_w_after``. The templates and their soundness rules
 are in :mod:`pot_zk.backends.groth16.circuit_writer`. The source depends on the spec alone:
@@ -14,6 +16,7 @@ from typing import Any
 
 from pot_zk.backends.groth16.circuit_writer import CircuitWriter, source
 from pot_zk.backends.groth16.commit import packing_width
+from pot_zk.backends.groth16.softmax_circom import cross_entropy_delta, softmax_templates
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
 
 
@@ -30,7 +33,8 @@ def circuit_source(spec: Any) -> str:
 
 
 def sgd_circuit_source(spec: Groth16SgdSpec) -> str:
-    return source(spec, _main(spec), "SgdStep")
+    templates = softmax_templates(spec.dims[-1], spec.scale) if spec.loss == "cross_entropy" else ""
+    return source(spec, _main(spec), "SgdStep", templates)
 
 
 def _main(spec: Groth16SgdSpec) -> str:
@@ -40,7 +44,8 @@ def _main(spec: Groth16SgdSpec) -> str:
     out = CircuitWriter("SgdStep")
     out.add(f"signal input w_before[{params}];")
     out.add(f"signal input x[{n}][{d0}];")
-    out.add(f"signal input y[{n}][{dl}];")
+    labels = spec.loss == "cross_entropy"
+    out.add(f"signal input y[{n}];" if labels else f"signal input y[{n}][{dl}];")
     out.add(f"signal input w_after[{params}];")
     for name in ("c_w_before", "c_batch", "c_w_after"):
         out.add(f"signal output {name};")
@@ -48,7 +53,10 @@ def _main(spec: Groth16SgdSpec) -> str:
     out.add("// every input is range-checked and committed; the batch is X then Y, row-major")
     out.add(f"signal batch[{spec.num_batch_values}];")
     out.loop(n, d0, f"batch[n * {d0} + m] <== x[n][m];")
-    out.loop(n, dl, f"batch[{n * d0} + n * {dl} + m] <== y[n][m];")
+    if labels:
+        out.add(f"for (var n = 0; n < {n}; n++) {{ batch[{n * d0} + n] <== y[n]; }}")
+    else:
+        out.loop(n, dl, f"batch[{n * d0} + n * {dl} + m] <== y[n][m];")
     width = packing_width(vb)
     out.committed_input("w_before", params, vb, width, "c_w_before")
     out.committed_input("batch", spec.num_batch_values, vb, width, "c_batch")
@@ -67,9 +75,13 @@ def _main(spec: Groth16SgdSpec) -> str:
         if layer < layers:
             out.relu(f"relu{layer}", n, fan_out, f"forward{layer}")
     out.add()
-    out.add(f"// output error: delta{layers} = z{layers} - y")
-    out.add(f"signal delta{layers}[{n}][{dl}];")
-    out.loop(n, dl, f"delta{layers}[n][m] <== forward{layers}.out[n][m] - y[n][m];")
+    if labels:
+        out.add(f"// output error: delta{layers} = softmax(z{layers}) - 2^{scale} onehot(y), every line of exact_softmax checked")
+        cross_entropy_delta(out, n, dl, scale, qb, f"forward{layers}.out[n][m]", "y[n]", f"delta{layers}")
+    else:
+        out.add(f"// output error: delta{layers} = z{layers} - y")
+        out.add(f"signal delta{layers}[{n}][{dl}];")
+        out.loop(n, dl, f"delta{layers}[n][m] <== forward{layers}.out[n][m] - y[n][m];")
     for layer in range(layers, 0, -1):
         fan_in, fan_out = dims[layer - 1], dims[layer]
         weight, bias = offsets[2 * layer - 2], offsets[2 * layer - 1]

@@ -170,8 +170,8 @@ template PackedCommitment(count, bits, width) {
 """
 
 
-def source(spec: Any, main: str, main_name: str) -> str:
-    """A complete circuit: header naming the spec, the shared templates, ``main``."""
+def source(spec: Any, main: str, main_name: str, templates: str = "") -> str:
+    """A complete circuit: header naming the spec, the shared templates (and ``templates``), ``main``."""
     return "\n".join(
         [
             f"// pot-zk {spec.circuit_version} circuit {spec.circuit_id()}",
@@ -179,6 +179,7 @@ def source(spec: Any, main: str, main_name: str) -> str:
             PRAGMA,
             *INCLUDES,
             TEMPLATES,
+            *([templates] if templates else []),
             main,
             f"component main = {main_name}();",
             "",
@@ -186,9 +187,9 @@ def source(spec: Any, main: str, main_name: str) -> str:
     )
 
 
-def gadget_source(main: str) -> str:
-    """The shared templates with the given main line (tests check one gadget at a time)."""
-    return "\n".join([PRAGMA, *INCLUDES, TEMPLATES, main, ""])
+def gadget_source(main: str, templates: str = "") -> str:
+    """The shared templates (and ``templates``) with the given main line (tests check one gadget at a time)."""
+    return "\n".join([PRAGMA, *INCLUDES, TEMPLATES, *([templates] if templates else []), main, ""])
 
 
 class CircuitWriter:

@@ -4,10 +4,15 @@ For a :class:`~pot_zk.backends.groth16.spec.Groth16SgdSpec` with ``S = 2**scale`
 ``//`` a floor division (docs/groth16.md):
 
     forward   z_l = (h_{l-1} @ W_l^T) // S + b_l,     h_0 = X,  h_l = relu(z_l) (hidden l)
-    loss      delta_L = z_L - Y
+    loss      delta_L = z_L - Y                                       (mse)
+              delta_L = softmax_S(z_L) - S * onehot(labels)           (cross_entropy)
     backward  gW_l = (delta_l^T @ h_{l-1}) // S,  gb_l = sum_n delta_l
               delta_{l-1} = ((delta_l @ W_l) // S) * [z_{l-1} > 0]
     update    W' = W - (c_fix * g) // 2**param_scale
+
+where softmax_S is the integer softmax of :mod:`pot_zk.kinds.exact_softmax` (at 2**-scale, the
+one the circuit checks line by line) and the labels are the batch targets ``k * S`` (class k
+at the statement's scale, as every backend commits them).
 
 Bounds (exactly what the circuit range-checks): W, X, Y and W' in the signed range of
 ``value_bits`` bits; every z, gW and (delta @ W) // S in the signed range of
@@ -24,6 +29,7 @@ import numpy as np
 
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.kinds.exact_softmax import cross_entropy_delta
 
 
 def signed_range(bits: int) -> tuple[int, int]:
@@ -79,7 +85,8 @@ def dequantise(values: np.ndarray, scale: int) -> np.ndarray:
 
 
 def exact_sgd_step(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> np.ndarray:
-    """W_t+1 (flat, canonical order, int64) from W_t (flat), X (N x d_0) and Y (N x d_L)."""
+    """W_t+1 (flat, canonical order, int64) from W_t (flat), X (N x d_0) and Y (N x d_L for
+    mse; N labels ``k * 2**scale`` for cross_entropy)."""
     w, x, y = check_inputs(spec, w_int, x_int, y_int)
     params = split_params(spec, w)
     gradients = _gradients(spec, params, x, y)
@@ -93,8 +100,9 @@ def exact_sgd_step(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y
 def check_inputs(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shapes and ranges of a step's integer inputs; returns them as int64 arrays."""
     n, d_in, d_out = spec.batch_size, spec.dims[0], spec.dims[-1]
+    y_shape = (n,) if spec.loss == "cross_entropy" else (n, d_out)
     checked = []
-    for what, values, shape in (("weights", w_int, (spec.num_params,)), ("X", x_int, (n, d_in)), ("Y", y_int, (n, d_out))):
+    for what, values, shape in (("weights", w_int, (spec.num_params,)), ("X", x_int, (n, d_in)), ("Y", y_int, y_shape)):
         array = np.asarray(values)
         if array.shape != shape:
             raise WitnessBuilderError(f"{what} has shape {list(array.shape)}, expected {list(shape)}", expected=list(shape), actual=list(array.shape), tensor=what)
@@ -103,7 +111,26 @@ def check_inputs(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_i
         array = array.astype(np.int64)
         check_range(array.reshape(-1), spec.value_bits, what)
         checked.append(array)
+    if spec.loss == "cross_entropy":
+        class_labels(spec, checked[2])
     return checked[0], checked[1], checked[2]
+
+
+def class_labels(spec: Groth16SgdSpec, y: np.ndarray) -> np.ndarray:
+    """The class of each committed label ``k * 2**scale`` (WitnessBuilderError unless every
+    label is one of 0, S, ..., (d_out - 1) S)."""
+    unit = 2**spec.scale
+    classes = y // unit
+    bad = np.flatnonzero((y % unit != 0) | (classes < 0) | (classes >= spec.dims[-1]))
+    if bad.size:
+        raise WitnessBuilderError(
+            f"class labels must be integers in 0..{spec.dims[-1] - 1} (at 2**-{spec.scale}: multiples of {unit})",
+            expected=f"k * {unit}, k in 0..{spec.dims[-1] - 1}",
+            actual=int(y[bad[0]]),
+            tensor="Y",
+            first_index=int(bad[0]),
+        )
+    return classes
 
 
 def split_params(spec: Groth16SgdSpec, w: np.ndarray) -> list[np.ndarray]:
@@ -138,7 +165,10 @@ def _gradients(spec: Groth16SgdSpec, params: list[np.ndarray], x: np.ndarray, y:
         check_range(z.reshape(-1), spec.quotient_bits, f"layer {layer} pre-activation z")
         pre_activations.append(z)
         activations.append(np.maximum(z, 0) if layer < layers else z)
-    delta = activations[-1] - y
+    if spec.loss == "cross_entropy":
+        delta = cross_entropy_delta(activations[-1], class_labels(spec, y), spec.scale)
+    else:
+        delta = activations[-1] - y
     gradients: list[np.ndarray] = [np.empty(0)] * len(params)
     for layer in range(layers, 0, -1):
         gradients[2 * layer - 2] = _rescale(delta.T @ activations[layer - 1], spec, f"layer {layer} weight gradient")

@@ -8,8 +8,13 @@ Fixed point (docs/groth16.md): every value is an integer at ``scale`` bits; weig
 values and the weights after the step lie in the signed range of ``value_bits`` bits,
 ``[-2**(value_bits-1), 2**(value_bits-1))``; every rescaled quantity (pre-activations,
 weight gradients, back-propagated deltas) in the signed range of ``quotient_bits`` bits. The
-update constant ``c = 2 * learning_rate / (batch_size * d_out)`` is the integer
-``c_fix = round_half_away(c * 2**param_scale)``.
+update constant ``c = 2 * learning_rate / (batch_size * d_out)`` (``loss="mse"``) or
+``c = learning_rate / batch_size`` (``loss="cross_entropy"``: the output delta is the integer
+softmax minus the one-hot label, :mod:`pot_zk.kinds.exact_softmax`) is the integer
+``c_fix = round_half_away(c * 2**param_scale)``. A cross-entropy batch is X then the class
+labels at ``scale`` bits (label k as ``k * 2**scale``, the encoding every backend commits), so
+the largest label must fit ``value_bits``. MSE and cross-entropy statements have their own
+circuit versions, hence their own circuit ids and keys.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from typing import Any, ClassVar, Mapping
 from pot_zk.exceptions import ConfigurationError
 
 CIRCUIT_VERSION = "groth16-sgd/1"
+CE_CIRCUIT_VERSION = "groth16-sgd-ce/1"
+VERSIONS = {"mse": CIRCUIT_VERSION, "cross_entropy": CE_CIRCUIT_VERSION}
+"""The circuit version of each loss the SGD circuit states."""
 KIND = "sgd"
 BACKEND = "groth16"
 
@@ -46,6 +54,9 @@ class FixedPointStatement:
     """What the zk-groth16 specs share (a mixin for frozen dataclasses with the fields
     ``dims``, ``batch_size``, ``learning_rate``, ``scale``, ``param_scale``, ``value_bits``,
     ``quotient_bits``, ``circuit_version`` and a ClassVar ``expected_version``)."""
+
+    losses: ClassVar[tuple[str, ...]] = ("mse",)
+    """The losses the statement's circuit states."""
 
     def _check_common(self) -> None:
         object.__setattr__(self, "dims", tuple(self.dims))
@@ -135,8 +146,8 @@ class FixedPointStatement:
             )
         architecture = data["architecture"]
         base = architecture.get("base", architecture)
-        if base.get("activation", "relu") != "relu" or base.get("loss", "mse") != "mse":
-            raise ConfigurationError("only ReLU MLPs with MSE loss are supported", key="circuit.architecture")
+        if base.get("activation", "relu") != "relu" or base.get("loss", "mse") not in cls.losses:
+            raise ConfigurationError(f"only ReLU MLPs with loss {' or '.join(cls.losses)} are supported", key="circuit.architecture")
         return architecture
 
     def canonical_bytes(self) -> bytes:
@@ -148,11 +159,11 @@ class FixedPointStatement:
 
 @dataclass(frozen=True)
 class Groth16SgdSpec(FixedPointStatement):
-    """One exact SGD step of a ReLU MLP with MSE loss, proven with Groth16."""
+    """One exact SGD step of a ReLU MLP with MSE or softmax cross-entropy loss, proven with Groth16."""
 
     kind: ClassVar[str] = KIND
     backend: ClassVar[str] = BACKEND
-    expected_version: ClassVar[str] = CIRCUIT_VERSION
+    losses: ClassVar[tuple[str, ...]] = tuple(VERSIONS)
     public_names: ClassVar[tuple[str, ...]] = ("w_before", "batch", "w_after")
     """The commitments the circuit outputs, in public-input order."""
 
@@ -163,11 +174,23 @@ class Groth16SgdSpec(FixedPointStatement):
     param_scale: int = 20
     value_bits: int = 16
     quotient_bits: int = 24
-    circuit_version: str = CIRCUIT_VERSION
+    circuit_version: str = ""
+    """Empty: the loss's own (:data:`VERSIONS`)."""
+    loss: str = "mse"
 
     def __post_init__(self) -> None:
+        if self.loss not in VERSIONS:
+            raise ConfigurationError(f"the groth16 SGD circuit states losses {list(VERSIONS)}, not {self.loss!r}", key="model.loss")
+        if not self.circuit_version:
+            object.__setattr__(self, "circuit_version", VERSIONS[self.loss])
         self._check_common()
         self._check_constants()
+        if self.loss == "cross_entropy":
+            self._check_labels()
+
+    @property
+    def expected_version(self) -> str:  # type: ignore[override]
+        return VERSIONS[self.loss]
 
     @property
     def architecture(self) -> Any:
@@ -175,7 +198,16 @@ class Groth16SgdSpec(FixedPointStatement):
         program reads specs without importing torch)."""
         from pot_zk.kinds.mlp import MlpArchitecture
 
-        return MlpArchitecture(self.dims)
+        return MlpArchitecture(self.dims, loss=self.loss)
+
+    @property
+    def targets_per_sample(self) -> int:
+        """Batch values per sample after X: d_out targets (mse), one class label (cross_entropy)."""
+        return 1 if self.loss == "cross_entropy" else self.dims[-1]
+
+    @property
+    def num_batch_values(self) -> int:
+        return self.batch_size * (self.dims[0] + self.targets_per_sample)
 
     def input_sizes(self) -> dict[str, int]:
         return {"w_before": self.num_params, "batch": self.num_batch_values, "w_after": self.num_params}
@@ -199,16 +231,21 @@ class Groth16SgdSpec(FixedPointStatement):
 
     @property
     def step_constant(self) -> Fraction:
-        """c = 2 * lr / (N * d_out), exactly (lr is the binary value of the float)."""
+        """c = 2 * lr / (N * d_out) (mse) or lr / N (cross_entropy), exactly (lr is the binary
+        value of the float): c times the backward pass from the output delta is lr times the
+        gradient of the mean loss."""
+        if self.loss == "cross_entropy":
+            return Fraction(self.learning_rate) / self.batch_size
         return 2 * Fraction(self.learning_rate) / (self.batch_size * self.dims[-1])
 
     def accumulator_bound(self) -> int:
-        """An upper bound on |every integer the step computes| for inputs in range."""
+        """An upper bound on |every integer the step computes| for inputs in range (the
+        softmax's own integers stay below 2**56, :mod:`pot_zk.kinds.exact_softmax`)."""
         v = 2 ** (self.value_bits - 1)
         q = 2 ** (self.quotient_bits - 1)
         n = self.batch_size
         worst = 0
-        delta = q + v  # output layer: z_L - y
+        delta = 2**self.scale if self.loss == "cross_entropy" else q + v  # output layer: p - S onehot, or z_L - y
         for layer in range(self.num_layers, 0, -1):
             fan_in, fan_out = self.dims[layer - 1], self.dims[layer]
             activation = v if layer == 1 else q
@@ -222,12 +259,22 @@ class Groth16SgdSpec(FixedPointStatement):
             delta = q
         return worst
 
+    def _check_labels(self) -> None:
+        largest = (self.dims[-1] - 1) * 2**self.scale
+        if largest >= 2 ** (self.value_bits - 1):
+            needed = largest.bit_length() + 1
+            raise ConfigurationError(
+                f"cross-entropy labels are committed at 2**-{self.scale} (label k as k * 2**{self.scale}): "
+                f"label {self.dims[-1] - 1} needs value_bits >= {needed} (circuit.value_bits={needed})",
+                key="circuit.value_bits",
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": KIND,
             "backend": BACKEND,
             "circuit_version": self.circuit_version,
-            "architecture": {"dims": list(self.dims), "activation": "relu", "loss": "mse"},
+            "architecture": {"dims": list(self.dims), "activation": "relu", "loss": self.loss},
             **self._fixed_point_dict(),
         }
 
@@ -235,7 +282,8 @@ class Groth16SgdSpec(FixedPointStatement):
     def from_dict(cls, data: Mapping[str, Any]) -> "Groth16SgdSpec":
         try:
             architecture = cls._check_header(data)
-            return cls(dims=tuple(strict_int(d) for d in architecture["dims"]), **cls._fixed_point_fields(data))
+            loss = str(architecture.get("loss", "mse"))
+            return cls(dims=tuple(strict_int(d) for d in architecture["dims"]), loss=loss, **cls._fixed_point_fields(data))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigurationError(f"malformed groth16 sgd spec: {exc!r}", key="circuit") from exc
 
