@@ -76,8 +76,9 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
         resolved = OmegaConf.to_container(OmegaConf.create(values), resolve=True)
         prover = resolved["prover"]
         made = (runtime.strategy.name, runtime.strategy.binary, runtime.strategy.timeout_s, plan.spec.to_dict())
-        # a null setting is the statement's own default (ezkl's param_scale: 20 for mse)
-        settings = {key: value if value is not None else plan.spec.default_param_scale() for key, value in resolved["circuit"].items()}
+        # a null setting is the statement's own default (ezkl's param_scale: 20 for mse; groth16's
+        # value_bits: 17 for the default digits classifier's labels)
+        settings = {key: value if value is not None else getattr(plan.spec, f"default_{key}")() for key, value in resolved["circuit"].items()}
         return made, (BACKENDS.get(prover["backend"]).proof_type, prover["binary"], prover["timeout_s"], {**plan.spec.to_dict(), **settings})
     if group == "model":
         model = values.get("model", values)  # a global option (digits_mlp) also sets train
@@ -97,9 +98,8 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
     raise AssertionError(f"no check of what build makes of group {group!r}: add one")
 
 
-REQUIRES = {("prover", "groth16"): ("model.loss=mse",)}
-"""Options that do not build with every default: groth16 states MSE steps, the default digits
-model is a cross-entropy classifier (refused: tests/groth16/test_groth16_backend.py)."""
+REQUIRES: dict[tuple[str, str], tuple[str, ...]] = {}
+"""Options that do not build with every default, and what they need."""
 
 
 @pytest.mark.parametrize(("group", "option"), group_options())

@@ -35,10 +35,11 @@ def parse_accepted(pairs: list[str] | None) -> dict[str, str]:
 def default_settings(spec: Any) -> dict[str, Any]:
     """The spec's settings that have a default, with that default. A field whose default is
     None takes the spec's own ``default_<name>()`` when it has one (ezkl's ``param_scale``: 20
-    for mse, ``scale`` for cross_entropy)."""
+    for mse, ``scale`` for cross_entropy). A field marked ``metadata={"setting": False}`` is a
+    hyper-parameter of the training (zk-groth16's ``loss``), shown in the spec, not a setting."""
     defaults = {}
     for field in dataclasses.fields(spec):
-        if field.default is dataclasses.MISSING or field.name == TOLERANCE:
+        if field.default is dataclasses.MISSING or field.name == TOLERANCE or field.metadata.get("setting") is False:
             continue
         resolve = getattr(spec, f"default_{field.name}", None)
         defaults[field.name] = resolve() if field.default is None and resolve is not None else field.default

@@ -13,6 +13,7 @@ from pot_zk.backends.groth16.training import ExactTraining
 from pot_zk.backends.registry import BACKENDS, PROOF_TYPES, spec_from_dict
 from pot_zk.config import build, compose_config
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.lora.step import LoraArchitecture
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import STEP_KINDS
@@ -39,7 +40,7 @@ def test_a_lora_statement_comes_from_the_lora_kind():
 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"tolerance_ulps": 4}, r"unknown circuit setting\(s\) \['tolerance_ulps'\] for the groth16 backend; valid: scale, param_scale, value_bits, quotient_bits"),
-    ({"value_bits": "16"}, r"circuit.value_bits must be an integer, got '16'"),
+    ({"value_bits": "16"}, r"circuit.value_bits must be an integer \(or null: the statement's own\), got '16'"),
     ({"quotient_bits": 8}, r"quotient_bits must be >= value_bits"),
 ])
 def test_the_groth16_backend_checks_its_circuit_settings(settings, message):
@@ -53,7 +54,40 @@ def test_a_misspelt_groth16_setting_fails_at_compose_time():
         compose_config(["prover=groth16", "circuit.quotient_bit=20"])
 
 
-def test_a_cross_entropy_model_is_refused_before_anything_runs(tmp_path):
-    with pytest.raises(ConfigurationError, match="MSE loss, not relu with cross_entropy") as raised:
-        build(compose_config(["prover=groth16", "model.loss=cross_entropy"], run_dir=tmp_path))
-    assert raised.value.context["key"] == "model.loss"
+def test_the_default_digits_classifier_builds_a_cross_entropy_statement_of_its_own(tmp_path):
+    plan = build(compose_config(["prover=groth16"], run_dir=tmp_path)).plan
+    assert plan.spec == Groth16SgdSpec((16, 8, 10), 8, 0.3, loss="cross_entropy")
+    assert (plan.spec.circuit_version, plan.spec.value_bits) == ("groth16-sgd-ce/1", 17)  # label 9 at 2**-12 needs 17 bits
+    assert plan.commitments == PackedPoseidon(12, 17)
+    assert spec_from_dict(plan.spec.to_dict()) == plan.spec
+    mse = Groth16SgdSpec((16, 8, 10), 8, 0.3)
+    assert (mse.circuit_version, mse.value_bits) == ("groth16-sgd/1", 16) and mse.circuit_id() != plan.spec.circuit_id()
+
+
+def test_a_cross_entropy_statement_whose_labels_do_not_fit_is_refused():
+    with pytest.raises(ConfigurationError, match=r"label 9 needs value_bits >= 17 \(circuit.value_bits=17\)") as raised:
+        build(compose_config(["prover=groth16", "circuit.value_bits=16"]))
+    assert raised.value.context["key"] == "circuit.value_bits"
+
+
+def test_a_spec_claiming_the_mse_circuit_for_cross_entropy_is_refused():
+    data = Groth16SgdSpec((4, 3, 3), 2, 0.1, loss="cross_entropy").to_dict()
+    with pytest.raises(ConfigurationError, match="unknown circuit version 'groth16-sgd/1'"):
+        spec_from_dict({**data, "circuit_version": "groth16-sgd/1"})
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_momentum_is_refused_before_anything_runs(loss, tmp_path):
+    with pytest.raises(ConfigurationError, match="the groth16 backend proves sgd, lora steps, not momentum steps") as raised:
+        build(compose_config(["prover=groth16", f"model.loss={loss}", "optimizer.momentum=0.9"], run_dir=tmp_path))
+    assert raised.value.context["key"] == "prover.backend"
+    assert not any(tmp_path.iterdir())  # nothing ran: no run directory content
+    with pytest.raises(ConfigurationError, match="proves \\['sgd', 'lora'\\] steps, not 'momentum'"):
+        BACKENDS.get("groth16").circuit_spec(STEP_KINDS.get("momentum"), STEP_KINDS.get("momentum").architecture(ModelSettings("sgd", (4, 3, 2), loss, momentum=0.9)), 8, 0.05, {})
+
+
+def test_a_lora_step_on_a_cross_entropy_base_is_refused():
+    lora = STEP_KINDS.get("lora")
+    architecture = LoraArchitecture(MlpArchitecture((16, 8, 10), loss="cross_entropy"), (0, 1), 2, 4.0)
+    with pytest.raises(ConfigurationError, match="lora steps of ReLU MLPs with loss mse, not relu with cross_entropy"):
+        BACKENDS.get("groth16").circuit_spec(lora, architecture, 8, 0.05, {})

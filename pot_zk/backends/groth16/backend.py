@@ -2,7 +2,11 @@
 circom circuits) of the exact fixed-point SGD and LoRA steps (docs/groth16.md, docs/proofs.md).
 
 * Circuit settings (config group ``circuit``, set by ``conf/prover/groth16.yaml``): ``scale``,
-  ``param_scale``, ``value_bits``, ``quotient_bits`` -- the statement's grid and bounds.
+  ``param_scale``, ``value_bits``, ``quotient_bits`` -- the statement's grid and bounds (null:
+  the statement's own, e.g. ``value_bits`` 16, or 17 for ten cross-entropy classes at scale 12).
+* Losses: mse and cross_entropy for SGD steps (the integer softmax of
+  :mod:`pot_zk.kinds.exact_softmax`, checked line by line in the circuit); LoRA steps mse only;
+  SGD with momentum is refused before anything runs.
 * Commitments: Poseidon(2) chains over packed limbs (:class:`~pot_zk.backends.groth16.scheme.PackedPoseidon`),
   the circuit's public outputs.
 * Training arithmetic: exact (:class:`~pot_zk.backends.groth16.training.ExactTraining`): the
@@ -53,23 +57,25 @@ class Groth16Backend(ProverBackend):
                 valid=list(SETTINGS),
             )
         for key, value in settings.items():
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigurationError(f"circuit.{key} must be an integer, got {value!r}", key=f"circuit.{key}")
+            if isinstance(value, bool) or not isinstance(value, int | None):
+                raise ConfigurationError(f"circuit.{key} must be an integer (or null: the statement's own), got {value!r}", key=f"circuit.{key}")
+        settings = {key: value for key, value in settings.items() if value is not None}
+        if kind.name not in SPECS:
+            raise ConfigurationError(f"the groth16 backend proves {list(SPECS)} steps, not {kind.name!r}", key="model.kind")
         mlp = kind.mlp(architecture)
-        if (mlp.activation, mlp.loss) != ("relu", "mse"):
+        losses = Groth16SgdSpec.losses if kind.name == "sgd" else Groth16LoraSpec.losses
+        if mlp.activation != "relu" or mlp.loss not in losses:
             raise ConfigurationError(
-                f"the groth16 backend proves ReLU MLPs with MSE loss, not {mlp.activation} with {mlp.loss} "
-                "(use prover=ezkl, or model.loss=mse)",
+                f"the groth16 backend proves {kind.name} steps of ReLU MLPs with loss {' or '.join(losses)}, "
+                f"not {mlp.activation} with {mlp.loss} (use prover=ezkl, or model.loss=mse)",
                 key="model.loss",
             )
         if kind.name == "sgd":
-            return Groth16SgdSpec(tuple(architecture.dims), batch_size, float(learning_rate), **settings)
-        if kind.name == "lora":
-            return Groth16LoraSpec(
-                tuple(architecture.base.dims), tuple(architecture.adapted), int(architecture.rank), float(architecture.alpha),
-                batch_size, float(learning_rate), **settings,
-            )
-        raise ConfigurationError(f"the groth16 backend proves {list(SPECS)} steps, not {kind.name!r}", key="model.kind")
+            return Groth16SgdSpec(tuple(architecture.dims), batch_size, float(learning_rate), **settings, loss=mlp.loss)
+        return Groth16LoraSpec(
+            tuple(architecture.base.dims), tuple(architecture.adapted), int(architecture.rank), float(architecture.alpha),
+            batch_size, float(learning_rate), **settings,
+        )
 
     def spec_from_dict(self, data: Mapping[str, Any]) -> Groth16Spec:
         spec_type = SPECS.get(str(data.get("kind")))

@@ -86,7 +86,8 @@ def witness_tensors(spec: Groth16Spec, step: Any) -> tuple[Any, ...]:
         found = {"dims": list(architecture.base.dims), "adapted": list(architecture.adapted), "rank": architecture.rank, "alpha": architecture.alpha}
         declared = {"dims": list(spec.dims), "adapted": list(spec.adapted), "rank": spec.rank, "alpha": spec.alpha}
     else:
-        found, declared = {"dims": list(step.architecture.dims)}, {"dims": list(spec.dims)}
+        found = {"dims": list(step.architecture.dims), "loss": step.architecture.loss}
+        declared = {"dims": list(spec.dims), "loss": spec.loss}
     found.update(batch_size=step.batch_size, learning_rate=step.learning_rate)
     declared.update(batch_size=spec.batch_size, learning_rate=spec.learning_rate)
     if found != declared:

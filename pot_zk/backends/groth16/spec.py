@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
@@ -172,25 +172,39 @@ class Groth16SgdSpec(FixedPointStatement):
     learning_rate: float
     scale: int = 12
     param_scale: int = 20
-    value_bits: int = 16
+    value_bits: int | None = None
+    """None: the statement's own (:meth:`default_value_bits`)."""
     quotient_bits: int = 24
-    circuit_version: str = ""
-    """Empty: the loss's own (:data:`VERSIONS`)."""
-    loss: str = "mse"
+    circuit_version: str | None = None
+    """None: the loss's own (:data:`VERSIONS`)."""
+    loss: str = field(default="mse", metadata={"setting": False})
+    """A hyper-parameter of the training (like ``dims``), not a fixed-point setting."""
 
     def __post_init__(self) -> None:
         if self.loss not in VERSIONS:
             raise ConfigurationError(f"the groth16 SGD circuit states losses {list(VERSIONS)}, not {self.loss!r}", key="model.loss")
-        if not self.circuit_version:
-            object.__setattr__(self, "circuit_version", VERSIONS[self.loss])
+        if self.circuit_version is None:
+            object.__setattr__(self, "circuit_version", self.default_circuit_version())
+        if self.value_bits is None:
+            object.__setattr__(self, "value_bits", self.default_value_bits())
         self._check_common()
         self._check_constants()
         if self.loss == "cross_entropy":
             self._check_labels()
 
     @property
-    def expected_version(self) -> str:  # type: ignore[override]
+    def expected_version(self) -> str:
         return VERSIONS[self.loss]
+
+    def default_circuit_version(self) -> str:
+        return VERSIONS[self.loss]
+
+    def default_value_bits(self) -> int:
+        """16, or for cross_entropy the least that holds the largest label ``(d_out - 1) * 2**scale``
+        (17 for 10 classes at scale 12) when that is more."""
+        if self.loss != "cross_entropy" or not is_int(self.scale) or not is_int(self.dims[-1]):
+            return 16
+        return max(16, ((self.dims[-1] - 1) * 2**self.scale).bit_length() + 1)
 
     @property
     def architecture(self) -> Any:
