@@ -47,3 +47,19 @@ def honest_lora_step(spec, seed: int = 0) -> tuple[np.ndarray, ...]:
     x = np.round(rng.uniform(-1, 1, (spec.batch_size, spec.dims[0])) * grid).astype(np.int64)
     y = np.round(rng.normal(0, 1, (spec.batch_size, spec.dims[-1])) * grid).astype(np.int64)
     return base, adapters, x, y, exact_lora_step(spec, base, adapters, x, y)
+
+
+def tiny_ce_spec(**overrides) -> Groth16SgdSpec:
+    """4-3-3 with softmax cross-entropy on 3 classes, batch 2."""
+    return Groth16SgdSpec(**{"dims": (4, 3, 3), "batch_size": BATCH, "learning_rate": LR, "loss": "cross_entropy", **overrides})
+
+
+def honest_ce_step(spec: Groth16SgdSpec, seed: int = 0, labels: tuple[int, ...] | None = None) -> tuple[np.ndarray, ...]:
+    """(W_t, X, labels k * 2**scale, W_t+1) as integers, the last the exact cross-entropy step."""
+    rng = np.random.default_rng(seed)
+    grid = 2**spec.scale
+    w = np.round(rng.normal(0, 0.5, spec.num_params) * grid).astype(np.int64)
+    x = np.round(rng.uniform(-1, 1, (spec.batch_size, spec.dims[0])) * grid).astype(np.int64)
+    classes = np.array(labels) if labels is not None else rng.integers(0, spec.dims[-1], spec.batch_size)
+    y = classes.astype(np.int64) * grid
+    return w, x, y, exact_sgd_step(spec, w, x, y)
