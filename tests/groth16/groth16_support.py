@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
 import numpy as np
 
 from pot_zk.backends.groth16.exact import exact_sgd_step
@@ -63,3 +67,15 @@ def honest_ce_step(spec: Groth16SgdSpec, seed: int = 0, labels: tuple[int, ...] 
     classes = np.array(labels) if labels is not None else rng.integers(0, spec.dims[-1], spec.batch_size)
     y = classes.astype(np.int64) * grid
     return w, x, y, exact_sgd_step(spec, w, x, y)
+
+
+def stop_holders(cache: Path, circuit: dict) -> None:
+    """Stop the key holder a run's prover program left for ``circuit`` (it would linger 60 s)."""
+    from provers.groth16_held import socket_path
+
+    pid_file = Path(f"{socket_path(str(cache), circuit)}.pid")
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -11,7 +11,7 @@ from pot_zk.backends.groth16.circuit_writer import gadget_source
 from pot_zk.backends.groth16.commit import commit_sgd_step
 from pot_zk.backends.groth16.exact import exact_sgd_step
 from pot_zk.backends.groth16.prove import circuit_inputs, prove_sgd_step
-from pot_zk.backends.groth16.spec import FIELD_MODULUS
+from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError, WitnessBuilderError
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +27,8 @@ from pot_zk.runs.bundle import RunBundle, load_model
 from pot_zk.runs.train import train
 from pot_zk.testing.tamper import chain_lines
 from pot_zk.verify.run import verify_run
-from provers.groth16_held import socket_path
+
+from groth16_support import stop_holders
 
 pytestmark = pytest.mark.prover
 
@@ -43,21 +43,12 @@ def overrides(run: Path, cache: Path, *extra: str) -> list[str]:
     ]
 
 
-def _stop_holders(cache: Path, circuit: dict) -> None:
-    pid_file = Path(f"{socket_path(str(cache), circuit)}.pid")
-    if pid_file.exists():
-        try:
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 @pytest.fixture(scope="module")
 def honest(tmp_path_factory):
     root = tmp_path_factory.mktemp("groth16-run")
     cache, run = root / "cache", root / "run"
     summary = train(compose_config(overrides(run, cache)), sleep=lambda seconds: None)
-    _stop_holders(cache, RunBundle.open(run).manifest()["circuit"])
+    stop_holders(cache, RunBundle.open(run).manifest()["circuit"])
     assert summary.status == "completed", summary
     return run, cache
 
@@ -203,7 +194,7 @@ def test_auditor_keys_prove_a_run_only_they_verify(honest, tmp_path):
     assert handed.startswith("srs.path=")
     audited = tmp_path / "audited"
     summary = train(compose_config(overrides(audited, tmp_path / "trainer-cache", handed, "mode=production")), sleep=lambda s: None)
-    _stop_holders(Path(handed.split("=", 1)[1]), RunBundle.open(audited).manifest()["circuit"])
+    stop_holders(Path(handed.split("=", 1)[1]), RunBundle.open(audited).manifest()["circuit"])
     assert summary.progress["proof_types"] == {"zk-groth16": 2}
     assert RunBundle.open(audited).manifest()["keys"]["provenance"] == "auditor"
     from pot_zk.backends.keys import KeySet

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 
 import groth16py
 
-from pot_zk.backends.groth16.spec import FIELD_MODULUS
+from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError, WitnessBuilderError
 
 ENGINE_VERSION = groth16py.__version__

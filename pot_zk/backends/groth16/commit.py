@@ -26,7 +26,8 @@ from light_poseidon_python import poseidon_hash
 
 from pot_zk.backends.groth16.exact import check_range
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
-from pot_zk.backends.groth16.spec import FIELD_MODULUS, Groth16SgdSpec
+from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
+from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.exceptions import ProofVerificationError
 
 NAMES = ("w_before", "batch", "w_after")

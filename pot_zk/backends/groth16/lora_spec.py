@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
-from pot_zk.backends.groth16.spec import BACKEND, FixedPointStatement, Groth16SgdSpec, is_int, offsets_of, round_half_away, strict_int
+from pot_zk.backends.groth16.fixed_point import BACKEND, FixedPointStatement, is_int, offsets_of, round_half_away, strict_int
+from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.exceptions import ConfigurationError
 
 LORA_CIRCUIT_VERSION = "groth16-lora/1"
