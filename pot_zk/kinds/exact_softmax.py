@@ -23,7 +23,10 @@ logits ``z`` at ``2**-scale`` and ``S = 2**scale``:
 Measured against float64 softmax: |p - softmax| <= 0.81 units of 2**-scale (12,000 random rows
 of 10 logits, spreads 1 to 60, scale 12); tests/test_exact_softmax.py checks <= 1 unit.
 :func:`softmax_trace` returns every intermediate, so a circuit generator can emit one
-constraint per line above and a test can compare its witness with this reference.
+constraint per line above and a test can compare its witness with this reference. The
+zk-groth16 cross-entropy statement uses it: its exact step (pot_zk/backends/groth16/exact.py)
+and its circuit (pot_zk/backends/groth16/softmax_circom.py, one constraint or range check
+per line).
 """
 
 from __future__ import annotations
