@@ -2,6 +2,7 @@
 
     python scripts/bench_groth16.py --dims 16 8 10 --batch 8 --cache /tmp/g16-bench
     python scripts/bench_groth16.py --dims 16 8 10 --batch 8 --adapted 0 1 --rank 2 --alpha 4 --cache /tmp/g16-bench
+    python scripts/bench_groth16.py --dims 16 8 10 --batch 8 --lr 0.3 --loss cross_entropy --cache /tmp/g16-bench
 
 Each phase runs in its own child process so its peak RSS is its own. The step is a real one:
 digits data (16 or 64 features, 10 classes) when the widths fit, random values otherwise,
@@ -28,7 +29,7 @@ def _spec(args):
 
     if args.adapted:
         return Groth16LoraSpec(tuple(args.dims), tuple(args.adapted), args.rank, args.alpha, args.batch, args.lr)
-    return Groth16SgdSpec(tuple(args.dims), args.batch, args.lr)
+    return Groth16SgdSpec(tuple(args.dims), args.batch, args.lr, loss=args.loss)
 
 
 def _step(spec):
@@ -51,6 +52,10 @@ def _step(spec):
         rng = np.random.default_rng(0)
         x, y = rng.uniform(-1, 1, (spec.batch_size, spec.dims[0])), rng.normal(0, 1, (spec.batch_size, spec.dims[-1]))
     x = exact.quantise_batch(x, spec.scale, spec.value_bits).reshape(spec.batch_size, -1)
+    if getattr(spec, "loss", "mse") == "cross_entropy":  # class labels k * 2**scale (one-hot rows: their argmax)
+        labels = np.argmax(y, axis=1) if np.ndim(y) == 2 else np.asarray(y)
+        y = labels.astype(np.int64) % spec.dims[-1] * 2**spec.scale
+        return w, x, y, exact.exact_sgd_step(spec, w, x, y)
     y = exact.quantise_batch(y, spec.scale, spec.value_bits).reshape(spec.batch_size, -1)
     if spec.kind == "lora":
         from pot_zk.backends.groth16.exact_lora import exact_lora_step
@@ -116,16 +121,17 @@ def main() -> None:
     parser.add_argument("--adapted", type=int, nargs="*", default=[], help="LoRA: adapted layer numbers (none: an SGD step)")
     parser.add_argument("--rank", type=int, default=2)
     parser.add_argument("--alpha", type=float, default=4.0)
+    parser.add_argument("--loss", choices=["mse", "cross_entropy"], default="mse", help="SGD steps: the loss")
     parser.add_argument("--phase", choices=["setup", "prove", "verify"])
     args = parser.parse_args()
     if args.phase:
         print(json.dumps(_phase(args)))
         return
-    report = {"dims": args.dims, "batch": args.batch, "adapted": args.adapted, "load_before": os.getloadavg()}
+    report = {"dims": args.dims, "batch": args.batch, "adapted": args.adapted, "loss": args.loss, "load_before": os.getloadavg()}
     for phase in ("setup", "prove", "verify"):
         command = [
             sys.executable, __file__, "--dims", *map(str, args.dims), "--batch", str(args.batch), "--lr", str(args.lr),
-            "--cache", args.cache, "--phase", phase, "--adapted", *map(str, args.adapted), "--rank", str(args.rank), "--alpha", str(args.alpha),
+            "--cache", args.cache, "--loss", args.loss, "--phase", phase, "--adapted", *map(str, args.adapted), "--rank", str(args.rank), "--alpha", str(args.alpha),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         report[phase] = json.loads(done.stdout.strip().splitlines()[-1])
