@@ -7,8 +7,12 @@ compiler's console output (it prints to fd 1, which a prover program reserves fo
 the capture redirects the process's fds 1 and 2 while ``setup``/``import_zkey`` run, so those
 two must not run concurrently with other threads that write to them), and mapping the engine's
 exceptions to pot-zk errors. Known traps (DESIGN.md): ``prove``
-returns a proof for a witness that violates the constraints (it then fails ``verify``), and a
-second setup of the same source gives keys that reject the first setup's proofs.
+returns a proof for a witness that violates the constraints (it then fails ``verify``), a
+second setup of the same source gives keys that reject the first setup's proofs, and a proving
+key imported from a zkey made for another constraint system (e.g. circom's default ``--O1``
+instead of the ``--O2`` groth16py compiles with) imports without error and then makes ``prove``
+panic in Rust (pyo3's ``PanicException``, a ``BaseException``): mapped to a non-retryable
+ProofGenerationError here.
 """
 
 from __future__ import annotations
@@ -89,6 +93,10 @@ def import_zkey(zkey_path: Path, circom_path: Path) -> tuple[ProvingKey, Verifyi
         try:
             pk, vk = groth16py.import_zkey(str(zkey_path), str(circom_path), [circomlib_dir()])
         except (groth16py.SetupError, groth16py.WitnessError, groth16py.EncodingError, OSError, ValueError) as exc:
+            error: BaseException | None = exc
+        except BaseException as exc:
+            if not is_engine_panic(exc):
+                raise
             error = exc
         else:
             error = None
@@ -105,6 +113,21 @@ def prove(pk: ProvingKey, inputs: dict[str, Any]) -> bytes:
         return bytes(groth16py.prove(pk, encoded))
     except groth16py.WitnessError as exc:
         raise WitnessBuilderError(f"groth16py could not build the witness: {exc}", expected="circuit inputs", actual=str(exc)) from exc
+    except BaseException as exc:
+        if not is_engine_panic(exc):
+            raise
+        raise ProofGenerationError(
+            f"groth16py panicked while proving ({exc}): the proving key does not fit the circuit's constraint system "
+            "(a zkey made from an r1cs compiled otherwise than groth16py compiles, e.g. without circom --O2)",
+            retryable=False,
+            reason="engine-panic",
+        ) from exc
+
+
+def is_engine_panic(exc: BaseException) -> bool:
+    """A Rust panic inside groth16py (pyo3's ``PanicException``, which pyo3 does not export)."""
+    kind = type(exc)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
 
 
 def verify(vk: VerifyingKey, proof: bytes, public_inputs: Sequence[int]) -> tuple[bool, str | None]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pot_zk.backends.groth16 import adapter
+from pot_zk.backends.groth16 import adapter, zkey
 from pot_zk.backends.groth16.circom import circuit_source
 from pot_zk.backends.groth16.lora_spec import Groth16Spec
 from pot_zk.exceptions import ConfigurationError
@@ -104,14 +104,24 @@ def create_keys(spec: Groth16Spec, directory: Path, *, provenance: str = "dev") 
 
 
 def import_zkey_keys(spec: Groth16Spec, zkey_path: Path, directory: Path) -> KeyDirectory:
-    """Keys of a snarkjs phase-2 ceremony (``.zkey`` made for exactly ``circuit_source(spec)``)
-    into ``directory`` (which must not exist), labelled ``zkey``."""
+    """Keys of a snarkjs phase-2 ceremony (a ``.zkey`` made for ``circuit_source(spec)``
+    compiled with circom ``--O2``) into ``directory`` (which must not exist), labelled ``zkey``.
+
+    Refused with a ConfigurationError (key ``zkey``), nothing written, unless the zkey's header
+    fits the circuit (protocol, curve, public values, wires, domain: :mod:`.zkey`) and an honest
+    sample step proven with it verifies under it. That is not proof that the zkey was made for
+    exactly this circuit: ``snarkjs zkey verify`` against the r1cs and the powers of tau is."""
     zkey_path = Path(zkey_path)
     if not zkey_path.is_file():
         raise ConfigurationError(f"zkey file {zkey_path} does not exist", key="zkey")
+    header = zkey.read_header(zkey_path)
+    zkey.check_header(header, spec, zkey_path)
 
     def make(source: Path) -> tuple[Any, Any, adapter.CompileReport, dict[str, Any]]:
-        return (*adapter.import_zkey(zkey_path, source), {"zkey_path": str(zkey_path), "zkey_sha256": _sha256_file(zkey_path)})
+        pk, vk, report = adapter.import_zkey(zkey_path, source)
+        zkey.check_compiled(header, report, zkey_path)
+        zkey.check_trial_proof(spec, pk, vk, zkey_path)
+        return pk, vk, report, {"zkey_path": str(zkey_path.absolute()), "zkey_sha256": _sha256_file(zkey_path)}
 
     return _write_keys(spec, Path(directory), "zkey", make)
 

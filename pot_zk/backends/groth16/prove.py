@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,10 +21,12 @@ from pot_zk.backends.groth16 import adapter
 from pot_zk.backends.groth16.commit import StepCommitments, commit_lora_step, commit_sgd_step
 from pot_zk.backends.groth16.exact import check_range, exact_sgd_step
 from pot_zk.backends.groth16.exact_lora import exact_lora_step
-from pot_zk.backends.groth16.keys import KeyDirectory
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec, Groth16Spec
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
+
+if TYPE_CHECKING:
+    from pot_zk.backends.groth16.keys import KeyDirectory
 
 PROOF_TYPE = "zk-groth16"
 
