@@ -129,14 +129,21 @@ class KeySet:
 
 def new_keys(proof_type: str, statements: Sequence[CircuitSpec], out_dir: Path, cache_dir: Path) -> KeySet:
     """Generate key material for ``statements`` into ``out_dir`` (which must not hold keys yet)."""
+    generator = key_generator(proof_type)
+    return write_key_set(proof_type, statements, out_dir, lambda directory: generator(statements, directory, Path(cache_dir)))
+
+
+def write_key_set(proof_type: str, statements: Sequence[CircuitSpec], out_dir: Path, generate: Callable[[Path], GeneratedKeys]) -> KeySet:
+    """Let ``generate`` write key material for ``statements`` into ``out_dir`` (which must not
+    hold keys yet), then add ``keys.json``. ``new_keys`` generates; a backend's import (e.g. a
+    Groth16 ceremony zkey) brings key material made elsewhere into the same format."""
     out_dir = Path(out_dir)
     if (out_dir / KEYS_FILE).exists():
         raise ConfigurationError(f"{out_dir} already holds keys ({KEYS_FILE}); choose a new directory", key="keys")
     if not statements:
         raise ConfigurationError("keys new needs at least one statement", key="keys")
-    generator = key_generator(proof_type)
     out_dir.mkdir(parents=True, exist_ok=True)
-    generated = generator(statements, out_dir, Path(cache_dir))
+    generated = generate(out_dir)
     write_json_atomic(
         out_dir / KEYS_FILE,
         {

@@ -1,4 +1,4 @@
-"""``pot-zk`` subcommands of the auditor-trainer exchange: challenge, respond, keys new."""
+"""``pot-zk`` subcommands of the auditor-trainer exchange: challenge, respond, keys (new, circuit, import-zkey)."""
 
 from __future__ import annotations
 
@@ -65,24 +65,78 @@ def respond_command(parser: argparse.ArgumentParser) -> CommandHandler:
 def keys_command(parser: argparse.ArgumentParser) -> CommandHandler:
     actions = parser.add_subparsers(dest="keys_action", required=True)
     new = actions.add_parser("new", help="generate key material for a declared statement (run this as the verifier)")
-    new.add_argument("overrides", nargs="*", help="the training config's Hydra overrides (the statement: model, train, circuit, prover)")
-    new.add_argument("--run", help="take the statement from this run's manifest instead")
-    new.add_argument("--out", required=True, help="a new directory for the keys and keys.json")
+    _statement_arguments(new, "a new directory for the keys and keys.json")
     new.add_argument("--cache-dir", help="where circuits are compiled (default: $POT_ZK_CACHE or ~/.cache/pot-zk)")
+    circuit = actions.add_parser("circuit", help="write a zk-groth16 statement's circom source and the commands of a snarkjs ceremony for it")
+    _statement_arguments(circuit, "a directory for circuit.circom and CEREMONY.txt")
+    imported = actions.add_parser("import-zkey", help="keys of a zk-groth16 statement from a snarkjs ceremony's .zkey (provenance zkey)")
+    imported.add_argument("zkey", help="the ceremony's final .zkey (made from the source `keys circuit` writes, compiled with --O2)")
+    _statement_arguments(imported, "a new directory for the keys and keys.json")
+    handlers = {"new": _keys_new, "circuit": _keys_circuit, "import-zkey": _keys_import_zkey}
+    return lambda args: handlers[args.keys_action](args)
 
-    def run(args: argparse.Namespace) -> int:
-        from pot_zk.backends.keys import new_keys
-        from pot_zk.verify.run import default_cache_dir
 
-        proof_type, statement = _declared_statement(args)
-        keys = new_keys(proof_type, [statement], Path(args.out), Path(args.cache_dir) if args.cache_dir else default_cache_dir())
-        print(f"keys for {proof_type} statement {statement.circuit_id()} in {keys.directory}")
-        print(f"hand the trainer: {', '.join(str(keys.path(role)) for role in keys.handover)}")
-        print(f"the trainer proves with: {' '.join(keys.trainer_overrides)}")
-        print(f"verify its run with: pot-zk verify RUN --keys {keys.directory}")
-        return 0
+def _statement_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    parser.add_argument("overrides", nargs="*", help="the training config's Hydra overrides (the statement: model, train, circuit, prover)")
+    parser.add_argument("--run", help="take the statement from this run's manifest instead")
+    parser.add_argument("--out", required=True, help=out_help)
 
-    return run
+
+def _keys_new(args: argparse.Namespace) -> int:
+    from pot_zk.backends.keys import new_keys
+    from pot_zk.verify.run import default_cache_dir
+
+    proof_type, statement = _declared_statement(args)
+    keys = new_keys(proof_type, [statement], Path(args.out), Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    _print_handover(keys, statement)
+    return 0
+
+
+def _keys_circuit(args: argparse.Namespace) -> int:
+    from pot_zk.backends.groth16.ceremony import write_ceremony_files
+
+    files = write_ceremony_files(_groth16_statement(args), Path(args.out), _statement_args(args))
+    print(files.text, end="")
+    print(f"written: {files.circuit}, {files.instructions}")
+    return 0
+
+
+def _keys_import_zkey(args: argparse.Namespace) -> int:
+    from pot_zk.backends.groth16.auditor_keys import import_zkey
+    from pot_zk.backends.keys import write_key_set
+
+    statement = _groth16_statement(args)
+    keys = write_key_set(PROOF_TYPE_GROTH16, [statement], Path(args.out), lambda out: import_zkey(statement, Path(args.zkey), out))
+    print(f"imported {args.zkey} (sha256 {keys.details['zkey_sha256']}): provenance zkey, checked against the circuit's header and a trial proof")
+    _print_handover(keys, statement)
+    return 0
+
+
+PROOF_TYPE_GROTH16 = "zk-groth16"
+
+
+def _print_handover(keys, statement) -> None:
+    print(f"keys for {keys.proof_type} statement {statement.circuit_id()} in {keys.directory}")
+    print(f"hand the trainer: {', '.join(str(keys.path(role)) for role in keys.handover)}")
+    print(f"the trainer proves with: {' '.join(keys.trainer_overrides)}")
+    print(f"verify its run with: pot-zk verify RUN --keys {keys.directory}")
+
+
+def _groth16_statement(args: argparse.Namespace):
+    from pot_zk.exceptions import ConfigurationError
+
+    proof_type, statement = _declared_statement(args)
+    if proof_type != PROOF_TYPE_GROTH16:
+        raise ConfigurationError(
+            f"keys {args.keys_action} is for zk-groth16 statements (prover=groth16), not {proof_type}", key="prover", actual=proof_type
+        )
+    return statement
+
+
+def _statement_args(args: argparse.Namespace) -> str:
+    import shlex
+
+    return f"--run {shlex.quote(str(args.run))}" if args.run else " ".join(shlex.quote(o) for o in args.overrides)
 
 
 def _declared_statement(args: argparse.Namespace):

@@ -1,8 +1,12 @@
-"""Groth16's part of ``pot-zk keys new`` and ``pot-zk verify --keys DIR`` (pot_zk/backends/keys.py).
+"""Groth16's part of ``pot-zk keys new``, ``pot-zk keys import-zkey`` and ``pot-zk verify --keys
+DIR`` (pot_zk/backends/keys.py).
 
-The auditor runs the single-party setup for the declared statement (provenance ``auditor``):
-the trapdoor is the auditor's, so proofs made with the proving key it hands over are sound
-*for the auditor*. The key directory (``<out>/<circuit id>/``: ``circuit.circom``, ``pk.bin``,
+``keys new``: the auditor runs the single-party setup for the declared statement (provenance
+``auditor``): the trapdoor is the auditor's, so proofs made with the proving key it hands over
+are sound *for the auditor*. ``keys import-zkey``: the keys of a snarkjs phase-2 ceremony
+(provenance ``zkey``; :func:`~pot_zk.backends.groth16.keys.import_zkey_keys` checks the zkey
+against the circuit), sound for anyone who trusts one contributor of the ceremony; whoever
+verifies imports the same public zkey and gets the same verifying key. The key directory (``<out>/<circuit id>/``: ``circuit.circom``, ``pk.bin``,
 ``vk.bin``, ``vk.json``, ``provenance.json``) goes to the trainer, who proves with
 ``srs.path=<that directory>``; the auditor keeps its own copy and verifies with it, so a run
 proven with any other key fails (``foreign-keys`` here, ``invalid-proof`` in the proofs check).
@@ -13,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from pot_zk.backends.groth16.keys import create_keys
+from pot_zk.backends.groth16.keys import create_keys, import_zkey_keys
 from pot_zk.backends.groth16.prove import PROOF_TYPE
 from pot_zk.backends.keys import GeneratedKeys, KeySet
 
@@ -23,11 +27,20 @@ KEY_FILES = {"pk": "pk.bin", "vk": "vk.bin", "vk_json": "vk.json", "circuit": "c
 def new_keys(statements: Sequence[Any], out_dir: Path, cache_dir: Path) -> GeneratedKeys:
     """One auditor setup per statement, each into ``out_dir/<circuit id>``. With one
     statement the roles are ``pk``, ``vk``, ...; with several, ``pk:<circuit id>``, ..."""
+    directories = [create_keys(spec, Path(out_dir) / spec.circuit_id(), provenance="auditor").path for spec in statements]
+    return _generated(statements, directories, {"setup": "groth16py single-party setup run by the auditor", "provenance": "auditor"})
+
+
+def import_zkey(spec: Any, zkey_path: Path, out_dir: Path) -> GeneratedKeys:
+    """The keys of a ceremony's ``zkey`` for ``spec``, into ``out_dir/<circuit id>``."""
+    made = import_zkey_keys(spec, Path(zkey_path), Path(out_dir) / spec.circuit_id())
+    details = {"setup": "snarkjs phase-2 ceremony, imported from a zkey", "provenance": "zkey", "zkey_sha256": made.record["zkey_sha256"]}
+    return _generated([spec], [made.path], details)
+
+
+def _generated(statements: Sequence[Any], directories: Sequence[Path], details: dict[str, Any]) -> GeneratedKeys:
     files: dict[str, str] = {}
-    directories = []
     for spec in statements:
-        made = create_keys(spec, Path(out_dir) / spec.circuit_id(), provenance="auditor")
-        directories.append(made.path)
         suffix = "" if len(statements) == 1 else f":{spec.circuit_id()}"
         files.update({f"{role}{suffix}": f"{spec.circuit_id()}/{name}" for role, name in KEY_FILES.items()})
     handover = tuple(role for role in files if not role.startswith("provenance"))
@@ -36,7 +49,7 @@ def new_keys(statements: Sequence[Any], out_dir: Path, cache_dir: Path) -> Gener
         files=files,
         handover=handover,
         trainer_overrides=tuple(f"srs.path={directory.absolute()}" for directory in directories),
-        details={"setup": "groth16py single-party setup run by the auditor", "directories": [d.name for d in directories]},
+        details={**details, "directories": [d.name for d in directories]},
     )
 
 

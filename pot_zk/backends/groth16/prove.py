@@ -22,6 +22,7 @@ from pot_zk.backends.groth16.commit import StepCommitments, commit_lora_step, co
 from pot_zk.backends.groth16.exact import check_range, exact_sgd_step
 from pot_zk.backends.groth16.exact_lora import exact_lora_step
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec, Groth16Spec
+from pot_zk.backends.groth16.signals import circuit_inputs, lora_circuit_inputs
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
 
@@ -53,16 +54,6 @@ class Groth16Proof:
         }
         paths["public"].write_text(json.dumps(public, indent=2) + "\n")
         return paths
-
-
-def circuit_inputs(w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray) -> dict[str, Any]:
-    """The circuit's private input signals."""
-    return {
-        "w_before": np.asarray(w_before, dtype=np.int64).reshape(-1).tolist(),
-        "x": np.asarray(x, dtype=np.int64).tolist(),
-        "y": np.asarray(y, dtype=np.int64).tolist(),
-        "w_after": np.asarray(w_after, dtype=np.int64).reshape(-1).tolist(),
-    }
 
 
 def check_witness(spec: Groth16SgdSpec, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray) -> None:
@@ -106,17 +97,6 @@ def prove_lora_step(
     commitments = commit_lora_step(spec, base, a_before, x, y, a_after)
     checked_s = time.perf_counter() - started
     return _prove(spec, keys, lora_circuit_inputs(base, a_before, x, y, a_after), commitments, checked_s, pk)
-
-
-def lora_circuit_inputs(base: np.ndarray, a_before: np.ndarray, x: np.ndarray, y: np.ndarray, a_after: np.ndarray) -> dict[str, Any]:
-    """The LoRA circuit's private input signals."""
-    return {
-        "a_before": np.asarray(a_before, dtype=np.int64).reshape(-1).tolist(),
-        "x": np.asarray(x, dtype=np.int64).tolist(),
-        "y": np.asarray(y, dtype=np.int64).tolist(),
-        "a_after": np.asarray(a_after, dtype=np.int64).reshape(-1).tolist(),
-        "base": np.asarray(base, dtype=np.int64).reshape(-1).tolist(),
-    }
 
 
 def _check_after(expected: np.ndarray, after: np.ndarray, value_bits: int, what: str) -> None:

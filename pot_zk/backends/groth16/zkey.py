@@ -33,7 +33,7 @@ from pot_zk.backends.groth16.commit import commit_lora_step, commit_sgd_step
 from pot_zk.backends.groth16.exact import exact_sgd_step
 from pot_zk.backends.groth16.exact_lora import exact_lora_step
 from pot_zk.backends.groth16.lora_spec import Groth16Spec
-from pot_zk.backends.groth16.prove import circuit_inputs, lora_circuit_inputs
+from pot_zk.backends.groth16.signals import circuit_inputs, lora_circuit_inputs
 from pot_zk.backends.groth16.spec import FIELD_MODULUS, Groth16SgdSpec
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError
 
