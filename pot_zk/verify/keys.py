@@ -44,7 +44,13 @@ KEY_CHECKS: Registry[Callable[..., dict[str, Path]]] = Registry(
 def check_keys(report, manifest: dict[str, Any], proofs: list[dict[str, Any]], keys: KeySet) -> dict[str, Path]:
     """Add the ``keys`` check to ``report``; return the verifier material the proofs check uses."""
     failures_before = len(report.findings)
-    report.keys = {"directory": str(keys.directory), "generated_by": keys.generated_by, "generated_at": keys.generated_at, "sha256": dict(keys.sha256)}
+    report.keys = {
+        "directory": str(keys.directory),
+        "generated_by": keys.generated_by,
+        "generated_at": keys.generated_at,
+        "provenance": keys.details.get("provenance"),
+        "sha256": dict(keys.sha256),
+    }
     if manifest.get("circuit_id") not in keys.circuit_ids:
         report.fail("keys", "keys-statement-mismatch", f"the run's statement {manifest.get('circuit_id')} is not one your keys were made for {list(keys.circuit_ids)}")
     checker = KEY_CHECKS.get(keys.proof_type) if keys.proof_type in KEY_CHECKS else None

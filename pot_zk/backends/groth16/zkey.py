@@ -5,7 +5,7 @@ data)) states in its header the protocol (section 1: Groth16 = 1) and, in sectio
 curve's base and scalar moduli, ``nVars`` (the r1cs's wires), ``nPublic`` and ``domainSize``
 (the smallest power of two above constraints + public values). :func:`read_header` parses it;
 :func:`check_header` compares what needs no compiler (protocol, BN254, the statement's public
-values) before anything else runs; :func:`check_compiled` compares wires and domain with what
+values) before anything else runs; :func:`check_compiled` compares the wires with what
 groth16py's compiler reports for ``circuit_source(spec)``; and :func:`check_trial_proof` proves
 one honest sample step of the statement with the imported proving key and verifies it with the
 imported verifying key.
@@ -81,14 +81,11 @@ def check_header(header: ZkeyHeader, spec: Groth16Spec, path: Path) -> None:
 
 
 def check_compiled(header: ZkeyHeader, report: adapter.CompileReport, path: Path) -> None:
-    """Refuse a zkey whose wires or domain differ from groth16py's compilation of the circuit."""
-    if report.wires is None or report.constraints is None:
-        raise ConfigurationError(
-            f"groth16py's compiler did not report wires and constraints: cannot check zkey {path} against the circuit", key="zkey"
-        )
+    """Refuse a zkey whose wires differ from groth16py's compilation of the circuit. (A domain
+    size that does not fit the zkey's own sections already fails groth16py's import.)"""
+    if report.wires is None:
+        raise ConfigurationError(f"groth16py's compiler did not report the circuit's wires: cannot check zkey {path} against it", key="zkey")
     _expect(header.n_vars, report.wires, "number of wires (nVars)", path, hint=COMPILE_HINT)
-    domain = 1 << (report.constraints + header.n_public).bit_length()
-    _expect(header.domain_size, domain, f"domain size (for {report.constraints} constraints)", path, hint=COMPILE_HINT)
 
 
 def check_trial_proof(spec: Groth16Spec, pk: adapter.ProvingKey, vk: adapter.VerifyingKey, path: Path) -> None:
