@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import groth16py
 import pytest
 
 from pot_zk.backends.groth16 import adapter, zkey
@@ -166,3 +167,15 @@ def test_import_zkey_keys_train_a_production_run_that_verifies_only_under_them(t
     done = _pot_zk("verify", str(run), "--keys", str(other))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED keys (foreign-keys)" in done.stdout and "FAILED proofs (invalid-proof) step 0" in done.stdout
+
+    crosscheck = tmp_path / "snarkjs"
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parents[2] / "scripts" / "snarkjs_crosscheck.py"), str(run), "1", "--keys", str(keys_dir), "--out", str(crosscheck)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0 and "snarkjs groth16 verify" in done.stdout, done.stdout + done.stderr
+    snarkjs_vk = groth16py.VerifyingKey.from_snarkjs_file(str(crosscheck / "vk.json"))  # what snarkjs reads, read without snarkjs
+    proof_json, public = (crosscheck / "proof.json").read_text(), json.loads((crosscheck / "public.json").read_text())
+    assert groth16py.Verifier(snarkjs_vk).verify_snarkjs(proof_json, json.dumps(public))
+    public[1] = str(int(public[1]) + 1)
+    assert not groth16py.Verifier(snarkjs_vk).verify_snarkjs(proof_json, json.dumps(public))

@@ -144,6 +144,15 @@ def verify(vk: VerifyingKey, proof: bytes, public_inputs: Sequence[int]) -> tupl
     return bool(accepted), None if accepted else "invalid-proof"
 
 
+def snarkjs_proof(proof: bytes) -> dict[str, Any]:
+    """The proof in snarkjs's JSON form (``snarkjs groth16 verify vk.json public.json proof.json``).
+    groth16py's blob is eight big-endian 32-byte words: A.x A.y B.x.c1 B.x.c0 B.y.c1 B.y.c0 C.x C.y."""
+    if len(proof) != PROOF_BYTES:
+        raise ValueError(f"a Groth16 proof is {PROOF_BYTES} bytes, got {len(proof)}")
+    w = [str(int.from_bytes(proof[i : i + 32], "big")) for i in range(0, PROOF_BYTES, 32)]
+    return {"pi_a": [w[0], w[1], "1"], "pi_b": [[w[3], w[2]], [w[5], w[4]], ["1", "0"]], "pi_c": [w[6], w[7], "1"], "protocol": "groth16", "curve": "bn128"}
+
+
 def save_keys(pk: ProvingKey, vk: VerifyingKey, directory: Path) -> None:
     pk.save(str(directory / "pk.bin"))
     vk.save(str(directory / "vk.bin"))
