@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from pot_zk.backends.keys import KeySet
+    from pot_zk.kinds.spec_base import CircuitSpec
 
 CommandHandler = Callable[[argparse.Namespace], int]
+PROOF_TYPE_GROTH16 = "zk-groth16"
 
 
 def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
@@ -112,17 +117,14 @@ def _keys_import_zkey(args: argparse.Namespace) -> int:
     return 0
 
 
-PROOF_TYPE_GROTH16 = "zk-groth16"
-
-
-def _print_handover(keys, statement) -> None:
+def _print_handover(keys: "KeySet", statement: "CircuitSpec") -> None:
     print(f"keys for {keys.proof_type} statement {statement.circuit_id()} in {keys.directory}")
     print(f"hand the trainer: {', '.join(str(keys.path(role)) for role in keys.handover)}")
     print(f"the trainer proves with: {' '.join(keys.trainer_overrides)}")
     print(f"verify its run with: pot-zk verify RUN --keys {keys.directory}")
 
 
-def _groth16_statement(args: argparse.Namespace):
+def _groth16_statement(args: argparse.Namespace) -> "CircuitSpec":
     from pot_zk.exceptions import ConfigurationError
 
     proof_type, statement = _declared_statement(args)

@@ -78,7 +78,7 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "report": ("plots and a summary of a run bundle", lambda p: import_object("pot_zk.report.run_report:report_command")(p)),
     "challenge": ("pick steps of a run for the trainer to prove (auditor)", lambda p: import_object("pot_zk.cli.challenge_commands:challenge_command")(p)),
     "respond": ("prove the steps a challenge picked (trainer)", lambda p: import_object("pot_zk.cli.challenge_commands:respond_command")(p)),
-    "keys": ("verifier-owned key material: keys new", lambda p: import_object("pot_zk.cli.challenge_commands:keys_command")(p)),
+    "keys": ("key material: keys new (verifier-owned), keys circuit / import-zkey (a snarkjs ceremony)", lambda p: import_object("pot_zk.cli.challenge_commands:keys_command")(p)),
     "audit": ("audit trail tools", audit_command),
     "prove-pending": ("retry the jobs parked by the retry handler", prove_pending_command),
     "sweep-report": ("one table and plots over every job of a --multirun sweep", lambda p: import_object("pot_zk.report.sweep:sweep_report_command")(p)),
