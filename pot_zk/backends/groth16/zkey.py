@@ -34,7 +34,8 @@ from pot_zk.backends.groth16.exact import exact_sgd_step
 from pot_zk.backends.groth16.exact_lora import exact_lora_step
 from pot_zk.backends.groth16.lora_spec import Groth16Spec
 from pot_zk.backends.groth16.signals import circuit_inputs, lora_circuit_inputs
-from pot_zk.backends.groth16.spec import FIELD_MODULUS, Groth16SgdSpec
+from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
+from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError
 
 MAGIC = b"zkey"
@@ -111,7 +112,8 @@ def check_trial_proof(spec: Groth16Spec, pk: adapter.ProvingKey, vk: adapter.Ver
 
 def sample_step(spec: Groth16Spec, seed: int = 0) -> tuple[np.ndarray, ...]:
     """A fixed honest step of ``spec`` as integers: (W_t, X, Y, W_t+1) for SGD, (base, adapters
-    before, X, Y, adapters after) for LoRA; small random values, the update the exact step."""
+    before, X, Y, adapters after) for LoRA; small random values (Y: labels ``k * 2**scale`` for
+    cross-entropy), the update the exact step."""
     rng = np.random.default_rng(seed)
     grid = 2.0**spec.scale
 
@@ -119,7 +121,10 @@ def sample_step(spec: Groth16Spec, seed: int = 0) -> tuple[np.ndarray, ...]:
         return np.round(rng.uniform(-spread, spread, count) * grid).astype(np.int64)
 
     x = values((spec.batch_size, spec.dims[0]), 1.0)
-    y = values((spec.batch_size, spec.dims[-1]), 1.0)
+    if getattr(spec, "loss", "mse") == "cross_entropy":
+        y = rng.integers(0, spec.dims[-1], spec.batch_size).astype(np.int64) * 2**spec.scale
+    else:
+        y = values((spec.batch_size, spec.dims[-1]), 1.0)
     if isinstance(spec, Groth16SgdSpec):
         w = values(spec.num_params, 0.5)
         return w, x, y, exact_sgd_step(spec, w, x, y)
