@@ -2,7 +2,8 @@
 
 The Hydra configs live in the top-level ``conf/`` and are installed as the package
 ``pot_zk.conf``, so Hydra finds them as ``pkg://pot_zk.conf`` after ``pip install .`` and
-``pip install -e .`` alike.
+``pip install -e .`` alike. ``pot_zk/conf`` is a symbolic link to ``../conf``, so the source tree
+imported directly (``python -m ...`` from the checkout) finds them too.
 """
 
 from setuptools import find_packages, setup
