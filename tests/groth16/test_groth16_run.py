@@ -205,3 +205,27 @@ def test_auditor_keys_prove_a_run_only_they_verify(honest, tmp_path):
     assert "keys" in report.passed and report.verifier_keys["zk-groth16"]["provenance"] == "auditor"
     findings = _findings(verify_run(run, cache_dir=cache, keys=keys))  # the dev-key run, checked with the auditor's keys
     assert ("keys", "foreign-keys", None) in findings and ("proofs", "invalid-proof", 0) in findings
+
+
+def test_a_cached_dev_key_relabelled_auditor_is_still_a_dev_key(honest, tmp_path):
+    """The trainer's dev setup sits in the verifier's cache (a shared machine); the trainer rewrites
+    its provenance.json to say "auditor" (vk.bin untouched, so the key still opens). verify takes
+    no label from a cache, which only ever holds setups run there: a production run proven with it
+    is still refused without --allow-dev-srs, and the report says dev."""
+    run, cache = honest
+    copy = _copy(honest, tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["mode"] = "production"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    events = _jsonl(copy / "audit.jsonl")
+    next(e for e in events if e["event"] == "run.start")["manifest"] = manifest
+    (copy / "audit.jsonl").write_bytes(chain_lines(events))
+    relabelled = tmp_path / "cache" / "groth16" / manifest["circuit_id"]
+    shutil.copytree(cache / "groth16" / manifest["circuit_id"], relabelled)
+    record = json.loads((relabelled / "provenance.json").read_text())
+    assert record["provenance"] == "dev"
+    (relabelled / "provenance.json").write_text(json.dumps({**record, "provenance": "auditor"}))
+    assert ("proofs", "dev-keys-refused", None) in _findings(verify_run(copy, cache_dir=tmp_path / "cache"))
+    allowed = verify_run(copy, cache_dir=tmp_path / "cache", allow_dev_srs=True)
+    assert allowed.ok, allowed.summary()
+    assert allowed.verifier_keys["zk-groth16"]["provenance"] == "dev" and any("dev key" in note for note in allowed.notes)

@@ -10,7 +10,9 @@ Keys (docs/proofs.md): a verifying key is only as good as whoever ran the setup.
 * otherwise the ``dev`` key in the verifier's cache (``<cache>/groth16/<circuit id>``, where a
   training run on this machine made it) whose verifying key is the one the run declares. Its
   maker knows the trapdoor and can forge proofs: a note says so, and a production-mode run is
-  refused (``dev-keys-refused``) unless the verifier allows dev keys explicitly.
+  refused (``dev-keys-refused``) unless the verifier allows dev keys explicitly. A cache holds
+  only setups run there (``keys.ensure_keys``), so a key found in it is ``dev`` whatever its
+  provenance.json says: whoever can write the cache can write that label too.
 
 Nothing in the bundle chooses the key: the declared ``vk_sha256`` only selects which cached
 dev key to try, and a proof that verifies under it is still labelled ``dev``.
@@ -18,6 +20,7 @@ dev key to try, and a proof that verifies under it is still labelled ``dev``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,22 +54,19 @@ def verifier_key(spec: Groth16Spec, declared: Mapping[str, Any] | None, cache_di
         return Groth16VerifierKey(key, _record(key))
     directory = groth16_keys.key_directory(cache_dir, spec)
     recorded = (declared or {}).get("keys") or {}
-    key = _open(spec, directory)
+    key = dataclasses.replace(_open(spec, directory), provenance="dev")
     if declared is not None and key.vk_sha256 != recorded.get("vk_sha256"):
         raise ProofVerificationError(
             f"no key given (--keys) and the dev key in {directory} is not the one the run declares "
             f"(vk {str(recorded.get('vk_sha256'))[:16]}...)",
             reason="keys-unavailable",
         )
-    notes: tuple[str, ...] = ()
-    if key.provenance == "dev":
-        if declared is not None and declared.get("mode") == "production" and not allow_dev:
-            raise ProofVerificationError(
-                "a production-mode run proven with a dev key (pass --allow-dev-srs to accept, or --keys with your own)",
-                reason="dev-keys-refused",
-            )
-        notes = (DEV_KEY_NOTE,)
-    return Groth16VerifierKey(key, _record(key), notes)
+    if declared is not None and declared.get("mode") == "production" and not allow_dev:
+        raise ProofVerificationError(
+            "a production-mode run proven with a dev key (pass --allow-dev-srs to accept, or --keys with your own)",
+            reason="dev-keys-refused",
+        )
+    return Groth16VerifierKey(key, _record(key), (DEV_KEY_NOTE,))
 
 
 def verify_proof_file(spec: Groth16Spec, commitments: Mapping[str, Any], proof: Path, key: Groth16VerifierKey) -> None:
