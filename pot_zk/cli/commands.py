@@ -42,6 +42,7 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--json", metavar="FILE", help="also write the machine-readable report here ('-' for stdout)")
     parser.add_argument("--expect-root", metavar="HEX", help="the dataset root you agreed on (checked for every run; needed where verify cannot recompute it)")
     parser.add_argument("--expect-head", metavar="HEX", help="the commitment head you received when the run ended (pot-zk train prints it)")
+    parser.add_argument("--expect-base", metavar="HEX", help="a LoRA run: the frozen base you accept (the last commitment of the base run you verified)")
     parser.add_argument("--max-tolerance-ulps", type=int, metavar="N", help="the largest update tolerance you accept (default: the statement's default, not the manifest's)")
     parser.add_argument("--min-proven", type=int, default=0, metavar="N", help="fail unless at least N steps carry a verified proof")
     parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE", help="a statement setting (scale, param_scale, ...) you accept other than its default; repeatable")
@@ -64,6 +65,7 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
             keys=KeySet.load(Path(args.keys)) if args.keys else None,
             expect_root=args.expect_root,
             expect_head=args.expect_head,
+            expect_base=args.expect_base,
             max_tolerance_ulps=args.max_tolerance_ulps,
             min_proven=args.min_proven,
             accept_settings=parse_accepted(args.accept_setting),

@@ -9,6 +9,10 @@ instead of taking the trainer's word from the bundle.
   architecture and training seed; step 0's W_t must commit to them (``initial-model-mismatch``).
 * ``commitment-head``: ``--expect-head`` must equal the run's commitment head
   (``unexpected-head``; :func:`pot_zk.core.challenge.commitment_head`).
+* ``base-model``: a run on a frozen base (LoRA) names its base by commitment only, so
+  ``--expect-base`` (the last commitment of the base run the auditor verified) must equal the
+  declared one (``unexpected-base``); the run's own checks tie every step and both model files
+  to the declared base, not the declared base to any base run.
 * ``statement``: the declared tolerance may not exceed ``--max-tolerance-ulps``, whose default
   is the statement's own default, never the manifest's (``tolerance-above-limit``).
 * ``proofs``: at least ``--min-proven`` steps must carry a verified proof (``too-few-proven``).
@@ -47,12 +51,13 @@ class Expectations:
     max_tolerance_ulps: int | None = None
     """None: the default tolerance of the declared statement's kind."""
     min_proven: int = 0
+    expect_base: str | None = None
 
     def __post_init__(self) -> None:
-        for key in ("expect_root", "expect_head"):
+        for key in ("expect_root", "expect_head", "expect_base"):
             value = getattr(self, key)
             if value is not None and not _HEX64.match(value.lower()):
-                raise ConfigurationError(f"--{key.replace('_', '-')} must be 64 hex digits (a SHA-256), got {value!r}", key=key)
+                raise ConfigurationError(f"--{key.replace('_', '-')} must be 64 hex digits, got {value!r}", key=key)
             if value is not None:
                 object.__setattr__(self, key, value.lower())
         if self.max_tolerance_ulps is not None and self.max_tolerance_ulps < 0:
@@ -174,6 +179,27 @@ def check_head(report, manifest: Mapping[str, Any], commitments: list[Mapping[st
         report.fail("commitment-head", "unexpected-head", f"the run's commitment head is {head}, you expect {expect_head}")
     else:
         report.passed.append("commitment-head")
+
+
+def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_base: str | None) -> None:
+    """The declared frozen base is the one the auditor expects (``--expect-base``); without it,
+    a note names the declared base as the trainer's word."""
+    if "base" not in STEP_KINDS.get(spec.kind).constant_inputs:
+        if expect_base is not None:
+            report.fail("base-model", "unexpected-base", f"you expect base {expect_base}; a {spec.kind} run has no frozen base")
+        return
+    base = manifest.get("base") or {}
+    declared = base.get("commitment")
+    report.references["base_commitment"] = declared
+    if expect_base is None:
+        report.notes.append(
+            f"base model: the trainer's (commitment {declared}, declared from run {base.get('run')!r}); pin it with "
+            "--expect-base, the last commitment of the base run you verified"
+        )
+    elif declared != expect_base:
+        report.fail("base-model", "unexpected-base", f"the run's frozen base commits to {declared}, you expect {expect_base}")
+    else:
+        report.passed.append("base-reference")
 
 
 def check_min_proven(report, min_proven: int) -> None:

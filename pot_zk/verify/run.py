@@ -26,7 +26,7 @@ What is checked (each failure is named; docs/runs.md):
 * ``challenge`` (with ``--challenge C.json``): the auditor's challenge fits the bundle and every
   challenged step has a proof that verified (pot_zk/verify/challenge.py);
 * the auditor's references (:mod:`pot_zk.verify.references`): the dataset root and initial
-  model recomputed where they can be, ``--expect-root``, ``--expect-head``,
+  model recomputed where they can be, ``--expect-root``, ``--expect-head``, ``--expect-base``,
   ``--max-tolerance-ulps``, ``--min-proven``.
 
 The verdict is ``VERIFIED`` (exit 0), ``FAILED`` (a check failed, exit 1) or ``UNPROVEN``
@@ -59,6 +59,7 @@ from pot_zk.verify.keys import check_keys
 from pot_zk.verify.holdout import check_holdout
 from pot_zk.verify.references import (
     Expectations,
+    check_base_reference,
     check_dataset_reference,
     check_head,
     check_initial_reference,
@@ -187,6 +188,7 @@ def verify_run(
     max_tolerance_ulps: int | None = None,
     min_proven: int = 0,
     accept_settings: Mapping[str, str] | None = None,
+    expect_base: str | None = None,
 ) -> RunReport:
     """Check the run in ``run``. ``cache_dir`` is where a dev SRS is looked up; ``challenge`` (the
     auditor's C.json) adds the ``challenge`` check and ``keys`` (from ``pot-zk keys new``) the
@@ -194,7 +196,7 @@ def verify_run(
     references (:class:`~pot_zk.verify.references.Expectations`; a malformed one raises
     ConfigurationError before anything is read), and ``accept_settings`` the statement settings
     the auditor accepts other than their defaults (:mod:`pot_zk.verify.statement`)."""
-    expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven)
+    expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, expect_base)
     report = RunReport(Path(run))
     try:
         bundle = RunBundle.open(Path(run))
@@ -221,6 +223,7 @@ def verify_run(
     check_head(report, manifest, commitments, expected.expect_head)
     check_models(report, bundle, by_step, spec, load_model)
     check_base(report, manifest, by_step, spec)
+    check_base_reference(report, manifest, spec, expected.expect_base)
     check_outcomes_recorded(report, proofs, audit_events)
     if keys is not None:
         srs_path = check_keys(report, manifest, proofs, keys).get("key_path", srs_path)

@@ -1,0 +1,60 @@
+"""A LoRA run names its frozen base by commitment only: a trainer who fine-tuned another base
+(say, a backdoored one) records that base consistently in every step, both model files and the
+manifest, and every check of the run itself passes. ``verify --expect-base`` pins it (real
+bundles; proving disabled: the base is a record question, no proof can tell)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pot_zk.config import compose_config
+from pot_zk.runs.base_run import base_commitment
+from pot_zk.runs.train import train
+from pot_zk.verify.run import verify_run
+
+COMMON = ["mode=disabled", "data=synthetic", "train.batch_size=2", "train.max_steps=2", "train.progress=false", "model.loss=mse"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("base")
+    paths = {name: root / name for name in ("base", "other", "lora")}
+    for name, seed in (("base", 0), ("other", 1)):
+        assert train(compose_config(["model=tiny_mlp", *COMMON, f"train.seed={seed}", f"run_dir={paths[name]}"])).status == "completed"
+    lora = ["model=lora_tiny", f"model.base_run={paths['other']}", *COMMON, f"run_dir={paths['lora']}"]
+    assert train(compose_config(lora)).status == "completed"
+    return paths
+
+
+def _findings(report) -> set[tuple[str, str]]:
+    return {(f.check, f.reason) for f in report.findings}
+
+
+def test_a_lora_run_on_another_base_passes_its_own_checks_and_fails_the_expected_base(runs, tmp_path):
+    agreed, used = base_commitment(runs["base"]), base_commitment(runs["other"])
+    assert agreed != used
+    alone = verify_run(runs["lora"], cache_dir=tmp_path)
+    assert not alone.findings and alone.references["base_commitment"] == used
+    assert any(note.startswith("base model: the trainer's") and "--expect-base" in note for note in alone.notes)
+    pinned = verify_run(runs["lora"], cache_dir=tmp_path, expect_base=agreed.upper())
+    assert _findings(pinned) == {("base-model", "unexpected-base")}
+    honest = verify_run(runs["lora"], cache_dir=tmp_path, expect_base=used)
+    assert not honest.findings and "base-reference" in honest.passed
+    assert not any(note.startswith("base model:") for note in honest.notes)
+
+
+def test_an_expected_base_for_a_run_without_one_is_a_finding(runs, tmp_path):
+    report = verify_run(runs["base"], cache_dir=tmp_path, expect_base=base_commitment(runs["base"]))
+    assert _findings(report) == {("base-model", "unexpected-base")}
+    assert "base_commitment" not in verify_run(runs["base"], cache_dir=tmp_path).references
+
+
+def test_pot_zk_verify_takes_expect_base(runs, tmp_path, capsys):
+    from pot_zk.cli.main import main
+
+    code = main(["verify", str(runs["lora"]), "--cache-dir", str(tmp_path), "--json", "-", "--expect-base", base_commitment(runs["base"])])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and [(f["check"], f["reason"]) for f in report["findings"]] == [("base-model", "unexpected-base")]
