@@ -180,3 +180,38 @@ def test_a_broken_velocity_chain_and_a_velocity_that_did_not_start_at_zero_are_f
     started = Path(shutil.copytree(momentum_run, tmp_path / "started"))
     _rewrite_commitments(started, lambda r: r.update(v_before=other) if r["step"] == 0 else None)
     assert ("commitment-chain", "velocity-not-zero") in _findings(started, tmp_path)
+
+
+def test_a_replay_or_a_kept_witness_whose_velocity_is_not_the_recorded_one_is_refused(momentum_run, tmp_path):
+    """Answering a challenge: a replayed step, and a kept witness, must reproduce every recorded
+    commitment, the velocity's included. The records carry another V_2 (step 1's v_after, step 2's
+    v_before), the weights untouched: the replay stops at step 1 instead of writing step 3's
+    witness, and a witness of step 1 is refused against the edited record."""
+    from pot_zk.exceptions import ChallengeError
+    from pot_zk.runs.bundle import RunBundle
+    from pot_zk.runs.replay import replay_witnesses
+    from pot_zk.runs.respond import check_witness, run_config
+
+    run = Path(shutil.copytree(momentum_run, tmp_path / "run"))
+    shutil.rmtree(run / "witness", ignore_errors=True)
+    bundle = RunBundle.open(run)
+    spec = spec_for_step(load_training_step(_replayed(bundle, 1), "momentum"))
+    honest_record = next(r for r in bundle.commitments() if r["step"] == 1)
+    check_witness(bundle, spec, honest_record)
+    other = json.loads((run / files.COMMITMENTS).read_text().splitlines()[0])["v_after"]
+    _rewrite_commitments(run, lambda r: r.update(v_after=other) if r["step"] == 1 else r.update(v_before=other) if r["step"] == 2 else None)
+    with pytest.raises(ChallengeError) as witness:
+        check_witness(bundle, spec, next(r for r in bundle.commitments() if r["step"] == 1))
+    assert witness.value.reason == "witness-mismatch" and witness.value.context["fields"] == ["v_after"]
+    with pytest.raises(ChallengeError) as replay:
+        replay_witnesses(bundle, run_config(bundle, []), [3])
+    assert replay.value.reason == "replay-mismatch" and replay.value.context["step"] == 1
+    assert replay.value.context["fields"] == ["v_after"] and not bundle.witness_path(3).exists()
+
+
+def _replayed(bundle, step: int) -> Path:
+    from pot_zk.runs.replay import replay_witnesses
+    from pot_zk.runs.respond import run_config
+
+    replay_witnesses(bundle, run_config(bundle, []), [step])
+    return bundle.witness_path(step)

@@ -23,9 +23,6 @@ from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, load_model
 from pot_zk.runs.train import build_model, declared_data, sgd_optimizer, step_schedule
 
-COMMITTED = ("w_before", "batch", "w_after", "base")
-
-
 def replay_witnesses(bundle: RunBundle, cfg: Any, steps: Iterable[int]) -> None:
     """Write the witness files of ``steps`` by replaying the run described by ``cfg`` (its own
     config.yaml) from its initial model, checking each step against ``commitments.jsonl``."""
@@ -52,7 +49,7 @@ def replay_witnesses(bundle: RunBundle, cfg: Any, steps: Iterable[int]) -> None:
         if arithmetic is not None:
             step = arithmetic.step(model, step)
         found = commit_step(step, plan.spec).to_dict()
-        differing = [key for key in COMMITTED if found.get(key) != recorded.get(index, {}).get(key)]
+        differing = [key for key in plan.spec.input_names if found.get(key) != recorded.get(index, {}).get(key)]
         if differing:
             raise ChallengeError(
                 f"replay-mismatch: replaying step {index} does not reproduce its recorded {', '.join(differing)} commitment(s)",

@@ -32,9 +32,6 @@ from pot_zk.runs.proven_run import proof_job, record_outcome
 from pot_zk.runs.replay import replay_witnesses
 from pot_zk.runs.witnesses import declared_retention
 
-COMMITTED = ("w_before", "batch", "w_after", "base")
-
-
 @dataclass(frozen=True)
 class ChallengeAnswer:
     step: int
@@ -60,7 +57,7 @@ def check_witness(bundle: RunBundle, spec: CircuitSpec, record: dict[str, Any]) 
         found = commit_step(load_training_step(path, spec.kind), spec).to_dict()
     except (WitnessBuilderError, PotZkError) as exc:
         raise ChallengeError(f"witness-unreadable: step {step}'s witness is unusable: {exc.message}", reason="witness-unreadable", step=step) from exc
-    differing = [key for key in COMMITTED if found.get(key) != record.get(key)]
+    differing = [key for key in spec.input_names if found.get(key) != record.get(key)]
     if differing:
         raise ChallengeError(
             f"witness-mismatch: step {step}'s witness does not hash to its recorded {', '.join(differing)} commitment(s)",
