@@ -215,3 +215,37 @@ def _replayed(bundle, step: int) -> Path:
 
     replay_witnesses(bundle, run_config(bundle, []), [step])
     return bundle.witness_path(step)
+
+
+def test_the_commitment_head_covers_the_velocity(momentum_run, tmp_path):
+    """The head the trainer hands over fixes every step's velocity commitments too: otherwise,
+    after a challenge, the trainer could rewrite V_t and V_t+1 of a challenged step (and its
+    unproven neighbours) so that any W_t+1 is a momentum update (V_t+1 = (W_t - W_t+1) / lr,
+    V_t from it), without moving the head the challenge was drawn from."""
+    from pot_zk.core.challenge import commitment_head
+    from pot_zk.runs.bundle import RunBundle
+
+    bundle = RunBundle.open(momentum_run)
+    head = commitment_head(bundle.manifest(), bundle.commitments())
+    rewritten = Path(shutil.copytree(momentum_run, tmp_path / "rewritten"))
+    other = json.loads((rewritten / files.COMMITMENTS).read_text().splitlines()[0])["v_after"]
+    _rewrite_commitments(rewritten, lambda r: r.update(v_after=other) if r["step"] == 1 else r.update(v_before=other) if r["step"] == 2 else None)
+    assert _findings(rewritten, tmp_path) == set()  # a consistent chain at steps no proof covers
+    report = verify_run(rewritten, cache_dir=tmp_path / "cache", expect_head=head)
+    assert {(f.check, f.reason) for f in report.findings} == {("commitment-head", "unexpected-head")}
+    assert not verify_run(momentum_run, cache_dir=tmp_path / "cache", expect_head=head).findings
+
+
+def test_a_momentum_run_whose_records_leave_the_velocity_out_is_refused(momentum_run, tmp_path):
+    """Only step 0's V_t kept (zero, as required), every other velocity field dropped: absent
+    fields must not chain to absent fields (nor drop out of the commitment head)."""
+    stripped = Path(shutil.copytree(momentum_run, tmp_path / "stripped"))
+
+    def strip(record: dict) -> None:
+        record.pop("v_after", None)
+        if record["step"]:
+            record.pop("v_before", None)
+
+    _rewrite_commitments(stripped, strip)
+    findings = {(f.check, f.reason, f.step) for f in verify_run(stripped, cache_dir=tmp_path / "cache").findings}
+    assert findings == {("commitment-chain", "chain-broken", s) for s in range(4)}

@@ -3,9 +3,12 @@
 The **commitment head** of a run is a SHA-256 hash chain over what the run committed to::
 
     h_0     = SHA-256("pot-zk/commitment-head/v1" || canonical({"circuit_id", "dataset_root"}))
-    h_{t+1} = SHA-256(h_t || canonical({"step", "batch_index", "w_before", "batch", "w_after", "base", "scale"}))
+    h_{t+1} = SHA-256(h_t || canonical({"step", "batch_index", "w_before", "batch", "w_after", "base", "scale"}
+                                        + {"v_before", "v_after"} when the record has them))
 
-(``canonical``: JSON, sorted keys, no spaces.) It covers only values ``pot-zk verify`` checks
+(``canonical``: JSON, sorted keys, no spaces; the velocity of a momentum step is committed
+state like the weights, which verify requires in every record of such a run, so a challenge
+drawn from the head fixes it too.) It covers only values ``pot-zk verify`` checks
 (the statement's circuit id, the dataset root, each step's commitments and batch index), never
 free fields such as the loss or timestamps, so the trainer cannot change the head without
 changing what the run committed to. It does not change when proofs are added later (unlike
@@ -35,6 +38,8 @@ CHALLENGE_FORMAT = "pot-zk-challenge/1"
 HEAD_DOMAIN = b"pot-zk/commitment-head/v1"
 CHALLENGE_DOMAIN = b"pot-zk/challenge/v1"
 HEAD_FIELDS = ("step", "batch_index", "w_before", "batch", "w_after", "base", "scale")
+STATE_FIELDS = ("v_before", "v_after")
+"""Committed state besides the weights (a momentum step's velocity): in the head when recorded."""
 NONCE_BYTES = 32
 
 
@@ -48,7 +53,8 @@ def commitment_head(manifest: Mapping[str, Any], commitments: Sequence[Mapping[s
         HEAD_DOMAIN + _canonical({"circuit_id": manifest.get("circuit_id"), "dataset_root": manifest["dataset"]["root"]})
     ).digest()
     for record in sorted(commitments, key=_step_order):
-        head = hashlib.sha256(head + _canonical({key: record.get(key) for key in HEAD_FIELDS})).digest()
+        fields = {key: record.get(key) for key in HEAD_FIELDS} | {key: record[key] for key in STATE_FIELDS if key in record}
+        head = hashlib.sha256(head + _canonical(fields)).digest()
     return head.hex()
 
 

@@ -104,9 +104,13 @@ def _check_audit_agreement(report, by_step: dict[int, dict], audit_events: list[
 
 
 def _check_chain(report, by_step: dict[int, dict], steps: list[int], spec: CircuitSpec) -> None:
-    """Each step's state before it (W_t; a momentum step's V_t too) is the previous step's after;
-    a momentum run starts from zero velocity, as torch's optimizer does."""
+    """Each step records its state before and after it (W_t, W_t+1; a momentum step's V_t, V_t+1
+    too), and its state before is the previous step's after; a momentum run starts from zero
+    velocity, as torch's optimizer does."""
     chained = STEP_KINDS.get(spec.kind).chained_inputs
+    unrecorded = [(s, name) for s in steps for pair in chained for name in pair if by_step[s].get(name) is None]
+    for step, name in unrecorded:
+        report.fail("commitment-chain", "chain-broken", f"the step records no {name} commitment (a {spec.kind} step commits it)", step)
     broken = [
         (s, before) for s in steps[1:] for before, after in chained if s - 1 in by_step and by_step[s - 1].get(after) != by_step[s].get(before)
     ]
@@ -117,7 +121,7 @@ def _check_chain(report, by_step: dict[int, dict], steps: list[int], spec: Circu
         if by_step[steps[0]].get("v_before") != zeros:
             broken.append((steps[0], "v_before"))
             report.fail("commitment-chain", "velocity-not-zero", "the first step's velocity is not zero (torch starts from none)", steps[0])
-    if not broken:
+    if not broken and not unrecorded:
         report.passed.append("commitment-chain")
 
 
