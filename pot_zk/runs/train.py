@@ -128,12 +128,19 @@ def print_summary(summary: RunSummary) -> None:
 
 
 ZERO_KNOWLEDGE = ("zk-halo2", "zk-groth16")
+EXACT = ("zk-groth16",)
+DEV_KEYS = ("dev", "dev-srs")
+STATE = {"momentum": "weights and velocity", "lora": "adapters (on the declared base)"}
 
 
 def proved_line(summary: RunSummary) -> str:
-    """What the run proved, in plain words, from the bundle's final proof outcomes: which steps
-    by which proof type, out of how many, and the final held-out accuracy."""
-    final = {r["step"]: r for r in RunBundle(summary.run_dir).proofs()}
+    """What the run proved, in plain words, from the bundle's manifest and final proof outcomes:
+    which steps by which proof type (zero-knowledge or not; made with dev keys or not), out of
+    how many, what each shows (the committed state of the statement's kind, within its
+    tolerance unless exact), and the final held-out accuracy, which no proof covers."""
+    bundle = RunBundle(summary.run_dir)
+    manifest = bundle.manifest()
+    final = {r["step"]: r for r in bundle.proofs()}
     by_type: dict[str, list[int]] = {}
     for step, record in sorted(final.items()):
         if record["status"] == "proved":
@@ -142,17 +149,25 @@ def proved_line(summary: RunSummary) -> str:
     if not by_type:
         said = f"in short: none of the {steps} steps proven; all committed (they can be challenged later)"
     else:
+        dev = (manifest.get("srs") or manifest.get("keys") or {}).get("provenance") in DEV_KEYS
         parts = [
-            f"{len(chosen)} with {kind} ({'zero-knowledge' if kind in ZERO_KNOWLEDGE else 'witness revealed to the verifier'}): "
-            f"{'step' if len(chosen) == 1 else 'steps'} {_listed(chosen)}"
+            f"{len(chosen)} with {kind} ({_nature(kind, dev)}): {'step' if len(chosen) == 1 else 'steps'} {_listed(chosen)}"
             for kind, chosen in sorted(by_type.items())
         ]
+        circuit = manifest["circuit"]
+        tolerance = "" if set(by_type) <= set(EXACT) else f" within {circuit.get('tolerance_ulps')} units of 2^-{circuit.get('scale')}"
         said = (f"in short: {sum(map(len, by_type.values()))} of {steps} steps proven, {'; '.join(parts)}, each the declared "
-                f"update of its committed weights on its committed batch; all {steps} committed")
+                f"update{tolerance} of its committed {STATE.get(circuit.get('kind'), 'weights')} on its committed batch; all {steps} committed")
     scores = [e for e in summary.evaluations if e.accuracy is not None]
     if scores and scores[-1].after_step == steps:
-        said += f"; held-out accuracy {scores[-1].accuracy:.1%} (initial {scores[0].accuracy:.1%})"
+        said += f"; held-out accuracy {scores[-1].accuracy:.1%} (initial {scores[0].accuracy:.1%}), measured, not proven"
     return said
+
+
+def _nature(proof_type: str, dev_keys: bool) -> str:
+    if proof_type not in ZERO_KNOWLEDGE:
+        return "witness revealed to the verifier"
+    return "zero-knowledge; dev keys: whoever made them could forge such proofs" if dev_keys else "zero-knowledge"
 
 
 def _listed(steps: list[int]) -> str:

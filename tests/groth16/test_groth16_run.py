@@ -24,7 +24,8 @@ from pot_zk.config import compose_config
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.bundle import RunBundle, load_model
-from pot_zk.runs.train import train
+from pot_zk.runs.session import RunSummary
+from pot_zk.runs.train import proved_line, train
 from pot_zk.testing.tamper import chain_lines
 from pot_zk.verify.run import verify_run
 
@@ -95,6 +96,11 @@ def test_the_run_trains_exactly_commits_every_step_and_verifies(honest):
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 2, "commitment-only": 4}
     assert report.verifier_keys["zk-groth16"]["provenance"] == "dev" and any("dev key" in note for note in report.notes)
+    line = proved_line(RunSummary(run, "completed", {"steps": 6}, {}))
+    assert line.startswith(
+        "in short: 2 of 6 steps proven, 2 with zk-groth16 (zero-knowledge; dev keys: whoever made them could forge such proofs): "
+        "steps 0, 3, each the declared update of its committed weights on its committed batch"
+    ), line
 
 
 def test_pot_zk_verify_accepts_it_on_the_command_line(honest):
@@ -197,6 +203,7 @@ def test_auditor_keys_prove_a_run_only_they_verify(honest, tmp_path):
     stop_holders(Path(handed.split("=", 1)[1]), RunBundle.open(audited).manifest()["circuit"])
     assert summary.progress["proof_types"] == {"zk-groth16": 2}
     assert RunBundle.open(audited).manifest()["keys"]["provenance"] == "auditor"
+    assert "2 with zk-groth16 (zero-knowledge): steps 0, 3, each the declared update of" in proved_line(summary)
     from pot_zk.backends.keys import KeySet
 
     keys = KeySet.load(keys_dir)
