@@ -249,3 +249,41 @@ def test_a_momentum_run_whose_records_leave_the_velocity_out_is_refused(momentum
     _rewrite_commitments(stripped, strip)
     findings = {(f.check, f.reason, f.step) for f in verify_run(stripped, cache_dir=tmp_path / "cache").findings}
     assert findings == {("commitment-chain", "chain-broken", s) for s in range(4)}
+
+
+def _stopped_after_two_steps(tmp_path: Path, velocity_scale: float) -> tuple[Path, list[str]]:
+    """A 4-step momentum run as a kill after step 1 leaves it (records of steps 0-1, the trail cut
+    before step 2, no final model), its checkpoint the state after step 1 with the velocity
+    multiplied by ``velocity_scale``."""
+    from pot_zk.runs.bundle import load_model, save_model
+    from pot_zk.runs.checkpoint import VELOCITY_PREFIX
+
+    common = ["mode=disabled", "model=tiny_mlp", "model.loss=cross_entropy", "data=synthetic", "train.batch_size=2",
+              "optimizer.momentum=0.9", "train.progress=false"]
+    run, shorter = tmp_path / "run", tmp_path / "shorter"
+    overrides = [*common, "train.max_steps=4", f"run_dir={run}"]
+    assert train(compose_config(overrides)).status == "completed"
+    assert train(compose_config([*common, "train.max_steps=2", f"run_dir={shorter}"])).status == "completed"
+    lines = (run / files.COMMITMENTS).read_text().splitlines()
+    (run / files.COMMITMENTS).write_text("".join(line + "\n" for line in lines[:2]))
+    audit = (run / files.AUDIT).read_text().splitlines()
+    cut = next(i for i, line in enumerate(audit) if json.loads(line)["event"] == "commitment" and json.loads(line)["step"] == 2)
+    (run / files.AUDIT).write_text("".join(line + "\n" for line in audit[:cut]))
+    scores = [line for line in (run / files.EVALUATIONS).read_text().splitlines() if json.loads(line)["after_step"] == 0]
+    (run / files.EVALUATIONS).write_text("".join(line + "\n" for line in scores))
+    (run / files.FINAL_MODEL).unlink()
+    state, metadata = load_model(shorter / files.CHECKPOINT)
+    save_model({k: v * velocity_scale if k.startswith(VELOCITY_PREFIX) else v for k, v in state.items()}, run / files.CHECKPOINT, metadata)
+    return run, overrides
+
+
+def test_a_resumed_run_continues_from_the_recorded_velocity_or_refuses(tmp_path):
+    run, overrides = _stopped_after_two_steps(tmp_path / "honest", 1.0)
+    assert train(compose_config(overrides), resume=True).status == "completed"
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert not report.findings, report.summary()
+    run, overrides = _stopped_after_two_steps(tmp_path / "edited", 2.0)
+    with pytest.raises(InvalidModelStateError) as refused:
+        train(compose_config(overrides), resume=True)
+    assert refused.value.context["step"] == 2 and "v_after" in refused.value.message
+    assert len((run / files.COMMITMENTS).read_text().splitlines()) == 2, "nothing recorded for a step that does not continue the run"

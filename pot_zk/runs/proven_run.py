@@ -97,7 +97,7 @@ class ProvenRun:
             "scheduled": scheduled,
         }
         for before, after in kind_of(step).chained_inputs:
-            record[before] = self._last_after.get(after) or commit(before)
+            record[before] = self._last_after.get(after) or self._continued(index, after, commit(before))
             record[after] = self._last_after[after] = commit(after)
         for name in kind_of(step).constant_inputs:
             if name not in self._constants:
@@ -114,6 +114,20 @@ class ProvenRun:
             self._done_steps.add(index)
         if scheduled and index not in self._final_proofs and not parked_path(self.bundle.park_dir, index).exists():
             self.submit(index)
+
+    def _continued(self, index: int, after: str, found: str) -> str:
+        """The state a process's first step starts from (``found``: a fresh run's initial state, a
+        resumed run's checkpoint) must be the state the run's previous step recorded it ended in,
+        velocity included; otherwise the run would go on from another state than it committed."""
+        previous = next((r for r in self.bundle.commitments() if r["step"] == index - 1), None)
+        if previous is not None and previous.get(after) != found:
+            raise InvalidModelStateError(
+                f"step {index} does not start from the {after} step {index - 1} recorded: the checkpoint is not the run's state",
+                expected=previous.get(after),
+                actual=found,
+                step=index,
+            )
+        return found
 
     def _check_replay(self, index: int, record: dict[str, Any], audit) -> None:
         """A resumed run re-executes the step after its last checkpoint; it must reproduce the
