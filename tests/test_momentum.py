@@ -287,3 +287,20 @@ def test_a_resumed_run_continues_from_the_recorded_velocity_or_refuses(tmp_path)
         train(compose_config(overrides), resume=True)
     assert refused.value.context["step"] == 2 and "v_after" in refused.value.message
     assert len((run / files.COMMITMENTS).read_text().splitlines()) == 2, "nothing recorded for a step that does not continue the run"
+
+
+def test_a_statement_field_the_proofs_do_not_have_is_refused_not_printed(momentum_run, tmp_path):
+    """The trainer adds ``nesterov: true`` (and a note) to the manifest's circuit spec, the audit
+    trail rewritten to match: the parsed statement ignores them (same circuit id), so verify
+    would print them as if verified. It names the difference and prints the statement it read."""
+    edited = Path(shutil.copytree(momentum_run, tmp_path / "edited"))
+    manifest = json.loads((edited / files.MANIFEST).read_text())
+    manifest["circuit"]["architecture"]["nesterov"] = True
+    manifest["circuit"]["reviewed_by"] = "an independent party"
+    (edited / files.MANIFEST).write_text(json.dumps(manifest))
+    events = [json.loads(line) for line in (edited / files.AUDIT).read_text().splitlines()]
+    next(e for e in events if e["event"] == "run.start")["manifest"] = manifest
+    (edited / files.AUDIT).write_bytes(chain_lines(events))
+    report = verify_run(edited, cache_dir=tmp_path / "cache")
+    assert {(f.check, f.reason) for f in report.findings} == {("statement", "statement-not-canonical")}
+    assert "nesterov" not in report.statement["architecture"] and "reviewed_by" not in report.statement

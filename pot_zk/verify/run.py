@@ -205,7 +205,7 @@ def verify_run(
     except (PotZkError, OSError, ValueError, KeyError) as exc:
         report.fail("statement", "unreadable-bundle", str(exc))
         return report
-    report.statement = dict(manifest["circuit"])
+    report.statement = spec.to_dict()
     check_statement(report, manifest, spec, accept_settings or {})
     check_tolerance(report, spec, expected.max_tolerance_ulps)
     audit_events = _check_audit(bundle, report)

@@ -13,6 +13,7 @@ that differs from the spec class's default unless the auditor accepts that value
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Mapping
 
 from pot_zk.exceptions import ConfigurationError
@@ -47,10 +48,22 @@ def default_settings(spec: Any) -> dict[str, Any]:
 
 
 def check_statement(report, manifest: Mapping[str, Any], spec: Any, accepted: Mapping[str, str]) -> None:
-    """``circuit-id-mismatch``: the manifest's circuit id is not the id of its own spec (keys,
-    challenges and the commitment head are bound to that id). ``setting-not-default``: a
-    setting differs from the statement's default and the auditor did not accept its value."""
+    """``statement-not-canonical``: the manifest's circuit spec is not exactly the spec verify
+    parsed from it (a field the statement does not have -- ``nesterov: true``, a note -- would be
+    printed as if verified, and the proofs ignore it). ``circuit-id-mismatch``: the manifest's
+    circuit id is not the id of its own spec (keys, challenges and the commitment head are bound
+    to that id). ``setting-not-default``: a setting differs from the statement's default and the
+    auditor did not accept its value."""
     ok = True
+    canonical = json.loads(json.dumps(spec.to_dict()))
+    if manifest.get("circuit") != canonical:
+        ok = False
+        report.fail(
+            "statement",
+            "statement-not-canonical",
+            f"the manifest's circuit spec {manifest.get('circuit')} is not the statement verify reads from it ({canonical}): "
+            "what differs is not part of what the proofs show",
+        )
     if manifest.get("circuit_id") != spec.circuit_id():
         ok = False
         report.fail(
