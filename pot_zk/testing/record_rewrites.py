@@ -7,7 +7,8 @@ config, ``--expect-root``, ``--expect-head``, ``--max-tolerance-ulps``, ``--min-
 The kinds that need a fresh proof (another initial model, a raised tolerance, an update a few
 ulps off) make a ``reexec`` certificate, which verify accepts like any proof type: forging is
 not the point, the statement and references are. They replay the honest training from the
-bundle's initial model and the declared data (an SGD run of ``pot-zk train``).
+bundle's initial model and the declared data (an SGD run of ``pot-zk train``, with or without
+momentum).
 """
 
 from __future__ import annotations
@@ -62,12 +63,20 @@ def _replay(bundle: Path, count: int) -> list:
     batches = _batches(manifest, spec)
     model = STEP_KINDS.get(spec.kind).build_model(spec.architecture, None)
     model.load_state_dict(load_model(bundle / files.INITIAL_MODEL)[0])
-    optimizer = torch.optim.SGD(model.parameters(), lr=spec.learning_rate)
+    optimizer = _optimizer(model, spec)
     steps = []
     for record in jsonl(bundle / files.COMMITMENTS)[:count]:
         batch = batches[record["batch_index"]]
         steps.append(capture_step(model, optimizer, batch.inputs, batch.targets))
     return steps
+
+
+def _optimizer(model: torch.nn.Module, spec) -> torch.optim.SGD:
+    """The statement's optimizer: plain SGD, or with its momentum and weight decay."""
+    return torch.optim.SGD(
+        model.parameters(), lr=spec.learning_rate,
+        momentum=getattr(spec.architecture, "momentum", 0.0), weight_decay=getattr(spec.architecture, "weight_decay", 0.0),
+    )
 
 
 def _certify(bundle: Path, step: int, spec, grid: Named) -> StepCommitment:
@@ -88,6 +97,16 @@ def _set_w_after(commitments: list[dict], step: int, value: str) -> None:
     commitments[step]["w_after"] = value
     if step + 1 < len(commitments):
         commitments[step + 1]["w_before"] = value
+
+
+def _set_after(commitments: list[dict], step: int, certified: StepCommitment) -> None:
+    """The step's state after it (W_t+1; a momentum step's V_t+1 too) set to the certified one,
+    and the next step's state before it to match."""
+    _set_w_after(commitments, step, certified.w_after)
+    if certified.v_after is not None:
+        commitments[step]["v_after"] = certified.v_after
+        if step + 1 < len(commitments):
+            commitments[step + 1]["v_before"] = certified.v_after
 
 
 def _push(grid: Named, residual: torch.Tensor, ulps: int, scale: int, rng: random.Random) -> Named:
@@ -269,12 +288,12 @@ def other_initial_model(bundle: Path, rng: random.Random, other: Path | None) ->
     model = seeded_model(spec, seed)
     save_model(model.state_dict(), bundle / files.INITIAL_MODEL)
     batch = _batches(manifest, spec)[commitments[0]["batch_index"]]
-    step = capture_step(model, torch.optim.SGD(model.parameters(), lr=spec.learning_rate), batch.inputs, batch.targets)
+    step = capture_step(model, _optimizer(model, spec), batch.inputs, batch.targets)
     certified = _certify(bundle, 0, spec, grid_step(step, spec))
     if certified.batch != commitments[0]["batch"]:
         raise RuntimeError("the replayed batch does not commit to the declared leaf")
     commitments[0]["w_before"] = certified.w_before
-    _set_w_after(commitments, 0, certified.w_after)
+    _set_after(commitments, 0, certified)
     write_jsonl(bundle / files.COMMITMENTS, commitments)
     _rescore(bundle)
     sync_audit(bundle)
@@ -296,7 +315,7 @@ def _recertify(bundle: Path, rng: random.Random, spec, ulps: int) -> int:
             raise RuntimeError(f"replaying step {step} does not reproduce its recorded W_t+1")
         if step == pushed:
             grid = _push(grid, spec.reference_output([grid[name] for name in spec.input_names]), ulps, spec.scale, rng)
-        _set_w_after(commitments, step, _certify(bundle, step, spec, grid).w_after)
+        _set_after(commitments, step, _certify(bundle, step, spec, grid))
     write_jsonl(bundle / files.COMMITMENTS, commitments)
     return pushed
 

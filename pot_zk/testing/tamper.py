@@ -25,6 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from pot_zk.backends.registry import spec_from_dict
 from pot_zk.runs import bundle as files
 from pot_zk.core.audit import canonical_bytes, sha256_hex
 from pot_zk.testing.bundle_edit import (
@@ -32,6 +33,7 @@ from pot_zk.testing.bundle_edit import (
     audit_records,
     chain_lines,
     expect,
+    head_of,
     jsonl,
     other_felt,
     proof_file,
@@ -71,7 +73,8 @@ def alter_public_commitment(bundle: Path, rng: random.Random, other: Path | None
     step = rng.choice(proved_steps(bundle))
     path = proof_file(bundle, step)
     proof = json.loads(path.read_text())
-    index = rng.randrange(3)  # w_before, batch, w_after: the hashed public inputs
+    hashed = spec_from_dict(json.loads((bundle / files.MANIFEST).read_text())["circuit"]).input_names
+    index = rng.randrange(len(hashed))  # the hashed public inputs: w_before, batch, w_after (+ base, velocity)
     proof["instances"][0][index] = other_felt(rng, proof["instances"][0][index])
     path.write_text(json.dumps(proof))
     return Tampering("alter-public-commitment", f"step {step}: public input {index} of the proof replaced",
@@ -79,10 +82,13 @@ def alter_public_commitment(bundle: Path, rng: random.Random, other: Path | None
 
 
 def alter_commitment_record(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
-    """Change one committed hash in commitments.jsonl (and, when rehashing, in the audit trail)."""
+    """Change one committed hash in commitments.jsonl (and, when rehashing, in the audit trail):
+    W_t, the batch, W_t+1 or a momentum step's velocity. The last step's V_t+1 (unproven) is in
+    no chain and no model file: only the commitment head the auditor holds tells that edit."""
+    head = head_of(bundle)
     records = jsonl(bundle / files.COMMITMENTS)
     record = rng.choice(records)
-    key = rng.choice(["w_before", "batch", "w_after"])
+    key = rng.choice([k for k in ("w_before", "batch", "w_after", "v_before", "v_after") if k in record])
     old = record[key]
     record[key] = other_felt(rng, old)
     write_jsonl(bundle / files.COMMITMENTS, records)
@@ -93,12 +99,16 @@ def alter_commitment_record(bundle: Path, rng: random.Random, other: Path | None
             if event.get("event") == "commitment" and event.get("step") == record["step"]:
                 event[key] = record[key]
         rewrite_audit(bundle, events)
-    expected = {("commitment-chain", "chain-broken"), ("proofs", "commitment-mismatch"), ("initial-model", "model-mismatch"),
-                ("final-model", "model-mismatch"), ("steps", "batch-not-in-dataset")}
+    expected = {("commitment-chain", "chain-broken"), ("commitment-chain", "velocity-not-zero"), ("proofs", "commitment-mismatch"),
+                ("initial-model", "model-mismatch"), ("final-model", "model-mismatch"), ("steps", "batch-not-in-dataset")}
     if not rehash:
         expected.add(("steps", "audit-mismatch"))
+    options = {}
+    if key == "v_after" and record is records[-1]:
+        expected.add(("commitment-head", "unexpected-head"))
+        options = {"expect_head": head}
     return Tampering("alter-commitment-record", f"step {record['step']}: {key} replaced{' (audit rewritten)' if rehash else ''}",
-                     frozenset(expected))
+                     frozenset(expected), options)
 
 
 def swap_proofs(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -177,15 +187,17 @@ def tamper_audit_line(bundle: Path, rng: random.Random, other: Path | None) -> T
 
 
 def other_circuit(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
-    """Declare another statement (learning rate) in the manifest: the verifier derives another
-    circuit and key, which the proofs do not verify against."""
+    """Declare another statement (learning rate, and its circuit id) in the manifest: the
+    verifier derives another circuit and key, which the proofs do not verify against (or which
+    needs a larger SRS than the run's)."""
     manifest = json.loads((bundle / files.MANIFEST).read_text())
     old = manifest["circuit"]["learning_rate"]
     new = rng.choice([v for v in (0.025, 0.1) if v != old])
     manifest["circuit"]["learning_rate"] = new
+    manifest["circuit_id"] = spec_from_dict(manifest["circuit"]).circuit_id()
     (bundle / files.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     rehash = rng.random() < 0.5
-    expected = {("proofs", "invalid-proof"), ("proofs", "wrong-circuit"), ("proofs", "update-out-of-tolerance")}
+    expected = {("proofs", "invalid-proof"), ("proofs", "wrong-circuit"), ("proofs", "update-out-of-tolerance"), ("proofs", "srs-mismatch")}
     if rehash:
         events = audit_records(bundle)
         for event in events:
