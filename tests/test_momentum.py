@@ -278,10 +278,15 @@ def _stopped_after_two_steps(tmp_path: Path, velocity_scale: float) -> tuple[Pat
 
 
 def test_a_resumed_run_continues_from_the_recorded_velocity_or_refuses(tmp_path):
+    from pot_zk.runs.train import proved_line
+
     run, overrides = _stopped_after_two_steps(tmp_path / "honest", 1.0)
-    assert train(compose_config(overrides), resume=True).status == "completed"
+    summary = train(compose_config(overrides), resume=True)
+    assert summary.status == "completed" and summary.progress["steps"] == 2  # this process trained 2 of them
     report = verify_run(run, cache_dir=tmp_path / "cache")
     assert not report.findings, report.summary()
+    said = proved_line(summary)  # the run's own count, from the bundle
+    assert said.startswith("in short: none of the 4 steps proven") and "held-out accuracy" in said, said
     run, overrides = _stopped_after_two_steps(tmp_path / "edited", 2.0)
     with pytest.raises(InvalidModelStateError) as refused:
         train(compose_config(overrides), resume=True)

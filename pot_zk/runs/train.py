@@ -134,8 +134,8 @@ STATE = {"momentum": "weights and velocity", "lora": "adapters (on the declared 
 
 
 def proved_line(summary: RunSummary) -> str:
-    """What the run proved, in plain words, from the bundle's manifest and final proof outcomes:
-    which steps by which proof type (zero-knowledge or not; made with dev keys or not), out of
+    """What the run proved, in plain words, from the bundle's manifest, step records and final
+    proof outcomes (the whole run's, also when this process resumed it): which steps by which proof type (zero-knowledge or not; made with dev keys or not), out of
     how many, what each shows (the committed state of the statement's kind, within its
     tolerance unless exact), and the final held-out accuracy, which no proof covers."""
     bundle = RunBundle(summary.run_dir)
@@ -145,7 +145,7 @@ def proved_line(summary: RunSummary) -> str:
     for step, record in sorted(final.items()):
         if record["status"] == "proved":
             by_type.setdefault(str(record["proof_type"]), []).append(step)
-    steps = summary.progress["steps"]
+    steps = len(bundle.commitments())
     if not by_type:
         said = f"in short: none of the {steps} steps proven; all committed (they can be challenged later)"
     else:
