@@ -1,0 +1,91 @@
+"""A real momentum run whose prover program fails, so its scheduled steps (0 and 2) fall back to
+freivalds certificates: the end-of-run "in short" line says what the bundle supports and no
+more, and verify rejects a velocity a cheating trainer edits in a certificate or restarts at
+zero, every record rewritten to agree."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from pot_zk.backends.registry import commitments_of, spec_from_dict
+from pot_zk.config import compose_config
+from pot_zk.runs import bundle as files
+from pot_zk.runs.train import print_summary, train
+from pot_zk.testing.tamper import chain_lines
+from pot_zk.verify.run import verify_run
+
+
+@pytest.fixture(scope="module")
+def fallback_run(tmp_path_factory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("fallback")
+    overrides = [
+        "model=tiny_mlp", "model.loss=cross_entropy", "data=synthetic", "train.batch_size=2", "train.max_steps=4",
+        "optimizer.momentum=0.9", "optimizer.weight_decay=0.01", "policy=every_k", "policy.k=2", "handler=fallback",
+        "retry=none", "prover.binary=/bin/false", "train.progress=false", f"cache_dir={root / 'cache'}", f"run_dir={root / 'run'}",
+    ]
+    summary = train(compose_config(overrides), sleep=lambda seconds: None)
+    assert summary.progress["proof_types"] == {"freivalds": 2}
+    return root / "run", summary
+
+
+def _findings(run: Path, tmp_path: Path) -> set[tuple[str, str, int | None]]:
+    return {(f.check, f.reason, f.step) for f in verify_run(run, cache_dir=tmp_path / "cache").findings}
+
+
+def _rewrite(run: Path, changes: dict[int, dict[str, str]]) -> None:
+    """Set commitment fields by step in commitments.jsonl and the audit trail (re-chained)."""
+    records = [json.loads(line) for line in (run / files.COMMITMENTS).read_text().splitlines()]
+    events = [json.loads(line) for line in (run / files.AUDIT).read_text().splitlines()]
+    for record in records + [e for e in events if e["event"] == "commitment"]:
+        record.update(changes.get(record["step"], {}))
+    (run / files.COMMITMENTS).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    (run / files.AUDIT).write_bytes(chain_lines(events))
+
+
+def test_certificate_steps_of_a_momentum_run_are_not_called_zero_knowledge(fallback_run, tmp_path, capsys):
+    run, summary = fallback_run
+    print_summary(summary)
+    line = next(text for text in capsys.readouterr().out.splitlines() if text.startswith("in short:"))
+    assert line.startswith(
+        "in short: 2 of 4 steps proven, 2 with freivalds (witness revealed to the verifier): steps 0, 2, each the declared "
+        "update within 4 units of 2^-12 of its committed weights and velocity on its committed batch; all 4 committed; held-out accuracy "
+    ), line
+    assert line.endswith(", measured, not proven") and "zero-knowledge" not in line
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert report.ok and report.coverage == {"freivalds": 2, "commitment-only": 2}, report.summary()
+
+
+@pytest.mark.parametrize("also_weights", [False, True], ids=["velocity", "velocity-and-weights"])
+def test_a_certificate_s_velocity_edited_and_recommitted_is_out_of_tolerance(fallback_run, tmp_path, also_weights):
+    """Step 0's revealed V_1 moved (and W_1 with it, W_1 = W_0 - lr V_1, so the weights' residual
+    stays zero), recommitted, the certificate, the records and the audit trail rewritten."""
+    run = Path(shutil.copytree(fallback_run[0], tmp_path / "run"))
+    spec = spec_from_dict(json.loads((run / files.MANIFEST).read_text())["circuit"])
+    record = next(json.loads(line) for line in (run / files.PROOFS).read_text().splitlines() if json.loads(line)["step"] == 0)
+    certificate = run / record["proof"]
+    tensors = load_file(str(certificate.parent / "witness.safetensors"))
+    tensors["v_after"][3] += 0.05
+    if also_weights:
+        tensors["w_after"][3] -= spec.learning_rate * 0.05
+    save_file(tensors, str(certificate.parent / "witness.safetensors"))
+    scheme = commitments_of(spec)
+    v_after, w_after = scheme.commit(tensors["v_after"], "velocity"), scheme.commit(tensors["w_after"], "weights")
+    header = json.loads(certificate.read_text())
+    header["commitment"].update(v_after=v_after, w_after=w_after)
+    certificate.write_text(json.dumps(header))
+    _rewrite(run, {0: {"v_after": v_after, "w_after": w_after}, 1: {"v_before": v_after, "w_before": w_after}})
+    assert ("proofs", "update-out-of-tolerance", 0) in _findings(run, tmp_path)
+
+
+def test_a_velocity_restarted_at_zero_before_a_certificate_step_is_a_commitment_mismatch(fallback_run, tmp_path):
+    run = Path(shutil.copytree(fallback_run[0], tmp_path / "run"))
+    spec = spec_from_dict(json.loads((run / files.MANIFEST).read_text())["circuit"])
+    zeros = commitments_of(spec).commit(torch.zeros(spec.architecture.num_params, dtype=torch.float64), "zero velocity")
+    _rewrite(run, {1: {"v_after": zeros}, 2: {"v_before": zeros}})
+    assert _findings(run, tmp_path) == {("proofs", "commitment-mismatch", 2)}
