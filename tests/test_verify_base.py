@@ -43,6 +43,7 @@ def test_a_lora_run_on_another_base_passes_its_own_checks_and_fails_the_expected
     assert _findings(pinned) == {("base-model", "unexpected-base")}
     honest = verify_run(runs["lora"], cache_dir=tmp_path, expect_base=used)
     assert not honest.findings and "base-reference" in honest.passed
+    assert not verify_run(runs["lora"], cache_dir=tmp_path, expect_base="0x" + used).findings  # as a groth16 commitment is written
     assert not any(note.startswith("base model:") for note in honest.notes)
 
 

@@ -48,7 +48,7 @@ def test_without_an_intact_audit_trail_there_is_nothing_to_compare():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"expect_head": "12"}, {"expect_root": "g" * 64}, {"expect_base": "0x" + "ab" * 31}, {"max_tolerance_ulps": -1}, {"min_proven": -1}]
+    "bad", [{"expect_head": "12"}, {"expect_root": "g" * 64}, {"expect_base": "0x" + "ab" * 31}, {"expect_base": "0y" + "ab" * 32}, {"max_tolerance_ulps": -1}, {"min_proven": -1}]
 )
 def test_malformed_references_are_refused(bad):
     with pytest.raises(ConfigurationError):

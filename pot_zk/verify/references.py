@@ -40,6 +40,8 @@ from pot_zk.runs.manifest import dataset_leaves
 from pot_zk.verify.run_checks import batch_order, state_commitments
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_COMMITMENT = re.compile(r"^(0x)?[0-9a-f]{64}$")
+"""A commitment as the backends write it: 64 hex digits (ezkl) or 0x and 64 (groth16)."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,8 @@ class Expectations:
     def __post_init__(self) -> None:
         for key in ("expect_root", "expect_head", "expect_base"):
             value = getattr(self, key)
-            if value is not None and not _HEX64.match(value.lower()):
-                raise ConfigurationError(f"--{key.replace('_', '-')} must be 64 hex digits, got {value!r}", key=key)
+            if value is not None and not (_COMMITMENT if key == "expect_base" else _HEX64).match(value.lower()):
+                raise ConfigurationError(f"--{key.replace('_', '-')} must be 64 hex digits{' (0x optional)' if key == 'expect_base' else ''}, got {value!r}", key=key)
             if value is not None:
                 object.__setattr__(self, key, value.lower())
         if self.max_tolerance_ulps is not None and self.max_tolerance_ulps < 0:
@@ -196,7 +198,7 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
             f"base model: the trainer's (commitment {declared}, declared from run {base.get('run')!r}); pin it with "
             "--expect-base, the last commitment of the base run you verified"
         )
-    elif declared != expect_base:
+    elif str(declared).lower().removeprefix("0x") != expect_base.removeprefix("0x"):
         report.fail("base-model", "unexpected-base", f"the run's frozen base commits to {declared}, you expect {expect_base}")
     else:
         report.passed.append("base-reference")

@@ -12,6 +12,7 @@ import pytest
 
 from pot_zk.config import compose_config
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.runs.base_run import base_commitment
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.train import train
 from pot_zk.verify.run import verify_run
@@ -44,6 +45,11 @@ def test_a_lora_run_on_an_exact_base_proves_and_verifies(tmp_path):
     report = verify_run(lora, cache_dir=cache)
     assert report.ok, report.summary()
     assert "base-model" in report.passed and report.coverage == {"zk-groth16": 2, "commitment-only": 2}
+    assert report.references["base_commitment"] == base_commitment(tmp_path / "base")
+    pinned = verify_run(lora, cache_dir=cache, expect_base=base_commitment(tmp_path / "base"))
+    assert pinned.ok and "base-reference" in pinned.passed, pinned.summary()
+    other = verify_run(lora, cache_dir=cache, expect_base="ab" * 32)
+    assert {(f.check, f.reason) for f in other.findings} == {("base-model", "unexpected-base")}
 
 
 def test_a_base_trained_with_ezkl_is_refused(tmp_path):
