@@ -214,12 +214,8 @@ def test_auditor_keys_prove_a_run_only_they_verify(honest, tmp_path):
     assert ("keys", "foreign-keys", None) in findings and ("proofs", "invalid-proof", 0) in findings
 
 
-def test_a_cached_dev_key_relabelled_auditor_is_still_a_dev_key(honest, tmp_path):
-    """The trainer's dev setup sits in the verifier's cache (a shared machine); the trainer rewrites
-    its provenance.json to say "auditor" (vk.bin untouched, so the key still opens). verify takes
-    no label from a cache, which only ever holds setups run there: a production run proven with it
-    is still refused without --allow-dev-srs, and the report says dev."""
-    run, cache = honest
+def _as_production(honest, tmp_path: Path) -> Path:
+    """A copy of the honest run declaring mode=production (manifest and audit trail rewritten)."""
     copy = _copy(honest, tmp_path)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["mode"] = "production"
@@ -227,6 +223,28 @@ def test_a_cached_dev_key_relabelled_auditor_is_still_a_dev_key(honest, tmp_path
     events = _jsonl(copy / "audit.jsonl")
     next(e for e in events if e["event"] == "run.start")["manifest"] = manifest
     (copy / "audit.jsonl").write_bytes(chain_lines(events))
+    return copy
+
+
+def test_a_dev_key_directory_named_with_srs_is_still_a_dev_key(honest, tmp_path):
+    """The auditor names the trainer's dev key directory (--srs DIR) instead of holding keys of its
+    own: its provenance says dev, so a production run is refused as with the cached key."""
+    run, cache = honest
+    copy = _as_production(honest, tmp_path)
+    directory = cache / "groth16" / json.loads((copy / "manifest.json").read_text())["circuit_id"]
+    assert ("proofs", "dev-keys-refused", None) in _findings(verify_run(copy, cache_dir=tmp_path / "empty", srs_path=directory))
+    allowed = verify_run(copy, cache_dir=tmp_path / "empty", srs_path=directory, allow_dev_srs=True)
+    assert allowed.ok and any("dev key" in note for note in allowed.notes), allowed.summary()
+
+
+def test_a_cached_dev_key_relabelled_auditor_is_still_a_dev_key(honest, tmp_path):
+    """The trainer's dev setup sits in the verifier's cache (a shared machine); the trainer rewrites
+    its provenance.json to say "auditor" (vk.bin untouched, so the key still opens). verify takes
+    no label from a cache, which only ever holds setups run there: a production run proven with it
+    is still refused without --allow-dev-srs, and the report says dev."""
+    run, cache = honest
+    copy = _as_production(honest, tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
     relabelled = tmp_path / "cache" / "groth16" / manifest["circuit_id"]
     shutil.copytree(cache / "groth16" / manifest["circuit_id"], relabelled)
     record = json.loads((relabelled / "provenance.json").read_text())

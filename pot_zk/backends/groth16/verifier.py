@@ -6,7 +6,9 @@ Keys (docs/proofs.md): a verifying key is only as good as whoever ran the setup.
 * ``key_dir`` given (``verify --keys DIR``, or a key directory the verifier names): the key
   directory for the statement, opened and checked by :func:`~pot_zk.backends.groth16.keys.load_verifying_key`
   (its circuit source must be the one this code generates for the run's spec); provenance
-  ``auditor`` (the verifier ran the setup: sound for it) or ``zkey`` (a ceremony);
+  ``auditor`` (the verifier ran the setup: sound for it) or ``zkey`` (a ceremony) as its
+  record says -- whoever wrote the directory wrote that record -- and a directory whose record
+  says ``dev`` (e.g. the trainer's cache, named with ``--srs``) gets the dev-key policy below;
 * otherwise the ``dev`` key in the verifier's cache (``<cache>/groth16/<circuit id>``, where a
   training run on this machine made it) whose verifying key is the one the run declares. Its
   maker knows the trapdoor and can forge proofs: a note says so, and a production-mode run is
@@ -51,7 +53,7 @@ def verifier_key(spec: Groth16Spec, declared: Mapping[str, Any] | None, cache_di
     ``dev-keys-refused``) when the verifier holds no acceptable key."""
     if key_dir is not None:
         key = _open(spec, Path(key_dir))
-        return Groth16VerifierKey(key, _record(key))
+        return _dev_policy(key, declared, allow_dev) if key.provenance == "dev" else Groth16VerifierKey(key, _record(key))
     directory = groth16_keys.key_directory(cache_dir, spec)
     recorded = (declared or {}).get("keys") or {}
     key = dataclasses.replace(_open(spec, directory), provenance="dev")
@@ -61,6 +63,12 @@ def verifier_key(spec: Groth16Spec, declared: Mapping[str, Any] | None, cache_di
             f"(vk {str(recorded.get('vk_sha256'))[:16]}...)",
             reason="keys-unavailable",
         )
+    return _dev_policy(key, declared, allow_dev)
+
+
+def _dev_policy(key: groth16_keys.CircuitVerifyingKey, declared: Mapping[str, Any] | None, allow_dev: bool) -> Groth16VerifierKey:
+    """A dev key (from the cache, or a directory whose record says dev): noted, and refused for a
+    production-mode run unless the verifier allows dev keys."""
     if declared is not None and declared.get("mode") == "production" and not allow_dev:
         raise ProofVerificationError(
             "a production-mode run proven with a dev key (pass --allow-dev-srs to accept, or --keys with your own)",
