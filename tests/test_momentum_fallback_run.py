@@ -59,6 +59,11 @@ def test_certificate_steps_of_a_momentum_run_are_not_called_zero_knowledge(fallb
     assert line.endswith(", measured, not proven") and "zero-knowledge" not in line
     report = verify_run(run, cache_dir=tmp_path / "cache")
     assert report.ok and report.coverage == {"freivalds": 2, "commitment-only": 2}, report.summary()
+    assert [note for note in report.notes if note.startswith("momentum:")] == [
+        "momentum: proven step(s) [2] start from a velocity V_t no proof covers (the step before is not proven): each shows the "
+        "update from the V_t the trainer committed, and any W_t+1 is the update of some V_t; proofs of the steps before them "
+        "(a challenge) bind it"
+    ]
 
 
 @pytest.mark.parametrize("also_weights", [False, True], ids=["velocity", "velocity-and-weights"])

@@ -231,3 +231,17 @@ def check_outcomes_recorded(report, proofs: list[dict], audit_events: list[dict]
                 f"(status, proof type, strategy)",
                 step if isinstance(step, int) else None,
             )
+
+
+def note_free_velocity(report, spec: CircuitSpec) -> None:
+    """A momentum step proven after an unproven one shows the update from a velocity no proof
+    covers, which the trainer chose: any W_t+1 is the update of some V_t (docs/proofs.md)."""
+    if "v_before" not in spec.input_names:
+        return
+    free = sorted(s for s in report.verified_steps if s > 0 and s - 1 not in report.verified_steps)
+    if free:
+        report.notes.append(
+            f"momentum: proven step(s) {free[:10]}{' ...' if len(free) > 10 else ''} start from a velocity V_t no proof covers "
+            "(the step before is not proven): each shows the update from the V_t the trainer committed, and any W_t+1 is the "
+            "update of some V_t; proofs of the steps before them (a challenge) bind it"
+        )
