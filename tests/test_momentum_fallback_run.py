@@ -94,3 +94,23 @@ def test_a_velocity_restarted_at_zero_before_a_certificate_step_is_a_commitment_
     zeros = commitments_of(spec).commit(torch.zeros(spec.architecture.num_params, dtype=torch.float64), "zero velocity")
     _rewrite(run, {1: {"v_after": zeros}, 2: {"v_before": zeros}})
     assert _findings(run, tmp_path) == {("proofs", "commitment-mismatch", 2)}
+
+
+@pytest.mark.parametrize("field,value,wrong", [("momentum", 0.5, {2}), ("weight_decay", 0.0, {0, 2})])
+def test_a_momentum_or_weight_decay_edited_in_the_statement_is_rejected_by_the_certificates(fallback_run, tmp_path, field, value, wrong):
+    """The declared momentum (or weight decay) changed, its circuit id recomputed, the audit trail
+    rewritten -- and, the second time, every certificate's statement too: the revealed steps are
+    not updates of the declared statement (step 0 starts from V_0 = 0, so any momentum fits it)."""
+    run = Path(shutil.copytree(fallback_run[0], tmp_path / "run"))
+    manifest = json.loads((run / files.MANIFEST).read_text())
+    manifest["circuit"]["architecture"][field] = value
+    manifest["circuit_id"] = spec_from_dict(manifest["circuit"]).circuit_id()
+    (run / files.MANIFEST).write_text(json.dumps(manifest))
+    events = [json.loads(line) for line in (run / files.AUDIT).read_text().splitlines()]
+    next(e for e in events if e["event"] == "run.start")["manifest"] = manifest
+    (run / files.AUDIT).write_bytes(chain_lines(events))
+    assert _findings(run, tmp_path) == {("proofs", "wrong-circuit", 0), ("proofs", "wrong-circuit", 2)}
+    for certificate in run.glob("proofs/*/certificate.json"):
+        header = json.loads(certificate.read_text())
+        certificate.write_text(json.dumps({**header, "circuit": manifest["circuit"]}))
+    assert _findings(run, tmp_path) == {("proofs", "update-out-of-tolerance", step) for step in wrong}
