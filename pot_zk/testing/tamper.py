@@ -51,6 +51,12 @@ __all__ = ["KINDS", "Tampering", "chain_lines", "judge", "tampered_copy"]
 def flip_proof_byte(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     step = rng.choice(proved_steps(bundle))
     path = proof_file(bundle, step)
+    if _binary(bundle):  # a zk-groth16 proof: 256 bytes, nothing else
+        data = bytearray(path.read_bytes())
+        index = rng.randrange(len(data))
+        data[index] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(data))
+        return Tampering("flip-proof-byte", f"step {step}: bit flipped in proof byte {index}", expect(("proofs", "invalid-proof"), ("proofs", "malformed-proof")))
     proof = json.loads(path.read_text())
     field = rng.choice(["proof", "proof", "proof", "hex_proof"])
     if field == "proof" or "hex_proof" not in proof:
@@ -111,20 +117,31 @@ def alter_commitment_record(bundle: Path, rng: random.Random, other: Path | None
                      frozenset(expected), options)
 
 
+def _binary(bundle: Path) -> bool:
+    """A zk-groth16 run: its proofs are bare 256-byte proofs whose public inputs the verifier
+    supplies from the records, so a proof moved to another step fails the pairing check
+    (``invalid-proof``) rather than a comparison of public inputs (``commitment-mismatch``)."""
+    return json.loads((bundle / files.MANIFEST).read_text()).get("backend") == "groth16"
+
+
+def _moved_proof(bundle: Path) -> frozenset:
+    return expect(("proofs", "invalid-proof") if _binary(bundle) else ("proofs", "commitment-mismatch"))
+
+
 def swap_proofs(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     a, b = rng.sample(proved_steps(bundle), 2)
     pa, pb = proof_file(bundle, a), proof_file(bundle, b)
     da, db = pa.read_bytes(), pb.read_bytes()
     pa.write_bytes(db)
     pb.write_bytes(da)
-    return Tampering("swap-proofs", f"proofs of steps {a} and {b} swapped", expect(("proofs", "commitment-mismatch")))
+    return Tampering("swap-proofs", f"proofs of steps {a} and {b} swapped", _moved_proof(bundle))
 
 
 def replay_proof(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     assert other is not None, "replay needs another run's bundle"
     step = rng.choice(sorted(set(proved_steps(bundle)) & set(proved_steps(other))))
     shutil.copyfile(proof_file(other, step), proof_file(bundle, step))
-    return Tampering("replay-proof", f"step {step}: proof replayed from {other.name}", expect(("proofs", "commitment-mismatch")))
+    return Tampering("replay-proof", f"step {step}: proof replayed from {other.name}", _moved_proof(bundle))
 
 
 def drop_step(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -189,7 +206,7 @@ def tamper_audit_line(bundle: Path, rng: random.Random, other: Path | None) -> T
 def other_circuit(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     """Declare another statement (learning rate, and its circuit id) in the manifest: the
     verifier derives another circuit and key, which the proofs do not verify against (or which
-    needs a larger SRS than the run's)."""
+    needs a larger SRS than the run's; for zk-groth16, for which it holds no key)."""
     manifest = json.loads((bundle / files.MANIFEST).read_text())
     old = manifest["circuit"]["learning_rate"]
     new = rng.choice([v for v in (0.025, 0.1) if v != old])
@@ -197,7 +214,8 @@ def other_circuit(bundle: Path, rng: random.Random, other: Path | None) -> Tampe
     manifest["circuit_id"] = spec_from_dict(manifest["circuit"]).circuit_id()
     (bundle / files.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     rehash = rng.random() < 0.5
-    expected = {("proofs", "invalid-proof"), ("proofs", "wrong-circuit"), ("proofs", "update-out-of-tolerance"), ("proofs", "srs-mismatch")}
+    expected = {("proofs", "invalid-proof"), ("proofs", "wrong-circuit"), ("proofs", "update-out-of-tolerance"), ("proofs", "srs-mismatch"),
+                ("proofs", "keys-unavailable")}  # zk-groth16: the verifier holds no key for the declared circuit
     if rehash:
         events = audit_records(bundle)
         for event in events:
@@ -261,6 +279,8 @@ def downgrade_label(bundle: Path, rng: random.Random, other: Path | None) -> Tam
     write_jsonl(bundle / files.PROOFS, records)
     rehash = rng.random() < 0.5
     expected = {("proofs", "malformed-proof"), ("proofs", "unknown-proof-type"), ("proofs", "proof-type-mismatch")}
+    if new == "zk-halo2" and old != new:  # a zk-groth16 run declares no SRS to check it with
+        expected.add(("proofs", "srs-unavailable"))
     if rehash:
         events = audit_records(bundle)
         for event in events:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.bundle import RunBundle, load_model
 from pot_zk.runs.session import RunSummary
 from pot_zk.runs.train import proved_line, train
-from pot_zk.testing.tamper import chain_lines
+from pot_zk.testing.tamper import KINDS, chain_lines, judge, tampered_copy
 from pot_zk.verify.run import verify_run
 
 from groth16_support import stop_holders
@@ -254,3 +255,30 @@ def test_a_cached_dev_key_relabelled_auditor_is_still_a_dev_key(honest, tmp_path
     allowed = verify_run(copy, cache_dir=tmp_path / "cache", allow_dev_srs=True)
     assert allowed.ok, allowed.summary()
     assert allowed.verifier_keys["zk-groth16"]["provenance"] == "dev" and any("dev key" in note for note in allowed.notes)
+
+
+NOT_FOR_EXACT = {
+    "alter-public-commitment": "a zk-groth16 proof file holds no public inputs: the verifier takes them from the records",
+    "other-initial-model": "re-proves with a reexec certificate of a float statement",
+    "raise-tolerance": "an exact statement has no tolerance",
+    "drift-within-tolerance": "an exact statement has no tolerance",
+}
+
+
+@pytest.fixture(scope="module")
+def other_run(honest, tmp_path_factory) -> Path:
+    """Another honest run of the same statement (seed 7) whose proofs a tamperer can replay."""
+    run, cache = honest
+    other = tmp_path_factory.mktemp("groth16-other") / "run"
+    assert train(compose_config(overrides(other, cache, "train.seed=7")), sleep=lambda seconds: None).status == "completed"
+    _stop_holders(cache, RunBundle.open(other).manifest()["circuit"])
+    return other
+
+
+@pytest.mark.parametrize("kind", sorted(set(KINDS) - set(NOT_FOR_EXACT)))
+def test_each_tampering_of_a_groth16_bundle_is_rejected_with_its_named_reason(kind, honest, other_run, tmp_path):
+    run, cache = honest
+    tampering = tampered_copy(run, tmp_path / "tampered", kind, random.Random(f"groth16-{kind}"), other_run)
+    report = verify_run(tmp_path / "tampered", cache_dir=cache, **tampering.options)
+    right, why = judge(report, tampering)
+    assert right, f"{tampering.detail}: {why}"
