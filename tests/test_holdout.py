@@ -111,6 +111,7 @@ def test_an_epoch_end_is_scored_too(tmp_path):
     assert all(e.correct is None and e.accuracy is None for e in summary.evaluations)  # synthetic is a regression set
     report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache")
     assert report.ok and {"holdout", "evaluation"} <= set(report.passed), report.summary()
+    assert f"held-out scores after steps [{batches}]: the trainer's (no model file of those steps to score); only the initial and final models are rescored" in report.notes
 
 
 def test_no_holdout_means_no_scores_and_a_note(tmp_path):

@@ -8,7 +8,8 @@
 * ``evaluation``: the scores in evaluations.jsonl are the ones the audit trail recorded; the
   initial model and, for a completed run, the final model are among them; for a built-in data
   set the verifier scores both model files on the held-out samples itself and gets the
-  recorded number correct exactly and the recorded loss within 1e-9 (relative).
+  recorded number correct exactly and the recorded loss within 1e-9 (relative). Scores of
+  other steps (each epoch's end) have no model file to score: a note says they are the trainer's.
 
 A run that declares no held-out set (a user loop, or ``data.holdout=0``) gets a note.
 """
@@ -104,6 +105,12 @@ def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None
             report.fail("evaluation", "missing-evaluation", f"no held-out score of the {which} model (after step {after_step})")
         elif held_out is not None:
             _rescore(report, which, record, held_out, manifest, spec, load_model, bundle.path(name))
+    unchecked = sorted(set(records) - {after_step for after_step, _ in wanted.values()})
+    if unchecked:
+        report.notes.append(
+            f"held-out scores after steps {unchecked[:10]}{' ...' if len(unchecked) > 10 else ''}: the trainer's "
+            "(no model file of those steps to score); only the initial and final models are rescored"
+        )
 
 
 def _rescore(report, which: str, record: Evaluation, held_out: HeldOut, manifest: dict, spec, load_model: Callable, path) -> None:
