@@ -271,7 +271,7 @@ def other_run(honest, tmp_path_factory) -> Path:
     run, cache = honest
     other = tmp_path_factory.mktemp("groth16-other") / "run"
     assert train(compose_config(overrides(other, cache, "train.seed=7")), sleep=lambda seconds: None).status == "completed"
-    _stop_holders(cache, RunBundle.open(other).manifest()["circuit"])
+    stop_holders(cache, RunBundle.open(other).manifest()["circuit"])
     return other
 
 
