@@ -63,7 +63,9 @@ def audit_records(run: Path) -> list[tuple]:
 
 
 def test_the_terminal_shows_progress_and_summary_and_every_record_only_with_v(tmp_path, zk_cache):
-    status, calm = readme_run(tmp_path / "calm", zk_cache)
+    # a cache of its own: the circuit is calibrated and compiled in this run, as in a first
+    # README run, where ezkl draws its own calibration bar on the process's fd 2
+    status, calm = readme_run(tmp_path / "calm", tmp_path / "fresh-cache")
     assert status == 0, calm
     lines = [line for line in calm.replace("\r\n", "\n").split("\n") if line.strip()]
     assert "training:" in calm and "proofs 2/2 done" in calm
@@ -72,6 +74,13 @@ def test_the_terminal_shows_progress_and_summary_and_every_record_only_with_v(tm
             "steps 0, 2, each the declared update within 4 units of 2^-12 of its committed weights") in calm
     assert not [line for line in lines if RECORD_LINE.search(line)], calm
     assert not [line for line in lines if "[info" in line], calm
+    assert "alibrat" not in calm, calm
+
+    # verify derives the circuit again in a directory of its own: calibration again, off the console too
+    status, checked = run_in_terminal([str(SCRIPT), "verify", str(tmp_path / "calm"), "--cache-dir", str(tmp_path / "fresh-cache")], cwd=tmp_path)
+    assert status == 0, checked
+    assert "result: VERIFIED" in checked
+    assert "alibrat" not in checked, checked
 
     status, verbose = readme_run(tmp_path / "verbose", zk_cache, "-v")
     assert status == 0, verbose

@@ -28,6 +28,7 @@ from typing import Callable, Iterator, Sequence
 
 import ezkl
 
+from pot_zk.core.native_output import captured_fds
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError, ProofVerificationError
 
 EZKL_VERSION = "23.0.5"
@@ -196,17 +197,27 @@ def _build_circuit(tmp: Path, write_onnx, calibration_inputs, run_args: dict) ->
     data.write_text(json.dumps({"input_data": [list(map(float, x)) for x in calibration_inputs()]}))
     settings = str(tmp / "settings.json")
     _call("gen_settings", ezkl.gen_settings, str(tmp / "model.onnx"), settings, py_run_args=_run_args(run_args))
-    _call(
-        "calibrate_settings",
-        ezkl.calibrate_settings,
-        str(data),
-        str(tmp / "model.onnx"),
-        settings,
-        "resources",
-        lookup_safety_margin=2,
-        scales=[run_args["input_scale"]],
-        scale_rebase_multiplier=[1],
-    )
+    with captured_fds() as printed:
+        try:
+            _call(
+                "calibrate_settings",
+                ezkl.calibrate_settings,
+                str(data),
+                str(tmp / "model.onnx"),
+                settings,
+                "resources",
+                lookup_safety_margin=2,
+                scales=[run_args["input_scale"]],
+                scale_rebase_multiplier=[1],
+            )
+        except ProofGenerationError as exc:
+            failure: ProofGenerationError | None = exc
+        else:
+            failure = None
+    if failure is not None:
+        # ezkl's calibration draws its own progress bar on fd 2: kept off the console, and
+        # handed back with the error when calibration fails.
+        raise ProofGenerationError(failure.message, retryable=False, stage="calibrate_settings", stderr=printed.text) from failure
     logrows = json.loads(Path(settings).read_text())["run_args"]["logrows"]
     final = _run_args({**run_args, "logrows": logrows})
     _call("gen_settings", ezkl.gen_settings, str(tmp / "model.onnx"), settings, py_run_args=final)

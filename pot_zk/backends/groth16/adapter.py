@@ -17,18 +17,15 @@ ProofGenerationError here.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import groth16py
 
 from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
+from pot_zk.core.native_output import captured_fds
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError, WitnessBuilderError
 
 ENGINE_VERSION = groth16py.__version__
@@ -72,7 +69,7 @@ def circomlib_dir() -> str:
 def setup(circom_path: Path) -> tuple[ProvingKey, VerifyingKey, CompileReport]:
     """Compile a circom 2 source and run groth16py's single-party setup (a ``dev`` key: whoever
     runs it knows the trapdoor)."""
-    with _captured_console() as console:
+    with captured_fds() as console:
         try:
             pk, vk = groth16py.setup_circom(str(circom_path), [circomlib_dir()])
         except (groth16py.SetupError, groth16py.WitnessError) as exc:
@@ -89,7 +86,7 @@ def setup(circom_path: Path) -> tuple[ProvingKey, VerifyingKey, CompileReport]:
 def import_zkey(zkey_path: Path, circom_path: Path) -> tuple[ProvingKey, VerifyingKey, CompileReport]:
     """Keys from a snarkjs Groth16 ``.zkey`` (a ceremony's phase 2), with the circuit compiled
     so ``prove`` works in-process. The zkey must have been made for exactly this source."""
-    with _captured_console() as console:
+    with captured_fds() as console:
         try:
             pk, vk = groth16py.import_zkey(str(zkey_path), str(circom_path), [circomlib_dir()])
         except (groth16py.SetupError, groth16py.WitnessError, groth16py.EncodingError, OSError, ValueError) as exc:
@@ -178,31 +175,6 @@ def _to_field(value: Any) -> Any:
     if not -FIELD_MODULUS < number < FIELD_MODULUS:
         raise WitnessBuilderError("a circuit input is not a field element", expected="|v| < p", actual=number.bit_length())
     return number % FIELD_MODULUS
-
-
-class _Console:
-    text = ""
-
-
-@contextmanager
-def _captured_console() -> Iterator[_Console]:
-    """Send what native code prints on fds 1 and 2 to a temporary file for the duration."""
-    console = _Console()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield console
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            sink.seek(0)
-            console.text = sink.read().decode("utf-8", errors="replace")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
