@@ -21,9 +21,12 @@ import pytest
 
 from pot_zk.backends.groth16 import adapter, exact
 from pot_zk.backends.groth16.circom import circuit_source
+from pot_zk.backends.groth16.circuit_writer import gadget_source
 from pot_zk.backends.groth16.commit import commit_sgd_step
 from pot_zk.backends.groth16.exact import exact_sgd_step
+from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
 from pot_zk.backends.groth16.signals import circuit_inputs
+from pot_zk.backends.groth16.softmax_circom import softmax_templates
 from pot_zk.kinds.exact_softmax import EXP_RANGE, softmax_trace
 
 from groth16_support import honest_ce_step, tiny_ce_spec
@@ -175,3 +178,19 @@ def test_a_forged_cross_entropy_witness_has_no_proof_without_its_guard_it_has(ho
     assert not ok, f"CRITICAL: {what} proves a false step"
     weakened, _ = _proves(tmp_path, "weakened", _tamper(tampered, *guard), inputs, claimed)
     assert weakened, f"{what}: the forgery is not what {guard[0]!r} refuses"
+
+
+def test_the_clamp_selector_at_exactly_12_s_below_the_max_is_a_second_witness_that_changes_nothing(tmp_path):
+    """At z - m = -12 S both selector values satisfy the clamp (u = -12 S either way): a second
+    witness, but every output of the row -- hence delta and W_t+1 -- is the honest one. (The one
+    other free hint of the circuit, ReLU's inverse of z at z = 0, is multiplied by 0.) One below
+    the boundary only the clamped branch holds (test_groth16_softmax_circuit.py)."""
+    row = np.array([[20000, 20000 - EXP_RANGE * S, 5000]])
+    trace = softmax_trace(row, 12)
+    outputs = [trace.row_max, trace.shifted, trace.whole, trace.fraction, trace.power, trace.exp, trace.total, trace.probabilities, trace.remainders]
+    public = [int(v) % FIELD_MODULUS for v in np.concatenate([np.asarray(o).reshape(-1) for o in outputs])]
+    honest = gadget_source("component main = SoftmaxRow(3, 12, 24);", softmax_templates(3, 12))
+    for selector in ("1", "0"):  # the honest hint says 0 (z - m < -LIMIT is false); 1 is the other witness
+        source = _tamper(honest, CLAMP_HINT, f"clamped[k] <-- k == 1 ? {selector} : (z[k] - m < -LIMIT ? 1 : 0);")
+        ok, _ = _proves(tmp_path, f"boundary{selector}", source, {"z": row[0].tolist()}, public)
+        assert ok, selector
