@@ -65,5 +65,15 @@ def test_non_integer_inputs_and_bad_labels_are_refused():
         softmax(np.array([[0.5, 1.0]]), SCALE)
     with pytest.raises(WitnessBuilderError, match="labels must be N integers in 0..1"):
         cross_entropy_delta(np.array([[0, 1]]), np.array([2]), SCALE)
-    with pytest.raises(WitnessBuilderError, match="exceed 40 bits"):
-        softmax(np.array([[2**41, 0]]), SCALE)
+    with pytest.raises(WitnessBuilderError, match="exceed 48 bits"):
+        softmax(np.array([[2**48, 0]]), SCALE)
+
+
+def test_logits_anywhere_in_the_widest_quotient_range_are_accepted():
+    """quotient_bits may reach 42 within the accumulator bound (e.g. 2048-8-2 at scale 1): a
+    logit of 2**40 the circuit range-checks must have a softmax (it was refused above 40 bits)."""
+    top = 2**47 - 1
+    rows = np.array([[top, 0, top - 4096], [-top - 1, top, 2**40], [2**40, 2**40 - 4096, -(2**40)]])
+    small = rows - rows.max(axis=1, keepdims=True)  # the same rows near 0: only z - max z matters
+    assert np.array_equal(softmax(rows, SCALE), softmax(small, SCALE))
+    assert softmax(rows, SCALE)[:, 0].tolist() == [2994, 0, 2994]  # 1 / (1 + e^-1) = 0.731 of 4096

@@ -44,6 +44,10 @@ EXP_BITS = 16
 """e = exp(u / S) is computed at 2**-EXP_BITS (the default of every function below)."""
 LOG2E_BITS = 28
 POLY_BITS = 24
+LOGIT_BITS = 48
+"""Logits lie below 2**LOGIT_BITS in magnitude: every logit a zk-groth16 statement range-checks
+(quotient_bits <= 48). Only z - max z touches an unclamped logit (within int64); every product
+comes after the clamp, so it is below 2**57 whatever the logits."""
 POLY_DEGREE = 9
 LOG2E = round(math.log2(math.e) * 2**LOG2E_BITS)
 COEFFICIENTS = tuple(round((-math.log(2)) ** j / math.factorial(j) * 2**POLY_BITS) for j in range(POLY_DEGREE + 1))
@@ -76,15 +80,17 @@ class SoftmaxTrace:
 
 def softmax_trace(logits: np.ndarray, scale: int, exp_bits: int = EXP_BITS) -> SoftmaxTrace:
     """The integer softmax of each row of ``logits`` (integers at 2**-scale), with every
-    intermediate. Logits must fit 40 bits (WitnessBuilderError otherwise: the products below
-    then stay within int64)."""
+    intermediate. Logits must lie below 2**LOGIT_BITS in magnitude (WitnessBuilderError
+    otherwise)."""
     z = _integers(logits, "logits")
     if z.ndim != 2 or z.shape[1] < 1:
         raise WitnessBuilderError("logits must be an N x C integer array", expected="N x C", actual=list(z.shape))
     if not 0 < exp_bits <= POLY_BITS or not 0 < scale <= 24:
         raise WitnessBuilderError("need 0 < exp_bits <= 24 and 0 < scale <= 24", expected="bits in range", actual=[scale, exp_bits])
-    if z.size and int(np.abs(z).max()) >= 2**40:
-        raise WitnessBuilderError("logits exceed 40 bits", expected="|logit| < 2**40", actual=int(np.abs(z).max()))
+    if z.size and int(np.abs(z).max()) >= 2**LOGIT_BITS:
+        raise WitnessBuilderError(
+            f"logits exceed {LOGIT_BITS} bits", expected=f"|logit| < 2**{LOGIT_BITS}", actual=int(np.abs(z).max())
+        )
     unit = 2**scale
     row_max = z.max(axis=1)
     shifted = np.maximum(z - row_max[:, None], -EXP_RANGE * unit)

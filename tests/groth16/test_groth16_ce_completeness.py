@@ -91,8 +91,9 @@ def test_every_cross_entropy_step_the_reference_accepts_proves(shape, groth16_ca
         assert clamped >= 2, proved  # clamped logits were proven
 
 
-ROW_SHAPES = [(1, 12, 24), (2, 12, 16), (10, 12, 24), (4, 24, 30)]
-"""(C, scale, quotient_bits) of SoftmaxRow alone: logits anywhere in the quotient range."""
+ROW_SHAPES = [(1, 12, 24), (2, 12, 16), (10, 12, 24), (4, 24, 30), (3, 12, 42)]
+"""(C, scale, quotient_bits) of SoftmaxRow alone: logits anywhere in the quotient range (42 bits:
+logits beyond 2**40, which the reference used to refuse)."""
 
 
 @pytest.mark.parametrize(("classes", "scale", "bits"), ROW_SHAPES, ids=[f"C{c}@{s}q{b}" for c, s, b in ROW_SHAPES])
