@@ -5,7 +5,9 @@ Those libraries write progress bars and statistics straight to fds 1 and 2, past
 ``sys.stdout``; on a terminal they break the training progress bar and the calm console
 (``pot-zk train`` shows bars, warnings, errors and the summary). :func:`captured_fds` sends
 both fds to a temporary file for the duration and hands the text back, so a caller can put it
-in an error when the call fails.
+in an error when the call fails. The fds belong to the whole process: whatever another thread,
+or a child forked meanwhile, writes to them during the capture goes to the temporary file, not
+to the terminal (records still reach the audit file, which is not on these fds).
 """
 
 from __future__ import annotations
