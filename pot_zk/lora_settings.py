@@ -39,6 +39,12 @@ class LoraSettings:
             raise ConfigurationError(f"lora_config rank must be an integer >= 1, not {self.rank!r}", key="lora_config.rank")
         if self.alpha is not None and not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha > 0):
             raise ConfigurationError(f"lora_config alpha must be a number > 0, not {self.alpha!r}", key="lora_config.alpha")
+        if isinstance(self.target_modules, str):
+            try:
+                re.compile(self.target_modules)
+            except re.error as error:
+                raise ConfigurationError(f"lora_config target_modules {self.target_modules!r} is not a regular expression: {error}",
+                                         key="lora_config.target_modules") from error
 
     @classmethod
     def of(cls, lora_config: Any) -> "LoraSettings | None":

@@ -109,7 +109,8 @@ def test_a_dict_lora_config_is_checked_as_peft_would_select_modules(tmp_path, ma
                 prover.prove_lora_step(before, after, batch, LEARNING_RATE)
 
 
-@pytest.mark.parametrize("config", [{"rank": 2, "dropout": 0.1}, {"rank": 0}, {"alpha": -1.0}, {"target_modules": []}, "r=2"])
+@pytest.mark.parametrize("config", [{"rank": 2, "dropout": 0.1}, {"rank": 0}, {"alpha": -1.0}, {"target_modules": []},
+                                    {"target_modules": "(0"}, "r=2"])
 def test_a_bad_lora_config_is_a_configuration_error_before_anything_is_written(tmp_path, config):
     with pytest.raises(ConfigurationError, match="lora_config"):
         AutoProver(tmp_path / "run", lora_config=config)
