@@ -51,12 +51,25 @@ def run_dir_override(run_dir: str | Path) -> str:
     return path_override("run_dir", run_dir)
 
 
+ANY_CASE_GROUPS = ("mode", "handler")
+"""Config groups whose option may be given in any case, as the seed spells its modes and
+failure actions (``handler=FAIL_FAST``, ``mode=Production``); their option files are lower case."""
+
+
+def canonical_override(override: str) -> str:
+    """``handler=FAIL_FAST`` -> ``handler=fail_fast`` for the groups of :data:`ANY_CASE_GROUPS`;
+    any other override unchanged."""
+    key, equals, value = override.partition("=")
+    return f"{key}={value.lower()}" if equals and key.lstrip("+~") in ANY_CASE_GROUPS else override
+
+
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", *, run_dir: str | Path | None = None) -> DictConfig:
     """Compose pot-zk's config programmatically, as the CLI apps would with these overrides
     (then ``run_dir``, if given). Works inside a running Hydra app too: its global state is set
     aside and restored. An unknown option of a group (``mode=explode``, ``handler=explode``) is
-    a ConfigurationError naming the valid options."""
-    overrides = [*overrides, *([run_dir_override(run_dir)] if run_dir is not None else [])]
+    a ConfigurationError naming the valid options; ``mode`` and ``handler`` take theirs in any
+    case (:func:`canonical_override`)."""
+    overrides = [*map(canonical_override, overrides), *([run_dir_override(run_dir)] if run_dir is not None else [])]
     schema.register_schema()
     running = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
     GlobalHydra.instance().clear()
