@@ -69,6 +69,57 @@ def honest_ce_step(spec: Groth16SgdStatement, seed: int = 0, labels: tuple[int, 
     return w, x, y, exact_sgd_step(spec, w, x, y)
 
 
+def tiny_momentum_spec(**overrides):
+    """4-3-2 (mse) or, with ``loss="cross_entropy"``, 4-3-3; momentum 0.9, weight decay 0.01, batch 2."""
+    from pot_zk.backends.groth16.momentum.statement import Groth16MomentumStatement
+
+    dims = (4, 3, 3) if overrides.get("loss") == "cross_entropy" else TINY_DIMS
+    return Groth16MomentumStatement(**{"dims": dims, "batch_size": BATCH, "learning_rate": LR, "momentum": 0.9, "weight_decay": 0.01, **overrides})
+
+
+def honest_momentum_step(spec, seed: int = 0) -> dict[str, np.ndarray]:
+    """A momentum step's integers: weights ~ N(0, 0.5), velocity ~ N(0, 0.2), inputs U(-1, 1),
+    targets N(0, 1) or random labels, and the exact W_t+1, V_t+1."""
+    rng = np.random.default_rng(seed)
+    grid = 2**spec.scale
+    integers = {
+        "w_before": np.round(rng.normal(0, 0.5, spec.num_params) * grid).astype(np.int64),
+        "v_before": np.round(rng.normal(0, 0.2, spec.num_params) * grid).astype(np.int64),
+        "x": np.round(rng.uniform(-1, 1, (spec.batch_size, spec.dims[0])) * grid).astype(np.int64),
+    }
+    if spec.loss == "cross_entropy":
+        integers["y"] = rng.integers(0, spec.dims[-1], spec.batch_size).astype(np.int64) * grid
+    else:
+        integers["y"] = np.round(rng.normal(0, 1, (spec.batch_size, spec.dims[-1])) * grid).astype(np.int64)
+    return {**integers, **spec.exact_step(integers)}
+
+
+NOT_FOR_EXACT = {
+    "alter-public-commitment": "a zk-groth16 proof file holds no public inputs: the verifier takes them from the records",
+    "other-initial-model": "re-proves with a reexec certificate of a float statement",
+    "raise-tolerance": "an exact statement has no tolerance",
+    "drift-within-tolerance": "an exact statement has no tolerance",
+}
+"""Tamper kinds (pot_zk/testing/tamper.py) that do not apply to a zk-groth16 bundle, and why."""
+
+
+def proves(tmp_path: Path, name: str, source: str, inputs: dict, public: list[int]):
+    """Compile ``source``, run a single-party setup, prove ``inputs`` and verify against
+    ``public``: (accepted, the constraint report)."""
+    from pot_zk.backends.groth16 import adapter
+
+    path = tmp_path / f"{name}.circom"
+    path.write_text(source)
+    pk, vk, report = adapter.setup(path)
+    return adapter.verify(vk, adapter.prove(pk, inputs), public)[0], report
+
+
+def tamper(source: str, old: str, new: str) -> str:
+    """``source`` with every ``old`` replaced (which must occur)."""
+    assert source.count(old) >= 1, old
+    return source.replace(old, new)
+
+
 def sgd_integers(w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """An SGD step's integers by name (:data:`pot_zk.backends.groth16.statement.Integers`)."""
     return {"w_before": w_before, "x": x, "y": y, **({} if w_after is None else {"w_after": w_after})}

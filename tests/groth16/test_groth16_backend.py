@@ -7,13 +7,13 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from pot_zk.backends.groth16.lora.statement import Groth16LoraStatement
+from pot_zk.backends.groth16.momentum.statement import Groth16MomentumStatement
 from pot_zk.backends.groth16.scheme import PackedPoseidon
 from pot_zk.backends.groth16.sgd.statement import Groth16SgdStatement
 from pot_zk.backends.groth16.training import ExactTraining
 from pot_zk.backends.registry import BACKENDS, PROOF_TYPES, spec_from_dict
 from pot_zk.config import build, compose_config
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.lora.step import LoraArchitecture
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import STEP_KINDS
@@ -77,13 +77,15 @@ def test_a_spec_claiming_the_mse_circuit_for_cross_entropy_is_refused():
 
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
-def test_momentum_is_refused_before_anything_runs(loss, tmp_path):
-    with pytest.raises(ConfigurationError, match="the groth16 backend proves lora, sgd steps, not momentum steps") as raised:
-        build(compose_config(["prover=groth16", f"model.loss={loss}", "optimizer.momentum=0.9"], run_dir=tmp_path))
-    assert raised.value.context["key"] == "prover.backend"
-    assert not any(tmp_path.iterdir())  # nothing ran: no run directory content
-    with pytest.raises(ConfigurationError, match="proves lora, sgd steps, not momentum steps"):
-        BACKENDS.get("groth16").circuit_spec(STEP_KINDS.get("momentum"), STEP_KINDS.get("momentum").architecture(ModelSettings("sgd", (4, 3, 2), loss, momentum=0.9)), 8, 0.05, {})
+def test_sgd_with_momentum_builds_the_momentum_statement_of_its_own_circuit(loss, tmp_path):
+    common = ["prover=groth16", f"model.loss={loss}", "train.learning_rate=0.05"]
+    plan = build(compose_config([*common, "optimizer.momentum=0.9", "optimizer.weight_decay=0.01"], run_dir=tmp_path)).plan
+    assert plan.spec == Groth16MomentumStatement((16, 8, 10), 8, 0.05, loss=loss, momentum=0.9, weight_decay=0.01)
+    assert plan.spec.architecture == STEP_KINDS.get("momentum").architecture(plan.model)
+    assert spec_from_dict(plan.spec.to_dict()) == plan.spec
+    sgd = build(compose_config(common, run_dir=tmp_path)).plan.spec
+    assert sgd.kind == "sgd" and sgd.circuit_id() != plan.spec.circuit_id()
+    assert isinstance(plan.backend.training_arithmetic(plan.spec), ExactTraining)
 
 
 def test_a_lora_step_on_a_cross_entropy_base_is_refused():

@@ -30,7 +30,7 @@ from pot_zk.runs.train import proved_line, train
 from pot_zk.testing.tamper import KINDS, chain_lines, judge, tampered_copy
 from pot_zk.verify.run import verify_run
 
-from groth16_support import stop_holders
+from groth16_support import NOT_FOR_EXACT, stop_holders
 
 pytestmark = pytest.mark.prover
 
@@ -255,14 +255,6 @@ def test_a_cached_dev_key_relabelled_auditor_is_still_a_dev_key(honest, tmp_path
     allowed = verify_run(copy, cache_dir=tmp_path / "cache", allow_dev_srs=True)
     assert allowed.ok, allowed.summary()
     assert allowed.verifier_keys["zk-groth16"]["provenance"] == "dev" and any("dev key" in note for note in allowed.notes)
-
-
-NOT_FOR_EXACT = {
-    "alter-public-commitment": "a zk-groth16 proof file holds no public inputs: the verifier takes them from the records",
-    "other-initial-model": "re-proves with a reexec certificate of a float statement",
-    "raise-tolerance": "an exact statement has no tolerance",
-    "drift-within-tolerance": "an exact statement has no tolerance",
-}
 
 
 @pytest.fixture(scope="module")

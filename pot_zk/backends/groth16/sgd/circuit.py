@@ -8,11 +8,15 @@ exposes the commitments of :mod:`pot_zk.backends.groth16.commit` as its public o
 the order ``c_w_before``, ``c_batch``, ``c_w_after``. The templates and their soundness rules
 are in :mod:`pot_zk.backends.groth16.circuit_writer`. The source depends on the spec alone:
 the same spec always gives the same bytes.
+
+The batch, the forward pass, the output delta and the backward pass are written by functions
+other full-MLP statements (momentum, AdamW) call with their own update (:func:`gradients`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from pot_zk.backends.groth16.circuit_writer import CircuitWriter, source
 from pot_zk.backends.groth16.commit import packing_width
@@ -22,35 +26,99 @@ if TYPE_CHECKING:
     from pot_zk.backends.groth16.sgd.spec import Groth16SgdSpec
 
 
+@dataclass(frozen=True)
+class LayerGradient:
+    """Where the backward pass left layer ``layer``'s gradients (loop variables n, m over the
+    weight's ``rows`` x ``cols``, m over the bias), and where the layer's parameters sit in a
+    flat parameter signal."""
+
+    layer: int
+    rows: int
+    cols: int
+    weight_offset: int
+    bias_offset: int
+
+    @property
+    def weight(self) -> str:
+        return f"grad{self.layer}.out[n][m]"
+
+    @property
+    def bias(self) -> str:
+        return f"gb{self.layer}[m]"
+
+    def weight_at(self, signal: str) -> str:
+        """Entry (n, m) of the layer's weight in the flat parameter signal ``signal``."""
+        return f"{signal}[{self.weight_offset} + n * {self.cols} + m]"
+
+    def bias_at(self, signal: str) -> str:
+        return f"{signal}[{self.bias_offset} + m]"
+
+
 def sgd_circuit_source(spec: Groth16SgdSpec) -> str:
-    templates = softmax_templates(spec.dims[-1], spec.scale) if spec.loss == "cross_entropy" else ""
-    return source(spec, _main(spec), "SgdStep", templates)
+    return source(spec, _main(spec), "SgdStep", loss_templates(spec))
+
+
+def loss_templates(spec: Groth16SgdSpec) -> str:
+    """The templates the spec's loss needs beside the shared ones (the softmax's for cross_entropy)."""
+    return softmax_templates(spec.dims[-1], spec.scale) if spec.loss == "cross_entropy" else ""
 
 
 def _main(spec: Groth16SgdSpec) -> str:
-    dims, n, layers = spec.dims, spec.batch_size, spec.num_layers
-    vb, qb, scale = spec.value_bits, spec.quotient_bits, spec.scale
-    d0, dl, params = dims[0], dims[-1], spec.num_params
+    params, vb = spec.num_params, spec.value_bits
     out = CircuitWriter("SgdStep")
     out.add(f"signal input w_before[{params}];")
-    out.add(f"signal input x[{n}][{d0}];")
-    labels = spec.loss == "cross_entropy"
-    out.add(f"signal input y[{n}];" if labels else f"signal input y[{n}][{dl}];")
+    batch_inputs(out, spec)
     out.add(f"signal input w_after[{params}];")
     for name in ("c_w_before", "c_batch", "c_w_after"):
         out.add(f"signal output {name};")
     out.add()
-    out.add("// every input is range-checked and committed; the batch is X then Y, row-major")
-    out.add(f"signal batch[{spec.num_batch_values}];")
-    out.loop(n, d0, f"batch[n * {d0} + m] <== x[n][m];")
-    if labels:
-        out.add(f"for (var n = 0; n < {n}; n++) {{ batch[{n * d0} + n] <== y[n]; }}")
-    else:
-        out.loop(n, dl, f"batch[{n * d0} + n * {dl} + m] <== y[n][m];")
+    batch_signal(out, spec)
     width = packing_width(vb)
     out.committed_input("w_before", params, vb, width, "c_w_before")
     out.committed_input("batch", spec.num_batch_values, vb, width, "c_batch")
     out.committed_input("w_after", params, vb, width, "c_w_after")
+
+    def update(out: CircuitWriter, gradient: LayerGradient) -> None:
+        layer = gradient.layer
+        out.updates(
+            f"update_w{layer}", gradient.rows, gradient.cols, spec.c_fix, spec.param_scale,
+            gradient=gradient.weight, before=gradient.weight_at("w_before"), after=gradient.weight_at("w_after"),
+        )
+        out.updates(
+            f"update_b{layer}", 1, gradient.rows, spec.c_fix, spec.param_scale,
+            gradient=gradient.bias, before=gradient.bias_at("w_before"), after=gradient.bias_at("w_after"),
+        )
+
+    gradients(out, spec, f"W' = W - floor({spec.c_fix} g / 2^{spec.param_scale})", update)
+    return out.text()
+
+
+def batch_inputs(out: CircuitWriter, spec: Groth16SgdSpec) -> None:
+    """The private inputs X (N x d_0) and Y (N x d_L targets, or N labels)."""
+    n = spec.batch_size
+    out.add(f"signal input x[{n}][{spec.dims[0]}];")
+    out.add(f"signal input y[{n}];" if spec.loss == "cross_entropy" else f"signal input y[{n}][{spec.dims[-1]}];")
+
+
+def batch_signal(out: CircuitWriter, spec: Groth16SgdSpec) -> None:
+    """``batch``: X then Y, row-major (the committed batch)."""
+    n, d0, dl = spec.batch_size, spec.dims[0], spec.dims[-1]
+    out.add("// every input is range-checked and committed; the batch is X then Y, row-major")
+    out.add(f"signal batch[{spec.num_batch_values}];")
+    out.loop(n, d0, f"batch[n * {d0} + m] <== x[n][m];")
+    if spec.loss == "cross_entropy":
+        out.add(f"for (var n = 0; n < {n}; n++) {{ batch[{n * d0} + n] <== y[n]; }}")
+    else:
+        out.loop(n, dl, f"batch[{n * d0} + n * {dl} + m] <== y[n][m];")
+
+
+def gradients(out: CircuitWriter, spec: Groth16SgdSpec, update_words: str, update: Callable[[CircuitWriter, LayerGradient], None]) -> None:
+    """The forward pass from ``w_before`` and the batch, the output delta of the spec's loss
+    and the backward pass (:func:`~pot_zk.backends.groth16.sgd.exact.unscaled_gradients`);
+    ``update`` writes each layer's update from its gradients (``update_words`` says it in the
+    layer's comment)."""
+    dims, n, layers = spec.dims, spec.batch_size, spec.num_layers
+    qb, scale, dl = spec.quotient_bits, spec.scale, dims[-1]
     offsets = spec.param_offsets
     for layer in range(1, layers + 1):
         fan_in, fan_out = dims[layer - 1], dims[layer]
@@ -65,7 +133,7 @@ def _main(spec: Groth16SgdSpec) -> str:
         if layer < layers:
             out.relu(f"relu{layer}", n, fan_out, f"forward{layer}")
     out.add()
-    if labels:
+    if spec.loss == "cross_entropy":
         out.add(f"// output error: delta{layers} = softmax(z{layers}) - 2^{scale} onehot(y), every line of exact_softmax checked")
         cross_entropy_delta(out, n, dl, scale, qb, f"forward{layers}.out[n][m]", "y[n]", f"delta{layers}")
     else:
@@ -77,18 +145,11 @@ def _main(spec: Groth16SgdSpec) -> str:
         weight, bias = offsets[2 * layer - 2], offsets[2 * layer - 1]
         below = "x" if layer == 1 else f"relu{layer - 1}.h"
         out.add()
-        out.add(f"// layer {layer}: gW = floor(delta^T @ a / 2^{scale}), gb = sum delta; W' = W - floor({spec.c_fix} g / 2^{spec.param_scale})")
+        out.add(f"// layer {layer}: gW = floor(delta^T @ a / 2^{scale}), gb = sum delta; {update_words}")
         out.matmul(f"grad{layer}", fan_out, n, fan_in, a=f"delta{layer}[k][n]", b=f"{below}[k][m]", add="0", scale=scale, bits=qb)
         out.add(f"signal gb{layer}[{fan_out}];")
         out.add(f"for (var m = 0; m < {fan_out}; m++) {{ var sum = 0; for (var n = 0; n < {n}; n++) {{ sum += delta{layer}[n][m]; }} gb{layer}[m] <== sum; }}")
-        out.updates(
-            f"update_w{layer}", fan_out, fan_in, spec.c_fix, spec.param_scale,
-            gradient=f"grad{layer}.out[n][m]", before=f"w_before[{weight} + n * {fan_in} + m]", after=f"w_after[{weight} + n * {fan_in} + m]",
-        )
-        out.updates(
-            f"update_b{layer}", 1, fan_out, spec.c_fix, spec.param_scale,
-            gradient=f"gb{layer}[m]", before=f"w_before[{bias} + m]", after=f"w_after[{bias} + m]",
-        )
+        update(out, LayerGradient(layer, fan_out, fan_in, weight, bias))
         if layer > 1:
             out.add(f"// back-propagation: delta{layer - 1} = floor(delta{layer} @ W{layer} / 2^{scale}) * [z{layer - 1} > 0]")
             out.matmul(
@@ -97,4 +158,3 @@ def _main(spec: Groth16SgdSpec) -> str:
             )
             out.add(f"signal delta{layer - 1}[{n}][{fan_in}];")
             out.loop(n, fan_in, f"delta{layer - 1}[n][m] <== back{layer}.out[n][m] * relu{layer - 1}.pos[n][m];")
-    return out.text()

@@ -38,14 +38,25 @@ if TYPE_CHECKING:
 def exact_sgd_step(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> np.ndarray:
     """W_t+1 (flat, canonical order, int64) from W_t (flat), X (N x d_0) and Y (N x d_L for
     mse; N labels ``k * 2**scale`` for cross_entropy)."""
-    w, x, y = check_inputs(spec, w_int, x_int, y_int)
-    params = split_params(spec, w)
-    gradients = _gradients(spec, params, x, y)
-    scaled = spec.c_fix * np.concatenate([g.reshape(-1) for g in gradients])
-    w_after = w - scaled // 2**spec.param_scale
-    for start, stop, label in _param_slices(spec):
-        check_range(w_after[start:stop], spec.value_bits, f"{label} after the update")
+    gradient = unscaled_gradients(spec, w_int, x_int, y_int)
+    w_after = np.asarray(w_int).astype(np.int64) - (spec.c_fix * gradient) // 2**spec.param_scale
+    check_params(spec, w_after, "after the update")
     return w_after
+
+
+def unscaled_gradients(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> np.ndarray:
+    """G (flat, canonical order, int64): every gW_l and gb_l of the backward pass above, from
+    the checked inputs; the gradient of the mean loss is ``c * G / 2**scale`` with c the
+    statement's gradient constant (2 / (N d_L) for mse, 1 / N for cross_entropy)."""
+    w, x, y = check_inputs(spec, w_int, x_int, y_int)
+    return np.concatenate([g.reshape(-1) for g in _gradients(spec, split_params(spec, w), x, y)])
+
+
+def check_params(spec: Groth16SgdSpec, values: np.ndarray, when: str) -> None:
+    """WitnessBuilderError unless every value of a flat parameter vector fits ``value_bits``
+    (naming the layer's weight or bias and ``when``)."""
+    for start, stop, label in _param_slices(spec):
+        check_range(values[start:stop], spec.value_bits, f"{label} {when}")
 
 
 def check_inputs(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
