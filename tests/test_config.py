@@ -191,7 +191,8 @@ def test_a_wrong_type_is_rejected_at_compose_time(override):
     ("executor.name=slurm", "unknown executor 'slurm'; valid: dask, inline, process"),
     ("data.name=mnist", "unknown data set 'mnist'; valid: digits, synthetic"),
     ("data.part=middle", "unknown data part 'middle'; valid: adapt, all, base"),
-    ("model.kind=adam", "unknown step kind 'adam'; valid: lora, momentum, sgd"),
+    ("model.kind=adam", "unknown model.kind 'adam'; valid: lora, sgd"),
+    ("optimizer.name=rmsprop", "unknown optimizer.name 'rmsprop'; valid: sgd, adam, adamw"),
     ("prover.backend=halo3", "unknown prover backend 'halo3'; valid: ezkl, groth16"),
     ("handler.fallback_chain=[freivalds,reexc]", "unknown prover strategy 'reexc'; known: freivalds, reexec, zk-groth16, zk-halo2"),
 ])

@@ -256,7 +256,7 @@ def _stopped_after_two_steps(tmp_path: Path, velocity_scale: float) -> tuple[Pat
     before step 2, no final model), its checkpoint the state after step 1 with the velocity
     multiplied by ``velocity_scale``."""
     from pot_zk.runs.bundle import load_model, save_model
-    from pot_zk.runs.checkpoint import VELOCITY_PREFIX
+    from pot_zk.runs.checkpoint import OPTIMIZER_PREFIX
 
     common = ["mode=disabled", "model=tiny_mlp", "model.loss=cross_entropy", "data=synthetic", "train.batch_size=2",
               "optimizer.momentum=0.9", "train.progress=false"]
@@ -273,7 +273,7 @@ def _stopped_after_two_steps(tmp_path: Path, velocity_scale: float) -> tuple[Pat
     (run / files.EVALUATIONS).write_text("".join(line + "\n" for line in scores))
     (run / files.FINAL_MODEL).unlink()
     state, metadata = load_model(shorter / files.CHECKPOINT)
-    save_model({k: v * velocity_scale if k.startswith(VELOCITY_PREFIX) else v for k, v in state.items()}, run / files.CHECKPOINT, metadata)
+    save_model({k: v * velocity_scale if k.startswith(OPTIMIZER_PREFIX + "momentum_buffer.") else v for k, v in state.items()}, run / files.CHECKPOINT, metadata)
     return run, overrides
 
 

@@ -26,7 +26,8 @@ from pot_zk.config.plan import DataSettings, TrainingPlan, WitnessSettings
 from pot_zk.core.audit import AuditLog
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings
-from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.kinds.optimizer import OptimizerSettings
+from pot_zk.kinds.registry import kind_for
 from pot_zk.proving.policy import create_policy
 from pot_zk.data.datasets import DATASETS, PARTS
 from pot_zk.proving.executors import EXECUTORS
@@ -177,29 +178,23 @@ def _check_chain_serves(chain: Sequence[str], registry: StrategyRegistry, spec: 
             )
 
 
-def step_kind_name(cfg: DictConfig) -> str:
-    """``model.kind``; an ``sgd`` model trained with ``optimizer.momentum > 0`` makes
-    ``momentum`` steps. Weight decay is proven with momentum only."""
-    momentum, weight_decay = float(cfg.optimizer.momentum), float(cfg.optimizer.weight_decay)
-    if weight_decay and not momentum:
-        raise ConfigurationError("optimizer.weight_decay is proven with optimizer.momentum > 0 only", key="optimizer.weight_decay")
-    if not momentum:
-        return str(cfg.model.kind)
-    if str(cfg.model.kind) != "sgd":
-        raise ConfigurationError(f"optimizer.momentum applies to model.kind=sgd, not {cfg.model.kind}", key="optimizer.momentum")
-    return "momentum"
+def optimizer_settings(optimizer: Any) -> OptimizerSettings:
+    """The config group ``optimizer`` as :class:`OptimizerSettings` (ConfigurationError naming a bad setting)."""
+    return OptimizerSettings(
+        str(optimizer.name), float(optimizer.momentum), float(optimizer.weight_decay), tuple(float(b) for b in optimizer.betas), float(optimizer.eps)
+    )
 
 
 def training_plan(cfg: DictConfig) -> TrainingPlan:
     if cfg.train.epochs < 1:
         raise ConfigurationError("train.epochs must be >= 1", key="train.epochs")
-    kind = STEP_KINDS.get(step_kind_name(cfg))
+    optimizer = optimizer_settings(cfg.optimizer)
+    kind = kind_for(str(cfg.model.kind), optimizer)
     model = ModelSettings(
         kind=kind.name,
         dims=tuple(cfg.model.dims),
         loss=str(cfg.model.loss),
-        momentum=float(cfg.optimizer.momentum),
-        weight_decay=float(cfg.optimizer.weight_decay),
+        optimizer=optimizer,
         lora_layers=tuple(cfg.model.lora_layers),
         lora_rank=int(cfg.model.lora_rank),
         lora_alpha=float(cfg.model.lora_alpha),

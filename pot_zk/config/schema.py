@@ -147,13 +147,24 @@ class TrainConfig:
 
 @dataclass
 class OptimizerConfig:
-    """``torch.optim.SGD``'s momentum and weight decay (the learning rate is ``train.learning_rate``)."""
+    """The torch optimizer (:mod:`pot_zk.kinds.optimizer`; the learning rate is
+    ``train.learning_rate``). Which step kind it makes is the kinds' to say
+    (:func:`pot_zk.kinds.registry.kind_for`): plain SGD ``sgd`` (or ``lora``) steps, SGD with
+    momentum ``momentum`` steps, Adam and AdamW ``adamw`` steps."""
 
+    name: str = "sgd"
+    """``sgd`` (torch.optim.SGD), ``adam`` (torch.optim.Adam: weight decay added to the
+    gradient) or ``adamw`` (torch.optim.AdamW: decoupled weight decay); Adam's and AdamW's
+    moments and step count are committed next to the weights (docs/groth16.md)."""
     momentum: float = 0.0
-    """> 0: SGD with momentum (no dampening, no Nesterov); its steps are ``momentum`` steps whose
-    velocity is committed next to the weights (docs/proofs.md). 0: plain SGD."""
+    """sgd: > 0 is SGD with momentum (no dampening, no Nesterov); its steps are ``momentum``
+    steps whose velocity is committed next to the weights (docs/proofs.md). 0: plain SGD."""
     weight_decay: float = 0.0
-    """L2 weight decay, with momentum > 0 only."""
+    """sgd: L2 weight decay, with momentum > 0 only; adam: L2 weight decay; adamw: decoupled."""
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    """adam, adamw: the decay rates of the first and second moment."""
+    eps: float = 1e-8
+    """adam, adamw: added to the square root of the second moment."""
 
 
 @dataclass

@@ -1,11 +1,13 @@
 """What a step kind is: the extension point for the kinds of training step pot-zk proves.
 
-A :class:`StepKind` (``sgd``, ``lora``; registered in :mod:`pot_zk.kinds.registry` under the
-``kind`` string that step files, circuit specs and prover requests carry) owns, for its kind of
-step:
+A :class:`StepKind` (``sgd``, ``lora``, ``momentum``, ``adamw``; registered in
+:mod:`pot_zk.kinds.registry` under the ``kind`` string that step files, circuit specs and
+prover requests carry) owns, for its kind of step:
 
-* capture from torch (:meth:`StepKind.capture`; which kind a model trains is decided by
-  :func:`pot_zk.kinds.lora.detect.detect_training`) and validation
+* which steps are its: the model kind it trains (:attr:`StepKind.model_kind`, which
+  :func:`pot_zk.kinds.lora.detect.detect_training` finds in a model) and the optimizers it
+  takes (:meth:`StepKind.takes`, :mod:`pot_zk.kinds.optimizer`);
+* capture from torch (:meth:`StepKind.capture`) and validation
   (:meth:`StepKind.validate`: names, shapes, dtype float64, finite values, learning rate);
 * the canonical flat encoding (:meth:`StepKind.encode`: the step's tensors in circuit input
   order, ``w_before``, ``batch``, ``w_after`` and any constant input such as LoRA's ``base``),
@@ -40,6 +42,7 @@ from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.losses import check_labels, target_shape
 from pot_zk.kinds.mlp import MlpArchitecture, Shapes
+from pot_zk.kinds.optimizer import OptimizerSettings
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,7 @@ class ModelSettings:
     kind: str
     dims: tuple[int, ...]
     loss: str = "mse"
-    momentum: float = 0.0
-    weight_decay: float = 0.0
+    optimizer: OptimizerSettings = OptimizerSettings()
     lora_layers: tuple[int, ...] = (0,)
     lora_rank: int = 2
     lora_alpha: float = 4.0
@@ -145,6 +147,11 @@ class StepKind(ABC):
 
     name: ClassVar[str]
     """The ``kind`` string of step files, circuit specs and prover requests."""
+    model_kind: ClassVar[str] = "sgd"
+    """The ``model.kind`` it trains, which :func:`~pot_zk.kinds.lora.detect.detect_training`
+    finds in a torch model (``sgd``: every parameter of the MLP; ``lora``: adapters)."""
+    optimizer_words: ClassVar[str] = "plain torch.optim.SGD (no momentum, no weight decay)"
+    """The optimizers it takes (:meth:`takes`), in words."""
     step_type: ClassVar[type]
     architecture_type: ClassVar[type]
     constant_inputs: ClassVar[tuple[str, ...]] = ()
@@ -157,9 +164,14 @@ class StepKind(ABC):
     state_words: ClassVar[str] = "weights"
     """What a step's committed state is, in words (``weights and velocity``...)."""
 
+    def takes(self, optimizer: OptimizerSettings) -> bool:
+        """Whether a model of :attr:`model_kind` trained with ``optimizer`` makes this kind's
+        steps (plain SGD unless the kind says otherwise); one kind of a model kind takes it."""
+        return optimizer == OptimizerSettings()
+
     @abstractmethod
     def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> BatchStep:
-        """Run one SGD step (MSE loss) on ``model`` and capture it, validated."""
+        """Run one optimizer step on ``model`` and capture it, validated."""
 
     def from_models(self, model_before: nn.Module, model_after: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, learning_rate: float) -> BatchStep:
         """The step that took ``model_before`` to ``model_after`` on the batch, validated (the

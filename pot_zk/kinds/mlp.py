@@ -135,11 +135,6 @@ class MomentumSettings:
             raise ConfigurationError(f"weight_decay must be in [0, 1), got {self.weight_decay}", key="optimizer.weight_decay")
 
 
-def uses_momentum(optimizer: torch.optim.Optimizer) -> bool:
-    """Whether an optimizer's (first) parameter group has momentum: its steps are ``momentum`` steps."""
-    return bool(optimizer.param_groups and optimizer.param_groups[0].get("momentum", 0))
-
-
 def check_momentum_optimizer(optimizer: torch.optim.Optimizer) -> tuple[float, MomentumSettings]:
     """The learning rate and momentum settings of ``torch.optim.SGD`` with momentum (weight
     decay allowed); dampening, Nesterov, maximising and several groups are rejected."""

@@ -2,7 +2,8 @@
 
 ``kind`` strings: ``"sgd"`` (:mod:`pot_zk.kinds.sgd.kind`), ``"lora"``
 (:mod:`pot_zk.kinds.lora.kind`) and ``"momentum"`` (:mod:`pot_zk.kinds.momentum.kind`). A new kind is one subpackage with a
-:class:`~pot_zk.kinds.base.StepKind` and one line here (docs/architecture.md).
+:class:`~pot_zk.kinds.base.StepKind` and one line here (docs/architecture.md). Which kind a
+model trained with an optimizer makes, the kinds say (:func:`kind_for`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import torch
 from torch import nn
 
 from pot_zk.core.registry import Registry
-from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, WitnessBuilderError
 from pot_zk.kinds.base import BatchStep, StepKind, read_step_file
 from pot_zk.kinds.lora.detect import detect_training
-from pot_zk.kinds.mlp import uses_momentum
+from pot_zk.kinds.optimizer import OptimizerSettings
 
 STEP_KINDS: Registry[StepKind] = Registry(
     "step kind",
@@ -34,13 +35,35 @@ def kind_of(step: BatchStep) -> StepKind:
     return STEP_KINDS.get(step.kind)
 
 
+def kind_for(model_kind: str, optimizer: OptimizerSettings) -> StepKind:
+    """The step kind a ``model_kind`` model trained with ``optimizer`` makes: the one kind that
+    trains that model kind and takes the optimizer (:meth:`StepKind.takes`). A ConfigurationError
+    names the first optimizer setting changed from plain SGD and what the model kind takes."""
+    kinds = [STEP_KINDS.get(name) for name in STEP_KINDS.names()]
+    takers = [kind for kind in kinds if kind.model_kind == model_kind and kind.takes(optimizer)]
+    if len(takers) == 1:
+        return takers[0]
+    offered = [f"{kind.optimizer_words} ({kind.name} steps)" for kind in kinds if kind.model_kind == model_kind]
+    if not offered:
+        valid = sorted({k.model_kind for k in kinds})
+        raise ConfigurationError(f"unknown model.kind {model_kind!r}; valid: {', '.join(valid)}", key="model.kind", valid=valid)
+    changed = optimizer.changed()
+    raise ConfigurationError(
+        f"model.kind={model_kind} trained with {optimizer.describe()} makes no provable step; it takes {'; or '.join(offered)}",
+        key=changed[0] if changed else "optimizer",
+        valid=offered,
+    )
+
+
 def capture_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> BatchStep:
-    """Capture one step of the kind :func:`~pot_zk.kinds.lora.detect.detect_training` finds;
-    an SGD step whose optimizer has momentum is a ``momentum`` step."""
-    kind = detect_training(model).kind
-    if kind == "sgd" and uses_momentum(optimizer):
-        kind = "momentum"
-    return STEP_KINDS.get(kind).capture(model, optimizer, inputs, targets)
+    """Capture one step of the kind that trains the model :func:`~pot_zk.kinds.lora.detect.detect_training`
+    finds with ``optimizer`` (:func:`kind_for`; e.g. SGD with momentum makes ``momentum`` steps). InvalidModelStateError before the step runs when no kind takes it."""
+    settings = OptimizerSettings.of(optimizer)
+    try:
+        kind = kind_for(detect_training(model).kind, settings)
+    except ConfigurationError as exc:
+        raise InvalidModelStateError(exc.message, expected=exc.context.get("valid"), actual=type(optimizer).__name__) from exc
+    return kind.capture(model, optimizer, inputs, targets)
 
 
 def step_from_models(model_before: nn.Module, model_after: nn.Module, inputs: Any, targets: Any, learning_rate: float) -> BatchStep:

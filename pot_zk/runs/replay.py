@@ -21,7 +21,7 @@ from pot_zk.exceptions import ChallengeError
 from pot_zk.kinds.registry import capture_step, save_training_step
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, load_model
-from pot_zk.runs.train import build_model, declared_data, sgd_optimizer, step_schedule
+from pot_zk.runs.train import build_model, declared_data, run_optimizer, step_schedule
 
 def replay_witnesses(bundle: RunBundle, cfg: Any, steps: Iterable[int]) -> None:
     """Write the witness files of ``steps`` by replaying the run described by ``cfg`` (its own
@@ -39,7 +39,7 @@ def replay_witnesses(bundle: RunBundle, cfg: Any, steps: Iterable[int]) -> None:
     batches, _ = declared_data(plan)
     model = build_model(plan)
     model.load_state_dict(load_model(bundle.path(files.INITIAL_MODEL))[0])
-    optimizer = sgd_optimizer(model, plan)
+    optimizer = run_optimizer(model, plan)
     recorded = {r["step"]: r for r in bundle.commitments()}
     for index, _epoch, batch_index in step_schedule(plan, len(batches)):
         if index > max(wanted):

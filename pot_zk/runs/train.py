@@ -1,4 +1,4 @@
-"""``pot-zk train``: train a model with SGD, committing to every step and proving steps as the
+"""``pot-zk train``: train a model with the configured optimizer, committing to every step and proving steps as the
 policy says, into a run bundle that ``pot-zk verify`` checks; ``pot-zk resume RUN`` continues
 a run that was stopped or killed."""
 
@@ -56,7 +56,7 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSumm
         bundle = RunBundle(plan.run_dir)
     batches, held_out = declared_data(plan)
     model = build_model(plan)
-    optimizer = sgd_optimizer(model, plan)
+    optimizer = run_optimizer(model, plan)
     schedule = list(step_schedule(plan, len(batches)))
     with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar:
         options = {"sleep": sleep, "on_progress": lambda progress: bar.set_postfix_str(_queue_text(progress)), "held_out": held_out}
@@ -86,10 +86,9 @@ def declared_data(plan: TrainingPlan) -> tuple[list[Batch], HeldOut | None]:
     return seeded_batches(plan.data, mlp.dims[0], mlp.dims[-1], plan.spec.batch_size, plan.seed, mlp.loss)
 
 
-def sgd_optimizer(model: torch.nn.Module, plan: TrainingPlan) -> torch.optim.Optimizer:
-    """``torch.optim.SGD`` over the trained parameters, with the configured momentum and weight decay."""
-    trained = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.SGD(trained, lr=plan.spec.learning_rate, momentum=plan.model.momentum, weight_decay=plan.model.weight_decay)
+def run_optimizer(model: torch.nn.Module, plan: TrainingPlan) -> torch.optim.Optimizer:
+    """The configured torch optimizer (``optimizer.*``) over the trained parameters."""
+    return plan.model.optimizer.build([p for p in model.parameters() if p.requires_grad], plan.spec.learning_rate)
 
 
 def build_model(plan: TrainingPlan) -> torch.nn.Module:

@@ -18,6 +18,7 @@ from pot_zk.kinds.mlp import MlpArchitecture, Shapes, flatten, mlp_from_dims, un
 
 class LoraKind(StepKind):
     name = "lora"
+    model_kind = "lora"
     step_type = LoraTrainingStep
     state_words = "adapters (on the declared base)"
     architecture_type = LoraArchitecture

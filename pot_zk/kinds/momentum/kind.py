@@ -12,19 +12,24 @@ from torch import nn
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor, load_parameters
 from pot_zk.kinds.mlp import MlpArchitecture, Shapes, flatten, mlp_from_dims, unflatten
-from pot_zk.kinds.reference import backprop_products
 from pot_zk.kinds.momentum.step import MomentumArchitecture, MomentumStep, capture_momentum_step, encode_momentum_step, validate_momentum_step
+from pot_zk.kinds.optimizer import OptimizerSettings
+from pot_zk.kinds.reference import backprop_products
 
 STATE_NAMES = ("w_before", "w_after", "v_before", "v_after")
 
 
 class MomentumKind(StepKind):
     name = "momentum"
+    optimizer_words = "torch.optim.SGD with momentum (and weight decay; no dampening, no Nesterov)"
     step_type = MomentumStep
     state_words = "weights and velocity"
     architecture_type = MomentumArchitecture
     chained_inputs = (("w_before", "w_after"), ("v_before", "v_after"))
     file_tensor_names = (*STATE_NAMES, "x", "y")
+
+    def takes(self, optimizer: OptimizerSettings) -> bool:
+        return optimizer.name == "sgd" and optimizer.momentum > 0 and replace(optimizer, momentum=0.0, weight_decay=0.0) == OptimizerSettings()
 
     def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> MomentumStep:
         return capture_momentum_step(model, optimizer, inputs, targets)
@@ -56,9 +61,9 @@ class MomentumKind(StepKind):
         )
 
     def architecture(self, model: ModelSettings) -> MomentumArchitecture:
-        if not model.momentum:
-            raise ConfigurationError("a momentum step needs optimizer.momentum > 0", key="optimizer.momentum")
-        return MomentumArchitecture(mlp_from_dims(model.dims, model.loss), float(model.momentum), float(model.weight_decay))
+        if not self.takes(model.optimizer):
+            raise ConfigurationError(f"a momentum step needs {self.optimizer_words}, not {model.optimizer.describe()}", key="optimizer.momentum")
+        return MomentumArchitecture(mlp_from_dims(model.dims, model.loss), model.optimizer.momentum, model.optimizer.weight_decay)
 
     def base_architecture(self, architecture: MomentumArchitecture) -> None:
         return None
