@@ -179,7 +179,7 @@ def test_a_broken_velocity_chain_and_a_velocity_that_did_not_start_at_zero_are_f
     assert ("commitment-chain", "chain-broken") in _findings(broken, tmp_path)
     started = Path(shutil.copytree(momentum_run, tmp_path / "started"))
     _rewrite_commitments(started, lambda r: r.update(v_before=other) if r["step"] == 0 else None)
-    assert ("commitment-chain", "velocity-not-zero") in _findings(started, tmp_path)
+    assert ("commitment-chain", "state-not-zero") in _findings(started, tmp_path)
 
 
 def test_a_replay_or_a_kept_witness_whose_velocity_is_not_the_recorded_one_is_refused(momentum_run, tmp_path):

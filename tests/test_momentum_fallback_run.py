@@ -60,9 +60,9 @@ def test_certificate_steps_of_a_momentum_run_are_not_called_zero_knowledge(fallb
     report = verify_run(run, cache_dir=tmp_path / "cache")
     assert report.ok and report.coverage == {"freivalds": 2, "commitment-only": 2}, report.summary()
     assert [note for note in report.notes if note.startswith("momentum:")] == [
-        "momentum: proven step(s) [2] start from a velocity V_t no proof covers (the step before is not proven): each shows the "
-        "update from the V_t the trainer committed, and any W_t+1 is the update of some V_t; proofs of the steps before them "
-        "(a challenge) bind it"
+        "momentum: proven step(s) [2] start from the velocity V_t no proof covers (the step before is not proven): each shows the "
+        "update from the state the trainer committed, and any W_t+1 is the update of some such state; proofs of the steps before "
+        "them (a challenge) bind it"
     ]
 
 

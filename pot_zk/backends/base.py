@@ -129,6 +129,10 @@ def check_step_matches(statement: Statement, step: BatchStep) -> None:
 class CommitmentScheme(Protocol):
     """How one statement's tensors are committed (bound to a spec: its scale and range)."""
 
+    def tensor(self, name: str) -> "CommitmentScheme":
+        """The scheme of the encoded tensor ``name`` (``w_before``, ``m_after``, ...): a
+        statement may keep some state on a grid of its own (AdamW's moments and step count)."""
+
     def snap(self, values: torch.Tensor, what: str) -> torch.Tensor:
         """``values`` on the grid the commitment binds (range-checked; WitnessBuilderError
         names ``what`` when a value does not fit)."""

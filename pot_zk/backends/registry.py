@@ -60,4 +60,4 @@ def commit_step(step: BatchStep, spec: Any) -> StepCommitment:
     """Commitments of a step's canonical encoding under ``spec``'s scheme (for a LoRA step,
     of the adapters and the frozen base)."""
     scheme = commitments_of(spec)
-    return StepCommitment(scale=spec.scale, **{x.name: scheme.commit(x.values, x.label) for x in kind_of(step).encode(step)})
+    return StepCommitment(scale=spec.scale, **{x.name: scheme.tensor(x.name).commit(x.values, x.label) for x in kind_of(step).encode(step)})

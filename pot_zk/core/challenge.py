@@ -4,14 +4,15 @@ The **commitment head** of a run is a SHA-256 hash chain over what the run commi
 
     h_0     = SHA-256("pot-zk/commitment-head/v1" || canonical({"circuit_id", "dataset_root"}))
     h_{t+1} = SHA-256(h_t || canonical({"step", "batch_index", "w_before", "batch", "w_after", "base", "scale"}
-                                        + {"v_before", "v_after"} when the record has them))
+                                        + the optimizer state fields the record has))
 
-(``canonical``: JSON, sorted keys, no spaces; the velocity of a momentum step is committed
+(``canonical``: JSON, sorted keys, no spaces; the optimizer state fields, :data:`STATE_FIELDS`,
+are the velocity of a momentum step and the moments and step count of an Adam step: committed
 state like the weights, which verify requires in every record of such a run, so a challenge
-drawn from the head fixes it too.) It covers only values ``pot-zk verify`` checks
-(the statement's circuit id, the dataset root, each step's commitments and batch index), never
-free fields such as the loss or timestamps, so the trainer cannot change the head without
-changing what the run committed to. It does not change when proofs are added later (unlike
+drawn from the head fixes it too.) It covers only values ``pot-zk verify`` checks (the
+statement's circuit id, the dataset root, each step's commitments and batch index), never free
+fields such as the loss or timestamps, so the trainer cannot change the head without changing
+what the run committed to. It does not change when proofs are added later (unlike
 the audit trail's last record hash, which every later record moves).
 
 The challenged steps are ``count`` distinct steps of ``0..total_steps-1`` drawn by a partial
@@ -38,8 +39,9 @@ CHALLENGE_FORMAT = "pot-zk-challenge/1"
 HEAD_DOMAIN = b"pot-zk/commitment-head/v1"
 CHALLENGE_DOMAIN = b"pot-zk/challenge/v1"
 HEAD_FIELDS = ("step", "batch_index", "w_before", "batch", "w_after", "base", "scale")
-STATE_FIELDS = ("v_before", "v_after")
-"""Committed state besides the weights (a momentum step's velocity): in the head when recorded."""
+STATE_FIELDS = ("v_before", "v_after", "m_before", "m_after", "t_before", "t_after")
+"""Committed state besides the weights (a momentum step's velocity, an Adam step's moments and
+step count): in the head when recorded."""
 NONCE_BYTES = 32
 
 

@@ -158,7 +158,13 @@ class StepKind(ABC):
     """Encoded tensors that stay the same for a whole run (committed once, e.g. LoRA's base)."""
     chained_inputs: ClassVar[tuple[tuple[str, str], ...]] = (("w_before", "w_after"),)
     """(before, after) pairs of encoded state: each step's ``before`` is the previous step's
-    ``after`` (the weights; a momentum step also its velocity)."""
+    ``after``. The first pair is the weights; any other is optimizer state (a momentum step's
+    velocity, Adam's moments and step count), zero before a run's first step as torch creates it."""
+    optimizer_state: ClassVar[str] = ""
+    """The optimizer state a step starts from, in words (``the velocity V_t``); "" for none."""
+    step_count_input: ClassVar[str | None] = None
+    """The one-value encoded tensor holding the optimizer's step count after the step
+    (``t_after``), which ``verify`` pins to the step's number + 1; None when the kind counts none."""
     file_tensor_names: ClassVar[tuple[str, ...]]
     """The tensors of the witness file (their names are part of its format)."""
     state_words: ClassVar[str] = "weights"

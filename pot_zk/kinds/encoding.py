@@ -23,7 +23,9 @@ class StepCommitment:
 
     For a LoRA step W_t and W_t+1 are the adapters and ``base`` commits to the frozen base
     weights; a momentum step also commits to the velocity V_t (``v_before``) and V_t+1
-    (``v_after``). Fields a statement does not have are None and absent from ``to_dict()``.
+    (``v_after``), an Adam step to its first moments (``m_before``, ``m_after``), second moments
+    (``v_before``, ``v_after``) and step counts (``t_before``, ``t_after``). Fields a statement
+    does not have are None and absent from ``to_dict()``.
     """
 
     w_before: str
@@ -33,6 +35,10 @@ class StepCommitment:
     base: str | None = None
     v_before: str | None = None
     v_after: str | None = None
+    m_before: str | None = None
+    m_after: str | None = None
+    t_before: str | None = None
+    t_after: str | None = None
 
     def to_dict(self) -> dict:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -43,7 +49,7 @@ class StepCommitment:
         return cls(w_before=str(data["w_before"]), batch=str(data["batch"]), w_after=str(data["w_after"]), scale=int(data["scale"]), **optional)
 
 
-OPTIONAL_FIELDS = ("base", "v_before", "v_after")
+OPTIONAL_FIELDS = ("base", "v_before", "v_after", "m_before", "m_after", "t_before", "t_after")
 
 
 def to_fixed_point(values: torch.Tensor, scale: int, bound: float | None = None, what: str = "values") -> list[int]:

@@ -83,7 +83,7 @@ class ProvenRun:
         encoded = {x.name: x for x in kind_of(step).encode(step)}
 
         def commit(name: str) -> str:
-            return self.commitments.commit(encoded[name].values, encoded[name].label)
+            return self.commitments.tensor(name).commit(encoded[name].values, encoded[name].label)
 
         batch = self.leaves[batch_index]
         scheduled = self.pipeline is not None and self.policy(index)

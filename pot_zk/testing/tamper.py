@@ -28,6 +28,7 @@ from typing import Callable
 from pot_zk.backends.registry import spec_from_dict
 from pot_zk.runs import bundle as files
 from pot_zk.core.audit import canonical_bytes, sha256_hex
+from pot_zk.core.challenge import STATE_FIELDS
 from pot_zk.testing.bundle_edit import (
     Tampering,
     audit_records,
@@ -89,12 +90,14 @@ def alter_public_commitment(bundle: Path, rng: random.Random, other: Path | None
 
 def alter_commitment_record(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     """Change one committed hash in commitments.jsonl (and, when rehashing, in the audit trail):
-    W_t, the batch, W_t+1 or a momentum step's velocity. The last step's V_t+1 (unproven) is in
-    no chain and no model file: only the commitment head the auditor holds tells that edit."""
+    W_t, the batch, W_t+1 or optimizer state (a momentum step's velocity, an Adam step's moments
+    and step count). The last step's optimizer state after it (unproven) is in no chain and no
+    model file: only the commitment head the auditor holds tells that edit (or, for a step count,
+    verify's own count)."""
     head = head_of(bundle)
     records = jsonl(bundle / files.COMMITMENTS)
     record = rng.choice(records)
-    key = rng.choice([k for k in ("w_before", "batch", "w_after", "v_before", "v_after") if k in record])
+    key = rng.choice([k for k in ("w_before", "batch", "w_after", *STATE_FIELDS) if k in record])
     old = record[key]
     record[key] = other_felt(rng, old)
     write_jsonl(bundle / files.COMMITMENTS, records)
@@ -105,12 +108,13 @@ def alter_commitment_record(bundle: Path, rng: random.Random, other: Path | None
             if event.get("event") == "commitment" and event.get("step") == record["step"]:
                 event[key] = record[key]
         rewrite_audit(bundle, events)
-    expected = {("commitment-chain", "chain-broken"), ("commitment-chain", "velocity-not-zero"), ("proofs", "commitment-mismatch"),
-                ("initial-model", "model-mismatch"), ("final-model", "model-mismatch"), ("steps", "batch-not-in-dataset")}
+    expected = {("commitment-chain", "chain-broken"), ("commitment-chain", "state-not-zero"), ("commitment-chain", "optimizer-step-count"),
+                ("proofs", "commitment-mismatch"), ("initial-model", "model-mismatch"), ("final-model", "model-mismatch"),
+                ("steps", "batch-not-in-dataset")}
     if not rehash:
         expected.add(("steps", "audit-mismatch"))
     options = {}
-    if key == "v_after" and record is records[-1]:
+    if key in STATE_FIELDS and key.endswith("_after") and record is records[-1]:
         expected.add(("commitment-head", "unexpected-head"))
         options = {"expect_head": head}
     return Tampering("alter-commitment-record", f"step {record['step']}: {key} replaced{' (audit rewritten)' if rehash else ''}",

@@ -67,7 +67,7 @@ from pot_zk.verify.references import (
     check_tolerance,
     record_plan,
 )
-from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_velocity
+from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_state
 from pot_zk.verify.statement import check_statement
 from pot_zk.verify.step import verify_step
 
@@ -230,7 +230,7 @@ def verify_run(
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
     options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs)
     _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options)
-    note_free_velocity(report, spec)
+    note_free_state(report, spec)
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge)
     check_min_proven(report, expected.min_proven)

@@ -105,9 +105,11 @@ def _check_audit_agreement(report, by_step: dict[int, dict], audit_events: list[
 
 def _check_chain(report, by_step: dict[int, dict], steps: list[int], spec: Statement) -> None:
     """Each step records its state before and after it (W_t, W_t+1; a momentum step's V_t, V_t+1
-    too), and its state before is the previous step's after; a momentum run starts from zero
-    velocity, as torch's optimizer does."""
-    chained = STEP_KINDS.get(spec.kind).chained_inputs
+    too), and its state before is the previous step's after; the optimizer's state starts from
+    zero, as torch creates it (``state-not-zero``), and a step count is the step's number + 1
+    (``optimizer-step-count``: the auditor recomputes it, so no step's count is the trainer's choice)."""
+    kind = STEP_KINDS.get(spec.kind)
+    chained = kind.chained_inputs
     unrecorded = [(s, name) for s in steps for pair in chained for name in pair if by_step[s].get(name) is None]
     for step, name in unrecorded:
         report.fail("commitment-chain", "chain-broken", f"the step records no {name} commitment (a {spec.kind} step commits it)", step)
@@ -116,11 +118,17 @@ def _check_chain(report, by_step: dict[int, dict], steps: list[int], spec: State
     ]
     for step, before in broken:
         report.fail("commitment-chain", "chain-broken", f"{before} of this step is not {before.replace('before', 'after')} of the previous step", step)
-    if "v_before" in spec.input_names and steps:
-        zeros = commitments_of(spec).commit(torch.zeros(spec.input_sizes()["v_before"], dtype=torch.float64), "zero velocity")
-        if by_step[steps[0]].get("v_before") != zeros:
-            broken.append((steps[0], "v_before"))
-            report.fail("commitment-chain", "velocity-not-zero", "the first step's velocity is not zero (torch starts from none)", steps[0])
+    scheme = commitments_of(spec)
+    for before, _ in chained[1:] if steps else ():
+        zeros = scheme.tensor(before).commit(torch.zeros(spec.input_sizes()[before], dtype=torch.float64), f"zero {before}")
+        if by_step[steps[0]].get(before) != zeros:
+            broken.append((steps[0], before))
+            report.fail("commitment-chain", "state-not-zero", f"the first step's {before} is not zero (torch's optimizer starts from none)", steps[0])
+    counted = kind.step_count_input
+    for step in steps if counted else ():
+        if by_step[step].get(counted) != scheme.tensor(counted).commit(torch.tensor([step + 1.0], dtype=torch.float64), f"step count {step + 1}"):
+            broken.append((step, counted))
+            report.fail("commitment-chain", "optimizer-step-count", f"the step's {counted} is not the optimizer's step count {step + 1}", step)
     if not broken and not unrecorded:
         report.passed.append("commitment-chain")
 
@@ -233,15 +241,17 @@ def check_outcomes_recorded(report, proofs: list[dict], audit_events: list[dict]
             )
 
 
-def note_free_velocity(report, spec: Statement) -> None:
-    """A momentum step proven after an unproven one shows the update from a velocity no proof
-    covers, which the trainer chose: any W_t+1 is the update of some V_t (docs/proofs.md)."""
-    if "v_before" not in spec.input_names:
+def note_free_state(report, spec: Statement) -> None:
+    """A step proven after an unproven one shows the update from optimizer state (a momentum
+    velocity, Adam's moments) no proof covers, which the trainer chose: any W_t+1 is the update
+    of some such state (docs/proofs.md)."""
+    state = STEP_KINDS.get(spec.kind).optimizer_state
+    if not state:
         return
     free = sorted(s for s in report.verified_steps if s > 0 and s - 1 not in report.verified_steps)
     if free:
         report.notes.append(
-            f"momentum: proven step(s) {free[:10]}{' ...' if len(free) > 10 else ''} start from a velocity V_t no proof covers "
-            "(the step before is not proven): each shows the update from the V_t the trainer committed, and any W_t+1 is the "
-            "update of some V_t; proofs of the steps before them (a challenge) bind it"
+            f"{spec.kind}: proven step(s) {free[:10]}{' ...' if len(free) > 10 else ''} start from {state} no proof covers "
+            "(the step before is not proven): each shows the update from the state the trainer committed, and any W_t+1 is the "
+            "update of some such state; proofs of the steps before them (a challenge) bind it"
         )

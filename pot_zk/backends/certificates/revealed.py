@@ -35,13 +35,13 @@ Named = dict[str, torch.Tensor]
 def grid_step(step: BatchStep, spec: Statement) -> Named:
     """The step's values snapped to the commitment grid (what the commitments bind), by input name."""
     scheme = commitments_of(spec)
-    return {x.name: scheme.snap(x.values, x.label) for x in spec.encode(step)}
+    return {x.name: scheme.tensor(x.name).snap(x.values, x.label) for x in spec.encode(step)}
 
 
 def commitment_of(grid: Named, spec: Statement) -> StepCommitment:
     """The commitments of revealed values under the scheme of ``spec``'s backend."""
     scheme = commitments_of(spec)
-    return StepCommitment(scale=spec.scale, **{name: scheme.commit(value, name) for name, value in grid.items()})
+    return StepCommitment(scale=spec.scale, **{name: scheme.tensor(name).commit(value, name) for name, value in grid.items()})
 
 
 def write_certificate(out_dir: Path, proof_type: str, spec: Statement, grid: Named, extra: Named) -> tuple[Path, StepCommitment]:

@@ -53,7 +53,7 @@ class Groth16Backend(ProverBackend):
     ceremony = True
 
     def commitments(self, spec: Groth16Statement) -> PackedPoseidon:
-        return PackedPoseidon(spec.scale, spec.value_bits)
+        return PackedPoseidon(spec.scale, spec.value_bits, tuple(spec.tensor_grids.items()))
 
     def training_arithmetic(self, spec: Groth16Statement) -> ExactTraining:
         return ExactTraining(spec)

@@ -6,12 +6,14 @@ bits, :func:`~pot_zk.backends.groth16.integers.quantise_batch`), range-checked t
 (Poseidon(2) chain over packed limbs): exactly the public outputs of the circuit for the same
 integers, so commitments of unproven steps chain with proven ones. Weights of an exact-mode
 run are on the grid already (rounding leaves them unchanged); batch values are rounded, as the
-prover rounds them.
+prover rounds them. A statement may keep some state on a grid of its own (AdamW's moments
+and step count: :attr:`~pot_zk.backends.groth16.statement.Groth16Statement.tensor_grids`):
+:meth:`PackedPoseidon.tensor` is the scheme of such a tensor.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -26,6 +28,12 @@ class PackedPoseidon:
 
     scale: int
     value_bits: int
+    grids: tuple[tuple[str, tuple[int, int]], ...] = ()
+    """(name, (scale, value_bits)) of the tensors committed on another grid."""
+
+    def tensor(self, name: str) -> "PackedPoseidon":
+        grid = dict(self.grids).get(name)
+        return self if grid is None else replace(self, scale=grid[0], value_bits=grid[1], grids=())
 
     def integers(self, values: torch.Tensor, what: str) -> np.ndarray:
         """The flat integers a commitment binds (WitnessBuilderError naming ``what`` when a

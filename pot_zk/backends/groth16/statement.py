@@ -69,6 +69,9 @@ class Groth16Statement:
     """The committed tensors the step computes from the others (:meth:`exact_step`'s keys)."""
     signal_names: ClassVar[Mapping[str, str]]
     """The circuit's private input signal of each integer tensor (:data:`Integers` names)."""
+    tensor_grids: ClassVar[Mapping[str, tuple[int, int]]] = {}
+    """(scale, bits) of the committed tensors kept on a grid of their own (AdamW's moments and
+    step count); every other tensor is at ``scale`` within ``value_bits`` (:meth:`grid`)."""
 
     def _check_common(self) -> None:
         object.__setattr__(self, "dims", tuple(self.dims))
@@ -104,6 +107,11 @@ class Groth16Statement:
                 "lower value_bits, quotient_bits, the widths or the batch size",
                 key="quotient_bits",
             )
+
+    def grid(self, name: str) -> tuple[int, int]:
+        """(scale, bits) of the committed tensor ``name``: its integers are values times
+        2**scale, in the signed range of ``bits`` bits."""
+        return self.tensor_grids.get(name, (self.scale, self.value_bits))
 
     @property
     def num_layers(self) -> int:
@@ -204,19 +212,19 @@ class Groth16Statement:
                 out["x"] = quantise_batch(step.inputs.numpy(), scale, bits, "batch inputs X").reshape(step.inputs.shape)
                 out["y"] = quantise_batch(step.targets.numpy(), scale, bits, "batch targets Y").reshape(step.targets.shape)
             elif with_after or tensor.name not in self.after_names:
-                out[tensor.name] = quantise_weights(tensor.values.numpy(), scale, bits, tensor.label)
+                out[tensor.name] = quantise_weights(tensor.values.numpy(), *self.grid(tensor.name), tensor.label)
         return out
 
     def check_witness(self, integers: Mapping[str, np.ndarray]) -> None:
         """WitnessBuilderError unless the tensors after the step are exactly its integer step."""
         expected = self.exact_step(integers)
         for name in self.after_names:
-            _check_after(expected[name], integers[name], self.value_bits, name.replace("_", " "))
+            _check_after(expected[name], integers[name], self.grid(name)[1], name.replace("_", " "))
 
     def commitments(self, integers: Mapping[str, np.ndarray]) -> StepCommitments:
         """The circuit's public values for these integers, in :attr:`public_names` order."""
         return StepCommitments(
-            {name: commit_values(self._committed(integers, name), self.value_bits, name.replace("_", " ")) for name in self.public_names}
+            {name: commit_values(self._committed(integers, name), self.grid(name)[1], name.replace("_", " ")) for name in self.public_names}
         )
 
     def circuit_inputs(self, integers: Mapping[str, np.ndarray]) -> dict[str, Any]:
@@ -228,7 +236,7 @@ class Groth16Statement:
         (exactly zero for an honest step): what ``reexec`` checks."""
         integers = self._from_flat(named)
         expected = self.exact_step(integers)
-        return torch.cat([named[name].reshape(-1).to(torch.float64) - torch.from_numpy(dequantise(expected[name], self.scale)) for name in self.after_names])
+        return torch.cat([named[name].reshape(-1).to(torch.float64) - torch.from_numpy(dequantise(expected[name], self.grid(name)[0])) for name in self.after_names])
 
     def sample_step(self, seed: int = 0) -> Integers:
         """A fixed honest step: small random values for every input (Y: labels ``k * 2**scale``
@@ -265,7 +273,7 @@ class Groth16Statement:
                 batch = quantise_batch(values, self.scale, self.value_bits, "batch values")
                 out["x"], out["y"] = batch[: n * d_in].reshape(n, d_in), batch[n * d_in :].reshape(self.target_shape)
             else:
-                out[name] = quantise_weights(values, self.scale, self.value_bits, name.replace("_", " "))
+                out[name] = quantise_weights(values, *self.grid(name), name.replace("_", " "))
         return out
 
 

@@ -54,7 +54,7 @@ class ExactTraining:
         optimizer's state) set to it."""
         kind = STEP_KINDS.get(self.spec.kind)
         after = self.spec.exact_step(self.spec.integers(step, with_after=False))
-        exact = kind.replace_after(step, {name: torch.from_numpy(dequantise(values, self.spec.scale)) for name, values in after.items()})
+        exact = kind.replace_after(step, {name: torch.from_numpy(dequantise(values, self.spec.grid(name)[0])) for name, values in after.items()})
         kind.load_after(model, optimizer, exact)
         return exact
 

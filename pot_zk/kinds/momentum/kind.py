@@ -24,6 +24,7 @@ class MomentumKind(StepKind):
     optimizer_words = "torch.optim.SGD with momentum (and weight decay; no dampening, no Nesterov)"
     step_type = MomentumStep
     state_words = "weights and velocity"
+    optimizer_state = "the velocity V_t"
     architecture_type = MomentumArchitecture
     chained_inputs = (("w_before", "w_after"), ("v_before", "v_after"))
     file_tensor_names = (*STATE_NAMES, "x", "y")
