@@ -1,13 +1,15 @@
 """The step kinds by name, and the functions that find a step's kind for it.
 
 ``kind`` strings: ``"sgd"`` (:mod:`pot_zk.kinds.sgd.kind`), ``"lora"``
-(:mod:`pot_zk.kinds.lora.kind`) and ``"momentum"`` (:mod:`pot_zk.kinds.momentum.kind`). A new kind is one subpackage with a
+(:mod:`pot_zk.kinds.lora.kind`), ``"momentum"`` (:mod:`pot_zk.kinds.momentum.kind`) and
+``"adamw"`` (:mod:`pot_zk.kinds.adamw.kind`). A new kind is one subpackage with a
 :class:`~pot_zk.kinds.base.StepKind` and one line here (docs/architecture.md). Which kind a
 model trained with an optimizer makes, the kinds say (:func:`kind_for`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ STEP_KINDS: Registry[StepKind] = Registry(
         "sgd": "pot_zk.kinds.sgd.kind:SGD",
         "lora": "pot_zk.kinds.lora.kind:LORA",
         "momentum": "pot_zk.kinds.momentum.kind:MOMENTUM",
+        "adamw": "pot_zk.kinds.adamw.kind:ADAMW",
     },
 )
 
@@ -38,7 +41,7 @@ def kind_of(step: BatchStep) -> StepKind:
 def kind_for(model_kind: str, optimizer: OptimizerSettings) -> StepKind:
     """The step kind a ``model_kind`` model trained with ``optimizer`` makes: the one kind that
     trains that model kind and takes the optimizer (:meth:`StepKind.takes`). A ConfigurationError
-    names the first optimizer setting changed from plain SGD and what the model kind takes."""
+    names the optimizer setting no kind takes (:func:`_offending`) and what the model kind takes."""
     kinds = [STEP_KINDS.get(name) for name in STEP_KINDS.names()]
     takers = [kind for kind in kinds if kind.model_kind == model_kind and kind.takes(optimizer)]
     if len(takers) == 1:
@@ -47,17 +50,29 @@ def kind_for(model_kind: str, optimizer: OptimizerSettings) -> StepKind:
     if not offered:
         valid = sorted({k.model_kind for k in kinds})
         raise ConfigurationError(f"unknown model.kind {model_kind!r}; valid: {', '.join(valid)}", key="model.kind", valid=valid)
-    changed = optimizer.changed()
     raise ConfigurationError(
         f"model.kind={model_kind} trained with {optimizer.describe()} makes no provable step; it takes {'; or '.join(offered)}",
-        key=changed[0] if changed else "optimizer",
+        key=_offending(optimizer, [kind for kind in kinds if kind.model_kind == model_kind]),
         valid=offered,
     )
 
 
+def _offending(optimizer: OptimizerSettings, kinds: list[StepKind]) -> str:
+    """The changed setting whose default would make a kind take the optimizer (the last such,
+    e.g. momentum rather than the name for AdamW with momentum), else the first changed one."""
+    default = OptimizerSettings()
+    changed = optimizer.changed()
+    for key in reversed(changed):
+        name = key.removeprefix("optimizer.")
+        if any(kind.takes(replace(optimizer, **{name: getattr(default, name)})) for kind in kinds):
+            return key
+    return changed[0] if changed else "optimizer"
+
+
 def capture_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> BatchStep:
     """Capture one step of the kind that trains the model :func:`~pot_zk.kinds.lora.detect.detect_training`
-    finds with ``optimizer`` (:func:`kind_for`; e.g. SGD with momentum makes ``momentum`` steps). InvalidModelStateError before the step runs when no kind takes it."""
+    finds with ``optimizer`` (:func:`kind_for`; e.g. SGD with momentum makes ``momentum`` steps,
+    AdamW and Adam ``adamw`` steps). InvalidModelStateError before the step runs when no kind takes it."""
     settings = OptimizerSettings.of(optimizer)
     try:
         kind = kind_for(detect_training(model).kind, settings)

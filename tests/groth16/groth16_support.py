@@ -94,6 +94,14 @@ def honest_momentum_step(spec, seed: int = 0) -> dict[str, np.ndarray]:
     return {**integers, **spec.exact_step(integers)}
 
 
+def tiny_adamw_spec(**overrides):
+    """4-3-2 (mse) or, with ``loss="cross_entropy"``, 4-3-3; AdamW (lr 0.01, weight decay 0.01), batch 2."""
+    from pot_zk.backends.groth16.adamw.statement import Groth16AdamwStatement
+
+    dims = (4, 3, 3) if overrides.get("loss") == "cross_entropy" else TINY_DIMS
+    return Groth16AdamwStatement(**{"dims": dims, "batch_size": BATCH, "learning_rate": 0.01, "weight_decay": 0.01, **overrides})
+
+
 NOT_FOR_EXACT = {
     "alter-public-commitment": "a zk-groth16 proof file holds no public inputs: the verifier takes them from the records",
     "other-initial-model": "re-proves with a reexec certificate of a float statement",

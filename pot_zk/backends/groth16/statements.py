@@ -13,5 +13,6 @@ STATEMENTS: Registry[type] = Registry(
         "sgd": "pot_zk.backends.groth16.sgd.statement:Groth16SgdStatement",
         "lora": "pot_zk.backends.groth16.lora.statement:Groth16LoraStatement",
         "momentum": "pot_zk.backends.groth16.momentum.statement:Groth16MomentumStatement",
+        "adamw": "pot_zk.backends.groth16.adamw.statement:Groth16AdamwStatement",
     },
 )

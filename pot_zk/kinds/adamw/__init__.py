@@ -1,0 +1,1 @@
+"""Adam and AdamW steps of a ReLU MLP: the moments and the step count are committed state."""
