@@ -56,7 +56,7 @@ def test_a_user_loop_on_class_labels_trains_the_exact_cross_entropy_steps_and_ve
     try:
         with proven_training(model, optimizer, batches, run_dir=run, overrides=overrides) as handle:
             spec = spec_from_dict(RunBundle.open(run).manifest()["circuit"])
-            assert (spec.loss, spec.circuit_version) == ("cross_entropy", "groth16-sgd-ce/1")
+            assert (spec.loss, spec.circuit_version) == ("cross_entropy", "groth16-sgd-ce/2")
             for index in (2, 0, 1, 0):
                 before = quantise_weights(flatten(model.state_dict(), architecture.param_shapes).double().numpy(), 12, 16)
                 handle.step(*batches[index])

@@ -3,7 +3,8 @@
 Soundness rules the templates follow (docs/groth16.md):
 
 * every committed value is range-checked to ``value_bits`` signed bits: values are packed
-  into commitments, where an out-of-range value would carry into its neighbour;
+  into commitments (:mod:`pot_zk.backends.groth16.commit`), where an out-of-range value would
+  carry into its neighbour;
 * every floor division checks ``acc == (z - add) * 2**k + r`` with ``0 <= r < 2**k`` AND the
   result z range-checked in both directions: with the remainder alone, any r is matched by
   some field element;
@@ -19,6 +20,8 @@ accumulator is below 2**62 in magnitude, see the specs' ``accumulator_bound``).
 from __future__ import annotations
 
 from typing import Any
+
+from pot_zk.backends.groth16.commit import ABSORB
 
 PRAGMA = "pragma circom 2.1.6;"
 INCLUDES = ('include "bitify.circom";', 'include "poseidon.circom";')
@@ -130,6 +133,45 @@ template MatMulFloor(N, K, M, s, B) {
     }
 }
 
+// MatMulFloor with Winograd's pairing (1968): sum_k a_k b_k equals
+// sum_j (a_2j + b_2j+1)(a_2j+1 + b_2j) - sum_j a_2j a_2j+1 - sum_j b_2j b_2j+1 (+ a_K-1 b_K-1 for
+// odd K), an identity in any commutative ring: one product per pair of terms, plus the row and
+// column corrections, each computed once. The same integers as MatMulFloor.
+template MatMulFloorPaired(N, K, M, s, B) {
+    signal input a[N][K];
+    signal input b[M][K];
+    signal input add[N][M];
+    signal output out[N][M];
+    signal output nonneg[N][M];
+    var H = K \ 2;
+    signal rowPair[N][H];
+    signal colPair[M][H];
+    signal cross[N][M][H];
+    signal last[N][M];
+    for (var n = 0; n < N; n++) { for (var j = 0; j < H; j++) { rowPair[n][j] <== a[n][2 * j] * a[n][2 * j + 1]; } }
+    for (var m = 0; m < M; m++) { for (var j = 0; j < H; j++) { colPair[m][j] <== b[m][2 * j] * b[m][2 * j + 1]; } }
+    component div[N][M];
+    for (var n = 0; n < N; n++) {
+        for (var m = 0; m < M; m++) {
+            var acc = 0;
+            for (var j = 0; j < H; j++) {
+                cross[n][m][j] <== (a[n][2 * j] + b[m][2 * j + 1]) * (a[n][2 * j + 1] + b[m][2 * j]);
+                acc += cross[n][m][j] - rowPair[n][j] - colPair[m][j];
+            }
+            if (K % 2 == 1) {
+                last[n][m] <== a[n][K - 1] * b[m][K - 1];
+            } else {
+                last[n][m] <== 0;
+            }
+            div[n][m] = FloorDiv(s, B);
+            div[n][m].acc <== acc + last[n][m];
+            div[n][m].add <== add[n][m];
+            out[n][m] <== div[n][m].z;
+            nonneg[n][m] <== div[n][m].nonneg;
+        }
+    }
+}
+
 // w_new = w - floor(c * g / 2^p): c * g == (w - w_new) * 2^p + r with 0 <= r < 2^p.
 template UpdateCheck(c, p) {
     signal input g;
@@ -143,31 +185,35 @@ template UpdateCheck(c, p) {
     c * g === (w - w_new) * (2 ** p) + r;
 }
 
-// h_0 = count, h_(e+1) = Poseidon(h_e, packed_e); packed_e holds `width` values
-// v + 2^(bits-1), little-endian, `bits` bits each.
+// h_0 = count, h_(c+1) = Poseidon(h_c, packed_(11c), ..., packed_(11c+10)) (the last call takes
+// the elements left); packed_e holds `width` values v + 2^(bits-1), little-endian, `bits` bits each.
 template PackedCommitment(count, bits, width) {
     signal input in[count];
     signal output out;
     var elements = (count + width - 1) \ width;
-    component hash[elements];
+    var calls = (elements + @ABSORB@ - 1) \ @ABSORB@;
+    signal packed[elements];
     for (var e = 0; e < elements; e++) {
-        var packed = 0;
+        var sum = 0;
         for (var j = 0; j < width; j++) {
             if (e * width + j < count) {
-                packed += (in[e * width + j] + 2 ** (bits - 1)) * 2 ** (bits * j);
+                sum += (in[e * width + j] + 2 ** (bits - 1)) * 2 ** (bits * j);
             }
         }
-        hash[e] = Poseidon(2);
-        if (e == 0) {
-            hash[e].inputs[0] <== count;
-        } else {
-            hash[e].inputs[0] <== hash[e - 1].out;
-        }
-        hash[e].inputs[1] <== packed;
+        packed[e] <== sum;
     }
-    out <== hash[elements - 1].out;
+    component hash[calls];
+    for (var c = 0; c < calls; c++) {
+        var taken = elements - c * @ABSORB@ < @ABSORB@ ? elements - c * @ABSORB@ : @ABSORB@;
+        hash[c] = Poseidon(taken + 1);
+        hash[c].inputs[0] <== c == 0 ? count : hash[c - 1].out;
+        for (var i = 0; i < taken; i++) {
+            hash[c].inputs[i + 1] <== packed[c * @ABSORB@ + i];
+        }
+    }
+    out <== hash[calls - 1].out;
 }
-"""
+""".replace("@ABSORB@", str(ABSORB))
 
 
 def source(spec: Any, main: str, main_name: str, templates: str = "") -> str:
@@ -212,8 +258,10 @@ class CircuitWriter:
         self.add(f"{output} <== commit_{name}.out;")
 
     def matmul(self, name: str, rows: int, inner: int, cols: int, a: str, b: str, add: str, scale: int, bits: int) -> None:
-        """``name.out[n][m] = floor(sum_k a(n,k) * b(m,k) / 2^scale) + add(n,m)``."""
-        self.add(f"component {name} = MatMulFloor({rows}, {inner}, {cols}, {scale}, {bits});")
+        """``name.out[n][m] = floor(sum_k a(n,k) * b(m,k) / 2^scale) + add(n,m)``, with
+        Winograd's pairing where it takes fewer products (rows + cols < rows * cols)."""
+        template = "MatMulFloorPaired" if inner >= 2 and rows + cols < rows * cols else "MatMulFloor"
+        self.add(f"component {name} = {template}({rows}, {inner}, {cols}, {scale}, {bits});")
         self.loop(rows, inner, f"{name}.a[n][k] <== {a};", "n", "k")
         self.loop(cols, inner, f"{name}.b[m][k] <== {b};", "m", "k")
         self.loop(rows, cols, f"{name}.add[n][m] <== {add};")

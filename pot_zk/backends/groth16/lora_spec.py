@@ -19,7 +19,7 @@ from pot_zk.backends.groth16.fixed_point import BACKEND, FixedPointStatement, is
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.exceptions import ConfigurationError
 
-LORA_CIRCUIT_VERSION = "groth16-lora/1"
+LORA_CIRCUIT_VERSION = "groth16-lora/2"
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from typing import Any, ClassVar, Mapping
 from pot_zk.backends.groth16.fixed_point import BACKEND, FixedPointStatement, is_int, offsets_of, strict_int
 from pot_zk.exceptions import ConfigurationError
 
-CIRCUIT_VERSION = "groth16-sgd/1"
-CE_CIRCUIT_VERSION = "groth16-sgd-ce/1"
+CIRCUIT_VERSION = "groth16-sgd/2"
+CE_CIRCUIT_VERSION = "groth16-sgd-ce/2"
 VERSIONS = {"mse": CIRCUIT_VERSION, "cross_entropy": CE_CIRCUIT_VERSION}
 """The circuit version of each loss the SGD circuit states."""
 KIND = "sgd"
