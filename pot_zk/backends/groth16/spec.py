@@ -131,7 +131,8 @@ class Groth16SgdSpec(FixedPointStatement):
 
     def accumulator_bound(self) -> int:
         """An upper bound on |every integer the step computes| for inputs in range (the
-        softmax's own integers stay below 2**56, :mod:`pot_zk.kinds.exact_softmax`)."""
+        softmax's own integers, exact products below 2**89, are bounded apart:
+        :mod:`pot_zk.kinds.exact_softmax`)."""
         v = 2 ** (self.value_bits - 1)
         q = 2 ** (self.quotient_bits - 1)
         n = self.batch_size
