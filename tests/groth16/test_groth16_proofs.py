@@ -157,6 +157,30 @@ def test_an_out_of_range_batch_value_cannot_borrow_a_commitment(honest, tiny_key
     assert adapter.verify(weak_vk, adapter.prove(weak_pk, inputs), claimed.public_inputs()) == (True, None)
 
 
+UPDATE_HINT = "r <-- (c * g + offset) % (2 ** p);"
+
+
+@pytest.mark.parametrize("moved_by", [1, -1])
+def test_a_weight_one_grid_step_off_has_no_proof_without_the_update_remainder_check(honest, moved_by, tmp_path):
+    """The weight gradient is rounded once, in the update: c' GW == (W - W') 2^k + r. A cheater
+    claims W' one grid step off at a layer-1 weight and solves for r (2^k above the range, or
+    negative): only the remainder's range check refuses it (the quotient W - W' is bounded by
+    the range checks of W and W')."""
+    spec, (w, x, y, w_after), _ = honest
+    moved = w_after.copy()
+    moved[5] += moved_by
+    claimed = commit_sgd_step(spec, w, x, y, moved).public_inputs()
+    tampered = circom.circuit_source(spec).replace(UPDATE_HINT, "r <-- c * g - (w - w_new) * (2 ** p);")
+    weakened = tampered.replace("remainder.in <== r;\n    c * g ===", "remainder.in <== 0;\n    c * g ===")
+    assert tampered.count("r <-- c * g - (w - w_new)") == 1 and weakened != tampered
+    outcomes = []
+    for name, source in (("tampered", tampered), ("weakened", weakened)):
+        (tmp_path / f"{name}.circom").write_text(source)
+        pk, vk, _ = adapter.setup(tmp_path / f"{name}.circom")
+        outcomes.append(adapter.verify(vk, adapter.prove(pk, circuit_inputs(w, x, y, moved)), claimed)[0])
+    assert outcomes == [False, True]
+
+
 QUOTIENT_GADGET = "component main = FloorDivCheck(12, 24);"
 REMAINDER_ONLY_GADGET = """
 template RemainderOnly(k) {

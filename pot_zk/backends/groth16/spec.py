@@ -130,26 +130,30 @@ class Groth16SgdSpec(FixedPointStatement):
         return 2 * Fraction(self.learning_rate) / (self.batch_size * self.dims[-1])
 
     def accumulator_bound(self) -> int:
-        """An upper bound on |every integer the step computes| for inputs in range (the
-        softmax's own integers, exact products below 2**89, are bounded apart:
-        :mod:`pot_zk.kinds.exact_softmax`)."""
+        """An upper bound on |every integer the step computes| for inputs in range, except the
+        update products (:meth:`update_bound`) and the softmax's own integers (exact products
+        below 2**89, bounded apart: :mod:`pot_zk.kinds.exact_softmax`)."""
+        return max(max(forward, gradient, back) for forward, gradient, back, _ in self._layer_bounds())
+
+    def update_bound(self) -> int:
+        """An upper bound on |c_fix * GW| and |c_fix * gb|, the products the update rounds."""
+        return max(update for *_, update in self._layer_bounds())
+
+    def _layer_bounds(self) -> list[tuple[int, int, int, int]]:
+        """Per layer: the forward accumulator (and z - b), the weight-gradient accumulator, the
+        back-propagation accumulator and the update product, for inputs in range."""
         v = 2 ** (self.value_bits - 1)
         q = 2 ** (self.quotient_bits - 1)
         n = self.batch_size
-        worst = 0
+        bounds = []
         delta = 2**self.scale if self.loss == "cross_entropy" else q + v  # output layer: p - S onehot, or z_L - y
         for layer in range(self.num_layers, 0, -1):
             fan_in, fan_out = self.dims[layer - 1], self.dims[layer]
             activation = v if layer == 1 else q
-            worst = max(
-                worst,
-                fan_in * activation * v + q * 2**self.scale,  # forward accumulator, and z - b
-                n * delta * activation,  # weight-gradient accumulator
-                fan_out * delta * v,  # back-propagation accumulator
-                self.c_fix * max(q, n * delta),  # scaled update of a weight or a bias
-            )
+            gradient = n * delta * activation
+            bounds.append((fan_in * activation * v + q * 2**self.scale, gradient, fan_out * delta * v, self.c_fix * max(gradient, n * delta)))
             delta = q
-        return worst
+        return bounds
 
     def _check_labels(self) -> None:
         largest = (self.dims[-1] - 1) * 2**self.scale
