@@ -8,7 +8,7 @@ import pytest
 
 from pot_zk.backends.groth16 import adapter, commit
 from pot_zk.backends.groth16.circuit_writer import gadget_source
-from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
+from pot_zk.backends.groth16.integers import FIELD_MODULUS
 from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
 
 
