@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pot_zk.backends.groth16 import adapter, keys
@@ -155,6 +156,25 @@ def test_an_out_of_range_batch_value_cannot_borrow_a_commitment(honest, tiny_key
     (tmp_path / "weak.circom").write_text(weakened)
     weak_pk, weak_vk, _ = adapter.setup(tmp_path / "weak.circom")
     assert adapter.verify(weak_vk, adapter.prove(weak_pk, inputs), claimed.public_inputs()) == (True, None)
+
+
+@pytest.mark.parametrize("inner", [5, 6])
+def test_paired_products_are_the_matrix_product_with_fewer_constraints(inner, tmp_path):
+    """Winograd's pairing (odd and even inner width, signed values at both ends of 16 bits):
+    the proof verifies with a @ b^T as its public output and not with one entry moved."""
+    rng = np.random.default_rng(inner)
+    a, b = rng.integers(-(2**15), 2**15, (3, inner)), rng.integers(-(2**15), 2**15, (4, inner))
+    a[0, 0], b[0, 0] = -(2**15), 2**15 - 1
+    expected = [int(v) % FIELD_MODULUS for v in (a @ b.T).reshape(-1)]
+    counts = {}
+    for template in ("MatMul", "MatMulPaired"):
+        (tmp_path / f"{template}.circom").write_text(gadget_source(f"component main = {template}(3, {inner}, 4);"))
+        pk, vk, report = adapter.setup(tmp_path / f"{template}.circom")
+        proof = adapter.prove(pk, {"a": a.tolist(), "b": b.tolist()})
+        assert adapter.verify(vk, proof, expected) == (True, None)
+        assert adapter.verify(vk, proof, [expected[0] + 1] + expected[1:])[0] is False
+        counts[template] = report.constraints
+    assert counts == {"MatMul": 3 * 4 * inner, "MatMulPaired": (3 * 4 + 3 + 4) * (inner // 2) + 3 * 4 * (inner % 2)}
 
 
 UPDATE_HINT = "r <-- (c * g + offset) % (2 ** p);"

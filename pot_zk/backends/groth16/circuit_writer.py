@@ -11,11 +11,14 @@ Soundness rules the templates follow (docs/groth16.md):
 * ReLU and its derivative come from the sign bit of the range-checked pre-activation;
 * an update is checked for equality: ``c * g == (w - w_new) * 2**p + r``, ``0 <= r < 2**p``,
   its quotient bounded by the range checks of w and w_new; with ``c = c' 2**v`` the low v bits
-  of r are 0, so the check is ``c' g == (w - w_new) 2**(p-v) + r'`` (:func:`update_constant`).
+  of r are 0, so the check is ``c' g == (w - w_new) 2**(p-v) + r'`` (:func:`update_constant`);
+* matrix products are products of signals only (Winograd's pairing where it saves products:
+  an identity, no hints), their sums exact integers below 2**62.
 
-Quotients and remainders are prover hints (``<--``) computed on ``acc + 2**63``: circom's
-``\\`` and ``%`` act on field representatives, so negative values are shifted first (every
-accumulator is below 2**62 in magnitude, see the specs' ``accumulator_bound``).
+Quotients and remainders are prover hints (``<--``) computed on ``acc + 2**63`` (``c * g +
+2**200`` for an update): circom's ``\\`` and ``%`` act on field representatives, so negative
+values are shifted first (every accumulator is below 2**62 in magnitude, every update product
+below 2**200: the specs' ``accumulator_bound`` and ``update_bound``).
 """
 
 from __future__ import annotations
