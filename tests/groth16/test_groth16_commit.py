@@ -53,6 +53,28 @@ def test_commitment_is_the_poseidon_chain_over_length_and_eleven_elements_per_ca
 
 
 @pytest.mark.prover
+def test_light_poseidon_equals_circomlib_s_template_at_every_width_a_chain_call_can_have(tmp_path):
+    """Poseidon(n) for n = 1..12 in one circuit, with inputs up to p - 1: the proof verifies with
+    light-poseidon's outputs as its public values, and not with one of them moved."""
+    widths = range(1, commit.ABSORB + 2)
+    rng = np.random.default_rng(12)
+    inputs = [[int(v) for v in rng.integers(0, 2**62, n)] for n in widths]
+    inputs[-1][-1] = FIELD_MODULUS - 1
+    main = "\n".join(
+        ["template Widths() {"]
+        + [f"    signal input in{n}[{n}]; signal output out{n}; component h{n} = Poseidon({n}); "
+           f"for (var i = 0; i < {n}; i++) {{ h{n}.inputs[i] <== in{n}[i]; }} out{n} <== h{n}.out;" for n in widths]
+        + ["}", "component main = Widths();"]
+    )
+    (tmp_path / "widths.circom").write_text(gadget_source(main))
+    pk, vk, _ = adapter.setup(tmp_path / "widths.circom")
+    proof = adapter.prove(pk, {f"in{n}": values for n, values in zip(widths, inputs)})
+    native = [commit.poseidon(values) for values in inputs]
+    assert adapter.verify(vk, proof, native) == (True, None)
+    assert adapter.verify(vk, proof, native[:-1] + [(native[-1] + 1) % FIELD_MODULUS])[0] is False
+
+
+@pytest.mark.prover
 @pytest.mark.parametrize("count", [1, 14 * 11, 350], ids=["one value", "one full call", "three calls"])
 def test_the_circuit_commits_exactly_as_the_native_code(count, tmp_path):
     """PackedCommitment (one Poseidon(2); one Poseidon(12); Poseidon(12) twice then Poseidon(4))

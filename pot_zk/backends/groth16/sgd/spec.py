@@ -8,7 +8,8 @@ learning rate, shape or bound is another circuit with other keys.
 Fixed point (docs/groth16.md): every value is an integer at ``scale`` bits; weights, batch
 values and the weights after the step lie in the signed range of ``value_bits`` bits,
 ``[-2**(value_bits-1), 2**(value_bits-1))``; every rescaled quantity (pre-activations,
-weight gradients, back-propagated deltas) in the signed range of ``quotient_bits`` bits. The
+back-propagated deltas; the weight gradients are rounded only in the update) in the signed
+range of ``quotient_bits`` bits. The
 update constant ``c = 2 * learning_rate / (batch_size * d_out)`` (``loss="mse"``) or
 ``c = learning_rate / batch_size`` (``loss="cross_entropy"``: the output delta is the integer
 softmax minus the one-hot label, :mod:`pot_zk.kinds.exact_softmax`) is the integer
