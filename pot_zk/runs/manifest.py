@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from pot_zk.backends.base import CommitmentScheme
+from pot_zk.bundle.dataset import batch_values, dataset_leaves
 from pot_zk.config.build import Runtime
 from pot_zk.config.plan import DataSettings, TrainingPlan
 from pot_zk.core.atomic import write_bytes_atomic, write_json_atomic
@@ -44,18 +44,13 @@ def base_entry(plan: TrainingPlan) -> dict[str, Any]:
     return {"base": {"run": str(plan.base_run), "commitment": base_commitment(plan.base_run)}}
 
 
-def dataset_leaves(batches: list[Batch], commitments: CommitmentScheme) -> list[str]:
-    """The batch commitments (canonical batch encoding, X then Y) under a run's scheme."""
-    return [commitments.commit(torch.cat([b.inputs.reshape(-1), b.targets.reshape(-1)]).double(), f"batch {b.index}") for b in batches]
-
-
 def holdout_record(held_out: HeldOut | None, plan: TrainingPlan) -> dict[str, Any] | None:
     """What dataset.json says of the held-out set (the manifest: the same without ``indices``):
     how it was chosen (fraction, seed, out of how many samples), which samples, and their
     commitment (X then Y, row-major, like a batch)."""
     if held_out is None:
         return None
-    values = torch.cat([held_out.inputs.reshape(-1), held_out.targets.reshape(-1)]).double()
+    values = batch_values(held_out.inputs, held_out.targets)
     return {
         "fraction": held_out.fraction,
         "seed": held_out.seed,

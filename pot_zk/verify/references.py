@@ -36,7 +36,7 @@ from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.data.datasets import BUILT_IN, manifest_data, seeded_batches
 from pot_zk.runs.init_model import seeded_model
-from pot_zk.runs.manifest import dataset_leaves
+from pot_zk.bundle.dataset import dataset_leaves
 from pot_zk.verify.run_checks import batch_order, state_commitments
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -51,8 +51,8 @@ from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
 from pot_zk.core.audit_verify import verify_audit
 from pot_zk.exceptions import PotZkError, ProofVerificationError
 from pot_zk.kinds.encoding import StepCommitment
-from pot_zk.runs import bundle as files
-from pot_zk.runs.bundle import RunBundle, load_model, read_jsonl
+from pot_zk.bundle import layout as files
+from pot_zk.bundle.layout import BundleReader, load_model, read_jsonl
 from pot_zk.core.challenge import Challenge
 from pot_zk.verify.challenge import check_challenge
 from pot_zk.verify.keys import check_keys
@@ -199,7 +199,7 @@ def verify_run(
     expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, expect_base)
     report = RunReport(Path(run))
     try:
-        bundle = RunBundle.open(Path(run))
+        bundle = BundleReader.open(Path(run))
         manifest = bundle.manifest()
         spec = spec_from_dict(manifest["circuit"])
     except (PotZkError, OSError, ValueError, KeyError) as exc:
@@ -237,7 +237,7 @@ def verify_run(
     return report
 
 
-def _check_audit(bundle: RunBundle, report: RunReport) -> list[dict[str, Any]]:
+def _check_audit(bundle: BundleReader, report: RunReport) -> list[dict[str, Any]]:
     audit = verify_audit(bundle.path(files.AUDIT))
     if not audit.ok:
         report.fail("audit-chain", audit.problem or "broken", audit.summary())
@@ -254,7 +254,7 @@ def _check_audit(bundle: RunBundle, report: RunReport) -> list[dict[str, Any]]:
     return events
 
 
-def _check_manifest_recorded(bundle: RunBundle, report: RunReport, events: list[dict[str, Any]]) -> None:
+def _check_manifest_recorded(bundle: BundleReader, report: RunReport, events: list[dict[str, Any]]) -> None:
     """The manifest is the statement; the run.start record fixed it when the run began. A
     manifest edited afterwards (mode, policy, dataset root, SRS, hyper-parameters) differs."""
     recorded = next((e["manifest"] for e in events if e.get("event") == "run.start" and "manifest" in e), None)

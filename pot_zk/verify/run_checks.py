@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from pot_zk.runs import bundle as files
+from pot_zk.bundle import layout as files
 from pot_zk.backends.registry import commitments_of
 from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import PotZkError, WitnessBuilderError
