@@ -102,6 +102,36 @@ def test_the_head_covers_every_committed_value_and_no_free_field():
     assert commitment_head({**manifest, "circuit_id": "c2"}, records) != head
     assert commitment_head({**manifest, "dataset": {"root": "r2"}}, records) != head
     assert commitment_head(manifest, records[:4]) != head
+    for free in ({"created": "later"}, {"versions": {"torch": "x"}}, {"executor": {"name": "dask"}}):
+        assert commitment_head({**manifest, **free}, records) == head, f"{free} is free for the trainer and must not move the head"
+
+
+def test_the_head_covers_the_declared_plan():
+    """The data set, the batch order, the schedule, the policy, the mode: a relabel after the
+    head was handed over (batch_order: recorded, to stop the data set being recomputed) moves it."""
+    manifest = {
+        "circuit_id": "c1", "mode": "development", "proving_enabled": True, "policy": {"name": "every_k", "k": 3},
+        "dataset": {"name": "digits", "part": "all", "num_batches": 179, "root": "r1", "holdout": {"fraction": 0.2}},
+        "training": {"batch_order": "seeded", "epochs": 1, "max_steps": None, "seed": 0},
+    }
+    records = _records(5)
+    head = commitment_head(manifest, records)
+    edits = [
+        {"dataset": {**manifest["dataset"], "name": "synthetic"}},
+        {"dataset": {**manifest["dataset"], "part": "base"}},
+        {"dataset": {**manifest["dataset"], "num_batches": 178}},
+        {"dataset": {**manifest["dataset"], "holdout": {"fraction": 0.1}}},
+        {"training": {**manifest["training"], "batch_order": "recorded"}},
+        {"training": {**manifest["training"], "seed": 1}},
+        {"training": {**manifest["training"], "epochs": 2}},
+        {"training": {**manifest["training"], "max_steps": 4}},
+        {"policy": {"name": "every_k", "k": 1000}},
+        {"mode": "production"},
+        {"proving_enabled": False},
+        {"base": {"commitment": "b2"}},
+    ]
+    for edit in edits:
+        assert commitment_head({**manifest, **edit}, records) != head, edit
 
 
 def test_a_challenge_fits_only_its_own_run():

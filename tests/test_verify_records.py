@@ -73,7 +73,9 @@ def test_the_tolerance_limit_defaults_to_the_statements_default_not_the_manifest
 def test_a_report_with_no_proven_step_is_unproven():
     report = RunReport(run=None, coverage={"commitment-only": 3, "failed": 1})
     assert report.ok and report.verdict == "UNPROVEN"
-    report.coverage["reexec"] = 1
-    assert report.verdict == "VERIFIED"
+    report.coverage["zk-groth16"] = 1  # a bucket's name is no proof: only steps verified here count
+    assert report.verdict == "UNPROVEN" and report.proven == 0
+    report.verified_steps.add(0)
+    assert report.verdict == "VERIFIED" and report.proven == 1
     report.fail("proofs", "record-mismatch", "x")
     assert report.verdict == "FAILED"

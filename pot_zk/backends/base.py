@@ -127,6 +127,12 @@ class ProverBackend(ABC):
     def provable_kinds(self) -> tuple[str, ...]:
         """The step kinds it has circuits for."""
 
+    def stated_proof_types(self) -> tuple[str, ...]:
+        """The proof types a run of this backend may hold: its own, and the certificates
+        (fallbacks) whose verifiers can check its statements. ``pot-zk verify`` checks no other
+        (``proof-type-mismatch``)."""
+        return (self.proof_type,)
+
     @abstractmethod
     def circuit_spec(self, kind: StepKind, architecture: Any, batch_size: int, learning_rate: float, settings: Mapping[str, Any]) -> Any:
         """The spec of one step's statement; ``settings`` is the config group ``circuit``

@@ -2,7 +2,8 @@
 and edits after which every record agrees with every other -- manifest, dataset, commitments,
 proofs, model files and a re-chained audit trail -- so that only what the auditor recomputes
 or brings along can tell: the dataset leaves and initial model recomputed from the declared
-config, ``--expect-root``, ``--expect-head``, ``--max-tolerance-ulps``, ``--min-proven``.
+config, ``--expect-root``, ``--expect-head``, ``--max-tolerance-ulps``, the number of steps
+the declared policy selects (``--min-proven``).
 
 The kinds that need a fresh proof (another initial model, a raised tolerance, an update a few
 ulps off) make a ``reexec`` certificate, which verify accepts like any proof type: forging is
@@ -152,16 +153,16 @@ def all_failed(bundle: Path, rng: random.Random, other: Path | None) -> Tamperin
     for record in records:
         record.update(status="failed", proof=None, error={"error_class": "ProofGenerationError", "message": "prover crashed"})
     write_jsonl(bundle / files.PROOFS, records)
-    if rng.random() < 0.5:
+    if rng.random() < 0.5:  # the selected steps then have no proof: fewer than the policy selects (the default --min-proven)
         sync_audit(bundle)
-        return Tampering("all-failed", "every outcome marked failed, audit rewritten", expect(("verdict", "unproven")))
+        return Tampering("all-failed", "every outcome marked failed, audit rewritten", expect(("proofs", "too-few-proven")))
     return Tampering("all-failed", "every outcome marked failed in proofs.jsonl", expect(("proofs", "record-mismatch")))
 
 
 def policy_edit(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     """every_k's k raised so that only step 0 is selected; the other steps' proofs dropped. The
-    commitment head does not cover the policy or the ``scheduled`` marks: only a minimum of
-    proven steps (or a challenge) tells."""
+    commitment head covers the declared policy: the head handed over tells."""
+    honest = head_of(bundle)
     proven = len(proved_steps(bundle))
     manifest = read_json(bundle / files.MANIFEST)
     commitments = jsonl(bundle / files.COMMITMENTS)
@@ -177,7 +178,7 @@ def policy_edit(bundle: Path, rng: random.Random, other: Path | None) -> Tamperi
     write_json(bundle / files.MANIFEST, manifest)
     sync_audit(bundle)
     return Tampering("policy-edit", f"policy k {old} -> {len(commitments)}, {proven - 1} proofs dropped, records consistent",
-                     expect(("proofs", "too-few-proven")), {"min_proven": proven})
+                     expect(UNEXPECTED_HEAD), {"expect_head": honest})
 
 
 def truncate(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:

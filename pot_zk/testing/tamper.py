@@ -42,6 +42,7 @@ from pot_zk.testing.bundle_edit import (
     write_jsonl,
 )
 from pot_zk.testing.record_rewrites import REWRITE_KINDS
+from pot_zk.testing.verdict_rewrites import VERDICT_KINDS
 
 __all__ = ["KINDS", "Tampering", "chain_lines", "judge", "tampered_copy"]
 
@@ -306,6 +307,7 @@ KINDS: dict[str, Callable[[Path, random.Random, Path | None], Tampering]] = {
     "alter-dataset-root": alter_dataset_root,
     "relabel-proof-type": downgrade_label,
     **REWRITE_KINDS,
+    **VERDICT_KINDS,
 }
 
 

@@ -38,6 +38,9 @@ class EzklBackend(ProverBackend):
     def provable_kinds(self) -> tuple[str, ...]:
         return tuple(STEP_KINDS.names())
 
+    def stated_proof_types(self) -> tuple[str, ...]:
+        return (self.proof_type, "freivalds", "reexec")
+
     def circuit_spec(self, kind: StepKind, architecture: Any, batch_size: int, learning_rate: float, settings: Mapping[str, Any]) -> CircuitSpec:
         unknown = sorted(set(settings) - set(FIXED_POINT_FIELDS))
         if unknown:
