@@ -93,6 +93,7 @@ def prepare_run(
     initial_state: dict[str, torch.Tensor],
     config_yaml: str,
     held_out: HeldOut | None = None,
+    samples: list[list[int]] | None = None,
 ) -> dict[str, Any]:
     if runtime.proving_enabled:
         plan.backend.check_key_policy(plan.keys, runtime.mode)
@@ -114,6 +115,7 @@ def prepare_run(
             "batch_size": plan.spec.batch_size,
             "scale": plan.spec.scale,
             "encoding": "X then Y, row-major",
+            **({} if samples is None else {"samples": samples}),
         },
     )
     write_bytes_atomic(bundle.path(files.CONFIG), config_yaml.encode())

@@ -188,18 +188,20 @@ def start_session(
     config: dict[str, Any],
     *,
     held_out: HeldOut | None = None,
+    samples: list[list[int]] | None = None,
     **options: Any,
 ) -> TrainingSession:
     """Prepare a new run bundle (dataset root, manifest, initial model), open its audit trail
     with ``run.start`` and return its session. ``config`` is the resolved configuration, written
     to config.yaml and the ``run.start`` event; with ``held_out`` the initial model is scored on
-    it before the first step. A backend with its own training arithmetic first puts the model
-    on its grid."""
+    it before the first step; ``samples``: each batch's positions in the declared built-in data
+    set (a user loop's). A backend with its own training arithmetic first puts the model on its
+    grid."""
     arithmetic = plan.backend.training_arithmetic(plan.spec)
     if arithmetic is not None:
         arithmetic.start(model)
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(config))
-    prepared = prepare_run(bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out)
+    prepared = prepare_run(bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out, samples)
     lifecycle.open(
         bundle.path(files.AUDIT), "run.start", stats_dir=bundle.root, run=bundle.root.name,
         run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(config),

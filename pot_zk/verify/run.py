@@ -60,6 +60,7 @@ from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_re
 from pot_zk.verify.proofs import check_proofs
 from pot_zk.verify.report import EXIT_CODES, Finding, RunReport
 from pot_zk.verify.statement import check_statement
+from pot_zk.verify.trust import TrustStore
 
 __all__ = ["EXIT_CODES", "Finding", "RunReport", "default_cache_dir", "verifier_workdir", "verify_run"]
 
@@ -95,13 +96,16 @@ def verify_run(
     accept_settings: Mapping[str, str] | None = None,
     expect_base: str | None = None,
     expect_initial: str | None = None,
+    allow_no_nonce: bool = False,
 ) -> RunReport:
     """Check the run in ``run``. ``cache_dir`` is where a dev SRS is looked up; ``challenge`` (the
     auditor's C.json) adds the ``challenge`` check and ``keys`` (from ``pot-zk keys new``) the
     ``keys`` check, proofs then verified with them; the other keywords are the auditor's
     references (:class:`~pot_zk.verify.references.Expectations`; a malformed one raises
-    ConfigurationError before anything is read), and ``accept_settings`` the statement settings
-    the auditor accepts other than their defaults (:mod:`pot_zk.verify.statement`)."""
+    ConfigurationError before anything is read), and ``accept_settings`` the statement and plan
+    settings the auditor accepts other than their defaults (:mod:`pot_zk.verify.statement`).
+    Keys and challenges are looked up in the trust store under ``cache_dir``
+    (:mod:`pot_zk.verify.trust`); ``allow_no_nonce`` accepts a challenge without a nonce."""
     expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, expect_base, expect_initial)
     accepted = dict(accept_settings or {})
     report = RunReport(Path(run))
@@ -132,14 +136,15 @@ def verify_run(
     check_base(report, manifest, by_step, spec)
     check_base_reference(report, manifest, spec, expected.expect_base)
     check_outcomes_recorded(report, proofs, audit_events)
+    trust = TrustStore.in_cache(Path(cache_dir))
     if keys is not None:
-        srs_path = check_keys(report, manifest, proofs, keys).get("key_path", srs_path)
+        srs_path = check_keys(report, manifest, proofs, keys, trust).get("key_path", srs_path)
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
     options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs)
     check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options)
     note_free_velocity(report, spec)
     if challenge is not None:
-        check_challenge(report, manifest, commitments, proofs, challenge)
+        check_challenge(report, manifest, commitments, proofs, challenge, trust, allow_no_nonce)
     check_min_proven(report, expected.min_proven)
     return report
 
