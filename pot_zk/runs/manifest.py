@@ -85,6 +85,23 @@ def training_plan(plan: TrainingPlan) -> dict[str, Any]:
     }
 
 
+def declared_entries(plan: TrainingPlan, runtime: Runtime) -> dict[str, Any]:
+    """The manifest entries that follow from the configuration alone (no data, no keys set up):
+    what ``pot-zk resume`` requires the run's config to give again (:mod:`pot_zk.runs.resume`)."""
+    return {
+        "mode": runtime.mode,
+        "proving_enabled": runtime.proving_enabled,
+        "strategy": runtime.strategy.name,
+        "handler": runtime.handler.name,
+        "circuit": plan.spec.to_dict(),
+        "circuit_id": plan.spec.circuit_id(),
+        "training": training_plan(plan),
+        "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
+        "backend": plan.backend.name,
+        "prover_options": plan.backend.prover_options(plan.keys),
+    }
+
+
 def prepare_run(
     bundle: RunBundle,
     plan: TrainingPlan,
@@ -125,24 +142,15 @@ def prepare_run(
         {
             "format": RUN_FORMAT,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "mode": runtime.mode,
-            "proving_enabled": runtime.proving_enabled,
-            "strategy": runtime.strategy.name,
-            "handler": runtime.handler.name,
-            "circuit": plan.spec.to_dict(),
-            "circuit_id": plan.spec.circuit_id(),
+            **declared_entries(plan, runtime),
             "dataset": {
                 **declared_dataset(plan.data),
                 "root": root,
                 "num_batches": len(leaves),
                 "holdout": None if holdout is None else {k: v for k, v in holdout.items() if k != "indices"},
             },
-            "training": training_plan(plan),
-            "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
             "executor": {"name": plan.executor, "workers": plan.workers},
-            "backend": plan.backend.name,
             **keys,
-            "prover_options": prover_options,
             "witnesses": witness_retention(plan.spec, plan.witness.retain, plan.witness.max_step_bytes).to_dict(),
             "versions": versions,
             **base_entry(plan),

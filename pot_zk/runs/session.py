@@ -38,6 +38,7 @@ from pot_zk.runs.evaluation import Evaluation, Evaluator, classification
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import prepare_run
 from pot_zk.runs.proven_run import ProvenRun, RunProgress
+from pot_zk.runs.resume import check_checkpoint, check_resumable
 
 ProgressCallback = Callable[[RunProgress], None]
 
@@ -229,13 +230,17 @@ def resume_session(
     held_out: HeldOut | None = None,
     **options: Any,
 ) -> TrainingSession:
-    """Reopen a stopped or killed run: drop records cut short, restore the last checkpoint."""
+    """Reopen a stopped or killed run: refuse a completed run, another configuration or a
+    checkpoint that does not continue the committed steps (:mod:`pot_zk.runs.resume`); drop
+    records cut short, restore the last checkpoint."""
+    check_resumable(bundle, plan, lifecycle.runtime)
     for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS):
         discard_incomplete_tail(bundle.path(name))
     prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
-    audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
     checkpoint = bundle.path(files.CHECKPOINT)
     start_step = restore_checkpoint(checkpoint if checkpoint.exists() else bundle.path(files.INITIAL_MODEL), model, optimizer)
+    check_checkpoint(bundle, plan, model, start_step)
+    audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
     audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(lifecycle.discarded))
     _audit_cut_off_evaluations(bundle, audit)
     evaluator = evaluator_for(plan, held_out)
