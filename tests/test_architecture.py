@@ -6,6 +6,7 @@ imports count), and importing the auditor's core loads none of the trainer's mod
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,10 +89,12 @@ def trainer_modules(loaded: list[str]) -> list[str]:
     return [m for m in loaded if any(m == t or m.startswith(t + ".") for t in TRAINER_MODULES)]
 
 
-def test_importing_the_verifier_loads_none_of_the_trainers_modules():
+def test_importing_the_verifier_loads_none_of_the_trainers_modules_and_as_many_as_the_docs_say():
     loaded = loaded_modules("import pot_zk.verify.run")
     assert trainer_modules(loaded) == [], loaded
     assert "pot_zk.verify.run" in loaded and "pot_zk.bundle.layout" in loaded
+    documented = re.search(r"importing `pot_zk.verify.run` loads (\d+) pot_zk modules", (ROOT / "docs" / "architecture.md").read_text())
+    assert documented and int(documented.group(1)) == len(loaded), f"docs/architecture.md should say {len(loaded)}"
 
 
 def test_no_pot_zk_modules_import_each_other_in_a_cycle():

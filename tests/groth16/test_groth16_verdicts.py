@@ -261,3 +261,17 @@ def test_the_json_report_of_every_verdict_fits_the_published_schema(honest, fail
         {**verified, "surprise": True},
     ):
         assert list(validator.iter_errors(broken)), broken
+
+
+def test_pot_zk_verify_of_a_run_loads_none_of_the_trainers_modules(honest):
+    """The registries import by name: only running verify shows what it loads."""
+    from test_architecture import trainer_modules
+
+    run, cache = honest
+    code = (f"import contextlib, io\nfrom pot_zk.cli.main import main\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['verify', {str(run)!r}, '--cache-dir', {str(cache)!r}]) == 0")
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('pot_zk'))))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    assert "pot_zk.backends.groth16.verifier" in loaded and trainer_modules(loaded) == [], loaded
