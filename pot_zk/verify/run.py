@@ -8,8 +8,8 @@ What is checked (each failure is named; docs/runs.md):
   declared Merkle root;
 * ``steps``: one commitment record per step, 0..n-1, none missing or duplicated, the count the
   declared training plan implies; batches visited in the declared seeded order, each a leaf
-  (a run with ``batch_order: recorded``, from a user loop, declares no schedule: only
-  "each step's batch is a leaf" is checked, and the report says so in a note);
+  (a run with ``batch_order: recorded``, from a user loop, declares no schedule: it fails
+  unless the auditor accepts it, and then only "each step's batch is a leaf" is checked);
 * ``commitment-chain``: W_t+1 of each step is W_t of the next;
 * ``initial-model`` / ``final-model``: the model files hash to the first / last commitment
   (for a LoRA run: their adapters do, and their frozen base hashes to the declared base);
@@ -17,20 +17,26 @@ What is checked (each failure is named; docs/runs.md):
 * ``policy``: the steps marked for proving are exactly those the declared policy selects;
 * ``holdout`` / ``evaluation``: the held-out set and the scores recorded on it
   (:mod:`pot_zk.verify.holdout`);
-* ``proofs``: every selected step has an outcome; every outcome in proofs.jsonl is the one the
-  audit trail recorded (``record-mismatch``); every proof verifies against the statement
+* ``proofs`` (:mod:`pot_zk.verify.proofs`): only proofs verified here count; every selected
+  step has an outcome; every outcome in proofs.jsonl is the one the audit trail recorded
+  (``record-mismatch``); every proof verifies against the statement
   (for zk-halo2: circuit and key derived by this process in a directory of its own; the run's
   commitments) and carries the label the audit trail recorded for it;
-* ``keys`` (with ``--keys DIR``): the run was proven with the auditor's own key material
-  (pot_zk/verify/keys.py), which the ``proofs`` check then uses;
-* ``challenge`` (with ``--challenge C.json``): the auditor's challenge fits the bundle and every
-  challenged step has a proof that verified (pot_zk/verify/challenge.py);
-* the auditor's references (:mod:`pot_zk.verify.references`): the dataset root and initial
-  model recomputed where they can be, ``--expect-root``, ``--expect-head``, ``--expect-base``,
-  ``--max-tolerance-ulps``, ``--min-proven``.
+* ``keys`` (with ``--keys DIR``): the run was proven with the auditor's own key material, a
+  key set its trust store holds (pot_zk/verify/keys.py, trust.py), which the ``proofs`` check
+  then uses;
+* ``challenge`` (with ``--challenge C.json``): the auditor issued the challenge (its trust
+  store), it fits the bundle and every challenged step has a proof that verified
+  (pot_zk/verify/challenge.py);
+* the auditor's references (:mod:`pot_zk.verify.references`, :mod:`pot_zk.verify.recomputed`):
+  the dataset root and initial model recomputed where they can be, else pinned
+  (``--expect-root``, ``--expect-initial``), ``--expect-head``, ``--expect-base``,
+  ``--max-tolerance-ulps``, ``--min-proven`` (default: the steps the declared policy selects).
 
 The verdict is ``VERIFIED`` (exit 0), ``FAILED`` (a check failed, exit 1) or ``UNPROVEN``
-(every check passed but no step carries a verified proof, exit 3).
+(every check passed but no step carries a verified proof, exit 3). A bundle that makes a check
+raise (a crafted record of an unexpected type, say) is ``FAILED`` with a ``verifier-error``
+finding, never a traceback: the report and ``--json`` are still written.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from pot_zk.backends.base import VerifierOptions
 from pot_zk.backends.keys import KeySet
 from pot_zk.backends.registry import spec_from_dict
 from pot_zk.core.audit_verify import verify_audit
-from pot_zk.exceptions import PotZkError
+from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.bundle import layout as files
 from pot_zk.bundle.layout import BundleReader, load_model, read_jsonl
 from pot_zk.core.challenge import Challenge
@@ -59,7 +65,7 @@ from pot_zk.verify.references import Expectations, check_base_reference, check_h
 from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_velocity
 from pot_zk.verify.proofs import check_proofs
 from pot_zk.verify.report import EXIT_CODES, Finding, RunReport
-from pot_zk.verify.statement import check_statement
+from pot_zk.verify.statement import ACCEPT_SETTING, check_statement
 from pot_zk.verify.trust import TrustStore
 
 __all__ = ["EXIT_CODES", "Finding", "RunReport", "default_cache_dir", "verifier_workdir", "verify_run"]
@@ -107,15 +113,34 @@ def verify_run(
     Keys and challenges are looked up in the trust store under ``cache_dir``
     (:mod:`pot_zk.verify.trust`); ``allow_no_nonce`` accepts a challenge without a nonce."""
     expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, expect_base, expect_initial)
-    accepted = dict(accept_settings or {})
     report = RunReport(Path(run))
+    options = {"srs_path": srs_path, "allow_dev_srs": allow_dev_srs, "challenge": challenge, "keys": keys, "allow_no_nonce": allow_no_nonce}
     try:
-        bundle = BundleReader.open(Path(run))
+        _check_run(report, Path(cache_dir), expected, dict(accept_settings or {}), **options)
+    except ConfigurationError as exc:
+        if exc.key == ACCEPT_SETTING:  # the auditor's own option is malformed: bad input, nothing to report
+            raise
+        _crashed(report, exc)
+    except Exception as exc:  # noqa: BLE001 -- a crafted bundle must not crash the verifier: FAILED, with the report written
+        _crashed(report, exc)
+    return report
+
+
+def _crashed(report: RunReport, exc: BaseException) -> None:
+    report.fail("verify", "verifier-error", f"checking the bundle raised {type(exc).__name__}: {exc}; the checks after it did not run")
+
+
+def _check_run(
+    report: RunReport, cache_dir: Path, expected: Expectations, accepted: dict[str, str], *, srs_path: Path | None, allow_dev_srs: bool,
+    challenge: Challenge | None, keys: KeySet | None, allow_no_nonce: bool,
+) -> None:
+    try:
+        bundle = BundleReader.open(Path(report.run))
         manifest = bundle.manifest()
         spec = spec_from_dict(manifest["circuit"])
     except (PotZkError, OSError, ValueError, KeyError) as exc:
         report.fail("statement", "unreadable-bundle", str(exc))
-        return report
+        return
     report.statement = spec.to_dict()
     check_statement(report, manifest, spec, accepted)
     check_tolerance(report, spec, expected.max_tolerance_ulps)
@@ -126,7 +151,7 @@ def verify_run(
         dataset = bundle.dataset()
     except (OSError, ValueError) as exc:
         report.fail("steps", "unreadable-records", str(exc))
-        return report
+        return
     by_step = check_steps(report, manifest, dataset, commitments, spec, audit_events, accepted)
     check_dataset_reference(report, manifest, dataset, spec, expected.expect_root)
     check_initial_reference(report, manifest, by_step, spec, expected.expect_initial)
@@ -146,7 +171,6 @@ def verify_run(
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge, trust, allow_no_nonce)
     check_min_proven(report, expected.min_proven)
-    return report
 
 
 def _check_audit(bundle: BundleReader, report: RunReport) -> list[dict[str, Any]]:
