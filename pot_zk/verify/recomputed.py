@@ -77,21 +77,20 @@ def check_dataset_reference(report: RunReport, manifest: Mapping[str, Any], data
     try:
         if name in BUILT_IN and _seeded(manifest):
             _check_recomputed(report, manifest, dataset, spec)
-        elif name in BUILT_IN:
+            return
+        if name in BUILT_IN:
             _check_samples(report, manifest, dataset, spec)
+            why = f"a training loop chose which {name} samples make each batch"
         else:
-            report.references["dataset_leaves"] = f"the trainer's (the data set {name!r} is not built in)"
+            report.references["dataset_leaves"] = "the trainer's"
+            why = f"the data set {name!r} is not built in"
     except ConfigurationError as exc:
         report.fail("dataset-root", "dataset-root-mismatch", f"the declared data set cannot be recomputed: {exc.message}")
-    if not _seeded(manifest) or name not in BUILT_IN:
-        if expect_root is None:
-            report.fail(
-                "dataset-root", "root-not-pinned",
-                f"the dataset root is the trainer's word ({report.references.get('dataset_leaves', 'not recomputed')}): "
-                "pin the root you agreed on with --expect-root",
-            )
-        elif root == expect_root:
-            report.passed.append("dataset-root-pinned")
+        why = "the declared data set cannot be recomputed"
+    if expect_root is None:
+        report.fail("dataset-root", "root-not-pinned", f"the dataset root is the trainer's word ({why}): pin the root you agreed on with --expect-root")
+    elif root == expect_root:
+        report.passed.append("dataset-root-pinned")
 
 
 def _check_recomputed(report: RunReport, manifest: Mapping[str, Any], dataset: Mapping[str, Any], spec: Any) -> None:
