@@ -98,7 +98,7 @@ def sync_audit(bundle: Path) -> None:
     dropped; run.end carries the new commitment head."""
     manifest = read_json(bundle / files.MANIFEST)
     commitments = {r["step"]: r for r in jsonl(bundle / files.COMMITMENTS)}
-    outcomes = {r["step"]: r for r in jsonl(bundle / files.PROOFS)}
+    outcomes = {r["step"]: r for r in jsonl(bundle / files.PROOFS)} if (bundle / files.PROOFS).exists() else {}
     scores = {r["after_step"]: r for r in jsonl(bundle / files.EVALUATIONS)} if (bundle / files.EVALUATIONS).exists() else {}
     events = []
     for event in audit_records(bundle):

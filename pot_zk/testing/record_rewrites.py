@@ -219,6 +219,19 @@ def final_is_initial(bundle: Path, rng: random.Random, other: Path | None) -> Ta
                      expect(UNEXPECTED_HEAD), {"expect_head": honest})
 
 
+def break_chain_at(bundle: Path, step: int, state: str) -> None:
+    """Step ``step`` (not the first) made to start from the state step ``step - 1`` started from:
+    that step's update of the weights (``state="w_before"``) or of a momentum run's velocity
+    (``"v_before"``) undone between the two steps. commitments.jsonl and the audit trail are
+    rewritten to agree, so of the run's own checks only the commitment chain can tell."""
+    commitments = jsonl(bundle / files.COMMITMENTS)
+    if step < 1 or commitments[step - 1][state] == commitments[step][state]:
+        raise ValueError(f"no link to break before step {step}: step {step - 1} does not exist or did not change {state}")
+    commitments[step][state] = commitments[step - 1][state]
+    write_jsonl(bundle / files.COMMITMENTS, commitments)
+    sync_audit(bundle)
+
+
 def _replace_leaf(bundle: Path, batch_index: int, leaf: str) -> str:
     dataset = read_json(bundle / files.DATASET)
     dataset["leaves"][batch_index] = leaf
