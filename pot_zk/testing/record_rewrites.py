@@ -14,6 +14,7 @@ momentum).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import shutil
 from pathlib import Path
@@ -243,15 +244,21 @@ def _replace_leaf(bundle: Path, batch_index: int, leaf: str) -> str:
     return dataset["root"]
 
 
-def _root_options(bundle: Path, rng: random.Random) -> dict:
-    return rng.choice([{}, {"expect_root": read_json(bundle / files.MANIFEST)["dataset"]["root"]}])
+def _root_options(bundle: Path, pin_root: bool) -> dict:
+    """The auditor's options for a rewritten data set: none (the leaves of a built-in data set are
+    recomputed) or ``--expect-root`` with the honest root as well."""
+    return {"expect_root": read_json(bundle / files.MANIFEST)["dataset"]["root"]} if pin_root else {}
+
+
+def _root_kind(kind: str, pin_root: bool) -> str:
+    return f"{kind}-expect-root" if pin_root else kind
 
 
 ROOT_FINDINGS = expect(("dataset-root", "dataset-root-mismatch"), ("dataset-root", "unexpected-root"))
 
 
-def poison_batch(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
-    options = _root_options(bundle, rng)
+def poison_batch(bundle: Path, rng: random.Random, other: Path | None, *, pin_root: bool = False) -> Tampering:
+    options = _root_options(bundle, pin_root)
     commitments = jsonl(bundle / files.COMMITMENTS)
     proven = set(proved_steps(bundle))
     proven_batches = {r["batch_index"] for r in commitments if r["step"] in proven}
@@ -264,14 +271,14 @@ def poison_batch(bundle: Path, rng: random.Random, other: Path | None) -> Tamper
     write_jsonl(bundle / files.COMMITMENTS, commitments)
     _replace_leaf(bundle, index, poisoned)
     sync_audit(bundle)
-    return Tampering("poison-batch", f"step {step}: batch {index} replaced, leaf and root rewritten", ROOT_FINDINGS, options)
+    return Tampering(_root_kind("poison-batch", pin_root), f"step {step}: batch {index} replaced, leaf and root rewritten", ROOT_FINDINGS, options)
 
 
-def splice_step(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+def splice_step(bundle: Path, rng: random.Random, other: Path | None, *, pin_root: bool = False) -> Tampering:
     """A proven step of another honest run (same statement) put in place of a proven step; its
     neighbours (commitment-only) and the dataset leaf and root rewritten to match."""
     assert other is not None, "splicing needs another run's bundle"
-    options = _root_options(bundle, rng)
+    options = _root_options(bundle, pin_root)
     commitments = jsonl(bundle / files.COMMITMENTS)
     proven = set(proved_steps(bundle))
     step = rng.choice([s for s in proven if 0 < s < len(commitments) - 1 and s - 1 not in proven and s + 1 not in proven])
@@ -288,7 +295,8 @@ def splice_step(bundle: Path, rng: random.Random, other: Path | None) -> Tamperi
     write_jsonl(bundle / files.PROOFS, [r for r in jsonl(bundle / files.PROOFS) if r["step"] != step] + [record])
     _replace_leaf(bundle, commitments[step]["batch_index"], spliced["batch"])
     sync_audit(bundle)
-    return Tampering("splice-step", f"step {step} := step {source} of {other.name}, neighbours, leaf and root rewritten", ROOT_FINDINGS, options)
+    return Tampering(_root_kind("splice-step", pin_root), f"step {step} := step {source} of {other.name}, neighbours, leaf and root rewritten",
+                     ROOT_FINDINGS, options)
 
 
 def other_initial_model(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -361,7 +369,9 @@ REWRITE_KINDS: dict[str, Callable[[Path, random.Random, Path | None], Tampering]
     "truncate": truncate,
     "final-is-initial": final_is_initial,
     "poison-batch": poison_batch,
+    "poison-batch-expect-root": functools.partial(poison_batch, pin_root=True),
     "splice-step": splice_step,
+    "splice-step-expect-root": functools.partial(splice_step, pin_root=True),
     "other-initial-model": other_initial_model,
     "raise-tolerance": raise_tolerance,
     "drift-within-tolerance": drift_within_tolerance,
