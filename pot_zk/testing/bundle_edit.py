@@ -14,7 +14,7 @@ from pot_zk.core.challenge import commitment_head
 from pot_zk.data.datasets import BUILT_IN
 from pot_zk.runs import bundle as files
 
-Named = tuple[str, str, "int | None"]
+Named = tuple[str, str, int | None]
 """A finding as verify names it: ``(check, reason, step)``; step None for the run as a whole."""
 
 
