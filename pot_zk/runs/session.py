@@ -37,9 +37,8 @@ from pot_zk.runs.checkpoint import restore_checkpoint, save_checkpoint
 from pot_zk.runs.evaluation import Evaluation, Evaluator, classification
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import prepare_run
+from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import ProvenRun, RunProgress
-
-ProgressCallback = Callable[[RunProgress], None]
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,8 @@ class TrainingSession:
         *,
         start_step: int = 0,
         sleep: Callable[[float], None] = time.sleep,
-        on_progress: ProgressCallback | None = None,
         evaluator: Evaluator | None = None,
+        watch: ProofWatch | None = None,
     ) -> None:
         self.bundle = bundle
         self.lifecycle = lifecycle
@@ -85,8 +84,7 @@ class TrainingSession:
         pipeline = lifecycle.pipeline(sleep=sleep) if lifecycle.runtime.proving_enabled else None
         self.arithmetic = plan.backend.training_arithmetic(plan.spec)
         self.run = ProvenRun(bundle, plan.spec, plan.commitments, pipeline, plan.policy, plan.cache_dir, prepared["prover_options"], prepared["leaves"])
-        if on_progress is not None:
-            self.run.on_result = lambda result: on_progress(self.run.progress)
+        self.run.watch = watch
         if pipeline is not None:
             self.run.executor = create_executor(
                 plan.executor, pipeline.prove, self.run.record_result, plan.workers, scheduler_address=plan.scheduler_address

@@ -34,6 +34,7 @@ from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.backends.groth16.training import ExactTraining
 from pot_zk.backends.groth16.verifier import verifier_key, verify_proof_file
 from pot_zk.core.protocol import ProverResponse
+from pot_zk.core.stages import stage
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import BatchStep, StepKind
 
@@ -116,7 +117,9 @@ class Groth16Backend(ProverBackend):
         return {"keys_dir": str(Path(keys.path).absolute())} if keys.path is not None else {}
 
     def prove(self, spec: Groth16Spec, step: BatchStep, cache_dir: Path, out_dir: Path, options: Mapping[str, Any]) -> ProverResponse:
+        stage("witness")
         tensors = witness_tensors(spec, step)
+        stage("keys")
         if options.get("keys_dir"):
             key_dir = groth16_keys.open_keys(spec, Path(options["keys_dir"]))
         else:

@@ -24,6 +24,7 @@ from pot_zk.backends.groth16.exact_lora import exact_lora_step
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec, Groth16Spec
 from pot_zk.backends.groth16.signals import circuit_inputs, lora_circuit_inputs
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.core.stages import stage
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
 
 if TYPE_CHECKING:
@@ -132,9 +133,11 @@ def _prove(
         pk = keys.load_proving_key()
         timings["key_load_s"] = time.perf_counter() - started
     started = time.perf_counter()
+    stage("prove")
     proof = adapter.prove(pk, inputs)
     timings["prove_s"] = time.perf_counter() - started
     started = time.perf_counter()
+    stage("verify")
     accepted, reason = adapter.verify(vk, proof, commitments.public_inputs())
     timings["self_verify_s"] = time.perf_counter() - started
     if not accepted:

@@ -23,6 +23,7 @@ from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec, Groth16Spec
 from pot_zk.backends.groth16.prove import PROOF_TYPE, check_lora_witness, check_witness, prove_lora_step, prove_sgd_step
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
 from pot_zk.core.protocol import ProverResponse
+from pot_zk.core.stages import stage
 from pot_zk.exceptions import WitnessBuilderError
 
 PROVABLE_KINDS = ("sgd", "lora")
@@ -47,10 +48,13 @@ def prove_request(request: dict[str, Any], *, key_dir: keys.KeyDirectory | None 
     spec = spec_of(request)
     step = load_training_step(Path(request["witness_path"]), spec.kind)
     started = time.perf_counter()
+    stage("witness")
     tensors = witness_tensors(spec, step)
     checked_s = time.perf_counter() - started
     started = time.perf_counter()
-    key_dir = key_dir or keys_of(spec, request)
+    if key_dir is None:
+        stage("keys")
+        key_dir = keys_of(spec, request)
     return prove_tensors(spec, tensors, key_dir, Path(request["output_dir"]), pk=pk, setup_s=time.perf_counter() - started, checked_s=checked_s)
 
 
