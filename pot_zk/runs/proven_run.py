@@ -64,7 +64,8 @@ class ProvenRun:
         self.leaves = dataset_leaves
         self.progress = RunProgress()
         self.executor = None
-        self.on_result: Callable[[ProofResult], None] | None = None
+        self.on_result: Callable[[ProofResult, float], None] | None = None
+        """Called with each outcome and the seconds since its job was queued."""
         self.watch: ProofWatch | None = None
         """Set while a progress bar shows the proofs' stages."""
         self._last_after: dict[str, str] = {}
@@ -73,6 +74,8 @@ class ProvenRun:
         self._done_steps = {r["step"] for r in bundle.commitments()}
         self._audited_steps: set[int] | None = None
         self._final_proofs = {r["step"] for r in bundle.proofs() if r["status"] in ("proved", "failed")}
+        self._proved = {r["step"] for r in bundle.proofs() if r["status"] == "proved"}
+        self._queued_at: dict[int, float] = {}
         self.keep_witnesses = declared_retention(bundle.manifest()).keeps_all
 
     def job_for(self, index: int) -> ProofJob:
@@ -171,6 +174,7 @@ class ProvenRun:
         assert self.executor is not None and self.pipeline is not None
         self.progress.scheduled += 1
         job = self.job_for(index)
+        self._queued_at[index] = time.monotonic()
         if self.watch is not None:
             job = replace(job, progress_path=self.watch.stage_file(index))
         self.executor.submit(job)
@@ -181,13 +185,21 @@ class ProvenRun:
         record_outcome(self.bundle, result, keep_witness=self.keep_witnesses)
         if result.status != "parked":
             self._final_proofs.add(result.step)
+        if result.status == "proved":
+            self._proved.add(result.step)
         if self.watch is not None:
             self.watch.finished(result.step, result.status == "proved")
         self.progress.outcomes[result.status] += 1
         if result.proof_type:
             self.progress.proof_types[result.proof_type] += 1
+        waited_s = time.monotonic() - self._queued_at.pop(result.step, time.monotonic())
         if self.on_result is not None:
-            self.on_result(result)
+            self.on_result(result, waited_s)
+
+    def coverage(self) -> tuple[int, float]:
+        """(steps committed, the share of them whose recorded outcome is a proof)."""
+        committed = len(self._done_steps)
+        return committed, len(self._proved) / committed if committed else 0.0
 
 
 def proof_job(bundle: RunBundle, spec: CircuitSpec, index: int, cache_dir: Path, prover_options: Mapping[str, Any]) -> ProofJob:
