@@ -31,13 +31,13 @@ from pot_zk.exceptions import PotZkError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import capture_step
 from pot_zk.proving.executors import create_executor
+from pot_zk.proving.pipeline import ProofResult
 from pot_zk.runs import bundle as files
 from pot_zk.data.datasets import Batch, HeldOut
 from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, read_jsonl, save_model
 from pot_zk.runs.checkpoint import restore_checkpoint, save_checkpoint
 from pot_zk.runs.evaluation import Evaluation, Evaluator, classification
 from pot_zk.runs.lifecycle import RunLifecycle
-from pot_zk.proving.pipeline import ProofResult
 from pot_zk.runs.manifest import prepare_run
 from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import ProvenRun, RunProgress

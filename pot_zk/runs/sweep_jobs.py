@@ -3,7 +3,7 @@
 :class:`SweepJobs` is a Hydra callback (``hydra.callbacks.sweep_jobs`` in ``conf/config.yaml``):
 
 * at the start of a sweep, a ``run_dir=`` override is pointed out on stderr: under
-  ``--multirun`` each job trains into its own directory under ``hydra.sweep.dir``, so the
+  ``--multirun`` each job has its own directory under ``hydra.sweep.dir``, so the
   value is not used;
 * a job that raised leaves ``job_error.json`` (:data:`JOB_ERROR`: the error's class and
   message, its overrides) in its own directory, which otherwise may hold no bundle at all (a
@@ -33,7 +33,7 @@ class SweepJobs(Callback):
         given = [o for o in config.hydra.overrides.task if o.lstrip("+~").split("=", 1)[0] == "run_dir"]
         if given:
             print(
-                f"pot-zk train: {given[0]} is not used under --multirun: each job trains into its own directory under "
+                f"pot-zk: {given[0]} is not used under --multirun: each job has its own directory under "
                 f"hydra.sweep.dir ({config.hydra.sweep.dir}); to choose where the sweep goes, pass hydra.sweep.dir=DIR instead",
                 file=sys.stderr,
             )

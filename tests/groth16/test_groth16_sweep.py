@@ -36,7 +36,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
 
 def test_multirun_with_run_dir_says_it_is_not_used_and_names_hydra_sweep_dir(sweep):
     root, process = sweep
-    assert f"pot-zk train: run_dir={root / 'not-used'} is not used under --multirun" in process.stderr
+    assert f"pot-zk: run_dir={root / 'not-used'} is not used under --multirun" in process.stderr
     assert f"hydra.sweep.dir ({root / 'sweep'})" in process.stderr and "pass hydra.sweep.dir=DIR instead" in process.stderr
     assert not (root / "not-used").exists()
 
