@@ -22,8 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from pot_zk.backends.base import KeySettings
 from pot_zk.backends.registry import BACKENDS
 from pot_zk.config import schema
-from pot_zk.config.plan import DataSettings, TrainingPlan, WitnessSettings
+from pot_zk.config.plan import DataSettings, LoggerSettings, TrainingPlan, WitnessSettings
 from pot_zk.core.audit import AuditLog
+from pot_zk.core.scalars import check_logger
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.registry import STEP_KINDS
@@ -51,12 +52,25 @@ def run_dir_override(run_dir: str | Path) -> str:
     return path_override("run_dir", run_dir)
 
 
+ANY_CASE_GROUPS = ("mode", "handler")
+"""Config groups whose option may be given in any case, as the seed spells its modes and
+failure actions (``handler=FAIL_FAST``, ``mode=Production``); their option files are lower case."""
+
+
+def canonical_override(override: str) -> str:
+    """``handler=FAIL_FAST`` -> ``handler=fail_fast`` for the groups of :data:`ANY_CASE_GROUPS`;
+    any other override unchanged."""
+    key, equals, value = override.partition("=")
+    return f"{key}={value.lower()}" if equals and key.lstrip("+~") in ANY_CASE_GROUPS else override
+
+
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", *, run_dir: str | Path | None = None) -> DictConfig:
     """Compose pot-zk's config programmatically, as the CLI apps would with these overrides
     (then ``run_dir``, if given). Works inside a running Hydra app too: its global state is set
     aside and restored. An unknown option of a group (``mode=explode``, ``handler=explode``) is
-    a ConfigurationError naming the valid options."""
-    overrides = [*overrides, *([run_dir_override(run_dir)] if run_dir is not None else [])]
+    a ConfigurationError naming the valid options; ``mode`` and ``handler`` take theirs in any
+    case (:func:`canonical_override`)."""
+    overrides = [*map(canonical_override, overrides), *([run_dir_override(run_dir)] if run_dir is not None else [])]
     schema.register_schema()
     running = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
     GlobalHydra.instance().clear()
@@ -130,6 +144,8 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
     registry.register(strategy.name, lambda: strategy)
     settings = HandlerSettings(Path(cfg.handler.park_dir), tuple(str(name) for name in cfg.handler.fallback_chain))
     handler = create_handler(str(cfg.handler.name), settings, registry)
+    plan = training_plan(cfg)
+    _check_chain_serves(settings.fallback_chain if str(cfg.handler.name) == "fallback" else (), registry, plan.spec)
     run_dir = Path(cfg.run_dir)
     config = _resolved_container(cfg)
     config["run_dir"] = str(run_dir.absolute())
@@ -143,9 +159,23 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
         run_dir=run_dir,
         audit_file=run_dir / cfg.audit.file_name,
         console_records=bool(cfg.console.records),
-        plan=training_plan(cfg),
+        plan=plan,
         config=config,
     )
+
+
+def _check_chain_serves(chain: Sequence[str], registry: StrategyRegistry, spec: Any) -> None:
+    """ConfigurationError when a strategy of the fallback chain cannot stand in for a proof of
+    the run's statement (a certificate that says why through ``unserved``)."""
+    for name in chain:
+        reason = getattr(registry.create(name), "unserved", lambda _spec: None)(spec)
+        if reason:
+            raise ConfigurationError(
+                f"handler.fallback_chain: {name} cannot serve the {spec.backend} {spec.kind} statement: {reason}; "
+                f"the backend's own certificates are prover.certificates",
+                key="handler.fallback_chain",
+                strategy=name,
+            )
 
 
 def step_kind_name(cfg: DictConfig) -> str:
@@ -177,12 +207,6 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         base_run=Path(cfg.model.base_run).expanduser().absolute() if cfg.model.base_run else None,
     )
     backend = BACKENDS.get(str(cfg.prover.backend))
-    if kind.name not in backend.provable_kinds():
-        raise ConfigurationError(
-            f"the {backend.name} backend proves {', '.join(backend.provable_kinds())} steps, not {kind.name} steps",
-            key="prover.backend",
-            valid=list(backend.provable_kinds()),
-        )
     circuit = OmegaConf.to_container(cfg.circuit, resolve=True)
     assert isinstance(circuit, dict)
     spec = backend.circuit_spec(kind, kind.architecture(model), int(cfg.train.batch_size), float(cfg.train.learning_rate), circuit)
@@ -212,6 +236,7 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         workers=int(cfg.executor.workers),
         scheduler_address=cfg.executor.scheduler_address,
         witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
+        logger=LoggerSettings(check_logger(str(cfg.logger.name)), Path(cfg.logger.log_dir).expanduser().absolute()),
     )
 
 

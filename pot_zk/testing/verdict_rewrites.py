@@ -22,7 +22,19 @@ from typing import Callable
 
 from pot_zk.bundle import layout as files
 from pot_zk.core.merkle import dataset_root
-from pot_zk.testing.bundle_edit import Tampering, expect, head_of, jsonl, other_felt, proved_steps, read_json, sync_audit, write_json, write_jsonl
+from pot_zk.testing.bundle_edit import (
+    Finding,
+    Tampering,
+    expect,
+    head_of,
+    jsonl,
+    other_felt,
+    proved_steps,
+    read_json,
+    sync_audit,
+    write_json,
+    write_jsonl,
+)
 
 
 def launder_status(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -33,7 +45,9 @@ def launder_status(bundle: Path, rng: random.Random, other: Path | None) -> Tamp
         record.update(status=proof_type, proof_type=proof_type)
     write_jsonl(bundle / files.PROOFS, records)
     sync_audit(bundle)
-    return Tampering("launder-status", f"every outcome's status set to {proof_type!r}, audit rewritten", expect(("proofs", "unknown-status")))
+    laundered = frozenset(Finding("proofs", "unknown-status", record["step"]) for record in records)
+    return Tampering("launder-status", f"every outcome's status set to {proof_type!r}, audit rewritten",
+                     laundered | {Finding("proofs", "too-few-proven")})
 
 
 def _poison_leaf(bundle: Path, rng: random.Random) -> int:
@@ -70,7 +84,9 @@ def relabel_recorded(bundle: Path, rng: random.Random, other: Path | None) -> Ta
     write_json(bundle / files.MANIFEST, manifest)
     sync_audit(bundle)
     return Tampering("relabel-recorded", f"batch_order relabelled recorded after hand-over, batch {index} poisoned",
-                     expect(("commitment-head", "unexpected-head")), {"expect_head": handed_over})
+                     expect(Finding("commitment-head", "unexpected-head"), Finding("steps", "setting-not-default"),
+                            Finding("dataset-root", "root-not-pinned"), Finding("initial-model", "initial-not-pinned", 0)),
+                     {"expect_head": handed_over})
 
 
 def declare_built_in(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -87,7 +103,7 @@ def declare_built_in(bundle: Path, rng: random.Random, other: Path | None) -> Ta
         "expect_initial": jsonl(bundle / files.COMMITMENTS)[0]["w_before"],
     }
     return Tampering("declare-built-in", "a user loop's own data declared as the synthetic set, audit rewritten",
-                     expect(("dataset-root", "dataset-samples")), options)
+                     expect(Finding("dataset-root", "dataset-samples")), options)
 
 
 VERDICT_KINDS: dict[str, Callable[[Path, random.Random, Path | None], Tampering]] = {
