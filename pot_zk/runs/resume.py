@@ -72,7 +72,7 @@ def check_checkpoint(bundle: RunBundle, plan: TrainingPlan, model: torch.nn.Modu
     wanted = records[start_step - 1]["w_after"] if start_step > 0 else records[0]["w_before"]
     weights = plan.kind.model_tensors(model.state_dict(), plan.spec.architecture)["weights"]
     if plan.commitments.commit(weights.double(), "checkpoint weights") != wanted:
-        which = f"W_t+1 of step {start_step - 1}" if start_step > 0 else "W_0 of step 0"
+        which = f"W_t+1 of step {start_step - 1} (its w_after)" if start_step > 0 else "W_0 of step 0 (its w_before)"
         raise InvalidModelStateError(
             f"the checkpoint's weights (step {start_step}) do not commit to {which}: it is not the run's state",
             expected=wanted,

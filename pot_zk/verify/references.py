@@ -150,7 +150,7 @@ def check_min_proven(report: RunReport, min_proven: int | None) -> None:
         missing = report.selected_without_proof
         report.fail(
             "proofs", "too-few-proven",
-            f"{report.proven} steps carry a proof verified here; you require at least {wanted}"
+            f"{report.proven} steps carry a verified proof (verified here); you require at least {wanted}"
             + (f" (selected steps without one: {missing[:10]}{' ...' if len(missing) > 10 else ''})" if missing else "")
             + ("" if min_proven is not None else "; accept fewer with --min-proven N"),
         )

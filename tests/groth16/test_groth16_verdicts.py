@@ -125,30 +125,31 @@ def test_a_selected_step_without_a_proof_is_named_in_the_verdict(honest, tmp_pat
     assert data["selected_without_proof"] == [3] and data["verified_steps"] == [0]
 
 
-def _reexec_certificate(copy: Path, step: int) -> None:
-    """A reexec certificate (header and tensors of the run's statement) in place of the step's
-    zk-groth16 proof, every record and the audit trail agreeing."""
+def _certificate(copy: Path, step: int, proof_type: str) -> None:
+    """A certificate of ``proof_type`` (header and tensors of the run's statement) in place of the
+    step's zk-groth16 proof, every record and the audit trail agreeing."""
     spec = spec_from_dict(read_json(copy / "manifest.json")["circuit"])
     directory = copy / "proofs" / f"step-{step:08d}"
     shutil.rmtree(directory)
     directory.mkdir()
     record = next(r for r in jsonl(copy / "commitments.jsonl") if r["step"] == step)
     commitment = {k: record[k] for k in ("w_before", "batch", "w_after", "scale")}
-    (directory / "certificate.json").write_text(json.dumps({"proof_type": "reexec", "circuit": spec.to_dict(), "commitment": commitment}))
+    (directory / "certificate.json").write_text(json.dumps({"proof_type": proof_type, "circuit": spec.to_dict(), "commitment": commitment}))
     save_file({name: torch.zeros(size, dtype=torch.float64) for name, size in spec.input_sizes().items()}, str(directory / "witness.safetensors"))
     records = jsonl(copy / "proofs.jsonl")
     for outcome in records:
         if outcome["step"] == step:
-            outcome.update(proof_type="reexec", strategy="reexec", proof=f"proofs/step-{step:08d}/certificate.json")
+            outcome.update(proof_type=proof_type, strategy=proof_type, proof=f"proofs/step-{step:08d}/certificate.json")
     write_jsonl(copy / "proofs.jsonl", records)
     sync_audit(copy)
 
 
-def test_a_reexec_certificate_in_a_zk_groth16_run_is_a_proof_type_mismatch_and_the_report_is_written(honest, tmp_path):
-    """Before, the reexec verifier read the zk-groth16 statement as its own and raised
-    (AttributeError): a traceback, no report, no --json."""
+def test_a_certificate_type_a_zk_groth16_run_does_not_state_is_a_proof_type_mismatch_and_the_report_is_written(honest, tmp_path):
+    """A freivalds certificate checks a float update within a tolerance, not an exact statement:
+    the groth16 backend states zk-groth16 and reexec only. (Before the backends' restructure a
+    reexec certificate here made the verifier raise AttributeError: a traceback, no --json.)"""
     copy = _copy(honest[0], tmp_path)
-    _reexec_certificate(copy, 3)
+    _certificate(copy, 3, "freivalds")
     code, printed, data = _verify_cli(copy, honest[1])
     assert code == 1 and "result: FAILED" in printed
     assert {"check": "proofs", "reason": "proof-type-mismatch", "step": 3} in [{k: f[k] for k in ("check", "reason", "step")} for f in data["findings"]]
