@@ -290,7 +290,7 @@ class CircuitWriter:
         self.loop(rows, cols, f"{name}.acc[n][m] <== {name}_sum.acc[n][m]; {name}.add[n][m] <== {add};")
 
     def relu(self, name: str, rows: int, cols: int, source: str) -> None:
-        """``name.h`` and ``name.pos`` of the MatMulFloor ``source``'s outputs."""
+        """``name.h`` and ``name.pos`` of the floored matmul ``source``'s outputs (FloorDivArray)."""
         self.add(f"component {name} = ReluLayer({rows}, {cols});")
         self.loop(rows, cols, f"{name}.z[n][m] <== {source}.out[n][m]; {name}.nonneg[n][m] <== {source}.nonneg[n][m];")
 
