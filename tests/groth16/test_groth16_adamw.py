@@ -43,8 +43,8 @@ def _reference(spec, integers):
 @pytest.mark.parametrize("decoupled", [True, False], ids=["adamw", "adam"])
 def test_the_exact_step_is_the_float_reference_within_a_grid_step(loss, decoupled):
     """Measured over 50 steps each (step counts 1 to 7): W_t+1 within 0.98 grid steps of the
-    reference (torch's update), m_t+1 within 2.7 units of 2**-16 (the gradient's floors), v_t+1
-    within 0.3 % (docs/groth16.md)."""
+    reference (torch's update), m_t+1 within 2.7 units of 2**-16 (the backward pass's floors),
+    v_t+1 within 0.12 % (docs/groth16.md)."""
     worst = {"w": 0.0, "m": 0.0, "v": 0.0}
     for seed in range(50):
         spec = tiny_adamw_spec(loss=loss, weight_decay=0.05, decoupled_weight_decay=decoupled)

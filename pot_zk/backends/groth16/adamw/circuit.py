@@ -140,7 +140,8 @@ template AdamStepTerms(B, PHI, FB, E) {
     eps_term <== E * root.out;
 }
 
-// One parameter's update (docs/groth16.md, "AdamW steps"): g = round((GC G + WD w) / 2^K);
+// One parameter's update (docs/groth16.md, "AdamW steps"), G the gradient at 2^-2s (GW, or gb 2^s):
+// g = round((GC G + WD w) / 2^K);
 // m_new = round((B1 m + (2^P - B1) g) / 2^P); v_new = round((B2 v + (2^P - B2) g^2 2^SG) / 2^P);
 // R = isqrt(v_new 2^SQ); u = round(L m_new factor 2^EN / ((R 2^B + eps_term) 2^ED));
 // d = round(LWD w / 2^P); w_new = w - d - u.
@@ -231,13 +232,15 @@ def _main(spec: Groth16AdamwSpec) -> str:
     exponent = update_exponent(spec)
     b1, b2 = spec.beta_fix
     arguments = (
-        spec.c_fix, spec.wd_fix, spec.gradient_shift, b1, b2, spec.param_scale, GRADIENT_SQUARE_SHIFT, SQUARE_SHIFT, ROOT_BITS,
+        spec.c_fix, spec.wd_fix * 2**spec.scale, spec.gradient_shift, b1, b2, spec.param_scale, GRADIENT_SQUARE_SHIFT, SQUARE_SHIFT, ROOT_BITS,
         BIAS_SCALE, spec.lr_fix, max(exponent, 0), max(-exponent, 0), spec.update_remainder_bits, spec.lr_wd_fix,
         MOMENT_BITS, spec.quotient_bits, spec.value_bits,
     )
 
     def update(out: CircuitWriter, gradient: LayerGradient) -> None:
-        for part, rows, cols, g, at in (("w", gradient.rows, gradient.cols, gradient.weight, gradient.weight_at), ("b", 1, gradient.rows, gradient.bias, gradient.bias_at)):
+        weight = (gradient.rows, gradient.cols, gradient.weight, gradient.weight_at)
+        bias = (1, gradient.rows, f"{gradient.bias} * {2**spec.scale}", gradient.bias_at)
+        for part, (rows, cols, g, at) in (("w", weight), ("b", bias)):
             name = f"adam_{part}{gradient.layer}"
             wiring = "; ".join(
                 f"{name}[n][m].{signal} <== {value}"

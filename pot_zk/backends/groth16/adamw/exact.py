@@ -1,7 +1,7 @@
 """The exact fixed-point Adam / AdamW step: one integer arithmetic for training, proving and reexec.
 
-For a :class:`~pot_zk.backends.groth16.adamw.spec.Groth16AdamwSpec` with P = 2**p, G the
-unscaled gradients of the SGD statement's backward pass
+For a :class:`~pot_zk.backends.groth16.adamw.spec.Groth16AdamwSpec` with P = 2**p, S = 2**scale,
+G the gradients of the SGD statement's backward pass at S**2, not rounded
 (:func:`~pot_zk.backends.groth16.sgd.exact.unscaled_gradients`), ``round(a / 2**k)`` the floor
 of ``(a + 2**(k-1)) / 2**k`` (halves up) and ``isqrt`` the integer square root (floor), every
 quantity below an integer (docs/groth16.md, "AdamW steps")::
@@ -12,7 +12,7 @@ quantity below an integer (docs/groth16.md, "AdamW steps")::
       s2  = isqrt(bc2 2**32)                                               sqrt(1 - b2^t) at 2**-32
       f   = round(s2 2**32 / bc1)                                          the step factor at 2**-32
     per parameter:
-      g   = round((g_fix G + wd_fix W) / 2**(p + scale - 16))              gradient at 2**-16
+      g   = round((g_fix G + wd_fix S W) / 2**(p + 2 scale - 16))         gradient at 2**-16 (G at S**2)
       m'  = round((b1_fix m + (P - b1_fix) g) / P)                         at 2**-16
       v'  = round((b2_fix v + (P - b2_fix) g^2 2**12) / P)                 at 2**-44
       R   = isqrt(v' 2**12)                                                sqrt(v') at 2**-28
@@ -106,8 +106,8 @@ def update_exponent(spec: Groth16AdamwSpec) -> int:
 
 
 def gradient(spec: Groth16AdamwSpec, unscaled: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """g at 2**-16 (Adam's weight decay added)."""
-    return rounded(spec.c_fix * unscaled + spec.wd_fix * w, spec.gradient_shift)
+    """g at 2**-16 (Adam's weight decay added); the gradient's one rounding."""
+    return rounded(spec.c_fix * unscaled + spec.wd_fix * 2**spec.scale * w, spec.gradient_shift)
 
 
 def first_moment(spec: Groth16AdamwSpec, m: np.ndarray, g: np.ndarray) -> np.ndarray:

@@ -85,7 +85,7 @@ class Groth16AdamwSpec(Groth16SgdSpec):
         if not isinstance(self.decoupled_weight_decay, bool):
             raise ConfigurationError(f"decoupled_weight_decay must be a bool, not {self.decoupled_weight_decay!r}", key="optimizer.name")
         super().__post_init__()
-        if self.p + self.scale - MOMENT_SCALE < 1:
+        if self.gradient_shift < 1:
             raise ConfigurationError(f"param_scale + scale must exceed {MOMENT_SCALE} (the gradient's grid)", key="circuit.param_scale")
         for name, value, fixed in (
             ("learning_rate", self.learning_rate, self.lr_fix),
@@ -152,8 +152,8 @@ class Groth16AdamwSpec(Groth16SgdSpec):
 
     @property
     def gradient_shift(self) -> int:
-        """g = round((g_fix G + wd_fix W) / 2**k), k = p + scale - 16."""
-        return self.param_scale + self.scale - MOMENT_SCALE
+        """g = round((g_fix G + wd_fix S W) / 2**k), k = p + 2 scale - 16 (G at S**2)."""
+        return self.param_scale + 2 * self.scale - MOMENT_SCALE
 
     @property
     def powers(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -180,12 +180,12 @@ class Groth16AdamwSpec(Groth16SgdSpec):
         largest = ((2**32 - 1) * 2**BIAS_SCALE + self.eps_fix * 2**BIAS_SCALE) * 2 ** max(-exponent, 0)
         return (2 * largest).bit_length()
 
-    def accumulator_bound(self) -> int:
-        """The SGD step's bound (forward, backward and ``g_fix G``), plus the gradient's
-        rescale ``g_fix G + wd_fix W``; the AdamW arithmetic after it is in Python integers
-        (every value below 2**128, far from the field modulus)."""
-        v = 2 ** (self.value_bits - 1)
-        return super().accumulator_bound() + self.wd_fix * v + self.lr_wd_fix * v
+    def update_bound(self) -> int:
+        """The gradient's rescale ``g_fix G + wd_fix S W`` (G at S**2: the SGD step's products
+        times S bound it) and AdamW's ``lr_wd_fix W``; the AdamW arithmetic after them stays
+        below 2**128 (its inputs are range-checked), far from the field modulus."""
+        v, unit = 2 ** (self.value_bits - 1), 2**self.scale
+        return max(super().update_bound() * unit + self.wd_fix * unit * v, self.lr_wd_fix * v)
 
     def to_dict(self) -> dict[str, Any]:
         mlp = {"dims": list(self.dims), "activation": "relu", "loss": self.loss}

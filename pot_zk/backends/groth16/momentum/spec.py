@@ -93,12 +93,11 @@ class Groth16MomentumSpec(Groth16SgdSpec):
     def lr_fix(self) -> int:
         return round_half_away(Fraction(self.learning_rate) * 2**self.param_scale)
 
-    def accumulator_bound(self) -> int:
-        """The SGD step's bound (forward, backward, ``g_fix * G``), plus the velocity's
-        accumulator ``mu_fix V + g_fix G + wd_fix W`` and the update ``lr_fix V'``."""
-        v = 2 ** (self.value_bits - 1)
-        sgd = super().accumulator_bound()
-        return max(sgd + (self.mu_fix + self.wd_fix) * v, self.lr_fix * v)
+    def update_bound(self) -> int:
+        """The products the update rounds: the velocity's ``mu_fix S V + g_fix G + wd_fix S W``
+        (G at S**2: the SGD step's ``g_fix GW`` and ``g_fix gb`` times S bound it) and ``lr_fix V'``."""
+        v, unit = 2 ** (self.value_bits - 1), 2**self.scale
+        return max(super().update_bound() * unit + (self.mu_fix + self.wd_fix) * unit * v, self.lr_fix * v)
 
     def to_dict(self) -> dict[str, Any]:
         mlp = {"dims": list(self.dims), "activation": "relu", "loss": self.loss}

@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LayerGradient:
-    """Where the backward pass left layer ``layer``'s gradients (loop variables n, m over the
-    weight's ``rows`` x ``cols``, m over the bias), and where the layer's parameters sit in a
-    flat parameter signal."""
+    """Where the backward pass left layer ``layer``'s gradients, not rounded (loop variables n,
+    m over the weight's ``rows`` x ``cols``, m over the bias): the weight's GW = delta^T @ a at
+    2**-(2 scale), the bias's gb = sum delta at 2**-scale; and where the layer's parameters sit in
+    a flat parameter signal."""
 
     layer: int
     rows: int
@@ -40,7 +41,7 @@ class LayerGradient:
 
     @property
     def weight(self) -> str:
-        return f"grad{self.layer}.out[n][m]"
+        return f"grad{self.layer}.acc[n][m]"
 
     @property
     def bias(self) -> str:
@@ -64,7 +65,7 @@ def loss_templates(spec: Groth16SgdSpec) -> str:
 
 
 def _main(spec: Groth16SgdSpec) -> str:
-    params, vb = spec.num_params, spec.value_bits
+    params, vb, scale = spec.num_params, spec.value_bits, spec.scale
     out = CircuitWriter("SgdStep")
     out.add(f"signal input w_before[{params}];")
     batch_inputs(out, spec)
@@ -81,7 +82,7 @@ def _main(spec: Groth16SgdSpec) -> str:
     def update(out: CircuitWriter, gradient: LayerGradient) -> None:
         layer = gradient.layer
         out.updates(
-            f"update_w{layer}", gradient.rows, gradient.cols, spec.c_fix, spec.param_scale,
+            f"update_w{layer}", gradient.rows, gradient.cols, spec.c_fix, spec.param_scale + scale,
             gradient=gradient.weight, before=gradient.weight_at("w_before"), after=gradient.weight_at("w_after"),
         )
         out.updates(
@@ -89,7 +90,8 @@ def _main(spec: Groth16SgdSpec) -> str:
             gradient=gradient.bias, before=gradient.bias_at("w_before"), after=gradient.bias_at("w_after"),
         )
 
-    gradients(out, spec, f"W' = W - floor({spec.c_fix} g / 2^{spec.param_scale})", update)
+    words = f"W' = W - floor({spec.c_fix} GW / 2^{spec.param_scale + scale}), b' = b - floor({spec.c_fix} gb / 2^{spec.param_scale})"
+    gradients(out, spec, words, update)
     return out.text()
 
 
@@ -145,8 +147,8 @@ def gradients(out: CircuitWriter, spec: Groth16SgdSpec, update_words: str, updat
         weight, bias = offsets[2 * layer - 2], offsets[2 * layer - 1]
         below = "x" if layer == 1 else f"relu{layer - 1}.h"
         out.add()
-        out.add(f"// layer {layer}: gW = floor(delta^T @ a / 2^{scale}), gb = sum delta; {update_words}")
-        out.matmul(f"grad{layer}", fan_out, n, fan_in, a=f"delta{layer}[k][n]", b=f"{below}[k][m]", add="0", scale=scale, bits=qb)
+        out.add(f"// layer {layer}: GW = delta^T @ a, gb = sum delta; {update_words}")
+        out.products(f"grad{layer}", fan_out, n, fan_in, a=f"delta{layer}[k][n]", b=f"{below}[k][m]")
         out.add(f"signal gb{layer}[{fan_out}];")
         out.add(f"for (var m = 0; m < {fan_out}; m++) {{ var sum = 0; for (var n = 0; n < {n}; n++) {{ sum += delta{layer}[n][m]; }} gb{layer}[m] <== sum; }}")
         update(out, LayerGradient(layer, fan_out, fan_in, weight, bias))

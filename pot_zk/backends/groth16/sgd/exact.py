@@ -6,18 +6,20 @@ For a :class:`~pot_zk.backends.groth16.sgd.spec.Groth16SgdSpec` with ``S = 2**sc
     forward   z_l = (h_{l-1} @ W_l^T) // S + b_l,     h_0 = X,  h_l = relu(z_l) (hidden l)
     loss      delta_L = z_L - Y                                       (mse)
               delta_L = softmax_S(z_L) - S * onehot(labels)           (cross_entropy)
-    backward  gW_l = (delta_l^T @ h_{l-1}) // S,  gb_l = sum_n delta_l
+    backward  GW_l = delta_l^T @ h_{l-1},  gb_l = sum_n delta_l          (at S**2 and S)
               delta_{l-1} = ((delta_l @ W_l) // S) * [z_{l-1} > 0]
-    update    W' = W - (c_fix * g) // 2**param_scale
+    update    W' = W - (c_fix * GW) // (2**param_scale * S),  b' = b - (c_fix * gb) // 2**param_scale
 
 where softmax_S is the integer softmax of :mod:`pot_zk.kinds.exact_softmax` (at 2**-scale, the
 one the circuit checks line by line) and the labels are the batch targets ``k * S`` (class k
 at the statement's scale, as every backend commits them).
 
-Bounds (exactly what the circuit range-checks): W, X, Y and W' in the signed range of
-``value_bits`` bits; every z, gW and (delta @ W) // S in the signed range of
+The weight gradient is rounded once, in the update (one floor, not a floor to the grid and
+another after the learning rate). Bounds (exactly what the circuit range-checks): W, X, Y and W'
+in the signed range of ``value_bits`` bits; every z and (delta @ W) // S in the signed range of
 ``quotient_bits`` bits. A value out of bound raises :class:`WitnessBuilderError` naming the
-tensor and layer, before anything expensive runs.
+tensor and layer, before anything expensive runs. The products c_fix * GW are Python integers
+(they may pass 2**63; the spec bounds them far below the field modulus).
 """
 
 from __future__ import annotations
@@ -38,18 +40,26 @@ if TYPE_CHECKING:
 def exact_sgd_step(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> np.ndarray:
     """W_t+1 (flat, canonical order, int64) from W_t (flat), X (N x d_0) and Y (N x d_L for
     mse; N labels ``k * 2**scale`` for cross_entropy)."""
-    gradient = unscaled_gradients(spec, w_int, x_int, y_int)
-    w_after = np.asarray(w_int).astype(np.int64) - (spec.c_fix * gradient) // 2**spec.param_scale
-    check_params(spec, w_after, "after the update")
-    return w_after
+    w, x, y = check_inputs(spec, w_int, x_int, y_int)
+    params = split_params(spec, w)
+    steps = [
+        (spec.c_fix * gradient.astype(object).reshape(-1)) // 2 ** (spec.param_scale + (spec.scale if index % 2 == 0 else 0))
+        for index, gradient in enumerate(_gradients(spec, params, x, y))
+    ]
+    w_after = w.astype(object) - np.concatenate(steps)
+    for start, stop, label in _param_slices(spec):
+        check_range(w_after[start:stop], spec.value_bits, f"{label} after the update")
+    return w_after.astype(np.int64)
 
 
 def unscaled_gradients(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> np.ndarray:
-    """G (flat, canonical order, int64): every gW_l and gb_l of the backward pass above, from
-    the checked inputs; the gradient of the mean loss is ``c * G / 2**scale`` with c the
-    statement's gradient constant (2 / (N d_L) for mse, 1 / N for cross_entropy)."""
+    """G (flat, canonical order, Python integers) at S**2: every GW_l of the backward pass above
+    and every gb_l times S, from the checked inputs. The gradient of the mean loss is
+    ``c * G / S**2`` with c the statement's gradient constant (2 / (N d_L) for mse, 1 / N for
+    cross_entropy); nothing is rounded yet (a statement rounds once, in its update)."""
     w, x, y = check_inputs(spec, w_int, x_int, y_int)
-    return np.concatenate([g.reshape(-1) for g in _gradients(spec, split_params(spec, w), x, y)])
+    gradients = _gradients(spec, split_params(spec, w), x, y)
+    return np.concatenate([g.astype(object).reshape(-1) * (1 if index % 2 == 0 else 2**spec.scale) for index, g in enumerate(gradients)])
 
 
 def check_params(spec: Groth16SgdSpec, values: np.ndarray, when: str) -> None:
@@ -112,6 +122,8 @@ def _rescale(acc: np.ndarray, spec: Groth16SgdSpec, what: str) -> np.ndarray:
 
 
 def _gradients(spec: Groth16SgdSpec, params: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """Per parameter tensor in canonical order: GW_l = delta_l^T @ h_{l-1} (at S**2, not
+    rescaled) and gb_l = sum_n delta_l."""
     layers = spec.num_layers
     activations, pre_activations = [x], []
     for layer in range(1, layers + 1):
@@ -126,7 +138,7 @@ def _gradients(spec: Groth16SgdSpec, params: list[np.ndarray], x: np.ndarray, y:
         delta = activations[-1] - y
     gradients: list[np.ndarray] = [np.empty(0)] * len(params)
     for layer in range(layers, 0, -1):
-        gradients[2 * layer - 2] = _rescale(delta.T @ activations[layer - 1], spec, f"layer {layer} weight gradient")
+        gradients[2 * layer - 2] = delta.T @ activations[layer - 1]
         gradients[2 * layer - 1] = delta.sum(axis=0)
         if layer > 1:
             back = _rescale(delta @ params[2 * layer - 2], spec, f"layer {layer - 1} back-propagated delta")
