@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pot_zk.backends.groth16.adamw.exact import power
-from pot_zk.backends.groth16.adamw.spec import BIAS_SCALE
+from pot_zk.backends.groth16.adamw.spec import BIAS_SCALE, MOMENT_SCALE, SECOND_SCALE
 from pot_zk.backends.groth16.training import ExactTraining
 from pot_zk.backends.registry import spec_from_dict
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
@@ -23,7 +23,7 @@ from pot_zk.kinds.registry import capture_step
 from groth16_support import proves, tiny_adamw_spec
 
 LOSSES = ("mse", "cross_entropy")
-GRID = {"w": 12, "m": 16, "v": 44}
+GRID = {"w": 12, "m": MOMENT_SCALE, "v": SECOND_SCALE}
 
 
 def _reference(spec, integers):
@@ -31,8 +31,8 @@ def _reference(spec, integers):
     named = {
         "w_before": torch.from_numpy(integers["w_before"] / 2.0**12),
         "batch": torch.cat([torch.from_numpy(integers["x"] / 2.0**12).reshape(-1), torch.from_numpy(integers["y"] / 2.0**12).reshape(-1)]),
-        "m_before": torch.from_numpy(integers["m_before"] / 2.0**16),
-        "v_before": torch.from_numpy(integers["v_before"] / 2.0**44),
+        "m_before": torch.from_numpy(integers["m_before"] / 2.0 ** GRID["m"]),
+        "v_before": torch.from_numpy(integers["v_before"] / 2.0 ** GRID["v"]),
         "t_before": torch.tensor([float(integers["t_before"][0])], dtype=torch.float64),
     }
     reference = adamw_reference(spec.architecture, spec.batch_size, spec.learning_rate, named)
@@ -43,8 +43,8 @@ def _reference(spec, integers):
 @pytest.mark.parametrize("decoupled", [True, False], ids=["adamw", "adam"])
 def test_the_exact_step_is_the_float_reference_within_a_grid_step(loss, decoupled):
     """Measured over 50 steps each (step counts 1 to 7): W_t+1 within 0.98 grid steps of the
-    reference (torch's update), m_t+1 within 2.7 units of 2**-16 (the backward pass's floors),
-    v_t+1 within 0.12 % (docs/groth16.md)."""
+    reference (torch's update), m_t+1 within 8.8 units of 2**-18 (the backward pass's floors,
+    and m' truncated towards zero), v_t+1 within 0.12 % (docs/groth16.md)."""
     worst = {"w": 0.0, "m": 0.0, "v": 0.0}
     for seed in range(50):
         spec = tiny_adamw_spec(loss=loss, weight_decay=0.05, decoupled_weight_decay=decoupled)
@@ -55,7 +55,7 @@ def test_the_exact_step_is_the_float_reference_within_a_grid_step(loss, decouple
         worst["w"] = max(worst["w"], float(np.abs(reference["w"] - integers["w_after"]).max()))
         worst["m"] = max(worst["m"], float(np.abs(reference["m"] - integers["m_after"]).max()))
         worst["v"] = max(worst["v"], float((np.abs(reference["v"] - integers["v_after"]) / np.maximum(integers["v_after"], 1)).max()))
-    assert worst["w"] <= 1.0 and worst["m"] <= 3.0 and worst["v"] <= 0.003, worst
+    assert worst["w"] <= 1.0 and worst["m"] <= 10.0 and worst["v"] <= 0.002, worst
 
 
 def test_the_powers_of_the_betas_are_b_to_the_t_within_2_to_the_minus_24():
@@ -144,11 +144,26 @@ def test_exact_training_keeps_weights_moments_and_step_count_on_the_statement_s_
                 assert np.array_equal(integers[f"{state}_before"], previous[f"{state}_after"]), state
         m, v, count = optimizer_state(model, optimizer)
         shapes = spec.architecture.param_shapes
-        assert count == index + 1 and np.array_equal(flatten(v, shapes).numpy() * 2.0**44, integers["v_after"])
-        assert np.array_equal(flatten(m, shapes).numpy() * 2.0**16, integers["m_after"])
+        assert count == index + 1 and np.array_equal(flatten(v, shapes).numpy() * 2.0**SECOND_SCALE, integers["v_after"])
+        assert np.array_equal(flatten(m, shapes).numpy() * 2.0**MOMENT_SCALE, integers["m_after"])
         weights = flatten({k: t.double() for k, t in model.state_dict().items()}, shapes)
         assert np.array_equal(weights.numpy() * 2.0**12, integers["w_after"])
         own = flatten({n: optimizer.state[p]["exp_avg_sq"].double() for n, p in model.named_parameters()}, shapes)
         exact_beyond_float32 |= not torch.equal(own, flatten(v, shapes))
         previous = integers
     assert exact_beyond_float32, "float32 held every v exactly: the float64 copies were never needed"
+
+
+def test_a_parameter_whose_gradient_stops_stops_moving():
+    """A zero input column gives its weights gradient 0: as in float, their m decays to 0 and so
+    does their update (m' truncated towards zero; rounded to the nearest, m stalled at a few
+    units while v decayed, and the weight kept moving by ~3 lr per step)."""
+    spec = tiny_adamw_spec(dims=(3, 2, 2), weight_decay=0.0)
+    integers = {name: values for name, values in spec.sample_step(5).items() if not name.endswith("_after")}
+    integers["x"][:, 0] = 0
+    integers["m_before"][0] = round(0.05 * 2**MOMENT_SCALE)
+    for _ in range(80):
+        after = spec.exact_step(integers)
+        moved = int(after["w_after"][0] - integers["w_before"][0])
+        integers = {**integers, **{name.replace("_after", "_before"): values for name, values in after.items()}}
+    assert int(integers["m_before"][0]) == 0 and moved == 0, (int(integers["m_before"][0]), moved)

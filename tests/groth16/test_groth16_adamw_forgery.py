@@ -3,15 +3,15 @@
 The cheater controls the witness: its witness generator is the circuit's own with prover hints
 (``<--``) changed, which leaves the constraint system untouched (checked: the same constraint
 and wire counts), and it computes each remainder from the values it claims. For each hint of the
-AdamW update -- the rescaled gradient g, the moments m' and v', the square root of v', the
-update's division, AdamW's decay, a power of a beta, the square root of 1 - b2^t and the step
-factor, each off by one (both ways where two inequalities pin it) -- the claimed state after the
+AdamW update -- the rescaled gradient g, the moments m' (its remainder and its sign bit) and
+v', the square root of v', the update's division, AdamW's decay, a power of a beta, the square
+root of 1 - b2^t and the step factor, each off by one (both ways where two inequalities pin it) -- the claimed state after the
 step is the reference's with that intermediate forged, and no proof verifies against its
 commitments. Each forgery proves once the one constraint guarding it is removed, so each test
 fails without its constraint (and shows the tampered hint reaches the proof).
 
 The per-parameter forgeries claim another W_t+1 (or moment): parameter 0 sits where sqrt(v')
-moves the update (m = 0.05, v = 1e-9, a zero input column so its gradient is 0). The per-step
+moves the update (m = 0.05, v = 4e-10, a zero input column so its gradient is 0). The per-step
 terms (b^t, sqrt(1 - b2^t), f, all at 2**-32) are 2**-32-fine: one unit of them does not move a
 W_t+1 on the 2**-12 grid, so those forgeries claim the honest state with a forged hint, and show
 that the constraint pins the hint (a deviation large enough to move W_t+1 breaks the other
@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from pot_zk.backends.groth16.adamw import exact
-from pot_zk.backends.groth16.adamw.spec import BIAS_SCALE
+from pot_zk.backends.groth16.adamw.spec import BIAS_SCALE, MOMENT_SCALE, SECOND_SCALE
 
 from groth16_support import proves, tamper, tiny_adamw_spec
 
@@ -39,8 +39,12 @@ ROOT_OUT = "out <-- isqrt(in);"
 DIVIDE_OUT = "out <-- (2 * num + den + offset * 2 * den) \\ (2 * den) - offset;"
 DIVIDE_REST = ("r <-- (2 * num + den + offset * 2 * den) % (2 * den);", "r <-- 2 * num + den - 2 * out * den;")
 ROUND_TAIL = "    remainder.in <== r;\n    acc + 2 ** (k - 1) === out * (2 ** k) + r;\n}\n\n"
-ROUND_GUARD = (ROUND_TAIL + "// The same for a given out", ROUND_TAIL.replace("<== r;", "<== 0;") + "// The same for a given out")
+ROUND_GUARD = (ROUND_TAIL + "// out = trunc(acc", ROUND_TAIL.replace("<== r;", "<== 0;") + "// out = trunc(acc")
 ROUND_CHECK_GUARD = (ROUND_TAIL + "// out = isqrt(in)", ROUND_TAIL.replace("<== r;", "<== 0;") + "// out = isqrt(in)")
+TRUNC_SIGN = "s <-- acc < 0 ? 1 : 0;"
+TRUNC_REST = ("r <-- s == 1 ? -((-acc) % (2 ** k)) : acc % (2 ** k);", "r <-- acc - out * (2 ** k);")
+TRUNC_GUARD = ("remainder.in <== remainder_sign;", "remainder.in <== 0;")
+SIGN_GUARD = ("sign.in <== out_sign;", "sign.in <== 0;")
 ROOT_LOW = ("low.in <== in - square;", "low.in <== 0;")
 ROOT_HIGH = ("high.in <== square + 2 * out - in;", "high.in <== 0;")
 DIVIDE_LOW = ("low.in <== r;", "low.in <== 0;")
@@ -50,6 +54,13 @@ DIVIDE_HIGH = ("high.in <== 2 * den - 1 - r;", "high.in <== 0;")
 def _shifted(name: str, offset: int) -> Callable:
     original = getattr(exact, name)
     return lambda *args: original(*args) + offset
+
+
+def _away_from_zero(spec, m, g):
+    """m' rounded away from zero instead of towards it (one unit further out where inexact)."""
+    b1 = spec.beta_fix[0]
+    acc = b1 * m + (2**spec.param_scale - b1) * g
+    return np.array([-(-abs(int(a)) // 2**spec.param_scale) * (1 if a >= 0 else -1) for a in acc], dtype=object)
 
 
 def _forged_power(constants: tuple[int, ...], count: int) -> int:
@@ -76,7 +87,8 @@ def _divide_hint(n: int, offset: int) -> list[tuple[str, str]]:
 # guard that refuses it, whether the claimed state after the step differs from the honest one)
 FORGERIES = [
     ("the gradient g one unit up", {"gradient": _shifted("gradient", 1)}, lambda spec: _round_hint(spec.gradient_shift), ROUND_GUARD, True),
-    ("the first moment m' one unit up", {"first_moment": _shifted("first_moment", 1)}, lambda spec: [ROUND_REST], ROUND_CHECK_GUARD, True),
+    ("the first moment m' one unit further from zero", {"first_moment": _away_from_zero}, lambda spec: [TRUNC_REST], TRUNC_GUARD, True),
+    ("m' rounded away from zero with its sign bit flipped", {"first_moment": _away_from_zero}, lambda spec: [(TRUNC_SIGN, "s <-- acc < 0 ? 0 : 1;"), TRUNC_REST], SIGN_GUARD, True),
     ("the second moment v' one unit up", {"second_moment": _shifted("second_moment", 1)}, lambda spec: [ROUND_REST], ROUND_CHECK_GUARD, True),
     ("sqrt(v') one unit up", {"isqrt": _shifted("isqrt", 1)}, lambda spec: _root_hint(32, 1), ROOT_LOW, True),
     ("sqrt(v') one unit down", {"isqrt": _shifted("isqrt", -1)}, lambda spec: _root_hint(32, -1), ROOT_HIGH, True),
@@ -96,7 +108,7 @@ def honest(tmp_path_factory):
     spec = tiny_adamw_spec(dims=(3, 2, 2), weight_decay=0.05)
     inputs = _inputs(spec.sample_step(3))  # t = 5: bits 0 and 2 set
     inputs["x"][:, 0] = 0  # parameter 0 (weight 1 of input 0) has gradient 0 ...
-    inputs["m_before"][0], inputs["v_before"][0] = round(0.05 * 2**16), round(1e-9 * 2**44)  # ... and an update sqrt(v') moves
+    inputs["m_before"][0], inputs["v_before"][0] = round(0.05 * 2**MOMENT_SCALE), round(4e-10 * 2**SECOND_SCALE)  # ... and an update sqrt(v') moves
     integers = {**inputs, **spec.exact_step(inputs)}
     source = spec.circuit_source()
     ok, report = proves(tmp_path_factory.mktemp("honest"), "honest", source, spec.circuit_inputs(integers), spec.commitments(integers).public_inputs())

@@ -143,7 +143,7 @@ def test_a_failed_adamw_proof_falls_back_to_reexec_certificates_of_the_exact_ste
     certificate = run / record["proof"]
     tensors = load_file(str(certificate.parent / WITNESS))
     tensors["m_after"] = tensors["m_after"].clone()
-    tensors["m_after"][0] += 2.0**-16
+    tensors["m_after"][0] += 2.0 ** -spec.grid("m_after")[0]
     forged = tmp_path / "forged"
     forged.mkdir()
     save_file(tensors, str(forged / WITNESS))

@@ -11,6 +11,8 @@ square root is a prover hint (``<--``) pinned by constraints:
 
 * ``Round(k)`` / ``RoundCheck(k)``: acc + 2**(k-1) == out 2**k + r, 0 <= r < 2**k, out
   range-checked (by the caller, or where it is committed);
+* ``TruncCheck(k, B)`` (the first moment, rounded towards zero): acc == out 2**k + r with a sign
+  bit s, r (1 - 2 s) in [0, 2**k) and out (1 - 2 s) in [0, 2**(B-1)): out and r share acc's sign;
 * ``SquareRoot(n)``: out in [0, 2**n), in - out^2 and out^2 + 2 out - in both in [0, 2**(n+1)):
   out^2 <= in < (out + 1)^2;
 * ``RoundDivide(n)``: 2 num + den == 2 out den + r with r and 2 den - 1 - r in [0, 2**n)
@@ -64,7 +66,29 @@ template Round(k) {
     acc + 2 ** (k - 1) === out * (2 ** k) + r;
 }
 
-// The same for a given out (a committed value, range-checked where it is committed).
+// out = trunc(acc / 2^k), towards zero, for a given out of at most B signed bits:
+// acc == out 2^k + r with s a bit, r (1 - 2 s) in [0, 2^k) and out (1 - 2 s) in [0, 2^(B-1)):
+// r and out take the sign s of acc (either s when out = r = 0).
+template TruncCheck(k, B) {
+    signal input acc;
+    signal input out;
+    signal s;
+    signal r;
+    s <-- acc < 0 ? 1 : 0;
+    r <-- s == 1 ? -((-acc) % (2 ** k)) : acc % (2 ** k);
+    s * (s - 1) === 0;
+    signal remainder_sign;
+    remainder_sign <== r * (1 - 2 * s);
+    component remainder = Num2Bits(k);
+    remainder.in <== remainder_sign;
+    signal out_sign;
+    out_sign <== out * (1 - 2 * s);
+    component sign = Num2Bits(B - 1);
+    sign.in <== out_sign;
+    acc === out * (2 ** k) + r;
+}
+
+// The same as Round for a given out (a committed value, range-checked where it is committed).
 template RoundCheck(k) {
     signal input acc;
     signal input out;
@@ -142,7 +166,7 @@ template AdamStepTerms(B, PHI, FB, E) {
 
 // One parameter's update (docs/groth16.md, "AdamW steps"), G the gradient at 2^-2s (GW, or gb 2^s):
 // g = round((GC G + WD w) / 2^K);
-// m_new = round((B1 m + (2^P - B1) g) / 2^P); v_new = round((B2 v + (2^P - B2) g^2 2^SG) / 2^P);
+// m_new = trunc((B1 m + (2^P - B1) g) / 2^P); v_new = round((B2 v + (2^P - B2) g^2 2^SG) / 2^P);
 // R = isqrt(v_new 2^SQ); u = round(L m_new factor 2^EN / ((R 2^B + eps_term) 2^ED));
 // d = round(LWD w / 2^P); w_new = w - d - u.
 template AdamParam(GC, WD, K, B1, B2, P, SG, SQ, RB, B, L, EN, ED, DB, LWD, MB, QB, WB) {
@@ -159,7 +183,7 @@ template AdamParam(GC, WD, K, B1, B2, P, SG, SQ, RB, B, L, EN, ED, DB, LWD, MB, 
     g.acc <== GC * G + WD * w;
     component g_range = SignedRange(MB);
     g_range.in <== g.out;
-    component first = RoundCheck(P);
+    component first = TruncCheck(P, MB);
     first.acc <== B1 * m + (2 ** P - B1) * g.out;
     first.out <== m_new;
     signal square;

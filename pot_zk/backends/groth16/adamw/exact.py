@@ -4,7 +4,8 @@ For a :class:`~pot_zk.backends.groth16.adamw.spec.Groth16AdamwSpec` with P = 2**
 G the gradients of the SGD statement's backward pass at S**2, not rounded
 (:func:`~pot_zk.backends.groth16.sgd.exact.unscaled_gradients`), ``round(a / 2**k)`` the floor
 of ``(a + 2**(k-1)) / 2**k`` (halves up) and ``isqrt`` the integer square root (floor), every
-quantity below an integer (docs/groth16.md, "AdamW steps")::
+quantity below an integer and ``trunc`` the division rounded towards zero (docs/groth16.md,
+"AdamW and Adam steps")::
 
     per step, t = t_before + 1 (its 23 bits t_i):
       A_0 = 2**32,  A_(i+1) = round(A_i C_i / 2**32) if t_i else A_i     b^t at 2**-32, each beta
@@ -12,18 +13,22 @@ quantity below an integer (docs/groth16.md, "AdamW steps")::
       s2  = isqrt(bc2 2**32)                                               sqrt(1 - b2^t) at 2**-32
       f   = round(s2 2**32 / bc1)                                          the step factor at 2**-32
     per parameter:
-      g   = round((g_fix G + wd_fix S W) / 2**(p + 2 scale - 16))         gradient at 2**-16 (G at S**2)
-      m'  = round((b1_fix m + (P - b1_fix) g) / P)                         at 2**-16
-      v'  = round((b2_fix v + (P - b2_fix) g^2 2**12) / P)                 at 2**-44
-      R   = isqrt(v' 2**12)                                                sqrt(v') at 2**-28
+      g   = round((g_fix G + wd_fix S W) / 2**(p + 2 scale - 18))         gradient at 2**-18 (G at S**2)
+      m'  = trunc((b1_fix m + (P - b1_fix) g) / P)                         at 2**-18
+      v'  = round((b2_fix v + (P - b2_fix) g^2 2**10) / P)                 at 2**-46
+      R   = isqrt(v' 2**12)                                                sqrt(v') at 2**-29
       u   = round(lr_fix m' f 2**e / (R 2**32 + eps_fix s2))               lr m_hat / (sqrt(v_hat) + eps) at 2**-scale
       d   = round(lr_wd_fix W / P)                                         AdamW's decay (0 for Adam)
       W'  = W - d - u
 
-where e = 28 + 32 + scale - p - 16 - 32 (the denominator is multiplied by 2**-e when e < 0).
-Bounds (what the circuit range-checks): W, X, Y, W', d in the signed ``value_bits`` range; g,
-m, m' in the signed 21-bit range; v, v' in [0, 2**52); u in the signed ``quotient_bits`` range;
-t_before in [0, 2**23 - 1). The arithmetic after G runs on Python integers (below 2**128).
+where e = 29 + 32 + scale - p - 18 - 32 (the denominator is multiplied by 2**-e when e < 0).
+m' is truncated towards zero so that it decays to 0 when the gradients stop (rounded to the
+nearest, it would stop at a few units while v decays, and a dead ReLU's weights would keep
+moving by lr m / sqrt(v) every step); v' rounds to the nearest, so it never reaches 0 while m
+is not. Bounds (what the circuit range-checks): W, X, Y, W', d in the signed ``value_bits``
+range; g, m, m' in the signed 22-bit range; v, v' in [0, 2**52); u in the signed
+``quotient_bits`` range; t_before in [0, 2**23 - 1). The arithmetic after G runs on Python
+integers (below 2**128).
 """
 
 from __future__ import annotations
@@ -111,8 +116,14 @@ def gradient(spec: Groth16AdamwSpec, unscaled: np.ndarray, w: np.ndarray) -> np.
 
 
 def first_moment(spec: Groth16AdamwSpec, m: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """m' = trunc((b1_fix m + (P - b1_fix) g) / P), towards zero."""
     b1 = spec.beta_fix[0]
-    return rounded(b1 * m + (2**spec.param_scale - b1) * g, spec.param_scale)
+    return towards_zero(b1 * m + (2**spec.param_scale - b1) * g, spec.param_scale)
+
+
+def towards_zero(values: np.ndarray, shift: int) -> np.ndarray:
+    """values / 2**shift rounded towards zero (Python integers)."""
+    return np.array([abs(int(v)) // 2**shift * (1 if v >= 0 else -1) for v in values.reshape(-1)], dtype=object).reshape(values.shape)
 
 
 def second_moment(spec: Groth16AdamwSpec, v: np.ndarray, g: np.ndarray) -> np.ndarray:

@@ -5,16 +5,16 @@ The SGD statement's parameters (:class:`~pot_zk.backends.groth16.sgd.spec.Groth1
 architecture, loss, batch size, learning rate, the weights' grid and bounds) plus torch's
 ``betas``, ``eps``, ``weight_decay`` and whether the decay is decoupled (AdamW) or added to the
 gradient (Adam). The moments and the step count are committed on grids of their own (fixed by
-the circuit version, :data:`GRIDS`): the gradient and the first moment m at 2**-16 within 21
-signed bits (|m| < 16), the second moment v at 2**-44 within [0, 2**52) (v < 256: fine enough
-that (1 - b2) g^2 of a one-unit gradient is four units of v, and exact in the float64 copies
-training keeps), the step count t as an integer in [0, 2**23).
+the circuit version, :data:`GRIDS`): the gradient and the first moment m at 2**-18 within 22
+signed bits (|m| < 8), the second moment v at 2**-46 within [0, 2**52) (v < 64: fine enough
+that (1 - b2) g^2 of the smallest gradient that moves m is a hundred units of v, and exact in
+the float64 copies training keeps), the step count t as an integer in [0, 2**23).
 
 Constants, each the exact binary value of the float rounded half away from zero:
 ``g_fix = round(c 2**p)`` (c = 2 / (N d_out) for mse, 1 / N for cross_entropy),
 ``b1_fix = round(b1 2**p)``, ``b2_fix = round(b2 2**p)``, ``lr_fix = round(lr 2**p)``, Adam's
 ``wd_fix = round(lambda 2**p)``, AdamW's ``lr_wd_fix = round(lr lambda 2**p)``,
-``eps_fix = round(eps 2**28)`` (eps on the grid of sqrt(v)) and the powers of the betas
+``eps_fix = round(eps 2**29)`` (eps on the grid of sqrt(v)) and the powers of the betas
 ``C_i = round(C_(i-1)^2 / 2**32)``, ``C_0 = round(b 2**32)`` (b^(2^i) at 2**-32). A constant of
 a non-zero setting that rounds to 0 is refused (``ConfigurationError``), as are betas that
 round to 1.
@@ -34,15 +34,15 @@ VERSIONS = {"mse": "groth16-adamw/1", "cross_entropy": "groth16-adamw-ce/1"}
 """The circuit version of each loss the AdamW circuit states."""
 KIND = "adamw"
 
-MOMENT_SCALE = 16
-"""The gradient g and the first moment m are integers at 2**-16."""
-MOMENT_BITS = 21
-SECOND_SCALE = 2 * MOMENT_SCALE + 12
-"""v at 2**-44: 12 bits finer than g^2."""
+MOMENT_SCALE = 18
+"""The gradient g and the first moment m are integers at 2**-18."""
+MOMENT_BITS = 22
+SECOND_SCALE = 2 * MOMENT_SCALE + 10
+"""v at 2**-46: 10 bits finer than g^2."""
 SECOND_BITS = 53
 """v in [0, 2**52): committed as a signed 53-bit value, range-checked unsigned."""
 ROOT_SCALE = SECOND_SCALE // 2 + 6
-"""sqrt(v) at 2**-28: R = isqrt(v 2**12)."""
+"""sqrt(v) at 2**-29: R = isqrt(v 2**12)."""
 COUNT_BITS = 24
 """t in [0, 2**23): committed as a signed 24-bit value; the exponent has 23 bits."""
 BIAS_SCALE = 32
@@ -152,7 +152,7 @@ class Groth16AdamwSpec(Groth16SgdSpec):
 
     @property
     def gradient_shift(self) -> int:
-        """g = round((g_fix G + wd_fix S W) / 2**k), k = p + 2 scale - 16 (G at S**2)."""
+        """g = round((g_fix G + wd_fix S W) / 2**k), k = p + 2 scale - 18 (G at S**2)."""
         return self.param_scale + 2 * self.scale - MOMENT_SCALE
 
     @property

@@ -15,7 +15,7 @@ import numpy as np
 
 from pot_zk.backends.groth16.adamw.circuit import adamw_circuit_source
 from pot_zk.backends.groth16.adamw.exact import exact_adamw_step
-from pot_zk.backends.groth16.adamw.spec import Groth16AdamwSpec
+from pot_zk.backends.groth16.adamw.spec import MOMENT_SCALE, SECOND_SCALE, Groth16AdamwSpec
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.adamw.step import AdamwArchitecture
 
@@ -53,13 +53,13 @@ class Groth16AdamwStatement(Groth16AdamwSpec):
             return np.round(values * 2.0**scale).astype(np.int64)
 
         n = self.batch_size
-        m = grid(rng.uniform(-0.05, 0.05, self.num_params), 16)
+        m = grid(rng.uniform(-0.05, 0.05, self.num_params), MOMENT_SCALE)
         integers = {
             "w_before": grid(rng.uniform(-0.5, 0.5, self.num_params), self.scale),
             "x": grid(rng.uniform(-1, 1, (n, self.dims[0])), self.scale),
             "y": rng.integers(0, self.dims[-1], n).astype(np.int64) * 2**self.scale if self.loss == "cross_entropy" else grid(rng.uniform(-1, 1, (n, self.dims[-1])), self.scale),
             "m_before": m,
-            "v_before": m * m * 2**12 + grid(rng.uniform(0, 1e-4, self.num_params), 44),
+            "v_before": m * m * 2 ** (SECOND_SCALE - 2 * MOMENT_SCALE) + grid(rng.uniform(0, 1e-4, self.num_params), SECOND_SCALE),
             "t_before": np.array([4], dtype=np.int64),
         }
         return {**integers, **self.exact_step(integers)}
