@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from pot_zk.verify.run import RunReport
 
 CommandHandler = Callable[[argparse.Namespace], int]
 
@@ -64,7 +67,7 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
         if args.keys and args.srs:
             raise ConfigurationError("give --keys or --srs, not both", key="keys")
         with verifiable(args.run) as run:
-            report = _verify(args, run)
+            report = _verify_run(args, run)
         report.run = Path(args.run)
         if args.json == "-":
             print(json.dumps(report.to_dict(), indent=2))
@@ -74,28 +77,30 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
                 Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         return EXIT_CODES[report.verdict]
 
-    def _verify(args: argparse.Namespace, run: Path):
-        from pot_zk.backends.keys import KeySet
-        from pot_zk.core.challenge import Challenge
-        from pot_zk.verify.run import default_cache_dir, verify_run
-        from pot_zk.verify.statement import parse_accepted
-
-        return verify_run(
-            run,
-            cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
-            srs_path=Path(args.srs) if args.srs else None,
-            allow_dev_srs=args.allow_dev_srs,
-            challenge=Challenge.load(Path(args.challenge)) if args.challenge else None,
-            keys=KeySet.load(Path(args.keys)) if args.keys else None,
-            expect_root=args.expect_root,
-            expect_head=args.expect_head,
-            expect_base=args.expect_base,
-            max_tolerance_ulps=args.max_tolerance_ulps,
-            min_proven=args.min_proven,
-            accept_settings=parse_accepted(args.accept_setting),
-        )
-
     return run
+
+
+def _verify_run(args: argparse.Namespace, run: Path) -> "RunReport":
+    """verify_run on ``run`` with the command's options."""
+    from pot_zk.backends.keys import KeySet
+    from pot_zk.core.challenge import Challenge
+    from pot_zk.verify.run import default_cache_dir, verify_run
+    from pot_zk.verify.statement import parse_accepted
+
+    return verify_run(
+        run,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
+        srs_path=Path(args.srs) if args.srs else None,
+        allow_dev_srs=args.allow_dev_srs,
+        challenge=Challenge.load(Path(args.challenge)) if args.challenge else None,
+        keys=KeySet.load(Path(args.keys)) if args.keys else None,
+        expect_root=args.expect_root,
+        expect_head=args.expect_head,
+        expect_base=args.expect_base,
+        max_tolerance_ulps=args.max_tolerance_ulps,
+        min_proven=args.min_proven,
+        accept_settings=parse_accepted(args.accept_setting),
+    )
 
 
 def prove_pending_in_run(run: Path, overrides: list[str]) -> int:

@@ -63,11 +63,10 @@ def check_trainable(runtime: Runtime) -> None:
     """What a training run needs beyond a valid configuration, checked before anything is
     written: a LoRA kind's base run, keys the mode accepts (production refuses dev keys)."""
     plan = runtime.plan
-    errors = ErrorCollector()
-    if plan.kind.base_architecture(plan.spec.architecture) is not None and plan.model.base_run is None:
-        errors.errors.append(ConfigurationError(
-            f"model.kind={plan.kind.name} needs model.base_run: the run directory whose final model is the frozen base", key="model.base_run"
-        ))
+    needs_base = plan.kind.base_architecture(plan.spec.architecture) is not None and plan.model.base_run is None
+    errors = ErrorCollector([ConfigurationError(
+        f"model.kind={plan.kind.name} needs model.base_run: the run directory whose final model is the frozen base", key="model.base_run"
+    )] if needs_base else [])
     if runtime.proving_enabled:
         errors.attempt(plan.backend.check_key_policy, plan.keys, runtime.mode)
     errors.raise_any()
@@ -121,12 +120,19 @@ def _train(lifecycle: RunLifecycle, plan: TrainingPlan, bundle: RunBundle, resum
     except KeyboardInterrupt as error:
         if session is None:
             lifecycle.end("interrupted")  # a trail opened before the first step is closed too
-        steps = session.next_step if session is not None else 0
+        steps = session.next_step if session is not None else _steps_recorded(bundle)
         total = None if schedule is None else len(schedule)
         signal_name = getattr(error, "signal_name", "SIGINT")
         raise RunInterrupted(bundle.root, steps, total, signal_name, (bundle.root / files.MANIFEST).is_file()) from error
     assert session.summary is not None
     return session.summary
+
+
+def _steps_recorded(bundle: RunBundle) -> int:
+    try:
+        return len(bundle.commitments())
+    except (OSError, ValueError):
+        return 0
 
 
 def declared_data(plan: TrainingPlan) -> tuple[list[Batch], HeldOut | None]:
