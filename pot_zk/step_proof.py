@@ -21,7 +21,7 @@ from pot_zk.config.build import Runtime
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import kind_of, save_training_step
-from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.backends.base import Statement
 from pot_zk.proving.pipeline import ProofResult
 from pot_zk.proving.strategies import ProofJob
 from pot_zk.verify.step import StepStatement, step_keys
@@ -64,7 +64,7 @@ class ProvingSetup:
         keys = KeySettings(plan.keys.path.expanduser().absolute() if plan.keys.path is not None else None, plan.keys.allow_dev)
         return cls(cache_dir=plan.cache_dir, backend=plan.backend, circuit=plan.circuit, keys=keys)
 
-    def spec_for(self, step: AnyStep) -> CircuitSpec:
+    def spec_for(self, step: AnyStep) -> Statement:
         """The configured backend's circuit spec for ``step``."""
         return self.backend.circuit_spec(kind_of(step), step.architecture, step.batch_size, step.learning_rate, self.circuit)
 
@@ -88,20 +88,31 @@ class ProvingSetup:
             options=self.backend.prover_options(self.keys),
         )
 
-    def verifier_keys(self, spec: CircuitSpec, proof_type: str) -> VerifierKeys | None:
+    def verifier_keys(self, spec: Statement, proof_type: str) -> VerifierKeys | None:
         """The key material that checks ``proof_type`` proofs of ``spec``: the configured key
         file (``srs.path``), else the dev keys in the cache (circuits derived in ``verifier/``)."""
         options = VerifierOptions(self.cache_dir, self.cache_dir / "verifier", self.keys.path, self.keys.allow_dev)
         return step_keys(spec, proof_type, options)
 
 
+DISABLED = "disabled"
+"""The status and proof type of a step that was not handed to a prover (proving disabled)."""
+
+
+def disabled_result(step: int) -> ProofResult:
+    """The result of a step when proving is disabled: no prover ran, nothing is proven, nothing
+    is counted in the statistics."""
+    return ProofResult(step=step, status=DISABLED, proof_type=DISABLED, strategy=None, response=None, error=None, attempts=0)
+
+
 @dataclass(frozen=True)
 class StepProof(Mapping):
     """One step's proof outcome. Keys (and attributes): ``success``, ``status`` (``proved``,
-    ``failed``, ``parked``), ``proof_type`` (None unless proved), ``proof`` (the proof file's
-    bytes, None unless proved), ``proof_path``, ``strategy``, ``attempts``, ``error`` (a record,
-    None unless failed), ``step``, ``epoch``, ``kind`` (``sgd`` / ``lora``), ``commitment`` and
-    ``circuit`` (the statement, from the step itself)."""
+    ``failed``, ``parked``, ``disabled``), ``proof_type`` (the proof's when proved, ``disabled``
+    when proving is disabled, else None), ``proof`` (the proof file's bytes, None unless proved),
+    ``proof_path``, ``strategy``, ``attempts``, ``error`` (a record, None unless failed),
+    ``step``, ``epoch``, ``kind`` (``sgd`` / ``lora``), ``commitment`` and ``circuit`` (the
+    statement, from the step itself)."""
 
     result: ProofResult
     statement: StepStatement

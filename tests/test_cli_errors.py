@@ -58,13 +58,6 @@ def test_verbose_or_hydra_full_error_adds_the_traceback(tmp_path, how):
     _nothing_written(tmp_path)
 
 
-def test_every_job_of_a_sweep_is_validated_before_any_runs(tmp_path):
-    failed = run("train", "--multirun", "train.learning_rate=0.1,-1", "mode=disabled", "hydra.sweep.dir=sweep", cwd=tmp_path)
-    assert failed.returncode == 2
-    assert stderr_lines(failed.stderr) == ["pot-zk train: train.learning_rate must be > 0, got -1"]
-    _nothing_written(tmp_path)
-
-
 COMMANDS = [
     ["verify", "RUN"],
     ["resume", "RUN"],

@@ -2,8 +2,9 @@
 
 Before Hydra runs an app (and writes ``.hydra/`` and ``train.log`` into the run directory),
 :func:`run_hydra_app` composes the same configuration itself and builds it, so that every
-configuration error is one line before anything is written (a ``--multirun`` sweep: each of its
-jobs). ``pot-zk train`` then takes the run directory's lock (:mod:`pot_zk.runs.lock`) and refuses
+configuration error is one line before anything is written (in a ``--multirun`` sweep each job
+is checked as it starts, and a failed job is left for ``pot-zk sweep-report``: a sweep's other
+jobs still run). ``pot-zk train`` then takes the run directory's lock (:mod:`pot_zk.runs.lock`) and refuses
 a directory that already holds a run; the app runs with ``run_dir`` fixed to the directory it
 locked (a default ``outputs/${now:...}`` would otherwise be resolved again, a second later).
 
@@ -13,9 +14,8 @@ traceback for anything that is an ``Exception``); ``main`` prints it as one line
 
 from __future__ import annotations
 
-import itertools
 import sys
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -75,22 +75,22 @@ HYDRA_APPS: dict[str, Callable[[], Any]] = {"train": train_app, "show-config": s
 
 
 def run_hydra_app(name: str, argv: Sequence[str]) -> int:
-    """``pot-zk NAME [-v] [overrides] [Hydra flags]``: validate, lock (train), then run the app."""
+    """``pot-zk NAME [-v] [overrides] [Hydra flags]``: validate, lock (train), then run the app
+    (``mode`` and ``handler`` take their option in any case: :func:`~pot_zk.config.build.canonical_override`)."""
     from hydra._internal.utils import get_args_parser
 
+    from pot_zk.config.build import canonical_override
+
     verbose = any(arg in VERBOSE_FLAGS for arg in argv)
-    argv = [arg for arg in argv if arg not in VERBOSE_FLAGS] + (["console.records=true"] if verbose else [])
+    argv = [canonical_override(arg) for arg in argv if arg not in VERBOSE_FLAGS] + (["console.records=true"] if verbose else [])
     flags = get_args_parser().parse_args(argv)
     informational = (flags.help, flags.hydra_help, flags.info, flags.cfg, flags.shell_completion, flags.experimental_rerun,
                      flags.config_path, flags.config_name, flags.config_dir)
     if any(informational):
         return _run(name, argv)
-    overrides = [o for o in flags.overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
     if flags.multirun:
-        for job in sweep_jobs(overrides):
-            _validated(name, job)
-        return _run(name, argv)
-    cfg = _validated(name, overrides)
+        return _run(name, argv)  # each job is validated as it runs; a failed job is the sweep's to report
+    cfg = _validated(name, [o for o in flags.overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))])
     if name != "train":
         return _run(name, argv)
     from pot_zk.config.build import run_dir_override
@@ -114,21 +114,6 @@ def _validated(name: str, overrides: Sequence[str]) -> DictConfig:
 
         check_trainable(runtime)
     return cfg
-
-
-def sweep_jobs(overrides: Sequence[str]) -> Iterator[list[str]]:
-    """The override lists of a ``--multirun`` sweep's jobs (discrete sweeps: ``a,b``, ``range``,
-    ``choice``); an override of another sweep type is left to Hydra."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    choices: list[list[str]] = []
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
-        if not override.is_sweep_override():
-            choices.append([override.input_line])
-        elif override.is_discrete_sweep():
-            choices.append([f"{override.get_key_element()}={value}" for value in override.sweep_string_iterator()])
-    for job in itertools.product(*choices):
-        yield list(job)
 
 
 def _run(name: str, argv: Sequence[str]) -> int:

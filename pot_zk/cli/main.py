@@ -7,7 +7,10 @@ Extension points:
 * a Hydra app is one line in :data:`pot_zk.cli.apps.HYDRA_APPS` and its config name in
   ``CONFIG_NAMES``; ``pot-zk NAME key=value ...`` hands it the rest of argv, where
   ``-v``/``--verbose`` stands for the override ``console.records=true`` (every audit record on
-  the terminal).
+  the terminal) and ``mode``/``handler`` take their option in any case.
+
+While a command runs, the audit trail's warnings and errors (the ``pot_zk.console`` logger)
+show on the terminal; a library call alone prints nothing.
 
 Errors: a pot-zk error is one line on stderr, ``pot-zk COMMAND: message`` (a configuration or
 usage error: a missing file, a directory that is not a run; other errors with their class),
@@ -24,8 +27,9 @@ import traceback
 from typing import Callable, Sequence
 
 from pot_zk.cli.interrupt import EXIT_INTERRUPTED, interruptible
-from pot_zk.exceptions import ConfigurationError, PotZkError
+from pot_zk.core.console import terminal_console
 from pot_zk.core.registry import import_object
+from pot_zk.exceptions import ConfigurationError, PotZkError
 
 CommandHandler = Callable[[argparse.Namespace], int]
 Command = Callable[[argparse.ArgumentParser], CommandHandler]
@@ -122,9 +126,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the audit trail's warnings and errors show on the terminal meanwhile."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else "pot-zk"
-    with interruptible():
+    with terminal_console(), interruptible():
         try:
             return _dispatch(argv)
         except KeyboardInterrupt as interrupted:

@@ -23,9 +23,10 @@ from omegaconf.errors import OmegaConfBaseException
 from pot_zk.backends.base import KeySettings
 from pot_zk.backends.registry import BACKENDS
 from pot_zk.config import schema
-from pot_zk.config.plan import DataSettings, TrainingPlan, WitnessSettings
-from pot_zk.config.validate import ErrorCollector, combined, config_errors, override_error
+from pot_zk.config.plan import DataSettings, LoggerSettings, TrainingPlan, WitnessSettings
+from pot_zk.config.validate import ErrorCollector, combined, config_errors, config_keys, override_error
 from pot_zk.core.audit import AuditLog
+from pot_zk.core.scalars import check_logger
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.registry import STEP_KINDS
@@ -53,14 +54,27 @@ def run_dir_override(run_dir: str | Path) -> str:
     return path_override("run_dir", run_dir)
 
 
+ANY_CASE_GROUPS = ("mode", "handler")
+"""Config groups whose option may be given in any case, as the seed spells its modes and
+failure actions (``handler=FAIL_FAST``, ``mode=Production``); their option files are lower case."""
+
+
+def canonical_override(override: str) -> str:
+    """``handler=FAIL_FAST`` -> ``handler=fail_fast`` for the groups of :data:`ANY_CASE_GROUPS`;
+    any other override unchanged."""
+    key, equals, value = override.partition("=")
+    return f"{key}={value.lower()}" if equals and key.lstrip("+~") in ANY_CASE_GROUPS else override
+
+
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", *, run_dir: str | Path | None = None) -> DictConfig:
     """Compose pot-zk's config programmatically, as the CLI apps would with these overrides
     (then ``run_dir``, if given). Works inside a running Hydra app too: its global state is set
-    aside and restored. Overrides Hydra cannot apply are one ConfigurationError naming each (an
-    unknown option of a group, ``mode=explode``, with the valid options; an unknown key with the
-    nearest known one; a value of the wrong type), with the schema errors of the rest
+    aside and restored. ``mode`` and ``handler`` take their option in any case
+    (:func:`canonical_override`). Overrides Hydra cannot apply are one ConfigurationError naming
+    each (an unknown option of a group, ``mode=explode``, with the valid options; an unknown key
+    with the nearest known one; a value of the wrong type), with the schema errors of the rest
     (:func:`pot_zk.config.validate.config_errors`)."""
-    overrides = [*overrides, *([run_dir_override(run_dir)] if run_dir is not None else [])]
+    overrides = [*map(canonical_override, overrides), *([run_dir_override(run_dir)] if run_dir is not None else [])]
     try:
         return _compose(config_name, overrides)
     except (HydraException, OmegaConfBaseException) as error:
@@ -83,20 +97,23 @@ def _override_errors(config_name: str, overrides: Sequence[str], error: BaseExce
     """Each override that cannot be applied on top of the ones before it that can, then the
     schema errors of the config those compose."""
     applied: list[str] = []
-    errors: list[ConfigurationError] = []
+    refused: list[tuple[str, BaseException]] = []
     for override in overrides:
         try:
             _compose(config_name, [*applied, override])
-        except MissingConfigException as missing:
-            errors.append(_missing_option(missing, override))
-            continue
-        except (HydraException, OmegaConfBaseException) as refused:
-            errors.append(override_error(override, refused))
+        except (HydraException, OmegaConfBaseException) as cause:
+            refused.append((override, cause))
             continue
         applied.append(override)
-    if not errors:
+    if not refused:
         return [override_error(" ".join(overrides), error)]
-    return errors + config_errors(_compose(config_name, applied))
+    cfg = _compose(config_name, applied)
+    known = config_keys(cfg)
+    errors = [
+        _missing_option(cause, override) if isinstance(cause, MissingConfigException) else override_error(override, cause, known)
+        for override, cause in refused
+    ]
+    return errors + config_errors(cfg)
 
 
 def _missing_option(error: MissingConfigException, override: str) -> ConfigurationError:
@@ -162,13 +179,15 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
     errors.raise_any()
     registry = (registry or StrategyRegistry()).copy()
     strategy = errors.attempt(program_strategy, cfg.prover)
+    settings = HandlerSettings(Path(cfg.handler.park_dir), tuple(str(name) for name in cfg.handler.fallback_chain))
     handler = None
     if strategy is not None:
         registry.register(strategy.name, lambda: strategy)
-        settings = HandlerSettings(Path(cfg.handler.park_dir), tuple(str(name) for name in cfg.handler.fallback_chain))
         handler = errors.attempt(create_handler, str(cfg.handler.name), settings, registry)
     schedule = errors.attempt(retry_schedule, cfg.retry)
     plan = errors.attempt(training_plan, cfg)
+    if handler is not None and plan is not None:
+        errors.attempt(_check_chain_serves, settings.fallback_chain if str(cfg.handler.name) == "fallback" else (), registry, plan.spec)
     errors.raise_any()
     assert strategy is not None and handler is not None and schedule is not None and plan is not None
     run_dir = Path(cfg.run_dir)
@@ -187,6 +206,20 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
         plan=plan,
         config=config,
     )
+
+
+def _check_chain_serves(chain: Sequence[str], registry: StrategyRegistry, spec: Any) -> None:
+    """ConfigurationError when a strategy of the fallback chain cannot stand in for a proof of
+    the run's statement (a certificate that says why through ``unserved``)."""
+    for name in chain:
+        reason = getattr(registry.create(name), "unserved", lambda _spec: None)(spec)
+        if reason:
+            raise ConfigurationError(
+                f"handler.fallback_chain: {name} cannot serve the {spec.backend} {spec.kind} statement: {reason}; "
+                f"the backend's own certificates are prover.certificates",
+                key="handler.fallback_chain",
+                strategy=name,
+            )
 
 
 def step_kind_name(cfg: DictConfig) -> str:
@@ -216,12 +249,6 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         base_run=Path(cfg.model.base_run).expanduser().absolute() if cfg.model.base_run else None,
     )
     backend = BACKENDS.get(str(cfg.prover.backend))
-    if kind.name not in backend.provable_kinds():
-        raise ConfigurationError(
-            f"the {backend.name} backend proves {', '.join(backend.provable_kinds())} steps, not {kind.name} steps",
-            key="prover.backend",
-            valid=list(backend.provable_kinds()),
-        )
     circuit = OmegaConf.to_container(cfg.circuit, resolve=True)
     assert isinstance(circuit, dict)
     spec = backend.circuit_spec(kind, kind.architecture(model), int(cfg.train.batch_size), float(cfg.train.learning_rate), circuit)
@@ -251,6 +278,7 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         workers=int(cfg.executor.workers),
         scheduler_address=cfg.executor.scheduler_address,
         witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
+        logger=LoggerSettings(check_logger(str(cfg.logger.name)), Path(cfg.logger.log_dir).expanduser().absolute()),
     )
 
 

@@ -172,9 +172,16 @@ def unknown_key_error(key: str, known: Sequence[str] | None = None) -> Configura
     return ConfigurationError(f"unknown key {key}{hint}", key=key, suggestion=nearest[0] if nearest else None)
 
 
-def override_error(override: str, error: BaseException) -> ConfigurationError:
+def config_keys(cfg: DictConfig) -> list[str]:
+    """Every dotted key of a composed config, the free-form sections' keys included (the circuit
+    settings its prover option declares): what an unknown key is compared with."""
+    return [*_keys(cfg, ""), *(f"{section}.{key}" for section in FREE_FORM for key in (OmegaConf.select(cfg, section) or {}))]
+
+
+def override_error(override: str, error: BaseException, known: Sequence[str] | None = None) -> ConfigurationError:
     """What is wrong with an override Hydra could not apply, in one line naming it (and, for an
-    error inside a config file, the file: ``prover/typo.yaml: unknown key prover.timeout``)."""
+    error inside a config file, the file: ``prover/typo.yaml: unknown key prover.timeout``); an
+    unknown key comes with the nearest of ``known`` (default: the schema's keys)."""
     chain = [error]
     while chain[-1].__cause__ is not None and len(chain) < 8:
         chain.append(chain[-1].__cause__)
@@ -186,7 +193,7 @@ def override_error(override: str, error: BaseException) -> ConfigurationError:
     in_file = re.search(r"In '([^']+)'", everything)
     where = f"{in_file.group(1)}.yaml: " if in_file else ""
     if "not in struct" in text or re.search(r"Key '[^']*' (is )?not in", text):
-        found = unknown_key_error(key)
+        found = unknown_key_error(key, known)
         return ConfigurationError(f"{where}{found.message}", key=key, **{k: v for k, v in found.context.items() if k not in ("key", "options")})
     converted = re.search(r"could not be converted to (\w+)", text)
     if converted:

@@ -5,6 +5,7 @@ a run that was stopped or killed."""
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -12,18 +13,22 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
 from pot_zk.config.build import Runtime
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.config.validate import ErrorCollector
+from pot_zk.core.console import BarTicker
 from pot_zk.core.prover_processes import Interrupted, pause
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.data.datasets import Batch, HeldOut, epoch_order, seeded_batches
+from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.evaluation import Evaluation
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.lifecycle import RunLifecycle
+from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import RunProgress
 from pot_zk.runs.session import RunSummary, TrainingSession, resume_session, start_session
 
@@ -100,21 +105,21 @@ def _train(lifecycle: RunLifecycle, plan: TrainingPlan, bundle: RunBundle, resum
         model = build_model(plan)
         optimizer = sgd_optimizer(model, plan)
         schedule = list(step_schedule(plan, len(batches)))
-        with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar:
-            options = {"sleep": sleep, "on_progress": lambda progress: bar.set_postfix_str(_queue_text(progress)), "held_out": held_out}
+        watching = ProofWatch(plan.workers) if plan.progress else nullcontext()
+        with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar, watching as watch:
+            options = {"sleep": sleep, "held_out": held_out, "watch": watch}
             if resume:
                 session = resume_session(bundle, lifecycle, plan, model, optimizer, **options)
             else:
                 session = start_session(bundle, lifecycle, plan, model, optimizer, batches, lifecycle.runtime.config, **options)
             bar.update(session.next_step)
-            with session:
+            with session, BarTicker(bar, lambda: _queue_text(session.progress, watch)):
                 for index, epoch, batch_index in schedule[session.next_step :]:
                     batch = batches[batch_index]
                     session.step(batch.inputs, batch.targets, epoch=epoch, batch_index=batch_index)
                     if (index + 1) % len(batches) == 0:
                         session.evaluate()
                     bar.update(1)
-                    bar.set_postfix_str(_queue_text(session.progress))
                 bar.set_description("waiting for proofs")
                 session.drain()
     except KeyboardInterrupt as error:
@@ -165,9 +170,12 @@ def step_schedule(plan: TrainingPlan, num_batches: int) -> Iterator[tuple[int, i
         yield index, epoch, epoch_order(num_batches, epoch, plan.seed)[position]
 
 
-def _queue_text(progress: RunProgress) -> str:
-    done = sum(progress.outcomes.values())
-    return f"proofs {done}/{progress.scheduled} done"
+def _queue_text(progress: RunProgress, watch: ProofWatch | None) -> str:
+    """``proofs 1/3 done, ETA 00:09; step 4: prove 2 s``: the outcomes so far, then what the
+    running proofs are doing (:class:`~pot_zk.runs.proof_watch.ProofWatch`)."""
+    done = f"proofs {sum(progress.outcomes.values())}/{progress.scheduled} done"
+    now = watch.text() if watch is not None else ""
+    return f"{done}, {now}" if now else done
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -188,10 +196,7 @@ def print_summary(summary: RunSummary) -> None:
     print(f"the auditor checks it with: pot-zk verify {archive} --expect-head {summary.head}")
 
 
-ZERO_KNOWLEDGE = ("zk-halo2", "zk-groth16")
-EXACT = ("zk-groth16",)
 DEV_KEYS = ("dev", "dev-srs")
-STATE = {"momentum": "weights and velocity", "lora": "adapters (on the declared base)"}
 
 
 def proved_line(summary: RunSummary) -> str:
@@ -215,10 +220,10 @@ def proved_line(summary: RunSummary) -> str:
             f"{len(chosen)} with {kind} ({_nature(kind, dev)}): {'step' if len(chosen) == 1 else 'steps'} {_listed(chosen)}"
             for kind, chosen in sorted(by_type.items())
         ]
-        circuit = manifest["circuit"]
-        tolerance = "" if set(by_type) <= set(EXACT) else f" within {circuit.get('tolerance_ulps')} units of 2^-{circuit.get('scale')}"
+        statement = spec_from_dict(manifest["circuit"])
+        tolerance = "" if statement.tolerance_ulps == 0 else f" within {statement.tolerance_ulps} units of 2^-{statement.scale}"
         said = (f"in short: {sum(map(len, by_type.values()))} of {steps} steps proven, {'; '.join(parts)}, each the declared "
-                f"update{tolerance} of its committed {STATE.get(circuit.get('kind'), 'weights')} on its committed batch; all {steps} committed")
+                f"update{tolerance} of its committed {STEP_KINDS.get(statement.kind).state_words} on its committed batch; all {steps} committed")
     scores = [e for e in summary.evaluations if e.accuracy is not None]
     if scores and scores[-1].after_step == steps:
         said += f"; held-out accuracy {scores[-1].accuracy:.1%} (initial {scores[0].accuracy:.1%}), measured, not proven"
@@ -226,7 +231,7 @@ def proved_line(summary: RunSummary) -> str:
 
 
 def _nature(proof_type: str, dev_keys: bool) -> str:
-    if proof_type not in ZERO_KNOWLEDGE:
+    if not PROOF_TYPES.get(proof_type).zero_knowledge:
         return "witness revealed to the verifier"
     return "zero-knowledge; dev keys: whoever made them could forge such proofs" if dev_keys else "zero-knowledge"
 

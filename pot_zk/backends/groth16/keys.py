@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pot_zk.backends.groth16 import adapter, zkey
-from pot_zk.backends.groth16.circom import circuit_source
-from pot_zk.backends.groth16.lora_spec import Groth16Spec
+from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.core.digest import file_sha256
 
 PROVENANCES = ("dev", "auditor", "zkey")
 SETUP_PROVENANCES = ("dev", "auditor")
@@ -70,12 +70,12 @@ class CircuitVerifyingKey:
     vk_sha256: str
 
 
-def key_directory(cache_dir: Path, spec: Groth16Spec) -> Path:
+def key_directory(cache_dir: Path, spec: Groth16Statement) -> Path:
     """Where ``ensure_keys`` caches the keys of ``spec``."""
     return Path(cache_dir) / "groth16" / spec.circuit_id()
 
 
-def ensure_keys(spec: Groth16Spec, cache_dir: Path, *, provenance: str = "dev") -> KeyDirectory:
+def ensure_keys(spec: Groth16Statement, cache_dir: Path, *, provenance: str = "dev") -> KeyDirectory:
     """The cached keys of ``spec``, running the setup only if there are none yet."""
     directory = key_directory(cache_dir, spec)
     if not directory.exists():
@@ -89,7 +89,7 @@ def ensure_keys(spec: Groth16Spec, cache_dir: Path, *, provenance: str = "dev") 
     return keys
 
 
-def create_keys(spec: Groth16Spec, directory: Path, *, provenance: str = "dev") -> KeyDirectory:
+def create_keys(spec: Groth16Statement, directory: Path, *, provenance: str = "dev") -> KeyDirectory:
     """Run groth16py's single-party setup for ``spec`` into ``directory`` (which must not exist).
 
     ``provenance`` says who runs it: ``dev`` (the prover itself; refused in production) or
@@ -103,8 +103,8 @@ def create_keys(spec: Groth16Spec, directory: Path, *, provenance: str = "dev") 
     return _write_keys(spec, Path(directory), provenance, make)
 
 
-def import_zkey_keys(spec: Groth16Spec, zkey_path: Path, directory: Path) -> KeyDirectory:
-    """Keys of a snarkjs phase-2 ceremony (a ``.zkey`` made for ``circuit_source(spec)``
+def import_zkey_keys(spec: Groth16Statement, zkey_path: Path, directory: Path) -> KeyDirectory:
+    """Keys of a snarkjs phase-2 ceremony (a ``.zkey`` made for ``spec.circuit_source()``
     compiled with circom ``--O2``) into ``directory`` (which must not exist), labelled ``zkey``.
 
     Refused with a ConfigurationError (key ``zkey``), nothing written, unless the zkey's header
@@ -121,12 +121,12 @@ def import_zkey_keys(spec: Groth16Spec, zkey_path: Path, directory: Path) -> Key
         pk, vk, report = adapter.import_zkey(zkey_path, source)
         zkey.check_compiled(header, report, zkey_path)
         zkey.check_trial_proof(spec, pk, vk, zkey_path)
-        return pk, vk, report, {"zkey_path": str(zkey_path.absolute()), "zkey_sha256": _sha256_file(zkey_path)}
+        return pk, vk, report, {"zkey_path": str(zkey_path.absolute()), "zkey_sha256": file_sha256(zkey_path)}
 
     return _write_keys(spec, Path(directory), "zkey", make)
 
 
-def open_keys(spec: Groth16Spec, directory: Path) -> KeyDirectory:
+def open_keys(spec: Groth16Statement, directory: Path) -> KeyDirectory:
     """Open a key directory after checking it belongs to ``spec``: its provenance record
     names this circuit id and its ``circuit.circom`` is exactly the source this code
     generates for ``spec`` (stale or foreign keys are refused, not used)."""
@@ -146,18 +146,18 @@ def open_keys(spec: Groth16Spec, directory: Path) -> KeyDirectory:
             expected=spec.circuit_id(),
             actual=record.get("circuit_id"),
         )
-    if source != circuit_source(spec):
+    if source != spec.circuit_source():
         raise ConfigurationError(
             f"{directory}/circuit.circom is not the source this pot-zk generates for circuit {spec.circuit_id()}: "
             "the keys are stale (made by another version) or were tampered with",
             key="keys_dir",
         )
-    if not (directory / "vk.bin").is_file() or _sha256_file(directory / "vk.bin") != record.get("vk_sha256"):
+    if not (directory / "vk.bin").is_file() or file_sha256(directory / "vk.bin") != record.get("vk_sha256"):
         raise ConfigurationError(f"{directory}/vk.bin is missing or not the key its provenance record names", key="keys_dir")
     return KeyDirectory(directory, spec.circuit_id(), record)
 
 
-def load_verifying_key(spec: Groth16Spec, directory: Path) -> CircuitVerifyingKey:
+def load_verifying_key(spec: Groth16Statement, directory: Path) -> CircuitVerifyingKey:
     """The verifying key in a directory the verifier names, checked against ``spec``."""
     keys = open_keys(spec, directory)
     vk = keys.load_verifying_key()
@@ -167,7 +167,7 @@ def load_verifying_key(spec: Groth16Spec, directory: Path) -> CircuitVerifyingKe
 
 
 def _write_keys(
-    spec: Groth16Spec,
+    spec: Groth16Statement,
     directory: Path,
     provenance: str,
     make: Callable[[Path], tuple[Any, Any, adapter.CompileReport, dict[str, Any]]],
@@ -177,7 +177,7 @@ def _write_keys(
     directory.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        source = circuit_source(spec)
+        source = spec.circuit_source()
         (scratch / "circuit.circom").write_text(source)
         started = time.perf_counter()
         pk, vk, report, extra = make(scratch / "circuit.circom")
@@ -189,7 +189,7 @@ def _write_keys(
             "circuit_version": spec.circuit_version,
             "spec": spec.to_dict(),
             "circuit_sha256": hashlib.sha256(source.encode()).hexdigest(),
-            "vk_sha256": _sha256_file(scratch / "vk.bin"),
+            "vk_sha256": file_sha256(scratch / "vk.bin"),
             "engine": "groth16py",
             "engine_version": adapter.ENGINE_VERSION,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -218,9 +218,3 @@ def _fsync_tree(directory: Path) -> None:
             os.fsync(handle.fileno())
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -26,20 +26,23 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from pot_zk.backends.groth16.request import PROVABLE_KINDS, keys_of, prove_request, spec_of
+from pot_zk.backends.groth16.request import keys_of, prove_request, provable_kinds, spec_of
 from pot_zk.core.prover_program import answer, parse_request
 from pot_zk.core.protocol import ProverResponse
+from pot_zk.core.stages import reporting_to, stage
 from pot_zk.exceptions import ConfigurationError
 
 
 def hold(path: Path, keep_s: float, first_request: str) -> None:
     """Open the first request's key, listen on ``path`` (appearing only once listening; pid in
     ``<path>.pid``), answer requests one at a time, exit after ``keep_s`` idle seconds."""
-    request = parse_request(first_request, PROVABLE_KINDS, "groth16")
+    request = parse_request(first_request, provable_kinds(), "groth16")
     spec = spec_of(request)
-    key_dir = keys_of(spec, request)
+    with reporting_to(request.get("progress_path")):
+        stage("keys")
+        key_dir = keys_of(spec, request)
+        pk = key_dir.load_proving_key()
     location = (request.get("options") or {}).get("keys_dir") or request["cache_dir"]
-    pk = key_dir.load_proving_key()
 
     def prove(incoming: dict[str, Any]) -> ProverResponse:
         incoming_location = (incoming.get("options") or {}).get("keys_dir") or incoming["cache_dir"]
@@ -76,7 +79,7 @@ def _answer(connection: socket.socket, prove) -> None:
         raw = json.loads(read_line(connection))["request"]
     except (ValueError, KeyError, TypeError, OSError):
         return
-    code, document = answer(raw, PROVABLE_KINDS, prove, backend="groth16")
+    code, document = answer(raw, provable_kinds(), prove, backend="groth16")
     try:
         connection.sendall(json.dumps({"code": code, "document": document}).encode() + b"\n")
     except OSError:
