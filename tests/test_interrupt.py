@@ -77,11 +77,9 @@ def test_ctrl_c_during_a_groth16_proof_kills_prover_and_key_holder_and_the_run_r
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
 
 
-def test_sigterm_kills_an_ezkl_prover_with_its_child_and_records_the_interruption(tmp_path, tmp_path_factory):
-    from conftest import write_prover
-
+def test_sigterm_kills_an_ezkl_prover_with_its_child_and_records_the_interruption(tmp_path, tmp_path_factory, make_prover):
     child_file = tmp_path / "child.pid"
-    program = write_prover(tmp_path / "bin", "hang-with-child", str(child_file), name="sleeping-ezkl-prover")
+    program = make_prover("hang-with-child", str(child_file), name="sleeping-ezkl-prover")
     run_dir = tmp_path / "run"
     trainer = start(
         "train", "prover=ezkl", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", f"run_dir={run_dir}",

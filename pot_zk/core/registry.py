@@ -16,7 +16,7 @@ import importlib
 import threading
 from typing import Any, Generic, Iterator, Mapping, TypeVar
 
-from pot_zk.core.extras import missing_extra
+from pot_zk.core.extras import MissingExtraError, missing_extra
 from pot_zk.exceptions import ConfigurationError
 
 T = TypeVar("T")
@@ -86,6 +86,15 @@ class Registry(Generic[T]):
         """Every (name, implementation), importing each."""
         for name in self.names():
             yield name, self.get(name)
+
+    def installed(self) -> Iterator[tuple[str, T]]:
+        """Every (name, implementation) whose optional dependencies are installed (an entry
+        that raises :class:`~pot_zk.core.extras.MissingExtraError` is left out)."""
+        for name in self.names():
+            try:
+                yield name, self.get(name)
+            except MissingExtraError:
+                continue
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
