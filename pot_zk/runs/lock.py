@@ -149,10 +149,6 @@ class RunLock:
             finally:
                 held.lock.release()
 
-    @property
-    def held(self) -> bool:
-        return self._key is not None
-
     def __enter__(self) -> "RunLock":
         return self.acquire()
 
