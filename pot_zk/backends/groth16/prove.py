@@ -10,6 +10,7 @@ even for a witness that violates the constraints.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from pot_zk.backends.groth16.exact_lora import exact_lora_step
 from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec, Groth16Spec
 from pot_zk.backends.groth16.signals import circuit_inputs, lora_circuit_inputs
 from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.witness import WitnessEngine, witness_engine
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
 
 if TYPE_CHECKING:
@@ -33,11 +35,41 @@ PROOF_TYPE = "zk-groth16"
 
 
 @dataclass(frozen=True)
+class LoadedKey:
+    """A proving key in memory with the engine that computes its witnesses: load once, then
+    prove many steps, from several threads at once."""
+
+    pk: adapter.ProvingKey
+    witness: WitnessEngine
+
+
+def load_key(keys: KeyDirectory) -> LoadedKey:
+    return LoadedKey(keys.load_proving_key(), witness_engine(keys.path / "pk.bin"))
+
+
+def make_proof(key: LoadedKey, inputs: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
+    """(an UNCHECKED proof of ``inputs``, timings): ``witness_s`` the witness computed by
+    wasmtime, ``prove_s`` the proof from it (with groth16py's wasmi: ``prove_s`` only, both)."""
+    started = time.perf_counter()
+    if key.witness.program is None:
+        proof = adapter.prove(key.pk, inputs)
+        return proof, {"prove_s": time.perf_counter() - started}
+    with tempfile.TemporaryDirectory(prefix="pot-zk-witness-") as scratch:
+        path = Path(scratch) / "witness.wtns"
+        key.witness.program.write_wtns(adapter.field_inputs(inputs), path)
+        witness_s = time.perf_counter() - started
+        started = time.perf_counter()
+        proof = adapter.prove_wtns(key.pk, path)
+    return proof, {"witness_s": witness_s, "prove_s": time.perf_counter() - started}
+
+
+@dataclass(frozen=True)
 class Groth16Proof:
     proof: bytes
     commitments: StepCommitments
     circuit_id: str
     key_provenance: str
+    witness_engine: str
     timings: dict[str, float] = field(default_factory=dict)
 
     def write(self, directory: Path) -> dict[str, Path]:
@@ -69,15 +101,15 @@ def check_lora_witness(
 
 
 def prove_sgd_step(
-    spec: Groth16SgdSpec, keys: KeyDirectory, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray, *, pk: Any = None
+    spec: Groth16SgdSpec, keys: KeyDirectory, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray, *, key: LoadedKey | None = None
 ) -> Groth16Proof:
     """Prove one SGD step from integer tensors; the proof returned verifies under ``keys``.
-    ``pk``: the proving key of ``keys``, already loaded (else it is loaded from disk)."""
+    ``key``: the proving key of ``keys``, already loaded (else it is loaded from disk)."""
     started = time.perf_counter()
     check_witness(spec, w_before, x, y, w_after)
     commitments = commit_sgd_step(spec, w_before, x, y, w_after)
     checked_s = time.perf_counter() - started
-    return _prove(spec, keys, circuit_inputs(w_before, x, y, w_after), commitments, checked_s, pk)
+    return _prove(spec, keys, circuit_inputs(w_before, x, y, w_after), commitments, checked_s, key)
 
 
 def prove_lora_step(
@@ -89,14 +121,14 @@ def prove_lora_step(
     y: np.ndarray,
     a_after: np.ndarray,
     *,
-    pk: Any = None,
+    key: LoadedKey | None = None,
 ) -> Groth16Proof:
     """Prove one LoRA step from integer tensors; the proof returned verifies under ``keys``."""
     started = time.perf_counter()
     check_lora_witness(spec, base, a_before, x, y, a_after)
     commitments = commit_lora_step(spec, base, a_before, x, y, a_after)
     checked_s = time.perf_counter() - started
-    return _prove(spec, keys, lora_circuit_inputs(base, a_before, x, y, a_after), commitments, checked_s, pk)
+    return _prove(spec, keys, lora_circuit_inputs(base, a_before, x, y, a_after), commitments, checked_s, key)
 
 
 def _check_after(expected: np.ndarray, after: np.ndarray, value_bits: int, what: str) -> None:
@@ -123,17 +155,16 @@ def _check_after(expected: np.ndarray, after: np.ndarray, value_bits: int, what:
 
 
 def _prove(
-    spec: Groth16Spec, keys: KeyDirectory, inputs: dict[str, Any], commitments: StepCommitments, checked_s: float, pk: Any
+    spec: Groth16Spec, keys: KeyDirectory, inputs: dict[str, Any], commitments: StepCommitments, checked_s: float, key: LoadedKey | None
 ) -> Groth16Proof:
     timings = {"witness_check_s": checked_s}
     vk = keys.load_verifying_key()
-    if pk is None:
+    if key is None:
         started = time.perf_counter()
-        pk = keys.load_proving_key()
+        key = load_key(keys)
         timings["key_load_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    proof = adapter.prove(pk, inputs)
-    timings["prove_s"] = time.perf_counter() - started
+    proof, proving = make_proof(key, inputs)
+    timings.update(proving)
     started = time.perf_counter()
     accepted, reason = adapter.verify(vk, proof, commitments.public_inputs())
     timings["self_verify_s"] = time.perf_counter() - started
@@ -146,4 +177,4 @@ def _prove(
             circuit_id=spec.circuit_id(),
             keys_dir=str(keys.path),
         )
-    return Groth16Proof(proof, commitments, spec.circuit_id(), keys.provenance, timings)
+    return Groth16Proof(proof, commitments, spec.circuit_id(), keys.provenance, key.witness.name, timings)

@@ -26,6 +26,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from pot_zk.backends.groth16.prove import load_key
 from pot_zk.backends.groth16.request import PROVABLE_KINDS, keys_of, prove_request, spec_of
 from pot_zk.core.prover_program import answer, parse_request
 from pot_zk.core.protocol import ProverResponse
@@ -39,13 +40,13 @@ def hold(path: Path, keep_s: float, first_request: str) -> None:
     spec = spec_of(request)
     key_dir = keys_of(spec, request)
     location = (request.get("options") or {}).get("keys_dir") or request["cache_dir"]
-    pk = key_dir.load_proving_key()
+    key = load_key(key_dir)
 
     def prove(incoming: dict[str, Any]) -> ProverResponse:
         incoming_location = (incoming.get("options") or {}).get("keys_dir") or incoming["cache_dir"]
         if spec_of(incoming).circuit_id() != spec.circuit_id() or Path(incoming_location).resolve() != Path(location).resolve():
             raise ConfigurationError("this key holder serves another circuit or key location", key="circuit")
-        return prove_request(incoming, key_dir=key_dir, pk=pk)
+        return prove_request(incoming, key_dir=key_dir, key=key)
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     staging = path.with_name(f".{path.name}.{os.getpid()}")
