@@ -2,9 +2,12 @@
 
 The witness is checked by the reference arithmetic first (a W_t+1 that is not exactly
 ``exact_sgd_step(W_t, X, Y)``, or adapters that are not exactly ``exact_lora_step``, are
-refused before any proving), and the proof is verified with
-the key directory's own verifying key before it is returned: groth16py 0.2.0 returns a proof
-even for a witness that violates the constraints.
+refused before any proving), the circuit's witness is computed by circom's witness program
+under wasmtime (:mod:`~pot_zk.backends.groth16.witness`; groth16py's wasmi without it) and
+proven with ``prove_wtns``, and the proof is verified with the key directory's own verifying key
+before it is returned: groth16py 0.2.0 returns a proof even for a witness that violates the
+constraints. A :class:`LoadedKey` (proving key and compiled witness program) is loaded once and
+shared by every thread of a key holder.
 """
 
 from __future__ import annotations
