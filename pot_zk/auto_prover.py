@@ -33,7 +33,7 @@ from pot_zk.exceptions import ConfigurationError, InvalidModelStateError
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import capture_step, step_from_models
 from pot_zk.kinds.sgd.step import step_from_states
-from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.backends.base import Statement
 from pot_zk.proving.handlers import FallbackChain
 from pot_zk.proving.pipeline import ProofFailure, ProofResult, ProvingPipeline
 from pot_zk.proving.retry import Sleep
@@ -125,7 +125,7 @@ class AutoProver:
         self.pipeline = ProvingPipeline(self.runtime.strategy, self.runtime.schedule, on_failure, self.audit, self.stats, sleep=sleep)
         self._numbers = itertools.count()
 
-    def spec_for(self, step: AnyStep) -> CircuitSpec:
+    def spec_for(self, step: AnyStep) -> Statement:
         return self.setup.spec_for(step)
 
     def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> AnyStep:

@@ -21,7 +21,7 @@ from pot_zk.config.build import Runtime
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import kind_of, save_training_step
-from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.backends.base import Statement
 from pot_zk.proving.pipeline import ProofResult
 from pot_zk.proving.strategies import ProofJob
 from pot_zk.verify.step import StepStatement, step_keys
@@ -64,7 +64,7 @@ class ProvingSetup:
         keys = KeySettings(plan.keys.path.expanduser().absolute() if plan.keys.path is not None else None, plan.keys.allow_dev)
         return cls(cache_dir=plan.cache_dir, backend=plan.backend, circuit=plan.circuit, keys=keys)
 
-    def spec_for(self, step: AnyStep) -> CircuitSpec:
+    def spec_for(self, step: AnyStep) -> Statement:
         """The configured backend's circuit spec for ``step``."""
         return self.backend.circuit_spec(kind_of(step), step.architecture, step.batch_size, step.learning_rate, self.circuit)
 
@@ -88,7 +88,7 @@ class ProvingSetup:
             options=self.backend.prover_options(self.keys),
         )
 
-    def verifier_keys(self, spec: CircuitSpec, proof_type: str) -> VerifierKeys | None:
+    def verifier_keys(self, spec: Statement, proof_type: str) -> VerifierKeys | None:
         """The key material that checks ``proof_type`` proofs of ``spec``: the configured key
         file (``srs.path``), else the dev keys in the cache (circuits derived in ``verifier/``)."""
         options = VerifierOptions(self.cache_dir, self.cache_dir / "verifier", self.keys.path, self.keys.allow_dev)

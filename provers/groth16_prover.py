@@ -1,4 +1,5 @@
-"""``pot-zk-groth16-prover``: proves one SGD or LoRA step exactly with Groth16 (groth16py, circom 2).
+"""``pot-zk-groth16-prover``: proves one step exactly with Groth16 (groth16py, circom 2), of any kind
+the groth16 backend has a statement for (:data:`pot_zk.backends.groth16.statements.STATEMENTS`).
 
 Reads one protocol request (pot_zk.core.protocol) on stdin, prints one response on stdout;
 the ``groth16`` backend proves it (:meth:`pot_zk.backends.groth16.backend.Groth16Backend.prove`;
@@ -16,7 +17,6 @@ import argparse
 import sys
 from typing import Any
 
-PROVABLE_KINDS = ("sgd", "lora")
 
 
 def _prove(request: dict[str, Any]) -> Any:
@@ -42,9 +42,10 @@ def main(argv: list[str] | None = None) -> None:
             sys.stdout.write(document + "\n")
             sys.stdout.flush()
             sys.exit(code)
+    from pot_zk.backends.groth16.statements import STATEMENTS
     from pot_zk.core.prover_program import serve
 
-    serve(PROVABLE_KINDS, _prove, backend="groth16", raw=raw)
+    serve(tuple(STATEMENTS.names()), _prove, backend="groth16", raw=raw)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def workloads(quick: bool) -> dict[str, Any]:
 
 def _spec(work: dict[str, Any]):
     from pot_zk.kinds.mlp import MlpArchitecture
-    from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+    from pot_zk.backends.ezkl.sgd import SgdCircuitSpec
 
     return SgdCircuitSpec(MlpArchitecture(tuple(work["dims"])), int(work["batch"]), float(work["lr"]))
 
@@ -198,7 +198,7 @@ def naive_module(spec):
     """The naive circuit: recompute W_t+1 = W_t - c * G(W_t, X, Y) (no check, no commitments)."""
     import torch
 
-    from pot_zk.kinds.sgd.circuit import SgdUpdateCheck
+    from pot_zk.backends.ezkl.sgd import SgdUpdateCheck
 
     class _Naive(torch.nn.Module):
         def __init__(self) -> None:
@@ -217,7 +217,7 @@ def job_naive_build(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from pot_zk.backends.ezkl.halo2 import _grid
-    from pot_zk.kinds.spec_base import export_graph
+    from pot_zk.backends.ezkl.statement import export_graph
 
     spec = _spec(job["work"])
     directory = Path(job["dir"])

@@ -29,18 +29,18 @@ import numpy as np
 
 
 def _spec(args):
-    from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
-    from pot_zk.backends.groth16.spec import Groth16SgdSpec
+    from pot_zk.backends.groth16.lora.statement import Groth16LoraStatement
+    from pot_zk.backends.groth16.sgd.statement import Groth16SgdStatement
 
     if args.adapted:
-        return Groth16LoraSpec(tuple(args.dims), tuple(args.adapted), args.rank, args.alpha, args.batch, args.lr)
-    return Groth16SgdSpec(tuple(args.dims), args.batch, args.lr, loss=args.loss)
+        return Groth16LoraStatement(tuple(args.dims), tuple(args.adapted), args.rank, args.alpha, args.batch, args.lr)
+    return Groth16SgdStatement(tuple(args.dims), args.batch, args.lr, loss=args.loss)
 
 
 def _step(spec):
     import torch
 
-    from pot_zk.backends.groth16 import exact
+    from pot_zk.backends.groth16 import integers as exact
 
     torch.manual_seed(0)
     layers = []
@@ -60,14 +60,12 @@ def _step(spec):
     if getattr(spec, "loss", "mse") == "cross_entropy":  # class labels k * 2**scale (one-hot rows: their argmax)
         labels = np.argmax(y, axis=1) if np.ndim(y) == 2 else np.asarray(y)
         y = labels.astype(np.int64) % spec.dims[-1] * 2**spec.scale
-        return w, x, y, exact.exact_sgd_step(spec, w, x, y)
-    y = exact.quantise_batch(y, spec.scale, spec.value_bits).reshape(spec.batch_size, -1)
+    else:
+        y = exact.quantise_batch(y, spec.scale, spec.value_bits).reshape(spec.batch_size, -1)
+    integers = {"w_before": w, "x": x, "y": y}
     if spec.kind == "lora":
-        from pot_zk.backends.groth16.exact_lora import exact_lora_step
-
-        adapters = np.random.default_rng(1).integers(-512, 512, spec.num_adapter_params)
-        return w, adapters, x, y, exact_lora_step(spec, w, adapters, x, y)
-    return w, x, y, exact.exact_sgd_step(spec, w, x, y)
+        integers = {"base": w, "w_before": np.random.default_rng(1).integers(-512, 512, spec.num_adapter_params), "x": x, "y": y}
+    return {**integers, **spec.exact_step(integers)}
 
 
 def _prove_calls(key, key_dir, inputs: dict, commitments, repeats: int) -> dict:
@@ -96,9 +94,7 @@ def _prove_calls(key, key_dir, inputs: dict, commitments, repeats: int) -> dict:
 
 def _phase(args) -> dict:
     from pot_zk.backends.groth16 import keys
-    from pot_zk.backends.groth16.commit import commit_lora_step, commit_sgd_step
-    from pot_zk.backends.groth16.prove import LoadedKey, prove_lora_step, prove_sgd_step
-    from pot_zk.backends.groth16.signals import circuit_inputs, lora_circuit_inputs
+    from pot_zk.backends.groth16.prove import LoadedKey, prove_step
     from pot_zk.backends.groth16.verify import verify_groth16
     from pot_zk.backends.groth16.witness import witness_engine
 
@@ -115,8 +111,7 @@ def _phase(args) -> dict:
         }
     elif args.phase == "prove":
         key_dir = keys.ensure_keys(spec, Path(args.cache))
-        tensors = _step(spec)
-        prove, commit = (prove_lora_step, commit_lora_step) if spec.kind == "lora" else (prove_sgd_step, commit_sgd_step)
+        integers = _step(spec)
         cpu = time.process_time()
         pk = key_dir.load_proving_key()
         result["key_load_cpu_s"] = time.process_time() - cpu
@@ -126,14 +121,14 @@ def _phase(args) -> dict:
         result["witness_engine"] = key.witness.name
         started = time.perf_counter()
         cpu = time.process_time()
-        proof = prove(spec, key_dir, *tensors, key=key)
+        proof = prove_step(spec, key_dir, integers, key=key)
         result["prove_step_cpu_s"] = time.process_time() - cpu  # checks, commitments, witness, proof, self-verify
         result.update({"total_s": time.perf_counter() - started, **proof.timings, "proof_bytes": len(proof.proof)})
-        result["prove_call"] = _prove_calls(key, key_dir, (lora_circuit_inputs if spec.kind == "lora" else circuit_inputs)(*tensors), commit(spec, *tensors), args.repeats)
+        result["prove_call"] = _prove_calls(key, key_dir, spec.circuit_inputs(integers), spec.commitments(integers), args.repeats)
         proof.write(Path(args.cache) / "bench-proof")
         started = time.perf_counter()
         for _ in range(5):
-            commit(spec, *tensors)
+            spec.commitments(integers)
         result["native_commit_s"] = (time.perf_counter() - started) / 5
     elif args.phase == "verify":
         vk = keys.load_verifying_key(spec, keys.key_directory(Path(args.cache), spec))

@@ -65,20 +65,20 @@ def _step(work: dict[str, Any], exact: bool):
     x = torch.rand(work["batch"], work["dims"][0]) * 2 - 1
     y = torch.rand(work["batch"], work["dims"][-1]) * 2 - 1
     step = capture_step(model, optimizer, x, y)
-    return arithmetic.step(model, step) if arithmetic else step
+    return arithmetic.step(model, optimizer, step) if arithmetic else step
 
 
 def _ezkl_spec(work: dict[str, Any]):
     from pot_zk.kinds.mlp import MlpArchitecture
-    from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+    from pot_zk.backends.ezkl.sgd import SgdCircuitSpec
 
     return SgdCircuitSpec(MlpArchitecture(tuple(work["dims"])), int(work["batch"]), float(work["lr"]))
 
 
 def _groth16_spec(work: dict[str, Any]):
-    from pot_zk.backends.groth16.spec import Groth16SgdSpec
+    from pot_zk.backends.groth16.sgd.statement import Groth16SgdStatement
 
-    return Groth16SgdSpec(tuple(work["dims"]), int(work["batch"]), float(work["lr"]))
+    return Groth16SgdStatement(tuple(work["dims"]), int(work["batch"]), float(work["lr"]))
 
 
 # ----------------------------------------------------------------------------- child jobs
@@ -95,10 +95,9 @@ def job_cmp_build(job: dict[str, Any]) -> dict[str, Any]:
         keys, setup_s = _timed(ezkl_adapter.ensure_keys, circuit, srs)
         return {"compile_s": compile_s, "setup_s": setup_s, "size": f"2^{circuit.logrows} rows", "pk_bytes": keys.pk.stat().st_size, "vk_bytes": keys.vk.stat().st_size}
     from pot_zk.backends.groth16 import keys as groth16_keys
-    from pot_zk.backends.groth16.circom import circuit_source
 
     spec = _groth16_spec(work)
-    _, compile_s = _timed(circuit_source, spec)
+    _, compile_s = _timed(spec.circuit_source)
     made, setup_s = _timed(groth16_keys.ensure_keys, spec, cache)
     return {
         "compile_s": compile_s, "setup_s": setup_s, "size": f"{made.record['constraints']['constraints']:,} constraints",

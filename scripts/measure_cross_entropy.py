@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
+from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
-from pot_zk.kinds.registry import capture_step, spec_for_step
+from pot_zk.kinds.registry import capture_step
 from pot_zk.kinds.losses import EXP_RANGE
 from pot_zk.kinds.mlp import MlpArchitecture, backprop
 from pot_zk.data.datasets import fixed_batches, load_dataset, split_holdout
@@ -52,9 +53,9 @@ def measure(epochs: int, samples: int, lr: float, momentum: float, batch: int, c
         step = capture_step(model, optimizer, b.inputs, b.targets)
         if index not in chosen:
             continue
-        spec = spec_for_step(step)
+        spec = EZKL.statement_for_step(step)
         circuit = circuit or halo2.compiled_circuit(spec, cache)
-        grid = [halo2._grid(x.values, spec.scale, spec.value_bound, x.label) for x in spec.step_inputs(step)]
+        grid = [halo2._grid(x.values, spec.scale, spec.value_bound, x.label) for x in spec.encode(step)]
         tensors = [torch.tensor(x, dtype=torch.float64) for x in grid]
         srs = ezkl_adapter.dev_srs(cache, circuit.logrows)
         with tempfile.TemporaryDirectory() as scratch:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
+from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
 from pot_zk.kinds.lora.step import attach_lora
 from pot_zk.kinds.lora.capture import capture_lora_step
-from pot_zk.kinds.registry import spec_for_step
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.sgd.step import capture_sgd_step
 
@@ -42,7 +42,7 @@ def _steps(d_in: int, d_out: int, rank: int, batch: int):
 
 
 def measure(step, work: Path) -> dict:
-    spec = spec_for_step(step)
+    spec = EZKL.statement_for_step(step)
     cache = work / "cache"
     started = time.perf_counter()
     circuit = halo2.compiled_circuit(spec, cache)

@@ -44,7 +44,7 @@ def write_crosscheck(run: Path, step: int, keys: Path, out: Path) -> list[str]:
     if not proved:
         raise SystemExit(f"step {step} of {run} has no zk-groth16 proof")
     commitment = next(r for r in bundle.commitments() if r["step"] == step)
-    public = StepCommitments.from_dict({name: commitment[name] for name in spec.public_names}).public_inputs()
+    public = StepCommitments.from_dict(commitment, spec.public_names).public_inputs()
     out.mkdir(parents=True, exist_ok=True)
     (out / "proof.json").write_text(json.dumps(snarkjs_proof((bundle.root / proved[-1]["proof"]).read_bytes()), indent=1) + "\n")
     (out / "public.json").write_text(json.dumps([str(v) for v in public], indent=1) + "\n")

@@ -76,3 +76,60 @@ def test_the_cycle_finder_finds_a_cycle(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     graph = grimp.build_graph("cyclic", include_external_packages=False, cache_dir=None)
     assert module_cycles(graph, "cyclic") == [["cyclic.a", "cyclic.b"]]
+
+
+KIND_BRANCH_ALLOWED = {
+    # the optimizer decides between two kinds of one model (plain SGD or SGD with momentum)
+    "pot_zk/kinds/registry.py",
+    "pot_zk/config/build.py",
+}
+"""Files outside a kind's own that may still name a concrete kind in a branch (each says why)."""
+
+
+def concrete_kind_branches(root: Path, kinds: set[str]) -> list[str]:
+    """Every ``x == "<kind>"``-style comparison and ``isinstance(x, <a kind's class>)`` in
+    ``root``'s package outside that kind's own files (``kinds/<kind>/``,
+    ``backends/<backend>/<kind>[.py|/]``)."""
+    import ast
+
+    found = []
+    for path in sorted((root / "pot_zk").rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        parts = relative.split("/")
+        own = {part.removesuffix(".py") for part in parts[1:]} & kinds
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare):
+                constants = [n.value for n in [node.left, *node.comparators] if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                named = [c for c in constants if c in kinds and c not in own]
+                if named and "kind" in ast.unparse(node).lower():
+                    found.append(f"{relative}:{node.lineno}: {ast.unparse(node)}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance" and len(node.args) == 2:
+                classes = ast.unparse(node.args[1])
+                if any(name.lower() in classes.lower() for name in kinds - own) and ("Spec" in classes or "Statement" in classes or "Step" in classes):
+                    found.append(f"{relative}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_branch_names_a_concrete_kind_outside_its_own_files():
+    """Shared machinery asks the kind or the statement; only a kind's own files (and the listed
+    exceptions) name it in a branch."""
+    from pot_zk.kinds.registry import STEP_KINDS
+
+    found = [line for line in concrete_kind_branches(ROOT, set(STEP_KINDS.names())) if line.split(":")[0] not in KIND_BRANCH_ALLOWED]
+    assert found == []
+
+
+def test_the_kind_branch_finder_finds_a_branch(tmp_path):
+    """A finder that cannot fail proves nothing: a shared module comparing a kind with "lora"
+    and testing for a LoRA statement class is found twice; the same lines in the kind's own
+    statement file are not."""
+    shared = tmp_path / "pot_zk" / "backends" / "groth16"
+    (shared / "lora").mkdir(parents=True)
+    branch = 'def f(spec):\n    if spec.kind == "lora":\n        return isinstance(spec, Groth16LoraStatement)\n'
+    (shared / "prove.py").write_text(branch)
+    (shared / "lora" / "statement.py").write_text(branch)
+    assert concrete_kind_branches(tmp_path, {"sgd", "lora"}) == [
+        "pot_zk/backends/groth16/prove.py:2: spec.kind == 'lora'",
+        "pot_zk/backends/groth16/prove.py:3: isinstance(spec, Groth16LoraStatement)",
+    ]

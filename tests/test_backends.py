@@ -17,11 +17,12 @@ from pot_zk.backends.base import KeySettings, ProverBackend, StepStatement, Veri
 from pot_zk.backends.registry import BACKENDS, PROOF_TYPES, spec_from_dict
 from pot_zk.config import compose_config
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.base import BatchStep, StepKind
+from pot_zk.core.registry import Registry
+from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.encoding import from_fixed_point, to_fixed_point
 from pot_zk.kinds.mlp import MlpArchitecture, flatten
 from pot_zk.kinds.registry import STEP_KINDS
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.backends.ezkl.sgd import SgdCircuitSpec
 from pot_zk.runs.bundle import RunBundle, load_model
 from pot_zk.runs.train import train
 from pot_zk.verify.run import verify_run
@@ -31,10 +32,12 @@ GRID = 8
 
 def test_every_registered_name_is_the_name_its_implementation_declares():
     for name, kind in STEP_KINDS.items():
-        assert (kind.name, kind.step_type.kind, kind.spec_type.kind) == (name, name, name)
+        assert (kind.name, kind.step_type.kind) == (name, name)
     for name, backend in BACKENDS.items():
         assert backend.name == name
         assert PROOF_TYPES.get(backend.proof_type) is backend
+        for kind, statement in backend.statements.items():
+            assert (statement.kind, statement.backend) == (kind, name)
     for proof_type, verifier in PROOF_TYPES.items():
         assert verifier.proof_type == proof_type
 
@@ -91,7 +94,7 @@ class GridArithmetic:
             for parameter in model.parameters():
                 parameter.copy_(torch.round(parameter * 2**GRID) / 2**GRID)
 
-    def step(self, model: torch.nn.Module, step: BatchStep) -> BatchStep:
+    def step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: BatchStep) -> BatchStep:
         self.start(model)
         after = {key: value.detach().double().clone() for key, value in model.state_dict().items()}
         return type(step)(step.architecture, step.learning_rate, step.weights_before, after, step.inputs, step.targets, step.loss)
@@ -102,15 +105,10 @@ class ToyBackend(ProverBackend):
 
     name = "toy"
     proof_type = "toy-proof"
-
-    def provable_kinds(self) -> tuple[str, ...]:
-        return ("sgd",)
-
-    def circuit_spec(self, kind: StepKind, architecture: Any, batch_size: int, learning_rate: float, settings: Mapping[str, Any]) -> ToySpec:
-        return ToySpec(architecture, batch_size, learning_rate, **settings)
-
-    def spec_from_dict(self, data: Mapping[str, Any]) -> ToySpec:
-        return ToySpec.from_dict(data)
+    zero_knowledge = False
+    exact = True
+    description = "a toy that proves nothing"
+    statements = Registry("toy statement", "model.kind", {"sgd": ToySpec})
 
     def commitments(self, spec: ToySpec) -> Sha256OnGrid:
         return Sha256OnGrid()
@@ -135,6 +133,12 @@ class ToyBackend(ProverBackend):
 
     def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
         raise AssertionError("no toy proofs exist")
+
+    def new_keys(self, statements, out_dir: Path, cache_dir: Path):
+        raise AssertionError("the toy has no keys")
+
+    def check_run_keys(self, report, manifest, proofs, keys):
+        raise AssertionError("the toy has no keys")
 
 
 @pytest.fixture

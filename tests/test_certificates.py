@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.backends.ezkl.sgd import SgdCircuitSpec
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.certificates.freivalds import FreivaldsCertificate, verify_freivalds

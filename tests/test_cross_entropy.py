@@ -11,19 +11,20 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.backends.certificates.freivalds import FreivaldsCertificate, verify_freivalds
 from pot_zk.backends.certificates.reexec import ReexecCertificate, verify_reexec
 from pot_zk.backends.certificates.revealed import commitment_of
 from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.encoding import StepCommitment
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.backends.ezkl.lora import LoraCircuitSpec
 from pot_zk.kinds.lora.step import LoraArchitecture, attach_lora
 from pot_zk.kinds.losses import EXP_RANGE, gradient_scale, loss_for_targets, one_hot, output_delta
 from pot_zk.kinds.mlp import MlpArchitecture
-from pot_zk.kinds.registry import capture_step, kind_of, load_training_step, save_training_step, spec_for_step
-from pot_zk.kinds.mlp_check import scaled_product
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.kinds.registry import capture_step, kind_of, load_training_step, save_training_step
+from pot_zk.backends.ezkl.statement import scaled_product
+from pot_zk.backends.ezkl.sgd import SgdCircuitSpec
 from pot_zk.proving.strategies import ProofJob
 
 ARCH = MlpArchitecture((6, 5, 3), loss="cross_entropy")
@@ -53,10 +54,10 @@ def test_one_hot_and_the_output_delta_are_torchs_cross_entropy_gradient():
 def test_integer_labels_capture_a_cross_entropy_step_that_its_statement_accepts():
     step = ce_step()
     assert step.architecture.loss == "cross_entropy" and step.targets.tolist() == [0.0, 2.0, 1.0, 2.0]
-    spec = spec_for_step(step)
+    spec = EZKL.statement_for_step(step)
     assert spec == SPEC and spec.param_scale == spec.scale == 12
     assert spec.input_sizes()["batch"] == 4 * 6 + 4  # X, then one label per sample
-    residual = spec.reference_output([x.values for x in spec.step_inputs(step)])
+    residual = spec.reference_output([x.values for x in spec.encode(step)])
     assert float(residual.abs().max()) < 1e-6  # the float32 step torch took is the statement's, to float32 round-off
     wrong = ce_step(labels=[1, 2, 1, 2])  # another label on sample 0: another update
     other = spec.reference_output([step.flat_before(), wrong.flat_batch(), step.flat_after()])

@@ -8,18 +8,19 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.backends.registry import commit_step, spec_from_dict
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ConfigurationError, ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.certificates.freivalds import FreivaldsCertificate, verify_freivalds
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.backends.ezkl.sgd import SgdCircuitSpec
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora
 from pot_zk.kinds.lora.capture import capture_lora_step
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.backends.ezkl.lora import LoraCircuitSpec
 from pot_zk.backends.certificates.reexec import ReexecCertificate, verify_reexec
 from pot_zk.backends.certificates.revealed import commitment_of
 from pot_zk.kinds.mlp import MlpArchitecture
-from pot_zk.kinds.registry import STEP_KINDS, load_training_step, save_training_step, spec_for_step
+from pot_zk.kinds.registry import STEP_KINDS, load_training_step, save_training_step
 from pot_zk.kinds.sgd.step import capture_sgd_step
 from pot_zk.proving.strategies import ProofJob
 
@@ -137,7 +138,7 @@ def test_circuit_specs_dispatch_on_kind():
     assert spec_from_dict(sgd.to_dict()) == sgd
     ids = [SPEC.circuit_id(), lora_spec(rank=3).circuit_id(), lora_spec(alpha=2.0).circuit_id(), lora_spec(rank=3, alpha=2.0).circuit_id()]
     assert len(set(ids)) == len(ids), "rank and alpha each change the circuit id"
-    with pytest.raises(ConfigurationError, match="unknown step kind 'adam'; valid: lora, momentum, sgd"):
+    with pytest.raises(ConfigurationError, match="the ezkl backend proves lora, momentum, sgd steps, not adam steps"):
         spec_from_dict({**SPEC.to_dict(), "kind": "adam"})
 
 
@@ -157,4 +158,4 @@ def test_lora_base_commitment_is_the_base_runs_final_commitment():
     attach_lora(model, (0,), rank=2, alpha=4)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     lora = capture_lora_step(model, optimizer, torch.randn(4, 6), torch.randn(4, 3))
-    assert commit_step(lora, spec_for_step(lora)).base == commit_step(sgd, spec_for_step(sgd)).w_after
+    assert commit_step(lora, EZKL.statement_for_step(lora)).base == commit_step(sgd, EZKL.statement_for_step(sgd)).w_after

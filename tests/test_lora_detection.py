@@ -6,13 +6,14 @@ import pytest
 import torch
 from torch import nn
 
+from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.kinds.lora.detect import detect_training
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.lora.step import LoraTrainingStep, attach_lora
 from pot_zk.kinds.lora.capture import capture_lora_step
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.backends.ezkl.lora import LoraCircuitSpec
 from pot_zk.kinds.mlp import MlpArchitecture
-from pot_zk.kinds.registry import capture_step, spec_for_step
+from pot_zk.kinds.registry import capture_step
 from pot_zk.kinds.sgd.step import TrainingStep
 
 peft = pytest.importorskip("peft")
@@ -75,9 +76,9 @@ def test_peft_lora_model_is_lora_and_its_step_is_the_sgd_update_of_the_adapters(
     assert isinstance(step, LoraTrainingStep)
     assert (step.architecture.rank, step.architecture.alpha, step.architecture.adapted) == (2, 4.0, (0,))
     assert torch.equal(step.base["0.weight"], model.base_model.model[0].base_layer.weight.detach().double())
-    spec = spec_for_step(step)
+    spec = EZKL.statement_for_step(step)
     assert isinstance(spec, LoraCircuitSpec)
-    residual = spec.reference_output([x.values for x in spec.step_inputs(step)])
+    residual = spec.reference_output([x.values for x in spec.encode(step)])
     assert float(residual.abs().max()) < 1e-6
     assert float((step.flat_after() - step.flat_before()).abs().max()) > 1e-4
 

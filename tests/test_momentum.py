@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.backends.certificates.freivalds import FreivaldsCertificate, verify_freivalds
 from pot_zk.backends.certificates.reexec import ReexecCertificate, verify_reexec
 from pot_zk.backends.certificates.revealed import commitment_of
@@ -18,7 +19,7 @@ from pot_zk.config import build, compose_config
 from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, ProofVerificationError
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.kinds.mlp import MlpArchitecture
-from pot_zk.kinds.registry import capture_step, load_training_step, save_training_step, spec_for_step
+from pot_zk.kinds.registry import capture_step, load_training_step, save_training_step
 from pot_zk.proving.strategies import ProofJob
 from pot_zk.runs import bundle as files
 from pot_zk.runs.checkpoint import restore_checkpoint, save_checkpoint
@@ -57,9 +58,9 @@ def test_a_momentum_step_carries_the_velocity_torch_keeps():
 @pytest.mark.parametrize("labels", [True, False], ids=["cross_entropy", "mse"])
 def test_the_statement_holds_for_torchs_update_and_not_for_another_velocity_or_weights(labels):
     step = momentum_steps(labels=labels)[0][-1]
-    spec = spec_for_step(step)
+    spec = EZKL.statement_for_step(step)
     assert spec.kind == "momentum" and spec.num_outputs == 2 * spec.architecture.num_params
-    inputs = [x.values for x in spec.step_inputs(step)]
+    inputs = [x.values for x in spec.encode(step)]
     assert residual_ulps(spec, inputs) < 0.01  # float32 training against the float64 statement
     names = list(spec.input_names)
     for name, index in (("v_after", 3), ("w_after", 7), ("v_before", 0)):
@@ -71,10 +72,10 @@ def test_the_statement_holds_for_torchs_update_and_not_for_another_velocity_or_w
 
 def test_weight_decay_is_part_of_the_statement():
     step = momentum_steps()[0][-1]
-    spec = spec_for_step(step)
+    spec = EZKL.statement_for_step(step)
     undecayed = type(spec)(type(spec.architecture)(spec.architecture.mlp, 0.9, 0.0), spec.batch_size, spec.learning_rate)
     assert undecayed.circuit_id() != spec.circuit_id()
-    assert residual_ulps(undecayed, [x.values for x in spec.step_inputs(step)]) > spec.tolerance_ulps
+    assert residual_ulps(undecayed, [x.values for x in spec.encode(step)]) > spec.tolerance_ulps
 
 
 def test_the_step_file_keeps_the_velocity(tmp_path):
@@ -99,7 +100,7 @@ def test_dampening_and_nesterov_are_refused_before_the_step_runs():
 def test_certificates_cover_the_velocity(kind, tmp_path):
     strategy, verify = CERTIFICATES[kind]
     step = momentum_steps()[0][-1]
-    spec = spec_for_step(step)
+    spec = EZKL.statement_for_step(step)
     save_training_step(step, tmp_path / "step.safetensors")
     job = ProofJob(0, "momentum", spec.to_dict(), str(tmp_path / "step.safetensors"), str(tmp_path / "cache"), str(tmp_path / kind))
     response = strategy()(job)
@@ -195,7 +196,7 @@ def test_a_replay_or_a_kept_witness_whose_velocity_is_not_the_recorded_one_is_re
     run = Path(shutil.copytree(momentum_run, tmp_path / "run"))
     shutil.rmtree(run / "witness", ignore_errors=True)
     bundle = RunBundle.open(run)
-    spec = spec_for_step(load_training_step(_replayed(bundle, 1), "momentum"))
+    spec = EZKL.statement_for_step(load_training_step(_replayed(bundle, 1), "momentum"))
     honest_record = next(r for r in bundle.commitments() if r["step"] == 1)
     check_witness(bundle, spec, honest_record)
     other = json.loads((run / files.COMMITMENTS).read_text().splitlines()[0])["v_after"]

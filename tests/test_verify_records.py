@@ -7,7 +7,7 @@ import pytest
 
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.mlp import MlpArchitecture
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.backends.ezkl.sgd import SgdCircuitSpec
 from pot_zk.verify.references import Expectations, check_tolerance, default_tolerance
 from pot_zk.verify.run import RunReport
 from pot_zk.verify.run_checks import check_outcomes_recorded

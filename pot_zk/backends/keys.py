@@ -3,11 +3,8 @@
 The auditor generates, for the declared statement(s), whatever the proof system's soundness
 rests on (ezkl: the KZG SRS, whose trapdoor its generator could know; Groth16: the setup's
 proving and verifying keys), hands the trainer what proving needs, and verifies with its own
-copy. A backend plugs in with one function, registered by proof type in :data:`KEY_GENERATORS`::
-
-    def new_keys(statements: Sequence[CircuitSpec], out_dir: Path, cache_dir: Path) -> GeneratedKeys
-
-It writes its files into ``out_dir`` (never elsewhere except its own ``cache_dir``) and says
+copy. The statements' backend generates the material
+(:meth:`~pot_zk.backends.base.ProverBackend.new_keys`): it writes its files into ``out_dir`` (never elsewhere except its own ``cache_dir``) and says
 which of them the trainer receives (``handover``) and with which config overrides the trainer
 proves (``trainer_overrides``). :func:`new_keys` adds the manifest ``keys.json``: format, proof
 type, statements (circuit id and spec), the files with their SHA-256, who generated them, on
@@ -21,52 +18,16 @@ import hashlib
 import json
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from pot_zk.core.atomic import write_json_atomic
-from pot_zk.core.registry import Registry
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.backends.base import GeneratedKeys, Statement
 
 KEYS_FORMAT = "pot-zk-keys/1"
 KEYS_FILE = "keys.json"
-
-
-@dataclass(frozen=True)
-class GeneratedKeys:
-    """What a backend's key generator wrote into the keys directory."""
-
-    backend: str
-    files: Mapping[str, str]
-    """Role -> file name in the keys directory, e.g. ``{"srs": "kzg12.srs"}`` or ``{"pk": ..., "vk": ...}``."""
-    handover: tuple[str, ...]
-    """The roles the trainer receives (ezkl: ``("srs",)``; Groth16: ``("pk",)``)."""
-    trainer_overrides: tuple[str, ...]
-    """Config overrides the trainer proves with, e.g. ``srs.path=/abs/kzg12.srs``."""
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-
-KeyGenerator = Callable[[Sequence[CircuitSpec], Path, Path], GeneratedKeys]
-
-KEY_GENERATORS: Registry[KeyGenerator] = Registry(
-    "key generator",
-    "prover",
-    {
-        "zk-halo2": "pot_zk.backends.ezkl.keys:new_keys",
-        "zk-groth16": "pot_zk.backends.groth16.auditor_keys:new_keys",
-    },
-)
-"""Proof type -> its :data:`KeyGenerator` (imported when used)."""
-
-
-def register_key_generator(proof_type: str, import_path: str) -> None:
-    KEY_GENERATORS.register(proof_type, import_path, replace=True)
-
-
-def key_generator(proof_type: str) -> KeyGenerator:
-    return KEY_GENERATORS.get(proof_type)
 
 
 def file_sha256(path: Path) -> str:
@@ -127,13 +88,19 @@ class KeySet:
         return keys
 
 
-def new_keys(proof_type: str, statements: Sequence[CircuitSpec], out_dir: Path, cache_dir: Path) -> KeySet:
-    """Generate key material for ``statements`` into ``out_dir`` (which must not hold keys yet)."""
-    generator = key_generator(proof_type)
-    return write_key_set(proof_type, statements, out_dir, lambda directory: generator(statements, directory, Path(cache_dir)))
+def new_keys(statements: Sequence[Statement], out_dir: Path, cache_dir: Path) -> KeySet:
+    """Generate key material for ``statements`` (of one backend) into ``out_dir`` (which must
+    not hold keys yet), with their backend's :meth:`~pot_zk.backends.base.ProverBackend.new_keys`."""
+    from pot_zk.backends.registry import backend_of
+
+    backends = {spec.backend for spec in statements}
+    if len(backends) != 1:
+        raise ConfigurationError(f"keys new needs statements of one backend, not {sorted(backends)}", key="keys")
+    backend = backend_of(statements[0])
+    return write_key_set(backend.proof_type, statements, out_dir, lambda directory: backend.new_keys(statements, directory, Path(cache_dir)))
 
 
-def write_key_set(proof_type: str, statements: Sequence[CircuitSpec], out_dir: Path, generate: Callable[[Path], GeneratedKeys]) -> KeySet:
+def write_key_set(proof_type: str, statements: Sequence[Statement], out_dir: Path, generate: Callable[[Path], GeneratedKeys]) -> KeySet:
     """Let ``generate`` write key material for ``statements`` into ``out_dir`` (which must not
     hold keys yet), then add ``keys.json``. ``new_keys`` generates; a backend's import (e.g. a
     Groth16 ceremony zkey) brings key material made elsewhere into the same format."""

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from pot_zk.backends.keys import KeySet
-    from pot_zk.kinds.spec_base import CircuitSpec
+    from pot_zk.backends.base import Statement
 
 CommandHandler = Callable[[argparse.Namespace], int]
-PROOF_TYPE_GROTH16 = "zk-groth16"
 
 
 def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
@@ -91,48 +90,41 @@ def _keys_new(args: argparse.Namespace) -> int:
     from pot_zk.backends.keys import new_keys
     from pot_zk.verify.run import default_cache_dir
 
-    proof_type, statement = _declared_statement(args)
-    keys = new_keys(proof_type, [statement], Path(args.out), Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    statement = _declared_statement(args)
+    keys = new_keys([statement], Path(args.out), Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     _print_handover(keys, statement)
     return 0
 
 
 def _keys_circuit(args: argparse.Namespace) -> int:
-    from pot_zk.backends.groth16.ceremony import write_ceremony_files
+    from pot_zk.backends.registry import backend_of
 
-    files = write_ceremony_files(_groth16_statement(args), Path(args.out), _statement_args(args))
+    statement = _declared_statement(args)
+    backend_of(statement).check_ceremony()
+    files = backend_of(statement).ceremony_files(statement, Path(args.out), _statement_args(args))
     print(files.text, end="")
     print(f"written: {files.circuit}, {files.instructions}")
     return 0
 
 
 def _keys_import_zkey(args: argparse.Namespace) -> int:
-    from pot_zk.backends.groth16.auditor_keys import import_zkey
     from pot_zk.backends.keys import write_key_set
+    from pot_zk.backends.registry import backend_of
 
-    statement = _groth16_statement(args)
-    keys = write_key_set(PROOF_TYPE_GROTH16, [statement], Path(args.out), lambda out: import_zkey(statement, Path(args.zkey), out))
+    statement = _declared_statement(args)
+    backend = backend_of(statement)
+    backend.check_ceremony()
+    keys = write_key_set(backend.proof_type, [statement], Path(args.out), lambda out: backend.import_keys(statement, Path(args.zkey), out))
     print(f"imported {args.zkey} (sha256 {keys.details['zkey_sha256']}): provenance zkey, checked against the circuit's header and a trial proof")
     _print_handover(keys, statement)
     return 0
 
 
-def _print_handover(keys: "KeySet", statement: "CircuitSpec") -> None:
+def _print_handover(keys: "KeySet", statement: "Statement") -> None:
     print(f"keys for {keys.proof_type} statement {statement.circuit_id()} in {keys.directory}")
     print(f"hand the trainer: {', '.join(str(keys.path(role)) for role in keys.handover)}")
     print(f"the trainer proves with: {' '.join(keys.trainer_overrides)}")
     print(f"verify its run with: pot-zk verify RUN --keys {keys.directory}")
-
-
-def _groth16_statement(args: argparse.Namespace) -> "CircuitSpec":
-    from pot_zk.exceptions import ConfigurationError
-
-    proof_type, statement = _declared_statement(args)
-    if proof_type != PROOF_TYPE_GROTH16:
-        raise ConfigurationError(
-            f"keys {args.keys_action} is for zk-groth16 statements (prover=groth16), not {proof_type}", key="prover", actual=proof_type
-        )
-    return statement
 
 
 def _statement_args(args: argparse.Namespace) -> str:
@@ -141,7 +133,7 @@ def _statement_args(args: argparse.Namespace) -> str:
     return f"--run {shlex.quote(str(args.run))}" if args.run else " ".join(shlex.quote(o) for o in args.overrides)
 
 
-def _declared_statement(args: argparse.Namespace):
+def _declared_statement(args: argparse.Namespace) -> "Statement":
     from pot_zk.backends.registry import spec_from_dict
     from pot_zk.exceptions import ConfigurationError
 
@@ -151,8 +143,7 @@ def _declared_statement(args: argparse.Namespace):
         from pot_zk.runs.bundle import RunBundle
 
         manifest = RunBundle.open(Path(args.run)).manifest()
-        return str(manifest["strategy"]), spec_from_dict(manifest["circuit"])
+        return spec_from_dict(manifest["circuit"])
     from pot_zk.config import build, compose_config
 
-    runtime = build(compose_config(args.overrides, run_dir="."))
-    return runtime.strategy.name, runtime.plan.spec
+    return build(compose_config(args.overrides, run_dir=".")).plan.spec

@@ -130,6 +130,8 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
     registry.register(strategy.name, lambda: strategy)
     settings = HandlerSettings(Path(cfg.handler.park_dir), tuple(str(name) for name in cfg.handler.fallback_chain))
     handler = create_handler(str(cfg.handler.name), settings, registry)
+    plan = training_plan(cfg)
+    _check_chain_serves(settings.fallback_chain if str(cfg.handler.name) == "fallback" else (), registry, plan.spec)
     run_dir = Path(cfg.run_dir)
     config = _resolved_container(cfg)
     config["run_dir"] = str(run_dir.absolute())
@@ -143,9 +145,23 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
         run_dir=run_dir,
         audit_file=run_dir / cfg.audit.file_name,
         console_records=bool(cfg.console.records),
-        plan=training_plan(cfg),
+        plan=plan,
         config=config,
     )
+
+
+def _check_chain_serves(chain: Sequence[str], registry: StrategyRegistry, spec: Any) -> None:
+    """ConfigurationError when a strategy of the fallback chain cannot stand in for a proof of
+    the run's statement (a certificate that says why through ``unserved``)."""
+    for name in chain:
+        reason = getattr(registry.create(name), "unserved", lambda _spec: None)(spec)
+        if reason:
+            raise ConfigurationError(
+                f"handler.fallback_chain: {name} cannot serve the {spec.backend} {spec.kind} statement: {reason}; "
+                f"the backend's own certificates are prover.certificates",
+                key="handler.fallback_chain",
+                strategy=name,
+            )
 
 
 def step_kind_name(cfg: DictConfig) -> str:
@@ -177,12 +193,6 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         base_run=Path(cfg.model.base_run).expanduser().absolute() if cfg.model.base_run else None,
     )
     backend = BACKENDS.get(str(cfg.prover.backend))
-    if kind.name not in backend.provable_kinds():
-        raise ConfigurationError(
-            f"the {backend.name} backend proves {', '.join(backend.provable_kinds())} steps, not {kind.name} steps",
-            key="prover.backend",
-            valid=list(backend.provable_kinds()),
-        )
     circuit = OmegaConf.to_container(cfg.circuit, resolve=True)
     assert isinstance(circuit, dict)
     spec = backend.circuit_spec(kind, kind.architecture(model), int(cfg.train.batch_size), float(cfg.train.learning_rate), circuit)

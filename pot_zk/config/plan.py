@@ -34,7 +34,7 @@ class TrainingPlan:
     cache_dir: Path
     model: ModelSettings
     spec: Any
-    """The configured backend's circuit spec of one step (a :class:`~pot_zk.kinds.spec_base.CircuitSpec`)."""
+    """The configured backend's circuit spec of one step (a :class:`~pot_zk.backends.base.Statement`)."""
     backend: ProverBackend
     circuit: Mapping[str, Any]
     """The backend's circuit settings as configured (config group ``circuit``)."""

@@ -38,6 +38,9 @@ class ProverConfig:
     timeout_s: float = 1800.0
     args: List[str] = field(default_factory=list)
     """Extra command-line arguments passed to the program."""
+    certificates: List[str] = field(default_factory=lambda: ["reexec"])
+    """The non-ZK certificates that can stand in for the backend's proofs, in the order the
+    ``fallback`` handler tries them (its default ``handler.fallback_chain``)."""
 
 
 @dataclass
@@ -58,8 +61,8 @@ class HandlerConfig:
     """A failure handler of :data:`pot_zk.proving.handlers.HANDLERS`."""
     park_dir: str = "${run_dir}/pending"
     """Where the ``retry`` handler parks failed jobs for ``pot-zk prove-pending``."""
-    fallback_chain: List[str] = field(default_factory=lambda: ["freivalds", "reexec"])
-    """Strategy names the ``fallback`` handler tries, in order."""
+    fallback_chain: List[str] = field(default_factory=lambda: "${prover.certificates}")  # type: ignore[assignment]
+    """Strategy names the ``fallback`` handler tries, in order (default: the backend's certificates)."""
 
 
 @dataclass

@@ -12,13 +12,13 @@ step:
   which every backend commits to and proves over;
 * the witness file (:meth:`StepKind.save` / :meth:`StepKind.load`, safetensors with the kind
   in its metadata);
-* the check statement (:meth:`StepKind.check_spec`, a
-  :class:`~pot_zk.kinds.spec_base.CircuitSpec` whose ``reference_output`` runs the check
-  graph in float64: what ``reexec`` recomputes) and the products of its forward and backward
-  pass (:meth:`StepKind.backprop`: what ``freivalds`` reveals), both from
-  :func:`pot_zk.kinds.mlp.backprop`;
+* the float64 reference: the products of its forward and backward pass
+  (:meth:`StepKind.backprop`: what ``freivalds`` reveals, from :func:`pot_zk.kinds.mlp.backprop`),
+  which backends' float statements build on;
 * what a run needs: the architecture from the model settings, the seeded model, the frozen
   base it starts from (if any) and the tensors of a saved model file that commitments bind.
+
+A kind knows no backend: the statements that prove it live in ``pot_zk/backends/<backend>/<kind>.py``.
 
 Steps themselves are frozen dataclasses with float64 tensors and the :class:`BatchStep`
 behaviour (batch size, the batch's canonical encoding).
@@ -141,14 +141,11 @@ def check_batch(step: BatchStep, dims: Sequence[int], loss: str = "mse") -> None
 
 class StepKind(ABC):
     """One kind of training step. Subclasses fill in the abstract methods; the witness file
-    format and the check statement follow from ``file_tensors`` / ``from_file`` and
-    ``spec_type``."""
+    format follows from ``file_tensors`` / ``from_file``."""
 
     name: ClassVar[str]
     """The ``kind`` string of step files, circuit specs and prover requests."""
     step_type: ClassVar[type]
-    spec_type: ClassVar[type]
-    """The check statement (a :class:`~pot_zk.kinds.spec_base.CircuitSpec` class)."""
     architecture_type: ClassVar[type]
     constant_inputs: ClassVar[tuple[str, ...]] = ()
     """Encoded tensors that stay the same for a whole run (committed once, e.g. LoRA's base)."""
@@ -157,6 +154,8 @@ class StepKind(ABC):
     ``after`` (the weights; a momentum step also its velocity)."""
     file_tensor_names: ClassVar[tuple[str, ...]]
     """The tensors of the witness file (their names are part of its format)."""
+    state_words: ClassVar[str] = "weights"
+    """What a step's committed state is, in words (``weights and velocity``...)."""
 
     @abstractmethod
     def capture(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor) -> BatchStep:
@@ -209,19 +208,23 @@ class StepKind(ABC):
         commit) and each constant input by name."""
 
     @abstractmethod
-    def backprop(self, spec: Any, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The products of the step's forward and backward pass (float64), by the names the
-        ``freivalds`` certificate reveals them under."""
+    def trained_shapes(self, architecture: Any) -> Shapes:
+        """The model parameters a step changes, by parameter name, in canonical order."""
 
-    def check_spec(self, architecture: Any, batch_size: int, learning_rate: float, **fixed_point: int) -> Any:
-        """The check statement for these hyper-parameters (``fixed_point``: scale, tolerance...)."""
-        return self.spec_type(architecture, batch_size, learning_rate, **fixed_point)
+    @abstractmethod
+    def replace_after(self, step: BatchStep, after: Mapping[str, torch.Tensor]) -> BatchStep:
+        """``step`` with the state after it replaced: ``after`` holds flat float64 tensors by
+        encoding name (``w_after``, and e.g. ``v_after``), as an exact statement computed them."""
 
-    def spec_for_step(self, step: BatchStep, **fixed_point: int) -> Any:
-        return self.check_spec(step.architecture, step.batch_size, step.learning_rate, **fixed_point)
+    @abstractmethod
+    def load_after(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: BatchStep) -> None:
+        """Set ``model``'s trained parameters (and the optimizer's state, e.g. a velocity) to the
+        state after ``step``."""
 
-    def spec_from_dict(self, data: Mapping[str, Any]) -> Any:
-        return self.spec_type.from_dict(data)
+    @abstractmethod
+    def backprop(self, architecture: Any, batch_size: int, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The products of the step's forward and backward pass (float64) from its canonical
+        encoding ``named``, by the names the ``freivalds`` certificate reveals them under."""
 
     def save(self, step: BatchStep, path: Path) -> None:
         """Write the step's witness file (safetensors, atomically) with its metadata."""
@@ -259,6 +262,14 @@ class StepKind(ABC):
         step = self.from_file(architecture, learning_rate, {key: copy_tensor(value) for key, value in tensors.items()})
         self.validate(step)
         return step
+
+
+def load_parameters(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Copy ``state`` into ``model``'s parameters of the same names (in place, their dtypes)."""
+    with torch.no_grad():
+        for name, values in state.items():
+            parameter = model.get_parameter(name)
+            parameter.copy_(values.to(parameter.dtype))
 
 
 def read_step_file(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:

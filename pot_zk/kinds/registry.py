@@ -52,11 +52,6 @@ def step_from_models(model_before: nn.Module, model_after: nn.Module, inputs: An
     return STEP_KINDS.get(kind).from_models(model_before, model_after, torch.as_tensor(inputs), torch.as_tensor(targets), learning_rate)
 
 
-def spec_for_step(step: BatchStep, **fixed_point: int) -> Any:
-    """The check statement that proves ``step`` (``fixed_point`` overrides scale, tolerance...)."""
-    return kind_of(step).spec_for_step(step, **fixed_point)
-
-
 def save_training_step(step: BatchStep, path: Path) -> None:
     """Write a step's witness file (what ``ProofJob.witness_path`` points at)."""
     kind_of(step).save(step, Path(path))

@@ -118,6 +118,13 @@ class LazyStrategy:
             self._strategy = strategy
         return self._strategy(job)
 
+    def unserved(self, spec: Any) -> str | None:
+        """Why this strategy cannot stand in for a proof of ``spec`` (None: it can)."""
+        target = PROOF_TYPES.get(self.name)
+        if not callable(target):
+            return "it is not proven in-process: its backend's prover program proves it (configure prover=<that backend>)"
+        return getattr(target, "unserved", lambda _spec: None)(spec)
+
     def __repr__(self) -> str:
         return f"LazyStrategy({self.name!r})"
 

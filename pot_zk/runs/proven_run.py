@@ -17,7 +17,7 @@ from pot_zk.backends.base import CommitmentScheme
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import kind_of, save_training_step
-from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.backends.base import Statement
 from pot_zk.proving.parking import parked_path
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
 from pot_zk.proving.strategies import ProofJob
@@ -45,7 +45,7 @@ class ProvenRun:
     def __init__(
         self,
         bundle: RunBundle,
-        spec: CircuitSpec,
+        spec: Statement,
         commitments: CommitmentScheme,
         pipeline: ProvingPipeline | None,
         policy: Callable[[int], bool],
@@ -182,7 +182,7 @@ class ProvenRun:
             self.on_result(result)
 
 
-def proof_job(bundle: RunBundle, spec: CircuitSpec, index: int, cache_dir: Path, prover_options: Mapping[str, Any]) -> ProofJob:
+def proof_job(bundle: RunBundle, spec: Statement, index: int, cache_dir: Path, prover_options: Mapping[str, Any]) -> ProofJob:
     """The job that proves step ``index`` of ``bundle`` from its witness file."""
     return ProofJob(
         step=index,

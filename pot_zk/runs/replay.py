@@ -47,7 +47,7 @@ def replay_witnesses(bundle: RunBundle, cfg: Any, steps: Iterable[int]) -> None:
         batch = batches[batch_index]
         step = capture_step(model, optimizer, batch.inputs, batch.targets)
         if arithmetic is not None:
-            step = arithmetic.step(model, step)
+            step = arithmetic.step(model, optimizer, step)
         found = commit_step(step, plan.spec).to_dict()
         differing = [key for key in plan.spec.input_names if found.get(key) != recorded.get(index, {}).get(key)]
         if differing:

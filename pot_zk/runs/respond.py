@@ -24,7 +24,7 @@ from pot_zk.config.schema import PotZkConfig
 from pot_zk.core.challenge import Challenge, challenge_problems
 from pot_zk.exceptions import ChallengeError, ConfigurationError, PotZkError, WitnessBuilderError
 from pot_zk.kinds.registry import load_training_step
-from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.backends.base import Statement
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.lifecycle import RunLifecycle
@@ -42,7 +42,7 @@ class ChallengeAnswer:
     detail: str = ""
 
 
-def check_witness(bundle: RunBundle, spec: CircuitSpec, record: dict[str, Any]) -> None:
+def check_witness(bundle: RunBundle, spec: Statement, record: dict[str, Any]) -> None:
     """The step's kept witness must exist and hash to its recorded commitments."""
     step = int(record["step"])
     path = bundle.witness_path(step)

@@ -109,7 +109,7 @@ class TrainingSession:
         index = self.next_step
         step = capture_step(self.model, self.optimizer, inputs, targets)
         if self.arithmetic is not None:
-            step = self.arithmetic.step(self.model, step)
+            step = self.arithmetic.step(self.model, self.optimizer, step)
         self.run.record_step(step, index, epoch, batch_index, self.audit)
         self.next_step = index + 1
         save_checkpoint(self.bundle.path(files.CHECKPOINT), self.model, self.optimizer, self.next_step)

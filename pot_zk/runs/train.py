@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
 from pot_zk.config import schema
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.exceptions import ConfigurationError
@@ -22,6 +23,7 @@ from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.data.datasets import Batch, HeldOut, epoch_order, seeded_batches
+from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.evaluation import Evaluation
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.lifecycle import RunLifecycle
@@ -127,10 +129,7 @@ def print_summary(summary: RunSummary) -> None:
     print(f"check it with: pot-zk verify {summary.run_dir} --expect-head {summary.head}")
 
 
-ZERO_KNOWLEDGE = ("zk-halo2", "zk-groth16")
-EXACT = ("zk-groth16",)
 DEV_KEYS = ("dev", "dev-srs")
-STATE = {"momentum": "weights and velocity", "lora": "adapters (on the declared base)"}
 
 
 def proved_line(summary: RunSummary) -> str:
@@ -154,10 +153,10 @@ def proved_line(summary: RunSummary) -> str:
             f"{len(chosen)} with {kind} ({_nature(kind, dev)}): {'step' if len(chosen) == 1 else 'steps'} {_listed(chosen)}"
             for kind, chosen in sorted(by_type.items())
         ]
-        circuit = manifest["circuit"]
-        tolerance = "" if set(by_type) <= set(EXACT) else f" within {circuit.get('tolerance_ulps')} units of 2^-{circuit.get('scale')}"
+        statement = spec_from_dict(manifest["circuit"])
+        tolerance = "" if statement.tolerance_ulps == 0 else f" within {statement.tolerance_ulps} units of 2^-{statement.scale}"
         said = (f"in short: {sum(map(len, by_type.values()))} of {steps} steps proven, {'; '.join(parts)}, each the declared "
-                f"update{tolerance} of its committed {STATE.get(circuit.get('kind'), 'weights')} on its committed batch; all {steps} committed")
+                f"update{tolerance} of its committed {STEP_KINDS.get(statement.kind).state_words} on its committed batch; all {steps} committed")
     scores = [e for e in summary.evaluations if e.accuracy is not None]
     if scores and scores[-1].after_step == steps:
         said += f"; held-out accuracy {scores[-1].accuracy:.1%} (initial {scores[0].accuracy:.1%}), measured, not proven"
@@ -165,7 +164,7 @@ def proved_line(summary: RunSummary) -> str:
 
 
 def _nature(proof_type: str, dev_keys: bool) -> str:
-    if proof_type not in ZERO_KNOWLEDGE:
+    if not PROOF_TYPES.get(proof_type).zero_knowledge:
         return "witness revealed to the verifier"
     return "zero-knowledge; dev keys: whoever made them could forge such proofs" if dev_keys else "zero-knowledge"
 

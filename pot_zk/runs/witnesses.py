@@ -3,7 +3,7 @@
 Size rule (``witness.retain=auto``, the default): every step's witness stays in the bundle's
 ``witness/`` directory when one step's witness is at most ``witness.max_step_bytes`` (default
 1 MiB), estimated as 8 bytes per value of the statement's inputs (W_t, batch, W_t+1 and, for
-LoRA, the frozen base: ``CircuitSpec.input_sizes``). Otherwise only the policy's steps keep
+LoRA, the frozen base: ``Statement.input_sizes``). Otherwise only the policy's steps keep
 theirs, until their proof is final, and the unproven steps cannot be answered when
 challenged (``pot-zk challenge`` and ``pot-zk respond`` say so). The manifest declares the
 choice (``witnesses``), so the auditor knows before challenging.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.backends.base import Statement
 
 RETAIN_SETTINGS = ("auto", "all", "scheduled")
 BYTES_PER_VALUE = 8
@@ -38,11 +38,11 @@ class WitnessRetention:
         return {"retained": self.retained, "step_bytes": self.step_bytes, "rule": self.rule}
 
 
-def step_witness_bytes(spec: CircuitSpec) -> int:
+def step_witness_bytes(spec: Statement) -> int:
     return BYTES_PER_VALUE * sum(spec.input_sizes().values())
 
 
-def witness_retention(spec: CircuitSpec, retain: str, max_step_bytes: int) -> WitnessRetention:
+def witness_retention(spec: Statement, retain: str, max_step_bytes: int) -> WitnessRetention:
     """Apply the size rule to ``spec`` under the ``witness.retain`` setting."""
     if retain not in RETAIN_SETTINGS:
         raise ConfigurationError(f"witness.retain must be one of {list(RETAIN_SETTINGS)}, got {retain!r}", key="witness.retain")

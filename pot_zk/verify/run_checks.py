@@ -14,7 +14,7 @@ from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import PotZkError, WitnessBuilderError
 from pot_zk.kinds.encoding import OPTIONAL_FIELDS
 from pot_zk.kinds.registry import STEP_KINDS
-from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.backends.base import Statement
 from pot_zk.proving.policy import create_policy
 from pot_zk.data.datasets import epoch_order
 
@@ -22,7 +22,7 @@ COMMITTED = ("w_before", "batch", "w_after")
 BATCH_ORDERS = ("seeded", "recorded")
 
 
-def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], spec: CircuitSpec, audit_events: list[dict]) -> dict[int, dict]:
+def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], spec: Statement, audit_events: list[dict]) -> dict[int, dict]:
     leaves = list(dataset.get("leaves", []))
     holdout = (dataset.get("holdout") or {}).get("commitment")
     root_ok = bool(leaves) and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"]["root"]
@@ -103,7 +103,7 @@ def _check_audit_agreement(report, by_step: dict[int, dict], audit_events: list[
             report.fail("steps", "audit-mismatch", "the commitment record differs from the audit trail's", step)
 
 
-def _check_chain(report, by_step: dict[int, dict], steps: list[int], spec: CircuitSpec) -> None:
+def _check_chain(report, by_step: dict[int, dict], steps: list[int], spec: Statement) -> None:
     """Each step records its state before and after it (W_t, W_t+1; a momentum step's V_t, V_t+1
     too), and its state before is the previous step's after; a momentum run starts from zero
     velocity, as torch's optimizer does."""
@@ -233,7 +233,7 @@ def check_outcomes_recorded(report, proofs: list[dict], audit_events: list[dict]
             )
 
 
-def note_free_velocity(report, spec: CircuitSpec) -> None:
+def note_free_velocity(report, spec: Statement) -> None:
     """A momentum step proven after an unproven one shows the update from a velocity no proof
     covers, which the trainer chose: any W_t+1 is the update of some V_t (docs/proofs.md)."""
     if "v_before" not in spec.input_names:

@@ -8,19 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from pot_zk.backends.groth16.exact import exact_sgd_step
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
+from pot_zk.backends.groth16.sgd.statement import Groth16SgdStatement
 
 TINY_DIMS = (4, 3, 2)
 BATCH = 2
 LR = 0.1
 
 
-def tiny_spec(**overrides) -> Groth16SgdSpec:
-    return Groth16SgdSpec(**{"dims": TINY_DIMS, "batch_size": BATCH, "learning_rate": LR, **overrides})
+def tiny_spec(**overrides) -> Groth16SgdStatement:
+    return Groth16SgdStatement(**{"dims": TINY_DIMS, "batch_size": BATCH, "learning_rate": LR, **overrides})
 
 
-def honest_step(spec: Groth16SgdSpec, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def honest_step(spec: Groth16SgdStatement, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(W_t, X, Y, W_t+1) as integers: weights ~ N(0, 0.5), inputs U(-1, 1), targets N(0, 1),
     on the 2**-scale grid, and W_t+1 the exact step."""
     rng = np.random.default_rng(seed)
@@ -34,15 +34,15 @@ def honest_step(spec: Groth16SgdSpec, seed: int = 0) -> tuple[np.ndarray, np.nda
 def tiny_lora_spec(**overrides):
     """4-3-2 with rank-2 adapters on both layers: every path (adapter forward, gradients, and
     back-propagation through an adapter) is in the circuit."""
-    from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
+    from pot_zk.backends.groth16.lora.statement import Groth16LoraStatement
 
     values = {"dims": TINY_DIMS, "adapted": (0, 1), "rank": 2, "alpha": 4.0, "batch_size": BATCH, "learning_rate": LR, **overrides}
-    return Groth16LoraSpec(**values)
+    return Groth16LoraStatement(**values)
 
 
 def honest_lora_step(spec, seed: int = 0) -> tuple[np.ndarray, ...]:
     """(base, adapters before, X, Y, adapters after) as integers, the last the exact step."""
-    from pot_zk.backends.groth16.exact_lora import exact_lora_step
+    from pot_zk.backends.groth16.lora.exact import exact_lora_step
 
     rng = np.random.default_rng(seed)
     grid = 2.0**spec.scale
@@ -53,12 +53,12 @@ def honest_lora_step(spec, seed: int = 0) -> tuple[np.ndarray, ...]:
     return base, adapters, x, y, exact_lora_step(spec, base, adapters, x, y)
 
 
-def tiny_ce_spec(**overrides) -> Groth16SgdSpec:
+def tiny_ce_spec(**overrides) -> Groth16SgdStatement:
     """4-3-3 with softmax cross-entropy on 3 classes, batch 2."""
-    return Groth16SgdSpec(**{"dims": (4, 3, 3), "batch_size": BATCH, "learning_rate": LR, "loss": "cross_entropy", **overrides})
+    return Groth16SgdStatement(**{"dims": (4, 3, 3), "batch_size": BATCH, "learning_rate": LR, "loss": "cross_entropy", **overrides})
 
 
-def honest_ce_step(spec: Groth16SgdSpec, seed: int = 0, labels: tuple[int, ...] | None = None) -> tuple[np.ndarray, ...]:
+def honest_ce_step(spec: Groth16SgdStatement, seed: int = 0, labels: tuple[int, ...] | None = None) -> tuple[np.ndarray, ...]:
     """(W_t, X, labels k * 2**scale, W_t+1) as integers, the last the exact cross-entropy step."""
     rng = np.random.default_rng(seed)
     grid = 2**spec.scale
@@ -67,6 +67,26 @@ def honest_ce_step(spec: Groth16SgdSpec, seed: int = 0, labels: tuple[int, ...] 
     classes = np.array(labels) if labels is not None else rng.integers(0, spec.dims[-1], spec.batch_size)
     y = classes.astype(np.int64) * grid
     return w, x, y, exact_sgd_step(spec, w, x, y)
+
+
+def sgd_integers(w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """An SGD step's integers by name (:data:`pot_zk.backends.groth16.statement.Integers`)."""
+    return {"w_before": w_before, "x": x, "y": y, **({} if w_after is None else {"w_after": w_after})}
+
+
+def lora_integers(base: np.ndarray, a_before: np.ndarray, x: np.ndarray, y: np.ndarray, a_after: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """A LoRA step's integers by name (the adapters are ``w_before``/``w_after``)."""
+    return {"base": base, "w_before": a_before, "x": x, "y": y, **({} if a_after is None else {"w_after": a_after})}
+
+
+def sgd_signals(w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray) -> dict[str, list]:
+    """The SGD circuit's private input signals (what a cheating prover hands the engine)."""
+    return {"w_before": w_before.reshape(-1).tolist(), "x": x.tolist(), "y": y.tolist(), "w_after": w_after.reshape(-1).tolist()}
+
+
+def lora_signals(base: np.ndarray, a_before: np.ndarray, x: np.ndarray, y: np.ndarray, a_after: np.ndarray) -> dict[str, list]:
+    """The LoRA circuit's private input signals."""
+    return {"a_before": a_before.reshape(-1).tolist(), "x": x.tolist(), "y": y.tolist(), "a_after": a_after.reshape(-1).tolist(), "base": base.reshape(-1).tolist()}
 
 
 def stop_holders(cache: Path, circuit: dict) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
+from pot_zk.backends.groth16.lora.statement import Groth16LoraStatement
 from pot_zk.backends.groth16.scheme import PackedPoseidon
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.sgd.statement import Groth16SgdStatement
 from pot_zk.backends.groth16.training import ExactTraining
 from pot_zk.backends.registry import BACKENDS, PROOF_TYPES, spec_from_dict
 from pot_zk.config import build, compose_config
@@ -23,7 +23,7 @@ def test_prover_groth16_builds_the_exact_statement_with_its_scheme_and_arithmeti
     runtime = build(compose_config(["prover=groth16", "model.loss=mse", "train.learning_rate=0.05"], run_dir=tmp_path))
     plan = runtime.plan
     assert runtime.strategy.name == "zk-groth16" and plan.backend is BACKENDS.get("groth16") is PROOF_TYPES.get("zk-groth16")
-    assert plan.spec == Groth16SgdSpec((16, 8, 10), 8, 0.05)
+    assert plan.spec == Groth16SgdStatement((16, 8, 10), 8, 0.05)
     assert spec_from_dict(plan.spec.to_dict()) == plan.spec
     assert plan.commitments == PackedPoseidon(12, 16)
     assert isinstance(plan.backend.training_arithmetic(plan.spec), ExactTraining)
@@ -34,13 +34,13 @@ def test_a_lora_statement_comes_from_the_lora_kind():
     lora = STEP_KINDS.get("lora")
     architecture = LoraArchitecture(MlpArchitecture((16, 8, 10)), (0, 1), 2, 4.0)
     spec = BACKENDS.get("groth16").circuit_spec(lora, architecture, 8, 0.05, {"scale": 12, "param_scale": 20, "value_bits": 16, "quotient_bits": 24})
-    assert spec == Groth16LoraSpec((16, 8, 10), (0, 1), 2, 4.0, 8, 0.05)
+    assert spec == Groth16LoraStatement((16, 8, 10), (0, 1), 2, 4.0, 8, 0.05)
     assert spec.architecture == architecture
 
 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"tolerance_ulps": 4}, r"unknown circuit setting\(s\) \['tolerance_ulps'\] for the groth16 backend; valid: scale, param_scale, value_bits, quotient_bits"),
-    ({"value_bits": "16"}, r"circuit.value_bits must be an integer \(or null: the statement's own\), got '16'"),
+    ({"value_bits": "16"}, r"circuit.value_bits must be an integer, got '16' \(or null: the statement's own\)"),
     ({"quotient_bits": 8}, r"quotient_bits must be >= value_bits"),
 ])
 def test_the_groth16_backend_checks_its_circuit_settings(settings, message):
@@ -56,11 +56,11 @@ def test_a_misspelt_groth16_setting_fails_at_compose_time():
 
 def test_the_default_digits_classifier_builds_a_cross_entropy_statement_of_its_own(tmp_path):
     plan = build(compose_config(["prover=groth16"], run_dir=tmp_path)).plan
-    assert plan.spec == Groth16SgdSpec((16, 8, 10), 8, 0.3, loss="cross_entropy")
+    assert plan.spec == Groth16SgdStatement((16, 8, 10), 8, 0.3, loss="cross_entropy")
     assert (plan.spec.circuit_version, plan.spec.value_bits) == ("groth16-sgd-ce/1", 17)  # label 9 at 2**-12 needs 17 bits
     assert plan.commitments == PackedPoseidon(12, 17)
     assert spec_from_dict(plan.spec.to_dict()) == plan.spec
-    mse = Groth16SgdSpec((16, 8, 10), 8, 0.3)
+    mse = Groth16SgdStatement((16, 8, 10), 8, 0.3)
     assert (mse.circuit_version, mse.value_bits) == ("groth16-sgd/1", 16) and mse.circuit_id() != plan.spec.circuit_id()
 
 
@@ -71,18 +71,18 @@ def test_a_cross_entropy_statement_whose_labels_do_not_fit_is_refused():
 
 
 def test_a_spec_claiming_the_mse_circuit_for_cross_entropy_is_refused():
-    data = Groth16SgdSpec((4, 3, 3), 2, 0.1, loss="cross_entropy").to_dict()
+    data = Groth16SgdStatement((4, 3, 3), 2, 0.1, loss="cross_entropy").to_dict()
     with pytest.raises(ConfigurationError, match="unknown circuit version 'groth16-sgd/1'"):
         spec_from_dict({**data, "circuit_version": "groth16-sgd/1"})
 
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 def test_momentum_is_refused_before_anything_runs(loss, tmp_path):
-    with pytest.raises(ConfigurationError, match="the groth16 backend proves sgd, lora steps, not momentum steps") as raised:
+    with pytest.raises(ConfigurationError, match="the groth16 backend proves lora, sgd steps, not momentum steps") as raised:
         build(compose_config(["prover=groth16", f"model.loss={loss}", "optimizer.momentum=0.9"], run_dir=tmp_path))
     assert raised.value.context["key"] == "prover.backend"
     assert not any(tmp_path.iterdir())  # nothing ran: no run directory content
-    with pytest.raises(ConfigurationError, match="proves \\['sgd', 'lora'\\] steps, not 'momentum'"):
+    with pytest.raises(ConfigurationError, match="proves lora, sgd steps, not momentum steps"):
         BACKENDS.get("groth16").circuit_spec(STEP_KINDS.get("momentum"), STEP_KINDS.get("momentum").architecture(ModelSettings("sgd", (4, 3, 2), loss, momentum=0.9)), 8, 0.05, {})
 
 

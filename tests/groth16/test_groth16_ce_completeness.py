@@ -15,14 +15,19 @@ import pytest
 
 from pot_zk.backends.groth16 import adapter, keys
 from pot_zk.backends.groth16.circuit_writer import gadget_source
-from pot_zk.backends.groth16.commit import commit_sgd_step
-from pot_zk.backends.groth16.exact import exact_sgd_step, signed_range, split_params
-from pot_zk.backends.groth16.signals import circuit_inputs
-from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
+
+from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
+
+from pot_zk.backends.groth16.integers import signed_range
+
+from pot_zk.backends.groth16.sgd.exact import split_params
+
+from pot_zk.backends.groth16.integers import FIELD_MODULUS
 from pot_zk.backends.groth16.softmax_circom import softmax_templates
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.sgd.statement import Groth16SgdStatement
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.exact_softmax import EXP_RANGE, softmax_trace
+from groth16_support import sgd_integers, sgd_signals
 
 pytestmark = pytest.mark.prover
 
@@ -35,7 +40,7 @@ SHAPES = [
 ]
 
 
-def _steps(spec: Groth16SgdSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+def _steps(spec: Groth16SgdStatement) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(what, W_t, X, classes): random steps and steps at the edges of the range checks."""
     rng = np.random.default_rng(7)
     unit, classes, n, d0 = 2**spec.scale, spec.dims[-1], spec.batch_size, spec.dims[0]
@@ -62,7 +67,7 @@ def _steps(spec: Groth16SgdSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, 
     yield "zero weights and inputs", np.zeros(spec.num_params, dtype=np.int64), np.zeros((n, d0), dtype=np.int64), np.arange(n) % classes
 
 
-def _logits(spec: Groth16SgdSpec, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+def _logits(spec: Groth16SgdStatement, w: np.ndarray, x: np.ndarray) -> np.ndarray:
     h = x
     for layer, (weight, bias) in enumerate(zip(split_params(spec, w)[::2], split_params(spec, w)[1::2])):
         z = (h @ weight.T) // 2**spec.scale + bias
@@ -72,7 +77,7 @@ def _logits(spec: Groth16SgdSpec, w: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["-".join(map(str, s["dims"])) + f"@{s.get('scale', 12)}" for s in SHAPES])
 def test_every_cross_entropy_step_the_reference_accepts_proves(shape, groth16_cache):
-    spec = Groth16SgdSpec(loss="cross_entropy", **shape)
+    spec = Groth16SgdStatement(loss="cross_entropy", **shape)
     key_dir = keys.ensure_keys(spec, groth16_cache)
     pk, vk = key_dir.load_proving_key(), key_dir.load_verifying_key()
     proved, clamped = [], 0
@@ -82,8 +87,8 @@ def test_every_cross_entropy_step_the_reference_accepts_proves(shape, groth16_ca
             w_after = exact_sgd_step(spec, w, x, y)
         except WitnessBuilderError:
             continue
-        proof = adapter.prove(pk, circuit_inputs(w, x, y, w_after))
-        assert adapter.verify(vk, proof, commit_sgd_step(spec, w, x, y, w_after).public_inputs()) == (True, None), what
+        proof = adapter.prove(pk, sgd_signals(w, x, y, w_after))
+        assert adapter.verify(vk, proof, spec.commitments(sgd_integers(w, x, y, w_after)).public_inputs()) == (True, None), what
         proved.append(what)
         clamped += bool((softmax_trace(_logits(spec, w, x), spec.scale).shifted == -EXP_RANGE * 2**spec.scale).any())
     assert len(proved) >= 6, proved  # the edge cases are steps the reference accepts, not skipped ones

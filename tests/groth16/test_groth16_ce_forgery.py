@@ -19,17 +19,18 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from pot_zk.backends.groth16 import adapter, exact
-from pot_zk.backends.groth16.circom import circuit_source
+from pot_zk.backends.groth16 import adapter
+from pot_zk.backends.groth16.sgd import exact
+
 from pot_zk.backends.groth16.circuit_writer import gadget_source
-from pot_zk.backends.groth16.commit import commit_sgd_step
-from pot_zk.backends.groth16.exact import exact_sgd_step
-from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
-from pot_zk.backends.groth16.signals import circuit_inputs
+
+from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
+from pot_zk.backends.groth16.integers import FIELD_MODULUS
+
 from pot_zk.backends.groth16.softmax_circom import softmax_templates
 from pot_zk.kinds.exact_softmax import EXP_RANGE, softmax_trace
 
-from groth16_support import honest_ce_step, tiny_ce_spec
+from groth16_support import honest_ce_step, sgd_integers, sgd_signals, tiny_ce_spec
 
 pytestmark = pytest.mark.prover
 
@@ -157,8 +158,8 @@ def _tamper(source: str, old: str, new: str) -> str:
 def honest(tmp_path_factory):
     spec = tiny_ce_spec(learning_rate=LR)
     w, x, y, w_after = honest_ce_step(spec, seed=3, labels=LABELS)
-    source = circuit_source(spec)
-    ok, report = _proves(tmp_path_factory.mktemp("honest"), "honest", source, circuit_inputs(w, x, y, w_after), commit_sgd_step(spec, w, x, y, w_after).public_inputs())
+    source = spec.circuit_source()
+    ok, report = _proves(tmp_path_factory.mktemp("honest"), "honest", source, sgd_signals(w, x, y, w_after), spec.commitments(sgd_integers(w, x, y, w_after)).public_inputs())
     assert ok
     return spec, (w, x, y, w_after), source, report
 
@@ -168,8 +169,8 @@ def test_a_forged_cross_entropy_witness_has_no_proof_without_its_guard_it_has(ho
     spec, (w, x, y, w_after), source, honest_report = honest
     forged = _forged_step(spec, w, x, y, forged_p, forged_hot, monkeypatch)
     assert not np.array_equal(forged, w_after), f"{what}: the forgery does not change W_t+1"
-    claimed = commit_sgd_step(spec, w, x, y, forged).public_inputs()  # the committed batch: the true labels
-    inputs = circuit_inputs(w, x, y, forged)
+    claimed = spec.commitments(sgd_integers(w, x, y, forged)).public_inputs()  # the committed batch: the true labels
+    inputs = sgd_signals(w, x, y, forged)
     tampered = source
     for old, new in hints:
         tampered = _tamper(tampered, old, new)

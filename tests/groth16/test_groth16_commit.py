@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pot_zk.backends.groth16 import commit
-from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
+from pot_zk.backends.groth16.integers import FIELD_MODULUS
 from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
 
 

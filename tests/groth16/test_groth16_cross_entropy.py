@@ -9,19 +9,21 @@ import numpy as np
 import pytest
 import torch
 
-from pot_zk.backends.groth16 import adapter, circom, keys
-from pot_zk.backends.groth16.commit import commit_sgd_step
-from pot_zk.backends.groth16.exact import exact_sgd_step, split_params
-from pot_zk.backends.groth16.prove import circuit_inputs, prove_sgd_step
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16 import adapter, keys
+
+from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
+
+from pot_zk.backends.groth16.sgd.exact import split_params
+from pot_zk.backends.groth16.prove import prove_step
+from pot_zk.backends.groth16.sgd.statement import Groth16SgdStatement
 from pot_zk.exceptions import WitnessBuilderError
 
-from groth16_support import honest_ce_step, tiny_ce_spec, tiny_spec
+from groth16_support import honest_ce_step, sgd_integers, sgd_signals, tiny_ce_spec, tiny_spec
 
 pytestmark = pytest.mark.prover
 
 
-def float64_ce_step(spec: Groth16SgdSpec, w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def float64_ce_step(spec: Groth16SgdStatement, w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """torch's SGD step with cross_entropy (mean over the batch) on the same grid values, in grid units."""
     grid = 2.0**spec.scale
     params = [torch.tensor(part / grid, requires_grad=True) for part in split_params(spec, w)]
@@ -36,7 +38,7 @@ def float64_ce_step(spec: Groth16SgdSpec, w: np.ndarray, x: np.ndarray, y: np.nd
 
 @pytest.mark.parametrize("dims,batch,lr", [((4, 3, 3), 2, 0.1), ((16, 8, 10), 8, 0.3), ((5, 4, 3, 4), 3, 0.5)])
 def test_the_exact_cross_entropy_step_is_within_two_grid_steps_of_torch_s(dims, batch, lr):
-    spec = Groth16SgdSpec(dims, batch, lr, loss="cross_entropy")
+    spec = Groth16SgdStatement(dims, batch, lr, loss="cross_entropy")
     worst = 0.0
     for seed in range(20):
         w, x, y, w_after = honest_ce_step(spec, seed)
@@ -61,18 +63,18 @@ def ce_keys(groth16_cache):
 
 def _forced(key_dir, spec, w, x, y, w_after) -> bool:
     """A cheater's proof (no reference check) verified against the commitments of its own witness."""
-    proof = adapter.prove(key_dir.load_proving_key(), circuit_inputs(w, x, y, w_after))
-    return adapter.verify(key_dir.load_verifying_key(), proof, commit_sgd_step(spec, w, x, y, w_after).public_inputs())[0]
+    proof = adapter.prove(key_dir.load_proving_key(), sgd_signals(w, x, y, w_after))
+    return adapter.verify(key_dir.load_verifying_key(), proof, spec.commitments(sgd_integers(w, x, y, w_after)).public_inputs())[0]
 
 
 def test_an_honest_cross_entropy_step_proves_and_verifies(ce_keys):
     spec = tiny_ce_spec()
     w, x, y, w_after = honest_ce_step(spec, labels=(0, 2))
-    proof = prove_sgd_step(spec, ce_keys, w, x, y, w_after)
+    proof = prove_step(spec, ce_keys, sgd_integers(w, x, y, w_after))
     assert len(proof.proof) == 256 and proof.circuit_id == spec.circuit_id() != tiny_spec(dims=(4, 3, 3)).circuit_id()
     vk = ce_keys.load_verifying_key()
-    assert adapter.verify(vk, proof.proof, commit_sgd_step(spec, w, x, y, w_after).public_inputs()) == (True, None)
-    assert "SoftmaxRow(3, 12, 24)" in circom.circuit_source(spec) and "OneHotLabel(3, 12)" in circom.circuit_source(spec)
+    assert adapter.verify(vk, proof.proof, spec.commitments(sgd_integers(w, x, y, w_after)).public_inputs()) == (True, None)
+    assert "SoftmaxRow(3, 12, 24)" in spec.circuit_source() and "OneHotLabel(3, 12)" in spec.circuit_source()
 
 
 def test_w_after_one_grid_step_off_has_no_proof(ce_keys):
@@ -81,7 +83,7 @@ def test_w_after_one_grid_step_off_has_no_proof(ce_keys):
     moved = w_after.copy()
     moved[7] += 1
     with pytest.raises(WitnessBuilderError, match="not the exact step on this batch"):
-        prove_sgd_step(spec, ce_keys, w, x, y, moved)
+        prove_step(spec, ce_keys, sgd_integers(w, x, y, moved))
     assert _forced(ce_keys, spec, w, x, y, w_after)  # the forced path proves an honest witness
     assert not _forced(ce_keys, spec, w, x, y, moved)
 
@@ -94,8 +96,8 @@ def test_another_label_has_no_proof(ce_keys):
     # the update of label 1, claimed for a batch committed with label 2
     assert not _forced(ce_keys, spec, w, x, other, w_after)
     # the honest proof does not verify against the batch commitment of another label
-    proof = prove_sgd_step(spec, ce_keys, w, x, y, w_after)
-    claimed = commit_sgd_step(spec, w, x, other, w_after).public_inputs()
+    proof = prove_step(spec, ce_keys, sgd_integers(w, x, y, w_after))
+    claimed = spec.commitments(sgd_integers(w, x, other, w_after)).public_inputs()
     assert adapter.verify(ce_keys.load_verifying_key(), proof.proof, claimed)[0] is False
 
 

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from pot_zk.backends.groth16 import exact
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16 import integers
+from pot_zk.backends.groth16.sgd import exact
+from pot_zk.backends.groth16.sgd.statement import Groth16SgdStatement
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 
 from groth16_support import honest_step, tiny_spec
 
 
-def float64_step(spec: Groth16SgdSpec, w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def float64_step(spec: Groth16SgdStatement, w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """torch's SGD step on the same grid values, in float64, in units of the grid."""
     grid = 2.0**spec.scale
     params = [torch.tensor(part / grid, requires_grad=True) for part in exact.split_params(spec, w)]
@@ -28,7 +29,7 @@ def float64_step(spec: Groth16SgdSpec, w: np.ndarray, x: np.ndarray, y: np.ndarr
 
 @pytest.mark.parametrize("dims,batch", [((4, 3, 2), 2), ((16, 8, 10), 8), ((5, 4, 3, 2), 3)])
 def test_exact_step_is_within_two_grid_steps_of_a_float64_step(dims, batch):
-    spec = Groth16SgdSpec(dims, batch, 0.1)
+    spec = Groth16SgdStatement(dims, batch, 0.1)
     worst = 0.0
     for seed in range(20):
         w, x, y, w_after = honest_step(spec, seed)
@@ -38,7 +39,7 @@ def test_exact_step_is_within_two_grid_steps_of_a_float64_step(dims, batch):
 
 
 def test_exact_step_matches_hand_computed_floors():
-    spec = Groth16SgdSpec((1, 1), 1, 0.5, scale=2, param_scale=4)  # c = 2*0.5/(1*1) = 1, c_fix = 16
+    spec = Groth16SgdStatement((1, 1), 1, 0.5, scale=2, param_scale=4)  # c = 2*0.5/(1*1) = 1, c_fix = 16
     # z = floor(3 * -5 / 4) + 1 = -4 + 1 = -3; delta = -3 - 2 = -5
     # gW = floor(-5 * 3 / 4) = -4; gb = -5; W' = -5 - floor(16 * -4 / 16) = -1; b' = 1 - (-5) = 6
     w_after = exact.exact_sgd_step(spec, np.array([-5, 1]), np.array([[3]]), np.array([[2]]))
@@ -46,7 +47,7 @@ def test_exact_step_matches_hand_computed_floors():
 
 
 def test_relu_derivative_at_zero_is_zero():
-    spec = Groth16SgdSpec((1, 1, 1), 1, 0.5, scale=2, param_scale=4)
+    spec = Groth16SgdStatement((1, 1, 1), 1, 0.5, scale=2, param_scale=4)
     # hidden z = floor(4 * 1 / 4) - 1 = 0: relu(0) = 0 and no gradient flows into layer 1
     w = np.array([1, -1, 3, 0])
     w_after = exact.exact_sgd_step(spec, w, np.array([[4]]), np.array([[4]]))
@@ -56,24 +57,24 @@ def test_relu_derivative_at_zero_is_zero():
 
 def test_off_grid_weight_is_refused_and_batch_values_round_half_away_from_zero():
     with pytest.raises(WitnessBuilderError) as caught:
-        exact.quantise_weights(np.array([0.5, 0.25 + 2.0**-14]), 12, 16, "weights before the step")
+        integers.quantise_weights(np.array([0.5, 0.25 + 2.0**-14]), 12, 16, "weights before the step")
     assert caught.value.context["tensor"] == "weights before the step"
     assert caught.value.context["first_index"] == 1
-    assert exact.quantise_weights(np.array([0.5, -0.25]), 12, 16).tolist() == [2048, -1024]
+    assert integers.quantise_weights(np.array([0.5, -0.25]), 12, 16).tolist() == [2048, -1024]
     half = 2.0**-13
-    assert exact.quantise_batch(np.array([half, -half, 3 * half, 0.1]), 12, 16).tolist() == [1, -1, 2, 410]
-    assert exact.dequantise(np.array([2048, -1]), 12).tolist() == [0.5, -(2.0**-12)]
+    assert integers.quantise_batch(np.array([half, -half, 3 * half, 0.1]), 12, 16).tolist() == [1, -1, 2, 410]
+    assert integers.dequantise(np.array([2048, -1]), 12).tolist() == [0.5, -(2.0**-12)]
 
 
 @pytest.mark.parametrize("value", [8.0, -8.0 - 2.0**-12, float("nan")])
 def test_batch_value_outside_the_value_range_is_a_typed_error(value):
     with pytest.raises(WitnessBuilderError) as caught:
-        exact.quantise_batch(np.array([0.0, value]), 12, 16, "batch inputs X")
+        integers.quantise_batch(np.array([0.0, value]), 12, 16, "batch inputs X")
     assert caught.value.context["tensor"] == "batch inputs X"
 
 
 def test_value_range_is_the_signed_value_bits_range():
-    assert exact.quantise_batch(np.array([-8.0, 8.0 - 2.0**-12]), 12, 16).tolist() == [-32768, 32767]
+    assert integers.quantise_batch(np.array([-8.0, 8.0 - 2.0**-12]), 12, 16).tolist() == [-32768, 32767]
 
 
 @pytest.mark.parametrize("tensor,index", [("weights", 0), ("X", 1), ("Y", 2)])
@@ -98,7 +99,7 @@ def test_quotient_out_of_bound_names_the_layer():
 
 
 def test_weights_after_the_update_must_fit_the_value_range():
-    spec = Groth16SgdSpec((1, 1), 1, 1.0, scale=2, param_scale=4)  # c = 2: b' = b - 2 (b - y) = 2y - b
+    spec = Groth16SgdStatement((1, 1), 1, 1.0, scale=2, param_scale=4)  # c = 2: b' = b - 2 (b - y) = 2y - b
     with pytest.raises(WitnessBuilderError) as caught:
         exact.exact_sgd_step(spec, np.array([-5, 2**15 - 1]), np.array([[0]]), np.array([[-2**15]]))
     assert caught.value.context["tensor"] == "layer 1 bias after the update"
@@ -117,7 +118,7 @@ def test_spec_round_trips_and_its_id_changes_with_every_field():
     spec = tiny_spec()
     data = spec.to_dict()
     assert data["kind"] == "sgd" and data["backend"] == "groth16"
-    assert Groth16SgdSpec.from_dict(data) == spec
+    assert Groth16SgdStatement.from_dict(data) == spec
     ids = {spec.circuit_id()}
     for change in ({"learning_rate": 0.05}, {"dims": (4, 3, 3)}, {"batch_size": 3}, {"scale": 11}, {"param_scale": 21}, {"value_bits": 15}, {"quotient_bits": 23}):
         ids.add(tiny_spec(**change).circuit_id())
@@ -126,8 +127,8 @@ def test_spec_round_trips_and_its_id_changes_with_every_field():
 
 def test_update_constant_rounds_half_away_from_zero():
     assert tiny_spec().c_fix == 52429  # 0.05 * 2**20 = 52428.8
-    assert Groth16SgdSpec((1, 1), 1, 0.5, param_scale=4).c_fix == 16
-    assert Groth16SgdSpec((1, 1), 1, 2.0**-6, param_scale=4).c_fix == 1  # 0.5 -> 1
+    assert Groth16SgdStatement((1, 1), 1, 0.5, param_scale=4).c_fix == 16
+    assert Groth16SgdStatement((1, 1), 1, 2.0**-6, param_scale=4).c_fix == 1  # 0.5 -> 1
 
 
 @pytest.mark.parametrize(
@@ -153,4 +154,4 @@ def test_malformed_spec_dicts_are_configuration_errors():
     data = tiny_spec().to_dict()
     for broken in ({**data, "backend": "ezkl"}, {**data, "batch_size": "2"}, {k: v for k, v in data.items() if k != "scale"}):
         with pytest.raises(ConfigurationError):
-            Groth16SgdSpec.from_dict(broken)
+            Groth16SgdStatement.from_dict(broken)

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from pot_zk.backends.groth16.exact import exact_sgd_step, quantise_batch, quantise_weights
+from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
+
+from pot_zk.backends.groth16.integers import quantise_batch
+
+from pot_zk.backends.groth16.integers import quantise_weights
 from pot_zk.backends.registry import spec_from_dict
 from pot_zk.hooks import proven_training
 from pot_zk.kinds.mlp import MlpArchitecture, flatten

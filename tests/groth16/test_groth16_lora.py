@@ -13,20 +13,20 @@ import torch
 
 from pot_zk.core import protocol
 from pot_zk.backends.groth16 import adapter, keys
-from pot_zk.backends.groth16.commit import StepCommitments, commit_lora_step
-from pot_zk.backends.groth16.exact import dequantise
-from pot_zk.backends.groth16.exact_lora import exact_lora_step
-from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
-from pot_zk.backends.groth16.prove import lora_circuit_inputs, prove_lora_step
+from pot_zk.backends.groth16.commit import StepCommitments
+from pot_zk.backends.groth16.integers import dequantise
+from pot_zk.backends.groth16.lora.exact import exact_lora_step
+from pot_zk.backends.groth16.lora.statement import Groth16LoraStatement
+from pot_zk.backends.groth16.prove import prove_step
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 
-from groth16_support import honest_lora_step, tiny_lora_spec
+from groth16_support import honest_lora_step, lora_integers, lora_signals, tiny_lora_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def float64_lora_step(spec: Groth16LoraSpec, base, adapters, x, y) -> np.ndarray:
+def float64_lora_step(spec: Groth16LoraStatement, base, adapters, x, y) -> np.ndarray:
     """torch's SGD step on the adapters, same grid values, float64, in grid units."""
     grid = 2.0**spec.scale
 
@@ -95,7 +95,7 @@ def test_lora_spec_round_trips_and_its_id_covers_the_adapters():
     spec = tiny_lora_spec()
     data = spec.to_dict()
     assert (data["kind"], data["backend"], data["architecture"]["adapted"]) == ("lora", "groth16", [0, 1])
-    assert Groth16LoraSpec.from_dict(data) == spec
+    assert Groth16LoraStatement.from_dict(data) == spec
     ids = {spec.circuit_id()} | {tiny_lora_spec(**c).circuit_id() for c in ({"rank": 3}, {"alpha": 2.0}, {"adapted": (1,)})}
     assert len(ids) == 4
     assert spec.sigma == 2 * 2**20 and spec.c_fix == round(2 * 0.1 * 2 / 4 * 2**20)
@@ -117,7 +117,7 @@ def lora_keys(groth16_cache):
 def lora_proof(lora_keys):
     spec = tiny_lora_spec()
     tensors = honest_lora_step(spec)
-    return spec, tensors, prove_lora_step(spec, lora_keys, *tensors)
+    return spec, tensors, prove_step(spec, lora_keys, lora_integers(*tensors))
 
 
 def _verify(spec, proof, commitments, key_dir):
@@ -127,8 +127,8 @@ def _verify(spec, proof, commitments, key_dir):
 @pytest.mark.prover
 def test_honest_lora_step_proves_and_its_four_commitments_are_the_native_ones(lora_proof, lora_keys):
     spec, tensors, proof = lora_proof
-    held = commit_lora_step(spec, *tensors)
-    assert held.base is not None and proof.commitments == held
+    held = spec.commitments(lora_integers(*tensors))
+    assert held.names == ("w_before", "batch", "w_after", "base") and proof.commitments == held
     assert _verify(spec, proof.proof, held, lora_keys.path).ok
     public = held.public_inputs()
     for index in range(4):
@@ -140,10 +140,10 @@ def test_honest_lora_step_proves_and_its_four_commitments_are_the_native_ones(lo
 @pytest.mark.prover
 def test_lora_statement_needs_the_base_commitment(lora_proof, lora_keys):
     spec, tensors, proof = lora_proof
-    held = commit_lora_step(spec, *tensors)
-    without_base = StepCommitments(held.w_before, held.batch, held.w_after)
+    held = spec.commitments(lora_integers(*tensors))
+    without_base = StepCommitments({name: held.values[name] for name in ("w_before", "batch", "w_after")})
     assert _verify(spec, proof.proof, without_base, lora_keys.path).reason == "malformed-commitment"
-    other_base = commit_lora_step(spec, honest_lora_step(spec, seed=1)[0], *tensors[1:])
+    other_base = spec.commitments(lora_integers(honest_lora_step(spec, seed=1)[0], *tensors[1:]))
     assert _verify(spec, proof.proof, other_base, lora_keys.path).reason == "invalid-proof"
 
 
@@ -153,9 +153,9 @@ def test_adapters_moved_by_one_grid_step_are_refused_and_a_forced_proof_fails(lo
     moved = after.copy()
     moved[3] -= 1
     with pytest.raises(WitnessBuilderError):
-        prove_lora_step(spec, lora_keys, base, before, x, y, moved)
-    forced = adapter.prove(lora_keys.load_proving_key(), lora_circuit_inputs(base, before, x, y, moved))
-    for claimed in (commit_lora_step(spec, base, before, x, y, moved), commit_lora_step(spec, base, before, x, y, after)):
+        prove_step(spec, lora_keys, lora_integers(base, before, x, y, moved))
+    forced = adapter.prove(lora_keys.load_proving_key(), lora_signals(base, before, x, y, moved))
+    for claimed in (spec.commitments(lora_integers(base, before, x, y, moved)), spec.commitments(lora_integers(base, before, x, y, after))):
         assert _verify(spec, forced, claimed, lora_keys.path).reason == "invalid-proof"
 
 
@@ -164,7 +164,7 @@ def test_lora_proof_does_not_verify_under_another_alphas_key(lora_proof, groth16
     spec, tensors, proof = lora_proof
     other_spec = tiny_lora_spec(alpha=2.0)
     other = keys.ensure_keys(other_spec, groth16_cache)
-    assert _verify(other_spec, proof.proof, commit_lora_step(spec, *tensors), other.path).reason == "invalid-proof"
+    assert _verify(other_spec, proof.proof, spec.commitments(lora_integers(*tensors)), other.path).reason == "invalid-proof"
 
 
 @pytest.mark.prover
@@ -197,7 +197,7 @@ def test_prover_program_proves_a_lora_step_file(lora_keys, groth16_cache, tmp_pa
     done = subprocess.run([sys.executable, "-m", "provers.groth16_prover"], input=json.dumps(request), capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == protocol.EXIT_OK, done.stdout + done.stderr
     response = json.loads(done.stdout)
-    held = commit_lora_step(spec, base, before, x, y, after)
+    held = spec.commitments(lora_integers(base, before, x, y, after))
     assert {k: response["public"]["commitment"][k] for k in held.names} == held.to_dict()
     verdict = _verify(spec, Path(response["artifacts"]["proof"]).read_bytes(), held, lora_keys.path)
     assert verdict.ok, verdict.message

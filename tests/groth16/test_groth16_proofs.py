@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.backends.groth16 import adapter, circom, keys
+from pot_zk.backends.groth16 import adapter, keys
 from pot_zk.backends.groth16.circuit_writer import gadget_source
-from pot_zk.backends.groth16.commit import commit_sgd_step
-from pot_zk.backends.groth16.exact import exact_sgd_step
-from pot_zk.backends.groth16.prove import circuit_inputs, prove_sgd_step
-from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
+
+from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
+from pot_zk.backends.groth16.prove import prove_step
+from pot_zk.backends.groth16.integers import FIELD_MODULUS
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError, WitnessBuilderError
 
-from groth16_support import honest_step, tiny_spec
+from groth16_support import honest_step, sgd_integers, sgd_signals, tiny_spec
 
 pytestmark = pytest.mark.prover
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.prover
 def honest(tiny_keys):
     spec = tiny_spec()
     w, x, y, w_after = honest_step(spec)
-    return spec, (w, x, y, w_after), prove_sgd_step(spec, tiny_keys, w, x, y, w_after)
+    return spec, (w, x, y, w_after), prove_step(spec, tiny_keys, sgd_integers(w, x, y, w_after))
 
 
 def _verify(spec, proof: bytes, commitments, key_dir: Path):
@@ -33,21 +33,21 @@ def _verify(spec, proof: bytes, commitments, key_dir: Path):
 
 def _forced_proof(key_dir: keys.KeyDirectory, w, x, y, w_after) -> bytes:
     """What a cheating prover gets from groth16py when it skips the reference check."""
-    return adapter.prove(key_dir.load_proving_key(), circuit_inputs(w, x, y, w_after))
+    return adapter.prove(key_dir.load_proving_key(), sgd_signals(w, x, y, w_after))
 
 
 def test_honest_step_proves_and_verifies(honest, tiny_keys):
     spec, tensors, proof = honest
     assert len(proof.proof) == 256
     assert proof.key_provenance == "dev"
-    verdict = _verify(spec, proof.proof, commit_sgd_step(spec, *tensors), tiny_keys.path)
+    verdict = _verify(spec, proof.proof, spec.commitments(sgd_integers(*tensors)), tiny_keys.path)
     assert verdict.ok, verdict.message
 
 
 def test_native_commitments_are_the_circuits_public_outputs(honest, tiny_keys):
     spec, tensors, proof = honest
     vk = tiny_keys.load_verifying_key()
-    native = commit_sgd_step(spec, *tensors).public_inputs()
+    native = spec.commitments(sgd_integers(*tensors)).public_inputs()
     assert adapter.verify(vk, proof.proof, native) == (True, None)
     for index in range(3):  # each output is pinned: any other value in its slot fails
         moved = list(native)
@@ -57,16 +57,16 @@ def test_native_commitments_are_the_circuits_public_outputs(honest, tiny_keys):
 
 def test_edited_commitment_is_rejected(honest, tiny_keys):
     spec, tensors, proof = honest
-    held = commit_sgd_step(spec, *tensors).to_dict()
-    other = commit_sgd_step(spec, *honest_step(spec, seed=1))
+    held = spec.commitments(sgd_integers(*tensors)).to_dict()
+    other = spec.commitments(sgd_integers(*honest_step(spec, seed=1)))
     for name in ("w_before", "batch", "w_after"):
-        verdict = _verify(spec, proof.proof, {**held, name: getattr(other, name)}, tiny_keys.path)
+        verdict = _verify(spec, proof.proof, {**held, name: other.values[name]}, tiny_keys.path)
         assert (verdict.ok, verdict.reason) == (False, "invalid-proof")
 
 
 def test_flipped_proof_byte_is_rejected(honest, tiny_keys):
     spec, tensors, proof = honest
-    held = commit_sgd_step(spec, *tensors)
+    held = spec.commitments(sgd_integers(*tensors))
     for position in (0, 100, 255):
         tampered = bytearray(proof.proof)
         tampered[position] ^= 1
@@ -86,7 +86,7 @@ def test_weights_moved_by_one_grid_step_are_refused_before_proving(honest, tiny_
     moved = w_after.copy()
     moved[5] += 1
     with pytest.raises(WitnessBuilderError) as caught:
-        prove_sgd_step(spec, tiny_keys, w, x, y, moved)
+        prove_step(spec, tiny_keys, sgd_integers(w, x, y, moved))
     assert caught.value.context["first_index"] == 5
 
 
@@ -95,7 +95,7 @@ def test_forced_proof_of_weights_moved_by_one_grid_step_does_not_verify(honest, 
     moved = w_after.copy()
     moved[5] += 1
     forced = _forced_proof(tiny_keys, w, x, y, moved)
-    for claimed in (commit_sgd_step(spec, w, x, y, moved), commit_sgd_step(spec, w, x, y, w_after)):
+    for claimed in (spec.commitments(sgd_integers(w, x, y, moved)), spec.commitments(sgd_integers(w, x, y, w_after))):
         assert _verify(spec, forced, claimed, tiny_keys.path).reason == "invalid-proof"
 
 
@@ -105,7 +105,7 @@ def test_prover_never_answers_with_a_proof_its_own_key_rejects(honest, tiny_keys
     monkeypatch.setattr(adapter, "prove", lambda pk, inputs: flipped)  # either witness engine
     monkeypatch.setattr(adapter, "prove_wtns", lambda pk, path: flipped)
     with pytest.raises(ProofGenerationError) as caught:
-        prove_sgd_step(spec, tiny_keys, *honest_step(spec, seed=2))
+        prove_step(spec, tiny_keys, sgd_integers(*honest_step(spec, seed=2)))
     assert caught.value.retryable is False
 
 
@@ -113,7 +113,7 @@ def test_proof_does_not_verify_under_another_learning_rates_key(honest, groth16_
     spec, tensors, proof = honest
     other_spec = tiny_spec(learning_rate=0.05)
     other = keys.ensure_keys(other_spec, groth16_cache)
-    held = commit_sgd_step(spec, *tensors)
+    held = spec.commitments(sgd_integers(*tensors))
     assert _verify(other_spec, proof.proof, held, other.path).reason == "invalid-proof"
     assert adapter.verify(other.load_verifying_key(), proof.proof, held.public_inputs())[0] is False
     mislabelled = keys.load_verifying_key(other_spec, other.path)
@@ -130,7 +130,7 @@ def test_out_of_range_input_is_a_typed_error_before_proving(tiny_keys, monkeypat
     x = x.copy()
     x[0, 0] = 2**15
     with pytest.raises(WitnessBuilderError) as caught:
-        prove_sgd_step(spec, tiny_keys, w, x, y, w_after)
+        prove_step(spec, tiny_keys, sgd_integers(w, x, y, w_after))
     assert caught.value.context["tensor"] == "X"
 
 
@@ -144,14 +144,14 @@ def test_an_out_of_range_batch_value_cannot_borrow_a_commitment(honest, tiny_key
     carried[0, 1] -= 1
     wide = tiny_spec(value_bits=18)  # same arithmetic, wider checks: computes the carried step
     w_carried = exact_sgd_step(wide, w, carried, y)
-    claimed = commit_sgd_step(spec, w, x, y, w_carried)  # the honest batch's commitment
-    inputs = circuit_inputs(w, carried, y, w_carried)
+    claimed = spec.commitments(sgd_integers(w, x, y, w_carried))  # the honest batch's commitment
+    inputs = sgd_signals(w, carried, y, w_carried)
     forced = adapter.prove(tiny_keys.load_proving_key(), inputs)
     assert _verify(spec, forced, claimed, tiny_keys.path).reason == "invalid-proof"
 
     # the same forced witness against the circuit without the batch range check: it verifies,
     # so the attack is real and the check above is what stops it
-    source = circom.circuit_source(spec)
+    source = spec.circuit_source()
     weakened = source.replace(" range_batch.in[i] <== batch[i];", "").replace(
         f"component range_batch = SignedRangeArray({spec.num_batch_values}, {spec.value_bits});", ""
     )
@@ -227,8 +227,8 @@ def test_keys_of_another_circuit_source_are_refused(tiny_keys, tmp_path):
 
 
 def test_generated_source_is_deterministic():
-    assert circom.circuit_source(tiny_spec()) == circom.circuit_source(tiny_spec())
-    assert circom.circuit_source(tiny_spec()) != circom.circuit_source(tiny_spec(learning_rate=0.05))
+    assert tiny_spec().circuit_source() == tiny_spec().circuit_source()
+    assert tiny_spec().circuit_source() != tiny_spec(learning_rate=0.05).circuit_source()
 
 
 def test_a_file_that_is_not_a_zkey_is_refused_and_leaves_nothing_behind(tmp_path):

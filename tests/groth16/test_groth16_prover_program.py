@@ -13,14 +13,16 @@ import torch
 
 from pot_zk.core import protocol
 from pot_zk.backends.groth16 import keys
-from pot_zk.backends.groth16.commit import commit_sgd_step
-from pot_zk.backends.groth16.exact import dequantise, split_params
+
+from pot_zk.backends.groth16.integers import dequantise
+
+from pot_zk.backends.groth16.sgd.exact import split_params
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.kinds.registry import save_training_step
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.sgd.step import step_from_states
 
-from groth16_support import honest_step, tiny_spec
+from groth16_support import honest_step, sgd_integers, tiny_spec
 
 pytestmark = pytest.mark.prover
 
@@ -72,7 +74,7 @@ def test_honest_step_is_proven_and_verifies_with_the_verifiers_own_commitments(t
     assert parsed.proof_type == "zk-groth16" and parsed.sizes["proof_bytes"] == 256
     assert parsed.public["keys"]["provenance"] == "dev"
     assert parsed.public["keys"]["created"] is False  # the session's keys: no setup in the program
-    held = commit_sgd_step(spec, *tensors)
+    held = spec.commitments(sgd_integers(*tensors))
     assert {k: parsed.public["commitment"][k] for k in ("w_before", "batch", "w_after")} == held.to_dict()
     proof = Path(parsed.artifacts["proof"]).read_bytes()
     verdict = verify_groth16(spec, proof, held, keys.load_verifying_key(spec, keys.key_directory(groth16_cache, spec)))
@@ -145,6 +147,6 @@ def test_prover_uses_the_auditors_keys_and_only_their_verifying_key_accepts(tiny
     assert code == protocol.EXIT_OK, response
     assert response["public"]["keys"]["provenance"] == "auditor"
     proof = Path(response["artifacts"]["proof"]).read_bytes()
-    held = commit_sgd_step(spec, *tensors)
+    held = spec.commitments(sgd_integers(*tensors))
     assert verify_groth16(spec, proof, held, keys.load_verifying_key(spec, verifier_copy)).ok
     assert verify_groth16(spec, proof, held, keys.load_verifying_key(spec, tiny_keys.path)).reason == "invalid-proof"

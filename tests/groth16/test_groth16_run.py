@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from pot_zk.backends.groth16.exact import quantise_weights
+from pot_zk.backends.groth16.integers import quantise_weights
 from pot_zk.backends.groth16.scheme import PackedPoseidon
 from pot_zk.backends.registry import spec_from_dict
 from pot_zk.config import compose_config

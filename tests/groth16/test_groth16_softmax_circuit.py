@@ -14,7 +14,7 @@ import pytest
 from pot_zk.backends.groth16 import adapter
 from pot_zk.backends.groth16.circuit_writer import gadget_source
 from pot_zk.backends.groth16.softmax_circom import softmax_templates
-from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
+from pot_zk.backends.groth16.integers import FIELD_MODULUS
 from pot_zk.kinds.exact_softmax import EXP_RANGE, LOG2E, softmax_trace
 
 pytestmark = pytest.mark.prover

@@ -7,12 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from pot_zk.backends.groth16.commit import commit_lora_step, commit_sgd_step
-from pot_zk.backends.groth16.exact import dequantise, exact_sgd_step, quantise_batch, quantise_weights
-from pot_zk.backends.groth16.exact_lora import exact_lora_step
-from pot_zk.backends.groth16.prove import check_witness
+from pot_zk.backends.groth16.integers import dequantise
+
+from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
+
+from pot_zk.backends.groth16.integers import quantise_batch
+
+from pot_zk.backends.groth16.integers import quantise_weights
+from pot_zk.backends.groth16.lora.exact import exact_lora_step
+
 from pot_zk.backends.groth16.scheme import PackedPoseidon
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.sgd.statement import Groth16SgdStatement
 from pot_zk.backends.groth16.training import ExactTraining
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.kinds.lora.step import attach_lora
@@ -20,7 +25,7 @@ from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import capture_step, kind_of
 from pot_zk.data.datasets import fixed_batches, load_dataset
 
-from groth16_support import honest_step, tiny_lora_spec, tiny_spec
+from groth16_support import honest_step, lora_integers, sgd_integers, tiny_lora_spec, tiny_spec
 
 
 def _ints(spec, values: torch.Tensor) -> np.ndarray:
@@ -38,11 +43,11 @@ def test_the_scheme_commits_a_step_as_the_circuit_does():
     scheme = PackedPoseidon(spec.scale, spec.value_bits)
     as_float = {name: torch.from_numpy(dequantise(v, spec.scale)) for name, v in (("w", w), ("x", x), ("y", y), ("after", w_after))}
     batch = torch.cat([as_float["x"].reshape(-1), as_float["y"].reshape(-1)])
-    held = commit_sgd_step(spec, w, x, y, w_after)
-    assert scheme.commit(as_float["w"], "w") == held.w_before
-    assert scheme.commit(batch, "batch") == held.batch
-    assert scheme.commit(as_float["after"], "w'") == held.w_after
-    assert scheme.commit(as_float["after"] + 2.0**-spec.scale, "w'") != held.w_after
+    held = spec.commitments(sgd_integers(w, x, y, w_after))
+    assert scheme.commit(as_float["w"], "w") == held.values["w_before"]
+    assert scheme.commit(batch, "batch") == held.values["batch"]
+    assert scheme.commit(as_float["after"], "w'") == held.values["w_after"]
+    assert scheme.commit(as_float["after"] + 2.0**-spec.scale, "w'") != held.values["w_after"]
 
 
 def test_the_scheme_rounds_onto_the_grid_and_refuses_values_out_of_range():
@@ -56,7 +61,7 @@ def test_the_scheme_rounds_onto_the_grid_and_refuses_values_out_of_range():
 
 
 def test_exact_training_snaps_the_model_and_replaces_every_update_by_the_exact_step():
-    spec = Groth16SgdSpec((16, 8, 10), 8, 0.05)
+    spec = Groth16SgdStatement((16, 8, 10), 8, 0.05)
     torch.manual_seed(0)
     model = MlpArchitecture(spec.dims).build()
     optimizer = torch.optim.SGD(model.parameters(), lr=spec.learning_rate)
@@ -70,17 +75,17 @@ def test_exact_training_snaps_the_model_and_replaces_every_update_by_the_exact_s
         y = quantise_batch(batch.targets.numpy(), 12, 16).reshape(8, 10)
         before = _ints(spec, float_step.flat_before())
         with pytest.raises(WitnessBuilderError, match="not the exact step"):
-            check_witness(spec, before, x, y, np.round(float_step.flat_after().numpy() * 4096).astype(np.int64))
-        step = arithmetic.step(model, float_step)
+            spec.check_witness(sgd_integers(before, x, y, np.round(float_step.flat_after().numpy() * 4096).astype(np.int64)))
+        step = arithmetic.step(model, optimizer, float_step)
         assert np.array_equal(_ints(spec, step.flat_after()), exact_sgd_step(spec, before, x, y))
-        check_witness(spec, before, x, y, _ints(spec, step.flat_after()))
+        spec.check_witness(sgd_integers(before, x, y, _ints(spec, step.flat_after())))
         in_model = kind_of(step).model_tensors(model.state_dict(), step.architecture)["weights"]
         assert torch.equal(in_model, step.flat_after())
         assert step.loss == float_step.loss and torch.equal(step.flat_before(), float_step.flat_before())
 
 
 def test_a_step_the_statement_cannot_describe_stops_training_naming_the_tensor():
-    spec = Groth16SgdSpec((4, 3, 2), 2, 0.1, quotient_bits=16)
+    spec = Groth16SgdStatement((4, 3, 2), 2, 0.1, quotient_bits=16)
     model = MlpArchitecture(spec.dims).build()
     with torch.no_grad():
         model[0].weight.fill_(7.75)
@@ -88,7 +93,7 @@ def test_a_step_the_statement_cannot_describe_stops_training_naming_the_tensor()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     step = capture_step(model, optimizer, torch.full((2, 4), 7.9), torch.zeros(2, 2))
     with pytest.raises(WitnessBuilderError, match="layer 1 pre-activation z"):
-        ExactTraining(spec).step(model, step)
+        ExactTraining(spec).step(model, optimizer, step)
 
 
 def _lora_model(spec, base_on_grid: bool):
@@ -108,13 +113,13 @@ def test_exact_lora_training_updates_the_adapters_exactly_and_leaves_the_base():
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=spec.learning_rate)
     torch.manual_seed(2)
     inputs, targets = torch.rand(2, 4) * 2 - 1, torch.randn(2, 2)
-    step = arithmetic.step(model, capture_step(model, optimizer, inputs, targets))
+    step = arithmetic.step(model, optimizer, capture_step(model, optimizer, inputs, targets))
     x = quantise_batch(inputs.double().numpy(), 12, 16).reshape(2, 4)
     y = quantise_batch(targets.double().numpy(), 12, 16).reshape(2, 2)
     base, before = _ints(spec, step.flat_base()), _ints(spec, step.flat_before())
     assert np.array_equal(_ints(spec, step.flat_after()), exact_lora_step(spec, base, before, x, y))
     assert all(torch.equal(model.state_dict()[k], v) for k, v in base_before.items())
-    commit_lora_step(spec, base, before, x, y, _ints(spec, step.flat_after()))
+    spec.commitments(lora_integers(base, before, x, y, _ints(spec, step.flat_after())))
 
 
 def test_exact_lora_training_refuses_a_base_off_the_grid():

@@ -11,13 +11,13 @@ import pytest
 
 from pot_zk.backends.groth16 import keys
 from pot_zk.backends.groth16.auditor_keys import check_run_keys
-from pot_zk.backends.groth16.commit import commit_sgd_step
-from pot_zk.backends.groth16.prove import prove_sgd_step
+
+from pot_zk.backends.groth16.prove import prove_step
 from pot_zk.backends.groth16.verifier import DEV_KEY_NOTE, verifier_key, verify_proof_file
 from pot_zk.backends.keys import new_keys
 from pot_zk.exceptions import ProofVerificationError
 
-from groth16_support import honest_step, tiny_spec
+from groth16_support import honest_step, sgd_integers, tiny_spec
 
 pytestmark = pytest.mark.prover
 
@@ -26,10 +26,10 @@ pytestmark = pytest.mark.prover
 def proven(tiny_keys, tmp_path_factory):
     spec = tiny_spec()
     w, x, y, w_after = honest_step(spec, seed=5)
-    proof = prove_sgd_step(spec, tiny_keys, w, x, y, w_after)
+    proof = prove_step(spec, tiny_keys, sgd_integers(w, x, y, w_after))
     path = tmp_path_factory.mktemp("proof") / "proof.bin"
     path.write_bytes(proof.proof)
-    return spec, commit_sgd_step(spec, w, x, y, w_after).to_dict(), path
+    return spec, spec.commitments(sgd_integers(w, x, y, w_after)).to_dict(), path
 
 
 def _manifest(tiny_keys, mode="development", vk=None):
@@ -81,7 +81,7 @@ def test_a_tampered_proof_or_commitment_is_rejected_with_its_reason(tiny_keys, g
 
 def test_auditor_keys_verify_only_runs_proven_with_them(tiny_keys, groth16_cache, proven, tmp_path):
     spec, commitments, path = proven
-    made = new_keys("zk-groth16", [spec], tmp_path / "audit", groth16_cache)
+    made = new_keys([spec], tmp_path / "audit", groth16_cache)
     assert set(made.handover) >= {"pk", "vk", "circuit"} and made.trainer_overrides[0].startswith("srs.path=")
     key = verifier_key(spec, _manifest(tiny_keys), groth16_cache, made.path("vk").parent, allow_dev=False)
     assert key.record["provenance"] == "auditor" and not key.notes

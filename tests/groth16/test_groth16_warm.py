@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from pot_zk.backends.groth16 import keys
-from pot_zk.backends.groth16.commit import commit_sgd_step
+
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.core import protocol
 from provers.groth16_held import socket_path
 
-from groth16_support import honest_step, most_at_once, tiny_spec
+from groth16_support import honest_step, most_at_once, sgd_integers, tiny_spec
 from test_groth16_prover_program import REPO, request_for, write_step
 
 pytestmark = pytest.mark.prover
@@ -94,7 +94,7 @@ def _proves(cache: Path, tmp_path: Path, seed: int, keep_s: float) -> tuple[dict
     code, response, wall = run_held({**request_for(directory, cache, witness)}, keep_s)
     assert code == protocol.EXIT_OK, response
     vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
-    assert verify_groth16(spec, Path(response["artifacts"]["proof"]).read_bytes(), commit_sgd_step(spec, *tensors), vk).ok
+    assert verify_groth16(spec, Path(response["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
     assert response["public"]["keys"]["provenance"] == "dev"
     return response, wall
 
@@ -156,7 +156,7 @@ def test_one_holder_proves_as_many_requests_at_once_as_it_has_provers(cache, tmp
     vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
     for (code, response), (_, tensors) in zip(answers, made):
         assert code == protocol.EXIT_OK, response
-        assert verify_groth16(spec, Path(response["artifacts"]["proof"]).read_bytes(), commit_sgd_step(spec, *tensors), vk).ok
+        assert verify_groth16(spec, Path(response["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
     provers_seen = [response["public"]["prover"] for _, response in answers]
     assert {p["pid"] for p in provers_seen} == {_holder(cache)}
     assert all(p["witness_engine"].startswith("wasmtime ") for p in provers_seen)

@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 
 from pot_zk.backends.groth16 import adapter, witness
-from pot_zk.backends.groth16.commit import commit_lora_step, commit_sgd_step
-from pot_zk.backends.groth16.prove import load_key, make_proof, prove_lora_step, prove_sgd_step
-from pot_zk.backends.groth16.signals import circuit_inputs
+from pot_zk.backends.groth16.prove import load_key, make_proof, prove_step
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
 
-from groth16_support import honest_ce_step, honest_lora_step, honest_step, tiny_ce_spec, tiny_lora_spec, tiny_spec
+from groth16_support import honest_ce_step, honest_lora_step, honest_step, lora_integers, sgd_integers, sgd_signals, tiny_ce_spec, tiny_lora_spec, tiny_spec
 
 pytestmark = pytest.mark.prover
 
@@ -44,23 +42,23 @@ def test_the_key_file_holds_the_witness_program_and_wasmtime_runs_it(tiny_keys, 
 
 def test_a_wasmtime_witness_proves_an_honest_step(tiny_keys, tiny_key):
     spec = tiny_spec()
-    tensors = honest_step(spec, seed=31)
-    proof = prove_sgd_step(spec, tiny_keys, *tensors, key=tiny_key)
+    integers = sgd_integers(*honest_step(spec, seed=31))
+    proof = prove_step(spec, tiny_keys, integers, key=tiny_key)
     assert proof.witness_engine == tiny_key.witness.name and "witness_s" in proof.timings
-    held = commit_sgd_step(spec, *tensors).public_inputs()
+    held = spec.commitments(integers).public_inputs()
     assert adapter.verify(tiny_keys.load_verifying_key(), proof.proof, held) == (True, None)
 
 
 @pytest.mark.parametrize("wire", [1, 7, -1], ids=["public-output", "early-wire", "last-wire"])
 def test_a_witness_with_one_wire_changed_gives_a_proof_that_fails(tiny_keys, tiny_key, tmp_path, wire):
     spec = tiny_spec()
-    tensors = honest_step(spec, seed=32)
-    data = bytearray(_witness_file(tiny_key, circuit_inputs(*tensors), tmp_path / "w.wtns"))
+    integers = sgd_integers(*honest_step(spec, seed=32))
+    data = bytearray(_witness_file(tiny_key, spec.circuit_inputs(integers), tmp_path / "w.wtns"))
     wires = (len(data) - WTNS_HEADER) // 32
     at = WTNS_HEADER + 32 * (wire % wires)
     data[at : at + 32] = ((int.from_bytes(data[at : at + 32], "little") + 1) % adapter.FIELD_MODULUS).to_bytes(32, "little")
     (tmp_path / "moved.wtns").write_bytes(data)
-    held = commit_sgd_step(spec, *tensors).public_inputs()
+    held = spec.commitments(integers).public_inputs()
     vk = tiny_keys.load_verifying_key()
     assert adapter.verify(vk, adapter.prove_wtns(tiny_key.pk, tmp_path / "w.wtns"), held) == (True, None)
     assert adapter.verify(vk, adapter.prove_wtns(tiny_key.pk, tmp_path / "moved.wtns"), held)[0] is False
@@ -81,14 +79,14 @@ def test_the_prover_refuses_to_answer_when_the_witness_program_is_wrong(tiny_key
     monkeypatch.setattr(program, "write_wtns", one_wire_off)
     spec = tiny_spec()
     with pytest.raises(ProofGenerationError) as caught:
-        prove_sgd_step(spec, tiny_keys, *honest_step(spec, seed=33), key=tiny_key)
+        prove_step(spec, tiny_keys, sgd_integers(*honest_step(spec, seed=33)), key=tiny_key)
     assert caught.value.retryable is False
 
 
 def test_inputs_the_witness_program_refuses_are_typed_errors(tiny_key, tmp_path):
     spec = tiny_spec()
     w, x, y, w_after = honest_step(spec, seed=34)
-    inputs = circuit_inputs(w, x, y, w_after)
+    inputs = sgd_signals(w, x, y, w_after)
     name = next(iter(inputs))
     with pytest.raises(WitnessBuilderError) as caught:
         _witness_file(tiny_key, {**inputs, name: witness._flat(inputs[name])[:-1]}, tmp_path / "short.wtns")
@@ -96,7 +94,7 @@ def test_inputs_the_witness_program_refuses_are_typed_errors(tiny_key, tmp_path)
     moved = w_after.copy()
     moved[0] += 1  # not the step: one of the circuit's own checks fails while computing the witness
     with pytest.raises(WitnessBuilderError) as caught:
-        _witness_file(tiny_key, circuit_inputs(w, x, y, moved), tmp_path / "moved.wtns")
+        _witness_file(tiny_key, sgd_signals(w, x, y, moved), tmp_path / "moved.wtns")
     assert caught.value.context["circom_code"] == 4
     assert not (tmp_path / "short.wtns").exists() and not (tmp_path / "moved.wtns").exists()
     honest = _witness_file(tiny_key, inputs, tmp_path / "again.wtns")  # the instance is still usable
@@ -106,18 +104,12 @@ def test_inputs_the_witness_program_refuses_are_typed_errors(tiny_key, tmp_path)
 def test_cross_entropy_and_lora_steps_prove_with_wasmtime_witnesses(groth16_cache):
     from pot_zk.backends.groth16 import keys
 
-    spec = tiny_ce_spec()
-    key_dir = keys.ensure_keys(spec, groth16_cache)
-    tensors = honest_ce_step(spec, seed=35)
-    proof = prove_sgd_step(spec, key_dir, *tensors)
-    assert proof.witness_engine.startswith("wasmtime ") and "key_load_s" in proof.timings
-    assert adapter.verify(key_dir.load_verifying_key(), proof.proof, commit_sgd_step(spec, *tensors).public_inputs()) == (True, None)
-    lora = tiny_lora_spec()
-    lora_dir = keys.ensure_keys(lora, groth16_cache)
-    tensors = honest_lora_step(lora, seed=36)
-    proof = prove_lora_step(lora, lora_dir, *tensors)
-    assert proof.witness_engine.startswith("wasmtime ")
-    assert adapter.verify(lora_dir.load_verifying_key(), proof.proof, commit_lora_step(lora, *tensors).public_inputs()) == (True, None)
+    for spec, integers in ((tiny_ce_spec(), sgd_integers(*honest_ce_step(tiny_ce_spec(), seed=35))),
+                           (tiny_lora_spec(), lora_integers(*honest_lora_step(tiny_lora_spec(), seed=36)))):
+        key_dir = keys.ensure_keys(spec, groth16_cache)
+        proof = prove_step(spec, key_dir, integers)
+        assert proof.witness_engine.startswith("wasmtime ") and "key_load_s" in proof.timings
+        assert adapter.verify(key_dir.load_verifying_key(), proof.proof, spec.commitments(integers).public_inputs()) == (True, None)
 
 
 def test_one_program_computes_witnesses_on_two_threads_at_once(tiny_keys, tiny_key):
@@ -126,9 +118,9 @@ def test_one_program_computes_witnesses_on_two_threads_at_once(tiny_keys, tiny_k
     results: dict[int, tuple[bool, str | None]] = {}
 
     def prove(seed: int) -> None:
-        tensors = honest_step(spec, seed=seed)
-        proof, _ = make_proof(tiny_key, circuit_inputs(*tensors))
-        results[seed] = adapter.verify(vk, proof, commit_sgd_step(spec, *tensors).public_inputs())
+        integers = sgd_integers(*honest_step(spec, seed=seed))
+        proof, _ = make_proof(tiny_key, spec.circuit_inputs(integers))
+        results[seed] = adapter.verify(vk, proof, spec.commitments(integers).public_inputs())
 
     threads = [threading.Thread(target=prove, args=(seed,)) for seed in (41, 42, 43, 44)]
     for thread in threads:
@@ -143,10 +135,10 @@ def test_without_wasmtime_the_prover_falls_back_to_groth16py_and_says_so(tiny_ke
     key = load_key(tiny_keys)
     assert key.witness.program is None and key.witness.name == f"wasmi (groth16py {adapter.ENGINE_VERSION}): the wasmtime package is not installed"
     spec = tiny_spec()
-    tensors = honest_step(spec, seed=37)
-    proof = prove_sgd_step(spec, tiny_keys, *tensors, key=key)
+    integers = sgd_integers(*honest_step(spec, seed=37))
+    proof = prove_step(spec, tiny_keys, integers, key=key)
     assert proof.witness_engine == key.witness.name and "witness_s" not in proof.timings
-    assert adapter.verify(tiny_keys.load_verifying_key(), proof.proof, commit_sgd_step(spec, *tensors).public_inputs()) == (True, None)
+    assert adapter.verify(tiny_keys.load_verifying_key(), proof.proof, spec.commitments(integers).public_inputs()) == (True, None)
 
 
 def test_a_key_file_without_a_readable_program_falls_back_with_the_reason(tiny_keys, tmp_path):

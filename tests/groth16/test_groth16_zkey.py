@@ -19,17 +19,17 @@ import groth16py
 import pytest
 
 from pot_zk.backends.groth16 import adapter, zkey
-from pot_zk.backends.groth16.circom import circuit_source
+
 from pot_zk.backends.groth16.keys import import_zkey_keys, load_verifying_key
-from pot_zk.backends.groth16.prove import prove_sgd_step
-from pot_zk.backends.groth16.signals import circuit_inputs
+from pot_zk.backends.groth16.prove import prove_step
+
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.config import build, compose_config
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.train import train
 
-from groth16_support import honest_step, stop_holders, tiny_spec
+from groth16_support import honest_step, sgd_integers, sgd_signals, stop_holders, tiny_spec
 
 pytestmark = pytest.mark.prover
 
@@ -72,10 +72,10 @@ def test_imported_zkey_keys_prove_steps_that_verify_under_them_only(zkey_keys, t
     vk = load_verifying_key(spec, zkey_keys.path)
     assert vk.provenance == "zkey"
     w, x, y, w_after = honest_step(spec, seed=5)
-    proof = prove_sgd_step(spec, zkey_keys, w, x, y, w_after)
+    proof = prove_step(spec, zkey_keys, sgd_integers(w, x, y, w_after))
     assert proof.key_provenance == "zkey"
     assert verify_groth16(spec, proof.proof, proof.commitments, vk).ok
-    dev_proof = prove_sgd_step(spec, tiny_keys, w, x, y, w_after)  # same step, a single-party setup's key
+    dev_proof = prove_step(spec, tiny_keys, sgd_integers(w, x, y, w_after))  # same step, a single-party setup's key
     assert verify_groth16(spec, dev_proof.proof, dev_proof.commitments, vk).reason == "invalid-proof"
 
 
@@ -120,10 +120,10 @@ def test_a_proving_key_that_does_not_fit_the_circuit_is_a_non_retryable_proof_er
     prove (pyo3's PanicException, a BaseException); the adapter makes it a ProofGenerationError."""
     spec = tiny_spec(dims=(3, 3, 2))
     source = tmp_path / "circuit.circom"
-    source.write_text(circuit_source(spec))
+    source.write_text(spec.circuit_source())
     pk, _, _ = adapter.import_zkey(ZKEY, source)
     with pytest.raises(ProofGenerationError) as failed:
-        adapter.prove(pk, circuit_inputs(*honest_step(spec)))
+        adapter.prove(pk, sgd_signals(*honest_step(spec)))
     assert failed.value.retryable is False and failed.value.context["reason"] == "engine-panic"
     assert "index out of bounds" in failed.value.message
 
@@ -131,14 +131,14 @@ def test_a_proving_key_that_does_not_fit_the_circuit_is_a_non_retryable_proof_er
 def test_keys_circuit_and_import_zkey_are_for_groth16_statements_only(tmp_path):
     for args in (["keys", "circuit", "model=tiny_mlp"], ["keys", "import-zkey", str(ZKEY), "model=tiny_mlp"]):
         done = _pot_zk(*args, "--out", str(tmp_path / "out"))
-        assert done.returncode == 2 and "for zk-groth16 statements (prover=groth16), not zk-halo2" in done.stderr, done.stderr
+        assert done.returncode == 2 and "the ezkl backend takes no ceremony keys (keys circuit and keys import-zkey are for prover=groth16)" in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()
 
 
 def test_import_zkey_keys_train_a_production_run_that_verifies_only_under_them(tmp_path):
     done = _pot_zk("keys", "circuit", *TINY, "--out", str(tmp_path / "ceremony"))
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "ceremony" / "circuit.circom").read_text() == circuit_source(tiny_spec())
+    assert (tmp_path / "ceremony" / "circuit.circom").read_text() == tiny_spec().circuit_source()
     instructions = (tmp_path / "ceremony" / "CEREMONY.txt").read_text()
     assert "circom2 circuit.circom --r1cs --O2 -l circomlib" in instructions and adapter.circomlib_dir() in instructions
     assert "snarkjs zkey verify circuit.r1cs" in instructions and "pot-zk keys import-zkey circuit_0001.zkey " + " ".join(TINY) in instructions

@@ -7,7 +7,7 @@ from torch import nn
 
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora
 from pot_zk.kinds.lora.capture import capture_lora_step
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.backends.ezkl.lora import LoraCircuitSpec
 from pot_zk.kinds.mlp import MlpArchitecture
 
 BASE = MlpArchitecture((4, 3, 2))

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.cli.main import main
 from pot_zk.core.challenge import choose_steps, commitment_head
 from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.sgd.kind import SGD
-from pot_zk.kinds.registry import load_training_step, save_training_step, spec_for_step
+from pot_zk.kinds.registry import load_training_step, save_training_step
 from pot_zk.runs.bundle import RunBundle, load_model, save_model
 from pot_zk.data.datasets import load_dataset, split_holdout
 from pot_zk.runs.evaluation import evaluate
@@ -99,7 +100,7 @@ def _alter_last_step(run: Path) -> None:
     after[key].view(-1)[0] = float(state[key].view(-1)[0])
     step = dataclasses.replace(step, weights_after=after)
     save_training_step(step, witness)
-    w_after = commit_step(step, spec_for_step(step)).w_after
+    w_after = commit_step(step, EZKL.statement_for_step(step)).w_after
     records = RunBundle.open(run).commitments()
     assert records[3]["w_after"] != w_after
     records[3]["w_after"] = w_after

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
 from pot_zk.backends.base import VerifierKeys
 from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import WitnessBuilderError
-from pot_zk.kinds.registry import save_training_step, spec_for_step
+from pot_zk.kinds.registry import save_training_step
 from pot_zk.proving.strategies import ProgramStrategy, ProofJob
 from pot_zk.verify.step import StepStatement, verify_step
 
@@ -30,7 +31,7 @@ def _prove_with_program(step, work: Path, name: str, zk_cache: Path):
     witness = work / f"{name}.safetensors"
     save_training_step(step, witness)
     prover = ProgramStrategy(name="zk-halo2", binary="pot-zk-ezkl-prover", timeout_s=600)
-    job = ProofJob(0, "lora", spec_for_step(step).to_dict(), str(witness), str(zk_cache), str(work / name))
+    job = ProofJob(0, "lora", EZKL.statement_for_step(step).to_dict(), str(witness), str(zk_cache), str(work / name))
     return prover(job)
 
 
@@ -51,7 +52,7 @@ def test_honest_lora_step_proves_and_verifies(chain, zk_cache):
     step, response = chain[0]
     assert response.proof_type == "zk-halo2"
     commitment = StepCommitment.from_dict(response.public["commitment"])
-    assert commitment == commit_step(step, spec_for_step(step))
+    assert commitment == commit_step(step, EZKL.statement_for_step(step))
     assert commitment.base is not None
     verdict = _verify(zk_cache, Path(response.artifacts["proof"]), commitment)
     assert verdict.ok, verdict.message
@@ -77,7 +78,7 @@ def test_tampered_adapter_update_is_refused_and_rejected(adapter, zk_cache, tmp_
 
 def _base_commitment_of_another_seed() -> str:
     step = lora_steps(1, model=lora_model(seed=7))[0]
-    return commit_step(step, spec_for_step(step)).base
+    return commit_step(step, EZKL.statement_for_step(step)).base
 
 
 def test_proof_for_another_base_model_is_rejected(chain, zk_cache):
@@ -126,7 +127,7 @@ def test_peft_model_step_is_detected_and_proven_without_glue(zk_cache, tmp_path)
     config = peft.LoraConfig(r=2, lora_alpha=4, target_modules=["0"], lora_dropout=0.0, init_lora_weights=False)
     model = peft.get_peft_model(BASE.build(), config)
     step = lora_steps(1, seed=5, model=model)[0]
-    assert spec_for_step(step) == lora_spec()
+    assert EZKL.statement_for_step(step) == lora_spec()
     response = _prove_with_program(step, tmp_path, "peft", zk_cache)
     commitment = StepCommitment.from_dict(response.public["commitment"])
     verdict = _verify(zk_cache, Path(response.artifacts["proof"]), commitment)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
 from pot_zk.backends.base import VerifierKeys
 from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
-from pot_zk.kinds.registry import save_training_step, spec_for_step
+from pot_zk.kinds.registry import save_training_step
 from pot_zk.proving.strategies import ProgramStrategy, ProofJob
 from pot_zk.verify.step import StepStatement, verify_step
 
@@ -52,7 +53,7 @@ def test_honest_step_proves_and_verifies(chain, zk_cache):
     assert response.proof_type == "zk-halo2"
     assert response.public["srs"]["provenance"] == "dev-srs"
     commitment = StepCommitment.from_dict(response.public["commitment"])
-    assert commitment == commit_step(step, spec_for_step(step))
+    assert commitment == commit_step(step, EZKL.statement_for_step(step))
     verdict = _verify(zk_cache, Path(response.artifacts["proof"]), commitment)
     assert verdict.ok, verdict.message
 

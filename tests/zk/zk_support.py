@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.backends.ezkl.sgd import SgdCircuitSpec
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step
 

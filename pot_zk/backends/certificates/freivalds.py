@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import torch
 
-from pot_zk.backends.base import StepStatement, VerifierKeys, VerifierOptions
+from pot_zk.backends.base import Statement, StepStatement, VerifierKeys, VerifierOptions
 from pot_zk.backends.certificates.products import PRODUCT_CHECKS
 from pot_zk.backends.certificates.revealed import WITNESS, certify, grid_step, load_certificate, load_job_step, within_tolerance
 from pot_zk.backends.registry import spec_from_dict
@@ -35,7 +35,6 @@ from pot_zk.core.protocol import ProverResponse
 from pot_zk.exceptions import ProofVerificationError
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.kinds.registry import STEP_KINDS
-from pot_zk.kinds.spec_base import CircuitSpec
 
 PROOF_TYPE = "freivalds"
 ROUNDS = 2
@@ -48,16 +47,24 @@ class FreivaldsCertificate:
 
     name = PROOF_TYPE
     proof_type = PROOF_TYPE
+    zero_knowledge = False
 
     def __call__(self, job) -> ProverResponse:
         started = time.perf_counter()
         spec = spec_from_dict(job.circuit)
         grid = grid_step(load_job_step(spec, job.witness_path), spec)
-        extra = STEP_KINDS.get(spec.kind).backprop(spec, grid)
+        extra = STEP_KINDS.get(spec.kind).backprop(spec.architecture, spec.batch_size, grid)
         residual = PRODUCT_CHECKS.get(spec.kind).update_residual(spec, {**grid, **extra})
         return certify(job, PROOF_TYPE, spec, grid, extra, residual, started)
 
-    def verifier_keys(self, spec: CircuitSpec, declared: Mapping[str, Any] | None, options: VerifierOptions) -> None:
+    def unserved(self, spec: Statement) -> str | None:
+        """Why it cannot stand in for a proof of ``spec`` (None: it can)."""
+        if spec.tolerance_ulps == 0:
+            return ("freivalds checks a float update within a tolerance, and this statement is exact "
+                    f"({spec.backend}): its certificate could not show the declared update")
+        return None
+
+    def verifier_keys(self, spec: Statement, declared: Mapping[str, Any] | None, options: VerifierOptions) -> None:
         return None
 
     def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
@@ -70,7 +77,7 @@ def _challenge_seed(commitment: StepCommitment, certificate: Path) -> int:
     return int.from_bytes(digest.digest()[:8], "little")
 
 
-def verify_freivalds(spec: CircuitSpec, commitment: StepCommitment, certificate: Path) -> None:
+def verify_freivalds(spec: Statement, commitment: StepCommitment, certificate: Path) -> None:
     """Raise ProofVerificationError unless the certificate shows the declared update."""
     certificate = Path(certificate)
     tensors = load_certificate(certificate, PROOF_TYPE, spec, commitment)

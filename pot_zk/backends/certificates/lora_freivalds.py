@@ -23,10 +23,10 @@ from __future__ import annotations
 import torch
 
 from pot_zk.backends.certificates.products import Term, check_projection
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec
+from pot_zk.backends.base import Statement
 from pot_zk.kinds.mlp import unflatten
 
-def _unpack(spec: LoraCircuitSpec, tensors: dict[str, torch.Tensor]):
+def _unpack(spec: Statement, tensors: dict[str, torch.Tensor]):
     architecture = spec.architecture
     dims = architecture.base.dims
     base = list(unflatten(tensors["base"], architecture.base_shapes).values())
@@ -38,11 +38,11 @@ def _unpack(spec: LoraCircuitSpec, tensors: dict[str, torch.Tensor]):
     return base, adapters, x, y
 
 
-def _layers(spec: LoraCircuitSpec) -> range:
+def _layers(spec: Statement) -> range:
     return range(len(spec.architecture.base.dims) - 1)
 
 
-def _inputs_of(spec: LoraCircuitSpec, x: torch.Tensor, tensors: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+def _inputs_of(spec: Statement, x: torch.Tensor, tensors: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     last = len(_layers(spec)) - 1
     return [x] + [torch.relu(tensors[f"z{l}"]) for l in _layers(spec) if l < last]
 
@@ -50,7 +50,7 @@ def _inputs_of(spec: LoraCircuitSpec, x: torch.Tensor, tensors: dict[str, torch.
 class LoraProducts:
     """The ``freivalds`` product checks of a LoRA step."""
 
-    def expected_shapes(self, spec: LoraCircuitSpec) -> dict[str, tuple[int, ...]]:
+    def expected_shapes(self, spec: Statement) -> dict[str, tuple[int, ...]]:
         dims, r, n = spec.architecture.base.dims, spec.architecture.rank, spec.batch_size
         lowest = spec.architecture.adapted[0]
         shapes = {f"z{l}": (n, dims[l + 1]) for l in _layers(spec)}
@@ -59,11 +59,13 @@ class LoraProducts:
             shapes.update({f"u{l}": (n, r), f"v{l}": (n, r), f"ga{l}": (r, dims[l]), f"gb{l}": (dims[l + 1], r)})
         return shapes
 
-    def update_residual(self, spec: LoraCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    def update_residual(self, spec: Statement, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         grads = [tensors[f"{g}{l}"].reshape(-1) for l in spec.architecture.adapted for g in ("ga", "gb")]
-        return tensors["w_after"] - (tensors["w_before"] - torch.cat(grads) * spec.step_constant)
+        architecture = spec.architecture
+        step_constant = 2.0 * spec.learning_rate * architecture.scaling / (spec.batch_size * architecture.base.dims[-1])
+        return tensors["w_after"] - (tensors["w_before"] - torch.cat(grads) * step_constant)
 
-    def check_products(self, spec: LoraCircuitSpec, tensors: dict[str, torch.Tensor], generator: torch.Generator, roundoff: float) -> None:
+    def check_products(self, spec: Statement, tensors: dict[str, torch.Tensor], generator: torch.Generator, roundoff: float) -> None:
         base, adapters, x, y = _unpack(spec, tensors)
         s = spec.architecture.scaling
         dims = spec.architecture.base.dims

@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from pot_zk.backends.base import StepStatement, VerifierKeys, VerifierOptions
+from pot_zk.backends.base import Statement, StepStatement, VerifierKeys, VerifierOptions
 from pot_zk.backends.certificates.revealed import certify, grid_step, load_certificate, load_job_step, within_tolerance
 from pot_zk.backends.registry import spec_from_dict
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.kinds.encoding import StepCommitment
-from pot_zk.kinds.spec_base import CircuitSpec
 
 PROOF_TYPE = "reexec"
 
@@ -29,25 +28,30 @@ class ReexecCertificate:
 
     name = PROOF_TYPE
     proof_type = PROOF_TYPE
+    zero_knowledge = False
 
     def __call__(self, job) -> ProverResponse:
         started = time.perf_counter()
         spec = spec_from_dict(job.circuit)
         grid = grid_step(load_job_step(spec, job.witness_path), spec)
-        residual = spec.reference_output([grid[name] for name in spec.input_names])
+        residual = spec.residual(grid)
         return certify(job, PROOF_TYPE, spec, grid, {}, residual, started)
 
-    def verifier_keys(self, spec: CircuitSpec, declared: Mapping[str, Any] | None, options: VerifierOptions) -> None:
+    def unserved(self, spec: Statement) -> str | None:
+        """None: it recomputes any statement's own update (``Statement.residual``)."""
+        return None
+
+    def verifier_keys(self, spec: Statement, declared: Mapping[str, Any] | None, options: VerifierOptions) -> None:
         return None
 
     def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
         verify_reexec(statement.spec, statement.commitment, proof)
 
 
-def verify_reexec(spec: CircuitSpec, commitment: StepCommitment, certificate: Path) -> None:
+def verify_reexec(spec: Statement, commitment: StepCommitment, certificate: Path) -> None:
     """Raise ProofVerificationError unless the certificate shows the declared update."""
     tensors = load_certificate(certificate, PROOF_TYPE, spec, commitment)
-    residual = spec.reference_output([tensors[name] for name in spec.input_names])
+    residual = spec.residual(tensors)
     within_tolerance(residual, spec, PROOF_TYPE)
 
 

@@ -17,13 +17,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pot_zk.core.atomic import atomic_path, write_json_atomic
+from pot_zk.backends.base import Statement
 from pot_zk.backends.registry import commitments_of
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import load_training_step
-from pot_zk.kinds.spec_base import CircuitSpec
 
 CERTIFICATE = "certificate.json"
 WITNESS = "witness.safetensors"
@@ -32,19 +32,19 @@ WITNESS = "witness.safetensors"
 Named = dict[str, torch.Tensor]
 
 
-def grid_step(step: BatchStep, spec: CircuitSpec) -> Named:
+def grid_step(step: BatchStep, spec: Statement) -> Named:
     """The step's values snapped to the commitment grid (what the commitments bind), by input name."""
     scheme = commitments_of(spec)
-    return {x.name: scheme.snap(x.values, x.label) for x in spec.step_inputs(step)}
+    return {x.name: scheme.snap(x.values, x.label) for x in spec.encode(step)}
 
 
-def commitment_of(grid: Named, spec: CircuitSpec) -> StepCommitment:
+def commitment_of(grid: Named, spec: Statement) -> StepCommitment:
     """The commitments of revealed values under the scheme of ``spec``'s backend."""
     scheme = commitments_of(spec)
     return StepCommitment(scale=spec.scale, **{name: scheme.commit(value, name) for name, value in grid.items()})
 
 
-def write_certificate(out_dir: Path, proof_type: str, spec: CircuitSpec, grid: Named, extra: Named) -> tuple[Path, StepCommitment]:
+def write_certificate(out_dir: Path, proof_type: str, spec: Statement, grid: Named, extra: Named) -> tuple[Path, StepCommitment]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     commitment = commitment_of(grid, spec)
@@ -57,7 +57,7 @@ def write_certificate(out_dir: Path, proof_type: str, spec: CircuitSpec, grid: N
 
 
 def load_certificate(
-    certificate: Path, proof_type: str, spec: CircuitSpec, commitment: StepCommitment
+    certificate: Path, proof_type: str, spec: Statement, commitment: StepCommitment
 ) -> dict[str, torch.Tensor]:
     """Load a certificate's revealed tensors after checking they bind to ``commitment``."""
     certificate = Path(certificate)
@@ -89,12 +89,12 @@ def load_certificate(
     return tensors
 
 
-def worst_ulps(residual: torch.Tensor, spec: CircuitSpec) -> float:
+def worst_ulps(residual: torch.Tensor, spec: Statement) -> float:
     """Largest |residual| in units of 2**-scale."""
     return float(residual.abs().max()) * 2.0**spec.scale if residual.numel() else 0.0
 
 
-def refuse_untrue_update(residual: torch.Tensor, spec: CircuitSpec) -> None:
+def refuse_untrue_update(residual: torch.Tensor, spec: Statement) -> None:
     """Prover side: a step whose W_t+1 is not the update is an invalid witness."""
     worst = worst_ulps(residual, spec)
     if worst > spec.tolerance_ulps:
@@ -105,7 +105,7 @@ def refuse_untrue_update(residual: torch.Tensor, spec: CircuitSpec) -> None:
         )
 
 
-def within_tolerance(residual: torch.Tensor, spec: CircuitSpec, proof_type: str) -> None:
+def within_tolerance(residual: torch.Tensor, spec: Statement, proof_type: str) -> None:
     """Verifier side: reject an update outside the declared tolerance."""
     worst = worst_ulps(residual, spec)
     if worst > spec.tolerance_ulps:
@@ -115,12 +115,12 @@ def within_tolerance(residual: torch.Tensor, spec: CircuitSpec, proof_type: str)
         )
 
 
-def load_job_step(spec: CircuitSpec, witness_path: str) -> BatchStep:
+def load_job_step(spec: Statement, witness_path: str) -> BatchStep:
     return load_training_step(Path(witness_path), spec.kind)
 
 
 def certify(
-    job, proof_type: str, spec: CircuitSpec, grid: Named, extra: Named, residual: torch.Tensor, started: float
+    job, proof_type: str, spec: Statement, grid: Named, extra: Named, residual: torch.Tensor, started: float
 ) -> ProverResponse:
     """Prover side of a non-ZK type: refuse an untrue update, else write the certificate and
     answer like a prover program would."""

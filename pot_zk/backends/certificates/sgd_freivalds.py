@@ -15,17 +15,23 @@ from __future__ import annotations
 
 import torch
 
+from pot_zk.backends.base import Statement
 from pot_zk.backends.certificates.products import check_projection
-from pot_zk.kinds.losses import output_delta
-from pot_zk.kinds.momentum.circuit import MomentumCircuitSpec
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.kinds.losses import gradient_scale, output_delta
+from pot_zk.kinds.reference import unpack
 
 
-def _layers(spec: SgdCircuitSpec) -> int:
+def _gradient_constant(spec: Statement) -> float:
+    """The factor that makes the backward pass the gradient of the mean loss."""
+    architecture = spec.architecture
+    return gradient_scale(architecture.loss, spec.batch_size, architecture.dims[-1])
+
+
+def _layers(spec: Statement) -> int:
     return len(spec.architecture.dims) - 1
 
 
-def _activations(spec: SgdCircuitSpec, zs: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+def _activations(spec: Statement, zs: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
     layers = _layers(spec)
     return [x] + [torch.relu(z) if l < layers - 1 else z for l, z in enumerate(zs)]
 
@@ -33,16 +39,16 @@ def _activations(spec: SgdCircuitSpec, zs: list[torch.Tensor], x: torch.Tensor) 
 class SgdProducts:
     """The ``freivalds`` product checks of an SGD step."""
 
-    def expected_shapes(self, spec: SgdCircuitSpec) -> dict[str, tuple[int, ...]]:
+    def expected_shapes(self, spec: Statement) -> dict[str, tuple[int, ...]]:
         dims, n, layers = spec.architecture.dims, spec.batch_size, _layers(spec)
         shapes = {f"z{l}": (n, dims[l + 1]) for l in range(layers)}
         shapes.update({f"g{l}": (dims[l + 1], dims[l]) for l in range(layers)})
         shapes.update({f"b{l}": (n, dims[l]) for l in range(1, layers)})
         return shapes
 
-    def check_products(self, spec: SgdCircuitSpec, tensors: dict[str, torch.Tensor], generator: torch.Generator, roundoff: float) -> None:
+    def check_products(self, spec: Statement, tensors: dict[str, torch.Tensor], generator: torch.Generator, roundoff: float) -> None:
         dims = spec.architecture.dims
-        params, x, y = spec.unpack(tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
+        params, x, y = unpack(spec.architecture, spec.batch_size, tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
         zs = [tensors[f"z{l}"] for l in range(_layers(spec))]
         acts = _activations(spec, zs, x)
         delta = output_delta(spec.architecture.loss, zs[-1], y)
@@ -56,10 +62,10 @@ class SgdProducts:
                 check_projection(f"B{l}", tensors[f"b{l}"], [(1.0, delta, weight)], r_in, roundoff)
                 delta = tensors[f"b{l}"] * (zs[l - 1] > 0)
 
-    def gradients(self, spec: SgdCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    def gradients(self, spec: Statement, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """The unscaled weight gradients in parameter order, from the (checked) products and
         the recomputed element-wise parts."""
-        _, _, y = spec.unpack(tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
+        _, _, y = unpack(spec.architecture, spec.batch_size, tensors["w_before"].reshape(1, -1), tensors["batch"].reshape(1, -1))
         layers = _layers(spec)
         zs = [tensors[f"z{l}"] for l in range(layers)]
         delta = output_delta(spec.architecture.loss, zs[-1], y)
@@ -71,8 +77,8 @@ class SgdProducts:
                 delta = tensors[f"b{l}"] * (zs[l - 1] > 0)
         return torch.cat([g.reshape(-1) for g in grads])
 
-    def update_residual(self, spec: SgdCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        update = self.gradients(spec, tensors) * spec.step_constant
+    def update_residual(self, spec: Statement, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        update = self.gradients(spec, tensors) * (spec.learning_rate * _gradient_constant(spec))
         return tensors["w_after"] - (tensors["w_before"] - update)
 
 
@@ -80,9 +86,9 @@ class MomentumProducts(SgdProducts):
     """A momentum step reveals and checks the products of an SGD step; its update residual is
     that of the weights and of the velocity (float64, exact constants)."""
 
-    def update_residual(self, spec: MomentumCircuitSpec, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    def update_residual(self, spec: Statement, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         architecture = spec.architecture
-        gradient = self.gradients(spec, tensors) * spec.gradient_constant + architecture.weight_decay * tensors["w_before"]
+        gradient = self.gradients(spec, tensors) * _gradient_constant(spec) + architecture.weight_decay * tensors["w_before"]
         residual_v = tensors["v_after"] - (architecture.momentum * tensors["v_before"] + gradient)
         residual_w = tensors["w_after"] - (tensors["w_before"] - spec.learning_rate * tensors["v_after"])
         return torch.cat([residual_w, residual_v])

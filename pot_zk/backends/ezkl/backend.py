@@ -1,5 +1,6 @@
-"""The ``ezkl`` prover backend: ``zk-halo2`` proofs (Halo2 + KZG through ezkl) of the step
-kinds' check statements (:class:`~pot_zk.kinds.spec_base.FixedPointCheck` specs).
+"""The ``ezkl`` prover backend: ``zk-halo2`` proofs (Halo2 + KZG through ezkl) of its check
+statements (``backends/ezkl/{sgd,momentum,lora}.py``, sharing
+:class:`~pot_zk.backends.ezkl.statement.FixedPointCheck`).
 
 Circuit settings (config group ``circuit``): ``scale``, ``param_scale`` (null: the statement's
 own, 20 for mse and ``scale`` for cross_entropy), ``decomp_base``, ``decomp_legs``,
@@ -13,17 +14,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pot_zk.backends.base import KeySettings, ProverBackend, StepStatement, VerifierKeys, VerifierOptions
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
+from pot_zk.backends.ezkl import keys as ezkl_keys
 from pot_zk.backends.ezkl.commitments import PoseidonPerValue
+from pot_zk.backends.ezkl.statement import FixedPointCheck
+from pot_zk.backends.ezkl.statements import STATEMENTS
+from pot_zk.backends.base import GeneratedKeys
+from pot_zk.backends.keys import KeySet
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.exceptions import ConfigurationError, ProofVerificationError
-from pot_zk.kinds.base import BatchStep, StepKind
-from pot_zk.kinds.registry import STEP_KINDS
-from pot_zk.kinds.spec_base import FIXED_POINT_FIELDS, CircuitSpec
+from pot_zk.kinds.base import BatchStep
+
 
 DEV_SRS_NOTE = (
     "zk-halo2 proofs were checked with a locally generated dev SRS: whoever generated it knows its "
@@ -34,31 +39,12 @@ DEV_SRS_NOTE = (
 class EzklBackend(ProverBackend):
     name = "ezkl"
     proof_type = halo2.PROOF_TYPE
+    zero_knowledge = True
+    exact = False
+    description = "Halo2 with KZG commitments, through ezkl (within the statement's tolerance)"
+    statements = STATEMENTS
 
-    def provable_kinds(self) -> tuple[str, ...]:
-        return tuple(STEP_KINDS.names())
-
-    def circuit_spec(self, kind: StepKind, architecture: Any, batch_size: int, learning_rate: float, settings: Mapping[str, Any]) -> CircuitSpec:
-        unknown = sorted(set(settings) - set(FIXED_POINT_FIELDS))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown circuit setting(s) {unknown} for the ezkl backend; valid: {', '.join(FIXED_POINT_FIELDS)}",
-                key=f"circuit.{unknown[0]}",
-                valid=list(FIXED_POINT_FIELDS),
-            )
-        fixed_point = {}
-        for key, value in settings.items():
-            if key == "param_scale" and value is None:
-                continue  # the statement's own: 20 for mse, ``scale`` for cross_entropy
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigurationError(f"circuit.{key} must be an integer, got {value!r}", key=f"circuit.{key}")
-            fixed_point[key] = value
-        return kind.check_spec(architecture, batch_size, learning_rate, **fixed_point)
-
-    def spec_from_dict(self, data: Mapping[str, Any]) -> CircuitSpec:
-        return STEP_KINDS.get(str(data.get("kind"))).spec_from_dict(data)
-
-    def commitments(self, spec: CircuitSpec) -> PoseidonPerValue:
+    def commitments(self, spec: FixedPointCheck) -> PoseidonPerValue:
         return PoseidonPerValue(spec.scale, spec.value_bound)
 
     def check_key_policy(self, keys: KeySettings, mode: str) -> None:
@@ -70,7 +56,7 @@ class EzklBackend(ProverBackend):
                 key="srs.path",
             )
 
-    def prepare(self, spec: CircuitSpec, cache_dir: Path, keys: KeySettings) -> dict[str, Any]:
+    def prepare(self, spec: FixedPointCheck, cache_dir: Path, keys: KeySettings) -> dict[str, Any]:
         """Compile the circuit (cached) and settle which SRS its proofs use."""
         circuit = halo2.compiled_circuit(spec, cache_dir)
         if keys.path is not None:
@@ -82,7 +68,7 @@ class EzklBackend(ProverBackend):
     def prover_options(self, keys: KeySettings) -> dict[str, Any]:
         return {"srs_path": str(Path(keys.path).absolute())} if keys.path is not None else {}
 
-    def prove(self, spec: CircuitSpec, step: BatchStep, cache_dir: Path, out_dir: Path, options: Mapping[str, Any]) -> ProverResponse:
+    def prove(self, spec: FixedPointCheck, step: BatchStep, cache_dir: Path, out_dir: Path, options: Mapping[str, Any]) -> ProverResponse:
         srs = None
         if options.get("srs_path"):
             srs = ezkl_adapter.configured_srs(Path(options["srs_path"]), halo2.compiled_circuit(spec, cache_dir).logrows)
@@ -99,7 +85,7 @@ class EzklBackend(ProverBackend):
             sizes={"proof_bytes": proof.proof_path.stat().st_size},
         )
 
-    def verifier_keys(self, spec: CircuitSpec, declared: Mapping[str, Any] | None, options: VerifierOptions) -> VerifierKeys:
+    def verifier_keys(self, spec: FixedPointCheck, declared: Mapping[str, Any] | None, options: VerifierOptions) -> VerifierKeys:
         """The verifier's SRS. For a run (``declared`` is its manifest): ``options.key_path``,
         else the dev SRS in the verifier's cache if its hash is the run's (refused for a
         production run unless ``allow_dev_keys``). For one step: ``options.key_path``, else
@@ -128,6 +114,13 @@ class EzklBackend(ProverBackend):
             raise ConfigurationError("verifying a zk-halo2 proof needs an SRS (srs.path, or a dev SRS)", key="srs.path")
         _check_redundant_encoding(proof)
         halo2.verify_step_proof(statement.spec, statement.commitment, proof, cache_dir, keys.material)
+
+
+    def new_keys(self, statements: Sequence[FixedPointCheck], out_dir: Path, cache_dir: Path) -> GeneratedKeys:
+        return ezkl_keys.new_keys(statements, out_dir, cache_dir)
+
+    def check_run_keys(self, report: Any, manifest: Mapping[str, Any], proofs: Sequence[Mapping[str, Any]], keys: KeySet) -> dict[str, Path]:
+        return ezkl_keys.check_run_keys(report, manifest, proofs, keys)
 
 
 def _keys(srs: ezkl_adapter.SrsRef, *notes: str) -> VerifierKeys:

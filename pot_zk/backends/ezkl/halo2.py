@@ -1,7 +1,7 @@
 """Proving and verifying the ``zk-halo2`` statement of one training step.
 
-Works for any :class:`~pot_zk.kinds.spec_base.CircuitSpec`: SGD (pot_zk.kinds.sgd.circuit) and LoRA
-(pot_zk.kinds.lora.circuit). The spec's hashed inputs are the first public instances, in its
+Works for any ezkl statement (:mod:`pot_zk.backends.ezkl.statement`: sgd, momentum, lora). The
+statement's hashed inputs are the first public instances, in its
 ``input_names`` order, followed by the residual.
 """
 
@@ -19,7 +19,7 @@ from pot_zk.kinds.encoding import OPTIONAL_FIELDS, StepCommitment, from_fixed_po
 from pot_zk.exceptions import ProofGenerationError, ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.ezkl.adapter import CompiledCircuit, SrsRef
 from pot_zk.kinds.base import BatchStep
-from pot_zk.kinds.spec_base import CircuitSpec
+from pot_zk.backends.ezkl.statement import FixedPointCheck
 
 PROOF_TYPE = "zk-halo2"
 
@@ -39,7 +39,7 @@ def _grid(values: torch.Tensor, scale: int, bound: float | None = None, what: st
     return from_fixed_point(to_fixed_point(values, scale, bound, what), scale).tolist()
 
 
-def compiled_circuit(spec: CircuitSpec, cache_dir: Path) -> CompiledCircuit:
+def compiled_circuit(spec: FixedPointCheck, cache_dir: Path) -> CompiledCircuit:
     run_args = {
         "input_visibility": "hashed/public",
         "output_visibility": "public",
@@ -58,7 +58,7 @@ def compiled_circuit(spec: CircuitSpec, cache_dir: Path) -> CompiledCircuit:
 
 def prove_step(
     step: BatchStep,
-    spec: CircuitSpec,
+    spec: FixedPointCheck,
     cache_dir: Path,
     srs: SrsRef | None,
     out_dir: Path,
@@ -73,7 +73,7 @@ def prove_step(
     the float reference (e.g. fixed-point overflow).
     """
     timings: dict[str, float] = {}
-    inputs = [_grid(x.values, spec.scale, spec.value_bound, x.label) for x in spec.step_inputs(step)]
+    inputs = [_grid(x.values, spec.scale, spec.value_bound, x.label) for x in spec.encode(step)]
     started = time.perf_counter()
     circuit = compiled_circuit(spec, cache_dir)
     if srs is None:
@@ -118,7 +118,7 @@ def _worst_ulps(residual: list[int], output_scale: int, scale: int) -> float:
     return max((abs(r) for r in residual), default=0) / 2.0 ** (output_scale - scale)
 
 
-def _decode_check(spec: CircuitSpec, inputs: list[list[float]], residual: list[int], output_scale: int) -> None:
+def _decode_check(spec: FixedPointCheck, inputs: list[list[float]], residual: list[int], output_scale: int) -> None:
     """The circuit's decoded output must match the float64 reference on the same grid values."""
     reference = spec.reference_output([torch.tensor(x, dtype=torch.float64) for x in inputs])
     decoded = torch.tensor(residual, dtype=torch.float64) / 2.0**output_scale
@@ -138,7 +138,7 @@ def _decode_check(spec: CircuitSpec, inputs: list[list[float]], residual: list[i
 
 
 def verify_step_proof(
-    spec: CircuitSpec, commitment: StepCommitment, proof_path: Path, cache_dir: Path, srs: SrsRef
+    spec: FixedPointCheck, commitment: StepCommitment, proof_path: Path, cache_dir: Path, srs: SrsRef
 ) -> list[int]:
     """Verify a ``zk-halo2`` proof of ``spec``'s statement for the declared commitments.
 

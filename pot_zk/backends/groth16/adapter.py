@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Sequence
 
 import groth16py
 
-from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
+from pot_zk.backends.groth16.integers import FIELD_MODULUS
 from pot_zk.core.native_output import captured_fds
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError, WitnessBuilderError
 

@@ -19,7 +19,8 @@ from typing import Any, Sequence
 
 from pot_zk.backends.groth16.keys import create_keys, import_zkey_keys
 from pot_zk.backends.groth16.prove import PROOF_TYPE
-from pot_zk.backends.keys import GeneratedKeys, KeySet
+from pot_zk.backends.base import GeneratedKeys
+from pot_zk.backends.keys import KeySet
 
 KEY_FILES = {"pk": "pk.bin", "vk": "vk.bin", "vk_json": "vk.json", "circuit": "circuit.circom", "provenance": "provenance.json"}
 

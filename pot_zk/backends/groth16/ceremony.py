@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pot_zk.backends.groth16 import adapter
-from pot_zk.backends.groth16.circom import circuit_source
-from pot_zk.backends.groth16.lora_spec import Groth16Spec
+from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.exceptions import ConfigurationError
 
 CIRCUIT_FILE = "circuit.circom"
@@ -29,7 +28,7 @@ class CeremonyFiles:
     text: str
 
 
-def ceremony_instructions(spec: Groth16Spec, circuit_dir: Path, statement_args: str) -> str:
+def ceremony_instructions(spec: Groth16Statement, circuit_dir: Path, statement_args: str) -> str:
     """The commands of a ceremony for ``spec`` whose source is ``circuit_dir/circuit.circom``."""
     circomlib = adapter.circomlib_dir()
     return f"""\
@@ -60,14 +59,14 @@ srs.path that import-zkey prints); anyone who verifies imports the same zkey and
 """
 
 
-def write_ceremony_files(spec: Groth16Spec, out_dir: Path, statement_args: str) -> CeremonyFiles:
+def write_ceremony_files(spec: Groth16Statement, out_dir: Path, statement_args: str) -> CeremonyFiles:
     """Write ``circuit.circom`` and ``CEREMONY.txt`` into ``out_dir`` (refused if it holds them)."""
     out_dir = Path(out_dir)
     circuit, instructions = out_dir / CIRCUIT_FILE, out_dir / INSTRUCTIONS_FILE
     if circuit.exists() or instructions.exists():
         raise ConfigurationError(f"{out_dir} already holds a {CIRCUIT_FILE} or {INSTRUCTIONS_FILE}; choose a new directory", key="out")
     out_dir.mkdir(parents=True, exist_ok=True)
-    circuit.write_text(circuit_source(spec))
+    circuit.write_text(spec.circuit_source())
     text = ceremony_instructions(spec, out_dir, statement_args)
     instructions.write_text(text)
     return CeremonyFiles(circuit, instructions, text)

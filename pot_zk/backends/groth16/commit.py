@@ -24,13 +24,8 @@ from typing import Any, Mapping
 import numpy as np
 from light_poseidon_python import poseidon_hash
 
-from pot_zk.backends.groth16.exact import check_range
-from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
-from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.integers import FIELD_MODULUS, check_range
 from pot_zk.exceptions import ProofVerificationError
-
-NAMES = ("w_before", "batch", "w_after")
 
 
 def packing_width(value_bits: int) -> int:
@@ -85,49 +80,23 @@ def parse_field(text: str, what: str = "commitment") -> int:
 
 @dataclass(frozen=True)
 class StepCommitments:
-    """The public values of a ``zk-groth16`` proof, in public-input order: ``w_before``,
-    ``batch``, ``w_after`` and, for a LoRA step only, ``base`` (the frozen base weights; for
-    a LoRA step w_before/w_after commit to the adapters)."""
+    """The public values of a ``zk-groth16`` proof by name, in the statement's public-input
+    order (``public_names``: ``w_before``, ``batch``, ``w_after``, then e.g. LoRA's ``base`` --
+    for a LoRA step ``w_before``/``w_after`` commit to the adapters)."""
 
-    w_before: str
-    batch: str
-    w_after: str
-    base: str | None = None
+    values: Mapping[str, str]
 
     @property
     def names(self) -> tuple[str, ...]:
-        return NAMES if self.base is None else NAMES + ("base",)
+        return tuple(self.values)
 
     def public_inputs(self) -> list[int]:
-        return [parse_field(getattr(self, name), name) for name in self.names]
+        return [parse_field(value, name) for name, value in self.values.items()]
 
     def to_dict(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in self.names}
+        return dict(self.values)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "StepCommitments":
-        base = data.get("base")
-        return cls(**{name: str(data[name]) for name in NAMES}, base=None if base is None else str(base))
-
-
-def commit_sgd_step(spec: Groth16SgdSpec, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray) -> StepCommitments:
-    """Commitments of W_t, the batch (X row-major then Y row-major) and W_t+1."""
-    batch = np.concatenate([np.asarray(x, dtype=np.int64).reshape(-1), np.asarray(y, dtype=np.int64).reshape(-1)])
-    return StepCommitments(
-        w_before=commit_values(w_before, spec.value_bits, "weights before the step"),
-        batch=commit_values(batch, spec.value_bits, "batch"),
-        w_after=commit_values(w_after, spec.value_bits, "weights after the step"),
-    )
-
-
-def commit_lora_step(
-    spec: Groth16LoraSpec, base: np.ndarray, a_before: np.ndarray, x: np.ndarray, y: np.ndarray, a_after: np.ndarray
-) -> StepCommitments:
-    """Commitments of the adapters before, the batch, the adapters after and the frozen base."""
-    batch = np.concatenate([np.asarray(x, dtype=np.int64).reshape(-1), np.asarray(y, dtype=np.int64).reshape(-1)])
-    return StepCommitments(
-        w_before=commit_values(a_before, spec.value_bits, "adapters before the step"),
-        batch=commit_values(batch, spec.value_bits, "batch"),
-        w_after=commit_values(a_after, spec.value_bits, "adapters after the step"),
-        base=commit_values(base, spec.value_bits, "base weights"),
-    )
+    def from_dict(cls, data: Mapping[str, Any], names: tuple[str, ...]) -> "StepCommitments":
+        """The commitments ``names`` (in that order) of a record; KeyError when one is missing."""
+        return cls({name: str(data[name]) for name in names})

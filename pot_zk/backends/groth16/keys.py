@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pot_zk.backends.groth16 import adapter, zkey
-from pot_zk.backends.groth16.circom import circuit_source
-from pot_zk.backends.groth16.lora_spec import Groth16Spec
+from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.exceptions import ConfigurationError
 
 PROVENANCES = ("dev", "auditor", "zkey")
@@ -70,12 +69,12 @@ class CircuitVerifyingKey:
     vk_sha256: str
 
 
-def key_directory(cache_dir: Path, spec: Groth16Spec) -> Path:
+def key_directory(cache_dir: Path, spec: Groth16Statement) -> Path:
     """Where ``ensure_keys`` caches the keys of ``spec``."""
     return Path(cache_dir) / "groth16" / spec.circuit_id()
 
 
-def ensure_keys(spec: Groth16Spec, cache_dir: Path, *, provenance: str = "dev") -> KeyDirectory:
+def ensure_keys(spec: Groth16Statement, cache_dir: Path, *, provenance: str = "dev") -> KeyDirectory:
     """The cached keys of ``spec``, running the setup only if there are none yet."""
     directory = key_directory(cache_dir, spec)
     if not directory.exists():
@@ -89,7 +88,7 @@ def ensure_keys(spec: Groth16Spec, cache_dir: Path, *, provenance: str = "dev") 
     return keys
 
 
-def create_keys(spec: Groth16Spec, directory: Path, *, provenance: str = "dev") -> KeyDirectory:
+def create_keys(spec: Groth16Statement, directory: Path, *, provenance: str = "dev") -> KeyDirectory:
     """Run groth16py's single-party setup for ``spec`` into ``directory`` (which must not exist).
 
     ``provenance`` says who runs it: ``dev`` (the prover itself; refused in production) or
@@ -103,8 +102,8 @@ def create_keys(spec: Groth16Spec, directory: Path, *, provenance: str = "dev") 
     return _write_keys(spec, Path(directory), provenance, make)
 
 
-def import_zkey_keys(spec: Groth16Spec, zkey_path: Path, directory: Path) -> KeyDirectory:
-    """Keys of a snarkjs phase-2 ceremony (a ``.zkey`` made for ``circuit_source(spec)``
+def import_zkey_keys(spec: Groth16Statement, zkey_path: Path, directory: Path) -> KeyDirectory:
+    """Keys of a snarkjs phase-2 ceremony (a ``.zkey`` made for ``spec.circuit_source()``
     compiled with circom ``--O2``) into ``directory`` (which must not exist), labelled ``zkey``.
 
     Refused with a ConfigurationError (key ``zkey``), nothing written, unless the zkey's header
@@ -126,7 +125,7 @@ def import_zkey_keys(spec: Groth16Spec, zkey_path: Path, directory: Path) -> Key
     return _write_keys(spec, Path(directory), "zkey", make)
 
 
-def open_keys(spec: Groth16Spec, directory: Path) -> KeyDirectory:
+def open_keys(spec: Groth16Statement, directory: Path) -> KeyDirectory:
     """Open a key directory after checking it belongs to ``spec``: its provenance record
     names this circuit id and its ``circuit.circom`` is exactly the source this code
     generates for ``spec`` (stale or foreign keys are refused, not used)."""
@@ -146,7 +145,7 @@ def open_keys(spec: Groth16Spec, directory: Path) -> KeyDirectory:
             expected=spec.circuit_id(),
             actual=record.get("circuit_id"),
         )
-    if source != circuit_source(spec):
+    if source != spec.circuit_source():
         raise ConfigurationError(
             f"{directory}/circuit.circom is not the source this pot-zk generates for circuit {spec.circuit_id()}: "
             "the keys are stale (made by another version) or were tampered with",
@@ -157,7 +156,7 @@ def open_keys(spec: Groth16Spec, directory: Path) -> KeyDirectory:
     return KeyDirectory(directory, spec.circuit_id(), record)
 
 
-def load_verifying_key(spec: Groth16Spec, directory: Path) -> CircuitVerifyingKey:
+def load_verifying_key(spec: Groth16Statement, directory: Path) -> CircuitVerifyingKey:
     """The verifying key in a directory the verifier names, checked against ``spec``."""
     keys = open_keys(spec, directory)
     vk = keys.load_verifying_key()
@@ -167,7 +166,7 @@ def load_verifying_key(spec: Groth16Spec, directory: Path) -> CircuitVerifyingKe
 
 
 def _write_keys(
-    spec: Groth16Spec,
+    spec: Groth16Statement,
     directory: Path,
     provenance: str,
     make: Callable[[Path], tuple[Any, Any, adapter.CompileReport, dict[str, Any]]],
@@ -177,7 +176,7 @@ def _write_keys(
     directory.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        source = circuit_source(spec)
+        source = spec.circuit_source()
         (scratch / "circuit.circom").write_text(source)
         started = time.perf_counter()
         pk, vk, report, extra = make(scratch / "circuit.circom")

@@ -1,13 +1,12 @@
-"""Proving one exact SGD or LoRA step with Groth16, and checking the proof before anyone sees it.
+"""Proving one exact step of any zk-groth16 statement, and checking the proof before anyone sees it.
 
-The witness is checked by the reference arithmetic first (a W_t+1 that is not exactly
-``exact_sgd_step(W_t, X, Y)``, or adapters that are not exactly ``exact_lora_step``, are
-refused before any proving), the circuit's witness is computed by circom's witness program
-under wasmtime (:mod:`~pot_zk.backends.groth16.witness`; groth16py's wasmi without it) and
-proven with ``prove_wtns``, and the proof is verified with the key directory's own verifying key
-before it is returned: groth16py 0.2.0 returns a proof even for a witness that violates the
-constraints. A :class:`LoadedKey` (proving key and compiled witness program) is loaded once and
-shared by every thread of a key holder.
+The witness is checked by the statement's own integer step first (tensors after the step that
+are not exactly its ``exact_step`` are refused before any proving), the circuit's witness is
+computed by circom's witness program under wasmtime (:mod:`~pot_zk.backends.groth16.witness`;
+groth16py's wasmi without it) and proven with ``prove_wtns``, and the proof is verified with the
+key directory's own verifying key before it is returned: groth16py 0.2.0 returns a proof even
+for a witness that violates the constraints. A :class:`LoadedKey` (proving key and compiled
+witness program) is loaded once and shared by every thread of a key holder.
 """
 
 from __future__ import annotations
@@ -17,19 +16,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from pot_zk.backends.groth16 import adapter
-from pot_zk.backends.groth16.commit import StepCommitments, commit_lora_step, commit_sgd_step
-from pot_zk.backends.groth16.exact import check_range, exact_sgd_step
-from pot_zk.backends.groth16.exact_lora import exact_lora_step
-from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec, Groth16Spec
-from pot_zk.backends.groth16.signals import circuit_inputs, lora_circuit_inputs
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.commit import StepCommitments
+from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.backends.groth16.witness import WitnessEngine, witness_engine
-from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
+from pot_zk.exceptions import ProofGenerationError
 
 if TYPE_CHECKING:
     from pot_zk.backends.groth16.keys import KeyDirectory
@@ -91,74 +86,19 @@ class Groth16Proof:
         return paths
 
 
-def check_witness(spec: Groth16SgdSpec, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray) -> None:
-    """Raise WitnessBuilderError unless W_t+1 is exactly the reference step of (W_t, X, Y)."""
-    _check_after(exact_sgd_step(spec, w_before, x, y), w_after, spec.value_bits, "weights after the step")
-
-
-def check_lora_witness(
-    spec: Groth16LoraSpec, base: np.ndarray, a_before: np.ndarray, x: np.ndarray, y: np.ndarray, a_after: np.ndarray
-) -> None:
-    """Raise WitnessBuilderError unless the adapters after are exactly the reference LoRA step."""
-    _check_after(exact_lora_step(spec, base, a_before, x, y), a_after, spec.value_bits, "adapters after the step")
-
-
-def prove_sgd_step(
-    spec: Groth16SgdSpec, keys: KeyDirectory, w_before: np.ndarray, x: np.ndarray, y: np.ndarray, w_after: np.ndarray, *, key: LoadedKey | None = None
-) -> Groth16Proof:
-    """Prove one SGD step from integer tensors; the proof returned verifies under ``keys``.
-    ``key``: the proving key of ``keys``, already loaded (else it is loaded from disk)."""
+def prove_step(spec: Groth16Statement, keys: KeyDirectory, integers: Mapping[str, np.ndarray], *, key: LoadedKey | None = None) -> Groth16Proof:
+    """Prove one step from its integers (:meth:`Groth16Statement.integers`); the proof returned
+    verifies under ``keys``. ``key``: the proving key of ``keys``, already loaded (else it is
+    loaded from disk)."""
     started = time.perf_counter()
-    check_witness(spec, w_before, x, y, w_after)
-    commitments = commit_sgd_step(spec, w_before, x, y, w_after)
+    spec.check_witness(integers)
+    commitments = spec.commitments(integers)
     checked_s = time.perf_counter() - started
-    return _prove(spec, keys, circuit_inputs(w_before, x, y, w_after), commitments, checked_s, key)
-
-
-def prove_lora_step(
-    spec: Groth16LoraSpec,
-    keys: KeyDirectory,
-    base: np.ndarray,
-    a_before: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    a_after: np.ndarray,
-    *,
-    key: LoadedKey | None = None,
-) -> Groth16Proof:
-    """Prove one LoRA step from integer tensors; the proof returned verifies under ``keys``."""
-    started = time.perf_counter()
-    check_lora_witness(spec, base, a_before, x, y, a_after)
-    commitments = commit_lora_step(spec, base, a_before, x, y, a_after)
-    checked_s = time.perf_counter() - started
-    return _prove(spec, keys, lora_circuit_inputs(base, a_before, x, y, a_after), commitments, checked_s, key)
-
-
-def _check_after(expected: np.ndarray, after: np.ndarray, value_bits: int, what: str) -> None:
-    actual = np.asarray(after)
-    if actual.shape != expected.shape or actual.dtype.kind not in "iu":
-        raise WitnessBuilderError(
-            f"{what} have the wrong shape or type",
-            expected=[list(expected.shape), "integers"],
-            actual=[list(actual.shape), str(actual.dtype)],
-            tensor=what,
-        )
-    check_range(actual.astype(np.int64), value_bits, what)
-    wrong = np.flatnonzero(actual != expected)
-    if wrong.size:
-        index = int(wrong[0])
-        raise WitnessBuilderError(
-            f"{what} are not the exact step on this batch: {wrong.size} of {expected.size} value(s) differ "
-            f"(largest difference {int(np.abs(actual - expected).max())} grid steps)",
-            expected=int(expected[index]),
-            actual=int(actual[index]),
-            tensor=what,
-            first_index=index,
-        )
+    return _prove(spec, keys, spec.circuit_inputs(integers), commitments, checked_s, key)
 
 
 def _prove(
-    spec: Groth16Spec, keys: KeyDirectory, inputs: dict[str, Any], commitments: StepCommitments, checked_s: float, key: LoadedKey | None
+    spec: Groth16Statement, keys: KeyDirectory, inputs: dict[str, Any], commitments: StepCommitments, checked_s: float, key: LoadedKey | None
 ) -> Groth16Proof:
     timings = {"witness_check_s": checked_s}
     vk = keys.load_verifying_key()

@@ -2,14 +2,15 @@
 prover program ``pot-zk-groth16-prover`` does, in its own process or in a key holder
 (:mod:`pot_zk.backends.groth16.warm`).
 
-The request's ``circuit`` is a ``Groth16SgdSpec`` / ``Groth16LoraSpec.to_dict()``; its
-``witness_path`` a step file (``save_training_step``) whose weights (for LoRA: base and
-adapters) lie exactly on the grid (exact-mode training); batch values are rounded.
+The request's ``circuit`` is a zk-groth16 statement's ``to_dict()`` (any kind the backend
+registers); its ``witness_path`` a step file (``save_training_step``) whose committed tensors
+but the batch lie exactly on the grid (exact-mode training); batch values are rounded.
 ``options.keys_dir`` names a key directory made by someone else (e.g. the auditor, provenance
 ``auditor``); without it the keys are cached under ``cache_dir`` and made on first use
-(provenance ``dev``: this prover knows the trapdoor). A step whose W_t+1 (adapters after) is
-not exactly the reference step is refused before any key work (WitnessBuilderError), and the
-answer is ok only with a proof that verifies under the key's own verifying key.
+(provenance ``dev``: this prover knows the trapdoor). A step whose tensors after
+the step are not exactly the statement's integer step is refused before any key work
+(WitnessBuilderError), and the answer is ok only with a proof that verifies under the key's own
+verifying key.
 """
 
 from __future__ import annotations
@@ -20,21 +21,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pot_zk.backends.groth16 import exact, keys
-from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec, Groth16Spec
-from pot_zk.backends.groth16.prove import PROOF_TYPE, LoadedKey, check_lora_witness, check_witness, prove_lora_step, prove_sgd_step
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16 import keys
+from pot_zk.backends.groth16.prove import PROOF_TYPE, LoadedKey, prove_step
+from pot_zk.backends.groth16.statement import Groth16Statement, Integers
+from pot_zk.backends.groth16.statements import STATEMENTS
 from pot_zk.core.protocol import ProverResponse
-from pot_zk.exceptions import WitnessBuilderError
-
-PROVABLE_KINDS = ("sgd", "lora")
+from pot_zk.exceptions import ConfigurationError
 
 
-def spec_of(request: dict[str, Any]) -> Groth16Spec:
-    return (Groth16LoraSpec if request["kind"] == "lora" else Groth16SgdSpec).from_dict(request["circuit"])
+def provable_kinds() -> tuple[str, ...]:
+    return tuple(STATEMENTS.names())
 
 
-def keys_of(spec: Groth16Spec, request: dict[str, Any]) -> keys.KeyDirectory:
+def spec_of(request: dict[str, Any]) -> Groth16Statement:
+    """The request's statement (ConfigurationError for a kind no statement proves)."""
+    kind = str(request["circuit"].get("kind"))
+    if kind not in STATEMENTS:
+        raise ConfigurationError(f"not a groth16 statement of a known kind: {kind!r} (known: {', '.join(STATEMENTS.names())})", key="circuit")
+    return STATEMENTS.get(kind).from_dict(request["circuit"])
+
+
+def keys_of(spec: Groth16Statement, request: dict[str, Any]) -> keys.KeyDirectory:
     """The request's key directory (``options.keys_dir``), else the cached dev keys (made now if missing)."""
     options = request.get("options") or {}
     if options.get("keys_dir"):
@@ -49,16 +56,16 @@ def prove_request(request: dict[str, Any], *, key_dir: keys.KeyDirectory | None 
     spec = spec_of(request)
     step = load_training_step(Path(request["witness_path"]), spec.kind)
     started = time.perf_counter()
-    tensors = witness_tensors(spec, step)
+    integers = witness_integers(spec, step)
     checked_s = time.perf_counter() - started
     started = time.perf_counter()
     key_dir = key_dir or keys_of(spec, request)
-    return prove_tensors(spec, tensors, key_dir, Path(request["output_dir"]), key=key, setup_s=time.perf_counter() - started, checked_s=checked_s)
+    return prove_integers(spec, integers, key_dir, Path(request["output_dir"]), key=key, setup_s=time.perf_counter() - started, checked_s=checked_s)
 
 
-def prove_tensors(
-    spec: Groth16Spec,
-    tensors: tuple[Any, ...],
+def prove_integers(
+    spec: Groth16Statement,
+    integers: Integers,
     key_dir: keys.KeyDirectory,
     out_dir: Path,
     *,
@@ -66,9 +73,11 @@ def prove_tensors(
     setup_s: float = 0.0,
     checked_s: float = 0.0,
 ) -> ProverResponse:
-    """Prove checked integer tensors (:func:`witness_tensors`) with ``key_dir``; write the proof into ``out_dir``."""
+    """Prove a step's checked integers (:func:`witness_integers`) with ``key_dir``; write the proof
+    into ``out_dir``. ``public.prover`` says which witness engine ran, in which process and
+    thread, and when the proving began and ended."""
     began_at = time.time()
-    proof = (prove_lora_step if spec.kind == "lora" else prove_sgd_step)(spec, key_dir, *tensors, key=key)
+    proof = prove_step(spec, key_dir, integers, key=key)
     paths = proof.write(Path(out_dir))
     prover = {
         "witness_engine": proof.witness_engine,
@@ -96,29 +105,9 @@ def prove_tensors(
     )
 
 
-def witness_tensors(spec: Groth16Spec, step: Any) -> tuple[Any, ...]:
-    """The step's integer tensors in the order the spec's prove function takes them, after
-    checking the step is the spec's and W_t+1 (or the adapters after) is its exact step."""
-    if spec.kind == "lora":
-        architecture = step.architecture
-        found = {"dims": list(architecture.base.dims), "adapted": list(architecture.adapted), "rank": architecture.rank, "alpha": architecture.alpha}
-        declared = {"dims": list(spec.dims), "adapted": list(spec.adapted), "rank": spec.rank, "alpha": spec.alpha}
-    else:
-        found = {"dims": list(step.architecture.dims), "loss": step.architecture.loss}
-        declared = {"dims": list(spec.dims), "loss": spec.loss}
-    found.update(batch_size=step.batch_size, learning_rate=step.learning_rate)
-    declared.update(batch_size=spec.batch_size, learning_rate=spec.learning_rate)
-    if found != declared:
-        raise WitnessBuilderError("the step does not match the circuit spec", expected=declared, actual=found)
-    bits, scale = spec.value_bits, spec.scale
-    x = exact.quantise_batch(step.inputs.numpy(), scale, bits, "batch inputs X").reshape(step.inputs.shape)
-    y = exact.quantise_batch(step.targets.numpy(), scale, bits, "batch targets Y").reshape(step.targets.shape)
-    what = "adapters" if spec.kind == "lora" else "weights"
-    before = exact.quantise_weights(step.flat_before().numpy(), scale, bits, f"{what} before the step")
-    after = exact.quantise_weights(step.flat_after().numpy(), scale, bits, f"{what} after the step")
-    if spec.kind == "lora":
-        base = exact.quantise_weights(step.flat_base().numpy(), scale, bits, "base weights")
-        check_lora_witness(spec, base, before, x, y, after)
-        return base, before, x, y, after
-    check_witness(spec, before, x, y, after)
-    return before, x, y, after
+def witness_integers(spec: Groth16Statement, step: Any) -> Integers:
+    """The step's integers after checking the step is the statement's and the tensors after
+    it are exactly its integer step (WitnessBuilderError otherwise)."""
+    integers = spec.integers(step)
+    spec.check_witness(integers)
+    return integers

@@ -1,7 +1,7 @@
 """The ``zk-groth16`` commitment scheme on torch tensors: what a run records for every step.
 
 A tensor is put on the statement's grid (each value rounded half away from zero at ``scale``
-bits, :func:`~pot_zk.backends.groth16.exact.quantise_batch`), range-checked to the signed
+bits, :func:`~pot_zk.backends.groth16.integers.quantise_batch`), range-checked to the signed
 ``value_bits`` range and committed with :func:`~pot_zk.backends.groth16.commit.commit_values`
 (Poseidon(2) chain over packed limbs): exactly the public outputs of the circuit for the same
 integers, so commitments of unproven steps chain with proven ones. Weights of an exact-mode
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pot_zk.backends.groth16.commit import commit_values
-from pot_zk.backends.groth16.exact import dequantise, quantise_batch
+from pot_zk.backends.groth16.integers import dequantise, quantise_batch
 
 
 @dataclass(frozen=True)

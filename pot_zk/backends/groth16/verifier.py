@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pot_zk.backends.groth16 import keys as groth16_keys
-from pot_zk.backends.groth16.lora_spec import Groth16Spec
+from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.exceptions import ConfigurationError, ProofVerificationError
 
@@ -47,7 +47,7 @@ class Groth16VerifierKey:
     notes: tuple[str, ...] = field(default=())
 
 
-def verifier_key(spec: Groth16Spec, declared: Mapping[str, Any] | None, cache_dir: Path, key_dir: Path | None, allow_dev: bool) -> Groth16VerifierKey:
+def verifier_key(spec: Groth16Statement, declared: Mapping[str, Any] | None, cache_dir: Path, key_dir: Path | None, allow_dev: bool) -> Groth16VerifierKey:
     """The verifying key for proofs of ``spec``. ``declared`` is the run's manifest (None for a
     single step outside a run). Raises ProofVerificationError (``reason``: ``keys-unavailable``,
     ``dev-keys-refused``) when the verifier holds no acceptable key."""
@@ -77,7 +77,7 @@ def _dev_policy(key: groth16_keys.CircuitVerifyingKey, declared: Mapping[str, An
     return Groth16VerifierKey(key, _record(key), (DEV_KEY_NOTE,))
 
 
-def verify_proof_file(spec: Groth16Spec, commitments: Mapping[str, Any], proof: Path, key: Groth16VerifierKey) -> None:
+def verify_proof_file(spec: Groth16Statement, commitments: Mapping[str, Any], proof: Path, key: Groth16VerifierKey) -> None:
     """Raise ProofVerificationError (with the verdict's reason) unless the 256-byte proof in
     ``proof`` shows the step committed as ``commitments`` (the verifier's records) under ``key``."""
     try:
@@ -93,7 +93,7 @@ def verify_proof_file(spec: Groth16Spec, commitments: Mapping[str, Any], proof: 
         raise ProofVerificationError(verdict.message, reason=verdict.reason or "invalid-proof")
 
 
-def _open(spec: Groth16Spec, directory: Path) -> groth16_keys.CircuitVerifyingKey:
+def _open(spec: Groth16Statement, directory: Path) -> groth16_keys.CircuitVerifyingKey:
     if not directory.is_dir():
         raise ProofVerificationError(f"no zk-groth16 key for circuit {spec.circuit_id()} in {directory}", reason="keys-unavailable")
     try:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from pot_zk.backends.groth16 import adapter
 from pot_zk.backends.groth16.commit import StepCommitments
 from pot_zk.backends.groth16.keys import CircuitVerifyingKey
-from pot_zk.backends.groth16.lora_spec import Groth16Spec
+from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.exceptions import ProofVerificationError
 
 
@@ -32,7 +32,7 @@ class Groth16Verdict:
 
 
 def verify_groth16(
-    spec: Groth16Spec,
+    spec: Groth16Statement,
     proof: bytes,
     commitments: StepCommitments | Mapping[str, Any],
     vk: CircuitVerifyingKey,
@@ -46,7 +46,7 @@ def verify_groth16(
         return Groth16Verdict(False, "malformed-proof", f"a Groth16 proof is {adapter.PROOF_BYTES} bytes, got {size}")
     try:
         if not isinstance(commitments, StepCommitments):
-            commitments = StepCommitments.from_dict(commitments)
+            commitments = StepCommitments.from_dict(commitments, spec.public_names)
         if commitments.names != spec.public_names:
             raise KeyError(f"got {list(commitments.names)}")
         public = commitments.public_inputs()

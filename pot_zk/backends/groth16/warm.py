@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pot_zk.backends.groth16.prove import load_key
-from pot_zk.backends.groth16.request import PROVABLE_KINDS, keys_of, prove_request, spec_of
+from pot_zk.backends.groth16.request import keys_of, prove_request, provable_kinds, spec_of
 from pot_zk.core.prover_program import answer, parse_request
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.exceptions import ConfigurationError
@@ -49,7 +49,7 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> Non
     ``<path>.pid``), answer up to ``provers`` requests at once, exit after ``keep_s`` idle seconds."""
     if provers < 1:
         raise ConfigurationError(f"a key holder needs at least one prover thread, got {provers}", key="provers")
-    request = parse_request(first_request, PROVABLE_KINDS, "groth16")
+    request = parse_request(first_request, provable_kinds(), "groth16")
     spec = spec_of(request)
     key_dir = keys_of(spec, request)
     location = (request.get("options") or {}).get("keys_dir") or request["cache_dir"]
@@ -129,7 +129,7 @@ def _answer(connection: socket.socket, prove) -> None:
         raw = json.loads(read_line(connection))["request"]
     except (ValueError, KeyError, TypeError, OSError):
         return
-    code, document = answer(raw, PROVABLE_KINDS, prove, backend="groth16")
+    code, document = answer(raw, provable_kinds(), prove, backend="groth16")
     try:
         connection.sendall(json.dumps({"code": code, "document": document}).encode() + b"\n")
     except OSError:

@@ -6,7 +6,7 @@ curve's base and scalar moduli, ``nVars`` (the r1cs's wires), ``nPublic`` and ``
 (the smallest power of two above constraints + public values). :func:`read_header` parses it;
 :func:`check_header` compares what needs no compiler (protocol, BN254, the statement's public
 values) before anything else runs; :func:`check_compiled` compares the wires with what
-groth16py's compiler reports for ``circuit_source(spec)``; and :func:`check_trial_proof` proves
+groth16py's compiler reports for ``spec.circuit_source()``; and :func:`check_trial_proof` proves
 one honest sample step of the statement with the imported proving key and verifies it with the
 imported verifying key.
 
@@ -26,16 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from pot_zk.backends.groth16 import adapter
-from pot_zk.backends.groth16.commit import commit_lora_step, commit_sgd_step
-from pot_zk.backends.groth16.exact import exact_sgd_step
-from pot_zk.backends.groth16.exact_lora import exact_lora_step
-from pot_zk.backends.groth16.lora_spec import Groth16Spec
-from pot_zk.backends.groth16.signals import circuit_inputs, lora_circuit_inputs
-from pot_zk.backends.groth16.fixed_point import FIELD_MODULUS
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.integers import FIELD_MODULUS
+from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError
 
 MAGIC = b"zkey"
@@ -73,7 +67,7 @@ def read_header(path: Path) -> ZkeyHeader:
         raise ConfigurationError(f"{path} is not a snarkjs zkey: {exc}", key="zkey") from exc
 
 
-def check_header(header: ZkeyHeader, spec: Groth16Spec, path: Path) -> None:
+def check_header(header: ZkeyHeader, spec: Groth16Statement, path: Path) -> None:
     """Refuse a zkey that is not Groth16 over BN254 with the statement's public values."""
     _expect(header.protocol, GROTH16_PROTOCOL, "protocol id (1: Groth16)", path)
     _expect(header.base_modulus, BN254_BASE_MODULUS, "curve base-field modulus (BN254)", path)
@@ -89,13 +83,10 @@ def check_compiled(header: ZkeyHeader, report: adapter.CompileReport, path: Path
     _expect(header.n_vars, report.wires, "number of wires (nVars)", path, hint=COMPILE_HINT)
 
 
-def check_trial_proof(spec: Groth16Spec, pk: adapter.ProvingKey, vk: adapter.VerifyingKey, path: Path) -> None:
+def check_trial_proof(spec: Groth16Statement, pk: adapter.ProvingKey, vk: adapter.VerifyingKey, path: Path) -> None:
     """Prove an honest sample step of ``spec`` with the imported keys; refuse them unless it verifies."""
-    tensors = sample_step(spec)
-    if isinstance(spec, Groth16SgdSpec):
-        inputs, commitments = circuit_inputs(*tensors), commit_sgd_step(spec, *tensors)
-    else:
-        inputs, commitments = lora_circuit_inputs(*tensors), commit_lora_step(spec, *tensors)
+    integers = spec.sample_step()
+    inputs, commitments = spec.circuit_inputs(integers), spec.commitments(integers)
     try:
         proof = adapter.prove(pk, inputs)
     except ProofGenerationError as exc:
@@ -108,28 +99,6 @@ def check_trial_proof(spec: Groth16Spec, pk: adapter.ProvingKey, vk: adapter.Ver
             key="zkey",
             reason="trial-proof",
         )
-
-
-def sample_step(spec: Groth16Spec, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """A fixed honest step of ``spec`` as integers: (W_t, X, Y, W_t+1) for SGD, (base, adapters
-    before, X, Y, adapters after) for LoRA; small random values (Y: labels ``k * 2**scale`` for
-    cross-entropy), the update the exact step."""
-    rng = np.random.default_rng(seed)
-    grid = 2.0**spec.scale
-
-    def values(count: int | tuple[int, ...], spread: float) -> np.ndarray:
-        return np.round(rng.uniform(-spread, spread, count) * grid).astype(np.int64)
-
-    x = values((spec.batch_size, spec.dims[0]), 1.0)
-    if getattr(spec, "loss", "mse") == "cross_entropy":
-        y = rng.integers(0, spec.dims[-1], spec.batch_size).astype(np.int64) * 2**spec.scale
-    else:
-        y = values((spec.batch_size, spec.dims[-1]), 1.0)
-    if isinstance(spec, Groth16SgdSpec):
-        w = values(spec.num_params, 0.5)
-        return w, x, y, exact_sgd_step(spec, w, x, y)
-    base, adapters = values(spec.num_base_params, 0.5), values(spec.num_adapter_params, 0.5)
-    return base, adapters, x, y, exact_lora_step(spec, base, adapters, x, y)
 
 
 def _expect(actual: Any, expected: Any, what: str, path: Path, hint: str | None = None) -> None:

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
+from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor, load_parameters
 from pot_zk.kinds.lora.capture import capture_lora_step, lora_step_from_models
-from pot_zk.kinds.lora.circuit import LoraCircuitSpec, lora_backprop
+from pot_zk.kinds.lora.reference import lora_products
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora, encode_lora_step, validate_lora_step
-from pot_zk.kinds.mlp import MlpArchitecture, flatten, mlp_from_dims, unflatten
+from pot_zk.kinds.mlp import MlpArchitecture, Shapes, flatten, mlp_from_dims, unflatten
 
 
 class LoraKind(StepKind):
     name = "lora"
     step_type = LoraTrainingStep
-    spec_type = LoraCircuitSpec
+    state_words = "adapters (on the declared base)"
     architecture_type = LoraArchitecture
     constant_inputs = ("base",)
     file_tensor_names = ("base", "a_before", "a_after", "x", "y")
@@ -90,16 +91,18 @@ class LoraKind(StepKind):
             "base": flatten({k: v.double() for k, v in base.items()}, architecture.base_shapes),
         }
 
-    def backprop(self, spec: LoraCircuitSpec, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def trained_shapes(self, architecture: LoraArchitecture) -> Shapes:
+        return architecture.adapter_shapes
+
+    def replace_after(self, step: LoraTrainingStep, after: Mapping[str, torch.Tensor]) -> LoraTrainingStep:
+        return replace(step, adapters_after=unflatten(after["w_after"], step.architecture.adapter_shapes))
+
+    def load_after(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: LoraTrainingStep) -> None:
+        load_parameters(model, step.adapters_after)
+
+    def backprop(self, architecture: LoraArchitecture, batch_size: int, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """U_l, Z_l, V_l, the adapter gradients GA_l, GB_l and the back-propagated P_l."""
-        trace = lora_backprop(spec, *(named[name].reshape(1, -1) for name in ("w_before", "batch", "base")))
-        out = {f"z{l}": z for l, z in enumerate(trace.pre)}
-        out.update({f"u{l}": u for l, u in trace.lowrank.items()})
-        out.update({f"v{l}": v for l, v in trace.projected.items()})
-        out.update({f"ga{l}": grads[0] for l, grads in trace.adapter_grads.items()})
-        out.update({f"gb{l}": grads[1] for l, grads in trace.adapter_grads.items()})
-        out.update({f"p{l}": back for l, back in trace.back.items()})
-        return out
+        return lora_products(architecture, batch_size, named)
 
 
 LORA = LoraKind()

@@ -3,16 +3,16 @@ every parameter trained, the velocity committed next to the weights."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping
 
 import torch
 from torch import nn
 
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
-from pot_zk.kinds.mlp import MlpArchitecture, flatten, mlp_from_dims, unflatten
-from pot_zk.kinds.mlp_check import backprop_products
-from pot_zk.kinds.momentum.circuit import MomentumCircuitSpec
+from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor, load_parameters
+from pot_zk.kinds.mlp import MlpArchitecture, Shapes, flatten, mlp_from_dims, unflatten
+from pot_zk.kinds.reference import backprop_products
 from pot_zk.kinds.momentum.step import MomentumArchitecture, MomentumStep, capture_momentum_step, encode_momentum_step, validate_momentum_step
 
 STATE_NAMES = ("w_before", "w_after", "v_before", "v_after")
@@ -21,7 +21,7 @@ STATE_NAMES = ("w_before", "w_after", "v_before", "v_after")
 class MomentumKind(StepKind):
     name = "momentum"
     step_type = MomentumStep
-    spec_type = MomentumCircuitSpec
+    state_words = "weights and velocity"
     architecture_type = MomentumArchitecture
     chained_inputs = (("w_before", "w_after"), ("v_before", "v_after"))
     file_tensor_names = (*STATE_NAMES, "x", "y")
@@ -75,9 +75,24 @@ class MomentumKind(StepKind):
             raise KeyError(f"tensors {sorted(state)} are not the parameters of {architecture.to_dict()}")
         return {"weights": flatten({k: v.double() for k, v in state.items()}, architecture.param_shapes)}
 
-    def backprop(self, spec: MomentumCircuitSpec, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def trained_shapes(self, architecture: MomentumArchitecture) -> Shapes:
+        return architecture.param_shapes
+
+    def replace_after(self, step: MomentumStep, after: Mapping[str, torch.Tensor]) -> MomentumStep:
+        shapes = step.architecture.param_shapes
+        return replace(step, weights_after=unflatten(after["w_after"], shapes), velocity_after=unflatten(after["v_after"], shapes))
+
+    def load_after(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: MomentumStep) -> None:
+        """The weights into the model, the velocity into the optimizer's momentum buffers."""
+        load_parameters(model, step.weights_after)
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                state = optimizer.state[parameter]
+                state["momentum_buffer"] = step.velocity_after[name].to(parameter.dtype).clone()
+
+    def backprop(self, architecture: MomentumArchitecture, batch_size: int, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Z_l, the weight gradients G_l and the back-propagated products B_l (l > 0)."""
-        return backprop_products(spec, named)
+        return backprop_products(architecture, batch_size, named)
 
 
 MOMENTUM = MomentumKind()

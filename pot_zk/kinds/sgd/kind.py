@@ -8,19 +8,17 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
+from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor, load_parameters
 from pot_zk.kinds.losses import loss_for_targets
 from pot_zk.exceptions import InvalidModelStateError
-from pot_zk.kinds.mlp import MlpArchitecture, architecture_of, flatten, mlp_from_dims, unflatten
-from pot_zk.kinds.mlp_check import backprop_products
-from pot_zk.kinds.sgd.circuit import SgdCircuitSpec
+from pot_zk.kinds.mlp import MlpArchitecture, Shapes, architecture_of, flatten, mlp_from_dims, unflatten
+from pot_zk.kinds.reference import backprop_products
 from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step, encode_sgd_step, step_from_states, validate_sgd_step
 
 
 class SgdKind(StepKind):
     name = "sgd"
     step_type = TrainingStep
-    spec_type = SgdCircuitSpec
     architecture_type = MlpArchitecture
     file_tensor_names = ("w_before", "w_after", "x", "y")
 
@@ -74,9 +72,18 @@ class SgdKind(StepKind):
             raise KeyError(f"tensors {sorted(state)} are not the parameters of {architecture.to_dict()}")
         return {"weights": flatten({k: v.double() for k, v in state.items()}, architecture.param_shapes)}
 
-    def backprop(self, spec: SgdCircuitSpec, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def trained_shapes(self, architecture: MlpArchitecture) -> Shapes:
+        return architecture.param_shapes
+
+    def replace_after(self, step: TrainingStep, after: Mapping[str, torch.Tensor]) -> TrainingStep:
+        return replace(step, weights_after=unflatten(after["w_after"], step.architecture.param_shapes))
+
+    def load_after(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: TrainingStep) -> None:
+        load_parameters(model, step.weights_after)
+
+    def backprop(self, architecture: MlpArchitecture, batch_size: int, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Z_l, the weight gradients G_l and the back-propagated products B_l (l > 0)."""
-        return backprop_products(spec, named)
+        return backprop_products(architecture, batch_size, named)
 
 
 SGD = SgdKind()

@@ -1,6 +1,6 @@
 """The exact fixed-point LoRA step: SGD on the adapters of a frozen ReLU MLP.
 
-For a :class:`~pot_zk.backends.groth16.lora_spec.Groth16LoraSpec`, ``S = 2**scale``,
+For a :class:`~pot_zk.backends.groth16.lora.spec.Groth16LoraSpec`, ``S = 2**scale``,
 ``P = 2**param_scale`` and every ``//`` a floor division (docs/groth16.md):
 
     forward, layer l    u_l = (h @ A_l^T) // S,  v_l = (u_l @ B_l^T) // S   (adapted layers)
@@ -21,11 +21,15 @@ back-propagated sum) in the signed ``quotient_bits`` range, exactly as the circu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from pot_zk.backends.groth16.exact import check_range, floor_checked
-from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
+from pot_zk.backends.groth16.integers import check_range, floor_checked
 from pot_zk.exceptions import WitnessBuilderError
+
+if TYPE_CHECKING:
+    from pot_zk.backends.groth16.lora.spec import Groth16LoraSpec
 
 
 def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The momentum step circuit: an ONNX graph that *checks* a supplied update of the weights and
+"""The ezkl statement of a ``momentum`` step: an ONNX graph that *checks* a supplied update of the weights and
 of the velocity.
 
 Statement proven for a :class:`MomentumCircuitSpec` (docs/proofs.md):
@@ -11,7 +11,7 @@ Statement proven for a :class:`MomentumCircuitSpec` (docs/proofs.md):
       residual_w = w_after - (w_before - lr * v_after)
     where G is the backward pass of the loss (as for SGD) and c_g its gradient scale, so
     c_g * G is the gradient of the mean loss. The constants are applied by
-    :func:`~pot_zk.kinds.mlp_check.scaled_product` at ``param_scale`` bits; mu as
+    :func:`~pot_zk.backends.ezkl.statement.scaled_product` at ``param_scale`` bits; mu as
     ``v - (1 - mu) * v`` (the error of the constant then scales with 1 - mu, not mu).
 
 The verifier accepts only if every entry of both residuals is within ``tolerance_ulps`` of
@@ -26,9 +26,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from pot_zk.kinds.base import StepTensor
-from pot_zk.kinds.mlp_check import MlpCheck, scaled_product
-from pot_zk.kinds.momentum.step import MomentumArchitecture, MomentumStep, encode_momentum_step
+from pot_zk.backends.ezkl.statement import MlpCheck, scaled_product
+from pot_zk.kinds.momentum.step import MomentumArchitecture
 
 CIRCUIT_VERSION = "momentum-check/1"
 INPUT_NAMES = ("w_before", "batch", "w_after", "v_before", "v_after")
@@ -58,9 +57,6 @@ class MomentumCircuitSpec(MlpCheck):
     def input_sizes(self) -> dict[str, int]:
         p = self.architecture.num_params
         return {"w_before": p, "batch": self.batch_values(), "w_after": p, "v_before": p, "v_after": p}
-
-    def encode(self, step: MomentumStep) -> list[StepTensor]:
-        return encode_momentum_step(step)
 
     def check_module(self) -> nn.Module:
         return MomentumUpdateCheck(self)

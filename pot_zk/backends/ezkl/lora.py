@@ -1,4 +1,4 @@
-"""The LoRA step circuit: an ONNX graph that *checks* a supplied update of the adapters.
+"""The ezkl statement of a ``lora`` step: an ONNX graph that *checks* a supplied update of the adapters.
 
 Statement proven for a :class:`LoraCircuitSpec` (see docs/lora.md):
 
@@ -19,17 +19,15 @@ The verifier accepts only if every residual entry is within ``tolerance_ulps`` u
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from pot_zk.kinds.base import StepTensor
-from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, encode_lora_step
-from pot_zk.kinds.mlp import Backprop, Shapes, backprop
-from pot_zk.kinds.spec_base import FixedPointCheck
+from pot_zk.backends.ezkl.statement import FixedPointCheck
+from pot_zk.kinds.lora.reference import adapter_gradients
+from pot_zk.kinds.lora.step import LoraArchitecture
 
 CIRCUIT_VERSION = "lora-check/1"
 INPUT_NAMES = ("w_before", "batch", "w_after", "base")
@@ -67,33 +65,8 @@ class LoraCircuitSpec(FixedPointCheck):
         a = self.architecture.num_adapter_params
         return {"w_before": a, "batch": self.batch_size * (dims[0] + dims[-1]), "w_after": a, "base": self.architecture.base.num_params}
 
-    def encode(self, step: LoraTrainingStep) -> list[StepTensor]:
-        return encode_lora_step(step)
-
     def check_module(self) -> nn.Module:
         return LoraUpdateCheck(self)
-
-
-def _split(flat: torch.Tensor, shapes: Shapes) -> list[torch.Tensor]:
-    parts, offset = [], 0
-    for _, shape in shapes:
-        count = math.prod(shape)
-        parts.append(flat[:, offset : offset + count].reshape(shape))
-        offset += count
-    return parts
-
-
-def lora_backprop(spec: LoraCircuitSpec, w_before: torch.Tensor, batch: torch.Tensor, base: torch.Tensor) -> Backprop:
-    """The forward and backward pass of a step on ``(1, n)`` rows (see :func:`pot_zk.kinds.mlp.backprop`)."""
-    architecture = spec.architecture
-    dims = architecture.base.dims
-    n = spec.batch_size
-    x = batch[:, : n * dims[0]].reshape(n, dims[0])
-    y = batch[:, n * dims[0] :].reshape(n, dims[-1])
-    params = _split(base, architecture.base_shapes)
-    flat = _split(w_before, architecture.adapter_shapes)
-    adapters = {layer: (flat[2 * k], flat[2 * k + 1]) for k, layer in enumerate(architecture.adapted)}
-    return backprop(params, x, y, adapters=adapters, scaling=architecture.scaling, train_base=False)
 
 
 class LoraUpdateCheck(nn.Module):
@@ -106,7 +79,6 @@ class LoraUpdateCheck(nn.Module):
         self.spec = spec
 
     def forward(self, w_before: torch.Tensor, batch: torch.Tensor, w_after: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        trace = lora_backprop(self.spec, w_before, batch, base)
-        grads = [g for layer in self.spec.architecture.adapted for g in trace.adapter_grads[layer]]
-        update = torch.cat([g.reshape(1, -1) for g in grads], dim=1) * self.spec.step_constant
+        spec = self.spec
+        update = adapter_gradients(spec.architecture, spec.batch_size, w_before, batch, base) * spec.step_constant
         return w_after - (w_before - update)

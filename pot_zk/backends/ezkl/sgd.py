@@ -1,4 +1,4 @@
-"""The SGD step circuit: an ONNX graph that *checks* a supplied update.
+"""The ezkl statement of an ``sgd`` step: an ONNX graph that *checks* a supplied update.
 
 Statement proven for an :class:`SgdCircuitSpec` (see docs/proofs.md):
 
@@ -31,10 +31,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from pot_zk.kinds.base import StepTensor
+from pot_zk.backends.ezkl.statement import MlpCheck, scaled_product
 from pot_zk.kinds.mlp import MlpArchitecture
-from pot_zk.kinds.mlp_check import MlpCheck, scaled_product
-from pot_zk.kinds.sgd.step import TrainingStep, encode_sgd_step
 
 CIRCUIT_VERSION = "sgd-check/1"
 INPUT_NAMES = ("w_before", "batch", "w_after")
@@ -64,9 +62,6 @@ class SgdCircuitSpec(MlpCheck):
     def input_sizes(self) -> dict[str, int]:
         p = self.architecture.num_params
         return {"w_before": p, "batch": self.batch_values(), "w_after": p}
-
-    def encode(self, step: TrainingStep) -> list[StepTensor]:
-        return encode_sgd_step(step)
 
     def check_module(self) -> nn.Module:
         return SgdUpdateCheck(self)

@@ -3,15 +3,19 @@
 Private inputs: adapters before (``a_before``), X, Y, adapters after (``a_after``) and the
 frozen base weights (``base``); public outputs, in order: ``c_w_before``, ``c_batch``,
 ``c_w_after``, ``c_base``. The circuit checks that ``a_after`` is exactly
-:func:`pot_zk.backends.groth16.exact_lora.exact_lora_step`; templates and soundness rules are
+:func:`pot_zk.backends.groth16.lora.exact.exact_lora_step`; templates and soundness rules are
 in :mod:`pot_zk.backends.groth16.circuit_writer`.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pot_zk.backends.groth16.circuit_writer import CircuitWriter, source
 from pot_zk.backends.groth16.commit import packing_width
-from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
+
+if TYPE_CHECKING:
+    from pot_zk.backends.groth16.lora.spec import Groth16LoraSpec
 
 
 def lora_circuit_source(spec: Groth16LoraSpec) -> str:

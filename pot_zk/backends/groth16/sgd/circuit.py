@@ -1,7 +1,7 @@
 """The circom 2 source of the ``zk-groth16`` SGD circuit, generated from its spec.
 
 The circuit proves, for private inputs W_t (``w_before``), X, Y and W_t+1 (``w_after``), that
-W_t+1 is exactly :func:`pot_zk.backends.groth16.exact.exact_sgd_step` of W_t on (X, Y) (Y: the
+W_t+1 is exactly :func:`pot_zk.backends.groth16.sgd.exact.exact_sgd_step` of W_t on (X, Y) (Y: the
 targets for mse, the class labels ``k * 2**scale`` for cross_entropy, whose softmax templates
 are in :mod:`pot_zk.backends.groth16.softmax_circom`), and
 exposes the commitments of :mod:`pot_zk.backends.groth16.commit` as its public outputs, in
@@ -12,24 +12,14 @@ the same spec always gives the same bytes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pot_zk.backends.groth16.circuit_writer import CircuitWriter, source
 from pot_zk.backends.groth16.commit import packing_width
 from pot_zk.backends.groth16.softmax_circom import cross_entropy_delta, softmax_templates
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
 
-
-def circuit_source(spec: Any) -> str:
-    """The circom source of any zk-groth16 spec (SGD or LoRA)."""
-    if isinstance(spec, Groth16SgdSpec):
-        return sgd_circuit_source(spec)
-    from pot_zk.backends.groth16.lora_circom import lora_circuit_source
-    from pot_zk.backends.groth16.lora_spec import Groth16LoraSpec
-
-    if isinstance(spec, Groth16LoraSpec):
-        return lora_circuit_source(spec)
-    raise TypeError(f"no zk-groth16 circuit for {type(spec).__name__}")
+if TYPE_CHECKING:
+    from pot_zk.backends.groth16.sgd.spec import Groth16SgdSpec
 
 
 def sgd_circuit_source(spec: Groth16SgdSpec) -> str:

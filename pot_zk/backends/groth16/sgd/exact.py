@@ -1,6 +1,6 @@
 """The exact fixed-point SGD step: one integer arithmetic for training, proving and reexec.
 
-For a :class:`~pot_zk.backends.groth16.spec.Groth16SgdSpec` with ``S = 2**scale`` and every
+For a :class:`~pot_zk.backends.groth16.sgd.spec.Groth16SgdSpec` with ``S = 2**scale`` and every
 ``//`` a floor division (docs/groth16.md):
 
     forward   z_l = (h_{l-1} @ W_l^T) // S + b_l,     h_0 = X,  h_l = relu(z_l) (hidden l)
@@ -23,65 +23,16 @@ tensor and layer, before anything expensive runs.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.integers import check_range, floor_checked
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.exact_softmax import cross_entropy_delta
 
-
-def signed_range(bits: int) -> tuple[int, int]:
-    """The inclusive range of a signed ``bits``-bit value: [-2**(bits-1), 2**(bits-1) - 1]."""
-    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-
-
-def check_range(values: np.ndarray, bits: int, what: str) -> None:
-    """Raise WitnessBuilderError unless every value is a signed ``bits``-bit integer."""
-    low, high = signed_range(bits)
-    if values.size == 0:
-        return
-    worst_low, worst_high = int(values.min()), int(values.max())
-    if worst_low < low or worst_high > high:
-        bad = np.flatnonzero((values < low) | (values > high))
-        raise WitnessBuilderError(
-            f"{what} out of range: {bad.size} value(s) outside the signed {bits}-bit range [{low}, {high}]",
-            expected=[low, high],
-            actual=[worst_low, worst_high],
-            tensor=what,
-            first_index=int(bad[0]),
-        )
-
-
-def quantise_weights(values: Sequence[float] | np.ndarray, scale: int, value_bits: int, what: str = "weights") -> np.ndarray:
-    """Weights of an exact-mode run as integers: every value must lie exactly on the grid
-    2**-scale (an off-grid weight is an error, not rounded) and fit ``value_bits``."""
-    flat = _finite_float64(values, what)
-    scaled = flat * 2.0**scale
-    off_grid = np.flatnonzero(scaled != np.round(scaled))
-    if off_grid.size:
-        index = int(off_grid[0])
-        raise WitnessBuilderError(
-            f"{what}: {off_grid.size} value(s) are not on the 2**-{scale} grid (exact mode needs grid weights)",
-            expected=f"multiples of 2**-{scale}",
-            actual=float(flat[index]),
-            tensor=what,
-            first_index=index,
-        )
-    return _to_int(scaled, value_bits, what)
-
-
-def quantise_batch(values: Sequence[float] | np.ndarray, scale: int, value_bits: int, what: str = "batch") -> np.ndarray:
-    """Batch values as integers: round half away from zero at ``scale`` bits, then range-check."""
-    flat = _finite_float64(values, what)
-    scaled = flat * 2.0**scale
-    return _to_int(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5), value_bits, what)
-
-
-def dequantise(values: np.ndarray, scale: int) -> np.ndarray:
-    """Integers at ``scale`` bits as float64 (exact for |v| < 2**53)."""
-    return np.asarray(values, dtype=np.int64).astype(np.float64) / 2.0**scale
+if TYPE_CHECKING:
+    from pot_zk.backends.groth16.sgd.spec import Groth16SgdSpec
 
 
 def exact_sgd_step(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> np.ndarray:
@@ -145,13 +96,6 @@ def _param_slices(spec: Groth16SgdSpec) -> list[tuple[int, int, str]]:
     ]
 
 
-def floor_checked(acc: np.ndarray, shift: int, bits: int, what: str) -> np.ndarray:
-    """``acc // 2**shift``, which must lie in the signed range of ``bits`` bits."""
-    quotient = acc // 2**shift
-    check_range(quotient.reshape(-1), bits, what)
-    return quotient
-
-
 def _rescale(acc: np.ndarray, spec: Groth16SgdSpec, what: str) -> np.ndarray:
     return floor_checked(acc, spec.scale, spec.quotient_bits, what)
 
@@ -179,24 +123,3 @@ def _gradients(spec: Groth16SgdSpec, params: list[np.ndarray], x: np.ndarray, y:
     return gradients
 
 
-def _finite_float64(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
-    flat = np.asarray(values, dtype=np.float64).reshape(-1)
-    if not np.isfinite(flat).all():
-        raise WitnessBuilderError(f"{what} contain NaN or Inf", expected="finite values", actual="NaN/Inf", tensor=what)
-    return flat
-
-
-def _to_int(scaled: np.ndarray, value_bits: int, what: str) -> np.ndarray:
-    low, high = signed_range(value_bits)
-    outside = np.flatnonzero((scaled < low) | (scaled > high))
-    if outside.size:
-        index = int(outside[0])
-        raise WitnessBuilderError(
-            f"{what} out of range: {outside.size} value(s) outside the signed {value_bits}-bit range [{low}, {high}] "
-            "(after scaling)",
-            expected=[low, high],
-            actual=float(scaled[index]),
-            tensor=what,
-            first_index=index,
-        )
-    return scaled.astype(np.int64)

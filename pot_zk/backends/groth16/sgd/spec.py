@@ -1,4 +1,5 @@
-"""The statement of one exactly proven SGD step: :class:`Groth16SgdSpec`.
+"""The parameters of one exactly proven SGD step: :class:`Groth16SgdSpec` (the statement is
+:class:`~pot_zk.backends.groth16.sgd.statement.Groth16SgdStatement`).
 
 A spec fixes everything the circuit depends on (architecture, batch size, learning rate and
 the fixed-point layout). ``circuit_id()`` is the SHA-256 of its canonical JSON, so another
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
-from pot_zk.backends.groth16.fixed_point import BACKEND, FixedPointStatement, is_int, offsets_of, strict_int
+from pot_zk.backends.groth16.statement import BACKEND, Groth16Statement, is_int, offsets_of, strict_int
 from pot_zk.exceptions import ConfigurationError
 
 CIRCUIT_VERSION = "groth16-sgd/1"
@@ -35,14 +36,13 @@ KIND = "sgd"
 
 
 @dataclass(frozen=True)
-class Groth16SgdSpec(FixedPointStatement):
+class Groth16SgdSpec(Groth16Statement):
     """One exact SGD step of a ReLU MLP with MSE or softmax cross-entropy loss, proven with Groth16."""
 
     kind: ClassVar[str] = KIND
-    backend: ClassVar[str] = BACKEND
     losses: ClassVar[tuple[str, ...]] = tuple(VERSIONS)
     public_names: ClassVar[tuple[str, ...]] = ("w_before", "batch", "w_after")
-    """The commitments the circuit outputs, in public-input order."""
+    signal_names: ClassVar[Mapping[str, str]] = {"w_before": "w_before", "x": "x", "y": "y", "w_after": "w_after"}
 
     dims: tuple[int, ...]
     batch_size: int
@@ -90,15 +90,6 @@ class Groth16SgdSpec(FixedPointStatement):
         from pot_zk.kinds.mlp import MlpArchitecture
 
         return MlpArchitecture(self.dims, loss=self.loss)
-
-    @property
-    def targets_per_sample(self) -> int:
-        """Batch values per sample after X: d_out targets (mse), one class label (cross_entropy)."""
-        return 1 if self.loss == "cross_entropy" else self.dims[-1]
-
-    @property
-    def num_batch_values(self) -> int:
-        return self.batch_size * (self.dims[0] + self.targets_per_sample)
 
     def input_sizes(self) -> dict[str, int]:
         return {"w_before": self.num_params, "batch": self.num_batch_values, "w_after": self.num_params}

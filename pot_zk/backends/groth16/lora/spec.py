@@ -1,11 +1,12 @@
-"""The statement of one exactly proven LoRA step: :class:`Groth16LoraSpec`.
+"""The parameters of one exactly proven LoRA step: :class:`Groth16LoraSpec` (the statement is
+:class:`~pot_zk.backends.groth16.lora.statement.Groth16LoraStatement`).
 
 A ReLU MLP with frozen base weights (``dims``, torch's nn.Linear order per layer) and adapters
 A (rank x in), B (out x rank) of one rank and alpha on the layers ``adapted`` (layer numbers
 0..L-1, as :class:`pot_zk.kinds.lora.step.LoraArchitecture`). The adapters' scaling s = alpha / rank is
 the integer ``sigma = round_half_away(s * 2**param_scale)``; the update constant is
 ``c = 2 * learning_rate * s / (batch_size * d_out)``, as ``c_fix`` at ``param_scale`` bits.
-Fixed point and bounds as for SGD (pot_zk.backends.groth16.spec).
+Fixed point and bounds as for SGD (pot_zk.backends.groth16.sgd.spec).
 """
 
 from __future__ import annotations
@@ -15,22 +16,21 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
-from pot_zk.backends.groth16.fixed_point import BACKEND, FixedPointStatement, is_int, offsets_of, round_half_away, strict_int
-from pot_zk.backends.groth16.spec import Groth16SgdSpec
+from pot_zk.backends.groth16.statement import BACKEND, Groth16Statement, is_int, offsets_of, round_half_away, strict_int
 from pot_zk.exceptions import ConfigurationError
 
 LORA_CIRCUIT_VERSION = "groth16-lora/1"
 
 
 @dataclass(frozen=True)
-class Groth16LoraSpec(FixedPointStatement):
+class Groth16LoraSpec(Groth16Statement):
     """One exact SGD step on the LoRA adapters of a frozen ReLU MLP (MSE loss)."""
 
     kind: ClassVar[str] = "lora"
-    backend: ClassVar[str] = BACKEND
     expected_version: ClassVar[str] = LORA_CIRCUIT_VERSION
     public_names: ClassVar[tuple[str, ...]] = ("w_before", "batch", "w_after", "base")
     """Commitments in public-input order: adapters before, batch, adapters after, base."""
+    signal_names: ClassVar[Mapping[str, str]] = {"w_before": "a_before", "x": "x", "y": "y", "w_after": "a_after", "base": "base"}
 
     dims: tuple[int, ...]
     adapted: tuple[int, ...]
@@ -162,8 +162,3 @@ class Groth16LoraSpec(FixedPointStatement):
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigurationError(f"malformed groth16 lora spec: {exc!r}", key="circuit") from exc
-
-
-
-Groth16Spec = Groth16SgdSpec | Groth16LoraSpec
-"""Any zk-groth16 statement."""

@@ -1,0 +1,17 @@
+"""The ezkl statements by step kind: one line per statement (each in
+``backends/ezkl/<kind>.py``), imported when first used, so the prover program reads which kinds
+it proves without importing torch."""
+
+from __future__ import annotations
+
+from pot_zk.core.registry import Registry
+
+STATEMENTS: Registry[type] = Registry(
+    "ezkl statement",
+    "model.kind",
+    {
+        "sgd": "pot_zk.backends.ezkl.sgd:SgdCircuitSpec",
+        "lora": "pot_zk.backends.ezkl.lora:LoraCircuitSpec",
+        "momentum": "pot_zk.backends.ezkl.momentum:MomentumCircuitSpec",
+    },
+)
