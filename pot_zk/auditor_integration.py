@@ -2,32 +2,32 @@
 ``generate_training_proof(model_before, model_after, batch_data, learning_rate, step=, epoch=)``
 and ``get_stats()``.
 
-Here the failure action applies (:class:`ProofFailureAction`): ``fail_fast`` raises the final
-error, ``continue`` returns a ``failed`` result and goes on, ``retry`` parks the step for
-``pot-zk prove-pending``, ``fallback`` proves with the next strategy of the chain, labelled.
-The mode applies too: ``enabled=False`` (``mode=disabled``) runs no prover and returns None.
+Here the failure action applies (:class:`ProofFailureAction`, also importable as
+``FailureAction``; a string in any case: ``"FAIL_FAST"``, ``"continue"``): ``fail_fast`` raises
+the final error, ``continue`` returns a ``failed`` result and goes on, ``retry`` parks the step
+for ``pot-zk prove-pending``, ``fallback`` proves with the next strategy of the chain, labelled.
+The mode applies too: ``enabled=False`` (``mode=disabled``) runs no prover and returns a
+result that says ``disabled``.
 """
 
 from __future__ import annotations
 
 import itertools
-import time
 from enum import Enum
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from torch import nn
 
-from pot_zk.auto_prover import default_work_dir, training_step
-from pot_zk.config.build import path_override
+from pot_zk.auto_prover import default_work_dir, seed_overrides, training_step
 from pot_zk.core.audit import run_start_fields
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
-from pot_zk.proving.retry import Sleep
+from pot_zk.proving.retry import Sleep, wall_clock_sleep
 from pot_zk.proving.strategies import ProofJob, StrategyRegistry
 from pot_zk.runs.lifecycle import RunLifecycle
-from pot_zk.step_proof import BatchData, ProvingSetup, StepProof
+from pot_zk.step_proof import BatchData, ProvingSetup, StepProof, disabled_result
 
 
 class ProofFailureAction(Enum):
@@ -39,10 +39,14 @@ class ProofFailureAction(Enum):
     FALLBACK = "fallback"
 
 
+FailureAction = ProofFailureAction
+"""The same enum under its shorter name."""
+
+
 class ZkIntegration:
     """Proves the training steps of one run; writes the audit trail and statistics into its run dir."""
 
-    def __init__(self, lifecycle: RunLifecycle, *, sleep: Sleep = time.sleep) -> None:
+    def __init__(self, lifecycle: RunLifecycle, *, sleep: Sleep = wall_clock_sleep) -> None:
         self.lifecycle = lifecycle
         self.runtime = lifecycle.runtime
         self.setup = ProvingSetup.from_runtime(self.runtime)
@@ -62,12 +66,12 @@ class ZkIntegration:
         epoch: int | None = None,
         *,
         architecture: MlpArchitecture | None = None,
-    ) -> StepProof | None:
+    ) -> StepProof:
         """Prove that ``model_after`` is one SGD (or LoRA, detected) step from ``model_before``.
 
         The step is validated and its commitments recorded in the audit trail in every mode.
-        Returns None when proving is disabled; otherwise the result the failure action made of
-        it (``proved``, ``failed``, ``parked``), or the final error under ``fail_fast``.
+        Returns the result the failure action made of it (``proved``, ``failed``, ``parked``;
+        ``disabled`` when proving is disabled), or raises the final error under ``fail_fast``.
         """
         training = training_step(model_before, model_after, batch_data, learning_rate, architecture)
         index = next(self._numbers) if step is None else step
@@ -75,7 +79,7 @@ class ZkIntegration:
         enabled = self.runtime.proving_enabled
         self.audit.event("commitment", step=index, epoch=epoch, scheduled=enabled, **statement.commitment.to_dict())
         if not enabled:
-            return None
+            return StepProof(disabled_result(index), statement, epoch)
         result = self.pipeline.prove(self.setup.write_job(training, index, self.runtime.run_dir))
         return StepProof(result, statement, epoch)
 
@@ -87,11 +91,11 @@ class ZkIntegration:
         circuit: dict[str, Any] | None = None,
         kind: str = "sgd",
         options: dict[str, Any] | None = None,
-    ) -> ProofResult | None:
-        """Prove an already written witness file (the lower-level job API); None when proving
-        is disabled (nothing runs, nothing is counted)."""
+    ) -> ProofResult:
+        """Prove an already written witness file (the lower-level job API); a ``disabled``
+        result when proving is disabled (nothing runs, nothing is counted)."""
         if not self.runtime.proving_enabled:
-            return None
+            return disabled_result(step)
         run_dir = self.runtime.run_dir
         job = ProofJob(
             step=step,
@@ -105,9 +109,11 @@ class ZkIntegration:
         return self.pipeline.prove(job)
 
     def get_stats(self) -> dict[str, Any]:
-        """The proving statistics (``success_rate`` = proofs delivered / proofs requested,
-        ``attempt_success_rate`` = successful attempts / attempts; both 0.0 before any), with
-        ``enabled``, ``mode`` and ``failure_action``."""
+        """The proving statistics (:mod:`pot_zk.proving.stats`): ``success_rate`` = proofs of
+        any type delivered / proofs requested, ``zk_success_rate`` = zero-knowledge proofs
+        delivered / proofs requested, ``proof_types`` (delivered proofs by type),
+        ``attempt_success_rate`` = successful attempts / attempts (each 0.0 before any), with
+        ``enabled``, ``mode`` and ``failure_action``. A disabled step is not counted."""
         return {
             **self.stats.get_stats(),
             "enabled": self.runtime.proving_enabled,
@@ -134,27 +140,26 @@ def create_zk_integration(
     max_retries: int | None = None,
     *,
     mode: str | None = None,
+    retry_delay: float | None = None,
     run_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
     registry: StrategyRegistry | None = None,
-    sleep: Sleep = time.sleep,
+    sleep: Sleep = wall_clock_sleep,
 ) -> ZkIntegration:
     """An integration for one run.
 
     ``mode`` (default ``development``; ``disabled`` when ``enabled=False``) sets the failure
-    action and the retries; ``failure_action`` (fail_fast, continue, retry, fallback) and
-    ``max_retries`` (retries after the first attempt) override them. ``run_dir`` defaults to a
-    new ``outputs/zk_integration/...`` directory; ``cache_dir`` (compiled circuits, keys) to the
+    action and the retries; ``failure_action`` (fail_fast, continue, retry, fallback; any case,
+    or a :class:`ProofFailureAction`), ``max_retries`` (retries after the first attempt) and
+    ``retry_delay`` (the first sleep, in seconds) override them. ``run_dir`` defaults to a new
+    ``outputs/zk_integration/...`` directory; ``cache_dir`` (compiled circuits, keys) to the
     configured one. ``overrides`` are Hydra overrides applied last (``["prover.timeout_s=60"]``).
     An unknown mode or failure action is a ConfigurationError naming the valid ones.
     """
-    if not enabled and mode not in (None, "disabled"):
+    if not enabled and mode is not None and mode.lower() != "disabled":
         raise ConfigurationError(f"enabled=False means mode=disabled, not mode={mode}", key="mode")
-    action = failure_action.value if isinstance(failure_action, ProofFailureAction) else failure_action
-    composed = [f"mode={'disabled' if not enabled else mode or 'development'}"]
-    composed += [] if action is None else [f"handler={action}"]
-    composed += [] if max_retries is None else [f"retry.max_retries={max_retries}"]
-    composed += [] if cache_dir is None else [path_override("cache_dir", Path(cache_dir).expanduser().absolute())]
+    composed = seed_overrides(mode="disabled" if not enabled else mode or "development", failure_action=failure_action,
+                              max_retries=max_retries, retry_delay=retry_delay, cache_dir=cache_dir)
     directory = Path(run_dir).absolute() if run_dir is not None else default_work_dir("zk_integration")
     return ZkIntegration(RunLifecycle.configure([*composed, *overrides], run_dir=directory, registry=registry), sleep=sleep)

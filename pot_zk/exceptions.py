@@ -1,8 +1,16 @@
 """The pot-zk error hierarchy, under the seed's names.
 
-Every error carries its context as attributes, declares whether retrying can help
-(``retryable``, an attribute, never inferred from catch order) and serialises itself for the
-audit trail with :meth:`PotZkError.to_record`. The seed's constructor keywords are explicit
+The seed's flow: a :class:`ProofGenerationError` (its subclasses included: a crash, a timeout,
+garbage on stdout, a deterministic failure) is retried on the configured schedule and ends as
+:class:`RetryExhaustedError` (itself a ProofGenerationError) when every attempt failed; every
+other error (:class:`ProverNotFoundError`, :class:`InvalidModelStateError`,
+:class:`WitnessBuilderError`, :class:`ConfigurationError`, ...) is never retried and surfaces as
+itself (:mod:`pot_zk.proving.retry`).
+
+Every error carries its context as attributes, says whether its cause is transient
+(``retryable``: a crash, a timeout or exit 75 may not recur; garbage output or a deterministic
+failure will; recorded in the audit trail, it does not decide what is retried) and serialises
+itself for the audit trail with :meth:`PotZkError.to_record`. The seed's constructor keywords are explicit
 parameters and become attributes and record keys of the same name: ``binary_name``,
 ``search_paths``, ``exit_code``, ``stderr``, ``expected_format`` / ``actual_format``,
 ``model_type``, ``proof_type``, ``attempts``, ``last_error``. Any other keyword is extra
@@ -108,8 +116,8 @@ class ProverNotFoundError(PotZkError):
 
 
 class ProofGenerationError(PotZkError):
-    """A prover program ran and did not produce a proof. ``stderr`` keeps the last
-    STDERR_TAIL_CHARS characters of the program's standard error."""
+    """A prover program ran and did not produce a proof; retried on the configured schedule.
+    ``stderr`` keeps the last STDERR_TAIL_CHARS characters of the program's standard error."""
 
     def __init__(
         self,
@@ -135,15 +143,16 @@ class ProofGenerationError(PotZkError):
 
 
 class ProverCrashError(ProofGenerationError):
-    """The prover died (signal, unexpected exit code). Retryable: crashes such as an
-    out-of-memory kill may not recur."""
+    """The prover died (signal, unexpected exit code). Transient (``retryable``): crashes such
+    as an out-of-memory kill may not recur."""
 
     retryable = True
 
 
 class ProverProtocolError(ProofGenerationError):
     """The prover exited but its output was not one valid protocol response
-    (garbage, truncated JSON, wrong protocol version). A program bug: not retryable."""
+    (garbage, truncated JSON, wrong protocol version). A program bug: not transient (still
+    retried, as every ProofGenerationError is)."""
 
     retryable = False
 
@@ -212,17 +221,34 @@ class ProofVerificationError(PotZkError):
         self.proof_type = proof_type
 
 
-class RetryExhaustedError(PotZkError):
-    """Every attempt the retry schedule allowed has failed. The seed's signature:
-    ``RetryExhaustedError(message, attempts, last_error)``; without a message one is made."""
+class RetryExhaustedError(ProofGenerationError):
+    """Every attempt the retry schedule allowed has failed: ``attempts`` counts them,
+    ``last_error`` is the final ProofGenerationError. A ProofGenerationError itself, so code
+    catching either catches it; its ``binary_name``, ``exit_code`` and ``stderr`` are the last
+    error's. The seed's signature: ``RetryExhaustedError(message, attempts, last_error)``;
+    without a message one is made."""
+
+    retryable = False
 
     def __init__(self, message: str | None = None, attempts: int = 0, last_error: BaseException | None = None) -> None:
         if message is None:
             last = "none" if last_error is None else f"{type(last_error).__name__}: {last_error}"
             message = f"gave up after {attempts} attempt(s); last error: {last}"
-        super().__init__(message, attempts=attempts, last_error=last_error)
+        PotZkError.__init__(self, message, attempts=attempts, last_error=last_error)
         self.attempts = attempts
         self.last_error = last_error
+
+    @property
+    def binary_name(self) -> str | None:
+        return getattr(self.last_error, "binary_name", None)
+
+    @property
+    def exit_code(self) -> int | None:
+        return getattr(self.last_error, "exit_code", None)
+
+    @property
+    def stderr(self) -> str:
+        return getattr(self.last_error, "stderr", "")
 
 
 class ChallengeError(PotZkError):

@@ -95,13 +95,24 @@ class ProvingSetup:
         return step_keys(spec, proof_type, options)
 
 
+DISABLED = "disabled"
+"""The status and proof type of a step that was not handed to a prover (proving disabled)."""
+
+
+def disabled_result(step: int) -> ProofResult:
+    """The result of a step when proving is disabled: no prover ran, nothing is proven, nothing
+    is counted in the statistics."""
+    return ProofResult(step=step, status=DISABLED, proof_type=DISABLED, strategy=None, response=None, error=None, attempts=0)
+
+
 @dataclass(frozen=True)
 class StepProof(Mapping):
     """One step's proof outcome. Keys (and attributes): ``success``, ``status`` (``proved``,
-    ``failed``, ``parked``), ``proof_type`` (None unless proved), ``proof`` (the proof file's
-    bytes, None unless proved), ``proof_path``, ``strategy``, ``attempts``, ``error`` (a record,
-    None unless failed), ``step``, ``epoch``, ``kind`` (``sgd`` / ``lora``), ``commitment`` and
-    ``circuit`` (the statement, from the step itself)."""
+    ``failed``, ``parked``, ``disabled``), ``proof_type`` (the proof's when proved, ``disabled``
+    when proving is disabled, else None), ``proof`` (the proof file's bytes, None unless proved),
+    ``proof_path``, ``strategy``, ``attempts``, ``error`` (a record, None unless failed),
+    ``step``, ``epoch``, ``kind`` (``sgd`` / ``lora``), ``commitment`` and ``circuit`` (the
+    statement, from the step itself)."""
 
     result: ProofResult
     statement: StepStatement

@@ -8,8 +8,9 @@ Each job's prover is ``tests/fake_provers/fake_prover.py random SEED STATE``: it
 ``choose(SEED, n)`` -- crash, SIGKILL (also mid-write of its response), hang until the timeout,
 garbage, truncated JSON, wrong protocol, a proof file it never wrote, a documented exit code,
 or ok. A few jobs get a prover program that does not exist. The campaign predicts, from the
-same seeded choice and the mode's retry schedule, every attempt, its error class, every
-retry sleep, and the handler's action, and compares them with what the pipeline did and what
+same seeded choice, the mode's retry schedule and the seed's rule (every ProofGenerationError is
+retried, nothing else is), every attempt, its error class, every retry sleep, and the handler's
+action, and compares them with what the pipeline did and what
 the audit trail recorded.
 
 Figures: faults injected, misclassified (an attempt or final outcome whose class, retry or
@@ -53,7 +54,7 @@ def _fake_module():
 
 fake = _fake_module()
 
-# behaviour -> (error class the runner must raise, retryable)
+# behaviour -> (error class the runner must raise, retryable: whether the class is transient)
 EXPECTED_CLASS = {
     "crash": ("ProverCrashError", True),
     "signal": ("ProverCrashError", True),
@@ -71,6 +72,10 @@ EXPECTED_CLASS = {
 }
 assert set(EXPECTED_CLASS) - {"missing"} == set(fake.FAULTS) - {"ok"}
 
+RETRIED = {"ProverCrashError", "ProverTimeoutError", "ProverProtocolError", "ProofGenerationError"}
+"""The seed's flow: the ProofGenerationError classes are retried on the schedule, transient or
+not; the others end the attempts and surface as themselves."""
+
 MODES = ("development", "production", "research")
 HANDLERS = ("fail_fast", "continue", "retry", "fallback")
 
@@ -79,8 +84,8 @@ HANDLERS = ("fail_fast", "continue", "retry", "fallback")
 class Prediction:
     behaviours: list[str]
     final: str | None
-    """None: proved; else the error class the handler sees (RetryExhaustedError when a
-    retryable error outlasted the schedule)."""
+    """None: proved; else the error class the handler sees (RetryExhaustedError when the
+    schedule's last attempt failed with a retried class)."""
 
 
 def predict(seed: str, max_attempts: int, missing: bool = False) -> Prediction:
@@ -92,8 +97,8 @@ def predict(seed: str, max_attempts: int, missing: bool = False) -> Prediction:
         behaviours.append(behaviour)
         if behaviour == "ok":
             return Prediction(behaviours, None)
-        error_class, retryable = EXPECTED_CLASS[behaviour]
-        if not retryable:
+        error_class = EXPECTED_CLASS[behaviour][0]
+        if error_class not in RETRIED:
             return Prediction(behaviours, error_class)
     return Prediction(behaviours, "RetryExhaustedError")
 

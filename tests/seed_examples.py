@@ -48,6 +48,15 @@ stats = zk_integration.get_stats()
 print(f"Success rate: {stats['success_rate']:.1%}")
 '''.replace("pot.zk", "pot_zk")
 
+SEED_SGD_FALLBACK = """try:
+    auto_prover = AutoProver(lora_config=self.lora_config)
+    result = auto_prover.prove_sgd_step(...)
+    return result['proof'], result['proof_type']
+except Exception as e:
+    raise ProofGenerationError(f"SGD fallback failed: {e}")
+"""
+"""The seed's "Fixed SGD fallback" snippet: the body of a method of its core prover."""
+
 LEARNING_RATE = 0.01
 
 
@@ -76,3 +85,16 @@ def seed_namespace(seed: int = 0) -> dict[str, Any]:
 def run_example(source: str, namespace: dict[str, Any]) -> dict[str, Any]:
     exec(compile(source, "<seed example>", "exec"), namespace)
     return namespace
+
+
+def sgd_fallback_method(arguments: str = "model_before, model_after, batch_data, learning_rate") -> Any:
+    """SEED_SGD_FALLBACK as the method it is written for, with ``...`` the call's arguments and
+    the names it uses imported as ``pot_zk``'s: ``method(self, model_before, model_after,
+    batch_data, learning_rate)``."""
+    body = "".join(f"    {line}\n" for line in SEED_SGD_FALLBACK.replace("(...)", f"({arguments})").splitlines())
+    source = (
+        "from pot_zk.auto_prover import AutoProver\n"
+        "from pot_zk.exceptions import ProofGenerationError\n"
+        f"def fallback(self, {arguments}):\n{body}"
+    )
+    return run_example(source, {})["fallback"]

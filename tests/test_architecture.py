@@ -82,6 +82,9 @@ KIND_BRANCH_ALLOWED = {
     # the optimizer decides between two kinds of one model (plain SGD or SGD with momentum)
     "pot_zk/kinds/registry.py",
     "pot_zk/config/build.py",
+    # the seed's API names its two kinds: prove_sgd_step, prove_lora_step and the LoRA -> SGD fallback
+    "pot_zk/auto_prover.py",
+    "pot_zk/prover.py",
 }
 """Files outside a kind's own that may still name a concrete kind in a branch (each says why)."""
 

@@ -65,11 +65,13 @@ def test_production_halts_on_a_crashing_prover_after_one_attempt(tmp_path, make_
     assert events(tmp_path / "run", "halt")[0]["error"]["last_error"]["exit_code"] == 1
 
 
-def test_garbage_output_halts_production_without_retry(tmp_path, make_prover):
-    zk = integration(tmp_path, make_prover("garbage"), failure_action="fail_fast", max_retries=3)
-    with pytest.raises(ProverProtocolError):
+def test_garbage_output_is_retried_then_halts_fail_fast_with_retry_exhausted(tmp_path, make_prover):
+    slept: list[float] = []
+    zk = integration(tmp_path, make_prover("garbage"), failure_action="fail_fast", max_retries=3, slept=slept)
+    with pytest.raises(RetryExhaustedError) as caught:
         zk.prove_job(1, witness(tmp_path))
-    assert zk.get_stats()["attempts"] == 1
+    assert isinstance(caught.value.last_error, ProverProtocolError) and caught.value.attempts == 4
+    assert zk.get_stats()["attempts"] == 4 and len(slept) == 3
 
 
 def test_research_continues_after_a_hanging_prover_with_one_retry(tmp_path, make_prover):
@@ -82,8 +84,8 @@ def test_research_continues_after_a_hanging_prover_with_one_retry(tmp_path, make
 
 def test_disabled_mode_runs_no_prover(tmp_path, make_prover):
     zk = integration(tmp_path, make_prover("crash"), failure_action="continue", max_retries=0, enabled=False)
-    assert zk.prove_job(1, witness(tmp_path)) is None
-    assert zk.get_stats()["attempts"] == 0
+    assert zk.prove_job(1, witness(tmp_path)).status == "disabled"
+    assert zk.get_stats()["attempts"] == zk.get_stats()["requested"] == 0
     zk.close()
     assert events(tmp_path / "run", "attempt") == []
 
@@ -103,7 +105,8 @@ def test_retry_handler_parks_the_job_and_prove_pending_completes_it(tmp_path, ma
     parked = tmp_path / "run" / "pending" / "step-00000004.json"
     assert result.status == "parked" and parked.is_file()
     record = json.loads(parked.read_text())
-    assert record["job"]["step"] == 4 and record["error"]["error_class"] == "ProverProtocolError"
+    assert record["job"]["step"] == 4 and record["error"]["error_class"] == "RetryExhaustedError"
+    assert record["error"]["last_error"]["error_class"] == "ProverProtocolError"
 
     assert main(["prove-pending", str(parked.parent), "retry=none"]) == 1
     assert parked.is_file() and json.loads(parked.read_text())["attempts"] == 2
@@ -140,8 +143,8 @@ def test_fallback_handler_proves_with_the_next_strategy_and_labels_it(tmp_path, 
     zk = integration(tmp_path, make_prover("signal"), failure_action="fallback", max_retries=1, registry=registry)
     result = zk.prove_job(9, witness(tmp_path))
     assert (result.status, result.strategy, result.proof_type) == ("proved", "reexec", "reexec")
-    assert result.attempts == 2 + 1 + 1
-    assert len(freivalds.jobs) == 1 and reexec.jobs[0].step == 9
+    assert result.attempts == 2 + 2 + 1
+    assert len(freivalds.jobs) == 2 and reexec.jobs[0].step == 9
     hops = [(e["from_strategy"], e["to_strategy"]) for e in events(tmp_path / "run", "fallback")]
     assert hops == [("zk-halo2", "freivalds"), ("freivalds", "reexec")]
     assert events(tmp_path / "run", "proof.result")[0]["proof_type"] == "reexec"
@@ -151,6 +154,6 @@ def test_fallback_chain_that_all_fails_returns_a_failed_result_listing_each_erro
     registry = StrategyRegistry({"freivalds": lambda: FakeFallback("freivalds", True), "reexec": lambda: FakeFallback("reexec", True)})
     zk = integration(tmp_path, make_prover("exit", "65"), failure_action="fallback", max_retries=3, registry=registry)
     result = zk.prove_job(2, witness(tmp_path))
-    assert result.status == "failed" and result.attempts == 3
+    assert result.status == "failed" and result.attempts == 1 + 4 + 4
     assert [e["strategy"] for e in result.error["chain"]] == ["zk-halo2", "freivalds", "reexec"]
     assert result.error["chain"][0]["error_class"] == "WitnessBuilderError"

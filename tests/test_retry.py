@@ -1,11 +1,22 @@
-"""Retry schedules: what is retried, how often, and the sleeps planned between attempts."""
+"""Retry schedules: what is retried (the seed's flow: every ProofGenerationError, nothing
+else), how often, and the sleeps planned between attempts."""
 
 from __future__ import annotations
 
 import pytest
 
 from pot_zk.config import build, compose_config
-from pot_zk.exceptions import ConfigurationError, ProofGenerationError, ProverCrashError, RetryExhaustedError, WitnessBuilderError
+from pot_zk.exceptions import (
+    ConfigurationError,
+    InvalidModelStateError,
+    ProofGenerationError,
+    ProverCrashError,
+    ProverNotFoundError,
+    ProverProtocolError,
+    ProverTimeoutError,
+    RetryExhaustedError,
+    WitnessBuilderError,
+)
 from pot_zk.proving.retry import RetrySchedule, call_with_retry
 
 
@@ -48,12 +59,28 @@ def test_exhausted_schedule_raises_with_attempts_and_last_error():
 
 
 @pytest.mark.parametrize("error", [
+    ProofGenerationError("deterministic", retryable=False, exit_code=70),
+    ProverProtocolError("garbage on stdout"),
+    ProverTimeoutError("too slow", timeout_s=1.0),
+], ids=["deterministic", "protocol", "timeout"])
+def test_every_proof_generation_error_is_retried_on_the_schedule_transient_or_not(error):
+    slept: list[float] = []
+    attempt = FailingAttempts(*[error] * 3)
+    with pytest.raises(RetryExhaustedError) as caught:
+        call_with_retry(attempt, RetrySchedule(max_attempts=3, initial_delay_s=1, multiplier=2), sleep=slept.append)
+    assert (caught.value.attempts, caught.value.last_error, attempt.calls, slept) == (3, error, 3, [1.0, 2.0])
+    assert caught.value.__cause__ is error
+
+
+@pytest.mark.parametrize("error", [
+    RetryExhaustedError(attempts=2, last_error=crash()),
+    ProverNotFoundError("prover", ["/opt"]),
+    InvalidModelStateError("NaN in weights"),
     WitnessBuilderError("bad witness"),
-    ProofGenerationError("deterministic", retryable=False),
     ConfigurationError("bad request"),
     ValueError("not a pot-zk error"),
 ])
-def test_non_retryable_errors_are_tried_exactly_once_and_surface_as_themselves(error):
+def test_other_errors_are_tried_exactly_once_and_surface_as_themselves(error):
     slept: list[float] = []
     attempt = FailingAttempts(error)
     with pytest.raises(type(error)) as caught:

@@ -77,18 +77,23 @@ def test_auto_prover_refuses_the_trainers_failure_actions(tmp_path, action):
     assert caught.value.options == ["fail_fast", "fallback"]
 
 
-def test_disabled_mode_runs_no_prover_in_either_entry_point(tmp_path, make_prover):
+def test_disabled_mode_runs_no_prover_and_returns_a_result_that_says_so(tmp_path, make_prover):
     crash = make_prover("crash")
     before, after, batch = sgd_step()
     overrides = ["mode=disabled", f"prover.binary={crash}"]
-    assert auto_prove_training_step(before, after, batch, LEARNING_RATE, work_dir=tmp_path / "auto", overrides=overrides) is None
+    auto = auto_prove_training_step(before, after, batch, LEARNING_RATE, work_dir=tmp_path / "auto", overrides=overrides)
     assert events(tmp_path / "auto", "attempt") == [] and len(events(tmp_path / "auto", "commitment")) == 1
     zk = create_zk_integration(enabled=False, run_dir=tmp_path / "zk", overrides=[f"prover.binary={crash}"])
-    assert zk.generate_training_proof(before, after, batch, LEARNING_RATE, step=3, epoch=0) is None
+    result = zk.generate_training_proof(before, after, batch, LEARNING_RATE, step=3, epoch=0)
     zk.close()
+    for disabled in (auto, result):
+        assert (disabled["proof"], disabled["proof_type"], disabled["status"], disabled["success"]) == (None, "disabled", "disabled", False)
+        assert (disabled.proof, disabled.proof_type, disabled.attempts, disabled["kind"]) == (None, "disabled", 0, "sgd")
+    assert (result["step"], result["epoch"]) == (3, 0) and result["commitment"] == result.statement.commitment.to_dict()
     assert events(tmp_path / "zk", "attempt") == [] and events(tmp_path / "zk", "commitment")[0]["step"] == 3
     assert events(tmp_path / "zk", "run.end")[0]["status"] == "completed" and (tmp_path / "zk" / "stats.json").is_file()
-    assert zk.get_stats()["requested"] == 0 and zk.get_stats()["enabled"] is False
+    stats = zk.get_stats()
+    assert (stats["requested"], stats["results"], stats["success_rate"], stats["enabled"]) == (0, {}, 0.0, False)
 
 
 @pytest.mark.parametrize("entry", ["auto_prover", "integration"])

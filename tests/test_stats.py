@@ -33,25 +33,26 @@ def test_stats_of_a_mixed_run_add_up(tmp_path, make_strategy, job):
         outcomes.append(pipeline.prove(job).status)
     got = stats.get_stats()
     assert outcomes == ["proved", "failed", "failed", "failed"]
-    assert got["attempts"] == 1 + 2 + 1 + 1
+    assert got["attempts"] == 1 + 2 + 1 + 2
     assert got["successes"] == 1
-    assert got["failures_by_class"] == {"ProverCrashError": 2, "WitnessBuilderError": 1, "ProverProtocolError": 1}
+    assert got["failures_by_class"] == {"ProverCrashError": 2, "WitnessBuilderError": 1, "ProverProtocolError": 2}
     assert got["attempts"] == got["successes"] + sum(got["failures_by_class"].values())
-    assert got["attempt_success_rate"] == pytest.approx(1 / 5)
+    assert got["attempt_success_rate"] == pytest.approx(1 / 6)
     assert (got["requested"], got["delivered"], got["success_rate"]) == (4, 1, pytest.approx(1 / 4))
+    assert (got["proof_types"], got["zk_delivered"], got["zk_success_rate"]) == ({"test-proof": 1}, 0, 0.0)
     assert got["results"] == {"proved": 1, "failed": 3}
-    assert got["by_strategy"]["zk-halo2"]["attempts"] == 5
+    assert got["by_strategy"]["zk-halo2"]["attempts"] == 6
     assert 0 < got["latency_p50_s"] <= got["latency_p95_s"]
 
     exported = samples(stats)
     assert exported[("pot_zk_proof_attempts_total", (("outcome", "ok"), ("strategy", "zk-halo2")))] == 1
-    assert exported[("pot_zk_proof_attempts_total", (("outcome", "failed"), ("strategy", "zk-halo2")))] == 4
+    assert exported[("pot_zk_proof_attempts_total", (("outcome", "failed"), ("strategy", "zk-halo2")))] == 5
     assert exported[("pot_zk_proof_failures_total", (("error_class", "ProverCrashError"), ("strategy", "zk-halo2")))] == 2
     assert exported[("pot_zk_proof_results_total", (("status", "failed"),))] == 3
-    assert exported[("pot_zk_proof_attempt_seconds_count", (("strategy", "zk-halo2"),))] == 5
+    assert exported[("pot_zk_proof_attempt_seconds_count", (("strategy", "zk-halo2"),))] == 6
 
     json_path, prom_path = stats.write(tmp_path)
-    assert json.loads(json_path.read_text())["attempts"] == 5
+    assert json.loads(json_path.read_text())["attempts"] == 6
     assert b"pot_zk_proof_attempts_total" in prom_path.read_bytes()
 
 

@@ -14,7 +14,6 @@ which host and when.
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import socket
 import time
@@ -25,17 +24,10 @@ from typing import Any, Callable, Mapping, Sequence
 from pot_zk.core.atomic import write_json_atomic
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.backends.base import GeneratedKeys, Statement
+from pot_zk.core.digest import file_sha256
 
 KEYS_FORMAT = "pot-zk-keys/1"
 KEYS_FILE = "keys.json"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

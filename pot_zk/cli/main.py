@@ -7,7 +7,10 @@ Extension points:
 * a Hydra app is one line in :data:`HYDRA_APPS` (``name -> "module:function"``, the function
   decorated with ``@hydra.main``); ``pot-zk NAME key=value ...`` hands it the rest of argv,
   where ``-v``/``--verbose`` stands for the override ``console.records=true`` (every audit
-  record on the terminal).
+  record on the terminal) and ``mode``/``handler`` take their option in any case.
+
+While a command runs, the audit trail's warnings and errors (the ``pot_zk.console`` logger)
+show on the terminal; a library call alone prints nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from pot_zk.exceptions import PotZkError
+from pot_zk.core.console import terminal_console
 from pot_zk.core.registry import import_object
+from pot_zk.exceptions import PotZkError
 
 CommandHandler = Callable[[argparse.Namespace], int]
 Command = Callable[[argparse.ArgumentParser], CommandHandler]
@@ -95,8 +99,9 @@ VERBOSE_FLAGS = ("-v", "--verbose")
 
 def run_hydra_app(name: str, argv: Sequence[str]) -> int:
     app = import_object(HYDRA_APPS[name])
+    canonical_override = import_object("pot_zk.config.build:canonical_override")
     verbose = any(arg in VERBOSE_FLAGS for arg in argv)
-    argv = [arg for arg in argv if arg not in VERBOSE_FLAGS] + (["console.records=true"] if verbose else [])
+    argv = [canonical_override(arg) for arg in argv if arg not in VERBOSE_FLAGS] + (["console.records=true"] if verbose else [])
     saved = sys.argv
     sys.argv = [f"pot-zk {name}", *argv]
     try:
@@ -118,7 +123,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; the audit trail's warnings and errors show on the terminal meanwhile."""
+    with terminal_console():
+        return _run(list(sys.argv[1:] if argv is None else argv))
+
+
+def _run(argv: list[str]) -> int:
     if argv and argv[0] in HYDRA_APPS:
         return run_hydra_app(argv[0], argv[1:])
     args = parser().parse_args(argv)

@@ -22,8 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from pot_zk.backends.base import KeySettings
 from pot_zk.backends.registry import BACKENDS
 from pot_zk.config import schema
-from pot_zk.config.plan import DataSettings, TrainingPlan, WitnessSettings
+from pot_zk.config.plan import DataSettings, LoggerSettings, TrainingPlan, WitnessSettings
 from pot_zk.core.audit import AuditLog
+from pot_zk.core.scalars import check_logger
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.registry import STEP_KINDS
@@ -51,12 +52,25 @@ def run_dir_override(run_dir: str | Path) -> str:
     return path_override("run_dir", run_dir)
 
 
+ANY_CASE_GROUPS = ("mode", "handler")
+"""Config groups whose option may be given in any case, as the seed spells its modes and
+failure actions (``handler=FAIL_FAST``, ``mode=Production``); their option files are lower case."""
+
+
+def canonical_override(override: str) -> str:
+    """``handler=FAIL_FAST`` -> ``handler=fail_fast`` for the groups of :data:`ANY_CASE_GROUPS`;
+    any other override unchanged."""
+    key, equals, value = override.partition("=")
+    return f"{key}={value.lower()}" if equals and key.lstrip("+~") in ANY_CASE_GROUPS else override
+
+
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", *, run_dir: str | Path | None = None) -> DictConfig:
     """Compose pot-zk's config programmatically, as the CLI apps would with these overrides
     (then ``run_dir``, if given). Works inside a running Hydra app too: its global state is set
     aside and restored. An unknown option of a group (``mode=explode``, ``handler=explode``) is
-    a ConfigurationError naming the valid options."""
-    overrides = [*overrides, *([run_dir_override(run_dir)] if run_dir is not None else [])]
+    a ConfigurationError naming the valid options; ``mode`` and ``handler`` take theirs in any
+    case (:func:`canonical_override`)."""
+    overrides = [*map(canonical_override, overrides), *([run_dir_override(run_dir)] if run_dir is not None else [])]
     schema.register_schema()
     running = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
     GlobalHydra.instance().clear()
@@ -222,6 +236,7 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         workers=resolve_workers(cfg.executor.workers),
         scheduler_address=cfg.executor.scheduler_address,
         witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
+        logger=LoggerSettings(check_logger(str(cfg.logger.name)), Path(cfg.logger.log_dir).expanduser().absolute()),
     )
 
 

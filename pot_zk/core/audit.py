@@ -156,8 +156,9 @@ class _Sink:
 class AuditLog:
     """One run's audit trail. ``bind`` gives views with more context sharing the same chain.
 
-    The terminal (``console_stream``, default stderr) shows the records that need attention;
-    with ``console_records`` every record (:mod:`pot_zk.core.console`)."""
+    The records that need attention (with ``console_records``: every record) go to the
+    ``pot_zk.console`` logger, or to ``console_stream`` when one is given
+    (:mod:`pot_zk.core.console`)."""
 
     def __init__(
         self,
@@ -167,7 +168,7 @@ class AuditLog:
         console_stream: IO[str] | None = None,
         **context: Any,
     ) -> None:
-        sink = _Sink(Path(path), ConsoleView(console_stream or sys.stderr, records=console_records))
+        sink = _Sink(Path(path), ConsoleView(console_stream, records=console_records))
         logger = structlog.wrap_logger(sink.file, processors=sink.processors, wrapper_class=structlog.BoundLogger, context_class=dict)
         self._sink = sink
         self._logger = logger.bind(**context)

@@ -8,16 +8,30 @@ does, except the commitments of unproven steps (one per training step: too many 
 console). Either way the audit file receives every record, whole; this view never changes a
 record.
 
-Lines go through ``tqdm.write``, which lifts the progress bars drawn on the same stream while
-it prints, so a record never breaks a bar into pieces.
+A library call never prints: the lines go to the standard logger ``pot_zk.console`` (warnings,
+errors; the rendered records at INFO), which has no handler of its own, so they show where the
+application's logging configuration sends them. The ``pot-zk`` command puts them on the
+terminal (:func:`terminal_console`): through ``tqdm.write``, which lifts the progress bars drawn
+on the same stream while it prints, so a record never breaks a bar into pieces. A view given
+its own ``stream`` writes there instead (the same lines). :class:`BarTicker` redraws a bar's
+postfix ten times a second (tqdm's own redraw rate), so the bar shows what is going on while
+the loop waits (a proof in progress: its stage and the ETA).
 """
 
 from __future__ import annotations
 
-from typing import IO, Any
+import logging
+import sys
+import threading
+from contextlib import contextmanager
+from typing import IO, Any, Callable, Iterator
 
 import structlog
 from tqdm import tqdm
+
+LOGGER = logging.getLogger("pot_zk.console")
+LOGGER.addHandler(logging.NullHandler())
+LEVELS = {"warning": logging.WARNING, "error": logging.ERROR}
 
 MESSAGE_LIMIT = 160
 
@@ -56,10 +70,10 @@ def _reason(error: dict[str, Any]) -> str:
 
 
 class ConsoleView:
-    """structlog processor (before the hash chain): shows records on ``stream`` as the module
-    docstring says and returns the record unchanged."""
+    """structlog processor (before the hash chain): shows records as the module docstring says,
+    on ``stream`` or (None) through :data:`LOGGER`, and returns the record unchanged."""
 
-    def __init__(self, stream: IO[str], *, records: bool = False) -> None:
+    def __init__(self, stream: IO[str] | None = None, *, records: bool = False) -> None:
         self._render = structlog.dev.ConsoleRenderer(colors=False)
         self._stream = stream
         self._records = records
@@ -68,17 +82,53 @@ class ConsoleView:
         if self._records:
             if event_dict.get("event") != "commitment" or event_dict.get("scheduled"):
                 shown = {key: _brief(value) for key, value in event_dict.items()}
-                self._write(self._render(logger, method_name, shown))
+                self._show(logging.INFO, self._render(logger, method_name, shown))
             return event_dict
         notable = attention(event_dict)
         if notable is not None:
             level, text = notable
-            self._write(f"pot-zk {level}: {text}")
+            self._show(LEVELS[level], text)
         return event_dict
 
-    def _write(self, line: str) -> None:
-        tqdm.write(line, file=self._stream)
+    def _show(self, level: int, text: str) -> None:
+        if self._stream is None:
+            LOGGER.log(level, text)
+            return
+        tqdm.write(terminal_line(level, text), file=self._stream)
         self._stream.flush()
+
+
+def terminal_line(level: int, text: str) -> str:
+    """``pot-zk warning: ...`` / ``pot-zk error: ...``; a rendered record (INFO) as it is."""
+    return text if level < logging.WARNING else f"pot-zk {logging.getLevelName(level).lower()}: {text}"
+
+
+class TerminalHandler(logging.Handler):
+    """Writes :data:`LOGGER`'s lines to the current ``sys.stderr`` with ``tqdm.write``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(terminal_line(record.levelno, record.getMessage()), file=sys.stderr)
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+@contextmanager
+def terminal_console() -> Iterator[None]:
+    """Within the block, :data:`LOGGER`'s lines go to the terminal (stderr), and only there:
+    what the ``pot-zk`` command shows. The logger is as it was afterwards."""
+    handler = TerminalHandler(logging.INFO)
+    level, propagate = LOGGER.level, LOGGER.propagate
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False
+    try:
+        yield
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(level)
+        LOGGER.propagate = propagate
 
 
 def _brief(value: Any, limit: int = 100) -> Any:
@@ -86,3 +136,30 @@ def _brief(value: Any, limit: int = 100) -> Any:
     keeps them whole."""
     text = repr(value)
     return value if len(text) <= limit else f"{text[:limit]}... (full record in the audit file)"
+
+
+class BarTicker:
+    """While the ``with`` block runs, a daemon thread sets ``bar``'s postfix to ``text()`` every
+    ``interval_s`` (and once more on leaving). Nothing runs for a disabled bar."""
+
+    def __init__(self, bar: tqdm, text: Callable[[], str], interval_s: float = 0.1) -> None:
+        self._bar = bar
+        self._text = text
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pot-zk-bar", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._bar.set_postfix_str(self._text())
+
+    def __enter__(self) -> "BarTicker":
+        if not self._bar.disable:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+            self._bar.set_postfix_str(self._text())

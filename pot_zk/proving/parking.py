@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from pot_zk.core.audit import AuditLog
 from pot_zk.proving.handlers import HandlerSettings
 from pot_zk.proving.pipeline import ProofFailure, ProofResult, ProvingPipeline, failed
-from pot_zk.proving.retry import RetrySchedule, Sleep
+from pot_zk.proving.retry import RetrySchedule, Sleep, wall_clock_sleep
 from pot_zk.proving.stats import ProvingStats
 from pot_zk.proving.strategies import ProofJob, StrategyRegistry, strategy_from_spec, strategy_spec
 
@@ -87,7 +86,7 @@ def prove_pending(
     audit: AuditLog,
     stats: ProvingStats,
     registry: StrategyRegistry | None = None,
-    sleep: Sleep = time.sleep,
+    sleep: Sleep = wall_clock_sleep,
 ) -> list[ProofResult]:
     """Retry every parked job with the strategy it was parked from. A job whose proof now
     succeeds has its file removed; one that fails again stays parked (attempts updated)."""

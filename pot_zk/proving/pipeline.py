@@ -13,7 +13,7 @@ import tenacity
 from pot_zk.core.audit import AuditLog
 from pot_zk.exceptions import PotZkError, ProofGenerationError, RetryExhaustedError
 from pot_zk.core.protocol import ProverResponse
-from pot_zk.proving.retry import RetrySchedule, Sleep, call_with_retry
+from pot_zk.proving.retry import RetrySchedule, Sleep, call_with_retry, wall_clock_sleep
 from pot_zk.proving.stats import ProvingStats
 from pot_zk.proving.strategies import ProofJob, ProverStrategy
 
@@ -91,7 +91,7 @@ class ProvingPipeline:
         audit: AuditLog,
         stats: ProvingStats,
         *,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep = wall_clock_sleep,
         uniform: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.strategy = strategy
@@ -115,7 +115,7 @@ class ProvingPipeline:
                 self.stats.record_result("failed")
                 self.audit.event("halt", step=job.step, handler=self.handler.name, error=error.to_record())
                 raise
-        self.stats.record_result(result.status)
+        self.stats.record_result(result.status, result.proof_type)
         self.audit.event("proof.result", handler=self.handler.name, **result.to_record())
         return result
 

@@ -1,24 +1,35 @@
-"""Retry schedules on tenacity: only errors with ``retryable == True`` are retried.
+"""Retry schedules on tenacity, with the seed's flow: every
+:class:`~pot_zk.exceptions.ProofGenerationError` (a crash, a timeout, a protocol error, a
+deterministic failure) is retried on the schedule, and when the last attempt has failed too the
+caller gets :class:`~pot_zk.exceptions.RetryExhaustedError` (``attempts``, ``last_error``).
+Every other error (ProverNotFoundError, InvalidModelStateError, WitnessBuilderError,
+ConfigurationError, ...) ends the attempts at once and surfaces as itself.
 
 ``max_attempts`` counts every attempt including the first; a mode's "retries N" means
-``max_attempts = N + 1`` (production's 0 retries = one attempt).
+``max_attempts = N + 1`` (production's 0 retries = one attempt, then RetryExhaustedError).
 """
 
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 import tenacity
 from tenacity.wait import wait_base
 
-from pot_zk.exceptions import ConfigurationError, PotZkError, RetryExhaustedError
+from pot_zk.exceptions import ConfigurationError, ProofGenerationError, RetryExhaustedError
 
 T = TypeVar("T")
 Sleep = Callable[[float], None]
 BeforeSleep = Callable[[tenacity.RetryCallState], None]
+
+
+def wall_clock_sleep(seconds: float) -> None:
+    """The default sleep between attempts: tenacity's own (``tenacity.nap.sleep``, which sleeps
+    with ``time.sleep``), looked up at each call, so that a test may replace it as tenacity
+    documents."""
+    tenacity.nap.sleep(seconds)
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,9 @@ class wait_backoff(wait_base):
         return min(schedule.max_delay_s, schedule.base_delay(retry_state.attempt_number) + jitter)
 
 
-def is_retryable(error: BaseException) -> bool:
-    return isinstance(error, PotZkError) and error.retryable
+def is_retried(error: BaseException) -> bool:
+    """The seed's rule: a ProofGenerationError is retried (one that already gave up is not)."""
+    return isinstance(error, ProofGenerationError) and not isinstance(error, RetryExhaustedError)
 
 
 def call_with_retry(
@@ -69,16 +81,17 @@ def call_with_retry(
     schedule: RetrySchedule,
     *,
     before_sleep: BeforeSleep | None = None,
-    sleep: Sleep = time.sleep,
+    sleep: Sleep = wall_clock_sleep,
     uniform: Callable[[float, float], float] = random.uniform,
 ) -> tuple[T, int]:
     """Call ``attempt`` until it succeeds or the schedule says stop; return (result, attempts).
 
-    A non-retryable error propagates as itself after one attempt; a retryable error that
-    outlasts the schedule becomes RetryExhaustedError(attempts=..., last_error=...).
+    Any error but a ProofGenerationError propagates as itself from the attempt that raised
+    it; ProofGenerationErrors are retried, and the last one becomes
+    RetryExhaustedError(attempts=..., last_error=...).
     """
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(is_retryable),
+        retry=tenacity.retry_if_exception(is_retried),
         stop=tenacity.stop_after_attempt(schedule.max_attempts),
         wait=wait_backoff(schedule, uniform),
         sleep=sleep,

@@ -106,7 +106,7 @@ def outside_cluster():
         yield cluster
 
 
-@pytest.mark.parametrize("behaviour, error_class", [("exit 65", "WitnessBuilderError"), ("garbage", "ProverProtocolError")])
+@pytest.mark.parametrize("behaviour, error_class", [("exit 65", "WitnessBuilderError"), ("garbage", "RetryExhaustedError")])
 def test_failures_come_back_with_the_same_error_as_inline(tmp_path, zk_cache, make_prover, outside_cluster, behaviour, error_class):
     prover = make_prover(*behaviour.split())
     errors = {}

@@ -15,7 +15,6 @@ copy and a crash never leaves a half-written key behind.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ import ezkl
 
 from pot_zk.core.native_output import captured_fds
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError, ProofVerificationError
+from pot_zk.core.digest import file_sha256
 
 EZKL_VERSION = "23.0.5"
 _FIELD_MODULUS = 0x30644E72E131A029B85045B68181585D2833E84879B9709143E1F593F0000001  # BN254 scalar field
@@ -77,14 +77,6 @@ class CompiledCircuit:
 class CircuitKeys:
     vk: Path
     pk: Path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @contextmanager

@@ -1,6 +1,6 @@
-"""The ezkl statements by step kind: one line per statement (each in
-``backends/ezkl/<kind>.py``), imported when first used, so the prover program reads which kinds
-it proves without importing torch."""
+"""The ezkl statements by step kind: one line per statement (each in ``backends/ezkl/<kind>.py``),
+imported when first used; the backend and its prover program read which kinds it proves from
+here."""
 
 from __future__ import annotations
 

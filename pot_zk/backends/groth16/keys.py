@@ -29,6 +29,7 @@ from typing import Any, Callable
 from pot_zk.backends.groth16 import adapter, zkey
 from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.core.digest import file_sha256
 
 PROVENANCES = ("dev", "auditor", "zkey")
 SETUP_PROVENANCES = ("dev", "auditor")
@@ -120,7 +121,7 @@ def import_zkey_keys(spec: Groth16Statement, zkey_path: Path, directory: Path) -
         pk, vk, report = adapter.import_zkey(zkey_path, source)
         zkey.check_compiled(header, report, zkey_path)
         zkey.check_trial_proof(spec, pk, vk, zkey_path)
-        return pk, vk, report, {"zkey_path": str(zkey_path.absolute()), "zkey_sha256": _sha256_file(zkey_path)}
+        return pk, vk, report, {"zkey_path": str(zkey_path.absolute()), "zkey_sha256": file_sha256(zkey_path)}
 
     return _write_keys(spec, Path(directory), "zkey", make)
 
@@ -151,7 +152,7 @@ def open_keys(spec: Groth16Statement, directory: Path) -> KeyDirectory:
             "the keys are stale (made by another version) or were tampered with",
             key="keys_dir",
         )
-    if not (directory / "vk.bin").is_file() or _sha256_file(directory / "vk.bin") != record.get("vk_sha256"):
+    if not (directory / "vk.bin").is_file() or file_sha256(directory / "vk.bin") != record.get("vk_sha256"):
         raise ConfigurationError(f"{directory}/vk.bin is missing or not the key its provenance record names", key="keys_dir")
     return KeyDirectory(directory, spec.circuit_id(), record)
 
@@ -188,7 +189,7 @@ def _write_keys(
             "circuit_version": spec.circuit_version,
             "spec": spec.to_dict(),
             "circuit_sha256": hashlib.sha256(source.encode()).hexdigest(),
-            "vk_sha256": _sha256_file(scratch / "vk.bin"),
+            "vk_sha256": file_sha256(scratch / "vk.bin"),
             "engine": "groth16py",
             "engine_version": adapter.ENGINE_VERSION,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -217,9 +218,3 @@ def _fsync_tree(directory: Path) -> None:
             os.fsync(handle.fileno())
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

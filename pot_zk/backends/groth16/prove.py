@@ -24,6 +24,7 @@ from pot_zk.backends.groth16 import adapter
 from pot_zk.backends.groth16.commit import StepCommitments
 from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.backends.groth16.witness import WitnessEngine, witness_engine
+from pot_zk.core.stages import stage
 from pot_zk.exceptions import ProofGenerationError
 
 if TYPE_CHECKING:
@@ -106,9 +107,11 @@ def _prove(
         started = time.perf_counter()
         key = load_key(keys)
         timings["key_load_s"] = time.perf_counter() - started
+    stage("prove")
     proof, proving = make_proof(key, inputs)
     timings.update(proving)
     started = time.perf_counter()
+    stage("verify")
     accepted, reason = adapter.verify(vk, proof, commitments.public_inputs())
     timings["self_verify_s"] = time.perf_counter() - started
     if not accepted:

@@ -1,6 +1,6 @@
 """The zk-groth16 statements by step kind: one line per statement (each in
-``backends/groth16/<kind>/statement.py``), imported when first used, so the prover program
-reads which kinds it proves without importing torch."""
+``backends/groth16/<kind>/statement.py``), imported when first used; the backend and its prover
+program read which kinds it proves from here."""
 
 from __future__ import annotations
 

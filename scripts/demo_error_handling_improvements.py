@@ -1,7 +1,8 @@
-"""pot-zk error handling, demonstrated with real prover programs that crash, hang, print
-garbage or fail transiently. Everything printed here is measured, not scripted.
+"""pot-zk error handling (the seed's "demo_error_handling_improvements"), demonstrated with real
+prover programs that crash, hang, print garbage, fail deterministically or transiently.
+Everything printed here is measured, not scripted.
 
-    python scripts/demo_error_handling.py
+    python scripts/demo_error_handling_improvements.py
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pot_zk import exceptions
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.audit_verify import verify_audit
 from pot_zk.config import build, compose_config
+from pot_zk.proving.handlers import FailFast
 from pot_zk.proving.parking import prove_pending
 from pot_zk.proving.pipeline import ProvingPipeline
 from pot_zk.proving.retry import RetrySchedule
@@ -29,6 +31,7 @@ PROGRAMS = {
     "hang": "time.sleep(3600)",
     "garbage": "print('Proof generated!!! (not JSON)')",
     "invalid-witness": "print(json.dumps({'status': 'error', 'message': 'value out of range at w[3]'})); sys.exit(65)",
+    "deterministic": "print(json.dumps({'status': 'error', 'message': 'circuit too large'})); sys.exit(70)",
     "transient": "n = int(open(STATE).read()) if os.path.exists(STATE) else 0\n"
                  "open(STATE, 'w').write(str(n + 1))\n"
                  "if n < 2: print('GPU busy, try later', file=sys.stderr); sys.exit(75)\n"
@@ -92,8 +95,24 @@ def demo_backoff(bin_dir: Path, job: ProofJob, run_dir: Path) -> None:
     print(f"  t={time.monotonic() - started:5.2f}s  {result.status} after {result.attempts} attempts ({result.proof_type})")
 
 
+def demo_seed_flow(bin_dir: Path, job: ProofJob, root: Path) -> None:
+    heading("4. The seed's flow: every ProofGenerationError is retried (3 retries, 0.05 s doubling), then RetryExhaustedError")
+    schedule = RetrySchedule(max_attempts=4, initial_delay_s=0.05, multiplier=2.0)
+    print(f"{'program':<16} {'attempts':<9} {'caller gets':<22} last error")
+    for behaviour in ("crash", "garbage", "deterministic", "invalid-witness", "missing"):
+        program = bin_dir / "no-such-prover" if behaviour == "missing" else write_program(bin_dir, behaviour)
+        with AuditLog(root / f"seed-flow-{behaviour}.jsonl") as audit:
+            pipeline = ProvingPipeline(ProgramStrategy("demo-proof", str(program), timeout_s=5), schedule, FailFast(), audit, ProvingStats())
+            try:
+                pipeline.prove(job)
+            except exceptions.PotZkError as error:
+                last = getattr(error, "last_error", None)
+                attempts = pipeline.stats.get_stats()["attempts"]
+                print(f"{behaviour:<16} {attempts:<9} {error.error_class:<22} {type(last).__name__ if last is not None else '-'}")
+
+
 def demo_modes(bin_dir: Path, job: ProofJob, root: Path) -> None:
-    heading("4. The same crashing prover under each mode / handler (delays shortened to 0.05 s)")
+    heading("5. The same crashing prover under each mode / handler (delays shortened to 0.05 s)")
     crash = write_program(bin_dir, "crash")
     backup = write_program(bin_dir, "ok", proof_type="demo-backup")
     cases = [
@@ -142,7 +161,7 @@ def demo_modes(bin_dir: Path, job: ProofJob, root: Path) -> None:
 
 
 def demo_audit(root: Path) -> None:
-    heading("5. Tamper-evident audit trail")
+    heading("6. Tamper-evident audit trail")
     trail = root / "development-" / "audit.jsonl"
     print(" ", verify_audit(trail).summary())
     lines = trail.read_text().splitlines(keepends=True)
@@ -163,10 +182,11 @@ def main() -> None:
         bin_dir.mkdir()
         job = ProofJob(step=1, kind="sgd", circuit={}, witness_path=str(root / "w.safetensors"),
                        cache_dir=str(root / "cache"), output_dir=str(root / "proofs"))
-        heading("1. Error hierarchy (retryable is an attribute of each class)")
+        heading("1. Error hierarchy (retryable: whether the cause is transient; recorded, it does not decide what is retried)")
         show_hierarchy()
         demo_classification(bin_dir, job)
         demo_backoff(bin_dir, job, root)
+        demo_seed_flow(bin_dir, job, root)
         demo_modes(bin_dir, job, root)
         demo_audit(root)
 

@@ -1,0 +1,78 @@
+"""The seed's core prover (pot_zk.prover.TrainingStepProver) with the real zk-groth16 prover: a
+full SGD step on the grid gets a zero-knowledge proof that verifies against the step recomputed
+from the models, and a step that is not the statement's update gets a typed error, never a
+proof."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from pot_zk.auto_prover import AutoProver, training_step
+from pot_zk.backends.groth16.integers import dequantise
+from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
+from pot_zk.backends.groth16.integers import quantise_batch
+from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.kinds.mlp import MlpArchitecture, flatten, unflatten
+from pot_zk.prover import TrainingStepProver
+
+from groth16_support import stop_holders
+
+pytestmark = pytest.mark.prover
+
+LR = 0.1
+
+
+def grid_step(prover: AutoProver, exact: bool):
+    """(model before, model after, batch) of a 4-3-2 MLP on the 2**-scale grid; the after model
+    is the statement's exact update, or that update with one weight one grid step off."""
+    torch.manual_seed(3)
+    architecture = MlpArchitecture((4, 3, 2))
+    model = architecture.build().double()
+    batch = (torch.rand(2, 4, dtype=torch.float64) * 2 - 1, torch.rand(2, 2, dtype=torch.float64) * 2 - 1)
+    spec = prover.spec_for(training_step(model, copy.deepcopy(model), batch, LR))
+    on_grid = {name: torch.round(value * 2**spec.scale) / 2**spec.scale for name, value in model.state_dict().items()}
+    batch = tuple(torch.from_numpy(dequantise(quantise_batch(t.numpy(), spec.scale, spec.value_bits), spec.scale)).reshape(t.shape) for t in batch)
+    model.load_state_dict(on_grid)
+    w = np.round(flatten(on_grid, architecture.param_shapes).numpy() * 2**spec.scale).astype(np.int64)
+    x, y = (np.round(t.numpy() * 2**spec.scale).astype(np.int64) for t in batch)
+    w_after = exact_sgd_step(spec, w, x, y)
+    if not exact:
+        w_after[0] += 1
+    after = copy.deepcopy(model)
+    after.load_state_dict(unflatten(torch.from_numpy(dequantise(w_after, spec.scale)), architecture.param_shapes))
+    return model, after, batch
+
+
+@pytest.fixture
+def core_prover(tmp_path):
+    cache = tmp_path / "cache"
+    prover = TrainingStepProver(AutoProver(tmp_path / "run", ["prover=groth16", f"cache_dir={cache}", "retry=none"]))
+    circuits = []
+    yield prover, circuits
+    prover.close()
+    for circuit in circuits:
+        stop_holders(cache, circuit)
+
+
+def test_a_full_sgd_step_gets_a_zero_knowledge_proof_that_verifies(core_prover):
+    prover, circuits = core_prover
+    before, after, batch = grid_step(prover.auto_prover, exact=True)
+    result = prover.prove_step(before, after, batch, LR)
+    circuits.append(result["circuit"])
+    assert (result["kind"], result["proof_type"], result["success"]) == ("sgd", "zk-groth16", True) and len(result["proof"]) == 256
+    assert prover.verify(before, after, batch, LR, result).ok
+    other = (batch[0].flip(0), batch[1])
+    assert not prover.verify(before, after, other, LR, result).ok
+
+
+def test_a_step_that_is_not_the_update_gets_a_typed_error_and_no_proof(core_prover, tmp_path):
+    prover, circuits = core_prover
+    before, after, batch = grid_step(prover.auto_prover, exact=False)
+    circuits.append(prover.auto_prover.spec_for(training_step(before, after, batch, LR)).to_dict())
+    with pytest.raises(WitnessBuilderError, match="not the exact step on this batch: 1 of 23 value"):
+        prover.prove_step(before, after, batch, LR)
+    assert not list((tmp_path / "run").glob("proofs/*/*"))
