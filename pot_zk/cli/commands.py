@@ -35,17 +35,21 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
 def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("run", help="a run directory made by `pot-zk train`")
     parser.add_argument("--srs", help="the verifier's own SRS file (default: the dev SRS in the cache, if it matches)")
-    parser.add_argument("--cache-dir", help="where a dev SRS is looked up (zk-halo2 circuits and keys are derived anew in a directory of verify's own)")
+    parser.add_argument("--cache-dir", help="your cache: its trust store (keys you made, challenges you issued) and dev keys "
+                        "(default: $POT_ZK_CACHE or ~/.cache/pot-zk; zk-halo2 circuits and keys are derived anew in a directory of verify's own)")
     parser.add_argument("--allow-dev-srs", action="store_true", help="accept proofs made with a locally generated SRS in a production-mode run")
     parser.add_argument("--keys", help="your own key material from `pot-zk keys new` (instead of --srs)")
-    parser.add_argument("--challenge", metavar="C.json", help="your challenge: every step it picked must carry a verified proof")
+    parser.add_argument("--challenge", metavar="C.json", help="your challenge (issued with the same --cache-dir): every step it picked must carry a verified proof")
+    parser.add_argument("--allow-no-nonce", action="store_true", help="accept a challenge without a nonce (its steps follow from the head alone: grindable)")
     parser.add_argument("--json", metavar="FILE", help="also write the machine-readable report here ('-' for stdout)")
     parser.add_argument("--expect-root", metavar="HEX", help="the dataset root you agreed on (checked for every run; needed where verify cannot recompute it)")
     parser.add_argument("--expect-head", metavar="HEX", help="the commitment head you received when the run ended (pot-zk train prints it)")
     parser.add_argument("--expect-base", metavar="HEX", help="a LoRA run: the frozen base you accept (the last commitment of the base run you verified)")
+    parser.add_argument("--expect-initial", metavar="HEX", help="the initial model you agreed on (W_0's commitment; needed where verify cannot recompute it)")
     parser.add_argument("--max-tolerance-ulps", type=int, metavar="N", help="the largest update tolerance you accept (default: the statement's default, not the manifest's)")
-    parser.add_argument("--min-proven", type=int, default=0, metavar="N", help="fail unless at least N steps carry a verified proof")
-    parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE", help="a statement setting (scale, param_scale, ...) you accept other than its default; repeatable")
+    parser.add_argument("--min-proven", type=int, metavar="N", help="fail unless at least N steps carry a verified proof (default: as many as the declared policy selects)")
+    parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE",
+                        help="a statement setting (scale, param_scale, ...) or batch_order=recorded you accept other than its default; repeatable")
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.backends.keys import KeySet
@@ -66,9 +70,11 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
             expect_root=args.expect_root,
             expect_head=args.expect_head,
             expect_base=args.expect_base,
+            expect_initial=args.expect_initial,
             max_tolerance_ulps=args.max_tolerance_ulps,
             min_proven=args.min_proven,
             accept_settings=parse_accepted(args.accept_setting),
+            allow_no_nonce=args.allow_no_nonce,
         )
         if args.json == "-":
             print(json.dumps(report.to_dict(), indent=2))

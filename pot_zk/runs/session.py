@@ -41,6 +41,7 @@ from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import prepare_run
 from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import ProvenRun, RunProgress
+from pot_zk.runs.resume import check_checkpoint, check_resumable
 
 
 @dataclass(frozen=True)
@@ -211,18 +212,20 @@ def start_session(
     config: dict[str, Any],
     *,
     held_out: HeldOut | None = None,
+    samples: list[list[int]] | None = None,
     **options: Any,
 ) -> TrainingSession:
     """Prepare a new run bundle (dataset root, manifest, initial model), open its audit trail
     with ``run.start`` and return its session. ``config`` is the resolved configuration, written
     to config.yaml and the ``run.start`` event; with ``held_out`` the initial model is scored on
-    it before the first step. A backend with its own training arithmetic first puts the model
-    on its grid."""
+    it before the first step; ``samples``: each batch's positions in the declared built-in data
+    set (a user loop's). A backend with its own training arithmetic first puts the model on its
+    grid."""
     arithmetic = plan.backend.training_arithmetic(plan.spec)
     if arithmetic is not None:
         arithmetic.start(model)
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(config))
-    prepared = prepare_run(bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out)
+    prepared = prepare_run(bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out, samples)
     lifecycle.open(
         bundle.path(files.AUDIT), "run.start", stats_dir=bundle.root, run=bundle.root.name,
         run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(config),
@@ -250,13 +253,17 @@ def resume_session(
     held_out: HeldOut | None = None,
     **options: Any,
 ) -> TrainingSession:
-    """Reopen a stopped or killed run: drop records cut short, restore the last checkpoint."""
+    """Reopen a stopped or killed run: refuse a completed run, another configuration or a
+    checkpoint that does not continue the committed steps (:mod:`pot_zk.runs.resume`); drop
+    records cut short, restore the last checkpoint."""
+    check_resumable(bundle, plan, lifecycle.runtime)
     for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS):
         discard_incomplete_tail(bundle.path(name))
     prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
-    audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
     checkpoint = bundle.path(files.CHECKPOINT)
     start_step = restore_checkpoint(checkpoint if checkpoint.exists() else bundle.path(files.INITIAL_MODEL), model, optimizer)
+    check_checkpoint(bundle, plan, model, start_step)
+    audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
     audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(lifecycle.discarded))
     _audit_cut_off_evaluations(bundle, audit)
     evaluator = evaluator_for(plan, held_out)
