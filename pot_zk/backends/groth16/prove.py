@@ -42,8 +42,10 @@ class LoadedKey:
     witness: WitnessEngine
 
 
-def load_key(keys: KeyDirectory) -> LoadedKey:
-    return LoadedKey(keys.load_proving_key(), witness_engine(keys.path / "pk.bin"))
+def load_key(keys: KeyDirectory, *, many_proofs: bool = True) -> LoadedKey:
+    """The proving key of ``keys`` and its witness engine: wasmtime when the key will serve
+    ``many_proofs`` (a key holder: the program is compiled once), else groth16py's wasmi."""
+    return LoadedKey(keys.load_proving_key(), witness_engine(keys.path / "pk.bin", compile_program=many_proofs))
 
 
 def make_proof(key: LoadedKey, inputs: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
@@ -105,7 +107,7 @@ def _prove(
     vk = keys.load_verifying_key()
     if key is None:
         started = time.perf_counter()
-        key = load_key(keys)
+        key = load_key(keys, many_proofs=False)
         timings["key_load_s"] = time.perf_counter() - started
     stage("prove")
     proof, proving = make_proof(key, inputs)
