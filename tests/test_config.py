@@ -140,9 +140,11 @@ def test_mode_presets_reproduce_the_seed_table(mode, enabled, handler, retries, 
 
 def test_the_prover_program_comes_from_pot_zk_prover_when_set(tmp_path, monkeypatch):
     monkeypatch.delenv("POT_ZK_PROVER", raising=False)
-    assert build(compose_config([f"run_dir={tmp_path}"])).strategy.binary == "pot-zk-ezkl-prover"
+    assert build(compose_config([f"run_dir={tmp_path}"])).strategy.binary == "pot-zk-groth16-prover"
+    assert build(compose_config(["prover=ezkl", f"run_dir={tmp_path}"])).strategy.binary == "pot-zk-ezkl-prover"
     monkeypatch.setenv("POT_ZK_PROVER", "/opt/provers/my-prover")
     assert build(compose_config([f"run_dir={tmp_path}"])).strategy.binary == "/opt/provers/my-prover"
+    assert build(compose_config(["prover=ezkl", f"run_dir={tmp_path}"])).strategy.binary == "/opt/provers/my-prover"
     assert build(compose_config(["prover.binary=other", f"run_dir={tmp_path}"])).strategy.binary == "other"
 
 
@@ -159,7 +161,7 @@ def test_a_group_choice_on_the_command_line_wins_over_the_mode_choice(tmp_path):
 
 
 def test_build_makes_the_prover_a_program_strategy_and_chain_entries_lazy(tmp_path):
-    runtime = build(compose_config(["handler=fallback", "prover.timeout_s=12", "prover.search_paths=[/opt/provers]", f"run_dir={tmp_path}"]))
+    runtime = build(compose_config(["prover=ezkl", "handler=fallback", "prover.timeout_s=12", "prover.search_paths=[/opt/provers]", f"run_dir={tmp_path}"]))
     assert runtime.strategy == ProgramStrategy(name="zk-halo2", binary="pot-zk-ezkl-prover", search_paths=("/opt/provers",), timeout_s=12.0)
     assert [s.name for s in runtime.handler.strategies] == ["freivalds", "reexec"]
     assert all(isinstance(s, LazyStrategy) for s in runtime.handler.strategies)
@@ -274,6 +276,6 @@ def test_executor_workers_default_to_the_usable_cores_and_refuse_less_than_one(t
     plan = build(compose_config(["executor=process", f"run_dir={tmp_path}"])).plan
     assert plan.workers == len(os.sched_getaffinity(0))
     assert build(compose_config(["executor=process", "executor.workers=3", f"run_dir={tmp_path}"])).plan.workers == 3
-    with pytest.raises(ConfigurationError, match="executor.workers must be an integer >= 1") as caught:
+    with pytest.raises(ConfigurationError, match="executor.workers must be >= 1, got 0") as caught:
         build(compose_config(["executor=process", "executor.workers=0", f"run_dir={tmp_path}"]))
     assert caught.value.context["key"] == "executor.workers"

@@ -123,6 +123,32 @@ def _missing_option(error: MissingConfigException, override: str) -> Configurati
     return ConfigurationError(f"unknown {group} {option!r}; valid: {', '.join(error.options)}", key=group, options=list(error.options))
 
 
+def load_run_config(path: Path, overrides: Sequence[str] = (), *, run_dir: Path | None = None) -> DictConfig:
+    """A run's recorded configuration (its ``config.yaml``) as a typed config, with dotted
+    ``key=value`` ``overrides`` applied and ``run_dir`` set: what resume, respond and replay
+    continue from. ConfigurationError naming the file (and line) when it does not parse, and
+    naming the key when it or an override does not fit the schema."""
+    import yaml
+
+    from pot_zk.config.schema import PotZkConfig
+
+    path = Path(path)
+    try:
+        loaded = OmegaConf.load(path)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigurationError(f"{path}{where}: not YAML ({problem})", key="run", path=str(path)) from error
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), loaded, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as error:  # omegaconf raises its own validation errors for unknown keys and bad types
+        raise ConfigurationError(f"{path} (with overrides {list(overrides)}) does not fit pot-zk's configuration: {error}", key="overrides", path=str(path)) from error
+    if run_dir is not None:
+        cfg.run_dir = str(Path(run_dir).absolute())
+    return cfg
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Everything a composed config describes, typed."""
