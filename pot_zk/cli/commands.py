@@ -22,7 +22,8 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
         from pot_zk.config.build import load_run_config
         from pot_zk.exceptions import ConfigurationError
         from pot_zk.runs.bundle import CONFIG
-        from pot_zk.runs.train import print_summary, train
+        from pot_zk.runs.summary import summary_lines
+        from pot_zk.runs.train import train
 
         root = trainers_run(args.run, "resume")
         order = (run_manifest(root).get("training") or {}).get("batch_order", "seeded")
@@ -35,7 +36,7 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
         cfg = load_run_config(root / CONFIG, run_dir=root)
         if args.verbose:
             cfg.console.records = True
-        print_summary(train(cfg, resume=True))
+        print("\n".join(summary_lines(train(cfg, resume=True))))
         return 0
 
     return run
