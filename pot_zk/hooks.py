@@ -120,24 +120,30 @@ def proven_training(
     dataset_name: str = "user",
 ) -> Iterator[ProvenTraining]:
     """Open a proven run over ``model`` and ``optimizer`` (plain ``torch.optim.SGD``) in the new
-    directory ``run_dir``; ``batches`` is the whole data set as ``(inputs, targets)`` pairs of
-    one batch size. Leaving the block normally waits for the queued proofs and ends the run
-    ``completed``; an exception ends it ``halted`` (a pot-zk error, e.g. fail_fast) or
-    ``aborted`` (anything else) and propagates."""
+    directory ``run_dir``, holding its lock until the block ends (another process using the
+    directory: :class:`~pot_zk.runs.lock.RunInUseError`, before anything is written);
+    ``batches`` is the whole data set as ``(inputs, targets)`` pairs of one batch size. Leaving
+    the block normally waits for the queued proofs and ends the run ``completed``; an exception
+    ends it ``halted`` (a pot-zk error, e.g. fail_fast), ``interrupted`` (KeyboardInterrupt:
+    the provers it started are killed) or ``aborted`` (anything else) and propagates."""
     declared = [Batch(i, x.detach(), y.detach()) for i, (x, y) in enumerate(batches)]
     lifecycle = RunLifecycle.from_config(_config(model, optimizer, declared, Path(run_dir).absolute(), overrides))
     configured = lifecycle.runtime.plan
     plan = dataclasses.replace(configured, data=dataclasses.replace(configured.data, name=dataset_name), batch_order="recorded")
-    if (plan.run_dir / files.MANIFEST).exists():
-        raise ConfigurationError(f"{plan.run_dir} already holds a run; give proven_training a new run_dir", key="run_dir")
-    samples = _declared_samples(plan, declared)
-    fingerprints: dict[str, int] = {}
-    for batch in declared:
-        fingerprints.setdefault(_fingerprint(batch.inputs, batch.targets), batch.index)
-    config = _recorded_config(lifecycle.runtime.config, plan)
-    session = start_session(RunBundle(plan.run_dir), lifecycle, plan, model, optimizer, declared, config, samples=samples)
-    with session:
-        yield ProvenTraining(session, fingerprints)
+    lifecycle.claim(plan.run_dir, "proven_training")
+    try:
+        if (plan.run_dir / files.MANIFEST).exists():
+            raise ConfigurationError(f"{plan.run_dir} already holds a run; give proven_training a new run_dir", key="run_dir")
+        samples = _declared_samples(plan, declared)
+        fingerprints: dict[str, int] = {}
+        for batch in declared:
+            fingerprints.setdefault(_fingerprint(batch.inputs, batch.targets), batch.index)
+        config = _recorded_config(lifecycle.runtime.config, plan)
+        session = start_session(RunBundle(plan.run_dir), lifecycle, plan, model, optimizer, declared, config, samples=samples)
+        with session:
+            yield ProvenTraining(session, fingerprints)
+    finally:
+        lifecycle.release()
 
 
 def _config(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[Batch], run_dir: Path, overrides: Sequence[str]):

@@ -141,7 +141,7 @@ def test_optimizer_name_selects_adamw_and_its_settings(tmp_path):
 
 
 @pytest.mark.parametrize(("overrides", "key"), [
-    (["optimizer.name=adamw"], "prover.backend"),  # ezkl has no adamw statement
+    (["optimizer.name=adamw", "prover=ezkl"], "prover.backend"),  # ezkl has no adamw statement
     (["optimizer.name=adamw", "optimizer.momentum=0.9", "prover=groth16"], "optimizer.momentum"),
     (["optimizer.name=adam", "model=lora_tiny", "model.base_run=/nonexistent", "prover=groth16"], "optimizer.name"),
     (["optimizer.name=adamw", "optimizer.betas=[0.9,1.0]", "prover=groth16"], "optimizer.betas"),

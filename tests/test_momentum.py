@@ -145,7 +145,7 @@ def test_a_resumed_run_continues_with_the_velocity_it_had(tmp_path):
 @pytest.fixture(scope="module")
 def momentum_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("momentum") / "run"
-    overrides = ["mode=disabled", "model=tiny_mlp", "model.loss=cross_entropy", "data=synthetic", "train.batch_size=2",
+    overrides = ["prover=ezkl", "mode=disabled", "model=tiny_mlp", "model.loss=cross_entropy", "data=synthetic", "train.batch_size=2",
                  "train.max_steps=4", "optimizer.momentum=0.9", "train.progress=false", f"run_dir={run}"]
     assert train(compose_config(overrides)).status == "completed"
     return run
@@ -278,7 +278,7 @@ def _stopped_after_two_steps(tmp_path: Path, velocity_scale: float) -> tuple[Pat
 
 
 def test_a_resumed_run_continues_from_the_recorded_velocity_or_refuses(tmp_path):
-    from pot_zk.runs.train import proved_line
+    from pot_zk.runs.summary import proved_line
 
     run, overrides = _stopped_after_two_steps(tmp_path / "honest", 1.0)
     summary = train(compose_config(overrides), resume=True)

@@ -24,13 +24,14 @@ def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.bundle.layout import BundleReader
+        from pot_zk.cli.handover import run_directory
         from pot_zk.core.atomic import write_json_atomic
         from pot_zk.core.challenge import new_challenge, new_nonce
         from pot_zk.runs.witnesses import declared_retention
         from pot_zk.verify.run import default_cache_dir
         from pot_zk.verify.trust import TrustStore
 
-        bundle = BundleReader.open(Path(args.run))
+        bundle = BundleReader.open(run_directory(args.run))
         nonce = "" if args.no_nonce else (args.nonce if args.nonce is not None else new_nonce())
         challenge = new_challenge(bundle.manifest(), bundle.commitments(), args.count, nonce)
         store = TrustStore.in_cache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
@@ -53,15 +54,19 @@ def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
 
 def respond_command(parser: argparse.ArgumentParser) -> CommandHandler:
-    parser.add_argument("run", help="the run directory the challenge is for")
+    parser.add_argument("run", help="your own run directory (not its export: proving needs its witnesses and checkpoint)")
     parser.add_argument("challenge", help="the auditor's challenge file (C.json)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides of the run's own config, e.g. retry.max_retries=5 handler.name=fail_fast")
 
     def run(args: argparse.Namespace) -> int:
+        from pot_zk.cli.handover import trainers_run
         from pot_zk.core.challenge import Challenge
+        from pot_zk.runs.lock import RunLock
         from pot_zk.runs.respond import respond
 
-        answers = respond(Path(args.run), Challenge.load(Path(args.challenge)), args.overrides)
+        run_dir = trainers_run(args.run, "respond")
+        with RunLock(run_dir, "pot-zk respond"):
+            answers = respond(run_dir, Challenge.load(Path(args.challenge)), args.overrides)
         for answer in answers:
             detail = answer.proof_type or answer.detail
             print(f"step {answer.step}: {answer.status}" + (f" ({detail})" if detail else ""))

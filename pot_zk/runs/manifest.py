@@ -18,6 +18,7 @@ from pot_zk.core.atomic import write_bytes_atomic, write_json_atomic
 from pot_zk.core.audit import run_start_fields
 from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.optimizer import OPTIMIZERS
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_commitment
 from pot_zk.runs.bundle import RunBundle, save_model
@@ -77,11 +78,12 @@ def training_plan(plan: TrainingPlan) -> dict[str, Any]:
     ``arithmetic``: ``exact`` when the backend's statement is exact (the initial model rounded onto
     its grid, every update the statement's integer step), ``float`` when torch's update is proven."""
     arithmetic = "float" if plan.backend.training_arithmetic(plan.spec) is None else "exact"
+    optimizer = f"torch.optim.{OPTIMIZERS[plan.model.optimizer.name].__name__}"
     if plan.batch_order == "recorded":
-        return {"batch_order": "recorded", "optimizer": "torch.optim.SGD", "arithmetic": arithmetic}
+        return {"batch_order": "recorded", "optimizer": optimizer, "arithmetic": arithmetic}
     return {
         "batch_order": "seeded", "epochs": plan.epochs, "max_steps": plan.max_steps, "seed": plan.seed,
-        "optimizer": "torch.optim.SGD", "arithmetic": arithmetic,
+        "optimizer": optimizer, "arithmetic": arithmetic,
     }
 
 

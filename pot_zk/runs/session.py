@@ -15,7 +15,6 @@ called by the training loop) and the final model when the run completes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +25,7 @@ from omegaconf import OmegaConf
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.challenge import commitment_head
+from pot_zk.core.prover_processes import allow_provers, pause, stop_provers
 from pot_zk.core.scalars import open_logger
 from pot_zk.exceptions import PotZkError
 from pot_zk.kinds.base import BatchStep
@@ -73,7 +73,7 @@ class TrainingSession:
         prepared: dict[str, Any],
         *,
         start_step: int = 0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = pause,
         evaluator: Evaluator | None = None,
         watch: ProofWatch | None = None,
     ) -> None:
@@ -159,18 +159,28 @@ class TrainingSession:
 
     def end(self, error: BaseException | None) -> RunSummary:
         """Close the run: ``completed`` without ``error``, ``halted`` on a PotZkError (a
-        fail_fast proof), ``aborted`` on anything else (e.g. an exception in the user's loop)."""
+        fail_fast proof), ``interrupted`` on KeyboardInterrupt (Ctrl-C; SIGTERM in the CLI: every
+        prover this process started is killed first, and no outcome is recorded after it),
+        ``aborted`` on anything else (e.g. an exception in the user's loop)."""
         if error is None:
             status = "completed"
         elif isinstance(error, PotZkError):
             status = "halted"
             self.audit.event("run.halted", error=error.to_record())
+        elif isinstance(error, KeyboardInterrupt):
+            status = "interrupted"
+            stop_provers()
+            self.audit.event("run.interrupted", signal=getattr(error, "signal_name", "SIGINT"), steps=self.next_step)
         else:
             status = "aborted"
             self.audit.event("run.aborted", error={"error_class": type(error).__name__, "message": str(error)})
         try:
-            if self.run.executor is not None:
-                self.run.executor.shutdown()
+            try:
+                if self.run.executor is not None:
+                    self.run.executor.shutdown()
+            finally:
+                if status == "interrupted":
+                    allow_provers()  # the executor's threads are done: none waits on a killed prover now
             if status == "completed":
                 save_model(self.model.state_dict(), self.bundle.path(files.FINAL_MODEL))
                 self.evaluate()

@@ -51,7 +51,7 @@ def check_keys(report, manifest: dict[str, Any], proofs: list[dict[str, Any]], k
         )
     if manifest.get("circuit_id") not in keys.circuit_ids:
         report.fail("keys", "keys-statement-mismatch", f"the run's statement {manifest.get('circuit_id')} is not one your keys were made for {list(keys.circuit_ids)}")
-    backend = next((b for _, b in BACKENDS.items() if b.proof_type == keys.proof_type), None)
+    backend = next((b for _, b in BACKENDS.installed() if b.proof_type == keys.proof_type), None)
     if backend is None:
         report.fail("keys", "keys-backend-unsupported", f"no backend proves {keys.proof_type!r} proofs")
         return {}

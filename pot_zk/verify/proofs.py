@@ -12,7 +12,7 @@ verifier chose. A verifier that raises anything unexpected is a finding of that 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
+
 from typing import Any, Mapping
 
 from pot_zk.backends.base import StepStatement, VerifierKeys, VerifierOptions

@@ -4,7 +4,6 @@ statement for each step kind, its circuit settings are checked, and its scheme i
 from __future__ import annotations
 
 import pytest
-from hydra.errors import ConfigCompositionException
 
 from pot_zk.backends.groth16.lora.statement import Groth16LoraStatement
 from pot_zk.backends.groth16.momentum.statement import Groth16MomentumStatement
@@ -50,7 +49,7 @@ def test_the_groth16_backend_checks_its_circuit_settings(settings, message):
 
 def test_a_misspelt_groth16_setting_fails_at_compose_time():
     assert compose_config(["prover=groth16", "circuit.quotient_bits=20"]).circuit.quotient_bits == 20
-    with pytest.raises(ConfigCompositionException):
+    with pytest.raises(ConfigurationError, match=r"^unknown key circuit.quotient_bit \(did you mean circuit.quotient_bits\?\)$"):
         compose_config(["prover=groth16", "circuit.quotient_bit=20"])
 
 
