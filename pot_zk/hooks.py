@@ -1,12 +1,15 @@
-"""Integration hooks: prove the SGD steps of your own training loop.
+"""Integration hooks: prove the steps of a training loop over batches declared up front.
 
     batches = [(x0, y0), (x1, y1), ...]          # the data set, declared before training
     with proven_training(model, optimizer, batches, run_dir="runs/mine") as run:
         for epoch in range(3):
             for x, y in batches:
-                loss = run.step(x, y)            # forward, loss, backward, optimizer.step()
+                loss = run.step(x, y)            # zero_grad, forward, loss, backward, optimizer.step()
 
-The result is the run bundle ``pot-zk train`` writes (same session code path:
+``run.step(x, y)`` is the body of your own loop (:func:`pot_zk.track` takes your own body
+instead): it declares the batch and takes the step, which the same observer as ``track``
+checks and records (:mod:`pot_zk.runs.observer`, :mod:`pot_zk.runs.user_loop`). The result is
+the run bundle ``pot-zk train`` writes (same session code path:
 :class:`pot_zk.runs.session.TrainingSession`), and ``pot-zk verify`` checks it. The differences
 from ``pot-zk train``:
 
@@ -16,7 +19,8 @@ from ``pot-zk train``:
 * the loop chooses the order, so the manifest says ``batch_order: recorded`` and each step
   records which declared batch it used; ``pot-zk verify`` then checks that every step's batch
   is a declared leaf, not an order or a step count;
-* the architecture, batch size and learning rate come from ``model``, the batches and
+* the statement (step kind -- SGD, SGD with momentum, LoRA with pot-zk's or peft's adapters --
+  architecture, loss, batch size, learning rate) comes from ``model``, the batches and
   ``optimizer``; the rest (policy, mode, handler, executor, circuit, SRS, cache_dir) from
   pot-zk's config with ``overrides``, as on the ``pot-zk train`` command line;
 * ``pot-zk resume`` does not continue such a run.
@@ -28,21 +32,19 @@ import dataclasses
 import hashlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
-from pot_zk.config.build import compose_config
-from pot_zk.config.plan import DataSettings, TrainingPlan
-from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
-from pot_zk.kinds.losses import loss_for_targets
-from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
-from pot_zk.kinds.mlp import architecture_of, check_sgd_optimizer
-from pot_zk.runs import bundle as files
-from pot_zk.runs.bundle import RunBundle
+from pot_zk.config.plan import DataSettings
 from pot_zk.data.datasets import Batch
-from pot_zk.runs.lifecycle import RunLifecycle
-from pot_zk.runs.session import RunSummary, TrainingSession, start_session
+from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
+from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
+from pot_zk.kinds.losses import loss_for_targets, loss_value
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.observer import DeclaredBatch
+from pot_zk.runs.session import RunSummary, start_session
+from pot_zk.runs.user_loop import ObservedSession, declare, put_on_grid, recorded_config
 
 BatchPair = tuple[torch.Tensor, torch.Tensor]
 
@@ -50,9 +52,11 @@ BatchPair = tuple[torch.Tensor, torch.Tensor]
 class ProvenTraining:
     """The handle a ``proven_training`` block yields: take steps, read progress."""
 
-    def __init__(self, session: TrainingSession, batch_fingerprints: dict[str, int]) -> None:
-        self._session = session
+    def __init__(self, observed: ObservedSession, batch_fingerprints: dict[str, int], loss: str) -> None:
+        self._observed = observed
+        self._session = observed.session
         self._fingerprints = batch_fingerprints
+        self._loss = loss
 
     @property
     def run_dir(self) -> Path:
@@ -69,11 +73,11 @@ class ProvenTraining:
         return self._session.summary
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-        """One SGD step on a declared batch: zero_grad, forward, loss (cross-entropy for integer
-        class labels, else the mean squared error), backward,
-        ``optimizer.step()``; commits to it and proves it if the policy selects it. Returns the
-        loss. Raises :class:`~pot_zk.exceptions.WitnessBuilderError` for a batch that was not
-        declared, and the handler's error when a failed proof halts the run (fail_fast)."""
+        """One step on a declared batch: zero_grad, forward, the statement's loss (cross-entropy
+        for integer class labels, else the mean squared error), backward, ``optimizer.step()``;
+        committed and proven if the policy selects it. Returns the loss. Raises
+        :class:`~pot_zk.exceptions.WitnessBuilderError` for a batch that was not declared, and
+        the handler's error when a failed proof halts the run (fail_fast)."""
         batch_index = self._fingerprints.get(_fingerprint(inputs, targets))
         if batch_index is None:
             raise WitnessBuilderError(
@@ -82,9 +86,13 @@ class ProvenTraining:
                 actual={"inputs": list(inputs.shape), "targets": list(targets.shape)},
                 step=self._session.next_step,
             )
-        step = self._session.step(inputs, targets, epoch=None, batch_index=batch_index)
-        assert step.loss is not None
-        return step.loss
+        model, optimizer = self._session.model, self._session.optimizer
+        self._observed.declare(DeclaredBatch(inputs.detach().clone(), targets.detach().clone(), batch_index))
+        optimizer.zero_grad()
+        loss = loss_value(self._loss, model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
 
 
 @contextmanager
@@ -97,31 +105,34 @@ def proven_training(
     overrides: Sequence[str] = (),
     dataset_name: str = "user",
 ) -> Iterator[ProvenTraining]:
-    """Open a proven run over ``model`` and ``optimizer`` (plain ``torch.optim.SGD``) in the new
-    directory ``run_dir``; ``batches`` is the whole data set as ``(inputs, targets)`` pairs of
-    one batch size. Leaving the block normally waits for the queued proofs and ends the run
-    ``completed``; an exception ends it ``halted`` (a pot-zk error, e.g. fail_fast) or
-    ``aborted`` (anything else) and propagates."""
+    """Open a proven run over ``model`` and ``optimizer`` (``torch.optim.SGD``, with or without
+    momentum; a model with LoRA adapters trains them) in the new directory ``run_dir``;
+    ``batches`` is the whole data set as ``(inputs, targets)`` pairs of one batch size. Leaving
+    the block normally waits for the queued proofs and ends the run ``completed``; an exception
+    ends it ``halted`` (a pot-zk error, e.g. fail_fast) or ``aborted`` (anything else) and
+    propagates."""
     declared = [Batch(i, x.detach(), y.detach()) for i, (x, y) in enumerate(batches)]
-    lifecycle = RunLifecycle.from_config(_config(model, optimizer, declared, Path(run_dir).absolute(), overrides))
-    plan = dataclasses.replace(lifecycle.runtime.plan, data=DataSettings(dataset_name), batch_order="recorded")
-    if (plan.run_dir / files.MANIFEST).exists():
-        raise ConfigurationError(f"{plan.run_dir} already holds a run; give proven_training a new run_dir", key="run_dir")
+    _check_batches(model, declared)
+    run = declare(model, optimizer, declared[0].inputs, declared[0].targets, Path(run_dir).absolute(), overrides)
+    plan = dataclasses.replace(run.plan, data=DataSettings(dataset_name))
     fingerprints: dict[str, int] = {}
     for batch in declared:
         fingerprints.setdefault(_fingerprint(batch.inputs, batch.targets), batch.index)
-    config = _recorded_config(lifecycle.runtime.config, plan)
-    session = start_session(RunBundle(plan.run_dir), lifecycle, plan, model, optimizer, declared, config)
+    if plan.backend.training_arithmetic(plan.spec) is not None:
+        put_on_grid(model, plan)
+    config = recorded_config(run.lifecycle.runtime.config, dataset_name)
+    session = start_session(RunBundle(plan.run_dir), run.lifecycle, plan, model, optimizer, declared, config, constants=run.constants)
     with session:
-        yield ProvenTraining(session, fingerprints)
+        observed = ObservedSession(session, plan)
+        try:
+            yield ProvenTraining(observed, fingerprints, loss_for_targets(declared[0].targets))
+        finally:
+            observed.close()
 
 
-def _config(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[Batch], run_dir: Path, overrides: Sequence[str]):
-    """pot-zk's config with ``overrides``; model, batch size and learning rate taken from the
-    objects being trained, so the statement matches what runs. Wrong dtypes (weights not of one
-    floating dtype, batches of another) are refused here, before the run directory exists."""
-    architecture = architecture_of(model)
-    learning_rate = check_sgd_optimizer(optimizer)
+def _check_batches(model: torch.nn.Module, batches: list[Batch]) -> None:
+    """Wrong dtypes (weights not of one floating dtype, batches of another) and batches of
+    several sizes are refused here, before the run directory exists."""
     dtype = weights_dtype({"model": model.state_dict()})
     for batch in batches:
         check_batch_dtype(batch.inputs, batch.targets, dtype, batch=batch.index)
@@ -131,21 +142,6 @@ def _config(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: l
             f"proven_training needs at least one batch and one batch size for all inputs and targets, got sizes {sorted(sizes)}",
             key="batches",
         )
-    cfg = compose_config(overrides, run_dir=run_dir)
-    cfg.model.dims = list(architecture.dims)
-    cfg.model.loss = loss_for_targets(batches[0].targets)
-    cfg.train.batch_size = sizes.pop()
-    cfg.train.learning_rate = learning_rate
-    return cfg
-
-
-def _recorded_config(config: dict[str, Any], plan: TrainingPlan) -> dict[str, Any]:
-    """The resolved config as it applies to a user loop: no data set or schedule of pot-zk's."""
-    container = dict(config)
-    container.pop("data", None)
-    container["train"] = {key: container["train"][key] for key in ("batch_size", "learning_rate")}
-    container["train"]["batch_order"] = plan.batch_order
-    return container
 
 
 def _fingerprint(inputs: torch.Tensor, targets: torch.Tensor) -> str:

@@ -90,6 +90,14 @@ def training_plan(plan: TrainingPlan) -> dict[str, Any]:
     }
 
 
+def streamed_entries(name: str, root: str | None, size: int | None, declared: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``dataset`` entry of a loop that commits each batch as it comes
+    (:mod:`pot_zk.runs.track`): the declared data set (``declared``: a built-in set's name and
+    part, or ``user``; ``undeclared`` without root) and the Merkle root of its ``size`` samples
+    (:mod:`pot_zk.data.samples`), which each step's recorded sample positions point into."""
+    return {**declared, "name": name, "root": root, "num_batches": None, "size": size, "leaf": None if root is None else "sample"}
+
+
 def prepare_run(
     bundle: RunBundle,
     plan: TrainingPlan,
@@ -98,12 +106,19 @@ def prepare_run(
     initial_state: dict[str, torch.Tensor],
     config_yaml: str,
     held_out: HeldOut | None = None,
+    *,
+    streamed: dict[str, Any] | None = None,
+    constants: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """Check keys and cache, write dataset.json, config.yaml, the initial model and (last) the
+    manifest. ``streamed``: the ``dataset`` entry of a run whose batches are committed as they
+    come (:func:`streamed_entries`; ``batches`` is then empty); ``constants``: the commitments of
+    a kind's constant inputs (a LoRA base) the loop's model holds, declared without a base run."""
     if runtime.proving_enabled:
         plan.backend.check_key_policy(plan.keys, runtime.mode)
     leaves = dataset_leaves(batches, plan.commitments)
     holdout = holdout_record(held_out, plan)
-    root = dataset_root(leaves, None if holdout is None else holdout["commitment"])
+    root = dataset_root(leaves, None if holdout is None else holdout["commitment"]) if streamed is None else streamed["root"]
     keys: dict[str, Any] = {}
     if runtime.proving_enabled:
         _check_cache_dir(plan.cache_dir)
@@ -118,7 +133,8 @@ def prepare_run(
             "holdout": holdout,
             "batch_size": plan.spec.batch_size,
             "scale": plan.spec.scale,
-            "encoding": "X then Y, row-major",
+            "encoding": "X then Y, row-major" if streamed is None else "batches committed as they came; samples: " + str(streamed["leaf"]),
+            **({} if streamed is None else {"size": streamed["size"]}),
         },
     )
     write_bytes_atomic(bundle.path(files.CONFIG), config_yaml.encode())
@@ -139,8 +155,8 @@ def prepare_run(
                 "root": root,
                 "num_batches": len(leaves),
                 "holdout": None if holdout is None else {k: v for k, v in holdout.items() if k != "indices"},
-            },
-            "training": training_plan(plan),
+            } if streamed is None else {**streamed, "holdout": None},
+            "training": training_plan(plan) if streamed is None else {**training_plan(plan), "batches": "streamed"},
             "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
             "executor": {"name": plan.executor, "workers": plan.workers},
             "backend": plan.backend.name,
@@ -149,6 +165,7 @@ def prepare_run(
             "witnesses": witness_retention(plan.spec, plan.witness.retain, plan.witness.max_step_bytes).to_dict(),
             "versions": versions,
             **base_entry(plan),
+            **{name: {"run": None, "commitment": commitment} for name, commitment in (constants or {}).items()},
         }
     )
     return {"leaves": leaves, "prover_options": prover_options}

@@ -15,7 +15,6 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
 from pot_zk.config import schema
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.exceptions import ConfigurationError
@@ -23,12 +22,11 @@ from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.data.datasets import Batch, HeldOut, epoch_order, seeded_batches
-from pot_zk.kinds.registry import STEP_KINDS
-from pot_zk.runs.evaluation import Evaluation
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.proven_run import RunProgress
-from pot_zk.runs.session import RunSummary, resume_session, start_session
+from pot_zk.runs.session import resume_session, start_session
+from pot_zk.runs.summary import RunSummary
 
 schema.register_schema()
 
@@ -115,74 +113,7 @@ def _queue_text(progress: RunProgress) -> str:
 
 
 def print_summary(summary: RunSummary) -> None:
-    outcomes = summary.progress["outcomes"]
-    types = ", ".join(f"{count} {name}" for name, count in sorted(summary.progress["proof_types"].items())) or "none"
-    print(f"run {summary.status}: {summary.progress['steps']} steps trained, every step committed")
-    print(f"proofs: {summary.progress['scheduled']} scheduled; {outcomes.get('proved', 0)} proved ({types}), "
-          f"{outcomes.get('failed', 0)} failed, {outcomes.get('parked', 0)} parked")
-    line = held_out_line(summary.evaluations)
-    if line:
-        print(line)
-    print(proved_line(summary))
-    print(f"bundle: {summary.run_dir}")
-    print(f"commitment head: {summary.head} (hand it to the auditor now: it fixes the statement and every step's commitments)")
-    print(f"check it with: pot-zk verify {summary.run_dir} --expect-head {summary.head}")
-
-
-DEV_KEYS = ("dev", "dev-srs")
-
-
-def proved_line(summary: RunSummary) -> str:
-    """What the run proved, in plain words, from the bundle's manifest, step records and final
-    proof outcomes (the whole run's, also when this process resumed it): which steps by which proof type (zero-knowledge or not; made with dev keys or not), out of
-    how many, what each shows (the committed state of the statement's kind, within its
-    tolerance unless exact), and the final held-out accuracy, which no proof covers."""
-    bundle = RunBundle(summary.run_dir)
-    manifest = bundle.manifest()
-    final = {r["step"]: r for r in bundle.proofs()}
-    by_type: dict[str, list[int]] = {}
-    for step, record in sorted(final.items()):
-        if record["status"] == "proved":
-            by_type.setdefault(str(record["proof_type"]), []).append(step)
-    steps = len(bundle.commitments())
-    if not by_type:
-        said = f"in short: none of the {steps} steps proven; all committed (they can be challenged later)"
-    else:
-        dev = (manifest.get("srs") or manifest.get("keys") or {}).get("provenance") in DEV_KEYS
-        parts = [
-            f"{len(chosen)} with {kind} ({_nature(kind, dev)}): {'step' if len(chosen) == 1 else 'steps'} {_listed(chosen)}"
-            for kind, chosen in sorted(by_type.items())
-        ]
-        statement = spec_from_dict(manifest["circuit"])
-        tolerance = "" if statement.tolerance_ulps == 0 else f" within {statement.tolerance_ulps} units of 2^-{statement.scale}"
-        said = (f"in short: {sum(map(len, by_type.values()))} of {steps} steps proven, {'; '.join(parts)}, each the declared "
-                f"update{tolerance} of its committed {STEP_KINDS.get(statement.kind).state_words} on its committed batch; all {steps} committed")
-    scores = [e for e in summary.evaluations if e.accuracy is not None]
-    if scores and scores[-1].after_step == steps:
-        said += f"; held-out accuracy {scores[-1].accuracy:.1%} (initial {scores[0].accuracy:.1%}), measured, not proven"
-    return said
-
-
-def _nature(proof_type: str, dev_keys: bool) -> str:
-    if not PROOF_TYPES.get(proof_type).zero_knowledge:
-        return "witness revealed to the verifier"
-    return "zero-knowledge; dev keys: whoever made them could forge such proofs" if dev_keys else "zero-knowledge"
-
-
-def _listed(steps: list[int]) -> str:
-    return ", ".join(str(s) for s in steps[:8]) + (f" and {len(steps) - 8} more" if len(steps) > 8 else "")
-
-
-def held_out_line(evaluations: tuple[Evaluation, ...]) -> str | None:
-    """``held-out accuracy: 9.7% -> 88.3% (359 samples, initial -> after step 179)``, or the loss
-    for a regression set; None without scores."""
-    if not evaluations:
-        return None
-    first, last = evaluations[0], evaluations[-1]
-    where = f"{first.samples} samples, {'initial' if first.after_step == 0 else f'after step {first.after_step}'} -> after step {last.after_step}"
-    if first.accuracy is not None and last.accuracy is not None:
-        return f"held-out accuracy: {first.accuracy:.1%} -> {last.accuracy:.1%} ({where})"
-    return f"held-out loss: {first.loss:.4g} -> {last.loss:.4g} ({where})"
+    print(summary)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://pot_zk.conf", config_name="config")

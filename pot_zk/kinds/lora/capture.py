@@ -62,6 +62,13 @@ def _adapters(architecture: LoraArchitecture, views: dict[int, LoraLayerView]) -
     return out
 
 
+def adapter_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The adapters of a LoRA model (pot-zk's layers or peft's) by canonical name
+    (``"{i}.lora_A"``, ``"{i}.lora_B"``, i the Sequential index)."""
+    architecture, views, _ = lora_architecture_of(model, detect_training(model))
+    return _adapters(architecture, views)
+
+
 def capture_lora_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor
 ) -> LoraTrainingStep:

@@ -1,0 +1,134 @@
+"""How a run ended, in words: :class:`RunSummary`, what ``pot-zk train`` prints and what a
+``track`` or ``proven_training`` block hands back (a library never prints: ``print(summary)``).
+
+The lines say the status, the proofs by outcome, the held-out scores, what was proven in plain
+words (from the bundle: the whole run's outcomes, also when this process resumed it), where the
+bundle is, the commitment head to hand to the auditor now, and the ``pot-zk verify`` command
+that checks it (with the dataset root to pin for a loop's own data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
+from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.evaluation import Evaluation
+
+DEV_KEYS = ("dev", "dev-srs")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: Path
+    status: str
+    progress: dict[str, Any]
+    stats: dict[str, Any]
+    evaluations: tuple[Evaluation, ...] = ()
+    """The held-out scores, in step order (the first: the initial model; after a completed
+    run, the last: the final model)."""
+    head: str | None = None
+    """The commitment head (:func:`pot_zk.core.challenge.commitment_head`): hand it to the
+    auditor when the run ends (None when the records could not be read back, e.g. after a
+    failed write)."""
+
+    def lines(self) -> list[str]:
+        """What ``pot-zk train`` prints when a run ends (module docstring)."""
+        outcomes = self.progress["outcomes"]
+        types = ", ".join(f"{count} {name}" for name, count in sorted(self.progress["proof_types"].items())) or "none"
+        lines = [
+            f"run {self.status}: {self.progress['steps']} steps trained, every step committed",
+            f"proofs: {self.progress['scheduled']} scheduled; {outcomes.get('proved', 0)} proved ({types}), "
+            f"{outcomes.get('failed', 0)} failed, {outcomes.get('parked', 0)} parked",
+        ]
+        held_out = held_out_line(self.evaluations)
+        if held_out:
+            lines.append(held_out)
+        manifest = RunBundle(self.run_dir).manifest()
+        lines += [proved_line(self), *arithmetic_lines(manifest), f"bundle: {self.run_dir}"]
+        if self.head is not None:
+            lines.append(f"commitment head: {self.head} (hand it to the auditor now: it fixes the statement and every step's commitments)")
+            lines.append(f"check it with: {verify_command(self.run_dir, self.head, manifest)}")
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def verify_command(run_dir: Path, head: str, manifest: dict[str, Any]) -> str:
+    """``pot-zk verify RUN --expect-head HEAD``, with ``--expect-root`` for data a loop declared
+    itself (verify recomputes a seeded run's data, not a loop's own)."""
+    command = f"pot-zk verify {run_dir} --expect-head {head}"
+    dataset = manifest.get("dataset") or {}
+    if manifest.get("training", {}).get("batch_order") == "recorded" and dataset.get("root"):
+        command += f" --expect-root {dataset['root']}"
+    return command
+
+
+def arithmetic_lines(manifest: dict[str, Any]) -> list[str]:
+    """For a loop that took its own steps under an exact statement: that its updates were
+    replaced by the statement's integer step (said once, here)."""
+    training = manifest.get("training") or {}
+    if training.get("batch_order") != "recorded" or training.get("arithmetic") != "exact":
+        return []
+    scale = (manifest.get("circuit") or {}).get("scale")
+    return [
+        f"arithmetic: exact ({manifest.get('backend')}): the model was put on the 2^-{scale} grid and each optimizer.step() "
+        "was replaced by the statement's integer step (within float rounding of yours), so the model you hold is the proven one"
+    ]
+
+
+def proved_line(summary: RunSummary) -> str:
+    """What the run proved, in plain words, from the bundle's manifest, step records and final
+    proof outcomes (the whole run's, also when this process resumed it): which steps by which proof type (zero-knowledge or not; made with dev keys or not), out of
+    how many, what each shows (the committed state of the statement's kind, within its
+    tolerance unless exact), and the final held-out accuracy, which no proof covers."""
+    bundle = RunBundle(summary.run_dir)
+    manifest = bundle.manifest()
+    final = {r["step"]: r for r in bundle.proofs()}
+    by_type: dict[str, list[int]] = {}
+    for step, record in sorted(final.items()):
+        if record["status"] == "proved":
+            by_type.setdefault(str(record["proof_type"]), []).append(step)
+    steps = len(bundle.commitments())
+    if not by_type:
+        said = f"in short: none of the {steps} steps proven; all committed (they can be challenged later)"
+    else:
+        dev = (manifest.get("srs") or manifest.get("keys") or {}).get("provenance") in DEV_KEYS
+        parts = [
+            f"{len(chosen)} with {kind} ({_nature(kind, dev)}): {'step' if len(chosen) == 1 else 'steps'} {_listed(chosen)}"
+            for kind, chosen in sorted(by_type.items())
+        ]
+        statement = spec_from_dict(manifest["circuit"])
+        tolerance = "" if statement.tolerance_ulps == 0 else f" within {statement.tolerance_ulps} units of 2^-{statement.scale}"
+        said = (f"in short: {sum(map(len, by_type.values()))} of {steps} steps proven, {'; '.join(parts)}, each the declared "
+                f"update{tolerance} of its committed {STEP_KINDS.get(statement.kind).state_words} on its committed batch; all {steps} committed")
+    scores = [e for e in summary.evaluations if e.accuracy is not None]
+    if scores and scores[-1].after_step == steps:
+        said += f"; held-out accuracy {scores[-1].accuracy:.1%} (initial {scores[0].accuracy:.1%}), measured, not proven"
+    return said
+
+
+def _nature(proof_type: str, dev_keys: bool) -> str:
+    if not PROOF_TYPES.get(proof_type).zero_knowledge:
+        return "witness revealed to the verifier"
+    return "zero-knowledge; dev keys: whoever made them could forge such proofs" if dev_keys else "zero-knowledge"
+
+
+def _listed(steps: list[int]) -> str:
+    return ", ".join(str(s) for s in steps[:8]) + (f" and {len(steps) - 8} more" if len(steps) > 8 else "")
+
+
+def held_out_line(evaluations: tuple[Evaluation, ...]) -> str | None:
+    """``held-out accuracy: 9.7% -> 88.3% (359 samples, initial -> after step 179)``, or the loss
+    for a regression set; None without scores."""
+    if not evaluations:
+        return None
+    first, last = evaluations[0], evaluations[-1]
+    where = f"{first.samples} samples, {'initial' if first.after_step == 0 else f'after step {first.after_step}'} -> after step {last.after_step}"
+    if first.accuracy is not None and last.accuracy is not None:
+        return f"held-out accuracy: {first.accuracy:.1%} -> {last.accuracy:.1%} ({where})"
+    return f"held-out loss: {first.loss:.4g} -> {last.loss:.4g} ({where})"

@@ -1,0 +1,233 @@
+"""``pot_zk.track``: prove the steps of your own training loop, your own step included.
+
+    with pot_zk.track(model, optimizer, run_dir="runs/mine", overrides=["prover=groth16"],
+                      dataset=train_set) as run:
+        for epoch in range(3):
+            for x, y in loader:                 # any iterable of batches (a shuffling DataLoader)
+                run.batch(x, y)                 # this step's batch, committed as it comes
+                optimizer.zero_grad()
+                loss = loss_fn(model(x), y)     # your own loss
+                loss.backward()
+                optimizer.step()                # observed: checked, committed, proven per policy
+    print(run.summary)                          # status, proofs, commitment head, verify command
+
+The run starts at the first ``run.batch`` (the statement is read from the model, the optimizer
+and that batch: :func:`pot_zk.runs.user_loop.declare`) and ends with the block: queued proofs
+are waited for, the final model, statistics and ``run.end`` written, ``run.summary`` set. Each
+``optimizer.step()`` must be the declared step on the declared batch
+(:mod:`pot_zk.runs.observer`); the first that is not is undone and refused
+(:class:`~pot_zk.exceptions.StepMismatchError`, the run ends ``halted``). Under an exact
+statement (``prover=groth16``) the model is put on the statement's grid at the start and every
+update is the statement's integer step (``run.summary`` says so).
+
+The data: without ``dataset`` each batch is only committed (the manifest declares
+``undeclared`` data). With ``dataset`` -- a built-in data set's name (``digits``,
+``synthetic``; ``data.*`` overrides choose its part, sample count and seed) or a map-style
+data set of ``(input, target)`` pairs -- the Merkle root of its samples goes into the manifest
+before the first step (:mod:`pot_zk.data.samples`) and each step records its samples'
+positions in it (found by value, or given: ``run.batch(x, y, indices=idx)``); a batch with a
+sample outside it is refused. ``pot-zk verify`` recomputes a built-in set and checks every
+step's batch against its samples; for your own data it takes the root you pin
+(``--expect-root``).
+
+``track(..., resume=True)`` reopens a run that stopped (killed, or halted by an error outside
+pot-zk) from its checkpoint: the model, the optimizer's state and the LR scheduler's (given as
+``scheduler``) are restored, ``run.steps`` says how many steps are done; anything else is
+refused in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pot_zk.config.plan import TrainingPlan
+from pot_zk.core.atomic import write_json_atomic
+from pot_zk.data.datasets import BUILT_IN, DataSettings, load_dataset, select_part
+from pot_zk.data.samples import SampleSet, stacked
+from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
+from pot_zk.kinds.base import BatchStep
+from pot_zk.runs import bundle as files
+from pot_zk.runs.bundle import RunBundle, read_jsonl
+from pot_zk.runs.lifecycle import RunLifecycle
+from pot_zk.runs.manifest import declared_dataset, streamed_entries
+from pot_zk.runs.observer import DeclaredBatch
+from pot_zk.runs.proven_run import RunProgress
+from pot_zk.runs.respond import run_config
+from pot_zk.runs.session import resume_session, start_session
+from pot_zk.runs.summary import RunSummary
+from pot_zk.runs.user_loop import ObservedSession, declare, put_on_grid, recorded_config
+
+SCHEDULER = "scheduler.json"
+"""The LR scheduler's state at the last checkpoint (``next_step``, ``state``)."""
+
+
+class TrackedRun:
+    """What a ``track`` block yields: declare each step's batch, read progress and the summary."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, run_dir: Path, overrides: Sequence[str], scheduler: Any, dataset: Any, progress: bool) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.run_dir = run_dir
+        self._overrides = list(overrides)
+        self._scheduler = scheduler
+        self._dataset = dataset
+        self._samples: SampleSet | None = None
+        self._observed: ObservedSession | None = None
+        self._bar = tqdm(desc="training", unit="step", disable=not progress, file=sys.stderr)
+
+    @property
+    def steps(self) -> int:
+        """Steps committed so far (after a resume: the run's, not only this process's)."""
+        return 0 if self._observed is None else self._observed.session.next_step
+
+    @property
+    def summary(self) -> RunSummary | None:
+        """How the run ended (None while it is open, or when it never took a step)."""
+        return None if self._observed is None else self._observed.session.summary
+
+    def batch(self, inputs: torch.Tensor, targets: torch.Tensor, *, indices: Sequence[int] | None = None) -> None:
+        """Declare the batch of the next ``optimizer.step()``; ``indices``: its samples' positions
+        in the declared data set (found by value when not given)."""
+        inputs, targets = torch.as_tensor(inputs).detach().clone(), torch.as_tensor(targets).detach().clone()
+        if self._observed is None:
+            self._start(inputs, targets)
+        assert self._observed is not None
+        spec = self._observed.plan.spec
+        if len(inputs) != spec.batch_size:
+            raise WitnessBuilderError(
+                f"step {self.steps}: a batch of {len(inputs)} samples; the run's statement has batch_size {spec.batch_size} "
+                "(drop a last partial batch: DataLoader(..., drop_last=True))",
+                expected=spec.batch_size, actual=len(inputs), step=self.steps,
+            )
+        if indices is not None and self._samples is None:
+            raise ConfigurationError("indices= name samples of a declared data set: declare it with track(..., dataset=...)", key="dataset")
+        samples = None if self._samples is None else self._samples.locate(inputs, targets, indices, self.steps)
+        self._observed.declare(DeclaredBatch(inputs, targets, None, samples))
+
+    def _start(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        declared = declare(self.model, self.optimizer, inputs, targets, self.run_dir, self._overrides)
+        plan = declared.plan
+        self._samples = declared_samples(self._dataset, plan)
+        streamed = streamed_entries(*self._dataset_entry(plan))
+        if plan.backend.training_arithmetic(plan.spec) is not None:
+            put_on_grid(self.model, plan)
+        config = recorded_config(declared.lifecycle.runtime.config, self._samples.name if self._samples else None)
+        session = start_session(
+            RunBundle(plan.run_dir), declared.lifecycle, plan, self.model, self.optimizer, [], config,
+            streamed=streamed, constants=declared.constants, on_progress=self._show,
+        )
+        self._observed = ObservedSession(session, plan, self._recorded)
+
+    def _dataset_entry(self, plan: TrainingPlan) -> tuple[str, str | None, int | None, dict[str, Any]]:
+        samples = self._samples
+        if samples is None:
+            return "undeclared", None, None, {}
+        declared = declared_dataset(plan.data) if samples.name in BUILT_IN else {}
+        return samples.name, samples.root, len(samples), declared
+
+    def _recorded(self, step: BatchStep) -> None:
+        observed = self._observed
+        assert observed is not None
+        if self._scheduler is not None:
+            write_json_atomic(observed.session.bundle.path(SCHEDULER), {"next_step": observed.session.next_step, "state": self._scheduler.state_dict()})
+        self._bar.update(1)
+        self._show(observed.progress)
+
+    def _show(self, progress: RunProgress) -> None:
+        done = sum(progress.outcomes.values())
+        self._bar.set_postfix_str(f"proofs {done}/{progress.scheduled} done")
+
+    def resume(self) -> None:
+        """Reopen the stopped run in ``run_dir`` from its checkpoint (module docstring)."""
+        bundle = RunBundle.open(self.run_dir)
+        manifest = bundle.manifest()
+        if (manifest.get("training") or {}).get("batches") != "streamed":
+            raise ConfigurationError(f"{self.run_dir} was not made by track(); track(..., resume=True) continues only tracked runs", key="run_dir")
+        ends = [e for e in read_jsonl(bundle.path(files.AUDIT)) if e.get("event") == "run.end"]
+        if bundle.path(files.FINAL_MODEL).exists() or (ends and ends[-1].get("status") == "completed"):
+            raise ConfigurationError(f"{self.run_dir} holds a completed run; a completed run is never extended", key="run_dir")
+        lifecycle = RunLifecycle.from_config(run_config(bundle, self._overrides))
+        plan = lifecycle.runtime.plan
+        if plan.spec.to_dict() != manifest["circuit"]:
+            raise ConfigurationError(f"the configuration does not give the statement {self.run_dir} declared", key="overrides")
+        plan = dataclasses.replace(plan, batch_order="recorded")
+        self._samples = declared_samples(self._dataset, plan)
+        if (None if self._samples is None else self._samples.root) != manifest["dataset"]["root"]:
+            raise ConfigurationError(f"the data set given is not the one {self.run_dir} declared (its samples' root differs)", key="dataset")
+        session = resume_session(bundle, lifecycle, plan, self.model, self.optimizer, on_progress=self._show)
+        self._restore_scheduler(bundle, session.next_step)
+        self._observed = ObservedSession(session, plan, self._recorded)
+        self._bar.update(session.next_step)
+
+    def _restore_scheduler(self, bundle: RunBundle, next_step: int) -> None:
+        if self._scheduler is None:
+            return
+        path = bundle.path(SCHEDULER)
+        saved = json.loads(path.read_text()) if path.exists() else None
+        if next_step == 0 and saved is None:
+            return
+        if saved is None or saved.get("next_step") != next_step:
+            raise ConfigurationError(f"{self.run_dir} holds no scheduler state for step {next_step}: it cannot resume with this scheduler", key="scheduler")
+        self._scheduler.load_state_dict(saved["state"])
+        self._scheduler.step()
+
+    def end(self, error: BaseException | None) -> None:
+        """Leave the block: stop observing, wait for queued proofs, end the run."""
+        try:
+            if self._observed is not None:
+                self._observed.close()
+                self._bar.set_description("waiting for proofs")
+                self._observed.session.__exit__(None if error is None else type(error), error, None)
+        finally:
+            self._bar.close()
+
+
+def declared_samples(dataset: Any, plan: TrainingPlan) -> SampleSet | None:
+    """The declared data set's samples: a built-in set by name (its ``data.*`` part, sample count
+    and seed; the targets of the statement's loss), a map-style data set, or None."""
+    if dataset is None:
+        return None
+    if isinstance(dataset, str):
+        if dataset not in BUILT_IN:
+            raise ConfigurationError(f"dataset={dataset!r} is not a built-in data set ({', '.join(BUILT_IN)}); pass your data set itself", key="dataset")
+        mlp = plan.kind.mlp(plan.spec.architecture)
+        data: DataSettings = plan.data
+        inputs, targets = load_dataset(dataset, mlp.dims[0], mlp.dims[-1], data.num_samples, data.seed, mlp.loss)
+        return SampleSet.of(dataset, *select_part(inputs, targets, data.part))
+    return SampleSet.of("user", *stacked(dataset))
+
+
+@contextmanager
+def track(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    scheduler: Any = None,
+    dataset: Any = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> Iterator[TrackedRun]:
+    """Observe the steps ``optimizer`` takes on ``model`` inside the block and prove them into
+    the run bundle ``run_dir`` (module docstring). ``overrides``: pot-zk's configuration, as on
+    the ``pot-zk train`` command line; ``progress``: a progress bar on stderr."""
+    run = TrackedRun(model, optimizer, Path(run_dir).absolute(), overrides, scheduler, dataset, progress)
+    try:
+        if resume:
+            run.resume()
+        yield run
+    except BaseException as error:
+        run.end(error)
+        raise
+    run.end(None)
+
