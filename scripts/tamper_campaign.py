@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Tampering campaign: alter copies of honest run bundles (pot_zk.testing.tamper) and check that
-``pot-zk verify`` rejects every one naming the right check and reason, and accepts every
-honest copy.
+``pot-zk verify`` rejects every one naming every finding its tampering must produce (check,
+reason and, where it is about one, step), and accepts every honest copy.
 
-    python scripts/tamper_campaign.py --bundles 1000 --seed 1
+    python scripts/tamper_campaign.py --bundles 1250 --seed 1
 
 Two honest runs are trained once with real zk-halo2 proofs (the tiny 4-3-2 MLP; the second,
 with another seed, is the source of replayed proofs); each tampered bundle is a copy of the
@@ -67,7 +67,7 @@ def campaign(bundles: int, seed: int, workdir: Path, cache_dir: Path, *, honest_
         right, why = judge(report, tampering)
         per_kind[kind]["tampered"] += 1
         per_kind[kind]["rejected"] += int(report.verdict != "VERIFIED")
-        per_kind[kind]["right_reason"] += int(right)
+        per_kind[kind]["named_every_expected"] += int(right)
         for finding in report.findings:
             reasons[kind][f"{finding.check}/{finding.reason}"] += 1
         if not right:
@@ -89,7 +89,7 @@ def campaign(bundles: int, seed: int, workdir: Path, cache_dir: Path, *, honest_
         "seed": seed,
         "tampered": totals["tampered"],
         "rejected": totals["rejected"],
-        "rejected_with_right_reason": totals["right_reason"],
+        "rejected_naming_every_expected_finding": totals["named_every_expected"],
         "honest_checked": honest_checked,
         "honest_rejected": honest_rejected,
         "per_kind": {k: dict(v) for k, v in per_kind.items()},
@@ -115,9 +115,9 @@ def main(argv=None) -> int:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(result, indent=2))
-    holds = result["rejected_with_right_reason"] == result["tampered"] and result["honest_rejected"] == 0
-    print(f"tampered bundles: {result['tampered']}, rejected: {result['rejected']}, with the right named reason: "
-          f"{result['rejected_with_right_reason']}; honest bundles rejected: {result['honest_rejected']}/{result['honest_checked']}"
+    holds = result["rejected_naming_every_expected_finding"] == result["tampered"] and result["honest_rejected"] == 0
+    print(f"tampered bundles: {result['tampered']}, rejected: {result['rejected']}, naming every finding expected: "
+          f"{result['rejected_naming_every_expected_finding']}; honest bundles rejected: {result['honest_rejected']}/{result['honest_checked']}"
           f" -> {'HOLDS' if holds else 'FAILS'}")
     return 0 if holds else 1
 

@@ -95,6 +95,8 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
         return plan.policy, create_policy(values["name"], **{k: v for k, v in values.items() if k != "name"})
     if group == "executor":
         return (plan.executor, plan.workers), (values["name"], values.get("workers", plan.workers))
+    if group == "logger":
+        return plan.logger.name, values["name"]
     raise AssertionError(f"no check of what build makes of group {group!r}: add one")
 
 

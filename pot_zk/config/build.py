@@ -22,8 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from pot_zk.backends.base import KeySettings
 from pot_zk.backends.registry import BACKENDS
 from pot_zk.config import schema
-from pot_zk.config.plan import DataSettings, TrainingPlan, WitnessSettings
+from pot_zk.config.plan import DataSettings, LoggerSettings, TrainingPlan, WitnessSettings
 from pot_zk.core.audit import AuditLog
+from pot_zk.core.scalars import check_logger
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.registry import STEP_KINDS
@@ -235,6 +236,7 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         workers=int(cfg.executor.workers),
         scheduler_address=cfg.executor.scheduler_address,
         witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
+        logger=LoggerSettings(check_logger(str(cfg.logger.name)), Path(cfg.logger.log_dir).expanduser().absolute()),
     )
 
 

@@ -26,10 +26,12 @@ from omegaconf import OmegaConf
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.challenge import commitment_head
+from pot_zk.core.scalars import open_logger
 from pot_zk.exceptions import PotZkError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import capture_step
 from pot_zk.proving.executors import create_executor
+from pot_zk.proving.pipeline import ProofResult
 from pot_zk.runs import bundle as files
 from pot_zk.data.datasets import Batch, HeldOut
 from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, read_jsonl, save_model
@@ -37,10 +39,9 @@ from pot_zk.runs.checkpoint import restore_checkpoint, save_checkpoint
 from pot_zk.runs.evaluation import Evaluation, Evaluator, classification
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import prepare_run
+from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import ProvenRun, RunProgress
 from pot_zk.runs.summary import RunSummary
-
-ProgressCallback = Callable[[RunProgress], None]
 
 
 class TrainingSession:
@@ -58,8 +59,8 @@ class TrainingSession:
         *,
         start_step: int = 0,
         sleep: Callable[[float], None] = time.sleep,
-        on_progress: ProgressCallback | None = None,
         evaluator: Evaluator | None = None,
+        watch: ProofWatch | None = None,
     ) -> None:
         self.bundle = bundle
         self.lifecycle = lifecycle
@@ -71,8 +72,9 @@ class TrainingSession:
         pipeline = lifecycle.pipeline(sleep=sleep) if lifecycle.runtime.proving_enabled else None
         self.arithmetic = plan.backend.training_arithmetic(plan.spec)
         self.run = ProvenRun(bundle, plan.spec, plan.commitments, pipeline, plan.policy, plan.cache_dir, prepared["prover_options"], prepared["leaves"])
-        if on_progress is not None:
-            self.run.on_result = lambda result: on_progress(self.run.progress)
+        self.run.watch = watch
+        self.scalars = open_logger(plan.logger.name, plan.logger.log_dir)
+        self.run.on_result = self._on_result
         if pipeline is not None:
             self.run.executor = create_executor(
                 plan.executor, pipeline.prove, self.run.record_result, plan.workers, scheduler_address=plan.scheduler_address
@@ -108,6 +110,8 @@ class TrainingSession:
         if self.arithmetic is not None:
             step = self.arithmetic.step(self.model, self.optimizer, step)
         self.run.record_step(step, index, epoch, batch_index, self.audit, samples=samples)
+        if step.loss is not None:
+            self.scalars.add("train/loss", step.loss, index)
         self.next_step = index + 1
         save_checkpoint(self.bundle.path(files.CHECKPOINT), self.model, self.optimizer, self.next_step)
         if self.run.executor is not None:
@@ -122,7 +126,24 @@ class TrainingSession:
         evaluation = self.evaluator(self.model, self.next_step)
         self.bundle.append_evaluation(evaluation.to_record())
         self.audit.event("evaluation", **evaluation.to_record())
+        self.scalars.add("heldout/loss", evaluation.loss, evaluation.after_step)
+        if evaluation.accuracy is not None:
+            self.scalars.add("heldout/accuracy", evaluation.accuracy, evaluation.after_step)
         return evaluation
+
+    def _on_result(self, result: ProofResult, waited_s: float) -> None:
+        """Scalars of one proof outcome (at its step): seconds from queued to outcome and the
+        prover's own prove time; and the coverage so far."""
+        self.scalars.add("proof/latency_s", waited_s, result.step)
+        prove_s = None if result.response is None else result.response.timings.get("prove_s")
+        if prove_s is not None:
+            self.scalars.add("proof/prove_s", prove_s, result.step)
+        self._add_coverage()
+
+    def _add_coverage(self) -> None:
+        """The share of the committed steps with a recorded proof, at the number committed."""
+        committed, share = self.run.coverage()
+        self.scalars.add("proof/coverage", share, committed)
 
     def evaluations(self) -> tuple[Evaluation, ...]:
         return tuple(sorted((Evaluation.from_record(r) for r in self.bundle.evaluations()), key=lambda e: e.after_step))
@@ -150,6 +171,8 @@ class TrainingSession:
                 save_model(self.model.state_dict(), self.bundle.path(files.FINAL_MODEL))
                 self.evaluate()
         finally:
+            self._add_coverage()
+            self.scalars.close()
             head = _commitment_head(self.bundle)
             stats = self.lifecycle.end(status, progress=self.progress.summary(), head=head)
         self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), stats, self.evaluations(), head)

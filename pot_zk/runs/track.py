@@ -41,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.core.atomic import write_json_atomic
+from pot_zk.core.console import BarTicker
 from pot_zk.data.datasets import BUILT_IN, DataSettings, load_dataset, select_part
 from pot_zk.data.samples import SampleSet, stacked
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
@@ -60,9 +61,9 @@ from pot_zk.runs.bundle import RunBundle, read_jsonl
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import declared_dataset, streamed_entries
 from pot_zk.runs.observer import DeclaredBatch
-from pot_zk.runs.proven_run import RunProgress
+from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.respond import run_config
-from pot_zk.runs.session import resume_session, start_session
+from pot_zk.runs.session import TrainingSession, resume_session, start_session
 from pot_zk.runs.summary import RunSummary
 from pot_zk.runs.user_loop import ObservedSession, declare, put_on_grid, recorded_config
 
@@ -82,7 +83,9 @@ class TrackedRun:
         self._dataset = dataset
         self._samples: SampleSet | None = None
         self._observed: ObservedSession | None = None
-        self._bar = tqdm(desc="training", unit="step", disable=not progress, file=sys.stderr)
+        self._shown = ExitStack()
+        self._bar = self._shown.enter_context(tqdm(desc="training", unit="step", disable=not progress, file=sys.stderr))
+        self._watch: ProofWatch | None = None
 
     @property
     def steps(self) -> int:
@@ -121,11 +124,20 @@ class TrackedRun:
         if plan.backend.training_arithmetic(plan.spec) is not None:
             put_on_grid(self.model, plan)
         config = recorded_config(declared.lifecycle.runtime.config, self._samples.name if self._samples else None)
+        self._watch_proofs(plan)
         session = start_session(
             RunBundle(plan.run_dir), declared.lifecycle, plan, self.model, self.optimizer, [], config,
-            streamed=streamed, constants=declared.constants, on_progress=self._show,
+            streamed=streamed, constants=declared.constants, watch=self._watch,
         )
+        self._observe(session, plan)
+
+    def _watch_proofs(self, plan: TrainingPlan) -> None:
+        if not self._bar.disable:
+            self._watch = self._shown.enter_context(ProofWatch(plan.workers))
+
+    def _observe(self, session: TrainingSession, plan: TrainingPlan) -> None:
         self._observed = ObservedSession(session, plan, self._recorded)
+        self._shown.enter_context(BarTicker(self._bar, self._proof_text))
 
     def _dataset_entry(self, plan: TrainingPlan) -> tuple[str, str | None, int | None, dict[str, Any]]:
         samples = self._samples
@@ -140,11 +152,14 @@ class TrackedRun:
         if self._scheduler is not None:
             write_json_atomic(observed.session.bundle.path(SCHEDULER), {"next_step": observed.session.next_step, "state": self._scheduler.state_dict()})
         self._bar.update(1)
-        self._show(observed.progress)
 
-    def _show(self, progress: RunProgress) -> None:
-        done = sum(progress.outcomes.values())
-        self._bar.set_postfix_str(f"proofs {done}/{progress.scheduled} done")
+    def _proof_text(self) -> str:
+        """``proofs 1/3 done, ETA 00:09; step 4: prove 2 s`` (:class:`~pot_zk.runs.proof_watch.ProofWatch`)."""
+        assert self._observed is not None
+        progress = self._observed.progress
+        done = f"proofs {sum(progress.outcomes.values())}/{progress.scheduled} done"
+        now = self._watch.text() if self._watch is not None else ""
+        return f"{done}, {now}" if now else done
 
     def resume(self) -> None:
         """Reopen the stopped run in ``run_dir`` from its checkpoint (module docstring)."""
@@ -163,9 +178,10 @@ class TrackedRun:
         self._samples = declared_samples(self._dataset, plan)
         if (None if self._samples is None else self._samples.root) != manifest["dataset"]["root"]:
             raise ConfigurationError(f"the data set given is not the one {self.run_dir} declared (its samples' root differs)", key="dataset")
-        session = resume_session(bundle, lifecycle, plan, self.model, self.optimizer, on_progress=self._show)
+        self._watch_proofs(plan)
+        session = resume_session(bundle, lifecycle, plan, self.model, self.optimizer, watch=self._watch)
         self._restore_scheduler(bundle, session.next_step)
-        self._observed = ObservedSession(session, plan, self._recorded)
+        self._observe(session, plan)
         self._bar.update(session.next_step)
 
     def _restore_scheduler(self, bundle: RunBundle, next_step: int) -> None:
@@ -188,7 +204,7 @@ class TrackedRun:
                 self._bar.set_description("waiting for proofs")
                 self._observed.session.__exit__(None if error is None else type(error), error, None)
         finally:
-            self._bar.close()
+            self._shown.close()
 
 
 def declared_samples(dataset: Any, plan: TrainingPlan) -> SampleSet | None:

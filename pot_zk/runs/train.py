@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from typing import Iterator
 
 import hydra
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from pot_zk.config import schema
 from pot_zk.config.plan import TrainingPlan
+from pot_zk.core.console import BarTicker
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
@@ -24,6 +26,7 @@ from pot_zk.runs.bundle import RunBundle
 from pot_zk.data.datasets import Batch, HeldOut, epoch_order, seeded_batches
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.lifecycle import RunLifecycle
+from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import RunProgress
 from pot_zk.runs.session import resume_session, start_session
 from pot_zk.runs.summary import RunSummary
@@ -56,21 +59,21 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSumm
     model = build_model(plan)
     optimizer = sgd_optimizer(model, plan)
     schedule = list(step_schedule(plan, len(batches)))
-    with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar:
-        options = {"sleep": sleep, "on_progress": lambda progress: bar.set_postfix_str(_queue_text(progress)), "held_out": held_out}
+    watching = ProofWatch(plan.workers) if plan.progress else nullcontext()
+    with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar, watching as watch:
+        options = {"sleep": sleep, "held_out": held_out, "watch": watch}
         if resume:
             session = resume_session(bundle, lifecycle, plan, model, optimizer, **options)
         else:
             session = start_session(bundle, lifecycle, plan, model, optimizer, batches, lifecycle.runtime.config, **options)
         bar.update(session.next_step)
-        with session:
+        with session, BarTicker(bar, lambda: _queue_text(session.progress, watch)):
             for index, epoch, batch_index in schedule[session.next_step :]:
                 batch = batches[batch_index]
                 session.step(batch.inputs, batch.targets, epoch=epoch, batch_index=batch_index)
                 if (index + 1) % len(batches) == 0:
                     session.evaluate()
                 bar.update(1)
-                bar.set_postfix_str(_queue_text(session.progress))
             bar.set_description("waiting for proofs")
             session.drain()
     assert session.summary is not None
@@ -107,9 +110,12 @@ def step_schedule(plan: TrainingPlan, num_batches: int) -> Iterator[tuple[int, i
         yield index, epoch, epoch_order(num_batches, epoch, plan.seed)[position]
 
 
-def _queue_text(progress: RunProgress) -> str:
-    done = sum(progress.outcomes.values())
-    return f"proofs {done}/{progress.scheduled} done"
+def _queue_text(progress: RunProgress, watch: ProofWatch | None) -> str:
+    """``proofs 1/3 done, ETA 00:09; step 4: prove 2 s``: the outcomes so far, then what the
+    running proofs are doing (:class:`~pot_zk.runs.proof_watch.ProofWatch`)."""
+    done = f"proofs {sum(progress.outcomes.values())}/{progress.scheduled} done"
+    now = watch.text() if watch is not None else ""
+    return f"{done}, {now}" if now else done
 
 
 def print_summary(summary: RunSummary) -> None:

@@ -11,22 +11,55 @@ from typing import Any, Mapping
 
 from pot_zk.core.audit import GENESIS_HASH, canonical_bytes, sha256_hex
 from pot_zk.core.challenge import commitment_head
+from pot_zk.data.datasets import BUILT_IN
 from pot_zk.runs import bundle as files
 
-Finding = tuple[str, str]
+Named = tuple[str, str, int | None]
+"""A finding as verify names it: ``(check, reason, step)``; step None for the run as a whole."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A finding ``pot-zk verify`` must name for a tampering: its check and reason, and the step
+    it is about (None: the run as a whole). ``or_reasons``, only where one check names one fault
+    in more than one way (a flipped bit of a Groth16 proof may leave a point off the curve or on
+    it), are the other reasons that check may give instead. ``("verdict", "unproven")`` stands
+    for the UNPROVEN verdict."""
+
+    check: str
+    reason: str
+    step: int | None = None
+    or_reasons: frozenset[str] = frozenset()
+
+    def named_in(self, named: set[Named]) -> bool:
+        return any(check == self.check and step == self.step and reason in {self.reason, *self.or_reasons} for check, reason, step in named)
+
+    def __str__(self) -> str:
+        reasons = "|".join(sorted({self.reason, *self.or_reasons}))
+        return f"{self.check}/{reasons}" + ("" if self.step is None else f"@{self.step}")
+
+
+UNPROVEN = Finding("verdict", "unproven")
+CERTIFICATE_TYPES = ("freivalds", "reexec")
+"""Proof types whose proof is a revealed witness the verifier recommits and recomputes."""
 
 
 @dataclass(frozen=True)
 class Tampering:
-    """One alteration: what was done, the findings ``pot-zk verify`` must name for it (any one of
-    ``expected``, as ``(check, reason)``; ``("verdict", "unproven")`` for the UNPROVEN verdict),
-    and the auditor's options that make verify name them (keywords of ``verify_run``; empty
-    when the bundle alone gives it away)."""
+    """One alteration: what was done, every finding ``pot-zk verify`` must name for it (all of
+    ``expected``; others may come with them), and the auditor's options that make verify name
+    them (keywords of ``verify_run``; empty when the bundle alone gives it away). Each kind
+    names the findings its alteration must produce, by step where it is about one, so a check
+    that goes quiet fails its tamperings even while another check still rejects the bundle."""
 
     kind: str
     detail: str
     expected: frozenset[Finding]
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.expected:
+            raise ValueError(f"tampering {self.kind} ({self.detail}) names no finding verify must produce")
 
 
 def jsonl(path: Path) -> list[dict]:
@@ -75,14 +108,36 @@ def proof_file(bundle: Path, step: int) -> Path:
 
 
 def other_felt(rng: random.Random, felt: str) -> str:
+    """Another field element, written as ``felt`` is: a zk-groth16 commitment as 0x and 64 hex
+    digits, an ezkl one as its 32 little-endian bytes in hex."""
     while True:
-        candidate = (rng.getrandbits(250)).to_bytes(32, "little").hex()
+        value = rng.getrandbits(250)
+        candidate = f"0x{value:064x}" if felt.startswith("0x") else value.to_bytes(32, "little").hex()
         if candidate != felt:
             return candidate
 
 
 def expect(*findings: Finding) -> frozenset[Finding]:
     return frozenset(findings)
+
+
+def is_binary(bundle: Path) -> bool:
+    """A zk-groth16 run: its proofs are bare 256-byte proofs whose public inputs the verifier
+    supplies from the records, so a proof of other commitments fails the pairing check
+    (``invalid-proof``) rather than a comparison of public inputs (``commitment-mismatch``)."""
+    return read_json(bundle / files.MANIFEST).get("backend") == "groth16"
+
+
+def recomputed_data(bundle: Path) -> bool:
+    """Whether verify recomputes the run's batches (a built-in data set in a seeded order), so
+    that any other leaf is a ``dataset-root-mismatch`` too."""
+    manifest = read_json(bundle / files.MANIFEST)
+    return manifest["dataset"].get("name") in BUILT_IN and manifest["training"].get("batch_order", "seeded") == "seeded"
+
+
+def proof_mismatch(bundle: Path, step: int) -> Finding:
+    """What verify names for a proof that shows other commitments than the step's records."""
+    return Finding("proofs", "invalid-proof" if is_binary(bundle) else "commitment-mismatch", step)
 
 
 def head_of(bundle: Path) -> str:
@@ -98,7 +153,7 @@ def sync_audit(bundle: Path) -> None:
     dropped; run.end carries the new commitment head."""
     manifest = read_json(bundle / files.MANIFEST)
     commitments = {r["step"]: r for r in jsonl(bundle / files.COMMITMENTS)}
-    outcomes = {r["step"]: r for r in jsonl(bundle / files.PROOFS)}
+    outcomes = {r["step"]: r for r in jsonl(bundle / files.PROOFS)} if (bundle / files.PROOFS).exists() else {}
     scores = {r["after_step"]: r for r in jsonl(bundle / files.EVALUATIONS)} if (bundle / files.EVALUATIONS).exists() else {}
     events = []
     for event in audit_records(bundle):

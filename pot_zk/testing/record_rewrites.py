@@ -2,7 +2,8 @@
 and edits after which every record agrees with every other -- manifest, dataset, commitments,
 proofs, model files and a re-chained audit trail -- so that only what the auditor recomputes
 or brings along can tell: the dataset leaves and initial model recomputed from the declared
-config, ``--expect-root``, ``--expect-head``, ``--max-tolerance-ulps``, ``--min-proven``.
+config, ``--expect-root``, ``--expect-head``, ``--max-tolerance-ulps``, ``--min-proven``; or,
+for ``break-chain``, the run's own commitment chain.
 
 The kinds that need a fresh proof (another initial model, a raised tolerance, an update a few
 ulps off) make a ``reexec`` certificate, which verify accepts like any proof type: forging is
@@ -14,6 +15,7 @@ momentum).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import shutil
 from pathlib import Path
@@ -32,11 +34,14 @@ from pot_zk.data.datasets import manifest_data, seeded_batches
 from pot_zk.runs.evaluation import classification, evaluate
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.testing.bundle_edit import (
+    UNPROVEN,
+    Finding,
     Tampering,
     expect,
     head_of,
     jsonl,
     other_felt,
+    proof_mismatch,
     proved_steps,
     read_json,
     sync_audit,
@@ -44,7 +49,7 @@ from pot_zk.testing.bundle_edit import (
     write_jsonl,
 )
 
-UNEXPECTED_HEAD = ("commitment-head", "unexpected-head")
+UNEXPECTED_HEAD = Finding("commitment-head", "unexpected-head")
 
 
 def _proof_dir(bundle: Path, step: int) -> Path:
@@ -144,18 +149,22 @@ def outcome_to_failed(bundle: Path, rng: random.Random, other: Path | None) -> T
     record.update(status="failed", proof=None, error={"error_class": "ProofGenerationError", "message": "prover crashed"})
     write_jsonl(bundle / files.PROOFS, records)
     return Tampering("outcome-to-failed", f"step {record['step']}: proved -> failed in proofs.jsonl, audit trail untouched",
-                     expect(("proofs", "record-mismatch")))
+                     expect(Finding("proofs", "record-mismatch", record["step"])))
 
 
 def all_failed(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    """Every outcome marked failed: in proofs.jsonl only (each a record-mismatch), or with the
+    audit trail rewritten to match (UNPROVEN for an auditor who asks for no proof; one who asks
+    for the selected steps' proofs fails it, as in policy-edit)."""
     records = jsonl(bundle / files.PROOFS)
     for record in records:
         record.update(status="failed", proof=None, error={"error_class": "ProofGenerationError", "message": "prover crashed"})
     write_jsonl(bundle / files.PROOFS, records)
     if rng.random() < 0.5:
         sync_audit(bundle)
-        return Tampering("all-failed", "every outcome marked failed, audit rewritten", expect(("verdict", "unproven")))
-    return Tampering("all-failed", "every outcome marked failed in proofs.jsonl", expect(("proofs", "record-mismatch")))
+        return Tampering("all-failed", "every outcome marked failed, audit rewritten", expect(UNPROVEN), {"min_proven": 0})
+    return Tampering("all-failed", "every outcome marked failed in proofs.jsonl",
+                     frozenset(Finding("proofs", "record-mismatch", record["step"]) for record in records))
 
 
 def policy_edit(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -177,7 +186,7 @@ def policy_edit(bundle: Path, rng: random.Random, other: Path | None) -> Tamperi
     write_json(bundle / files.MANIFEST, manifest)
     sync_audit(bundle)
     return Tampering("policy-edit", f"policy k {old} -> {len(commitments)}, {proven - 1} proofs dropped, records consistent",
-                     expect(("proofs", "too-few-proven")), {"min_proven": proven})
+                     expect(Finding("proofs", "too-few-proven")), {"min_proven": proven})
 
 
 def truncate(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -219,6 +228,33 @@ def final_is_initial(bundle: Path, rng: random.Random, other: Path | None) -> Ta
                      expect(UNEXPECTED_HEAD), {"expect_head": honest})
 
 
+def break_chain_at(bundle: Path, step: int, state: str) -> None:
+    """Step ``step`` (not the first) made to start from the state step ``step - 1`` started from:
+    that step's update of the weights (``state="w_before"``) or of a momentum run's velocity
+    (``"v_before"``) undone between the two steps. commitments.jsonl and the audit trail are
+    rewritten to agree, so of the run's own checks only the commitment chain can tell."""
+    commitments = jsonl(bundle / files.COMMITMENTS)
+    if step < 1 or commitments[step - 1][state] == commitments[step][state]:
+        raise ValueError(f"no link to break before step {step}: step {step - 1} does not exist or did not change {state}")
+    commitments[step][state] = commitments[step - 1][state]
+    write_jsonl(bundle / files.COMMITMENTS, commitments)
+    sync_audit(bundle)
+
+
+def break_chain(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    """One step made to start from the state the step before started from (:func:`break_chain_at`:
+    the weights, or a momentum run's velocity, swapped back between two steps), every record
+    consistent: only the commitment chain tells (and, at a proven step, its proof)."""
+    commitments = jsonl(bundle / files.COMMITMENTS)
+    step = rng.randrange(1, len(commitments))
+    state = rng.choice([name for name in ("w_before", "v_before") if name in commitments[step]])
+    break_chain_at(bundle, step, state)
+    expected = {Finding("commitment-chain", "chain-broken", step)}
+    if step in proved_steps(bundle):
+        expected.add(proof_mismatch(bundle, step))
+    return Tampering("break-chain", f"step {step} starts from step {step - 1}'s {state}, records consistent", frozenset(expected))
+
+
 def _replace_leaf(bundle: Path, batch_index: int, leaf: str) -> str:
     dataset = read_json(bundle / files.DATASET)
     dataset["leaves"][batch_index] = leaf
@@ -230,15 +266,24 @@ def _replace_leaf(bundle: Path, batch_index: int, leaf: str) -> str:
     return dataset["root"]
 
 
-def _root_options(bundle: Path, rng: random.Random) -> dict:
-    return rng.choice([{}, {"expect_root": read_json(bundle / files.MANIFEST)["dataset"]["root"]}])
+def _root_options(bundle: Path, pin_root: bool) -> dict:
+    """The auditor's options for a rewritten data set: none (the leaves of a built-in data set are
+    recomputed) or ``--expect-root`` with the honest root as well."""
+    return {"expect_root": read_json(bundle / files.MANIFEST)["dataset"]["root"]} if pin_root else {}
 
 
-ROOT_FINDINGS = expect(("dataset-root", "dataset-root-mismatch"), ("dataset-root", "unexpected-root"))
+def _root_kind(kind: str, pin_root: bool) -> str:
+    return f"{kind}-expect-root" if pin_root else kind
 
 
-def poison_batch(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
-    options = _root_options(bundle, rng)
+def _root_findings(pin_root: bool) -> frozenset[Finding]:
+    """A built-in data set's leaves are recomputed whatever the options; a pinned root is compared too."""
+    found = {Finding("dataset-root", "dataset-root-mismatch")}
+    return frozenset(found | {Finding("dataset-root", "unexpected-root")} if pin_root else found)
+
+
+def poison_batch(bundle: Path, rng: random.Random, other: Path | None, *, pin_root: bool = False) -> Tampering:
+    options = _root_options(bundle, pin_root)
     commitments = jsonl(bundle / files.COMMITMENTS)
     proven = set(proved_steps(bundle))
     proven_batches = {r["batch_index"] for r in commitments if r["step"] in proven}
@@ -251,14 +296,15 @@ def poison_batch(bundle: Path, rng: random.Random, other: Path | None) -> Tamper
     write_jsonl(bundle / files.COMMITMENTS, commitments)
     _replace_leaf(bundle, index, poisoned)
     sync_audit(bundle)
-    return Tampering("poison-batch", f"step {step}: batch {index} replaced, leaf and root rewritten", ROOT_FINDINGS, options)
+    return Tampering(_root_kind("poison-batch", pin_root), f"step {step}: batch {index} replaced, leaf and root rewritten",
+                     _root_findings(pin_root), options)
 
 
-def splice_step(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+def splice_step(bundle: Path, rng: random.Random, other: Path | None, *, pin_root: bool = False) -> Tampering:
     """A proven step of another honest run (same statement) put in place of a proven step; its
     neighbours (commitment-only) and the dataset leaf and root rewritten to match."""
     assert other is not None, "splicing needs another run's bundle"
-    options = _root_options(bundle, rng)
+    options = _root_options(bundle, pin_root)
     commitments = jsonl(bundle / files.COMMITMENTS)
     proven = set(proved_steps(bundle))
     step = rng.choice([s for s in proven if 0 < s < len(commitments) - 1 and s - 1 not in proven and s + 1 not in proven])
@@ -275,7 +321,8 @@ def splice_step(bundle: Path, rng: random.Random, other: Path | None) -> Tamperi
     write_jsonl(bundle / files.PROOFS, [r for r in jsonl(bundle / files.PROOFS) if r["step"] != step] + [record])
     _replace_leaf(bundle, commitments[step]["batch_index"], spliced["batch"])
     sync_audit(bundle)
-    return Tampering("splice-step", f"step {step} := step {source} of {other.name}, neighbours, leaf and root rewritten", ROOT_FINDINGS, options)
+    return Tampering(_root_kind("splice-step", pin_root), f"step {step} := step {source} of {other.name}, neighbours, leaf and root rewritten",
+                     _root_findings(pin_root), options)
 
 
 def other_initial_model(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -298,7 +345,7 @@ def other_initial_model(bundle: Path, rng: random.Random, other: Path | None) ->
     _rescore(bundle)
     sync_audit(bundle)
     return Tampering("other-initial-model", f"initial model from seed {seed}, step 0 re-proven (reexec)",
-                     expect(("initial-model", "initial-model-mismatch")))
+                     expect(Finding("initial-model", "initial-model-mismatch", 0)))
 
 
 def _recertify(bundle: Path, rng: random.Random, spec, ulps: int) -> int:
@@ -314,7 +361,7 @@ def _recertify(bundle: Path, rng: random.Random, spec, ulps: int) -> int:
         if commitments_of(spec).commit(grid["w_after"], "weights after the step") != commitments[step]["w_after"]:
             raise RuntimeError(f"replaying step {step} does not reproduce its recorded W_t+1")
         if step == pushed:
-            grid = _push(grid, spec.reference_output([grid[name] for name in spec.input_names]), ulps, spec.scale, rng)
+            grid = _push(grid, spec.residual(grid), ulps, spec.scale, rng)
         _set_after(commitments, step, _certify(bundle, step, spec, grid))
     write_jsonl(bundle / files.COMMITMENTS, commitments)
     return pushed
@@ -328,7 +375,7 @@ def raise_tolerance(bundle: Path, rng: random.Random, other: Path | None) -> Tam
     step = _recertify(bundle, rng, spec, 50)
     sync_audit(bundle)
     return Tampering("raise-tolerance", f"tolerance 64 declared; step {step}'s update 50 ulps off, re-proven",
-                     expect(("statement", "tolerance-above-limit")))
+                     expect(Finding("statement", "tolerance-above-limit")))
 
 
 def drift_within_tolerance(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -338,7 +385,7 @@ def drift_within_tolerance(bundle: Path, rng: random.Random, other: Path | None)
     step = _recertify(bundle, rng, spec, 3)
     sync_audit(bundle)
     return Tampering("drift-within-tolerance", f"step {step}'s update 3 ulps off, re-proven",
-                     expect(("statement", "tolerance-above-limit")), {"max_tolerance_ulps": 2})
+                     expect(Finding("statement", "tolerance-above-limit")), {"max_tolerance_ulps": 2})
 
 
 REWRITE_KINDS: dict[str, Callable[[Path, random.Random, Path | None], Tampering]] = {
@@ -347,8 +394,11 @@ REWRITE_KINDS: dict[str, Callable[[Path, random.Random, Path | None], Tampering]
     "policy-edit": policy_edit,
     "truncate": truncate,
     "final-is-initial": final_is_initial,
+    "break-chain": break_chain,
     "poison-batch": poison_batch,
+    "poison-batch-expect-root": functools.partial(poison_batch, pin_root=True),
     "splice-step": splice_step,
+    "splice-step-expect-root": functools.partial(splice_step, pin_root=True),
     "other-initial-model": other_initial_model,
     "raise-tolerance": raise_tolerance,
     "drift-within-tolerance": drift_within_tolerance,

@@ -1,13 +1,15 @@
-"""A generator of altered run bundles, for the tampering suite (tests/test_tamper*.py,
-scripts/tamper_campaign.py).
+"""A generator of altered run bundles, for the tampering suites (tests/test_tamper_expectations.py,
+tests/zk/test_reliability.py, tests/zk/test_momentum_run.py, tests/groth16/test_groth16_run.py)
+and scripts/tamper_campaign.py.
 
 Each tamper kind takes a *copy* of an honest bundle, alters it the way a cheating trainer
-could, and returns a :class:`~pot_zk.testing.bundle_edit.Tampering`: what was done, the
-findings ``pot-zk verify`` must name for it (any one of ``expected``, as ``(check, reason)``)
-and the auditor's options it takes. The kinds here leave some record inconsistent; most of
-those in :mod:`pot_zk.testing.record_rewrites` rewrite every record to agree, so only the
-auditor's own references (recomputed data set and initial model, ``--expect-head``, the
-tolerance limit, ``--min-proven``) can catch them. Random choices (which step, which byte,
+could, and returns a :class:`~pot_zk.testing.bundle_edit.Tampering`: what was done, every
+finding ``pot-zk verify`` must name for it (all of ``expected``: check, reason and, where the
+finding is about one, the step; :func:`judge` accepts others besides) and the auditor's options
+it takes. The kinds here leave some record inconsistent; most of those in
+:mod:`pot_zk.testing.record_rewrites` rewrite every record to agree, so only the auditor's own
+references (recomputed data set and initial model, ``--expect-head``, the tolerance limit,
+``--min-proven``) or the commitment chain can catch them. Random choices (which step, which byte,
 which audit line, whether the tamperer also rewrites the audit trail's hash chain to match)
 come from the ``random.Random`` passed in, so a campaign is seeded.
 
@@ -26,24 +28,31 @@ from pathlib import Path
 from typing import Callable
 
 from pot_zk.backends.registry import spec_from_dict
+from pot_zk.core.merkle import dataset_root
 from pot_zk.runs import bundle as files
 from pot_zk.core.audit import canonical_bytes, sha256_hex
 from pot_zk.testing.bundle_edit import (
+    CERTIFICATE_TYPES,
+    UNPROVEN,
+    Finding,
     Tampering,
     audit_records,
     chain_lines,
     expect,
     head_of,
+    is_binary,
     jsonl,
     other_felt,
     proof_file,
+    proof_mismatch,
     proved_steps,
+    recomputed_data,
     rewrite_audit,
     write_jsonl,
 )
 from pot_zk.testing.record_rewrites import REWRITE_KINDS
 
-__all__ = ["KINDS", "Tampering", "chain_lines", "judge", "tampered_copy"]
+__all__ = ["KINDS", "Finding", "Tampering", "chain_lines", "judge", "tampered_copy"]
 
 # ---------------------------------------------------------------- tamper kinds
 
@@ -51,12 +60,13 @@ __all__ = ["KINDS", "Tampering", "chain_lines", "judge", "tampered_copy"]
 def flip_proof_byte(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     step = rng.choice(proved_steps(bundle))
     path = proof_file(bundle, step)
-    if _binary(bundle):  # a zk-groth16 proof: 256 bytes, nothing else
+    if is_binary(bundle):  # a zk-groth16 proof: 256 bytes, nothing else; the flipped point may be off the curve or on it
         data = bytearray(path.read_bytes())
         index = rng.randrange(len(data))
         data[index] ^= 1 << rng.randrange(8)
         path.write_bytes(bytes(data))
-        return Tampering("flip-proof-byte", f"step {step}: bit flipped in proof byte {index}", expect(("proofs", "invalid-proof"), ("proofs", "malformed-proof")))
+        return Tampering("flip-proof-byte", f"step {step}: bit flipped in proof byte {index}",
+                         expect(Finding("proofs", "invalid-proof", step, frozenset({"malformed-proof"}))))
     proof = json.loads(path.read_text())
     field = rng.choice(["proof", "proof", "proof", "hex_proof"])
     if field == "proof" or "hex_proof" not in proof:
@@ -64,13 +74,13 @@ def flip_proof_byte(bundle: Path, rng: random.Random, other: Path | None) -> Tam
         proof["proof"][index] ^= 1 << rng.randrange(8)
         if "hex_proof" in proof:  # keep the redundant hex encoding consistent: only ezkl can tell
             proof["hex_proof"] = "0x" + bytes(proof["proof"]).hex()
-        detail, expected = f"step {step}: bit flipped in proof byte {index}", expect(("proofs", "invalid-proof"))
+        detail, expected = f"step {step}: bit flipped in proof byte {index}", expect(Finding("proofs", "invalid-proof", step))
     else:
         digits = proof["hex_proof"]
         index = rng.randrange(2, len(digits))
         digits = digits[:index] + rng.choice([d for d in "0123456789abcdef" if d != digits[index]]) + digits[index + 1:]
         proof["hex_proof"] = digits
-        detail, expected = f"step {step}: hex digit {index} of hex_proof changed", expect(("proofs", "malformed-proof"))
+        detail, expected = f"step {step}: hex digit {index} of hex_proof changed", expect(Finding("proofs", "malformed-proof", step))
     path.write_text(json.dumps(proof))
     return Tampering("flip-proof-byte", detail, expected)
 
@@ -84,7 +94,7 @@ def alter_public_commitment(bundle: Path, rng: random.Random, other: Path | None
     proof["instances"][0][index] = other_felt(rng, proof["instances"][0][index])
     path.write_text(json.dumps(proof))
     return Tampering("alter-public-commitment", f"step {step}: public input {index} of the proof replaced",
-                     expect(("proofs", "commitment-mismatch")))
+                     expect(Finding("proofs", "commitment-mismatch", step)))
 
 
 def alter_commitment_record(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -94,38 +104,45 @@ def alter_commitment_record(bundle: Path, rng: random.Random, other: Path | None
     head = head_of(bundle)
     records = jsonl(bundle / files.COMMITMENTS)
     record = rng.choice(records)
+    step, last = record["step"], records[-1]["step"]
     key = rng.choice([k for k in ("w_before", "batch", "w_after", "v_before", "v_after") if k in record])
-    old = record[key]
-    record[key] = other_felt(rng, old)
+    record[key] = other_felt(rng, record[key])
     write_jsonl(bundle / files.COMMITMENTS, records)
     rehash = rng.random() < 0.5
     if rehash:
         events = audit_records(bundle)
         for event in events:
-            if event.get("event") == "commitment" and event.get("step") == record["step"]:
+            if event.get("event") == "commitment" and event.get("step") == step:
                 event[key] = record[key]
         rewrite_audit(bundle, events)
-    expected = {("commitment-chain", "chain-broken"), ("commitment-chain", "velocity-not-zero"), ("proofs", "commitment-mismatch"),
-                ("initial-model", "model-mismatch"), ("final-model", "model-mismatch"), ("steps", "batch-not-in-dataset")}
-    if not rehash:
-        expected.add(("steps", "audit-mismatch"))
-    options = {}
-    if key == "v_after" and record is records[-1]:
-        expected.add(("commitment-head", "unexpected-head"))
+    expected, options = set(_edited_commitment(key, step, last)), {}
+    if key == "v_after" and step == last:
         options = {"expect_head": head}
-    return Tampering("alter-commitment-record", f"step {record['step']}: {key} replaced{' (audit rewritten)' if rehash else ''}",
+    if step in proved_steps(bundle):
+        expected.add(proof_mismatch(bundle, step))
+    if not rehash:
+        expected.add(Finding("steps", "audit-mismatch", step))
+    return Tampering("alter-commitment-record", f"step {step}: {key} replaced{' (audit rewritten)' if rehash else ''}",
                      frozenset(expected), options)
 
 
-def _binary(bundle: Path) -> bool:
-    """A zk-groth16 run: its proofs are bare 256-byte proofs whose public inputs the verifier
-    supplies from the records, so a proof moved to another step fails the pairing check
-    (``invalid-proof``) rather than a comparison of public inputs (``commitment-mismatch``)."""
-    return json.loads((bundle / files.MANIFEST).read_text()).get("backend") == "groth16"
-
-
-def _moved_proof(bundle: Path) -> frozenset:
-    return expect(("proofs", "invalid-proof") if _binary(bundle) else ("proofs", "commitment-mismatch"))
+def _edited_commitment(key: str, step: int, last: int) -> tuple[Finding, ...]:
+    """What the run's own checks name for one committed value of ``step`` edited: the link of the
+    chain it is in, the model file or the data set it must match, or (the last V_t+1) the
+    commitment head."""
+    if key == "batch":
+        return (Finding("steps", "batch-not-in-dataset", step),)
+    if key == "w_before" and step == 0:
+        return Finding("initial-model", "model-mismatch"), Finding("initial-model", "initial-model-mismatch", 0)
+    if key == "v_before" and step == 0:
+        return (Finding("commitment-chain", "velocity-not-zero", 0),)
+    if key in ("w_before", "v_before"):
+        return (Finding("commitment-chain", "chain-broken", step),)
+    if step < last:
+        return (Finding("commitment-chain", "chain-broken", step + 1),)
+    if key == "w_after":
+        return (Finding("final-model", "model-mismatch"),)
+    return (Finding("commitment-head", "unexpected-head"),)
 
 
 def swap_proofs(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -134,25 +151,26 @@ def swap_proofs(bundle: Path, rng: random.Random, other: Path | None) -> Tamperi
     da, db = pa.read_bytes(), pb.read_bytes()
     pa.write_bytes(db)
     pb.write_bytes(da)
-    return Tampering("swap-proofs", f"proofs of steps {a} and {b} swapped", _moved_proof(bundle))
+    return Tampering("swap-proofs", f"proofs of steps {a} and {b} swapped", expect(proof_mismatch(bundle, a), proof_mismatch(bundle, b)))
 
 
 def replay_proof(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     assert other is not None, "replay needs another run's bundle"
     step = rng.choice(sorted(set(proved_steps(bundle)) & set(proved_steps(other))))
     shutil.copyfile(proof_file(other, step), proof_file(bundle, step))
-    return Tampering("replay-proof", f"step {step}: proof replayed from {other.name}", _moved_proof(bundle))
+    return Tampering("replay-proof", f"step {step}: proof replayed from {other.name}", expect(proof_mismatch(bundle, step)))
 
 
 def drop_step(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     records = jsonl(bundle / files.COMMITMENTS)
+    last = records[-1]["step"]
     dropped = records.pop(rng.randrange(len(records)))
     write_jsonl(bundle / files.COMMITMENTS, records)
     rehash = rng.random() < 0.5
     if rehash:
         rewrite_audit(bundle, [e for e in audit_records(bundle) if not (e.get("event") == "commitment" and e.get("step") == dropped["step"])])
-    return Tampering("drop-step", f"step {dropped['step']} removed{' (audit rewritten)' if rehash else ''}",
-                     expect(("steps", "missing-step"), ("steps", "step-count")))
+    gap = Finding("steps", "step-count") if dropped["step"] == last else Finding("steps", "missing-step")  # the last: still 0..n-2
+    return Tampering("drop-step", f"step {dropped['step']} removed{' (audit rewritten)' if rehash else ''}", expect(gap))
 
 
 def duplicate_step(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -161,13 +179,14 @@ def duplicate_step(bundle: Path, rng: random.Random, other: Path | None) -> Tamp
         index = rng.randrange(len(records))
         records.insert(index + 1, dict(records[index]))
         write_jsonl(bundle / files.COMMITMENTS, records)
-        return Tampering("duplicate-step", f"commitment record of step {records[index]['step']} duplicated", expect(("steps", "duplicate-step")))
+        step = records[index]["step"]
+        return Tampering("duplicate-step", f"commitment record of step {step} duplicated", expect(Finding("steps", "duplicate-step", step)))
     records = jsonl(bundle / files.PROOFS)
     proved = [r for r in records if r["status"] == "proved"]
     record = rng.choice(proved)
     records.append(dict(record))
     write_jsonl(bundle / files.PROOFS, records)
-    return Tampering("duplicate-step", f"proof record of step {record['step']} duplicated", expect(("proofs", "duplicate-proof")))
+    return Tampering("duplicate-step", f"proof record of step {record['step']} duplicated", expect(Finding("proofs", "duplicate-proof", record["step"])))
 
 
 def tamper_audit_line(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -177,7 +196,7 @@ def tamper_audit_line(bundle: Path, rng: random.Random, other: Path | None) -> T
     if how == "reorder":
         i = rng.randrange(len(lines) - 1)
         lines[i], lines[i + 1] = lines[i + 1], lines[i]
-        expected = expect(("audit-chain", "reordered"))
+        expected = expect(Finding("audit-chain", "reordered"))
         detail = f"audit lines {i + 1} and {i + 2} swapped"
     elif how == "edit":
         i = rng.randrange(len(lines) - 1)  # re-hashing the last record would be a full rewrite
@@ -189,18 +208,28 @@ def tamper_audit_line(bundle: Path, rng: random.Random, other: Path | None) -> T
             raw = canonical_bytes(body)
             lines[i] = raw[:-1] + b',"hash":"' + sha256_hex(raw).encode() + b'"}'
             detail = f"audit line {i + 1} field {key} edited and the line re-hashed"
-            expected = expect(("audit-chain", "edited"), ("audit-chain", "not-closed"), ("audit-chain", "run-not-completed"))
         else:
             lines[i] = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
             detail = f"audit line {i + 1} field {key} edited"
-            expected = expect(("audit-chain", "edited"))
+        expected = expect(Finding("audit-chain", "edited"))
     else:
         i = rng.randrange(len(lines))
         del lines[i]
         detail = f"audit line {i + 1} of {len(lines) + 1} deleted"
-        expected = expect(("audit-chain", "dropped"), ("audit-chain", "not-closed"), ("audit-chain", "edited"))
+        expected = expect(Finding("audit-chain", "not-closed" if i == len(lines) else "dropped"))  # the last line: run.end
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     return Tampering("audit-line", detail, expected)
+
+
+def _other_circuit_finding(bundle: Path, record: dict) -> Finding:
+    """What verify names for a proof checked against another declared circuit: a certificate
+    names its circuit (``wrong-circuit``); a zk-halo2 proof fails under the verifier's key of that
+    circuit, its size (the SRS) or its output scale; for zk-groth16 the verifier holds no key."""
+    if record["proof_type"] in CERTIFICATE_TYPES:
+        return Finding("proofs", "wrong-circuit", record["step"])
+    if is_binary(bundle):
+        return Finding("proofs", "keys-unavailable")
+    return Finding("proofs", "invalid-proof", record["step"], frozenset({"srs-mismatch", "update-out-of-tolerance"}))
 
 
 def other_circuit(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
@@ -214,8 +243,7 @@ def other_circuit(bundle: Path, rng: random.Random, other: Path | None) -> Tampe
     manifest["circuit_id"] = spec_from_dict(manifest["circuit"]).circuit_id()
     (bundle / files.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     rehash = rng.random() < 0.5
-    expected = {("proofs", "invalid-proof"), ("proofs", "wrong-circuit"), ("proofs", "update-out-of-tolerance"), ("proofs", "srs-mismatch"),
-                ("proofs", "keys-unavailable")}  # zk-groth16: the verifier holds no key for the declared circuit
+    expected = {_other_circuit_finding(bundle, record) for record in jsonl(bundle / files.PROOFS) if record["status"] == "proved"}
     if rehash:
         events = audit_records(bundle)
         for event in events:
@@ -223,7 +251,7 @@ def other_circuit(bundle: Path, rng: random.Random, other: Path | None) -> Tampe
                 event["manifest"] = manifest
         rewrite_audit(bundle, events)
     else:
-        expected.add(("statement", "manifest-mismatch"))
+        expected.add(Finding("statement", "manifest-mismatch"))
     return Tampering("other-circuit", f"declared learning rate {old} -> {new}{' (audit rewritten)' if rehash else ''}", frozenset(expected))
 
 
@@ -239,27 +267,28 @@ def alter_model(bundle: Path, rng: random.Random, other: Path | None) -> Tamperi
     state[key] = tensor
     save_model(state, bundle / name, metadata or None)
     check = "final-model" if name == files.FINAL_MODEL else "initial-model"
-    return Tampering("alter-model", f"{name}: one weight of {key} changed", expect((check, "model-mismatch")))
+    return Tampering("alter-model", f"{name}: one weight of {key} changed", expect(Finding(check, "model-mismatch")))
 
 
 def alter_dataset_root(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     how = rng.choice(["manifest-root", "leaf", "leaf-and-root"])
     dataset = json.loads((bundle / files.DATASET).read_text())
     manifest = json.loads((bundle / files.MANIFEST).read_text())
-    expected = {("dataset-root", "root-mismatch")}
+    expected = {Finding("dataset-root", "root-mismatch")}
+    if recomputed_data(bundle):
+        expected.add(Finding("dataset-root", "dataset-root-mismatch"))
     if how == "manifest-root":
         manifest["dataset"]["root"] = other_felt(rng, manifest["dataset"]["root"])
-        expected.add(("statement", "manifest-mismatch"))
+        expected.add(Finding("statement", "manifest-mismatch"))
     else:
-        used = sorted({r["batch_index"] for r in jsonl(bundle / files.COMMITMENTS)})
-        index = rng.choice(used)
+        commitments = jsonl(bundle / files.COMMITMENTS)
+        index = rng.choice(sorted({r["batch_index"] for r in commitments}))
         dataset["leaves"][index] = other_felt(rng, dataset["leaves"][index])
+        expected.add(Finding("steps", "batch-not-in-dataset", min(r["step"] for r in commitments if r["batch_index"] == index)))
         if how == "leaf-and-root":  # a consistent new dataset declaration, audit rewritten to match
-            from pot_zk.core.merkle import dataset_root
-
             dataset["root"] = dataset_root(dataset["leaves"], (dataset.get("holdout") or {}).get("commitment"))
             manifest["dataset"]["root"] = dataset["root"]
-            expected = {("steps", "batch-not-in-dataset")}
+            expected.discard(Finding("dataset-root", "root-mismatch"))
             events = audit_records(bundle)
             for event in events:
                 if event.get("event") == "run.start" and "manifest" in event:
@@ -273,23 +302,28 @@ def alter_dataset_root(bundle: Path, rng: random.Random, other: Path | None) -> 
 def downgrade_label(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     records = jsonl(bundle / files.PROOFS)
     record = rng.choice([r for r in records if r["status"] == "proved"])
-    old = record["proof_type"]
-    new = rng.choice([t for t in ("freivalds", "reexec", "commitment-only", "zk-halo2") if t != old])
+    step, old = record["step"], record["proof_type"]
+    new = rng.choice([t for t in (*CERTIFICATE_TYPES, "commitment-only", "zk-halo2") if t != old and (t != "zk-halo2" or is_binary(bundle))])
     record["proof_type"] = new
     write_jsonl(bundle / files.PROOFS, records)
     rehash = rng.random() < 0.5
-    expected = {("proofs", "malformed-proof"), ("proofs", "unknown-proof-type"), ("proofs", "proof-type-mismatch")}
-    if new == "zk-halo2" and old != new:  # a zk-groth16 run declares no SRS to check it with
-        expected.add(("proofs", "srs-unavailable"))
+    if new == "commitment-only":
+        expected = {Finding("proofs", "unknown-proof-type", step)}
+    elif new == "zk-halo2":  # a zk-groth16 run declares no SRS to check it with
+        expected = {Finding("proofs", "srs-unavailable")}
+    elif old in CERTIFICATE_TYPES:  # the certificate names its own type
+        expected = {Finding("proofs", "proof-type-mismatch", step)}
+    else:  # the zk proof file is no certificate
+        expected = {Finding("proofs", "malformed-proof", step)}
     if rehash:
         events = audit_records(bundle)
         for event in events:
-            if event.get("event") == "proof.result" and event.get("step") == record["step"]:
+            if event.get("event") == "proof.result" and event.get("step") == step:
                 event["proof_type"] = new
         rewrite_audit(bundle, events)
     else:
-        expected.add(("proofs", "label-mismatch"))
-    return Tampering("relabel-proof-type", f"step {record['step']}: {old} -> {new}{' (audit rewritten)' if rehash else ''}", frozenset(expected))
+        expected |= {Finding("proofs", "label-mismatch", step), Finding("proofs", "record-mismatch", step)}
+    return Tampering("relabel-proof-type", f"step {step}: {old} -> {new}{' (audit rewritten)' if rehash else ''}", frozenset(expected))
 
 
 KINDS: dict[str, Callable[[Path, random.Random, Path | None], Tampering]] = {
@@ -316,13 +350,16 @@ def tampered_copy(honest: Path, destination: Path, kind: str, rng: random.Random
 
 
 def judge(report, tampering: Tampering) -> tuple[bool, str]:
-    """Was the tampered bundle rejected with one of the expected named findings (the UNPROVEN
-    verdict counting as ``("verdict", "unproven")``)?"""
-    named = {(f.check, f.reason) for f in report.findings}
+    """Was the tampered bundle rejected naming every finding its tampering must produce (the
+    UNPROVEN verdict counting as :data:`~pot_zk.testing.bundle_edit.UNPROVEN`)? Other findings
+    may come with them."""
+    named = {(f.check, f.reason, f.step) for f in report.findings}
     if report.verdict == "UNPROVEN":
-        named.add(("verdict", "unproven"))
+        named.add((UNPROVEN.check, UNPROVEN.reason, UNPROVEN.step))
     if not named:
         return False, "ACCEPTED"
-    if named & tampering.expected:
-        return True, ""
-    return False, f"rejected for {sorted(named)}, expected one of {sorted(tampering.expected)}"
+    missing = sorted(str(finding) for finding in tampering.expected if not finding.named_in(named))
+    if missing:
+        found = sorted(f"{check}/{reason}" + ("" if step is None else f"@{step}") for check, reason, step in named)
+        return False, f"did not name {missing}; named {found}"
+    return True, ""

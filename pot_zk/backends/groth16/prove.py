@@ -19,6 +19,7 @@ import numpy as np
 from pot_zk.backends.groth16 import adapter
 from pot_zk.backends.groth16.commit import StepCommitments
 from pot_zk.backends.groth16.statement import Groth16Statement
+from pot_zk.core.stages import stage
 from pot_zk.exceptions import ProofGenerationError
 
 if TYPE_CHECKING:
@@ -72,9 +73,11 @@ def _prove(
         pk = keys.load_proving_key()
         timings["key_load_s"] = time.perf_counter() - started
     started = time.perf_counter()
+    stage("prove")
     proof = adapter.prove(pk, inputs)
     timings["prove_s"] = time.perf_counter() - started
     started = time.perf_counter()
+    stage("verify")
     accepted, reason = adapter.verify(vk, proof, commitments.public_inputs())
     timings["self_verify_s"] = time.perf_counter() - started
     if not accepted:

@@ -29,6 +29,7 @@ from typing import Any
 from pot_zk.backends.groth16.request import keys_of, prove_request, provable_kinds, spec_of
 from pot_zk.core.prover_program import answer, parse_request
 from pot_zk.core.protocol import ProverResponse
+from pot_zk.core.stages import reporting_to, stage
 from pot_zk.exceptions import ConfigurationError
 
 
@@ -37,9 +38,11 @@ def hold(path: Path, keep_s: float, first_request: str) -> None:
     ``<path>.pid``), answer requests one at a time, exit after ``keep_s`` idle seconds."""
     request = parse_request(first_request, provable_kinds(), "groth16")
     spec = spec_of(request)
-    key_dir = keys_of(spec, request)
+    with reporting_to(request.get("progress_path")):
+        stage("keys")
+        key_dir = keys_of(spec, request)
+        pk = key_dir.load_proving_key()
     location = (request.get("options") or {}).get("keys_dir") or request["cache_dir"]
-    pk = key_dir.load_proving_key()
 
     def prove(incoming: dict[str, Any]) -> ProverResponse:
         incoming_location = (incoming.get("options") or {}).get("keys_dir") or incoming["cache_dir"]
