@@ -230,3 +230,39 @@ def test_a_built_in_data_set_declared_with_other_settings_fails_its_recomputatio
     sync_audit(run)
     report = verify_run(run, cache_dir=tmp_path / "cache")
     assert ("dataset-root", "dataset-root-mismatch") in {(f.check, f.reason) for f in report.findings}, report.summary()
+
+
+def test_momentum_and_weight_decay_from_the_loop_are_committed_and_certified(tmp_path):
+    """SGD with momentum (a velocity committed next to the weights, as ``pot-zk train
+    optimizer.momentum=0.9`` proves it); the prover program fails, so the selected steps fall back
+    to freivalds certificates, which verify checks against the momentum statement."""
+    model, _optimizer, data, loader = _setup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    overrides = ["prover=ezkl", "handler=fallback", "retry=none", "prover.binary=/bin/false", "policy.k=3", f"cache_dir={tmp_path / 'cache'}"]
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=overrides, dataset=data) as run:
+        for x, y in loader:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+    spec = spec_from_dict(RunBundle.open(tmp_path / "run").manifest()["circuit"])
+    assert (spec.kind, spec.architecture.momentum, spec.architecture.weight_decay) == ("momentum", 0.9, 0.01)
+    assert run.summary.progress["proof_types"] == {"freivalds": 3}
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert report.ok and report.coverage == {"freivalds": 3, "commitment-only": 5}, report.summary()
+
+
+def test_a_momentum_changed_by_the_loop_is_refused_naming_both(tmp_path):
+    model, _optimizer, data, loader = _setup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(StepMismatchError, match=r"step 2: .*optimizer settings changed: momentum 0\.5, declared 0\.9"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=["prover=ezkl", "mode=disabled"]) as run:
+            for index, (x, y) in enumerate(loader):
+                if index == 2:
+                    optimizer.param_groups[0]["momentum"] = 0.5
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()

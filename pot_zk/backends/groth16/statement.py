@@ -105,6 +105,23 @@ class Groth16Statement:
                 key="quotient_bits",
             )
 
+    def default_value_bits(self) -> int:
+        """16, or for cross_entropy the least that holds the largest label ``(d_out - 1) * 2**scale``
+        (17 for 10 classes at scale 12) when that is more."""
+        if getattr(self, "loss", "mse") != "cross_entropy" or not is_int(self.scale) or not is_int(self.dims[-1]):
+            return 16
+        return max(16, ((self.dims[-1] - 1) * 2**self.scale).bit_length() + 1)
+
+    def _check_labels(self) -> None:
+        largest = (self.dims[-1] - 1) * 2**self.scale
+        if largest >= 2 ** (self.value_bits - 1):
+            needed = largest.bit_length() + 1
+            raise ConfigurationError(
+                f"cross-entropy labels are committed at 2**-{self.scale} (label k as k * 2**{self.scale}): "
+                f"label {self.dims[-1] - 1} needs value_bits >= {needed} (circuit.value_bits={needed})",
+                key="circuit.value_bits",
+            )
+
     @property
     def num_layers(self) -> int:
         return len(self.dims) - 1
@@ -309,3 +326,21 @@ def strict_int(value: object) -> int:
     if is_int(value):
         return value
     raise ValueError(f"expected an integer, got {value!r}")
+
+
+def class_labels(spec: Any, y: np.ndarray) -> np.ndarray:
+    """The class of each committed label ``k * 2**scale`` of a cross-entropy statement (any
+    kind's: ``spec`` has ``scale`` and ``dims``; WitnessBuilderError unless every label is one
+    of 0, S, ..., (d_out - 1) S)."""
+    unit = 2**spec.scale
+    classes = y // unit
+    bad = np.flatnonzero((y % unit != 0) | (classes < 0) | (classes >= spec.dims[-1]))
+    if bad.size:
+        raise WitnessBuilderError(
+            f"class labels must be integers in 0..{spec.dims[-1] - 1} (at 2**-{spec.scale}: multiples of {unit})",
+            expected=f"k * {unit}, k in 0..{spec.dims[-1] - 1}",
+            actual=int(y[bad[0]]),
+            tensor="Y",
+            first_index=int(bad[0]),
+        )
+    return classes

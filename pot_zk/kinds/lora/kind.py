@@ -8,8 +8,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
+from pot_zk.kinds.lora.detect import canonical_state
 from pot_zk.kinds.lora.capture import adapter_parameters, capture_lora_step, lora_step_from_models
 from pot_zk.kinds.lora.reference import lora_products
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora, encode_lora_step, validate_lora_step
@@ -55,9 +55,7 @@ class LoraKind(StepKind):
         )
 
     def architecture(self, model: ModelSettings) -> LoraArchitecture:
-        if model.loss != "mse":
-            raise ConfigurationError(f"LoRA steps are proven with model.loss=mse, not {model.loss!r}", key="model.loss")
-        return LoraArchitecture(mlp_from_dims(model.dims), tuple(int(l) for l in model.lora_layers), int(model.lora_rank), float(model.lora_alpha))
+        return LoraArchitecture(mlp_from_dims(model.dims, model.loss), tuple(int(l) for l in model.lora_layers), int(model.lora_rank), float(model.lora_alpha))
 
     def config_values(self, architecture: LoraArchitecture) -> dict[str, Any]:
         base = architecture.base
@@ -80,7 +78,9 @@ class LoraKind(StepKind):
 
     def model_tensors(self, state: Mapping[str, torch.Tensor], architecture: LoraArchitecture) -> dict[str, torch.Tensor]:
         """Model files of a LoRA run hold pot-zk's LoraLinear state (``i.base.weight``,
-        ``i.lora_A``, ...): the adapters are the weights, the frozen linears the base."""
+        ``i.lora_A``, ...) or a peft model's (:func:`~pot_zk.kinds.lora.detect.canonical_state`):
+        the adapters are the weights, the frozen linears the base."""
+        state = canonical_state(state)
         base: dict[str, Any] = {}
         used: set[str] = set()
         for key, _ in architecture.base_shapes:

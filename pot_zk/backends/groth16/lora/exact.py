@@ -6,13 +6,17 @@ For a :class:`~pot_zk.backends.groth16.lora.spec.Groth16LoraSpec`, ``S = 2**scal
     forward, layer l    u_l = (h @ A_l^T) // S,  v_l = (u_l @ B_l^T) // S   (adapted layers)
                         z_l = (h @ W0_l^T) // S + b0_l + (sigma * v_l) // P  (term 0 if not adapted)
                         h = relu(z_l) below the last layer
-    loss                delta = z_L - Y
+    loss                delta = z_L - Y                                       (mse)
+                        delta = softmax_S(z_L) - S * onehot(labels)           (cross_entropy)
     backward, layer l   p_l = (delta @ B_l) // S
     (adapted)           gA_l = (p_l^T @ h_l) // S,  gB_l = (delta^T @ u_l) // S
     back-propagation    delta' = ((delta @ W0_l) // S + (sigma * ((p_l @ A_l) // S)) // P) * [z_{l-1} > 0]
     (above the lowest   (the second term only for adapted layers)
      adapted layer)
     update              A' = A - (c_fix * gA) // P,  B' = B - (c_fix * gB) // P
+
+softmax_S is the integer softmax of :mod:`pot_zk.kinds.exact_softmax` and the labels the batch
+targets ``k * S``, as for an SGD step (:mod:`pot_zk.backends.groth16.sgd.exact`).
 
 Bounds: base, adapters, X, Y and the adapters after the step in the signed ``value_bits``
 range; every rescaled value above (u, v, the scaled adapter terms, z, p, gA, gB, p @ A, the
@@ -26,7 +30,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pot_zk.backends.groth16.integers import check_range, floor_checked
+from pot_zk.backends.groth16.statement import class_labels
 from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.kinds.exact_softmax import cross_entropy_delta
 
 if TYPE_CHECKING:
     from pot_zk.backends.groth16.lora.spec import Groth16LoraSpec
@@ -54,7 +60,7 @@ def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarra
         check_range(z.reshape(-1), spec.quotient_bits, f"{name} pre-activation z")
         pre.append(z)
         h = np.maximum(z, 0) if layer < spec.num_layers - 1 else z
-    delta = h - y
+    delta = cross_entropy_delta(h, class_labels(spec, y), spec.scale) if spec.loss == "cross_entropy" else h - y
     gradients: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     lowest = spec.adapted[0]
     for layer in range(spec.num_layers - 1, lowest - 1, -1):
@@ -90,7 +96,7 @@ def check_lora_inputs(
         "base weights": (base, (spec.num_base_params,)),
         "adapters": (adapters, (spec.num_adapter_params,)),
         "X": (x, (n, spec.dims[0])),
-        "Y": (y, (n, spec.dims[-1])),
+        "Y": (y, spec.target_shape),
     }
     checked = []
     for what, (values, shape) in expected.items():
@@ -103,6 +109,8 @@ def check_lora_inputs(
         array = array.astype(np.int64)
         check_range(array.reshape(-1), spec.value_bits, what)
         checked.append(array)
+    if spec.loss == "cross_entropy":
+        class_labels(spec, checked[3])
     return checked[0], checked[1], checked[2], checked[3]
 
 

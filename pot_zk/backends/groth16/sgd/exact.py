@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pot_zk.backends.groth16.integers import check_range, floor_checked
+from pot_zk.backends.groth16.statement import class_labels
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.exact_softmax import cross_entropy_delta
 
@@ -65,23 +66,6 @@ def check_inputs(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_i
     if spec.loss == "cross_entropy":
         class_labels(spec, checked[2])
     return checked[0], checked[1], checked[2]
-
-
-def class_labels(spec: Groth16SgdSpec, y: np.ndarray) -> np.ndarray:
-    """The class of each committed label ``k * 2**scale`` (WitnessBuilderError unless every
-    label is one of 0, S, ..., (d_out - 1) S)."""
-    unit = 2**spec.scale
-    classes = y // unit
-    bad = np.flatnonzero((y % unit != 0) | (classes < 0) | (classes >= spec.dims[-1]))
-    if bad.size:
-        raise WitnessBuilderError(
-            f"class labels must be integers in 0..{spec.dims[-1] - 1} (at 2**-{spec.scale}: multiples of {unit})",
-            expected=f"k * {unit}, k in 0..{spec.dims[-1] - 1}",
-            actual=int(y[bad[0]]),
-            tensor="Y",
-            first_index=int(bad[0]),
-        )
-    return classes
 
 
 def split_params(spec: Groth16SgdSpec, w: np.ndarray) -> list[np.ndarray]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
-from pot_zk.backends.groth16.statement import BACKEND, Groth16Statement, is_int, offsets_of, strict_int
+from pot_zk.backends.groth16.statement import BACKEND, Groth16Statement, offsets_of, strict_int
 from pot_zk.exceptions import ConfigurationError
 
 CIRCUIT_VERSION = "groth16-sgd/1"
@@ -75,13 +75,6 @@ class Groth16SgdSpec(Groth16Statement):
 
     def default_circuit_version(self) -> str:
         return VERSIONS[self.loss]
-
-    def default_value_bits(self) -> int:
-        """16, or for cross_entropy the least that holds the largest label ``(d_out - 1) * 2**scale``
-        (17 for 10 classes at scale 12) when that is more."""
-        if self.loss != "cross_entropy" or not is_int(self.scale) or not is_int(self.dims[-1]):
-            return 16
-        return max(16, ((self.dims[-1] - 1) * 2**self.scale).bit_length() + 1)
 
     @property
     def architecture(self) -> Any:
@@ -140,16 +133,6 @@ class Groth16SgdSpec(Groth16Statement):
             )
             delta = q
         return worst
-
-    def _check_labels(self) -> None:
-        largest = (self.dims[-1] - 1) * 2**self.scale
-        if largest >= 2 ** (self.value_bits - 1):
-            needed = largest.bit_length() + 1
-            raise ConfigurationError(
-                f"cross-entropy labels are committed at 2**-{self.scale} (label k as k * 2**{self.scale}): "
-                f"label {self.dims[-1] - 1} needs value_bits >= {needed} (circuit.value_bits={needed})",
-                key="circuit.value_bits",
-            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
