@@ -13,7 +13,7 @@ import torch
 import pot_zk
 from pot_zk.backends.registry import commitments_of, spec_from_dict
 from pot_zk.data.samples import built_in_dataset
-from pot_zk.exceptions import StepMismatchError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, StepMismatchError, WitnessBuilderError
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.testing.bundle_edit import jsonl, sync_audit, write_jsonl
 from pot_zk.runs.track import track
@@ -40,7 +40,7 @@ def test_pot_zk_exports_track():
     assert pot_zk.track is track
 
 
-def test_a_shuffling_dataloader_loop_with_its_own_loss_is_committed_step_by_step_and_verifies(tmp_path):
+def test_a_shuffling_dataloader_loop_with_its_own_loss_is_committed_step_by_step_and_verifies(tmp_path, capfd):
     model, optimizer, data, loader = _setup()
     loss_fn = torch.nn.CrossEntropyLoss()
     drawn = []
@@ -53,6 +53,7 @@ def test_a_shuffling_dataloader_loop_with_its_own_loss_is_committed_step_by_step
                 optimizer.step()
                 drawn.append((x, y))
     assert run.summary.status == "completed" and run.steps == 16
+    assert capfd.readouterr() == ("", ""), "a library call prints nothing (the summary is the caller's to print)"
     records = RunBundle.open(tmp_path / "run").commitments()
     for record, (x, y) in zip(records, drawn):  # each step names the samples it drew
         assert torch.equal(data.tensors[0][record["samples"]], x) and torch.equal(data.tensors[1][record["samples"]], y)
@@ -60,7 +61,9 @@ def test_a_shuffling_dataloader_loop_with_its_own_loss_is_committed_step_by_step
     manifest = RunBundle.open(tmp_path / "run").manifest()
     assert manifest["training"]["batches"] == "streamed" and manifest["dataset"]["size"] == 16
     said = str(run.summary)
-    assert run.summary.head in said and f"--expect-root {manifest['dataset']['root']}" in said and "arithmetic: exact" in said
+    assert said.splitlines() == run.summary.lines() and said.startswith("run completed: 16 steps trained, every step committed")
+    assert f"commitment head: {run.summary.head}" in said and f"--expect-root {manifest['dataset']['root']}" in said
+    assert "arithmetic: exact" in said and "in short: none of the 16 steps proven" in said
     report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", expect_root=manifest["dataset"]["root"])
     assert report.ok, report.summary()
 
@@ -266,3 +269,78 @@ def test_a_momentum_changed_by_the_loop_is_refused_naming_both(tmp_path):
                 optimizer.zero_grad()
                 loss_fn(model(x), y).backward()
                 optimizer.step()
+
+
+def _train(run, model, optimizer, loader, stop_after: int | None = None) -> None:
+    loss_fn = torch.nn.CrossEntropyLoss()
+    taken = 0
+    for x, y in loader:
+        taken += 1
+        if taken <= run.steps:
+            continue
+        if stop_after is not None and run.steps == stop_after:
+            raise KeyboardInterrupt("the user stops the loop")
+        run.batch(x, y)
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+
+
+def test_an_interrupted_run_resumes_in_a_fresh_model_and_optimizer_and_verifies(tmp_path):
+    model, optimizer, data, loader = _setup()
+    with pytest.raises(KeyboardInterrupt):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+            _train(run, model, optimizer, loader, stop_after=3)
+    assert run.summary.status == "aborted"
+    model, optimizer, data, loader = _setup(seed=0)  # a new process: the model starts from its init again
+    with track(model, optimizer, run_dir=tmp_path / "run", dataset=data, resume=True) as resumed:
+        assert resumed.steps == 3
+        _train(resumed, model, optimizer, loader)
+    assert resumed.summary.status == "completed" and resumed.steps == 8
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert report.ok, report.summary()
+
+
+@pytest.mark.parametrize(
+    ("what", "message"),
+    [
+        ("completed", "holds a completed run; a completed run is never extended"),
+        ("other-data", "the data set given is not the one"),
+        ("proven-training", "was not made by track\\(\\)"),
+        ("nothing", "is not a pot-zk run directory"),
+    ],
+)
+def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path, what, message):
+    model, optimizer, data, loader = _setup()
+    run_dir = tmp_path / "run"
+    if what == "proven-training":
+        from pot_zk.hooks import proven_training
+
+        batch = next(iter(loader))
+        with proven_training(model, optimizer, [batch], run_dir=run_dir, overrides=OVERRIDES) as handle:
+            handle.step(*batch)
+    elif what != "nothing":
+        with track(model, optimizer, run_dir=run_dir, overrides=OVERRIDES, dataset=data) as run:
+            _train(run, model, optimizer, loader)
+    other = torch.utils.data.TensorDataset(data.tensors[0] + 1, data.tensors[1]) if what == "other-data" else data
+    if what == "other-data":
+        (run_dir / "model_final.safetensors").unlink()  # as if it had stopped before completing
+        _drop_run_end(run_dir)
+    with pytest.raises(ConfigurationError, match=message) as refused:
+        with track(model, optimizer, run_dir=run_dir, dataset=other, resume=True):
+            pass
+    assert "\n" not in refused.value.message
+
+
+def _drop_run_end(run_dir):
+    records = jsonl(run_dir / "audit.jsonl")
+    write_jsonl(run_dir / "audit.jsonl", [r for r in records if r.get("event") != "run.end"])
+
+
+def test_the_progress_bar_is_drawn_only_when_asked_for(tmp_path, capfd):
+    for progress in (False, True):
+        model, optimizer, data, loader = _setup()
+        with track(model, optimizer, run_dir=tmp_path / f"run-{progress}", overrides=OVERRIDES, progress=progress) as run:
+            _train(run, model, optimizer, loader)
+        out, err = capfd.readouterr()
+        assert out == "" and ("training" in err and "8step" in err) == progress, err

@@ -30,10 +30,11 @@ sample outside it is refused. ``pot-zk verify`` recomputes a built-in set and ch
 step's batch against its samples; for your own data it takes the root you pin
 (``--expect-root``).
 
-``track(..., resume=True)`` reopens a run that stopped (killed, or halted by an error outside
-pot-zk) from its checkpoint: the model, the optimizer's state and the LR scheduler's (given as
-``scheduler``) are restored, ``run.steps`` says how many steps are done; anything else is
-refused in one line.
+``track(..., resume=True)`` reopens a run that stopped (killed, halted or aborted) from its
+checkpoint, with the configuration it recorded (``overrides`` are not applied again): the model,
+the optimizer's state and the LR scheduler's (given as ``scheduler``) are restored, and
+``run.steps`` says how many steps are done, so the loop skips their batches. A completed run,
+a directory ``track`` did not make, or another statement or data set is refused in one line.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class TrackedRun:
             self._watch = self._shown.enter_context(ProofWatch(plan.workers))
 
     def _observe(self, session: TrainingSession, plan: TrainingPlan) -> None:
-        self._observed = ObservedSession(session, plan, self._recorded)
+        self._observed = ObservedSession(session, plan, self._recorded, self._before_record)
         self._shown.enter_context(BarTicker(self._bar, self._proof_text))
 
     def _dataset_entry(self, plan: TrainingPlan) -> tuple[str, str | None, int | None, dict[str, Any]]:
@@ -147,11 +148,21 @@ class TrackedRun:
         return samples.name, samples.root, len(samples), declared
 
     def _recorded(self, step: BatchStep) -> None:
-        observed = self._observed
-        assert observed is not None
-        if self._scheduler is not None:
-            write_json_atomic(observed.session.bundle.path(SCHEDULER), {"next_step": observed.session.next_step, "state": self._scheduler.state_dict()})
         self._bar.update(1)
+
+    def _before_record(self, next_step: int) -> None:
+        """Keep the scheduler's state as the step ending at ``next_step`` left it (before the
+        loop's ``scheduler.step()``), and the one before (a kill between the two files)."""
+        if self._scheduler is None:
+            return
+        path = self._observed_bundle().path(SCHEDULER)
+        states = json.loads(path.read_text())["states"] if path.exists() else {}
+        kept = {key: value for key, value in states.items() if int(key) == next_step - 1}
+        write_json_atomic(path, {"states": {**kept, str(next_step): self._scheduler.state_dict()}})
+
+    def _observed_bundle(self) -> RunBundle:
+        assert self._observed is not None
+        return self._observed.session.bundle
 
     def _proof_text(self) -> str:
         """``proofs 1/3 done, ETA 00:09; step 4: prove 2 s`` (:class:`~pot_zk.runs.proof_watch.ProofWatch`)."""
@@ -170,7 +181,7 @@ class TrackedRun:
         ends = [e for e in read_jsonl(bundle.path(files.AUDIT)) if e.get("event") == "run.end"]
         if bundle.path(files.FINAL_MODEL).exists() or (ends and ends[-1].get("status") == "completed"):
             raise ConfigurationError(f"{self.run_dir} holds a completed run; a completed run is never extended", key="run_dir")
-        lifecycle = RunLifecycle.from_config(run_config(bundle, self._overrides))
+        lifecycle = RunLifecycle.from_config(run_config(bundle, ()))  # the run's own configuration, as it was recorded
         plan = lifecycle.runtime.plan
         if plan.spec.to_dict() != manifest["circuit"]:
             raise ConfigurationError(f"the configuration does not give the statement {self.run_dir} declared", key="overrides")
@@ -188,12 +199,12 @@ class TrackedRun:
         if self._scheduler is None:
             return
         path = bundle.path(SCHEDULER)
-        saved = json.loads(path.read_text()) if path.exists() else None
-        if next_step == 0 and saved is None:
+        saved = (json.loads(path.read_text())["states"] if path.exists() else {}).get(str(next_step))
+        if next_step == 0:
             return
-        if saved is None or saved.get("next_step") != next_step:
+        if saved is None:
             raise ConfigurationError(f"{self.run_dir} holds no scheduler state for step {next_step}: it cannot resume with this scheduler", key="scheduler")
-        self._scheduler.load_state_dict(saved["state"])
+        self._scheduler.load_state_dict(saved)
         self._scheduler.step()
 
     def end(self, error: BaseException | None) -> None:

@@ -93,13 +93,21 @@ def recorded_config(config: dict[str, Any], data_name: str | None) -> dict[str, 
 
 
 class ObservedSession:
-    """A session fed by an observer on ``optimizer`` (module docstring); ``on_record`` is told
-    of each recorded step. :meth:`close` removes the observer's hooks."""
+    """A session fed by an observer on ``optimizer`` (module docstring); ``before_record`` is told
+    the step count a step is about to make, ``on_record`` of each recorded step. :meth:`close`
+    removes the observer's hooks."""
 
-    def __init__(self, session: TrainingSession, plan: TrainingPlan, on_record: Callable[[BatchStep], None] | None = None) -> None:
+    def __init__(
+        self,
+        session: TrainingSession,
+        plan: TrainingPlan,
+        on_record: Callable[[BatchStep], None] | None = None,
+        before_record: Callable[[int], None] | None = None,
+    ) -> None:
         self.session = session
         self.plan = plan
         self.on_record = on_record
+        self.before_record = before_record
         self.observer = StepObserver(session.model, session.optimizer, self._on_step, lambda: self.session.next_step)
         what = f"{plan.spec.kind} step ({plan.kind.mlp(plan.spec.architecture).loss} loss)"
         self.observer.declaration = Declaration(what, lambda _step: plan.spec.learning_rate, optimizer_settings(session.optimizer))
@@ -116,6 +124,8 @@ class ObservedSession:
         if session.arithmetic is None:
             self._check_tolerance(declared)
             kind_of(declared).load_after(session.model, session.optimizer, declared)
+        if self.before_record is not None:
+            self.before_record(session.next_step + 1)
         step = session.record(declared, epoch=None, batch_index=batch.batch_index, samples=batch.samples)
         if self.on_record is not None:
             self.on_record(step)
