@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pot_zk.backends.registry import commitments_of, spec_from_dict
-from pot_zk.kinds.mlp import flatten
+from pot_zk.backends.registry import spec_from_dict
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.track import track
+from pot_zk.verify.base_model import base_commitment
 from pot_zk.verify.run import verify_run
 
 from groth16_support import stop_holders
@@ -72,19 +72,13 @@ def test_a_peft_lora_fine_tune_in_a_loop_of_its_own_is_proven_and_verifies_with_
     manifest = RunBundle.open(run_dir).manifest()
     spec = spec_from_dict(manifest["circuit"])
     assert (spec.kind, spec.circuit_version) == ("lora", "groth16-lora-ce/1")
-    expected_base = _base_commitment(held_by_auditor, spec)
+    expected_base = base_commitment(held_by_auditor, spec)
     report = verify_run(run_dir, cache_dir=cache, expect_root=manifest["dataset"]["root"], expect_base=expected_base)
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 3, "commitment-only": 5} and "base-reference" in report.passed
-    other_base = _base_commitment(_base_mlp(9, 3).state_dict(), spec)
+    other_base = base_commitment(_base_mlp(9, 3).state_dict(), spec)
     wrong = verify_run(run_dir, cache_dir=cache, expect_root=manifest["dataset"]["root"], expect_base=other_base)
     assert {(f.check, f.reason) for f in wrong.findings} == {("base-model", "unexpected-base")}, wrong.summary()
-
-
-def _base_commitment(base_state, spec) -> str:
-    """What an auditor holding a base MLP expects: its parameters in canonical order, committed
-    under the run's statement."""
-    return commitments_of(spec).commit(flatten({k: v.double() for k, v in base_state.items()}, spec.architecture.base.param_shapes), "base")
 
 
 def test_pot_zks_own_adapters_in_proven_training_are_proven_and_verify(tmp_path):
@@ -106,6 +100,6 @@ def test_pot_zks_own_adapters_in_proven_training_are_proven_and_verify(tmp_path)
         stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
     spec = spec_from_dict(RunBundle.open(run_dir).manifest()["circuit"])
     assert (spec.kind, spec.loss) == ("lora", "mse")
-    report = verify_run(run_dir, cache_dir=cache, expect_base=_base_commitment(held_by_auditor, spec))
+    report = verify_run(run_dir, cache_dir=cache, expect_base=base_commitment(held_by_auditor, spec))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 2, "commitment-only": 1}
