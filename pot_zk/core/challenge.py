@@ -8,8 +8,8 @@ The **commitment head** of a run is a SHA-256 hash chain over what the run commi
 
 (``canonical``: JSON, sorted keys, no spaces; the velocity of a momentum step is committed
 state like the weights, which verify requires in every record of such a run, so a challenge
-drawn from the head fixes it too; so are the sample positions a streamed step records, when it
-records them.) It covers only values ``pot-zk verify`` checks
+drawn from the head fixes it too; so are the sample positions a streamed step records and a
+scheduled step's learning rate, when it records them.) It covers only values ``pot-zk verify`` checks
 (the statement's circuit id, the dataset root, each step's commitments and batch index), never
 free fields such as the loss or timestamps, so the trainer cannot change the head without
 changing what the run committed to. It does not change when proofs are added later (unlike
@@ -39,9 +39,10 @@ CHALLENGE_FORMAT = "pot-zk-challenge/1"
 HEAD_DOMAIN = b"pot-zk/commitment-head/v1"
 CHALLENGE_DOMAIN = b"pot-zk/challenge/v1"
 HEAD_FIELDS = ("step", "batch_index", "w_before", "batch", "w_after", "base", "scale")
-STATE_FIELDS = ("v_before", "v_after", "samples")
+STATE_FIELDS = ("v_before", "v_after", "samples", "learning_rate")
 """Recorded besides the weights (a momentum step's velocity; the positions of a streamed batch's
-samples in the declared data set, which verify checks): in the head when recorded."""
+samples in the declared data set; a scheduled step's learning rate, which verify recomputes): in
+the head when recorded."""
 NONCE_BYTES = 32
 
 

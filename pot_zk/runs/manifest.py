@@ -80,13 +80,16 @@ def training_plan(plan: TrainingPlan) -> dict[str, Any]:
     max_steps, seed: ``pot-zk verify`` recomputes the batch order and step count); a recorded
     run (a user loop, :mod:`pot_zk.hooks`) declares no schedule, its batch order is recorded per step.
     ``arithmetic``: ``exact`` when the backend's statement is exact (the initial model rounded onto
-    its grid, every update the statement's integer step), ``float`` when torch's update is proven."""
+    its grid, every update the statement's integer step), ``float`` when torch's update is proven.
+    ``schedule``: the declared learning-rate schedule from the statement's rate, when there is one
+    (:mod:`pot_zk.kinds.schedule`): verify recomputes each step's rate from it."""
     arithmetic = "float" if plan.backend.training_arithmetic(plan.spec) is None else "exact"
+    schedule = {} if plan.schedule is None else {"schedule": plan.schedule.to_dict()}
     if plan.batch_order == "recorded":
-        return {"batch_order": "recorded", "optimizer": "torch.optim.SGD", "arithmetic": arithmetic}
+        return {"batch_order": "recorded", "optimizer": "torch.optim.SGD", "arithmetic": arithmetic, **schedule}
     return {
         "batch_order": "seeded", "epochs": plan.epochs, "max_steps": plan.max_steps, "seed": plan.seed,
-        "optimizer": "torch.optim.SGD", "arithmetic": arithmetic,
+        "optimizer": "torch.optim.SGD", "arithmetic": arithmetic, **schedule,
     }
 
 

@@ -107,6 +107,8 @@ class ProvenRun:
         }
         if batch_index is None:
             record["samples"] = None if samples is None else list(samples)
+        if getattr(self.spec, "rate_public", False):
+            record["learning_rate"] = step.learning_rate
         for before, after in kind_of(step).chained_inputs:
             record[before] = self._last_after.get(after) or self._continued(index, after, commit(before))
             record[after] = self._last_after[after] = commit(after)

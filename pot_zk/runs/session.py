@@ -16,8 +16,6 @@ called by the training loop) and the final model when the run completes.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import torch

@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import warnings
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -118,7 +119,7 @@ class TrackedRun:
         self._observed.declare(DeclaredBatch(inputs, targets, None, samples))
 
     def _start(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-        declared = declare(self.model, self.optimizer, inputs, targets, self.run_dir, self._overrides)
+        declared = declare(self.model, self.optimizer, inputs, targets, self.run_dir, self._overrides, self._scheduler)
         plan = declared.plan
         self._samples = declared_samples(self._dataset, plan)
         streamed = streamed_entries(*self._dataset_entry(plan))
@@ -205,7 +206,11 @@ class TrackedRun:
         if saved is None:
             raise ConfigurationError(f"{self.run_dir} holds no scheduler state for step {next_step}: it cannot resume with this scheduler", key="scheduler")
         self._scheduler.load_state_dict(saved)
-        self._scheduler.step()
+        for group, rate in zip(self.optimizer.param_groups, self._scheduler.get_last_lr()):
+            group["lr"] = rate  # the rate the last step trained at: chained schedulers step from it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns of a scheduler stepped before the optimizer
+            self._scheduler.step()
 
     def end(self, error: BaseException | None) -> None:
         """Leave the block: stop observing, wait for queued proofs, end the run."""

@@ -26,12 +26,13 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from pot_zk.config.build import compose_config
+from pot_zk.config.build import compose_config, configured_schedule
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.data.datasets import BUILT_IN
 from pot_zk.exceptions import ConfigurationError, StepMismatchError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import capture_step, kind_of
+from pot_zk.kinds.schedule import declared_schedule, describe
 from pot_zk.runs import bundle as files
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.observer import Declaration, DeclaredBatch, StepObserver, optimizer_settings, shadow
@@ -52,17 +53,36 @@ class DeclaredRun:
 
 
 def declare(
-    model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor, run_dir: Path, overrides: Sequence[str]
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    run_dir: Path,
+    overrides: Sequence[str],
+    scheduler: Any = None,
 ) -> DeclaredRun:
     """The run of ``model`` trained by ``optimizer`` on batches like ``(inputs, targets)``
-    (module docstring). Raises before anything is written: an unsupported model, optimizer,
-    loss or configuration, or a ``run_dir`` that holds a run."""
+    (module docstring); a ``scheduler`` (torch's, fresh) declares the learning-rate schedule,
+    which must be the configured ``optimizer.schedule`` if there is one. Raises before anything
+    is written: an unsupported model, optimizer, loss, scheduler or configuration, or a
+    ``run_dir`` that holds a run."""
     probe = capture_step(*shadow(model, optimizer), inputs, targets)
     kind = kind_of(probe)
     cfg = compose_config(overrides, run_dir=run_dir)
     declared = {**kind.config_values(probe.architecture), "train.batch_size": probe.batch_size, "train.learning_rate": probe.learning_rate}
+    if scheduler is not None:
+        schedule = declared_schedule(scheduler)
+        configured = configured_schedule(cfg.optimizer.schedule, 1.0)
+        if configured is not None and dict(configured.declaration) != schedule:
+            raise ConfigurationError(
+                f"the scheduler is {describe(schedule)}, the configuration declares {describe(configured.declaration)} (optimizer.schedule)",
+                key="scheduler",
+            )
+        declared["optimizer.schedule"] = schedule
+    if scheduler is not None or configured_schedule(cfg.optimizer.schedule, 1.0) is not None:
+        declared["train.learning_rate"] = float(optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"]))
     for key, value in declared.items():
-        OmegaConf.update(cfg, key, value, merge=False)
+        OmegaConf.update(cfg, key, value, merge=isinstance(value, dict))  # a schedule: into its typed config node
     lifecycle = RunLifecycle.from_config(cfg)
     plan = dataclasses.replace(lifecycle.runtime.plan, batch_order="recorded")
     if (plan.run_dir / files.MANIFEST).exists():
@@ -110,7 +130,7 @@ class ObservedSession:
         self.before_record = before_record
         self.observer = StepObserver(session.model, session.optimizer, self._on_step, lambda: self.session.next_step)
         what = f"{plan.spec.kind} step ({plan.kind.mlp(plan.spec.architecture).loss} loss)"
-        self.observer.declaration = Declaration(what, lambda _step: plan.spec.learning_rate, optimizer_settings(session.optimizer))
+        self.observer.declaration = Declaration(what, plan.learning_rate, optimizer_settings(session.optimizer))
 
     @property
     def progress(self) -> RunProgress:

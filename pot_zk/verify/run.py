@@ -9,12 +9,15 @@ What is checked (each failure is named; docs/runs.md):
 * ``steps``: one commitment record per step, 0..n-1, none missing or duplicated, the count the
   declared training plan implies; batches visited in the declared seeded order, each a leaf
   (a run with ``batch_order: recorded``, from a user loop, declares no schedule: only
-  "each step's batch is a leaf" is checked, and the report says so in a note);
+  "each step's batch is a leaf" is checked, and the report says so in a note; a loop that
+  committed its batches as they came: :mod:`pot_zk.verify.samples`);
 * ``commitment-chain``: W_t+1 of each step is W_t of the next;
 * ``initial-model`` / ``final-model``: the model files hash to the first / last commitment
   (for a LoRA run: their adapters do, and their frozen base hashes to the declared base);
 * ``base-model``: every step of a LoRA run commits to the declared base; an SGD run has none;
 * ``policy``: the steps marked for proving are exactly those the declared policy selects;
+* ``schedule``: a scheduled run's every step at the learning rate its declared schedule gives,
+  recomputed here; its proofs are checked at that rate (:mod:`pot_zk.verify.schedule`);
 * ``holdout`` / ``evaluation``: the held-out set and the scores recorded on it
   (:mod:`pot_zk.verify.holdout`);
 * ``proofs``: every selected step has an outcome; every outcome in proofs.jsonl is the one the
@@ -68,6 +71,7 @@ from pot_zk.verify.references import (
     record_plan,
 )
 from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_velocity
+from pot_zk.verify.schedule import check_schedule
 from pot_zk.verify.statement import check_statement
 from pot_zk.verify.step import verify_step
 
@@ -229,7 +233,8 @@ def verify_run(
         srs_path = check_keys(report, manifest, proofs, keys).get("key_path", srs_path)
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
     options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs)
-    _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options)
+    rates = check_schedule(report, manifest, spec, by_step)
+    _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options, rates)
     note_free_velocity(report, spec)
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge)
@@ -273,7 +278,9 @@ def _keys_for(report: RunReport, proof_type: str, spec, manifest: dict, options:
     return keys
 
 
-def _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options: VerifierOptions) -> None:
+def _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options: VerifierOptions, rates: Mapping[int, float]) -> None:
+    """Every proof outcome, each proof verified against the step's records (a scheduled step: at
+    the learning rate ``rates`` recomputed, not the recorded one)."""
     failures_before = len(report.findings)
     final: dict[int, dict[str, Any]] = {}
     for record in proofs:
@@ -307,7 +314,7 @@ def _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events,
             except ProofVerificationError as exc:
                 report.fail("proofs", exc.reason, exc.message)
                 return
-        commitment = StepCommitment.from_dict({**commitment_record, "scale": commitment_record["scale"]})
+        commitment = StepCommitment.from_dict({**commitment_record, "learning_rate": rates.get(step)})
         verdict = verify_step(StepStatement(spec, commitment), proof_type, path, cache_dir=options.workdir, keys=keys.get(proof_type))
         if not verdict.ok:
             report.fail("proofs", verdict.reason or "invalid", verdict.message, step)

@@ -107,7 +107,7 @@ def _check_audit_agreement(report, by_step: dict[int, dict], audit_events: list[
     logged = {e.get("step"): e for e in audit_events if e.get("event") == "commitment"}
     for step, record in sorted(by_step.items()):
         event = logged.get(step)
-        if event is None or any(event.get(k) != record.get(k) for k in (*COMMITTED, *OPTIONAL_FIELDS, "batch_index", "samples", "scheduled")):
+        if event is None or any(event.get(k) != record.get(k) for k in (*COMMITTED, *OPTIONAL_FIELDS, "batch_index", "samples", "learning_rate", "scheduled")):
             report.fail("steps", "audit-mismatch", "the commitment record differs from the audit trail's", step)
 
 

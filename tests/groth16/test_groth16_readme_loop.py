@@ -1,5 +1,7 @@
-"""The README's own-loop example, as written: extracted from README.md, run in a fresh
-directory, proven with groth16; the `pot-zk verify` command its summary prints verifies it."""
+"""The README's own-loop example, as written (a shuffling DataLoader, nn.CrossEntropyLoss, the
+loop's own backward and step, a cosine schedule): extracted from README.md, run in a fresh
+directory, proven with groth16; the `pot-zk verify` command its summary prints verifies it and
+names the schedule."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def readme_example() -> str:
 
 def test_the_readme_example_runs_as_written_and_verifies(tmp_path):
     code = readme_example()
-    assert "pot_zk.track(" in code and "loss_fn = torch.nn.CrossEntropyLoss()" in code and "shuffle=True" in code
+    assert "pot_zk.track(" in code and "loss_fn = torch.nn.CrossEntropyLoss()" in code and "shuffle=True" in code and "CosineAnnealingLR" in code
     environment = {**os.environ, "POT_ZK_CACHE": str(tmp_path / "cache")}
     ran = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=1800)
     try:
@@ -45,3 +47,4 @@ def test_the_readme_example_runs_as_written_and_verifies(tmp_path):
     verified = subprocess.run([str(POT_ZK), *argv[1:]], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "result: VERIFIED" in verified.stdout
+    assert "schedule: CosineAnnealingLR(T_max=24, eta_min=0.0) from lr 0.1, each step's rate recomputed" in verified.stdout

@@ -33,7 +33,7 @@ def _loop(run: Path, cache: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(PROGRAM), str(run), str(cache), *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("options", [()], ids=["constant-lr"])
+@pytest.mark.parametrize("options", [(), ("--cosine",)], ids=["constant-lr", "cosine-schedule"])
 def test_a_killed_tracked_run_resumes_from_its_checkpoint_and_verifies(tmp_path, options):
     run, cache = tmp_path / "run", tmp_path / "cache"
     first = _loop(run, cache, "--sleep", "0.5", *options)

@@ -22,6 +22,8 @@ circom circuits) of the exact fixed-point SGD and LoRA steps (docs/groth16.md, d
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -40,7 +42,7 @@ from pot_zk.backends.keys import KeySet
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.core.stages import stage
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.base import BatchStep
+from pot_zk.kinds.base import BatchStep, StepKind
 
 
 class Groth16Backend(ProverBackend):
@@ -54,6 +56,11 @@ class Groth16Backend(ProverBackend):
 
     def commitments(self, spec: Groth16Statement) -> PackedPoseidon:
         return PackedPoseidon(spec.scale, spec.value_bits)
+
+    def scheduled_spec(self, kind: StepKind, architecture: Any, batch_size: int, learning_rate: float, settings: Mapping[str, Any]) -> Groth16Statement:
+        """The statement at ``learning_rate`` with its rate public: each step's c_fix is a public
+        input, range-checked to at most this rate's (docs/groth16.md, schedules)."""
+        return dataclasses.replace(self.circuit_spec(kind, architecture, batch_size, learning_rate, settings), rate_public=True)
 
     def training_arithmetic(self, spec: Groth16Statement) -> ExactTraining:
         return ExactTraining(spec)

@@ -4,7 +4,7 @@ Private inputs: adapters before (``a_before``), X, Y (the targets for mse, the c
 ``k * 2**scale`` for cross_entropy, whose softmax templates are in
 :mod:`pot_zk.backends.groth16.softmax_circom`), adapters after (``a_after``) and the frozen
 base weights (``base``); public outputs, in order: ``c_w_before``, ``c_batch``,
-``c_w_after``, ``c_base``. The circuit checks that ``a_after`` is exactly
+``c_w_after``, ``c_base`` (and the public input ``c_fix`` when the rate is public). The circuit checks that ``a_after`` is exactly
 :func:`pot_zk.backends.groth16.lora.exact.exact_lora_step`; templates and soundness rules are
 in :mod:`pot_zk.backends.groth16.circuit_writer`.
 """
@@ -39,6 +39,7 @@ def _main(spec: Groth16LoraSpec) -> str:
     out.add(f"signal input base[{base}];")
     for name in ("c_w_before", "c_batch", "c_w_after", "c_base"):
         out.add(f"signal output {name};")
+    c_fix = out.rate_input(spec.c_fix) if spec.rate_public else spec.c_fix
     out.add()
     out.add("// every input is range-checked and committed; the batch is X then Y, row-major")
     out.add(f"signal batch[{spec.num_batch_values}];")
@@ -93,11 +94,11 @@ def _main(spec: Groth16LoraSpec) -> str:
             out.matmul(f"grad_a{j}", rank, n, fan_in, a=f"proj{j}.out[k][n]", b=f"{below(j)}[k][m]", add="0", scale=scale, bits=qb)
             out.matmul(f"grad_b{j}", fan_out, n, rank, a=f"delta{j}[k][n]", b=f"u{j}.out[k][m]", add="0", scale=scale, bits=qb)
             out.updates(
-                f"update_a{j}", rank, fan_in, spec.c_fix, shift,
+                f"update_a{j}", rank, fan_in, c_fix, shift,
                 gradient=f"grad_a{j}.out[n][m]", before=f"a_before[{a_at} + n * {fan_in} + m]", after=f"a_after[{a_at} + n * {fan_in} + m]",
             )
             out.updates(
-                f"update_b{j}", fan_out, rank, spec.c_fix, shift,
+                f"update_b{j}", fan_out, rank, c_fix, shift,
                 gradient=f"grad_b{j}.out[n][m]", before=f"a_before[{b_at} + n * {rank} + m]", after=f"a_after[{b_at} + n * {rank} + m]",
             )
         if j > lowest:

@@ -38,8 +38,9 @@ if TYPE_CHECKING:
     from pot_zk.backends.groth16.lora.spec import Groth16LoraSpec
 
 
-def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Adapters after the step (flat, canonical order, int64)."""
+def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarray, x: np.ndarray, y: np.ndarray, c_fix: int | None = None) -> np.ndarray:
+    """Adapters after the step (flat, canonical order, int64); ``c_fix``: the step's update
+    constant (a scheduled step's), default the statement's."""
     base, adapters, x, y = check_lora_inputs(spec, base, adapters, x, y)
     base_parts = _split(base, spec.base_shapes, spec.base_offsets)
     adapter_parts = _split(adapters, spec.adapter_shapes, spec.adapter_offsets)
@@ -82,7 +83,7 @@ def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarra
             check_range(back.reshape(-1), spec.quotient_bits, f"layer {layer} back-propagated delta")
             delta = back * (pre[layer - 1] > 0)
     flat_gradients = np.concatenate([g.reshape(-1) for layer in spec.adapted for g in gradients[layer]])
-    after = adapters - (spec.c_fix * flat_gradients) // 2**spec.param_scale
+    after = adapters - ((spec.c_fix if c_fix is None else c_fix) * flat_gradients) // 2**spec.param_scale
     check_range(after, spec.value_bits, "adapters after the update")
     return after
 

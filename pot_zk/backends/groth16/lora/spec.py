@@ -50,6 +50,9 @@ class Groth16LoraSpec(Groth16Statement):
     """None: the loss's own (:data:`VERSIONS`)."""
     loss: str = field(default="mse", metadata={"setting": False})
     """A hyper-parameter of the training (like ``dims``), not a fixed-point setting."""
+    rate_public: bool = field(default=False, metadata={"setting": False})
+    """The learning rate is each step's public input, up to ``learning_rate`` (a schedule's
+    statement; ``"rate": "public"`` in its dict), not a constant of the circuit."""
 
     def __post_init__(self) -> None:
         if self.loss not in VERSIONS:

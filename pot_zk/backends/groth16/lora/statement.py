@@ -38,7 +38,7 @@ class Groth16LoraStatement(Groth16LoraSpec):
         )
 
     def exact_step(self, integers: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"w_after": exact_lora_step(self, integers["base"], integers["w_before"], integers["x"], integers["y"])}
+        return {"w_after": exact_lora_step(self, integers["base"], integers["w_before"], integers["x"], integers["y"], self.update_constant(integers))}
 
     def circuit_source(self) -> str:
         return lora_circuit_source(self)

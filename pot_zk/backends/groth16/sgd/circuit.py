@@ -5,7 +5,8 @@ W_t+1 is exactly :func:`pot_zk.backends.groth16.sgd.exact.exact_sgd_step` of W_t
 targets for mse, the class labels ``k * 2**scale`` for cross_entropy, whose softmax templates
 are in :mod:`pot_zk.backends.groth16.softmax_circom`), and
 exposes the commitments of :mod:`pot_zk.backends.groth16.commit` as its public outputs, in
-the order ``c_w_before``, ``c_batch``, ``c_w_after``. The templates and their soundness rules
+the order ``c_w_before``, ``c_batch``, ``c_w_after`` (a statement whose rate is public adds the
+public input ``c_fix``, the step's update constant, after them). The templates and their soundness rules
 are in :mod:`pot_zk.backends.groth16.circuit_writer`. The source depends on the spec alone:
 the same spec always gives the same bytes.
 """
@@ -39,6 +40,7 @@ def _main(spec: Groth16SgdSpec) -> str:
     out.add(f"signal input w_after[{params}];")
     for name in ("c_w_before", "c_batch", "c_w_after"):
         out.add(f"signal output {name};")
+    c_fix = out.rate_input(spec.c_fix) if spec.rate_public else spec.c_fix
     out.add()
     out.add("// every input is range-checked and committed; the batch is X then Y, row-major")
     out.add(f"signal batch[{spec.num_batch_values}];")
@@ -77,16 +79,16 @@ def _main(spec: Groth16SgdSpec) -> str:
         weight, bias = offsets[2 * layer - 2], offsets[2 * layer - 1]
         below = "x" if layer == 1 else f"relu{layer - 1}.h"
         out.add()
-        out.add(f"// layer {layer}: gW = floor(delta^T @ a / 2^{scale}), gb = sum delta; W' = W - floor({spec.c_fix} g / 2^{spec.param_scale})")
+        out.add(f"// layer {layer}: gW = floor(delta^T @ a / 2^{scale}), gb = sum delta; W' = W - floor({c_fix} g / 2^{spec.param_scale})")
         out.matmul(f"grad{layer}", fan_out, n, fan_in, a=f"delta{layer}[k][n]", b=f"{below}[k][m]", add="0", scale=scale, bits=qb)
         out.add(f"signal gb{layer}[{fan_out}];")
         out.add(f"for (var m = 0; m < {fan_out}; m++) {{ var sum = 0; for (var n = 0; n < {n}; n++) {{ sum += delta{layer}[n][m]; }} gb{layer}[m] <== sum; }}")
         out.updates(
-            f"update_w{layer}", fan_out, fan_in, spec.c_fix, spec.param_scale,
+            f"update_w{layer}", fan_out, fan_in, c_fix, spec.param_scale,
             gradient=f"grad{layer}.out[n][m]", before=f"w_before[{weight} + n * {fan_in} + m]", after=f"w_after[{weight} + n * {fan_in} + m]",
         )
         out.updates(
-            f"update_b{layer}", 1, fan_out, spec.c_fix, spec.param_scale,
+            f"update_b{layer}", 1, fan_out, c_fix, spec.param_scale,
             gradient=f"gb{layer}[m]", before=f"w_before[{bias} + m]", after=f"w_after[{bias} + m]",
         )
         if layer > 1:

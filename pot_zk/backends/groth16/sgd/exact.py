@@ -36,13 +36,14 @@ if TYPE_CHECKING:
     from pot_zk.backends.groth16.sgd.spec import Groth16SgdSpec
 
 
-def exact_sgd_step(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> np.ndarray:
+def exact_sgd_step(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray, c_fix: int | None = None) -> np.ndarray:
     """W_t+1 (flat, canonical order, int64) from W_t (flat), X (N x d_0) and Y (N x d_L for
-    mse; N labels ``k * 2**scale`` for cross_entropy)."""
+    mse; N labels ``k * 2**scale`` for cross_entropy); ``c_fix``: the step's update constant
+    (a scheduled step's), default the statement's."""
     w, x, y = check_inputs(spec, w_int, x_int, y_int)
     params = split_params(spec, w)
     gradients = _gradients(spec, params, x, y)
-    scaled = spec.c_fix * np.concatenate([g.reshape(-1) for g in gradients])
+    scaled = (spec.c_fix if c_fix is None else c_fix) * np.concatenate([g.reshape(-1) for g in gradients])
     w_after = w - scaled // 2**spec.param_scale
     for start, stop, label in _param_slices(spec):
         check_range(w_after[start:stop], spec.value_bits, f"{label} after the update")
