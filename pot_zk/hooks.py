@@ -18,7 +18,13 @@ from ``pot-zk train``:
   order, any number of times, and rejects any other;
 * the loop chooses the order, so the manifest says ``batch_order: recorded`` and each step
   records which declared batch it used; ``pot-zk verify`` then checks that every step's batch
-  is a declared leaf, not an order or a step count;
+  is a declared leaf, not an order or a step count, and only when the auditor accepts that
+  weaker statement and pins the dataset root and the initial model (docs/integration.md);
+* ``dataset_name`` names the data: your own (``user``, the default), or a built-in set
+  (``digits``, ``synthetic``, with ``data.*`` overrides for its part, sample count and seed)
+  when every batch is made of its samples: each batch's sample positions are then recorded in
+  dataset.json and checked by ``pot-zk verify``; a batch that is not is refused before the run
+  starts;
 * the statement (step kind -- SGD, SGD with momentum, LoRA with pot-zk's or peft's adapters --
   architecture, loss, batch size, learning rate) comes from ``model``, the batches and
   ``optimizer``; the rest (policy, mode, handler, executor, circuit, SRS, cache_dir) from
@@ -36,8 +42,9 @@ from typing import Iterator, Sequence
 
 import torch
 
-from pot_zk.config.plan import DataSettings
-from pot_zk.data.datasets import Batch
+from pot_zk.bundle.dataset import sample_indices
+from pot_zk.config.plan import TrainingPlan
+from pot_zk.data.datasets import BUILT_IN, Batch, load_dataset, select_part
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.losses import loss_for_targets, loss_value
@@ -71,6 +78,21 @@ class ProvenTraining:
     def summary(self) -> RunSummary | None:
         """How the run ended (None while it is open)."""
         return self._session.summary
+
+    def verify_command(self) -> str:
+        """What to hand the auditor when the run has ended: the ``pot-zk verify`` command line
+        with the commitment head, the dataset root and the initial model (W_0's commitment) to
+        pin, and the recorded batch order to accept (a user loop declares no seed: verify cannot
+        recompute its data or initial model, docs/integration.md)."""
+        if self.summary is None or self.summary.head is None:
+            raise RuntimeError("the run has not ended: its commitment head is not fixed yet")
+        bundle = self._session.bundle
+        records = bundle.commitments()
+        if not records:
+            raise RuntimeError("the run took no step: there is nothing to verify")
+        initial = min(records, key=lambda r: r["step"])["w_before"]
+        return (f"pot-zk verify {bundle.root} --expect-head {self.summary.head} --expect-root {bundle.manifest()['dataset']['root']} "
+                f"--expect-initial {initial} --accept-setting batch_order=recorded")
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
         """One step on a declared batch: zero_grad, forward, the statement's loss (cross-entropy
@@ -106,28 +128,38 @@ def proven_training(
     dataset_name: str = "user",
 ) -> Iterator[ProvenTraining]:
     """Open a proven run over ``model`` and ``optimizer`` (``torch.optim.SGD``, with or without
-    momentum; a model with LoRA adapters trains them) in the new directory ``run_dir``;
-    ``batches`` is the whole data set as ``(inputs, targets)`` pairs of one batch size. Leaving
-    the block normally waits for the queued proofs and ends the run ``completed``; an exception
-    ends it ``halted`` (a pot-zk error, e.g. fail_fast) or ``aborted`` (anything else) and
-    propagates."""
+    momentum; a model with LoRA adapters trains them) in the new directory ``run_dir``, holding
+    its lock until the block ends (another process using the directory:
+    :class:`~pot_zk.runs.lock.RunInUseError`, before anything is written); ``batches`` is the
+    whole data set as ``(inputs, targets)`` pairs of one batch size. Leaving the block normally
+    waits for the queued proofs and ends the run ``completed``; an exception ends it ``halted``
+    (a pot-zk error, e.g. fail_fast), ``interrupted`` (KeyboardInterrupt: the provers it started
+    are killed) or ``aborted`` (anything else) and propagates."""
     declared = [Batch(i, x.detach(), y.detach()) for i, (x, y) in enumerate(batches)]
     _check_batches(model, declared)
     run = declare(model, optimizer, declared[0].inputs, declared[0].targets, Path(run_dir).absolute(), overrides)
-    plan = dataclasses.replace(run.plan, data=DataSettings(dataset_name))
-    fingerprints: dict[str, int] = {}
-    for batch in declared:
-        fingerprints.setdefault(_fingerprint(batch.inputs, batch.targets), batch.index)
-    if plan.backend.training_arithmetic(plan.spec) is not None:
-        put_on_grid(model, plan)
-    config = recorded_config(run.lifecycle.runtime.config, dataset_name)
-    session = start_session(RunBundle(plan.run_dir), run.lifecycle, plan, model, optimizer, declared, config, constants=run.constants)
-    with session:
-        observed = ObservedSession(session, plan)
-        try:
-            yield ProvenTraining(observed, fingerprints, loss_for_targets(declared[0].targets))
-        finally:
-            observed.close()
+    plan = dataclasses.replace(run.plan, data=dataclasses.replace(run.plan.data, name=dataset_name))
+    run.lifecycle.claim(plan.run_dir, "proven_training")
+    try:
+        run.check_new()
+        samples = _declared_samples(plan, declared)
+        fingerprints: dict[str, int] = {}
+        for batch in declared:
+            fingerprints.setdefault(_fingerprint(batch.inputs, batch.targets), batch.index)
+        if plan.backend.training_arithmetic(plan.spec) is not None:
+            put_on_grid(model, plan)
+        config = recorded_config(run.lifecycle.runtime.config, dataset_name)
+        session = start_session(
+            RunBundle(plan.run_dir), run.lifecycle, plan, model, optimizer, declared, config, samples=samples, constants=run.constants
+        )
+        with session:
+            observed = ObservedSession(session, plan)
+            try:
+                yield ProvenTraining(observed, fingerprints, loss_for_targets(declared[0].targets))
+            finally:
+                observed.close()
+    finally:
+        run.lifecycle.release()
 
 
 def _check_batches(model: torch.nn.Module, batches: list[Batch]) -> None:
@@ -142,6 +174,25 @@ def _check_batches(model: torch.nn.Module, batches: list[Batch]) -> None:
             f"proven_training needs at least one batch and one batch size for all inputs and targets, got sizes {sorted(sizes)}",
             key="batches",
         )
+
+
+def _declared_samples(plan: TrainingPlan, batches: list[Batch]) -> list[list[int]] | None:
+    """A built-in data set declared: each batch's sample positions in it (None for the user's own
+    data). ConfigurationError for a batch that is not made of its samples."""
+    if plan.data.name not in BUILT_IN:
+        return None
+    mlp = plan.kind.mlp(plan.spec.architecture)
+    inputs, targets = load_dataset(plan.data.name, mlp.dims[0], mlp.dims[-1], plan.data.num_samples, plan.data.seed, mlp.loss)
+    inputs, targets = select_part(inputs, targets, plan.data.part)
+    samples = sample_indices(batches, inputs, targets)
+    strangers = [batch.index for batch, found in zip(batches, samples) if found is None]
+    if strangers:
+        raise ConfigurationError(
+            f"dataset_name={plan.data.name!r} declares the built-in data set (part {plan.data.part!r}), but batches {strangers[:10]} "
+            f"hold samples it does not have: declare your own data (dataset_name='user') or draw the batches from it",
+            key="dataset_name",
+        )
+    return [list(found) for found in samples if found is not None]
 
 
 def _fingerprint(inputs: torch.Tensor, targets: torch.Tensor) -> str:

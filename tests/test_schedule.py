@@ -20,6 +20,8 @@ from pot_zk.runs.track import track
 from pot_zk.testing.bundle_edit import jsonl, sync_audit, write_jsonl
 from pot_zk.verify.run import verify_run
 
+from loop_support import run_pins
+
 OVERRIDES = ["mode=disabled", "prover=groth16"]
 
 
@@ -110,26 +112,28 @@ def test_a_loops_scheduler_is_declared_recorded_and_recomputed_by_verify(schedul
     assert manifest["training"]["schedule"] == {"name": "step", "step_size": 3, "gamma": 0.5}
     assert manifest["circuit"]["rate"] == "public" and manifest["circuit"]["learning_rate"] == 0.1
     assert [r["learning_rate"] for r in RunBundle.open(scheduled_run).commitments()] == [0.1] * 3 + [0.05] * 3 + [0.025] * 2
-    report = verify_run(scheduled_run, cache_dir=tmp_path / "cache")
+    report = verify_run(scheduled_run, cache_dir=tmp_path / "cache", **run_pins(scheduled_run))
     assert report.ok and "schedule" in report.passed, report.summary()
     assert report.references["schedule"] == "StepLR(step_size=3, gamma=0.5) from lr 0.1, each step's rate recomputed"
 
 
 def test_a_recorded_rate_the_schedule_does_not_give_fails_verification(scheduled_run, tmp_path):
+    pinned = run_pins(scheduled_run, head=False)
     records = jsonl(scheduled_run / "commitments.jsonl")
     records[4]["learning_rate"] = 0.1  # step 4 claimed at the base rate, against the declared decay
     write_jsonl(scheduled_run / "commitments.jsonl", records)
     sync_audit(scheduled_run)
-    report = verify_run(scheduled_run, cache_dir=tmp_path / "cache")
+    report = verify_run(scheduled_run, cache_dir=tmp_path / "cache", **pinned)
     assert {(f.check, f.reason, f.step) for f in report.findings} == {("steps", "learning-rate-mismatch", 4)}, report.summary()
 
 
 def test_another_declared_schedule_than_the_steps_followed_fails_verification(scheduled_run, tmp_path):
+    pinned = run_pins(scheduled_run, head=False)
     manifest = json.loads((scheduled_run / "manifest.json").read_text())
     manifest["training"]["schedule"]["step_size"] = 4
     (scheduled_run / "manifest.json").write_text(json.dumps(manifest))
     sync_audit(scheduled_run)
-    report = verify_run(scheduled_run, cache_dir=tmp_path / "cache")
+    report = verify_run(scheduled_run, cache_dir=tmp_path / "cache", **pinned)
     assert {(f.reason, f.step) for f in report.findings} == {("learning-rate-mismatch", step) for step in (3, 6, 7)}, report.summary()
 
 
@@ -160,11 +164,12 @@ def test_reexec_certificates_of_scheduled_steps_are_checked_at_the_recomputed_ra
     with track(model, optimizer, run_dir=tmp_path / "run", overrides=overrides, scheduler=scheduler) as run:
         _loop(run, model, optimizer, loader, scheduler)
     assert run.summary.progress["proof_types"] == {"reexec": 3}
-    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache")
+    pinned = run_pins(tmp_path / "run", head=False)
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **pinned)
     assert report.ok and report.coverage == {"reexec": 3, "commitment-only": 5}, report.summary()
     records = jsonl(tmp_path / "run" / "commitments.jsonl")
     records[6]["learning_rate"] = 0.05  # step 6 (certified at 0.025) claimed at the rate before the decay
     write_jsonl(tmp_path / "run" / "commitments.jsonl", records)
     sync_audit(tmp_path / "run")
-    findings = {(f.reason, f.step) for f in verify_run(tmp_path / "run", cache_dir=tmp_path / "cache").findings}
+    findings = {(f.reason, f.step) for f in verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **pinned).findings}
     assert findings == {("learning-rate-mismatch", 6)}, findings

@@ -19,6 +19,8 @@ from pot_zk.testing.bundle_edit import jsonl, sync_audit, write_jsonl
 from pot_zk.runs.track import track
 from pot_zk.verify.run import verify_run
 
+from loop_support import run_pins
+
 OVERRIDES = ["mode=disabled", "prover=groth16"]
 
 
@@ -64,7 +66,7 @@ def test_a_shuffling_dataloader_loop_with_its_own_loss_is_committed_step_by_step
     assert said.splitlines() == run.summary.lines() and said.startswith("run completed: 16 steps trained, every step committed")
     assert f"commitment head: {run.summary.head}" in said and f"--expect-root {manifest['dataset']['root']}" in said
     assert "arithmetic: exact" in said and "in short: none of the 16 steps proven" in said
-    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", expect_root=manifest["dataset"]["root"])
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
     assert report.ok, report.summary()
 
 
@@ -184,8 +186,12 @@ def test_undeclared_data_is_committed_and_said_to_be_undeclared(tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert (manifest["dataset"]["name"], manifest["dataset"]["root"]) == ("undeclared", None)
     assert all(r["samples"] is None for r in RunBundle.open(tmp_path / "run").commitments())
-    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache")
+    pinned = run_pins(tmp_path / "run")
+    assert pinned["accept_settings"] == {"batch_order": "recorded", "data": "undeclared"} and "expect_root" not in pinned
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **pinned)
     assert report.ok and any("undeclared" in note for note in report.notes), report.summary()
+    unaccepted = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **{**pinned, "accept_settings": {"batch_order": "recorded"}})
+    assert {(f.check, f.reason) for f in unaccepted.findings} == {("dataset-root", "data-undeclared")}, unaccepted.summary()
 
 
 def _synthetic_run(tmp_path):
@@ -208,7 +214,8 @@ def _synthetic_run(tmp_path):
 
 def test_a_built_in_data_set_is_recomputed_and_a_batch_swapped_for_one_outside_it_fails_verification(tmp_path):
     run = _synthetic_run(tmp_path)
-    honest = verify_run(run, cache_dir=tmp_path / "cache")
+    pinned = run_pins(run, head=False)  # a built-in set's root is recomputed: the auditor need not pin it
+    honest = verify_run(run, cache_dir=tmp_path / "cache", **{k: v for k, v in pinned.items() if k != "expect_root"})
     assert honest.ok and "dataset-samples" in honest.passed, honest.summary()
     spec = spec_from_dict(json.loads((run / "manifest.json").read_text())["circuit"])
     records = jsonl(run / "commitments.jsonl")
@@ -216,7 +223,7 @@ def test_a_built_in_data_set_is_recomputed_and_a_batch_swapped_for_one_outside_i
     records[2]["batch"] = commitments_of(spec).commit(torch.cat([(x + 0.25).reshape(-1), y.reshape(-1)]).double(), "poisoned batch")
     write_jsonl(run / "commitments.jsonl", records)
     sync_audit(run)  # a tamperer who rewrites the whole audit chain
-    report = verify_run(run, cache_dir=tmp_path / "cache")
+    report = verify_run(run, cache_dir=tmp_path / "cache", **{k: v for k, v in pinned.items() if k != "expect_root"})
     assert {(f.check, f.reason, f.step) for f in report.findings} == {("steps", "batch-not-in-dataset", 2)}, report.summary()
 
 
@@ -227,11 +234,12 @@ def _sample_values(samples):
 
 def test_a_built_in_data_set_declared_with_other_settings_fails_its_recomputation(tmp_path):
     run = _synthetic_run(tmp_path)
+    pinned = {k: v for k, v in run_pins(run, head=False).items() if k != "expect_root"}
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["dataset"]["seed"] = 4  # another synthetic set than the loop drew from
     (run / "manifest.json").write_text(json.dumps(manifest))
     sync_audit(run)
-    report = verify_run(run, cache_dir=tmp_path / "cache")
+    report = verify_run(run, cache_dir=tmp_path / "cache", **pinned)
     assert ("dataset-root", "dataset-root-mismatch") in {(f.check, f.reason) for f in report.findings}, report.summary()
 
 
@@ -252,7 +260,7 @@ def test_momentum_and_weight_decay_from_the_loop_are_committed_and_certified(tmp
     spec = spec_from_dict(RunBundle.open(tmp_path / "run").manifest()["circuit"])
     assert (spec.kind, spec.architecture.momentum, spec.architecture.weight_decay) == ("momentum", 0.9, 0.01)
     assert run.summary.progress["proof_types"] == {"freivalds": 3}
-    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache")
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
     assert report.ok and report.coverage == {"freivalds": 3, "commitment-only": 5}, report.summary()
 
 
@@ -291,13 +299,13 @@ def test_an_interrupted_run_resumes_in_a_fresh_model_and_optimizer_and_verifies(
     with pytest.raises(KeyboardInterrupt):
         with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
             _train(run, model, optimizer, loader, stop_after=3)
-    assert run.summary.status == "aborted"
+    assert run.summary.status == "interrupted"
     model, optimizer, data, loader = _setup(seed=0)  # a new process: the model starts from its init again
     with track(model, optimizer, run_dir=tmp_path / "run", dataset=data, resume=True) as resumed:
         assert resumed.steps == 3
         _train(resumed, model, optimizer, loader)
     assert resumed.summary.status == "completed" and resumed.steps == 8
-    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache")
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
     assert report.ok, report.summary()
 
 

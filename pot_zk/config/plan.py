@@ -62,6 +62,9 @@ class TrainingPlan:
     ``recorded``: a user loop chose each step's batch, recorded per step (:mod:`pot_zk.hooks`)."""
     scheduler_address: str | None = None
     """executor=dask: the scheduler to use; None starts a LocalCluster."""
+    streamed: bool = False
+    """``batch_order: recorded`` only: the loop committed each batch as it came (``pot_zk.track``),
+    none declared up front."""
     schedule: Schedule | None = None
     """The declared learning-rate schedule (``optimizer.schedule``): step t trains at
     ``schedule.rate(t)``, and the statement takes the rate as a public value; None: every step at

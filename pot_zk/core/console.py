@@ -57,6 +57,10 @@ def attention(event_dict: dict[str, Any]) -> tuple[str, str] | None:
         return "error", f"{where}run halted: {reason}"
     if event == "run.aborted":
         return "error", f"run aborted: {reason}"
+    if event == "run.lock_taken_over":
+        holder = event_dict.get("previous_holder") or {}
+        return "warning", (f"the previous holder of this run, pid {holder.get('pid')} on host {holder.get('host')} "
+                           f"({holder.get('command')}), is gone; its lock is taken over")
     return None
 
 

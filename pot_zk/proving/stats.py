@@ -43,9 +43,9 @@ LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200,
 
 def zero_knowledge_proof_types() -> frozenset[str]:
     """The proof types whose verifiers say their proofs are zero-knowledge
-    (:data:`~pot_zk.backends.registry.PROOF_TYPES`); the certificates a fallback chain may
-    deliver are not."""
-    return frozenset(name for name, verifier in PROOF_TYPES.items() if verifier.zero_knowledge)
+    (:data:`~pot_zk.backends.registry.PROOF_TYPES`, those installed: a backend whose extra is
+    missing made no proof here); the certificates a fallback chain may deliver are not."""
+    return frozenset(name for name, verifier in PROOF_TYPES.installed() if verifier.zero_knowledge)
 
 
 def percentile(values: list[float], fraction: float) -> float | None:

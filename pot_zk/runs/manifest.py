@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from pot_zk.backends.base import CommitmentScheme
+from pot_zk.bundle.dataset import batch_values, dataset_leaves
 from pot_zk.config.build import Runtime
 from pot_zk.config.plan import DataSettings, TrainingPlan
 from pot_zk.core.atomic import write_bytes_atomic, write_json_atomic
@@ -44,18 +44,13 @@ def base_entry(plan: TrainingPlan) -> dict[str, Any]:
     return {"base": {"run": str(plan.base_run), "commitment": base_commitment(plan.base_run)}}
 
 
-def dataset_leaves(batches: list[Batch], commitments: CommitmentScheme) -> list[str]:
-    """The batch commitments (canonical batch encoding, X then Y) under a run's scheme."""
-    return [commitments.commit(torch.cat([b.inputs.reshape(-1), b.targets.reshape(-1)]).double(), f"batch {b.index}") for b in batches]
-
-
 def holdout_record(held_out: HeldOut | None, plan: TrainingPlan) -> dict[str, Any] | None:
     """What dataset.json says of the held-out set (the manifest: the same without ``indices``):
     how it was chosen (fraction, seed, out of how many samples), which samples, and their
     commitment (X then Y, row-major, like a batch)."""
     if held_out is None:
         return None
-    values = torch.cat([held_out.inputs.reshape(-1), held_out.targets.reshape(-1)]).double()
+    values = batch_values(held_out.inputs, held_out.targets)
     return {
         "fraction": held_out.fraction,
         "seed": held_out.seed,
@@ -81,12 +76,14 @@ def training_plan(plan: TrainingPlan) -> dict[str, Any]:
     run (a user loop, :mod:`pot_zk.hooks`) declares no schedule, its batch order is recorded per step.
     ``arithmetic``: ``exact`` when the backend's statement is exact (the initial model rounded onto
     its grid, every update the statement's integer step), ``float`` when torch's update is proven.
+    ``batches: streamed``: a loop committed each batch as it came (:mod:`pot_zk.runs.track`).
     ``schedule``: the declared learning-rate schedule from the statement's rate, when there is one
     (:mod:`pot_zk.kinds.schedule`): verify recomputes each step's rate from it."""
     arithmetic = "float" if plan.backend.training_arithmetic(plan.spec) is None else "exact"
     schedule = {} if plan.schedule is None else {"schedule": plan.schedule.to_dict()}
     if plan.batch_order == "recorded":
-        return {"batch_order": "recorded", "optimizer": "torch.optim.SGD", "arithmetic": arithmetic, **schedule}
+        streamed = {"batches": "streamed"} if plan.streamed else {}
+        return {"batch_order": "recorded", "optimizer": "torch.optim.SGD", "arithmetic": arithmetic, **streamed, **schedule}
     return {
         "batch_order": "seeded", "epochs": plan.epochs, "max_steps": plan.max_steps, "seed": plan.seed,
         "optimizer": "torch.optim.SGD", "arithmetic": arithmetic, **schedule,
@@ -95,10 +92,28 @@ def training_plan(plan: TrainingPlan) -> dict[str, Any]:
 
 def streamed_entries(name: str, root: str | None, size: int | None, declared: dict[str, Any]) -> dict[str, Any]:
     """The manifest's ``dataset`` entry of a loop that commits each batch as it comes
-    (:mod:`pot_zk.runs.track`): the declared data set (``declared``: a built-in set's name and
-    part, or ``user``; ``undeclared`` without root) and the Merkle root of its ``size`` samples
-    (:mod:`pot_zk.data.samples`), which each step's recorded sample positions point into."""
+    (:mod:`pot_zk.runs.track`): the declared data set (``declared``, :func:`declared_dataset`: a
+    built-in set's name and part, ``user``, or ``undeclared`` without root) and the Merkle root of
+    its ``size`` samples (:mod:`pot_zk.data.samples`), which each step's recorded sample
+    positions point into."""
     return {**declared, "name": name, "root": root, "num_batches": None, "size": size, "leaf": None if root is None else "sample"}
+
+
+def declared_entries(plan: TrainingPlan, runtime: Runtime) -> dict[str, Any]:
+    """The manifest entries that follow from the configuration alone (no data, no keys set up):
+    what ``pot-zk resume`` requires the run's config to give again (:mod:`pot_zk.runs.resume`)."""
+    return {
+        "mode": runtime.mode,
+        "proving_enabled": runtime.proving_enabled,
+        "strategy": runtime.strategy.name,
+        "handler": runtime.handler.name,
+        "circuit": plan.spec.to_dict(),
+        "circuit_id": plan.spec.circuit_id(),
+        "training": training_plan(plan),
+        "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
+        "backend": plan.backend.name,
+        "prover_options": plan.backend.prover_options(plan.keys),
+    }
 
 
 def prepare_run(
@@ -109,14 +124,16 @@ def prepare_run(
     initial_state: dict[str, torch.Tensor],
     config_yaml: str,
     held_out: HeldOut | None = None,
+    samples: list[list[int]] | None = None,
     *,
     streamed: dict[str, Any] | None = None,
     constants: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Check keys and cache, write dataset.json, config.yaml, the initial model and (last) the
-    manifest. ``streamed``: the ``dataset`` entry of a run whose batches are committed as they
-    come (:func:`streamed_entries`; ``batches`` is then empty); ``constants``: the commitments of
-    a kind's constant inputs (a LoRA base) the loop's model holds, declared without a base run."""
+    manifest. ``samples``: each declared batch's positions in a built-in data set (a user loop's);
+    ``streamed``: the ``dataset`` entry of a run whose batches are committed as they come
+    (:func:`streamed_entries`; ``batches`` is then empty); ``constants``: the commitments of a
+    kind's constant inputs (a LoRA base) the loop's model holds, declared without a base run."""
     if runtime.proving_enabled:
         plan.backend.check_key_policy(plan.keys, runtime.mode)
     leaves = dataset_leaves(batches, plan.commitments)
@@ -136,7 +153,8 @@ def prepare_run(
             "holdout": holdout,
             "batch_size": plan.spec.batch_size,
             "scale": plan.spec.scale,
-            "encoding": "X then Y, row-major" if streamed is None else "batches committed as they came; samples: " + str(streamed["leaf"]),
+            "encoding": "X then Y, row-major" if streamed is None else f"batches committed as they came; samples: {streamed['leaf']}",
+            **({} if samples is None else {"samples": samples}),
             **({} if streamed is None else {"size": streamed["size"]}),
         },
     )
@@ -147,24 +165,15 @@ def prepare_run(
         {
             "format": RUN_FORMAT,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "mode": runtime.mode,
-            "proving_enabled": runtime.proving_enabled,
-            "strategy": runtime.strategy.name,
-            "handler": runtime.handler.name,
-            "circuit": plan.spec.to_dict(),
-            "circuit_id": plan.spec.circuit_id(),
+            **declared_entries(plan, runtime),
             "dataset": {
                 **declared_dataset(plan.data),
                 "root": root,
                 "num_batches": len(leaves),
                 "holdout": None if holdout is None else {k: v for k, v in holdout.items() if k != "indices"},
             } if streamed is None else {**streamed, "holdout": None},
-            "training": training_plan(plan) if streamed is None else {**training_plan(plan), "batches": "streamed"},
-            "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
             "executor": {"name": plan.executor, "workers": plan.workers},
-            "backend": plan.backend.name,
             **keys,
-            "prover_options": prover_options,
             "witnesses": witness_retention(plan.spec, plan.witness.retain, plan.witness.max_step_bytes).to_dict(),
             "versions": versions,
             **base_entry(plan),

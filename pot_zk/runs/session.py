@@ -15,7 +15,6 @@ called by the training loop) and the final model when the run completes.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import torch
@@ -24,6 +23,7 @@ from omegaconf import OmegaConf
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.challenge import commitment_head
+from pot_zk.core.prover_processes import allow_provers, pause, stop_provers
 from pot_zk.core.scalars import open_logger
 from pot_zk.exceptions import PotZkError
 from pot_zk.kinds.base import BatchStep
@@ -39,6 +39,7 @@ from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import prepare_run
 from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import ProvenRun, RunProgress
+from pot_zk.runs.resume import check_checkpoint, check_resumable
 from pot_zk.runs.summary import RunSummary
 
 
@@ -56,7 +57,7 @@ class TrainingSession:
         prepared: dict[str, Any],
         *,
         start_step: int = 0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = pause,
         evaluator: Evaluator | None = None,
         watch: ProofWatch | None = None,
     ) -> None:
@@ -153,18 +154,28 @@ class TrainingSession:
 
     def end(self, error: BaseException | None) -> RunSummary:
         """Close the run: ``completed`` without ``error``, ``halted`` on a PotZkError (a
-        fail_fast proof), ``aborted`` on anything else (e.g. an exception in the user's loop)."""
+        fail_fast proof), ``interrupted`` on KeyboardInterrupt (Ctrl-C; SIGTERM in the CLI: every
+        prover this process started is killed first, and no outcome is recorded after it),
+        ``aborted`` on anything else (e.g. an exception in the user's loop)."""
         if error is None:
             status = "completed"
         elif isinstance(error, PotZkError):
             status = "halted"
             self.audit.event("run.halted", error=error.to_record())
+        elif isinstance(error, KeyboardInterrupt):
+            status = "interrupted"
+            stop_provers()
+            self.audit.event("run.interrupted", signal=getattr(error, "signal_name", "SIGINT"), steps=self.next_step)
         else:
             status = "aborted"
             self.audit.event("run.aborted", error={"error_class": type(error).__name__, "message": str(error)})
         try:
-            if self.run.executor is not None:
-                self.run.executor.shutdown()
+            try:
+                if self.run.executor is not None:
+                    self.run.executor.shutdown()
+            finally:
+                if status == "interrupted":
+                    allow_provers()  # the executor's threads are done: none waits on a killed prover now
             if status == "completed":
                 save_model(self.model.state_dict(), self.bundle.path(files.FINAL_MODEL))
                 self.evaluate()
@@ -206,6 +217,7 @@ def start_session(
     config: dict[str, Any],
     *,
     held_out: HeldOut | None = None,
+    samples: list[list[int]] | None = None,
     streamed: dict[str, Any] | None = None,
     constants: dict[str, str] | None = None,
     **options: Any,
@@ -213,15 +225,15 @@ def start_session(
     """Prepare a new run bundle (dataset root, manifest, initial model), open its audit trail
     with ``run.start`` and return its session. ``config`` is the resolved configuration, written
     to config.yaml and the ``run.start`` event; with ``held_out`` the initial model is scored on
-    it before the first step; ``streamed`` and ``constants``: see
-    :func:`~pot_zk.runs.manifest.prepare_run`. A backend with its own training arithmetic first
-    puts the model on its grid."""
+    it before the first step; ``samples``: each batch's positions in the declared built-in data
+    set (a user loop's); ``streamed`` and ``constants``: see :func:`~pot_zk.runs.manifest.prepare_run`.
+    A backend with its own training arithmetic first puts the model on its grid."""
     arithmetic = plan.backend.training_arithmetic(plan.spec)
     if arithmetic is not None:
         arithmetic.start(model)
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(config))
     prepared = prepare_run(
-        bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out, streamed=streamed, constants=constants
+        bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out, samples, streamed=streamed, constants=constants
     )
     lifecycle.open(
         bundle.path(files.AUDIT), "run.start", stats_dir=bundle.root, run=bundle.root.name,
@@ -250,13 +262,17 @@ def resume_session(
     held_out: HeldOut | None = None,
     **options: Any,
 ) -> TrainingSession:
-    """Reopen a stopped or killed run: drop records cut short, restore the last checkpoint."""
+    """Reopen a stopped or killed run: refuse a completed run, another configuration or a
+    checkpoint that does not continue the committed steps (:mod:`pot_zk.runs.resume`); drop
+    records cut short, restore the last checkpoint."""
+    check_resumable(bundle, plan, lifecycle.runtime)
     for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS):
         discard_incomplete_tail(bundle.path(name))
     prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
-    audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
     checkpoint = bundle.path(files.CHECKPOINT)
     start_step = restore_checkpoint(checkpoint if checkpoint.exists() else bundle.path(files.INITIAL_MODEL), model, optimizer)
+    check_checkpoint(bundle, plan, model, start_step)
+    audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
     audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(lifecycle.discarded))
     _audit_cut_off_evaluations(bundle, audit)
     evaluator = evaluator_for(plan, held_out)

@@ -3,8 +3,9 @@
 
 The lines say the status, the proofs by outcome, the held-out scores, what was proven in plain
 words (from the bundle: the whole run's outcomes, also when this process resumed it), where the
-bundle is, the commitment head to hand to the auditor now, and the ``pot-zk verify`` command
-that checks it (with the dataset root to pin for a loop's own data).
+bundle is, the commitment head to hand to the auditor now, the export to hand over and the
+``pot-zk verify`` command that checks it (for a loop's own run with the dataset root and the
+initial model to pin).
 """
 
 from __future__ import annotations
@@ -47,25 +48,36 @@ class RunSummary:
         held_out = held_out_line(self.evaluations)
         if held_out:
             lines.append(held_out)
-        manifest = RunBundle(self.run_dir).manifest()
-        lines += [proved_line(self), *arithmetic_lines(manifest), f"bundle: {self.run_dir}"]
+        bundle = RunBundle(self.run_dir)
+        lines += [proved_line(self), *arithmetic_lines(bundle.manifest()), f"bundle: {self.run_dir}"]
         if self.head is not None:
-            lines.append(f"commitment head: {self.head} (hand it to the auditor now: it fixes the statement and every step's commitments)")
-            lines.append(f"check it with: {verify_command(self.run_dir, self.head, manifest)}")
+            archive = f"{self.run_dir.name}.tar.gz"
+            lines += [
+                f"commitment head: {self.head} (hand it to the auditor now: it fixes the statement and every step's commitments)",
+                "hand over the export, not the directory (its witness/ and checkpoint hold your training data): "
+                f"pot-zk export {self.run_dir} --out {archive}",
+                f"the auditor checks it with: {verify_command(archive, self.head, bundle)}",
+            ]
         return lines
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
 
-def verify_command(run_dir: Path, head: str, manifest: dict[str, Any]) -> str:
-    """``pot-zk verify RUN --expect-head HEAD``, with ``--expect-root`` for data a loop declared
-    itself (verify recomputes a seeded run's data, not a loop's own)."""
-    command = f"pot-zk verify {run_dir} --expect-head {head}"
-    dataset = manifest.get("dataset") or {}
-    if manifest.get("training", {}).get("batch_order") == "recorded" and dataset.get("root"):
-        command += f" --expect-root {dataset['root']}"
-    return command
+def verify_command(run: str | Path, head: str, bundle: RunBundle) -> str:
+    """``pot-zk verify RUN --expect-head HEAD``; for a loop's own run (``batch_order: recorded``:
+    verify recomputes neither its data nor its initial model) also the dataset root and W_0's
+    commitment to pin and the recorded batch order (and undeclared data) to accept."""
+    command = f"pot-zk verify {run} --expect-head {head}"
+    manifest = bundle.manifest()
+    if (manifest.get("training") or {}).get("batch_order") != "recorded":
+        return command
+    root = (manifest.get("dataset") or {}).get("root")
+    records = bundle.commitments()
+    initial = min(records, key=lambda r: r["step"])["w_before"] if records else None
+    pins = [*([f"--expect-root {root}"] if root else []), *([f"--expect-initial {initial}"] if initial else [])]
+    undeclared = [] if root else ["--accept-setting data=undeclared"]
+    return " ".join([command, *pins, "--accept-setting batch_order=recorded", *undeclared])
 
 
 def arithmetic_lines(manifest: dict[str, Any]) -> list[str]:

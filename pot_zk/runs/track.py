@@ -66,7 +66,7 @@ from pot_zk.runs.observer import DeclaredBatch
 from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.respond import run_config
 from pot_zk.runs.session import TrainingSession, resume_session, start_session
-from pot_zk.runs.summary import RunSummary
+from pot_zk.runs.summary import RunSummary, verify_command
 from pot_zk.runs.user_loop import ObservedSession, declare, put_on_grid, recorded_config
 
 SCHEDULER = "scheduler.json"
@@ -85,6 +85,8 @@ class TrackedRun:
         self._dataset = dataset
         self._samples: SampleSet | None = None
         self._observed: ObservedSession | None = None
+        self._lifecycle: RunLifecycle | None = None
+        """The run's lifecycle once it is claimed: its lock is held until the block ends."""
         self._shown = ExitStack()
         self._bar = self._shown.enter_context(tqdm(desc="training", unit="step", disable=not progress, file=sys.stderr))
         self._watch: ProofWatch | None = None
@@ -98,6 +100,14 @@ class TrackedRun:
     def summary(self) -> RunSummary | None:
         """How the run ended (None while it is open, or when it never took a step)."""
         return None if self._observed is None else self._observed.session.summary
+
+    def verify_command(self) -> str:
+        """What to hand the auditor with the run's export once the block has ended: the ``pot-zk
+        verify`` command line for the run directory, with the commitment head, the dataset root
+        and the initial model (W_0's commitment) to pin and the settings to accept."""
+        if self.summary is None or self.summary.head is None:
+            raise RuntimeError("the run has not ended: its commitment head is not fixed yet")
+        return verify_command(self.run_dir, self.summary.head, RunBundle.open(self.run_dir))
 
     def batch(self, inputs: torch.Tensor, targets: torch.Tensor, *, indices: Sequence[int] | None = None) -> None:
         """Declare the batch of the next ``optimizer.step()``; ``indices``: its samples' positions
@@ -121,7 +131,11 @@ class TrackedRun:
     def _start(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
         declared = declare(self.model, self.optimizer, inputs, targets, self.run_dir, self._overrides, self._scheduler)
         plan = declared.plan
+        self._lifecycle = declared.lifecycle
+        declared.lifecycle.claim(plan.run_dir, "track")
+        declared.check_new()
         self._samples = declared_samples(self._dataset, plan)
+        plan = dataclasses.replace(plan, streamed=True, data=dataclasses.replace(plan.data, name=self._samples.name if self._samples else "undeclared"))
         streamed = streamed_entries(*self._dataset_entry(plan))
         if plan.backend.training_arithmetic(plan.spec) is not None:
             put_on_grid(self.model, plan)
@@ -144,9 +158,8 @@ class TrackedRun:
     def _dataset_entry(self, plan: TrainingPlan) -> tuple[str, str | None, int | None, dict[str, Any]]:
         samples = self._samples
         if samples is None:
-            return "undeclared", None, None, {}
-        declared = declared_dataset(plan.data) if samples.name in BUILT_IN else {}
-        return samples.name, samples.root, len(samples), declared
+            return plan.data.name, None, None, declared_dataset(plan.data)
+        return samples.name, samples.root, len(samples), declared_dataset(plan.data)
 
     def _recorded(self, step: BatchStep) -> None:
         self._bar.update(1)
@@ -183,10 +196,14 @@ class TrackedRun:
         if bundle.path(files.FINAL_MODEL).exists() or (ends and ends[-1].get("status") == "completed"):
             raise ConfigurationError(f"{self.run_dir} holds a completed run; a completed run is never extended", key="run_dir")
         lifecycle = RunLifecycle.from_config(run_config(bundle, ()))  # the run's own configuration, as it was recorded
+        self._lifecycle = lifecycle
+        lifecycle.claim(self.run_dir, "track")
         plan = lifecycle.runtime.plan
         if plan.spec.to_dict() != manifest["circuit"]:
             raise ConfigurationError(f"the configuration does not give the statement {self.run_dir} declared", key="overrides")
-        plan = dataclasses.replace(plan, batch_order="recorded")
+        plan = dataclasses.replace(
+            plan, batch_order="recorded", streamed=True, data=dataclasses.replace(plan.data, name=str(manifest["dataset"].get("name")))
+        )
         self._samples = declared_samples(self._dataset, plan)
         if (None if self._samples is None else self._samples.root) != manifest["dataset"]["root"]:
             raise ConfigurationError(f"the data set given is not the one {self.run_dir} declared (its samples' root differs)", key="dataset")
@@ -221,6 +238,8 @@ class TrackedRun:
                 self._observed.session.__exit__(None if error is None else type(error), error, None)
         finally:
             self._shown.close()
+            if self._lifecycle is not None:
+                self._lifecycle.release()
 
 
 def declared_samples(dataset: Any, plan: TrainingPlan) -> SampleSet | None:

@@ -5,20 +5,19 @@ a run that was stopped or killed."""
 from __future__ import annotations
 
 import sys
-import time
 from contextlib import nullcontext
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from pot_zk.config import schema
+from pot_zk.config.build import Runtime
 from pot_zk.config.plan import TrainingPlan
+from pot_zk.config.validate import ErrorCollector
 from pot_zk.core.console import BarTicker
+from pot_zk.core.prover_processes import Interrupted, pause
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
@@ -29,59 +28,118 @@ from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import RunProgress
-from pot_zk.runs.session import resume_session, start_session
+from pot_zk.runs.session import TrainingSession, resume_session, start_session
 from pot_zk.runs.summary import RunSummary
 
-schema.register_schema()
+
+class RunInterrupted(Interrupted):
+    """``pot-zk train`` or ``resume`` was interrupted (Ctrl-C, SIGTERM) after ``steps`` of the
+    run's ``total`` steps (None: before its schedule was known); the run's audit trail records
+    it. ``resumable``: the run directory holds a run that ``pot-zk resume`` continues (False when
+    the interruption came before the manifest was written)."""
+
+    def __init__(self, run_dir: Path, steps: int, total: int | None, signal_name: str, resumable: bool) -> None:
+        super().__init__(signal_name)
+        self.run_dir = run_dir
+        self.steps = steps
+        self.total = total
+        self.resumable = resumable
 
 
-def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSummary:
-    """Run (or resume) the training job ``cfg`` describes. Raises when fail_fast halts."""
+def train(cfg: DictConfig, *, resume: bool = False, sleep: Callable[[float], None] = pause) -> RunSummary:
+    """Run (or resume) the training job ``cfg`` describes, holding the run directory's lock.
+    Raises when fail_fast halts, RunInUseError when another process holds the run,
+    RunInterrupted on Ctrl-C (every prover it started killed)."""
     lifecycle = RunLifecycle.from_config(cfg)
     plan = lifecycle.runtime.plan
-    if plan.kind.base_architecture(plan.spec.architecture) is not None and plan.model.base_run is None:
-        raise ConfigurationError(
-            f"model.kind={plan.kind.name} needs model.base_run: the run directory whose final model is the frozen base", key="model.base_run"
-        )
+    check_trainable(lifecycle.runtime)
     if resume:
-        bundle = RunBundle.open(plan.run_dir)
-        order = bundle.manifest()["training"].get("batch_order", "seeded")
-        if order != "seeded":
-            raise ConfigurationError(
-                f"{plan.run_dir} was trained by a user loop (batch_order={order!r}); `pot-zk resume` can only "
-                "continue runs made by `pot-zk train`",
-                key="run_dir",
-            )
-    elif (plan.run_dir / files.MANIFEST).exists():
-        raise ConfigurationError(f"{plan.run_dir} already holds a run; continue it with `pot-zk resume {plan.run_dir}`", key="run_dir")
-    else:
-        bundle = RunBundle(plan.run_dir)
-    batches, held_out = declared_data(plan)
-    model = build_model(plan)
-    optimizer = sgd_optimizer(model, plan)
-    schedule = list(step_schedule(plan, len(batches)))
-    watching = ProofWatch(plan.workers) if plan.progress else nullcontext()
-    with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar, watching as watch:
-        options = {"sleep": sleep, "held_out": held_out, "watch": watch}
-        if resume:
-            session = resume_session(bundle, lifecycle, plan, model, optimizer, **options)
-        else:
-            session = start_session(bundle, lifecycle, plan, model, optimizer, batches, lifecycle.runtime.config, **options)
-        bar.update(session.next_step)
-        rates = scheduler_at(plan.schedule, optimizer, session.next_step)
-        with session, BarTicker(bar, lambda: _queue_text(session.progress, watch)):
-            for index, epoch, batch_index in schedule[session.next_step :]:
-                batch = batches[batch_index]
-                session.step(batch.inputs, batch.targets, epoch=epoch, batch_index=batch_index)
-                if rates is not None:
-                    rates.step()
-                if (index + 1) % len(batches) == 0:
-                    session.evaluate()
-                bar.update(1)
-            bar.set_description("waiting for proofs")
-            session.drain()
+        RunBundle.open(plan.run_dir)
+    lifecycle.claim(plan.run_dir, "pot-zk resume" if resume else "pot-zk train")
+    try:
+        bundle = _resumable_bundle(plan) if resume else new_run_bundle(plan.run_dir)
+        return _train(lifecycle, plan, bundle, resume, sleep)
+    finally:
+        lifecycle.release()
+
+
+def check_trainable(runtime: Runtime) -> None:
+    """What a training run needs beyond a valid configuration, checked before anything is
+    written: a LoRA kind's base run, keys the mode accepts (production refuses dev keys)."""
+    plan = runtime.plan
+    needs_base = plan.kind.base_architecture(plan.spec.architecture) is not None and plan.model.base_run is None
+    errors = ErrorCollector([ConfigurationError(
+        f"model.kind={plan.kind.name} needs model.base_run: the run directory whose final model is the frozen base", key="model.base_run"
+    )] if needs_base else [])
+    if runtime.proving_enabled:
+        errors.attempt(plan.backend.check_key_policy, plan.keys, runtime.mode)
+    errors.raise_any()
+
+
+def new_run_bundle(run_dir: Path) -> RunBundle:
+    """The bundle of a new run in ``run_dir``: ConfigurationError when it already holds one
+    (checked under the run directory's lock, so no other process can be starting one there)."""
+    if (run_dir / files.MANIFEST).exists():
+        raise ConfigurationError(f"{run_dir} already holds a run; continue it with `pot-zk resume {run_dir}`", key="run_dir")
+    return RunBundle(run_dir)
+
+
+def _resumable_bundle(plan: TrainingPlan) -> RunBundle:
+    bundle = RunBundle.open(plan.run_dir)
+    order = bundle.manifest()["training"].get("batch_order", "seeded")
+    if order != "seeded":
+        raise ConfigurationError(
+            f"{plan.run_dir} was trained by a user loop (batch_order={order!r}); `pot-zk resume` can only "
+            "continue runs made by `pot-zk train`",
+            key="run_dir",
+        )
+    return bundle
+
+
+def _train(lifecycle: RunLifecycle, plan: TrainingPlan, bundle: RunBundle, resume: bool, sleep: Callable[[float], None]) -> RunSummary:
+    session: TrainingSession | None = None
+    schedule: list[tuple[int, int, int]] | None = None
+    try:
+        batches, held_out = declared_data(plan)
+        model = build_model(plan)
+        optimizer = sgd_optimizer(model, plan)
+        schedule = list(step_schedule(plan, len(batches)))
+        watching = ProofWatch(plan.workers) if plan.progress else nullcontext()
+        with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar, watching as watch:
+            options = {"sleep": sleep, "held_out": held_out, "watch": watch}
+            if resume:
+                session = resume_session(bundle, lifecycle, plan, model, optimizer, **options)
+            else:
+                session = start_session(bundle, lifecycle, plan, model, optimizer, batches, lifecycle.runtime.config, **options)
+            bar.update(session.next_step)
+            rates = scheduler_at(plan.schedule, optimizer, session.next_step)
+            with session, BarTicker(bar, lambda: _queue_text(session.progress, watch)):
+                for index, epoch, batch_index in schedule[session.next_step :]:
+                    batch = batches[batch_index]
+                    session.step(batch.inputs, batch.targets, epoch=epoch, batch_index=batch_index)
+                    if rates is not None:
+                        rates.step()
+                    if (index + 1) % len(batches) == 0:
+                        session.evaluate()
+                    bar.update(1)
+                bar.set_description("waiting for proofs")
+                session.drain()
+    except KeyboardInterrupt as error:
+        if session is None:
+            lifecycle.end("interrupted")  # a trail opened before the first step is closed too
+        steps = session.next_step if session is not None else _steps_recorded(bundle)
+        total = None if schedule is None else len(schedule)
+        signal_name = getattr(error, "signal_name", "SIGINT")
+        raise RunInterrupted(bundle.root, steps, total, signal_name, (bundle.root / files.MANIFEST).is_file()) from error
     assert session.summary is not None
     return session.summary
+
+
+def _steps_recorded(bundle: RunBundle) -> int:
+    try:
+        return len(bundle.commitments())
+    except (OSError, ValueError):
+        return 0
 
 
 def declared_data(plan: TrainingPlan) -> tuple[list[Batch], HeldOut | None]:
@@ -124,11 +182,3 @@ def _queue_text(progress: RunProgress, watch: ProofWatch | None) -> str:
 
 def print_summary(summary: RunSummary) -> None:
     print(summary)
-
-
-@hydra.main(version_base="1.3", config_path="pkg://pot_zk.conf", config_name="config")
-def train_app(cfg: DictConfig) -> None:
-    hydra_config = HydraConfig.get()
-    if hydra_config.mode == RunMode.MULTIRUN:
-        cfg.run_dir = hydra_config.runtime.output_dir  # each sweep job's bundle is its own output dir
-    print_summary(train(cfg))

@@ -51,6 +51,13 @@ class DeclaredRun:
     probe: BatchStep
     constants: dict[str, str]
 
+    def check_new(self) -> None:
+        """ConfigurationError when ``run_dir`` holds a run already (call it holding the run's lock)."""
+        if (self.plan.run_dir / files.MANIFEST).exists():
+            raise ConfigurationError(
+                f"{self.plan.run_dir} already holds a run; give a new run_dir (track(..., resume=True) continues a tracked run)", key="run_dir"
+            )
+
 
 def declare(
     model: nn.Module,
@@ -64,8 +71,8 @@ def declare(
     """The run of ``model`` trained by ``optimizer`` on batches like ``(inputs, targets)``
     (module docstring); a ``scheduler`` (torch's, fresh) declares the learning-rate schedule,
     which must be the configured ``optimizer.schedule`` if there is one. Raises before anything
-    is written: an unsupported model, optimizer, loss, scheduler or configuration, or a
-    ``run_dir`` that holds a run."""
+    is written: an unsupported model, optimizer, loss, scheduler or configuration
+    (:meth:`DeclaredRun.check_new` then refuses a ``run_dir`` that holds a run)."""
     probe = capture_step(*shadow(model, optimizer), inputs, targets)
     kind = kind_of(probe)
     cfg = compose_config(overrides, run_dir=run_dir)
@@ -85,8 +92,6 @@ def declare(
         OmegaConf.update(cfg, key, value, merge=isinstance(value, dict))  # a schedule: into its typed config node
     lifecycle = RunLifecycle.from_config(cfg)
     plan = dataclasses.replace(lifecycle.runtime.plan, batch_order="recorded")
-    if (plan.run_dir / files.MANIFEST).exists():
-        raise ConfigurationError(f"{plan.run_dir} already holds a run; give a new run_dir (track(..., resume=True) continues a tracked run)", key="run_dir")
     encoded = {tensor.name: tensor for tensor in plan.spec.encode(probe)}
     constants = {name: plan.commitments.commit(encoded[name].values, encoded[name].label) for name in kind.constant_inputs}
     return DeclaredRun(lifecycle, plan, probe, constants)

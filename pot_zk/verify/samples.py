@@ -12,7 +12,8 @@ data set, its samples' positions in it; the manifest declares the data set's sam
   (``--expect-root``, :func:`pot_zk.verify.references.check_dataset_reference`); verify checks
   that every step names ``batch_size`` samples of it (``batch-samples-malformed``), not that the
   batch holds them (the samples are the trainer's, and no proof opens them): a note says so;
-* undeclared data: every step's batch is committed and nothing else; a note says so.
+* undeclared data: every step's batch is committed and nothing else: ``data-undeclared``
+  unless the auditor accepts it (``--accept-setting data=undeclared``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ def streamed_batches(manifest: Mapping[str, Any]) -> bool:
     return (manifest.get("training") or {}).get("batches") == STREAMED
 
 
-def check_streamed_batches(report, manifest: Mapping[str, Any], dataset_file: Mapping[str, Any], by_step: Mapping[int, Mapping[str, Any]], spec: Any) -> None:
-    """The checks of the module docstring, as findings of ``dataset-root`` and ``steps``."""
+def check_streamed_batches(
+    report, manifest: Mapping[str, Any], dataset_file: Mapping[str, Any], by_step: Mapping[int, Mapping[str, Any]], spec: Any, accepted: Mapping[str, str]
+) -> None:
+    """The checks of the module docstring, as findings of ``dataset-root`` and ``steps``;
+    ``accepted``: the auditor's ``--accept-setting`` (``data=undeclared``)."""
     declared = manifest["dataset"]
     root, size, name = declared.get("root"), declared.get("size"), declared.get("name")
     if dataset_file.get("root") != root or dataset_file.get("size") != size or declared.get("num_batches") is not None:
@@ -47,7 +51,14 @@ def check_streamed_batches(report, manifest: Mapping[str, Any], dataset_file: Ma
         for step in wrong:
             report.fail("steps", "batch-not-in-dataset", "the step names samples of a data set the run does not declare", step)
         report.references["dataset"] = "undeclared by the training loop"
-        report.notes.append("data: undeclared by the training loop; each step's batch is committed, not checked against any data set")
+        if accepted.get("data") != "undeclared":
+            report.fail(
+                "dataset-root", "data-undeclared",
+                "the training loop declared no data set: each step's batch is committed, not checked against any data; "
+                "accept that with --accept-setting data=undeclared",
+            )
+        else:
+            report.notes.append("data: undeclared by the training loop (you accepted it); each step's batch is committed, not checked against any data set")
         return
     malformed = [
         step for step, record in sorted(by_step.items())

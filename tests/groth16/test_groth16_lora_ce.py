@@ -1,4 +1,4 @@
-"""The zk-groth16 LoRA statement with softmax cross-entropy (groth16-lora-ce/1): its exact step
+"""The zk-groth16 LoRA statement with softmax cross-entropy (groth16-lora-ce/2): its exact step
 is torch's float step within a few grid units, an honest step proves, a step moved by one grid
 unit or trained on another label does not, and its keys are not the MSE statement's."""
 
@@ -41,7 +41,7 @@ def honest_ce_lora_step(spec, seed: int = 0, labels=None):
 
 def test_the_cross_entropy_lora_statement_has_its_own_version_labels_and_constant():
     spec, mse = ce_spec(), tiny_lora_spec(dims=(4, 3, CLASSES))
-    assert (spec.circuit_version, mse.circuit_version) == ("groth16-lora-ce/1", "groth16-lora/1")
+    assert (spec.circuit_version, mse.circuit_version) == ("groth16-lora-ce/2", "groth16-lora/2")
     assert spec.circuit_id() != mse.circuit_id()
     assert spec.num_batch_values == 2 * (4 + 1)  # X, then one label per sample
     assert spec.step_constant == mse.step_constant * CLASSES / 2  # lr s / N, not 2 lr s / (N d_out)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from groth16_support import stop_holders
+from test_groth16_readme_loop import printed
 
 pytestmark = pytest.mark.prover
 
@@ -43,7 +44,9 @@ def test_the_peft_example_runs_as_written_and_verifies_with_the_auditors_base(tm
     lines = ran.stdout.splitlines()
     expected_base = lines[-1]
     assert "run completed: 16 steps trained" in ran.stdout and "4 proved (4 zk-groth16)" in ran.stdout
-    command = shlex.split(next(line.removeprefix("check it with: ") for line in lines if line.startswith("check it with: ")))
+    export, command = (printed(ran.stdout, prefix) for prefix in ("hand over the export, not the directory", "the auditor checks it with: "))
+    exported = subprocess.run([str(POT_ZK), *export[1:]], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
     verified = subprocess.run([str(POT_ZK), *command[1:], "--expect-base", expected_base], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout + verified.stderr
     assert "passed: base-reference" in verified.stdout

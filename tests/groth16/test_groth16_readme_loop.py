@@ -41,10 +41,18 @@ def test_the_readme_example_runs_as_written_and_verifies(tmp_path):
             stop_holders(tmp_path / "cache", json.loads(manifest.read_text())["circuit"])
     assert ran.stderr == "", "a library call prints nothing"
     assert "run completed: 24 steps trained" in ran.stdout and "6 proved (6 zk-groth16)" in ran.stdout
-    command = next(line.removeprefix("check it with: ") for line in ran.stdout.splitlines() if line.startswith("check it with: "))
-    argv = shlex.split(command)
-    assert argv[:3] == ["pot-zk", "verify", str(tmp_path / "runs" / "mine")] and "--expect-root" in argv and "--expect-head" in argv
-    verified = subprocess.run([str(POT_ZK), *argv[1:]], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    export, check = (printed(ran.stdout, prefix) for prefix in ("hand over the export, not the directory", "the auditor checks it with: "))
+    assert export[:2] == ["pot-zk", "export"] and check[:3] == ["pot-zk", "verify", "mine.tar.gz"]
+    assert {"--expect-head", "--expect-root", "--expect-initial", "--accept-setting"} <= set(check)
+    exported = subprocess.run([str(POT_ZK), *export[1:]], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    verified = subprocess.run([str(POT_ZK), *check[1:]], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "result: VERIFIED" in verified.stdout
     assert "schedule: CosineAnnealingLR(T_max=24, eta_min=0.0) from lr 0.1, each step's rate recomputed" in verified.stdout
+
+
+def printed(stdout: str, prefix: str) -> list[str]:
+    """The command a summary line starting with ``prefix`` gives (after its last ``: ``)."""
+    line = next(line for line in stdout.splitlines() if line.startswith(prefix))
+    return shlex.split(line.rsplit(": ", 1)[1])

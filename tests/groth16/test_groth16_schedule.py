@@ -23,6 +23,7 @@ from pot_zk.runs.track import track
 from pot_zk.verify.run import verify_run
 
 from groth16_support import sgd_integers, stop_holders
+from loop_support import pins
 
 pytestmark = pytest.mark.prover
 
@@ -99,7 +100,7 @@ def test_a_steplr_loop_proves_every_selected_step_and_verify_names_the_schedule(
     rates = [r["learning_rate"] for r in RunBundle.open(run_dir).commitments()]
     assert rates == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]
     assert run.summary.progress["proof_types"] == {"zk-groth16": 8}
-    report = verify_run(run_dir, cache_dir=cache, expect_root=RunBundle.open(run_dir).manifest()["dataset"]["root"])
+    report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command()))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 8}
     assert report.references["schedule"] == "StepLR(step_size=2, gamma=0.5) from lr 0.1, each step's rate recomputed"

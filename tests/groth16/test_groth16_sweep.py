@@ -17,7 +17,7 @@ from pot_zk.report.sweep_plots import curves_figure, setting_figure
 from terminal_support import POT_ZK
 
 RATE = "train.learning_rate"
-REFUSED = "ConfigurationError: learning_rate must be a finite float > 0, not -1.0"
+REFUSED = "ConfigurationError: train.learning_rate must be > 0, got -1"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from pot_zk.runs.track import track
 from pot_zk.verify.base_model import base_commitment
 from pot_zk.verify.run import verify_run
 
-from groth16_support import stop_holders
+from groth16_support import auditor_pins, stop_holders
+from loop_support import pins
 
 pytestmark = pytest.mark.prover
 
@@ -42,8 +43,7 @@ def test_a_loop_of_its_own_is_proven_with_groth16_and_verifies(tmp_path):
     finally:
         stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
     assert run.summary.progress["proof_types"] == {"zk-groth16": 3}
-    root = RunBundle.open(run_dir).manifest()["dataset"]["root"]
-    report = verify_run(run_dir, cache_dir=cache, expect_root=root, expect_head=run.summary.head)
+    report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command()))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 3, "commitment-only": 5}
 
@@ -71,13 +71,13 @@ def test_a_peft_lora_fine_tune_in_a_loop_of_its_own_is_proven_and_verifies_with_
         stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
     manifest = RunBundle.open(run_dir).manifest()
     spec = spec_from_dict(manifest["circuit"])
-    assert (spec.kind, spec.circuit_version) == ("lora", "groth16-lora-ce/1")
+    assert (spec.kind, spec.circuit_version) == ("lora", "groth16-lora-ce/2")
     expected_base = base_commitment(held_by_auditor, spec)
-    report = verify_run(run_dir, cache_dir=cache, expect_root=manifest["dataset"]["root"], expect_base=expected_base)
+    report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command()), expect_base=expected_base)
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 3, "commitment-only": 5} and "base-reference" in report.passed
     other_base = base_commitment(_base_mlp(9, 3).state_dict(), spec)
-    wrong = verify_run(run_dir, cache_dir=cache, expect_root=manifest["dataset"]["root"], expect_base=other_base)
+    wrong = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command()), expect_base=other_base)
     assert {(f.check, f.reason) for f in wrong.findings} == {("base-model", "unexpected-base")}, wrong.summary()
 
 
@@ -100,6 +100,6 @@ def test_pot_zks_own_adapters_in_proven_training_are_proven_and_verify(tmp_path)
         stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
     spec = spec_from_dict(RunBundle.open(run_dir).manifest()["circuit"])
     assert (spec.kind, spec.loss) == ("lora", "mse")
-    report = verify_run(run_dir, cache_dir=cache, expect_base=base_commitment(held_by_auditor, spec))
+    report = verify_run(run_dir, cache_dir=cache, **auditor_pins(run.verify_command()), expect_base=base_commitment(held_by_auditor, spec))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 2, "commitment-only": 1}

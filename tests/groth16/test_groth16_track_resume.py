@@ -18,6 +18,7 @@ from pot_zk.runs.bundle import RunBundle
 from pot_zk.verify.run import verify_run
 
 from groth16_support import stop_holders
+from loop_support import run_pins
 
 pytestmark = pytest.mark.prover
 
@@ -55,7 +56,7 @@ def test_a_killed_tracked_run_resumes_from_its_checkpoint_and_verifies(tmp_path,
     events = [json.loads(line) for line in (run / "audit.jsonl").read_text().splitlines()]
     resumed = [e["from_step"] for e in events if e["event"] == "run.resume"]
     assert len(resumed) == 1 and resumed[0] in (stopped_at - 1, stopped_at)  # a kill between a step's record and its checkpoint retakes it
-    report = verify_run(run, cache_dir=cache, expect_root=RunBundle.open(run).manifest()["dataset"]["root"])
+    report = verify_run(run, cache_dir=cache, **run_pins(run))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 5, "commitment-only": 19}
 
