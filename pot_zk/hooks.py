@@ -139,10 +139,10 @@ def proven_training(
     _check_batches(model, declared)
     run = declare(model, optimizer, declared[0].inputs, declared[0].targets, Path(run_dir).absolute(), overrides)
     plan = dataclasses.replace(run.plan, data=dataclasses.replace(run.plan.data, name=dataset_name))
+    samples = _declared_samples(plan, declared)  # a refusal leaves no run directory behind
     run.lifecycle.claim(plan.run_dir, "proven_training")
     try:
         run.check_new()
-        samples = _declared_samples(plan, declared)
         fingerprints: dict[str, int] = {}
         for batch in declared:
             fingerprints.setdefault(_fingerprint(batch.inputs, batch.targets), batch.index)

@@ -164,7 +164,7 @@ def test_a_batch_with_samples_outside_the_declared_data_set_is_refused_before_it
     with pytest.raises(WitnessBuilderError, match=r"step 0: batch rows \[1\] are not samples of the declared data set"):
         with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
             run.batch(x + torch.tensor([[0.0], [0.25]]), y)
-    assert run.steps == 0
+    assert run.steps == 0 and not (tmp_path / "run").exists()
 
 
 def test_a_block_that_declares_no_batch_writes_nothing(tmp_path):

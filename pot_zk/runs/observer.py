@@ -32,7 +32,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from pot_zk.exceptions import StepMismatchError
+from pot_zk.exceptions import InvalidModelStateError, StepMismatchError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import capture_step
 
@@ -80,9 +80,7 @@ def shadow(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Modul
     mapping = {id(p): q for p, q in zip(model.parameters(), model_copy.parameters())}
     outside = [i for group in optimizer.param_groups for i, p in enumerate(group["params"]) if id(p) not in mapping]
     if outside:
-        raise StepMismatchError(
-            "the optimizer updates parameters that are not the model's", step=-1, differs="parameters", expected="the model's parameters", actual=outside
-        )
+        raise InvalidModelStateError("the optimizer updates parameters that are not the model's", expected="the model's parameters", actual=outside)
     groups = [{**{k: v for k, v in group.items() if k != "params"}, "params": [mapping[id(p)] for p in group["params"]]} for group in optimizer.param_groups]
     optimizer_copy = type(optimizer)(groups, **optimizer.defaults)
     optimizer_copy.load_state_dict(copy.deepcopy(optimizer.state_dict()))
@@ -157,7 +155,8 @@ class StepObserver:
         batch, (model_copy, optimizer_copy), before = self.pending, self._shadow, self._before
         assert batch is not None and before is not None
         self.pending, self._shadow, self._before = None, None, None
-        declared = capture_step(model_copy, optimizer_copy, batch.inputs, batch.targets)
+        with torch.enable_grad():  # the loop may call optimizer.step() under no_grad
+            declared = capture_step(model_copy, optimizer_copy, batch.inputs, batch.targets)
         problem = _difference(self.model, optimizer, model_copy, optimizer_copy, before[0])
         if problem is not None:
             self.model.load_state_dict(before[0])

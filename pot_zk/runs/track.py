@@ -114,7 +114,7 @@ class TrackedRun:
         in the declared data set (found by value when not given)."""
         inputs, targets = torch.as_tensor(inputs).detach().clone(), torch.as_tensor(targets).detach().clone()
         if self._observed is None:
-            self._start(inputs, targets)
+            self._start(inputs, targets, indices)
         assert self._observed is not None
         spec = self._observed.plan.spec
         if len(inputs) != spec.batch_size:
@@ -128,13 +128,15 @@ class TrackedRun:
         samples = None if self._samples is None else self._samples.locate(inputs, targets, indices, self.steps)
         self._observed.declare(DeclaredBatch(inputs, targets, None, samples))
 
-    def _start(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    def _start(self, inputs: torch.Tensor, targets: torch.Tensor, indices: Sequence[int] | None) -> None:
         declared = declare(self.model, self.optimizer, inputs, targets, self.run_dir, self._overrides, self._scheduler)
         plan = declared.plan
+        self._samples = declared_samples(self._dataset, plan)  # refusals before the lock: no run directory left behind
+        if self._samples is not None:
+            self._samples.locate(inputs, targets, indices, 0)
         self._lifecycle = declared.lifecycle
         declared.lifecycle.claim(plan.run_dir, "track")
         declared.check_new()
-        self._samples = declared_samples(self._dataset, plan)
         plan = dataclasses.replace(plan, streamed=True, data=dataclasses.replace(plan.data, name=self._samples.name if self._samples else "undeclared"))
         streamed = streamed_entries(*self._dataset_entry(plan))
         if plan.backend.training_arithmetic(plan.spec) is not None:
