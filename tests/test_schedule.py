@@ -160,7 +160,7 @@ def test_reexec_certificates_of_scheduled_steps_are_checked_at_the_recomputed_ra
     reexec, which recomputes each step's exact update at the rate verify recomputed."""
     model, optimizer, loader = _setup()
     scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
-    overrides = ["prover=groth16", "handler=fallback", "retry=none", "prover.binary=/bin/false", "policy.k=3", f"cache_dir={tmp_path / 'cache'}"]
+    overrides = ["prover=groth16", "handler=fallback", "retry=none", "prover.binary=/bin/false", "policy=every_k", "policy.k=3", f"cache_dir={tmp_path / 'cache'}"]
     with track(model, optimizer, run_dir=tmp_path / "run", overrides=overrides, scheduler=scheduler) as run:
         _loop(run, model, optimizer, loader, scheduler)
     assert run.summary.progress["proof_types"] == {"reexec": 3}

@@ -250,7 +250,7 @@ def test_momentum_and_weight_decay_from_the_loop_are_committed_and_certified(tmp
     model, _optimizer, data, loader = _setup()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01)
     loss_fn = torch.nn.CrossEntropyLoss()
-    overrides = ["prover=ezkl", "handler=fallback", "retry=none", "prover.binary=/bin/false", "policy.k=3", f"cache_dir={tmp_path / 'cache'}"]
+    overrides = ["prover=ezkl", "handler=fallback", "retry=none", "prover.binary=/bin/false", "policy=every_k", "policy.k=3", f"cache_dir={tmp_path / 'cache'}"]
     with track(model, optimizer, run_dir=tmp_path / "run", overrides=overrides, dataset=data) as run:
         for x, y in loader:
             run.batch(x, y)

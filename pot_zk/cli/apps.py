@@ -51,12 +51,13 @@ def _reported(run: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]
 
 
 def _train(cfg: DictConfig) -> None:
-    from pot_zk.runs.train import print_summary, train
+    from pot_zk.runs.summary import summary_lines
+    from pot_zk.runs.train import train
 
     hydra_config = HydraConfig.get()
     if hydra_config.mode == RunMode.MULTIRUN:
         cfg.run_dir = hydra_config.runtime.output_dir  # each sweep job's bundle is its own output dir
-    print_summary(train(cfg))
+    print("\n".join(summary_lines(train(cfg))))
 
 
 def _show_config(cfg: DictConfig) -> None:

@@ -18,13 +18,12 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("-v", "--verbose", action="store_true", help="print every audit record on the terminal")
 
     def run(args: argparse.Namespace) -> int:
-        from omegaconf import OmegaConf
-
-        from pot_zk.cli.handover import recorded_config, run_manifest, trainers_run
-        from pot_zk.config.schema import PotZkConfig
+        from pot_zk.cli.handover import run_manifest, trainers_run
+        from pot_zk.config.build import load_run_config
         from pot_zk.exceptions import ConfigurationError
         from pot_zk.runs.bundle import CONFIG
-        from pot_zk.runs.train import print_summary, train
+        from pot_zk.runs.summary import summary_lines
+        from pot_zk.runs.train import train
 
         root = trainers_run(args.run, "resume")
         order = (run_manifest(root).get("training") or {}).get("batch_order", "seeded")
@@ -34,11 +33,10 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
                 "`pot-zk resume` cannot replay: it continues runs of `pot-zk train` only",
                 key="run",
             )
-        cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), recorded_config(root / CONFIG))
-        cfg.run_dir = str(root.absolute())
+        cfg = load_run_config(root / CONFIG, run_dir=root)
         if args.verbose:
             cfg.console.records = True
-        print_summary(train(cfg, resume=True))
+        print("\n".join(summary_lines(train(cfg, resume=True))))
         return 0
 
     return run

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from pot_zk.exceptions import ConfigurationError
 
@@ -95,17 +95,3 @@ def run_manifest(run: Path) -> dict:
     if not isinstance(manifest, dict):
         raise ConfigurationError(f"{path}: not a JSON object", key="run", path=str(path))
     return manifest
-
-
-def recorded_config(path: Path) -> Any:
-    """A run's config.yaml; ConfigurationError naming the file and line when it does not parse."""
-    import yaml
-    from omegaconf import OmegaConf
-
-    try:
-        return OmegaConf.load(path)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or type(error).__name__
-        raise ConfigurationError(f"{path}{where}: not YAML ({problem})", key="run", path=str(path)) from error

@@ -33,7 +33,7 @@ from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.schedule import Schedule, canonical
 from pot_zk.proving.policy import create_policy
 from pot_zk.data.datasets import DATASETS, PARTS
-from pot_zk.proving.executors import EXECUTORS
+from pot_zk.proving.executors import EXECUTORS, resolve_workers
 from pot_zk.proving.handlers import HandlerSettings, create_handler
 from pot_zk.proving.pipeline import FailureHandler, ProvingPipeline
 from pot_zk.proving.retry import RetrySchedule, Sleep
@@ -122,6 +122,32 @@ def _missing_option(error: MissingConfigException, override: str) -> Configurati
     if error.options is None or not group:
         return override_error(override, error)
     return ConfigurationError(f"unknown {group} {option!r}; valid: {', '.join(error.options)}", key=group, options=list(error.options))
+
+
+def load_run_config(path: Path, overrides: Sequence[str] = (), *, run_dir: Path | None = None) -> DictConfig:
+    """A run's recorded configuration (its ``config.yaml``) as a typed config, with dotted
+    ``key=value`` ``overrides`` applied and ``run_dir`` set: what resume, respond and replay
+    continue from. ConfigurationError naming the file (and line) when it does not parse, and
+    naming the key when it or an override does not fit the schema."""
+    import yaml
+
+    from pot_zk.config.schema import PotZkConfig
+
+    path = Path(path)
+    try:
+        loaded = OmegaConf.load(path)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigurationError(f"{path}{where}: not YAML ({problem})", key="run", path=str(path)) from error
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), loaded, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as error:  # omegaconf raises its own validation errors for unknown keys and bad types
+        raise ConfigurationError(f"{path} (with overrides {list(overrides)}) does not fit pot-zk's configuration: {error}", key="overrides", path=str(path)) from error
+    if run_dir is not None:
+        cfg.run_dir = str(Path(run_dir).absolute())
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -281,7 +307,7 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         progress=bool(cfg.train.progress),
         policy=create_policy(str(policy.name), k=int(policy.k), fraction=float(policy.fraction), seed=int(policy.seed)),
         executor=EXECUTORS.check(str(cfg.executor.name)),
-        workers=int(cfg.executor.workers),
+        workers=resolve_workers(cfg.executor.workers),
         scheduler_address=cfg.executor.scheduler_address,
         witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
         logger=LoggerSettings(check_logger(str(cfg.logger.name)), Path(cfg.logger.log_dir).expanduser().absolute()),

@@ -93,7 +93,7 @@ BOUNDS = (
     Bound("model.lora_alpha", "> 0", lambda v: math.isfinite(v) and v > 0),
     Bound("policy.k", ">= 1", lambda v: v >= 1),
     Bound("policy.fraction", "in [0, 1]", lambda v: 0 <= v <= 1),
-    Bound("executor.workers", ">= 1", lambda v: v >= 1),
+    Bound("executor.workers", ">= 1", lambda v: v >= 1, optional=True),
     Bound("retry.max_retries", ">= 0", lambda v: v >= 0),
     Bound("retry.max_attempts", ">= 1", lambda v: v >= 1, optional=True),
     Bound("retry.initial_delay_s", ">= 0", lambda v: v >= 0),

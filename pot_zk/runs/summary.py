@@ -64,6 +64,11 @@ class RunSummary:
         return "\n".join(self.lines())
 
 
+def summary_lines(summary: RunSummary) -> list[str]:
+    """The end-of-run summary for people, what the CLI prints (:meth:`RunSummary.lines`)."""
+    return summary.lines()
+
+
 def verify_command(run: str | Path, head: str, bundle: RunBundle) -> str:
     """``pot-zk verify RUN --expect-head HEAD``; for a loop's own run (``batch_order: recorded``:
     verify recomputes neither its data nor its initial model) also the dataset root and W_0's

@@ -178,7 +178,3 @@ def _queue_text(progress: RunProgress, watch: ProofWatch | None) -> str:
     done = f"proofs {sum(progress.outcomes.values())}/{progress.scheduled} done"
     now = watch.text() if watch is not None else ""
     return f"{done}, {now}" if now else done
-
-
-def print_summary(summary: RunSummary) -> None:
-    print(summary)

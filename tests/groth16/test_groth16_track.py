@@ -38,7 +38,7 @@ def test_a_loop_of_its_own_is_proven_with_groth16_and_verifies(tmp_path):
     loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, drop_last=True, generator=generator)
     cache, run_dir = tmp_path / "cache", tmp_path / "run"
     try:
-        with track(model, optimizer, run_dir=run_dir, overrides=["prover=groth16", f"cache_dir={cache}", "policy.k=3"], dataset=data) as run:
+        with track(model, optimizer, run_dir=run_dir, overrides=["prover=groth16", f"cache_dir={cache}", "policy=every_k", "policy.k=3"], dataset=data) as run:
             _loop(run, model, optimizer, loader)
     finally:
         stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
@@ -65,7 +65,7 @@ def test_a_peft_lora_fine_tune_in_a_loop_of_its_own_is_proven_and_verifies_with_
     loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, drop_last=True, generator=generator)
     cache, run_dir = tmp_path / "cache", tmp_path / "run"
     try:
-        with track(model, optimizer, run_dir=run_dir, overrides=["prover=groth16", f"cache_dir={cache}", "policy.k=3"], dataset=data) as run:
+        with track(model, optimizer, run_dir=run_dir, overrides=["prover=groth16", f"cache_dir={cache}", "policy=every_k", "policy.k=3"], dataset=data) as run:
             _loop(run, model, optimizer, loader)
     finally:
         stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
@@ -93,7 +93,7 @@ def test_pot_zks_own_adapters_in_proven_training_are_proven_and_verify(tmp_path)
     batches = [(torch.rand(2, 4, generator=generator) * 2 - 1, torch.rand(2, 2, generator=generator) - 0.5) for _ in range(3)]
     cache, run_dir = tmp_path / "cache", tmp_path / "run"
     try:
-        with proven_training(model, optimizer, batches, run_dir=run_dir, overrides=["prover=groth16", f"cache_dir={cache}", "policy.k=2"]) as run:
+        with proven_training(model, optimizer, batches, run_dir=run_dir, overrides=["prover=groth16", f"cache_dir={cache}", "policy=every_k", "policy.k=2"]) as run:
             for index in (2, 0, 1):
                 run.step(*batches[index])
     finally:

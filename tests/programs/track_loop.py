@@ -28,7 +28,7 @@ generator = torch.Generator().manual_seed(1)
 data = torch.utils.data.TensorDataset(torch.rand(16, 4, generator=generator) * 2 - 1, torch.randint(0, 3, (16,), generator=generator))
 loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(2))
 loss_fn = torch.nn.CrossEntropyLoss()
-overrides = ["prover=groth16", f"cache_dir={cache_dir}", "policy.k=5"]
+overrides = ["prover=groth16", f"cache_dir={cache_dir}", "policy=every_k", "policy.k=5"]
 
 with pot_zk.track(model, optimizer, run_dir=run_dir, overrides=overrides, scheduler=scheduler, dataset=data, resume=resume) as run:
     taken = 0
