@@ -51,6 +51,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from pot_zk.config.build import load_run_config
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.core.atomic import write_json_atomic
 from pot_zk.core.console import BarTicker
@@ -64,7 +65,6 @@ from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import declared_dataset, streamed_entries
 from pot_zk.runs.observer import DeclaredBatch
 from pot_zk.runs.proof_watch import ProofWatch
-from pot_zk.runs.respond import run_config
 from pot_zk.runs.session import TrainingSession, resume_session, start_session
 from pot_zk.runs.summary import RunSummary, verify_command
 from pot_zk.runs.user_loop import ObservedSession, declare, put_on_grid, recorded_config
@@ -197,7 +197,7 @@ class TrackedRun:
         ends = [e for e in read_jsonl(bundle.path(files.AUDIT)) if e.get("event") == "run.end"]
         if bundle.path(files.FINAL_MODEL).exists() or (ends and ends[-1].get("status") == "completed"):
             raise ConfigurationError(f"{self.run_dir} holds a completed run; a completed run is never extended", key="run_dir")
-        lifecycle = RunLifecycle.from_config(run_config(bundle, ()))  # the run's own configuration, as it was recorded
+        lifecycle = RunLifecycle.from_config(load_run_config(bundle.path(files.CONFIG), (), run_dir=bundle.root))  # as recorded
         self._lifecycle = lifecycle
         lifecycle.claim(self.run_dir, "track")
         plan = lifecycle.runtime.plan

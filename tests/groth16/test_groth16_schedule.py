@@ -6,6 +6,9 @@ does not prove."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -105,3 +108,43 @@ def test_a_steplr_loop_proves_every_selected_step_and_verify_names_the_schedule(
     assert report.coverage == {"zk-groth16": 8}
     assert report.references["schedule"] == "StepLR(step_size=2, gamma=0.5) from lr 0.1, each step's rate recomputed"
     assert len(list((cache / "groth16").iterdir())) == 1, "one key for the whole schedule"
+
+
+def test_a_scheduled_loop_answers_the_auditors_challenge_at_each_steps_rate(tmp_path):
+    """The auditor challenges steps the policy did not prove; the trainer proves them from the
+    kept witnesses (each at its scheduled rate) with pot-zk respond; verify --challenge accepts."""
+    import shlex
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
+    generator = torch.Generator().manual_seed(1)
+    data = torch.utils.data.TensorDataset(torch.rand(16, 4, generator=generator) * 2 - 1, torch.randint(0, 3, (16,), generator=generator))
+    loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, drop_last=True, generator=generator)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    cache, run_dir = tmp_path / "cache", tmp_path / "run"
+    overrides = ["prover=groth16", f"cache_dir={cache}", "policy=every_k", "policy.k=4"]
+    with track(model, optimizer, run_dir=run_dir, scheduler=scheduler, dataset=data, overrides=overrides) as run:
+        for x, y in loader:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+    pot_zk_cli = str(Path(sys.executable).parent / "pot-zk")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([pot_zk_cli, *args], capture_output=True, text=True, timeout=900, env={**os.environ, "POT_ZK_CACHE": str(cache)})
+
+    try:
+        assert cli("challenge", str(run_dir), "--count", "3", "--out", str(tmp_path / "C.json")).returncode == 0
+        answered = cli("respond", str(run_dir), str(tmp_path / "C.json"))
+        assert answered.returncode == 0 and "3 of 3 challenged steps proven" in answered.stdout, answered.stdout + answered.stderr
+    finally:
+        stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
+    verified = cli(*shlex.split(run.verify_command())[1:], "--challenge", str(tmp_path / "C.json"))
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+    assert "passed: challenge" in verified.stdout and "passed: schedule" in verified.stdout
