@@ -21,6 +21,7 @@ _EXPORTS = {
     "ProvingPipeline": "pot_zk.proving.pipeline",
     "ProofJob": "pot_zk.proving.strategies",
     "StepProof": "pot_zk.step_proof",
+    "track": "pot_zk.runs.track",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -211,6 +211,17 @@ class InvalidModelStateError(_StateError):
     """A captured model state is malformed: NaN/Inf, missing or extra keys, shape mismatch."""
 
 
+class StepMismatchError(InvalidModelStateError):
+    """A training step taken by the user's own loop is not the step the run declared (another
+    learning rate, loss or batch; clipped, scaled or accumulated gradients; an optimizer step
+    without a declared batch). ``step`` is the step number; ``differs`` names what differs."""
+
+    def __init__(self, message: str, *, step: int, differs: str, **context: Any) -> None:
+        super().__init__(message, step=step, differs=differs, **context)
+        self.step = step
+        self.differs = differs
+
+
 class ProofVerificationError(PotZkError):
     """A proof or certificate does not verify. Never retryable: retrying cannot make a bad
     proof good."""

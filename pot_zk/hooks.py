@@ -1,12 +1,15 @@
-"""Integration hooks: prove the SGD steps of your own training loop.
+"""Integration hooks: prove the steps of a training loop over batches declared up front.
 
     batches = [(x0, y0), (x1, y1), ...]          # the data set, declared before training
     with proven_training(model, optimizer, batches, run_dir="runs/mine") as run:
         for epoch in range(3):
             for x, y in batches:
-                loss = run.step(x, y)            # forward, loss, backward, optimizer.step()
+                loss = run.step(x, y)            # zero_grad, forward, loss, backward, optimizer.step()
 
-The result is the run bundle ``pot-zk train`` writes (same session code path:
+``run.step(x, y)`` is the body of your own loop (:func:`pot_zk.track` takes your own body
+instead): it declares the batch and takes the step, which the same observer as ``track``
+checks and records (:mod:`pot_zk.runs.observer`, :mod:`pot_zk.runs.user_loop`). The result is
+the run bundle ``pot-zk train`` writes (same session code path:
 :class:`pot_zk.runs.session.TrainingSession`), and ``pot-zk verify`` checks it. The differences
 from ``pot-zk train``:
 
@@ -22,7 +25,8 @@ from ``pot-zk train``:
   when every batch is made of its samples: each batch's sample positions are then recorded in
   dataset.json and checked by ``pot-zk verify``; a batch that is not is refused before the run
   starts;
-* the architecture, batch size and learning rate come from ``model``, the batches and
+* the statement (step kind -- SGD, SGD with momentum, LoRA with pot-zk's or peft's adapters --
+  architecture, loss, batch size, learning rate) comes from ``model``, the batches and
   ``optimizer``; the rest (policy, mode, handler, executor, circuit, SRS, cache_dir) from
   pot-zk's config with ``overrides``, as on the ``pot-zk train`` command line;
 * ``pot-zk resume`` does not continue such a run.
@@ -34,22 +38,20 @@ import dataclasses
 import hashlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
 from pot_zk.bundle.dataset import sample_indices
-from pot_zk.config.build import compose_config
 from pot_zk.config.plan import TrainingPlan
-from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
-from pot_zk.kinds.losses import loss_for_targets
-from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
-from pot_zk.kinds.mlp import architecture_of, check_sgd_optimizer
-from pot_zk.runs import bundle as files
-from pot_zk.runs.bundle import RunBundle
 from pot_zk.data.datasets import BUILT_IN, Batch, load_dataset, select_part
-from pot_zk.runs.lifecycle import RunLifecycle
-from pot_zk.runs.session import RunSummary, TrainingSession, start_session
+from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
+from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
+from pot_zk.kinds.losses import loss_for_targets, loss_value
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.observer import DeclaredBatch
+from pot_zk.runs.session import RunSummary, start_session
+from pot_zk.runs.user_loop import ObservedSession, declare, put_on_grid, recorded_config
 
 BatchPair = tuple[torch.Tensor, torch.Tensor]
 
@@ -57,9 +59,11 @@ BatchPair = tuple[torch.Tensor, torch.Tensor]
 class ProvenTraining:
     """The handle a ``proven_training`` block yields: take steps, read progress."""
 
-    def __init__(self, session: TrainingSession, batch_fingerprints: dict[str, int]) -> None:
-        self._session = session
+    def __init__(self, observed: ObservedSession, batch_fingerprints: dict[str, int], loss: str) -> None:
+        self._observed = observed
+        self._session = observed.session
         self._fingerprints = batch_fingerprints
+        self._loss = loss
 
     @property
     def run_dir(self) -> Path:
@@ -91,11 +95,11 @@ class ProvenTraining:
                 f"--expect-initial {initial} --accept-setting batch_order=recorded")
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-        """One SGD step on a declared batch: zero_grad, forward, loss (cross-entropy for integer
-        class labels, else the mean squared error), backward,
-        ``optimizer.step()``; commits to it and proves it if the policy selects it. Returns the
-        loss. Raises :class:`~pot_zk.exceptions.WitnessBuilderError` for a batch that was not
-        declared, and the handler's error when a failed proof halts the run (fail_fast)."""
+        """One step on a declared batch: zero_grad, forward, the statement's loss (cross-entropy
+        for integer class labels, else the mean squared error), backward, ``optimizer.step()``;
+        committed and proven if the policy selects it. Returns the loss. Raises
+        :class:`~pot_zk.exceptions.WitnessBuilderError` for a batch that was not declared, and
+        the handler's error when a failed proof halts the run (fail_fast)."""
         batch_index = self._fingerprints.get(_fingerprint(inputs, targets))
         if batch_index is None:
             raise WitnessBuilderError(
@@ -104,9 +108,13 @@ class ProvenTraining:
                 actual={"inputs": list(inputs.shape), "targets": list(targets.shape)},
                 step=self._session.next_step,
             )
-        step = self._session.step(inputs, targets, epoch=None, batch_index=batch_index)
-        assert step.loss is not None
-        return step.loss
+        model, optimizer = self._session.model, self._session.optimizer
+        self._observed.declare(DeclaredBatch(inputs.detach().clone(), targets.detach().clone(), batch_index))
+        optimizer.zero_grad()
+        loss = loss_value(self._loss, model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
 
 
 @contextmanager
@@ -119,39 +127,44 @@ def proven_training(
     overrides: Sequence[str] = (),
     dataset_name: str = "user",
 ) -> Iterator[ProvenTraining]:
-    """Open a proven run over ``model`` and ``optimizer`` (plain ``torch.optim.SGD``) in the new
-    directory ``run_dir``, holding its lock until the block ends (another process using the
-    directory: :class:`~pot_zk.runs.lock.RunInUseError`, before anything is written);
-    ``batches`` is the whole data set as ``(inputs, targets)`` pairs of one batch size. Leaving
-    the block normally waits for the queued proofs and ends the run ``completed``; an exception
-    ends it ``halted`` (a pot-zk error, e.g. fail_fast), ``interrupted`` (KeyboardInterrupt:
-    the provers it started are killed) or ``aborted`` (anything else) and propagates."""
+    """Open a proven run over ``model`` and ``optimizer`` (``torch.optim.SGD``, with or without
+    momentum; a model with LoRA adapters trains them) in the new directory ``run_dir``, holding
+    its lock until the block ends (another process using the directory:
+    :class:`~pot_zk.runs.lock.RunInUseError`, before anything is written); ``batches`` is the
+    whole data set as ``(inputs, targets)`` pairs of one batch size. Leaving the block normally
+    waits for the queued proofs and ends the run ``completed``; an exception ends it ``halted``
+    (a pot-zk error, e.g. fail_fast), ``interrupted`` (KeyboardInterrupt: the provers it started
+    are killed) or ``aborted`` (anything else) and propagates."""
     declared = [Batch(i, x.detach(), y.detach()) for i, (x, y) in enumerate(batches)]
-    lifecycle = RunLifecycle.from_config(_config(model, optimizer, declared, Path(run_dir).absolute(), overrides))
-    configured = lifecycle.runtime.plan
-    plan = dataclasses.replace(configured, data=dataclasses.replace(configured.data, name=dataset_name), batch_order="recorded")
-    lifecycle.claim(plan.run_dir, "proven_training")
+    _check_batches(model, declared)
+    run = declare(model, optimizer, declared[0].inputs, declared[0].targets, Path(run_dir).absolute(), overrides)
+    plan = dataclasses.replace(run.plan, data=dataclasses.replace(run.plan.data, name=dataset_name))
+    samples = _declared_samples(plan, declared)  # a refusal leaves no run directory behind
+    run.lifecycle.claim(plan.run_dir, "proven_training")
     try:
-        if (plan.run_dir / files.MANIFEST).exists():
-            raise ConfigurationError(f"{plan.run_dir} already holds a run; give proven_training a new run_dir", key="run_dir")
-        samples = _declared_samples(plan, declared)
+        run.check_new()
         fingerprints: dict[str, int] = {}
         for batch in declared:
             fingerprints.setdefault(_fingerprint(batch.inputs, batch.targets), batch.index)
-        config = _recorded_config(lifecycle.runtime.config, plan)
-        session = start_session(RunBundle(plan.run_dir), lifecycle, plan, model, optimizer, declared, config, samples=samples)
+        if plan.backend.training_arithmetic(plan.spec) is not None:
+            put_on_grid(model, plan)
+        config = recorded_config(run.lifecycle.runtime.config, dataset_name)
+        session = start_session(
+            RunBundle(plan.run_dir), run.lifecycle, plan, model, optimizer, declared, config, samples=samples, constants=run.constants
+        )
         with session:
-            yield ProvenTraining(session, fingerprints)
+            observed = ObservedSession(session, plan)
+            try:
+                yield ProvenTraining(observed, fingerprints, loss_for_targets(declared[0].targets))
+            finally:
+                observed.close()
     finally:
-        lifecycle.release()
+        run.lifecycle.release()
 
 
-def _config(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[Batch], run_dir: Path, overrides: Sequence[str]):
-    """pot-zk's config with ``overrides``; model, batch size and learning rate taken from the
-    objects being trained, so the statement matches what runs. Wrong dtypes (weights not of one
-    floating dtype, batches of another) are refused here, before the run directory exists."""
-    architecture = architecture_of(model)
-    learning_rate = check_sgd_optimizer(optimizer)
+def _check_batches(model: torch.nn.Module, batches: list[Batch]) -> None:
+    """Wrong dtypes (weights not of one floating dtype, batches of another) and batches of
+    several sizes are refused here, before the run directory exists."""
     dtype = weights_dtype({"model": model.state_dict()})
     for batch in batches:
         check_batch_dtype(batch.inputs, batch.targets, dtype, batch=batch.index)
@@ -161,12 +174,6 @@ def _config(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: l
             f"proven_training needs at least one batch and one batch size for all inputs and targets, got sizes {sorted(sizes)}",
             key="batches",
         )
-    cfg = compose_config(overrides, run_dir=run_dir)
-    cfg.model.dims = list(architecture.dims)
-    cfg.model.loss = loss_for_targets(batches[0].targets)
-    cfg.train.batch_size = sizes.pop()
-    cfg.train.learning_rate = learning_rate
-    return cfg
 
 
 def _declared_samples(plan: TrainingPlan, batches: list[Batch]) -> list[list[int]] | None:
@@ -186,18 +193,6 @@ def _declared_samples(plan: TrainingPlan, batches: list[Batch]) -> list[list[int
             key="dataset_name",
         )
     return [list(found) for found in samples if found is not None]
-
-
-def _recorded_config(config: dict[str, Any], plan: TrainingPlan) -> dict[str, Any]:
-    """The resolved config as it applies to a user loop, valid for the schema (``pot-zk respond``
-    builds it again): no schedule of pot-zk's (the manifest declares ``batch_order: recorded``);
-    ``data`` names the declared built-in set, or keeps pot-zk's configured one when the loop
-    trains on its own data (the manifest's ``dataset`` is the declaration verify reads)."""
-    container = dict(config)
-    if plan.data.name in BUILT_IN:
-        container["data"] = {**container["data"], "name": plan.data.name}
-    container["train"] = {key: container["train"][key] for key in ("batch_size", "learning_rate")}
-    return container
 
 
 def _fingerprint(inputs: torch.Tensor, targets: torch.Tensor) -> str:

@@ -15,7 +15,7 @@ from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.backends.certificates.freivalds import FreivaldsCertificate, verify_freivalds
 from pot_zk.backends.certificates.reexec import ReexecCertificate, verify_reexec
 from pot_zk.backends.certificates.revealed import commitment_of
-from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, ProofVerificationError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.backends.ezkl.lora import LoraCircuitSpec
@@ -136,12 +136,16 @@ def test_certificates_cover_a_cross_entropy_step_and_its_labels(kind, tmp_path):
     assert wrong_update.value.reason in ("update-out-of-tolerance", "product-check-failed")
 
 
-def test_lora_steps_refuse_class_labels():
+def test_lora_steps_on_class_labels_train_with_cross_entropy():
     torch.manual_seed(0)
     model = attach_lora(MlpArchitecture((6, 5, 3)).build(), (0,), 2, 4.0)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    with pytest.raises(InvalidModelStateError, match="LoRA steps are proven with the mean squared error"):
-        capture_step(model, optimizer, torch.rand(4, 6), torch.tensor([0, 1, 2, 0]))
+    x, labels = torch.rand(4, 6), torch.tensor([0, 1, 2, 0])
+    expected = float(torch.nn.functional.cross_entropy(model(x), labels).detach())
+    step = capture_step(model, optimizer, x, labels)
+    assert step.architecture.base.loss == "cross_entropy" and step.loss == pytest.approx(expected)
+    with pytest.raises(WitnessBuilderError, match="class labels must be integers in 0..2"):
+        capture_step(model, optimizer, x, torch.tensor([0, 1, 3, 0]))
 
 
 MSE_STATEMENTS = {

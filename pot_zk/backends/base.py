@@ -72,6 +72,10 @@ class Statement(Protocol):
     """Committed values are fixed-point integers at 2**-scale."""
     tolerance_ulps: int
     """How far (units of 2**-scale) W_t+1 may be from the statement's update: 0 when exact."""
+    rate_public: bool
+    """The learning rate is a public value of each step's proof, up to ``learning_rate`` (a
+    scheduled run's statement, :meth:`ProverBackend.scheduled_spec`); False: it is
+    ``learning_rate``, fixed in the circuit. Shared code reads it with ``getattr(..., False)``."""
 
     @property
     def architecture(self) -> Any:
@@ -105,7 +109,8 @@ class Statement(Protocol):
 
 def check_step_matches(statement: Statement, step: BatchStep) -> None:
     """WitnessBuilderError unless ``step`` is of the statement's kind, architecture, batch size
-    and learning rate (the message names each that differs)."""
+    and learning rate (the message names each that differs); a statement whose rate is public
+    (``rate_public``: a scheduled run's) takes any rate up to its own."""
     from pot_zk.exceptions import WitnessBuilderError
 
     architecture = getattr(step, "architecture", None)
@@ -121,6 +126,8 @@ def check_step_matches(statement: Statement, step: BatchStep) -> None:
         "batch_size": statement.batch_size,
         "learning_rate": statement.learning_rate,
     }
+    if getattr(statement, "rate_public", False) and isinstance(found["learning_rate"], float) and 0 < found["learning_rate"] <= statement.learning_rate:
+        found["learning_rate"] = statement.learning_rate  # a scheduled step: any rate up to the statement's bound
     if found != declared:
         differs = ", ".join(f"{key} {found[key]!r} (declared {declared[key]!r})" for key in declared if found[key] != declared[key])
         raise WitnessBuilderError(f"the step does not match the declared statement: {differs}", expected=declared, actual=found)
@@ -272,6 +279,16 @@ class ProverBackend(ABC):
                 raise ConfigurationError(f"circuit.{key} must be an integer, got {value!r} (or null: the statement's own)", key=f"circuit.{key}")
             given[key] = value
         return statement.create(architecture, int(batch_size), float(learning_rate), given)
+
+    def scheduled_spec(self, kind: StepKind, architecture: Any, batch_size: int, learning_rate: float, settings: Mapping[str, Any]) -> Statement:
+        """The statement of steps whose learning rate follows a declared schedule, at most
+        ``learning_rate``: one circuit (and key) for every rate, each step's a public value. A
+        backend whose circuits fix the rate refuses (ConfigurationError, saying why)."""
+        raise ConfigurationError(
+            f"the {self.name} backend states the learning rate as a constant of its circuit (and key): a learning-rate schedule "
+            "would need a circuit per rate; prove scheduled runs with prover=groth16, whose rate is a public input",
+            key="optimizer.schedule",
+        )
 
     def statement_for_step(self, step: BatchStep, settings: Mapping[str, Any] | None = None) -> Statement:
         """The statement that proves ``step`` (its kind, architecture, batch size, learning rate)."""

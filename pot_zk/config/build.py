@@ -31,6 +31,7 @@ from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.optimizer import OptimizerSettings
 from pot_zk.kinds.registry import kind_for
+from pot_zk.kinds.schedule import Schedule, canonical
 from pot_zk.proving.policy import create_policy
 from pot_zk.data.datasets import DATASETS, PARTS
 from pot_zk.proving.executors import EXECUTORS, resolve_workers
@@ -272,7 +273,12 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
     backend = BACKENDS.get(str(cfg.prover.backend))
     circuit = OmegaConf.to_container(cfg.circuit, resolve=True)
     assert isinstance(circuit, dict)
-    spec = backend.circuit_spec(kind, kind.architecture(model), int(cfg.train.batch_size), float(cfg.train.learning_rate), circuit)
+    rate = float(cfg.train.learning_rate)
+    schedule = configured_schedule(cfg.optimizer.schedule, rate)
+    if schedule is None:
+        spec = backend.circuit_spec(kind, kind.architecture(model), int(cfg.train.batch_size), rate, circuit)
+    else:
+        spec = backend.scheduled_spec(kind, kind.architecture(model), int(cfg.train.batch_size), rate, circuit)
     policy = cfg.policy
     data = cfg.data
     return TrainingPlan(
@@ -300,7 +306,14 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         scheduler_address=cfg.executor.scheduler_address,
         witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
         logger=LoggerSettings(check_logger(str(cfg.logger.name)), Path(cfg.logger.log_dir).expanduser().absolute()),
+        schedule=schedule,
     )
+
+
+def configured_schedule(schedule: Any, base_rate: float) -> Schedule | None:
+    """The learning-rate schedule of config group ``optimizer.schedule`` (None: ``constant``)."""
+    declared = {key: value for key, value in OmegaConf.to_container(schedule, resolve=True).items() if value is not None}
+    return None if declared.get("name") == "constant" else Schedule(canonical(declared), base_rate)
 
 
 def _resolved_container(cfg: DictConfig) -> dict[str, Any]:

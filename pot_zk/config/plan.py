@@ -16,6 +16,7 @@ from pot_zk.backends.base import CommitmentScheme, KeySettings, ProverBackend
 from pot_zk.data.datasets import DataSettings
 from pot_zk.kinds.base import ModelSettings, StepKind
 from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.kinds.schedule import Schedule
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,22 @@ class TrainingPlan:
     ``recorded``: a user loop chose each step's batch, recorded per step (:mod:`pot_zk.hooks`)."""
     scheduler_address: str | None = None
     """executor=dask: the scheduler to use; None starts a LocalCluster."""
+    streamed: bool = False
+    """``batch_order: recorded`` only: the loop committed each batch as it came (``pot_zk.track``),
+    none declared up front."""
+    schedule: Schedule | None = None
+    """The declared learning-rate schedule (``optimizer.schedule``): step t trains at
+    ``schedule.rate(t)``, and the statement takes the rate as a public value; None: every step at
+    the statement's own rate."""
     logger: LoggerSettings = LoggerSettings()
 
     @property
     def kind(self) -> StepKind:
         return STEP_KINDS.get(self.spec.kind)
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate step ``step`` trains at: the schedule's, or the statement's own."""
+        return self.spec.learning_rate if self.schedule is None else self.schedule.rate(step)
 
     @property
     def commitments(self) -> CommitmentScheme:

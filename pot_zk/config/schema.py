@@ -174,6 +174,29 @@ class OptimizerConfig:
     """adam, adamw: the decay rates of the first and second moment."""
     eps: float = 1e-8
     """adam, adamw: added to the square root of the second moment."""
+    schedule: "ScheduleConfig" = field(default_factory=lambda: ScheduleConfig())
+    """The learning-rate schedule from ``train.learning_rate`` (``optimizer.schedule.name=step
+    optimizer.schedule.step_size=30``)."""
+
+
+@dataclass
+class ScheduleConfig:
+    """A learning-rate schedule stepped after each optimizer step (:mod:`pot_zk.kinds.schedule`):
+    ``name`` ``constant`` (none), ``step`` (StepLR: step_size, gamma), ``multistep`` (milestones,
+    gamma), ``cosine`` (CosineAnnealingLR: T_max, eta_min), ``linear`` (LinearLR, a warm-up:
+    start_factor, end_factor, total_iters) or ``sequential`` (SequentialLR: ``schedules``, a list
+    of such dicts, and milestones). Settings a schedule does not take stay null."""
+
+    name: str = "constant"
+    step_size: Optional[int] = None
+    gamma: Optional[float] = None
+    milestones: Optional[List[int]] = None
+    T_max: Optional[int] = None
+    eta_min: Optional[float] = None
+    start_factor: Optional[float] = None
+    end_factor: Optional[float] = None
+    total_iters: Optional[int] = None
+    schedules: Optional[List[Any]] = None
 
 
 @dataclass

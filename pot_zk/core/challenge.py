@@ -9,7 +9,8 @@ The **commitment head** of a run is a SHA-256 hash chain over what the run commi
 (``canonical``: JSON, sorted keys, no spaces; the optimizer state fields, :data:`STATE_FIELDS`,
 are the velocity of a momentum step and the moments and step count of an Adam step: committed
 state like the weights, which verify requires in every record of such a run, so a challenge
-drawn from the head fixes it too.) :func:`declared_plan` is the statement (its circuit id),
+drawn from the head fixes it too; so are the sample positions a streamed step records and a
+scheduled step's learning rate, when it records them.) :func:`declared_plan` is the statement (its circuit id),
 the declared data set (name, part, number of batches, a synthetic set's sample count and seed,
 the held-out set, the root), the training plan (batch order, seed, epochs, max_steps, optimizer,
 arithmetic), the policy, whether proving was on, the mode and a LoRA run's base commitment:
@@ -43,9 +44,10 @@ CHALLENGE_FORMAT = "pot-zk-challenge/1"
 HEAD_DOMAIN = b"pot-zk/commitment-head/v2"
 CHALLENGE_DOMAIN = b"pot-zk/challenge/v1"
 HEAD_FIELDS = ("step", "batch_index", "w_before", "batch", "w_after", "base", "scale")
-STATE_FIELDS = ("v_before", "v_after", "m_before", "m_after", "t_before", "t_after")
-"""Committed state besides the weights (a momentum step's velocity, an Adam step's moments and
-step count): in the head when recorded."""
+STATE_FIELDS = ("v_before", "v_after", "m_before", "m_after", "t_before", "t_after", "samples", "learning_rate")
+"""Recorded besides the weights (a momentum step's velocity, an Adam step's moments and step
+count; the positions of a streamed batch's samples in the declared data set; a scheduled step's
+learning rate, which verify recomputes): in the head when recorded."""
 NONCE_BYTES = 32
 
 

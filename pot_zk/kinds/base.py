@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import torch
 from torch import nn
 
-from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, WitnessBuilderError
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.losses import check_labels, target_shape
 from pot_zk.kinds.mlp import MlpArchitecture, Shapes
@@ -207,6 +207,12 @@ class StepKind(ABC):
     @abstractmethod
     def architecture(self, model: ModelSettings) -> Any:
         """The architecture the model settings describe (ConfigurationError if incomplete)."""
+
+    def config_values(self, architecture: Any) -> dict[str, Any]:
+        """The configuration (dotted keys: ``model.*``, ``optimizer.*``) whose model settings
+        give ``architecture`` back through :meth:`architecture`: how a run of a model pot-zk did
+        not build (a loop of your own) declares it. A kind without them cannot be declared so."""
+        raise ConfigurationError(f"{self.name} steps cannot be declared from a model in your own loop", key="model.kind")
 
     @abstractmethod
     def base_architecture(self, architecture: Any) -> MlpArchitecture | None:

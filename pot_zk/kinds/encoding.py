@@ -24,8 +24,9 @@ class StepCommitment:
     For a LoRA step W_t and W_t+1 are the adapters and ``base`` commits to the frozen base
     weights; a momentum step also commits to the velocity V_t (``v_before``) and V_t+1
     (``v_after``), an Adam step to its first moments (``m_before``, ``m_after``), second moments
-    (``v_before``, ``v_after``) and step counts (``t_before``, ``t_after``). Fields a statement
-    does not have are None and absent from ``to_dict()``.
+    (``v_before``, ``v_after``) and step counts (``t_before``, ``t_after``). A step of a scheduled
+    run (a statement whose rate is public) has its ``learning_rate``, a public value of its proof.
+    Fields a statement does not have are None and absent from ``to_dict()``.
     """
 
     w_before: str
@@ -39,6 +40,7 @@ class StepCommitment:
     m_after: str | None = None
     t_before: str | None = None
     t_after: str | None = None
+    learning_rate: float | None = None
 
     def to_dict(self) -> dict:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -46,7 +48,11 @@ class StepCommitment:
     @classmethod
     def from_dict(cls, data: dict) -> "StepCommitment":
         optional = {key: None if data.get(key) is None else str(data[key]) for key in OPTIONAL_FIELDS}
-        return cls(w_before=str(data["w_before"]), batch=str(data["batch"]), w_after=str(data["w_after"]), scale=int(data["scale"]), **optional)
+        rate = None if data.get("learning_rate") is None else float(data["learning_rate"])
+        return cls(
+            w_before=str(data["w_before"]), batch=str(data["batch"]), w_after=str(data["w_after"]), scale=int(data["scale"]),
+            learning_rate=rate, **optional,
+        )
 
 
 OPTIONAL_FIELDS = ("base", "v_before", "v_after", "m_before", "m_after", "t_before", "t_after")

@@ -76,15 +76,29 @@ def training_plan(plan: TrainingPlan) -> dict[str, Any]:
     max_steps, seed: ``pot-zk verify`` recomputes the batch order and step count); a recorded
     run (a user loop, :mod:`pot_zk.hooks`) declares no schedule, its batch order is recorded per step.
     ``arithmetic``: ``exact`` when the backend's statement is exact (the initial model rounded onto
-    its grid, every update the statement's integer step), ``float`` when torch's update is proven."""
+    its grid, every update the statement's integer step), ``float`` when torch's update is proven.
+    ``batches: streamed``: a loop committed each batch as it came (:mod:`pot_zk.runs.track`).
+    ``schedule``: the declared learning-rate schedule from the statement's rate, when there is one
+    (:mod:`pot_zk.kinds.schedule`): verify recomputes each step's rate from it."""
     arithmetic = "float" if plan.backend.training_arithmetic(plan.spec) is None else "exact"
     optimizer = f"torch.optim.{OPTIMIZERS[plan.model.optimizer.name].__name__}"
+    schedule = {} if plan.schedule is None else {"schedule": plan.schedule.to_dict()}
     if plan.batch_order == "recorded":
-        return {"batch_order": "recorded", "optimizer": optimizer, "arithmetic": arithmetic}
+        streamed = {"batches": "streamed"} if plan.streamed else {}
+        return {"batch_order": "recorded", "optimizer": optimizer, "arithmetic": arithmetic, **streamed, **schedule}
     return {
         "batch_order": "seeded", "epochs": plan.epochs, "max_steps": plan.max_steps, "seed": plan.seed,
-        "optimizer": optimizer, "arithmetic": arithmetic,
+        "optimizer": optimizer, "arithmetic": arithmetic, **schedule,
     }
+
+
+def streamed_entries(name: str, root: str | None, size: int | None, declared: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``dataset`` entry of a loop that commits each batch as it comes
+    (:mod:`pot_zk.runs.track`): the declared data set (``declared``, :func:`declared_dataset`: a
+    built-in set's name and part, ``user``, or ``undeclared`` without root) and the Merkle root of
+    its ``size`` samples (:mod:`pot_zk.data.samples`), which each step's recorded sample
+    positions point into."""
+    return {**declared, "name": name, "root": root, "num_batches": None, "size": size, "leaf": None if root is None else "sample"}
 
 
 def declared_entries(plan: TrainingPlan, runtime: Runtime) -> dict[str, Any]:
@@ -113,12 +127,20 @@ def prepare_run(
     config_yaml: str,
     held_out: HeldOut | None = None,
     samples: list[list[int]] | None = None,
+    *,
+    streamed: dict[str, Any] | None = None,
+    constants: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """Check keys and cache, write dataset.json, config.yaml, the initial model and (last) the
+    manifest. ``samples``: each declared batch's positions in a built-in data set (a user loop's);
+    ``streamed``: the ``dataset`` entry of a run whose batches are committed as they come
+    (:func:`streamed_entries`; ``batches`` is then empty); ``constants``: the commitments of a
+    kind's constant inputs (a LoRA base) the loop's model holds, declared without a base run."""
     if runtime.proving_enabled:
         plan.backend.check_key_policy(plan.keys, runtime.mode)
     leaves = dataset_leaves(batches, plan.commitments)
     holdout = holdout_record(held_out, plan)
-    root = dataset_root(leaves, None if holdout is None else holdout["commitment"])
+    root = dataset_root(leaves, None if holdout is None else holdout["commitment"]) if streamed is None else streamed["root"]
     keys: dict[str, Any] = {}
     if runtime.proving_enabled:
         _check_cache_dir(plan.cache_dir)
@@ -133,8 +155,9 @@ def prepare_run(
             "holdout": holdout,
             "batch_size": plan.spec.batch_size,
             "scale": plan.spec.scale,
-            "encoding": "X then Y, row-major",
+            "encoding": "X then Y, row-major" if streamed is None else f"batches committed as they came; samples: {streamed['leaf']}",
             **({} if samples is None else {"samples": samples}),
+            **({} if streamed is None else {"size": streamed["size"]}),
         },
     )
     write_bytes_atomic(bundle.path(files.CONFIG), config_yaml.encode())
@@ -150,12 +173,13 @@ def prepare_run(
                 "root": root,
                 "num_batches": len(leaves),
                 "holdout": None if holdout is None else {k: v for k, v in holdout.items() if k != "indices"},
-            },
+            } if streamed is None else {**streamed, "holdout": None},
             "executor": {"name": plan.executor, "workers": plan.workers},
             **keys,
             "witnesses": witness_retention(plan.spec, plan.witness.retain, plan.witness.max_step_bytes).to_dict(),
             "versions": versions,
             **base_entry(plan),
+            **{name: {"run": None, "commitment": commitment} for name, commitment in (constants or {}).items()},
         }
     )
     return {"leaves": leaves, "prover_options": prover_options}

@@ -81,17 +81,20 @@ class ProvenRun:
     def job_for(self, index: int) -> ProofJob:
         return proof_job(self.bundle, self.spec, index, self.cache_dir, self.prover_options)
 
-    def record_step(self, step: BatchStep, index: int, epoch: int, batch_index: int, audit) -> None:
+    def record_step(
+        self, step: BatchStep, index: int, epoch: int | None, batch_index: int | None, audit, *, samples: tuple[int, ...] | None = None
+    ) -> None:
         """Commit to the step (every step) and queue its proof if the policy selects it. W_t (and
         any other chained state, e.g. the velocity) is the previous step's W_t+1 commitment, the
-        batch its dataset leaf; constant inputs (a LoRA step's frozen base) are committed once
-        per run."""
-        encoded = {x.name: x for x in kind_of(step).encode(step)}
+        batch its dataset leaf (``batch_index``), or, for a batch committed as it came
+        (``batch_index`` None), its own commitment and its ``samples``' positions in the declared
+        data set; constant inputs (a LoRA step's frozen base) are committed once per run."""
+        encoded = {x.name: x for x in self.spec.encode(step)}
 
         def commit(name: str) -> str:
             return self.commitments.tensor(name).commit(encoded[name].values, encoded[name].label)
 
-        batch = self.leaves[batch_index]
+        batch = commit("batch") if batch_index is None else self.leaves[batch_index]
         scheduled = self.pipeline is not None and self.policy(index)
         record: dict[str, Any] = {
             "step": index,
@@ -102,6 +105,10 @@ class ProvenRun:
             "loss": step.loss,
             "scheduled": scheduled,
         }
+        if batch_index is None:
+            record["samples"] = None if samples is None else list(samples)
+        if getattr(self.spec, "rate_public", False):
+            record["learning_rate"] = step.learning_rate
         for before, after in kind_of(step).chained_inputs:
             record[before] = self._last_after.get(after) or self._continued(index, after, commit(before))
             record[after] = self._last_after[after] = commit(after)

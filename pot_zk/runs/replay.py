@@ -19,6 +19,7 @@ from pot_zk.backends.registry import commit_step
 from pot_zk.config.build import build
 from pot_zk.exceptions import ChallengeError
 from pot_zk.kinds.registry import capture_step, save_training_step
+from pot_zk.kinds.schedule import scheduler_at
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, load_model
 from pot_zk.runs.train import build_model, declared_data, run_optimizer, step_schedule
@@ -40,12 +41,15 @@ def replay_witnesses(bundle: RunBundle, cfg: Any, steps: Iterable[int]) -> None:
     model = build_model(plan)
     model.load_state_dict(load_model(bundle.path(files.INITIAL_MODEL))[0])
     optimizer = run_optimizer(model, plan)
+    rates = scheduler_at(plan.schedule, optimizer, 0)
     recorded = {r["step"]: r for r in bundle.commitments()}
     for index, _epoch, batch_index in step_schedule(plan, len(batches)):
         if index > max(wanted):
             return
         batch = batches[batch_index]
         step = capture_step(model, optimizer, batch.inputs, batch.targets)
+        if rates is not None:
+            rates.step()
         if arithmetic is not None:
             step = arithmetic.step(model, optimizer, step)
         found = commit_step(step, plan.spec).to_dict()

@@ -15,8 +15,6 @@ called by the training loop) and the final model when the run completes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -42,21 +40,7 @@ from pot_zk.runs.manifest import prepare_run
 from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import ProvenRun, RunProgress
 from pot_zk.runs.resume import check_checkpoint, check_resumable
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run_dir: Path
-    status: str
-    progress: dict[str, Any]
-    stats: dict[str, Any]
-    evaluations: tuple[Evaluation, ...] = ()
-    """The held-out scores, in step order (the first: the initial model; after a completed
-    run, the last: the final model)."""
-    head: str | None = None
-    """The commitment head (:func:`pot_zk.core.challenge.commitment_head`): hand it to the
-    auditor when the run ends (None when the records could not be read back, e.g. after a
-    failed write)."""
+from pot_zk.runs.summary import RunSummary
 
 
 class TrainingSession:
@@ -109,11 +93,22 @@ class TrainingSession:
         """Train on one declared batch (``batch_index`` into the dataset) and record the step."""
         if self.summary is not None:
             raise RuntimeError(f"the run in {self.bundle.root} has ended ({self.summary.status}); it takes no more steps")
+        return self.record(capture_step(self.model, self.optimizer, inputs, targets), epoch=epoch, batch_index=batch_index)
+
+    def record(
+        self, step: BatchStep, *, epoch: int | None, batch_index: int | None, samples: tuple[int, ...] | None = None
+    ) -> BatchStep:
+        """Record a step the optimizer just took (its state after it in the model and the
+        optimizer): replaced by the exact step when the backend has one, committed, queued for
+        its proof if the policy selects it, checkpointed. ``batch_index``: the declared batch it
+        trained on, or None for a batch committed as it came (with its ``samples``' positions in
+        a declared data set, if any)."""
+        if self.summary is not None:
+            raise RuntimeError(f"the run in {self.bundle.root} has ended ({self.summary.status}); it takes no more steps")
         index = self.next_step
-        step = capture_step(self.model, self.optimizer, inputs, targets)
         if self.arithmetic is not None:
             step = self.arithmetic.step(self.model, self.optimizer, step)
-        self.run.record_step(step, index, epoch, batch_index, self.audit)
+        self.run.record_step(step, index, epoch, batch_index, self.audit, samples=samples)
         if step.loss is not None:
             self.scalars.add("train/loss", step.loss, index)
         self.next_step = index + 1
@@ -223,19 +218,23 @@ def start_session(
     *,
     held_out: HeldOut | None = None,
     samples: list[list[int]] | None = None,
+    streamed: dict[str, Any] | None = None,
+    constants: dict[str, str] | None = None,
     **options: Any,
 ) -> TrainingSession:
     """Prepare a new run bundle (dataset root, manifest, initial model), open its audit trail
     with ``run.start`` and return its session. ``config`` is the resolved configuration, written
     to config.yaml and the ``run.start`` event; with ``held_out`` the initial model is scored on
     it before the first step; ``samples``: each batch's positions in the declared built-in data
-    set (a user loop's). A backend with its own training arithmetic first puts the model on its
-    grid."""
+    set (a user loop's); ``streamed`` and ``constants``: see :func:`~pot_zk.runs.manifest.prepare_run`.
+    A backend with its own training arithmetic first puts the model on its grid."""
     arithmetic = plan.backend.training_arithmetic(plan.spec)
     if arithmetic is not None:
         arithmetic.start(model)
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(config))
-    prepared = prepare_run(bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out, samples)
+    prepared = prepare_run(
+        bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out, samples, streamed=streamed, constants=constants
+    )
     lifecycle.open(
         bundle.path(files.AUDIT), "run.start", stats_dir=bundle.root, run=bundle.root.name,
         run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(config),

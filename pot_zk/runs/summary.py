@@ -1,38 +1,101 @@
-"""What a run ended with, in words for people (the CLI prints them; a library call never does):
-the outcomes, the held-out scores, what the bundle supports ("in short: ..."), the commitment
-head and how to hand the run over."""
+"""How a run ended, in words: :class:`RunSummary`, what ``pot-zk train`` prints and what a
+``track`` or ``proven_training`` block hands back (a library never prints: ``print(summary)``).
+
+The lines say the status, the proofs by outcome, the held-out scores, what was proven in plain
+words (from the bundle: the whole run's outcomes, also when this process resumed it), where the
+bundle is, the commitment head to hand to the auditor now, the export to hand over and the
+``pot-zk verify`` command that checks it (for a loop's own run with the dataset root and the
+initial model to pin).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.evaluation import Evaluation
-from pot_zk.runs.session import RunSummary
+
+DEV_KEYS = ("dev", "dev-srs")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: Path
+    status: str
+    progress: dict[str, Any]
+    stats: dict[str, Any]
+    evaluations: tuple[Evaluation, ...] = ()
+    """The held-out scores, in step order (the first: the initial model; after a completed
+    run, the last: the final model)."""
+    head: str | None = None
+    """The commitment head (:func:`pot_zk.core.challenge.commitment_head`): hand it to the
+    auditor when the run ends (None when the records could not be read back, e.g. after a
+    failed write)."""
+
+    def lines(self) -> list[str]:
+        """What ``pot-zk train`` prints when a run ends (module docstring)."""
+        outcomes = self.progress["outcomes"]
+        types = ", ".join(f"{count} {name}" for name, count in sorted(self.progress["proof_types"].items())) or "none"
+        lines = [
+            f"run {self.status}: {self.progress['steps']} steps trained, every step committed",
+            f"proofs: {self.progress['scheduled']} scheduled; {outcomes.get('proved', 0)} proved ({types}), "
+            f"{outcomes.get('failed', 0)} failed, {outcomes.get('parked', 0)} parked",
+        ]
+        held_out = held_out_line(self.evaluations)
+        if held_out:
+            lines.append(held_out)
+        bundle = RunBundle(self.run_dir)
+        lines += [proved_line(self), *arithmetic_lines(bundle.manifest()), f"bundle: {self.run_dir}"]
+        if self.head is not None:
+            archive = f"{self.run_dir.name}.tar.gz"
+            lines += [
+                f"commitment head: {self.head} (hand it to the auditor now: it fixes the statement and every step's commitments)",
+                "hand over the export, not the directory (its witness/ and checkpoint hold your training data): "
+                f"pot-zk export {self.run_dir} --out {archive}",
+                f"the auditor checks it with: {verify_command(archive, self.head, bundle)}",
+            ]
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
 
 
 def summary_lines(summary: RunSummary) -> list[str]:
-    """The end-of-run summary for people: what was trained and proven, the held-out scores,
-    what the bundle supports in plain words, the commitment head and how to hand the run over."""
-    outcomes = summary.progress["outcomes"]
-    types = ", ".join(f"{count} {name}" for name, count in sorted(summary.progress["proof_types"].items())) or "none"
-    archive = f"{summary.run_dir.name}.tar.gz"
-    held_out = held_out_line(summary.evaluations)
+    """The end-of-run summary for people, what the CLI prints (:meth:`RunSummary.lines`)."""
+    return summary.lines()
+
+
+def verify_command(run: str | Path, head: str, bundle: RunBundle) -> str:
+    """``pot-zk verify RUN --expect-head HEAD``; for a loop's own run (``batch_order: recorded``:
+    verify recomputes neither its data nor its initial model) also the dataset root and W_0's
+    commitment to pin and the recorded batch order (and undeclared data) to accept."""
+    command = f"pot-zk verify {run} --expect-head {head}"
+    manifest = bundle.manifest()
+    if (manifest.get("training") or {}).get("batch_order") != "recorded":
+        return command
+    root = (manifest.get("dataset") or {}).get("root")
+    records = bundle.commitments()
+    initial = min(records, key=lambda r: r["step"])["w_before"] if records else None
+    pins = [*([f"--expect-root {root}"] if root else []), *([f"--expect-initial {initial}"] if initial else [])]
+    undeclared = [] if root else ["--accept-setting data=undeclared"]
+    return " ".join([command, *pins, "--accept-setting batch_order=recorded", *undeclared])
+
+
+def arithmetic_lines(manifest: dict[str, Any]) -> list[str]:
+    """For a loop that took its own steps under an exact statement: that its updates were
+    replaced by the statement's integer step (said once, here)."""
+    training = manifest.get("training") or {}
+    if training.get("batch_order") != "recorded" or training.get("arithmetic") != "exact":
+        return []
+    scale = (manifest.get("circuit") or {}).get("scale")
     return [
-        f"run {summary.status}: {summary.progress['steps']} steps trained, every step committed",
-        f"proofs: {summary.progress['scheduled']} scheduled; {outcomes.get('proved', 0)} proved ({types}), "
-        f"{outcomes.get('failed', 0)} failed, {outcomes.get('parked', 0)} parked",
-        *([held_out] if held_out else []),
-        proved_line(summary),
-        f"bundle: {summary.run_dir}",
-        f"commitment head: {summary.head} (hand it to the auditor now: it fixes the statement and every step's commitments)",
-        f"hand over the export, not the directory (its witness/ and checkpoint hold your training data): "
-        f"pot-zk export {summary.run_dir} --out {archive}",
-        f"the auditor checks it with: pot-zk verify {archive} --expect-head {summary.head}",
+        f"arithmetic: exact ({manifest.get('backend')}): the model was put on the 2^-{scale} grid and each optimizer.step() "
+        "was replaced by the statement's integer step (within float rounding of yours), so the model you hold is the proven one"
     ]
-
-
-DEV_KEYS = ("dev", "dev-srs")
 
 
 def proved_line(summary: RunSummary) -> str:

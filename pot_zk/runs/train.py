@@ -23,11 +23,13 @@ from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.data.datasets import Batch, HeldOut, epoch_order, seeded_batches
+from pot_zk.kinds.schedule import scheduler_at
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import RunProgress
-from pot_zk.runs.session import RunSummary, TrainingSession, resume_session, start_session
+from pot_zk.runs.session import TrainingSession, resume_session, start_session
+from pot_zk.runs.summary import RunSummary
 
 
 class RunInterrupted(Interrupted):
@@ -110,10 +112,13 @@ def _train(lifecycle: RunLifecycle, plan: TrainingPlan, bundle: RunBundle, resum
             else:
                 session = start_session(bundle, lifecycle, plan, model, optimizer, batches, lifecycle.runtime.config, **options)
             bar.update(session.next_step)
+            rates = scheduler_at(plan.schedule, optimizer, session.next_step)
             with session, BarTicker(bar, lambda: _queue_text(session.progress, watch)):
                 for index, epoch, batch_index in schedule[session.next_step :]:
                     batch = batches[batch_index]
                     session.step(batch.inputs, batch.targets, epoch=epoch, batch_index=batch_index)
+                    if rates is not None:
+                        rates.step()
                     if (index + 1) % len(batches) == 0:
                         session.evaluate()
                     bar.update(1)

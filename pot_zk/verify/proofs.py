@@ -35,7 +35,10 @@ def check_proofs(
     proofs: list[dict[str, Any]],
     audit_events: list[dict[str, Any]],
     options: VerifierOptions,
+    rates: Mapping[int, float] | None = None,
 ) -> None:
+    """Every outcome; each proof verified against the step's records (a scheduled step: at the
+    learning rate ``rates`` holds for it, which verify recomputed, never the recorded one)."""
     failures_before = len(report.findings)
     final = _final_outcomes(report, by_step, proofs)
     labels = {(e.get("step"), e.get("proof_type")) for e in audit_events if e.get("event") == "proof.result" and e.get("status") == "proved"}
@@ -53,7 +56,8 @@ def check_proofs(
         proof_type = record.get("proof_type")
         if audit_events and (step, proof_type) not in labels:  # no events: the audit-chain check already failed
             report.fail("proofs", "label-mismatch", f"proof labelled {proof_type!r} but the audit trail recorded no such proof", step)
-        if _verified(report, bundle, manifest, spec, step, commitment_record, record, stated, keys, options):
+        recomputed = {**commitment_record, "learning_rate": (rates or {}).get(step)}
+        if _verified(report, bundle, manifest, spec, step, recomputed, record, stated, keys, options):
             coverage[str(proof_type)] += 1
             report.verified_steps.add(step)
         else:

@@ -8,6 +8,8 @@ where it cannot -- never the trainer's word in a note.
   (``dataset.json`` ``samples``): every leaf must be the commitment of those samples
   (``dataset-samples``). ``--expect-root`` pins the root of any run (``unexpected-root``);
   a run whose leaves were not recomputed from a declared seed needs it (``root-not-pinned``).
+  A loop that committed its batches as they came (``pot_zk.track``) is checked by
+  :mod:`pot_zk.verify.samples` instead, but for the pin of its own data's root.
 * ``initial-model``: the initial weights of a seeded run are recomputed from the declared
   architecture and training seed; step 0's W_t must commit to them (``initial-model-mismatch``).
   ``--expect-initial`` pins W_0's commitment for any run (``unexpected-initial``); a run whose
@@ -30,6 +32,7 @@ from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.verify.report import RunReport
 from pot_zk.verify.run_checks import batch_order, state_commitments
+from pot_zk.verify.samples import streamed_batches
 
 COMMITMENT = re.compile(r"^(0x)?[0-9a-f]{64}$")
 """A commitment as the backends write it: 64 hex digits (ezkl) or 0x and 64 (groth16)."""
@@ -74,6 +77,8 @@ def check_dataset_reference(report: RunReport, manifest: Mapping[str, Any], data
     if expect_root is not None and root != expect_root:
         report.fail("dataset-root", "unexpected-root", f"the declared dataset root is not the one you expect ({expect_root})")
     name = manifest["dataset"].get("name")
+    if streamed_batches(manifest) and (name in BUILT_IN or root is None):
+        return  # a built-in set's samples recomputed, or undeclared data accepted: check_streamed_batches
     try:
         if name in BUILT_IN and _seeded(manifest):
             _check_recomputed(report, manifest, dataset, spec)

@@ -9,12 +9,15 @@ What is checked (each failure is named; docs/runs.md):
 * ``steps``: one commitment record per step, 0..n-1, none missing or duplicated, the count the
   declared training plan implies; batches visited in the declared seeded order, each a leaf
   (a run with ``batch_order: recorded``, from a user loop, declares no schedule: it fails
-  unless the auditor accepts it, and then only "each step's batch is a leaf" is checked);
+  unless the auditor accepts it, and then only "each step's batch is a leaf" is checked; a loop
+  that committed its batches as they came: :mod:`pot_zk.verify.samples`);
 * ``commitment-chain``: W_t+1 of each step is W_t of the next;
 * ``initial-model`` / ``final-model``: the model files hash to the first / last commitment
   (for a LoRA run: their adapters do, and their frozen base hashes to the declared base);
 * ``base-model``: every step of a LoRA run commits to the declared base; an SGD run has none;
 * ``policy``: the steps marked for proving are exactly those the declared policy selects;
+* ``schedule``: a scheduled run's every step at the learning rate its declared schedule gives,
+  recomputed here; its proofs are checked at that rate (:mod:`pot_zk.verify.schedule`);
 * ``holdout`` / ``evaluation``: the held-out set and the scores recorded on it
   (:mod:`pot_zk.verify.holdout`);
 * ``proofs`` (:mod:`pot_zk.verify.proofs`): only proofs verified here count; every selected
@@ -65,6 +68,7 @@ from pot_zk.verify.references import Expectations, check_base_reference, check_h
 from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_state
 from pot_zk.verify.proofs import check_proofs
 from pot_zk.verify.report import EXIT_CODES, Finding, RunReport
+from pot_zk.verify.schedule import check_schedule
 from pot_zk.verify.statement import ACCEPT_SETTING, check_statement
 from pot_zk.verify.trust import TrustStore
 
@@ -166,7 +170,8 @@ def _check_run(
         srs_path = check_keys(report, manifest, proofs, keys, trust).get("key_path", srs_path)
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
     options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs)
-    check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options)
+    rates = check_schedule(report, manifest, spec, by_step)
+    check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options, rates)
     note_free_state(report, spec)
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge, trust, allow_no_nonce)

@@ -17,6 +17,7 @@ from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.backends.base import Statement
 from pot_zk.proving.policy import create_policy
 from pot_zk.data.datasets import epoch_order
+from pot_zk.verify.samples import check_streamed_batches, streamed_batches
 
 COMMITTED = ("w_before", "batch", "w_after")
 BATCH_ORDERS = ("seeded", "recorded")
@@ -27,8 +28,11 @@ def check_steps(
 ) -> dict[int, dict]:
     leaves = list(dataset.get("leaves", []))
     holdout = (dataset.get("holdout") or {}).get("commitment")
+    streamed = streamed_batches(manifest)
     root_ok = bool(leaves) and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"]["root"]
-    if not root_ok or len(leaves) != manifest["dataset"]["num_batches"]:
+    if streamed:
+        pass  # no batch leaves: check_streamed_batches checks the sample root and each step's samples
+    elif not root_ok or len(leaves) != manifest["dataset"]["num_batches"]:
         report.fail("dataset-root", "root-mismatch", "the batch commitments do not hash to the declared dataset root")
     else:
         report.passed.append("dataset-root")
@@ -51,12 +55,16 @@ def check_steps(
         record = by_step[step]
         epoch, position = divmod(step, max(len(leaves), 1))
         batch_index = record.get("batch_index")
-        if seeded and leaves and batch_index != epoch_order(len(leaves), epoch, int(manifest["training"]["seed"]))[position]:
+        if streamed:
+            pass
+        elif seeded and leaves and batch_index != epoch_order(len(leaves), epoch, int(manifest["training"]["seed"]))[position]:
             report.fail("steps", "batch-order", "the step used another batch than the declared seeded order", step)
         elif not (isinstance(batch_index, int) and 0 <= batch_index < len(leaves)) or record.get("batch") != leaves[batch_index]:
             report.fail("steps", "batch-not-in-dataset", "the step's batch commitment is not the declared dataset leaf", step)
         if record.get("scale") != spec.scale:
             report.fail("steps", "scale-mismatch", "commitment scale differs from the statement's", step)
+    if streamed:
+        check_streamed_batches(report, manifest, dataset, by_step, spec, accepted)
     _check_audit_agreement(report, by_step, audit_events)
     if len(report.findings) == failures_before:
         report.passed.append("steps")
@@ -110,7 +118,7 @@ def _check_audit_agreement(report, by_step: dict[int, dict], audit_events: list[
     logged = {e.get("step"): e for e in audit_events if e.get("event") == "commitment"}
     for step, record in sorted(by_step.items()):
         event = logged.get(step)
-        if event is None or any(event.get(k) != record.get(k) for k in (*COMMITTED, *OPTIONAL_FIELDS, "batch_index", "scheduled")):
+        if event is None or any(event.get(k) != record.get(k) for k in (*COMMITTED, *OPTIONAL_FIELDS, "batch_index", "samples", "learning_rate", "scheduled")):
             report.fail("steps", "audit-mismatch", "the commitment record differs from the audit trail's", step)
 
 

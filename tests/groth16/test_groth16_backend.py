@@ -87,8 +87,8 @@ def test_sgd_with_momentum_builds_the_momentum_statement_of_its_own_circuit(loss
     assert isinstance(plan.backend.training_arithmetic(plan.spec), ExactTraining)
 
 
-def test_a_lora_step_on_a_cross_entropy_base_is_refused():
+def test_a_lora_step_on_a_cross_entropy_base_states_cross_entropy():
     lora = STEP_KINDS.get("lora")
     architecture = LoraArchitecture(MlpArchitecture((16, 8, 10), loss="cross_entropy"), (0, 1), 2, 4.0)
-    with pytest.raises(ConfigurationError, match="lora steps of ReLU MLPs with loss mse, not relu with cross_entropy"):
-        BACKENDS.get("groth16").circuit_spec(lora, architecture, 8, 0.05, {})
+    spec = BACKENDS.get("groth16").circuit_spec(lora, architecture, 8, 0.05, {})
+    assert (spec.loss, spec.circuit_version, spec.value_bits, spec.architecture) == ("cross_entropy", "groth16-lora-ce/2", 17, architecture)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pot_zk.backends.base import Statement, StepStatement, VerifierKeys, VerifierOptions
-from pot_zk.backends.certificates.revealed import certify, grid_step, load_certificate, load_job_step, within_tolerance
+from pot_zk.backends.certificates.revealed import certify, grid_step, load_certificate, load_job_step, public_rate, within_tolerance
 from pot_zk.backends.registry import spec_from_dict
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.kinds.encoding import StepCommitment
@@ -33,8 +33,9 @@ class ReexecCertificate:
     def __call__(self, job) -> ProverResponse:
         started = time.perf_counter()
         spec = spec_from_dict(job.circuit)
-        grid = grid_step(load_job_step(spec, job.witness_path), spec)
-        residual = spec.residual(grid)
+        step = load_job_step(spec, job.witness_path)
+        grid = grid_step(step, spec)
+        residual = spec.residual({**grid, **public_rate(spec, step.learning_rate)})
         return certify(job, PROOF_TYPE, spec, grid, {}, residual, started)
 
     def unserved(self, spec: Statement) -> str | None:
@@ -51,7 +52,7 @@ class ReexecCertificate:
 def verify_reexec(spec: Statement, commitment: StepCommitment, certificate: Path) -> None:
     """Raise ProofVerificationError unless the certificate shows the declared update."""
     tensors = load_certificate(certificate, PROOF_TYPE, spec, commitment)
-    residual = spec.residual(tensors)
+    residual = spec.residual({**tensors, **public_rate(spec, commitment.learning_rate)})
     within_tolerance(residual, spec, PROOF_TYPE)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -36,6 +37,16 @@ def grid_step(step: BatchStep, spec: Statement) -> Named:
     """The step's values snapped to the commitment grid (what the commitments bind), by input name."""
     scheme = commitments_of(spec)
     return {x.name: scheme.tensor(x.name).snap(x.values, x.label) for x in spec.encode(step)}
+
+
+def public_rate(spec: Statement, learning_rate: float | None) -> Named:
+    """For a statement whose rate is public (a scheduled run's), the step's ``learning_rate`` as
+    the residual takes it (the verifier's: the rate it recomputed); nothing otherwise."""
+    if not getattr(spec, "rate_public", False):
+        return {}
+    if learning_rate is None:
+        raise ProofVerificationError("the step has no learning rate and its statement's rate is public", reason="malformed-commitment")
+    return {"learning_rate": torch.tensor(float(learning_rate), dtype=torch.float64)}
 
 
 def commitment_of(grid: Named, spec: Statement) -> StepCommitment:
@@ -82,7 +93,7 @@ def load_certificate(
         recommitted = commitment_of(revealed, spec)
     except WitnessBuilderError as exc:  # outside the committed range: no honest commitment binds it
         raise ProofVerificationError(f"revealed witness is outside the committed range: {exc.message}", reason="commitment-mismatch") from exc
-    if recommitted != commitment:
+    if recommitted != replace(commitment, learning_rate=None):  # the rate is no commitment
         raise ProofVerificationError(
             "revealed witness does not match the declared commitments", reason="commitment-mismatch"
         )

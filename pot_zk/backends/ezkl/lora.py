@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from pot_zk.backends.ezkl.statement import FixedPointCheck
+from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.lora.reference import adapter_gradients
 from pot_zk.kinds.lora.step import LoraArchitecture
 
@@ -49,6 +50,15 @@ class LoraCircuitSpec(FixedPointCheck):
     decomp_base: int = 256
     decomp_legs: int = 4
     tolerance_ulps: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.architecture.base.loss != "mse":
+            raise ConfigurationError(
+                f"the zk-halo2 LoRA statement states the mean squared error, not {self.architecture.base.loss}: "
+                "prove LoRA steps with cross-entropy with prover=groth16",
+                key="model.loss",
+            )
 
     @property
     def step_constant(self) -> float:

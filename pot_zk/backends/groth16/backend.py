@@ -23,6 +23,8 @@ circom circuits) of the exact fixed-point SGD, momentum and LoRA steps (docs/gro
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -41,7 +43,7 @@ from pot_zk.backends.keys import KeySet
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.core.stages import stage
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.base import BatchStep
+from pot_zk.kinds.base import BatchStep, StepKind
 
 
 class Groth16Backend(ProverBackend):
@@ -55,6 +57,18 @@ class Groth16Backend(ProverBackend):
 
     def commitments(self, spec: Groth16Statement) -> PackedPoseidon:
         return PackedPoseidon(spec.scale, spec.value_bits, tuple(spec.tensor_grids.items()))
+
+    def scheduled_spec(self, kind: StepKind, architecture: Any, batch_size: int, learning_rate: float, settings: Mapping[str, Any]) -> Groth16Statement:
+        """The statement at ``learning_rate`` with its rate public: each step's c_fix is a public
+        input, range-checked to at most this rate's (docs/groth16.md, schedules)."""
+        spec = self.circuit_spec(kind, architecture, batch_size, learning_rate, settings)
+        if "rate_public" not in {f.name for f in dataclasses.fields(spec)}:
+            raise ConfigurationError(
+                f"the {self.name} backend proves a learning-rate schedule for sgd and lora steps, not {kind.name} steps "
+                "(its circuit fixes the rate); train at one rate or remove the schedule",
+                key="schedule",
+            )
+        return dataclasses.replace(spec, rate_public=True)
 
     def training_arithmetic(self, spec: Groth16Statement) -> ExactTraining:
         return ExactTraining(spec)

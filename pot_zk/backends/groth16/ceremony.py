@@ -44,7 +44,7 @@ which `pot-zk keys import-zkey` refuses).
   npx circom2 {CIRCUIT_FILE} --r1cs --O2 -l circomlib -o .
   npx snarkjs r1cs info circuit.r1cs
   # POT: a public powers of tau prepared for phase 2 (snarkjs powersoftau prepare phase2),
-  # of size 2^k > constraints + {len(spec.public_names)} public values
+  # of size 2^k > constraints + {len(spec.public_order)} public values
   npx snarkjs groth16 setup circuit.r1cs POT circuit_0000.zkey
   npx snarkjs zkey contribute circuit_0000.zkey circuit_0001.zkey --name="contributor 1" -e="<secret random text>"
   # ... one contribution per participant (each one's secret destroyed), optionally a beacon

@@ -194,6 +194,24 @@ template UpdateCheck(c, p) {
     c * g === (w - w_new) * (2 ** p) + r;
 }
 
+// UpdateCheck with the constant a signal (a public rate, range-checked by the caller to at most
+// the statement's, so |c * g| stays below 2^200 as for the constant): one product constraint more
+// per parameter.
+template UpdateCheckAt(p) {
+    signal input c;
+    signal input g;
+    signal input w;
+    signal input w_new;
+    signal product;
+    signal r;
+    product <== c * g;
+    var offset = 2 ** 200;
+    r <-- (product + offset) % (2 ** p);
+    component remainder = Num2Bits(p);
+    remainder.in <== r;
+    product === (w - w_new) * (2 ** p) + r;
+}
+
 // h_0 = count, h_(c+1) = Poseidon(h_c, packed_(11c), ..., packed_(11c+10)) (the last call takes
 // the elements left); packed_e holds `width` values v + 2^(bits-1), little-endian, `bits` bits each.
 template PackedCommitment(count, bits, width) {
@@ -236,7 +254,7 @@ def source(spec: Any, main: str, main_name: str, templates: str = "") -> str:
             TEMPLATES,
             *([templates] if templates else []),
             main,
-            f"component main = {main_name}();",
+            f"component main {{public [c_fix]}} = {main_name}();" if getattr(spec, "rate_public", False) else f"component main = {main_name}();",
             "",
         ]
     )
@@ -299,16 +317,33 @@ class CircuitWriter:
         self.add(f"component {name}[{rows}][{cols}];")
         self.loop(rows, cols, f"{name}[n][m] = FloorDiv({shift}, {bits}); {name}[n][m].acc <== {factor} * ({value}); {name}[n][m].add <== 0;")
 
-    def updates(self, name: str, rows: int, cols: int, c_fix: int, shift: int, gradient: str, before: str, after: str) -> None:
-        """``after(n,m) == before(n,m) - floor(c_fix * gradient(n,m) / 2^shift)``."""
-        constant, bits = update_constant(c_fix, shift)
+    def updates(self, name: str, rows: int, cols: int, c_fix: int | str, shift: int, gradient: str, before: str, after: str) -> None:
+        """``after(n,m) == before(n,m) - floor(c_fix * gradient(n,m) / 2^shift)``; ``c_fix`` a
+        constant, or the name of a range-checked signal (a public rate, :meth:`rate_input`)."""
+        if isinstance(c_fix, int):
+            constant, bits = update_constant(c_fix, shift)
+            check = f"UpdateCheck({constant}, {bits})"
+        else:
+            check = f"UpdateCheckAt({shift}); {name}[n][m].c <== {c_fix}"
         self.add(f"component {name}[{rows}][{cols}];")
         self.loop(
             rows,
             cols,
-            f"{name}[n][m] = UpdateCheck({constant}, {bits}); {name}[n][m].g <== {gradient}; "
+            f"{name}[n][m] = {check}; {name}[n][m].g <== {gradient}; "
             f"{name}[n][m].w <== {before}; {name}[n][m].w_new <== {after};",
         )
+
+    def rate_input(self, largest: int) -> str:
+        """A public input ``c_fix`` (the step's update constant, :func:`source` makes it public),
+        range-checked to 0..``largest``; returns its name for :meth:`updates`."""
+        bits = max(1, largest.bit_length())
+        self.add("signal input c_fix;")
+        self.add(f"// the step's update constant, public: 0 <= c_fix <= {largest} (the statement's bound)")
+        self.add(f"component rate_low = Num2Bits({bits});")
+        self.add("rate_low.in <== c_fix;")
+        self.add(f"component rate_high = Num2Bits({bits});")
+        self.add(f"rate_high.in <== {largest} - c_fix;")
+        return "c_fix"
 
     def text(self) -> str:
         return "\n".join(self._lines + ["}"])

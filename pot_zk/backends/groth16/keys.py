@@ -161,8 +161,8 @@ def load_verifying_key(spec: Groth16Statement, directory: Path) -> CircuitVerify
     """The verifying key in a directory the verifier names, checked against ``spec``."""
     keys = open_keys(spec, directory)
     vk = keys.load_verifying_key()
-    if adapter.public_count(vk) != len(spec.public_names):
-        raise ConfigurationError(f"{directory}/vk.bin expects {adapter.public_count(vk)} public values, not {len(spec.public_names)}", key="keys_dir")
+    if adapter.public_count(vk) != len(spec.public_order):
+        raise ConfigurationError(f"{directory}/vk.bin expects {adapter.public_count(vk)} public values, not {len(spec.public_order)}", key="keys_dir")
     return CircuitVerifyingKey(keys.circuit_id, keys.provenance, keys.path, vk, str(keys.record["vk_sha256"]))
 
 

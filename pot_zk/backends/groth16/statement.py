@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from pot_zk.backends.base import check_step_matches
-from pot_zk.backends.groth16.commit import StepCommitments, commit_values
+from pot_zk.backends.groth16.commit import StepCommitments, commit_values, format_field
 from pot_zk.backends.groth16.integers import check_range, dequantise, quantise_batch, quantise_weights
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.kinds.base import BatchStep, StepTensor
@@ -77,6 +77,10 @@ class Groth16Statement:
     tensor_grids: ClassVar[Mapping[str, tuple[int, int]]] = {}
     """(scale, bits) of the committed tensors kept on a grid of their own (AdamW's moments and
     step count); every other tensor is at ``scale`` within ``value_bits`` (:meth:`grid`)."""
+    rate_public: bool = False
+    """A field of the statements that take a schedule (sgd, lora): the learning rate is a public
+    input (``c_fix``, at most the c_fix of ``learning_rate``), one circuit for a whole schedule;
+    False (every other statement): fixed in the circuit."""
 
     def _check_common(self) -> None:
         object.__setattr__(self, "dims", tuple(self.dims))
@@ -123,6 +127,23 @@ class Groth16Statement:
         2**scale, in the signed range of ``bits`` bits."""
         return self.tensor_grids.get(name, (self.scale, self.value_bits))
 
+    def default_value_bits(self) -> int:
+        """16, or for cross_entropy the least that holds the largest label ``(d_out - 1) * 2**scale``
+        (17 for 10 classes at scale 12) when that is more."""
+        if getattr(self, "loss", "mse") != "cross_entropy" or not is_int(self.scale) or not is_int(self.dims[-1]):
+            return 16
+        return max(16, ((self.dims[-1] - 1) * 2**self.scale).bit_length() + 1)
+
+    def _check_labels(self) -> None:
+        largest = (self.dims[-1] - 1) * 2**self.scale
+        if largest >= 2 ** (self.value_bits - 1):
+            needed = largest.bit_length() + 1
+            raise ConfigurationError(
+                f"cross-entropy labels are committed at 2**-{self.scale} (label k as k * 2**{self.scale}): "
+                f"label {self.dims[-1] - 1} needs value_bits >= {needed} (circuit.value_bits={needed})",
+                key="circuit.value_bits",
+            )
+
     @property
     def num_layers(self) -> int:
         return len(self.dims) - 1
@@ -143,8 +164,21 @@ class Groth16Statement:
 
     @property
     def c_fix(self) -> int:
-        """The update constant as an integer at ``param_scale`` bits."""
+        """The update constant as an integer at ``param_scale`` bits (of a statement whose rate
+        is public: the largest, at its bound ``learning_rate``)."""
         return round_half_away(self.step_constant * 2**self.param_scale)
+
+    def rate_constant(self, learning_rate: float) -> int:
+        """c_fix of a step at ``learning_rate``: the update constant is linear in the rate, so
+        exactly ``step_constant * learning_rate / self.learning_rate``, rounded half away from zero
+        at ``param_scale`` bits (docs/groth16.md, schedules)."""
+        return round_half_away(self.step_constant * Fraction(learning_rate) / Fraction(self.learning_rate) * 2**self.param_scale)
+
+    @property
+    def public_order(self) -> tuple[str, ...]:
+        """The proof's public values by name, in order: the commitments (:attr:`public_names`),
+        then, when the rate is public, ``rate`` (the step's c_fix)."""
+        return (*self.public_names, "rate") if self.rate_public else self.public_names
 
     def _fixed_point_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +188,7 @@ class Groth16Statement:
             "param_scale": self.param_scale,
             "value_bits": self.value_bits,
             "quotient_bits": self.quotient_bits,
+            **({"rate": "public"} if self.rate_public else {}),
         }
 
     @classmethod
@@ -166,6 +201,7 @@ class Groth16Statement:
             "value_bits": strict_int(data["value_bits"]),
             "quotient_bits": strict_int(data["quotient_bits"]),
             "circuit_version": str(data["circuit_version"]),
+            **({"rate_public": True} if _rate_public(data) else {}),
         }
 
     @classmethod
@@ -185,6 +221,19 @@ class Groth16Statement:
 
     def circuit_id(self) -> str:
         return hashlib.sha256(self.canonical_bytes()).hexdigest()
+
+    def update_constant(self, integers: Mapping[str, np.ndarray]) -> int:
+        """The step's c_fix: its own (``integers["c_fix"]``, between 0 and the statement's, as the
+        circuit range-checks it) when the rate is public, else the statement's."""
+        if not self.rate_public:
+            return self.c_fix
+        c_fix = int(integers["c_fix"])
+        if not 0 <= c_fix <= self.c_fix:
+            raise WitnessBuilderError(
+                f"the step's update constant {c_fix} is outside 0..{self.c_fix} (its learning rate exceeds the statement's {self.learning_rate})",
+                expected=f"0..{self.c_fix}", actual=c_fix, tensor="c_fix",
+            )
+        return c_fix
 
     def exact_step(self, integers: Mapping[str, np.ndarray]) -> Integers:
         """The tensors of :attr:`after_names` from the others (the statement's integer step)."""
@@ -214,9 +263,10 @@ class Groth16Statement:
         """The step's integers (:data:`Integers`): every committed tensor but the batch exactly on
         the grid (exact-mode training keeps it there), the batch rounded onto it;
         ``with_after=False``: without the tensors the step computes (a float step that exact
-        training is about to replace)."""
+        training is about to replace). A statement whose rate is public adds ``c_fix``, the
+        step's update constant (:meth:`rate_constant` of its learning rate)."""
         bits, scale = self.value_bits, self.scale
-        out: Integers = {}
+        out: Integers = {"c_fix": np.array(self.rate_constant(step.learning_rate))} if self.rate_public else {}
         for tensor in self.encode(step):
             if tensor.name == "batch":
                 out["x"] = quantise_batch(step.inputs.numpy(), scale, bits, "batch inputs X").reshape(step.inputs.shape)
@@ -232,19 +282,32 @@ class Groth16Statement:
             _check_after(expected[name], integers[name], self.grid(name)[1], name.replace("_", " "))
 
     def commitments(self, integers: Mapping[str, np.ndarray]) -> StepCommitments:
-        """The circuit's public values for these integers, in :attr:`public_names` order."""
-        return StepCommitments(
-            {name: commit_values(self._committed(integers, name), self.grid(name)[1], name.replace("_", " ")) for name in self.public_names}
-        )
+        """The circuit's public values for these integers, in :attr:`public_order` order."""
+        values = {name: commit_values(self._committed(integers, name), self.grid(name)[1], name.replace("_", " ")) for name in self.public_names}
+        if self.rate_public:
+            values["rate"] = format_field(int(integers["c_fix"]))
+        return StepCommitments(values)
 
     def circuit_inputs(self, integers: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        """The circuit's private input signals."""
-        return {signal: np.asarray(integers[name], dtype=np.int64).tolist() for name, signal in self.signal_names.items()}
+        """The circuit's input signals (private; ``c_fix`` public when the rate is)."""
+        inputs = {signal: np.asarray(integers[name], dtype=np.int64).tolist() for name, signal in self.signal_names.items()}
+        return {**inputs, "c_fix": int(integers["c_fix"])} if self.rate_public else inputs
+
+    def public_values(self, commitments: Mapping[str, Any], learning_rate: float | None) -> dict[str, Any]:
+        """The proof's public values a verifier holds: the recorded ``commitments`` and, when the
+        rate is public, the c_fix of the ``learning_rate`` the verifier recomputed for the step."""
+        public = {name: commitments.get(name) for name in self.public_names}
+        if self.rate_public:
+            public["rate"] = None if learning_rate is None else format_field(self.rate_constant(learning_rate))
+        return public
 
     def residual(self, named: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The tensors after the step minus the exact step of the revealed others, in real units
-        (exactly zero for an honest step): what ``reexec`` checks."""
+        (exactly zero for an honest step): what ``reexec`` checks (a public rate: ``named`` has
+        the step's ``learning_rate``, the verifier's)."""
         integers = self._from_flat(named)
+        if self.rate_public:
+            integers["c_fix"] = np.array(self.rate_constant(float(named["learning_rate"])))
         expected = self.exact_step(integers)
         return torch.cat([named[name].reshape(-1).to(torch.float64) - torch.from_numpy(dequantise(expected[name], self.grid(name)[0])) for name in self.after_names])
 
@@ -266,6 +329,8 @@ class Groth16Statement:
         for name in self.public_names:
             if name != "batch" and name not in self.after_names:
                 integers[name] = values(sizes[name], 0.5)
+        if self.rate_public:
+            integers["c_fix"] = np.array(self.c_fix)
         return {**integers, **self.exact_step(integers)}
 
     def _committed(self, integers: Mapping[str, np.ndarray], name: str) -> np.ndarray:
@@ -310,6 +375,13 @@ def _check_after(expected: np.ndarray, after: np.ndarray, value_bits: int, what:
         )
 
 
+def _rate_public(data: Mapping[str, Any]) -> bool:
+    rate = data.get("rate", "fixed")
+    if rate not in ("fixed", "public"):
+        raise ValueError(f"rate must be 'public' (or absent), got {rate!r}")
+    return rate == "public"
+
+
 def offsets_of(shapes: list[tuple[int, ...]]) -> list[int]:
     """Where each tensor of ``shapes`` starts in their concatenation, flattened."""
     offsets, offset = [], 0
@@ -327,3 +399,21 @@ def strict_int(value: object) -> int:
     if is_int(value):
         return value
     raise ValueError(f"expected an integer, got {value!r}")
+
+
+def class_labels(spec: Any, y: np.ndarray) -> np.ndarray:
+    """The class of each committed label ``k * 2**scale`` of a cross-entropy statement (any
+    kind's: ``spec`` has ``scale`` and ``dims``; WitnessBuilderError unless every label is one
+    of 0, S, ..., (d_out - 1) S)."""
+    unit = 2**spec.scale
+    classes = y // unit
+    bad = np.flatnonzero((y % unit != 0) | (classes < 0) | (classes >= spec.dims[-1]))
+    if bad.size:
+        raise WitnessBuilderError(
+            f"class labels must be integers in 0..{spec.dims[-1] - 1} (at 2**-{spec.scale}: multiples of {unit})",
+            expected=f"k * {unit}, k in 0..{spec.dims[-1] - 1}",
+            actual=int(y[bad[0]]),
+            tensor="Y",
+            first_index=int(bad[0]),
+        )
+    return classes

@@ -79,12 +79,13 @@ def _dev_policy(key: groth16_keys.CircuitVerifyingKey, declared: Mapping[str, An
 
 def verify_proof_file(spec: Groth16Statement, commitments: Mapping[str, Any], proof: Path, key: Groth16VerifierKey) -> None:
     """Raise ProofVerificationError (with the verdict's reason) unless the 256-byte proof in
-    ``proof`` shows the step committed as ``commitments`` (the verifier's records) under ``key``."""
+    ``proof`` shows the step committed as ``commitments`` (the verifier's records; a scheduled
+    step's ``learning_rate`` the verifier recomputed) under ``key``."""
     try:
         data = Path(proof).read_bytes()
     except OSError as exc:
         raise ProofVerificationError(f"cannot read the proof file {proof}: {exc}", reason="malformed-proof") from exc
-    public = {name: commitments.get(name) for name in spec.public_names}
+    public = spec.public_values(commitments, commitments.get("learning_rate"))
     missing = [name for name, value in public.items() if value is None]
     if missing:
         raise ProofVerificationError(f"the step's record has no {missing} commitment", reason="malformed-commitment")

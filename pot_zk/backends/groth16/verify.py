@@ -46,12 +46,12 @@ def verify_groth16(
         return Groth16Verdict(False, "malformed-proof", f"a Groth16 proof is {adapter.PROOF_BYTES} bytes, got {size}")
     try:
         if not isinstance(commitments, StepCommitments):
-            commitments = StepCommitments.from_dict(commitments, spec.public_names)
-        if commitments.names != spec.public_names:
+            commitments = StepCommitments.from_dict(commitments, spec.public_order)
+        if commitments.names != spec.public_order:
             raise KeyError(f"got {list(commitments.names)}")
         public = commitments.public_inputs()
     except (KeyError, TypeError) as exc:
-        return Groth16Verdict(False, "malformed-commitment", f"commitments need exactly {list(spec.public_names)}: {exc!r}")
+        return Groth16Verdict(False, "malformed-commitment", f"commitments need exactly {list(spec.public_order)}: {exc!r}")
     except ProofVerificationError as exc:
         return Groth16Verdict(False, exc.reason, exc.message)
     if adapter.public_count(vk.key) != len(public):

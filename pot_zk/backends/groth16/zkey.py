@@ -72,7 +72,7 @@ def check_header(header: ZkeyHeader, spec: Groth16Statement, path: Path) -> None
     _expect(header.protocol, GROTH16_PROTOCOL, "protocol id (1: Groth16)", path)
     _expect(header.base_modulus, BN254_BASE_MODULUS, "curve base-field modulus (BN254)", path)
     _expect(header.scalar_modulus, BN254_SCALAR_MODULUS, "curve scalar-field modulus (BN254)", path)
-    _expect(header.n_public, len(spec.public_names), f"number of public values ({', '.join(spec.public_names)})", path)
+    _expect(header.n_public, len(spec.public_order), f"number of public values ({', '.join(spec.public_order)})", path)
 
 
 def check_compiled(header: ZkeyHeader, report: adapter.CompileReport, path: Path) -> None:

@@ -5,7 +5,7 @@ next to the weights."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -70,6 +70,15 @@ class AdamwKind(StepKind):
         if not self.takes(optimizer):
             raise ConfigurationError(f"an adamw step needs {self.optimizer_words}, not {optimizer.describe()}", key="optimizer.name")
         return AdamwArchitecture(mlp_from_dims(model.dims, model.loss), optimizer.betas, optimizer.eps, optimizer.weight_decay, optimizer.name == "adamw")
+
+    def config_values(self, architecture: AdamwArchitecture) -> dict[str, Any]:
+        """An ``sgd`` model trained by AdamW or Adam (``optimizer.name=adamw|adam``)."""
+        mlp = architecture.mlp
+        return {
+            "model.kind": "sgd", "model.dims": list(mlp.dims), "model.loss": mlp.loss,
+            "optimizer.name": "adamw" if architecture.decoupled_weight_decay else "adam", "optimizer.momentum": 0.0,
+            "optimizer.weight_decay": architecture.weight_decay, "optimizer.betas": list(architecture.betas), "optimizer.eps": architecture.eps,
+        }
 
     def base_architecture(self, architecture: AdamwArchitecture) -> None:
         return None

@@ -3,10 +3,13 @@
 Supported LoRA models: an ``nn.Sequential`` of linear layers with ``nn.ReLU`` between them
 (the shape :func:`pot_zk.kinds.mlp.architecture_of` accepts), where some linear layers are
 recognised LoRA modules (:class:`pot_zk.kinds.lora.step.LoraLinear`, or peft ``lora.Linear`` inside a
-``PeftModel``/``LoraModel``), all with one rank and alpha; MSE loss; plain ``torch.optim.SGD``.
+``PeftModel``/``LoraModel``), all with one rank and alpha; the mean squared error or softmax
+cross-entropy (class labels); plain ``torch.optim.SGD``.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -14,7 +17,7 @@ from torch import nn
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.base import copy_tensor
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
-from pot_zk.kinds.losses import loss_for_targets
+from pot_zk.kinds.losses import check_labels, loss_for_targets, loss_value
 from pot_zk.kinds.lora.detect import DetectedTraining, LoraLayerView, detect_training, unwrap_peft
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, validate_lora_step
 from pot_zk.kinds.mlp import architecture_of, check_sgd_optimizer
@@ -62,11 +65,19 @@ def _adapters(architecture: LoraArchitecture, views: dict[int, LoraLayerView]) -
     return out
 
 
+def adapter_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The adapters of a LoRA model (pot-zk's layers or peft's) by canonical name
+    (``"{i}.lora_A"``, ``"{i}.lora_B"``, i the Sequential index)."""
+    architecture, views, _ = lora_architecture_of(model, detect_training(model))
+    return _adapters(architecture, views)
+
+
 def capture_lora_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor
 ) -> LoraTrainingStep:
-    """Run one SGD step (MSE loss) on the adapters of a LoRA model and capture it for proving.
-    Dtypes are checked before the step runs (:mod:`pot_zk.kinds.dtypes`)."""
+    """Run one SGD step on the adapters of a LoRA model and capture it for proving: cross-entropy
+    for integer class labels, else the mean squared error. Dtypes are checked before the step
+    runs (:mod:`pot_zk.kinds.dtypes`)."""
     detected = detect_training(model)
     if detected.kind != "lora":
         raise InvalidModelStateError(
@@ -80,12 +91,12 @@ def capture_lora_step(
     if missing:
         raise InvalidModelStateError(f"the optimizer does not update the adapters {missing}", expected="all adapters", actual=missing, keys=missing)
     base_state = base_model.state_dict()
-    _refuse_class_labels(targets)
+    architecture = _with_loss(architecture, targets)
     check_batch_dtype(inputs, targets, weights_dtype({"base": base_state, "adapters": _adapters(architecture, views)}))
     base = {key: copy_tensor(value) for key, value in base_state.items()}
     before = {key: copy_tensor(value) for key, value in _adapters(architecture, views).items()}
     optimizer.zero_grad()
-    loss = nn.functional.mse_loss(model(inputs), targets)
+    loss = loss_value(architecture.base.loss, model(inputs), targets)
     loss.backward()
     optimizer.step()
     step = LoraTrainingStep(
@@ -102,13 +113,13 @@ def capture_lora_step(
     return step
 
 
-def _refuse_class_labels(targets: torch.Tensor) -> None:
-    if loss_for_targets(targets) != "mse":
-        raise InvalidModelStateError(
-            "LoRA steps are proven with the mean squared error; class labels (cross-entropy) are supported for full SGD steps",
-            expected="float targets, N x d_out",
-            actual=f"class labels ({str(targets.dtype).removeprefix('torch.')}, {list(targets.shape)})",
-        )
+def _with_loss(architecture: LoraArchitecture, targets: torch.Tensor) -> LoraArchitecture:
+    """The architecture with the loss its targets train with: cross-entropy for class labels
+    (checked to be in range), else the mean squared error (:func:`~pot_zk.kinds.losses.loss_for_targets`)."""
+    loss = loss_for_targets(targets)
+    if loss == "cross_entropy":
+        check_labels(targets, architecture.base.dims[-1])
+    return replace(architecture, base=replace(architecture.base, loss=loss))
 
 
 def lora_step_from_models(
@@ -124,7 +135,7 @@ def lora_step_from_models(
         )
     base_state, after_state = base_model.state_dict(), base_after.state_dict()
     before, after = _adapters(architecture, views), _adapters(architecture, views_after)
-    _refuse_class_labels(targets)
+    architecture = _with_loss(architecture, torch.as_tensor(targets))
     check_batch_dtype(inputs, targets, weights_dtype({"base": base_state, "adapters_before": before, "adapters_after": after}))
     changed = sorted(key for key, value in base_state.items() if not torch.equal(value, after_state[key]))
     if changed:

@@ -16,8 +16,12 @@ names:
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
+from typing import Mapping
+
+import torch
 
 from torch import nn
 
@@ -157,3 +161,27 @@ def detect_training(model: nn.Module) -> DetectedTraining:
             f"frozen LoRA adapters: {frozen_adapters}", expected="every adapter trainable", actual=frozen_adapters, keys=frozen_adapters
         )
     return DetectedTraining("lora", trainable, tuple(views))
+
+
+PEFT_PREFIX = "base_model.model."
+_PEFT_KEY = re.compile(r"^(?P<index>\d+)\.(?:(?P<base>base_layer)\.(?P<name>weight|bias)|(?P<adapter>lora_[AB])\.[^.]+\.weight)$")
+
+
+def canonical_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A LoRA model's state dict under pot-zk's own names (:class:`~pot_zk.kinds.lora.step.LoraLinear`
+    in an ``nn.Sequential``: ``"{i}.base.weight"``, ``"{i}.lora_A"``, ...). A peft model's keys
+    (``base_model.model.{i}.base_layer.weight``, ``base_model.model.{i}.lora_A.<adapter>.weight``,
+    ``base_model.model.{i}.weight`` for a layer without adapters) are renamed; any other state
+    is returned as it is. KeyError when two keys name one tensor (several adapters)."""
+    if not state or not all(key.startswith(PEFT_PREFIX) for key in state):
+        return dict(state)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        inner = key.removeprefix(PEFT_PREFIX)
+        found = _PEFT_KEY.match(inner)
+        if found is not None:
+            inner = f"{found['index']}.base.{found['name']}" if found["base"] else f"{found['index']}.{found['adapter']}"
+        if inner in out:
+            raise KeyError(f"{key} names {inner} a second time")
+        out[inner] = value
+    return out

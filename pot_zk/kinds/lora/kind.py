@@ -8,9 +8,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from pot_zk.exceptions import ConfigurationError
-from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor, load_parameters
-from pot_zk.kinds.lora.capture import capture_lora_step, lora_step_from_models
+from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
+from pot_zk.kinds.lora.detect import canonical_state
+from pot_zk.kinds.lora.capture import adapter_parameters, capture_lora_step, lora_step_from_models
 from pot_zk.kinds.lora.reference import lora_products
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora, encode_lora_step, validate_lora_step
 from pot_zk.kinds.mlp import MlpArchitecture, Shapes, flatten, mlp_from_dims, unflatten
@@ -56,9 +56,14 @@ class LoraKind(StepKind):
         )
 
     def architecture(self, model: ModelSettings) -> LoraArchitecture:
-        if model.loss != "mse":
-            raise ConfigurationError(f"LoRA steps are proven with model.loss=mse, not {model.loss!r}", key="model.loss")
-        return LoraArchitecture(mlp_from_dims(model.dims), tuple(int(l) for l in model.lora_layers), int(model.lora_rank), float(model.lora_alpha))
+        return LoraArchitecture(mlp_from_dims(model.dims, model.loss), tuple(int(l) for l in model.lora_layers), int(model.lora_rank), float(model.lora_alpha))
+
+    def config_values(self, architecture: LoraArchitecture) -> dict[str, Any]:
+        base = architecture.base
+        return {
+            "model.kind": self.name, "model.dims": list(base.dims), "model.loss": base.loss, "model.lora_layers": list(architecture.adapted),
+            "model.lora_rank": architecture.rank, "model.lora_alpha": architecture.alpha, "optimizer.momentum": 0.0, "optimizer.weight_decay": 0.0,
+        }
 
     def base_architecture(self, architecture: LoraArchitecture) -> MlpArchitecture:
         return architecture.base
@@ -74,7 +79,9 @@ class LoraKind(StepKind):
 
     def model_tensors(self, state: Mapping[str, torch.Tensor], architecture: LoraArchitecture) -> dict[str, torch.Tensor]:
         """Model files of a LoRA run hold pot-zk's LoraLinear state (``i.base.weight``,
-        ``i.lora_A``, ...): the adapters are the weights, the frozen linears the base."""
+        ``i.lora_A``, ...) or a peft model's (:func:`~pot_zk.kinds.lora.detect.canonical_state`):
+        the adapters are the weights, the frozen linears the base."""
+        state = canonical_state(state)
         base: dict[str, Any] = {}
         used: set[str] = set()
         for key, _ in architecture.base_shapes:
@@ -99,7 +106,11 @@ class LoraKind(StepKind):
         return replace(step, adapters_after=unflatten(after["w_after"], step.architecture.adapter_shapes))
 
     def load_after(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: LoraTrainingStep) -> None:
-        load_parameters(model, step.adapters_after)
+        """The adapters after the step into the model's LoRA layers (pot-zk's or peft's)."""
+        parameters = adapter_parameters(model)
+        with torch.no_grad():
+            for name, values in step.adapters_after.items():
+                parameters[name].copy_(values.to(parameters[name].dtype))
 
     def backprop(self, architecture: LoraArchitecture, batch_size: int, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """U_l, Z_l, V_l, the adapter gradients GA_l, GB_l and the back-propagated P_l."""

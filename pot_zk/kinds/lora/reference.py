@@ -8,6 +8,7 @@ from typing import Mapping
 
 import torch
 
+from pot_zk.kinds.losses import target_shape
 from pot_zk.kinds.lora.step import LoraArchitecture
 from pot_zk.kinds.mlp import Backprop, Shapes, backprop
 
@@ -26,11 +27,11 @@ def lora_backprop(architecture: LoraArchitecture, batch_size: int, w_before: tor
     dims = architecture.base.dims
     n = batch_size
     x = batch[:, : n * dims[0]].reshape(n, dims[0])
-    y = batch[:, n * dims[0] :].reshape(n, dims[-1])
+    y = batch[:, n * dims[0] :].reshape(target_shape(architecture.base.loss, n, dims[-1]))
     params = _split(base, architecture.base_shapes)
     flat = _split(w_before, architecture.adapter_shapes)
     adapters = {layer: (flat[2 * k], flat[2 * k + 1]) for k, layer in enumerate(architecture.adapted)}
-    return backprop(params, x, y, adapters=adapters, scaling=architecture.scaling, train_base=False)
+    return backprop(params, x, y, adapters=adapters, scaling=architecture.scaling, train_base=False, loss=architecture.base.loss)
 
 
 def adapter_gradients(architecture: LoraArchitecture, batch_size: int, w_before: torch.Tensor, batch: torch.Tensor, base: torch.Tensor) -> torch.Tensor:

@@ -65,8 +65,9 @@ def attach_lora(model: nn.Sequential, layers: tuple[int, ...], rank: int, alpha:
 
 @dataclass(frozen=True)
 class LoraArchitecture:
-    """A ReLU MLP (``base``) with adapters of one rank and alpha on the layers ``adapted``
-    (layer numbers 0..L-1, not Sequential indices); MSE loss."""
+    """A ReLU MLP (``base``, whose ``loss`` the steps train with: mse or cross_entropy) with
+    adapters of one rank and alpha on the layers ``adapted`` (layer numbers 0..L-1, not
+    Sequential indices)."""
 
     base: MlpArchitecture
     adapted: tuple[int, ...]
@@ -158,4 +159,4 @@ def validate_lora_step(step: LoraTrainingStep) -> None:
     check_state("base", step.base, step.architecture.base_shapes, "LoRA architecture")
     check_state("adapters_before", step.adapters_before, step.architecture.adapter_shapes, "LoRA architecture")
     check_state("adapters_after", step.adapters_after, step.architecture.adapter_shapes, "LoRA architecture")
-    check_batch(step, step.architecture.base.dims)
+    check_batch(step, step.architecture.base.dims, step.architecture.base.loss)

@@ -4,7 +4,7 @@ every parameter trained, the velocity committed next to the weights."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -65,6 +65,14 @@ class MomentumKind(StepKind):
         if not self.takes(model.optimizer):
             raise ConfigurationError(f"a momentum step needs {self.optimizer_words}, not {model.optimizer.describe()}", key="optimizer.momentum")
         return MomentumArchitecture(mlp_from_dims(model.dims, model.loss), model.optimizer.momentum, model.optimizer.weight_decay)
+
+    def config_values(self, architecture: MomentumArchitecture) -> dict[str, Any]:
+        """An ``sgd`` model trained with momentum (``model.kind=sgd optimizer.momentum=...``)."""
+        mlp = architecture.mlp
+        return {
+            "model.kind": "sgd", "model.dims": list(mlp.dims), "model.loss": mlp.loss,
+            "optimizer.momentum": architecture.momentum, "optimizer.weight_decay": architecture.weight_decay,
+        }
 
     def base_architecture(self, architecture: MomentumArchitecture) -> None:
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -56,6 +56,9 @@ class SgdKind(StepKind):
 
     def architecture(self, model: ModelSettings) -> MlpArchitecture:
         return mlp_from_dims(model.dims, model.loss)
+
+    def config_values(self, architecture: MlpArchitecture) -> dict[str, Any]:
+        return {"model.kind": self.name, "model.dims": list(architecture.dims), "model.loss": architecture.loss, "optimizer.momentum": 0.0, "optimizer.weight_decay": 0.0}
 
     def base_architecture(self, architecture: MlpArchitecture) -> None:
         return None

@@ -1,8 +1,10 @@
 """The circom 2 source of the ``zk-groth16`` LoRA circuit, generated from its spec.
 
-Private inputs: adapters before (``a_before``), X, Y, adapters after (``a_after``) and the
-frozen base weights (``base``); public outputs, in order: ``c_w_before``, ``c_batch``,
-``c_w_after``, ``c_base``. The circuit checks that ``a_after`` is exactly
+Private inputs: adapters before (``a_before``), X, Y (the targets for mse, the class labels
+``k * 2**scale`` for cross_entropy, whose softmax templates are in
+:mod:`pot_zk.backends.groth16.softmax_circom`), adapters after (``a_after``) and the frozen
+base weights (``base``); public outputs, in order: ``c_w_before``, ``c_batch``,
+``c_w_after``, ``c_base`` (and the public input ``c_fix`` when the rate is public). The circuit checks that ``a_after`` is exactly
 :func:`pot_zk.backends.groth16.lora.exact.exact_lora_step`; templates and soundness rules are
 in :mod:`pot_zk.backends.groth16.circuit_writer`.
 """
@@ -13,13 +15,15 @@ from typing import TYPE_CHECKING
 
 from pot_zk.backends.groth16.circuit_writer import CircuitWriter, source
 from pot_zk.backends.groth16.commit import packing_width
+from pot_zk.backends.groth16.softmax_circom import cross_entropy_delta, softmax_templates
 
 if TYPE_CHECKING:
     from pot_zk.backends.groth16.lora.spec import Groth16LoraSpec
 
 
 def lora_circuit_source(spec: Groth16LoraSpec) -> str:
-    return source(spec, _main(spec), "LoraStep")
+    templates = softmax_templates(spec.dims[-1], spec.scale) if spec.loss == "cross_entropy" else ""
+    return source(spec, _main(spec), "LoraStep", templates)
 
 
 def _main(spec: Groth16LoraSpec) -> str:
@@ -29,16 +33,21 @@ def _main(spec: Groth16LoraSpec) -> str:
     out = CircuitWriter("LoraStep")
     out.add(f"signal input a_before[{adapters}];")
     out.add(f"signal input x[{n}][{dims[0]}];")
-    out.add(f"signal input y[{n}][{dims[-1]}];")
+    labels = spec.loss == "cross_entropy"
+    out.add(f"signal input y[{n}];" if labels else f"signal input y[{n}][{dims[-1]}];")
     out.add(f"signal input a_after[{adapters}];")
     out.add(f"signal input base[{base}];")
     for name in ("c_w_before", "c_batch", "c_w_after", "c_base"):
         out.add(f"signal output {name};")
+    c_fix = out.rate_input(spec.c_fix) if spec.rate_public else spec.c_fix
     out.add()
     out.add("// every input is range-checked and committed; the batch is X then Y, row-major")
     out.add(f"signal batch[{spec.num_batch_values}];")
     out.loop(n, dims[0], f"batch[n * {dims[0]} + m] <== x[n][m];")
-    out.loop(n, dims[-1], f"batch[{n * dims[0]} + n * {dims[-1]} + m] <== y[n][m];")
+    if labels:
+        out.add(f"for (var n = 0; n < {n}; n++) {{ batch[{n * dims[0]} + n] <== y[n]; }}")
+    else:
+        out.loop(n, dims[-1], f"batch[{n * dims[0]} + n * {dims[-1]} + m] <== y[n][m];")
     width = packing_width(vb)
     out.committed_input("a_before", adapters, vb, width, "c_w_before")
     out.committed_input("batch", spec.num_batch_values, vb, width, "c_batch")
@@ -67,8 +76,12 @@ def _main(spec: Groth16LoraSpec) -> str:
         if j < layers:
             out.relu(f"relu{j}", n, fan_out, f"forward{j}")
     out.add()
-    out.add(f"signal delta{layers}[{n}][{dims[-1]}];")
-    out.loop(n, dims[-1], f"delta{layers}[n][m] <== forward{layers}.out[n][m] - y[n][m];")
+    if labels:
+        out.add(f"// output error: delta{layers} = softmax(z{layers}) - 2^{scale} onehot(y), every line of exact_softmax checked")
+        cross_entropy_delta(out, n, dims[-1], scale, qb, f"forward{layers}.out[n][m]", "y[n]", f"delta{layers}")
+    else:
+        out.add(f"signal delta{layers}[{n}][{dims[-1]}];")
+        out.loop(n, dims[-1], f"delta{layers}[n][m] <== forward{layers}.out[n][m] - y[n][m];")
     lowest = spec.adapted[0] + 1
     for j in range(layers, lowest - 1, -1):
         fan_in, fan_out = dims[j - 1], dims[j]
@@ -78,17 +91,17 @@ def _main(spec: Groth16LoraSpec) -> str:
             a_at, b_at = adapter_at[2 * slot[j - 1]], adapter_at[2 * slot[j - 1] + 1]
             out.add(
                 f"// layer {j} adapter gradients: p = floor(delta @ B / 2^{scale}), GA = p^T @ a, GB = delta^T @ u; "
-                f"A' = A - floor({spec.c_fix} GA / 2^{shift + scale}), B' likewise"
+                f"A' = A - floor({c_fix} GA / 2^{shift + scale}), B' likewise"
             )
             out.matmul(f"proj{j}", n, fan_out, rank, a=f"delta{j}[n][k]", b=f"a_before[{b_at} + k * {rank} + m]", add="0", scale=scale, bits=qb)
             out.products(f"grad_a{j}", rank, n, fan_in, a=f"proj{j}.out[k][n]", b=f"{below(j)}[k][m]")
             out.products(f"grad_b{j}", fan_out, n, rank, a=f"delta{j}[k][n]", b=f"u{j}.out[k][m]")
             out.updates(
-                f"update_a{j}", rank, fan_in, spec.c_fix, shift + scale,
+                f"update_a{j}", rank, fan_in, c_fix, shift + scale,
                 gradient=f"grad_a{j}.acc[n][m]", before=f"a_before[{a_at} + n * {fan_in} + m]", after=f"a_after[{a_at} + n * {fan_in} + m]",
             )
             out.updates(
-                f"update_b{j}", fan_out, rank, spec.c_fix, shift + scale,
+                f"update_b{j}", fan_out, rank, c_fix, shift + scale,
                 gradient=f"grad_b{j}.acc[n][m]", before=f"a_before[{b_at} + n * {rank} + m]", after=f"a_after[{b_at} + n * {rank} + m]",
             )
         if j > lowest:

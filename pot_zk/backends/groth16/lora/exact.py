@@ -6,13 +6,17 @@ For a :class:`~pot_zk.backends.groth16.lora.spec.Groth16LoraSpec`, ``S = 2**scal
     forward, layer l    u_l = (h @ A_l^T) // S,  v_l = (u_l @ B_l^T) // S   (adapted layers)
                         z_l = (h @ W0_l^T) // S + b0_l + (sigma * v_l) // P  (term 0 if not adapted)
                         h = relu(z_l) below the last layer
-    loss                delta = z_L - Y
+    loss                delta = z_L - Y                                       (mse)
+                        delta = softmax_S(z_L) - S * onehot(labels)           (cross_entropy)
     backward, layer l   p_l = (delta @ B_l) // S
     (adapted)           GA_l = p_l^T @ h_l,  GB_l = delta^T @ u_l         (at S**2, not rescaled)
     back-propagation    delta' = ((delta @ W0_l) // S + (sigma * ((p_l @ A_l) // S)) // P) * [z_{l-1} > 0]
     (above the lowest   (the second term only for adapted layers)
      adapted layer)
     update              A' = A - (c_fix * GA) // (P * S),  B' = B - (c_fix * GB) // (P * S)
+
+softmax_S is the integer softmax of :mod:`pot_zk.kinds.exact_softmax` and the labels the batch
+targets ``k * S``, as for an SGD step (:mod:`pot_zk.backends.groth16.sgd.exact`).
 
 Bounds: base, adapters, X, Y and the adapters after the step in the signed ``value_bits``
 range; every rescaled value above (u, v, the scaled adapter terms, z, p, p @ A, the
@@ -27,14 +31,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pot_zk.backends.groth16.integers import check_range, floor_checked
+from pot_zk.backends.groth16.statement import class_labels
 from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.kinds.exact_softmax import cross_entropy_delta
 
 if TYPE_CHECKING:
     from pot_zk.backends.groth16.lora.spec import Groth16LoraSpec
 
 
-def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Adapters after the step (flat, canonical order, int64)."""
+def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarray, x: np.ndarray, y: np.ndarray, c_fix: int | None = None) -> np.ndarray:
+    """Adapters after the step (flat, canonical order, int64); ``c_fix``: the step's update
+    constant (a scheduled step's), default the statement's."""
     base, adapters, x, y = check_lora_inputs(spec, base, adapters, x, y)
     base_parts = _split(base, spec.base_shapes, spec.base_offsets)
     adapter_parts = _split(adapters, spec.adapter_shapes, spec.adapter_offsets)
@@ -55,7 +62,7 @@ def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarra
         check_range(z.reshape(-1), spec.quotient_bits, f"{name} pre-activation z")
         pre.append(z)
         h = np.maximum(z, 0) if layer < spec.num_layers - 1 else z
-    delta = h - y
+    delta = cross_entropy_delta(h, class_labels(spec, y), spec.scale) if spec.loss == "cross_entropy" else h - y
     gradients: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     lowest = spec.adapted[0]
     for layer in range(spec.num_layers - 1, lowest - 1, -1):
@@ -74,7 +81,7 @@ def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarra
             check_range(back.reshape(-1), spec.quotient_bits, f"layer {layer} back-propagated delta")
             delta = back * (pre[layer - 1] > 0)
     flat_gradients = np.concatenate([g.reshape(-1) for layer in spec.adapted for g in gradients[layer]]).astype(object)
-    after = adapters.astype(object) - (spec.c_fix * flat_gradients) // 2 ** (spec.param_scale + spec.scale)
+    after = adapters.astype(object) - ((spec.c_fix if c_fix is None else c_fix) * flat_gradients) // 2 ** (spec.param_scale + spec.scale)
     check_range(after, spec.value_bits, "adapters after the update")
     return after.astype(np.int64)
 
@@ -88,7 +95,7 @@ def check_lora_inputs(
         "base weights": (base, (spec.num_base_params,)),
         "adapters": (adapters, (spec.num_adapter_params,)),
         "X": (x, (n, spec.dims[0])),
-        "Y": (y, (n, spec.dims[-1])),
+        "Y": (y, spec.target_shape),
     }
     checked = []
     for what, (values, shape) in expected.items():
@@ -101,6 +108,8 @@ def check_lora_inputs(
         array = array.astype(np.int64)
         check_range(array.reshape(-1), spec.value_bits, what)
         checked.append(array)
+    if spec.loss == "cross_entropy":
+        class_labels(spec, checked[3])
     return checked[0], checked[1], checked[2], checked[3]
 
 

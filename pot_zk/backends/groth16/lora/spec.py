@@ -12,7 +12,7 @@ Fixed point and bounds as for SGD (pot_zk.backends.groth16.sgd.spec).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
@@ -20,14 +20,17 @@ from pot_zk.backends.groth16.statement import BACKEND, Groth16Statement, is_int,
 from pot_zk.exceptions import ConfigurationError
 
 LORA_CIRCUIT_VERSION = "groth16-lora/2"
+LORA_CE_CIRCUIT_VERSION = "groth16-lora-ce/2"
+VERSIONS = {"mse": LORA_CIRCUIT_VERSION, "cross_entropy": LORA_CE_CIRCUIT_VERSION}
+"""The circuit version of each loss the LoRA circuit states."""
 
 
 @dataclass(frozen=True)
 class Groth16LoraSpec(Groth16Statement):
-    """One exact SGD step on the LoRA adapters of a frozen ReLU MLP (MSE loss)."""
+    """One exact SGD step on the LoRA adapters of a frozen ReLU MLP (MSE or softmax cross-entropy loss)."""
 
     kind: ClassVar[str] = "lora"
-    expected_version: ClassVar[str] = LORA_CIRCUIT_VERSION
+    losses: ClassVar[tuple[str, ...]] = tuple(VERSIONS)
     public_names: ClassVar[tuple[str, ...]] = ("w_before", "batch", "w_after", "base")
     """Commitments in public-input order: adapters before, batch, adapters after, base."""
     signal_names: ClassVar[Mapping[str, str]] = {"w_before": "a_before", "x": "x", "y": "y", "w_after": "a_after", "base": "base"}
@@ -40,11 +43,24 @@ class Groth16LoraSpec(Groth16Statement):
     learning_rate: float
     scale: int = 12
     param_scale: int = 20
-    value_bits: int = 16
+    value_bits: int | None = None
+    """None: the statement's own (:meth:`default_value_bits`)."""
     quotient_bits: int = 24
-    circuit_version: str = LORA_CIRCUIT_VERSION
+    circuit_version: str | None = None
+    """None: the loss's own (:data:`VERSIONS`)."""
+    loss: str = field(default="mse", metadata={"setting": False})
+    """A hyper-parameter of the training (like ``dims``), not a fixed-point setting."""
+    rate_public: bool = field(default=False, metadata={"setting": False})
+    """The learning rate is each step's public input, up to ``learning_rate`` (a schedule's
+    statement; ``"rate": "public"`` in its dict), not a constant of the circuit."""
 
     def __post_init__(self) -> None:
+        if self.loss not in VERSIONS:
+            raise ConfigurationError(f"the groth16 LoRA circuit states losses {list(VERSIONS)}, not {self.loss!r}", key="model.loss")
+        if self.circuit_version is None:
+            object.__setattr__(self, "circuit_version", self.default_circuit_version())
+        if self.value_bits is None:
+            object.__setattr__(self, "value_bits", self.default_value_bits())
         self._check_common()
         object.__setattr__(self, "adapted", tuple(self.adapted))
         layers = self.num_layers
@@ -57,6 +73,15 @@ class Groth16LoraSpec(Groth16Statement):
         if self.sigma < 1:
             raise ConfigurationError(f"alpha / rank rounds to 0 at param_scale={self.param_scale}", key="alpha")
         self._check_constants()
+        if self.loss == "cross_entropy":
+            self._check_labels()
+
+    @property
+    def expected_version(self) -> str:
+        return VERSIONS[self.loss]
+
+    def default_circuit_version(self) -> str:
+        return VERSIONS[self.loss]
 
     @property
     def architecture(self) -> Any:
@@ -64,7 +89,7 @@ class Groth16LoraSpec(Groth16Statement):
         from pot_zk.kinds.lora.step import LoraArchitecture
         from pot_zk.kinds.mlp import MlpArchitecture
 
-        return LoraArchitecture(MlpArchitecture(self.dims), self.adapted, self.rank, self.alpha)
+        return LoraArchitecture(MlpArchitecture(self.dims, loss=self.loss), self.adapted, self.rank, self.alpha)
 
     def input_sizes(self) -> dict[str, int]:
         adapters = self.num_adapter_params
@@ -81,6 +106,10 @@ class Groth16LoraSpec(Groth16Statement):
 
     @property
     def step_constant(self) -> Fraction:
+        """c = 2 lr s / (N d_out) (mse) or lr s / N (cross_entropy): c times the backward pass from
+        the output delta is lr times the gradient of the mean loss (s = alpha / rank)."""
+        if self.loss == "cross_entropy":
+            return Fraction(self.learning_rate) * self.scaling / self.batch_size
         return 2 * Fraction(self.learning_rate) * self.scaling / (self.batch_size * self.dims[-1])
 
     @property
@@ -153,7 +182,7 @@ class Groth16LoraSpec(Groth16Statement):
             "backend": BACKEND,
             "circuit_version": self.circuit_version,
             "architecture": {
-                "base": {"dims": list(self.dims), "activation": "relu", "loss": "mse"},
+                "base": {"dims": list(self.dims), "activation": "relu", "loss": self.loss},
                 "adapted": list(self.adapted),
                 "rank": self.rank,
                 "alpha": self.alpha,
@@ -170,6 +199,7 @@ class Groth16LoraSpec(Groth16Statement):
                 adapted=tuple(strict_int(l) for l in architecture["adapted"]),
                 rank=strict_int(architecture["rank"]),
                 alpha=float(architecture["alpha"]),
+                loss=str(architecture["base"].get("loss", "mse")),
                 **cls._fixed_point_fields(data),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -22,7 +22,7 @@ from pot_zk.kinds.lora.step import LoraArchitecture
 
 @dataclass(frozen=True)
 class Groth16LoraStatement(Groth16LoraSpec):
-    """One exact SGD step on the LoRA adapters of a frozen ReLU MLP (MSE loss), proven with Groth16."""
+    """One exact SGD step on the LoRA adapters of a frozen ReLU MLP (MSE or softmax cross-entropy loss), proven with Groth16."""
 
     @classmethod
     def create(cls, architecture: LoraArchitecture, batch_size: int, learning_rate: float, settings: Mapping[str, Any]) -> "Groth16LoraStatement":
@@ -32,10 +32,13 @@ class Groth16LoraStatement(Groth16LoraSpec):
                 f"the groth16 backend proves lora steps of ReLU MLPs with loss {' or '.join(cls.losses)}, not {base.activation} with {base.loss}",
                 key="model.loss",
             )
-        return cls(tuple(base.dims), tuple(architecture.adapted), int(architecture.rank), float(architecture.alpha), batch_size, learning_rate, **settings)
+        return cls(
+            tuple(base.dims), tuple(architecture.adapted), int(architecture.rank), float(architecture.alpha), batch_size, learning_rate,
+            **settings, loss=base.loss,
+        )
 
     def exact_step(self, integers: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"w_after": exact_lora_step(self, integers["base"], integers["w_before"], integers["x"], integers["y"])}
+        return {"w_after": exact_lora_step(self, integers["base"], integers["w_before"], integers["x"], integers["y"], self.update_constant(integers))}
 
     def circuit_source(self) -> str:
         return lora_circuit_source(self)

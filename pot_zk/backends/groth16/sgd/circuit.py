@@ -5,7 +5,8 @@ W_t+1 is exactly :func:`pot_zk.backends.groth16.sgd.exact.exact_sgd_step` of W_t
 targets for mse, the class labels ``k * 2**scale`` for cross_entropy, whose softmax templates
 are in :mod:`pot_zk.backends.groth16.softmax_circom`), and
 exposes the commitments of :mod:`pot_zk.backends.groth16.commit` as its public outputs, in
-the order ``c_w_before``, ``c_batch``, ``c_w_after``. The templates and their soundness rules
+the order ``c_w_before``, ``c_batch``, ``c_w_after`` (a statement whose rate is public adds the
+public input ``c_fix``, the step's update constant, after them). The templates and their soundness rules
 are in :mod:`pot_zk.backends.groth16.circuit_writer`. The source depends on the spec alone:
 the same spec always gives the same bytes.
 
@@ -72,6 +73,7 @@ def _main(spec: Groth16SgdSpec) -> str:
     out.add(f"signal input w_after[{params}];")
     for name in ("c_w_before", "c_batch", "c_w_after"):
         out.add(f"signal output {name};")
+    c_fix = out.rate_input(spec.c_fix) if spec.rate_public else spec.c_fix
     out.add()
     batch_signal(out, spec)
     width = packing_width(vb)
@@ -82,15 +84,15 @@ def _main(spec: Groth16SgdSpec) -> str:
     def update(out: CircuitWriter, gradient: LayerGradient) -> None:
         layer = gradient.layer
         out.updates(
-            f"update_w{layer}", gradient.rows, gradient.cols, spec.c_fix, spec.param_scale + scale,
+            f"update_w{layer}", gradient.rows, gradient.cols, c_fix, spec.param_scale + scale,
             gradient=gradient.weight, before=gradient.weight_at("w_before"), after=gradient.weight_at("w_after"),
         )
         out.updates(
-            f"update_b{layer}", 1, gradient.rows, spec.c_fix, spec.param_scale,
+            f"update_b{layer}", 1, gradient.rows, c_fix, spec.param_scale,
             gradient=gradient.bias, before=gradient.bias_at("w_before"), after=gradient.bias_at("w_after"),
         )
 
-    words = f"W' = W - floor({spec.c_fix} GW / 2^{spec.param_scale + scale}), b' = b - floor({spec.c_fix} gb / 2^{spec.param_scale})"
+    words = f"W' = W - floor({c_fix} GW / 2^{spec.param_scale + scale}), b' = b - floor({c_fix} gb / 2^{spec.param_scale})"
     gradients(out, spec, words, update)
     return out.text()
 

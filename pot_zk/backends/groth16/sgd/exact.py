@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pot_zk.backends.groth16.integers import check_range, floor_checked
+from pot_zk.backends.groth16.statement import class_labels
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.exact_softmax import cross_entropy_delta
 
@@ -37,13 +38,15 @@ if TYPE_CHECKING:
     from pot_zk.backends.groth16.sgd.spec import Groth16SgdSpec
 
 
-def exact_sgd_step(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> np.ndarray:
+def exact_sgd_step(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray, c_fix: int | None = None) -> np.ndarray:
     """W_t+1 (flat, canonical order, int64) from W_t (flat), X (N x d_0) and Y (N x d_L for
-    mse; N labels ``k * 2**scale`` for cross_entropy)."""
+    mse; N labels ``k * 2**scale`` for cross_entropy); ``c_fix``: the step's update constant
+    (a scheduled step's), default the statement's."""
     w, x, y = check_inputs(spec, w_int, x_int, y_int)
     params = split_params(spec, w)
+    constant = spec.c_fix if c_fix is None else c_fix
     steps = [
-        (spec.c_fix * gradient.astype(object).reshape(-1)) // 2 ** (spec.param_scale + (spec.scale if index % 2 == 0 else 0))
+        (constant * gradient.astype(object).reshape(-1)) // 2 ** (spec.param_scale + (spec.scale if index % 2 == 0 else 0))
         for index, gradient in enumerate(_gradients(spec, params, x, y))
     ]
     w_after = w.astype(object) - np.concatenate(steps)
@@ -86,23 +89,6 @@ def check_inputs(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_i
     if spec.loss == "cross_entropy":
         class_labels(spec, checked[2])
     return checked[0], checked[1], checked[2]
-
-
-def class_labels(spec: Groth16SgdSpec, y: np.ndarray) -> np.ndarray:
-    """The class of each committed label ``k * 2**scale`` (WitnessBuilderError unless every
-    label is one of 0, S, ..., (d_out - 1) S)."""
-    unit = 2**spec.scale
-    classes = y // unit
-    bad = np.flatnonzero((y % unit != 0) | (classes < 0) | (classes >= spec.dims[-1]))
-    if bad.size:
-        raise WitnessBuilderError(
-            f"class labels must be integers in 0..{spec.dims[-1] - 1} (at 2**-{spec.scale}: multiples of {unit})",
-            expected=f"k * {unit}, k in 0..{spec.dims[-1] - 1}",
-            actual=int(y[bad[0]]),
-            tensor="Y",
-            first_index=int(bad[0]),
-        )
-    return classes
 
 
 def split_params(spec: Groth16SgdSpec, w: np.ndarray) -> list[np.ndarray]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
-from pot_zk.backends.groth16.statement import BACKEND, Groth16Statement, is_int, offsets_of, strict_int
+from pot_zk.backends.groth16.statement import BACKEND, Groth16Statement, offsets_of, strict_int
 from pot_zk.exceptions import ConfigurationError
 
 CIRCUIT_VERSION = "groth16-sgd/2"
@@ -57,6 +57,9 @@ class Groth16SgdSpec(Groth16Statement):
     """None: the loss's own (:data:`VERSIONS`)."""
     loss: str = field(default="mse", metadata={"setting": False})
     """A hyper-parameter of the training (like ``dims``), not a fixed-point setting."""
+    rate_public: bool = field(default=False, metadata={"setting": False})
+    """The learning rate is each step's public input, up to ``learning_rate`` (a schedule's
+    statement; ``"rate": "public"`` in its dict), not a constant of the circuit."""
 
     def __post_init__(self) -> None:
         if self.loss not in VERSIONS:
@@ -76,13 +79,6 @@ class Groth16SgdSpec(Groth16Statement):
 
     def default_circuit_version(self) -> str:
         return VERSIONS[self.loss]
-
-    def default_value_bits(self) -> int:
-        """16, or for cross_entropy the least that holds the largest label ``(d_out - 1) * 2**scale``
-        (17 for 10 classes at scale 12) when that is more."""
-        if self.loss != "cross_entropy" or not is_int(self.scale) or not is_int(self.dims[-1]):
-            return 16
-        return max(16, ((self.dims[-1] - 1) * 2**self.scale).bit_length() + 1)
 
     @property
     def architecture(self) -> Any:
@@ -146,16 +142,6 @@ class Groth16SgdSpec(Groth16Statement):
             bounds.append((fan_in * activation * v + q * 2**self.scale, gradient, fan_out * delta * v, self.c_fix * max(gradient, n * delta)))
             delta = q
         return bounds
-
-    def _check_labels(self) -> None:
-        largest = (self.dims[-1] - 1) * 2**self.scale
-        if largest >= 2 ** (self.value_bits - 1):
-            needed = largest.bit_length() + 1
-            raise ConfigurationError(
-                f"cross-entropy labels are committed at 2**-{self.scale} (label k as k * 2**{self.scale}): "
-                f"label {self.dims[-1] - 1} needs value_bits >= {needed} (circuit.value_bits={needed})",
-                key="circuit.value_bits",
-            )
 
     def to_dict(self) -> dict[str, Any]:
         return {

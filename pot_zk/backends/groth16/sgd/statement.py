@@ -36,7 +36,7 @@ class Groth16SgdStatement(Groth16SgdSpec):
         return cls(tuple(architecture.dims), batch_size, learning_rate, **settings, loss=architecture.loss)
 
     def exact_step(self, integers: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"w_after": exact_sgd_step(self, integers["w_before"], integers["x"], integers["y"])}
+        return {"w_after": exact_sgd_step(self, integers["w_before"], integers["x"], integers["y"], self.update_constant(integers))}
 
     def circuit_source(self) -> str:
         return sgd_circuit_source(self)

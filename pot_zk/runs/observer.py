@@ -1,0 +1,222 @@
+"""Observing the optimizer steps of a training loop pot-zk does not own (``pot_zk.track``,
+``proven_training``).
+
+torch's optimizer hooks frame the loop's own ``optimizer.step()``:
+
+* before it (``register_step_pre_hook``): a batch must have been declared for the step
+  (:meth:`StepObserver.declare`), the optimizer's learning rate must be the one the run
+  declares for this step and its other settings those it started with; the model and the
+  optimizer are copied (the *shadow*: W_t and the optimizer's state, e.g. a velocity);
+* after it (``register_step_post_hook``): the declared step is taken on the shadow by the
+  step kind's own capture (:func:`pot_zk.kinds.registry.capture_step`: ``zero_grad``, the
+  declared loss on the declared batch, ``backward``, the same optimizer's ``step``), and the
+  loop's update must be that step: every parameter and every tensor of the optimizer's state
+  within float rounding of the shadow's. A step that is not is undone (model and optimizer
+  put back to their state before it) and refused with a
+  :class:`~pot_zk.exceptions.StepMismatchError` naming what differs: the learning rate,
+  settings, an update scaled by a factor (clipped, scaled or accumulated gradients), an update
+  in another direction (another loss or batch), a frozen parameter or the optimizer's state.
+
+The declared step (its W_t, batch, W_t+1 as the kind captured them) goes to ``on_step``. The
+observer asks a step kind for nothing but its capture, so every registered kind is observed
+the same way; the cost is a copy of the model and one more forward and backward pass per step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from pot_zk.exceptions import InvalidModelStateError, StepMismatchError
+from pot_zk.kinds.base import BatchStep
+from pot_zk.kinds.registry import capture_step
+
+RELATIVE_TOLERANCE = 1e-4
+"""How far the loop's update may be from the declared one, relative to the update's size
+(float32 rounding of the same arithmetic in another order stays near 1e-6)."""
+ABSOLUTE_TOLERANCE = 1e-6
+"""... plus this much relative to the weights' size (float32 rounds a weight to ~6e-8 of it)."""
+IGNORED_SETTINGS = ("params", "lr", "initial_lr")
+"""Optimizer group keys that are not settings (``initial_lr``: added by LR schedulers)."""
+
+
+@dataclass(frozen=True)
+class DeclaredBatch:
+    """A batch the loop declared for its next step, and where it sits in the declared data."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    batch_index: int | None = None
+    """Its position among the declared batches (``proven_training``), None when batches stream."""
+    samples: tuple[int, ...] | None = None
+    """Its samples' positions in a declared data set (``track(dataset=...)``)."""
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What every step of the run must be: its kind in words, its learning rate for each step,
+    the optimizer settings it started with."""
+
+    what: str
+    """e.g. ``SGD step (cross_entropy loss)``."""
+    learning_rate: Callable[[int], float]
+    settings: tuple[dict[str, Any], ...]
+
+
+def optimizer_settings(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], ...]:
+    """Each parameter group's settings but its learning rate."""
+    return tuple({key: value for key, value in group.items() if key not in IGNORED_SETTINGS} for group in optimizer.param_groups)
+
+
+def shadow(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """Copies of ``model`` and ``optimizer`` (groups, settings and state), the copy optimizing
+    the copy's parameters; hooks registered on ``optimizer`` are not copied."""
+    model_copy = copy.deepcopy(model)
+    mapping = {id(p): q for p, q in zip(model.parameters(), model_copy.parameters())}
+    outside = [i for group in optimizer.param_groups for i, p in enumerate(group["params"]) if id(p) not in mapping]
+    if outside:
+        raise InvalidModelStateError("the optimizer updates parameters that are not the model's", expected="the model's parameters", actual=outside)
+    groups = [{**{k: v for k, v in group.items() if k != "params"}, "params": [mapping[id(p)] for p in group["params"]]} for group in optimizer.param_groups]
+    optimizer_copy = type(optimizer)(groups, **optimizer.defaults)
+    optimizer_copy.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    return model_copy, optimizer_copy
+
+
+class StepObserver:
+    """Hooks on ``optimizer`` that check and hand over each step the loop takes (module docstring).
+    ``number()`` is the number of the next step; :meth:`close` removes the hooks."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        on_step: Callable[[BatchStep, DeclaredBatch], None],
+        number: Callable[[], int],
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.on_step = on_step
+        self.number = number
+        self.declaration: Declaration | None = None
+        self.pending: DeclaredBatch | None = None
+        self._shadow: tuple[nn.Module, torch.optim.Optimizer] | None = None
+        self._before: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self._handles = [optimizer.register_step_pre_hook(self._before_step), optimizer.register_step_post_hook(self._after_step)]
+
+    def declare(self, batch: DeclaredBatch) -> None:
+        """The batch of the next ``optimizer.step()``."""
+        if self.pending is not None:
+            self._refuse(
+                "batch",
+                "a batch is already declared for this step and no optimizer.step() took it "
+                "(one batch per step: gradients accumulated over several batches are not a step pot-zk proves)",
+            )
+        self.pending = batch
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _refuse(self, differs: str, detail: str, **context: Any) -> None:
+        what = self.declaration.what if self.declaration is not None else "step"
+        number = self.number()
+        raise StepMismatchError(f"step {number}: the observed update is not the declared {what}: {detail}", step=number, differs=differs, **context)
+
+    def _before_step(self, optimizer: torch.optim.Optimizer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if len(args) > 1 or kwargs.get("closure") is not None:  # args[0] is the optimizer itself
+            self._refuse("closure", "optimizer.step() was given a closure; pot-zk observes steps without one")
+        if self.pending is None:
+            self._refuse("batch", "optimizer.step() without a declared batch: call run.batch(x, y) before the step")
+        assert self.declaration is not None
+        self._check_settings(self.declaration)
+        self._before = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(optimizer.state_dict()))
+        self._shadow = shadow(self.model, optimizer)
+
+    def _check_settings(self, declaration: Declaration) -> None:
+        declared = declaration.learning_rate(self.number())
+        for group in self.optimizer.param_groups:
+            if float(group["lr"]) != declared:
+                self.pending = None
+                self._refuse("learning_rate", f"learning rate {float(group['lr']):g}, declared {declared:g}", expected=declared, actual=float(group["lr"]))
+        for found, started in zip(optimizer_settings(self.optimizer), declaration.settings):
+            changed = {key: (found.get(key), started.get(key)) for key in set(found) | set(started) if found.get(key) != started.get(key)}
+            if changed:
+                self.pending = None
+                said = ", ".join(f"{key} {now!r}, declared {then!r}" for key, (now, then) in sorted(changed.items()))
+                self._refuse("settings", f"optimizer settings changed: {said}", expected=started, actual=found)
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        batch, (model_copy, optimizer_copy), before = self.pending, self._shadow, self._before
+        assert batch is not None and before is not None
+        self.pending, self._shadow, self._before = None, None, None
+        with torch.enable_grad():  # the loop may call optimizer.step() under no_grad
+            declared = capture_step(model_copy, optimizer_copy, batch.inputs, batch.targets)
+        problem = _difference(self.model, optimizer, model_copy, optimizer_copy, before[0])
+        if problem is not None:
+            self.model.load_state_dict(before[0])
+            optimizer.load_state_dict(before[1])
+            self._refuse(problem[0], problem[1])
+        self.on_step(declared, batch)
+
+
+def _difference(
+    model: nn.Module, optimizer: torch.optim.Optimizer, model_copy: nn.Module, optimizer_copy: torch.optim.Optimizer, before: dict[str, torch.Tensor]
+) -> tuple[str, str] | None:
+    """What differs between the loop's state after its step and the declared step's (the
+    shadow's), as (``differs``, words); None when they agree within float rounding."""
+    observed = dict(model.named_parameters())
+    declared = dict(model_copy.named_parameters())
+    frozen = [name for name, p in observed.items() if not p.requires_grad and not torch.equal(p.detach(), before[name])]
+    if frozen:
+        return "frozen", f"frozen parameters changed: {frozen[:5]}"
+    trained = [name for name, p in observed.items() if p.requires_grad]
+    u_observed = torch.cat([(before[n].double() - observed[n].detach().double()).reshape(-1) for n in trained])
+    u_declared = torch.cat([(before[n].double() - declared[n].detach().double()).reshape(-1) for n in trained])
+    weights = max(1.0, float(torch.cat([before[n].double().reshape(-1).abs() for n in trained]).max()))
+    allowed = RELATIVE_TOLERANCE * float(u_declared.abs().max()) + ABSOLUTE_TOLERANCE * weights
+    if float((u_observed - u_declared).abs().max()) > allowed:
+        return _update_difference(u_observed, u_declared, allowed, trained, observed)
+    for (name, parameter), copy_parameter in zip(observed.items(), declared.values()):
+        found, wanted = optimizer.state.get(parameter, {}), optimizer_copy.state.get(copy_parameter, {})
+        for key in sorted(set(found) | set(wanted)):
+            a, b = found.get(key), wanted.get(key)
+            if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape:
+                scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
+                if b.numel() and float((a.double() - b.double()).abs().max()) <= RELATIVE_TOLERANCE * scale:
+                    continue
+            elif not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor) and a == b:
+                continue
+            return "optimizer-state", f"the optimizer's {key} of {name} is not the declared step's"
+    return None
+
+
+def _update_difference(u_observed: torch.Tensor, u_declared: torch.Tensor, allowed: float, names: list[str], parameters: dict) -> tuple[str, str]:
+    """Is the loop's update a multiple of the declared one (gradients scaled) or another direction?"""
+    norm = float(u_declared.dot(u_declared))
+    factor = float(u_observed.dot(u_declared)) / norm if norm > 0 else math.inf
+    if norm > 0 and float((u_observed - factor * u_declared).abs().max()) <= allowed:
+        if factor > 1.5 and abs(factor - round(factor)) < 0.05:
+            hint = f"gradients accumulated over {round(factor)} backward() calls (optimizer.zero_grad() missing?), or a loss scaled up"
+        elif factor < 1:
+            hint = "gradients clipped or scaled down (clip_grad_norm_?), or a loss with another reduction"
+        else:
+            hint = "gradients scaled up, or a loss with another reduction"
+        return "gradient-scale", f"the update is {factor:.4g} times the declared one: {hint}"
+    position = int((u_observed - u_declared).abs().argmax())
+    for name in names:
+        size = parameters[name].numel()
+        if position < size:
+            where = f"{name}[{', '.join(str(int(i)) for i in torch.unravel_index(torch.tensor(position), parameters[name].shape))}]"
+            break
+        position -= size
+    largest = float((u_observed - u_declared).abs().max())
+    return "update", (
+        f"the update differs from the declared one by up to {largest:.3g} (at {where}): another loss, another batch, gradients "
+        "left from an earlier backward() (optimizer.zero_grad() missing?) or changed between backward() and optimizer.step()"
+    )

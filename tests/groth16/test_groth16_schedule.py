@@ -1,0 +1,150 @@
+"""Scheduled runs proven with zk-groth16, one key for the whole schedule: the statement takes each
+step's update constant c_fix as a public input (range-checked up to the statement's bound), so a
+proof is bound to its step's learning rate. A StepLR loop proves every selected step and verify
+names the schedule; a proof of one rate does not verify at another; a constant above the bound
+does not prove."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pot_zk.backends.groth16 import adapter, keys
+from pot_zk.backends.groth16.prove import prove_step
+from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
+from pot_zk.backends.groth16.verify import verify_groth16
+from pot_zk.backends.registry import BACKENDS
+from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.kinds.mlp import MlpArchitecture
+from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.track import track
+from pot_zk.verify.run import verify_run
+
+from groth16_support import sgd_integers, stop_holders
+from loop_support import pins
+
+pytestmark = pytest.mark.prover
+
+
+def scheduled_spec():
+    return BACKENDS.get("groth16").scheduled_spec(STEP_KINDS.get("sgd"), MlpArchitecture((4, 3, 2)), 2, 0.1, {})
+
+
+@pytest.fixture(scope="module")
+def scheduled_keys(groth16_cache):
+    return keys.ensure_keys(scheduled_spec(), groth16_cache)
+
+
+def _step(spec, rate: float, seed: int = 0):
+    """An honest step's integers at ``rate`` (W_t, X, Y, c_fix and W_t+1)."""
+    rng = np.random.default_rng(seed)
+    grid = 2.0**spec.scale
+    integers = {
+        "w_before": np.round(rng.normal(0, 0.5, spec.num_params) * grid).astype(np.int64),
+        "x": np.round(rng.uniform(-1, 1, (2, 4)) * grid).astype(np.int64),
+        "y": np.round(rng.normal(0, 1, (2, 2)) * grid).astype(np.int64),
+        "c_fix": np.array(spec.rate_constant(rate)),
+    }
+    return {**integers, **spec.exact_step(integers)}
+
+
+@pytest.mark.prover
+def test_a_proof_is_bound_to_its_steps_learning_rate(scheduled_keys):
+    spec = scheduled_spec()
+    verifying = keys.load_verifying_key(spec, scheduled_keys.path)
+    at_half = _step(spec, 0.05)
+    assert not np.array_equal(at_half["w_after"], _step(spec, 0.1)["w_after"])
+    proof = prove_step(spec, scheduled_keys, at_half)
+    recorded = {name: proof.commitments.values[name] for name in spec.public_names}
+    assert verify_groth16(spec, proof.proof, spec.public_values(recorded, 0.05), verifying).ok
+    for other in (0.1, 0.025):  # the same proof claimed for another step's rate
+        assert verify_groth16(spec, proof.proof, spec.public_values(recorded, other), verifying).reason == "invalid-proof"
+
+
+@pytest.mark.prover
+def test_an_update_constant_above_the_statements_bound_does_not_prove(scheduled_keys):
+    spec = scheduled_spec()
+    above = _step(spec, 0.1)
+    above["c_fix"] = np.array(spec.c_fix + 1)  # a rate above the statement's: larger updates than its bounds allow for
+    above["w_after"] = exact_sgd_step(spec, above["w_before"], above["x"], above["y"], spec.c_fix + 1)
+    with pytest.raises(WitnessBuilderError, match=f"outside 0..{spec.c_fix}"):
+        prove_step(spec, scheduled_keys, above)
+    forced = adapter.prove(scheduled_keys.load_proving_key(), spec.circuit_inputs(above))
+    public = spec.commitments({**sgd_integers(above["w_before"], above["x"], above["y"], above["w_after"]), "c_fix": above["c_fix"]})
+    assert verify_groth16(spec, forced, public, keys.load_verifying_key(spec, scheduled_keys.path)).reason == "invalid-proof"
+
+
+def test_a_steplr_loop_proves_every_selected_step_and_verify_names_the_schedule(tmp_path):
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    generator = torch.Generator().manual_seed(4)
+    data = torch.utils.data.TensorDataset(torch.rand(8, 4, generator=generator) * 2 - 1, torch.randint(0, 3, (8,), generator=generator))
+    loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, drop_last=True, generator=generator)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    cache, run_dir = tmp_path / "cache", tmp_path / "run"
+    try:
+        with track(model, optimizer, run_dir=run_dir, scheduler=scheduler, dataset=data, overrides=["prover=groth16", f"cache_dir={cache}", "policy=every_step"]) as run:
+            for _epoch in range(2):
+                for x, y in loader:
+                    run.batch(x, y)
+                    optimizer.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    optimizer.step()
+                    scheduler.step()
+    finally:
+        stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
+    rates = [r["learning_rate"] for r in RunBundle.open(run_dir).commitments()]
+    assert rates == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]
+    assert run.summary.progress["proof_types"] == {"zk-groth16": 8}
+    report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command()))
+    assert report.ok, report.summary()
+    assert report.coverage == {"zk-groth16": 8}
+    assert report.references["schedule"] == "StepLR(step_size=2, gamma=0.5) from lr 0.1, each step's rate recomputed"
+    assert len(list((cache / "groth16").iterdir())) == 1, "one key for the whole schedule"
+
+
+def test_a_scheduled_loop_answers_the_auditors_challenge_at_each_steps_rate(tmp_path):
+    """The auditor challenges steps the policy did not prove; the trainer proves them from the
+    kept witnesses (each at its scheduled rate) with pot-zk respond; verify --challenge accepts."""
+    import shlex
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
+    generator = torch.Generator().manual_seed(1)
+    data = torch.utils.data.TensorDataset(torch.rand(16, 4, generator=generator) * 2 - 1, torch.randint(0, 3, (16,), generator=generator))
+    loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, drop_last=True, generator=generator)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    cache, run_dir = tmp_path / "cache", tmp_path / "run"
+    overrides = ["prover=groth16", f"cache_dir={cache}", "policy=every_k", "policy.k=4"]
+    with track(model, optimizer, run_dir=run_dir, scheduler=scheduler, dataset=data, overrides=overrides) as run:
+        for x, y in loader:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+    pot_zk_cli = str(Path(sys.executable).parent / "pot-zk")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([pot_zk_cli, *args], capture_output=True, text=True, timeout=900, env={**os.environ, "POT_ZK_CACHE": str(cache)})
+
+    try:
+        assert cli("challenge", str(run_dir), "--count", "3", "--out", str(tmp_path / "C.json")).returncode == 0
+        answered = cli("respond", str(run_dir), str(tmp_path / "C.json"))
+        assert answered.returncode == 0 and "3 of 3 challenged steps proven" in answered.stdout, answered.stdout + answered.stderr
+    finally:
+        stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
+    verified = cli(*shlex.split(run.verify_command())[1:], "--challenge", str(tmp_path / "C.json"))
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+    assert "passed: challenge" in verified.stdout and "passed: schedule" in verified.stdout

@@ -1,0 +1,354 @@
+"""pot_zk.track observes a loop that keeps its own step: a shuffling DataLoader, the loop's own
+loss object, zero_grad, backward and optimizer.step. Each step is committed as it comes; the
+first step that is not the declared one is undone and refused, naming what differs. No prover
+runs here (mode=disabled; the zk-groth16 statement's exact arithmetic still applies)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import pot_zk
+from pot_zk.backends.registry import commitments_of, spec_from_dict
+from pot_zk.data.samples import built_in_dataset
+from pot_zk.exceptions import ConfigurationError, StepMismatchError, WitnessBuilderError
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.testing.bundle_edit import jsonl, sync_audit, write_jsonl
+from pot_zk.runs.track import track
+from pot_zk.verify.run import verify_run
+
+from loop_support import run_pins
+
+OVERRIDES = ["mode=disabled", "prover=groth16"]
+
+
+def _setup(seed: int = 0, samples: int = 16):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    generator = torch.Generator().manual_seed(seed + 1)
+    data = torch.utils.data.TensorDataset(torch.rand(samples, 4, generator=generator) * 2 - 1, torch.randint(0, 3, (samples,), generator=generator))
+    loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(seed + 2))
+    return model, optimizer, data, loader
+
+
+def _weights(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_pot_zk_exports_track():
+    assert pot_zk.track is track
+
+
+def test_a_shuffling_dataloader_loop_with_its_own_loss_is_committed_step_by_step_and_verifies(tmp_path, capfd):
+    model, optimizer, data, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    drawn = []
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+        for _epoch in range(2):
+            for x, y in loader:
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+                drawn.append((x, y))
+    assert run.summary.status == "completed" and run.steps == 16
+    assert capfd.readouterr() == ("", ""), "a library call prints nothing (the summary is the caller's to print)"
+    records = RunBundle.open(tmp_path / "run").commitments()
+    for record, (x, y) in zip(records, drawn):  # each step names the samples it drew
+        assert torch.equal(data.tensors[0][record["samples"]], x) and torch.equal(data.tensors[1][record["samples"]], y)
+    assert len({tuple(r["samples"]) for r in records}) > 8, "a shuffling loader forms new batches every epoch"
+    manifest = RunBundle.open(tmp_path / "run").manifest()
+    assert manifest["training"]["batches"] == "streamed" and manifest["dataset"]["size"] == 16
+    said = str(run.summary)
+    assert said.splitlines() == run.summary.lines() and said.startswith("run completed: 16 steps trained, every step committed")
+    assert f"commitment head: {run.summary.head}" in said and f"--expect-root {manifest['dataset']['root']}" in said
+    assert "arithmetic: exact" in said and "in short: none of the 16 steps proven" in said
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
+    assert report.ok, report.summary()
+
+
+def test_gradient_clipping_is_refused_at_the_first_clipped_step_and_the_step_is_undone(tmp_path):
+    model, optimizer, data, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    norms: list[float] = []
+    with pytest.raises(StepMismatchError) as refused:
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+            for x, y in loader:
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                before = _weights(model)
+                norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.6)))
+                optimizer.step()
+    first_clipped = next(i for i, norm in enumerate(norms) if norm > 0.6)
+    assert first_clipped > 0, "the test needs unclipped steps before the first clipped one"
+    error = refused.value
+    assert (error.step, error.differs) == (first_clipped, "gradient-scale")
+    assert f"step {first_clipped}: the observed update is not the declared sgd step" in error.message
+    assert f"{0.6 / norms[first_clipped]:.4g} times the declared one" in error.message and "clipped" in error.message
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model))), "the refused step must be undone"
+    assert run.summary.status == "halted"
+    assert len(RunBundle.open(tmp_path / "run").commitments()) == first_clipped
+
+
+def test_a_learning_rate_the_run_did_not_declare_is_refused_naming_both(tmp_path):
+    model, optimizer, data, loader = _setup()
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(StepMismatchError, match=r"^step 3: the observed update is not the declared sgd step .*: learning rate 0\.05, declared 0\.1$"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            for x, y in loader:
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+                scheduler.step()
+    assert len(RunBundle.open(tmp_path / "run").commitments()) == 3
+
+
+@pytest.mark.parametrize(
+    ("loss", "differs"),
+    [
+        (lambda out, y: torch.nn.functional.cross_entropy(out, y, label_smoothing=0.1), "update"),
+        (lambda out, y: torch.nn.functional.cross_entropy(out, y, reduction="sum"), "gradient-scale"),
+    ],
+    ids=["label-smoothing", "sum-reduction"],
+)
+def test_another_loss_than_the_declared_one_is_refused_at_once(tmp_path, loss, differs):
+    model, optimizer, data, loader = _setup()
+    with pytest.raises(StepMismatchError) as refused:
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            for x, y in loader:
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss(model(x), y).backward()
+                optimizer.step()
+    assert (refused.value.step, refused.value.differs) == (0, differs)
+
+
+def test_gradients_left_from_an_earlier_step_are_refused(tmp_path):
+    model, optimizer, data, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(StepMismatchError) as refused:
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            for x, y in loader:
+                run.batch(x, y)
+                loss_fn(model(x), y).backward()  # no zero_grad(): step 1 adds step 0's gradients
+                optimizer.step()
+    assert (refused.value.step, refused.value.differs) == (1, "update")
+    assert "zero_grad() missing?" in refused.value.message
+
+
+def test_an_optimizer_step_without_a_declared_batch_is_refused_and_not_taken(tmp_path):
+    model, optimizer, data, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(StepMismatchError, match=r"step 2: .*optimizer.step\(\) without a declared batch") as refused:
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            for index, (x, y) in enumerate(loader):
+                if index < 2:
+                    run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                before = _weights(model)
+                optimizer.step()
+    assert refused.value.differs == "batch"
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model)))
+
+
+def test_a_batch_with_samples_outside_the_declared_data_set_is_refused_before_its_step(tmp_path):
+    model, optimizer, data, loader = _setup()
+    x, y = next(iter(loader))
+    with pytest.raises(WitnessBuilderError, match=r"step 0: batch rows \[1\] are not samples of the declared data set"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+            run.batch(x + torch.tensor([[0.0], [0.25]]), y)
+    assert run.steps == 0 and not (tmp_path / "run").exists()
+
+
+def test_a_block_that_declares_no_batch_writes_nothing(tmp_path):
+    model, optimizer, _data, _loader = _setup()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+        pass
+    assert run.summary is None and not (tmp_path / "run").exists()
+
+
+def test_undeclared_data_is_committed_and_said_to_be_undeclared(tmp_path):
+    model, optimizer, _data, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+        for x, y in loader:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert (manifest["dataset"]["name"], manifest["dataset"]["root"]) == ("undeclared", None)
+    assert all(r["samples"] is None for r in RunBundle.open(tmp_path / "run").commitments())
+    pinned = run_pins(tmp_path / "run")
+    assert pinned["accept_settings"] == {"batch_order": "recorded", "data": "undeclared"} and "expect_root" not in pinned
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **pinned)
+    assert report.ok and any("undeclared" in note for note in report.notes), report.summary()
+    unaccepted = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **{**pinned, "accept_settings": {"batch_order": "recorded"}})
+    assert {(f.check, f.reason) for f in unaccepted.findings} == {("dataset-root", "data-undeclared")}, unaccepted.summary()
+
+
+def _synthetic_run(tmp_path):
+    """A loop drawing from the built-in synthetic set (16 samples, class labels), declared by name."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = built_in_dataset("synthetic", 4, 3, loss="cross_entropy", num_samples=16, seed=3)
+    loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(1))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    overrides = [*OVERRIDES, "data=synthetic", "data.num_samples=16", "data.seed=3"]
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=overrides, dataset="synthetic") as run:
+        for x, y in loader:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+    return tmp_path / "run"
+
+
+def test_a_built_in_data_set_is_recomputed_and_a_batch_swapped_for_one_outside_it_fails_verification(tmp_path):
+    run = _synthetic_run(tmp_path)
+    pinned = run_pins(run, head=False)  # a built-in set's root is recomputed: the auditor need not pin it
+    honest = verify_run(run, cache_dir=tmp_path / "cache", **{k: v for k, v in pinned.items() if k != "expect_root"})
+    assert honest.ok and "dataset-samples" in honest.passed, honest.summary()
+    spec = spec_from_dict(json.loads((run / "manifest.json").read_text())["circuit"])
+    records = jsonl(run / "commitments.jsonl")
+    x, y = _sample_values(records[2]["samples"])
+    records[2]["batch"] = commitments_of(spec).commit(torch.cat([(x + 0.25).reshape(-1), y.reshape(-1)]).double(), "poisoned batch")
+    write_jsonl(run / "commitments.jsonl", records)
+    sync_audit(run)  # a tamperer who rewrites the whole audit chain
+    report = verify_run(run, cache_dir=tmp_path / "cache", **{k: v for k, v in pinned.items() if k != "expect_root"})
+    assert {(f.check, f.reason, f.step) for f in report.findings} == {("steps", "batch-not-in-dataset", 2)}, report.summary()
+
+
+def _sample_values(samples):
+    data = built_in_dataset("synthetic", 4, 3, loss="cross_entropy", num_samples=16, seed=3)
+    return data.tensors[0][samples], data.tensors[1][samples]
+
+
+def test_a_built_in_data_set_declared_with_other_settings_fails_its_recomputation(tmp_path):
+    run = _synthetic_run(tmp_path)
+    pinned = {k: v for k, v in run_pins(run, head=False).items() if k != "expect_root"}
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["dataset"]["seed"] = 4  # another synthetic set than the loop drew from
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache", **pinned)
+    assert ("dataset-root", "dataset-root-mismatch") in {(f.check, f.reason) for f in report.findings}, report.summary()
+
+
+def test_momentum_and_weight_decay_from_the_loop_are_committed_and_certified(tmp_path):
+    """SGD with momentum (a velocity committed next to the weights, as ``pot-zk train
+    optimizer.momentum=0.9`` proves it); the prover program fails, so the selected steps fall back
+    to freivalds certificates, which verify checks against the momentum statement."""
+    model, _optimizer, data, loader = _setup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    overrides = ["prover=ezkl", "handler=fallback", "retry=none", "prover.binary=/bin/false", "policy=every_k", "policy.k=3", f"cache_dir={tmp_path / 'cache'}"]
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=overrides, dataset=data) as run:
+        for x, y in loader:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+    spec = spec_from_dict(RunBundle.open(tmp_path / "run").manifest()["circuit"])
+    assert (spec.kind, spec.architecture.momentum, spec.architecture.weight_decay) == ("momentum", 0.9, 0.01)
+    assert run.summary.progress["proof_types"] == {"freivalds": 3}
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
+    assert report.ok and report.coverage == {"freivalds": 3, "commitment-only": 5}, report.summary()
+
+
+def test_a_momentum_changed_by_the_loop_is_refused_naming_both(tmp_path):
+    model, _optimizer, data, loader = _setup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(StepMismatchError, match=r"step 2: .*optimizer settings changed: momentum 0\.5, declared 0\.9"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=["prover=ezkl", "mode=disabled"]) as run:
+            for index, (x, y) in enumerate(loader):
+                if index == 2:
+                    optimizer.param_groups[0]["momentum"] = 0.5
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+
+
+def _train(run, model, optimizer, loader, stop_after: int | None = None) -> None:
+    loss_fn = torch.nn.CrossEntropyLoss()
+    taken = 0
+    for x, y in loader:
+        taken += 1
+        if taken <= run.steps:
+            continue
+        if stop_after is not None and run.steps == stop_after:
+            raise KeyboardInterrupt("the user stops the loop")
+        run.batch(x, y)
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+
+
+def test_an_interrupted_run_resumes_in_a_fresh_model_and_optimizer_and_verifies(tmp_path):
+    model, optimizer, data, loader = _setup()
+    with pytest.raises(KeyboardInterrupt):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+            _train(run, model, optimizer, loader, stop_after=3)
+    assert run.summary.status == "interrupted"
+    model, optimizer, data, loader = _setup(seed=0)  # a new process: the model starts from its init again
+    with track(model, optimizer, run_dir=tmp_path / "run", dataset=data, resume=True) as resumed:
+        assert resumed.steps == 3
+        _train(resumed, model, optimizer, loader)
+    assert resumed.summary.status == "completed" and resumed.steps == 8
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
+    assert report.ok, report.summary()
+
+
+@pytest.mark.parametrize(
+    ("what", "message"),
+    [
+        ("completed", "holds a completed run; a completed run is never extended"),
+        ("other-data", "the data set given is not the one"),
+        ("proven-training", "was not made by track\\(\\)"),
+        ("nothing", "is not a pot-zk run directory"),
+    ],
+)
+def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path, what, message):
+    model, optimizer, data, loader = _setup()
+    run_dir = tmp_path / "run"
+    if what == "proven-training":
+        from pot_zk.hooks import proven_training
+
+        batch = next(iter(loader))
+        with proven_training(model, optimizer, [batch], run_dir=run_dir, overrides=OVERRIDES) as handle:
+            handle.step(*batch)
+    elif what != "nothing":
+        with track(model, optimizer, run_dir=run_dir, overrides=OVERRIDES, dataset=data) as run:
+            _train(run, model, optimizer, loader)
+    other = torch.utils.data.TensorDataset(data.tensors[0] + 1, data.tensors[1]) if what == "other-data" else data
+    if what == "other-data":
+        (run_dir / "model_final.safetensors").unlink()  # as if it had stopped before completing
+        _drop_run_end(run_dir)
+    with pytest.raises(ConfigurationError, match=message) as refused:
+        with track(model, optimizer, run_dir=run_dir, dataset=other, resume=True):
+            pass
+    assert "\n" not in refused.value.message
+
+
+def _drop_run_end(run_dir):
+    records = jsonl(run_dir / "audit.jsonl")
+    write_jsonl(run_dir / "audit.jsonl", [r for r in records if r.get("event") != "run.end"])
+
+
+def test_the_progress_bar_is_drawn_only_when_asked_for(tmp_path, capfd):
+    for progress in (False, True):
+        model, optimizer, data, loader = _setup()
+        with track(model, optimizer, run_dir=tmp_path / f"run-{progress}", overrides=OVERRIDES, progress=progress) as run:
+            _train(run, model, optimizer, loader)
+        out, err = capfd.readouterr()
+        assert out == "" and ("training" in err and "8step" in err) == progress, err
