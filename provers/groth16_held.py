@@ -3,8 +3,9 @@ interpreter start-up (~0.1 s) and the proof, not the framework's imports and a k
 
 :func:`forward` sends the raw request to the holder of its key (one per key location and
 circuit: ``options.keys_dir`` or ``cache_dir``, and the SHA-256 of the canonical circuit spec,
-which is its circuit id), starting one if none listens, and returns the holder's (exit code,
-response document). The holder (:mod:`pot_zk.backends.groth16.warm`) checks and answers the
+which is its circuit id), starting one if none listens (with ``provers`` prover threads: the
+holder proves that many requests at once; a holder already running keeps its own number), and
+returns the holder's (exit code, response document). The holder (:mod:`pot_zk.backends.groth16.warm`) checks and answers the
 request exactly as the one-shot program would. A request that names no routable key (not
 JSON, no circuit), or one for which no holder could start (e.g. a malformed spec), returns
 None: the program answers it itself, with the exit code of its class. A holder that dies
@@ -40,7 +41,15 @@ def socket_path(location: str, circuit: dict) -> Path:
     return directory / f"{digest}.sock"
 
 
-def forward(raw: str, keep_s: float) -> tuple[int, str] | None:
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), the default number of prover threads."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def forward(raw: str, keep_s: float, provers: int) -> tuple[int, str] | None:
     try:
         request = json.loads(raw)
         circuit = request["circuit"]
@@ -50,7 +59,7 @@ def forward(raw: str, keep_s: float) -> tuple[int, str] | None:
         return None
     for _ in range(2):
         try:
-            connection = _connect(path) or _start_holder(path, raw, keep_s)
+            connection = _connect(path) or _start_holder(path, raw, keep_s, provers)
         except RuntimeError as exc:
             sys.stderr.write(f"{exc}; proving without a key holder\n")
             return None
@@ -75,7 +84,7 @@ def _connect(path: Path) -> socket.socket | None:
     return connection
 
 
-def _start_holder(path: Path, raw: str, keep_s: float) -> socket.socket:
+def _start_holder(path: Path, raw: str, keep_s: float, provers: int) -> socket.socket:
     """Start a holder for the request's key (one at a time: others wait on the lock, then connect)."""
     with open(f"{path}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -85,7 +94,7 @@ def _start_holder(path: Path, raw: str, keep_s: float) -> socket.socket:
         path.unlink(missing_ok=True)  # a dead holder's socket
         with open(f"{path}.log", "ab") as log:
             holder = subprocess.Popen(
-                [sys.executable, "-m", "pot_zk.backends.groth16.warm", str(path), str(keep_s)],
+                [sys.executable, "-m", "pot_zk.backends.groth16.warm", str(path), str(keep_s), str(provers)],
                 stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
             )
         holder.stdin.write(raw.encode())

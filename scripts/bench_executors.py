@@ -1,38 +1,111 @@
-"""Proving throughput of the executors: the same tiny run (4-3-2 MLP, batch 2, every step
-proven with zk-halo2) with ``executor=inline``, ``process`` and ``dask``, each with
-``--workers`` prover slots; prints a markdown table of steps proven per minute.
+"""Proving throughput of the executors: steps proven per minute with each executor and number of
+prover workers, every configuration measured in one run of this script (alternating when repeated).
 
-    python scripts/bench_executors.py [--proofs 6] [--workers 2] [--cache-dir DIR]
+    python scripts/bench_executors.py [--prover ezkl] [--proofs 6] [--workers 2]
+    python scripts/bench_executors.py --prover groth16 --executors process --workers 1 2 --proofs 24 --repeats 2
 
-The circuit and keys are built once before the first measured run (a warm-up run), so every
-measured run proves with cached keys. A run's wall time covers the whole `pot-zk train` run
-(for dask: starting and closing the LocalCluster too); throughput = proved / wall minutes.
+Workloads (``--prover``; :data:`WORKLOADS`):
+
+* ``ezkl``: a tiny run (4-3-2 MLP, batch 2) with every step proven with zk-halo2.
+* ``groth16``: the README's digits statement (16-8-10 MLP, batch 8, cross-entropy) with every
+  step proven with zk-groth16 through the key holder (``--keep-key-s 60``; it proves on every
+  usable core, so ``executor.workers`` decides how many proofs run at once).
+
+A warm-up run (one step) first makes the circuit and keys (and for groth16 starts the key
+holder, which loads the key once and stays for every measured run), so every measured run
+proves with cached keys. A run's wall time covers the whole ``train`` call (for dask: starting
+and closing the LocalCluster too); throughput = proved / wall minutes. For groth16 the table
+also gives how many provers were busy on average: the sum of the proving intervals the run
+recorded (``proofs.jsonl``: ``public.prover``) over the wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import signal
+import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pot_zk.config import compose_config
+from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.train import train
 
+
+@dataclass(frozen=True)
+class Workload:
+    description: str
+    overrides: tuple[str, ...]
+
+
+WORKLOADS = {
+    "ezkl": Workload("4-3-2 MLP, batch 2, every step proven (zk-halo2)", ("model=tiny_mlp", "data=synthetic", "train.batch_size=2")),
+    "groth16": Workload(
+        "digits 16-8-10 MLP, batch 8, cross-entropy, every step proven (zk-groth16, one key holder)",
+        ("prover=groth16", "model=digits_mlp", "data=digits"),
+    ),
+}
 EXECUTORS = ("inline", "process", "dask")
 
 
-def tiny_run(run_dir: Path, cache_dir: Path, proofs: int, *extra: str):
+@dataclass(frozen=True)
+class Measured:
+    executor: str
+    workers: int
+    proved: int
+    wall_s: float
+    attempt_p50_s: float | None
+    busy_provers: float | None
+    load: float
+
+    @property
+    def per_minute(self) -> float:
+        return self.proved / (self.wall_s / 60)
+
+
+def run_once(workload: Workload, run_dir: Path, cache_dir: Path, proofs: int, *extra: str) -> tuple[object, float]:
     cfg = compose_config([
-        "model=tiny_mlp", "data=synthetic", "train.batch_size=2", f"train.max_steps={proofs}", "policy=every_step",
+        *workload.overrides, f"train.max_steps={proofs}", "policy=every_step",
         f"run_dir={run_dir}", f"cache_dir={cache_dir}", "train.progress=false", *extra,
     ])
     started = time.perf_counter()
     summary = train(cfg)
     return summary, time.perf_counter() - started
+
+
+def busy_provers(run_dir: Path, wall_s: float) -> float | None:
+    """Sum of the recorded proving intervals over the wall time (None: the prover records none)."""
+    intervals = [(r.get("public") or {}).get("prover") for r in RunBundle.open(run_dir).proofs()]
+    if not intervals or any(not isinstance(p, dict) for p in intervals):
+        return None
+    return sum(p["ended_at"] - p["began_at"] for p in intervals) / wall_s
+
+
+def measure(workload: Workload, scratch: Path, cache: Path, executor: str, workers: int, proofs: int, name: str) -> Measured:
+    load = os.getloadavg()[0]
+    run_dir = scratch / name
+    summary, wall = run_once(workload, run_dir, cache, proofs, f"executor={executor}", f"executor.workers={workers}")
+    proved = summary.progress["outcomes"].get("proved", 0)
+    return Measured(executor, workers, proved, wall, summary.stats.get("latency_p50_s"), busy_provers(run_dir, wall), load)
+
+
+def stop_key_holders(run_dir: Path, cache: Path) -> None:
+    """Stop the groth16 key holder the runs used (it would linger for --keep-key-s)."""
+    from provers.groth16_held import socket_path
+
+    circuit = RunBundle.open(run_dir).manifest()["circuit"]
+    pid_file = Path(f"{socket_path(str(cache), circuit)}.pid")
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
 
 
 def machine() -> str:
@@ -44,30 +117,51 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def configurations(executors: list[str], workers: list[int]) -> list[tuple[str, int]]:
+    return [(name, count) for name in executors for count in ([1] if name == "inline" else workers)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--proofs", type=int, default=6, help="steps trained and proven per executor")
-    parser.add_argument("--workers", type=int, default=2, help="executor.workers for process and dask")
+    parser.add_argument("--prover", choices=sorted(WORKLOADS), default="ezkl", help="the workload")
+    parser.add_argument("--proofs", type=int, default=6, help="steps trained and proven per measured run")
+    parser.add_argument("--executors", nargs="+", choices=EXECUTORS, default=list(EXECUTORS))
+    parser.add_argument("--workers", type=int, nargs="+", default=[2], help="executor.workers values for process and dask")
+    parser.add_argument("--repeats", type=int, default=1, help="measured runs per configuration (alternating)")
     parser.add_argument("--cache-dir", type=Path, help="key cache (default: a fresh temporary directory)")
+    parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args()
+    workload = WORKLOADS[args.prover]
+    started_at = datetime.now(timezone.utc)
+    rows: list[Measured] = []
     with tempfile.TemporaryDirectory(prefix="pot-zk-bench-") as scratch:
         scratch = Path(scratch)
         cache = args.cache_dir or scratch / "cache"
-        tiny_run(scratch / "warm-up", cache, 1)
-        rows = []
-        for name in EXECUTORS:
-            load = os.getloadavg()[0]
-            summary, wall = tiny_run(scratch / name, cache, args.proofs, f"executor={name}", f"executor.workers={args.workers}")
-            proved = summary.progress["outcomes"].get("proved", 0)
-            p50 = summary.stats.get("latency_p50_s")
-            rows.append((name, 1 if name == "inline" else args.workers, proved, wall, proved / (wall / 60), p50, load))
-    print(f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+        run_once(workload, scratch / "warm-up", cache, 1)
+        try:
+            for repeat in range(args.repeats):
+                for executor, workers in configurations(args.executors, args.workers):
+                    rows.append(measure(workload, scratch, cache, executor, workers, args.proofs, f"{executor}-{workers}-{repeat}"))
+        finally:
+            if args.prover == "groth16":
+                stop_key_holders(scratch / "warm-up", cache)
+    print(f"date: {started_at:%Y-%m-%d %H:%M} UTC")
     print(f"machine: {machine()}")
-    print(f"workload: 4-3-2 MLP, batch 2, {args.proofs} steps, every step proven (zk-halo2), keys cached\n")
-    print("| executor | prover slots | proved | wall s | steps proven / min | attempt p50 s | load avg at start |")
-    print("|---|---|---|---|---|---|---|")
-    for name, slots, proved, wall, rate, p50, load in rows:
-        print(f"| {name} | {slots} | {proved} | {wall:.1f} | {rate:.2f} | {p50:.1f} | {load:.1f} |")
+    print(f"workload: {workload.description}, {args.proofs} steps per run, keys cached\n")
+    print("| executor | workers | proved | wall s | steps proven / min | vs 1 worker | busy provers | attempt p50 s | load avg at start |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        single = [r.per_minute for r in rows if r.executor == row.executor and r.workers == 1]
+        ratio = f"{row.per_minute / statistics.mean(single):.2f}x" if single else "-"
+        busy = "-" if row.busy_provers is None else f"{row.busy_provers:.2f}"
+        p50 = "-" if row.attempt_p50_s is None else f"{row.attempt_p50_s:.1f}"
+        print(f"| {row.executor} | {row.workers} | {row.proved} | {row.wall_s:.1f} | {row.per_minute:.2f} | {ratio} | {busy} | {p50} | {row.load:.1f} |")
+    if args.json:
+        document = {
+            "date": started_at.isoformat(), "machine": machine(), "workload": workload.description, "proofs": args.proofs,
+            "runs": [{**row.__dict__, "per_minute": row.per_minute} for row in rows],
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":

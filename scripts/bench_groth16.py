@@ -7,6 +7,11 @@
 Each phase runs in its own child process so its peak RSS is its own. The step is a real one:
 digits data (16 or 64 features, 10 classes) when the widths fit, random values otherwise,
 torch's default initialisation snapped to the grid.
+
+The prove phase also times the prove call both ways in the same process, ``--repeats`` times
+each, alternating (``prove_call``): groth16py's ``prove`` (witness under wasmi, its interpreter)
+and pot-zk's (witness under wasmtime, then ``prove_wtns``); ``witness_engine`` names the engine
+the prover uses.
 """
 
 from __future__ import annotations
@@ -63,10 +68,35 @@ def _step(spec):
     return {**integers, **spec.exact_step(integers)}
 
 
+def _prove_calls(key, key_dir, inputs: dict, commitments, repeats: int) -> dict:
+    """Median CPU and wall seconds of the prove call with each witness engine, alternating."""
+    from pot_zk.backends.groth16 import adapter
+    from pot_zk.backends.groth16.prove import make_proof
+
+    vk = key_dir.load_verifying_key()
+    engines = {"wasmi": lambda: (adapter.prove(key.pk, inputs), {})}
+    if key.witness.program is not None:
+        engines["wasmtime"] = lambda: make_proof(key, inputs)
+    samples: dict[str, list[dict]] = {name: [] for name in engines}
+    for _ in range(repeats):
+        for name, call in engines.items():
+            cpu, wall = time.process_time(), time.perf_counter()
+            proof, timings = call()
+            sample = {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall, **timings}
+            if adapter.verify(vk, proof, commitments.public_inputs()) != (True, None):
+                raise SystemExit(f"the {name} proof does not verify")
+            samples[name].append(sample)
+    report = {name: {field: float(np.median([s[field] for s in runs])) for field in runs[0]} for name, runs in samples.items()}
+    if "wasmtime" in report:
+        report["cpu_ratio"] = report["wasmi"]["cpu_s"] / report["wasmtime"]["cpu_s"]
+    return {"repeats": repeats, **report}
+
+
 def _phase(args) -> dict:
     from pot_zk.backends.groth16 import keys
-    from pot_zk.backends.groth16.prove import prove_step
+    from pot_zk.backends.groth16.prove import LoadedKey, prove_step
     from pot_zk.backends.groth16.verify import verify_groth16
+    from pot_zk.backends.groth16.witness import witness_engine
 
     spec = _spec(args)
     result: dict = {}
@@ -83,13 +113,18 @@ def _phase(args) -> dict:
         key_dir = keys.ensure_keys(spec, Path(args.cache))
         integers = _step(spec)
         cpu = time.process_time()
-        key_dir.load_proving_key()
+        pk = key_dir.load_proving_key()
         result["key_load_cpu_s"] = time.process_time() - cpu
+        cpu = time.process_time()
+        key = LoadedKey(pk, witness_engine(key_dir.path / "pk.bin"))
+        result["witness_compile_cpu_s"] = time.process_time() - cpu
+        result["witness_engine"] = key.witness.name
         started = time.perf_counter()
         cpu = time.process_time()
-        proof = prove_step(spec, key_dir, integers)
-        result["prove_step_cpu_s"] = time.process_time() - cpu - result["key_load_cpu_s"]  # prove + self-verify
+        proof = prove_step(spec, key_dir, integers, key=key)
+        result["prove_step_cpu_s"] = time.process_time() - cpu  # checks, commitments, witness, proof, self-verify
         result.update({"total_s": time.perf_counter() - started, **proof.timings, "proof_bytes": len(proof.proof)})
+        result["prove_call"] = _prove_calls(key, key_dir, spec.circuit_inputs(integers), spec.commitments(integers), args.repeats)
         proof.write(Path(args.cache) / "bench-proof")
         started = time.perf_counter()
         for _ in range(5):
@@ -119,6 +154,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=4.0)
     parser.add_argument("--loss", choices=["mse", "cross_entropy"], default="mse", help="SGD steps: the loss")
     parser.add_argument("--phase", choices=["setup", "prove", "verify"])
+    parser.add_argument("--repeats", type=int, default=3, help="prove phase: prove calls per witness engine")
     args = parser.parse_args()
     if args.phase:
         print(json.dumps(_phase(args)))
@@ -128,6 +164,7 @@ def main() -> None:
         command = [
             sys.executable, __file__, "--dims", *map(str, args.dims), "--batch", str(args.batch), "--lr", str(args.lr),
             "--cache", args.cache, "--loss", args.loss, "--phase", phase, "--adapted", *map(str, args.adapted), "--rank", str(args.rank), "--alpha", str(args.alpha),
+            "--repeats", str(args.repeats),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         report[phase] = json.loads(done.stdout.strip().splitlines()[-1])

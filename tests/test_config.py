@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from pot_zk.backends.registry import BACKENDS
 from pot_zk.config import build, compose_config
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.proving.executors import usable_cores
 from pot_zk.proving.policy import create_policy
 from pot_zk.proving.strategies import LazyStrategy, ProgramStrategy
 
@@ -47,13 +48,13 @@ def is_global(group: str, option: str) -> bool:
 
 def expected_config(group: str, option: str) -> dict[str, dict[str, Any]]:
     """What choosing ``group=option`` puts into the composed config, by top-level key: the
-    option's values under its group; for a mode preset (``@package _global_``), its global
-    values and the whole of each group option it selects."""
+    option's values under its group; for a global option (``@package _global_``: a mode preset,
+    a prover), its global values and the whole of each group option it selects."""
     values = option_values(group, option)
-    if group != "mode":
-        return values if is_global(group, option) else {group: values}
+    if not is_global(group, option):
+        return {group: values}
     expected: dict[str, dict[str, Any]] = {}
-    for entry in values.pop("defaults"):
+    for entry in values.pop("defaults", []):
         for key, choice in entry.items():
             chosen = key.removeprefix("override /")
             expected.update(expected_config(chosen, choice))
@@ -64,6 +65,11 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
     """(what the built runtime or training plan holds, what the option file says) for ``group``."""
     if group == "mode":
         return (runtime.mode, runtime.proving_enabled), (values["proving"]["mode"], values["proving"]["enabled"])
+    if group == "prover" and "defaults" in values:  # a prover that selects an executor (groth16: process)
+        chosen = {key.removeprefix("override /"): choice for entry in values["defaults"] for key, choice in entry.items()}
+        made, wanted = what_build_made("prover", runtime, plan, {k: v for k, v in values.items() if k != "defaults"})
+        executor = what_build_made("executor", runtime, plan, option_values("executor", chosen["executor"]))
+        return (made, executor[0]), (wanted, executor[1])
     if group == "handler":
         return runtime.handler.name, values["name"]
     if group == "retry":
@@ -94,7 +100,7 @@ def what_build_made(group: str, runtime, plan, values: dict[str, Any]) -> tuple[
     if group == "policy":
         return plan.policy, create_policy(values["name"], **{k: v for k, v in values.items() if k != "name"})
     if group == "executor":
-        return (plan.executor, plan.workers), (values["name"], values.get("workers", plan.workers))
+        return (plan.executor, plan.workers), (values["name"], values.get("workers") or usable_cores())
     raise AssertionError(f"no check of what build makes of group {group!r}: add one")
 
 
@@ -235,3 +241,14 @@ def test_compose_config_works_inside_a_running_hydra_app(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["app", "mode=research"])
     app()
     assert seen == {"outer": "research", "inner": "fail_fast"}
+
+
+def test_executor_workers_default_to_the_usable_cores_and_refuse_less_than_one(tmp_path):
+    import os
+
+    plan = build(compose_config(["executor=process", f"run_dir={tmp_path}"])).plan
+    assert plan.workers == len(os.sched_getaffinity(0))
+    assert build(compose_config(["executor=process", "executor.workers=3", f"run_dir={tmp_path}"])).plan.workers == 3
+    with pytest.raises(ConfigurationError, match="executor.workers must be an integer >= 1") as caught:
+        build(compose_config(["executor=process", "executor.workers=0", f"run_dir={tmp_path}"]))
+    assert caught.value.context["key"] == "executor.workers"

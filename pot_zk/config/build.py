@@ -29,7 +29,7 @@ from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.proving.policy import create_policy
 from pot_zk.data.datasets import DATASETS, PARTS
-from pot_zk.proving.executors import EXECUTORS
+from pot_zk.proving.executors import EXECUTORS, resolve_workers
 from pot_zk.proving.handlers import HandlerSettings, create_handler
 from pot_zk.proving.pipeline import FailureHandler, ProvingPipeline
 from pot_zk.proving.retry import RetrySchedule, Sleep
@@ -232,7 +232,7 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         progress=bool(cfg.train.progress),
         policy=create_policy(str(policy.name), k=int(policy.k), fraction=float(policy.fraction), seed=int(policy.seed)),
         executor=EXECUTORS.check(str(cfg.executor.name)),
-        workers=int(cfg.executor.workers),
+        workers=resolve_workers(cfg.executor.workers),
         scheduler_address=cfg.executor.scheduler_address,
         witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
     )

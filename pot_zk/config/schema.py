@@ -128,8 +128,9 @@ class PolicyConfig:
 class ExecutorConfig:
     name: str = MISSING
     """An executor of :data:`pot_zk.proving.executors.EXECUTORS`."""
-    workers: int = 1
-    """process, dask: how many prover programs run at once (dask: also the LocalCluster's worker processes)."""
+    workers: Optional[int] = None
+    """process, dask: how many prover programs run at once (dask: also the LocalCluster's worker
+    processes); None: one per core this process may use."""
     scheduler_address: Optional[str] = None
     """dask: the scheduler to connect to, e.g. ``tcp://10.0.0.5:8786``; None starts a LocalCluster."""
 

@@ -1,8 +1,9 @@
 """Where proof jobs run relative to the training loop.
 
 ``inline``: the loop waits for each proof. ``process``: jobs go to a local pool of
-``workers`` threads, each driving prover *programs* (separate processes), so training goes on
-while they prove; ``drain`` waits for every queued job. ``dask``: the strategy calls go to a Dask cluster
+``workers`` threads (default: one per usable core, :func:`resolve_workers`), each driving
+prover *programs* (separate processes), so training goes on while they prove; ``drain`` waits
+for every queued job. ``dask``: the strategy calls go to a Dask cluster
 (:mod:`pot_zk.proving.dask_executor`, imported only when chosen). Executors are registered by
 name in :data:`EXECUTORS` (``executor.name`` in config). A job whose handler halts (fail_fast)
 is re-raised in the training loop at the next ``check``.
@@ -10,6 +11,7 @@ is re-raised in the training loop at the next ``check``.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
@@ -21,6 +23,23 @@ from pot_zk.proving.strategies import ProofJob
 
 ProveFn = Callable[[ProofJob], ProofResult]
 DoneFn = Callable[[ProofResult], None]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; the machine's count where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | None) -> int:
+    """``executor.workers``: a count >= 1, or None for one per usable core."""
+    if workers is None:
+        return usable_cores()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigurationError(f"executor.workers must be an integer >= 1 (or null: one per usable core), got {workers!r}", key="executor.workers")
+    return workers
 
 
 class InlineExecutor:

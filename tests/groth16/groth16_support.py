@@ -99,3 +99,13 @@ def stop_holders(cache: Path, circuit: dict) -> None:
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of the (began, ended) intervals that overlap at one instant."""
+    events = sorted([(began, 1) for began, _ in intervals] + [(ended, -1) for _, ended in intervals], key=lambda e: (e[0], e[1]))
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most

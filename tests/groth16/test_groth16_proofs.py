@@ -82,6 +82,7 @@ def test_weights_moved_by_one_grid_step_are_refused_before_proving(honest, tiny_
         raise AssertionError("the prover must refuse before proving")
 
     monkeypatch.setattr(adapter, "prove", no_proving)
+    monkeypatch.setattr(adapter, "prove_wtns", no_proving)
     moved = w_after.copy()
     moved[5] += 1
     with pytest.raises(WitnessBuilderError) as caught:
@@ -100,7 +101,9 @@ def test_forced_proof_of_weights_moved_by_one_grid_step_does_not_verify(honest, 
 
 def test_prover_never_answers_with_a_proof_its_own_key_rejects(honest, tiny_keys, monkeypatch):
     spec, tensors, proof = honest
-    monkeypatch.setattr(adapter, "prove", lambda pk, inputs: bytes(proof.proof[:-1]) + bytes([proof.proof[-1] ^ 1]))
+    flipped = bytes(proof.proof[:-1]) + bytes([proof.proof[-1] ^ 1])
+    monkeypatch.setattr(adapter, "prove", lambda pk, inputs: flipped)  # either witness engine
+    monkeypatch.setattr(adapter, "prove_wtns", lambda pk, path: flipped)
     with pytest.raises(ProofGenerationError) as caught:
         prove_step(spec, tiny_keys, sgd_integers(*honest_step(spec, seed=2)))
     assert caught.value.retryable is False
@@ -123,6 +126,7 @@ def test_out_of_range_input_is_a_typed_error_before_proving(tiny_keys, monkeypat
     spec = tiny_spec()
     w, x, y, w_after = honest_step(spec)
     monkeypatch.setattr(adapter, "prove", lambda *a, **k: pytest.fail("proved an out-of-range step"))
+    monkeypatch.setattr(adapter, "prove_wtns", lambda *a, **k: pytest.fail("proved an out-of-range step"))
     x = x.copy()
     x[0, 0] = 2**15
     with pytest.raises(WitnessBuilderError) as caught:

@@ -1,5 +1,6 @@
 """pot-zk-groth16-prover --keep-key-s: the key holder answers as the one-shot program does, without
-reloading the key; a dead holder is replaced; an idle holder exits; refusals keep their exit codes."""
+reloading the key; it proves --provers requests at once on one loaded key; a dead holder is
+replaced; an idle holder exits; an unexpected error stops it; refusals keep their exit codes."""
 
 from __future__ import annotations
 
@@ -19,22 +20,44 @@ from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.core import protocol
 from provers.groth16_held import socket_path
 
-from groth16_support import honest_step, sgd_integers, tiny_spec
+from groth16_support import honest_step, most_at_once, sgd_integers, tiny_spec
 from test_groth16_prover_program import REPO, request_for, write_step
 
 pytestmark = pytest.mark.prover
 
 
-def run_held(request: dict, keep_s: float) -> tuple[int, dict, float]:
+def run_held(request: dict, keep_s: float, *args: str) -> tuple[int, dict, float]:
     document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "provers.groth16_prover", "--keep-key-s", str(keep_s)],
+        [sys.executable, "-m", "provers.groth16_prover", "--keep-key-s", str(keep_s), *args],
         input=json.dumps(document), capture_output=True, text=True, cwd=REPO, timeout=300,
     )
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1, done.stdout + done.stderr
     return done.returncode, json.loads(lines[0]), time.perf_counter() - started
+
+
+def run_side_by_side(requests: list[dict], keep_s: float, *args: str) -> list[tuple[int, dict]]:
+    """Start one prover program per request at once (as executor=process does); their answers."""
+    programs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "provers.groth16_prover", "--keep-key-s", str(keep_s), *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
+        )
+        for _ in requests
+    ]
+    for program, request in zip(programs, requests):  # every program has its request before any answers
+        program.stdin.write(json.dumps({"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}))
+        program.stdin.close()
+    answers = []
+    for program in programs:
+        out = program.stdout.read()
+        program.wait(timeout=300)
+        lines = out.strip().splitlines()
+        assert len(lines) == 1, out
+        answers.append((program.returncode, json.loads(lines[0])))
+    return answers
 
 
 def _holder(cache: Path) -> int | None:
@@ -111,3 +134,58 @@ def test_refusals_keep_their_exit_codes_through_the_holder(cache, tmp_path):
     assert code == protocol.EXIT_BAD_REQUEST
     code, response, _ = run_held({**request_for(tmp_path, cache, witness), "circuit": {**spec.to_dict(), "batch_size": "two"}}, 30)
     assert code == protocol.EXIT_BAD_REQUEST
+
+
+def _step_requests(cache: Path, tmp_path: Path, seeds: range) -> list[tuple[dict, tuple]]:
+    spec = tiny_spec()
+    made = []
+    for seed in seeds:
+        tensors = honest_step(spec, seed=seed)
+        witness = write_step(tmp_path / f"step-{seed}.safetensors", spec, *tensors)
+        made.append((request_for(tmp_path / f"step-{seed}", cache, witness), tensors))
+    return made
+
+
+@pytest.mark.parametrize("provers", [2, 1])
+def test_one_holder_proves_as_many_requests_at_once_as_it_has_provers(cache, tmp_path, provers):
+    """Four prover programs started together: one holder (one key load) answers them all, on
+    ``provers`` threads; its proving intervals overlap up to ``provers`` deep, never deeper."""
+    spec = tiny_spec()
+    made = _step_requests(cache, tmp_path, range(60, 64))
+    answers = run_side_by_side([request for request, _ in made], 30, "--provers", str(provers))
+    vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
+    for (code, response), (_, tensors) in zip(answers, made):
+        assert code == protocol.EXIT_OK, response
+        assert verify_groth16(spec, Path(response["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
+    provers_seen = [response["public"]["prover"] for _, response in answers]
+    assert {p["pid"] for p in provers_seen} == {_holder(cache)}
+    assert all(p["witness_engine"].startswith("wasmtime ") for p in provers_seen)
+    assert most_at_once([(p["began_at"], p["ended_at"]) for p in provers_seen]) == provers
+    assert len({p["thread"] for p in provers_seen}) == provers
+
+
+def test_an_unexpected_error_stops_the_holder(cache, tmp_path):
+    """A proof that cannot be written (its output directory lies under a file) is not a refusal
+    the protocol knows: the holder stops, the program answers it as transient (exit 75)."""
+    [(request, _)] = _step_requests(cache, tmp_path, range(65, 66))
+    (tmp_path / "a-file").write_text("")
+    code, response, _ = run_held({**request, "output_dir": str(tmp_path / "a-file" / "out")}, 30)
+    assert code == protocol.EXIT_TRANSIENT and "died" in response["message"]
+    path = socket_path(str(cache), tiny_spec().to_dict())
+    deadline = time.monotonic() + 30
+    while (path.exists() or _holders_of(path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not path.exists() and not Path(f"{path}.pid").exists() and not _holders_of(path)
+
+
+def _holders_of(path: Path) -> list[int]:
+    """The pids of live processes whose command line names the holder socket ``path``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"pot_zk.backends.groth16.warm" in command and str(path).encode() in command:
+            found.append(int(entry.name))
+    return found

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, BinaryIO, Sequence
 
 import groth16py
 
@@ -105,20 +105,23 @@ def import_zkey(zkey_path: Path, circom_path: Path) -> tuple[ProvingKey, Verifyi
 def prove(pk: ProvingKey, inputs: dict[str, Any]) -> bytes:
     """A proof (256 bytes) for the given input signals (nested lists of signed ints). The proof
     is NOT checked here: groth16py proves violating witnesses too."""
-    encoded = {name: _to_field(value) for name, value in inputs.items()}
     try:
-        return bytes(groth16py.prove(pk, encoded))
+        return bytes(groth16py.prove(pk, field_inputs(inputs)))
     except groth16py.WitnessError as exc:
         raise WitnessBuilderError(f"groth16py could not build the witness: {exc}", expected="circuit inputs", actual=str(exc)) from exc
     except BaseException as exc:
         if not is_engine_panic(exc):
             raise
-        raise ProofGenerationError(
-            f"groth16py panicked while proving ({exc}): the proving key does not fit the circuit's constraint system "
-            "(a zkey made from an r1cs compiled otherwise than groth16py compiles, e.g. without circom --O2)",
-            retryable=False,
-            reason="engine-panic",
-        ) from exc
+        raise _panic_error(exc) from exc
+
+
+def _panic_error(exc: BaseException) -> ProofGenerationError:
+    return ProofGenerationError(
+        f"groth16py panicked while proving ({exc}): the proving key does not fit the circuit's constraint system "
+        "(a zkey made from an r1cs compiled otherwise than groth16py compiles, e.g. without circom --O2)",
+        retryable=False,
+        reason="engine-panic",
+    )
 
 
 def is_engine_panic(exc: BaseException) -> bool:
@@ -160,12 +163,70 @@ def load_proving_key(path: Path) -> ProvingKey:
     return groth16py.ProvingKey.load(str(path))
 
 
+_PK_MAGIC = b"g16pk1"
+_G1, _G2 = 64, 128  # BN254 points in arkworks' uncompressed encoding
+_PK_LAYOUT = (
+    ("alpha_g1", _G1, False), ("beta_g2", _G2, False), ("gamma_g2", _G2, False), ("delta_g2", _G2, False),
+    ("gamma_abc_g1", _G1, True), ("beta_g1", _G1, False), ("delta_g1", _G1, False), ("a_query", _G1, True),
+    ("b_g1_query", _G1, True), ("b_g2_query", _G2, True), ("h_query", _G1, True), ("l_query", _G1, True),
+)
+"""groth16py 0.2.0's ``ProvingKey.save`` file: the magic, then arkworks' ``ProvingKey`` (these
+fields in order; a vector is its length as a little-endian u64, then its points), then the
+witness ``.wasm`` as an option (a tag byte, 1: present; a u64 length; the bytes), then the
+constraints. ``a_query`` has one point per wire."""
+
+
+def read_witness_wasm(path: Path) -> tuple[bytes, int]:
+    """(circom's witness ``.wasm`` stored in a proving key file, the key's wire count): the
+    program ``prove(pk, inputs)`` runs under wasmi. ValueError if the file is not laid out as
+    groth16py 0.2.0 writes it, or holds no program."""
+    counts: dict[str, int] = {}
+    with open(path, "rb") as handle:
+        if handle.read(len(_PK_MAGIC)) != _PK_MAGIC:
+            raise ValueError(f"{path} does not start with groth16py's proving-key magic")
+        for name, point_bytes, is_vector in _PK_LAYOUT:
+            counts[name] = _read_u64(handle) if is_vector else 1
+            handle.seek(counts[name] * point_bytes, 1)
+        if handle.read(1) != b"\x01":
+            raise ValueError(f"{path} holds no witness program (the key was saved without one)")
+        size = _read_u64(handle)
+        wasm = handle.read(size)
+    if len(wasm) != size or not wasm.startswith(b"\0asm"):
+        raise ValueError(f"{path} has no readable witness program where groth16py 0.2.0 puts it")
+    return wasm, counts["a_query"]
+
+
+def _read_u64(handle: BinaryIO) -> int:
+    data = handle.read(8)
+    if len(data) != 8:
+        raise ValueError("the proving key file ends early")
+    return int.from_bytes(data, "little")
+
+
+def prove_wtns(pk: ProvingKey, wtns_path: Path) -> bytes:
+    """A proof from a witness file (snarkjs ``.wtns``); groth16py releases the GIL meanwhile.
+    Like :func:`prove`, NOT checked: a witness that violates the constraints gives a proof too."""
+    try:
+        return bytes(groth16py.prove_wtns(pk, str(wtns_path)))
+    except (groth16py.WitnessError, groth16py.EncodingError, OSError, ValueError) as exc:
+        raise WitnessBuilderError(f"groth16py could not read the witness {wtns_path}: {exc}", expected="a .wtns of the key's circuit", actual=str(exc)) from exc
+    except BaseException as exc:
+        if not is_engine_panic(exc):
+            raise
+        raise _panic_error(exc) from exc
+
+
 def load_verifying_key(path: Path) -> VerifyingKey:
     return groth16py.VerifyingKey.load(str(path))
 
 
 def public_count(vk: VerifyingKey) -> int:
     return int(vk.n_public)
+
+
+def field_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Input signals (nested lists of signed ints) as field elements in [0, p): a negative v as p - |v|."""
+    return {name: _to_field(value) for name, value in inputs.items()}
 
 
 def _to_field(value: Any) -> Any:

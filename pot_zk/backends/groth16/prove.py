@@ -1,14 +1,18 @@
 """Proving one exact step of any zk-groth16 statement, and checking the proof before anyone sees it.
 
 The witness is checked by the statement's own integer step first (tensors after the step that
-are not exactly its ``exact_step`` are refused before any proving), and the proof is verified
-with the key directory's own verifying key before it is returned: groth16py 0.2.0 returns a
-proof even for a witness that violates the constraints.
+are not exactly its ``exact_step`` are refused before any proving), the circuit's witness is
+computed by circom's witness program under wasmtime (:mod:`~pot_zk.backends.groth16.witness`;
+groth16py's wasmi without it) and proven with ``prove_wtns``, and the proof is verified with the
+key directory's own verifying key before it is returned: groth16py 0.2.0 returns a proof even
+for a witness that violates the constraints. A :class:`LoadedKey` (proving key and compiled
+witness program) is loaded once and shared by every thread of a key holder.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +23,7 @@ import numpy as np
 from pot_zk.backends.groth16 import adapter
 from pot_zk.backends.groth16.commit import StepCommitments
 from pot_zk.backends.groth16.statement import Groth16Statement
+from pot_zk.backends.groth16.witness import WitnessEngine, witness_engine
 from pot_zk.exceptions import ProofGenerationError
 
 if TYPE_CHECKING:
@@ -28,11 +33,41 @@ PROOF_TYPE = "zk-groth16"
 
 
 @dataclass(frozen=True)
+class LoadedKey:
+    """A proving key in memory with the engine that computes its witnesses: load once, then
+    prove many steps, from several threads at once."""
+
+    pk: adapter.ProvingKey
+    witness: WitnessEngine
+
+
+def load_key(keys: KeyDirectory) -> LoadedKey:
+    return LoadedKey(keys.load_proving_key(), witness_engine(keys.path / "pk.bin"))
+
+
+def make_proof(key: LoadedKey, inputs: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
+    """(an UNCHECKED proof of ``inputs``, timings): ``witness_s`` the witness computed by
+    wasmtime, ``prove_s`` the proof from it (with groth16py's wasmi: ``prove_s`` only, both)."""
+    started = time.perf_counter()
+    if key.witness.program is None:
+        proof = adapter.prove(key.pk, inputs)
+        return proof, {"prove_s": time.perf_counter() - started}
+    with tempfile.TemporaryDirectory(prefix="pot-zk-witness-") as scratch:
+        path = Path(scratch) / "witness.wtns"
+        key.witness.program.write_wtns(adapter.field_inputs(inputs), path)
+        witness_s = time.perf_counter() - started
+        started = time.perf_counter()
+        proof = adapter.prove_wtns(key.pk, path)
+    return proof, {"witness_s": witness_s, "prove_s": time.perf_counter() - started}
+
+
+@dataclass(frozen=True)
 class Groth16Proof:
     proof: bytes
     commitments: StepCommitments
     circuit_id: str
     key_provenance: str
+    witness_engine: str
     timings: dict[str, float] = field(default_factory=dict)
 
     def write(self, directory: Path) -> dict[str, Path]:
@@ -51,29 +86,28 @@ class Groth16Proof:
         return paths
 
 
-def prove_step(spec: Groth16Statement, keys: KeyDirectory, integers: Mapping[str, np.ndarray], *, pk: Any = None) -> Groth16Proof:
+def prove_step(spec: Groth16Statement, keys: KeyDirectory, integers: Mapping[str, np.ndarray], *, key: LoadedKey | None = None) -> Groth16Proof:
     """Prove one step from its integers (:meth:`Groth16Statement.integers`); the proof returned
-    verifies under ``keys``. ``pk``: the proving key of ``keys``, already loaded (else it is
+    verifies under ``keys``. ``key``: the proving key of ``keys``, already loaded (else it is
     loaded from disk)."""
     started = time.perf_counter()
     spec.check_witness(integers)
     commitments = spec.commitments(integers)
     checked_s = time.perf_counter() - started
-    return _prove(spec, keys, spec.circuit_inputs(integers), commitments, checked_s, pk)
+    return _prove(spec, keys, spec.circuit_inputs(integers), commitments, checked_s, key)
 
 
 def _prove(
-    spec: Groth16Statement, keys: KeyDirectory, inputs: dict[str, Any], commitments: StepCommitments, checked_s: float, pk: Any
+    spec: Groth16Statement, keys: KeyDirectory, inputs: dict[str, Any], commitments: StepCommitments, checked_s: float, key: LoadedKey | None
 ) -> Groth16Proof:
     timings = {"witness_check_s": checked_s}
     vk = keys.load_verifying_key()
-    if pk is None:
+    if key is None:
         started = time.perf_counter()
-        pk = keys.load_proving_key()
+        key = load_key(keys)
         timings["key_load_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    proof = adapter.prove(pk, inputs)
-    timings["prove_s"] = time.perf_counter() - started
+    proof, proving = make_proof(key, inputs)
+    timings.update(proving)
     started = time.perf_counter()
     accepted, reason = adapter.verify(vk, proof, commitments.public_inputs())
     timings["self_verify_s"] = time.perf_counter() - started
@@ -86,4 +120,4 @@ def _prove(
             circuit_id=spec.circuit_id(),
             keys_dir=str(keys.path),
         )
-    return Groth16Proof(proof, commitments, spec.circuit_id(), keys.provenance, timings)
+    return Groth16Proof(proof, commitments, spec.circuit_id(), keys.provenance, key.witness.name, timings)

@@ -15,12 +15,14 @@ verifying key.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from pot_zk.backends.groth16 import keys
-from pot_zk.backends.groth16.prove import PROOF_TYPE, prove_step
+from pot_zk.backends.groth16.prove import PROOF_TYPE, LoadedKey, prove_step
 from pot_zk.backends.groth16.statement import Groth16Statement, Integers
 from pot_zk.backends.groth16.statements import STATEMENTS
 from pot_zk.core.protocol import ProverResponse
@@ -47,8 +49,8 @@ def keys_of(spec: Groth16Statement, request: dict[str, Any]) -> keys.KeyDirector
     return keys.ensure_keys(spec, Path(request["cache_dir"]))
 
 
-def prove_request(request: dict[str, Any], *, key_dir: keys.KeyDirectory | None = None, pk: Any = None) -> ProverResponse:
-    """Prove the request's step; ``key_dir`` and ``pk``: keys already opened and loaded (a key holder's)."""
+def prove_request(request: dict[str, Any], *, key_dir: keys.KeyDirectory | None = None, key: LoadedKey | None = None) -> ProverResponse:
+    """Prove the request's step; ``key_dir`` and ``key``: keys already opened and loaded (a key holder's)."""
     from pot_zk.kinds.registry import load_training_step
 
     spec = spec_of(request)
@@ -58,15 +60,32 @@ def prove_request(request: dict[str, Any], *, key_dir: keys.KeyDirectory | None 
     checked_s = time.perf_counter() - started
     started = time.perf_counter()
     key_dir = key_dir or keys_of(spec, request)
-    return prove_integers(spec, integers, key_dir, Path(request["output_dir"]), pk=pk, setup_s=time.perf_counter() - started, checked_s=checked_s)
+    return prove_integers(spec, integers, key_dir, Path(request["output_dir"]), key=key, setup_s=time.perf_counter() - started, checked_s=checked_s)
 
 
 def prove_integers(
-    spec: Groth16Statement, integers: Integers, key_dir: keys.KeyDirectory, out_dir: Path, *, pk: Any = None, setup_s: float = 0.0, checked_s: float = 0.0
+    spec: Groth16Statement,
+    integers: Integers,
+    key_dir: keys.KeyDirectory,
+    out_dir: Path,
+    *,
+    key: LoadedKey | None = None,
+    setup_s: float = 0.0,
+    checked_s: float = 0.0,
 ) -> ProverResponse:
-    """Prove a step's checked integers (:func:`witness_integers`) with ``key_dir``; write the proof into ``out_dir``."""
-    proof = prove_step(spec, key_dir, integers, pk=pk)
+    """Prove a step's checked integers (:func:`witness_integers`) with ``key_dir``; write the proof
+    into ``out_dir``. ``public.prover`` says which witness engine ran, in which process and
+    thread, and when the proving began and ended."""
+    began_at = time.time()
+    proof = prove_step(spec, key_dir, integers, key=key)
     paths = proof.write(Path(out_dir))
+    prover = {
+        "witness_engine": proof.witness_engine,
+        "pid": os.getpid(),
+        "thread": threading.current_thread().name,
+        "began_at": began_at,
+        "ended_at": time.time(),
+    }
     return ProverResponse(
         proof_type=PROOF_TYPE,
         artifacts={name: str(path) for name, path in paths.items()},
@@ -79,6 +98,7 @@ def prove_integers(
                 "vk_sha256": key_dir.record.get("vk_sha256"),
                 "created": key_dir.created,
             },
+            "prover": prover,
         },
         timings={"setup_s": setup_s, "step_check_s": checked_s, **proof.timings},
         sizes={"proof_bytes": len(proof.proof), "constraints": int(key_dir.record.get("constraints", {}).get("constraints") or 0)},

@@ -1,19 +1,24 @@
-"""The zk-groth16 key holder: one process keeps a proving key (and the framework) loaded.
+"""The zk-groth16 key holder: one process keeps a proving key (and the framework) loaded and
+proves on every core.
 
-``ProvingKey.load`` costs ~5 s of CPU for the digits statement (a 35 MB key), proving ~2 s,
-and a prover program that starts per step also pays ~1.5 s of CPU importing torch. With
-``pot-zk-groth16-prover --keep-key-s N`` the program forwards the request
+``ProvingKey.load`` costs ~15 s of CPU for the digits cross-entropy statement (a 67 MB key),
+proving ~2.5 s, and a prover program that starts per step also pays ~1.5 s of CPU importing
+torch. With ``pot-zk-groth16-prover --keep-key-s N`` the program forwards the request
 (:mod:`provers.groth16_held`) to the holder of its key: a process of its own session (so the
-prover's process group can be killed without it) that sets up or opens the key once, answers
-one request at a time over a Unix socket exactly as the one-shot program would
-(:func:`pot_zk.core.prover_program.answer` with :func:`~pot_zk.backends.groth16.request.prove_request`:
-witness check, proof, verification with the key's own verifying key), and exits after N seconds
-without a request. It only serves requests for its own circuit and key location.
+prover's process group can be killed without it; its pid in ``<socket>.pid``) that sets up or
+opens the key once and answers requests over a Unix socket exactly as the one-shot program
+would (:func:`pot_zk.core.prover_program.answer` with :func:`~pot_zk.backends.groth16.request.prove_request`:
+witness check, proof, verification with the key's own verifying key). It answers up to
+``provers`` requests at once, each on a thread of its own sharing the one loaded key (groth16py
+and wasmtime release the GIL while they compute); more wait their turn. It exits once no
+request has come and none has been in progress for N seconds. It only serves requests for its
+own circuit and key location.
 
 The holder is a cache, not a trust boundary: it proves what the one-shot program would, with the
-same checks. A holder that dies fails its request as retryable; the next request starts a new one.
+same checks. A holder that dies fails its requests as retryable; the next request starts a new
+one. An unexpected error in any request stops the holder (after its other proofs in progress).
 
-    python -m pot_zk.backends.groth16.warm SOCKET KEEP_S < first-request.json
+    python -m pot_zk.backends.groth16.warm SOCKET KEEP_S PROVERS < first-request.json
 """
 
 from __future__ import annotations
@@ -22,53 +27,101 @@ import json
 import os
 import socket
 import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from pot_zk.backends.groth16.prove import load_key
 from pot_zk.backends.groth16.request import keys_of, prove_request, provable_kinds, spec_of
 from pot_zk.core.prover_program import answer, parse_request
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.exceptions import ConfigurationError
 
+POLL_S = 0.2
+"""How often the accept loop looks at the idle clock and for a failed request."""
 
-def hold(path: Path, keep_s: float, first_request: str) -> None:
+
+def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> None:
     """Open the first request's key, listen on ``path`` (appearing only once listening; pid in
-    ``<path>.pid``), answer requests one at a time, exit after ``keep_s`` idle seconds."""
+    ``<path>.pid``), answer up to ``provers`` requests at once, exit after ``keep_s`` idle seconds."""
+    if provers < 1:
+        raise ConfigurationError(f"a key holder needs at least one prover thread, got {provers}", key="provers")
     request = parse_request(first_request, provable_kinds(), "groth16")
     spec = spec_of(request)
     key_dir = keys_of(spec, request)
     location = (request.get("options") or {}).get("keys_dir") or request["cache_dir"]
-    pk = key_dir.load_proving_key()
+    key = load_key(key_dir)
 
     def prove(incoming: dict[str, Any]) -> ProverResponse:
         incoming_location = (incoming.get("options") or {}).get("keys_dir") or incoming["cache_dir"]
         if spec_of(incoming).circuit_id() != spec.circuit_id() or Path(incoming_location).resolve() != Path(location).resolve():
             raise ConfigurationError("this key holder serves another circuit or key location", key="circuit")
-        return prove_request(incoming, key_dir=key_dir, pk=pk)
+        return prove_request(incoming, key_dir=key_dir, key=key)
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     listener.bind(str(staging))
-    listener.listen(8)
+    listener.listen(64)
     Path(f"{path}.pid").write_text(f"{os.getpid()}\n")
     os.rename(staging, path)
     inode = path.stat().st_ino
-    listener.settimeout(keep_s)
+    listener.settimeout(POLL_S)
+    pool = ThreadPoolExecutor(max_workers=provers, thread_name_prefix="pot-zk-groth16-prover")
+    requests = _Requests()
     try:
-        while True:
+        while not requests.idle_for(keep_s):
+            requests.raise_failure()
             try:
                 connection, _ = listener.accept()
             except socket.timeout:
-                return
-            with closing(connection):
-                connection.settimeout(None)
-                _answer(connection, prove)
+                continue
+            connection.settimeout(None)
+            requests.add(pool.submit(_serve, connection, prove))
+        requests.raise_failure()
     finally:
         if path.exists() and path.stat().st_ino == inode:
             path.unlink()
             Path(f"{path}.pid").unlink(missing_ok=True)
         listener.close()
+        pool.shutdown(wait=True)
+
+
+class _Requests:
+    """The requests in progress, when the last one ended, and the first that failed unexpectedly."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self._quiet_since = time.monotonic()
+        self._failure: Future | None = None
+
+    def add(self, future: Future) -> None:
+        with self._lock:
+            self._open += 1
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        with self._lock:
+            self._open -= 1
+            self._quiet_since = time.monotonic()
+            if self._failure is None and future.exception() is not None:
+                self._failure = future
+
+    def idle_for(self, seconds: float) -> bool:
+        with self._lock:
+            return self._open == 0 and time.monotonic() - self._quiet_since >= seconds
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            self._failure.result()
+
+
+def _serve(connection: socket.socket, prove: Callable[[dict[str, Any]], ProverResponse]) -> None:
+    with closing(connection):
+        _answer(connection, prove)
 
 
 def _answer(connection: socket.socket, prove) -> None:
@@ -95,4 +148,4 @@ def read_line(connection: socket.socket) -> bytes:
 
 
 if __name__ == "__main__":
-    hold(Path(sys.argv[1]), float(sys.argv[2]), sys.stdin.read())
+    hold(Path(sys.argv[1]), float(sys.argv[2]), sys.stdin.read(), int(sys.argv[3]))
