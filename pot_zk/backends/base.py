@@ -183,6 +183,9 @@ class VerifierOptions:
     key_path: Path | None = None
     allow_dev_keys: bool = False
     """Accept dev keys even in a production-mode run."""
+    verifier_cache: bool = True
+    """Reuse what verification derived earlier and kept in its own part of ``cache_dir``
+    (checked on reuse); False: derive afresh in ``workdir`` (``verify --no-verifier-cache``)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ What is checked (each failure is named; docs/runs.md):
   (:mod:`pot_zk.verify.holdout`);
 * ``proofs``: every selected step has an outcome; every outcome in proofs.jsonl is the one the
   audit trail recorded (``record-mismatch``); every proof verifies against the statement
-  (for zk-halo2: circuit and key derived by this process in a directory of its own; the run's
+  (for zk-halo2: circuit and key derived by the verifier, kept in its own cache; the run's
   commitments) and carries the label the audit trail recorded for it;
 * ``keys`` (with ``--keys DIR``): the run was proven with the auditor's own key material
   (pot_zk/verify/keys.py), which the ``proofs`` check then uses;
@@ -82,11 +82,10 @@ def default_cache_dir() -> Path:
 
 @functools.cache
 def verifier_workdir() -> Path:
-    """Where this process compiles zk-halo2 circuits and derives their verifying keys from the
-    statements it checks: a directory of its own (mode 0700, removed at exit). Nothing cached by
-    anyone else -- the trainer, or whoever can write to a shared cache -- is read, so a cached
-    circuit or key that does not derive from the statement cannot be used. Costs one key setup
-    per statement per process (docs/runs.md)."""
+    """Where this process compiles zk-halo2 circuits and derives their verifying keys when it
+    does not use the verifier's cache (``verify --no-verifier-cache``, or a cache others can
+    write): a directory of its own (mode 0700, removed at exit). Nothing the trainer cached is
+    read either way (docs/runs.md, "Circuits and keys")."""
     path = Path(tempfile.mkdtemp(prefix="pot-zk-verifier-"))
     atexit.register(shutil.rmtree, path, True)
     return path
@@ -189,13 +188,16 @@ def verify_run(
     min_proven: int = 0,
     accept_settings: Mapping[str, str] | None = None,
     expect_base: str | None = None,
+    verifier_cache: bool = True,
 ) -> RunReport:
     """Check the run in ``run``. ``cache_dir`` is where a dev SRS is looked up; ``challenge`` (the
     auditor's C.json) adds the ``challenge`` check and ``keys`` (from ``pot-zk keys new``) the
     ``keys`` check, proofs then verified with them; the other keywords are the auditor's
     references (:class:`~pot_zk.verify.references.Expectations`; a malformed one raises
     ConfigurationError before anything is read), and ``accept_settings`` the statement settings
-    the auditor accepts other than their defaults (:mod:`pot_zk.verify.statement`)."""
+    the auditor accepts other than their defaults (:mod:`pot_zk.verify.statement`).
+    ``verifier_cache=False`` derives zk-halo2 circuits and keys afresh instead of reusing the
+    verifier's cache under ``cache_dir`` (:mod:`pot_zk.backends.ezkl.verifier_cache`)."""
     expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, expect_base)
     report = RunReport(Path(run))
     try:
@@ -228,7 +230,7 @@ def verify_run(
     if keys is not None:
         srs_path = check_keys(report, manifest, proofs, keys).get("key_path", srs_path)
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
-    options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs)
+    options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs, verifier_cache)
     _check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options)
     note_free_velocity(report, spec)
     if challenge is not None:
