@@ -46,6 +46,7 @@ class EzklBackend(ProverBackend):
     exact = False
     description = "Halo2 with KZG commitments, through ezkl (within the statement's tolerance)"
     statements = STATEMENTS
+    program = "pot-zk-ezkl-prover"
 
     def commitments(self, spec: FixedPointCheck) -> PoseidonPerValue:
         return PoseidonPerValue(spec.scale, spec.value_bound)
