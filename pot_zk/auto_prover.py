@@ -64,6 +64,10 @@ def default_work_dir(kind: str) -> Path:
     return (Path("outputs") / kind / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}-{uuid.uuid4().hex[:8]}").absolute()
 
 
+SEED_BACKEND = "ezkl"
+"""The backend of the seed's single-step calls (see :func:`seed_overrides`)."""
+
+
 def seed_overrides(
     *,
     mode: str | None = None,
@@ -75,9 +79,16 @@ def seed_overrides(
     """The Hydra overrides the seed's keyword arguments stand for; None leaves the config's.
     ``mode`` and ``failure_action`` in any case (``FAIL_FAST``) or as an enum member;
     ``max_retries`` counts the retries after the first attempt; ``retry_delay`` is the first
-    sleep in seconds (then doubling)."""
+    sleep in seconds (then doubling).
+
+    The seed's calls prove the steps of float models (trained by torch, not in an exact
+    statement's integers), so they start from the backend that states a float step within a
+    tolerance, :data:`SEED_BACKEND` (``prover=ezkl``): pot-zk's default backend (``groth16``)
+    proves only steps its own exact arithmetic took. An override ``prover=groth16`` (applied
+    last) proves models trained on its grid."""
     action = failure_action.value if isinstance(failure_action, Enum) else failure_action
-    overrides = [] if mode is None else [f"mode={mode}"]
+    overrides = [f"prover={SEED_BACKEND}"]
+    overrides += [] if mode is None else [f"mode={mode}"]
     overrides += [] if action is None else [f"handler={action}"]
     overrides += [] if max_retries is None else [f"retry.max_retries={max_retries}"]
     overrides += [] if retry_delay is None else [f"retry.initial_delay_s={retry_delay}"]

@@ -10,6 +10,10 @@ request exactly as the one-shot program would. A request that names no routable 
 JSON, no circuit), or one for which no holder could start (e.g. a malformed spec), returns
 None: the program answers it itself, with the exit code of its class. A holder that dies
 while proving is a transient failure (exit 75): the retry starts a new one.
+
+Every holder a prover starts or uses is reported to pot-zk (a line ``PID START`` in the file
+named by ``$POT_ZK_HELPER_PIDS``: :mod:`pot_zk.core.prover_processes`), so that an interrupted
+run stops it with its provers.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ def forward(raw: str, keep_s: float, provers: int) -> tuple[int, str] | None:
         except RuntimeError as exc:
             sys.stderr.write(f"{exc}; proving without a key holder\n")
             return None
+        _report_helper(_holder_pid(path))
         with closing(connection):
             reply = _exchange(connection, raw)
         if reply is not None:
@@ -97,6 +102,7 @@ def _start_holder(path: Path, raw: str, keep_s: float, provers: int) -> socket.s
                 [sys.executable, "-m", "pot_zk.backends.groth16.warm", str(path), str(keep_s), str(provers)],
                 stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
             )
+        _report_helper(holder.pid)
         holder.stdin.write(raw.encode())
         holder.stdin.close()
         threading.Thread(target=holder.wait, daemon=True).start()  # reaped when it exits, if this process lives on
@@ -109,6 +115,28 @@ def _start_holder(path: Path, raw: str, keep_s: float, provers: int) -> socket.s
                 raise RuntimeError(f"the key holder exited with {holder.returncode} before listening (see {path}.log)")
             time.sleep(0.05)
         raise RuntimeError(f"the key holder did not listen within {START_TIMEOUT_S} s (see {path}.log)")
+
+
+def _holder_pid(path: Path) -> int | None:
+    try:
+        return int(Path(f"{path}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _report_helper(pid: int | None) -> None:
+    """Append ``PID START`` to ``$POT_ZK_HELPER_PIDS`` (START: field 22 of /proc/PID/stat, as
+    pot_zk.core.prover_processes.process_start reads it), when both are known."""
+    target = os.environ.get("POT_ZK_HELPER_PIDS")
+    if not target or pid is None:
+        return
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+        with open(target, "a") as report:
+            report.write(f"{pid} {fields[19]}\n")
+    except (OSError, IndexError):
+        return
 
 
 def _exchange(connection: socket.socket, raw: str) -> dict | None:

@@ -1,9 +1,12 @@
 """The architecture is enforced: the import-linter contracts of pyproject.toml hold (layers,
-independent backends and step kinds, no subpackage cycles), and no two pot_zk modules import
-each other, directly or through others (function-local imports count)."""
+independent backends and step kinds, no subpackage cycles, verify apart from the trainer's
+code), no two pot_zk modules import each other, directly or through others (function-local
+imports count), and importing the auditor's core loads none of the trainer's modules."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +60,41 @@ def test_the_import_contracts_hold():
     linted = subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert linted.returncode == 0, linted.stdout + linted.stderr
     assert "0 broken" in linted.stdout
+
+
+TRAINER_MODULES = (
+    "pot_zk.config",
+    "pot_zk.runs.session",
+    "pot_zk.runs.train",
+    "pot_zk.runs.lifecycle",
+    "pot_zk.proving.pipeline",
+    "pot_zk.proving.executors",
+    "pot_zk.proving.handlers",
+    "pot_zk.proving.strategies",
+    "pot_zk.proving.parking",
+)
+"""What ``pot-zk verify`` must not load (the contract of pyproject.toml, checked at run time too:
+registries and ``pot_zk/__init__`` import by name, which import-linter does not see)."""
+
+
+def loaded_modules(code: str) -> list[str]:
+    """The pot_zk modules a fresh interpreter has loaded after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in sys.modules if m == 'pot_zk' or m.startswith('pot_zk.'))))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def trainer_modules(loaded: list[str]) -> list[str]:
+    return [m for m in loaded if any(m == t or m.startswith(t + ".") for t in TRAINER_MODULES)]
+
+
+def test_importing_the_verifier_loads_none_of_the_trainers_modules_and_as_many_as_the_docs_say():
+    loaded = loaded_modules("import pot_zk.verify.run")
+    assert trainer_modules(loaded) == [], loaded
+    assert "pot_zk.verify.run" in loaded and "pot_zk.bundle.layout" in loaded
+    documented = re.search(r"importing `pot_zk.verify.run` loads (\d+) pot_zk modules", (ROOT / "docs" / "architecture.md").read_text())
+    assert documented and int(documented.group(1)) == len(loaded), f"docs/architecture.md should say {len(loaded)}"
 
 
 def test_no_pot_zk_modules_import_each_other_in_a_cycle():

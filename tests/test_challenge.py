@@ -102,6 +102,36 @@ def test_the_head_covers_every_committed_value_and_no_free_field():
     assert commitment_head({**manifest, "circuit_id": "c2"}, records) != head
     assert commitment_head({**manifest, "dataset": {"root": "r2"}}, records) != head
     assert commitment_head(manifest, records[:4]) != head
+    for free in ({"created": "later"}, {"versions": {"torch": "x"}}, {"executor": {"name": "dask"}}):
+        assert commitment_head({**manifest, **free}, records) == head, f"{free} is free for the trainer and must not move the head"
+
+
+def test_the_head_covers_the_declared_plan():
+    """The data set, the batch order, the schedule, the policy, the mode: a relabel after the
+    head was handed over (batch_order: recorded, to stop the data set being recomputed) moves it."""
+    manifest = {
+        "circuit_id": "c1", "mode": "development", "proving_enabled": True, "policy": {"name": "every_k", "k": 3},
+        "dataset": {"name": "digits", "part": "all", "num_batches": 179, "root": "r1", "holdout": {"fraction": 0.2}},
+        "training": {"batch_order": "seeded", "epochs": 1, "max_steps": None, "seed": 0},
+    }
+    records = _records(5)
+    head = commitment_head(manifest, records)
+    edits = [
+        {"dataset": {**manifest["dataset"], "name": "synthetic"}},
+        {"dataset": {**manifest["dataset"], "part": "base"}},
+        {"dataset": {**manifest["dataset"], "num_batches": 178}},
+        {"dataset": {**manifest["dataset"], "holdout": {"fraction": 0.1}}},
+        {"training": {**manifest["training"], "batch_order": "recorded"}},
+        {"training": {**manifest["training"], "seed": 1}},
+        {"training": {**manifest["training"], "epochs": 2}},
+        {"training": {**manifest["training"], "max_steps": 4}},
+        {"policy": {"name": "every_k", "k": 1000}},
+        {"mode": "production"},
+        {"proving_enabled": False},
+        {"base": {"commitment": "b2"}},
+    ]
+    for edit in edits:
+        assert commitment_head({**manifest, **edit}, records) != head, edit
 
 
 def test_a_challenge_fits_only_its_own_run():
@@ -165,7 +195,7 @@ def test_a_run_over_the_size_limit_keeps_none_and_challenge_says_so(tmp_path, ca
 
 def test_cli_challenge_then_verify_names_every_unanswered_step(unproven, tmp_path, capsys):
     c_json = tmp_path / "C.json"
-    assert main(["challenge", str(unproven), "--count", "3", "--out", str(c_json)]) == 0
+    assert main(["challenge", str(unproven), "--count", "3", "--out", str(c_json), "--cache-dir", str(tmp_path / "cache")]) == 0
     written = json.loads(c_json.read_text())
     bundle = RunBundle.open(unproven)
     assert written["head"] == commitment_head(bundle.manifest(), bundle.commitments())
@@ -174,21 +204,44 @@ def test_cli_challenge_then_verify_names_every_unanswered_step(unproven, tmp_pat
     assert verify_run(unproven, cache_dir=tmp_path / "cache").ok, "without the challenge the unproven run verifies"
     report = verify_run(unproven, cache_dir=tmp_path / "cache", challenge=Challenge.load(c_json))
     assert {(f.check, f.reason, f.step) for f in report.findings} == {("challenge", "challenge-unanswered", s) for s in written["steps"]}
+    assert report.challenge["issued_by_you"] and report.challenge["steps"] == written["steps"]
     capsys.readouterr()
-    assert main(["verify", str(unproven), "--challenge", str(c_json)]) == 1
+    assert main(["verify", str(unproven), "--challenge", str(c_json), "--cache-dir", str(tmp_path / "cache")]) == 1
     assert "FAILED challenge (challenge-unanswered)" in capsys.readouterr().out
 
 
-def test_cli_challenge_with_a_given_nonce_is_reproducible_and_no_nonce_is_flagged(unproven, tmp_path, capsys):
+def test_a_challenge_file_the_auditor_did_not_issue_fails(unproven, tmp_path):
+    """The trainer makes its own C.json (a nonce of its choosing, e.g. one whose steps miss what
+    it altered) and hands it over: the auditor's trust store holds no such challenge. The same
+    head and nonce issued by the auditor with another count are not that challenge either."""
+    bundle = RunBundle.open(unproven)
+    trainers = new_challenge(bundle.manifest(), bundle.commitments(), 2, "0badc0de")
+    report = verify_run(unproven, cache_dir=tmp_path / "cache", challenge=trainers)
+    assert ("challenge", "challenge-not-issued") in {(f.check, f.reason) for f in report.findings}
+    assert not report.challenge["issued_by_you"]
+    assert main(["challenge", str(unproven), "--count", "3", "--nonce", "0badc0de", "--out", str(tmp_path / "mine.json"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    report = verify_run(unproven, cache_dir=tmp_path / "cache", challenge=trainers)
+    assert ("challenge", "challenge-not-issued") in {(f.check, f.reason) for f in report.findings}
+    mine = verify_run(unproven, cache_dir=tmp_path / "cache", challenge=Challenge.load(tmp_path / "mine.json"))
+    assert ("challenge", "challenge-not-issued") not in {(f.check, f.reason) for f in mine.findings} and mine.challenge["issued_by_you"]
+
+
+def test_cli_challenge_with_a_given_nonce_is_reproducible_and_no_nonce_fails_unless_allowed(unproven, tmp_path, capsys):
+    cache = ["--cache-dir", str(tmp_path / "cache")]
     for name in ("a", "b"):
-        assert main(["challenge", str(unproven), "--count", "2", "--nonce", "0badc0de", "--out", str(tmp_path / f"{name}.json")]) == 0
+        assert main(["challenge", str(unproven), "--count", "2", "--nonce", "0badc0de", "--out", str(tmp_path / f"{name}.json"), *cache]) == 0
     assert json.loads((tmp_path / "a.json").read_text()) == json.loads((tmp_path / "b.json").read_text())
-    assert main(["challenge", str(unproven), "--count", "2", "--no-nonce", "--out", str(tmp_path / "n.json")]) == 0
+    assert main(["challenge", str(unproven), "--count", "2", "--no-nonce", "--out", str(tmp_path / "n.json"), *cache]) == 0
     assert json.loads((tmp_path / "n.json").read_text())["nonce"] == ""
-    report = verify_run(unproven, cache_dir=tmp_path / "cache", challenge=Challenge.load(tmp_path / "n.json"))
-    assert any("no auditor nonce" in note for note in report.notes)
+    refused = verify_run(unproven, cache_dir=tmp_path / "cache", challenge=Challenge.load(tmp_path / "n.json"))
+    named = {(f.check, f.reason) for f in refused.findings}
+    assert ("challenge", "challenge-no-nonce") in named and ("challenge", "challenge-not-issued") not in named
+    allowed = verify_run(unproven, cache_dir=tmp_path / "cache", challenge=Challenge.load(tmp_path / "n.json"), allow_no_nonce=True)
+    assert {(f.check, f.reason) for f in allowed.findings} == {("challenge", "challenge-unanswered")}
+    assert any("no auditor nonce" in note for note in allowed.notes)
     capsys.readouterr()
-    assert main(["challenge", str(unproven), "--count", "7", "--out", str(tmp_path / "x.json")]) == 2
+    assert main(["challenge", str(unproven), "--count", "7", "--out", str(tmp_path / "x.json"), *cache]) == 2
     assert "ChallengeError" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
 
 

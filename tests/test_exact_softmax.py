@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from pot_zk.exceptions import WitnessBuilderError
-from pot_zk.kinds.exact_softmax import COEFFICIENTS, EXP_RANGE, POLY_BITS, cross_entropy_delta, softmax, softmax_trace
+from pot_zk.kinds.exact_softmax import (
+    EXP_BITS,
+    EXP_LIMIT_BITS,
+    RECIPROCAL_BITS,
+    TABLE_BITS,
+    cross_entropy_delta,
+    exp_tables,
+    softmax,
+    softmax_trace,
+)
 
 SCALE = 12
 
@@ -33,22 +42,37 @@ def test_the_integer_softmax_is_within_one_unit_of_the_float_softmax(spread):
     assert np.all(np.abs(p.sum(axis=1) - 2**SCALE) <= 5)  # each class rounded to the nearest unit
 
 
-def test_exp_of_zero_is_exactly_one_and_exp_decreases():
-    trace = softmax_trace(np.array([[0, -1, -4096, -EXP_RANGE * 4096, -100 * 4096]]), SCALE)
-    assert trace.exp[0, 0] == 2**16 and trace.power[0, 0] == COEFFICIENTS[0] == 2**POLY_BITS
+def test_exp_of_zero_is_exactly_one_and_exp_decreases_to_zero_at_the_clamp():
+    limit = 2**EXP_LIMIT_BITS * 4096
+    trace = softmax_trace(np.array([[0, -1, -4096, -(limit - 1), -limit, -100 * 4096]]), SCALE)
+    assert trace.exp[0, 0] == 2**EXP_BITS
     assert list(trace.exp[0]) == sorted(trace.exp[0], reverse=True)
-    assert trace.shifted[0, -1] == trace.shifted[0, -2] == -EXP_RANGE * 4096  # clamped
-    assert abs(trace.exp[0, 2] / 2**16 - np.exp(-1)) < 2**-15
+    assert trace.clamped[0].tolist() == [0, 0, 0, 0, 1, 1] and trace.exp[0, 3:].tolist() == [0, 0, 0]
+    assert abs(trace.exp[0, 2] / 2**EXP_BITS - np.exp(-1)) < 2**-15
+
+
+@pytest.mark.parametrize("scale", [1, 4, 8, 9, 12, 24])
+def test_the_digits_cover_the_bits_below_the_clamp_and_the_tables_are_rounded_exponentials(scale):
+    tables = exp_tables(scale)
+    covered = sorted(bit for low, width, _ in tables.digits for bit in range(low, low + width))
+    assert covered == list(range(tables.tail_bits, scale + EXP_LIMIT_BITS))
+    assert tables.tail_bits == max(0, scale - 8)
+    for low, width, table in tables.digits:
+        assert width <= 4 and table[0] == 2**TABLE_BITS
+        exact = np.exp(-np.arange(2**width) * 2.0**low / 2**scale) * 2**TABLE_BITS
+        assert np.abs(np.asarray(table) - exact).max() <= 0.5 + 1e-9
 
 
 def test_every_division_stays_in_the_bounds_a_circuit_checks():
     trace = softmax_trace(random_logits(50, 10, 20.0, seed=3), SCALE)
-    assert np.all((trace.remainders >= 0) & (trace.remainders < trace.total[:, None]))
+    tables = exp_tables(SCALE)
+    assert np.all(trace.total >= 2**EXP_BITS)  # the row maximum contributes exactly 2**16
+    assert np.all((trace.exp >= 0) & (trace.exp <= 2**EXP_BITS))
+    assert all(0 <= int(e) < 2 ** (tables.dropped_bits + EXP_BITS + 1) for e in trace.products.reshape(-1))
+    assert np.all(trace.reciprocal * trace.total <= 2 ** (SCALE + RECIPROCAL_BITS))
+    assert np.all(2 ** (SCALE + RECIPROCAL_BITS) - trace.reciprocal * trace.total < trace.total)
+    assert np.all((trace.remainders >= 0) & (trace.remainders < 2**RECIPROCAL_BITS))
     assert np.all((trace.probabilities >= 0) & (trace.probabilities <= 2**SCALE))
-    assert np.all(trace.total >= 2**16)  # the row maximum contributes exactly 2**16
-    assert np.all((trace.fraction >= 0) & (trace.fraction < 2**POLY_BITS))
-    assert np.all((trace.whole >= 0) & (trace.whole <= int(EXP_RANGE * np.log2(np.e))))
-    assert np.all((trace.power > 2 ** (POLY_BITS - 1)) & (trace.power <= 2**POLY_BITS))  # 2**-f for f in [0, 1)
 
 
 def test_the_cross_entropy_delta_is_the_float_gradient_to_one_unit():

@@ -15,7 +15,8 @@ from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.data.datasets import holdout_indices, load_dataset, split_holdout
-from pot_zk.runs.train import print_summary, train
+from pot_zk.runs.train import train
+from pot_zk.runs.summary import summary_lines
 from pot_zk.testing.tamper import chain_lines
 from pot_zk.verify.run import verify_run
 
@@ -99,7 +100,7 @@ def test_a_run_scores_its_initial_and_final_models_and_says_so(honest, capsys):
 def test_the_summary_shows_held_out_accuracy_of_the_initial_and_final_model(honest_run, capsys):
     summary = honest_run[1]
     assert [e.after_step for e in summary.evaluations] == [0, 3]
-    print_summary(summary)
+    print("\n".join(summary_lines(summary)))
     first, last = summary.evaluations
     assert f"held-out accuracy: {first.accuracy:.1%} -> {last.accuracy:.1%} (359 samples, initial -> after step 3)" in capsys.readouterr().out
 

@@ -279,7 +279,7 @@ def _stopped_after_two_steps(tmp_path: Path, velocity_scale: float) -> tuple[Pat
 
 
 def test_a_resumed_run_continues_from_the_recorded_velocity_or_refuses(tmp_path):
-    from pot_zk.runs.train import proved_line
+    from pot_zk.runs.summary import proved_line
 
     run, overrides = _stopped_after_two_steps(tmp_path / "honest", 1.0)
     summary = train(compose_config(overrides), resume=True)

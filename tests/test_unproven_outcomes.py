@@ -17,6 +17,7 @@ from pot_zk.core.challenge import new_challenge
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.train import train
 from pot_zk.verify.run import verify_run
+from pot_zk.verify.trust import TrustStore
 
 HANDLERS = {"parked": "retry", "failed": "continue"}
 SELECTED = (0, 2)
@@ -62,6 +63,7 @@ def test_a_challenged_step_whose_outcome_is_not_proved_is_unanswered(runs, statu
     each is challenge-unanswered (not a proof that failed to verify: there is none)."""
     bundle = RunBundle.open(runs[status])
     challenge = new_challenge(bundle.manifest(), bundle.commitments(), 4, "5a" * 32)
+    TrustStore.in_cache(tmp_path).record_challenge(challenge)  # the auditor issued it (pot-zk challenge does this)
     assert challenge.steps == (0, 1, 2, 3)
     assert {r["step"]: r["status"] for r in bundle.proofs()} == {step: status for step in SELECTED}
     report = verify_run(runs[status], cache_dir=tmp_path, challenge=challenge, min_proven=0)

@@ -73,7 +73,35 @@ def test_the_tolerance_limit_defaults_to_the_statements_default_not_the_manifest
 def test_a_report_with_no_proven_step_is_unproven():
     report = RunReport(run=None, coverage={"commitment-only": 3, "failed": 1})
     assert report.ok and report.verdict == "UNPROVEN"
-    report.coverage["reexec"] = 1
-    assert report.verdict == "VERIFIED"
+    report.coverage["zk-groth16"] = 1  # a bucket's name is no proof: only steps verified here count
+    assert report.verdict == "UNPROVEN" and report.proven == 0
+    report.verified_steps.add(0)
+    assert report.verdict == "VERIFIED" and report.proven == 1
     report.fail("proofs", "record-mismatch", "x")
     assert report.verdict == "FAILED"
+
+
+def test_a_bundle_that_makes_a_check_raise_is_failed_with_its_report_written(tmp_path, capsys):
+    """The manifest's policy is a string, not the declared settings (every record and the audit
+    trail agreeing): the policy check raised, and verify crashed with a traceback. Now the
+    verdict is FAILED (verifier-error) and --json is written; a malformed option of the
+    auditor's own is still bad input (exit 2)."""
+    import json
+
+    from pot_zk.cli.main import main
+    from pot_zk.config import compose_config
+    from pot_zk.runs.train import train
+    from pot_zk.testing.bundle_edit import read_json, sync_audit, write_json
+
+    run = tmp_path / "run"
+    overrides = ["mode=disabled", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=2", "train.progress=false", f"run_dir={run}"]
+    assert train(compose_config(overrides)).status == "completed"
+    manifest = read_json(run / "manifest.json")
+    manifest["policy"] = "every_k"
+    write_json(run / "manifest.json", manifest)
+    sync_audit(run)
+    out = tmp_path / "report.json"
+    assert main(["verify", str(run), "--cache-dir", str(tmp_path / "cache"), "--json", str(out)]) == 1
+    assert "FAILED verify (verifier-error)" in capsys.readouterr().out
+    assert {(f["check"], f["reason"]) for f in json.loads(out.read_text())["findings"]} == {("verify", "verifier-error")}
+    assert main(["verify", str(run), "--cache-dir", str(tmp_path / "cache"), "--accept-setting", "batch_order=seeded"]) == 2

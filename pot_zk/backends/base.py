@@ -288,6 +288,13 @@ class ProverBackend(ABC):
         """The statement a ``to_dict()`` of one of its statements came from."""
         return self.statement_type(str(data.get("kind"))).from_dict(data)
 
+    def stated_proof_types(self) -> tuple[str, ...]:
+        """The proof types a run of this backend may hold: its own, and the certificates
+        (fallbacks) whose verifiers can check its statements -- ``reexec`` recomputes any
+        statement's own update, ``freivalds`` checks a float update within a tolerance, so not an
+        exact statement's. ``pot-zk verify`` checks no other (``proof-type-mismatch``)."""
+        return (self.proof_type, "reexec") if self.exact else (self.proof_type, "freivalds", "reexec")
+
     @abstractmethod
     def commitments(self, spec: Statement) -> CommitmentScheme:
         """The commitment scheme the circuit of ``spec`` exposes."""

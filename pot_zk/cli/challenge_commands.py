@@ -19,21 +19,28 @@ def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
     nonce = parser.add_mutually_exclusive_group()
     nonce.add_argument("--nonce", help="your nonce, hex (default: 32 random bytes)")
     nonce.add_argument("--no-nonce", action="store_true", help="no nonce: the steps follow from the run's commitments alone (a trainer can grind them)")
-    parser.add_argument("--out", required=True, help="where to write the challenge (C.json); keep your copy")
+    parser.add_argument("--out", required=True, help="where to write the challenge (C.json) for the trainer")
+    parser.add_argument("--cache-dir", help="your cache, whose trust store records the challenge (default: $POT_ZK_CACHE or ~/.cache/pot-zk); verify with the same")
 
     def run(args: argparse.Namespace) -> int:
+        from pot_zk.bundle.layout import BundleReader
+        from pot_zk.cli.handover import run_directory
         from pot_zk.core.atomic import write_json_atomic
         from pot_zk.core.challenge import new_challenge, new_nonce
-        from pot_zk.runs.bundle import RunBundle
         from pot_zk.runs.witnesses import declared_retention
+        from pot_zk.verify.run import default_cache_dir
+        from pot_zk.verify.trust import TrustStore
 
-        bundle = RunBundle.open(Path(args.run))
+        bundle = BundleReader.open(run_directory(args.run))
         nonce = "" if args.no_nonce else (args.nonce if args.nonce is not None else new_nonce())
         challenge = new_challenge(bundle.manifest(), bundle.commitments(), args.count, nonce)
+        store = TrustStore.in_cache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+        recorded = store.record_challenge(challenge)
         write_json_atomic(Path(args.out), challenge.to_dict())
         print(f"challenged {challenge.count} of {challenge.total_steps} steps: {list(challenge.steps)}")
         print(f"commitment head {challenge.head}")
-        print(f"nonce {challenge.nonce or 'none (grindable: see docs/runs.md)'}")
+        print(f"nonce {challenge.nonce or 'none (grindable: verify accepts it only with --allow-no-nonce; see docs/runs.md)'}")
+        print(f"recorded in your trust store: {recorded} (verify --challenge accepts only challenges recorded there)")
         retention = declared_retention(bundle.manifest())
         if not retention.keeps_all:
             order = bundle.manifest()["training"].get("batch_order", "seeded")
@@ -47,15 +54,19 @@ def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
 
 def respond_command(parser: argparse.ArgumentParser) -> CommandHandler:
-    parser.add_argument("run", help="the run directory the challenge is for")
+    parser.add_argument("run", help="your own run directory (not its export: proving needs its witnesses and checkpoint)")
     parser.add_argument("challenge", help="the auditor's challenge file (C.json)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides of the run's own config, e.g. retry.max_retries=5 handler.name=fail_fast")
 
     def run(args: argparse.Namespace) -> int:
+        from pot_zk.cli.handover import trainers_run
         from pot_zk.core.challenge import Challenge
+        from pot_zk.runs.lock import RunLock
         from pot_zk.runs.respond import respond
 
-        answers = respond(Path(args.run), Challenge.load(Path(args.challenge)), args.overrides)
+        run_dir = trainers_run(args.run, "respond")
+        with RunLock(run_dir, "pot-zk respond"):
+            answers = respond(run_dir, Challenge.load(Path(args.challenge)), args.overrides)
         for answer in answers:
             detail = answer.proof_type or answer.detail
             print(f"step {answer.step}: {answer.status}" + (f" ({detail})" if detail else ""))
@@ -70,12 +81,13 @@ def keys_command(parser: argparse.ArgumentParser) -> CommandHandler:
     actions = parser.add_subparsers(dest="keys_action", required=True)
     new = actions.add_parser("new", help="generate key material for a declared statement (run this as the verifier)")
     _statement_arguments(new, "a new directory for the keys and keys.json")
-    new.add_argument("--cache-dir", help="where circuits are compiled (default: $POT_ZK_CACHE or ~/.cache/pot-zk)")
+    new.add_argument("--cache-dir", help="your cache: where circuits are compiled, and whose trust store records the keys (default: $POT_ZK_CACHE or ~/.cache/pot-zk)")
     circuit = actions.add_parser("circuit", help="write a zk-groth16 statement's circom source and the commands of a snarkjs ceremony for it")
     _statement_arguments(circuit, "a directory for circuit.circom and CEREMONY.txt")
     imported = actions.add_parser("import-zkey", help="keys of a zk-groth16 statement from a snarkjs ceremony's .zkey (provenance zkey)")
     imported.add_argument("zkey", help="the ceremony's final .zkey (made from the source `keys circuit` writes, compiled with --O2)")
     _statement_arguments(imported, "a new directory for the keys and keys.json")
+    imported.add_argument("--cache-dir", help="your cache, whose trust store records the keys (default: $POT_ZK_CACHE or ~/.cache/pot-zk)")
     handlers = {"new": _keys_new, "circuit": _keys_circuit, "import-zkey": _keys_import_zkey}
     return lambda args: handlers[args.keys_action](args)
 
@@ -91,8 +103,9 @@ def _keys_new(args: argparse.Namespace) -> int:
     from pot_zk.verify.run import default_cache_dir
 
     statement = _declared_statement(args)
-    keys = new_keys([statement], Path(args.out), Path(args.cache_dir) if args.cache_dir else default_cache_dir())
-    _print_handover(keys, statement)
+    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    keys = new_keys([statement], Path(args.out), cache)
+    _print_handover(keys, statement, cache)
     return 0
 
 
@@ -111,20 +124,26 @@ def _keys_import_zkey(args: argparse.Namespace) -> int:
     from pot_zk.backends.keys import write_key_set
     from pot_zk.backends.registry import backend_of
 
+    from pot_zk.verify.run import default_cache_dir
+
     statement = _declared_statement(args)
     backend = backend_of(statement)
     backend.check_ceremony()
     keys = write_key_set(backend.proof_type, [statement], Path(args.out), lambda out: backend.import_keys(statement, Path(args.zkey), out))
     print(f"imported {args.zkey} (sha256 {keys.details['zkey_sha256']}): provenance zkey, checked against the circuit's header and a trial proof")
-    _print_handover(keys, statement)
+    _print_handover(keys, statement, Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     return 0
 
 
-def _print_handover(keys: "KeySet", statement: "Statement") -> None:
+def _print_handover(keys: "KeySet", statement: "Statement", cache: Path) -> None:
+    from pot_zk.verify.trust import TrustStore
+
+    recorded = TrustStore.in_cache(cache).record_keys(keys)
     print(f"keys for {keys.proof_type} statement {statement.circuit_id()} in {keys.directory}")
+    print(f"recorded in your trust store: {recorded}")
     print(f"hand the trainer: {', '.join(str(keys.path(role)) for role in keys.handover)}")
     print(f"the trainer proves with: {' '.join(keys.trainer_overrides)}")
-    print(f"verify its run with: pot-zk verify RUN --keys {keys.directory}")
+    print(f"verify its run with: pot-zk verify RUN --keys {keys.directory} --cache-dir {cache}")
 
 
 def _statement_args(args: argparse.Namespace) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from pot_zk.verify.run import RunReport
 
 CommandHandler = Callable[[argparse.Namespace], int]
 
@@ -15,18 +18,25 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("-v", "--verbose", action="store_true", help="print every audit record on the terminal")
 
     def run(args: argparse.Namespace) -> int:
-        from omegaconf import OmegaConf
+        from pot_zk.cli.handover import run_manifest, trainers_run
+        from pot_zk.config.build import load_run_config
+        from pot_zk.exceptions import ConfigurationError
+        from pot_zk.runs.bundle import CONFIG
+        from pot_zk.runs.summary import summary_lines
+        from pot_zk.runs.train import train
 
-        from pot_zk.runs.bundle import CONFIG, RunBundle
-        from pot_zk.config.schema import PotZkConfig
-        from pot_zk.runs.train import print_summary, train
-
-        bundle = RunBundle.open(Path(args.run))
-        cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), OmegaConf.load(bundle.path(CONFIG)))
-        cfg.run_dir = str(bundle.root.absolute())
+        root = trainers_run(args.run, "resume")
+        order = (run_manifest(root).get("training") or {}).get("batch_order", "seeded")
+        if order != "seeded":
+            raise ConfigurationError(
+                f"{args.run} was trained by a user loop (batch_order={order!r}): its steps follow your loop, which "
+                "`pot-zk resume` cannot replay: it continues runs of `pot-zk train` only",
+                key="run",
+            )
+        cfg = load_run_config(root / CONFIG, run_dir=root)
         if args.verbose:
             cfg.console.records = True
-        print_summary(train(cfg, resume=True))
+        print("\n".join(summary_lines(train(cfg, resume=True))))
         return 0
 
     return run
@@ -35,43 +45,33 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
 def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("run", help="a run directory made by `pot-zk train`")
     parser.add_argument("--srs", help="the verifier's own SRS file (default: the dev SRS in the cache, if it matches)")
-    parser.add_argument("--cache-dir", help="your cache: where a dev SRS is looked up, and verify's own cache of the zk-halo2 circuits and keys it derived (CACHE/verifier)")
+    parser.add_argument("--cache-dir", help="your cache: its trust store (keys you made, challenges you issued), dev keys, and "
+                        "verify's own cache of the zk-halo2 circuits and keys it derived, CACHE/verifier (default: $POT_ZK_CACHE or ~/.cache/pot-zk)")
     parser.add_argument("--no-verifier-cache", action="store_true", help="derive zk-halo2 circuits and keys afresh, in a directory of this process's own, instead of reusing CACHE/verifier")
     parser.add_argument("--allow-dev-srs", action="store_true", help="accept proofs made with a locally generated SRS in a production-mode run")
     parser.add_argument("--keys", help="your own key material from `pot-zk keys new` (instead of --srs)")
-    parser.add_argument("--challenge", metavar="C.json", help="your challenge: every step it picked must carry a verified proof")
+    parser.add_argument("--challenge", metavar="C.json", help="your challenge (issued with the same --cache-dir): every step it picked must carry a verified proof")
+    parser.add_argument("--allow-no-nonce", action="store_true", help="accept a challenge without a nonce (its steps follow from the head alone: grindable)")
     parser.add_argument("--json", metavar="FILE", help="also write the machine-readable report here ('-' for stdout)")
     parser.add_argument("--expect-root", metavar="HEX", help="the dataset root you agreed on (checked for every run; needed where verify cannot recompute it)")
     parser.add_argument("--expect-head", metavar="HEX", help="the commitment head you received when the run ended (pot-zk train prints it)")
     parser.add_argument("--expect-base", metavar="HEX", help="a LoRA run: the frozen base you accept (the last commitment of the base run you verified)")
+    parser.add_argument("--expect-initial", metavar="HEX", help="the initial model you agreed on (W_0's commitment; needed where verify cannot recompute it)")
     parser.add_argument("--max-tolerance-ulps", type=int, metavar="N", help="the largest update tolerance you accept (default: the statement's default, not the manifest's)")
-    parser.add_argument("--min-proven", type=int, default=0, metavar="N", help="fail unless at least N steps carry a verified proof")
-    parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE", help="a statement setting (scale, param_scale, ...) you accept other than its default; repeatable")
+    parser.add_argument("--min-proven", type=int, metavar="N", help="fail unless at least N steps carry a verified proof (default: as many as the declared policy selects)")
+    parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE",
+                        help="a statement setting (scale, param_scale, ...) or batch_order=recorded you accept other than its default; repeatable")
 
     def run(args: argparse.Namespace) -> int:
-        from pot_zk.backends.keys import KeySet
-        from pot_zk.core.challenge import Challenge
+        from pot_zk.cli.handover import verifiable
         from pot_zk.exceptions import ConfigurationError
-        from pot_zk.verify.run import EXIT_CODES, default_cache_dir, verify_run
-        from pot_zk.verify.statement import parse_accepted
+        from pot_zk.verify.run import EXIT_CODES
 
         if args.keys and args.srs:
             raise ConfigurationError("give --keys or --srs, not both", key="keys")
-        report = verify_run(
-            Path(args.run),
-            cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
-            srs_path=Path(args.srs) if args.srs else None,
-            allow_dev_srs=args.allow_dev_srs,
-            challenge=Challenge.load(Path(args.challenge)) if args.challenge else None,
-            keys=KeySet.load(Path(args.keys)) if args.keys else None,
-            expect_root=args.expect_root,
-            expect_head=args.expect_head,
-            expect_base=args.expect_base,
-            max_tolerance_ulps=args.max_tolerance_ulps,
-            min_proven=args.min_proven,
-            accept_settings=parse_accepted(args.accept_setting),
-            verifier_cache=not args.no_verifier_cache,
-        )
+        with verifiable(args.run) as run:
+            report = _verify_run(args, run)
+        report.run = Path(args.run)
         if args.json == "-":
             print(json.dumps(report.to_dict(), indent=2))
         else:
@@ -83,16 +83,44 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     return run
 
 
+def _verify_run(args: argparse.Namespace, run: Path) -> "RunReport":
+    """verify_run on ``run`` with the command's options."""
+    from pot_zk.backends.keys import KeySet
+    from pot_zk.core.challenge import Challenge
+    from pot_zk.verify.run import default_cache_dir, verify_run
+    from pot_zk.verify.statement import parse_accepted
+
+    return verify_run(
+        run,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
+        srs_path=Path(args.srs) if args.srs else None,
+        allow_dev_srs=args.allow_dev_srs,
+        challenge=Challenge.load(Path(args.challenge)) if args.challenge else None,
+        keys=KeySet.load(Path(args.keys)) if args.keys else None,
+        expect_root=args.expect_root,
+        expect_head=args.expect_head,
+        expect_base=args.expect_base,
+        expect_initial=args.expect_initial,
+        max_tolerance_ulps=args.max_tolerance_ulps,
+        min_proven=args.min_proven,
+        accept_settings=parse_accepted(args.accept_setting),
+        allow_no_nonce=args.allow_no_nonce,
+        verifier_cache=not args.no_verifier_cache,
+    )
+
+
 def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
-    """Prove the jobs parked in a run, recording each outcome in the bundle and its audit trail."""
+    """Prove the jobs parked in a run, holding its lock, recording each outcome in the bundle and its audit trail."""
+    from pot_zk.cli.handover import trainers_run
     from pot_zk.proving.parking import parked_jobs, prove_pending
     from pot_zk.runs.bundle import AUDIT, RunBundle
     from pot_zk.runs.lifecycle import RunLifecycle
     from pot_zk.runs.proven_run import record_outcome
     from pot_zk.runs.witnesses import declared_retention
 
-    bundle = RunBundle.open(run)
+    bundle = RunBundle.open(trainers_run(str(run), "prove-pending"))
     with RunLifecycle.configure(overrides, run_dir=bundle.root.absolute()) as lifecycle:
+        lifecycle.claim(bundle.root, "pot-zk prove-pending")
         audit = lifecycle.open(bundle.path(AUDIT), "pending.start", run=bundle.root.name, command="prove-pending", parked=len(parked_jobs(bundle.park_dir)))
         runtime = lifecycle.runtime
         results = prove_pending(bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=lifecycle.stats, registry=runtime.registry)

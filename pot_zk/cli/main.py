@@ -4,24 +4,32 @@ Extension points:
 
 * an argparse subcommand is one function ``(parser) -> handler`` that adds its arguments and
   returns ``handler(args) -> exit code``, plus one line in :data:`COMMANDS`;
-* a Hydra app is one line in :data:`HYDRA_APPS` (``name -> "module:function"``, the function
-  decorated with ``@hydra.main``); ``pot-zk NAME key=value ...`` hands it the rest of argv,
-  where ``-v``/``--verbose`` stands for the override ``console.records=true`` (every audit
-  record on the terminal) and ``mode``/``handler`` take their option in any case.
+* a Hydra app is one line in :data:`pot_zk.cli.apps.HYDRA_APPS` and its config name in
+  ``CONFIG_NAMES``; ``pot-zk NAME key=value ...`` hands it the rest of argv, where
+  ``-v``/``--verbose`` stands for the override ``console.records=true`` (every audit record on
+  the terminal) and ``mode``/``handler`` take their option in any case.
 
 While a command runs, the audit trail's warnings and errors (the ``pot_zk.console`` logger)
 show on the terminal; a library call alone prints nothing.
+
+Errors: a pot-zk error is one line on stderr, ``pot-zk COMMAND: message`` (a configuration or
+usage error: a missing file, a directory that is not a run; other errors with their class),
+exit status 2; ``-v`` or ``HYDRA_FULL_ERROR=1`` prints the traceback first. Ctrl-C or SIGTERM
+(:mod:`pot_zk.cli.interrupt`) ends a run ``interrupted``, says how to continue it, exit 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from typing import Callable, Sequence
 
+from pot_zk.cli.interrupt import EXIT_INTERRUPTED, interruptible
 from pot_zk.core.console import terminal_console
 from pot_zk.core.registry import import_object
-from pot_zk.exceptions import PotZkError
+from pot_zk.exceptions import ConfigurationError, PotZkError
 
 CommandHandler = Callable[[argparse.Namespace], int]
 Command = Callable[[argparse.ArgumentParser], CommandHandler]
@@ -33,8 +41,12 @@ def audit_command(parser: argparse.ArgumentParser) -> CommandHandler:
     verify.add_argument("path", help="an audit.jsonl file")
 
     def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
         from pot_zk.core.audit_verify import verify_audit
 
+        if not Path(args.path).is_file():
+            raise ConfigurationError(f"{args.path}: no such file", key="path", path=args.path)
         report = verify_audit(args.path)
         print(report.summary())
         return 0 if report.ok else 1
@@ -55,14 +67,22 @@ def prove_pending_command(parser: argparse.ArgumentParser) -> CommandHandler:
         from pot_zk.proving.parking import parked_jobs, prove_pending
         from pot_zk.proving.stats import ProvingStats
 
+        from pot_zk.runs.lock import RunLock
+
         park_dir = Path(args.park_dir)
+        if not park_dir.is_dir():
+            raise ConfigurationError(f"{park_dir}: no such directory", key="park_dir", path=str(park_dir))
         if (park_dir / "manifest.json").is_file():
             from pot_zk.cli.commands import prove_pending_in_run
 
             return prove_pending_in_run(park_dir, args.overrides)
+        if not parked_jobs(park_dir):
+            print(f"nothing parked in {park_dir}")
+            return 0
         runtime = build(compose_config(args.overrides, run_dir=park_dir.resolve().parent))
         audit_file = Path(args.audit_file) if args.audit_file else park_dir.resolve().parent / "audit.jsonl"
-        with AuditLog(audit_file, console_records=runtime.console_records, command="prove-pending") as audit:
+        with RunLock(park_dir.resolve().parent, "pot-zk prove-pending"), \
+                AuditLog(audit_file, console_records=runtime.console_records, command="prove-pending") as audit:
             results = prove_pending(park_dir, schedule=runtime.schedule, audit=audit, stats=ProvingStats(), registry=runtime.registry)
         for result in results:
             detail = result.proof_type if result.status == "proved" else (result.error or {}).get("error_class")
@@ -83,32 +103,15 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "challenge": ("pick steps of a run for the trainer to prove (auditor)", lambda p: import_object("pot_zk.cli.challenge_commands:challenge_command")(p)),
     "respond": ("prove the steps a challenge picked (trainer)", lambda p: import_object("pot_zk.cli.challenge_commands:respond_command")(p)),
     "keys": ("key material: keys new (verifier-owned), keys circuit / import-zkey (a snarkjs ceremony)", lambda p: import_object("pot_zk.cli.challenge_commands:keys_command")(p)),
+    "export": ("the auditor's copy of a run: what verify reads, no witnesses or checkpoint", lambda p: import_object("pot_zk.cli.handover:export_command")(p)),
     "audit": ("audit trail tools", audit_command),
     "prove-pending": ("retry the jobs parked by the retry handler", prove_pending_command),
     "sweep-report": ("one table and plots over every job of a --multirun sweep", lambda p: import_object("pot_zk.report.sweep:sweep_report_command")(p)),
 }
 
-HYDRA_APPS: dict[str, str] = {
-    "train": "pot_zk.runs.train:train_app",
-    "show-config": "pot_zk.config.app:show_config",
-}
-
-
+HYDRA_APPS = ("train", "show-config")
 VERBOSE_FLAGS = ("-v", "--verbose")
-
-
-def run_hydra_app(name: str, argv: Sequence[str]) -> int:
-    app = import_object(HYDRA_APPS[name])
-    canonical_override = import_object("pot_zk.config.build:canonical_override")
-    verbose = any(arg in VERBOSE_FLAGS for arg in argv)
-    argv = [canonical_override(arg) for arg in argv if arg not in VERBOSE_FLAGS] + (["console.records=true"] if verbose else [])
-    saved = sys.argv
-    sys.argv = [f"pot-zk {name}", *argv]
-    try:
-        app()
-    finally:
-        sys.argv = saved
-    return 0
+EXIT_USAGE = 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -124,19 +127,77 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the audit trail's warnings and errors show on the terminal meanwhile."""
-    with terminal_console():
-        return _run(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else "pot-zk"
+    with terminal_console(), interruptible():
+        try:
+            return _dispatch(argv)
+        except KeyboardInterrupt as interrupted:
+            print(interrupted_line(command, interrupted), file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BaseException as error:
+            failure = usage_error(error)
+            if failure is None:
+                raise
+            if any(arg in VERBOSE_FLAGS for arg in argv) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                traceback.print_exception(failure)
+            print(error_line(command, failure), file=sys.stderr)
+            return EXIT_USAGE
 
 
-def _run(argv: list[str]) -> int:
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in HYDRA_APPS:
+        from pot_zk.cli.apps import run_hydra_app
+
         return run_hydra_app(argv[0], argv[1:])
     args = parser().parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except PotZkError as error:
-        print(f"pot-zk {argv[0]}: {error.error_class}: {error.message}", file=sys.stderr)
-        return 2
+    return int(args.handler(args))
+
+
+def usage_error(error: BaseException) -> PotZkError | None:
+    """The pot-zk error ``error`` stands for: itself, the error a Hydra app carried out, an
+    optional dependency that is not installed (the extra to install), a missing file or directory
+    given on the command line; None for anything else (a bug: traceback)."""
+    from pot_zk.cli.apps import AppFailed
+    from pot_zk.core.extras import missing_extra
+
+    if isinstance(error, AppFailed):
+        return error.error
+    if isinstance(error, PotZkError):
+        return error
+    if isinstance(error, ImportError) and missing_extra(error) is not None:
+        return missing_extra(error)
+    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError)) and error.filename is not None:
+        failure = ConfigurationError(f"{error.filename}: {error.strerror.lower() if error.strerror else error}", key="path", path=str(error.filename))
+        failure.__traceback__ = error.__traceback__
+        return failure
+    return None
+
+
+def error_line(command: str, error: PotZkError) -> str:
+    """``pot-zk train: train.learning_rate must be > 0, got -1``: one line (a configuration or
+    usage error without its class, any other error with it)."""
+    message = " ".join(error.message.split())
+    return f"pot-zk {command}: {message}" if isinstance(error, ConfigurationError) else f"pot-zk {command}: {error.error_class}: {message}"
+
+
+def interrupted_line(command: str, interrupted: KeyboardInterrupt) -> str:
+    """``interrupted at step N of M; continue with: pot-zk resume RUN`` for a run of train or
+    resume, else that the command was interrupted."""
+    from pot_zk.runs.train import RunInterrupted
+
+    if not isinstance(interrupted, RunInterrupted):
+        return f"pot-zk {command}: interrupted"
+    run = _shown_path(interrupted.run_dir)
+    if not interrupted.resumable:
+        return f"interrupted before the run in {run} started; nothing to resume: run the same command again"
+    total = "?" if interrupted.total is None else interrupted.total
+    return f"interrupted at step {interrupted.steps} of {total}; continue with: pot-zk resume {run}"
+
+
+def _shown_path(path: "os.PathLike[str] | str") -> str:
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else os.fspath(path)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,17 @@ from typing import Any, Sequence
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import MissingConfigException
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from pot_zk.backends.base import KeySettings
 from pot_zk.backends.registry import BACKENDS
 from pot_zk.config import schema
-from pot_zk.config.plan import DataSettings, TrainingPlan, WitnessSettings
+from pot_zk.config.plan import DataSettings, LoggerSettings, TrainingPlan, WitnessSettings
+from pot_zk.config.validate import ErrorCollector, combined, config_errors, config_keys, override_error
 from pot_zk.core.audit import AuditLog
+from pot_zk.core.scalars import check_logger
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.registry import STEP_KINDS
@@ -66,26 +69,84 @@ def canonical_override(override: str) -> str:
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", *, run_dir: str | Path | None = None) -> DictConfig:
     """Compose pot-zk's config programmatically, as the CLI apps would with these overrides
     (then ``run_dir``, if given). Works inside a running Hydra app too: its global state is set
-    aside and restored. An unknown option of a group (``mode=explode``, ``handler=explode``) is
-    a ConfigurationError naming the valid options; ``mode`` and ``handler`` take theirs in any
-    case (:func:`canonical_override`)."""
+    aside and restored. ``mode`` and ``handler`` take their option in any case
+    (:func:`canonical_override`). Overrides Hydra cannot apply are one ConfigurationError naming
+    each (an unknown option of a group, ``mode=explode``, with the valid options; an unknown key
+    with the nearest known one; a value of the wrong type), with the schema errors of the rest
+    (:func:`pot_zk.config.validate.config_errors`)."""
     overrides = [*map(canonical_override, overrides), *([run_dir_override(run_dir)] if run_dir is not None else [])]
+    try:
+        return _compose(config_name, overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise combined(_override_errors(config_name, overrides, error)) from error
+
+
+def _compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
     schema.register_schema()
     running = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
             return compose(config_name=config_name, overrides=list(overrides))
-    except MissingConfigException as error:
-        group, _, option = str(error.missing_cfg_file).rpartition("/")
-        if error.options is None or not group:
-            raise
-        raise ConfigurationError(
-            f"unknown {group} {option!r}; valid: {', '.join(error.options)}", key=group, options=list(error.options)
-        ) from error
     finally:
         if running is not None:
             GlobalHydra.instance().initialize(running)
+
+
+def _override_errors(config_name: str, overrides: Sequence[str], error: BaseException) -> list[ConfigurationError]:
+    """Each override that cannot be applied on top of the ones before it that can, then the
+    schema errors of the config those compose."""
+    applied: list[str] = []
+    refused: list[tuple[str, BaseException]] = []
+    for override in overrides:
+        try:
+            _compose(config_name, [*applied, override])
+        except (HydraException, OmegaConfBaseException) as cause:
+            refused.append((override, cause))
+            continue
+        applied.append(override)
+    if not refused:
+        return [override_error(" ".join(overrides), error)]
+    cfg = _compose(config_name, applied)
+    known = config_keys(cfg)
+    errors = [
+        _missing_option(cause, override) if isinstance(cause, MissingConfigException) else override_error(override, cause, known)
+        for override, cause in refused
+    ]
+    return errors + config_errors(cfg)
+
+
+def _missing_option(error: MissingConfigException, override: str) -> ConfigurationError:
+    group, _, option = str(error.missing_cfg_file).rpartition("/")
+    if error.options is None or not group:
+        return override_error(override, error)
+    return ConfigurationError(f"unknown {group} {option!r}; valid: {', '.join(error.options)}", key=group, options=list(error.options))
+
+
+def load_run_config(path: Path, overrides: Sequence[str] = (), *, run_dir: Path | None = None) -> DictConfig:
+    """A run's recorded configuration (its ``config.yaml``) as a typed config, with dotted
+    ``key=value`` ``overrides`` applied and ``run_dir`` set: what resume, respond and replay
+    continue from. ConfigurationError naming the file (and line) when it does not parse, and
+    naming the key when it or an override does not fit the schema."""
+    import yaml
+
+    from pot_zk.config.schema import PotZkConfig
+
+    path = Path(path)
+    try:
+        loaded = OmegaConf.load(path)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigurationError(f"{path}{where}: not YAML ({problem})", key="run", path=str(path)) from error
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), loaded, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as error:  # omegaconf raises its own validation errors for unknown keys and bad types
+        raise ConfigurationError(f"{path} (with overrides {list(overrides)}) does not fit pot-zk's configuration: {error}", key="overrides", path=str(path)) from error
+    if run_dir is not None:
+        cfg.run_dir = str(Path(run_dir).absolute())
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -135,16 +196,26 @@ def program_strategy(prover: Any) -> ProgramStrategy:
 
 
 def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
-    """Turn a composed config into a Runtime. Strategies named in the fallback chain are
-    looked up in ``registry`` (default: the built-in names), plus the configured prover
-    under its proof type."""
-    strategy = program_strategy(cfg.prover)
+    """Turn a composed config into a Runtime. Every error is found before anything is built:
+    the schema's (:func:`~pot_zk.config.validate.config_errors`), then those of each part (the
+    prover's program, the failure handler, the retry schedule, the backend's statement), raised
+    together as one ConfigurationError. Strategies named in the fallback chain are looked up in
+    ``registry`` (default: the built-in names), plus the configured prover under its proof type."""
+    errors = ErrorCollector(config_errors(cfg))
+    errors.raise_any()
     registry = (registry or StrategyRegistry()).copy()
-    registry.register(strategy.name, lambda: strategy)
+    strategy = errors.attempt(program_strategy, cfg.prover)
     settings = HandlerSettings(Path(cfg.handler.park_dir), tuple(str(name) for name in cfg.handler.fallback_chain))
-    handler = create_handler(str(cfg.handler.name), settings, registry)
-    plan = training_plan(cfg)
-    _check_chain_serves(settings.fallback_chain if str(cfg.handler.name) == "fallback" else (), registry, plan.spec)
+    handler = None
+    if strategy is not None:
+        registry.register(strategy.name, lambda: strategy)
+        handler = errors.attempt(create_handler, str(cfg.handler.name), settings, registry)
+    schedule = errors.attempt(retry_schedule, cfg.retry)
+    plan = errors.attempt(training_plan, cfg)
+    if handler is not None and plan is not None:
+        errors.attempt(_check_chain_serves, settings.fallback_chain if str(cfg.handler.name) == "fallback" else (), registry, plan.spec)
+    errors.raise_any()
+    assert strategy is not None and handler is not None and schedule is not None and plan is not None
     run_dir = Path(cfg.run_dir)
     config = _resolved_container(cfg)
     config["run_dir"] = str(run_dir.absolute())
@@ -152,7 +223,7 @@ def build(cfg: DictConfig, registry: StrategyRegistry | None = None) -> Runtime:
         mode=cfg.proving.mode,
         proving_enabled=bool(cfg.proving.enabled),
         strategy=strategy,
-        schedule=retry_schedule(cfg.retry),
+        schedule=schedule,
         handler=handler,
         registry=registry,
         run_dir=run_dir,
@@ -191,8 +262,6 @@ def step_kind_name(cfg: DictConfig) -> str:
 
 
 def training_plan(cfg: DictConfig) -> TrainingPlan:
-    if cfg.train.epochs < 1:
-        raise ConfigurationError("train.epochs must be >= 1", key="train.epochs")
     kind = STEP_KINDS.get(step_kind_name(cfg))
     model = ModelSettings(
         kind=kind.name,
@@ -235,6 +304,7 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         workers=resolve_workers(cfg.executor.workers),
         scheduler_address=cfg.executor.scheduler_address,
         witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
+        logger=LoggerSettings(check_logger(str(cfg.logger.name)), Path(cfg.logger.log_dir).expanduser().absolute()),
     )
 
 

@@ -27,6 +27,14 @@ class WitnessSettings:
 
 
 @dataclass(frozen=True)
+class LoggerSettings:
+    """Where a run's scalars go (config group ``logger``; :mod:`pot_zk.core.scalars`)."""
+
+    name: str = "none"
+    log_dir: Path | None = None
+
+
+@dataclass(frozen=True)
 class TrainingPlan:
     """What a training run does, typed."""
 
@@ -53,6 +61,7 @@ class TrainingPlan:
     ``recorded``: a user loop chose each step's batch, recorded per step (:mod:`pot_zk.hooks`)."""
     scheduler_address: str | None = None
     """executor=dask: the scheduler to use; None starts a LocalCluster."""
+    logger: LoggerSettings = LoggerSettings()
 
     @property
     def kind(self) -> StepKind:

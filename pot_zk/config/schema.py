@@ -136,6 +136,14 @@ class ExecutorConfig:
 
 
 @dataclass
+class LoggerConfig:
+    name: str = "none"
+    """A scalar logger of :data:`pot_zk.core.scalars.SCALAR_LOGGERS`: ``none`` or ``tensorboard``."""
+    log_dir: str = "${run_dir}/tensorboard"
+    """Where ``tensorboard`` writes its event files."""
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 1
     batch_size: int = 8
@@ -193,6 +201,7 @@ class PotZkConfig:
     data: DataConfig = field(default_factory=DataConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     circuit: Dict[str, Any] = field(default_factory=dict)

@@ -2,17 +2,21 @@
 
 The **commitment head** of a run is a SHA-256 hash chain over what the run committed to::
 
-    h_0     = SHA-256("pot-zk/commitment-head/v1" || canonical({"circuit_id", "dataset_root"}))
+    h_0     = SHA-256("pot-zk/commitment-head/v2" || canonical(declared_plan(manifest)))
     h_{t+1} = SHA-256(h_t || canonical({"step", "batch_index", "w_before", "batch", "w_after", "base", "scale"}
                                         + {"v_before", "v_after"} when the record has them))
 
 (``canonical``: JSON, sorted keys, no spaces; the velocity of a momentum step is committed
 state like the weights, which verify requires in every record of such a run, so a challenge
-drawn from the head fixes it too.) It covers only values ``pot-zk verify`` checks
-(the statement's circuit id, the dataset root, each step's commitments and batch index), never
-free fields such as the loss or timestamps, so the trainer cannot change the head without
-changing what the run committed to. It does not change when proofs are added later (unlike
-the audit trail's last record hash, which every later record moves).
+drawn from the head fixes it too.) :func:`declared_plan` is the statement (its circuit id),
+the declared data set (name, part, number of batches, a synthetic set's sample count and seed,
+the held-out set, the root), the training plan (batch order, seed, epochs, max_steps, optimizer,
+arithmetic), the policy, whether proving was on, the mode and a LoRA run's base commitment:
+everything in the manifest the verdict depends on, so nothing of it can change after the head
+was handed over. It covers only values ``pot-zk verify`` checks, never free fields such as the
+loss, timestamps or versions, so the trainer cannot change the head without changing what the
+run declared or committed to. It does not change when proofs are added later (unlike the
+audit trail's last record hash, which every later record moves).
 
 The challenged steps are ``count`` distinct steps of ``0..total_steps-1`` drawn by a partial
 Fisher-Yates shuffle whose randomness is the stream ``SHA-256(seed || i)`` (i a big-endian
@@ -35,7 +39,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from pot_zk.exceptions import ChallengeError
 
 CHALLENGE_FORMAT = "pot-zk-challenge/1"
-HEAD_DOMAIN = b"pot-zk/commitment-head/v1"
+HEAD_DOMAIN = b"pot-zk/commitment-head/v2"
 CHALLENGE_DOMAIN = b"pot-zk/challenge/v1"
 HEAD_FIELDS = ("step", "batch_index", "w_before", "batch", "w_after", "base", "scale")
 STATE_FIELDS = ("v_before", "v_after")
@@ -47,11 +51,26 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
+DATASET_FIELDS = ("name", "part", "num_batches", "num_samples", "seed", "root", "holdout")
+
+
+def declared_plan(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run's manifest declares that the verdict depends on (the head's first link)."""
+    dataset = manifest["dataset"]
+    return {
+        "circuit_id": manifest.get("circuit_id"),
+        "dataset": {key: dataset.get(key) for key in DATASET_FIELDS},
+        "training": manifest.get("training"),
+        "policy": manifest.get("policy"),
+        "proving_enabled": manifest.get("proving_enabled"),
+        "mode": manifest.get("mode"),
+        "base": (manifest.get("base") or {}).get("commitment"),
+    }
+
+
 def commitment_head(manifest: Mapping[str, Any], commitments: Sequence[Mapping[str, Any]]) -> str:
     """The commitment head (hex) of a run's manifest and commitment records, in step order."""
-    head = hashlib.sha256(
-        HEAD_DOMAIN + _canonical({"circuit_id": manifest.get("circuit_id"), "dataset_root": manifest["dataset"]["root"]})
-    ).digest()
+    head = hashlib.sha256(HEAD_DOMAIN + _canonical(declared_plan(manifest))).digest()
     for record in sorted(commitments, key=_step_order):
         fields = {key: record.get(key) for key in HEAD_FIELDS} | {key: record[key] for key in STATE_FIELDS if key in record}
         head = hashlib.sha256(head + _canonical(fields)).digest()

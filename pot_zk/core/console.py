@@ -13,15 +13,18 @@ errors; the rendered records at INFO), which has no handler of its own, so they 
 application's logging configuration sends them. The ``pot-zk`` command puts them on the
 terminal (:func:`terminal_console`): through ``tqdm.write``, which lifts the progress bars drawn
 on the same stream while it prints, so a record never breaks a bar into pieces. A view given
-its own ``stream`` writes there instead (the same lines).
+its own ``stream`` writes there instead (the same lines). :class:`BarTicker` redraws a bar's
+postfix ten times a second (tqdm's own redraw rate), so the bar shows what is going on while
+the loop waits (a proof in progress: its stage and the ETA).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 from contextlib import contextmanager
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import structlog
 from tqdm import tqdm
@@ -54,6 +57,10 @@ def attention(event_dict: dict[str, Any]) -> tuple[str, str] | None:
         return "error", f"{where}run halted: {reason}"
     if event == "run.aborted":
         return "error", f"run aborted: {reason}"
+    if event == "run.lock_taken_over":
+        holder = event_dict.get("previous_holder") or {}
+        return "warning", (f"the previous holder of this run, pid {holder.get('pid')} on host {holder.get('host')} "
+                           f"({holder.get('command')}), is gone; its lock is taken over")
     return None
 
 
@@ -133,3 +140,30 @@ def _brief(value: Any, limit: int = 100) -> Any:
     keeps them whole."""
     text = repr(value)
     return value if len(text) <= limit else f"{text[:limit]}... (full record in the audit file)"
+
+
+class BarTicker:
+    """While the ``with`` block runs, a daemon thread sets ``bar``'s postfix to ``text()`` every
+    ``interval_s`` (and once more on leaving). Nothing runs for a disabled bar."""
+
+    def __init__(self, bar: tqdm, text: Callable[[], str], interval_s: float = 0.1) -> None:
+        self._bar = bar
+        self._text = text
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pot-zk-bar", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._bar.set_postfix_str(self._text())
+
+    def __enter__(self) -> "BarTicker":
+        if not self._bar.disable:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+            self._bar.set_postfix_str(self._text())

@@ -51,9 +51,14 @@ class ProverRequest:
     """Where the prover writes its proof artefacts."""
     options: dict[str, Any] = field(default_factory=dict)
     protocol: str = PROTOCOL
+    progress_path: str | None = None
+    """Optional: a file the program may append stage lines to (:mod:`pot_zk.core.stages`)."""
 
     def to_json_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        document = asdict(self)
+        if self.progress_path is None:
+            del document["progress_path"]
+        return document
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import sys
 from typing import Any, Callable
 
 from pot_zk.core import protocol
+from pot_zk.core.stages import reporting_to
 
 REQUIRED = ("kind", "step", "circuit", "witness_path", "cache_dir", "output_dir")
 
@@ -64,19 +65,23 @@ def parse_request(raw: str, kinds: tuple[str, ...], backend: str | None) -> dict
         raise Refusal(protocol.EXIT_BAD_REQUEST, f"the circuit spec is not a {backend} spec", backend=circuit.get("backend"))
     if not isinstance(request.get("options") or {}, dict):
         raise Refusal(protocol.EXIT_BAD_REQUEST, "options must be an object")
+    if not isinstance(request.get("progress_path") or "", str):
+        raise Refusal(protocol.EXIT_BAD_REQUEST, "progress_path must be a string")
     return request
 
 
 def answer(raw: str, kinds: tuple[str, ...], prove: Callable[[dict[str, Any]], protocol.ProverResponse], backend: str | None = None) -> tuple[int, dict[str, Any]]:
     """(exit code, response document) for one raw request: ``prove(request)``'s response, or
     the error its typed exception stands for: ConfigurationError 64, WitnessBuilderError and
-    InvalidModelStateError 65, ProofGenerationError 75 when retryable else 70, MemoryError 75."""
+    InvalidModelStateError 65, ProofGenerationError 75 when retryable else 70, MemoryError 75.
+    The stages ``prove`` reports go to the request's ``progress_path``, if it names one."""
     from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, ProofGenerationError, WitnessBuilderError
 
     try:
         request = parse_request(raw, kinds, backend)
         try:
-            response = prove(request)
+            with reporting_to(request.get("progress_path")):
+                response = prove(request)
         except ConfigurationError as exc:
             raise Refusal(protocol.EXIT_BAD_REQUEST, exc.message, error=exc.to_record()) from exc
         except (WitnessBuilderError, InvalidModelStateError) as exc:

@@ -16,17 +16,25 @@ import importlib
 import threading
 from typing import Any, Generic, Iterator, Mapping, TypeVar
 
+from pot_zk.core.extras import MissingExtraError, missing_extra
 from pot_zk.exceptions import ConfigurationError
 
 T = TypeVar("T")
 
 
 def import_object(import_path: str) -> Any:
-    """Resolve ``"package.module:attribute"``; ConfigurationError when it does not exist."""
+    """Resolve ``"package.module:attribute"``; ConfigurationError when it does not exist, a
+    :class:`~pot_zk.core.extras.MissingExtraError` naming the ``pip install`` when it needs an
+    optional dependency that is not installed."""
     module_name, _, attribute = import_path.partition(":")
     try:
         return getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
+    except ImportError as error:
+        extra = missing_extra(error)
+        if extra is not None:
+            raise extra from error
+        raise ConfigurationError(f"cannot import {import_path!r} ({error}); is the module installed?", key=import_path) from error
+    except AttributeError as error:
         raise ConfigurationError(f"cannot import {import_path!r} ({error}); is the module installed?", key=import_path) from error
 
 
@@ -78,6 +86,15 @@ class Registry(Generic[T]):
         """Every (name, implementation), importing each."""
         for name in self.names():
             yield name, self.get(name)
+
+    def installed(self) -> Iterator[tuple[str, T]]:
+        """Every (name, implementation) whose optional dependencies are installed (an entry
+        that raises :class:`~pot_zk.core.extras.MissingExtraError` is left out)."""
+        for name in self.names():
+            try:
+                yield name, self.get(name)
+            except MissingExtraError:
+                continue
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

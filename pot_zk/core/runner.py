@@ -2,6 +2,13 @@
 
 The contract is protocol v1 (:mod:`pot_zk.core.protocol`, ``docs/protocol.md``). A prover runs in
 its own session (process group) so that a timeout kills it *and* every process it started.
+
+Interruption: a terminal's Ctrl-C does not reach a prover (its own session), so pot-zk kills
+what it started: the group of a prover whose wait is interrupted (KeyboardInterrupt in the
+waiting thread) at once, and every prover and helper process on
+:func:`~pot_zk.core.prover_processes.stop_provers`, after which a prover that was killed or
+would start raises :class:`~pot_zk.core.prover_processes.Interrupted` instead of being
+classified as a crash to retry.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pot_zk.exceptions import (
     WitnessBuilderError,
     tail,
 )
+from pot_zk.core.prover_processes import Interrupted, forget, kill_group, start_prover, stopping
 from pot_zk.core.protocol import (
     EXIT_BAD_REQUEST,
     EXIT_INVALID_WITNESS,
@@ -88,13 +96,7 @@ def run_prover(
 
 def _execute(binary: str, path: str, args: list[str], stdin: str, timeout_s: float) -> CompletedProver:
     try:
-        process = subprocess.Popen(
-            [path, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        process = start_prover([path, *args])
     except OSError as error:
         raise ProofGenerationError(
             f"could not start prover {path}: {error}. Check that it is an executable program.",
@@ -102,10 +104,19 @@ def _execute(binary: str, path: str, args: list[str], stdin: str, timeout_s: flo
             retryable=False,
         ) from error
     try:
+        return _wait(binary, process, stdin, timeout_s)
+    finally:
+        forget(process)
+
+
+def _wait(binary: str, process: subprocess.Popen[bytes], stdin: str, timeout_s: float) -> CompletedProver:
+    try:
         stdout, stderr = process.communicate(stdin.encode(), timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _kill_group(process.pid)
+        kill_group(process.pid)
         stdout, stderr = _reap(process)
+        if stopping():
+            raise Interrupted("stopped") from None
         raise ProverTimeoutError(
             f"prover {binary} exceeded its {timeout_s} s limit and was killed with its process "
             "group; raise prover.timeout_s if the circuit needs more time.",
@@ -114,7 +125,13 @@ def _execute(binary: str, path: str, args: list[str], stdin: str, timeout_s: flo
             exit_code=process.returncode,
             stderr=stderr,
         ) from None
-    _kill_group(process.pid)
+    except BaseException:  # Ctrl-C while waiting: the prover's group goes too
+        kill_group(process.pid)
+        _reap_killed(process)
+        raise
+    kill_group(process.pid)
+    if stopping():
+        raise Interrupted("stopped")  # stopped by stop_provers: no outcome to record, nothing to retry
     return CompletedProver(
         binary=binary,
         exit_code=process.returncode,
@@ -123,11 +140,11 @@ def _execute(binary: str, path: str, args: list[str], stdin: str, timeout_s: flo
     )
 
 
-def _kill_group(pgid: int) -> None:
-    """SIGKILL every process left in the prover's process group (no-op when none is left)."""
+def _reap_killed(process: subprocess.Popen[bytes]) -> None:
+    """Wait briefly for a killed prover to exit (its output is not wanted)."""
     try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+        process.wait(timeout=REAP_GRACE_S)
+    except subprocess.TimeoutExpired:
         pass
 
 

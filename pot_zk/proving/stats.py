@@ -17,7 +17,9 @@ Three rates, each 0.0 before anything was counted:
 A step that was not handed to a prover (proving disabled) is not counted at all.
 
 In memory for ``get_stats()`` (exact latency percentiles), mirrored into a private
-prometheus-client registry for the Prometheus text exposition format.
+prometheus-client registry for the Prometheus text exposition format. The attempt-duration
+histogram's buckets (:data:`LATENCY_BUCKETS_S`) run from 0.1 s to 1 h: a groth16 proof of a
+small step takes a fraction of a second, an ezkl proof or a first key setup minutes.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ from prometheus_client import Histogram, generate_latest
 
 from pot_zk.backends.registry import PROOF_TYPES
 
+LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
+
 
 def zero_knowledge_proof_types() -> frozenset[str]:
     """The proof types whose verifiers say their proofs are zero-knowledge
-    (:data:`~pot_zk.backends.registry.PROOF_TYPES`); the certificates a fallback chain may
-    deliver are not."""
-    return frozenset(name for name, verifier in PROOF_TYPES.items() if verifier.zero_knowledge)
+    (:data:`~pot_zk.backends.registry.PROOF_TYPES`, those installed: a backend whose extra is
+    missing made no proof here); the certificates a fallback chain may deliver are not."""
+    return frozenset(name for name, verifier in PROOF_TYPES.installed() if verifier.zero_knowledge)
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -85,7 +89,9 @@ class ProvingStats:
         self._attempts = PromCounter("pot_zk_proof_attempts", "Proof attempts", ["strategy", "outcome"], registry=self.registry)
         self._failures = PromCounter("pot_zk_proof_failures", "Failed proof attempts by error class", ["strategy", "error_class"], registry=self.registry)
         self._results = PromCounter("pot_zk_proof_results", "Proof jobs by final status", ["status"], registry=self.registry)
-        self._latency = Histogram("pot_zk_proof_attempt_seconds", "Duration of one proof attempt", ["strategy"], registry=self.registry)
+        self._latency = Histogram(
+            "pot_zk_proof_attempt_seconds", "Duration of one proof attempt", ["strategy"], registry=self.registry, buckets=LATENCY_BUCKETS_S
+        )
 
     def record_attempt(self, strategy: str, duration_s: float, error_class: str | None) -> None:
         with self._lock:

@@ -27,9 +27,14 @@ class ProofJob:
     cache_dir: str
     output_dir: str
     options: dict[str, Any] = field(default_factory=dict)
+    progress_path: str | None = None
+    """Where the prover program may report its stages while someone watches
+    (:mod:`pot_zk.core.stages`); not kept when the job is stored (a parked job)."""
 
     def to_json_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        stored = asdict(self)
+        del stored["progress_path"]
+        return stored
 
     @classmethod
     def from_json_dict(cls, data: Mapping[str, Any]) -> "ProofJob":
@@ -52,6 +57,7 @@ class ProofJob:
             cache_dir=self.cache_dir,
             output_dir=self.output_dir,
             options=self.options,
+            progress_path=self.progress_path,
         )
 
 

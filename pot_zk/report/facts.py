@@ -13,6 +13,15 @@ from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, read_jsonl
 from pot_zk.runs.evaluation import Evaluation
 
+TIMING_PHASES = (
+    ("witness", ("witness_s", "step_check_s", "witness_check_s")),
+    ("keys", ("setup_s", "key_load_s")),
+    ("prove", ("prove_s",)),
+    ("verify", ("self_verify_s",)),
+)
+"""The prover-reported timings (``proofs.jsonl``) of each phase of a proof: ezkl reports
+witness_s, setup_s, prove_s; groth16 step_check_s, witness_check_s, setup_s, key_load_s,
+prove_s, self_verify_s."""
 COMMITMENT_ONLY = "commitment-only"
 NO_OUTCOME = "no-outcome"
 NOT_PROVED = ("failed", "parked", NO_OUTCOME, COMMITMENT_ONLY)
@@ -58,6 +67,15 @@ class RunFacts:
     def proved_by_type(self) -> dict[str, int]:
         counts = Counter(s.coverage for s in self.steps if s.coverage not in NOT_PROVED)
         return dict(sorted(counts.items()))
+
+
+def phase_seconds(timings: dict[str, Any]) -> dict[str, float]:
+    """Seconds per phase of :data:`TIMING_PHASES`, for the phases the prover reported."""
+    return {
+        phase: sum(float(timings[key]) for key in keys if isinstance(timings.get(key), (int, float)))
+        for phase, keys in TIMING_PHASES
+        if any(isinstance(timings.get(key), (int, float)) for key in keys)
+    }
 
 
 def read_run(run: Path) -> RunFacts:

@@ -4,23 +4,27 @@ Writes into ``RUN/report/`` (or ``--out DIR``): ``loss.png`` (recorded loss per 
 ``accuracy.png`` (held-out accuracy, or loss for a regression set, of the initial model, at
 each epoch's end and of the final model),
 ``latency.png`` (each prover attempt's duration per step and proof type, and the prover's own
-witness/setup/prove timings of proved steps), ``coverage.png`` (what each step has: a proof by
-type, a failure, a parked job or a commitment only), ``report.md`` and, with ``--html``,
-``report.html``. Every number comes from the bundle's records; the report checks nothing
-(``pot-zk verify RUN`` does) and says so.
+witness/keys/prove/verify timings of proved steps), ``coverage.png`` (what each step has: a
+proof by type, a failure, a parked job or a commitment only), ``report.md`` and, with
+``--html``, ``report.html``: one self-contained page (the plots inline as data URIs) with, at
+the top, the verdict and findings of ``pot-zk verify RUN``, which the report then runs. Every
+other number comes from the bundle's records, which the tables and plots check nothing of,
+and the report says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import html
 import statistics
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from pot_zk.exceptions import PotZkError
-from pot_zk.report.facts import COMMITMENT_ONLY, NO_OUTCOME, RunFacts, read_run
+from pot_zk.report.facts import COMMITMENT_ONLY, NO_OUTCOME, TIMING_PHASES, RunFacts, phase_seconds, read_run
+from pot_zk.verify.run import RunReport
 
 CommandHandler = Callable[[argparse.Namespace], int]
 Table = tuple[Sequence[str], list[Sequence[str]]]
@@ -92,10 +96,10 @@ def latency_table(facts: RunFacts) -> Table:
 def outcome_table(facts: RunFacts) -> Table:
     rows: list[Sequence[str]] = []
     for step, record in sorted(facts.final_proofs.items()):
-        timings = record.get("timings") or {}
+        seconds = phase_seconds(record.get("timings") or {})
         rows.append((str(step), str(record.get("status")), str(record.get("proof_type") or "-"), str(record.get("attempts")),
-                     *(f"{timings[k]:.2f}" if isinstance(timings.get(k), (int, float)) else "-" for k in ("witness_s", "setup_s", "prove_s"))))
-    return ("step", "outcome", "proof type", "attempts", "witness s", "setup s", "prove s"), rows
+                     *(f"{seconds[phase]:.2f}" if phase in seconds else "-" for phase, _ in TIMING_PHASES)))
+    return ("step", "outcome", "proof type", "attempts", *(f"{phase} s" for phase, _ in TIMING_PHASES)), rows
 
 
 def _markdown_table(table: Table) -> list[str]:
@@ -122,13 +126,25 @@ def _sections(facts: RunFacts) -> list[tuple[str, Table]]:
     return sections
 
 
-def _preamble(facts: RunFacts) -> str:
-    return (f"Bundle: {facts.root}. Every number here is read from the bundle's records (manifest.json, commitments.jsonl, "
-            f"proofs.jsonl, evaluations.jsonl, audit.jsonl). This report checks nothing: `pot-zk verify {facts.root}` does.")
+def _preamble(facts: RunFacts, verdict: RunReport | None) -> str:
+    read = (f"Bundle: {facts.root}. Every number in the tables and plots is read from the bundle's records (manifest.json, "
+            "commitments.jsonl, proofs.jsonl, evaluations.jsonl, audit.jsonl); they check nothing.")
+    if verdict is None:
+        return f"{read} `pot-zk verify {facts.root}` checks the run."
+    return (f"{read} The verdict above is `pot-zk verify {facts.root}`'s, run by this report with none of your references "
+            "(--expect-head, --expect-root, --max-tolerance-ulps, --min-proven): run it yourself with them.")
 
 
-def render_markdown(facts: RunFacts, images: Sequence[str]) -> str:
-    lines = [f"# pot-zk run report: {facts.root.name}", "", _preamble(facts), ""]
+def verdict_lines(verdict: RunReport) -> list[str]:
+    """What ``pot-zk verify`` prints of its verdict: the ``result:`` line, each failed check, each note."""
+    return [line for line in verdict.summary().splitlines() if line.startswith(("result:", "FAILED ", "note: "))]
+
+
+def render_markdown(facts: RunFacts, images: Sequence[str], verdict: RunReport | None = None) -> str:
+    lines = [f"# pot-zk run report: {facts.root.name}", ""]
+    if verdict is not None:
+        lines += ["## pot-zk verify", "", *(f"- {line}" for line in verdict_lines(verdict)), ""]
+    lines += [_preamble(facts, verdict), ""]
     for title, table in _sections(facts):
         lines += [f"## {title}", "", *_markdown_table(table), ""]
     lines += ["## Plots", ""]
@@ -136,47 +152,79 @@ def render_markdown(facts: RunFacts, images: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def render_html(facts: RunFacts, images: Sequence[str]) -> str:
+VERDICT_COLOURS = {"VERIFIED": "#e3f4e3", "FAILED": "#fbe3e3", "UNPROVEN": "#fdf1d8"}
+
+
+def render_html(facts: RunFacts, images: Mapping[str, bytes], verdict: RunReport) -> str:
+    """One self-contained page: the verdict first, then the tables, then the plots as data URIs."""
     title = html.escape(f"pot-zk run report: {facts.root.name}")
+    lines = verdict_lines(verdict)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:auto}td,th{border:1px solid #ccc;padding:2px 6px}"
-             "table{border-collapse:collapse}img{max-width:100%}</style></head><body>",
-             f"<h1>{title}</h1><p>{html.escape(_preamble(facts))}</p>"]
+             "table{border-collapse:collapse}img{max-width:100%}#verdict{padding:4px 12px}</style></head><body>",
+             f"<h1>{title}</h1>",
+             f"<section id='verdict' style='background:{VERDICT_COLOURS.get(verdict.verdict, '#eee')}'><h2>pot-zk verify</h2>"
+             f"<p><strong>{html.escape(lines[0])}</strong></p>",
+             *(["<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines[1:]) + "</ul>"] if lines[1:] else []),
+             "</section>",
+             f"<p>{html.escape(_preamble(facts, verdict))}</p>"]
     for heading, table in _sections(facts):
         parts.append(f"<h2>{html.escape(heading)}</h2>{_html_table(table)}")
-    parts += [f"<h2>{CAPTIONS[name]}</h2><img src='{name}' alt='{CAPTIONS[name]}'>" for name in images]
+    for name, data in images.items():
+        uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        parts.append(f"<h2>{CAPTIONS[name]}</h2><img src='{uri}' alt='{CAPTIONS[name]}'>")
     parts.append("</body></html>\n")
     return "".join(parts)
 
 
-def write_report(run: Path, out: Path | None = None, *, with_html: bool = False) -> list[Path]:
+def write_report(
+    run: Path, out: Path | None = None, *, with_html: bool = False, cache_dir: Path | None = None,
+    srs_path: Path | None = None, keys_dir: Path | None = None,
+) -> list[Path]:
     """Write the report of the run in ``run`` into ``out`` (default ``run/report``); return
-    the files written."""
-    from pot_zk.report.plots import PLOTS
+    the files written. ``with_html``: also verify the run (``cache_dir``, default the
+    verifier's; ``srs_path`` or ``keys_dir`` as ``pot-zk verify --srs / --keys``) and write
+    report.html with the verdict; report.md then shows it too."""
+    from pot_zk.report.plots import FIGURES, png
 
     facts = read_run(run)
+    verdict = _verify(facts.root, cache_dir, srs_path, keys_dir) if with_html else None
     out = Path(out) if out is not None else facts.root / "report"
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, plot in PLOTS.items():
-        plot(facts, out / name)
-        written.append(out / name)
-    (out / "report.md").write_text(render_markdown(facts, list(PLOTS)))
-    written.append(out / "report.md")
-    if with_html:
-        (out / "report.html").write_text(render_html(facts, list(PLOTS)))
+    images = {name: png(figure(facts)) for name, figure in FIGURES.items()}
+    for name, data in images.items():
+        (out / name).write_bytes(data)
+    (out / "report.md").write_text(render_markdown(facts, list(images), verdict))
+    written = [out / name for name in images] + [out / "report.md"]
+    if verdict is not None:
+        (out / "report.html").write_text(render_html(facts, images, verdict))
         written.append(out / "report.html")
     return written
+
+
+def _verify(run: Path, cache_dir: Path | None, srs_path: Path | None, keys_dir: Path | None) -> RunReport:
+    from pot_zk.backends.keys import KeySet
+    from pot_zk.verify.run import default_cache_dir, verify_run
+
+    keys = KeySet.load(keys_dir) if keys_dir is not None else None
+    return verify_run(run, cache_dir=cache_dir or default_cache_dir(), srs_path=srs_path, keys=keys)
 
 
 def report_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("run", help="a run directory made by `pot-zk train` or pot_zk.hooks")
     parser.add_argument("--out", metavar="DIR", help="where to write the report (default: RUN/report)")
-    parser.add_argument("--html", action="store_true", help="also write report.html showing the tables and plots")
+    parser.add_argument("--html", action="store_true", help="also verify the run and write report.html: one self-contained page, the verdict at the top")
+    parser.add_argument("--cache-dir", help="with --html: the verifier's cache, as for pot-zk verify")
+    parser.add_argument("--srs", help="with --html: the verifier's own SRS file, as for pot-zk verify")
+    parser.add_argument("--keys", help="with --html: your key material from `pot-zk keys new`, as for pot-zk verify")
 
     def run(args: argparse.Namespace) -> int:
         try:
-            written = write_report(Path(args.run), Path(args.out) if args.out else None, with_html=args.html)
+            written = write_report(
+                Path(args.run), Path(args.out) if args.out else None, with_html=args.html,
+                cache_dir=Path(args.cache_dir) if args.cache_dir else None, srs_path=Path(args.srs) if args.srs else None,
+                keys_dir=Path(args.keys) if args.keys else None,
+            )
         except (PotZkError, OSError, ValueError, KeyError) as error:
             print(f"pot-zk report: {args.run}: {error}", file=sys.stderr)
             return 2

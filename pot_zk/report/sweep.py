@@ -1,12 +1,17 @@
 """``pot-zk sweep-report MULTIRUN_DIR``: one table (CSV + markdown) and plots over every job of
 a Hydra multirun sweep.
 
-Each job of a sweep is a run bundle (its own Hydra output directory). For each one the table
-has the settings the sweep varied (from the job's ``.hydra/overrides.yaml``), what the
-manifest declares (mode, model, scale, executor), what happened (``stats.json``,
-``proofs.jsonl``, the audit trail's ``run.start``/``run.end``), the held-out accuracy of the
-initial and final models and loss of the final one (``evaluations.jsonl``) and, with ``--verify``, the
-verdict of ``pot-zk verify``. Writes ``sweep.csv``, ``sweep.md``, ``prove_time.png`` (median
+Each job of a sweep has its own Hydra output directory: a run bundle, or, for a job that
+failed before writing one, its ``.hydra/`` and the ``job_error.json`` the sweep left
+(:mod:`pot_zk.runs.sweep_jobs`). For each job the table has the settings the sweep varied (from
+the job's ``.hydra/overrides.yaml``), what the manifest declares (mode, model, scale,
+executor), what happened (``stats.json``, ``proofs.jsonl``, the audit trail's
+``run.start``/``run.end``), the last recorded training loss, the held-out accuracy of the
+initial and final models and loss of the final one (``evaluations.jsonl``) and, with
+``--verify``, the verdict of ``pot-zk verify``. A job that did not complete is listed with its
+error (``sweep.md``'s "Failed jobs", the CSV's ``error`` column). Writes ``sweep.csv``,
+``sweep.md``, ``setting_<key>.png`` for each swept setting (final loss and accuracy against
+it), ``curves.png`` (each job's loss and held-out curves overlaid), ``prove_time.png`` (median
 prove time per job against the model's parameter count) and ``success_by_mode.png`` into
 ``MULTIRUN_DIR/sweep-report/`` (or ``--out DIR``).
 """
@@ -24,10 +29,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pot_zk.report.sweep_plots import PLOTS
+from pot_zk.report.sweep_plots import sweep_plots
 from pot_zk.report.sweep_table import SweepJob, SweepTable
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, read_jsonl
+from pot_zk.runs.sweep_jobs import JOB_ERROR
 from pot_zk.exceptions import ConfigurationError, PotZkError
 
 CommandHandler = Callable[[argparse.Namespace], int]
@@ -35,16 +41,20 @@ CommandHandler = Callable[[argparse.Namespace], int]
 OUTCOME_COLUMNS = (
     "status", "mode", "model", "parameters", "batch_size", "scale", "executor", "workers", "steps", "selected",
     "proved", "failed", "parked", "attempts", "attempt_success_rate", "prove_s_median", "wall_s", "proved_per_min",
-    "accuracy_initial", "accuracy_final", "heldout_loss_final",
+    "loss_final", "accuracy_initial", "accuracy_final", "heldout_loss_final",
 )
+NO_ERROR_RECORDED = "no run bundle and no job_error.json: the job was killed, or is still running"
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    """Every run bundle under ``sweep_dir``, in job order (``2`` before ``10``)."""
+    """Every job under ``sweep_dir`` (a run bundle, or a Hydra job directory without one), in
+    job order (``2`` before ``10``)."""
     def natural(path: Path) -> list[Any]:
         return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path.relative_to(sweep_dir)))]
 
-    return sorted((p.parent for p in sweep_dir.rglob(files.MANIFEST)), key=natural)
+    bundles = {p.parent for p in sweep_dir.rglob(files.MANIFEST)}
+    hydra_jobs = {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")}
+    return sorted(bundles | hydra_jobs, key=natural)
 
 
 def read_overrides(run: Path) -> dict[str, str]:
@@ -62,6 +72,11 @@ def parameter_count(dims: Sequence[int]) -> int:
 
 
 def read_job(run: Path, sweep_dir: Path) -> SweepJob:
+    """The job in ``run``: its numbers from its bundle, or, without one, its recorded error."""
+    if not (run / files.MANIFEST).is_file():
+        recorded = _read_json(run / JOB_ERROR)
+        error = f"{recorded['error_class']}: {recorded['message']}" if recorded else NO_ERROR_RECORDED
+        return SweepJob(str(run.relative_to(sweep_dir)), read_overrides(run), {"status": "failed"}, error)
     bundle = RunBundle.open(run)
     manifest = bundle.manifest()
     circuit = manifest.get("circuit", {})
@@ -80,8 +95,9 @@ def read_job(run: Path, sweep_dir: Path) -> SweepJob:
     evaluations = sorted(bundle.evaluations(), key=lambda r: r["after_step"])
     initial_score = evaluations[0] if evaluations and evaluations[0]["after_step"] == 0 else {}
     final_score = evaluations[-1] if evaluations and evaluations[-1]["after_step"] == len(commitments) else {}
+    status = ends[-1].get("status") if ends else "unfinished"
     values = {
-        "status": ends[-1].get("status") if ends else "unfinished",
+        "status": status,
         "mode": manifest.get("mode"),
         "model": "-".join(str(d) for d in dims),
         "parameters": parameter_count(dims),
@@ -99,11 +115,24 @@ def read_job(run: Path, sweep_dir: Path) -> SweepJob:
         "prove_s_median": statistics.median(prove_times) if prove_times else None,
         "wall_s": wall_s,
         "proved_per_min": proved / (wall_s / 60) if wall_s else None,
+        "loss_final": commitments[-1].get("loss") if commitments else None,
         "accuracy_initial": initial_score.get("accuracy"),
         "accuracy_final": final_score.get("accuracy"),
         "heldout_loss_final": final_score.get("loss"),
     }
-    return SweepJob(str(run.relative_to(sweep_dir)), read_overrides(run), values)
+    losses = tuple((int(r["step"]), float(r["loss"])) for r in commitments if r.get("loss") is not None)
+    scores = tuple((int(e["after_step"]), float(e["accuracy"] if e.get("accuracy") is not None else e["loss"])) for e in evaluations)
+    error = None if status == "completed" else _run_error(events, status)
+    return SweepJob(str(run.relative_to(sweep_dir)), read_overrides(run), values, error, losses, scores)
+
+
+def _run_error(events: list[dict[str, Any]], status: str) -> str:
+    """Why a run with a bundle did not complete: its audit trail's halt or abort."""
+    stops = [e for e in events if e.get("event") in ("run.halted", "run.aborted")]
+    error = (stops[-1].get("error") or {}) if stops else {}
+    if error:
+        return f"{error.get('error_class')}: {error.get('message')}"
+    return f"status {status}: no run.end in the audit trail (killed, or still running)" if status == "unfinished" else f"status {status}"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -120,16 +149,16 @@ def gather(sweep_dir: Path, *, verify_cache_dir: Path | None = None) -> SweepTab
     sweep_dir = Path(sweep_dir)
     runs = job_dirs(sweep_dir)
     if not runs:
-        raise ConfigurationError(f"no run bundles (manifest.json) under {sweep_dir}", key="multirun_dir")
+        raise ConfigurationError(f"no run bundles (manifest.json) or sweep jobs (.hydra/) under {sweep_dir}", key="multirun_dir")
     jobs = [read_job(run, sweep_dir) for run in runs]
     if verify_cache_dir is not None:
         from pot_zk.verify.run import verify_run
 
-        reports = [verify_run(run, cache_dir=verify_cache_dir) for run in runs]
-        jobs = [replace(job, values={**job.values, "verify": _verdict(report)}) for job, report in zip(jobs, reports)]
+        verdicts = [_verdict(verify_run(run, cache_dir=verify_cache_dir)) if (run / files.MANIFEST).is_file() else "no bundle" for run in runs]
+        jobs = [replace(job, values={**job.values, "verify": verdict}) for job, verdict in zip(jobs, verdicts)]
     swept = tuple(sorted({k for job in jobs for k in job.overrides if len({j.overrides.get(k) for j in jobs}) > 1}))
     outcomes = [c for c in OUTCOME_COLUMNS if c not in swept]  # a swept `mode` shows the mode once
-    columns = ("job", *swept, *outcomes, *(("verify",) if verify_cache_dir is not None else ()))
+    columns = ("job", *swept, *outcomes, *(("verify",) if verify_cache_dir is not None else ()), "error")
     return SweepTable(columns, swept, tuple(jobs))
 
 
@@ -145,14 +174,22 @@ def render_markdown(table: SweepTable, sweep_dir: Path, images: Sequence[str]) -
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
+    shown = [index for index, column in enumerate(table.columns) if column != "error"]
+    failed = table.failed()
     lines = [
         f"# pot-zk sweep report: {sweep_dir}", "",
-        f"{len(table.jobs)} jobs. Numbers are read from each job's bundle (manifest.json, stats.json, proofs.jsonl, "
-        "audit.jsonl, evaluations.jsonl); `accuracy_*` is the held-out accuracy of the initial and final models; "
+        f"{len(table.jobs)} jobs, {len(failed)} of them did not complete. Numbers are read from each job's bundle "
+        "(manifest.json, stats.json, proofs.jsonl, audit.jsonl, evaluations.jsonl); `loss_final` is the training loss "
+        "recorded for the last step; `accuracy_*` is the held-out accuracy of the initial and final models; "
         "`wall_s` runs from the audit trail's run.start to run.end; `prove_s_median` is the prover's own prove time of "
         "proved steps.", "",
-        line(table.columns), "|" + "---|" * len(table.columns), *(line(row) for row in table.rows()), "",
+        line([table.columns[i] for i in shown]), "|" + "---|" * len(shown), *(line([row[i] for i in shown]) for row in table.rows()), "",
     ]
+    if failed:
+        lines += ["## Failed jobs", ""]
+        lines += [f"- `{job.job}` ({', '.join(f'{k}={job.overrides.get(k)}' for k in table.swept) or 'no swept setting'}): "
+                  f"{job.error}" for job in failed]
+        lines.append("")
     lines += [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"
 
@@ -167,10 +204,10 @@ def write_sweep_report(sweep_dir: Path, out: Path | None = None, *, verify_cache
         writer.writerow(table.columns)
         writer.writerows(table.rows())
     written = [out / "sweep.csv"]
-    for name, plot in PLOTS.items():
-        plot(table, out / name)
+    for name, figure in sweep_plots(table).items():
+        figure.savefig(out / name, format="png")
         written.append(out / name)
-    (out / "sweep.md").write_text(render_markdown(table, sweep_dir, list(PLOTS)))
+    (out / "sweep.md").write_text(render_markdown(table, sweep_dir, [p.name for p in written[1:]]))
     return [*written, out / "sweep.md"]
 
 

@@ -13,6 +13,12 @@ class SweepJob:
     job: str
     overrides: dict[str, str]
     values: dict[str, Any]
+    error: str | None = None
+    """Why the job did not complete (``status`` is not ``completed``); None for one that did."""
+    losses: tuple[tuple[int, float], ...] = ()
+    """(step, recorded training loss) of each step."""
+    scores: tuple[tuple[int, float], ...] = ()
+    """(steps trained, held-out accuracy, or loss for a regression set) of each scored model."""
 
 
 @dataclass(frozen=True)
@@ -25,12 +31,17 @@ class SweepTable:
     def value(self, job: SweepJob, column: str) -> Any:
         if column == "job":
             return job.job
+        if column == "error":
+            return job.error
         if column in self.swept:
             return job.overrides.get(column)
         return job.values.get(column)
 
     def rows(self) -> list[list[str]]:
         return [[_cell(self.value(job, column)) for column in self.columns] for job in self.jobs]
+
+    def failed(self) -> list[SweepJob]:
+        return [job for job in self.jobs if job.error is not None]
 
 
 def _cell(value: Any) -> str:

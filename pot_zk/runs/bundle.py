@@ -1,19 +1,7 @@
-"""The run bundle: one directory per run holding everything ``pot-zk verify`` needs.
-
-Layout (docs/bundle.md)::
-
-    manifest.json            architecture, hyper-parameters, circuit spec, dataset root,
-                             SRS provenance, policy, mode, versions
-    config.yaml              the resolved configuration (``pot-zk resume`` reads it)
-    dataset.json             batch commitments (Merkle leaves) and their root, fixed before training
-    commitments.jsonl        one record per training step: commitments of W_t, batch, W_t+1
-    proofs.jsonl             one record per final proof outcome (proved / failed / parked)
-    evaluations.jsonl        held-out loss and accuracy of the initial model, at each epoch's end, of the final model
-    proofs/step-NNNNNNNN/    proof artefacts (zk-halo2 proof.json, or a certificate)
-    witness/                 step witnesses awaiting a proof (deleted once the outcome is final)
-    pending/                 jobs parked by the ``retry`` handler
-    model_initial.safetensors, model_final.safetensors, checkpoint.safetensors
-    audit.jsonl, stats.json, metrics.prom
+"""The run bundle, write side: the trainer's :class:`RunBundle` is a
+:class:`~pot_zk.bundle.layout.BundleReader` (the format, file names and readers live in
+:mod:`pot_zk.bundle`, which the verifier shares) that also writes the manifest and appends
+records.
 
 JSON-lines files are appended one complete line per write with fsync; a line cut short by a
 crash is dropped (and reported) when the run is resumed.
@@ -29,37 +17,31 @@ from typing import Any
 
 import torch
 
+from pot_zk.bundle.layout import (
+    AUDIT,
+    CHECKPOINT,
+    COMMITMENTS,
+    CONFIG,
+    DATASET,
+    EVALUATIONS,
+    FINAL_MODEL,
+    INITIAL_MODEL,
+    MANIFEST,
+    PROOFS,
+    BundleReader,
+    load_model,
+    read_jsonl,
+)
 from pot_zk.core.atomic import StorageError, append_line, atomic_path, write_json_atomic
-from pot_zk.exceptions import ConfigurationError
 
-MANIFEST = "manifest.json"
-DATASET = "dataset.json"
-COMMITMENTS = "commitments.jsonl"
-PROOFS = "proofs.jsonl"
-CONFIG = "config.yaml"
-INITIAL_MODEL = "model_initial.safetensors"
-FINAL_MODEL = "model_final.safetensors"
-CHECKPOINT = "checkpoint.safetensors"
-AUDIT = "audit.jsonl"
-EVALUATIONS = "evaluations.jsonl"
+__all__ = [
+    "AUDIT", "CHECKPOINT", "COMMITMENTS", "CONFIG", "DATASET", "EVALUATIONS", "FINAL_MODEL", "INITIAL_MODEL", "MANIFEST", "PROOFS",
+    "RunBundle", "append_jsonl", "discard_incomplete_tail", "load_model", "read_jsonl", "save_model",
+]
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     append_line(path, (json.dumps(record, sort_keys=True) + "\n").encode())
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Complete records of a JSON-lines file; raises ValueError on a malformed line."""
-    if not path.exists():
-        return []
-    records = []
-    for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except ValueError as exc:
-                raise ValueError(f"{path.name} line {number} is not a JSON record: {exc}") from exc
-    return records
 
 
 def discard_incomplete_tail(path: Path) -> bytes:
@@ -77,46 +59,11 @@ def discard_incomplete_tail(path: Path) -> bytes:
 
 
 @dataclass(frozen=True)
-class RunBundle:
-    root: Path
-
-    @classmethod
-    def open(cls, root: Path) -> "RunBundle":
-        root = Path(root)
-        if not (root / MANIFEST).is_file():
-            raise ConfigurationError(f"{root} is not a pot-zk run directory (no {MANIFEST})", key="run")
-        return cls(root)
-
-    def path(self, name: str) -> Path:
-        return self.root / name
-
-    def proof_dir(self, step: int) -> Path:
-        return self.root / "proofs" / f"step-{step:08d}"
-
-    def witness_path(self, step: int) -> Path:
-        return self.root / "witness" / f"step-{step:08d}.safetensors"
-
-    @property
-    def park_dir(self) -> Path:
-        return self.root / "pending"
-
-    def manifest(self) -> dict[str, Any]:
-        return json.loads(self.path(MANIFEST).read_text())
+class RunBundle(BundleReader):
+    """A run directory the trainer writes."""
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         write_json_atomic(self.path(MANIFEST), manifest)
-
-    def dataset(self) -> dict[str, Any]:
-        return json.loads(self.path(DATASET).read_text())
-
-    def commitments(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path(COMMITMENTS))
-
-    def proofs(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path(PROOFS))
-
-    def evaluations(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path(EVALUATIONS))
 
     def append_evaluation(self, record: dict[str, Any]) -> None:
         append_jsonl(self.path(EVALUATIONS), record)
@@ -126,9 +73,6 @@ class RunBundle:
 
     def append_proof(self, record: dict[str, Any]) -> None:
         append_jsonl(self.path(PROOFS), record)
-
-    def relative(self, path: str | Path) -> str:
-        return os.path.relpath(Path(path).resolve(), self.root.resolve())
 
 
 def save_model(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -141,10 +85,3 @@ def save_model(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, s
             save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
         except SafetensorError as error:  # safetensors reports a full disk as its own error
             raise StorageError(path, error) from error
-
-
-def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        return {key: handle.get_tensor(key) for key in handle.keys()}, dict(handle.metadata() or {})

@@ -3,6 +3,7 @@
 
     lifecycle = RunLifecycle.configure(overrides, run_dir=path)   # compose (+ run_dir) and build
     runtime = lifecycle.runtime                                   # typed: proving side, runtime.plan, runtime.config
+    lifecycle.claim(path, "pot-zk train")                         # the run directory's lock, before anything is written
     audit = lifecycle.open(path / "audit.jsonl", "run.start", stats_dir=path, **fields)
     pipeline = lifecycle.pipeline()                               # proves on this trail, counts in lifecycle.stats
     ...
@@ -13,22 +14,27 @@
   composed elsewhere (a Hydra app, a resumed run's config.yaml, a config adjusted before
   building). Bad configuration raises :class:`~pot_zk.exceptions.ConfigurationError` here,
   before any file is written.
+* :meth:`RunLifecycle.claim` takes the run directory's exclusive lock (:mod:`pot_zk.runs.lock`):
+  a run that another process holds is a :class:`~pot_zk.runs.lock.RunInUseError` before
+  anything is written. :meth:`end` (or :meth:`release`) lets it go.
 * :meth:`RunLifecycle.open` drops a last record a crash cut short (its bytes are in
   :attr:`RunLifecycle.discarded`), opens the hash-chained audit log (console per the config;
   ``run`` and ``command`` bind context to every record) and writes the opening event, if one
-  is named, with ``fields``. ``stats_dir``: where :meth:`end` writes stats.json and
+  is named, with ``fields``, then ``run.lock_taken_over`` when :meth:`claim` took the lock
+  from a holder that is gone. ``stats_dir``: where :meth:`end` writes stats.json and
   metrics.prom (None: nowhere).
 * :meth:`RunLifecycle.end` writes ``run.end`` with ``status`` (when given), ``fields`` and the
   statistics, even when writing the statistics files fails; then closes the trail. Only the
   first call counts.
 * As a context manager: leaving the block ends the run ``completed``, or ``halted`` on a
-  :class:`~pot_zk.exceptions.PotZkError`, ``aborted`` on any other exception (which
-  propagates).
+  :class:`~pot_zk.exceptions.PotZkError`, ``interrupted`` on KeyboardInterrupt (Ctrl-C,
+  SIGTERM in the CLI), ``aborted`` on any other exception (which propagates).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,6 +48,7 @@ from pot_zk.proving.retry import Sleep
 from pot_zk.proving.stats import ProvingStats
 from pot_zk.proving.strategies import StrategyRegistry
 from pot_zk.runs.bundle import discard_incomplete_tail
+from pot_zk.runs.lock import RunLock
 
 
 class RunLifecycle:
@@ -53,6 +60,7 @@ class RunLifecycle:
         self.audit: AuditLog | None = None
         self.discarded = b""
         self.ended = False
+        self.lock: RunLock | None = None
         self._stats_dir: Path | None = None
 
     @classmethod
@@ -65,6 +73,19 @@ class RunLifecycle:
     @classmethod
     def from_config(cls, cfg: DictConfig, *, registry: StrategyRegistry | None = None) -> "RunLifecycle":
         return cls(build(cfg, registry))
+
+    def claim(self, run_dir: str | Path, command: str) -> RunLock:
+        """Take ``run_dir``'s exclusive lock for ``command`` (RunInUseError when another process
+        holds it); :meth:`end` or :meth:`release` lets it go."""
+        if self.lock is not None:
+            raise RuntimeError(f"this run already holds the lock of {self.lock.run_dir}")
+        self.lock = RunLock(run_dir, command).acquire()
+        return self.lock
+
+    def release(self) -> None:
+        """Let go of the run directory's lock, if :meth:`claim` took it."""
+        if self.lock is not None:
+            self.lock.release()
 
     def open(
         self,
@@ -84,6 +105,9 @@ class RunLifecycle:
         self._stats_dir = Path(stats_dir) if stats_dir is not None else None
         if event is not None:
             self.audit.event(event, **fields)
+        previous = None if self.lock is None else self.lock.previous
+        if previous is not None:
+            self.audit.event("run.lock_taken_over", previous_holder=asdict(previous))
         return self.audit
 
     def pipeline(self, *, sleep: Sleep = time.sleep) -> ProvingPipeline:
@@ -94,17 +118,21 @@ class RunLifecycle:
         return self.runtime.open_pipeline(audit=self.audit, stats=self.stats, sleep=sleep)
 
     def end(self, status: str | None = "completed", **fields: Any) -> dict[str, Any]:
-        """Write ``run.end`` and close the trail (first call only); return the statistics."""
+        """Write ``run.end`` and close the trail (first call only), release the run directory's
+        lock; return the statistics."""
         stats = self.stats.get_stats()
-        if self.ended or self.audit is None:
-            return stats
-        self.ended = True
         try:
-            if self._stats_dir is not None:
-                self.stats.write(self._stats_dir)
+            if self.ended or self.audit is None:
+                return stats
+            self.ended = True
+            try:
+                if self._stats_dir is not None:
+                    self.stats.write(self._stats_dir)
+            finally:
+                self.audit.event("run.end", **({"status": status} if status is not None else {}), **fields, stats=stats)
+                self.audit.close()
         finally:
-            self.audit.event("run.end", **({"status": status} if status is not None else {}), **fields, stats=stats)
-            self.audit.close()
+            self.release()
         return stats
 
     def __enter__(self) -> "RunLifecycle":
@@ -115,5 +143,7 @@ class RunLifecycle:
             self.end("completed")
         elif isinstance(error, PotZkError):
             self.end("halted")
+        elif isinstance(error, KeyboardInterrupt):
+            self.end("interrupted")
         else:
             self.end("aborted")

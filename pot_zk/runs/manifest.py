@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from pot_zk.backends.base import CommitmentScheme
+from pot_zk.bundle.dataset import batch_values, dataset_leaves
 from pot_zk.config.build import Runtime
 from pot_zk.config.plan import DataSettings, TrainingPlan
 from pot_zk.core.atomic import write_bytes_atomic, write_json_atomic
@@ -44,18 +44,13 @@ def base_entry(plan: TrainingPlan) -> dict[str, Any]:
     return {"base": {"run": str(plan.base_run), "commitment": base_commitment(plan.base_run)}}
 
 
-def dataset_leaves(batches: list[Batch], commitments: CommitmentScheme) -> list[str]:
-    """The batch commitments (canonical batch encoding, X then Y) under a run's scheme."""
-    return [commitments.commit(torch.cat([b.inputs.reshape(-1), b.targets.reshape(-1)]).double(), f"batch {b.index}") for b in batches]
-
-
 def holdout_record(held_out: HeldOut | None, plan: TrainingPlan) -> dict[str, Any] | None:
     """What dataset.json says of the held-out set (the manifest: the same without ``indices``):
     how it was chosen (fraction, seed, out of how many samples), which samples, and their
     commitment (X then Y, row-major, like a batch)."""
     if held_out is None:
         return None
-    values = torch.cat([held_out.inputs.reshape(-1), held_out.targets.reshape(-1)]).double()
+    values = batch_values(held_out.inputs, held_out.targets)
     return {
         "fraction": held_out.fraction,
         "seed": held_out.seed,
@@ -90,6 +85,23 @@ def training_plan(plan: TrainingPlan) -> dict[str, Any]:
     }
 
 
+def declared_entries(plan: TrainingPlan, runtime: Runtime) -> dict[str, Any]:
+    """The manifest entries that follow from the configuration alone (no data, no keys set up):
+    what ``pot-zk resume`` requires the run's config to give again (:mod:`pot_zk.runs.resume`)."""
+    return {
+        "mode": runtime.mode,
+        "proving_enabled": runtime.proving_enabled,
+        "strategy": runtime.strategy.name,
+        "handler": runtime.handler.name,
+        "circuit": plan.spec.to_dict(),
+        "circuit_id": plan.spec.circuit_id(),
+        "training": training_plan(plan),
+        "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
+        "backend": plan.backend.name,
+        "prover_options": plan.backend.prover_options(plan.keys),
+    }
+
+
 def prepare_run(
     bundle: RunBundle,
     plan: TrainingPlan,
@@ -98,6 +110,7 @@ def prepare_run(
     initial_state: dict[str, torch.Tensor],
     config_yaml: str,
     held_out: HeldOut | None = None,
+    samples: list[list[int]] | None = None,
 ) -> dict[str, Any]:
     if runtime.proving_enabled:
         plan.backend.check_key_policy(plan.keys, runtime.mode)
@@ -119,6 +132,7 @@ def prepare_run(
             "batch_size": plan.spec.batch_size,
             "scale": plan.spec.scale,
             "encoding": "X then Y, row-major",
+            **({} if samples is None else {"samples": samples}),
         },
     )
     write_bytes_atomic(bundle.path(files.CONFIG), config_yaml.encode())
@@ -128,24 +142,15 @@ def prepare_run(
         {
             "format": RUN_FORMAT,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "mode": runtime.mode,
-            "proving_enabled": runtime.proving_enabled,
-            "strategy": runtime.strategy.name,
-            "handler": runtime.handler.name,
-            "circuit": plan.spec.to_dict(),
-            "circuit_id": plan.spec.circuit_id(),
+            **declared_entries(plan, runtime),
             "dataset": {
                 **declared_dataset(plan.data),
                 "root": root,
                 "num_batches": len(leaves),
                 "holdout": None if holdout is None else {k: v for k, v in holdout.items() if k != "indices"},
             },
-            "training": training_plan(plan),
-            "policy": {"name": plan.policy.name, **{k: v for k, v in vars(plan.policy).items()}},
             "executor": {"name": plan.executor, "workers": plan.workers},
-            "backend": plan.backend.name,
             **keys,
-            "prover_options": prover_options,
             "witnesses": witness_retention(plan.spec, plan.witness.retain, plan.witness.max_step_bytes).to_dict(),
             "versions": versions,
             **base_entry(plan),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -22,6 +22,7 @@ from pot_zk.proving.parking import parked_path
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
 from pot_zk.proving.strategies import ProofJob
 from pot_zk.runs.bundle import AUDIT, RunBundle, read_jsonl
+from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.witnesses import declared_retention
 
 
@@ -63,13 +64,18 @@ class ProvenRun:
         self.leaves = dataset_leaves
         self.progress = RunProgress()
         self.executor = None
-        self.on_result: Callable[[ProofResult], None] | None = None
+        self.on_result: Callable[[ProofResult, float], None] | None = None
+        """Called with each outcome and the seconds since its job was queued."""
+        self.watch: ProofWatch | None = None
+        """Set while a progress bar shows the proofs' stages."""
         self._last_after: dict[str, str] = {}
         """The last step's committed state (W_t+1, and V_t+1 for momentum), by name."""
         self._constants: dict[str, str] = {}
         self._done_steps = {r["step"] for r in bundle.commitments()}
         self._audited_steps: set[int] | None = None
         self._final_proofs = {r["step"] for r in bundle.proofs() if r["status"] in ("proved", "failed")}
+        self._proved = {r["step"] for r in bundle.proofs() if r["status"] == "proved"}
+        self._queued_at: dict[int, float] = {}
         self.keep_witnesses = declared_retention(bundle.manifest()).keeps_all
 
     def job_for(self, index: int) -> ProofJob:
@@ -167,7 +173,11 @@ class ProvenRun:
     def submit(self, index: int) -> None:
         assert self.executor is not None and self.pipeline is not None
         self.progress.scheduled += 1
-        self.executor.submit(self.job_for(index))
+        job = self.job_for(index)
+        self._queued_at[index] = time.monotonic()
+        if self.watch is not None:
+            job = replace(job, progress_path=self.watch.stage_file(index))
+        self.executor.submit(job)
 
     def record_result(self, result: ProofResult) -> None:
         """Write one final outcome to proofs.jsonl; drop the witness unless the job is parked
@@ -175,11 +185,21 @@ class ProvenRun:
         record_outcome(self.bundle, result, keep_witness=self.keep_witnesses)
         if result.status != "parked":
             self._final_proofs.add(result.step)
+        if result.status == "proved":
+            self._proved.add(result.step)
+        if self.watch is not None:
+            self.watch.finished(result.step, result.status == "proved")
         self.progress.outcomes[result.status] += 1
         if result.proof_type:
             self.progress.proof_types[result.proof_type] += 1
+        waited_s = time.monotonic() - self._queued_at.pop(result.step, time.monotonic())
         if self.on_result is not None:
-            self.on_result(result)
+            self.on_result(result, waited_s)
+
+    def coverage(self) -> tuple[int, float]:
+        """(steps committed, the share of them whose recorded outcome is a proof)."""
+        committed = len(self._done_steps)
+        return committed, len(self._proved) / committed if committed else 0.0
 
 
 def proof_job(bundle: RunBundle, spec: Statement, index: int, cache_dir: Path, prover_options: Mapping[str, Any]) -> ProofJob:

@@ -17,10 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from omegaconf import OmegaConf
 
 from pot_zk.backends.registry import commit_step, spec_from_dict
-from pot_zk.config.schema import PotZkConfig
+from pot_zk.config.build import load_run_config
 from pot_zk.core.challenge import Challenge, challenge_problems
 from pot_zk.exceptions import ChallengeError, ConfigurationError, PotZkError, WitnessBuilderError
 from pot_zk.kinds.registry import load_training_step
@@ -69,13 +68,7 @@ def check_witness(bundle: RunBundle, spec: Statement, record: dict[str, Any]) ->
 
 def run_config(bundle: RunBundle, overrides: Sequence[str]) -> Any:
     """The run's own resolved configuration (config.yaml), with dotted ``key=value`` overrides."""
-    loaded = OmegaConf.load(bundle.path(files.CONFIG))
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), loaded, OmegaConf.from_dotlist(list(overrides)))
-    except Exception as exc:  # omegaconf raises its own validation errors for unknown keys and bad types
-        raise ConfigurationError(f"bad override for the run's configuration: {exc}", key="overrides") from exc
-    cfg.run_dir = str(bundle.root.absolute())
-    return cfg
+    return load_run_config(bundle.path(files.CONFIG), overrides, run_dir=bundle.root)
 
 
 def respond(

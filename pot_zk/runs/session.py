@@ -15,7 +15,6 @@ called by the training loop) and the final model when the run completes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,10 +25,13 @@ from omegaconf import OmegaConf
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.challenge import commitment_head
+from pot_zk.core.prover_processes import allow_provers, pause, stop_provers
+from pot_zk.core.scalars import open_logger
 from pot_zk.exceptions import PotZkError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import capture_step
 from pot_zk.proving.executors import create_executor
+from pot_zk.proving.pipeline import ProofResult
 from pot_zk.runs import bundle as files
 from pot_zk.data.datasets import Batch, HeldOut
 from pot_zk.runs.bundle import RunBundle, discard_incomplete_tail, read_jsonl, save_model
@@ -37,9 +39,9 @@ from pot_zk.runs.checkpoint import restore_checkpoint, save_checkpoint
 from pot_zk.runs.evaluation import Evaluation, Evaluator, classification
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import prepare_run
+from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import ProvenRun, RunProgress
-
-ProgressCallback = Callable[[RunProgress], None]
+from pot_zk.runs.resume import check_checkpoint, check_resumable
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,9 @@ class TrainingSession:
         prepared: dict[str, Any],
         *,
         start_step: int = 0,
-        sleep: Callable[[float], None] = time.sleep,
-        on_progress: ProgressCallback | None = None,
+        sleep: Callable[[float], None] = pause,
         evaluator: Evaluator | None = None,
+        watch: ProofWatch | None = None,
     ) -> None:
         self.bundle = bundle
         self.lifecycle = lifecycle
@@ -85,8 +87,9 @@ class TrainingSession:
         pipeline = lifecycle.pipeline(sleep=sleep) if lifecycle.runtime.proving_enabled else None
         self.arithmetic = plan.backend.training_arithmetic(plan.spec)
         self.run = ProvenRun(bundle, plan.spec, plan.commitments, pipeline, plan.policy, plan.cache_dir, prepared["prover_options"], prepared["leaves"])
-        if on_progress is not None:
-            self.run.on_result = lambda result: on_progress(self.run.progress)
+        self.run.watch = watch
+        self.scalars = open_logger(plan.logger.name, plan.logger.log_dir)
+        self.run.on_result = self._on_result
         if pipeline is not None:
             self.run.executor = create_executor(
                 plan.executor, pipeline.prove, self.run.record_result, plan.workers, scheduler_address=plan.scheduler_address
@@ -111,6 +114,8 @@ class TrainingSession:
         if self.arithmetic is not None:
             step = self.arithmetic.step(self.model, self.optimizer, step)
         self.run.record_step(step, index, epoch, batch_index, self.audit)
+        if step.loss is not None:
+            self.scalars.add("train/loss", step.loss, index)
         self.next_step = index + 1
         save_checkpoint(self.bundle.path(files.CHECKPOINT), self.model, self.optimizer, self.next_step)
         if self.run.executor is not None:
@@ -125,7 +130,24 @@ class TrainingSession:
         evaluation = self.evaluator(self.model, self.next_step)
         self.bundle.append_evaluation(evaluation.to_record())
         self.audit.event("evaluation", **evaluation.to_record())
+        self.scalars.add("heldout/loss", evaluation.loss, evaluation.after_step)
+        if evaluation.accuracy is not None:
+            self.scalars.add("heldout/accuracy", evaluation.accuracy, evaluation.after_step)
         return evaluation
+
+    def _on_result(self, result: ProofResult, waited_s: float) -> None:
+        """Scalars of one proof outcome (at its step): seconds from queued to outcome and the
+        prover's own prove time; and the coverage so far."""
+        self.scalars.add("proof/latency_s", waited_s, result.step)
+        prove_s = None if result.response is None else result.response.timings.get("prove_s")
+        if prove_s is not None:
+            self.scalars.add("proof/prove_s", prove_s, result.step)
+        self._add_coverage()
+
+    def _add_coverage(self) -> None:
+        """The share of the committed steps with a recorded proof, at the number committed."""
+        committed, share = self.run.coverage()
+        self.scalars.add("proof/coverage", share, committed)
 
     def evaluations(self) -> tuple[Evaluation, ...]:
         return tuple(sorted((Evaluation.from_record(r) for r in self.bundle.evaluations()), key=lambda e: e.after_step))
@@ -137,22 +159,34 @@ class TrainingSession:
 
     def end(self, error: BaseException | None) -> RunSummary:
         """Close the run: ``completed`` without ``error``, ``halted`` on a PotZkError (a
-        fail_fast proof), ``aborted`` on anything else (e.g. an exception in the user's loop)."""
+        fail_fast proof), ``interrupted`` on KeyboardInterrupt (Ctrl-C; SIGTERM in the CLI: every
+        prover this process started is killed first, and no outcome is recorded after it),
+        ``aborted`` on anything else (e.g. an exception in the user's loop)."""
         if error is None:
             status = "completed"
         elif isinstance(error, PotZkError):
             status = "halted"
             self.audit.event("run.halted", error=error.to_record())
+        elif isinstance(error, KeyboardInterrupt):
+            status = "interrupted"
+            stop_provers()
+            self.audit.event("run.interrupted", signal=getattr(error, "signal_name", "SIGINT"), steps=self.next_step)
         else:
             status = "aborted"
             self.audit.event("run.aborted", error={"error_class": type(error).__name__, "message": str(error)})
         try:
-            if self.run.executor is not None:
-                self.run.executor.shutdown()
+            try:
+                if self.run.executor is not None:
+                    self.run.executor.shutdown()
+            finally:
+                if status == "interrupted":
+                    allow_provers()  # the executor's threads are done: none waits on a killed prover now
             if status == "completed":
                 save_model(self.model.state_dict(), self.bundle.path(files.FINAL_MODEL))
                 self.evaluate()
         finally:
+            self._add_coverage()
+            self.scalars.close()
             head = _commitment_head(self.bundle)
             stats = self.lifecycle.end(status, progress=self.progress.summary(), head=head)
         self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), stats, self.evaluations(), head)
@@ -188,18 +222,20 @@ def start_session(
     config: dict[str, Any],
     *,
     held_out: HeldOut | None = None,
+    samples: list[list[int]] | None = None,
     **options: Any,
 ) -> TrainingSession:
     """Prepare a new run bundle (dataset root, manifest, initial model), open its audit trail
     with ``run.start`` and return its session. ``config`` is the resolved configuration, written
     to config.yaml and the ``run.start`` event; with ``held_out`` the initial model is scored on
-    it before the first step. A backend with its own training arithmetic first puts the model
-    on its grid."""
+    it before the first step; ``samples``: each batch's positions in the declared built-in data
+    set (a user loop's). A backend with its own training arithmetic first puts the model on its
+    grid."""
     arithmetic = plan.backend.training_arithmetic(plan.spec)
     if arithmetic is not None:
         arithmetic.start(model)
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(config))
-    prepared = prepare_run(bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out)
+    prepared = prepare_run(bundle, plan, lifecycle.runtime, batches, model.state_dict(), config_yaml, held_out, samples)
     lifecycle.open(
         bundle.path(files.AUDIT), "run.start", stats_dir=bundle.root, run=bundle.root.name,
         run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(config),
@@ -227,13 +263,17 @@ def resume_session(
     held_out: HeldOut | None = None,
     **options: Any,
 ) -> TrainingSession:
-    """Reopen a stopped or killed run: drop records cut short, restore the last checkpoint."""
+    """Reopen a stopped or killed run: refuse a completed run, another configuration or a
+    checkpoint that does not continue the committed steps (:mod:`pot_zk.runs.resume`); drop
+    records cut short, restore the last checkpoint."""
+    check_resumable(bundle, plan, lifecycle.runtime)
     for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS):
         discard_incomplete_tail(bundle.path(name))
     prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
-    audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
     checkpoint = bundle.path(files.CHECKPOINT)
     start_step = restore_checkpoint(checkpoint if checkpoint.exists() else bundle.path(files.INITIAL_MODEL), model, optimizer)
+    check_checkpoint(bundle, plan, model, start_step)
+    audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
     audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(lifecycle.discarded))
     _audit_cut_off_evaluations(bundle, audit)
     evaluator = evaluator_for(plan, held_out)

@@ -5,78 +5,136 @@ a run that was stopped or killed."""
 from __future__ import annotations
 
 import sys
-import time
-from typing import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable, Iterator
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
-from pot_zk.config import schema
+from pot_zk.config.build import Runtime
 from pot_zk.config.plan import TrainingPlan
+from pot_zk.config.validate import ErrorCollector
+from pot_zk.core.console import BarTicker
+from pot_zk.core.prover_processes import Interrupted, pause
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.data.datasets import Batch, HeldOut, epoch_order, seeded_batches
-from pot_zk.kinds.registry import STEP_KINDS
-from pot_zk.runs.evaluation import Evaluation
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.lifecycle import RunLifecycle
+from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import RunProgress
-from pot_zk.runs.session import RunSummary, resume_session, start_session
-
-schema.register_schema()
+from pot_zk.runs.session import RunSummary, TrainingSession, resume_session, start_session
 
 
-def train(cfg: DictConfig, *, resume: bool = False, sleep=time.sleep) -> RunSummary:
-    """Run (or resume) the training job ``cfg`` describes. Raises when fail_fast halts."""
+class RunInterrupted(Interrupted):
+    """``pot-zk train`` or ``resume`` was interrupted (Ctrl-C, SIGTERM) after ``steps`` of the
+    run's ``total`` steps (None: before its schedule was known); the run's audit trail records
+    it. ``resumable``: the run directory holds a run that ``pot-zk resume`` continues (False when
+    the interruption came before the manifest was written)."""
+
+    def __init__(self, run_dir: Path, steps: int, total: int | None, signal_name: str, resumable: bool) -> None:
+        super().__init__(signal_name)
+        self.run_dir = run_dir
+        self.steps = steps
+        self.total = total
+        self.resumable = resumable
+
+
+def train(cfg: DictConfig, *, resume: bool = False, sleep: Callable[[float], None] = pause) -> RunSummary:
+    """Run (or resume) the training job ``cfg`` describes, holding the run directory's lock.
+    Raises when fail_fast halts, RunInUseError when another process holds the run,
+    RunInterrupted on Ctrl-C (every prover it started killed)."""
     lifecycle = RunLifecycle.from_config(cfg)
     plan = lifecycle.runtime.plan
-    if plan.kind.base_architecture(plan.spec.architecture) is not None and plan.model.base_run is None:
-        raise ConfigurationError(
-            f"model.kind={plan.kind.name} needs model.base_run: the run directory whose final model is the frozen base", key="model.base_run"
-        )
+    check_trainable(lifecycle.runtime)
     if resume:
-        bundle = RunBundle.open(plan.run_dir)
-        order = bundle.manifest()["training"].get("batch_order", "seeded")
-        if order != "seeded":
-            raise ConfigurationError(
-                f"{plan.run_dir} was trained by a user loop (batch_order={order!r}); `pot-zk resume` can only "
-                "continue runs made by `pot-zk train`",
-                key="run_dir",
-            )
-    elif (plan.run_dir / files.MANIFEST).exists():
-        raise ConfigurationError(f"{plan.run_dir} already holds a run; continue it with `pot-zk resume {plan.run_dir}`", key="run_dir")
-    else:
-        bundle = RunBundle(plan.run_dir)
-    batches, held_out = declared_data(plan)
-    model = build_model(plan)
-    optimizer = sgd_optimizer(model, plan)
-    schedule = list(step_schedule(plan, len(batches)))
-    with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar:
-        options = {"sleep": sleep, "on_progress": lambda progress: bar.set_postfix_str(_queue_text(progress)), "held_out": held_out}
-        if resume:
-            session = resume_session(bundle, lifecycle, plan, model, optimizer, **options)
-        else:
-            session = start_session(bundle, lifecycle, plan, model, optimizer, batches, lifecycle.runtime.config, **options)
-        bar.update(session.next_step)
-        with session:
-            for index, epoch, batch_index in schedule[session.next_step :]:
-                batch = batches[batch_index]
-                session.step(batch.inputs, batch.targets, epoch=epoch, batch_index=batch_index)
-                if (index + 1) % len(batches) == 0:
-                    session.evaluate()
-                bar.update(1)
-                bar.set_postfix_str(_queue_text(session.progress))
-            bar.set_description("waiting for proofs")
-            session.drain()
+        RunBundle.open(plan.run_dir)
+    lifecycle.claim(plan.run_dir, "pot-zk resume" if resume else "pot-zk train")
+    try:
+        bundle = _resumable_bundle(plan) if resume else new_run_bundle(plan.run_dir)
+        return _train(lifecycle, plan, bundle, resume, sleep)
+    finally:
+        lifecycle.release()
+
+
+def check_trainable(runtime: Runtime) -> None:
+    """What a training run needs beyond a valid configuration, checked before anything is
+    written: a LoRA kind's base run, keys the mode accepts (production refuses dev keys)."""
+    plan = runtime.plan
+    needs_base = plan.kind.base_architecture(plan.spec.architecture) is not None and plan.model.base_run is None
+    errors = ErrorCollector([ConfigurationError(
+        f"model.kind={plan.kind.name} needs model.base_run: the run directory whose final model is the frozen base", key="model.base_run"
+    )] if needs_base else [])
+    if runtime.proving_enabled:
+        errors.attempt(plan.backend.check_key_policy, plan.keys, runtime.mode)
+    errors.raise_any()
+
+
+def new_run_bundle(run_dir: Path) -> RunBundle:
+    """The bundle of a new run in ``run_dir``: ConfigurationError when it already holds one
+    (checked under the run directory's lock, so no other process can be starting one there)."""
+    if (run_dir / files.MANIFEST).exists():
+        raise ConfigurationError(f"{run_dir} already holds a run; continue it with `pot-zk resume {run_dir}`", key="run_dir")
+    return RunBundle(run_dir)
+
+
+def _resumable_bundle(plan: TrainingPlan) -> RunBundle:
+    bundle = RunBundle.open(plan.run_dir)
+    order = bundle.manifest()["training"].get("batch_order", "seeded")
+    if order != "seeded":
+        raise ConfigurationError(
+            f"{plan.run_dir} was trained by a user loop (batch_order={order!r}); `pot-zk resume` can only "
+            "continue runs made by `pot-zk train`",
+            key="run_dir",
+        )
+    return bundle
+
+
+def _train(lifecycle: RunLifecycle, plan: TrainingPlan, bundle: RunBundle, resume: bool, sleep: Callable[[float], None]) -> RunSummary:
+    session: TrainingSession | None = None
+    schedule: list[tuple[int, int, int]] | None = None
+    try:
+        batches, held_out = declared_data(plan)
+        model = build_model(plan)
+        optimizer = sgd_optimizer(model, plan)
+        schedule = list(step_schedule(plan, len(batches)))
+        watching = ProofWatch(plan.workers) if plan.progress else nullcontext()
+        with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar, watching as watch:
+            options = {"sleep": sleep, "held_out": held_out, "watch": watch}
+            if resume:
+                session = resume_session(bundle, lifecycle, plan, model, optimizer, **options)
+            else:
+                session = start_session(bundle, lifecycle, plan, model, optimizer, batches, lifecycle.runtime.config, **options)
+            bar.update(session.next_step)
+            with session, BarTicker(bar, lambda: _queue_text(session.progress, watch)):
+                for index, epoch, batch_index in schedule[session.next_step :]:
+                    batch = batches[batch_index]
+                    session.step(batch.inputs, batch.targets, epoch=epoch, batch_index=batch_index)
+                    if (index + 1) % len(batches) == 0:
+                        session.evaluate()
+                    bar.update(1)
+                bar.set_description("waiting for proofs")
+                session.drain()
+    except KeyboardInterrupt as error:
+        if session is None:
+            lifecycle.end("interrupted")  # a trail opened before the first step is closed too
+        steps = session.next_step if session is not None else _steps_recorded(bundle)
+        total = None if schedule is None else len(schedule)
+        signal_name = getattr(error, "signal_name", "SIGINT")
+        raise RunInterrupted(bundle.root, steps, total, signal_name, (bundle.root / files.MANIFEST).is_file()) from error
     assert session.summary is not None
     return session.summary
+
+
+def _steps_recorded(bundle: RunBundle) -> int:
+    try:
+        return len(bundle.commitments())
+    except (OSError, ValueError):
+        return 0
 
 
 def declared_data(plan: TrainingPlan) -> tuple[list[Batch], HeldOut | None]:
@@ -109,85 +167,9 @@ def step_schedule(plan: TrainingPlan, num_batches: int) -> Iterator[tuple[int, i
         yield index, epoch, epoch_order(num_batches, epoch, plan.seed)[position]
 
 
-def _queue_text(progress: RunProgress) -> str:
-    done = sum(progress.outcomes.values())
-    return f"proofs {done}/{progress.scheduled} done"
-
-
-def print_summary(summary: RunSummary) -> None:
-    outcomes = summary.progress["outcomes"]
-    types = ", ".join(f"{count} {name}" for name, count in sorted(summary.progress["proof_types"].items())) or "none"
-    print(f"run {summary.status}: {summary.progress['steps']} steps trained, every step committed")
-    print(f"proofs: {summary.progress['scheduled']} scheduled; {outcomes.get('proved', 0)} proved ({types}), "
-          f"{outcomes.get('failed', 0)} failed, {outcomes.get('parked', 0)} parked")
-    line = held_out_line(summary.evaluations)
-    if line:
-        print(line)
-    print(proved_line(summary))
-    print(f"bundle: {summary.run_dir}")
-    print(f"commitment head: {summary.head} (hand it to the auditor now: it fixes the statement and every step's commitments)")
-    print(f"check it with: pot-zk verify {summary.run_dir} --expect-head {summary.head}")
-
-
-DEV_KEYS = ("dev", "dev-srs")
-
-
-def proved_line(summary: RunSummary) -> str:
-    """What the run proved, in plain words, from the bundle's manifest, step records and final
-    proof outcomes (the whole run's, also when this process resumed it): which steps by which proof type (zero-knowledge or not; made with dev keys or not), out of
-    how many, what each shows (the committed state of the statement's kind, within its
-    tolerance unless exact), and the final held-out accuracy, which no proof covers."""
-    bundle = RunBundle(summary.run_dir)
-    manifest = bundle.manifest()
-    final = {r["step"]: r for r in bundle.proofs()}
-    by_type: dict[str, list[int]] = {}
-    for step, record in sorted(final.items()):
-        if record["status"] == "proved":
-            by_type.setdefault(str(record["proof_type"]), []).append(step)
-    steps = len(bundle.commitments())
-    if not by_type:
-        said = f"in short: none of the {steps} steps proven; all committed (they can be challenged later)"
-    else:
-        dev = (manifest.get("srs") or manifest.get("keys") or {}).get("provenance") in DEV_KEYS
-        parts = [
-            f"{len(chosen)} with {kind} ({_nature(kind, dev)}): {'step' if len(chosen) == 1 else 'steps'} {_listed(chosen)}"
-            for kind, chosen in sorted(by_type.items())
-        ]
-        statement = spec_from_dict(manifest["circuit"])
-        tolerance = "" if statement.tolerance_ulps == 0 else f" within {statement.tolerance_ulps} units of 2^-{statement.scale}"
-        said = (f"in short: {sum(map(len, by_type.values()))} of {steps} steps proven, {'; '.join(parts)}, each the declared "
-                f"update{tolerance} of its committed {STEP_KINDS.get(statement.kind).state_words} on its committed batch; all {steps} committed")
-    scores = [e for e in summary.evaluations if e.accuracy is not None]
-    if scores and scores[-1].after_step == steps:
-        said += f"; held-out accuracy {scores[-1].accuracy:.1%} (initial {scores[0].accuracy:.1%}), measured, not proven"
-    return said
-
-
-def _nature(proof_type: str, dev_keys: bool) -> str:
-    if not PROOF_TYPES.get(proof_type).zero_knowledge:
-        return "witness revealed to the verifier"
-    return "zero-knowledge; dev keys: whoever made them could forge such proofs" if dev_keys else "zero-knowledge"
-
-
-def _listed(steps: list[int]) -> str:
-    return ", ".join(str(s) for s in steps[:8]) + (f" and {len(steps) - 8} more" if len(steps) > 8 else "")
-
-
-def held_out_line(evaluations: tuple[Evaluation, ...]) -> str | None:
-    """``held-out accuracy: 9.7% -> 88.3% (359 samples, initial -> after step 179)``, or the loss
-    for a regression set; None without scores."""
-    if not evaluations:
-        return None
-    first, last = evaluations[0], evaluations[-1]
-    where = f"{first.samples} samples, {'initial' if first.after_step == 0 else f'after step {first.after_step}'} -> after step {last.after_step}"
-    if first.accuracy is not None and last.accuracy is not None:
-        return f"held-out accuracy: {first.accuracy:.1%} -> {last.accuracy:.1%} ({where})"
-    return f"held-out loss: {first.loss:.4g} -> {last.loss:.4g} ({where})"
-
-
-@hydra.main(version_base="1.3", config_path="pkg://pot_zk.conf", config_name="config")
-def train_app(cfg: DictConfig) -> None:
-    hydra_config = HydraConfig.get()
-    if hydra_config.mode == RunMode.MULTIRUN:
-        cfg.run_dir = hydra_config.runtime.output_dir  # each sweep job's bundle is its own output dir
-    print_summary(train(cfg))
+def _queue_text(progress: RunProgress, watch: ProofWatch | None) -> str:
+    """``proofs 1/3 done, ETA 00:09; step 4: prove 2 s``: the outcomes so far, then what the
+    running proofs are doing (:class:`~pot_zk.runs.proof_watch.ProofWatch`)."""
+    done = f"proofs {sum(progress.outcomes.values())}/{progress.scheduled} done"
+    now = watch.text() if watch is not None else ""
+    return f"{done}, {now}" if now else done

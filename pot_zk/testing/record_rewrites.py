@@ -2,8 +2,9 @@
 and edits after which every record agrees with every other -- manifest, dataset, commitments,
 proofs, model files and a re-chained audit trail -- so that only what the auditor recomputes
 or brings along can tell: the dataset leaves and initial model recomputed from the declared
-config, ``--expect-root``, ``--expect-head``, ``--max-tolerance-ulps``, ``--min-proven``; or,
-for ``break-chain``, the run's own commitment chain.
+config, ``--expect-root``, ``--expect-head`` (which covers the declared plan),
+``--max-tolerance-ulps``, ``--min-proven`` (by default the number of steps the declared policy
+selects); or, for ``break-chain``, the run's own commitment chain.
 
 The kinds that need a fresh proof (another initial model, a raised tolerance, an update a few
 ulps off) make a ``reexec`` certificate, which verify accepts like any proof type: forging is
@@ -160,7 +161,7 @@ def all_failed(bundle: Path, rng: random.Random, other: Path | None) -> Tamperin
     for record in records:
         record.update(status="failed", proof=None, error={"error_class": "ProofGenerationError", "message": "prover crashed"})
     write_jsonl(bundle / files.PROOFS, records)
-    if rng.random() < 0.5:
+    if rng.random() < 0.5:  # the auditor who accepts no proof (--min-proven 0): UNPROVEN; by default too-few-proven
         sync_audit(bundle)
         return Tampering("all-failed", "every outcome marked failed, audit rewritten", expect(UNPROVEN), {"min_proven": 0})
     return Tampering("all-failed", "every outcome marked failed in proofs.jsonl",
@@ -169,8 +170,8 @@ def all_failed(bundle: Path, rng: random.Random, other: Path | None) -> Tamperin
 
 def policy_edit(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
     """every_k's k raised so that only step 0 is selected; the other steps' proofs dropped. The
-    commitment head does not cover the policy or the ``scheduled`` marks: only a minimum of
-    proven steps (or a challenge) tells."""
+    commitment head covers the declared policy (``--expect-head`` tells); so does a minimum of
+    proven steps the auditor brings."""
     proven = len(proved_steps(bundle))
     manifest = read_json(bundle / files.MANIFEST)
     commitments = jsonl(bundle / files.COMMITMENTS)

@@ -27,7 +27,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from pot_zk.backends.registry import spec_from_dict
+from pot_zk.backends.registry import BACKENDS, spec_from_dict
 from pot_zk.core.merkle import dataset_root
 from pot_zk.runs import bundle as files
 from pot_zk.core.audit import canonical_bytes, sha256_hex
@@ -46,11 +46,13 @@ from pot_zk.testing.bundle_edit import (
     proof_file,
     proof_mismatch,
     proved_steps,
+    read_json,
     recomputed_data,
     rewrite_audit,
     write_jsonl,
 )
 from pot_zk.testing.record_rewrites import REWRITE_KINDS
+from pot_zk.testing.verdict_rewrites import VERDICT_KINDS
 
 __all__ = ["KINDS", "Finding", "Tampering", "chain_lines", "judge", "tampered_copy"]
 
@@ -307,10 +309,9 @@ def downgrade_label(bundle: Path, rng: random.Random, other: Path | None) -> Tam
     record["proof_type"] = new
     write_jsonl(bundle / files.PROOFS, records)
     rehash = rng.random() < 0.5
-    if new == "commitment-only":
-        expected = {Finding("proofs", "unknown-proof-type", step)}
-    elif new == "zk-halo2":  # a zk-groth16 run declares no SRS to check it with
-        expected = {Finding("proofs", "srs-unavailable")}
+    stated = BACKENDS.get(str(read_json(bundle / files.MANIFEST).get("backend", "ezkl"))).stated_proof_types()
+    if new not in stated:  # commitment-only, or zk-halo2 / freivalds in a zk-groth16 run: verify checks no such proof
+        expected = {Finding("proofs", "proof-type-mismatch", step)}
     elif old in CERTIFICATE_TYPES:  # the certificate names its own type
         expected = {Finding("proofs", "proof-type-mismatch", step)}
     else:  # the zk proof file is no certificate
@@ -340,6 +341,7 @@ KINDS: dict[str, Callable[[Path, random.Random, Path | None], Tampering]] = {
     "alter-dataset-root": alter_dataset_root,
     "relabel-proof-type": downgrade_label,
     **REWRITE_KINDS,
+    **VERDICT_KINDS,
 }
 
 

@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import torch
 
-from pot_zk.runs import bundle as files
+from pot_zk.bundle import layout as files
 from pot_zk.data.datasets import BUILT_IN, HeldOut, holdout_indices, load_dataset, select_part
-from pot_zk.runs.evaluation import Evaluation, classification, evaluate
+from pot_zk.bundle.evaluation import Evaluation, classification, evaluate
 from pot_zk.backends.registry import commitments_of
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.registry import STEP_KINDS

@@ -1,12 +1,8 @@
 """The auditor's references in ``pot-zk verify``: what it recomputes itself or brings along,
 instead of taking the trainer's word from the bundle.
 
-* ``dataset-root``: the batches of a built-in data set (digits, synthetic) in a seeded run are
-  recomputed from the declared data set, part, batch size and seed; their leaves and root
-  must be the bundle's (``dataset-root-mismatch``). ``--expect-root`` pins the root of any
-  run (``unexpected-root``).
-* ``initial-model``: the initial weights of a seeded run are recomputed from the declared
-  architecture and training seed; step 0's W_t must commit to them (``initial-model-mismatch``).
+* ``dataset-root``, ``initial-model``: recomputed, or pinned with ``--expect-root`` and
+  ``--expect-initial`` (:mod:`pot_zk.verify.recomputed`);
 * ``commitment-head``: ``--expect-head`` must equal the run's commitment head
   (``unexpected-head``; :func:`pot_zk.core.challenge.commitment_head`).
 * ``base-model``: a run on a frozen base (LoRA) names its base by commitment only, so
@@ -15,9 +11,9 @@ instead of taking the trainer's word from the bundle.
   to the declared base, not the declared base to any base run.
 * ``statement``: the declared tolerance may not exceed ``--max-tolerance-ulps``, whose default
   is the statement's own default, never the manifest's (``tolerance-above-limit``).
-* ``proofs``: at least ``--min-proven`` steps must carry a verified proof (``too-few-proven``).
-
-Whatever is not recomputed or pinned is named in a note, so the report says whose word it is.
+* ``proofs``: at least ``--min-proven`` steps must carry a proof verified here
+  (``too-few-proven``); by default as many as the declared policy selects, so the auditor
+  opts out (``--min-proven N``), not in.
 """
 
 from __future__ import annotations
@@ -27,21 +23,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import torch
-
-from pot_zk.backends.registry import commitments_of
 from pot_zk.core.challenge import commitment_head
-from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.registry import STEP_KINDS
-from pot_zk.data.datasets import BUILT_IN, manifest_data, seeded_batches
-from pot_zk.runs.init_model import seeded_model
-from pot_zk.runs.manifest import dataset_leaves
-from pot_zk.verify.run_checks import batch_order, state_commitments
+from pot_zk.verify.recomputed import COMMITMENT, same_commitment
+from pot_zk.verify.report import RunReport
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_COMMITMENT = re.compile(r"^(0x)?[0-9a-f]{64}$")
-"""A commitment as the backends write it: 64 hex digits (ezkl) or 0x and 64 (groth16)."""
+COMMITMENT_KEYS = ("expect_base", "expect_initial")
 
 
 @dataclass(frozen=True)
@@ -52,19 +41,23 @@ class Expectations:
     expect_head: str | None = None
     max_tolerance_ulps: int | None = None
     """None: the default tolerance of the declared statement's kind."""
-    min_proven: int = 0
+    min_proven: int | None = None
+    """None: as many steps as the declared policy selects."""
     expect_base: str | None = None
+    expect_initial: str | None = None
+    """W_0's commitment (step 0's ``w_before``)."""
 
     def __post_init__(self) -> None:
-        for key in ("expect_root", "expect_head", "expect_base"):
+        for key in ("expect_root", "expect_head", *COMMITMENT_KEYS):
             value = getattr(self, key)
-            if value is not None and not (_COMMITMENT if key == "expect_base" else _HEX64).match(value.lower()):
-                raise ConfigurationError(f"--{key.replace('_', '-')} must be 64 hex digits{' (0x optional)' if key == 'expect_base' else ''}, got {value!r}", key=key)
+            commitment = key in COMMITMENT_KEYS
+            if value is not None and not (COMMITMENT if commitment else _HEX64).match(value.lower()):
+                raise ConfigurationError(f"--{key.replace('_', '-')} must be 64 hex digits{' (0x optional)' if commitment else ''}, got {value!r}", key=key)
             if value is not None:
                 object.__setattr__(self, key, value.lower())
         if self.max_tolerance_ulps is not None and self.max_tolerance_ulps < 0:
             raise ConfigurationError("--max-tolerance-ulps must be >= 0", key="max_tolerance_ulps")
-        if self.min_proven < 0:
+        if self.min_proven is not None and self.min_proven < 0:
             raise ConfigurationError("--min-proven must be >= 0", key="min_proven")
 
 
@@ -93,76 +86,21 @@ def check_tolerance(report, spec: Any, limit: int | None) -> None:
         report.passed.append("tolerance")
 
 
-def recomputed_leaves(manifest: Mapping[str, Any], spec: Any) -> tuple[list[str] | None, str]:
-    """The leaves of the declared built-in data set, or None and why they cannot be recomputed.
-    Raises ConfigurationError when the declaration itself is unusable (e.g. a data set that
-    does not fit the architecture, or synthetic data without its sample count and seed)."""
-    dataset, training = manifest["dataset"], manifest["training"]
-    if dataset.get("name") not in BUILT_IN:
-        return None, f"the data set {dataset.get('name')!r} is not a built-in one"
-    if batch_order(manifest) != "seeded" or not isinstance(training.get("seed"), int):
-        return None, "the training loop recorded its own batches (batch_order: recorded)"
-    if dataset["name"] == "synthetic" and not all(isinstance(dataset.get(key), int) for key in ("num_samples", "seed")):
-        raise ConfigurationError("the manifest declares synthetic data without its num_samples and seed", key="dataset")
-    mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
-    batches, _ = seeded_batches(manifest_data(dataset), mlp.dims[0], mlp.dims[-1], spec.batch_size, training["seed"], mlp.loss)
-    return dataset_leaves(batches, commitments_of(spec)), ""
-
-
-def check_dataset_reference(report, manifest: Mapping[str, Any], dataset: Mapping[str, Any], spec: Any, expect_root: str | None) -> None:
-    root = manifest["dataset"]["root"]
-    report.references["dataset_root"] = root
-    if expect_root is not None and root != expect_root:
-        report.fail("dataset-root", "unexpected-root", f"the declared dataset root is not the one you expect ({expect_root})")
-    try:
-        leaves, why_not = recomputed_leaves(manifest, spec)
-    except ConfigurationError as exc:
-        report.fail("dataset-root", "dataset-root-mismatch", f"the declared data set cannot be recomputed: {exc.message}")
-        return
-    if leaves is None:
-        report.references["dataset_leaves"] = "the trainer's"
-        if expect_root is None:
-            report.notes.append(f"dataset root: the trainer's ({why_not}); pin it with --expect-root")
-        return
-    report.references["dataset_leaves"] = "recomputed from the declared data set"
-    declared = list(dataset.get("leaves", []))
-    if leaves != declared or dataset_root(leaves, (manifest["dataset"].get("holdout") or {}).get("commitment")) != root:
-        differ = [i for i in range(max(len(leaves), len(declared))) if i >= len(leaves) or i >= len(declared) or leaves[i] != declared[i]]
-        report.fail(
-            "dataset-root",
-            "dataset-root-mismatch",
-            f"the declared {manifest['dataset']['name']} batches recomputed from the declared config differ from the bundle's "
-            f"(batches {differ[:10]})",
-        )
-    else:
-        report.passed.append("dataset-reference")
-
-
-def check_initial_reference(report, manifest: Mapping[str, Any], by_step: Mapping[int, Mapping[str, Any]], spec: Any) -> None:
-    if 0 not in by_step:
-        return
-    seed = manifest["training"].get("seed")
-    if batch_order(manifest) != "seeded" or not isinstance(seed, int):
-        report.references["initial_model"] = "the trainer's"
-        report.notes.append("initial model: chosen by the training loop (batch_order: recorded), not recomputed from a seed")
-        return
-    with torch.random.fork_rng(devices=[]):
-        model = seeded_model(spec, seed)
-    report.references["initial_model"] = f"recomputed from seed {seed}"
-    if state_commitments(model.state_dict(), spec)[0] != by_step[0].get("w_before"):
-        report.fail(
-            "initial-model",
-            "initial-model-mismatch",
-            f"step 0's W_t is not the model the declared architecture and training seed {seed} give",
-            0,
-        )
-    else:
-        report.passed.append("initial-reference")
+def declared_dataset(dataset: Mapping[str, Any]) -> str:
+    """``digits (part all, 179 batches; 359 of 1797 samples held out)``."""
+    said = [f"part {dataset.get('part', 'all')}", f"{dataset.get('num_batches')} batches"]
+    if "num_samples" in dataset:
+        said.append(f"{dataset['num_samples']} samples made from seed {dataset.get('seed')}")
+    holdout = dataset.get("holdout") or {}
+    if holdout:
+        said.append(f"{holdout.get('samples')} of {holdout.get('of')} samples held out")
+    return f"{dataset.get('name')} ({'; '.join(said)})"
 
 
 def record_plan(report, manifest: Mapping[str, Any], commitments: list[Mapping[str, Any]]) -> None:
     """What the run declares it did, printed for the auditor to compare with what was agreed
-    (a consistent rewrite -- fewer steps, another policy -- changes only this, and the head)."""
+    (the commitment head covers all of it: a rewrite changes the head)."""
+    report.references["dataset"] = declared_dataset(manifest["dataset"])
     training = {k: v for k, v in manifest["training"].items() if k != "optimizer"}
     policy = " ".join([str(manifest["policy"].get("name")), *(f"{k}={v}" for k, v in manifest["policy"].items() if k != "name")])
     schedule = ", ".join(f"{k}={v}" for k, v in training.items())
@@ -198,12 +136,21 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
             f"base model: the trainer's (commitment {declared}, declared from run {base.get('run')!r}); pin it with "
             "--expect-base, the last commitment of the base run you verified"
         )
-    elif str(declared).lower().removeprefix("0x") != expect_base.removeprefix("0x"):
+    elif not same_commitment(declared, expect_base):
         report.fail("base-model", "unexpected-base", f"the run's frozen base commits to {declared}, you expect {expect_base}")
     else:
         report.passed.append("base-reference")
 
 
-def check_min_proven(report, min_proven: int) -> None:
-    if report.proven < min_proven:
-        report.fail("proofs", "too-few-proven", f"{report.proven} steps carry a verified proof; you require at least {min_proven}")
+def check_min_proven(report: RunReport, min_proven: int | None) -> None:
+    """At least ``min_proven`` proofs verified here; None: as many as the policy selects."""
+    wanted = len(report.selected_steps) if min_proven is None else min_proven
+    report.references["min_proven"] = f"{wanted} ({'the steps the declared policy selects' if min_proven is None else '--min-proven'})"
+    if report.proven < wanted:
+        missing = report.selected_without_proof
+        report.fail(
+            "proofs", "too-few-proven",
+            f"{report.proven} steps carry a verified proof (verified here); you require at least {wanted}"
+            + (f" (selected steps without one: {missing[:10]}{' ...' if len(missing) > 10 else ''})" if missing else "")
+            + ("" if min_proven is not None else "; accept fewer with --min-proven N"),
+        )

@@ -4,11 +4,11 @@ commitment chain, policy, agreement with the audit trail, model files."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
-from pot_zk.runs import bundle as files
+from pot_zk.bundle import layout as files
 from pot_zk.backends.registry import commitments_of
 from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import PotZkError, WitnessBuilderError
@@ -22,7 +22,9 @@ COMMITTED = ("w_before", "batch", "w_after")
 BATCH_ORDERS = ("seeded", "recorded")
 
 
-def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], spec: Statement, audit_events: list[dict]) -> dict[int, dict]:
+def check_steps(
+    report, manifest: dict, dataset: dict, commitments: list[dict], spec: Statement, audit_events: list[dict], accepted: Mapping[str, str]
+) -> dict[int, dict]:
     leaves = list(dataset.get("leaves", []))
     holdout = (dataset.get("holdout") or {}).get("commitment")
     root_ok = bool(leaves) and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"]["root"]
@@ -37,7 +39,7 @@ def check_steps(report, manifest: dict, dataset: dict, commitments: list[dict], 
         if step in by_step:
             report.fail("steps", "duplicate-step", "two commitment records for one step", step)
         by_step[step] = record
-    seeded = _check_batch_order(report, manifest)
+    seeded = _check_batch_order(report, manifest, accepted)
     expected_count = _expected_steps(manifest, len(leaves)) if seeded else None
     steps = sorted(s for s in by_step if isinstance(s, int))
     if steps != list(range(len(steps))) or len(steps) != len(by_step):
@@ -69,17 +71,26 @@ def batch_order(manifest: dict) -> str:
     return manifest["training"].get("batch_order", "seeded")
 
 
-def _check_batch_order(report, manifest: dict) -> bool:
-    """Whether the manifest declares a seeded schedule the steps must follow."""
+def _check_batch_order(report, manifest: dict, accepted: Mapping[str, str]) -> bool:
+    """Whether the manifest declares a seeded schedule the steps must follow. ``recorded`` (a
+    user loop's: no schedule, no seed to recompute data or initial model from) is the weaker
+    statement: it fails unless the auditor accepts it (``--accept-setting batch_order=recorded``)."""
     order = batch_order(manifest)
     training = manifest["training"]
     if order not in BATCH_ORDERS:
         report.fail("steps", "unknown-batch-order", f"the manifest declares batch_order={order!r}; known: {', '.join(BATCH_ORDERS)}")
     elif order == "seeded" and not all(isinstance(training.get(key), int) for key in ("epochs", "seed")):
         report.fail("steps", "schedule-missing", "batch_order is seeded but the manifest declares no integer epochs and seed")
+    elif order == "recorded" and accepted.get("batch_order") != "recorded":
+        report.fail(
+            "steps", "setting-not-default",
+            "the manifest sets batch_order='recorded' (the training loop chose each step's batch; no schedule, no seed): "
+            "accept it with --accept-setting batch_order=recorded, and pin the data and initial model with --expect-root "
+            "and --expect-initial",
+        )
     elif order == "recorded":
         report.notes.append(
-            "batch order: recorded by the training loop, not a declared schedule; each step's batch is checked "
+            "batch order: recorded by the training loop (you accepted it), not a declared schedule; each step's batch is checked "
             "to be a leaf of the declared dataset, not which leaf a step should have used or how many steps there should be"
         )
     else:
@@ -134,7 +145,8 @@ def _check_policy(report, manifest: dict, by_step: dict[int, dict], steps: list[
         report.fail("policy", "unknown-policy", str(exc))
         return
     enabled = bool(manifest["proving_enabled"])
-    wrong = [s for s in steps if bool(by_step[s].get("scheduled")) != (enabled and policy(s))]
+    report.selected_steps = [s for s in steps if enabled and policy(s)]
+    wrong = [s for s in steps if bool(by_step[s].get("scheduled")) != (s in report.selected_steps)]
     for step in wrong:
         report.fail("policy", "policy-mismatch", f"marked scheduled={by_step[step].get('scheduled')} against the declared {name} policy", step)
     if not wrong:

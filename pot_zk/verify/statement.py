@@ -20,6 +20,11 @@ from pot_zk.exceptions import ConfigurationError
 
 TOLERANCE = "tolerance_ulps"
 """Bounded by check_tolerance (a lower tolerance is stricter, so it is no finding here)."""
+ACCEPT_SETTING = "accept_setting"
+"""The key of a ConfigurationError about the auditor's own ``--accept-setting`` (bad input, exit 2)."""
+PLAN_SETTINGS = {"batch_order": ("recorded",)}
+"""Settings of the training plan the auditor may accept other than their default (``seeded``):
+the values it may accept (checked by :func:`pot_zk.verify.run_checks.check_steps`)."""
 
 
 def parse_accepted(pairs: list[str] | None) -> dict[str, str]:
@@ -28,7 +33,7 @@ def parse_accepted(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ConfigurationError(f"--accept-setting takes KEY=VALUE, not {pair!r}", key="accept_setting")
+            raise ConfigurationError(f"--accept-setting takes KEY=VALUE, not {pair!r}", key=ACCEPT_SETTING)
         accepted[key.strip()] = value.strip()
     return accepted
 
@@ -72,12 +77,15 @@ def check_statement(report, manifest: Mapping[str, Any], spec: Any, accepted: Ma
             f"the manifest's circuit_id {manifest.get('circuit_id')!r} is not the id of its circuit spec ({spec.circuit_id()})",
         )
     defaults = default_settings(spec)
-    unknown = sorted(set(accepted) - set(defaults))
+    unknown = sorted(set(accepted) - set(defaults) - set(PLAN_SETTINGS))
     if unknown:
         raise ConfigurationError(
-            f"--accept-setting names {unknown}, not settings of the {spec.kind} statement {sorted(defaults)}",
-            key="accept_setting",
+            f"--accept-setting names {unknown}, not settings of the {spec.kind} statement {sorted(defaults)} or of the plan {sorted(PLAN_SETTINGS)}",
+            key=ACCEPT_SETTING,
         )
+    for name, values in PLAN_SETTINGS.items():
+        if name in accepted and accepted[name] not in values:
+            raise ConfigurationError(f"--accept-setting {name}= takes {', '.join(values)}, not {accepted[name]!r}", key=ACCEPT_SETTING)
     for name, default in sorted(defaults.items()):
         value = getattr(spec, name)
         if value == default or (name in accepted and str(value) == accepted[name]):

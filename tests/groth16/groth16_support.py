@@ -109,3 +109,13 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
         running += change
         most = max(most, running)
     return most
+
+
+def auditor_pins(verify_command: str) -> dict:
+    """verify_run's keywords for the references a user loop hands over
+    (:meth:`pot_zk.hooks.ProvenTraining.verify_command`): head, root, initial model, the
+    accepted batch order."""
+    words = verify_command.split()
+    value = {flag: words[words.index(flag) + 1] for flag in ("--expect-head", "--expect-root", "--expect-initial")}
+    return {"expect_head": value["--expect-head"], "expect_root": value["--expect-root"], "expect_initial": value["--expect-initial"],
+            "accept_settings": {"batch_order": "recorded"}}

@@ -1,7 +1,7 @@
 """Completeness of the zk-groth16 cross-entropy circuit (real engine): every step the reference
 accepts proves, across shapes (one class, two, three, ten; one and two layers; scale 8 to 24;
 quotient_bits 18 over value_bits 16) and at the edges of its range checks -- logits at both
-ends of the bias range (a tie at the max, a clamped logit more than 12 below it), all-equal
+ends of the bias range (a tie at the max, a clamped logit 16 or more below it), all-equal
 logits (Z at its largest), labels 0 and C - 1 (also on a clamped class, p = 0), inputs at
 both ends of value_bits, zero weights, and random steps. Each proof is forced (no reference
 check in front of the engine) and verified against the native commitments."""
@@ -26,7 +26,7 @@ from pot_zk.backends.groth16.integers import FIELD_MODULUS
 from pot_zk.backends.groth16.softmax_circom import softmax_templates
 from pot_zk.backends.groth16.sgd.statement import Groth16SgdStatement
 from pot_zk.exceptions import WitnessBuilderError
-from pot_zk.kinds.exact_softmax import EXP_RANGE, softmax_trace
+from pot_zk.kinds.exact_softmax import EXP_LIMIT_BITS, softmax_trace
 from groth16_support import sgd_integers, sgd_signals
 
 pytestmark = pytest.mark.prover
@@ -90,9 +90,9 @@ def test_every_cross_entropy_step_the_reference_accepts_proves(shape, groth16_ca
         proof = adapter.prove(pk, sgd_signals(w, x, y, w_after))
         assert adapter.verify(vk, proof, spec.commitments(sgd_integers(w, x, y, w_after)).public_inputs()) == (True, None), what
         proved.append(what)
-        clamped += bool((softmax_trace(_logits(spec, w, x), spec.scale).shifted == -EXP_RANGE * 2**spec.scale).any())
+        clamped += bool(softmax_trace(_logits(spec, w, x), spec.scale).clamped.any())
     assert len(proved) >= 6, proved  # the edge cases are steps the reference accepts, not skipped ones
-    if spec.dims[-1] > 1 and 2**spec.value_bits - 1 > EXP_RANGE * 2**spec.scale:  # biases can be 12 S apart
+    if spec.dims[-1] > 1 and 2**spec.value_bits - 1 >= 2**EXP_LIMIT_BITS * 2**spec.scale:  # biases can be 16 S apart
         assert clamped >= 2, proved  # clamped logits were proven
 
 
@@ -104,18 +104,20 @@ logits beyond 2**40, which the reference used to refuse)."""
 @pytest.mark.parametrize(("classes", "scale", "bits"), ROW_SHAPES, ids=[f"C{c}@{s}q{b}" for c, s, b in ROW_SHAPES])
 def test_softmax_rows_at_the_ends_of_the_logit_range_prove(classes, scale, bits, tmp_path):
     """Rows the forward pass can hand over: every logit at either end of quotient_bits (the gap
-    m - z at its largest, 2**bits - 1), all equal, and exactly 12 S - 1, 12 S and 12 S + 1 below the max."""
+    m - z at its largest, 2**bits - 1), all equal, and exactly 16 S - 1, 16 S and 16 S + 1 below
+    the max (where the gap fits)."""
     low, high = signed_range(bits)
-    limit = EXP_RANGE * 2**scale
+    limit = 2**EXP_LIMIT_BITS * 2**scale
     rows = [np.full(classes, high), np.full(classes, low), np.r_[np.full(classes - 1, low), high], np.r_[low, np.full(classes - 1, high)]]
     for gap in (limit - 1, limit, limit + 1):
-        rows.append(np.r_[np.full(classes - 1, high), high - gap])
+        if gap < 2**bits:
+            rows.append(np.r_[np.full(classes - 1, high), high - gap])
     rows += list(np.random.default_rng(3).integers(low, high + 1, (4, classes)))
     path = tmp_path / "row.circom"
     path.write_text(gadget_source(f"component main = SoftmaxRow({classes}, {scale}, {bits});", softmax_templates(classes, scale)))
     pk, vk, _ = adapter.setup(path)
     for row in rows:
         trace = softmax_trace(np.asarray(row, dtype=np.int64)[None, :], scale)
-        outputs = [trace.row_max, trace.shifted, trace.whole, trace.fraction, trace.power, trace.exp, trace.total, trace.probabilities, trace.remainders]
+        outputs = [trace.row_max, trace.clamped, trace.exp, trace.total, trace.reciprocal, trace.probabilities, trace.remainders]
         public = [int(v) % FIELD_MODULUS for v in np.concatenate([np.asarray(o).reshape(-1) for o in outputs])]
         assert adapter.verify(vk, adapter.prove(pk, {"z": [int(v) for v in row]}), public) == (True, None), list(row)

@@ -28,7 +28,7 @@ from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
 from pot_zk.backends.groth16.integers import FIELD_MODULUS
 
 from pot_zk.backends.groth16.softmax_circom import softmax_templates
-from pot_zk.kinds.exact_softmax import EXP_RANGE, softmax_trace
+from pot_zk.kinds.exact_softmax import EXP_LIMIT_BITS, RECIPROCAL_BITS, softmax_trace
 
 from groth16_support import honest_ce_step, sgd_integers, sgd_signals, tiny_ce_spec
 
@@ -40,12 +40,13 @@ LR = 4.0
 """c = lr / N = 2: one unit of an output delta moves a bias by two grid steps, so every forgery below
 claims another W_t+1 (at a small rate, p one off can round to the honest update)."""
 
-P_HINT = "p[k] <-- (e[k] * 2 ** SB + half) \\ total;"
-REM_HINT = "rem[k] <-- (e[k] * 2 ** SB + half) % total;"
-E_HINT = "e[k] <-- power[k] \\ shift;"
-DROP_HINT = "dropped[k] <-- power[k] % shift;"
+LIMIT = 2**EXP_LIMIT_BITS * S
+P_HINT = "p[k] <-- (share[k] + 2 ** (J - 1)) \\ (2 ** J);"
+REM_HINT = "rem[k] <-- (share[k] + 2 ** (J - 1)) % (2 ** J);"
+E_HINT = "e[k] <-- product[k] \\ (2 ** D);"
+DROP_HINT = "dropped[k] <-- product[k] % (2 ** D);"
 HOT_HINT = "hot[k] <-- label == k * 2 ** SB ? 1 : 0;"
-CLAMP_HINT = "clamped[k] <-- z[k] - m < -LIMIT ? 1 : 0;"
+CLAMP_HINT = "clamped[k] <-- high != 0 ? 1 : 0;"
 
 
 def _p_plus_one(trace, logits):
@@ -63,15 +64,15 @@ def _p_minus_one(trace, logits):
 def _e_raised(trace, logits):
     e = trace.exp.copy()
     e[:, 0] += 256
-    total = e.sum(axis=1)[:, None]
-    return (e * S + total // 2) // total
+    reciprocal = 2 ** (12 + RECIPROCAL_BITS) // e.sum(axis=1)[:, None]
+    return (e * reciprocal + 2 ** (RECIPROCAL_BITS - 1)) >> RECIPROCAL_BITS
 
 
 def _class_one_clamped(trace, logits):
-    """Logit 1 clamped wherever it is not the row's max: the softmax of the logits m - 12 S there."""
+    """Logit 1 clamped wherever it is not the row's max: the softmax of the logits m - 16 S there."""
     moved = logits.copy()
     rows = logits[:, 1] != logits.max(axis=1)
-    moved[rows, 1] = logits.max(axis=1)[rows] - EXP_RANGE * S
+    moved[rows, 1] = logits.max(axis=1)[rows] - LIMIT
     return softmax_trace(moved, 12).probabilities
 
 
@@ -110,23 +111,23 @@ FORGERIES = [
     ),
     (
         "p one too large (negative remainder)",
-        [(P_HINT, P_HINT[:-1] + " + (k == 0 ? 1 : 0);"), (REM_HINT, REM_HINT[:-1] + " - (k == 0 ? total : 0);")],
+        [(P_HINT, P_HINT[:-1] + " + (k == 0 ? 1 : 0);"), (REM_HINT, REM_HINT[:-1] + " - (k == 0 ? 2 ** J : 0);")],
         _p_plus_one, _one_hot, ("remBits[k].in <== rem[k];", "remBits[k].in <== 0;"),
     ),
     (
-        "p one too small (remainder >= Z)",
-        [(P_HINT, P_HINT[:-1] + " - (k == 0 ? 1 : 0);"), (REM_HINT, REM_HINT[:-1] + " + (k == 0 ? total : 0);")],
-        _p_minus_one, _one_hot, ("remGap[k].in <==", "remGap[k].in <== 0; //"),
+        "p one too small (remainder >= 2^J)",
+        [(P_HINT, P_HINT[:-1] + " - (k == 0 ? 1 : 0);"), (REM_HINT, REM_HINT[:-1] + " + (k == 0 ? 2 ** J : 0);")],
+        _p_minus_one, _one_hot, ("remBits[k].in <== rem[k];", "remBits[k].in <== 0;"),
     ),
     (
         "e 256 too large (negative dropped bits), so Z and every p move",
-        [(E_HINT, E_HINT[:-1] + " + (k == 0 ? 256 : 0);"), (DROP_HINT, DROP_HINT[:-1] + " - (k == 0 ? 256 * shift : 0);")],
+        [(E_HINT, E_HINT[:-1] + " + (k == 0 ? 256 : 0);"), (DROP_HINT, DROP_HINT[:-1] + " - (k == 0 ? 256 * 2 ** D : 0);")],
         _e_raised, _one_hot, ("droppedBits[k].in <== dropped[k];", "droppedBits[k].in <== 0;"),
     ),
     (
-        "an unclamped logit clamped (its class's probability ~0)",
-        [(CLAMP_HINT, "clamped[k] <-- (k == 1 && z[k] != m) ? 1 : (z[k] - m < -LIMIT ? 1 : 0);")],
-        _class_one_clamped, _one_hot, ("branch[k].in <== z[k] - m + LIMIT + 2 * side[k];", "branch[k].in <== 0;"),
+        "an unclamped logit clamped (its class's probability 0)",
+        [(CLAMP_HINT, "clamped[k] <-- (k == 1 && high == 0 && m != z[k]) ? 1 : (high != 0 ? 1 : 0);")],
+        _class_one_clamped, _one_hot, ("clamped[k] === high * clampInverse[k];", ""),
     ),
 ]
 
@@ -181,17 +182,23 @@ def test_a_forged_cross_entropy_witness_has_no_proof_without_its_guard_it_has(ho
     assert weakened, f"{what}: the forgery is not what {guard[0]!r} refuses"
 
 
-def test_the_clamp_selector_at_exactly_12_s_below_the_max_is_a_second_witness_that_changes_nothing(tmp_path):
-    """At z - m = -12 S both selector values satisfy the clamp (u = -12 S either way): a second
-    witness, but every output of the row -- hence delta and W_t+1 -- is the honest one. (The one
-    other free hint of the circuit, ReLU's inverse of z at z = 0, is multiplied by 0.) One below
-    the boundary only the clamped branch holds (test_groth16_softmax_circuit.py)."""
-    row = np.array([[20000, 20000 - EXP_RANGE * S, 5000]])
+def test_the_clamp_is_pinned_at_its_boundary_and_its_free_inverse_hint_changes_nothing(tmp_path):
+    """At m - z = 16 S - 1 (not clamped) and 16 S (clamped) only the honest clamp bit proves:
+    H = 0 forces c = H i = 0, H != 0 forces c = 1. Where H = 0 the inverse hint i is free (any i
+    gives c = 0): a second witness with every output of the row -- hence delta and W_t+1 -- the
+    honest one. (The one other free hint of the circuit, ReLU's inverse of z at z = 0, is
+    multiplied by 0.)"""
+    row = np.array([[20000, 20000 - (LIMIT - 1), 20000 - LIMIT]])
     trace = softmax_trace(row, 12)
-    outputs = [trace.row_max, trace.shifted, trace.whole, trace.fraction, trace.power, trace.exp, trace.total, trace.probabilities, trace.remainders]
+    assert trace.clamped[0].tolist() == [0, 0, 1]
+    outputs = [trace.row_max, trace.clamped, trace.exp, trace.total, trace.reciprocal, trace.probabilities, trace.remainders]
     public = [int(v) % FIELD_MODULUS for v in np.concatenate([np.asarray(o).reshape(-1) for o in outputs])]
     honest = gadget_source("component main = SoftmaxRow(3, 12, 24);", softmax_templates(3, 12))
-    for selector in ("1", "0"):  # the honest hint says 0 (z - m < -LIMIT is false); 1 is the other witness
-        source = _tamper(honest, CLAMP_HINT, f"clamped[k] <-- k == 1 ? {selector} : (z[k] - m < -LIMIT ? 1 : 0);")
-        ok, _ = _proves(tmp_path, f"boundary{selector}", source, {"z": row[0].tolist()}, public)
-        assert ok, selector
+    inverse = "clampInverse[k] <-- high != 0 ? 1 / high : 0;"
+    for k, bit in ((1, 1), (2, 0)):
+        source = _tamper(honest, CLAMP_HINT, f"clamped[k] <-- k == {k} ? {bit} : (high != 0 ? 1 : 0);")
+        source = _tamper(source, inverse, f"clampInverse[k] <-- k == {k} ? 0 : (high != 0 ? 1 / high : 0);")
+        ok, _ = _proves(tmp_path, f"boundary{k}", source, {"z": row[0].tolist()}, public)
+        assert not ok, (k, bit)
+    ok, _ = _proves(tmp_path, "inverse", _tamper(honest, inverse, "clampInverse[k] <-- high != 0 ? 1 / high : 5;"), {"z": row[0].tolist()}, public)
+    assert ok

@@ -42,7 +42,7 @@ def test_a_cross_entropy_run_proves_its_steps_and_verifies(honest):
     bundle = RunBundle.open(run)
     manifest = bundle.manifest()
     spec = spec_from_dict(manifest["circuit"])
-    assert (spec.loss, spec.circuit_version, spec.value_bits, spec.learning_rate) == ("cross_entropy", "groth16-sgd-ce/1", 17, 0.3)
+    assert (spec.loss, spec.circuit_version, spec.value_bits, spec.learning_rate) == ("cross_entropy", "groth16-sgd-ce/2", 17, 0.3)
     assert manifest["training"]["arithmetic"] == "exact"
     proofs = [r for r in bundle.proofs() if r["status"] == "proved"]
     assert sorted(r["step"] for r in proofs) == [0, 3] and {r["proof_type"] for r in proofs} == {"zk-groth16"}

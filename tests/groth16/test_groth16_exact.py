@@ -41,9 +41,18 @@ def test_exact_step_is_within_two_grid_steps_of_a_float64_step(dims, batch):
 def test_exact_step_matches_hand_computed_floors():
     spec = Groth16SgdStatement((1, 1), 1, 0.5, scale=2, param_scale=4)  # c = 2*0.5/(1*1) = 1, c_fix = 16
     # z = floor(3 * -5 / 4) + 1 = -4 + 1 = -3; delta = -3 - 2 = -5
-    # gW = floor(-5 * 3 / 4) = -4; gb = -5; W' = -5 - floor(16 * -4 / 16) = -1; b' = 1 - (-5) = 6
+    # GW = -5 * 3 = -15; gb = -5; W' = -5 - floor(16 * -15 / 2^6) = -1; b' = 1 - floor(16 * -5 / 2^4) = 6
     w_after = exact.exact_sgd_step(spec, np.array([-5, 1]), np.array([[3]]), np.array([[2]]))
     assert w_after.tolist() == [-1, 6]
+
+
+def test_the_weight_gradient_is_rounded_once_in_the_update():
+    spec = Groth16SgdStatement((1, 1), 1, 0.75, scale=2, param_scale=4)  # c = 1.5, c_fix = 24
+    # z = floor(1 * -4 / 4) + 0 = -1; delta = -1 - 12 = -13; GW = -13
+    # W' = -4 - floor(24 * -13 / 2^6) = -4 + 5 = 1 (rounding gW = floor(-13 / 4) = -4 first: -4 + 6 = 2)
+    # b' = 0 - floor(24 * -13 / 2^4) = 20
+    w_after = exact.exact_sgd_step(spec, np.array([-4, 0]), np.array([[1]]), np.array([[12]]))
+    assert w_after.tolist() == [1, 20]
 
 
 def test_relu_derivative_at_zero_is_zero():

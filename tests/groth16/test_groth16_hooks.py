@@ -19,7 +19,7 @@ from pot_zk.kinds.mlp import MlpArchitecture, flatten
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.verify.run import verify_run
 
-from groth16_support import stop_holders
+from groth16_support import auditor_pins, stop_holders
 
 pytestmark = pytest.mark.prover
 
@@ -44,7 +44,7 @@ def test_a_user_loop_trains_the_exact_steps_and_its_bundle_verifies(tmp_path):
     finally:
         stop_holders(cache, RunBundle.open(run).manifest()["circuit"])
     assert handle.summary.progress["proof_types"] == {"zk-groth16": 2}
-    report = verify_run(run, cache_dir=cache)
+    report = verify_run(run, cache_dir=cache, **auditor_pins(handle.verify_command()))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 2, "commitment-only": 2}
 
@@ -60,7 +60,7 @@ def test_a_user_loop_on_class_labels_trains_the_exact_cross_entropy_steps_and_ve
     try:
         with proven_training(model, optimizer, batches, run_dir=run, overrides=overrides) as handle:
             spec = spec_from_dict(RunBundle.open(run).manifest()["circuit"])
-            assert (spec.loss, spec.circuit_version) == ("cross_entropy", "groth16-sgd-ce/1")
+            assert (spec.loss, spec.circuit_version) == ("cross_entropy", "groth16-sgd-ce/2")
             for index in (2, 0, 1, 0):
                 before = quantise_weights(flatten(model.state_dict(), architecture.param_shapes).double().numpy(), 12, 16)
                 handle.step(*batches[index])
@@ -71,5 +71,5 @@ def test_a_user_loop_on_class_labels_trains_the_exact_cross_entropy_steps_and_ve
     finally:
         stop_holders(cache, RunBundle.open(run).manifest()["circuit"])
     assert handle.summary.progress["proof_types"] == {"zk-groth16": 2}
-    report = verify_run(run, cache_dir=cache)
+    report = verify_run(run, cache_dir=cache, **auditor_pins(handle.verify_command()))
     assert report.ok, report.summary()

@@ -41,7 +41,7 @@ def test_a_lora_run_on_an_exact_base_proves_and_verifies(tmp_path):
             except ProcessLookupError:
                 pass
     assert summary.progress["proof_types"] == {"zk-groth16": 2}
-    assert RunBundle.open(lora).manifest()["circuit"]["circuit_version"] == "groth16-lora/1"
+    assert RunBundle.open(lora).manifest()["circuit"]["circuit_version"] == "groth16-lora/2"
     report = verify_run(lora, cache_dir=cache)
     assert report.ok, report.summary()
     assert "base-model" in report.passed and report.coverage == {"zk-groth16": 2, "commitment-only": 2}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pot_zk.backends.groth16 import adapter, keys
@@ -159,6 +160,49 @@ def test_an_out_of_range_batch_value_cannot_borrow_a_commitment(honest, tiny_key
     (tmp_path / "weak.circom").write_text(weakened)
     weak_pk, weak_vk, _ = adapter.setup(tmp_path / "weak.circom")
     assert adapter.verify(weak_vk, adapter.prove(weak_pk, inputs), claimed.public_inputs()) == (True, None)
+
+
+@pytest.mark.parametrize("inner", [5, 6])
+def test_paired_products_are_the_matrix_product_with_fewer_constraints(inner, tmp_path):
+    """Winograd's pairing (odd and even inner width, signed values at both ends of 16 bits):
+    the proof verifies with a @ b^T as its public output and not with one entry moved."""
+    rng = np.random.default_rng(inner)
+    a, b = rng.integers(-(2**15), 2**15, (3, inner)), rng.integers(-(2**15), 2**15, (4, inner))
+    a[0, 0], b[0, 0] = -(2**15), 2**15 - 1
+    expected = [int(v) % FIELD_MODULUS for v in (a @ b.T).reshape(-1)]
+    counts = {}
+    for template in ("MatMul", "MatMulPaired"):
+        (tmp_path / f"{template}.circom").write_text(gadget_source(f"component main = {template}(3, {inner}, 4);"))
+        pk, vk, report = adapter.setup(tmp_path / f"{template}.circom")
+        proof = adapter.prove(pk, {"a": a.tolist(), "b": b.tolist()})
+        assert adapter.verify(vk, proof, expected) == (True, None)
+        assert adapter.verify(vk, proof, [expected[0] + 1] + expected[1:])[0] is False
+        counts[template] = report.constraints
+    assert counts == {"MatMul": 3 * 4 * inner, "MatMulPaired": (3 * 4 + 3 + 4) * (inner // 2) + 3 * 4 * (inner % 2)}
+
+
+UPDATE_HINT = "r <-- (c * g + offset) % (2 ** p);"
+
+
+@pytest.mark.parametrize("moved_by", [1, -1])
+def test_a_weight_one_grid_step_off_has_no_proof_without_the_update_remainder_check(honest, moved_by, tmp_path):
+    """The weight gradient is rounded once, in the update: c' GW == (W - W') 2^k + r. A cheater
+    claims W' one grid step off at a layer-1 weight and solves for r (2^k above the range, or
+    negative): only the remainder's range check refuses it (the quotient W - W' is bounded by
+    the range checks of W and W')."""
+    spec, (w, x, y, w_after), _ = honest
+    moved = w_after.copy()
+    moved[5] += moved_by
+    claimed = spec.commitments(sgd_integers(w, x, y, moved)).public_inputs()
+    tampered = spec.circuit_source().replace(UPDATE_HINT, "r <-- c * g - (w - w_new) * (2 ** p);")
+    weakened = tampered.replace("remainder.in <== r;\n    c * g ===", "remainder.in <== 0;\n    c * g ===")
+    assert tampered.count("r <-- c * g - (w - w_new)") == 1 and weakened != tampered
+    outcomes = []
+    for name, source in (("tampered", tampered), ("weakened", weakened)):
+        (tmp_path / f"{name}.circom").write_text(source)
+        pk, vk, _ = adapter.setup(tmp_path / f"{name}.circom")
+        outcomes.append(adapter.verify(vk, adapter.prove(pk, sgd_signals(w, x, y, moved)), claimed)[0])
+    assert outcomes == [False, True]
 
 
 QUOTIENT_GADGET = "component main = FloorDivCheck(12, 24);"

@@ -26,7 +26,8 @@ from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.bundle import RunBundle, load_model
 from pot_zk.runs.session import RunSummary
-from pot_zk.runs.train import proved_line, train
+from pot_zk.runs.train import train
+from pot_zk.runs.summary import proved_line
 from pot_zk.testing.tamper import KINDS, chain_lines, judge, tampered_copy
 from pot_zk.verify.run import verify_run
 

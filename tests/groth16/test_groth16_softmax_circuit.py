@@ -6,6 +6,7 @@ without its constraint)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +16,24 @@ from pot_zk.backends.groth16 import adapter
 from pot_zk.backends.groth16.circuit_writer import gadget_source
 from pot_zk.backends.groth16.softmax_circom import softmax_templates
 from pot_zk.backends.groth16.integers import FIELD_MODULUS
-from pot_zk.kinds.exact_softmax import EXP_RANGE, LOG2E, softmax_trace
+from pot_zk.kinds.exact_softmax import EXP_LIMIT_BITS, RECIPROCAL_BITS, exp_tables, softmax_trace
 
 pytestmark = pytest.mark.prover
 
 SCALE, QB = 12, 24
-ROW = [20000, 19999, 20000 - EXP_RANGE * 4096 - 7000, 5000]
+LIMIT = 2**EXP_LIMIT_BITS * 4096
+ROW = [20000, 19999, 20000 - LIMIT - 7000, 5000]
 """The max and max - 1 (a max one below a logit still equals a logit), one clamped logit, one not."""
 
 
 def _field(values) -> list[int]:
     return [int(v) % FIELD_MODULUS for v in values]
+
+
+def _outputs(trace) -> list[int]:
+    """SoftmaxRow's public outputs, in declaration order: m, clamped, e, total, inv, p, rem."""
+    outputs = [trace.row_max, trace.clamped[0], trace.exp[0], trace.total, trace.reciprocal, trace.probabilities[0], trace.remainders[0]]
+    return _field(np.concatenate([np.asarray(o).reshape(-1) for o in outputs]))
 
 
 def _proves(tmp_path: Path, name: str, source: str, inputs: dict, public: list[int]) -> bool:
@@ -36,14 +44,11 @@ def _proves(tmp_path: Path, name: str, source: str, inputs: dict, public: list[i
 
 def test_the_circuit_computes_exactly_softmax_trace_s_intermediates(tmp_path):
     rng = np.random.default_rng(5)
-    row = np.concatenate([np.round(rng.uniform(-6, 6, 9) * 2**SCALE), [-60 * 2**SCALE]]).astype(np.int64)
+    row = np.concatenate([np.round(rng.uniform(-6, 6, 8) * 2**SCALE), [0, -60 * 2**SCALE]]).astype(np.int64)
+    row[8] = row[:8].max() - (LIMIT - 1)
     trace = softmax_trace(row[None, :], SCALE)
-    assert trace.shifted[0, -1] == -EXP_RANGE * 2**SCALE  # the clamp is exercised
-    outputs = [
-        trace.row_max, trace.shifted[0], trace.whole[0], trace.fraction[0], trace.power[0], trace.exp[0],
-        trace.total, trace.probabilities[0], trace.remainders[0],
-    ]
-    public = _field(np.concatenate([np.asarray(o).reshape(-1) for o in outputs]))
+    assert trace.clamped[0].tolist() == [0] * 9 + [1]  # the clamp is exercised, and a logit just above it
+    public = _outputs(trace)
     (tmp_path / "row.circom").write_text(gadget_source(f"component main = SoftmaxRow(10, {SCALE}, {QB});", softmax_templates(10, SCALE)))
     pk, vk, report = adapter.setup(tmp_path / "row.circom")
     proof = adapter.prove(pk, {"z": row.tolist()})
@@ -64,76 +69,51 @@ template Sealed() {{
 component main {{public [z]}} = Sealed();
 """
 
-E_HINT = "e[k] <-- power[k] \\ shift;"
-P_HINT = "p[k] <-- (e[k] * 2 ** SB + half) \\ total;"
-REM_HINT = "rem[k] <-- (e[k] * 2 ** SB + half) % total;"
-T_HINT = f"-u[k] * {LOG2E}"
+CLAMP_HINT = "clamped[k] <-- high != 0 ? 1 : 0;"
+INVERSE_HINT = "clampInverse[k] <-- high != 0 ? 1 / high : 0;"
+E_HINT = "e[k] <-- product[k] \\ (2 ** D);"
+DROP_HINT = "dropped[k] <-- product[k] % (2 ** D);"
+INV_HINT = "inv <-- (2 ** (SB + J)) \\ total;"
+INV_REM_HINT = "invRem <-- (2 ** (SB + J)) % total;"
+P_HINT = "p[k] <-- (share[k] + 2 ** (J - 1)) \\ (2 ** J);"
+REM_HINT = "rem[k] <-- (share[k] + 2 ** (J - 1)) % (2 ** J);"
+
+
+def _plus(hint: str, amount: str, k: int = 0) -> tuple[str, str]:
+    """The hint with ``amount`` added for logit k."""
+    return hint, f"{hint[:-1]} + (k == {k} ? {amount} : 0);"
+
 
 # (tampered intermediate, the witness generator's changes, the constraints that refuse it)
 ROW_TAMPERS = [
     ("max above every logit", [("m <-- best;", "m <-- best + 1;")], [("gap[C - 1] === 0;", "")]),
-    (
-        "max below a logit (equal to another), refused twice: m >= z_k, and u > 0 has no split of -u log2(e)",
-        [("m <-- best;", "m <-- best - 1;")],
-        [("below[k].in <== m - z[k];", "below[k].in <== 0;"), ("wholeBits[k].in <== whole[k];", "wholeBits[k].in <== 0;")],
-    ),
+    ("max below a logit (equal to another)", [("m <-- best;", "m <-- best - 1;")], [("gapBits[k].in <== m - z[k];", "gapBits[k].in <== 0;")]),
     (
         "an unclamped logit clamped",
-        [("clamped[k] <-- z[k] - m < -LIMIT ? 1 : 0;", "clamped[k] <-- k == 1 ? 1 : (z[k] - m < -LIMIT ? 1 : 0);")],
-        [("branch[k].in <== z[k] - m + LIMIT + 2 * side[k];", "branch[k].in <== 0;")],
+        [(CLAMP_HINT, "clamped[k] <-- k == 1 ? 1 : (high != 0 ? 1 : 0);")],
+        [("clamped[k] === high * clampInverse[k];", "")],
     ),
     (
         "a clamped logit not clamped",
-        [("clamped[k] <-- z[k] - m < -LIMIT ? 1 : 0;", "clamped[k] <-- 0;")],
-        [("branch[k].in <== z[k] - m + LIMIT + 2 * side[k];", "branch[k].in <== 0;")],
+        [(CLAMP_HINT, "clamped[k] <-- k == 2 ? 0 : (high != 0 ? 1 : 0);"), (INVERSE_HINT, "clampInverse[k] <-- k == 2 ? 0 : (high != 0 ? 1 / high : 0);")],
+        [("high * (1 - clamped[k]) === 0;", "")],
     ),
-    (
-        "fraction one too large (negative tail)",
-        [
-            (f"fraction[k] <-- (({T_HINT}) % (2 ** T)) \\ (2 ** FB);", f"fraction[k] <-- (({T_HINT}) % (2 ** T)) \\ (2 ** FB) + 1;"),
-            (f"tail[k] <-- ({T_HINT}) % (2 ** FB);", f"tail[k] <-- ({T_HINT}) % (2 ** FB) - 2 ** FB;"),
-        ],
-        [("tailBits[k].in <== tail[k];", "tailBits[k].in <== 0;")],
-    ),
-    (
-        "a Horner remainder out of range",
-        [
-            ("z <-- (acc + offset) \\ (2 ** k) - offset \\ (2 ** k) + add;", "z <-- (acc + offset) \\ (2 ** k) - offset \\ (2 ** k) + add - 1;"),
-            ("r <-- (acc + offset) % (2 ** k);", "r <-- (acc + offset) % (2 ** k) + 2 ** k;"),
-        ],
-        [("remainder.in <== r;", "remainder.in <== 0;")],
-    ),
-    (
-        "exp one too large (negative dropped bits)",
-        [(E_HINT, E_HINT[:-1] + " + (k == 0 ? 1 : 0);"), ("dropped[k] <-- power[k] % shift;", "dropped[k] <-- power[k] % shift - (k == 0 ? shift : 0);")],
-        [("droppedBits[k].in <== dropped[k];", "droppedBits[k].in <== 0;")],
-    ),
-    (
-        "exp one too small (dropped bits >= the shift)",
-        [(E_HINT, E_HINT[:-1] + " - (k == 0 ? 1 : 0);"), ("dropped[k] <-- power[k] % shift;", "dropped[k] <-- power[k] % shift + (k == 0 ? shift : 0);")],
-        [("droppedGap[k].in <==", "droppedGap[k].in <== 0; //")],
-    ),
-    (
-        "p one too large (negative remainder)",
-        [(P_HINT, P_HINT[:-1] + " + (k == 0 ? 1 : 0);"), (REM_HINT, REM_HINT[:-1] + " - (k == 0 ? total : 0);")],
-        [("remBits[k].in <== rem[k];", "remBits[k].in <== 0;")],
-    ),
-    (
-        "p one too small (remainder >= Z)",
-        [(P_HINT, P_HINT[:-1] + " - (k == 0 ? 1 : 0);"), (REM_HINT, REM_HINT[:-1] + " + (k == 0 ? total : 0);")],
-        [("remGap[k].in <==", "remGap[k].in <== 0; //")],
-    ),
+    ("exp one too large (negative dropped bits)", [_plus(E_HINT, "1"), _plus(DROP_HINT, "-(2 ** D)")], [("droppedBits[k].in <== dropped[k];", "droppedBits[k].in <== 0;")]),
+    ("exp one too small (dropped bits >= 2^D)", [_plus(E_HINT, "-1"), _plus(DROP_HINT, "2 ** D")], [("droppedBits[k].in <== dropped[k];", "droppedBits[k].in <== 0;")]),
+    ("reciprocal one too large (negative remainder)", [(INV_HINT, INV_HINT[:-1] + " + 1;"), (INV_REM_HINT, INV_REM_HINT[:-1] + " - total;")], [("invRemBits.in <== invRem;", "invRemBits.in <== 0;")]),
+    ("reciprocal one too small (remainder >= Z)", [(INV_HINT, INV_HINT[:-1] + " - 1;"), (INV_REM_HINT, INV_REM_HINT[:-1] + " + total;")], [("invGap.in <== total - 1 - invRem;", "invGap.in <== 0;")]),
+    ("p one too large (negative remainder)", [_plus(P_HINT, "1"), _plus(REM_HINT, "-(2 ** J)")], [("remBits[k].in <== rem[k];", "remBits[k].in <== 0;")]),
+    ("p one too small (remainder >= 2^J)", [_plus(P_HINT, "-1"), _plus(REM_HINT, "2 ** J")], [("remBits[k].in <== rem[k];", "remBits[k].in <== 0;")]),
     (
         "p a field element, not the quotient (remainder + 1)",
-        [
-            (f"        {P_HINT}\n        {REM_HINT}", f"        {REM_HINT[:-1]} + (k == 0 ? 1 : 0);\n        p[k] <-- (e[k] * 2 ** SB + half - rem[k]) / total;"),
-        ],
-        [("pBits[k].in <== p[k];", "pBits[k].in <== 0;"), ("pGap[k].in <==", "pGap[k].in <== 0; //")],
+        [(f"        {P_HINT}\n        {REM_HINT}", f"        {REM_HINT[:-1]} + (k == 0 ? 1 : 0);\n        p[k] <-- (share[k] + 2 ** (J - 1) - rem[k]) / (2 ** J);")],
+        [("pBits[k].in <== p[k];", "pBits[k].in <== 0;")],
     ),
 ]
-"""Everything after a tampered value is derived from it by the same hints (e and p from the
-tampered m, p as ``(num - rem) / Z`` in the field from a tampered remainder), as a cheater's
-witness generator would; only the named constraint stands in the way."""
+"""Everything after a tampered value is derived from it by the same hints (Z, inv and p from a
+tampered e, p from a tampered inv, p as ``(num - rem) / 2^J`` in the field from a tampered
+remainder), as a cheater's witness generator would; only the named constraint stands in the way.
+A field-element e or inv that only its own range check refuses needs a chosen row: below."""
 
 
 def _tamper(source: str, old: str, new: str) -> str:
@@ -154,6 +134,91 @@ def test_a_tampered_softmax_intermediate_has_no_proof_without_its_constraint_it_
     for old, new in guards:
         weakened = _tamper(weakened, old, new)
     assert _proves(tmp_path, "weakened", weakened, inputs, public), f"{what}: the tamper is not what the constraint refuses"
+
+
+ROW_MAIN = "component main = SoftmaxRow(4, 12, 24);"
+J, K = RECIPROCAL_BITS, SCALE + RECIPROCAL_BITS
+
+
+def _two_logits(first: int, second: int):
+    """A row of 4: two logits at ``first`` and ``second``, two clamped."""
+    row = np.array([[first, second, first - 3 * LIMIT, first - 2 * LIMIT]])
+    return row, softmax_trace(row, SCALE)
+
+
+def _row_public(trace, e, inv, p, rem) -> list[int]:
+    values = [trace.row_max, trace.clamped[0], e, trace.total, [inv], p, rem]
+    return [int(v) % FIELD_MODULUS for part in values for v in np.asarray(part, dtype=object).reshape(-1)]
+
+
+def _p_of(shares):
+    numerators = [int(share) + 2 ** (J - 1) for share in shares]
+    return [n >> J for n in numerators], [n % 2**J for n in numerators]
+
+
+def test_half_integer_exps_in_the_field_have_no_proof_without_e_s_range_check(tmp_path):
+    """A cheater moves half a unit of e from logit 0 to logit 1 in the field (2^(D-1) of the
+    dropped bits, both still in [0, 2^D)): Z is unchanged, and where inv is even the shares
+    e inv stay integers, so p moves and every other check holds; only e's range check refuses."""
+    dropped_bits = exp_tables(SCALE).dropped_bits
+    half = pow(2, -1, FIELD_MODULUS)
+    for gap in range(1, 4000):
+        row, trace = _two_logits(20000, 20000 - gap)
+        inv = int(trace.reciprocal[0])
+        second = int(trace.products[0, 1]) % 2**dropped_bits
+        if inv % 2 or second < 2 ** (dropped_bits - 1):
+            continue
+        shares = [int(e) * inv for e in trace.exp[0]]
+        shares[0] -= inv // 2
+        shares[1] += inv // 2
+        p, rem = _p_of(shares)
+        if p != trace.probabilities[0].tolist():
+            break
+    else:
+        pytest.fail("no row moves p")
+    e = [int(trace.exp[0, 0]) - half, int(trace.exp[0, 1]) + half, 0, 0]
+    forged = _row_public(trace, e, inv, p, rem)
+    hints = [
+        (f"        {E_HINT}\n        {DROP_HINT}", f"        {DROP_HINT[:-1]} + (k == 0 ? 2 ** (D - 1) : (k == 1 ? -(2 ** (D - 1)) : 0));\n        e[k] <-- (product[k] - dropped[k]) / (2 ** D);"),
+    ]
+    tampered = gadget_source(ROW_MAIN, softmax_templates(4, SCALE))
+    for old, new in hints:
+        tampered = _tamper(tampered, old, new)
+    inputs = {"z": row[0].tolist()}
+    assert not _proves(tmp_path, "tampered", tampered, inputs, forged)
+    assert _proves(tmp_path, "weakened", _tamper(tampered, "eBits[k].in <== e[k];", "eBits[k].in <== 0;"), inputs, forged)
+
+
+def test_a_fractional_reciprocal_in_the_field_has_no_proof_without_inv_s_range_check(tmp_path):
+    """A cheater picks another remainder t of 2^K = inv Z + t (still in [0, Z)) and inv = (2^K - t) / Z
+    in the field: where Z divides e_k (t* - t) for every k, the shares e inv stay integers and p
+    moves; only inv's range check refuses."""
+    for gap in range(2, 4000, 2):
+        row, trace = _two_logits(20000, 20000 - gap)
+        total, inv, rest = int(trace.total[0]), int(trace.reciprocal[0]), 2**K % int(trace.total[0])
+        step = total // math.gcd(total, 2**16)
+        moves = [t * step for t in range(-(total // step), total // step + 1) if t and 0 <= rest - t * step < total]
+        found = None
+        for move in moves:
+            shares = [int(e) * inv + int(e) * move // total for e in trace.exp[0]]
+            p, rem = _p_of(shares)
+            if p != trace.probabilities[0].tolist():
+                found = move, p, rem
+                break
+        if found:
+            break
+    else:
+        pytest.fail("no row moves p")
+    move, p, rem = found
+    forged_inv = (2**K - (rest - move)) * pow(total, -1, FIELD_MODULUS) % FIELD_MODULUS
+    forged = _row_public(trace, trace.exp[0], forged_inv, p, rem)
+    hints = [(f"    {INV_HINT}\n    {INV_REM_HINT}", f"    {INV_REM_HINT[:-1]} - {move};\n    inv <-- (2 ** (SB + J) - invRem) / total;")]
+    tampered = gadget_source(ROW_MAIN, softmax_templates(4, SCALE))
+    for old, new in hints:
+        tampered = _tamper(tampered, old, new)
+    inputs = {"z": row[0].tolist()}
+    assert not _proves(tmp_path, "tampered", tampered, inputs, forged)
+    assert _proves(tmp_path, "weakened", _tamper(tampered, "invBits.in <== inv;", "invBits.in <== 0;"), inputs, forged)
 
 
 LABEL_MAIN = "component main {public [label]} = OneHotLabel(3, 12);"

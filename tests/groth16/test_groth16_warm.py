@@ -18,6 +18,7 @@ from pot_zk.backends.groth16 import keys
 
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.core import protocol
+from pot_zk.core.stages import read_stages
 from provers.groth16_held import socket_path
 
 from groth16_support import honest_step, most_at_once, sgd_integers, tiny_spec
@@ -152,7 +153,8 @@ def test_one_holder_proves_as_many_requests_at_once_as_it_has_provers(cache, tmp
     ``provers`` threads; its proving intervals overlap up to ``provers`` deep, never deeper."""
     spec = tiny_spec()
     made = _step_requests(cache, tmp_path, range(60, 64))
-    answers = run_side_by_side([request for request, _ in made], 30, "--provers", str(provers))
+    progress = [tmp_path / f"progress-{index}.jsonl" for index in range(len(made))]
+    answers = run_side_by_side([{**request, "progress_path": str(path)} for (request, _), path in zip(made, progress)], 30, "--provers", str(provers))
     vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
     for (code, response), (_, tensors) in zip(answers, made):
         assert code == protocol.EXIT_OK, response
@@ -162,6 +164,9 @@ def test_one_holder_proves_as_many_requests_at_once_as_it_has_provers(cache, tmp
     assert all(p["witness_engine"].startswith("wasmtime ") for p in provers_seen)
     assert most_at_once([(p["began_at"], p["ended_at"]) for p in provers_seen]) == provers
     assert len({p["thread"] for p in provers_seen}) == provers
+    for path in progress:  # each request's stage lines went to its own file, once each
+        stages = [line.stage for line in read_stages(path)]
+        assert stages.count("prove") == 1 and stages.count("verify") == 1, (path.name, stages)
 
 
 def test_an_unexpected_error_stops_the_holder(cache, tmp_path):

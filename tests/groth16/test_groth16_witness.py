@@ -107,9 +107,19 @@ def test_cross_entropy_and_lora_steps_prove_with_wasmtime_witnesses(groth16_cach
     for spec, integers in ((tiny_ce_spec(), sgd_integers(*honest_ce_step(tiny_ce_spec(), seed=35))),
                            (tiny_lora_spec(), lora_integers(*honest_lora_step(tiny_lora_spec(), seed=36)))):
         key_dir = keys.ensure_keys(spec, groth16_cache)
-        proof = prove_step(spec, key_dir, integers)
-        assert proof.witness_engine.startswith("wasmtime ") and "key_load_s" in proof.timings
+        proof = prove_step(spec, key_dir, integers, key=load_key(key_dir))
+        assert proof.witness_engine.startswith("wasmtime ")
         assert adapter.verify(key_dir.load_verifying_key(), proof.proof, spec.commitments(integers).public_inputs()) == (True, None)
+
+
+def test_a_one_shot_proof_uses_wasmi_and_says_why(tiny_keys):
+    """Without a loaded key (one proof per key load) compiling the program would cost more than it saves."""
+    spec = tiny_spec()
+    integers = sgd_integers(*honest_step(spec, seed=38))
+    proof = prove_step(spec, tiny_keys, integers)
+    assert "key_load_s" in proof.timings and "witness_s" not in proof.timings
+    assert proof.witness_engine.startswith("wasmi (groth16py ") and "one proof per key load" in proof.witness_engine
+    assert adapter.verify(tiny_keys.load_verifying_key(), proof.proof, spec.commitments(integers).public_inputs()) == (True, None)
 
 
 def test_one_program_computes_witnesses_on_two_threads_at_once(tiny_keys, tiny_key):

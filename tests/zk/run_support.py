@@ -9,8 +9,9 @@ from pot_zk.runs.train import RunSummary, train
 
 
 def tiny_overrides(run_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
-    """A 4-3-2 MLP on synthetic data, batch 2, 4 steps, steps 0 and 2 proven."""
+    """A 4-3-2 MLP on synthetic data, batch 2, 4 steps, steps 0 and 2 proven with zk-halo2."""
     return [
+        "prover=ezkl",
         "model=tiny_mlp",
         "data=synthetic",
         "train.batch_size=2",

@@ -57,8 +57,10 @@ def _nonce_picking(run: Path, count: int, wanted: set[int]) -> str:
     return next(f"{n:08x}" for n in range(10_000) if wanted <= set(choose_steps(head, f"{n:08x}", count, 4)))
 
 
-def _challenge(run: Path, out: Path, count: int, wanted: set[int]) -> dict:
-    assert main(["challenge", str(run), "--count", str(count), "--nonce", _nonce_picking(run, count, wanted), "--out", str(out)]) == 0
+def _challenge(run: Path, out: Path, count: int, wanted: set[int], cache: Path) -> dict:
+    """The auditor's challenge, recorded in the trust store of ``cache`` (verify's --cache-dir)."""
+    nonce = _nonce_picking(run, count, wanted)
+    assert main(["challenge", str(run), "--count", str(count), "--nonce", nonce, "--out", str(out), "--cache-dir", str(cache)]) == 0
     return json.loads(out.read_text())
 
 
@@ -68,7 +70,7 @@ def _verify(run: Path, cache: Path, *extra: str) -> int:
 
 def test_an_honest_run_answers_its_challenge(run, tmp_path, zk_cache, capsys):
     c_json = tmp_path / "C.json"
-    steps = _challenge(run, c_json, 2, {3})["steps"]
+    steps = _challenge(run, c_json, 2, {3}, zk_cache)["steps"]
     assert main(["respond", str(run), str(c_json)]) == 0
     out = capsys.readouterr().out
     assert "step 3: proved (zk-halo2)" in out and "2 of 2 challenged steps proven" in out
@@ -130,7 +132,7 @@ def test_an_altered_step_passes_plain_verify_but_fails_its_challenge(run, tmp_pa
     _alter_last_step(run)
     assert verify_run(run, cache_dir=zk_cache).ok, "an unproven altered step is invisible without a challenge"
     c_json = tmp_path / "C.json"
-    assert _challenge(run, c_json, 1, {3})["steps"] == [3]
+    assert _challenge(run, c_json, 1, {3}, zk_cache)["steps"] == [3]
     assert main(["respond", str(run), str(c_json)]) == 1
     assert "step 3: failed" in capsys.readouterr().out
     failed = [r for r in RunBundle.open(run).proofs() if r["step"] == 3]
@@ -141,7 +143,7 @@ def test_an_altered_step_passes_plain_verify_but_fails_its_challenge(run, tmp_pa
 
 def test_a_challenged_witness_edited_after_the_run_is_refused_before_proving(run, tmp_path, zk_cache, capsys):
     c_json = tmp_path / "C.json"
-    _challenge(run, c_json, 1, {1})
+    _challenge(run, c_json, 1, {1}, zk_cache)
     witness = run / "witness" / "step-00000001.safetensors"
     step = load_training_step(witness, "sgd")
     save_training_step(dataclasses.replace(step, inputs=step.inputs + 0.25), witness)
@@ -158,7 +160,7 @@ def test_a_challenge_for_another_run_is_refused_by_name(run, honest, tmp_path, z
     other = tmp_path / "other"
     assert run_tiny(other, zk_cache, "mode=disabled", "train.seed=1").status == "completed"
     c_json = tmp_path / "C.json"
-    _challenge(other, c_json, 2, set())
+    _challenge(other, c_json, 2, set(), zk_cache)
     audit_before = (run / "audit.jsonl").read_bytes()
     assert main(["respond", str(run), str(c_json)]) == 2
     assert "ChallengeError: challenge-head-mismatch" in capsys.readouterr().err
@@ -172,7 +174,7 @@ def test_a_run_that_kept_no_witness_answers_by_replay(tmp_path, zk_cache, capsys
     assert run_tiny(run, zk_cache, "witness.retain=scheduled").status == "completed"
     assert not list((run / "witness").glob("*"))
     c_json = tmp_path / "C.json"
-    _challenge(run, c_json, 2, {1, 3})
+    _challenge(run, c_json, 2, {1, 3}, zk_cache)
     assert main(["respond", str(run), str(c_json)]) == 0
     assert "2 of 2 challenged steps proven" in capsys.readouterr().out
     assert next(e for e in _events(run) if e["event"] == "challenge.start")["replayed"] == [1, 3]
@@ -186,7 +188,7 @@ def test_a_replay_that_does_not_reproduce_the_records_is_refused(run, tmp_path, 
     records[1]["w_after"] = records[2]["w_before"] = "00" * 32
     (run / "commitments.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     c_json = tmp_path / "C.json"
-    _challenge(run, c_json, 1, {3})
+    _challenge(run, c_json, 1, {3}, zk_cache)
     assert main(["respond", str(run), str(c_json)]) == 2
     assert "ChallengeError: replay-mismatch: replaying step 1" in capsys.readouterr().err
     assert not (run / "witness" / "step-00000003.safetensors").exists()

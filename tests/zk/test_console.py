@@ -4,52 +4,26 @@ same either way."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
-import struct
-import subprocess
-import sys
-import termios
 from pathlib import Path
 
 import pytest
 
+from terminal_support import POT_ZK, run_in_terminal
+
 pytestmark = pytest.mark.prover
 
-SCRIPT = Path(sys.executable).parent / "pot-zk"
 RECORD_EVENTS = ("run.start", "commitment", "attempt", "proof.result", "run.end")
 RECORD_LINE = re.compile(r"\]\s+(%s)\s" % "|".join(re.escape(event) for event in RECORD_EVENTS))
 """A record as the console renders it: ``... [info     ] commitment   step=0 ...`` (the summary's
 "commitment head: ..." line is not one)."""
 
 
-def run_in_terminal(argv: list[str], cwd: Path, columns: int = 120) -> tuple[int, str]:
-    """Run ``argv`` with a pseudo-terminal (``columns`` wide) as stdin, stdout and stderr;
-    return its exit status and everything it showed."""
-    controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    process = subprocess.Popen(argv, stdin=terminal, stdout=terminal, stderr=terminal, cwd=cwd, close_fds=True)
-    os.close(terminal)
-    shown = []
-    while True:
-        try:
-            data = os.read(controller, 65536)
-        except OSError:  # the terminal closes when the process ends
-            break
-        if not data:
-            break
-        shown.append(data)
-    os.close(controller)
-    return process.wait(timeout=600), b"".join(shown).decode(errors="replace")
-
-
 def readme_run(run: Path, cache: Path, *flags: str) -> tuple[int, str]:
     """The README's `pot-zk train run_dir=...` on the tiny model: 3 steps, steps 0 and 2 proven."""
     return run_in_terminal(
-        [str(SCRIPT), "train", *flags, "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=3",
+        [str(POT_ZK), "train", *flags, "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=3",
          "policy.k=2", f"run_dir={run}", f"cache_dir={cache}"],
         cwd=run.parent,
     )
@@ -77,7 +51,7 @@ def test_the_terminal_shows_progress_and_summary_and_every_record_only_with_v(tm
     assert "alibrat" not in calm, calm
 
     # verify derives the circuit again in a directory of its own: calibration again, off the console too
-    status, checked = run_in_terminal([str(SCRIPT), "verify", str(tmp_path / "calm"), "--cache-dir", str(tmp_path / "fresh-cache")], cwd=tmp_path)
+    status, checked = run_in_terminal([str(POT_ZK), "verify", str(tmp_path / "calm"), "--cache-dir", str(tmp_path / "fresh-cache")], cwd=tmp_path)
     assert status == 0, checked
     assert "result: VERIFIED" in checked
     assert "alibrat" not in checked, checked

@@ -20,6 +20,14 @@ pytestmark = pytest.mark.prover
 USER_ORDER = [2, 0, 2, 1]  # steps 0 and 2 are proven (every_k, k=2)
 
 
+def _pins(run: Path, handed_over: Path | None = None) -> dict:
+    """What the auditor pins for a user loop (it declares no seed): the dataset root and W_0 the
+    trainer handed over (``handed_over``: the honest run they came from), the recorded order accepted."""
+    source = RunBundle.open(handed_over or run)
+    return {"accept_settings": {"batch_order": "recorded"}, "expect_root": source.manifest()["dataset"]["root"],
+            "expect_initial": source.commitments()[0]["w_before"]}
+
+
 def _model_and_data(seed: int = 0):
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
@@ -64,10 +72,12 @@ def test_a_user_loop_wrapped_by_the_hook_gives_a_bundle_that_verifies(hook_run, 
     records = bundle.commitments()
     assert [r["batch_index"] for r in records] == USER_ORDER
     assert [r["loss"] for r in records] == losses
-    report = verify_run(run, cache_dir=zk_cache)
+    report = verify_run(run, cache_dir=zk_cache, **_pins(run))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-halo2": 2, "commitment-only": 2}
     assert any("batch order: recorded" in note for note in report.notes)
+    unpinned = {f.reason for f in verify_run(run, cache_dir=zk_cache).findings}
+    assert unpinned == {"setting-not-default", "root-not-pinned", "initial-not-pinned"}
 
 
 def _swap_unproven_steps(records):
@@ -89,14 +99,14 @@ def _move_a_proven_step_to_another_batch(records):
     [
         (_swap_unproven_steps, {"audit-mismatch"}),
         (_point_at_another_leaf, {"batch-not-in-dataset", "audit-mismatch"}),
-        (_move_a_proven_step_to_another_batch, {"audit-mismatch", "commitment-mismatch"}),
+        (_move_a_proven_step_to_another_batch, {"audit-mismatch", "commitment-mismatch", "too-few-proven"}),
     ],
 )
 def test_verify_rejects_a_hook_bundle_whose_recorded_batches_were_altered(hook_run, zk_cache, tmp_path, tamper, reasons):
     run = tmp_path / "run"
     shutil.copytree(hook_run[0], run)
     _rewrite_commitments(run, tamper)
-    report = verify_run(run, cache_dir=zk_cache)
+    report = verify_run(run, cache_dir=zk_cache, **_pins(run, hook_run[0]))
     assert not report.ok
     assert {f.reason for f in report.findings} == reasons, report.summary()
 
@@ -140,9 +150,10 @@ def test_continue_finishes_the_loop_with_the_gap_recorded(tmp_path, zk_cache, ma
             handle.step(*batches[index])
     assert handle.summary.status == "completed"
     assert handle.summary.progress["outcomes"] == {"failed": 2}
-    report = verify_run(run, cache_dir=zk_cache)
-    assert report.ok, report.summary()
+    report = verify_run(run, cache_dir=zk_cache, min_proven=0, **_pins(run))
+    assert report.ok and report.verdict_line == "UNPROVEN: 2 of 2 selected steps have no proof (steps 0, 2)", report.summary()
     assert report.coverage == {"failed": 2, "commitment-only": 2}
+    assert "too-few-proven" in {f.reason for f in verify_run(run, cache_dir=zk_cache, **_pins(run)).findings}
 
 
 def test_a_batch_that_was_not_declared_is_refused_and_not_committed(tmp_path, zk_cache):

@@ -73,7 +73,9 @@ def test_a_prover_writing_a_corrupt_proof_file_gets_the_run_rejected_by_verify(t
     summary = run_tiny(run, zk_cache, f"prover.binary={_wrapper(tmp_path / 'bin')}", "prover.args=[corrupt-proof,zk-halo2]")
     assert summary.progress["proof_types"] == {"zk-halo2": 2}  # the prover claimed success
     report = verify_run(run, cache_dir=zk_cache)
-    assert {(f.check, f.reason, f.step) for f in report.findings} == {("proofs", "malformed-proof", 0), ("proofs", "malformed-proof", 2)}
+    assert {(f.check, f.reason, f.step) for f in report.findings} == {
+        ("proofs", "malformed-proof", 0), ("proofs", "malformed-proof", 2), ("proofs", "too-few-proven", None),
+    }
 
 
 def test_a_run_killed_while_proving_its_first_step_resumes_and_verifies(tmp_path, zk_cache):

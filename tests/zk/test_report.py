@@ -39,7 +39,7 @@ def _assert_pngs(directory: Path) -> None:
 def test_report_of_a_tiny_run_matches_the_bundle_and_verify(tmp_path, zk_cache, capsys):
     run = tmp_path / "run"
     run_tiny(run, zk_cache)
-    assert main(["report", str(run), "--html"]) == 0
+    assert main(["report", str(run), "--html", "--cache-dir", str(zk_cache)]) == 0
     out = run / "report"
     assert str(out) in capsys.readouterr().out
     _assert_pngs(out)
@@ -63,7 +63,8 @@ def test_report_of_a_tiny_run_matches_the_bundle_and_verify(tmp_path, zk_cache, 
     attempts = _table(markdown, "Prover attempts by proof type")
     assert [row[:4] for row in attempts] == [["zk-halo2", "2", "2", "0"]]
     page = (out / "report.html").read_text()
-    assert all(f"src='{name}'" in page for name in PLOTS)
+    assert page.count("<img src='data:image/png;base64,") == len(PLOTS)  # the plots inline: one file
+    assert "<strong>result: VERIFIED</strong>" in page
 
 
 def test_report_counts_failed_attempts_and_the_fallback_proof_type(tmp_path, zk_cache, make_prover):

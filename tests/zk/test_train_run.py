@@ -69,9 +69,10 @@ def test_continue_finishes_the_run_with_the_gap_recorded(tmp_path, zk_cache, mak
     assert [r["step"] for r in failed] == [0, 2] and all(r["attempts"] == 4 for r in failed)
     attempts = [e for e in _events(run) if e["event"] == "attempt"]
     assert len(attempts) == 8 and all(e["outcome"] == "failed" for e in attempts)
-    report = verify_run(run, cache_dir=zk_cache)
-    assert report.ok, report.summary()
+    report = verify_run(run, cache_dir=zk_cache, min_proven=0)  # the auditor accepts a run whose proofs all failed
+    assert report.ok and report.verdict_line == "UNPROVEN: 2 of 2 selected steps have no proof (steps 0, 2)", report.summary()
     assert report.coverage == {"failed": 2, "commitment-only": 2}
+    assert "too-few-proven" in {f.reason for f in verify_run(run, cache_dir=zk_cache).findings}
 
 
 def test_retry_parks_failed_steps_and_prove_pending_completes_them(tmp_path, zk_cache, make_prover):

@@ -69,7 +69,8 @@ def _restate(run: Path, change: Callable[[dict], None]) -> None:
 
 
 def _findings(run: Path, cache_dir: Path, **options) -> set[tuple[str, str, int | None]]:
-    return {(f.check, f.reason, f.step) for f in verify_run(run, cache_dir=cache_dir, **options).findings}
+    """What verify names, besides the selected steps left without a proof (too-few-proven)."""
+    return {(f.check, f.reason, f.step) for f in verify_run(run, cache_dir=cache_dir, **options).findings if f.reason != "too-few-proven"}
 
 
 def _proof_of_step_0(run: Path) -> Path:

@@ -18,6 +18,7 @@ from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.kinds.encoding import OPTIONAL_FIELDS, StepCommitment, from_fixed_point, to_fixed_point
 from pot_zk.exceptions import ProofGenerationError, ProofVerificationError, WitnessBuilderError
 from pot_zk.backends.ezkl.adapter import CompiledCircuit, SrsRef
+from pot_zk.core.stages import stage
 from pot_zk.kinds.base import BatchStep
 from pot_zk.backends.ezkl.statement import FixedPointCheck
 
@@ -75,6 +76,7 @@ def prove_step(
     timings: dict[str, float] = {}
     inputs = [_grid(x.values, spec.scale, spec.value_bound, x.label) for x in spec.encode(step)]
     started = time.perf_counter()
+    stage("keys")
     circuit = compiled_circuit(spec, cache_dir)
     if srs is None:
         srs = ezkl_adapter.dev_srs(cache_dir, circuit.logrows)
@@ -83,6 +85,7 @@ def prove_step(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    stage("witness")
     witness_path = ezkl_adapter.gen_witness(circuit, inputs, srs, out_dir)
     timings["witness_s"] = time.perf_counter() - started
     witness = json.loads(witness_path.read_text())
@@ -100,6 +103,7 @@ def prove_step(
         )
     proof_path = out_dir / "proof.json"
     started = time.perf_counter()
+    stage("prove")
     ezkl_adapter.prove(circuit, witness_path, keys, srs, proof_path)
     timings["prove_s"] = time.perf_counter() - started
     for scratch in (witness_path, out_dir / "input.json"):

@@ -42,6 +42,7 @@ from pot_zk.backends.groth16.training import ExactTraining
 from pot_zk.backends.groth16.verifier import verifier_key, verify_proof_file
 from pot_zk.backends.keys import KeySet
 from pot_zk.core.protocol import ProverResponse
+from pot_zk.core.stages import stage
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import BatchStep
 
@@ -93,7 +94,9 @@ class Groth16Backend(ProverBackend):
         return {"keys_dir": str(Path(keys.path).absolute())} if keys.path is not None else {}
 
     def prove(self, spec: Groth16Statement, step: BatchStep, cache_dir: Path, out_dir: Path, options: Mapping[str, Any]) -> ProverResponse:
+        stage("witness")
         integers = witness_integers(spec, step)
+        stage("keys")
         if options.get("keys_dir"):
             key_dir = groth16_keys.open_keys(spec, Path(options["keys_dir"]))
         else:

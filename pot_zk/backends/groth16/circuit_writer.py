@@ -3,22 +3,29 @@
 Soundness rules the templates follow (docs/groth16.md):
 
 * every committed value is range-checked to ``value_bits`` signed bits: values are packed
-  into commitments, where an out-of-range value would carry into its neighbour;
+  into commitments (:mod:`pot_zk.backends.groth16.commit`), where an out-of-range value would
+  carry into its neighbour;
 * every floor division checks ``acc == (z - add) * 2**k + r`` with ``0 <= r < 2**k`` AND the
   result z range-checked in both directions: with the remainder alone, any r is matched by
   some field element;
 * ReLU and its derivative come from the sign bit of the range-checked pre-activation;
 * an update is checked for equality: ``c * g == (w - w_new) * 2**p + r``, ``0 <= r < 2**p``,
-  its quotient bounded by the range checks of w and w_new.
+  its quotient bounded by the range checks of w and w_new; with ``c = c' 2**v`` the low v bits
+  of r are 0, so the check is ``c' g == (w - w_new) 2**(p-v) + r'`` (:func:`update_constant`);
+* matrix products are products of signals only (Winograd's pairing where it saves products:
+  an identity, no hints), their sums exact integers below 2**62.
 
-Quotients and remainders are prover hints (``<--``) computed on ``acc + 2**63``: circom's
-``\\`` and ``%`` act on field representatives, so negative values are shifted first (every
-accumulator is below 2**62 in magnitude, see the specs' ``accumulator_bound``).
+Quotients and remainders are prover hints (``<--``) computed on ``acc + 2**63`` (``c * g +
+2**200`` for an update): circom's ``\\`` and ``%`` act on field representatives, so negative
+values are shifted first (every accumulator is below 2**62 in magnitude, every update product
+below 2**200: the specs' ``accumulator_bound`` and ``update_bound``).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from pot_zk.backends.groth16.commit import ABSORB
 
 PRAGMA = "pragma circom 2.1.6;"
 INCLUDES = ('include "bitify.circom";', 'include "poseidon.circom";')
@@ -105,24 +112,67 @@ template ReluLayer(N, M) {
     }
 }
 
-// out[n][m] = floor(sum_k a[n][k] * b[m][k] / 2^s) + add[n][m], out in [-2^(B-1), 2^(B-1)).
-template MatMulFloor(N, K, M, s, B) {
+// acc[n][m] = sum_k a[n][k] * b[m][k], one product per term.
+template MatMul(N, K, M) {
     signal input a[N][K];
     signal input b[M][K];
+    signal output acc[N][M];
+    signal product[N][M][K];
+    for (var n = 0; n < N; n++) {
+        for (var m = 0; m < M; m++) {
+            var sum = 0;
+            for (var k = 0; k < K; k++) {
+                product[n][m][k] <== a[n][k] * b[m][k];
+                sum += product[n][m][k];
+            }
+            acc[n][m] <== sum;
+        }
+    }
+}
+
+// MatMul with Winograd's pairing (1968): sum_k a_k b_k equals
+// sum_j (a_2j + b_2j+1)(a_2j+1 + b_2j) - sum_j a_2j a_2j+1 - sum_j b_2j b_2j+1 (+ a_K-1 b_K-1 for
+// odd K), an identity in any commutative ring: one product per pair of terms, plus the row and
+// column corrections, each computed once. The same integers as MatMul.
+template MatMulPaired(N, K, M) {
+    signal input a[N][K];
+    signal input b[M][K];
+    signal output acc[N][M];
+    var H = K \ 2;
+    signal rowPair[N][H];
+    signal colPair[M][H];
+    signal cross[N][M][H];
+    signal last[N][M];
+    for (var n = 0; n < N; n++) { for (var j = 0; j < H; j++) { rowPair[n][j] <== a[n][2 * j] * a[n][2 * j + 1]; } }
+    for (var m = 0; m < M; m++) { for (var j = 0; j < H; j++) { colPair[m][j] <== b[m][2 * j] * b[m][2 * j + 1]; } }
+    for (var n = 0; n < N; n++) {
+        for (var m = 0; m < M; m++) {
+            var sum = 0;
+            for (var j = 0; j < H; j++) {
+                cross[n][m][j] <== (a[n][2 * j] + b[m][2 * j + 1]) * (a[n][2 * j + 1] + b[m][2 * j]);
+                sum += cross[n][m][j] - rowPair[n][j] - colPair[m][j];
+            }
+            if (K % 2 == 1) {
+                last[n][m] <== a[n][K - 1] * b[m][K - 1];
+            } else {
+                last[n][m] <== 0;
+            }
+            acc[n][m] <== sum + last[n][m];
+        }
+    }
+}
+
+// out[n][m] = floor(acc[n][m] / 2^s) + add[n][m], out in [-2^(B-1), 2^(B-1)).
+template FloorDivArray(N, M, s, B) {
+    signal input acc[N][M];
     signal input add[N][M];
     signal output out[N][M];
     signal output nonneg[N][M];
-    signal product[N][M][K];
     component div[N][M];
     for (var n = 0; n < N; n++) {
         for (var m = 0; m < M; m++) {
-            var acc = 0;
-            for (var k = 0; k < K; k++) {
-                product[n][m][k] <== a[n][k] * b[m][k];
-                acc += product[n][m][k];
-            }
             div[n][m] = FloorDiv(s, B);
-            div[n][m].acc <== acc;
+            div[n][m].acc <== acc[n][m];
             div[n][m].add <== add[n][m];
             out[n][m] <== div[n][m].z;
             nonneg[n][m] <== div[n][m].nonneg;
@@ -130,44 +180,49 @@ template MatMulFloor(N, K, M, s, B) {
     }
 }
 
-// w_new = w - floor(c * g / 2^p): c * g == (w - w_new) * 2^p + r with 0 <= r < 2^p.
+// w_new = w - floor(c * g / 2^p): c * g == (w - w_new) * 2^p + r with 0 <= r < 2^p (the hint
+// shifts c * g by 2^200, a multiple of 2^p above every |c * g|, before taking the remainder).
 template UpdateCheck(c, p) {
     signal input g;
     signal input w;
     signal input w_new;
     signal r;
-    var offset = 2 ** 63;
+    var offset = 2 ** 200;
     r <-- (c * g + offset) % (2 ** p);
     component remainder = Num2Bits(p);
     remainder.in <== r;
     c * g === (w - w_new) * (2 ** p) + r;
 }
 
-// h_0 = count, h_(e+1) = Poseidon(h_e, packed_e); packed_e holds `width` values
-// v + 2^(bits-1), little-endian, `bits` bits each.
+// h_0 = count, h_(c+1) = Poseidon(h_c, packed_(11c), ..., packed_(11c+10)) (the last call takes
+// the elements left); packed_e holds `width` values v + 2^(bits-1), little-endian, `bits` bits each.
 template PackedCommitment(count, bits, width) {
     signal input in[count];
     signal output out;
     var elements = (count + width - 1) \ width;
-    component hash[elements];
+    var calls = (elements + @ABSORB@ - 1) \ @ABSORB@;
+    signal packed[elements];
     for (var e = 0; e < elements; e++) {
-        var packed = 0;
+        var sum = 0;
         for (var j = 0; j < width; j++) {
             if (e * width + j < count) {
-                packed += (in[e * width + j] + 2 ** (bits - 1)) * 2 ** (bits * j);
+                sum += (in[e * width + j] + 2 ** (bits - 1)) * 2 ** (bits * j);
             }
         }
-        hash[e] = Poseidon(2);
-        if (e == 0) {
-            hash[e].inputs[0] <== count;
-        } else {
-            hash[e].inputs[0] <== hash[e - 1].out;
-        }
-        hash[e].inputs[1] <== packed;
+        packed[e] <== sum;
     }
-    out <== hash[elements - 1].out;
+    component hash[calls];
+    for (var c = 0; c < calls; c++) {
+        var taken = elements - c * @ABSORB@ < @ABSORB@ ? elements - c * @ABSORB@ : @ABSORB@;
+        hash[c] = Poseidon(taken + 1);
+        hash[c].inputs[0] <== c == 0 ? count : hash[c - 1].out;
+        for (var i = 0; i < taken; i++) {
+            hash[c].inputs[i + 1] <== packed[c * @ABSORB@ + i];
+        }
+    }
+    out <== hash[calls - 1].out;
 }
-"""
+""".replace("@ABSORB@", str(ABSORB))
 
 
 def source(spec: Any, main: str, main_name: str, templates: str = "") -> str:
@@ -192,6 +247,14 @@ def gadget_source(main: str, templates: str = "") -> str:
     return "\n".join([PRAGMA, *INCLUDES, TEMPLATES, *([templates] if templates else []), main, ""])
 
 
+def update_constant(c_fix: int, shift: int) -> tuple[int, int]:
+    """``floor(c_fix * g / 2**shift)`` as ``floor(c * g / 2**k)`` with the factors of two of
+    c_fix cancelled (at most ``shift`` of them): the same integer for every g, k fewer remainder
+    bits to range-check."""
+    twos = min((c_fix & -c_fix).bit_length() - 1, shift)
+    return c_fix >> twos, shift - twos
+
+
 class CircuitWriter:
     """Lines of a main template. Loop bodies use the circom loop variables n, k, m."""
 
@@ -211,15 +274,23 @@ class CircuitWriter:
         self.add(f"for (var i = 0; i < {count}; i++) {{ range_{name}.in[i] <== {name}[i]; commit_{name}.in[i] <== {name}[i]; }}")
         self.add(f"{output} <== commit_{name}.out;")
 
-    def matmul(self, name: str, rows: int, inner: int, cols: int, a: str, b: str, add: str, scale: int, bits: int) -> None:
-        """``name.out[n][m] = floor(sum_k a(n,k) * b(m,k) / 2^scale) + add(n,m)``."""
-        self.add(f"component {name} = MatMulFloor({rows}, {inner}, {cols}, {scale}, {bits});")
+    def products(self, name: str, rows: int, inner: int, cols: int, a: str, b: str) -> None:
+        """``name.acc[n][m] = sum_k a(n,k) * b(m,k)``, with Winograd's pairing where it takes
+        fewer products (rows + cols < rows * cols)."""
+        template = "MatMulPaired" if inner >= 2 and rows + cols < rows * cols else "MatMul"
+        self.add(f"component {name} = {template}({rows}, {inner}, {cols});")
         self.loop(rows, inner, f"{name}.a[n][k] <== {a};", "n", "k")
         self.loop(cols, inner, f"{name}.b[m][k] <== {b};", "m", "k")
-        self.loop(rows, cols, f"{name}.add[n][m] <== {add};")
+
+    def matmul(self, name: str, rows: int, inner: int, cols: int, a: str, b: str, add: str, scale: int, bits: int) -> None:
+        """``name.out[n][m] = floor(sum_k a(n,k) * b(m,k) / 2^scale) + add(n,m)``, range-checked
+        to ``bits`` (``name.nonneg``: its sign); the sums are ``name_sum.acc``."""
+        self.products(f"{name}_sum", rows, inner, cols, a, b)
+        self.add(f"component {name} = FloorDivArray({rows}, {cols}, {scale}, {bits});")
+        self.loop(rows, cols, f"{name}.acc[n][m] <== {name}_sum.acc[n][m]; {name}.add[n][m] <== {add};")
 
     def relu(self, name: str, rows: int, cols: int, source: str) -> None:
-        """``name.h`` and ``name.pos`` of the MatMulFloor ``source``'s outputs."""
+        """``name.h`` and ``name.pos`` of the floored matmul ``source``'s outputs (FloorDivArray)."""
         self.add(f"component {name} = ReluLayer({rows}, {cols});")
         self.loop(rows, cols, f"{name}.z[n][m] <== {source}.out[n][m]; {name}.nonneg[n][m] <== {source}.nonneg[n][m];")
 
@@ -230,11 +301,12 @@ class CircuitWriter:
 
     def updates(self, name: str, rows: int, cols: int, c_fix: int, shift: int, gradient: str, before: str, after: str) -> None:
         """``after(n,m) == before(n,m) - floor(c_fix * gradient(n,m) / 2^shift)``."""
+        constant, bits = update_constant(c_fix, shift)
         self.add(f"component {name}[{rows}][{cols}];")
         self.loop(
             rows,
             cols,
-            f"{name}[n][m] = UpdateCheck({c_fix}, {shift}); {name}[n][m].g <== {gradient}; "
+            f"{name}[n][m] = UpdateCheck({constant}, {bits}); {name}[n][m].g <== {gradient}; "
             f"{name}[n][m].w <== {before}; {name}[n][m].w_new <== {after};",
         )
 

@@ -24,6 +24,7 @@ from pot_zk.backends.groth16 import adapter
 from pot_zk.backends.groth16.commit import StepCommitments
 from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.backends.groth16.witness import WitnessEngine, witness_engine
+from pot_zk.core.stages import stage
 from pot_zk.exceptions import ProofGenerationError
 
 if TYPE_CHECKING:
@@ -41,8 +42,10 @@ class LoadedKey:
     witness: WitnessEngine
 
 
-def load_key(keys: KeyDirectory) -> LoadedKey:
-    return LoadedKey(keys.load_proving_key(), witness_engine(keys.path / "pk.bin"))
+def load_key(keys: KeyDirectory, *, many_proofs: bool = True) -> LoadedKey:
+    """The proving key of ``keys`` and its witness engine: wasmtime when the key will serve
+    ``many_proofs`` (a key holder: the program is compiled once), else groth16py's wasmi."""
+    return LoadedKey(keys.load_proving_key(), witness_engine(keys.path / "pk.bin", compile_program=many_proofs))
 
 
 def make_proof(key: LoadedKey, inputs: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
@@ -104,11 +107,13 @@ def _prove(
     vk = keys.load_verifying_key()
     if key is None:
         started = time.perf_counter()
-        key = load_key(keys)
+        key = load_key(keys, many_proofs=False)
         timings["key_load_s"] = time.perf_counter() - started
+    stage("prove")
     proof, proving = make_proof(key, inputs)
     timings.update(proving)
     started = time.perf_counter()
+    stage("verify")
     accepted, reason = adapter.verify(vk, proof, commitments.public_inputs())
     timings["self_verify_s"] = time.perf_counter() - started
     if not accepted:

@@ -26,6 +26,7 @@ from pot_zk.backends.groth16.prove import PROOF_TYPE, LoadedKey, prove_step
 from pot_zk.backends.groth16.statement import Groth16Statement, Integers
 from pot_zk.backends.groth16.statements import STATEMENTS
 from pot_zk.core.protocol import ProverResponse
+from pot_zk.core.stages import stage
 from pot_zk.exceptions import ConfigurationError
 
 
@@ -56,10 +57,13 @@ def prove_request(request: dict[str, Any], *, key_dir: keys.KeyDirectory | None 
     spec = spec_of(request)
     step = load_training_step(Path(request["witness_path"]), spec.kind)
     started = time.perf_counter()
+    stage("witness")
     integers = witness_integers(spec, step)
     checked_s = time.perf_counter() - started
     started = time.perf_counter()
-    key_dir = key_dir or keys_of(spec, request)
+    if key_dir is None:
+        stage("keys")
+        key_dir = keys_of(spec, request)
     return prove_integers(spec, integers, key_dir, Path(request["output_dir"]), key=key, setup_s=time.perf_counter() - started, checked_s=checked_s)
 
 

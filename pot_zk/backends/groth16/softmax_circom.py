@@ -4,181 +4,126 @@ constraint (or range check) per line of :mod:`pot_zk.kinds.exact_softmax`.
 For one row of ``C`` logits ``z`` (each range-checked to ``QB`` signed bits by the forward
 pass) at ``S = 2**scale``, ``SoftmaxRow`` checks (docs/groth16.md):
 
-* max: ``m - z_k`` in ``[0, 2**(QB+1))`` for every k, and ``prod_k (m - z_k) == 0`` (each
-  factor is a small non-negative integer, so the product is 0 in the field only if one is 0);
-* clamp: a bit ``s_k``; ``u_k = z_k - m + s_k (m - z_k - L)`` with ``L = EXP_RANGE * S``, and
-  ``(z_k - m + L) + 2 s_k (m - z_k - L)`` in ``[0, 2**(QB+2))`` -- ``z_k - m >= -L`` when
-  ``s_k = 0``, ``z_k - m <= -L`` when ``s_k = 1``;
-* split: ``-u_k * LOG2E == n_k 2**T + f_k 2**(T-POLY_BITS) + t_k`` with ``n_k``, ``f_k``,
-  ``t_k`` range-checked to ``NB``, ``POLY_BITS`` and ``T - POLY_BITS`` bits (``T = scale +
-  LOG2E_BITS``; the left side is below ``2**(T+NB)``, so the split is unique);
-* Horner: each step a floor division by ``2**POLY_BITS`` with its remainder in
-  ``[0, 2**POLY_BITS)`` and its result range-checked to ``HB`` signed bits (FloorDiv);
-* shift: ``P_k = 2**(POLY_BITS - EB) * prod_i (1 + b_i (2**(2**i) - 1))`` from the bits
-  ``b_i`` of ``n_k``; ``y_k == e_k P_k + r_k`` with ``e_k`` in ``[0, 2**(EB+1))`` and both
-  ``r_k`` and ``P_k - 1 - r_k`` in ``[0, 2**RB)``, ``RB = POLY_BITS - EB + 2**NB - 1``;
-* normalisation: ``Z = sum e_k = 2 h + o`` (o a bit, h range-checked);
-  ``e_k S + h == p_k Z + rem_k`` with ``rem_k`` and ``Z - 1 - rem_k`` in ``[0, 2**ZB)`` (so
-  ``0 <= rem_k < Z``) and ``p_k`` and ``S - p_k`` in ``[0, 2**(scale+1))``.
+* max: ``d_k = m - z_k`` in ``[0, 2**QB)`` (its bits: the digits below) for every k, and
+  ``prod_k d_k == 0`` (each factor a small non-negative integer, so the product is 0 in the
+  field only if one is 0);
+* clamp: ``H_k`` the sum of d_k's bits from ``scale + 4`` up; a hint bit ``c_k`` with
+  ``c_k == H_k * i_k`` (so H_k = 0 gives c_k = 0) and ``H_k (1 - c_k) == 0`` (so H_k != 0 gives
+  c_k = 1);
+* exp: each digit's table is a polynomial in its bits with constant coefficients, evaluated
+  with 1 (2 bits), 2 (3 bits) or 5 (4 bits) products; ``E_k = (1 - c_k) (S - tail_k) prod_c
+  T_c``, one product per factor; ``E_k == e_k 2**D + r_k`` with ``r_k`` in ``[0, 2**D)`` and
+  ``e_k`` in ``[0, 2**(EXP_BITS+1))``;
+* reciprocal: ``Z = sum e_k``; ``inv Z + t == 2**(scale + RECIPROCAL_BITS)`` with ``t`` and
+  ``Z - 1 - t`` in ``[0, 2**ZB)`` (so ``0 <= t < Z``) and ``inv`` in ``[0, 2**(scale+3))``;
+* p: ``e_k inv + 2**(RECIPROCAL_BITS-1) == p_k 2**RECIPROCAL_BITS + rem_k`` with ``rem_k``
+  in ``[0, 2**RECIPROCAL_BITS)`` and ``p_k`` in ``[0, 2**(scale+1))``.
 
 ``OneHotLabel`` turns a committed label ``k S`` into bits ``o_k`` (each a bit, one of them set,
-``sum_k k S o_k == label``); the output delta is ``p_k - S o_k``. Every value is an integer
-below ``2**57`` in magnitude, far from the field modulus: nothing wraps.
+``sum_k k S o_k == label``); the output delta is ``p_k - S o_k``. Every value is a non-negative
+integer below ``2**(EXP_BITS + 1 + product bits)`` <= 2**89, far from the field modulus:
+nothing wraps.
 """
 
 from __future__ import annotations
 
 from pot_zk.backends.groth16.circuit_writer import CircuitWriter
-from pot_zk.kinds.exact_softmax import COEFFICIENTS, EXP_BITS, EXP_RANGE, LOG2E, LOG2E_BITS, POLY_BITS, POLY_DEGREE
-
-HORNER_BITS = sum(abs(c) for c in COEFFICIENTS).bit_length() + 2
-"""Every Horner partial sum is at most sum |c_j| (+ rounding) in magnitude: signed HORNER_BITS fit it."""
-
-
-def whole_bits(scale: int) -> int:
-    """Bits of n = floor(-u log2(e)) for u in [-EXP_RANGE S, 0]."""
-    return ((EXP_RANGE * 2**scale * LOG2E) >> (scale + LOG2E_BITS)).bit_length()
+from pot_zk.kinds.exact_softmax import EXP_BITS, EXP_LIMIT_BITS, RECIPROCAL_BITS, exp_tables
 
 
 def total_bits(classes: int) -> int:
-    """Z = sum of C values below 2**(EXP_BITS+1): below 2**(EXP_BITS + 1 + bitlen(C))."""
-    return EXP_BITS + 1 + classes.bit_length()
+    """Z = sum of C values at most 2**EXP_BITS: below 2**(EXP_BITS + bitlen(C))."""
+    return EXP_BITS + classes.bit_length()
 
 
 TEMPLATES = r"""
-// The integer softmax of one row (pot_zk/kinds/exact_softmax.py; docs/groth16.md).
+// The integer softmax of one row (pot_zk/kinds/exact_softmax.py; docs/groth16.md), at scale @SCALE@.
 template SoftmaxRow(C, SB, QB) {
+    assert(SB == @SCALE@);
     signal input z[C];
     signal output m;
-    signal output u[C];
-    signal output whole[C];
-    signal output fraction[C];
-    signal output power[C];
+    signal output clamped[C];
     signal output e[C];
     signal output total;
+    signal output inv;
     signal output p[C];
     signal output rem[C];
-    var LIMIT = @EXP_RANGE@ * 2 ** SB;
-    var T = SB + @LOG2E_BITS@;
-    var FB = T - @POLY_BITS@;
-    var NB = @WHOLE_BITS@;
-    var RB = @POLY_BITS@ - @EXP_BITS@ + 2 ** NB - 1;
+    var D = @DROPPED_BITS@;
+    var J = @RECIPROCAL_BITS@;
     var ZB = @TOTAL_BITS@;
-    var coefficient[@TERMS@] = [@COEFFICIENTS@];
 
-    // m = max_k z_k
+    // m = max_k z_k: d_k = m - z_k in [0, 2^QB), and prod_k d_k == 0
     var best = z[0];
     for (var k = 1; k < C; k++) { if (z[k] > best) { best = z[k]; } }
     m <-- best;
-    component below[C];
+    component gapBits[C];
     signal gap[C];
     for (var k = 0; k < C; k++) {
-        below[k] = Num2Bits(QB + 1);
-        below[k].in <== m - z[k];
+        gapBits[k] = Num2Bits(QB);
+        gapBits[k].in <== m - z[k];
         if (k == 0) { gap[k] <== m - z[k]; } else { gap[k] <== gap[k - 1] * (m - z[k]); }
     }
     gap[C - 1] === 0;
 
-    // u = max(z - m, -LIMIT): a selector bit, both branches range-checked
-    signal clamped[C];
-    signal side[C];
-    component branch[C];
+    // clamped_k = [a bit of d_k at or above SB + @LIMIT_BITS@ is set]: IsZero of their sum
+    signal clampInverse[C];
     for (var k = 0; k < C; k++) {
-        clamped[k] <-- z[k] - m < -LIMIT ? 1 : 0;
-        clamped[k] * (clamped[k] - 1) === 0;
-        side[k] <== clamped[k] * (m - z[k] - LIMIT);
-        branch[k] = Num2Bits(QB + 2);
-        branch[k].in <== z[k] - m + LIMIT + 2 * side[k];
-        u[k] <== z[k] - m + side[k];
+        var high = 0;
+        for (var i = SB + @LIMIT_BITS@; i < QB; i++) { high += gapBits[k].out[i]; }
+        clamped[k] <-- high != 0 ? 1 : 0;
+        clampInverse[k] <-- high != 0 ? 1 / high : 0;
+        clamped[k] === high * clampInverse[k];
+        high * (1 - clamped[k]) === 0;
     }
 
-    // -u * LOG2E = whole * 2^T + fraction * 2^FB + tail
-    signal tail[C];
-    component wholeBits[C];
-    component fractionBits[C];
-    component tailBits[C];
-    for (var k = 0; k < C; k++) {
-        whole[k] <-- (-u[k] * @LOG2E@) \ (2 ** T);
-        fraction[k] <-- ((-u[k] * @LOG2E@) % (2 ** T)) \ (2 ** FB);
-        tail[k] <-- (-u[k] * @LOG2E@) % (2 ** FB);
-        -u[k] * @LOG2E@ === whole[k] * (2 ** T) + fraction[k] * (2 ** FB) + tail[k];
-        wholeBits[k] = Num2Bits(NB);
-        wholeBits[k].in <== whole[k];
-        fractionBits[k] = Num2Bits(@POLY_BITS@);
-        fractionBits[k].in <== fraction[k];
-        tailBits[k] = Num2Bits(FB);
-        tailBits[k].in <== tail[k];
-    }
-
-    // power = 2^-fraction by Horner's rule, each step floor((acc * fraction) / 2^POLY_BITS) + c_j
-    signal product[C][@DEGREE@];
-    component horner[C][@DEGREE@];
-    for (var k = 0; k < C; k++) {
-        for (var j = 0; j < @DEGREE@; j++) {
-            if (j == 0) { product[k][j] <== coefficient[@DEGREE@] * fraction[k]; }
-            else { product[k][j] <== horner[k][j - 1].z * fraction[k]; }
-            horner[k][j] = FloorDiv(@POLY_BITS@, @HORNER_BITS@);
-            horner[k][j].acc <== product[k][j];
-            horner[k][j].add <== coefficient[@DEGREE@ - 1 - j];
-        }
-        power[k] <== horner[k][@DEGREE@ - 1].z;
-    }
-
-    // e = floor(power / 2^(POLY_BITS - EXP_BITS + whole)), 2^whole from the bits of whole
-    signal twoPow[C][NB];
-    signal scaled[C];
+    // E_k = (1 - clamped_k) (S - tail_k) prod_c T_c[digit_c of d_k]; e_k = E_k >> D
+@EXP_SIGNALS@
+    signal product[C];
     signal dropped[C];
-    component eBits[C];
     component droppedBits[C];
-    component droppedGap[C];
+    component eBits[C];
     for (var k = 0; k < C; k++) {
-        twoPow[k][0] <== 1 + wholeBits[k].out[0];
-        for (var i = 1; i < NB; i++) {
-            twoPow[k][i] <== twoPow[k][i - 1] * (1 + wholeBits[k].out[i] * (2 ** (2 ** i) - 1));
-        }
-        var shift = 2 ** (@POLY_BITS@ - @EXP_BITS@) * twoPow[k][NB - 1];
-        e[k] <-- power[k] \ shift;
-        dropped[k] <-- power[k] % shift;
-        scaled[k] <== e[k] * twoPow[k][NB - 1];
-        power[k] === scaled[k] * 2 ** (@POLY_BITS@ - @EXP_BITS@) + dropped[k];
+        var bit[SB + @LIMIT_BITS@];
+        for (var i = 0; i < SB + @LIMIT_BITS@; i++) { bit[i] = i < QB ? gapBits[k].out[i] : 0; }
+@EXP_BODY@
+        product[k] <== running * (1 - clamped[k]);
+        e[k] <-- product[k] \ (2 ** D);
+        dropped[k] <-- product[k] % (2 ** D);
+        product[k] === e[k] * (2 ** D) + dropped[k];
+        droppedBits[k] = Num2Bits(D);
+        droppedBits[k].in <== dropped[k];
         eBits[k] = Num2Bits(@EXP_BITS@ + 1);
         eBits[k].in <== e[k];
-        droppedBits[k] = Num2Bits(RB);
-        droppedBits[k].in <== dropped[k];
-        droppedGap[k] = Num2Bits(RB);
-        droppedGap[k].in <== 2 ** (@POLY_BITS@ - @EXP_BITS@) * twoPow[k][NB - 1] - 1 - dropped[k];
     }
 
-    // p = floor((e * S + floor(Z / 2)) / Z), 0 <= rem < Z, 0 <= p <= S
+    // inv = floor(2^(SB + J) / Z): inv Z + t == 2^(SB + J), 0 <= t < Z, inv in [0, 2^(SB + 3))
     var sum = 0;
     for (var k = 0; k < C; k++) { sum += e[k]; }
     total <== sum;
-    signal half;
-    signal odd;
-    half <-- total \ 2;
-    odd <-- total % 2;
-    odd * (odd - 1) === 0;
-    total === 2 * half + odd;
-    component halfBits = Num2Bits(ZB);
-    halfBits.in <== half;
+    signal invRem;
+    inv <-- (2 ** (SB + J)) \ total;
+    invRem <-- (2 ** (SB + J)) % total;
+    inv * total === 2 ** (SB + J) - invRem;
+    component invRemBits = Num2Bits(ZB);
+    invRemBits.in <== invRem;
+    component invGap = Num2Bits(ZB);
+    invGap.in <== total - 1 - invRem;
+    component invBits = Num2Bits(SB + 3);
+    invBits.in <== inv;
+
+    // p_k = (e_k inv + 2^(J-1)) >> J: rem_k in [0, 2^J), p_k in [0, 2^(SB+1))
     signal share[C];
     component remBits[C];
-    component remGap[C];
     component pBits[C];
-    component pGap[C];
     for (var k = 0; k < C; k++) {
-        p[k] <-- (e[k] * 2 ** SB + half) \ total;
-        rem[k] <-- (e[k] * 2 ** SB + half) % total;
-        share[k] <== p[k] * total;
-        e[k] * 2 ** SB + half === share[k] + rem[k];
-        remBits[k] = Num2Bits(ZB);
+        share[k] <== e[k] * inv;
+        p[k] <-- (share[k] + 2 ** (J - 1)) \ (2 ** J);
+        rem[k] <-- (share[k] + 2 ** (J - 1)) % (2 ** J);
+        share[k] + 2 ** (J - 1) === p[k] * (2 ** J) + rem[k];
+        remBits[k] = Num2Bits(J);
         remBits[k].in <== rem[k];
-        remGap[k] = Num2Bits(ZB);
-        remGap[k].in <== total - 1 - rem[k];
         pBits[k] = Num2Bits(SB + 1);
         pBits[k].in <== p[k];
-        pGap[k] = Num2Bits(SB + 1);
-        pGap[k].in <== 2 ** SB - p[k];
     }
 }
 
@@ -200,20 +145,73 @@ template OneHotLabel(C, SB) {
 """
 
 
+def _pair(table: tuple[int, ...], h: int, b0: str, b1: str, q: str) -> str:
+    """Entries 4h..4h+3 of ``table`` as a linear expression in the bits b0, b1 and q = b0 b1."""
+    t0, t1, t2, t3 = table[4 * h : 4 * h + 4]
+    return f"({t0} + {b0} * {t1 - t0} + {b1} * {t2 - t0} + {q} * {t3 - t2 - t1 + t0})"
+
+
+def _digit(index: int, low: int, width: int, table: tuple[int, ...]) -> tuple[list[str], list[str], str]:
+    """(signal declarations, body lines, the table's value as an expression) of one digit."""
+    bits = [f"bit[{low + i}]" for i in range(width)]
+    if width == 1:
+        return [], [], f"({table[0]} + {bits[0]} * {table[1] - table[0]})"
+    name = f"digit{index}"
+    signals = [f"signal {name}Low[C];"]
+    body = [f"{name}Low[k] <== {bits[0]} * {bits[1]};"]
+    pairs = [_pair(table, h, bits[0], bits[1], f"{name}Low[k]") for h in range(2 ** (width - 2))]
+    if width == 2:
+        return signals, body, pairs[0]
+    signals.append(f"signal {name}Third[C];")
+    body.append(f"{name}Third[k] <== {bits[2]} * ({pairs[1]} - {pairs[0]});")
+    if width == 3:
+        return signals, body, f"({pairs[0]} + {name}Third[k])"
+    signals += [f"signal {name}High[C];", f"signal {name}Fourth[C];", f"signal {name}Both[C];"]
+    body += [
+        f"{name}High[k] <== {bits[2]} * {bits[3]};",
+        f"{name}Fourth[k] <== {bits[3]} * ({pairs[2]} - {pairs[0]});",
+        f"{name}Both[k] <== {name}High[k] * ({pairs[3]} - {pairs[2]} - {pairs[1]} + {pairs[0]});",
+    ]
+    return signals, body, f"({pairs[0]} + {name}Third[k] + {name}Fourth[k] + {name}Both[k])"
+
+
+def _exp_code(scale: int) -> tuple[str, str]:
+    """The signal declarations and the per-logit body computing ``running`` = (S - tail) prod_c T_c."""
+    tables = exp_tables(scale)
+    signals, body = [], []
+    running = None
+    for index, (low, width, table) in enumerate(tables.digits):
+        digit_signals, digit_body, value = _digit(index, low, width, table)
+        signals += digit_signals
+        body += digit_body
+        if running is None:
+            running = value
+            continue
+        signals.append(f"signal factor{index}[C];")
+        body.append(f"factor{index}[k] <== {running} * {value};")
+        running = f"factor{index}[k]"
+    if tables.tail_bits:
+        tail = " + ".join(f"bit[{i}] * {2**i}" for i in range(tables.tail_bits))
+        signals.append("signal tailFactor[C];")
+        body.append(f"tailFactor[k] <== {running} * ({2**scale} - ({tail}));")
+        running = "tailFactor[k]"
+    body.append(f"var running = {running};")
+    return "\n".join("    " + line for line in signals), "\n".join("        " + line for line in body)
+
+
 def softmax_templates(classes: int, scale: int) -> str:
-    """The templates with the constants of :mod:`pot_zk.kinds.exact_softmax` filled in."""
+    """The templates for ``classes`` classes at ``scale``, the tables of
+    :mod:`pot_zk.kinds.exact_softmax` filled in."""
+    signals, body = _exp_code(scale)
     values = {
-        "EXP_RANGE": EXP_RANGE,
-        "LOG2E_BITS": LOG2E_BITS,
-        "POLY_BITS": POLY_BITS,
-        "EXP_BITS": EXP_BITS,
-        "LOG2E": LOG2E,
-        "WHOLE_BITS": whole_bits(scale),
+        "SCALE": scale,
+        "LIMIT_BITS": EXP_LIMIT_BITS,
+        "DROPPED_BITS": exp_tables(scale).dropped_bits,
+        "RECIPROCAL_BITS": RECIPROCAL_BITS,
         "TOTAL_BITS": total_bits(classes),
-        "HORNER_BITS": HORNER_BITS,
-        "DEGREE": POLY_DEGREE,
-        "TERMS": POLY_DEGREE + 1,
-        "COEFFICIENTS": ", ".join(str(c) for c in COEFFICIENTS),
+        "EXP_BITS": EXP_BITS,
+        "EXP_SIGNALS": signals,
+        "EXP_BODY": body,
     }
     text = TEMPLATES
     for name, value in values.items():
@@ -233,4 +231,3 @@ def cross_entropy_delta(out: CircuitWriter, rows: int, classes: int, scale: int,
     out.add(f"hot[n].label <== {labels};", 2)
     out.add(f"for (var m = 0; m < {classes}; m++) {{ {delta}[n][m] <== softmax[n].p[m] - {2**scale} * hot[n].hot[m]; }}", 2)
     out.add("}")
-

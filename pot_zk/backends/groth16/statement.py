@@ -42,6 +42,11 @@ ACCUMULATOR_BITS = 62
 2**ACCUMULATOR_BITS in magnitude for any inputs in range: exact in int64, and far below the
 BN254 field modulus (~2**253.6), so no circuit value wraps around."""
 
+UPDATE_BITS = 200
+"""The update products c_fix * gradient (exact Python integers in the reference) stay below
+2**UPDATE_BITS: the offset the circuit's update hint adds before taking a remainder, and far
+below half the field modulus, so the update equation holds over the integers."""
+
 
 def round_half_away(value: Fraction) -> int:
     """Round a rational to the nearest integer, halves away from zero."""
@@ -103,6 +108,11 @@ class Groth16Statement:
                 f"values in range could reach {worst.bit_length()} bits inside the step (limit {ACCUMULATOR_BITS}); "
                 "lower value_bits, quotient_bits, the widths or the batch size",
                 key="quotient_bits",
+            )
+        if self.update_bound() >= 2**UPDATE_BITS:
+            raise ConfigurationError(
+                f"the update products could reach {self.update_bound().bit_length()} bits (limit {UPDATE_BITS}); lower param_scale",
+                key="param_scale",
             )
 
     @property

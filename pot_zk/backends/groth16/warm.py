@@ -38,6 +38,7 @@ from pot_zk.backends.groth16.prove import load_key
 from pot_zk.backends.groth16.request import keys_of, prove_request, provable_kinds, spec_of
 from pot_zk.core.prover_program import answer, parse_request
 from pot_zk.core.protocol import ProverResponse
+from pot_zk.core.stages import reporting_to, stage
 from pot_zk.exceptions import ConfigurationError
 
 POLL_S = 0.2
@@ -51,9 +52,11 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> Non
         raise ConfigurationError(f"a key holder needs at least one prover thread, got {provers}", key="provers")
     request = parse_request(first_request, provable_kinds(), "groth16")
     spec = spec_of(request)
-    key_dir = keys_of(spec, request)
+    with reporting_to(request.get("progress_path")):
+        stage("keys")
+        key_dir = keys_of(spec, request)
+        key = load_key(key_dir)
     location = (request.get("options") or {}).get("keys_dir") or request["cache_dir"]
-    key = load_key(key_dir)
 
     def prove(incoming: dict[str, Any]) -> ProverResponse:
         incoming_location = (incoming.get("options") or {}).get("keys_dir") or incoming["cache_dir"]

@@ -11,8 +11,8 @@ one honest sample step of the statement with the imported proving key and verifi
 imported verifying key.
 
 These catch a zkey made from an r1cs compiled with circom's default ``--O1`` (groth16py
-compiles with ``--O2``: 3911 constraints and 3855 wires for the 4-3-2 test statement against
-5657 and 5601), a zkey of another shape, and one of the same shape but other constants (a
+compiles with ``--O2``: 3032 constraints and 2994 wires for the 4-3-2 test statement against
+4286 and 4248), a zkey of another shape, and one of the same shape but other constants (a
 learning rate, a scale: the trial proof fails). They do not show that the zkey's circuit is
 exactly this one: a looser circuit with the same wires and the same public values would pass.
 That is what the ceremony's ``snarkjs zkey verify circuit.r1cs pot.ptau circuit.zkey`` shows,

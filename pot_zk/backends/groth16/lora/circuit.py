@@ -76,17 +76,20 @@ def _main(spec: Groth16LoraSpec) -> str:
         out.add()
         if j - 1 in slot:
             a_at, b_at = adapter_at[2 * slot[j - 1]], adapter_at[2 * slot[j - 1] + 1]
-            out.add(f"// layer {j} adapter gradients: p = floor(delta @ B / 2^{scale}), gA = floor(p^T @ a / 2^{scale}), gB = floor(delta^T @ u / 2^{scale})")
+            out.add(
+                f"// layer {j} adapter gradients: p = floor(delta @ B / 2^{scale}), GA = p^T @ a, GB = delta^T @ u; "
+                f"A' = A - floor({spec.c_fix} GA / 2^{shift + scale}), B' likewise"
+            )
             out.matmul(f"proj{j}", n, fan_out, rank, a=f"delta{j}[n][k]", b=f"a_before[{b_at} + k * {rank} + m]", add="0", scale=scale, bits=qb)
-            out.matmul(f"grad_a{j}", rank, n, fan_in, a=f"proj{j}.out[k][n]", b=f"{below(j)}[k][m]", add="0", scale=scale, bits=qb)
-            out.matmul(f"grad_b{j}", fan_out, n, rank, a=f"delta{j}[k][n]", b=f"u{j}.out[k][m]", add="0", scale=scale, bits=qb)
+            out.products(f"grad_a{j}", rank, n, fan_in, a=f"proj{j}.out[k][n]", b=f"{below(j)}[k][m]")
+            out.products(f"grad_b{j}", fan_out, n, rank, a=f"delta{j}[k][n]", b=f"u{j}.out[k][m]")
             out.updates(
-                f"update_a{j}", rank, fan_in, spec.c_fix, shift,
-                gradient=f"grad_a{j}.out[n][m]", before=f"a_before[{a_at} + n * {fan_in} + m]", after=f"a_after[{a_at} + n * {fan_in} + m]",
+                f"update_a{j}", rank, fan_in, spec.c_fix, shift + scale,
+                gradient=f"grad_a{j}.acc[n][m]", before=f"a_before[{a_at} + n * {fan_in} + m]", after=f"a_after[{a_at} + n * {fan_in} + m]",
             )
             out.updates(
-                f"update_b{j}", fan_out, rank, spec.c_fix, shift,
-                gradient=f"grad_b{j}.out[n][m]", before=f"a_before[{b_at} + n * {rank} + m]", after=f"a_after[{b_at} + n * {rank} + m]",
+                f"update_b{j}", fan_out, rank, spec.c_fix, shift + scale,
+                gradient=f"grad_b{j}.acc[n][m]", before=f"a_before[{b_at} + n * {rank} + m]", after=f"a_after[{b_at} + n * {rank} + m]",
             )
         if j > lowest:
             add = "0"

@@ -8,15 +8,16 @@ For a :class:`~pot_zk.backends.groth16.lora.spec.Groth16LoraSpec`, ``S = 2**scal
                         h = relu(z_l) below the last layer
     loss                delta = z_L - Y
     backward, layer l   p_l = (delta @ B_l) // S
-    (adapted)           gA_l = (p_l^T @ h_l) // S,  gB_l = (delta^T @ u_l) // S
+    (adapted)           GA_l = p_l^T @ h_l,  GB_l = delta^T @ u_l         (at S**2, not rescaled)
     back-propagation    delta' = ((delta @ W0_l) // S + (sigma * ((p_l @ A_l) // S)) // P) * [z_{l-1} > 0]
     (above the lowest   (the second term only for adapted layers)
      adapted layer)
-    update              A' = A - (c_fix * gA) // P,  B' = B - (c_fix * gB) // P
+    update              A' = A - (c_fix * GA) // (P * S),  B' = B - (c_fix * GB) // (P * S)
 
 Bounds: base, adapters, X, Y and the adapters after the step in the signed ``value_bits``
-range; every rescaled value above (u, v, the scaled adapter terms, z, p, gA, gB, p @ A, the
+range; every rescaled value above (u, v, the scaled adapter terms, z, p, p @ A, the
 back-propagated sum) in the signed ``quotient_bits`` range, exactly as the circuit checks.
+The gradients are rounded once, in the update (c_fix * G as Python integers).
 """
 
 from __future__ import annotations
@@ -63,10 +64,7 @@ def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarra
         if layer in pairs:
             a, b = pairs[layer]
             projected = _rescale(delta @ b, spec, f"{name} projected delta")
-            gradients[layer] = (
-                _rescale(projected.T @ inputs[layer], spec, f"{name} A gradient"),
-                _rescale(delta.T @ lowrank[layer], spec, f"{name} B gradient"),
-            )
+            gradients[layer] = (projected.T @ inputs[layer], delta.T @ lowrank[layer])
         if layer > lowest:
             extra = 0
             if projected is not None:
@@ -75,10 +73,10 @@ def exact_lora_step(spec: Groth16LoraSpec, base: np.ndarray, adapters: np.ndarra
             back = (delta @ base_parts[2 * layer]) // 2**spec.scale + extra
             check_range(back.reshape(-1), spec.quotient_bits, f"layer {layer} back-propagated delta")
             delta = back * (pre[layer - 1] > 0)
-    flat_gradients = np.concatenate([g.reshape(-1) for layer in spec.adapted for g in gradients[layer]])
-    after = adapters - (spec.c_fix * flat_gradients) // 2**spec.param_scale
+    flat_gradients = np.concatenate([g.reshape(-1) for layer in spec.adapted for g in gradients[layer]]).astype(object)
+    after = adapters.astype(object) - (spec.c_fix * flat_gradients) // 2 ** (spec.param_scale + spec.scale)
     check_range(after, spec.value_bits, "adapters after the update")
-    return after
+    return after.astype(np.int64)
 
 
 def check_lora_inputs(

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Mapping
 from pot_zk.backends.groth16.statement import BACKEND, Groth16Statement, is_int, offsets_of, round_half_away, strict_int
 from pot_zk.exceptions import ConfigurationError
 
-LORA_CIRCUIT_VERSION = "groth16-lora/1"
+LORA_CIRCUIT_VERSION = "groth16-lora/2"
 
 
 @dataclass(frozen=True)
@@ -114,12 +114,24 @@ class Groth16LoraSpec(Groth16Statement):
     def adapter_offsets(self) -> list[int]:
         return offsets_of(self.adapter_shapes)
 
+    def update_bound(self) -> int:
+        """An upper bound on |c_fix * GA| and |c_fix * GB|, the products the update rounds."""
+        v = 2 ** (self.value_bits - 1)
+        q = 2 ** (self.quotient_bits - 1)
+        worst = 0
+        for layer in self.adapted:
+            activation = v if layer == 0 else q
+            delta = q + v if layer == self.num_layers - 1 else q
+            worst = max(worst, self.batch_size * q * activation, self.batch_size * delta * q)  # p^T @ h, delta^T @ u
+        return self.c_fix * worst
+
     def accumulator_bound(self) -> int:
-        """An upper bound on |every integer the step computes| for inputs in range."""
+        """An upper bound on |every integer the step computes| for inputs in range, except the
+        update products (:meth:`update_bound`)."""
         v = 2 ** (self.value_bits - 1)
         q = 2 ** (self.quotient_bits - 1)
         n, r, shift = self.batch_size, self.rank, 2**self.scale
-        worst = self.c_fix * q  # every adapter gradient is a bounded quotient
+        worst = 0
         for layer in range(self.num_layers):
             fan_in, fan_out = self.dims[layer], self.dims[layer + 1]
             activation = v if layer == 0 else q

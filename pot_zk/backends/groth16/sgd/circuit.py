@@ -77,13 +77,16 @@ def _main(spec: Groth16SgdSpec) -> str:
         weight, bias = offsets[2 * layer - 2], offsets[2 * layer - 1]
         below = "x" if layer == 1 else f"relu{layer - 1}.h"
         out.add()
-        out.add(f"// layer {layer}: gW = floor(delta^T @ a / 2^{scale}), gb = sum delta; W' = W - floor({spec.c_fix} g / 2^{spec.param_scale})")
-        out.matmul(f"grad{layer}", fan_out, n, fan_in, a=f"delta{layer}[k][n]", b=f"{below}[k][m]", add="0", scale=scale, bits=qb)
+        out.add(
+            f"// layer {layer}: GW = delta^T @ a, gb = sum delta; "
+            f"W' = W - floor({spec.c_fix} GW / 2^{spec.param_scale + scale}), b' = b - floor({spec.c_fix} gb / 2^{spec.param_scale})"
+        )
+        out.products(f"grad{layer}", fan_out, n, fan_in, a=f"delta{layer}[k][n]", b=f"{below}[k][m]")
         out.add(f"signal gb{layer}[{fan_out}];")
         out.add(f"for (var m = 0; m < {fan_out}; m++) {{ var sum = 0; for (var n = 0; n < {n}; n++) {{ sum += delta{layer}[n][m]; }} gb{layer}[m] <== sum; }}")
         out.updates(
-            f"update_w{layer}", fan_out, fan_in, spec.c_fix, spec.param_scale,
-            gradient=f"grad{layer}.out[n][m]", before=f"w_before[{weight} + n * {fan_in} + m]", after=f"w_after[{weight} + n * {fan_in} + m]",
+            f"update_w{layer}", fan_out, fan_in, spec.c_fix, spec.param_scale + scale,
+            gradient=f"grad{layer}.acc[n][m]", before=f"w_before[{weight} + n * {fan_in} + m]", after=f"w_after[{weight} + n * {fan_in} + m]",
         )
         out.updates(
             f"update_b{layer}", 1, fan_out, spec.c_fix, spec.param_scale,

@@ -6,18 +6,20 @@ For a :class:`~pot_zk.backends.groth16.sgd.spec.Groth16SgdSpec` with ``S = 2**sc
     forward   z_l = (h_{l-1} @ W_l^T) // S + b_l,     h_0 = X,  h_l = relu(z_l) (hidden l)
     loss      delta_L = z_L - Y                                       (mse)
               delta_L = softmax_S(z_L) - S * onehot(labels)           (cross_entropy)
-    backward  gW_l = (delta_l^T @ h_{l-1}) // S,  gb_l = sum_n delta_l
+    backward  GW_l = delta_l^T @ h_{l-1},  gb_l = sum_n delta_l          (at S**2 and S)
               delta_{l-1} = ((delta_l @ W_l) // S) * [z_{l-1} > 0]
-    update    W' = W - (c_fix * g) // 2**param_scale
+    update    W' = W - (c_fix * GW) // (2**param_scale * S),  b' = b - (c_fix * gb) // 2**param_scale
 
 where softmax_S is the integer softmax of :mod:`pot_zk.kinds.exact_softmax` (at 2**-scale, the
 one the circuit checks line by line) and the labels are the batch targets ``k * S`` (class k
 at the statement's scale, as every backend commits them).
 
-Bounds (exactly what the circuit range-checks): W, X, Y and W' in the signed range of
-``value_bits`` bits; every z, gW and (delta @ W) // S in the signed range of
+The weight gradient is rounded once, in the update (one floor, not a floor to the grid and
+another after the learning rate). Bounds (exactly what the circuit range-checks): W, X, Y and W'
+in the signed range of ``value_bits`` bits; every z and (delta @ W) // S in the signed range of
 ``quotient_bits`` bits. A value out of bound raises :class:`WitnessBuilderError` naming the
-tensor and layer, before anything expensive runs.
+tensor and layer, before anything expensive runs. The products c_fix * GW are Python integers
+(they may pass 2**63; the spec bounds them far below the field modulus).
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ def exact_sgd_step(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y
     mse; N labels ``k * 2**scale`` for cross_entropy)."""
     w, x, y = check_inputs(spec, w_int, x_int, y_int)
     params = split_params(spec, w)
-    gradients = _gradients(spec, params, x, y)
-    scaled = spec.c_fix * np.concatenate([g.reshape(-1) for g in gradients])
-    w_after = w - scaled // 2**spec.param_scale
+    steps = [
+        (spec.c_fix * gradient.astype(object).reshape(-1)) // 2 ** (spec.param_scale + (spec.scale if index % 2 == 0 else 0))
+        for index, gradient in enumerate(_gradients(spec, params, x, y))
+    ]
+    w_after = w.astype(object) - np.concatenate(steps)
     for start, stop, label in _param_slices(spec):
         check_range(w_after[start:stop], spec.value_bits, f"{label} after the update")
-    return w_after
+    return w_after.astype(np.int64)
 
 
 def check_inputs(spec: Groth16SgdSpec, w_int: np.ndarray, x_int: np.ndarray, y_int: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -101,6 +105,8 @@ def _rescale(acc: np.ndarray, spec: Groth16SgdSpec, what: str) -> np.ndarray:
 
 
 def _gradients(spec: Groth16SgdSpec, params: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """Per parameter tensor in canonical order: GW_l = delta_l^T @ h_{l-1} (at S**2, not
+    rescaled) and gb_l = sum_n delta_l."""
     layers = spec.num_layers
     activations, pre_activations = [x], []
     for layer in range(1, layers + 1):
@@ -115,7 +121,7 @@ def _gradients(spec: Groth16SgdSpec, params: list[np.ndarray], x: np.ndarray, y:
         delta = activations[-1] - y
     gradients: list[np.ndarray] = [np.empty(0)] * len(params)
     for layer in range(layers, 0, -1):
-        gradients[2 * layer - 2] = _rescale(delta.T @ activations[layer - 1], spec, f"layer {layer} weight gradient")
+        gradients[2 * layer - 2] = delta.T @ activations[layer - 1]
         gradients[2 * layer - 1] = delta.sum(axis=0)
         if layer > 1:
             back = _rescale(delta @ params[2 * layer - 2], spec, f"layer {layer - 1} back-propagated delta")

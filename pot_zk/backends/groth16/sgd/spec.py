@@ -8,7 +8,8 @@ learning rate, shape or bound is another circuit with other keys.
 Fixed point (docs/groth16.md): every value is an integer at ``scale`` bits; weights, batch
 values and the weights after the step lie in the signed range of ``value_bits`` bits,
 ``[-2**(value_bits-1), 2**(value_bits-1))``; every rescaled quantity (pre-activations,
-weight gradients, back-propagated deltas) in the signed range of ``quotient_bits`` bits. The
+back-propagated deltas; the weight gradients are rounded only in the update) in the signed
+range of ``quotient_bits`` bits. The
 update constant ``c = 2 * learning_rate / (batch_size * d_out)`` (``loss="mse"``) or
 ``c = learning_rate / batch_size`` (``loss="cross_entropy"``: the output delta is the integer
 softmax minus the one-hot label, :mod:`pot_zk.kinds.exact_softmax`) is the integer
@@ -28,8 +29,8 @@ from typing import Any, ClassVar, Mapping
 from pot_zk.backends.groth16.statement import BACKEND, Groth16Statement, is_int, offsets_of, strict_int
 from pot_zk.exceptions import ConfigurationError
 
-CIRCUIT_VERSION = "groth16-sgd/1"
-CE_CIRCUIT_VERSION = "groth16-sgd-ce/1"
+CIRCUIT_VERSION = "groth16-sgd/2"
+CE_CIRCUIT_VERSION = "groth16-sgd-ce/2"
 VERSIONS = {"mse": CIRCUIT_VERSION, "cross_entropy": CE_CIRCUIT_VERSION}
 """The circuit version of each loss the SGD circuit states."""
 KIND = "sgd"
@@ -121,25 +122,30 @@ class Groth16SgdSpec(Groth16Statement):
         return 2 * Fraction(self.learning_rate) / (self.batch_size * self.dims[-1])
 
     def accumulator_bound(self) -> int:
-        """An upper bound on |every integer the step computes| for inputs in range (the
-        softmax's own integers stay below 2**56, :mod:`pot_zk.kinds.exact_softmax`)."""
+        """An upper bound on |every integer the step computes| for inputs in range, except the
+        update products (:meth:`update_bound`) and the softmax's own integers (exact products
+        below 2**89, bounded apart: :mod:`pot_zk.kinds.exact_softmax`)."""
+        return max(max(forward, gradient, back) for forward, gradient, back, _ in self._layer_bounds())
+
+    def update_bound(self) -> int:
+        """An upper bound on |c_fix * GW| and |c_fix * gb|, the products the update rounds."""
+        return max(update for *_, update in self._layer_bounds())
+
+    def _layer_bounds(self) -> list[tuple[int, int, int, int]]:
+        """Per layer: the forward accumulator (and z - b), the weight-gradient accumulator, the
+        back-propagation accumulator and the update product, for inputs in range."""
         v = 2 ** (self.value_bits - 1)
         q = 2 ** (self.quotient_bits - 1)
         n = self.batch_size
-        worst = 0
+        bounds = []
         delta = 2**self.scale if self.loss == "cross_entropy" else q + v  # output layer: p - S onehot, or z_L - y
         for layer in range(self.num_layers, 0, -1):
             fan_in, fan_out = self.dims[layer - 1], self.dims[layer]
             activation = v if layer == 1 else q
-            worst = max(
-                worst,
-                fan_in * activation * v + q * 2**self.scale,  # forward accumulator, and z - b
-                n * delta * activation,  # weight-gradient accumulator
-                fan_out * delta * v,  # back-propagation accumulator
-                self.c_fix * max(q, n * delta),  # scaled update of a weight or a bias
-            )
+            gradient = n * delta * activation
+            bounds.append((fan_in * activation * v + q * 2**self.scale, gradient, fan_out * delta * v, self.c_fix * max(gradient, n * delta)))
             delta = q
-        return worst
+        return bounds
 
     def _check_labels(self) -> None:
         largest = (self.dims[-1] - 1) * 2**self.scale

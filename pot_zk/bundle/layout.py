@@ -1,0 +1,109 @@
+"""The run bundle: one directory per run holding everything ``pot-zk verify`` needs.
+
+Layout (docs/runs.md)::
+
+    manifest.json            architecture, hyper-parameters, circuit spec, dataset root,
+                             SRS provenance, policy, mode, versions
+    config.yaml              the resolved configuration (``pot-zk resume`` reads it)
+    dataset.json             batch commitments (Merkle leaves) and their root, fixed before training
+    commitments.jsonl        one record per training step: commitments of W_t, batch, W_t+1
+    proofs.jsonl             one record per final proof outcome (proved / failed / parked)
+    evaluations.jsonl        held-out loss and accuracy of the initial model, at each epoch's end, of the final model
+    proofs/step-NNNNNNNN/    proof artefacts (zk-halo2 proof.json, or a certificate)
+    witness/                 step witnesses awaiting a proof (deleted once the outcome is final)
+    pending/                 jobs parked by the ``retry`` handler
+    model_initial.safetensors, model_final.safetensors, checkpoint.safetensors
+    audit.jsonl, stats.json, metrics.prom
+
+:class:`BundleReader` reads it; the trainer's :class:`pot_zk.runs.bundle.RunBundle` adds the writers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pot_zk.exceptions import ConfigurationError
+
+MANIFEST = "manifest.json"
+DATASET = "dataset.json"
+COMMITMENTS = "commitments.jsonl"
+PROOFS = "proofs.jsonl"
+CONFIG = "config.yaml"
+INITIAL_MODEL = "model_initial.safetensors"
+FINAL_MODEL = "model_final.safetensors"
+CHECKPOINT = "checkpoint.safetensors"
+AUDIT = "audit.jsonl"
+EVALUATIONS = "evaluations.jsonl"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Complete records of a JSON-lines file; raises ValueError on a malformed line."""
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError as exc:
+                raise ValueError(f"{path.name} line {number} is not a JSON record: {exc}") from exc
+    return records
+
+
+def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a safetensors model file."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return {key: handle.get_tensor(key) for key in handle.keys()}, dict(handle.metadata() or {})
+
+
+@dataclass(frozen=True)
+class BundleReader:
+    """A run directory, read."""
+
+    root: Path
+
+    @classmethod
+    def open(cls, root: Path) -> "BundleReader":
+        root = Path(root)
+        if not (root / MANIFEST).is_file():
+            raise ConfigurationError(f"{root} is not a pot-zk run directory (no {MANIFEST})", key="run")
+        return cls(root)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def proof_dir(self, step: int) -> Path:
+        return self.root / "proofs" / f"step-{step:08d}"
+
+    def witness_path(self, step: int) -> Path:
+        return self.root / "witness" / f"step-{step:08d}.safetensors"
+
+    @property
+    def park_dir(self) -> Path:
+        return self.root / "pending"
+
+    def manifest(self) -> dict[str, Any]:
+        return json.loads(self.path(MANIFEST).read_text())
+
+    def dataset(self) -> dict[str, Any]:
+        return json.loads(self.path(DATASET).read_text())
+
+    def commitments(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path(COMMITMENTS))
+
+    def proofs(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path(PROOFS))
+
+    def evaluations(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path(EVALUATIONS))
+
+    def relative(self, path: str | Path) -> str:
+        return os.path.relpath(Path(path).resolve(), self.root.resolve())

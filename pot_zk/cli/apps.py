@@ -1,0 +1,130 @@
+"""The Hydra apps of the ``pot-zk`` command: ``train`` and ``show-config``.
+
+Before Hydra runs an app (and writes ``.hydra/`` and ``train.log`` into the run directory),
+:func:`run_hydra_app` composes the same configuration itself and builds it, so that every
+configuration error is one line before anything is written (in a ``--multirun`` sweep each job
+is checked as it starts, and a failed job is left for ``pot-zk sweep-report``: a sweep's other
+jobs still run). ``pot-zk train`` then takes the run directory's lock (:mod:`pot_zk.runs.lock`) and refuses
+a directory that already holds a run; the app runs with ``run_dir`` fixed to the directory it
+locked (a default ``outputs/${now:...}`` would otherwise be resolved again, a second later).
+
+A pot-zk error raised inside an app leaves Hydra as :class:`AppFailed` (Hydra prints a
+traceback for anything that is an ``Exception``); ``main`` prints it as one line.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Sequence
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from pot_zk.config import schema
+from pot_zk.exceptions import PotZkError
+
+schema.register_schema()
+CONFIG_NAMES = {"train": "config", "show-config": "show_config"}
+VERBOSE_FLAGS = ("-v", "--verbose")
+
+
+class AppFailed(BaseException):
+    """A pot-zk error inside a Hydra app, carried past Hydra's error reporting to ``main``."""
+
+    def __init__(self, error: PotZkError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _reported(run: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    def app(cfg: DictConfig) -> None:
+        try:
+            run(cfg)
+        except PotZkError as error:
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise  # Hydra reports a failed sweep job
+            raise AppFailed(error) from error
+
+    return app
+
+
+def _train(cfg: DictConfig) -> None:
+    from pot_zk.runs.summary import summary_lines
+    from pot_zk.runs.train import train
+
+    hydra_config = HydraConfig.get()
+    if hydra_config.mode == RunMode.MULTIRUN:
+        cfg.run_dir = hydra_config.runtime.output_dir  # each sweep job's bundle is its own output dir
+    print("\n".join(summary_lines(train(cfg))))
+
+
+def _show_config(cfg: DictConfig) -> None:
+    from pot_zk.config.build import build
+
+    runtime = build(cfg)
+    print(OmegaConf.to_yaml(cfg))
+    print(f"# mode={runtime.mode} proving={'on' if runtime.proving_enabled else 'off'} "
+          f"strategy={runtime.strategy.name} handler={runtime.handler.name} "
+          f"attempts={runtime.schedule.max_attempts} (retries={runtime.schedule.max_retries})")
+
+
+train_app = hydra.main(version_base="1.3", config_path="pkg://pot_zk.conf", config_name="config")(_reported(_train))
+show_config_app = hydra.main(version_base="1.3", config_path="pkg://pot_zk.conf", config_name="show_config")(_reported(_show_config))
+HYDRA_APPS: dict[str, Callable[[], Any]] = {"train": train_app, "show-config": show_config_app}
+
+
+def run_hydra_app(name: str, argv: Sequence[str]) -> int:
+    """``pot-zk NAME [-v] [overrides] [Hydra flags]``: validate, lock (train), then run the app
+    (``mode`` and ``handler`` take their option in any case: :func:`~pot_zk.config.build.canonical_override`)."""
+    from hydra._internal.utils import get_args_parser
+
+    from pot_zk.config.build import canonical_override
+
+    verbose = any(arg in VERBOSE_FLAGS for arg in argv)
+    argv = [canonical_override(arg) for arg in argv if arg not in VERBOSE_FLAGS] + (["console.records=true"] if verbose else [])
+    flags = get_args_parser().parse_args(argv)
+    informational = (flags.help, flags.hydra_help, flags.info, flags.cfg, flags.shell_completion, flags.experimental_rerun,
+                     flags.config_path, flags.config_name, flags.config_dir)
+    if any(informational):
+        return _run(name, argv)
+    if flags.multirun:
+        return _run(name, argv)  # each job is validated as it runs; a failed job is the sweep's to report
+    cfg = _validated(name, [o for o in flags.overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))])
+    if name != "train":
+        return _run(name, argv)
+    from pot_zk.config.build import run_dir_override
+    from pot_zk.runs.lock import RunLock
+    from pot_zk.runs.train import new_run_bundle
+
+    run_dir = str(cfg.run_dir)
+    with RunLock(run_dir, "pot-zk train") as lock:
+        new_run_bundle(lock.run_dir)
+        fixed = [arg for arg in argv if not arg.lstrip("+").startswith("run_dir=")] + [run_dir_override(run_dir)]
+        return _run(name, fixed)
+
+
+def _validated(name: str, overrides: Sequence[str]) -> DictConfig:
+    from pot_zk.config.build import build, compose_config
+
+    cfg = compose_config(overrides, CONFIG_NAMES[name])
+    runtime = build(cfg)
+    if name == "train":
+        from pot_zk.runs.train import check_trainable
+
+        check_trainable(runtime)
+    return cfg
+
+
+def _run(name: str, argv: Sequence[str]) -> int:
+    """Run the app ``name`` on ``argv``; its job (and log file) named after the command (``train.log``)."""
+    if not any(arg.startswith("hydra.job.name=") for arg in argv):
+        argv = [*argv, f"hydra.job.name={name.replace('-', '_')}"]
+    saved = sys.argv
+    sys.argv = [f"pot-zk {name}", *argv]
+    try:
+        HYDRA_APPS[name]()
+    finally:
+        sys.argv = saved
+    return 0

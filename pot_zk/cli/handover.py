@@ -1,0 +1,97 @@
+"""The hand-over between trainer and auditor on the command line: ``pot-zk export``, the archive
+``pot-zk verify`` accepts, and the run directories that must be the trainer's own."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from pot_zk.exceptions import ConfigurationError
+
+CommandHandler = Callable[[argparse.Namespace], int]
+
+
+def export_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    parser.add_argument("run", help="your run directory")
+    parser.add_argument("--out", help="the archive to write (default: RUNNAME-HEAD.tar.gz here, HEAD the first 16 hex digits of the commitment head)")
+
+    def run(args: argparse.Namespace) -> int:
+        from pot_zk.runs.export import export_run
+
+        made = export_run(run_directory(args.run), Path(args.out) if args.out else None)
+        print(f"exported {len(made.files)} files of {args.run} to {made.archive} (no witnesses, checkpoint, config or logs)")
+        print(f"commitment head: {made.head}")
+        print(f"hand the auditor {made.archive}; they check it with: pot-zk verify {made.archive} --expect-head {made.head}")
+        return 0
+
+    return run
+
+
+def run_directory(path: str) -> Path:
+    """``path`` as a run directory whose manifest parses: ConfigurationError (a usage error) when
+    it does not exist, holds no run, or its manifest.json is not JSON (naming file and line)."""
+    run = existing_run(path)
+    run_manifest(run)
+    return run
+
+
+def existing_run(path: str) -> Path:
+    """``path`` as a run directory: ConfigurationError (a usage error) when it does not exist or
+    holds no run (no manifest.json)."""
+    run = Path(path)
+    if not run.exists():
+        raise ConfigurationError(f"{path}: no such file or directory", key="run", path=path)
+    if not run.is_dir() or not (run / "manifest.json").is_file():
+        raise ConfigurationError(f"{path} is not a pot-zk run directory (no manifest.json)", key="run", path=path)
+    return run
+
+
+@contextmanager
+def verifiable(path: str) -> Iterator[Path]:
+    """The run directory ``pot-zk verify`` checks: ``path`` itself, or an export archive
+    unpacked into a temporary directory (removed afterwards)."""
+    from pot_zk.runs.export import is_export_archive, unpack_export
+
+    if not Path(path).exists():
+        raise ConfigurationError(f"{path}: no such file or directory", key="run", path=path)
+    if not is_export_archive(Path(path)):
+        yield existing_run(path)
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="pot-zk-export-"))
+    try:
+        yield unpack_export(Path(path), scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def trainers_run(path: str, command: str) -> Path:
+    """``path`` as the trainer's own run directory (``respond``, ``prove-pending``): an export
+    (archive or unpacked) is refused, it has no witnesses or checkpoint to prove from."""
+    from pot_zk.runs.export import EXPORT_MANIFEST, is_export_archive
+
+    if is_export_archive(Path(path)) or (Path(path) / EXPORT_MANIFEST).is_file():
+        raise ConfigurationError(
+            f"{path} is an export (pot-zk export): {command} needs the trainer's own run directory, which keeps the "
+            "witnesses and checkpoint that proving a step takes",
+            key="run",
+            path=path,
+        )
+    return run_directory(path)
+
+
+def run_manifest(run: Path) -> dict:
+    """The run's manifest.json; ConfigurationError naming the file and line when it does not parse."""
+    import json
+
+    path = run / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{path} line {error.lineno} column {error.colno}: not JSON ({error.msg})", key="run", path=str(path)) from error
+    if not isinstance(manifest, dict):
+        raise ConfigurationError(f"{path}: not a JSON object", key="run", path=str(path))
+    return manifest

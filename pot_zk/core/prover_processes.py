@@ -1,0 +1,146 @@
+"""The prover processes this process started, so that an interruption can end them all.
+
+A prover runs in a session of its own (:mod:`pot_zk.core.runner`), out of reach of the
+terminal's Ctrl-C. :func:`start_prover` starts one and tracks its process group until
+:func:`forget`; :func:`stop_provers`, callable from any thread (the CLI's signal handling calls
+it the moment a signal arrives), kills every tracked group and every helper process the
+provers reported, and marks the process as stopping: from then on :func:`start_prover` refuses
+and a prover's waiting thread raises :class:`Interrupted` rather than recording an outcome or
+retrying, until :func:`allow_provers`.
+
+Helper processes: a prover program that starts a process outside its own group (the zk-groth16
+key holder, :mod:`provers.groth16_held`) appends one line ``PID START`` to the file named by
+``$POT_ZK_HELPER_PIDS``, START being :func:`process_start` of PID. :func:`stop_provers` kills
+the group of each PID whose start time is still START, so a pid the system has reused since
+is left alone (where there is no ``/proc`` nothing is reported and helpers outlive an
+interruption until they time out).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+from typing import Sequence
+
+HELPERS_ENV = "POT_ZK_HELPER_PIDS"
+
+
+class Interrupted(KeyboardInterrupt):
+    """pot-zk is being interrupted: raised in the main thread by the CLI's signal handler
+    (``signal_name`` SIGINT or SIGTERM), and in a prover's waiting thread (``"stopped"``) once
+    :func:`stop_provers` ran."""
+
+    def __init__(self, signal_name: str = "SIGINT") -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+_live: dict[int, subprocess.Popen[bytes]] = {}
+_lock = threading.Lock()
+_stopped = threading.Event()
+_helpers_file: str | None = None
+
+
+def start_prover(argv: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start a prover program in a new session with pipes for stdin, stdout and stderr, and
+    track it; raises :class:`Interrupted` while stopping, OSError when it cannot start."""
+    environment = {**os.environ, HELPERS_ENV: _helpers_path()}
+    with _lock:
+        if _stopped.is_set():
+            raise Interrupted("stopped")
+        process = subprocess.Popen(
+            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=environment
+        )
+        _live[process.pid] = process
+    return process
+
+
+def forget(process: subprocess.Popen[bytes]) -> None:
+    """Stop tracking a prover that has been waited for."""
+    with _lock:
+        _live.pop(process.pid, None)
+
+
+def stopping() -> bool:
+    return _stopped.is_set()
+
+
+def stop_provers() -> list[int]:
+    """Kill every tracked prover group and every reported helper process; refuse new provers
+    until :func:`allow_provers`. Returns the prover groups killed."""
+    with _lock:
+        _stopped.set()
+        groups = list(_live)
+    for pgid in groups:
+        kill_group(pgid)
+    for pid in _reported_helpers():
+        kill_group(pid)
+    return groups
+
+
+def allow_provers() -> None:
+    """Let provers start again after :func:`stop_provers`."""
+    _stopped.clear()
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of process group ``pgid`` (no-op when none is left)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, field 22 of ``/proc/PID/stat``);
+    None when there is no such process or no ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
+def _reported_helpers() -> list[int]:
+    if _helpers_file is None:
+        return []
+    try:
+        with open(_helpers_file) as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return []
+    alive = set()
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and process_start(int(parts[0])) == parts[1]:
+            alive.add(int(parts[0]))
+    return sorted(alive)
+
+
+def _helpers_path() -> str:
+    global _helpers_file
+    with _lock:
+        if _helpers_file is None:
+            fd, _helpers_file = tempfile.mkstemp(prefix="pot-zk-helpers-", suffix=".txt")
+            os.close(fd)
+            atexit.register(_remove, _helpers_file)
+        return _helpers_file
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def pause(seconds: float) -> None:
+    """``time.sleep`` that :func:`stop_provers` cuts short, raising :class:`Interrupted` (the
+    pause between a prover's retries)."""
+    if _stopped.wait(seconds):
+        raise Interrupted("stopped")

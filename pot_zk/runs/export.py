@@ -1,0 +1,138 @@
+"""``pot-zk export RUN --out RUN.tar.gz``: what the trainer hands to the auditor.
+
+A run directory holds private data next to what ``pot-zk verify`` reads: ``witness/`` (raw
+training batches and the weights of every step), ``checkpoint.safetensors``, the resolved
+``config.yaml``, the parked jobs of ``pending/``, statistics and logs. The export holds only what
+verify reads: the manifest, dataset commitments, step commitments, proof outcomes, held-out
+scores, the audit trail, the initial and final models, and the proof file each outcome in
+``proofs.jsonl`` names (for a proof type that reveals its witness to the verifier by design,
+``freivalds`` and ``reexec``, that witness beside it too; a zero-knowledge proof's directory
+holds nothing else of use). ``EXPORT.json`` lists every file with its SHA-256, and the run's
+commitment head, which also names the default archive.
+
+The archive is deterministic: the same run gives the same bytes (members sorted, times, owners
+and permissions fixed, gzip without a name or time). :func:`unpack_export` opens one for
+``pot-zk verify`` (regular files only, nothing outside the directory it unpacks into).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from pot_zk.backends.certificates.revealed import WITNESS
+from pot_zk.core.atomic import StorageError, atomic_path
+from pot_zk.core.challenge import commitment_head
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.runs import bundle as files
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.lock import RunLock
+
+EXPORT_MANIFEST = "EXPORT.json"
+EXPORT_FORMAT = "pot-zk-export/1"
+RECORDS = (files.MANIFEST, files.DATASET, files.COMMITMENTS, files.PROOFS, files.EVALUATIONS, files.AUDIT, files.INITIAL_MODEL, files.FINAL_MODEL)
+"""The run files ``pot-zk verify`` reads (those that exist are exported)."""
+ZERO_KNOWLEDGE = ("zk-halo2", "zk-groth16")
+
+
+@dataclass(frozen=True)
+class Export:
+    archive: Path
+    head: str
+    files: tuple[str, ...]
+    """The run's files in the archive, relative to its directory (EXPORT.json not counted)."""
+
+
+def exported_files(bundle: RunBundle) -> list[str]:
+    """What of ``bundle`` goes into its export, relative to its root, sorted."""
+    chosen = {name for name in RECORDS if bundle.path(name).is_file()}
+    root = bundle.root.resolve()
+    for record in bundle.proofs():
+        if not record.get("proof"):
+            continue
+        proof = (root / str(record["proof"])).resolve()
+        if root not in proof.parents or not proof.is_file():
+            continue  # verify reports it; there is nothing to copy
+        chosen.add(proof.relative_to(root).as_posix())
+        revealed = proof.parent / WITNESS
+        if record.get("proof_type") not in ZERO_KNOWLEDGE and revealed.is_file():
+            chosen.add(revealed.relative_to(root).as_posix())
+    return sorted(chosen)
+
+
+def default_archive(bundle: RunBundle, head: str) -> Path:
+    return Path(f"{bundle.root.resolve().name}-{head[:16]}.tar.gz")
+
+
+def export_run(run: Path, out: Path | None = None) -> Export:
+    """Write ``run``'s export to ``out`` (default: ``RUNNAME-HEAD16.tar.gz`` in the current
+    directory), atomically, holding the run's lock (RunInUseError while another process trains
+    or proves in it; a read-only copy, which nobody can be writing to, is exported unlocked)."""
+    bundle = RunBundle.open(Path(run))
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(RunLock(bundle.root, "pot-zk export"))
+        except (PermissionError, StorageError):
+            pass
+        return _export(bundle, out)
+
+
+def _export(bundle: RunBundle, out: Path | None) -> Export:
+    head = commitment_head(bundle.manifest(), bundle.commitments())
+    names = exported_files(bundle)
+    out = Path(out) if out is not None else default_archive(bundle, head)
+    if out.resolve() == bundle.root.resolve() or bundle.root.resolve() in out.resolve().parents:
+        raise ConfigurationError(f"write the export outside the run directory, not to {out}", key="out")
+    contents = {name: bundle.path(name).read_bytes() for name in names}
+    inventory = {
+        "format": EXPORT_FORMAT,
+        "commitment_head": head,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()},
+        "not_exported": "witnesses, checkpoint, config.yaml, parked jobs, statistics, logs: nothing pot-zk verify reads",
+    }
+    contents[EXPORT_MANIFEST] = (json.dumps(inventory, indent=2, sort_keys=True) + "\n").encode()
+    top = bundle.root.resolve().name
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
+            with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
+                for name in sorted(contents):
+                    archive.addfile(_member(f"{top}/{name}", len(contents[name])), io.BytesIO(contents[name]))
+    return Export(out, head, tuple(names))
+
+
+def _member(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def is_export_archive(path: Path) -> bool:
+    return Path(path).is_file() and tarfile.is_tarfile(path)
+
+
+def unpack_export(archive: Path, into: Path) -> Path:
+    """Unpack an export into the directory ``into``; return the run directory in it.
+    ConfigurationError when ``archive`` is not an export (a link, a device, a path that leaves
+    ``into``, or no single run directory with a manifest)."""
+    try:
+        with tarfile.open(archive, "r:*") as opened:
+            for member in opened.getmembers():
+                if not (member.isfile() or member.isdir()):
+                    raise ConfigurationError(f"{archive} is not a pot-zk export: {member.name} is not a regular file", key="run")
+            opened.extractall(into, filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise ConfigurationError(f"{archive} is not a readable pot-zk export: {error}", key="run") from error
+    runs = [path.parent for path in Path(into).glob(f"*/{files.MANIFEST}")]
+    if len(runs) != 1:
+        raise ConfigurationError(f"{archive} is not a pot-zk export: it holds {len(runs)} run directories, not one", key="run")
+    return runs[0]

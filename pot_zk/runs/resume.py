@@ -1,0 +1,93 @@
+"""What ``pot-zk resume`` checks before it continues a run, so that a resumed run is the run its
+manifest and committed steps declare, never another:
+
+* the run has not completed (``run.end`` of its training with status ``completed``, or a final
+  model): a completed run is never extended;
+* the configuration it resumes with (``config.yaml``, possibly edited) gives the manifest's
+  statement, training plan, policy, mode, handler, backend and prover options again
+  (:func:`pot_zk.runs.manifest.declared_entries`) and the same declared data set;
+* the checkpoint continues the committed steps: its step number is at most the number of
+  steps committed (0..n-1, none missing), and its weights commit to the state the step before
+  it recorded (W_t+1 of step k-1; W_0 for step 0). A momentum step's velocity is checked at the
+  first step, as before (:meth:`pot_zk.runs.proven_run.ProvenRun.record_step`).
+
+Each refusal is a ConfigurationError (naming what differs) or InvalidModelStateError (the
+checkpoint), raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pot_zk.config.build import Runtime
+from pot_zk.config.plan import TrainingPlan
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError
+from pot_zk.runs import bundle as files
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.manifest import declared_dataset, declared_entries
+
+
+def check_resumable(bundle: RunBundle, plan: TrainingPlan, runtime: Runtime) -> None:
+    """Refuse a completed run, or a configuration that is not the manifest's."""
+    completed = [e for e in _complete_records(bundle.path(files.AUDIT)) if e.get("event") == "run.end" and e.get("status") == "completed" and "command" not in e]
+    if completed or bundle.path(files.FINAL_MODEL).exists():
+        raise ConfigurationError(
+            f"{bundle.root} holds a completed run: pot-zk resume continues a stopped run, it never extends a completed one "
+            "(train a new run for more steps)",
+            key="run_dir",
+        )
+    manifest = bundle.manifest()
+    expected = {**declared_entries(plan, runtime), "dataset": declared_dataset(plan.data)}
+    found = {**{key: manifest.get(key) for key in expected}, "dataset": {k: manifest["dataset"].get(k) for k in expected["dataset"]}}
+    differing = sorted(key for key in expected if _plain(expected[key]) != _plain(found[key]))
+    if differing:
+        raise ConfigurationError(
+            f"the configuration to resume {bundle.root} with is not the run's: {', '.join(differing)} differ from manifest.json "
+            f"(config.yaml edited?); resume continues the declared run only",
+            key="config",
+            differing={key: {"manifest": found[key], "config": expected[key]} for key in differing},
+        )
+
+
+def check_checkpoint(bundle: RunBundle, plan: TrainingPlan, model: torch.nn.Module, start_step: int) -> None:
+    """Refuse a checkpoint that skips committed steps or does not hold the committed state."""
+    records = {r.get("step"): r for r in bundle.commitments()}
+    steps = sorted(s for s in records if isinstance(s, int))
+    if steps != list(range(len(records))):
+        raise InvalidModelStateError(f"the committed steps of {bundle.root} are not 0..n-1 (found {steps[:10]}...): the records are damaged", step=start_step)
+    if start_step > len(steps):
+        raise InvalidModelStateError(
+            f"the checkpoint is at step {start_step} but {len(steps)} steps are committed: resuming from it would skip steps "
+            f"{len(steps)}..{start_step - 1}",
+            expected=f"at most step {len(steps)}",
+            actual=start_step,
+            step=start_step,
+        )
+    if not steps:
+        return
+    wanted = records[start_step - 1]["w_after"] if start_step > 0 else records[0]["w_before"]
+    weights = plan.kind.model_tensors(model.state_dict(), plan.spec.architecture)["weights"]
+    if plan.commitments.commit(weights.double(), "checkpoint weights") != wanted:
+        which = f"W_t+1 of step {start_step - 1} (its w_after)" if start_step > 0 else "W_0 of step 0 (its w_before)"
+        raise InvalidModelStateError(
+            f"the checkpoint's weights (step {start_step}) do not commit to {which}: it is not the run's state",
+            expected=wanted,
+            step=start_step,
+        )
+
+
+def _plain(value: Any) -> Any:
+    """JSON's view of a value (tuples as lists), as the manifest holds it."""
+    return json.loads(json.dumps(value))
+
+
+def _complete_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file a kill may have cut short (its last, partial line left out)."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].split(b"\n") if line.strip()]

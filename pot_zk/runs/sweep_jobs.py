@@ -1,0 +1,46 @@
+"""What a ``pot-zk train --multirun`` sweep leaves for ``pot-zk sweep-report`` besides its bundles.
+
+:class:`SweepJobs` is a Hydra callback (``hydra.callbacks.sweep_jobs`` in ``conf/config.yaml``):
+
+* at the start of a sweep, a ``run_dir=`` override is pointed out on stderr: under
+  ``--multirun`` each job has its own directory under ``hydra.sweep.dir``, so the
+  value is not used;
+* a job that raised leaves ``job_error.json`` (:data:`JOB_ERROR`: the error's class and
+  message, its overrides) in its own directory, which otherwise may hold no bundle at all (a
+  configuration error stops it before anything is written), so the report can list it with
+  its error instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from pot_zk.core.atomic import write_json_atomic
+from pot_zk.exceptions import PotZkError
+
+JOB_ERROR = "job_error.json"
+
+
+class SweepJobs(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        given = [o for o in config.hydra.overrides.task if o.lstrip("+~").split("=", 1)[0] == "run_dir"]
+        if given:
+            print(
+                f"pot-zk: {given[0]} is not used under --multirun: each job has its own directory under "
+                f"hydra.sweep.dir ({config.hydra.sweep.dir}); to choose where the sweep goes, pass hydra.sweep.dir=DIR instead",
+                file=sys.stderr,
+            )
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN or job_return.status != JobStatus.FAILED:
+            return
+        error = job_return._return_value  # Hydra's own LogJobReturnCallback reads it so: .return_value re-raises
+        record = error.to_record() if isinstance(error, PotZkError) else {"error_class": type(error).__name__, "message": str(error)}
+        write_json_atomic(Path(config.hydra.runtime.output_dir) / JOB_ERROR, {**record, "overrides": list(job_return.overrides or [])})

@@ -1,0 +1,158 @@
+"""The data and the initial model: recomputed by verify where it can, pinned by the auditor
+where it cannot -- never the trainer's word in a note.
+
+* ``dataset-root``: the batches of a built-in data set (digits, synthetic) in a seeded run are
+  recomputed from the declared data set, part, batch size and seed; their leaves and root must
+  be the bundle's (``dataset-root-mismatch``). A user loop's run (``batch_order: recorded``)
+  that declares a built-in data set records each batch's sample positions in it
+  (``dataset.json`` ``samples``): every leaf must be the commitment of those samples
+  (``dataset-samples``). ``--expect-root`` pins the root of any run (``unexpected-root``);
+  a run whose leaves were not recomputed from a declared seed needs it (``root-not-pinned``).
+* ``initial-model``: the initial weights of a seeded run are recomputed from the declared
+  architecture and training seed; step 0's W_t must commit to them (``initial-model-mismatch``).
+  ``--expect-initial`` pins W_0's commitment for any run (``unexpected-initial``); a run whose
+  initial model was not recomputed needs it (``initial-not-pinned``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import torch
+
+from pot_zk.backends.registry import commitments_of
+from pot_zk.bundle.dataset import dataset_leaves, sampled_leaves
+from pot_zk.core.merkle import dataset_root
+from pot_zk.data.datasets import BUILT_IN, load_dataset, manifest_data, seeded_batches, select_part
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.runs.init_model import seeded_model
+from pot_zk.verify.report import RunReport
+from pot_zk.verify.run_checks import batch_order, state_commitments
+
+COMMITMENT = re.compile(r"^(0x)?[0-9a-f]{64}$")
+"""A commitment as the backends write it: 64 hex digits (ezkl) or 0x and 64 (groth16)."""
+
+
+def same_commitment(a: Any, b: Any) -> bool:
+    return str(a).lower().removeprefix("0x") == str(b).lower().removeprefix("0x")
+
+
+def _seeded(manifest: Mapping[str, Any]) -> bool:
+    return batch_order(manifest) == "seeded" and isinstance(manifest["training"].get("seed"), int)
+
+
+def _usable(dataset: Mapping[str, Any]) -> None:
+    if dataset["name"] == "synthetic" and not all(isinstance(dataset.get(key), int) for key in ("num_samples", "seed")):
+        raise ConfigurationError("the manifest declares synthetic data without its num_samples and seed", key="dataset")
+
+
+def _declared_samples(manifest: Mapping[str, Any], spec: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The declared built-in data set's samples (its part), with the targets of the statement's loss."""
+    dataset = manifest["dataset"]
+    _usable(dataset)
+    mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
+    data = manifest_data(dataset)
+    inputs, targets = load_dataset(data.name, mlp.dims[0], mlp.dims[-1], data.num_samples, data.seed, mlp.loss)
+    return select_part(inputs, targets, data.part)
+
+
+def recomputed_leaves(manifest: Mapping[str, Any], spec: Any) -> list[str]:
+    """The leaves of a seeded run's declared built-in data set. Raises ConfigurationError when
+    the declaration itself is unusable (e.g. a data set that does not fit the architecture)."""
+    dataset, training = manifest["dataset"], manifest["training"]
+    _usable(dataset)
+    mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
+    batches, _ = seeded_batches(manifest_data(dataset), mlp.dims[0], mlp.dims[-1], spec.batch_size, training["seed"], mlp.loss)
+    return dataset_leaves(batches, commitments_of(spec))
+
+
+def check_dataset_reference(report: RunReport, manifest: Mapping[str, Any], dataset: Mapping[str, Any], spec: Any, expect_root: str | None) -> None:
+    root = manifest["dataset"]["root"]
+    report.references["dataset_root"] = root
+    if expect_root is not None and root != expect_root:
+        report.fail("dataset-root", "unexpected-root", f"the declared dataset root is not the one you expect ({expect_root})")
+    name = manifest["dataset"].get("name")
+    try:
+        if name in BUILT_IN and _seeded(manifest):
+            _check_recomputed(report, manifest, dataset, spec)
+            return
+        if name in BUILT_IN:
+            _check_samples(report, manifest, dataset, spec)
+            why = f"a training loop chose which {name} samples make each batch"
+        else:
+            report.references["dataset_leaves"] = "the trainer's"
+            why = f"the data set {name!r} is not built in"
+    except ConfigurationError as exc:
+        report.fail("dataset-root", "dataset-root-mismatch", f"the declared data set cannot be recomputed: {exc.message}")
+        why = "the declared data set cannot be recomputed"
+    if expect_root is None:
+        report.fail("dataset-root", "root-not-pinned", f"the dataset root is the trainer's word ({why}): pin the root you agreed on with --expect-root")
+    elif root == expect_root:
+        report.passed.append("dataset-root-pinned")
+
+
+def _check_recomputed(report: RunReport, manifest: Mapping[str, Any], dataset: Mapping[str, Any], spec: Any) -> None:
+    leaves = recomputed_leaves(manifest, spec)
+    report.references["dataset_leaves"] = "recomputed from the declared data set"
+    declared = list(dataset.get("leaves", []))
+    root = manifest["dataset"]["root"]
+    if leaves != declared or dataset_root(leaves, (manifest["dataset"].get("holdout") or {}).get("commitment")) != root:
+        differ = [i for i in range(max(len(leaves), len(declared))) if i >= len(leaves) or i >= len(declared) or leaves[i] != declared[i]]
+        report.fail(
+            "dataset-root",
+            "dataset-root-mismatch",
+            f"the declared {manifest['dataset']['name']} batches recomputed from the declared config differ from the bundle's "
+            f"(batches {differ[:10]})",
+        )
+    else:
+        report.passed.append("dataset-reference")
+
+
+def _check_samples(report: RunReport, manifest: Mapping[str, Any], dataset: Mapping[str, Any], spec: Any) -> None:
+    """A recorded run declaring a built-in data set: each leaf is the commitment of the samples
+    ``dataset.json`` names for it (which samples, and how they are grouped, stay the trainer's)."""
+    name = manifest["dataset"]["name"]
+    report.references["dataset_leaves"] = f"checked to be samples of {name} (the trainer chose which)"
+    leaves = list(dataset.get("leaves", []))
+    samples = dataset.get("samples")
+    inputs, targets = _declared_samples(manifest, spec)
+    if not isinstance(samples, list) or len(samples) != len(leaves) or not all(
+        isinstance(s, list) and len(s) == spec.batch_size and all(isinstance(i, int) and 0 <= i < len(inputs) for i in s) for s in samples
+    ):
+        report.fail("dataset-root", "dataset-samples", f"dataset.json does not name {spec.batch_size} samples of {name} for each of its {len(leaves)} batches")
+        return
+    differ = [i for i, (mine, theirs) in enumerate(zip(sampled_leaves(samples, inputs, targets, commitments_of(spec)), leaves)) if mine != theirs]
+    if differ:
+        report.fail("dataset-root", "dataset-samples", f"batches {differ[:10]} are not the {name} samples dataset.json names for them")
+    else:
+        report.passed.append("dataset-samples")
+
+
+def check_initial_reference(report: RunReport, manifest: Mapping[str, Any], by_step: Mapping[int, Mapping[str, Any]], spec: Any, expect_initial: str | None) -> None:
+    if 0 not in by_step:
+        return
+    w_0 = by_step[0].get("w_before")
+    if expect_initial is not None:
+        if same_commitment(w_0, expect_initial):
+            report.passed.append("initial-pinned")
+        else:
+            report.fail("initial-model", "unexpected-initial", f"step 0's W_t commits to {w_0}, you expect {expect_initial}", 0)
+    if not _seeded(manifest):
+        report.references["initial_model"] = "the trainer's (chosen by the training loop, no declared seed)"
+        if expect_initial is None:
+            report.fail(
+                "initial-model", "initial-not-pinned",
+                "the initial model is the trainer's word (a user loop's own, not recomputed from a seed): "
+                "pin W_0's commitment you agreed on with --expect-initial", 0,
+            )
+        return
+    seed = manifest["training"]["seed"]
+    with torch.random.fork_rng(devices=[]):
+        model = seeded_model(spec, seed)
+    report.references["initial_model"] = f"recomputed from seed {seed}"
+    if state_commitments(model.state_dict(), spec)[0] != w_0:
+        report.fail("initial-model", "initial-model-mismatch", f"step 0's W_t is not the model the declared architecture and training seed {seed} give", 0)
+    else:
+        report.passed.append("initial-reference")

@@ -1,0 +1,126 @@
+"""What ``pot-zk verify`` found: the findings, the checks passed, what the proofs covered, and
+the verdict (docs/runs.md; ``--json`` writes :meth:`RunReport.to_dict`, whose shape
+docs/verify.schema.json publishes).
+
+"Proven" counts only the steps whose proof this process verified (:attr:`RunReport.verified_steps`);
+a status, a label or a key file the trainer wrote is never evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPORT_FORMAT = "pot-zk-verify/1"
+EXIT_CODES = {"VERIFIED": 0, "FAILED": 1, "UNPROVEN": 3}
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    reason: str
+    message: str
+    step: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "reason": self.reason, "message": self.message, "step": self.step}
+
+
+@dataclass
+class RunReport:
+    run: Path | None
+    findings: list[Finding] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+    coverage: dict[str, int] = field(default_factory=dict)
+    """Steps by what they carry: a proof type (its proof verified here), or ``rejected`` (a
+    ``proved`` outcome whose proof did not verify), ``failed``, ``parked``, ``unknown-status``,
+    ``commitment-only`` (no outcome)."""
+    statement: dict[str, Any] = field(default_factory=dict)
+    verifier_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The key material each proof type was verified with (e.g. the SRS of zk-halo2)."""
+    notes: list[str] = field(default_factory=list)
+    keys: dict[str, Any] | None = None
+    """The auditor's own key material (``--keys``), when given, and whether its trust store knows it."""
+    verified_steps: set[int] = field(default_factory=set)
+    """Steps whose proof the ``proofs`` check verified: the only ones counted as proven."""
+    selected_steps: list[int] = field(default_factory=list)
+    """The steps the declared policy selects (none when proving was disabled)."""
+    references: dict[str, Any] = field(default_factory=dict)
+    """What the auditor's references found: dataset root, commitment head, plan, ..."""
+    challenge: dict[str, Any] | None = None
+    """The challenge checked (``--challenge``): its steps, head, nonce and whose it is."""
+
+    @property
+    def ok(self) -> bool:
+        """No check failed (see :attr:`verdict` for whether anything was proven)."""
+        return not self.findings
+
+    @property
+    def proven(self) -> int:
+        """Steps whose proof this process verified."""
+        return len(self.verified_steps)
+
+    @property
+    def selected_without_proof(self) -> list[int]:
+        """Selected steps without a proof that verified here."""
+        return sorted(set(self.selected_steps) - self.verified_steps)
+
+    @property
+    def verdict(self) -> str:
+        if self.findings:
+            return "FAILED"
+        return "VERIFIED" if self.proven else "UNPROVEN"
+
+    @property
+    def verdict_line(self) -> str:
+        """The verdict, and how many selected steps have no proof: never a bare VERIFIED over
+        selected steps that are not proven."""
+        missing = self.selected_without_proof
+        if not missing or not self.selected_steps:
+            return self.verdict
+        listed = ", ".join(str(s) for s in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        return (f"{self.verdict}: {len(missing)} of {len(self.selected_steps)} selected steps "
+                f"{'has' if len(missing) == 1 else 'have'} no proof (steps {listed})")
+
+    def fail(self, check: str, reason: str, message: str, step: int | None = None) -> None:
+        self.findings.append(Finding(check, reason, message, step if isinstance(step, int) and not isinstance(step, bool) else None))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": REPORT_FORMAT,
+            "run": None if self.run is None else str(self.run),
+            "ok": self.ok,
+            "verdict": self.verdict,
+            "verdict_line": self.verdict_line,
+            "proven": self.proven,
+            "verified_steps": sorted(self.verified_steps),
+            "selected_steps": list(self.selected_steps),
+            "selected_without_proof": self.selected_without_proof,
+            "references": self.references,
+            "passed": self.passed,
+            "findings": [f.to_dict() for f in self.findings],
+            "coverage": self.coverage,
+            "statement": self.statement,
+            "verifier_keys": self.verifier_keys,
+            "keys": self.keys,
+            "challenge": self.challenge,
+            "notes": self.notes,
+        }
+
+    def summary(self) -> str:
+        lines = [f"run: {self.run}", f"result: {self.verdict_line}"]
+        if self.verdict == "UNPROVEN":
+            lines.append("no step carries a verified proof: the bundle shows commitments only, not that any update was computed correctly")
+        if self.statement:
+            lines.append(f"statement: {self.statement}")
+        if self.keys:
+            lines.append(f"keys: {self.keys['said']}")
+        lines += [f"key provenance ({proof_type}): {record['provenance']}" for proof_type, record in self.verifier_keys.items() if "provenance" in record]
+        lines += [f"{name.replace('_', ' ')}: {value}" for name, value in self.references.items()]
+        if self.coverage:
+            lines.append("coverage: " + ", ".join(f"{k}={v}" for k, v in self.coverage.items()))
+        lines += [f"passed: {name}" for name in self.passed]
+        lines += [f"FAILED {f.check} ({f.reason}){'' if f.step is None else f' step {f.step}'}: {f.message}" for f in self.findings]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)

@@ -1,0 +1,80 @@
+"""A `pot-zk train --multirun` sweep of zk-groth16 runs with one job that fails: the sweep warns
+that run_dir= is not used, and `pot-zk sweep-report` puts the swept setting on an axis,
+overlays the jobs' curves and lists the failed job with its error."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pot_zk.cli.main import main
+from pot_zk.report.sweep import gather
+from pot_zk.report.sweep_plots import curves_figure, setting_figure
+
+from terminal_support import POT_ZK
+
+RATE = "train.learning_rate"
+REFUSED = "ConfigurationError: train.learning_rate must be > 0, got -1"
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """Three jobs of the tiny model, 4 steps each, steps 0 and 2 proven: learning rates 0.05 and
+    0.1 train, -1 is refused before anything runs. ``run_dir=`` given too, as a user might."""
+    root = tmp_path_factory.mktemp("sweep")
+    process = subprocess.run(
+        [str(POT_ZK), "train", "--multirun", "prover=groth16", "model=tiny_mlp", "model.loss=mse", "data=synthetic",
+         "train.batch_size=2", "train.max_steps=4", "policy.k=2", "train.progress=false", f"{RATE}=0.05,0.1,-1",
+         f"hydra.sweep.dir={root / 'sweep'}", f"run_dir={root / 'not-used'}", f"cache_dir={root / 'cache'}"],
+        cwd=root, capture_output=True, text=True, timeout=600,
+    )
+    return root, process
+
+
+def test_multirun_with_run_dir_says_it_is_not_used_and_names_hydra_sweep_dir(sweep):
+    root, process = sweep
+    assert f"pot-zk: run_dir={root / 'not-used'} is not used under --multirun" in process.stderr
+    assert f"hydra.sweep.dir ({root / 'sweep'})" in process.stderr and "pass hydra.sweep.dir=DIR instead" in process.stderr
+    assert not (root / "not-used").exists()
+
+
+def test_sweep_report_lists_the_failed_job_with_its_error(sweep, capsys):
+    root, _ = sweep
+    out = root / "report"
+    assert main(["sweep-report", str(root / "sweep"), "--out", str(out)]) == 0
+    with open(out / "sweep.csv", newline="") as handle:
+        rows = [{k: row[k] for k in ("job", RATE, "status", "steps", "proved", "error")} for row in csv.DictReader(handle)]
+    assert rows == [
+        {"job": "0", RATE: "0.05", "status": "completed", "steps": "4", "proved": "2", "error": ""},
+        {"job": "1", RATE: "0.1", "status": "completed", "steps": "4", "proved": "2", "error": ""},
+        {"job": "2", RATE: "-1", "status": "failed", "steps": "", "proved": "", "error": REFUSED},
+    ]
+    markdown = (out / "sweep.md").read_text()
+    assert "3 jobs, 1 of them did not complete." in markdown
+    assert f"## Failed jobs\n\n- `2` ({RATE}=-1): {REFUSED}\n" in markdown
+    assert "## Failed jobs" in capsys.readouterr().out
+    for name in ("setting_train.learning_rate.png", "curves.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG") and f"![{name}]({name})" in markdown
+
+
+def test_the_swept_setting_is_the_x_axis_of_the_final_scores_and_the_curves_are_overlaid(sweep):
+    root, _ = sweep
+    table = gather(root / "sweep")
+    done = [job for job in table.jobs if job.error is None]
+    figure = setting_figure(table, RATE)
+    (loss_axes,) = figure.axes  # synthetic data: no accuracy row
+    assert loss_axes.get_xlabel() == RATE
+    lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in loss_axes.lines}
+    assert lines == {
+        "training loss, last step": ([0.05, 0.1], [job.values["loss_final"] for job in done]),
+        "held-out loss": ([0.05, 0.1], [job.values["heldout_loss_final"] for job in done]),
+    }
+    assert "1 job(s) without these numbers not drawn" in loss_axes.get_title()
+
+    loss_axes, score_axes = curves_figure(table).axes
+    curves = {line.get_label(): list(line.get_xdata()) for line in loss_axes.lines}
+    assert curves == {f"{RATE}=0.05": [0, 1, 2, 3], f"{RATE}=0.1": [0, 1, 2, 3]}
+    assert {line.get_label(): list(line.get_xdata()) for line in score_axes.lines} == {f"{RATE}=0.05": [0, 4], f"{RATE}=0.1": [0, 4]}

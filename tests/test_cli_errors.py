@@ -1,0 +1,116 @@
+"""Errors on the command line (pot_zk/cli/main.py, pot_zk/cli/apps.py), from the installed
+`pot-zk` script: a configuration error is one line naming key and value, exit 2, with nothing
+written (not even Hydra's .hydra/ or train.log); `-v` or HYDRA_FULL_ERROR=1 adds the traceback;
+every command says "no such file or directory" or "not a run" with exit 2 (never 1, the verdict
+of a forged run); a file that does not parse is named with its line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from process_support import run, stderr_lines
+
+
+def _nothing_written(directory: Path) -> None:
+    assert sorted(p.name for p in directory.iterdir()) == [], "the command wrote something"
+
+
+@pytest.mark.parametrize(("overrides", "line"), [
+    (["train.learning_rate=-1"], "pot-zk train: train.learning_rate must be > 0, got -1"),
+    (["+train.max_step=6"], "pot-zk train: unknown key train.max_step (did you mean train.max_steps?)"),
+    (["train.max_step=6"], "pot-zk train: unknown key train.max_step (did you mean train.max_steps?)"),
+    (["train.batch_size=0", "data.holdout=2"],
+     "pot-zk train: 2 configuration errors: train.batch_size must be >= 1, got 0; data.holdout must be in [0, 1), got 2"),
+    (["mode=production", "prover=groth16"],
+     "pot-zk train: mode production refuses dev Groth16 keys (a setup run by the prover itself: it knows the trapdoor and could "
+     "forge proofs); set srs.path to the key directory your auditor made with `pot-zk keys new prover=groth16 ...`, or accept "
+     "the risk explicitly with srs.allow_dev_srs=true"),
+])
+def test_a_configuration_error_of_train_is_one_line_exit_2_and_nothing_written(tmp_path, overrides, line):
+    failed = run("train", *overrides, "run_dir=run", cwd=tmp_path)
+    assert failed.returncode == 2
+    assert failed.stdout == ""
+    assert stderr_lines(failed.stderr) == [line]
+    _nothing_written(tmp_path)
+
+
+def test_show_config_gives_the_same_one_line_errors(tmp_path):
+    failed = run("show-config", "train.learning_rate=-1", "+train.max_step=6", cwd=tmp_path)
+    assert failed.returncode == 2
+    assert stderr_lines(failed.stderr) == [
+        "pot-zk show-config: 2 configuration errors: unknown key train.max_step (did you mean train.max_steps?); "
+        "train.learning_rate must be > 0, got -1"
+    ]
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("how", ["-v", "HYDRA_FULL_ERROR=1"])
+def test_verbose_or_hydra_full_error_adds_the_traceback(tmp_path, how):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"} if how.startswith("HYDRA") else None
+    failed = run("train", *([how] if how == "-v" else []), "train.learning_rate=-1", "run_dir=run", cwd=tmp_path, env=env)
+    assert failed.returncode == 2
+    lines = stderr_lines(failed.stderr)
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-1] == "pot-zk train: train.learning_rate must be > 0, got -1"
+    _nothing_written(tmp_path)
+
+
+COMMANDS = [
+    ["verify", "RUN"],
+    ["resume", "RUN"],
+    ["challenge", "RUN", "--count", "1", "--out", "c.json"],
+    ["respond", "RUN", "c.json"],
+    ["export", "RUN", "--out", "x.tar.gz"],
+    ["prove-pending", "RUN"],
+    ["report", "RUN"],
+    ["keys", "new", "--run", "RUN", "--out", "keys"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_a_missing_run_directory_is_a_usage_error_in_every_command(tmp_path, command):
+    failed = run(*[a.replace("RUN", "nope") for a in command], cwd=tmp_path)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    [line] = stderr_lines(failed.stderr)
+    assert line.startswith(f"pot-zk {command[0]}: nope") and ("no such" in line or "not a pot-zk run directory" in line), line
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c[0] != "prove-pending"], ids=lambda c: c[0])
+def test_a_directory_that_is_not_a_run_is_a_usage_error_in_every_command(tmp_path, command):
+    """(prove-pending also takes a directory of parked jobs: an empty one has nothing to prove.)"""
+    (tmp_path / "empty").mkdir()
+    failed = run(*[a.replace("RUN", "empty") for a in command], cwd=tmp_path)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    [line] = stderr_lines(failed.stderr)
+    assert "empty is not a pot-zk run directory (no manifest.json)" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any((tmp_path / "empty").iterdir())
+
+
+@pytest.mark.parametrize("command", [["audit", "verify", "nope.jsonl"], ["verify-step", "nope.json"]], ids=lambda c: c[0])
+def test_a_missing_file_is_a_usage_error(tmp_path, command):
+    failed = run(*command, cwd=tmp_path)
+    assert failed.returncode == 2
+    [line] = stderr_lines(failed.stderr)
+    assert line.startswith(f"pot-zk {command[0]}: nope.json") and "no such file" in line, line
+
+
+def test_a_manifest_or_config_that_does_not_parse_is_named_with_its_line(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "manifest.json").write_text('{"format": "pot-zk-run/1",\n  "training": {,}\n}\n')
+    for command in (["resume", "run"], ["challenge", "run", "--count", "1", "--out", "c.json"], ["export", "run"]):
+        failed = run(*command, cwd=tmp_path)
+        assert failed.returncode == 2
+        assert stderr_lines(failed.stderr) == [
+            f"pot-zk {command[0]}: run/manifest.json line 2 column 16: not JSON (Expecting property name enclosed in double quotes)"
+        ]
+    (run_dir / "manifest.json").write_text('{"training": {"batch_order": "seeded"}}\n')
+    (run_dir / "config.yaml").write_text("train:\n  epochs: [1,\nmodel: 2\n")
+    failed = run("resume", "run", cwd=tmp_path)
+    assert failed.returncode == 2
+    [line] = stderr_lines(failed.stderr)
+    assert line.startswith("pot-zk resume: run/config.yaml line 4 column 1: not YAML ("), line

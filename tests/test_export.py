@@ -1,0 +1,138 @@
+"""`pot-zk export` (pot_zk/runs/export.py): the auditor's copy of a real run holds what `pot-zk
+verify` reads and nothing else (no witness, checkpoint, config, statistics, logs or lock), verify
+accepts the archive and its unpacked directory (and still rejects an edited proof in it), the
+same run always gives the same bytes, a revealed-witness certificate keeps its witness, and
+`pot-zk respond` refuses an export in one line."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import re
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from pot_zk.config import compose_config
+from pot_zk.runs.export import export_run
+from pot_zk.runs.train import train
+
+from process_support import holder_pid, kill, run, stderr_lines, tiny_run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """A finished zk-groth16 run of 6 steps, steps 0, 2 and 4 proven: (run, cache, head)."""
+    root = tmp_path_factory.mktemp("export")
+    run_dir, cache = root / "run", root / "cache"
+    done = run("train", *tiny_run(run_dir, cache), cwd=root)
+    kill(holder_pid(cache, run_dir))
+    assert done.returncode == 0, done.stderr
+    head = re.search(r"^commitment head: ([0-9a-f]{64})", done.stdout, re.MULTILINE).group(1)
+    assert f"pot-zk export {run_dir} --out run.tar.gz" in done.stdout
+    return run_dir, cache, head
+
+
+def _members(archive: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(archive) as opened:
+        return {member.name: member for member in opened.getmembers()}
+
+
+def _verify(target: str, cache: Path, head: str, cwd: Path):
+    return run("verify", target, "--cache-dir", str(cache), "--expect-head", head, cwd=cwd)
+
+
+def test_the_export_holds_what_verify_reads_and_verifies_as_archive_and_unpacked(trained, tmp_path):
+    run_dir, cache, head = trained
+    assert (run_dir / "witness").is_dir() and (run_dir / "checkpoint.safetensors").is_file()
+    done = run("export", str(run_dir), "--out", "run.tar.gz", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"they check it with: pot-zk verify run.tar.gz --expect-head {head}" in done.stdout
+    members = _members(tmp_path / "run.tar.gz")
+    assert sorted(members) == [f"run/{name}" for name in (
+        "EXPORT.json", "audit.jsonl", "commitments.jsonl", "dataset.json", "evaluations.jsonl", "manifest.json",
+        "model_final.safetensors", "model_initial.safetensors", "proofs.jsonl",
+        "proofs/step-00000000/proof.bin", "proofs/step-00000002/proof.bin", "proofs/step-00000004/proof.bin",
+    )]
+    with tarfile.open(tmp_path / "run.tar.gz") as opened:
+        inventory = json.loads(opened.extractfile("run/EXPORT.json").read())
+        for name, digest in inventory["files"].items():
+            assert hashlib.sha256(opened.extractfile(f"run/{name}").read()).hexdigest() == digest
+    assert inventory["commitment_head"] == head and len(inventory["files"]) == len(members) - 1
+
+    verified = _verify("run.tar.gz", cache, head, tmp_path)
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+    with tarfile.open(tmp_path / "run.tar.gz") as opened:
+        opened.extractall(tmp_path / "unpacked", filter="data")
+    verified = _verify("unpacked/run", cache, head, tmp_path)
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+
+
+def test_verify_still_checks_what_is_in_the_archive(trained, tmp_path):
+    run_dir, cache, head = trained
+    archive = export_run(run_dir, tmp_path / "run.tar.gz").archive
+    with tarfile.open(archive) as opened:
+        files = {m.name: opened.extractfile(m).read() for m in opened.getmembers()}
+    proof = bytearray(files["run/proofs/step-00000002/proof.bin"])
+    proof[40] ^= 1
+    files["run/proofs/step-00000002/proof.bin"] = bytes(proof)
+    with tarfile.open(tmp_path / "edited.tar.gz", "w:gz") as edited:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            edited.addfile(info, io.BytesIO(data))
+    rejected = _verify("edited.tar.gz", cache, head, tmp_path)
+    assert rejected.returncode == 1 and "result: FAILED" in rejected.stdout, rejected.stdout
+
+
+def test_the_same_run_exports_to_the_same_bytes(trained, tmp_path):
+    run_dir, _, head = trained
+    first = export_run(run_dir, tmp_path / "a.tar.gz")
+    time.sleep(1.1)
+    second = export_run(run_dir, tmp_path / "b.tar.gz")
+    assert first.archive.read_bytes() == second.archive.read_bytes()
+    assert gzip.open(first.archive).read()  # a plain gzip'd tar
+    for member in _members(first.archive).values():
+        assert (member.mtime, member.uid, member.gid, member.uname, member.gname, member.mode) == (0, 0, 0, "", "", 0o644)
+    default = export_run(run_dir)
+    try:
+        assert default.archive == Path(f"run-{head[:16]}.tar.gz")
+    finally:
+        default.archive.unlink()
+
+
+def test_a_certificate_that_reveals_its_witness_keeps_it_and_verifies(tmp_path):
+    """Steps whose prover fails fall back to freivalds certificates: the verifier reads the step's
+    witness beside each, by design of that proof type."""
+    overrides = [
+        "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2",
+        "handler=fallback", "retry=none", "prover.binary=/bin/false", "train.progress=false",
+        f"cache_dir={tmp_path / 'cache'}", f"run_dir={tmp_path / 'run'}",
+    ]
+    summary = train(compose_config(overrides), sleep=lambda seconds: None)
+    assert summary.progress["proof_types"] == {"freivalds": 2}
+    archive = export_run(tmp_path / "run", tmp_path / "run.tar.gz").archive
+    names = set(_members(archive))
+    assert {"run/proofs/step-00000000/witness.safetensors", "run/proofs/step-00000002/witness.safetensors"} <= names
+    assert not any(name.startswith("run/witness/") for name in names)
+    verified = run("verify", "run.tar.gz", "--cache-dir", str(tmp_path / "cache"), "--expect-head", summary.head, cwd=tmp_path)
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+
+
+def test_respond_refuses_an_export_in_one_line(trained, tmp_path):
+    run_dir, _, _ = trained
+    export_run(run_dir, tmp_path / "run.tar.gz")
+    with tarfile.open(tmp_path / "run.tar.gz") as opened:
+        opened.extractall(tmp_path / "unpacked", filter="data")
+    (tmp_path / "c.json").write_text("{}")
+    for target in ("run.tar.gz", "unpacked/run"):
+        refused = run("respond", target, "c.json", cwd=tmp_path)
+        assert refused.returncode == 2
+        assert stderr_lines(refused.stderr) == [
+            f"pot-zk respond: {target} is an export (pot-zk export): respond needs the trainer's own run directory, which keeps the "
+            "witnesses and checkpoint that proving a step takes"
+        ]

@@ -1,0 +1,137 @@
+"""Ctrl-C and SIGTERM (pot_zk/cli/interrupt.py, pot_zk/core/prover_processes.py) with real
+processes and real signals: no prover survives its run (a zk-groth16 prover program and its key
+holder; a prover of the ezkl backend with a child of its own), the terminal shows one line
+saying how to continue, the audit trail records the interruption, the run resumes and verifies;
+a second Ctrl-C ends the command at once, even in the middle of a key setup; `pot-zk resume` of
+a run made by a user loop says why not in one line."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pot_zk.hooks import proven_training
+
+from process_support import (
+    alive,
+    audit_events,
+    children,
+    command_line,
+    holder_pid,
+    kill,
+    listing,
+    run,
+    start,
+    stderr_lines,
+    tiny_run,
+    wait_for,
+)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("groth16-cache")
+
+
+def _gone(*pids: int) -> bool:
+    return not any(alive(pid) for pid in pids)
+
+
+def _interrupted(run_dir: Path, signal_name: str) -> dict:
+    events = audit_events(run_dir)
+    [interrupted] = [e for e in events if e["event"] == "run.interrupted"]
+    assert interrupted["signal"] == signal_name
+    assert events[-1]["event"] == "run.end" and events[-1]["status"] == "interrupted"
+    return interrupted
+
+
+def test_ctrl_c_during_a_groth16_proof_kills_prover_and_key_holder_and_the_run_resumes_and_verifies(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    trainer = start("train", *tiny_run(run_dir, cache, steps=8, k=1), cwd=tmp_path)
+    try:
+        prover = wait_for(lambda: next((c for c in children(trainer.pid) if "groth16-prover" in command_line(c)), None), "a prover program")
+        holder = wait_for(lambda: next((c for c in children(prover) if "groth16.warm" in command_line(c)), None), "its key holder", timeout=30)
+        os.killpg(trainer.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the trainer's group, not the provers' sessions
+        out, err = trainer.communicate(timeout=120)
+    finally:
+        kill(trainer.pid)
+    assert trainer.returncode == 130, err
+    wait_for(lambda: _gone(prover, holder), "the prover and its key holder to be gone", timeout=10)
+    steps = _interrupted(run_dir, "SIGINT")["steps"]
+    assert stderr_lines(err) == [f"interrupted at step {steps} of 8; continue with: pot-zk resume run"]
+    after = listing(run_dir / "proofs") if (run_dir / "proofs").exists() else {}
+    time.sleep(3)
+    assert (listing(run_dir / "proofs") if (run_dir / "proofs").exists() else {}) == after, "a proof was written after the interruption"
+
+    resumed = run("resume", "run", cwd=tmp_path)
+    kill(holder_pid(cache, run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    head = re.search(r"^commitment head: ([0-9a-f]{64})", resumed.stdout, re.MULTILINE).group(1)
+    verified = run("verify", "run", "--cache-dir", str(cache), "--expect-head", head, cwd=tmp_path)
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+
+
+def test_sigterm_kills_an_ezkl_prover_with_its_child_and_records_the_interruption(tmp_path, tmp_path_factory, make_prover):
+    child_file = tmp_path / "child.pid"
+    program = make_prover("hang-with-child", str(child_file), name="sleeping-ezkl-prover")
+    run_dir = tmp_path / "run"
+    trainer = start(
+        "train", "prover=ezkl", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", f"run_dir={run_dir}",
+        f"cache_dir={tmp_path_factory.getbasetemp() / 'ezkl-cache'}", "train.progress=false", f"prover.binary={program}", cwd=tmp_path,
+    )
+    try:
+        child = wait_for(lambda: child_file.is_file() and child_file.read_text().strip() and int(child_file.read_text()), "the prover's child")
+        [prover] = [c for c in children(trainer.pid) if "sleeping-ezkl-prover" in command_line(c)]
+        trainer.send_signal(signal.SIGTERM)  # to the trainer alone, as `kill` or a job scheduler would
+        out, err = trainer.communicate(timeout=120)
+    finally:
+        kill(trainer.pid)
+    assert trainer.returncode == 130, err
+    wait_for(lambda: _gone(prover, child), "the prover and its child to be gone", timeout=10)
+    assert _interrupted(run_dir, "SIGTERM")["steps"] == 0
+    assert stderr_lines(err) == ["interrupted at step 0 of 4; continue with: pot-zk resume run"]
+    assert not (run_dir / "proofs.jsonl").exists()  # the interrupted proof has no outcome: resume proves it
+
+
+def test_a_second_ctrl_c_exits_at_once_even_during_a_key_setup(tmp_path):
+    """The setup of the digits MSE circuit (46,031 constraints) runs in native code for ~10-30 s,
+    part of it holding the interpreter lock: neither Python's handler nor a Python thread runs then."""
+    cache = tmp_path / "cache"
+    trainer = start(
+        "train", "prover=groth16", "model.loss=mse", "train.learning_rate=0.05", "train.max_steps=2", f"run_dir={tmp_path / 'run'}",
+        f"cache_dir={cache}", "train.progress=false", cwd=tmp_path,
+    )
+    try:
+        wait_for(lambda: list(cache.glob("groth16/.*/circuit.circom")), "the key setup to start")
+        time.sleep(1)
+        os.killpg(trainer.pid, signal.SIGINT)
+        time.sleep(0.5)
+        os.killpg(trainer.pid, signal.SIGINT)
+        second = time.monotonic()
+        out, err = trainer.communicate(timeout=120)
+        exited_after = time.monotonic() - second
+    finally:
+        kill(trainer.pid)
+    assert trainer.returncode == -signal.SIGINT, err  # killed by the second SIGINT: a shell shows 130
+    assert exited_after < 3, f"exited {exited_after:.1f} s after the second Ctrl-C"
+    assert not list(cache.glob("groth16/[!.]*")), "the setup finished before the test could interrupt it"
+
+
+def test_resume_of_a_run_made_by_a_user_loop_is_one_line(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    batches = [(torch.rand(2, 4), torch.rand(2, 2))]
+    with proven_training(model, torch.optim.SGD(model.parameters(), lr=0.1), batches, run_dir=tmp_path / "mine", overrides=["mode=disabled"]) as loop:
+        loop.step(*batches[0])
+    resumed = run("resume", "mine", cwd=tmp_path)
+    assert resumed.returncode == 2
+    assert stderr_lines(resumed.stderr) == [
+        "pot-zk resume: mine was trained by a user loop (batch_order='recorded'): its steps follow your loop, which `pot-zk resume` "
+        "cannot replay: it continues runs of `pot-zk train` only"
+    ]

@@ -1,0 +1,61 @@
+"""The proofs part of `pot-zk train`'s progress bar, from the stage lines prover programs write:
+which step is in which stage for how long, how many wait, and the ETA from measured proofs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pot_zk.runs.proof_watch import ProofWatch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def write_stages(path: str, *stages: tuple[str, float]) -> None:
+    with open(path, "a") as handle:
+        for stage, at in stages:
+            handle.write(json.dumps({"stage": stage, "at": at}) + "\n")
+
+
+def prove(watch: ProofWatch, clock: Clock, step: int, seconds: float) -> None:
+    write_stages(watch.stage_file(step), ("witness", clock.now))
+    clock.now += seconds
+    watch.finished(step, proved=True)
+
+
+def test_stages_and_an_eta_that_leaves_out_the_first_proof_and_shares_the_queue_among_workers():
+    clock = Clock()
+    with ProofWatch(workers=2, clock=clock) as watch:
+        files = [watch.stage_file(step) for step in (0, 1)]
+        write_stages(files[0], ("keys", clock.now))
+        assert watch.text() == "step 0: key setup or load 0.0 s, step 1: starting"  # no proof measured yet: no ETA
+        clock.now += 30
+        watch.finished(0, proved=True)
+        watch.finished(1, proved=False)  # a failed proof measures nothing
+        prove(watch, clock, 2, 10)
+        prove(watch, clock, 3, 12)
+        assert watch.typical_s() == 11  # the median without the first proof's 30 s (its key setup)
+        running = [watch.stage_file(step) for step in (4, 5, 6)]
+        write_stages(running[0], ("witness", clock.now), ("prove", clock.now + 1))
+        write_stages(running[1], ("witness", clock.now + 3))
+        clock.now += 4
+        # steps 4 and 5 prove on the two workers (7 s and 10 s left at 11 s a proof); step 6 follows step 4: 7 + 11 s
+        assert watch.text() == "ETA 00:18; step 4: prove 3.0 s, step 5: witness 1.0 s, 1 queued"
+        directory = watch.directory
+    assert not Path(directory).exists()
+
+
+def test_a_line_being_written_and_a_malformed_line_are_not_shown():
+    clock = Clock()
+    with ProofWatch(workers=1, clock=clock) as watch:
+        path = watch.stage_file(0)
+        write_stages(path, ("witness", clock.now))
+        with open(path, "a") as handle:
+            handle.write("not json\n" + json.dumps({"stage": "prove", "at": clock.now}))  # no newline yet
+        assert watch.text() == "step 0: witness 0.0 s"

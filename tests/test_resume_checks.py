@@ -1,0 +1,110 @@
+"""`pot-zk resume` continues the run its manifest and committed steps declare, never another:
+it refuses a completed run, a config.yaml edited after the run started (learning rate,
+max_steps, handler) and a checkpoint that skips committed steps or holds other weights --
+each before anything is written (issue 22)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pot_zk.cli.main import main
+from pot_zk.config import compose_config
+from pot_zk.runs import bundle as files
+from pot_zk.runs.bundle import load_model, save_model
+from pot_zk.runs.train import train
+from pot_zk.verify.run import verify_run
+
+COMMON = ["mode=disabled", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.progress=false"]
+
+
+def _run(directory: Path, steps: int) -> Path:
+    assert train(compose_config([*COMMON, f"train.max_steps={steps}", f"run_dir={directory}"])).status == "completed"
+    return directory
+
+
+def _stopped(tmp_path: Path, checkpoint_steps: int = 2) -> Path:
+    """A 4-step run as a kill after step 1 leaves it (records of steps 0-1, the trail cut before
+    step 2, no final model), its checkpoint that of the same run after ``checkpoint_steps`` steps."""
+    run = _run(tmp_path / "run", 4)
+    other = _run(tmp_path / "other", checkpoint_steps)
+    lines = (run / files.COMMITMENTS).read_text().splitlines()
+    (run / files.COMMITMENTS).write_text("".join(line + "\n" for line in lines[:2]))
+    audit = (run / files.AUDIT).read_text().splitlines()
+    cut = next(i for i, line in enumerate(audit) if json.loads(line)["event"] == "commitment" and json.loads(line)["step"] == 2)
+    (run / files.AUDIT).write_text("".join(line + "\n" for line in audit[:cut]))
+    scores = [line for line in (run / files.EVALUATIONS).read_text().splitlines() if json.loads(line)["after_step"] == 0]
+    (run / files.EVALUATIONS).write_text("".join(line + "\n" for line in scores))
+    (run / files.FINAL_MODEL).unlink()
+    state, metadata = load_model(other / files.CHECKPOINT)
+    save_model(state, run / files.CHECKPOINT, metadata)
+    return run
+
+
+def _snapshot(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+
+def test_a_stopped_run_resumes_and_verifies(tmp_path, capsys):
+    run = _stopped(tmp_path)
+    assert main(["resume", str(run)]) == 0
+    assert "run completed: 2 steps trained" in capsys.readouterr().out
+    assert not verify_run(run, cache_dir=tmp_path / "cache").findings
+
+
+def test_a_completed_run_is_never_extended(tmp_path, capsys):
+    """Before, config.yaml's max_steps raised from 4 to 8 and `pot-zk resume` trained 4 more
+    steps onto the completed run."""
+    run = _run(tmp_path / "run", 4)
+    config = yaml.safe_load((run / files.CONFIG).read_text())
+    config["train"]["max_steps"] = 8
+    (run / files.CONFIG).write_text(yaml.safe_dump(config))
+    before = _snapshot(run)
+    assert main(["resume", str(run)]) == 2
+    assert "holds a completed run" in capsys.readouterr().err
+    assert _snapshot(run) == before
+
+
+@pytest.mark.parametrize("key,value,differs", [
+    ("train.learning_rate", 0.5, "circuit"),
+    ("train.max_steps", 3, "training"),
+    ("handler.name", "fail_fast", "handler"),
+])
+def test_an_edited_config_is_refused(tmp_path, capsys, key, value, differs):
+    """Before, `pot-zk resume` trained on with the edited config.yaml: another learning rate,
+    schedule or failure handler than the manifest declares."""
+    run = _stopped(tmp_path)
+    config = yaml.safe_load((run / files.CONFIG).read_text())
+    group, name = key.split(".")
+    config[group][name] = value
+    (run / files.CONFIG).write_text(yaml.safe_dump(config))
+    before = _snapshot(run)
+    assert main(["resume", str(run)]) == 2
+    error = capsys.readouterr().err
+    assert "is not the run's" in error and differs in error, error
+    assert _snapshot(run) == before
+
+
+def test_a_checkpoint_that_skips_committed_steps_is_refused(tmp_path, capsys):
+    """The checkpoint is the state after step 2 of the same run while only steps 0-1 are
+    committed: before, the resumed run went on from step 3 and step 2 was never committed."""
+    run = _stopped(tmp_path, checkpoint_steps=3)
+    before = _snapshot(run)
+    assert main(["resume", str(run)]) == 2
+    assert "would skip steps 2..2" in capsys.readouterr().err
+    assert _snapshot(run) == before
+
+
+def test_a_checkpoint_with_other_weights_is_refused(tmp_path, capsys):
+    run = _stopped(tmp_path)
+    state, metadata = load_model(run / files.CHECKPOINT)
+    name = sorted(state)[0]
+    state[name] = state[name] + 0.25
+    save_model(state, run / files.CHECKPOINT, metadata)
+    before = _snapshot(run)
+    assert main(["resume", str(run)]) == 2
+    assert "do not commit to W_t+1 of step 1" in capsys.readouterr().err
+    assert _snapshot(run) == before

@@ -1,0 +1,151 @@
+"""One process at a time per run directory (pot_zk/runs/lock.py), with real processes: a second
+`pot-zk train` and a `pot-zk resume` into a run that is training are refused in one line naming
+the holder and write nothing, and the run verifies; a run whose trainer was killed is resumed,
+taking over the lock and saying so; proven_training in another process is refused the same way."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from pot_zk.hooks import proven_training
+from pot_zk.runs.lock import HOLDER_FILE, LockHolder, RunInUseError, RunLock
+
+from process_support import audit_events, holder_pid, kill, listing, run, start, stderr_lines, tiny_run, wait_for
+
+HOST = socket.gethostname()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("groth16-cache")
+
+
+def _head(output: str) -> str:
+    found = re.search(r"^commitment head: ([0-9a-f]{64})", output, re.MULTILINE)
+    assert found, output
+    return found.group(1)
+
+
+def _verified(run_dir: Path, cache: Path, head: str, cwd: Path) -> None:
+    verified = run("verify", str(run_dir), "--cache-dir", str(cache), "--expect-head", head, cwd=cwd)
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout + verified.stderr
+
+
+def test_while_a_run_trains_a_second_training_and_a_resume_are_refused_and_write_nothing(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    first = start("train", *tiny_run(run_dir, cache, steps=40, k=1), cwd=tmp_path)
+    try:
+        wait_for(lambda: (run_dir / "manifest.json").is_file() and LockHolder.read(run_dir / HOLDER_FILE), "the first training to start")
+        assert LockHolder.read(run_dir / HOLDER_FILE).pid == first.pid
+        second = run("train", *tiny_run(run_dir, cache, "train.seed=7", steps=40, k=1), cwd=tmp_path)
+        resumed = run("resume", str(run_dir), cwd=tmp_path)
+        assert first.poll() is None, "the first training ended before the others tried: give it more steps"
+        out, err = first.communicate(timeout=900)
+    finally:
+        kill(first.pid)
+        kill(holder_pid(cache, run_dir))
+    for refused, command in ((second, "train"), (resumed, "resume")):
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stdout == ""
+        [line] = stderr_lines(refused.stderr)
+        assert re.fullmatch(
+            rf"pot-zk {command}: {re.escape(str(run_dir))} is in use by pid {first.pid} on host {re.escape(HOST)} "
+            r"\(pot-zk train, since [0-9T:-]+Z\); wait for it to end, or stop it first",
+            line,
+        ), line
+    assert first.returncode == 0, err
+    assert "train.seed=7" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert [e["event"] for e in audit_events(run_dir)].count("run.start") == 1
+    assert not (run_dir / HOLDER_FILE).exists()
+    _verified(run_dir, cache, _head(out), tmp_path)
+
+
+def test_a_run_whose_trainer_was_killed_is_resumed_taking_over_its_lock(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    first = start("train", *tiny_run(run_dir, cache, steps=40, k=1), cwd=tmp_path)
+    try:
+        wait_for(lambda: (run_dir / "commitments.jsonl").is_file() and len((run_dir / "commitments.jsonl").read_text().splitlines()) >= 2,
+                 "two committed steps")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        kill(first.pid)
+        kill(holder_pid(cache, run_dir))
+    assert LockHolder.read(run_dir / HOLDER_FILE).pid == first.pid  # a killed process removes nothing
+    resumed = run("resume", str(run_dir), cwd=tmp_path)
+    kill(holder_pid(cache, run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert (f"pot-zk warning: the previous holder of this run, pid {first.pid} on host {HOST} (pot-zk train), "
+            "is gone; its lock is taken over") in stderr_lines(resumed.stderr)
+    taken = [e for e in audit_events(run_dir) if e["event"] == "run.lock_taken_over"]
+    assert [e["previous_holder"]["pid"] for e in taken] == [first.pid]
+    _verified(run_dir, cache, _head(resumed.stdout), tmp_path)
+
+
+HOLDING_SCRIPT = """
+import sys, torch
+from pot_zk.hooks import proven_training
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+batches = [(torch.rand(2, 4), torch.rand(2, 2))]
+with proven_training(model, torch.optim.SGD(model.parameters(), lr=0.1), batches, run_dir=sys.argv[1], overrides=["mode=disabled"]) as run:
+    run.step(*batches[0])
+    print("open", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_proven_training_into_a_directory_another_process_holds_is_refused_before_writing(tmp_path):
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDING_SCRIPT, str(run_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        before = listing(run_dir)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+        with pytest.raises(RunInUseError) as refused:
+            with proven_training(model, torch.optim.SGD(model.parameters(), lr=0.1), [(torch.rand(2, 4), torch.rand(2, 2))],
+                                 run_dir=run_dir, overrides=["mode=disabled"]):
+                pass
+        assert listing(run_dir) == before
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=60) == 0
+    finally:
+        kill(holder.pid)
+    assert refused.value.holder.pid == holder.pid
+    assert refused.value.holder.command == "proven_training"
+
+
+def test_the_lock_nests_in_one_thread_and_refuses_another_thread(tmp_path):
+    outer = RunLock(tmp_path / "run", "pot-zk train").acquire()
+    try:
+        with RunLock(tmp_path / "run", "pot-zk train"):
+            pass
+        assert LockHolder.read(tmp_path / "run" / HOLDER_FILE).pid == os.getpid()  # still held after the inner release
+        refused: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                RunLock(tmp_path / "run", "other").acquire()
+            except RunInUseError as error:
+                refused.append(error)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        assert len(refused) == 1
+    finally:
+        outer.release()
+    assert not (tmp_path / "run" / HOLDER_FILE).exists()
+    with RunLock(tmp_path / "run", "again"):
+        pass
