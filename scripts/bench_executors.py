@@ -17,6 +17,13 @@ proves with cached keys. A run's wall time covers the whole ``train`` call (for 
 and closing the LocalCluster too); throughput = proved / wall minutes. For groth16 the table
 also gives how many provers were busy on average: the sum of the proving intervals the run
 recorded (``proofs.jsonl``: ``public.prover``) over the wall time.
+
+A second table says, per run, how many processes proved its steps and how many proving-key
+loads they reported (``timings.key_load_s``): with ``executor=dask`` and groth16 each worker
+loads the key once per run (:func:`key_loads`); the ``process`` executor's key holder loaded it
+in the warm-up run and keeps it. For the Dask scaling measurement of issue 19:
+
+    python scripts/bench_executors.py --prover groth16 --executors dask --workers 1 2 4 --proofs 24
 """
 
 from __future__ import annotations
@@ -95,6 +102,34 @@ def measure(workload: Workload, scratch: Path, cache: Path, executor: str, worke
     return Measured(executor, workers, proved, wall, summary.stats.get("latency_p50_s"), busy_provers(run_dir, wall), load)
 
 
+@dataclass(frozen=True)
+class KeyLoads:
+    """Which processes proved a run's steps, and the proving-key loads they reported."""
+
+    executor: str
+    workers: int
+    processes: int
+    loads: int
+    load_s: float
+
+
+def key_loads(run_dir: Path, executor: str, workers: int) -> KeyLoads | None:
+    """From the run's proof records (None: its prover records no process)."""
+    records = RunBundle.open(run_dir).proofs()
+    provers = [(r.get("public") or {}).get("prover") for r in records]
+    if not records or any(not isinstance(p, dict) for p in provers):
+        return None
+    loaded = [t["key_load_s"] for t in ((r.get("timings") or {}) for r in records) if "key_load_s" in t]
+    return KeyLoads(executor, workers, len({p["pid"] for p in provers}), len(loaded), sum(loaded))
+
+
+def print_key_loads(loads: list[KeyLoads]) -> None:
+    print("\n| executor | workers | proving processes | key loads | key load s (sum) |")
+    print("|---|---|---|---|---|")
+    for row in loads:
+        print(f"| {row.executor} | {row.workers} | {row.processes} | {row.loads} | {row.load_s:.1f} |")
+
+
 def stop_key_holders(run_dir: Path, cache: Path) -> None:
     """Stop the groth16 key holder the runs used (it would linger for --keep-key-s)."""
     from provers.groth16_held import socket_path
@@ -134,6 +169,7 @@ def main() -> None:
     workload = WORKLOADS[args.prover]
     started_at = datetime.now(timezone.utc)
     rows: list[Measured] = []
+    loads: list[KeyLoads] = []
     with tempfile.TemporaryDirectory(prefix="pot-zk-bench-") as scratch:
         scratch = Path(scratch)
         cache = args.cache_dir or scratch / "cache"
@@ -142,6 +178,7 @@ def main() -> None:
             for repeat in range(args.repeats):
                 for executor, workers in configurations(args.executors, args.workers):
                     rows.append(measure(workload, scratch, cache, executor, workers, args.proofs, f"{executor}-{workers}-{repeat}"))
+                    loads.extend(filter(None, [key_loads(scratch / f"{executor}-{workers}-{repeat}", executor, workers)]))
         finally:
             if args.prover == "groth16":
                 stop_key_holders(scratch / "warm-up", cache)
@@ -156,10 +193,13 @@ def main() -> None:
         busy = "-" if row.busy_provers is None else f"{row.busy_provers:.2f}"
         p50 = "-" if row.attempt_p50_s is None else f"{row.attempt_p50_s:.1f}"
         print(f"| {row.executor} | {row.workers} | {row.proved} | {row.wall_s:.1f} | {row.per_minute:.2f} | {ratio} | {busy} | {p50} | {row.load:.1f} |")
+    if loads:
+        print_key_loads(loads)
     if args.json:
         document = {
             "date": started_at.isoformat(), "machine": machine(), "workload": workload.description, "proofs": args.proofs,
             "runs": [{**row.__dict__, "per_minute": row.per_minute} for row in rows],
+            "key_loads": [row.__dict__ for row in loads],
         }
         args.json.write_text(json.dumps(document, indent=2) + "\n")
 

@@ -160,6 +160,14 @@ class TrainingArithmetic(Protocol):
         optimizer's state, e.g. a velocity) and in the returned step."""
 
 
+class KeyHolder(Protocol):
+    """Proving keys kept loaded by a long-lived process that proves many requests (a Dask
+    worker): each request is answered as the backend's prover program would answer it."""
+
+    def prove(self, request: Mapping[str, Any]) -> ProverResponse:
+        """Prove one parsed protocol request; typed errors as the program's ``prove``."""
+
+
 @dataclass(frozen=True)
 class KeySettings:
     """Where the proving side's key material comes from (config group ``srs``)."""
@@ -194,6 +202,9 @@ class VerifierOptions:
     key_path: Path | None = None
     allow_dev_keys: bool = False
     """Accept dev keys even in a production-mode run."""
+    verifier_cache: bool = True
+    """Reuse what verification derived earlier and kept in its own part of ``cache_dir``
+    (checked on reuse); False: derive afresh in ``workdir`` (``verify --no-verifier-cache``)."""
 
 
 @dataclass(frozen=True)
@@ -311,6 +322,15 @@ class ProverBackend(ABC):
 
     def training_arithmetic(self, spec: Statement) -> TrainingArithmetic | None:
         """None: training's float update is proven within the statement's tolerance."""
+        return None
+
+    program: ClassVar[str] = ""
+    """Its prover program's name (``prover.binary`` in ``conf/prover/<backend>.yaml``)."""
+
+    def key_holder(self) -> KeyHolder | None:
+        """What proves requests for :attr:`program` inside a long-lived process, keeping each
+        proving key loaded (``executor=dask``: one per worker); None: every request runs the
+        program."""
         return None
 
     @abstractmethod

@@ -45,8 +45,9 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
 def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("run", help="a run directory made by `pot-zk train`")
     parser.add_argument("--srs", help="the verifier's own SRS file (default: the dev SRS in the cache, if it matches)")
-    parser.add_argument("--cache-dir", help="your cache: its trust store (keys you made, challenges you issued) and dev keys "
-                        "(default: $POT_ZK_CACHE or ~/.cache/pot-zk; zk-halo2 circuits and keys are derived anew in a directory of verify's own)")
+    parser.add_argument("--cache-dir", help="your cache: its trust store (keys you made, challenges you issued), dev keys, and "
+                        "verify's own cache of the zk-halo2 circuits and keys it derived, CACHE/verifier (default: $POT_ZK_CACHE or ~/.cache/pot-zk)")
+    parser.add_argument("--no-verifier-cache", action="store_true", help="derive zk-halo2 circuits and keys afresh, in a directory of this process's own, instead of reusing CACHE/verifier")
     parser.add_argument("--allow-dev-srs", action="store_true", help="accept proofs made with a locally generated SRS in a production-mode run")
     parser.add_argument("--keys", help="your own key material from `pot-zk keys new` (instead of --srs)")
     parser.add_argument("--challenge", metavar="C.json", help="your challenge (issued with the same --cache-dir): every step it picked must carry a verified proof")
@@ -104,6 +105,7 @@ def _verify_run(args: argparse.Namespace, run: Path) -> "RunReport":
         min_proven=args.min_proven,
         accept_settings=parse_accepted(args.accept_setting),
         allow_no_nonce=args.allow_no_nonce,
+        verifier_cache=not args.no_verifier_cache,
     )
 
 
@@ -170,7 +172,8 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--circuit", help="the statement you expect, as a circuit spec JSON file (default: the one in result.json)")
     parser.add_argument("--step", help="the saved step the proof must be about: the commitments are recomputed from it (default: the ones in result.json)")
     parser.add_argument("--srs", help="the verifier's SRS file (default: the dev SRS in the cache)")
-    parser.add_argument("--cache-dir", help="where the dev SRS is looked up (circuits and keys are derived anew in a directory of verify's own)")
+    parser.add_argument("--cache-dir", help="where the dev SRS is looked up, and verify's own cache of the circuits and keys it derived (CACHE/verifier)")
+    parser.add_argument("--no-verifier-cache", action="store_true", help="derive circuits and keys afresh instead of reusing CACHE/verifier")
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.backends.base import VerifierOptions
@@ -189,7 +192,8 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         spec = spec_from_dict(declared)
         cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
         workdir = verifier_workdir()
-        keys = step_keys(spec, result["proof_type"], VerifierOptions(cache, workdir, Path(args.srs) if args.srs else None))
+        options = VerifierOptions(cache, workdir, Path(args.srs) if args.srs else None, verifier_cache=not args.no_verifier_cache)
+        keys = step_keys(spec, result["proof_type"], options)
         for note in keys.notes if keys is not None else ():
             print(f"note: {note}")
         if args.step:

@@ -23,7 +23,7 @@ What is checked (each failure is named; docs/runs.md):
 * ``proofs`` (:mod:`pot_zk.verify.proofs`): only proofs verified here count; every selected
   step has an outcome; every outcome in proofs.jsonl is the one the audit trail recorded
   (``record-mismatch``); every proof verifies against the statement
-  (for zk-halo2: circuit and key derived by this process in a directory of its own; the run's
+  (for zk-halo2: circuit and key derived by the verifier, kept in its own cache; the run's
   commitments) and carries the label the audit trail recorded for it;
 * ``keys`` (with ``--keys DIR``): the run was proven with the auditor's own key material, a
   key set its trust store holds (pot_zk/verify/keys.py, trust.py), which the ``proofs`` check
@@ -81,11 +81,10 @@ def default_cache_dir() -> Path:
 
 @functools.cache
 def verifier_workdir() -> Path:
-    """Where this process compiles zk-halo2 circuits and derives their verifying keys from the
-    statements it checks: a directory of its own (mode 0700, removed at exit). Nothing cached by
-    anyone else -- the trainer, or whoever can write to a shared cache -- is read, so a cached
-    circuit or key that does not derive from the statement cannot be used. Costs one key setup
-    per statement per process (docs/runs.md)."""
+    """Where this process compiles zk-halo2 circuits and derives their verifying keys when it
+    does not use the verifier's cache (``verify --no-verifier-cache``, or a cache others can
+    write): a directory of its own (mode 0700, removed at exit). Nothing the trainer cached is
+    read either way (docs/runs.md, "Circuits and keys")."""
     path = Path(tempfile.mkdtemp(prefix="pot-zk-verifier-"))
     atexit.register(shutil.rmtree, path, True)
     return path
@@ -107,6 +106,7 @@ def verify_run(
     expect_base: str | None = None,
     expect_initial: str | None = None,
     allow_no_nonce: bool = False,
+    verifier_cache: bool = True,
 ) -> RunReport:
     """Check the run in ``run``. ``cache_dir`` is where a dev SRS is looked up; ``challenge`` (the
     auditor's C.json) adds the ``challenge`` check and ``keys`` (from ``pot-zk keys new``) the
@@ -115,10 +115,15 @@ def verify_run(
     ConfigurationError before anything is read), and ``accept_settings`` the statement and plan
     settings the auditor accepts other than their defaults (:mod:`pot_zk.verify.statement`).
     Keys and challenges are looked up in the trust store under ``cache_dir``
-    (:mod:`pot_zk.verify.trust`); ``allow_no_nonce`` accepts a challenge without a nonce."""
+    (:mod:`pot_zk.verify.trust`); ``allow_no_nonce`` accepts a challenge without a nonce.
+    ``verifier_cache=False`` derives zk-halo2 circuits and keys afresh instead of reusing the
+    verifier's cache under ``cache_dir`` (:mod:`pot_zk.backends.ezkl.verifier_cache`)."""
     expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, expect_base, expect_initial)
     report = RunReport(Path(run))
-    options = {"srs_path": srs_path, "allow_dev_srs": allow_dev_srs, "challenge": challenge, "keys": keys, "allow_no_nonce": allow_no_nonce}
+    options = {
+        "srs_path": srs_path, "allow_dev_srs": allow_dev_srs, "challenge": challenge, "keys": keys, "allow_no_nonce": allow_no_nonce,
+        "verifier_cache": verifier_cache,
+    }
     try:
         _check_run(report, Path(cache_dir), expected, dict(accept_settings or {}), **options)
     except ConfigurationError as exc:
@@ -136,7 +141,7 @@ def _crashed(report: RunReport, exc: BaseException) -> None:
 
 def _check_run(
     report: RunReport, cache_dir: Path, expected: Expectations, accepted: dict[str, str], *, srs_path: Path | None, allow_dev_srs: bool,
-    challenge: Challenge | None, keys: KeySet | None, allow_no_nonce: bool,
+    challenge: Challenge | None, keys: KeySet | None, allow_no_nonce: bool, verifier_cache: bool,
 ) -> None:
     try:
         bundle = BundleReader.open(Path(report.run))
@@ -169,7 +174,7 @@ def _check_run(
     if keys is not None:
         srs_path = check_keys(report, manifest, proofs, keys, trust).get("key_path", srs_path)
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
-    options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs)
+    options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs, verifier_cache)
     rates = check_schedule(report, manifest, spec, by_step)
     check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options, rates)
     note_free_state(report, spec)

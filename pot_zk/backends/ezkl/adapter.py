@@ -80,7 +80,8 @@ class CircuitKeys:
 
 
 @contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def directory_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (its ``.lock`` file) for the duration."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -107,7 +108,7 @@ def dev_srs(cache_dir: Path, logrows: int) -> SrsRef:
     """A locally generated SRS for ``logrows``, made once and cached (provenance ``dev-srs``)."""
     directory = Path(cache_dir) / "srs"
     path = directory / f"dev-kzg{logrows}.srs"
-    with _locked(directory):
+    with directory_lock(directory):
         if not path.exists():
             with _staging(directory) as tmp:
                 ezkl.gen_srs(str(tmp / "srs"), logrows)
@@ -167,7 +168,7 @@ def compile_circuit(
     """
     directory = Path(cache_dir) / "circuits" / circuit_id
     if not (directory / "settings.json").exists():
-        with _locked(directory.parent), _staging(directory.parent) as tmp:
+        with directory_lock(directory.parent), _staging(directory.parent) as tmp:
             if not (directory / "settings.json").exists():
                 _build_circuit(tmp, write_onnx, calibration_inputs, run_args)
                 (tmp / ".lock").touch()
@@ -240,7 +241,7 @@ def ensure_keys(circuit: CompiledCircuit, srs: SrsRef) -> CircuitKeys:
     directory = circuit.directory / f"keys-{srs.sha256[:16]}"
     keys = CircuitKeys(vk=directory / "vk.key", pk=directory / "pk.key")
     if not keys.pk.exists():
-        with _locked(circuit.directory), _staging(circuit.directory) as tmp:
+        with directory_lock(circuit.directory), _staging(circuit.directory) as tmp:
             if not keys.pk.exists():
                 _call("setup", ezkl.setup, str(circuit.compiled), str(tmp / "vk.key"), str(tmp / "pk.key"), srs_path=str(srs.path))
                 if directory.exists():
@@ -251,6 +252,17 @@ def ensure_keys(circuit: CompiledCircuit, srs: SrsRef) -> CircuitKeys:
 
 def verifying_key(circuit: CompiledCircuit, srs: SrsRef) -> Path:
     return ensure_keys(circuit, srs).vk
+
+
+def setup_verifying_key(circuit: CompiledCircuit, srs: SrsRef, directory: Path) -> Path:
+    """Run ezkl's setup of ``circuit`` under ``srs`` into ``directory`` and keep only the
+    verifying key (ezkl writes the proving key too, which a verifier has no use for)."""
+    vk, pk = Path(directory) / "vk.key", Path(directory) / "pk.key"
+    try:
+        _call("setup", ezkl.setup, str(circuit.compiled), str(vk), str(pk), srs_path=str(srs.path))
+    finally:
+        pk.unlink(missing_ok=True)
+    return vk
 
 
 def gen_witness(circuit: CompiledCircuit, inputs: Sequence[Sequence[float]], srs: SrsRef, out_dir: Path) -> Path:

@@ -7,7 +7,9 @@ own, 20 for mse and ``scale`` for cross_entropy), ``decomp_base``, ``decomp_legs
 ``tolerance_ulps`` (docs/proofs.md). Keys: a KZG SRS, either configured
 (``srs.path``, provenance ``configured``) or generated and cached here (``dev-srs``, refused
 unless ``srs.allow_dev_srs``); proving and verifying keys are derived from the circuit and the
-SRS and cached by content hash (:mod:`pot_zk.backends.ezkl.adapter`).
+SRS and cached by content hash (:mod:`pot_zk.backends.ezkl.adapter`). Verification derives its
+own circuit and verifying key, kept in the verifier's cache
+(:mod:`pot_zk.backends.ezkl.verifier_cache`), never the prover's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pot_zk.backends.ezkl import keys as ezkl_keys
 from pot_zk.backends.ezkl.commitments import PoseidonPerValue
 from pot_zk.backends.ezkl.statement import FixedPointCheck
 from pot_zk.backends.ezkl.statements import STATEMENTS
+from pot_zk.backends.ezkl.verifier_cache import DerivedVerifier, VerifierCache
 from pot_zk.backends.base import GeneratedKeys
 from pot_zk.backends.keys import KeySet
 from pot_zk.core.protocol import ProverResponse
@@ -43,6 +46,7 @@ class EzklBackend(ProverBackend):
     exact = False
     description = "Halo2 with KZG commitments, through ezkl (within the statement's tolerance)"
     statements = STATEMENTS
+    program = "pot-zk-ezkl-prover"
 
     def commitments(self, spec: FixedPointCheck) -> PoseidonPerValue:
         return PoseidonPerValue(spec.scale, spec.value_bound)
@@ -86,20 +90,23 @@ class EzklBackend(ProverBackend):
         )
 
     def verifier_keys(self, spec: FixedPointCheck, declared: Mapping[str, Any] | None, options: VerifierOptions) -> VerifierKeys:
-        """The verifier's SRS. For a run (``declared`` is its manifest): ``options.key_path``,
-        else the dev SRS in the verifier's cache if its hash is the run's (refused for a
-        production run unless ``allow_dev_keys``). For one step: ``options.key_path``, else
-        the cached dev SRS (generated if missing)."""
+        """The verifier's SRS, and the circuit and verifying key derived from ``spec`` under it
+        (reused from the verifier's own cache when its checks pass: :mod:`~pot_zk.backends.ezkl.verifier_cache`).
+        The SRS, for a run (``declared`` is its manifest): ``options.key_path``, else the dev SRS
+        in the verifier's cache if its hash is the run's (refused for a production run unless
+        ``allow_dev_keys``). For one step: ``options.key_path``, else the cached dev SRS
+        (generated if missing)."""
+        cache = VerifierCache.open(options.cache_dir, options.workdir, options.verifier_cache)
         if declared is None:
-            logrows = halo2.compiled_circuit(spec, options.workdir).logrows
+            logrows = cache.circuit(spec)[0].logrows
             if options.key_path is not None:
-                return _keys(ezkl_adapter.configured_srs(options.key_path, logrows))
+                return _keys(cache.verifier(spec, ezkl_adapter.configured_srs(options.key_path, logrows)))
             note = "checked with the dev SRS in the cache; whoever generated it can forge proofs"
-            return _keys(ezkl_adapter.dev_srs(options.cache_dir, logrows), note)
+            return _keys(cache.verifier(spec, ezkl_adapter.dev_srs(options.cache_dir, logrows)), note)
         recorded = declared.get("srs") or {}
         logrows = int(recorded.get("logrows", 0))
         if options.key_path is not None:
-            return _keys(ezkl_adapter.configured_srs(options.key_path, logrows))
+            return _keys(cache.verifier(spec, ezkl_adapter.configured_srs(options.key_path, logrows)))
         candidate = Path(options.cache_dir) / "srs" / f"dev-kzg{logrows}.srs"
         if not candidate.is_file() or ezkl_adapter.file_sha256(candidate) != recorded.get("sha256"):
             raise ProofVerificationError(
@@ -107,13 +114,14 @@ class EzklBackend(ProverBackend):
             )
         if declared.get("mode") == "production" and not options.allow_dev_keys:
             raise ProofVerificationError("a production-mode run proven with a dev SRS (pass --allow-dev-srs to accept)", reason="dev-srs-refused")
-        return _keys(ezkl_adapter.SrsRef(candidate, logrows, "dev-srs", recorded["sha256"]), DEV_SRS_NOTE)
+        return _keys(cache.verifier(spec, ezkl_adapter.SrsRef(candidate, logrows, "dev-srs", recorded["sha256"])), DEV_SRS_NOTE)
 
     def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
         if keys is None:
             raise ConfigurationError("verifying a zk-halo2 proof needs an SRS (srs.path, or a dev SRS)", key="srs.path")
         _check_redundant_encoding(proof)
-        halo2.verify_step_proof(statement.spec, statement.commitment, proof, cache_dir, keys.material)
+        derived: DerivedVerifier = keys.material
+        halo2.check_step_proof(statement.spec, statement.commitment, proof, derived.circuit, derived.vk, derived.srs)
 
 
     def new_keys(self, statements: Sequence[FixedPointCheck], out_dir: Path, cache_dir: Path) -> GeneratedKeys:
@@ -123,8 +131,10 @@ class EzklBackend(ProverBackend):
         return ezkl_keys.check_run_keys(report, manifest, proofs, keys)
 
 
-def _keys(srs: ezkl_adapter.SrsRef, *notes: str) -> VerifierKeys:
-    return VerifierKeys(srs, {"provenance": srs.provenance, "sha256": srs.sha256, "path": str(srs.path)}, notes)
+def _keys(derived: DerivedVerifier, *notes: str) -> VerifierKeys:
+    srs = derived.srs
+    record = {"provenance": srs.provenance, "sha256": srs.sha256, "path": str(srs.path), "verifying_key": derived.record()}
+    return VerifierKeys(derived, record, (*notes, *derived.notes))
 
 
 def _check_redundant_encoding(proof: Path) -> None:

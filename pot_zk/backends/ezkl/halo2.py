@@ -144,11 +144,22 @@ def _decode_check(spec: FixedPointCheck, inputs: list[list[float]], residual: li
 def verify_step_proof(
     spec: FixedPointCheck, commitment: StepCommitment, proof_path: Path, cache_dir: Path, srs: SrsRef
 ) -> list[int]:
-    """Verify a ``zk-halo2`` proof of ``spec``'s statement for the declared commitments.
-
-    The circuit and its verifying key are derived here from the spec (never taken from the
-    prover). Returns the residual; raises ProofVerificationError with a ``reason``.
+    """Verify a ``zk-halo2`` proof of ``spec``'s statement for the declared commitments, with the
+    circuit and verifying key compiled and set up in ``cache_dir`` (the ezkl cache layout; never
+    taken from the prover). Returns the residual; raises ProofVerificationError with a ``reason``.
     """
+    circuit = compiled_circuit(spec, cache_dir)
+    vk = ezkl_adapter.verifying_key(circuit, srs) if circuit.logrows <= srs.logrows else None
+    return check_step_proof(spec, commitment, proof_path, circuit, vk, srs)
+
+
+def check_step_proof(
+    spec: FixedPointCheck, commitment: StepCommitment, proof_path: Path, circuit: CompiledCircuit, vk: Path | None, srs: SrsRef
+) -> list[int]:
+    """Verify a ``zk-halo2`` proof of ``spec``'s statement for the declared commitments with
+    ``circuit`` and ``vk``, which the verifier derived from ``spec`` and ``srs`` (``vk`` None:
+    the SRS is too small for the circuit). Returns the residual; raises ProofVerificationError
+    with a ``reason``."""
     try:
         proof = json.loads(Path(proof_path).read_text())
         instances = [str(x) for x in proof["instances"][0]]
@@ -178,14 +189,13 @@ def verify_step_proof(
         residual = [ezkl_adapter.felt_to_int(f) for f in instances[hashed:]]
     except ValueError as exc:
         raise ProofVerificationError(f"malformed public values: {exc}", reason="malformed-proof") from exc
-    circuit = compiled_circuit(spec, cache_dir)
     worst = _worst_ulps(residual, residual_scale(circuit), spec.scale)
     if worst > spec.tolerance_ulps:
         raise ProofVerificationError(
             f"the proven update is off by {worst:.3g} ulps (tolerance {spec.tolerance_ulps}): W_t+1 is not the {spec.kind} SGD update",
             reason="update-out-of-tolerance",
         )
-    if circuit.logrows > srs.logrows:
+    if vk is None or circuit.logrows > srs.logrows:
         raise ProofVerificationError(f"SRS has {srs.logrows} logrows, circuit needs {circuit.logrows}", reason="srs-mismatch")
-    ezkl_adapter.verify(Path(proof_path), circuit, ezkl_adapter.verifying_key(circuit, srs), srs)
+    ezkl_adapter.verify(Path(proof_path), circuit, vk, srs)
     return residual

@@ -19,6 +19,9 @@ circom circuits) of the exact fixed-point SGD, momentum and LoRA steps (docs/gro
   ``zkey``), else a single-party setup run here and cached by circuit id (``dev``: refused
   unless ``srs.allow_dev_srs``). The verifier uses a key it holds: ``verify --keys DIR``, or
   the dev key in its own cache (labelled, refused for production runs unless allowed).
+* Held keys: on Dask workers (``executor=dask``) the proving key is loaded once per worker
+  process and kept for the run (:meth:`key_holder`, :mod:`pot_zk.backends.groth16.held`)
+  instead of a program run per attempt.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pot_zk.backends.base import GeneratedKeys, KeySettings, ProverBackend, Step
 from pot_zk.backends.groth16 import auditor_keys
 from pot_zk.backends.groth16 import keys as groth16_keys
 from pot_zk.backends.groth16.ceremony import CeremonyFiles, write_ceremony_files
+from pot_zk.backends.groth16.held import HeldKeys
 from pot_zk.backends.groth16.prove import PROOF_TYPE
 from pot_zk.backends.groth16.request import prove_integers, witness_integers
 from pot_zk.backends.groth16.scheme import PackedPoseidon
@@ -72,6 +76,11 @@ class Groth16Backend(ProverBackend):
 
     def training_arithmetic(self, spec: Groth16Statement) -> ExactTraining:
         return ExactTraining(spec)
+
+    program = "pot-zk-groth16-prover"
+
+    def key_holder(self) -> HeldKeys:
+        return HeldKeys()
 
     def check_key_policy(self, keys: KeySettings, mode: str) -> None:
         if keys.path is None and not keys.allow_dev:
