@@ -15,7 +15,7 @@ from pot_zk.config import compose_config
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import load_model, save_model
-from pot_zk.runs.checkpoint import VELOCITY_PREFIX
+from pot_zk.runs.checkpoint import OPTIMIZER_PREFIX
 from pot_zk.runs.train import train
 from pot_zk.verify.run import verify_run
 
@@ -40,10 +40,10 @@ def _stopped_after_two_steps(tmp_path: Path, kind: str, weight_shift: float) -> 
     (run / files.EVALUATIONS).write_text("".join(line + "\n" for line in scores))
     (run / files.FINAL_MODEL).unlink()
     state, metadata = load_model(shorter / files.CHECKPOINT)
-    weight = next(key for key in sorted(state) if not key.startswith(VELOCITY_PREFIX))
+    weight = next(key for key in sorted(state) if not key.startswith(OPTIMIZER_PREFIX))
     state[weight] = state[weight].clone()
     state[weight].view(-1)[0] += weight_shift
-    assert (kind == "momentum") == any(key.startswith(VELOCITY_PREFIX) for key in state)
+    assert (kind == "momentum") == any(key.startswith(f"{OPTIMIZER_PREFIX}momentum_buffer.") for key in state)
     save_model(state, run / files.CHECKPOINT, metadata)
     return run, overrides
 
