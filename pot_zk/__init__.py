@@ -19,7 +19,7 @@ _EXPORTS = {
     "PotZkError": "pot_zk.exceptions",
     "ProofResult": "pot_zk.proving.pipeline",
     "ProvingPipeline": "pot_zk.proving.pipeline",
-    "ProofJob": "pot_zk.proving.strategies",
+    "ProverRequest": "pot_zk.core.protocol",
     "StepProof": "pot_zk.step_proof",
     "track": "pot_zk.runs.track",
 }

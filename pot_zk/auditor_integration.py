@@ -25,7 +25,8 @@ from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
 from pot_zk.proving.retry import Sleep, wall_clock_sleep
-from pot_zk.proving.strategies import ProofJob, StrategyRegistry
+from pot_zk.proving.strategies import StrategyRegistry
+from pot_zk.core.protocol import ProverRequest
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.step_proof import BatchData, ProvingSetup, StepProof, disabled_result
 
@@ -97,7 +98,7 @@ class ZkIntegration:
         if not self.runtime.proving_enabled:
             return disabled_result(step)
         run_dir = self.runtime.run_dir
-        job = ProofJob(
+        job = ProverRequest(
             step=step,
             kind=kind,
             circuit=dict(circuit or {}),

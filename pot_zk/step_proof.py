@@ -23,7 +23,7 @@ from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import kind_of, save_training_step
 from pot_zk.backends.base import Statement
 from pot_zk.proving.pipeline import ProofResult
-from pot_zk.proving.strategies import ProofJob
+from pot_zk.core.protocol import ProverRequest
 from pot_zk.verify.step import StepStatement, step_keys
 
 AnyStep = BatchStep
@@ -73,12 +73,12 @@ class ProvingSetup:
         spec = self.spec_for(step)
         return StepStatement(spec, commit_step(step, spec))
 
-    def write_job(self, step: AnyStep, index: int, run_dir: Path) -> ProofJob:
+    def write_job(self, step: AnyStep, index: int, run_dir: Path) -> ProverRequest:
         """Write the step's witness into ``run_dir`` and describe its proof job."""
         witness = Path(run_dir) / "witness" / f"step-{index:08d}.safetensors"
         save_training_step(step, witness)
         spec = self.spec_for(step)
-        return ProofJob(
+        return ProverRequest(
             step=index,
             kind=spec.kind,
             circuit=spec.to_dict(),

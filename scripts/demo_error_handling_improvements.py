@@ -22,7 +22,8 @@ from pot_zk.proving.pipeline import ProvingPipeline
 from pot_zk.proving.retry import RetrySchedule
 from pot_zk.core.runner import run_prover
 from pot_zk.proving.stats import ProvingStats
-from pot_zk.proving.strategies import ProgramStrategy, ProofJob, StrategyRegistry
+from pot_zk.proving.strategies import ProgramStrategy, StrategyRegistry
+from pot_zk.core.protocol import ProverRequest
 
 PROGRAMS = {
     "ok": "answer()",
@@ -64,13 +65,13 @@ def show_hierarchy(cls: type = exceptions.PotZkError, depth: int = 0) -> None:
         show_hierarchy(sub, depth + 1)
 
 
-def demo_classification(bin_dir: Path, job: ProofJob) -> None:
+def demo_classification(bin_dir: Path, job: ProverRequest) -> None:
     heading("2. Classification of real prover programs (timeout 1 s)")
     print(f"{'program':<16} {'error':<22} {'retryable':<10} {'exit':<5} stderr tail / message")
     for behaviour in ("ok", "crash", "signal", "hang", "garbage", "invalid-witness"):
         program = write_program(bin_dir, behaviour)
         try:
-            response = run_prover(str(program), job.to_request(), timeout_s=1.0)
+            response = run_prover(str(program), job, timeout_s=1.0)
             print(f"{behaviour:<16} {'(none: ' + response.proof_type + ')':<22}")
         except exceptions.PotZkError as error:
             record = error.to_record()
@@ -78,7 +79,7 @@ def demo_classification(bin_dir: Path, job: ProofJob) -> None:
                   f"{str(record.get('exit_code')):<5} {(record.get('stderr', '').strip() or error.message.replace(str(program), program.name))[:70]!r}")
 
 
-def demo_backoff(bin_dir: Path, job: ProofJob, run_dir: Path) -> None:
+def demo_backoff(bin_dir: Path, job: ProverRequest, run_dir: Path) -> None:
     heading("3. Retry with exponential backoff (transient prover: exit 75 twice, then ok)")
     schedule = RetrySchedule(max_attempts=4, initial_delay_s=0.2, multiplier=2.0, max_delay_s=5.0, jitter_s=0.05)
     started = time.monotonic()
@@ -95,7 +96,7 @@ def demo_backoff(bin_dir: Path, job: ProofJob, run_dir: Path) -> None:
     print(f"  t={time.monotonic() - started:5.2f}s  {result.status} after {result.attempts} attempts ({result.proof_type})")
 
 
-def demo_seed_flow(bin_dir: Path, job: ProofJob, root: Path) -> None:
+def demo_seed_flow(bin_dir: Path, job: ProverRequest, root: Path) -> None:
     heading("4. The seed's flow: every ProofGenerationError is retried (3 retries, 0.05 s doubling), then RetryExhaustedError")
     schedule = RetrySchedule(max_attempts=4, initial_delay_s=0.05, multiplier=2.0)
     print(f"{'program':<16} {'attempts':<9} {'caller gets':<22} last error")
@@ -111,7 +112,7 @@ def demo_seed_flow(bin_dir: Path, job: ProofJob, root: Path) -> None:
                 print(f"{behaviour:<16} {attempts:<9} {error.error_class:<22} {type(last).__name__ if last is not None else '-'}")
 
 
-def demo_modes(bin_dir: Path, job: ProofJob, root: Path) -> None:
+def demo_modes(bin_dir: Path, job: ProverRequest, root: Path) -> None:
     heading("5. The same crashing prover under each mode / handler (delays shortened to 0.05 s)")
     crash = write_program(bin_dir, "crash")
     backup = write_program(bin_dir, "ok", proof_type="demo-backup")
@@ -180,7 +181,7 @@ def main() -> None:
         root = Path(temporary)
         bin_dir = root / "bin"
         bin_dir.mkdir()
-        job = ProofJob(step=1, kind="sgd", circuit={}, witness_path=str(root / "w.safetensors"),
+        job = ProverRequest(step=1, kind="sgd", circuit={}, witness_path=str(root / "w.safetensors"),
                        cache_dir=str(root / "cache"), output_dir=str(root / "proofs"))
         heading("1. Error hierarchy (retryable: whether the cause is transient; recorded, it does not decide what is retried)")
         show_hierarchy()

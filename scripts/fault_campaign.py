@@ -42,7 +42,8 @@ from pot_zk.proving.handlers import FallbackChain  # noqa: E402
 from pot_zk.proving.parking import parked_path  # noqa: E402
 from pot_zk.proving.pipeline import ProvingPipeline  # noqa: E402
 from pot_zk.proving.stats import ProvingStats  # noqa: E402
-from pot_zk.proving.strategies import ProgramStrategy, ProofJob  # noqa: E402
+from pot_zk.proving.strategies import ProgramStrategy  # noqa: E402
+from pot_zk.core.protocol import ProverRequest  # noqa: E402
 
 
 def _fake_module():
@@ -169,7 +170,7 @@ def run_config(mode: str, handler: str, jobs: int, workdir: Path, wrapper: Path,
         slept: list[float] = []
         pipeline = ProvingPipeline(primary, schedule, handler_obj, audit, ProvingStats(), sleep=slept.append)
         (run_dir / "state").mkdir(parents=True, exist_ok=True)
-        job = ProofJob(step=step, kind="sgd", circuit={}, witness_path=str(run_dir / "w"), cache_dir=str(run_dir / "cache"),
+        job = ProverRequest(step=step, kind="sgd", circuit={}, witness_path=str(run_dir / "w"), cache_dir=str(run_dir / "cache"),
                        output_dir=str(run_dir / "proofs" / f"step-{step:08d}"))
         first = predict(seed, schedule.max_attempts, missing)
         predictions = [("zk-halo2", first)]

@@ -10,7 +10,8 @@ from typing import Callable
 
 import pytest
 
-from pot_zk.proving.strategies import ProgramStrategy, ProofJob
+from pot_zk.proving.strategies import ProgramStrategy
+from pot_zk.core.protocol import ProverRequest
 from skip_policy import ExpectedSkip, SkipPolicy, has_mount_privilege
 
 FAKE_PROVER = Path(__file__).parent / "fake_provers" / "fake_prover.py"
@@ -67,10 +68,10 @@ def make_strategy(make_prover: MakeProver) -> Callable[..., ProgramStrategy]:
 
 
 @pytest.fixture
-def job(tmp_path: Path) -> ProofJob:
+def job(tmp_path: Path) -> ProverRequest:
     witness = tmp_path / "witness.safetensors"
     witness.write_bytes(b"not read by the fake prover")
-    return ProofJob(
+    return ProverRequest(
         step=7, kind="sgd", circuit={"layers": [4, 2]}, witness_path=str(witness),
         cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "proofs" / "step-7"),
     )

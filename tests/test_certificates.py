@@ -17,7 +17,7 @@ from pot_zk.backends.certificates.revealed import commitment_of
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import save_training_step
 from pot_zk.kinds.sgd.step import capture_sgd_step
-from pot_zk.proving.strategies import ProofJob
+from pot_zk.core.protocol import ProverRequest
 
 ARCH = MlpArchitecture((6, 5, 4, 3))
 SPEC = SgdCircuitSpec(ARCH, batch_size=4, learning_rate=0.1)
@@ -35,7 +35,7 @@ def _certify(kind: str, tmp_path: Path, step=None):
     step = step or _step()
     witness = tmp_path / "step.safetensors"
     save_training_step(step, witness)
-    job = ProofJob(0, "sgd", SPEC.to_dict(), str(witness), str(tmp_path / "cache"), str(tmp_path / kind))
+    job = ProverRequest(0, "sgd", SPEC.to_dict(), str(witness), str(tmp_path / "cache"), str(tmp_path / kind))
     response = KINDS[kind][0]()(job)
     return response, StepCommitment.from_dict(response.public["commitment"]), Path(response.artifacts["proof"])
 
@@ -62,7 +62,7 @@ def test_tampered_update_with_matching_commitment_is_rejected(kind, tmp_path):
     witness = tmp_path / "step.safetensors"
     save_training_step(step, witness)
     with pytest.raises(WitnessBuilderError, match=r"W_t\+1 is not the SGD update of W_t on this batch: off by") as refused:
-        KINDS[kind][0]()(ProofJob(0, "sgd", SPEC.to_dict(), str(witness), "", str(tmp_path / "refused")))
+        KINDS[kind][0]()(ProverRequest(0, "sgd", SPEC.to_dict(), str(witness), "", str(tmp_path / "refused")))
     assert refused.value.actual > SPEC.tolerance_ulps
     _, commitment, certificate = _certify(kind, tmp_path)
     _tamper(certificate, "w_after", (3,), 0.01)

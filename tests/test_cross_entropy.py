@@ -25,7 +25,7 @@ from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import capture_step, kind_of, load_training_step, save_training_step
 from pot_zk.backends.ezkl.statement import scaled_product
 from pot_zk.backends.ezkl.sgd import SgdCircuitSpec
-from pot_zk.proving.strategies import ProofJob
+from pot_zk.core.protocol import ProverRequest
 
 ARCH = MlpArchitecture((6, 5, 3), loss="cross_entropy")
 SPEC = SgdCircuitSpec(ARCH, batch_size=4, learning_rate=0.1)
@@ -118,7 +118,7 @@ def test_certificates_cover_a_cross_entropy_step_and_its_labels(kind, tmp_path):
     strategy, verify = CERTIFICATES[kind]
     step = ce_step()
     save_training_step(step, tmp_path / "step.safetensors")
-    job = ProofJob(0, "sgd", SPEC.to_dict(), str(tmp_path / "step.safetensors"), str(tmp_path / "cache"), str(tmp_path / kind))
+    job = ProverRequest(0, "sgd", SPEC.to_dict(), str(tmp_path / "step.safetensors"), str(tmp_path / "cache"), str(tmp_path / kind))
     response = strategy()(job)
     commitment = StepCommitment.from_dict(response.public["commitment"])
     assert commitment == commit_step(step, SPEC)

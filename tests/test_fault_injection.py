@@ -30,17 +30,17 @@ fc = _campaign_module()
 
 def test_a_prover_killed_mid_write_of_its_response_is_a_crash_by_sigkill(make_prover, job):
     with pytest.raises(ProverCrashError) as raised:
-        run_prover(str(make_prover("partial-kill")), job.to_request(), timeout_s=10)
+        run_prover(str(make_prover("partial-kill")), job, timeout_s=10)
     assert raised.value.context["signal"] == signal.Signals.SIGKILL.name and raised.value.retryable
 
 
 def test_a_response_naming_a_proof_file_that_was_never_written_is_a_protocol_error(make_prover, job):
     with pytest.raises(ProverProtocolError, match="proof"):
-        run_prover(str(make_prover("missing-proof", "zk-halo2")), job.to_request(), timeout_s=10)
+        run_prover(str(make_prover("missing-proof", "zk-halo2")), job, timeout_s=10)
 
 
 def test_a_corrupt_proof_file_passes_the_runner_and_is_left_to_verify(make_prover, job):
-    response = run_prover(str(make_prover("corrupt-proof", "zk-halo2")), job.to_request(), timeout_s=10)
+    response = run_prover(str(make_prover("corrupt-proof", "zk-halo2")), job, timeout_s=10)
     assert Path(response.artifacts["proof"]).stat().st_size == 64
 
 
@@ -51,7 +51,7 @@ def test_a_random_prover_does_what_its_seeded_choice_says(make_prover, job, tmp_
         if behaviour == "hang":
             continue  # covered by the campaign (costs a timeout)
         try:
-            run_prover(str(program), job.to_request(), timeout_s=5)
+            run_prover(str(program), job, timeout_s=5)
             observed = None
         except Exception as error:  # noqa: BLE001 - the class is what is compared
             observed = type(error).__name__

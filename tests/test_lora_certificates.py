@@ -22,7 +22,7 @@ from pot_zk.backends.certificates.revealed import commitment_of
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import STEP_KINDS, load_training_step, save_training_step
 from pot_zk.kinds.sgd.step import capture_sgd_step
-from pot_zk.proving.strategies import ProofJob
+from pot_zk.core.protocol import ProverRequest
 
 BASE = MlpArchitecture((6, 5, 3))
 KINDS = {"reexec": (ReexecCertificate, verify_reexec), "freivalds": (FreivaldsCertificate, verify_freivalds)}
@@ -50,7 +50,7 @@ def _certify(kind: str, tmp_path: Path, step=None):
     step = step or lora_step()
     witness = tmp_path / "step.safetensors"
     save_training_step(step, witness)
-    job = ProofJob(0, "lora", SPEC.to_dict(), str(witness), str(tmp_path / "cache"), str(tmp_path / kind))
+    job = ProverRequest(0, "lora", SPEC.to_dict(), str(witness), str(tmp_path / "cache"), str(tmp_path / kind))
     response = KINDS[kind][0]()(job)
     return response, StepCommitment.from_dict(response.public["commitment"]), Path(response.artifacts["proof"])
 
@@ -77,7 +77,7 @@ def test_tampered_adapter_update_is_refused_and_rejected(kind, tmp_path):
     witness = tmp_path / "bad.safetensors"
     save_training_step(step, witness)
     with pytest.raises(WitnessBuilderError, match=r"W_t\+1 is not the SGD update of W_t on this batch: off by") as refused:
-        KINDS[kind][0]()(ProofJob(0, "lora", SPEC.to_dict(), str(witness), "", str(tmp_path / "refused")))
+        KINDS[kind][0]()(ProverRequest(0, "lora", SPEC.to_dict(), str(witness), "", str(tmp_path / "refused")))
     assert refused.value.actual > SPEC.tolerance_ulps
     _, _, certificate = _certify(kind, tmp_path)
     tensors = _tamper(certificate, "w_after", 0, 0.01)

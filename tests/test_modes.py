@@ -13,7 +13,8 @@ from pot_zk.core.audit_verify import verify_audit
 from pot_zk.cli.main import main
 from pot_zk.exceptions import ProverProtocolError, RetryExhaustedError
 from pot_zk.core.protocol import ProverResponse
-from pot_zk.proving.strategies import ProofJob, StrategyRegistry
+from pot_zk.proving.strategies import StrategyRegistry
+from pot_zk.core.protocol import ProverRequest
 
 
 def events(run_dir: Path, name: str) -> list[dict]:
@@ -128,9 +129,9 @@ class FakeFallback:
     def __init__(self, name: str, fails: bool = False) -> None:
         self.name = name
         self.fails = fails
-        self.jobs: list[ProofJob] = []
+        self.jobs: list[ProverRequest] = []
 
-    def __call__(self, job: ProofJob) -> ProverResponse:
+    def __call__(self, job: ProverRequest) -> ProverResponse:
         self.jobs.append(job)
         if self.fails:
             raise ValueError(f"{self.name} cannot prove step {job.step}")

@@ -20,7 +20,7 @@ from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, ProofV
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.registry import capture_step, load_training_step, save_training_step
-from pot_zk.proving.strategies import ProofJob
+from pot_zk.core.protocol import ProverRequest
 from pot_zk.runs import bundle as files
 from pot_zk.runs.checkpoint import restore_checkpoint, save_checkpoint
 from pot_zk.runs.train import train
@@ -102,7 +102,7 @@ def test_certificates_cover_the_velocity(kind, tmp_path):
     step = momentum_steps()[0][-1]
     spec = EZKL.statement_for_step(step)
     save_training_step(step, tmp_path / "step.safetensors")
-    job = ProofJob(0, "momentum", spec.to_dict(), str(tmp_path / "step.safetensors"), str(tmp_path / "cache"), str(tmp_path / kind))
+    job = ProverRequest(0, "momentum", spec.to_dict(), str(tmp_path / "step.safetensors"), str(tmp_path / "cache"), str(tmp_path / kind))
     response = strategy()(job)
     commitment = StepCommitment.from_dict(response.public["commitment"])
     assert commitment.v_before is not None and commitment.v_after is not None

@@ -19,11 +19,11 @@ from pot_zk.exceptions import (
     WitnessBuilderError,
 )
 from pot_zk.core.runner import locate_prover, run_prover
-from pot_zk.proving.strategies import ProofJob
+from pot_zk.core.protocol import ProverRequest
 
 
-def run(binary: Path | str, job: ProofJob, timeout_s: float = 10.0, **kwargs):
-    return run_prover(str(binary), job.to_request(), timeout_s=timeout_s, **kwargs)
+def run(binary: Path | str, job: ProverRequest, timeout_s: float = 10.0, **kwargs):
+    return run_prover(str(binary), job, timeout_s=timeout_s, **kwargs)
 
 
 def test_successful_prover_returns_its_response_and_artifacts(make_prover, job):

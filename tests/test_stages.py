@@ -42,6 +42,6 @@ def test_a_progress_path_that_is_not_a_string_is_a_bad_request(tmp_path):
 
 
 def test_a_request_names_a_progress_path_only_when_someone_watches():
-    bare = protocol.ProverRequest("sgd", 3, {}, "w", "c", "o")
+    bare = protocol.ProverRequest(3, "sgd", {}, "w", "c", "o")
     assert "progress_path" not in bare.to_json_dict()
-    assert protocol.ProverRequest("sgd", 3, {}, "w", "c", "o", progress_path="/p").to_json_dict()["progress_path"] == "/p"
+    assert protocol.ProverRequest(3, "sgd", {}, "w", "c", "o", progress_path="/p").to_json_dict()["progress_path"] == "/p"

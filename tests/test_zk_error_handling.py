@@ -192,6 +192,9 @@ def test_what_a_library_call_has_to_say_goes_to_the_logger_and_the_cli_prints_it
     assert main(["prove-pending", str(tmp_path / "run" / "pending"), "retry=none"]) == 1
     err = capsys.readouterr().err
     assert "pot-zk warning: step 4: zk-halo2 attempt 1 failed: ProverProtocolError" in err
+    events = [json.loads(line) for line in (tmp_path / "run" / "audit.jsonl").read_text().splitlines()]
+    started = next(i for i, e in enumerate(events) if e["event"] == "pending.start")
+    assert events[started]["parked"] == 1 and events[-1]["event"] == "run.end" and events[-1]["still_parked"] == 1, "a run's lifecycle"
     assert logging.getLogger("pot_zk.console").propagate and len(logging.getLogger("pot_zk.console").handlers) == 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from pot_zk.verify.run import RunReport
@@ -129,10 +129,32 @@ def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
             record_outcome(bundle, result, keep_witness=keep)
         remaining = len(parked_jobs(bundle.park_dir))
         lifecycle.end("completed", command="prove-pending", proved=len(results) - remaining, still_parked=remaining)
+    return _print_pending(results, remaining, bundle.park_dir)
+
+
+def prove_pending_in_park_dir(park_dir: Path, overrides: list[str], audit_file: Path | None) -> int:
+    """Prove the jobs parked in a bare park directory (no run bundle around it), holding the lock
+    of the directory above it, recording each attempt in ``audit_file`` (default: audit.jsonl
+    beside the park directory); the same lifecycle as a run's (lock, Ctrl-C, run.end)."""
+    from pot_zk.proving.parking import parked_jobs, prove_pending
+    from pot_zk.runs.lifecycle import RunLifecycle
+
+    owner = park_dir.resolve().parent
+    with RunLifecycle.configure(overrides, run_dir=owner) as lifecycle:
+        lifecycle.claim(owner, "pot-zk prove-pending")
+        audit = lifecycle.open(audit_file or owner / "audit.jsonl", "pending.start", command="prove-pending", parked=len(parked_jobs(park_dir)))
+        runtime = lifecycle.runtime
+        results = prove_pending(park_dir, schedule=runtime.schedule, audit=audit, stats=lifecycle.stats, registry=runtime.registry)
+        remaining = len(parked_jobs(park_dir))
+        lifecycle.end("completed", command="prove-pending", proved=len(results) - remaining, still_parked=remaining)
+    return _print_pending(results, remaining, park_dir)
+
+
+def _print_pending(results: list[Any], remaining: int, park_dir: Path) -> int:
     for result in results:
         detail = result.proof_type if result.status == "proved" else (result.error or {}).get("error_class")
         print(f"step {result.step}: {result.status} ({detail})")
-    print(f"{len(results) - remaining} proved, {remaining} still parked in {bundle.park_dir}")
+    print(f"{len(results) - remaining} proved, {remaining} still parked in {park_dir}")
     return 0 if remaining == 0 else 1
 
 

@@ -62,34 +62,18 @@ def prove_pending_command(parser: argparse.ArgumentParser) -> CommandHandler:
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
-        from pot_zk.core.audit import AuditLog
-        from pot_zk.config import build, compose_config
-        from pot_zk.proving.parking import parked_jobs, prove_pending
-        from pot_zk.proving.stats import ProvingStats
-
-        from pot_zk.runs.lock import RunLock
+        from pot_zk.cli.commands import prove_pending_in_park_dir, prove_pending_in_run
+        from pot_zk.proving.parking import parked_jobs
 
         park_dir = Path(args.park_dir)
         if not park_dir.is_dir():
             raise ConfigurationError(f"{park_dir}: no such directory", key="park_dir", path=str(park_dir))
         if (park_dir / "manifest.json").is_file():
-            from pot_zk.cli.commands import prove_pending_in_run
-
             return prove_pending_in_run(park_dir, args.overrides)
         if not parked_jobs(park_dir):
             print(f"nothing parked in {park_dir}")
             return 0
-        runtime = build(compose_config(args.overrides, run_dir=park_dir.resolve().parent))
-        audit_file = Path(args.audit_file) if args.audit_file else park_dir.resolve().parent / "audit.jsonl"
-        with RunLock(park_dir.resolve().parent, "pot-zk prove-pending"), \
-                AuditLog(audit_file, console_records=runtime.console_records, command="prove-pending") as audit:
-            results = prove_pending(park_dir, schedule=runtime.schedule, audit=audit, stats=ProvingStats(), registry=runtime.registry)
-        for result in results:
-            detail = result.proof_type if result.status == "proved" else (result.error or {}).get("error_class")
-            print(f"step {result.step}: {result.status} ({detail})")
-        remaining = len(parked_jobs(park_dir))
-        print(f"{len(results) - remaining} proved, {remaining} still parked in {park_dir}")
-        return 0 if remaining == 0 else 1
+        return prove_pending_in_park_dir(park_dir, args.overrides, Path(args.audit_file) if args.audit_file else None)
 
     return run
 

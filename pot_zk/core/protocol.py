@@ -22,8 +22,8 @@ message is used when present.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Mapping
 
 PROTOCOL = "pot-zk-prover/1"
 
@@ -36,11 +36,12 @@ EXIT_TRANSIENT = 75
 
 @dataclass(frozen=True)
 class ProverRequest:
-    """What a prover program receives on stdin."""
+    """One step to prove: what a prover strategy is handed, what a prover program receives on
+    stdin (:meth:`to_json_dict`) and what a parked job keeps (:meth:`to_stored_dict`)."""
 
+    step: int
     kind: str
     """Step kind: ``"sgd"``, ``"lora"``, or a test kind."""
-    step: int
     circuit: dict[str, Any]
     """The circuit spec (architecture, hyper-parameters, fixed-point scale)."""
     witness_path: str
@@ -59,6 +60,24 @@ class ProverRequest:
         if self.progress_path is None:
             del document["progress_path"]
         return document
+
+    def to_stored_dict(self) -> dict[str, Any]:
+        """The request without its progress file (which only a watcher of this attempt reads):
+        what a parked job keeps."""
+        return replace(self, progress_path=None).to_json_dict()
+
+    @classmethod
+    def from_json_dict(cls, data: Mapping[str, Any]) -> "ProverRequest":
+        return cls(
+            step=int(data["step"]),
+            kind=str(data["kind"]),
+            circuit=dict(data["circuit"]),
+            witness_path=str(data["witness_path"]),
+            cache_dir=str(data["cache_dir"]),
+            output_dir=str(data["output_dir"]),
+            options=dict(data.get("options", {})),
+            protocol=str(data.get("protocol", PROTOCOL)),
+        )
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def step_from_models(model_before: nn.Module, model_after: nn.Module, inputs: An
 
 
 def save_training_step(step: BatchStep, path: Path) -> None:
-    """Write a step's witness file (what ``ProofJob.witness_path`` points at)."""
+    """Write a step's witness file (what ``ProverRequest.witness_path`` points at)."""
     kind_of(step).save(step, Path(path))
 
 

@@ -41,7 +41,8 @@ from pot_zk.exceptions import ConfigurationError, ProverCrashError, ProverTimeou
 from pot_zk.proving.executors import DoneFn, PoolExecutor, ProveFn
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline, StrategyOutcome
 from pot_zk.core.protocol import ProverResponse
-from pot_zk.proving.strategies import ProgramStrategy, ProofJob, ProverStrategy
+from pot_zk.proving.strategies import ProgramStrategy, ProverStrategy
+from pot_zk.core.protocol import ProverRequest
 
 CONNECT_TIMEOUT_S = 30.0
 POLL_S = 1.0
@@ -76,7 +77,7 @@ class ClusterCalls:
         self._lock = threading.Lock()
         self._plugins: dict[str, str | None] = {}
 
-    def held_plugin(self, strategy: ProverStrategy, job: ProofJob) -> str | None:
+    def held_plugin(self, strategy: ProverStrategy, job: ProverRequest) -> str | None:
         """The plugin holding the keys ``strategy`` proves ``job`` with (None: run the strategy)."""
         backend_name = str(job.circuit.get("backend"))
         if not isinstance(strategy, ProgramStrategy) or backend_name not in BACKENDS:
@@ -111,7 +112,7 @@ class DaskStrategy:
         self.name = inner.name
         self._calls = calls
 
-    def __call__(self, job: ProofJob) -> ProverResponse:
+    def __call__(self, job: ProverRequest) -> ProverResponse:
         distributed = _distributed()
         worker = _worker_side()
         key = f"pot-zk-step-{job.step:08d}-{self.name}-{uuid.uuid4().hex[:8]}"
@@ -136,7 +137,7 @@ class DaskStrategy:
         assert outcome.response is not None
         return outcome.response
 
-    def _held_result(self, job: ProofJob, key: str, future: Any) -> Any:
+    def _held_result(self, job: ProverRequest, key: str, future: Any) -> Any:
         """The worker's outcome, waited for up to the program's ``timeout_s`` from the moment
         the scheduler reports the task on a worker (time queued before does not count)."""
         assert isinstance(self.inner, ProgramStrategy)
@@ -154,7 +155,7 @@ class DaskStrategy:
                     assert worker is not None
                     raise self._timed_out(job, worker, future) from None
 
-    def _timed_out(self, job: ProofJob, worker: str, future: Any) -> ProverTimeoutError:
+    def _timed_out(self, job: ProverRequest, worker: str, future: Any) -> ProverTimeoutError:
         """Stop the proof that ran too long: cancel it and restart the worker proving it."""
         assert isinstance(self.inner, ProgramStrategy)
         future.cancel()
@@ -186,7 +187,7 @@ class ClusterPipeline(ProvingPipeline):
         )
         self._calls = calls
 
-    def run_strategy(self, strategy: ProverStrategy, job: ProofJob) -> StrategyOutcome:
+    def run_strategy(self, strategy: ProverStrategy, job: ProverRequest) -> StrategyOutcome:
         return super().run_strategy(DaskStrategy(strategy, self._calls), job)
 
 
@@ -219,11 +220,11 @@ class DaskExecutor(PoolExecutor):
         super().__init__(ClusterPipeline(pipeline, self._calls).prove, done, workers)
         self._ordered = StepOrderedResults(self._done)
 
-    def submit(self, job: ProofJob) -> None:
+    def submit(self, job: ProverRequest) -> None:
         ticket = self._ordered.take_ticket()
         self._futures.append(self._pool.submit(self._run_ticket, job, ticket))
 
-    def _run_ticket(self, job: ProofJob, ticket: int) -> None:
+    def _run_ticket(self, job: ProverRequest, ticket: int) -> None:
         try:
             result = self._prove(job)
         except BaseException:

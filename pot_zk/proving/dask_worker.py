@@ -29,7 +29,8 @@ from pot_zk.core.prover_program import answer
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.core.runner import CompletedProver, classify
 from pot_zk.exceptions import PotZkError, ProofGenerationError
-from pot_zk.proving.strategies import ProgramStrategy, ProofJob, ProverStrategy
+from pot_zk.proving.strategies import ProgramStrategy, ProverStrategy
+from pot_zk.core.protocol import ProverRequest
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def _outcome(name: str, call: Callable[[], ProverResponse]) -> WorkerOutcome:
         return WorkerOutcome(None, wrapped)
 
 
-def prove_on_worker(strategy: ProverStrategy, job: ProofJob) -> WorkerOutcome:
+def prove_on_worker(strategy: ProverStrategy, job: ProverRequest) -> WorkerOutcome:
     """Runs on a Dask worker: one strategy call."""
     return _outcome(strategy.name, lambda: strategy(job))
 
@@ -71,12 +72,12 @@ class HeldKeysPlugin(WorkerPlugin):
         self.holder = None
 
 
-def prove_held(strategy: ProgramStrategy, job: ProofJob, plugin: str) -> WorkerOutcome:
+def prove_held(strategy: ProgramStrategy, job: ProverRequest, plugin: str) -> WorkerOutcome:
     """Runs on a Dask worker: ``strategy``'s request answered by the worker's key holder
     (registered as ``plugin``), as the program ``strategy.binary`` would answer it."""
     held: HeldKeysPlugin = distributed.get_worker().plugins[plugin]
     backend = BACKENDS.get(held.backend)
-    raw = json.dumps(job.to_request().to_json_dict())
+    raw = json.dumps(job.to_json_dict())
 
     def call() -> ProverResponse:
         assert held.holder is not None, "the plugin was set up"

@@ -19,9 +19,9 @@ from typing import Any, Callable
 from pot_zk.core.registry import Registry
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.proving.pipeline import ProofResult
-from pot_zk.proving.strategies import ProofJob
+from pot_zk.core.protocol import ProverRequest
 
-ProveFn = Callable[[ProofJob], ProofResult]
+ProveFn = Callable[[ProverRequest], ProofResult]
 DoneFn = Callable[[ProofResult], None]
 
 
@@ -49,7 +49,7 @@ class InlineExecutor:
         self._prove = prove
         self._done = done
 
-    def submit(self, job: ProofJob) -> None:
+    def submit(self, job: ProverRequest) -> None:
         self._done(self._prove(job))
 
     def check(self) -> None:
@@ -77,12 +77,12 @@ class PoolExecutor:
         self._futures: list[Future] = []
         self._lock = threading.Lock()
 
-    def _run(self, job: ProofJob) -> None:
+    def _run(self, job: ProverRequest) -> None:
         result = self._prove(job)
         with self._lock:
             self._done(result)
 
-    def submit(self, job: ProofJob) -> None:
+    def submit(self, job: ProverRequest) -> None:
         self._futures.append(self._pool.submit(self._run, job))
 
     def check(self) -> None:

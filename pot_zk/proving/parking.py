@@ -20,7 +20,8 @@ from pot_zk.proving.handlers import HandlerSettings
 from pot_zk.proving.pipeline import ProofFailure, ProofResult, ProvingPipeline, failed
 from pot_zk.proving.retry import RetrySchedule, Sleep, wall_clock_sleep
 from pot_zk.proving.stats import ProvingStats
-from pot_zk.proving.strategies import ProofJob, StrategyRegistry, strategy_from_spec, strategy_spec
+from pot_zk.proving.strategies import StrategyRegistry, strategy_from_spec, strategy_spec
+from pot_zk.core.protocol import ProverRequest
 
 PARK_FORMAT = "pot-zk-parked/1"
 
@@ -65,7 +66,7 @@ class ParkForLater:
         previous_attempts = json.loads(path.read_text())["attempts"] if path.exists() else 0
         write_atomically(path, {
             "format": PARK_FORMAT,
-            "job": failure.job.to_json_dict(),
+            "job": failure.job.to_stored_dict(),
             "strategy": strategy_spec(failure.strategy),
             "error": failure.error.to_record(),
             "attempts": previous_attempts + failure.attempts,
@@ -95,7 +96,7 @@ def prove_pending(
     results = []
     for path in parked_jobs(park_dir):
         parked = json.loads(path.read_text())
-        job = ProofJob.from_json_dict(parked["job"])
+        job = ProverRequest.from_json_dict(parked["job"])
         strategy = strategy_from_spec(parked["strategy"], registry)
         pipeline = ProvingPipeline(strategy, schedule, ParkForLater(park_dir), audit, stats, sleep=sleep)
         result = pipeline.prove(job)

@@ -15,7 +15,8 @@ from pot_zk.exceptions import PotZkError, ProofGenerationError, RetryExhaustedEr
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.proving.retry import RetrySchedule, Sleep, call_with_retry, wall_clock_sleep
 from pot_zk.proving.stats import ProvingStats
-from pot_zk.proving.strategies import ProofJob, ProverStrategy
+from pot_zk.proving.strategies import ProverStrategy
+from pot_zk.core.protocol import ProverRequest
 
 STATUSES = ("proved", "failed", "parked")
 
@@ -59,7 +60,7 @@ class StrategyOutcome:
 class ProofFailure:
     """Handed to a failure handler when the primary strategy has given up."""
 
-    job: ProofJob
+    job: ProverRequest
     strategy: ProverStrategy
     error: PotZkError
     attempts: int
@@ -71,7 +72,7 @@ class FailureHandler(Protocol):
     def __call__(self, failure: ProofFailure, pipeline: "ProvingPipeline") -> ProofResult: ...
 
 
-def _call_strategy(strategy: ProverStrategy, job: ProofJob) -> ProverResponse:
+def _call_strategy(strategy: ProverStrategy, job: ProverRequest) -> ProverResponse:
     try:
         return strategy(job)
     except PotZkError:
@@ -102,7 +103,7 @@ class ProvingPipeline:
         self.sleep = sleep
         self.uniform = uniform
 
-    def prove(self, job: ProofJob) -> ProofResult:
+    def prove(self, job: ProverRequest) -> ProofResult:
         """Prove one job. Returns its result; raises only when the handler halts (fail_fast)."""
         outcome = self.run_strategy(self.strategy, job)
         if outcome.error is None:
@@ -119,7 +120,7 @@ class ProvingPipeline:
         self.audit.event("proof.result", handler=self.handler.name, **result.to_record())
         return result
 
-    def run_strategy(self, strategy: ProverStrategy, job: ProofJob) -> StrategyOutcome:
+    def run_strategy(self, strategy: ProverStrategy, job: ProverRequest) -> StrategyOutcome:
         """Run one strategy through the retry schedule, auditing and counting each attempt."""
         log = self.audit.bind(step=job.step, strategy=strategy.name)
         attempts = 0
@@ -158,7 +159,7 @@ class ProvingPipeline:
         return StrategyOutcome(strategy.name, response, None, attempts)
 
 
-def proved(job: ProofJob, outcome: StrategyOutcome, attempts: int | None = None) -> ProofResult:
+def proved(job: ProverRequest, outcome: StrategyOutcome, attempts: int | None = None) -> ProofResult:
     assert outcome.response is not None
     return ProofResult(
         step=job.step,

@@ -1,6 +1,6 @@
 """Prover strategies and the registry that names them.
 
-A prover strategy is a callable ``(job: ProofJob) -> ProverResponse`` with a ``name``; it
+A prover strategy is a callable ``(job: ProverRequest) -> ProverResponse`` with a ``name``; it
 raises a :class:`~pot_zk.exceptions.PotZkError` subclass on failure. Config names strategies
 ("zk-halo2", "freivalds", "reexec"); :class:`StrategyRegistry` turns names into callables.
 """
@@ -16,56 +16,11 @@ from pot_zk.core.protocol import ProverRequest, ProverResponse
 from pot_zk.core.runner import run_prover
 
 
-@dataclass(frozen=True)
-class ProofJob:
-    """One step to prove: everything a strategy needs, nothing it does not."""
-
-    step: int
-    kind: str
-    circuit: dict[str, Any]
-    witness_path: str
-    cache_dir: str
-    output_dir: str
-    options: dict[str, Any] = field(default_factory=dict)
-    progress_path: str | None = None
-    """Where the prover program may report its stages while someone watches
-    (:mod:`pot_zk.core.stages`); not kept when the job is stored (a parked job)."""
-
-    def to_json_dict(self) -> dict[str, Any]:
-        stored = asdict(self)
-        del stored["progress_path"]
-        return stored
-
-    @classmethod
-    def from_json_dict(cls, data: Mapping[str, Any]) -> "ProofJob":
-        return cls(
-            step=int(data["step"]),
-            kind=str(data["kind"]),
-            circuit=dict(data["circuit"]),
-            witness_path=str(data["witness_path"]),
-            cache_dir=str(data["cache_dir"]),
-            output_dir=str(data["output_dir"]),
-            options=dict(data.get("options", {})),
-        )
-
-    def to_request(self) -> ProverRequest:
-        return ProverRequest(
-            kind=self.kind,
-            step=self.step,
-            circuit=self.circuit,
-            witness_path=self.witness_path,
-            cache_dir=self.cache_dir,
-            output_dir=self.output_dir,
-            options=self.options,
-            progress_path=self.progress_path,
-        )
-
-
 @runtime_checkable
 class ProverStrategy(Protocol):
     name: str
 
-    def __call__(self, job: ProofJob) -> ProverResponse: ...
+    def __call__(self, job: ProverRequest) -> ProverResponse: ...
 
 
 @dataclass(frozen=True)
@@ -79,10 +34,10 @@ class ProgramStrategy:
     timeout_s: float = 1800.0
     args: tuple[str, ...] = ()
 
-    def __call__(self, job: ProofJob) -> ProverResponse:
+    def __call__(self, job: ProverRequest) -> ProverResponse:
         return run_prover(
             self.binary,
-            job.to_request(),
+            job,
             search_paths=self.search_paths,
             timeout_s=self.timeout_s,
             args=self.args,
@@ -112,7 +67,7 @@ class LazyStrategy:
         self.name = name
         self._strategy: ProverStrategy | None = None
 
-    def __call__(self, job: ProofJob) -> ProverResponse:
+    def __call__(self, job: ProverRequest) -> ProverResponse:
         if self._strategy is None:
             strategy = PROOF_TYPES.get(self.name)
             if not callable(strategy):

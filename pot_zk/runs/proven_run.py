@@ -20,7 +20,7 @@ from pot_zk.kinds.registry import kind_of, save_training_step
 from pot_zk.backends.base import Statement
 from pot_zk.proving.parking import parked_path
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
-from pot_zk.proving.strategies import ProofJob
+from pot_zk.core.protocol import ProverRequest
 from pot_zk.runs.bundle import AUDIT, RunBundle, read_jsonl
 from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.witnesses import declared_retention
@@ -78,7 +78,7 @@ class ProvenRun:
         self._queued_at: dict[int, float] = {}
         self.keep_witnesses = declared_retention(bundle.manifest()).keeps_all
 
-    def job_for(self, index: int) -> ProofJob:
+    def job_for(self, index: int) -> ProverRequest:
         return proof_job(self.bundle, self.spec, index, self.cache_dir, self.prover_options)
 
     def record_step(
@@ -209,9 +209,9 @@ class ProvenRun:
         return committed, len(self._proved) / committed if committed else 0.0
 
 
-def proof_job(bundle: RunBundle, spec: Statement, index: int, cache_dir: Path, prover_options: Mapping[str, Any]) -> ProofJob:
+def proof_job(bundle: RunBundle, spec: Statement, index: int, cache_dir: Path, prover_options: Mapping[str, Any]) -> ProverRequest:
     """The job that proves step ``index`` of ``bundle`` from its witness file."""
-    return ProofJob(
+    return ProverRequest(
         step=index,
         kind=spec.kind,
         circuit=spec.to_dict(),

@@ -18,10 +18,11 @@ from typing import Any, Iterable
 from pot_zk.backends.registry import commit_step
 from pot_zk.config.build import build
 from pot_zk.exceptions import ChallengeError
-from pot_zk.kinds.registry import capture_step, save_training_step
+from pot_zk.kinds.registry import save_training_step
 from pot_zk.kinds.schedule import scheduler_at
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, load_model
+from pot_zk.runs.session import take_step
 from pot_zk.runs.train import build_model, declared_data, run_optimizer, step_schedule
 
 def replay_witnesses(bundle: RunBundle, cfg: Any, steps: Iterable[int]) -> None:
@@ -47,11 +48,9 @@ def replay_witnesses(bundle: RunBundle, cfg: Any, steps: Iterable[int]) -> None:
         if index > max(wanted):
             return
         batch = batches[batch_index]
-        step = capture_step(model, optimizer, batch.inputs, batch.targets)
+        step = take_step(model, optimizer, batch.inputs, batch.targets, arithmetic)
         if rates is not None:
             rates.step()
-        if arithmetic is not None:
-            step = arithmetic.step(model, optimizer, step)
         found = commit_step(step, plan.spec).to_dict()
         differing = [key for key in plan.spec.input_names if found.get(key) != recorded.get(index, {}).get(key)]
         if differing:

@@ -21,6 +21,7 @@ import torch
 from omegaconf import OmegaConf
 
 from pot_zk.config.plan import TrainingPlan
+from pot_zk.backends.base import TrainingArithmetic
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.challenge import commitment_head
 from pot_zk.core.prover_processes import allow_provers, pause, stop_provers
@@ -41,6 +42,17 @@ from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import ProvenRun, RunProgress
 from pot_zk.runs.resume import check_checkpoint, check_resumable
 from pot_zk.runs.summary import RunSummary
+
+
+def take_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor, arithmetic: TrainingArithmetic | None
+) -> BatchStep:
+    """One training step on a batch, as a run takes it: the optimizer's step captured
+    (:func:`~pot_zk.kinds.registry.capture_step`), then replaced by the backend's exact step when
+    it has one (``arithmetic``), the model and the optimizer's state set to it. What
+    :class:`TrainingSession` and the replay of a challenged step both do."""
+    step = capture_step(model, optimizer, inputs, targets)
+    return step if arithmetic is None else arithmetic.step(model, optimizer, step)
 
 
 class TrainingSession:
@@ -93,7 +105,7 @@ class TrainingSession:
         """Train on one declared batch (``batch_index`` into the dataset) and record the step."""
         if self.summary is not None:
             raise RuntimeError(f"the run in {self.bundle.root} has ended ({self.summary.status}); it takes no more steps")
-        return self.record(capture_step(self.model, self.optimizer, inputs, targets), epoch=epoch, batch_index=batch_index)
+        return self._record(take_step(self.model, self.optimizer, inputs, targets, self.arithmetic), epoch=epoch, batch_index=batch_index)
 
     def record(
         self, step: BatchStep, *, epoch: int | None, batch_index: int | None, samples: tuple[int, ...] | None = None
@@ -105,9 +117,12 @@ class TrainingSession:
         a declared data set, if any)."""
         if self.summary is not None:
             raise RuntimeError(f"the run in {self.bundle.root} has ended ({self.summary.status}); it takes no more steps")
-        index = self.next_step
         if self.arithmetic is not None:
             step = self.arithmetic.step(self.model, self.optimizer, step)
+        return self._record(step, epoch=epoch, batch_index=batch_index, samples=samples)
+
+    def _record(self, step: BatchStep, *, epoch: int | None, batch_index: int | None, samples: tuple[int, ...] | None = None) -> BatchStep:
+        index = self.next_step
         self.run.record_step(step, index, epoch, batch_index, self.audit, samples=samples)
         if step.loss is not None:
             self.scalars.add("train/loss", step.loss, index)

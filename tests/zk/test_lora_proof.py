@@ -18,7 +18,8 @@ from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.registry import save_training_step
-from pot_zk.proving.strategies import ProgramStrategy, ProofJob
+from pot_zk.proving.strategies import ProgramStrategy
+from pot_zk.core.protocol import ProverRequest
 from pot_zk.verify.step import StepStatement, verify_step
 
 from lora_support import BASE, lora_model, lora_spec, lora_steps
@@ -31,7 +32,7 @@ def _prove_with_program(step, work: Path, name: str, zk_cache: Path):
     witness = work / f"{name}.safetensors"
     save_training_step(step, witness)
     prover = ProgramStrategy(name="zk-halo2", binary="pot-zk-ezkl-prover", timeout_s=600)
-    job = ProofJob(0, "lora", EZKL.statement_for_step(step).to_dict(), str(witness), str(zk_cache), str(work / name))
+    job = ProverRequest(0, "lora", EZKL.statement_for_step(step).to_dict(), str(witness), str(zk_cache), str(work / name))
     return prover(job)
 
 

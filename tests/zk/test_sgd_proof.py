@@ -16,7 +16,8 @@ from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
 from pot_zk.kinds.registry import save_training_step
-from pot_zk.proving.strategies import ProgramStrategy, ProofJob
+from pot_zk.proving.strategies import ProgramStrategy
+from pot_zk.core.protocol import ProverRequest
 from pot_zk.verify.step import StepStatement, verify_step
 
 from zk_support import tiny_spec, train_steps
@@ -33,7 +34,7 @@ def chain(zk_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     for index, step in enumerate(train_steps(3)):
         witness = work / f"step{index}.safetensors"
         save_training_step(step, witness)
-        job = ProofJob(index, "sgd", tiny_spec().to_dict(), str(witness), str(zk_cache), str(work / f"proof{index}"))
+        job = ProverRequest(index, "sgd", tiny_spec().to_dict(), str(witness), str(zk_cache), str(work / f"proof{index}"))
         proofs.append((step, prover(job)))
     return proofs
 

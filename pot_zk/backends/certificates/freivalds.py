@@ -42,7 +42,7 @@ ROUNDOFF = 1e-9
 
 
 class FreivaldsCertificate:
-    """Proves in-process (a strategy: a ``ProofJob`` callable) and verifies (a
+    """Proves in-process (a strategy: a ``ProverRequest`` callable) and verifies (a
     :class:`~pot_zk.backends.base.StepVerifier`; no keys) ``freivalds`` certificates."""
 
     name = PROOF_TYPE

@@ -23,7 +23,7 @@ PROOF_TYPE = "reexec"
 
 
 class ReexecCertificate:
-    """Proves in-process (a strategy: a ``ProofJob`` callable) and verifies (a
+    """Proves in-process (a strategy: a ``ProverRequest`` callable) and verifies (a
     :class:`~pot_zk.backends.base.StepVerifier`; no keys) ``reexec`` certificates."""
 
     name = PROOF_TYPE
