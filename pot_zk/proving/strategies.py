@@ -7,7 +7,7 @@ raises a :class:`~pot_zk.exceptions.PotZkError` subclass on failure. Config name
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 from pot_zk.backends.registry import PROOF_TYPES

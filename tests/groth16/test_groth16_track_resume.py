@@ -5,7 +5,6 @@ what cannot be resumed is refused in one line."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from pot_zk.backends.groth16 import keys
 from pot_zk.backends.groth16.auditor_keys import check_run_keys
 
 from pot_zk.backends.groth16.prove import prove_step
