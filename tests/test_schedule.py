@@ -77,6 +77,18 @@ def test_zk_halo2_refuses_a_schedule_saying_why():
     assert spec.circuit_id() != BACKENDS.get("groth16").circuit_spec(kind, MlpArchitecture((4, 3, 2)), 2, 0.1, {}).circuit_id()
 
 
+@pytest.mark.parametrize("optimizer", [["optimizer.momentum=0.9"], ["optimizer.name=adamw"]], ids=["momentum", "adamw"])
+def test_a_groth16_statement_that_fixes_its_rate_refuses_a_schedule_at_build(optimizer, tmp_path):
+    """Momentum's and AdamW's circuits hold the rate as a constant: a declared schedule is one
+    ConfigurationError keyed ``schedule`` before anything is written, not a run proven at the base rate."""
+    from pot_zk.config import build, compose_config
+
+    overrides = ["prover=groth16", *optimizer, "optimizer.schedule.name=step", "optimizer.schedule.step_size=2", "optimizer.schedule.gamma=0.5"]
+    with pytest.raises(ConfigurationError, match="proves a learning-rate schedule for sgd and lora steps, not (momentum|adamw) steps") as refused:
+        build(compose_config(overrides, run_dir=tmp_path / "run"))
+    assert refused.value.key == "schedule" and not (tmp_path / "run").exists()
+
+
 def _setup():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))

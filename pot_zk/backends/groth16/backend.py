@@ -66,12 +66,6 @@ class Groth16Backend(ProverBackend):
         """The statement at ``learning_rate`` with its rate public: each step's c_fix is a public
         input, range-checked to at most this rate's (docs/groth16.md, schedules)."""
         spec = self.circuit_spec(kind, architecture, batch_size, learning_rate, settings)
-        if "rate_public" not in {f.name for f in dataclasses.fields(spec)}:
-            raise ConfigurationError(
-                f"the {self.name} backend proves a learning-rate schedule for sgd and lora steps, not {kind.name} steps "
-                "(its circuit fixes the rate); train at one rate or remove the schedule",
-                key="schedule",
-            )
         return dataclasses.replace(spec, rate_public=True)
 
     def training_arithmetic(self, spec: Groth16Statement) -> ExactTraining:

@@ -78,12 +78,20 @@ class Groth16Statement:
     """(scale, bits) of the committed tensors kept on a grid of their own (AdamW's moments and
     step count); every other tensor is at ``scale`` within ``value_bits`` (:meth:`grid`)."""
     rate_public: bool = False
-    """A field of the statements that take a schedule (sgd, lora): the learning rate is a public
-    input (``c_fix``, at most the c_fix of ``learning_rate``), one circuit for a whole schedule;
-    False (every other statement): fixed in the circuit."""
+    """The learning rate is a public input (``c_fix``, at most the c_fix of ``learning_rate``),
+    one circuit for a whole schedule; False: fixed in the circuit. True only for a statement
+    that :attr:`takes_schedule`."""
+    takes_schedule: ClassVar[bool] = False
+    """Its circuit can take the rate as a public input (sgd, lora); momentum's and AdamW's fix it."""
 
     def _check_common(self) -> None:
         object.__setattr__(self, "dims", tuple(self.dims))
+        if self.rate_public and not self.takes_schedule:
+            raise ConfigurationError(
+                f"the groth16 backend proves a learning-rate schedule for sgd and lora steps, not {self.kind} steps "
+                "(its circuit fixes the rate); train at one rate or remove the schedule",
+                key="schedule",
+            )
         if self.circuit_version != self.expected_version:
             raise ConfigurationError(
                 f"unknown circuit version {self.circuit_version!r}; this code builds {self.expected_version!r}",

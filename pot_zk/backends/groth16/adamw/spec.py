@@ -61,6 +61,9 @@ GRIDS: Mapping[str, tuple[int, int]] = {
 class Groth16AdamwSpec(Groth16SgdSpec):
     """One exact Adam or AdamW step of a ReLU MLP with MSE or softmax cross-entropy loss."""
 
+    takes_schedule: ClassVar[bool] = False
+    """Its circuit holds the rate as a constant: a schedule is refused."""
+
     kind: ClassVar[str] = KIND
     public_names: ClassVar[tuple[str, ...]] = ("w_before", "batch", "w_after", "m_before", "m_after", "v_before", "v_after", "t_before", "t_after")
     after_names: ClassVar[tuple[str, ...]] = ("w_after", "m_after", "v_after", "t_after")

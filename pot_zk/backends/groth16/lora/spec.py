@@ -51,6 +51,7 @@ class Groth16LoraSpec(Groth16Statement):
     loss: str = field(default="mse", metadata={"setting": False})
     """A hyper-parameter of the training (like ``dims``), not a fixed-point setting."""
     rate_public: bool = field(default=False, metadata={"setting": False})
+    takes_schedule: ClassVar[bool] = True
     """The learning rate is each step's public input, up to ``learning_rate`` (a schedule's
     statement; ``"rate": "public"`` in its dict), not a constant of the circuit."""
 

@@ -37,6 +37,9 @@ class Groth16MomentumSpec(Groth16SgdSpec):
     """One exact step of SGD with momentum (and weight decay) of a ReLU MLP with MSE or softmax
     cross-entropy loss."""
 
+    takes_schedule: ClassVar[bool] = False
+    """Its circuit holds the rate as a constant: a schedule is refused."""
+
     kind: ClassVar[str] = KIND
     public_names: ClassVar[tuple[str, ...]] = ("w_before", "batch", "w_after", "v_before", "v_after")
     after_names: ClassVar[tuple[str, ...]] = ("w_after", "v_after")
