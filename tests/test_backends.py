@@ -59,9 +59,9 @@ def test_the_ezkl_backend_checks_its_circuit_settings(settings, message):
 
 
 def test_a_misspelt_circuit_setting_fails_at_compose_time():
-    assert compose_config(["circuit.tolerance_ulps=2"]).circuit.tolerance_ulps == 2
+    assert compose_config(["prover=ezkl", "circuit.tolerance_ulps=2"]).circuit.tolerance_ulps == 2
     with pytest.raises(ConfigurationError, match=r"^unknown key circuit.tolerance_ulp \(did you mean circuit.tolerance_ulps\?\)$"):
-        compose_config(["circuit.tolerance_ulp=2"])
+        compose_config(["prover=ezkl", "circuit.tolerance_ulp=2"])
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,9 @@ class ToySpec(SgdCircuitSpec):
 @dataclass(frozen=True)
 class Sha256OnGrid:
     """Values on the 2**-GRID grid, committed as the SHA-256 of their integers."""
+
+    def tensor(self, name: str) -> "Sha256OnGrid":
+        return self  # every tensor on the one grid
 
     def snap(self, values: torch.Tensor, what: str) -> torch.Tensor:
         return from_fixed_point(to_fixed_point(values, GRID, 64.0, what), GRID)

@@ -26,7 +26,7 @@ def pot_zk(tmp_path):
 def test_show_config_finds_the_shipped_configs_and_applies_overrides(pot_zk, tmp_path):
     shown = pot_zk("show-config", "mode=production", "handler=fallback", "retry.max_attempts=5")
     assert shown.returncode == 0, shown.stderr
-    assert "mode=production proving=on strategy=zk-halo2 handler=fallback attempts=5 (retries=4)" in shown.stdout
+    assert "mode=production proving=on strategy=zk-groth16 handler=fallback attempts=5 (retries=4)" in shown.stdout
     assert os.listdir(tmp_path) == []
 
 

@@ -24,7 +24,7 @@ UNEXPECTED = ("dataset-root", "unexpected-root", None)
 
 def _run(run: Path, *extra: str) -> dict:
     overrides = [
-        "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2",
+        "prover=ezkl", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2",
         "handler=fallback", "retry=none", "prover.binary=/bin/false", "train.progress=false",
         f"cache_dir={run.parent / 'cache'}", f"run_dir={run}", *extra,
     ]

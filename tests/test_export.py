@@ -109,7 +109,7 @@ def test_a_certificate_that_reveals_its_witness_keeps_it_and_verifies(tmp_path):
     """Steps whose prover fails fall back to freivalds certificates: the verifier reads the step's
     witness beside each, by design of that proof type."""
     overrides = [
-        "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2",
+        "prover=ezkl", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2",
         "handler=fallback", "retry=none", "prover.binary=/bin/false", "train.progress=false",
         f"cache_dir={tmp_path / 'cache'}", f"run_dir={tmp_path / 'run'}",
     ]

@@ -33,7 +33,7 @@ def bundles(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("certified")
     for name, extra in (("honest", []), ("other", ["train.seed=7", "train.max_steps=2"])):
         overrides = [
-            "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2",
+            "prover=ezkl", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2",
             "handler=fallback", "retry=none", "prover.binary=/bin/false", "train.progress=false",
             f"cache_dir={root / 'cache'}", f"run_dir={root / name}", *extra,
         ]

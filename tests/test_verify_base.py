@@ -15,7 +15,7 @@ from pot_zk.runs.base_run import base_commitment
 from pot_zk.runs.train import train
 from pot_zk.verify.run import verify_run
 
-COMMON = ["mode=disabled", "data=synthetic", "train.batch_size=2", "train.max_steps=2", "train.progress=false", "model.loss=mse"]
+COMMON = ["prover=ezkl", "mode=disabled", "data=synthetic", "train.batch_size=2", "train.max_steps=2", "train.progress=false", "model.loss=mse"]
 
 
 @pytest.fixture(scope="module")

@@ -138,7 +138,7 @@ def test_modes_take_any_case_in_every_front_door(tmp_path, pot_zk_cli):
     with pytest.raises(ConfigurationError, match="handler=CONTINUE"):
         AutoProver(tmp_path / "d", ["handler=CONTINUE"])
     shown = pot_zk_cli("show-config", "mode=RESEARCH", "handler=FAIL_FAST")
-    assert "mode=research proving=on strategy=zk-halo2 handler=fail_fast attempts=2" in shown.stdout, shown.stderr
+    assert "mode=research proving=on strategy=zk-groth16 handler=fail_fast attempts=2" in shown.stdout, shown.stderr
 
 
 @pytest.fixture

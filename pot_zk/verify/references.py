@@ -143,11 +143,19 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
 
 
 def check_min_proven(report: RunReport, min_proven: int | None) -> None:
-    """At least ``min_proven`` proofs verified here; None: as many as the policy selects."""
+    """At least ``min_proven`` proofs verified here; None: every step the policy selects proven
+    (proofs of other steps do not stand in for them: the trainer knows the policy in advance)."""
     wanted = len(report.selected_steps) if min_proven is None else min_proven
     report.references["min_proven"] = f"{wanted} ({'the steps the declared policy selects' if min_proven is None else '--min-proven'})"
-    if report.proven < wanted:
-        missing = report.selected_without_proof
+    missing = report.selected_without_proof
+    if min_proven is None and missing and report.proven >= wanted:
+        report.fail(
+            "proofs", "too-few-proven",
+            f"{len(missing)} of the {len(report.selected_steps)} steps the declared policy selects carry no verified proof "
+            f"({missing[:10]}{' ...' if len(missing) > 10 else ''}; proofs of other steps do not stand in for them); "
+            "accept fewer with --min-proven N",
+        )
+    elif report.proven < wanted:
         report.fail(
             "proofs", "too-few-proven",
             f"{report.proven} steps carry a verified proof (verified here); you require at least {wanted}"
