@@ -56,7 +56,7 @@ def test_ctrl_c_during_a_groth16_proof_kills_prover_and_key_holder_and_the_run_r
     trainer = start("train", *tiny_run(run_dir, cache, steps=8, k=1), cwd=tmp_path)
     try:
         prover = wait_for(lambda: next((c for c in children(trainer.pid) if "groth16-prover" in command_line(c)), None), "a prover program")
-        holder = wait_for(lambda: next((c for c in children(prover) if "groth16.warm" in command_line(c)), None), "its key holder", timeout=30)
+        holder = wait_for(lambda: next((c for c in children(prover) if "groth16.warm" in command_line(c)), None), "its key holder", timeout=120)
         os.killpg(trainer.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the trainer's group, not the provers' sessions
         out, err = trainer.communicate(timeout=120)
     finally:

@@ -102,10 +102,12 @@ class RunLock:
         self.previous: LockHolder | None = None
         """The holder a killed process left on record, when this lock took over from it."""
         self._key: Path | None = None
+        self._created = False
 
     def acquire(self) -> "RunLock":
         if self._key is not None:
             raise RuntimeError(f"the lock of {self.run_dir} is already taken by this RunLock")
+        self._created = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         key = self.run_dir.resolve()
         with _GUARD:
@@ -144,10 +146,19 @@ class RunLock:
             if held.count:
                 return
             del _HELD[key]
+            left_empty = False
             try:
                 (key / HOLDER_FILE).unlink(missing_ok=True)
+                left_empty = self._created and [entry.name for entry in key.iterdir()] == [LOCK_FILE]
+                if left_empty:  # refused before anything was written: leave no directory behind
+                    (key / LOCK_FILE).unlink(missing_ok=True)
             finally:
                 held.lock.release()
+            if left_empty:
+                try:
+                    key.rmdir()
+                except OSError:  # another process made something there meanwhile
+                    pass
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

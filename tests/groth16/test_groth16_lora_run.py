@@ -32,7 +32,7 @@ def test_a_lora_run_on_an_exact_base_proves_and_verifies(tmp_path):
     _train(tmp_path / "base", cache, "prover=groth16", "mode=disabled", "data.part=base")
     lora = tmp_path / "lora"
     try:
-        summary = _train(lora, cache, "prover=groth16", "model=lora_tiny", f"model.base_run={tmp_path / 'base'}", "data.part=adapt", "policy.k=2")
+        summary = _train(lora, cache, "prover=groth16", "model=lora_tiny", f"model.base_run={tmp_path / 'base'}", "data.part=adapt", "policy=every_k", "policy.k=2")
     finally:
         pid_file = Path(f"{socket_path(str(cache), RunBundle.open(lora).manifest()['circuit'])}.pid")
         if pid_file.exists():

@@ -55,7 +55,7 @@ def groth16_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("report")
     run, cache = root / "run", root / "cache"
     train(compose_config(["prover=groth16", "model=tiny_mlp", "model.loss=mse", "data=synthetic", "train.batch_size=2",
-                          "train.max_steps=4", "policy.k=2", f"run_dir={run}", f"cache_dir={cache}", "train.progress=false"]))
+                          "train.max_steps=4", "policy=every_k", "policy.k=2", f"run_dir={run}", f"cache_dir={cache}", "train.progress=false"]))
     return run, cache
 
 

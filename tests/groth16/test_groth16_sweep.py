@@ -27,7 +27,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
     root = tmp_path_factory.mktemp("sweep")
     process = subprocess.run(
         [str(POT_ZK), "train", "--multirun", "prover=groth16", "model=tiny_mlp", "model.loss=mse", "data=synthetic",
-         "train.batch_size=2", "train.max_steps=4", "policy.k=2", "train.progress=false", f"{RATE}=0.05,0.1,-1",
+         "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2", "train.progress=false", f"{RATE}=0.05,0.1,-1",
          f"hydra.sweep.dir={root / 'sweep'}", f"run_dir={root / 'not-used'}", f"cache_dir={root / 'cache'}"],
         cwd=root, capture_output=True, text=True, timeout=600,
     )

@@ -16,7 +16,7 @@ def test_a_tensorboard_run_writes_the_scalars_its_records_hold(tmp_path):
     run = tmp_path / "run"
     cfg = compose_config([
         "prover=groth16", "data=digits", "model=tiny_mlp", "model.dims=[16,3,10]", "model.loss=mse", "train.batch_size=2",
-        "train.max_steps=4", "policy.k=2", "executor=inline", "logger=tensorboard", f"run_dir={run}", f"cache_dir={tmp_path / 'cache'}",
+        "train.max_steps=4", "policy=every_k", "policy.k=2", "executor=inline", "logger=tensorboard", f"run_dir={run}", f"cache_dir={tmp_path / 'cache'}",
         "train.progress=false",
     ])
     summary = train(cfg)

@@ -16,7 +16,7 @@ def test_the_bar_shows_each_proofs_stage_and_an_eta_from_measured_proofs(tmp_pat
     # a fresh cache: the first proof sets its key up, as in a user's first run
     status, shown = run_in_terminal(
         [str(POT_ZK), "train", "prover=groth16", "model=tiny_mlp", "model.loss=mse", "data=synthetic", "train.batch_size=2",
-         "train.max_steps=6", "policy.k=2", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"],
+         "train.max_steps=6", "policy=every_k", "policy.k=2", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"],
         cwd=tmp_path, columns=160,
     )
     assert status == 0, shown

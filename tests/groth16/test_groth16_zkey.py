@@ -128,7 +128,7 @@ def test_a_proving_key_that_does_not_fit_the_circuit_is_a_non_retryable_proof_er
 
 
 def test_keys_circuit_and_import_zkey_are_for_groth16_statements_only(tmp_path):
-    for args in (["keys", "circuit", "model=tiny_mlp"], ["keys", "import-zkey", str(ZKEY), "model=tiny_mlp"]):
+    for args in (["keys", "circuit", "prover=ezkl", "model=tiny_mlp"], ["keys", "import-zkey", str(ZKEY), "prover=ezkl", "model=tiny_mlp"]):
         done = _pot_zk(*args, "--out", str(tmp_path / "out"))
         assert done.returncode == 2 and "the ezkl backend takes no ceremony keys (keys circuit and keys import-zkey are for prover=groth16)" in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()

@@ -24,7 +24,7 @@ def readme_run(run: Path, cache: Path, *flags: str) -> tuple[int, str]:
     """The README's `pot-zk train run_dir=...` on the tiny model: 3 steps, steps 0 and 2 proven."""
     return run_in_terminal(
         [str(POT_ZK), "train", *flags, "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=3",
-         "policy.k=2", f"run_dir={run}", f"cache_dir={cache}"],
+         "prover=ezkl", "policy=every_k", "policy.k=2", f"run_dir={run}", f"cache_dir={cache}"],
         cwd=run.parent,
     )
 

@@ -13,14 +13,14 @@ import torch
 from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
-from pot_zk.backends.base import VerifierKeys
+from pot_zk.backends.base import VerifierOptions
 from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.registry import save_training_step
 from pot_zk.proving.strategies import ProgramStrategy
 from pot_zk.core.protocol import ProverRequest
-from pot_zk.verify.step import StepStatement, verify_step
+from pot_zk.verify.step import StepStatement, step_keys, verify_step
 
 from lora_support import BASE, lora_model, lora_spec, lora_steps
 from zk_support import tiny_spec
@@ -43,10 +43,15 @@ def chain(zk_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     return [(step, _prove_with_program(step, work, f"step{i}", zk_cache)) for i, step in enumerate(lora_steps(2))]
 
 
+def _keys(spec, zk_cache: Path):
+    """The verifier's own: the circuit and verifying key it derives from ``spec`` under the dev SRS in its cache."""
+    return step_keys(spec, "zk-halo2", VerifierOptions(zk_cache, zk_cache / "verifier-work"))
+
+
 def _verify(zk_cache: Path, proof: Path, commitment: StepCommitment, spec=None):
     spec = spec or lora_spec()
-    srs = ezkl_adapter.dev_srs(zk_cache, halo2.compiled_circuit(lora_spec(), zk_cache).logrows)
-    return verify_step(StepStatement(spec, commitment), "zk-halo2", proof, cache_dir=zk_cache, keys=VerifierKeys(srs))
+    ezkl_adapter.dev_srs(zk_cache, halo2.compiled_circuit(lora_spec(), zk_cache).logrows)  # the session's dev SRS exists
+    return verify_step(StepStatement(spec, commitment), "zk-halo2", proof, cache_dir=zk_cache, keys=_keys(spec, zk_cache))
 
 
 def test_honest_lora_step_proves_and_verifies(chain, zk_cache):

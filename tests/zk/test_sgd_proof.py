@@ -11,14 +11,14 @@ import pytest
 from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
-from pot_zk.backends.base import VerifierKeys
+from pot_zk.backends.base import VerifierOptions
 from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
 from pot_zk.kinds.registry import save_training_step
 from pot_zk.proving.strategies import ProgramStrategy
 from pot_zk.core.protocol import ProverRequest
-from pot_zk.verify.step import StepStatement, verify_step
+from pot_zk.verify.step import StepStatement, step_keys, verify_step
 
 from zk_support import tiny_spec, train_steps
 
@@ -44,9 +44,14 @@ def _srs(zk_cache: Path) -> ezkl_adapter.SrsRef:
     return ezkl_adapter.dev_srs(zk_cache, circuit.logrows)
 
 
+def _keys(spec, zk_cache: Path):
+    """The verifier's own: the circuit and verifying key it derives from ``spec`` under the dev SRS in its cache."""
+    return step_keys(spec, "zk-halo2", VerifierOptions(zk_cache, zk_cache / "verifier-work"))
+
+
 def _verify(zk_cache: Path, proof: Path, commitment: StepCommitment, **spec_overrides):
     statement = StepStatement(tiny_spec(**spec_overrides), commitment)
-    return verify_step(statement, "zk-halo2", proof, cache_dir=zk_cache, keys=VerifierKeys(_srs(zk_cache)))
+    return verify_step(statement, "zk-halo2", proof, cache_dir=zk_cache, keys=_keys(statement.spec, zk_cache))
 
 
 def test_honest_step_proves_and_verifies(chain, zk_cache):
