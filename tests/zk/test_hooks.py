@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pot_zk.runs.bundle import RunBundle
-from pot_zk.exceptions import InvalidModelStateError, PotZkError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, PotZkError, WitnessBuilderError
 from pot_zk.hooks import proven_training
 from pot_zk.verify.run import verify_run
 
@@ -38,7 +38,7 @@ def _model_and_data(seed: int = 0):
 
 
 def _overrides(cache_dir: Path, *extra: str) -> list[str]:
-    return [f"cache_dir={cache_dir}", "policy=every_k", "policy.k=2", *extra]
+    return ["prover=ezkl", f"cache_dir={cache_dir}", "policy=every_k", "policy.k=2", *extra]
 
 
 def _events(run: Path) -> list[dict]:
@@ -186,8 +186,13 @@ def test_an_exception_in_the_users_loop_ends_the_run_aborted(tmp_path, zk_cache)
 def test_an_unsupported_optimizer_is_refused_before_anything_is_written(tmp_path, zk_cache):
     run = tmp_path / "run"
     model, _, batches = _model_and_data()
-    adam = torch.optim.Adam(model.parameters())
+    rmsprop = torch.optim.RMSprop(model.parameters())
     with pytest.raises(InvalidModelStateError, match="SGD"):
+        with proven_training(model, rmsprop, batches, run_dir=run, overrides=_overrides(zk_cache)):
+            pass
+    assert not run.exists()
+    adam = torch.optim.Adam(model.parameters())  # an adamw step: proven by zk-groth16 only
+    with pytest.raises(ConfigurationError, match="^the ezkl backend proves lora, momentum, sgd steps, not adamw steps"):
         with proven_training(model, adam, batches, run_dir=run, overrides=_overrides(zk_cache)):
             pass
     assert not run.exists()

@@ -22,7 +22,7 @@ from run_support import run_tiny
 
 pytestmark = pytest.mark.prover
 
-STATEMENT = ["model=tiny_mlp", "data=synthetic", "train.batch_size=2"]
+STATEMENT = ["prover=ezkl", "model=tiny_mlp", "data=synthetic", "train.batch_size=2"]
 
 
 @pytest.fixture(scope="module")
