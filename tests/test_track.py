@@ -12,7 +12,7 @@ import torch
 
 import pot_zk
 from pot_zk.backends.registry import commitments_of, spec_from_dict
-from pot_zk.data.samples import built_in_dataset
+from pot_zk.data.samples import built_in_dataset, sample_root
 from pot_zk.exceptions import ConfigurationError, StepMismatchError, WitnessBuilderError
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.testing.bundle_edit import jsonl, sync_audit, write_jsonl
@@ -68,6 +68,32 @@ def test_a_shuffling_dataloader_loop_with_its_own_loss_is_committed_step_by_step
     assert "arithmetic: exact" in said and "in short: none of the 16 steps proven" in said
     report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
     assert report.ok, report.summary()
+
+
+def test_own_data_verify_cannot_open_fails_unless_the_auditor_accepts_it_and_then_other_data_is_not_detected(tmp_path):
+    """The loop trains on data set B; the trainer then declares the agreed set A's sample root
+    (manifest and dataset.json, the audit trail re-chained). verify cannot open the loop's own
+    samples, so the pinned root binds the data set, not the batches: data-unopened, unless the
+    auditor accepts that weaker statement -- and then the substitution passes (the documented gap)."""
+    model, optimizer, data, loader = _setup()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+        for x, y in loader:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    agreed = sample_root(*_setup(seed=5)[2].tensors)
+    for name in ("manifest.json", "dataset.json"):
+        document = json.loads((tmp_path / "run" / name).read_text())
+        (document["dataset"] if name == "manifest.json" else document)["root"] = agreed
+        (tmp_path / "run" / name).write_text(json.dumps(document))
+    sync_audit(tmp_path / "run")
+    found = run_pins(tmp_path / "run")
+    assert found["expect_root"] == agreed and found["accept_settings"] == {"batch_order": "recorded", "data": "unopened"}
+    refused = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **{**found, "accept_settings": {"batch_order": "recorded"}})
+    assert refused.verdict == "FAILED" and ("dataset-root", "data-unopened") in {(f.check, f.reason) for f in refused.findings}, refused.summary()
+    accepted = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **found)
+    assert accepted.ok and any("verify cannot open (they are the trainer's)" in note for note in accepted.notes), accepted.summary()
 
 
 def test_gradient_clipping_is_refused_at_the_first_clipped_step_and_the_step_is_undone(tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
+from pot_zk.data.datasets import BUILT_IN
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.evaluation import Evaluation
@@ -72,7 +73,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
 def verify_command(run: str | Path, head: str, bundle: RunBundle) -> str:
     """``pot-zk verify RUN --expect-head HEAD``; for a loop's own run (``batch_order: recorded``:
     verify recomputes neither its data nor its initial model) also the dataset root and W_0's
-    commitment to pin and the recorded batch order (and undeclared data) to accept."""
+    commitment to pin and the recorded batch order (and data verify cannot open: the loop's own,
+    or undeclared) to accept."""
     command = f"pot-zk verify {run} --expect-head {head}"
     manifest = bundle.manifest()
     if (manifest.get("training") or {}).get("batch_order") != "recorded":
@@ -81,8 +83,9 @@ def verify_command(run: str | Path, head: str, bundle: RunBundle) -> str:
     records = bundle.commitments()
     initial = min(records, key=lambda r: r["step"])["w_before"] if records else None
     pins = [*([f"--expect-root {root}"] if root else []), *([f"--expect-initial {initial}"] if initial else [])]
-    undeclared = [] if root else ["--accept-setting data=undeclared"]
-    return " ".join([command, *pins, "--accept-setting batch_order=recorded", *undeclared])
+    name = (manifest.get("dataset") or {}).get("name")
+    data = [] if name in BUILT_IN else [f"--accept-setting data={'unopened' if root else 'undeclared'}"]
+    return " ".join([command, *pins, "--accept-setting batch_order=recorded", *data])
 
 
 def arithmetic_lines(manifest: dict[str, Any]) -> list[str]:

@@ -11,7 +11,8 @@ data set, its samples' positions in it; the manifest declares the data set's sam
 * the loop's own data set: the root is the trainer's unless the auditor pins it
   (``--expect-root``, :func:`pot_zk.verify.references.check_dataset_reference`); verify checks
   that every step names ``batch_size`` samples of it (``batch-samples-malformed``), not that the
-  batch holds them (the samples are the trainer's, and no proof opens them): a note says so;
+  batch holds them (the samples are the trainer's, and no proof opens them): ``data-unopened``
+  unless the auditor accepts it (``--accept-setting data=unopened``);
 * undeclared data: every step's batch is committed and nothing else: ``data-undeclared``
   unless the auditor accepts it (``--accept-setting data=undeclared``).
 """
@@ -40,7 +41,7 @@ def check_streamed_batches(
     report, manifest: Mapping[str, Any], dataset_file: Mapping[str, Any], by_step: Mapping[int, Mapping[str, Any]], spec: Any, accepted: Mapping[str, str]
 ) -> None:
     """The checks of the module docstring, as findings of ``dataset-root`` and ``steps``;
-    ``accepted``: the auditor's ``--accept-setting`` (``data=undeclared``)."""
+    ``accepted``: the auditor's ``--accept-setting`` (``data=undeclared``, ``data=unopened``)."""
     declared = manifest["dataset"]
     root, size, name = declared.get("root"), declared.get("size"), declared.get("name")
     if dataset_file.get("root") != root or dataset_file.get("size") != size or declared.get("num_batches") is not None:
@@ -67,10 +68,15 @@ def check_streamed_batches(
     for step in malformed:
         report.fail("steps", "batch-samples-malformed", f"the step does not name {spec.batch_size} samples of the declared {size}", step)
     if name not in BUILT_IN:
-        report.notes.append(
-            f"data: the training loop's own ({size} samples, root {root}); each step names the samples it drew, which verify cannot "
-            "open: the root you pin (--expect-root) fixes the data set, not that each batch holds the samples it names"
+        words = (
+            f"the training loop's own data ({size} samples, root {root}): each step names the samples it drew, which verify cannot "
+            "open (they are the trainer's), so the root you pin (--expect-root) fixes the data set, not that each batch holds "
+            "the samples it names"
         )
+        if accepted.get("data") != "unopened":
+            report.fail("dataset-root", "data-unopened", f"{words}; accept that with --accept-setting data=unopened")
+        else:
+            report.notes.append(f"data: {words} (you accepted it)")
         return
     try:
         inputs, targets = _built_in(declared, spec)

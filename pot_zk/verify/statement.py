@@ -22,7 +22,7 @@ TOLERANCE = "tolerance_ulps"
 """Bounded by check_tolerance (a lower tolerance is stricter, so it is no finding here)."""
 ACCEPT_SETTING = "accept_setting"
 """The key of a ConfigurationError about the auditor's own ``--accept-setting`` (bad input, exit 2)."""
-PLAN_SETTINGS = {"batch_order": ("recorded",), "data": ("undeclared",)}
+PLAN_SETTINGS = {"batch_order": ("recorded",), "data": ("undeclared", "unopened")}
 """Settings of the training plan the auditor may accept other than their default (``seeded``
 batches, declared data): the values it may accept (checked by
 :func:`pot_zk.verify.run_checks.check_steps` and :mod:`pot_zk.verify.samples`)."""

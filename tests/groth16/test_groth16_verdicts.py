@@ -106,6 +106,25 @@ def test_the_failed_run_itself_is_failed_by_default_and_unproven_only_when_the_a
     assert opted_out.verdict == "UNPROVEN" and opted_out.verdict_line == "UNPROVEN: 2 of 2 selected steps have no proof (steps 0, 3)"
 
 
+def test_proofs_of_steps_the_policy_did_not_select_do_not_stand_in_for_selected_ones(honest, tmp_path):
+    """The run proved steps 0 and 3 (every_k, k=3); the trainer declares every_k k=4 (steps 0
+    and 4) with the records and audit trail made to agree. Two proofs verify, as many as the
+    policy selects, but selected step 4 has none: too-few-proven by default, naming it."""
+    copy = _copy(honest[0], tmp_path)
+    manifest = read_json(copy / "manifest.json")
+    manifest["policy"] = {**manifest["policy"], "k": 4}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    records = jsonl(copy / "commitments.jsonl")
+    for record in records:
+        record["scheduled"] = record["step"] % 4 == 0
+    write_jsonl(copy / "commitments.jsonl", records)
+    sync_audit(copy)
+    report = verify_run(copy, cache_dir=honest[1])
+    assert report.verified_steps == {0, 3} and report.selected_steps == [0, 4], report.summary()
+    assert ("proofs", "too-few-proven", None) in _named(report) and report.verdict == "FAILED", report.summary()
+    assert any("[4]" in f.message and "do not stand in" in f.message for f in report.findings if f.reason == "too-few-proven")
+
+
 def test_a_selected_step_without_a_proof_is_named_in_the_verdict(honest, tmp_path):
     """Step 3's proof failed (outcome rewritten, audit re-chained): by default too few proven;
     an auditor who accepts one proof still never reads a bare VERIFIED."""
