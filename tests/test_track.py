@@ -290,6 +290,31 @@ def test_momentum_and_weight_decay_from_the_loop_are_committed_and_certified(tmp
     assert report.ok and report.coverage == {"freivalds": 3, "commitment-only": 5}, report.summary()
 
 
+def test_a_loops_own_adamw_is_declared_trained_exactly_and_its_reexec_certificates_verify(tmp_path):
+    """torch.optim.AdamW in one's own loop under zk-groth16: declared from the loop (optimizer.name
+    adamw, its betas, eps and weight decay), each step replaced by the exact AdamW step (weights,
+    moments and step count on their grids), the prover program failing so the selected steps fall
+    back to reexec certificates, which verify recomputes from the statement's exact step."""
+    model, _optimizer, data, loader = _setup()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, betas=(0.9, 0.99), weight_decay=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    overrides = ["prover=groth16", "handler=fallback", "retry=none", "prover.binary=/bin/false", "policy=every_k", "policy.k=3", f"cache_dir={tmp_path / 'cache'}"]
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=overrides, dataset=data) as run:
+        for x, y in loader:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+    manifest = RunBundle.open(tmp_path / "run").manifest()
+    spec = spec_from_dict(manifest["circuit"])
+    assert spec.kind == "adamw" and spec.architecture.betas == (0.9, 0.99) and spec.architecture.weight_decay == 0.01
+    assert manifest["training"]["optimizer"] == "torch.optim.AdamW"
+    assert run.summary.progress["proof_types"] == {"reexec": 3}
+    assert all({"m_before", "v_after", "t_after"} <= set(r) for r in RunBundle.open(tmp_path / "run").commitments()), "the moments and step count committed"
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
+    assert report.ok and report.coverage == {"reexec": 3, "commitment-only": 5}, report.summary()
+
+
 def test_a_momentum_changed_by_the_loop_is_refused_naming_both(tmp_path):
     model, _optimizer, data, loader = _setup()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)

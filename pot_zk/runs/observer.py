@@ -25,6 +25,7 @@ the same way; the cost is a copy of the model and one more forward and backward 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -82,8 +83,12 @@ def shadow(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Modul
     if outside:
         raise InvalidModelStateError("the optimizer updates parameters that are not the model's", expected="the model's parameters", actual=outside)
     groups = [{**{k: v for k, v in group.items() if k != "params"}, "params": [mapping[id(p)] for p in group["params"]]} for group in optimizer.param_groups]
-    optimizer_copy = type(optimizer)(groups, **optimizer.defaults)
-    optimizer_copy.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    accepted = inspect.signature(type(optimizer).__init__).parameters
+    # the defaults the constructor takes (torch's AdamW keeps ``decoupled_weight_decay`` among its
+    # defaults but does not take it); each group carries its own settings anyway
+    optimizer_copy = type(optimizer)(groups, **{key: value for key, value in optimizer.defaults.items() if key in accepted})
+    for parameter, state in optimizer.state.items():  # as it is: load_state_dict would cast a float64 state (pot-zk's exact moments) to the parameter's dtype
+        optimizer_copy.state[mapping[id(parameter)]] = {key: value.clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value) for key, value in state.items()}
     return model_copy, optimizer_copy
 
 
