@@ -97,9 +97,13 @@ def _check_batch_order(report, manifest: dict, accepted: Mapping[str, str]) -> b
             "and --expect-initial",
         )
     elif order == "recorded":
+        checked = (
+            "each step's batch is checked as the data checks say (samples of the declared data set, see 'data'), not which samples a step should have drawn"
+            if training.get("batches") == "streamed"
+            else "each step's batch is checked to be a leaf of the declared dataset, not which leaf a step should have used"
+        )
         report.notes.append(
-            "batch order: recorded by the training loop (you accepted it), not a declared schedule; each step's batch is checked "
-            "to be a leaf of the declared dataset, not which leaf a step should have used or how many steps there should be"
+            f"batch order: recorded by the training loop (you accepted it), not a declared schedule; {checked} or how many steps there should be"
         )
     else:
         return True
