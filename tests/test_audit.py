@@ -127,6 +127,47 @@ def test_reopening_a_trail_with_an_incomplete_last_record_is_refused(tmp_path):
         AuditLog(path)
 
 
+@pytest.mark.parametrize("when", ["after the line reached the file", "before it did"])
+def test_a_record_interrupted_by_ctrl_c_keeps_the_chain_where_the_file_is(tmp_path, monkeypatch, when):
+    """Ctrl-C while a record is written: a record that reached the file stays counted (the next
+    one follows it), one that did not is not; either way the trail verifies. (Before, the chain
+    was always rolled back, so an interrupt between the write and its fsync gave the next record
+    the same seq: `reordered`, seen in a Ctrl-C during a groth16 run.)"""
+    import os as os_module
+
+    from pot_zk.core import audit as audit_module
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.event("run.start")
+    real_fsync, real_write = os_module.fsync, audit_module._AppendOnlyFile._write
+    calls = []
+
+    def interrupted_fsync(fd):
+        calls.append(fd)
+        raise KeyboardInterrupt
+
+    def interrupted_write(self, line):
+        raise KeyboardInterrupt
+
+    if when == "after the line reached the file":
+        monkeypatch.setattr(audit_module.os, "fsync", interrupted_fsync)
+    else:
+        monkeypatch.setattr(audit_module._AppendOnlyFile, "_write", interrupted_write)
+        monkeypatch.setattr(audit_module._AppendOnlyFile, "info", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        log.event("attempt", step=0)
+    monkeypatch.setattr(audit_module.os, "fsync", real_fsync)
+    monkeypatch.setattr(audit_module._AppendOnlyFile, "_write", real_write)
+    monkeypatch.setattr(audit_module._AppendOnlyFile, "info", real_write)
+    log.event("run.end", status="interrupted")
+    log.close()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["seq"] for r in records] == list(range(len(records)))
+    assert [r["event"] for r in records] == (["run.start", "attempt", "run.end"] if when.startswith("after") else ["run.start", "run.end"])
+    assert verify_audit(path).ok, verify_audit(path).summary()
+
+
 def test_two_trails_in_one_process_do_not_interfere(tmp_path):
     first, second = AuditLog(tmp_path / "a.jsonl", run_id="a"), AuditLog(tmp_path / "b.jsonl", run_id="b")
     first.event("one")

@@ -107,6 +107,25 @@ class _AppendOnlyFile:
 
     debug = info = warning = error = critical = msg = _write
 
+    def size(self) -> int:
+        return os.path.getsize(self._path)
+
+    def whole_line_since(self, size: int) -> bool:
+        """Whether one whole record line was appended after ``size`` bytes; a part of one is
+        cut off (the file is left at ``size``)."""
+        try:
+            self._file.flush()
+        except OSError:
+            pass
+        with open(self._path, "rb") as handle:
+            handle.seek(size)
+            tail = handle.read()
+        if tail.endswith(b"\n") and tail.count(b"\n") == 1:
+            return True
+        if tail:
+            self._file = _reopen_truncated(self._file, size)
+        return False
+
     def close(self) -> None:
         self._file.close()
 
@@ -187,10 +206,14 @@ class AuditLog:
         with self._sink.lock:
             chain = self._sink.chain
             before = (chain.next_seq, chain.prev_hash)
+            size = self._sink.file.size()
             try:
                 self._logger.info(event, **fields)
             except BaseException:
-                chain.next_seq, chain.prev_hash = before  # the record was not written: keep the chain where the file is
+                # interrupted (Ctrl-C, a full disk): the chain follows the file -- a whole line
+                # that reached it stays counted, a part of one is cut off and not counted
+                if not self._sink.file.whole_line_since(size):
+                    chain.next_seq, chain.prev_hash = before
                 raise
 
     def close(self) -> None:
