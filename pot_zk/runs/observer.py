@@ -87,9 +87,26 @@ def shadow(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Modul
     # the defaults the constructor takes (torch's AdamW keeps ``decoupled_weight_decay`` among its
     # defaults but does not take it); each group carries its own settings anyway
     optimizer_copy = type(optimizer)(groups, **{key: value for key, value in optimizer.defaults.items() if key in accepted})
-    for parameter, state in optimizer.state.items():  # as it is: load_state_dict would cast a float64 state (pot-zk's exact moments) to the parameter's dtype
-        optimizer_copy.state[mapping[id(parameter)]] = {key: value.clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value) for key, value in state.items()}
+    for parameter, state in _state_copy(optimizer).items():
+        optimizer_copy.state[mapping[id(parameter)]] = state
     return model_copy, optimizer_copy
+
+
+def _state_copy(optimizer: torch.optim.Optimizer) -> dict[Any, dict[str, Any]]:
+    """The optimizer's per-parameter state as it is (load_state_dict would cast a float64 state,
+    pot-zk's exact moments, to the parameter's dtype)."""
+    return {
+        parameter: {key: value.clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value) for key, value in state.items()}
+        for parameter, state in optimizer.state.items()
+    }
+
+
+def _restore_state(optimizer: torch.optim.Optimizer, saved: dict[Any, dict[str, Any]]) -> None:
+    for parameter in list(optimizer.state):
+        if parameter not in saved:
+            del optimizer.state[parameter]
+    for parameter, state in saved.items():
+        optimizer.state[parameter] = state
 
 
 class StepObserver:
@@ -140,7 +157,7 @@ class StepObserver:
             self._refuse("batch", "optimizer.step() without a declared batch: call run.batch(x, y) before the step")
         assert self.declaration is not None
         self._check_settings(self.declaration)
-        self._before = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(optimizer.state_dict()))
+        self._before = (copy.deepcopy(self.model.state_dict()), _state_copy(optimizer))
         self._shadow = shadow(self.model, optimizer)
 
     def _check_settings(self, declaration: Declaration) -> None:
@@ -165,7 +182,7 @@ class StepObserver:
         problem = _difference(self.model, optimizer, model_copy, optimizer_copy, before[0])
         if problem is not None:
             self.model.load_state_dict(before[0])
-            optimizer.load_state_dict(before[1])
+            _restore_state(optimizer, before[1])
             self._refuse(problem[0], problem[1])
         self.on_step(declared, batch)
 
