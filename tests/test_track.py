@@ -297,14 +297,9 @@ def test_a_loops_own_adamw_is_declared_trained_exactly_and_its_reexec_certificat
     back to reexec certificates, which verify recomputes from the statement's exact step."""
     model, _optimizer, data, loader = _setup()
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, betas=(0.9, 0.99), weight_decay=0.01)
-    loss_fn = torch.nn.CrossEntropyLoss()
     overrides = ["prover=groth16", "handler=fallback", "retry=none", "prover.binary=/bin/false", "policy=every_k", "policy.k=3", f"cache_dir={tmp_path / 'cache'}"]
     with track(model, optimizer, run_dir=tmp_path / "run", overrides=overrides, dataset=data) as run:
-        for x, y in loader:
-            run.batch(x, y)
-            optimizer.zero_grad()
-            loss_fn(model(x), y).backward()
-            optimizer.step()
+        _train(run, model, optimizer, loader)
     manifest = RunBundle.open(tmp_path / "run").manifest()
     spec = spec_from_dict(manifest["circuit"])
     assert spec.kind == "adamw" and spec.architecture.betas == (0.9, 0.99) and spec.architecture.weight_decay == 0.01
