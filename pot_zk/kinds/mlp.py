@@ -95,6 +95,29 @@ def architecture_of(model: nn.Module) -> MlpArchitecture:
     return MlpArchitecture(dims=tuple(dims))
 
 
+class OnMlp:
+    """What an architecture that trains an MLP (``self.mlp``) with an optimizer of its own
+    (momentum, AdamW) says of it: the MLP's dims, loss and parameters."""
+
+    mlp: MlpArchitecture
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return self.mlp.dims
+
+    @property
+    def loss(self) -> str:
+        return self.mlp.loss
+
+    @property
+    def param_shapes(self) -> Shapes:
+        return self.mlp.param_shapes
+
+    @property
+    def num_params(self) -> int:
+        return self.mlp.num_params
+
+
 def mlp_from_dims(dims: Sequence[int], loss: str = "mse") -> MlpArchitecture:
     """The architecture of configured widths (``model.dims``) and loss, checked."""
     architecture = MlpArchitecture(tuple(int(d) for d in dims), loss=loss)

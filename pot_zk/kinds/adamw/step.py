@@ -31,7 +31,7 @@ from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.base import BatchStep, StepTensor, check_batch, check_learning_rate, check_state, copy_state, copy_tensor
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.losses import check_labels, loss_for_targets, loss_value
-from pot_zk.kinds.mlp import MlpArchitecture, Shapes, architecture_of, flatten
+from pot_zk.kinds.mlp import MlpArchitecture, OnMlp, architecture_of, flatten
 from pot_zk.kinds.optimizer import OptimizerSettings
 
 MOMENTS = {"exp_avg": "pot_zk_exact_exp_avg", "exp_avg_sq": "pot_zk_exact_exp_avg_sq"}
@@ -39,7 +39,7 @@ MOMENTS = {"exp_avg": "pot_zk_exact_exp_avg", "exp_avg_sq": "pot_zk_exact_exp_av
 
 
 @dataclass(frozen=True)
-class AdamwArchitecture:
+class AdamwArchitecture(OnMlp):
     """A ReLU MLP trained by AdamW (``decoupled_weight_decay``) or Adam, with ``betas``, ``eps``
     and ``weight_decay`` (part of the statement)."""
 
@@ -52,22 +52,6 @@ class AdamwArchitecture:
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         OptimizerSettings("adamw", 0.0, self.weight_decay, self.betas, self.eps)
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return self.mlp.dims
-
-    @property
-    def loss(self) -> str:
-        return self.mlp.loss
-
-    @property
-    def param_shapes(self) -> Shapes:
-        return self.mlp.param_shapes
-
-    @property
-    def num_params(self) -> int:
-        return self.mlp.num_params
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -23,11 +23,11 @@ from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.base import BatchStep, StepTensor, check_batch, check_learning_rate, check_state, copy_state, copy_tensor
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.losses import check_labels, loss_for_targets, loss_value
-from pot_zk.kinds.mlp import MlpArchitecture, MomentumSettings, Shapes, architecture_of, check_momentum_optimizer, flatten
+from pot_zk.kinds.mlp import MlpArchitecture, MomentumSettings, OnMlp, architecture_of, check_momentum_optimizer, flatten
 
 
 @dataclass(frozen=True)
-class MomentumArchitecture:
+class MomentumArchitecture(OnMlp):
     """A ReLU MLP trained by SGD with ``momentum`` and ``weight_decay`` (part of the statement)."""
 
     mlp: MlpArchitecture
@@ -36,22 +36,6 @@ class MomentumArchitecture:
 
     def __post_init__(self) -> None:
         MomentumSettings(self.momentum, self.weight_decay)
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return self.mlp.dims
-
-    @property
-    def loss(self) -> str:
-        return self.mlp.loss
-
-    @property
-    def param_shapes(self) -> Shapes:
-        return self.mlp.param_shapes
-
-    @property
-    def num_params(self) -> int:
-        return self.mlp.num_params
 
     def to_dict(self) -> dict[str, Any]:
         return {"mlp": self.mlp.to_dict(), "momentum": self.momentum, "weight_decay": self.weight_decay}

@@ -63,6 +63,7 @@ class Groth16AdamwSpec(Groth16SgdSpec):
 
     takes_schedule: ClassVar[bool] = False
     """Its circuit holds the rate as a constant: a schedule is refused."""
+    versions: ClassVar[Mapping[str, str]] = VERSIONS
 
     kind: ClassVar[str] = KIND
     public_names: ClassVar[tuple[str, ...]] = ("w_before", "batch", "w_after", "m_before", "m_after", "v_before", "v_after", "t_before", "t_after")
@@ -103,13 +104,6 @@ class Groth16AdamwSpec(Groth16SgdSpec):
     @property
     def p(self) -> int:
         return self.param_scale
-
-    @property
-    def expected_version(self) -> str:
-        return VERSIONS[self.loss]
-
-    def default_circuit_version(self) -> str:
-        return VERSIONS[self.loss]
 
     @property
     def architecture(self) -> Any:

@@ -39,6 +39,7 @@ class Groth16MomentumSpec(Groth16SgdSpec):
 
     takes_schedule: ClassVar[bool] = False
     """Its circuit holds the rate as a constant: a schedule is refused."""
+    versions: ClassVar[Mapping[str, str]] = VERSIONS
 
     kind: ClassVar[str] = KIND
     public_names: ClassVar[tuple[str, ...]] = ("w_before", "batch", "w_after", "v_before", "v_after")
@@ -59,13 +60,6 @@ class Groth16MomentumSpec(Groth16SgdSpec):
         for name, value, fixed in (("momentum", self.momentum, self.mu_fix), ("weight_decay", self.weight_decay, self.wd_fix), ("learning_rate", self.learning_rate, self.lr_fix)):
             if value and fixed == 0:
                 raise ConfigurationError(f"{name} {value!r} rounds to 0 at param_scale={self.param_scale}; raise param_scale", key="circuit.param_scale")
-
-    @property
-    def expected_version(self) -> str:
-        return VERSIONS[self.loss]
-
-    def default_circuit_version(self) -> str:
-        return VERSIONS[self.loss]
 
     @property
     def architecture(self) -> Any:

@@ -42,6 +42,8 @@ class Groth16SgdSpec(Groth16Statement):
 
     kind: ClassVar[str] = KIND
     losses: ClassVar[tuple[str, ...]] = tuple(VERSIONS)
+    versions: ClassVar[Mapping[str, str]] = VERSIONS
+    """The circuit version of each loss (a statement built on this one names its own)."""
     public_names: ClassVar[tuple[str, ...]] = ("w_before", "batch", "w_after")
     signal_names: ClassVar[Mapping[str, str]] = {"w_before": "w_before", "x": "x", "y": "y", "w_after": "w_after"}
 
@@ -76,10 +78,10 @@ class Groth16SgdSpec(Groth16Statement):
 
     @property
     def expected_version(self) -> str:
-        return VERSIONS[self.loss]
+        return self.versions[self.loss]
 
     def default_circuit_version(self) -> str:
-        return VERSIONS[self.loss]
+        return self.versions[self.loss]
 
     @property
     def architecture(self) -> Any:
