@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +52,30 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextmanager
+def staging_directory(parent: Path) -> Iterator[Path]:
+    """A private (0700) directory in ``parent`` (the file system of the entry it becomes: a
+    rename publishes it), removed on exit with whatever was not published out of it."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def publish(staged: Path, entry: Path) -> None:
+    """Rename ``staged`` (a file or a directory) to ``entry``; an existing directory ``entry``
+    is replaced whole (moved aside, then removed), so a reader sees the old entry or the new."""
+    entry = Path(entry)
+    if entry.is_dir():
+        rejected = Path(tempfile.mkdtemp(prefix=".rejected-", dir=entry.parent))
+        os.replace(entry, rejected / entry.name)
+        shutil.rmtree(rejected, ignore_errors=True)
+    os.replace(staged, entry)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -17,9 +17,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +26,7 @@ import ezkl
 
 from pot_zk.core.native_output import captured_fds
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError, ProofVerificationError
+from pot_zk.core.atomic import publish, staging_directory
 from pot_zk.core.digest import file_sha256
 
 EZKL_VERSION = "23.0.5"
@@ -91,28 +89,15 @@ def directory_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@contextmanager
-def _staging(directory: Path) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory))
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _publish(staged: Path, final: Path) -> None:
-    os.replace(staged, final)
-
-
 def dev_srs(cache_dir: Path, logrows: int) -> SrsRef:
     """A locally generated SRS for ``logrows``, made once and cached (provenance ``dev-srs``)."""
     directory = Path(cache_dir) / "srs"
     path = directory / f"dev-kzg{logrows}.srs"
     with directory_lock(directory):
         if not path.exists():
-            with _staging(directory) as tmp:
+            with staging_directory(directory) as tmp:
                 ezkl.gen_srs(str(tmp / "srs"), logrows)
-                _publish(tmp / "srs", path)
+                publish(tmp / "srs", path)
     return SrsRef(path=path, logrows=logrows, provenance="dev-srs", sha256=file_sha256(path))
 
 
@@ -121,9 +106,9 @@ def generate_srs(path: Path, logrows: int) -> str:
     Whoever runs this could know the trapdoor: it is the verifier's to run."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _staging(path.parent) as tmp:
+    with staging_directory(path.parent) as tmp:
         _call("gen_srs", ezkl.gen_srs, str(tmp / "srs"), logrows)
-        _publish(tmp / "srs", path)
+        publish(tmp / "srs", path)
     return file_sha256(path)
 
 
@@ -168,13 +153,11 @@ def compile_circuit(
     """
     directory = Path(cache_dir) / "circuits" / circuit_id
     if not (directory / "settings.json").exists():
-        with directory_lock(directory.parent), _staging(directory.parent) as tmp:
+        with directory_lock(directory.parent), staging_directory(directory.parent) as tmp:
             if not (directory / "settings.json").exists():
                 _build_circuit(tmp, write_onnx, calibration_inputs, run_args)
                 (tmp / ".lock").touch()
-                if directory.exists():
-                    shutil.rmtree(directory)
-                _publish(tmp, directory)
+                publish(tmp, directory)
     settings = json.loads((directory / "settings.json").read_text())
     return CompiledCircuit(circuit_id=circuit_id, directory=directory, logrows=int(settings["run_args"]["logrows"]))
 
@@ -241,12 +224,10 @@ def ensure_keys(circuit: CompiledCircuit, srs: SrsRef) -> CircuitKeys:
     directory = circuit.directory / f"keys-{srs.sha256[:16]}"
     keys = CircuitKeys(vk=directory / "vk.key", pk=directory / "pk.key")
     if not keys.pk.exists():
-        with directory_lock(circuit.directory), _staging(circuit.directory) as tmp:
+        with directory_lock(circuit.directory), staging_directory(circuit.directory) as tmp:
             if not keys.pk.exists():
                 _call("setup", ezkl.setup, str(circuit.compiled), str(tmp / "vk.key"), str(tmp / "pk.key"), srs_path=str(srs.path))
-                if directory.exists():
-                    shutil.rmtree(directory)
-                _publish(tmp, directory)
+                publish(tmp, directory)
     return keys
 
 

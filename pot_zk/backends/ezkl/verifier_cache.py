@@ -24,17 +24,16 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from pot_zk.backends.ezkl import adapter as ezkl_adapter
 from pot_zk.backends.ezkl import halo2
 from pot_zk.backends.ezkl.adapter import CompiledCircuit, SrsRef
 from pot_zk.backends.ezkl.statement import FixedPointCheck
+from pot_zk.core.atomic import publish, staging_directory
 from pot_zk.core.digest import file_sha256
 
 VERIFIER_DIR = "verifier"
@@ -115,10 +114,10 @@ class VerifierCache:
             if why is None:
                 return DerivedVerifier(circuit, srs, entry / "vk.key", _source(derive_s), derive_s, notes)
             started = time.perf_counter()
-            with _staging(entry.parent) as staged:
+            with staging_directory(entry.parent) as staged:
                 ezkl_adapter.setup_verifying_key(circuit, srs, staged)
                 _seal(staged, KEY_FILES, {**expected, "statement": spec.to_dict()}, time.perf_counter() - started)
-                _publish(staged, entry)
+                publish(staged, entry)
             notes = notes + _rejection_note(entry, why)
             return DerivedVerifier(circuit, srs, entry / "vk.key", "derived", derive_s + time.perf_counter() - started, notes)
 
@@ -135,13 +134,13 @@ class VerifierCache:
         if why is None:
             return _compiled(spec, entry), 0.0, self._notes
         started = time.perf_counter()
-        with _staging(entry.parent) as staged:
+        with staging_directory(entry.parent) as staged:
             built = halo2.compiled_circuit(spec, staged / "build")
             for name in CIRCUIT_FILES:
                 os.replace(built.directory / name, staged / name)
             shutil.rmtree(staged / "build")
             _seal(staged, CIRCUIT_FILES, expected, time.perf_counter() - started)
-            _publish(staged, entry)
+            publish(staged, entry)
         return _compiled(spec, entry), time.perf_counter() - started, self._notes + _rejection_note(entry, why)
 
 
@@ -212,22 +211,3 @@ def _seal(staged: Path, files: tuple[str, ...], derived_from: Mapping[str, Any],
     (staged / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     for name in (*files, RECORD):
         os.chmod(staged / name, 0o600)
-
-
-@contextmanager
-def _staging(parent: Path) -> Iterator[Path]:
-    """A private (0700) directory beside the entries, removed on exit unless it was published."""
-    path = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _publish(staged: Path, entry: Path) -> None:
-    """Rename ``staged`` to ``entry``, replacing a rejected entry whole."""
-    if entry.exists():
-        rejected = Path(tempfile.mkdtemp(prefix=".rejected-", dir=entry.parent))
-        os.replace(entry, rejected / entry.name)
-        shutil.rmtree(rejected, ignore_errors=True)
-    os.replace(staged, entry)
