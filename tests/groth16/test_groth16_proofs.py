@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +250,31 @@ def test_second_key_request_hits_the_cache(tiny_keys, groth16_cache, monkeypatch
     assert again.created is False and again.path == tiny_keys.path
     assert sorted(p.name for p in again.path.iterdir()) == ["circuit.circom", "pk.bin", "provenance.json", "vk.bin", "vk.json"]
     assert again.record["constraints"]["constraints"] > 0
+
+
+def test_two_processes_asking_for_the_same_key_run_one_setup(tmp_path):
+    """Two trainers (or test workers) sharing a cache: the second waits for the first's setup
+    and opens its keys, instead of running the same setup beside it."""
+    setups = tmp_path / "setups.log"
+    program = (
+        "import sys, time; sys.path.insert(0, sys.argv[2]); from groth16_support import tiny_spec\n"
+        "from pot_zk.backends.groth16 import adapter, keys\n"
+        "real = adapter.setup\n"
+        "def logged(source):\n"
+        "    open(sys.argv[3], 'a').write('setup\\n'); time.sleep(2); return real(source)\n"
+        "adapter.setup = logged\n"
+        "print(keys.ensure_keys(tiny_spec(learning_rate=0.125), sys.argv[1]).created)\n"
+    )
+    here = str(Path(__file__).parent)
+    processes = [
+        subprocess.Popen([sys.executable, "-c", program, str(tmp_path / "cache"), here, str(setups)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    answers = sorted(p.communicate(timeout=600)[0].strip() for p in processes)
+    assert [p.returncode for p in processes] == [0, 0]
+    assert answers == ["False", "True"]
+    assert setups.read_text() == "setup\n", "the setup ran once"
+    assert len(list((tmp_path / "cache" / "groth16").iterdir())) == 1
 
 
 def test_failed_setup_leaves_nothing_behind(tmp_path, monkeypatch):

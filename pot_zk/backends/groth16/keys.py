@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from filelock import FileLock
+
 from pot_zk.backends.groth16 import adapter, zkey
 from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.exceptions import ConfigurationError
@@ -79,7 +81,11 @@ def ensure_keys(spec: Groth16Statement, cache_dir: Path, *, provenance: str = "d
     """The cached keys of ``spec``, running the setup only if there are none yet."""
     directory = key_directory(cache_dir, spec)
     if not directory.exists():
-        return create_keys(spec, directory, provenance=provenance)
+        locks = Path(cache_dir) / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(locks / f"groth16-{directory.name}.lock"):  # one setup per circuit at a time: a second process waits, then opens it
+            if not directory.exists():
+                return create_keys(spec, directory, provenance=provenance)
     keys = open_keys(spec, directory)
     if keys.provenance != provenance:
         raise ConfigurationError(
