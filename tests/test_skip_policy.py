@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from skip_policy import SkipPolicy
 
 TESTS = Path(__file__).parent
@@ -26,13 +28,13 @@ def pytest_configure(config):
 """
 
 
-def _session(tmp_path: Path, tests: str) -> subprocess.CompletedProcess:
-    """A pytest session (the way README runs it, plus -rs) over ``tests`` under the skip policy."""
+def _session(tmp_path: Path, tests: str, *options: str) -> subprocess.CompletedProcess:
+    """A pytest session (the way README runs it, plus -rs and ``options``) over ``tests`` under the skip policy."""
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_project.py").write_text("import pytest\n\n" + tests)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *options, str(tmp_path)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )
 
@@ -43,6 +45,18 @@ def test_an_unexpected_skip_fails_the_session_naming_the_test_and_its_reason(tmp
     assert "unexpected skips" in result.stdout
     assert "test_project.py::test_skips: Skipped: the tool is missing" in result.stdout
     assert "1 unexpected skip(s): the session fails" in result.stdout
+
+
+@pytest.mark.parametrize("where", ["in a test", "at collection"])
+def test_an_unexpected_skip_fails_a_session_on_two_workers_too(tmp_path, where):
+    """The suite runs on two pytest-xdist workers: the skips they report reach the policy."""
+    tests = (
+        "def test_passes():\n    pass\n\ndef test_skips():\n    pytest.skip('the tool is missing')\n"
+        if where == "in a test" else "pytest.importorskip('a_module_that_is_not_installed')\n\ndef test_never_runs():\n    pass\n"
+    )
+    result = _session(tmp_path, tests, "-n", "2")
+    assert result.returncode == 1, result.stdout
+    assert "unexpected skips" in result.stdout and "1 unexpected skip(s): the session fails" in result.stdout, result.stdout
 
 
 def test_a_skip_at_collection_is_a_skip_too(tmp_path):

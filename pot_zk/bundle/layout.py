@@ -24,11 +24,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from pot_zk.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    import torch
 
 MANIFEST = "manifest.json"
 DATASET = "dataset.json"

@@ -11,7 +11,7 @@ from typing import Any
 
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, read_jsonl
-from pot_zk.runs.evaluation import Evaluation
+from pot_zk.bundle.evaluation import Evaluation
 
 TIMING_PHASES = (
     ("witness", ("witness_s", "step_check_s", "witness_check_s")),

@@ -13,9 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from pot_zk.bundle.layout import (
     AUDIT,
@@ -33,6 +31,9 @@ from pot_zk.bundle.layout import (
     read_jsonl,
 )
 from pot_zk.core.atomic import StorageError, append_line, atomic_path, write_json_atomic
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "AUDIT", "CHECKPOINT", "COMMITMENTS", "CONFIG", "DATASET", "EVALUATIONS", "FINAL_MODEL", "INITIAL_MODEL", "MANIFEST", "PROOFS",
