@@ -12,6 +12,7 @@ import torch
 
 import pot_zk
 from pot_zk.backends.registry import commitments_of, spec_from_dict
+from pot_zk.data.datasets import holdout_indices, load_dataset
 from pot_zk.data.samples import built_in_dataset, sample_root
 from pot_zk.exceptions import ConfigurationError, StepMismatchError, WitnessBuilderError
 from pot_zk.runs.bundle import RunBundle
@@ -267,6 +268,46 @@ def test_a_built_in_data_set_declared_with_other_settings_fails_its_recomputatio
     sync_audit(run)
     report = verify_run(run, cache_dir=tmp_path / "cache", **pinned)
     assert ("dataset-root", "dataset-root-mismatch") in {(f.check, f.reason) for f in report.findings}, report.summary()
+
+
+def test_a_streamed_run_relabelled_seeded_fails_its_batch_order(tmp_path):
+    """A cheater's rewrite: the loop chose every batch, the manifest says a seeded schedule did
+    (epochs, seed, max_steps, and as many dummy leaves as steps). A seeded order would need no
+    --accept-setting batch_order=recorded; streamed batches are never a seeded schedule's."""
+    run = _synthetic_run(tmp_path)
+    pinned = {k: v for k, v in run_pins(run, head=False).items() if k != "expect_root"}
+    manifest = json.loads((run / "manifest.json").read_text())
+    steps = len(jsonl(run / "commitments.jsonl"))
+    manifest["training"].update(batch_order="seeded", epochs=1, seed=0, max_steps=steps)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    dataset = json.loads((run / "dataset.json").read_text())
+    (run / "dataset.json").write_text(json.dumps({**dataset, "leaves": ["0x" + "00" * 32] * steps}))
+    sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache", **{k: v for k, v in pinned.items() if k != "accept"})
+    assert not report.ok and ("steps", "seeded-streamed") in {(f.check, f.reason) for f in report.findings}, report.summary()
+
+
+def test_a_streamed_step_on_samples_of_the_declared_held_out_set_fails(tmp_path):
+    """The held-out set a streamed run declares (here added by a cheater, with its honest
+    commitment) must be apart from every step's samples: verify scores the models on it."""
+    run = _synthetic_run(tmp_path)
+    pinned = {k: v for k, v in run_pins(run, head=False).items() if k != "expect_root"}
+    manifest = json.loads((run / "manifest.json").read_text())
+    spec = spec_from_dict(manifest["circuit"])
+    held = holdout_indices(16, 0.25, 0)
+    inputs, targets = load_dataset("synthetic", 4, 3, 16, 3, "cross_entropy")
+    values = torch.cat([inputs[held].reshape(-1), targets[held].reshape(-1)]).double()
+    holdout = {"fraction": 0.25, "seed": 0, "of": 16, "samples": len(held), "commitment": commitments_of(spec).commit(values, "held-out")}
+    manifest["dataset"]["holdout"] = holdout
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    dataset = json.loads((run / "dataset.json").read_text())
+    (run / "dataset.json").write_text(json.dumps({**dataset, "holdout": {**holdout, "indices": held}}))
+    sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache", **pinned)
+    overlapping = {r["step"] for r in jsonl(run / "commitments.jsonl") if set(r["samples"]) & set(held)}
+    assert overlapping and len(overlapping) < len(jsonl(run / "commitments.jsonl"))
+    assert {f.step for f in report.findings if f.reason == "trained-on-held-out"} == overlapping, report.summary()
+    assert "holdout" in report.passed, "the declaration itself is the honest one"
 
 
 def test_momentum_and_weight_decay_from_the_loop_are_committed_and_certified(tmp_path):

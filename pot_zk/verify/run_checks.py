@@ -87,6 +87,12 @@ def _check_batch_order(report, manifest: dict, accepted: Mapping[str, str]) -> b
     training = manifest["training"]
     if order not in BATCH_ORDERS:
         report.fail("steps", "unknown-batch-order", f"the manifest declares batch_order={order!r}; known: {', '.join(BATCH_ORDERS)}")
+    elif order == "seeded" and streamed_batches(manifest):
+        report.fail(
+            "steps", "seeded-streamed",
+            "the manifest declares a seeded batch order for streamed batches: a loop committed each batch as it came "
+            "(pot-zk writes batch_order=recorded for it), no seeded schedule chose them",
+        )
     elif order == "seeded" and not all(isinstance(training.get(key), int) for key in ("epochs", "seed")):
         report.fail("steps", "schedule-missing", "batch_order is seeded but the manifest declares no integer epochs and seed")
     elif order == "recorded" and accepted.get("batch_order") != "recorded":

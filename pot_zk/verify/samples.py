@@ -8,6 +8,8 @@ data set, its samples' positions in it; the manifest declares the data set's sam
   declared one (``dataset-root-mismatch``) and every step's batch commitment the commitment of
   the samples it names, in order (``batch-not-in-dataset``): a batch swapped for one outside
   the data set, or for other samples of it than recorded, fails;
+* a step naming a sample of the declared held-out set fails (``trained-on-held-out``): the
+  held-out scores verify recomputes would be scores on training data;
 * the loop's own data set: the root is the trainer's unless the auditor pins it
   (``--expect-root``, :func:`pot_zk.verify.references.check_dataset_reference`); verify checks
   that every step names ``batch_size`` samples of it (``batch-samples-malformed``), not that the
@@ -24,7 +26,7 @@ from typing import Any, Mapping
 import torch
 
 from pot_zk.backends.registry import commitments_of
-from pot_zk.data.datasets import BUILT_IN, load_dataset, manifest_data, select_part
+from pot_zk.data.datasets import BUILT_IN, holdout_indices, load_dataset, manifest_data, select_part
 from pot_zk.data.samples import sample_root
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.registry import STEP_KINDS
@@ -67,6 +69,10 @@ def check_streamed_batches(
     ]
     for step in malformed:
         report.fail("steps", "batch-samples-malformed", f"the step does not name {spec.batch_size} samples of the declared {size}", step)
+    held_out = _held_out_positions(declared)
+    for step, record in sorted(by_step.items()):
+        if step not in malformed and held_out.intersection(record["samples"]):
+            report.fail("steps", "trained-on-held-out", "the step names samples of the declared held-out set", step)
     if name not in BUILT_IN:
         words = (
             f"the training loop's own data ({size} samples, root {root}): each step names the samples it drew, which verify cannot "
@@ -99,6 +105,18 @@ def check_streamed_batches(
             report.fail("steps", "batch-not-in-dataset", f"the step's batch is not the {name} samples it names", step)
     if not outside and not malformed:
         report.passed.append("dataset-samples")
+
+
+def _held_out_positions(declared: Mapping[str, Any]) -> set[int]:
+    """The positions of the declared held-out set in the data set the steps' samples index (the
+    seeded choice of its fraction and seed: the holdout check fails a malformed or other one)."""
+    holdout = declared.get("holdout")
+    if not isinstance(holdout, dict):
+        return set()
+    try:
+        return set(holdout_indices(int(holdout["of"]), float(holdout["fraction"]), int(holdout["seed"])))
+    except (KeyError, TypeError, ValueError):
+        return set()
 
 
 def _well_formed(samples: Any, batch_size: int, size: Any) -> bool:
