@@ -68,6 +68,17 @@ def test_what_cannot_be_a_statements_schedule_is_refused_in_one_line():
         canonical({"name": "step", "step_size": 2, "T_max": 3})
 
 
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_cosine_above_the_base_rate_is_refused_inside_a_sequential_schedule_too(nested):
+    """A schedule never exceeds its base rate (the circuit bounds the public rate by it): a
+    cosine's eta_min above the base rate is refused at the top level and inside a sequential one."""
+    cosine = canonical({"name": "cosine", "T_max": 4, "eta_min": 0.5})
+    declaration = canonical({"name": "sequential", "schedules": [{"name": "step", "step_size": 2, "gamma": 0.5}, cosine], "milestones": [2]}) if nested else cosine
+    with pytest.raises(ConfigurationError, match="eta_min may not exceed the base learning rate"):
+        Schedule(declaration, 0.05)
+    assert max(Schedule(declaration, 0.5).rates(8)) <= 0.5
+
+
 def test_zk_halo2_refuses_a_schedule_saying_why():
     kind = STEP_KINDS.get("sgd")
     with pytest.raises(ConfigurationError, match="^the ezkl backend states the learning rate as a constant of its circuit"):

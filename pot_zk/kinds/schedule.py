@@ -100,6 +100,13 @@ def _check_bounded(declaration: Mapping[str, Any], key: str) -> None:
         raise ConfigurationError(f"{key}: a sequential schedule needs its schedules and one milestone fewer", key=key)
 
 
+def _cosines(declaration: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The cosine schedules of a declaration, those inside a sequential one included."""
+    if declaration["name"] == "sequential":
+        return [cosine for child in declaration["schedules"] for cosine in _cosines(child)]
+    return [declaration] if declaration["name"] == "cosine" else []
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A declared schedule (canonical dict) from a base learning rate; :meth:`rate` is step t's."""
@@ -111,7 +118,7 @@ class Schedule:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.base_rate) and self.base_rate > 0):
             raise ConfigurationError(f"the base learning rate must be > 0, got {self.base_rate}", key="train.learning_rate")
-        if self.declaration["name"] == "cosine" and self.declaration["eta_min"] > self.base_rate:
+        if any(cosine["eta_min"] > self.base_rate for cosine in _cosines(self.declaration)):
             raise ConfigurationError("optimizer.schedule: eta_min may not exceed the base learning rate", key="optimizer.schedule")
 
     def rate(self, step: int) -> float:
