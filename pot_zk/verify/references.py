@@ -104,7 +104,8 @@ def record_plan(report, manifest: Mapping[str, Any], commitments: list[Mapping[s
     training = {k: v for k, v in manifest["training"].items() if k != "optimizer"}
     policy = " ".join([str(manifest["policy"].get("name")), *(f"{k}={v}" for k, v in manifest["policy"].items() if k != "name")])
     schedule = ", ".join(f"{k}={v}" for k, v in training.items())
-    report.references["plan"] = f"{len(commitments)} steps ({schedule}); policy {policy}; mode {manifest.get('mode')}"
+    proving = "" if manifest.get("proving_enabled", True) else " (proving disabled: the policy selected no step)"
+    report.references["plan"] = f"{len(commitments)} steps ({schedule}); policy {policy}{proving}; mode {manifest.get('mode')}"
 
 
 def check_head(report, manifest: Mapping[str, Any], commitments: list[Mapping[str, Any]], expect_head: str | None) -> None:

@@ -164,6 +164,7 @@ def test_disabled_mode_commits_every_step_and_proves_none(tmp_path, zk_cache):
     report = verify_run(run, cache_dir=zk_cache)
     assert report.ok, report.summary()
     assert report.coverage == {"commitment-only": 4}
+    assert report.references["plan"].endswith("policy every_k k=2 (proving disabled: the policy selected no step); mode disabled"), report.references["plan"]
 
 
 def test_resume_writes_the_audit_event_a_kill_cut_off(tmp_path, zk_cache):
