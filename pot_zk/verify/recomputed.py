@@ -32,7 +32,7 @@ from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.verify.report import RunReport
 from pot_zk.verify.run_checks import batch_order, state_commitments
-from pot_zk.verify.samples import streamed_batches
+from pot_zk.verify.samples import held_out_positions, streamed_batches
 
 COMMITMENT = re.compile(r"^(0x)?[0-9a-f]{64}$")
 """A commitment as the backends write it: 64 hex digits (ezkl) or 0x and 64 (groth16)."""
@@ -128,10 +128,14 @@ def _check_samples(report: RunReport, manifest: Mapping[str, Any], dataset: Mapp
     ):
         report.fail("dataset-root", "dataset-samples", f"dataset.json does not name {spec.batch_size} samples of {name} for each of its {len(leaves)} batches")
         return
+    held_out = held_out_positions(manifest["dataset"])
+    trained_on = [i for i, batch in enumerate(samples) if held_out.intersection(batch)]
+    if trained_on:
+        report.fail("dataset-root", "trained-on-held-out", f"batches {trained_on[:10]} name samples of the declared held-out set")
     differ = [i for i, (mine, theirs) in enumerate(zip(sampled_leaves(samples, inputs, targets, commitments_of(spec)), leaves)) if mine != theirs]
     if differ:
         report.fail("dataset-root", "dataset-samples", f"batches {differ[:10]} are not the {name} samples dataset.json names for them")
-    else:
+    elif not trained_on:
         report.passed.append("dataset-samples")
 
 

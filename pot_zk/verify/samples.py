@@ -69,7 +69,7 @@ def check_streamed_batches(
     ]
     for step in malformed:
         report.fail("steps", "batch-samples-malformed", f"the step does not name {spec.batch_size} samples of the declared {size}", step)
-    held_out = _held_out_positions(declared)
+    held_out = held_out_positions(declared)
     for step, record in sorted(by_step.items()):
         if step not in malformed and held_out.intersection(record["samples"]):
             report.fail("steps", "trained-on-held-out", "the step names samples of the declared held-out set", step)
@@ -107,7 +107,7 @@ def check_streamed_batches(
         report.passed.append("dataset-samples")
 
 
-def _held_out_positions(declared: Mapping[str, Any]) -> set[int]:
+def held_out_positions(declared: Mapping[str, Any]) -> set[int]:
     """The positions of the declared held-out set in the data set the steps' samples index (the
     seeded choice of its fraction and seed: the holdout check fails a malformed or other one)."""
     holdout = declared.get("holdout")

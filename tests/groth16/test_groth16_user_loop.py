@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pot_zk.data.datasets import load_dataset
+from pot_zk.data.datasets import holdout_indices, load_dataset
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.hooks import proven_training
 from pot_zk.kinds.mlp import MlpArchitecture
@@ -131,6 +131,17 @@ def test_a_user_loop_drawing_from_a_built_in_data_set_records_its_samples_and_ve
     write_json(run / "dataset.json", dataset)
     edited = verify_run(run, cache_dir=cache, srs_path=cache / "groth16" / RunBundle.open(run).manifest()["circuit_id"], **pins)
     assert ("dataset-root", "dataset-samples", None) in _findings(edited)
+
+    # a held-out set declared beside batches drawn from it (the trainer's own code can pass one):
+    # verify would score the final model on training data
+    dataset["samples"][1] = [3, 8]
+    write_json(run / "dataset.json", dataset)
+    manifest = read_json(run / "manifest.json")
+    seed = next(seed for seed in range(100) if set(holdout_indices(16, 0.25, seed)) & {3, 8} and not set(holdout_indices(16, 0.25, seed)) & {0, 5, 9, 14})
+    manifest["dataset"]["holdout"] = {"fraction": 0.25, "seed": seed, "of": 16, "samples": 4, "commitment": "0x00"}
+    write_json(run / "manifest.json", manifest)
+    held = verify_run(run, cache_dir=cache, srs_path=cache / "groth16" / manifest["circuit_id"], **{k: v for k, v in pins.items() if k != "expect_head"})
+    assert [f.message for f in held.findings if f.reason == "trained-on-held-out"] == ["batches [1] name samples of the declared held-out set"], held.summary()
 
 
 def test_a_user_loops_own_data_relabelled_as_a_built_in_set_fails_even_with_its_references_pinned(tmp_path):
