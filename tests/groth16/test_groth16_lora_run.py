@@ -58,3 +58,48 @@ def test_a_base_trained_with_ezkl_is_refused(tmp_path):
     with pytest.raises(ConfigurationError, match="trained with prover=ezkl.*train the base with prover=groth16"):
         _train(tmp_path / "lora", cache, "prover=groth16", "model=lora_tiny", f"model.base_run={tmp_path / 'base'}", "data.part=adapt")
     assert not (tmp_path / "lora" / "manifest.json").exists()
+
+
+def test_expect_base_pins_the_base_values_not_its_shapes_and_the_auditors_keys_close_that(tmp_path):
+    """What --expect-base does not check (docs/lora.md): a base commitment covers the base's
+    values in order and their count, not its layer shapes. A 4-3-2 base's 23 values read as a
+    4-1-4-2 MLP (also 23) have the same commitment, so a LoRA run on that other network passes
+    the pin; the statement line names its base dims, and the auditor's keys, made for the
+    agreed statement (4-3-2), refuse it (keys-statement-mismatch)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from pot_zk.backends.keys import KeySet
+
+    cache = tmp_path / "cache"
+    _train(tmp_path / "base", cache, "prover=groth16", "mode=disabled", "data.part=base")
+    reshaped = tmp_path / "base-as-4-1-4-2"
+    shutil.copytree(tmp_path / "base", reshaped)
+    manifest = json.loads((reshaped / "manifest.json").read_text())
+    manifest["circuit"]["architecture"]["dims"] = [4, 1, 4, 2]
+    (reshaped / "manifest.json").write_text(json.dumps(manifest))
+    state = load_file(tmp_path / "base" / "model_final.safetensors")
+    flat = torch.cat([state[k].reshape(-1) for k in ("0.weight", "0.bias", "2.weight", "2.bias")])
+    shapes = {"0.weight": (1, 4), "0.bias": (1,), "2.weight": (4, 1), "2.bias": (4,), "4.weight": (2, 4), "4.bias": (2,)}
+    sizes = [torch.Size(shape).numel() for shape in shapes.values()]
+    save_file({name: part.reshape(shape).clone() for (name, shape), part in zip(shapes.items(), flat.split(sizes))}, str(reshaped / "model_final.safetensors"))
+    lora = tmp_path / "lora"
+    _train(lora, cache, "prover=groth16", "mode=disabled", "model=lora_tiny", "model.dims=[4,1,4,2]", f"model.base_run={reshaped}", "data.part=adapt")
+    pin = base_commitment(tmp_path / "base")
+    pinned = verify_run(lora, cache_dir=cache, expect_base=pin)
+    assert pinned.ok and "base-reference" in pinned.passed, pinned.summary()  # the documented gap
+    assert "'base': {'dims': [4, 1, 4, 2]" in pinned.summary()  # the statement line names the base dims
+    keys = tmp_path / "auditor-keys"
+    made = subprocess.run(
+        [str(Path(sys.executable).parent / "pot-zk"), "keys", "new", "prover=groth16", "model=lora_tiny", "data=synthetic", "train.batch_size=2",
+         "--out", str(keys), "--cache-dir", str(tmp_path / "auditor-cache")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    closed = verify_run(lora, cache_dir=tmp_path / "auditor-cache", keys=KeySet.load(keys), expect_base=pin)
+    assert ("keys", "keys-statement-mismatch") in {(f.check, f.reason) for f in closed.findings}, closed.summary()
