@@ -283,7 +283,7 @@ def test_a_streamed_run_relabelled_seeded_fails_its_batch_order(tmp_path):
     dataset = json.loads((run / "dataset.json").read_text())
     (run / "dataset.json").write_text(json.dumps({**dataset, "leaves": ["0x" + "00" * 32] * steps}))
     sync_audit(run)
-    report = verify_run(run, cache_dir=tmp_path / "cache", **{k: v for k, v in pinned.items() if k != "accept"})
+    report = verify_run(run, cache_dir=tmp_path / "cache", **{k: v for k, v in pinned.items() if k != "accept_settings"})
     assert not report.ok and ("steps", "seeded-streamed") in {(f.check, f.reason) for f in report.findings}, report.summary()
 
 
