@@ -114,3 +114,21 @@ def test_a_manifest_or_config_that_does_not_parse_is_named_with_its_line(tmp_pat
     assert failed.returncode == 2
     [line] = stderr_lines(failed.stderr)
     assert line.startswith("pot-zk resume: run/config.yaml line 4 column 1: not YAML ("), line
+
+
+TORCH_FREE = [c for c in COMMANDS if c[0] != "report"] + [["audit", "verify", "nope.jsonl"], ["verify-step", "nope.json"]]
+
+
+@pytest.mark.parametrize("command", TORCH_FREE, ids=lambda c: c[0] + ("-" + c[1] if c[0] in ("keys", "audit") else ""))
+def test_a_usage_error_is_reported_before_torch_is_imported(tmp_path, command):
+    """A mistyped path costs a fraction of a second, not torch's import (~2-3 s here): each
+    command checks its path before it imports what does the work. (`report` imports its plots'
+    modules first.)"""
+    import subprocess
+    import sys
+
+    probe = "import sys; from pot_zk.cli.main import main; status = main(sys.argv[1:]); print('torch' in sys.modules, status)"
+    done = subprocess.run([sys.executable, "-c", probe, *[a.replace("RUN", "nope") for a in command]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "2"], done.stdout + done.stderr
+    [line] = stderr_lines(done.stderr)
+    assert line.startswith(f"pot-zk {command[0]}: nope"), line

@@ -23,15 +23,17 @@ def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--cache-dir", help="your cache, whose trust store records the challenge (default: $POT_ZK_CACHE or ~/.cache/pot-zk); verify with the same")
 
     def run(args: argparse.Namespace) -> int:
-        from pot_zk.bundle.layout import BundleReader
         from pot_zk.cli.handover import run_directory
+
+        root = run_directory(args.run)  # a usage error before the imports below (torch's among them)
+        from pot_zk.bundle.layout import BundleReader
         from pot_zk.core.atomic import write_json_atomic
         from pot_zk.core.challenge import new_challenge, new_nonce
         from pot_zk.runs.witnesses import declared_retention
         from pot_zk.verify.run import default_cache_dir
         from pot_zk.verify.trust import TrustStore
 
-        bundle = BundleReader.open(run_directory(args.run))
+        bundle = BundleReader.open(root)
         nonce = "" if args.no_nonce else (args.nonce if args.nonce is not None else new_nonce())
         challenge = new_challenge(bundle.manifest(), bundle.commitments(), args.count, nonce)
         store = TrustStore.in_cache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
@@ -60,11 +62,12 @@ def respond_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.cli.handover import trainers_run
+
+        run_dir = trainers_run(args.run, "respond")  # a usage error before the imports below (torch's among them)
         from pot_zk.core.challenge import Challenge
         from pot_zk.runs.lock import RunLock
         from pot_zk.runs.respond import respond
 
-        run_dir = trainers_run(args.run, "respond")
         with RunLock(run_dir, "pot-zk respond"):
             answers = respond(run_dir, Challenge.load(Path(args.challenge)), args.overrides)
         for answer in answers:
@@ -99,10 +102,10 @@ def _statement_arguments(parser: argparse.ArgumentParser, out_help: str) -> None
 
 
 def _keys_new(args: argparse.Namespace) -> int:
+    statement = _declared_statement(args)
     from pot_zk.backends.keys import new_keys
     from pot_zk.verify.run import default_cache_dir
 
-    statement = _declared_statement(args)
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     keys = new_keys([statement], Path(args.out), cache)
     _print_handover(keys, statement, cache)
@@ -153,15 +156,16 @@ def _statement_args(args: argparse.Namespace) -> str:
 
 
 def _declared_statement(args: argparse.Namespace) -> "Statement":
-    from pot_zk.backends.registry import spec_from_dict
     from pot_zk.exceptions import ConfigurationError
 
     if args.run:
         if args.overrides:
             raise ConfigurationError("give either --run or config overrides, not both", key="keys")
-        from pot_zk.runs.bundle import RunBundle
+        from pot_zk.cli.handover import run_directory, run_manifest
 
-        manifest = RunBundle.open(Path(args.run)).manifest()
+        manifest = run_manifest(run_directory(args.run))  # a usage error before torch's import
+        from pot_zk.backends.registry import spec_from_dict
+
         return spec_from_dict(manifest["circuit"])
     from pot_zk.config import build, compose_config
 

@@ -19,13 +19,14 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.cli.handover import run_manifest, trainers_run
-        from pot_zk.config.build import load_run_config
         from pot_zk.exceptions import ConfigurationError
+
+        root = trainers_run(args.run, "resume")  # a usage error before torch's import, below
+        from pot_zk.config.build import load_run_config
         from pot_zk.runs.bundle import CONFIG
         from pot_zk.runs.summary import summary_lines
         from pot_zk.runs.train import train
 
-        root = trainers_run(args.run, "resume")
         order = (run_manifest(root).get("training") or {}).get("batch_order", "seeded")
         if order != "seeded":
             raise ConfigurationError(
@@ -65,7 +66,7 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     def run(args: argparse.Namespace) -> int:
         from pot_zk.cli.handover import verifiable
         from pot_zk.exceptions import ConfigurationError
-        from pot_zk.verify.run import EXIT_CODES
+        from pot_zk.verify.report import EXIT_CODES
 
         if args.keys and args.srs:
             raise ConfigurationError("give --keys or --srs, not both", key="keys")
@@ -198,13 +199,13 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--no-verifier-cache", action="store_true", help="derive circuits and keys afresh instead of reusing CACHE/verifier")
 
     def run(args: argparse.Namespace) -> int:
+        result = json.loads(Path(args.result).read_text())  # a usage error before the imports below (torch's among them)
         from pot_zk.backends.base import VerifierOptions
         from pot_zk.backends.registry import spec_from_dict
         from pot_zk.kinds.encoding import StepCommitment
         from pot_zk.verify.run import default_cache_dir, verifier_workdir
         from pot_zk.verify.step import StepStatement, step_keys, verify_step
 
-        result = json.loads(Path(args.result).read_text())
         if result.get("status") != "proved":
             print(f"nothing to verify: the step was {result.get('status')}")
             return 1

@@ -54,10 +54,10 @@ def existing_run(path: str) -> Path:
 def verifiable(path: str) -> Iterator[Path]:
     """The run directory ``pot-zk verify`` checks: ``path`` itself, or an export archive
     unpacked into a temporary directory (removed afterwards)."""
-    from pot_zk.runs.export import is_export_archive, unpack_export
-
     if not Path(path).exists():
         raise ConfigurationError(f"{path}: no such file or directory", key="run", path=path)
+    from pot_zk.runs.export import is_export_archive, unpack_export
+
     if not is_export_archive(Path(path)):
         yield existing_run(path)
         return

@@ -62,12 +62,12 @@ def prove_pending_command(parser: argparse.ArgumentParser) -> CommandHandler:
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
-        from pot_zk.cli.commands import prove_pending_in_park_dir, prove_pending_in_run
-        from pot_zk.proving.parking import parked_jobs
-
         park_dir = Path(args.park_dir)
         if not park_dir.is_dir():
             raise ConfigurationError(f"{park_dir}: no such directory", key="park_dir", path=str(park_dir))
+        from pot_zk.cli.commands import prove_pending_in_park_dir, prove_pending_in_run
+        from pot_zk.proving.parking import parked_jobs
+
         if (park_dir / "manifest.json").is_file():
             return prove_pending_in_run(park_dir, args.overrides)
         if not parked_jobs(park_dir):
@@ -98,12 +98,16 @@ VERBOSE_FLAGS = ("-v", "--verbose")
 EXIT_USAGE = 2
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The ``pot-zk`` parser. Only the ``chosen`` command's arguments are built (its module
+    imported); every command is one help line, so ``pot-zk verify`` does not import what
+    ``pot-zk report`` needs, nor ``pot-zk --help`` either."""
     root = argparse.ArgumentParser(prog="pot-zk", description="Verifiable neural-network training.")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (summary, command) in COMMANDS.items():
         sub = commands.add_parser(name, help=summary)
-        sub.set_defaults(handler=command(sub))
+        if name == chosen:
+            sub.set_defaults(handler=command(sub))
     for name in HYDRA_APPS:
         commands.add_parser(name, help="Hydra app: pot-zk %s [-v] [key=value ...] [--multirun]" % name, add_help=False)
     return root
@@ -134,7 +138,8 @@ def _dispatch(argv: list[str]) -> int:
         from pot_zk.cli.apps import run_hydra_app
 
         return run_hydra_app(argv[0], argv[1:])
-    args = parser().parse_args(argv)
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
+    args = parser(chosen).parse_args(argv)
     return int(args.handler(args))
 
 
@@ -142,10 +147,10 @@ def usage_error(error: BaseException) -> PotZkError | None:
     """The pot-zk error ``error`` stands for: itself, the error a Hydra app carried out, an
     optional dependency that is not installed (the extra to install), a missing file or directory
     given on the command line; None for anything else (a bug: traceback)."""
-    from pot_zk.cli.apps import AppFailed
     from pot_zk.core.extras import missing_extra
 
-    if isinstance(error, AppFailed):
+    apps = sys.modules.get("pot_zk.cli.apps")  # an AppFailed needs it loaded; importing it costs torch's import
+    if apps is not None and isinstance(error, apps.AppFailed):
         return error.error
     if isinstance(error, PotZkError):
         return error

@@ -26,7 +26,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from pot_zk.backends.certificates.revealed import WITNESS
 from pot_zk.core.atomic import StorageError, atomic_path
 from pot_zk.core.challenge import commitment_head
 from pot_zk.exceptions import ConfigurationError
@@ -51,6 +50,8 @@ class Export:
 
 def exported_files(bundle: RunBundle) -> list[str]:
     """What of ``bundle`` goes into its export, relative to its root, sorted."""
+    from pot_zk.backends.certificates.revealed import WITNESS  # imports torch: not at `pot-zk verify`'s start
+
     chosen = {name for name in RECORDS if bundle.path(name).is_file()}
     root = bundle.root.resolve()
     for record in bundle.proofs():
