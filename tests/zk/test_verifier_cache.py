@@ -47,24 +47,32 @@ def _verifier_entry(report: dict) -> Path:
     return Path(report["verifier_keys"]["zk-halo2"]["verifying_key"]["directory"])
 
 
-@pytest.fixture()
-def auditor_cache(tmp_path: Path, zk_cache: Path) -> Path:
-    """A cache holding only the dev SRS the honest run was proven with."""
-    cache = tmp_path / "auditor-cache"
+@pytest.fixture(scope="module")
+def first_verify(honest_runs, tmp_path_factory, zk_cache: Path) -> tuple[dict, Path]:
+    """The first verify of the honest run with a cache holding only the dev SRS it was proven
+    with: its report and that cache, now holding the key entry it derived (each test works on a
+    copy: :func:`auditor_cache`)."""
+    cache = tmp_path_factory.mktemp("first-verify") / "auditor-cache"
     shutil.copytree(zk_cache / "srs", cache / "srs")
-    return cache
-
-
-@pytest.fixture()
-def derived(honest_runs, auditor_cache: Path) -> tuple[dict, Path]:
-    """The first verify's report and the key entry it derived."""
-    first = _verify(honest_runs.run, auditor_cache)
+    first = _verify(honest_runs.run, cache)
     assert first["verdict"] == "VERIFIED", first
     key = first["verifier_keys"]["zk-halo2"]["verifying_key"]
     assert key["source"] == "derived" and key["derive_s"] > 0
-    entry = _verifier_entry(first)
-    assert entry.parent.parent == auditor_cache / "verifier" / "ezkl"
-    return first, entry
+    assert _verifier_entry(first).parent.parent == cache / "verifier" / "ezkl"
+    return first, cache
+
+
+@pytest.fixture()
+def auditor_cache(tmp_path: Path, first_verify) -> Path:
+    """A copy of the auditor's cache after its first verify (modes kept: the entry's are 0700)."""
+    return Path(shutil.copytree(first_verify[1], tmp_path / "auditor-cache"))
+
+
+@pytest.fixture()
+def derived(first_verify, auditor_cache: Path) -> tuple[dict, Path]:
+    """The first verify's report and the key entry it derived, in this test's copy of the cache."""
+    first, template = first_verify
+    return first, auditor_cache / _verifier_entry(first).relative_to(template)
 
 
 def test_a_second_verify_runs_no_compilation_or_setup(honest_runs, auditor_cache, derived):
@@ -72,7 +80,7 @@ def test_a_second_verify_runs_no_compilation_or_setup(honest_runs, auditor_cache
     second = _verify(honest_runs.run, auditor_cache, refuse=DERIVATION)
     assert second["verdict"] == "VERIFIED" and second["coverage"] == first["coverage"], second
     key = second["verifier_keys"]["zk-halo2"]["verifying_key"]
-    assert key == {**first["verifier_keys"]["zk-halo2"]["verifying_key"], "source": "verifier-cache", "derive_s": 0.0}
+    assert key == {**first["verifier_keys"]["zk-halo2"]["verifying_key"], "source": "verifier-cache", "derive_s": 0.0, "directory": str(entry)}
     for directory in (auditor_cache / "verifier", entry, entry.parent / "circuit"):
         assert directory.stat().st_mode & 0o777 == 0o700, directory
 
