@@ -20,6 +20,7 @@ from pot_zk.proving.strategies import ProgramStrategy
 from pot_zk.core.protocol import ProverRequest
 from pot_zk.verify.step import StepStatement, step_keys, verify_step
 
+from run_support import UNSHARED
 from zk_support import tiny_spec, train_steps
 
 pytestmark = pytest.mark.prover
@@ -161,7 +162,7 @@ def test_decode_check_catches_a_circuit_that_computes_something_else(zk_cache, t
     disagree with the float reference: proving stops with a decode-check error."""
     cache = tmp_path / "cache"
     _srs(zk_cache)  # the dev SRS exists in the session cache even when this test runs alone
-    shutil.copytree(zk_cache / "srs", cache / "srs")
+    shutil.copytree(zk_cache / "srs", cache / "srs", ignore=UNSHARED)
     honest = halo2.compiled_circuit(tiny_spec(), zk_cache)
     other = halo2.compiled_circuit(tiny_spec(learning_rate=0.05), zk_cache)
     poisoned = cache / "circuits" / honest.circuit_id

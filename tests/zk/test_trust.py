@@ -22,6 +22,8 @@ from pot_zk.testing.bundle_edit import read_json, sync_audit, write_json
 from pot_zk.testing.tamper import judge, tampered_copy
 from pot_zk.verify.run import verify_run
 
+from run_support import UNSHARED
+
 pytestmark = pytest.mark.prover
 
 
@@ -86,9 +88,9 @@ def test_a_verifier_cache_holding_the_old_circuit_under_the_new_circuit_id_is_no
     write_json(run / MANIFEST, manifest)
     sync_audit(run)
     cache = tmp_path / "cache"
-    shutil.copytree(zk_cache / "srs", cache / "srs")
+    shutil.copytree(zk_cache / "srs", cache / "srs", ignore=UNSHARED)
     for planted in ("verifier/circuits", "circuits"):
-        shutil.copytree(zk_cache / "circuits" / old_id, cache / planted / manifest["circuit_id"])
+        shutil.copytree(zk_cache / "circuits" / old_id, cache / planted / manifest["circuit_id"], ignore=UNSHARED)
     report = verify_run(run, cache_dir=cache)
     assert report.verdict == "FAILED", report.summary()
     assert {f.reason for f in report.findings} <= {"invalid-proof", "wrong-circuit", "update-out-of-tolerance", "too-few-proven"}

@@ -20,6 +20,8 @@ from pot_zk.runs.bundle import MANIFEST
 from pot_zk.testing.bundle_edit import read_json, sync_audit, write_json
 from pot_zk.verify.run import verify_run
 
+from run_support import UNSHARED
+
 pytestmark = pytest.mark.prover
 
 DERIVATION = ("gen_settings", "calibrate_settings", "compile_circuit", "setup")
@@ -53,7 +55,7 @@ def first_verify(honest_runs, tmp_path_factory, zk_cache: Path) -> tuple[dict, P
     with: its report and that cache, now holding the key entry it derived (each test works on a
     copy: :func:`auditor_cache`)."""
     cache = tmp_path_factory.mktemp("first-verify") / "auditor-cache"
-    shutil.copytree(zk_cache / "srs", cache / "srs")
+    shutil.copytree(zk_cache / "srs", cache / "srs", ignore=UNSHARED)
     first = _verify(honest_runs.run, cache)
     assert first["verdict"] == "VERIFIED", first
     key = first["verifier_keys"]["zk-halo2"]["verifying_key"]
@@ -158,10 +160,10 @@ def test_verify_never_reads_what_the_trainer_cached(honest_runs, zk_cache, tmp_p
     """One cache for trainer and verifier: the trainer's compiled circuit and keys replaced by
     garbage and made unreadable; verify derives its own and the trainer's files stay as they are."""
     cache = tmp_path / "shared-cache"
-    shutil.copytree(zk_cache / "srs", cache / "srs")
+    shutil.copytree(zk_cache / "srs", cache / "srs", ignore=UNSHARED)
     circuit_id = read_json(honest_runs.run / MANIFEST)["circuit_id"]
     trainers = cache / "circuits" / circuit_id
-    shutil.copytree(zk_cache / "circuits" / circuit_id, trainers)
+    shutil.copytree(zk_cache / "circuits" / circuit_id, trainers, ignore=UNSHARED)
     for path in [p for p in trainers.rglob("*") if p.is_file()]:
         path.write_bytes(b"planted by the trainer")
     trainers.chmod(0)
