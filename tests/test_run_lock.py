@@ -149,3 +149,37 @@ def test_the_lock_nests_in_one_thread_and_refuses_another_thread(tmp_path):
     assert not (tmp_path / "run" / HOLDER_FILE).exists()
     with RunLock(tmp_path / "run", "again"):
         pass
+
+
+def test_an_export_that_cannot_take_the_lock_is_refused_while_the_run_is_held_and_exports_after(tmp_path, monkeypatch):
+    """`pot-zk export` by an account that may not write into the run (here: opening the lock
+    for writing raises PermissionError, as it does for another user) takes a shared lock on the
+    lock file instead: refused while the trainer's process holds the run, written once it ended."""
+    from pot_zk.runs import export
+
+    class NotYours:
+        def __init__(self, run_dir, command):
+            pass
+
+        def __enter__(self):
+            raise PermissionError(13, "Permission denied", str(tmp_path / "run" / ".pot-zk.lock"))
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(export, "RunLock", NotYours)
+    run_dir, archive = tmp_path / "run", tmp_path / "run.tar.gz"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDING_SCRIPT, str(run_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(RunInUseError) as refused:
+            export.export_run(run_dir, archive)
+        assert refused.value.holder.pid == holder.pid
+        assert not archive.exists() and not list(tmp_path.glob("*.tar.gz*"))
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=60) == 0
+    finally:
+        kill(holder.pid)
+    done = export.export_run(run_dir, archive)
+    assert done.archive == archive and archive.is_file()

@@ -31,7 +31,7 @@ from pot_zk.core.challenge import commitment_head
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle
-from pot_zk.runs.lock import RunLock
+from pot_zk.runs.lock import RunLock, shared_lock
 
 EXPORT_MANIFEST = "EXPORT.json"
 EXPORT_FORMAT = "pot-zk-export/1"
@@ -74,13 +74,15 @@ def default_archive(bundle: RunBundle, head: str) -> Path:
 def export_run(run: Path, out: Path | None = None) -> Export:
     """Write ``run``'s export to ``out`` (default: ``RUNNAME-HEAD16.tar.gz`` in the current
     directory), atomically, holding the run's lock (RunInUseError while another process trains
-    or proves in it; a read-only copy, which nobody can be writing to, is exported unlocked)."""
+    or proves in it). A run this process may not write to (another account's, or on a read-only
+    file system) is exported under a shared lock instead: RunInUseError too while its owner
+    trains in it."""
     bundle = RunBundle.open(Path(run))
     with ExitStack() as stack:
         try:
             stack.enter_context(RunLock(bundle.root, "pot-zk export"))
         except (PermissionError, StorageError):
-            pass
+            stack.enter_context(shared_lock(bundle.root))
         return _export(bundle, out)
 
 

@@ -20,14 +20,16 @@ the same process is refused like another process.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -165,3 +167,26 @@ class RunLock:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.release()
+
+
+@contextmanager
+def shared_lock(run_dir: str | Path) -> Iterator[None]:
+    """For a reader that cannot take :class:`RunLock` (``pot-zk export`` of a run another
+    account owns, or on a read-only file system): a shared ``flock`` on the lock file, opened
+    read-only, for the duration. RunInUseError when a process holds the run's lock now (the
+    exclusive lock excludes the shared one); a trainer starting meanwhile is refused the same
+    way. A run whose lock file does not exist was never locked: nothing to wait for."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInUseError(Path(run_dir), LockHolder.read(Path(run_dir) / HOLDER_FILE)) from None
+        yield
+    finally:
+        os.close(fd)
