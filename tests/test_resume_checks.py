@@ -55,6 +55,27 @@ def test_a_stopped_run_resumes_and_verifies(tmp_path, capsys):
     assert not verify_run(run, cache_dir=tmp_path / "cache").findings
 
 
+def test_a_run_killed_before_its_run_start_record_gets_it_at_resume_and_verify_cross_checks_the_manifest(tmp_path, capsys):
+    """Killed after the manifest, dataset and initial model were written but before the audit
+    trail's first record: the resumed run writes run.start (marked at_resume) before run.resume,
+    so verify has a record of the manifest to check manifest.json against (found by a review:
+    the trail had none, and verify only noted it)."""
+    run = _run(tmp_path / "run", 3)
+    for name in (files.AUDIT, files.COMMITMENTS, files.EVALUATIONS, files.CHECKPOINT, files.FINAL_MODEL):
+        (run / name).unlink()
+    assert main(["resume", str(run)]) == 0
+    assert "run completed: 3 steps trained" in capsys.readouterr().out
+    events = [json.loads(line) for line in (run / files.AUDIT).read_text().splitlines()]
+    assert [e["event"] for e in events[:2]] == ["run.start", "run.resume"]
+    assert events[0]["at_resume"] is True and events[0]["manifest"] == json.loads((run / files.MANIFEST).read_text())
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert not report.findings and not [n for n in report.notes if "run.start" in n], report.notes
+    manifest = json.loads((run / files.MANIFEST).read_text())
+    manifest["training"]["max_steps"] = 2  # rewritten after the resume: the record written then catches it
+    (run / files.MANIFEST).write_text(json.dumps(manifest))
+    assert "manifest-mismatch" in {f.reason for f in verify_run(run, cache_dir=tmp_path / "cache").findings}
+
+
 def test_a_completed_run_is_never_extended(tmp_path, capsys):
     """Before, config.yaml's max_steps raised from 4 to 8 and `pot-zk resume` trained 4 more
     steps onto the completed run."""

@@ -288,6 +288,7 @@ def resume_session(
     start_step = restore_checkpoint(checkpoint if checkpoint.exists() else bundle.path(files.INITIAL_MODEL), model, optimizer)
     check_checkpoint(bundle, plan, model, start_step)
     audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
+    _audit_cut_off_start(bundle, audit, lifecycle.runtime.config)
     audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(lifecycle.discarded))
     _audit_cut_off_evaluations(bundle, audit)
     evaluator = evaluator_for(plan, held_out)
@@ -295,6 +296,19 @@ def resume_session(
     if start_step == 0:  # stopped before the initial model's score was written (e.g. a full disk)
         session.evaluate()
     return session
+
+
+def _audit_cut_off_start(bundle: RunBundle, audit: AuditLog, config: dict[str, Any]) -> None:
+    """A kill between writing the manifest and the ``run.start`` record: write it now (marked
+    ``at_resume``), so the trail fixes the manifest before the resumed run's first step and
+    verify cross-checks manifest.json against it. check_resumable has just found the manifest
+    to be the resumed configuration's statement."""
+    if any(e.get("event") == "run.start" for e in read_jsonl(bundle.path(files.AUDIT))):
+        return
+    audit.event(
+        "run.start", run_dir=str(bundle.root), manifest=bundle.manifest(), at_resume=True,
+        **run_start_fields(config),
+    )
 
 
 def _audit_cut_off_evaluations(bundle: RunBundle, audit: AuditLog) -> None:
