@@ -44,7 +44,8 @@ def test_a_lora_run_on_another_base_passes_its_own_checks_and_fails_the_expected
     honest = verify_run(runs["lora"], cache_dir=tmp_path, expect_base=used)
     assert not honest.findings and "base-reference" in honest.passed
     assert not verify_run(runs["lora"], cache_dir=tmp_path, expect_base="0x" + used).findings  # as a groth16 commitment is written
-    assert not any(note.startswith("base model:") for note in honest.notes)
+    assert not any(note.startswith("base model: the trainer's") for note in honest.notes)
+    assert any("not its layer shapes" in note for note in honest.notes)  # a commitment pins values; the base run pins shapes
 
 
 def test_an_expected_base_for_a_run_without_one_is_a_finding(runs, tmp_path):
@@ -59,3 +60,25 @@ def test_pot_zk_verify_takes_expect_base(runs, tmp_path, capsys):
     code = main(["verify", str(runs["lora"]), "--cache-dir", str(tmp_path), "--json", "-", "--expect-base", base_commitment(runs["base"])])
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and [(f["check"], f["reason"]) for f in report["findings"]] == [("base-model", "unexpected-base")]
+
+
+def test_the_base_run_as_expect_base_pins_the_base_and_a_reshaped_auditors_base_is_refused(runs, tmp_path):
+    """--expect-base RUN reads the base run's last commitment and the architecture it trained;
+    the auditor's own base model with other layer shapes (same names, same values in order) is
+    refused by base_commitment rather than hashed to the same commitment."""
+    from safetensors.torch import load_file
+
+    from pot_zk.backends.registry import spec_from_dict
+    from pot_zk.exceptions import ConfigurationError
+    from pot_zk.verify.base_model import base_commitment as auditors_base_commitment
+
+    assert _findings(verify_run(runs["lora"], cache_dir=tmp_path, expect_base=runs["base"])) == {("base-model", "unexpected-base")}
+    assert not verify_run(runs["lora"], cache_dir=tmp_path, expect_base=runs["other"]).findings
+    with pytest.raises(ConfigurationError, match="no such file or directory"):
+        verify_run(runs["lora"], cache_dir=tmp_path, expect_base=tmp_path / "missing")
+    spec = spec_from_dict(json.loads((runs["lora"] / "manifest.json").read_text())["circuit"])
+    state = load_file(runs["other"] / "model_final.safetensors")
+    assert auditors_base_commitment(state, spec) == base_commitment(runs["other"])
+    reshaped = {**state, "0.weight": state["0.weight"].reshape(state["0.weight"].shape[::-1]).clone()}
+    with pytest.raises(ConfigurationError, match="layer shapes are not the statement's base: 0.weight"):
+        auditors_base_commitment(reshaped, spec)

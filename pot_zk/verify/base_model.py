@@ -22,12 +22,16 @@ def base_commitment(base_state: Mapping[str, torch.Tensor], statement: Any) -> s
     """The commitment of the base MLP ``base_state`` (an ``nn.Sequential``'s state dict:
     ``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ...) under ``statement`` (a run's, e.g.
     ``spec_from_dict(manifest["circuit"])``). ConfigurationError for a statement without a frozen
-    base or a state that is not its base."""
+    base or a state that is not its base (other tensors, or other layer shapes: the commitment
+    alone would not tell a reshaped base from the real one)."""
     base = STEP_KINDS.get(statement.kind).base_architecture(statement.architecture)
     if base is None:
         raise ConfigurationError(f"a {statement.kind} statement has no frozen base", key="circuit")
     expected = {name for name, _ in base.param_shapes}
     if set(base_state) != expected:
         raise ConfigurationError(f"the base holds {sorted(base_state)}, the statement's base is {sorted(expected)}", key="base")
+    wrong = [f"{name} {tuple(base_state[name].shape)} (the statement's {tuple(shape)})" for name, shape in base.param_shapes if tuple(base_state[name].shape) != tuple(shape)]
+    if wrong:
+        raise ConfigurationError(f"the base's layer shapes are not the statement's base: {', '.join(wrong)}", key="base")
     values = flatten({name: torch.as_tensor(value).double() for name, value in base_state.items()}, base.param_shapes)
     return commitments_of(statement).commit(values, "base model weights")

@@ -6,9 +6,11 @@ instead of taking the trainer's word from the bundle.
 * ``commitment-head``: ``--expect-head`` must equal the run's commitment head
   (``unexpected-head``; :func:`pot_zk.core.challenge.commitment_head`).
 * ``base-model``: a run on a frozen base (LoRA) names its base by commitment only, so
-  ``--expect-base`` (the last commitment of the base run the auditor verified) must equal the
-  declared one (``unexpected-base``); the run's own checks tie every step and both model files
-  to the declared base, not the declared base to any base run.
+  ``--expect-base`` (the last commitment of the base run the auditor verified, or that run
+  itself: :class:`BaseRun`) must equal the declared one (``unexpected-base``); the run's own
+  checks tie every step and both model files to the declared base, not the declared base to any
+  base run. A commitment pins the base's values and their count; the base run pins its layer
+  shapes too (the architecture it trained must be the statement's base).
 * ``statement``: the declared tolerance may not exceed ``--max-tolerance-ulps``, whose default
   is the statement's own default, never the manifest's (``tolerance-above-limit``).
 * ``proofs``: at least ``--min-proven`` steps must carry a proof verified here
@@ -19,8 +21,12 @@ instead of taking the trainer's word from the bundle.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from pot_zk.core.challenge import commitment_head
@@ -34,6 +40,49 @@ COMMITMENT_KEYS = ("expect_base", "expect_initial")
 
 
 @dataclass(frozen=True)
+class BaseRun:
+    """``--expect-base RUN``: the base run the auditor verified (its directory or export), read
+    for what a LoRA run's frozen base must be: its last commitment (W_t+1 of its last step) and
+    the architecture it trained. It is not verified here: verify it on its own."""
+
+    path: Path
+    commitment: str
+    architecture: Mapping[str, Any]
+
+    @classmethod
+    def read(cls, path: str | Path) -> "BaseRun":
+        """ConfigurationError when ``path`` is not a run (or an export of one) with steps."""
+        from pot_zk.runs.base_run import base_commitment
+        from pot_zk.runs.export import is_export_archive, unpack_export
+
+        path = Path(path)
+        if not path.exists():
+            raise ConfigurationError(f"--expect-base: {path}: no such file or directory (give the base run, its export, or its last commitment)", key="expect_base")
+        scratch = Path(tempfile.mkdtemp(prefix="pot-zk-base-")) if is_export_archive(path) else None
+        try:
+            run = unpack_export(path, scratch) if scratch is not None else path
+            if not (run / "manifest.json").is_file():
+                raise ConfigurationError(f"--expect-base: {path} is not a pot-zk run directory (no manifest.json)", key="expect_base")
+            try:
+                architecture = json.loads((run / "manifest.json").read_text())["circuit"]["architecture"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigurationError(f"--expect-base: {path}/manifest.json names no circuit architecture ({exc})", key="expect_base") from exc
+            return cls(path, base_commitment(run).lower(), architecture)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+
+def base_reference(text: str | Path | None) -> "str | BaseRun | None":
+    """What ``--expect-base`` names: a commitment (64 hex digits, 0x optional), else a base run."""
+    if text is None or isinstance(text, BaseRun):
+        return text
+    if isinstance(text, str) and COMMITMENT.match(text.lower()):
+        return text
+    return BaseRun.read(text)
+
+
+@dataclass(frozen=True)
 class Expectations:
     """What the auditor brings to ``pot-zk verify`` (never read from the bundle)."""
 
@@ -43,13 +92,16 @@ class Expectations:
     """None: the default tolerance of the declared statement's kind."""
     min_proven: int | None = None
     """None: as many steps as the declared policy selects."""
-    expect_base: str | None = None
+    expect_base: "str | BaseRun | None" = None
+    """A commitment, or the base run it is read from (:func:`base_reference`)."""
     expect_initial: str | None = None
     """W_0's commitment (step 0's ``w_before``)."""
 
     def __post_init__(self) -> None:
         for key in ("expect_root", "expect_head", *COMMITMENT_KEYS):
             value = getattr(self, key)
+            if isinstance(value, BaseRun):
+                continue
             commitment = key in COMMITMENT_KEYS
             if value is not None and not (COMMITMENT if commitment else _HEX64).match(value.lower()):
                 raise ConfigurationError(f"--{key.replace('_', '-')} must be 64 hex digits{' (0x optional)' if commitment else ''}, got {value!r}", key=key)
@@ -122,12 +174,14 @@ def check_head(report, manifest: Mapping[str, Any], commitments: list[Mapping[st
         report.passed.append("commitment-head")
 
 
-def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_base: str | None) -> None:
-    """The declared frozen base is the one the auditor expects (``--expect-base``); without it,
-    a note names the declared base as the trainer's word."""
+def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_base: "str | BaseRun | None") -> None:
+    """The declared frozen base is the one the auditor expects (``--expect-base``: a commitment,
+    or a base run, whose trained architecture must be the statement's base too); without it, a
+    note names the declared base as the trainer's word."""
+    expected = expect_base.commitment if isinstance(expect_base, BaseRun) else expect_base
     if "base" not in STEP_KINDS.get(spec.kind).constant_inputs:
         if expect_base is not None:
-            report.fail("base-model", "unexpected-base", f"you expect base {expect_base}; a {spec.kind} run has no frozen base")
+            report.fail("base-model", "unexpected-base", f"you expect base {expected}; a {spec.kind} run has no frozen base")
         return
     base = manifest.get("base") or {}
     declared = base.get("commitment")
@@ -135,11 +189,25 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
     if expect_base is None:
         report.notes.append(
             f"base model: the trainer's (commitment {declared}, declared from run {base.get('run')!r}); pin it with "
-            "--expect-base, the last commitment of the base run you verified"
+            "--expect-base and the base run you verified (or its last commitment, which pins the values, not the layer shapes)"
         )
-    elif not same_commitment(declared, expect_base):
-        report.fail("base-model", "unexpected-base", f"the run's frozen base commits to {declared}, you expect {expect_base}")
-    else:
+        return
+    failed = False
+    if not same_commitment(declared, expected):
+        report.fail("base-model", "unexpected-base", f"the run's frozen base commits to {declared}, you expect {expected}")
+        failed = True
+    if isinstance(expect_base, BaseRun):
+        statement_base = STEP_KINDS.get(spec.kind).base_architecture(spec.architecture)
+        if statement_base is None or dict(statement_base.to_dict()) != dict(expect_base.architecture):
+            report.fail(
+                "base-model", "unexpected-base",
+                f"the run's frozen base is {None if statement_base is None else statement_base.to_dict()}, the base run you expect "
+                f"({expect_base.path}) trained {dict(expect_base.architecture)}",
+            )
+            failed = True
+    elif not failed:
+        report.notes.append("base model: --expect-base pins the base's values and their count, not its layer shapes: pass the base run itself to pin those too")
+    if not failed:
         report.passed.append("base-reference")
 
 

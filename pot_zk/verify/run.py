@@ -64,7 +64,7 @@ from pot_zk.verify.challenge import check_challenge
 from pot_zk.verify.keys import check_keys
 from pot_zk.verify.holdout import check_holdout
 from pot_zk.verify.recomputed import check_dataset_reference, check_initial_reference
-from pot_zk.verify.references import Expectations, check_base_reference, check_head, check_min_proven, check_tolerance, record_plan
+from pot_zk.verify.references import BaseRun, Expectations, base_reference, check_base_reference, check_head, check_min_proven, check_tolerance, record_plan
 from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_state
 from pot_zk.verify.proofs import check_proofs
 from pot_zk.verify.report import EXIT_CODES, Finding, RunReport
@@ -103,7 +103,7 @@ def verify_run(
     max_tolerance_ulps: int | None = None,
     min_proven: int | None = None,
     accept_settings: Mapping[str, str] | None = None,
-    expect_base: str | None = None,
+    expect_base: "str | Path | BaseRun | None" = None,
     expect_initial: str | None = None,
     allow_no_nonce: bool = False,
     verifier_cache: bool = True,
@@ -118,7 +118,7 @@ def verify_run(
     (:mod:`pot_zk.verify.trust`); ``allow_no_nonce`` accepts a challenge without a nonce.
     ``verifier_cache=False`` derives zk-halo2 circuits and keys afresh instead of reusing the
     verifier's cache under ``cache_dir`` (:mod:`pot_zk.backends.ezkl.verifier_cache`)."""
-    expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, expect_base, expect_initial)
+    expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, base_reference(expect_base), expect_initial)
     report = RunReport(Path(run))
     options = {
         "srs_path": srs_path, "allow_dev_srs": allow_dev_srs, "challenge": challenge, "keys": keys, "allow_no_nonce": allow_no_nonce,

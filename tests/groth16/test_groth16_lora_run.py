@@ -14,6 +14,7 @@ from pot_zk.config import compose_config
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs.base_run import base_commitment
 from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.export import export_run
 from pot_zk.runs.train import train
 from pot_zk.verify.run import verify_run
 from provers.groth16_held import socket_path
@@ -48,8 +49,13 @@ def test_a_lora_run_on_an_exact_base_proves_and_verifies(tmp_path):
     assert report.references["base_commitment"] == base_commitment(tmp_path / "base")
     pinned = verify_run(lora, cache_dir=cache, expect_base=base_commitment(tmp_path / "base"))
     assert pinned.ok and "base-reference" in pinned.passed, pinned.summary()
+    assert any("not its layer shapes" in note for note in pinned.notes), pinned.notes
     other = verify_run(lora, cache_dir=cache, expect_base="ab" * 32)
     assert {(f.check, f.reason) for f in other.findings} == {("base-model", "unexpected-base")}
+    by_run = verify_run(lora, cache_dir=cache, expect_base=tmp_path / "base")  # the base run itself: values and shapes
+    assert by_run.ok and "base-reference" in by_run.passed and not any("layer shapes" in n for n in by_run.notes), by_run.summary()
+    archive = export_run(tmp_path / "base", tmp_path / "base.tar.gz").archive
+    assert verify_run(lora, cache_dir=cache, expect_base=archive).ok
 
 
 def test_a_base_trained_with_ezkl_is_refused(tmp_path):
@@ -60,12 +66,13 @@ def test_a_base_trained_with_ezkl_is_refused(tmp_path):
     assert not (tmp_path / "lora" / "manifest.json").exists()
 
 
-def test_expect_base_pins_the_base_values_not_its_shapes_and_the_auditors_keys_close_that(tmp_path):
-    """What --expect-base does not check (docs/lora.md): a base commitment covers the base's
+def test_expect_base_hex_pins_the_base_values_not_its_shapes_the_base_run_and_the_auditors_keys_close_that(tmp_path):
+    """What --expect-base HEX does not check (docs/lora.md): a base commitment covers the base's
     values in order and their count, not its layer shapes. A 4-3-2 base's 23 values read as a
     4-1-4-2 MLP (also 23) have the same commitment, so a LoRA run on that other network passes
-    the pin; the statement line names its base dims, and the auditor's keys, made for the
-    agreed statement (4-3-2), refuse it (keys-statement-mismatch)."""
+    the pin; the statement line names its base dims, --expect-base with the base run itself
+    refuses it (unexpected-base), and so do the auditor's keys, made for the agreed statement
+    (4-3-2: keys-statement-mismatch)."""
     import json
     import shutil
     import subprocess
@@ -94,6 +101,9 @@ def test_expect_base_pins_the_base_values_not_its_shapes_and_the_auditors_keys_c
     pinned = verify_run(lora, cache_dir=cache, expect_base=pin)
     assert pinned.ok and "base-reference" in pinned.passed, pinned.summary()  # the documented gap
     assert "'base': {'dims': [4, 1, 4, 2]" in pinned.summary()  # the statement line names the base dims
+    by_run = verify_run(lora, cache_dir=cache, expect_base=tmp_path / "base")  # the base run pins its shapes too
+    assert [(f.check, f.reason) for f in by_run.findings] == [("base-model", "unexpected-base")], by_run.summary()
+    assert "[4, 1, 4, 2]" in by_run.findings[0].message and "[4, 3, 2]" in by_run.findings[0].message
     keys = tmp_path / "auditor-keys"
     made = subprocess.run(
         [str(Path(sys.executable).parent / "pot-zk"), "keys", "new", "prover=groth16", "model=lora_tiny", "data=synthetic", "train.batch_size=2",
