@@ -16,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 from pot_zk.cli.main import main
 from pot_zk.verify.run import verify_run
 
-from run_support import tiny_overrides
+from process_support import holder_pid, kill, tiny_run
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 
@@ -26,38 +26,42 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def joblib_sweep(tmp_path_factory, zk_cache) -> Path:
-    """`pot-zk train --multirun hydra/launcher=joblib policy.k=1,2` over 2 steps: job 0 proves
-    steps 0 and 1, job 1 proves step 0."""
+def joblib_sweep(tmp_path_factory) -> tuple[Path, Path]:
+    """`pot-zk train --multirun hydra/launcher=joblib policy.k=1,2` over 2 steps (zk-groth16):
+    job 0 proves steps 0 and 1, job 1 proves step 0. (The sweep directory, the cache.)"""
     root = tmp_path_factory.mktemp("sweep")
-    sweep = root / "multirun"
-    overrides = [o for o in tiny_overrides(root / "unused", zk_cache, "train.max_steps=2") if not o.startswith(("run_dir=", "policy.k="))]
+    sweep, cache = root / "multirun", root / "cache"
+    overrides = [o for o in tiny_run(root / "unused", cache, steps=2) if not o.startswith(("run_dir=", "policy.k="))]
     binary = Path(sys.executable).parent / "pot-zk"
     process = subprocess.run(
         [str(binary), "train", "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "policy.k=1,2",
          f"hydra.sweep.dir={sweep}", *overrides],
         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
     )
+    for run in sweep.glob("*/manifest.json"):
+        kill(holder_pid(cache, run.parent))
     assert process.returncode == 0, process.stdout
     assert "Joblib.Parallel" in process.stdout, "the sweep must have run through the joblib launcher"
-    return sweep
+    return sweep, cache
 
 
-def test_joblib_sweep_jobs_each_write_their_own_verifiable_bundle(joblib_sweep, zk_cache):
+def test_joblib_sweep_jobs_each_write_their_own_verifiable_bundle(joblib_sweep):
+    joblib_sweep, cache = joblib_sweep
     runs = sorted(p.parent for p in joblib_sweep.glob("*/manifest.json"))
     assert [r.name for r in runs] == ["0", "1"]
     for run, k, proved in zip(runs, (1, 2), (2, 1)):
         assert json.loads((run / "manifest.json").read_text())["policy"]["k"] == k
         start = json.loads((run / "audit.jsonl").read_text().splitlines()[0])
         assert start["event"] == "run.start" and Path(start["run_dir"]) == run
-        report = verify_run(run, cache_dir=zk_cache)
+        report = verify_run(run, cache_dir=cache)
         assert report.ok, report.summary()
-        assert report.coverage.get("zk-halo2") == proved
+        assert report.coverage.get("zk-groth16") == proved
 
 
-def test_sweep_report_tabulates_every_job_with_its_setting_and_outcome(joblib_sweep, zk_cache, capsys):
+def test_sweep_report_tabulates_every_job_with_its_setting_and_outcome(joblib_sweep, capsys):
+    joblib_sweep, cache = joblib_sweep
     out = joblib_sweep / "report"
-    assert main(["sweep-report", str(joblib_sweep), "--out", str(out), "--verify", "--cache-dir", str(zk_cache)]) == 0
+    assert main(["sweep-report", str(joblib_sweep), "--out", str(out), "--verify", "--cache-dir", str(cache)]) == 0
     with open(out / "sweep.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     picked = [{k: row[k] for k in ("job", "policy.k", "status", "model", "steps", "selected", "proved", "failed", "verify")} for row in rows]
