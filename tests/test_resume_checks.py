@@ -69,7 +69,9 @@ def test_a_run_killed_before_its_run_start_record_gets_it_at_resume_and_verify_c
     assert [e["event"] for e in events[:2]] == ["run.start", "run.resume"]
     assert events[0]["at_resume"] is True and events[0]["manifest"] == json.loads((run / files.MANIFEST).read_text())
     report = verify_run(run, cache_dir=tmp_path / "cache")
-    assert not report.findings and not [n for n in report.notes if "run.start" in n], report.notes
+    assert not report.findings and [n for n in report.notes if "run.start" in n] == [
+        "the run.start record was written when the run was resumed (a kill had cut it off): it fixes the manifest from then on"
+    ], report.notes
     manifest = json.loads((run / files.MANIFEST).read_text())
     manifest["training"]["max_steps"] = 2  # rewritten after the resume: the record written then catches it
     (run / files.MANIFEST).write_text(json.dumps(manifest))
@@ -128,4 +130,24 @@ def test_a_checkpoint_with_other_weights_is_refused(tmp_path, capsys):
     before = _snapshot(run)
     assert main(["resume", str(run)]) == 2
     assert "do not commit to W_t+1 of step 1" in capsys.readouterr().err
+    assert _snapshot(run) == before
+
+
+def test_a_lock_file_this_account_may_not_open_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    """(Found by a review: a lock file another account's export left in the run made `pot-zk
+    resume` end in a PermissionError traceback.) The command names the file in one line, exit 2,
+    and writes nothing. (As root the file system lets every open through: the lock's open is
+    refused the way it is for another account.)"""
+    from pot_zk.runs.lock import LOCK_FILE, RunLock
+
+    run = _stopped(tmp_path)
+    denied = str(run / LOCK_FILE)
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", denied)
+
+    monkeypatch.setattr(RunLock, "acquire", refuse)
+    before = _snapshot(run)
+    assert main(["resume", str(run)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"pot-zk resume: {denied}: permission denied"]
     assert _snapshot(run) == before

@@ -183,3 +183,4 @@ def test_an_export_that_cannot_take_the_lock_is_refused_while_the_run_is_held_an
         kill(holder.pid)
     done = export.export_run(run_dir, archive)
     assert done.archive == archive and archive.is_file()
+

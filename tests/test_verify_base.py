@@ -82,3 +82,24 @@ def test_the_base_run_as_expect_base_pins_the_base_and_a_reshaped_auditors_base_
     reshaped = {**state, "0.weight": state["0.weight"].reshape(state["0.weight"].shape[::-1]).clone()}
     with pytest.raises(ConfigurationError, match="layer shapes are not the statement's base: 0.weight"):
         auditors_base_commitment(reshaped, spec)
+
+
+def test_a_malformed_base_run_or_one_named_like_a_commitment_is_read_as_a_run(runs, tmp_path, monkeypatch):
+    """(Found by a review.) A base run whose last commitment record lacks w_after is a one-line
+    usage error, not a traceback; a directory named like a commitment is read as the run it is."""
+    import shutil
+
+    from pot_zk.exceptions import ConfigurationError
+
+    broken = Path(shutil.copytree(runs["other"], tmp_path / "broken"))
+    records = (broken / "commitments.jsonl").read_text().splitlines()
+    last = json.loads(records[-1])
+    del last["w_after"]
+    (broken / "commitments.jsonl").write_text("\n".join([*records[:-1], json.dumps(last)]) + "\n")
+    with pytest.raises(ConfigurationError, match="cannot read the base run .*malformed"):
+        verify_run(runs["lora"], cache_dir=tmp_path, expect_base=broken)
+    shutil.copytree(runs["base"], tmp_path / ("ab" * 32))
+    monkeypatch.chdir(tmp_path)
+    report = verify_run(runs["lora"], cache_dir=tmp_path, expect_base="ab" * 32)
+    assert _findings(report) == {("base-model", "unexpected-base")}
+    assert base_commitment(runs["base"]).lower().removeprefix("0x") in report.findings[0].message, report.findings[0].message  # read as the run

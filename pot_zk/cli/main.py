@@ -146,7 +146,8 @@ def _dispatch(argv: list[str]) -> int:
 def usage_error(error: BaseException) -> PotZkError | None:
     """The pot-zk error ``error`` stands for: itself, the error a Hydra app carried out, an
     optional dependency that is not installed (the extra to install), a missing file or directory
-    given on the command line; None for anything else (a bug: traceback)."""
+    given on the command line, or one this account may not open (say, a run's lock file another
+    account created); None for anything else (a bug: traceback)."""
     from pot_zk.core.extras import missing_extra
 
     apps = sys.modules.get("pot_zk.cli.apps")  # an AppFailed needs it loaded; importing it costs torch's import
@@ -156,7 +157,7 @@ def usage_error(error: BaseException) -> PotZkError | None:
         return error
     if isinstance(error, ImportError) and missing_extra(error) is not None:
         return missing_extra(error)
-    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError)) and error.filename is not None:
+    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)) and error.filename is not None:
         failure = ConfigurationError(f"{error.filename}: {error.strerror.lower() if error.strerror else error}", key="path", path=str(error.filename))
         failure.__traceback__ = error.__traceback__
         return failure

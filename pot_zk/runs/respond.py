@@ -77,7 +77,7 @@ def respond(
     """Prove the challenged steps of ``run`` into its bundle. Raises ChallengeError before any
     proving when the challenge does not fit the run or a witness is missing or altered; raises
     what the handler raises (fail_fast) after recording it."""
-    bundle = RunBundle.open(run)
+    bundle = RunBundle.open(Path(run).resolve())  # absolute: a warm key holder started elsewhere reads its witness paths
     manifest = bundle.manifest()
     commitments = bundle.commitments()
     problems = challenge_problems(challenge, manifest, commitments)

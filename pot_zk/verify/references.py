@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pot_zk.core.challenge import commitment_head
-from pot_zk.exceptions import ConfigurationError
+from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.verify.recomputed import COMMITMENT, same_commitment
 from pot_zk.verify.report import RunReport
@@ -48,10 +48,19 @@ class BaseRun:
     path: Path
     commitment: str
     architecture: Mapping[str, Any]
+    circuit: Mapping[str, Any]
+    """Its statement (manifest ``circuit``): the grid its weights are committed on."""
+
+    def scheme(self) -> Any:
+        """The commitment scheme its last commitment is made with (its W_t+1's)."""
+        from pot_zk.backends.registry import commitments_of, spec_from_dict
+
+        return commitments_of(spec_from_dict(dict(self.circuit))).tensor("w_after")
 
     @classmethod
     def read(cls, path: str | Path) -> "BaseRun":
         """ConfigurationError when ``path`` is not a run (or an export of one) with steps."""
+        from pot_zk.backends.registry import spec_from_dict
         from pot_zk.runs.base_run import base_commitment
         from pot_zk.runs.export import is_export_archive, unpack_export
 
@@ -64,20 +73,25 @@ class BaseRun:
             if not (run / "manifest.json").is_file():
                 raise ConfigurationError(f"--expect-base: {path} is not a pot-zk run directory (no manifest.json)", key="expect_base")
             try:
-                architecture = json.loads((run / "manifest.json").read_text())["circuit"]["architecture"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigurationError(f"--expect-base: {path}/manifest.json names no circuit architecture ({exc})", key="expect_base") from exc
-            return cls(path, base_commitment(run).lower(), architecture)
+                circuit = json.loads((run / "manifest.json").read_text())["circuit"]
+                spec_from_dict(circuit)
+                commitment = base_commitment(run).lower()
+            except ConfigurationError:
+                raise
+            except (PotZkError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ConfigurationError(f"--expect-base: cannot read the base run {path}: its manifest or last commitment record is malformed ({exc!r})", key="expect_base") from exc
+            return cls(path, commitment, circuit["architecture"], circuit)
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
 
 
 def base_reference(text: str | Path | None) -> "str | BaseRun | None":
-    """What ``--expect-base`` names: a commitment (64 hex digits, 0x optional), else a base run."""
+    """What ``--expect-base`` names: a base run (an existing path), else a commitment (64 hex
+    digits, 0x optional)."""
     if text is None or isinstance(text, BaseRun):
         return text
-    if isinstance(text, str) and COMMITMENT.match(text.lower()):
+    if isinstance(text, str) and COMMITMENT.match(text.lower()) and not Path(text).exists():
         return text
     return BaseRun.read(text)
 
@@ -197,12 +211,22 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
         report.fail("base-model", "unexpected-base", f"the run's frozen base commits to {declared}, you expect {expected}")
         failed = True
     if isinstance(expect_base, BaseRun):
+        from pot_zk.backends.registry import commitments_of
+
         statement_base = STEP_KINDS.get(spec.kind).base_architecture(spec.architecture)
         if statement_base is None or dict(statement_base.to_dict()) != dict(expect_base.architecture):
             report.fail(
                 "base-model", "unexpected-base",
                 f"the run's frozen base is {None if statement_base is None else statement_base.to_dict()}, the base run you expect "
                 f"({expect_base.path}) trained {dict(expect_base.architecture)}",
+            )
+            failed = True
+        ours, theirs = commitments_of(spec).tensor("base"), expect_base.scheme()
+        if ours != theirs:  # the same integers on another grid are other weights (say, all halved at scale + 1)
+            report.fail(
+                "base-model", "unexpected-base",
+                f"the run reads its frozen base's committed integers as {ours}, the base run you expect ({expect_base.path}) "
+                f"committed its weights as {theirs}: the same commitment would be other weights",
             )
             failed = True
     elif not failed:

@@ -203,8 +203,12 @@ def _check_audit(bundle: BundleReader, report: RunReport) -> list[dict[str, Any]
 def _check_manifest_recorded(bundle: BundleReader, report: RunReport, events: list[dict[str, Any]]) -> None:
     """The manifest is the statement; the run.start record fixed it when the run began. A
     manifest edited afterwards (mode, policy, dataset root, SRS, hyper-parameters) differs."""
-    recorded = next((e["manifest"] for e in events if e.get("event") == "run.start" and "manifest" in e), None)
+    start = next((e for e in events if e.get("event") == "run.start" and "manifest" in e), None)
+    recorded = None if start is None else start["manifest"]
     if recorded is None:  # e.g. the disk filled up before run.start; a rewrite of the chain could drop it anyway
         report.notes.append("the audit trail has no run.start record of the manifest: manifest.json is not cross-checked")
-    elif recorded != bundle.manifest():
+        return
+    if start.get("at_resume"):
+        report.notes.append("the run.start record was written when the run was resumed (a kill had cut it off): it fixes the manifest from then on")
+    if recorded != bundle.manifest():
         report.fail("statement", "manifest-mismatch", "manifest.json differs from the manifest the run.start audit record fixed")

@@ -113,3 +113,27 @@ def test_expect_base_hex_pins_the_base_values_not_its_shapes_the_base_run_and_th
     assert made.returncode == 0, made.stdout + made.stderr
     closed = verify_run(lora, cache_dir=tmp_path / "auditor-cache", keys=KeySet.load(keys), expect_base=pin)
     assert ("keys", "keys-statement-mismatch") in {(f.check, f.reason) for f in closed.findings}, closed.summary()
+
+
+def test_expect_base_run_pins_the_grid_the_base_was_committed_on(tmp_path):
+    """(Found by a review.) The agreed base run is trained at circuit.scale=11; a cheater halves
+    every weight of its final model (the same integers read at 2**-12) and fine-tunes on that at
+    the default scale 12: the same commitment and the same architecture, other weights. The base
+    run as --expect-base refuses it by its commitment grid; the commitment alone cannot."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    cache = tmp_path / "cache"
+    _train(tmp_path / "base", cache, "prover=groth16", "mode=disabled", "data.part=base", "circuit.scale=11")
+    halved = tmp_path / "halved"
+    shutil.copytree(tmp_path / "base", halved)
+    state = load_file(tmp_path / "base" / "model_final.safetensors")
+    save_file({k: (v / 2).contiguous() for k, v in state.items()}, str(halved / "model_final.safetensors"))
+    lora = tmp_path / "lora"
+    _train(lora, cache, "prover=groth16", "mode=disabled", "model=lora_tiny", f"model.base_run={halved}", "data.part=adapt")
+    assert RunBundle.open(lora).manifest()["circuit"]["scale"] == 12
+    assert verify_run(lora, cache_dir=cache, expect_base=base_commitment(tmp_path / "base")).ok  # the commitment is the same
+    by_run = verify_run(lora, cache_dir=cache, expect_base=tmp_path / "base")
+    assert [(f.check, f.reason) for f in by_run.findings] == [("base-model", "unexpected-base")], by_run.summary()
+    assert "scale=12" in by_run.findings[0].message and "scale=11" in by_run.findings[0].message
