@@ -230,7 +230,10 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
             )
             failed = True
     elif not failed:
-        report.notes.append("base model: --expect-base pins the base's values and their count, not its layer shapes: pass the base run itself to pin those too")
+        report.notes.append(
+            "base model: --expect-base HEX pins the base's committed integers and their count, not its layer shapes nor the grid "
+            "they were committed on: pass the base run itself to pin those too"
+        )
     if not failed:
         report.passed.append("base-reference")
 
