@@ -34,7 +34,7 @@ from pot_zk.exceptions import ConfigurationError, ProofVerificationError
 
 DEV_KEY_NOTE = (
     "zk-groth16 proofs were checked with a dev key (a setup the prover ran itself): whoever ran it knows "
-    "the trapdoor and could forge proofs. Use --keys with keys you generated (pot-zk keys new prover=groth16 ...)."
+    "the trapdoor and could forge proofs. Use keys you generated instead (pot-zk keys new prover=groth16 ..., then pot-zk verify RUN --keys DIR)."
 )
 
 
