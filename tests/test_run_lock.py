@@ -154,7 +154,8 @@ def test_the_lock_nests_in_one_thread_and_refuses_another_thread(tmp_path):
 def test_an_export_that_cannot_take_the_lock_is_refused_while_the_run_is_held_and_exports_after(tmp_path, monkeypatch):
     """`pot-zk export` by an account that may not write into the run (here: opening the lock
     for writing raises PermissionError, as it does for another user) takes a shared lock on the
-    lock file instead: refused while the trainer's process holds the run, written once it ended."""
+    lock file instead: refused while the trainer's process holds the run (also when the lock
+    file was deleted: its holder record names a live process), written once it ended."""
     from pot_zk.runs import export
 
     class NotYours:
@@ -176,6 +177,10 @@ def test_an_export_that_cannot_take_the_lock_is_refused_while_the_run_is_held_an
             export.export_run(run_dir, archive)
         assert refused.value.holder.pid == holder.pid
         assert not archive.exists() and not list(tmp_path.glob("*.tar.gz*"))
+        (run_dir / ".pot-zk.lock").unlink()  # (found by a review) without its lock file, the holder's record still refuses it
+        with pytest.raises(RunInUseError) as refused:
+            export.export_run(run_dir, archive)
+        assert refused.value.holder.pid == holder.pid and not archive.exists()
         holder.stdin.write("\n")
         holder.stdin.flush()
         assert holder.wait(timeout=60) == 0

@@ -65,6 +65,18 @@ class LockHolder:
     def describe(self) -> str:
         return f"pid {self.pid} on host {self.host} ({self.command}, since {self.since})"
 
+    def gone(self) -> bool:
+        """The holder is a process of this host that no longer runs (another host's: unknown, False)."""
+        if self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
 
 class RunInUseError(ConfigurationError):
     """Another process holds the run directory's lock. ``holder`` names it (None when it had not
@@ -175,11 +187,18 @@ def shared_lock(run_dir: str | Path) -> Iterator[None]:
     account owns, or on a read-only file system): a shared ``flock`` on the lock file, opened
     read-only, for the duration. RunInUseError when a process holds the run's lock now (the
     exclusive lock excludes the shared one); a trainer starting meanwhile is refused the same
-    way. A run whose lock file does not exist was never locked: nothing to wait for."""
+    way. Without a lock file (never locked, or deleted), a holder record names the process that
+    holds it, unless that process is gone (a pid of this host no longer running): RunInUseError
+    then too, also when the record cannot be read (another account's is private)."""
     path = Path(run_dir) / LOCK_FILE
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
+        record = Path(run_dir) / HOLDER_FILE
+        if record.exists():
+            holder = LockHolder.read(record)
+            if holder is None or not holder.gone():
+                raise RunInUseError(Path(run_dir), holder) from None
         yield
         return
     try:
