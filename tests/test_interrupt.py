@@ -43,6 +43,15 @@ def _gone(*pids: int) -> bool:
     return not any(alive(pid) for pid in pids)
 
 
+def _proving(trainer: int, cache: Path, run_dir: Path) -> tuple[int, int] | None:
+    """(a groth16 prover program of ``trainer``, the key holder serving the run), while both run."""
+    holder = holder_pid(cache, run_dir) if (run_dir / "manifest.json").is_file() else None
+    if holder is None or not alive(holder):
+        return None
+    prover = next((c for c in children(trainer) if "groth16-prover" in command_line(c)), None)
+    return None if prover is None else (prover, holder)
+
+
 def _interrupted(run_dir: Path, signal_name: str) -> dict:
     events = audit_events(run_dir)
     [interrupted] = [e for e in events if e["event"] == "run.interrupted"]
@@ -55,8 +64,9 @@ def test_ctrl_c_during_a_groth16_proof_kills_prover_and_key_holder_and_the_run_r
     run_dir = tmp_path / "run"
     trainer = start("train", *tiny_run(run_dir, cache, steps=8, k=1), cwd=tmp_path)
     try:
-        prover = wait_for(lambda: next((c for c in children(trainer.pid) if "groth16-prover" in command_line(c)), None), "a prover program")
-        holder = wait_for(lambda: next((c for c in children(prover) if "groth16.warm" in command_line(c)), None), "its key holder", timeout=120)
+        # two prover programs may run at once (one per core), and the key holder outlives the one that started it:
+        # it is found by the pid file it serves the run's circuit under
+        prover, holder = wait_for(lambda: _proving(trainer.pid, cache, run_dir), "a prover program and the run's key holder", timeout=120)
         os.killpg(trainer.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the trainer's group, not the provers' sessions
         out, err = trainer.communicate(timeout=120)
     finally:
