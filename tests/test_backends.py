@@ -139,6 +139,9 @@ class ToyBackend(ProverBackend):
     def new_keys(self, statements, out_dir: Path, cache_dir: Path):
         raise AssertionError("the toy has no keys")
 
+    def auditor_key_path(self, keys, circuit_id):
+        raise AssertionError("the toy has no keys")
+
     def check_run_keys(self, report, manifest, proofs, keys):
         raise AssertionError("the toy has no keys")
 

@@ -366,6 +366,12 @@ class ProverBackend(ABC):
         proofs rest on into ``out_dir`` (never elsewhere but ``cache_dir``)."""
 
     @abstractmethod
+    def auditor_key_path(self, keys: Any, circuit_id: str) -> Path | None:
+        """Where the auditor's ``keys`` (a :class:`~pot_zk.backends.keys.KeySet`) hold what
+        proofs of circuit ``circuit_id`` are verified with (the path :class:`VerifierOptions`
+        takes as ``key_path``); None when they hold nothing for it."""
+
+    @abstractmethod
     def check_run_keys(self, report: Any, manifest: Mapping[str, Any], proofs: Sequence[Mapping[str, Any]], keys: Any) -> dict[str, Path]:
         """``verify --keys``: add findings to ``report`` when the run declares or reports key
         material other than the auditor's ``keys`` (a :class:`~pot_zk.backends.keys.KeySet`); return the verifier material its proofs

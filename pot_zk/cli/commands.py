@@ -194,17 +194,23 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("result", help="the result.json written by `pot-zk prove-step`")
     parser.add_argument("--circuit", help="the statement you expect, as a circuit spec JSON file (default: the one in result.json)")
     parser.add_argument("--step", help="the saved step the proof must be about: the commitments are recomputed from it (default: the ones in result.json)")
-    parser.add_argument("--srs", help="the verifier's SRS file (default: the dev SRS in the cache)")
-    parser.add_argument("--cache-dir", help="where the dev SRS is looked up, and verify's own cache of the circuits and keys it derived (CACHE/verifier)")
+    parser.add_argument("--srs", help="the verifier's SRS file, or zk-groth16 key directory (default: the dev SRS or key in the cache)")
+    parser.add_argument("--keys", help="your own key material from `pot-zk keys new` (instead of --srs; checked against the trust store in --cache-dir)")
+    parser.add_argument("--cache-dir", help="your cache: its trust store, the dev SRS and keys, and verify's own cache of the circuits and keys it derived (CACHE/verifier)")
     parser.add_argument("--no-verifier-cache", action="store_true", help="derive circuits and keys afresh instead of reusing CACHE/verifier")
 
     def run(args: argparse.Namespace) -> int:
         result = json.loads(Path(args.result).read_text())  # a usage error before the imports below (torch's among them)
+        from pot_zk.exceptions import ConfigurationError, ProofVerificationError
+
+        if args.keys and args.srs:
+            raise ConfigurationError("give --keys or --srs, not both", key="keys")
         from pot_zk.backends.base import VerifierOptions
+        from pot_zk.backends.keys import KeySet
         from pot_zk.backends.registry import spec_from_dict
         from pot_zk.kinds.encoding import StepCommitment
         from pot_zk.verify.run import default_cache_dir, verifier_workdir
-        from pot_zk.verify.step import StepStatement, step_keys, verify_step
+        from pot_zk.verify.step import StepStatement, auditor_step_keys, step_keys, verify_step
 
         if result.get("status") != "proved":
             print(f"nothing to verify: the step was {result.get('status')}")
@@ -216,9 +222,18 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
         workdir = verifier_workdir()
         options = VerifierOptions(cache, workdir, Path(args.srs) if args.srs else None, verifier_cache=not args.no_verifier_cache)
-        keys = step_keys(spec, result["proof_type"], options)
+        try:
+            if args.keys:
+                keys = auditor_step_keys(spec, result["proof_type"], KeySet.load(Path(args.keys)), options)
+            else:
+                keys = step_keys(spec, result["proof_type"], options)
+        except ProofVerificationError as exc:
+            print(f"REJECTED ({result['proof_type']}): {exc.reason}: {exc.message}")
+            return 1
         for note in keys.notes if keys is not None else ():
             print(f"note: {note}")
+        if args.keys:
+            print(f"keys: yours ({args.keys}, recorded in your trust store)")
         if args.step:
             from pot_zk.backends.registry import commit_step
             from pot_zk.kinds.registry import load_training_step

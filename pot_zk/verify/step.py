@@ -11,14 +11,17 @@ values against the declared commitments.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from pot_zk.backends.base import StepStatement, VerifierKeys, VerifierOptions
-from pot_zk.backends.registry import PROOF_TYPES
+from pot_zk.backends.keys import KeySet
+from pot_zk.backends.registry import BACKENDS, PROOF_TYPES
 from pot_zk.exceptions import ProofVerificationError
+from pot_zk.verify.trust import TrustStore
 
-__all__ = ["StepStatement", "StepVerdict", "step_keys", "verify_step"]
+__all__ = ["StepStatement", "StepVerdict", "auditor_step_keys", "step_keys", "verify_step"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,30 @@ def step_keys(spec, proof_type: str, options: VerifierOptions) -> VerifierKeys |
     if proof_type not in PROOF_TYPES:
         return None
     return PROOF_TYPES.get(proof_type).verifier_keys(spec, None, options)
+
+
+def auditor_step_keys(spec, proof_type: str, keys: KeySet, options: VerifierOptions) -> VerifierKeys | None:
+    """``verify-step --keys DIR``: the verifier material in the auditor's ``keys`` for one
+    ``proof_type`` proof of ``spec``. Raises ProofVerificationError (``keys-untrusted``: the key
+    set is not in the trust store of ``options.cache_dir``; ``keys-backend-mismatch``: the keys
+    are of another proof type; ``keys-statement-mismatch``: they were not made for ``spec``)."""
+    trust = TrustStore.in_cache(Path(options.cache_dir))
+    if trust.known_keys(keys) is None:
+        raise ProofVerificationError(
+            f"the keys in {keys.directory} are not in your trust store {trust.root} (pot-zk keys new records the keys it makes "
+            "there): whoever made them could know their trapdoor; verify with keys you made, with the same --cache-dir",
+            reason="keys-untrusted",
+        )
+    if keys.proof_type != proof_type:
+        raise ProofVerificationError(f"the keys in {keys.directory} are for {keys.proof_type} proofs, not {proof_type}", reason="keys-backend-mismatch")
+    backend = next(b for _, b in BACKENDS.installed() if b.proof_type == proof_type)
+    path = backend.auditor_key_path(keys, spec.circuit_id()) if spec.circuit_id() in keys.circuit_ids else None
+    if path is None:
+        raise ProofVerificationError(
+            f"the statement {spec.circuit_id()} is not one your keys in {keys.directory} were made for {list(keys.circuit_ids)}",
+            reason="keys-statement-mismatch",
+        )
+    return step_keys(spec, proof_type, dataclasses.replace(options, key_path=path))
 
 
 def verify_step(

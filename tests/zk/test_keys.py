@@ -14,11 +14,13 @@ from pot_zk.backends.keys import KeySet
 from pot_zk.cli.main import main
 from pot_zk.core.challenge import choose_steps, commitment_head
 from pot_zk.exceptions import ConfigurationError
+from pot_zk.kinds.registry import save_training_step
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.testing.tamper import chain_lines
 from pot_zk.verify.run import verify_run
 
 from run_support import run_tiny
+from zk_support import tiny_spec, train_steps
 
 pytestmark = pytest.mark.prover
 
@@ -108,3 +110,30 @@ def test_keys_for_another_statement_or_edited_keys_are_refused(keys, dev_run, tm
     srs.write_bytes(srs.read_bytes()[:-1] + b"\x00")
     with pytest.raises(ConfigurationError, match="differs from the SHA-256"):
         KeySet.load(edited)
+
+
+def test_verify_step_checks_one_saved_step_s_proof_with_your_keys(keys, tmp_path, zk_cache, capsys):
+    step_file = tmp_path / "step.safetensors"
+    save_training_step(train_steps(1, seed=6, lr=0.05)[0], step_file)  # the keys' statement: tiny_mlp, batch 2, lr 0.05
+    ours, dev = tmp_path / "ours", tmp_path / "dev"
+    assert main(["prove-step", str(step_file), f"cache_dir={zk_cache}", *keys.trainer_overrides, "--out", str(ours)]) == 0
+    assert main(["prove-step", str(step_file), f"cache_dir={zk_cache}", "--out", str(dev)]) == 0
+
+    def verify_step(result: Path, *options: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main(["verify-step", str(result / "result.json"), "--step", str(step_file), *options])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    code, out = verify_step(ours, "--keys", str(keys.directory), "--cache-dir", str(zk_cache))
+    assert code == 0 and "VERIFIED (zk-halo2)" in out and "keys: yours" in out and "dev SRS" not in out, out
+    code, out = verify_step(dev, "--keys", str(keys.directory), "--cache-dir", str(zk_cache))
+    assert code == 1 and "REJECTED (zk-halo2): invalid-proof" in out, out
+    code, out = verify_step(ours, "--keys", str(keys.directory), "--cache-dir", str(tmp_path / "not-the-auditors"))
+    assert code == 1 and "REJECTED (zk-halo2): keys-untrusted" in out, out
+    other = tmp_path / "other-lr.json"
+    other.write_text(json.dumps(tiny_spec(learning_rate=0.1).to_dict()))
+    code, out = verify_step(ours, "--keys", str(keys.directory), "--cache-dir", str(zk_cache), "--circuit", str(other))
+    assert code == 1 and "REJECTED (zk-halo2): keys-statement-mismatch" in out, out
+    code, out = verify_step(ours, "--keys", str(keys.directory), "--srs", str(keys.path("srs")))
+    assert code == 2 and "give --keys or --srs, not both" in out, out

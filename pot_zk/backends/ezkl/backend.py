@@ -127,6 +127,9 @@ class EzklBackend(ProverBackend):
     def new_keys(self, statements: Sequence[FixedPointCheck], out_dir: Path, cache_dir: Path) -> GeneratedKeys:
         return ezkl_keys.new_keys(statements, out_dir, cache_dir)
 
+    def auditor_key_path(self, keys: KeySet, circuit_id: str) -> Path | None:
+        return keys.path("srs") if "srs" in keys.files else None
+
     def check_run_keys(self, report: Any, manifest: Mapping[str, Any], proofs: Sequence[Mapping[str, Any]], keys: KeySet) -> dict[str, Path]:
         return ezkl_keys.check_run_keys(report, manifest, proofs, keys)
 

@@ -59,10 +59,10 @@ def check_run_keys(report: Any, manifest: dict[str, Any], proofs: list[dict[str,
     reports, the auditor's verifying key. Returns the auditor's key directory for the run's
     circuit (the proofs check verifies with it)."""
     circuit_id = str(manifest.get("circuit_id"))
-    role = "vk" if "vk" in keys.files else f"vk:{circuit_id}"
-    if role not in keys.files:
+    directory = key_path(keys, circuit_id)
+    if directory is None:
         return {}
-    ours = keys.sha256[role]
+    ours = keys.sha256[_vk_role(keys, circuit_id)]
     declared = (manifest.get("keys") or {}).get("vk_sha256")
     if declared != ours:
         report.fail("keys", "foreign-keys", f"the run was proven with verifying key {str(declared)[:16]}..., not yours ({ours[:16]}...)")
@@ -72,4 +72,14 @@ def check_run_keys(report: Any, manifest: dict[str, Any], proofs: list[dict[str,
         used = ((record.get("public") or {}).get("keys") or {}).get("vk_sha256")
         if used != ours:
             report.fail("keys", "foreign-keys", f"the prover reports verifying key {str(used)[:16]}... for this proof, not yours", record.get("step"))
-    return {"key_path": keys.path(role).parent}
+    return {"key_path": directory}
+
+
+def key_path(keys: KeySet, circuit_id: str) -> Path | None:
+    """The auditor's key directory for ``circuit_id`` in ``keys`` (None: they hold none)."""
+    role = _vk_role(keys, circuit_id)
+    return keys.path(role).parent if role in keys.files else None
+
+
+def _vk_role(keys: KeySet, circuit_id: str) -> str:
+    return "vk" if "vk" in keys.files else f"vk:{circuit_id}"

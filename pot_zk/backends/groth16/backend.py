@@ -125,6 +125,9 @@ class Groth16Backend(ProverBackend):
     def new_keys(self, statements: Sequence[Groth16Statement], out_dir: Path, cache_dir: Path) -> GeneratedKeys:
         return auditor_keys.new_keys(statements, out_dir, cache_dir)
 
+    def auditor_key_path(self, keys: KeySet, circuit_id: str) -> Path | None:
+        return auditor_keys.key_path(keys, circuit_id)
+
     def check_run_keys(self, report: Any, manifest: Mapping[str, Any], proofs: Sequence[Mapping[str, Any]], keys: KeySet) -> dict[str, Path]:
         return auditor_keys.check_run_keys(report, manifest, proofs, keys)
 
