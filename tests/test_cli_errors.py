@@ -116,14 +116,13 @@ def test_a_manifest_or_config_that_does_not_parse_is_named_with_its_line(tmp_pat
     assert line.startswith("pot-zk resume: run/config.yaml line 4 column 1: not YAML ("), line
 
 
-TORCH_FREE = [c for c in COMMANDS if c[0] != "report"] + [["audit", "verify", "nope.jsonl"], ["verify-step", "nope.json"]]
+TORCH_FREE = COMMANDS + [["audit", "verify", "nope.jsonl"], ["verify-step", "nope.json"]]
 
 
 @pytest.mark.parametrize("command", TORCH_FREE, ids=lambda c: c[0] + ("-" + c[1] if c[0] in ("keys", "audit") else ""))
 def test_a_usage_error_is_reported_before_torch_is_imported(tmp_path, command):
     """A mistyped path costs a fraction of a second, not torch's import (~2-3 s here): each
-    command checks its path before it imports what does the work. (`report` imports its plots'
-    modules first.)"""
+    command checks its path before it imports what does the work."""
     import subprocess
     import sys
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -246,5 +247,35 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         verdict = verify_step(statement, result["proof_type"], Path(result["proof"]), cache_dir=workdir, keys=keys)
         print(f"{'VERIFIED' if verdict.ok else 'REJECTED'} ({verdict.proof_type}){'' if verdict.ok else f': {verdict.reason}: {verdict.message}'}")
         return 0 if verdict.ok else 1
+
+    return run
+
+
+def report_command(parser: argparse.ArgumentParser) -> CommandHandler:
+    parser.add_argument("run", help="a run directory made by `pot-zk train` or pot_zk.hooks")
+    parser.add_argument("--out", metavar="DIR", help="where to write the report (default: RUN/report)")
+    parser.add_argument("--html", action="store_true", help="also verify the run and write report.html: one self-contained page, the verdict at the top")
+    parser.add_argument("--cache-dir", help="with --html: the verifier's cache, as for pot-zk verify")
+    parser.add_argument("--srs", help="with --html: the verifier's own SRS file, as for pot-zk verify")
+    parser.add_argument("--keys", help="with --html: your key material from `pot-zk keys new`, as for pot-zk verify")
+
+    def run(args: argparse.Namespace) -> int:
+        from pot_zk.cli.handover import existing_run
+        from pot_zk.exceptions import PotZkError
+
+        existing_run(args.run)  # a usage error before the imports below (torch's among them)
+        from pot_zk.report.run_report import write_report
+
+        try:
+            written = write_report(
+                Path(args.run), Path(args.out) if args.out else None, with_html=args.html,
+                cache_dir=Path(args.cache_dir) if args.cache_dir else None, srs_path=Path(args.srs) if args.srs else None,
+                keys_dir=Path(args.keys) if args.keys else None,
+            )
+        except (PotZkError, OSError, ValueError, KeyError) as error:
+            print(f"pot-zk report: {args.run}: {error}", file=sys.stderr)
+            return 2
+        print(f"report of {args.run} written to {written[0].parent}: " + ", ".join(p.name for p in written))
+        return 0
 
     return run

@@ -83,7 +83,7 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "resume": ("continue a stopped or killed run in its directory", lambda p: import_object("pot_zk.cli.commands:resume_command")(p)),
     "prove-step": ("prove one saved training step", lambda p: import_object("pot_zk.cli.commands:prove_step_command")(p)),
     "verify-step": ("verify the proof of one step made by prove-step", lambda p: import_object("pot_zk.cli.commands:verify_step_command")(p)),
-    "report": ("plots and a summary of a run bundle", lambda p: import_object("pot_zk.report.run_report:report_command")(p)),
+    "report": ("plots and a summary of a run bundle", lambda p: import_object("pot_zk.cli.commands:report_command")(p)),
     "challenge": ("pick steps of a run for the trainer to prove (auditor)", lambda p: import_object("pot_zk.cli.challenge_commands:challenge_command")(p)),
     "respond": ("prove the steps a challenge picked (trainer)", lambda p: import_object("pot_zk.cli.challenge_commands:respond_command")(p)),
     "keys": ("key material: keys new (verifier-owned), keys circuit / import-zkey (a snarkjs ceremony)", lambda p: import_object("pot_zk.cli.challenge_commands:keys_command")(p)),

@@ -14,19 +14,17 @@ and the report says so.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import statistics
-import sys
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-from pot_zk.exceptions import PotZkError
 from pot_zk.report.facts import COMMITMENT_ONLY, NO_OUTCOME, TIMING_PHASES, RunFacts, phase_seconds, read_run
-from pot_zk.verify.run import RunReport
 
-CommandHandler = Callable[[argparse.Namespace], int]
+if TYPE_CHECKING:
+    from pot_zk.verify.run import RunReport
+
 Table = tuple[Sequence[str], list[Sequence[str]]]
 CAPTIONS = {"loss.png": "Training loss per step", "accuracy.png": "Held-out scores over training", "latency.png": "Proof latency per step and proof type", "coverage.png": "Proof coverage"}
 
@@ -208,27 +206,3 @@ def _verify(run: Path, cache_dir: Path | None, srs_path: Path | None, keys_dir: 
 
     keys = KeySet.load(keys_dir) if keys_dir is not None else None
     return verify_run(run, cache_dir=cache_dir or default_cache_dir(), srs_path=srs_path, keys=keys)
-
-
-def report_command(parser: argparse.ArgumentParser) -> CommandHandler:
-    parser.add_argument("run", help="a run directory made by `pot-zk train` or pot_zk.hooks")
-    parser.add_argument("--out", metavar="DIR", help="where to write the report (default: RUN/report)")
-    parser.add_argument("--html", action="store_true", help="also verify the run and write report.html: one self-contained page, the verdict at the top")
-    parser.add_argument("--cache-dir", help="with --html: the verifier's cache, as for pot-zk verify")
-    parser.add_argument("--srs", help="with --html: the verifier's own SRS file, as for pot-zk verify")
-    parser.add_argument("--keys", help="with --html: your key material from `pot-zk keys new`, as for pot-zk verify")
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            written = write_report(
-                Path(args.run), Path(args.out) if args.out else None, with_html=args.html,
-                cache_dir=Path(args.cache_dir) if args.cache_dir else None, srs_path=Path(args.srs) if args.srs else None,
-                keys_dir=Path(args.keys) if args.keys else None,
-            )
-        except (PotZkError, OSError, ValueError, KeyError) as error:
-            print(f"pot-zk report: {args.run}: {error}", file=sys.stderr)
-            return 2
-        print(f"report of {args.run} written to {written[0].parent}: " + ", ".join(p.name for p in written))
-        return 0
-
-    return run
