@@ -11,7 +11,7 @@ import torch
 from torch.optim import lr_scheduler
 
 from pot_zk.backends.registry import BACKENDS
-from pot_zk.exceptions import ConfigurationError, StepMismatchError
+from pot_zk.exceptions import ConfigurationError, StepMismatchError, WitnessBuilderError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.kinds.schedule import Schedule, canonical, declared_schedule
@@ -196,3 +196,31 @@ def test_reexec_certificates_of_scheduled_steps_are_checked_at_the_recomputed_ra
     sync_audit(tmp_path / "run")
     findings = {(f.reason, f.step) for f in verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **pinned).findings}
     assert findings == {("learning-rate-mismatch", 6)}, findings
+
+
+def test_a_step_whose_rate_rounds_to_no_update_is_refused_before_it_is_taken(tmp_path):
+    """A schedule at rate 0 for the steps a trainer picks would leave their batches committed but
+    not learned from (found by a review: one key proves every schedule up to the base rate)."""
+    model, optimizer, loader = _setup()
+    scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=1e-9)
+    with pytest.raises(WitnessBuilderError, match=r"rounds to the update constant 0 at param_scale=20: the step would train nothing"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, scheduler=scheduler) as run:
+            _loop(run, model, optimizer, loader, scheduler)
+    assert [r["step"] for r in RunBundle.open(tmp_path / "run").commitments()] == [0, 1, 2], "refused at step 3, the first at rate 1e-10"
+
+
+def test_a_declared_schedule_at_a_zero_update_constant_fails_those_steps(scheduled_run, tmp_path):
+    """A run recorded (before training refused it) at a schedule whose rate rounds to c_fix = 0:
+    its records agree with the declaration, and verify still fails the steps that train nothing."""
+    pinned = run_pins(scheduled_run, head=False)
+    manifest = json.loads((scheduled_run / "manifest.json").read_text())
+    manifest["training"]["schedule"]["gamma"] = 1e-9
+    (scheduled_run / "manifest.json").write_text(json.dumps(manifest))
+    rates = Schedule(canonical(manifest["training"]["schedule"]), 0.1).rates(8)
+    records = jsonl(scheduled_run / "commitments.jsonl")
+    for record in records:
+        record["learning_rate"] = rates[record["step"]]
+    write_jsonl(scheduled_run / "commitments.jsonl", records)
+    sync_audit(scheduled_run)
+    report = verify_run(scheduled_run, cache_dir=tmp_path / "cache", **pinned)
+    assert {(f.check, f.reason, f.step) for f in report.findings} == {("steps", "zero-rate", step) for step in range(3, 8)}, report.summary()

@@ -7,8 +7,10 @@ copy. The statements' backend generates the material
 (:meth:`~pot_zk.backends.base.ProverBackend.new_keys`): it writes its files into ``out_dir`` (never elsewhere except its own ``cache_dir``) and says
 which of them the trainer receives (``handover``) and with which config overrides the trainer
 proves (``trainer_overrides``). :func:`new_keys` adds the manifest ``keys.json``: format, proof
-type, statements (circuit id and spec), the files with their SHA-256, who generated them, on
-which host and when.
+type, statements (circuit id and spec), the learning-rate schedule declared with them (a
+statement whose rate is public proves any schedule up to its rate: the keys pin the one agreed,
+``keys-schedule-mismatch``), the files with their SHA-256, who generated them, on which host and
+when.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class KeySet:
     generated_by: str
     generated_at: str
     details: Mapping[str, Any]
+    schedule: Mapping[str, Any] | None = None
+    """The learning-rate schedule the keys were made for (``training.schedule`` of a run's
+    manifest); None: a constant rate, the statement's."""
 
     def path(self, role: str) -> Path:
         if role not in self.files:
@@ -70,6 +75,7 @@ class KeySet:
                 generated_by=str(data["generated_by"]),
                 generated_at=str(data["generated_at"]),
                 details=dict(data.get("details") or {}),
+                schedule=data.get("schedule"),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigurationError(f"{directory} is not a keys directory made by `pot-zk keys new`: {exc}", key="keys") from exc
@@ -80,21 +86,24 @@ class KeySet:
         return keys
 
 
-def new_keys(statements: Sequence[Statement], out_dir: Path, cache_dir: Path) -> KeySet:
-    """Generate key material for ``statements`` (of one backend) into ``out_dir`` (which must
-    not hold keys yet), with their backend's :meth:`~pot_zk.backends.base.ProverBackend.new_keys`."""
+def new_keys(statements: Sequence[Statement], out_dir: Path, cache_dir: Path, schedule: Mapping[str, Any] | None = None) -> KeySet:
+    """Generate key material for ``statements`` (of one backend, trained at ``schedule``) into
+    ``out_dir`` (which must not hold keys yet), with their backend's
+    :meth:`~pot_zk.backends.base.ProverBackend.new_keys`."""
     from pot_zk.backends.registry import backend_of
 
     backends = {spec.backend for spec in statements}
     if len(backends) != 1:
         raise ConfigurationError(f"keys new needs statements of one backend, not {sorted(backends)}", key="keys")
     backend = backend_of(statements[0])
-    return write_key_set(backend.proof_type, statements, out_dir, lambda directory: backend.new_keys(statements, directory, Path(cache_dir)))
+    return write_key_set(backend.proof_type, statements, out_dir, lambda directory: backend.new_keys(statements, directory, Path(cache_dir)), schedule)
 
 
-def write_key_set(proof_type: str, statements: Sequence[Statement], out_dir: Path, generate: Callable[[Path], GeneratedKeys]) -> KeySet:
-    """Let ``generate`` write key material for ``statements`` into ``out_dir`` (which must not
-    hold keys yet), then add ``keys.json``. ``new_keys`` generates; a backend's import (e.g. a
+def write_key_set(
+    proof_type: str, statements: Sequence[Statement], out_dir: Path, generate: Callable[[Path], GeneratedKeys], schedule: Mapping[str, Any] | None = None,
+) -> KeySet:
+    """Let ``generate`` write key material for ``statements`` (trained at ``schedule``) into
+    ``out_dir`` (which must not hold keys yet), then add ``keys.json``. ``new_keys`` generates; a backend's import (e.g. a
     Groth16 ceremony zkey) brings key material made elsewhere into the same format."""
     out_dir = Path(out_dir)
     if (out_dir / KEYS_FILE).exists():
@@ -110,6 +119,7 @@ def write_key_set(proof_type: str, statements: Sequence[Statement], out_dir: Pat
             "proof_type": proof_type,
             "backend": generated.backend,
             "statements": [{"circuit_id": spec.circuit_id(), "circuit": spec.to_dict()} for spec in statements],
+            "schedule": None if schedule is None else dict(schedule),
             "files": dict(generated.files),
             "sha256": {role: file_sha256(out_dir / name) for role, name in generated.files.items()},
             "handover": list(generated.handover),

@@ -102,12 +102,12 @@ def _statement_arguments(parser: argparse.ArgumentParser, out_help: str) -> None
 
 
 def _keys_new(args: argparse.Namespace) -> int:
-    statement = _declared_statement(args)
+    statement, schedule = _declared(args)
     from pot_zk.backends.keys import new_keys
     from pot_zk.verify.run import default_cache_dir
 
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    keys = new_keys([statement], Path(args.out), cache)
+    keys = new_keys([statement], Path(args.out), cache, schedule)
     _print_handover(keys, statement, cache)
     return 0
 
@@ -129,10 +129,10 @@ def _keys_import_zkey(args: argparse.Namespace) -> int:
 
     from pot_zk.verify.run import default_cache_dir
 
-    statement = _declared_statement(args)
+    statement, schedule = _declared(args)
     backend = backend_of(statement)
     backend.check_ceremony()
-    keys = write_key_set(backend.proof_type, [statement], Path(args.out), lambda out: backend.import_keys(statement, Path(args.zkey), out))
+    keys = write_key_set(backend.proof_type, [statement], Path(args.out), lambda out: backend.import_keys(statement, Path(args.zkey), out), schedule)
     print(f"imported {args.zkey} (sha256 {keys.details['zkey_sha256']}): provenance zkey, checked against the circuit's header and a trial proof")
     _print_handover(keys, statement, Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     return 0
@@ -143,6 +143,11 @@ def _print_handover(keys: "KeySet", statement: "Statement", cache: Path) -> None
 
     recorded = TrustStore.in_cache(cache).record_keys(keys)
     print(f"keys for {keys.proof_type} statement {statement.circuit_id()} in {keys.directory}")
+    if keys.schedule is not None:
+        from pot_zk.kinds.schedule import Schedule, canonical
+
+        schedule = Schedule(canonical(keys.schedule, "training.schedule"), statement.learning_rate)
+        print(f"learning-rate schedule: {schedule.describe()} (verify --keys refuses a run that declares another)")
     print(f"recorded in your trust store: {recorded}")
     print(f"hand the trainer: {', '.join(str(keys.path(role)) for role in keys.handover)}")
     print(f"the trainer proves with: {' '.join(keys.trainer_overrides)}")
@@ -156,6 +161,12 @@ def _statement_args(args: argparse.Namespace) -> str:
 
 
 def _declared_statement(args: argparse.Namespace) -> "Statement":
+    return _declared(args)[0]
+
+
+def _declared(args: argparse.Namespace) -> "tuple[Statement, dict | None]":
+    """The statement ``--run`` or the overrides declare, and its learning-rate schedule (None: a
+    constant rate)."""
     from pot_zk.exceptions import ConfigurationError
 
     if args.run:
@@ -166,7 +177,8 @@ def _declared_statement(args: argparse.Namespace) -> "Statement":
         manifest = run_manifest(run_directory(args.run))  # a usage error before torch's import
         from pot_zk.backends.registry import spec_from_dict
 
-        return spec_from_dict(manifest["circuit"])
+        return spec_from_dict(manifest["circuit"]), (manifest.get("training") or {}).get("schedule")
     from pot_zk.config import build, compose_config
 
-    return build(compose_config(args.overrides, run_dir=".")).plan.spec
+    plan = build(compose_config(args.overrides, run_dir=".")).plan
+    return plan.spec, None if plan.schedule is None else dict(plan.schedule.to_dict())

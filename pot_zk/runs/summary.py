@@ -71,12 +71,16 @@ def summary_lines(summary: RunSummary) -> list[str]:
 
 
 def verify_command(run: str | Path, head: str, bundle: RunBundle) -> str:
-    """``pot-zk verify RUN --expect-head HEAD``; for a loop's own run (``batch_order: recorded``:
+    """``pot-zk verify RUN --expect-head HEAD`` (and for a LoRA run ``--expect-base`` with the base
+    run it names, or the base's commitment); for a loop's own run (``batch_order: recorded``:
     verify recomputes neither its data nor its initial model) also the dataset root and W_0's
     commitment to pin and the recorded batch order (and data verify cannot open: the loop's own,
     or undeclared) to accept."""
     command = f"pot-zk verify {run} --expect-head {head}"
     manifest = bundle.manifest()
+    base = manifest.get("base") or {}
+    if base.get("run") or base.get("commitment"):  # a LoRA run's frozen base: the base run it names, else its commitment
+        command += f" --expect-base {base.get('run') or base.get('commitment')}"
     if (manifest.get("training") or {}).get("batch_order") != "recorded":
         return command
     root = (manifest.get("dataset") or {}).get("root")

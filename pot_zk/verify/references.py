@@ -190,8 +190,9 @@ def check_head(report, manifest: Mapping[str, Any], commitments: list[Mapping[st
 
 def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_base: "str | BaseRun | None") -> None:
     """The declared frozen base is the one the auditor expects (``--expect-base``: a commitment,
-    or a base run, whose trained architecture must be the statement's base too); without it, a
-    note names the declared base as the trainer's word."""
+    or a base run, whose trained architecture must be the statement's base too); without it the
+    base is the trainer's word, most of the model: ``base-not-pinned``, as an initial model no
+    seed recomputes is ``initial-not-pinned``."""
     expected = expect_base.commitment if isinstance(expect_base, BaseRun) else expect_base
     if "base" not in STEP_KINDS.get(spec.kind).constant_inputs:
         if expect_base is not None:
@@ -201,9 +202,10 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
     declared = base.get("commitment")
     report.references["base_commitment"] = declared
     if expect_base is None:
-        report.notes.append(
-            f"base model: the trainer's (commitment {declared}, declared from run {base.get('run')!r}); pin it with "
-            "--expect-base and the base run you verified (or its last commitment, which pins the values, not the layer shapes)"
+        report.fail(
+            "base-model", "base-not-pinned",
+            f"the frozen base is the trainer's word (commitment {declared}, declared from run {base.get('run')!r}): pin it with "
+            "--expect-base and the base run you verified (or its last commitment, which pins the values, not the layer shapes)",
         )
         return
     failed = False

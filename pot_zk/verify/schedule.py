@@ -6,7 +6,9 @@ and a statement whose rate is public (``"rate": "public"``: each proof takes the
 constant as a public input, up to the statement's ``learning_rate``, which is the schedule's
 base rate). verify names the schedule in its references, recomputes every step's rate with
 torch's own scheduler from the base rate, and requires each record's ``learning_rate`` to be it
-(``learning-rate-mismatch``); the proofs are then checked with the recomputed rates. A schedule
+(``learning-rate-mismatch``); the proofs are then checked with the recomputed rates. A step whose
+recomputed rate rounds to the update constant 0 trains nothing, whatever its proof says
+(``zero-rate``: a schedule could otherwise skip the batches the trainer chose). A schedule
 without a public rate, or a public rate without a schedule, is ``schedule-mismatch``: the first
 could not be proven, the second would let any rate up to the bound pass.
 """
@@ -48,6 +50,14 @@ def check_schedule(report, manifest: Mapping[str, Any], spec: Any, by_step: Mapp
             "steps", "learning-rate-mismatch",
             f"the step records learning rate {by_step[step].get('learning_rate')}, the declared schedule gives {rates[step]!r}", step,
         )
-    if not wrong:
+    constant = getattr(spec, "rate_constant", None)
+    idle = [step for step in sorted(steps) if constant is not None and constant(rates[step]) == 0]
+    for step in idle:
+        report.fail(
+            "steps", "zero-rate",
+            f"the declared schedule's rate at this step, {rates[step]!r}, rounds to the update constant 0: the step trains nothing "
+            "(its batch is committed but not learned from)", step,
+        )
+    if not wrong and not idle:
         report.passed.append("schedule")
     return rates

@@ -50,7 +50,8 @@ def auditor_step_keys(spec, proof_type: str, keys: KeySet, options: VerifierOpti
     set is not in the trust store of ``options.cache_dir``; ``keys-backend-mismatch``: the keys
     are of another proof type; ``keys-statement-mismatch``: they were not made for ``spec``)."""
     trust = TrustStore.in_cache(Path(options.cache_dir))
-    if trust.known_keys(keys) is None:
+    known = trust.known_keys(keys)
+    if known is None:
         raise ProofVerificationError(
             f"the keys in {keys.directory} are not in your trust store {trust.root} (pot-zk keys new records the keys it makes "
             "there): whoever made them could know their trapdoor; verify with keys you made, with the same --cache-dir",
@@ -59,10 +60,11 @@ def auditor_step_keys(spec, proof_type: str, keys: KeySet, options: VerifierOpti
     if keys.proof_type != proof_type:
         raise ProofVerificationError(f"the keys in {keys.directory} are for {keys.proof_type} proofs, not {proof_type}", reason="keys-backend-mismatch")
     backend = next(b for _, b in BACKENDS.installed() if b.proof_type == proof_type)
-    path = backend.auditor_key_path(keys, spec.circuit_id()) if spec.circuit_id() in keys.circuit_ids else None
+    made_for = list(known.get("circuit_ids") or keys.circuit_ids)  # the trust store's record, not keys.json
+    path = backend.auditor_key_path(keys, spec.circuit_id()) if spec.circuit_id() in made_for else None
     if path is None:
         raise ProofVerificationError(
-            f"the statement {spec.circuit_id()} is not one your keys in {keys.directory} were made for {list(keys.circuit_ids)}",
+            f"the statement {spec.circuit_id()} is not one your keys in {keys.directory} were made for {made_for}",
             reason="keys-statement-mismatch",
         )
     return step_keys(spec, proof_type, dataclasses.replace(options, key_path=path))

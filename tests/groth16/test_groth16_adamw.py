@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from pot_zk.backends.groth16.adamw.exact import power
-from pot_zk.backends.groth16.adamw.spec import BIAS_SCALE, MOMENT_SCALE, SECOND_SCALE
+from pot_zk.backends.groth16 import adapter
+from pot_zk.backends.groth16.adamw.circuit import ADAMW_TEMPLATES
+from pot_zk.backends.groth16.adamw.exact import check_first_moment, power
+from pot_zk.backends.groth16.adamw.spec import BIAS_SCALE, MOMENT_BITS, MOMENT_SCALE, SECOND_SCALE
+from pot_zk.backends.groth16.circuit_writer import gadget_source
 from pot_zk.backends.groth16.training import ExactTraining
 from pot_zk.backends.registry import spec_from_dict
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
@@ -87,6 +90,43 @@ def test_a_setting_the_constants_cannot_state_is_refused(setting, key):
     with pytest.raises(ConfigurationError) as raised:
         tiny_adamw_spec(**setting)
     assert raised.value.context["key"] == key
+
+
+def test_a_learning_rate_whose_update_division_could_pass_the_field_modulus_is_refused():
+    """The update's numerator lr_fix m' f 2**e grows with the rate: at 1e45 it could reach 231
+    bits, past the 200 every equation stays below (a review found the bound left it out: a spec
+    at 1e60 was accepted and its division held only mod p)."""
+    assert tiny_adamw_spec(learning_rate=1e15).update_bound() < 2**200
+    with pytest.raises(ConfigurationError, match=r"could reach 231 bits \(limit 200\); lower param_scale or the learning rate"):
+        tiny_adamw_spec(learning_rate=1e45)
+
+
+def test_the_reference_refuses_the_first_moment_the_circuit_cannot_prove(tmp_path):
+    """m' = -2**21 is in m's committed 22-bit range, but its towards-zero rounding (TruncCheck:
+    a sign bit and a magnitude below 2**21) has no witness for it: the reference refuses it, so
+    an honest step never reaches a value it cannot prove (found by a review); one unit inside,
+    both accept."""
+    spec = tiny_adamw_spec()
+    low = -(2 ** (MOMENT_BITS - 1))
+    p, b1 = spec.param_scale, spec.beta_fix[0]
+    for m_after in (low, low + 1):
+        acc = b1 * m_after + (2**p - b1) * m_after  # m = g = m': the rounding is exact
+        main = (f"template Main() {{ signal input acc; signal input out; component t = TruncCheck({p}, {MOMENT_BITS}); "
+                "t.acc <== acc; t.out <== out; }\ncomponent main = Main();")
+        path = tmp_path / f"trunc{m_after - low}.circom"
+        path.write_text(gadget_source(main, ADAMW_TEMPLATES))
+        pk, vk, _ = adapter.setup(path)
+        try:
+            proved = adapter.verify(vk, adapter.prove(pk, {"acc": acc, "out": m_after}), [])[0]
+        except WitnessBuilderError:
+            proved = False
+        if m_after == low:
+            assert not proved
+            with pytest.raises(WitnessBuilderError, match="first moment after the step out of range"):
+                check_first_moment(np.array([m_after], dtype=object))
+        else:
+            assert proved
+            check_first_moment(np.array([m_after], dtype=object))
 
 
 @pytest.mark.parametrize("name", ["w_after", "m_after", "v_after", "t_after"])

@@ -6,7 +6,10 @@ does not prove."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from pot_zk.backends.groth16 import adapter, keys
 from pot_zk.backends.groth16.prove import prove_step
 from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
 from pot_zk.backends.groth16.verify import verify_groth16
+from pot_zk.backends.keys import KeySet
 from pot_zk.backends.registry import BACKENDS
 from pot_zk.exceptions import WitnessBuilderError
 from pot_zk.kinds.mlp import MlpArchitecture
@@ -148,3 +152,42 @@ def test_a_scheduled_loop_answers_the_auditors_challenge_at_each_steps_rate(tmp_
     verified = cli(*shlex.split(run.verify_command())[1:], "--challenge", str(tmp_path / "C.json"))
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
     assert "passed: challenge" in verified.stdout and "passed: schedule" in verified.stdout
+
+
+POT_ZK = str(Path(sys.executable).parent / "pot-zk")
+SCHEDULED = ["prover=groth16", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "train.progress=false", "policy=every_step"]
+AGREED = ["optimizer.schedule.name=step", "optimizer.schedule.step_size=2", "optimizer.schedule.gamma=0.5"]
+ANOTHER = ["optimizer.schedule.name=step", "optimizer.schedule.step_size=1", "optimizer.schedule.gamma=0.5"]
+
+
+def _pot_zk(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([POT_ZK, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_your_keys_pin_the_schedule_a_run_declares(tmp_path):
+    """One key proves every schedule up to the base rate, so a trainer holding the auditor's keys
+    could declare its own schedule (a review's attack: rate 0 at the steps it wants to skip).
+    keys new records the schedule it is given; verify --keys fails a run declaring another."""
+    auditor = tmp_path / "auditor-cache"
+    made = _pot_zk("keys", "new", *SCHEDULED, *AGREED, "--out", str(tmp_path / "keys"), "--cache-dir", str(auditor))
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "learning-rate schedule: StepLR(step_size=2, gamma=0.5) from lr 0.05 (verify --keys refuses a run that declares another)" in made.stdout
+    handed = next(line.split(": ", 1)[1] for line in made.stdout.splitlines() if line.startswith("the trainer proves with"))
+    runs = {"agreed": tmp_path / "agreed", "another": tmp_path / "another"}
+    try:
+        for name, schedule in (("agreed", AGREED), ("another", ANOTHER)):
+            trained = _pot_zk("train", *SCHEDULED, *schedule, handed, f"run_dir={runs[name]}", f"cache_dir={tmp_path / 'trainer-cache'}")
+            assert trained.returncode == 0, trained.stdout + trained.stderr
+    finally:
+        stop_holders(Path(handed.split("=", 1)[1]), RunBundle.open(runs["agreed"]).manifest()["circuit"])
+    verified = _pot_zk("verify", str(runs["agreed"]), "--keys", str(tmp_path / "keys"), "--cache-dir", str(auditor))
+    assert verified.returncode == 0 and "passed: keys" in verified.stdout and "passed: schedule" in verified.stdout, verified.stdout + verified.stderr
+    report = tmp_path / "another.json"
+    refused = _pot_zk("verify", str(runs["another"]), "--keys", str(tmp_path / "keys"), "--cache-dir", str(auditor), "--json", str(report))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    findings = {(f["check"], f["reason"]) for f in json.loads(report.read_text())["findings"]}
+    assert findings == {("keys", "keys-schedule-mismatch")}, refused.stdout
+    assert "declares the learning-rate schedule StepLR(step_size=1, gamma=0.5), your keys were made for StepLR(step_size=2, gamma=0.5)" in refused.stdout
+    from_run = _pot_zk("keys", "new", "--run", str(runs["another"]), "--out", str(tmp_path / "keys-of-run"), "--cache-dir", str(auditor))
+    assert from_run.returncode == 0, from_run.stdout + from_run.stderr
+    assert KeySet.load(tmp_path / "keys-of-run").schedule == RunBundle.open(runs["another"]).manifest()["training"]["schedule"]

@@ -37,20 +37,20 @@ def test_lora_run_proves_its_adapter_steps_and_verifies(runs, zk_cache):
     assert manifest["base"]["commitment"] == RunBundle.open(base).commitments()[-1]["w_after"]
     records = RunBundle.open(lora).commitments()
     assert {r["base"] for r in records} == {manifest["base"]["commitment"]}
-    report = verify_run(lora, cache_dir=zk_cache)
+    report = verify_run(lora, cache_dir=zk_cache, expect_base=base)
     assert report.ok, report.summary()
     assert "base-model" in report.passed and report.coverage == {"zk-halo2": 2, "commitment-only": 2}
     assert verify_run(base, cache_dir=zk_cache).ok
 
 
 def test_a_lora_run_with_another_base_in_its_model_file_is_rejected(runs, zk_cache, tmp_path):
-    _, lora, _ = runs
+    base, lora, _ = runs
     copy = tmp_path / "lora"
     shutil.copytree(lora, copy)
     state = load_file(str(copy / "model_final.safetensors"))
     state["2.weight"] = state["2.weight"] + 0.01
     save_file(state, str(copy / "model_final.safetensors"))
-    report = verify_run(copy, cache_dir=zk_cache)
+    report = verify_run(copy, cache_dir=zk_cache, expect_base=base)
     # the altered model also scores differently on the held-out set than the run recorded
     assert [(f.check, f.reason) for f in report.findings] == [("final-model", "base-mismatch"), ("evaluation", "score-mismatch")]
 

@@ -126,7 +126,7 @@ class Groth16Statement:
             )
         if self.update_bound() >= 2**UPDATE_BITS:
             raise ConfigurationError(
-                f"the update products could reach {self.update_bound().bit_length()} bits (limit {UPDATE_BITS}); lower param_scale",
+                f"the update products could reach {self.update_bound().bit_length()} bits (limit {UPDATE_BITS}); lower param_scale or the learning rate",
                 key="param_scale",
             )
 
@@ -232,7 +232,8 @@ class Groth16Statement:
 
     def update_constant(self, integers: Mapping[str, np.ndarray]) -> int:
         """The step's c_fix: its own (``integers["c_fix"]``, between 0 and the statement's, as the
-        circuit range-checks it) when the rate is public, else the statement's."""
+        circuit range-checks it, and not 0: a step that trains nothing is refused, as verify
+        refuses it) when the rate is public, else the statement's."""
         if not self.rate_public:
             return self.c_fix
         c_fix = int(integers["c_fix"])
@@ -240,6 +241,12 @@ class Groth16Statement:
             raise WitnessBuilderError(
                 f"the step's update constant {c_fix} is outside 0..{self.c_fix} (its learning rate exceeds the statement's {self.learning_rate})",
                 expected=f"0..{self.c_fix}", actual=c_fix, tensor="c_fix",
+            )
+        if c_fix == 0:
+            raise WitnessBuilderError(
+                f"the step's learning rate rounds to the update constant 0 at param_scale={self.param_scale}: the step would train "
+                "nothing (verify refuses such a step, zero-rate); keep the schedule's rate higher (eta_min, end_factor, gamma) or raise circuit.param_scale",
+                expected=f"1..{self.c_fix}", actual=c_fix, tensor="c_fix",
             )
         return c_fix
 

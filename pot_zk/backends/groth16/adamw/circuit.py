@@ -2,8 +2,10 @@
 
 Private inputs W_t, X, Y, W_t+1, m_t, m_t+1, v_t, v_t+1 and the step counts t_before, t_after;
 public outputs their nine commitments, in :attr:`~pot_zk.backends.groth16.adamw.spec.Groth16AdamwSpec.public_names`
-order (every value range-checked on its grid: the weights and batch to ``value_bits``, m to 21
-signed bits, v to [0, 2**52) -- unsigned, which also proves v >= 0 -- and t to 24 signed bits).
+order (every value range-checked on its grid: the weights and batch to ``value_bits``, m to 22
+signed bits, v to [0, 2**52) -- unsigned, which also proves v >= 0 -- and t to 24 signed bits;
+the first moment after the step also to |m'| < 2**21 by its rounding, ``TruncCheck``, which the
+reference checks too).
 The forward pass, output delta and backward pass are the SGD circuit's
 (:func:`pot_zk.backends.groth16.sgd.circuit.gradients`); the AdamW update is
 :func:`pot_zk.backends.groth16.adamw.exact.exact_adamw_step` line by line. Every division and
@@ -19,8 +21,9 @@ square root is a prover hint (``<--``) pinned by constraints:
   (so den >= 1 and 0 <= r < 2 den), out range-checked by the caller;
 * the step count: t_after == t_before + 1, the 23 bits of t_after pick the powers of the betas.
 
-Every intermediate stays below 2**170 in magnitude (hints shift negatives by 2**200): nothing
-wraps the field. The source depends on the spec alone.
+Every intermediate stays below 2**200 in magnitude (the spec's ``update_bound``, which also bounds
+the update's division at the statement's learning rate; hints shift negatives by 2**200 or, in
+the division, by 2**100 denominators, above every in-range update): nothing wraps the field. The source depends on the spec alone.
 """
 
 from __future__ import annotations

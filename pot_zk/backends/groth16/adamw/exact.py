@@ -26,9 +26,10 @@ m' is truncated towards zero so that it decays to 0 when the gradients stop (rou
 nearest, it would stop at a few units while v decays, and a dead ReLU's weights would keep
 moving by lr m / sqrt(v) every step); v' rounds to the nearest, so it never reaches 0 while m
 is not. Bounds (what the circuit range-checks): W, X, Y, W', d in the signed ``value_bits``
-range; g, m, m' in the signed 22-bit range; v, v' in [0, 2**52); u in the signed
-``quotient_bits`` range; t_before in [0, 2**23 - 1). The arithmetic after G runs on Python
-integers (below 2**128).
+range; g, m in the signed 22-bit range, m' too but for -2**21 (|m'| < 2**21, as the circuit's
+TruncCheck bounds it); v, v' in [0, 2**52); u in the signed ``quotient_bits`` range; t_before
+in [0, 2**23 - 1). The arithmetic after G runs on Python integers (below 2**200: the spec's
+``update_bound``).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def update_exponent(spec: Groth16AdamwSpec) -> int:
 
 
 def gradient(spec: Groth16AdamwSpec, unscaled: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """g at 2**-16 (Adam's weight decay added); the gradient's one rounding."""
+    """g at 2**-18 (MOMENT_SCALE; Adam's weight decay added); the gradient's one rounding."""
     return rounded(spec.c_fix * unscaled + spec.wd_fix * 2**spec.scale * w, spec.gradient_shift)
 
 
@@ -157,9 +158,9 @@ def exact_adamw_step(spec: Groth16AdamwSpec, integers: Mapping[str, np.ndarray])
         raise WitnessBuilderError("the step count before the step must be in [0, 2**23 - 1)", expected=[0, 2 ** (COUNT_BITS - 1) - 2], actual=count, tensor="t_before")
     terms = step_terms(spec, count + 1)
     g = gradient(spec, unscaled, w)
-    _check(g, MOMENT_BITS, "gradient g (at 2**-16)")
+    _check(g, MOMENT_BITS, "gradient g (at 2**-18)")
     m_after = first_moment(spec, m, g)
-    _check(m_after, MOMENT_BITS, "first moment after the step")
+    check_first_moment(m_after)
     v_after = second_moment(spec, v, g)
     _check(v_after, SECOND_BITS, "second moment after the step")
     u = update(spec, m_after, isqrt(v_after * 2**SQUARE_SHIFT), terms)
@@ -169,6 +170,12 @@ def exact_adamw_step(spec: Groth16AdamwSpec, integers: Mapping[str, np.ndarray])
     w_after = (w - d - u).astype(np.int64)
     check_params(spec, w_after, "after the update")
     return {"w_after": w_after, "m_after": m_after.astype(np.int64), "v_after": v_after.astype(np.int64), "t_after": np.array([count + 1], dtype=np.int64)}
+
+
+def check_first_moment(m_after: np.ndarray) -> None:
+    """|m'| < 2**21: the signed 22-bit range without -2**21, which the circuit's towards-zero
+    rounding (TruncCheck: sign bit and magnitude below 2**21) cannot prove."""
+    _check(m_after, MOMENT_BITS, "first moment after the step", symmetric=True)
 
 
 def _state(spec: Groth16AdamwSpec, values: np.ndarray, size: int, bits: int, what: str) -> np.ndarray:
@@ -186,8 +193,10 @@ def nonnegative(values: np.ndarray, what: str) -> None:
         raise WitnessBuilderError(f"{what} has {len(negative)} negative value(s): a mean of squares is >= 0", expected=">= 0", actual=int(values[negative[0]]), tensor=what, first_index=negative[0])
 
 
-def _check(values: np.ndarray, bits: int, what: str) -> None:
-    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+def _check(values: np.ndarray, bits: int, what: str, symmetric: bool = False) -> None:
+    """values in the signed range of ``bits`` bits; ``symmetric``: without its lowest value
+    (|value| < 2**(bits-1), as the circuit's towards-zero rounding TruncCheck bounds m')."""
+    low, high = -(2 ** (bits - 1)) + int(symmetric), 2 ** (bits - 1) - 1
     outside = [i for i, value in enumerate(values) if not low <= value <= high]
     if outside:
         index = outside[0]

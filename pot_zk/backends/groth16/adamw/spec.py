@@ -179,10 +179,16 @@ class Groth16AdamwSpec(Groth16SgdSpec):
 
     def update_bound(self) -> int:
         """The gradient's rescale ``g_fix G + wd_fix S W`` (G at S**2: the SGD step's products
-        times S bound it) and AdamW's ``lr_wd_fix W``; the AdamW arithmetic after them stays
-        below 2**128 (its inputs are range-checked), far from the field modulus."""
+        times S bound it), AdamW's ``lr_wd_fix W`` and both sides of the update's division
+        ``2 num + den == 2 u den + r`` (num = lr_fix m' f 2**max(e, 0): the learning rate's
+        constant is in it, so a large enough rate is refused here rather than let the division
+        pass the field modulus; a review found it unbounded before). The moments' arithmetic
+        stays far below (its inputs are range-checked)."""
         v, unit = 2 ** (self.value_bits - 1), 2**self.scale
-        return max(super().update_bound() * unit + self.wd_fix * unit * v, self.lr_wd_fix * v)
+        exponent = ROOT_SCALE + BIAS_SCALE + self.scale - self.param_scale - MOMENT_SCALE - FACTOR_SCALE
+        numerator = self.lr_fix * 2 ** (MOMENT_BITS - 1) * 2**self.factor_bits * 2 ** max(exponent, 0)
+        division = max(2 * numerator, 2**self.quotient_bits * 2**self.update_remainder_bits) + 2**self.update_remainder_bits
+        return max(super().update_bound() * unit + self.wd_fix * unit * v, self.lr_wd_fix * v, division)
 
     def to_dict(self) -> dict[str, Any]:
         mlp = {"dims": list(self.dims), "activation": "relu", "loss": self.loss}
