@@ -46,6 +46,7 @@ def test_the_peft_example_runs_as_written_and_verifies_with_the_auditors_base(tm
     export, command = (printed(ran.stdout, prefix) for prefix in ("hand over the export, not the directory", "the auditor checks it with: "))
     exported = subprocess.run([str(POT_ZK), *export[1:]], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert command[command.index("--expect-base") + 1] == expected_base, "the printed command names the declared base"
     verified = subprocess.run([str(POT_ZK), *command[1:], "--expect-base", expected_base], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout + verified.stderr
     assert "passed: base-reference" in verified.stdout
