@@ -224,3 +224,17 @@ def test_a_declared_schedule_at_a_zero_update_constant_fails_those_steps(schedul
     sync_audit(scheduled_run)
     report = verify_run(scheduled_run, cache_dir=tmp_path / "cache", **pinned)
     assert {(f.check, f.reason, f.step) for f in report.findings} == {("steps", "zero-rate", step) for step in range(3, 8)}, report.summary()
+
+
+def test_pot_zk_train_refuses_a_schedule_that_would_reach_no_update_before_it_starts(tmp_path):
+    """`pot-zk train` knows its step count: it refuses the schedule before anything is trained,
+    rather than at the first idle step."""
+    from pot_zk.config import compose_config
+    from pot_zk.runs.train import train
+
+    overrides = [*OVERRIDES, "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=6", "train.progress=false",
+                 "optimizer.schedule.name=step", "optimizer.schedule.step_size=2", "optimizer.schedule.gamma=1e-9", f"run_dir={tmp_path / 'run'}"]
+    with pytest.raises(ConfigurationError, match=r"trains step 2 at rate 5e-11, which rounds to the update constant 0") as refused:
+        train(compose_config(overrides))
+    assert refused.value.context["key"] == "optimizer.schedule" and not (tmp_path / "run" / "manifest.json").exists()
+    assert train(compose_config([*overrides[:-1], "train.max_steps=2", f"run_dir={tmp_path / 'short'}"])).status == "completed"

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 
 from pot_zk.backends.base import CommitmentScheme, KeySettings, ProverBackend
 from pot_zk.data.datasets import DataSettings
+from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import ModelSettings, StepKind
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.schedule import Schedule
@@ -78,6 +79,22 @@ class TrainingPlan:
     def learning_rate(self, step: int) -> float:
         """The learning rate step ``step`` trains at: the schedule's, or the statement's own."""
         return self.spec.learning_rate if self.schedule is None else self.schedule.rate(step)
+
+    def check_rates(self, steps: int) -> None:
+        """ConfigurationError, before anything is written, when the schedule's rate at one of
+        the first ``steps`` steps rounds to the statement's update constant 0: that step would
+        train nothing (exact training refuses it when it comes; verify fails it, ``zero-rate``)."""
+        constant = getattr(self.spec, "rate_constant", None)
+        if self.schedule is None or constant is None:
+            return
+        idle = next((step for step in range(steps) if constant(self.schedule.rate(step)) == 0), None)
+        if idle is not None:
+            raise ConfigurationError(
+                f"the schedule {self.schedule.describe()} trains step {idle} at rate {self.schedule.rate(idle):.3g}, which rounds to "
+                f"the update constant 0 at circuit.param_scale={self.spec.param_scale}: that step would train nothing; raise "
+                "circuit.param_scale or keep the rate higher (eta_min, end_factor, gamma)",
+                key="optimizer.schedule",
+            )
 
     @property
     def commitments(self) -> CommitmentScheme:

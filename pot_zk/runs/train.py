@@ -104,6 +104,7 @@ def _train(lifecycle: RunLifecycle, plan: TrainingPlan, bundle: RunBundle, resum
         model = build_model(plan)
         optimizer = run_optimizer(model, plan)
         schedule = list(step_schedule(plan, len(batches)))
+        plan.check_rates(len(schedule))
         watching = ProofWatch(plan.workers) if plan.progress else nullcontext()
         with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar, watching as watch:
             options = {"sleep": sleep, "held_out": held_out, "watch": watch}
