@@ -1,5 +1,5 @@
 """The ``groth16`` prover backend: ``zk-groth16`` proofs (Groth16 on BN254 through groth16py, our
-circom circuits) of the exact fixed-point SGD, momentum and LoRA steps (docs/groth16.md, docs/proofs.md).
+circom circuits) of the exact fixed-point SGD, momentum, Adam / AdamW and LoRA steps (docs/groth16.md, docs/proofs.md).
 
 * Circuit settings (config group ``circuit``, set by ``conf/prover/groth16.yaml``): ``scale``,
   ``param_scale``, ``value_bits``, ``quotient_bits`` -- the statement's grid and bounds (null:
@@ -7,9 +7,10 @@ circom circuits) of the exact fixed-point SGD, momentum and LoRA steps (docs/gro
 * Statements (:data:`~pot_zk.backends.groth16.statements.STATEMENTS`, one folder each under
   ``backends/groth16/<kind>/``): ``sgd`` (losses mse and cross_entropy, the integer softmax of
   :mod:`pot_zk.kinds.exact_softmax` checked line by line in the circuit), ``momentum`` (the same
-  losses, the velocity committed next to the weights) and ``lora`` (mse); a kind without a
-  statement is refused before anything runs.
-* Commitments: Poseidon(2) chains over packed limbs (:class:`~pot_zk.backends.groth16.scheme.PackedPoseidon`),
+  losses, the velocity committed next to the weights), ``adamw`` (the same losses, the moments and
+  step count committed) and ``lora`` (mse and cross_entropy); a kind without a statement is
+  refused before anything runs.
+* Commitments: Poseidon hash chains (up to 11 packed elements per call) over packed limbs (:class:`~pot_zk.backends.groth16.scheme.PackedPoseidon`),
   the circuit's public outputs.
 * Training arithmetic: exact (:class:`~pot_zk.backends.groth16.training.ExactTraining`): the
   initial model is snapped onto the grid and every update is the statement's integer step,
