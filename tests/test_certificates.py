@@ -100,3 +100,49 @@ def test_certificate_of_another_statement_is_rejected(tmp_path):
     with pytest.raises(ProofVerificationError) as raised:
         verify_reexec(other, commitment, certificate)
     assert raised.value.reason == "wrong-circuit"
+
+
+def test_a_certificate_whose_revealed_products_overflow_the_round_off_bound_is_rejected(tmp_path):
+    """A review's forgery: one batch row of the revealed pre-activations Z_0 near the largest
+    float64 made the absolute products of the round-off bound overflow to inf, so every check
+    that row touches passed, G_1 and that row's output delta were free and W_t+1 any last layer
+    the trainer liked (+1.0 on each weight: 4,096 grid steps). The bound is now the verifier's
+    own products, never the revealed side, and must be finite."""
+    from pot_zk.kinds.reference import unpack
+
+    spec = SgdCircuitSpec(MlpArchitecture((4, 3, 2)), batch_size=2, learning_rate=0.1)
+    torch.manual_seed(0)
+    model = spec.architecture.build()
+    step = capture_sgd_step(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.randn(2, 4), torch.randn(2, 2))
+    save_training_step(step, tmp_path / "step.safetensors")
+    job = ProverRequest(0, "sgd", spec.to_dict(), str(tmp_path / "step.safetensors"), str(tmp_path / "cache"), str(tmp_path / "out"))
+    certificate = Path(FreivaldsCertificate()(job).artifacts["proof"])
+    honest = load_file(str(certificate.parent / "witness.safetensors"))
+    (w0, b0, w1, b1), x, y = unpack(spec.architecture, 2, honest["w_before"].reshape(1, -1), honest["batch"].reshape(1, -1))
+    k = spec.learning_rate * 2.0 / (2 * 2)  # mse: lr * 2 / (N d_out)
+    target_w1, target_b1 = w1 + 1.0, b1 + 0.5
+
+    def forged(row: float) -> dict[str, torch.Tensor]:
+        z0 = x @ w0.t() + b0
+        z0[0, :] = row
+        z1 = torch.relu(z0) @ w1.t() + b1
+        z1[0] = y[0] + (b1 - target_b1) / k - (z1[1:] - y[1:]).sum(0)  # row 0's delta makes b1' the target
+        delta = z1 - y
+        g1 = (w1 - target_w1) / k
+        b_1 = delta @ w1
+        g0 = (b_1 * (z0 > 0)).t() @ x
+        grads = torch.cat([g0.reshape(-1), (b_1 * (z0 > 0)).sum(0), g1.reshape(-1), delta.sum(0)])
+        w_after = torch.round((honest["w_before"] - grads * k) * 2**spec.scale) / 2**spec.scale
+        return {"w_before": honest["w_before"], "batch": honest["batch"], "w_after": w_after, "z0": z0, "z1": z1, "g0": g0, "g1": g1, "b1": b_1}
+
+    accepted = 0
+    for attempt in range(64):  # the trainer grinds the Fiat-Shamir seed (a hash of the witness file)
+        tensors = forged(1.7e308 * (1 - attempt * 1e-13))
+        save_file({name: value.contiguous() for name, value in tensors.items()}, str(certificate.parent / "witness.safetensors"))
+        commitment = commitment_of({name: tensors[name] for name in spec.input_names}, spec)
+        try:
+            verify_freivalds(spec, commitment, certificate)
+            accepted += 1
+        except ProofVerificationError as refused:
+            assert refused.reason in ("product-check-failed", "malformed-proof"), refused.reason
+    assert accepted == 0, f"CRITICAL: {accepted} of 64 forged certificates moving the last layer by 4,096 grid steps verified"

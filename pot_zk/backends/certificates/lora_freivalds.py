@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from pot_zk.backends.certificates.products import Term, check_projection
+from pot_zk.backends.certificates.products import Term, check_projection, offset
 from pot_zk.backends.base import Statement
 from pot_zk.kinds.mlp import unflatten
 
@@ -82,7 +82,7 @@ class LoraProducts:
                 r_rank = torch.randn(spec.architecture.rank, generator=generator, dtype=torch.float64)
                 forward.append((s, tensors[f"u{l}"], b.t()))
                 check_projection(f"U{l}", tensors[f"u{l}"], [(1.0, inputs[l], a.t())], r_rank, roundoff)
-            check_projection(f"Z{l}", tensors[f"z{l}"] - base[2 * l + 1], forward, r_out, roundoff)
+            check_projection(f"Z{l}", tensors[f"z{l}"], [*forward, offset(base[2 * l + 1], spec.batch_size)], r_out, roundoff)
             if l < lowest:
                 continue
             if l in adapters:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from pot_zk.backends.base import Statement
-from pot_zk.backends.certificates.products import check_projection
+from pot_zk.backends.certificates.products import check_projection, offset
 from pot_zk.kinds.losses import gradient_scale, output_delta
 from pot_zk.kinds.reference import unpack
 
@@ -56,7 +56,7 @@ class SgdProducts:
             weight, bias = params[2 * l], params[2 * l + 1]
             r_out = torch.randn(dims[l + 1], generator=generator, dtype=torch.float64)
             r_in = torch.randn(dims[l], generator=generator, dtype=torch.float64)
-            check_projection(f"Z{l}", zs[l] - bias, [(1.0, acts[l], weight.t())], r_out, roundoff)
+            check_projection(f"Z{l}", zs[l], [(1.0, acts[l], weight.t()), offset(bias, spec.batch_size)], r_out, roundoff)
             check_projection(f"G{l}", tensors[f"g{l}"], [(1.0, delta.t(), acts[l])], r_in, roundoff)
             if l > 0:
                 check_projection(f"B{l}", tensors[f"b{l}"], [(1.0, delta, weight)], r_in, roundoff)
