@@ -51,6 +51,7 @@ from pot_zk.kinds.losses import loss_for_targets, loss_value
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.observer import DeclaredBatch
 from pot_zk.runs.session import RunSummary, start_session
+from pot_zk.runs.summary import verify_command
 from pot_zk.runs.user_loop import ObservedSession, declare, put_on_grid, recorded_config
 
 BatchPair = tuple[torch.Tensor, torch.Tensor]
@@ -79,20 +80,18 @@ class ProvenTraining:
         """How the run ended (None while it is open)."""
         return self._session.summary
 
-    def verify_command(self) -> str:
+    def verify_command(self, *, declared: bool = False) -> str:
         """What to hand the auditor when the run has ended: the ``pot-zk verify`` command line
-        with the commitment head, the dataset root and the initial model (W_0's commitment) to
-        pin, and the recorded batch order to accept (a user loop declares no seed: verify cannot
-        recompute its data or initial model, docs/integration.md)."""
+        with the commitment head, the recorded batch order to accept and the dataset root and the
+        initial model (W_0's commitment) to pin, as placeholders ROOT and W0 (a user loop declares
+        no seed: verify cannot recompute its data or initial model, docs/integration.md; the
+        auditor pins the values it agreed on); ``declared``: with this run's own values."""
         if self.summary is None or self.summary.head is None:
             raise RuntimeError("the run has not ended: its commitment head is not fixed yet")
         bundle = self._session.bundle
-        records = bundle.commitments()
-        if not records:
+        if not bundle.commitments():
             raise RuntimeError("the run took no step: there is nothing to verify")
-        initial = min(records, key=lambda r: r["step"])["w_before"]
-        return (f"pot-zk verify {bundle.root} --expect-head {self.summary.head} --expect-root {bundle.manifest()['dataset']['root']} "
-                f"--expect-initial {initial} --accept-setting batch_order=recorded")
+        return verify_command(bundle.root, self.summary.head, bundle, declared=declared)
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
         """One step on a declared batch: zero_grad, forward, the statement's loss (cross-entropy

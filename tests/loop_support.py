@@ -27,5 +27,5 @@ def run_pins(run_dir, *, head: bool = True) -> dict[str, Any]:
     from pot_zk.runs.summary import verify_command
 
     bundle = RunBundle.open(run_dir)
-    found = pins(verify_command(run_dir, commitment_head(bundle.manifest(), bundle.commitments()), bundle))
+    found = pins(verify_command(run_dir, commitment_head(bundle.manifest(), bundle.commitments()), bundle, declared=True))
     return found if head else {key: value for key, value in found.items() if key != "expect_head"}

@@ -65,7 +65,8 @@ def test_a_shuffling_dataloader_loop_with_its_own_loss_is_committed_step_by_step
     assert manifest["training"]["batches"] == "streamed" and manifest["dataset"]["size"] == 16
     said = str(run.summary)
     assert said.splitlines() == run.summary.lines() and said.startswith("run completed: 16 steps trained, every step committed")
-    assert f"commitment head: {run.summary.head}" in said and f"--expect-root {manifest['dataset']['root']}" in said
+    assert f"commitment head: {run.summary.head}" in said and "--expect-root ROOT --expect-initial W0" in said
+    assert f"ROOT = the dataset root it declares, {manifest['dataset']['root']}" in said  # the auditor's pins are its own
     assert "arithmetic: exact" in said and "in short: none of the 16 steps proven" in said
     report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
     assert report.ok, report.summary()

@@ -58,6 +58,7 @@ class RunSummary:
                 "hand over the export, not the directory (its witness/ and checkpoint hold your training data): "
                 f"pot-zk export {self.run_dir} --out {archive}",
                 f"the auditor checks it with: {verify_command(archive, self.head, bundle)}",
+                *pins_line(bundle),
             ]
         return lines
 
@@ -70,26 +71,60 @@ def summary_lines(summary: RunSummary) -> list[str]:
     return summary.lines()
 
 
-def verify_command(run: str | Path, head: str, bundle: RunBundle) -> str:
-    """``pot-zk verify RUN --expect-head HEAD`` (and for a LoRA run ``--expect-base`` with the base
-    run it names, or the base's commitment); for a loop's own run (``batch_order: recorded``:
-    verify recomputes neither its data nor its initial model) also the dataset root and W_0's
-    commitment to pin and the recorded batch order (and data verify cannot open: the loop's own,
-    or undeclared) to accept."""
-    command = f"pot-zk verify {run} --expect-head {head}"
+PLACEHOLDERS = {"root": "ROOT", "initial": "W0", "base": "BASE"}
+"""What the auditor's command names instead of the run's own values: the dataset root, the
+initial model's commitment and a LoRA run's frozen base are pinned with the values the auditor
+agreed on (or verified itself), never copied from the bundle it is checking."""
+
+
+def declared_pins(bundle: RunBundle) -> dict[str, str]:
+    """The values this run declares for what the auditor must pin itself (``root``, ``initial``,
+    ``base``; only those verify cannot recompute): the root and W_0's commitment of a loop's own
+    run, a LoRA run's base (the base run it names, else its commitment)."""
     manifest = bundle.manifest()
+    pins: dict[str, str] = {}
     base = manifest.get("base") or {}
-    if base.get("run") or base.get("commitment"):  # a LoRA run's frozen base: the base run it names, else its commitment
-        command += f" --expect-base {base.get('run') or base.get('commitment')}"
+    if base.get("run") or base.get("commitment"):
+        pins["base"] = str(base.get("run") or base.get("commitment"))
+    if (manifest.get("training") or {}).get("batch_order") == "recorded":
+        root = (manifest.get("dataset") or {}).get("root")
+        records = bundle.commitments()
+        if root:
+            pins["root"] = str(root)
+        if records:
+            pins["initial"] = str(min(records, key=lambda r: r["step"])["w_before"])
+    return pins
+
+
+def verify_command(run: str | Path, head: str, bundle: RunBundle, *, declared: bool = False) -> str:
+    """``pot-zk verify RUN --expect-head HEAD``, with what verify cannot recompute to pin:
+    ``--expect-base`` for a LoRA run; for a loop's own run (``batch_order: recorded``: verify
+    recomputes neither its data nor its initial model) ``--expect-root`` and ``--expect-initial``
+    and the recorded batch order (and data verify cannot open: the loop's own, or undeclared) to
+    accept. The pins are placeholders (ROOT, W0, BASE: the auditor's own values, which
+    :func:`declared_pins` lists as the run declares them); ``declared``: the run's own values
+    instead (the trainer checking its own run)."""
+    pins = declared_pins(bundle)
+    values = pins if declared else {name: PLACEHOLDERS[name] for name in pins}
+    flags = {"base": "--expect-base", "root": "--expect-root", "initial": "--expect-initial"}
+    command = " ".join([f"pot-zk verify {run} --expect-head {head}", *(f"{flags[name]} {values[name]}" for name in ("base", "root", "initial") if name in values)])
+    manifest = bundle.manifest()
     if (manifest.get("training") or {}).get("batch_order") != "recorded":
         return command
-    root = (manifest.get("dataset") or {}).get("root")
-    records = bundle.commitments()
-    initial = min(records, key=lambda r: r["step"])["w_before"] if records else None
-    pins = [*([f"--expect-root {root}"] if root else []), *([f"--expect-initial {initial}"] if initial else [])]
     name = (manifest.get("dataset") or {}).get("name")
-    data = [] if name in BUILT_IN else [f"--accept-setting data={'unopened' if root else 'undeclared'}"]
-    return " ".join([command, *pins, "--accept-setting batch_order=recorded", *data])
+    streamed = manifest["training"].get("batches") == "streamed"  # batches committed as they came: samples verify cannot open
+    data = [] if name in BUILT_IN or not streamed else [f"--accept-setting data={'unopened' if (manifest.get('dataset') or {}).get('root') else 'undeclared'}"]
+    return " ".join([command, "--accept-setting batch_order=recorded", *data])
+
+
+def pins_line(bundle: RunBundle) -> list[str]:
+    """The values behind the command's placeholders, as this run declares them."""
+    pins = declared_pins(bundle)
+    if not pins:
+        return []
+    words = {"base": "the frozen base", "root": "the dataset root", "initial": "the initial model's commitment"}
+    listed = ", ".join(f"{PLACEHOLDERS[name]} = {words[name]} it declares, {pins[name]}" for name in ("base", "root", "initial") if name in pins)
+    return [f"the auditor pins the values it agreed on (verify fails without them); this run declares {listed}"]
 
 
 def arithmetic_lines(manifest: dict[str, Any]) -> list[str]:

@@ -101,13 +101,15 @@ class TrackedRun:
         """How the run ended (None while it is open, or when it never took a step)."""
         return None if self._observed is None else self._observed.session.summary
 
-    def verify_command(self) -> str:
+    def verify_command(self, *, declared: bool = False) -> str:
         """What to hand the auditor with the run's export once the block has ended: the ``pot-zk
-        verify`` command line for the run directory, with the commitment head, the dataset root
-        and the initial model (W_0's commitment) to pin and the settings to accept."""
+        verify`` command line for the run directory, with the commitment head, the settings to
+        accept and the dataset root, the initial model (W_0's commitment) and a LoRA run's base to
+        pin, as placeholders (ROOT, W0, BASE: the auditor's agreed values); ``declared``: with
+        the values this run declares instead (:func:`~pot_zk.runs.summary.verify_command`)."""
         if self.summary is None or self.summary.head is None:
             raise RuntimeError("the run has not ended: its commitment head is not fixed yet")
-        return verify_command(self.run_dir, self.summary.head, RunBundle.open(self.run_dir))
+        return verify_command(self.run_dir, self.summary.head, RunBundle.open(self.run_dir), declared=declared)
 
     def batch(self, inputs: torch.Tensor, targets: torch.Tensor, *, indices: Sequence[int] | None = None) -> None:
         """Declare the batch of the next ``optimizer.step()``; ``indices``: its samples' positions

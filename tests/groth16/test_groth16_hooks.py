@@ -44,7 +44,7 @@ def test_a_user_loop_trains_the_exact_steps_and_its_bundle_verifies(tmp_path):
     finally:
         stop_holders(cache, RunBundle.open(run).manifest()["circuit"])
     assert handle.summary.progress["proof_types"] == {"zk-groth16": 2}
-    report = verify_run(run, cache_dir=cache, **auditor_pins(handle.verify_command()))
+    report = verify_run(run, cache_dir=cache, **auditor_pins(handle.verify_command(declared=True)))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 2, "commitment-only": 2}
 
@@ -71,5 +71,5 @@ def test_a_user_loop_on_class_labels_trains_the_exact_cross_entropy_steps_and_ve
     finally:
         stop_holders(cache, RunBundle.open(run).manifest()["circuit"])
     assert handle.summary.progress["proof_types"] == {"zk-groth16": 2}
-    report = verify_run(run, cache_dir=cache, **auditor_pins(handle.verify_command()))
+    report = verify_run(run, cache_dir=cache, **auditor_pins(handle.verify_command(declared=True)))
     assert report.ok, report.summary()

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.summary import declared_pins
+
 from groth16_support import stop_holders
 from test_groth16_readme_loop import printed
 
@@ -46,7 +49,10 @@ def test_the_peft_example_runs_as_written_and_verifies_with_the_auditors_base(tm
     export, command = (printed(ran.stdout, prefix) for prefix in ("hand over the export, not the directory", "the auditor checks it with: "))
     exported = subprocess.run([str(POT_ZK), *export[1:]], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert exported.returncode == 0, exported.stdout + exported.stderr
-    assert command[command.index("--expect-base") + 1] == expected_base, "the printed command names the declared base"
+    assert command[command.index("--expect-base") + 1] == "BASE", "the auditor's command leaves the base to the auditor"
+    assert f"BASE = the frozen base it declares, {expected_base}" in ran.stdout
+    declared = declared_pins(RunBundle.open(tmp_path / "runs" / "peft"))
+    command = [{"ROOT": declared["root"], "W0": declared["initial"]}.get(word, word) for word in command]  # the values agreed with the trainer
     verified = subprocess.run([str(POT_ZK), *command[1:], "--expect-base", expected_base], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout + verified.stderr
     assert "passed: base-reference" in verified.stdout

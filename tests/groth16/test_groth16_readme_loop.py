@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.summary import declared_pins
+
 from groth16_support import stop_holders
 
 pytestmark = pytest.mark.prover
@@ -44,6 +47,11 @@ def test_the_readme_example_runs_as_written_and_verifies(tmp_path):
     export, check = (printed(ran.stdout, prefix) for prefix in ("hand over the export, not the directory", "the auditor checks it with: "))
     assert export[:2] == ["pot-zk", "export"] and check[:3] == ["pot-zk", "verify", "mine.tar.gz"]
     assert {"--expect-head", "--expect-root", "--expect-initial", "--accept-setting"} <= set(check)
+    # the pins are the auditor's: placeholders in its command, the run's own values listed beside it
+    assert check[check.index("--expect-root") + 1] == "ROOT" and check[check.index("--expect-initial") + 1] == "W0"
+    declared = declared_pins(RunBundle.open(tmp_path / "runs" / "mine"))
+    assert f"ROOT = the dataset root it declares, {declared['root']}" in ran.stdout and f"W0 = the initial model's commitment it declares, {declared['initial']}" in ran.stdout
+    check = [{"ROOT": declared["root"], "W0": declared["initial"]}.get(word, word) for word in check]  # the values agreed with the trainer
     exported = subprocess.run([str(POT_ZK), *export[1:]], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert exported.returncode == 0, exported.stdout + exported.stderr
     verified = subprocess.run([str(POT_ZK), *check[1:]], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)

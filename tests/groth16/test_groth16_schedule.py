@@ -107,7 +107,7 @@ def test_a_steplr_loop_proves_every_selected_step_and_verify_names_the_schedule(
     rates = [r["learning_rate"] for r in RunBundle.open(run_dir).commitments()]
     assert rates == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]
     assert run.summary.progress["proof_types"] == {"zk-groth16": 8}
-    report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command()))
+    report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command(declared=True)))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 8}
     assert report.references["schedule"] == "StepLR(step_size=2, gamma=0.5) from lr 0.1, each step's rate recomputed"
@@ -149,7 +149,7 @@ def test_a_scheduled_loop_answers_the_auditors_challenge_at_each_steps_rate(tmp_
         assert answered.returncode == 0 and "3 of 3 challenged steps proven" in answered.stdout, answered.stdout + answered.stderr
     finally:
         stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
-    verified = cli(*shlex.split(run.verify_command())[1:], "--challenge", str(tmp_path / "C.json"))
+    verified = cli(*shlex.split(run.verify_command(declared=True))[1:], "--challenge", str(tmp_path / "C.json"))
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
     assert "passed: challenge" in verified.stdout and "passed: schedule" in verified.stdout
 

@@ -43,7 +43,7 @@ def test_a_loop_of_its_own_is_proven_with_groth16_and_verifies(tmp_path):
     finally:
         stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
     assert run.summary.progress["proof_types"] == {"zk-groth16": 3}
-    report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command()))
+    report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command(declared=True)))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 3, "commitment-only": 5}
 
@@ -73,11 +73,11 @@ def test_a_peft_lora_fine_tune_in_a_loop_of_its_own_is_proven_and_verifies_with_
     spec = spec_from_dict(manifest["circuit"])
     assert (spec.kind, spec.circuit_version) == ("lora", "groth16-lora-ce/2")
     expected_base = base_commitment(held_by_auditor, spec)
-    report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command()), expect_base=expected_base)
+    report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command(declared=True)), expect_base=expected_base)
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 3, "commitment-only": 5} and "base-reference" in report.passed
     other_base = base_commitment(_base_mlp(9, 3).state_dict(), spec)
-    wrong = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command()), expect_base=other_base)
+    wrong = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command(declared=True)), expect_base=other_base)
     assert {(f.check, f.reason) for f in wrong.findings} == {("base-model", "unexpected-base")}, wrong.summary()
 
 
@@ -100,6 +100,6 @@ def test_pot_zks_own_adapters_in_proven_training_are_proven_and_verify(tmp_path)
         stop_holders(cache, RunBundle.open(run_dir).manifest()["circuit"])
     spec = spec_from_dict(RunBundle.open(run_dir).manifest()["circuit"])
     assert (spec.kind, spec.loss) == ("lora", "mse")
-    report = verify_run(run_dir, cache_dir=cache, **auditor_pins(run.verify_command()), expect_base=base_commitment(held_by_auditor, spec))
+    report = verify_run(run_dir, cache_dir=cache, **auditor_pins(run.verify_command(declared=True)), expect_base=base_commitment(held_by_auditor, spec))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 2, "commitment-only": 1}

@@ -76,7 +76,7 @@ def test_a_user_loop_answers_a_challenge_and_verifies_with_its_references_pinned
     run = tmp_path / "run"
     try:
         handle = _loop(run, _own_batches(), [handed, f"cache_dir={tmp_path / 'trainer-cache'}"])
-        command = handle.verify_command().split()
+        command = handle.verify_command(declared=True).split()
         challenge = tmp_path / "C.json"
         issued = _pot_zk("challenge", str(run), "--count", "3", "--out", str(challenge), "--cache-dir", str(cache))
         assert issued.returncode == 0, issued.stdout + issued.stderr
@@ -122,7 +122,7 @@ def test_a_user_loop_drawing_from_a_built_in_data_set_records_its_samples_and_ve
     dataset = read_json(run / "dataset.json")
     assert dataset["samples"] == [[0, 5], [3, 8], [9, 14]]
     assert RunBundle.open(run).manifest()["dataset"] == {**RunBundle.open(run).manifest()["dataset"], "name": "synthetic", "num_samples": 16, "seed": 0}
-    command = handle.verify_command().split()
+    command = handle.verify_command(declared=True).split()
     pins = {"expect_head": command[command.index("--expect-head") + 1], "expect_root": command[command.index("--expect-root") + 1],
             "expect_initial": command[command.index("--expect-initial") + 1], "accept_settings": {"batch_order": "recorded"}}
     report = verify_run(run, cache_dir=cache, srs_path=cache / "groth16" / RunBundle.open(run).manifest()["circuit_id"], **pins)
