@@ -142,6 +142,20 @@ def test_a_recorded_score_better_than_the_models_is_found(honest, tmp_path):
     assert findings(run, tmp_path) == {("evaluation", "score-mismatch")}
 
 
+def test_a_stated_accuracy_its_counts_do_not_give_is_found(honest, tmp_path):
+    """Only the stored accuracy changed, in the records and the trail alike: verify rescored the
+    counts, so it compares the stated accuracy with them too (reports read that field)."""
+    run = copy_of(honest, tmp_path)
+
+    def flatter(record):
+        if record.get("after_step") == 3:
+            record.update(accuracy=0.99)
+
+    rewrite_jsonl(run / files.EVALUATIONS, flatter)
+    rewrite_jsonl(run / files.AUDIT, flatter)
+    assert findings(run, tmp_path) == {("evaluation", "accuracy-mismatch")}
+
+
 def test_a_dropped_score_of_the_final_model_is_found(honest, tmp_path):
     run = copy_of(honest, tmp_path)
     lines = (run / files.EVALUATIONS).read_text().splitlines()
@@ -207,9 +221,10 @@ def test_sweep_report_has_the_initial_and_final_accuracy_of_each_job(honest, tmp
     sweep = tmp_path / "sweep"
     shutil.copytree(honest, sweep / "0")
     shutil.copytree(honest, sweep / "1")
-    rewrite_jsonl(sweep / "1" / files.EVALUATIONS, lambda r: r.update(accuracy=0.5) if r["after_step"] == 3 else None)
+    rewrite_jsonl(sweep / "1" / files.EVALUATIONS, lambda r: r.update(accuracy=0.99) if r["after_step"] == 3 else None)
     table = gather(sweep)
     scores = [json.loads(line) for line in (honest / files.EVALUATIONS).read_text().splitlines()]
     assert [table.value(job, "accuracy_initial") for job in table.jobs] == [scores[0]["accuracy"]] * 2
-    assert [table.value(job, "accuracy_final") for job in table.jobs] == [scores[-1]["accuracy"], 0.5]
+    # from the counts verify rescores, not the stored field (a review showed 0.99 beside a VERIFIED run)
+    assert [table.value(job, "accuracy_final") for job in table.jobs] == [scores[-1]["accuracy"]] * 2
     assert [table.value(job, "heldout_loss_final") for job in table.jobs] == [scores[-1]["loss"]] * 2

@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from pot_zk.bundle.evaluation import Evaluation
 from pot_zk.report.sweep_plots import sweep_plots
 from pot_zk.report.sweep_table import SweepJob, SweepTable
 from pot_zk.runs import bundle as files
@@ -116,14 +117,19 @@ def read_job(run: Path, sweep_dir: Path) -> SweepJob:
         "wall_s": wall_s,
         "proved_per_min": proved / (wall_s / 60) if wall_s else None,
         "loss_final": commitments[-1].get("loss") if commitments else None,
-        "accuracy_initial": initial_score.get("accuracy"),
-        "accuracy_final": final_score.get("accuracy"),
+        "accuracy_initial": _accuracy(initial_score) if initial_score else None,
+        "accuracy_final": _accuracy(final_score) if final_score else None,
         "heldout_loss_final": final_score.get("loss"),
     }
     losses = tuple((int(r["step"]), float(r["loss"])) for r in commitments if r.get("loss") is not None)
-    scores = tuple((int(e["after_step"]), float(e["accuracy"] if e.get("accuracy") is not None else e["loss"])) for e in evaluations)
+    scores = tuple((int(e["after_step"]), float(_accuracy(e) if _accuracy(e) is not None else e["loss"])) for e in evaluations)
     error = None if status == "completed" else _run_error(events, status)
     return SweepJob(str(run.relative_to(sweep_dir)), read_overrides(run), values, error, losses, scores)
+
+
+def _accuracy(record: dict[str, Any]) -> float | None:
+    """correct / samples, from the counts verify rescored, not the record's stored ``accuracy``."""
+    return Evaluation.from_record(record).accuracy
 
 
 def _run_error(events: list[dict[str, Any]], status: str) -> str:

@@ -85,10 +85,18 @@ def _check_declaration(report, manifest: dict, declared: Any, recorded: Any, spe
 
 def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None, audit_events: list[dict], load_model: Callable) -> None:
     try:
-        records = {int(r["after_step"]): Evaluation.from_record(r) for r in bundle.evaluations()}
+        raw = bundle.evaluations()
+        records = {int(r["after_step"]): Evaluation.from_record(r) for r in raw}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         report.fail("evaluation", "unreadable-records", f"{files.EVALUATIONS}: {exc}")
         return
+    stated = [r for r in raw if r.get("accuracy") != Evaluation.from_record(r).accuracy]  # what a report reads must be what was checked
+    for r in stated:
+        report.fail(
+            "evaluation", "accuracy-mismatch",
+            f"the score after step {r.get('after_step')} states accuracy {r.get('accuracy')!r}, its counts give "
+            f"{Evaluation.from_record(r).accuracy!r} ({r.get('correct')} of {r.get('samples')})",
+        )
     if audit_events:
         logged = {}
         for event in (e for e in audit_events if e.get("event") == "evaluation"):
