@@ -238,3 +238,21 @@ def test_pot_zk_train_refuses_a_schedule_that_would_reach_no_update_before_it_st
         train(compose_config(overrides))
     assert refused.value.context["key"] == "optimizer.schedule" and not (tmp_path / "run" / "manifest.json").exists()
     assert train(compose_config([*overrides[:-1], "train.max_steps=2", f"run_dir={tmp_path / 'short'}"])).status == "completed"
+
+
+def test_a_declared_schedule_that_falls_under_one_percent_of_its_base_is_noted(scheduled_run, tmp_path):
+    """A review: a rate one unit of the update constant above 0 trains (almost) nothing yet is no
+    zero-rate step; verify says how low the trainer's declared schedule goes."""
+    pinned = run_pins(scheduled_run, head=False)
+    manifest = json.loads((scheduled_run / "manifest.json").read_text())
+    manifest["training"]["schedule"]["gamma"] = 0.01
+    (scheduled_run / "manifest.json").write_text(json.dumps(manifest))
+    rates = Schedule(canonical(manifest["training"]["schedule"]), 0.1).rates(8)
+    records = jsonl(scheduled_run / "commitments.jsonl")
+    for record in records:
+        record["learning_rate"] = rates[record["step"]]
+    write_jsonl(scheduled_run / "commitments.jsonl", records)
+    sync_audit(scheduled_run)
+    report = verify_run(scheduled_run, cache_dir=tmp_path / "cache", **pinned)
+    assert report.ok, report.summary()  # the schedule declared; the records follow it; no step at constant 0
+    assert any(note.startswith("schedule: the declared rate falls to 1e-05 at step 6, under 1 % of its base 0.1") for note in report.notes), report.notes

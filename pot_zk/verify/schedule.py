@@ -58,6 +58,13 @@ def check_schedule(report, manifest: Mapping[str, Any], spec: Any, by_step: Mapp
             f"the declared schedule's rate at this step, {rates[step]!r}, rounds to the update constant 0: the step trains nothing "
             "(its batch is committed but not learned from)", step,
         )
+    if rates:
+        low = min(rates, key=lambda step: rates[step])
+        if rates[low] < spec.learning_rate / 100:  # the trainer's declaration, unless the auditor's keys pin it: say how low it goes
+            report.notes.append(
+                f"schedule: the declared rate falls to {rates[low]:.3g} at step {low}, under 1 % of its base {spec.learning_rate:g}: "
+                "steps at such a rate learn little from their batches; pin the schedule you agreed on with your own keys (--keys)"
+            )
     if not wrong and not idle:
         report.passed.append("schedule")
     return rates
