@@ -137,3 +137,16 @@ def test_verify_step_checks_one_saved_step_s_proof_with_your_keys(keys, tmp_path
     assert code == 1 and "REJECTED (zk-halo2): keys-statement-mismatch" in out, out
     code, out = verify_step(ours, "--keys", str(keys.directory), "--srs", str(keys.path("srs")))
     assert code == 2 and "give --keys or --srs, not both" in out, out
+
+
+def test_keys_say_how_many_verified_steps_were_proofs_checked_with_them(keys, tmp_path, zk_cache, capsys):
+    """A run whose proofs all failed over to certificates (handler=fallback) uses none of the
+    auditor's key material: verify --keys says so rather than "proofs checked with them" alone
+    (found by a review)."""
+    run = tmp_path / "run"
+    summary = run_tiny(run, zk_cache, *keys.trainer_overrides, "handler=fallback", "retry=none", "prover.binary=/bin/false")
+    assert set(summary.progress["proof_types"]) <= {"freivalds", "reexec"} and summary.progress["proof_types"], summary.progress
+    report = verify_run(run, cache_dir=zk_cache, keys=keys)
+    assert report.ok, report.summary()
+    assert report.keys["checked_with_them"] == 0
+    assert "(0 of the 2 verified steps are zk-halo2 proofs checked with them; the others are certificates)" in report.keys["said"]
