@@ -114,21 +114,16 @@ def _verify_run(args: argparse.Namespace, run: Path) -> "RunReport":
 def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
     """Prove the jobs parked in a run, holding its lock, recording each outcome in the bundle and its audit trail."""
     from pot_zk.cli.handover import trainers_run
-    from pot_zk.proving.parking import parked_jobs, prove_pending
+    from pot_zk.proving.parking import parked_jobs
     from pot_zk.runs.bundle import AUDIT, RunBundle
     from pot_zk.runs.lifecycle import RunLifecycle
-    from pot_zk.runs.proven_run import record_outcome
-    from pot_zk.runs.witnesses import declared_retention
+    from pot_zk.runs.pending import prove_parked
 
-    bundle = RunBundle.open(trainers_run(str(run), "prove-pending"))
-    with RunLifecycle.configure(overrides, run_dir=bundle.root.absolute()) as lifecycle:
+    bundle = RunBundle.open(trainers_run(str(run), "prove-pending").resolve())  # absolute: a warm key holder reads its witness paths
+    with RunLifecycle.configure(overrides, run_dir=bundle.root) as lifecycle:
         lifecycle.claim(bundle.root, "pot-zk prove-pending")
         audit = lifecycle.open(bundle.path(AUDIT), "pending.start", run=bundle.root.name, command="prove-pending", parked=len(parked_jobs(bundle.park_dir)))
-        runtime = lifecycle.runtime
-        results = prove_pending(bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=lifecycle.stats, registry=runtime.registry)
-        keep = declared_retention(bundle.manifest()).keeps_all
-        for result in results:
-            record_outcome(bundle, result, keep_witness=keep)
+        results = prove_parked(bundle, lifecycle.runtime, audit, lifecycle.stats)
         remaining = len(parked_jobs(bundle.park_dir))
         lifecycle.end("completed", command="prove-pending", proved=len(results) - remaining, still_parked=remaining)
     return _print_pending(results, remaining, bundle.park_dir)

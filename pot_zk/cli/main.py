@@ -70,6 +70,8 @@ def prove_pending_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
         if (park_dir / "manifest.json").is_file():
             return prove_pending_in_run(park_dir, args.overrides)
+        if (park_dir.resolve().parent / "manifest.json").is_file():  # a run's own park directory: its outcomes belong in the bundle
+            return prove_pending_in_run(park_dir.resolve().parent, args.overrides)
         if not parked_jobs(park_dir):
             print(f"nothing parked in {park_dir}")
             return 0

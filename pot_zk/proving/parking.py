@@ -13,7 +13,7 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pot_zk.core.audit import AuditLog
 from pot_zk.proving.handlers import HandlerSettings
@@ -88,18 +88,34 @@ def prove_pending(
     stats: ProvingStats,
     registry: StrategyRegistry | None = None,
     sleep: Sleep = wall_clock_sleep,
+    prepare: Callable[[ProverRequest], ProverRequest | None] | None = None,
+    record: Callable[[ProofResult], None] | None = None,
 ) -> list[ProofResult]:
     """Retry every parked job with the strategy it was parked from. A job whose proof now
-    succeeds has its file removed; one that fails again stays parked (attempts updated)."""
+    succeeds has its file removed; one that fails again stays parked (attempts updated).
+
+    In a run (``pot-zk prove-pending RUN``): ``prepare`` turns the parked job into the job the
+    run proves now (rebuilt from the bundle, its witness checked; None: the step needs no proof
+    any more, its file is removed), and ``record`` records each outcome in the bundle before the
+    job's file is removed, so an interruption between two jobs loses no outcome."""
     park_dir = Path(park_dir)
     registry = registry or StrategyRegistry()
     results = []
     for path in parked_jobs(park_dir):
         parked = json.loads(path.read_text())
         job = ProverRequest.from_json_dict(parked["job"])
+        if prepare is not None:
+            prepared = prepare(job)
+            if prepared is None:
+                path.unlink()
+                audit.event("unparked", step=job.step, path=str(path), reason="already-final")
+                continue
+            job = prepared
         strategy = strategy_from_spec(parked["strategy"], registry)
         pipeline = ProvingPipeline(strategy, schedule, ParkForLater(park_dir), audit, stats, sleep=sleep)
         result = pipeline.prove(job)
+        if record is not None:
+            record(result)
         if result.status == "proved":
             path.unlink()
             audit.event("unparked", step=job.step, path=str(path))

@@ -30,6 +30,7 @@ from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.proven_run import proof_job, record_outcome
 from pot_zk.runs.replay import replay_witnesses
 from pot_zk.runs.witnesses import declared_retention
+from pot_zk.proving.parking import parked_path
 
 @dataclass(frozen=True)
 class ChallengeAnswer:
@@ -111,6 +112,10 @@ def respond(
             job = proof_job(bundle, spec, step, lifecycle.runtime.plan.cache_dir, manifest.get("prover_options") or {})
             result = pipeline.prove(job)
             record_outcome(bundle, result, keep_witness=keep, labels=label)
+            parked = parked_path(bundle.park_dir, step)
+            if result.status == "proved" and parked.is_file():  # proven now: prove-pending must not prove it again
+                parked.unlink()
+                lifecycle.audit.event("unparked", step=step, path=str(parked), reason="answered")
             detail = "" if result.error is None else str(result.error.get("message", ""))
             answers.append(ChallengeAnswer(step, result.status, result.proof_type, detail))
     except BaseException as error:

@@ -93,6 +93,83 @@ def test_retry_parks_failed_steps_and_prove_pending_completes_them(tmp_path, zk_
     assert report.coverage == {"zk-halo2": 2, "commitment-only": 2}
 
 
+def _prover_crashing_at(path: Path, steps: set[int]) -> Path:
+    """A prover program that crashes on the given steps and runs the real ezkl prover otherwise."""
+    real = Path(sys.executable).parent / "pot-zk-ezkl-prover"
+    path.write_text(
+        f"#!{sys.executable}\nimport json, subprocess, sys\nrequest = sys.stdin.read()\n"
+        f"if json.loads(request)['step'] in {sorted(steps)!r}:\n    sys.exit(3)\n"
+        f"sys.exit(subprocess.run([{str(real)!r}], input=request, text=True).returncode)\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def test_prove_pending_proves_a_moved_runs_own_steps_records_each_outcome_and_skips_answered_ones(tmp_path, zk_cache, make_prover):
+    """Found by a review: a parked job kept absolute paths (a moved run's jobs failed forever, a
+    copy's proved into the original), `prove-pending RUN/pending` recorded nothing, a swapped
+    witness was proven and its job thrown away, and a step `respond` proved stayed parked and was
+    proven twice (duplicate-proof)."""
+    from pot_zk.cli.main import main
+    from pot_zk.core.challenge import choose_steps, commitment_head
+    from pot_zk.testing.bundle_edit import jsonl
+
+    first = tmp_path / "first"
+    summary = run_tiny(first, zk_cache, "handler=retry", "retry=none", f"prover.binary={make_prover('crash', name='prover')}")
+    assert summary.progress["outcomes"] == {"parked": 2}
+    run = tmp_path / "moved"
+    first.rename(run)  # the parked jobs name the old directory
+    prover = _prover_crashing_at(tmp_path / "bin" / "prover", {2})
+    assert main(["prove-pending", str(run / "pending"), f"cache_dir={zk_cache}", "retry=none", f"prover.binary={prover}"]) == 1  # the park directory: the run's outcomes
+    assert [(r["step"], r["status"]) for r in jsonl(run / "proofs.jsonl")] == [(0, "parked"), (2, "parked"), (0, "proved"), (2, "parked")]
+    assert next(r for r in jsonl(run / "proofs.jsonl") if r["status"] == "proved")["proof"].startswith("proofs/step-00000000/")
+    assert sorted(p.name for p in (run / "pending").iterdir()) == ["step-00000002.json"]
+
+    witness = run / "witness" / "step-00000002.safetensors"
+    saved = witness.read_bytes()
+    witness.write_bytes((run / "witness" / "step-00000003.safetensors").read_bytes())
+    assert main(["prove-pending", str(run), f"cache_dir={zk_cache}", "retry=none", f"prover.binary={prover}"]) == 2  # refused before proving
+    assert len(jsonl(run / "proofs.jsonl")) == 4 and (run / "pending" / "step-00000002.json").is_file()
+    witness.write_bytes(saved)
+
+    bundle = RunBundle.open(run)
+    head = commitment_head(bundle.manifest(), bundle.commitments())
+    nonce = next(f"{n:04x}" for n in range(1000) if 2 in choose_steps(head, f"{n:04x}", 1, 4))
+    assert main(["challenge", str(run), "--count", "1", "--nonce", nonce, "--out", str(tmp_path / "C.json"), "--cache-dir", str(zk_cache)]) == 0
+    assert main(["respond", str(run), str(tmp_path / "C.json"), f"prover.binary={Path(sys.executable).parent / 'pot-zk-ezkl-prover'}"]) == 0
+    assert not list((run / "pending").iterdir()), "respond proved the parked step: its job is gone"
+    assert main(["prove-pending", str(run), f"cache_dir={zk_cache}"]) == 0
+    report = verify_run(run, cache_dir=zk_cache)
+    assert report.ok and report.coverage == {"zk-halo2": 2, "commitment-only": 2}, report.summary()
+
+
+def test_an_outcome_is_recorded_before_its_parked_job_is_removed(tmp_path, make_strategy):
+    """prove_pending records each outcome, then removes the job: an interruption in between
+    leaves the job parked (proving it again is harmless), never a proven step without a record."""
+    from pot_zk.core.audit import AuditLog
+    from pot_zk.core.protocol import ProverRequest
+    from pot_zk.proving.parking import ParkForLater, parked_path, prove_pending
+    from pot_zk.proving.pipeline import ProofFailure, ProvingPipeline
+    from pot_zk.proving.retry import RetrySchedule
+    from pot_zk.proving.stats import ProvingStats
+    from pot_zk.proving.strategies import StrategyRegistry
+
+    park = tmp_path / "pending"
+    strategy = make_strategy("succeed")
+    job = ProverRequest(step=4, kind="sgd", circuit={}, witness_path=str(tmp_path / "w"), cache_dir=str(tmp_path), output_dir=str(tmp_path / "out"))
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    pipeline = ProvingPipeline(strategy, RetrySchedule(max_attempts=1), ParkForLater(park), audit, ProvingStats())
+    failure = ProofFailure(job, strategy, PotZkError("down"), 1)
+    ParkForLater(park)(failure, pipeline)
+
+    def interrupted(result):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prove_pending(park, schedule=RetrySchedule(max_attempts=1), audit=audit, stats=ProvingStats(), registry=StrategyRegistry(), record=interrupted)
+    assert parked_path(park, 4).is_file()
+
+
 def test_fallback_labels_each_step_with_the_proof_type_it_got(tmp_path, zk_cache, make_prover):
     run = tmp_path / "run"
     crash = make_prover("crash")

@@ -1,0 +1,54 @@
+"""``pot-zk prove-pending RUN``: prove the jobs the ``retry`` handler parked in a run, into its bundle.
+
+A parked job names the step; what is proven is rebuilt from the bundle: the run's statement,
+the step's witness in the run's own ``witness/`` (checked against the step's recorded
+commitments first, as ``respond`` checks it) and the run's own proof directory, so a run that
+was moved or copied proves its own steps and a swapped witness is refused before proving. A
+step whose last recorded outcome is already ``proved`` (say, by ``respond``) is not proven
+again: its parked file is removed. Each outcome is recorded in the bundle before the parked
+file is removed, so an interrupted ``prove-pending`` loses none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pot_zk.backends.registry import spec_from_dict
+from pot_zk.core.audit import AuditLog
+from pot_zk.core.protocol import ProverRequest
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.proving.parking import prove_pending
+from pot_zk.proving.pipeline import ProofResult
+from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.proven_run import record_outcome
+from pot_zk.runs.respond import check_witness
+from pot_zk.runs.witnesses import declared_retention
+
+
+def prove_parked(bundle: RunBundle, runtime: Any, audit: AuditLog, stats: Any) -> list[ProofResult]:
+    """Prove ``bundle``'s parked jobs with ``runtime``'s retry schedule and strategies (the
+    module docstring); the outcomes, in the order proven."""
+    manifest = bundle.manifest()
+    spec = spec_from_dict(manifest["circuit"])
+    by_step = {int(r["step"]): r for r in bundle.commitments()}
+    keep = declared_retention(manifest).keeps_all
+
+    def last_status(step: int) -> str | None:
+        statuses = [r.get("status") for r in bundle.proofs() if r.get("step") == step]
+        return statuses[-1] if statuses else None
+
+    def prepare(job: ProverRequest) -> ProverRequest | None:
+        if last_status(job.step) == "proved":
+            return None
+        if job.step not in by_step:
+            raise ConfigurationError(f"a job is parked for step {job.step}, which {bundle.root} did not commit", key="park_dir")
+        check_witness(bundle, spec, by_step[job.step])
+        return dataclasses.replace(
+            job, kind=spec.kind, circuit=spec.to_dict(), witness_path=str(bundle.witness_path(job.step)), output_dir=str(bundle.proof_dir(job.step)),
+        )
+
+    return prove_pending(
+        bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry,
+        prepare=prepare, record=lambda result: record_outcome(bundle, result, keep_witness=keep),
+    )
