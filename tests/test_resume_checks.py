@@ -91,6 +91,25 @@ def test_a_completed_run_is_never_extended(tmp_path, capsys):
     assert _snapshot(run) == before
 
 
+def test_a_run_killed_while_it_closed_is_closed_by_resume(tmp_path, capsys):
+    """Killed after the final model was written, before its score and run.end (the state a
+    SIGKILL in TrainingSession.end leaves): resume refused it as completed and verify failed it
+    for good (not-closed, missing-evaluation; found by a review). Resume now finishes the close."""
+    run = _run(tmp_path / "run", 3)
+    audit = (run / files.AUDIT).read_text().splitlines()
+    cut = next(i for i, line in enumerate(audit) if json.loads(line)["event"] == "evaluation" and json.loads(line)["after_step"] == 3)
+    (run / files.AUDIT).write_text("".join(line + "\n" for line in audit[:cut]))
+    scores = [line for line in (run / files.EVALUATIONS).read_text().splitlines() if json.loads(line)["after_step"] < 3]
+    (run / files.EVALUATIONS).write_text("".join(line + "\n" for line in scores))
+    assert (run / files.FINAL_MODEL).is_file()
+    assert {f.reason for f in verify_run(run, cache_dir=tmp_path / "cache").findings} >= {"not-closed", "missing-evaluation"}
+    assert main(["resume", str(run)]) == 0
+    assert "run completed" in capsys.readouterr().out
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert not report.findings, report.summary()
+    assert main(["resume", str(run)]) == 2  # now completed: never extended
+
+
 @pytest.mark.parametrize("key,value,differs", [
     ("train.learning_rate", 0.5, "circuit"),
     ("train.max_steps", 3, "training"),

@@ -32,9 +32,13 @@ from pot_zk.runs.manifest import declared_dataset, declared_entries
 
 
 def check_resumable(bundle: RunBundle, plan: TrainingPlan, runtime: Runtime) -> None:
-    """Refuse a completed run, or a configuration that is not the manifest's."""
+    """Refuse a completed run (its training's ``run.end`` says ``completed``), or a configuration
+    that is not the manifest's. A final model without that record is a run killed while it
+    closed (after the final model was written, before ``run.end``): resume finishes the close
+    (the final model written again from the checkpoint, scored, ``run.end``) rather than leave it
+    unverifiable for good (found by a review)."""
     completed = [e for e in _complete_records(bundle.path(files.AUDIT)) if e.get("event") == "run.end" and e.get("status") == "completed" and "command" not in e]
-    if completed or bundle.path(files.FINAL_MODEL).exists():
+    if completed:
         raise ConfigurationError(
             f"{bundle.root} holds a completed run: pot-zk resume continues a stopped run, it never extends a completed one "
             "(train a new run for more steps)",
