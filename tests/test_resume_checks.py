@@ -170,3 +170,13 @@ def test_a_lock_file_this_account_may_not_open_is_a_one_line_error(tmp_path, mon
     assert main(["resume", str(run)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"pot-zk resume: {denied}: permission denied"]
     assert _snapshot(run) == before
+
+
+def test_a_declared_policy_that_selects_no_step_is_noted(tmp_path):
+    """A review: a production run declaring policy=sample with fraction 0 had nothing to prove,
+    and a proof of a step the trainer picked read as VERIFIED without a word."""
+    run = tmp_path / "run"
+    assert train(compose_config([*COMMON, "train.max_steps=3", "policy=sample", "policy.fraction=0.0", f"run_dir={run}"])).status == "completed"
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert report.ok and not report.selected_steps, report.summary()
+    assert any(note.startswith("the declared policy selects no step: nothing had to be proven") for note in report.notes), report.notes

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pot_zk.backends.registry import PROOF_TYPES
 from pot_zk.core.challenge import Challenge, challenge_problems
 from pot_zk.verify.trust import TrustStore
 
@@ -57,6 +58,13 @@ def check_challenge(
             report.fail("challenge", "challenge-unanswered", f"challenged step has no proof: {outcome}", step)
         elif step not in report.verified_steps:
             report.fail("challenge", "challenge-proof-invalid", "the challenged step's proof did not verify (see the proofs check)", step)
+    revealed = [step for step in challenge.steps if (final.get(step) or {}).get("status") == "proved"
+                and (final[step].get("proof_type") not in PROOF_TYPES or not PROOF_TYPES.get(final[step]["proof_type"]).zero_knowledge)]
+    if revealed:  # sound (a certificate is checked), but not the zero-knowledge proof a challenge asks for
+        report.notes.append(
+            f"challenge: steps {revealed} were answered by certificates that reveal their witness "
+            f"({sorted({final[step].get('proof_type') for step in revealed})}), not zero-knowledge proofs"
+        )
     report.notes.append(
         f"challenge: {challenge.count} of {challenge.total_steps} steps {list(challenge.steps)}, "
         f"commitment head {challenge.head[:16]}..., nonce {challenge.nonce[:16] + '...' if challenge.nonce else 'none'}"

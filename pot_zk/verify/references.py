@@ -252,6 +252,11 @@ def check_min_proven(report: RunReport, min_proven: int | None) -> None:
     (proofs of other steps do not stand in for them: the trainer knows the policy in advance)."""
     wanted = len(report.selected_steps) if min_proven is None else min_proven
     report.references["min_proven"] = f"{wanted} ({'the steps the declared policy selects' if min_proven is None else '--min-proven'})"
+    if not report.selected_steps and min_proven is None:  # a review: a policy selecting nothing, and a proof the trainer chose, read as VERIFIED
+        report.notes.append(
+            "the declared policy selects no step: nothing had to be proven, and any proof here is of a step the trainer "
+            "(or a challenge) chose; require proofs with --min-proven N or --challenge"
+        )
     missing = report.selected_without_proof
     if min_proven is None and missing and report.proven >= wanted:
         report.fail(

@@ -14,7 +14,7 @@ import pytest
 
 from pot_zk.backends.ezkl.backend import EZKL
 from pot_zk.cli.main import main
-from pot_zk.core.challenge import choose_steps, commitment_head
+from pot_zk.core.challenge import Challenge, choose_steps, commitment_head
 from pot_zk.backends.registry import commit_step
 from pot_zk.kinds.base import ModelSettings
 from pot_zk.kinds.sgd.kind import SGD
@@ -85,6 +85,19 @@ def test_an_honest_run_answers_its_challenge(run, tmp_path, zk_cache, capsys):
     assert _verify(run, zk_cache, "--challenge", str(c_json)) == 0
     out = capsys.readouterr().out
     assert "result: VERIFIED" in out and "passed: challenge" in out
+
+
+def test_a_challenge_answered_by_a_certificate_is_said_to_reveal_its_witness(run, tmp_path, zk_cache, capsys):
+    """A review: a challenged step answered by the fallback's certificate (the prover failing)
+    passed with only the coverage line showing it; verify now says which answers reveal their
+    witness instead of being zero-knowledge proofs (sound: the certificate is checked)."""
+    c_json = tmp_path / "C.json"
+    _challenge(run, c_json, 1, {3}, zk_cache)
+    assert main(["respond", str(run), str(c_json), "handler.name=fallback", "retry.max_attempts=1", "handler.fallback_chain=[reexec]", "prover.binary=/bin/false"]) == 0
+    capsys.readouterr()
+    report = verify_run(run, cache_dir=zk_cache, challenge=Challenge.load(c_json))
+    assert report.ok and "challenge" in report.passed, report.summary()
+    assert "challenge: steps [3] were answered by certificates that reveal their witness (['reexec']), not zero-knowledge proofs" in report.notes
 
 
 def _alter_last_step(run: Path) -> None:
