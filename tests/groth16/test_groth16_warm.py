@@ -113,6 +113,31 @@ def test_the_holder_proves_like_the_program_and_keeps_its_key(cache, tmp_path):
     assert _holder(cache) not in (None, holder)
 
 
+def test_a_holder_whose_keys_were_replaced_retires_and_the_new_keys_prove(tiny_keys, groth16_cache, tmp_path):
+    """A review: with the cache deleted and made again (new keys at the same path), the holder
+    kept proving with the key it had loaded and every proof failed its check until it exited.
+    It now retires before answering, and the prover's retry starts a holder of the new key."""
+    import shutil
+
+    own = tmp_path / "cache"
+    directory = keys.key_directory(groth16_cache, tiny_spec())
+    shutil.copytree(directory, keys.key_directory(own, tiny_spec()))
+    try:
+        _proves(own, tmp_path, 26, 30)
+        first = _holder(own)
+        assert _alive(first)
+        shutil.rmtree(own)
+        keys.ensure_keys(tiny_spec(), own)  # a new setup: another proving and verifying key
+        _proves(own, tmp_path, 27, 30)  # proves, and verifies under the new verifying key
+        assert _holder(own) not in (None, first)
+        deadline = time.monotonic() + 10
+        while _alive(first) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(first), "the stale holder retired"
+    finally:
+        _stop(_holder(own))
+
+
 def test_an_idle_holder_exits_and_removes_its_socket(cache, tmp_path):
     _proves(cache, tmp_path, 24, 1.0)
     holder = _holder(cache)

@@ -12,7 +12,10 @@ witness check, proof, verification with the key's own verifying key). It answers
 ``provers`` requests at once, each on a thread of its own sharing the one loaded key (groth16py
 and wasmtime release the GIL while they compute); more wait their turn. It exits once no
 request has come and none has been in progress for N seconds. It only serves requests for its
-own circuit and key location.
+own circuit and key location, and only while the key files it loaded are still the ones in
+its key directory: keys replaced under it (a cache deleted and made again, an auditor's key set
+copied over) retire it before it answers (its socket removed first, so the prover's retry starts
+a holder of the new key; found by a review: every proof failed until the old holder exited).
 
 The holder is a cache, not a trust boundary: it proves what the one-shot program would, with the
 same checks. A holder that dies fails its requests as retryable; the next request starts a new
@@ -57,11 +60,17 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> Non
         key_dir = keys_of(spec, request)
         key = load_key(key_dir)
     location = (request.get("options") or {}).get("keys_dir") or request["cache_dir"]
+    loaded = key_files(key_dir.path)
+    retiring = threading.Event()
 
     def prove(incoming: dict[str, Any]) -> ProverResponse:
         incoming_location = (incoming.get("options") or {}).get("keys_dir") or incoming["cache_dir"]
         if spec_of(incoming).circuit_id() != spec.circuit_id() or Path(incoming_location).resolve() != Path(location).resolve():
             raise ConfigurationError("this key holder serves another circuit or key location", key="circuit")
+        if retiring.is_set() or key_files(key_dir.path) != loaded:
+            retiring.set()
+            _unlisten(path, inode)
+            raise StaleKey(key_dir.path)
         return prove_request(incoming, key_dir=key_dir, key=key)
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -75,7 +84,7 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> Non
     pool = ThreadPoolExecutor(max_workers=provers, thread_name_prefix="pot-zk-groth16-prover")
     requests = _Requests()
     try:
-        while not requests.idle_for(keep_s):
+        while not requests.idle_for(keep_s) and not retiring.is_set():
             requests.raise_failure()
             try:
                 connection, _ = listener.accept()
@@ -85,11 +94,40 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> Non
             requests.add(pool.submit(_serve, connection, prove))
         requests.raise_failure()
     finally:
-        if path.exists() and path.stat().st_ino == inode:
-            path.unlink()
-            Path(f"{path}.pid").unlink(missing_ok=True)
+        _unlisten(path, inode)
         listener.close()
         pool.shutdown(wait=True)
+
+
+class StaleKey(Exception):
+    """The key files in the holder's key directory are no longer the ones it loaded."""
+
+
+KEY_FILES = ("pk.bin", "vk.bin", "vk.json")
+"""The files of a key directory a holder's proofs rest on (the proving key it loaded, the
+verifying key it checks its own proofs with)."""
+
+
+def key_files(directory: Path) -> dict[str, tuple[int, int, int]]:
+    """The key files of a key directory by name: (inode, size, modification time in ns)."""
+    found = {}
+    for name in KEY_FILES:
+        try:
+            stat = (Path(directory) / name).stat()
+        except OSError:
+            continue
+        found[name] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def _unlisten(path: Path, inode: int) -> None:
+    """Remove the socket (and pid file) this holder made, unless another holder's replaced it."""
+    try:
+        if path.stat().st_ino == inode:
+            path.unlink()
+            Path(f"{path}.pid").unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 class _Requests:
@@ -132,7 +170,10 @@ def _answer(connection: socket.socket, prove) -> None:
         raw = json.loads(read_line(connection))["request"]
     except (ValueError, KeyError, TypeError, OSError):
         return
-    code, document = answer(raw, provable_kinds(), prove, backend="groth16")
+    try:
+        code, document = answer(raw, provable_kinds(), prove, backend="groth16")
+    except StaleKey:
+        return  # no answer: the prover starts a holder of the key now in the directory
     try:
         connection.sendall(json.dumps({"code": code, "document": document}).encode() + b"\n")
     except OSError:
