@@ -440,3 +440,47 @@ def test_the_progress_bar_is_drawn_only_when_asked_for(tmp_path, capfd):
             _train(run, model, optimizer, loader)
         out, err = capfd.readouterr()
         assert out == "" and ("training" in err and "8step" in err) == progress, err
+
+
+@pytest.mark.parametrize("change", ["weights", "optimizer-state"])
+def test_a_change_between_two_steps_outside_the_optimizer_is_refused_at_the_next_step(tmp_path, change):
+    """A review: weights changed between two optimizer.step() calls (one grid step added here;
+    pruning, loading another model) or an optimizer's state cleared were accepted, and the
+    records copied W_t from the step before, so a run whose changed step was not proven
+    verified. The step after the change is refused."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9 if change == "optimizer-state" else 0.0)
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.rand(2, 4, generator=generator) * 2 - 1, torch.randint(0, 3, (2,), generator=generator)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(StepMismatchError, match="was changed outside optimizer.step\\(\\) between the two steps") as refused:
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            for index in range(4):
+                if index == 2:
+                    if change == "weights":
+                        with torch.no_grad():
+                            model[0].weight[0, 0] += 2.0**-12  # on the grid: only the chain shows it
+                    else:
+                        optimizer.state.clear()
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+    assert refused.value.step == 2 and refused.value.differs == "state"
+    assert [r["step"] for r in RunBundle.open(tmp_path / "run").commitments()] == [0, 1]
+
+
+def test_a_half_precision_model_is_refused_by_an_exact_statement(tmp_path):
+    """A review: a bfloat16 model rounded each exact step's weights back into bfloat16, so the
+    model held was not the proven one (verify failed its final model)."""
+    model, optimizer, _, loader = _setup()
+    model = model.to(torch.bfloat16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = next(iter(loader))
+    with pytest.raises(ConfigurationError, match="bfloat16 cannot hold exactly; train in float32 or float64"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            run.batch(x.to(torch.bfloat16), y)
+            optimizer.zero_grad()
+            torch.nn.CrossEntropyLoss()(model(x.to(torch.bfloat16)), y).backward()
+            optimizer.step()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pot_zk.backends.base import CommitmentScheme
-from pot_zk.exceptions import InvalidModelStateError
+from pot_zk.exceptions import InvalidModelStateError, StepMismatchError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import kind_of, save_training_step
 from pot_zk.backends.base import Statement
@@ -88,7 +88,9 @@ class ProvenRun:
         any other chained state, e.g. the velocity) is the previous step's W_t+1 commitment, the
         batch its dataset leaf (``batch_index``), or, for a batch committed as it came
         (``batch_index`` None), its own commitment and its ``samples``' positions in the declared
-        data set; constant inputs (a LoRA step's frozen base) are committed once per run."""
+        data set; constant inputs (a LoRA step's frozen base) are committed once per run. Each
+        step's own W_t (and chained state, and constants) must be what the run committed before:
+        a change between two ``optimizer.step()`` calls is a StepMismatchError (``differs="state"``)."""
         encoded = {x.name: x for x in self.spec.encode(step)}
 
         def commit(name: str) -> str:
@@ -110,11 +112,24 @@ class ProvenRun:
         if getattr(self.spec, "rate_public", False):
             record["learning_rate"] = step.learning_rate
         for before, after in kind_of(step).chained_inputs:
-            record[before] = self._last_after.get(after) or self._continued(index, after, commit(before))
+            own, last = commit(before), self._last_after.get(after)
+            if last is not None and own != last:  # a review: the record copied W_t from the step before, hiding such a change
+                raise StepMismatchError(
+                    f"step {index}: its {before} is not the {after} step {index - 1} ended in: the model (or the optimizer's state) "
+                    "was changed outside optimizer.step() between the two steps",
+                    step=index, differs="state", tensor=before,
+                )
+            record[before] = last or self._continued(index, after, own)
             record[after] = self._last_after[after] = commit(after)
         for name in kind_of(step).constant_inputs:
+            own = commit(name)
             if name not in self._constants:
-                self._constants[name] = commit(name)
+                self._constants[name] = own
+            elif own != self._constants[name]:
+                raise StepMismatchError(
+                    f"step {index}: its {name} is not the one the run committed at its first step: the frozen weights were changed",
+                    step=index, differs="state", tensor=name,
+                )
             record[name] = self._constants[name]
         self.progress.steps += 1
         if index in self._done_steps:

@@ -42,6 +42,13 @@ class ExactTraining:
         """Round every trained parameter onto the grid (in place). Frozen parameters are not
         changed: they must be on the grid already (a LoRA base trained with zk-groth16)."""
         trained = dict(STEP_KINDS.get(self.spec.kind).trained_shapes(self.spec.architecture))
+        narrow = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)})
+        if narrow:  # a review: a bfloat16 model rounded each exact step's weights, so the model held was not the proven one
+            raise ConfigurationError(
+                f"the model's weights are {', '.join(narrow)}: the zk-groth16 statement's values are integers at 2**-{self.spec.scale} "
+                f"up to {self.spec.value_bound:g}, which {', '.join(narrow)} cannot hold exactly; train in float32 or float64",
+                key="model.dtype",
+            )
         with torch.no_grad():
             for name, parameter in model.named_parameters():
                 if name in trained:
