@@ -89,11 +89,14 @@ def test_the_step_file_keeps_the_velocity(tmp_path):
 def test_dampening_and_nesterov_are_refused_before_the_step_runs():
     torch.manual_seed(0)
     model = MlpArchitecture((6, 5, 3)).build()
-    for options in ({"dampening": 0.1}, {"nesterov": True}):
+    for options in ({"dampening": 0.1}, {"nesterov": True}, {"differentiable": True}):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, **options)
         with pytest.raises(InvalidModelStateError, match="without dampening, Nesterov or maximize"):
             capture_step(model, optimizer, torch.rand(4, 6), torch.tensor([0, 1, 2, 0]))
         assert not optimizer.state, "the step must not have run"
+    plain = torch.optim.SGD(model.parameters(), lr=0.1, differentiable=True)  # a review: a raw RuntimeError from torch before
+    with pytest.raises(InvalidModelStateError, match="only plain SGD is supported"):
+        capture_step(model, plain, torch.rand(4, 6), torch.tensor([0, 1, 2, 0]))
 
 
 @pytest.mark.parametrize("kind", sorted(CERTIFICATES))

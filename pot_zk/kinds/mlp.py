@@ -137,7 +137,7 @@ def check_sgd_optimizer(optimizer: torch.optim.Optimizer) -> float:
             "SGD with several parameter groups is not supported", expected=1, actual=len(optimizer.param_groups)
         )
     group = optimizer.param_groups[0]
-    plain = {"momentum": 0, "weight_decay": 0, "dampening": 0, "nesterov": False, "maximize": False}
+    plain = {"momentum": 0, "weight_decay": 0, "dampening": 0, "nesterov": False, "maximize": False, "differentiable": False}
     found = {key: group.get(key, plain[key]) for key in plain}
     if found != plain:
         raise InvalidModelStateError("only plain SGD is supported", expected=plain, actual=found)
@@ -166,7 +166,7 @@ def check_momentum_optimizer(optimizer: torch.optim.Optimizer) -> tuple[float, M
     if len(optimizer.param_groups) != 1:
         raise InvalidModelStateError("SGD with several parameter groups is not supported", expected=1, actual=len(optimizer.param_groups))
     group = optimizer.param_groups[0]
-    unsupported = {"dampening": 0, "nesterov": False, "maximize": False}
+    unsupported = {"dampening": 0, "nesterov": False, "maximize": False, "differentiable": False}
     found = {key: group.get(key, unsupported[key]) for key in unsupported}
     if found != unsupported:
         raise InvalidModelStateError("SGD with momentum is supported without dampening, Nesterov or maximize", expected=unsupported, actual=found)
