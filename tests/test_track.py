@@ -14,7 +14,7 @@ import pot_zk
 from pot_zk.backends.registry import commitments_of, spec_from_dict
 from pot_zk.data.datasets import holdout_indices, load_dataset
 from pot_zk.data.samples import built_in_dataset, sample_root
-from pot_zk.exceptions import ConfigurationError, StepMismatchError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, StepMismatchError, WitnessBuilderError
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.testing.bundle_edit import jsonl, sync_audit, write_jsonl
 from pot_zk.runs.track import track
@@ -483,4 +483,32 @@ def test_a_half_precision_model_is_refused_by_an_exact_statement(tmp_path):
             run.batch(x.to(torch.bfloat16), y)
             optimizer.zero_grad()
             torch.nn.CrossEntropyLoss()(model(x.to(torch.bfloat16)), y).backward()
+            optimizer.step()
+
+
+class _Leaky(torch.nn.ReLU):
+    def forward(self, x):  # a subclass of torch's ReLU computing another function
+        return torch.nn.functional.leaky_relu(x, 0.1)
+
+
+@pytest.mark.parametrize("variant", ["relu-subclass", "forward-hook", "optimizer-subset"])
+def test_a_loop_whose_model_or_optimizer_is_not_the_statements_is_refused_at_its_first_step(tmp_path, variant):
+    """A review: under the exact statement these loops matched their own reference step (taken on
+    a copy of the same model and optimizer) and were silently replaced by the plain MLP's exact
+    step: a ReLU subclass with its own forward, a forward hook, an optimizer that leaves a
+    trainable parameter out."""
+    model, optimizer, _, loader = _setup()
+    if variant == "relu-subclass":
+        model[1] = _Leaky()
+    elif variant == "forward-hook":
+        model[0].register_forward_hook(lambda module, inputs, output: output * 1.5)
+    else:
+        optimizer = torch.optim.SGD(list(model.parameters())[:2], lr=0.1)
+    x, y = next(iter(loader))
+    with pytest.raises(InvalidModelStateError, match={"relu-subclass": "unsupported layer sequence", "forward-hook": "forward or backward hooks",
+                                                      "optimizer-subset": "the optimizer does not train"}[variant]):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            torch.nn.CrossEntropyLoss()(model(x), y).backward()
             optimizer.step()

@@ -70,8 +70,11 @@ class MlpArchitecture:
 
 
 def architecture_of(model: nn.Module) -> MlpArchitecture:
-    """Read the architecture of a supported model, or say precisely why it is not supported."""
-    if not isinstance(model, nn.Sequential):
+    """Read the architecture of a supported model, or say precisely why it is not supported.
+    The types are torch's own, not subclasses, and no module has hooks: a subclass's forward or a
+    hook would compute another function than the statement's MLP, which its reference step (taken
+    on a copy of the same model) would not notice (found by a review)."""
+    if type(model) is not nn.Sequential:
         raise InvalidModelStateError(
             f"unsupported model type {type(model).__name__}",
             expected="nn.Sequential of nn.Linear with nn.ReLU between them",
@@ -80,10 +83,16 @@ def architecture_of(model: nn.Module) -> MlpArchitecture:
     modules = list(model)
     kinds = [type(m).__name__ for m in modules]
     valid = len(modules) % 2 == 1 and all(
-        isinstance(m, nn.Linear) if i % 2 == 0 else isinstance(m, nn.ReLU) for i, m in enumerate(modules)
+        type(m) is nn.Linear if i % 2 == 0 else type(m) is nn.ReLU for i, m in enumerate(modules)
     )
     if not valid or not modules:
-        raise InvalidModelStateError("unsupported layer sequence", expected="Linear, ReLU, Linear, ..., Linear", actual=kinds)
+        raise InvalidModelStateError("unsupported layer sequence", expected="Linear, ReLU, Linear, ..., Linear (torch's own classes)", actual=kinds)
+    hooked = [name or type(model).__name__ for name, m in model.named_modules() if _hooks(m)]
+    if hooked:
+        raise InvalidModelStateError(
+            f"modules with forward or backward hooks: {hooked}: a hook changes what the step computes; remove them",
+            expected="no module hooks", actual=hooked,
+        )
     dims = [modules[0].in_features] + [m.out_features for m in modules[0::2]]
     for i, m in enumerate(modules[0::2]):
         if m.bias is None:
@@ -93,6 +102,23 @@ def architecture_of(model: nn.Module) -> MlpArchitecture:
                 f"layer {2 * i} input width does not match the previous layer", expected=dims[i], actual=m.in_features
             )
     return MlpArchitecture(dims=tuple(dims))
+
+
+def _hooks(module: nn.Module) -> bool:
+    return any(getattr(module, name, None) for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"))
+
+
+def check_optimizer_covers(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Every trainable parameter of ``model`` is in ``optimizer`` (the statement's step trains
+    them all; a parameter the loop's optimizer leaves out would be trained by the exact step and
+    not by the loop: found by a review)."""
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    left_out = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in optimized]
+    if left_out:
+        raise InvalidModelStateError(
+            f"trainable parameters the optimizer does not train: {left_out}; give the optimizer every trainable parameter "
+            "(or freeze these)", expected="every trainable parameter in the optimizer", actual=left_out,
+        )
 
 
 class OnMlp:

@@ -20,6 +20,7 @@ from pot_zk.core.registry import Registry
 from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, WitnessBuilderError
 from pot_zk.kinds.base import BatchStep, StepKind, read_step_file
 from pot_zk.kinds.lora.detect import detect_training
+from pot_zk.kinds.mlp import check_optimizer_covers
 from pot_zk.kinds.optimizer import OptimizerSettings
 
 STEP_KINDS: Registry[StepKind] = Registry(
@@ -74,6 +75,7 @@ def capture_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: tor
     finds with ``optimizer`` (:func:`kind_for`; e.g. SGD with momentum makes ``momentum`` steps,
     AdamW and Adam ``adamw`` steps). InvalidModelStateError before the step runs when no kind takes it."""
     settings = OptimizerSettings.of(optimizer)
+    check_optimizer_covers(model, optimizer)
     try:
         kind = kind_for(detect_training(model).kind, settings)
     except ConfigurationError as exc:
