@@ -209,20 +209,26 @@ def test_a_step_whose_rate_rounds_to_no_update_is_refused_before_it_is_taken(tmp
     assert [r["step"] for r in RunBundle.open(tmp_path / "run").commitments()] == [0, 1, 2], "refused at step 3, the first at rate 1e-10"
 
 
+def _verified_at_gamma(run, tmp_path, gamma: float):
+    """verify_run of ``run`` with its declared StepLR's gamma rewritten and every record's rate the
+    one the rewritten schedule gives (a run recorded at that schedule, the trail re-chained)."""
+    pinned = run_pins(run, head=False)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["training"]["schedule"]["gamma"] = gamma
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    rates = Schedule(canonical(manifest["training"]["schedule"]), 0.1).rates(8)
+    records = jsonl(run / "commitments.jsonl")
+    for record in records:
+        record["learning_rate"] = rates[record["step"]]
+    write_jsonl(run / "commitments.jsonl", records)
+    sync_audit(run)
+    return verify_run(run, cache_dir=tmp_path / "cache", **pinned)
+
+
 def test_a_declared_schedule_at_a_zero_update_constant_fails_those_steps(scheduled_run, tmp_path):
     """A run recorded (before training refused it) at a schedule whose rate rounds to c_fix = 0:
     its records agree with the declaration, and verify still fails the steps that train nothing."""
-    pinned = run_pins(scheduled_run, head=False)
-    manifest = json.loads((scheduled_run / "manifest.json").read_text())
-    manifest["training"]["schedule"]["gamma"] = 1e-9
-    (scheduled_run / "manifest.json").write_text(json.dumps(manifest))
-    rates = Schedule(canonical(manifest["training"]["schedule"]), 0.1).rates(8)
-    records = jsonl(scheduled_run / "commitments.jsonl")
-    for record in records:
-        record["learning_rate"] = rates[record["step"]]
-    write_jsonl(scheduled_run / "commitments.jsonl", records)
-    sync_audit(scheduled_run)
-    report = verify_run(scheduled_run, cache_dir=tmp_path / "cache", **pinned)
+    report = _verified_at_gamma(scheduled_run, tmp_path, 1e-9)
     assert {(f.check, f.reason, f.step) for f in report.findings} == {("steps", "zero-rate", step) for step in range(3, 8)}, report.summary()
 
 
@@ -243,16 +249,6 @@ def test_pot_zk_train_refuses_a_schedule_that_would_reach_no_update_before_it_st
 def test_a_declared_schedule_that_falls_under_one_percent_of_its_base_is_noted(scheduled_run, tmp_path):
     """A review: a rate one unit of the update constant above 0 trains (almost) nothing yet is no
     zero-rate step; verify says how low the trainer's declared schedule goes."""
-    pinned = run_pins(scheduled_run, head=False)
-    manifest = json.loads((scheduled_run / "manifest.json").read_text())
-    manifest["training"]["schedule"]["gamma"] = 0.01
-    (scheduled_run / "manifest.json").write_text(json.dumps(manifest))
-    rates = Schedule(canonical(manifest["training"]["schedule"]), 0.1).rates(8)
-    records = jsonl(scheduled_run / "commitments.jsonl")
-    for record in records:
-        record["learning_rate"] = rates[record["step"]]
-    write_jsonl(scheduled_run / "commitments.jsonl", records)
-    sync_audit(scheduled_run)
-    report = verify_run(scheduled_run, cache_dir=tmp_path / "cache", **pinned)
+    report = _verified_at_gamma(scheduled_run, tmp_path, 0.01)
     assert report.ok, report.summary()  # the schedule declared; the records follow it; no step at constant 0
     assert any(note.startswith("schedule: the declared rate falls to 1e-05 at step 6, under 1 % of its base 0.1") for note in report.notes), report.notes
