@@ -33,13 +33,10 @@ def prove_parked(bundle: RunBundle, runtime: Any, audit: AuditLog, stats: Any) -
     spec = spec_from_dict(manifest["circuit"])
     by_step = {int(r["step"]): r for r in bundle.commitments()}
     keep = declared_retention(manifest).keeps_all
-
-    def last_status(step: int) -> str | None:
-        statuses = [r.get("status") for r in bundle.proofs() if r.get("step") == step]
-        return statuses[-1] if statuses else None
+    last_status = {r.get("step"): r.get("status") for r in bundle.proofs()}  # read once: this command records only parked steps' outcomes
 
     def prepare(job: ProverRequest) -> ProverRequest | None:
-        if last_status(job.step) == "proved":
+        if last_status.get(job.step) == "proved":
             return None
         if job.step not in by_step:
             raise ConfigurationError(f"a job is parked for step {job.step}, which {bundle.root} did not commit", key="park_dir")
