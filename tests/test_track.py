@@ -512,3 +512,92 @@ def test_a_loop_whose_model_or_optimizer_is_not_the_statements_is_refused_at_its
             optimizer.zero_grad()
             torch.nn.CrossEntropyLoss()(model(x), y).backward()
             optimizer.step()
+
+
+def _leaky(x):
+    return torch.nn.functional.leaky_relu(x, 0.1)
+
+
+def _patch(model, how: str):
+    """A model object computing another function than the declared MLP, in ways its own copy
+    shares (the instance's forward is copied with it; a global module hook applies to the copy)."""
+    if how == "instance-forward":
+        model[1].forward = _leaky
+        return None
+    return torch.nn.modules.module.register_module_forward_hook(lambda module, inputs, output: output * 1.5 if isinstance(module, torch.nn.Linear) else output)
+
+
+@pytest.mark.parametrize("prover", ["groth16", "ezkl"])
+@pytest.mark.parametrize("how", ["instance-forward", "global-hook"])
+def test_a_model_computing_another_function_than_its_declared_mlp_is_refused_before_the_run_starts(tmp_path, how, prover):
+    """The loop's step is checked against the kind's float64 reference computed from W_t and the
+    batch without the model's modules. Before, under groth16 a LeakyReLU installed as a ReLU
+    instance's own forward, or a global module hook scaling every linear layer, matched its own
+    reference step (taken on a copy of the same model) and was replaced by the plain MLP's exact
+    step without a word (under ezkl the statement's tolerance check caught it at step 0)."""
+    model, optimizer, _, loader = _setup()
+    handle = _patch(model, how)
+    x, y = next(iter(loader))
+    try:
+        with pytest.raises(InvalidModelStateError, match="the model does not compute the declared MLP: its w after is up to") as refused:
+            with track(model, optimizer, run_dir=tmp_path / "run", overrides=["mode=disabled", f"prover={prover}"]) as run:
+                run.batch(x, y)
+    finally:
+        if handle is not None:
+            handle.remove()
+    assert "a module with its own forward, a hook or a patched function?" in refused.value.message
+    assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("optimizer_name", ["sgd", "momentum", "adamw"])
+def test_a_model_changed_to_another_function_mid_run_is_refused_at_that_step_and_the_step_undone(tmp_path, optimizer_name):
+    model, _, _, loader = _setup()
+    optimizer = {
+        "sgd": lambda: torch.optim.SGD(model.parameters(), lr=0.1),
+        "momentum": lambda: torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01),
+        "adamw": lambda: torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01),
+    }[optimizer_name]()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(StepMismatchError, match="step 2: .*the model does not compute the declared MLP") as refused:
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            for number, (x, y) in enumerate(loader):
+                if number == 2:
+                    model[1].forward = _leaky
+                    before = _weights(model)
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+    assert (refused.value.step, refused.value.differs) == (2, "model")
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model))), "the refused step must be undone"
+    assert run.summary.status == "halted" and run.summary.progress["steps"] == 2
+
+
+def test_a_peft_lora_model_computing_another_function_is_refused_and_an_honest_one_is_not(tmp_path):
+    """The LoRA kind's reference (adapter gradients from the committed base, adapters and batch)
+    refuses a peft model whose ReLU computes a LeakyReLU, and takes the same model unpatched."""
+    import peft
+
+    def loop(patched: bool, run_dir):
+        torch.manual_seed(7)
+        base = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
+        model = peft.get_peft_model(base, peft.LoraConfig(r=2, lora_alpha=4, target_modules=["0", "2"], lora_dropout=0.0))
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    parameter.normal_(0, 0.1)
+        if patched:
+            model.base_model.model[1].forward = _leaky
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+        x, y = torch.rand(4, 4) * 2 - 1, torch.randint(0, 3, (4,))
+        with track(model, optimizer, run_dir=run_dir, overrides=OVERRIDES) as run:
+            for i in (0, 2):
+                run.batch(x[i : i + 2], y[i : i + 2])
+                optimizer.zero_grad()
+                torch.nn.CrossEntropyLoss()(model(x[i : i + 2]), y[i : i + 2]).backward()
+                optimizer.step()
+        return run
+
+    assert loop(False, tmp_path / "honest").summary.progress["steps"] == 2
+    with pytest.raises(InvalidModelStateError, match="not the declared lora step: the model does not compute the declared MLP"):
+        loop(True, tmp_path / "patched")

@@ -16,7 +16,8 @@ prover requests carry) owns, for its kind of step:
   in its metadata);
 * the float64 reference: the products of its forward and backward pass
   (:meth:`StepKind.backprop`: what ``freivalds`` reveals, from :func:`pot_zk.kinds.mlp.backprop`),
-  which backends' float statements build on;
+  which backends' float statements build on, and the state after the step
+  (:meth:`StepKind.reference_after`, which a user loop's step is checked against);
 * what a run needs: the architecture from the model settings, the seeded model, the frozen
   base it starts from (if any) and the tensors of a saved model file that commitments bind.
 
@@ -249,6 +250,15 @@ class StepKind(ABC):
     def backprop(self, architecture: Any, batch_size: int, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The products of the step's forward and backward pass (float64) from its canonical
         encoding ``named``, by the names the ``freivalds`` certificate reveals them under."""
+
+    @abstractmethod
+    def reference_after(self, step: BatchStep) -> dict[str, torch.Tensor]:
+        """The declared step's state after it, computed in float64 from the step's own encoded
+        state before it and its batch with tensor arithmetic only (:func:`pot_zk.kinds.mlp.backprop`,
+        no module of the model that took the step): flat tensors by encoding name. It holds the
+        tensors that are well-conditioned functions of the gradient: AdamW's leaves ``w_after``
+        out (m / (sqrt(v) + eps) turns float32 round-off of a gradient near eps into a large
+        change; its moments pin the gradient). A user loop's step is checked against it."""
 
     def save(self, step: BatchStep, path: Path) -> None:
         """Write the step's witness file (safetensors, atomically) with its metadata."""

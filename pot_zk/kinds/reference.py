@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import torch
 
-from pot_zk.kinds.losses import target_shape
+from pot_zk.kinds.losses import gradient_scale, target_shape
 from pot_zk.kinds.mlp import backprop
 
 
@@ -35,6 +35,28 @@ def weight_gradients(architecture: Any, batch_size: int, w_before: torch.Tensor,
     params, x, y = unpack(architecture, batch_size, w_before, batch)
     trace = backprop(params, x, y, loss=architecture.loss)
     return torch.cat([g.reshape(1, -1) for layer in range(len(params) // 2) for g in trace.weight_grads[layer]], dim=1)
+
+
+def mean_loss_gradient(architecture: Any, batch_size: int, named: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The gradient of the mean loss at ``w_before`` on ``batch`` (flat, float64, parameter order)."""
+    mlp = getattr(architecture, "mlp", architecture)
+    raw = weight_gradients(mlp, batch_size, named["w_before"].reshape(1, -1).to(torch.float64), named["batch"].reshape(1, -1).to(torch.float64))
+    return raw.reshape(-1) * gradient_scale(mlp.loss, batch_size, mlp.dims[-1])
+
+
+def sgd_after(architecture: Any, batch_size: int, learning_rate: float, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``w_after`` of a plain SGD step, functionally from the encoding (float64)."""
+    w = named["w_before"].reshape(-1).to(torch.float64)
+    return {"w_after": w - learning_rate * mean_loss_gradient(architecture, batch_size, named)}
+
+
+def momentum_after(architecture: Any, batch_size: int, learning_rate: float, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``w_after`` and ``v_after`` of an SGD step with momentum mu and weight decay lambda
+    (``architecture.momentum``, ``.weight_decay``): d = g + lambda W, V' = mu V + d, W' = W - lr V'."""
+    w = named["w_before"].reshape(-1).to(torch.float64)
+    d = mean_loss_gradient(architecture, batch_size, named) + architecture.weight_decay * w
+    v = architecture.momentum * named["v_before"].reshape(-1).to(torch.float64) + d
+    return {"w_after": w - learning_rate * v, "v_after": v}
 
 
 def backprop_products(architecture: Any, batch_size: int, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -11,15 +11,19 @@ torch's optimizer hooks frame the loop's own ``optimizer.step()``:
   step kind's own capture (:func:`pot_zk.kinds.registry.capture_step`: ``zero_grad``, the
   declared loss on the declared batch, ``backward``, the same optimizer's ``step``), and the
   loop's update must be that step: every parameter and every tensor of the optimizer's state
-  within float rounding of the shadow's. A step that is not is undone (model and optimizer
+  within float rounding of the shadow's; and the shadow's step must be the kind's float64
+  reference computed from its W_t and batch without the model's modules
+  (:func:`reference_difference`: a model object computing another function than the declared
+  MLP agrees with its own copy, not with the reference). A step that is not is undone (model and optimizer
   put back to their state before it) and refused with a
   :class:`~pot_zk.exceptions.StepMismatchError` naming what differs: the learning rate,
   settings, an update scaled by a factor (clipped, scaled or accumulated gradients), an update
   in another direction (another loss or batch), a frozen parameter or the optimizer's state.
 
 The declared step (its W_t, batch, W_t+1 as the kind captured them) goes to ``on_step``. The
-observer asks a step kind for nothing but its capture, so every registered kind is observed
-the same way; the cost is a copy of the model and one more forward and backward pass per step.
+observer asks a step kind for nothing but its capture and its reference, so every registered
+kind is observed the same way; the cost is a copy of the model and two more forward and
+backward passes per step (one in float64).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError, StepMismatchError
 from pot_zk.kinds.base import BatchStep
-from pot_zk.kinds.registry import capture_step
+from pot_zk.kinds.registry import capture_step, kind_of
 
 RELATIVE_TOLERANCE = 1e-4
 """How far the loop's update may be from the declared one, relative to the update's size
@@ -180,11 +184,40 @@ class StepObserver:
         with torch.enable_grad():  # the loop may call optimizer.step() under no_grad
             declared = capture_step(model_copy, optimizer_copy, batch.inputs, batch.targets)
         problem = _difference(self.model, optimizer, model_copy, optimizer_copy, before[0])
+        if problem is None:
+            words = reference_difference(declared)
+            problem = None if words is None else ("model", words)
         if problem is not None:
             self.model.load_state_dict(before[0])
             _restore_state(optimizer, before[1])
             self._refuse(problem[0], problem[1])
         self.on_step(declared, batch)
+
+
+def reference_difference(step: BatchStep) -> str | None:
+    """Words for where ``step`` (the declared step as the model object took it) is not the step
+    its kind computes from the step's own W_t, state and batch with tensor arithmetic only
+    (:meth:`~pot_zk.kinds.base.StepKind.reference_after`), within float rounding; None when it
+    is. The shadow is a copy of the loop's own model, so a module computing another function
+    (an instance's own forward, a patched function, a global module hook) agrees with it; the
+    reference does not (under an exact statement the loop's step would otherwise be replaced by
+    the declared MLP's without a word)."""
+    kind = kind_of(step)
+    named = {tensor.name: tensor.values for tensor in kind.encode(step)}
+    expected = kind.reference_after(step)
+    for before, after in kind.chained_inputs:
+        if after not in expected:
+            continue
+        start, found, wanted = (t.reshape(-1).to(torch.float64) for t in (named[before], named[after], expected[after]))
+        allowed = RELATIVE_TOLERANCE * float((wanted - start).abs().max()) + ABSOLUTE_TOLERANCE * max(1.0, float(start.abs().max()))
+        largest = float((found - wanted).abs().max())
+        if not largest <= allowed:
+            return (
+                f"the model does not compute the declared MLP: its {after.replace('_', ' ')} is up to {largest:.3g} from the step "
+                f"recomputed from W_t and the batch without the model's modules ({allowed:.3g} allowed): a module with its own "
+                "forward, a hook or a patched function?"
+            )
+    return None
 
 
 def _difference(

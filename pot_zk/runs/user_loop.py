@@ -4,7 +4,8 @@
   the step kind's capture takes the step on a copy of both (:func:`~pot_zk.runs.observer.shadow`),
   which gives the kind (SGD, momentum, LoRA -- pot-zk's own adapters or peft's), the
   architecture, loss (class labels: cross-entropy, else the mean squared error), batch size and
-  learning rate; pot-zk's configuration with ``overrides`` gives the rest, and the kind writes
+  learning rate (a model whose copy does not take the kind's float64 reference step is refused:
+  :func:`~pot_zk.runs.observer.reference_difference`); pot-zk's configuration with ``overrides`` gives the rest, and the kind writes
   the model settings into it (:meth:`~pot_zk.kinds.base.StepKind.config_values`), so the
   recorded config.yaml builds the same statement again (``pot-zk respond``).
 * :class:`ObservedSession` runs a :class:`~pot_zk.runs.session.TrainingSession` on the steps a
@@ -29,13 +30,13 @@ from torch import nn
 from pot_zk.config.build import compose_config, configured_schedule
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.data.datasets import BUILT_IN
-from pot_zk.exceptions import ConfigurationError, StepMismatchError
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, StepMismatchError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import capture_step, kind_of
 from pot_zk.kinds.schedule import declared_schedule, describe
 from pot_zk.runs import bundle as files
 from pot_zk.runs.lifecycle import RunLifecycle
-from pot_zk.runs.observer import Declaration, DeclaredBatch, StepObserver, optimizer_settings, shadow
+from pot_zk.runs.observer import Declaration, DeclaredBatch, StepObserver, optimizer_settings, reference_difference, shadow
 from pot_zk.runs.proven_run import RunProgress
 from pot_zk.runs.session import TrainingSession
 
@@ -75,6 +76,9 @@ def declare(
     (:meth:`DeclaredRun.check_new` then refuses a ``run_dir`` that holds a run)."""
     probe = capture_step(*shadow(model, optimizer), inputs, targets)
     kind = kind_of(probe)
+    unlike = reference_difference(probe)
+    if unlike is not None:
+        raise InvalidModelStateError(f"the first step, taken on a copy, is not the declared {kind.name} step: {unlike}", expected="the declared MLP", actual="another function")
     cfg = compose_config(overrides, run_dir=run_dir)
     declared = {**kind.config_values(probe.architecture), "train.batch_size": probe.batch_size, "train.learning_rate": probe.learning_rate}
     if scheduler is not None:

@@ -15,6 +15,7 @@ from pot_zk.kinds.adamw.step import MOMENTS, AdamwArchitecture, AdamwStep, captu
 from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor, load_parameters
 from pot_zk.kinds.mlp import MlpArchitecture, Shapes, flatten, mlp_from_dims, unflatten
 from pot_zk.kinds.optimizer import OptimizerSettings
+from pot_zk.kinds.adamw.reference import adamw_reference
 from pot_zk.kinds.reference import backprop_products
 
 STATE_NAMES = ("w_before", "w_after", "m_before", "m_after", "v_before", "v_after")
@@ -127,5 +128,11 @@ class AdamwKind(StepKind):
         """Z_l, the weight gradients G_l and the back-propagated products B_l (l > 0)."""
         return backprop_products(architecture, batch_size, named)
 
+
+    def reference_after(self, step: AdamwStep) -> dict[str, torch.Tensor]:
+        """m, v and the step count (not W_t+1: :meth:`StepKind.reference_after`)."""
+        named = {tensor.name: tensor.values for tensor in self.encode(step)}
+        reference = adamw_reference(step.architecture, step.batch_size, step.learning_rate, named)
+        return {name: reference[name] for name in ("m_after", "v_after", "t_after")}
 
 ADAMW = AdamwKind()

@@ -1,5 +1,5 @@
 """The float64 reference of an ``adamw`` step: torch's Adam / AdamW update (no AMSGrad) from the
-canonical encoding, on the gradient of :func:`pot_zk.kinds.reference.weight_gradients`.
+canonical encoding, on the gradient of :func:`pot_zk.kinds.reference.mean_loss_gradient`.
 
 It agrees with ``torch.optim.AdamW`` / ``Adam`` on a float64 model to round-off (tested: within
 1e-12 relative on W_t+1, m_t+1 and v_t+1 over 20 steps); an exact statement is measured against it.
@@ -13,17 +13,14 @@ from typing import Mapping
 import torch
 
 from pot_zk.kinds.adamw.step import AdamwArchitecture
-from pot_zk.kinds.losses import gradient_scale
-from pot_zk.kinds.reference import weight_gradients
+from pot_zk.kinds.reference import mean_loss_gradient
 
 
 def adamw_reference(architecture: AdamwArchitecture, batch_size: int, learning_rate: float, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``w_after``, ``m_after``, ``v_after`` and ``t_after`` (flat float64) from the encoding's
     ``w_before``, ``batch``, ``m_before``, ``v_before`` and ``t_before``."""
-    mlp = architecture.mlp
     w = named["w_before"].reshape(-1).to(torch.float64)
-    raw = weight_gradients(mlp, batch_size, w.reshape(1, -1), named["batch"].reshape(1, -1).to(torch.float64)).reshape(-1)
-    gradient = raw * gradient_scale(mlp.loss, batch_size, mlp.dims[-1])
+    gradient = mean_loss_gradient(architecture, batch_size, named)
     decay = architecture.weight_decay
     if not architecture.decoupled_weight_decay:
         gradient = gradient + decay * w

@@ -11,7 +11,7 @@ from torch import nn
 from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor
 from pot_zk.kinds.lora.detect import canonical_state
 from pot_zk.kinds.lora.capture import adapter_parameters, capture_lora_step, lora_step_from_models
-from pot_zk.kinds.lora.reference import lora_products
+from pot_zk.kinds.lora.reference import lora_after, lora_products
 from pot_zk.kinds.lora.step import LoraArchitecture, LoraTrainingStep, attach_lora, encode_lora_step, validate_lora_step
 from pot_zk.kinds.mlp import MlpArchitecture, Shapes, flatten, mlp_from_dims, unflatten
 
@@ -116,5 +116,9 @@ class LoraKind(StepKind):
         """U_l, Z_l, V_l, the adapter gradients GA_l, GB_l and the back-propagated P_l."""
         return lora_products(architecture, batch_size, named)
 
+
+    def reference_after(self, step: LoraTrainingStep) -> dict[str, torch.Tensor]:
+        named = {tensor.name: tensor.values for tensor in self.encode(step)}
+        return lora_after(step.architecture, step.batch_size, step.learning_rate, named)
 
 LORA = LoraKind()

@@ -8,7 +8,7 @@ from typing import Mapping
 
 import torch
 
-from pot_zk.kinds.losses import target_shape
+from pot_zk.kinds.losses import gradient_scale, target_shape
 from pot_zk.kinds.lora.step import LoraArchitecture
 from pot_zk.kinds.mlp import Backprop, Shapes, backprop
 
@@ -52,3 +52,13 @@ def lora_products(architecture: LoraArchitecture, batch_size: int, named: Mappin
     out.update({f"gb{l}": grads[1] for l, grads in trace.adapter_grads.items()})
     out.update({f"p{l}": back for l, back in trace.back.items()})
     return out
+
+
+def lora_after(architecture: LoraArchitecture, batch_size: int, learning_rate: float, named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``w_after`` (the adapters) of a plain SGD step, functionally from the encoding (float64):
+    lr times the gradient of the mean loss, whose adapter products carry the LoRA scaling."""
+    w = named["w_before"].reshape(1, -1).to(torch.float64)
+    rows = (named[name].reshape(1, -1).to(torch.float64) for name in ("batch", "base"))
+    raw = adapter_gradients(architecture, batch_size, w, *rows).reshape(-1)
+    factor = learning_rate * architecture.scaling * gradient_scale(architecture.base.loss, batch_size, architecture.base.dims[-1])
+    return {"w_after": w.reshape(-1) - factor * raw}

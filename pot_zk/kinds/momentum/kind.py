@@ -14,7 +14,7 @@ from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor, load_paramete
 from pot_zk.kinds.mlp import MlpArchitecture, Shapes, flatten, mlp_from_dims, unflatten
 from pot_zk.kinds.momentum.step import MomentumArchitecture, MomentumStep, capture_momentum_step, encode_momentum_step, validate_momentum_step
 from pot_zk.kinds.optimizer import OptimizerSettings
-from pot_zk.kinds.reference import backprop_products
+from pot_zk.kinds.reference import backprop_products, momentum_after
 
 STATE_NAMES = ("w_before", "w_after", "v_before", "v_after")
 
@@ -108,5 +108,9 @@ class MomentumKind(StepKind):
         """Z_l, the weight gradients G_l and the back-propagated products B_l (l > 0)."""
         return backprop_products(architecture, batch_size, named)
 
+
+    def reference_after(self, step: MomentumStep) -> dict[str, torch.Tensor]:
+        named = {tensor.name: tensor.values for tensor in self.encode(step)}
+        return momentum_after(step.architecture, step.batch_size, step.learning_rate, named)
 
 MOMENTUM = MomentumKind()

@@ -12,7 +12,7 @@ from pot_zk.kinds.base import ModelSettings, StepKind, StepTensor, load_paramete
 from pot_zk.kinds.losses import loss_for_targets
 from pot_zk.exceptions import InvalidModelStateError
 from pot_zk.kinds.mlp import MlpArchitecture, Shapes, architecture_of, flatten, mlp_from_dims, unflatten
-from pot_zk.kinds.reference import backprop_products
+from pot_zk.kinds.reference import backprop_products, sgd_after
 from pot_zk.kinds.sgd.step import TrainingStep, capture_sgd_step, encode_sgd_step, step_from_states, validate_sgd_step
 
 
@@ -88,5 +88,9 @@ class SgdKind(StepKind):
         """Z_l, the weight gradients G_l and the back-propagated products B_l (l > 0)."""
         return backprop_products(architecture, batch_size, named)
 
+
+    def reference_after(self, step: TrainingStep) -> dict[str, torch.Tensor]:
+        named = {tensor.name: tensor.values for tensor in self.encode(step)}
+        return sgd_after(step.architecture, step.batch_size, step.learning_rate, named)
 
 SGD = SgdKind()
