@@ -156,6 +156,37 @@ def test_a_stated_accuracy_its_counts_do_not_give_is_found(honest, tmp_path):
     assert findings(run, tmp_path) == {("evaluation", "accuracy-mismatch")}
 
 
+def test_a_score_counting_fewer_held_out_samples_than_declared_is_found(honest, tmp_path):
+    """A review: rewriting each score's ``samples`` to its ``correct`` count made the stated
+    accuracy 100 % and consistent with its counts, and verify said VERIFIED (the rescoring
+    compared only correct and loss). The denominator is the declared set's size."""
+    run = copy_of(honest, tmp_path)
+
+    def perfect(record):
+        if record.get("event", "evaluation") == "evaluation":
+            record.update(samples=record["correct"], accuracy=1.0)
+
+    rewrite_jsonl(run / files.EVALUATIONS, perfect)
+    rewrite_jsonl(run / files.AUDIT, perfect)
+    assert findings(run, tmp_path) == {("evaluation", "sample-count-mismatch"), ("evaluation", "score-mismatch")}
+
+
+def test_a_score_after_a_step_the_run_does_not_have_is_found(honest, tmp_path):
+    """A review: a score "after step 4" of a 3-step run was only a note, and reports showed it
+    as the last accuracy."""
+    run = copy_of(honest, tmp_path)
+    last = json.loads((run / files.EVALUATIONS).read_text().splitlines()[-1])
+    added = {**last, "after_step": 4, "correct": last["samples"] - 9, "accuracy": (last["samples"] - 9) / last["samples"]}
+    with (run / files.EVALUATIONS).open("a") as out:
+        out.write(json.dumps(added) + "\n")
+    events = [json.loads(line) for line in (run / files.AUDIT).read_text().splitlines()]
+    logged = next(e for e in events if e["event"] == "evaluation" and e["after_step"] == 3)
+    at = events.index(logged) + 1
+    events.insert(at, {**logged, **{k: added[k] for k in ("after_step", "correct", "accuracy")}})
+    (run / files.AUDIT).write_bytes(chain_lines(events))
+    assert findings(run, tmp_path) == {("evaluation", "unknown-step")}
+
+
 def test_a_dropped_score_of_the_final_model_is_found(honest, tmp_path):
     run = copy_of(honest, tmp_path)
     lines = (run / files.EVALUATIONS).read_text().splitlines()

@@ -5,7 +5,9 @@
   the seeded choice the verifier recomputes from (``of``, ``fraction``, ``seed``); for a
   built-in data set (digits, synthetic) the verifier reloads the data itself: the declared
   part has ``of`` samples and the samples at those positions hash to the declared commitment.
-* ``evaluation``: the scores in evaluations.jsonl are the ones the audit trail recorded; the
+* ``evaluation``: the scores in evaluations.jsonl are the ones the audit trail recorded; each
+  counts the declared held-out set's size (``sample-count-mismatch``: a record's own ``samples``
+  is the denominator of its accuracy) and follows a step the run has (``unknown-step``); the
   initial model and, for a completed run, the final model are among them; for a built-in data
   set the verifier scores both model files on the held-out samples itself and gets the
   recorded number correct exactly and the recorded loss within 1e-9 (relative). Scores of
@@ -97,13 +99,23 @@ def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None
             f"the score after step {r.get('after_step')} states accuracy {r.get('accuracy')!r}, its counts give "
             f"{Evaluation.from_record(r).accuracy!r} ({r.get('correct')} of {r.get('samples')})",
         )
+    declared = (manifest.get("dataset", {}).get("holdout") or {}).get("samples")
+    for r in raw:  # the denominator is the declared set's size, which the head covers, not the record's word
+        if r.get("samples") != declared:
+            report.fail(
+                "evaluation", "sample-count-mismatch",
+                f"the score after step {r.get('after_step')} counts {r.get('samples')!r} held-out samples; the run declares {declared!r}",
+            )
+    steps = len(bundle.commitments())
+    outside = sorted(step for step in records if not 0 <= step <= steps)
+    if outside:
+        report.fail("evaluation", "unknown-step", f"held-out scores after steps {outside[:10]}: the run has steps 0..{steps}")
     if audit_events:
         logged = {}
         for event in (e for e in audit_events if e.get("event") == "evaluation"):
             logged[event.get("after_step")] = {k: event.get(k) for k in Evaluation.__dataclass_fields__}
         if logged != {step: vars(record) for step, record in records.items()}:
             report.fail("evaluation", "audit-mismatch", f"{files.EVALUATIONS} differs from the audit trail's evaluation records")
-    steps = len(bundle.commitments())
     wanted = {"initial": (0, files.INITIAL_MODEL)}
     if bundle.path(files.FINAL_MODEL).is_file():
         wanted["final"] = (steps, files.FINAL_MODEL)
@@ -113,7 +125,7 @@ def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None
             report.fail("evaluation", "missing-evaluation", f"no held-out score of the {which} model (after step {after_step})")
         elif held_out is not None:
             _rescore(report, which, record, held_out, manifest, spec, load_model, bundle.path(name))
-    unchecked = sorted(set(records) - {after_step for after_step, _ in wanted.values()})
+    unchecked = sorted(set(records) - {after_step for after_step, _ in wanted.values()} - set(outside))
     if unchecked:
         report.notes.append(
             f"held-out scores after steps {unchecked[:10]}{' ...' if len(unchecked) > 10 else ''}: the trainer's "
@@ -132,10 +144,10 @@ def _rescore(report, which: str, record: Evaluation, held_out: HeldOut, manifest
         return
     loss = kind.mlp(spec.architecture).loss
     found = evaluate(model, held_out, loss, classification(manifest["dataset"]["name"], loss), record.after_step)
-    if found.correct != record.correct or abs(found.loss - record.loss) > LOSS_TOLERANCE * max(1.0, abs(found.loss)):
+    if found.correct != record.correct or found.samples != record.samples or abs(found.loss - record.loss) > LOSS_TOLERANCE * max(1.0, abs(found.loss)):
         report.fail(
             "evaluation", "score-mismatch",
-            f"the {which} model scores {found.correct} correct, loss {found.loss:.9g} on the held-out samples; "
-            f"the run recorded {record.correct}, {record.loss:.9g}",
+            f"the {which} model scores {found.correct} of {found.samples} correct, loss {found.loss:.9g} on the held-out samples; "
+            f"the run recorded {record.correct} of {record.samples}, {record.loss:.9g}",
         )
 
