@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -190,6 +191,10 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("result", help="the result.json written by `pot-zk prove-step`")
     parser.add_argument("--circuit", help="the statement you expect, as a circuit spec JSON file (default: the one in result.json)")
     parser.add_argument("--step", help="the saved step the proof must be about: the commitments are recomputed from it (default: the ones in result.json)")
+    parser.add_argument(
+        "--learning-rate", type=float, metavar="LR",
+        help="the rate you expect the step to have trained at, for a statement whose rate is public (a scheduled run's; default: the prover's, from result.json or --step)",
+    )
     parser.add_argument("--srs", help="the verifier's SRS file, or zk-groth16 key directory (default: the dev SRS or key in the cache)")
     parser.add_argument("--keys", help="your own key material from `pot-zk keys new` (instead of --srs; checked against the trust store in --cache-dir)")
     parser.add_argument("--cache-dir", help="your cache: its trust store, the dev SRS and keys, and verify's own cache of the circuits and keys it derived (CACHE/verifier)")
@@ -234,10 +239,18 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
             from pot_zk.backends.registry import commit_step
             from pot_zk.kinds.registry import load_training_step
 
-            commitment = commit_step(load_training_step(Path(args.step)), spec)
+            step = load_training_step(Path(args.step))
+            commitment = dataclasses.replace(commit_step(step, spec), learning_rate=step.learning_rate if getattr(spec, "rate_public", False) else None)
         else:
             print("note: the commitments are the ones in result.json; pass --step to check them against the step itself")
             commitment = StepCommitment.from_dict(result["commitment"])
+        if getattr(spec, "rate_public", False):
+            if args.learning_rate is not None:
+                commitment = dataclasses.replace(commitment, learning_rate=args.learning_rate)
+            else:
+                print(f"note: the learning rate, {commitment.learning_rate!r}, is the prover's own; pass --learning-rate to check the one you expect")
+        elif args.learning_rate is not None and args.learning_rate != spec.learning_rate:
+            raise ConfigurationError(f"the statement fixes the learning rate at {spec.learning_rate!r}, not {args.learning_rate!r}", key="learning_rate")
         statement = StepStatement(spec, commitment)
         verdict = verify_step(statement, result["proof_type"], Path(result["proof"]), cache_dir=workdir, keys=keys)
         print(f"{'VERIFIED' if verdict.ok else 'REJECTED'} ({verdict.proof_type}){'' if verdict.ok else f': {verdict.reason}: {verdict.message}'}")

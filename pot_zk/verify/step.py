@@ -81,10 +81,18 @@ def verify_step(
     """Check ``proof`` (a file of type ``proof_type``) against ``statement``.
 
     Returns a verdict; an invalid, malformed or mismatched proof is ``ok=False`` with a
-    named ``reason``, never an exception. Configuration problems (no keys) still raise.
+    named ``reason``, never an exception (a statement whose rate is public at a rate whose
+    update constant is 0: ``zero-rate``, the step trains nothing). Configuration problems (no
+    keys) still raise.
     """
     if proof_type not in PROOF_TYPES:
         return StepVerdict(False, proof_type, "unknown-proof-type", f"no verifier for proof type {proof_type!r}")
+    spec, rate = statement.spec, statement.commitment.learning_rate
+    if getattr(spec, "rate_public", False) and rate is not None and spec.rate_constant(rate) == 0:
+        return StepVerdict(
+            False, proof_type, "zero-rate",
+            f"the step's rate {rate!r} rounds to the update constant 0: it trains nothing, whatever its proof (W_t+1 = W_t)",
+        )
     try:
         PROOF_TYPES.get(proof_type).verify(statement, Path(proof), keys, Path(cache_dir))
     except ProofVerificationError as exc:

@@ -191,3 +191,61 @@ def test_your_keys_pin_the_schedule_a_run_declares(tmp_path):
     from_run = _pot_zk("keys", "new", "--run", str(runs["another"]), "--out", str(tmp_path / "keys-of-run"), "--cache-dir", str(auditor))
     assert from_run.returncode == 0, from_run.stdout + from_run.stderr
     assert KeySet.load(tmp_path / "keys-of-run").schedule == RunBundle.open(runs["another"]).manifest()["training"]["schedule"]
+
+
+def _saved_proof(spec, keys_dir, integers, tmp_path, name: str, rate: float) -> Path:
+    """A proof of ``integers`` made below pot-zk's witness check (which refuses c_fix = 0), saved
+    with a result.json naming ``rate`` as a cheating prover would write it."""
+    from pot_zk.backends.groth16.prove import _prove
+
+    proof = _prove(spec, keys_dir, spec.circuit_inputs(integers), spec.commitments(integers), 0.0, None)
+    (tmp_path / f"{name}.bin").write_bytes(proof.proof)
+    values = {key: proof.commitments.values[key] for key in spec.public_names}
+    result = {"status": "proved", "proof_type": "zk-groth16", "circuit": spec.to_dict(), "proof": str(tmp_path / f"{name}.bin"),
+              "commitment": {**values, "scale": spec.scale, "learning_rate": rate}, "error": None}
+    (tmp_path / f"{name}.json").write_text(json.dumps(result))
+    return tmp_path / f"{name}.json"
+
+
+@pytest.mark.prover
+def test_verify_step_rejects_a_rate_of_update_constant_0_and_checks_the_rate_the_auditor_names(scheduled_keys, groth16_cache, tmp_path, capsys):
+    """A review: `verify-step` of a scheduled statement took the rate from the prover's
+    result.json, so a proof at c_fix = 0 (W_t+1 = W_t: the batch is not learned from, which
+    `pot-zk verify` fails as zero-rate) was VERIFIED, and `--step` dropped the rate (every
+    honest scheduled step was REJECTED with it)."""
+    from pot_zk.cli.main import main
+
+    spec = scheduled_spec()
+    (tmp_path / "spec.json").write_text(json.dumps(spec.to_dict()))
+    common = ["--circuit", str(tmp_path / "spec.json"), "--srs", str(scheduled_keys.path), "--cache-dir", str(groth16_cache)]
+
+    idle = _step(spec, 0.1)
+    idle["c_fix"], idle["w_after"] = np.array(0), idle["w_before"].copy()
+    assert main(["verify-step", str(_saved_proof(spec, scheduled_keys, idle, tmp_path, "idle", 0.0)), *common]) == 1
+    assert "REJECTED (zk-groth16): zero-rate: the step's rate 0.0 rounds to the update constant 0" in capsys.readouterr().out
+
+    honest = _saved_proof(spec, scheduled_keys, _step(spec, 0.05), tmp_path, "honest", 0.05)
+    assert main(["verify-step", str(honest), *common]) == 0
+    assert "note: the learning rate, 0.05, is the prover's own; pass --learning-rate" in capsys.readouterr().out
+    assert main(["verify-step", str(honest), *common, "--learning-rate", "0.05"]) == 0
+    assert "VERIFIED (zk-groth16)" in capsys.readouterr().out
+    assert main(["verify-step", str(honest), *common, "--learning-rate", "0.1"]) == 1
+    assert "REJECTED (zk-groth16): invalid-proof" in capsys.readouterr().out
+
+    from pot_zk.kinds.registry import save_training_step
+    from pot_zk.kinds.sgd.step import TrainingStep
+    from pot_zk.kinds.mlp import unflatten
+    from pot_zk.backends.groth16.integers import dequantise
+
+    integers = _step(spec, 0.05)
+    proof = _saved_proof(spec, scheduled_keys, integers, tmp_path, "stepped", 0.05)
+    grid = spec.grid("w_before")[0]
+    step = TrainingStep(
+        architecture=spec.architecture, learning_rate=0.05,
+        weights_before=unflatten(torch.from_numpy(dequantise(integers["w_before"], grid)), spec.architecture.param_shapes),
+        weights_after=unflatten(torch.from_numpy(dequantise(integers["w_after"], grid)), spec.architecture.param_shapes),
+        inputs=torch.from_numpy(dequantise(integers["x"], spec.scale)), targets=torch.from_numpy(dequantise(integers["y"], spec.scale)),
+    )
+    save_training_step(step, tmp_path / "step.safetensors")
+    assert main(["verify-step", str(proof), *common, "--step", str(tmp_path / "step.safetensors")]) == 0, capsys.readouterr().out
+    assert "VERIFIED (zk-groth16)" in capsys.readouterr().out
