@@ -185,7 +185,7 @@ class StepObserver:
             declared = capture_step(model_copy, optimizer_copy, batch.inputs, batch.targets)
         problem = _difference(self.model, optimizer, model_copy, optimizer_copy, before[0])
         if problem is None:
-            words = reference_difference(declared)
+            words = reference_difference(declared, self.model)
             problem = None if words is None else ("model", words)
         if problem is not None:
             self.model.load_state_dict(before[0])
@@ -194,14 +194,18 @@ class StepObserver:
         self.on_step(declared, batch)
 
 
-def reference_difference(step: BatchStep) -> str | None:
-    """Words for where ``step`` (the declared step as the model object took it) is not the step
-    its kind computes from the step's own W_t, state and batch with tensor arithmetic only
-    (:meth:`~pot_zk.kinds.base.StepKind.reference_after`), within float rounding; None when it
-    is. The shadow is a copy of the loop's own model, so a module computing another function
-    (an instance's own forward, a patched function, a global module hook) agrees with it; the
-    reference does not (under an exact statement the loop's step would otherwise be replaced by
-    the declared MLP's without a word)."""
+def reference_difference(step: BatchStep, model: nn.Module) -> str | None:
+    """Words for where ``step`` (the declared step as ``model``, the loop's, took it on a copy)
+    is not the step its kind computes from the step's own W_t, state and batch with tensor
+    arithmetic only (:meth:`~pot_zk.kinds.base.StepKind.reference_after`), within float32
+    rounding; None when it is. The shadow is a copy of the loop's own model, so a module
+    computing another function (an instance's own forward, a patched function, a global module
+    hook) agrees with it; the reference does not (under an exact statement the loop's step would
+    otherwise be replaced by the declared MLP's without a word). A float16 / bfloat16 model is
+    not compared (its rounding exceeds the tolerance; an exact statement refuses it when the
+    run starts, a float one checks its own tolerance on the committed values)."""
+    if any(parameter.dtype not in (torch.float32, torch.float64) for parameter in model.parameters()):
+        return None
     kind = kind_of(step)
     named = {tensor.name: tensor.values for tensor in kind.encode(step)}
     expected = kind.reference_after(step)

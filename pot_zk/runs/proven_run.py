@@ -16,9 +16,9 @@ from typing import Any, Callable, Mapping
 import torch
 
 from pot_zk.backends.base import CommitmentScheme
-from pot_zk.exceptions import InvalidModelStateError, StepMismatchError
+from pot_zk.exceptions import InvalidModelStateError, StepMismatchError, WitnessBuilderError
 from pot_zk.kinds.base import BatchStep
-from pot_zk.kinds.registry import kind_of, save_training_step
+from pot_zk.kinds.registry import STEP_KINDS, kind_of, save_training_step
 from pot_zk.backends.base import Statement
 from pot_zk.proving.parking import parked_path
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
@@ -84,6 +84,45 @@ class ProvenRun:
     def job_for(self, index: int) -> ProverRequest:
         return proof_job(self.bundle, self.spec, index, self.cache_dir, self.prover_options)
 
+    def check_state(self, step: BatchStep, index: int) -> None:
+        """StepMismatchError (``differs="state"``) unless step ``index``'s own W_t, chained state
+        and constant inputs are exactly the values the run committed before (the previous step's
+        state after it; the constants of its first step): a change between two
+        ``optimizer.step()`` calls. For an exact statement, before its integer step (which would
+        refuse a weight moved off its grid without saying how it got there)."""
+        encoded = {x.name: x for x in self.spec.encode(step)}
+        self._check_state(encoded, index, None)
+
+    def _check_state(self, encoded: dict[str, Any], index: int, commit: Callable[[str], str] | None) -> None:
+        def unchanged(name: str, kept: tuple[str, torch.Tensor]) -> bool:
+            """The step's own ``name`` is ``kept``'s values or, given ``commit``, commits to
+            ``kept``'s commitment (hashed only when the values differ: a commitment of an ezkl
+            statement costs ~20 ms, and a float statement commits values on its grid)."""
+            if torch.equal(encoded[name].values, kept[1]):
+                return True
+            if commit is None:
+                return False
+            try:
+                return commit(name) == kept[0]
+            except WitnessBuilderError:  # out of range: not the values committed before
+                return False
+
+        kind = STEP_KINDS.get(self.spec.kind)
+        for before, after in kind.chained_inputs:
+            last = self._last_after.get(after)
+            if last is not None and not unchanged(before, last):  # a review: the record copied W_t from the step before, hiding such a change
+                raise StepMismatchError(
+                    f"step {index}: its {before} is not the {after} step {index - 1} ended in: the model (or the optimizer's state) "
+                    "was changed outside optimizer.step() between the two steps",
+                    step=index, differs="state", tensor=before,
+                )
+        for name in kind.constant_inputs:
+            if name in self._constants and not unchanged(name, self._constants[name]):
+                raise StepMismatchError(
+                    f"step {index}: its {name} is not the one the run committed at its first step: the frozen weights were changed",
+                    step=index, differs="state", tensor=name,
+                )
+
     def record_step(
         self, step: BatchStep, index: int, epoch: int | None, batch_index: int | None, audit, *, samples: tuple[int, ...] | None = None
     ) -> None:
@@ -114,30 +153,15 @@ class ProvenRun:
             record["samples"] = None if samples is None else list(samples)
         if getattr(self.spec, "rate_public", False):
             record["learning_rate"] = step.learning_rate
-        def unchanged(name: str, kept: tuple[str, torch.Tensor]) -> bool:
-            """The step's own ``name`` commits to ``kept``'s commitment (hashed only when its
-            values are not the kept ones: a commitment of an ezkl statement costs ~20 ms)."""
-            return torch.equal(encoded[name].values, kept[1]) or commit(name) == kept[0]
-
+        self._check_state(encoded, index, commit)
         for before, after in kind_of(step).chained_inputs:
             last = self._last_after.get(after)
-            if last is not None and not unchanged(before, last):  # a review: the record copied W_t from the step before, hiding such a change
-                raise StepMismatchError(
-                    f"step {index}: its {before} is not the {after} step {index - 1} ended in: the model (or the optimizer's state) "
-                    "was changed outside optimizer.step() between the two steps",
-                    step=index, differs="state", tensor=before,
-                )
             record[before] = last[0] if last is not None else self._continued(index, after, commit(before))
             self._last_after[after] = (commit(after), encoded[after].values)
             record[after] = self._last_after[after][0]
         for name in kind_of(step).constant_inputs:
             if name not in self._constants:
                 self._constants[name] = (commit(name), encoded[name].values)
-            elif not unchanged(name, self._constants[name]):
-                raise StepMismatchError(
-                    f"step {index}: its {name} is not the one the run committed at its first step: the frozen weights were changed",
-                    step=index, differs="state", tensor=name,
-                )
             record[name] = self._constants[name][0]
         self.progress.steps += 1
         if index in self._done_steps:

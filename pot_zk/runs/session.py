@@ -118,6 +118,7 @@ class TrainingSession:
         if self.summary is not None:
             raise RuntimeError(f"the run in {self.bundle.root} has ended ({self.summary.status}); it takes no more steps")
         if self.arithmetic is not None:
+            self.run.check_state(step, self.next_step)  # before the exact step: a weight moved off its grid is named as the change it is
             step = self.arithmetic.step(self.model, self.optimizer, step)
         return self._record(step, epoch=epoch, batch_index=batch_index, samples=samples)
 

@@ -76,7 +76,7 @@ def declare(
     (:meth:`DeclaredRun.check_new` then refuses a ``run_dir`` that holds a run)."""
     probe = capture_step(*shadow(model, optimizer), inputs, targets)
     kind = kind_of(probe)
-    unlike = reference_difference(probe)
+    unlike = reference_difference(probe, model)
     if unlike is not None:
         raise InvalidModelStateError(f"the first step, taken on a copy, is not the declared {kind.name} step: {unlike}", expected="the declared MLP", actual="another function")
     cfg = compose_config(overrides, run_dir=run_dir)
