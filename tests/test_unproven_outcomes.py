@@ -68,3 +68,23 @@ def test_a_challenged_step_whose_outcome_is_not_proved_is_unanswered(runs, statu
     assert {r["step"]: r["status"] for r in bundle.proofs()} == {step: status for step in SELECTED}
     report = verify_run(runs[status], cache_dir=tmp_path, challenge=challenge, min_proven=0)
     assert {(f.check, f.reason, f.step) for f in report.findings} == {("challenge", "challenge-unanswered", s) for s in range(4)}
+
+
+def test_prove_pending_on_a_run_uses_the_runs_own_configuration(runs, tmp_path, capsys):
+    """A review: `prove-pending RUN` built its retry schedule (and mode) from pot-zk's defaults
+    plus the command line, not the run's config.yaml: this run's retry=none became three
+    retries with sleeps. Group selections other than the statement's (retry=..., handler=...)
+    still apply; the run's prover, model, data and mode stay."""
+    import json
+    import shutil
+
+    run = Path(shutil.copytree(runs["parked"], tmp_path / "run"))
+    assert main(["prove-pending", str(run)]) == 1
+    out = capsys.readouterr().out
+    assert "0 proved, 2 still parked" in out and out.count("parked (RetryExhaustedError)") == 2, out
+    events = [json.loads(line) for line in (run / "audit.jsonl").read_text().splitlines()]
+    started = next(i for i, e in enumerate(events) if e["event"] == "pending.start")
+    attempts = [(e["step"], e["attempt"]) for e in events[started:] if e["event"] == "attempt"]
+    assert attempts == [(0, 1), (2, 1)], "one attempt per job: the run's retry=none"
+    assert main(["prove-pending", str(run), "prover=ezkl"]) == 2
+    assert "prover=ezkl: a run keeps the prover it was trained with (config.yaml)" in capsys.readouterr().err

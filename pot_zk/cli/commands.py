@@ -113,15 +113,17 @@ def _verify_run(args: argparse.Namespace, run: Path) -> "RunReport":
 
 
 def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
-    """Prove the jobs parked in a run, holding its lock, recording each outcome in the bundle and its audit trail."""
+    """Prove the jobs parked in a run, holding its lock, recording each outcome in the bundle and
+    its audit trail; configured by the run's own config.yaml with dotted ``overrides``."""
     from pot_zk.cli.handover import trainers_run
     from pot_zk.proving.parking import parked_jobs
     from pot_zk.runs.bundle import AUDIT, RunBundle
     from pot_zk.runs.lifecycle import RunLifecycle
     from pot_zk.runs.pending import prove_parked
+    from pot_zk.runs.respond import run_config
 
     bundle = RunBundle.open(trainers_run(str(run), "prove-pending").resolve())  # absolute: a warm key holder reads its witness paths
-    with RunLifecycle.configure(overrides, run_dir=bundle.root) as lifecycle:
+    with RunLifecycle.from_config(run_config(bundle, overrides)) as lifecycle:  # the run's own retry schedule, prover and mode
         lifecycle.claim(bundle.root, "pot-zk prove-pending")
         audit = lifecycle.open(bundle.path(AUDIT), "pending.start", run=bundle.root.name, command="prove-pending", parked=len(parked_jobs(bundle.park_dir)))
         results = prove_parked(bundle, lifecycle.runtime, audit, lifecycle.stats)

@@ -126,15 +126,18 @@ def _missing_option(error: MissingConfigException, override: str) -> Configurati
 
 
 def load_run_config(path: Path, overrides: Sequence[str] = (), *, run_dir: Path | None = None) -> DictConfig:
-    """A run's recorded configuration (its ``config.yaml``) as a typed config, with dotted
-    ``key=value`` ``overrides`` applied and ``run_dir`` set: what resume, respond and replay
-    continue from. ConfigurationError naming the file (and line) when it does not parse, and
+    """A run's recorded configuration (its ``config.yaml``) as a typed config, with ``key=value``
+    ``overrides`` applied (a selection of a config group such as ``retry=none`` replaces that
+    group's node; ``data``, ``mode``, ``model`` and ``prover`` stay the run's) and ``run_dir``
+    set: what resume, respond, prove-pending and replay continue from. ConfigurationError naming the file (and line) when it does not parse, and
     naming the key when it or an override does not fit the schema."""
     import yaml
 
     from pot_zk.config.schema import PotZkConfig
 
     path = Path(path)
+    selections = [item for item in overrides if item.split("=", 1)[0].lstrip("+~") in CONFIG_GROUPS]
+    overrides = [item for item in overrides if item not in selections]
     try:
         loaded = OmegaConf.load(path)
     except yaml.YAMLError as error:
@@ -146,9 +149,31 @@ def load_run_config(path: Path, overrides: Sequence[str] = (), *, run_dir: Path 
         cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), loaded, OmegaConf.from_dotlist(list(overrides)))
     except Exception as error:  # omegaconf raises its own validation errors for unknown keys and bad types
         raise ConfigurationError(f"{path} (with overrides {list(overrides)}) does not fit pot-zk's configuration: {error}", key="overrides", path=str(path)) from error
+    for item in selections:
+        _select(cfg, item, path)
     if run_dir is not None:
         cfg.run_dir = str(Path(run_dir).absolute())
     return cfg
+
+
+CONFIG_GROUPS = ("data", "executor", "handler", "logger", "mode", "model", "policy", "prover", "retry")
+"""pot-zk's config groups (``conf/<group>/``): ``retry=none`` on a run's recorded configuration
+replaces its ``retry`` node by the group's ``none`` option."""
+WHOLE_RUN_GROUPS = ("data", "mode", "model", "prover")
+"""Groups whose options set keys across the configuration (``@package _global_``) or define the
+run's statement: a run keeps its own; their keys can still be overridden one by one."""
+
+
+def _select(cfg: DictConfig, item: str, path: Path) -> None:
+    """Apply the group selection ``item`` (``retry=none``) to a run's recorded ``cfg``."""
+    group = item.split("=", 1)[0].lstrip("+~")
+    if group in WHOLE_RUN_GROUPS:
+        raise ConfigurationError(
+            f"{item}: a run keeps the {group} it was trained with ({path.name}); override single keys instead (e.g. {group}.KEY=VALUE)",
+            key="overrides", path=str(path),
+        )
+    composed = compose_config([item])
+    OmegaConf.update(cfg, group, composed[group], merge=False)
 
 
 @dataclass(frozen=True)
