@@ -201,3 +201,61 @@ def test_prover_program_proves_a_lora_step_file(lora_keys, groth16_cache, tmp_pa
     assert {k: response["public"]["commitment"][k] for k in held.names} == held.to_dict()
     verdict = _verify(spec, Path(response["artifacts"]["proof"]).read_bytes(), held, lora_keys.path)
     assert verdict.ok, verdict.message
+
+
+Z_HINT = "z <-- (acc + offset) \\ (2 ** k) - offset \\ (2 ** k) + add;"
+R_HINT = "r <-- (acc + offset) % (2 ** k);"
+REMAINDER_CHECK = ("    remainder.in <== r;\n    component quotient = Num2Bits(B);", "    remainder.in <== 0;\n    component quotient = Num2Bits(B);")
+
+
+def _accepted(tmp_path: Path, name: str, source: str, inputs: dict, public: list[int]) -> bool:
+    """Compile, set up, prove and verify; False when the witness generator refuses (a failed assert)."""
+    path = tmp_path / f"{name}.circom"
+    path.write_text(source)
+    pk, vk, _ = adapter.setup(path)
+    try:
+        proof = adapter.prove(pk, inputs)
+    except Exception:  # noqa: BLE001 - the tampered witness breaks a constraint while it is computed
+        return False
+    return adapter.verify(vk, proof, public)[0]
+
+
+@pytest.mark.prover
+@pytest.mark.parametrize("offset", [1, 2**14])
+def test_a_forged_scaled_adapter_term_has_no_proof_and_proves_once_its_remainder_check_is_removed(tmp_path, offset, monkeypatch):
+    """A cheating prover on the adapter path (found missing by the circuit review): layer 1's
+    scaled adapter term floor(sigma v / 2^p) (sample 0, unit 0) moved by ``offset`` units (2^14:
+    4 real units, enough to claim other adapters after the step), the rest of the step the
+    reference's from there, the remainder solved for. The witness generator is the circuit's own
+    with the floor's hints changed (the same constraint system). No proof; a proof once
+    FloorDivCheck's remainder range check is removed, so the forgery reaches the proof."""
+    from pot_zk.backends.groth16.lora import exact as lora_exact
+
+    spec = Groth16LoraStatement((4, 3, 2), (0, 1), 2, 4.0, 2, 0.1)
+    integers = spec.sample_step(0)
+    inputs = {k: v for k, v in integers.items() if k != "w_after"}
+    original, seen = lora_exact._scaled, []
+    monkeypatch.setattr(lora_exact, "_scaled", lambda acc, s, what: seen.append((what, np.array(acc))) or original(acc, s, what))
+    spec.exact_step(inputs)
+    forged_what, accumulator = seen[0]
+    target = int(accumulator[0][0])
+
+    def forged_scaled(acc, s, what):
+        out = original(acc, s, what)
+        if what == forged_what:
+            out = out.copy()
+            out[0][0] += offset
+        return out
+
+    monkeypatch.setattr(lora_exact, "_scaled", forged_scaled)
+    forged = {**inputs, **spec.exact_step(inputs)}
+    monkeypatch.setattr(lora_exact, "_scaled", original)
+    if offset == 2**14:
+        assert not np.array_equal(forged["w_after"], integers["w_after"]), "the forgery claims other adapters"
+    source = spec.circuit_source()
+    assert source.count(Z_HINT) == 1 and source.count(R_HINT) == 1 and source.count(REMAINDER_CHECK[0]) == 1
+    tampered = source.replace(Z_HINT, Z_HINT[:-1] + f" + (k == {spec.param_scale} && acc == {target} ? {offset} : 0);")
+    tampered = tampered.replace(R_HINT, "r <-- acc - (z - add) * (2 ** k);")
+    claimed = spec.commitments(forged).public_inputs()
+    assert not _accepted(tmp_path, "forged", tampered, spec.circuit_inputs(forged), claimed)
+    assert _accepted(tmp_path, "weakened", tampered.replace(*REMAINDER_CHECK), spec.circuit_inputs(forged), claimed)
