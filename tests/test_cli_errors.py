@@ -108,7 +108,7 @@ def test_a_manifest_or_config_that_does_not_parse_is_named_with_its_line(tmp_pat
         assert stderr_lines(failed.stderr) == [
             f"pot-zk {command[0]}: run/manifest.json line 2 column 16: not JSON (Expecting property name enclosed in double quotes)"
         ]
-    (run_dir / "manifest.json").write_text('{"training": {"batch_order": "seeded"}}\n')
+    (run_dir / "manifest.json").write_text('{"format": "pot-zk-run/1", "training": {"batch_order": "seeded"}}\n')
     (run_dir / "config.yaml").write_text("train:\n  epochs: [1,\nmodel: 2\n")
     failed = run("resume", "run", cwd=tmp_path)
     assert failed.returncode == 2
@@ -131,3 +131,77 @@ def test_a_usage_error_is_reported_before_torch_is_imported(tmp_path, command):
     assert done.stdout.split() == ["False", "2"], done.stdout + done.stderr
     [line] = stderr_lines(done.stderr)
     assert line.startswith(f"pot-zk {command[0]}: nope"), line
+
+
+def test_train_into_a_directory_holding_other_files_is_refused_and_leaves_them(tmp_path):
+    """A review: `pot-zk train run_dir=` (an unset shell variable) trained into the current
+    directory and wrote over its config.yaml and train.log."""
+    (tmp_path / "config.yaml").write_text("precious\n")
+    (tmp_path / "train.log").write_text("notes\n")
+    failed = run("train", "run_dir=", "train.max_steps=1", "mode=disabled", cwd=tmp_path)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    [line] = stderr_lines(failed.stderr)
+    assert line.startswith("pot-zk train: ") and "holds files that are not a pot-zk run (config.yaml): a run would write over them" in line, line
+    assert (tmp_path / "config.yaml").read_text() == "precious\n" and (tmp_path / "train.log").read_text() == "notes\n"
+    assert {p.name for p in tmp_path.iterdir()} <= {"config.yaml", "train.log", ".pot-zk.lock"}
+
+
+def test_a_configuration_error_found_as_training_starts_leaves_no_run_directory(tmp_path):
+    """A review: errors found once the app ran (the data set's shape, a base run, a key
+    directory, a schedule reaching rate 0) left .hydra/, train.log and the lock behind."""
+    failed = run("train", "model.dims=[5,8,10]", "mode=disabled", "run_dir=run", cwd=tmp_path)
+    assert failed.returncode == 2
+    assert stderr_lines(failed.stderr) == ["pot-zk train: the digits data needs a model with 16 or 64 inputs and 10 outputs, not 5 -> 10"]
+    _nothing_written(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    made = run("train", "model=tiny_mlp", "data=synthetic", "train.max_steps=2", "mode=disabled", f"run_dir={root / 'run'}", cwd=root)
+    assert made.returncode == 0, made.stderr
+    return root / "run"
+
+
+@pytest.mark.parametrize(("arguments", "line"), [
+    (["verify", "RUN", "--srs", "nope.srs"], "pot-zk verify: --srs nope.srs: no such file or directory"),
+    (["verify", "RUN", "--json", "nodir/report.json"], "pot-zk verify: --json nodir/report.json: no such directory "),
+    (["verify-step", "bad.json"], "pot-zk verify-step: bad.json: not JSON ("),
+    (["keys", "new", "model=tiny_mlp", "data=synthetic", "--out", "bad.json", "--cache-dir", "cache"], "pot-zk keys: bad.json: file exists"),
+    (["verify", "cut.tar.gz"], "pot-zk verify: cut.tar.gz is not a readable pot-zk export: "),
+    (["export", "other", "--out", "x.tar.gz"], "pot-zk export: other/manifest.json: a bundle of format 'pot-zk-run/9'; this pot-zk reads 'pot-zk-run/1'"),
+    (["resume", "latin"], "pot-zk resume: latin/manifest.json: not UTF-8 text ("),
+], ids=["srs", "json", "verify-step-json", "keys-out-file", "truncated-export", "other-format", "not-utf8"])
+def test_bad_input_on_the_command_line_is_one_line_exit_2_before_any_work(tiny_run, tmp_path, arguments, line):
+    """A review: these were tracebacks (exit 1, the code of a failed verification), or a
+    verdict after the whole check (--srs, --json)."""
+    import shutil
+
+    (tmp_path / "bad.json").write_text("{\n")
+    other = Path(shutil.copytree(tiny_run, tmp_path / "other"))
+    (other / "manifest.json").write_text((other / "manifest.json").read_text().replace("pot-zk-run/1", "pot-zk-run/9"))
+    latin = Path(shutil.copytree(tiny_run, tmp_path / "latin"))
+    (latin / "manifest.json").write_bytes(b'{"format": "\xe9"}')
+    exported = run("export", str(tiny_run), "--out", str(tmp_path / "x.tar.gz"), cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    (tmp_path / "cut.tar.gz").write_bytes((tmp_path / "x.tar.gz").read_bytes()[:1500])
+    failed = run(*[str(tiny_run) if a == "RUN" else a for a in arguments], cwd=tmp_path)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    [shown] = stderr_lines(failed.stderr)
+    assert shown.startswith(line), shown
+    assert not (tmp_path / "nodir").exists() and (tmp_path / "x.tar.gz").is_file()
+
+
+def test_verify_of_a_bundle_of_another_format_fails_and_a_closed_pipe_is_no_traceback(tiny_run, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    other = Path(shutil.copytree(tiny_run, tmp_path / "other"))
+    (other / "manifest.json").write_text((other / "manifest.json").read_text().replace("pot-zk-run/1", "pot-zk-run/9"))
+    failed = run("verify", str(other), cwd=tmp_path)
+    assert failed.returncode == 1 and "unknown-format" in failed.stdout, failed.stdout
+    reader_gone = subprocess.Popen([str(Path(sys.executable).parent / "pot-zk"), "verify", str(tiny_run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader_gone.stdout.close()  # before the verdict is printed: its write fails with EPIPE
+    err = reader_gone.stderr.read()
+    assert reader_gone.wait(timeout=120) == 141 and "Traceback" not in err, err

@@ -31,6 +31,8 @@ from pot_zk.exceptions import ConfigurationError
 if TYPE_CHECKING:
     import torch
 
+RUN_FORMAT = "pot-zk-run/1"
+"""The bundle format this pot-zk writes and reads (the manifest's ``format``)."""
 MANIFEST = "manifest.json"
 DATASET = "dataset.json"
 COMMITMENTS = "commitments.jsonl"

@@ -15,6 +15,7 @@ traceback for anything that is an ``Exception``); ``main`` prints it as one line
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import hydra
@@ -96,13 +97,19 @@ def run_hydra_app(name: str, argv: Sequence[str]) -> int:
         return _run(name, argv)
     from pot_zk.config.build import run_dir_override
     from pot_zk.runs.lock import RunLock
+    from pot_zk.runs.bundle import remove_launch_files
     from pot_zk.runs.train import new_run_bundle
 
     run_dir = str(cfg.run_dir)
-    with RunLock(run_dir, "pot-zk train") as lock:
-        new_run_bundle(lock.run_dir)
-        fixed = [arg for arg in argv if not arg.lstrip("+").startswith("run_dir=")] + [run_dir_override(run_dir)]
-        return _run(name, fixed)
+    created = not Path(run_dir).exists()
+    try:
+        with RunLock(run_dir, "pot-zk train") as lock:
+            new_run_bundle(lock.run_dir)
+            fixed = [arg for arg in argv if not arg.lstrip("+").startswith("run_dir=")] + [run_dir_override(run_dir)]
+            return _run(name, fixed)
+    except AppFailed:  # refused before its run started (the data, a base run, keys): nothing is left of it
+        remove_launch_files(Path(run_dir), created=created)
+        raise
 
 
 def _validated(name: str, overrides: Sequence[str]) -> DictConfig:

@@ -72,6 +72,11 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
         if args.keys and args.srs:
             raise ConfigurationError("give --keys or --srs, not both", key="keys")
+        for option, given in (("--srs", args.srs), ("--keys", args.keys), ("--challenge", args.challenge)):
+            if given and not Path(given).exists():
+                raise ConfigurationError(f"{option} {given}: no such file or directory", key=option.lstrip("-"), path=given)
+        if args.json and args.json != "-" and not Path(args.json).absolute().parent.is_dir():
+            raise ConfigurationError(f"--json {args.json}: no such directory {Path(args.json).absolute().parent}", key="json", path=args.json)
         with verifiable(args.run) as run:
             report = _verify_run(args, run)
         report.run = Path(args.run)
@@ -203,8 +208,9 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--no-verifier-cache", action="store_true", help="derive circuits and keys afresh instead of reusing CACHE/verifier")
 
     def run(args: argparse.Namespace) -> int:
-        result = json.loads(Path(args.result).read_text())  # a usage error before the imports below (torch's among them)
         from pot_zk.exceptions import ConfigurationError, ProofVerificationError
+
+        result = _json_file(args.result)  # a usage error before the imports below (torch's among them)
 
         if args.keys and args.srs:
             raise ConfigurationError("give --keys or --srs, not both", key="keys")
@@ -218,7 +224,7 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         if result.get("status") != "proved":
             print(f"nothing to verify: the step was {result.get('status')}")
             return 1
-        declared = json.loads(Path(args.circuit).read_text()) if args.circuit else result["circuit"]
+        declared = _json_file(args.circuit) if args.circuit else result["circuit"]
         if not args.circuit:
             print("note: the statement (circuit spec) is the prover's own; pass --circuit to check the one you expect")
         spec = spec_from_dict(declared)
@@ -259,6 +265,19 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         return 0 if verdict.ok else 1
 
     return run
+
+
+def _json_file(path: str) -> dict:
+    """A JSON object from ``path``; ConfigurationError (a usage error) when it is not one."""
+    from pot_zk.exceptions import ConfigurationError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigurationError(f"{path}: not JSON ({error})", key="path", path=path) from error
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: not a JSON object", key="path", path=path)
+    return data
 
 
 def report_command(parser: argparse.ArgumentParser) -> CommandHandler:

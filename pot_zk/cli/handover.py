@@ -87,11 +87,17 @@ def run_manifest(run: Path) -> dict:
     """The run's manifest.json; ConfigurationError naming the file and line when it does not parse."""
     import json
 
+    from pot_zk.bundle.layout import RUN_FORMAT
+
     path = run / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ConfigurationError(f"{path} line {error.lineno} column {error.colno}: not JSON ({error.msg})", key="run", path=str(path)) from error
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})", key="run", path=str(path)) from error
     if not isinstance(manifest, dict):
         raise ConfigurationError(f"{path}: not a JSON object", key="run", path=str(path))
+    if manifest.get("format") != RUN_FORMAT:
+        raise ConfigurationError(f"{path}: a bundle of format {manifest.get('format')!r}; this pot-zk reads {RUN_FORMAT!r}", key="run", path=str(path))
     return manifest

@@ -14,7 +14,8 @@ show on the terminal; a library call alone prints nothing.
 
 Errors: a pot-zk error is one line on stderr, ``pot-zk COMMAND: message`` (a configuration or
 usage error: a missing file, a directory that is not a run; other errors with their class),
-exit status 2; ``-v`` or ``HYDRA_FULL_ERROR=1`` prints the traceback first. Ctrl-C or SIGTERM
+exit status 2; ``-v`` (any command) or ``HYDRA_FULL_ERROR=1`` prints the traceback first. A
+closed output pipe ends the command quietly with 141. Ctrl-C or SIGTERM
 (:mod:`pot_zk.cli.interrupt`) ends a run ``interrupted``, says how to continue it, exit 130.
 """
 
@@ -98,6 +99,8 @@ COMMANDS: dict[str, tuple[str, Command]] = {
 HYDRA_APPS = ("train", "show-config")
 VERBOSE_FLAGS = ("-v", "--verbose")
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, as a shell reports a command whose output pipe closed."""
 
 
 def parser(chosen: str | None = None) -> argparse.ArgumentParser:
@@ -125,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt as interrupted:
             print(interrupted_line(command, interrupted), file=sys.stderr)
             return EXIT_INTERRUPTED
+        except BrokenPipeError:  # the reader of the output went away (`pot-zk verify RUN | head -1`): no traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
         except BaseException as error:
             failure = usage_error(error)
             if failure is None:
@@ -141,7 +147,7 @@ def _dispatch(argv: list[str]) -> int:
 
         return run_hydra_app(argv[0], argv[1:])
     chosen = argv[0] if argv and argv[0] in COMMANDS else None
-    args = parser(chosen).parse_args(argv)
+    args = parser(chosen).parse_args([arg for arg in argv if arg not in VERBOSE_FLAGS])  # -v: the traceback of an error (main)
     return int(args.handler(args))
 
 
@@ -159,7 +165,7 @@ def usage_error(error: BaseException) -> PotZkError | None:
         return error
     if isinstance(error, ImportError) and missing_extra(error) is not None:
         return missing_extra(error)
-    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)) and error.filename is not None:
+    if isinstance(error, (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)) and error.filename is not None:
         failure = ConfigurationError(f"{error.filename}: {error.strerror.lower() if error.strerror else error}", key="path", path=str(error.filename))
         failure.__traceback__ = error.__traceback__
         return failure

@@ -59,6 +59,49 @@ def discard_incomplete_tail(path: Path) -> bytes:
     return data[keep:]
 
 
+LAUNCH_FILES = frozenset({".hydra", "train.log", ".pot-zk.lock", ".pot-zk.lock.json"})
+"""What ``pot-zk train`` writes into a run directory before its run starts (Hydra's record and
+log, the run's lock): a directory holding nothing else takes a new run."""
+
+
+def check_new_run_dir(run_dir: Path, hint: str) -> None:
+    """ConfigurationError unless ``run_dir`` can take a new run: it holds no run (``hint``: what
+    to do instead) and no files of its own (a run would write over them: an empty ``run_dir=``
+    is the current directory)."""
+    from pot_zk.exceptions import ConfigurationError
+
+    run_dir = Path(run_dir).absolute()
+    if (run_dir / MANIFEST).exists():
+        raise ConfigurationError(f"{run_dir} already holds a run; {hint}", key="run_dir")
+    if run_dir.is_dir():
+        foreign = sorted(entry.name for entry in run_dir.iterdir() if entry.name not in LAUNCH_FILES)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+            raise ConfigurationError(
+                f"{run_dir} holds files that are not a pot-zk run ({shown}): a run would write over them; give a new or empty run_dir",
+                key="run_dir",
+            )
+
+
+def remove_launch_files(run_dir: Path, *, created: bool) -> None:
+    """After a ``pot-zk train`` that failed before its run started (no manifest): remove what it
+    wrote (Hydra's record and log), and the directory when the command ``created`` it and nothing
+    else is in it. Call it after the run's lock is released."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or (run_dir / MANIFEST).exists():
+        return
+    for name in (".hydra", "train.log"):
+        target = run_dir / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            target.unlink(missing_ok=True)
+    if created and all(entry.name in LAUNCH_FILES for entry in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class RunBundle(BundleReader):
     """A run directory the trainer writes."""

@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import tarfile
+import zlib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +134,7 @@ def unpack_export(archive: Path, into: Path) -> Path:
                 if not (member.isfile() or member.isdir()):
                     raise ConfigurationError(f"{archive} is not a pot-zk export: {member.name} is not a regular file", key="run")
             opened.extractall(into, filter="data")
-    except (tarfile.TarError, OSError) as error:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:  # a truncated download: EOFError or zlib.error
         raise ConfigurationError(f"{archive} is not a readable pot-zk export: {error}", key="run") from error
     runs = [path.parent for path in Path(into).glob(f"*/{files.MANIFEST}")]
     if len(runs) != 1:

@@ -19,13 +19,13 @@ from pot_zk.core.audit import run_start_fields
 from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.optimizer import OPTIMIZERS
+from pot_zk.bundle.layout import RUN_FORMAT
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_commitment
 from pot_zk.runs.bundle import RunBundle, save_model
 from pot_zk.data.datasets import Batch, HeldOut
 from pot_zk.runs.witnesses import witness_retention
 
-RUN_FORMAT = "pot-zk-run/1"
 
 
 def _check_cache_dir(cache_dir: Path) -> None:

@@ -21,7 +21,7 @@ from pot_zk.core.prover_processes import Interrupted, pause
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
-from pot_zk.runs.bundle import RunBundle
+from pot_zk.runs.bundle import RunBundle, check_new_run_dir
 from pot_zk.data.datasets import Batch, HeldOut, epoch_order, seeded_batches
 from pot_zk.kinds.schedule import scheduler_at
 from pot_zk.runs.init_model import seeded_model
@@ -77,10 +77,10 @@ def check_trainable(runtime: Runtime) -> None:
 
 
 def new_run_bundle(run_dir: Path) -> RunBundle:
-    """The bundle of a new run in ``run_dir``: ConfigurationError when it already holds one
-    (checked under the run directory's lock, so no other process can be starting one there)."""
-    if (run_dir / files.MANIFEST).exists():
-        raise ConfigurationError(f"{run_dir} already holds a run; continue it with `pot-zk resume {run_dir}`", key="run_dir")
+    """The bundle of a new run in ``run_dir``: ConfigurationError when it already holds one, or
+    files of its own (checked under the run directory's lock, so no other process can be
+    starting one there)."""
+    check_new_run_dir(run_dir, f"continue it with `pot-zk resume {run_dir}`")
     return RunBundle(run_dir)
 
 

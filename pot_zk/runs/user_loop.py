@@ -53,11 +53,9 @@ class DeclaredRun:
     constants: dict[str, str]
 
     def check_new(self) -> None:
-        """ConfigurationError when ``run_dir`` holds a run already (call it holding the run's lock)."""
-        if (self.plan.run_dir / files.MANIFEST).exists():
-            raise ConfigurationError(
-                f"{self.plan.run_dir} already holds a run; give a new run_dir (track(..., resume=True) continues a tracked run)", key="run_dir"
-            )
+        """ConfigurationError when ``run_dir`` holds a run already, or files of its own (call it
+        holding the run's lock)."""
+        files.check_new_run_dir(self.plan.run_dir, "give a new run_dir (track(..., resume=True) continues a tracked run)")
 
 
 def declare(

@@ -150,6 +150,9 @@ def _check_run(
     except (PotZkError, OSError, ValueError, KeyError) as exc:
         report.fail("statement", "unreadable-bundle", str(exc))
         return
+    if manifest.get("format") != files.RUN_FORMAT:
+        report.fail("statement", "unknown-format", f"the bundle's format is {manifest.get('format')!r}; this pot-zk reads {files.RUN_FORMAT!r}")
+        return
     report.statement = spec.to_dict()
     check_statement(report, manifest, spec, accepted)
     check_tolerance(report, spec, expected.max_tolerance_ulps)
