@@ -24,6 +24,9 @@ def _nothing_written(directory: Path) -> None:
     (["train.max_step=6"], "pot-zk train: unknown key train.max_step (did you mean train.max_steps?)"),
     (["train.batch_size=0", "data.holdout=2"],
      "pot-zk train: 2 configuration errors: train.batch_size must be >= 1, got 0; data.holdout must be in [0, 1), got 2"),
+    (["prover.binary=/nonexistent/prover"],
+     "pot-zk train: prover program '/nonexistent/prover' not found; searched: /nonexistent/prover. Install pot-zk (it provides the "
+     "prover programs), or set prover.binary to an absolute path, or add its directory to prover.search_paths."),
     (["mode=production", "prover=groth16"],
      "pot-zk train: mode production refuses dev Groth16 keys (a setup run by the prover itself: it knows the trapdoor and could "
      "forge proofs); set srs.path to the key directory your auditor made with `pot-zk keys new prover=groth16 ...`, or accept "

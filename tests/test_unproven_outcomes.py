@@ -86,5 +86,10 @@ def test_prove_pending_on_a_run_uses_the_runs_own_configuration(runs, tmp_path, 
     started = next(i for i, e in enumerate(events) if e["event"] == "pending.start")
     attempts = [(e["step"], e["attempt"]) for e in events[started:] if e["event"] == "attempt"]
     assert attempts == [(0, 1), (2, 1)], "one attempt per job: the run's retry=none"
+    assert main(["prove-pending", str(run), "prover.binary=/nonexistent/prover"]) == 1  # an override reaches the parked jobs' program
+    capsys.readouterr()
+    events = [json.loads(line) for line in (run / "audit.jsonl").read_text().splitlines()]
+    started = max(i for i, e in enumerate(events) if e["event"] == "pending.start")
+    assert {e["error"]["error_class"] for e in events[started:] if e["event"] == "attempt"} == {"ProverNotFoundError"}
     assert main(["prove-pending", str(run), "prover=ezkl"]) == 2
     assert "prover=ezkl: a run keeps the prover it was trained with (config.yaml)" in capsys.readouterr().err

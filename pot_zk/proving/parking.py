@@ -20,7 +20,7 @@ from pot_zk.proving.handlers import HandlerSettings
 from pot_zk.proving.pipeline import ProofFailure, ProofResult, ProvingPipeline, failed
 from pot_zk.proving.retry import RetrySchedule, Sleep, wall_clock_sleep
 from pot_zk.proving.stats import ProvingStats
-from pot_zk.proving.strategies import StrategyRegistry, strategy_from_spec, strategy_spec
+from pot_zk.proving.strategies import ProverStrategy, StrategyRegistry, strategy_from_spec, strategy_spec
 from pot_zk.core.protocol import ProverRequest
 
 PARK_FORMAT = "pot-zk-parked/1"
@@ -90,6 +90,7 @@ def prove_pending(
     sleep: Sleep = wall_clock_sleep,
     prepare: Callable[[ProverRequest], ProverRequest | None] | None = None,
     record: Callable[[ProofResult], None] | None = None,
+    configured: ProverStrategy | None = None,
 ) -> list[ProofResult]:
     """Retry every parked job with the strategy it was parked from. A job whose proof now
     succeeds has its file removed; one that fails again stays parked (attempts updated).
@@ -97,7 +98,9 @@ def prove_pending(
     In a run (``pot-zk prove-pending RUN``): ``prepare`` turns the parked job into the job the
     run proves now (rebuilt from the bundle, its witness checked; None: the step needs no proof
     any more, its file is removed), and ``record`` records each outcome in the bundle before the
-    job's file is removed, so an interruption between two jobs loses no outcome."""
+    job's file is removed, so an interruption between two jobs loses no outcome; ``configured``
+    (the run's strategy as its configuration and the command's overrides give it) proves the
+    jobs parked from a strategy of its proof type."""
     park_dir = Path(park_dir)
     registry = registry or StrategyRegistry()
     results = []
@@ -112,6 +115,8 @@ def prove_pending(
                 continue
             job = prepared
         strategy = strategy_from_spec(parked["strategy"], registry)
+        if configured is not None and configured.name == strategy.name:
+            strategy = configured
         pipeline = ProvingPipeline(strategy, schedule, ParkForLater(park_dir), audit, stats, sleep=sleep)
         result = pipeline.prove(job)
         if record is not None:

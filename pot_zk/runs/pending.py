@@ -47,5 +47,5 @@ def prove_parked(bundle: RunBundle, runtime: Any, audit: AuditLog, stats: Any) -
 
     return prove_pending(
         bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry,
-        prepare=prepare, record=lambda result: record_outcome(bundle, result, keep_witness=keep),
+        prepare=prepare, record=lambda result: record_outcome(bundle, result, keep_witness=keep), configured=runtime.strategy,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from omegaconf import DictConfig
@@ -65,7 +65,8 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep: Callable[[float], Non
 
 def check_trainable(runtime: Runtime) -> None:
     """What a training run needs beyond a valid configuration, checked before anything is
-    written: a LoRA kind's base run, keys the mode accepts (production refuses dev keys)."""
+    written: a LoRA kind's base run, keys the mode accepts (production refuses dev keys), the
+    prover program (when proving)."""
     plan = runtime.plan
     needs_base = plan.kind.base_architecture(plan.spec.architecture) is not None and plan.model.base_run is None
     errors = ErrorCollector([ConfigurationError(
@@ -73,7 +74,22 @@ def check_trainable(runtime: Runtime) -> None:
     )] if needs_base else [])
     if runtime.proving_enabled:
         errors.attempt(plan.backend.check_key_policy, plan.keys, runtime.mode)
+        errors.attempt(_check_prover_program, runtime.strategy)
     errors.raise_any()
+
+
+def _check_prover_program(strategy: Any) -> None:
+    """A prover program that is not there is a configuration error before the first step (not
+    an error at every selected step)."""
+    from pot_zk.core.runner import locate_prover
+    from pot_zk.exceptions import ProverNotFoundError
+    from pot_zk.proving.strategies import ProgramStrategy
+
+    if isinstance(strategy, ProgramStrategy):
+        try:
+            locate_prover(strategy.binary, strategy.search_paths)
+        except ProverNotFoundError as error:
+            raise ConfigurationError(error.message, key="prover.binary") from error
 
 
 def new_run_bundle(run_dir: Path) -> RunBundle:
