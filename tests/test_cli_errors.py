@@ -208,3 +208,14 @@ def test_verify_of_a_bundle_of_another_format_fails_and_a_closed_pipe_is_no_trac
     reader_gone.stdout.close()  # before the verdict is printed: its write fails with EPIPE
     err = reader_gone.stderr.read()
     assert reader_gone.wait(timeout=120) == 141 and "Traceback" not in err, err
+
+
+def test_printed_commands_quote_paths_with_spaces(tiny_run):
+    """A review: a run in a directory with a space printed commands that broke when pasted."""
+    import shlex
+
+    from pot_zk.runs.bundle import RunBundle
+    from pot_zk.runs.summary import verify_command
+
+    command = verify_command("my runs/run.tar.gz", "ab" * 32, RunBundle.open(tiny_run))
+    assert shlex.split(command)[:3] == ["pot-zk", "verify", "my runs/run.tar.gz"], command

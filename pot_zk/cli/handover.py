@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ def export_command(parser: argparse.ArgumentParser) -> CommandHandler:
         made = export_run(run_directory(args.run), Path(args.out) if args.out else None)
         print(f"exported {len(made.files)} files of {args.run} to {made.archive} (no witnesses, checkpoint, config or logs)")
         print(f"commitment head: {made.head}")
-        print(f"hand the auditor {made.archive}; they check it with: pot-zk verify {made.archive} --expect-head {made.head}")
+        print(f"hand the auditor {made.archive}; they check it with: pot-zk verify {shlex.quote(str(made.archive))} --expect-head {made.head}")
         return 0
 
     return run

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import traceback
 from typing import Callable, Sequence
@@ -190,7 +191,7 @@ def interrupted_line(command: str, interrupted: KeyboardInterrupt) -> str:
     if not interrupted.resumable:
         return f"interrupted before the run in {run} started; nothing to resume: run the same command again"
     total = "?" if interrupted.total is None else interrupted.total
-    return f"interrupted at step {interrupted.steps} of {total}; continue with: pot-zk resume {run}"
+    return f"interrupted at step {interrupted.steps} of {total}; continue with: pot-zk resume {shlex.quote(run)}"
 
 
 def _shown_path(path: "os.PathLike[str] | str") -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
@@ -56,7 +57,7 @@ class RunSummary:
             lines += [
                 f"commitment head: {self.head} (hand it to the auditor now: it fixes the statement and every step's commitments)",
                 "hand over the export, not the directory (its witness/ and checkpoint hold your training data): "
-                f"pot-zk export {self.run_dir} --out {archive}",
+                f"pot-zk export {quote(str(self.run_dir))} --out {quote(archive)}",
                 f"the auditor checks it with: {verify_command(archive, self.head, bundle)}",
                 *pins_line(bundle),
             ]
@@ -107,7 +108,7 @@ def verify_command(run: str | Path, head: str, bundle: RunBundle, *, declared: b
     pins = declared_pins(bundle)
     values = pins if declared else {name: PLACEHOLDERS[name] for name in pins}
     flags = {"base": "--expect-base", "root": "--expect-root", "initial": "--expect-initial"}
-    command = " ".join([f"pot-zk verify {run} --expect-head {head}", *(f"{flags[name]} {values[name]}" for name in ("base", "root", "initial") if name in values)])
+    command = " ".join([f"pot-zk verify {quote(str(run))} --expect-head {head}", *(f"{flags[name]} {quote(str(values[name]))}" for name in ("base", "root", "initial") if name in values)])
     manifest = bundle.manifest()
     if (manifest.get("training") or {}).get("batch_order") != "recorded":
         return command
