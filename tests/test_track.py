@@ -602,3 +602,42 @@ def test_a_peft_lora_model_computing_another_function_is_refused_and_an_honest_o
     assert loop(False, tmp_path / "honest").summary.progress["steps"] == 2
     with pytest.raises(InvalidModelStateError, match="not the declared lora step: the model does not compute the declared MLP"):
         loop(True, tmp_path / "patched")
+
+
+def test_a_model_turned_half_precision_mid_run_is_refused_by_an_exact_statement(tmp_path):
+    """A review: model.half() between two steps (grid weights below 0.5 fit float16 exactly)
+    skipped the reference check, so a ReLU given its own forward at the same time was replaced
+    by the declared step without a word and the run verified."""
+    model, optimizer, _, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(ConfigurationError, match="the model's weights are float16: .* cannot hold exactly"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            for number, (x, y) in enumerate(loader):
+                if number == 2:
+                    model.half()
+                    model[1].forward = lambda t: 2 * torch.relu(t) + 0.25
+                x = x.to(next(model.parameters()).dtype)
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+    assert run.summary.status == "halted" and run.summary.progress["steps"] == 2
+
+
+def test_an_adam_step_count_moved_by_a_fraction_between_steps_is_refused(tmp_path):
+    """A review: `state["step"] += 0.999` moves Adam's bias correction; the count was read with
+    int(), so the change was invisible and the step silently replaced by the exact one."""
+    model, _, _, loader = _setup()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(InvalidModelStateError, match="step count of .* is 1.99\d*, not a whole number of steps: changed outside optimizer.step"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            for number, (x, y) in enumerate(loader):
+                if number == 1:
+                    for state in optimizer.state.values():
+                        state["step"] += 0.999
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+    assert run.summary.progress["steps"] == 1

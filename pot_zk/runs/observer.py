@@ -202,8 +202,8 @@ def reference_difference(step: BatchStep, model: nn.Module) -> str | None:
     computing another function (an instance's own forward, a patched function, a global module
     hook) agrees with it; the reference does not (under an exact statement the loop's step would
     otherwise be replaced by the declared MLP's without a word). A float16 / bfloat16 model is
-    not compared (its rounding exceeds the tolerance; an exact statement refuses it when the
-    run starts, a float one checks its own tolerance on the committed values)."""
+    not compared (its rounding exceeds the tolerance; an exact statement refuses it at every
+    step, a float one checks its own tolerance on the committed values)."""
     if any(parameter.dtype not in (torch.float32, torch.float64) for parameter in model.parameters()):
         return None
     kind = kind_of(step)

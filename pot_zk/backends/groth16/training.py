@@ -42,13 +42,7 @@ class ExactTraining:
         """Round every trained parameter onto the grid (in place). Frozen parameters are not
         changed: they must be on the grid already (a LoRA base trained with zk-groth16)."""
         trained = dict(STEP_KINDS.get(self.spec.kind).trained_shapes(self.spec.architecture))
-        narrow = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)})
-        if narrow:  # a review: a bfloat16 model rounded each exact step's weights, so the model held was not the proven one
-            raise ConfigurationError(
-                f"the model's weights are {', '.join(narrow)}: the zk-groth16 statement's values are integers at 2**-{self.spec.scale} "
-                f"up to {self.spec.value_bound:g}, which {', '.join(narrow)} cannot hold exactly; train in float32 or float64",
-                key="model.dtype",
-            )
+        self._check_dtypes(model)
         with torch.no_grad():
             for name, parameter in model.named_parameters():
                 if name in trained:
@@ -60,10 +54,20 @@ class ExactTraining:
         """The step with its state after replaced by the exact step; ``model`` (and the
         optimizer's state) set to it."""
         kind = STEP_KINDS.get(self.spec.kind)
+        self._check_dtypes(model)  # a review: model.half() between two steps also turned off a user loop's reference check
         after = self.spec.exact_step(self.spec.integers(step, with_after=False))
         exact = kind.replace_after(step, {name: torch.from_numpy(dequantise(values, self.spec.grid(name)[0])) for name, values in after.items()})
         kind.load_after(model, optimizer, exact)
         return exact
+
+    def _check_dtypes(self, model: nn.Module) -> None:
+        narrow = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)})
+        if narrow:  # a review: a bfloat16 model rounded each exact step's weights, so the model held was not the proven one
+            raise ConfigurationError(
+                f"the model's weights are {', '.join(narrow)}: the zk-groth16 statement's values are integers at 2**-{self.spec.scale} "
+                f"up to {self.spec.value_bound:g}, which {', '.join(narrow)} cannot hold exactly; train in float32 or float64",
+                key="model.dtype",
+            )
 
     def _snap(self, values: torch.Tensor, what: str) -> torch.Tensor:
         integers = quantise_batch(values.detach().to(torch.float64).reshape(-1).numpy(), self.spec.scale, self.spec.value_bits, what)

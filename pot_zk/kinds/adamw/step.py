@@ -127,7 +127,13 @@ def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple
     counts = set()
     for name, parameter in model.named_parameters():
         state = optimizer.state.get(parameter, {})
-        counts.add(int(state["step"]) if "step" in state else 0)
+        count = float(state["step"]) if "step" in state else 0.0
+        if count != int(count):  # a review: a fractional count moves the bias correction, which int() hid
+            raise InvalidModelStateError(
+                f"the optimizer's step count of {name} is {count!r}, not a whole number of steps: changed outside optimizer.step()",
+                expected="a whole step count", actual=count,
+            )
+        counts.add(int(count))
         for key, exact in MOMENTS.items():
             own = state.get(key)
             if own is None:
