@@ -167,7 +167,9 @@ class ObservedSession:
             number = self.session.next_step
             raise StepMismatchError(
                 f"step {number}: the observed update is not the declared {spec.kind} step within the statement's tolerance: "
-                f"{units:.3g} units of 2^-{spec.scale} from it on the committed values, {spec.tolerance_ulps} allowed",
+                f"{units:.3g} units of 2^-{spec.scale} from it on the committed values, {spec.tolerance_ulps} allowed (the update "
+                "recomputed on values rounded to the grid; an honest step with large inputs or weights can exceed it: "
+                "prover=groth16 proves the step exactly, circuit.tolerance_ulps widens the float statement)",
                 step=number, differs="tolerance", expected=spec.tolerance_ulps, actual=units,
             )
 
