@@ -174,7 +174,9 @@ def tiny_run(tmp_path_factory) -> Path:
     (["verify", "cut.tar.gz"], "pot-zk verify: cut.tar.gz is not a readable pot-zk export: "),
     (["export", "other", "--out", "x.tar.gz"], "pot-zk export: other/manifest.json: a bundle of format 'pot-zk-run/9'; this pot-zk reads 'pot-zk-run/1'"),
     (["resume", "latin"], "pot-zk resume: latin/manifest.json: not UTF-8 text ("),
-], ids=["srs", "json", "verify-step-json", "keys-out-file", "truncated-export", "other-format", "not-utf8"])
+    (["export", "RUN", "--out", "latin"], "pot-zk export: --out latin is a directory; name the archive to write"),
+    (["export", "RUN", "--out", "nodir/x.tar.gz"], "pot-zk export: --out nodir/x.tar.gz: no such directory "),
+], ids=["srs", "json", "verify-step-json", "keys-out-file", "truncated-export", "other-format", "not-utf8", "export-out-dir", "export-out-nodir"])
 def test_bad_input_on_the_command_line_is_one_line_exit_2_before_any_work(tiny_run, tmp_path, arguments, line):
     """A review: these were tracebacks (exit 1, the code of a failed verification), or a
     verdict after the whole check (--srs, --json)."""

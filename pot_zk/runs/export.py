@@ -93,6 +93,10 @@ def _export(bundle: RunBundle, out: Path | None) -> Export:
     out = Path(out) if out is not None else default_archive(bundle, head)
     if out.resolve() == bundle.root.resolve() or bundle.root.resolve() in out.resolve().parents:
         raise ConfigurationError(f"write the export outside the run directory, not to {out}", key="out")
+    if out.is_dir():
+        raise ConfigurationError(f"--out {out} is a directory; name the archive to write (e.g. {out / default_archive(bundle, head).name})", key="out")
+    if not out.absolute().parent.is_dir():
+        raise ConfigurationError(f"--out {out}: no such directory {out.absolute().parent}", key="out")
     contents = {name: bundle.path(name).read_bytes() for name in names}
     inventory = {
         "format": EXPORT_FORMAT,
