@@ -47,8 +47,9 @@ def test_while_a_run_trains_a_second_training_and_a_resume_are_refused_and_write
     try:
         wait_for(lambda: (run_dir / "manifest.json").is_file() and LockHolder.read(run_dir / HOLDER_FILE), "the first training to start")
         assert LockHolder.read(run_dir / HOLDER_FILE).pid == first.pid
-        second = run("train", *tiny_run(run_dir, cache, "train.seed=7", steps=40, k=1), cwd=tmp_path)
-        resumed = run("resume", str(run_dir), cwd=tmp_path)
+        tries = [start("train", *tiny_run(run_dir, cache, "train.seed=7", steps=40, k=1), cwd=tmp_path), start("resume", str(run_dir), cwd=tmp_path)]
+        outputs = [t.communicate(timeout=300) for t in tries]  # both at once: a shorter window on a loaded machine
+        second, resumed = (subprocess.CompletedProcess(t.args, t.returncode, out, err) for t, (out, err) in zip(tries, outputs))
         assert first.poll() is None, "the first training ended before the others tried: give it more steps"
         out, err = first.communicate(timeout=900)
     finally:
