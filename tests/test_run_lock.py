@@ -190,3 +190,24 @@ def test_an_export_that_cannot_take_the_lock_is_refused_while_the_run_is_held_an
     done = export.export_run(run_dir, archive)
     assert done.archive == archive and archive.is_file()
 
+
+
+def test_train_into_a_directory_whose_holder_was_killed_before_its_run_started_says_it_takes_over(tmp_path):
+    """A review: a `pot-zk train` killed before its manifest left its lock record; the next
+    train took the lock over without the warning and audit record docs/runs.md promises (the
+    CLI takes the lock before the run's lifecycle, which reports a takeover)."""
+    import dataclasses
+    import json
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    dead = subprocess.Popen(["true"])  # a pid that no longer runs
+    dead.wait()
+    record = dataclasses.replace(LockHolder.current("pot-zk train"), pid=dead.pid)
+    (run_dir / HOLDER_FILE).write_text(json.dumps(dataclasses.asdict(record)))
+    (run_dir / ".pot-zk.lock").touch()
+    trained = run("train", "model=tiny_mlp", "data=synthetic", "train.max_steps=2", "mode=disabled", f"run_dir={run_dir}", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    warning = f"pot-zk warning: the previous holder of this run, pid {dead.pid} on host {HOST} (pot-zk train), is gone; its lock is taken over"
+    assert warning in stderr_lines(trained.stderr), trained.stderr
+    assert [e["previous_holder"]["pid"] for e in audit_events(run_dir) if e["event"] == "run.lock_taken_over"] == [dead.pid]

@@ -100,6 +100,9 @@ class _Held:
     count: int
     lock: FileLock
     holder: LockHolder
+    previous: LockHolder | None = None
+    """The killed holder the first acquisition took over from (a nested one reports it: ``pot-zk
+    train`` takes the lock before the run's lifecycle, which audits the takeover)."""
 
 
 _HELD: dict[Path, _Held] = {}
@@ -131,6 +134,7 @@ class RunLock:
                     raise RunInUseError(self.run_dir, held.holder)
                 held.count += 1
                 self._key = key
+                self.previous = held.previous
                 return self
             lock = FileLock(str(key / LOCK_FILE), timeout=0)
             try:
@@ -144,7 +148,7 @@ class RunLock:
             except BaseException:
                 lock.release()
                 raise
-            _HELD[key] = _Held(threading.get_ident(), 1, lock, holder)
+            _HELD[key] = _Held(threading.get_ident(), 1, lock, holder, self.previous)
             self._key = key
         return self
 
