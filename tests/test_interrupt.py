@@ -82,6 +82,7 @@ def test_ctrl_c_during_a_groth16_proof_kills_prover_and_key_holder_and_the_run_r
     resumed = run("resume", "run", cwd=tmp_path)
     kill(holder_pid(cache, run_dir))
     assert resumed.returncode == 0, resumed.stderr
+    assert f"run completed: 8 steps trained, {8 - steps} of them by this command, every step committed" in resumed.stdout, resumed.stdout
     head = re.search(r"^commitment head: ([0-9a-f]{64})", resumed.stdout, re.MULTILINE).group(1)
     verified = run("verify", "run", "--cache-dir", str(cache), "--expect-head", head, cwd=tmp_path)
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout

@@ -42,15 +42,18 @@ class RunSummary:
         """What ``pot-zk train`` prints when a run ends (module docstring)."""
         outcomes = self.progress["outcomes"]
         types = ", ".join(f"{count} {name}" for name, count in sorted(self.progress["proof_types"].items())) or "none"
+        bundle = RunBundle(self.run_dir)
+        total = _committed_steps(bundle)
+        here = self.progress["steps"]
+        trained = f"{here} steps trained" if total in (None, here) else f"{total} steps trained, {here} of them by this command"
         lines = [
-            f"run {self.status}: {self.progress['steps']} steps trained, every step committed",
-            f"proofs: {self.progress['scheduled']} scheduled; {outcomes.get('proved', 0)} proved ({types}), "
-            f"{outcomes.get('failed', 0)} failed, {outcomes.get('parked', 0)} parked",
+            f"run {self.status}: {trained}, every step committed",
+            f"proofs{'' if total in (None, here) else ' by this command'}: {self.progress['scheduled']} scheduled; "
+            f"{outcomes.get('proved', 0)} proved ({types}), {outcomes.get('failed', 0)} failed, {outcomes.get('parked', 0)} parked",
         ]
         held_out = held_out_line(self.evaluations)
         if held_out:
             lines.append(held_out)
-        bundle = RunBundle(self.run_dir)
         lines += [proved_line(self), *arithmetic_lines(bundle.manifest()), f"bundle: {self.run_dir}"]
         if self.head is not None:
             archive = f"{self.run_dir.name}.tar.gz"
@@ -65,6 +68,14 @@ class RunSummary:
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
+
+
+def _committed_steps(bundle: RunBundle) -> int | None:
+    """How many steps the run has committed (all its sessions'); None when unreadable."""
+    try:
+        return len(bundle.commitments())
+    except (OSError, ValueError):
+        return None
 
 
 def summary_lines(summary: RunSummary) -> list[str]:
