@@ -630,7 +630,7 @@ def test_an_adam_step_count_moved_by_a_fraction_between_steps_is_refused(tmp_pat
     model, _, _, loader = _setup()
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
     loss_fn = torch.nn.CrossEntropyLoss()
-    with pytest.raises(InvalidModelStateError, match="step count of .* is 1.99\d*, not a whole number of steps: changed outside optimizer.step"):
+    with pytest.raises(InvalidModelStateError, match=r"step count of .* is 1.99\d*, not a whole number of steps: changed outside optimizer.step"):
         with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
             for number, (x, y) in enumerate(loader):
                 if number == 1:
@@ -641,3 +641,13 @@ def test_an_adam_step_count_moved_by_a_fraction_between_steps_is_refused(tmp_pat
                 loss_fn(model(x), y).backward()
                 optimizer.step()
     assert run.summary.progress["steps"] == 1
+
+
+def test_a_batch_of_another_width_than_the_model_is_one_error_naming_the_shapes(tmp_path):
+    """A review: proven_training / track with batches of the wrong width raised torch's raw
+    matrix-multiply RuntimeError."""
+    model, optimizer, _, _ = _setup()
+    with pytest.raises(InvalidModelStateError, match=r"the first batch \(inputs \(2, 5\), targets \(2,\)\) does not fit the model: "):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            run.batch(torch.zeros(2, 5), torch.zeros(2, dtype=torch.long))
+    assert not (tmp_path / "run").exists()

@@ -72,7 +72,13 @@ def declare(
     which must be the configured ``optimizer.schedule`` if there is one. Raises before anything
     is written: an unsupported model, optimizer, loss, scheduler or configuration
     (:meth:`DeclaredRun.check_new` then refuses a ``run_dir`` that holds a run)."""
-    probe = capture_step(*shadow(model, optimizer), inputs, targets)
+    try:
+        probe = capture_step(*shadow(model, optimizer), inputs, targets)
+    except RuntimeError as error:  # torch's own: a batch of another width than the model's input, say
+        raise InvalidModelStateError(
+            f"the first batch (inputs {tuple(inputs.shape)}, targets {tuple(targets.shape)}) does not fit the model: {' '.join(str(error).split())}",
+            expected="a batch the model takes", actual=[tuple(inputs.shape), tuple(targets.shape)],
+        ) from error
     kind = kind_of(probe)
     unlike = reference_difference(probe, model)
     if unlike is not None:
