@@ -51,7 +51,7 @@ def _snapshot(run: Path) -> dict[str, bytes]:
 def test_a_stopped_run_resumes_and_verifies(tmp_path, capsys):
     run = _stopped(tmp_path)
     assert main(["resume", str(run)]) == 0
-    assert "run completed: 2 steps trained" in capsys.readouterr().out
+    assert "run completed: 4 steps trained, 2 of them by this command" in capsys.readouterr().out
     assert not verify_run(run, cache_dir=tmp_path / "cache").findings
 
 
@@ -86,8 +86,12 @@ def test_a_completed_run_is_never_extended(tmp_path, capsys):
     config["train"]["max_steps"] = 8
     (run / files.CONFIG).write_text(yaml.safe_dump(config))
     before = _snapshot(run)
+    config["train"]["progress"] = True
+    (run / files.CONFIG).write_text(yaml.safe_dump(config))
+    before = _snapshot(run)
     assert main(["resume", str(run)]) == 2
-    assert "holds a completed run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds a completed run" in err and "training" not in err, err  # refused before the progress bar is drawn
     assert _snapshot(run) == before
 
 

@@ -28,6 +28,7 @@ from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.proof_watch import ProofWatch
 from pot_zk.runs.proven_run import RunProgress
+from pot_zk.runs.resume import check_resumable
 from pot_zk.runs.session import TrainingSession, resume_session, start_session
 from pot_zk.runs.summary import RunSummary
 
@@ -58,6 +59,8 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep: Callable[[float], Non
     lifecycle.claim(plan.run_dir, "pot-zk resume" if resume else "pot-zk train")
     try:
         bundle = _resumable_bundle(plan) if resume else new_run_bundle(plan.run_dir)
+        if resume:
+            check_resumable(bundle, plan, lifecycle.runtime)  # before the data is loaded and the progress bar drawn
         return _train(lifecycle, plan, bundle, resume, sleep)
     finally:
         lifecycle.release()
