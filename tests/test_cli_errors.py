@@ -221,3 +221,13 @@ def test_printed_commands_quote_paths_with_spaces(tiny_run):
 
     command = verify_command("my runs/run.tar.gz", "ab" * 32, RunBundle.open(tiny_run))
     assert shlex.split(command)[:3] == ["pot-zk", "verify", "my runs/run.tar.gz"], command
+
+
+def test_a_failed_key_import_leaves_no_key_directory(tmp_path):
+    """A review: a failed `keys import-zkey` (or an interrupted `keys new`) left an empty --out."""
+    (tmp_path / "junk.zkey").write_bytes(b"junk")
+    failed = run("keys", "import-zkey", "junk.zkey", "prover=groth16", "model=tiny_mlp", "data=synthetic", "--out", "keys",
+                 "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path)
+    assert failed.returncode == 2
+    assert stderr_lines(failed.stderr) == ["pot-zk keys: junk.zkey is not a snarkjs zkey: no 'zkey' magic"]
+    assert not (tmp_path / "keys").exists()

@@ -110,8 +110,14 @@ def write_key_set(
         raise ConfigurationError(f"{out_dir} already holds keys ({KEYS_FILE}); choose a new directory", key="keys")
     if not statements:
         raise ConfigurationError("keys new needs at least one statement", key="keys")
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    generated = generate(out_dir)
+    try:
+        generated = generate(out_dir)
+    except BaseException:  # a failed import, Ctrl-C: leave no directory the command made (an empty one blocks nothing, but misleads)
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
     write_json_atomic(
         out_dir / KEYS_FILE,
         {
