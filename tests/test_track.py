@@ -651,3 +651,28 @@ def test_a_batch_of_another_width_than_the_model_is_one_error_naming_the_shapes(
         with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
             run.batch(torch.zeros(2, 5), torch.zeros(2, dtype=torch.long))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("when", ["before-the-first-step", "after-the-last-step"])
+def test_a_change_before_the_first_or_after_the_last_step_is_refused(tmp_path, when):
+    """A review: weights negated after the run started and before step 0, or changed after the
+    last optimizer.step(), ended the run completed; only verify caught the initial or final
+    model's mismatch."""
+    model, optimizer, _, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    expected = "step 0: its w_before is not the initial model the run saved" if when == "before-the-first-step" else \
+        "the model is not the one step 7 ended in: it was changed after the last optimizer.step()"
+    with pytest.raises(StepMismatchError, match=expected):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            for number, (x, y) in enumerate(loader):
+                run.batch(x, y)
+                if number == 0 and when == "before-the-first-step":
+                    with torch.no_grad():
+                        model[0].weight.neg_()
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+            if when == "after-the-last-step":
+                with torch.no_grad():
+                    model[2].bias.add_(2.0**-12)
+    assert run.summary.status == "halted" and not (tmp_path / "run" / "model_final.safetensors").exists()

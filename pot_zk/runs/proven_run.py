@@ -84,6 +84,40 @@ class ProvenRun:
     def job_for(self, index: int) -> ProverRequest:
         return proof_job(self.bundle, self.spec, index, self.cache_dir, self.prover_options)
 
+    def model_weights(self, state: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """A model state's trained weights as the statement encodes them (``w_after``'s
+        values); None when the state is not the statement's model."""
+        try:
+            return STEP_KINDS.get(self.spec.kind).model_tensors(state, self.spec.architecture)["weights"].reshape(-1).to(torch.float64)
+        except (KeyError, ValueError, RuntimeError):
+            return None
+
+    def start_from(self, state: Mapping[str, torch.Tensor]) -> None:
+        """The model the run starts from (the initial model it saved): the first step's W_t must
+        be it (:meth:`check_state`), so a change before the first step is refused there."""
+        weights = self.model_weights(state)
+        if weights is not None and "w_after" not in self._last_after:
+            self._last_after["w_after"] = (self.commitments.tensor("w_after").commit(weights, "initial weights"), weights)
+
+    def check_final(self, state: Mapping[str, torch.Tensor], index: int) -> None:
+        """StepMismatchError (``differs="state"``) unless ``state``, the model the run is about to
+        save as its final model, holds the weights its last step committed (a change after the
+        last ``optimizer.step()``, which the final model's check would fail)."""
+        last = self._last_after.get("w_after")
+        weights = self.model_weights(state)
+        if last is None or weights is None or torch.equal(weights, last[1]):
+            return
+        try:
+            same = self.commitments.tensor("w_after").commit(weights, "final weights") == last[0]
+        except WitnessBuilderError:
+            same = False
+        if not same:
+            raise StepMismatchError(
+                f"the model is not the one step {index - 1} ended in: it was changed after the last optimizer.step(); "
+                "the run cannot save it as its final model",
+                step=index, differs="state", tensor="w_after",
+            )
+
     def check_state(self, step: BatchStep, index: int) -> None:
         """StepMismatchError (``differs="state"``) unless step ``index``'s own W_t, chained state
         and constant inputs are exactly the values the run committed before (the previous step's
@@ -111,9 +145,10 @@ class ProvenRun:
         for before, after in kind.chained_inputs:
             last = self._last_after.get(after)
             if last is not None and not unchanged(before, last):  # a review: the record copied W_t from the step before, hiding such a change
+                ended = f"the {after} step {index - 1} ended in" if index > 0 else "the initial model the run saved"
                 raise StepMismatchError(
-                    f"step {index}: its {before} is not the {after} step {index - 1} ended in: the model (or the optimizer's state) "
-                    "was changed outside optimizer.step() between the two steps",
+                    f"step {index}: its {before} is not {ended}: the model (or the optimizer's state) "
+                    "was changed outside optimizer.step() between the two steps" + ("" if index > 0 else " (the run's start and its first step)"),
                     step=index, differs="state", tensor=before,
                 )
         for name in kind.constant_inputs:

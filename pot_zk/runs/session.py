@@ -210,6 +210,7 @@ class TrainingSession:
         if error is None:
             try:
                 self.drain()
+                self.run.check_final(self.model.state_dict(), self.next_step)
             except BaseException as drain_error:
                 self.end(drain_error)
                 raise
@@ -256,6 +257,7 @@ def start_session(
         run_dir=str(bundle.root), manifest=bundle.manifest(), **run_start_fields(config),
     )
     session = TrainingSession(bundle, lifecycle, plan, model, optimizer, prepared, evaluator=evaluator_for(plan, held_out), **options)
+    session.run.start_from(model.state_dict())
     session.evaluate()
     return session
 
