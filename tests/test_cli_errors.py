@@ -176,7 +176,10 @@ def tiny_run(tmp_path_factory) -> Path:
     (["resume", "latin"], "pot-zk resume: latin/manifest.json: not UTF-8 text ("),
     (["export", "RUN", "--out", "latin"], "pot-zk export: --out latin is a directory; name the archive to write"),
     (["export", "RUN", "--out", "nodir/x.tar.gz"], "pot-zk export: --out nodir/x.tar.gz: no such directory "),
-], ids=["srs", "json", "verify-step-json", "keys-out-file", "truncated-export", "other-format", "not-utf8", "export-out-dir", "export-out-nodir"])
+    (["report", "RUN", "--out", "bad.json"], "pot-zk report: --out bad.json is a file; give the directory to write the report to"),
+    (["audit", "verify", "latin"], "pot-zk audit: latin is a directory; give its audit trail file (e.g. latin/audit.jsonl)"),
+], ids=["srs", "json", "verify-step-json", "keys-out-file", "truncated-export", "other-format", "not-utf8", "export-out-dir", "export-out-nodir",
+        "report-out-file", "audit-dir"])
 def test_bad_input_on_the_command_line_is_one_line_exit_2_before_any_work(tiny_run, tmp_path, arguments, line):
     """A review: these were tracebacks (exit 1, the code of a failed verification), or a
     verdict after the whole check (--srs, --json)."""

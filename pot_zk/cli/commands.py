@@ -290,9 +290,11 @@ def report_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.cli.handover import existing_run
-        from pot_zk.exceptions import PotZkError
+        from pot_zk.exceptions import ConfigurationError, PotZkError
 
         existing_run(args.run)  # a usage error before the imports below (torch's among them)
+        if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+            raise ConfigurationError(f"--out {args.out} is a file; give the directory to write the report to", key="out", path=args.out)
         from pot_zk.report.run_report import write_report
 
         try:

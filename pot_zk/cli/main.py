@@ -47,6 +47,8 @@ def audit_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
         from pot_zk.core.audit_verify import verify_audit
 
+        if Path(args.path).is_dir():
+            raise ConfigurationError(f"{args.path} is a directory; give its audit trail file (e.g. {Path(args.path) / 'audit.jsonl'})", key="path", path=args.path)
         if not Path(args.path).is_file():
             raise ConfigurationError(f"{args.path}: no such file", key="path", path=args.path)
         report = verify_audit(args.path)

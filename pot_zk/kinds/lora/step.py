@@ -78,7 +78,8 @@ class LoraArchitecture:
         layers = len(self.base.dims) - 1
         if not self.adapted or sorted(set(self.adapted)) != list(self.adapted) or not all(0 <= l < layers for l in self.adapted):
             raise InvalidModelStateError(
-                "adapted layers must be distinct, increasing layer numbers", expected=f"subset of 0..{layers - 1}", actual=list(self.adapted)
+                f"adapted layers must be distinct, increasing layer numbers in 0..{layers - 1}, got {list(self.adapted)}",
+                expected=f"subset of 0..{layers - 1}", actual=list(self.adapted)
             )
         if self.rank < 1 or not (math.isfinite(self.alpha) and self.alpha > 0):
             raise InvalidModelStateError("LoRA needs rank >= 1 and alpha > 0", expected="rank >= 1, alpha > 0", actual=[self.rank, self.alpha])
