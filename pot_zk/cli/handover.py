@@ -46,7 +46,12 @@ def existing_run(path: str) -> Path:
     run = Path(path)
     if not run.exists():
         raise ConfigurationError(f"{path}: no such file or directory", key="run", path=path)
-    if not run.is_dir() or not (run / "manifest.json").is_file():
+    if run.is_file():
+        import tarfile
+
+        what = "an archive (pot-zk verify reads an export archive; this command needs the run directory)" if tarfile.is_tarfile(run) else "a file (not an export archive either)"
+        raise ConfigurationError(f"{path} is {what}, not a pot-zk run directory", key="run", path=path)
+    if not (run / "manifest.json").is_file():
         raise ConfigurationError(f"{path} is not a pot-zk run directory (no manifest.json)", key="run", path=path)
     return run
 
