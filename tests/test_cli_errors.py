@@ -234,3 +234,15 @@ def test_a_failed_key_import_leaves_no_key_directory(tmp_path):
     assert failed.returncode == 2
     assert stderr_lines(failed.stderr) == ["pot-zk keys: junk.zkey is not a snarkjs zkey: no 'zkey' magic"]
     assert not (tmp_path / "keys").exists()
+
+
+def test_train_into_the_files_of_a_run_that_never_started_says_so(tmp_path):
+    """A run killed while it was prepared leaves its dataset.json (and maybe config.yaml) but no
+    manifest: training into it again is refused naming them as such, not as someone's files."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "dataset.json").write_text("{}")
+    (tmp_path / "run" / "config.yaml").write_text("train: {}\n")
+    failed = run("train", "run_dir=run", "train.max_steps=1", "mode=disabled", cwd=tmp_path)
+    assert failed.returncode == 2
+    [line] = stderr_lines(failed.stderr)
+    assert "holds the files of a run that never started (config.yaml, dataset.json, no manifest.json: killed while it was prepared?)" in line, line

@@ -75,6 +75,12 @@ def check_new_run_dir(run_dir: Path, hint: str) -> None:
         raise ConfigurationError(f"{run_dir} already holds a run; {hint}", key="run_dir")
     if run_dir.is_dir():
         foreign = sorted(entry.name for entry in run_dir.iterdir() if entry.name not in LAUNCH_FILES)
+        if DATASET in foreign and set(foreign) <= {DATASET, CONFIG, INITIAL_MODEL}:  # what prepare_run writes first, in order
+            raise ConfigurationError(
+                f"{run_dir} holds the files of a run that never started ({', '.join(foreign)}, no {MANIFEST}: killed while it was "
+                "prepared?); remove them, or give a new run_dir",
+                key="run_dir",
+            )
         if foreign:
             shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
             raise ConfigurationError(

@@ -132,7 +132,7 @@ def prepare_run(
     constants: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Check keys and cache, write dataset.json, config.yaml, the initial model and (last) the
-    manifest. ``samples``: each declared batch's positions in a built-in data set (a user loop's);
+    manifest (a failure before the manifest removes the files this call wrote: no run started). ``samples``: each declared batch's positions in a built-in data set (a user loop's);
     ``streamed``: the ``dataset`` entry of a run whose batches are committed as they come
     (:func:`streamed_entries`; ``batches`` is then empty); ``constants``: the commitments of a
     kind's constant inputs (a LoRA base) the loop's model holds, declared without a base run."""
@@ -147,39 +147,46 @@ def prepare_run(
         keys = plan.backend.prepare(plan.spec, plan.cache_dir, plan.keys)
     prover_options = plan.backend.prover_options(plan.keys)
     bundle.root.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(
-        bundle.path(files.DATASET),
-        {
-            "root": root,
-            "leaves": leaves,
-            "holdout": holdout,
-            "batch_size": plan.spec.batch_size,
-            "scale": plan.spec.scale,
-            "encoding": "X then Y, row-major" if streamed is None else f"batches committed as they came; samples: {streamed['leaf']}",
-            **({} if samples is None else {"samples": samples}),
-            **({} if streamed is None else {"size": streamed["size"]}),
-        },
-    )
-    write_bytes_atomic(bundle.path(files.CONFIG), config_yaml.encode())
-    save_model(initial_state, bundle.path(files.INITIAL_MODEL))
-    versions = run_start_fields({})["versions"]
-    bundle.write_manifest(
-        {
-            "format": RUN_FORMAT,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **declared_entries(plan, runtime),
-            "dataset": {
-                **declared_dataset(plan.data),
+    written = [bundle.path(name) for name in (files.DATASET, files.CONFIG, files.INITIAL_MODEL) if not bundle.path(name).exists()]
+    try:
+        write_json_atomic(
+            bundle.path(files.DATASET),
+            {
                 "root": root,
-                "num_batches": len(leaves),
-                "holdout": None if holdout is None else {k: v for k, v in holdout.items() if k != "indices"},
-            } if streamed is None else {**streamed, "holdout": None},
-            "executor": {"name": plan.executor, "workers": plan.workers},
-            **keys,
-            "witnesses": witness_retention(plan.spec, plan.witness.retain, plan.witness.max_step_bytes).to_dict(),
-            "versions": versions,
-            **base_entry(plan),
-            **{name: {"run": None, "commitment": commitment} for name, commitment in (constants or {}).items()},
-        }
-    )
+                "leaves": leaves,
+                "holdout": holdout,
+                "batch_size": plan.spec.batch_size,
+                "scale": plan.spec.scale,
+                "encoding": "X then Y, row-major" if streamed is None else f"batches committed as they came; samples: {streamed['leaf']}",
+                **({} if samples is None else {"samples": samples}),
+                **({} if streamed is None else {"size": streamed["size"]}),
+            },
+        )
+        write_bytes_atomic(bundle.path(files.CONFIG), config_yaml.encode())
+        save_model(initial_state, bundle.path(files.INITIAL_MODEL))
+        versions = run_start_fields({})["versions"]
+        bundle.write_manifest(
+            {
+                "format": RUN_FORMAT,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **declared_entries(plan, runtime),
+                "dataset": {
+                    **declared_dataset(plan.data),
+                    "root": root,
+                    "num_batches": len(leaves),
+                    "holdout": None if holdout is None else {k: v for k, v in holdout.items() if k != "indices"},
+                } if streamed is None else {**streamed, "holdout": None},
+                "executor": {"name": plan.executor, "workers": plan.workers},
+                **keys,
+                "witnesses": witness_retention(plan.spec, plan.witness.retain, plan.witness.max_step_bytes).to_dict(),
+                "versions": versions,
+                **base_entry(plan),
+                **{name: {"run": None, "commitment": commitment} for name, commitment in (constants or {}).items()},
+            }
+        )
+    except BaseException:  # a full disk, Ctrl-C: no run started, so leave none of its files (train again into the directory)
+        if not bundle.path(files.MANIFEST).exists():
+            for path in written:
+                path.unlink(missing_ok=True)
+        raise
     return {"leaves": leaves, "prover_options": prover_options}
