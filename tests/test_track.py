@@ -676,3 +676,17 @@ def test_a_change_before_the_first_or_after_the_last_step_is_refused(tmp_path, w
                 with torch.no_grad():
                     model[2].bias.add_(2.0**-12)
     assert run.summary.status == "halted" and not (tmp_path / "run" / "model_final.safetensors").exists()
+
+
+def test_an_optimizer_step_under_inference_mode_is_refused_in_one_line(tmp_path):
+    """A review: the run ended aborted with autograd's raw RuntimeError."""
+    model, optimizer, _, loader = _setup()
+    x, y = next(iter(loader))
+    with pytest.raises(StepMismatchError, match=r"step 0: .*optimizer.step\(\) under torch.inference_mode\(\)"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            torch.nn.CrossEntropyLoss()(model(x), y).backward()
+            with torch.inference_mode():
+                optimizer.step()
+    assert run.summary.status == "halted"

@@ -159,6 +159,9 @@ class StepObserver:
             self._refuse("closure", "optimizer.step() was given a closure; pot-zk observes steps without one")
         if self.pending is None:
             self._refuse("batch", "optimizer.step() without a declared batch: call run.batch(x, y) before the step")
+        if torch.is_inference_mode_enabled():
+            self.pending = None
+            self._refuse("inference-mode", "optimizer.step() under torch.inference_mode(): the declared step is taken on a copy with autograd; step outside it")
         assert self.declaration is not None
         self._check_settings(self.declaration)
         self._before = (copy.deepcopy(self.model.state_dict()), _state_copy(optimizer))
