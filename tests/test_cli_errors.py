@@ -144,7 +144,7 @@ def test_train_into_a_directory_holding_other_files_is_refused_and_leaves_them(t
     failed = run("train", "run_dir=", "train.max_steps=1", "mode=disabled", cwd=tmp_path)
     assert failed.returncode == 2, failed.stdout + failed.stderr
     [line] = stderr_lines(failed.stderr)
-    assert line.startswith("pot-zk train: ") and "holds files that are not a pot-zk run (config.yaml): a run would write over them" in line, line
+    assert line.startswith("pot-zk train: ") and "holds files that are not a pot-zk run (config.yaml, train.log): a run would write over them" in line, line
     assert (tmp_path / "config.yaml").read_text() == "precious\n" and (tmp_path / "train.log").read_text() == "notes\n"
     assert {p.name for p in tmp_path.iterdir()} <= {"config.yaml", "train.log", ".pot-zk.lock"}
 
@@ -246,3 +246,35 @@ def test_train_into_the_files_of_a_run_that_never_started_says_so(tmp_path):
     assert failed.returncode == 2
     [line] = stderr_lines(failed.stderr)
     assert "holds the files of a run that never started (config.yaml, dataset.json, no manifest.json: killed while it was prepared?)" in line, line
+
+
+def test_a_failed_train_leaves_the_directorys_own_hydra_record_and_log_alone(tmp_path):
+    """A review of the cleanup: a failed train removed `.hydra/` and `train.log` it had not made
+    (a user's own Hydra app's output directory, or run_dir=.). Such a directory is refused
+    before anything is written, and nothing of it is removed."""
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "keep.yaml").write_text("mine\n")
+    (tmp_path / "train.log").write_text("my notes\n")
+    failed = run("train", "run_dir=.", "model.dims=[5,8,10]", "mode=disabled", cwd=tmp_path)
+    assert failed.returncode == 2
+    assert (tmp_path / ".hydra" / "keep.yaml").read_text() == "mine\n" and (tmp_path / "train.log").read_text() == "my notes\n"
+
+
+def test_a_train_under_its_own_hydra_job_name_runs_and_resume_v_still_prints_records(tmp_path):
+    """A review: hydra.job.name=foo made Hydra write foo.log before the run's files, which the
+    new-directory check refused; and `-v` taken for a traceback flag hid resume's own -v."""
+    made = run("train", "hydra.job.name=foo", "model=tiny_mlp", "data=synthetic", "train.max_steps=1", "mode=disabled", "run_dir=run", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "run" / "foo.log").is_file() and (tmp_path / "run" / "manifest.json").is_file()
+    from pot_zk.cli.main import parser
+
+    root = parser("resume")
+    assert root.owns_verbose and root.parse_args(["resume", "-v", "run"]).verbose
+
+
+def test_a_runs_recorded_configuration_takes_a_group_option_then_single_keys_over_it(tiny_run):
+    from pot_zk.config.build import load_run_config
+
+    for overrides in (["retry=none", "retry.max_retries=5"], ["retry.max_retries=5", "retry=none"]):
+        assert load_run_config(tiny_run / "config.yaml", overrides).retry.max_retries == 5
+    assert load_run_config(tiny_run / "config.yaml", ["retry=aggressive"]).retry.max_retries == 6

@@ -15,7 +15,6 @@ traceback for anything that is an ``Exception``); ``main`` prints it as one line
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import hydra
@@ -101,15 +100,14 @@ def run_hydra_app(name: str, argv: Sequence[str]) -> int:
     from pot_zk.runs.train import new_run_bundle
 
     run_dir = str(cfg.run_dir)
-    created = not Path(run_dir).exists()
-    try:
-        with RunLock(run_dir, "pot-zk train") as lock:
-            new_run_bundle(lock.run_dir)
-            fixed = [arg for arg in argv if not arg.lstrip("+").startswith("run_dir=")] + [run_dir_override(run_dir)]
+    with RunLock(run_dir, "pot-zk train") as lock:
+        new_run_bundle(lock.run_dir)  # a directory holding nothing but its lock: what Hydra writes next is this command's
+        fixed = [arg for arg in argv if not arg.lstrip("+").startswith("run_dir=")] + [run_dir_override(run_dir)]
+        try:
             return _run(name, fixed)
-    except AppFailed:  # refused before its run started (the data, a base run, keys): nothing is left of it
-        remove_launch_files(Path(run_dir), created=created)
-        raise
+        except (AppFailed, KeyboardInterrupt):  # refused or interrupted before its run started: nothing is left of it
+            remove_launch_files(lock.run_dir, (".hydra", f"{_job_name(name, fixed)}.log"))
+            raise
 
 
 def _validated(name: str, overrides: Sequence[str]) -> DictConfig:
@@ -124,10 +122,16 @@ def _validated(name: str, overrides: Sequence[str]) -> DictConfig:
     return cfg
 
 
+def _job_name(name: str, argv: Sequence[str]) -> str:
+    """The Hydra job name the app runs under (its log file is ``NAME.log``)."""
+    given = [arg.split("=", 1)[1] for arg in argv if arg.startswith("hydra.job.name=")]
+    return given[-1] if given else name.replace("-", "_")
+
+
 def _run(name: str, argv: Sequence[str]) -> int:
     """Run the app ``name`` on ``argv``; its job (and log file) named after the command (``train.log``)."""
     if not any(arg.startswith("hydra.job.name=") for arg in argv):
-        argv = [*argv, f"hydra.job.name={name.replace('-', '_')}"]
+        argv = [*argv, f"hydra.job.name={_job_name(name, argv)}"]
     saved = sys.argv
     sys.argv = [f"pot-zk {name}", *argv]
     try:

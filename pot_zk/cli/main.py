@@ -116,6 +116,7 @@ def parser(chosen: str | None = None) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary)
         if name == chosen:
             sub.set_defaults(handler=command(sub))
+            root.owns_verbose = "-v" in sub._option_string_actions  # type: ignore[attr-defined]  # resume: -v prints every audit record
     for name in HYDRA_APPS:
         commands.add_parser(name, help="Hydra app: pot-zk %s [-v] [key=value ...] [--multirun]" % name, add_help=False)
     return root
@@ -131,8 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt as interrupted:
             print(interrupted_line(command, interrupted), file=sys.stderr)
             return EXIT_INTERRUPTED
-        except BrokenPipeError:  # the reader of the output went away (`pot-zk verify RUN | head -1`): no traceback
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except BrokenPipeError:
+            if not _stdout_gone():
+                raise
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the reader of the output went away (`| head -1`): no traceback
             return EXIT_BROKEN_PIPE
         except BaseException as error:
             failure = usage_error(error)
@@ -144,13 +147,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
 
 
+def _stdout_gone() -> bool:
+    """Whether the output's reader went away (its pipe reports an error), not some other pipe."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no file descriptor, no poll(): not ours to say
+        return False
+
+
 def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in HYDRA_APPS:
         from pot_zk.cli.apps import run_hydra_app
 
         return run_hydra_app(argv[0], argv[1:])
     chosen = argv[0] if argv and argv[0] in COMMANDS else None
-    args = parser(chosen).parse_args([arg for arg in argv if arg not in VERBOSE_FLAGS])  # -v: the traceback of an error (main)
+    root = parser(chosen)
+    if not getattr(root, "owns_verbose", False):
+        argv = [arg for arg in argv if arg not in VERBOSE_FLAGS]  # -v: the traceback of an error (main), for any command
+    args = root.parse_args(argv)
     return int(args.handler(args))
 
 

@@ -146,11 +146,14 @@ def load_run_config(path: Path, overrides: Sequence[str] = (), *, run_dir: Path 
         problem = getattr(error, "problem", None) or type(error).__name__
         raise ConfigurationError(f"{path}{where}: not YAML ({problem})", key="run", path=str(path)) from error
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), loaded, OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.merge(OmegaConf.structured(PotZkConfig), loaded)
+        for item in selections:  # a group's option first, then the single keys over it (as Hydra composes them)
+            _select(cfg, item, path)
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except ConfigurationError:
+        raise
     except Exception as error:  # omegaconf raises its own validation errors for unknown keys and bad types
         raise ConfigurationError(f"{path} (with overrides {list(overrides)}) does not fit pot-zk's configuration: {error}", key="overrides", path=str(path)) from error
-    for item in selections:
-        _select(cfg, item, path)
     if run_dir is not None:
         cfg.run_dir = str(Path(run_dir).absolute())
     return cfg

@@ -59,23 +59,24 @@ def discard_incomplete_tail(path: Path) -> bytes:
     return data[keep:]
 
 
-LAUNCH_FILES = frozenset({".hydra", "train.log", ".pot-zk.lock", ".pot-zk.lock.json"})
-"""What ``pot-zk train`` writes into a run directory before its run starts (Hydra's record and
-log, the run's lock): a directory holding nothing else takes a new run."""
+LOCK_FILES = frozenset({".pot-zk.lock", ".pot-zk.lock.json"})
+"""The run directory's lock (:mod:`pot_zk.runs.lock`), which the command creating a run holds."""
 
 
-def check_new_run_dir(run_dir: Path, hint: str) -> None:
+def check_new_run_dir(run_dir: Path, hint: str, allowed: frozenset[str] = LOCK_FILES) -> None:
     """ConfigurationError unless ``run_dir`` can take a new run: it holds no run (``hint``: what
-    to do instead) and no files of its own (a run would write over them: an empty ``run_dir=``
-    is the current directory)."""
+    to do instead) and no files but ``allowed`` ones (its lock; inside ``pot-zk train``'s Hydra
+    app also the record and log Hydra just wrote): a run would write over anything else (an
+    empty ``run_dir=`` is the current directory)."""
     from pot_zk.exceptions import ConfigurationError
 
     run_dir = Path(run_dir).absolute()
     if (run_dir / MANIFEST).exists():
         raise ConfigurationError(f"{run_dir} already holds a run; {hint}", key="run_dir")
     if run_dir.is_dir():
-        foreign = sorted(entry.name for entry in run_dir.iterdir() if entry.name not in LAUNCH_FILES)
-        if DATASET in foreign and set(foreign) <= {DATASET, CONFIG, INITIAL_MODEL}:  # what prepare_run writes first, in order
+        foreign = sorted(entry.name for entry in run_dir.iterdir() if entry.name not in allowed)
+        started = {DATASET, CONFIG, INITIAL_MODEL, ".hydra", "train.log"}  # what pot-zk train writes before its manifest
+        if foreign and set(foreign) <= started and (DATASET in foreign or ".hydra" in foreign):
             raise ConfigurationError(
                 f"{run_dir} holds the files of a run that never started ({', '.join(foreign)}, no {MANIFEST}: killed while it was "
                 "prepared?); remove them, or give a new run_dir",
@@ -89,23 +90,21 @@ def check_new_run_dir(run_dir: Path, hint: str) -> None:
             )
 
 
-def remove_launch_files(run_dir: Path, *, created: bool) -> None:
-    """After a ``pot-zk train`` that failed before its run started (no manifest): remove what it
-    wrote (Hydra's record and log), and the directory when the command ``created`` it and nothing
-    else is in it. Call it after the run's lock is released."""
+def remove_launch_files(run_dir: Path, names: tuple[str, ...]) -> None:
+    """After a ``pot-zk train`` that failed before its run started (no manifest), holding the
+    run's lock: remove ``names``, what its Hydra app wrote into the directory (which held none
+    of them: :func:`check_new_run_dir`). The lock's release removes a directory it created."""
     import shutil
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir() or (run_dir / MANIFEST).exists():
         return
-    for name in (".hydra", "train.log"):
+    for name in names:
         target = run_dir / name
         if target.is_dir():
             shutil.rmtree(target, ignore_errors=True)
-        elif target.exists():
+        else:
             target.unlink(missing_ok=True)
-    if created and all(entry.name in LAUNCH_FILES for entry in run_dir.iterdir()):
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @dataclass(frozen=True)

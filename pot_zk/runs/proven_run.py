@@ -96,8 +96,12 @@ class ProvenRun:
         """The model the run starts from (the initial model it saved): the first step's W_t must
         be it (:meth:`check_state`), so a change before the first step is refused there."""
         weights = self.model_weights(state)
-        if weights is not None and "w_after" not in self._last_after:
+        if weights is None or "w_after" in self._last_after:
+            return
+        try:
             self._last_after["w_after"] = (self.commitments.tensor("w_after").commit(weights, "initial weights"), weights)
+        except WitnessBuilderError:  # weights the statement cannot commit: the first step says so, inside the session
+            pass
 
     def check_final(self, state: Mapping[str, torch.Tensor], index: int) -> None:
         """StepMismatchError (``differs="state"``) unless ``state``, the model the run is about to

@@ -21,7 +21,7 @@ from pot_zk.core.prover_processes import Interrupted, pause
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_run_model
-from pot_zk.runs.bundle import RunBundle, check_new_run_dir
+from pot_zk.runs.bundle import LOCK_FILES, RunBundle, check_new_run_dir
 from pot_zk.data.datasets import Batch, HeldOut, epoch_order, seeded_batches
 from pot_zk.kinds.schedule import scheduler_at
 from pot_zk.runs.init_model import seeded_model
@@ -77,7 +77,8 @@ def check_trainable(runtime: Runtime) -> None:
     )] if needs_base else [])
     if runtime.proving_enabled:
         errors.attempt(plan.backend.check_key_policy, plan.keys, runtime.mode)
-        errors.attempt(_check_prover_program, runtime.strategy)
+        if plan.scheduler_address is None:  # a remote Dask cluster runs the program on its workers
+            errors.attempt(_check_prover_program, runtime.strategy)
     errors.raise_any()
 
 
@@ -99,8 +100,21 @@ def new_run_bundle(run_dir: Path) -> RunBundle:
     """The bundle of a new run in ``run_dir``: ConfigurationError when it already holds one, or
     files of its own (checked under the run directory's lock, so no other process can be
     starting one there)."""
-    check_new_run_dir(run_dir, f"continue it with `pot-zk resume {run_dir}`")
+    check_new_run_dir(run_dir, f"continue it with `pot-zk resume {run_dir}`", LOCK_FILES | _hydra_outputs(run_dir))
     return RunBundle(run_dir)
+
+
+def _hydra_outputs(run_dir: Path) -> frozenset[str]:
+    """What the Hydra app running this training wrote into ``run_dir`` before it (its record and
+    its job's log; in a sweep, a failed earlier job's ``job_error.json``); nothing outside one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return frozenset()
+    hydra = HydraConfig.get()
+    if Path(hydra.runtime.output_dir).absolute() != Path(run_dir).absolute():
+        return frozenset()
+    return frozenset({str(hydra.output_subdir or ".hydra"), f"{hydra.job.name}.log", "job_error.json"})
 
 
 def _resumable_bundle(plan: TrainingPlan) -> RunBundle:
