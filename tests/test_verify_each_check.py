@@ -1,0 +1,102 @@
+"""One edit per check of `pot-zk verify` that the tamper kinds (tests/test_tamper_expectations.py)
+do not reach, each asserting the finding its check names: with the check removed, its test fails
+(found by mutation testing: these checks could be deleted with every test still passing). The
+edits rewrite the audit trail to agree (as a tamperer recomputing the hash chain would), so the
+finding is the check's own. No prover runs: the honest bundle's selected steps fell back to
+freivalds certificates."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from pot_zk.config import compose_config
+from pot_zk.runs import bundle as files
+from pot_zk.runs.train import train
+from pot_zk.testing.bundle_edit import audit_records, jsonl, read_json, rewrite_audit, sync_audit, write_json, write_jsonl
+from pot_zk.verify.run import verify_run
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory) -> Path:
+    """4 steps, steps 0 and 2 selected and certified (the prover program is /bin/false)."""
+    root = tmp_path_factory.mktemp("each-check")
+    overrides = [
+        "prover=ezkl", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2",
+        "handler=fallback", "retry=none", "prover.binary=/bin/false", "train.progress=false", f"cache_dir={root / 'cache'}", f"run_dir={root / 'run'}",
+    ]
+    assert set(train(compose_config(overrides), sleep=lambda seconds: None).progress["proof_types"]) == {"freivalds"}
+    return root / "run"
+
+
+def _manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        manifest = read_json(run / files.MANIFEST)
+        change(manifest)
+        write_json(run / files.MANIFEST, manifest)
+
+    return edit
+
+
+def _records(name: str, change: Callable[[list[dict]], list[dict] | None]) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        records = jsonl(run / name)
+        write_jsonl(run / name, change(records) or records)
+
+    return edit
+
+
+def _set(step: int, **values) -> Callable[[list[dict]], None]:
+    def change(records: list[dict]) -> None:
+        next(r for r in records if r["step"] == step).update(values)
+
+    return change
+
+
+def _last_end_status(run: Path) -> None:
+    events = audit_records(run)
+    next(e for e in reversed(events) if e["event"] == "run.end")["status"] = "halted"
+    rewrite_audit(run, events)
+
+
+def _swap_batches(records: list[dict]) -> None:
+    first, second = records[0], records[1]
+    for key in ("batch_index", "batch"):
+        first[key], second[key] = second[key], first[key]
+
+
+EDITS = {
+    "steps/step-count": (_records(files.COMMITMENTS, lambda records: records[:-1]), None),
+    "steps/batch-order": (_records(files.COMMITMENTS, _swap_batches), 0),
+    "steps/scale-mismatch": (_records(files.COMMITMENTS, _set(1, scale=13)), 1),
+    "steps/unknown-batch-order": (_manifest(lambda m: m["training"].update(batch_order="shuffled")), None),
+    "steps/schedule-missing": (_manifest(lambda m: m["training"].update(seed="seven")), None),
+    "policy/unknown-policy": (_manifest(lambda m: m["policy"].update(name="sometimes")), None),
+    "policy/policy-mismatch": (_records(files.COMMITMENTS, _set(1, scheduled=True)), 1),
+    "proofs/missing-proof": (_records(files.PROOFS, lambda records: [r for r in records if r["step"] != 0]), 0),
+    "proofs/unknown-step": (_records(files.PROOFS, lambda records: records + [{**records[0], "step": 99}]), 99),
+    "proofs/duplicate-proof": (_records(files.PROOFS, lambda records: records + [dict(records[0])]), 0),
+    "proofs/missing-proof-file": (_records(files.PROOFS, _set(0, proof="../outside/certificate.json")), 0),
+    "steps/learning-rate-mismatch": (_records(files.COMMITMENTS, _set(1, learning_rate=0.5)), 1),
+    "statement/schedule-mismatch": (_manifest(lambda m: m["training"].update(schedule={"name": "bogus"})), None),
+    "statement/unknown-format": (_manifest(lambda m: m.update(format="pot-zk-run/9")), None),
+}
+
+
+@pytest.mark.parametrize("finding", sorted(EDITS) + ["audit-chain/run-not-completed"])
+def test_each_check_names_its_own_finding(honest, tmp_path, finding):
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    if finding == "audit-chain/run-not-completed":
+        _last_end_status(run)
+        step = None
+    else:
+        edit, step = EDITS[finding]
+        edit(run)
+        sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    check, reason = finding.split("/")
+    named = {(f.check, f.reason, f.step) for f in report.findings}
+    assert (check, reason, step) in named, sorted(named, key=str)
