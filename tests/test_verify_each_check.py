@@ -100,3 +100,24 @@ def test_each_check_names_its_own_finding(honest, tmp_path, finding):
     check, reason = finding.split("/")
     named = {(f.check, f.reason, f.step) for f in report.findings}
     assert (check, reason, step) in named, sorted(named, key=str)
+
+
+def test_a_pinned_initial_model_that_is_not_the_runs_is_named(honest, tmp_path):
+    report = verify_run(honest, cache_dir=tmp_path / "cache", expect_initial="0x" + "12" * 32)
+    assert "unexpected-initial" in {f.reason for f in report.findings}, report.summary()
+
+
+def test_a_challenged_step_whose_certificate_does_not_verify_is_named_for_the_challenge(honest, tmp_path):
+    from pot_zk.core.challenge import new_challenge
+    from pot_zk.runs.bundle import RunBundle
+    from pot_zk.verify.trust import TrustStore
+
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    [record] = [r for r in jsonl(run / files.PROOFS) if r["step"] == 0]
+    certificate = run / record["proof"]
+    certificate.write_text(certificate.read_text().replace('"rounds"', '"rounds_"', 1) if '"rounds"' in certificate.read_text() else "{}")
+    bundle = RunBundle.open(run)
+    challenge = new_challenge(bundle.manifest(), bundle.commitments(), 4, "5a" * 32)
+    TrustStore.in_cache(tmp_path / "cache").record_challenge(challenge)
+    report = verify_run(run, cache_dir=tmp_path / "cache", challenge=challenge)
+    assert ("challenge", "challenge-proof-invalid", 0) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
