@@ -130,3 +130,31 @@ def test_a_challenged_step_whose_certificate_does_not_verify_is_named_for_the_ch
     TrustStore.in_cache(tmp_path / "cache").record_challenge(challenge)
     report = verify_run(run, cache_dir=tmp_path / "cache", challenge=challenge)
     assert ("challenge", "challenge-proof-invalid", 0) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
+
+
+def _key_set(directory: Path, manifest: dict, **changes) -> "KeySet":
+    """A key set's record (keys.json, no key files) for the run's statement, with ``changes``:
+    the keys check reads the record and the trust store before any key material."""
+    from pot_zk.backends.keys import KEYS_FILE, KEYS_FORMAT, KeySet
+
+    directory.mkdir()
+    record = {
+        "format": KEYS_FORMAT, "proof_type": "zk-halo2", "backend": "ezkl",
+        "statements": [{"circuit_id": manifest["circuit_id"], "circuit": manifest["circuit"]}], "schedule": None,
+        "files": {}, "sha256": {}, "handover": [], "trainer_overrides": [], "details": {}, "generated_by": "someone", "generated_at": "now",
+        **changes,
+    }
+    write_json(directory / KEYS_FILE, record)
+    return KeySet.load(directory)
+
+
+@pytest.mark.parametrize("reason,changes", [
+    ("keys-untrusted", {}),
+    ("keys-statement-mismatch", {"statements": [{"circuit_id": "0" * 64, "circuit": {}}]}),
+    ("keys-schedule-mismatch", {"schedule": {"name": "step", "step_size": 2, "gamma": 0.5}}),
+    ("keys-backend-unsupported", {"proof_type": "zk-nothing"}),
+])
+def test_each_keys_check_names_its_own_finding(honest, tmp_path, reason, changes):
+    keys = _key_set(tmp_path / "keys", read_json(honest / files.MANIFEST), **changes)
+    report = verify_run(honest, cache_dir=tmp_path / "cache", keys=keys)
+    assert ("keys", reason) in {(f.check, f.reason) for f in report.findings}, report.summary()
