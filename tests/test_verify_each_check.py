@@ -91,6 +91,7 @@ EDITS = {
     "evaluation/missing-model": (lambda run: (run / files.FINAL_MODEL).write_bytes(b"not a model"), None),
     "final-model/missing-model": (lambda run: (run / files.FINAL_MODEL).unlink(), None),
     "holdout/holdout-mismatch": (_manifest(lambda m: m["dataset"]["holdout"].update(seed=99)), None),
+    "dataset-root/dataset-root-mismatch": (_manifest(lambda m: m["dataset"].update(num_samples=-5)), None),  # cannot be recomputed
 }
 
 

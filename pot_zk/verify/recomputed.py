@@ -89,8 +89,8 @@ def check_dataset_reference(report: RunReport, manifest: Mapping[str, Any], data
         else:
             report.references["dataset_leaves"] = "the trainer's"
             why = f"the data set {name!r} is not built in"
-    except ConfigurationError as exc:
-        report.fail("dataset-root", "dataset-root-mismatch", f"the declared data set cannot be recomputed: {exc.message}")
+    except (ConfigurationError, ValueError, TypeError, RuntimeError) as exc:  # a declaration no data set fits (a negative size: torch's RuntimeError)
+        report.fail("dataset-root", "dataset-root-mismatch", f"the declared data set cannot be recomputed: {getattr(exc, 'message', exc)}")
         why = "the declared data set cannot be recomputed"
     if expect_root is None:
         report.fail("dataset-root", "root-not-pinned", f"the dataset root is the trainer's word ({why}): pin the root you agreed on with --expect-root")
