@@ -79,7 +79,7 @@ EDITS = {
     "proofs/missing-proof": (_records(files.PROOFS, lambda records: [r for r in records if r["step"] != 0]), 0),
     "proofs/unknown-step": (_records(files.PROOFS, lambda records: records + [{**records[0], "step": 99}]), 99),
     "proofs/duplicate-proof": (_records(files.PROOFS, lambda records: records + [dict(records[0])]), 0),
-    "proofs/missing-proof-file": (_records(files.PROOFS, _set(0, proof="../outside/certificate.json")), 0),
+    "proofs/missing-proof-file": (lambda run: _outside_proof(run, 0), 0),
     "steps/learning-rate-mismatch": (_records(files.COMMITMENTS, _set(1, learning_rate=0.5)), 1),
     "statement/schedule-mismatch": (_manifest(lambda m: m["training"].update(schedule={"name": "bogus"})), None),
     "statement/unknown-format": (_manifest(lambda m: m.update(format="pot-zk-run/9")), None),
@@ -92,7 +92,36 @@ EDITS = {
     "final-model/missing-model": (lambda run: (run / files.FINAL_MODEL).unlink(), None),
     "holdout/holdout-mismatch": (_manifest(lambda m: m["dataset"]["holdout"].update(seed=99)), None),
     "dataset-root/dataset-root-mismatch": (_manifest(lambda m: m["dataset"].update(num_samples=-5)), None),  # cannot be recomputed
+    "dataset-root/root-mismatch": (_manifest(lambda m: m["dataset"].update(num_batches=m["dataset"]["num_batches"] + 1)), None),
+    "steps/missing-step": (_records(files.COMMITMENTS, lambda records: records + [{**records[0], "step": "0"}]), None),
+    "holdout/holdout-mismatch/malformed": (lambda run: _both_holdouts(run, fraction="x"), None),
+    "base-model/base-mismatch": (_manifest(lambda m: m.update(base={"run": None, "commitment": "0x" + "12" * 32})), None),
+    "statement/schedule-mismatch/fixed-rate": (_manifest(lambda m: m["training"].update(schedule={"name": "step", "step_size": 2, "gamma": 0.5})), None),
 }
+AUDIT_ONLY = {  # the audit trail's commitment event alone differs from the record
+    "learning_rate": lambda event: event.update(learning_rate=0.5),
+    "scheduled": lambda event: event.update(scheduled=not event["scheduled"]),
+    "dropped": None,
+}
+
+
+def _outside_proof(run: Path, step: int) -> None:
+    """The step's proof record names a real certificate outside the bundle."""
+    records = jsonl(run / files.PROOFS)
+    record = next(r for r in records if r["step"] == step)
+    outside = run.parent / "outside" / "certificate.json"
+    outside.parent.mkdir()
+    shutil.copy(run / record["proof"], outside)
+    record["proof"] = "../outside/certificate.json"
+    write_jsonl(run / files.PROOFS, records)
+
+
+def _both_holdouts(run: Path, **values) -> None:
+    manifest, dataset = read_json(run / files.MANIFEST), read_json(run / files.DATASET)
+    manifest["dataset"]["holdout"].update(values)
+    dataset["holdout"].update(values)
+    write_json(run / files.MANIFEST, manifest)
+    write_json(run / files.DATASET, dataset)
 
 
 @pytest.mark.parametrize("finding", sorted(EDITS) + ["audit-chain/run-not-completed"])
@@ -107,9 +136,35 @@ def test_each_check_names_its_own_finding(honest, tmp_path, finding):
         if not finding.endswith("unreadable-records"):  # a line no JSON reader takes: the audit trail cannot be rewritten to match
             sync_audit(run)
     report = verify_run(run, cache_dir=tmp_path / "cache")
-    check, reason = finding.split("/")
+    check, reason = finding.split("/")[:2]
     named = {(f.check, f.reason, f.step) for f in report.findings}
     assert (check, reason, step) in named, sorted(named, key=str)
+
+
+@pytest.mark.parametrize("change", sorted(AUDIT_ONLY))
+def test_a_commitment_event_of_the_audit_trail_that_differs_from_its_record_is_named(honest, tmp_path, change):
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    events = audit_records(run)
+    event = next(e for e in events if e.get("event") == "commitment" and e.get("step") == 1)
+    if AUDIT_ONLY[change] is None:
+        events.remove(event)
+    else:
+        AUDIT_ONLY[change](event)
+    rewrite_audit(run, events)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert ("steps", "audit-mismatch", 1) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
+
+
+def test_a_tolerance_one_above_the_accepted_limit_is_named_and_a_rejected_proof_is_not_counted(honest, tmp_path):
+    limit = read_json(honest / files.MANIFEST)["circuit"]["tolerance_ulps"]
+    report = verify_run(honest, cache_dir=tmp_path / "cache", max_tolerance_ulps=limit - 1)
+    assert "tolerance-above-limit" in {f.reason for f in report.findings}
+    assert "tolerance-above-limit" not in {f.reason for f in verify_run(honest, cache_dir=tmp_path / "cache", max_tolerance_ulps=limit).findings}
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    [record] = [r for r in jsonl(run / files.PROOFS) if r["step"] == 0]
+    (run / record["proof"]).write_text("{}")
+    rejected = verify_run(run, cache_dir=tmp_path / "cache")
+    assert 0 not in rejected.verified_steps and rejected.coverage.get("rejected") == 1, rejected.summary()
 
 
 def test_a_pinned_initial_model_that_is_not_the_runs_is_named(honest, tmp_path):
