@@ -214,3 +214,69 @@ def test_each_keys_check_names_its_own_finding(honest, tmp_path, reason, changes
     keys = _key_set(tmp_path / "keys", read_json(honest / files.MANIFEST), **changes)
     report = verify_run(honest, cache_dir=tmp_path / "cache", keys=keys)
     assert ("keys", reason) in {(f.check, f.reason) for f in report.findings}, report.summary()
+
+
+@pytest.fixture(scope="module")
+def scheduled(tmp_path_factory) -> Path:
+    """A zk-groth16 run of a StepLR schedule (its statement takes each step's rate as a public
+    value), trained without proving: its records carry each step's rate."""
+    root = tmp_path_factory.mktemp("scheduled")
+    overrides = [
+        "prover=groth16", "mode=disabled", "model=tiny_mlp", "data=synthetic", "train.max_steps=4", "train.progress=false",
+        "optimizer.schedule.name=step", "optimizer.schedule.step_size=2", "optimizer.schedule.gamma=0.5", f"run_dir={root / 'run'}",
+    ]
+    train(compose_config(overrides), sleep=lambda seconds: None)
+    return root / "run"
+
+
+def _drop_rate(step: int) -> Callable[[list[dict]], None]:
+    def change(records: list[dict]) -> None:
+        del next(r for r in records if r["step"] == step)["learning_rate"]
+
+    return change
+
+
+@pytest.mark.parametrize("finding", ["statement/schedule-mismatch", "steps/learning-rate-mismatch"])
+def test_a_public_rate_run_without_its_schedule_or_a_steps_rate_is_named(scheduled, tmp_path, finding):
+    run = Path(shutil.copytree(scheduled, tmp_path / "run"))
+    assert verify_run(run, cache_dir=tmp_path / "cache").ok
+    if finding == "statement/schedule-mismatch":
+        _manifest(lambda m: m["training"].pop("schedule"))(run)
+        step = None
+    else:
+        _records(files.COMMITMENTS, _drop_rate(1))(run)
+        step = 1
+    sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert (*finding.split("/"), step) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
+
+
+def test_an_accepted_setting_accepts_only_its_value(honest, tmp_path):
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    _manifest(lambda m: m["circuit"].update(decomp_legs=5))(run)
+    sync_audit(run)
+    reasons = lambda accepted: {f.reason for f in verify_run(run, cache_dir=tmp_path / "cache", accept_settings=accepted).findings}  # noqa: E731
+    assert "setting-not-default" in reasons({"decomp_legs": "6"})
+    assert "setting-not-default" not in reasons({"decomp_legs": "5"})
+
+
+def test_a_proof_the_audit_trail_recorded_as_failed_is_a_label_mismatch(honest, tmp_path):
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    events = audit_records(run)
+    next(e for e in events if e.get("event") == "proof.result" and e.get("step") == 0)["status"] = "failed"
+    rewrite_audit(run, events)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert ("proofs", "label-mismatch", 0) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
+
+
+def test_a_verifier_whose_key_lookup_raises_is_a_finding_not_a_crash(honest, tmp_path, monkeypatch):
+    from pot_zk.backends.registry import PROOF_TYPES
+
+    verifier = PROOF_TYPES.get("freivalds")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the key store is unreadable")
+
+    monkeypatch.setattr(type(verifier), "verifier_keys", broken)
+    report = verify_run(honest, cache_dir=tmp_path / "cache")
+    assert ("proofs", "verifier-error", None) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
