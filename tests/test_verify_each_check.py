@@ -280,3 +280,39 @@ def test_a_verifier_whose_key_lookup_raises_is_a_finding_not_a_crash(honest, tmp
     monkeypatch.setattr(type(verifier), "verifier_keys", broken)
     report = verify_run(honest, cache_dir=tmp_path / "cache")
     assert ("proofs", "verifier-error", None) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
+
+
+def _keys_with_file(directory: Path, manifest: dict, content: bytes, **changes) -> "KeySet":
+    """A key set record with one key file (its SHA-256 is what the trust store's fingerprint covers)."""
+    from pot_zk.backends.keys import KEYS_FILE, KEYS_FORMAT, KeySet, file_sha256
+
+    directory.mkdir()
+    (directory / "vk.bin").write_bytes(content)
+    record = {
+        "format": KEYS_FORMAT, "proof_type": "zk-halo2", "backend": "ezkl",
+        "statements": [{"circuit_id": manifest["circuit_id"], "circuit": manifest["circuit"]}], "schedule": None,
+        "files": {"vk": "vk.bin"}, "sha256": {"vk": file_sha256(directory / "vk.bin")}, "handover": [], "trainer_overrides": [],
+        "details": {}, "generated_by": "the auditor", "generated_at": "now", **changes,
+    }
+    write_json(directory / KEYS_FILE, record)
+    return KeySet.load(directory)
+
+
+def test_the_trust_store_not_keys_json_says_what_the_auditors_keys_were_made_for(honest, tmp_path):
+    """keys.json is the word of whoever wrote the directory: the circuit ids and schedule of the
+    auditor's own record count, and another key file under the same role is another key set."""
+    from pot_zk.backends.keys import KEYS_FILE, KeySet
+    from pot_zk.verify.trust import TrustStore
+
+    manifest = read_json(honest / files.MANIFEST)
+    trust = TrustStore.in_cache(tmp_path / "cache")
+    made = _keys_with_file(tmp_path / "keys", manifest, b"the auditor's key", statements=[{"circuit_id": "0" * 64, "circuit": {}}],
+                           schedule={"name": "step", "step_size": 2, "gamma": 0.5})
+    trust.record_keys(made)
+    record = read_json(tmp_path / "keys" / KEYS_FILE)
+    record.update(statements=[{"circuit_id": manifest["circuit_id"], "circuit": manifest["circuit"]}], schedule=None)  # rewritten to fit the run
+    write_json(tmp_path / "keys" / KEYS_FILE, record)
+    reasons = {f.reason for f in verify_run(honest, cache_dir=tmp_path / "cache", keys=KeySet.load(tmp_path / "keys")).findings}
+    assert {"keys-statement-mismatch", "keys-schedule-mismatch"} <= reasons and "keys-untrusted" not in reasons, reasons
+    other = _keys_with_file(tmp_path / "other", manifest, b"someone else's key")
+    assert "keys-untrusted" in {f.reason for f in verify_run(honest, cache_dir=tmp_path / "cache", keys=other).findings}
