@@ -690,3 +690,54 @@ def test_an_optimizer_step_under_inference_mode_is_refused_in_one_line(tmp_path)
             with torch.inference_mode():
                 optimizer.step()
     assert run.summary.status == "halted"
+
+
+def _edited(run, name: str, change) -> None:
+    if name.endswith(".jsonl"):
+        records = jsonl(run / name)
+        change(records)
+        write_jsonl(run / name, records)
+    else:
+        data = json.loads((run / name).read_text())
+        change(data)
+        (run / name).write_text(json.dumps(data))
+
+
+def _size(data, size) -> None:
+    (data["dataset"] if "dataset" in data else data)["size"] = size
+
+
+STREAMED_EDITS = {  # a loop's run from the built-in synthetic set: each edit and the finding it must give
+    "root-mismatch": ([("dataset.json", lambda d: _size(d, 17))], ("dataset-root", "root-mismatch", None)),
+    "dataset-size": ([("dataset.json", lambda d: _size(d, 17)), ("manifest.json", lambda m: _size(m, 17))], ("dataset-root", "dataset-root-mismatch", None)),
+    "unusable": ([("manifest.json", lambda m: m["dataset"].update(num_samples=-5))], ("dataset-root", "dataset-root-mismatch", None)),
+    "malformed": ([("commitments.jsonl", lambda records: records[1].update(samples=records[1]["samples"][:1]))], ("steps", "batch-samples-malformed", 1)),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(STREAMED_EDITS))
+def test_each_check_of_a_streamed_runs_samples_names_its_finding(tmp_path, edit):
+    """Mutation testing found these checks removable with every test passing."""
+    run = _synthetic_run(tmp_path)
+    pinned = {k: v for k, v in run_pins(run, head=False).items() if k != "expect_root"}
+    changes, finding = STREAMED_EDITS[edit]
+    for name, change in changes:
+        _edited(run, name, change)
+    sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache", **pinned)
+    assert finding in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
+
+
+def test_a_step_of_undeclared_data_naming_samples_is_named(tmp_path):
+    model, optimizer, _data, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+        for x, y in loader:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+    _edited(tmp_path / "run", "commitments.jsonl", lambda records: records[1].update(samples=[0, 1]))
+    sync_audit(tmp_path / "run")
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", accept_settings={"batch_order": "recorded", "data": "undeclared"})
+    assert ("steps", "batch-not-in-dataset", 1) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()

@@ -86,8 +86,8 @@ def check_streamed_batches(
         return
     try:
         inputs, targets = _built_in(declared, spec)
-    except ConfigurationError as exc:
-        report.fail("dataset-root", "dataset-root-mismatch", f"the declared data set cannot be recomputed: {exc.message}")
+    except (ConfigurationError, ValueError, TypeError, RuntimeError) as exc:  # a declaration no data set fits
+        report.fail("dataset-root", "dataset-root-mismatch", f"the declared data set cannot be recomputed: {getattr(exc, 'message', exc)}")
         return
     report.references["dataset_leaves"] = f"recomputed from the declared data set ({name}, {len(inputs)} samples)"
     if len(inputs) != size or sample_root(inputs, targets) != root:
