@@ -102,3 +102,37 @@ def test_a_malformed_base_run_or_one_named_like_a_commitment_is_read_as_a_run(ru
     report = verify_run(runs["lora"], cache_dir=tmp_path, expect_base="ab" * 32)
     assert _findings(report) == {("base-model", "unexpected-base")}
     assert base_commitment(runs["base"]).lower().removeprefix("0x") in report.findings[0].message, report.findings[0].message  # read as the run
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run, tmp_path / "copy"))
+
+
+@pytest.mark.parametrize("edit", ["a-steps-base", "base-undeclared", "base-in-the-final-model"])
+def test_each_base_check_names_its_finding(runs, tmp_path, edit):
+    """Mutation testing found these base checks removable with every test passing."""
+    from safetensors.torch import load_file, save_file
+
+    from pot_zk.testing.bundle_edit import jsonl, read_json, sync_audit, write_json, write_jsonl
+
+    run = _copy(runs["lora"], tmp_path)
+    expected = {"a-steps-base": ("base-model", "base-mismatch", 1), "base-undeclared": ("base-model", "base-mismatch", 0),
+                "base-in-the-final-model": ("final-model", "base-mismatch", None)}[edit]
+    if edit == "a-steps-base":
+        records = jsonl(run / "commitments.jsonl")
+        records[1]["base"] = records[0]["w_before"]
+        write_jsonl(run / "commitments.jsonl", records)
+    elif edit == "base-undeclared":
+        manifest = read_json(run / "manifest.json")
+        manifest["base"]["commitment"] = None
+        write_json(run / "manifest.json", manifest)
+    else:
+        tensors = load_file(str(run / "model_final.safetensors"))
+        name = next(k for k in tensors if "base" in k and k.endswith("weight"))
+        tensors[name] = tensors[name] + 1.0
+        save_file(tensors, str(run / "model_final.safetensors"))
+    sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache", expect_base=base_commitment(runs["other"]))
+    assert expected in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
