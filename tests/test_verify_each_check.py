@@ -95,6 +95,7 @@ EDITS = {
     "dataset-root/root-mismatch": (_manifest(lambda m: m["dataset"].update(num_batches=m["dataset"]["num_batches"] + 1)), None),
     "steps/missing-step": (_records(files.COMMITMENTS, lambda records: records + [{**records[0], "step": "0"}]), None),
     "holdout/holdout-mismatch/malformed": (lambda run: _both_holdouts(run, fraction="x"), None),
+    "holdout/dataset-size": (lambda run: _held_out_of_another_size(run), None),
     "base-model/base-mismatch": (_manifest(lambda m: m.update(base={"run": None, "commitment": "0x" + "12" * 32})), None),
     "statement/schedule-mismatch/fixed-rate": (_manifest(lambda m: m["training"].update(schedule={"name": "step", "step_size": 2, "gamma": 0.5})), None),
 }
@@ -114,6 +115,20 @@ def _outside_proof(run: Path, step: int) -> None:
     shutil.copy(run / record["proof"], outside)
     record["proof"] = "../outside/certificate.json"
     write_jsonl(run / files.PROOFS, records)
+
+
+def _held_out_of_another_size(run: Path) -> None:
+    """The held-out set declared as the seeded choice from one sample more than the data set has
+    (positions and count drawn again, so only the size is wrong)."""
+    from pot_zk.data.datasets import holdout_indices
+
+    declared = read_json(run / files.MANIFEST)["dataset"]["holdout"]
+    of = int(declared["of"]) + 1
+    indices = holdout_indices(of, float(declared["fraction"]), int(declared["seed"]))
+    _both_holdouts(run, of=of, samples=len(indices))
+    dataset = read_json(run / files.DATASET)
+    dataset["holdout"]["indices"] = indices
+    write_json(run / files.DATASET, dataset)
 
 
 def _both_holdouts(run: Path, **values) -> None:
