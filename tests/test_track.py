@@ -730,13 +730,8 @@ def test_each_check_of_a_streamed_runs_samples_names_its_finding(tmp_path, edit)
 
 def test_a_step_of_undeclared_data_naming_samples_is_named(tmp_path):
     model, optimizer, _data, loader = _setup()
-    loss_fn = torch.nn.CrossEntropyLoss()
     with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
-        for x, y in loader:
-            run.batch(x, y)
-            optimizer.zero_grad()
-            loss_fn(model(x), y).backward()
-            optimizer.step()
+        _train(run, model, optimizer, loader)
     _edited(tmp_path / "run", "commitments.jsonl", lambda records: records[1].update(samples=[0, 1]))
     sync_audit(tmp_path / "run")
     report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", accept_settings={"batch_order": "recorded", "data": "undeclared"})
