@@ -245,6 +245,20 @@ def test_cli_challenge_with_a_given_nonce_is_reproducible_and_no_nonce_fails_unl
     assert "ChallengeError" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
 
 
+def test_cli_challenge_never_overwrites_a_file(unproven, tmp_path, capsys):
+    """A review: `--out` onto an earlier challenge replaced it (the trainer may hold that one)."""
+    cache = tmp_path / "cache"
+    earlier = tmp_path / "C.json"
+    earlier.write_text('{"earlier": true}')
+    assert main(["challenge", str(unproven), "--count", "2", "--out", str(earlier), "--cache-dir", str(cache)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {earlier} exists; name a new file for a challenge (nothing is overwritten)" in err
+    assert earlier.read_text() == '{"earlier": true}'
+    assert not (cache / "trust").exists(), "nothing recorded for a challenge never written"
+    assert main(["challenge", str(unproven), "--count", "2", "--out", str(tmp_path / "nowhere" / "C.json"), "--cache-dir", str(cache)]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
 def test_verify_names_a_challenge_for_another_run_or_with_edited_steps(unproven, tmp_path):
     other = _unproven_run(tmp_path / "other", "train.seed=1")
     foreign = new_challenge(RunBundle.open(other).manifest(), RunBundle.open(other).commitments(), 2, "aa")

@@ -105,6 +105,24 @@ def test_the_same_run_exports_to_the_same_bytes(trained, tmp_path):
         default.archive.unlink()
 
 
+def test_export_never_overwrites_another_file_but_repeats_itself(trained, tmp_path):
+    """A review: `--out` onto an existing file replaced it (a previous export of another head, or
+    any file). Now only the identical archive may be written again."""
+    run_dir, _, _ = trained
+    kept = tmp_path / "notes.tar.gz"
+    kept.write_bytes(b"the auditor's earlier archive")
+    refused = run("export", str(run_dir), "--out", str(kept), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert stderr_lines(refused.stderr) == [
+        f"pot-zk export: --out {kept} exists and is not this export (another file, or an export of another head); remove it or name another archive"
+    ]
+    assert kept.read_bytes() == b"the auditor's earlier archive"
+    first = run("export", str(run_dir), "--out", "again.tar.gz", cwd=tmp_path)
+    again = run("export", str(run_dir), "--out", "again.tar.gz", cwd=tmp_path)
+    assert (first.returncode, again.returncode) == (0, 0), again.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.tar.gz", "notes.tar.gz"]
+
+
 def test_a_certificate_that_reveals_its_witness_keeps_it_and_verifies(tmp_path):
     """Steps whose prover fails fall back to freivalds certificates: the verifier reads the step's
     witness beside each, by design of that proof type."""

@@ -26,6 +26,7 @@ def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
         from pot_zk.cli.handover import run_directory
 
         root = run_directory(args.run)  # a usage error before the imports below (torch's among them)
+        _check_new_file(args.out, "a challenge")
         from pot_zk.bundle.layout import BundleReader
         from pot_zk.core.atomic import write_json_atomic
         from pot_zk.core.challenge import new_challenge, new_nonce
@@ -53,6 +54,18 @@ def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
         return 0
 
     return run
+
+
+def _check_new_file(path: str, what: str) -> None:
+    """``path`` as a file to write ``what`` to: ConfigurationError (a usage error) when something is
+    there already (an earlier challenge the trainer may hold) or its directory is missing."""
+    from pot_zk.exceptions import ConfigurationError
+
+    out = Path(path)
+    if out.exists() or out.is_symlink():
+        raise ConfigurationError(f"--out {path} exists; name a new file for {what} (nothing is overwritten)", key="out", path=path)
+    if not out.absolute().parent.is_dir():
+        raise ConfigurationError(f"--out {path}: no such directory {out.absolute().parent}", key="out", path=path)
 
 
 def respond_command(parser: argparse.ArgumentParser) -> CommandHandler:

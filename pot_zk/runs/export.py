@@ -106,11 +106,15 @@ def _export(bundle: RunBundle, out: Path | None) -> Export:
     }
     contents[EXPORT_MANIFEST] = (json.dumps(inventory, indent=2, sort_keys=True) + "\n").encode()
     top = bundle.root.resolve().name
+    packed = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=packed, mtime=0) as zipped:
+        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
+            for name in sorted(contents):
+                archive.addfile(_member(f"{top}/{name}", len(contents[name])), io.BytesIO(contents[name]))
+    if out.exists() and out.read_bytes() != packed.getvalue():
+        raise ConfigurationError(f"--out {out} exists and is not this export (another file, or an export of another head); remove it or name another archive", key="out")
     with atomic_path(out) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
-            with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
-                for name in sorted(contents):
-                    archive.addfile(_member(f"{top}/{name}", len(contents[name])), io.BytesIO(contents[name]))
+        tmp.write_bytes(packed.getvalue())
     return Export(out, head, tuple(names))
 
 
