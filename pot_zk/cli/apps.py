@@ -9,11 +9,13 @@ a directory that already holds a run; the app runs with ``run_dir`` fixed to the
 locked (a default ``outputs/${now:...}`` would otherwise be resolved again, a second later).
 
 A pot-zk error raised inside an app leaves Hydra as :class:`AppFailed` (Hydra prints a
-traceback for anything that is an ``Exception``); ``main`` prints it as one line.
+traceback for anything that is an ``Exception``); ``main`` prints it as one line. In a sweep a
+job's pot-zk error is one line too, the next job runs, and the command exits 1 at the end.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -38,16 +40,37 @@ class AppFailed(BaseException):
         self.error = error
 
 
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+FAILED_JOBS: list[str] = []  # this process's failed sweep jobs (Hydra's basic launcher runs each job here)
+
+
 def _reported(run: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
     def app(cfg: DictConfig) -> None:
         try:
             run(cfg)
         except PotZkError as error:
-            if HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise  # Hydra reports a failed sweep job
-            raise AppFailed(error) from error
+            hydra_config = HydraConfig.get()
+            if hydra_config.mode != RunMode.MULTIRUN:
+                raise AppFailed(error) from error
+            if hydra_config.launcher.get("_target_") != BASIC_LAUNCHER or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise  # Hydra's own report: a job in another process (joblib, Slurm), or the traceback asked for
+            _job_failed(error)
 
     return app
+
+
+def _job_failed(error: PotZkError) -> None:
+    """A sweep job's pot-zk error: one line on stderr and its ``job_error.json``; the sweep's
+    other jobs still run, and the command exits 1 when it ends (:func:`run_hydra_app`)."""
+    from pot_zk.cli.main import error_line
+    from pot_zk.runs.sweep_jobs import record_job_error
+
+    hydra_config = HydraConfig.get()
+    overrides = list(hydra_config.overrides.task)
+    record_job_error(hydra_config.runtime.output_dir, error, overrides)
+    job = f"job {hydra_config.job.num} ({' '.join(overrides)})"
+    FAILED_JOBS.append(job)
+    print(error_line(f"train: {job}", error), file=sys.stderr)
 
 
 def _train(cfg: DictConfig) -> None:
@@ -89,8 +112,13 @@ def run_hydra_app(name: str, argv: Sequence[str]) -> int:
                      flags.config_path, flags.config_name, flags.config_dir)
     if any(informational):
         return _run(name, argv)
-    if flags.multirun:
-        return _run(name, argv)  # each job is validated as it runs; a failed job is the sweep's to report
+    if flags.multirun:  # each job is validated as it runs; a failed job is the sweep's to report
+        FAILED_JOBS.clear()
+        _run(name, argv)
+        if FAILED_JOBS:
+            print(f"pot-zk {name}: {len(FAILED_JOBS)} job(s) of the sweep failed (above); pot-zk sweep-report lists every job", file=sys.stderr)
+            return 1
+        return 0
     cfg = _validated(name, [o for o in flags.overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))])
     if name != "train":
         return _run(name, argv)

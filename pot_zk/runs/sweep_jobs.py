@@ -6,7 +6,8 @@
   ``--multirun`` each job has its own directory under ``hydra.sweep.dir``, so the
   value is not used;
 * a job that raised leaves ``job_error.json`` (:data:`JOB_ERROR`: the error's class and
-  message, its overrides) in its own directory, which otherwise may hold no bundle at all (a
+  message, its overrides; written by the app for a pot-zk error, by :meth:`SweepJobs.on_job_end`
+  for any other) in its own directory, which otherwise may hold no bundle at all (a
   configuration error stops it before anything is written), so the report can list it with
   its error instead of dropping it.
 """
@@ -42,5 +43,10 @@ class SweepJobs(Callback):
         if config.hydra.mode != RunMode.MULTIRUN or job_return.status != JobStatus.FAILED:
             return
         error = job_return._return_value  # Hydra's own LogJobReturnCallback reads it so: .return_value re-raises
-        record = error.to_record() if isinstance(error, PotZkError) else {"error_class": type(error).__name__, "message": str(error)}
-        write_json_atomic(Path(config.hydra.runtime.output_dir) / JOB_ERROR, {**record, "overrides": list(job_return.overrides or [])})
+        record_job_error(config.hydra.runtime.output_dir, error, list(job_return.overrides or []))
+
+
+def record_job_error(job_dir: str | Path, error: BaseException, overrides: list[str]) -> None:
+    """``job_error.json`` in the job's directory: the error's class and message, the job's overrides."""
+    record = error.to_record() if isinstance(error, PotZkError) else {"error_class": type(error).__name__, "message": str(error)}
+    write_json_atomic(Path(job_dir) / JOB_ERROR, {**record, "overrides": overrides})

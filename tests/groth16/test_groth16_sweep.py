@@ -41,6 +41,21 @@ def test_multirun_with_run_dir_says_it_is_not_used_and_names_hydra_sweep_dir(swe
     assert not (root / "not-used").exists()
 
 
+def test_a_failed_job_is_one_line_and_the_sweep_exits_1_after_its_other_jobs(sweep):
+    """A review: a refused job printed Hydra's traceback of the error."""
+    root, process = sweep
+    assert process.returncode == 1
+    assert "Traceback" not in process.stderr
+    failed = [line for line in process.stderr.splitlines() if line.startswith("pot-zk train: ")]
+    assert failed == [
+        f"pot-zk train: job 2 (prover=groth16 model=tiny_mlp model.loss=mse data=synthetic train.batch_size=2 train.max_steps=4 "
+        f"policy=every_k policy.k=2 train.progress=False {RATE}=-1 run_dir={root / 'not-used'} cache_dir={root / 'cache'}): "
+        "train.learning_rate must be > 0, got -1",
+        "pot-zk train: 1 job(s) of the sweep failed (above); pot-zk sweep-report lists every job",
+    ]
+    assert (root / "sweep" / "1" / "model_final.safetensors").is_file()
+
+
 def test_sweep_report_lists_the_failed_job_with_its_error(sweep, capsys):
     root, _ = sweep
     out = root / "report"
