@@ -62,7 +62,7 @@ def _reported(run: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]
 def _job_failed(error: PotZkError) -> None:
     """A sweep job's pot-zk error: one line on stderr and its ``job_error.json``; the sweep's
     other jobs still run, and the command exits 1 when it ends (:func:`run_hydra_app`)."""
-    from pot_zk.cli.main import error_line
+    from pot_zk.cli.errors import error_line
     from pot_zk.runs.sweep_jobs import record_job_error
 
     hydra_config = HydraConfig.get()

@@ -28,6 +28,7 @@ import sys
 import traceback
 from typing import Callable, Sequence
 
+from pot_zk.cli.errors import error_line
 from pot_zk.cli.interrupt import EXIT_INTERRUPTED, interruptible
 from pot_zk.core.console import terminal_console
 from pot_zk.core.registry import import_object
@@ -191,13 +192,6 @@ def usage_error(error: BaseException) -> PotZkError | None:
         failure.__traceback__ = error.__traceback__
         return failure
     return None
-
-
-def error_line(command: str, error: PotZkError) -> str:
-    """``pot-zk train: train.learning_rate must be > 0, got -1``: one line (a configuration or
-    usage error without its class, any other error with it)."""
-    message = " ".join(error.message.split())
-    return f"pot-zk {command}: {message}" if isinstance(error, ConfigurationError) else f"pot-zk {command}: {error.error_class}: {message}"
 
 
 def interrupted_line(command: str, interrupted: KeyboardInterrupt) -> str:
