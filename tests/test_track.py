@@ -643,6 +643,26 @@ def test_an_adam_step_count_moved_by_a_fraction_between_steps_is_refused(tmp_pat
     assert run.summary.progress["steps"] == 1
 
 
+@pytest.mark.parametrize("optimizer_class, key", [(torch.optim.AdamW, "exp_avg_sq"), (torch.optim.SGD, "momentum_buffer")])
+def test_optimizer_state_kept_in_bfloat16_is_refused_naming_the_state(tmp_path, optimizer_class, key):
+    """A review: Adam's exp_avg_sq moved to bfloat16 between steps was refused as a model that
+    does not compute the declared MLP; the message now names the optimizer's state."""
+    model, _, _, loader = _setup()
+    optimizer = optimizer_class(model.parameters(), lr=0.01, **({"momentum": 0.9} if optimizer_class is torch.optim.SGD else {}))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(InvalidModelStateError, match=rf"the optimizer's {key} of .* is bfloat16: .* keep the optimizer's state in the parameters' dtype"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+            for number, (x, y) in enumerate(loader):
+                if number == 1:
+                    for state in optimizer.state.values():
+                        state[key] = state[key].to(torch.bfloat16)
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+    assert run.summary.progress["steps"] == 1
+
+
 def test_a_batch_of_another_width_than_the_model_is_one_error_naming_the_shapes(tmp_path):
     """A review: proven_training / track with batches of the wrong width raised torch's raw
     matrix-multiply RuntimeError."""

@@ -92,6 +92,19 @@ def copy_tensor(tensor: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(tensor).detach().to(torch.float64).clone()
 
 
+def optimizer_tensor(tensor: torch.Tensor, key: str, name: str) -> torch.Tensor:
+    """A float64 copy of the optimizer's state ``key`` of parameter ``name``; InvalidModelStateError
+    when it is kept in float16 / bfloat16 (the step's state is float32 or float64: a narrower one
+    rounds it, so the step taken is not the declared one)."""
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        raise InvalidModelStateError(
+            f"the optimizer's {key} of {name} is {str(tensor.dtype).removeprefix('torch.')}: the declared step keeps its state in float32 "
+            "or float64, which a narrower copy rounds; keep the optimizer's state in the parameters' dtype",
+            expected="float32 or float64", actual=str(tensor.dtype), keys=[name],
+        )
+    return copy_tensor(tensor)
+
+
 def copy_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {key: copy_tensor(value) for key, value in state.items()}
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError
-from pot_zk.kinds.base import BatchStep, StepTensor, check_batch, check_learning_rate, check_state, copy_state, copy_tensor
+from pot_zk.kinds.base import BatchStep, StepTensor, check_batch, check_learning_rate, check_state, copy_state, copy_tensor, optimizer_tensor
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.losses import check_labels, loss_for_targets, loss_value
 from pot_zk.kinds.mlp import MlpArchitecture, OnMlp, architecture_of, flatten
@@ -139,9 +139,9 @@ def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple
             if own is None:
                 moments[key][name] = torch.zeros_like(parameter, dtype=torch.float64)
             elif exact in state and torch.equal(state[exact].to(own.dtype), own):
-                moments[key][name] = copy_tensor(state[exact])
+                moments[key][name] = optimizer_tensor(state[exact], key, name)
             else:
-                moments[key][name] = copy_tensor(own)
+                moments[key][name] = optimizer_tensor(own, key, name)
     if len(counts) != 1:
         raise InvalidModelStateError("the optimizer's parameters have different step counts", expected="one step count", actual=sorted(counts))
     return moments["exp_avg"], moments["exp_avg_sq"], counts.pop()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError
-from pot_zk.kinds.base import BatchStep, StepTensor, check_batch, check_learning_rate, check_state, copy_state, copy_tensor
+from pot_zk.kinds.base import BatchStep, StepTensor, check_batch, check_learning_rate, check_state, copy_state, copy_tensor, optimizer_tensor
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.losses import check_labels, loss_for_targets, loss_value
 from pot_zk.kinds.mlp import MlpArchitecture, MomentumSettings, OnMlp, architecture_of, check_momentum_optimizer, flatten
@@ -84,7 +84,7 @@ def velocity(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, to
     out = {}
     for name, parameter in model.named_parameters():
         buffer = optimizer.state.get(parameter, {}).get("momentum_buffer")
-        out[name] = copy_tensor(buffer) if buffer is not None else torch.zeros_like(parameter, dtype=torch.float64)
+        out[name] = optimizer_tensor(buffer, "momentum_buffer", name) if buffer is not None else torch.zeros_like(parameter, dtype=torch.float64)
     return out
 
 
