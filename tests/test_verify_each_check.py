@@ -96,6 +96,8 @@ EDITS = {
     "steps/missing-step": (_records(files.COMMITMENTS, lambda records: records + [{**records[0], "step": "0"}]), None),
     "holdout/holdout-mismatch/malformed": (lambda run: _both_holdouts(run, fraction="x"), None),
     "holdout/dataset-size": (lambda run: _held_out_of_another_size(run), None),
+    "evaluation/duplicate-score": (_records(files.EVALUATIONS, lambda records: [{**records[0], "correct": 0, "accuracy": 0.0, "loss": 9.99}] + records), None),
+    "evaluation/undeclared-scores": (lambda run: _no_holdout(run), None),
     "base-model/base-mismatch": (_manifest(lambda m: m.update(base={"run": None, "commitment": "0x" + "12" * 32})), None),
     "statement/schedule-mismatch/fixed-rate": (_manifest(lambda m: m["training"].update(schedule={"name": "step", "step_size": 2, "gamma": 0.5})), None),
 }
@@ -128,6 +130,14 @@ def _held_out_of_another_size(run: Path) -> None:
     _both_holdouts(run, of=of, samples=len(indices))
     dataset = read_json(run / files.DATASET)
     dataset["holdout"]["indices"] = indices
+    write_json(run / files.DATASET, dataset)
+
+
+def _no_holdout(run: Path) -> None:
+    """The run declares no held-out set; its scores stay (a report would draw them)."""
+    manifest, dataset = read_json(run / files.MANIFEST), read_json(run / files.DATASET)
+    del manifest["dataset"]["holdout"], dataset["holdout"]
+    write_json(run / files.MANIFEST, manifest)
     write_json(run / files.DATASET, dataset)
 
 

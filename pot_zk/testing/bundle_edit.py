@@ -154,15 +154,15 @@ def sync_audit(bundle: Path) -> None:
     manifest = read_json(bundle / files.MANIFEST)
     commitments = {r["step"]: r for r in jsonl(bundle / files.COMMITMENTS)}
     outcomes = {r["step"]: r for r in jsonl(bundle / files.PROOFS)} if (bundle / files.PROOFS).exists() else {}
-    scores = {r["after_step"]: r for r in jsonl(bundle / files.EVALUATIONS)} if (bundle / files.EVALUATIONS).exists() else {}
+    scores = sorted(jsonl(bundle / files.EVALUATIONS), key=lambda r: r["after_step"]) if (bundle / files.EVALUATIONS).exists() else []
     events = []
     for event in audit_records(bundle):
         step, name = event.get("step"), event.get("event")
         if name == "evaluation" or step is not None and (step not in commitments or (name != "commitment" and step not in outcomes)):
             continue
         if name == "run.end":
-            events += [{"event": "evaluation", **scores[after_step]} for after_step in sorted(scores)]
-            scores = {}
+            events += [{"event": "evaluation", **score} for score in scores]
+            scores = []
         if name == "run.start" and "manifest" in event:
             event["manifest"] = manifest
         elif name == "commitment":

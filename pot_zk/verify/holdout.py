@@ -8,16 +8,19 @@
 * ``evaluation``: the scores in evaluations.jsonl are the ones the audit trail recorded; each
   counts the declared held-out set's size (``sample-count-mismatch``: a record's own ``samples``
   is the denominator of its accuracy) and follows a step the run has (``unknown-step``); the
-  initial model and, for a completed run, the final model are among them; for a built-in data
+  initial model and, for a completed run, the final model are among them, each step's score
+  once (``duplicate-score``); for a built-in data
   set the verifier scores both model files on the held-out samples itself and gets the
   recorded number correct exactly and the recorded loss within 1e-9 (relative). Scores of
   other steps (each epoch's end) have no model file to score: a note says they are the trainer's.
 
-A run that declares no held-out set (a user loop, or ``data.holdout=0``) gets a note.
+A run that declares no held-out set (a user loop, or ``data.holdout=0``) gets a note, and fails
+``undeclared-scores`` if its evaluations.jsonl holds any score.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 import torch
@@ -38,6 +41,7 @@ def check_holdout(report, bundle, manifest: dict, dataset: dict, spec, audit_eve
     recorded = dataset.get("holdout")
     if declared is None and recorded is None:
         report.notes.append("no held-out set declared: the run's models were not scored (no accuracy)")
+        _check_no_scores(report, bundle)
         return
     failures = len(report.findings)
     held_out = _check_declaration(report, manifest, declared, recorded, spec)
@@ -85,6 +89,18 @@ def _check_declaration(report, manifest: dict, declared: Any, recorded: Any, spe
     return held_out
 
 
+def _check_no_scores(report, bundle) -> None:
+    """A run without a held-out set has no scores: any in evaluations.jsonl are unchecked numbers
+    a report would show (a review: plotted beside VERIFIED)."""
+    try:
+        scores = bundle.evaluations()
+    except (OSError, ValueError) as exc:
+        report.fail("evaluation", "unreadable-records", f"{files.EVALUATIONS}: {exc}")
+        return
+    if scores:
+        report.fail("evaluation", "undeclared-scores", f"{files.EVALUATIONS} holds {len(scores)} held-out score(s), but the run declares no held-out set")
+
+
 def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None, audit_events: list[dict], load_model: Callable) -> None:
     try:
         raw = bundle.evaluations()
@@ -106,15 +122,18 @@ def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None
                 "evaluation", "sample-count-mismatch",
                 f"the score after step {r.get('after_step')} counts {r.get('samples')!r} held-out samples; the run declares {declared!r}",
             )
+    repeated = sorted({int(r["after_step"]) for r in raw if sum(int(o["after_step"]) == int(r["after_step"]) for o in raw) > 1})
+    if repeated:  # a review: a second score of a step, one verify never rescored, was the one a report showed
+        report.fail("evaluation", "duplicate-score", f"more than one held-out score after steps {repeated[:10]}")
     steps = len(bundle.commitments())
     outside = sorted(step for step in records if not 0 <= step <= steps)
     if outside:
         report.fail("evaluation", "unknown-step", f"held-out scores after steps {outside[:10]}: the run has steps 0..{steps}")
     if audit_events:
-        logged = {}
-        for event in (e for e in audit_events if e.get("event") == "evaluation"):
-            logged[event.get("after_step")] = {k: event.get(k) for k in Evaluation.__dataclass_fields__}
-        if logged != {step: vars(record) for step, record in records.items()}:
+        fields = Evaluation.__dataclass_fields__
+        logged = sorted(json.dumps({k: e.get(k) for k in fields}, sort_keys=True) for e in audit_events if e.get("event") == "evaluation")
+        written = sorted(json.dumps(vars(Evaluation.from_record(r)), sort_keys=True) for r in raw)
+        if logged != written:  # lists, not one record per step: a repeated step is compared too
             report.fail("evaluation", "audit-mismatch", f"{files.EVALUATIONS} differs from the audit trail's evaluation records")
     wanted = {"initial": (0, files.INITIAL_MODEL)}
     if bundle.path(files.FINAL_MODEL).is_file():
