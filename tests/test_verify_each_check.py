@@ -341,3 +341,31 @@ def test_the_trust_store_not_keys_json_says_what_the_auditors_keys_were_made_for
     assert {"keys-statement-mismatch", "keys-schedule-mismatch"} <= reasons and "keys-untrusted" not in reasons, reasons
     other = _keys_with_file(tmp_path / "other", manifest, b"someone else's key")
     assert "keys-untrusted" in {f.reason for f in verify_run(honest, cache_dir=tmp_path / "cache", keys=other).findings}
+
+
+def test_a_respond_that_halted_does_not_make_the_completed_training_failed(honest, tmp_path):
+    """A review: respond (and prove-pending) end their own session with a run.end of their own; a
+    respond halted by its prover was read as the run's status (run-not-completed on an honest
+    run). The training's own run.end decides; a trail with no run.end of its training fails."""
+    from pot_zk.core.challenge import new_challenge
+    from pot_zk.exceptions import PotZkError
+    from pot_zk.report.facts import read_run
+    from pot_zk.runs.bundle import RunBundle
+    from pot_zk.runs.respond import respond
+
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    bundle = RunBundle.open(run)
+    challenge = new_challenge(bundle.manifest(), bundle.commitments(), 4, "")
+    with pytest.raises(PotZkError):
+        respond(run, challenge, ["handler.name=fail_fast", "retry=none"], sleep=lambda seconds: None)
+    assert [e.get("status") for e in audit_records(run) if e["event"] == "run.end"][-1] == "halted"
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert report.ok and "audit-chain" in report.passed, report.summary()
+    assert read_run(run).end_status == "completed", "pot-zk report shows the training's status too"
+    events = audit_records(run)
+    for event in events:
+        if event["event"] == "run.end":
+            event.setdefault("command", "respond")
+    rewrite_audit(run, events)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert ("audit-chain", "run-not-completed") in {(f.check, f.reason) for f in report.findings}, report.summary()

@@ -59,6 +59,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def training_ends(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The audit trail's ``run.end`` records of the run's training (train, resume, a user loop):
+    ``respond`` and ``prove-pending`` end sessions of their own, marked with their ``command``,
+    whose status is not the run's."""
+    return [e for e in events if e.get("event") == "run.end" and "command" not in e]
+
+
 def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The tensors and metadata of a safetensors model file."""
     from safetensors import safe_open

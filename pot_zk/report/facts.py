@@ -56,7 +56,7 @@ class RunFacts:
     attempts: list[AttemptFacts]
     final_proofs: dict[int, dict[str, Any]]
     end_status: str | None
-    """The status of the audit trail's last ``run.end`` (None: the trail has none)."""
+    """The status of the last ``run.end`` of the run's training (None: the trail has none; respond and prove-pending end sessions of their own)."""
     evaluations: tuple[Evaluation, ...] = ()
     """Held-out scores (evaluations.jsonl) in step order: the initial model, each epoch's end,
     the final model."""
@@ -93,7 +93,7 @@ def read_run(run: Path) -> RunFacts:
         for e in events
         if e.get("event") == "attempt" and isinstance(e.get("step"), int) and e.get("duration_s") is not None
     ]
-    ends = [e for e in events if e.get("event") == "run.end"]
+    ends = files.training_ends(events)
     evaluations = tuple(sorted((Evaluation.from_record(r) for r in bundle.evaluations()), key=lambda e: e.after_step))
     return RunFacts(bundle.root, manifest, steps, attempts, final, ends[-1].get("status") if ends else None, evaluations)
 

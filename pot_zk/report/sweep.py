@@ -88,7 +88,7 @@ def read_job(run: Path, sweep_dir: Path) -> SweepJob:
     stats = _read_json(run / "stats.json")
     events = read_jsonl(bundle.path(files.AUDIT))
     starts = [e for e in events if e.get("event") in ("run.start", "run.resume")]
-    ends = [e for e in events if e.get("event") == "run.end"]
+    ends = files.training_ends(events)
     wall_s = (_timestamp(ends[-1]) - _timestamp(starts[0])) if starts and ends else None
     proved = statuses.count("proved")
     prove_times = [r["timings"]["prove_s"] for r in final.values() if r["status"] == "proved" and (r.get("timings") or {}).get("prove_s") is not None]

@@ -29,6 +29,7 @@ from pot_zk.bundle.layout import (
     BundleReader,
     load_model,
     read_jsonl,
+    training_ends,
 )
 from pot_zk.core.atomic import StorageError, append_line, atomic_path, write_json_atomic
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT", "CHECKPOINT", "COMMITMENTS", "CONFIG", "DATASET", "EVALUATIONS", "FINAL_MODEL", "INITIAL_MODEL", "MANIFEST", "PROOFS",
-    "RunBundle", "append_jsonl", "discard_incomplete_tail", "load_model", "read_jsonl", "save_model",
+    "RunBundle", "append_jsonl", "discard_incomplete_tail", "load_model", "read_jsonl", "save_model", "training_ends",
 ]
 
 

@@ -37,7 +37,7 @@ def check_resumable(bundle: RunBundle, plan: TrainingPlan, runtime: Runtime) -> 
     closed (after the final model was written, before ``run.end``): resume finishes the close
     (the final model written again from the checkpoint, scored, ``run.end``) rather than leave it
     unverifiable for good (found by a review)."""
-    completed = [e for e in _complete_records(bundle.path(files.AUDIT)) if e.get("event") == "run.end" and e.get("status") == "completed" and "command" not in e]
+    completed = [e for e in files.training_ends(_complete_records(bundle.path(files.AUDIT))) if e.get("status") == "completed"]
     if completed:
         raise ConfigurationError(
             f"{bundle.root} holds a completed run: pot-zk resume continues a stopped run, it never extends a completed one "

@@ -199,8 +199,11 @@ def _check_audit(bundle: BundleReader, report: RunReport) -> list[dict[str, Any]
         report.fail("audit-chain", "not-closed", "the audit trail does not end with run.end (run unfinished or truncated)")
     events = read_jsonl(bundle.path(files.AUDIT))
     ends = [e for e in events if e.get("event") == "run.end"]
-    if ends and ends[-1].get("status") != "completed":
-        report.fail("audit-chain", "run-not-completed", f"the run ended with status {ends[-1].get('status')!r}")
+    trained = files.training_ends(events)  # respond and prove-pending end their own sessions: not the training's status
+    if ends and not trained:
+        report.fail("audit-chain", "run-not-completed", "the audit trail has no run.end of the run's training (only of later commands)")
+    elif trained and trained[-1].get("status") != "completed":
+        report.fail("audit-chain", "run-not-completed", f"the run ended with status {trained[-1].get('status')!r}")
     if audit.ok and audit.closed:
         report.passed.append("audit-chain")
     _check_manifest_recorded(bundle, report, events)
