@@ -75,6 +75,7 @@ EDITS = {
     "steps/unknown-batch-order": (_manifest(lambda m: m["training"].update(batch_order="shuffled")), None),
     "steps/schedule-missing": (_manifest(lambda m: m["training"].update(seed="seven")), None),
     "policy/unknown-policy": (_manifest(lambda m: m["policy"].update(name="sometimes")), None),
+    "policy/unknown-policy/fractional-k": (_manifest(lambda m: m["policy"].update(k=1.0000001)), None),  # selected step 0 alone
     "policy/policy-mismatch": (_records(files.COMMITMENTS, _set(1, scheduled=True)), 1),
     "proofs/missing-proof": (_records(files.PROOFS, lambda records: [r for r in records if r["step"] != 0]), 0),
     "proofs/unknown-step": (_records(files.PROOFS, lambda records: records + [{**records[0], "step": 99}]), 99),
@@ -83,6 +84,7 @@ EDITS = {
     "steps/learning-rate-mismatch": (_records(files.COMMITMENTS, _set(1, learning_rate=0.5)), 1),
     "statement/schedule-mismatch": (_manifest(lambda m: m["training"].update(schedule={"name": "bogus"})), None),
     "statement/unknown-format": (_manifest(lambda m: m.update(format="pot-zk-run/9")), None),
+    "statement/unknown-mode": (_manifest(lambda m: m.update(mode="production\u200b")), None),  # shown as production, took dev keys
     "statement/circuit-id-mismatch": (_manifest(lambda m: m.update(circuit_id="0" * 64)), None),
     "statement/setting-not-default": (_manifest(lambda m: m["circuit"].update(decomp_legs=5)), None),
     "statement/unreadable-bundle": (_manifest(lambda m: m.update(circuit={"kind": "sgd"})), None),

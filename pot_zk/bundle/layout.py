@@ -45,6 +45,11 @@ AUDIT = "audit.jsonl"
 EVALUATIONS = "evaluations.jsonl"
 
 
+MODES = ("custom", "development", "research", "production", "disabled")
+"""The manifest's ``mode`` (``proving.mode``): the presets of ``conf/mode/`` and ``custom`` (no
+preset). verify fails any other (``unknown-mode``): a production run refuses dev keys by this name."""
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Complete records of a JSON-lines file; raises ValueError on a malformed line."""
     if not path.exists():

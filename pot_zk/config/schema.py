@@ -19,12 +19,15 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from pot_zk.bundle.layout import MODES
+
 
 @dataclass
 class ProvingConfig:
     enabled: bool = True
     mode: str = "custom"
-    """Name of the mode preset that set this run up (recorded in the audit trail)."""
+    """Name of the mode preset that set this run up (recorded in the manifest and the audit trail): one of
+    :data:`pot_zk.bundle.layout.MODES`."""
 
 
 @dataclass

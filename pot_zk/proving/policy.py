@@ -42,8 +42,8 @@ class EveryK:
     name = "every_k"
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ConfigurationError(f"policy.k must be >= 1, got {self.k}", key="policy.k")
+        if not _whole(self.k) or self.k < 1:  # a review: a declared k of 1.0000001 selected step 0 alone
+            raise ConfigurationError(f"policy.k must be a whole number >= 1, got {self.k!r}", key="policy.k")
 
     def __call__(self, step: int) -> bool:
         return step % self.k == 0
@@ -58,12 +58,18 @@ class Sample:
     name = "sample"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.fraction <= 1.0:
-            raise ConfigurationError(f"policy.fraction must be in [0, 1], got {self.fraction}", key="policy.fraction")
+        if isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float)) or not 0.0 <= self.fraction <= 1.0:
+            raise ConfigurationError(f"policy.fraction must be a number in [0, 1], got {self.fraction!r}", key="policy.fraction")
+        if not _whole(self.seed):
+            raise ConfigurationError(f"policy.seed must be a whole number, got {self.seed!r}", key="policy.seed")
 
     def __call__(self, step: int) -> bool:
         digest = hashlib.sha256(f"{self.seed}:{step}".encode()).digest()
         return int.from_bytes(digest[:8], "big") < self.fraction * 2**64
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def create_policy(name: str, **settings: Any) -> Callable[[int], bool]:

@@ -16,6 +16,7 @@ import dataclasses
 import json
 from typing import Any, Mapping
 
+from pot_zk.bundle.layout import MODES
 from pot_zk.exceptions import ConfigurationError
 
 TOLERANCE = "tolerance_ulps"
@@ -58,9 +59,13 @@ def check_statement(report, manifest: Mapping[str, Any], spec: Any, accepted: Ma
     parsed from it (a field the statement does not have -- ``nesterov: true``, a note -- would be
     printed as if verified, and the proofs ignore it). ``circuit-id-mismatch``: the manifest's
     circuit id is not the id of its own spec (keys, challenges and the commitment head are bound
-    to that id). ``setting-not-default``: a setting differs from the statement's default and the
+    to that id). ``unknown-mode``: the declared mode is none of :data:`~pot_zk.bundle.layout.MODES`.
+    ``setting-not-default``: a setting differs from the statement's default and the
     auditor did not accept its value."""
     ok = True
+    if manifest.get("mode") not in MODES:  # a review: "production" with a zero-width space was shown as production and took dev keys
+        ok = False
+        report.fail("statement", "unknown-mode", f"the run declares mode {manifest.get('mode')!r}, none of {', '.join(MODES)}")
     canonical = json.loads(json.dumps(spec.to_dict()))
     if manifest.get("circuit") != canonical:
         ok = False
