@@ -206,6 +206,9 @@ def test_a_wrong_type_is_rejected_at_compose_time_naming_the_key(override, messa
     (["train.batch_size=0"], "train.batch_size must be >= 1, got 0"),
     (["data.holdout=1.5"], "data.holdout must be in [0, 1), got 1.5"),
     (["optimizer.momentum=1"], "optimizer.momentum must be in [0, 1), got 1"),
+    (["proving.mode=staging"],
+     "proving.mode must be one of custom, development, research, production, disabled (the mode presets; choose one with mode=NAME), "
+     "got 'staging'"),
     (["retry.multiplier=0.5", "executor.workers=0"],
      "2 configuration errors: executor.workers must be >= 1, got 0; retry.multiplier must be >= 1, got 0.5"),
     (["train.max_step=6", "train.learning_rate=-1", "handler=nope", "+lr=3"],
@@ -280,3 +283,13 @@ def test_executor_workers_default_to_the_usable_cores_and_refuse_less_than_one(t
     with pytest.raises(ConfigurationError, match="executor.workers must be >= 1, got 0") as caught:
         build(compose_config(["executor=process", "executor.workers=0", f"run_dir={tmp_path}"]))
     assert caught.value.context["key"] == "executor.workers"
+
+
+def test_the_modes_verify_knows_are_the_mode_presets_and_custom():
+    """verify fails a manifest mode outside MODES (unknown-mode): the list must follow conf/mode/."""
+    from pathlib import Path
+
+    from pot_zk.bundle.layout import MODES
+
+    presets = {path.stem for path in (Path(__file__).parent.parent / "conf" / "mode").glob("*.yaml")}
+    assert presets and set(MODES) == presets | {"custom"}
