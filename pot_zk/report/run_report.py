@@ -37,7 +37,7 @@ def summary_table(facts: RunFacts) -> Table:
     counts = facts.coverage_counts()
     by_type = facts.proved_by_type()
     rows: list[Sequence[str]] = [
-        ("run status (last run.end in audit.jsonl)", facts.end_status or "none recorded (run unfinished?)"),
+        ("run status (its training's last run.end in audit.jsonl)", facts.end_status or "none recorded (run unfinished?)"),
         ("mode", str(manifest.get("mode"))),
         ("model", "MLP " + "-".join(str(d) for d in circuit.get("architecture", {}).get("dims", []))),
         ("batch size, learning rate", f"{circuit.get('batch_size')}, {circuit.get('learning_rate')}"),
@@ -100,9 +100,15 @@ def outcome_table(facts: RunFacts) -> Table:
     return ("step", "outcome", "proof type", "attempts", *(f"{phase} s" for phase, _ in TIMING_PHASES)), rows
 
 
+def markdown_cell(value: object) -> str:
+    """``value`` as one Markdown table cell: on one line, its pipes escaped (bundle strings are the
+    trainer's: a line break in one would start a row of its own)."""
+    return " ".join(str(value).splitlines()).replace("|", "\\|")
+
+
 def _markdown_table(table: Table) -> list[str]:
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(markdown_cell(c) for c in cells) + " |"
 
     header, rows = table
     return [line(header), "|" + "---|" * len(header), *(line(row) for row in rows)]

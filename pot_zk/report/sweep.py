@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from pot_zk.bundle.evaluation import Evaluation
+from pot_zk.report.run_report import markdown_cell
 from pot_zk.report.sweep_plots import sweep_plots
 from pot_zk.report.sweep_table import SweepJob, SweepTable
 from pot_zk.runs import bundle as files
@@ -178,7 +179,7 @@ def _verdict(report: Any) -> str:
 
 def render_markdown(table: SweepTable, sweep_dir: Path, images: Sequence[str]) -> str:
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(markdown_cell(c) for c in cells) + " |"
 
     shown = [index for index, column in enumerate(table.columns) if column != "error"]
     failed = table.failed()
@@ -194,7 +195,7 @@ def render_markdown(table: SweepTable, sweep_dir: Path, images: Sequence[str]) -
     if failed:
         lines += ["## Failed jobs", ""]
         lines += [f"- `{job.job}` ({', '.join(f'{k}={job.overrides.get(k)}' for k in table.swept) or 'no swept setting'}): "
-                  f"{job.error}" for job in failed]
+                  f"{' '.join(str(job.error).splitlines())}" for job in failed]
         lines.append("")
     lines += [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"

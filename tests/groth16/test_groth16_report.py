@@ -4,6 +4,7 @@ the verdict of `pot-zk verify`, and plots whose legends name only what they draw
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 from html.parser import HTMLParser
@@ -104,3 +105,17 @@ def test_every_legend_entry_of_the_plots_of_a_groth16_run_is_drawn(groth16_run):
     too_small = re.findall(r"(\w+) ≤ [\d.e-]+ s", latency.axes[1].get_title())
     assert "prove" in drawn
     assert sorted(drawn + too_small) == ["keys", "prove", "verify", "witness"]  # every phase groth16 reports, drawn or named
+
+
+def test_a_line_break_in_a_bundle_string_does_not_add_a_row_to_report_md(groth16_run, tmp_path):
+    """A review: report.md escaped pipes but not line breaks, so a trainer's string (a proof
+    record's status here) could start table rows of its own."""
+    run, cache = groth16_run
+    altered = Path(shutil.copytree(run, tmp_path / "altered"))
+    records = [json.loads(line) for line in (altered / files.PROOFS).read_text().splitlines()]
+    records[0]["status"] = "proved\n| 99 | proved | zk-groth16 | 1 |"
+    (altered / files.PROOFS).write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["report", str(altered), "--cache-dir", str(cache)]) == 0
+    lines = (altered / "report" / "report.md").read_text().splitlines()
+    assert not [line for line in lines if line.startswith("| 99 |")]
+    assert any(line.startswith(f"| {records[0]['step']} | proved \\| 99 \\| proved") for line in lines)

@@ -52,7 +52,7 @@ def test_report_of_a_tiny_run_matches_the_bundle_and_verify(tmp_path, zk_cache, 
     assert summary["proved"] == f"{coverage['zk-halo2']} (zk-halo2: {coverage['zk-halo2']})" == "2 (zk-halo2: 2)"
     assert summary["commitment only (not selected)"] == str(coverage["commitment-only"])
     assert summary["failed"] == summary["parked"] == "0"
-    assert summary["run status (last run.end in audit.jsonl)"] == "completed"
+    assert summary["run status (its training's last run.end in audit.jsonl)"] == "completed"
     losses = [r["loss"] for r in bundle.commitments()]
     assert summary["loss"].startswith(f"first {losses[0]:.6g} (step 0), last {losses[-1]:.6g} (step 3)")
     first, last = bundle.evaluations()[0], bundle.evaluations()[-1]
