@@ -129,6 +129,19 @@ def test_the_honest_run_verifies_with_its_held_out_checks(honest, tmp_path):
     assert {"dataset-root", "holdout", "evaluation"} <= set(report.passed)
 
 
+def test_scores_of_a_data_set_verify_cannot_open_are_not_passed_and_said_to_be_the_trainers(honest, tmp_path):
+    """A review: the held-out scores of a data set that is not built in were never rescored, yet
+    `evaluation` was listed as passed (the report showed them under VERIFIED)."""
+    from pot_zk.testing.bundle_edit import sync_audit
+
+    run = copy_of(honest, tmp_path)
+    rewrite_json(run / files.MANIFEST, lambda m: m["dataset"].update(name="mine"))
+    sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert "evaluation" not in report.passed
+    assert any("the held-out scores (evaluations.jsonl) are the trainer's: no model was scored here" in note for note in report.notes), report.notes
+
+
 def test_a_recorded_score_better_than_the_models_is_found(honest, tmp_path):
     run = copy_of(honest, tmp_path)
 

@@ -756,3 +756,21 @@ def test_a_step_of_undeclared_data_naming_samples_is_named(tmp_path):
     sync_audit(tmp_path / "run")
     report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", accept_settings={"batch_order": "recorded", "data": "undeclared"})
     assert ("steps", "batch-not-in-dataset", 1) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
+
+
+def test_a_held_out_set_declared_beside_undeclared_data_fails(tmp_path):
+    """A review: a loop on undeclared data whose bundle then declared a built-in held-out set (and
+    trained on exactly those samples) was VERIFIED with the scores rescored on training data."""
+    from pot_zk.data.datasets import holdout_indices
+
+    model, optimizer, _data, loader = _setup()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES) as run:
+        _train(run, model, optimizer, loader)
+    indices = holdout_indices(64, 0.2, 3)
+    declared = {"fraction": 0.2, "seed": 3, "of": 64, "samples": len(indices), "commitment": "0x01"}
+    _edited(tmp_path / "run", "manifest.json", lambda m: m["dataset"].update(name="synthetic", num_samples=64, seed=3, holdout=declared))
+    _edited(tmp_path / "run", "dataset.json", lambda d: d.update(holdout={**declared, "indices": indices}))
+    sync_audit(tmp_path / "run")
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", accept_settings={"batch_order": "recorded", "data": "undeclared"})
+    assert ("holdout", "holdout-without-data", None) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
+    assert report.references["dataset"] == "undeclared by the training loop"

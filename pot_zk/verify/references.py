@@ -166,7 +166,7 @@ def declared_dataset(dataset: Mapping[str, Any]) -> str:
 def record_plan(report, manifest: Mapping[str, Any], commitments: list[Mapping[str, Any]]) -> None:
     """What the run declares it did, printed for the auditor to compare with what was agreed
     (the commitment head covers all of it: a rewrite changes the head)."""
-    report.references["dataset"] = declared_dataset(manifest["dataset"])
+    report.references.setdefault("dataset", declared_dataset(manifest["dataset"]))  # undeclared data stays so (samples.py)
     training = {k: v for k, v in manifest["training"].items() if k != "optimizer"}
     policy = " ".join([str(manifest["policy"].get("name")), *(f"{k}={v}" for k, v in manifest["policy"].items() if k != "name")])
     schedule = ", ".join(f"{k}={v}" for k, v in training.items())

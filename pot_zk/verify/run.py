@@ -181,7 +181,7 @@ def _check_run(
     rates = check_schedule(report, manifest, spec, by_step)
     check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options, rates)
     if keys is not None:
-        keyed, verified = report.coverage.get(keys.proof_type, 0), sum(n for kind, n in report.coverage.items() if kind != "commitment-only")
+        keyed, verified = report.coverage.get(keys.proof_type, 0), report.proven  # a review: failed, parked and rejected steps were counted
         report.keys["said"] += f" ({keyed} of the {verified} verified steps are {keys.proof_type} proofs checked with them; the others are certificates)" if keyed < verified else ""
         report.keys["checked_with_them"] = keyed
     note_free_state(report, spec)

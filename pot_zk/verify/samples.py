@@ -16,7 +16,8 @@ data set, its samples' positions in it; the manifest declares the data set's sam
   batch holds them (the samples are the trainer's, and no proof opens them): ``data-unopened``
   unless the auditor accepts it (``--accept-setting data=unopened``);
 * undeclared data: every step's batch is committed and nothing else: ``data-undeclared``
-  unless the auditor accepts it (``--accept-setting data=undeclared``).
+  unless the auditor accepts it (``--accept-setting data=undeclared``); a held-out set declared
+  beside it fails (``holdout-without-data``: nothing shows it was held out of training).
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def check_streamed_batches(
         for step in wrong:
             report.fail("steps", "batch-not-in-dataset", "the step names samples of a data set the run does not declare", step)
         report.references["dataset"] = "undeclared by the training loop"
+        if declared.get("holdout") is not None or dataset_file.get("holdout") is not None:  # a review: scores on training data
+            report.fail(
+                "holdout", "holdout-without-data",
+                "the run declares a held-out set but no data set it trained on: nothing shows its samples were held out of training",
+            )
         if accepted.get("data") != "undeclared":
             report.fail(
                 "dataset-root", "data-undeclared",

@@ -27,6 +27,7 @@ from pot_zk.runs.bundle import RunBundle, load_model
 from pot_zk.runs.session import RunSummary
 from pot_zk.runs.train import train
 from pot_zk.runs.summary import proved_line
+from pot_zk.testing.bundle_edit import sync_audit
 from pot_zk.testing.tamper import KINDS, chain_lines, judge, tampered_copy
 from pot_zk.verify.run import verify_run
 
@@ -211,6 +212,14 @@ def test_auditor_keys_prove_a_run_only_they_verify(honest, tmp_path):
     report = verify_run(audited, cache_dir=tmp_path / "auditor-cache", keys=keys)
     assert report.ok, report.summary()
     assert "keys" in report.passed and report.verifier_keys["zk-groth16"]["provenance"] == "auditor"
+    assert "certificates" not in report.keys["said"]
+    failed = _copy((audited, None), tmp_path / "failed-step")  # step 3's outcome recorded failed (a handler=continue run)
+    records = _jsonl(failed / "proofs.jsonl")
+    next(r for r in records if r["step"] == 3).update(status="failed", proof=None, proof_type=None)
+    (failed / "proofs.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    sync_audit(failed)
+    partial = verify_run(failed, cache_dir=tmp_path / "auditor-cache", keys=keys, min_proven=1)
+    assert partial.proven == 1 and "certificates" not in partial.keys["said"], partial.keys  # a review: the failed step counted as one
     findings = _findings(verify_run(run, cache_dir=cache, keys=keys))  # the dev-key run, checked with the auditor's keys
     assert ("keys", "foreign-keys", None) in findings and ("proofs", "invalid-proof", 0) in findings
 
