@@ -348,6 +348,8 @@ def test_a_loops_own_adamw_is_declared_trained_exactly_and_its_reexec_certificat
     assert manifest["training"]["optimizer"] == "torch.optim.AdamW"
     assert run.summary.progress["proof_types"] == {"reexec": 3}
     assert all({"m_before", "v_after", "t_after"} <= set(r) for r in RunBundle.open(tmp_path / "run").commitments()), "the moments and step count committed"
+    said = str(run.summary)  # a review: "within float rounding of yours" is not true of Adam's normalised step
+    assert "a coordinate whose gradient rounds to 0 on the grid does not move" in said and "within float rounding" not in said
     report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
     assert report.ok and report.coverage == {"reexec": 3, "commitment-only": 5}, report.summary()
 
@@ -622,6 +624,9 @@ def test_a_model_turned_half_precision_mid_run_is_refused_by_an_exact_statement(
                 loss_fn(model(x), y).backward()
                 optimizer.step()
     assert run.summary.status == "halted" and run.summary.progress["steps"] == 2
+    said = str(run.summary)  # a review: a halted run's summary printed the hand-over to the auditor
+    assert "commitment head:" not in said and "pot-zk export" not in said
+    assert "the run is halted, not completed: pot-zk verify fails it until it completes; resume it with track(..., resume=True) in your loop" in said
 
 
 def test_an_adam_step_count_moved_by_a_fraction_between_steps_is_refused(tmp_path):

@@ -166,6 +166,7 @@ def test_each_check_names_its_own_finding(honest, tmp_path, finding):
     check, reason = finding.split("/")[:2]
     named = {(f.check, f.reason, f.step) for f in report.findings}
     assert (check, reason, step) in named, sorted(named, key=str)
+    assert check not in report.passed, f"{check} both passed and failed"
 
 
 @pytest.mark.parametrize("change", sorted(AUDIT_ONLY))

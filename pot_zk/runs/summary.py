@@ -3,9 +3,9 @@
 
 The lines say the status, the proofs by outcome, the held-out scores, what was proven in plain
 words (from the bundle: the whole run's outcomes, also when this process resumed it), where the
-bundle is, the commitment head to hand to the auditor now, the export to hand over and the
-``pot-zk verify`` command that checks it (for a loop's own run with the dataset root and the
-initial model to pin).
+bundle is, and for a completed run the commitment head to hand to the auditor now, the export to
+hand over and the ``pot-zk verify`` command that checks it (for a loop's own run with the dataset
+root and the initial model to pin); for any other, how to resume it.
 """
 
 from __future__ import annotations
@@ -55,7 +55,14 @@ class RunSummary:
         if held_out:
             lines.append(held_out)
         lines += [proved_line(self), *arithmetic_lines(bundle.manifest()), f"bundle: {self.run_dir}"]
-        if self.head is not None:
+        if self.status != "completed":  # a review: an unfinished run read like one to hand over
+            loop = (bundle.manifest().get("training") or {}).get("batch_order") == "recorded"
+            how = "track(..., resume=True) in your loop" if loop else f"pot-zk resume {quote(str(self.run_dir))}"
+            lines.append(
+                f"the run is {self.status}, not completed: pot-zk verify fails it until it completes; resume it with {how} "
+                "(the steps not proven yet are proven then)"
+            )
+        elif self.head is not None:
             archive = f"{self.run_dir.name}.tar.gz"
             lines += [
                 f"commitment head: {self.head} (hand it to the auditor now: it fixes the statement and every step's commitments)",
@@ -145,10 +152,15 @@ def arithmetic_lines(manifest: dict[str, Any]) -> list[str]:
     training = manifest.get("training") or {}
     if training.get("batch_order") != "recorded" or training.get("arithmetic") != "exact":
         return []
-    scale = (manifest.get("circuit") or {}).get("scale")
+    circuit = manifest.get("circuit") or {}
+    scale = circuit.get("scale")
+    close = (
+        "close to yours, except that a coordinate whose gradient rounds to 0 on the grid does not move, where float Adam moves "
+        "it by up to the learning rate" if circuit.get("kind") == "adamw" else "within float rounding of yours"
+    )  # a review: Adam's normalised step turns a gradient below the grid into a near-full step
     return [
         f"arithmetic: exact ({manifest.get('backend')}): the model was put on the 2^-{scale} grid and each optimizer.step() "
-        "was replaced by the statement's integer step (within float rounding of yours), so the model you hold is the proven one"
+        f"was replaced by the statement's integer step ({close}), so the model you hold is the proven one"
     ]
 
 
