@@ -5,6 +5,8 @@ runs here (mode=disabled; the zk-groth16 statement's exact arithmetic still appl
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 
 import pytest
@@ -779,3 +781,56 @@ def test_a_held_out_set_declared_beside_undeclared_data_fails(tmp_path):
     report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", accept_settings={"batch_order": "recorded", "data": "undeclared"})
     assert ("holdout", "holdout-without-data", None) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
     assert report.references["dataset"] == "undeclared by the training loop"
+
+
+def test_an_adam_optimizer_saved_and_loaded_mid_run_keeps_its_exact_moments(tmp_path):
+    """A review: optimizer.load_state_dict(optimizer.state_dict()) mid-run (a checkpoint round
+    trip) cast the exact float64 moments to float32, and the next step was refused as a state
+    changed outside optimizer.step()."""
+    model, _, data, loader = _setup()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+        for number, (x, y) in enumerate(loader):
+            run.batch(x, y)
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            if number == 1:
+                saved = io.BytesIO()
+                torch.save(optimizer.state_dict(), saved)
+                optimizer.load_state_dict(torch.load(io.BytesIO(saved.getvalue())))
+    assert run.summary.status == "completed" and run.steps == 8
+
+
+def test_a_step_refused_after_it_was_taken_is_undone_and_names_its_step(tmp_path):
+    """A review: a refusal raised after the loop's step (a layer frozen mid-run, found when the
+    step is captured) left the step applied to the user's model and named no step; a schedule
+    reaching rate 0 was refused after the step too."""
+    model, optimizer, data, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(StepMismatchError, match=r"^step 2: .*some parameters are frozen") as refused:
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+            for number, (x, y) in enumerate(loader):
+                if number == 2:
+                    model[0].weight.requires_grad_(False)
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                before = copy.deepcopy(model.state_dict())
+                optimizer.step()
+    assert (refused.value.step, refused.value.differs) == (2, "state")
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in before.items()), "the refused step is undone"
+    model, optimizer, data, loader = _setup()
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2)
+    with pytest.raises(StepMismatchError, match=r"^step 2: .*learning rate 0 at this step") as refused:
+        with track(model, optimizer, run_dir=tmp_path / "cosine", overrides=OVERRIDES, dataset=data, scheduler=scheduler) as run:
+            for x, y in loader:
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                before = copy.deepcopy(model.state_dict())
+                optimizer.step()
+                scheduler.step()
+    assert refused.value.differs == "learning_rate" and run.steps == 2
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in before.items()), "the step at rate 0 is never taken"

@@ -92,6 +92,12 @@ def copy_tensor(tensor: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(tensor).detach().to(torch.float64).clone()
 
 
+EXACT_STATE = "pot_zk_exact_"
+"""The prefix of optimizer state entries an exact statement keeps in float64 beside torch's own
+(which a float32 tensor cannot hold exactly); the user-loop observer keeps them float64 across
+``optimizer.load_state_dict``, which casts every other floating-point entry to the parameter's dtype."""
+
+
 def optimizer_tensor(tensor: torch.Tensor, key: str, name: str) -> torch.Tensor:
     """A float64 copy of the optimizer's state ``key`` of parameter ``name``; InvalidModelStateError
     when it is kept in float16 / bfloat16 (the step's state is float32 or float64: a narrower one

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError, StepMismatchError
-from pot_zk.kinds.base import BatchStep
+from pot_zk.kinds.base import EXACT_STATE, BatchStep
 from pot_zk.kinds.registry import capture_step, kind_of
 
 RELATIVE_TOLERANCE = 1e-4
@@ -132,7 +132,13 @@ class StepObserver:
         self.pending: DeclaredBatch | None = None
         self._shadow: tuple[nn.Module, torch.optim.Optimizer] | None = None
         self._before: tuple[dict[str, Any], dict[str, Any]] | None = None
-        self._handles = [optimizer.register_step_pre_hook(self._before_step), optimizer.register_step_post_hook(self._after_step)]
+        self._handles = [
+            optimizer.register_step_pre_hook(self._before_step),
+            optimizer.register_step_post_hook(self._after_step),
+            optimizer.register_load_state_dict_pre_hook(self._before_load),
+            optimizer.register_load_state_dict_post_hook(self._after_load),
+        ]
+        self._loaded: list[dict[str, torch.Tensor] | None] = []
 
     def declare(self, batch: DeclaredBatch) -> None:
         """The batch of the next ``optimizer.step()``."""
@@ -169,6 +175,10 @@ class StepObserver:
 
     def _check_settings(self, declaration: Declaration) -> None:
         declared = declaration.learning_rate(self.number())
+        if not declared > 0:  # a schedule that reaches 0 (cosine without eta_min): refused before the step, not after it
+            self.pending = None
+            self._refuse("learning_rate", f"learning rate {declared:g} at this step: a step at rate 0 trains nothing, and no statement proves one "
+                         "(a schedule that reaches 0: give it a floor, e.g. eta_min > 0, or stop before it)", expected="> 0", actual=declared)
         for group in self.optimizer.param_groups:
             if float(group["lr"]) != declared:
                 self.pending = None
@@ -180,21 +190,43 @@ class StepObserver:
                 said = ", ".join(f"{key} {now!r}, declared {then!r}" for key, (now, then) in sorted(changed.items()))
                 self._refuse("settings", f"optimizer settings changed: {said}", expected=started, actual=found)
 
+    def _before_load(self, optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
+        """The exact statement's float64 state (:data:`~pot_zk.kinds.base.EXACT_STATE`) of a state
+        dict being loaded, in torch's parameter order, before torch casts it to the parameters' dtype
+        (a review: an Adam checkpoint round trip mid-run was refused as a changed state)."""
+        state = state_dict.get("state", {})
+        self._loaded = [
+            {key: value.clone() for key, value in state.get(index, {}).items() if key.startswith(EXACT_STATE) and torch.is_tensor(value)} or None
+            for group in state_dict.get("param_groups", []) for index in group["params"]
+        ]
+
+    def _after_load(self, optimizer: torch.optim.Optimizer) -> None:
+        parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+        for parameter, exact in zip(parameters, self._loaded):
+            if exact is not None and parameter in optimizer.state:
+                optimizer.state[parameter].update(exact)
+        self._loaded = []
+
     def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         batch, (model_copy, optimizer_copy), before = self.pending, self._shadow, self._before
         assert batch is not None and before is not None
         self.pending, self._shadow, self._before = None, None, None
-        with torch.enable_grad():  # the loop may call optimizer.step() under no_grad
-            declared = capture_step(model_copy, optimizer_copy, batch.inputs, batch.targets)
-        problem = _difference(self.model, optimizer, model_copy, optimizer_copy, before[0])
-        if problem is None:
-            words = reference_difference(declared, self.model)
-            problem = None if words is None else ("model", words)
-        if problem is not None:
+        try:
+            with torch.enable_grad():  # the loop may call optimizer.step() under no_grad
+                declared = capture_step(model_copy, optimizer_copy, batch.inputs, batch.targets)
+            problem = _difference(self.model, optimizer, model_copy, optimizer_copy, before[0])
+            if problem is None:
+                words = reference_difference(declared, self.model)
+                problem = None if words is None else ("model", words)
+            if problem is not None:
+                self._refuse(problem[0], problem[1])
+            self.on_step(declared, batch)
+        except InvalidModelStateError as refused:  # a review: a refusal raised after the step (capture, the state chain) left it applied
             self.model.load_state_dict(before[0])
             _restore_state(optimizer, before[1])
-            self._refuse(problem[0], problem[1])
-        self.on_step(declared, batch)
+            if isinstance(refused, StepMismatchError):
+                raise
+            self._refuse("state", refused.message, **{k: v for k, v in refused.context.items() if k not in ("step", "differs")})
 
 
 def reference_difference(step: BatchStep, model: nn.Module) -> str | None:

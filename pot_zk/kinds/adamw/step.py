@@ -28,13 +28,13 @@ import torch
 from torch import nn
 
 from pot_zk.exceptions import InvalidModelStateError
-from pot_zk.kinds.base import BatchStep, StepTensor, check_batch, check_learning_rate, check_state, copy_state, copy_tensor, optimizer_tensor
+from pot_zk.kinds.base import EXACT_STATE, BatchStep, StepTensor, check_batch, check_learning_rate, check_state, copy_state, copy_tensor, optimizer_tensor
 from pot_zk.kinds.dtypes import check_batch_dtype, weights_dtype
 from pot_zk.kinds.losses import check_labels, loss_for_targets, loss_value
 from pot_zk.kinds.mlp import MlpArchitecture, OnMlp, architecture_of, flatten
 from pot_zk.kinds.optimizer import OptimizerSettings
 
-MOMENTS = {"exp_avg": "pot_zk_exact_exp_avg", "exp_avg_sq": "pot_zk_exact_exp_avg_sq"}
+MOMENTS = {"exp_avg": f"{EXACT_STATE}exp_avg", "exp_avg_sq": f"{EXACT_STATE}exp_avg_sq"}
 """torch's moment state keys -> the float64 copies an exact statement's moments are kept in."""
 
 
