@@ -91,7 +91,8 @@ def test_dampening_and_nesterov_are_refused_before_the_step_runs():
     model = MlpArchitecture((6, 5, 3)).build()
     for options in ({"dampening": 0.1}, {"nesterov": True}, {"differentiable": True}):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, **options)
-        with pytest.raises(InvalidModelStateError, match="without dampening, Nesterov or maximize"):
+        (key, value), = options.items()
+        with pytest.raises(InvalidModelStateError, match=f"without dampening, Nesterov or maximize; this optimizer has {key}={value!r}"):
             capture_step(model, optimizer, torch.rand(4, 6), torch.tensor([0, 1, 2, 0]))
         assert not optimizer.state, "the step must not have run"
     plain = torch.optim.SGD(model.parameters(), lr=0.1, differentiable=True)  # a review: a raw RuntimeError from torch before

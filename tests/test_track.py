@@ -834,3 +834,23 @@ def test_a_step_refused_after_it_was_taken_is_undone_and_names_its_step(tmp_path
                 scheduler.step()
     assert refused.value.differs == "learning_rate" and run.steps == 2
     assert all(torch.equal(model.state_dict()[key], value) for key, value in before.items()), "the step at rate 0 is never taken"
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("zero_grad-after-backward", "the update is 0 times the declared one: no gradient reached the step"),
+    ("sum-reduction", r"the update is 2 times the declared one: gradients accumulated over 2 backward\(\) calls .*reduction='sum'"),
+])
+def test_a_scaled_update_names_the_likely_mistake(tmp_path, mistake, hint):
+    """A review: a zero_grad() between backward() and step() was hinted as clipping, a loss with
+    reduction='sum' (batch of 2) as accumulation only."""
+    model, optimizer, data, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="sum" if mistake == "sum-reduction" else "mean")
+    with pytest.raises(StepMismatchError, match=hint):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+            for x, y in loader:
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                if mistake == "zero_grad-after-backward":
+                    optimizer.zero_grad(set_to_none=False)
+                optimizer.step()

@@ -86,7 +86,11 @@ def architecture_of(model: nn.Module) -> MlpArchitecture:
         type(m) is nn.Linear if i % 2 == 0 else type(m) is nn.ReLU for i, m in enumerate(modules)
     )
     if not valid or not modules:
-        raise InvalidModelStateError("unsupported layer sequence", expected="Linear, ReLU, Linear, ..., Linear (torch's own classes)", actual=kinds)
+        raise InvalidModelStateError(
+            f"unsupported layer sequence {', '.join(kinds) or '(empty)'}: the statement's MLP is Linear, ReLU, Linear, ..., Linear "
+            "(torch's own classes; no dropout, normalisation or other activation)",
+            expected="Linear, ReLU, Linear, ..., Linear (torch's own classes)", actual=kinds,
+        )
     hooked = [name or type(model).__name__ for name, m in model.named_modules() if _hooks(m)]
     if hooked:
         raise InvalidModelStateError(
@@ -96,7 +100,9 @@ def architecture_of(model: nn.Module) -> MlpArchitecture:
     dims = [modules[0].in_features] + [m.out_features for m in modules[0::2]]
     for i, m in enumerate(modules[0::2]):
         if m.bias is None:
-            raise InvalidModelStateError(f"layer {2 * i} has no bias", expected="nn.Linear(bias=True)", actual="bias=None")
+            raise InvalidModelStateError(
+                f"layer {2 * i} has no bias (nn.Linear(bias=False)): the statement's layers have biases", expected="nn.Linear(bias=True)", actual="bias=None"
+            )
         if m.in_features != dims[i]:
             raise InvalidModelStateError(
                 f"layer {2 * i} input width does not match the previous layer", expected=dims[i], actual=m.in_features
@@ -195,7 +201,8 @@ def check_momentum_optimizer(optimizer: torch.optim.Optimizer) -> tuple[float, M
     unsupported = {"dampening": 0, "nesterov": False, "maximize": False, "differentiable": False}
     found = {key: group.get(key, unsupported[key]) for key in unsupported}
     if found != unsupported:
-        raise InvalidModelStateError("SGD with momentum is supported without dampening, Nesterov or maximize", expected=unsupported, actual=found)
+        used = ", ".join(f"{key}={found[key]!r}" for key in unsupported if found[key] != unsupported[key])
+        raise InvalidModelStateError(f"SGD with momentum is supported without dampening, Nesterov or maximize; this optimizer has {used}", expected=unsupported, actual=found)
     try:
         settings = MomentumSettings(float(group["momentum"]), float(group.get("weight_decay", 0.0)))
     except ConfigurationError as exc:

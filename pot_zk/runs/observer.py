@@ -295,8 +295,11 @@ def _update_difference(u_observed: torch.Tensor, u_declared: torch.Tensor, allow
     norm = float(u_declared.dot(u_declared))
     factor = float(u_observed.dot(u_declared)) / norm if norm > 0 else math.inf
     if norm > 0 and float((u_observed - factor * u_declared).abs().max()) <= allowed:
-        if factor > 1.5 and abs(factor - round(factor)) < 0.05:
-            hint = f"gradients accumulated over {round(factor)} backward() calls (optimizer.zero_grad() missing?), or a loss scaled up"
+        if abs(factor) < 0.05:  # a review: zero_grad() between backward() and step() was taken for clipping
+            hint = "no gradient reached the step (optimizer.zero_grad() called after backward()?), or gradients scaled to 0"
+        elif factor > 1.5 and abs(factor - round(factor)) < 0.05:
+            hint = (f"gradients accumulated over {round(factor)} backward() calls (optimizer.zero_grad() missing?), a loss with "
+                    "reduction='sum' (the declared loss is the batch mean), or a loss scaled up")
         elif factor < 1:
             hint = "gradients clipped or scaled down (clip_grad_norm_?), or a loss with another reduction"
         else:

@@ -90,7 +90,7 @@ def _peft_view(name: str, module: nn.Module) -> LoraLayerView:
         problems.update({key: True for key, bad in checks.items() if bad})
     if problems:
         raise InvalidModelStateError(
-            f"peft LoRA layer {name!r} uses features pot-zk cannot prove",
+            f"peft LoRA layer {name!r} uses features pot-zk cannot prove: {', '.join(sorted(problems))}",
             expected="one active adapter, unmerged, no DoRA/bias/dropout/rslora/fan_in_fan_out",
             actual=problems,
             key=name,
