@@ -278,3 +278,26 @@ def test_a_runs_recorded_configuration_takes_a_group_option_then_single_keys_ove
     for overrides in (["retry=none", "retry.max_retries=5"], ["retry.max_retries=5", "retry=none"]):
         assert load_run_config(tiny_run / "config.yaml", overrides).retry.max_retries == 5
     assert load_run_config(tiny_run / "config.yaml", ["retry=aggressive"]).retry.max_retries == 6
+
+
+def test_a_train_that_fails_inside_hydra_before_its_run_starts_leaves_nothing(tmp_path):
+    """A review: Hydra turns an error of its own (here ENOSPC saving .hydra/ on a full 8 KiB
+    tmpfs) into exit 1, which skipped the cleanup: .hydra/, train.log and the lock stayed, and
+    training again into the directory was refused."""
+    import subprocess
+
+    from skip_policy import has_mount_privilege
+
+    if not has_mount_privilege():  # an expected skip only then (tests/conftest.py EXPECTED_SKIPS)
+        pytest.skip("no mount privilege (CAP_SYS_ADMIN) to mount a tmpfs")
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(disk)], capture_output=True, text=True)
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        failed = run("train", f"run_dir={disk / 'run'}", "model=tiny_mlp", "data=synthetic", "mode=disabled", "train.max_steps=2",
+                     "train.progress=false", f"cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
+        assert failed.returncode != 0 and "No space left on device" in failed.stderr
+        assert not (disk / "run").exists(), sorted(p.name for p in (disk / "run").iterdir())
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

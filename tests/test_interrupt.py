@@ -146,3 +146,21 @@ def test_resume_of_a_run_made_by_a_user_loop_is_one_line(tmp_path):
         "pot-zk resume: mine was trained by a user loop (batch_order='recorded'): its steps follow your loop, which `pot-zk resume` "
         "cannot replay: it continues runs of `pot-zk train` only"
     ]
+
+
+def test_the_interrupted_line_imports_nothing_so_a_ctrl_c_during_torchs_import_exits_130():
+    """A review: Ctrl-C in the first seconds of a command (torch half imported) printed an
+    unrelated traceback or crashed: the line for the interruption imported pot_zk.runs.train, and
+    with it torch, again. It now imports nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pot_zk.cli.main import interrupted_line\n"
+        "print(interrupted_line('verify', KeyboardInterrupt()))\n"
+        "print(sorted(name for name in ('torch', 'pot_zk.runs.train') if name in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["pot-zk verify: interrupted", "[]"]

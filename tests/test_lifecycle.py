@@ -47,6 +47,31 @@ def test_a_run_opens_with_its_event_and_ends_once_with_the_statistics(tmp_path):
     assert verify_audit(tmp_path / "audit.jsonl").closed
 
 
+def test_a_full_disk_at_the_statistics_files_does_not_fail_a_run_that_ended(tmp_path, monkeypatch):
+    """A review: ENOSPC writing stats.json, after the run had ended, failed the command (exit 2)
+    and advised a resume that refuses a completed run. The run ends completed, a warning record
+    says which files are missing."""
+    import errno
+
+    from pot_zk.core import atomic
+
+    real = atomic.write_bytes_atomic
+
+    def full_at_stats(path, data):
+        if Path(path).name == "stats.json":
+            raise atomic.StorageError(path, OSError(errno.ENOSPC, "No space left on device"))
+        return real(path, data)
+
+    monkeypatch.setattr(atomic, "write_bytes_atomic", full_at_stats)
+    lifecycle = RunLifecycle.configure(["mode=development"], run_dir=tmp_path)
+    lifecycle.open(tmp_path / "audit.jsonl", "run.start", stats_dir=tmp_path, command="test")
+    lifecycle.end("completed")
+    events = _events(tmp_path / "audit.jsonl")
+    assert [e["event"] for e in events] == ["run.start", "run.stats_not_written", "run.end"]
+    assert events[1]["error"]["message"].startswith(f"cannot write {tmp_path / 'stats.json'}: OSError: [Errno 28]")
+    assert events[2]["status"] == "completed" and verify_audit(tmp_path / "audit.jsonl").closed
+
+
 @pytest.mark.parametrize(("error", "status"), [(ProofGenerationError("no proof"), "halted"), (KeyError("bug"), "aborted")])
 def test_leaving_on_an_exception_ends_the_run_with_its_status(tmp_path, error, status):
     with pytest.raises(type(error)):

@@ -133,7 +133,7 @@ def run_hydra_app(name: str, argv: Sequence[str]) -> int:
         fixed = [arg for arg in argv if not arg.lstrip("+").startswith("run_dir=")] + [run_dir_override(run_dir)]
         try:
             return _run(name, fixed)
-        except (AppFailed, KeyboardInterrupt):  # refused or interrupted before its run started: nothing is left of it
+        except (AppFailed, KeyboardInterrupt, SystemExit):  # refused, interrupted or failed (Hydra exits 1 on any other error) before its run started: nothing is left of it
             remove_launch_files(lock.run_dir, (".hydra", f"{_job_name(name, fixed)}.log"))
             raise
 

@@ -197,9 +197,8 @@ def usage_error(error: BaseException) -> PotZkError | None:
 def interrupted_line(command: str, interrupted: KeyboardInterrupt) -> str:
     """``interrupted at step N of M; continue with: pot-zk resume RUN`` for a run of train or
     resume, else that the command was interrupted."""
-    from pot_zk.runs.train import RunInterrupted
-
-    if not isinstance(interrupted, RunInterrupted):
+    train = sys.modules.get("pot_zk.runs.train")  # a review: importing it here re-entered a half-imported torch (a crash, not exit 130)
+    if train is None or not isinstance(interrupted, train.RunInterrupted):
         return f"pot-zk {command}: interrupted"
     run = _shown_path(interrupted.run_dir)
     if not interrupted.resumable:

@@ -14,15 +14,16 @@ from pot_zk.exceptions import PotZkError
 
 
 class StorageError(PotZkError):
-    """A run file could not be written (disk full, read-only or failing file system). Not
-    retryable here: free space or fix the directory, then ``pot-zk resume RUN``; every file is
-    written atomically or cut back, so nothing half-written stays behind."""
+    """A file could not be written (disk full, read-only or failing file system). Not retryable
+    here: free space or fix the directory, then run the command again (a run that had started:
+    ``pot-zk resume RUN``); every file is written atomically or cut back, so nothing half-written
+    stays behind."""
 
     def __init__(self, path: Path | str, error: BaseException) -> None:
         errno_name = getattr(error, "errno", None)
         super().__init__(
-            f"cannot write {path}: {error}. Free space (or fix the directory) and continue the run with "
-            "`pot-zk resume RUN`.",
+            f"cannot write {path}: {error}. Free space (or fix the directory), then run the command again "
+            "(a run that had started: `pot-zk resume RUN`).",
             path=str(path),
             errno=errno_name,
             cause=f"{type(error).__name__}: {error}",

@@ -57,6 +57,8 @@ def attention(event_dict: dict[str, Any]) -> tuple[str, str] | None:
         return "error", f"{where}run halted: {reason}"
     if event == "run.aborted":
         return "error", f"run aborted: {reason}"
+    if event == "run.stats_not_written":
+        return "warning", f"the run's statistics files (stats.json, metrics.prom) were not written: {reason}; the run itself is complete"
     if event == "run.lock_taken_over":
         holder = event_dict.get("previous_holder") or {}
         return "warning", (f"the previous holder of this run, pid {holder.get('pid')} on host {holder.get('host')} "

@@ -41,6 +41,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig
 
 from pot_zk.config.build import Runtime, build, compose_config
+from pot_zk.core.atomic import StorageError
 from pot_zk.core.audit import AuditLog
 from pot_zk.exceptions import PotZkError
 from pot_zk.proving.pipeline import ProvingPipeline
@@ -128,6 +129,8 @@ class RunLifecycle:
             try:
                 if self._stats_dir is not None:
                     self.stats.write(self._stats_dir)
+            except StorageError as unwritten:  # a review: a full disk here failed a run that had ended (and advised a resume it refuses)
+                self.audit.event("run.stats_not_written", error={"error_class": "StorageError", "message": f"cannot write {unwritten.path}: {unwritten.context.get('cause')}"})
             finally:
                 self.audit.event("run.end", **({"status": status} if status is not None else {}), **fields, stats=stats)
                 self.audit.close()
