@@ -280,7 +280,7 @@ def test_a_runs_recorded_configuration_takes_a_group_option_then_single_keys_ove
     assert load_run_config(tiny_run / "config.yaml", ["retry=aggressive"]).retry.max_retries == 6
 
 
-def test_a_train_that_fails_inside_hydra_before_its_run_starts_leaves_nothing(tmp_path):
+def test_a_train_failing_inside_hydra_on_a_full_disk_before_its_run_starts_leaves_nothing(tmp_path):
     """A review: Hydra turns an error of its own (here ENOSPC saving .hydra/ on a full 8 KiB
     tmpfs) into exit 1, which skipped the cleanup: .hydra/, train.log and the lock stayed, and
     training again into the directory was refused."""
@@ -299,5 +299,33 @@ def test_a_train_that_fails_inside_hydra_before_its_run_starts_leaves_nothing(tm
                      "train.progress=false", f"cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
         assert failed.returncode != 0 and "No space left on device" in failed.stderr
         assert not (disk / "run").exists(), sorted(p.name for p in (disk / "run").iterdir())
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_verify_json_onto_a_full_disk_is_one_line_and_keeps_the_earlier_report(tmp_path):
+    """A review: `verify --json FILE` wrote the report in place: on a full disk a traceback and
+    a truncated (empty) report.json, an earlier report at that path lost."""
+    import subprocess
+
+    from skip_policy import has_mount_privilege
+
+    if not has_mount_privilege():  # an expected skip only then (tests/conftest.py EXPECTED_SKIPS)
+        pytest.skip("no mount privilege (CAP_SYS_ADMIN) to mount a tmpfs")
+    trained = run("train", f"run_dir={tmp_path / 'run'}", "model=tiny_mlp", "data=synthetic", "mode=disabled", "train.max_steps=2",
+                  "train.progress=false", f"cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(disk)], capture_output=True, text=True)
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        (disk / "report.json").write_text('{"earlier": true}\n')
+        (disk / "fill").write_bytes(b"\0" * 8192)
+        failed = run("verify", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--json", str(disk / "report.json"), cwd=tmp_path)
+        assert failed.returncode == 2, failed.stderr
+        said = stderr_lines(failed.stderr)
+        assert len(said) == 1 and said[0].startswith(f"pot-zk verify: StorageError: cannot write {disk / 'report.json'}"), said
+        assert (disk / "report.json").read_text() == '{"earlier": true}\n'
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)

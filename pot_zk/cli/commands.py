@@ -84,8 +84,10 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
             print(json.dumps(report.to_dict(), indent=2))
         else:
             print(report.summary())
-            if args.json:
-                Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+            if args.json:  # atomic: a full disk or a kill never leaves a truncated report (a review), and is one line (StorageError)
+                from pot_zk.core.atomic import write_bytes_atomic
+
+                write_bytes_atomic(Path(args.json), (json.dumps(report.to_dict(), indent=2) + "\n").encode())
         return EXIT_CODES[report.verdict]
 
     return run
