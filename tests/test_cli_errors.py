@@ -246,6 +246,11 @@ def test_train_into_the_files_of_a_run_that_never_started_says_so(tmp_path):
     assert failed.returncode == 2
     [line] = stderr_lines(failed.stderr)
     assert "holds the files of a run that never started (config.yaml, dataset.json, no manifest.json: killed while it was prepared?)" in line, line
+    (tmp_path / "lock-write").mkdir()  # a review: a kill during the lock record's atomic write left its temporary file
+    (tmp_path / "lock-write" / "..pot-zk.lock.json.33q66pe4.tmp").write_text("{")
+    failed = run("train", "run_dir=lock-write", "train.max_steps=1", "mode=disabled", cwd=tmp_path)
+    [line] = stderr_lines(failed.stderr)
+    assert "holds the files of a run that never started (..pot-zk.lock.json.33q66pe4.tmp, no manifest.json" in line, line
 
 
 def test_a_failed_train_leaves_the_directorys_own_hydra_record_and_log_alone(tmp_path):

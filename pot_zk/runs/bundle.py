@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,12 @@ LOCK_FILES = frozenset({".pot-zk.lock", ".pot-zk.lock.json"})
 """The run directory's lock (:mod:`pot_zk.runs.lock`), which the command creating a run holds."""
 
 
+def _atomic_leftover(name: str, ours: set[str] | frozenset[str]) -> bool:
+    """Whether ``name`` is the temporary file of an atomic write of one of ``ours``
+    (:func:`pot_zk.core.atomic.atomic_path`: ``.NAME.XXXXXXXX.tmp``) that a kill left behind."""
+    return any(re.fullmatch(rf"\.{re.escape(own)}\.\w+\.tmp", name) for own in ours)
+
+
 def check_new_run_dir(run_dir: Path, hint: str, allowed: frozenset[str] = LOCK_FILES) -> None:
     """ConfigurationError unless ``run_dir`` can take a new run: it holds no run (``hint``: what
     to do instead) and no files but ``allowed`` ones (its lock; inside ``pot-zk train``'s Hydra
@@ -77,7 +84,9 @@ def check_new_run_dir(run_dir: Path, hint: str, allowed: frozenset[str] = LOCK_F
     if run_dir.is_dir():
         foreign = sorted(entry.name for entry in run_dir.iterdir() if entry.name not in allowed)
         started = {DATASET, CONFIG, INITIAL_MODEL, ".hydra", "train.log"}  # what pot-zk train writes before its manifest
-        if foreign and set(foreign) <= started and (DATASET in foreign or ".hydra" in foreign):
+        ours = started | LOCK_FILES | {MANIFEST}
+        unfinished = {name for name in foreign if _atomic_leftover(name, ours)}  # a kill during an atomic write (a review)
+        if foreign and set(foreign) - unfinished <= started and (unfinished or DATASET in foreign or ".hydra" in foreign):
             raise ConfigurationError(
                 f"{run_dir} holds the files of a run that never started ({', '.join(foreign)}, no {MANIFEST}: killed while it was "
                 "prepared?); remove them, or give a new run_dir",
