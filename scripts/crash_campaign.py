@@ -9,8 +9,9 @@ Each trial trains the tiny 4-3-2 MLP (batch 2, 4 steps, steps 0 and 2 proven wit
 ezkl prover) as a subprocess and kills it (SIGKILL, no cleanup) after a delay drawn from
 the seeded generator over the run's whole duration, so kills land before the bundle exists,
 during commitments, during proofs, in audit writes, or after the run ended. A trial killed
-before the manifest exists (nothing to resume) starts ``pot-zk train`` again, which must
-accept the leftover directory.
+before the manifest exists (nothing to resume) starts ``pot-zk train`` again: into a directory
+holding the files of the run that never started that is refused, naming them as such
+(docs/runs.md), so the trial then removes the directory, as the message says, and trains again.
 """
 
 from __future__ import annotations
@@ -132,6 +133,10 @@ def trial(run: Path, cache: Path, delay_s: float, *, steps: int = 4, scheduled=(
         action = "train again"
         process = _cli("train", *argv, cwd=run.parent)
         output, _ = process.communicate(timeout=timeout_s)
+        if process.returncode == 2 and "holds the files of a run that never started" in output:
+            shutil.rmtree(run)  # the refusal's advice: remove them
+            process = _cli("train", *argv, cwd=run.parent)
+            output, _ = process.communicate(timeout=timeout_s)
         if process.returncode != 0:
             problems.append(f"train again exited {process.returncode}: {output[-800:]}")
     report = verify_run(run, cache_dir=cache)
