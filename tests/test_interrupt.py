@@ -164,3 +164,32 @@ def test_the_interrupted_line_imports_nothing_so_a_ctrl_c_during_torchs_import_e
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["pot-zk verify: interrupted", "[]"]
+
+
+def test_sigterm_during_respond_records_the_interruption_and_the_run_still_verifies(tmp_path, tmp_path_factory, make_prover):
+    """A review: an interrupted `pot-zk respond` ended its session `aborted` with no
+    run.interrupted (and none at all when the signal came just after challenge.start)."""
+    run_dir, cache = tmp_path / "run", tmp_path_factory.getbasetemp() / "ezkl-cache"
+    trained = run(
+        "train", "prover=ezkl", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2",
+        "handler=fallback", "retry=none", "prover.binary=/bin/false", "train.progress=false", f"run_dir={run_dir}", f"cache_dir={cache}", cwd=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stderr
+    challenged = run("challenge", "run", "--count", "4", "--nonce", "00", "--out", "C.json", "--cache-dir", str(tmp_path / "auditor"), cwd=tmp_path)
+    assert challenged.returncode == 0, challenged.stderr
+    child_file = tmp_path / "child.pid"
+    program = make_prover("hang-with-child", str(child_file), name="sleeping-ezkl-prover")
+    responder = start("respond", "run", "C.json", f"prover.binary={program}", "retry=none", "handler.name=fail_fast", cwd=tmp_path)
+    try:
+        wait_for(lambda: child_file.is_file() and child_file.read_text().strip(), "the prover's child")
+        responder.send_signal(signal.SIGTERM)
+        _, err = responder.communicate(timeout=120)
+    finally:
+        kill(responder.pid)
+    assert responder.returncode == 130, err
+    events = audit_events(run_dir)
+    assert [(e["event"], e.get("status"), e.get("command")) for e in events[-2:]] == [
+        ("run.interrupted", None, "respond"), ("run.end", "interrupted", "respond"),
+    ]
+    verified = run("verify", "run", "--cache-dir", str(cache), cwd=tmp_path)
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout

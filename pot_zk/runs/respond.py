@@ -101,12 +101,12 @@ def respond(
     answers = [ChallengeAnswer(step, "already-proved") for step in challenge.steps if step in proved]
     label = {"challenge": {"head": challenge.head, "nonce": challenge.nonce}}
     keep = declared_retention(manifest).keeps_all
-    lifecycle.open(
-        bundle.path(files.AUDIT), "challenge.start", run=bundle.root.name, command="respond",
-        head=challenge.head, nonce=challenge.nonce, steps=list(challenge.steps), to_prove=to_prove, replayed=missing,
-    )
     status = "completed"
-    try:
+    try:  # a review: an interrupt just after challenge.start left the session without its run.end
+        lifecycle.open(
+            bundle.path(files.AUDIT), "challenge.start", run=bundle.root.name, command="respond",
+            head=challenge.head, nonce=challenge.nonce, steps=list(challenge.steps), to_prove=to_prove, replayed=missing,
+        )
         pipeline = lifecycle.pipeline(sleep=sleep)
         for step in to_prove:
             job = proof_job(bundle, spec, step, lifecycle.runtime.plan.cache_dir, manifest.get("prover_options") or {})
@@ -119,7 +119,12 @@ def respond(
             detail = "" if result.error is None else str(result.error.get("message", ""))
             answers.append(ChallengeAnswer(step, result.status, result.proof_type, detail))
     except BaseException as error:
-        status = "halted" if isinstance(error, PotZkError) else "aborted"
+        if isinstance(error, KeyboardInterrupt):  # Ctrl-C, SIGTERM (Interrupted): as a training session records it
+            status = "interrupted"
+            if lifecycle.audit is not None:
+                lifecycle.audit.event("run.interrupted", signal=getattr(error, "signal_name", "SIGINT"), command="respond")
+        else:
+            status = "halted" if isinstance(error, PotZkError) else "aborted"
         raise
     finally:
         lifecycle.end(status, command="respond", answers=[asdict(a) for a in answers])
