@@ -185,6 +185,9 @@ class StepKind(ABC):
     step_count_input: ClassVar[str | None] = None
     """The one-value encoded tensor holding the optimizer's step count after the step
     (``t_after``), which ``verify`` pins to the step's number + 1; None when the kind counts none."""
+    exact_step_words: ClassVar[str] = "within float rounding of yours"
+    """How the exact statement's integer step compares with the float step a user's loop took
+    (the run summary says it once)."""
     file_tensor_names: ClassVar[tuple[str, ...]]
     """The tensors of the witness file (their names are part of its format)."""
     state_words: ClassVar[str] = "weights"

@@ -154,10 +154,7 @@ def arithmetic_lines(manifest: dict[str, Any]) -> list[str]:
         return []
     circuit = manifest.get("circuit") or {}
     scale = circuit.get("scale")
-    close = (
-        "close to yours, except that a coordinate whose gradient rounds to 0 on the grid does not move, where float Adam moves "
-        "it by up to the learning rate" if circuit.get("kind") == "adamw" else "within float rounding of yours"
-    )  # a review: Adam's normalised step turns a gradient below the grid into a near-full step
+    close = STEP_KINDS.get(circuit["kind"]).exact_step_words if circuit.get("kind") in STEP_KINDS else "within float rounding of yours"
     return [
         f"arithmetic: exact ({manifest.get('backend')}): the model was put on the 2^-{scale} grid and each optimizer.step() "
         f"was replaced by the statement's integer step ({close}), so the model you hold is the proven one"

@@ -45,7 +45,7 @@ def test_a_lora_run_on_an_exact_base_proves_and_verifies(tmp_path):
     assert RunBundle.open(lora).manifest()["circuit"]["circuit_version"] == "groth16-lora/2"
     report = verify_run(lora, cache_dir=cache)  # the base unpinned: the trainer's word
     assert {(f.check, f.reason) for f in report.findings} == {("base-model", "base-not-pinned")}, report.summary()
-    assert "base-model" in report.passed and report.coverage == {"zk-groth16": 2, "commitment-only": 2}
+    assert "base-model" not in report.passed and report.coverage == {"zk-groth16": 2, "commitment-only": 2}  # a check with a finding never passed
     assert report.references["base_commitment"] == base_commitment(tmp_path / "base")
     pinned = verify_run(lora, cache_dir=cache, expect_base=base_commitment(tmp_path / "base"))
     assert pinned.ok and "base-reference" in pinned.passed, pinned.summary()

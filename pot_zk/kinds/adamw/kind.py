@@ -29,6 +29,10 @@ class AdamwKind(StepKind):
     state_words = "weights, moments and step count"
     optimizer_state = "the moments m_t and v_t"
     step_count_input = "t_after"
+    exact_step_words = (  # a review: Adam's normalised step turns a gradient below the grid into a near-full step
+        "close to yours, except that a coordinate whose gradient rounds to 0 on the grid does not move, where float Adam moves "
+        "it by up to the learning rate"
+    )
     architecture_type = AdamwArchitecture
     chained_inputs = (("w_before", "w_after"), ("m_before", "m_after"), ("v_before", "v_after"), ("t_before", "t_after"))
     file_tensor_names = (*STATE_NAMES, "t", "x", "y")
