@@ -182,7 +182,13 @@ class StepObserver:
         for group in self.optimizer.param_groups:
             if float(group["lr"]) != declared:
                 self.pending = None
-                self._refuse("learning_rate", f"learning rate {float(group['lr']):g}, declared {declared:g}", expected=declared, actual=float(group["lr"]))
+                found, number = float(group["lr"]), self.number()
+                hint = (  # a review: a scheduler stepped in the wrong place got no hint
+                    ": the declared rate of the next step (scheduler.step() called before optimizer.step()?)" if found == declaration.learning_rate(number + 1)
+                    else ": the rate of the step before (a scheduler stepped once per epoch, or not handed to track(..., scheduler=...)?)"
+                    if number > 0 and found == declaration.learning_rate(number - 1) else ""
+                )
+                self._refuse("learning_rate", f"learning rate {found:g}, declared {declared:g}{hint}", expected=declared, actual=found)
         for found, started in zip(optimizer_settings(self.optimizer), declaration.settings):
             changed = {key: (found.get(key), started.get(key)) for key in set(found) | set(started) if found.get(key) != started.get(key)}
             if changed:
