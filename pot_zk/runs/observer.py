@@ -146,7 +146,8 @@ class StepObserver:
             self._refuse(
                 "batch",
                 "a batch is already declared for this step and no optimizer.step() took it "
-                "(one batch per step: gradients accumulated over several batches are not a step pot-zk proves)",
+                "(one batch per step: gradients accumulated over several batches are not a step pot-zk proves; a batch your loop "
+                "skips must be skipped before run.batch)",
             )
         self.pending = batch
 
