@@ -854,3 +854,37 @@ def test_a_scaled_update_names_the_likely_mistake(tmp_path, mistake, hint):
                 if mistake == "zero_grad-after-backward":
                     optimizer.zero_grad(set_to_none=False)
                 optimizer.step()
+
+
+def test_a_stopped_loop_whose_parked_proof_prove_pending_made_resumes(tmp_path):
+    """A review: prove-pending's session ends with its own run.end (status completed), which
+    track(..., resume=True) took for the run's: the stopped run could never be finished."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model, optimizer, data, loader = _setup()
+    overrides = ["prover=groth16", "executor=inline", "handler=retry", "retry=none", "prover.binary=/bin/false", "policy=every_k", "policy.k=4",
+                 f"cache_dir={tmp_path / 'cache'}"]
+    batches = list(loader)
+    with pytest.raises(KeyboardInterrupt):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=overrides, dataset=data) as run:
+            for number, (x, y) in enumerate(batches):
+                if number == 2:
+                    raise KeyboardInterrupt  # the trainer's Ctrl-C
+                run.batch(x, y)
+                optimizer.zero_grad()
+                torch.nn.CrossEntropyLoss()(model(x), y).backward()
+                optimizer.step()
+    assert run.summary.progress["outcomes"] == {"parked": 1}
+    prover = Path(sys.executable).parent / "pot-zk-groth16-prover"
+    pending = subprocess.run([str(Path(sys.executable).parent / "pot-zk"), "prove-pending", str(tmp_path / "run"), f"prover.binary={prover}"],
+                             capture_output=True, text=True, timeout=600)
+    assert pending.returncode == 0, pending.stdout + pending.stderr
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=overrides, dataset=data, resume=True) as run:
+        for x, y in batches[run.steps:]:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            torch.nn.CrossEntropyLoss()(model(x), y).backward()
+            optimizer.step()
+    assert run.summary.status == "completed" and run.steps == len(batches)

@@ -196,7 +196,7 @@ class TrackedRun:
         manifest = bundle.manifest()
         if (manifest.get("training") or {}).get("batches") != "streamed":
             raise ConfigurationError(f"{self.run_dir} was not made by track(); track(..., resume=True) continues only tracked runs", key="run_dir")
-        ends = [e for e in read_jsonl(bundle.path(files.AUDIT)) if e.get("event") == "run.end"]
+        ends = files.training_ends(read_jsonl(bundle.path(files.AUDIT)))  # a review: prove-pending's own run.end is always completed
         if bundle.path(files.FINAL_MODEL).exists() or (ends and ends[-1].get("status") == "completed"):
             raise ConfigurationError(f"{self.run_dir} holds a completed run; a completed run is never extended", key="run_dir")
         lifecycle = RunLifecycle.from_config(load_run_config(bundle.path(files.CONFIG), (), run_dir=bundle.root))  # as recorded
