@@ -670,6 +670,22 @@ def test_optimizer_state_kept_in_bfloat16_is_refused_naming_the_state(tmp_path, 
     assert run.summary.progress["steps"] == 1
 
 
+def test_a_half_precision_model_keeps_its_momentum_buffer_in_its_own_dtype_under_a_float_statement(tmp_path):
+    """A review of the refusal above: torch keeps the buffer in the parameters' dtype, so a
+    float16 model's float16 buffer is not narrower than its weights (prover=ezkl takes it)."""
+    model, _, _, loader = _setup()
+    model.half()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=["prover=ezkl", "mode=disabled"]) as run:
+        for x, y in list(loader)[:4]:
+            x = x.half()
+            run.batch(x, y)
+            optimizer.zero_grad()
+            torch.nn.CrossEntropyLoss()(model(x), y).backward()
+            optimizer.step()
+    assert run.summary.status == "completed" and run.steps == 4
+
+
 def test_a_batch_of_another_width_than_the_model_is_one_error_naming_the_shapes(tmp_path):
     """A review: proven_training / track with batches of the wrong width raised torch's raw
     matrix-multiply RuntimeError."""

@@ -98,11 +98,12 @@ EXACT_STATE = "pot_zk_exact_"
 ``optimizer.load_state_dict``, which casts every other floating-point entry to the parameter's dtype."""
 
 
-def optimizer_tensor(tensor: torch.Tensor, key: str, name: str) -> torch.Tensor:
-    """A float64 copy of the optimizer's state ``key`` of parameter ``name``; InvalidModelStateError
-    when it is kept in float16 / bfloat16 (the step's state is float32 or float64: a narrower one
-    rounds it, so the step taken is not the declared one)."""
-    if tensor.dtype in (torch.float16, torch.bfloat16):
+def optimizer_tensor(tensor: torch.Tensor, key: str, name: str, parameter: torch.Tensor) -> torch.Tensor:
+    """A float64 copy of the optimizer's state ``key`` of ``parameter`` (named ``name``);
+    InvalidModelStateError when it is kept in float16 / bfloat16 while the parameter is not (a
+    narrower copy rounds the state, so the step taken is not the declared one; torch keeps it in
+    the parameter's dtype)."""
+    if tensor.dtype in (torch.float16, torch.bfloat16) and tensor.dtype != parameter.dtype:
         raise InvalidModelStateError(
             f"the optimizer's {key} of {name} is {str(tensor.dtype).removeprefix('torch.')}: the declared step keeps its state in float32 "
             "or float64, which a narrower copy rounds; keep the optimizer's state in the parameters' dtype",

@@ -139,7 +139,7 @@ def _run_error(events: list[dict[str, Any]], status: str) -> str:
     error = (stops[-1].get("error") or {}) if stops else {}
     if error:
         return f"{error.get('error_class')}: {error.get('message')}"
-    return f"status {status}: no run.end in the audit trail (killed, or still running)" if status == "unfinished" else f"status {status}"
+    return f"status {status}: no run.end of its training in the audit trail (killed, or still running)" if status == "unfinished" else f"status {status}"
 
 
 def _read_json(path: Path) -> dict[str, Any]:

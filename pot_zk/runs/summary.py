@@ -154,7 +154,7 @@ def arithmetic_lines(manifest: dict[str, Any]) -> list[str]:
         return []
     circuit = manifest.get("circuit") or {}
     scale = circuit.get("scale")
-    close = STEP_KINDS.get(circuit["kind"]).exact_step_words if circuit.get("kind") in STEP_KINDS else "within float rounding of yours"
+    close = STEP_KINDS.get(str(circuit.get("kind"))).exact_step_words
     return [
         f"arithmetic: exact ({manifest.get('backend')}): the model was put on the 2^-{scale} grid and each optimizer.step() "
         f"was replaced by the statement's integer step ({close}), so the model you hold is the proven one"

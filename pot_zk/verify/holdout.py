@@ -21,6 +21,7 @@ A run that declares no held-out set (a user loop, or ``data.holdout=0``) gets a 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any, Callable
 
 import torch
@@ -125,7 +126,7 @@ def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None
                 "evaluation", "sample-count-mismatch",
                 f"the score after step {r.get('after_step')} counts {r.get('samples')!r} held-out samples; the run declares {declared!r}",
             )
-    repeated = sorted({int(r["after_step"]) for r in raw if sum(int(o["after_step"]) == int(r["after_step"]) for o in raw) > 1})
+    repeated = sorted(step for step, count in Counter(int(r["after_step"]) for r in raw).items() if count > 1)
     if repeated:  # a review: a second score of a step, one verify never rescored, was the one a report showed
         report.fail("evaluation", "duplicate-score", f"more than one held-out score after steps {repeated[:10]}")
     steps = len(bundle.commitments())

@@ -139,9 +139,9 @@ def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple
             if own is None:
                 moments[key][name] = torch.zeros_like(parameter, dtype=torch.float64)
             elif exact in state and torch.equal(state[exact].to(own.dtype), own):
-                moments[key][name] = optimizer_tensor(state[exact], key, name)
+                moments[key][name] = optimizer_tensor(state[exact], key, name, parameter)
             else:
-                moments[key][name] = optimizer_tensor(own, key, name)
+                moments[key][name] = optimizer_tensor(own, key, name, parameter)
     if len(counts) != 1:
         raise InvalidModelStateError("the optimizer's parameters have different step counts", expected="one step count", actual=sorted(counts))
     return moments["exp_avg"], moments["exp_avg_sq"], counts.pop()

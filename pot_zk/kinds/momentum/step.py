@@ -84,7 +84,7 @@ def velocity(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, to
     out = {}
     for name, parameter in model.named_parameters():
         buffer = optimizer.state.get(parameter, {}).get("momentum_buffer")
-        out[name] = optimizer_tensor(buffer, "momentum_buffer", name) if buffer is not None else torch.zeros_like(parameter, dtype=torch.float64)
+        out[name] = optimizer_tensor(buffer, "momentum_buffer", name, parameter) if buffer is not None else torch.zeros_like(parameter, dtype=torch.float64)
     return out
 
 
