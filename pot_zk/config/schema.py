@@ -19,8 +19,6 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from pot_zk.bundle.layout import MODES
-
 
 @dataclass
 class ProvingConfig:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pot_zk.backends.registry import BACKENDS
-from pot_zk.config import schema
+from pot_zk.bundle.layout import MODES
 from pot_zk.config.schema import PotZkConfig
 from pot_zk.core.registry import Registry
 from pot_zk.data.datasets import DATASETS, PARTS
@@ -106,7 +106,7 @@ BOUNDS = (
     Bound("data.num_samples", ">= 1", lambda v: v >= 1),
     Bound("data.holdout", "in [0, 1)", lambda v: 0 <= v < 1),
     Bound("witness.max_step_bytes", ">= 0", lambda v: v >= 0),
-    Bound("proving.mode", f"one of {', '.join(schema.MODES)} (the mode presets; choose one with mode=NAME)", lambda v: v in schema.MODES),
+    Bound("proving.mode", f"one of {', '.join(MODES)} (the mode presets; choose one with mode=NAME)", lambda v: v in MODES),
 )
 
 NAMES: tuple[tuple[str, Registry[Any]], ...] = (
