@@ -823,7 +823,8 @@ def test_a_step_refused_after_it_was_taken_is_undone_and_names_its_step(tmp_path
     """A review: a refusal raised after the loop's step (a layer frozen mid-run, found when the
     step is captured) left the step applied to the user's model and named no step; a schedule
     reaching rate 0 was refused after the step too."""
-    model, optimizer, data, loader = _setup()
+    model, _, data, loader = _setup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
     with pytest.raises(StepMismatchError, match=r"^step 2: .*some parameters are frozen") as refused:
         with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
@@ -834,9 +835,11 @@ def test_a_step_refused_after_it_was_taken_is_undone_and_names_its_step(tmp_path
                 optimizer.zero_grad()
                 loss_fn(model(x), y).backward()
                 before = copy.deepcopy(model.state_dict())
+                buffers = [optimizer.state[p]["momentum_buffer"].clone() for p in model.parameters()] if number == 2 else None
                 optimizer.step()
     assert (refused.value.step, refused.value.differs) == (2, "state")
     assert all(torch.equal(model.state_dict()[key], value) for key, value in before.items()), "the refused step is undone"
+    assert all(torch.equal(optimizer.state[p]["momentum_buffer"], b) for p, b in zip(model.parameters(), buffers)), "and its velocity"
     model, optimizer, data, loader = _setup()
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2)
     with pytest.raises(StepMismatchError, match=r"^step 2: .*learning rate 0 at this step") as refused:

@@ -76,6 +76,9 @@ EDITS = {
     "steps/schedule-missing": (_manifest(lambda m: m["training"].update(seed="seven")), None),
     "policy/unknown-policy": (_manifest(lambda m: m["policy"].update(name="sometimes")), None),
     "policy/unknown-policy/fractional-k": (_manifest(lambda m: m["policy"].update(k=1.0000001)), None),  # selected step 0 alone
+    "policy/unknown-policy/boolean-k": (_manifest(lambda m: m["policy"].update(k=True)), None),
+    "policy/unknown-policy/boolean-fraction": (_manifest(lambda m: m.update(policy={"name": "sample", "fraction": True, "seed": 1})), None),
+    "policy/unknown-policy/fractional-seed": (_manifest(lambda m: m.update(policy={"name": "sample", "fraction": 0.5, "seed": 1.5})), None),
     "policy/policy-mismatch": (_records(files.COMMITMENTS, _set(1, scheduled=True)), 1),
     "proofs/missing-proof": (_records(files.PROOFS, lambda records: [r for r in records if r["step"] != 0]), 0),
     "proofs/unknown-step": (_records(files.PROOFS, lambda records: records + [{**records[0], "step": 99}]), 99),
@@ -100,6 +103,7 @@ EDITS = {
     "holdout/dataset-size": (lambda run: _held_out_of_another_size(run), None),
     "evaluation/duplicate-score": (_records(files.EVALUATIONS, lambda records: [{**records[0], "correct": 0, "accuracy": 0.0, "loss": 9.99}] + records), None),
     "evaluation/undeclared-scores": (lambda run: _no_holdout(run), None),
+    "evaluation/unreadable-records/no-holdout": (lambda run: (_no_holdout(run), (run / files.EVALUATIONS).write_text("{not json\n")), None),
     "base-model/base-mismatch": (_manifest(lambda m: m.update(base={"run": None, "commitment": "0x" + "12" * 32})), None),
     "statement/schedule-mismatch/fixed-rate": (_manifest(lambda m: m["training"].update(schedule={"name": "step", "step_size": 2, "gamma": 0.5})), None),
 }
@@ -160,7 +164,7 @@ def test_each_check_names_its_own_finding(honest, tmp_path, finding):
     else:
         edit, step = EDITS[finding]
         edit(run)
-        if not finding.endswith("unreadable-records"):  # a line no JSON reader takes: the audit trail cannot be rewritten to match
+        if "unreadable-records" not in finding:  # a line no JSON reader takes: the audit trail cannot be rewritten to match
             sync_audit(run)
     report = verify_run(run, cache_dir=tmp_path / "cache")
     check, reason = finding.split("/")[:2]
