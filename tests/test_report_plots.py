@@ -53,3 +53,20 @@ def test_the_coverage_strip_of_thousands_of_steps_shows_every_kind_in_every_bin_
     assert min(patch.get_height() for patch in bars["zk-groth16 (300)"]) >= 1 / 15
     assert max(patch.get_height() for patch in bars["failed (1)"]) > 0
     assert strip.get_xlim() == (0, 3000)
+
+
+def test_a_prover_phase_is_in_the_legend_only_when_its_bar_is_high_enough_to_see_else_named_in_the_title():
+    """CI failure: a verify phase at 1.0-1.05 % of the tallest stack was put in the legend, but
+    the axis's top margin made its bar less than 1 % of the plot's height."""
+    from pot_zk.report.plots import latency_figure
+
+    def figure(verify_s: float):
+        timings = {0: {"prove_s": 1.0, "self_verify_s": verify_s}, 1: {"prove_s": 0.5, "self_verify_s": 0.001}}
+        proofs = {step: {"status": "proved", "timings": t} for step, t in timings.items()}
+        return latency_figure(RunFacts(Path("run"), {}, [StepFacts(s, 1.0, True, "zk-groth16") for s in timings], [], proofs, "completed"))
+
+    for verify_s, legend in ((0.0102, ["prove"]), (0.0115, ["prove", "verify"])):
+        drawn = figure(verify_s)
+        entries = legend_entries(drawn)
+        assert [label for label, _ in entries] == legend and all(shown for _, shown in entries), (verify_s, entries)
+        assert ("verify ≤" in drawn.axes[1].get_title()) == ("verify" not in legend)

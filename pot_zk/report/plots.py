@@ -14,8 +14,9 @@ FIXED_COLOURS = {"failed": "#d62728", "parked": "#ff7f0e", NO_OUTCOME: "#7f7f7f"
 TYPE_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
 PHASE_LABELS = {"keys": "keys (setup or load)"}
 VISIBLE_SHARE = 0.01
-"""A prover phase is drawn when its largest bar reaches this share of the tallest stack; the
-title names the others."""
+"""A prover phase is drawn when its largest bar reaches this share of the plot's height (the
+tallest stack and a top margin of :data:`TOP_MARGIN`); the title names the others."""
+TOP_MARGIN = 0.05
 STRIP_BINS = 200
 """The coverage strip shows at most this many bars: one per step, or one per bin of steps."""
 
@@ -112,20 +113,21 @@ def latency_figure(facts: RunFacts):
     proved = sorted((step, r) for step, r in facts.final_proofs.items() if r.get("status") == "proved" and r.get("timings"))
     seconds = [phase_seconds(r["timings"]) for _, r in proved]
     reported = [(name, [s.get(name, 0.0) for s in seconds]) for name, _ in TIMING_PHASES if any(name in s for s in seconds)]
-    tallest = max((sum(stack) for stack in zip(*(values for _, values in reported))), default=0.0)
-    drawn = [(name, values) for name, values in reported if max(values) >= VISIBLE_SHARE * tallest > 0]
+    top = (1 + TOP_MARGIN) * max((sum(stack) for stack in zip(*(values for _, values in reported))), default=0.0)
+    drawn = [(name, values) for name, values in reported if max(values) >= VISIBLE_SHARE * top > 0]
     title = "Prover-reported timings of proved steps (proofs.jsonl)"
     if drawn:
         bottoms = [0.0] * len(proved)
         for name, values in drawn:
             phases_axes.bar([str(step) for step, _ in proved], values, bottom=bottoms, label=PHASE_LABELS.get(name, name))
             bottoms = [b + v for b, v in zip(bottoms, values)]
+        phases_axes.set_ylim(0, top)  # the height the visible share was measured against
         phases_axes.set_xlabel("proved step")
         phases_axes.set_ylabel("seconds")
         phases_axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
         small = [f"{name} ≤ {max(values):.2g} s" for name, values in reported if (name, values) not in drawn]
         if small:
-            title += f"\nnot drawn (under {VISIBLE_SHARE:.0%} of the tallest bar): " + ", ".join(small)
+            title += f"\nnot drawn (under {VISIBLE_SHARE:.0%} of the plot's height): " + ", ".join(small)
     else:
         _empty(phases_axes, "no prover timings in proofs.jsonl")
     phases_axes.set_title(title, fontsize=10)
