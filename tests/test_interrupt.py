@@ -193,3 +193,102 @@ def test_sigterm_during_respond_records_the_interruption_and_the_run_still_verif
     ]
     verified = run("verify", "run", "--cache-dir", str(cache), cwd=tmp_path)
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+
+
+PAUSED_CLI = """
+import sys, time
+from pathlib import Path
+
+marker, where, *argv = sys.argv[1:]
+
+def pause(seconds):
+    Path(marker).touch()
+    time.sleep(seconds)
+
+if where == "final-score":  # the final model's score, after the last step and the final model's file
+    from pot_zk.runs import bundle as files
+    from pot_zk.runs.session import TrainingSession
+    original = TrainingSession.evaluate
+    def evaluate(self):
+        if self.bundle.path(files.FINAL_MODEL).exists():
+            pause(60)
+        return original(self)
+    TrainingSession.evaluate = evaluate
+else:  # the run's statistics files, written as run.end is
+    from pot_zk.proving.stats import ProvingStats
+    original = ProvingStats.write
+    def write(self, directory):
+        pause(3)
+        return original(self, directory)
+    ProvingStats.write = write
+
+from pot_zk.cli.main import main
+sys.exit(main(argv))
+"""
+
+
+def _paused_train(tmp_path: Path, where: str, run_dir: Path, cache: Path) -> tuple[int, str]:
+    """`pot-zk train` of 4 steps paused at ``where`` as its run ends, sent SIGTERM there: (exit status, stderr)."""
+    import subprocess
+    import sys
+
+    script, marker = tmp_path / "paused_cli.py", tmp_path / "paused"
+    script.write_text(PAUSED_CLI)
+    trainer = subprocess.Popen([sys.executable, str(script), str(marker), where, "train", *tiny_run(run_dir, cache, steps=4, k=4)],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(marker.exists, f"the run to reach {where}", timeout=300)
+        trainer.send_signal(signal.SIGTERM)
+        _, err = trainer.communicate(timeout=120)
+    finally:
+        kill(trainer.pid)
+        kill(holder_pid(cache, run_dir))
+    return trainer.returncode, err
+
+
+def test_sigterm_during_the_final_score_ends_the_run_interrupted_and_resume_completes_it(tmp_path, cache):
+    """review18: an interruption after the last step, before run.end, left the trail without its
+    run.end (or with a run.end `completed` and no final score)."""
+    run_dir = tmp_path / "run"
+    status, err = _paused_train(tmp_path, "final-score", run_dir, cache)
+    assert status == 130, err
+    assert _interrupted(run_dir, "SIGTERM")["steps"] == 4
+    assert stderr_lines(err) == ["interrupted at step 4 of 4; continue with: pot-zk resume run"]
+    resumed = run("resume", "run", cwd=tmp_path)
+    kill(holder_pid(cache, run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "run completed: 4 steps trained, 0 of them by this command" in resumed.stdout, resumed.stdout
+    verified = run("verify", "run", "--cache-dir", str(cache), cwd=tmp_path)
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+
+
+def test_sigterm_while_run_end_is_written_is_raised_after_it_and_says_the_run_completed(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    status, err = _paused_train(tmp_path, "run-end", run_dir, cache)
+    assert status == 130, err
+    events = audit_events(run_dir)
+    assert events[-1]["event"] == "run.end" and events[-1]["status"] == "completed"
+    assert not [e for e in events if e["event"] == "run.interrupted"]
+    assert (run_dir / "stats.json").is_file()
+    assert stderr_lines(err) == ["interrupted after the run in run completed; nothing to resume: verify it with: pot-zk verify run"]
+    verified = run("verify", "run", "--cache-dir", str(cache), cwd=tmp_path)
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+
+
+def test_an_interrupt_deferred_while_a_run_ends_is_raised_by_the_outermost_block_unless_it_fails():
+    from pot_zk.core.prover_processes import Interrupted, closing_run, defer_interrupt
+
+    assert not defer_interrupt("SIGINT")  # no run is ending: the handler raises at once
+    after_inner = False
+    with pytest.raises(Interrupted) as raised:
+        with closing_run():
+            with closing_run():
+                assert defer_interrupt("SIGTERM")
+            after_inner = True  # the inner block ended: the run's end is still being written
+    assert after_inner and raised.value.signal_name == "SIGTERM"
+    with pytest.raises(OSError):  # the block's own error ends the run; the signal adds nothing
+        with closing_run():
+            defer_interrupt("SIGINT")
+            raise OSError("disk full")
+    with closing_run():
+        pass

@@ -87,7 +87,7 @@ def test_a_run_whose_trainer_was_killed_is_resumed_taking_over_its_lock(tmp_path
     kill(holder_pid(cache, run_dir))
     assert resumed.returncode == 0, resumed.stderr
     assert (f"pot-zk warning: the previous holder of this run, pid {first.pid} on host {HOST} (pot-zk train), "
-            "is gone; its lock is taken over") in stderr_lines(resumed.stderr)
+            "no longer holds the lock (it ended without removing its record); the lock is taken over") in stderr_lines(resumed.stderr)
     taken = [e for e in audit_events(run_dir) if e["event"] == "run.lock_taken_over"]
     assert [e["previous_holder"]["pid"] for e in taken] == [first.pid]
     _verified(run_dir, cache, _head(resumed.stdout), tmp_path)
@@ -208,6 +208,6 @@ def test_train_into_a_directory_whose_holder_was_killed_before_its_run_started_s
     (run_dir / ".pot-zk.lock").touch()
     trained = run("train", "model=tiny_mlp", "data=synthetic", "train.max_steps=2", "mode=disabled", f"run_dir={run_dir}", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
-    warning = f"pot-zk warning: the previous holder of this run, pid {dead.pid} on host {HOST} (pot-zk train), is gone; its lock is taken over"
+    warning = f"pot-zk warning: the previous holder of this run, pid {dead.pid} on host {HOST} (pot-zk train), no longer holds the lock (it ended without removing its record); the lock is taken over"
     assert warning in stderr_lines(trained.stderr), trained.stderr
     assert [e["previous_holder"]["pid"] for e in audit_events(run_dir) if e["event"] == "run.lock_taken_over"] == [dead.pid]

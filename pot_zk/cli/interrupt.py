@@ -4,8 +4,9 @@ Inside :func:`interruptible`, the first SIGINT or SIGTERM kills every prover pot
 (:func:`~pot_zk.core.prover_processes.stop_provers`: their process groups are sessions of their
 own, which a terminal's Ctrl-C does not reach) and raises
 :class:`~pot_zk.core.prover_processes.Interrupted` in the main thread, so the run ends
-``interrupted`` in its audit trail and the command says how to continue. A second signal ends
-the process at once.
+``interrupted`` in its audit trail and the command says how to continue; while a run's end is
+being written (:func:`~pot_zk.core.prover_processes.closing_run`) it is raised once ``run.end``
+is. A second signal ends the process at once.
 
 Python runs signal handlers in the main thread between bytecodes, which can be a long wait when
 the main thread is in native code (a Groth16 key setup, tens of seconds). So the signals are
@@ -29,7 +30,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from pot_zk.core.prover_processes import Interrupted, stop_provers
+from pot_zk.core.prover_processes import Interrupted, defer_interrupt, stop_provers
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_INTERRUPTED = 130
@@ -51,7 +52,9 @@ class _Signals:
         if self.raised:
             self.exit_now()
         self.raised = True
-        raise Interrupted(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if not defer_interrupt(name):  # while a run's end is written, raised once it is (closing_run)
+            raise Interrupted(name)
 
     def watch(self, read_fd: int) -> None:
         """The watcher thread: reads the signal numbers the C handler wrote, until EOF."""

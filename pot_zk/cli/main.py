@@ -203,6 +203,8 @@ def interrupted_line(command: str, interrupted: KeyboardInterrupt) -> str:
     run = _shown_path(interrupted.run_dir)
     if not interrupted.resumable:
         return f"interrupted before the run in {run} started; nothing to resume: run the same command again"
+    if interrupted.completed:
+        return f"interrupted after the run in {run} completed; nothing to resume: verify it with: pot-zk verify {shlex.quote(run)}"
     total = "?" if interrupted.total is None else interrupted.total
     return f"interrupted at step {interrupted.steps} of {total}; continue with: pot-zk resume {shlex.quote(run)}"
 

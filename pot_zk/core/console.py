@@ -62,7 +62,7 @@ def attention(event_dict: dict[str, Any]) -> tuple[str, str] | None:
     if event == "run.lock_taken_over":
         holder = event_dict.get("previous_holder") or {}
         return "warning", (f"the previous holder of this run, pid {holder.get('pid')} on host {holder.get('host')} "
-                           f"({holder.get('command')}), is gone; its lock is taken over")
+                           f"({holder.get('command')}), no longer holds the lock (it ended without removing its record); the lock is taken over")
     return None
 
 

@@ -24,7 +24,8 @@ import signal
 import subprocess
 import tempfile
 import threading
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 HELPERS_ENV = "POT_ZK_HELPER_PIDS"
 
@@ -37,6 +38,40 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signal_name: str = "SIGINT") -> None:
         super().__init__(signal_name)
         self.signal_name = signal_name
+
+
+_closing: list[str | None] = []
+"""One entry per open :func:`closing_run` block of the main thread: the signal it deferred."""
+
+
+@contextmanager
+def closing_run() -> Iterator[None]:
+    """Writing the end of a run (its final records and ``run.end``): the CLI's first SIGINT or
+    SIGTERM that comes meanwhile is deferred (:func:`defer_interrupt`) and raised as
+    :class:`Interrupted` when the outermost block ends without an error of its own, so a run's
+    trail is never left without its ``run.end`` by a signal. A second signal still ends the
+    process at once (:mod:`pot_zk.cli.interrupt`). Outside the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _closing.append(None)
+    try:
+        yield
+    finally:
+        deferred = _closing.pop()
+        if _closing and deferred is not None:
+            _closing[-1] = deferred
+    if deferred is not None and not _closing:
+        raise Interrupted(deferred)
+
+
+def defer_interrupt(signal_name: str) -> bool:
+    """Called by the CLI's signal handler (main thread): True when a :func:`closing_run` block
+    is open, which then raises the interruption when it ends."""
+    if not _closing:
+        return False
+    _closing[-1] = signal_name
+    return True
 
 
 _live: dict[int, subprocess.Popen[bytes]] = {}

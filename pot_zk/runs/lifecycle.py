@@ -43,6 +43,7 @@ from omegaconf import DictConfig
 from pot_zk.config.build import Runtime, build, compose_config
 from pot_zk.core.atomic import StorageError
 from pot_zk.core.audit import AuditLog
+from pot_zk.core.prover_processes import closing_run
 from pot_zk.exceptions import PotZkError
 from pot_zk.proving.pipeline import ProvingPipeline
 from pot_zk.proving.retry import Sleep
@@ -61,6 +62,8 @@ class RunLifecycle:
         self.audit: AuditLog | None = None
         self.discarded = b""
         self.ended = False
+        self.end_status: str | None = None
+        """The status :meth:`end` wrote into ``run.end``."""
         self.lock: RunLock | None = None
         self._stats_dir: Path | None = None
 
@@ -126,14 +129,16 @@ class RunLifecycle:
             if self.ended or self.audit is None:
                 return stats
             self.ended = True
-            try:
-                if self._stats_dir is not None:
-                    self.stats.write(self._stats_dir)
-            except StorageError as unwritten:  # a review: a full disk here failed a run that had ended (and advised a resume it refuses)
-                self.audit.event("run.stats_not_written", error={"error_class": "StorageError", "message": f"cannot write {unwritten.path}: {unwritten.context.get('cause')}"})
-            finally:
-                self.audit.event("run.end", **({"status": status} if status is not None else {}), **fields, stats=stats)
-                self.audit.close()
+            with closing_run():  # a signal now is raised once run.end is written (review18: none was)
+                try:
+                    if self._stats_dir is not None:
+                        self.stats.write(self._stats_dir)
+                except StorageError as unwritten:  # a review: a full disk here failed a run that had ended (and advised a resume it refuses)
+                    self.audit.event("run.stats_not_written", error={"error_class": "StorageError", "message": f"cannot write {unwritten.path}: {unwritten.context.get('cause')}"})
+                finally:
+                    self.audit.event("run.end", **({"status": status} if status is not None else {}), **fields, stats=stats)
+                    self.end_status = status
+                    self.audit.close()
         finally:
             self.release()
         return stats

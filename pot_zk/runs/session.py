@@ -24,7 +24,7 @@ from pot_zk.config.plan import TrainingPlan
 from pot_zk.backends.base import TrainingArithmetic
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.challenge import commitment_head
-from pot_zk.core.prover_processes import allow_provers, pause, stop_provers
+from pot_zk.core.prover_processes import allow_provers, closing_run, pause, stop_provers
 from pot_zk.core.scalars import open_logger
 from pot_zk.exceptions import PotZkError
 from pot_zk.kinds.base import BatchStep
@@ -193,13 +193,19 @@ class TrainingSession:
                 if status == "interrupted":
                     allow_provers()  # the executor's threads are done: none waits on a killed prover now
             if status == "completed":
-                save_model(self.model.state_dict(), self.bundle.path(files.FINAL_MODEL))
-                self.evaluate()
+                try:
+                    save_model(self.model.state_dict(), self.bundle.path(files.FINAL_MODEL))
+                    self.evaluate()
+                except KeyboardInterrupt as interrupted:  # review18: the run.end said completed, without its final score
+                    status = "interrupted"
+                    self.audit.event("run.interrupted", signal=getattr(interrupted, "signal_name", "SIGINT"), steps=self.next_step)
+                    raise
         finally:
-            self._add_coverage()
-            self.scalars.close()
-            head = _commitment_head(self.bundle)
-            stats = self.lifecycle.end(status, progress=self.progress.summary(), head=head)
+            with closing_run():  # a signal from here on is raised once run.end is written
+                self._add_coverage()
+                self.scalars.close()
+                head = _commitment_head(self.bundle)
+                stats = self.lifecycle.end(status, progress=self.progress.summary(), head=head)
         self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), stats, self.evaluations(), head)
         return self.summary
 

@@ -37,14 +37,16 @@ class RunInterrupted(Interrupted):
     """``pot-zk train`` or ``resume`` was interrupted (Ctrl-C, SIGTERM) after ``steps`` of the
     run's ``total`` steps (None: before its schedule was known); the run's audit trail records
     it. ``resumable``: the run directory holds a run that ``pot-zk resume`` continues (False when
-    the interruption came before the manifest was written)."""
+    the interruption came before the manifest was written). ``completed``: it came after the run
+    had ended completed (its ``run.end`` written): nothing is left to resume."""
 
-    def __init__(self, run_dir: Path, steps: int, total: int | None, signal_name: str, resumable: bool) -> None:
+    def __init__(self, run_dir: Path, steps: int, total: int | None, signal_name: str, resumable: bool, completed: bool = False) -> None:
         super().__init__(signal_name)
         self.run_dir = run_dir
         self.steps = steps
         self.total = total
         self.resumable = resumable
+        self.completed = completed
 
 
 def train(cfg: DictConfig, *, resume: bool = False, sleep: Callable[[float], None] = pause) -> RunSummary:
@@ -159,12 +161,15 @@ def _train(lifecycle: RunLifecycle, plan: TrainingPlan, bundle: RunBundle, resum
                 bar.set_description("waiting for proofs")
                 session.drain()
     except KeyboardInterrupt as error:
-        if session is None:
+        if session is not None and not lifecycle.ended:
+            session.end(error)  # interrupted between the session's start and its `with` block
+        elif session is None:
             lifecycle.end("interrupted")  # a trail opened before the first step is closed too
         steps = session.next_step if session is not None else _steps_recorded(bundle)
         total = None if schedule is None else len(schedule)
         signal_name = getattr(error, "signal_name", "SIGINT")
-        raise RunInterrupted(bundle.root, steps, total, signal_name, (bundle.root / files.MANIFEST).is_file()) from error
+        completed = lifecycle.end_status == "completed"
+        raise RunInterrupted(bundle.root, steps, total, signal_name, (bundle.root / files.MANIFEST).is_file(), completed) from error
     assert session.summary is not None
     return session.summary
 
