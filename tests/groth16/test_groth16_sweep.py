@@ -93,3 +93,25 @@ def test_the_swept_setting_is_the_x_axis_of_the_final_scores_and_the_curves_are_
     curves = {line.get_label(): list(line.get_xdata()) for line in loss_axes.lines}
     assert curves == {f"{RATE}=0.05": [0, 1, 2, 3], f"{RATE}=0.1": [0, 1, 2, 3]}
     assert {line.get_label(): list(line.get_xdata()) for line in score_axes.lines} == {f"{RATE}=0.05": [0, 4], f"{RATE}=0.1": [0, 4]}
+
+
+def test_a_later_respond_session_changes_neither_a_jobs_wall_time_nor_its_status(sweep, tmp_path):
+    """wall_s and status are the training's: a respond (or prove-pending) session an hour later,
+    halted by its prover, ends a session of its own (its run.end marked with its command)."""
+    import json
+    import shutil
+
+    from pot_zk.report.sweep import read_job
+
+    root, _ = sweep
+    before = read_job(root / "sweep" / "0", root / "sweep").values
+    copy = tmp_path / "sweep"
+    shutil.copytree(root / "sweep" / "0", copy / "0")
+    audit = copy / "0" / "audit.jsonl"
+    later = "2099-01-01T00:00:00Z"
+    respond = [{"event": "challenge.start", "command": "respond", "ts": later},
+               {"event": "run.end", "command": "respond", "status": "halted", "ts": later}]
+    audit.write_text(audit.read_text() + "".join(json.dumps(e) + "\n" for e in respond))
+    after = read_job(copy / "0", copy).values
+    assert after["status"] == "completed" and 0 < after["wall_s"] == before["wall_s"] < 600
+    assert after["proved_per_min"] == before["proved_per_min"]
