@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "zk"))
 
+from pot_zk.bundle.layout import training_ends  # noqa: E402
 from pot_zk.runs.bundle import RunBundle  # noqa: E402
 from pot_zk.verify.run import verify_run  # noqa: E402
 
@@ -123,6 +124,12 @@ def trial(run: Path, cache: Path, delay_s: float, *, steps: int = 4, scheduled=(
         action = "none"
         if trainer.returncode != 0:
             problems.append(f"train exited {trainer.returncode} without being killed")
+    elif any(e.get("status") == "completed" for e in training_ends(_events(run))):
+        action = "resume refused"  # killed after run.end: the run completed, and resume says so (it never extends one)
+        process = _cli("resume", str(run), cwd=run.parent)
+        output, _ = process.communicate(timeout=timeout_s)
+        if process.returncode != 2 or "holds a completed run" not in output:
+            problems.append(f"resume of the completed run exited {process.returncode}: {output[-800:]}")
     elif (run / "manifest.json").exists():
         action = "resume"
         process = _cli("resume", str(run), cwd=run.parent)
@@ -190,6 +197,7 @@ def campaign(trials: int, seed: int, workdir: Path, cache: Path, *, max_delay_s:
         "kill_window_s": round(max_delay_s * 1.05, 1),
         "killed": sum(1 for r in results if r["action"] != "none"),
         "resumed": sum(1 for r in results if r["action"] == "resume"),
+        "completed_before_kill": sum(1 for r in results if r["action"] == "resume refused"),
         "trained_again": sum(1 for r in results if r["action"] == "train again"),
         "verified": sum(1 for r in results if r["verified"]),
         "with_problems": sum(1 for r in results if r["problems"]),
@@ -213,8 +221,8 @@ def main(argv=None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(result, indent=2))
     holds = result["with_problems"] == 0 and result["verified"] == result["trials"]
-    print(f"trials: {result['trials']} ({result['killed']} killed mid-run: {result['resumed']} resumed, "
-          f"{result['trained_again']} started again), verified: {result['verified']}, with problems: {result['with_problems']}"
+    print(f"trials: {result['trials']} ({result['killed']} killed: {result['resumed']} resumed, "
+          f"{result['trained_again']} started again, {result['completed_before_kill']} after the run completed), verified: {result['verified']}, with problems: {result['with_problems']}"
           f" -> {'HOLDS' if holds else 'FAILS'}")
     return 0 if holds else 1
 

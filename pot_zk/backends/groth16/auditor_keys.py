@@ -21,6 +21,7 @@ from pot_zk.backends.groth16.keys import create_keys, import_zkey_keys
 from pot_zk.backends.groth16.prove import PROOF_TYPE
 from pot_zk.backends.base import GeneratedKeys
 from pot_zk.backends.keys import KeySet
+from pot_zk.exceptions import ConfigurationError
 
 KEY_FILES = {"pk": "pk.bin", "vk": "vk.bin", "vk_json": "vk.json", "circuit": "circuit.circom", "provenance": "provenance.json"}
 
@@ -59,7 +60,11 @@ def check_run_keys(report: Any, manifest: dict[str, Any], proofs: list[dict[str,
     reports, the auditor's verifying key. Returns the auditor's key directory for the run's
     circuit (the proofs check verifies with it)."""
     circuit_id = str(manifest.get("circuit_id"))
-    directory = key_path(keys, circuit_id)
+    try:
+        directory = key_path(keys, circuit_id)
+    except ConfigurationError as error:
+        report.fail("keys", "keys-layout", error.message)
+        return {}
     if directory is None:
         return {}
     ours = keys.sha256[_vk_role(keys, circuit_id)]
@@ -76,9 +81,24 @@ def check_run_keys(report: Any, manifest: dict[str, Any], proofs: list[dict[str,
 
 
 def key_path(keys: KeySet, circuit_id: str) -> Path | None:
-    """The auditor's key directory for ``circuit_id`` in ``keys`` (None: they hold none)."""
+    """The auditor's key directory for ``circuit_id`` in ``keys`` (None: they hold none). The
+    verifier reads ``vk.bin`` and ``provenance.json`` there, so every role of the circuit must
+    name its file at that place, as ``keys new`` writes them (a review: keys.json pointed ``vk`` at
+    a copy of the auditor's key while a trainer's ``vk.bin`` beside it was the one read);
+    ConfigurationError otherwise."""
     role = _vk_role(keys, circuit_id)
-    return keys.path(role).parent if role in keys.files else None
+    if role not in keys.files:
+        return None
+    suffix = role[len("vk"):]
+    for base, name in KEY_FILES.items():
+        expected = f"{circuit_id}/{name}"
+        if keys.files.get(f"{base}{suffix}") != expected:
+            raise ConfigurationError(
+                f"{keys.directory}/keys.json names {keys.files.get(base + suffix)!r} as the {base!r} file of {circuit_id}, not "
+                f"{expected!r}: not the layout pot-zk keys new writes",
+                key="keys",
+            )
+    return keys.path(role).parent
 
 
 def _vk_role(keys: KeySet, circuit_id: str) -> str:
