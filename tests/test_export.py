@@ -1,5 +1,6 @@
 """`pot-zk export` (pot_zk/runs/export.py): the auditor's copy of a real run holds what `pot-zk
-verify` reads and nothing else (no witness, checkpoint, config, statistics, logs or lock), verify
+verify` reads and nothing else (no witness, checkpoint, config.yaml, stats.json, logs or lock; the
+audit trail carries the configuration and statistics, and the export says so), verify
 accepts the archive and its unpacked directory (and still rejects an edited proof in it), the
 same run always gives the same bytes, a revealed-witness certificate keeps its witness, and
 `pot-zk respond` refuses an export in one line."""
@@ -63,6 +64,15 @@ def test_the_export_holds_what_verify_reads_and_verifies_as_archive_and_unpacked
         for name, digest in inventory["files"].items():
             assert hashlib.sha256(opened.extractfile(f"run/{name}").read()).hexdigest() == digest
     assert inventory["commitment_head"] == head and len(inventory["files"]) == len(members) - 1
+    # review24: it said "no ... config" while the audit trail's run.start carries config.yaml's content
+    import yaml
+
+    with tarfile.open(tmp_path / "run.tar.gz") as opened:
+        trail = [json.loads(line) for line in opened.extractfile("run/audit.jsonl").read().splitlines()]
+    [start] = [e for e in trail if e["event"] == "run.start"]
+    assert start["config"] == yaml.safe_load((run_dir / "config.yaml").read_text()) and start["config"]["cache_dir"] == str(cache)
+    assert "its audit trail carries the run's configuration and statistics" in done.stdout
+    assert "audit.jsonl's run.start and run.end carry the configuration and statistics" in inventory["not_exported"]
 
     verified = _verify("run.tar.gz", cache, head, tmp_path)
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout

@@ -24,7 +24,7 @@ def export_command(parser: argparse.ArgumentParser) -> CommandHandler:
         from pot_zk.runs.export import export_run
 
         made = export_run(run_directory(args.run), Path(args.out) if args.out else None)
-        print(f"exported {len(made.files)} files of {args.run} to {made.archive} (no witnesses, checkpoint, config or logs)")
+        print(f"exported {len(made.files)} files of {args.run} to {made.archive} (no witnesses, checkpoint or logs; its audit trail carries the run's configuration and statistics)")
         print(f"commitment head: {made.head}")
         print(f"hand the auditor {made.archive}; they check it with: pot-zk verify {shlex.quote(str(made.archive))} --expect-head {made.head}")
         return 0

@@ -102,7 +102,7 @@ def _export(bundle: RunBundle, out: Path | None) -> Export:
         "format": EXPORT_FORMAT,
         "commitment_head": head,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()},
-        "not_exported": "witnesses, checkpoint, config.yaml, parked jobs, statistics, logs: nothing pot-zk verify reads",
+        "not_exported": "witnesses, checkpoint, config.yaml, parked jobs, stats.json, logs: nothing pot-zk verify reads (audit.jsonl's run.start and run.end carry the configuration and statistics)",
     }
     contents[EXPORT_MANIFEST] = (json.dumps(inventory, indent=2, sort_keys=True) + "\n").encode()
     top = bundle.root.resolve().name
