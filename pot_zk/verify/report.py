@@ -116,7 +116,8 @@ class RunReport:
             lines.append(f"statement: {self.statement}")
         if self.keys:
             lines.append(f"keys: {self.keys['said']}")
-        lines += [f"key provenance ({proof_type}): {record['provenance']}" for proof_type, record in self.verifier_keys.items() if "provenance" in record]
+        lines += [f"key provenance ({proof_type}): {record['provenance']}{' (the key directory says so, not checked)' if record.get('provenance_checked') is False else ''}"
+                  for proof_type, record in self.verifier_keys.items() if "provenance" in record]
         lines += [f"{name.replace('_', ' ')}: {value}" for name, value in self.references.items()]
         if self.coverage:
             lines.append("coverage: " + ", ".join(f"{k}={v}" for k, v in self.coverage.items()))

@@ -182,6 +182,8 @@ def _check_run(
     options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs, verifier_cache)
     rates = check_schedule(report, manifest, spec, by_step)
     check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options, rates)
+    if keys is None and srs_path is not None:
+        _note_key_directory_word(report, srs_path)
     if keys is not None:
         keyed, verified = report.coverage.get(keys.proof_type, 0), report.proven  # a review: failed, parked and rejected steps were counted
         report.keys["said"] += f" ({keyed} of the {verified} verified steps are {keys.proof_type} proofs checked with them; the others are certificates)" if keyed < verified else ""
@@ -190,6 +192,18 @@ def _check_run(
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge, trust, allow_no_nonce)
     check_min_proven(report, expected.min_proven)
+
+
+def _note_key_directory_word(report: RunReport, srs_path: Path) -> None:
+    """``--srs DIR`` (review24): the key's provenance is DIR's record of itself, which verify
+    cannot check (``--keys`` checks keys against the auditor's trust store)."""
+    for proof_type, record in report.verifier_keys.items():
+        if record.get("provenance") not in (None, "dev"):
+            record["provenance_checked"] = False
+            report.notes.append(
+                f"the {proof_type} key's provenance {record['provenance']!r} is what {srs_path} records about itself, not checked: "
+                "whoever wrote that directory wrote it (pot-zk verify RUN --keys DIR checks keys you made against your trust store)"
+            )
 
 
 def _check_audit(bundle: BundleReader, report: RunReport) -> list[dict[str, Any]]:

@@ -247,6 +247,25 @@ def test_a_dev_key_directory_named_with_srs_is_still_a_dev_key(honest, tmp_path)
     assert allowed.ok and any("dev key" in note for note in allowed.notes), allowed.summary()
 
 
+def test_a_key_directory_named_with_srs_that_says_auditor_is_its_own_word_and_verify_says_so(honest, tmp_path):
+    """review24: `verify --srs DIR` printed "key provenance (zk-groth16): auditor" from DIR's
+    provenance.json as a fact. It is DIR's word: the line and a note say so (--keys is the check)."""
+    run, cache = honest
+    copy = _as_production(honest, tmp_path)
+    circuit_id = json.loads((copy / "manifest.json").read_text())["circuit_id"]
+    relabelled = tmp_path / "keys-dir"
+    shutil.copytree(cache / "groth16" / circuit_id, relabelled)
+    record = json.loads((relabelled / "provenance.json").read_text())
+    (relabelled / "provenance.json").write_text(json.dumps({**record, "provenance": "auditor"}))
+    report = verify_run(copy, cache_dir=tmp_path / "empty", srs_path=relabelled)
+    assert report.ok and report.verifier_keys["zk-groth16"]["provenance_checked"] is False, report.summary()
+    lines = report.summary().splitlines()
+    assert "key provenance (zk-groth16): auditor (the key directory says so, not checked)" in lines
+    assert any(line.startswith("note: the zk-groth16 key's provenance 'auditor' is what") and "--keys DIR" in line for line in lines)
+    own = verify_run(run, cache_dir=tmp_path / "empty", srs_path=cache / "groth16" / circuit_id, allow_dev_srs=True)
+    assert "provenance_checked" not in own.verifier_keys["zk-groth16"]  # dev is said as dev, with its own note
+
+
 def test_a_cached_dev_key_relabelled_auditor_is_still_a_dev_key(honest, tmp_path):
     """The trainer's dev setup sits in the verifier's cache (a shared machine); the trainer rewrites
     its provenance.json to say "auditor" (vk.bin untouched, so the key still opens). verify takes
