@@ -175,6 +175,11 @@ def test_production_refuses_dev_keys_at_training_and_at_verification(honest, tmp
     with pytest.raises(ConfigurationError, match="refuses dev Groth16 keys") as raised:
         train(compose_config(overrides(tmp_path / "prod", cache, "mode=production")))
     assert raised.value.context["key"] == "srs.path" and not (tmp_path / "prod" / "manifest.json").exists()
+    # review24: the dev key directory named as srs.path trained to the end, then failed verify
+    dev_dir = cache / "groth16" / json.loads((run / "manifest.json").read_text())["circuit_id"]
+    with pytest.raises(ConfigurationError, match=r"refuses dev Groth16 keys \(srs.path=.* holds one: its provenance.json says dev\)"):
+        train(compose_config(overrides(tmp_path / "prod", cache, "mode=production", f"srs.path={dev_dir}")))
+    assert not (tmp_path / "prod" / "manifest.json").exists()
     copy = _copy(honest, tmp_path)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["mode"] = "production"

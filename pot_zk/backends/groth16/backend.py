@@ -28,7 +28,7 @@ circom circuits) of the exact fixed-point SGD, momentum, Adam / AdamW and LoRA s
 from __future__ import annotations
 
 import dataclasses
-
+import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -78,9 +78,12 @@ class Groth16Backend(ProverBackend):
         return HeldKeys()
 
     def check_key_policy(self, keys: KeySettings, mode: str) -> None:
-        if keys.path is None and not keys.allow_dev:
+        if keys.allow_dev:
+            return
+        where = "" if keys.path is None else f" (srs.path={keys.path} holds one: its provenance.json says dev)"
+        if keys.path is None or _says_dev(Path(keys.path)):  # review24: a dev key directory named as srs.path trained, then failed verify
             raise ConfigurationError(
-                f"mode {mode} refuses dev Groth16 keys (a setup run by the prover itself: it knows the trapdoor "
+                f"mode {mode} refuses dev Groth16 keys{where} (a setup run by the prover itself: it knows the trapdoor "
                 "and could forge proofs); set srs.path to the key directory your auditor made with "
                 "`pot-zk keys new prover=groth16 ...`, or accept the risk explicitly with srs.allow_dev_srs=true",
                 key="srs.path",
@@ -140,3 +143,12 @@ class Groth16Backend(ProverBackend):
 
 
 GROTH16 = Groth16Backend()
+
+
+def _says_dev(directory: Path) -> bool:
+    """The key directory's provenance record says ``dev`` (an unreadable one is refused when the
+    directory is opened)."""
+    try:
+        return json.loads((directory / "provenance.json").read_text()).get("provenance") == "dev"
+    except (OSError, ValueError, AttributeError):
+        return False
