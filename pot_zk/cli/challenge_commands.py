@@ -14,7 +14,7 @@ CommandHandler = Callable[[argparse.Namespace], int]
 
 
 def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
-    parser.add_argument("run", help="the run directory to challenge")
+    parser.add_argument("run", help="the run to challenge: its directory, or the export archive the trainer handed over")
     parser.add_argument("--count", type=int, required=True, help="how many distinct steps to challenge")
     nonce = parser.add_mutually_exclusive_group()
     nonce.add_argument("--nonce", help="your nonce, hex (default: 32 random bytes)")
@@ -23,37 +23,49 @@ def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--cache-dir", help="your cache, whose trust store records the challenge (default: $POT_ZK_CACHE or ~/.cache/pot-zk); verify with the same")
 
     def run(args: argparse.Namespace) -> int:
-        from pot_zk.cli.handover import run_directory
+        from pot_zk.cli.handover import run_manifest, verifiable
 
-        root = run_directory(args.run)  # a usage error before the imports below (torch's among them)
-        _check_new_file(args.out, "a challenge")
-        from pot_zk.bundle.layout import BundleReader
-        from pot_zk.core.atomic import write_json_atomic
-        from pot_zk.core.challenge import new_challenge, new_nonce
-        from pot_zk.runs.witnesses import declared_retention
-        from pot_zk.verify.run import default_cache_dir
-        from pot_zk.verify.trust import TrustStore
-
-        bundle = BundleReader.open(root)
-        nonce = "" if args.no_nonce else (args.nonce if args.nonce is not None else new_nonce())
-        challenge = new_challenge(bundle.manifest(), bundle.commitments(), args.count, nonce)
-        store = TrustStore.in_cache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
-        recorded = store.record_challenge(challenge)
-        write_json_atomic(Path(args.out), challenge.to_dict())
-        print(f"challenged {challenge.count} of {challenge.total_steps} steps: {list(challenge.steps)}")
-        print(f"commitment head {challenge.head}")
-        print(f"nonce {challenge.nonce or 'none (grindable: verify accepts it only with --allow-no-nonce; see docs/runs.md)'}")
-        print(f"recorded in your trust store: {recorded} (verify --challenge accepts only challenges recorded there)")
-        retention = declared_retention(bundle.manifest())
-        if not retention.keeps_all:
-            order = bundle.manifest()["training"].get("batch_order", "seeded")
-            answer = ("the trainer recomputes the others by replaying the run from its initial model (up to as many training steps as the run has)"
-                      if order == "seeded" else "the others cannot be answered (a user-loop run cannot be replayed)")
-            print(f"note: this run keeps only the witnesses of its scheduled steps ({retention.rule}); {answer}")
-        print(f"written to {args.out}; the trainer answers with: pot-zk respond {args.run} {args.out}")
-        return 0
+        with verifiable(args.run) as root:  # the run directory or the export archive handed over (review24)
+            run_manifest(root)  # a usage error before the imports below (torch's among them)
+            _check_new_file(args.out, "a challenge")
+            return _challenge(args, root)
 
     return run
+
+
+def _challenge(args: argparse.Namespace, root: Path) -> int:
+    import shlex
+
+    from pot_zk.bundle.layout import BundleReader
+    from pot_zk.core.atomic import write_json_atomic
+    from pot_zk.core.challenge import new_challenge, new_nonce
+    from pot_zk.runs.export import EXPORT_MANIFEST
+    from pot_zk.runs.witnesses import declared_retention
+    from pot_zk.verify.run import default_cache_dir
+    from pot_zk.verify.trust import TrustStore
+
+    bundle = BundleReader.open(root)
+    nonce = "" if args.no_nonce else (args.nonce if args.nonce is not None else new_nonce())
+    challenge = new_challenge(bundle.manifest(), bundle.commitments(), args.count, nonce)
+    store = TrustStore.in_cache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    recorded = store.record_challenge(challenge)
+    write_json_atomic(Path(args.out), challenge.to_dict())
+    print(f"challenged {challenge.count} of {challenge.total_steps} steps: {list(challenge.steps)}")
+    print(f"commitment head {challenge.head}")
+    print(f"nonce {challenge.nonce or 'none (grindable: verify accepts it only with --allow-no-nonce; see docs/runs.md)'}")
+    print(f"recorded in your trust store: {recorded} (verify --challenge accepts only challenges recorded there)")
+    retention = declared_retention(bundle.manifest())
+    if not retention.keeps_all:
+        order = bundle.manifest()["training"].get("batch_order", "seeded")
+        answer = ("the trainer recomputes the others by replaying the run from its initial model (up to as many training steps as the run has)"
+                  if order == "seeded" else "the others cannot be answered (a user-loop run cannot be replayed)")
+        print(f"note: this run keeps only the witnesses of its scheduled steps ({retention.rule}); {answer}")
+    if (root / EXPORT_MANIFEST).is_file():  # an export: the trainer answers from its own run directory, not this copy
+        print(f"written to {args.out}; the trainer answers with: pot-zk respond RUN {shlex.quote(args.out)} (RUN: its own run directory, "
+              "which holds the witnesses an export leaves out)")
+    else:
+        print(f"written to {args.out}; the trainer answers with: pot-zk respond {shlex.quote(args.run)} {shlex.quote(args.out)}")
+    return 0
 
 
 def _check_new_file(path: str, what: str) -> None:
@@ -110,7 +122,7 @@ def keys_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
 def _statement_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("overrides", nargs="*", help="the training config's Hydra overrides (the statement: model, train, circuit, prover)")
-    parser.add_argument("--run", help="take the statement from this run's manifest instead")
+    parser.add_argument("--run", help="take the statement from this run's manifest instead (its directory or export archive)")
     parser.add_argument("--out", required=True, help=out_help)
 
 
@@ -185,9 +197,10 @@ def _declared(args: argparse.Namespace) -> "tuple[Statement, dict | None]":
     if args.run:
         if args.overrides:
             raise ConfigurationError("give either --run or config overrides, not both", key="keys")
-        from pot_zk.cli.handover import run_directory, run_manifest
+        from pot_zk.cli.handover import run_manifest, verifiable
 
-        manifest = run_manifest(run_directory(args.run))  # a usage error before torch's import
+        with verifiable(args.run) as root:  # the run directory or its export archive
+            manifest = run_manifest(root)  # a usage error before torch's import
         from pot_zk.backends.registry import spec_from_dict
 
         return spec_from_dict(manifest["circuit"]), (manifest.get("training") or {}).get("schedule")
