@@ -131,6 +131,20 @@ def test_export_never_overwrites_another_file_but_repeats_itself(trained, tmp_pa
     again = run("export", str(run_dir), "--out", "again.tar.gz", cwd=tmp_path)
     assert (first.returncode, again.returncode) == (0, 0), again.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again.tar.gz", "notes.tar.gz"]
+    # review24: after respond the records grow, the head does not: the earlier export is named as such
+    with tarfile.open(tmp_path / "again.tar.gz") as opened:
+        files = {m.name: opened.extractfile(m).read() for m in opened.getmembers()}
+    files["run/audit.jsonl"] += b"{}\n"
+    with tarfile.open(tmp_path / "earlier.tar.gz", "w:gz") as earlier:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            earlier.addfile(info, io.BytesIO(data))
+    refused = run("export", str(run_dir), "--out", "earlier.tar.gz", cwd=tmp_path)
+    assert refused.returncode == 2 and stderr_lines(refused.stderr) == [
+        "pot-zk export: --out earlier.tar.gz holds an earlier export of this run (the same head; the run's records have grown since, "
+        "by respond or prove-pending): name another archive, or remove it"
+    ]
 
 
 def test_a_certificate_that_reveals_its_witness_keeps_it_and_verifies(tmp_path):

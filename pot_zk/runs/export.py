@@ -112,6 +112,11 @@ def _export(bundle: RunBundle, out: Path | None) -> Export:
             for name in sorted(contents):
                 archive.addfile(_member(f"{top}/{name}", len(contents[name])), io.BytesIO(contents[name]))
     if out.exists() and out.read_bytes() != packed.getvalue():
+        if _exported_head(out) == head:  # review24: said "an export of another head" after a respond
+            raise ConfigurationError(
+                f"--out {out} holds an earlier export of this run (the same head; the run's records have grown since, by respond or "
+                "prove-pending): name another archive, or remove it", key="out",
+            )
         raise ConfigurationError(f"--out {out} exists and is not this export (another file, or an export of another head); remove it or name another archive", key="out")
     with atomic_path(out) as tmp:
         tmp.write_bytes(packed.getvalue())
@@ -126,6 +131,18 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
+
+
+def _exported_head(archive: Path) -> str | None:
+    """The commitment head the EXPORT.json of an existing archive names (None: not an export)."""
+    try:
+        with tarfile.open(archive, "r:*") as opened:
+            for member in opened.getmembers():
+                if member.isfile() and member.name.endswith(f"/{EXPORT_MANIFEST}") and member.size < 1 << 20:
+                    return json.loads(opened.extractfile(member).read()).get("commitment_head")
+    except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError, AttributeError):
+        return None
+    return None
 
 
 def is_export_archive(path: Path) -> bool:
