@@ -178,3 +178,21 @@ def test_respond_refuses_an_export_in_one_line(trained, tmp_path):
             f"pot-zk respond: {target} is an export (pot-zk export): respond needs the trainer's own run directory, which keeps the "
             "witnesses and checkpoint that proving a step takes"
         ]
+
+
+def test_an_export_unpacked_by_hand_with_a_link_is_refused_not_read(trained, tmp_path):
+    """review24: tar keeps symbolic links, so a hand-unpacked export could hold audit.jsonl ->
+    /dev/zero, which verify read until memory ran out. verify reads only the bundle's own files."""
+    run_dir, cache, head = trained
+    archive = export_run(run_dir, tmp_path / "run.tar.gz").archive
+    with tarfile.open(archive) as opened:
+        opened.extractall(tmp_path / "by-hand", filter="data")
+    unpacked = tmp_path / "by-hand" / "run"
+    (unpacked / "audit.jsonl").rename(tmp_path / "audit.jsonl")
+    for target in (tmp_path / "audit.jsonl", Path("/dev/zero")):  # the same trail outside the bundle, then the endless one
+        (unpacked / "audit.jsonl").unlink(missing_ok=True)
+        (unpacked / "audit.jsonl").symlink_to(target)
+        refused = _verify("by-hand/run", cache, head, tmp_path)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert (f"FAILED statement (unreadable-bundle): audit.jsonl is a symbolic link (to {target}): a bundle holds its own files "
+                "(unpack an export with pot-zk verify ARCHIVE)") in refused.stdout.splitlines()

@@ -137,6 +137,22 @@ def verify_run(
     return report
 
 
+READ_FILES = (files.MANIFEST, files.DATASET, files.COMMITMENTS, files.PROOFS, files.EVALUATIONS, files.AUDIT, files.INITIAL_MODEL, files.FINAL_MODEL)
+
+
+def _not_regular(root: Path) -> str | None:
+    """Why a file verify reads is not one of the bundle's own (None: each is a regular file or
+    absent). review24: an export unpacked by hand keeps a link such as audit.jsonl -> /dev/zero,
+    which verify read until memory ran out (verify unpacks an archive without links itself)."""
+    for name in READ_FILES:
+        path = root / name
+        if path.is_symlink():
+            return f"{name} is a symbolic link (to {os.readlink(path)}): a bundle holds its own files (unpack an export with pot-zk verify ARCHIVE)"
+        if path.exists() and not path.is_file():
+            return f"{name} is not a regular file"
+    return None
+
+
 def _crashed(report: RunReport, exc: BaseException) -> None:
     report.fail("verify", "verifier-error", f"checking the bundle raised {type(exc).__name__}: {exc}; the checks after it did not run")
 
@@ -145,6 +161,10 @@ def _check_run(
     report: RunReport, cache_dir: Path, expected: Expectations, accepted: dict[str, str], *, srs_path: Path | None, allow_dev_srs: bool,
     challenge: Challenge | None, keys: KeySet | None, allow_no_nonce: bool, verifier_cache: bool,
 ) -> None:
+    linked = _not_regular(Path(report.run))
+    if linked:
+        report.fail("statement", "unreadable-bundle", linked)
+        return
     try:
         bundle = BundleReader.open(Path(report.run))
         manifest = bundle.manifest()
