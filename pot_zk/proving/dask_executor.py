@@ -50,6 +50,21 @@ POLL_S = 1.0
 RESTART_TIMEOUT_S = 60.0
 
 
+def check_cluster(scheduler_address: str | None) -> None:
+    """Before a run writes anything (review23: a missing Dask or an unreachable scheduler failed
+    after the bundle was prepared, leaving a run that could neither be trained again nor
+    resumed): Dask is installed, and the scheduler at ``scheduler_address`` answers.
+    ConfigurationError otherwise."""
+    distributed = _distributed()
+    if scheduler_address is None:
+        return
+    try:
+        client = distributed.Client(scheduler_address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError) as error:
+        raise ConfigurationError(f"cannot connect to the Dask scheduler at {scheduler_address}: {error}", key="executor.scheduler_address") from error
+    client.close()
+
+
 def _distributed() -> Any:
     try:
         import distributed

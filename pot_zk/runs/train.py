@@ -71,7 +71,7 @@ def train(cfg: DictConfig, *, resume: bool = False, sleep: Callable[[float], Non
 def check_trainable(runtime: Runtime) -> None:
     """What a training run needs beyond a valid configuration, checked before anything is
     written: a LoRA kind's base run, keys the mode accepts (production refuses dev keys), the
-    prover program (when proving)."""
+    prover program and, for executor=dask, Dask and its scheduler (when proving)."""
     plan = runtime.plan
     needs_base = plan.kind.base_architecture(plan.spec.architecture) is not None and plan.model.base_run is None
     errors = ErrorCollector([ConfigurationError(
@@ -81,6 +81,10 @@ def check_trainable(runtime: Runtime) -> None:
         errors.attempt(plan.backend.check_key_policy, plan.keys, runtime.mode)
         if plan.scheduler_address is None:  # a remote Dask cluster runs the program on its workers
             errors.attempt(_check_prover_program, runtime.strategy)
+        if plan.executor == "dask":
+            from pot_zk.proving.dask_executor import check_cluster
+
+            errors.attempt(check_cluster, plan.scheduler_address)
     errors.raise_any()
 
 

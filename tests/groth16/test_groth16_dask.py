@@ -109,3 +109,18 @@ def test_a_prover_program_of_your_own_runs_as_a_program_on_the_workers(tmp_path,
     assert record["status"] == "failed" and record["error"]["error_class"] == "WitnessBuilderError", record
     assert "fake-prover" in record["error"]["message"]
     assert RunBundle.open(run).manifest()["executor"]["name"] == "dask"
+
+
+def test_an_unreachable_scheduler_is_refused_before_the_run_writes_anything(tmp_path, monkeypatch):
+    """review23: the executor was built after the bundle was prepared, so an unreachable
+    scheduler left manifest, dataset and a run.start without run.end: train refused the
+    directory ("continue it with pot-zk resume") and resume failed the same way."""
+    from pot_zk.exceptions import ConfigurationError
+    from pot_zk.proving import dask_executor
+
+    monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT_S", 1.0)
+    run = tmp_path / "run"
+    with pytest.raises(ConfigurationError, match="cannot connect to the Dask scheduler at tcp://127.0.0.1:9") as refused:
+        _run(run, tmp_path / "cache", "executor.scheduler_address=tcp://127.0.0.1:9")
+    assert refused.value.context["key"] == "executor.scheduler_address"
+    assert not run.exists()
