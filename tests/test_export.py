@@ -35,6 +35,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     assert done.returncode == 0, done.stderr
     head = re.search(r"^commitment head: ([0-9a-f]{64})", done.stdout, re.MULTILINE).group(1)
     assert f"pot-zk export {run_dir} --out run.tar.gz" in done.stdout
+    assert ("your keys are dev keys: on another machine the auditor checks these proofs only with --srs (your dev key directory, "
+            "CACHE/groth16/<circuit id>), on your word") in done.stdout  # review23: the command above fails there without it
     return run_dir, cache, head
 
 

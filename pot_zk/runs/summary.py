@@ -70,6 +70,7 @@ class RunSummary:
                 f"pot-zk export {quote(str(self.run_dir))} --out {quote(archive)}",
                 f"the auditor checks it with: {verify_command(archive, self.head, bundle)}",
                 *pins_line(bundle),
+                *dev_keys_line(bundle),
             ]
         return lines
 
@@ -134,6 +135,21 @@ def verify_command(run: str | Path, head: str, bundle: RunBundle, *, declared: b
     streamed = manifest["training"].get("batches") == "streamed"  # batches committed as they came: samples verify cannot open
     data = [] if name in BUILT_IN or not streamed else [f"--accept-setting data={'unopened' if (manifest.get('dataset') or {}).get('root') else 'undeclared'}"]
     return " ".join([command, "--accept-setting batch_order=recorded", *data])
+
+
+def dev_keys_line(bundle: RunBundle) -> list[str]:
+    """Proofs made with dev keys (review23): the export holds no key, so an auditor elsewhere has
+    nothing to check them with unless it is handed the key material, and can rely on them only
+    with keys it made."""
+    manifest = bundle.manifest()
+    keys = manifest.get("srs") or manifest.get("keys") or {}
+    if keys.get("provenance") not in DEV_KEYS:
+        return []
+    where = "your dev key directory, CACHE/groth16/<circuit id>" if manifest.get("backend") == "groth16" else "your dev SRS file"
+    return [
+        f"your keys are dev keys: on another machine the auditor checks these proofs only with --srs ({where}), on your word "
+        "(you ran that setup); proofs it can rely on are made with keys it makes: pot-zk keys new, then you train with the srs.path it prints"
+    ]
 
 
 def pins_line(bundle: RunBundle) -> list[str]:

@@ -56,6 +56,12 @@ def verifier_key(spec: Groth16Statement, declared: Mapping[str, Any] | None, cac
         return _dev_policy(key, declared, allow_dev) if key.provenance == "dev" else Groth16VerifierKey(key, _record(key))
     directory = groth16_keys.key_directory(cache_dir, spec)
     recorded = (declared or {}).get("keys") or {}
+    if not directory.is_dir():  # review23: the usual case of an export verified on another machine
+        raise ProofVerificationError(
+            f"no zk-groth16 key for circuit {spec.circuit_id()} in your cache ({directory}): pass yours with --keys DIR, or "
+            "the trainer's dev key directory with --srs DIR (its word: it ran that setup)",
+            reason="keys-unavailable",
+        )
     key = dataclasses.replace(_open(spec, directory), provenance="dev")
     if declared is not None and key.vk_sha256 != recorded.get("vk_sha256"):
         raise ProofVerificationError(
