@@ -268,3 +268,12 @@ def test_a_declared_schedule_that_falls_under_one_percent_of_its_base_is_noted(s
     report = _verified_at_gamma(scheduled_run, tmp_path, 0.01)
     assert report.ok, report.summary()  # the schedule declared; the records follow it; no step at constant 0
     assert any(note.startswith("schedule: the declared rate falls to 1e-05 at step 6, under 1 % of its base 0.1") for note in report.notes), report.notes
+
+
+def test_an_unknown_schedule_name_lists_every_name_constant_included():
+    """review23: the error left out `constant`, the default configuration.md documents."""
+    from pot_zk.exceptions import ConfigurationError
+    from pot_zk.kinds.schedule import canonical
+
+    with pytest.raises(ConfigurationError, match=r"one of step, multistep, cosine, linear, sequential \(or constant: none\); got \{'name': 'cosin'\}"):
+        canonical({"name": "cosin"})

@@ -247,6 +247,8 @@ def test_a_built_in_data_set_is_recomputed_and_a_batch_swapped_for_one_outside_i
     pinned = run_pins(run, head=False)  # a built-in set's root is recomputed: the auditor need not pin it
     honest = verify_run(run, cache_dir=tmp_path / "cache", **{k: v for k, v in pinned.items() if k != "expect_root"})
     assert honest.ok and "dataset-samples" in honest.passed, honest.summary()
+    [dataset_line] = [line for line in honest.summary().splitlines() if line.startswith("dataset: ")]
+    assert "None" not in dataset_line, dataset_line  # review23: "None batches" for a streamed loop's data set
     spec = spec_from_dict(json.loads((run / "manifest.json").read_text())["circuit"])
     records = jsonl(run / "commitments.jsonl")
     x, y = _sample_values(records[2]["samples"])

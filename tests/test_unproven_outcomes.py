@@ -93,3 +93,5 @@ def test_prove_pending_on_a_run_uses_the_runs_own_configuration(runs, tmp_path, 
     assert {e["error"]["error_class"] for e in events[started:] if e["event"] == "attempt"} == {"ProverNotFoundError"}
     assert main(["prove-pending", str(run), "prover=ezkl"]) == 2
     assert "prover=ezkl: a run keeps the prover it was trained with (config.yaml)" in capsys.readouterr().err
+    assert main(["prove-pending", str(run), "mode=production"]) == 2  # review23: mode has no keys of its own to override
+    assert capsys.readouterr().err.strip().endswith("mode=production: a run keeps the mode it was trained with (config.yaml)")

@@ -47,7 +47,7 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
 
 def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("run", help="a run directory made by `pot-zk train`")
-    parser.add_argument("--srs", help="the verifier's own SRS file (default: the dev SRS in the cache, if it matches)")
+    parser.add_argument("--srs", help="the verifier's own SRS file, or zk-groth16 key directory (default: the dev SRS or key in the cache, if it matches)")
     parser.add_argument("--cache-dir", help="your cache: its trust store (keys you made, challenges you issued), dev keys, and "
                         "verify's own cache of the zk-halo2 circuits and keys it derived, CACHE/verifier (default: $POT_ZK_CACHE or ~/.cache/pot-zk)")
     parser.add_argument("--no-verifier-cache", action="store_true", help="derive zk-halo2 circuits and keys afresh, in a directory of this process's own, instead of reusing CACHE/verifier")

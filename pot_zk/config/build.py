@@ -172,7 +172,7 @@ def _select(cfg: DictConfig, item: str, path: Path) -> None:
     group = item.split("=", 1)[0].lstrip("+~")
     if group in WHOLE_RUN_GROUPS:
         raise ConfigurationError(
-            f"{item}: a run keeps the {group} it was trained with ({path.name}); override single keys instead (e.g. {group}.KEY=VALUE)",
+            f"{item}: a run keeps the {group} it was trained with ({path.name})" + ("" if group == "mode" else f"; override single keys instead (e.g. {group}.KEY=VALUE)"),
             key="overrides", path=str(path),
         )
     composed = compose_config([item])

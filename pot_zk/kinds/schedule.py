@@ -52,7 +52,10 @@ def canonical(declaration: Mapping[str, Any], key: str = "optimizer.schedule") -
     """The declaration checked, with its defaults filled in and its numbers typed (ConfigurationError
     naming ``key`` otherwise)."""
     if not isinstance(declaration, Mapping) or declaration.get("name") not in _FIELDS:
-        raise ConfigurationError(f"{key} must name a schedule, one of {', '.join(NAMES)}; got {dict(declaration) if isinstance(declaration, Mapping) else declaration!r}", key=key)
+        raise ConfigurationError(
+            f"{key} must name a schedule, one of {', '.join(NAMES)} (or constant: none); "
+            f"got {dict(declaration) if isinstance(declaration, Mapping) else declaration!r}", key=key,
+        )
     name = str(declaration["name"])
     given = {k: v for k, v in declaration.items() if k != "name"}
     unknown = sorted(set(given) - set(_FIELDS[name]))

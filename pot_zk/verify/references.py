@@ -154,7 +154,8 @@ def check_tolerance(report, spec: Any, limit: int | None) -> None:
 
 def declared_dataset(dataset: Mapping[str, Any]) -> str:
     """``digits (part all, 179 batches; 359 of 1797 samples held out)``."""
-    said = [f"part {dataset.get('part', 'all')}", f"{dataset.get('num_batches')} batches"]
+    batches = dataset.get("num_batches")  # review23: a streamed loop's data set declares none ("None batches")
+    said = [f"part {dataset.get('part', 'all')}", *([f"{batches} batches"] if batches is not None else [])]
     if "num_samples" in dataset:
         said.append(f"{dataset['num_samples']} samples made from seed {dataset.get('seed')}")
     holdout = dataset.get("holdout") or {}
