@@ -56,6 +56,7 @@ from pot_zk.backends.base import VerifierOptions
 from pot_zk.backends.keys import KeySet
 from pot_zk.backends.registry import spec_from_dict
 from pot_zk.core.audit_verify import verify_audit
+from pot_zk.core.extras import MissingExtraError
 from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.bundle import layout as files
 from pot_zk.bundle.layout import BundleReader, load_model, read_jsonl
@@ -127,7 +128,7 @@ def verify_run(
     try:
         _check_run(report, Path(cache_dir), expected, dict(accept_settings or {}), **options)
     except ConfigurationError as exc:
-        if exc.key == ACCEPT_SETTING:  # the auditor's own option is malformed: bad input, nothing to report
+        if exc.key == ACCEPT_SETTING or isinstance(exc, MissingExtraError):  # the auditor's own option, or its install: nothing to report of the bundle
             raise
         _crashed(report, exc)
     except Exception as exc:  # noqa: BLE001 -- a crafted bundle must not crash the verifier: FAILED, with the report written
@@ -169,6 +170,8 @@ def _check_run(
         bundle = BundleReader.open(Path(report.run))
         manifest = bundle.manifest()
         spec = spec_from_dict(manifest["circuit"])
+    except MissingExtraError:  # review23: the verifier's install lacks the backend, not a bad bundle
+        raise
     except (PotZkError, OSError, ValueError, KeyError) as exc:
         report.fail("statement", "unreadable-bundle", str(exc))
         return
