@@ -99,6 +99,18 @@ def test_verify_still_checks_what_is_in_the_archive(trained, tmp_path):
             edited.addfile(info, io.BytesIO(data))
     rejected = _verify("edited.tar.gz", cache, head, tmp_path)
     assert rejected.returncode == 1 and "result: FAILED" in rejected.stdout, rejected.stdout
+    # review24: EXPORT.json naming another head was never read; verify notes it (the records decide)
+    files["run/proofs/step-00000002/proof.bin"] = bytes(proof[:40] + bytes([proof[40] ^ 1]) + proof[41:])
+    inventory = json.loads(files["run/EXPORT.json"])
+    files["run/EXPORT.json"] = json.dumps({**inventory, "commitment_head": "ab" * 32}).encode()
+    with tarfile.open(tmp_path / "relabelled.tar.gz", "w:gz") as edited:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            edited.addfile(info, io.BytesIO(data))
+    noted = _verify("relabelled.tar.gz", cache, head, tmp_path)
+    assert noted.returncode == 0 and "result: VERIFIED" in noted.stdout, noted.stdout
+    assert f"note: EXPORT.json names commitment head {'ab' * 32}, the records give {head}: the inventory is not evidence" in noted.stdout
 
 
 def test_the_same_run_exports_to_the_same_bytes(trained, tmp_path):

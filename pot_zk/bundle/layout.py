@@ -43,6 +43,8 @@ FINAL_MODEL = "model_final.safetensors"
 CHECKPOINT = "checkpoint.safetensors"
 AUDIT = "audit.jsonl"
 EVALUATIONS = "evaluations.jsonl"
+EXPORT_INVENTORY = "EXPORT.json"
+"""What ``pot-zk export`` adds to its archive: the files and the commitment head (not evidence)."""
 
 
 MODES = ("custom", "development", "research", "production", "disabled")

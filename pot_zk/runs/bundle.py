@@ -23,6 +23,7 @@ from pot_zk.bundle.layout import (
     CONFIG,
     DATASET,
     EVALUATIONS,
+    EXPORT_INVENTORY,
     FINAL_MODEL,
     INITIAL_MODEL,
     MANIFEST,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "AUDIT", "CHECKPOINT", "COMMITMENTS", "CONFIG", "DATASET", "EVALUATIONS", "FINAL_MODEL", "INITIAL_MODEL", "MANIFEST", "PROOFS",
+    "AUDIT", "CHECKPOINT", "COMMITMENTS", "CONFIG", "DATASET", "EVALUATIONS", "EXPORT_INVENTORY", "FINAL_MODEL", "INITIAL_MODEL", "MANIFEST", "PROOFS",
     "RunBundle", "append_jsonl", "discard_incomplete_tail", "load_model", "read_jsonl", "save_model", "training_ends",
 ]
 

@@ -34,7 +34,7 @@ from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.lock import RunLock, shared_lock
 
-EXPORT_MANIFEST = "EXPORT.json"
+EXPORT_MANIFEST = files.EXPORT_INVENTORY
 EXPORT_FORMAT = "pot-zk-export/1"
 RECORDS = (files.MANIFEST, files.DATASET, files.COMMITMENTS, files.PROOFS, files.EVALUATIONS, files.AUDIT, files.INITIAL_MODEL, files.FINAL_MODEL)
 """The run files ``pot-zk verify`` reads (those that exist are exported)."""

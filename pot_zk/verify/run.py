@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import os
 import shutil
 import tempfile
@@ -194,6 +195,7 @@ def _check_run(
     check_initial_reference(report, manifest, by_step, spec, expected.expect_initial)
     record_plan(report, manifest, commitments)
     check_head(report, manifest, commitments, expected.expect_head)
+    _note_export_inventory(report, bundle)
     check_models(report, bundle, by_step, spec, load_model)
     check_base(report, manifest, by_step, spec)
     check_base_reference(report, manifest, spec, expected.expect_base)
@@ -215,6 +217,24 @@ def _check_run(
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge, trust, allow_no_nonce)
     check_min_proven(report, expected.min_proven)
+
+
+def _note_export_inventory(report: RunReport, bundle: BundleReader) -> None:
+    """An export's EXPORT.json names the commitment head; verify computes it from the records and
+    notes an inventory that names another (review24: it was never read, whatever it said)."""
+    path = bundle.path(files.EXPORT_INVENTORY)
+    if not path.is_file():
+        return
+    try:
+        named = json.loads(path.read_text()).get("commitment_head")
+    except (OSError, ValueError, AttributeError):
+        named = None
+    head = report.references.get("commitment_head")
+    if named != head:
+        report.notes.append(
+            f"{files.EXPORT_INVENTORY} names commitment head {str(named)[:64]}, the records give {head}: the inventory is not evidence "
+            "(the head above is computed from the records; pin the one you received with --expect-head)"
+        )
 
 
 def _note_key_directory_word(report: RunReport, srs_path: Path) -> None:
