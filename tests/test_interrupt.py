@@ -214,6 +214,13 @@ if where == "final-score":  # the final model's score, after the last step and t
             pause(60)
         return original(self)
     TrainingSession.evaluate = evaluate
+elif where == "executor-shutdown":  # after the last proof, before the final model (review25: Dask's takes ~1.7 s)
+    from pot_zk.proving.executors import PoolExecutor
+    original = PoolExecutor.shutdown
+    def shutdown(self):
+        pause(60)
+        return original(self)
+    PoolExecutor.shutdown = shutdown
 else:  # the run's statistics files, written as run.end is
     from pot_zk.proving.stats import ProvingStats
     original = ProvingStats.write
@@ -227,14 +234,14 @@ sys.exit(main(argv))
 """
 
 
-def _paused_train(tmp_path: Path, where: str, run_dir: Path, cache: Path) -> tuple[int, str]:
+def _paused_train(tmp_path: Path, where: str, run_dir: Path, cache: Path, proving: bool = False) -> tuple[int, str]:
     """`pot-zk train` of 4 steps paused at ``where`` as its run ends, sent SIGTERM there: (exit status, stderr)."""
     import subprocess
     import sys
 
     script, marker = tmp_path / "paused_cli.py", tmp_path / "paused"
     script.write_text(PAUSED_CLI)
-    train = [*tiny_run(run_dir, cache, steps=4), "mode=disabled"]  # the run's end is the subject: no proof needed
+    train = [*tiny_run(run_dir, cache, steps=4, k=4), *([] if proving else ["mode=disabled"])]  # mostly the run's end is the subject: no proof needed
     trainer = subprocess.Popen([sys.executable, str(script), str(marker), where, "train", *train],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -243,6 +250,8 @@ def _paused_train(tmp_path: Path, where: str, run_dir: Path, cache: Path) -> tup
         _, err = trainer.communicate(timeout=120)
     finally:
         kill(trainer.pid)
+        if proving:
+            kill(holder_pid(cache, run_dir))
     return trainer.returncode, err
 
 
@@ -258,6 +267,20 @@ def test_sigterm_during_the_final_score_ends_the_run_interrupted_and_resume_comp
     assert resumed.returncode == 0, resumed.stderr
     assert "run completed: 4 steps trained, 0 of them by this command" in resumed.stdout, resumed.stdout
     _verifies_unproven(tmp_path)
+
+
+def test_sigterm_while_the_executor_shuts_down_ends_the_run_interrupted_and_resume_completes_it(tmp_path, cache):
+    """review25: the executor's shutdown (after the last proof, before the final model) was
+    outside the guard: run.end said completed without a final model, and nothing recovered it."""
+    run_dir = tmp_path / "run"
+    status, err = _paused_train(tmp_path, "executor-shutdown", run_dir, cache, proving=True)
+    assert status == 130, err
+    assert _interrupted(run_dir, "SIGTERM")["steps"] == 4 and not (run_dir / "model_final.safetensors").exists()
+    resumed = run("resume", "run", cwd=tmp_path)
+    kill(holder_pid(cache, run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    verified = run("verify", "run", "--cache-dir", str(cache), cwd=tmp_path)
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
 
 
 def test_sigterm_while_run_end_is_written_is_raised_after_it_and_says_the_run_completed(tmp_path, cache):

@@ -45,12 +45,13 @@ _closing: list[str | None] = []
 
 
 @contextmanager
-def closing_run() -> Iterator[None]:
+def closing_run(raise_deferred: bool = True) -> Iterator[None]:
     """Writing the end of a run (its final records and ``run.end``): the CLI's first SIGINT or
     SIGTERM that comes meanwhile is deferred (:func:`defer_interrupt`) and raised as
     :class:`Interrupted` when the outermost block ends without an error of its own, so a run's
-    trail is never left without its ``run.end`` by a signal. A second signal still ends the
-    process at once (:mod:`pot_zk.cli.interrupt`). Outside the main thread it does nothing."""
+    trail is never left without its ``run.end`` by a signal; ``raise_deferred=False`` (the run
+    ends with an error that is on its way out): dropped. A second signal still ends the process
+    at once (:mod:`pot_zk.cli.interrupt`). Outside the main thread it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -61,7 +62,7 @@ def closing_run() -> Iterator[None]:
         deferred = _closing.pop()
         if _closing and deferred is not None:
             _closing[-1] = deferred
-    if deferred is not None and not _closing:
+    if deferred is not None and not _closing and raise_deferred:
         raise Interrupted(deferred)
 
 

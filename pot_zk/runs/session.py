@@ -187,25 +187,30 @@ class TrainingSession:
             self.audit.event("run.aborted", error={"error_class": type(error).__name__, "message": str(error)})
         try:
             try:
-                if self.run.executor is not None:
-                    self.run.executor.shutdown()
-            finally:
-                if status == "interrupted":
-                    allow_provers()  # the executor's threads are done: none waits on a killed prover now
-            if status == "completed":
                 try:
+                    if self.run.executor is not None:
+                        self.run.executor.shutdown()
+                finally:
+                    if status == "interrupted":
+                        allow_provers()  # the executor's threads are done: none waits on a killed prover now
+                if status == "completed":
                     save_model(self.model.state_dict(), self.bundle.path(files.FINAL_MODEL))
                     self.evaluate()
-                except KeyboardInterrupt as interrupted:  # review18: the run.end said completed, without its final score
+            except KeyboardInterrupt as interrupted:
+                if status == "completed":  # review18, review25: before its final model and score the run is not complete
                     status = "interrupted"
                     self.audit.event("run.interrupted", signal=getattr(interrupted, "signal_name", "SIGINT"), steps=self.next_step)
-                    raise
+                raise
         finally:
-            with closing_run():  # a signal from here on is raised once run.end is written
-                self._add_coverage()
-                self.scalars.close()
-                head = _commitment_head(self.bundle)
-                stats = self.lifecycle.end(status, progress=self.progress.summary(), head=head)
+            head = None
+            # a signal from here on is raised once run.end is written (completed), or dropped for the error in flight
+            with closing_run(raise_deferred=status == "completed"):
+                try:
+                    self._add_coverage()
+                    self.scalars.close()
+                    head = _commitment_head(self.bundle)
+                finally:  # review25: a KeyboardInterrupt here (a library call: nothing defers it) skipped run.end
+                    stats = self.lifecycle.end(status, progress=self.progress.summary(), head=head)
         self.summary = RunSummary(self.bundle.root, status, self.progress.summary(), stats, self.evaluations(), head)
         return self.summary
 

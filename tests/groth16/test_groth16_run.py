@@ -211,6 +211,13 @@ def test_auditor_keys_prove_a_run_only_they_verify(honest, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     handed = next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith("the trainer proves with"))
     assert handed.startswith("srs.path=")
+    # the trainer receives exactly the files listed (review25: without provenance.json its srs.path was refused)
+    listed = [Path(p) for p in next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith("hand the trainer")).split(", ")]
+    received = tmp_path / "received"
+    received.mkdir()
+    for path in listed:
+        shutil.copy(path, received / path.name)
+    handed = f"srs.path={received}"
     audited = tmp_path / "audited"
     summary = train(compose_config(overrides(audited, tmp_path / "trainer-cache", handed, "mode=production")), sleep=lambda s: None)
     stop_holders(Path(handed.split("=", 1)[1]), RunBundle.open(audited).manifest()["circuit"])

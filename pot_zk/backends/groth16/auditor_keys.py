@@ -45,7 +45,7 @@ def _generated(statements: Sequence[Any], directories: Sequence[Path], details: 
     for spec in statements:
         suffix = "" if len(statements) == 1 else f":{spec.circuit_id()}"
         files.update({f"{role}{suffix}": f"{spec.circuit_id()}/{name}" for role, name in KEY_FILES.items()})
-    handover = tuple(role for role in files if not role.startswith("provenance"))
+    handover = tuple(files)  # review25: provenance.json too (without it the trainer's srs.path is refused); it holds no secret
     return GeneratedKeys(
         backend="groth16",
         files=files,
@@ -90,11 +90,14 @@ def key_path(keys: KeySet, circuit_id: str) -> Path | None:
     if role not in keys.files:
         return None
     suffix = role[len("vk"):]
+    # the files of the circuit the keys were made for (review25: a one-statement set of another
+    # circuit was compared with the run's circuit id, a false keys-layout; it is foreign-keys)
+    own = suffix[1:] if suffix else (keys.circuit_ids[0] if len(keys.circuit_ids) == 1 else circuit_id)
     for base, name in KEY_FILES.items():
-        expected = f"{circuit_id}/{name}"
+        expected = f"{own}/{name}"
         if keys.files.get(f"{base}{suffix}") != expected:
             raise ConfigurationError(
-                f"{keys.directory}/keys.json names {keys.files.get(base + suffix)!r} as the {base!r} file of {circuit_id}, not "
+                f"{keys.directory}/keys.json names {keys.files.get(base + suffix)!r} as the {base!r} file of {own}, not "
                 f"{expected!r}: not the layout pot-zk keys new writes",
                 key="keys",
             )
