@@ -42,6 +42,11 @@ def keys_fingerprint(keys: KeySet) -> str:
     return hashlib.sha256(json.dumps(listed, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _legacy_fingerprint(keys: KeySet) -> str:
+    """The fingerprint the trust store used before the file names counted."""
+    return hashlib.sha256(json.dumps(dict(keys.sha256), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class TrustStore:
     root: Path
@@ -68,9 +73,15 @@ class TrustStore:
         return path
 
     def known_keys(self, keys: KeySet) -> Mapping[str, Any] | None:
-        """The record of a key set this auditor made, or None."""
-        path = self._keys_path(keys)
-        return json.loads(path.read_text()) if path.is_file() else None
+        """The record of a key set this auditor made, or None. A record made before file names
+        counted (fingerprint over the SHA-256s alone) is found too, marked ``legacy``: the backends
+        read exactly the files keys.json names (zk-groth16's ``keys-layout`` check), so the names
+        add nothing there (review25: such key sets had become keys-untrusted)."""
+        for path, legacy in ((self._keys_path(keys), False), (self.root / "keys" / f"{_legacy_fingerprint(keys)}.json", True)):
+            if path.is_file():
+                record = json.loads(path.read_text())
+                return {**record, "legacy": True} if legacy else record
+        return None
 
     def record_challenge(self, challenge: Challenge) -> Path:
         """Record a challenge this auditor just issued."""

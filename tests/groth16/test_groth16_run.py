@@ -231,6 +231,13 @@ def test_auditor_keys_prove_a_run_only_they_verify(honest, tmp_path):
     assert report.ok, report.summary()
     assert "keys" in report.passed and report.verifier_keys["zk-groth16"]["provenance"] == "auditor"
     assert "certificates" not in report.keys["said"]
+    # review25: a trust store recorded before file names counted in the fingerprint still knows these keys
+    from pot_zk.verify.trust import _legacy_fingerprint, keys_fingerprint
+
+    store = tmp_path / "auditor-cache" / "trust" / "keys"
+    (store / f"{keys_fingerprint(keys)}.json").rename(store / f"{_legacy_fingerprint(keys)}.json")
+    earlier = verify_run(audited, cache_dir=tmp_path / "auditor-cache", keys=keys)
+    assert earlier.ok and ", by an earlier pot-zk;" in earlier.keys["said"], earlier.summary()
     failed = _copy((audited, None), tmp_path / "failed-step")  # step 3's outcome recorded failed (a handler=continue run)
     records = _jsonl(failed / "proofs.jsonl")
     next(r for r in records if r["step"] == 3).update(status="failed", proof=None, proof_type=None)
