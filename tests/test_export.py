@@ -156,8 +156,8 @@ def test_export_never_overwrites_another_file_but_repeats_itself(trained, tmp_pa
             earlier.addfile(info, io.BytesIO(data))
     refused = run("export", str(run_dir), "--out", "earlier.tar.gz", cwd=tmp_path)
     assert refused.returncode == 2 and stderr_lines(refused.stderr) == [
-        "pot-zk export: --out earlier.tar.gz holds an earlier export of this run (the same head; the run's records have grown since, "
-        "by respond or prove-pending): name another archive, or remove it"
+        "pot-zk export: --out earlier.tar.gz holds an export with this run's commitment head and other records (an earlier export of "
+        "this run, before respond or prove-pending added to it, or of a run trained the same way): name another archive, or remove it"
     ]
 
 

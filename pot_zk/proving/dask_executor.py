@@ -58,9 +58,18 @@ def check_cluster(scheduler_address: str | None) -> None:
     distributed = _distributed()
     if scheduler_address is None:
         return
+    from distributed.comm import parse_address
+    from distributed.comm.registry import backends
+
+    scheme = parse_address(scheduler_address)[0]
+    if scheme not in backends:  # review25: a mistyped scheme was a traceback, then a minute's hang in the half-made Client
+        raise ConfigurationError(
+            f"executor.scheduler_address={scheduler_address}: unknown scheme {scheme!r} (Dask knows {', '.join(sorted(backends))})",
+            key="executor.scheduler_address",
+        )
     try:
         client = distributed.Client(scheduler_address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError) as error:
+    except (OSError, TimeoutError, ValueError) as error:  # ValueError: an address Dask cannot parse (review25: tpc://...)
         raise ConfigurationError(f"cannot connect to the Dask scheduler at {scheduler_address}: {error}", key="executor.scheduler_address") from error
     client.close()
 

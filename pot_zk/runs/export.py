@@ -114,8 +114,8 @@ def _export(bundle: RunBundle, out: Path | None) -> Export:
     if out.exists() and out.read_bytes() != packed.getvalue():
         if _exported_head(out) == head:  # review24: said "an export of another head" after a respond
             raise ConfigurationError(
-                f"--out {out} holds an earlier export of this run (the same head; the run's records have grown since, by respond or "
-                "prove-pending): name another archive, or remove it", key="out",
+                f"--out {out} holds an export with this run's commitment head and other records (an earlier export of this run, "
+                "before respond or prove-pending added to it, or of a run trained the same way): name another archive, or remove it", key="out",
             )
         raise ConfigurationError(f"--out {out} exists and is not this export (another file, or an export of another head); remove it or name another archive", key="out")
     with atomic_path(out) as tmp:

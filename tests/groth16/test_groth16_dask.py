@@ -124,3 +124,13 @@ def test_an_unreachable_scheduler_is_refused_before_the_run_writes_anything(tmp_
         _run(run, tmp_path / "cache", "executor.scheduler_address=tcp://127.0.0.1:9")
     assert refused.value.context["key"] == "executor.scheduler_address"
     assert not run.exists()
+
+
+def test_a_mistyped_scheduler_scheme_is_one_error_at_once(tmp_path):
+    """review25: `tpc://...` was a ValueError traceback, then a minute's hang as the process exited."""
+    from pot_zk.exceptions import ConfigurationError
+
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError, match=r"executor.scheduler_address=tpc://127.0.0.1:9: unknown scheme 'tpc' \(Dask knows .*tcp"):
+        _run(tmp_path / "run", tmp_path / "cache", "executor.scheduler_address=tpc://127.0.0.1:9")
+    assert time.monotonic() - started < 30 and not (tmp_path / "run").exists()
