@@ -354,3 +354,14 @@ def test_verify_without_the_runs_backend_installed_is_one_line_exit_2_not_a_fail
         "pot-zk verify: the groth16 backend (zk-groth16 proofs) needs the Python package 'groth16py', which is not installed: "
         "pip install 'pot-zk[groth16]'"
     ]
+
+
+def test_hydra_flags_after_the_overrides_work(tmp_path):
+    """review25: pot-zk appended its own overrides after a trailing flag, so `show-config k=v
+    --cfg job` and `train k=v --multirun` failed with "unrecognized arguments"."""
+    shown = run("show-config", "model=tiny_mlp", "--cfg", "job", cwd=tmp_path)
+    assert shown.returncode == 0 and "dims:" in shown.stdout, shown.stderr
+    swept = run("train", "model=tiny_mlp", "data=synthetic", "train.max_steps=1", "mode=disabled", "train.progress=false",
+                f"hydra.sweep.dir={tmp_path / 'sweep'}", "--multirun", cwd=tmp_path)
+    assert swept.returncode == 0, swept.stderr
+    assert (tmp_path / "sweep" / "0" / "manifest.json").is_file()

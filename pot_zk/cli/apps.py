@@ -130,7 +130,7 @@ def run_hydra_app(name: str, argv: Sequence[str]) -> int:
     run_dir = str(cfg.run_dir)
     with RunLock(run_dir, "pot-zk train") as lock:
         new_run_bundle(lock.run_dir)  # a directory holding nothing but its lock: what Hydra writes next is this command's
-        fixed = [arg for arg in argv if not arg.lstrip("+").startswith("run_dir=")] + [run_dir_override(run_dir)]
+        fixed = with_overrides([arg for arg in argv if not arg.lstrip("+").startswith("run_dir=")], [run_dir_override(run_dir)])
         try:
             return _run(name, fixed)
         except (AppFailed, KeyboardInterrupt, SystemExit):  # refused, interrupted or failed (Hydra exits 1 on any other error) before its run started: nothing is left of it
@@ -156,10 +156,23 @@ def _job_name(name: str, argv: Sequence[str]) -> str:
     return given[-1] if given else name.replace("-", "_")
 
 
+def with_overrides(argv: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """``argv`` with ``extra`` overrides placed right after its own (review25: appended after a
+    trailing Hydra flag, `k=v --multirun` failed with "unrecognized arguments")."""
+    from hydra._internal.utils import get_args_parser
+
+    argv = list(argv)
+    given = get_args_parser().parse_args(argv).overrides
+    if not given:
+        return [*argv, *extra]
+    last = len(argv) - 1 - argv[::-1].index(given[-1])
+    return [*argv[: last + 1], *extra, *argv[last + 1 :]]
+
+
 def _run(name: str, argv: Sequence[str]) -> int:
     """Run the app ``name`` on ``argv``; its job (and log file) named after the command (``train.log``)."""
     if not any(arg.startswith("hydra.job.name=") for arg in argv):
-        argv = [*argv, f"hydra.job.name={_job_name(name, argv)}"]
+        argv = with_overrides(argv, [f"hydra.job.name={_job_name(name, argv)}"])
     saved = sys.argv
     sys.argv = [f"pot-zk {name}", *argv]
     try:
