@@ -320,3 +320,8 @@ def test_an_interrupt_deferred_while_a_run_ends_is_raised_by_the_outermost_block
             raise OSError("disk full")
     with closing_run():
         pass
+    with closing_run(raise_deferred=False):  # a run ending halted: its error is the message (review25)
+        with closing_run():
+            assert defer_interrupt("SIGINT")
+    with closing_run():
+        pass  # nothing left deferred
