@@ -376,3 +376,16 @@ def test_a_respond_that_halted_does_not_make_the_completed_training_failed(hones
     rewrite_audit(run, events)
     report = verify_run(run, cache_dir=tmp_path / "cache")
     assert ("audit-chain", "run-not-completed") in {(f.check, f.reason) for f in report.findings}, report.summary()
+
+
+def test_only_a_key_directorys_own_provenance_is_said_unchecked_not_an_srs_files_label():
+    """`verify --srs`: a zk-groth16 key directory's provenance.json is its own word (noted); a
+    zk-halo2 SRS file has no record, its label `configured` is verify's own (no such note)."""
+    from pot_zk.verify.report import RunReport
+    from pot_zk.verify.run import _note_key_directory_word
+
+    report = RunReport(Path("run"))
+    report.verifier_keys = {"zk-halo2": {"provenance": "configured", "path": "kzg.srs"}, "zk-groth16": {"provenance": "auditor", "directory": "keys"}}
+    _note_key_directory_word(report, Path("keys"))
+    assert "provenance_checked" not in report.verifier_keys["zk-halo2"] and report.verifier_keys["zk-groth16"]["provenance_checked"] is False
+    assert len(report.notes) == 1 and report.notes[0].startswith("the zk-groth16 key's provenance 'auditor' is what keys records about itself")

@@ -241,7 +241,8 @@ def _note_key_directory_word(report: RunReport, srs_path: Path) -> None:
     """``--srs DIR`` (review24): the key's provenance is DIR's record of itself, which verify
     cannot check (``--keys`` checks keys against the auditor's trust store)."""
     for proof_type, record in report.verifier_keys.items():
-        if record.get("provenance") not in (None, "dev"):
+        # a key directory's own provenance.json (zk-groth16); an SRS file has no record: its label ("configured") is verify's own
+        if "directory" in record and record.get("provenance") not in (None, "dev"):
             record["provenance_checked"] = False
             report.notes.append(
                 f"the {proof_type} key's provenance {record['provenance']!r} is what {srs_path} records about itself, not checked: "
