@@ -45,6 +45,15 @@ def _members(archive: Path) -> dict[str, tarfile.TarInfo]:
         return {member.name: member for member in opened.getmembers()}
 
 
+def _write_archive(path: Path, files: dict[str, bytes]) -> None:
+    """A gzip'd tar of ``files`` (member name -> bytes), as an edited export."""
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
 def _verify(target: str, cache: Path, head: str, cwd: Path):
     return run("verify", target, "--cache-dir", str(cache), "--expect-head", head, cwd=cwd)
 
@@ -89,25 +98,18 @@ def test_verify_still_checks_what_is_in_the_archive(trained, tmp_path):
     archive = export_run(run_dir, tmp_path / "run.tar.gz").archive
     with tarfile.open(archive) as opened:
         files = {m.name: opened.extractfile(m).read() for m in opened.getmembers()}
-    proof = bytearray(files["run/proofs/step-00000002/proof.bin"])
+    original = files["run/proofs/step-00000002/proof.bin"]
+    proof = bytearray(original)
     proof[40] ^= 1
     files["run/proofs/step-00000002/proof.bin"] = bytes(proof)
-    with tarfile.open(tmp_path / "edited.tar.gz", "w:gz") as edited:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            edited.addfile(info, io.BytesIO(data))
+    _write_archive(tmp_path / "edited.tar.gz", files)
     rejected = _verify("edited.tar.gz", cache, head, tmp_path)
     assert rejected.returncode == 1 and "result: FAILED" in rejected.stdout, rejected.stdout
     # review24: EXPORT.json naming another head was never read; verify notes it (the records decide)
-    files["run/proofs/step-00000002/proof.bin"] = bytes(proof[:40] + bytes([proof[40] ^ 1]) + proof[41:])
+    files["run/proofs/step-00000002/proof.bin"] = original
     inventory = json.loads(files["run/EXPORT.json"])
     files["run/EXPORT.json"] = json.dumps({**inventory, "commitment_head": "ab" * 32}).encode()
-    with tarfile.open(tmp_path / "relabelled.tar.gz", "w:gz") as edited:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            edited.addfile(info, io.BytesIO(data))
+    _write_archive(tmp_path / "relabelled.tar.gz", files)
     noted = _verify("relabelled.tar.gz", cache, head, tmp_path)
     assert noted.returncode == 0 and "result: VERIFIED" in noted.stdout, noted.stdout
     assert f"note: EXPORT.json names commitment head {'ab' * 32}, the records give {head}: the inventory is not evidence" in noted.stdout
@@ -149,11 +151,7 @@ def test_export_never_overwrites_another_file_but_repeats_itself(trained, tmp_pa
     with tarfile.open(tmp_path / "again.tar.gz") as opened:
         files = {m.name: opened.extractfile(m).read() for m in opened.getmembers()}
     files["run/audit.jsonl"] += b"{}\n"
-    with tarfile.open(tmp_path / "earlier.tar.gz", "w:gz") as earlier:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            earlier.addfile(info, io.BytesIO(data))
+    _write_archive(tmp_path / "earlier.tar.gz", files)
     refused = run("export", str(run_dir), "--out", "earlier.tar.gz", cwd=tmp_path)
     assert refused.returncode == 2 and stderr_lines(refused.stderr) == [
         "pot-zk export: --out earlier.tar.gz holds an export with this run's commitment head and other records (an earlier export of "
