@@ -116,7 +116,10 @@ def test_sigterm_while_run_end_is_written_is_raised_after_it_and_says_the_run_co
     assert events[-1]["event"] == "run.end" and events[-1]["status"] == "completed"
     assert not [e for e in events if e["event"] == "run.interrupted"]
     assert (run_dir / "stats.json").is_file()
-    assert stderr_lines(err) == ["interrupted after the run in run completed; nothing to resume: verify it with: pot-zk verify run"]
+    assert stderr_lines(err) == [
+        "pot-zk: SIGTERM: finishing the run's end first (interrupt again to exit now)",
+        "interrupted after the run in run completed; nothing to resume: verify it with: pot-zk verify run",
+    ]
     _verifies_unproven(tmp_path)
 
 

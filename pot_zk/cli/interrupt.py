@@ -55,6 +55,15 @@ class _Signals:
         name = signal.Signals(signum).name
         if not defer_interrupt(name):  # while a run's end is written, raised once it is (closing_run)
             raise Interrupted(name)
+        self.say(f"pot-zk: {name}: finishing the run's end first (interrupt again to exit now)")
+
+    def say(self, line: str) -> None:
+        """One line on the terminal's stderr (the copy taken at the start), never raising."""
+        if self.terminal >= 0:
+            try:
+                os.write(self.terminal, (line + "\n").encode())
+            except OSError:
+                pass
 
     def watch(self, read_fd: int) -> None:
         """The watcher thread: reads the signal numbers the C handler wrote, until EOF."""
