@@ -273,3 +273,8 @@ class ChallengeError(PotZkError):
 
 class AuditTrailError(PotZkError):
     """An audit trail cannot be appended to or does not verify."""
+
+
+class BundleRecordsError(PotZkError, ValueError):
+    """A JSON-lines file of a run bundle (commitments, proofs, scores) has a line that is not a
+    JSON object: a damaged or edited bundle. A ValueError too, as the readers' callers catch."""

@@ -302,3 +302,29 @@ def _miss_all(total: int, altered: int, count: int) -> float:
     for i in range(count):
         p *= max(total - altered - i, 0) / (total - i)
     return p
+
+
+@pytest.mark.parametrize("line", ["{not json", "[1]"])
+def test_a_run_with_a_damaged_commitment_record_is_one_line_for_challenge_respond_and_verify(unproven, tmp_path, capsys, line):
+    """Last session's leftover: challenge (and respond) of a bundle whose commitments.jsonl holds a
+    line that is not a JSON object showed a traceback; verify called a non-object record a
+    verifier-error. Now one line each (exit 2, nothing written), and verify's unreadable-records."""
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(unproven, damaged)
+    with (damaged / "commitments.jsonl").open("a") as records:
+        records.write(line + "\n")
+    bundle = RunBundle.open(unproven)
+    challenge = tmp_path / "C.json"
+    challenge.write_text(json.dumps(new_challenge(bundle.manifest(), bundle.commitments(), 1, "aa").to_dict()))
+    capsys.readouterr()
+    assert main(["challenge", str(damaged), "--count", "1", "--out", str(tmp_path / "new.json"), "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "commitments.jsonl line 7 is not a JSON" in err[0] and f"pot-zk verify {damaged} says what is wrong" in err[0], err
+    assert not (tmp_path / "new.json").exists()
+    assert main(["respond", str(damaged), str(challenge)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "commitments.jsonl line 7 is not a JSON" in err[0], err
+    report = verify_run(damaged, cache_dir=tmp_path / "cache")
+    assert [(f.check, f.reason) for f in report.findings] == [("steps", "unreadable-records")], report.findings

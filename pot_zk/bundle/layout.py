@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pot_zk.exceptions import ConfigurationError
+from pot_zk.exceptions import BundleRecordsError, ConfigurationError
 
 if TYPE_CHECKING:
     import torch
@@ -53,16 +53,20 @@ preset). verify fails any other (``unknown-mode``): a production run refuses dev
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Complete records of a JSON-lines file; raises ValueError on a malformed line."""
+    """Complete records of a JSON-lines file; raises BundleRecordsError (a ValueError) on a
+    malformed line or one that is not a JSON object (every reader takes a record apart by its fields)."""
     if not path.exists():
         return []
     records = []
     for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError as exc:
-                raise ValueError(f"{path.name} line {number} is not a JSON record: {exc}") from exc
+                raise BundleRecordsError(f"{path.name} line {number} is not a JSON record: {exc}", path=str(path)) from exc
+            if not isinstance(record, dict):
+                raise BundleRecordsError(f"{path.name} line {number} is not a JSON object", path=str(path))
+            records.append(record)
     return records
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from pot_zk.backends.keys import KeySet
+    from pot_zk.bundle.layout import BundleReader
     from pot_zk.backends.base import Statement
 
 CommandHandler = Callable[[argparse.Namespace], int]
@@ -46,7 +47,7 @@ def _challenge(args: argparse.Namespace, root: Path) -> int:
 
     bundle = BundleReader.open(root)
     nonce = "" if args.no_nonce else (args.nonce if args.nonce is not None else new_nonce())
-    challenge = new_challenge(bundle.manifest(), bundle.commitments(), args.count, nonce)
+    challenge = new_challenge(bundle.manifest(), _commitment_records(bundle, args.run), args.count, nonce)
     store = TrustStore.in_cache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     recorded = store.record_challenge(challenge)
     write_json_atomic(Path(args.out), challenge.to_dict())
@@ -66,6 +67,19 @@ def _challenge(args: argparse.Namespace, root: Path) -> int:
     else:
         print(f"written to {args.out}; the trainer answers with: pot-zk respond {shlex.quote(args.run)} {shlex.quote(args.out)}")
     return 0
+
+
+def _commitment_records(bundle: "BundleReader", run: str) -> list[dict]:
+    """The run's commitment records; ConfigurationError (one line, pointing at verify) when
+    commitments.jsonl is not JSON lines of objects: a damaged bundle has no head to challenge."""
+    import shlex
+
+    from pot_zk.exceptions import ConfigurationError
+
+    try:
+        return bundle.commitments()
+    except (OSError, ValueError) as error:  # ValueError: a malformed line, a record not an object, not UTF-8
+        raise ConfigurationError(f"{run}: {error}; nothing to challenge (pot-zk verify {shlex.quote(run)} says what is wrong)", key="run") from error
 
 
 def _check_new_file(path: str, what: str) -> None:
