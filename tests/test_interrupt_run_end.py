@@ -46,6 +46,13 @@ elif where == "executor-shutdown":  # after the last proof, before the final mod
         pause(60)
         return original(self)
     PoolExecutor.shutdown = shutdown
+elif where == "audit-close":  # run.end written, the trail being closed (any command's session)
+    from pot_zk.core.audit import AuditLog
+    original = AuditLog.close
+    def close(self):
+        pause(3)
+        return original(self)
+    AuditLog.close = close
 else:  # the run's statistics files, written as run.end is
     from pot_zk.proving.stats import ProvingStats
     original = ProvingStats.write
@@ -153,3 +160,29 @@ def test_an_interrupt_deferred_while_a_run_ends_is_raised_by_the_outermost_block
             assert defer_interrupt("SIGINT")
     with closing_run():
         pass  # nothing left deferred
+
+
+def test_sigterm_as_prove_pending_ends_says_its_work_is_done(tmp_path, cache):
+    """Last session's leftover: respond and prove-pending interrupted while their run.end was
+    written said only "interrupted" (was it done?). Now: done, nothing to do again."""
+    import subprocess
+    import sys
+
+    assert run("train", *tiny_run(tmp_path / "run", cache, steps=4, k=4), "mode=disabled", cwd=tmp_path).returncode == 0
+    script, marker = tmp_path / "paused_cli.py", tmp_path / "paused"
+    script.write_text(PAUSED_CLI)
+    pending = subprocess.Popen([sys.executable, str(script), str(marker), "audit-close", "prove-pending", "run"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(marker.exists, "prove-pending to close its trail", timeout=300)
+        pending.send_signal(signal.SIGTERM)
+        _, err = pending.communicate(timeout=120)
+    finally:
+        kill(pending.pid)
+    assert pending.returncode == 130, err
+    assert stderr_lines(err) == [
+        "pot-zk: SIGTERM: finishing the run's end first (interrupt again to exit now)",
+        "pot-zk prove-pending: interrupted as it ended; its run.end is written (the audit trail has its outcome): nothing to do again",
+    ]
+    ends = [e for e in audit_events(tmp_path / "run") if e["event"] == "run.end"]
+    assert ends[-1]["command"] == "prove-pending" and ends[-1]["status"] == "completed"

@@ -199,6 +199,8 @@ def interrupted_line(command: str, interrupted: KeyboardInterrupt) -> str:
     resume, else that the command was interrupted."""
     train = sys.modules.get("pot_zk.runs.train")  # a review: importing it here re-entered a half-imported torch (a crash, not exit 130)
     if train is None or not isinstance(interrupted, train.RunInterrupted):
+        if getattr(interrupted, "after_end", False):  # respond, prove-pending: deferred while their run.end was written
+            return f"pot-zk {command}: interrupted as it ended; its run.end is written (the audit trail has its outcome): nothing to do again"
         return f"pot-zk {command}: interrupted"
     run = _shown_path(interrupted.run_dir)
     if not interrupted.resumable:

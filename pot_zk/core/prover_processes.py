@@ -35,9 +35,11 @@ class Interrupted(KeyboardInterrupt):
     (``signal_name`` SIGINT or SIGTERM), and in a prover's waiting thread (``"stopped"``) once
     :func:`stop_provers` ran."""
 
-    def __init__(self, signal_name: str = "SIGINT") -> None:
+    def __init__(self, signal_name: str = "SIGINT", after_end: bool = False) -> None:
         super().__init__(signal_name)
         self.signal_name = signal_name
+        self.after_end = after_end
+        """Raised by :func:`closing_run` once the run's end was written: the command's work is done."""
 
 
 _closing: list[str | None] = []
@@ -63,7 +65,7 @@ def closing_run(raise_deferred: bool = True) -> Iterator[None]:
         if _closing and deferred is not None:
             _closing[-1] = deferred
     if deferred is not None and not _closing and raise_deferred:
-        raise Interrupted(deferred)
+        raise Interrupted(deferred, after_end=True)
 
 
 def defer_interrupt(signal_name: str) -> bool:
