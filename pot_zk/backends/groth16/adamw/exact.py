@@ -49,9 +49,9 @@ if TYPE_CHECKING:
     from pot_zk.backends.groth16.adamw.spec import Groth16AdamwSpec
 
 SQUARE_SHIFT = 2 * ROOT_SCALE - SECOND_SCALE
-"""v' 2**12 is at 2**-56: its integer square root is at 2**-28."""
+"""v' 2**12 is at 2**-58: its integer square root is at 2**-29 (``ROOT_SCALE``)."""
 GRADIENT_SQUARE_SHIFT = SECOND_SCALE - 2 * MOMENT_SCALE
-"""g^2 is at 2**-32: 2**12 puts it on v's grid."""
+"""g^2 is at 2**-36: 2**10 puts it on v's grid (2**-46)."""
 
 
 @dataclass(frozen=True)
