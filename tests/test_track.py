@@ -124,6 +124,35 @@ def test_gradient_clipping_is_refused_at_the_first_clipped_step_and_the_step_is_
     assert len(RunBundle.open(tmp_path / "run").commitments()) == first_clipped
 
 
+@pytest.mark.parametrize("how", ["nan-gradient", "inf-gradient-clipped", "nan-loss"])
+def test_a_step_that_makes_the_weights_not_finite_is_refused_and_undone(tmp_path, how):
+    """review27 (high): torch's step wrote NaN into the weights, the comparison with the declared
+    step took NaN for "within tolerance", and the exact step was proven in its place: VERIFIED."""
+    model, optimizer, data, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with pytest.raises(StepMismatchError) as refused:
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+            for number, (x, y) in enumerate(loader):
+                run.batch(x, y)
+                optimizer.zero_grad()
+                loss = loss_fn(model(x), y)
+                if number == 2 and how == "nan-loss":
+                    loss = loss * torch.tensor(float("nan"))
+                loss.backward()
+                if number == 2 and how != "nan-loss":
+                    model[0].weight.grad[0, 0] = float("nan") if how == "nan-gradient" else float("inf")
+                    if how == "inf-gradient-clipped":
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+                before = _weights(model)
+                optimizer.step()
+    error = refused.value
+    assert (error.step, error.differs) == (2, "not-finite"), error.message
+    assert "not finite (NaN or inf)" in error.message and "0.weight" in error.message
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model))), "the refused step must be undone"
+    assert run.summary.status == "halted"
+    assert len(RunBundle.open(tmp_path / "run").commitments()) == 2
+
+
 def test_a_learning_rate_the_run_did_not_declare_is_refused_naming_both(tmp_path):
     model, optimizer, data, loader = _setup()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)

@@ -61,6 +61,8 @@ OPTIONAL_FIELDS = ("base", "v_before", "v_after", "m_before", "m_after", "t_befo
 def to_fixed_point(values: torch.Tensor, scale: int, bound: float | None = None, what: str = "values") -> list[int]:
     """Quantise ``values`` (round half away from zero) after checking they fit ``bound``."""
     flat = values.detach().reshape(-1).to(torch.float64)
+    if flat.numel() and not bool(torch.isfinite(flat).all()):  # NaN compares as in range; its int64 is garbage
+        raise WitnessBuilderError(f"{what} are not finite (NaN or inf): no fixed-point value", expected="finite values", actual="NaN or inf")
     if bound is not None and flat.numel() and float(flat.abs().max()) > bound:
         worst = float(flat.abs().max())
         raise WitnessBuilderError(

@@ -279,9 +279,13 @@ def _difference(
     trained = [name for name, p in observed.items() if p.requires_grad]
     u_observed = torch.cat([(before[n].double() - observed[n].detach().double()).reshape(-1) for n in trained])
     u_declared = torch.cat([(before[n].double() - declared[n].detach().double()).reshape(-1) for n in trained])
+    if not bool(torch.isfinite(u_observed).all()):  # review27: NaN compared as "within tolerance" and the exact step replaced it
+        bad = [n for n in trained if not bool(torch.isfinite(observed[n].detach()).all())]
+        return "not-finite", (f"the step left weights that are not finite (NaN or inf) in {bad[:5]}: a NaN or infinite loss or gradient "
+                              "(clip_grad_norm_ turns an infinite gradient into NaN); the declared step is finite")
     weights = max(1.0, float(torch.cat([before[n].double().reshape(-1).abs() for n in trained]).max()))
     allowed = RELATIVE_TOLERANCE * float(u_declared.abs().max()) + ABSOLUTE_TOLERANCE * weights
-    if float((u_observed - u_declared).abs().max()) > allowed:
+    if not float((u_observed - u_declared).abs().max()) <= allowed:  # not <=: a NaN is a difference
         return _update_difference(u_observed, u_declared, allowed, trained, observed)
     for (name, parameter), copy_parameter in zip(observed.items(), declared.values()):
         found, wanted = optimizer.state.get(parameter, {}), optimizer_copy.state.get(copy_parameter, {})
