@@ -153,6 +153,26 @@ def test_a_step_that_makes_the_weights_not_finite_is_refused_and_undone(tmp_path
     assert len(RunBundle.open(tmp_path / "run").commitments()) == 2
 
 
+def test_a_step_that_leaves_the_statements_range_is_refused_naming_its_step_and_undone(tmp_path):
+    """review27: a WitnessBuilderError raised after the loop's step (W_t+1 outside the grid's
+    range) left the step applied and named no step; a loop skipping it was then refused at the
+    next step for a change "outside optimizer.step()" that was pot-zk's own."""
+    model, _, data, loader = _setup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=40.0)
+    with pytest.raises(WitnessBuilderError) as refused:
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+            for x, y in loader:
+                run.batch(x, y)
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                before = _weights(model)
+                optimizer.step()
+    assert refused.value.message.startswith("step 0: ") and refused.value.message.endswith("(the step is undone)"), refused.value.message
+    assert refused.value.context["step"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model))), "the refused step must be undone"
+    assert run.summary.status == "halted"
+
+
 def test_a_learning_rate_the_run_did_not_declare_is_refused_naming_both(tmp_path):
     model, optimizer, data, loader = _setup()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)

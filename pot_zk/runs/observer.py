@@ -37,7 +37,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from pot_zk.exceptions import InvalidModelStateError, StepMismatchError
+from pot_zk.exceptions import InvalidModelStateError, StepMismatchError, WitnessBuilderError
 from pot_zk.kinds.base import EXACT_STATE, BatchStep
 from pot_zk.kinds.registry import capture_step, kind_of
 
@@ -228,11 +228,14 @@ class StepObserver:
             if problem is not None:
                 self._refuse(problem[0], problem[1])
             self.on_step(declared, batch)
-        except InvalidModelStateError as refused:  # a review: a refusal raised after the step (capture, the state chain) left it applied
+        except (InvalidModelStateError, WitnessBuilderError) as refused:  # a review: a refusal raised after the step (capture, the state chain) left it applied
             self.model.load_state_dict(before[0])
             _restore_state(optimizer, before[1])
             if isinstance(refused, StepMismatchError):
                 raise
+            if isinstance(refused, WitnessBuilderError):  # review27: out of the statement's range (weights, batch, state): undone too, and named
+                context = {k: v for k, v in refused.context.items() if k not in ("step",)}
+                raise WitnessBuilderError(f"step {self.number()}: {refused.message} (the step is undone)", step=self.number(), **context) from refused
             self._refuse("state", refused.message, **{k: v for k, v in refused.context.items() if k not in ("step", "differs")})
 
 
