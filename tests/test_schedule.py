@@ -62,6 +62,12 @@ def test_what_cannot_be_a_statements_schedule_is_refused_in_one_line():
         stepped.step()  # torch warns: no optimizer step before it
     with pytest.raises(ConfigurationError, match="stepped 1 times already"):
         declared_schedule(stepped)
+    chained = lr_scheduler.ChainedScheduler([lr_scheduler.StepLR(_optimizer(), step_size=2)])  # review27: "stepped ? times"
+    with pytest.raises(ConfigurationError, match="^a ChainedScheduler cannot be declared as a statement's schedule"):
+        declared_schedule(chained)
+    tensor_rate = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=torch.tensor(0.1))  # review27: a traceback at step 0
+    with pytest.raises(ConfigurationError, match="^the scheduler's optimizer has a tensor learning rate"):
+        declared_schedule(lr_scheduler.StepLR(tensor_rate, step_size=2))
     with pytest.raises(ConfigurationError, match="gamma must be in \\(0, 1\\]"):
         canonical({"name": "step", "step_size": 2, "gamma": 1.5})
     with pytest.raises(ConfigurationError, match="takes step_size, gamma, not T_max"):

@@ -197,11 +197,17 @@ def scheduler_at(schedule: Schedule | None, optimizer: torch.optim.Optimizer, st
 def declared_schedule(scheduler: Any) -> dict[str, Any]:
     """The declaration of a loop's own scheduler object, which must be fresh (not stepped yet).
     ConfigurationError for a scheduler pot-zk cannot declare."""
+    declaration = _declaration_of(scheduler)  # its type first (review27: a ChainedScheduler was told it had been stepped "?" times)
     if getattr(scheduler, "last_epoch", None) != 0:
         raise ConfigurationError(
             f"the scheduler has been stepped {getattr(scheduler, 'last_epoch', '?')} times already: hand track() a fresh one", key="scheduler"
         )
-    return canonical(_declaration_of(scheduler), "scheduler")
+    optimizer = getattr(scheduler, "optimizer", None)
+    if optimizer is not None and any(isinstance(group.get("lr"), torch.Tensor) for group in optimizer.param_groups):
+        raise ConfigurationError(  # review27: its state (tensors) could not be checkpointed: a traceback at step 0
+            "the scheduler's optimizer has a tensor learning rate (lr=torch.tensor(...)): give the optimizer lr as a float", key="scheduler"
+        )
+    return canonical(declaration, "scheduler")
 
 
 def _declaration_of(scheduler: Any) -> dict[str, Any]:
