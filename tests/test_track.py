@@ -459,6 +459,7 @@ def test_an_interrupted_run_resumes_in_a_fresh_model_and_optimizer_and_verifies(
         ("other-data", "the data set given is not the one"),
         ("proven-training", "was not made by track\\(\\)"),
         ("nothing", "is not a pot-zk run directory"),
+        ("other-model", "the model does not fit the run's checkpoint.safetensors: 0.bias is \\(3,\\) there and \\(5,\\) in the model"),
     ],
 )
 def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path, what, message):
@@ -474,9 +475,12 @@ def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path, what, message):
         with track(model, optimizer, run_dir=run_dir, overrides=OVERRIDES, dataset=data) as run:
             _train(run, model, optimizer, loader)
     other = torch.utils.data.TensorDataset(data.tensors[0] + 1, data.tensors[1]) if what == "other-data" else data
-    if what == "other-data":
+    if what in ("other-data", "other-model"):
         (run_dir / "model_final.safetensors").unlink()  # as if it had stopped before completing
         _drop_run_end(run_dir)
+    if what == "other-model":  # review27: torch's multi-line RuntimeError from load_state_dict
+        model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ConfigurationError, match=message) as refused:
         with track(model, optimizer, run_dir=run_dir, dataset=other, resume=True):
             pass

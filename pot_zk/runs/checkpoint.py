@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs.bundle import load_model, save_model
 
 OPTIMIZER_PREFIX = "optimizer."
@@ -29,7 +30,16 @@ def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.opti
     """Load a checkpoint (or the initial model file: step 0, no optimizer state) into ``model``
     and ``optimizer``; return the next step number."""
     tensors, metadata = load_model(path)
-    model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)})
+    weights = {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}
+    found = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    saved = {name: tuple(value.shape) for name, value in weights.items()}
+    if found != saved:  # review27: a loop resumed with another model got torch's multi-line RuntimeError
+        other = sorted(set(found) ^ set(saved)) or [name for name in saved if found[name] != saved[name]]
+        raise ConfigurationError(
+            f"the model does not fit the run's {path.name}: {other[0]} is {saved.get(other[0], 'absent')} there and "
+            f"{found.get(other[0], 'absent')} in the model (resume with the model the run declared)", key="model",
+        )
+    model.load_state_dict(weights)
     parameters = dict(model.named_parameters())
     for key, value in tensors.items():
         if key.startswith(OPTIMIZER_PREFIX):
