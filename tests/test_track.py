@@ -5,6 +5,8 @@ runs here (mode=disabled; the zk-groth16 statement's exact arithmetic still appl
 
 from __future__ import annotations
 
+import re
+
 import copy
 import io
 import json
@@ -171,6 +173,30 @@ def test_a_step_that_leaves_the_statements_range_is_refused_naming_its_step_and_
     assert refused.value.context["step"] == 0
     assert all(torch.equal(a, b) for a, b in zip(before, _weights(model))), "the refused step must be undone"
     assert run.summary.status == "halted"
+
+
+@pytest.mark.parametrize(
+    ("override", "refused"),
+    [("optimizer.weight_decay=0.01", "optimizer.weight_decay=0.0"), ("train.learning_rate=0.05", "train.learning_rate=0.1"),
+     ("train.learning_rate=0.1", None), ("train.batch_size=2", None), ("train.batch_size=4", "train.batch_size=2")],
+)
+def test_an_override_of_a_setting_the_loop_gives_otherwise_is_refused_before_the_run(tmp_path, override, refused):
+    """review27: optimizer.weight_decay=0.01 with a loop's SGD without decay was dropped without
+    a word (the loop's own settings are declared); a schedule that differs was already refused."""
+    model, optimizer, data, loader = _setup()
+    x, y = next(iter(loader))
+    if refused is None:
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=[*OVERRIDES, override], dataset=data) as run:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        assert run.summary.status == "completed"
+        return
+    with pytest.raises(ConfigurationError, match=f"^the override {re.escape(override)} does not match the loop, whose model and optimizer give {re.escape(refused)}:"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=[*OVERRIDES, override], dataset=data) as run:
+            run.batch(x, y)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_learning_rate_the_run_did_not_declare_is_refused_naming_both(tmp_path):

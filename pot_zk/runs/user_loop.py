@@ -96,6 +96,7 @@ def declare(
         declared["optimizer.schedule"] = schedule
     if scheduler is not None or configured_schedule(cfg.optimizer.schedule, 1.0) is not None:
         declared["train.learning_rate"] = float(optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"]))
+    _check_overrides_agree(overrides, cfg, declared)
     for key, value in declared.items():
         OmegaConf.update(cfg, key, value, merge=isinstance(value, dict))  # a schedule: into its typed config node
     lifecycle = RunLifecycle.from_config(cfg)
@@ -103,6 +104,34 @@ def declare(
     encoded = {tensor.name: tensor for tensor in plan.spec.encode(probe)}
     constants = {name: plan.commitments.commit(encoded[name].values, encoded[name].label) for name in kind.constant_inputs}
     return DeclaredRun(lifecycle, plan, probe, constants)
+
+
+def _check_overrides_agree(overrides: Sequence[str], cfg: Any, declared: dict[str, Any]) -> None:
+    """ConfigurationError when an override names a setting the loop's model, optimizer or batch
+    declares (``optimizer.weight_decay=0.01``) with another value: the loop's own would be
+    declared and the override silently dropped (review27). A schedule is checked by ``declare``."""
+    for item in overrides:
+        key, equals, _ = item.lstrip("+").partition("=")
+        if not equals or key not in declared or key == "optimizer.schedule":
+            continue
+        given = OmegaConf.select(cfg, key)
+        given = OmegaConf.to_container(given) if OmegaConf.is_config(given) else given
+        value = declared[key]
+        if not _same_setting(given, value):
+            raise ConfigurationError(
+                f"the override {item} does not match the loop, whose model and optimizer give {key}={value}: the loop's own settings "
+                "are declared; drop the override or change the loop", key=key,
+            )
+
+
+def _same_setting(given: Any, value: Any) -> bool:
+    """A configured setting equals the loop's (numbers by value: 1 == 1.0)."""
+    if isinstance(given, list) and isinstance(value, list):
+        return len(given) == len(value) and all(_same_setting(a, b) for a, b in zip(given, value))
+    numbers = (int, float)
+    if isinstance(given, numbers) and isinstance(value, numbers) and not isinstance(given, bool) and not isinstance(value, bool):
+        return float(given) == float(value)
+    return bool(given == value)
 
 
 def put_on_grid(model: nn.Module, plan: TrainingPlan) -> None:
