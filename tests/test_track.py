@@ -199,6 +199,27 @@ def test_an_override_of_a_setting_the_loop_gives_otherwise_is_refused_before_the
     assert not (tmp_path / "run").exists()
 
 
+def test_a_refusal_the_loop_catches_is_in_the_audit_trail_and_the_run_goes_on(tmp_path):
+    """review27: a loop that catches a refusal and goes on completed and verified with the refused
+    step absent, and audit.jsonl said nothing of it: now a step.refused record, chained."""
+    model, optimizer, data, loader = _setup()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+        for number, (x, y) in enumerate(loader):
+            run.batch(x, y)
+            optimizer.zero_grad()
+            (loss_fn(model(x), y) * (2 if number == 2 else 1)).backward()
+            try:
+                optimizer.step()
+            except StepMismatchError:
+                continue
+    assert run.summary.status == "completed" and run.steps == 7
+    refused = [e for e in jsonl(tmp_path / "run" / "audit.jsonl") if e["event"] == "step.refused"]
+    assert [(e["step"], e["error"]["error_class"], e["error"]["differs"]) for e in refused] == [(2, "StepMismatchError", "gradient-scale")]
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
+    assert report.ok, report.summary()
+
+
 def test_a_learning_rate_the_run_did_not_declare_is_refused_naming_both(tmp_path):
     model, optimizer, data, loader = _setup()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)

@@ -123,25 +123,45 @@ class StepObserver:
         optimizer: torch.optim.Optimizer,
         on_step: Callable[[BatchStep, DeclaredBatch], None],
         number: Callable[[], int],
+        on_refused: Callable[[InvalidModelStateError | WitnessBuilderError], None] | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.on_step = on_step
         self.number = number
+        self.on_refused = on_refused
+        """Told of every refusal before it is raised (the audit trail's ``step.refused``): a loop
+        may catch one and go on (review27: such a refusal left no trace)."""
         self.declaration: Declaration | None = None
         self.pending: DeclaredBatch | None = None
         self._shadow: tuple[nn.Module, torch.optim.Optimizer] | None = None
         self._before: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._handles = [
-            optimizer.register_step_pre_hook(self._before_step),
-            optimizer.register_step_post_hook(self._after_step),
+            optimizer.register_step_pre_hook(self._reported(self._before_step)),
+            optimizer.register_step_post_hook(self._reported(self._after_step)),
             optimizer.register_load_state_dict_pre_hook(self._before_load),
             optimizer.register_load_state_dict_post_hook(self._after_load),
         ]
         self._loaded: list[dict[str, torch.Tensor] | None] = []
 
+    def _reported(self, hook: Callable[..., None]) -> Callable[..., None]:
+        """``hook`` telling :attr:`on_refused` of a refusal it raises."""
+
+        def reported(*args: Any, **kwargs: Any) -> None:
+            try:
+                hook(*args, **kwargs)
+            except (InvalidModelStateError, WitnessBuilderError) as refused:
+                if self.on_refused is not None:
+                    self.on_refused(refused)
+                raise
+
+        return reported
+
     def declare(self, batch: DeclaredBatch) -> None:
         """The batch of the next ``optimizer.step()``."""
+        self._reported(self._declare)(batch)
+
+    def _declare(self, batch: DeclaredBatch) -> None:
         if self.pending is not None:
             self._refuse(
                 "batch",

@@ -30,7 +30,7 @@ from torch import nn
 from pot_zk.config.build import compose_config, configured_schedule
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.data.datasets import BUILT_IN
-from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, StepMismatchError
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, PotZkError, StepMismatchError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import capture_step, kind_of
 from pot_zk.kinds.schedule import declared_schedule, describe
@@ -170,7 +170,7 @@ class ObservedSession:
         self.plan = plan
         self.on_record = on_record
         self.before_record = before_record
-        self.observer = StepObserver(session.model, session.optimizer, self._on_step, lambda: self.session.next_step)
+        self.observer = StepObserver(session.model, session.optimizer, self._on_step, lambda: self.session.next_step, self._on_refused)
         what = f"{plan.spec.kind} step ({plan.kind.mlp(plan.spec.architecture).loss} loss)"
         self.observer.declaration = Declaration(what, plan.learning_rate, optimizer_settings(session.optimizer))
 
@@ -180,6 +180,10 @@ class ObservedSession:
 
     def declare(self, batch: DeclaredBatch) -> None:
         self.observer.declare(batch)
+
+    def _on_refused(self, refused: PotZkError) -> None:
+        """A refused step in the audit trail (``step.refused``), also when the loop catches it."""
+        self.session.audit.event("step.refused", step=refused.context.get("step", self.session.next_step), error=refused.to_record())
 
     def _on_step(self, declared: BatchStep, batch: DeclaredBatch) -> None:
         session = self.session
