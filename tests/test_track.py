@@ -534,6 +534,27 @@ def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path, what, message):
     assert "\n" not in refused.value.message
 
 
+def test_a_scheduled_run_resumed_without_its_scheduler_is_refused_in_one_line(tmp_path):
+    """review27: it was refused at the first resumed step as "learning rate 0.1, declared 0.0691"."""
+    model, optimizer, data, loader = _setup()
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    with pytest.raises(KeyboardInterrupt):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data, scheduler=scheduler) as run:
+            for number, (x, y) in enumerate(loader):
+                if number == 3:
+                    raise KeyboardInterrupt("the user stops the loop")
+                run.batch(x, y)
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                optimizer.step()
+                scheduler.step()
+    model, optimizer, data, loader = _setup()
+    with pytest.raises(ConfigurationError, match=r"declares a learning-rate schedule \(StepLR.*\): resume with the same scheduler") as refused:
+        with track(model, optimizer, run_dir=tmp_path / "run", dataset=data, resume=True):
+            pass
+    assert "\n" not in refused.value.message
+
+
 def _drop_run_end(run_dir):
     records = jsonl(run_dir / "audit.jsonl")
     write_jsonl(run_dir / "audit.jsonl", [r for r in records if r.get("event") != "run.end"])
@@ -960,12 +981,15 @@ def test_a_step_refused_after_it_was_taken_is_undone_and_names_its_step(tmp_path
 @pytest.mark.parametrize("mistake, hint", [
     ("zero_grad-after-backward", "the update is 0 times the declared one: no gradient reached the step"),
     ("sum-reduction", r"the update is 2 times the declared one: gradients accumulated over 2 backward\(\) calls .*reduction='sum'"),
+    ("negated-loss", r"the update is -1 times the declared one: it goes the other way \(a negated loss"),
 ])
 def test_a_scaled_update_names_the_likely_mistake(tmp_path, mistake, hint):
     """A review: a zero_grad() between backward() and step() was hinted as clipping, a loss with
     reduction='sum' (batch of 2) as accumulation only."""
     model, optimizer, data, loader = _setup()
     loss_fn = torch.nn.CrossEntropyLoss(reduction="sum" if mistake == "sum-reduction" else "mean")
+    if mistake == "negated-loss":  # review27: was called clipping
+        loss_fn = lambda out, y: -torch.nn.functional.cross_entropy(out, y)  # noqa: E731
     with pytest.raises(StepMismatchError, match=hint):
         with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
             for x, y in loader:

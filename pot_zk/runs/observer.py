@@ -331,6 +331,8 @@ def _update_difference(u_observed: torch.Tensor, u_declared: torch.Tensor, allow
     if norm > 0 and float((u_observed - factor * u_declared).abs().max()) <= allowed:
         if abs(factor) < 0.05:  # a review: zero_grad() between backward() and step() was taken for clipping
             hint = "no gradient reached the step (optimizer.zero_grad() called after backward()?), or gradients scaled to 0"
+        elif factor < 0:  # review27: a negated loss was called clipping
+            hint = "it goes the other way (a negated loss: gradient ascent, or an optimizer with maximize=True)"
         elif factor > 1.5 and abs(factor - round(factor)) < 0.05:
             hint = (f"gradients accumulated over {round(factor)} backward() calls (optimizer.zero_grad() missing?), a loss with "
                     "reduction='sum' (the declared loss is the batch mean), or a loss scaled up")

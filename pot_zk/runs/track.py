@@ -211,6 +211,10 @@ class TrackedRun:
         self._samples = declared_samples(self._dataset, plan)
         if (None if self._samples is None else self._samples.root) != manifest["dataset"]["root"]:
             raise ConfigurationError(f"the data set given is not the one {self.run_dir} declared (its samples' root differs)", key="dataset")
+        declared = (manifest.get("training") or {}).get("schedule")
+        if declared is not None and self._scheduler is None:  # review27: refused at the first step as "learning rate 0.1, declared 0.0691"
+            raise ConfigurationError(f"{self.run_dir} declares a learning-rate schedule ({plan.schedule.describe() if plan.schedule else declared}): "
+                                     "resume with the same scheduler, fresh (track(..., scheduler=...))", key="scheduler")
         self._watch_proofs(plan)
         session = resume_session(bundle, lifecycle, plan, self.model, self.optimizer, watch=self._watch)
         self._restore_scheduler(bundle, session.next_step)
