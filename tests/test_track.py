@@ -220,6 +220,28 @@ def test_a_refusal_the_loop_catches_is_in_the_audit_trail_and_the_run_goes_on(tm
     assert report.ok, report.summary()
 
 
+def test_the_auditor_pins_the_initial_model_with_the_model_file_it_agreed_on(tmp_path):
+    """review27: no documented way to compute W_0 for --expect-initial from the agreed model:
+    verify now commits a model file itself (the file's state_dict, the run's statement)."""
+    from safetensors.torch import save_file
+
+    model, optimizer, data, loader = _setup()
+    save_file({k: v.clone() for k, v in model.state_dict().items()}, str(tmp_path / "agreed.safetensors"))
+    other, _, _, _ = _setup(seed=5)
+    save_file({k: v.clone() for k, v in other.state_dict().items()}, str(tmp_path / "other.safetensors"))
+    wider = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    save_file({k: v.clone() for k, v in wider.state_dict().items()}, str(tmp_path / "wider.safetensors"))
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+        _train(run, model, optimizer, loader)
+    pins = {**run_pins(tmp_path / "run"), "cache_dir": tmp_path / "cache"}
+    agreed = verify_run(tmp_path / "run", **{**pins, "expect_initial": str(tmp_path / "agreed.safetensors")})
+    assert agreed.ok and "initial-pinned" in agreed.passed, agreed.summary()
+    for name, words in (("other", "step 0's W_t commits to"), ("wider", "not a model file of this statement")):
+        report = verify_run(tmp_path / "run", **{**pins, "expect_initial": str(tmp_path / f"{name}.safetensors")})
+        assert [(f.check, f.reason) for f in report.findings] == [("initial-model", "unexpected-initial")], report.summary()
+        assert words in report.findings[0].message, report.findings[0].message
+
+
 def test_a_learning_rate_the_run_did_not_declare_is_refused_naming_both(tmp_path):
     model, optimizer, data, loader = _setup()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)

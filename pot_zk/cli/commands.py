@@ -59,7 +59,7 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--expect-root", metavar="HEX", help="the dataset root you agreed on (checked for every run; needed where verify cannot recompute it)")
     parser.add_argument("--expect-head", metavar="HEX", help="the commitment head you received when the run ended (pot-zk train prints it)")
     parser.add_argument("--expect-base", metavar="HEX|RUN", help="a LoRA run: the frozen base you accept: the base run you verified (its directory or export: pins its values, layer shapes and grid), or its last commitment (its integers only)")
-    parser.add_argument("--expect-initial", metavar="HEX", help="the initial model you agreed on (W_0's commitment; needed where verify cannot recompute it)")
+    parser.add_argument("--expect-initial", metavar="HEX|MODEL", help="the initial model you agreed on: W_0's commitment, or the model file (safetensors of its state_dict) verify commits itself; needed where verify cannot recompute it")
     parser.add_argument("--max-tolerance-ulps", type=int, metavar="N", help="the largest update tolerance you accept (default: the statement's default, not the manifest's)")
     parser.add_argument("--min-proven", type=int, metavar="N", help="fail unless at least N steps carry a verified proof (default: as many as the declared policy selects)")
     parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE",

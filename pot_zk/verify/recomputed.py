@@ -18,7 +18,9 @@ where it cannot -- never the trainer's word in a note.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -139,10 +141,36 @@ def _check_samples(report: RunReport, manifest: Mapping[str, Any], dataset: Mapp
         report.passed.append("dataset-samples")
 
 
+def _model_file_commitment(report: RunReport, path: str, spec: Any) -> str | None:
+    """W_0's commitment of the model file ``path`` (safetensors: the trained tensors of the
+    statement, as ``state_dict()`` names them) under the run's statement; None, with the
+    finding ``unexpected-initial``, when it is not a model of this statement."""
+    from pot_zk.bundle.layout import load_model
+
+    try:
+        state, _ = load_model(Path(path))
+        wrong = [f"{name} {tuple(state[name].shape)} (the statement's {tuple(shape)})" for name, shape in STEP_KINDS.get(spec.kind).trained_shapes(spec.architecture)
+                 if name in state and tuple(state[name].shape) != tuple(shape)]
+        if wrong:  # the flattened values alone would not tell a reshaped model from the agreed one
+            raise ValueError(f"layer shapes {', '.join(wrong)}")
+        commitment = state_commitments(state, spec)[0]
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        commitment, why = None, f"not a model file of this statement ({' '.join(str(exc).split())[:300]})"
+    else:
+        why = "a tensor outside the committed range"
+    if commitment is None:
+        report.fail("initial-model", "unexpected-initial", f"--expect-initial {path}: {why}", 0)
+    return commitment
+
+
 def check_initial_reference(report: RunReport, manifest: Mapping[str, Any], by_step: Mapping[int, Mapping[str, Any]], spec: Any, expect_initial: str | None) -> None:
     if 0 not in by_step:
         return
     w_0 = by_step[0].get("w_before")
+    if expect_initial is not None and os.path.isfile(expect_initial):  # review27: the agreed initial model's file, committed here
+        expect_initial = _model_file_commitment(report, expect_initial, spec)
+        if expect_initial is None:
+            return
     if expect_initial is not None:
         if same_commitment(w_0, expect_initial):
             report.passed.append("initial-pinned")

@@ -20,8 +20,10 @@ instead of taking the trainer's word from the bundle.
 
 from __future__ import annotations
 
+
 import dataclasses
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -109,16 +111,19 @@ class Expectations:
     expect_base: "str | BaseRun | None" = None
     """A commitment, or the base run it is read from (:func:`base_reference`)."""
     expect_initial: str | None = None
-    """W_0's commitment (step 0's ``w_before``)."""
+    """W_0's commitment (step 0's ``w_before``), or the path of the agreed initial model's file."""
 
     def __post_init__(self) -> None:
         for key in ("expect_root", "expect_head", *COMMITMENT_KEYS):
             value = getattr(self, key)
             if isinstance(value, BaseRun):
                 continue
+            if key == "expect_initial" and value is not None and os.path.isfile(value):
+                continue  # the agreed initial model's file: committed under the run's statement (check_initial_reference)
             commitment = key in COMMITMENT_KEYS
             if value is not None and not (COMMITMENT if commitment else _HEX64).match(value.lower()):
-                raise ConfigurationError(f"--{key.replace('_', '-')} must be 64 hex digits{' (0x optional)' if commitment else ''}, got {value!r}", key=key)
+                files = " or a model file" if key == "expect_initial" else ""
+                raise ConfigurationError(f"--{key.replace('_', '-')} must be 64 hex digits{' (0x optional)' if commitment else ''}{files}, got {value!r}", key=key)
             if value is not None:
                 object.__setattr__(self, key, value.lower())
         if self.max_tolerance_ulps is not None and self.max_tolerance_ulps < 0:
