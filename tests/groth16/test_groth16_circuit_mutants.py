@@ -209,7 +209,7 @@ ADAMW_FORGERIES = [
 
 @pytest.fixture(scope="module")
 def adamw_honest(tmp_path_factory):
-    spec = tiny_adamw_spec(dims=(3, 2, 2), weight_decay=0.05)
+    spec = tiny_adamw_spec(dims=(2, 1, 1), weight_decay=0.05)
     inputs = {name: values for name, values in spec.sample_step(3).items() if not name.endswith("_after")}
     integers = {**inputs, **spec.exact_step(inputs)}
     source = spec.circuit_source()
