@@ -242,6 +242,23 @@ def test_the_auditor_pins_the_initial_model_with_the_model_file_it_agreed_on(tmp
         assert words in report.findings[0].message, report.findings[0].message
 
 
+@pytest.mark.parametrize("optimizer_class", ["momentum", "adamw"])
+def test_an_optimizer_warmed_up_before_the_run_is_refused_in_one_line_before_it(tmp_path, optimizer_class):
+    """review27: a warm start (optimizer state from before track) was refused at step 0 as
+    "velocity before the step: 11 value(s) are not on the 2**-12 grid", which hid the cause."""
+    model, _, data, loader = _setup()
+    optimizer = (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9) if optimizer_class == "momentum"
+                 else torch.optim.AdamW(model.parameters(), lr=0.01))
+    x, y = next(iter(loader))
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()  # outside the run
+    held = "momentum_buffer" if optimizer_class == "momentum" else "exp_avg, exp_avg_sq, step"
+    with pytest.raises(ConfigurationError, match=f"^the optimizer holds state from before the run \\({held}\\)"):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+            run.batch(x, y)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_learning_rate_the_run_did_not_declare_is_refused_naming_both(tmp_path):
     model, optimizer, data, loader = _setup()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)

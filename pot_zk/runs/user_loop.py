@@ -72,6 +72,12 @@ def declare(
     which must be the configured ``optimizer.schedule`` if there is one. Raises before anything
     is written: an unsupported model, optimizer, loss, scheduler or configuration
     (:meth:`DeclaredRun.check_new` then refuses a ``run_dir`` that holds a run)."""
+    held = sorted({key for state in optimizer.state.values() for key, value in state.items() if value is not None})
+    if held:  # review27: a warm start was refused at step 0 as "velocity before the step: ... not on the grid"
+        raise ConfigurationError(
+            f"the optimizer holds state from before the run ({', '.join(held)}): a run starts from none (its first step's "
+            "declared state is zero); hand the loop a fresh optimizer", key="optimizer",
+        )
     try:
         probe = capture_step(*shadow(model, optimizer), inputs, targets)
     except RuntimeError as error:  # torch's own: a batch of another width than the model's input, say
