@@ -140,3 +140,22 @@ def test_tensors_that_are_not_float64_are_rejected_naming_the_key():
     bad_batch = TrainingStep(step.architecture, step.learning_rate, step.weights_before, step.weights_after, step.inputs.float(), step.targets)
     with pytest.raises(WitnessBuilderError, match="inputs are not float64"):
         sgd.validate(bad_batch)
+
+
+def test_a_batch_or_state_that_does_not_fit_says_how_in_its_message():
+    """review27: "batch shapes do not match the architecture" gave no shapes, and "weights_before
+    keys do not match the architecture" named no key (an extra buffer, say)."""
+    import types
+
+    import torch
+
+    from pot_zk.exceptions import InvalidModelStateError, WitnessBuilderError
+    from pot_zk.kinds.base import check_batch, check_state
+
+    batch = types.SimpleNamespace(inputs=torch.zeros(2, 4, dtype=torch.float64), targets=torch.zeros(2, dtype=torch.float64))
+    with pytest.raises(WitnessBuilderError, match=r"^batch shapes do not match the architecture: inputs \(2, 4\) and targets \(2,\), "
+                       r"the statement takes inputs \(N, 4\) and targets \(N, 3\) for the mse loss$"):
+        check_batch(batch, [4, 3, 3], "mse")
+    state = {"0.weight": torch.zeros(3, 4, dtype=torch.float64), "0.running_mean": torch.zeros(3, dtype=torch.float64)}
+    with pytest.raises(InvalidModelStateError, match=r"^weights_before keys do not match the architecture: missing \['0.bias'\]; not in it \['0.running_mean'\]$"):
+        check_state("weights_before", state, [("0.weight", (3, 4)), ("0.bias", (3,))], "architecture")

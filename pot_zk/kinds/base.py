@@ -126,8 +126,9 @@ def check_state(name: str, state: Mapping[str, torch.Tensor], shapes: Shapes, wh
     architecture in messages)."""
     expected = dict(shapes)
     if set(state) != set(expected):
-        raise InvalidModelStateError(
-            f"{name} keys do not match the {what}",
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise InvalidModelStateError(  # review27: the message named neither (an extra buffer, say)
+            f"{name} keys do not match the {what}" + (f": missing {missing}" if missing else "") + (f"; not in it {unexpected}" if unexpected else ""),
             expected=sorted(expected),
             actual=sorted(state),
             missing=sorted(set(expected) - set(state)),
@@ -148,8 +149,10 @@ def check_batch(step: BatchStep, dims: Sequence[int], loss: str = "mse") -> None
     labels in 0..d_out-1), float64, finite."""
     n = step.inputs.shape[0] if step.inputs.dim() == 2 else -1
     if n < 1 or tuple(step.inputs.shape) != (n, dims[0]) or tuple(step.targets.shape) != target_shape(loss, n, dims[-1]):
-        raise WitnessBuilderError(
-            "batch shapes do not match the architecture",
+        targets = ", ".join(["N", *map(str, target_shape(loss, 1, dims[-1])[1:])])
+        raise WitnessBuilderError(  # review27: the message gave no shapes
+            f"batch shapes do not match the architecture: inputs {tuple(step.inputs.shape)} and targets {tuple(step.targets.shape)}, "
+            f"the statement takes inputs (N, {dims[0]}) and targets ({targets}) for the {loss} loss",
             expected={"inputs": ["N", dims[0]], "targets": ["N", *target_shape(loss, 1, dims[-1])[1:]], "loss": loss},
             actual={"inputs": list(step.inputs.shape), "targets": list(step.targets.shape)},
         )
