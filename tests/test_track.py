@@ -236,10 +236,37 @@ def test_the_auditor_pins_the_initial_model_with_the_model_file_it_agreed_on(tmp
     pins = {**run_pins(tmp_path / "run"), "cache_dir": tmp_path / "cache"}
     agreed = verify_run(tmp_path / "run", **{**pins, "expect_initial": str(tmp_path / "agreed.safetensors")})
     assert agreed.ok and "initial-pinned" in agreed.passed, agreed.summary()
-    for name, words in (("other", "step 0's W_t commits to"), ("wider", "not a model file of this statement")):
-        report = verify_run(tmp_path / "run", **{**pins, "expect_initial": str(tmp_path / f"{name}.safetensors")})
+    torch.save(model.state_dict(), tmp_path / "agreed.pt")  # review29: safetensors' own error stopped verify (verifier-error)
+    for name, words in (("other.safetensors", "step 0's W_t commits to"), ("wider.safetensors", "not a model file of this statement"),
+                        ("agreed.pt", "not a safetensors model file")):
+        report = verify_run(tmp_path / "run", **{**pins, "expect_initial": str(tmp_path / name)})
         assert [(f.check, f.reason) for f in report.findings] == [("initial-model", "unexpected-initial")], report.summary()
         assert words in report.findings[0].message, report.findings[0].message
+
+
+def test_an_expected_initial_commitment_is_never_read_as_a_file_of_that_name(tmp_path, monkeypatch):
+    """review29 (high): a trainer training from its own W_0 planted a model file named after the
+    agreed W_0's hex beside its bundle; verify --expect-initial HEX, run there, committed the
+    file instead of comparing with HEX and the run passed. 64 hex digits are a commitment."""
+    from safetensors.torch import save_file
+
+    from pot_zk.backends.registry import spec_from_dict
+    from pot_zk.verify.run_checks import state_commitments
+
+    model, optimizer, data, loader = _setup()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+        _train(run, model, optimizer, loader)
+    trainers_w0 = RunBundle.open(tmp_path / "run").commitments()[0]["w_before"]
+    agreed, _, _, _ = _setup(seed=5)  # the model the auditor agreed on: not the one trained from
+    spec = spec_from_dict(RunBundle.open(tmp_path / "run").manifest()["circuit"])
+    agreed_w0 = state_commitments({k: v.clone() for k, v in agreed.state_dict().items()}, spec)[0]
+    assert agreed_w0 != trainers_w0
+    monkeypatch.chdir(tmp_path / "run")
+    trainers, _, _, _ = _setup()  # the trainer's own initial model, in a file named after the agreed hex
+    save_file({k: v.clone() for k, v in trainers.state_dict().items()}, agreed_w0)
+    pins = {**run_pins(tmp_path / "run"), "cache_dir": tmp_path / "cache"}
+    report = verify_run(tmp_path / "run", **{**pins, "expect_initial": agreed_w0})
+    assert [(f.check, f.reason) for f in report.findings] == [("initial-model", "unexpected-initial")], report.summary()
 
 
 @pytest.mark.parametrize("optimizer_class", ["momentum", "adamw"])

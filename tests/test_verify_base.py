@@ -136,3 +136,16 @@ def test_each_base_check_names_its_finding(runs, tmp_path, edit):
     sync_audit(run)
     report = verify_run(run, cache_dir=tmp_path / "cache", expect_base=base_commitment(runs["other"]))
     assert expected in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
+
+
+def test_an_expected_base_commitment_is_never_read_as_a_run_of_that_name(tmp_path, monkeypatch):
+    """review29: --expect-base HEX was read as a base run where a directory of that name existed
+    (one a trainer may plant beside its bundle): its last commitment, unverified, became the base."""
+    from pot_zk.verify.references import base_reference
+
+    hex_value = "0x" + "ab" * 32
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / hex_value).mkdir()
+    (tmp_path / hex_value.removeprefix("0x")).mkdir()
+    assert base_reference(hex_value) == hex_value
+    assert base_reference(hex_value.removeprefix("0x")) == hex_value.removeprefix("0x")

@@ -141,6 +141,13 @@ def _check_samples(report: RunReport, manifest: Mapping[str, Any], dataset: Mapp
         report.passed.append("dataset-samples")
 
 
+def is_model_file(value: "str | None") -> bool:
+    """``--expect-initial``'s value names a model file: not a commitment (64 hex digits, 0x
+    optional, are always one, even where a file of that name exists: a trainer could plant it
+    beside its bundle; review29) and an existing file."""
+    return value is not None and not COMMITMENT.match(value.lower()) and os.path.isfile(value)
+
+
 def _model_file_commitment(report: RunReport, path: str, spec: Any) -> str | None:
     """W_0's commitment of the model file ``path`` (safetensors: the trained tensors of the
     statement, as ``state_dict()`` names them) under the run's statement; None, with the
@@ -149,6 +156,10 @@ def _model_file_commitment(report: RunReport, path: str, spec: Any) -> str | Non
 
     try:
         state, _ = load_model(Path(path))
+    except Exception as exc:  # review29: a torch.save file or a damaged one (safetensors' own error) stopped verify
+        report.fail("initial-model", "unexpected-initial", f"--expect-initial {path}: not a safetensors model file ({' '.join(str(exc).split())[:200]})", 0)
+        return None
+    try:
         wrong = [f"{name} {tuple(state[name].shape)} (the statement's {tuple(shape)})" for name, shape in STEP_KINDS.get(spec.kind).trained_shapes(spec.architecture)
                  if name in state and tuple(state[name].shape) != tuple(shape)]
         if wrong:  # the flattened values alone would not tell a reshaped model from the agreed one
@@ -167,10 +178,12 @@ def check_initial_reference(report: RunReport, manifest: Mapping[str, Any], by_s
     if 0 not in by_step:
         return
     w_0 = by_step[0].get("w_before")
-    if expect_initial is not None and os.path.isfile(expect_initial):  # review27: the agreed initial model's file, committed here
-        expect_initial = _model_file_commitment(report, expect_initial, spec)
+    if is_model_file(expect_initial):  # review27: the agreed initial model's file, committed here
+        path = expect_initial
+        expect_initial = _model_file_commitment(report, path, spec)
         if expect_initial is None:
             return
+        report.notes.append(f"--expect-initial {path}: the model file commits to {expect_initial} under the run's statement")
     if expect_initial is not None:
         if same_commitment(w_0, expect_initial):
             report.passed.append("initial-pinned")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -34,7 +33,7 @@ from typing import Any, Mapping
 from pot_zk.core.challenge import commitment_head
 from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.kinds.registry import STEP_KINDS
-from pot_zk.verify.recomputed import COMMITMENT, same_commitment
+from pot_zk.verify.recomputed import COMMITMENT, is_model_file, same_commitment
 from pot_zk.verify.report import RunReport
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -89,11 +88,12 @@ class BaseRun:
 
 
 def base_reference(text: str | Path | None) -> "str | BaseRun | None":
-    """What ``--expect-base`` names: a base run (an existing path), else a commitment (64 hex
-    digits, 0x optional)."""
+    """What ``--expect-base`` names: a commitment (64 hex digits, 0x optional: always, even where
+    a file or directory of that name exists, which the trainer may have planted; review29), else
+    a base run (a path)."""
     if text is None or isinstance(text, BaseRun):
         return text
-    if isinstance(text, str) and COMMITMENT.match(text.lower()) and not Path(text).exists():
+    if isinstance(text, str) and COMMITMENT.match(text.lower()):
         return text
     return BaseRun.read(text)
 
@@ -118,7 +118,7 @@ class Expectations:
             value = getattr(self, key)
             if isinstance(value, BaseRun):
                 continue
-            if key == "expect_initial" and value is not None and os.path.isfile(value):
+            if key == "expect_initial" and is_model_file(value):
                 continue  # the agreed initial model's file: committed under the run's statement (check_initial_reference)
             commitment = key in COMMITMENT_KEYS
             if value is not None and not (COMMITMENT if commitment else _HEX64).match(value.lower()):
