@@ -101,12 +101,14 @@ class ProvenTraining:
         the handler's error when a failed proof halts the run (fail_fast)."""
         batch_index = self._fingerprints.get(_fingerprint(inputs, targets))
         if batch_index is None:
-            raise WitnessBuilderError(
+            refused = WitnessBuilderError(
                 "this batch is not one of the batches declared to proven_training",
                 expected=f"one of the {len(set(self._fingerprints.values()))} declared batches (same shapes and values)",
                 actual={"inputs": list(inputs.shape), "targets": list(targets.shape)},
                 step=self._session.next_step,
             )
+            self._observed.refused(refused)  # in the audit trail too (step.refused; review29)
+            raise refused
         model, optimizer = self._session.model, self._session.optimizer
         self._observed.declare(DeclaredBatch(inputs.detach().clone(), targets.detach().clone(), batch_index))
         optimizer.zero_grad()

@@ -621,6 +621,52 @@ def test_a_scheduled_run_resumed_without_its_scheduler_is_refused_in_one_line(tm
     assert "\n" not in refused.value.message
 
 
+def test_a_run_whose_schedule_the_configuration_declares_resumes_without_a_scheduler(tmp_path):
+    """review29: the check above refused it too (the loop sets its own rate; no scheduler object)."""
+    schedule = ["optimizer.schedule.name=step", "optimizer.schedule.step_size=2", "optimizer.schedule.gamma=0.5"]
+
+    def loop(run, model, optimizer, loader, stop=None):
+        for number, (x, y) in enumerate(loader):
+            if number < run.steps:
+                continue
+            if number == stop:
+                raise KeyboardInterrupt("the user stops the loop")
+            for group in optimizer.param_groups:
+                group["lr"] = 0.1 * 0.5 ** (number // 2)  # the loop's own schedule, the declared one
+            run.batch(x, y)
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+
+    model, optimizer, data, loader = _setup()
+    with pytest.raises(KeyboardInterrupt):
+        with track(model, optimizer, run_dir=tmp_path / "run", overrides=[*OVERRIDES, *schedule], dataset=data) as run:
+            loop(run, model, optimizer, loader, stop=3)
+    model, optimizer, data, loader = _setup()
+    with track(model, optimizer, run_dir=tmp_path / "run", dataset=data, resume=True) as resumed:
+        loop(resumed, model, optimizer, loader)
+    assert resumed.summary.status == "completed" and resumed.steps == 8
+
+
+def test_a_refusal_of_run_batch_the_loop_catches_is_in_the_audit_trail(tmp_path):
+    """review29: a batch of another size, refused by run.batch itself, left no step.refused."""
+    model, optimizer, data, _ = _setup()
+    loader = torch.utils.data.DataLoader(data, batch_size=3, shuffle=False, drop_last=False)  # 16 = 5 x 3 + 1
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+        for x, y in loader:
+            try:
+                run.batch(x, y)
+            except WitnessBuilderError:
+                continue
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    assert run.summary.status == "completed" and run.steps == 5
+    refused = [e for e in jsonl(tmp_path / "run" / "audit.jsonl") if e["event"] == "step.refused"]
+    assert [(e["step"], e["error"]["error_class"]) for e in refused] == [(5, "WitnessBuilderError")]
+    assert "a batch of 1 samples" in refused[0]["error"]["message"]
+
+
 def _drop_run_end(run_dir):
     records = jsonl(run_dir / "audit.jsonl")
     write_jsonl(run_dir / "audit.jsonl", [r for r in records if r.get("event") != "run.end"])

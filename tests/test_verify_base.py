@@ -83,7 +83,7 @@ def test_the_base_run_as_expect_base_pins_the_base_and_a_reshaped_auditors_base_
         auditors_base_commitment(reshaped, spec)
 
 
-def test_a_malformed_base_run_or_one_named_like_a_commitment_is_read_as_a_run(runs, tmp_path, monkeypatch):
+def test_a_malformed_base_run_is_refused_and_one_named_like_a_commitment_is_read_as_a_run_only_as_a_path(runs, tmp_path, monkeypatch):
     """(Found by a review.) A base run whose last commitment record lacks w_after is a one-line
     usage error, not a traceback; a directory named like a commitment is read as the run it is."""
     import shutil
@@ -99,9 +99,11 @@ def test_a_malformed_base_run_or_one_named_like_a_commitment_is_read_as_a_run(ru
         verify_run(runs["lora"], cache_dir=tmp_path, expect_base=broken)
     shutil.copytree(runs["base"], tmp_path / ("ab" * 32))
     monkeypatch.chdir(tmp_path)
-    report = verify_run(runs["lora"], cache_dir=tmp_path, expect_base="ab" * 32)
+    report = verify_run(runs["lora"], cache_dir=tmp_path, expect_base="./" + "ab" * 32)
     assert _findings(report) == {("base-model", "unexpected-base")}
     assert base_commitment(runs["base"]).lower().removeprefix("0x") in report.findings[0].message, report.findings[0].message  # read as the run
+    report = verify_run(runs["lora"], cache_dir=tmp_path, expect_base="ab" * 32)  # review29: 64 hex digits are a commitment, always
+    assert _findings(report) == {("base-model", "unexpected-base")} and "you expect " + "ab" * 32 in report.findings[0].message
 
 
 def _copy(run: Path, tmp_path: Path) -> Path:

@@ -57,7 +57,7 @@ from pot_zk.core.atomic import write_json_atomic
 from pot_zk.core.console import BarTicker
 from pot_zk.data.datasets import BUILT_IN, DataSettings, load_dataset, select_part
 from pot_zk.data.samples import SampleSet, stacked
-from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, WitnessBuilderError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import RunBundle, read_jsonl
@@ -117,6 +117,14 @@ class TrackedRun:
         inputs, targets = torch.as_tensor(inputs).detach().clone(), torch.as_tensor(targets).detach().clone()
         if self._observed is None:
             self._start(inputs, targets, indices)
+        assert self._observed is not None
+        try:
+            self._declare(inputs, targets, indices)
+        except (InvalidModelStateError, WitnessBuilderError) as refused:  # review29: in the audit trail too (step.refused)
+            self._observed.refused(refused)
+            raise
+
+    def _declare(self, inputs: torch.Tensor, targets: torch.Tensor, indices: Sequence[int] | None) -> None:
         assert self._observed is not None
         spec = self._observed.plan.spec
         if len(inputs) != spec.batch_size:
@@ -212,7 +220,8 @@ class TrackedRun:
         if (None if self._samples is None else self._samples.root) != manifest["dataset"]["root"]:
             raise ConfigurationError(f"the data set given is not the one {self.run_dir} declared (its samples' root differs)", key="dataset")
         declared = (manifest.get("training") or {}).get("schedule")
-        if declared is not None and self._scheduler is None:  # review27: refused at the first step as "learning rate 0.1, declared 0.0691"
+        if self._scheduler is None and bundle.path(SCHEDULER).exists():  # review27: refused at the first step as "learning rate 0.1, declared 0.0691"
+            # (the states file: the run was started with a scheduler object; a schedule declared in the configuration has none: review29)
             raise ConfigurationError(f"{self.run_dir} declares a learning-rate schedule ({plan.schedule.describe() if plan.schedule else declared}): "
                                      "resume with the same scheduler, fresh (track(..., scheduler=...))", key="scheduler")
         self._watch_proofs(plan)

@@ -188,8 +188,15 @@ class ObservedSession:
         self.observer.declare(batch)
 
     def _on_refused(self, refused: PotZkError) -> None:
-        """A refused step in the audit trail (``step.refused``), also when the loop catches it."""
+        """A refused step in the audit trail (``step.refused``), also when the loop catches it;
+        once per error (a refusal passes through the observer and the loop's ``run.batch``)."""
+        if getattr(refused, "_in_audit_trail", False):
+            return
+        refused._in_audit_trail = True  # type: ignore[attr-defined]
         self.session.audit.event("step.refused", step=refused.context.get("step", self.session.next_step), error=refused.to_record())
+
+    refused = _on_refused
+    """For the loop's own ``run.batch``: a refusal raised before the observer sees the batch."""
 
     def _on_step(self, declared: BatchStep, batch: DeclaredBatch) -> None:
         session = self.session
