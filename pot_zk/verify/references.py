@@ -20,7 +20,6 @@ instead of taking the trainer's word from the bundle.
 
 from __future__ import annotations
 
-
 import dataclasses
 import json
 import re
