@@ -236,6 +236,8 @@ def test_the_auditor_pins_the_initial_model_with_the_model_file_it_agreed_on(tmp
     pins = {**run_pins(tmp_path / "run"), "cache_dir": tmp_path / "cache"}
     agreed = verify_run(tmp_path / "run", **{**pins, "expect_initial": str(tmp_path / "agreed.safetensors")})
     assert agreed.ok and "initial-pinned" in agreed.passed, agreed.summary()
+    as_path = verify_run(tmp_path / "run", **{**pins, "expect_initial": tmp_path / "agreed.safetensors"})  # review30: a Path crashed
+    assert as_path.ok and "initial-pinned" in as_path.passed, as_path.summary()
     torch.save(model.state_dict(), tmp_path / "agreed.pt")  # review29: safetensors' own error stopped verify (verifier-error)
     for name, words in (("other.safetensors", "step 0's W_t commits to"), ("wider.safetensors", "not a model file of this statement"),
                         ("agreed.pt", "not a safetensors model file")):
@@ -266,6 +268,9 @@ def test_an_expected_initial_commitment_is_never_read_as_a_file_of_that_name(tmp
     save_file({k: v.clone() for k, v in trainers.state_dict().items()}, agreed_w0)
     pins = {**run_pins(tmp_path / "run"), "cache_dir": tmp_path / "cache"}
     report = verify_run(tmp_path / "run", **{**pins, "expect_initial": agreed_w0})
+    assert [(f.check, f.reason) for f in report.findings] == [("initial-model", "unexpected-initial")], report.summary()
+    save_file({k: v.clone() for k, v in trainers.state_dict().items()}, f"{agreed_w0} ")  # review30: spaces around the hex
+    report = verify_run(tmp_path / "run", **{**pins, "expect_initial": f"{agreed_w0} "})
     assert [(f.check, f.reason) for f in report.findings] == [("initial-model", "unexpected-initial")], report.summary()
 
 
@@ -665,6 +670,40 @@ def test_a_refusal_of_run_batch_the_loop_catches_is_in_the_audit_trail(tmp_path)
     refused = [e for e in jsonl(tmp_path / "run" / "audit.jsonl") if e["event"] == "step.refused"]
     assert [(e["step"], e["error"]["error_class"]) for e in refused] == [(5, "WitnessBuilderError")]
     assert "a batch of 1 samples" in refused[0]["error"]["message"]
+
+
+def test_a_refusal_is_recorded_once_and_one_after_the_run_ended_is_still_the_refusal(tmp_path):
+    """review30: a refusal the observer raised inside run.batch passed the recording twice (run.batch
+    and the observer: recorded once); one after the block ended wrote to the closed trail and raised
+    ValueError: flush of closed file instead of the refusal."""
+    model, optimizer, data, loader = _setup()
+    batches = iter(loader)
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+        x, y = next(batches)
+        run.batch(x, y)
+        with pytest.raises(StepMismatchError, match="a batch is already declared"):
+            run.batch(x, y)
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    refused = [e for e in jsonl(tmp_path / "run" / "audit.jsonl") if e["event"] == "step.refused"]
+    assert [(e["step"], e["error"]["differs"]) for e in refused] == [(0, "batch")]
+    with pytest.raises(WitnessBuilderError, match="a batch of 1 samples"):
+        run.batch(x[:1], y[:1])
+
+
+def test_a_batch_proven_training_was_not_given_is_in_the_audit_trail(tmp_path):
+    """review30: proven_training's own refusal (an undeclared batch) had no test of its record."""
+    from pot_zk.hooks import proven_training
+
+    model, optimizer, data, loader = _setup()
+    batches = [next(iter(loader))]
+    with proven_training(model, optimizer, batches, run_dir=tmp_path / "run", overrides=OVERRIDES) as handle:
+        handle.step(*batches[0])
+        with pytest.raises(WitnessBuilderError, match="not one of the batches declared"):
+            handle.step(batches[0][0] + 1, batches[0][1])
+    refused = [e for e in jsonl(tmp_path / "run" / "audit.jsonl") if e["event"] == "step.refused"]
+    assert [(e["step"], e["error"]["error_class"]) for e in refused] == [(1, "WitnessBuilderError")]
 
 
 def _drop_run_end(run_dir):

@@ -190,7 +190,7 @@ class ObservedSession:
     def _on_refused(self, refused: PotZkError) -> None:
         """A refused step in the audit trail (``step.refused``), also when the loop catches it;
         once per error (a refusal passes through the observer and the loop's ``run.batch``)."""
-        if getattr(refused, "_in_audit_trail", False):
+        if getattr(refused, "_in_audit_trail", False) or self.session.lifecycle.ended:  # review30: after run.end the trail is closed
             return
         refused._in_audit_trail = True  # type: ignore[attr-defined]
         self.session.audit.event("step.refused", step=refused.context.get("step", self.session.next_step), error=refused.to_record())

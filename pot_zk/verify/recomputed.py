@@ -141,11 +141,16 @@ def _check_samples(report: RunReport, manifest: Mapping[str, Any], dataset: Mapp
         report.passed.append("dataset-samples")
 
 
-def is_model_file(value: "str | None") -> bool:
+def is_model_file(value: "str | os.PathLike[str] | None") -> bool:
     """``--expect-initial``'s value names a model file: not a commitment (64 hex digits, 0x
     optional, are always one, even where a file of that name exists: a trainer could plant it
-    beside its bundle; review29) and an existing file."""
-    return value is not None and not COMMITMENT.match(value.lower()) and os.path.isfile(value)
+    beside its bundle; review29; with spaces around them too: review30) and an existing file."""
+    return value is not None and not looks_like_commitment(os.fspath(value)) and os.path.isfile(value)
+
+
+def looks_like_commitment(text: str) -> bool:
+    """64 hex digits, 0x optional, any case, whitespace around them allowed."""
+    return COMMITMENT.fullmatch(text.strip().lower()) is not None
 
 
 def _model_file_commitment(report: RunReport, path: str, spec: Any) -> str | None:
@@ -179,7 +184,7 @@ def check_initial_reference(report: RunReport, manifest: Mapping[str, Any], by_s
         return
     w_0 = by_step[0].get("w_before")
     if is_model_file(expect_initial):  # review27: the agreed initial model's file, committed here
-        path = expect_initial
+        path = os.fspath(expect_initial)
         expect_initial = _model_file_commitment(report, path, spec)
         if expect_initial is None:
             return

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from typing import Any, Mapping
 from pot_zk.core.challenge import commitment_head
 from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.kinds.registry import STEP_KINDS
-from pot_zk.verify.recomputed import COMMITMENT, is_model_file, same_commitment
+from pot_zk.verify.recomputed import COMMITMENT, is_model_file, looks_like_commitment, same_commitment
 from pot_zk.verify.report import RunReport
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -92,8 +93,8 @@ def base_reference(text: str | Path | None) -> "str | BaseRun | None":
     a base run (a path)."""
     if text is None or isinstance(text, BaseRun):
         return text
-    if isinstance(text, str) and COMMITMENT.match(text.lower()):
-        return text
+    if isinstance(text, str) and looks_like_commitment(text):
+        return text.strip()
     return BaseRun.read(text)
 
 
@@ -118,9 +119,12 @@ class Expectations:
             if isinstance(value, BaseRun):
                 continue
             if key == "expect_initial" and is_model_file(value):
+                object.__setattr__(self, key, os.fspath(value))
                 continue  # the agreed initial model's file: committed under the run's statement (check_initial_reference)
+            if isinstance(value, str):
+                value = value.strip()  # review30: "HEX " is the commitment HEX, never a file of that name
             commitment = key in COMMITMENT_KEYS
-            if value is not None and not (COMMITMENT if commitment else _HEX64).match(value.lower()):
+            if value is not None and not (COMMITMENT if commitment else _HEX64).fullmatch(value.lower()):
                 files = " or a model file" if key == "expect_initial" else ""
                 raise ConfigurationError(f"--{key.replace('_', '-')} must be 64 hex digits{' (0x optional)' if commitment else ''}{files}, got {value!r}", key=key)
             if value is not None:
