@@ -605,16 +605,20 @@ def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path, what, message):
     assert "\n" not in refused.value.message
 
 
-def test_a_scheduled_run_resumed_without_its_scheduler_is_refused_in_one_line(tmp_path):
-    """review27: it was refused at the first resumed step as "learning rate 0.1, declared 0.0691"."""
+@pytest.mark.parametrize("stop", [3, 0])
+def test_a_scheduled_run_resumed_without_its_scheduler_is_refused_in_one_line(tmp_path, stop):
+    """review27: it was refused at the first resumed step as "learning rate 0.1, declared 0.0691";
+    review30: stopped before its first step was recorded, it was not refused at all."""
     model, optimizer, data, loader = _setup()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
     with pytest.raises(KeyboardInterrupt):
         with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data, scheduler=scheduler) as run:
             for number, (x, y) in enumerate(loader):
-                if number == 3:
+                if number == stop and stop > 0:
                     raise KeyboardInterrupt("the user stops the loop")
                 run.batch(x, y)
+                if stop == 0:
+                    raise KeyboardInterrupt("the user stops the loop before the first step")
                 optimizer.zero_grad()
                 torch.nn.functional.cross_entropy(model(x), y).backward()
                 optimizer.step()

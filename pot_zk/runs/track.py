@@ -158,6 +158,8 @@ class TrackedRun:
             streamed=streamed, constants=declared.constants, watch=self._watch,
         )
         self._observe(session, plan)
+        if self._scheduler is not None:  # the states file says the run has a scheduler object, from the start (review30)
+            write_json_atomic(session.bundle.path(SCHEDULER), {"states": {"0": self._scheduler.state_dict()}})
 
     def _watch_proofs(self, plan: TrainingPlan) -> None:
         if not self._bar.disable:
