@@ -92,3 +92,19 @@ def test_a_lora_step_on_a_cross_entropy_base_states_cross_entropy():
     architecture = LoraArchitecture(MlpArchitecture((16, 8, 10), loss="cross_entropy"), (0, 1), 2, 4.0)
     spec = BACKENDS.get("groth16").circuit_spec(lora, architecture, 8, 0.05, {})
     assert (spec.loss, spec.circuit_version, spec.value_bits, spec.architecture) == ("cross_entropy", "groth16-lora-ce/2", 17, architecture)
+
+
+def test_keys_of_another_statement_are_refused_naming_the_settings_that_differ(tmp_path):
+    """review27: under keys made for another statement the message named circuit ids only, not
+    which setting (rank, learning rate, layer sizes) differs."""
+    import json
+
+    from pot_zk.backends.groth16.keys import open_keys
+
+    made_for = Groth16SgdStatement(dims=(4, 3, 2), batch_size=2, learning_rate=0.1)
+    (tmp_path / "provenance.json").write_text(json.dumps({"circuit_id": made_for.circuit_id(), "provenance": "auditor", "spec": made_for.to_dict()}))
+    (tmp_path / "circuit.circom").write_text(made_for.circuit_source())
+    wanted = Groth16SgdStatement(dims=(4, 5, 2), batch_size=2, learning_rate=0.05)
+    with pytest.raises(ConfigurationError, match=r"were made for another circuit .*; they differ in architecture\.dims: \[4, 3, 2\] \(the keys\) vs "
+                       r"\[4, 5, 2\] \(this statement\), learning_rate: 0\.1 \(the keys\) vs 0\.05 \(this statement\)$"):
+        open_keys(wanted, tmp_path)

@@ -132,6 +132,24 @@ def import_zkey_keys(spec: Groth16Statement, zkey_path: Path, directory: Path) -
     return _write_keys(spec, Path(directory), "zkey", make)
 
 
+def _spec_difference(made_for: Any, wanted: dict[str, Any]) -> str:
+    """``; they differ in KEY: A (the keys) vs B (this statement), ...``: which settings of the
+    statement the keys were made for are not this one's (review27: the message named circuit ids
+    only); empty when the keys' record has no statement to compare."""
+    if not isinstance(made_for, dict):
+        return ""
+
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, dict):
+            return {k: v for key, item in value.items() for k, v in flat(item, f"{prefix}{key}.").items()}
+        return {prefix.rstrip("."): value}
+
+    theirs, ours = flat(made_for), flat(wanted)
+    differ = [f"{key}: {theirs.get(key, 'absent')} (the keys) vs {ours.get(key, 'absent')} (this statement)"
+              for key in sorted(set(theirs) | set(ours)) if theirs.get(key) != ours.get(key)]
+    return f"; they differ in {', '.join(differ[:4])}" if differ else ""
+
+
 def open_keys(spec: Groth16Statement, directory: Path) -> KeyDirectory:
     """Open a key directory after checking it belongs to ``spec``: its provenance record
     names this circuit id and its ``circuit.circom`` is exactly the source this code
@@ -147,7 +165,7 @@ def open_keys(spec: Groth16Statement, directory: Path) -> KeyDirectory:
     if record.get("circuit_id") != spec.circuit_id():
         raise ConfigurationError(
             f"the keys in {directory} were made for another circuit (id {record.get('circuit_id')!r}), "
-            f"not {spec.circuit_id()} ({spec.circuit_version})",
+            f"not {spec.circuit_id()} ({spec.circuit_version}){_spec_difference(record.get('spec'), spec.to_dict())}",
             key="keys_dir",
             expected=spec.circuit_id(),
             actual=record.get("circuit_id"),
