@@ -277,7 +277,6 @@ def test_a_user_loops_batch_of_another_sample_count_is_refused_though_its_leaf_c
     those three) passed; the statement's batches hold two."""
     from pot_zk.backends.registry import commitments_of, spec_from_dict
     from pot_zk.bundle.dataset import sampled_leaves
-    from pot_zk.core.merkle import dataset_root
     from pot_zk.data.datasets import load_dataset
 
     run = _synthetic_loop(tmp_path)
@@ -286,12 +285,7 @@ def test_a_user_loops_batch_of_another_sample_count_is_refused_though_its_leaf_c
     dataset["samples"][1] = [3, 8, 12]
     [leaf] = sampled_leaves([dataset["samples"][1]], inputs, targets, commitments_of(spec_from_dict(manifest["circuit"])))
     old, dataset["leaves"][1] = dataset["leaves"][1], leaf
-    dataset["root"] = manifest["dataset"]["root"] = dataset_root(dataset["leaves"], None)
-    write_json(run / files.DATASET, dataset)
-    write_json(run / files.MANIFEST, manifest)
-    _edit_commitments(run, lambda records: [r.update(batch=leaf) for r in records if r["batch"] == old])
-    sync_audit(run)
-    report = verify_run(run, cache_dir=tmp_path / "cache", **_loop_pins(run))
+    report = _with_leaf_replaced(run, manifest, dataset, old, leaf, tmp_path / "cache")
     assert ("dataset-root", "dataset-samples", None) in _named(report), report.summary()
 
 
@@ -300,20 +294,27 @@ def test_a_user_loops_poisoned_batch_whose_samples_dataset_json_leaves_out_is_re
     zipped with the sample lists, so a last leaf without one was never checked. A poisoned batch
     (not samples of the declared set; its leaf, the step's batch commitment and the root the
     trainer hands over rewritten) with its sample list left out passed."""
-    from pot_zk.core.merkle import dataset_root
-
     run = _synthetic_loop(tmp_path)
     manifest, dataset = read_json(run / files.MANIFEST), read_json(run / files.DATASET)
     old, poisoned = dataset["leaves"][2], "0x" + "2a" * 31 + "01"
     dataset["leaves"][2] = poisoned
     dataset["samples"] = dataset["samples"][:2]
+    report = _with_leaf_replaced(run, manifest, dataset, old, poisoned, tmp_path / "cache")
+    assert ("dataset-root", "dataset-samples", None) in _named(report), report.summary()
+
+
+def _with_leaf_replaced(run, manifest: dict, dataset: dict, old: str, new: str, cache):
+    """verify's report of ``run`` once ``dataset`` (its leaf ``old`` already replaced by ``new``)
+    is written with the root of its leaves, in the manifest too, every step on ``old`` moved to
+    ``new`` and the audit trail re-chained: a cheater's consistent rewrite."""
+    from pot_zk.core.merkle import dataset_root
+
     dataset["root"] = manifest["dataset"]["root"] = dataset_root(dataset["leaves"], None)
     write_json(run / files.DATASET, dataset)
     write_json(run / files.MANIFEST, manifest)
-    _edit_commitments(run, lambda records: [r.update(batch=poisoned) for r in records if r["batch"] == old])
+    _edit_commitments(run, lambda records: [r.update(batch=new) for r in records if r["batch"] == old])
     sync_audit(run)
-    report = verify_run(run, cache_dir=tmp_path / "cache", **_loop_pins(run))
-    assert ("dataset-root", "dataset-samples", None) in _named(report), report.summary()
+    return verify_run(run, cache_dir=cache, **_loop_pins(run))
 
 
 # --- holdout (holdout.py) ---
@@ -454,25 +455,11 @@ def test_a_streamed_step_naming_a_held_out_sample_by_a_negative_position_is_malf
     """Mutation SA07: `0 <= i < size` weakened to `i < size` in samples.py: a step naming held-out
     sample h as h - 16 (the same sample under torch indexing, so the same batch commitment)
     passed the held-out check; no test named a negative position."""
-    import torch
-
-    from pot_zk.backends.registry import commitments_of, spec_from_dict
-    from pot_zk.data.datasets import holdout_indices, load_dataset
-    from test_track import _synthetic_run
+    from test_track import _synthetic_run, declare_held_out
 
     run = _synthetic_run(tmp_path)
     records = jsonl(run / files.COMMITMENTS)
-    manifest = read_json(run / files.MANIFEST)
-    spec = spec_from_dict(manifest["circuit"])
-    held = holdout_indices(16, 0.25, 0)
-    inputs, targets = load_dataset("synthetic", 4, 3, 16, 3, "cross_entropy")
-    values = torch.cat([inputs[held].reshape(-1), targets[held].reshape(-1)]).double()
-    holdout = {"fraction": 0.25, "seed": 0, "of": 16, "samples": len(held), "commitment": commitments_of(spec).commit(values, "held-out")}
-    manifest["dataset"]["holdout"] = holdout
-    write_json(run / files.MANIFEST, manifest)
-    dataset = read_json(run / files.DATASET)
-    write_json(run / files.DATASET, {**dataset, "holdout": {**holdout, "indices": held}})
-    sync_audit(run)
+    held = declare_held_out(run)
     pins = {"accept_settings": {"batch_order": "recorded"}}
     overlapping = {r["step"] for r in records if set(r["samples"]) & set(held)}
     assert overlapping == {f.step for f in verify_run(run, cache_dir=tmp_path / "cache", **pins).findings if f.reason == "trained-on-held-out"}

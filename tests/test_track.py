@@ -459,11 +459,9 @@ def test_a_streamed_run_relabelled_seeded_fails_its_batch_order(tmp_path):
     assert not report.ok and ("steps", "seeded-streamed") in {(f.check, f.reason) for f in report.findings}, report.summary()
 
 
-def test_a_streamed_step_on_samples_of_the_declared_held_out_set_fails(tmp_path):
-    """The held-out set a streamed run declares (here added by a cheater, with its honest
-    commitment) must be apart from every step's samples: verify scores the models on it."""
-    run = _synthetic_run(tmp_path)
-    pinned = {k: v for k, v in run_pins(run, head=False).items() if k != "expect_root"}
+def declare_held_out(run) -> list[int]:
+    """Add to ``run`` (a _synthetic_run) the declaration of a held-out quarter of its data set,
+    with its honest commitment, as a cheater would (audit trail re-chained); its positions."""
     manifest = json.loads((run / "manifest.json").read_text())
     spec = spec_from_dict(manifest["circuit"])
     held = holdout_indices(16, 0.25, 0)
@@ -475,6 +473,15 @@ def test_a_streamed_step_on_samples_of_the_declared_held_out_set_fails(tmp_path)
     dataset = json.loads((run / "dataset.json").read_text())
     (run / "dataset.json").write_text(json.dumps({**dataset, "holdout": {**holdout, "indices": held}}))
     sync_audit(run)
+    return held
+
+
+def test_a_streamed_step_on_samples_of_the_declared_held_out_set_fails(tmp_path):
+    """The held-out set a streamed run declares (here added by a cheater, with its honest
+    commitment) must be apart from every step's samples: verify scores the models on it."""
+    run = _synthetic_run(tmp_path)
+    pinned = {k: v for k, v in run_pins(run, head=False).items() if k != "expect_root"}
+    held = declare_held_out(run)
     report = verify_run(run, cache_dir=tmp_path / "cache", **pinned)
     overlapping = {r["step"] for r in jsonl(run / "commitments.jsonl") if set(r["samples"]) & set(held)}
     assert overlapping and len(overlapping) < len(jsonl(run / "commitments.jsonl"))

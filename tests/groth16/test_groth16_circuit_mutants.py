@@ -21,6 +21,8 @@ from pot_zk.backends.groth16.adamw import exact as adamw_exact
 from pot_zk.backends.groth16.sgd import exact as sgd_exact
 from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
 
+from test_groth16_adamw_forgery import DIVIDE_OUT, ROUND_OUT, TRUNC_GUARD, TRUNC_REST, TRUNC_SIGN, _shifted  # the same hints, edited alike
+
 from groth16_support import honest_momentum_step, honest_step, proves, sgd_integers, sgd_signals, tamper, tiny_adamw_spec, tiny_momentum_spec, tiny_spec
 
 pytestmark = pytest.mark.prover
@@ -142,21 +144,11 @@ def test_a_velocity_one_grid_step_off_with_its_true_remainder_has_no_proof_witho
 
 # --- AdamW --------------------------------------------------------------------------------------
 
-ROUND_OUT = "out <-- (acc + 2 ** (k - 1) + offset) \\ (2 ** k) - offset \\ (2 ** k);"
 ROUND_EQUATION = "    acc + 2 ** (k - 1) === out * (2 ** k) + r;\n}\n\n"
 ROUND_ANCHOR, ROUND_CHECK_ANCHOR = "// out = trunc(acc", "// out = isqrt(in)"
-TRUNC_SIGN = "s <-- acc < 0 ? 1 : 0;"
-TRUNC_REST = ("r <-- s == 1 ? -((-acc) % (2 ** k)) : acc % (2 ** k);", "r <-- acc - out * (2 ** k);")
 TRUNC_EQUATION = "    acc === out * (2 ** k) + r;\n"
 TRUNC_BIT = "    s * (s - 1) === 0;\n"
-TRUNC_GUARD = ("remainder.in <== remainder_sign;", "remainder.in <== 0;")
-DIVIDE_OUT = "out <-- (2 * num + den + offset * 2 * den) \\ (2 * den) - offset;"
 DIVIDE_EQUATION = "    2 * num + den === 2 * product + r;\n"
-
-
-def _shifted(name: str, offset: int) -> Callable:
-    original = getattr(adamw_exact, name)
-    return lambda *args: original(*args) + offset
 
 
 def _towards_zero(spec, m, g):
