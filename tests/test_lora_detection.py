@@ -128,6 +128,26 @@ def test_peft_features_that_cannot_be_proven_are_named(config, feature):
     assert raised.value.context["key"] == "base_model.model.0"
 
 
+def test_a_peft_scaling_changed_by_hand_is_named_as_such_not_as_rslora():
+    model = _peft_model()
+    model.base_model.model[0].scaling["default"] = 3.0
+    with pytest.raises(InvalidModelStateError, match=r"cannot prove: scaling is not alpha/r$") as raised:
+        detect_training(model)
+    assert raised.value.actual == {"scaling is not alpha/r": True}
+
+
+def test_rslora_is_named_once_not_also_as_a_changed_scaling():
+    with pytest.raises(InvalidModelStateError, match=r"cannot prove: use_rslora$"):
+        detect_training(_peft_model(use_rslora=True))
+
+
+def test_a_second_peft_adapter_is_named_with_the_adapters_present_and_active():
+    model = _peft_model()
+    model.add_adapter("second", peft.LoraConfig(r=2, lora_alpha=4, target_modules=["0"], lora_dropout=0.0))
+    with pytest.raises(InvalidModelStateError, match=r"has adapters \['default', 'second'\] with \['default'\] active; pot-zk proves one adapter"):
+        detect_training(model)
+
+
 def test_lora_layers_with_different_ranks_are_rejected():
     model = attach_lora(attach_lora(BASE.build(), (0,), rank=2, alpha=4), (2,), rank=1, alpha=4)
     with pytest.raises(InvalidModelStateError, match="one rank and alpha"):

@@ -74,24 +74,30 @@ def unwrap_peft(model: nn.Module) -> nn.Module:
 
 def _peft_view(name: str, module: nn.Module) -> LoraLayerView:
     adapters = sorted(module.lora_A.keys())
-    problems = {}
-    if len(adapters) != 1 or list(module.active_adapters) != adapters:
-        problems["adapters"] = {"present": adapters, "active": list(module.active_adapters)}
-    else:
-        adapter = adapters[0]
-        checks = {
-            "merged": module.merged,
-            "use_dora": module.use_dora.get(adapter, False),
-            "lora_bias": getattr(module, "lora_bias", {}).get(adapter, False),
-            "fan_in_fan_out": getattr(module, "fan_in_fan_out", False),
-            "dropout": not isinstance(module.lora_dropout[adapter], nn.Identity),
-            "scaling is not alpha/r (rslora)": module.scaling[adapter] != module.lora_alpha[adapter] / module.r[adapter],
-        }
-        problems.update({key: True for key, bad in checks.items() if bad})
+    active = list(module.active_adapters)
+    if len(adapters) != 1 or active != adapters:
+        raise InvalidModelStateError(
+            f"peft LoRA layer {name!r} has adapters {adapters} with {active} active; pot-zk proves one adapter, active",
+            expected="one active adapter",
+            actual={"present": adapters, "active": active},
+            key=name,
+        )
+    adapter = adapters[0]
+    rslora = bool(getattr(module, "use_rslora", {}).get(adapter, False))
+    checks = {
+        "merged": module.merged,
+        "use_dora": module.use_dora.get(adapter, False),
+        "lora_bias": getattr(module, "lora_bias", {}).get(adapter, False),
+        "fan_in_fan_out": getattr(module, "fan_in_fan_out", False),
+        "dropout": not isinstance(module.lora_dropout[adapter], nn.Identity),
+        "use_rslora": rslora,
+        "scaling is not alpha/r": not rslora and module.scaling[adapter] != module.lora_alpha[adapter] / module.r[adapter],
+    }
+    problems = {key: True for key, bad in checks.items() if bad}
     if problems:
         raise InvalidModelStateError(
             f"peft LoRA layer {name!r} uses features pot-zk cannot prove: {', '.join(sorted(problems))}",
-            expected="one active adapter, unmerged, no DoRA/bias/dropout/rslora/fan_in_fan_out",
+            expected="one active adapter, unmerged, no DoRA/bias/dropout/rslora/fan_in_fan_out, scaling alpha/r",
             actual=problems,
             key=name,
         )
