@@ -21,11 +21,12 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 import zlib
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pot_zk.core.atomic import StorageError, atomic_path
 from pot_zk.core.challenge import commitment_head
@@ -149,15 +150,38 @@ def is_export_archive(path: Path) -> bool:
     return Path(path).is_file() and tarfile.is_tarfile(path)
 
 
+def _exportable(name: str) -> bool:
+    """A member an export holds (review31: an archive's other files were unpacked too): RUN/X for
+    a record verify reads or the inventory, or a file of RUN/proofs/."""
+    parts = PurePosixPath(name).parts
+    return (len(parts) == 2 and parts[1] in (*RECORDS, EXPORT_MANIFEST)) or (len(parts) > 2 and parts[1] == "proofs")
+
+
+def _check_room(archive: Path, size: int, into: Path) -> None:
+    """review31: a small archive of sparse or repeated bytes unpacked to gigabytes on the
+    verifier's disk; one that would not fit in the free space is refused before a byte is written."""
+    free = shutil.disk_usage(into).free
+    if size > free:
+        raise ConfigurationError(
+            f"{archive} unpacks to {size / 2**20:,.0f} MiB, more than the {free / 2**20:,.0f} MiB free in {into}: unpack it where there is room "
+            "and verify the directory (or set TMPDIR)",
+            key="run",
+        )
+
+
 def unpack_export(archive: Path, into: Path) -> Path:
     """Unpack an export into the directory ``into``; return the run directory in it.
     ConfigurationError when ``archive`` is not an export (a link, a device, a path that leaves
     ``into``, or no single run directory with a manifest)."""
     try:
         with tarfile.open(archive, "r:*") as opened:
-            for member in opened.getmembers():
+            members = opened.getmembers()
+            for member in members:
                 if not (member.isfile() or member.isdir()):
                     raise ConfigurationError(f"{archive} is not a pot-zk export: {member.name} is not a regular file", key="run")
+                if member.isfile() and not _exportable(member.name):
+                    raise ConfigurationError(f"{archive} is not a pot-zk export: it holds {member.name}, which an export does not", key="run")
+            _check_room(archive, sum(member.size for member in members), Path(into))
             opened.extractall(into, filter="data")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:  # a truncated download: EOFError or zlib.error
         raise ConfigurationError(f"{archive} is not a readable pot-zk export: {error}", key="run") from error

@@ -31,7 +31,8 @@ from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.kinds.registry import STEP_KINDS, capture_step
 from pot_zk.runs import bundle as files
 from pot_zk.runs.bundle import load_model, save_model
-from pot_zk.data.datasets import manifest_data, seeded_batches
+from pot_zk.bundle.dataset import batch_values
+from pot_zk.data.datasets import HeldOut, holdout_indices, load_dataset, manifest_data, seeded_batches, select_part
 from pot_zk.runs.evaluation import classification, evaluate
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.testing.bundle_edit import (
@@ -124,14 +125,16 @@ def _push(grid: Named, residual: torch.Tensor, ulps: int, scale: int, rng: rando
     return {**grid, "w_after": w_after}
 
 
-def _rescore(bundle: Path) -> None:
+def _rescore(bundle: Path, held_out: HeldOut | None = None) -> None:
     """evaluations.jsonl kept consistent with edited models and steps: scores after the last step
-    dropped, the initial and final model files scored anew on the held-out samples."""
+    dropped, the initial and final model files scored anew on the held-out samples (``held_out``,
+    or those the declared split holds out)."""
     manifest = read_json(bundle / files.MANIFEST)
     spec = spec_from_dict(manifest["circuit"])
     kind = STEP_KINDS.get(spec.kind)
     mlp = kind.mlp(spec.architecture)
-    _, held_out = seeded_batches(manifest_data(manifest["dataset"]), mlp.dims[0], mlp.dims[-1], spec.batch_size, manifest["training"]["seed"], mlp.loss)
+    if held_out is None:
+        _, held_out = seeded_batches(manifest_data(manifest["dataset"]), mlp.dims[0], mlp.dims[-1], spec.batch_size, manifest["training"]["seed"], mlp.loss)
     if held_out is None:
         return
     steps = len(jsonl(bundle / files.COMMITMENTS))
@@ -349,6 +352,36 @@ def other_initial_model(bundle: Path, rng: random.Random, other: Path | None) ->
                      expect(Finding("initial-model", "initial-model-mismatch", 0)))
 
 
+def holdout_seed_split(bundle: Path, rng: random.Random, other: Path | None) -> Tampering:
+    """review31: the held-out set declared with another seed than the split the batches were cut
+    after (the data set's seed, pinned in the manifest; digits had none: it took the held-out
+    seed), so most "held-out" samples were trained on; its commitment, the root, the scores and
+    the audit trail rewritten to agree."""
+    manifest, dataset = read_json(bundle / files.MANIFEST), read_json(bundle / files.DATASET)
+    spec = spec_from_dict(manifest["circuit"])
+    mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
+    declared = manifest["dataset"]
+    data = manifest_data(declared)
+    declared["seed"] = data.seed
+    seed = data.seed + 1 + rng.randrange(1000)
+    inputs, targets = load_dataset(data.name, mlp.dims[0], mlp.dims[-1], data.num_samples, data.seed, mlp.loss)
+    inputs, targets = select_part(inputs, targets, data.part)
+    indices = holdout_indices(len(inputs), data.holdout, seed)
+    picked = torch.tensor(indices)
+    held_out = HeldOut(inputs[picked], targets[picked], tuple(indices), data.holdout, seed, len(inputs))
+    commitment = commitments_of(spec).commit(batch_values(held_out.inputs, held_out.targets), "held-out samples")
+    for entry in (declared["holdout"], dataset["holdout"]):
+        entry.update(seed=seed, commitment=commitment)
+    dataset["holdout"]["indices"] = indices
+    declared["root"] = dataset["root"] = dataset_root(list(dataset["leaves"]), commitment)
+    write_json(bundle / files.MANIFEST, manifest)
+    write_json(bundle / files.DATASET, dataset)
+    _rescore(bundle, held_out)
+    sync_audit(bundle)
+    return Tampering("holdout-seed-split", f"held-out set declared with seed {seed}, the batches cut after seed {data.seed}'s split",
+                     expect(Finding("dataset-root", "trained-on-held-out")))
+
+
 def _recertify(bundle: Path, rng: random.Random, spec, ulps: int) -> int:
     """Every proven step re-proven (reexec) under ``spec``; one of them (followed by a
     commitment-only step) with W_t+1 pushed ``ulps`` grid units off the honest update.
@@ -401,6 +434,7 @@ REWRITE_KINDS: dict[str, Callable[[Path, random.Random, Path | None], Tampering]
     "splice-step": splice_step,
     "splice-step-expect-root": functools.partial(splice_step, pin_root=True),
     "other-initial-model": other_initial_model,
+    "holdout-seed-split": holdout_seed_split,
     "raise-tolerance": raise_tolerance,
     "drift-within-tolerance": drift_within_tolerance,
 }

@@ -9,7 +9,7 @@ from typing import Callable, Mapping
 import torch
 
 from pot_zk.bundle import layout as files
-from pot_zk.backends.registry import commitments_of
+from pot_zk.backends.registry import backend_of, commitments_of
 from pot_zk.core.merkle import dataset_root
 from pot_zk.exceptions import PotZkError, WitnessBuilderError
 from pot_zk.kinds.encoding import OPTIONAL_FIELDS
@@ -193,13 +193,20 @@ def check_models(report, bundle, by_step: dict[int, dict], spec, load_model: Cal
         ("initial-model", files.INITIAL_MODEL, first.get("w_before")),
         ("final-model", files.FINAL_MODEL, last.get("w_after")),
     ):
-        found = _model_commitments(bundle.path(name), spec, load_model)
+        state = _model_state(bundle.path(name), load_model)
+        found = None if state is None else _state_commitments_or_none(state, spec)
         if found is None:
             report.fail(check, "missing-model", f"{name} is missing or unreadable")
         elif found[0] != wanted:
             report.fail(check, "model-mismatch", f"{name} does not hash to the {'first' if check == 'initial-model' else 'last'} commitment")
         elif found[1] != constants:
             report.fail(check, "base-mismatch", f"the frozen base in {name} does not hash to the declared base commitment")
+        elif off_grid := _off_grid(state, spec):
+            report.fail(
+                check, "model-off-grid",
+                f"{name}: values of {', '.join(off_grid)} lie between the points of the statement's grid; an exact statement's "
+                "weights are its integers, so these are not the weights the commitment (which rounds) and the proofs bind",
+            )
         else:
             report.passed.append(check)
 
@@ -235,11 +242,33 @@ def state_commitments(state: dict, spec) -> tuple[str | None, dict[str, str | No
     return commit("weights"), {name: commit(name) for name in tensors if name != "weights"}
 
 
-def _model_commitments(path, spec, load_model: Callable) -> tuple[str | None, dict[str, str | None]] | None:
+def _model_state(path, load_model: Callable) -> dict | None:
     try:
-        return state_commitments(load_model(path)[0], spec)
+        return load_model(path)[0]
     except Exception:  # a missing, truncated or foreign file all mean: no usable model
         return None
+
+
+def _state_commitments_or_none(state: dict, spec) -> tuple[str | None, dict[str, str | None]] | None:
+    try:
+        return state_commitments(state, spec)
+    except Exception:  # tensors of another architecture or kind: no usable model
+        return None
+
+
+def _off_grid(state: dict, spec) -> list[str]:
+    """The tensors of a saved model of an exact statement's run that do not lie on the grid its
+    commitment binds (review31: the commitment rounds, so a model file up to half a grid step
+    off every proven weight hashed to the proven W_T). Empty for a statement with a tolerance."""
+    if not backend_of(spec).exact:
+        return []
+    scheme = commitments_of(spec)
+    off = []
+    for name, values in STEP_KINDS.get(spec.kind).model_tensors(state, spec.architecture).items():
+        exact = values.detach().to(torch.float64).reshape(-1)
+        if not torch.equal(scheme.snap(exact, name).reshape(-1), exact):
+            off.append(name)
+    return off
 
 
 OUTCOME = ("status", "proof_type", "strategy")

@@ -23,11 +23,12 @@ from pot_zk.backends.registry import spec_from_dict
 from pot_zk.config import compose_config
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.registry import STEP_KINDS
-from pot_zk.runs.bundle import RunBundle, load_model
+from pot_zk.runs.bundle import RunBundle, load_model, save_model
 from pot_zk.runs.session import RunSummary
 from pot_zk.runs.train import train
 from pot_zk.runs.summary import proved_line
 from pot_zk.testing.bundle_edit import sync_audit
+from pot_zk.testing.record_rewrites import _rescore
 from pot_zk.testing.tamper import KINDS, chain_lines, judge, tampered_copy
 from pot_zk.verify.run import verify_run
 
@@ -168,6 +169,49 @@ def test_w_after_moved_by_one_grid_step_is_rejected_by_the_proof(honest, tmp_pat
     findings = _findings(report)
     assert ("proofs", "invalid-proof", 0) in findings, findings
     assert "commitment-chain" in report.passed  # the chain is consistent: only the proof can tell
+
+
+@pytest.mark.parametrize("name, check", [("model_final.safetensors", "final-model"), ("model_initial.safetensors", "initial-model")])
+def test_a_model_file_off_the_grid_by_less_than_half_a_step_is_not_the_proven_model(honest, tmp_path, name, check):
+    """review31: the commitment rounds onto the grid, so a model file moved by up to 0.49 grid
+    step in every value hashed to the proven W and passed (its held-out scores were those of the
+    moved model). An exact statement's weights are its integers: verify names the file."""
+    copy = _copy(honest, tmp_path)
+    state, metadata = load_model(copy / name)
+    generator = torch.Generator().manual_seed(1)
+    moved = {key: (t.double() + (torch.rand(t.shape, generator=generator, dtype=torch.float64) - 0.5) * 0.98 * 2.0**-12).to(t.dtype)
+             for key, t in state.items()}
+    save_model(moved, copy / name, metadata or None)
+    _rescore(copy)
+    sync_audit(copy)
+    report = verify_run(copy, cache_dir=honest[1])
+    assert _findings(report) == {(check, "model-off-grid", None)}, report.summary()
+    assert f"FAILED {check} (model-off-grid)" in report.summary()
+
+
+def test_a_proof_file_of_a_gibibyte_is_malformed_without_being_read_whole(honest, tmp_path):
+    """review31: the proof file was read whole before its 256 bytes were checked (a 512 MiB one:
+    785 MB of verify's memory). Peak memory measured in a verify process of its own, against the
+    same process verifying the honest run."""
+    copy = _copy(honest, tmp_path)
+    proof = copy / next(r["proof"] for r in _jsonl(copy / "proofs.jsonl") if r["step"] == 3 and r["status"] == "proved")
+    with open(proof, "r+b") as grown:
+        grown.truncate(1 << 30)  # sparse: no disk used
+    script = (  # VmHWM: this process's own peak (getrusage's ru_maxrss keeps the forking worker's across exec)
+        "import re, sys; from pathlib import Path; from pot_zk.verify.run import verify_run; "
+        "report = verify_run(Path(sys.argv[1]), cache_dir=Path(sys.argv[2])); "
+        "print(sorted((f.reason, f.step) for f in report.findings)); "
+        "print(re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text()).group(1))"
+    )
+    peaks = {}
+    for name, run in (("honest", honest[0]), ("grown", copy)):
+        done = subprocess.run([sys.executable, "-c", script, str(run), str(honest[1])], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        findings, peak = done.stdout.splitlines()[-2:]
+        peaks[name] = int(peak) * 1024
+        if name == "grown":
+            assert "('malformed-proof', 3)" in findings, findings
+    assert peaks["grown"] - peaks["honest"] < 256 << 20, peaks
 
 
 def test_production_refuses_dev_keys_at_training_and_at_verification(honest, tmp_path):

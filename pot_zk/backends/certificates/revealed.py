@@ -72,9 +72,13 @@ def load_certificate(
 ) -> dict[str, torch.Tensor]:
     """Load a certificate's revealed tensors after checking they bind to ``commitment``."""
     certificate = Path(certificate)
+    witness = certificate.parent / WITNESS
+    if witness.is_symlink() or (witness.exists() and not witness.is_file()):
+        # review31: a named pipe there blocked verify for ever; a link was followed out of the bundle
+        raise ProofVerificationError(f"the {proof_type} certificate's {WITNESS} is not a regular file of the bundle", reason="malformed-proof")
     try:
         header = json.loads(certificate.read_text())
-        tensors = load_file(str(certificate.parent / WITNESS))
+        tensors = load_file(str(witness))
     except Exception as exc:  # json, OS and safetensors errors all mean an unusable certificate
         raise ProofVerificationError(f"unreadable {proof_type} certificate {certificate}: {exc}", reason="malformed-proof") from exc
     if header.get("proof_type") != proof_type:

@@ -23,11 +23,12 @@ dev key to try, and a proof that verifies under it is still labelled ``dev``.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from pot_zk.backends.groth16 import keys as groth16_keys
+from pot_zk.backends.groth16 import adapter, keys as groth16_keys
 from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.exceptions import ConfigurationError, ProofVerificationError
@@ -88,9 +89,13 @@ def verify_proof_file(spec: Groth16Statement, commitments: Mapping[str, Any], pr
     ``proof`` shows the step committed as ``commitments`` (the verifier's records; a scheduled
     step's ``learning_rate`` the verifier recomputed) under ``key``."""
     try:
-        data = Path(proof).read_bytes()
+        with open(proof, "rb") as opened:
+            size = os.fstat(opened.fileno()).st_size
+            data = opened.read(adapter.PROOF_BYTES) if size == adapter.PROOF_BYTES else b""  # review31: a huge file is not read whole
     except OSError as exc:
         raise ProofVerificationError(f"cannot read the proof file {proof}: {exc}", reason="malformed-proof") from exc
+    if len(data) != adapter.PROOF_BYTES:
+        raise ProofVerificationError(f"a Groth16 proof is {adapter.PROOF_BYTES} bytes, the proof file has {size}", reason="malformed-proof")
     public = spec.public_values(commitments, commitments.get("learning_rate"))
     missing = [name for name, value in public.items() if value is None]
     if missing:

@@ -1,0 +1,104 @@
+"""review31 (a cheating trainer against `pot-zk verify`'s bundle layer): a certificate's revealed
+witness that is a named pipe or a link out of the bundle, and an export archive holding files an
+export does not, or more than the verifier's disk has free. No prover runs: the bundle is
+test_verify_each_check.py's (steps 0 and 2 certified by freivalds)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pot_zk.exceptions import ConfigurationError
+from pot_zk.runs import bundle as files
+from pot_zk.runs import export as export_module
+from pot_zk.runs.export import export_run, unpack_export
+from pot_zk.testing.bundle_edit import jsonl
+from pot_zk.verify.run import verify_run
+
+from process_support import run as process_run
+from test_verify_each_check import honest  # noqa: F401 -- that module's fixture
+
+
+def _witness(run: Path, step: int) -> Path:
+    record = next(r for r in jsonl(run / files.PROOFS) if r["step"] == step and r["status"] == "proved")
+    return (run / record["proof"]).parent / "witness.safetensors"
+
+
+def _findings(report) -> set[tuple[str, str, int | None]]:
+    return {(f.check, f.reason, f.step) for f in report.findings}
+
+
+def test_a_certificate_witness_that_is_a_named_pipe_is_malformed_and_verify_does_not_block(honest, tmp_path):
+    """It blocked `pot-zk verify` in open() for ever (safetensors opens it holding the GIL, so
+    the command runs in its own process, killed after two minutes should it block again)."""
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    witness = _witness(run, 0)
+    witness.unlink()
+    os.mkfifo(witness)
+    try:
+        done = process_run("verify", "run", "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("pot-zk verify blocked opening the named pipe")
+    assert done.returncode == 1, done.stderr
+    assert "FAILED proofs (malformed-proof) step 0:" in done.stdout and "not a regular file of the bundle" in done.stdout, done.stdout
+
+
+def test_a_certificate_witness_linked_out_of_the_bundle_is_not_read(honest, tmp_path):
+    """The link points to the step's true witness, kept outside: it was followed and the step
+    passed; a bundle holds its own files."""
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    witness = _witness(run, 0)
+    outside = tmp_path / "outside.safetensors"
+    shutil.move(witness, outside)
+    witness.symlink_to(outside)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert ("proofs", "malformed-proof", 0) in _findings(report), report.summary()
+    assert report.verdict == "FAILED"
+
+
+def _with_member(archive: Path, name: str, data: bytes, out: Path) -> Path:
+    """``archive`` with one more file, ``name`` under its run directory."""
+    with tarfile.open(archive) as source, tarfile.open(out, "w:gz") as target:
+        top = source.getmembers()[0].name.split("/")[0]
+        for member in source.getmembers():
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+        extra = tarfile.TarInfo(f"{top}/{name}")
+        extra.size = len(data)
+        target.addfile(extra, io.BytesIO(data))
+    return out
+
+
+@pytest.mark.parametrize("name", ["notes/big.bin", "witness/step-00000000.safetensors", "checkpoint.safetensors"])
+def test_an_export_holding_a_file_an_export_does_not_is_refused_before_unpacking(honest, tmp_path, name):
+    """Every member was unpacked, those verify never reads too (a 1.5 MB archive wrote 1.5 GB)."""
+    archive = export_run(honest, tmp_path / "run.tar.gz").archive
+    (tmp_path / "plain").mkdir()
+    assert unpack_export(archive, tmp_path / "plain").name == honest.name
+    crafted = _with_member(archive, name, b"\0" * 1024, tmp_path / "crafted.tar.gz")
+    into = tmp_path / "into"
+    into.mkdir()
+    with pytest.raises(ConfigurationError, match=f"is not a pot-zk export: it holds {honest.name}/{name}, which an export does not"):
+        unpack_export(crafted, into)
+    assert list(into.iterdir()) == []
+
+
+def test_an_export_larger_than_the_free_disk_is_refused_before_a_byte_is_written(honest, tmp_path, monkeypatch):
+    archive = export_run(honest, tmp_path / "run.tar.gz").archive
+    real = shutil.disk_usage
+
+    def little_free(path):
+        usage = real(path)
+        return usage._replace(free=1000)
+
+    monkeypatch.setattr(export_module.shutil, "disk_usage", little_free)
+    into = tmp_path / "into"
+    into.mkdir()
+    with pytest.raises(ConfigurationError, match=r"run.tar.gz unpacks to .* MiB, more than the 0 MiB free in .*into: unpack it where there is room"):
+        unpack_export(archive, into)
+    assert list(into.iterdir()) == []
