@@ -95,6 +95,16 @@ def test_a_deleted_proof_file_is_a_missing_proof_file(copy, zk_cache):
     assert _findings(copy, zk_cache) == {("proofs", "missing-proof-file", 0)}
 
 
+def test_a_proof_file_of_a_gibibyte_is_malformed_before_it_is_read(copy, zk_cache):
+    """review31 (a 512 MiB Groth16 proof file was read whole): a zk-halo2 proof file of 1 GiB,
+    the run's valid proof followed by zeros (sparse), is refused by its size."""
+    with open(_proof_of_step_0(copy), "r+b") as grown:
+        grown.truncate(1 << 30)
+    report = verify_run(copy, cache_dir=zk_cache)
+    assert {(f.check, f.reason, f.step) for f in report.findings if f.reason != "too-few-proven"} == {("proofs", "malformed-proof", 0)}
+    assert "the proof file has 1,073,741,824 bytes" in report.summary()
+
+
 @pytest.mark.parametrize("how", ["relative", "absolute", "symlink"])
 def test_a_proof_outside_the_bundle_is_a_missing_proof_file(copy, zk_cache, tmp_path, how):
     """The proof outside is the run's own valid proof: only where it lies is wrong."""

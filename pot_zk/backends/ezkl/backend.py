@@ -119,6 +119,12 @@ class EzklBackend(ProverBackend):
     def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
         if keys is None:
             raise ConfigurationError("verifying a zk-halo2 proof needs an SRS (srs.path, or a dev SRS)", key="srs.path")
+        size = Path(proof).stat().st_size
+        if size > MAX_PROOF_BYTES:  # review31: an oversized file is not parsed to learn it is no proof
+            raise ProofVerificationError(
+                f"the proof file has {size:,} bytes; a zk-halo2 proof file of pot-zk's statements has far fewer than {MAX_PROOF_BYTES:,}",
+                reason="malformed-proof",
+            )
         _check_redundant_encoding(proof)
         derived: DerivedVerifier = keys.material
         halo2.check_step_proof(statement.spec, statement.commitment, proof, derived.circuit, derived.vk, derived.srs)
@@ -138,6 +144,11 @@ def _keys(derived: DerivedVerifier, *notes: str) -> VerifierKeys:
     srs = derived.srs
     record = {"provenance": srs.provenance, "sha256": srs.sha256, "path": str(srs.path), "verifying_key": derived.record()}
     return VerifierKeys(derived, record, (*notes, *derived.notes))
+
+
+MAX_PROOF_BYTES = 16 << 20
+"""Far above any proof file of pot-zk's statements (tens of kilobytes: the reference step's is
+6.7 KB); a larger one is malformed before it is read."""
 
 
 def _check_redundant_encoding(proof: Path) -> None:
