@@ -144,14 +144,34 @@ def _brief(value: Any, limit: int = 100) -> Any:
     return value if len(text) <= limit else f"{text[:limit]}... (full record in the audit file)"
 
 
+LOG_INTERVAL_S = 30.0
+"""How often a progress bar is redrawn when stderr is not a terminal (a log file, a CI job's
+output): each redraw there is a line of its own, not one overwritten in place."""
+
+
+def _on_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def progress_bar(*, disable: bool, **options: Any) -> tqdm:
+    """A tqdm bar on stderr, redrawn as it moves in a terminal and at most every
+    :data:`LOG_INTERVAL_S` into a log (it redrew 10 times a second there too)."""
+    interval = 0.1 if _on_terminal(sys.stderr) else LOG_INTERVAL_S
+    return tqdm(file=sys.stderr, disable=disable, mininterval=interval, maxinterval=max(10.0, interval), **options)
+
+
 class BarTicker:
     """While the ``with`` block runs, a daemon thread sets ``bar``'s postfix to ``text()`` every
-    ``interval_s`` (and once more on leaving). Nothing runs for a disabled bar."""
+    ``interval_s`` (by default 0.1 s on a terminal, :data:`LOG_INTERVAL_S` into a log; and once
+    more on leaving). Nothing runs for a disabled bar."""
 
-    def __init__(self, bar: tqdm, text: Callable[[], str], interval_s: float = 0.1) -> None:
+    def __init__(self, bar: tqdm, text: Callable[[], str], interval_s: float | None = None) -> None:
         self._bar = bar
         self._text = text
-        self._interval_s = interval_s
+        self._interval_s = interval_s if interval_s is not None else (0.1 if _on_terminal(bar.fp) else LOG_INTERVAL_S)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pot-zk-bar", daemon=True)
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import warnings
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -49,12 +48,11 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from pot_zk.config.build import load_run_config
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.core.atomic import write_json_atomic
-from pot_zk.core.console import BarTicker
+from pot_zk.core.console import BarTicker, progress_bar
 from pot_zk.data.datasets import BUILT_IN, DataSettings, load_dataset, select_part
 from pot_zk.data.samples import SampleSet, stacked
 from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, WitnessBuilderError
@@ -88,7 +86,7 @@ class TrackedRun:
         self._lifecycle: RunLifecycle | None = None
         """The run's lifecycle once it is claimed: its lock is held until the block ends."""
         self._shown = ExitStack()
-        self._bar = self._shown.enter_context(tqdm(desc="training", unit="step", disable=not progress, file=sys.stderr))
+        self._bar = self._shown.enter_context(progress_bar(desc="training", unit="step", disable=not progress))
         self._watch: ProofWatch | None = None
 
     @property

@@ -4,19 +4,17 @@ a run that was stopped or killed."""
 
 from __future__ import annotations
 
-import sys
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from pot_zk.config.build import Runtime
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.config.validate import ErrorCollector
-from pot_zk.core.console import BarTicker
+from pot_zk.core.console import BarTicker, progress_bar
 from pot_zk.core.prover_processes import Interrupted, pause
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
@@ -145,7 +143,7 @@ def _train(lifecycle: RunLifecycle, plan: TrainingPlan, bundle: RunBundle, resum
         schedule = list(step_schedule(plan, len(batches)))
         plan.check_rates(len(schedule))
         watching = ProofWatch(plan.workers) if plan.progress else nullcontext()
-        with tqdm(total=len(schedule), desc="training", unit="step", disable=not plan.progress, file=sys.stderr) as bar, watching as watch:
+        with progress_bar(total=len(schedule), desc="training", unit="step", disable=not plan.progress) as bar, watching as watch:
             options = {"sleep": sleep, "held_out": held_out, "watch": watch}
             if resume:
                 session = resume_session(bundle, lifecycle, plan, model, optimizer, **options)
