@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from typing import Any, Callable, Sequence
 
 import hydra
@@ -42,6 +43,7 @@ class AppFailed(BaseException):
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 FAILED_JOBS: list[str] = []  # this process's failed sweep jobs (Hydra's basic launcher runs each job here)
+TRACEBACKS = False  # -v or HYDRA_FULL_ERROR=1 (run_hydra_app)
 
 
 def _reported(run: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
@@ -52,8 +54,10 @@ def _reported(run: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]
             hydra_config = HydraConfig.get()
             if hydra_config.mode != RunMode.MULTIRUN:
                 raise AppFailed(error) from error
-            if hydra_config.launcher.get("_target_") != BASIC_LAUNCHER or os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise  # Hydra's own report: a job in another process (joblib, Slurm), or the traceback asked for
+            if hydra_config.launcher.get("_target_") != BASIC_LAUNCHER:
+                raise  # Hydra's own report: a job in another process (joblib, Slurm)
+            if TRACEBACKS:  # -v or HYDRA_FULL_ERROR=1: the traceback as well, the sweep goes on as without (it stopped, exit 2)
+                traceback.print_exc(file=sys.stderr)
             _job_failed(error)
 
     return app
@@ -113,6 +117,8 @@ def run_hydra_app(name: str, argv: Sequence[str]) -> int:
     if any(informational):
         return _run(name, argv)
     if flags.multirun:  # each job is validated as it runs; a failed job is the sweep's to report
+        global TRACEBACKS
+        TRACEBACKS = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
         FAILED_JOBS.clear()
         _run(name, argv)
         if FAILED_JOBS:

@@ -171,7 +171,7 @@ class BarTicker:
     def __init__(self, bar: tqdm, text: Callable[[], str], interval_s: float | None = None) -> None:
         self._bar = bar
         self._text = text
-        self._interval_s = interval_s if interval_s is not None else (0.1 if _on_terminal(bar.fp) else LOG_INTERVAL_S)
+        self._interval_s = interval_s if interval_s is not None else (0.1 if _on_terminal(getattr(bar, "fp", None)) else LOG_INTERVAL_S)  # a disabled bar has none
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pot-zk-bar", daemon=True)
 

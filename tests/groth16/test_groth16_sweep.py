@@ -5,6 +5,7 @@ overlays the jobs' curves and lists the failed job with its error."""
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 from pathlib import Path
 
@@ -115,3 +116,20 @@ def test_a_later_respond_session_changes_neither_a_jobs_wall_time_nor_its_status
     after = read_job(copy / "0", copy).values
     assert after["status"] == "completed" and 0 < after["wall_s"] == before["wall_s"] < 600
     assert after["proved_per_min"] == before["proved_per_min"]
+
+
+@pytest.mark.parametrize("how", ["-v", "HYDRA_FULL_ERROR=1"])
+def test_a_traceback_asked_for_is_added_and_the_sweep_still_runs_its_other_jobs(tmp_path, how):
+    """-v or HYDRA_FULL_ERROR=1 is to add the refused job's traceback. HYDRA_FULL_ERROR=1 stopped
+    the sweep at that job instead (exit 2, the jobs after it never ran)."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"} if how.startswith("HYDRA") else None
+    process = subprocess.run(
+        [str(POT_ZK), "train", "--multirun", *(["-v"] if how == "-v" else []), "model=tiny_mlp", "data=synthetic", "mode=disabled",
+         "train.batch_size=2", "train.max_steps=2", "train.progress=false", f"{RATE}=-1,0.05",
+         f"hydra.sweep.dir={tmp_path / 'sweep'}", f"cache_dir={tmp_path / 'cache'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert process.returncode == 1, process.stderr
+    assert "Traceback (most recent call last):" in process.stderr and REFUSED in process.stderr
+    assert "pot-zk train: 1 job(s) of the sweep failed (above); pot-zk sweep-report lists every job" in process.stderr
+    assert (tmp_path / "sweep" / "1" / "model_final.safetensors").is_file(), "the job after the refused one ran"
