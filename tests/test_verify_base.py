@@ -151,3 +151,32 @@ def test_an_expected_base_commitment_is_never_read_as_a_run_of_that_name(tmp_pat
     (tmp_path / hex_value.removeprefix("0x")).mkdir()
     assert base_reference(hex_value) == hex_value
     assert base_reference(hex_value.removeprefix("0x")) == hex_value.removeprefix("0x")
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory) -> dict[str, Path]:
+    """Bases trained on all of the data set and on its first half (data.part=base), and a LoRA
+    run adapting each on the second half (data.part=adapt)."""
+    root = tmp_path_factory.mktemp("parts")
+    paths = {name: root / name for name in ("base-all", "base-half", "lora-on-all", "lora-on-half")}
+    for name, part in (("base-all", "all"), ("base-half", "base")):
+        assert train(compose_config(["model=tiny_mlp", *COMMON, f"data.part={part}", f"run_dir={paths[name]}"])).status == "completed"
+    for name, base in (("lora-on-all", "base-all"), ("lora-on-half", "base-half")):
+        lora = ["model=lora_tiny", f"model.base_run={paths[base]}", *COMMON, "data.part=adapt", f"run_dir={paths[name]}"]
+        assert train(compose_config(lora)).status == "completed"
+    return paths
+
+
+def test_held_out_samples_the_base_run_trained_on_are_named_when_the_base_run_is_given(parts, tmp_path):
+    """review33: a base trained on all samples, adapted on the second half: most of the LoRA
+    run's held-out samples were the base's training samples, and verify said VERIFIED."""
+    report = verify_run(parts["lora-on-all"], cache_dir=tmp_path, expect_base=parts["base-all"])
+    assert _findings(report) == {("holdout", "trained-by-base")}, report.summary()
+    assert f"of the 6 held-out samples are in the training split of the base run {parts['base-all']} (data.part=all)" in report.summary()
+
+
+def test_a_base_on_one_half_adapted_on_the_other_shares_no_sample_and_a_commitment_says_what_is_not_checked(parts, tmp_path):
+    assert not verify_run(parts["lora-on-half"], cache_dir=tmp_path, expect_base=parts["base-half"]).findings
+    by_commitment = verify_run(parts["lora-on-all"], cache_dir=tmp_path, expect_base=base_commitment(parts["base-all"]))
+    assert not by_commitment.findings
+    assert any("whether the base model was trained on these samples is not checked" in note for note in by_commitment.notes)

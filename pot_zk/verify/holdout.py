@@ -27,10 +27,10 @@ from typing import Any, Callable
 import torch
 
 from pot_zk.bundle import layout as files
-from pot_zk.data.datasets import BUILT_IN, HeldOut, holdout_indices, load_dataset, select_part
+from pot_zk.data.datasets import BUILT_IN, PARTS, HeldOut, holdout_indices, load_dataset, select_part
 from pot_zk.bundle.evaluation import Evaluation, classification, evaluate
 from pot_zk.backends.registry import commitments_of
-from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.kinds.registry import STEP_KINDS
 
 DECLARED = ("fraction", "seed", "of", "samples", "commitment")
@@ -52,6 +52,62 @@ def check_holdout(report, bundle, manifest: dict, dataset: dict, spec, audit_eve
     _check_scores(report, bundle, manifest, spec, held_out, audit_events, load_model)
     if len(report.findings) == failures and held_out is not None:  # a review: unscored numbers were listed as passed
         report.passed.append("evaluation")
+
+
+def check_base_holdout(report, manifest: dict, spec, expect_base: Any) -> None:
+    """A run on a frozen base (LoRA): no held-out sample is one the base run trained on
+    (review33: a base trained on ``data.part=all`` and adapted on ``adapt`` passed with held-out
+    samples the base had trained on). Checked for ``--expect-base RUN`` whose run is a seeded
+    ``pot-zk train`` run on the same built-in data set: its training split is recomputed from
+    its manifest (the base run itself is verified on its own). Otherwise a note says what is
+    not checked."""
+    if "base" not in STEP_KINDS.get(spec.kind).constant_inputs or expect_base is None:
+        return  # no base, or an unpinned one (base-not-pinned)
+    ours = manifest.get("dataset") or {}
+    declared = ours.get("holdout")
+    if not isinstance(declared, dict):
+        return
+    theirs = (getattr(expect_base, "manifest", None) or {}).get("dataset")
+    if not isinstance(theirs, dict):
+        report.notes.append(
+            "held-out set: whether the base model was trained on these samples is not checked (--expect-base names a "
+            "commitment): pass the base run itself to check it"
+        )
+        return
+    if ours.get("name") not in BUILT_IN or theirs.get("name") != ours.get("name") or (
+        ours.get("name") == "synthetic" and any(theirs.get(key) != ours.get(key) for key in ("num_samples", "seed"))
+    ):
+        return  # other samples than the base run's: nothing of this set can be among them
+    training = (expect_base.manifest or {}).get("training") or {}
+    base_holdout = theirs.get("holdout") or {}
+    try:
+        mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
+        size = len(load_dataset(ours["name"], mlp.dims[0], mlp.dims[-1], int(ours.get("num_samples", 0)), int(ours.get("seed", 0)), mlp.loss)[0])
+        held = {_part(ours, size).start + i for i in holdout_indices(int(declared["of"]), float(declared["fraction"]), int(declared["seed"]))}
+        if training.get("batch_order") != "seeded":
+            report.notes.append(
+                f"held-out set: the base run {expect_base.path} chose its own batches (a training loop's): whether it trained on "
+                "these samples is not checked"
+            )
+            return
+        part = _part(theirs, size)
+        kept = {part.start + i for i in holdout_indices(int(base_holdout.get("of", part.stop - part.start)), float(base_holdout.get("fraction", 0.0)),
+                                                         int(base_holdout.get("seed", 0)))}
+    except (ConfigurationError, KeyError, TypeError, ValueError) as exc:
+        report.fail("holdout", "trained-by-base", f"the base run's data set or this run's held-out set cannot be recomputed: {getattr(exc, 'message', exc)}")
+        return
+    trained = sorted(held & (set(range(part.start, part.stop)) - kept))
+    if trained:
+        report.fail(
+            "holdout", "trained-by-base",
+            f"{len(trained)} of the {len(held)} held-out samples are in the training split of the base run {expect_base.path} "
+            f"(data.part={theirs.get('part', 'all')}): the held-out scores are not on samples the model never saw (a base on "
+            "data.part=base, adapted on data.part=adapt, shares none)",
+        )
+
+
+def _part(dataset: dict, size: int) -> slice:
+    return PARTS.get(str(dataset.get("part", "all")))(size)
 
 
 def _check_declaration(report, manifest: dict, declared: Any, recorded: Any, spec) -> HeldOut | None:

@@ -51,6 +51,8 @@ class BaseRun:
     architecture: Mapping[str, Any]
     circuit: Mapping[str, Any]
     """Its statement (manifest ``circuit``): the grid its weights are committed on."""
+    manifest: Mapping[str, Any] | None = None
+    """Its whole manifest: the data set it declares it trained on (``check_base_holdout``)."""
 
     def scheme(self) -> Any:
         """The commitment scheme its last commitment is made with (its W_t+1's)."""
@@ -74,14 +76,15 @@ class BaseRun:
             if not (run / "manifest.json").is_file():
                 raise ConfigurationError(f"--expect-base: {path} is not a pot-zk run directory (no manifest.json)", key="expect_base")
             try:
-                circuit = json.loads((run / "manifest.json").read_text())["circuit"]
+                manifest = json.loads((run / "manifest.json").read_text())
+                circuit = manifest["circuit"]
                 spec_from_dict(circuit)
                 commitment = base_commitment(run).lower()
             except ConfigurationError:
                 raise
             except (PotZkError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ConfigurationError(f"--expect-base: cannot read the base run {path}: its manifest or last commitment record is malformed ({exc!r})", key="expect_base") from exc
-            return cls(path, commitment, circuit["architecture"], circuit)
+            return cls(path, commitment, circuit["architecture"], circuit, manifest)
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)

@@ -64,7 +64,7 @@ from pot_zk.bundle.layout import BundleReader, load_model, read_jsonl
 from pot_zk.core.challenge import Challenge
 from pot_zk.verify.challenge import check_challenge
 from pot_zk.verify.keys import check_keys
-from pot_zk.verify.holdout import check_holdout
+from pot_zk.verify.holdout import check_base_holdout, check_holdout
 from pot_zk.verify.recomputed import check_dataset_reference, check_initial_reference
 from pot_zk.verify.references import BaseRun, Expectations, base_reference, check_base_reference, check_head, check_min_proven, check_tolerance, record_plan
 from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_state
@@ -204,6 +204,7 @@ def _check_run(
     if keys is not None:
         srs_path = check_keys(report, manifest, proofs, keys, trust).get("key_path", srs_path)
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
+    check_base_holdout(report, manifest, spec, expected.expect_base)
     options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs, verifier_cache)
     rates = check_schedule(report, manifest, spec, by_step)
     check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options, rates)
