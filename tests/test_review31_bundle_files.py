@@ -74,9 +74,11 @@ def _with_member(archive: Path, name: str, data: bytes, out: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", ["notes/big.bin", "witness/step-00000000.safetensors", "checkpoint.safetensors"])
+@pytest.mark.parametrize("name", ["notes/big.bin", "witness/step-00000000.safetensors", "checkpoint.safetensors", "proofs/../config.yaml",
+                                  "proofs/../witness/step-00000000.safetensors"])
 def test_an_export_holding_a_file_an_export_does_not_is_refused_before_unpacking(honest, tmp_path, name):
-    """Every member was unpacked, those verify never reads too (a 1.5 MB archive wrote 1.5 GB)."""
+    """Every member was unpacked, those verify never reads too (a 1.5 MB archive wrote 1.5 GB);
+    review33: `..` took a file past the check."""
     archive = export_run(honest, tmp_path / "run.tar.gz").archive
     (tmp_path / "plain").mkdir()
     assert unpack_export(archive, tmp_path / "plain").name == honest.name
@@ -102,3 +104,34 @@ def test_an_export_larger_than_the_free_disk_is_refused_before_a_byte_is_written
     with pytest.raises(ConfigurationError, match=r"run.tar.gz unpacks to .* MiB, more than the 0 MiB free in .*into: unpack it where there is room"):
         unpack_export(archive, into)
     assert list(into.iterdir()) == []
+
+
+def test_an_export_of_two_runs_is_refused(honest, tmp_path):
+    archive = export_run(honest, tmp_path / "run.tar.gz").archive
+    crafted = _with_member(archive, "../other-run/manifest.json", b"{}", tmp_path / "crafted.tar.gz")
+    (tmp_path / "into").mkdir()
+    with pytest.raises(ConfigurationError, match="is not a pot-zk export: it holds"):
+        unpack_export(crafted, tmp_path / "into")
+
+
+def test_an_export_that_unpacks_to_over_a_hundred_times_its_size_is_refused(honest, tmp_path):
+    """review33: 70 MiB of zeros under proofs/ (a file an export may hold) from a 70 kB archive."""
+    archive = export_run(honest, tmp_path / "run.tar.gz").archive
+    crafted = _with_member(archive, "proofs/pad.bin", bytes(70 << 20), tmp_path / "crafted.tar.gz")
+    assert crafted.stat().st_size < 1 << 20
+    into = tmp_path / "into"
+    into.mkdir()
+    with pytest.raises(ConfigurationError, match=r"is not a pot-zk export: it unpacks to 70 MiB, over 100 times its size \(64 MiB\)"):
+        unpack_export(crafted, into)
+    assert list(into.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, size", [("certificate.json", 2 << 20), ("witness.safetensors", 300 << 20)])
+def test_a_certificate_file_too_large_for_what_it_holds_is_malformed_before_it_is_read(honest, tmp_path, name, size):
+    """review33: a 1 GiB certificate.json was read whole (2.3 GB of verify's memory)."""
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    with open(_witness(run, 0).parent / name, "r+b") as grown:
+        grown.truncate(size)  # sparse
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert ("proofs", "malformed-proof", 0) in _findings(report), report.summary()
+    assert f"the freivalds certificate's {name} has {size:,} bytes, above the" in report.summary()

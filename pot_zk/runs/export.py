@@ -152,14 +152,31 @@ def is_export_archive(path: Path) -> bool:
 
 def _exportable(name: str) -> bool:
     """A member an export holds (review31: an archive's other files were unpacked too): RUN/X for
-    a record verify reads or the inventory, or a file of RUN/proofs/."""
+    a record verify reads or the inventory, or a file under RUN/proofs/ (no ``.`` or ``..`` in
+    its path: review33 put RUN/proofs/../witness/... past the check)."""
     parts = PurePosixPath(name).parts
+    if any(part in (".", "..") for part in parts):
+        return False
     return (len(parts) == 2 and parts[1] in (*RECORDS, EXPORT_MANIFEST)) or (len(parts) > 2 and parts[1] == "proofs")
 
 
-def _check_room(archive: Path, size: int, into: Path) -> None:
-    """review31: a small archive of sparse or repeated bytes unpacked to gigabytes on the
-    verifier's disk; one that would not fit in the free space is refused before a byte is written."""
+MAX_EXPANSION = 100
+"""An export unpacks to at most this many times its archive's size (its records compress a few
+times over, its models and proofs hardly) or :data:`MIN_UNPACKED_LIMIT`, whichever is more."""
+MIN_UNPACKED_LIMIT = 64 << 20
+
+
+def _check_size(archive: Path, size: int, into: Path) -> None:
+    """review31/33: a small archive of zeros unpacked to gigabytes on the verifier's disk; one
+    that unpacks to far more than its records could (or to more than the free space) is refused
+    before a byte is written."""
+    limit = max(MIN_UNPACKED_LIMIT, MAX_EXPANSION * Path(archive).stat().st_size)
+    if size > limit:
+        raise ConfigurationError(
+            f"{archive} is not a pot-zk export: it unpacks to {size / 2**20:,.0f} MiB, over {MAX_EXPANSION} times its size "
+            f"({limit / 2**20:,.0f} MiB)",
+            key="run",
+        )
     free = shutil.disk_usage(into).free
     if size > free:
         raise ConfigurationError(
@@ -176,12 +193,13 @@ def unpack_export(archive: Path, into: Path) -> Path:
     try:
         with tarfile.open(archive, "r:*") as opened:
             members = opened.getmembers()
+            tops = {PurePosixPath(member.name).parts[0] for member in members if PurePosixPath(member.name).parts}
             for member in members:
                 if not (member.isfile() or member.isdir()):
                     raise ConfigurationError(f"{archive} is not a pot-zk export: {member.name} is not a regular file", key="run")
-                if member.isfile() and not _exportable(member.name):
+                if member.isfile() and not _exportable(member.name) or len(tops) > 1:
                     raise ConfigurationError(f"{archive} is not a pot-zk export: it holds {member.name}, which an export does not", key="run")
-            _check_room(archive, sum(member.size for member in members), Path(into))
+            _check_size(archive, sum(member.size for member in members), Path(into))
             opened.extractall(into, filter="data")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:  # a truncated download: EOFError or zlib.error
         raise ConfigurationError(f"{archive} is not a readable pot-zk export: {error}", key="run") from error

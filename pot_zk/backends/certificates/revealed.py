@@ -67,6 +67,13 @@ def write_certificate(out_dir: Path, proof_type: str, spec: Statement, grid: Nam
     return path, commitment
 
 
+MAX_CERTIFICATE_BYTES = 1 << 20
+"""certificate.json holds a statement and its commitments: a few kilobytes."""
+MAX_WITNESS_BYTES = 256 << 20
+"""witness.safetensors holds a step's revealed tensors in float64: a megabyte for the largest
+statements pot-zk proves; a larger file is refused before it is read."""
+
+
 def load_certificate(
     certificate: Path, proof_type: str, spec: Statement, commitment: StepCommitment
 ) -> dict[str, torch.Tensor]:
@@ -76,6 +83,10 @@ def load_certificate(
     if witness.is_symlink() or (witness.exists() and not witness.is_file()):
         # review31: a named pipe there blocked verify for ever; a link was followed out of the bundle
         raise ProofVerificationError(f"the {proof_type} certificate's {WITNESS} is not a regular file of the bundle", reason="malformed-proof")
+    for path, limit in ((certificate, MAX_CERTIFICATE_BYTES), (witness, MAX_WITNESS_BYTES)):
+        size = path.stat().st_size if path.is_file() else 0
+        if size > limit:  # review33: a 1 GiB certificate.json was read whole (2.3 GB of verify's memory)
+            raise ProofVerificationError(f"the {proof_type} certificate's {path.name} has {size:,} bytes, above the {limit:,} any holds", reason="malformed-proof")
     try:
         header = json.loads(certificate.read_text())
         tensors = load_file(str(witness))
