@@ -135,3 +135,31 @@ def test_a_certificate_file_too_large_for_what_it_holds_is_malformed_before_it_i
     report = verify_run(run, cache_dir=tmp_path / "cache")
     assert ("proofs", "malformed-proof", 0) in _findings(report), report.summary()
     assert f"the freivalds certificate's {name} has {size:,} bytes, above the" in report.summary()
+
+
+@pytest.mark.parametrize("command, name, how", [
+    ("challenge", "commitments.jsonl", "fifo"), ("challenge", "commitments.jsonl", "link"),
+    ("report", "evaluations.jsonl", "fifo"), ("report", "audit.jsonl", "fifo"),
+])
+def test_challenge_and_report_refuse_a_record_that_is_not_a_file_of_the_bundle_at_once(honest, tmp_path, command, name, how):
+    """review33: verify refused these (unreadable-bundle); `challenge` blocked on a named pipe
+    (and read /dev/zero until memory ran out, or a file outside the bundle, through a link) and
+    `report` blocked too."""
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    record = run / name
+    if how == "fifo":
+        record.unlink()
+        os.mkfifo(record)
+    else:
+        outside = tmp_path / name
+        shutil.move(record, outside)
+        record.symlink_to(outside)
+    options = ["--count", "1", "--nonce", "ab" * 16, "--out", "challenge.json"] if command == "challenge" else ["--out", "report"]
+    try:
+        done = process_run(command, "run", *options, "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"pot-zk {command} blocked on the named pipe")
+    assert done.returncode == 2, done.stdout + done.stderr
+    kind = "is not a regular file" if how == "fifo" else "is a symbolic link"
+    assert done.stderr.strip().splitlines() == [f"pot-zk {command}: run: {name} {kind}" + ("" if how == "fifo" else f" (to {record.readlink()}): a bundle holds its own files (unpack an export with pot-zk verify ARCHIVE)")], done.stderr
+    assert not (tmp_path / "challenge.json").exists() and not (tmp_path / "report").exists()

@@ -52,6 +52,24 @@ MODES = ("custom", "development", "research", "production", "disabled")
 preset). verify fails any other (``unknown-mode``): a production run refuses dev keys by this name."""
 
 
+READ_FILES = (MANIFEST, DATASET, COMMITMENTS, PROOFS, EVALUATIONS, AUDIT, INITIAL_MODEL, FINAL_MODEL)
+"""The run files ``pot-zk verify`` (and ``challenge``, ``report``) read."""
+
+
+def not_regular(root: Path) -> str | None:
+    """Why a file of :data:`READ_FILES` is not one of the bundle's own (None: each is a regular
+    file or absent). review24: an export unpacked by hand keeps a link such as audit.jsonl ->
+    /dev/zero, which verify read until memory ran out (verify unpacks an archive without links
+    itself); review33: `challenge` and `report` blocked on a named pipe there."""
+    for name in READ_FILES:
+        path = Path(root) / name
+        if path.is_symlink():
+            return f"{name} is a symbolic link (to {os.readlink(path)}): a bundle holds its own files (unpack an export with pot-zk verify ARCHIVE)"
+        if path.exists() and not path.is_file():
+            return f"{name} is not a regular file"
+    return None
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Complete records of a JSON-lines file; raises BundleRecordsError (a ValueError) on a
     malformed line or one that is not a JSON object (every reader takes a record apart by its fields)."""
@@ -97,6 +115,17 @@ class BundleReader:
         if not (root / MANIFEST).is_file():
             raise ConfigurationError(f"{root} is not a pot-zk run directory (no {MANIFEST})", key="run")
         return cls(root)
+
+    @classmethod
+    def open_received(cls, root: Path) -> "BundleReader":
+        """A run someone else wrote (the auditor's ``challenge``, ``report``): :meth:`open`, and
+        ConfigurationError (saying which file, not which run) when a file it reads is a link or
+        not a regular file (:func:`not_regular`)."""
+        bundle = cls.open(root)
+        foreign = not_regular(bundle.root)
+        if foreign is not None:
+            raise ConfigurationError(foreign, key="run")
+        return bundle
 
     def path(self, name: str) -> Path:
         return self.root / name

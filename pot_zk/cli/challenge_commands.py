@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from pot_zk.backends.keys import KeySet
-    from pot_zk.bundle.layout import BundleReader
+    from pot_zk.bundle.layout import BundleReader, not_regular
     from pot_zk.backends.base import Statement
 
 CommandHandler = Callable[[argparse.Namespace], int]
@@ -37,15 +37,19 @@ def challenge_command(parser: argparse.ArgumentParser) -> CommandHandler:
 def _challenge(args: argparse.Namespace, root: Path) -> int:
     import shlex
 
-    from pot_zk.bundle.layout import BundleReader
+    from pot_zk.bundle.layout import BundleReader, not_regular
     from pot_zk.core.atomic import write_json_atomic
     from pot_zk.core.challenge import new_challenge, new_nonce
+    from pot_zk.exceptions import ConfigurationError
     from pot_zk.runs.export import EXPORT_MANIFEST
     from pot_zk.runs.witnesses import declared_retention
     from pot_zk.verify.run import default_cache_dir
     from pot_zk.verify.trust import TrustStore
 
     bundle = BundleReader.open(root)
+    foreign = not_regular(root)
+    if foreign is not None:
+        raise ConfigurationError(f"{args.run}: {foreign}", key="run")
     nonce = "" if args.no_nonce else (args.nonce if args.nonce is not None else new_nonce())
     challenge = new_challenge(bundle.manifest(), _commitment_records(bundle, args.run), args.count, nonce)
     store = TrustStore.in_cache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())

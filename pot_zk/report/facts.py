@@ -81,7 +81,7 @@ def phase_seconds(timings: dict[str, Any]) -> dict[str, float]:
 def read_run(run: Path) -> RunFacts:
     """The facts of the run in ``run``. Raises ConfigurationError for a directory that is not
     a run, ValueError (or OSError) for unreadable records."""
-    bundle = RunBundle.open(Path(run))
+    bundle = RunBundle.open_received(Path(run))
     manifest = bundle.manifest()
     final: dict[int, dict[str, Any]] = {}
     for record in bundle.proofs():

@@ -60,7 +60,7 @@ from pot_zk.core.audit_verify import verify_audit
 from pot_zk.core.extras import MissingExtraError
 from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.bundle import layout as files
-from pot_zk.bundle.layout import BundleReader, load_model, read_jsonl
+from pot_zk.bundle.layout import BundleReader, load_model, not_regular, read_jsonl
 from pot_zk.core.challenge import Challenge
 from pot_zk.verify.challenge import check_challenge
 from pot_zk.verify.keys import check_keys
@@ -139,22 +139,6 @@ def verify_run(
     return report
 
 
-READ_FILES = (files.MANIFEST, files.DATASET, files.COMMITMENTS, files.PROOFS, files.EVALUATIONS, files.AUDIT, files.INITIAL_MODEL, files.FINAL_MODEL)
-
-
-def _not_regular(root: Path) -> str | None:
-    """Why a file verify reads is not one of the bundle's own (None: each is a regular file or
-    absent). review24: an export unpacked by hand keeps a link such as audit.jsonl -> /dev/zero,
-    which verify read until memory ran out (verify unpacks an archive without links itself)."""
-    for name in READ_FILES:
-        path = root / name
-        if path.is_symlink():
-            return f"{name} is a symbolic link (to {os.readlink(path)}): a bundle holds its own files (unpack an export with pot-zk verify ARCHIVE)"
-        if path.exists() and not path.is_file():
-            return f"{name} is not a regular file"
-    return None
-
-
 def _crashed(report: RunReport, exc: BaseException) -> None:
     report.fail("verify", "verifier-error", f"checking the bundle raised {type(exc).__name__}: {exc}; the checks after it did not run")
 
@@ -163,7 +147,7 @@ def _check_run(
     report: RunReport, cache_dir: Path, expected: Expectations, accepted: dict[str, str], *, srs_path: Path | None, allow_dev_srs: bool,
     challenge: Challenge | None, keys: KeySet | None, allow_no_nonce: bool, verifier_cache: bool,
 ) -> None:
-    linked = _not_regular(Path(report.run))
+    linked = not_regular(Path(report.run))
     if linked:
         report.fail("statement", "unreadable-bundle", linked)
         return
