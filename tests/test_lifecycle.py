@@ -3,6 +3,8 @@ the statistics; a run directory of any name reaches the config intact."""
 
 from __future__ import annotations
 
+from pot_zk.core.console import attention
+
 import json
 from pathlib import Path
 
@@ -70,6 +72,29 @@ def test_a_full_disk_at_the_statistics_files_does_not_fail_a_run_that_ended(tmp_
     assert [e["event"] for e in events] == ["run.start", "run.stats_not_written", "run.end"]
     assert events[1]["error"]["message"].startswith(f"cannot write {tmp_path / 'stats.json'}: OSError: [Errno 28]")
     assert events[2]["status"] == "completed" and verify_audit(tmp_path / "audit.jsonl").closed
+    assert attention(events[1])[1].endswith("; the run itself is complete")
+
+
+def test_statistics_files_unwritten_at_a_halted_end_do_not_say_the_run_is_complete(tmp_path, monkeypatch):
+    """review32: a full disk halted a run, and the terminal said "the run itself is complete"."""
+    import errno
+
+    from pot_zk.core import atomic
+
+    real = atomic.write_bytes_atomic
+
+    def full_at_stats(path, data):
+        if Path(path).name == "stats.json":
+            raise atomic.StorageError(path, OSError(errno.ENOSPC, "No space left on device"))
+        return real(path, data)
+
+    monkeypatch.setattr(atomic, "write_bytes_atomic", full_at_stats)
+    lifecycle = RunLifecycle.configure(["mode=development"], run_dir=tmp_path)
+    lifecycle.open(tmp_path / "audit.jsonl", "run.start", stats_dir=tmp_path, command="test")
+    lifecycle.end("halted")
+    warning = _events(tmp_path / "audit.jsonl")[1]
+    level, text = attention(warning)
+    assert level == "warning" and text.endswith("; the run's end is still recorded (status halted)") and "complete" not in text
 
 
 @pytest.mark.parametrize(("error", "status"), [(ProofGenerationError("no proof"), "halted"), (KeyError("bug"), "aborted")])

@@ -58,7 +58,9 @@ def attention(event_dict: dict[str, Any]) -> tuple[str, str] | None:
     if event == "run.aborted":
         return "error", f"run aborted: {reason}"
     if event == "run.stats_not_written":
-        return "warning", f"the run's statistics files (stats.json, metrics.prom) were not written: {reason}; the run itself is complete"
+        status = event_dict.get("run_status")  # review32: "complete" was said of halted runs too
+        said = "the run itself is complete" if status == "completed" else f"the run's end is still recorded (status {status})"
+        return "warning", f"the run's statistics files (stats.json, metrics.prom) were not written: {reason}; {said}"
     if event == "run.lock_taken_over":
         holder = event_dict.get("previous_holder") or {}
         return "warning", (f"the previous holder of this run, pid {holder.get('pid')} on host {holder.get('host')} "

@@ -134,7 +134,8 @@ class RunLifecycle:
                     if self._stats_dir is not None:
                         self.stats.write(self._stats_dir)
                 except StorageError as unwritten:  # a review: a full disk here failed a run that had ended (and advised a resume it refuses)
-                    self.audit.event("run.stats_not_written", error={"error_class": "StorageError", "message": f"cannot write {unwritten.path}: {unwritten.context.get('cause')}"})
+                    self.audit.event("run.stats_not_written", run_status=status,
+                                     error={"error_class": "StorageError", "message": f"cannot write {unwritten.path}: {unwritten.context.get('cause')}"})
                 finally:
                     self.audit.event("run.end", **({"status": status} if status is not None else {}), **fields, stats=stats)
                     self.end_status = status
