@@ -3,14 +3,13 @@ the statistics; a run directory of any name reaches the config intact."""
 
 from __future__ import annotations
 
-from pot_zk.core.console import attention
-
 import json
 from pathlib import Path
 
 import pytest
 
 from pot_zk.core.audit_verify import verify_audit
+from pot_zk.core.console import attention
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError
 from pot_zk.runs.lifecycle import RunLifecycle
 
