@@ -208,3 +208,27 @@ def test_an_export_unpacked_by_hand_with_a_link_is_refused_not_read(trained, tmp
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert (f"FAILED statement (unreadable-bundle): audit.jsonl is a symbolic link (to {target}): a bundle holds its own files "
                 "(unpack an export with pot-zk verify ARCHIVE)") in refused.stdout.splitlines()
+
+
+@pytest.mark.parametrize("end", ["none", "interrupted"])
+def test_an_export_of_a_run_that_did_not_complete_says_so_instead_of_the_auditors_command(trained, tmp_path, end):
+    """review32: a run whose trainer was killed (no run.end) exported with "hand the auditor
+    ... pot-zk verify ...", which then failed it. The archive is still written (exit 0)."""
+    import shutil
+
+    from pot_zk.testing.bundle_edit import audit_records, rewrite_audit
+
+    run_dir = Path(shutil.copytree(trained[0], tmp_path / "run", ignore=shutil.ignore_patterns(".pot-zk.lock*")))
+    events = audit_records(run_dir)
+    if end == "none":
+        events = events[:-1]
+    else:
+        events[-1]["status"] = "interrupted"
+    rewrite_audit(run_dir, events)
+    done = run("export", "run", "--out", "run.tar.gz", cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / "run.tar.gz").is_file(), done.stderr
+    how = "has no end recorded (it is training, or was stopped)" if end == "none" else "ended interrupted"
+    assert stderr_lines(done.stderr) == [
+        f"pot-zk export: warning: the run {how}: verify fails it (run-not-completed); complete it with pot-zk resume run and export it again"
+    ]
+    assert "hand the auditor" not in done.stdout

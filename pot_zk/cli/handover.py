@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,11 @@ def export_command(parser: argparse.ArgumentParser) -> CommandHandler:
         made = export_run(run_directory(args.run), Path(args.out) if args.out else None)
         print(f"exported {len(made.files)} files of {args.run} to {made.archive} (no witnesses, checkpoint or logs; its audit trail carries the run's configuration and statistics)")
         print(f"commitment head: {made.head}")
+        if made.ended != "completed":  # review32: an unfinished run was handed over as is
+            how = "has no end recorded (it is training, or was stopped)" if made.ended is None else f"ended {made.ended}"
+            print(f"pot-zk export: warning: the run {how}: verify fails it (run-not-completed); complete it with "
+                  f"pot-zk resume {shlex.quote(args.run)} and export it again", file=sys.stderr)
+            return 0
         print(f"hand the auditor {made.archive}; they check it with: pot-zk verify {shlex.quote(str(made.archive))} --expect-head {made.head}")
         return 0
 

@@ -32,6 +32,7 @@ from pot_zk.core.atomic import StorageError, atomic_path
 from pot_zk.core.challenge import commitment_head
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
+from pot_zk.bundle.layout import read_jsonl, training_ends
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.lock import RunLock, shared_lock
 
@@ -48,6 +49,9 @@ class Export:
     head: str
     files: tuple[str, ...]
     """The run's files in the archive, relative to its directory (EXPORT.json not counted)."""
+    ended: str | None = "completed"
+    """How the run's training ended (its last ``run.end``'s status); None: no end recorded (it
+    trains, or was stopped): verify fails such an export (review32: it was handed over as is)."""
 
 
 def exported_files(bundle: RunBundle) -> list[str]:
@@ -121,7 +125,8 @@ def _export(bundle: RunBundle, out: Path | None) -> Export:
         raise ConfigurationError(f"--out {out} exists and is not this export (another file, or an export of another head); remove it or name another archive", key="out")
     with atomic_path(out) as tmp:
         tmp.write_bytes(packed.getvalue())
-    return Export(out, head, tuple(names))
+    ends = training_ends(read_jsonl(bundle.path(files.AUDIT)))
+    return Export(out, head, tuple(names), ends[-1].get("status") if ends else None)
 
 
 def _member(name: str, size: int) -> tarfile.TarInfo:
