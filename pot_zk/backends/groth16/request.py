@@ -27,7 +27,7 @@ from pot_zk.backends.groth16.statement import Groth16Statement, Integers
 from pot_zk.backends.groth16.statements import STATEMENTS
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.core.stages import stage
-from pot_zk.exceptions import ConfigurationError
+from pot_zk.exceptions import ConfigurationError, ProofGenerationError
 
 
 def provable_kinds() -> tuple[str, ...]:
@@ -82,7 +82,10 @@ def prove_integers(
     thread, and when the proving began and ended."""
     began_at = time.time()
     proof = prove_step(spec, key_dir, integers, key=key)
-    paths = proof.write(Path(out_dir))
+    try:
+        paths = proof.write(Path(out_dir))
+    except OSError as exc:  # review32: a full disk or an unwritable proofs/ stopped a key holder, answered as "it died"
+        raise ProofGenerationError(f"cannot write the proof into {out_dir}: {exc}", retryable=True, output_dir=str(out_dir)) from exc
     prover = {
         "witness_engine": proof.witness_engine,
         "pid": os.getpid(),
