@@ -163,3 +163,21 @@ def test_challenge_and_report_refuse_a_record_that_is_not_a_file_of_the_bundle_a
     kind = "is not a regular file" if how == "fifo" else "is a symbolic link"
     assert done.stderr.strip().splitlines() == [f"pot-zk {command}: run: {name} {kind}" + ("" if how == "fifo" else f" (to {record.readlink()}): a bundle holds its own files (unpack an export with pot-zk verify ARCHIVE)")], done.stderr
     assert not (tmp_path / "challenge.json").exists() and not (tmp_path / "report").exists()
+
+
+def test_verify_of_a_run_in_use_notes_who_holds_it(honest, tmp_path):
+    """review32: verify of a run still training listed missing proofs and never said the run was
+    in use. Here the lock record names this test's own process (alive)."""
+    import json as _json
+    import socket
+    import time
+
+    from pot_zk.runs.lock import HOLDER_FILE
+
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "command": "pot-zk train", "since": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    (run / HOLDER_FILE).write_text(_json.dumps(record))
+    notes = verify_run(run, cache_dir=tmp_path / "cache").notes
+    assert any(note.startswith(f"the run is in use by pid {os.getpid()} on host {socket.gethostname()} (pot-zk train, since ") for note in notes), notes
+    (run / HOLDER_FILE).write_text(_json.dumps({**record, "pid": 2**22 + 1}))  # a pid no process has: the holder is gone
+    assert not any("is in use by" in note for note in verify_run(run, cache_dir=tmp_path / "cache").notes)

@@ -139,6 +139,19 @@ def verify_run(
     return report
 
 
+def _note_in_use(report: RunReport, root: Path) -> None:
+    """review32: verify of a run still training listed dozens of missing proofs and never said
+    the run was in use. The lock record is the trainer's: a note, never a finding."""
+    from pot_zk.runs.lock import HOLDER_FILE, LockHolder
+
+    holder = LockHolder.read(root / HOLDER_FILE)
+    if holder is not None and not holder.gone():
+        report.notes.append(
+            f"the run is in use by {holder.describe()}: it may still be training or proving; what it lacks now may come, "
+            "so verify it again when that has ended"
+        )
+
+
 def _crashed(report: RunReport, exc: BaseException) -> None:
     report.fail("verify", "verifier-error", f"checking the bundle raised {type(exc).__name__}: {exc}; the checks after it did not run")
 
@@ -164,6 +177,7 @@ def _check_run(
         report.fail("statement", "unknown-format", f"the bundle's format is {manifest.get('format')!r}; this pot-zk reads {files.RUN_FORMAT!r}")
         return
     report.statement = spec.to_dict()
+    _note_in_use(report, bundle.root)
     check_statement(report, manifest, spec, accepted)
     check_tolerance(report, spec, expected.max_tolerance_ulps)
     audit_events = _check_audit(bundle, report)
