@@ -48,10 +48,8 @@ def test_a_run_opens_with_its_event_and_ends_once_with_the_statistics(tmp_path):
     assert verify_audit(tmp_path / "audit.jsonl").closed
 
 
-def test_a_full_disk_at_the_statistics_files_does_not_fail_a_run_that_ended(tmp_path, monkeypatch):
-    """A review: ENOSPC writing stats.json, after the run had ended, failed the command (exit 2)
-    and advised a resume that refuses a completed run. The run ends completed, a warning record
-    says which files are missing."""
+def _end_with_stats_json_unwritable(tmp_path: Path, monkeypatch, status: str) -> list[dict]:
+    """A run ended with ``status`` while writing stats.json fails with ENOSPC; its audit records."""
     import errno
 
     from pot_zk.core import atomic
@@ -66,8 +64,15 @@ def test_a_full_disk_at_the_statistics_files_does_not_fail_a_run_that_ended(tmp_
     monkeypatch.setattr(atomic, "write_bytes_atomic", full_at_stats)
     lifecycle = RunLifecycle.configure(["mode=development"], run_dir=tmp_path)
     lifecycle.open(tmp_path / "audit.jsonl", "run.start", stats_dir=tmp_path, command="test")
-    lifecycle.end("completed")
-    events = _events(tmp_path / "audit.jsonl")
+    lifecycle.end(status)
+    return _events(tmp_path / "audit.jsonl")
+
+
+def test_a_full_disk_at_the_statistics_files_does_not_fail_a_run_that_ended(tmp_path, monkeypatch):
+    """A review: ENOSPC writing stats.json, after the run had ended, failed the command (exit 2)
+    and advised a resume that refuses a completed run. The run ends completed, a warning record
+    says which files are missing."""
+    events = _end_with_stats_json_unwritable(tmp_path, monkeypatch, "completed")
     assert [e["event"] for e in events] == ["run.start", "run.stats_not_written", "run.end"]
     assert events[1]["error"]["message"].startswith(f"cannot write {tmp_path / 'stats.json'}: OSError: [Errno 28]")
     assert events[2]["status"] == "completed" and verify_audit(tmp_path / "audit.jsonl").closed
@@ -76,22 +81,7 @@ def test_a_full_disk_at_the_statistics_files_does_not_fail_a_run_that_ended(tmp_
 
 def test_statistics_files_unwritten_at_a_halted_end_do_not_say_the_run_is_complete(tmp_path, monkeypatch):
     """review32: a full disk halted a run, and the terminal said "the run itself is complete"."""
-    import errno
-
-    from pot_zk.core import atomic
-
-    real = atomic.write_bytes_atomic
-
-    def full_at_stats(path, data):
-        if Path(path).name == "stats.json":
-            raise atomic.StorageError(path, OSError(errno.ENOSPC, "No space left on device"))
-        return real(path, data)
-
-    monkeypatch.setattr(atomic, "write_bytes_atomic", full_at_stats)
-    lifecycle = RunLifecycle.configure(["mode=development"], run_dir=tmp_path)
-    lifecycle.open(tmp_path / "audit.jsonl", "run.start", stats_dir=tmp_path, command="test")
-    lifecycle.end("halted")
-    warning = _events(tmp_path / "audit.jsonl")[1]
+    warning = _end_with_stats_json_unwritable(tmp_path, monkeypatch, "halted")[1]
     level, text = attention(warning)
     assert level == "warning" and text.endswith("; the run's end is still recorded (status halted)") and "complete" not in text
 
