@@ -1,15 +1,18 @@
-"""review31 (a cheating trainer against `pot-zk verify`'s bundle layer): a certificate's revealed
-witness that is a named pipe or a link out of the bundle, and an export archive holding files an
-export does not, or more than the verifier's disk has free. No prover runs: the bundle is
-test_verify_each_check.py's (steps 0 and 2 certified by freivalds)."""
+"""Files of a bundle or an export that are not what they should be (review31, a cheating trainer
+against `pot-zk verify`'s bundle layer; review33, its fixes reviewed; review32, hand-over): a
+certificate's revealed witness that is a named pipe or a link out of the bundle, certificate
+files larger than any certificate, an export archive holding files an export does not, a `..`,
+a second run, or far more bytes than its size; `challenge` and `report` on records that are
+pipes or links; a run in use. No prover runs: the bundle is test_verify_each_check.py's (steps
+0 and 2 certified by freivalds)."""
 
 from __future__ import annotations
 
 import io
 import os
 import shutil
-import tarfile
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
