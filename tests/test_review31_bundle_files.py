@@ -65,13 +65,13 @@ def test_a_certificate_witness_linked_out_of_the_bundle_is_not_read(honest, tmp_
     assert report.verdict == "FAILED"
 
 
-def _with_member(archive: Path, name: str, data: bytes, out: Path) -> Path:
-    """``archive`` with one more file, ``name`` under its run directory."""
+def _with_member(archive: Path, name: str, data: bytes, out: Path, *, under_run: bool = True) -> Path:
+    """``archive`` with one more file, ``name`` under its run directory (or at the top)."""
     with tarfile.open(archive) as source, tarfile.open(out, "w:gz") as target:
         top = source.getmembers()[0].name.split("/")[0]
         for member in source.getmembers():
             target.addfile(member, source.extractfile(member) if member.isfile() else None)
-        extra = tarfile.TarInfo(f"{top}/{name}")
+        extra = tarfile.TarInfo(f"{top}/{name}" if under_run else name)
         extra.size = len(data)
         target.addfile(extra, io.BytesIO(data))
     return out
@@ -109,12 +109,15 @@ def test_an_export_larger_than_the_free_disk_is_refused_before_a_byte_is_written
     assert list(into.iterdir()) == []
 
 
-def test_an_export_of_two_runs_is_refused(honest, tmp_path):
+def test_an_export_of_two_runs_is_refused_before_unpacking(honest, tmp_path):
+    """A second run directory beside the run (its manifest a record an export holds) was unpacked
+    before the run count refused the archive."""
     archive = export_run(honest, tmp_path / "run.tar.gz").archive
-    crafted = _with_member(archive, "../other-run/manifest.json", b"{}", tmp_path / "crafted.tar.gz")
+    crafted = _with_member(archive, "other-run/manifest.json", b"{}", tmp_path / "crafted.tar.gz", under_run=False)
     (tmp_path / "into").mkdir()
     with pytest.raises(ConfigurationError, match="is not a pot-zk export: it holds"):
         unpack_export(crafted, tmp_path / "into")
+    assert list((tmp_path / "into").iterdir()) == []
 
 
 def test_an_export_that_unpacks_to_over_a_hundred_times_its_size_is_refused(honest, tmp_path):

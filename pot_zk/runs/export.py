@@ -198,11 +198,13 @@ def unpack_export(archive: Path, into: Path) -> Path:
     try:
         with tarfile.open(archive, "r:*") as opened:
             members = opened.getmembers()
-            tops = {PurePosixPath(member.name).parts[0] for member in members if PurePosixPath(member.name).parts}
+            tops = sorted({PurePosixPath(member.name).parts[0] for member in members if PurePosixPath(member.name).parts})
+            if len(tops) > 1:
+                raise ConfigurationError(f"{archive} is not a pot-zk export: it holds {', '.join(tops)}, not one run directory", key="run")
             for member in members:
                 if not (member.isfile() or member.isdir()):
                     raise ConfigurationError(f"{archive} is not a pot-zk export: {member.name} is not a regular file", key="run")
-                if member.isfile() and not _exportable(member.name) or len(tops) > 1:
+                if member.isfile() and not _exportable(member.name):
                     raise ConfigurationError(f"{archive} is not a pot-zk export: it holds {member.name}, which an export does not", key="run")
             _check_size(archive, sum(member.size for member in members), Path(into))
             opened.extractall(into, filter="data")
