@@ -9,7 +9,9 @@ returns the holder's (exit code, response document). The holder (:mod:`pot_zk.ba
 request exactly as the one-shot program would. A request that names no routable key (not
 JSON, no circuit), or one for which no holder could start (e.g. a malformed spec), returns
 None: the program answers it itself, with the exit code of its class. A holder that dies
-while proving is a transient failure (exit 75): the retry starts a new one.
+while proving is a transient failure (exit 75): the retry starts a new one. A holder greets each
+connection as it accepts it; one that sends no greeting within :data:`GREETING_TIMEOUT_S` is
+wedged (stopped, hung: the kernel still queues connections for it) and is killed and replaced.
 
 Every holder a prover starts or uses is reported to pot-zk (a line ``PID START`` in the file
 named by ``$POT_ZK_HELPER_PIDS``: :mod:`pot_zk.core.prover_processes`), so that an interrupted
@@ -22,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +36,11 @@ from pathlib import Path
 
 START_TIMEOUT_S = 900.0
 """How long a prover waits for a new holder to set up or load its key and listen."""
+GREETING_TIMEOUT_S = 30.0
+"""How long a prover waits for a listening holder's greeting before it replaces the holder."""
+GREETING = b"pot-zk-groth16-holder\n"
+"""What a holder sends on every connection it accepts (pot_zk.backends.groth16.warm.GREETING)."""
+HOLDER_MODULE = "pot_zk.backends.groth16.warm"
 EXIT_TRANSIENT = 75
 
 
@@ -62,6 +70,7 @@ def forward(raw: str, keep_s: float, provers: int) -> tuple[int, str] | None:
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
     for _ in range(2):
+        problem = "closed the connection without an answer (it died)"
         try:
             connection = _connect(path) or _start_holder(path, raw, keep_s, provers)
         except RuntimeError as exc:
@@ -69,14 +78,63 @@ def forward(raw: str, keep_s: float, provers: int) -> tuple[int, str] | None:
             return None
         _report_helper(_holder_pid(path))
         with closing(connection):
-            reply = _exchange(connection, raw)
+            greeted = _greeted(connection)
+            if greeted is None:
+                problem = f"did not answer within {GREETING_TIMEOUT_S:g} s (wedged)"
+                _kill_wedged(path)
+                continue
+            reply = _exchange(connection, raw) if greeted else None
         if reply is not None:
             return int(reply["code"]), json.dumps(reply["document"])
-    return EXIT_TRANSIENT, _error(f"the key holder at {path} closed the connection without an answer (it died)")
+    return EXIT_TRANSIENT, _error(f"the key holder at {path} {problem}")
 
 
 def _error(message: str) -> str:
     return json.dumps({"protocol": "pot-zk-prover/1", "status": "error", "message": message})
+
+
+def _greeted(connection: socket.socket) -> bool | None:
+    """True: the holder greeted; False: it closed the connection (it is retiring or exiting);
+    None: nothing within GREETING_TIMEOUT_S."""
+    connection.settimeout(GREETING_TIMEOUT_S)
+    try:
+        received = b""
+        while len(received) < len(GREETING):
+            chunk = connection.recv(len(GREETING) - len(received))
+            if not chunk:
+                return False
+            received += chunk
+    except socket.timeout:
+        return None
+    except OSError:
+        return False
+    finally:
+        connection.settimeout(None)
+    return received == GREETING
+
+
+def _kill_wedged(path: Path) -> None:
+    """SIGKILL the holder listening at ``path`` (named by its pid file, and only if that process
+    is a holder of this socket), then wait until its socket refuses connections."""
+    pid = _holder_pid(path)
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")
+    except (OSError, TypeError):
+        argv = []
+    if HOLDER_MODULE.encode() in argv and str(path).encode() in argv:
+        sys.stderr.write(f"the key holder at {path} (pid {pid}) did not answer within {GREETING_TIMEOUT_S:g} s; replacing it\n")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        connection = _connect(path)
+        if connection is None:
+            return
+        connection.close()
+        time.sleep(0.05)
 
 
 def _connect(path: Path) -> socket.socket | None:

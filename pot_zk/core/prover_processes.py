@@ -3,17 +3,19 @@
 A prover runs in a session of its own (:mod:`pot_zk.core.runner`), out of reach of the
 terminal's Ctrl-C. :func:`start_prover` starts one and tracks its process group until
 :func:`forget`; :func:`stop_provers`, callable from any thread (the CLI's signal handling calls
-it the moment a signal arrives), kills every tracked group and every helper process the
-provers reported, and marks the process as stopping: from then on :func:`start_prover` refuses
+it the moment a signal arrives), kills every tracked group, tells every helper process the
+provers reported to stop, and marks the process as stopping: from then on :func:`start_prover` refuses
 and a prover's waiting thread raises :class:`Interrupted` rather than recording an outcome or
 retrying, until :func:`allow_provers`.
 
 Helper processes: a prover program that starts a process outside its own group (the zk-groth16
 key holder, :mod:`provers.groth16_held`) appends one line ``PID START`` to the file named by
-``$POT_ZK_HELPER_PIDS``, START being :func:`process_start` of PID. :func:`stop_provers` kills
-the group of each PID whose start time is still START, so a pid the system has reused since
-is left alone (where there is no ``/proc`` nothing is reported and helpers outlive an
-interruption until they time out).
+``$POT_ZK_HELPER_PIDS``, START being :func:`process_start` of PID. :func:`stop_provers` sends
+SIGTERM (and SIGCONT) to the group of each PID whose start time is still START, so a pid the
+system has reused since is left alone (where there is no ``/proc`` nothing is reported and
+helpers outlive an interruption until they time out). A helper may serve other runs too (a key
+holder is shared by every run proving with its key): told to stop, it ends unless another run's
+prover is waiting for it (:mod:`pot_zk.backends.groth16.warm`).
 """
 
 from __future__ import annotations
@@ -108,15 +110,16 @@ def stopping() -> bool:
 
 
 def stop_provers() -> list[int]:
-    """Kill every tracked prover group and every reported helper process; refuse new provers
-    until :func:`allow_provers`. Returns the prover groups killed."""
+    """Kill every tracked prover group, tell every reported helper process to stop (SIGTERM);
+    refuse new provers until :func:`allow_provers`. Returns the prover groups killed."""
     with _lock:
         _stopped.set()
         groups = list(_live)
     for pgid in groups:
         kill_group(pgid)
     for pid in _reported_helpers():
-        kill_group(pid)
+        kill_group(pid, signal.SIGTERM)
+        kill_group(pid, signal.SIGCONT)  # a stopped helper handles it too
     return groups
 
 
@@ -125,10 +128,10 @@ def allow_provers() -> None:
     _stopped.clear()
 
 
-def kill_group(pgid: int) -> None:
-    """SIGKILL every process of process group ``pgid`` (no-op when none is left)."""
+def kill_group(pgid: int, signal_number: int = signal.SIGKILL) -> None:
+    """Send ``signal_number`` (SIGKILL) to every process of process group ``pgid`` (no-op when none is left)."""
     try:
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(pgid, signal_number)
     except (ProcessLookupError, PermissionError):
         pass
 

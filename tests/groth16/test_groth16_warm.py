@@ -1,6 +1,8 @@
 """pot-zk-groth16-prover --keep-key-s: the key holder answers as the one-shot program does, without
 reloading the key; it proves --provers requests at once on one loaded key; a dead holder is
-replaced; an idle holder exits; a proof it cannot write is answered, not its end; refusals keep their exit codes."""
+replaced, and so is a wedged one; an idle holder exits; a proof it cannot write is answered, not its
+end; refusals keep their exit codes; an interrupted run stops a holder only when no other run's
+prover waits for it; a request whose prover is gone is not proven."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.backends.groth16 import keys
+from pot_zk.backends.groth16 import keys, warm
+from pot_zk.backends.groth16.warm import read_line
 
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.core import protocol
@@ -208,3 +211,108 @@ def test_a_proof_that_cannot_be_written_is_answered_as_transient_naming_why_and_
     assert _alive(holder)
     _proves(cache, tmp_path, 66, 30)
     assert _holder(cache) == holder, "the same holder proves the next request"
+
+
+def _client(cache: Path):
+    """A prover's connection to the holder of the tiny key, greeted, its request not yet sent."""
+    import socket as sockets
+
+    connection = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    connection.connect(str(socket_path(str(cache), tiny_spec().to_dict())))
+    connection.settimeout(30)
+    assert connection.recv(64) == warm.GREETING
+    return connection
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _alive(pid)
+
+
+def test_an_interrupted_run_stops_a_shared_holder_only_once_no_other_prover_waits_for_it(cache, tmp_path):
+    """review32: Ctrl-C of one run killed the key holder another run on the same cache was
+    proving with; with retry=none that run's step failed for good. Now the interrupted run asks
+    its helpers to stop (SIGTERM) and a holder goes on while another prover waits for it."""
+    from pot_zk.core import prover_processes
+
+    [(request, tensors)] = _step_requests(cache, tmp_path, range(70, 71))
+    document = json.dumps({"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request})
+    interrupted_run = prover_processes.start_prover([sys.executable, "-m", "provers.groth16_prover", "--keep-key-s", "30"])
+    out, _ = interrupted_run.communicate(document.encode(), timeout=300)  # it started the holder, and reported it
+    prover_processes.forget(interrupted_run)
+    assert interrupted_run.returncode == protocol.EXIT_OK, out
+    holder = _holder(cache)
+    other_run = _client(cache)  # another run's prover, waiting on the holder
+    try:
+        prover_processes.stop_provers()
+        time.sleep(warm.STOP_GRACE_S + 1)
+        assert _alive(holder), "the holder another run's prover waits for goes on"
+        other = json.dumps({"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request, "output_dir": str(tmp_path / "other-out")})
+        other_run.sendall(json.dumps({"request": other}).encode() + b"\n")
+        reply = json.loads(read_line(other_run))
+        assert reply["code"] == protocol.EXIT_OK, reply
+        spec = tiny_spec()
+        vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
+        assert verify_groth16(spec, Path(reply["document"]["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
+        other_run.close()
+        prover_processes.stop_provers()  # now nobody waits for it
+        assert _gone_within(holder, warm.STOP_GRACE_S + 5)
+        assert not socket_path(str(cache), tiny_spec().to_dict()).exists()
+    finally:
+        other_run.close()
+        prover_processes.allow_provers()
+
+
+def test_a_request_whose_prover_is_gone_before_its_turn_is_not_proven(cache, tmp_path):
+    """A prover killed (a timeout, an interruption) while its request waited for a busy holder
+    left the holder proving it for nobody."""
+    made = _step_requests(cache, tmp_path, range(71, 73))
+    _proves(cache, tmp_path, 73, 30)
+    holder = _holder(cache)
+    threads = int(Path(f"/proc/{holder}/cmdline").read_bytes().split(b"\0")[5])  # python -m warm SOCKET KEEP_S PROVERS
+    blockers = [_client(cache) for _ in range(threads)]  # every prover thread of the holder waits for a request line
+    try:
+        (killed_request, _), (later_request, _) = made
+        program = subprocess.Popen(
+            [sys.executable, "-m", "provers.groth16_prover", "--keep-key-s", "30"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+        )
+        program.stdin.write(json.dumps({"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **killed_request}).encode())
+        program.stdin.close()
+        time.sleep(3)  # connected, greeted, request sent: queued behind the blockers
+        program.kill()
+        program.wait(timeout=30)
+    finally:
+        for blocker in blockers:
+            blocker.close()
+    code, response, _ = run_held(later_request, 30)  # served after the killed one's turn (first in, first out)
+    assert code == protocol.EXIT_OK, response
+    assert _holder(cache) == holder
+    assert not (Path(killed_request["output_dir"])).exists(), "the killed prover's request was not proven"
+    assert Path(later_request["output_dir"]).exists()
+
+
+def test_a_wedged_holder_is_replaced(cache, tmp_path, monkeypatch):
+    """review32: a holder that listens but never answers (SIGSTOPped here; hung) was reconnected
+    to by every attempt, each timing out, for ever: the kernel queues connections for it, and the
+    runner's kill of a prover's group misses it (its own session). Now a holder greets each
+    connection; one that does not within the greeting timeout is killed and replaced."""
+    import provers.groth16_held as held
+
+    _proves(cache, tmp_path, 74, 30)
+    wedged = _holder(cache)
+    os.kill(wedged, signal.SIGSTOP)
+    try:
+        [(request, tensors)] = _step_requests(cache, tmp_path, range(75, 76))
+        monkeypatch.setattr(held, "GREETING_TIMEOUT_S", 1.0)
+        code, document = held.forward(json.dumps({"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}), 30, 1)
+        assert code == protocol.EXIT_OK, document
+        assert _gone_within(wedged, 10)
+        assert _holder(cache) not in (None, wedged)
+        spec = tiny_spec()
+        vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
+        assert verify_groth16(spec, Path(json.loads(document)["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
+    finally:
+        _stop(wedged)

@@ -21,6 +21,14 @@ The holder is a cache, not a trust boundary: it proves what the one-shot program
 same checks. A holder that dies fails its requests as retryable; the next request starts a new
 one. An unexpected error in any request stops the holder (after its other proofs in progress).
 
+It greets each connection the moment it accepts it (:data:`GREETING`): a prover that gets no
+greeting in time takes the holder for wedged (stopped, hung) and replaces it
+(:mod:`provers.groth16_held`). It does not prove a request whose prover has gone meanwhile (killed
+on a timeout or an interruption: its connection hung up). SIGTERM (an interrupted run stopping the
+holders its provers used, :func:`pot_zk.core.prover_processes.stop_provers`) ends it within
+:data:`STOP_GRACE_S` once every request it holds has lost its prover, abandoning proofs in
+progress; while any request's prover still waits (another run on the same key), it goes on.
+
     python -m pot_zk.backends.groth16.warm SOCKET KEEP_S PROVERS < first-request.json
 """
 
@@ -28,6 +36,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import socket
 import sys
 import threading
@@ -45,7 +55,13 @@ from pot_zk.core.stages import reporting_to, stage
 from pot_zk.exceptions import ConfigurationError
 
 POLL_S = 0.2
-"""How often the accept loop looks at the idle clock and for a failed request."""
+"""How often the accept loop looks at the idle clock, for a failed request and for SIGTERM."""
+GREETING = b"pot-zk-groth16-holder\n"
+"""Sent on every connection as it is accepted: the holder is alive and listening."""
+STOP_GRACE_S = 2.0
+"""After SIGTERM, how long the holder waits for the provers of its requests to hang up (the
+interrupted run's are being killed as it is told to stop) before it decides another run needs it."""
+_HUNG_UP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
 
 def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> None:
@@ -83,15 +99,27 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> Non
     listener.settimeout(POLL_S)
     pool = ThreadPoolExecutor(max_workers=provers, thread_name_prefix="pot-zk-groth16-prover")
     requests = _Requests()
+    told_to_stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: told_to_stop.set())
     try:
         while not requests.idle_for(keep_s) and not retiring.is_set():
             requests.raise_failure()
+            if told_to_stop.is_set():
+                told_to_stop.clear()
+                if requests.unwaited_for(STOP_GRACE_S):
+                    _unlisten(path, inode)
+                    os._exit(0)  # abandons proofs in progress: nobody waits for them
             try:
                 connection, _ = listener.accept()
             except socket.timeout:
                 continue
             connection.settimeout(None)
-            requests.add(pool.submit(_serve, connection, prove))
+            try:
+                connection.sendall(GREETING)
+            except OSError:
+                connection.close()
+                continue
+            requests.add(pool.submit(_serve, connection, prove), connection)
         requests.raise_failure()
     finally:
         _unlisten(path, inode)
@@ -130,30 +158,53 @@ def _unlisten(path: Path, inode: int) -> None:
         pass
 
 
+def hung_up(connection: socket.socket) -> bool:
+    """The prover at the other end has closed its end (it was killed, or gave up)."""
+    try:
+        poller = select.poll()
+        poller.register(connection, _HUNG_UP)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):  # closed meanwhile
+        return True
+
+
 class _Requests:
-    """The requests in progress, when the last one ended, and the first that failed unexpectedly."""
+    """The requests in progress (with their connections), when the last one ended, and the first
+    that failed unexpectedly."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open = 0
+        self._open: dict[Future, socket.socket] = {}
         self._quiet_since = time.monotonic()
         self._failure: Future | None = None
 
-    def add(self, future: Future) -> None:
+    def add(self, future: Future, connection: socket.socket) -> None:
         with self._lock:
-            self._open += 1
+            self._open[future] = connection
         future.add_done_callback(self._done)
 
     def _done(self, future: Future) -> None:
         with self._lock:
-            self._open -= 1
+            self._open.pop(future, None)
             self._quiet_since = time.monotonic()
             if self._failure is None and future.exception() is not None:
                 self._failure = future
 
     def idle_for(self, seconds: float) -> bool:
         with self._lock:
-            return self._open == 0 and time.monotonic() - self._quiet_since >= seconds
+            return not self._open and time.monotonic() - self._quiet_since >= seconds
+
+    def unwaited_for(self, grace_s: float) -> bool:
+        """True once no request in progress has a prover waiting for it, within ``grace_s``."""
+        deadline = time.monotonic() + grace_s
+        while True:
+            with self._lock:
+                connections = list(self._open.values())
+            if all(hung_up(connection) for connection in connections):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def raise_failure(self) -> None:
         if self._failure is not None:
@@ -170,6 +221,8 @@ def _answer(connection: socket.socket, prove) -> None:
         raw = json.loads(read_line(connection))["request"]
     except (ValueError, KeyError, TypeError, OSError):
         return
+    if hung_up(connection):
+        return  # its prover is gone (a timeout, an interruption) while the request waited its turn
     try:
         code, document = answer(raw, provable_kinds(), prove, backend="groth16")
     except StaleKey:
