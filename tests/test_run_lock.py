@@ -83,6 +83,9 @@ def test_a_run_whose_trainer_was_killed_is_resumed_taking_over_its_lock(tmp_path
         kill(first.pid)
         kill(holder_pid(cache, run_dir))
     assert LockHolder.read(run_dir / HOLDER_FILE).pid == first.pid  # a killed process removes nothing
+    exported = run("export", str(run_dir), "--out", str(tmp_path / "early.tar.gz"), cwd=tmp_path)  # takes the lock, audits nothing
+    assert exported.returncode == 0, exported.stderr
+    assert LockHolder.read(run_dir / HOLDER_FILE).pid == first.pid, "review32: the export removed the killed trainer's record"
     resumed = run("resume", str(run_dir), cwd=tmp_path)
     kill(holder_pid(cache, run_dir))
     assert resumed.returncode == 0, resumed.stderr

@@ -7,7 +7,9 @@ operating system drops it when its holder exits or is killed. While it is held,
 ``RUN/.pot-zk.lock.json`` names the holder (pid, host, command, since); a second process gets a
 :class:`RunInUseError` naming it, before it writes anything. A holder record found without a
 held lock was left by a process that is gone (killed before it could remove it): the next
-process takes the lock and says so (:attr:`RunLock.previous`).
+process takes the lock and says so (:attr:`RunLock.previous`). A command that does not audit
+the takeover (``pot-zk export``: ``keep_killed_record=True``) puts that record back as it lets
+go, so the next command that does (a resume) still finds it.
 
     with RunLock(run_dir, "train") as lock:     # RunInUseError when another process holds it
         if lock.previous is not None: ...       # the holder that was killed
@@ -113,9 +115,11 @@ class RunLock:
     """The exclusive lock of ``run_dir`` for ``command`` (a name for messages: ``pot-zk train``).
     :meth:`acquire` creates the directory if needed; use as a context manager."""
 
-    def __init__(self, run_dir: str | Path, command: str) -> None:
+    def __init__(self, run_dir: str | Path, command: str, keep_killed_record: bool = False) -> None:
         self.run_dir = Path(run_dir)
         self.command = command
+        self.keep_killed_record = keep_killed_record
+        """Put a killed holder's record back on release (for a command that does not audit the takeover)."""
         self.previous: LockHolder | None = None
         """The holder a killed process left on record, when this lock took over from it."""
         self._key: Path | None = None
@@ -166,7 +170,10 @@ class RunLock:
             del _HELD[key]
             left_empty = False
             try:
-                (key / HOLDER_FILE).unlink(missing_ok=True)
+                if self.keep_killed_record and held.previous is not None:
+                    write_json_atomic(key / HOLDER_FILE, asdict(held.previous))
+                else:
+                    (key / HOLDER_FILE).unlink(missing_ok=True)
                 left_empty = self._created and [entry.name for entry in key.iterdir()] == [LOCK_FILE]
                 if left_empty:  # refused before anything was written: leave no directory behind
                     (key / LOCK_FILE).unlink(missing_ok=True)
