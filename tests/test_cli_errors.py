@@ -365,3 +365,33 @@ def test_hydra_flags_after_the_overrides_work(tmp_path):
                 f"hydra.sweep.dir={tmp_path / 'sweep'}", "--multirun", cwd=tmp_path)
     assert swept.returncode == 0, swept.stderr
     assert (tmp_path / "sweep" / "0" / "manifest.json").is_file()
+
+
+def test_a_log_file_that_cannot_be_written_is_one_warning_line_not_a_traceback_per_record(tmp_path, capsys):
+    """review32: on a full disk, Hydra's train.log handler printed a "--- Logging error ---"
+    traceback for every record. The app's logging configuration (conf/hydra/job_logging) now
+    says once that the file is not written and drops its records."""
+    import logging
+    import logging.config
+
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "conf" / "hydra" / "job_logging" / "pot_zk.yaml").read_text())
+    config["handlers"]["file"]["filename"] = "/dev/full"  # every write: ENOSPC
+    config["handlers"]["console"]["stream"] = "ext://sys.stdout"
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        logging.config.dictConfig(config)
+        for number in range(5):
+            logging.getLogger("pot_zk.test").info("record %d", number)
+        logging.getLogger("pot_zk.test").warning("still shown on the terminal")
+        file_handler = next(h for h in root.handlers if getattr(h, "baseFilename", None) == "/dev/full")
+        file_handler.close()
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        root.handlers[:], root.level = saved
+    captured = capsys.readouterr()
+    assert stderr_lines(captured.err) == ["pot-zk warning: /dev/full cannot be written (No space left on device); it is not written to from here on"]
+    assert "still shown on the terminal" in captured.out
