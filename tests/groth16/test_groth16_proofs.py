@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -285,6 +286,42 @@ def test_failed_setup_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(ProofGenerationError):
         keys.ensure_keys(tiny_spec(), tmp_path)
     assert list((tmp_path / "groth16").iterdir()) == []
+
+
+def test_the_scratch_of_a_setup_killed_midway_is_removed_by_the_next_setup_not_that_of_a_running_one(tmp_path, monkeypatch):
+    """review32: a key setup killed midway left its scratch directory (up to a partial 67 MB
+    proving key) in the cache for good."""
+    program = (
+        "import sys, time; sys.path.insert(0, sys.argv[2]); from groth16_support import tiny_spec\n"
+        "from pot_zk.backends.groth16 import adapter, keys\n"
+        "adapter.setup = lambda source: time.sleep(600)\n"
+        "keys.ensure_keys(tiny_spec(learning_rate=float(sys.argv[3])), sys.argv[1])\n"
+    )
+    here = str(Path(__file__).parent)
+    setups = [subprocess.Popen([sys.executable, "-c", program, str(tmp_path), here, rate]) for rate in ("0.5", "0.25")]
+    killed, running = setups
+    try:
+        deadline = time.monotonic() + 60
+        scratches: list[Path] = []
+        while len(scratches) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            scratches = sorted((tmp_path / "groth16").glob(".*")) if (tmp_path / "groth16").is_dir() else []
+        assert len(scratches) == 2, scratches
+        killed.kill()
+        killed.wait(timeout=30)
+        [abandoned] = [path for path in scratches if f"-{killed.pid}-" in path.name]
+
+        def broken(path):
+            raise ProofGenerationError("simulated compiler failure", retryable=False)
+
+        monkeypatch.setattr(adapter, "setup", broken)
+        with pytest.raises(ProofGenerationError):
+            keys.ensure_keys(tiny_spec(learning_rate=0.125), tmp_path)  # a third statement's setup
+        assert sorted((tmp_path / "groth16").glob(".*")) == [path for path in scratches if path != abandoned]
+    finally:
+        for setup in setups:
+            setup.kill()
+            setup.wait(timeout=30)
 
 
 def test_keys_of_another_circuit_source_are_refused(tiny_keys, tmp_path):
