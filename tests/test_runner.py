@@ -132,3 +132,35 @@ def test_timeout_kills_the_whole_process_group(make_prover, job, tmp_path):
     while not _process_gone(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _process_gone(child), f"grandchild {child} survived the timeout"
+
+
+def test_the_helper_report_file_of_a_killed_process_is_removed_by_the_next_one(tmp_path):
+    """review32: every pot-zk process that starts a prover has a helper report file in $TMPDIR,
+    removed at exit: those of killed processes piled up (113 here). The next process removes
+    those whose process is gone, not those of processes still running."""
+    import signal
+    import subprocess
+
+    program = (
+        "import sys, time\n"
+        "from pot_zk.core import prover_processes\n"
+        "prover_processes.start_prover([sys.executable, '-c', 'pass']).wait()\n"
+        "print(prover_processes._helpers_path(), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}
+    processes = [subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, text=True, env=environment) for _ in range(2)]
+    try:
+        killed, running = [(process, Path(process.stdout.readline().strip())) for process in processes]
+        assert killed[1].is_file() and running[1].is_file()
+        killed[0].send_signal(signal.SIGKILL)
+        killed[0].wait(timeout=30)
+        assert killed[1].is_file(), "a killed process removes nothing"
+        done = subprocess.run([sys.executable, "-c", program.replace("time.sleep(600)", "")], capture_output=True, text=True, env=environment, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert not killed[1].exists() and running[1].is_file()
+        assert not Path(done.stdout.strip()).exists(), "removed at its own exit"
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(timeout=30)

@@ -21,12 +21,15 @@ prover is waiting for it (:mod:`pot_zk.backends.groth16.warm`).
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Sequence
 
 HELPERS_ENV = "POT_ZK_HELPER_PIDS"
@@ -147,6 +150,27 @@ def process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+def owner_tag(pid: int | None = None) -> str | None:
+    """``HOST-PID-START`` naming a process (this one by default) in the names of files it leaves
+    only when killed (HOST: 8 hex digits of the host name's SHA-256, START: :func:`process_start`);
+    None where the start time cannot be read (no ``/proc``)."""
+    pid = os.getpid() if pid is None else pid
+    start = process_start(pid)
+    if start is None:
+        return None
+    return f"{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]}-{pid}-{start}"
+
+
+def tag_of_a_gone_process(tag: str) -> bool:
+    """``tag`` (:func:`owner_tag`) names a process of this host that no longer runs; False for
+    another host's, for a running one, for what is not a tag, and where this cannot be told."""
+    own = owner_tag()
+    parts = tag.split("-")
+    if own is None or len(parts) != 3 or parts[0] != own.split("-")[0] or not parts[1].isdigit():
+        return False
+    return owner_tag(int(parts[1])) != tag
+
+
 def _reported_helpers() -> list[int]:
     if _helpers_file is None:
         return []
@@ -164,10 +188,15 @@ def _reported_helpers() -> list[int]:
 
 
 def _helpers_path() -> str:
+    """This process's helper report file, ``$TMPDIR/pot-zk-helpers-TAG-XXXX.txt`` (removed at exit;
+    those of processes killed since are removed as it is made)."""
     global _helpers_file
     with _lock:
         if _helpers_file is None:
-            fd, _helpers_file = tempfile.mkstemp(prefix="pot-zk-helpers-", suffix=".txt")
+            for left in Path(tempfile.gettempdir()).glob("pot-zk-helpers-*-*-*-*.txt"):
+                if tag_of_a_gone_process("-".join(left.name.split("-")[3:6])):
+                    _remove(str(left))
+            fd, _helpers_file = tempfile.mkstemp(prefix=f"pot-zk-helpers-{owner_tag() or 'process'}-", suffix=".txt")
             os.close(fd)
             atexit.register(_remove, _helpers_file)
         return _helpers_file

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from pot_zk.backends.groth16 import adapter, zkey
 from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.core.digest import file_sha256
-from pot_zk.core.prover_processes import process_start
+from pot_zk.core.prover_processes import owner_tag, tag_of_a_gone_process
 
 PROVENANCES = ("dev", "auditor", "zkey")
 SETUP_PROVENANCES = ("dev", "auditor")
@@ -202,7 +201,7 @@ def _write_keys(
         raise ConfigurationError(f"key directory {directory} already exists", key="keys_dir")
     directory.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_scratch(directory)  # before this process adds its own
-    scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.{_scratch_owner(os.getpid()) or 'setup'}.", dir=directory.parent))
+    scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.{owner_tag() or 'setup'}.", dir=directory.parent))
     try:
         source = spec.circuit_source()
         (scratch / "circuit.circom").write_text(source)
@@ -239,30 +238,15 @@ def _write_keys(
     return KeyDirectory(directory, spec.circuit_id(), record, created=True)
 
 
-def _scratch_owner(pid: int) -> str | None:
-    """``HOST-PID-START`` (HOST: 8 hex digits of the host name's SHA-256, START: when the process
-    started); None where the start time cannot be read (no ``/proc``)."""
-    start = process_start(pid)
-    if start is None:
-        return None
-    return f"{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]}-{pid}-{start}"
-
-
 def _remove_abandoned_scratch(directory: Path) -> None:
     """Remove the scratch directories beside ``directory`` of key setups on this host whose process
     is gone (killed mid-setup: a partial proving key of up to hundreds of MB). A scratch directory
-    is named ``.NAME.HOST-PID-START.XXXX`` (:func:`_scratch_owner`); one of a process still running,
-    or of another host (a shared cache), stays."""
-    own = _scratch_owner(os.getpid())
-    if own is None:
-        return
-    host = own.split("-")[0]
-    for scratch in directory.parent.glob(f".*.{host}-*-*.*"):
+    is named ``.NAME.TAG.XXXX`` (TAG: :func:`~pot_zk.core.prover_processes.owner_tag`); one of a
+    process still running, or of another host (a shared cache), stays."""
+    for scratch in directory.parent.glob(".*.*-*-*.*"):
         parts = scratch.name[1:].split(".")
-        owner = parts[1].split("-") if len(parts) == 3 else []
-        if len(owner) == 3 and owner[1].isdigit() and scratch.is_dir() and not scratch.is_symlink():
-            if _scratch_owner(int(owner[1])) != parts[1]:
-                shutil.rmtree(scratch, ignore_errors=True)
+        if len(parts) == 3 and scratch.is_dir() and not scratch.is_symlink() and tag_of_a_gone_process(parts[1]):
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _fsync_tree(directory: Path) -> None:
