@@ -193,3 +193,13 @@ def test_sigterm_during_respond_records_the_interruption_and_the_run_still_verif
     ]
     verified = run("verify", "run", "--cache-dir", str(cache), cwd=tmp_path)
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+
+
+def test_a_resume_interrupted_before_its_schedule_is_known_names_the_step_without_a_total(tmp_path, monkeypatch):
+    """review32: a resume interrupted while it prepared its data said "step 45 of ?"."""
+    from pot_zk.cli.main import interrupted_line
+    from pot_zk.runs.train import RunInterrupted
+
+    monkeypatch.chdir(tmp_path)
+    line = interrupted_line("resume", RunInterrupted(tmp_path / "run", 45, None, "SIGINT", resumable=True))
+    assert line == "interrupted at step 45; continue with: pot-zk resume run"

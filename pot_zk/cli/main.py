@@ -207,8 +207,8 @@ def interrupted_line(command: str, interrupted: KeyboardInterrupt) -> str:
         return f"interrupted before the run in {run} started; nothing to resume: run the same command again"
     if interrupted.completed:
         return f"interrupted after the run in {run} completed; nothing to resume: verify it with: pot-zk verify {shlex.quote(run)}"
-    total = "?" if interrupted.total is None else interrupted.total
-    return f"interrupted at step {interrupted.steps} of {total}; continue with: pot-zk resume {shlex.quote(run)}"
+    of_total = "" if interrupted.total is None else f" of {interrupted.total}"  # None: interrupted before the schedule was known
+    return f"interrupted at step {interrupted.steps}{of_total}; continue with: pot-zk resume {shlex.quote(run)}"
 
 
 def _shown_path(path: "os.PathLike[str] | str") -> str:
