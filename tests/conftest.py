@@ -4,6 +4,7 @@ policy (tests/skip_policy.py): a skip not listed in EXPECTED_SKIPS fails the ses
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -13,6 +14,11 @@ import pytest
 from pot_zk.proving.strategies import ProgramStrategy
 from pot_zk.core.protocol import ProverRequest
 from skip_policy import ExpectedSkip, SkipPolicy, has_mount_privilege
+
+# distributed binds its log handler to the sys.stderr of the moment it is first imported, in a
+# test that may be capturing it: the in-process scheduler's later INFO lines ("Remove client")
+# then printed "--- Logging error ---" tracebacks mid-suite. Its warnings and errors still show.
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 FAKE_PROVER = Path(__file__).parent / "fake_provers" / "fake_prover.py"
 
