@@ -203,3 +203,29 @@ def test_a_resume_interrupted_before_its_schedule_is_known_names_the_step_withou
     monkeypatch.chdir(tmp_path)
     line = interrupted_line("resume", RunInterrupted(tmp_path / "run", 45, None, "SIGINT", resumable=True))
     assert line == "interrupted at step 45; continue with: pot-zk resume run"
+
+
+def test_a_ctrl_c_after_the_run_completed_names_the_completed_run(tmp_path):
+    """review32: a Ctrl-C right after run.end (here: as the summary prints, a real SIGINT from
+    the process to itself) said "pot-zk train: interrupted", as if the run were cut short."""
+    import subprocess
+    import sys
+
+    program = (
+        "import os, signal, sys, time\n"
+        "import pot_zk.runs.summary as summary\n"
+        "real = summary.summary_lines\n"
+        "def lines(ended):\n"
+        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5); return real(ended)\n"
+        "summary.summary_lines = lines\n"
+        "from pot_zk.cli.main import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, "train", "model=tiny_mlp", "data=synthetic", "mode=disabled", "train.max_steps=2",
+         "train.progress=false", "run_dir=run", f"cache_dir={tmp_path / 'cache'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 130, done.stderr
+    assert stderr_lines(done.stderr) == ["interrupted after the run in run completed; nothing to resume: verify it with: pot-zk verify run"]
+    assert [e["event"] for e in audit_events(tmp_path / "run")][-1] == "run.end"

@@ -77,6 +77,12 @@ def _job_failed(error: PotZkError) -> None:
     print(error_line(f"train: {job}", error), file=sys.stderr)
 
 
+ENDED_RUNS: list[Any] = []
+"""The runs (RunSummary) this process's ``pot-zk train`` or ``resume`` ended: a Ctrl-C that comes
+after (as the summary prints, Hydra ends its job, the lock is let go) names the ended run
+(:func:`pot_zk.cli.main.interrupted_line`), not a bare "interrupted" (found by a review)."""
+
+
 def _train(cfg: DictConfig) -> None:
     from pot_zk.runs.summary import summary_lines
     from pot_zk.runs.train import train
@@ -84,7 +90,11 @@ def _train(cfg: DictConfig) -> None:
     hydra_config = HydraConfig.get()
     if hydra_config.mode == RunMode.MULTIRUN:
         cfg.run_dir = hydra_config.runtime.output_dir  # each sweep job's bundle is its own output dir
-    print("\n".join(summary_lines(train(cfg))))
+        print("\n".join(summary_lines(train(cfg))))
+        return
+    summary = train(cfg)
+    ENDED_RUNS.append(summary)
+    print("\n".join(summary_lines(summary)))
 
 
 def _show_config(cfg: DictConfig) -> None:

@@ -24,6 +24,7 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
         from pot_zk.exceptions import ConfigurationError
 
         root = trainers_run(args.run, "resume")  # a usage error before torch's import, below
+        from pot_zk.cli.apps import ENDED_RUNS
         from pot_zk.config.build import load_run_config
         from pot_zk.runs.bundle import CONFIG
         from pot_zk.runs.summary import summary_lines
@@ -39,7 +40,9 @@ def resume_command(parser: argparse.ArgumentParser) -> CommandHandler:
         cfg = load_run_config(root / CONFIG, run_dir=root)
         if args.verbose:
             cfg.console.records = True
-        print("\n".join(summary_lines(train(cfg, resume=True))))
+        summary = train(cfg, resume=True)
+        ENDED_RUNS.append(summary)
+        print("\n".join(summary_lines(summary)))
         return 0
 
     return run

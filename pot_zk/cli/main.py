@@ -198,6 +198,13 @@ def interrupted_line(command: str, interrupted: KeyboardInterrupt) -> str:
     """``interrupted at step N of M; continue with: pot-zk resume RUN`` for a run of train or
     resume, else that the command was interrupted."""
     train = sys.modules.get("pot_zk.runs.train")  # a review: importing it here re-entered a half-imported torch (a crash, not exit 130)
+    apps = sys.modules.get("pot_zk.cli.apps")
+    ended = apps.ENDED_RUNS[-1] if apps is not None and apps.ENDED_RUNS and command in ("train", "resume") else None
+    if ended is not None and not (train is not None and isinstance(interrupted, train.RunInterrupted)):
+        run = _shown_path(ended.run_dir)
+        if ended.status == "completed":
+            return f"interrupted after the run in {run} completed; nothing to resume: verify it with: pot-zk verify {shlex.quote(run)}"
+        return f"interrupted after the run in {run} ended ({ended.status}); its run.end is written"
     if train is None or not isinstance(interrupted, train.RunInterrupted):
         if getattr(interrupted, "after_end", False):  # respond, prove-pending: deferred while their run.end was written
             return f"pot-zk {command}: interrupted as it ended; its run.end is written (the audit trail has its outcome): nothing to do again"
