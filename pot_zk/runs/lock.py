@@ -59,9 +59,17 @@ class LockHolder:
     def read(cls, path: Path) -> "LockHolder | None":
         """The record at ``path``; None when there is none or it is not one (cut short, edited)."""
         try:
-            data = json.loads(path.read_text())
+            return cls.parse(path.read_text())
+        except OSError:
+            return None
+
+    @classmethod
+    def parse(cls, text: str | None) -> "LockHolder | None":
+        """The record in ``text``; None when it is not one."""
+        try:
+            data = json.loads(text or "")
             return cls(int(data["pid"]), str(data["host"]), str(data["command"]), str(data["since"]))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def describe(self) -> str:

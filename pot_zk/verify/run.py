@@ -60,7 +60,7 @@ from pot_zk.core.audit_verify import verify_audit
 from pot_zk.core.extras import MissingExtraError
 from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.bundle import layout as files
-from pot_zk.bundle.layout import BundleReader, load_model, not_regular, read_jsonl
+from pot_zk.bundle.layout import BundleReader, load_model, not_regular, read_jsonl, read_small_file
 from pot_zk.core.challenge import Challenge
 from pot_zk.verify.challenge import check_challenge
 from pot_zk.verify.keys import check_keys
@@ -144,7 +144,7 @@ def _note_in_use(report: RunReport, root: Path) -> None:
     the run was in use. The lock record is the trainer's: a note, never a finding."""
     from pot_zk.runs.lock import HOLDER_FILE, LockHolder
 
-    holder = LockHolder.read(root / HOLDER_FILE)
+    holder = LockHolder.parse(read_small_file(root / HOLDER_FILE))  # review34: a pipe or a link there is not read
     if holder is not None and not holder.gone():
         report.notes.append(
             f"the run is in use by {holder.describe()}: it may still be training or proving; what it lacks now may come, "
@@ -225,8 +225,8 @@ def _note_export_inventory(report: RunReport, bundle: BundleReader) -> None:
     if not path.is_file():
         return
     try:
-        named = json.loads(path.read_text()).get("commitment_head")
-    except (OSError, ValueError, AttributeError):
+        named = json.loads(read_small_file(path) or "").get("commitment_head")  # review34: a link to a large file was read whole
+    except (ValueError, AttributeError):
         named = None
     head = report.references.get("commitment_head")
     if named != head:

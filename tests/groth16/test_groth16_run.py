@@ -189,6 +189,21 @@ def test_a_model_file_off_the_grid_by_less_than_half_a_step_is_not_the_proven_mo
     assert f"FAILED {check} (model-off-grid)" in report.summary()
 
 
+def test_a_float64_model_file_off_the_grid_below_float32_precision_is_not_the_proven_model(honest, tmp_path):
+    """review34: model-off-grid is decided in the model file's own precision (checked in float32,
+    a float64 file off the grid by less than half a float32 ulp passed)."""
+    copy = _copy(honest, tmp_path)
+    state, metadata = load_model(copy / "model_final.safetensors")
+    moved = {key: t.double() * (1 + 2.0**-30) for key, t in state.items()}  # each non-zero weight off its grid point in float64 only
+    assert any(not torch.equal(m, t.double()) for m, t in zip(moved.values(), state.values()))
+    assert all(torch.equal(m.float(), t.float()) for m, t in zip(moved.values(), state.values()))
+    save_model(moved, copy / "model_final.safetensors", metadata or None)
+    _rescore(copy)
+    sync_audit(copy)
+    report = verify_run(copy, cache_dir=honest[1])
+    assert ("final-model", "model-off-grid", None) in _findings(report), report.summary()
+
+
 def test_a_proof_file_of_a_gibibyte_is_malformed_without_being_read_whole(honest, tmp_path):
     """review31: the proof file was read whole before its 256 bytes were checked (a 512 MiB one:
     785 MB of verify's memory). Peak memory measured in a verify process of its own, against the
