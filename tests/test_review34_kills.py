@@ -209,6 +209,16 @@ def test_a_base_trained_on_another_data_set_shares_no_sample(adapted):
     assert not report.findings, report.findings
 
 
+def test_a_data_set_verify_cannot_recompute_is_noted_not_checked(adapted):
+    """review34: a data set that is not built in returned without the note the docstring promised."""
+    def own_data(theirs, ours):
+        theirs["dataset"]["name"] = ours["dataset"]["name"] = "my-own-data"
+
+    report = _base_holdout(adapted, own_data)
+    assert not report.findings, report.findings
+    assert any("is not a data set verify can recompute" in note for note in report.notes), report.notes
+
+
 def test_a_base_trained_on_synthetic_samples_of_another_seed_shares_no_sample(adapted):
     def other(theirs, ours):
         theirs["dataset"]["seed"] = int(ours["dataset"].get("seed", 0)) + 1
