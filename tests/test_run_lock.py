@@ -163,7 +163,7 @@ def test_an_export_that_cannot_take_the_lock_is_refused_while_the_run_is_held_an
     from pot_zk.runs import export
 
     class NotYours:
-        def __init__(self, run_dir, command):
+        def __init__(self, run_dir, command, **options):
             pass
 
         def __enter__(self):
