@@ -41,13 +41,16 @@ GREETING_TIMEOUT_S = 30.0
 GREETING = b"pot-zk-groth16-holder\n"
 """What a holder sends on every connection it accepts (pot_zk.backends.groth16.warm.GREETING)."""
 HOLDER_MODULE = "pot_zk.backends.groth16.warm"
+HOLDER_PROTOCOL = "pot-zk-groth16-holder/2"
+"""Part of the socket's name: a client and a holder of another protocol (the one before the
+greeting, say, left running by an earlier install) never meet (found by a review)."""
 EXIT_TRANSIENT = 75
 
 
 def socket_path(location: str, circuit: dict) -> Path:
     """A short path (Unix sockets allow ~100 bytes), private to this user, for one key."""
     circuit_id = hashlib.sha256(json.dumps(circuit, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    digest = hashlib.sha256(f"{Path(location).resolve()}\0{circuit_id}".encode()).hexdigest()[:24]
+    digest = hashlib.sha256(f"{HOLDER_PROTOCOL}\0{Path(location).resolve()}\0{circuit_id}".encode()).hexdigest()[:24]
     directory = Path(tempfile.gettempdir()) / f"pot-zk-groth16-{os.getuid()}"
     directory.mkdir(mode=0o700, exist_ok=True)
     return directory / f"{digest}.sock"

@@ -71,6 +71,20 @@ def test_while_a_run_trains_a_second_training_and_a_resume_are_refused_and_write
     _verified(run_dir, cache, _head(out), tmp_path)
 
 
+def start_holding(run_dir: Path, cwd: Path) -> subprocess.Popen[str]:
+    """A process that takes the run's lock (as ``pot-zk export``) and holds it until killed."""
+    program = (
+        "import sys, time\n"
+        "from pot_zk.runs.lock import RunLock\n"
+        "RunLock(sys.argv[1], 'pot-zk export').acquire()\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    holding = subprocess.Popen([sys.executable, "-c", program, str(run_dir)], cwd=cwd, stdout=subprocess.PIPE, text=True)
+    assert holding.stdout.readline().strip() == "held"
+    return holding
+
+
 def test_a_run_whose_trainer_was_killed_is_resumed_taking_over_its_lock(tmp_path, cache):
     run_dir = tmp_path / "run"
     first = start("train", *tiny_run(run_dir, cache, steps=40, k=1), cwd=tmp_path)
@@ -83,16 +97,23 @@ def test_a_run_whose_trainer_was_killed_is_resumed_taking_over_its_lock(tmp_path
         kill(first.pid)
         kill(holder_pid(cache, run_dir))
     assert LockHolder.read(run_dir / HOLDER_FILE).pid == first.pid  # a killed process removes nothing
-    exported = run("export", str(run_dir), "--out", str(tmp_path / "early.tar.gz"), cwd=tmp_path)  # takes the lock, audits nothing
+    # commands that take the lock and let go without auditing the takeover leave the record (review32, review35)
+    exported = run("export", str(run_dir), "--out", str(tmp_path / "early.tar.gz"), cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
-    assert LockHolder.read(run_dir / HOLDER_FILE).pid == first.pid, "review32: the export removed the killed trainer's record"
+    again = run("train", *tiny_run(run_dir, cache, steps=40, k=1), cwd=tmp_path)
+    assert again.returncode == 2 and "pot-zk resume" in again.stderr, again.stderr
+    assert LockHolder.read(run_dir / HOLDER_FILE).pid == first.pid, "the killed trainer's record was removed"
+    second = start_holding(run_dir, tmp_path)  # then a process killed with the lock held: the record keeps both
+    second.kill()
+    second.wait(timeout=30)
     resumed = run("resume", str(run_dir), cwd=tmp_path)
     kill(holder_pid(cache, run_dir))
     assert resumed.returncode == 0, resumed.stderr
     assert (f"pot-zk warning: the previous holder of this run, pid {first.pid} on host {HOST} (pot-zk train), "
             "no longer holds the lock (it ended without removing its record); the lock is taken over") in stderr_lines(resumed.stderr)
     taken = [e for e in audit_events(run_dir) if e["event"] == "run.lock_taken_over"]
-    assert [e["previous_holder"]["pid"] for e in taken] == [first.pid]
+    assert [e["previous_holder"]["pid"] for e in taken] == [first.pid, second.pid]
+    assert not (run_dir / HOLDER_FILE).exists()
     _verified(run_dir, cache, _head(resumed.stdout), tmp_path)
 
 
@@ -163,7 +184,7 @@ def test_an_export_that_cannot_take_the_lock_is_refused_while_the_run_is_held_an
     from pot_zk.runs import export
 
     class NotYours:
-        def __init__(self, run_dir, command, **options):
+        def __init__(self, run_dir, command):
             pass
 
         def __enter__(self):

@@ -152,13 +152,19 @@ def process_start(pid: int) -> str | None:
 
 def owner_tag(pid: int | None = None) -> str | None:
     """``HOST-PID-START`` naming a process (this one by default) in the names of files it leaves
-    only when killed (HOST: 8 hex digits of the host name's SHA-256, START: :func:`process_start`);
-    None where the start time cannot be read (no ``/proc``)."""
+    only when killed (HOST: 8 hex digits of the SHA-256 of the host name and this process's pid
+    namespace, so that containers sharing a host name and a volume never judge each other's pids:
+    found by a review; START: :func:`process_start`); None where the start time cannot be read
+    (no ``/proc``)."""
     pid = os.getpid() if pid is None else pid
     start = process_start(pid)
     if start is None:
         return None
-    return f"{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]}-{pid}-{start}"
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return f"{hashlib.sha256(f'{socket.gethostname()}/{namespace}'.encode()).hexdigest()[:8]}-{pid}-{start}"
 
 
 def tag_of_a_gone_process(tag: str) -> bool:

@@ -86,7 +86,7 @@ def export_run(run: Path, out: Path | None = None) -> Export:
     bundle = RunBundle.open(Path(run))
     with ExitStack() as stack:
         try:
-            stack.enter_context(RunLock(bundle.root, "pot-zk export", keep_killed_record=True))  # a resume audits the takeover
+            stack.enter_context(RunLock(bundle.root, "pot-zk export"))
         except (PermissionError, StorageError):
             stack.enter_context(shared_lock(bundle.root))
         return _export(bundle, out)

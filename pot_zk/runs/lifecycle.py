@@ -109,9 +109,10 @@ class RunLifecycle:
         self._stats_dir = Path(stats_dir) if stats_dir is not None else None
         if event is not None:
             self.audit.event(event, **fields)
-        previous = None if self.lock is None else self.lock.previous
-        if previous is not None:
-            self.audit.event("run.lock_taken_over", previous_holder=asdict(previous))
+        if self.lock is not None and self.lock.killed:
+            for previous in self.lock.killed:
+                self.audit.event("run.lock_taken_over", previous_holder=asdict(previous))
+            self.lock.takeover_audited()
         return self.audit
 
     def pipeline(self, *, sleep: Sleep = time.sleep) -> ProvingPipeline:

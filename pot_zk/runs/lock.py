@@ -7,9 +7,12 @@ operating system drops it when its holder exits or is killed. While it is held,
 ``RUN/.pot-zk.lock.json`` names the holder (pid, host, command, since); a second process gets a
 :class:`RunInUseError` naming it, before it writes anything. A holder record found without a
 held lock was left by a process that is gone (killed before it could remove it): the next
-process takes the lock and says so (:attr:`RunLock.previous`). A command that does not audit
-the takeover (``pot-zk export``: ``keep_killed_record=True``) puts that record back as it lets
-go, so the next command that does (a resume) still finds it.
+process takes the lock and says so (:attr:`RunLock.previous`). Until a run's lifecycle has
+audited the takeover (:meth:`RunLock.takeover_audited`: ``run.lock_taken_over``), the killed
+holders stay on record: a command that lets go without auditing it (an export, a train refused
+because the run exists, a respond with a bad challenge) puts the record back, and a holder that
+is killed in turn keeps them in its own record (``killed_before``), so the next run that audits
+names every one (found by reviews: the takeover dropped out of the audit trail).
 
     with RunLock(run_dir, "train") as lock:     # RunInUseError when another process holds it
         if lock.previous is not None: ...       # the holder that was killed
@@ -67,9 +70,15 @@ class LockHolder:
     def parse(cls, text: str | None) -> "LockHolder | None":
         """The record in ``text``; None when it is not one."""
         try:
-            data = json.loads(text or "")
+            return cls.of(json.loads(text or ""))
+        except ValueError:
+            return None
+
+    @classmethod
+    def of(cls, data: Any) -> "LockHolder | None":
+        try:
             return cls(int(data["pid"]), str(data["host"]), str(data["command"]), str(data["since"]))
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (KeyError, TypeError, ValueError):
             return None
 
     def describe(self) -> str:
@@ -110,9 +119,12 @@ class _Held:
     count: int
     lock: FileLock
     holder: LockHolder
-    previous: LockHolder | None = None
-    """The killed holder the first acquisition took over from (a nested one reports it: ``pot-zk
-    train`` takes the lock before the run's lifecycle, which audits the takeover)."""
+    killed: tuple[LockHolder, ...] = ()
+    """The killed holders the first acquisition took over from, oldest first (a nested one
+    reports them: ``pot-zk train`` takes the lock before the run's lifecycle, which audits them)."""
+    record_found: dict[str, Any] | None = None
+    """The holder record the first acquisition found (put back on release unless audited)."""
+    audited: bool = False
 
 
 _HELD: dict[Path, _Held] = {}
@@ -123,13 +135,11 @@ class RunLock:
     """The exclusive lock of ``run_dir`` for ``command`` (a name for messages: ``pot-zk train``).
     :meth:`acquire` creates the directory if needed; use as a context manager."""
 
-    def __init__(self, run_dir: str | Path, command: str, keep_killed_record: bool = False) -> None:
+    def __init__(self, run_dir: str | Path, command: str) -> None:
         self.run_dir = Path(run_dir)
         self.command = command
-        self.keep_killed_record = keep_killed_record
-        """Put a killed holder's record back on release (for a command that does not audit the takeover)."""
-        self.previous: LockHolder | None = None
-        """The holder a killed process left on record, when this lock took over from it."""
+        self.killed: tuple[LockHolder, ...] = ()
+        """The holders killed with the lock held, oldest first, not yet audited (empty: none)."""
         self._key: Path | None = None
         self._created = False
 
@@ -146,7 +156,7 @@ class RunLock:
                     raise RunInUseError(self.run_dir, held.holder)
                 held.count += 1
                 self._key = key
-                self.previous = held.previous
+                self.killed = () if held.audited else held.killed
                 return self
             lock = FileLock(str(key / LOCK_FILE), timeout=0)
             try:
@@ -154,15 +164,31 @@ class RunLock:
             except Timeout:
                 raise RunInUseError(self.run_dir, LockHolder.read(key / HOLDER_FILE)) from None
             try:
-                self.previous = LockHolder.read(key / HOLDER_FILE)
+                found = _record(key / HOLDER_FILE)
+                self.killed = _killed_in(found)
                 holder = LockHolder.current(self.command)
-                write_json_atomic(key / HOLDER_FILE, asdict(holder))
+                write_json_atomic(key / HOLDER_FILE, _with_killed(holder, self.killed))
             except BaseException:
                 lock.release()
                 raise
-            _HELD[key] = _Held(threading.get_ident(), 1, lock, holder, self.previous)
+            _HELD[key] = _Held(threading.get_ident(), 1, lock, holder, self.killed, found)
             self._key = key
         return self
+
+    @property
+    def previous(self) -> LockHolder | None:
+        """The last holder killed with the lock held, when this lock took over from it."""
+        return self.killed[-1] if self.killed else None
+
+    def takeover_audited(self) -> None:
+        """The run's audit trail now names :attr:`killed`: they leave the record."""
+        if self._key is None or not self.killed:
+            return
+        with _GUARD:
+            held = _HELD[self._key]
+            held.audited = True
+            write_json_atomic(self._key / HOLDER_FILE, asdict(held.holder))
+        self.killed = ()
 
     def release(self) -> None:
         """Let go of the lock (the last of nested acquisitions removes the holder record and
@@ -178,8 +204,8 @@ class RunLock:
             del _HELD[key]
             left_empty = False
             try:
-                if self.keep_killed_record and held.previous is not None:
-                    write_json_atomic(key / HOLDER_FILE, asdict(held.previous))
+                if held.killed and not held.audited:  # not audited yet: the next command that can audit finds them
+                    write_json_atomic(key / HOLDER_FILE, held.record_found)
                 else:
                     (key / HOLDER_FILE).unlink(missing_ok=True)
                 left_empty = self._created and [entry.name for entry in key.iterdir()] == [LOCK_FILE]
@@ -198,6 +224,28 @@ class RunLock:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.release()
+
+
+def _record(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _killed_in(record: dict[str, Any] | None) -> tuple[LockHolder, ...]:
+    """The holders a record found without a held lock names, oldest first: those its own holder
+    had not audited (``killed_before``), then its holder."""
+    holder = LockHolder.of(record)
+    if holder is None:
+        return ()
+    earlier = record.get("killed_before") if isinstance(record.get("killed_before"), list) else []
+    return (*[h for h in map(LockHolder.of, earlier) if h is not None], holder)
+
+
+def _with_killed(holder: LockHolder, killed: tuple[LockHolder, ...]) -> dict[str, Any]:
+    return {**asdict(holder), **({"killed_before": [asdict(h) for h in killed]} if killed else {})}
 
 
 @contextmanager

@@ -316,3 +316,57 @@ def test_a_wedged_holder_is_replaced(cache, tmp_path, monkeypatch):
         assert verify_groth16(spec, Path(json.loads(document)["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
     finally:
         _stop(wedged)
+
+
+def _catches(pid: int, signal_number: int) -> bool:
+    """Process ``pid`` has a handler of its own for ``signal_number`` (``SigCgt`` in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal_number - 1) & 1)
+    return False
+
+
+def test_a_holder_told_to_stop_while_it_loads_its_key_serves_the_prover_waiting_for_it(cache, tmp_path):
+    """review35: SIGTERM (another run interrupted) while a holder loaded its key killed it, and
+    the prover that had started it paid a new holder's key load. Here the holder is held before
+    its key load by its progress file, a named pipe nobody reads yet, and signalled there."""
+    [(request, tensors)] = _step_requests(cache, tmp_path, range(76, 77))
+    pipe = tmp_path / "progress"
+    os.mkfifo(pipe)
+    path = socket_path(str(cache), tiny_spec().to_dict())
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "pot_zk.backends.groth16.warm", str(path), "30", "1"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, start_new_session=True,
+    )
+    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    holder.stdin.write(json.dumps({**document, "progress_path": str(pipe)}).encode())
+    holder.stdin.close()
+    try:
+        deadline = time.monotonic() + 60
+        while not _catches(holder.pid, signal.SIGTERM) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        holder.send_signal(signal.SIGTERM)  # it waits to write its "keys" stage: the key is not loaded yet
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # now it loads its key and listens
+        try:
+            deadline = time.monotonic() + 60
+            connection = None
+            while connection is None and holder.poll() is None and time.monotonic() < deadline:
+                try:
+                    connection = _client(cache)  # the prover that started it, connecting as it listens
+                except (FileNotFoundError, ConnectionRefusedError):  # not listening yet (or an earlier test's killed holder's socket file)
+                    time.sleep(0.01)
+            assert connection is not None, f"the holder ended ({holder.poll()}) before it listened"
+        finally:
+            os.close(reader)
+        with connection:
+            connection.sendall(json.dumps({"request": json.dumps(document)}).encode() + b"\n")
+            reply = json.loads(read_line(connection))
+        assert reply["code"] == protocol.EXIT_OK, reply
+        assert reply["document"]["public"]["prover"]["pid"] == holder.pid
+        spec = tiny_spec()
+        vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
+        assert verify_groth16(spec, Path(reply["document"]["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
+        holder.wait(timeout=warm.STOP_GRACE_S + 10)  # then, nobody waiting, it stops as it was told
+    finally:
+        _stop(holder.pid)
+        holder.wait(timeout=30)

@@ -25,9 +25,12 @@ It greets each connection the moment it accepts it (:data:`GREETING`): a prover 
 greeting in time takes the holder for wedged (stopped, hung) and replaces it
 (:mod:`provers.groth16_held`). It does not prove a request whose prover has gone meanwhile (killed
 on a timeout or an interruption: its connection hung up). SIGTERM (an interrupted run stopping the
-holders its provers used, :func:`pot_zk.core.prover_processes.stop_provers`) ends it within
-:data:`STOP_GRACE_S` once every request it holds has lost its prover, abandoning proofs in
-progress; while any request's prover still waits (another run on the same key), it goes on.
+holders its provers used, :func:`pot_zk.core.prover_processes.stop_provers`) ends it at once
+when it is idle, else :data:`STOP_GRACE_S` later if by then every request it holds has lost its
+prover (abandoning proofs in progress); while any request's prover still waits (another run on
+the same key), it goes on as before, until it is idle for N seconds. Told while it loads its
+key, it decides STOP_GRACE_S after it listens (the prover that started it connects meanwhile,
+unless it was killed too).
 
     python -m pot_zk.backends.groth16.warm SOCKET KEEP_S PROVERS < first-request.json
 """
@@ -69,6 +72,8 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> Non
     ``<path>.pid``), answer up to ``provers`` requests at once, exit after ``keep_s`` idle seconds."""
     if provers < 1:
         raise ConfigurationError(f"a key holder needs at least one prover thread, got {provers}", key="provers")
+    told_to_stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: told_to_stop.set())  # before the key load: a run waiting for this holder may need it
     request = parse_request(first_request, provable_kinds(), "groth16")
     spec = spec_of(request)
     with reporting_to(request.get("progress_path")):
@@ -99,14 +104,20 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> Non
     listener.settimeout(POLL_S)
     pool = ThreadPoolExecutor(max_workers=provers, thread_name_prefix="pot-zk-groth16-prover")
     requests = _Requests()
-    told_to_stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: told_to_stop.set())
+    # SIGTERM: stop once no request has a prover waiting for it, judged STOP_GRACE_S after the
+    # signal (the interrupted run's provers are being killed meanwhile; told while the key loaded,
+    # the prover that started this holder connects meanwhile), at once when idle and listening.
+    decide_at = time.monotonic() + STOP_GRACE_S if told_to_stop.is_set() else None
+    told_to_stop.clear()
     try:
         while not requests.idle_for(keep_s) and not retiring.is_set():
             requests.raise_failure()
             if told_to_stop.is_set():
                 told_to_stop.clear()
-                if requests.unwaited_for(STOP_GRACE_S):
+                decide_at = time.monotonic() + (STOP_GRACE_S if requests.in_progress() else 0.0)
+            if decide_at is not None and time.monotonic() >= decide_at:
+                decide_at = None
+                if requests.unwaited():
                     _unlisten(path, inode)
                     os._exit(0)  # abandons proofs in progress: nobody waits for them
             try:
@@ -194,17 +205,15 @@ class _Requests:
         with self._lock:
             return not self._open and time.monotonic() - self._quiet_since >= seconds
 
-    def unwaited_for(self, grace_s: float) -> bool:
-        """True once no request in progress has a prover waiting for it, within ``grace_s``."""
-        deadline = time.monotonic() + grace_s
-        while True:
-            with self._lock:
-                connections = list(self._open.values())
-            if all(hung_up(connection) for connection in connections):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
+    def in_progress(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def unwaited(self) -> bool:
+        """No request in progress has a prover waiting for it (each connection hung up)."""
+        with self._lock:
+            connections = list(self._open.values())
+        return all(hung_up(connection) for connection in connections)
 
     def raise_failure(self) -> None:
         if self._failure is not None:
