@@ -21,7 +21,8 @@ def test_the_bar_shows_each_proofs_stage_and_an_eta_from_measured_proofs(tmp_pat
         cwd=tmp_path, columns=160,
     )
     assert status == 0, shown
-    assert re.search(r"proofs 0/[1-3] done, step 0: key setup or load", shown), shown
+    # the provers of steps 0 and 2 start side by side: whichever starts the key holder shows its key setup (CI saw step 2's)
+    assert re.search(r"proofs 0/[1-3] done, (step 0: [^,\]]+, )?step [02]: key setup or load", shown), shown
     assert re.search(rf"proofs 0/[1-3] done, step 0: {STAGE}[,\]]", shown), shown
     assert not re.search(r"proofs 0/[1-3] done, ETA", shown), "no ETA before a proof was measured"
     assert re.search(r"proofs [12]/[23] done, ETA \d\d:\d\d; step [24]: ", shown), shown
