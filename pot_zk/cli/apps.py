@@ -90,10 +90,9 @@ def _train(cfg: DictConfig) -> None:
     hydra_config = HydraConfig.get()
     if hydra_config.mode == RunMode.MULTIRUN:
         cfg.run_dir = hydra_config.runtime.output_dir  # each sweep job's bundle is its own output dir
-        print("\n".join(summary_lines(train(cfg))))
-        return
     summary = train(cfg)
-    ENDED_RUNS.append(summary)
+    if hydra_config.mode != RunMode.MULTIRUN:  # a sweep has other jobs to run: its interruption is not after its run
+        ENDED_RUNS.append(summary)
     print("\n".join(summary_lines(summary)))
 
 

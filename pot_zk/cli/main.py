@@ -200,11 +200,8 @@ def interrupted_line(command: str, interrupted: KeyboardInterrupt) -> str:
     train = sys.modules.get("pot_zk.runs.train")  # a review: importing it here re-entered a half-imported torch (a crash, not exit 130)
     apps = sys.modules.get("pot_zk.cli.apps")
     ended = apps.ENDED_RUNS[-1] if apps is not None and apps.ENDED_RUNS and command in ("train", "resume") else None
-    if ended is not None and not (train is not None and isinstance(interrupted, train.RunInterrupted)):
-        run = _shown_path(ended.run_dir)
-        if ended.status == "completed":
-            return f"interrupted after the run in {run} completed; nothing to resume: verify it with: pot-zk verify {shlex.quote(run)}"
-        return f"interrupted after the run in {run} ended ({ended.status}); its run.end is written"
+    if ended is not None and ended.status == "completed" and not (train is not None and isinstance(interrupted, train.RunInterrupted)):
+        return _completed_line(_shown_path(ended.run_dir))
     if train is None or not isinstance(interrupted, train.RunInterrupted):
         if getattr(interrupted, "after_end", False):  # respond, prove-pending: deferred while their run.end was written
             return f"pot-zk {command}: interrupted as it ended; its run.end is written (the audit trail has its outcome): nothing to do again"
@@ -213,9 +210,13 @@ def interrupted_line(command: str, interrupted: KeyboardInterrupt) -> str:
     if not interrupted.resumable:
         return f"interrupted before the run in {run} started; nothing to resume: run the same command again"
     if interrupted.completed:
-        return f"interrupted after the run in {run} completed; nothing to resume: verify it with: pot-zk verify {shlex.quote(run)}"
+        return _completed_line(run)
     of_total = "" if interrupted.total is None else f" of {interrupted.total}"  # None: interrupted before the schedule was known
     return f"interrupted at step {interrupted.steps}{of_total}; continue with: pot-zk resume {shlex.quote(run)}"
+
+
+def _completed_line(run: str) -> str:
+    return f"interrupted after the run in {run} completed; nothing to resume: verify it with: pot-zk verify {shlex.quote(run)}"
 
 
 def _shown_path(path: "os.PathLike[str] | str") -> str:

@@ -7,7 +7,7 @@ operating system drops it when its holder exits or is killed. While it is held,
 ``RUN/.pot-zk.lock.json`` names the holder (pid, host, command, since); a second process gets a
 :class:`RunInUseError` naming it, before it writes anything. A holder record found without a
 held lock was left by a process that is gone (killed before it could remove it): the next
-process takes the lock and says so (:attr:`RunLock.previous`). Until a run's lifecycle has
+process takes the lock and says so (:attr:`RunLock.killed`). Until a run's lifecycle has
 audited the takeover (:meth:`RunLock.takeover_audited`: ``run.lock_taken_over``), the killed
 holders stay on record: a command that lets go without auditing it (an export, a train refused
 because the run exists, a respond with a bad challenge) puts the record back, and a holder that
@@ -15,7 +15,7 @@ is killed in turn keeps them in its own record (``killed_before``), so the next 
 names every one (found by reviews: the takeover dropped out of the audit trail).
 
     with RunLock(run_dir, "train") as lock:     # RunInUseError when another process holds it
-        if lock.previous is not None: ...       # the holder that was killed
+        for holder in lock.killed: ...          # the holders that were killed, not yet audited
         ...
 
 Within one thread, taking the lock of a directory that thread already holds nests (the
@@ -61,10 +61,7 @@ class LockHolder:
     @classmethod
     def read(cls, path: Path) -> "LockHolder | None":
         """The record at ``path``; None when there is none or it is not one (cut short, edited)."""
-        try:
-            return cls.parse(path.read_text())
-        except OSError:
-            return None
+        return cls.of(_record(path))
 
     @classmethod
     def parse(cls, text: str | None) -> "LockHolder | None":
@@ -174,11 +171,6 @@ class RunLock:
             _HELD[key] = _Held(threading.get_ident(), 1, lock, holder, self.killed, found)
             self._key = key
         return self
-
-    @property
-    def previous(self) -> LockHolder | None:
-        """The last holder killed with the lock held, when this lock took over from it."""
-        return self.killed[-1] if self.killed else None
 
     def takeover_audited(self) -> None:
         """The run's audit trail now names :attr:`killed`: they leave the record."""
