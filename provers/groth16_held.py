@@ -159,13 +159,8 @@ def _start_holder(path: Path, raw: str, keep_s: float, provers: int) -> socket.s
             return connection
         path.unlink(missing_ok=True)  # a dead holder's socket
         with open(f"{path}.log", "ab") as log:
-            holder = subprocess.Popen(
-                [sys.executable, "-m", "pot_zk.backends.groth16.warm", str(path), str(keep_s), str(provers)],
-                stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
-            )
+            holder = spawn_holder(path, raw, keep_s, provers, log)
         _report_helper(holder.pid)
-        holder.stdin.write(raw.encode())
-        holder.stdin.close()
         threading.Thread(target=holder.wait, daemon=True).start()  # reaped when it exits, if this process lives on
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -176,6 +171,33 @@ def _start_holder(path: Path, raw: str, keep_s: float, provers: int) -> socket.s
                 raise RuntimeError(f"the key holder exited with {holder.returncode} before listening (see {path}.log)")
             time.sleep(0.05)
         raise RuntimeError(f"the key holder did not listen within {START_TIMEOUT_S} s (see {path}.log)")
+
+
+HOLDER_BOOT = """\
+import importlib, signal, sys, threading
+told = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: told.set())
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+importlib.import_module(sys.argv[1]).main(sys.argv[2:], told)
+"""
+"""How a holder starts: SIGTERM, blocked from before it exists, is caught from its first line on,
+not only once its modules are imported (an interrupted run's SIGTERM killed a holder still
+importing: found by a review; it must decide as a loaded holder does)."""
+
+
+def spawn_holder(path: Path, raw: str, keep_s: float, provers: int, log) -> subprocess.Popen:
+    """A new key holder process (a session of its own) for ``path``, given its first request."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # inherited by the child until it catches SIGTERM
+    try:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER_BOOT, HOLDER_MODULE, str(path), str(keep_s), str(provers)],
+            stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    holder.stdin.write(raw.encode())
+    holder.stdin.close()
+    return holder
 
 
 def _holder_pid(path: Path) -> int | None:

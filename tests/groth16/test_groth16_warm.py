@@ -271,7 +271,7 @@ def test_a_request_whose_prover_is_gone_before_its_turn_is_not_proven(cache, tmp
     made = _step_requests(cache, tmp_path, range(71, 73))
     _proves(cache, tmp_path, 73, 30)
     holder = _holder(cache)
-    threads = int(Path(f"/proc/{holder}/cmdline").read_bytes().split(b"\0")[5])  # python -m warm SOCKET KEEP_S PROVERS
+    threads = int(Path(f"/proc/{holder}/cmdline").read_bytes().split(b"\0")[-2])  # ... SOCKET KEEP_S PROVERS
     blockers = [_client(cache) for _ in range(threads)]  # every prover thread of the holder waits for a request line
     try:
         (killed_request, _), (later_request, _) = made
@@ -367,6 +367,41 @@ def test_a_holder_told_to_stop_while_it_loads_its_key_serves_the_prover_waiting_
         vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
         assert verify_groth16(spec, Path(reply["document"]["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
         holder.wait(timeout=warm.STOP_GRACE_S + 10)  # then, nobody waiting, it stops as it was told
+    finally:
+        _stop(holder.pid)
+        holder.wait(timeout=30)
+
+
+def test_a_holder_told_to_stop_as_it_starts_before_its_imports_serves_the_prover_waiting_for_it(cache, tmp_path):
+    """review35: SIGTERM in the holder's first second (its interpreter starting, its modules
+    importing, before any handler of its own) killed it. A holder started as a prover starts it
+    is signalled the moment it exists, and still proves for the prover that started it."""
+    from provers.groth16_held import spawn_holder
+
+    [(request, tensors)] = _step_requests(cache, tmp_path, range(78, 79))
+    path = socket_path(str(cache), tiny_spec().to_dict())
+    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    with open(tmp_path / "holder.log", "wb") as log:
+        holder = spawn_holder(path, json.dumps(document), 30, 1, log)
+    try:
+        holder.send_signal(signal.SIGTERM)  # it has not imported anything yet
+        deadline = time.monotonic() + 120
+        connection = None
+        while connection is None and holder.poll() is None and time.monotonic() < deadline:
+            try:
+                connection = _client(cache)
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.01)
+        assert connection is not None, f"the holder ended ({holder.poll()}) before it listened: {(tmp_path / 'holder.log').read_text()}"
+        with connection:
+            connection.sendall(json.dumps({"request": json.dumps(document)}).encode() + b"\n")
+            reply = json.loads(read_line(connection))
+        assert reply["code"] == protocol.EXIT_OK, reply
+        spec = tiny_spec()
+        vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
+        assert verify_groth16(spec, Path(reply["document"]["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
+        holder.wait(timeout=warm.STOP_GRACE_S + 10)  # then, nobody waiting, it stops as it was told
+        assert not path.exists()
     finally:
         _stop(holder.pid)
         holder.wait(timeout=30)

@@ -28,9 +28,10 @@ on a timeout or an interruption: its connection hung up). SIGTERM (an interrupte
 holders its provers used, :func:`pot_zk.core.prover_processes.stop_provers`) ends it at once
 when it is idle, else :data:`STOP_GRACE_S` later if by then every request it holds has lost its
 prover (abandoning proofs in progress); while any request's prover still waits (another run on
-the same key), it goes on as before, until it is idle for N seconds. Told while it loads its
-key, it decides STOP_GRACE_S after it listens (the prover that started it connects meanwhile,
-unless it was killed too).
+the same key), it goes on as before, until it is idle for N seconds. Told while it starts (its
+imports, its key load), it decides STOP_GRACE_S after it listens (the prover that started it
+connects meanwhile, unless it was killed too): provers start it with
+:data:`provers.groth16_held.HOLDER_BOOT`, which catches SIGTERM before anything is imported.
 
     python -m pot_zk.backends.groth16.warm SOCKET KEEP_S PROVERS < first-request.json
 """
@@ -67,13 +68,16 @@ interrupted run's are being killed as it is told to stop) before it decides anot
 _HUNG_UP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
 
-def hold(path: Path, keep_s: float, first_request: str, provers: int = 1) -> None:
+def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_to_stop: threading.Event | None = None) -> None:
     """Open the first request's key, listen on ``path`` (appearing only once listening; pid in
-    ``<path>.pid``), answer up to ``provers`` requests at once, exit after ``keep_s`` idle seconds."""
+    ``<path>.pid``), answer up to ``provers`` requests at once, exit after ``keep_s`` idle seconds.
+    ``told_to_stop``: set by the SIGTERM handler the holder's start-up installed
+    (:data:`provers.groth16_held.HOLDER_BOOT`); without one, it is installed here."""
     if provers < 1:
         raise ConfigurationError(f"a key holder needs at least one prover thread, got {provers}", key="provers")
-    told_to_stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: told_to_stop.set())  # before the key load: a run waiting for this holder may need it
+    if told_to_stop is None:
+        told_to_stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: told_to_stop.set())  # before the key load: a run waiting for this holder may need it
     request = parse_request(first_request, provable_kinds(), "groth16")
     spec = spec_of(request)
     with reporting_to(request.get("progress_path")):
@@ -253,5 +257,10 @@ def read_line(connection: socket.socket) -> bytes:
             return b"".join(chunks)
 
 
+def main(arguments: list[str], told_to_stop: threading.Event | None = None) -> None:
+    """``SOCKET KEEP_S PROVERS``, the first request on stdin."""
+    hold(Path(arguments[0]), float(arguments[1]), sys.stdin.read(), int(arguments[2]), told_to_stop)
+
+
 if __name__ == "__main__":
-    hold(Path(sys.argv[1]), float(sys.argv[2]), sys.stdin.read(), int(sys.argv[3]))
+    main(sys.argv[1:])
