@@ -426,6 +426,32 @@ def test_a_built_in_data_set_is_recomputed_and_a_batch_swapped_for_one_outside_i
     assert {(f.check, f.reason, f.step) for f in report.findings} == {("steps", "batch-not-in-dataset", 2)}, report.summary()
 
 
+def test_verify_says_how_many_distinct_samples_the_loops_batches_drew(tmp_path):
+    """review36: a loop that trained one sample over and over ([s, s] at every step) got
+    ``passed: dataset-samples`` and nothing said how little of the data set it used."""
+    data_use = lambda report: [note for note in report.notes if note.startswith("data use:")]  # noqa: E731
+    run = _synthetic_run(tmp_path)
+    pinned = {k: v for k, v in run_pins(run, head=False).items() if k != "expect_root"}
+    [honest] = data_use(verify_run(run, cache_dir=tmp_path / "cache", **pinned))
+    assert honest.startswith("data use: the 8 steps' batches name 16 distinct samples of the 16 the data set has outside its held-out set (")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _sample_values([5, 5])
+    with track(model, optimizer, run_dir=tmp_path / "repeat", overrides=[*OVERRIDES, "data=synthetic", "data.num_samples=16", "data.seed=3"], dataset="synthetic") as repeat:
+        for _ in range(4):
+            repeat.batch(x, y.long(), indices=[5, 5])
+            optimizer.zero_grad()
+            torch.nn.CrossEntropyLoss()(model(x), y.long()).backward()
+            optimizer.step()
+    pinned = {k: v for k, v in run_pins(tmp_path / "repeat", head=False).items() if k != "expect_root"}
+    report = verify_run(tmp_path / "repeat", cache_dir=tmp_path / "cache", **pinned)
+    assert report.ok and "dataset-samples" in report.passed, report.summary()
+    [repeated] = data_use(report)
+    assert repeated.startswith("data use: the 4 steps' batches name 1 distinct sample of the 16 the data set has outside its held-out set; "
+                               "4 of the batches name a sample more than once ("), repeated
+
+
 def _sample_values(samples):
     data = built_in_dataset("synthetic", 4, 3, loss="cross_entropy", num_samples=16, seed=3)
     return data.tensors[0][samples], data.tensors[1][samples]

@@ -7,6 +7,7 @@ freivalds certificates."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -106,6 +107,21 @@ EDITS = {
     "evaluation/unreadable-records/no-holdout": (lambda run: (_no_holdout(run), (run / files.EVALUATIONS).write_text("{not json\n")), None),
     "base-model/base-mismatch": (_manifest(lambda m: m.update(base={"run": None, "commitment": "0x" + "12" * 32})), None),
     "statement/schedule-mismatch/fixed-rate": (_manifest(lambda m: m["training"].update(schedule={"name": "step", "step_size": 2, "gamma": 0.5})), None),
+    # review36: each of these gave the run another commitment head (or put words in verify's plan line), and verified
+    "statement/plan-not-canonical/training-key": (_manifest(lambda m: m["training"].update(epochs_completed=20)), None),
+    "statement/plan-not-canonical/float-epochs": (_manifest(lambda m: m["training"].update(epochs=float(m["training"]["epochs"]))), None),
+    "statement/plan-not-canonical/policy-key": (_manifest(lambda m: m["policy"].update(fraction=1.0)), None),
+    "statement/plan-not-canonical/dataset-key": (_manifest(lambda m: m["dataset"].update(size=64)), None),
+    "statement/plan-not-canonical/float-samples": (_manifest(lambda m: m["dataset"].update(num_samples=float(m["dataset"]["num_samples"]))), None),
+    "statement/plan-not-canonical/float-holdout-of": (lambda run: _both_holdouts(run, of=float(read_json(run / files.MANIFEST)["dataset"]["holdout"]["of"])), None),
+    "statement/plan-not-canonical/integer-flag": (_manifest(lambda m: m.update(proving_enabled=1)), None),
+    "statement/statement-not-canonical/float-scale": (_manifest(lambda m: m["circuit"].update(scale=float(m["circuit"]["scale"]))), None),
+    "steps/record-not-canonical/float-scale": (_records(files.COMMITMENTS, _set(1, scale=12.0)), 1),
+    "steps/record-not-canonical/float-batch-index": (_records(files.COMMITMENTS, lambda rs: _set(1, batch_index=float(rs[1]["batch_index"]))(rs)), 1),
+    "steps/record-not-canonical/boolean-step": (_records(files.COMMITMENTS, lambda rs: rs[1].update({"step": True})), None),
+    "steps/record-not-canonical/null-rate": (_records(files.COMMITMENTS, _set(1, learning_rate=None)), 1),
+    "steps/record-not-canonical/other-kinds-state": (_records(files.COMMITMENTS, lambda rs: _set(1, v_before=rs[1]["w_before"])(rs)), 1),
+    "steps/record-not-canonical/explicit-null-base": (_records(files.COMMITMENTS, _set(1, base=None)), 1),
 }
 AUDIT_ONLY = {  # the audit trail's commitment event alone differs from the record
     "learning_rate": lambda event: event.update(learning_rate=0.5),
@@ -389,3 +405,20 @@ def test_only_a_key_directorys_own_provenance_is_said_unchecked_not_an_srs_files
     _note_key_directory_word(report, Path("keys"))
     assert "provenance_checked" not in report.verifier_keys["zk-halo2"] and report.verifier_keys["zk-groth16"]["provenance_checked"] is False
     assert len(report.notes) == 1 and report.notes[0].startswith("the zk-groth16 key's provenance 'auditor' is what keys records about itself")
+
+
+def test_a_boolean_step_is_no_step_and_the_json_report_still_fits_its_schema(honest, tmp_path):
+    """review36: ``"step": true`` for a proven step 1 (a bool is an int in Python) verified, and
+    ``--json`` wrote ``verified_steps: [0, true, ...]``, which docs/verify.schema.json refuses.
+    Here the certified step 0 is relabelled ``false``."""
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parent.parent / "docs" / "verify.schema.json").read_text())
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    for name in (files.COMMITMENTS, files.PROOFS):
+        write_jsonl(run / name, [{**record, "step": False} if record["step"] == 0 else record for record in jsonl(run / name)])
+    sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert not report.ok and report.verified_steps == {2}, report.summary()
+    assert ("steps", "record-not-canonical", None) in {(f.check, f.reason, f.step) for f in report.findings}, report.summary()
+    jsonschema.validate(json.loads(json.dumps(report.to_dict())), schema)

@@ -17,7 +17,9 @@ arithmetic), the policy, whether proving was on, the mode and a LoRA run's base 
 everything in the manifest the verdict depends on, so nothing of it can change after the head
 was handed over. It covers only values ``pot-zk verify`` checks, never free fields such as the
 loss, timestamps or versions, so the trainer cannot change the head without changing what the
-run declared or committed to. It does not change when proofs are added later (unlike the
+run declared or committed to: verify accepts one JSON form of each value hashed here (a review
+drew new heads from ``"scale": 12.0`` for ``12`` and from keys added to the plan;
+:mod:`pot_zk.verify.canonical`). It does not change when proofs are added later (unlike the
 audit trail's last record hash, which every later record moves).
 
 The challenged steps are ``count`` distinct steps of ``0..total_steps-1`` drawn by a partial
@@ -84,7 +86,7 @@ def commitment_head(manifest: Mapping[str, Any], commitments: Sequence[Mapping[s
 def _step_order(record: Mapping[str, Any]) -> tuple[int, int, str]:
     """Integer steps in order, then anything else a damaged bundle holds (reported by verify)."""
     step = record.get("step")
-    return (0, step, "") if isinstance(step, int) else (1, 0, repr(step))
+    return (0, step, "") if isinstance(step, int) and not isinstance(step, bool) else (1, 0, repr(step))
 
 
 def run_id(manifest: Mapping[str, Any]) -> str:

@@ -62,6 +62,7 @@ class Sample:
             raise ConfigurationError(f"policy.fraction must be a number in [0, 1], got {self.fraction!r}", key="policy.fraction")
         if not _whole(self.seed):
             raise ConfigurationError(f"policy.seed must be a whole number, got {self.seed!r}", key="policy.seed")
+        object.__setattr__(self, "fraction", float(self.fraction))  # one form in the manifest (verify/canonical.py): 1 is written 1.0
 
     def __call__(self, step: int) -> bool:
         digest = hashlib.sha256(f"{self.seed}:{step}".encode()).digest()

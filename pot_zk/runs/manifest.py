@@ -53,9 +53,9 @@ def holdout_record(held_out: HeldOut | None, plan: TrainingPlan) -> dict[str, An
         return None
     values = batch_values(held_out.inputs, held_out.targets)
     return {
-        "fraction": held_out.fraction,
-        "seed": held_out.seed,
-        "of": held_out.of,
+        "fraction": float(held_out.fraction),
+        "seed": int(held_out.seed),
+        "of": int(held_out.of),
         "samples": len(held_out.indices),
         "indices": list(held_out.indices),
         "commitment": plan.commitments.commit(values, "held-out samples"),

@@ -62,6 +62,7 @@ from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.bundle import layout as files
 from pot_zk.bundle.layout import BundleReader, load_model, not_regular, read_jsonl, read_small_file
 from pot_zk.core.challenge import Challenge
+from pot_zk.verify.canonical import check_plan_form, check_record_form
 from pot_zk.verify.challenge import check_challenge
 from pot_zk.verify.keys import check_keys
 from pot_zk.verify.holdout import check_base_holdout, check_holdout
@@ -179,6 +180,7 @@ def _check_run(
     report.statement = spec.to_dict()
     _note_in_use(report, bundle.root)
     check_statement(report, manifest, spec, accepted)
+    check_plan_form(report, manifest)
     check_tolerance(report, spec, expected.max_tolerance_ulps)
     audit_events = _check_audit(bundle, report)
     try:
@@ -188,6 +190,7 @@ def _check_run(
     except (OSError, ValueError) as exc:
         report.fail("steps", "unreadable-records", str(exc))
         return
+    check_record_form(report, manifest, commitments, spec)
     by_step = check_steps(report, manifest, dataset, commitments, spec, audit_events, accepted)
     check_dataset_reference(report, manifest, dataset, spec, expected.expect_root)
     check_initial_reference(report, manifest, by_step, spec, expected.expect_initial)

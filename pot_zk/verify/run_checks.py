@@ -45,7 +45,7 @@ def check_steps(
         by_step[step] = record
     seeded = _check_batch_order(report, manifest, accepted)
     expected_count = _expected_steps(manifest, len(leaves)) if seeded else None
-    steps = sorted(s for s in by_step if isinstance(s, int))
+    steps = sorted(s for s in by_step if isinstance(s, int) and not isinstance(s, bool))
     if steps != list(range(len(steps))) or len(steps) != len(by_step):
         missing = sorted(set(range(max(steps, default=-1) + 1)) - set(steps))
         report.fail("steps", "missing-step", f"steps are not numbered 0..n-1 (missing: {missing[:10]})")

@@ -79,6 +79,7 @@ def check_streamed_batches(
     for step, record in sorted(by_step.items()):
         if step not in malformed and held_out.intersection(record["samples"]):
             report.fail("steps", "trained-on-held-out", "the step names samples of the declared held-out set", step)
+    _note_sample_use(report, [record["samples"] for step, record in sorted(by_step.items()) if step not in malformed], size, held_out)
     if name not in BUILT_IN:
         words = (
             f"the training loop's own data ({size} samples, root {root}): each step names the samples it drew, which verify cannot "
@@ -111,6 +112,20 @@ def check_streamed_batches(
             report.fail("steps", "batch-not-in-dataset", f"the step's batch is not the {name} samples it names", step)
     if not outside and not malformed:
         report.passed.append("dataset-samples")
+
+
+def _note_sample_use(report, batches: list[list[int]], size: int, held_out: set[int]) -> None:
+    """How much of the data set the steps drew (review36: a loop trained one sample over and over,
+    ``[s, s]`` at every step, and verify said only ``passed: dataset-samples``)."""
+    if not batches:
+        return
+    distinct = len(set().union(*map(set, batches)))
+    repeating = sum(1 for batch in batches if len(set(batch)) < len(batch))
+    report.notes.append(
+        f"data use: the {len(batches)} steps' batches name {distinct} distinct sample{'' if distinct == 1 else 's'} of the {size - len(held_out)} the data set "
+        f"has outside its held-out set{f'; {repeating} of the batches name a sample more than once' if repeating else ''} "
+        "(the training loop chose them: verify checks the samples each step names, not which it should have drawn)"
+    )
 
 
 def held_out_positions(declared: Mapping[str, Any]) -> set[int]:

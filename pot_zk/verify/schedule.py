@@ -42,7 +42,7 @@ def check_schedule(report, manifest: Mapping[str, Any], spec: Any, by_step: Mapp
     if not public:
         report.fail("statement", "schedule-mismatch", f"the run declares {schedule.describe()} but its statement fixes the learning rate at {spec.learning_rate}")
         return {}
-    steps = [step for step in by_step if isinstance(step, int) and step >= 0]
+    steps = [step for step in by_step if isinstance(step, int) and not isinstance(step, bool) and step >= 0]
     rates = dict(enumerate(schedule.rates(max(steps) + 1))) if steps else {}
     wrong = [step for step in sorted(steps) if by_step[step].get("learning_rate") != rates[step]]
     for step in wrong:

@@ -17,6 +17,7 @@ import json
 from typing import Any, Mapping
 
 from pot_zk.bundle.layout import MODES
+from pot_zk.verify.canonical import same_json
 from pot_zk.exceptions import ConfigurationError
 
 TOLERANCE = "tolerance_ulps"
@@ -67,7 +68,7 @@ def check_statement(report, manifest: Mapping[str, Any], spec: Any, accepted: Ma
         ok = False
         report.fail("statement", "unknown-mode", f"the run declares mode {manifest.get('mode')!r}, none of {', '.join(MODES)}")
     canonical = json.loads(json.dumps(spec.to_dict()))
-    if manifest.get("circuit") != canonical:
+    if not same_json(manifest.get("circuit"), canonical):  # review36: == took a scale of 12.0 for 12
         ok = False
         report.fail(
             "statement",
