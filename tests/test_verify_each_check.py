@@ -122,12 +122,25 @@ EDITS = {
     "steps/record-not-canonical/null-rate": (_records(files.COMMITMENTS, _set(1, learning_rate=None)), 1),
     "steps/record-not-canonical/other-kinds-state": (_records(files.COMMITMENTS, lambda rs: _set(1, v_before=rs[1]["w_before"])(rs)), 1),
     "steps/record-not-canonical/explicit-null-base": (_records(files.COMMITMENTS, _set(1, base=None)), 1),
+    "steps/record-not-canonical/uppercase-commitment": (_records(files.COMMITMENTS, lambda rs: _set(1, w_after=rs[1]["w_after"].upper())(rs)), 1),
+    "steps/record-not-canonical/felt-plus-modulus": (_records(files.COMMITMENTS, lambda rs: _set(1, w_after=_plus_modulus(rs[1]["w_after"]))(rs)), 1),
+    "statement/plan-not-canonical/uppercase-root": (_manifest(lambda m: m["dataset"].update(root=m["dataset"]["root"].upper())), None),
+    "statement/plan-not-canonical/uppercase-holdout-commitment": (lambda run: _both_holdouts(run, commitment=read_json(run / files.MANIFEST)["dataset"]["holdout"]["commitment"].upper()), None),
 }
 AUDIT_ONLY = {  # the audit trail's commitment event alone differs from the record
     "learning_rate": lambda event: event.update(learning_rate=0.5),
     "scheduled": lambda event: event.update(scheduled=not event["scheduled"]),
     "dropped": None,
 }
+
+
+def _plus_modulus(felt: str) -> str:
+    """The same field element as ezkl's 32 little-endian bytes of its value plus p (< 2^256)."""
+    from pot_zk.backends.ezkl.adapter import _FIELD_MODULUS
+
+    value = int.from_bytes(bytes.fromhex(felt), "little") + _FIELD_MODULUS
+    assert value < 1 << 256, "pick another step: this value plus p does not fit 32 bytes"
+    return value.to_bytes(32, "little").hex()
 
 
 def _outside_proof(run: Path, step: int) -> None:

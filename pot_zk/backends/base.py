@@ -148,6 +148,10 @@ class CommitmentScheme(Protocol):
         """The commitment of flat ``values`` (range-checked like :meth:`snap`), in hex with or
         without a ``0x`` prefix (batch commitments are the dataset's Merkle leaves)."""
 
+    def is_commitment(self, text: object) -> bool:
+        """``text`` is a commitment exactly as :meth:`commit` writes one (verify accepts no
+        other form: :mod:`pot_zk.verify.canonical`)."""
+
 
 class TrainingArithmetic(Protocol):
     """An exact statement's own update rule, used by training instead of the float one."""

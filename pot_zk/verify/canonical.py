@@ -17,8 +17,10 @@ else is ``plan-not-canonical`` (check ``statement``) or ``record-not-canonical``
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Mapping, Sequence
 
+from pot_zk.backends.registry import commitments_of
 from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.schedule import canonical as canonical_schedule
@@ -71,11 +73,11 @@ def _type_name(kind: Any) -> str:
     return {None: "null", int: "an integer", float: "a float", str: "a string", bool: "true or false", dict: "an object", list: "a list"}.get(kind, str(kind))
 
 
-def check_plan_form(report, manifest: Mapping[str, Any]) -> None:
+def check_plan_form(report, manifest: Mapping[str, Any], spec: Any) -> None:
     """``plan-not-canonical``: the manifest's training plan, policy, data set or mode flags have
     a key pot-zk does not write for such a run, or a value of another JSON type."""
     problems = _training_problems(manifest.get("training")) + _policy_problems(manifest.get("policy"))
-    problems += _dataset_problems(manifest.get("dataset"), streamed_batches(manifest) if isinstance(manifest.get("training"), Mapping) else False)
+    problems += _dataset_problems(manifest.get("dataset"), streamed_batches(manifest) if isinstance(manifest.get("training"), Mapping) else False, spec)
     if not _typed(manifest.get("proving_enabled"), bool):
         problems.append(f"proving_enabled is {_text(manifest.get('proving_enabled'))}, not true or false")
     if problems:
@@ -119,7 +121,7 @@ def _policy_problems(policy: Any) -> list[str]:
     return [] if same_json(policy, written) else [f"policy is {_text(policy)}, pot-zk writes {_text(written)} for it"]
 
 
-def _dataset_problems(dataset: Any, streamed: bool) -> list[str]:
+def _dataset_problems(dataset: Any, streamed: bool, spec: Any) -> list[str]:
     if not isinstance(dataset, Mapping):
         return [f"dataset is {_text(dataset)}, not an object"]
     required: dict[str, Any] = {"name": str, "part": str, "root": (str, None), "holdout": (dict, None)}
@@ -132,6 +134,10 @@ def _dataset_problems(dataset: Any, streamed: bool) -> list[str]:
     holdout = dataset.get("holdout")
     if isinstance(holdout, Mapping):
         problems += _keys("dataset.holdout", holdout, HOLDOUT_KEYS)
+        if isinstance(holdout.get("commitment"), str) and not commitments_of(spec).is_commitment(holdout["commitment"]):
+            problems.append(f"dataset.holdout.commitment {_text(holdout['commitment'])[:80]} is not a commitment as the backend writes it")
+    if isinstance(dataset.get("root"), str) and re.fullmatch("[0-9a-f]{64}", dataset["root"]) is None:
+        problems.append(f"dataset.root {_text(dataset['root'])[:80]} is not 64 lowercase hex digits")
     return problems
 
 
@@ -151,8 +157,13 @@ def check_record_form(report, manifest: Mapping[str, Any], commitments: Sequence
     for before, after in kind.chained_inputs:
         required.update({before: str, after: str})
     required.update({name: str for name in kind.constant_inputs})
+    committed = ["batch", *(name for pair in kind.chained_inputs for name in pair), *kind.constant_inputs]
+    scheme = commitments_of(spec)
     for record in commitments:
         problems = _keys("", record, required, optional)
+        if isinstance(record, Mapping):
+            problems += [f"{name} {_text(record[name])[:80]} is not a commitment as the backend writes it" for name in committed
+                         if isinstance(record.get(name), str) and not scheme.is_commitment(record[name])]
         samples = record.get("samples") if isinstance(record, Mapping) else None
         if isinstance(samples, list) and not all(_typed(position, int) for position in samples):
             problems.append(f"its samples {_text(samples)[:80]} are not all integers")

@@ -180,7 +180,7 @@ def _check_run(
     report.statement = spec.to_dict()
     _note_in_use(report, bundle.root)
     check_statement(report, manifest, spec, accepted)
-    check_plan_form(report, manifest)
+    check_plan_form(report, manifest, spec)
     check_tolerance(report, spec, expected.max_tolerance_ulps)
     audit_events = _check_audit(bundle, report)
     try:

@@ -377,3 +377,25 @@ def test_pot_zk_verify_of_a_run_loads_none_of_the_trainers_modules(honest):
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout.splitlines()[-1])
     assert "pot_zk.backends.groth16.verifier" in loaded and trainer_modules(loaded) == [], loaded
+
+
+@pytest.mark.parametrize("form", ["uppercase", "no-prefix", "plus-modulus"])
+def test_an_unproven_steps_commitment_in_another_form_is_no_new_head(honest, tmp_path, form):
+    """review36: the commitments of a step no proof opens (step 1 of this every_k=3 run) were
+    checked only against each other, so writing W_1 in another form in both records that hold
+    it gave the run another commitment head, verified. Verify accepts only the form pot-zk writes."""
+    from pot_zk.backends.groth16.integers import FIELD_MODULUS
+
+    run, cache = honest
+    copy = _copy(run, tmp_path)
+    records = jsonl(copy / "commitments.jsonl")
+    value = records[1]["w_after"]
+    other = {"uppercase": "0x" + value[2:].upper(), "no-prefix": value[2:],
+             "plus-modulus": f"0x{int(value, 16) + FIELD_MODULUS:064x}"}[form]
+    assert int(other.removeprefix("0x"), 16) % FIELD_MODULUS == int(value, 16) % FIELD_MODULUS and len(other) <= 66
+    records[1]["w_after"] = records[2]["w_before"] = other
+    write_jsonl(copy / "commitments.jsonl", records)
+    sync_audit(copy)
+    assert head_of(copy) != head_of(run)
+    report = verify_run(copy, cache_dir=cache)
+    assert _named(report) == {("steps", "record-not-canonical", 1), ("steps", "record-not-canonical", 2)}, report.summary()

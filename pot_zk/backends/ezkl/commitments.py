@@ -12,6 +12,7 @@ holding a candidate W can test whether it matches a commitment.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -37,3 +38,9 @@ class PoseidonPerValue:
 
     def commit(self, values: torch.Tensor, what: str) -> str:
         return ezkl_adapter.poseidon_commit(to_fixed_point(values, self.scale, self.bound, what))
+
+    @staticmethod
+    def is_commitment(text: object) -> bool:
+        """``text`` is a commitment as :meth:`commit` writes it: a field element in ezkl's
+        form, 64 lowercase hex digits of its 32 little-endian bytes."""
+        return isinstance(text, str) and re.fullmatch("[0-9a-f]{64}", text) is not None and int.from_bytes(bytes.fromhex(text), "little") < ezkl_adapter._FIELD_MODULUS

@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from pot_zk.backends.groth16.commit import commit_values
+from pot_zk.backends.groth16.commit import commit_values, parse_field
 from pot_zk.backends.groth16.integers import dequantise, quantise_batch
+from pot_zk.exceptions import ProofVerificationError
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,13 @@ class PackedPoseidon:
 
     def commit(self, values: torch.Tensor, what: str) -> str:
         return commit_values(self.integers(values, what), self.value_bits, what)
+
+    @staticmethod
+    def is_commitment(text: object) -> bool:
+        """``text`` is a commitment as :meth:`commit` writes it: ``0x``, 64 lowercase hex digits,
+        a field element."""
+        try:
+            parse_field(text)  # type: ignore[arg-type]
+        except ProofVerificationError:
+            return False
+        return True
