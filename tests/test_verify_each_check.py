@@ -122,6 +122,11 @@ EDITS = {
     "steps/record-not-canonical/null-rate": (_records(files.COMMITMENTS, _set(1, learning_rate=None)), 1),
     "steps/record-not-canonical/other-kinds-state": (_records(files.COMMITMENTS, lambda rs: _set(1, v_before=rs[1]["w_before"])(rs)), 1),
     "steps/record-not-canonical/explicit-null-base": (_records(files.COMMITMENTS, _set(1, base=None)), 1),
+    # review37: words the head hashed and verify printed, never compared with the statement
+    "statement/plan-not-canonical/optimizer-word": (_manifest(lambda m: m["training"].update(optimizer="torch.optim.AdamW")), None),
+    "statement/plan-not-canonical/arithmetic-word": (_manifest(lambda m: m["training"].update(arithmetic="exact")), None),
+    "statement/plan-not-canonical/batches-word": (_manifest(lambda m: m.update(training={
+        "batch_order": "recorded", "batches": "chunked", **{k: m["training"][k] for k in ("optimizer", "arithmetic")}})), None),
     "steps/record-not-canonical/uppercase-commitment": (_records(files.COMMITMENTS, lambda rs: _set(1, w_after=rs[1]["w_after"].upper())(rs)), 1),
     "steps/record-not-canonical/felt-plus-modulus": (_records(files.COMMITMENTS, lambda rs: _set(1, w_after=_plus_modulus(rs[1]["w_after"]))(rs)), 1),
     "statement/plan-not-canonical/uppercase-root": (_manifest(lambda m: m["dataset"].update(root=m["dataset"]["root"].upper())), None),

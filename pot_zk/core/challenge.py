@@ -16,10 +16,11 @@ the held-out set, the root), the training plan (batch order, seed, epochs, max_s
 arithmetic), the policy, whether proving was on, the mode and a LoRA run's base commitment:
 everything in the manifest the verdict depends on, so nothing of it can change after the head
 was handed over. It covers only values ``pot-zk verify`` checks, never free fields such as the
-loss, timestamps or versions, so the trainer cannot change the head without changing what the
-run declared or committed to: verify accepts one JSON form of each value hashed here (a review
-drew new heads from ``"scale": 12.0`` for ``12`` and from keys added to the plan;
-:mod:`pot_zk.verify.canonical`). It does not change when proofs are added later (unlike the
+loss, timestamps or versions, and verify accepts one form of each value hashed here
+(:mod:`pot_zk.verify.canonical`: a review drew new heads from ``"scale": 12.0`` for ``12`` and
+from keys added to the plan). A trainer can still change the head by re-declaring a value verify
+checks only by its effect (``epochs`` past ``max_steps``, a policy selecting the same steps, the
+mode; docs/runs.md, "Grinding"): a challenge needs the auditor's nonce. It does not change when proofs are added later (unlike the
 audit trail's last record hash, which every later record moves).
 
 The challenged steps are ``count`` distinct steps of ``0..total_steps-1`` drawn by a partial

@@ -9,9 +9,12 @@ nonce, a trainer could draw heads until the challenged steps suited it), and ver
 made-up keys in its ``plan:`` and ``dataset:`` lines as if they were part of the checked plan.
 
 Verify now accepts exactly what pot-zk writes: the keys a plan of its kind has, each with its
-JSON type (a whole number as an integer, never a float or a boolean; a rate as a float). Anything
-else is ``plan-not-canonical`` (check ``statement``) or ``record-not-canonical`` (check
-``steps``), so the bundles verify accepts for one run all have the same head.
+JSON type (a whole number as an integer, never a float or a boolean; a rate as a float; a
+commitment as its backend writes it), and the optimizer and arithmetic the statement implies.
+Anything else is ``plan-not-canonical`` (check ``statement``) or ``record-not-canonical`` (check
+``steps``). Values verify checks by their effect alone (``epochs`` past ``max_steps``, a policy
+selecting the same steps, the mode) can still be re-declared, each giving another head
+(review37; docs/runs.md, "Grinding"): only the auditor's nonce makes a challenge unpredictable.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import json
 import re
 from typing import Any, Mapping, Sequence
 
-from pot_zk.backends.registry import commitments_of
+from pot_zk.backends.registry import backend_of, commitments_of
 from pot_zk.exceptions import ConfigurationError, PotZkError
+from pot_zk.kinds.optimizer import OPTIMIZERS
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.schedule import canonical as canonical_schedule
 from pot_zk.proving.policy import create_policy
-from pot_zk.verify.samples import streamed_batches
+from pot_zk.verify.samples import STREAMED, streamed_batches
 
 HOLDOUT_KEYS = {"commitment": str, "fraction": float, "of": int, "samples": int, "seed": int}
 
@@ -76,7 +80,7 @@ def _type_name(kind: Any) -> str:
 def check_plan_form(report, manifest: Mapping[str, Any], spec: Any) -> None:
     """``plan-not-canonical``: the manifest's training plan, policy, data set or mode flags have
     a key pot-zk does not write for such a run, or a value of another JSON type."""
-    problems = _training_problems(manifest.get("training")) + _policy_problems(manifest.get("policy"))
+    problems = _training_problems(manifest.get("training"), spec) + _policy_problems(manifest.get("policy"))
     problems += _dataset_problems(manifest.get("dataset"), streamed_batches(manifest) if isinstance(manifest.get("training"), Mapping) else False, spec)
     if not _typed(manifest.get("proving_enabled"), bool):
         problems.append(f"proving_enabled is {_text(manifest.get('proving_enabled'))}, not true or false")
@@ -88,7 +92,7 @@ def check_plan_form(report, manifest: Mapping[str, Any], spec: Any) -> None:
         )
 
 
-def _training_problems(training: Any) -> list[str]:
+def _training_problems(training: Any, spec: Any) -> list[str]:
     if not isinstance(training, Mapping):
         return [f"training is {_text(training)}, not an object"]
     common = {"batch_order": str, "optimizer": str, "arithmetic": str}
@@ -99,6 +103,12 @@ def _training_problems(training: Any) -> list[str]:
         problems = _keys("training", training, common, {"batches": str, "schedule": dict})
     else:
         return []  # unknown-batch-order (run_checks) says so
+    # review37: words verify printed (arithmetic=float for an exact run) and the head hashed, never compared with the statement
+    written = {"optimizer": _optimizer_of(spec), "arithmetic": "float" if backend_of(spec).training_arithmetic(spec) is None else "exact"}
+    problems += [f"training.{key} is {_text(training[key])}, a run of this statement is trained with {_text(value)}"
+                 for key, value in written.items() if key in training and training[key] != value]
+    if "batches" in training and training["batches"] != STREAMED:
+        problems.append(f"training.batches is {_text(training['batches'])}: pot-zk writes it only as {_text(STREAMED)}")
     schedule = training.get("schedule")
     if isinstance(schedule, Mapping):
         try:
@@ -107,6 +117,12 @@ def _training_problems(training: Any) -> list[str]:
         except ConfigurationError:
             pass  # schedule-mismatch (verify/schedule.py) says why
     return problems
+
+
+def _optimizer_of(spec: Any) -> str:
+    """The torch optimizer a run of ``spec`` names in its manifest (:func:`pot_zk.runs.manifest.training_plan`)."""
+    name = STEP_KINDS.get(spec.kind).config_values(spec.architecture).get("optimizer.name", "sgd")
+    return f"torch.optim.{OPTIMIZERS[name].__name__}"
 
 
 def _policy_problems(policy: Any) -> list[str]:
