@@ -55,14 +55,14 @@ def _typed(value: Any, kind: Any) -> bool:
     return isinstance(value, kind)
 
 
-def _keys(where: str, found: Any, required: Mapping[str, Any], optional: Mapping[str, Any] = {}) -> list[str]:
+def _keys(where: str, found: Any, required: Mapping[str, Any], optional: Mapping[str, Any] | None = None) -> list[str]:
     """What is wrong with the object ``found`` (named ``where``; "" for a step record): not an
     object, a key missing, a key it may not have, a value of another type."""
     name, prefix = (where, f"{where}.") if where else ("the record", "")
     if not isinstance(found, Mapping):
         return [f"{name} is {_text(found)}, not an object"]
     problems = [f"{name} has no {key}" for key in required if key not in found]
-    allowed = {**required, **optional}
+    allowed = {**required, **(optional or {})}
     problems += [f"{name} has {key}, which pot-zk does not write there" for key in sorted(set(found) - set(allowed))]
     problems += [
         f"{prefix}{key} is {_text(found[key])}, not {_type_name(allowed[key])}"
@@ -78,8 +78,9 @@ def _type_name(kind: Any) -> str:
 
 
 def check_plan_form(report, manifest: Mapping[str, Any], spec: Any) -> None:
-    """``plan-not-canonical``: the manifest's training plan, policy, data set or mode flags have
-    a key pot-zk does not write for such a run, or a value of another JSON type."""
+    """``plan-not-canonical``: the manifest's training plan, policy, data set or ``proving_enabled``
+    have a key pot-zk does not write for such a run or a value of another JSON type, or the plan
+    names another optimizer or arithmetic than the statement implies."""
     problems = _training_problems(manifest.get("training"), spec) + _policy_problems(manifest.get("policy"))
     problems += _dataset_problems(manifest.get("dataset"), streamed_batches(manifest) if isinstance(manifest.get("training"), Mapping) else False, spec)
     if not _typed(manifest.get("proving_enabled"), bool):
@@ -87,8 +88,8 @@ def check_plan_form(report, manifest: Mapping[str, Any], spec: Any) -> None:
     if problems:
         report.fail(
             "statement", "plan-not-canonical",
-            f"the manifest's plan is not in the form pot-zk writes ({'; '.join(problems[:5])}{'; ...' if len(problems) > 5 else ''}): "
-            "verify does not read such keys or forms, and each one would give the run another commitment head",
+            f"the manifest's plan is not as pot-zk writes it for this statement ({'; '.join(problems[:5])}{'; ...' if len(problems) > 5 else ''}): "
+            "what differs is not what the checks read, and each such plan has another commitment head",
         )
 
 
@@ -160,8 +161,8 @@ def _dataset_problems(dataset: Any, streamed: bool, spec: Any) -> list[str]:
 def check_record_form(report, manifest: Mapping[str, Any], commitments: Sequence[Mapping[str, Any]], spec: Any) -> None:
     """``record-not-canonical``: a step's record has a key pot-zk does not write for this run's
     kind (an optimizer state of another kind, a learning rate without a schedule) or lacks one,
-    or a value of another JSON type (the step, batch index or scale not an integer; a recorded
-    learning rate not a float)."""
+    or a value of another form (the step, batch index or scale not an integer; a recorded
+    learning rate not a float; a commitment not as its backend writes it)."""
     kind = STEP_KINDS.get(spec.kind)
     streamed = isinstance(manifest.get("training"), Mapping) and streamed_batches(manifest)
     required: dict[str, Any] = {"step": int, "batch": str, "scale": int, "batch_index": None if streamed else int}

@@ -45,7 +45,8 @@ def check_proofs(
     stated = backend_of(spec).stated_proof_types()
     keys: dict[str, VerifierKeys | None | Exception] = {}
     coverage: Counter = Counter()
-    for step, commitment_record in sorted((step, record) for step, record in by_step.items() if isinstance(step, int) and not isinstance(step, bool)):
+    steps = sorted(s for s in by_step if isinstance(s, int) and not isinstance(s, bool))
+    for step, commitment_record in ((s, by_step[s]) for s in steps):
         record = final.get(step)  # other steps are findings of check_steps; a boolean step was counted as verified (review36)
         if commitment_record.get("scheduled") and record is None:
             report.fail("proofs", "missing-proof", "the policy selected this step but it has no proof outcome", step)

@@ -43,4 +43,6 @@ class PoseidonPerValue:
     def is_commitment(text: object) -> bool:
         """``text`` is a commitment as :meth:`commit` writes it: a field element in ezkl's
         form, 64 lowercase hex digits of its 32 little-endian bytes."""
-        return isinstance(text, str) and re.fullmatch("[0-9a-f]{64}", text) is not None and int.from_bytes(bytes.fromhex(text), "little") < ezkl_adapter._FIELD_MODULUS
+        if not isinstance(text, str) or re.fullmatch("[0-9a-f]{64}", text) is None:
+            return False
+        return int.from_bytes(bytes.fromhex(text), "little") < ezkl_adapter._FIELD_MODULUS
