@@ -5,6 +5,7 @@ its scheme and trains with its arithmetic, and verify checks the bundle with its
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -86,6 +87,10 @@ class Sha256OnGrid:
 
     def commit(self, values: torch.Tensor, what: str) -> str:
         return "0x" + hashlib.sha256(repr(to_fixed_point(values, GRID, 64.0, what)).encode()).hexdigest()
+
+    @staticmethod
+    def is_commitment(text: object) -> bool:
+        return isinstance(text, str) and re.fullmatch("0x[0-9a-f]{64}", text) is not None
 
 
 class GridArithmetic:
