@@ -65,9 +65,11 @@ def workloads(quick: bool) -> dict[str, Any]:
     if quick:
         return {
             "reference": {"dims": [2, 2, 2], "batch": 1, "lr": 0.1},
-            "sizes": [{"dims": [2, 2, 2], "batch": 1, "lr": 0.1}, {"dims": [2, 2, 2], "batch": 2, "lr": 0.1}, {"dims": [3, 2, 2], "batch": 2, "lr": 0.1}],
-            "train": {"model": "tiny_mlp", "dims": [2, 2, 2], "batch": 1, "lr": 0.1, "steps": 4, "fraction": 0.5},
-            "repeats": 3,
+            # two sizes are the fewest a growth exponent needs; 2 repeats the fewest a median
+            # smoke-tests: --quick checks the harness, not the speed
+            "sizes": [{"dims": [2, 2, 2], "batch": 1, "lr": 0.1}, {"dims": [3, 2, 2], "batch": 2, "lr": 0.1}],
+            "train": {"model": "tiny_mlp", "dims": [2, 2, 2], "batch": 1, "lr": 0.1, "steps": 2, "fraction": 0.5},
+            "repeats": 2,
             # the naive circuit with ezkl's default decomposition (base 2^14) needs 2^15 rows
             # for its range-check table alone: too slow for CI, so quick mode uses pot-zk's
             "naive_decomp": [256, 4],

@@ -35,11 +35,11 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
         for metric in METRICS:
             value = report[side][metric]
             assert isinstance(value, (int, float)) and value > 0, (side, metric, value)
-        assert len(report[side]["prove_all_s"]) >= 3 and len(report[side]["verify_all_s"]) >= 3
+        assert len(report[side]["prove_all_s"]) >= 2 and len(report[side]["verify_all_s"]) >= 2
     potzk = report["potzk"]
     assert potzk["setup_again_s"] < potzk["setup_s"], "the second run must reuse the cached keys"
     assert 0 <= potzk["overhead_frac"] < 1 and potzk["prover_wall_s"] >= potzk["prove_s"]
-    assert len(report["sizes"]) == 3 and all(s["prove_s"] > 0 for s in report["sizes"])
+    assert len(report["sizes"]) == 2 and all(s["prove_s"] > 0 for s in report["sizes"])
     assert isinstance(report["growth_exponent"], float)
     training = report["training"]
     assert training["disabled"]["wall_s"] > 0 and training["sample_background"]["wall_s"] > 0
