@@ -426,6 +426,34 @@ def test_a_built_in_data_set_is_recomputed_and_a_batch_swapped_for_one_outside_i
     assert {(f.check, f.reason, f.step) for f in report.findings} == {("steps", "batch-not-in-dataset", 2)}, report.summary()
 
 
+@pytest.mark.parametrize(("key", "value", "finding"), [
+    ("size", 1_000_000, ("commitment-head", "unexpected-head")),
+    ("leaf", "row", ("statement", "plan-not-canonical")),
+])
+def test_a_streamed_runs_sample_count_or_leaf_rewritten_after_hand_over_is_refused(tmp_path, key, value, finding):
+    """review38: verify reads a streamed run's declared sample count (the positions a step may
+    name, the data-use note) but the head did not hash it: on a loop's own data, every pin as
+    handed over, ``size`` rewritten from 16 to 1,000,000 gave the same head and VERIFIED."""
+    model, optimizer, data, loader = _setup()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+        for x, y in loader:
+            run.batch(x, y)
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    handed_over = run_pins(tmp_path / "run")
+    assert verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **handed_over).ok
+    for name in ("manifest.json", "dataset.json"):
+        document = json.loads((tmp_path / "run" / name).read_text())
+        target = document["dataset"] if name == "manifest.json" else document
+        if key in target:
+            target[key] = value
+        (tmp_path / "run" / name).write_text(json.dumps(document))
+    sync_audit(tmp_path / "run")
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **handed_over)
+    assert report.verdict == "FAILED" and finding in {(f.check, f.reason) for f in report.findings}, report.summary()
+
+
 def test_verify_says_how_many_distinct_samples_the_loops_batches_drew(tmp_path):
     """review36: a loop that trained one sample over and over ([s, s] at every step) got
     ``passed: dataset-samples`` and nothing said how little of the data set it used."""

@@ -85,6 +85,8 @@ EDITS = {
     "proofs/unknown-step": (_records(files.PROOFS, lambda records: records + [{**records[0], "step": 99}]), 99),
     "proofs/duplicate-proof": (_records(files.PROOFS, lambda records: records + [dict(records[0])]), 0),
     "proofs/missing-proof-file": (lambda run: _outside_proof(run, 0), 0),
+    "proofs/missing-proof-file/link": (lambda run: _linked_proof(run, 0, absolute=False), 0),
+    "proofs/missing-proof-file/absolute": (lambda run: _linked_proof(run, 0, absolute=True), 0),
     "steps/learning-rate-mismatch": (_records(files.COMMITMENTS, _set(1, learning_rate=0.5)), 1),
     "statement/schedule-mismatch": (_manifest(lambda m: m["training"].update(schedule={"name": "bogus"})), None),
     "statement/unknown-format": (_manifest(lambda m: m.update(format="pot-zk-run/9")), None),
@@ -156,6 +158,20 @@ def _outside_proof(run: Path, step: int) -> None:
     outside.parent.mkdir()
     shutil.copy(run / record["proof"], outside)
     record["proof"] = "../outside/certificate.json"
+    write_jsonl(run / files.PROOFS, records)
+
+
+def _linked_proof(run: Path, step: int, *, absolute: bool) -> None:
+    """review38: the step's proof record names its own proof file through a symbolic link in the
+    bundle (or by an absolute path): verify resolved the path, found it inside, and VERIFIED."""
+    records = jsonl(run / files.PROOFS)
+    record = next(r for r in records if r["step"] == step)
+    if absolute:
+        record["proof"] = str((run / record["proof"]).resolve())
+    else:
+        link = run / "proofs" / "linked"
+        link.symlink_to(Path(record["proof"]).relative_to("proofs"))
+        record["proof"] = "proofs/linked"
     write_jsonl(run / files.PROOFS, records)
 
 

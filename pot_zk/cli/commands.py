@@ -66,7 +66,7 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--max-tolerance-ulps", type=int, metavar="N", help="the largest update tolerance you accept (default: the statement's default, not the manifest's)")
     parser.add_argument("--min-proven", type=int, metavar="N", help="fail unless at least N steps carry a verified proof (default: as many as the declared policy selects)")
     parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE",
-                        help="a statement setting (scale, param_scale, ...) or batch_order=recorded you accept other than its default; repeatable")
+                        help="a statement setting (scale, param_scale, ...), batch_order=recorded, data=unopened or data=undeclared you accept other than its default; repeatable")
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.cli.handover import verifiable

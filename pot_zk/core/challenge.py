@@ -12,15 +12,15 @@ state like the weights, which verify requires in every record of such a run, so 
 drawn from the head fixes it too; so are the sample positions a streamed step records and a
 scheduled step's learning rate, when it records them.) :func:`declared_plan` is the statement (its circuit id),
 the declared data set (name, part, number of batches, a synthetic set's sample count and seed,
-the held-out set, the root), the training plan (batch order, seed, epochs, max_steps, optimizer,
+the held-out set, the root; a streamed run's sample count and leaf), the training plan (batch order, seed, epochs, max_steps, optimizer,
 arithmetic), the policy, whether proving was on, the mode and a LoRA run's base commitment:
 everything in the manifest the verdict depends on, so nothing of it can change after the head
 was handed over. It covers only values ``pot-zk verify`` checks, never free fields such as the
 loss, timestamps or versions, and verify accepts one form of each value hashed here
 (:mod:`pot_zk.verify.canonical`: a review drew new heads from ``"scale": 12.0`` for ``12`` and
 from keys added to the plan). A trainer can still change the head by re-declaring a value verify
-checks only by its effect (``epochs`` past ``max_steps``, a policy selecting the same steps, the
-mode; docs/runs.md, "Grinding"): a challenge needs the auditor's nonce. It does not change when proofs are added later (unlike the
+checks only by its effect (``epochs`` past ``max_steps`` or the reverse, a policy selecting the same
+steps, the mode, proving declared off; docs/runs.md, "Grinding"): a challenge needs the auditor's nonce. It does not change when proofs are added later (unlike the
 audit trail's last record hash, which every later record moves).
 
 The challenged steps are ``count`` distinct steps of ``0..total_steps-1`` drawn by a partial
@@ -59,6 +59,9 @@ def _canonical(value: Any) -> bytes:
 
 
 DATASET_FIELDS = ("name", "part", "num_batches", "num_samples", "seed", "root", "holdout")
+STREAMED_FIELDS = ("size", "leaf")
+"""A streamed run's data set also declares its sample count, which bounds the positions its steps
+name, and how a sample leaf is formed (review38: ``size`` was read by verify but not hashed)."""
 
 
 def declared_plan(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,7 +69,7 @@ def declared_plan(manifest: Mapping[str, Any]) -> dict[str, Any]:
     dataset = manifest["dataset"]
     return {
         "circuit_id": manifest.get("circuit_id"),
-        "dataset": {key: dataset.get(key) for key in DATASET_FIELDS},
+        "dataset": {key: dataset.get(key) for key in (*DATASET_FIELDS, *(STREAMED_FIELDS if "size" in dataset else ()))},
         "training": manifest.get("training"),
         "policy": manifest.get("policy"),
         "proving_enabled": manifest.get("proving_enabled"),

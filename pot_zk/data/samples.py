@@ -26,6 +26,8 @@ from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 
 LEAF_DOMAIN = b"pot-zk/sample/v1"
 LEAF = "sha256 of one sample: its input row then its target, float64, row-major"
+LEAF_NAME = "sample"
+"""What a streamed run's manifest names its leaves (``dataset.leaf``): one :data:`LEAF` per sample."""
 
 
 def _rows(tensor: torch.Tensor, count: int) -> torch.Tensor:

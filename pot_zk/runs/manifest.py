@@ -24,6 +24,7 @@ from pot_zk.runs import bundle as files
 from pot_zk.runs.base_run import base_commitment
 from pot_zk.runs.bundle import RunBundle, save_model
 from pot_zk.data.datasets import Batch, HeldOut
+from pot_zk.data.samples import LEAF_NAME
 from pot_zk.runs.witnesses import witness_retention
 
 
@@ -98,7 +99,7 @@ def streamed_entries(name: str, root: str | None, size: int | None, declared: di
     built-in set's name and part, ``user``, or ``undeclared`` without root) and the Merkle root of
     its ``size`` samples (:mod:`pot_zk.data.samples`), which each step's recorded sample
     positions point into."""
-    return {**declared, "name": name, "root": root, "num_batches": None, "size": size, "leaf": None if root is None else "sample"}
+    return {**declared, "name": name, "root": root, "num_batches": None, "size": size, "leaf": None if root is None else LEAF_NAME}
 
 
 def declared_entries(plan: TrainingPlan, runtime: Runtime) -> dict[str, Any]:

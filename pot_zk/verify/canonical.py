@@ -28,6 +28,7 @@ from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.kinds.optimizer import OPTIMIZERS
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.schedule import canonical as canonical_schedule
+from pot_zk.data.samples import LEAF_NAME
 from pot_zk.proving.policy import create_policy
 from pot_zk.verify.samples import STREAMED, streamed_batches
 
@@ -155,6 +156,8 @@ def _dataset_problems(dataset: Any, streamed: bool, spec: Any) -> list[str]:
             problems.append(f"dataset.holdout.commitment {_text(holdout['commitment'])[:80]} is not a commitment as the backend writes it")
     if isinstance(dataset.get("root"), str) and re.fullmatch("[0-9a-f]{64}", dataset["root"]) is None:
         problems.append(f"dataset.root {_text(dataset['root'])[:80]} is not 64 lowercase hex digits")
+    if streamed and "leaf" in dataset and dataset["leaf"] != (None if dataset.get("root") is None else LEAF_NAME):
+        problems.append(f"dataset.leaf is {_text(dataset['leaf'])[:80]}, pot-zk writes {_text(None if dataset.get('root') is None else LEAF_NAME)} for it")
     return problems
 
 

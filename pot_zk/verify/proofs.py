@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from pot_zk.backends.base import StepStatement, VerifierKeys, VerifierOptions
 from pot_zk.backends.registry import PROOF_TYPES, backend_of
-from pot_zk.bundle.layout import BundleReader
+from pot_zk.bundle.layout import BundleReader, own_file
 from pot_zk.exceptions import ProofVerificationError
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.verify.report import RunReport
@@ -90,9 +90,9 @@ def _verified(report, bundle, manifest, spec, step: int, commitment_record, reco
     if proof_type not in stated:
         report.fail("proofs", "proof-type-mismatch", f"proof type {proof_type!r} is not one the {spec.backend} backend states ({', '.join(stated)})", step)
         return False
-    path = (bundle.root / str(record.get("proof"))).resolve()
-    if bundle.root.resolve() not in path.parents or not path.is_file():
-        report.fail("proofs", "missing-proof-file", f"proof file {record.get('proof')!r} is not in the bundle", step)
+    path = own_file(bundle.root, str(record.get("proof")))
+    if isinstance(path, str):
+        report.fail("proofs", "missing-proof-file", f"proof file {path}", step)
         return False
     if proof_type not in keys:
         keys[proof_type] = _keys_for(report, proof_type, spec, manifest, options)

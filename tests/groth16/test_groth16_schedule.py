@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from jsonschema import Draft202012Validator
 import torch
 
 from pot_zk.backends.groth16 import adapter, keys
@@ -180,12 +181,18 @@ def test_your_keys_pin_the_schedule_a_run_declares(tmp_path):
             assert trained.returncode == 0, trained.stdout + trained.stderr
     finally:
         stop_holders(Path(handed.split("=", 1)[1]), RunBundle.open(runs["agreed"]).manifest()["circuit"])
-    verified = _pot_zk("verify", str(runs["agreed"]), "--keys", str(tmp_path / "keys"), "--cache-dir", str(auditor))
+    verified = _pot_zk("verify", str(runs["agreed"]), "--keys", str(tmp_path / "keys"), "--cache-dir", str(auditor), "--json", str(tmp_path / "agreed.json"))
     assert verified.returncode == 0 and "passed: keys" in verified.stdout and "passed: schedule" in verified.stdout, verified.stdout + verified.stderr
+    # review38: the report of verify --keys on a scheduled run broke docs/verify.schema.json
+    schema = Draft202012Validator(json.loads((Path(__file__).resolve().parents[2] / "docs" / "verify.schema.json").read_text()))
+    agreed = json.loads((tmp_path / "agreed.json").read_text())
+    assert agreed["keys"]["checked_with_them"] == 4 and agreed["references"]["schedule"].startswith("StepLR(step_size=2, gamma=0.5)")
+    assert not [error.message for error in schema.iter_errors(agreed)]
     report = tmp_path / "another.json"
     refused = _pot_zk("verify", str(runs["another"]), "--keys", str(tmp_path / "keys"), "--cache-dir", str(auditor), "--json", str(report))
     assert refused.returncode == 1, refused.stdout + refused.stderr
     findings = {(f["check"], f["reason"]) for f in json.loads(report.read_text())["findings"]}
+    assert not [error.message for error in schema.iter_errors(json.loads(report.read_text()))]
     assert findings == {("keys", "keys-schedule-mismatch")}, refused.stdout
     assert "declares the learning-rate schedule StepLR(step_size=1, gamma=0.5), your keys were made for StepLR(step_size=2, gamma=0.5)" in refused.stdout
     from_run = _pot_zk("keys", "new", "--run", str(runs["another"]), "--out", str(tmp_path / "keys-of-run"), "--cache-dir", str(auditor))
