@@ -215,6 +215,21 @@ def test_verify_of_a_bundle_of_another_format_fails_and_a_closed_pipe_is_no_trac
     assert reader_gone.wait(timeout=120) == 141 and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("command", [["export", "--out", "run.tar.gz"], ["challenge", "--count", "1", "--out", "c.json", "--cache-dir", "cache"]],
+                         ids=lambda c: c[0])
+def test_an_export_or_a_challenge_of_a_run_does_not_import_torch(tiny_run, tmp_path, command):
+    """Both copy or hash records and nothing else: export named the revealed witness's file name
+    through the certificate module, challenge its cache directory through verify's modules, and
+    each imported torch (3.7 s for a 0.6 s export)."""
+    import subprocess
+    import sys
+
+    probe = "import sys; from pot_zk.cli.main import main; status = main(sys.argv[1:]); print('torch' in sys.modules, status)"
+    done = subprocess.run([sys.executable, "-c", probe, command[0], str(tiny_run), *command[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split()[-2:] == ["False", "0"], done.stdout + done.stderr
+    assert (tmp_path / command[command.index("--out") + 1]).is_file()
+
+
 def test_printed_commands_quote_paths_with_spaces(tiny_run):
     """A review: a run in a directory with a space printed commands that broke when pasted."""
     import shlex

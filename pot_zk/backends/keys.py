@@ -21,12 +21,14 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from pot_zk.core.atomic import write_json_atomic
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.backends.base import GeneratedKeys, Statement
 from pot_zk.core.digest import file_sha256
+
+if TYPE_CHECKING:  # imports torch: reading a key set (a trust store, `pot-zk challenge`) needs none
+    from pot_zk.backends.base import GeneratedKeys, Statement
 
 KEYS_FORMAT = "pot-zk-keys/1"
 KEYS_FILE = "keys.json"

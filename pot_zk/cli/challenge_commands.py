@@ -43,8 +43,7 @@ def _challenge(args: argparse.Namespace, root: Path) -> int:
     from pot_zk.exceptions import ConfigurationError
     from pot_zk.runs.export import EXPORT_MANIFEST
     from pot_zk.runs.witnesses import declared_retention
-    from pot_zk.verify.run import default_cache_dir
-    from pot_zk.verify.trust import TrustStore
+    from pot_zk.verify.trust import TrustStore, default_cache_dir
 
     bundle = BundleReader.open(root)
     foreign = not_regular(root)

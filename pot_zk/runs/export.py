@@ -56,7 +56,7 @@ class Export:
 
 def exported_files(bundle: RunBundle) -> list[str]:
     """What of ``bundle`` goes into its export, relative to its root, sorted."""
-    from pot_zk.backends.certificates.revealed import WITNESS  # imports torch: not at `pot-zk verify`'s start
+    from pot_zk.backends.certificates import WITNESS
 
     chosen = {name for name in RECORDS if bundle.path(name).is_file()}
     root = bundle.root.resolve()

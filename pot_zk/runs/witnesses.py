@@ -12,10 +12,12 @@ choice (``witnesses``), so the auditor knows before challenging.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.backends.base import Statement
+
+if TYPE_CHECKING:  # imports torch: `pot-zk challenge` reads a run's retention without it
+    from pot_zk.backends.base import Statement
 
 RETAIN_SETTINGS = ("auto", "all", "scheduled")
 BYTES_PER_VALUE = 8

@@ -73,13 +73,9 @@ from pot_zk.verify.proofs import check_proofs
 from pot_zk.verify.report import EXIT_CODES, Finding, RunReport
 from pot_zk.verify.schedule import check_schedule
 from pot_zk.verify.statement import ACCEPT_SETTING, check_statement
-from pot_zk.verify.trust import TrustStore
+from pot_zk.verify.trust import TrustStore, default_cache_dir
 
 __all__ = ["EXIT_CODES", "Finding", "RunReport", "default_cache_dir", "verifier_workdir", "verify_run"]
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("POT_ZK_CACHE", Path.home() / ".cache" / "pot-zk"))
 
 
 @functools.cache

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,13 @@ from typing import Any, Mapping
 from pot_zk.backends.keys import KeySet
 from pot_zk.core.atomic import write_json_atomic
 from pot_zk.core.challenge import Challenge
+
+
+def default_cache_dir() -> Path:
+    """The cache (and trust store) of a command given no ``--cache-dir``: ``$POT_ZK_CACHE`` or
+    ``~/.cache/pot-zk``."""
+    return Path(os.environ.get("POT_ZK_CACHE", Path.home() / ".cache" / "pot-zk"))
+
 
 TRUST_DIR = "trust"
 NO_NONCE = "no-nonce"

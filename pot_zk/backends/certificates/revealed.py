@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from pot_zk.core.atomic import atomic_path, write_json_atomic
 from pot_zk.backends.base import Statement
+from pot_zk.backends.certificates import WITNESS
 from pot_zk.backends.registry import commitments_of
 from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.exceptions import ProofVerificationError, WitnessBuilderError
@@ -27,7 +28,6 @@ from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import load_training_step
 
 CERTIFICATE = "certificate.json"
-WITNESS = "witness.safetensors"
 
 
 Named = dict[str, torch.Tensor]
