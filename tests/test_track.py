@@ -436,11 +436,7 @@ def test_a_streamed_runs_sample_count_or_leaf_rewritten_after_hand_over_is_refus
     handed over, ``size`` rewritten from 16 to 1,000,000 gave the same head and VERIFIED."""
     model, optimizer, data, loader = _setup()
     with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
-        for x, y in loader:
-            run.batch(x, y)
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
+        _train(run, model, optimizer, loader)
     handed_over = run_pins(tmp_path / "run")
     assert verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **handed_over).ok
     for name in ("manifest.json", "dataset.json"):
