@@ -177,6 +177,27 @@ def test_a_certificate_that_reveals_its_witness_keeps_it_and_verifies(tmp_path):
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
 
 
+def test_a_proof_record_naming_a_link_exports_no_file_for_it_as_verify_finds_none(trained, tmp_path):
+    """review39: export followed a proof record's link (archiving the target under its own name)
+    where verify now refuses the link; both now read a record's file the same way."""
+    import shutil
+
+    from pot_zk.runs.export import exported_files
+    from pot_zk.runs.bundle import RunBundle
+    from pot_zk.testing.bundle_edit import jsonl, write_jsonl
+
+    run_dir = Path(shutil.copytree(trained[0], tmp_path / "run"))
+    records = jsonl(run_dir / "proofs.jsonl")
+    proved = next(r for r in records if r.get("proof"))
+    real = proved["proof"]
+    (run_dir / "proofs" / "linked").symlink_to(Path(real).relative_to("proofs"))
+    proved["proof"] = "proofs/linked"
+    write_jsonl(run_dir / "proofs.jsonl", records)
+    listed = exported_files(RunBundle.open(run_dir))
+    assert real not in listed and "proofs/linked" not in listed
+    assert [r["proof"] for r in records if r.get("proof") and r is not proved] == [f for f in listed if f.startswith("proofs/")]
+
+
 def test_respond_refuses_an_export_in_one_line(trained, tmp_path):
     run_dir, _, _ = trained
     export_run(run_dir, tmp_path / "run.tar.gz")

@@ -426,16 +426,22 @@ def test_a_built_in_data_set_is_recomputed_and_a_batch_swapped_for_one_outside_i
     assert {(f.check, f.reason, f.step) for f in report.findings} == {("steps", "batch-not-in-dataset", 2)}, report.summary()
 
 
-@pytest.mark.parametrize(("key", "value", "finding"), [
-    ("size", 1_000_000, ("commitment-head", "unexpected-head")),
-    ("leaf", "row", ("statement", "plan-not-canonical")),
+@pytest.mark.parametrize(("data", "key", "value", "finding"), [
+    ("own", "size", 1_000_000, ("commitment-head", "unexpected-head")),
+    ("own", "size", 0, ("statement", "plan-not-canonical")),
+    ("own", "leaf", "row", ("statement", "plan-not-canonical")),
+    ("own", "name", "mine", ("statement", "plan-not-canonical")),
+    ("undeclared", "size", 5, ("statement", "plan-not-canonical")),
+    ("undeclared", "name", "digits", ("statement", "plan-not-canonical")),
 ])
-def test_a_streamed_runs_sample_count_or_leaf_rewritten_after_hand_over_is_refused(tmp_path, key, value, finding):
+def test_a_streamed_runs_data_set_rewritten_after_hand_over_is_refused(tmp_path, data, key, value, finding):
     """review38: verify reads a streamed run's declared sample count (the positions a step may
     name, the data-use note) but the head did not hash it: on a loop's own data, every pin as
-    handed over, ``size`` rewritten from 16 to 1,000,000 gave the same head and VERIFIED."""
-    model, optimizer, data, loader = _setup()
-    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=data) as run:
+    handed over, ``size`` rewritten from 16 to 1,000,000 gave the same head and VERIFIED.
+    review39: once hashed, any ``size`` of a run without a data set (root null), or a name pot-zk
+    does not write, was another head that verified."""
+    model, optimizer, dataset, loader = _setup()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=dataset if data == "own" else None) as run:
         _train(run, model, optimizer, loader)
     handed_over = run_pins(tmp_path / "run")
     assert verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **handed_over).ok
@@ -448,6 +454,23 @@ def test_a_streamed_runs_sample_count_or_leaf_rewritten_after_hand_over_is_refus
     sync_audit(tmp_path / "run")
     report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **handed_over)
     assert report.verdict == "FAILED" and finding in {(f.check, f.reason) for f in report.findings}, report.summary()
+
+
+def test_a_streamed_runs_head_as_computed_before_it_hashed_the_sample_count_is_named_not_accepted(tmp_path):
+    """review39: a tracked run made before the head hashed ``size`` and ``leaf`` failed with its
+    handed-over head and nothing told a changed definition from a rewritten run."""
+    from pot_zk.core.challenge import commitment_head
+
+    model, optimizer, dataset, loader = _setup()
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, dataset=dataset) as run:
+        _train(run, model, optimizer, loader)
+    bundle = RunBundle.open(tmp_path / "run")
+    earlier = commitment_head(bundle.manifest(), bundle.commitments(), streamed_fields=False)
+    pins = {**run_pins(tmp_path / "run"), "expect_head": earlier}
+    assert earlier != run_pins(tmp_path / "run")["expect_head"]
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **pins)
+    [finding] = [f for f in report.findings if f.reason == "unexpected-head"]
+    assert report.verdict == "FAILED" and "as pot-zk computed it before 2026-12-07, without the declared sample count (size 16)" in finding.message
 
 
 def test_verify_says_how_many_distinct_samples_the_loops_batches_drew(tmp_path):

@@ -87,6 +87,7 @@ EDITS = {
     "proofs/missing-proof-file": (lambda run: _outside_proof(run, 0), 0),
     "proofs/missing-proof-file/link": (lambda run: _linked_proof(run, 0, absolute=False), 0),
     "proofs/missing-proof-file/absolute": (lambda run: _linked_proof(run, 0, absolute=True), 0),
+    "proofs/missing-proof-file/too-long": (_records(files.PROOFS, _set(0, proof="a" * 300)), 0),  # review39: OSError stopped the check
     "steps/learning-rate-mismatch": (_records(files.COMMITMENTS, _set(1, learning_rate=0.5)), 1),
     "statement/schedule-mismatch": (_manifest(lambda m: m["training"].update(schedule={"name": "bogus"})), None),
     "statement/unknown-format": (_manifest(lambda m: m.update(format="pot-zk-run/9")), None),

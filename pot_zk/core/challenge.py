@@ -64,12 +64,14 @@ STREAMED_FIELDS = ("size", "leaf")
 name, and how a sample leaf is formed (review38: ``size`` was read by verify but not hashed)."""
 
 
-def declared_plan(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """What a run's manifest declares that the verdict depends on (the head's first link)."""
+def declared_plan(manifest: Mapping[str, Any], *, streamed_fields: bool = True) -> dict[str, Any]:
+    """What a run's manifest declares that the verdict depends on (the head's first link);
+    ``streamed_fields=False``: without a streamed run's :data:`STREAMED_FIELDS`, as heads were
+    computed before they were added (verify names such a pinned head, never accepts it)."""
     dataset = manifest["dataset"]
     return {
         "circuit_id": manifest.get("circuit_id"),
-        "dataset": {key: dataset.get(key) for key in (*DATASET_FIELDS, *(STREAMED_FIELDS if "size" in dataset else ()))},
+        "dataset": {key: dataset.get(key) for key in (*DATASET_FIELDS, *(STREAMED_FIELDS if streamed_fields and "size" in dataset else ()))},
         "training": manifest.get("training"),
         "policy": manifest.get("policy"),
         "proving_enabled": manifest.get("proving_enabled"),
@@ -78,9 +80,10 @@ def declared_plan(manifest: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def commitment_head(manifest: Mapping[str, Any], commitments: Sequence[Mapping[str, Any]]) -> str:
-    """The commitment head (hex) of a run's manifest and commitment records, in step order."""
-    head = hashlib.sha256(HEAD_DOMAIN + _canonical(declared_plan(manifest))).digest()
+def commitment_head(manifest: Mapping[str, Any], commitments: Sequence[Mapping[str, Any]], *, streamed_fields: bool = True) -> str:
+    """The commitment head (hex) of a run's manifest and commitment records, in step order
+    (``streamed_fields``: :func:`declared_plan`)."""
+    head = hashlib.sha256(HEAD_DOMAIN + _canonical(declared_plan(manifest, streamed_fields=streamed_fields))).digest()
     for record in sorted(commitments, key=_step_order):
         fields = {key: record.get(key) for key in HEAD_FIELDS} | {key: record[key] for key in STATE_FIELDS if key in record}
         head = hashlib.sha256(head + _canonical(fields)).digest()

@@ -28,6 +28,10 @@ LEAF_DOMAIN = b"pot-zk/sample/v1"
 LEAF = "sha256 of one sample: its input row then its target, float64, row-major"
 LEAF_NAME = "sample"
 """What a streamed run's manifest names its leaves (``dataset.leaf``): one :data:`LEAF` per sample."""
+OWN_DATA = "user"
+"""The name a streamed run declares for a loop's own data set (not a built-in one)."""
+UNDECLARED = "undeclared"
+"""The name a streamed run declares when its loop named no data set (no root)."""
 
 
 def _rows(tensor: torch.Tensor, count: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ from pot_zk.core.atomic import StorageError, atomic_path
 from pot_zk.core.challenge import commitment_head
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
-from pot_zk.bundle.layout import read_jsonl, training_ends
+from pot_zk.bundle.layout import own_file, read_jsonl, training_ends
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.lock import RunLock, shared_lock
 
@@ -59,16 +59,16 @@ def exported_files(bundle: RunBundle) -> list[str]:
     from pot_zk.backends.certificates import WITNESS
 
     chosen = {name for name in RECORDS if bundle.path(name).is_file()}
-    root = bundle.root.resolve()
+    root = bundle.root
     for record in bundle.proofs():
         if not record.get("proof"):
             continue
-        proof = (root / str(record["proof"])).resolve()
-        if root not in proof.parents or not proof.is_file():
+        proof = own_file(root, str(record["proof"]))  # as verify finds it (review39: export followed links)
+        if isinstance(proof, str):
             continue  # verify reports it; there is nothing to copy
         chosen.add(proof.relative_to(root).as_posix())
         revealed = proof.parent / WITNESS
-        if record.get("proof_type") not in ZERO_KNOWLEDGE and revealed.is_file():
+        if record.get("proof_type") not in ZERO_KNOWLEDGE and revealed.is_file() and not revealed.is_symlink():
             chosen.add(revealed.relative_to(root).as_posix())
     return sorted(chosen)
 

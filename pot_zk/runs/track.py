@@ -54,7 +54,7 @@ from pot_zk.config.plan import TrainingPlan
 from pot_zk.core.atomic import write_json_atomic
 from pot_zk.core.console import BarTicker, progress_bar
 from pot_zk.data.datasets import BUILT_IN, DataSettings, load_dataset, select_part
-from pot_zk.data.samples import SampleSet, stacked
+from pot_zk.data.samples import OWN_DATA, UNDECLARED, SampleSet, stacked
 from pot_zk.exceptions import ConfigurationError, InvalidModelStateError, WitnessBuilderError
 from pot_zk.kinds.base import BatchStep
 from pot_zk.runs import bundle as files
@@ -145,7 +145,7 @@ class TrackedRun:
         self._lifecycle = declared.lifecycle
         declared.lifecycle.claim(plan.run_dir, "track")
         declared.check_new()
-        plan = dataclasses.replace(plan, streamed=True, data=dataclasses.replace(plan.data, name=self._samples.name if self._samples else "undeclared"))
+        plan = dataclasses.replace(plan, streamed=True, data=dataclasses.replace(plan.data, name=self._samples.name if self._samples else UNDECLARED))
         streamed = streamed_entries(*self._dataset_entry(plan))
         if plan.backend.training_arithmetic(plan.spec) is not None:
             put_on_grid(self.model, plan)
@@ -271,7 +271,7 @@ def declared_samples(dataset: Any, plan: TrainingPlan) -> SampleSet | None:
         data: DataSettings = plan.data
         inputs, targets = load_dataset(dataset, mlp.dims[0], mlp.dims[-1], data.num_samples, data.seed, mlp.loss)
         return SampleSet.of(dataset, *select_part(inputs, targets, data.part))
-    return SampleSet.of("user", *stacked(dataset))
+    return SampleSet.of(OWN_DATA, *stacked(dataset))
 
 
 @contextmanager

@@ -28,7 +28,8 @@ from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.kinds.optimizer import OPTIMIZERS
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.kinds.schedule import canonical as canonical_schedule
-from pot_zk.data.samples import LEAF_NAME
+from pot_zk.data.datasets import BUILT_IN
+from pot_zk.data.samples import LEAF_NAME, OWN_DATA, UNDECLARED
 from pot_zk.proving.policy import create_policy
 from pot_zk.verify.samples import STREAMED, streamed_batches
 
@@ -156,9 +157,29 @@ def _dataset_problems(dataset: Any, streamed: bool, spec: Any) -> list[str]:
             problems.append(f"dataset.holdout.commitment {_text(holdout['commitment'])[:80]} is not a commitment as the backend writes it")
     if isinstance(dataset.get("root"), str) and re.fullmatch("[0-9a-f]{64}", dataset["root"]) is None:
         problems.append(f"dataset.root {_text(dataset['root'])[:80]} is not 64 lowercase hex digits")
-    if streamed and "leaf" in dataset and dataset["leaf"] != (None if dataset.get("root") is None else LEAF_NAME):
-        problems.append(f"dataset.leaf is {_text(dataset['leaf'])[:80]}, pot-zk writes {_text(None if dataset.get('root') is None else LEAF_NAME)} for it")
+    if streamed:
+        problems += _streamed_dataset_problems(dataset)
     return problems
+
+
+def _streamed_dataset_problems(dataset: Mapping[str, Any]) -> list[str]:
+    """A loop's data set as :func:`pot_zk.runs.manifest.streamed_entries` writes it: without a root
+    it is ``undeclared`` with no sample count or leaf; with one, a built-in set or ``user``, a
+    positive sample count and sample leaves (review39: with root null any ``size`` verified, each
+    another head)."""
+    if dataset.get("root") is None:
+        written: dict[str, Any] = {"name": UNDECLARED, "size": None, "leaf": None}
+    else:
+        written = {"leaf": LEAF_NAME}
+        if dataset.get("name") not in (*BUILT_IN, OWN_DATA):
+            written["name"] = OWN_DATA
+        size = dataset.get("size")
+        if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+            return [f"dataset.size is {_text(size)[:80]}: a declared data set has at least one sample"]
+    return [
+        f"dataset.{key} is {_text(dataset.get(key))[:80]}, pot-zk writes {_text(value)} for it"
+        for key, value in written.items() if key in dataset and not same_json(dataset.get(key), value)
+    ]
 
 
 def check_record_form(report, manifest: Mapping[str, Any], commitments: Sequence[Mapping[str, Any]], spec: Any) -> None:

@@ -195,9 +195,22 @@ def check_head(report, manifest: Mapping[str, Any], commitments: list[Mapping[st
             "(without it a consistent rewrite of the steps, e.g. a run cut short, cannot be told)"
         )
     elif head != expect_head:
-        report.fail("commitment-head", "unexpected-head", f"the run's commitment head is {head}, you expect {expect_head}")
+        report.fail("commitment-head", "unexpected-head", f"the run's commitment head is {head}, you expect {expect_head}{_earlier_head(manifest, commitments, expect_head)}")
     else:
         report.passed.append("commitment-head")
+
+
+def _earlier_head(manifest: Mapping[str, Any], commitments: list[Mapping[str, Any]], expect_head: str) -> str:
+    """Why an expected head differs, when it is this streamed run's head as pot-zk computed it
+    before the head hashed the data set's sample count and leaf (review39: such runs failed
+    with nothing to tell a changed definition from a rewritten run)."""
+    dataset = manifest.get("dataset") or {}
+    if "size" not in dataset or commitment_head(manifest, commitments, streamed_fields=False) != expect_head:
+        return ""
+    return (
+        f"; the head you expect is this run's as pot-zk computed it before 2026-12-07, without the declared sample count "
+        f"(size {dataset.get('size')!r}) that verify reads: if that is the count you agreed on, pin the head above"
+    )
 
 
 def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_base: "str | BaseRun | None") -> None:
