@@ -174,7 +174,7 @@ def _streamed_dataset_problems(dataset: Mapping[str, Any]) -> list[str]:
         if dataset.get("name") not in (*BUILT_IN, OWN_DATA):
             written["name"] = OWN_DATA
         size = dataset.get("size")
-        if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+        if not (_typed(size, int) and size >= 1):
             return [f"dataset.size is {_text(size)[:80]}: a declared data set has at least one sample"]
     return [
         f"dataset.{key} is {_text(dataset.get(key))[:80]}, pot-zk writes {_text(value)} for it"
