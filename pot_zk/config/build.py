@@ -335,6 +335,7 @@ def training_plan(cfg: DictConfig) -> TrainingPlan:
         witness=WitnessSettings(cfg.witness.retain.name, int(cfg.witness.max_step_bytes)),
         logger=LoggerSettings(check_logger(str(cfg.logger.name)), Path(cfg.logger.log_dir).expanduser().absolute()),
         schedule=schedule,
+        record_loss=bool(cfg.train.record_loss),
     )
 
 

@@ -71,6 +71,8 @@ class TrainingPlan:
     ``schedule.rate(t)``, and the statement takes the rate as a public value; None: every step at
     the statement's own rate."""
     logger: LoggerSettings = LoggerSettings()
+    record_loss: bool = True
+    """Each step's training loss goes into its commitment record (``train.record_loss``)."""
 
     @property
     def kind(self) -> StepKind:

@@ -153,6 +153,10 @@ class TrainConfig:
     max_steps: Optional[int] = None
     """Stop after this many steps in total (None: run every epoch)."""
     progress: bool = True
+    record_loss: bool = True
+    """Write each step's training loss on its (private) batch into commitments.jsonl and the
+    audit trail, which an export hands to the auditor; ``false``: the records carry no loss
+    (verify does not read it; the trainer's own logger and progress bar still show it)."""
 
 
 @dataclass

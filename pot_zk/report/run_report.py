@@ -57,6 +57,8 @@ def summary_table(facts: RunFacts) -> Table:
         lowest = min(losses, key=lambda p: p[1])
         rows.append(("loss", f"first {losses[0][1]:.6g} (step {losses[0][0]}), last {losses[-1][1]:.6g} "
                              f"(step {losses[-1][0]}), lowest {lowest[1]:.6g} (step {lowest[0]})"))
+    elif facts.steps:
+        rows.append(("loss", "not in the records (a run with train.record_loss=false)"))
     rows += held_out_rows(facts)
     ok = sum(a.ok for a in facts.attempts)
     total = sum(a.duration_s for a in facts.attempts)

@@ -55,8 +55,12 @@ class ProvenRun:
         cache_dir: Path,
         prover_options: dict[str, Any],
         dataset_leaves: list[str],
+        *,
+        record_loss: bool = True,
     ) -> None:
         self.bundle = bundle
+        self.record_loss = record_loss
+        """Each step's training loss goes into its record (``train.record_loss``)."""
         self.spec = spec
         self.commitments = commitments
         self.pipeline = pipeline
@@ -185,7 +189,7 @@ class ProvenRun:
             "batch_index": batch_index,
             "batch": batch,
             "scale": self.spec.scale,
-            "loss": step.loss,
+            **({"loss": step.loss} if self.record_loss else {}),
             "scheduled": scheduled,
         }
         if batch_index is None:

@@ -82,7 +82,9 @@ class TrainingSession:
         self.summary: RunSummary | None = None
         pipeline = lifecycle.pipeline(sleep=sleep) if lifecycle.runtime.proving_enabled else None
         self.arithmetic = plan.backend.training_arithmetic(plan.spec)
-        self.run = ProvenRun(bundle, plan.spec, plan.commitments, pipeline, plan.policy, plan.cache_dir, prepared["prover_options"], prepared["leaves"])
+        self.run = ProvenRun(
+            bundle, plan.spec, plan.commitments, pipeline, plan.policy, plan.cache_dir, prepared["prover_options"], prepared["leaves"], record_loss=plan.record_loss
+        )
         self.run.watch = watch
         self.scalars = open_logger(plan.logger.name, plan.logger.log_dir)
         self.run.on_result = self._on_result

@@ -12,6 +12,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,30 @@ def test_pot_zk_verify_accepts_it_on_the_command_line(honest):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "result: VERIFIED" in done.stdout and "coverage: zk-groth16=2, commitment-only=4" in done.stdout
+
+
+def test_a_run_with_record_loss_false_hands_over_no_training_loss_and_verifies(honest, tmp_path):
+    """``train.record_loss=false``: no step's loss on its private batch in commitments.jsonl, the
+    audit trail or the export; the run verifies and its report says the loss is not recorded."""
+    from pot_zk.report.run_report import write_report
+    from pot_zk.runs.export import export_run
+
+    run = tmp_path / "quiet"
+    train(compose_config(overrides(run, honest[1], "train.max_steps=3", "train.record_loss=false")), sleep=lambda seconds: None)
+    stop_holders(honest[1], RunBundle.open(run).manifest()["circuit"])
+    with tarfile.open(export_run(run, tmp_path / "quiet.tar.gz").archive) as archive:
+        handed = {Path(m.name).name: archive.extractfile(m).read().decode() for m in archive.getmembers() if m.name.endswith(".jsonl")}
+    commitments = [json.loads(line) for line in handed["commitments.jsonl"].splitlines()]
+    events = [json.loads(line) for line in handed["audit.jsonl"].splitlines()]
+    steps = [e for e in events if e.get("event") == "commitment"]
+    assert len(commitments) == len(steps) == 3 and not [r for r in commitments + steps if "loss" in r]
+    held_out = [e for e in events if e.get("event") == "evaluation"]  # the public held-out set's loss stays
+    assert held_out and all("loss" in e for e in held_out)
+    assert not [e["event"] for e in events if e.get("event") not in ("evaluation", "run.start") and '"loss"' in json.dumps(e)]
+    report = verify_run(run, cache_dir=honest[1])
+    assert report.ok and report.coverage == {"zk-groth16": 1, "commitment-only": 2}, report.summary()
+    markdown = next(p for p in write_report(run, tmp_path / "report") if p.name == "report.md").read_text()
+    assert "not in the records (a run with train.record_loss=false)" in markdown
 
 
 def test_a_flipped_proof_byte_is_rejected(honest, tmp_path):

@@ -405,3 +405,49 @@ def test_a_holder_told_to_stop_as_it_starts_before_its_imports_serves_the_prover
     finally:
         _stop(holder.pid)
         holder.wait(timeout=30)
+
+
+def test_a_connection_that_never_sends_its_request_is_closed_and_the_holder_still_ends_idle(cache, tmp_path, monkeypatch):
+    """review35: a local process that connected and sent nothing (or a byte now and then) held one
+    of the holder's prover threads for ever, and the holder never became idle, so it never exited.
+    Now a connection has REQUEST_TIMEOUT_S for its whole request line (1 s here)."""
+    import socket as sockets
+    import tempfile
+    import threading
+
+    [(request, _)] = _step_requests(cache, tmp_path, range(80, 81))
+    monkeypatch.setattr(warm, "REQUEST_TIMEOUT_S", 1.0)
+    path = Path(tempfile.mkdtemp(prefix="pot-zk-h-")) / "s"  # a socket path short enough for AF_UNIX
+    first = json.dumps({"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request})
+    holder = threading.Thread(target=warm.hold, args=(path, 2.0, first, 2, threading.Event()), daemon=True)
+    holder.start()
+    deadline = time.monotonic() + 120
+    while not path.exists() and holder.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    clients = []
+    for _ in range(2):
+        client = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+        client.connect(str(path))
+        client.settimeout(30)
+        assert client.recv(64) == warm.GREETING
+        clients.append(client)
+    silent, dripping = clients
+    started = time.monotonic()
+    dripped = 0
+    try:
+        for dripped in range(1, 21):  # a byte every 0.25 s, never a whole line, until the holder hangs up
+            dripping.sendall(b"{")
+            time.sleep(0.25)
+    except OSError:  # the holder closed it
+        pass
+    try:
+        assert silent.recv(64) == b"" and (dripped < 20 or dripping.recv(64) == b""), "the holder closes both connections"
+    except sockets.timeout:
+        pytest.fail("a connection that sends no request line holds a prover thread for ever")
+    finally:
+        for client in clients:
+            client.close()
+    assert time.monotonic() - started < 10
+    holder.join(timeout=30)
+    assert not holder.is_alive(), "the holder, idle again, exits"
+    assert not path.exists()

@@ -65,6 +65,11 @@ GREETING = b"pot-zk-groth16-holder\n"
 STOP_GRACE_S = 2.0
 """After SIGTERM, how long the holder waits for the provers of its requests to hang up (the
 interrupted run's are being killed as it is told to stop) before it decides another run needs it."""
+REQUEST_TIMEOUT_S = 60.0
+"""How long a connection has, once a prover thread takes it, to send its request line (a prover
+program sends it as soon as it is greeted; a queued one's is already waiting): a local process
+that connects and sends nothing is closed then, instead of holding a prover thread and keeping
+the holder from ever being idle."""
 _HUNG_UP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
 
@@ -231,8 +236,9 @@ def _serve(connection: socket.socket, prove: Callable[[dict[str, Any]], ProverRe
 
 def _answer(connection: socket.socket, prove) -> None:
     try:
-        raw = json.loads(read_line(connection))["request"]
-    except (ValueError, KeyError, TypeError, OSError):
+        raw = json.loads(read_line(connection, within_s=REQUEST_TIMEOUT_S))["request"]
+        connection.settimeout(None)
+    except (ValueError, KeyError, TypeError, OSError):  # socket.timeout is an OSError
         return
     if hung_up(connection):
         return  # its prover is gone (a timeout, an interruption) while the request waited its turn
@@ -246,9 +252,17 @@ def _answer(connection: socket.socket, prove) -> None:
         return  # the prover was killed (timeout) while this proof ran
 
 
-def read_line(connection: socket.socket) -> bytes:
+def read_line(connection: socket.socket, within_s: float | None = None) -> bytes:
+    """One line from ``connection`` (b"" if it closes first); ``within_s``: the whole line within
+    that many seconds, else socket.timeout (a client sending a byte now and then gains nothing)."""
+    deadline = None if within_s is None else time.monotonic() + within_s
     chunks = []
     while True:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout(f"no request line within {within_s} s")
+            connection.settimeout(left)
         chunk = connection.recv(1 << 16)
         if not chunk:
             return b""
