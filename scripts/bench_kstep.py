@@ -65,6 +65,5 @@ def main() -> None:
         print(f"k={k}: {counts['honest'] - (k - 1) / k * saved:,.0f} constraints per step")
 
 
-
 if __name__ == "__main__":
     main()
