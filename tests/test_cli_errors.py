@@ -136,6 +136,29 @@ def test_a_usage_error_is_reported_before_torch_is_imported(tmp_path, command):
     assert line.startswith(f"pot-zk {command[0]}: nope"), line
 
 
+@pytest.mark.parametrize(("command", "line"), [
+    (["train", "prover=nope"], "unknown prover 'nope'; valid: ezkl, groth16"),
+    (["train", "+train.max_step=6"], "unknown key train.max_step (did you mean train.max_steps?)"),
+    (["train", "train.learning_rate=-1", "handler=contine"], "2 configuration errors: unknown handler 'contine'; valid: continue, fail_fast, fallback, retry; "
+                                                             "train.learning_rate must be > 0, got -1"),
+    (["train", "train.record_loss=maybe"], "train.record_loss=maybe: Value 'maybe' is not a valid bool (type str)"),
+    (["train", "data.name=mnist"], "data.name: unknown data set 'mnist'; valid: digits, synthetic"),
+    (["show-config", "train.batch_size=0"], "train.batch_size must be >= 1, got 0"),
+], ids=["group-option", "key", "two", "type", "data-set", "show-config"])
+def test_a_configuration_error_is_reported_before_torch_is_imported(tmp_path, command, line):
+    """A mistyped key or value of `pot-zk train` (or show-config) is refused in a fraction of a
+    second: composing and checking the configuration (pot_zk/config/compose.py, validate.py)
+    imports no torch and no backend; only a configuration that passes is built."""
+    import subprocess
+    import sys
+
+    probe = "import sys; from pot_zk.cli.main import main; status = main(sys.argv[1:]); print('torch' in sys.modules, status)"
+    done = subprocess.run([sys.executable, "-c", probe, *command, "run_dir=run"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "2"], done.stdout + done.stderr
+    assert stderr_lines(done.stderr) == [f"pot-zk {command[0]}: {line}"]
+    _nothing_written(tmp_path)
+
+
 def test_train_into_a_directory_holding_other_files_is_refused_and_leaves_them(tmp_path):
     """A review: `pot-zk train run_dir=` (an unset shell variable) trained into the current
     directory and wrote over its config.yaml and train.log."""

@@ -9,13 +9,14 @@ each table and ``conf/prover/<name>.yaml`` (docs/architecture.md).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from pot_zk.backends.base import CommitmentScheme, ProverBackend, StepVerifier
 from pot_zk.core.registry import Registry
-from pot_zk.kinds.base import BatchStep
-from pot_zk.kinds.encoding import StepCommitment
-from pot_zk.kinds.registry import kind_of
+
+if TYPE_CHECKING:  # the tables name their implementations: importing them costs nothing (no torch)
+    from pot_zk.backends.base import CommitmentScheme, ProverBackend, StepVerifier
+    from pot_zk.kinds.base import BatchStep
+    from pot_zk.kinds.encoding import StepCommitment
 
 BACKENDS: Registry[ProverBackend] = Registry(
     "prover backend",
@@ -59,5 +60,8 @@ def commitments_of(spec: Any) -> CommitmentScheme:
 def commit_step(step: BatchStep, spec: Any) -> StepCommitment:
     """Commitments of a step's canonical encoding under ``spec``'s scheme (for a LoRA step,
     of the adapters and the frozen base)."""
+    from pot_zk.kinds.encoding import StepCommitment
+    from pot_zk.kinds.registry import kind_of
+
     scheme = commitments_of(spec)
     return StepCommitment(scale=spec.scale, **{x.name: scheme.tensor(x.name).commit(x.values, x.label) for x in kind_of(step).encode(step)})

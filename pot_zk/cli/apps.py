@@ -116,7 +116,7 @@ def run_hydra_app(name: str, argv: Sequence[str]) -> int:
     (``mode`` and ``handler`` take their option in any case: :func:`~pot_zk.config.build.canonical_override`)."""
     from hydra._internal.utils import get_args_parser
 
-    from pot_zk.config.build import canonical_override
+    from pot_zk.config.compose import canonical_override
 
     verbose = any(arg in VERBOSE_FLAGS for arg in argv)
     argv = [canonical_override(arg) for arg in argv if arg not in VERBOSE_FLAGS] + (["console.records=true"] if verbose else [])
@@ -154,9 +154,13 @@ def run_hydra_app(name: str, argv: Sequence[str]) -> int:
 
 
 def _validated(name: str, overrides: Sequence[str]) -> DictConfig:
-    from pot_zk.config.build import build, compose_config
+    from pot_zk.config.compose import compose_config
+    from pot_zk.config.validate import ErrorCollector, config_errors
 
     cfg = compose_config(overrides, CONFIG_NAMES[name])
+    ErrorCollector(config_errors(cfg)).raise_any()  # a mistyped key or value: refused before torch and the backends are imported
+    from pot_zk.config.build import build
+
     runtime = build(cfg)
     if name == "train":
         from pot_zk.runs.train import check_trainable

@@ -24,7 +24,7 @@ from pot_zk.backends.registry import BACKENDS
 from pot_zk.bundle.layout import MODES
 from pot_zk.config.schema import PotZkConfig
 from pot_zk.core.registry import Registry
-from pot_zk.data.datasets import DATASETS, PARTS
+from pot_zk.data.catalog import DATASETS, PARTS
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.proving.executors import EXECUTORS
 from pot_zk.proving.handlers import HANDLERS

@@ -1,7 +1,7 @@
 """Training data that ships with an installed package (no downloads), cut into fixed batches.
 
 Data sets are registered by name in :data:`DATASETS` (``data.name`` in config), the parts of a
-data set (``data.part``) in :data:`PARTS`. A seeded share of the declared samples is held out (never trained on; the models are
+data set (``data.part``) in :data:`PARTS` (both in :mod:`pot_zk.data.catalog`, which imports no torch). A seeded share of the declared samples is held out (never trained on; the models are
 evaluated on it). The rest is cut into batches, fixed before training so the dataset
 commitment (a Merkle root over the batch commitments, then the held-out set's commitment) can
 be published first; each epoch visits the batches in a seeded permutation.
@@ -10,31 +10,12 @@ be published first; each epoch visits the batches in a seeded permutation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
 
-from pot_zk.core.registry import Registry
+from pot_zk.data.catalog import BUILT_IN, CLASSES, DATASETS, PARTS, DataSettings  # noqa: F401 (re-exported)
 from pot_zk.exceptions import ConfigurationError
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    """Training data (config group ``data``); a user loop declares only a ``name``."""
-
-    name: str
-    num_samples: int = 256
-    """Synthetic data only: how many samples to make."""
-    seed: int = 0
-    """Synthetic data: the seed it is made from. Every set: the seed of the held-out choice."""
-    part: str = "all"
-    """``all`` samples, or the first (``base``) or second (``adapt``) half."""
-    holdout: float = 0.2
-    """Share of the declared samples held out (never trained on; models are scored on them)."""
-
-CLASSES = {"digits": 10}
-"""The data sets whose targets are classes (one-hot, or class labels), by name: their models
-are scored by accuracy. The others (``synthetic``) are regression sets."""
 
 
 @dataclass(frozen=True)
@@ -92,44 +73,8 @@ def synthetic(in_features: int, out_features: int, num_samples: int, seed: int, 
     return inputs, targets
 
 
-DATASETS: Registry[Callable[[int, int, int, int, str], tuple[torch.Tensor, torch.Tensor]]] = Registry(
-    "data set",
-    "data.name",
-    {
-        "digits": "pot_zk.data.datasets:digits",
-        "synthetic": "pot_zk.data.datasets:synthetic",
-    },
-)
-"""Data set name -> loader ``(in_features, out_features, num_samples, seed, loss)``: the targets
-``loss`` trains on (float rows for ``mse``, class labels for ``cross_entropy``)."""
-
-BUILT_IN = tuple(DATASETS.names())
-"""The data sets that ship with pot-zk: a verifier reloads them itself."""
-
-
 def load_dataset(name: str, in_features: int, out_features: int, num_samples: int, seed: int, loss: str = "mse") -> tuple[torch.Tensor, torch.Tensor]:
     return DATASETS.get(name)(in_features, out_features, num_samples, seed, loss)
-
-
-def _all(count: int) -> slice:
-    return slice(0, count)
-
-
-def _first_half(count: int) -> slice:
-    return slice(0, count // 2)
-
-
-def _second_half(count: int) -> slice:
-    return slice(count // 2, count)
-
-
-PARTS: Registry[Callable[[int], slice]] = Registry(
-    "data part",
-    "data.part",
-    {"all": _all, "base": _first_half, "adapt": _second_half},
-)
-"""``all`` samples, or the first (``base``) or second (``adapt``) half in data-set order (train a
-base model on one half and adapt it with LoRA on the other)."""
 
 
 def select_part(inputs: torch.Tensor, targets: torch.Tensor, part: str) -> tuple[torch.Tensor, torch.Tensor]:
