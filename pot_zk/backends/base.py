@@ -342,6 +342,13 @@ class ProverBackend(ABC):
         """Before anything else: ConfigurationError when ``keys`` would use key material the
         ``mode`` refuses (keys generated here, without ``keys.allow_dev``)."""
 
+    def check_keys_at_hand(self, spec: Statement, cache_dir: Path, options: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+        """Before a run proves more (resume, prove-pending, respond): ConfigurationError when the
+        key material its requests (``cache_dir``, the prover ``options``) would be proven with is
+        not what the run's ``manifest`` declares (the entries :meth:`prepare` returned): a key
+        made afresh where the run's is gone would prove steps no verifier of the run accepts
+        (found by a review). Nothing is created. A backend without key material: nothing to check."""
+
     @abstractmethod
     def prepare(self, spec: Statement, cache_dir: Path, keys: KeySettings) -> dict[str, Any]:
         """Before training: build (or find cached) the circuit and its keys, import and check

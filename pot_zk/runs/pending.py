@@ -12,13 +12,15 @@ file is removed, so an interrupted ``prove-pending`` loses none.
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
-from pot_zk.backends.registry import spec_from_dict
+from pot_zk.backends.registry import backend_of, spec_from_dict
 from pot_zk.core.audit import AuditLog
 from pot_zk.core.protocol import ProverRequest
 from pot_zk.exceptions import ConfigurationError
-from pot_zk.proving.parking import prove_pending
+from pot_zk.proving.parking import parked_jobs, prove_pending
 from pot_zk.proving.pipeline import ProofResult
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.proven_run import record_outcome
@@ -45,7 +47,23 @@ def prove_parked(bundle: RunBundle, runtime: Any, audit: AuditLog, stats: Any) -
             job, kind=spec.kind, circuit=spec.to_dict(), witness_path=str(bundle.witness_path(job.step)), output_dir=str(bundle.proof_dir(job.step)),
         )
 
+    for cache_dir, options in _key_locations(bundle, last_status):  # before any proof: the run's own keys (review40)
+        backend_of(spec).check_keys_at_hand(spec, Path(cache_dir), json.loads(options), manifest)
     return prove_pending(
         bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry,
         prepare=prepare, record=lambda result: record_outcome(bundle, result, keep_witness=keep), configured=runtime.strategy,
     )
+
+
+def _key_locations(bundle: RunBundle, last_status: dict[Any, Any]) -> set[tuple[str, str]]:
+    """(cache directory, prover options as JSON) of each parked job still to prove; a file that
+    does not read as a parked job is left for ``prove_pending`` to report."""
+    locations = set()
+    for path in parked_jobs(bundle.park_dir):
+        try:
+            job = json.loads(path.read_text())["job"]
+            if last_status.get(job["step"]) != "proved":
+                locations.add((str(job["cache_dir"]), json.dumps(job.get("options") or {}, sort_keys=True)))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return locations

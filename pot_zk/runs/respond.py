@@ -92,12 +92,14 @@ def respond(
     by_step = {r["step"]: r for r in commitments}
     to_prove = [step for step in challenge.steps if step not in proved]
     cfg = run_config(bundle, overrides)
+    lifecycle = RunLifecycle.from_config(cfg)
+    if to_prove:  # the keys the run's proofs were made with, before any replay (a new dev key would prove answers no verifier accepts)
+        lifecycle.runtime.plan.backend.check_keys_at_hand(spec, lifecycle.runtime.plan.cache_dir, manifest.get("prover_options") or {}, manifest)
     missing = [step for step in to_prove if not bundle.witness_path(step).is_file()]
     if missing:
         replay_witnesses(bundle, cfg, missing)
     for step in to_prove:
         check_witness(bundle, spec, by_step[step])
-    lifecycle = RunLifecycle.from_config(cfg)
     answers = [ChallengeAnswer(step, "already-proved") for step in challenge.steps if step in proved]
     label = {"challenge": {"head": challenge.head, "nonce": challenge.nonce}}
     keep = declared_retention(manifest).keeps_all

@@ -55,6 +55,17 @@ def check_resumable(bundle: RunBundle, plan: TrainingPlan, runtime: Runtime) -> 
             key="config",
             differing={key: {"manifest": found[key], "config": expected[key]} for key in differing},
         )
+    check_keys_at_hand(bundle, plan, runtime)
+
+
+def check_keys_at_hand(bundle: RunBundle, plan: TrainingPlan, runtime: Runtime) -> None:
+    """A run that proves (its manifest declares key material) continues only with that key
+    material at hand: ConfigurationError if the resumed run's proofs would be made with other
+    keys (its dev key cleared from the cache: a new setup would prove steps no verifier of the
+    run accepts; review40)."""
+    if runtime.proving_enabled:
+        manifest = bundle.manifest()
+        plan.backend.check_keys_at_hand(plan.spec, plan.cache_dir, manifest.get("prover_options") or {}, manifest)
 
 
 def check_checkpoint(bundle: RunBundle, plan: TrainingPlan, model: torch.nn.Module, start_step: int) -> None:

@@ -63,6 +63,7 @@ from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import declared_dataset, streamed_entries
 from pot_zk.runs.observer import DeclaredBatch
 from pot_zk.runs.proof_watch import ProofWatch
+from pot_zk.runs.resume import check_keys_at_hand
 from pot_zk.runs.session import TrainingSession, resume_session, start_session
 from pot_zk.runs.summary import RunSummary, verify_command
 from pot_zk.runs.user_loop import ObservedSession, declare, put_on_grid, recorded_config
@@ -224,6 +225,7 @@ class TrackedRun:
             # (the states file: the run was started with a scheduler object; a schedule declared in the configuration has none: review29)
             raise ConfigurationError(f"{self.run_dir} declares a learning-rate schedule ({plan.schedule.describe() if plan.schedule else declared}): "
                                      "resume with the same scheduler, fresh (track(..., scheduler=...))", key="scheduler")
+        check_keys_at_hand(bundle, plan, lifecycle.runtime)
         self._watch_proofs(plan)
         session = resume_session(bundle, lifecycle, plan, self.model, self.optimizer, watch=self._watch)
         self._restore_scheduler(bundle, session.next_step)

@@ -141,6 +141,68 @@ def test_a_run_with_record_loss_false_hands_over_no_training_loss_and_verifies(h
     assert "not in the records (a run with train.record_loss=false)" in markdown
 
 
+def _own_cache(honest, tmp_path: Path) -> Path:
+    """A cache of the run's own holding a copy of the honest run's dev key (no setup)."""
+    cache = tmp_path / "cache"
+    shutil.copytree(honest[1] / "groth16", cache / "groth16")
+    return cache
+
+
+def test_a_run_whose_dev_key_is_gone_is_not_resumed_proven_pending_or_answered_with_a_new_key(honest, tmp_path, monkeypatch):
+    """review40: with the run's dev key cleared from the cache (a reboot's /tmp, a cleanup),
+    resume and prove-pending ran a new setup, reported success, and left a run no verifier
+    accepts (every proof under another key than the one the manifest declares, the earlier ones
+    without theirs). Now each, and respond, refuses in one line before proving; with the key
+    back, each goes on."""
+    from pot_zk.cli.commands import prove_pending_in_run
+    from pot_zk.core.challenge import new_challenge
+    from pot_zk.runs import session
+    from pot_zk.runs.respond import respond
+    from pot_zk.runs.train import RunInterrupted
+
+    cache = _own_cache(honest, tmp_path)
+    key_dir = next((cache / "groth16").iterdir())
+    parked = tmp_path / "parked"  # every proof parked: the prover program fails, retry=none
+    train(compose_config(overrides(parked, cache, "handler=retry", "retry=none", "prover.binary=/bin/false")), sleep=lambda s: None)
+    assert [r["status"] for r in RunBundle.open(parked).proofs()] == ["parked", "parked"]
+    stopped = tmp_path / "stopped"  # interrupted as its third step is checkpointed
+    saves = []
+
+    def interrupted_at_the_third(*args, **kwargs):
+        saves.append(1)
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+        return checkpoint(*args, **kwargs)
+
+    checkpoint = session.save_checkpoint
+    with monkeypatch.context() as patch:
+        patch.setattr(session, "save_checkpoint", interrupted_at_the_third)
+        with pytest.raises(RunInterrupted):
+            train(compose_config(overrides(stopped, cache)), sleep=lambda s: None)
+    stop_holders(cache, RunBundle.open(stopped).manifest()["circuit"])
+    shutil.move(key_dir, tmp_path / "kept-key")
+    declared = json.loads((stopped / "manifest.json").read_text())["keys"]["vk_sha256"]
+    outcomes = lambda: {run: sorted(p.name for p in run.rglob("*")) + [(run / "proofs.jsonl").read_text() if (run / "proofs.jsonl").exists() else ""] for run in (parked, stopped)}  # noqa: E731
+    before = outcomes()
+    with pytest.raises(ConfigurationError) as refused:
+        prove_pending_in_run(parked, [])
+    assert refused.value.message.startswith(f"the run's zk-groth16 key (vk sha256 {declared[:16]}...) is not in the cache ({key_dir}: cache_dir): no key is there;")
+    with pytest.raises(ConfigurationError) as refused:
+        train(compose_config(overrides(stopped, cache)), resume=True)
+    assert "no key is there" in refused.value.message
+    bundle = RunBundle.open(parked)
+    with pytest.raises(ConfigurationError) as refused:  # an auditor's challenge of every step: the parked ones are to prove
+        respond(parked, new_challenge(bundle.manifest(), bundle.commitments(), 6, "0f" * 32), sleep=lambda s: None)
+    assert "no key is there" in refused.value.message
+    assert not key_dir.exists() and outcomes() == before, "nothing made, proven or written"
+    shutil.move(tmp_path / "kept-key", key_dir)
+    assert prove_pending_in_run(parked, ["prover.binary=pot-zk-groth16-prover"]) == 0
+    assert train(compose_config(overrides(stopped, cache)), resume=True, sleep=lambda s: None).status == "completed"
+    stop_holders(cache, RunBundle.open(stopped).manifest()["circuit"])
+    for run in (parked, stopped):
+        assert verify_run(run, cache_dir=cache).ok
+
+
 def test_a_flipped_proof_byte_is_rejected(honest, tmp_path):
     copy = _copy(honest, tmp_path)
     proof = copy / next(r["proof"] for r in _jsonl(copy / "proofs.jsonl") if r["step"] == 3 and r["status"] == "proved")

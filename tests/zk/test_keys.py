@@ -150,3 +150,27 @@ def test_keys_say_how_many_verified_steps_were_proofs_checked_with_them(keys, tm
     assert report.ok, report.summary()
     assert report.keys["checked_with_them"] == 0
     assert "(0 of the 2 verified steps are zk-halo2 proofs checked with them; the others are certificates)" in report.keys["said"]
+
+
+def test_a_zk_halo2_run_continues_only_with_the_srs_it_declares(tmp_path):
+    """review40's finding for the ezkl backend: a dev SRS is random (two `gen_srs` differ), so one
+    made again where the run's was cleared proves steps its verifier refuses. Before resume,
+    prove-pending or respond proves anything, the SRS at hand must hash to the manifest's."""
+    from pot_zk.backends.ezkl import adapter
+    from pot_zk.backends.ezkl.backend import EZKL
+    from pot_zk.core.digest import file_sha256
+
+    spec, cache = tiny_spec(), tmp_path / "cache"
+    srs = adapter.dev_srs(cache, 4)  # a real SRS, where a run's dev SRS is kept
+    manifest = {"srs": {"provenance": "dev-srs", "sha256": srs.sha256, "logrows": 4}}
+    EZKL.check_keys_at_hand(spec, cache, {}, manifest)
+    EZKL.check_keys_at_hand(spec, tmp_path / "elsewhere", {"srs_path": str(srs.path)}, manifest)  # srs.path names the same file
+    srs.path.rename(tmp_path / "kept.srs")
+    with pytest.raises(ConfigurationError) as refused:
+        EZKL.check_keys_at_hand(spec, cache, {}, manifest)
+    assert refused.value.message.startswith(f"the run's SRS (sha256 {srs.sha256[:16]}...) is not at {srs.path} (in cache_dir): no SRS is there;")
+    adapter.dev_srs(cache, 4)  # made again: another SRS
+    assert file_sha256(srs.path) != srs.sha256
+    with pytest.raises(ConfigurationError, match="another SRS is there"):
+        EZKL.check_keys_at_hand(spec, cache, {}, manifest)
+    EZKL.check_keys_at_hand(spec, cache, {}, {"srs": None})  # proving was off: nothing declared, nothing to check

@@ -26,7 +26,7 @@ import ezkl
 
 from pot_zk.core.native_output import captured_fds
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError, ProofVerificationError
-from pot_zk.core.atomic import publish, staging_directory
+from pot_zk.core.atomic import atomic_path, publish, staging_directory
 from pot_zk.core.digest import file_sha256
 
 EZKL_VERSION = "23.0.5"
@@ -89,10 +89,15 @@ def directory_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def dev_srs_path(cache_dir: Path, logrows: int) -> Path:
+    """Where :func:`dev_srs` caches the SRS for ``logrows``."""
+    return Path(cache_dir) / "srs" / f"dev-kzg{logrows}.srs"
+
+
 def dev_srs(cache_dir: Path, logrows: int) -> SrsRef:
     """A locally generated SRS for ``logrows``, made once and cached (provenance ``dev-srs``)."""
-    directory = Path(cache_dir) / "srs"
-    path = directory / f"dev-kzg{logrows}.srs"
+    path = dev_srs_path(cache_dir, logrows)
+    directory = path.parent
     with directory_lock(directory):
         if not path.exists():
             with staging_directory(directory) as tmp:
@@ -255,7 +260,8 @@ def gen_witness(circuit: CompiledCircuit, inputs: Sequence[Sequence[float]], srs
 
 
 def prove(circuit: CompiledCircuit, witness: Path, keys: CircuitKeys, srs: SrsRef, proof_path: Path) -> Path:
-    _call("prove", ezkl.prove, str(witness), str(circuit.compiled), str(keys.pk), str(proof_path), srs_path=str(srs.path))
+    with atomic_path(proof_path) as staged:  # renamed into place whole: a prover killed meanwhile leaves no torn proof (review40)
+        _call("prove", ezkl.prove, str(witness), str(circuit.compiled), str(keys.pk), str(staged), srs_path=str(srs.path))
     return proof_path
 
 

@@ -28,6 +28,7 @@ from pot_zk.backends.ezkl.statements import STATEMENTS
 from pot_zk.backends.ezkl.verifier_cache import DerivedVerifier, VerifierCache
 from pot_zk.backends.base import GeneratedKeys
 from pot_zk.backends.keys import KeySet
+from pot_zk.core.digest import file_sha256
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.exceptions import ConfigurationError, ProofVerificationError
 from pot_zk.kinds.base import BatchStep
@@ -71,6 +72,26 @@ class EzklBackend(ProverBackend):
 
     def prover_options(self, keys: KeySettings) -> dict[str, Any]:
         return {"srs_path": str(Path(keys.path).absolute())} if keys.path is not None else {}
+
+    def check_keys_at_hand(self, spec: FixedPointCheck, cache_dir: Path, options: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+        declared = manifest.get("srs") or {}
+        sha256, logrows = declared.get("sha256"), declared.get("logrows")
+        if not isinstance(sha256, str) or not isinstance(logrows, int):
+            return  # a run that declared no SRS: proving was off
+        given = options.get("srs_path")
+        path = Path(given) if given else ezkl_adapter.dev_srs_path(Path(cache_dir), logrows)
+        found = file_sha256(path) if path.is_file() else None
+        if found != sha256:
+            where = f"srs.path {path}" if given else f"{path} (in cache_dir)"
+            raise ConfigurationError(
+                f"the run's SRS (sha256 {sha256[:16]}...) is not at {where}: "
+                f"{'another SRS is there' if found else 'no SRS is there'}; an SRS made now would prove steps no verifier of "
+                "this run accepts, and the run's earlier proofs need their own SRS too: put the run's SRS back there "
+                "(a lost dev SRS leaves the run's proofs unverifiable: train it again)",
+                key="srs.path" if given else "cache_dir",
+                expected=sha256,
+                actual=found,
+            )
 
     def prove(self, spec: FixedPointCheck, step: BatchStep, cache_dir: Path, out_dir: Path, options: Mapping[str, Any]) -> ProverResponse:
         srs = None

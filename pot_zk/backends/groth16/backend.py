@@ -106,6 +106,25 @@ class Groth16Backend(ProverBackend):
     def prover_options(self, keys: KeySettings) -> dict[str, Any]:
         return {"keys_dir": str(Path(keys.path).absolute())} if keys.path is not None else {}
 
+    def check_keys_at_hand(self, spec: Groth16Statement, cache_dir: Path, options: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+        declared = (manifest.get("keys") or {}).get("vk_sha256")
+        if not isinstance(declared, str):
+            return  # a run that declared no key: proving was off
+        given = options.get("keys_dir")
+        directory = Path(given) if given else groth16_keys.key_directory(Path(cache_dir), spec)
+        found = groth16_keys.open_keys(spec, directory).record.get("vk_sha256") if directory.exists() else None
+        if found != declared:
+            where = f"srs.path {directory}" if given else f"the cache ({directory}: cache_dir)"
+            raise ConfigurationError(
+                f"the run's zk-groth16 key (vk sha256 {declared[:16]}...) is not in {where}: "
+                f"{'another key is there' if found else 'no key is there'}; a key made now would prove steps no verifier of "
+                "this run accepts, and the run's earlier proofs need their own key too: put the run's key directory back there "
+                "(a lost dev key leaves the run's proofs unverifiable: train it again)",
+                key="srs.path" if given else "cache_dir",
+                expected=declared,
+                actual=found,
+            )
+
     def prove(self, spec: Groth16Statement, step: BatchStep, cache_dir: Path, out_dir: Path, options: Mapping[str, Any]) -> ProverResponse:
         stage("witness")
         integers = witness_integers(spec, step)

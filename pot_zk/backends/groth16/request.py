@@ -25,6 +25,7 @@ from pot_zk.backends.groth16 import keys
 from pot_zk.backends.groth16.prove import PROOF_TYPE, LoadedKey, prove_step
 from pot_zk.backends.groth16.statement import Groth16Statement, Integers
 from pot_zk.backends.groth16.statements import STATEMENTS
+from pot_zk.core.atomic import StorageError
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.core.stages import stage
 from pot_zk.exceptions import ConfigurationError, ProofGenerationError
@@ -84,7 +85,7 @@ def prove_integers(
     proof = prove_step(spec, key_dir, integers, key=key)
     try:
         paths = proof.write(Path(out_dir))
-    except OSError as exc:  # review32: a full disk or an unwritable proofs/ stopped a key holder, answered as "it died"
+    except (OSError, StorageError) as exc:  # review32: a full disk or an unwritable proofs/ stopped a key holder, answered as "it died"
         raise ProofGenerationError(f"cannot write the proof into {out_dir}: {exc}", retryable=True, output_dir=str(out_dir)) from exc
     prover = {
         "witness_engine": proof.witness_engine,
