@@ -224,5 +224,14 @@ def _shown_path(path: "os.PathLike[str] | str") -> str:
     return relative if not relative.startswith("..") else os.fspath(path)
 
 
+def console() -> None:
+    """The ``pot-zk`` script: :func:`main`, then the process ends at once with its status
+    (:func:`pot_zk.core.process_exit.exit_now`: no second of interpreter teardown, in which a
+    Ctrl-C would end it by the signal); an error :func:`main` lets through ends it as Python does."""
+    from pot_zk.core.process_exit import exit_now
+
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -16,6 +16,7 @@ import sys
 from typing import Any, Callable
 
 from pot_zk.core import protocol
+from pot_zk.core.process_exit import exit_now
 from pot_zk.core.stages import reporting_to
 
 REQUIRED = ("kind", "step", "circuit", "witness_path", "cache_dir", "output_dir")
@@ -105,4 +106,4 @@ def serve(
     channel.respond(document)
     if code != protocol.EXIT_OK:
         sys.stderr.write(str(document.get("message")) + "\n")
-    sys.exit(code)
+    exit_now(code)  # no second of interpreter teardown per proof

@@ -53,6 +53,7 @@ from typing import Any, Callable
 
 from pot_zk.backends.groth16.prove import load_key
 from pot_zk.backends.groth16.request import keys_of, prove_request, provable_kinds, spec_of
+from pot_zk.core.process_exit import exit_now
 from pot_zk.core.prover_program import answer, parse_request
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.core.stages import reporting_to, stage
@@ -272,8 +273,10 @@ def read_line(connection: socket.socket, within_s: float | None = None) -> bytes
 
 
 def main(arguments: list[str], told_to_stop: threading.Event | None = None) -> None:
-    """``SOCKET KEEP_S PROVERS``, the first request on stdin."""
+    """``SOCKET KEEP_S PROVERS``, the first request on stdin; the process ends when the holder
+    does (without the interpreter's teardown: :func:`~pot_zk.core.process_exit.exit_now`)."""
     hold(Path(arguments[0]), float(arguments[1]), sys.stdin.read(), int(arguments[2]), told_to_stop)
+    exit_now(0)
 
 
 if __name__ == "__main__":
