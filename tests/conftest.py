@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -42,6 +44,28 @@ other skip (a missing dev dependency such as peft or dask, say) fails the sessio
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SkipPolicy(EXPECTED_SKIPS), "pot-zk-skip-policy")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_of_the_sessions_own(tmp_path_factory: pytest.TempPathFactory):
+    """TMPDIR for this session's processes (each xdist worker its own), removed at its end: the
+    key holders' sockets, locks and logs live in TMPDIR/pot-zk-groth16-UID, one set per key
+    location, and the suite starts some 1,800 locations, whose files stayed in /tmp for good
+    (review40 counted 6,534). pytest's own directories stay where they are (its base first)."""
+    tmp_path_factory.getbasetemp()
+    directory = tempfile.mkdtemp(prefix="pzk-")  # short: a socket's path must fit in ~100 bytes
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = directory
+    tempfile.tempdir = None
+    try:
+        yield Path(directory)
+    finally:
+        if saved is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved
+        tempfile.tempdir = None
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def write_prover(directory: Path, behaviour: str, *arguments: str, name: str = "fake-prover") -> Path:
