@@ -15,6 +15,8 @@ import torch
 
 from pot_zk.core.challenge import commitment_head
 
+from test_schedule import _setup
+
 # --- the head: a known answer (kills H02, H11) and every state field by name (kills H03, H04, H05)
 
 _MANIFEST = {
@@ -66,12 +68,8 @@ def runs(tmp_path_factory) -> Path:
         "handler=fallback", "retry=none", "prover.binary=/bin/false", "train.progress=false", f"cache_dir={root / 'cache'}", f"run_dir={root / 'seeded'}",
     ]), sleep=lambda seconds: None)
     for name in ("own", "undeclared", "scheduled"):
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        generator = torch.Generator().manual_seed(1)
-        data = torch.utils.data.TensorDataset(torch.rand(16, 4, generator=generator) * 2 - 1, torch.randint(0, 3, (16,), generator=generator))
-        loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(2))
+        model, optimizer, loader = _setup()  # test_schedule's 4-3-3 model and its 16 samples, shuffled
+        data = loader.dataset
         schedule = ["optimizer.schedule.name=step", "optimizer.schedule.step_size=2", "optimizer.schedule.gamma=0.5"] if name == "scheduled" else []
         with track(model, optimizer, run_dir=root / name, overrides=[*OVERRIDES, *schedule], dataset=None if name == "undeclared" else data) as run:
             for number, (x, y) in enumerate(loader):
