@@ -28,9 +28,13 @@ from pot_zk.runs.respond import check_witness
 from pot_zk.runs.witnesses import declared_retention
 
 
-def prove_parked(bundle: RunBundle, runtime: Any, audit: AuditLog, stats: Any) -> list[ProofResult]:
+def prove_parked(
+    bundle: RunBundle, runtime: Any, audit: AuditLog, stats: Any, *, cache_dir: Path | None = None, options: dict[str, Any] | None = None
+) -> list[ProofResult]:
     """Prove ``bundle``'s parked jobs with ``runtime``'s retry schedule and strategies (the
-    module docstring); the outcomes, in the order proven."""
+    module docstring); the outcomes, in the order proven. ``cache_dir``, ``options``: where the
+    keys are now, given on the command line (:func:`~pot_zk.runs.respond.named_key_location`),
+    instead of where each job was parked with."""
     manifest = bundle.manifest()
     spec = spec_from_dict(manifest["circuit"])
     by_step = {int(r["step"]): r for r in bundle.commitments()}
@@ -45,10 +49,13 @@ def prove_parked(bundle: RunBundle, runtime: Any, audit: AuditLog, stats: Any) -
         check_witness(bundle, spec, by_step[job.step])
         return dataclasses.replace(
             job, kind=spec.kind, circuit=spec.to_dict(), witness_path=str(bundle.witness_path(job.step)), output_dir=str(bundle.proof_dir(job.step)),
+            cache_dir=str(cache_dir) if cache_dir is not None else job.cache_dir, options=options if options is not None else job.options,
         )
 
-    for cache_dir, options in _key_locations(bundle, last_status):  # before any proof: the run's own keys (review40)
-        backend_of(spec).check_keys_at_hand(spec, Path(cache_dir), json.loads(options), manifest)
+    for parked_cache, parked_options in _key_locations(bundle, last_status):  # before any proof: the run's own keys (review40)
+        backend_of(spec).check_keys_at_hand(
+            spec, cache_dir if cache_dir is not None else Path(parked_cache), options if options is not None else json.loads(parked_options), manifest
+        )
     return prove_pending(
         bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry,
         prepare=prepare, record=lambda result: record_outcome(bundle, result, keep_witness=keep), configured=runtime.strategy,

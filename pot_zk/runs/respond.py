@@ -72,6 +72,17 @@ def run_config(bundle: RunBundle, overrides: Sequence[str]) -> Any:
     return load_run_config(bundle.path(files.CONFIG), overrides, run_dir=bundle.root)
 
 
+def named_key_location(plan: Any, overrides: Sequence[str]) -> tuple[Path | None, dict[str, Any] | None]:
+    """Where the command's ``overrides`` say the run's keys are now: (``cache_dir`` if one of them
+    sets it, the prover options of ``srs.path`` if one sets that); None where the run's own
+    location stands (review42: ``prove-pending RUN cache_dir=NEW`` was refused at the old one)."""
+    given = {override.split("=", 1)[0].lstrip("+~") for override in overrides if "=" in override}
+    return (
+        Path(plan.cache_dir) if "cache_dir" in given else None,
+        plan.backend.prover_options(plan.keys) if "srs.path" in given else None,
+    )
+
+
 def respond(
     run: Path, challenge: Challenge, overrides: Sequence[str] = (), *, sleep: Callable[[float], None] = time.sleep
 ) -> list[ChallengeAnswer]:
@@ -93,8 +104,10 @@ def respond(
     to_prove = [step for step in challenge.steps if step not in proved]
     cfg = run_config(bundle, overrides)
     lifecycle = RunLifecycle.from_config(cfg)
+    _, named_options = named_key_location(lifecycle.runtime.plan, overrides)
+    options = named_options if named_options is not None else manifest.get("prover_options") or {}
     if to_prove:  # the keys the run's proofs were made with, before any replay (a new dev key would prove answers no verifier accepts)
-        lifecycle.runtime.plan.backend.check_keys_at_hand(spec, lifecycle.runtime.plan.cache_dir, manifest.get("prover_options") or {}, manifest)
+        lifecycle.runtime.plan.backend.check_keys_at_hand(spec, lifecycle.runtime.plan.cache_dir, options, manifest)
     missing = [step for step in to_prove if not bundle.witness_path(step).is_file()]
     if missing:
         replay_witnesses(bundle, cfg, missing)
@@ -111,7 +124,7 @@ def respond(
         )
         pipeline = lifecycle.pipeline(sleep=sleep)
         for step in to_prove:
-            job = proof_job(bundle, spec, step, lifecycle.runtime.plan.cache_dir, manifest.get("prover_options") or {})
+            job = proof_job(bundle, spec, step, lifecycle.runtime.plan.cache_dir, options)
             result = pipeline.prove(job)
             record_outcome(bundle, result, keep_witness=keep, labels=label)
             parked = parked_path(bundle.park_dir, step)

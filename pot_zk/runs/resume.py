@@ -59,13 +59,28 @@ def check_resumable(bundle: RunBundle, plan: TrainingPlan, runtime: Runtime) -> 
 
 
 def check_keys_at_hand(bundle: RunBundle, plan: TrainingPlan, runtime: Runtime) -> None:
-    """A run that proves (its manifest declares key material) continues only with that key
-    material at hand: ConfigurationError if the resumed run's proofs would be made with other
+    """A run that has steps left to prove continues only with the key material its manifest
+    declares at hand: ConfigurationError if the resumed run's proofs would be made with other
     keys (its dev key cleared from the cache: a new setup would prove steps no verifier of the
-    run accepts; review40)."""
-    if runtime.proving_enabled:
+    run accepts; review40). A run with nothing left to prove needs no key (review42)."""
+    if runtime.proving_enabled and _proves_more(bundle, plan):
         manifest = bundle.manifest()
         plan.backend.check_keys_at_hand(plan.spec, plan.cache_dir, manifest.get("prover_options") or {}, manifest)
+
+
+def _proves_more(bundle: RunBundle, plan: TrainingPlan) -> bool:
+    """Whether resuming may prove a step: one selected before whose proof has no final outcome
+    (queued again), or one still to train that the policy selects (a seeded run's count is
+    known; a loop's is not: assumed so)."""
+    records = bundle.commitments()
+    final = {r.get("step") for r in bundle.proofs() if r.get("status") in ("proved", "failed")}
+    if any(r.get("scheduled") and r.get("step") not in final for r in records):
+        return True
+    batches = (bundle.manifest().get("dataset") or {}).get("num_batches")
+    if plan.batch_order != "seeded" or not isinstance(batches, int):
+        return True
+    total = plan.epochs * batches if plan.max_steps is None else min(plan.epochs * batches, plan.max_steps)
+    return any(plan.policy(step) for step in range(len(records), total))
 
 
 def check_checkpoint(bundle: RunBundle, plan: TrainingPlan, model: torch.nn.Module, start_step: int) -> None:

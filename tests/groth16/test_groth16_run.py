@@ -148,6 +148,47 @@ def _own_cache(honest, tmp_path: Path) -> Path:
     return cache
 
 
+def _interrupted(run: Path, cache: Path, monkeypatch, at: int, *extra: str) -> Path:
+    """The run of ``overrides`` interrupted (a KeyboardInterrupt, as Ctrl-C) as its step ``at - 1`` is checkpointed."""
+    from pot_zk.runs import session
+    from pot_zk.runs.train import RunInterrupted
+
+    saves, checkpoint = [], session.save_checkpoint
+
+    def interrupting(*args, **kwargs):
+        saves.append(1)
+        if len(saves) == at:
+            raise KeyboardInterrupt
+        return checkpoint(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(session, "save_checkpoint", interrupting)
+        with pytest.raises(RunInterrupted):
+            train(compose_config(overrides(run, cache, *extra)), sleep=lambda s: None)
+    stop_holders(cache, RunBundle.open(run).manifest()["circuit"])
+    return run
+
+
+def test_with_its_key_named_where_it_is_now_or_nothing_left_to_prove_a_run_goes_on(honest, tmp_path, monkeypatch):
+    """review42: prove-pending's cache_dir= was not used (refused at the cache the jobs were parked
+    with), and a resumed run with no step left to prove was refused for a key it does not need."""
+    from pot_zk.cli.commands import prove_pending_in_run
+
+    cache = _own_cache(honest, tmp_path)
+    parked = tmp_path / "parked"
+    train(compose_config(overrides(parked, cache, "handler=retry", "retry=none", "prover.binary=/bin/false")), sleep=lambda s: None)
+    done = _interrupted(tmp_path / "done", cache, monkeypatch, 6, "executor=inline")  # steps 0 and 3 proven, 4 and 5 not selected
+    assert {r["step"] for r in RunBundle.open(done).proofs() if r["status"] == "proved"} == set(PROVEN)
+    moved = tmp_path / "moved-cache"
+    cache.rename(moved)
+    assert train(compose_config(overrides(done, cache)), resume=True, sleep=lambda s: None).status == "completed"
+    assert not cache.exists(), "no key made: none was needed"
+    assert prove_pending_in_run(parked, ["prover.binary=pot-zk-groth16-prover", f"cache_dir={moved}"]) == 0
+    stop_holders(moved, RunBundle.open(parked).manifest()["circuit"])
+    for run in (done, parked):
+        assert verify_run(run, cache_dir=moved).ok
+
+
 def test_a_run_whose_dev_key_is_gone_is_not_resumed_proven_pending_or_answered_with_a_new_key(honest, tmp_path, monkeypatch):
     """review40: with the run's dev key cleared from the cache (a reboot's /tmp, a cleanup),
     resume and prove-pending ran a new setup, reported success, and left a run no verifier
@@ -156,30 +197,14 @@ def test_a_run_whose_dev_key_is_gone_is_not_resumed_proven_pending_or_answered_w
     back, each goes on."""
     from pot_zk.cli.commands import prove_pending_in_run
     from pot_zk.core.challenge import new_challenge
-    from pot_zk.runs import session
     from pot_zk.runs.respond import respond
-    from pot_zk.runs.train import RunInterrupted
 
     cache = _own_cache(honest, tmp_path)
     key_dir = next((cache / "groth16").iterdir())
     parked = tmp_path / "parked"  # every proof parked: the prover program fails, retry=none
     train(compose_config(overrides(parked, cache, "handler=retry", "retry=none", "prover.binary=/bin/false")), sleep=lambda s: None)
     assert [r["status"] for r in RunBundle.open(parked).proofs()] == ["parked", "parked"]
-    stopped = tmp_path / "stopped"  # interrupted as its third step is checkpointed
-    saves = []
-
-    def interrupted_at_the_third(*args, **kwargs):
-        saves.append(1)
-        if len(saves) == 3:
-            raise KeyboardInterrupt
-        return checkpoint(*args, **kwargs)
-
-    checkpoint = session.save_checkpoint
-    with monkeypatch.context() as patch:
-        patch.setattr(session, "save_checkpoint", interrupted_at_the_third)
-        with pytest.raises(RunInterrupted):
-            train(compose_config(overrides(stopped, cache)), sleep=lambda s: None)
-    stop_holders(cache, RunBundle.open(stopped).manifest()["circuit"])
+    stopped = _interrupted(tmp_path / "stopped", cache, monkeypatch, 3)  # step 3 still to prove
     shutil.move(key_dir, tmp_path / "kept-key")
     declared = json.loads((stopped / "manifest.json").read_text())["keys"]["vk_sha256"]
     outcomes = lambda: {run: sorted(p.name for p in run.rglob("*")) + [(run / "proofs.jsonl").read_text() if (run / "proofs.jsonl").exists() else ""] for run in (parked, stopped)}  # noqa: E731

@@ -86,8 +86,9 @@ class EzklBackend(ProverBackend):
             raise ConfigurationError(
                 f"the run's SRS (sha256 {sha256[:16]}...) is not at {where}: "
                 f"{'another SRS is there' if found else 'no SRS is there'}; an SRS made now would prove steps no verifier of "
-                "this run accepts, and the run's earlier proofs need their own SRS too: put the run's SRS back there "
-                "(a lost dev SRS leaves the run's proofs unverifiable: train it again)",
+                "this run accepts, and the run's earlier proofs need their own SRS too: put the run's SRS back there, or name "
+                "where it is (prove-pending and respond take cache_dir=DIR or srs.path=DIR; a relative cache_dir is relative to "
+                "the directory the command runs in); a lost dev SRS leaves the run's proofs unverifiable: train it again",
                 key="srs.path" if given else "cache_dir",
                 expected=sha256,
                 actual=found,

@@ -118,8 +118,9 @@ class Groth16Backend(ProverBackend):
             raise ConfigurationError(
                 f"the run's zk-groth16 key (vk sha256 {declared[:16]}...) is not in {where}: "
                 f"{'another key is there' if found else 'no key is there'}; a key made now would prove steps no verifier of "
-                "this run accepts, and the run's earlier proofs need their own key too: put the run's key directory back there "
-                "(a lost dev key leaves the run's proofs unverifiable: train it again)",
+                "this run accepts, and the run's earlier proofs need their own key too: put the run's key directory back there, or name "
+                "where it is (prove-pending and respond take cache_dir=DIR or srs.path=DIR; a relative cache_dir is relative to "
+                "the directory the command runs in); a lost dev key leaves the run's proofs unverifiable: train it again",
                 key="srs.path" if given else "cache_dir",
                 expected=declared,
                 actual=found,
