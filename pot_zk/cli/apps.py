@@ -113,7 +113,7 @@ HYDRA_APPS: dict[str, Callable[[], Any]] = {"train": train_app, "show-config": s
 
 def run_hydra_app(name: str, argv: Sequence[str]) -> int:
     """``pot-zk NAME [-v] [overrides] [Hydra flags]``: validate, lock (train), then run the app
-    (``mode`` and ``handler`` take their option in any case: :func:`~pot_zk.config.build.canonical_override`)."""
+    (``mode`` and ``handler`` take their option in any case: :func:`~pot_zk.config.compose.canonical_override`)."""
     from hydra._internal.utils import get_args_parser
 
     from pot_zk.config.compose import canonical_override
