@@ -2,7 +2,9 @@
 committed with the zk-groth16 scheme, the selected steps proven through the prover program and its
 key holder; `pot-zk verify` accepts the run and names what is wrong with a flipped proof byte, an
 edited commitment and W_t+1 moved by one grid step; production refuses dev keys; an auditor's
-keys verify only runs proven with them."""
+keys verify only runs proven with them; `train.record_loss=false` hands over no training loss; a
+run whose key is gone is not resumed, proven pending or answered with a new one, and goes on with
+its key named where it is now, or with nothing left to prove."""
 
 from __future__ import annotations
 
