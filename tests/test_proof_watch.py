@@ -59,3 +59,33 @@ def test_a_line_being_written_and_a_malformed_line_are_not_shown():
         with open(path, "a") as handle:
             handle.write("not json\n" + json.dumps({"stage": "prove", "at": clock.now}))  # no newline yet
         assert watch.text() == "step 0: witness 0.0 s"
+
+
+def test_the_bar_never_shows_an_eta_beside_no_proof_done(tmp_path):
+    """The bar is drawn from another thread at any moment. The first proof's duration made the
+    ETA before its outcome was counted, so a redraw in between showed ``proofs 0/3 done, ETA``
+    (CI saw it once). Here the bar is drawn inside that moment, as the ticker may."""
+    from pot_zk.proving.pipeline import ProofResult
+    from pot_zk.runs.bundle import RunBundle
+    from pot_zk.runs.proven_run import ProvenRun
+    from pot_zk.runs.train import _queue_text
+
+    bundle = RunBundle(tmp_path)
+    bundle.write_manifest({"witness": {"retain": "auto"}})
+    run = ProvenRun(bundle, None, None, None, lambda step: True, tmp_path, {}, [])
+    drawn: list[str] = []
+
+    class DrawnMeanwhile(ProofWatch):
+        def finished(self, step: int, proved: bool) -> None:
+            super().finished(step, proved)
+            drawn.append(_queue_text(run.progress, self))
+
+    clock = Clock()
+    with DrawnMeanwhile(workers=1, clock=clock) as watch:
+        run.watch = watch
+        run.progress.scheduled = 2
+        write_stages(watch.stage_file(0), ("witness", clock.now))
+        watch.stage_file(1)
+        clock.now += 5
+        run.record_result(ProofResult(step=0, status="proved", proof_type="zk-groth16", strategy="groth16", response=None, error=None, attempts=1))
+    assert drawn == ["proofs 1/2 done, ETA 00:05; step 1: starting"]

@@ -284,11 +284,11 @@ class ProvenRun:
             self._final_proofs.add(result.step)
         if result.status == "proved":
             self._proved.add(result.step)
-        if self.watch is not None:
-            self.watch.finished(result.step, result.status == "proved")
         self.progress.outcomes[result.status] += 1
         if result.proof_type:
             self.progress.proof_types[result.proof_type] += 1
+        if self.watch is not None:  # after the count: the bar, drawn from another thread, never shows an ETA beside "0 done"
+            self.watch.finished(result.step, result.status == "proved")
         waited_s = time.monotonic() - self._queued_at.pop(result.step, time.monotonic())
         if self.on_result is not None:
             self.on_result(result, waited_s)
