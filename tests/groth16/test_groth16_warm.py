@@ -451,3 +451,46 @@ def test_a_connection_that_never_sends_its_request_is_closed_and_the_holder_stil
     holder.join(timeout=30)
     assert not holder.is_alive(), "the holder, idle again, exits"
     assert not path.exists()
+
+
+LATE_SIGNAL = """\
+import sys, threading
+from pot_zk.backends.groth16 import warm
+
+class SignalledRightAfterTheFirstLook(threading.Event):
+    looked = False
+
+    def is_set(self):
+        seen = super().is_set()
+        if not self.looked:  # SIGTERM arrives just after the holder's first look, as it starts to listen
+            self.looked = True
+            self.set()
+        return seen
+
+warm.main(sys.argv[1:], SignalledRightAfterTheFirstLook())
+"""
+
+
+def test_a_holder_told_to_stop_just_as_it_starts_to_listen_stops(cache, tmp_path):
+    """CI saw a holder outlive an interrupted run by its whole keep time: the SIGTERM that came
+    between the holder's look at the signal and its clearing of it was lost. A holder process
+    signalled at exactly that moment (its first look) and with nobody waiting for it stops."""
+    [(request, _)] = _step_requests(cache, tmp_path, range(82, 83))
+    path = socket_path(str(cache), tiny_spec().to_dict())
+    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LATE_SIGNAL, str(path), "60", "1"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True,
+    )
+    try:
+        holder.stdin.write(json.dumps(document).encode())
+        holder.stdin.close()
+        try:
+            holder.wait(timeout=45)  # its imports and key load, then it stops at once: not 60 s of keep time
+        except subprocess.TimeoutExpired:
+            pytest.fail("a holder told to stop as it started to listen went on as if never told")
+        assert holder.returncode == 0, holder.stderr.read()
+        assert not path.exists()
+    finally:
+        _stop(holder.pid)
+        holder.wait(timeout=30)

@@ -117,8 +117,10 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
     # SIGTERM: stop once no request has a prover waiting for it, judged STOP_GRACE_S after the
     # signal (the interrupted run's provers are being killed meanwhile; told while the key loaded,
     # the prover that started this holder connects meanwhile), at once when idle and listening.
-    decide_at = time.monotonic() + STOP_GRACE_S if told_to_stop.is_set() else None
-    told_to_stop.clear()
+    decide_at = None
+    if told_to_stop.is_set():  # cleared only once seen: a SIGTERM between a look and a clear was lost (the holder lived keep_s on)
+        told_to_stop.clear()
+        decide_at = time.monotonic() + STOP_GRACE_S
     try:
         while not requests.idle_for(keep_s) and not retiring.is_set():
             requests.raise_failure()
