@@ -155,6 +155,21 @@ def test_a_recorded_score_better_than_the_models_is_found(honest, tmp_path):
     assert findings(run, tmp_path) == {("evaluation", "score-mismatch")}
 
 
+def test_a_recorded_loss_of_nan_is_not_the_rescored_loss(honest, tmp_path):
+    """review43: a final score recorded as NaN (JSON readers take it) passed the rescoring, whose
+    ``abs(found - recorded) > tolerance`` is false for NaN: on a regression set the loss is the
+    only held-out score, so a bad one could be hidden."""
+    run = copy_of(honest, tmp_path)
+
+    def nan(record):
+        if record.get("after_step") == 3:
+            record["loss"] = float("nan")
+
+    rewrite_jsonl(run / files.EVALUATIONS, nan)
+    rewrite_jsonl(run / files.AUDIT, nan)
+    assert findings(run, tmp_path) == {("evaluation", "score-mismatch")}
+
+
 def test_a_stated_accuracy_its_counts_do_not_give_is_found(honest, tmp_path):
     """Only the stored accuracy changed, in the records and the trail alike: verify rescored the
     counts, so it compares the stated accuracy with them too (reports read that field)."""

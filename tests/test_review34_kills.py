@@ -236,6 +236,17 @@ def test_a_base_that_chose_its_own_batches_is_noted_not_checked(adapted):
     assert any("chose its own batches" in note for note in report.notes), report.notes
 
 
+def test_a_base_run_whose_manifest_has_no_batch_order_is_checked_as_the_seeded_run_it_reads_as(adapted):
+    """review43: without ``training.batch_order`` a run reads as seeded everywhere (run_checks), but
+    this check took it for a loop's, skipped the samples and noted a falsehood: VERIFIED."""
+    def without_order(theirs, ours):
+        del theirs["training"]["batch_order"]
+
+    report = _base_holdout(adapted, without_order)
+    assert _trained_by_base(report), report.findings
+    assert not any("chose its own batches" in note for note in report.notes), report.notes
+
+
 def test_a_base_holding_out_the_same_samples_of_the_same_part_trained_on_none_of_them(adapted):
     """The base held out exactly what the LoRA run holds out, of the same part (adapt, which
     does not start at 0): none of the held-out samples is in its training split."""

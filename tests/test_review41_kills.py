@@ -129,6 +129,7 @@ def _upper_batch(record):
 
 
 FORMS = {  # each: another head for the same run; verify must refuse the form, not only the head
+    "seeded-without-batch-order": ("seeded", _manifest(lambda m: m["training"].pop("batch_order")), ("statement", "plan-not-canonical", None)),  # review43
     "float-max-steps": ("seeded", _manifest(lambda m: m["training"].update(max_steps=4.0)), ("statement", "plan-not-canonical", None)),
     "string-max-steps": ("seeded", _manifest(lambda m: m["training"].update(max_steps="4")), ("statement", "plan-not-canonical", None)),
     "recorded-with-epochs": ("own", _manifest(lambda m: m["training"].update(epochs=7)), ("statement", "plan-not-canonical", None)),

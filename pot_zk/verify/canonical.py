@@ -99,7 +99,7 @@ def _training_problems(training: Any, spec: Any) -> list[str]:
     if not isinstance(training, Mapping):
         return [f"training is {_text(training)}, not an object"]
     common = {"batch_order": str, "optimizer": str, "arithmetic": str}
-    order = training.get("batch_order")
+    order = training.get("batch_order", "seeded")  # review43: absent (read as seeded everywhere) is not a form pot-zk writes
     if order == "seeded":
         problems = _keys("training", training, {**common, "epochs": int, "max_steps": (int, None), "seed": int}, {"schedule": dict})
     elif order == "recorded":

@@ -21,6 +21,7 @@ A run that declares no held-out set (a user loop, or ``data.holdout=0``) gets a 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from typing import Any, Callable
 
@@ -90,7 +91,7 @@ def check_base_holdout(report, manifest: dict, spec, expect_base: Any) -> None:
         mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
         size = len(load_dataset(ours["name"], mlp.dims[0], mlp.dims[-1], int(ours.get("num_samples", 0)), int(ours.get("seed", 0)), mlp.loss)[0])
         held = {_part(ours, size).start + i for i in holdout_indices(int(declared["of"]), float(declared["fraction"]), int(declared["seed"]))}
-        if training.get("batch_order") != "seeded":
+        if training.get("batch_order", "seeded") != "seeded":  # review43: absent is seeded, as for the run itself (run_checks.batch_order)
             report.notes.append(
                 f"held-out set: the base run {expect_base.path} chose its own batches (a training loop's): whether it trained on "
                 "these samples is not checked"
@@ -229,10 +230,17 @@ def _rescore(report, which: str, record: Evaluation, held_out: HeldOut, manifest
         return
     loss = kind.mlp(spec.architecture).loss
     found = evaluate(model, held_out, loss, classification(manifest["dataset"]["name"], loss), record.after_step)
-    if found.correct != record.correct or found.samples != record.samples or abs(found.loss - record.loss) > LOSS_TOLERANCE * max(1.0, abs(found.loss)):
+    if found.correct != record.correct or found.samples != record.samples or not _same_loss(found.loss, record.loss):
         report.fail(
             "evaluation", "score-mismatch",
             f"the {which} model scores {found.correct} of {found.samples} correct, loss {found.loss:.9g} on the held-out samples; "
             f"the run recorded {record.correct} of {record.samples}, {record.loss:.9g}",
         )
 
+
+def _same_loss(found: float, recorded: float) -> bool:
+    """The recorded loss is the rescored one within LOSS_TOLERANCE (relative above 1); a NaN
+    equals only a NaN (review43: a recorded NaN passed the ``>`` comparison)."""
+    if math.isnan(found) or math.isnan(recorded):
+        return math.isnan(found) and math.isnan(recorded)
+    return found == recorded or abs(found - recorded) <= LOSS_TOLERANCE * max(1.0, abs(found))
