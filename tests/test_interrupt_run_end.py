@@ -162,6 +162,33 @@ def test_an_interrupt_deferred_while_a_run_ends_is_raised_by_the_outermost_block
         pass  # nothing left deferred
 
 
+def test_a_signal_between_a_proofs_audit_record_and_its_outcome_record_is_raised_after_both(tmp_path, make_strategy, job):
+    """review44: ``pot-zk respond`` (and prove-pending) wrote a proof's ``proof.result`` to the audit
+    trail, then its outcome to proofs.jsonl; a SIGTERM in between left the trail with an outcome
+    proofs.jsonl lacked, and a verified run failed verify (record-mismatch) until respond ran
+    again. Here the CLI's handler runs just as ``proof.result`` is written."""
+    from pot_zk.core.audit import AuditLog
+    from pot_zk.core.prover_processes import Interrupted, defer_interrupt
+    from pot_zk.proving.handlers import ContinueOnFailure
+    from pot_zk.proving.pipeline import ProvingPipeline
+    from pot_zk.proving.retry import RetrySchedule
+    from pot_zk.proving.stats import ProvingStats
+
+    class SignalledAsTheOutcomeIsAudited(AuditLog):
+        def event(self, event, **fields):
+            super().event(event, **fields)
+            if event == "proof.result" and defer_interrupt("SIGTERM") is None:  # what the CLI's handler does
+                raise Interrupted("SIGTERM")
+
+    recorded = []
+    audit = SignalledAsTheOutcomeIsAudited(tmp_path / "audit.jsonl")
+    pipeline = ProvingPipeline(make_strategy("ok"), RetrySchedule(max_attempts=1, initial_delay_s=0), ContinueOnFailure(), audit, ProvingStats(), sleep=lambda s: None)
+    with pytest.raises(Interrupted) as raised:
+        pipeline.prove(job, record=recorded.append)
+    assert [result.status for result in recorded] == ["proved"], "the outcome is recorded before the signal is raised"
+    assert raised.value.signal_name == "SIGTERM" and not raised.value.after_end  # respond goes on to record run.interrupted
+
+
 def test_sigterm_as_prove_pending_ends_says_its_work_is_done(tmp_path, cache):
     """Last session's leftover: respond and prove-pending interrupted while their run.end was
     written said only "interrupted" (was it done?). Now: done, nothing to do again."""

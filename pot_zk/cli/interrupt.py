@@ -53,9 +53,10 @@ class _Signals:
             self.exit_now()
         self.raised = True
         name = signal.Signals(signum).name
-        if not defer_interrupt(name):  # while a run's end is written, raised once it is (closing_run)
+        finishing = defer_interrupt(name)  # while a run's end (or a proof's outcome records) is written, raised once it is (closing_run)
+        if finishing is None:
             raise Interrupted(name)
-        self.say(f"pot-zk: {name}: finishing the run's end first (interrupt again to exit now)")
+        self.say(f"pot-zk: {name}: finishing {finishing} first (interrupt again to exit now)")
 
     def say(self, line: str) -> None:
         """One line on the terminal's stderr (the copy taken at the start), never raising."""

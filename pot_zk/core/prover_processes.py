@@ -47,39 +47,41 @@ class Interrupted(KeyboardInterrupt):
         """Raised by :func:`closing_run` once the run's end was written: the command's work is done."""
 
 
-_closing: list[str | None] = []
-"""One entry per open :func:`closing_run` block of the main thread: the signal it deferred."""
+_closing: list[list[str | None]] = []
+"""One entry per open :func:`closing_run` block of the main thread: [the signal it deferred, what it finishes]."""
 
 
 @contextmanager
-def closing_run(raise_deferred: bool = True) -> Iterator[None]:
-    """Writing the end of a run (its final records and ``run.end``): the CLI's first SIGINT or
-    SIGTERM that comes meanwhile is deferred (:func:`defer_interrupt`) and raised as
-    :class:`Interrupted` when the outermost block ends without an error of its own, so a run's
-    trail is never left without its ``run.end`` by a signal; ``raise_deferred=False`` (the run
-    ends with an error that is on its way out): dropped. A second signal still ends the process
-    at once (:mod:`pot_zk.cli.interrupt`). Outside the main thread it does nothing."""
+def closing_run(raise_deferred: bool = True, *, finishing: str = "the run's end", ends_run: bool = True) -> Iterator[None]:
+    """Writing the end of a run (its final records and ``run.end``), or records that belong
+    together (``finishing`` names them; ``ends_run=False``: not the end of the command's run): the
+    CLI's first SIGINT or SIGTERM that comes meanwhile is deferred (:func:`defer_interrupt`) and
+    raised as :class:`Interrupted` when the outermost block ends without an error of its own, so a
+    run's trail is never left without its ``run.end``, nor a proof's outcome in the audit trail
+    without its record in ``proofs.jsonl`` (review44), by a signal; ``raise_deferred=False`` (the
+    run ends with an error that is on its way out): dropped. A second signal still ends the
+    process at once (:mod:`pot_zk.cli.interrupt`). Outside the main thread it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _closing.append(None)
+    _closing.append([None, finishing])
     try:
         yield
     finally:
-        deferred = _closing.pop()
+        deferred = _closing.pop()[0]
         if _closing and deferred is not None:
-            _closing[-1] = deferred
+            _closing[-1][0] = deferred
     if deferred is not None and not _closing and raise_deferred:
-        raise Interrupted(deferred, after_end=True)
+        raise Interrupted(deferred, after_end=ends_run)
 
 
-def defer_interrupt(signal_name: str) -> bool:
-    """Called by the CLI's signal handler (main thread): True when a :func:`closing_run` block
-    is open, which then raises the interruption when it ends."""
+def defer_interrupt(signal_name: str) -> str | None:
+    """Called by the CLI's signal handler (main thread): while a :func:`closing_run` block is
+    open, what the outermost one finishes (it then raises the interruption when it ends); else None."""
     if not _closing:
-        return False
-    _closing[-1] = signal_name
-    return True
+        return None
+    _closing[-1][0] = signal_name
+    return _closing[0][1]
 
 
 _live: dict[int, subprocess.Popen[bytes]] = {}

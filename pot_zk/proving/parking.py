@@ -118,9 +118,7 @@ def prove_pending(
         if configured is not None and configured.name == strategy.name:
             strategy = configured
         pipeline = ProvingPipeline(strategy, schedule, ParkForLater(park_dir), audit, stats, sleep=sleep)
-        result = pipeline.prove(job)
-        if record is not None:
-            record(result)
+        result = pipeline.prove(job, record=record)
         if result.status == "proved":
             path.unlink()
             audit.event("unparked", step=job.step, path=str(path))

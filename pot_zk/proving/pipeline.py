@@ -11,6 +11,7 @@ from typing import Any, Callable, Protocol
 import tenacity
 
 from pot_zk.core.audit import AuditLog
+from pot_zk.core.prover_processes import closing_run
 from pot_zk.exceptions import PotZkError, ProofGenerationError, RetryExhaustedError
 from pot_zk.core.protocol import ProverResponse
 from pot_zk.proving.retry import RetrySchedule, Sleep, call_with_retry, wall_clock_sleep
@@ -103,8 +104,12 @@ class ProvingPipeline:
         self.sleep = sleep
         self.uniform = uniform
 
-    def prove(self, job: ProverRequest) -> ProofResult:
-        """Prove one job. Returns its result; raises only when the handler halts (fail_fast)."""
+    def prove(self, job: ProverRequest, record: Callable[[ProofResult], None] | None = None) -> ProofResult:
+        """Prove one job. Returns its result; raises only when the handler halts (fail_fast).
+        ``record``: writes the result where it belongs (``proofs.jsonl``), right after its
+        ``proof.result`` audit record; a signal between the two is raised after both
+        (:func:`~pot_zk.core.prover_processes.closing_run`; review44: an interrupted ``respond``
+        left an outcome the trail had and ``proofs.jsonl`` lacked, and the run failed verify)."""
         outcome = self.run_strategy(self.strategy, job)
         if outcome.error is None:
             result = proved(job, outcome)
@@ -116,8 +121,11 @@ class ProvingPipeline:
                 self.stats.record_result("failed")
                 self.audit.event("halt", step=job.step, handler=self.handler.name, error=error.to_record())
                 raise
-        self.stats.record_result(result.status, result.proof_type)
-        self.audit.event("proof.result", handler=self.handler.name, **result.to_record())
+        with closing_run(finishing="this proof's outcome records", ends_run=False):
+            self.stats.record_result(result.status, result.proof_type)
+            self.audit.event("proof.result", handler=self.handler.name, **result.to_record())
+            if record is not None:
+                record(result)
         return result
 
     def run_strategy(self, strategy: ProverStrategy, job: ProverRequest) -> StrategyOutcome:

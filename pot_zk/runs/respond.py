@@ -125,8 +125,7 @@ def respond(
         pipeline = lifecycle.pipeline(sleep=sleep)
         for step in to_prove:
             job = proof_job(bundle, spec, step, lifecycle.runtime.plan.cache_dir, options)
-            result = pipeline.prove(job)
-            record_outcome(bundle, result, keep_witness=keep, labels=label)
+            result = pipeline.prove(job, record=lambda result: record_outcome(bundle, result, keep_witness=keep, labels=label))
             parked = parked_path(bundle.park_dir, step)
             if result.status == "proved" and parked.is_file():  # proven now: prove-pending must not prove it again
                 parked.unlink()
