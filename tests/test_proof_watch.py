@@ -67,8 +67,7 @@ def test_the_bar_never_shows_an_eta_beside_no_proof_done(tmp_path):
     (CI saw it once). Here the bar is drawn inside that moment, as the ticker may."""
     from pot_zk.proving.pipeline import ProofResult
     from pot_zk.runs.bundle import RunBundle
-    from pot_zk.runs.proven_run import ProvenRun
-    from pot_zk.runs.train import _queue_text
+    from pot_zk.runs.proven_run import ProvenRun, queue_text
 
     bundle = RunBundle(tmp_path)
     bundle.write_manifest({"witness": {"retain": "auto"}})
@@ -78,7 +77,7 @@ def test_the_bar_never_shows_an_eta_beside_no_proof_done(tmp_path):
     class DrawnMeanwhile(ProofWatch):
         def finished(self, step: int, proved: bool) -> None:
             super().finished(step, proved)
-            drawn.append(_queue_text(run.progress, self))
+            drawn.append(queue_text(run.progress, self))
 
     clock = Clock()
     with DrawnMeanwhile(workers=1, clock=clock) as watch:
@@ -89,3 +88,45 @@ def test_the_bar_never_shows_an_eta_beside_no_proof_done(tmp_path):
         clock.now += 5
         run.record_result(ProofResult(step=0, status="proved", proof_type="zk-groth16", strategy="groth16", response=None, error=None, attempts=1))
     assert drawn == ["proofs 1/2 done, ETA 00:05; step 1: starting"]
+
+
+def test_the_bar_read_while_an_outcome_is_recorded_never_shows_an_eta_beside_no_proof_done(tmp_path):
+    """review44: the bar read the count, then the watch; a whole outcome recorded between the two
+    reads drew ``proofs 0/2 done, ETA``. Here the outcome is recorded right after the bar's first read."""
+    from pot_zk.proving.pipeline import ProofResult
+    from pot_zk.runs.bundle import RunBundle
+    from pot_zk.runs.proven_run import ProvenRun, queue_text
+
+    bundle = RunBundle(tmp_path)
+    bundle.write_manifest({"witness": {"retain": "auto"}})
+    run = ProvenRun(bundle, None, None, None, lambda step: True, tmp_path, {}, [])
+    outcome = ProofResult(step=0, status="proved", proof_type="zk-groth16", strategy="groth16", response=None, error=None, attempts=1)
+    reads = []
+
+    def read(value):
+        reads.append(value)
+        if len(reads) == 1:
+            run.record_result(outcome)  # the prover's thread, between the bar's two reads
+        return value
+
+    clock = Clock()
+    with ProofWatch(workers=1, clock=clock) as watch:
+        run.watch = watch
+        run.progress.scheduled = 2
+        write_stages(watch.stage_file(0), ("witness", clock.now))
+        watch.stage_file(1)
+        clock.now += 5
+
+        class Drawn:  # what the bar reads, each read followed at once by the outcome's record if it is the first
+            def text(self):
+                return read(watch.text())
+
+        class Counted:
+            scheduled = 2
+
+            @property
+            def outcomes(self):
+                return read(dict(run.progress.outcomes))
+
+        shown = queue_text(Counted(), Drawn())
+    assert not shown.startswith("proofs 0/2 done, ETA"), shown

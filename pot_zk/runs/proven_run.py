@@ -44,6 +44,18 @@ class RunProgress:
         }
 
 
+def queue_text(progress: RunProgress, watch: ProofWatch | None) -> str:
+    """``proofs 1/3 done, ETA 00:09; step 4: prove 2 s``: the outcomes so far, then what the
+    running proofs are doing (:class:`~pot_zk.runs.proof_watch.ProofWatch`). Drawn by another
+    thread than the one recording outcomes: the watch is read first, the count after, as
+    :meth:`ProvenRun.record_result` counts an outcome before the watch sees its duration, so an
+    ETA never shows beside "0 done" (review44: read the other way round, a whole outcome
+    recorded between the two reads drew it)."""
+    now = watch.text() if watch is not None else ""
+    done = f"proofs {sum(progress.outcomes.values())}/{progress.scheduled} done"
+    return f"{done}, {now}" if now else done
+
+
 class ProvenRun:
     def __init__(
         self,

@@ -63,6 +63,7 @@ from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.manifest import declared_dataset, streamed_entries
 from pot_zk.runs.observer import DeclaredBatch
 from pot_zk.runs.proof_watch import ProofWatch
+from pot_zk.runs.proven_run import queue_text
 from pot_zk.runs.resume import check_keys_at_hand
 from pot_zk.runs.session import TrainingSession, resume_session, start_session
 from pot_zk.runs.summary import RunSummary, verify_command
@@ -194,10 +195,7 @@ class TrackedRun:
     def _proof_text(self) -> str:
         """``proofs 1/3 done, ETA 00:09; step 4: prove 2 s`` (:class:`~pot_zk.runs.proof_watch.ProofWatch`)."""
         assert self._observed is not None
-        progress = self._observed.progress
-        done = f"proofs {sum(progress.outcomes.values())}/{progress.scheduled} done"
-        now = self._watch.text() if self._watch is not None else ""
-        return f"{done}, {now}" if now else done
+        return queue_text(self._observed.progress, self._watch)
 
     def resume(self) -> None:
         """Reopen the stopped run in ``run_dir`` from its checkpoint (module docstring)."""

@@ -25,7 +25,7 @@ from pot_zk.kinds.schedule import scheduler_at
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.runs.proof_watch import ProofWatch
-from pot_zk.runs.proven_run import RunProgress
+from pot_zk.runs.proven_run import queue_text
 from pot_zk.runs.resume import check_resumable
 from pot_zk.runs.session import TrainingSession, resume_session, start_session
 from pot_zk.runs.summary import RunSummary
@@ -151,7 +151,7 @@ def _train(lifecycle: RunLifecycle, plan: TrainingPlan, bundle: RunBundle, resum
                 session = start_session(bundle, lifecycle, plan, model, optimizer, batches, lifecycle.runtime.config, **options)
             bar.update(session.next_step)
             rates = scheduler_at(plan.schedule, optimizer, session.next_step)
-            with session, BarTicker(bar, lambda: _queue_text(session.progress, watch)):
+            with session, BarTicker(bar, lambda: queue_text(session.progress, watch)):
                 for index, epoch, batch_index in schedule[session.next_step :]:
                     batch = batches[batch_index]
                     session.step(batch.inputs, batch.targets, epoch=epoch, batch_index=batch_index)
@@ -212,9 +212,3 @@ def step_schedule(plan: TrainingPlan, num_batches: int) -> Iterator[tuple[int, i
         yield index, epoch, epoch_order(num_batches, epoch, plan.seed)[position]
 
 
-def _queue_text(progress: RunProgress, watch: ProofWatch | None) -> str:
-    """``proofs 1/3 done, ETA 00:09; step 4: prove 2 s``: the outcomes so far, then what the
-    running proofs are doing (:class:`~pot_zk.runs.proof_watch.ProofWatch`)."""
-    done = f"proofs {sum(progress.outcomes.values())}/{progress.scheduled} done"
-    now = watch.text() if watch is not None else ""
-    return f"{done}, {now}" if now else done

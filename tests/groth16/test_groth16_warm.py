@@ -419,7 +419,7 @@ def test_a_connection_that_never_sends_its_request_is_closed_and_the_holder_stil
     monkeypatch.setattr(warm, "REQUEST_TIMEOUT_S", 1.0)
     path = Path(tempfile.mkdtemp(prefix="pot-zk-h-")) / "s"  # a socket path short enough for AF_UNIX
     first = json.dumps({"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request})
-    holder = threading.Thread(target=warm.hold, args=(path, 2.0, first, 2, threading.Event()), daemon=True)
+    holder = threading.Thread(target=warm.hold, args=(path, 2.0, first, 2, warm.StopCount()), daemon=True)
     holder.start()
     deadline = time.monotonic() + 120
     while not path.exists() and holder.is_alive() and time.monotonic() < deadline:
@@ -454,18 +454,20 @@ def test_a_connection_that_never_sends_its_request_is_closed_and_the_holder_stil
 
 
 LATE_SIGNAL = """\
-import sys, threading
+import sys
 from pot_zk.backends.groth16 import warm
 
-class SignalledRightAfterTheFirstLook(threading.Event):
-    looked = False
+class SignalledRightAfterTheFirstLook(warm.StopCount):
+    looks = 0
 
-    def is_set(self):
-        seen = super().is_set()
-        if not self.looked:  # SIGTERM arrives just after the holder's first look, as it starts to listen
-            self.looked = True
-            self.set()
-        return seen
+    @property
+    def count(self):  # SIGTERM arrives just after the holder's first look, as it starts to listen
+        self.looks += 1
+        return 0 if self.looks == 1 else 1
+
+    @count.setter
+    def count(self, value):
+        pass
 
 warm.main(sys.argv[1:], SignalledRightAfterTheFirstLook())
 """
@@ -491,6 +493,37 @@ def test_a_holder_told_to_stop_just_as_it_starts_to_listen_stops(cache, tmp_path
             pytest.fail("a holder told to stop as it started to listen went on as if never told")
         assert holder.returncode == 0, holder.stderr.read()
         assert not path.exists()
+    finally:
+        _stop(holder.pid)
+        holder.wait(timeout=30)
+
+
+def test_a_holder_sent_sigterm_after_sigterm_stops(cache, tmp_path):
+    """review44: the holder's SIGTERM handler set a threading.Event, whose lock the main thread
+    may hold (in ``clear``, or in the handler's own ``set`` when the next signal comes): a second
+    SIGTERM then deadlocked the holder for good (one Ctrl-C stops a run's provers twice, and
+    runs sharing a key add more). A holder started as provers start it, sent SIGTERMs back to back
+    from its start on, stops once nobody waits for it."""
+    from provers.groth16_held import spawn_holder
+
+    [(request, _)] = _step_requests(cache, tmp_path, range(84, 85))
+    path = socket_path(str(cache), tiny_spec().to_dict())
+    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    with open(tmp_path / "holder.log", "wb") as log:
+        holder = spawn_holder(path, json.dumps(document), 60, 1, log)
+    try:
+        sent = 0
+        deadline = time.monotonic() + 60
+        while holder.poll() is None and time.monotonic() < deadline:
+            try:
+                os.kill(holder.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                break
+            sent += 1
+            if sent % 50 == 0:
+                time.sleep(0.001)
+        assert holder.poll() is not None, f"after {sent} SIGTERMs the holder is still running (deadlocked?): {(tmp_path / 'holder.log').read_text()}"
+        assert holder.returncode == 0, (tmp_path / "holder.log").read_text()
     finally:
         _stop(holder.pid)
         holder.wait(timeout=30)

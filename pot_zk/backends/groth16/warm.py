@@ -74,16 +74,31 @@ the holder from ever being idle."""
 _HUNG_UP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
 
-def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_to_stop: threading.Event | None = None) -> None:
+class StopCount:
+    """The SIGTERMs a holder was sent, counted by its signal handler (``count``): the holder
+    compares the count with the last it saw. No lock: a handler runs in the main thread between two
+    bytecodes, and a :class:`threading.Event` (whose ``set`` in the handler waited for the lock its
+    own thread held in ``clear``) deadlocked a holder told to stop twice (review44: one Ctrl-C
+    stops a run's provers twice). :data:`provers.groth16_held.HOLDER_BOOT` counts the same way
+    before anything is imported."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, *_: Any) -> None:
+        self.count += 1
+
+
+def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_to_stop: StopCount | None = None) -> None:
     """Open the first request's key, listen on ``path`` (appearing only once listening; pid in
     ``<path>.pid``), answer up to ``provers`` requests at once, exit after ``keep_s`` idle seconds.
-    ``told_to_stop``: set by the SIGTERM handler the holder's start-up installed
+    ``told_to_stop``: the SIGTERMs counted by the handler the holder's start-up installed
     (:data:`provers.groth16_held.HOLDER_BOOT`); without one, it is installed here."""
     if provers < 1:
         raise ConfigurationError(f"a key holder needs at least one prover thread, got {provers}", key="provers")
     if told_to_stop is None:
-        told_to_stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: told_to_stop.set())  # before the key load: a run waiting for this holder may need it
+        told_to_stop = StopCount()
+        signal.signal(signal.SIGTERM, told_to_stop)  # before the key load: a run waiting for this holder may need it
     request = parse_request(first_request, provable_kinds(), "groth16")
     spec = spec_of(request)
     with reporting_to(request.get("progress_path")):
@@ -117,15 +132,13 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
     # SIGTERM: stop once no request has a prover waiting for it, judged STOP_GRACE_S after the
     # signal (the interrupted run's provers are being killed meanwhile; told while the key loaded,
     # the prover that started this holder connects meanwhile), at once when idle and listening.
-    decide_at = None
-    if told_to_stop.is_set():  # cleared only once seen: a SIGTERM between a look and a clear was lost (the holder lived keep_s on)
-        told_to_stop.clear()
-        decide_at = time.monotonic() + STOP_GRACE_S
+    seen = told_to_stop.count  # compared, never reset: a SIGTERM between a look and a reset was lost (the holder lived keep_s on)
+    decide_at = time.monotonic() + STOP_GRACE_S if seen else None
     try:
         while not requests.idle_for(keep_s) and not retiring.is_set():
             requests.raise_failure()
-            if told_to_stop.is_set():
-                told_to_stop.clear()
+            if told_to_stop.count != seen:
+                seen = told_to_stop.count
                 decide_at = time.monotonic() + (STOP_GRACE_S if requests.in_progress() else 0.0)
             if decide_at is not None and time.monotonic() >= decide_at:
                 decide_at = None
@@ -274,7 +287,7 @@ def read_line(connection: socket.socket, within_s: float | None = None) -> bytes
             return b"".join(chunks)
 
 
-def main(arguments: list[str], told_to_stop: threading.Event | None = None) -> None:
+def main(arguments: list[str], told_to_stop: StopCount | None = None) -> None:
     """``SOCKET KEEP_S PROVERS``, the first request on stdin; the process ends when the holder
     does (without the interpreter's teardown: :func:`~pot_zk.core.process_exit.exit_now`)."""
     hold(Path(arguments[0]), float(arguments[1]), sys.stdin.read(), int(arguments[2]), told_to_stop)
