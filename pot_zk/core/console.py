@@ -165,6 +165,12 @@ def progress_bar(*, disable: bool, **options: Any) -> tqdm:
     return tqdm(file=sys.stderr, disable=disable, mininterval=interval, maxinterval=max(10.0, interval), **options)
 
 
+TICKER_JOIN_S = 2.0
+"""How long leaving a :class:`BarTicker` waits for its thread: a redraw in the main thread that a
+Ctrl-C interrupted leaves tqdm's (re-entrant) lock held by the main thread, the ticker waits on
+it for ever, and waiting for the ticker hung ``pot-zk train`` (review44)."""
+
+
 class BarTicker:
     """While the ``with`` block runs, a daemon thread sets ``bar``'s postfix to ``text()`` every
     ``interval_s`` (by default 0.1 s on a terminal, :data:`LOG_INTERVAL_S` into a log; and once
@@ -189,5 +195,5 @@ class BarTicker:
     def __exit__(self, *exc_info: Any) -> None:
         if self._thread.is_alive():
             self._stop.set()
-            self._thread.join()
+            self._thread.join(timeout=TICKER_JOIN_S)
             self._bar.set_postfix_str(self._text())
