@@ -306,7 +306,7 @@ def test_a_wedged_holder_is_replaced(cache, tmp_path, monkeypatch):
     os.kill(wedged, signal.SIGSTOP)
     try:
         [(request, tensors)] = _step_requests(cache, tmp_path, range(75, 76))
-        monkeypatch.setattr(held, "GREETING_TIMEOUT_S", 1.0)
+        monkeypatch.setattr(held, "GREETING_TIMEOUT_S", 3.0)  # the new holder greets within it too, on a loaded machine (review44)
         code, document = held.forward(json.dumps({"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}), 30, 1)
         assert code == protocol.EXIT_OK, document
         assert _gone_within(wedged, 10)
@@ -324,6 +324,16 @@ def _catches(pid: int, signal_number: int) -> bool:
         if line.startswith("SigCgt:"):
             return bool(int(line.split()[1], 16) >> (signal_number - 1) & 1)
     return False
+
+
+def _stops_as_told(holder: subprocess.Popen, listened_at: float, answered_at: float, keep_s: float = 30) -> None:
+    """A holder told to stop before it listened decides STOP_GRACE_S after it listens: it stops
+    then if its one proof was answered by that time, else (a loaded machine: review44 measured
+    0.27 s of margin) it serves on and stops once idle for ``keep_s``."""
+    if answered_at - listened_at < warm.STOP_GRACE_S - 0.25:
+        holder.wait(timeout=10)
+    else:
+        holder.wait(timeout=keep_s + 20)
 
 
 def test_a_holder_told_to_stop_while_it_loads_its_key_serves_the_prover_waiting_for_it(cache, tmp_path):
@@ -356,6 +366,7 @@ def test_a_holder_told_to_stop_while_it_loads_its_key_serves_the_prover_waiting_
                 except (FileNotFoundError, ConnectionRefusedError):  # not listening yet (or an earlier test's killed holder's socket file)
                     time.sleep(0.01)
             assert connection is not None, f"the holder ended ({holder.poll()}) before it listened"
+            listened_at = time.monotonic()
         finally:
             os.close(reader)
         with connection:
@@ -366,7 +377,7 @@ def test_a_holder_told_to_stop_while_it_loads_its_key_serves_the_prover_waiting_
         spec = tiny_spec()
         vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
         assert verify_groth16(spec, Path(reply["document"]["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
-        holder.wait(timeout=warm.STOP_GRACE_S + 10)  # then, nobody waiting, it stops as it was told
+        _stops_as_told(holder, listened_at, time.monotonic())  # then, nobody waiting, it stops as it was told
     finally:
         _stop(holder.pid)
         holder.wait(timeout=30)
@@ -393,6 +404,7 @@ def test_a_holder_told_to_stop_as_it_starts_before_its_imports_serves_the_prover
             except (FileNotFoundError, ConnectionRefusedError):
                 time.sleep(0.01)
         assert connection is not None, f"the holder ended ({holder.poll()}) before it listened: {(tmp_path / 'holder.log').read_text()}"
+        listened_at = time.monotonic()
         with connection:
             connection.sendall(json.dumps({"request": json.dumps(document)}).encode() + b"\n")
             reply = json.loads(read_line(connection))
@@ -400,7 +412,7 @@ def test_a_holder_told_to_stop_as_it_starts_before_its_imports_serves_the_prover
         spec = tiny_spec()
         vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
         assert verify_groth16(spec, Path(reply["document"]["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
-        holder.wait(timeout=warm.STOP_GRACE_S + 10)  # then, nobody waiting, it stops as it was told
+        _stops_as_told(holder, listened_at, time.monotonic())  # then, nobody waiting, it stops as it was told
         assert not path.exists()
     finally:
         _stop(holder.pid)
