@@ -193,7 +193,7 @@ def spawn_holder(path: Path, raw: str, keep_s: float, provers: int, log) -> subp
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # inherited by the child until it catches SIGTERM
     try:
         holder = subprocess.Popen(
-            [sys.executable, "-c", HOLDER_BOOT, HOLDER_MODULE, str(path), str(keep_s), str(provers)],
+            [sys.executable, "-c", HOLDER_BOOT, HOLDER_MODULE, str(path), str(keep_s), str(provers), str(os.getpid())],  # its starter: this prover
             stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
         )
     finally:

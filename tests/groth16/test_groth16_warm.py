@@ -539,3 +539,33 @@ def test_a_holder_sent_sigterm_after_sigterm_stops(cache, tmp_path):
     finally:
         _stop(holder.pid)
         holder.wait(timeout=30)
+
+
+STARTER_GONE = """\
+import sys
+from pathlib import Path
+from provers.groth16_held import spawn_holder
+
+with open(sys.argv[3], "wb") as log:
+    holder = spawn_holder(Path(sys.argv[1]), sys.stdin.read(), float(sys.argv[2]), 1, log)
+print(holder.pid)  # and exit at once: a prover killed before it could report (or connect to) the holder it started
+"""
+
+
+def test_a_holder_whose_prover_died_before_it_listened_stops_unless_someone_connects(cache, tmp_path):
+    """review44: a prover killed with its interrupted run between starting a holder and reporting
+    it to the run left the holder unstopped, idle for its whole keep time (60 s) with its key in
+    memory. Now a holder whose starter is gone when it listens decides STOP_GRACE_S later."""
+    [(request, _)] = _step_requests(cache, tmp_path, range(86, 87))
+    path = socket_path(str(cache), tiny_spec().to_dict())
+    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    starter = subprocess.run(
+        [sys.executable, "-c", STARTER_GONE, str(path), "60", str(tmp_path / "holder.log")],
+        input=json.dumps(document), capture_output=True, text=True, cwd=REPO, timeout=60,
+    )
+    holder = int(starter.stdout.strip())
+    try:
+        assert _gone_within(holder, 45), f"the holder of a dead prover idles on: {(tmp_path / 'holder.log').read_text()}"
+        assert not path.exists()
+    finally:
+        _stop(holder)

@@ -89,11 +89,14 @@ class StopCount:
         self.count += 1
 
 
-def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_to_stop: StopCount | None = None) -> None:
+def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_to_stop: StopCount | None = None, starter: int | None = None) -> None:
     """Open the first request's key, listen on ``path`` (appearing only once listening; pid in
     ``<path>.pid``), answer up to ``provers`` requests at once, exit after ``keep_s`` idle seconds.
     ``told_to_stop``: the SIGTERMs counted by the handler the holder's start-up installed
-    (:data:`provers.groth16_held.HOLDER_BOOT`); without one, it is installed here."""
+    (:data:`provers.groth16_held.HOLDER_BOOT`); without one, it is installed here. ``starter``:
+    the pid of the prover that started it; gone by the time it listens (killed with its
+    interrupted run before it could report the holder to that run: review44), it decides
+    STOP_GRACE_S later as if told to stop (it stops unless some prover connected meanwhile)."""
     if provers < 1:
         raise ConfigurationError(f"a key holder needs at least one prover thread, got {provers}", key="provers")
     if told_to_stop is None:
@@ -133,7 +136,7 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
     # signal (the interrupted run's provers are being killed meanwhile; told while the key loaded,
     # the prover that started this holder connects meanwhile), at once when idle and listening.
     seen = told_to_stop.count  # compared, never reset: a SIGTERM between a look and a reset was lost (the holder lived keep_s on)
-    decide_at = time.monotonic() + STOP_GRACE_S if seen else None
+    decide_at = time.monotonic() + STOP_GRACE_S if seen or (starter is not None and os.getppid() != starter) else None
     try:
         while not requests.idle_for(keep_s) and not retiring.is_set():
             requests.raise_failure()
@@ -288,9 +291,9 @@ def read_line(connection: socket.socket, within_s: float | None = None) -> bytes
 
 
 def main(arguments: list[str], told_to_stop: StopCount | None = None) -> None:
-    """``SOCKET KEEP_S PROVERS``, the first request on stdin; the process ends when the holder
+    """``SOCKET KEEP_S PROVERS [STARTER_PID]``, the first request on stdin; the process ends when the holder
     does (without the interpreter's teardown: :func:`~pot_zk.core.process_exit.exit_now`)."""
-    hold(Path(arguments[0]), float(arguments[1]), sys.stdin.read(), int(arguments[2]), told_to_stop)
+    hold(Path(arguments[0]), float(arguments[1]), sys.stdin.read(), int(arguments[2]), told_to_stop, int(arguments[3]) if len(arguments) > 3 else None)
     exit_now(0)
 
 
