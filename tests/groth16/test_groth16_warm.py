@@ -271,7 +271,8 @@ def test_a_request_whose_prover_is_gone_before_its_turn_is_not_proven(cache, tmp
     made = _step_requests(cache, tmp_path, range(71, 73))
     _proves(cache, tmp_path, 73, 30)
     holder = _holder(cache)
-    threads = int(Path(f"/proc/{holder}/cmdline").read_bytes().split(b"\0")[-2])  # ... SOCKET KEEP_S PROVERS
+    argv = Path(f"/proc/{holder}/cmdline").read_bytes().split(b"\0")
+    threads = int(argv[argv.index(b"pot_zk.backends.groth16.warm") + 3])  # ... MODULE SOCKET KEEP_S PROVERS STARTER
     blockers = [_client(cache) for _ in range(threads)]  # every prover thread of the holder waits for a request line
     try:
         (killed_request, _), (later_request, _) = made
@@ -569,3 +570,58 @@ def test_a_holder_whose_prover_died_before_it_listened_stops_unless_someone_conn
         assert not path.exists()
     finally:
         _stop(holder)
+
+
+def test_a_proof_whose_prover_went_away_while_it_was_made_is_not_written(cache, tmp_path, monkeypatch):
+    """review44: a holder told to stop by an interrupted run finished the proof in progress and
+    wrote it into the run after `pot-zk train` had exited and let go of the run (nothing records
+    such a proof). Here the prover goes away while its proof is being made: nothing is written,
+    and the holder serves the next request."""
+    import socket as sockets
+    import tempfile
+    import threading
+
+    from pot_zk.backends.groth16 import request as requests
+
+    (gone_request, _), (later_request, _) = _step_requests(cache, tmp_path, range(88, 90))
+    clients = []
+    killed = threading.Event()
+    real_prove_step = requests.prove_step
+
+    def prover_killed_meanwhile(*args, **kwargs):
+        proof = real_prove_step(*args, **kwargs)
+        if not killed.is_set():
+            clients[0].close()  # the prover of the first request is killed while its proof is made
+            killed.set()
+        return proof
+
+    monkeypatch.setattr(requests, "prove_step", prover_killed_meanwhile)
+    path = Path(tempfile.mkdtemp(prefix="pot-zk-h-")) / "s"
+    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **gone_request}
+    holder = threading.Thread(target=warm.hold, args=(path, 2.0, json.dumps(document), 1, warm.StopCount()), daemon=True)
+    holder.start()
+    deadline = time.monotonic() + 120
+    while not path.exists() and holder.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def client() -> sockets.socket:
+        connection = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+        connection.connect(str(path))
+        connection.settimeout(60)
+        assert connection.recv(64) == warm.GREETING
+        return connection
+
+    clients.append(client())
+    clients[0].sendall(json.dumps({"request": json.dumps(document)}).encode() + b"\n")
+    assert killed.wait(timeout=60)
+    later = client()
+    clients.append(later)
+    with later:
+        later.sendall(json.dumps({"request": json.dumps({**document, **later_request})}).encode() + b"\n")
+        reply = json.loads(read_line(later))
+    assert reply["code"] == protocol.EXIT_OK, reply
+    assert Path(later_request["output_dir"]).exists()
+    gone = Path(gone_request["output_dir"])
+    assert not gone.exists() or not list(gone.iterdir()), f"the proof of a prover that went away was written: {list(gone.iterdir())}"
+    holder.join(timeout=30)
+    assert not holder.is_alive()

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pot_zk.backends.groth16 import keys
 from pot_zk.backends.groth16.prove import PROOF_TYPE, LoadedKey, prove_step
@@ -51,8 +51,11 @@ def keys_of(spec: Groth16Statement, request: dict[str, Any]) -> keys.KeyDirector
     return keys.ensure_keys(spec, Path(request["cache_dir"]))
 
 
-def prove_request(request: dict[str, Any], *, key_dir: keys.KeyDirectory | None = None, key: LoadedKey | None = None) -> ProverResponse:
-    """Prove the request's step; ``key_dir`` and ``key``: keys already opened and loaded (a key holder's)."""
+def prove_request(
+    request: dict[str, Any], *, key_dir: keys.KeyDirectory | None = None, key: LoadedKey | None = None, wanted: Callable[[], bool] | None = None
+) -> ProverResponse:
+    """Prove the request's step; ``key_dir`` and ``key``: keys already opened and loaded (a key
+    holder's); ``wanted``: whether its prover still waits for the answer (:func:`prove_integers`)."""
     from pot_zk.kinds.registry import load_training_step
 
     spec = spec_of(request)
@@ -65,7 +68,7 @@ def prove_request(request: dict[str, Any], *, key_dir: keys.KeyDirectory | None 
     if key_dir is None:
         stage("keys")
         key_dir = keys_of(spec, request)
-    return prove_integers(spec, integers, key_dir, Path(request["output_dir"]), key=key, setup_s=time.perf_counter() - started, checked_s=checked_s)
+    return prove_integers(spec, integers, key_dir, Path(request["output_dir"]), key=key, setup_s=time.perf_counter() - started, checked_s=checked_s, wanted=wanted)
 
 
 def prove_integers(
@@ -77,12 +80,17 @@ def prove_integers(
     key: LoadedKey | None = None,
     setup_s: float = 0.0,
     checked_s: float = 0.0,
+    wanted: Callable[[], bool] | None = None,
 ) -> ProverResponse:
     """Prove a step's checked integers (:func:`witness_integers`) with ``key_dir``; write the proof
     into ``out_dir``. ``public.prover`` says which witness engine ran, in which process and
-    thread, and when the proving began and ended."""
+    thread, and when the proving began and ended. ``wanted`` false once the proof is made (a key
+    holder's prover gone meanwhile: killed with its interrupted run): nothing is written into
+    ``out_dir`` (review44: the holder wrote proofs into a run its command had left)."""
     began_at = time.time()
     proof = prove_step(spec, key_dir, integers, key=key)
+    if wanted is not None and not wanted():
+        raise ProofGenerationError(f"its prover is gone: the proof is not written into {out_dir}", retryable=True, output_dir=str(out_dir))
     try:
         paths = proof.write(Path(out_dir))
     except (OSError, StorageError) as exc:  # review32: a full disk or an unwritable proofs/ stopped a key holder, answered as "it died"

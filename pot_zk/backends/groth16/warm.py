@@ -112,7 +112,7 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
     loaded = key_files(key_dir.path)
     retiring = threading.Event()
 
-    def prove(incoming: dict[str, Any]) -> ProverResponse:
+    def prove(incoming: dict[str, Any], connection: socket.socket) -> ProverResponse:
         incoming_location = (incoming.get("options") or {}).get("keys_dir") or incoming["cache_dir"]
         if spec_of(incoming).circuit_id() != spec.circuit_id() or Path(incoming_location).resolve() != Path(location).resolve():
             raise ConfigurationError("this key holder serves another circuit or key location", key="circuit")
@@ -120,7 +120,7 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
             retiring.set()
             _unlisten(path, inode)
             raise StaleKey(key_dir.path)
-        return prove_request(incoming, key_dir=key_dir, key=key)
+        return prove_request(incoming, key_dir=key_dir, key=key, wanted=lambda: not hung_up(connection))
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     staging = path.with_name(f".{path.name}.{os.getpid()}")
@@ -248,7 +248,7 @@ class _Requests:
             self._failure.result()
 
 
-def _serve(connection: socket.socket, prove: Callable[[dict[str, Any]], ProverResponse]) -> None:
+def _serve(connection: socket.socket, prove: Callable[[dict[str, Any], socket.socket], ProverResponse]) -> None:
     with closing(connection):
         _answer(connection, prove)
 
@@ -262,7 +262,7 @@ def _answer(connection: socket.socket, prove) -> None:
     if hung_up(connection):
         return  # its prover is gone (a timeout, an interruption) while the request waited its turn
     try:
-        code, document = answer(raw, provable_kinds(), prove, backend="groth16")
+        code, document = answer(raw, provable_kinds(), lambda request: prove(request, connection), backend="groth16")
     except StaleKey:
         return  # no answer: the prover starts a holder of the key now in the directory
     try:
