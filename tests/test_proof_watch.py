@@ -61,17 +61,34 @@ def test_a_line_being_written_and_a_malformed_line_are_not_shown():
         assert watch.text() == "step 0: witness 0.0 s"
 
 
-def test_the_bar_never_shows_an_eta_beside_no_proof_done(tmp_path):
-    """The bar is drawn from another thread at any moment. The first proof's duration made the
-    ETA before its outcome was counted, so a redraw in between showed ``proofs 0/3 done, ETA``
-    (CI saw it once). Here the bar is drawn inside that moment, as the ticker may."""
-    from pot_zk.proving.pipeline import ProofResult
+def _run_proving_step_0(tmp_path: Path, watch: ProofWatch, clock: Clock):
+    """A run with two proofs scheduled on ``watch``: step 0's proving for 5 s, step 1's queued."""
     from pot_zk.runs.bundle import RunBundle
-    from pot_zk.runs.proven_run import ProvenRun, queue_text
+    from pot_zk.runs.proven_run import ProvenRun
 
     bundle = RunBundle(tmp_path)
     bundle.write_manifest({"witness": {"retain": "auto"}})
     run = ProvenRun(bundle, None, None, None, lambda step: True, tmp_path, {}, [])
+    run.watch = watch
+    run.progress.scheduled = 2
+    write_stages(watch.stage_file(0), ("witness", clock.now))
+    watch.stage_file(1)
+    clock.now += 5
+    return run
+
+
+def _step_0_proved():
+    from pot_zk.proving.pipeline import ProofResult
+
+    return ProofResult(step=0, status="proved", proof_type="zk-groth16", strategy="groth16", response=None, error=None, attempts=1)
+
+
+def test_the_bar_never_shows_an_eta_beside_no_proof_done(tmp_path):
+    """The bar is drawn from another thread at any moment. The first proof's duration made the
+    ETA before its outcome was counted, so a redraw in between showed ``proofs 0/3 done, ETA``
+    (CI saw it once). Here the bar is drawn inside that moment, as the ticker may."""
+    from pot_zk.runs.proven_run import queue_text
+
     drawn: list[str] = []
 
     class DrawnMeanwhile(ProofWatch):
@@ -81,41 +98,27 @@ def test_the_bar_never_shows_an_eta_beside_no_proof_done(tmp_path):
 
     clock = Clock()
     with DrawnMeanwhile(workers=1, clock=clock) as watch:
-        run.watch = watch
-        run.progress.scheduled = 2
-        write_stages(watch.stage_file(0), ("witness", clock.now))
-        watch.stage_file(1)
-        clock.now += 5
-        run.record_result(ProofResult(step=0, status="proved", proof_type="zk-groth16", strategy="groth16", response=None, error=None, attempts=1))
+        run = _run_proving_step_0(tmp_path, watch, clock)
+        run.record_result(_step_0_proved())
     assert drawn == ["proofs 1/2 done, ETA 00:05; step 1: starting"]
 
 
 def test_the_bar_read_while_an_outcome_is_recorded_never_shows_an_eta_beside_no_proof_done(tmp_path):
     """review44: the bar read the count, then the watch; a whole outcome recorded between the two
     reads drew ``proofs 0/2 done, ETA``. Here the outcome is recorded right after the bar's first read."""
-    from pot_zk.proving.pipeline import ProofResult
-    from pot_zk.runs.bundle import RunBundle
-    from pot_zk.runs.proven_run import ProvenRun, queue_text
+    from pot_zk.runs.proven_run import queue_text
 
-    bundle = RunBundle(tmp_path)
-    bundle.write_manifest({"witness": {"retain": "auto"}})
-    run = ProvenRun(bundle, None, None, None, lambda step: True, tmp_path, {}, [])
-    outcome = ProofResult(step=0, status="proved", proof_type="zk-groth16", strategy="groth16", response=None, error=None, attempts=1)
     reads = []
 
     def read(value):
         reads.append(value)
         if len(reads) == 1:
-            run.record_result(outcome)  # the prover's thread, between the bar's two reads
+            run.record_result(_step_0_proved())  # the prover's thread, between the bar's two reads
         return value
 
     clock = Clock()
     with ProofWatch(workers=1, clock=clock) as watch:
-        run.watch = watch
-        run.progress.scheduled = 2
-        write_stages(watch.stage_file(0), ("witness", clock.now))
-        watch.stage_file(1)
-        clock.now += 5
+        run = _run_proving_step_0(tmp_path, watch, clock)
 
         class Drawn:  # what the bar reads, each read followed at once by the outcome's record if it is the first
             def text(self):
