@@ -175,6 +175,14 @@ def _step_requests(cache: Path, tmp_path: Path, seeds: range) -> list[tuple[dict
     return made
 
 
+def _holder_request(cache: Path, tmp_path: Path, seed: int) -> tuple[Path, dict, tuple]:
+    """(the holder socket of the tiny statement's keys in ``cache``, a request for the step of
+    ``seed`` as a prover hands it over, that step's tensors)."""
+    [(request, tensors)] = _step_requests(cache, tmp_path, range(seed, seed + 1))
+    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    return socket_path(str(cache), tiny_spec().to_dict()), document, tensors
+
+
 @pytest.mark.parametrize("provers", [2, 1])
 def test_one_holder_proves_as_many_requests_at_once_as_it_has_provers(cache, tmp_path, provers):
     """Four prover programs started together: one holder (one key load) answers them all, on
@@ -341,15 +349,13 @@ def test_a_holder_told_to_stop_while_it_loads_its_key_serves_the_prover_waiting_
     """review35: SIGTERM (another run interrupted) while a holder loaded its key killed it, and
     the prover that had started it paid a new holder's key load. Here the holder is held before
     its key load by its progress file, a named pipe nobody reads yet, and signalled there."""
-    [(request, tensors)] = _step_requests(cache, tmp_path, range(76, 77))
+    path, document, tensors = _holder_request(cache, tmp_path, 76)
     pipe = tmp_path / "progress"
     os.mkfifo(pipe)
-    path = socket_path(str(cache), tiny_spec().to_dict())
     holder = subprocess.Popen(
         [sys.executable, "-m", "pot_zk.backends.groth16.warm", str(path), "30", "1"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, start_new_session=True,
     )
-    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
     holder.stdin.write(json.dumps({**document, "progress_path": str(pipe)}).encode())
     holder.stdin.close()
     try:
@@ -390,9 +396,7 @@ def test_a_holder_told_to_stop_as_it_starts_before_its_imports_serves_the_prover
     is signalled the moment it exists, and still proves for the prover that started it."""
     from provers.groth16_held import spawn_holder
 
-    [(request, tensors)] = _step_requests(cache, tmp_path, range(78, 79))
-    path = socket_path(str(cache), tiny_spec().to_dict())
-    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    path, document, tensors = _holder_request(cache, tmp_path, 78)
     with open(tmp_path / "holder.log", "wb") as log:
         holder = spawn_holder(path, json.dumps(document), 30, 1, log)
     try:
@@ -490,9 +494,7 @@ def test_a_holder_told_to_stop_just_as_it_starts_to_listen_stops(cache, tmp_path
     """CI saw a holder outlive an interrupted run by its whole keep time: the SIGTERM that came
     between the holder's look at the signal and its clearing of it was lost. A holder process
     signalled at exactly that moment (its first look) and with nobody waiting for it stops."""
-    [(request, _)] = _step_requests(cache, tmp_path, range(82, 83))
-    path = socket_path(str(cache), tiny_spec().to_dict())
-    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    path, document, _ = _holder_request(cache, tmp_path, 82)
     holder = subprocess.Popen(
         [sys.executable, "-c", LATE_SIGNAL, str(path), "60", "1"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True,
@@ -519,9 +521,7 @@ def test_a_holder_sent_sigterm_after_sigterm_stops(cache, tmp_path):
     from its start on, stops once nobody waits for it."""
     from provers.groth16_held import spawn_holder
 
-    [(request, _)] = _step_requests(cache, tmp_path, range(84, 85))
-    path = socket_path(str(cache), tiny_spec().to_dict())
-    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    path, document, _ = _holder_request(cache, tmp_path, 84)
     with open(tmp_path / "holder.log", "wb") as log:
         holder = spawn_holder(path, json.dumps(document), 60, 1, log)
     try:
@@ -557,9 +557,7 @@ def test_a_holder_whose_prover_died_before_it_listened_stops_unless_someone_conn
     """review44: a prover killed with its interrupted run between starting a holder and reporting
     it to the run left the holder unstopped, idle for its whole keep time (60 s) with its key in
     memory. Now a holder whose starter is gone when it listens decides STOP_GRACE_S later."""
-    [(request, _)] = _step_requests(cache, tmp_path, range(86, 87))
-    path = socket_path(str(cache), tiny_spec().to_dict())
-    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request}
+    path, document, _ = _holder_request(cache, tmp_path, 86)
     starter = subprocess.run(
         [sys.executable, "-c", STARTER_GONE, str(path), "60", str(tmp_path / "holder.log")],
         input=json.dumps(document), capture_output=True, text=True, cwd=REPO, timeout=60,
