@@ -284,15 +284,10 @@ def test_a_request_whose_prover_is_gone_before_its_turn_is_not_proven(cache, tmp
     blockers = [_client(cache) for _ in range(threads)]  # every prover thread of the holder waits for a request line
     try:
         (killed_request, _), (later_request, _) = made
-        program = subprocess.Popen(
-            [sys.executable, "-m", "provers.groth16_prover", "--keep-key-s", "30"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
-        )
-        program.stdin.write(json.dumps({"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **killed_request}).encode())
-        program.stdin.close()
-        time.sleep(3)  # connected, greeted, request sent: queued behind the blockers
-        program.kill()
-        program.wait(timeout=30)
+        killed = _client(cache)  # greeted: queued behind the blockers
+        document = json.dumps({"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **killed_request})
+        killed.sendall(json.dumps({"request": document}).encode() + b"\n")  # what a prover program sends (groth16_held._exchange)
+        killed.close()  # ... and then it is killed: its connection closes (review44: a fixed sleep before a kill could come before the request was sent)
     finally:
         for blocker in blockers:
             blocker.close()
