@@ -13,6 +13,7 @@ gathers the errors of independent steps of :func:`pot_zk.config.build.build`.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -148,9 +149,10 @@ def config_errors(cfg: DictConfig) -> list[ConfigurationError]:
     return errors
 
 
-def schema_keys() -> list[str]:
+@functools.cache
+def schema_keys() -> tuple[str, ...]:
     """Every dotted key the schema declares (the free-form sections as themselves)."""
-    return list(_keys(OmegaConf.structured(PotZkConfig), ""))
+    return tuple(_keys(OmegaConf.structured(PotZkConfig), ""))
 
 
 def _keys(node: DictConfig, prefix: str) -> Iterator[str]:
