@@ -43,6 +43,9 @@ from pot_zk.exceptions import ConfigurationError
 
 LOCK_FILE = ".pot-zk.lock"
 HOLDER_FILE = ".pot-zk.lock.json"
+MAKE_ATTEMPTS = 5
+"""How often :meth:`RunLock.acquire` makes the run directory again when it went while the lock
+file was opened (a process that lets go of a run it had made, with nothing written, removes it)."""
 
 
 @dataclass(frozen=True)
@@ -143,23 +146,33 @@ class RunLock:
     def acquire(self) -> "RunLock":
         if self._key is not None:
             raise RuntimeError(f"the lock of {self.run_dir} is already taken by this RunLock")
-        self._created = not self.run_dir.exists()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        key = self.run_dir.resolve()
         with _GUARD:
-            held = _HELD.get(key)
-            if held is not None:
-                if held.thread != threading.get_ident():
-                    raise RunInUseError(self.run_dir, held.holder)
-                held.count += 1
-                self._key = key
-                self.killed = () if held.audited else held.killed
-                return self
-            lock = FileLock(str(key / LOCK_FILE), timeout=0)
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                raise RunInUseError(self.run_dir, LockHolder.read(key / HOLDER_FILE)) from None
+            for attempt in range(MAKE_ATTEMPTS):
+                self._created = not self.run_dir.exists()
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                key = self.run_dir.resolve()
+                held = _HELD.get(key)
+                if held is not None:
+                    if held.thread != threading.get_ident():
+                        raise RunInUseError(self.run_dir, held.holder)
+                    held.count += 1
+                    self._key = key
+                    self.killed = () if held.audited else held.killed
+                    return self
+                lock = FileLock(str(key / LOCK_FILE), timeout=0)
+                try:
+                    lock.acquire(timeout=0)
+                    break
+                except Timeout:
+                    raise RunInUseError(self.run_dir, LockHolder.read(key / HOLDER_FILE)) from None
+                except FileNotFoundError:  # review44: the process that let go of the run removed it, left empty, as the lock file was opened
+                    if attempt + 1 == MAKE_ATTEMPTS:
+                        raise ConfigurationError(
+                            f"cannot lock {self.run_dir}: its directory was removed {MAKE_ATTEMPTS} times while its lock was taken; "
+                            "is another program removing it?",
+                            key="run_dir",
+                            run_dir=str(self.run_dir),
+                        ) from None
             try:
                 found = _record(key / HOLDER_FILE)
                 self.killed = _killed_in(found)
