@@ -69,15 +69,14 @@ def test_ctrl_c_during_a_groth16_proof_kills_prover_and_key_holder_and_the_run_r
         prover, holder = wait_for(lambda: _proving(trainer.pid, cache, run_dir), "a prover program and the run's key holder", timeout=120)
         os.killpg(trainer.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the trainer's group, not the provers' sessions
         out, err = trainer.communicate(timeout=120)
+        at_exit = listing(run_dir / "proofs") if (run_dir / "proofs").exists() else {}  # review44: taken once the holder was gone, it missed its late write
     finally:
         kill(trainer.pid)
     assert trainer.returncode == 130, err
     wait_for(lambda: _gone(prover, holder), "the prover and its key holder to be gone", timeout=10)
     steps = _interrupted(run_dir, "SIGINT")["steps"]
     assert stderr_lines(err) == [f"interrupted at step {steps} of 8; continue with: pot-zk resume run"]
-    after = listing(run_dir / "proofs") if (run_dir / "proofs").exists() else {}
-    time.sleep(3)
-    assert (listing(run_dir / "proofs") if (run_dir / "proofs").exists() else {}) == after, "a proof was written after the interruption"
+    assert (listing(run_dir / "proofs") if (run_dir / "proofs").exists() else {}) == at_exit, "a proof was written after the interruption"
 
     resumed = run("resume", "run", cwd=tmp_path)
     kill(holder_pid(cache, run_dir))
