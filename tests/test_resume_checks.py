@@ -55,6 +55,21 @@ def test_a_stopped_run_resumes_and_verifies(tmp_path, capsys):
     assert not verify_run(run, cache_dir=tmp_path / "cache").findings
 
 
+def test_lines_a_kill_cut_short_are_dropped_at_resume_and_its_record_names_each_file_and_bytes(tmp_path, capsys):
+    """review45: the run.resume record counted only the audit trail's cut, though resume drops a
+    cut line from commitments.jsonl, proofs.jsonl and evaluations.jsonl too."""
+    run = _stopped(tmp_path)
+    with open(run / files.COMMITMENTS, "ab") as handle:
+        handle.write(b'{"step": 2, "w_be')  # 17 bytes: a kill in the middle of the line's write
+    with open(run / files.AUDIT, "ab") as handle:
+        handle.write(b'{"event": "co')  # 13
+    assert main(["resume", str(run)]) == 0
+    [resumed] = [e for e in map(json.loads, (run / files.AUDIT).read_text().splitlines()) if e["event"] == "run.resume"]
+    assert resumed["discarded_partial_records"] == {files.AUDIT: 13, files.COMMITMENTS: 17}
+    assert resumed["discarded_partial_record_bytes"] == 30
+    assert not verify_run(run, cache_dir=tmp_path / "cache").findings
+
+
 def test_a_run_killed_before_its_run_start_record_gets_it_at_resume_and_verify_cross_checks_the_manifest(tmp_path, capsys):
     """Killed after the manifest, dataset and initial model were written but before the audit
     trail's first record: the resumed run writes run.start (marked at_resume) before run.resume,

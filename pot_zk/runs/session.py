@@ -297,15 +297,18 @@ def resume_session(
     checkpoint that does not continue the committed steps (:mod:`pot_zk.runs.resume`); drop
     records cut short, restore the last checkpoint."""
     check_resumable(bundle, plan, lifecycle.runtime)
-    for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS):
-        discard_incomplete_tail(bundle.path(name))
+    cut = {name: len(discard_incomplete_tail(bundle.path(name))) for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS)}
     prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
     checkpoint = bundle.path(files.CHECKPOINT)
     start_step = restore_checkpoint(checkpoint if checkpoint.exists() else bundle.path(files.INITIAL_MODEL), model, optimizer)
     check_checkpoint(bundle, plan, model, start_step)
     audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
     _audit_cut_off_start(bundle, audit, lifecycle.runtime.config)
-    audit.event("run.resume", from_step=start_step, discarded_partial_record_bytes=len(lifecycle.discarded))
+    cut = {files.AUDIT: len(lifecycle.discarded), **cut}  # review45: the records files' cuts went unsaid
+    audit.event(
+        "run.resume", from_step=start_step, discarded_partial_record_bytes=sum(cut.values()),
+        discarded_partial_records={name: count for name, count in cut.items() if count},
+    )
     _audit_cut_off_evaluations(bundle, audit)
     evaluator = evaluator_for(plan, held_out)
     session = TrainingSession(bundle, lifecycle, plan, model, optimizer, prepared, start_step=start_step, evaluator=evaluator, **options)
