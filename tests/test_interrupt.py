@@ -228,3 +228,43 @@ def test_a_ctrl_c_after_the_run_completed_names_the_completed_run(tmp_path):
     assert done.returncode == 130, done.stderr
     assert stderr_lines(done.stderr) == ["interrupted after the run in run completed; nothing to resume: verify it with: pot-zk verify run"]
     assert [e["event"] for e in audit_events(tmp_path / "run")][-1] == "run.end"
+
+
+def test_a_ctrl_c_right_after_a_step_is_committed_reports_the_steps_the_run_committed(tmp_path):
+    """review45: a SIGINT that came after step 2's commitment was written, before the step was
+    counted (a real signal, from the process to itself, as commitments.jsonl gets the line),
+    said "interrupted at step 2" and recorded steps 2, though 3 steps were committed, and the
+    trail lacked step 2's commitment record until a resume wrote it."""
+    import subprocess
+    import sys
+
+    program = (
+        "import os, signal, sys\n"
+        "from pot_zk.runs.bundle import RunBundle\n"
+        "real = RunBundle.append_commitment\n"
+        "def append(self, record):\n"
+        "    real(self, record)\n"
+        "    if record['step'] == 2: os.kill(os.getpid(), signal.SIGINT)\n"
+        "RunBundle.append_commitment = append\n"
+        "from pot_zk.cli.main import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, "train", "model=tiny_mlp", "data=synthetic", "mode=disabled", "train.max_steps=5",
+         "train.batch_size=2", "train.progress=false", "run_dir=run", f"cache_dir={tmp_path / 'cache'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 130, done.stderr
+    assert stderr_lines(done.stderr) == [
+        "pot-zk: SIGINT: finishing step 2's commitment records first (interrupt again to exit now)",
+        "interrupted at step 3 of 5; continue with: pot-zk resume run",
+    ]
+    events = audit_events(tmp_path / "run")
+    assert [e["step"] for e in events if e["event"] == "commitment"] == [0, 1, 2]
+    [interrupted] = [e for e in events if e["event"] == "run.interrupted"]
+    assert interrupted["steps"] == 3 == len((tmp_path / "run" / "commitments.jsonl").read_text().splitlines())
+    [end] = [e for e in events if e["event"] == "run.end"]
+    assert end["progress"]["steps"] == 3
+    resumed = run("resume", "run", cwd=tmp_path)  # from the checkpoint before step 2: step 2 again, matching its commitment
+    assert resumed.returncode == 0, resumed.stderr
+    assert "run completed: 5 steps trained, 3 of them by this command, every step committed" in resumed.stdout, resumed.stdout

@@ -22,6 +22,7 @@ from pot_zk.kinds.registry import STEP_KINDS, kind_of, save_training_step
 from pot_zk.backends.base import Statement
 from pot_zk.proving.parking import parked_path
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
+from pot_zk.core.prover_processes import closing_run
 from pot_zk.core.protocol import ProverRequest
 from pot_zk.runs.bundle import AUDIT, RunBundle, read_jsonl
 from pot_zk.runs.proof_watch import ProofWatch
@@ -218,15 +219,17 @@ class ProvenRun:
             if name not in self._constants:
                 self._constants[name] = (commit(name), encoded[name].values)
             record[name] = self._constants[name][0]
-        self.progress.steps += 1
-        if index in self._done_steps:
-            self._check_replay(index, record, audit)
-        else:
-            if scheduled or self.keep_witnesses:
-                save_training_step(step, self.bundle.witness_path(index))
-            self.bundle.append_commitment(record)
-            audit.event("commitment", **record)
-            self._done_steps.add(index)
+        # review45: a signal between the record and its count left the counts a step apart
+        with closing_run(finishing=f"step {index}'s commitment records", ends_run=False):
+            if index in self._done_steps:
+                self._check_replay(index, record, audit)
+            else:
+                if scheduled or self.keep_witnesses:
+                    save_training_step(step, self.bundle.witness_path(index))
+                self.bundle.append_commitment(record)
+                audit.event("commitment", **record)
+                self._done_steps.add(index)
+            self.progress.steps += 1
         if scheduled and index not in self._final_proofs and not parked_path(self.bundle.park_dir, index).exists():
             self.submit(index)
 

@@ -135,6 +135,13 @@ class TrainingSession:
             self.run.executor.check()
         return step
 
+    @property
+    def committed_steps(self) -> int:
+        """The run's committed steps (earlier commands' too): what an interruption reports
+        (review45: :attr:`next_step`, advanced once the checkpoint is due, lagged a step behind
+        a signal that came after the commitment)."""
+        return self.run.coverage()[0]
+
     def evaluate(self) -> Evaluation | None:
         """Score the current model on the held-out set (once per step count), recorded in
         evaluations.jsonl and the audit trail. None without a held-out set."""
@@ -183,7 +190,7 @@ class TrainingSession:
         elif isinstance(error, KeyboardInterrupt):
             status = "interrupted"
             stop_provers()
-            self.audit.event("run.interrupted", signal=getattr(error, "signal_name", "SIGINT"), steps=self.next_step)
+            self.audit.event("run.interrupted", signal=getattr(error, "signal_name", "SIGINT"), steps=self.committed_steps)
         else:
             status = "aborted"
             self.audit.event("run.aborted", error={"error_class": type(error).__name__, "message": str(error)})
@@ -201,7 +208,7 @@ class TrainingSession:
             except KeyboardInterrupt as interrupted:
                 if status == "completed":  # review18, review25: before its final model and score the run is not complete
                     status = "interrupted"
-                    self.audit.event("run.interrupted", signal=getattr(interrupted, "signal_name", "SIGINT"), steps=self.next_step)
+                    self.audit.event("run.interrupted", signal=getattr(interrupted, "signal_name", "SIGINT"), steps=self.committed_steps)
                 raise
         finally:
             head = None

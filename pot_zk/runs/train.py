@@ -167,7 +167,7 @@ def _train(lifecycle: RunLifecycle, plan: TrainingPlan, bundle: RunBundle, resum
             session.end(error)  # interrupted between the session's start and its `with` block
         elif session is None:
             lifecycle.end("interrupted")  # a trail opened before the first step is closed too
-        steps = session.next_step if session is not None else _steps_recorded(bundle)
+        steps = session.committed_steps if session is not None else _steps_recorded(bundle)
         total = None if schedule is None else len(schedule)
         signal_name = getattr(error, "signal_name", "SIGINT")
         completed = lifecycle.end_status == "completed"
