@@ -104,8 +104,8 @@ def test_sigterm_kills_an_ezkl_prover_with_its_child_and_records_the_interruptio
         kill(trainer.pid)
     assert trainer.returncode == 130, err
     wait_for(lambda: _gone(prover, child), "the prover and its child to be gone", timeout=10)
-    assert _interrupted(run_dir, "SIGTERM")["steps"] == 0
-    assert stderr_lines(err) == ["interrupted at step 0 of 4; continue with: pot-zk resume run"]
+    assert _interrupted(run_dir, "SIGTERM")["steps"] == 1  # step 0 trained and committed, its proof cut short
+    assert stderr_lines(err) == ["interrupted at step 1 of 4; continue with: pot-zk resume run"]
     assert not (run_dir / "proofs.jsonl").exists()  # the interrupted proof has no outcome: resume proves it
 
 
