@@ -204,27 +204,32 @@ def test_a_resume_interrupted_before_its_schedule_is_known_names_the_step_withou
     assert line == "interrupted at step 45; continue with: pot-zk resume run"
 
 
-def test_a_ctrl_c_after_the_run_completed_names_the_completed_run(tmp_path):
-    """review32: a Ctrl-C right after run.end (here: as the summary prints, a real SIGINT from
-    the process to itself) said "pot-zk train: interrupted", as if the run were cut short."""
+def _train_signalling_itself(tmp_path: Path, patch: str, *overrides: str):
+    """``pot-zk train`` (the CLI's main, its signal handling) of the tiny model without proofs, in
+    a process of its own, after ``patch`` (Python source; os, signal, time imported) replaced a
+    function with one that sends the process a real signal at the moment under test."""
     import subprocess
     import sys
 
-    program = (
-        "import os, signal, sys, time\n"
+    program = f"import os, signal, sys, time\n{patch}from pot_zk.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
+    return subprocess.run(
+        [sys.executable, "-c", program, "train", "model=tiny_mlp", "data=synthetic", "mode=disabled", "train.progress=false",
+         "run_dir=run", f"cache_dir={tmp_path / 'cache'}", *overrides],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_a_ctrl_c_after_the_run_completed_names_the_completed_run(tmp_path):
+    """review32: a Ctrl-C right after run.end (here: as the summary prints, a real SIGINT from
+    the process to itself) said "pot-zk train: interrupted", as if the run were cut short."""
+    patch = (
         "import pot_zk.runs.summary as summary\n"
         "real = summary.summary_lines\n"
         "def lines(ended):\n"
         "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5); return real(ended)\n"
         "summary.summary_lines = lines\n"
-        "from pot_zk.cli.main import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program, "train", "model=tiny_mlp", "data=synthetic", "mode=disabled", "train.max_steps=2",
-         "train.progress=false", "run_dir=run", f"cache_dir={tmp_path / 'cache'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
+    done = _train_signalling_itself(tmp_path, patch, "train.max_steps=2")
     assert done.returncode == 130, done.stderr
     assert stderr_lines(done.stderr) == ["interrupted after the run in run completed; nothing to resume: verify it with: pot-zk verify run"]
     assert [e["event"] for e in audit_events(tmp_path / "run")][-1] == "run.end"
@@ -235,25 +240,15 @@ def test_a_ctrl_c_right_after_a_step_is_committed_reports_the_steps_the_run_comm
     counted (a real signal, from the process to itself, as commitments.jsonl gets the line),
     said "interrupted at step 2" and recorded steps 2, though 3 steps were committed, and the
     trail lacked step 2's commitment record until a resume wrote it."""
-    import subprocess
-    import sys
-
-    program = (
-        "import os, signal, sys\n"
+    patch = (
         "from pot_zk.runs.bundle import RunBundle\n"
         "real = RunBundle.append_commitment\n"
         "def append(self, record):\n"
         "    real(self, record)\n"
         "    if record['step'] == 2: os.kill(os.getpid(), signal.SIGINT)\n"
         "RunBundle.append_commitment = append\n"
-        "from pot_zk.cli.main import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program, "train", "model=tiny_mlp", "data=synthetic", "mode=disabled", "train.max_steps=5",
-         "train.batch_size=2", "train.progress=false", "run_dir=run", f"cache_dir={tmp_path / 'cache'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
+    done = _train_signalling_itself(tmp_path, patch, "train.max_steps=5", "train.batch_size=2")
     assert done.returncode == 130, done.stderr
     assert stderr_lines(done.stderr) == [
         "pot-zk: SIGINT: finishing step 2's commitment records first (interrupt again to exit now)",
