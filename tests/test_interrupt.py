@@ -204,19 +204,28 @@ def test_a_resume_interrupted_before_its_schedule_is_known_names_the_step_withou
     assert line == "interrupted at step 45; continue with: pot-zk resume run"
 
 
-def _train_signalling_itself(tmp_path: Path, patch: str, *overrides: str):
+SIGINT_AS_STEP_2_IS_COMMITTED = (
+    "from pot_zk.runs.bundle import RunBundle\n"
+    "real = RunBundle.append_commitment\n"
+    "def append(self, record):\n"
+    "    real(self, record)\n"
+    "    if record['step'] == 2: os.kill(os.getpid(), signal.SIGINT)\n"
+    "RunBundle.append_commitment = append\n"
+)
+"""A patch for :func:`_train_signalling_itself`: a real SIGINT once step 2's commitment line is written."""
+
+
+def _train_signalling_itself(tmp_path: Path, patch: str, *overrides: str, command: tuple[str, ...] = ()):
     """``pot-zk train`` (the CLI's main, its signal handling) of the tiny model without proofs, in
     a process of its own, after ``patch`` (Python source; os, signal, time imported) replaced a
-    function with one that sends the process a real signal at the moment under test."""
+    function with one that sends the process a real signal at the moment under test; ``command``:
+    another command line instead (``resume run``)."""
     import subprocess
     import sys
 
     program = f"import os, signal, sys, time\n{patch}from pot_zk.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
-    return subprocess.run(
-        [sys.executable, "-c", program, "train", "model=tiny_mlp", "data=synthetic", "mode=disabled", "train.progress=false",
-         "run_dir=run", f"cache_dir={tmp_path / 'cache'}", *overrides],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
+    arguments = command or ("train", "model=tiny_mlp", "data=synthetic", "mode=disabled", "train.progress=false", "run_dir=run", f"cache_dir={tmp_path / 'cache'}", *overrides)
+    return subprocess.run([sys.executable, "-c", program, *arguments], cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
 
 def test_a_ctrl_c_after_the_run_completed_names_the_completed_run(tmp_path):
@@ -240,15 +249,7 @@ def test_a_ctrl_c_right_after_a_step_is_committed_reports_the_steps_the_run_comm
     counted (a real signal, from the process to itself, as commitments.jsonl gets the line),
     said "interrupted at step 2" and recorded steps 2, though 3 steps were committed, and the
     trail lacked step 2's commitment record until a resume wrote it."""
-    patch = (
-        "from pot_zk.runs.bundle import RunBundle\n"
-        "real = RunBundle.append_commitment\n"
-        "def append(self, record):\n"
-        "    real(self, record)\n"
-        "    if record['step'] == 2: os.kill(os.getpid(), signal.SIGINT)\n"
-        "RunBundle.append_commitment = append\n"
-    )
-    done = _train_signalling_itself(tmp_path, patch, "train.max_steps=5", "train.batch_size=2")
+    done = _train_signalling_itself(tmp_path, SIGINT_AS_STEP_2_IS_COMMITTED, "train.max_steps=5", "train.batch_size=2")
     assert done.returncode == 130, done.stderr
     assert stderr_lines(done.stderr) == [
         "pot-zk: SIGINT: finishing step 2's commitment records first (interrupt again to exit now)",
@@ -263,3 +264,23 @@ def test_a_ctrl_c_right_after_a_step_is_committed_reports_the_steps_the_run_comm
     resumed = run("resume", "run", cwd=tmp_path)  # from the checkpoint before step 2: step 2 again, matching its commitment
     assert resumed.returncode == 0, resumed.stderr
     assert "run completed: 5 steps trained, 3 of them by this command, every step committed" in resumed.stdout, resumed.stdout
+
+
+def test_a_resume_interrupted_before_it_trains_counts_the_complete_commitments(tmp_path):
+    """review46: a resume interrupted while it loaded the data (before its session) said
+    "interrupted at step 0" of a run with 3 committed steps whose commitments.jsonl ended in a
+    line a kill had cut short (the records could not be read, so it counted none)."""
+    assert _train_signalling_itself(tmp_path, SIGINT_AS_STEP_2_IS_COMMITTED, "train.max_steps=5", "train.batch_size=2").returncode == 130
+    with open(tmp_path / "run" / "commitments.jsonl", "ab") as handle:
+        handle.write(b'{"step": 3, "w_be')  # a kill in the middle of step 3's line
+    while_loading = (
+        "import pot_zk.runs.train as train\n"
+        "real = train.declared_data\n"
+        "def data(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
+        "    return real(*a, **k)\n"
+        "train.declared_data = data\n"
+    )
+    done = _train_signalling_itself(tmp_path, while_loading, command=("resume", "run"))
+    assert done.returncode == 130, done.stderr
+    assert stderr_lines(done.stderr) == ["interrupted at step 3; continue with: pot-zk resume run"]
