@@ -284,3 +284,28 @@ def test_a_resume_interrupted_before_it_trains_counts_the_complete_commitments(t
     done = _train_signalling_itself(tmp_path, while_loading, command=("resume", "run"))
     assert done.returncode == 130, done.stderr
     assert stderr_lines(done.stderr) == ["interrupted at step 3; continue with: pot-zk resume run"]
+
+
+def test_a_resume_interrupted_before_its_first_record_leaves_the_cut_line_for_the_resume_that_records_it(tmp_path):
+    """review46: resume cut the last line a kill had cut short from commitments.jsonl, then was
+    interrupted before its run.resume record: the cut was in no record, and the next resume found
+    nothing to cut. Now the interrupted resume leaves the file as it was."""
+    assert _train_signalling_itself(tmp_path, SIGINT_AS_STEP_2_IS_COMMITTED, "train.max_steps=5", "train.batch_size=2").returncode == 130
+    commitments = tmp_path / "run" / "commitments.jsonl"
+    with open(commitments, "ab") as handle:
+        handle.write(b'{"step": 3, "w_be')  # 17 bytes: a kill in the middle of step 3's line
+    before = commitments.read_bytes()
+    while_restoring = (
+        "import pot_zk.runs.session as session\n"
+        "real = session.restore_checkpoint\n"
+        "def restore(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
+        "    return real(*a, **k)\n"
+        "session.restore_checkpoint = restore\n"
+    )
+    done = _train_signalling_itself(tmp_path, while_restoring, command=("resume", "run"))
+    assert done.returncode == 130, done.stderr
+    assert commitments.read_bytes() == before
+    assert run("resume", "run", cwd=tmp_path).returncode == 0
+    resumed = [e for e in audit_events(tmp_path / "run") if e["event"] == "run.resume"]
+    assert [e["discarded_partial_records"] for e in resumed] == [{"commitments.jsonl": 17}]

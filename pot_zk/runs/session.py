@@ -15,6 +15,7 @@ called by the training loop) and the final model when the run completes.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import torch
@@ -304,24 +305,40 @@ def resume_session(
     checkpoint that does not continue the committed steps (:mod:`pot_zk.runs.resume`); drop
     records cut short, restore the last checkpoint."""
     check_resumable(bundle, plan, lifecycle.runtime)
-    cut = {name: len(discard_incomplete_tail(bundle.path(name))) for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS)}
-    prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
-    checkpoint = bundle.path(files.CHECKPOINT)
-    start_step = restore_checkpoint(checkpoint if checkpoint.exists() else bundle.path(files.INITIAL_MODEL), model, optimizer)
-    check_checkpoint(bundle, plan, model, start_step)
-    audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
-    _audit_cut_off_start(bundle, audit, lifecycle.runtime.config)
-    cut = {files.AUDIT: len(lifecycle.discarded), **cut}  # review45: the records files' cuts went unsaid
-    audit.event(
-        "run.resume", from_step=start_step, discarded_partial_record_bytes=sum(cut.values()),
-        discarded_partial_records={name: count for name, count in cut.items() if count},
-    )
+    cut = {name: discard_incomplete_tail(bundle.path(name)) for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS)}
+    try:
+        prepared = {"leaves": bundle.dataset()["leaves"], "prover_options": bundle.manifest()["prover_options"]}
+        checkpoint = bundle.path(files.CHECKPOINT)
+        start_step = restore_checkpoint(checkpoint if checkpoint.exists() else bundle.path(files.INITIAL_MODEL), model, optimizer)
+        check_checkpoint(bundle, plan, model, start_step)
+    except BaseException:  # review46: refused or interrupted, the resume leaves the cut lines for the one that records them
+        _put_back(bundle, cut)
+        raise
+    with closing_run(finishing="the resume's first records", ends_run=False):
+        audit = lifecycle.open(bundle.path(files.AUDIT), stats_dir=bundle.root, run=bundle.root.name)
+        _audit_cut_off_start(bundle, audit, lifecycle.runtime.config)
+        counts = {files.AUDIT: len(lifecycle.discarded), **{name: len(tail) for name, tail in cut.items()}}  # review45: the records files' cuts went unsaid
+        audit.event(
+            "run.resume", from_step=start_step, discarded_partial_record_bytes=sum(counts.values()),
+            discarded_partial_records={name: count for name, count in counts.items() if count},
+        )
     _audit_cut_off_evaluations(bundle, audit)
     evaluator = evaluator_for(plan, held_out)
     session = TrainingSession(bundle, lifecycle, plan, model, optimizer, prepared, start_step=start_step, evaluator=evaluator, **options)
     if start_step == 0:  # stopped before the initial model's score was written (e.g. a full disk)
         session.evaluate()
     return session
+
+
+def _put_back(bundle: RunBundle, cut: dict[str, bytes]) -> None:
+    """Append the cut-short last lines again (a resume refused or interrupted before its
+    ``run.resume`` record changes none of the run's files)."""
+    for name, tail in cut.items():
+        if tail:
+            with open(bundle.path(name), "ab") as handle:
+                handle.write(tail)
+                handle.flush()
+                os.fsync(handle.fileno())
 
 
 def _audit_cut_off_start(bundle: RunBundle, audit: AuditLog, config: dict[str, Any]) -> None:
