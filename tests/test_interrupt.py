@@ -266,22 +266,34 @@ def test_a_ctrl_c_right_after_a_step_is_committed_reports_the_steps_the_run_comm
     assert "run completed: 5 steps trained, 3 of them by this command, every step committed" in resumed.stdout, resumed.stdout
 
 
+def _stopped_with_a_cut_line(tmp_path: Path) -> Path:
+    """A 5-step run interrupted once step 2 is committed, then a kill's cut-short line for step 3
+    (17 bytes) at the end of its commitments.jsonl, which is returned."""
+    assert _train_signalling_itself(tmp_path, SIGINT_AS_STEP_2_IS_COMMITTED, "train.max_steps=5", "train.batch_size=2").returncode == 130
+    commitments = tmp_path / "run" / "commitments.jsonl"
+    with open(commitments, "ab") as handle:
+        handle.write(b'{"step": 3, "w_be')
+    return commitments
+
+
+def _sigint_in(module: str, function: str) -> str:
+    """A patch for :func:`_train_signalling_itself`: ``module.function`` sends a real SIGINT first."""
+    return (
+        f"import {module} as patched\n"
+        f"real = patched.{function}\n"
+        "def signalling(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
+        "    return real(*a, **k)\n"
+        f"patched.{function} = signalling\n"
+    )
+
+
 def test_a_resume_interrupted_before_it_trains_counts_the_complete_commitments(tmp_path):
     """review46: a resume interrupted while it loaded the data (before its session) said
     "interrupted at step 0" of a run with 3 committed steps whose commitments.jsonl ended in a
     line a kill had cut short (the records could not be read, so it counted none)."""
-    assert _train_signalling_itself(tmp_path, SIGINT_AS_STEP_2_IS_COMMITTED, "train.max_steps=5", "train.batch_size=2").returncode == 130
-    with open(tmp_path / "run" / "commitments.jsonl", "ab") as handle:
-        handle.write(b'{"step": 3, "w_be')  # a kill in the middle of step 3's line
-    while_loading = (
-        "import pot_zk.runs.train as train\n"
-        "real = train.declared_data\n"
-        "def data(*a, **k):\n"
-        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
-        "    return real(*a, **k)\n"
-        "train.declared_data = data\n"
-    )
-    done = _train_signalling_itself(tmp_path, while_loading, command=("resume", "run"))
+    _stopped_with_a_cut_line(tmp_path)
+    done = _train_signalling_itself(tmp_path, _sigint_in("pot_zk.runs.train", "declared_data"), command=("resume", "run"))
     assert done.returncode == 130, done.stderr
     assert stderr_lines(done.stderr) == ["interrupted at step 3; continue with: pot-zk resume run"]
 
@@ -290,20 +302,9 @@ def test_a_resume_interrupted_before_its_first_record_leaves_the_cut_line_for_th
     """review46: resume cut the last line a kill had cut short from commitments.jsonl, then was
     interrupted before its run.resume record: the cut was in no record, and the next resume found
     nothing to cut. Now the interrupted resume leaves the file as it was."""
-    assert _train_signalling_itself(tmp_path, SIGINT_AS_STEP_2_IS_COMMITTED, "train.max_steps=5", "train.batch_size=2").returncode == 130
-    commitments = tmp_path / "run" / "commitments.jsonl"
-    with open(commitments, "ab") as handle:
-        handle.write(b'{"step": 3, "w_be')  # 17 bytes: a kill in the middle of step 3's line
+    commitments = _stopped_with_a_cut_line(tmp_path)
     before = commitments.read_bytes()
-    while_restoring = (
-        "import pot_zk.runs.session as session\n"
-        "real = session.restore_checkpoint\n"
-        "def restore(*a, **k):\n"
-        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
-        "    return real(*a, **k)\n"
-        "session.restore_checkpoint = restore\n"
-    )
-    done = _train_signalling_itself(tmp_path, while_restoring, command=("resume", "run"))
+    done = _train_signalling_itself(tmp_path, _sigint_in("pot_zk.runs.session", "restore_checkpoint"), command=("resume", "run"))
     assert done.returncode == 130, done.stderr
     assert commitments.read_bytes() == before
     assert run("resume", "run", cwd=tmp_path).returncode == 0
