@@ -15,7 +15,6 @@ called by the training loop) and the final model when the run completes.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 import torch
@@ -23,6 +22,7 @@ from omegaconf import OmegaConf
 
 from pot_zk.config.plan import TrainingPlan
 from pot_zk.backends.base import TrainingArithmetic
+from pot_zk.core.atomic import append_line
 from pot_zk.core.audit import AuditLog, run_start_fields
 from pot_zk.core.challenge import commitment_head
 from pot_zk.core.prover_processes import allow_provers, closing_run, pause, stop_provers
@@ -335,10 +335,7 @@ def _put_back(bundle: RunBundle, cut: dict[str, bytes]) -> None:
     ``run.resume`` record changes none of the run's files)."""
     for name, tail in cut.items():
         if tail:
-            with open(bundle.path(name), "ab") as handle:
-                handle.write(tail)
-                handle.flush()
-                os.fsync(handle.fileno())
+            append_line(bundle.path(name), tail)
 
 
 def _audit_cut_off_start(bundle: RunBundle, audit: AuditLog, config: dict[str, Any]) -> None:
