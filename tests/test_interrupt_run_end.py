@@ -6,6 +6,7 @@ test_interrupt.py so that pytest-xdist's per-file scheduling can put them on the
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -220,3 +221,36 @@ def test_sigterm_as_prove_pending_ends_says_its_work_is_done(tmp_path, cache):
     ]
     ends = [e for e in audit_events(tmp_path / "run") if e["event"] == "run.end"]
     assert ends[-1]["command"] == "prove-pending" and ends[-1]["status"] == "completed"
+
+
+def test_a_ctrl_c_as_a_proof_is_audited_in_the_training_loop_records_its_outcome_first(tmp_path, cache):
+    """Session 18's leftover: the inline executor (ezkl's default) proves in the training loop and
+    wrote a proof's ``proof.result`` to the audit trail, then (outside the block that defers a
+    signal) its outcome to proofs.jsonl. A Ctrl-C in between said "finishing this proof's outcome
+    records first", then left proofs.jsonl without that outcome: verify failed the run
+    (record-mismatch) until it was resumed. Here a real SIGINT comes as step 1's ``proof.result``
+    is written."""
+    from test_interrupt import _train_signalling_itself
+
+    patch = (
+        "from pot_zk.core.audit import AuditLog\n"
+        "real = AuditLog.event\n"
+        "def event(self, name, **fields):\n"
+        "    real(self, name, **fields)\n"
+        "    if name == 'proof.result' and fields.get('step') == 1: os.kill(os.getpid(), signal.SIGINT)\n"
+        "AuditLog.event = event\n"
+    )
+    run_dir = tmp_path / "run"
+    try:
+        done = _train_signalling_itself(tmp_path, patch, command=("train", *tiny_run(run_dir, cache, "executor=inline", steps=4, k=1)))
+    finally:
+        kill(holder_pid(cache, run_dir))
+    assert done.returncode == 130, done.stderr
+    assert stderr_lines(done.stderr) == [
+        "pot-zk: SIGINT: finishing this proof's outcome records first (interrupt again to exit now)",
+        "interrupted at step 2 of 4; continue with: pot-zk resume run",
+    ]
+    outcomes = [json.loads(line) for line in (run_dir / "proofs.jsonl").read_text().splitlines()]
+    assert [(o["step"], o["status"]) for o in outcomes] == [(0, "proved"), (1, "proved")]
+    verified = run("verify", "run", "--cache-dir", str(cache), cwd=tmp_path)
+    assert "record-mismatch" not in verified.stdout, verified.stdout

@@ -7,6 +7,14 @@ for every queued job. ``dask``: the strategy calls go to a Dask cluster
 (:mod:`pot_zk.proving.dask_executor`, imported only when chosen). Executors are registered by
 name in :data:`EXECUTORS` (``executor.name`` in config). A job whose handler halts (fail_fast)
 is re-raised in the training loop at the next ``check``.
+
+``prove`` is a :class:`~pot_zk.proving.pipeline.ProvingPipeline`'s ``prove``; ``done`` records a
+job's outcome (``proofs.jsonl``). ``inline`` proves in the main thread, where a Ctrl-C lands: it
+hands ``done`` to the pipeline as its ``record``, written in the same signal-deferring block as
+the outcome's ``proof.result`` audit record (a signal between the two left the trail with an
+outcome proofs.jsonl lacked, and verify failed the run). The pools prove and record in threads of
+their own, which no signal interrupts (an interrupted run waits for the proofs in progress as it
+shuts them down).
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ from pot_zk.exceptions import ConfigurationError
 from pot_zk.proving.pipeline import ProofResult
 from pot_zk.core.protocol import ProverRequest
 
-ProveFn = Callable[[ProverRequest], ProofResult]
+ProveFn = Callable[..., ProofResult]
+"""``prove(job)``, or ``prove(job, record=done)`` (the inline executor)."""
 DoneFn = Callable[[ProofResult], None]
 
 
@@ -50,7 +59,7 @@ class InlineExecutor:
         self._done = done
 
     def submit(self, job: ProverRequest) -> None:
-        self._done(self._prove(job))
+        self._prove(job, record=self._done)
 
     def check(self) -> None:
         """Nothing can be pending: failures surface in submit."""
