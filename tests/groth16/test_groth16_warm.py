@@ -618,3 +618,58 @@ def test_a_proof_whose_prover_went_away_while_it_was_made_is_not_written(cache, 
     assert not gone.exists() or not list(gone.iterdir()), f"the proof of a prover that went away was written: {list(gone.iterdir())}"
     holder.join(timeout=30)
     assert not holder.is_alive()
+
+
+HUNG_HOLDER = """\
+import sys, threading
+from pathlib import Path
+from pot_zk.backends.groth16 import request as requests, warm
+
+warm.ABANDONED_S = float(sys.argv[3])
+
+def hung(*args, **kwargs):  # a proof that never returns (a prover hung inside groth16py, say)
+    Path(sys.argv[4]).touch()
+    threading.Event().wait()
+
+requests.prove_step = hung
+warm.main([sys.argv[1], sys.argv[2], "1"])
+"""
+
+
+def test_a_holder_whose_hung_proof_lost_its_prover_exits_and_one_whose_prover_waits_goes_on(cache, tmp_path):
+    """Session 18's leftover: a holder hung inside a proof was never noticed. Its prover timed out
+    and was killed, but the holder lived on (a request in progress is never idle), holding its
+    prover thread and its socket: every later request went to it and waited for its own timeout.
+    Now it exits once every request in progress has lost its prover for ABANDONED_S (2 s here)."""
+    import socket as sockets
+    import tempfile
+
+    _, document, _ = _holder_request(cache, tmp_path, 91)
+    path = Path(tempfile.mkdtemp(prefix="pot-zk-h-")) / "s"
+    marker = tmp_path / "proving"
+    with open(tmp_path / "holder.log", "w") as log:
+        holder = subprocess.Popen([sys.executable, "-c", HUNG_HOLDER, str(path), "60", "2", str(marker)],
+                                  stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    try:
+        holder.stdin.write(json.dumps(document))
+        holder.stdin.close()
+        deadline = time.monotonic() + 120
+        while not path.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        prover = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+        prover.connect(str(path))
+        prover.settimeout(30)
+        assert prover.recv(64) == warm.GREETING
+        prover.sendall(json.dumps({"request": json.dumps(document)}).encode() + b"\n")
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), (tmp_path / "holder.log").read_text()
+        time.sleep(3 * 2)
+        assert holder.poll() is None, "a holder whose prover still waits for its proof goes on"
+        prover.close()  # the prover is killed on its timeout
+        holder.wait(timeout=30)
+        assert not path.exists(), "the exiting holder removed its socket: the retry starts a new one"
+    finally:
+        _stop(holder.pid)
+        holder.wait(timeout=30)

@@ -21,6 +21,9 @@ The holder is a cache, not a trust boundary: it proves what the one-shot program
 same checks. A holder that dies fails its requests as retryable; the next request starts a new
 one. An unexpected error in any request stops the holder (after its other proofs in progress).
 
+A holder whose every request in progress has lost its prover for :data:`ABANDONED_S` exits: a
+proof hung inside the prover is not waited for forever.
+
 It greets each connection the moment it accepts it (:data:`GREETING`): a prover that gets no
 greeting in time takes the holder for wedged (stopped, hung) and replaces it
 (:mod:`provers.groth16_held`). It does not prove a request whose prover has gone meanwhile (killed
@@ -66,6 +69,12 @@ GREETING = b"pot-zk-groth16-holder\n"
 STOP_GRACE_S = 2.0
 """After SIGTERM, how long the holder waits for the provers of its requests to hang up (the
 interrupted run's are being killed as it is told to stop) before it decides another run needs it."""
+ABANDONED_S = 60.0
+"""How long the holder goes on while every request it holds has lost its prover (each connection
+hung up: killed on a timeout or an interruption) before it exits, abandoning them. A proof that
+has lost its prover stops at its next stage (``wanted``); one that never gets there (hung inside
+the prover) kept the holder alive forever, holding its prover thread, answering nothing, and
+serving its socket to every later request until each timed out."""
 REQUEST_TIMEOUT_S = 60.0
 """How long a connection has, once a prover thread takes it, to send its request line (a prover
 program sends it as soon as it is greeted; a queued one's is already waiting): a local process
@@ -137,9 +146,17 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
     # the prover that started this holder connects meanwhile), at once when idle and listening.
     seen = told_to_stop.count  # compared, never reset: a SIGTERM between a look and a reset was lost (the holder lived keep_s on)
     decide_at = time.monotonic() + STOP_GRACE_S if seen or (starter is not None and os.getppid() != starter) else None
+    abandoned_since = None  # since when every request in progress has lost its prover
     try:
         while not requests.idle_for(keep_s) and not retiring.is_set():
             requests.raise_failure()
+            if requests.in_progress() and requests.unwaited():
+                abandoned_since = abandoned_since if abandoned_since is not None else time.monotonic()
+                if time.monotonic() - abandoned_since >= ABANDONED_S:
+                    _unlisten(path, inode)
+                    os._exit(0)  # a thread that never returns cannot be joined: nobody waits for its proof
+            else:
+                abandoned_since = None
             if told_to_stop.count != seen:
                 seen = told_to_stop.count
                 decide_at = time.monotonic() + (STOP_GRACE_S if requests.in_progress() else 0.0)
