@@ -13,8 +13,7 @@ job's outcome (``proofs.jsonl``). ``inline`` proves in the main thread, where a 
 hands ``done`` to the pipeline as its ``record``, written in the same signal-deferring block as
 the outcome's ``proof.result`` audit record (a signal between the two left the trail with an
 outcome proofs.jsonl lacked, and verify failed the run). The pools prove and record in threads of
-their own, which no signal interrupts (an interrupted run waits for the proofs in progress as it
-shuts them down).
+their own, where no signal lands.
 """
 
 from __future__ import annotations
