@@ -150,10 +150,26 @@ def _connect(path: Path) -> socket.socket | None:
     return connection
 
 
+def start_lock(path: Path):
+    """The lock provers start a holder of ``path`` under, taken: ``<path>.lock``, opened and
+    locked until the file locked is the one at that name (an exiting holder removes it under the
+    lock, :func:`pot_zk.backends.groth16.warm.tidy`; a prover that opened it before waits, then
+    takes the new one)."""
+    name = f"{path}.lock"
+    while True:
+        handle = open(name, "a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.fstat(handle.fileno()), os.stat(name)):
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()
+
+
 def _start_holder(path: Path, raw: str, keep_s: float, provers: int) -> socket.socket:
     """Start a holder for the request's key (one at a time: others wait on the lock, then connect)."""
-    with open(f"{path}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with start_lock(path):
         connection = _connect(path)
         if connection is not None:
             return connection

@@ -141,14 +141,57 @@ def test_a_holder_whose_keys_were_replaced_retires_and_the_new_keys_prove(tiny_k
         _stop(_holder(own))
 
 
-def test_an_idle_holder_exits_and_removes_its_socket(cache, tmp_path):
+def test_an_idle_holder_exits_and_removes_its_socket_and_files(cache, tmp_path):
+    """...its pid file, its start lock and its (empty) log too: they stayed, two files per key
+    location and circuit in the holders' directory for good (session 18's leftover)."""
     _proves(cache, tmp_path, 24, 1.0)
     holder = _holder(cache)
     deadline = time.monotonic() + 30
     while _alive(holder) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(holder)
-    assert not socket_path(str(cache), tiny_spec().to_dict()).exists()
+    path = socket_path(str(cache), tiny_spec().to_dict())
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(path.name)] == []
+
+
+def test_tidy_keeps_a_log_with_anything_in_it_and_leaves_the_files_of_a_prover_starting_a_holder(tmp_path):
+    from provers.groth16_held import start_lock
+
+    path = tmp_path / "k.sock"
+    Path(f"{path}.log").write_text("Traceback (most recent call last):\n")
+    with start_lock(path):  # a prover starting a holder
+        warm.tidy(path)
+        assert Path(f"{path}.lock").exists()
+    warm.tidy(path)
+    assert not Path(f"{path}.lock").exists() and Path(f"{path}.log").read_text().startswith("Traceback")
+    path.touch()  # another holder listens
+    with start_lock(path):
+        pass
+    warm.tidy(path)
+    assert Path(f"{path}.lock").exists()
+
+
+def test_a_prover_waiting_on_a_start_lock_a_holder_removes_takes_the_one_at_its_name(tmp_path):
+    """The lock file an exiting holder removes (under the lock) may have been opened meanwhile by
+    a prover about to start a holder: once it has the lock, it must hold the file at the name, or a
+    third prover would lock a new file and two holders would start at once."""
+    import threading
+
+    from provers.groth16_held import start_lock
+
+    path = tmp_path / "k.sock"
+    name = f"{path}.lock"
+    first = start_lock(path)
+    taken = []
+    waiting = threading.Thread(target=lambda: taken.append(start_lock(path)))
+    waiting.start()
+    time.sleep(0.3)  # it has opened the file and waits for the lock
+    os.unlink(name)  # what tidy does, under the lock
+    first.close()
+    waiting.join(timeout=10)
+    [second] = taken
+    with second:
+        assert os.path.samestat(os.fstat(second.fileno()), os.stat(name))
 
 
 def test_refusals_keep_their_exit_codes_through_the_holder(cache, tmp_path):

@@ -154,6 +154,7 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
                 abandoned_since = abandoned_since if abandoned_since is not None else time.monotonic()
                 if time.monotonic() - abandoned_since >= ABANDONED_S:
                     _unlisten(path, inode)
+                    tidy(path)
                     os._exit(0)  # a thread that never returns cannot be joined: nobody waits for its proof
             else:
                 abandoned_since = None
@@ -164,6 +165,7 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
                 decide_at = None
                 if requests.unwaited():
                     _unlisten(path, inode)
+                    tidy(path)
                     os._exit(0)  # abandons proofs in progress: nobody waits for them
             try:
                 connection, _ = listener.accept()
@@ -181,6 +183,7 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
         _unlisten(path, inode)
         listener.close()
         pool.shutdown(wait=True)
+    tidy(path)  # not after an error: its traceback goes to the log
 
 
 class StaleKey(Exception):
@@ -202,6 +205,32 @@ def key_files(directory: Path) -> dict[str, tuple[int, int, int]]:
             continue
         found[name] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
     return found
+
+
+def tidy(path: Path) -> None:
+    """As a holder exits: remove the start lock of ``path`` and its log when empty (a log with
+    anything in it is kept: a holder's errors go there), unless a prover holds the lock (it is
+    starting a holder, which logs there) or another holder listens at ``path``. Provers take the
+    lock with :func:`provers.groth16_held.start_lock`, which retries a removed one. Without this,
+    two files per key location and circuit stayed in the holders' directory for good."""
+    import fcntl
+
+    name = f"{path}.lock"
+    try:
+        handle = open(name, "a")
+    except OSError:
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not os.path.samestat(os.fstat(handle.fileno()), os.stat(name)) or path.exists():
+                return
+            log = Path(f"{path}.log")
+            if log.exists() and log.stat().st_size == 0:
+                log.unlink()
+            os.unlink(name)
+        except OSError:  # a prover holds it, or the files went meanwhile
+            return
 
 
 def _unlisten(path: Path, inode: int) -> None:
