@@ -103,7 +103,7 @@ def check_base_holdout(report, manifest: dict, spec, expect_base: Any) -> None:
     except (ConfigurationError, KeyError, TypeError, ValueError) as exc:
         report.fail("holdout", "trained-by-base", f"the base run's data set or this run's held-out set cannot be recomputed: {getattr(exc, 'message', exc)}")
         return
-    trained = sorted(held & (set(range(part.start, part.stop)) - kept))
+    trained = sorted(i for i in held if part.start <= i < part.stop and i not in kept)  # not a set of the base's whole split
     if trained:
         report.fail(
             "holdout", "trained-by-base",

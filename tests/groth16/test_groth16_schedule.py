@@ -113,6 +113,39 @@ def test_a_steplr_loop_proves_every_selected_step_and_verify_names_the_schedule(
     assert report.coverage == {"zk-groth16": 8}
     assert report.references["schedule"] == "StepLR(step_size=2, gamma=0.5) from lr 0.1, each step's rate recomputed"
     assert len(list((cache / "groth16").iterdir())) == 1, "one key for the whole schedule"
+    _a_huge_step_number_costs_verify_nothing_for_it(run_dir, cache, tmp_path)
+
+
+def _a_huge_step_number_costs_verify_nothing_for_it(run_dir: Path, cache: Path, tmp_path: Path) -> None:
+    """review47: the last commitment record renumbered 10**7 made verify build a set of every
+    number up to it (for the missing-step message) and step torch's scheduler that many times: a
+    record numbered 3*10**7 took 569 s and 3.9 GB, 10**9 would exhaust the memory. The trainer
+    chose that number: verify's work must follow the records it has."""
+    import shutil
+    import tracemalloc
+
+    from pot_zk.kinds.schedule import Schedule
+
+    forged = tmp_path / "renumbered"
+    shutil.copytree(run_dir, forged, ignore=shutil.ignore_patterns("witness", ".pot-zk.lock*"))
+    lines = (forged / "commitments.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    last["step"] = 10**7
+    (forged / "commitments.jsonl").write_text("\n".join([*lines[:-1], json.dumps(last)]) + "\n")
+    asked = []
+    real_rates = Schedule.rates
+    Schedule.rates = lambda self, count: asked.append(count) or real_rates(self, count)
+    tracemalloc.start()
+    try:
+        report = verify_run(forged, cache_dir=cache)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        Schedule.rates = real_rates
+    assert not report.ok and ("steps", "missing-step") in {(f.check, f.reason) for f in report.findings}, report.summary()
+    assert "missing: [7, 8, 9, 10, 11, 12, 13, 14, 15, 16]" in report.summary(), report.summary()
+    assert max(asked) <= 8, f"verify asked the schedule for {max(asked)} rates of an 8-record run"
+    assert peak < 50 * 2**20, f"verify's peak Python allocation {peak / 2**20:.0f} MiB for an 8-record run"
 
 
 def test_a_scheduled_loop_answers_the_auditors_challenge_at_each_steps_rate(tmp_path):
