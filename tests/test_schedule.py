@@ -143,7 +143,20 @@ def test_a_loops_scheduler_is_declared_recorded_and_recomputed_by_verify(schedul
     assert [r["learning_rate"] for r in RunBundle.open(scheduled_run).commitments()] == [0.1] * 3 + [0.05] * 3 + [0.025] * 2
     report = verify_run(scheduled_run, cache_dir=tmp_path / "cache", **run_pins(scheduled_run))
     assert report.ok and "schedule" in report.passed, report.summary()
-    assert report.references["schedule"] == "StepLR(step_size=3, gamma=0.5) from lr 0.1, each step's rate recomputed"
+    assert report.references["schedule"] == "StepLR(step_size=3, gamma=0.5) from lr 0.1, each step's rate recomputed: from 0.025 to 0.1"
+
+
+def test_verify_names_the_range_of_the_rates_it_recomputed(tmp_path):
+    """review47: LinearLR(start_factor=0.011, total_iters=0) reads as a warm-up to the base rate;
+    torch keeps every step at 1.1 % of it (just above the note for rates under 1 %). The schedule
+    line now says which rates the steps had."""
+    model, optimizer, loader = _setup()
+    scheduler = lr_scheduler.LinearLR(optimizer, start_factor=0.011, end_factor=1.0, total_iters=0)
+    with track(model, optimizer, run_dir=tmp_path / "run", overrides=OVERRIDES, scheduler=scheduler) as run:
+        _loop(run, model, optimizer, loader, scheduler)
+    report = verify_run(tmp_path / "run", cache_dir=tmp_path / "cache", **run_pins(tmp_path / "run"))
+    assert report.ok, report.summary()
+    assert report.references["schedule"].endswith("each step's rate recomputed: 0.0011 at every step"), report.references["schedule"]
 
 
 def test_a_recorded_rate_the_schedule_does_not_give_fails_verification(scheduled_run, tmp_path):

@@ -61,6 +61,9 @@ def check_schedule(report, manifest: Mapping[str, Any], spec: Any, by_step: Mapp
             "(its batch is committed but not learned from)", step,
         )
     if rates:
+        lowest, highest = min(rates.values()), max(rates.values())
+        span = f"{lowest:.3g} at every step" if lowest == highest else f"from {lowest:.3g} to {highest:.3g}"
+        report.references["schedule"] += f": {span}"  # review47: LinearLR(start_factor=0.011, total_iters=0) reads as a warm-up; it stays at 1.1 %
         low = min(rates, key=lambda step: rates[step])
         if rates[low] < spec.learning_rate / 100:  # the trainer's declaration, unless the auditor's keys pin it: say how low it goes
             report.notes.append(

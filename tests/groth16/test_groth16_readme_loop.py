@@ -57,7 +57,7 @@ def test_the_readme_example_runs_as_written_and_verifies(tmp_path):
     verified = subprocess.run([str(POT_ZK), *check[1:]], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "result: VERIFIED" in verified.stdout
-    assert "schedule: CosineAnnealingLR(T_max=24, eta_min=0.0) from lr 0.1, each step's rate recomputed" in verified.stdout
+    assert "schedule: CosineAnnealingLR(T_max=24, eta_min=0.0) from lr 0.1, each step's rate recomputed: from " in verified.stdout
 
 
 def printed(stdout: str, prefix: str) -> list[str]:

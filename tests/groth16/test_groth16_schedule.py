@@ -111,7 +111,7 @@ def test_a_steplr_loop_proves_every_selected_step_and_verify_names_the_schedule(
     report = verify_run(run_dir, cache_dir=cache, **pins(run.verify_command(declared=True)))
     assert report.ok, report.summary()
     assert report.coverage == {"zk-groth16": 8}
-    assert report.references["schedule"] == "StepLR(step_size=2, gamma=0.5) from lr 0.1, each step's rate recomputed"
+    assert report.references["schedule"] == "StepLR(step_size=2, gamma=0.5) from lr 0.1, each step's rate recomputed: from 0.0125 to 0.1"
     assert len(list((cache / "groth16").iterdir())) == 1, "one key for the whole schedule"
     _a_huge_step_number_costs_verify_nothing_for_it(run_dir, cache, tmp_path)
 
