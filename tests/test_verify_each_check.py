@@ -459,13 +459,14 @@ def test_a_boolean_step_is_no_step_and_the_json_report_still_fits_its_schema(hon
     jsonschema.validate(json.loads(json.dumps(report.to_dict())), schema)
 
 
-def test_a_step_numbered_past_every_integer_the_seeded_order_takes_is_a_missing_step_not_a_verifier_error(honest, tmp_path):
-    """review47's follow-up: a commitment record numbered 10**25 in a run with a seeded batch order
-    made the batch-order check seed torch with its epoch, which overflowed: verify stopped with
-    "verifier-error" and the checks after it did not run."""
+@pytest.mark.parametrize("number", [10**25, -(10**25)])
+def test_a_step_numbered_past_every_integer_the_seeded_order_takes_is_a_missing_step_not_a_verifier_error(honest, tmp_path, number):
+    """review47's follow-up: a commitment record numbered 10**25 (review48: or -10**25) in a run
+    with a seeded batch order made the batch-order check seed torch with its epoch, which
+    overflowed: verify stopped with "verifier-error" and the checks after it did not run."""
     run = Path(shutil.copytree(honest, tmp_path / "run"))
     records = jsonl(run / files.COMMITMENTS)
-    records[-1]["step"] = 10**25
+    records[-1]["step"] = number
     write_jsonl(run / files.COMMITMENTS, records)
     report = verify_run(run, cache_dir=tmp_path / "cache")
     reasons = {f.reason for f in report.findings}

@@ -58,8 +58,8 @@ def check_steps(
         batch_index = record.get("batch_index")
         if streamed:
             pass
-        # a step numbered past the records (missing-step) has no place in the seeded order: its epoch overflowed the seed (review47)
-        elif seeded and leaves and step < len(by_step) and batch_index != epoch_order(len(leaves), epoch, int(manifest["training"]["seed"]))[position]:
+        # a step numbered outside the records (missing-step) has no place in the seeded order: its epoch overflowed the seed (review47, review48)
+        elif seeded and leaves and 0 <= step < len(by_step) and batch_index != epoch_order(len(leaves), epoch, int(manifest["training"]["seed"]))[position]:
             report.fail("steps", "batch-order", "the step used another batch than the declared seeded order", step)
         elif not (isinstance(batch_index, int) and 0 <= batch_index < len(leaves)) or record.get("batch") != leaves[batch_index]:
             report.fail("steps", "batch-not-in-dataset", "the step's batch commitment is not the declared dataset leaf", step)
