@@ -663,32 +663,57 @@ def test_a_proof_whose_prover_went_away_while_it_was_made_is_not_written(cache, 
     assert not holder.is_alive()
 
 
+def _wait_until_it_listens(holder: subprocess.Popen, path: Path) -> None:
+    """Until ``holder`` listens at ``path`` (its pid in the pid file: the socket an earlier test's
+    killed holder left there is not it)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and holder.poll() is None:
+        if path.exists() and _holder_pid_at(path) == holder.pid:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the holder did not listen at {path}")
+
+
+def _holder_pid_at(path: Path) -> int | None:
+    try:
+        return int(Path(f"{path}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 HUNG_HOLDER = """\
 import sys, threading
 from pathlib import Path
 from pot_zk.backends.groth16 import request as requests, warm
 
 warm.ABANDONED_S = float(sys.argv[3])
+hung_once = threading.Lock()
+real = requests.prove_step
 
-def hung(*args, **kwargs):  # a proof that never returns (a prover hung inside groth16py, say)
-    Path(sys.argv[4]).touch()
-    threading.Event().wait()
+def hung(*args, **kwargs):  # the first proof never returns (a prover hung inside groth16py, say)
+    if hung_once.acquire(blocking=False):
+        Path(sys.argv[4]).touch()
+        threading.Event().wait()
+    return real(*args, **kwargs)
 
 requests.prove_step = hung
 warm.main([sys.argv[1], sys.argv[2], "1"])
 """
 
 
-def test_a_holder_whose_hung_proof_lost_its_prover_exits_and_one_whose_prover_waits_goes_on(cache, tmp_path):
+def test_a_holder_hung_in_a_proof_whose_prover_went_retires_and_the_next_attempt_is_proven_by_a_new_holder(cache, tmp_path):
     """Session 18's leftover: a holder hung inside a proof was never noticed. Its prover timed out
     and was killed, but the holder lived on (a request in progress is never idle), holding its
-    prover thread and its socket: every later request went to it and waited for its own timeout.
-    Now it exits once every request in progress has lost its prover for ABANDONED_S (2 s here)."""
+    prover thread and its socket: every later attempt went to it and waited for its own timeout.
+    review48: waiting until every request had lost its prover, it still never retired while
+    attempts kept coming. Now, ABANDONED_S (2 s here) after a prover went, the holder stops
+    listening, closes the connection of the attempt queued behind the hung proof (its prover starts
+    a new holder, which proves it) and exits; while the hung proof's own prover still waits, it
+    goes on."""
     import socket as sockets
-    import tempfile
 
-    _, document, _ = _holder_request(cache, tmp_path, 91)
-    path = Path(tempfile.mkdtemp(prefix="pot-zk-h-")) / "s"
+    path, document, _ = _holder_request(cache, tmp_path, 91)
+    (later, _), = _step_requests(cache, tmp_path, range(92, 93))
     marker = tmp_path / "proving"
     with open(tmp_path / "holder.log", "w") as log:
         holder = subprocess.Popen([sys.executable, "-c", HUNG_HOLDER, str(path), "60", "2", str(marker)],
@@ -696,9 +721,7 @@ def test_a_holder_whose_hung_proof_lost_its_prover_exits_and_one_whose_prover_wa
     try:
         holder.stdin.write(json.dumps(document))
         holder.stdin.close()
-        deadline = time.monotonic() + 120
-        while not path.exists() and holder.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_until_it_listens(holder, path)
         prover = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
         prover.connect(str(path))
         prover.settimeout(30)
@@ -710,9 +733,73 @@ def test_a_holder_whose_hung_proof_lost_its_prover_exits_and_one_whose_prover_wa
         assert marker.exists(), (tmp_path / "holder.log").read_text()
         time.sleep(3 * 2)
         assert holder.poll() is None, "a holder whose prover still waits for its proof goes on"
-        prover.close()  # the prover is killed on its timeout
+        prover.close()  # the prover is killed on its timeout; its retry comes at once and queues behind the hung proof
+        code, response, _ = run_held(later, 30)
+        assert code == protocol.EXIT_OK, response
+        assert response["public"]["prover"]["pid"] != holder.pid, "a new holder proved the attempt"
         holder.wait(timeout=30)
-        assert not path.exists(), "the exiting holder removed its socket: the retry starts a new one"
+        assert "retiring" in (tmp_path / "holder.log").read_text()
+    finally:
+        _stop(holder.pid)
+        holder.wait(timeout=30)
+
+
+FAILING_HOLDER = """\
+import sys, threading, time
+from pathlib import Path
+from pot_zk.backends.groth16 import request as requests, warm
+
+real = requests.prove_step
+first = threading.Lock()
+
+def patched(*args, **kwargs):
+    if first.acquire(blocking=False):  # the first proof is slow, still in progress when the second fails
+        Path(sys.argv[2]).touch()
+        time.sleep(8)
+        return real(*args, **kwargs)
+    raise RuntimeError("a bug in a request: the error the log must keep")
+
+requests.prove_step = patched
+warm.main([sys.argv[1], "60", "2"])
+"""
+
+
+def test_a_holder_stopped_by_an_unexpected_error_has_written_it_to_its_log_when_its_socket_goes(cache, tmp_path):
+    """review48: a holder stopped by an unexpected error in a request removed its socket at once
+    but wrote the traceback only after its other proofs in progress; another holder of the key
+    starting, idling and exiting meanwhile removed the log as empty (tidy), and the traceback went
+    to a removed file. Now it is in the log before the socket goes, once."""
+    import socket as sockets
+
+    path, document, _ = _holder_request(cache, tmp_path, 93)
+    (failing, _), = _step_requests(cache, tmp_path, range(94, 95))
+    log_path, marker = tmp_path / "holder.log", tmp_path / "slow"
+    with open(log_path, "w") as log:
+        holder = subprocess.Popen([sys.executable, "-c", FAILING_HOLDER, str(path), str(marker)],
+                                  stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    try:
+        holder.stdin.write(json.dumps(document))
+        holder.stdin.close()
+        _wait_until_it_listens(holder, path)
+        deadline = time.monotonic() + 120
+        connections = []
+        for request, wait_for_marker in ((document, True), ({**document, **failing}, False)):
+            connection = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+            connection.connect(str(path))
+            connection.settimeout(60)
+            assert connection.recv(64) == warm.GREETING
+            connection.sendall(json.dumps({"request": json.dumps(request)}).encode() + b"\n")
+            connections.append(connection)
+            while wait_for_marker and not marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        while path.exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert not path.exists()
+        assert "RuntimeError: a bug in a request" in log_path.read_text(), "the error is in the log as the socket goes"
+        assert holder.wait(timeout=60) == 1
+        assert log_path.read_text().count("RuntimeError: a bug in a request") == 1
+        for connection in connections:
+            connection.close()
     finally:
         _stop(holder.pid)
         holder.wait(timeout=30)

@@ -21,8 +21,8 @@ The holder is a cache, not a trust boundary: it proves what the one-shot program
 same checks. A holder that dies fails its requests as retryable; the next request starts a new
 one. An unexpected error in any request stops the holder (after its other proofs in progress).
 
-A holder whose every request in progress has lost its prover for :data:`ABANDONED_S` exits: a
-proof hung inside the prover is not waited for forever.
+A holder that has held a request :data:`ABANDONED_S` after its prover went retires: a proof hung
+inside the prover is not waited for forever.
 
 It greets each connection the moment it accepts it (:data:`GREETING`): a prover that gets no
 greeting in time takes the holder for wedged (stopped, hung) and replaces it
@@ -49,6 +49,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -70,11 +71,14 @@ STOP_GRACE_S = 2.0
 """After SIGTERM, how long the holder waits for the provers of its requests to hang up (the
 interrupted run's are being killed as it is told to stop) before it decides another run needs it."""
 ABANDONED_S = 60.0
-"""How long the holder goes on while every request it holds has lost its prover (each connection
-hung up: killed on a timeout or an interruption) before it exits, abandoning them. A proof that
-has lost its prover stops at its next stage (``wanted``); one that never gets there (hung inside
-the prover) kept the holder alive forever, holding its prover thread, answering nothing, and
-serving its socket to every later request until each timed out."""
+"""How long a request the holder holds may go on after its prover has gone (its connection hung
+up: killed on a timeout or an interruption) before the holder retires: it stops listening (a later
+attempt starts a new holder), closes the connections of the requests still waiting for a thread
+(their provers start a new holder too), lets the proofs whose provers wait finish, and exits. A
+proof that has lost its prover stops at its next stage (``wanted``); one that never gets there
+(hung inside the prover) kept the holder alive forever, holding its prover thread, answering
+nothing, and serving its socket to every later request until each timed out (review48: waiting
+until *every* request had lost its prover, the holder never retired while attempts kept coming)."""
 REQUEST_TIMEOUT_S = 60.0
 """How long a connection has, once a prover thread takes it, to send its request line (a prover
 program sends it as soon as it is greeted; a queued one's is already waiting): a local process
@@ -146,18 +150,20 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
     # the prover that started this holder connects meanwhile), at once when idle and listening.
     seen = told_to_stop.count  # compared, never reset: a SIGTERM between a look and a reset was lost (the holder lived keep_s on)
     decide_at = time.monotonic() + STOP_GRACE_S if seen or (starter is not None and os.getppid() != starter) else None
-    abandoned_since = None  # since when every request in progress has lost its prover
     try:
         while not requests.idle_for(keep_s) and not retiring.is_set():
             requests.raise_failure()
-            if requests.in_progress() and requests.unwaited():
-                abandoned_since = abandoned_since if abandoned_since is not None else time.monotonic()
-                if time.monotonic() - abandoned_since >= ABANDONED_S:
-                    _unlisten(path, inode)
-                    tidy(path)
-                    os._exit(0)  # a thread that never returns cannot be joined: nobody waits for its proof
-            else:
-                abandoned_since = None
+            abandoned = requests.abandoned_for()
+            if abandoned >= ABANDONED_S:
+                sys.stderr.write(f"pot-zk key holder: a request has gone on {abandoned:.0f} s after its prover went; retiring\n")
+                sys.stderr.flush()
+                _unlisten(path, inode)
+                listener.close()  # connections not yet accepted are refused: their provers start a new holder
+                requests.drop_queued()
+                while requests.running_waited():
+                    time.sleep(POLL_S)
+                tidy(path)
+                os._exit(0)  # a thread that never returns cannot be joined: nobody waits for its proof
             if told_to_stop.count != seen:
                 seen = told_to_stop.count
                 decide_at = time.monotonic() + (STOP_GRACE_S if requests.in_progress() else 0.0)
@@ -179,6 +185,13 @@ def hold(path: Path, keep_s: float, first_request: str, provers: int = 1, told_t
                 continue
             requests.add(pool.submit(_serve, connection, prove), connection)
         requests.raise_failure()
+    except BaseException as error:
+        # into the log while the socket still stands (review48: written after the proofs in progress,
+        # it could go to a log another holder of this key had removed as empty meanwhile, tidy)
+        traceback.print_exc()
+        sys.stderr.flush()
+        error.pot_zk_logged = True  # main ends the process without printing it again
+        raise
     finally:
         _unlisten(path, inode)
         listener.close()
@@ -262,6 +275,7 @@ class _Requests:
         self._open: dict[Future, socket.socket] = {}
         self._quiet_since = time.monotonic()
         self._failure: Future | None = None
+        self._gone_since: dict[Future, float] = {}
 
     def add(self, future: Future, connection: socket.socket) -> None:
         with self._lock:
@@ -271,8 +285,9 @@ class _Requests:
     def _done(self, future: Future) -> None:
         with self._lock:
             self._open.pop(future, None)
+            self._gone_since.pop(future, None)
             self._quiet_since = time.monotonic()
-            if self._failure is None and future.exception() is not None:
+            if self._failure is None and not future.cancelled() and future.exception() is not None:
                 self._failure = future
 
     def idle_for(self, seconds: float) -> bool:
@@ -288,6 +303,33 @@ class _Requests:
         with self._lock:
             connections = list(self._open.values())
         return all(hung_up(connection) for connection in connections)
+
+    def abandoned_for(self) -> float:
+        """How long the request held longest after its prover went has been held since (0.0: none)."""
+        now = time.monotonic()
+        with self._lock:
+            held = list(self._open.items())
+        longest = 0.0
+        for future, connection in held:
+            if hung_up(connection):
+                with self._lock:
+                    since = self._gone_since.setdefault(future, now) if future in self._open else now
+                longest = max(longest, now - since)
+        return longest
+
+    def drop_queued(self) -> None:
+        """Cancel the requests no prover thread has taken yet and close their connections."""
+        with self._lock:
+            held = list(self._open.items())
+        for future, connection in held:
+            if future.cancel():
+                connection.close()
+
+    def running_waited(self) -> bool:
+        """A request is being proven and its prover waits for it."""
+        with self._lock:
+            held = list(self._open.items())
+        return any(future.running() and not hung_up(connection) for future, connection in held)
 
     def raise_failure(self) -> None:
         if self._failure is not None:
@@ -339,7 +381,12 @@ def read_line(connection: socket.socket, within_s: float | None = None) -> bytes
 def main(arguments: list[str], told_to_stop: StopCount | None = None) -> None:
     """``SOCKET KEEP_S PROVERS [STARTER_PID]``, the first request on stdin; the process ends when the holder
     does (without the interpreter's teardown: :func:`~pot_zk.core.process_exit.exit_now`)."""
-    hold(Path(arguments[0]), float(arguments[1]), sys.stdin.read(), int(arguments[2]), told_to_stop, int(arguments[3]) if len(arguments) > 3 else None)
+    try:
+        hold(Path(arguments[0]), float(arguments[1]), sys.stdin.read(), int(arguments[2]), told_to_stop, int(arguments[3]) if len(arguments) > 3 else None)
+    except BaseException as error:
+        if getattr(error, "pot_zk_logged", False):
+            exit_now(1)
+        raise
     exit_now(0)
 
 
