@@ -22,7 +22,7 @@ from pot_zk.backends.groth16.warm import read_line
 from pot_zk.backends.groth16.verify import verify_groth16
 from pot_zk.core import protocol
 from pot_zk.core.stages import read_stages
-from provers.groth16_held import socket_path
+from provers.groth16_held import _holder_pid, socket_path
 
 from groth16_support import honest_step, most_at_once, sgd_integers, tiny_spec
 from test_groth16_prover_program import REPO, request_for, write_step
@@ -668,17 +668,10 @@ def _wait_until_it_listens(holder: subprocess.Popen, path: Path) -> None:
     killed holder left there is not it)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and holder.poll() is None:
-        if path.exists() and _holder_pid_at(path) == holder.pid:
+        if path.exists() and _holder_pid(path) == holder.pid:
             return
         time.sleep(0.05)
     raise AssertionError(f"the holder did not listen at {path}")
-
-
-def _holder_pid_at(path: Path) -> int | None:
-    try:
-        return int(Path(f"{path}.pid").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 HUNG_HOLDER = """\

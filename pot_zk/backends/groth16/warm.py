@@ -41,6 +41,7 @@ connects meanwhile, unless it was killed too): provers start it with
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -226,8 +227,6 @@ def tidy(path: Path) -> None:
     starting a holder, which logs there) or another holder listens at ``path``. Provers take the
     lock with :func:`provers.groth16_held.start_lock`, which retries a removed one. Without this,
     two files per key location and circuit stayed in the holders' directory for good."""
-    import fcntl
-
     name = f"{path}.lock"
     try:
         handle = open(name, "a")
