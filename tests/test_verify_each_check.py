@@ -15,6 +15,7 @@ from typing import Callable
 import pytest
 
 from pot_zk.config import compose_config
+from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
 from pot_zk.runs.train import train
 from pot_zk.testing.bundle_edit import audit_records, jsonl, read_json, rewrite_audit, sync_audit, write_json, write_jsonl
@@ -471,3 +472,34 @@ def test_a_step_numbered_past_every_integer_the_seeded_order_takes_is_a_missing_
     report = verify_run(run, cache_dir=tmp_path / "cache")
     reasons = {f.reason for f in report.findings}
     assert "missing-step" in reasons and "verifier-error" not in reasons, report.summary()
+
+
+@pytest.mark.parametrize("declared", ["num_samples", "holdout-of"])
+def test_a_declared_data_set_above_the_auditors_limit_is_not_made_and_names_the_option(honest, tmp_path, declared):
+    """review47: verify regenerated a synthetic data set of whatever size the manifest declared
+    (and a held-out choice over whatever ``of``): the trainer chose verify's time and memory.
+    Above ``max_data_values`` it makes nothing, and says so (unguarded, 10**12 declared samples
+    failed only because torch refused the allocation; sizes below the RAM were made)."""
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    if declared == "num_samples":
+        _manifest(lambda m: m["dataset"].update(num_samples=10**12))(run)
+    else:
+        _both_holdouts(run, of=10**12)
+    sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert [(f.check, f.reason) for f in report.findings] == [("dataset-root", "dataset-too-large")], report.summary()
+    [finding] = report.findings
+    assert "1,000,000,000,000" in finding.message and "--max-data-values" in finding.message, finding.message
+    assert not report.ok
+
+
+def test_the_data_value_limit_counts_samples_times_the_models_inputs_and_outputs(honest, tmp_path):
+    """The honest run's synthetic set (4 inputs, 2 outputs) is made at a limit of exactly its
+    values and refused one below; a limit below 1 is the auditor's error, before anything is read."""
+    values = read_json(honest / files.MANIFEST)["dataset"]["num_samples"] * (4 + 2)
+    assert verify_run(honest, cache_dir=tmp_path / "cache", max_data_values=values).ok
+    below = verify_run(honest, cache_dir=tmp_path / "cache", max_data_values=values - 1)
+    assert [(f.check, f.reason) for f in below.findings] == [("dataset-root", "dataset-too-large")], below.summary()
+    for limit in (0, -1, True):
+        with pytest.raises(ConfigurationError, match="--max-data-values must be a count >= 1"):
+            verify_run(honest, cache_dir=tmp_path / "cache", max_data_values=limit)

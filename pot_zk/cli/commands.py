@@ -65,6 +65,11 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--expect-initial", metavar="HEX|MODEL", help="the initial model you agreed on: W_0's commitment, or the model file (safetensors of its state_dict) verify commits itself; needed where verify cannot recompute it")
     parser.add_argument("--max-tolerance-ulps", type=int, metavar="N", help="the largest update tolerance you accept (default: the statement's default, not the manifest's)")
     parser.add_argument("--min-proven", type=int, metavar="N", help="fail unless at least N steps carry a verified proof (default: as many as the declared policy selects)")
+    parser.add_argument(
+        "--max-data-values", type=int, metavar="N", default=None,
+        help="the largest data set whose size the trainer chose (a synthetic set's samples times the model's inputs and outputs) that verify regenerates "
+        "(default: 10,000,000, minutes of work); a run declaring a larger one fails dataset-too-large and nothing else is checked",
+    )
     parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE",
                         help="a statement setting (scale, param_scale, ...), batch_order=recorded, data=unopened or data=undeclared you accept other than its default; repeatable")
 
@@ -119,6 +124,7 @@ def _verify_run(args: argparse.Namespace, run: Path) -> "RunReport":
         accept_settings=parse_accepted(args.accept_setting),
         allow_no_nonce=args.allow_no_nonce,
         verifier_cache=not args.no_verifier_cache,
+        **({} if args.max_data_values is None else {"max_data_values": args.max_data_values}),
     )
 
 

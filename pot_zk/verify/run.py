@@ -71,6 +71,7 @@ from pot_zk.verify.references import BaseRun, Expectations, base_reference, chec
 from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_state
 from pot_zk.verify.proofs import check_proofs
 from pot_zk.verify.report import EXIT_CODES, Finding, RunReport
+from pot_zk.verify.samples import MAX_DATA_VALUES, declared_size_finding
 from pot_zk.verify.schedule import check_schedule
 from pot_zk.verify.statement import ACCEPT_SETTING, check_statement
 from pot_zk.verify.trust import TrustStore, default_cache_dir
@@ -106,6 +107,7 @@ def verify_run(
     expect_initial: str | None = None,
     allow_no_nonce: bool = False,
     verifier_cache: bool = True,
+    max_data_values: int = MAX_DATA_VALUES,
 ) -> RunReport:
     """Check the run in ``run``. ``cache_dir`` is where a dev SRS is looked up; ``challenge`` (the
     auditor's C.json) adds the ``challenge`` check and ``keys`` (from ``pot-zk keys new``) the
@@ -116,12 +118,16 @@ def verify_run(
     Keys and challenges are looked up in the trust store under ``cache_dir``
     (:mod:`pot_zk.verify.trust`); ``allow_no_nonce`` accepts a challenge without a nonce.
     ``verifier_cache=False`` derives zk-halo2 circuits and keys afresh instead of reusing the
-    verifier's cache under ``cache_dir`` (:mod:`pot_zk.backends.ezkl.verifier_cache`)."""
+    verifier's cache under ``cache_dir`` (:mod:`pot_zk.backends.ezkl.verifier_cache`);
+    ``max_data_values``: the largest declared data set (in values) whose size the trainer chose
+    that verify regenerates (:func:`~pot_zk.verify.samples.declared_size_finding`)."""
     expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, base_reference(expect_base), expect_initial)
+    if isinstance(max_data_values, bool) or not isinstance(max_data_values, int) or max_data_values < 1:
+        raise ConfigurationError(f"--max-data-values must be a count >= 1, got {max_data_values!r}", key="max_data_values")
     report = RunReport(Path(run))
     options = {
         "srs_path": srs_path, "allow_dev_srs": allow_dev_srs, "challenge": challenge, "keys": keys, "allow_no_nonce": allow_no_nonce,
-        "verifier_cache": verifier_cache,
+        "verifier_cache": verifier_cache, "max_data_values": max_data_values,
     }
     try:
         _check_run(report, Path(cache_dir), expected, dict(accept_settings or {}), **options)
@@ -155,7 +161,7 @@ def _crashed(report: RunReport, exc: BaseException) -> None:
 
 def _check_run(
     report: RunReport, cache_dir: Path, expected: Expectations, accepted: dict[str, str], *, srs_path: Path | None, allow_dev_srs: bool,
-    challenge: Challenge | None, keys: KeySet | None, allow_no_nonce: bool, verifier_cache: bool,
+    challenge: Challenge | None, keys: KeySet | None, allow_no_nonce: bool, verifier_cache: bool, max_data_values: int,
 ) -> None:
     linked = not_regular(Path(report.run))
     if linked:
@@ -178,6 +184,10 @@ def _check_run(
     check_statement(report, manifest, spec, accepted)
     check_plan_form(report, manifest, spec)
     check_tolerance(report, spec, expected.max_tolerance_ulps)
+    too_large = declared_size_finding(manifest, spec, max_data_values)
+    if too_large is not None:
+        report.fail("dataset-root", "dataset-too-large", too_large)
+        return
     audit_events = _check_audit(bundle, report)
     try:
         commitments = bundle.commitments()
