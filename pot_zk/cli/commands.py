@@ -135,13 +135,14 @@ def prove_pending_in_run(run: Path, overrides: list[str]) -> int:
     from pot_zk.proving.parking import parked_jobs
     from pot_zk.runs.bundle import AUDIT, RunBundle
     from pot_zk.runs.lifecycle import RunLifecycle
-    from pot_zk.runs.pending import prove_parked
+    from pot_zk.runs.pending import check_parked_keys, prove_parked
     from pot_zk.runs.respond import named_key_location, run_config
 
     bundle = RunBundle.open(trainers_run(str(run), "prove-pending").resolve())  # absolute: a warm key holder reads its witness paths
     with RunLifecycle.from_config(run_config(bundle, overrides)) as lifecycle:  # the run's own retry schedule, prover and mode
         lifecycle.claim(bundle.root, "pot-zk prove-pending")
         cache_dir, options = named_key_location(lifecycle.runtime.plan, overrides)
+        check_parked_keys(bundle, cache_dir=cache_dir, options=options)  # before the session's first record
         audit = lifecycle.open(bundle.path(AUDIT), "pending.start", run=bundle.root.name, command="prove-pending", parked=len(parked_jobs(bundle.park_dir)))
         results = prove_parked(bundle, lifecycle.runtime, audit, lifecycle.stats, cache_dir=cache_dir, options=options)
         remaining = len(parked_jobs(bundle.park_dir))

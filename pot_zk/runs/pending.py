@@ -34,7 +34,8 @@ def prove_parked(
     """Prove ``bundle``'s parked jobs with ``runtime``'s retry schedule and strategies (the
     module docstring); the outcomes, in the order proven. ``cache_dir``, ``options``: where the
     keys are now, given on the command line (:func:`~pot_zk.runs.respond.named_key_location`),
-    instead of where each job was parked with."""
+    instead of where each job was parked with. The keys are checked by :func:`check_parked_keys`
+    first."""
     manifest = bundle.manifest()
     spec = spec_from_dict(manifest["circuit"])
     by_step = {int(r["step"]): r for r in bundle.commitments()}
@@ -52,14 +53,24 @@ def prove_parked(
             cache_dir=str(cache_dir) if cache_dir is not None else job.cache_dir, options=options if options is not None else job.options,
         )
 
-    for parked_cache, parked_options in _key_locations(bundle, last_status):  # before any proof: the run's own keys (review40)
-        backend_of(spec).check_keys_at_hand(
-            spec, cache_dir if cache_dir is not None else Path(parked_cache), options if options is not None else json.loads(parked_options), manifest
-        )
     return prove_pending(
         bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry,
         prepare=prepare, record=lambda result: record_outcome(bundle, result, keep_witness=keep), configured=runtime.strategy,
     )
+
+
+def check_parked_keys(bundle: RunBundle, *, cache_dir: Path | None = None, options: dict[str, Any] | None = None) -> None:
+    """ConfigurationError unless the run's own keys are where each parked job still to prove
+    will look for them (``cache_dir``, ``options``: as for :func:`prove_parked`): checked before
+    :func:`prove_parked` and before the command writes anything into the run (review40: a new
+    setup proved under another key; review42: the refusal came after a ``pending.start``)."""
+    manifest = bundle.manifest()
+    spec = spec_from_dict(manifest["circuit"])
+    last_status = {r.get("step"): r.get("status") for r in bundle.proofs()}
+    for parked_cache, parked_options in _key_locations(bundle, last_status):
+        backend_of(spec).check_keys_at_hand(
+            spec, cache_dir if cache_dir is not None else Path(parked_cache), options if options is not None else json.loads(parked_options), manifest
+        )
 
 
 def _key_locations(bundle: RunBundle, last_status: dict[Any, Any]) -> set[tuple[str, str]]:

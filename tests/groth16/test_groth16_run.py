@@ -195,8 +195,8 @@ def test_a_run_whose_dev_key_is_gone_is_not_resumed_proven_pending_or_answered_w
     """review40: with the run's dev key cleared from the cache (a reboot's /tmp, a cleanup),
     resume and prove-pending ran a new setup, reported success, and left a run no verifier
     accepts (every proof under another key than the one the manifest declares, the earlier ones
-    without theirs). Now each, and respond, refuses in one line before proving; with the key
-    back, each goes on."""
+    without theirs). Now each, and respond, refuses in one line before proving (prove-pending
+    before its first audit record); with the key back, each goes on."""
     from pot_zk.cli.commands import prove_pending_in_run
     from pot_zk.core.challenge import new_challenge
     from pot_zk.runs.respond import respond
@@ -211,8 +211,10 @@ def test_a_run_whose_dev_key_is_gone_is_not_resumed_proven_pending_or_answered_w
     declared = json.loads((stopped / "manifest.json").read_text())["keys"]["vk_sha256"]
     outcomes = lambda: {run: sorted(p.name for p in run.rglob("*")) + [(run / "proofs.jsonl").read_text() if (run / "proofs.jsonl").exists() else ""] for run in (parked, stopped)}  # noqa: E731
     before = outcomes()
+    trail = (parked / "audit.jsonl").read_bytes()
     with pytest.raises(ConfigurationError) as refused:
         prove_pending_in_run(parked, [])
+    assert (parked / "audit.jsonl").read_bytes() == trail, "review42: the refused prove-pending wrote its session's records first"
     assert refused.value.message.startswith(f"the run's zk-groth16 key (vk sha256 {declared[:16]}...) is not in the cache ({key_dir}: cache_dir): no key is there;")
     with pytest.raises(ConfigurationError) as refused:
         train(compose_config(overrides(stopped, cache)), resume=True)
