@@ -107,7 +107,8 @@ def test_keys_for_another_statement_or_edited_keys_are_refused(keys, dev_run, tm
     edited = tmp_path / "edited"
     shutil.copytree(keys.directory, edited)
     srs = edited / keys.files["srs"]
-    srs.write_bytes(srs.read_bytes()[:-1] + b"\x00")
+    data = srs.read_bytes()
+    srs.write_bytes(data[:-1] + bytes([data[-1] ^ 0x01]))  # flipped: a dev SRS is random, and its last byte was 0x00 in one run (the edit then edited nothing)
     with pytest.raises(ConfigurationError, match="differs from the SHA-256"):
         KeySet.load(edited)
 
