@@ -495,11 +495,23 @@ def test_a_declared_data_set_above_the_auditors_limit_is_not_made_and_names_the_
 
 def test_the_data_value_limit_counts_samples_times_the_models_inputs_and_outputs(honest, tmp_path):
     """The honest run's synthetic set (4 inputs, 2 outputs) is made at a limit of exactly its
-    values and refused one below; a limit below 1 is the auditor's error, before anything is read."""
+    values and refused one below; a loop's own data set is never made, so only its held-out
+    choice counts, one value per position (a loop over 60,000 samples of 794 values each is
+    within the default); a limit below 1 is the auditor's error, before anything is read."""
     values = read_json(honest / files.MANIFEST)["dataset"]["num_samples"] * (4 + 2)
     assert verify_run(honest, cache_dir=tmp_path / "cache", max_data_values=values).ok
     below = verify_run(honest, cache_dir=tmp_path / "cache", max_data_values=values - 1)
     assert [(f.check, f.reason) for f in below.findings] == [("dataset-root", "dataset-too-large")], below.summary()
+    assert f"{values:,} values" in below.findings[0].message
+    own = Path(shutil.copytree(honest, tmp_path / "own"))  # the loop's own data: never made, its held-out positions are counted
+    _manifest(lambda m: m["dataset"].update(name="mine", num_samples=10**12))(own)
+    _both_holdouts(own, of=values + 1)
+    sync_audit(own)
+    positions = {(f.check, f.reason) for f in verify_run(own, cache_dir=tmp_path / "cache", max_data_values=values + 1).findings}
+    assert ("dataset-root", "dataset-too-large") not in positions, positions
+    refused = verify_run(own, cache_dir=tmp_path / "cache", max_data_values=values)
+    [too_large] = [f for f in refused.findings if f.reason == "dataset-too-large"]
+    assert f"among {values + 1:,} positions" in too_large.message, refused.summary()
     for limit in (0, -1, True):
         with pytest.raises(ConfigurationError, match="--max-data-values must be a count >= 1"):
             verify_run(honest, cache_dir=tmp_path / "cache", max_data_values=limit)

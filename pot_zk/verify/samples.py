@@ -136,27 +136,29 @@ sample root), so the default is minutes; a larger set needs the auditor's own, l
 
 
 def declared_size_finding(manifest: Mapping[str, Any], spec: Any, limit: int) -> str | None:
-    """Why verify does not regenerate the declared data set (None: it fits ``limit`` values).
-    The sizes the trainer chose, as verify would read them: a synthetic set's ``num_samples``
-    and the held-out choice's ``of`` (a permutation of that many positions), each times the
-    model's inputs and outputs (review47: a declared size drove verify's time and memory)."""
+    """Why verify does not regenerate what the manifest declares (None: it fits ``limit``
+    values). The sizes the trainer chose, as verify would read them: a synthetic set's
+    ``num_samples`` (made: times the model's inputs and outputs) and the held-out choice's
+    ``of`` (a permutation of that many positions, whatever the data set: a loop's own data is
+    never made) (review47: a declared size drove verify's time and memory)."""
     dataset = manifest.get("dataset")
     if not isinstance(dataset, Mapping):
         return None
     holdout = dataset.get("holdout") if isinstance(dataset.get("holdout"), Mapping) else {}
-    declared = [("samples", dataset.get("num_samples") if dataset.get("name") == "synthetic" else None), ("held-out positions of", holdout.get("of"))]
     mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
     width = mlp.dims[0] + mlp.dims[-1]
-    for what, value in declared:
-        count = _count(value)
-        if count is not None and count * width > limit:
-            return (
-                f"the manifest declares a data set of {count:,} {what} ({count * width:,} values with the model's {mlp.dims[0]} inputs and "
-                f"{mlp.dims[-1]} outputs), above the {limit:,} values verify regenerates: the trainer chose that size, so verify did "
-                "not make it and checked nothing after the statement; if you agreed on a data set that large, rerun with a larger "
-                "--max-data-values"
-            )
-    return None
+    samples = _count(dataset.get("num_samples")) if dataset.get("name") == "synthetic" else None
+    positions = _count(holdout.get("of"))
+    if samples is not None and samples * width > limit:
+        said = f"a synthetic data set of {samples:,} samples ({samples * width:,} values with the model's {mlp.dims[0]} inputs and {mlp.dims[-1]} outputs)"
+    elif positions is not None and positions > limit:
+        said = f"a held-out set chosen among {positions:,} positions"
+    else:
+        return None
+    return (
+        f"the manifest declares {said}, above the {limit:,} values verify makes: the trainer chose that size, so verify did not "
+        "make it and checked nothing after the statement; if you agreed on a data set that large, rerun with a larger --max-data-values"
+    )
 
 
 def _count(value: Any) -> int | None:
