@@ -515,3 +515,15 @@ def test_the_data_value_limit_counts_samples_times_the_models_inputs_and_outputs
     for limit in (0, -1, True):
         with pytest.raises(ConfigurationError, match="--max-data-values must be a count >= 1"):
             verify_run(honest, cache_dir=tmp_path / "cache", max_data_values=limit)
+
+
+def test_the_seeded_batch_order_is_drawn_once_per_epoch_not_once_per_step(honest, tmp_path, monkeypatch):
+    """review49: a permutation of every leaf was drawn for each step (20k steps over 50k leaves:
+    minutes); the honest run's 4 steps lie in its first epoch."""
+    from pot_zk.verify import run_checks
+
+    drawn = []
+    real = run_checks.epoch_order
+    monkeypatch.setattr(run_checks, "epoch_order", lambda *args: drawn.append(args) or real(*args))
+    assert verify_run(honest, cache_dir=tmp_path / "cache").ok
+    assert [epoch for _, epoch, _ in drawn] == [0], drawn
