@@ -438,7 +438,7 @@ def test_a_log_file_that_cannot_be_written_is_one_warning_line_not_a_traceback_p
 
 def test_verify_help_names_the_data_value_limit_verify_applies():
     """The help's default is the constant verify uses (it is written out: the CLI imports no torch)."""
-    from pot_zk.verify.samples import MAX_DATA_VALUES
+    from pot_zk.verify.limits import MAX_DATA_VALUES
 
     shown = run("verify", "--help", cwd=Path.cwd())
     assert shown.returncode == 0 and f"(default: {MAX_DATA_VALUES:,}," in " ".join(shown.stdout.split()), shown.stdout

@@ -493,6 +493,23 @@ def test_a_declared_data_set_above_the_auditors_limit_is_not_made_and_names_the_
     assert not report.ok
 
 
+def test_a_declared_model_above_the_auditors_limit_is_not_built(honest, tmp_path):
+    """review49: dims [4, 6000, 6000, 2] in the manifest made verify build and commit a 36M-parameter
+    model from the seed (timed out at 120 s, 2.5 GB), [4, 100000, 100000, 2] asked torch for 40 GB.
+    The honest 4-3-2 model has 23 parameters: refused at a limit of 22; at 23 its data set is next."""
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    _manifest(lambda m: m["circuit"]["architecture"].update(dims=[4, 100000, 100000, 2]))(run)
+    sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert ("statement", "statement-too-large") in {(f.check, f.reason) for f in report.findings}, report.summary()
+    assert not any(f.reason == "verifier-error" for f in report.findings) and not report.ok
+    assert "10,000,800,002 parameters" in next(f.message for f in report.findings if f.reason == "statement-too-large")
+    at_limit = verify_run(honest, cache_dir=tmp_path / "cache", max_data_values=23)
+    assert [(f.check, f.reason) for f in at_limit.findings] == [("dataset-root", "dataset-too-large")], at_limit.summary()  # its data: 384 values
+    refused = verify_run(honest, cache_dir=tmp_path / "cache", max_data_values=22)
+    assert [(f.check, f.reason) for f in refused.findings] == [("statement", "statement-too-large")], refused.summary()
+
+
 def test_the_data_value_limit_counts_samples_times_the_models_inputs_and_outputs(honest, tmp_path):
     """The honest run's synthetic set (4 inputs, 2 outputs) is made at a limit of exactly its
     values and refused one below; a loop's own data set is never made, so only its held-out

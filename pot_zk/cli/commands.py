@@ -67,9 +67,9 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     parser.add_argument("--min-proven", type=int, metavar="N", help="fail unless at least N steps carry a verified proof (default: as many as the declared policy selects)")
     parser.add_argument(
         "--max-data-values", type=int, metavar="N", default=None,
-        help="the largest data set whose size the trainer chose that verify makes: a synthetic set's samples times the model's inputs and outputs, "
-        "or the positions a held-out set is chosen among (default: 10,000,000, minutes of work); a run declaring more fails dataset-too-large "
-        "and nothing else is checked",
+        help="the most values verify makes from a size the trainer declared: the model's parameters, a synthetic set's samples times the model's "
+        "inputs and outputs, or the positions a held-out set is chosen among (default: 10,000,000, minutes of work); a run declaring more fails "
+        "statement-too-large or dataset-too-large and nothing else is checked",
     )
     parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE",
                         help="a statement setting (scale, param_scale, ...), batch_order=recorded, data=unopened or data=undeclared you accept other than its default; repeatable")

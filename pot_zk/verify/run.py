@@ -71,7 +71,7 @@ from pot_zk.verify.references import BaseRun, Expectations, base_reference, chec
 from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_state
 from pot_zk.verify.proofs import check_proofs
 from pot_zk.verify.report import EXIT_CODES, Finding, RunReport
-from pot_zk.verify.samples import MAX_DATA_VALUES, declared_size_finding
+from pot_zk.verify.limits import MAX_DATA_VALUES, too_large
 from pot_zk.verify.schedule import check_schedule
 from pot_zk.verify.statement import ACCEPT_SETTING, check_statement
 from pot_zk.verify.trust import TrustStore, default_cache_dir
@@ -120,7 +120,7 @@ def verify_run(
     ``verifier_cache=False`` derives zk-halo2 circuits and keys afresh instead of reusing the
     verifier's cache under ``cache_dir`` (:mod:`pot_zk.backends.ezkl.verifier_cache`);
     ``max_data_values``: the largest declared data set (in values) whose size the trainer chose
-    that verify regenerates (:func:`~pot_zk.verify.samples.declared_size_finding`)."""
+    that verify makes (:mod:`pot_zk.verify.limits`)."""
     expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, base_reference(expect_base), expect_initial)
     if isinstance(max_data_values, bool) or not isinstance(max_data_values, int) or max_data_values < 1:
         raise ConfigurationError(f"--max-data-values must be a count >= 1, got {max_data_values!r}", key="max_data_values")
@@ -184,9 +184,9 @@ def _check_run(
     check_statement(report, manifest, spec, accepted)
     check_plan_form(report, manifest, spec)
     check_tolerance(report, spec, expected.max_tolerance_ulps)
-    too_large = declared_size_finding(manifest, spec, max_data_values)
-    if too_large is not None:
-        report.fail("dataset-root", "dataset-too-large", too_large)
+    large = too_large(manifest, spec, max_data_values)
+    if large is not None:
+        report.fail(*large)
         return
     audit_events = _check_audit(bundle, report)
     try:

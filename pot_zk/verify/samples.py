@@ -128,49 +128,6 @@ def _note_sample_use(report, batches: list[list[int]], size: int, held_out: set[
     )
 
 
-MAX_DATA_VALUES = 10_000_000
-"""The default of ``pot-zk verify --max-data-values``: the most values (samples times the
-model's inputs and outputs) of a declared data set whose size the trainer chose that verify
-regenerates. Measured: ~40 us of verify per value (a synthetic set's batch commitments and
-sample root), so the default is minutes; a larger set needs the auditor's own, larger, limit."""
-
-
-def declared_size_finding(manifest: Mapping[str, Any], spec: Any, limit: int) -> str | None:
-    """Why verify does not regenerate what the manifest declares (None: it fits ``limit``
-    values). The sizes the trainer chose, as verify would read them: a synthetic set's
-    ``num_samples`` (made: times the model's inputs and outputs) and the held-out choice's
-    ``of`` (a permutation of that many positions, whatever the data set: a loop's own data is
-    never made) (review47: a declared size drove verify's time and memory)."""
-    dataset = manifest.get("dataset")
-    if not isinstance(dataset, Mapping):
-        return None
-    holdout = dataset.get("holdout") if isinstance(dataset.get("holdout"), Mapping) else {}
-    mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
-    width = mlp.dims[0] + mlp.dims[-1]
-    samples = _count(dataset.get("num_samples")) if dataset.get("name") == "synthetic" else None
-    positions = _count(holdout.get("of"))
-    if samples is not None and samples * width > limit:
-        said = f"a synthetic data set of {samples:,} samples ({samples * width:,} values with the model's {mlp.dims[0]} inputs and {mlp.dims[-1]} outputs)"
-    elif positions is not None and positions > limit:
-        said = f"a held-out set chosen among {positions:,} positions"
-    else:
-        return None
-    return (
-        f"the manifest declares {said}, above the {limit:,} values verify makes: the trainer chose that size, so verify did not "
-        "make it and checked nothing after the statement; if you agreed on a data set that large, rerun with a larger --max-data-values"
-    )
-
-
-def _count(value: Any) -> int | None:
-    """A declared count as the loaders would read it (``int()`` of an int, float or digits), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        return int(value)
-    except (ValueError, OverflowError):
-        return None
-
-
 def held_out_positions(declared: Mapping[str, Any]) -> set[int]:
     """The positions of the declared held-out set in the data set the steps' samples index (the
     seeded choice of its fraction and seed: the holdout check fails a malformed or other one)."""
