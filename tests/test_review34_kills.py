@@ -314,3 +314,21 @@ def test_only_expect_initial_takes_a_model_file(key, tmp_path):
     assert Expectations(expect_initial=str(model)).expect_initial == str(model)
     with pytest.raises(ConfigurationError, match="must be 64 hex digits"):
         Expectations(**{key: str(model)})
+
+
+def test_a_base_holding_out_among_more_positions_than_its_data_set_has_is_refused_without_drawing_them(adapted, monkeypatch):
+    """review49: the base run's ``of`` sized a permutation (10**9 positions: gigabytes, before
+    anything compared it with the data set)."""
+    from pot_zk.verify import holdout
+
+    drawn = []
+    real = holdout.holdout_indices
+    monkeypatch.setattr(holdout, "holdout_indices", lambda of, *rest: drawn.append(of) or real(of, *rest))
+
+    def huge(theirs, ours):
+        theirs["dataset"]["holdout"]["of"] = 10**9
+
+    report = _base_holdout(adapted, huge)
+    assert [(f.check, f.reason) for f in report.findings] == [("holdout", "trained-by-base")]
+    assert "chosen among 1,000,000,000 positions" in report.findings[0].message
+    assert 10**9 not in drawn, drawn

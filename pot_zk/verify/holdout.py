@@ -98,8 +98,10 @@ def check_base_holdout(report, manifest: dict, spec, expect_base: Any) -> None:
             )
             return
         part = _part(theirs, size)
-        kept = {part.start + i for i in holdout_indices(int(base_holdout.get("of", part.stop - part.start)), float(base_holdout.get("fraction", 0.0)),
-                                                         int(base_holdout.get("seed", 0)))}
+        of = int(base_holdout.get("of", part.stop - part.start))
+        if not 0 <= of <= size:  # review49: the base run's own word sized a permutation (10**9 positions: gigabytes)
+            raise ValueError(f"the base run's held-out set is chosen among {of:,} positions; the data set has {size:,} samples")
+        kept = {part.start + i for i in holdout_indices(of, float(base_holdout.get("fraction", 0.0)), int(base_holdout.get("seed", 0)))}
     except (ConfigurationError, KeyError, TypeError, ValueError) as exc:
         report.fail("holdout", "trained-by-base", f"the base run's data set or this run's held-out set cannot be recomputed: {getattr(exc, 'message', exc)}")
         return
