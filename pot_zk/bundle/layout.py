@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,30 +88,6 @@ def own_file(root: Path, name: str) -> Path | str:
     except (OSError, ValueError) as exc:  # review39: a name too long for the file system stopped every proof's check
         return f"{name[:80]!r}... cannot be looked up ({exc.strerror if isinstance(exc, OSError) else exc})"
     return path
-
-
-SMALL_FILE_BYTES = 1 << 16
-"""The most :func:`read_small_file` reads."""
-
-
-def read_small_file(path: Path, limit: int = SMALL_FILE_BYTES) -> str | None:
-    """The text of ``path`` when it is a regular file (not a link, not a pipe) of at most
-    ``limit`` bytes; None otherwise, or when it cannot be read. For the files outside
-    :data:`READ_FILES` that verify only takes notes from (an export's inventory, the lock
-    record): review34 made verify block on a lock record that was a named pipe and read a link
-    to /dev/zero until memory ran out."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            status = os.fstat(handle.fileno())
-            if not stat.S_ISREG(status.st_mode) or status.st_size > limit:
-                return None
-            return handle.read(limit + 1)[:limit].decode("utf-8", errors="replace")
-        except OSError:
-            return None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -60,7 +60,8 @@ from pot_zk.core.audit_verify import verify_audit
 from pot_zk.core.extras import MissingExtraError
 from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.bundle import layout as files
-from pot_zk.bundle.layout import BundleReader, load_model, not_regular, read_jsonl, read_small_file
+from pot_zk.bundle.layout import BundleReader, load_model, not_regular, read_jsonl
+from pot_zk.core.small_files import read_small_file
 from pot_zk.core.challenge import Challenge
 from pot_zk.verify.canonical import check_plan_form, check_record_form
 from pot_zk.verify.challenge import check_challenge

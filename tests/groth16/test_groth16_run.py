@@ -33,6 +33,7 @@ from pot_zk.runs.summary import proved_line
 from pot_zk.testing.bundle_edit import sync_audit
 from pot_zk.testing.record_rewrites import _rescore
 from pot_zk.testing.tamper import KINDS, chain_lines, judge, tampered_copy
+from pot_zk.core.digest import file_sha256
 from pot_zk.verify.run import verify_run
 
 from groth16_support import NOT_FOR_EXACT, stop_holders
@@ -502,3 +503,41 @@ def test_each_tampering_of_a_groth16_bundle_is_rejected_with_its_named_reason(ki
     report = verify_run(tmp_path / "tampered", cache_dir=cache, **tampering.options)
     right, why = judge(report, tampering)
     assert right, f"{tampering.detail}: {why}"
+
+
+@pytest.mark.parametrize("planted", ["provenance-pipe", "source-sparse", "vk-large"])
+def test_a_key_directory_whose_files_are_pipes_or_huge_is_refused_without_reading_them(honest, tmp_path, planted):
+    """review49: `pot-zk verify RUN --srs DIR`, the trainer's key directory as the messages
+    suggest, hung on a provenance.json that was a named pipe and read a 2 GB sparse circuit.circom
+    whole (4.4 GB RSS). Each is refused now, named as the keys' finding, and verify returns."""
+    import os
+    import threading
+    import tracemalloc
+
+    directory = next((_own_cache(honest, tmp_path) / "groth16").iterdir())
+    if planted == "provenance-pipe":
+        (directory / "provenance.json").unlink()
+        os.mkfifo(directory / "provenance.json")
+    elif planted == "source-sparse":
+        with open(directory / "circuit.circom", "r+b") as source:
+            source.truncate(2 << 30)
+    else:
+        with open(directory / "vk.bin", "ab") as vk:
+            vk.truncate(2 << 20)
+        record = json.loads((directory / "provenance.json").read_text())
+        record["vk_sha256"] = file_sha256(directory / "vk.bin")  # the trainer's record names whatever is there
+        (directory / "provenance.json").write_text(json.dumps(record))
+    done: list = []
+    tracemalloc.start()
+    try:
+        checking = threading.Thread(target=lambda: done.append(verify_run(honest[0], cache_dir=tmp_path / "mine", srs_path=directory)), daemon=True)
+        checking.start()
+        checking.join(120)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert done, "verify did not return"
+    assert peak < 256 << 20, f"verify allocated {peak >> 20} MiB"  # the sparse source was read whole: 4 GiB
+    report = done[0]
+    assert not report.ok and not any(f.reason == "verifier-error" for f in report.findings), report.summary()
+    assert any(f.check == "proofs" for f in report.findings), report.summary()

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from pot_zk.backends.groth16 import adapter, zkey
 from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.core.digest import file_sha256
+from pot_zk.core.small_files import SMALL_FILE_BYTES, read_small_file
 from pot_zk.core.prover_processes import owner_tag, tag_of_a_gone_process
 
 PROVENANCES = ("dev", "auditor", "zkey")
@@ -156,11 +158,19 @@ def open_keys(spec: Groth16Statement, directory: Path) -> KeyDirectory:
     names this circuit id and its ``circuit.circom`` is exactly the source this code
     generates for ``spec`` (stale or foreign keys are refused, not used)."""
     directory = Path(directory)
+    expected_source = spec.circuit_source()
+    said = read_small_file(directory / "provenance.json")
+    source = read_small_file(directory / "circuit.circom", limit=max(SMALL_FILE_BYTES, 4 * len(expected_source.encode())))  # review49: a pipe hung verify --srs DIR
+    if said is None or source is None:
+        raise ConfigurationError(
+            f"{directory} is not a groth16 key directory: its provenance.json and circuit.circom must be regular files (not links or pipes), "
+            f"of at most {SMALL_FILE_BYTES:,} bytes (the source: {max(SMALL_FILE_BYTES, 4 * len(expected_source.encode())):,})",
+            key="keys_dir",
+        )
     try:
-        record = json.loads((directory / "provenance.json").read_text())
-        source = (directory / "circuit.circom").read_text()
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(f"{directory} is not a groth16 key directory: {exc}", key="keys_dir") from exc
+        record = json.loads(said)
+    except ValueError as exc:
+        raise ConfigurationError(f"{directory} is not a groth16 key directory: provenance.json: {exc}", key="keys_dir") from exc
     if not isinstance(record, dict) or record.get("provenance") not in PROVENANCES:
         raise ConfigurationError(f"{directory}/provenance.json has no valid provenance", key="keys_dir")
     if record.get("circuit_id") != spec.circuit_id():
@@ -171,15 +181,29 @@ def open_keys(spec: Groth16Statement, directory: Path) -> KeyDirectory:
             expected=spec.circuit_id(),
             actual=record.get("circuit_id"),
         )
-    if source != spec.circuit_source():
+    if source != expected_source:
         raise ConfigurationError(
             f"{directory}/circuit.circom is not the source this pot-zk generates for circuit {spec.circuit_id()}: "
             "the keys are stale (made by another version) or were tampered with",
             key="keys_dir",
         )
-    if not (directory / "vk.bin").is_file() or file_sha256(directory / "vk.bin") != record.get("vk_sha256"):
+    vk = directory / "vk.bin"
+    if not _small_regular(vk) or file_sha256(vk) != record.get("vk_sha256"):
         raise ConfigurationError(f"{directory}/vk.bin is missing or not the key its provenance record names", key="keys_dir")
     return KeyDirectory(directory, spec.circuit_id(), record)
+
+
+VK_BYTES = 1 << 20
+"""The largest ``vk.bin`` opened: a verifying key is its constants and one point per public
+value (a few KB); review49: the trainer's record names the hash of whatever file is there."""
+
+
+def _small_regular(path: Path) -> bool:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(status.st_mode) and status.st_size <= VK_BYTES
 
 
 def load_verifying_key(spec: Groth16Statement, directory: Path) -> CircuitVerifyingKey:
