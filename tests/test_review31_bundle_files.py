@@ -187,3 +187,30 @@ def test_verify_of_a_run_in_use_notes_who_holds_it(honest, tmp_path):
     assert any(note.startswith(f"the run is in use by pid {os.getpid()} on host {socket.gethostname()} (pot-zk train, since ") for note in notes), notes
     (run / HOLDER_FILE).write_text(_json.dumps({**record, "pid": 2**22 + 1}))  # a pid no process has: the holder is gone
     assert not any("is in use by" in note for note in verify_run(run, cache_dir=tmp_path / "cache").notes)
+
+
+@pytest.mark.parametrize("kind", ["directories", "empty-files"])
+def test_an_export_of_many_empty_members_is_refused_before_they_are_listed_or_unpacked(honest, tmp_path, kind, monkeypatch):
+    """review49: 200,000 directories under proofs/ in a 1 MB archive unpacked to 771 MB (and
+    200,000 inodes) and verified; a million empty members of one name took minutes to list.
+    Each member counts at least a block, and the headers are read one at a time: refused after
+    16,385 of the 40,000 (64 MiB), none unpacked."""
+    archive = export_run(honest, tmp_path / "run.tar.gz").archive
+    crafted = tmp_path / "crafted.tar.gz"
+    with tarfile.open(archive) as source, tarfile.open(crafted, "w:gz") as target:
+        top = source.getmembers()[0].name.split("/")[0]
+        for member in source.getmembers():
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+        for number in range(40_000):
+            extra = tarfile.TarInfo(f"{top}/proofs/{number:x}" if kind == "directories" else f"{top}/proofs/junk")
+            extra.type = tarfile.DIRTYPE if kind == "directories" else tarfile.REGTYPE
+            target.addfile(extra, None if kind == "directories" else io.BytesIO(b""))
+    assert crafted.stat().st_size < 1 << 20
+    listed = []
+    real = tarfile.TarFile.next
+    monkeypatch.setattr(tarfile.TarFile, "next", lambda self: listed.append(1) or real(self))
+    into = tmp_path / "into"
+    into.mkdir()
+    with pytest.raises(ConfigurationError, match=r"is not a pot-zk export: it unpacks to 64 MiB, over 100 times its size \(64 MiB\)"):
+        unpack_export(crafted, into)
+    assert list(into.iterdir()) == [] and len(listed) < 20_000, len(listed)
