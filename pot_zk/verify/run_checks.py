@@ -4,7 +4,6 @@ commitment chain, policy, agreement with the audit trail, model files."""
 from __future__ import annotations
 
 import functools
-
 from collections import Counter, defaultdict
 from typing import Callable, Mapping
 

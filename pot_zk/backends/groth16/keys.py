@@ -159,12 +159,13 @@ def open_keys(spec: Groth16Statement, directory: Path) -> KeyDirectory:
     generates for ``spec`` (stale or foreign keys are refused, not used)."""
     directory = Path(directory)
     expected_source = spec.circuit_source()
+    source_limit = max(SMALL_FILE_BYTES, 4 * len(expected_source.encode()))
     said = read_small_file(directory / "provenance.json")
-    source = read_small_file(directory / "circuit.circom", limit=max(SMALL_FILE_BYTES, 4 * len(expected_source.encode())))  # review49: a pipe hung verify --srs DIR
+    source = read_small_file(directory / "circuit.circom", limit=source_limit)  # review49: a pipe hung verify --srs DIR
     if said is None or source is None:
         raise ConfigurationError(
             f"{directory} is not a groth16 key directory: its provenance.json and circuit.circom must be regular files (not links or pipes), "
-            f"of at most {SMALL_FILE_BYTES:,} bytes (the source: {max(SMALL_FILE_BYTES, 4 * len(expected_source.encode())):,})",
+            f"of at most {SMALL_FILE_BYTES:,} bytes (the source: {source_limit:,})",
             key="keys_dir",
         )
     try:
