@@ -202,8 +202,9 @@ def tiny_run(tmp_path_factory) -> Path:
     (["report", "RUN", "--out", "bad.json"], "pot-zk report: --out bad.json is a file; give the directory to write the report to"),
     (["audit", "verify", "latin"], "pot-zk audit: latin is a directory; give its audit trail file (e.g. latin/audit.jsonl)"),
     (["verify", "RUN", "--max-data-values", "0"], "pot-zk verify: --max-data-values must be a count >= 1, got 0"),
+    (["verify", "RUN", "--max-records", "-1"], "pot-zk verify: --max-records must be a count >= 1, got -1"),
 ], ids=["srs", "json", "verify-step-json", "keys-out-file", "truncated-export", "other-format", "not-utf8", "export-out-dir", "export-out-nodir",
-        "report-out-file", "audit-dir", "max-data-values"])
+        "report-out-file", "audit-dir", "max-data-values", "max-records"])
 def test_bad_input_on_the_command_line_is_one_line_exit_2_before_any_work(tiny_run, tmp_path, arguments, line):
     """A review: these were tracebacks (exit 1, the code of a failed verification), or a
     verdict after the whole check (--srs, --json)."""
@@ -436,9 +437,12 @@ def test_a_log_file_that_cannot_be_written_is_one_warning_line_not_a_traceback_p
     assert "still shown on the terminal" in captured.out
 
 
-def test_verify_help_names_the_data_value_limit_verify_applies():
-    """The help's default is the constant verify uses (it is written out: the CLI imports no torch)."""
-    from pot_zk.verify.limits import MAX_DATA_VALUES
+def test_verify_help_names_the_limits_verify_applies():
+    """The help's defaults are the constants verify uses (they are written out: the CLI imports no torch)."""
+    from pot_zk.verify.limits import MAX_DATA_VALUES, MAX_RECORDS
 
     shown = run("verify", "--help", cwd=Path.cwd())
-    assert shown.returncode == 0 and f"(default: {MAX_DATA_VALUES:,}," in " ".join(shown.stdout.split()), shown.stdout
+    text = " ".join(shown.stdout.split())
+    assert shown.returncode == 0, shown.stderr
+    for option, default in (("--max-data-values", MAX_DATA_VALUES), ("--max-records", MAX_RECORDS)):
+        assert f"(default: {default:,}," in text.split(f"{option} N")[-1].split(" --", 1)[0], shown.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -532,6 +533,95 @@ def test_the_data_value_limit_counts_samples_times_the_models_inputs_and_outputs
     for limit in (0, -1, True):
         with pytest.raises(ConfigurationError, match="--max-data-values must be a count >= 1"):
             verify_run(honest, cache_dir=tmp_path / "cache", max_data_values=limit)
+
+
+def test_many_findings_of_one_reason_are_listed_up_to_twenty_and_the_rest_counted(honest, tmp_path):
+    """review49: two million ``{}`` records in commitments.jsonl made one finding each (2.9 GB,
+    688 MB printed). Each check and reason lists its first 20; the summary and ``--json`` count the
+    rest, the report still fits its schema, and the check is not listed as passed."""
+    import jsonschema
+
+    from pot_zk.verify.report import FINDINGS_LISTED
+
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    with (run / files.COMMITMENTS).open("a") as records:
+        records.write("{}\n" * 60)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    listed = [f for f in report.findings if (f.check, f.reason) == ("steps", "record-not-canonical")]
+    assert len(listed) == FINDINGS_LISTED == 20 and report.omitted[("steps", "record-not-canonical")] == 40, report.summary()
+    assert all(count <= FINDINGS_LISTED for count in Counter((f.check, f.reason) for f in report.findings).values())
+    assert "FAILED steps (record-not-canonical): 40 more such findings, not listed (the first 20 are)" in report.summary().splitlines()
+    assert {"check": "steps", "reason": "record-not-canonical", "count": 40} in report.to_dict()["omitted_findings"]
+    assert report.verdict == "FAILED" and "steps" not in report.passed
+    assert report.failures == len(report.findings) + sum(report.omitted.values())
+    jsonschema.validate(json.loads(json.dumps(report.to_dict())), json.loads((Path(__file__).resolve().parent.parent / "docs" / "verify.schema.json").read_text()))
+
+
+def test_a_record_file_with_more_lines_than_the_auditors_limit_is_not_read(honest, tmp_path):
+    """review49: verify parsed every line of the record files, however many (two million ``{}``:
+    47 s). ``max_records`` bounds the lines of each before one is parsed: the honest run verifies
+    at exactly its audit trail's line count (a last line without its newline counts too), and one
+    below fails with one finding, nothing after the statement checked."""
+    audit = (honest / files.AUDIT).read_bytes()
+    lines = audit.count(b"\n")
+    assert lines > max(len(jsonl(honest / name)) for name in (files.COMMITMENTS, files.PROOFS, files.EVALUATIONS))
+    assert verify_run(honest, cache_dir=tmp_path / "cache", max_records=lines).ok
+    refused = verify_run(honest, cache_dir=tmp_path / "cache", max_records=lines - 1)
+    assert [(f.check, f.reason) for f in refused.findings] == [("steps", "too-many-records")], refused.summary()
+    assert f"audit.jsonl has more than {lines - 1:,} lines" in refused.findings[0].message and "--max-records" in refused.findings[0].message
+    assert "audit-chain" not in refused.passed and not refused.verified_steps
+    cut = Path(shutil.copytree(honest, tmp_path / "cut"))
+    (cut / files.AUDIT).write_bytes(audit.rstrip(b"\n"))
+    assert [f.reason for f in verify_run(cut, cache_dir=tmp_path / "cache", max_records=lines - 1).findings] == ["too-many-records"]
+    for limit in (0, 1.5, False):
+        with pytest.raises(ConfigurationError, match="--max-records must be a count >= 1"):
+            verify_run(honest, cache_dir=tmp_path / "cache", max_records=limit)
+
+
+def _final_model(run: Path, change: Callable[[dict], None]) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(run / files.FINAL_MODEL)
+    change(state)
+    save_file(state, run / files.FINAL_MODEL)
+
+
+def test_a_model_file_whose_tensor_has_another_shape_is_not_the_model(honest, tmp_path):
+    """A review: the final model's ``[3, 4]`` weight saved as ``[4, 3]`` (the same values, row-major)
+    hashed to the last commitment, and final-model passed; such a file does not load into the
+    declared architecture. (The held-out score check failed it too; a run without one verified.)"""
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    _final_model(run, lambda state: state.update({"0.weight": state["0.weight"].reshape(4, 3).contiguous()}))
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    [finding] = [f for f in report.findings if f.check == "final-model"]
+    assert finding.reason == "missing-model" and "0.weight (4, 3) (the architecture's (3, 4))" in finding.message, report.summary()
+    assert "final-model" not in report.passed and "initial-model" in report.passed
+
+
+@pytest.mark.parametrize("change", ["larger-tensor", "many-empty-tensors"])
+def test_a_model_file_that_cannot_hold_the_architecture_is_not_loaded(honest, tmp_path, monkeypatch, change):
+    """review49: a ``[3, 4000000]`` tensor in the final model was loaded and committed (82 s,
+    1 GB); 200,000 empty tensors took 17 s to load, and torch's 2 MB error message went into the
+    report. verify reads the file's header first: tensors and values that cannot be the declared
+    architecture's are named without loading the tensors, and no message is long."""
+    import torch
+
+    from pot_zk.verify import run as verify_module
+
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    if change == "larger-tensor":
+        _final_model(run, lambda state: state.update({"0.weight": torch.zeros(3, 400_000)}))
+        said = "holds 4 tensors of 1,200,011 values; a model of the declared architecture has 4 tensors of 23 values"
+    else:
+        _final_model(run, lambda state: state.update({f"extra.{i}": torch.zeros(0) for i in range(5_000)}))
+        said = "holds 5,004 tensors of 23 values; a model of the declared architecture has 4 tensors of 23 values"
+    read: list[str] = []
+    real = verify_module.load_model
+    monkeypatch.setattr(verify_module, "load_model", lambda path: (read.append(Path(path).name), real(path))[1])
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert {(f.check, f.reason) for f in report.findings} == {("final-model", "missing-model"), ("evaluation", "missing-model")}, report.summary()
+    assert all(said in f.message for f in report.findings) and files.FINAL_MODEL not in read and files.INITIAL_MODEL in read, read
+    assert max(len(f.message) for f in report.findings) < 600
 
 
 def test_the_seeded_batch_order_is_drawn_once_per_epoch_not_once_per_step(honest, tmp_path, monkeypatch):

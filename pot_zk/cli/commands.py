@@ -71,6 +71,11 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
         "inputs and outputs, or the positions a held-out set is chosen among (default: 10,000,000, minutes of work); a run declaring more fails "
         "statement-too-large or dataset-too-large and nothing else is checked",
     )
+    parser.add_argument(
+        "--max-records", type=int, metavar="N", default=None,
+        help="the most records verify reads from one of the bundle's record files (audit.jsonl, commitments.jsonl, proofs.jsonl, "
+        "evaluations.jsonl; default: 10,000,000, minutes of work); a file with more lines fails too-many-records and nothing else is checked",
+    )
     parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE",
                         help="a statement setting (scale, param_scale, ...), batch_order=recorded, data=unopened or data=undeclared you accept other than its default; repeatable")
 
@@ -125,7 +130,7 @@ def _verify_run(args: argparse.Namespace, run: Path) -> "RunReport":
         accept_settings=parse_accepted(args.accept_setting),
         allow_no_nonce=args.allow_no_nonce,
         verifier_cache=not args.no_verifier_cache,
-        **({} if args.max_data_values is None else {"max_data_values": args.max_data_values}),
+        **{name: getattr(args, name) for name in ("max_data_values", "max_records") if getattr(args, name) is not None},
     )
 
 

@@ -262,6 +262,11 @@ class StepKind(ABC):
     def trained_shapes(self, architecture: Any) -> Shapes:
         """The model parameters a step changes, by parameter name, in canonical order."""
 
+    def file_shapes(self, architecture: Any) -> Shapes:
+        """The tensors of a saved model of ``architecture`` (what :meth:`model_tensors` takes
+        apart): the trained parameters, unless the kind keeps more (a frozen base)."""
+        return self.trained_shapes(architecture)
+
     @abstractmethod
     def replace_after(self, step: BatchStep, after: Mapping[str, torch.Tensor]) -> BatchStep:
         """``step`` with the state after it replaced: ``after`` holds flat float64 tensors by

@@ -211,7 +211,12 @@ def check_momentum_optimizer(optimizer: torch.optim.Optimizer) -> tuple[float, M
 
 
 def flatten(state: Mapping[str, torch.Tensor], shapes: Shapes) -> torch.Tensor:
-    """The tensors of ``state`` in the order of ``shapes``, each row-major, as one vector."""
+    """The tensors of ``state`` in the order of ``shapes``, each row-major, as one vector.
+    ValueError for a tensor of another shape (a review: a model file's ``[4, 3]`` weight in place
+    of the architecture's ``[3, 4]`` flattened to the committed values, and final-model passed)."""
+    wrong = [f"{key} {tuple(state[key].shape)} (the architecture's {tuple(shape)})" for key, shape in shapes if tuple(state[key].shape) != tuple(shape)]
+    if wrong:
+        raise ValueError(f"tensors of other shapes: {', '.join(wrong[:5])}")
     return torch.cat([state[key].reshape(-1) for key, _ in shapes])
 
 

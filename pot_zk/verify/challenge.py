@@ -28,10 +28,10 @@ def check_challenge(
 ) -> None:
     """Add the ``challenge`` check to ``report``; ``report.verified_steps`` must already hold
     the steps whose proofs verified."""
-    failures_before = len(report.findings)
+    failures_before = report.failures
     for reason, message in challenge_problems(challenge, manifest, commitments):
         report.fail("challenge", reason, message)
-    if len(report.findings) > failures_before:
+    if report.failures > failures_before:
         return
     issued = trust.issued(challenge)
     report.challenge = {
@@ -74,5 +74,5 @@ def check_challenge(
             "the challenge has no auditor nonce (you allowed it): the steps follow from the commitment head alone, which the "
             "trainer could have re-randomised until no altered step was picked (docs/runs.md, grinding)"
         )
-    if len(report.findings) == failures_before:
+    if report.failures == failures_before:
         report.passed.append("challenge")

@@ -33,6 +33,7 @@ from pot_zk.bundle.evaluation import Evaluation, classification, evaluate
 from pot_zk.backends.registry import commitments_of
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.kinds.registry import STEP_KINDS
+from pot_zk.verify.model_files import loaded, short
 
 DECLARED = ("fraction", "seed", "of", "samples", "commitment")
 LOSS_TOLERANCE = 1e-9
@@ -45,13 +46,13 @@ def check_holdout(report, bundle, manifest: dict, dataset: dict, spec, audit_eve
         report.notes.append("no held-out set declared: the run's models were not scored (no accuracy)")
         _check_no_scores(report, bundle)
         return
-    failures = len(report.findings)
+    failures = report.failures
     held_out = _check_declaration(report, manifest, declared, recorded, spec)
-    if len(report.findings) == failures:
+    if report.failures == failures:
         report.passed.append("holdout")
-    failures = len(report.findings)
+    failures = report.failures
     _check_scores(report, bundle, manifest, spec, held_out, audit_events, load_model)
-    if len(report.findings) == failures and held_out is not None:  # a review: unscored numbers were listed as passed
+    if report.failures == failures and held_out is not None:  # a review: unscored numbers were listed as passed
         report.passed.append("evaluation")
 
 
@@ -223,12 +224,14 @@ def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None
 
 def _rescore(report, which: str, record: Evaluation, held_out: HeldOut, manifest: dict, spec, load_model: Callable, path) -> None:
     kind = STEP_KINDS.get(spec.kind)
+    state = loaded(path, spec, load_model)
     try:
-        state, _ = load_model(path)
+        if isinstance(state, str):
+            raise ValueError(state)
         model = kind.build_model(spec.architecture, None)
         model.load_state_dict(state)
     except Exception as exc:  # a missing, truncated or foreign file: the model checks name it too
-        report.fail("evaluation", "missing-model", f"cannot score the {which} model: {exc}")
+        report.fail("evaluation", "missing-model", f"cannot score the {which} model: {short(exc)}")
         return
     loss = kind.mlp(spec.architecture).loss
     found = evaluate(model, held_out, loss, classification(manifest["dataset"]["name"], loss), record.after_step)

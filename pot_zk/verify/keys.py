@@ -33,7 +33,7 @@ from pot_zk.verify.trust import TrustStore
 
 def check_keys(report, manifest: dict[str, Any], proofs: list[dict[str, Any]], keys: KeySet, trust: TrustStore) -> dict[str, Path]:
     """Add the ``keys`` check to ``report``; return the verifier material the proofs check uses."""
-    failures_before = len(report.findings)
+    failures_before = report.failures
     known = trust.known_keys(keys)
     report.keys = {
         "directory": str(keys.directory),
@@ -70,7 +70,7 @@ def check_keys(report, manifest: dict[str, Any], proofs: list[dict[str, Any]], k
         report.fail("keys", "keys-backend-unsupported", f"no backend proves {keys.proof_type!r} proofs")
         return {}
     material = backend.check_run_keys(report, manifest, proofs, keys)
-    if len(report.findings) == failures_before:
+    if report.failures == failures_before:
         report.passed.append("keys")
     return material
 

@@ -39,7 +39,7 @@ def check_proofs(
 ) -> None:
     """Every outcome; each proof verified against the step's records (a scheduled step: at the
     learning rate ``rates`` holds for it, which verify recomputed, never the recorded one)."""
-    failures_before = len(report.findings)
+    failures_before = report.failures
     final = _final_outcomes(report, by_step, proofs)
     labels = {(e.get("step"), e.get("proof_type")) for e in audit_events if e.get("event") == "proof.result" and e.get("status") == "proved"}
     stated = backend_of(spec).stated_proof_types()
@@ -64,7 +64,7 @@ def check_proofs(
         else:
             coverage["rejected"] += 1
     report.coverage = dict(coverage)
-    if len(report.findings) == failures_before:
+    if report.failures == failures_before:
         report.passed.append("proofs")
 
 

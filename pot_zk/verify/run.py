@@ -72,7 +72,7 @@ from pot_zk.verify.references import BaseRun, Expectations, base_reference, chec
 from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_state
 from pot_zk.verify.proofs import check_proofs
 from pot_zk.verify.report import EXIT_CODES, Finding, RunReport
-from pot_zk.verify.limits import MAX_DATA_VALUES, too_large
+from pot_zk.verify.limits import MAX_DATA_VALUES, MAX_RECORDS, too_large, too_many_records
 from pot_zk.verify.schedule import check_schedule
 from pot_zk.verify.statement import ACCEPT_SETTING, check_statement
 from pot_zk.verify.trust import TrustStore, default_cache_dir
@@ -109,6 +109,7 @@ def verify_run(
     allow_no_nonce: bool = False,
     verifier_cache: bool = True,
     max_data_values: int = MAX_DATA_VALUES,
+    max_records: int = MAX_RECORDS,
 ) -> RunReport:
     """Check the run in ``run``. ``cache_dir`` is where a dev SRS is looked up; ``challenge`` (the
     auditor's C.json) adds the ``challenge`` check and ``keys`` (from ``pot-zk keys new``) the
@@ -121,14 +122,16 @@ def verify_run(
     ``verifier_cache=False`` derives zk-halo2 circuits and keys afresh instead of reusing the
     verifier's cache under ``cache_dir`` (:mod:`pot_zk.backends.ezkl.verifier_cache`);
     ``max_data_values``: the largest declared data set (in values) whose size the trainer chose
-    that verify makes (:mod:`pot_zk.verify.limits`)."""
+    that verify makes, ``max_records`` the most records of one JSON-lines file it reads
+    (:mod:`pot_zk.verify.limits`)."""
     expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, base_reference(expect_base), expect_initial)
-    if isinstance(max_data_values, bool) or not isinstance(max_data_values, int) or max_data_values < 1:
-        raise ConfigurationError(f"--max-data-values must be a count >= 1, got {max_data_values!r}", key="max_data_values")
+    for name, limit in (("max_data_values", max_data_values), ("max_records", max_records)):
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be a count >= 1, got {limit!r}", key=name)
     report = RunReport(Path(run))
     options = {
         "srs_path": srs_path, "allow_dev_srs": allow_dev_srs, "challenge": challenge, "keys": keys, "allow_no_nonce": allow_no_nonce,
-        "verifier_cache": verifier_cache, "max_data_values": max_data_values,
+        "verifier_cache": verifier_cache, "max_data_values": max_data_values, "max_records": max_records,
     }
     try:
         _check_run(report, Path(cache_dir), expected, dict(accept_settings or {}), **options)
@@ -163,6 +166,7 @@ def _crashed(report: RunReport, exc: BaseException) -> None:
 def _check_run(
     report: RunReport, cache_dir: Path, expected: Expectations, accepted: dict[str, str], *, srs_path: Path | None, allow_dev_srs: bool,
     challenge: Challenge | None, keys: KeySet | None, allow_no_nonce: bool, verifier_cache: bool, max_data_values: int,
+    max_records: int,
 ) -> None:
     linked = not_regular(Path(report.run))
     if linked:
@@ -185,7 +189,9 @@ def _check_run(
     check_statement(report, manifest, spec, accepted)
     check_plan_form(report, manifest, spec)
     check_tolerance(report, spec, expected.max_tolerance_ulps)
-    large = too_large(manifest, spec, max_data_values)
+    large = too_large(manifest, spec, max_data_values) or too_many_records(
+        (bundle.path(name) for name in (files.AUDIT, files.COMMITMENTS, files.PROOFS, files.EVALUATIONS)), max_records,
+    )
     if large is not None:
         report.fail(*large)
         return

@@ -18,6 +18,7 @@ from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.backends.base import Statement
 from pot_zk.proving.policy import create_policy
 from pot_zk.data.datasets import epoch_order
+from pot_zk.verify.model_files import loaded, short
 from pot_zk.verify.samples import check_streamed_batches, streamed_batches
 
 COMMITTED = ("w_before", "batch", "w_after")
@@ -37,7 +38,7 @@ def check_steps(
         report.fail("dataset-root", "root-mismatch", "the batch commitments do not hash to the declared dataset root")
     else:
         report.passed.append("dataset-root")
-    failures_before = len(report.findings)
+    failures_before = report.failures
     by_step: dict[int, dict] = {}
     for record in commitments:
         step = record.get("step")
@@ -70,7 +71,7 @@ def check_steps(
     if streamed:
         check_streamed_batches(report, manifest, dataset, by_step, spec, accepted)
     _check_audit_agreement(report, by_step, audit_events)
-    if len(report.findings) == failures_before:
+    if report.failures == failures_before:
         report.passed.append("steps")
     _check_chain(report, by_step, steps, spec)
     _check_policy(report, manifest, by_step, steps)
@@ -198,10 +199,10 @@ def check_models(report, bundle, by_step: dict[int, dict], spec, load_model: Cal
         ("initial-model", files.INITIAL_MODEL, first.get("w_before")),
         ("final-model", files.FINAL_MODEL, last.get("w_after")),
     ):
-        state = _model_state(bundle.path(name), load_model)
-        found = None if state is None else _state_commitments_or_none(state, spec)
-        if found is None:
-            report.fail(check, "missing-model", f"{name} is missing or unreadable")
+        state = loaded(bundle.path(name), spec, load_model)
+        found = None if isinstance(state, str) else _state_commitments_or_why(state, spec)
+        if isinstance(state, str) or isinstance(found, str):
+            report.fail(check, "missing-model", found or state)
         elif found[0] != wanted:
             report.fail(check, "model-mismatch", f"{name} does not hash to the {'first' if check == 'initial-model' else 'last'} commitment")
         elif found[1] != constants:
@@ -247,18 +248,11 @@ def state_commitments(state: dict, spec) -> tuple[str | None, dict[str, str | No
     return commit("weights"), {name: commit(name) for name in tensors if name != "weights"}
 
 
-def _model_state(path, load_model: Callable) -> dict | None:
-    try:
-        return load_model(path)[0]
-    except Exception:  # a missing, truncated or foreign file all mean: no usable model
-        return None
-
-
-def _state_commitments_or_none(state: dict, spec) -> tuple[str | None, dict[str, str | None]] | None:
+def _state_commitments_or_why(state: dict, spec) -> tuple[str | None, dict[str, str | None]] | str:
     try:
         return state_commitments(state, spec)
-    except Exception:  # tensors of another architecture or kind: no usable model
-        return None
+    except Exception as exc:  # tensors of another architecture or kind: no usable model
+        return f"the model file's tensors are not a model of the declared architecture ({short(exc)})"
 
 
 def _off_grid(state: dict, spec) -> list[str]:

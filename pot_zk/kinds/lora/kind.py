@@ -99,6 +99,9 @@ class LoraKind(StepKind):
             "base": flatten({k: v.double() for k, v in base.items()}, architecture.base_shapes),
         }
 
+    def file_shapes(self, architecture: LoraArchitecture) -> Shapes:
+        return [*architecture.base_shapes, *architecture.adapter_shapes]
+
     def trained_shapes(self, architecture: LoraArchitecture) -> Shapes:
         return architecture.adapter_shapes
 
