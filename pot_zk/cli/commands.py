@@ -73,8 +73,8 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
     )
     parser.add_argument(
         "--max-records", type=int, metavar="N", default=None,
-        help="the most records verify reads from one of the bundle's record files (audit.jsonl, commitments.jsonl, proofs.jsonl, "
-        "evaluations.jsonl; default: 10,000,000, minutes of work); a file with more lines fails too-many-records and nothing else is checked",
+        help="the most records verify reads from one of the bundle's record files, audit.jsonl, commitments.jsonl, proofs.jsonl or "
+        "evaluations.jsonl (default: 10,000,000, minutes of work); a file with more lines fails too-many-records and nothing else is checked",
     )
     parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE",
                         help="a statement setting (scale, param_scale, ...), batch_order=recorded, data=unopened or data=undeclared you accept other than its default; repeatable")
