@@ -155,3 +155,24 @@ def test_pot_zk_verify_prints_the_reason_and_exits_non_zero(copy, zk_cache):
     result = subprocess.run([POT_ZK, "verify", str(copy), "--cache-dir", str(zk_cache)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED proofs (missing-proof) step 0: the policy selected this step but it has no proof outcome" in result.stdout
+
+
+@pytest.mark.parametrize("srs", ["given", "cached-dev"])
+def test_a_declared_circuit_too_large_for_the_srs_is_not_compiled(copy, zk_cache, tmp_path, srs):
+    """review49: verify compiled the circuit of whatever architecture the manifest declared
+    before it compared the circuit's rows with the SRS ([4, 512, 512, 2]: 4 min 39 s, an entry
+    left in the verifier's cache). The run's SRS (2^12 rows) cannot hold the forward pass of
+    [4, 64, 64, 2] at batch 2 (8,960 products): srs-mismatch, and nothing is compiled, whether
+    the auditor names the SRS (--srs) or verify finds the run's dev SRS in its cache."""
+    logrows = json.loads((copy / "manifest.json").read_text())["srs"]["logrows"]
+    assert logrows == 12
+    _restate(copy, lambda manifest: manifest["circuit"]["architecture"].update(dims=[4, 64, 64, 2]))
+    cache = tmp_path / "auditor-cache"
+    (cache / "srs").mkdir(parents=True)
+    shutil.copyfile(ezkl_adapter.dev_srs_path(zk_cache, logrows), cache / "srs" / f"dev-kzg{logrows}.srs")
+    options = {"srs_path": cache / "srs" / f"dev-kzg{logrows}.srs"} if srs == "given" else {}
+    report = verify_run(copy, cache_dir=cache, **options)
+    [finding] = [f for f in report.findings if f.check == "proofs" and f.reason != "too-few-proven"]
+    assert finding.reason == "srs-mismatch" and "8,960 products" in finding.message and "2^12 rows" in finding.message, report.summary()
+    assert not report.verified_steps
+    assert not [path for path in (cache / "verifier").rglob("*") if path.is_file()], sorted((cache / "verifier").rglob("*"))

@@ -125,10 +125,10 @@ def configured_srs(path: Path, logrows: int) -> SrsRef:
     return SrsRef(path=path, logrows=logrows, provenance="configured", sha256=file_sha256(path))
 
 
-def _check_srs_file(path: Path, logrows: int) -> None:
-    """Cheap sanity check of a KZG SRS file (halo2 format: ``k`` as a little-endian u32, then
-    at least 2**k G1 points), so a wrong or truncated file fails before training, not at the
-    first proof."""
+def srs_logrows(path: Path) -> int:
+    """The ``k`` of a KZG SRS file (halo2 format: ``k`` as a little-endian u32, then at least
+    2**k G1 points): the most rows, 2**k, of a circuit it proves. ConfigurationError for a file
+    that is not one."""
     try:
         with open(path, "rb") as handle:
             header = handle.read(4)
@@ -138,6 +138,13 @@ def _check_srs_file(path: Path, logrows: int) -> None:
     k = int.from_bytes(header, "little") if len(header) == 4 else -1
     if not 1 <= k <= 28 or size < 4 + 32 * (1 << k):
         raise ConfigurationError(f"{path} is not a KZG SRS file (header k={k}, {size} bytes)", key="srs.path")
+    return k
+
+
+def _check_srs_file(path: Path, logrows: int) -> None:
+    """Cheap sanity check of a KZG SRS file, so a wrong or truncated file fails before training,
+    not at the first proof."""
+    k = srs_logrows(path)
     if k < logrows:
         raise ConfigurationError(f"SRS file {path} has k={k}, the circuit needs logrows {logrows}", key="srs.path")
 

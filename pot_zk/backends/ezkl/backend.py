@@ -40,6 +40,30 @@ DEV_SRS_NOTE = (
 )
 
 
+PRODUCTS_PER_ROW = 2
+"""An upper bound of the forward pass's products per row of pot-zk's ezkl circuits: measured,
+the circuits lay out 14-20 rows per product (4-3-2 b2: 36 products in 2^12 rows; 64-16-10 b8:
+9,472 in 141,343 rows; the leanest layout measured, without commitments, 5 rows per product)."""
+
+
+def _check_fits(spec: FixedPointCheck, srs_logrows: int) -> None:
+    """ProofVerificationError (``srs-mismatch``) when ``spec``'s circuit cannot fit the SRS's
+    2**``srs_logrows`` rows, told from the statement before its circuit is compiled (review49:
+    verify compiled a trainer's declared [4, 512, 512, 2] for 4 min 39 s before comparing its rows
+    with the auditor's SRS, and kept it in the verifier's cache)."""
+    from pot_zk.kinds.registry import STEP_KINDS
+
+    dims = STEP_KINDS.get(spec.kind).mlp(spec.architecture).dims
+    products = sum(fan_in * fan_out for fan_in, fan_out in zip(dims, dims[1:])) * spec.batch_size
+    if products > PRODUCTS_PER_ROW << srs_logrows:
+        raise ProofVerificationError(
+            f"the statement's forward pass has {products:,} products (dims {list(dims)}, batch {spec.batch_size}), more than a circuit "
+            f"of the SRS's 2^{srs_logrows} rows holds (at most {PRODUCTS_PER_ROW} per row): no proof of it verifies with this SRS, "
+            "so its circuit was not compiled",
+            reason="srs-mismatch",
+        )
+
+
 class EzklBackend(ProverBackend):
     name = "ezkl"
     proof_type = halo2.PROOF_TYPE
@@ -128,6 +152,7 @@ class EzklBackend(ProverBackend):
         recorded = declared.get("srs") or {}
         logrows = int(recorded.get("logrows", 0))
         if options.key_path is not None:
+            _check_fits(spec, ezkl_adapter.srs_logrows(options.key_path))
             return _keys(cache.verifier(spec, ezkl_adapter.configured_srs(options.key_path, logrows)))
         candidate = Path(options.cache_dir) / "srs" / f"dev-kzg{logrows}.srs"
         if not candidate.is_file() or ezkl_adapter.file_sha256(candidate) != recorded.get("sha256"):
@@ -136,6 +161,7 @@ class EzklBackend(ProverBackend):
             )
         if declared.get("mode") == "production" and not options.allow_dev_keys:
             raise ProofVerificationError("a production-mode run proven with a dev SRS (pass --allow-dev-srs to accept)", reason="dev-srs-refused")
+        _check_fits(spec, logrows)
         return _keys(cache.verifier(spec, ezkl_adapter.SrsRef(candidate, logrows, "dev-srs", recorded["sha256"])), DEV_SRS_NOTE)
 
     def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
