@@ -180,3 +180,48 @@ def test_a_base_on_one_half_adapted_on_the_other_shares_no_sample_and_a_commitme
     by_commitment = verify_run(parts["lora-on-all"], cache_dir=tmp_path, expect_base=base_commitment(parts["base-all"]))
     assert not by_commitment.findings
     assert any("whether the base model was trained on these samples is not checked" in note for note in by_commitment.notes)
+
+
+def _edited_copy(run: Path, destination: Path, edit) -> Path:
+    import shutil
+
+    shutil.copytree(run, destination)
+    edit(destination)
+    return destination
+
+
+def test_a_base_run_that_fails_its_own_checks_is_no_reference(runs, tmp_path):
+    """review50: --expect-base RUN read the base bundle's last commitment unchecked: with one line
+    of the agreed base's commitments.jsonl set to the final weights of the base the LoRA run
+    really adapted, verify passed base-reference. The base is now verified here too, and a base
+    that fails its own checks is named; an honest one is stated with its verdict and head."""
+    def last_record_to_others(run: Path) -> None:
+        records = [json.loads(line) for line in (run / "commitments.jsonl").read_text().splitlines()]
+        records[-1]["w_after"] = base_commitment(runs["other"])
+        (run / "commitments.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+    edited = _edited_copy(runs["base"], tmp_path / "edited-base", last_record_to_others)
+    assert base_commitment(edited) == base_commitment(runs["other"])
+    report = verify_run(runs["lora"], cache_dir=tmp_path, expect_base=edited)
+    assert _findings(report) == {("base-model", "base-not-verified")}, report.summary()
+    [finding] = report.findings
+    assert "steps (audit-mismatch)" in finding.message and "--expect-base HEX" in finding.message
+    assert "base-reference" not in report.passed
+    honest = verify_run(runs["lora"], cache_dir=tmp_path, expect_base=runs["other"])
+    head = verify_run(runs["other"], cache_dir=tmp_path).references["commitment_head"]
+    assert honest.references["base_run"] == f"{runs['other']}: UNPROVEN when verified here, commitment head {head}"
+    assert any(note.startswith(f"base run {runs['other']}: UNPROVEN when verified here") and "no step of it carries a verified proof" in note
+               for note in honest.notes), honest.notes
+
+
+def test_a_base_manifest_edited_to_hide_the_held_out_overlap_is_no_reference(parts, tmp_path):
+    """review50: trained-by-base read the held-out set from the base run's manifest unchecked:
+    its held-out fraction edited from 0.2 to 0.95 hid the overlap, and verify passed holdout."""
+    def hide(run: Path) -> None:
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["dataset"]["holdout"]["fraction"] = 0.95
+        (run / "manifest.json").write_text(json.dumps(manifest))
+
+    edited = _edited_copy(parts["base-all"], tmp_path / "edited-base", hide)
+    report = verify_run(parts["lora-on-all"], cache_dir=tmp_path, expect_base=edited)
+    assert ("base-model", "base-not-verified") in _findings(report) and not report.ok, report.summary()

@@ -624,6 +624,54 @@ def test_a_model_file_that_cannot_hold_the_architecture_is_not_loaded(honest, tm
     assert max(len(f.message) for f in report.findings) < 600
 
 
+def _audit_line(value: bytes) -> Callable[[Path], None]:
+    """The second audit record's ``seq`` replaced by ``value`` and its hash recomputed (the
+    chain's next prev_hash is not: the seq is read first)."""
+    from pot_zk.core.audit import sha256_hex
+
+    def edit(run: Path) -> None:
+        lines = (run / files.AUDIT).read_bytes().split(b"\n")
+        body = lines[1][: lines[1].rindex(b',"hash":')].replace(b'"seq":1,', b'"seq":' + value + b",", 1) + b"}"
+        lines[1] = body[:-1] + b',"hash":"' + sha256_hex(body).encode() + b'"}'
+        (run / files.AUDIT).write_bytes(b"\n".join(lines))
+    return edit
+
+
+def _evaluation_after_step(run: Path) -> None:
+    records = jsonl(run / files.EVALUATIONS)
+    (run / files.EVALUATIONS).write_text("".join(json.dumps({**r, "after_step": 0.5}).replace("0.5", "1e999") + "\n" for r in records))
+
+
+DEEP = "[" * 50_000 + "]" * 50_000
+
+
+@pytest.mark.parametrize("edit, finding", [
+    (lambda run: (run / files.AUDIT).unlink(), ("audit-chain", "missing")),
+    (_audit_line(b"[1]"), ("audit-chain", "edited")),
+    (_audit_line(b"1e999"), ("audit-chain", "edited")),
+    (_audit_line(DEEP.encode()), ("audit-chain", "edited")),
+    (lambda run: (run / files.COMMITMENTS).open("a").write(DEEP + "\n"), ("steps", "unreadable-records")),
+    (lambda run: (run / files.MANIFEST).write_text("[1, 2]"), ("statement", "unreadable-bundle")),
+    (lambda run: (run / files.MANIFEST).write_text(DEEP), ("statement", "unreadable-bundle")),
+    (_seed_2_70 := _manifest(lambda m: m["training"].update(seed=2**70)), ("steps", "batch-order")),
+    (_part_nope := _manifest(lambda m: m["dataset"].update(part="nope")), ("holdout", "holdout-mismatch")),
+    (_manifest(lambda m: m["dataset"]["holdout"].update(of=1e300 * 1e300)), ("statement", "plan-not-canonical")),
+    (_evaluation_after_step, ("evaluation", "unreadable-records")),
+], ids=["no-audit", "audit-seq-list", "audit-seq-1e999", "audit-deep", "commitments-deep", "manifest-list", "manifest-deep", "seed-2^70",
+        "part-nope", "holdout-of-inf", "evaluation-step-1e999"])
+def test_a_malformed_value_is_a_named_finding_not_a_verifier_error(honest, tmp_path, edit, finding):
+    """review49: each of these made a check raise (FileNotFoundError, RecursionError, TypeError,
+    OverflowError, torch's "Overflow when unpacking long long", a ConfigurationError of the data
+    set's part), so verify named only ``verifier-error`` and ran no check after it."""
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    edit(run)
+    if edit in (_seed_2_70, _part_nope):  # the run.start record agrees: the value itself is named
+        sync_audit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    named = {(f.check, f.reason) for f in report.findings}
+    assert finding in named and ("verify", "verifier-error") not in named, report.summary()
+
+
 def test_the_seeded_batch_order_is_drawn_once_per_epoch_not_once_per_step(honest, tmp_path, monkeypatch):
     """review49: a permutation of every leaf was drawn for each step (20k steps over 50k leaves:
     minutes); the honest run's 4 steps lie in its first epoch."""

@@ -100,12 +100,24 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         if line.strip():
             try:
                 record = json.loads(line)
-            except ValueError as exc:
-                raise BundleRecordsError(f"{path.name} line {number} is not a JSON record: {exc}", path=str(path)) from exc
+            except (ValueError, RecursionError) as exc:  # review49: a line nested 50,000 deep
+                raise BundleRecordsError(f"{path.name} line {number} is not a JSON record: {str(exc)[:200]}", path=str(path)) from exc
             if not isinstance(record, dict):
                 raise BundleRecordsError(f"{path.name} line {number} is not a JSON object", path=str(path))
             records.append(record)
     return records
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; BundleRecordsError (a ValueError) for anything else (review49:
+    a manifest that is a JSON list, or nested 50,000 deep, made verify raise)."""
+    try:
+        found = json.loads(path.read_text())
+    except RecursionError as exc:
+        raise BundleRecordsError(f"{path.name} is nested too deeply to be read", path=str(path)) from exc
+    if not isinstance(found, dict):
+        raise BundleRecordsError(f"{path.name} is not a JSON object", path=str(path))
+    return found
 
 
 def training_ends(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -161,10 +173,10 @@ class BundleReader:
         return self.root / "pending"
 
     def manifest(self) -> dict[str, Any]:
-        return json.loads(self.path(MANIFEST).read_text())
+        return _json_object(self.path(MANIFEST))
 
     def dataset(self) -> dict[str, Any]:
-        return json.loads(self.path(DATASET).read_text())
+        return _json_object(self.path(DATASET))
 
     def commitments(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path(COMMITMENTS))

@@ -62,8 +62,16 @@ def parse_line(line: bytes) -> ParsedRecord:
     body = match.group("body") + b"}"
     if sha256_hex(body) != match.group("hash").decode():
         raise ValueError("content does not match its hash")
-    record = json.loads(body)
-    return ParsedRecord(int(record["seq"]), str(record["prev_hash"]), match.group("hash").decode(), record)
+    try:
+        record = json.loads(body)
+        seq, prev_hash = record["seq"], record["prev_hash"]
+    except RecursionError as exc:  # review49: a record nested 50,000 deep, its hash recomputed
+        raise ValueError("a JSON record nested too deeply") from exc
+    except (TypeError, KeyError) as exc:
+        raise ValueError("not a JSON record with seq and prev_hash") from exc
+    if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(prev_hash, str):  # review49: seq a list or 1e999
+        raise ValueError(f"seq {json.dumps(seq)[:40]} is not an integer or prev_hash not a string")
+    return ParsedRecord(seq, prev_hash, match.group("hash").decode(), record)
 
 
 class HashChain:

@@ -141,8 +141,12 @@ def _check_declaration(report, manifest: dict, declared: Any, recorded: Any, spe
         )
         return None
     mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
-    inputs, targets = load_dataset(data["name"], mlp.dims[0], mlp.dims[-1], int(data.get("num_samples", 0)), int(data.get("seed", 0)), mlp.loss)
-    inputs, targets = select_part(inputs, targets, data.get("part", "all"))
+    try:
+        inputs, targets = load_dataset(data["name"], mlp.dims[0], mlp.dims[-1], int(data.get("num_samples", 0)), int(data.get("seed", 0)), mlp.loss)
+        inputs, targets = select_part(inputs, targets, data.get("part", "all"))
+    except (ConfigurationError, ValueError, TypeError, OverflowError, RuntimeError) as exc:  # review49: "part": "nope" raised here
+        report.fail("holdout", "holdout-mismatch", f"the declared data set cannot be loaded: {getattr(exc, 'message', exc)}")
+        return None
     if len(inputs) != declared["of"]:
         report.fail("holdout", "dataset-size", f"the declared data set has {len(inputs)} samples, the run says {declared['of']}")
         return None
@@ -175,7 +179,7 @@ def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None
     try:
         raw = bundle.evaluations()
         records = {int(r["after_step"]): Evaluation.from_record(r) for r in raw}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as exc:  # review49: "after_step": 1e999
         report.fail("evaluation", "unreadable-records", f"{files.EVALUATIONS}: {exc}")
         return
     stated = [r for r in raw if r.get("accuracy") != Evaluation.from_record(r).accuracy]  # what a report reads must be what was checked

@@ -217,8 +217,12 @@ def check_initial_reference(report: RunReport, manifest: Mapping[str, Any], by_s
             )
         return
     seed = manifest["training"]["seed"]
-    with torch.random.fork_rng(devices=[]):
-        model = seeded_model(spec, seed)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model = seeded_model(spec, seed)
+    except (TypeError, ValueError, OverflowError, RuntimeError) as exc:  # review49: a seed of 2**70 raised here
+        report.fail("initial-model", "initial-model-mismatch", f"the declared training seed {str(seed)[:40]} gives no model ({str(exc)[:200]})", 0)
+        return
     report.references["initial_model"] = f"recomputed from seed {seed}"
     if state_commitments(model.state_dict(), spec)[0] != w_0:
         report.fail("initial-model", "initial-model-mismatch", f"step 0's W_t is not the model the declared architecture and training seed {seed} give", 0)

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pot_zk.core.challenge import commitment_head
 from pot_zk.exceptions import ConfigurationError, PotZkError
@@ -44,7 +44,9 @@ COMMITMENT_KEYS = ("expect_base", "expect_initial")
 class BaseRun:
     """``--expect-base RUN``: the base run the auditor verified (its directory or export), read
     for what a LoRA run's frozen base must be: its last commitment (W_t+1 of its last step) and
-    the architecture it trained. It is not verified here: verify it on its own."""
+    the architecture it trained, and verified here as a run of its own (review50: a base bundle
+    with one edited record, or an edited held-out fraction in its manifest, passed
+    ``base-reference`` and ``trained-by-base``: every value read from it was the trainer's)."""
 
     path: Path
     commitment: str
@@ -53,6 +55,8 @@ class BaseRun:
     """Its statement (manifest ``circuit``): the grid its weights are committed on."""
     manifest: Mapping[str, Any] | None = None
     """Its whole manifest: the data set it declares it trained on (``check_base_holdout``)."""
+    report: RunReport | None = None
+    """What verify found of the base run on its own (None: not verified, as when read for training)."""
 
     def scheme(self) -> Any:
         """The commitment scheme its last commitment is made with (its W_t+1's)."""
@@ -61,8 +65,9 @@ class BaseRun:
         return commitments_of(spec_from_dict(dict(self.circuit))).tensor("w_after")
 
     @classmethod
-    def read(cls, path: str | Path) -> "BaseRun":
-        """ConfigurationError when ``path`` is not a run (or an export of one) with steps."""
+    def read(cls, path: str | Path, verify: "Callable[[Path], RunReport] | None" = None) -> "BaseRun":
+        """ConfigurationError when ``path`` is not a run (or an export of one) with steps;
+        ``verify`` checks the run (unpacked, for an export) and its report is kept."""
         from pot_zk.backends.registry import spec_from_dict
         from pot_zk.runs.base_run import base_commitment
         from pot_zk.runs.export import is_export_archive, unpack_export
@@ -84,21 +89,21 @@ class BaseRun:
                 raise
             except (PotZkError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ConfigurationError(f"--expect-base: cannot read the base run {path}: its manifest or last commitment record is malformed ({exc!r})", key="expect_base") from exc
-            return cls(path, commitment, circuit["architecture"], circuit, manifest)
+            return cls(path, commitment, circuit["architecture"], circuit, manifest, None if verify is None else verify(run))
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
 
 
-def base_reference(text: str | Path | None) -> "str | BaseRun | None":
+def base_reference(text: str | Path | None, verify: "Callable[[Path], RunReport] | None" = None) -> "str | BaseRun | None":
     """What ``--expect-base`` names: a commitment (64 hex digits, 0x optional: always, even where
     a file or directory of that name exists, which the trainer may have planted; review29), else
-    a base run (a path)."""
+    a base run (a path), checked with ``verify``."""
     if text is None or isinstance(text, BaseRun):
         return text
     if isinstance(text, str) and looks_like_commitment(text):
         return text.strip()
-    return BaseRun.read(text)
+    return BaseRun.read(text, verify)
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,8 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
     if isinstance(expect_base, BaseRun):
         from pot_zk.backends.registry import commitments_of
 
+        failed = _check_base_run_verified(report, expect_base) or failed
+
         statement_base = STEP_KINDS.get(spec.kind).base_architecture(spec.architecture)
         if statement_base is None or dict(statement_base.to_dict()) != dict(expect_base.architecture):
             report.fail(
@@ -263,6 +270,35 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
         )
     if not failed:
         report.passed.append("base-reference")
+
+
+def _check_base_run_verified(report, base: BaseRun) -> bool:
+    """The base run given as ``--expect-base RUN`` passes verify's checks on its own (True: it
+    does not, named ``base-not-verified``); its verdict and commitment head are stated, for the
+    auditor to compare with the base run it verified (a base bundle of another run that verifies
+    is told from the agreed one by its head alone)."""
+    verdict = base.report
+    if verdict is None:
+        return False
+    head = verdict.references.get("commitment_head")
+    report.references["base_run"] = f"{base.path}: {verdict.verdict_line} when verified here, commitment head {head}"
+    if verdict.verdict == "FAILED":
+        named = sorted({f"{f.check} ({f.reason})" for f in verdict.findings})
+        report.fail(
+            "base-model", "base-not-verified",
+            f"the base run you expect ({base.path}) fails its own checks here: {', '.join(named[:6])}{' ...' if len(named) > 6 else ''}: "
+            "what verify reads of it (its last commitment, architecture and held-out set) is not the record of a run; "
+            "verify it on its own (with the options it needs) and pin its last commitment with --expect-base HEX",
+        )
+        return True
+    report.notes.append(
+        f"base run {base.path}: {verdict.verdict} when verified here (commitment head {head}): compare the head with the one of the base "
+        "run you agreed on" + (
+            "; no step of it carries a verified proof: its weights are its trainer's word, bound by commitments only"
+            if verdict.verdict == "UNPROVEN" else ""
+        )
+    )
+    return False
 
 
 def _one_grid(scheme: Any) -> Any:

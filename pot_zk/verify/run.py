@@ -124,10 +124,14 @@ def verify_run(
     ``max_data_values``: the largest declared data set (in values) whose size the trainer chose
     that verify makes, ``max_records`` the most records of one JSON-lines file it reads
     (:mod:`pot_zk.verify.limits`)."""
-    expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, base_reference(expect_base), expect_initial)
     for name, limit in (("max_data_values", max_data_values), ("max_records", max_records)):
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be a count >= 1, got {limit!r}", key=name)
+    base_checks = functools.partial(  # review50: the base run given as --expect-base RUN is verified too, with none of this run's pins
+        verify_run, cache_dir=cache_dir, allow_dev_srs=allow_dev_srs, accept_settings=accept_settings, verifier_cache=verifier_cache,
+        max_data_values=max_data_values, max_records=max_records,
+    )
+    expected = Expectations(expect_root, expect_head, max_tolerance_ulps, min_proven, base_reference(expect_base, base_checks), expect_initial)
     report = RunReport(Path(run))
     options = {
         "srs_path": srs_path, "allow_dev_srs": allow_dev_srs, "challenge": challenge, "keys": keys, "allow_no_nonce": allow_no_nonce,
@@ -266,6 +270,9 @@ def _note_key_directory_word(report: RunReport, srs_path: Path) -> None:
 
 
 def _check_audit(bundle: BundleReader, report: RunReport) -> list[dict[str, Any]]:
+    if not bundle.path(files.AUDIT).is_file():  # review49: verify raised FileNotFoundError
+        report.fail("audit-chain", "missing", f"{files.AUDIT} is missing: the bundle has no audit trail")
+        return []
     audit = verify_audit(bundle.path(files.AUDIT))
     if not audit.ok:
         report.fail("audit-chain", audit.problem or "broken", audit.summary())

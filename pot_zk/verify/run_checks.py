@@ -54,7 +54,8 @@ def check_steps(
         report.fail("steps", "missing-step", f"steps are not numbered 0..n-1 (missing: {missing})")
     elif expected_count is not None and len(steps) != expected_count:
         report.fail("steps", "step-count", f"the declared plan has {expected_count} steps, the bundle {len(steps)}")
-    orders = functools.lru_cache(maxsize=2)(lambda epoch: epoch_order(len(leaves), epoch, int(manifest["training"]["seed"])))  # review49: once per epoch, not per step
+    orders = functools.lru_cache(maxsize=2)(lambda epoch: _seeded_order(len(leaves), epoch, manifest["training"].get("seed")))  # review49: once per epoch
+    unordered: set[int] = set()
     for step in steps:
         record = by_step[step]
         epoch, position = divmod(step, max(len(leaves), 1))
@@ -62,6 +63,10 @@ def check_steps(
         if streamed:
             pass
         # a step numbered outside the records (missing-step) has no place in the seeded order: its epoch overflowed the seed (review47, review48)
+        elif seeded and leaves and 0 <= step < len(by_step) and orders(epoch) is None:
+            if epoch not in unordered:  # one finding, not one per step
+                unordered.add(epoch)
+                report.fail("steps", "batch-order", f"the declared training seed {str(manifest['training'].get('seed'))[:40]} gives no seeded order of epoch {epoch}")
         elif seeded and leaves and 0 <= step < len(by_step) and batch_index != orders(epoch)[position]:
             report.fail("steps", "batch-order", "the step used another batch than the declared seeded order", step)
         elif not (isinstance(batch_index, int) and 0 <= batch_index < len(leaves)) or record.get("batch") != leaves[batch_index]:
@@ -246,6 +251,14 @@ def state_commitments(state: dict, spec) -> tuple[str | None, dict[str, str | No
             return None
 
     return commit("weights"), {name: commit(name) for name in tensors if name != "weights"}
+
+
+def _seeded_order(num_batches: int, epoch: int, seed: object) -> list[int] | None:
+    """The seeded batch order of ``epoch``; None for a seed torch cannot take (review49: 2**70 raised)."""
+    try:
+        return epoch_order(num_batches, epoch, int(seed))  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        return None
 
 
 def _state_commitments_or_why(state: dict, spec) -> tuple[str | None, dict[str, str | None]] | str:

@@ -136,7 +136,7 @@ def held_out_positions(declared: Mapping[str, Any]) -> set[int]:
         return set()
     try:
         return set(holdout_indices(int(holdout["of"]), float(holdout["fraction"]), int(holdout["seed"])))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # review49: "of": 1e999
         return set()
 
 
