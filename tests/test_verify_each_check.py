@@ -672,6 +672,53 @@ def test_a_malformed_value_is_a_named_finding_not_a_verifier_error(honest, tmp_p
     assert finding in named and ("verify", "verifier-error") not in named, report.summary()
 
 
+def test_a_run_with_unproven_steps_says_how_many_are_proven_and_what_its_unproven_tail_leaves_unbound(honest, tmp_path):
+    """review50: with a sparse policy (the trainer's), 1 proof of 25 steps read as a bare
+    VERIFIED, and a final model swapped after the last proof (the unproven last step rewritten)
+    verified with no word of it. The honest run proves steps 0 and 2 of 4: its verdict line says
+    so, and a note says the final model comes after unproven step 3."""
+    from pot_zk.verify.report import RunReport
+    from pot_zk.verify.run_checks import note_unproven_steps
+
+    report = verify_run(honest, cache_dir=tmp_path / "cache")
+    assert report.verdict_line == "VERIFIED: 2 of 4 steps proven", report.summary()
+    assert "result: VERIFIED: 2 of 4 steps proven" in report.summary().splitlines()
+    [note] = [n for n in report.notes if "carry no verified proof" in n]
+    assert note.startswith("2 of the 4 steps carry no verified proof") and "comes after unproven step 3 and is bound by no proof" in note
+    proven_tail = RunReport(None, verified_steps={0, 3}, step_count=4)
+    note_unproven_steps(proven_tail, {})
+    assert len(proven_tail.notes) == 1 and "final model" not in proven_tail.notes[0] and proven_tail.verdict_line == "VERIFIED: 2 of 4 steps proven"
+    every = RunReport(None, verified_steps={0, 1, 2, 3}, step_count=4)
+    note_unproven_steps(every, {})
+    assert not every.notes and every.verdict_line == "VERIFIED"
+
+
+def test_a_held_out_split_chosen_with_another_seed_or_fraction_needs_the_auditors_acceptance(honest, tmp_path):
+    """review50: the held-out split is the trainer's choice (data.seed, data.holdout); verify
+    recomputed it from the declared values and said only that the trainer was consistent, and
+    did not print the seed. Ten seeds gave held-out accuracies from 6.4 % to 15.6 %, and the
+    best one verified. A split other than seed 0, fraction 0.2 is now named unless accepted."""
+    overrides = [
+        "prover=ezkl", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=4", "policy=every_k", "policy.k=2",
+        "handler=fallback", "retry=none", "prover.binary=/bin/false", "train.progress=false", f"cache_dir={tmp_path / 'cache'}",
+    ]
+    run = tmp_path / "run"
+    train(compose_config([*overrides, "data.seed=3", "data.holdout=0.25", f"run_dir={run}"]), sleep=lambda seconds: None)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert [(f.check, f.reason) for f in report.findings] == [("holdout", "setting-not-default")] * 2, report.summary()
+    assert "the held-out set is chosen with seed 3; the default is 0" in report.findings[0].message
+    assert report.findings[1].message.endswith("accept it with --accept-setting holdout_fraction=0.25")
+    assert "16 of 64 samples held out, chosen with seed 3 and fraction 0.25" in report.references["dataset"]
+    assert "holdout" not in report.passed and "evaluation" in report.passed
+    accepted = verify_run(run, cache_dir=tmp_path / "cache", accept_settings={"holdout_seed": "3", "holdout_fraction": "0.25"})
+    assert accepted.ok and "holdout" in accepted.passed, accepted.summary()
+    other = verify_run(run, cache_dir=tmp_path / "cache", accept_settings={"holdout_seed": "4", "holdout_fraction": "0.25"})
+    assert [(f.check, f.reason) for f in other.findings] == [("holdout", "setting-not-default")], other.summary()
+    with pytest.raises(ConfigurationError, match="--accept-setting holdout_seed= takes an integer, not 'three'"):
+        verify_run(run, cache_dir=tmp_path / "cache", accept_settings={"holdout_seed": "three"})
+    assert "chosen with seed 0 and fraction 0.2" in verify_run(honest, cache_dir=tmp_path / "cache").references["dataset"]
+
+
 def test_the_seeded_batch_order_is_drawn_once_per_epoch_not_once_per_step(honest, tmp_path, monkeypatch):
     """review49: a permutation of every leaf was drawn for each step (20k steps over 50k leaves:
     minutes); the honest run's 4 steps lie in its first epoch."""

@@ -77,7 +77,8 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
         "evaluations.jsonl (default: 10,000,000, minutes of work); a file with more lines fails too-many-records and nothing else is checked",
     )
     parser.add_argument("--accept-setting", action="append", metavar="KEY=VALUE",
-                        help="a statement setting (scale, param_scale, ...), batch_order=recorded, data=unopened or data=undeclared you accept other than its default; repeatable")
+                        help="a statement setting (scale, param_scale, ...), batch_order=recorded, data=unopened or data=undeclared, or the held-out "
+                        "choice's holdout_seed=N or holdout_fraction=F you accept other than its default; repeatable")
 
     def run(args: argparse.Namespace) -> int:
         from pot_zk.cli.handover import verifiable

@@ -16,6 +16,7 @@ from shlex import quote
 from typing import Any
 
 from pot_zk.backends.registry import PROOF_TYPES, spec_from_dict
+from pot_zk.data.catalog import DataSettings
 from pot_zk.data.datasets import BUILT_IN
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.bundle import RunBundle
@@ -129,12 +130,21 @@ def verify_command(run: str | Path, head: str, bundle: RunBundle, *, declared: b
     flags = {"base": "--expect-base", "root": "--expect-root", "initial": "--expect-initial"}
     command = " ".join([f"pot-zk verify {quote(str(run))} --expect-head {head}", *(f"{flags[name]} {quote(str(values[name]))}" for name in ("base", "root", "initial") if name in values)])
     manifest = bundle.manifest()
+    command = " ".join([command, *_split_settings(manifest)])
     if (manifest.get("training") or {}).get("batch_order") != "recorded":
         return command
     name = (manifest.get("dataset") or {}).get("name")
     streamed = manifest["training"].get("batches") == "streamed"  # batches committed as they came: samples verify cannot open
     data = [] if name in BUILT_IN or not streamed else [f"--accept-setting data={'unopened' if (manifest.get('dataset') or {}).get('root') else 'undeclared'}"]
     return " ".join([command, "--accept-setting batch_order=recorded", *data])
+
+
+def _split_settings(manifest: dict) -> list[str]:
+    """``--accept-setting`` of a held-out choice other than the defaults (seed 0, fraction 0.2):
+    verify fails it unless the auditor accepts it (the trainer chose the split)."""
+    holdout = (manifest.get("dataset") or {}).get("holdout") or {}
+    chosen = {"holdout_seed": (holdout.get("seed"), DataSettings.seed), "holdout_fraction": (holdout.get("fraction"), DataSettings.holdout)}
+    return [f"--accept-setting {name}={value}" for name, (value, default) in chosen.items() if holdout and value != default]
 
 
 def dev_keys_line(bundle: RunBundle) -> list[str]:

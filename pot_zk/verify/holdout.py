@@ -23,11 +23,12 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
 from pot_zk.bundle import layout as files
+from pot_zk.data.catalog import DataSettings
 from pot_zk.data.datasets import BUILT_IN, PARTS, HeldOut, holdout_indices, load_dataset, select_part
 from pot_zk.bundle.evaluation import Evaluation, classification, evaluate
 from pot_zk.backends.registry import commitments_of
@@ -39,7 +40,9 @@ DECLARED = ("fraction", "seed", "of", "samples", "commitment")
 LOSS_TOLERANCE = 1e-9
 
 
-def check_holdout(report, bundle, manifest: dict, dataset: dict, spec, audit_events: list[dict], load_model: Callable) -> None:
+def check_holdout(
+    report, bundle, manifest: dict, dataset: dict, spec, audit_events: list[dict], load_model: Callable, accepted: Mapping[str, str] | None = None,
+) -> None:
     declared = manifest.get("dataset", {}).get("holdout")
     recorded = dataset.get("holdout")
     if declared is None and recorded is None:
@@ -47,6 +50,7 @@ def check_holdout(report, bundle, manifest: dict, dataset: dict, spec, audit_eve
         _check_no_scores(report, bundle)
         return
     failures = report.failures
+    _check_split_chosen(report, declared, accepted or {})
     held_out = _check_declaration(report, manifest, declared, recorded, spec)
     if report.failures == failures:
         report.passed.append("holdout")
@@ -114,6 +118,36 @@ def check_base_holdout(report, manifest: dict, spec, expect_base: Any) -> None:
             f"(data.part={theirs.get('part', 'all')}): the held-out scores are not on samples the model never saw (a base on "
             "data.part=base, adapted on data.part=adapt, shares none)",
         )
+
+
+SPLIT_SETTINGS = {"holdout_seed": ("seed", DataSettings.seed), "holdout_fraction": ("fraction", DataSettings.holdout)}
+"""The held-out choice's settings, by their ``--accept-setting`` name: its key in the declaration, and its default."""
+
+
+def _check_split_chosen(report, declared: Any, accepted: Mapping[str, str]) -> None:
+    """``setting-not-default``: the held-out set is chosen with another seed or fraction than the
+    defaults, and the auditor did not accept it (review50: the trainer drew held-out splits with
+    ten seeds and published the one its model scored best on, 15.6 % against 6.4 %; verify
+    recomputed the split from the declared seed, so it showed only that the trainer was
+    consistent)."""
+    if not isinstance(declared, dict):
+        return
+    for name, (key, default) in SPLIT_SETTINGS.items():
+        value = declared.get(key)
+        if value == default or (name in accepted and _same_number(value, accepted[name])):
+            continue
+        report.fail(
+            "holdout", "setting-not-default",
+            f"the held-out set is chosen with {key} {value!r}; the default is {default!r}: the trainer chose the split its models are "
+            f"scored on (a split can be drawn again and again until a model scores well on it); accept it with --accept-setting {name}={value}",
+        )
+
+
+def _same_number(value: Any, text: str) -> bool:
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and float(text) == value
+    except ValueError:
+        return False
 
 
 def _part(dataset: dict, size: int) -> slice:

@@ -176,7 +176,7 @@ def declared_dataset(dataset: Mapping[str, Any]) -> str:
         said.append(f"{dataset['num_samples']} samples made from seed {dataset.get('seed')}")
     holdout = dataset.get("holdout") or {}
     if holdout:
-        said.append(f"{holdout.get('samples')} of {holdout.get('of')} samples held out")
+        said.append(f"{holdout.get('samples')} of {holdout.get('of')} samples held out, chosen with seed {holdout.get('seed')} and fraction {holdout.get('fraction')}")
     return f"{dataset.get('name')} ({'; '.join(said)})"
 
 

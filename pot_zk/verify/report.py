@@ -53,6 +53,8 @@ class RunReport:
     """What the auditor's references found: dataset root, commitment head, plan, ..."""
     challenge: dict[str, Any] | None = None
     """The challenge checked (``--challenge``): its steps, head, nonce and whose it is."""
+    step_count: int = 0
+    """The run's committed steps (numbered 0..n-1): the verdict line says how many are proven."""
     omitted: dict[tuple[str, str], int] = field(default_factory=dict)
     """Findings not listed, per check and reason: past the first :data:`FINDINGS_LISTED` of each."""
     _listed: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
@@ -85,14 +87,18 @@ class RunReport:
 
     @property
     def verdict_line(self) -> str:
-        """The verdict, and how many selected steps have no proof: never a bare VERIFIED over
-        selected steps that are not proven."""
+        """The verdict, how many of the run's steps are proven when not all are (review50: one
+        proof of 25 steps read as a bare VERIFIED; the policy that selected it is the trainer's),
+        and how many selected steps have no proof: never a bare VERIFIED over steps that are not
+        proven."""
+        parts = []
+        if self.verdict == "VERIFIED" and self.proven < self.step_count:
+            parts.append(f"{self.proven} of {self.step_count} steps proven")
         missing = self.selected_without_proof
-        if not missing or not self.selected_steps:
-            return self.verdict
-        listed = ", ".join(str(s) for s in missing[:10]) + (" ..." if len(missing) > 10 else "")
-        return (f"{self.verdict}: {len(missing)} of {len(self.selected_steps)} selected steps "
-                f"{'has' if len(missing) == 1 else 'have'} no proof (steps {listed})")
+        if missing and self.selected_steps:
+            listed = ", ".join(str(s) for s in missing[:10]) + (" ..." if len(missing) > 10 else "")
+            parts.append(f"{len(missing)} of {len(self.selected_steps)} selected steps {'has' if len(missing) == 1 else 'have'} no proof (steps {listed})")
+        return f"{self.verdict}: {'; '.join(parts)}" if parts else self.verdict
 
     def fail(self, check: str, reason: str, message: str, step: int | None = None) -> None:
         kind = (check, reason)

@@ -69,7 +69,7 @@ from pot_zk.verify.keys import check_keys
 from pot_zk.verify.holdout import check_base_holdout, check_holdout
 from pot_zk.verify.recomputed import check_dataset_reference, check_initial_reference
 from pot_zk.verify.references import BaseRun, Expectations, base_reference, check_base_reference, check_head, check_min_proven, check_tolerance, record_plan
-from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_state
+from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_state, note_unproven_steps
 from pot_zk.verify.proofs import check_proofs
 from pot_zk.verify.report import EXIT_CODES, Finding, RunReport
 from pot_zk.verify.limits import MAX_DATA_VALUES, MAX_RECORDS, too_large, too_many_records
@@ -209,6 +209,7 @@ def _check_run(
         return
     check_record_form(report, manifest, commitments, spec)
     by_step = check_steps(report, manifest, dataset, commitments, spec, audit_events, accepted)
+    report.step_count = len(by_step) if sorted(s for s in by_step if type(s) is int) == list(range(len(by_step))) else 0
     check_dataset_reference(report, manifest, dataset, spec, expected.expect_root)
     check_initial_reference(report, manifest, by_step, spec, expected.expect_initial)
     record_plan(report, manifest, commitments)
@@ -221,7 +222,7 @@ def _check_run(
     trust = TrustStore.in_cache(Path(cache_dir))
     if keys is not None:
         srs_path = check_keys(report, manifest, proofs, keys, trust).get("key_path", srs_path)
-    check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model)
+    check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model, accepted)
     check_base_holdout(report, manifest, spec, expected.expect_base)
     options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs, verifier_cache)
     rates = check_schedule(report, manifest, spec, by_step)
@@ -232,6 +233,7 @@ def _check_run(
         keyed, verified = report.coverage.get(keys.proof_type, 0), report.proven  # a review: failed, parked and rejected steps were counted
         report.keys["said"] += f" ({keyed} of the {verified} verified steps are {keys.proof_type} proofs checked with them; the others are certificates)" if keyed < verified else ""
         report.keys["checked_with_them"] = keyed
+    note_unproven_steps(report, by_step)
     note_free_state(report, spec)
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge, trust, allow_no_nonce)

@@ -312,6 +312,24 @@ def check_outcomes_recorded(report, proofs: list[dict], audit_events: list[dict]
             )
 
 
+def note_unproven_steps(report, by_step: Mapping[int, Mapping]) -> None:
+    """Steps without a verified proof, said of what they leave unbound (review50: with a sparse
+    policy a trainer replaced the final model after the last proof, rewrote the unproven last
+    step, and verify said VERIFIED with the auditor's keys and a pinned head, no word of it)."""
+    count = report.step_count
+    unproven = [s for s in range(count) if s not in report.verified_steps]
+    if not report.verified_steps or not unproven:
+        return
+    last = max(report.verified_steps)
+    after = f"step {last + 1}" if last + 1 == count - 1 else f"steps {last + 1}..{count - 1}"
+    tail = f"; the final model (and its held-out score) comes after unproven {after} and is bound by no proof" if last < count - 1 else ""
+    report.notes.append(
+        f"{len(unproven)} of the {count} steps carry no verified proof: the update of each is its trainer's word (the commitments chain "
+        f"them, nothing checks them), so a proven step after one starts from weights the trainer chose{tail}; challenge steps after "
+        "the run (pot-zk challenge) or require a proof of every step to bind them"
+    )
+
+
 def note_free_state(report, spec: Statement) -> None:
     """A step proven after an unproven one shows the update from optimizer state (a momentum
     velocity, Adam's moments) no proof covers, which the trainer chose: any W_t+1 is the update

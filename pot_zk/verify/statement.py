@@ -24,10 +24,13 @@ TOLERANCE = "tolerance_ulps"
 """Bounded by check_tolerance (a lower tolerance is stricter, so it is no finding here)."""
 ACCEPT_SETTING = "accept_setting"
 """The key of a ConfigurationError about the auditor's own ``--accept-setting`` (bad input, exit 2)."""
-PLAN_SETTINGS = {"batch_order": ("recorded",), "data": ("undeclared", "unopened")}
+PLAN_SETTINGS: dict[str, tuple[str, ...] | type] = {
+    "batch_order": ("recorded",), "data": ("undeclared", "unopened"), "holdout_seed": int, "holdout_fraction": float,
+}
 """Settings of the training plan the auditor may accept other than their default (``seeded``
-batches, declared data): the values it may accept (checked by
-:func:`pot_zk.verify.run_checks.check_steps` and :mod:`pot_zk.verify.samples`)."""
+batches, declared data, the held-out set chosen with seed 0 and fraction 0.2): the values it
+may accept, or their type (checked by :func:`pot_zk.verify.run_checks.check_steps`,
+:mod:`pot_zk.verify.samples` and :func:`pot_zk.verify.holdout.check_holdout`)."""
 
 
 def parse_accepted(pairs: list[str] | None) -> dict[str, str]:
@@ -91,7 +94,14 @@ def check_statement(report, manifest: Mapping[str, Any], spec: Any, accepted: Ma
             key=ACCEPT_SETTING,
         )
     for name, values in PLAN_SETTINGS.items():
-        if name in accepted and accepted[name] not in values:
+        if name not in accepted:
+            continue
+        if isinstance(values, type):
+            try:
+                values(accepted[name])
+            except ValueError:
+                raise ConfigurationError(f"--accept-setting {name}= takes {'an integer' if values is int else 'a number'}, not {accepted[name]!r}", key=ACCEPT_SETTING) from None
+        elif accepted[name] not in values:
             raise ConfigurationError(f"--accept-setting {name}= takes {', '.join(values)}, not {accepted[name]!r}", key=ACCEPT_SETTING)
     for name, default in sorted(defaults.items()):
         value = getattr(spec, name)

@@ -76,10 +76,11 @@ def test_the_html_report_is_one_self_contained_file_opening_with_the_verdict(gro
         prefix = "data:image/png;base64,"
         assert reference.startswith(prefix)
         assert base64.b64decode(reference[len(prefix):]) == (out / name).read_bytes()
-    assert page.text[1:3] == ["pot-zk verify", "result: VERIFIED"]
-    assert verify_lines(run, cache)[0] == "result: VERIFIED"
-    assert page.text.index("result: VERIFIED") < page.text.index("Summary")
-    assert "- result: VERIFIED" in (out / "report.md").read_text()
+    verdict = "result: VERIFIED: 2 of 4 steps proven"
+    assert page.text[1:3] == ["pot-zk verify", verdict]
+    assert verify_lines(run, cache)[0] == verdict
+    assert page.text.index(verdict) < page.text.index("Summary")
+    assert f"- {verdict}" in (out / "report.md").read_text()
 
 
 def test_the_html_report_of_a_run_that_fails_verification_says_so_first_with_every_finding(groth16_run, tmp_path):

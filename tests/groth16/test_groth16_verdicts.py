@@ -138,9 +138,11 @@ def test_a_selected_step_without_a_proof_is_named_in_the_verdict(honest, tmp_pat
     report = verify_run(copy, cache_dir=honest[1])
     assert ("proofs", "too-few-proven", None) in _named(report), report.summary()
     accepted = verify_run(copy, cache_dir=honest[1], min_proven=1)
-    assert accepted.ok and accepted.verdict_line == "VERIFIED: 1 of 2 selected steps has no proof (steps 3)", accepted.summary()
+    steps = len(jsonl(copy / "commitments.jsonl"))
+    line = f"VERIFIED: 1 of {steps} steps proven; 1 of 2 selected steps has no proof (steps 3)"
+    assert accepted.ok and accepted.verdict_line == line, accepted.summary()
     code, printed, data = _verify_cli(copy, honest[1], "--min-proven", "1")
-    assert code == 0 and "result: VERIFIED: 1 of 2 selected steps has no proof (steps 3)" in printed
+    assert code == 0 and f"result: {line}" in printed.splitlines()
     assert data["selected_without_proof"] == [3] and data["verified_steps"] == [0]
 
 
