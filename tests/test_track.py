@@ -555,6 +555,7 @@ def test_a_streamed_step_on_samples_of_the_declared_held_out_set_fails(tmp_path)
     run = _synthetic_run(tmp_path)
     pinned = {k: v for k, v in run_pins(run, head=False).items() if k != "expect_root"}
     held = declare_held_out(run)
+    pinned["accept_settings"] = {**pinned["accept_settings"], "holdout_fraction": "0.25"}  # the cheater's declared share
     report = verify_run(run, cache_dir=tmp_path / "cache", **pinned)
     overlapping = {r["step"] for r in jsonl(run / "commitments.jsonl") if set(r["samples"]) & set(held)}
     assert overlapping and len(overlapping) < len(jsonl(run / "commitments.jsonl"))

@@ -64,7 +64,7 @@ def test_report_of_a_tiny_run_matches_the_bundle_and_verify(tmp_path, zk_cache, 
     assert [row[:4] for row in attempts] == [["zk-halo2", "2", "2", "0"]]
     page = (out / "report.html").read_text()
     assert page.count("<img src='data:image/png;base64,") == len(PLOTS)  # the plots inline: one file
-    assert "<strong>result: VERIFIED</strong>" in page
+    assert "<strong>result: VERIFIED: 2 of 4 steps proven</strong>" in page
 
 
 def test_report_counts_failed_attempts_and_the_fallback_proof_type(tmp_path, zk_cache, make_prover):
