@@ -84,8 +84,10 @@ def test_the_base_run_as_expect_base_pins_the_base_and_a_reshaped_auditors_base_
 
 
 def test_a_malformed_base_run_is_refused_and_one_named_like_a_commitment_is_read_as_a_run_only_as_a_path(runs, tmp_path, monkeypatch):
-    """(Found by a review.) A base run whose last commitment record lacks w_after is a one-line
-    usage error, not a traceback; a directory named like a commitment is read as the run it is."""
+    """(Found by a review.) A base run whose last commitment record lacks w_after is named, not a
+    traceback (it fails its own checks: base-not-verified; read unverified, a one-line usage
+    error); a directory named like a commitment is read as the run it is."""
+    from pot_zk.verify.references import BaseRun
     import shutil
 
     from pot_zk.exceptions import ConfigurationError
@@ -95,8 +97,9 @@ def test_a_malformed_base_run_is_refused_and_one_named_like_a_commitment_is_read
     last = json.loads(records[-1])
     del last["w_after"]
     (broken / "commitments.jsonl").write_text("\n".join([*records[:-1], json.dumps(last)]) + "\n")
+    assert _findings(verify_run(runs["lora"], cache_dir=tmp_path, expect_base=broken)) == {("base-model", "base-not-verified")}
     with pytest.raises(ConfigurationError, match="cannot read the base run .*malformed"):
-        verify_run(runs["lora"], cache_dir=tmp_path, expect_base=broken)
+        BaseRun.read(broken)
     shutil.copytree(runs["base"], tmp_path / ("ab" * 32))
     monkeypatch.chdir(tmp_path)
     report = verify_run(runs["lora"], cache_dir=tmp_path, expect_base="./" + "ab" * 32)
@@ -225,3 +228,31 @@ def test_a_base_manifest_edited_to_hide_the_held_out_overlap_is_no_reference(par
     edited = _edited_copy(parts["base-all"], tmp_path / "edited-base", hide)
     report = verify_run(parts["lora-on-all"], cache_dir=tmp_path, expect_base=edited)
     assert ("base-model", "base-not-verified") in _findings(report) and not report.ok, report.summary()
+
+
+@pytest.mark.parametrize("trick", ["fifo", "deep-manifest", "many-records"])
+def test_a_base_run_is_verified_before_anything_of_it_is_read(runs, tmp_path, trick):
+    """review51: --expect-base RUN read the base's commitments.jsonl and manifest before verifying
+    it: a named pipe there hung verify, ten million lines were parsed past --max-records (68 s,
+    6.3 GB), a manifest nested 100,000 deep was a RecursionError traceback. The base is verified
+    first, and of one that fails nothing more is read: base-not-verified, at once."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    base = Path(shutil.copytree(runs["other"], tmp_path / "base"))
+    limit = None
+    if trick == "fifo":
+        (base / "commitments.jsonl").unlink()
+        os.mkfifo(base / "commitments.jsonl")
+    elif trick == "deep-manifest":
+        (base / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        limit = max(len((runs["lora"] / name).read_text().splitlines()) for name in ("audit.jsonl", "commitments.jsonl"))
+        with (base / "commitments.jsonl").open("a") as records:
+            records.write("{}\n" * (limit + 1))
+    command = [str(Path(sys.executable).parent / "pot-zk"), "verify", str(runs["lora"]), "--cache-dir", str(tmp_path / "cache"), "--expect-base", str(base)]
+    done = subprocess.run([*command, *(["--max-records", str(limit)] if limit else [])], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "FAILED base-model (base-not-verified)" in done.stdout, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr

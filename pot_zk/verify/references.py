@@ -49,7 +49,8 @@ class BaseRun:
     ``base-reference`` and ``trained-by-base``: every value read from it was the trainer's)."""
 
     path: Path
-    commitment: str
+    commitment: str | None
+    """None: the base run failed its own checks (:attr:`report`), and nothing more of it was read."""
     architecture: Mapping[str, Any]
     circuit: Mapping[str, Any]
     """Its statement (manifest ``circuit``): the grid its weights are committed on."""
@@ -66,9 +67,13 @@ class BaseRun:
 
     @classmethod
     def read(cls, path: str | Path, verify: "Callable[[Path], RunReport] | None" = None) -> "BaseRun":
-        """ConfigurationError when ``path`` is not a run (or an export of one) with steps;
-        ``verify`` checks the run (unpacked, for an export) and its report is kept."""
+        """ConfigurationError when ``path`` is not a run (or an export of one) with steps.
+        ``verify`` checks the run first (unpacked, for an export) and its report is kept; of a
+        run that fails it nothing more is read (review51: its commitments.jsonl, a named pipe,
+        hung verify; ten million lines were parsed past ``--max-records``; a manifest nested
+        100,000 deep raised)."""
         from pot_zk.backends.registry import spec_from_dict
+        from pot_zk.bundle.layout import BundleReader, not_regular
         from pot_zk.runs.base_run import base_commitment
         from pot_zk.runs.export import is_export_archive, unpack_export
 
@@ -80,8 +85,14 @@ class BaseRun:
             run = unpack_export(path, scratch) if scratch is not None else path
             if not (run / "manifest.json").is_file():
                 raise ConfigurationError(f"--expect-base: {path} is not a pot-zk run directory (no manifest.json)", key="expect_base")
+            checked = None if verify is None else verify(run)
+            if checked is not None and checked.verdict == "FAILED":
+                return cls(path, None, {}, {}, None, checked)
+            linked = not_regular(run)
+            if linked:
+                raise ConfigurationError(f"--expect-base: cannot read the base run {path}: {linked}", key="expect_base")
             try:
-                manifest = json.loads((run / "manifest.json").read_text())
+                manifest = BundleReader(run).manifest()
                 circuit = manifest["circuit"]
                 spec_from_dict(circuit)
                 commitment = base_commitment(run).lower()
@@ -89,7 +100,7 @@ class BaseRun:
                 raise
             except (PotZkError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ConfigurationError(f"--expect-base: cannot read the base run {path}: its manifest or last commitment record is malformed ({exc!r})", key="expect_base") from exc
-            return cls(path, commitment, circuit["architecture"], circuit, manifest, None if verify is None else verify(run))
+            return cls(path, commitment, circuit["architecture"], circuit, manifest, checked)
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -223,7 +234,7 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
     or a base run, whose trained architecture must be the statement's base too); without it the
     base is the trainer's word, most of the model: ``base-not-pinned``, as an initial model no
     seed recomputes is ``initial-not-pinned``."""
-    expected = expect_base.commitment if isinstance(expect_base, BaseRun) else expect_base
+    expected = (expect_base.commitment or expect_base.path) if isinstance(expect_base, BaseRun) else expect_base
     if "base" not in STEP_KINDS.get(spec.kind).constant_inputs:
         if expect_base is not None:
             report.fail("base-model", "unexpected-base", f"you expect base {expected}; a {spec.kind} run has no frozen base")
@@ -237,6 +248,9 @@ def check_base_reference(report, manifest: Mapping[str, Any], spec: Any, expect_
             f"the frozen base is the trainer's word (commitment {declared}, declared from run {base.get('run')!r}): pin it with "
             "--expect-base and the base run you verified (or its last commitment, which pins the values, not the layer shapes)",
         )
+        return
+    if isinstance(expect_base, BaseRun) and expect_base.commitment is None:  # it failed its own checks: nothing of it is a reference
+        _check_base_run_verified(report, expect_base)
         return
     failed = False
     if not same_commitment(declared, expected):
