@@ -657,15 +657,19 @@ DEEP = "[" * 50_000 + "]" * 50_000
     (_part_nope := _manifest(lambda m: m["dataset"].update(part="nope")), ("holdout", "holdout-mismatch")),
     (_manifest(lambda m: m["dataset"]["holdout"].update(of=1e300 * 1e300)), ("statement", "plan-not-canonical")),
     (_evaluation_after_step, ("evaluation", "unreadable-records")),
+    (_legs_2_70 := _manifest(lambda m: m["circuit"].update(decomp_legs=2**70)), ("statement", "unreadable-bundle")),
+    (_legs_2 := _manifest(lambda m: m["circuit"].update(decomp_legs=2)), ("dataset-root", "dataset-root-mismatch")),
 ], ids=["no-audit", "audit-seq-list", "audit-seq-1e999", "audit-deep", "commitments-deep", "manifest-list", "manifest-deep", "seed-2^70",
-        "part-nope", "holdout-of-inf", "evaluation-step-1e999"])
+        "part-nope", "holdout-of-inf", "evaluation-step-1e999", "decomp-legs-2^70", "decomp-legs-2"])
 def test_a_malformed_value_is_a_named_finding_not_a_verifier_error(honest, tmp_path, edit, finding):
     """review49: each of these made a check raise (FileNotFoundError, RecursionError, TypeError,
     OverflowError, torch's "Overflow when unpacking long long", a ConfigurationError of the data
-    set's part), so verify named only ``verifier-error`` and ran no check after it."""
+    set's part), so verify named only ``verifier-error`` and ran no check after it. review51:
+    ``decomp_legs`` 2**70 computed 256**(2**70) for 70 s until memory ran out; 2 put the data
+    outside the statement's range (WitnessBuilderError)."""
     run = Path(shutil.copytree(honest, tmp_path / "run"))
     edit(run)
-    if edit in (_seed_2_70, _part_nope):  # the run.start record agrees: the value itself is named
+    if edit in (_seed_2_70, _part_nope, _legs_2_70, _legs_2):  # the run.start record agrees: the value itself is named
         sync_audit(run)
     report = verify_run(run, cache_dir=tmp_path / "cache")
     named = {(f.check, f.reason) for f in report.findings}
@@ -717,6 +721,12 @@ def test_a_held_out_split_chosen_with_another_seed_or_fraction_needs_the_auditor
     with pytest.raises(ConfigurationError, match="--accept-setting holdout_seed= takes an integer, not 'three'"):
         verify_run(run, cache_dir=tmp_path / "cache", accept_settings={"holdout_seed": "three"})
     assert "chosen with seed 0 and fraction 0.2" in verify_run(honest, cache_dir=tmp_path / "cache").references["dataset"]
+    from pot_zk.verify.holdout import _check_split_chosen
+    from pot_zk.verify.report import RunReport
+
+    rounded = RunReport(None)  # review51: compared as floats, an accepted seed 2**53 + 1 passed a split drawn with 2**53
+    _check_split_chosen(rounded, {"seed": 2**53, "fraction": 0.2}, {"holdout_seed": str(2**53 + 1)})
+    assert [(f.check, f.reason) for f in rounded.findings] == [("holdout", "setting-not-default")]
 
 
 def test_the_seeded_batch_order_is_drawn_once_per_epoch_not_once_per_step(honest, tmp_path, monkeypatch):

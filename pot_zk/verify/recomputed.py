@@ -29,7 +29,7 @@ from pot_zk.backends.registry import commitments_of
 from pot_zk.bundle.dataset import dataset_leaves, sampled_leaves
 from pot_zk.core.merkle import dataset_root
 from pot_zk.data.datasets import BUILT_IN, load_dataset, manifest_data, seeded_batches, select_part
-from pot_zk.exceptions import ConfigurationError
+from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.runs.init_model import seeded_model
 from pot_zk.verify.report import RunReport
@@ -92,7 +92,7 @@ def check_dataset_reference(report: RunReport, manifest: Mapping[str, Any], data
         else:
             report.references["dataset_leaves"] = "the trainer's"
             why = f"the data set {name!r} is not built in"
-    except (ConfigurationError, ValueError, TypeError, RuntimeError) as exc:  # a declaration no data set fits (a negative size: torch's RuntimeError)
+    except (ConfigurationError, WitnessBuilderError, ValueError, TypeError, RuntimeError) as exc:  # a declaration no data set fits (a negative size: torch's RuntimeError; values outside the statement's range: review51)
         report.fail("dataset-root", "dataset-root-mismatch", f"the declared data set cannot be recomputed: {getattr(exc, 'message', exc)}")
         why = "the declared data set cannot be recomputed"
     if expect_root is None:

@@ -119,6 +119,8 @@ class FixedPointCheck:
             raise ConfigurationError("learning_rate must be > 0", key="learning_rate")
         if not 1 <= self.scale <= 24 or not 1 <= self.param_scale <= 30:
             raise ConfigurationError("scale must be in 1..24 and param_scale in 1..30", key="scale")
+        if not 2 <= self.decomp_base <= 1 << 16 or not 1 <= self.decomp_legs <= 16:  # review51: decomp_legs 2**70 made verify compute 256**(2**70)
+            raise ConfigurationError("decomp_base must be in 2..65536 and decomp_legs in 1..16", key="decomp_base")
         if self.tolerance_ulps < 0:
             raise ConfigurationError("tolerance_ulps must be >= 0", key="tolerance_ulps")
 
