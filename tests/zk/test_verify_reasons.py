@@ -162,17 +162,18 @@ def test_a_declared_circuit_too_large_for_the_srs_is_not_compiled(copy, zk_cache
     """review49: verify compiled the circuit of whatever architecture the manifest declared
     before it compared the circuit's rows with the SRS ([4, 512, 512, 2]: 4 min 39 s, an entry
     left in the verifier's cache). The run's SRS (2^12 rows) cannot hold the forward pass of
-    [4, 64, 64, 2] at batch 2 (8,960 products): srs-mismatch, and nothing is compiled, whether
-    the auditor names the SRS (--srs) or verify finds the run's dev SRS in its cache."""
+    [4, 30, 30, 2] at batch 2 (2,160 products, at least 4 rows each; review51: a bound of half a
+    row per product compiled it first): srs-mismatch, and nothing is compiled, whether the
+    auditor names the SRS (--srs) or verify finds the run's dev SRS in its cache."""
     logrows = json.loads((copy / "manifest.json").read_text())["srs"]["logrows"]
     assert logrows == 12
-    _restate(copy, lambda manifest: manifest["circuit"]["architecture"].update(dims=[4, 64, 64, 2]))
+    _restate(copy, lambda manifest: manifest["circuit"]["architecture"].update(dims=[4, 30, 30, 2]))
     cache = tmp_path / "auditor-cache"
     (cache / "srs").mkdir(parents=True)
     shutil.copyfile(ezkl_adapter.dev_srs_path(zk_cache, logrows), cache / "srs" / f"dev-kzg{logrows}.srs")
     options = {"srs_path": cache / "srs" / f"dev-kzg{logrows}.srs"} if srs == "given" else {}
     report = verify_run(copy, cache_dir=cache, **options)
     [finding] = [f for f in report.findings if f.check == "proofs" and f.reason != "too-few-proven"]
-    assert finding.reason == "srs-mismatch" and "8,960 products" in finding.message and "2^12 rows" in finding.message, report.summary()
+    assert finding.reason == "srs-mismatch" and "2,160 products" in finding.message and "2^12 rows" in finding.message, report.summary()
     assert not report.verified_steps
     assert not [path for path in (cache / "verifier").rglob("*") if path.is_file()], sorted((cache / "verifier").rglob("*"))

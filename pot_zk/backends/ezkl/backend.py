@@ -40,10 +40,11 @@ DEV_SRS_NOTE = (
 )
 
 
-PRODUCTS_PER_ROW = 2
-"""An upper bound of the forward pass's products per row of pot-zk's ezkl circuits: measured,
-the circuits lay out 14-20 rows per product (4-3-2 b2: 36 products in 2^12 rows; 64-16-10 b8:
-9,472 in 141,343 rows; the leanest layout measured, without commitments, 5 rows per product)."""
+ROWS_PER_PRODUCT = 4
+"""A lower bound of the rows pot-zk's ezkl circuits lay out per product of the forward pass:
+measured 14-20 (4-3-2 b2: 36 products in 2^12 rows; 64-16-10 b8: 9,472 in 141,343 rows); the
+leanest layout measured, without commitments and range checks, 5 (review51: a bound of half a
+row per product let circuits 30 times too large for the SRS be compiled first)."""
 
 
 def _check_fits(spec: FixedPointCheck, srs_logrows: int) -> None:
@@ -55,11 +56,11 @@ def _check_fits(spec: FixedPointCheck, srs_logrows: int) -> None:
 
     dims = STEP_KINDS.get(spec.kind).mlp(spec.architecture).dims
     products = sum(fan_in * fan_out for fan_in, fan_out in zip(dims, dims[1:])) * spec.batch_size
-    if products > PRODUCTS_PER_ROW << srs_logrows:
+    if products * ROWS_PER_PRODUCT > 1 << srs_logrows:
         raise ProofVerificationError(
             f"the statement's forward pass has {products:,} products (dims {list(dims)}, batch {spec.batch_size}), more than a circuit "
-            f"of the SRS's 2^{srs_logrows} rows holds (at most {PRODUCTS_PER_ROW} per row): no proof of it verifies with this SRS, "
-            "so its circuit was not compiled",
+            f"of the SRS's 2^{srs_logrows} rows holds (at least {ROWS_PER_PRODUCT} rows per product): no proof of it verifies with "
+            "this SRS, so its circuit was not compiled",
             reason="srs-mismatch",
         )
 
