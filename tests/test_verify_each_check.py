@@ -659,8 +659,11 @@ DEEP = "[" * 50_000 + "]" * 50_000
     (_evaluation_after_step, ("evaluation", "unreadable-records")),
     (_legs_2_70 := _manifest(lambda m: m["circuit"].update(decomp_legs=2**70)), ("statement", "unreadable-bundle")),
     (_legs_2 := _manifest(lambda m: m["circuit"].update(decomp_legs=2)), ("dataset-root", "dataset-root-mismatch")),
+    (_manifest(lambda m: m.update(circuit=None)), ("statement", "unreadable-bundle")),
+    (_manifest(lambda m: m.update(training=[])), ("statement", "plan-not-canonical")),
+    (_manifest(lambda m: m.update(policy="x")), ("statement", "plan-not-canonical")),
 ], ids=["no-audit", "audit-seq-list", "audit-seq-1e999", "audit-deep", "commitments-deep", "manifest-list", "manifest-deep", "seed-2^70",
-        "part-nope", "holdout-of-inf", "evaluation-step-1e999", "decomp-legs-2^70", "decomp-legs-2"])
+        "part-nope", "holdout-of-inf", "evaluation-step-1e999", "decomp-legs-2^70", "decomp-legs-2", "circuit-null", "training-a-list", "policy-a-string"])
 def test_a_malformed_value_is_a_named_finding_not_a_verifier_error(honest, tmp_path, edit, finding):
     """review49: each of these made a check raise (FileNotFoundError, RecursionError, TypeError,
     OverflowError, torch's "Overflow when unpacking long long", a ConfigurationError of the data
@@ -727,6 +730,39 @@ def test_a_held_out_split_chosen_with_another_seed_or_fraction_needs_the_auditor
     rounded = RunReport(None)  # review51: compared as floats, an accepted seed 2**53 + 1 passed a split drawn with 2**53
     _check_split_chosen(rounded, {"seed": 2**53, "fraction": 0.2}, {"holdout_seed": str(2**53 + 1)})
     assert [(f.check, f.reason) for f in rounded.findings] == [("holdout", "setting-not-default")]
+
+
+@pytest.mark.parametrize("edit", [
+    _manifest(lambda m: m["dataset"].update(root=[0])),
+    _records(files.COMMITMENTS, lambda records: records[0].update(step=-1)),
+    _manifest(lambda m: m["circuit"]["architecture"].update(activation=float("nan"))),
+], ids=["root-a-list", "step-minus-1", "activation-nan"])
+def test_the_json_report_of_any_bundle_is_json_in_the_published_schema(honest, tmp_path, edit):
+    """review51: bundle values went into ``--json`` unchecked: a list as the dataset root, a step
+    of -1 (the schema's minimum is 0) and a NaN in the statement (not JSON at all)."""
+    import jsonschema
+
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    edit(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert report.verdict == "FAILED", report.summary()
+    text = json.dumps(report.to_dict(), allow_nan=False)
+    jsonschema.validate(json.loads(text), json.loads((Path(__file__).resolve().parent.parent / "docs" / "verify.schema.json").read_text()))
+
+
+def test_leaves_of_another_count_than_the_declared_batches_are_not_hashed(honest, tmp_path, monkeypatch):
+    """review51: dataset.json's leaves were all hashed before their count was compared with the
+    declared batches (five million leaves: 23.6 s, 1.6 GB)."""
+    from pot_zk.verify import run_checks
+
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    dataset = read_json(run / files.DATASET)
+    write_json(run / files.DATASET, {**dataset, "leaves": dataset["leaves"] * 50})
+    hashed: list[int] = []
+    real = run_checks.dataset_root
+    monkeypatch.setattr(run_checks, "dataset_root", lambda leaves, holdout: (hashed.append(len(leaves)), real(leaves, holdout))[1])
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    assert ("dataset-root", "root-mismatch") in {(f.check, f.reason) for f in report.findings} and not hashed, (hashed, report.summary())
 
 
 def test_the_seeded_batch_order_is_drawn_once_per_epoch_not_once_per_step(honest, tmp_path, monkeypatch):

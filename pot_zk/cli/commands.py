@@ -96,13 +96,13 @@ def verify_command(parser: argparse.ArgumentParser) -> CommandHandler:
             report = _verify_run(args, run)
         report.run = Path(args.run)
         if args.json == "-":
-            print(json.dumps(report.to_dict(), indent=2))
+            print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
         else:
             print(report.summary())
             if args.json:  # atomic: a full disk or a kill never leaves a truncated report (a review), and is one line (StorageError)
                 from pot_zk.core.atomic import write_bytes_atomic
 
-                write_bytes_atomic(Path(args.json), (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+                write_bytes_atomic(Path(args.json), (json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n").encode())
         return EXIT_CODES[report.verdict]
 
     return run

@@ -8,6 +8,8 @@ a status, a label or a key file the trainer wrote is never evidence.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,10 +108,12 @@ class RunReport:
             self.omitted[kind] = self.omitted.get(kind, 0) + 1
             return
         self._listed[kind] = self._listed.get(kind, 0) + 1
-        self.findings.append(Finding(check, reason, message, step if isinstance(step, int) and not isinstance(step, bool) else None))
+        self.findings.append(Finding(check, reason, message, step if type(step) is int and step >= 0 else None))  # review51: step -1 broke the schema
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The report as JSON values in the shape docs/verify.schema.json publishes, whatever the
+        bundle held (review51: a list as the dataset root, a NaN in the statement)."""
+        return _json_safe({
             "format": REPORT_FORMAT,
             "run": None if self.run is None else str(self.run),
             "ok": self.ok,
@@ -119,7 +123,7 @@ class RunReport:
             "verified_steps": sorted(self.verified_steps),
             "selected_steps": list(self.selected_steps),
             "selected_without_proof": self.selected_without_proof,
-            "references": self.references,
+            "references": {name: _reference(name, value) for name, value in self.references.items()},
             "passed": self.passed,
             "findings": [f.to_dict() for f in self.findings],
             "omitted_findings": [{"check": check, "reason": reason, "count": count} for (check, reason), count in self.omitted.items()],
@@ -129,7 +133,7 @@ class RunReport:
             "keys": self.keys,
             "challenge": self.challenge,
             "notes": self.notes,
-        }
+        })
 
     def summary(self) -> str:
         lines = [f"run: {self.run}", f"result: {self.verdict_line}"]
@@ -150,3 +154,21 @@ class RunReport:
                   for (check, reason), count in self.omitted.items()]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def _reference(name: str, value: Any) -> Any:
+    """A reference as the schema types it; a trainer's value of another type as its JSON text."""
+    if isinstance(value, str) or (name == "base_commitment" and value is None) or (name == "max_tolerance_ulps" and type(value) is int):
+        return value
+    return json.dumps(value, default=str)[:80]
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every float that JSON cannot hold (NaN, infinities) written as its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value

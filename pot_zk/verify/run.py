@@ -182,8 +182,8 @@ def _check_run(
         spec = spec_from_dict(manifest["circuit"])
     except MissingExtraError:  # review23: the verifier's install lacks the backend, not a bad bundle
         raise
-    except (PotZkError, OSError, ValueError, KeyError) as exc:
-        report.fail("statement", "unreadable-bundle", str(exc))
+    except (PotZkError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # review51: "circuit": null raised AttributeError
+        report.fail("statement", "unreadable-bundle", str(exc)[:300])
         return
     if manifest.get("format") != files.RUN_FORMAT:
         report.fail("statement", "unknown-format", f"the bundle's format is {manifest.get('format')!r}; this pot-zk reads {files.RUN_FORMAT!r}")
@@ -192,6 +192,8 @@ def _check_run(
     _note_in_use(report, bundle.root)
     check_statement(report, manifest, spec, accepted)
     check_plan_form(report, manifest, spec)
+    if not all(isinstance(manifest.get(part), Mapping) for part in ("training", "policy", "dataset")):
+        return  # plan-not-canonical names it; every later check reads them (review51: "training": [] raised)
     check_tolerance(report, spec, expected.max_tolerance_ulps)
     large = too_large(manifest, spec, max_data_values) or too_many_records(
         (bundle.path(name) for name in (files.AUDIT, files.COMMITMENTS, files.PROOFS, files.EVALUATIONS)), max_records,

@@ -31,7 +31,8 @@ def check_steps(
     leaves = list(dataset.get("leaves", []))
     holdout = (dataset.get("holdout") or {}).get("commitment")
     streamed = streamed_batches(manifest)
-    root_ok = bool(leaves) and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"]["root"]
+    counted = len(leaves) == manifest["dataset"].get("num_batches")  # review51: five million leaves were hashed before their count was compared
+    root_ok = bool(leaves) and counted and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"]["root"]
     if streamed:
         pass  # no batch leaves: check_streamed_batches checks the sample root and each step's samples
     elif not root_ok or len(leaves) != manifest["dataset"]["num_batches"]:
