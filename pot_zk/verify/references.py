@@ -57,7 +57,7 @@ class BaseRun:
     manifest: Mapping[str, Any] | None = None
     """Its whole manifest: the data set it declares it trained on (``check_base_holdout``)."""
     report: RunReport | None = None
-    """What verify found of the base run on its own (None: not verified, as when read for training)."""
+    """What verify found of the base run on its own (None: read without ``verify``, unchecked)."""
 
     def scheme(self) -> Any:
         """The commitment scheme its last commitment is made with (its W_t+1's)."""
