@@ -662,8 +662,13 @@ DEEP = "[" * 50_000 + "]" * 50_000
     (_manifest(lambda m: m.update(circuit=None)), ("statement", "unreadable-bundle")),
     (_manifest(lambda m: m.update(training=[])), ("statement", "plan-not-canonical")),
     (_manifest(lambda m: m.update(policy="x")), ("statement", "plan-not-canonical")),
+    (_manifest(lambda m: m["circuit"]["architecture"].update(dims=[])), ("statement", "unreadable-bundle")),
+    (_manifest(lambda m: m["circuit"].update(batch_size=1e300 * 1e300)), ("statement", "unreadable-bundle")),
+    (_records(files.COMMITMENTS, lambda records: records[1].update(step="x")), ("steps", "missing-step")),
+    (_records(files.COMMITMENTS, lambda records: records[1].update(step=[1])), ("steps", "missing-step")),
 ], ids=["no-audit", "audit-seq-list", "audit-seq-1e999", "audit-deep", "commitments-deep", "manifest-list", "manifest-deep", "seed-2^70",
-        "part-nope", "holdout-of-inf", "evaluation-step-1e999", "decomp-legs-2^70", "decomp-legs-2", "circuit-null", "training-a-list", "policy-a-string"])
+        "part-nope", "holdout-of-inf", "evaluation-step-1e999", "decomp-legs-2^70", "decomp-legs-2", "circuit-null", "training-a-list", "policy-a-string", "dims-empty",
+        "batch-size-inf", "step-a-string", "step-a-list"])
 def test_a_malformed_value_is_a_named_finding_not_a_verifier_error(honest, tmp_path, edit, finding):
     """review49: each of these made a check raise (FileNotFoundError, RecursionError, TypeError,
     OverflowError, torch's "Overflow when unpacking long long", a ConfigurationError of the data

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from pot_zk.core.registry import Registry
+from pot_zk.exceptions import ConfigurationError
 
 if TYPE_CHECKING:  # the tables name their implementations: importing them costs nothing (no torch)
     from pot_zk.backends.base import CommitmentScheme, ProverBackend, StepVerifier
@@ -44,8 +45,17 @@ adding it would change their circuit ids)."""
 
 
 def spec_from_dict(data: Mapping[str, Any]) -> Any:
-    """The circuit spec a ``to_dict()`` came from: its backend's, then its kind's."""
-    return BACKENDS.get(str(data.get("backend", LEGACY_BACKEND))).spec_from_dict(data)
+    """The circuit spec a ``to_dict()`` came from: its backend's, then its kind's.
+    ConfigurationError for anything else (review51: ``null``, a ``batch_size`` of inf, empty
+    ``dims`` raised AttributeError, OverflowError, IndexError)."""
+    if not isinstance(data, Mapping):
+        raise ConfigurationError(f"malformed circuit spec: {str(data)[:80]} is not an object", key="circuit")
+    try:
+        return BACKENDS.get(str(data.get("backend", LEGACY_BACKEND))).spec_from_dict(data)
+    except ConfigurationError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError) as exc:
+        raise ConfigurationError(f"malformed circuit spec: {type(exc).__name__}: {str(exc)[:200]}", key="circuit") from exc
 
 
 def backend_of(spec: Any) -> ProverBackend:

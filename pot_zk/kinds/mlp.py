@@ -38,6 +38,8 @@ class MlpArchitecture:
 
     def __post_init__(self) -> None:
         check_loss(self.loss)
+        if len(self.dims) < 2 or not all(type(d) is int and d >= 1 for d in self.dims):  # review51: dims [] raised IndexError in verify
+            raise ConfigurationError(f"an MLP's dims are at least two widths >= 1, got {list(self.dims)}", key="dims")
 
     @property
     def param_shapes(self) -> Shapes:
