@@ -75,7 +75,7 @@ def _final_outcomes(report: RunReport, by_step: Mapping[int, Any], proofs: list[
         step, status = record.get("step"), record.get("status")
         if status not in OUTCOME_STATUSES:
             report.fail("proofs", "unknown-status", f"outcome status {status!r} is none of {', '.join(OUTCOME_STATUSES)}", step)
-        if step not in by_step:
+        if type(step) is not int or step not in by_step:  # review51: a step [] raised TypeError here
             report.fail("proofs", "unknown-step", "a proof record names a step without a commitment", step)
             continue
         if status == "proved" and final.get(step, {}).get("status") == "proved":

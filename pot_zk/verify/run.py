@@ -63,7 +63,7 @@ from pot_zk.bundle import layout as files
 from pot_zk.bundle.layout import BundleReader, load_model, not_regular, read_jsonl
 from pot_zk.core.small_files import read_small_file
 from pot_zk.core.challenge import Challenge
-from pot_zk.verify.canonical import check_plan_form, check_record_form
+from pot_zk.verify.canonical import check_plan_form, check_record_form, plan_readable
 from pot_zk.verify.challenge import check_challenge
 from pot_zk.verify.keys import check_keys
 from pot_zk.verify.holdout import check_base_holdout, check_holdout
@@ -192,8 +192,8 @@ def _check_run(
     _note_in_use(report, bundle.root)
     check_statement(report, manifest, spec, accepted)
     check_plan_form(report, manifest, spec)
-    if not all(isinstance(manifest.get(part), Mapping) for part in ("training", "policy", "dataset")):
-        return  # plan-not-canonical names it; every later check reads them (review51: "training": [] raised)
+    if not plan_readable(manifest):
+        return  # plan-not-canonical names it; every later check reads it (review51: "training": [] raised)
     check_tolerance(report, spec, expected.max_tolerance_ulps)
     large = too_large(manifest, spec, max_data_values) or too_many_records(
         (bundle.path(name) for name in (files.AUDIT, files.COMMITMENTS, files.PROOFS, files.EVALUATIONS)), max_records,

@@ -4,6 +4,7 @@ commitment chain, policy, agreement with the audit trail, model files."""
 from __future__ import annotations
 
 import functools
+import json
 from collections import Counter, defaultdict
 from typing import Callable, Mapping
 
@@ -31,7 +32,7 @@ def check_steps(
     leaves = list(dataset.get("leaves", []))
     holdout = (dataset.get("holdout") or {}).get("commitment")
     streamed = streamed_batches(manifest)
-    counted = len(leaves) == manifest["dataset"].get("num_batches")  # review51: five million leaves were hashed before their count was compared
+    counted = len(leaves) == manifest["dataset"].get("num_batches") and all(isinstance(leaf, str) for leaf in leaves)  # review51: counted before hashed
     root_ok = bool(leaves) and counted and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"]["root"]
     if streamed:
         pass  # no batch leaves: check_streamed_batches checks the sample root and each step's samples
@@ -302,9 +303,9 @@ def check_outcomes_recorded(report, proofs: list[dict], audit_events: list[dict]
     recorded: dict = defaultdict(list)
     for event in audit_events:
         if event.get("event") == "proof.result":
-            audited[event.get("step")].append(tuple(event.get(key) for key in OUTCOME))
+            audited[_hashable(event.get("step"))].append(tuple(_hashable(event.get(key)) for key in OUTCOME))
     for record in proofs:
-        recorded[record.get("step")].append(tuple(record.get(key) for key in OUTCOME))
+        recorded[_hashable(record.get("step"))].append(tuple(_hashable(record.get(key)) for key in OUTCOME))
     for step in sorted(set(audited) | set(recorded), key=lambda s: (0, s) if isinstance(s, int) else (1, str(s))):
         ours, theirs = recorded.get(step, []), audited.get(step, [])
         if not ours or not theirs or ours[-1] != theirs[-1] or Counter(ours) - Counter(theirs):
@@ -315,6 +316,16 @@ def check_outcomes_recorded(report, proofs: list[dict], audit_events: list[dict]
                 f"(status, proof type, strategy)",
                 step if isinstance(step, int) else None,
             )
+
+
+def _hashable(value: object) -> object:
+    """``value``, or its JSON text when it cannot be a key (review51: a proof record's step ``[]``
+    or status ``{}`` raised TypeError)."""
+    try:
+        hash(value)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
 
 
 def note_unproven_steps(report, by_step: Mapping[int, Mapping]) -> None:
