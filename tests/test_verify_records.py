@@ -81,28 +81,39 @@ def test_a_report_with_no_proven_step_is_unproven():
     assert report.verdict == "FAILED"
 
 
-def test_a_bundle_that_makes_a_check_raise_is_failed_with_its_report_written(tmp_path, capsys):
+def test_a_bundle_that_makes_a_check_raise_is_failed_with_its_report_written(tmp_path, capsys, monkeypatch):
     """The manifest's policy is a string, not the declared settings (every record and the audit
-    trail agreeing): the policy check raised, and verify crashed with a traceback. Now the
-    verdict is FAILED (verifier-error) and --json is written; a malformed option of the
-    auditor's own is still bad input (exit 2)."""
+    trail agreeing): the policy check raised, and verify crashed with a traceback. Then it was
+    FAILED (verifier-error); since review51 verify names the plan and stops before a check reads
+    it. A check that raises all the same (here one made to raise: the crash path is what is under
+    test) is FAILED (verifier-error) with --json written; a malformed option of the auditor's own
+    is still bad input (exit 2)."""
     import json
 
     from pot_zk.cli.main import main
     from pot_zk.config import compose_config
     from pot_zk.runs.train import train
     from pot_zk.testing.bundle_edit import read_json, sync_audit, write_json
+    from pot_zk.verify import run as verify_module
 
     run = tmp_path / "run"
     overrides = ["mode=disabled", "model=tiny_mlp", "data=synthetic", "train.batch_size=2", "train.max_steps=2", "train.progress=false", f"run_dir={run}"]
     assert train(compose_config(overrides)).status == "completed"
+    out = tmp_path / "report.json"
+
+    def raising(*args, **kwargs):
+        raise TypeError("a check met a value it did not expect")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(verify_module, "check_models", raising)
+        assert main(["verify", str(run), "--cache-dir", str(tmp_path / "cache"), "--json", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "FAILED verify (verifier-error): checking the bundle raised TypeError: a check met a value it did not expect" in printed, printed
+    assert {(f["check"], f["reason"]) for f in json.loads(out.read_text())["findings"]} == {("verify", "verifier-error")}
     manifest = read_json(run / "manifest.json")
     manifest["policy"] = "every_k"
     write_json(run / "manifest.json", manifest)
     sync_audit(run)
-    out = tmp_path / "report.json"
     assert main(["verify", str(run), "--cache-dir", str(tmp_path / "cache"), "--json", str(out)]) == 1
-    assert "FAILED verify (verifier-error)" in capsys.readouterr().out
-    # the form check names the string too (review36); the policy check still raises on it
-    assert {(f["check"], f["reason"]) for f in json.loads(out.read_text())["findings"]} == {("verify", "verifier-error"), ("statement", "plan-not-canonical")}
+    assert {(f["check"], f["reason"]) for f in json.loads(out.read_text())["findings"]} == {("statement", "plan-not-canonical")}
     assert main(["verify", str(run), "--cache-dir", str(tmp_path / "cache"), "--accept-setting", "batch_order=seeded"]) == 2
