@@ -98,10 +98,14 @@ def check_plan_form(report, manifest: Mapping[str, Any], spec: Any) -> None:
 def _training_problems(training: Any, spec: Any) -> list[str]:
     if not isinstance(training, Mapping):
         return [f"training is {_text(training)}, not an object"]
-    forms = _training_keys(training)
-    if forms is None:
+    common = {"batch_order": str, "optimizer": str, "arithmetic": str}
+    order = training.get("batch_order", "seeded")  # review43: absent (read as seeded everywhere) is not a form pot-zk writes
+    if order == "seeded":
+        problems = _keys("training", training, {**common, "epochs": int, "max_steps": (int, None), "seed": int}, {"schedule": dict})
+    elif order == "recorded":
+        problems = _keys("training", training, common, {"batches": str, "schedule": dict})
+    else:
         return []  # unknown-batch-order (run_checks) says so
-    problems = _keys("training", training, *forms)
     # review37: words verify printed (arithmetic=float for an exact run) and the head hashed, never compared with the statement
     written = {"optimizer": _optimizer_of(spec), "arithmetic": "float" if backend_of(spec).training_arithmetic(spec) is None else "exact"}
     problems += [f"training.{key} is {_text(training[key])}, a run of this statement is trained with {_text(value)}"
@@ -116,17 +120,6 @@ def _training_problems(training: Any, spec: Any) -> list[str]:
         except ConfigurationError:
             pass  # schedule-mismatch (verify/schedule.py) says why
     return problems
-
-
-def _training_keys(training: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The keys (required, optional) of a training plan of its batch order; None for an unknown order."""
-    common = {"batch_order": str, "optimizer": str, "arithmetic": str}
-    order = training.get("batch_order", "seeded")  # review43: absent (read as seeded everywhere) is not a form pot-zk writes
-    if order == "seeded":
-        return {**common, "epochs": int, "max_steps": (int, None), "seed": int}, {"schedule": dict}
-    if order == "recorded":
-        return common, {"batches": str, "schedule": dict}
-    return None
 
 
 def plan_readable(manifest: Mapping[str, Any]) -> bool:
@@ -158,7 +151,12 @@ def _policy_problems(policy: Any) -> list[str]:
 def _dataset_problems(dataset: Any, streamed: bool, spec: Any) -> list[str]:
     if not isinstance(dataset, Mapping):
         return [f"dataset is {_text(dataset)}, not an object"]
-    required = _dataset_keys(dataset, streamed)
+    required: dict[str, Any] = {"name": str, "part": str, "root": (str, None), "holdout": (dict, None)}
+    required["num_batches"] = None if streamed else int
+    if dataset.get("name") == "synthetic":
+        required.update({"num_samples": int, "seed": int})
+    if streamed:
+        required.update({"size": (int, None), "leaf": (str, None)})
     problems = _keys("dataset", dataset, required)
     holdout = dataset.get("holdout")
     if isinstance(holdout, Mapping):
@@ -170,16 +168,6 @@ def _dataset_problems(dataset: Any, streamed: bool, spec: Any) -> list[str]:
     if streamed:
         problems += _streamed_dataset_problems(dataset)
     return problems
-
-
-def _dataset_keys(dataset: Mapping[str, Any], streamed: bool) -> dict[str, Any]:
-    required: dict[str, Any] = {"name": str, "part": str, "root": (str, None), "holdout": (dict, None)}
-    required["num_batches"] = None if streamed else int
-    if dataset.get("name") == "synthetic":
-        required.update({"num_samples": int, "seed": int})
-    if streamed:
-        required.update({"size": (int, None), "leaf": (str, None)})
-    return required
 
 
 def _streamed_dataset_problems(dataset: Mapping[str, Any]) -> list[str]:

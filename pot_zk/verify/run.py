@@ -211,7 +211,7 @@ def _check_run(
         return
     check_record_form(report, manifest, commitments, spec)
     by_step = check_steps(report, manifest, dataset, commitments, spec, audit_events, accepted)
-    report.step_count = len(by_step) if sorted(s for s in by_step if type(s) is int) == list(range(len(by_step))) else 0
+    report.step_count = len(by_step) if sorted(by_step) == list(range(len(by_step))) else 0  # by_step holds integer steps only
     check_dataset_reference(report, manifest, dataset, spec, expected.expect_root)
     check_initial_reference(report, manifest, by_step, spec, expected.expect_initial)
     record_plan(report, manifest, commitments)

@@ -36,7 +36,7 @@ def check_steps(
     root_ok = bool(leaves) and counted and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"]["root"]
     if streamed:
         pass  # no batch leaves: check_streamed_batches checks the sample root and each step's samples
-    elif not root_ok or len(leaves) != manifest["dataset"]["num_batches"]:
+    elif not root_ok:  # its leaves counted too
         report.fail("dataset-root", "root-mismatch", "the batch commitments do not hash to the declared dataset root")
     else:
         report.passed.append("dataset-root")
