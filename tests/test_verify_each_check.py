@@ -670,16 +670,24 @@ DEEP = "[" * 50_000 + "]" * 50_000
      ("dataset-root", "root-mismatch")),
     (_records(files.PROOFS, lambda records: records[0].update(step=[])), ("proofs", "unknown-step")),
     (_status := _records(files.PROOFS, lambda records: records[0].update(status={})), ("proofs", "unknown-status")),
+    (_manifest(lambda m: m["training"].update(max_steps="x")), ("steps", "step-count")),
+    (_manifest(lambda m: m.update(dataset={})), ("dataset-root", "root-mismatch")),
+    (lambda run: (_manifest(lambda m: m["dataset"]["holdout"].update(fraction=10**29))(run),
+                  write_json(run / files.DATASET, {**read_json(run / files.DATASET), "holdout": {**read_json(run / files.DATASET)["holdout"], "fraction": 10**29}})),
+     ("holdout", "holdout-mismatch")),
+    (_records(files.COMMITMENTS, lambda records: records[0].update(scale=float("nan"))), ("proofs", "unreadable-records")),
 ], ids=["no-audit", "audit-seq-list", "audit-seq-1e999", "audit-deep", "commitments-deep", "manifest-list", "manifest-deep", "seed-2^70",
         "part-nope", "holdout-of-inf", "evaluation-step-1e999", "decomp-legs-2^70", "decomp-legs-2", "circuit-null", "training-a-list", "policy-a-string", "dims-empty",
         "batch-size-inf", "step-a-string", "step-a-list", "leaf-a-number",
-        "proof-step-a-list", "proof-status-an-object"])
+        "proof-step-a-list", "proof-status-an-object", "max-steps-a-string", "dataset-empty", "holdout-fraction-1e29", "scale-nan"])
 def test_a_malformed_value_is_a_named_finding_not_a_verifier_error(honest, tmp_path, edit, finding):
     """review49: each of these made a check raise (FileNotFoundError, RecursionError, TypeError,
     OverflowError, torch's "Overflow when unpacking long long", a ConfigurationError of the data
     set's part), so verify named only ``verifier-error`` and ran no check after it. review51:
     ``decomp_legs`` 2**70 computed 256**(2**70) for 70 s until memory ran out; 2 put the data
-    outside the statement's range (WitnessBuilderError)."""
+    outside the statement's range (WitnessBuilderError); ``max_steps`` "x" (ValueError), a dataset
+    declaration {} (KeyError), a held-out fraction of 10**29 in both files (ConfigurationError) and
+    a NaN scale (the proof's verifier raised ValueError at that step) were left."""
     run = Path(shutil.copytree(honest, tmp_path / "run"))
     edit(run)
     if edit in (_seed_2_70, _part_nope, _legs_2_70, _legs_2, _status):  # the audit trail agrees: the value itself is named

@@ -165,8 +165,8 @@ def _check_declaration(report, manifest: dict, declared: Any, recorded: Any, spe
         return None
     try:
         expected = holdout_indices(int(declared["of"]), float(declared["fraction"]), int(declared["seed"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        report.fail("holdout", "holdout-mismatch", f"malformed held-out declaration: {exc}")
+    except (KeyError, TypeError, ValueError, OverflowError, ConfigurationError) as exc:  # review51: a fraction of 10**29 in both files
+        report.fail("holdout", "holdout-mismatch", f"malformed held-out declaration: {getattr(exc, 'message', exc)}")
         return None
     if recorded.get("indices") != expected or declared.get("samples") != len(expected):
         report.fail("holdout", "holdout-indices", "the held-out positions are not the seeded choice of the declared fraction and seed")

@@ -100,6 +100,10 @@ def _verified(report, bundle, manifest, spec, step: int, commitment_record, reco
         return False
     try:
         commitment = StepCommitment.from_dict(dict(commitment_record))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # review51: a NaN scale (record-not-canonical names it too)
+        report.fail("proofs", "unreadable-records", f"the step's commitment record cannot be read for its proof: {type(exc).__name__}: {str(exc)[:200]}", step)
+        return False
+    try:
         verdict = verify_step(StepStatement(spec, commitment), proof_type, path, cache_dir=options.workdir, keys=keys[proof_type])
     except Exception as exc:  # noqa: BLE001 -- a crafted bundle must not crash the verifier: a finding, not a traceback
         report.fail("proofs", "verifier-error", f"the {proof_type} verifier raised {type(exc).__name__}: {exc}", step)

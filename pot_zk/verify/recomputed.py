@@ -75,7 +75,10 @@ def recomputed_leaves(manifest: Mapping[str, Any], spec: Any) -> tuple[list[str]
 
 
 def check_dataset_reference(report: RunReport, manifest: Mapping[str, Any], dataset: Mapping[str, Any], spec: Any, expect_root: str | None) -> None:
-    root = manifest["dataset"]["root"]
+    root = manifest["dataset"].get("root")
+    if not isinstance(root, str):  # review51: a dataset {} raised KeyError
+        report.fail("dataset-root", "root-mismatch", f"the manifest declares no dataset root (found {str(root)[:40]})")
+        return
     report.references["dataset_root"] = root
     if expect_root is not None and root != expect_root:
         report.fail("dataset-root", "unexpected-root", f"the declared dataset root is not the one you expect ({expect_root})")

@@ -33,7 +33,7 @@ def check_steps(
     holdout = (dataset.get("holdout") or {}).get("commitment")
     streamed = streamed_batches(manifest)
     counted = len(leaves) == manifest["dataset"].get("num_batches") and all(isinstance(leaf, str) for leaf in leaves)  # review51: counted before hashed
-    root_ok = bool(leaves) and counted and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"]["root"]
+    root_ok = bool(leaves) and counted and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"].get("root")
     if streamed:
         pass  # no batch leaves: check_streamed_batches checks the sample root and each step's samples
     elif not root_ok:  # its leaves counted too
@@ -53,6 +53,8 @@ def check_steps(
         by_step[step] = record
     seeded = _check_batch_order(report, manifest, accepted)
     expected_count = _expected_steps(manifest, len(leaves)) if seeded else None
+    if seeded and expected_count is None:
+        report.fail("steps", "step-count", "the declared plan's number of steps cannot be computed (training.epochs or max_steps is no integer)")
     steps = sorted(by_step)
     if steps != list(range(len(steps))) or others:
         present = set(steps)  # the first ten numbers missing are below len(steps) + 10, whatever the largest (review47: range(max) took minutes and gigabytes)
@@ -132,10 +134,15 @@ def _check_batch_order(report, manifest: dict, accepted: Mapping[str, str]) -> b
     return False
 
 
-def _expected_steps(manifest: dict, num_batches: int) -> int:
+def _expected_steps(manifest: dict, num_batches: int) -> int | None:
+    """The declared plan's number of steps (None: ``epochs`` or ``max_steps`` is no integer, which
+    plan-not-canonical names; review51: "x" raised)."""
     training = manifest["training"]
-    total = int(training["epochs"]) * num_batches
-    return total if training.get("max_steps") is None else min(total, int(training["max_steps"]))
+    epochs, max_steps = training.get("epochs"), training.get("max_steps")
+    if type(epochs) is not int or (max_steps is not None and type(max_steps) is not int):
+        return None
+    total = epochs * num_batches
+    return total if max_steps is None else min(total, max_steps)
 
 
 def _check_audit_agreement(report, by_step: dict[int, dict], audit_events: list[dict]) -> None:
