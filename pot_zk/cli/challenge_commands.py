@@ -150,7 +150,7 @@ def _keys_new(args: argparse.Namespace) -> int:
 
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     keys = new_keys([statement], Path(args.out), cache, schedule)
-    _print_handover(keys, statement, cache)
+    _print_handover(keys, statement, cache, args.run)
     return 0
 
 
@@ -176,11 +176,11 @@ def _keys_import_zkey(args: argparse.Namespace) -> int:
     backend.check_ceremony()
     keys = write_key_set(backend.proof_type, [statement], Path(args.out), lambda out: backend.import_keys(statement, Path(args.zkey), out), schedule)
     print(f"imported {args.zkey} (sha256 {keys.details['zkey_sha256']}): provenance zkey, checked against the circuit's header and a trial proof")
-    _print_handover(keys, statement, Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    _print_handover(keys, statement, Path(args.cache_dir) if args.cache_dir else default_cache_dir(), args.run)
     return 0
 
 
-def _print_handover(keys: "KeySet", statement: "Statement", cache: Path) -> None:
+def _print_handover(keys: "KeySet", statement: "Statement", cache: Path, run: str | None) -> None:
     from pot_zk.verify.trust import TrustStore
 
     recorded = TrustStore.in_cache(cache).record_keys(keys)
@@ -189,7 +189,9 @@ def _print_handover(keys: "KeySet", statement: "Statement", cache: Path) -> None
         from pot_zk.kinds.schedule import Schedule, canonical
 
         schedule = Schedule(canonical(keys.schedule, "training.schedule"), statement.learning_rate)
-        print(f"learning-rate schedule: {schedule.describe()} (verify --keys refuses a run that declares another)")
+        # review50: keys made with --run take the trainer's schedule; the keys pin it, but it is the trainer's choice
+        taken = f", taken from {run}'s manifest: the trainer's declaration, compare it with the schedule you agreed on" if run else ""
+        print(f"learning-rate schedule: {schedule.describe()} (verify --keys refuses a run that declares another){taken}")
     print(f"recorded in your trust store: {recorded}")
     print(f"hand the trainer: {', '.join(str(keys.path(role)) for role in keys.handover)}")
     print(f"the trainer proves with: {' '.join(keys.trainer_overrides)}")

@@ -230,6 +230,7 @@ def test_your_keys_pin_the_schedule_a_run_declares(tmp_path):
     assert "declares the learning-rate schedule StepLR(step_size=1, gamma=0.5), your keys were made for StepLR(step_size=2, gamma=0.5)" in refused.stdout
     from_run = _pot_zk("keys", "new", "--run", str(runs["another"]), "--out", str(tmp_path / "keys-of-run"), "--cache-dir", str(auditor))
     assert from_run.returncode == 0, from_run.stdout + from_run.stderr
+    assert f"(verify --keys refuses a run that declares another), taken from {runs['another']}'s manifest: the trainer's declaration" in from_run.stdout
     assert KeySet.load(tmp_path / "keys-of-run").schedule == RunBundle.open(runs["another"]).manifest()["training"]["schedule"]
 
 
