@@ -246,7 +246,8 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
             return 1
         declared = _json_file(args.circuit) if args.circuit else result["circuit"]
         if not args.circuit:
-            print("note: the statement (circuit spec) is the prover's own; pass --circuit to check the one you expect")
+            checked = ": --step checks its kind, architecture, batch size and learning rate, not its other settings" if args.step else ""
+            print(f"note: the statement (circuit spec) is the prover's own{checked}; pass --circuit to check the one you expect")
         spec = spec_from_dict(declared)
         cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
         workdir = verifier_workdir()
@@ -264,10 +265,17 @@ def verify_step_command(parser: argparse.ArgumentParser) -> CommandHandler:
         if args.keys:
             print(f"keys: yours ({args.keys}, recorded in your trust store)")
         if args.step:
+            from pot_zk.backends.base import check_step_matches
             from pot_zk.backends.registry import commit_step
+            from pot_zk.exceptions import WitnessBuilderError
             from pot_zk.kinds.registry import load_training_step
 
             step = load_training_step(Path(args.step))
+            try:  # review52: the statement came from result.json alone; a step at lr 0.5 verified against a step file saying 0.05
+                check_step_matches(spec, step)
+            except WitnessBuilderError as exc:
+                print(f"REJECTED ({result['proof_type']}): step-mismatch: the statement {'you passed' if args.circuit else 'in result.json'} is not the step's: {exc.message}")
+                return 1
             commitment = dataclasses.replace(commit_step(step, spec), learning_rate=step.learning_rate if getattr(spec, "rate_public", False) else None)
         else:
             print("note: the commitments are the ones in result.json; pass --step to check them against the step itself")

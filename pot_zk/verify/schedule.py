@@ -68,7 +68,8 @@ def check_schedule(report, manifest: Mapping[str, Any], spec: Any, by_step: Mapp
         if rates[low] < spec.learning_rate / 100:  # the trainer's declaration, unless the auditor's keys pin it: say how low it goes
             report.notes.append(
                 f"schedule: the declared rate falls to {rates[low]:.3g} at step {low}, under 1 % of its base {spec.learning_rate:g}: "
-                "steps at such a rate learn little from their batches; pin the schedule you agreed on with your own keys (--keys)"
+                "at such a rate the update's floor can outweigh the rate (where its update is under a grid step, a weight whose gradient "
+                "is negative moves up one grid step and the others stay); pin the schedule you agreed on with your own keys (--keys)"
             )
     if not wrong and not idle:
         report.passed.append("schedule")

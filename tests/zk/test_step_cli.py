@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -42,6 +43,12 @@ def test_a_saved_step_is_proven_and_verified_from_the_command_line(tmp_path, zk_
     save_training_step(train_steps(1, seed=7)[0], tmp_path / "another.safetensors")
     another = _run("verify-step", str(tmp_path / "out" / "result.json"), "--cache-dir", str(zk_cache), "--step", str(tmp_path / "another.safetensors"))
     assert another.returncode == 1 and "REJECTED (zk-halo2): commitment-mismatch" in another.stdout, another.stdout + another.stderr
+    # review52: the statement came from result.json alone: a step file saying another rate (the same tensors) verified
+    save_training_step(dataclasses.replace(step, learning_rate=step.learning_rate / 10), tmp_path / "claimed.safetensors")
+    claimed = _run("verify-step", str(tmp_path / "out" / "result.json"), "--cache-dir", str(zk_cache), "--step", str(tmp_path / "claimed.safetensors"))
+    assert claimed.returncode == 1, claimed.stdout + claimed.stderr
+    assert (f"REJECTED (zk-halo2): step-mismatch: the statement in result.json is not the step's: the step does not match the declared "
+            f"statement: learning_rate {step.learning_rate / 10!r} (declared {step.learning_rate!r})") in claimed.stdout, claimed.stdout
 
 
 def test_prove_step_rejects_a_file_that_is_not_a_step(tmp_path):
