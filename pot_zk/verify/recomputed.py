@@ -76,15 +76,15 @@ def recomputed_leaves(manifest: Mapping[str, Any], spec: Any) -> tuple[list[str]
 
 def check_dataset_reference(report: RunReport, manifest: Mapping[str, Any], dataset: Mapping[str, Any], spec: Any, expect_root: str | None) -> None:
     root = manifest["dataset"].get("root")
-    if not isinstance(root, str):  # review51: a dataset {} raised KeyError
-        report.fail("dataset-root", "root-mismatch", f"the manifest declares no dataset root (found {str(root)[:40]})")
-        return
     report.references["dataset_root"] = root
     if expect_root is not None and root != expect_root:
         report.fail("dataset-root", "unexpected-root", f"the declared dataset root is not the one you expect ({expect_root})")
     name = manifest["dataset"].get("name")
     if streamed_batches(manifest) and (name in BUILT_IN or root is None):
         return  # a built-in set's samples recomputed, or undeclared data accepted: check_streamed_batches
+    if not isinstance(root, str):  # review51: a dataset {} raised KeyError
+        report.fail("dataset-root", "root-mismatch", f"the manifest declares no dataset root (found {str(root)[:40]})")
+        return
     try:
         if name in BUILT_IN and _seeded(manifest):
             _check_recomputed(report, manifest, dataset, spec)
