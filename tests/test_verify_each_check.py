@@ -676,10 +676,22 @@ DEEP = "[" * 50_000 + "]" * 50_000
                   write_json(run / files.DATASET, {**read_json(run / files.DATASET), "holdout": {**read_json(run / files.DATASET)["holdout"], "fraction": 10**29}})),
      ("holdout", "holdout-mismatch")),
     (_records(files.COMMITMENTS, lambda records: records[0].update(scale=float("nan"))), ("proofs", "unreadable-records")),
+    (_manifest(lambda m: m["dataset"]["holdout"].update(commitment=True)), ("dataset-root", "dataset-root-mismatch")),
+    (_manifest(lambda m: m["dataset"].update(holdout="x")), ("holdout", "holdout-mismatch")),
+    (lambda run: write_json(run / files.DATASET, {**read_json(run / files.DATASET), "holdout": "x"}), ("dataset-root", "root-mismatch")),
+    (lambda run: write_json(run / files.DATASET, {**read_json(run / files.DATASET), "leaves": None}), ("dataset-root", "root-mismatch")),
+    (lambda run: write_json(run / files.DATASET, {**read_json(run / files.DATASET), "leaves": ["x", *read_json(run / files.DATASET)["leaves"][1:]]}),
+     ("dataset-root", "root-mismatch")),
+    (_manifest(lambda m: m.update(policy={})), ("policy", "unknown-policy")),
+    (_proof_type := _records(files.PROOFS, lambda records: records[0].update(proof_type=[])), ("proofs", "proof-type-mismatch")),
+    (_records(files.EVALUATIONS, lambda records: records[0].update(correct=10**400)), ("evaluation", "unreadable-records")),
+    (_manifest(lambda m: m["dataset"]["holdout"].update(fraction=10**400)), ("dataset-root", "dataset-root-mismatch")),
 ], ids=["no-audit", "audit-seq-list", "audit-seq-1e999", "audit-deep", "commitments-deep", "manifest-list", "manifest-deep", "seed-2^70",
         "part-nope", "holdout-of-inf", "evaluation-step-1e999", "decomp-legs-2^70", "decomp-legs-2", "circuit-null", "training-a-list", "policy-a-string", "dims-empty",
         "batch-size-inf", "step-a-string", "step-a-list", "leaf-a-number",
-        "proof-step-a-list", "proof-status-an-object", "max-steps-a-string", "dataset-empty", "holdout-fraction-1e29", "scale-nan"])
+        "proof-step-a-list", "proof-status-an-object", "max-steps-a-string", "dataset-empty", "holdout-fraction-1e29", "scale-nan",
+        "holdout-commitment-true", "holdout-a-string", "dataset-json-holdout-a-string", "leaves-null", "leaf-not-hex", "policy-empty",
+        "proof-type-a-list", "correct-10^400", "holdout-fraction-10^400"])
 def test_a_malformed_value_is_a_named_finding_not_a_verifier_error(honest, tmp_path, edit, finding):
     """review49: each of these made a check raise (FileNotFoundError, RecursionError, TypeError,
     OverflowError, torch's "Overflow when unpacking long long", a ConfigurationError of the data
@@ -687,10 +699,13 @@ def test_a_malformed_value_is_a_named_finding_not_a_verifier_error(honest, tmp_p
     ``decomp_legs`` 2**70 computed 256**(2**70) for 70 s until memory ran out; 2 put the data
     outside the statement's range (WitnessBuilderError); ``max_steps`` "x" (ValueError), a dataset
     declaration {} (KeyError), a held-out fraction of 10**29 in both files (ConfigurationError) and
-    a NaN scale (the proof's verifier raised ValueError at that step) were left."""
+    a NaN scale (the proof's verifier raised ValueError at that step) were left. The sweep rerun
+    (session 22: 68 of 1,678 edits still raised) found the rest: a held-out commitment or leaf
+    that is no hex string, a held-out part or leaves of another type, a policy without a name, a
+    proof type that is a list, a count or fraction past a float's range. Now none of the 1,678."""
     run = Path(shutil.copytree(honest, tmp_path / "run"))
     edit(run)
-    if edit in (_seed_2_70, _part_nope, _legs_2_70, _legs_2, _status):  # the audit trail agrees: the value itself is named
+    if edit in (_seed_2_70, _part_nope, _legs_2_70, _legs_2, _status, _proof_type):  # the audit trail agrees: the value itself is named
         sync_audit(run)
     report = verify_run(run, cache_dir=tmp_path / "cache")
     named = {(f.check, f.reason) for f in report.findings}
@@ -777,8 +792,8 @@ def test_leaves_of_another_count_than_the_declared_batches_are_not_hashed(honest
     dataset = read_json(run / files.DATASET)
     write_json(run / files.DATASET, {**dataset, "leaves": dataset["leaves"] * 50})
     hashed: list[int] = []
-    real = run_checks.dataset_root
-    monkeypatch.setattr(run_checks, "dataset_root", lambda leaves, holdout: (hashed.append(len(leaves)), real(leaves, holdout))[1])
+    real = run_checks.declared_root
+    monkeypatch.setattr(run_checks, "declared_root", lambda leaves, holdout: (hashed.append(len(leaves)), real(leaves, holdout))[1])
     report = verify_run(run, cache_dir=tmp_path / "cache")
     assert ("dataset-root", "root-mismatch") in {(f.check, f.reason) for f in report.findings} and not hashed, (hashed, report.summary())
 
@@ -793,3 +808,16 @@ def test_the_seeded_batch_order_is_drawn_once_per_epoch_not_once_per_step(honest
     monkeypatch.setattr(run_checks, "epoch_order", lambda *args: drawn.append(args) or real(*args))
     assert verify_run(honest, cache_dir=tmp_path / "cache").ok
     assert [epoch for _, epoch, _ in drawn] == [0], drawn
+
+
+def test_a_long_value_is_cut_in_a_finding_and_compared_whole(honest, tmp_path):
+    """A crafted value of 400 digits was printed whole in `plan-not-canonical`; the message cuts
+    it, and the comparison of plan values (``same_json``) still reads every digit."""
+    from pot_zk.verify.canonical import same_json
+
+    run = Path(shutil.copytree(honest, tmp_path / "run"))
+    _manifest(lambda m: m["dataset"]["holdout"].update(fraction=10**400))(run)
+    report = verify_run(run, cache_dir=tmp_path / "cache")
+    [plan] = [f.message for f in report.findings if f.reason == "plan-not-canonical"]
+    assert f"dataset.holdout.fraction is {'1' + '0' * 79}... (401 characters), not a float" in plan and len(plan) < 400, plan
+    assert not same_json(10**400, 10**400 + 1) and same_json(10**400, 10**400)

@@ -4,11 +4,12 @@ it before the first step; ``pot-zk verify`` recomputes them from the declared da
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from pot_zk.backends.base import CommitmentScheme
+from pot_zk.core.merkle import dataset_root
 from pot_zk.data.datasets import Batch
 
 
@@ -20,6 +21,23 @@ def batch_values(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def dataset_leaves(batches: Sequence[Batch], commitments: CommitmentScheme) -> list[str]:
     """The batch commitments (canonical batch encoding, X then Y) under a run's scheme."""
     return [commitments.commit(batch_values(b.inputs, b.targets), f"batch {b.index}") for b in batches]
+
+
+def holdout_commitment(dataset: Mapping[str, Any]) -> Any:
+    """The held-out set's commitment a dataset declaration (the manifest's or dataset.json's)
+    names; None without one, or when its ``holdout`` is not an object."""
+    holdout = dataset.get("holdout")
+    return holdout.get("commitment") if isinstance(holdout, Mapping) else None
+
+
+def declared_root(leaves: Sequence[Any], holdout: Any) -> str | None:
+    """:func:`~pot_zk.core.merkle.dataset_root` of leaves and a held-out commitment a bundle
+    declares; None when one is no hex string (a review's sweep of single values: a leaf "x" or
+    a commitment ``true`` raised where verify compared roots)."""
+    try:
+        return dataset_root(leaves, holdout)
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def _row_keys(inputs: torch.Tensor, targets: torch.Tensor) -> list[bytes]:

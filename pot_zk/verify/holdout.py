@@ -91,7 +91,7 @@ def check_base_holdout(report, manifest: dict, spec, expect_base: Any) -> None:
     ):
         return  # other samples than the base run's: nothing of this set can be among them
     training = (expect_base.manifest or {}).get("training") or {}
-    base_holdout = theirs.get("holdout") or {}
+    base_holdout = theirs.get("holdout") if isinstance(theirs.get("holdout"), Mapping) else {}
     try:
         mlp = STEP_KINDS.get(spec.kind).mlp(spec.architecture)
         size = len(load_dataset(ours["name"], mlp.dims[0], mlp.dims[-1], int(ours.get("num_samples", 0)), int(ours.get("seed", 0)), mlp.loss)[0])
@@ -217,17 +217,18 @@ def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None
     try:
         raw = bundle.evaluations()
         records = {int(r["after_step"]): Evaluation.from_record(r) for r in raw}
-    except (OSError, ValueError, KeyError, TypeError, OverflowError) as exc:  # review49: "after_step": 1e999
+        stated = [r for r in raw if r.get("accuracy") != Evaluation.from_record(r).accuracy]  # what a report reads must be what was checked
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as exc:  # review49: "after_step": 1e999; the sweep: "correct": 10**400
         report.fail("evaluation", "unreadable-records", f"{files.EVALUATIONS}: {exc}")
         return
-    stated = [r for r in raw if r.get("accuracy") != Evaluation.from_record(r).accuracy]  # what a report reads must be what was checked
     for r in stated:
         report.fail(
             "evaluation", "accuracy-mismatch",
             f"the score after step {r.get('after_step')} states accuracy {r.get('accuracy')!r}, its counts give "
             f"{Evaluation.from_record(r).accuracy!r} ({r.get('correct')} of {r.get('samples')})",
         )
-    declared = (manifest.get("dataset", {}).get("holdout") or {}).get("samples")
+    holdout = manifest.get("dataset", {}).get("holdout")
+    declared = holdout.get("samples") if isinstance(holdout, Mapping) else None  # review52's sweep: a holdout "x" raised
     for r in raw:  # the denominator is the declared set's size, which the head covers, not the record's word
         if r.get("samples") != declared:
             report.fail(

@@ -26,8 +26,7 @@ from typing import Any, Mapping
 import torch
 
 from pot_zk.backends.registry import commitments_of
-from pot_zk.bundle.dataset import dataset_leaves, sampled_leaves
-from pot_zk.core.merkle import dataset_root
+from pot_zk.bundle.dataset import dataset_leaves, declared_root, holdout_commitment, sampled_leaves
 from pot_zk.data.datasets import BUILT_IN, load_dataset, manifest_data, seeded_batches, select_part
 from pot_zk.exceptions import ConfigurationError, WitnessBuilderError
 from pot_zk.kinds.registry import STEP_KINDS
@@ -95,7 +94,7 @@ def check_dataset_reference(report: RunReport, manifest: Mapping[str, Any], data
         else:
             report.references["dataset_leaves"] = "the trainer's"
             why = f"the data set {name!r} is not built in"
-    except (ConfigurationError, WitnessBuilderError, ValueError, TypeError, RuntimeError) as exc:  # a declaration no data set fits (a negative size: torch's RuntimeError; values outside the statement's range: review51)
+    except (ConfigurationError, WitnessBuilderError, ValueError, TypeError, RuntimeError, AttributeError, OverflowError) as exc:  # a declaration no data set fits (a negative size: torch's RuntimeError; values outside the statement's range: review51)
         report.fail("dataset-root", "dataset-root-mismatch", f"the declared data set cannot be recomputed: {getattr(exc, 'message', exc)}")
         why = "the declared data set cannot be recomputed"
     if expect_root is None:
@@ -121,7 +120,7 @@ def _check_recomputed(report: RunReport, manifest: Mapping[str, Any], dataset: M
             f"{len(trained_on)} of the {len(held_out)} declared held-out samples (positions {trained_on[:10]}) are not held out of the "
             "batches the declared data set and seeds cut: the held-out scores are not on unseen samples",
         )
-    if leaves != declared or dataset_root(leaves, (manifest["dataset"].get("holdout") or {}).get("commitment")) != root:
+    if leaves != declared or declared_root(leaves, holdout_commitment(manifest["dataset"])) != root:
         differ = [i for i in range(max(len(leaves), len(declared))) if i >= len(leaves) or i >= len(declared) or leaves[i] != declared[i]]
         report.fail(
             "dataset-root",

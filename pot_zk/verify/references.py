@@ -185,8 +185,8 @@ def declared_dataset(dataset: Mapping[str, Any]) -> str:
     said = [f"part {dataset.get('part', 'all')}", *([f"{batches} batches"] if batches is not None else [])]
     if "num_samples" in dataset:
         said.append(f"{dataset['num_samples']} samples made from seed {dataset.get('seed')}")
-    holdout = dataset.get("holdout") or {}
-    if holdout:
+    holdout = dataset.get("holdout")
+    if isinstance(holdout, Mapping) and holdout:  # anything else is plan-not-canonical
         said.append(f"{holdout.get('samples')} of {holdout.get('of')} samples held out, chosen with seed {holdout.get('seed')} and fraction {holdout.get('fraction')}")
     return f"{dataset.get('name')} ({'; '.join(said)})"
 

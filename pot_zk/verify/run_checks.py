@@ -12,7 +12,7 @@ import torch
 
 from pot_zk.bundle import layout as files
 from pot_zk.backends.registry import backend_of, commitments_of
-from pot_zk.core.merkle import dataset_root
+from pot_zk.bundle.dataset import declared_root, holdout_commitment
 from pot_zk.exceptions import PotZkError, WitnessBuilderError
 from pot_zk.kinds.encoding import OPTIONAL_FIELDS
 from pot_zk.kinds.registry import STEP_KINDS
@@ -29,11 +29,11 @@ BATCH_ORDERS = ("seeded", "recorded")
 def check_steps(
     report, manifest: dict, dataset: dict, commitments: list[dict], spec: Statement, audit_events: list[dict], accepted: Mapping[str, str]
 ) -> dict[int, dict]:
-    leaves = list(dataset.get("leaves", []))
-    holdout = (dataset.get("holdout") or {}).get("commitment")
+    leaves = list(dataset.get("leaves", [])) if isinstance(dataset.get("leaves", []), list) else []  # review52's sweep: "leaves": null
     streamed = streamed_batches(manifest)
     counted = len(leaves) == manifest["dataset"].get("num_batches") and all(isinstance(leaf, str) for leaf in leaves)  # review51: counted before hashed
-    root_ok = bool(leaves) and counted and dataset_root(leaves, holdout) == dataset.get("root") == manifest["dataset"].get("root")
+    root = declared_root(leaves, holdout_commitment(dataset)) if leaves and counted else None
+    root_ok = root is not None and root == dataset.get("root") == manifest["dataset"].get("root")
     if streamed:
         pass  # no batch leaves: check_streamed_batches checks the sample root and each step's samples
     elif not root_ok:  # its leaves counted too
@@ -187,7 +187,10 @@ def _check_chain(report, by_step: dict[int, dict], steps: list[int], spec: State
 
 def _check_policy(report, manifest: dict, by_step: dict[int, dict], steps: list[int]) -> None:
     declared = dict(manifest["policy"])
-    name = declared.pop("name")
+    name = declared.pop("name", None)  # review52's sweep: a policy {} raised KeyError
+    if not isinstance(name, str):
+        report.fail("policy", "unknown-policy", f"the declared policy has no name (found {str(name)[:40]})")
+        return
     try:
         policy = create_policy(name, **declared)
     except (PotZkError, TypeError) as exc:
