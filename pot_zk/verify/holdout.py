@@ -228,7 +228,7 @@ def _check_scores(report, bundle, manifest: dict, spec, held_out: HeldOut | None
             f"{Evaluation.from_record(r).accuracy!r} ({r.get('correct')} of {r.get('samples')})",
         )
     holdout = manifest.get("dataset", {}).get("holdout")
-    declared = holdout.get("samples") if isinstance(holdout, Mapping) else None  # review52's sweep: a holdout "x" raised
+    declared = holdout.get("samples") if isinstance(holdout, Mapping) else None  # the sweep rerun in session 22: a holdout "x" raised
     for r in raw:  # the denominator is the declared set's size, which the head covers, not the record's word
         if r.get("samples") != declared:
             report.fail(

@@ -41,7 +41,7 @@ def check_proofs(
     learning rate ``rates`` holds for it, which verify recomputed, never the recorded one)."""
     failures_before = report.failures
     final = _final_outcomes(report, by_step, proofs)
-    labels = {  # review52's sweep: a proof type that is a list raised (unhashable)
+    labels = {  # the sweep rerun in session 22: a proof type that is a list raised (unhashable)
         (e.get("step"), e.get("proof_type")) for e in audit_events
         if e.get("event") == "proof.result" and e.get("status") == "proved" and all(_key(e.get(k)) for k in ("step", "proof_type"))
     }

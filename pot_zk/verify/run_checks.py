@@ -29,7 +29,7 @@ BATCH_ORDERS = ("seeded", "recorded")
 def check_steps(
     report, manifest: dict, dataset: dict, commitments: list[dict], spec: Statement, audit_events: list[dict], accepted: Mapping[str, str]
 ) -> dict[int, dict]:
-    leaves = list(dataset.get("leaves", [])) if isinstance(dataset.get("leaves", []), list) else []  # review52's sweep: "leaves": null
+    leaves = list(dataset.get("leaves", [])) if isinstance(dataset.get("leaves", []), list) else []  # the sweep rerun in session 22: "leaves": null
     streamed = streamed_batches(manifest)
     counted = len(leaves) == manifest["dataset"].get("num_batches") and all(isinstance(leaf, str) for leaf in leaves)  # review51: counted before hashed
     root = declared_root(leaves, holdout_commitment(dataset)) if leaves and counted else None
@@ -187,7 +187,7 @@ def _check_chain(report, by_step: dict[int, dict], steps: list[int], spec: State
 
 def _check_policy(report, manifest: dict, by_step: dict[int, dict], steps: list[int]) -> None:
     declared = dict(manifest["policy"])
-    name = declared.pop("name", None)  # review52's sweep: a policy {} raised KeyError
+    name = declared.pop("name", None)  # the sweep rerun in session 22: a policy {} raised KeyError
     if not isinstance(name, str):
         report.fail("policy", "unknown-policy", f"the declared policy has no name (found {str(name)[:40]})")
         return
