@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,21 @@ def socket_path(location: str, circuit: dict) -> Path:
     digest = hashlib.sha256(f"{HOLDER_PROTOCOL}\0{Path(location).resolve()}\0{circuit_id}".encode()).hexdigest()[:24]
     directory = Path(tempfile.gettempdir()) / f"pot-zk-groth16-{os.getuid()}"
     directory.mkdir(mode=0o700, exist_ok=True)
+    status = os.lstat(directory)
+    # review53: another user who made this directory first (its name is predictable) controlled every
+    # socket, pid and log file in it: a fake holder answered "ok", named a process to kill on Ctrl-C,
+    # and a pid file linked elsewhere was written through. Only a directory of this user's, 0700, is used.
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o077:
+        raise NotPrivate(
+            f"the key holders' directory {directory} is not private to this user (owner uid {status.st_uid}, "
+            f"mode {stat.S_IMODE(status.st_mode):#o}{', not a directory' if not stat.S_ISDIR(status.st_mode) else ''}): "
+            "remove it, or set TMPDIR to a directory of your own"
+        )
     return directory / f"{digest}.sock"
+
+
+class NotPrivate(Exception):
+    """The holders' socket directory is not this user's alone."""
 
 
 def usable_cores() -> int:
@@ -71,6 +86,9 @@ def forward(raw: str, keep_s: float, provers: int) -> tuple[int, str] | None:
         location = (request.get("options") or {}).get("keys_dir") or request["cache_dir"]
         path = socket_path(str(location), dict(circuit))
     except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    except NotPrivate as exc:
+        sys.stderr.write(f"{exc}; proving without a key holder\n")
         return None
     for _ in range(2):
         problem = "closed the connection without an answer (it died)"

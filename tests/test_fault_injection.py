@@ -39,6 +39,15 @@ def test_a_response_naming_a_proof_file_that_was_never_written_is_a_protocol_err
         run_prover(str(make_prover("missing-proof", "zk-halo2")), job, timeout_s=10)
 
 
+@pytest.mark.parametrize("how", ["a-path", "a-link"])
+def test_a_response_naming_a_proof_outside_the_requests_output_directory_is_a_protocol_error(make_prover, job, tmp_path, how):
+    """review53: a fake key holder answered "ok" naming a file of its own outside the run; train
+    recorded it and said the step was proven (verify caught it: missing-proof-file)."""
+    elsewhere = tmp_path / "elsewhere.bin"
+    with pytest.raises(ProverProtocolError, match=f"the artifact\\(s\\) proof it names are not under the request's output directory {job.output_dir}"):
+        run_prover(str(make_prover("outside-proof", str(elsewhere), *(["link"] if how == "a-link" else []))), job, timeout_s=10)
+
+
 def test_a_corrupt_proof_file_passes_the_runner_and_is_left_to_verify(make_prover, job):
     response = run_prover(str(make_prover("corrupt-proof", "zk-halo2")), job, timeout_s=10)
     assert Path(response.artifacts["proof"]).stat().st_size == 64

@@ -91,7 +91,7 @@ def run_prover(
     error that its exit code / output / timeout stands for."""
     path = locate_prover(binary, search_paths)
     completed = _execute(binary, path, list(args), json.dumps(request.to_json_dict()), timeout_s)
-    return classify(completed)
+    return classify(completed, request.output_dir)
 
 
 def _execute(binary: str, path: str, args: list[str], stdin: str, timeout_s: float) -> CompletedProver:
@@ -155,8 +155,9 @@ def _reap(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
         return b"", b""
 
 
-def classify(completed: CompletedProver) -> ProverResponse:
-    """Turn a finished prover process into a response or the typed error of protocol v1."""
+def classify(completed: CompletedProver, output_dir: str | None = None) -> ProverResponse:
+    """Turn a finished prover process into a response or the typed error of protocol v1; an
+    artifact it names must be a file under the request's ``output_dir`` (when given)."""
     code = completed.exit_code
     context: dict[str, Any] = {
         "binary_name": completed.binary,
@@ -164,7 +165,7 @@ def classify(completed: CompletedProver) -> ProverResponse:
         "stderr": tail(completed.stderr),
     }
     if code == EXIT_OK:
-        return _parse_response(completed, context)
+        return _parse_response(completed, context, output_dir)
     reported = _error_message(completed.stdout)
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
@@ -186,7 +187,7 @@ def classify(completed: CompletedProver) -> ProverResponse:
     raise ProverCrashError(f"prover {completed.binary} crashed with exit code {code}: {reported}", **context)
 
 
-def _parse_response(completed: CompletedProver, context: dict[str, Any]) -> ProverResponse:
+def _parse_response(completed: CompletedProver, context: dict[str, Any], output_dir: str | None) -> ProverResponse:
     def protocol_error(why: str) -> PotZkError:
         return ProverProtocolError(
             f"prover {completed.binary} exited 0 but {why}; stdout starts with {completed.stdout[:200]!r}",
@@ -210,6 +211,11 @@ def _parse_response(completed: CompletedProver, context: dict[str, Any]) -> Prov
     absent = sorted(name for name, path in response.artifacts.items() if not os.path.isfile(path))
     if absent:
         raise protocol_error(f"the artifact(s) {', '.join(absent)} it names do not exist")
+    if output_dir is not None:  # review53: a fake key holder named a file of its own, outside the run, and train said "proved"
+        inside = os.path.realpath(output_dir) + os.sep
+        outside = sorted(name for name, path in response.artifacts.items() if not os.path.realpath(path).startswith(inside))
+        if outside:
+            raise protocol_error(f"the artifact(s) {', '.join(outside)} it names are not under the request's output directory {output_dir}")
     return response
 
 

@@ -82,6 +82,6 @@ def prove_held(strategy: ProgramStrategy, job: ProverRequest, plugin: str) -> Wo
     def call() -> ProverResponse:
         assert held.holder is not None, "the plugin was set up"
         code, document = answer(raw, backend.provable_kinds(), held.holder.prove, backend=backend.name)
-        return classify(CompletedProver(binary=strategy.binary, exit_code=code, stdout=json.dumps(document), stderr=""))
+        return classify(CompletedProver(binary=strategy.binary, exit_code=code, stdout=json.dumps(document), stderr=""), job.output_dir)
 
     return _outcome(strategy.name, call)

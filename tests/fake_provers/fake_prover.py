@@ -133,6 +133,20 @@ def main() -> None:
         sys.stdout.write('{"protocol": "pot-zk-prover/1", "status": "ok", "proof_type": "zk-h')
         sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGKILL)
+    elif behaviour == "outside-proof":  # review53: a proof of its own, outside the request's output directory (here: a link out of it)
+        request = json.load(sys.stdin)
+        os.makedirs(request["output_dir"], exist_ok=True)
+        elsewhere = arguments[0]
+        with open(elsewhere, "w") as handle:
+            handle.write("not this step's proof")
+        proof = elsewhere
+        if len(arguments) > 1 and arguments[1] == "link":
+            proof = os.path.join(request["output_dir"], "proof.json")
+            os.symlink(elsewhere, proof)
+        print(json.dumps({
+            "protocol": PROTOCOL, "status": "ok", "proof_type": "zk-groth16",
+            "artifacts": {"proof": proof}, "public": {"step": request["step"]}, "timings": {}, "sizes": {},
+        }))
     elif behaviour in ("corrupt-proof", "missing-proof"):
         answer_with_bad_proof(arguments[0] if arguments else "test-proof", write=behaviour == "corrupt-proof")
     else:

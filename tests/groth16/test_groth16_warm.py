@@ -796,3 +796,36 @@ def test_a_holder_stopped_by_an_unexpected_error_has_written_it_to_its_log_when_
     finally:
         _stop(holder.pid)
         holder.wait(timeout=30)
+
+
+@pytest.mark.parametrize("planted", ["mode-0777", "a-link"])
+def test_a_holders_directory_that_is_not_this_users_alone_is_not_used(cache, tmp_path, planted):
+    """review53: the holders' directory has a predictable name in the temporary directory;
+    another user who made it first (mode 0777) controlled its sockets and pid files: a fake holder
+    answered "ok" with a proof of its own, named a process Ctrl-C then killed, and a pid file
+    linked to another file was written through. A directory not of this user's, 0700, is not
+    used: the step is proven without a holder, and the prover says why."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    name = temporary / f"pot-zk-groth16-{os.getuid()}"
+    if planted == "a-link":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        name.symlink_to(tmp_path / "elsewhere")
+    else:
+        name.mkdir()
+        name.chmod(0o777)
+    spec = tiny_spec()
+    tensors = honest_step(spec, seed=31)
+    witness = write_step(tmp_path / "step.safetensors", spec, *tensors)
+    document = {"protocol": protocol.PROTOCOL, "step": 0, "options": {}, **request_for(tmp_path / "step", cache, witness)}
+    done = subprocess.run(
+        [sys.executable, "-m", "provers.groth16_prover", "--keep-key-s", "30"], input=json.dumps(document), capture_output=True, text=True,
+        cwd=REPO, timeout=300, env={**os.environ, "TMPDIR": str(temporary)},
+    )
+    assert done.returncode == protocol.EXIT_OK, done.stdout + done.stderr
+    assert f"the key holders' directory {name} is not private to this user" in done.stderr and "proving without a key holder" in done.stderr
+    response = json.loads(done.stdout)
+    assert "key_load_s" in response["timings"]  # loaded by this program: no holder served it
+    assert list((name if planted == "mode-0777" else tmp_path / "elsewhere").iterdir()) == []
+    vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
+    assert verify_groth16(spec, Path(response["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
