@@ -253,3 +253,32 @@ def test_an_export_of_a_run_that_did_not_complete_says_so_instead_of_the_auditor
         f"pot-zk export: warning: the run {how}: verify fails it (run-not-completed); complete it with pot-zk resume run and export it again"
     ]
     assert "hand the auditor" not in done.stdout
+
+
+@pytest.mark.parametrize("command, event, again", [
+    ("respond", "challenge.start", "pot-zk respond run CHALLENGE.json"), ("prove-pending", "pending.start", "pot-zk prove-pending run"),
+])
+def test_an_export_of_a_run_whose_respond_or_prove_pending_was_killed_says_so_instead_of_the_auditors_command(
+    trained, tmp_path, command, event, again,
+):
+    """review53: `respond` SIGKILLed mid-proof left the trail ending in its `challenge.start`;
+    export looked only at the training's run.end, said "hand the auditor ...", and every verify
+    of the archive failed it (audit-chain/not-closed)."""
+    import shutil
+
+    from pot_zk.testing.bundle_edit import audit_records, rewrite_audit
+
+    run_dir = Path(shutil.copytree(trained[0], tmp_path / "run", ignore=shutil.ignore_patterns(".pot-zk.lock*")))
+    rewrite_audit(run_dir, [*audit_records(run_dir), {"event": event, "run": "run", "command": command}])
+    done = run("export", "run", "--out", "run.tar.gz", cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / "run.tar.gz").is_file(), done.stderr
+    assert stderr_lines(done.stderr) == [
+        f"pot-zk export: warning: the audit trail ends in an unfinished {command} (killed, or still running): verify fails it "
+        f"(not-closed); run {again} again to finish it, and export it again"
+    ]
+    assert "hand the auditor" not in done.stdout
+    checked = _verify("run.tar.gz", trained[1], trained[2], tmp_path)
+    assert checked.returncode == 1 and "FAILED audit-chain (not-closed): the audit trail does not end with run.end" in checked.stdout, checked.stdout
+    resumed = run("resume", "run", cwd=tmp_path)  # and resume's refusal names what finishes it
+    assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+    assert f"its audit trail ends in an unfinished {command}: run {again.replace(' run', ' ' + str(run_dir), 1)} again to finish it" in resumed.stderr, resumed.stderr

@@ -127,6 +127,17 @@ def training_ends(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e.get("event") == "run.end" and "command" not in e]
 
 
+def open_session(events: list[dict[str, Any]]) -> str | None:
+    """The command of a later session (``respond``, ``prove-pending``) the audit trail ends in
+    without its ``run.end`` (killed, or still running): verify fails such a trail
+    (``not-closed``) whatever the training's end (review53: export handed it over as finished)."""
+    if not events or events[-1].get("event") == "run.end":
+        return None
+    last_end = max((i for i, e in enumerate(events) if e.get("event") == "run.end"), default=-1)
+    opened = [e for e in events[last_end + 1:] if str(e.get("event", "")).endswith(".start") and "command" in e]
+    return str(opened[-1]["command"]) if opened else None
+
+
 def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The tensors and metadata of a safetensors model file."""
     from safetensors import safe_open

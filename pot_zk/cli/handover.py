@@ -32,6 +32,11 @@ def export_command(parser: argparse.ArgumentParser) -> CommandHandler:
             print(f"pot-zk export: warning: the run {how}: verify fails it (run-not-completed); complete it with "
                   f"pot-zk resume {shlex.quote(args.run)} and export it again", file=sys.stderr)
             return 0
+        if made.open_session is not None:  # review53: a killed respond left the trail open; the export was handed over as finished
+            again = "pot-zk respond RUN CHALLENGE.json" if made.open_session == "respond" else f"pot-zk {made.open_session} RUN"
+            print(f"pot-zk export: warning: the audit trail ends in an unfinished {made.open_session} (killed, or still running): verify "
+                  f"fails it (not-closed); run {again.replace('RUN', shlex.quote(args.run))} again to finish it, and export it again", file=sys.stderr)
+            return 0
         print(f"hand the auditor {made.archive}; they check it with: pot-zk verify {shlex.quote(str(made.archive))} --expect-head {made.head}")
         return 0
 

@@ -30,6 +30,7 @@ from pot_zk.bundle.layout import (
     PROOFS,
     BundleReader,
     load_model,
+    open_session,
     read_jsonl,
     training_ends,
 )
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT", "CHECKPOINT", "COMMITMENTS", "CONFIG", "DATASET", "EVALUATIONS", "EXPORT_INVENTORY", "FINAL_MODEL", "INITIAL_MODEL", "MANIFEST", "PROOFS",
-    "RunBundle", "append_jsonl", "discard_incomplete_tail", "load_model", "read_jsonl", "save_model", "training_ends",
+    "RunBundle", "append_jsonl", "discard_incomplete_tail", "load_model", "open_session", "read_jsonl", "save_model", "training_ends",
 ]
 
 

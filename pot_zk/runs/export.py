@@ -32,7 +32,7 @@ from pot_zk.core.atomic import StorageError, atomic_path
 from pot_zk.core.challenge import commitment_head
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.runs import bundle as files
-from pot_zk.bundle.layout import own_file, read_jsonl, training_ends
+from pot_zk.bundle.layout import open_session, own_file, read_jsonl, training_ends
 from pot_zk.runs.bundle import RunBundle
 from pot_zk.runs.lock import RunLock, shared_lock
 
@@ -52,6 +52,9 @@ class Export:
     ended: str | None = "completed"
     """How the run's training ended (its last ``run.end``'s status); None: no end recorded (it
     trains, or was stopped): verify fails such an export (review32: it was handed over as is)."""
+    open_session: str | None = None
+    """The command whose session the audit trail ends in, not closed (``respond``,
+    ``prove-pending``: killed, or still running); verify fails such an export too (review53)."""
 
 
 def exported_files(bundle: RunBundle) -> list[str]:
@@ -125,8 +128,10 @@ def _export(bundle: RunBundle, out: Path | None) -> Export:
         raise ConfigurationError(f"--out {out} exists and is not this export (another file, or an export of another head); remove it or name another archive", key="out")
     with atomic_path(out) as tmp:
         tmp.write_bytes(packed.getvalue())
-    ends = training_ends(read_jsonl(bundle.path(files.AUDIT)))
-    return Export(out, head, tuple(names), ends[-1].get("status") if ends else None)
+    events = read_jsonl(bundle.path(files.AUDIT))
+    ends = training_ends(events)
+    return Export(out, head, tuple(names), ends[-1].get("status") if ends else None, open_session(events))
+
 
 
 def _member(name: str, size: int) -> tarfile.TarInfo:

@@ -37,11 +37,15 @@ def check_resumable(bundle: RunBundle, plan: TrainingPlan, runtime: Runtime) -> 
     closed (after the final model was written, before ``run.end``): resume finishes the close
     (the final model written again from the checkpoint, scored, ``run.end``) rather than leave it
     unverifiable for good (found by a review)."""
-    completed = [e for e in files.training_ends(_complete_records(bundle.path(files.AUDIT))) if e.get("status") == "completed"]
+    events = _complete_records(bundle.path(files.AUDIT))
+    completed = [e for e in files.training_ends(events) if e.get("status") == "completed"]
     if completed:
+        unfinished = files.open_session(events)  # review53: after a killed respond, resume's refusal did not say what finishes it
+        how = {"respond": "pot-zk respond RUN CHALLENGE.json", "prove-pending": "pot-zk prove-pending RUN"}.get(str(unfinished), f"pot-zk {unfinished} RUN")
         raise ConfigurationError(
             f"{bundle.root} holds a completed run: pot-zk resume continues a stopped run, it never extends a completed one "
-            "(train a new run for more steps)",
+            "(train a new run for more steps)"
+            + (f"; its audit trail ends in an unfinished {unfinished}: run {how.replace('RUN', str(bundle.root))} again to finish it" if unfinished else ""),
             key="run_dir",
         )
     manifest = bundle.manifest()
