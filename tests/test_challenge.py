@@ -328,3 +328,35 @@ def test_a_run_with_a_damaged_commitment_record_is_one_line_for_challenge_respon
     assert len(err) == 1 and "commitments.jsonl line 7 is not a JSON" in err[0], err
     report = verify_run(damaged, cache_dir=tmp_path / "cache")
     assert [(f.check, f.reason) for f in report.findings] == [("steps", "unreadable-records")], report.findings
+
+
+@pytest.mark.parametrize("state", ["in-use", "no-end", "interrupted"])
+def test_a_run_still_training_or_not_completed_is_not_challenged(unproven, tmp_path, capsys, state):
+    """review53: `pot-zk challenge` of a run still training said "challenged 2 of 2 steps" (of
+    10), recorded the challenge, and respond and verify failed it with challenge-head-mismatch
+    once training went on. A run held by a live process, or whose training has not completed, is
+    refused in one line, and nothing is written or recorded."""
+    import os
+    import shutil
+    import socket
+
+    from pot_zk.runs.lock import HOLDER_FILE
+    from pot_zk.testing.bundle_edit import audit_records, rewrite_audit
+
+    run = Path(shutil.copytree(unproven, tmp_path / "run"))
+    if state == "in-use":
+        (run / HOLDER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": "pot-zk train", "since": "now"}))
+        expected = f"is in use by pid {os.getpid()} on host {socket.gethostname()} (pot-zk train, since now): it may still be training or proving"
+    else:
+        events = audit_records(run)
+        if state == "no-end":
+            events = events[:-1]
+        else:
+            events[-1]["status"] = "interrupted"
+        rewrite_audit(run, events)
+        expected = (f"the run {'has no end recorded (it is training, or was stopped)' if state == 'no-end' else 'ended interrupted'}: "
+                    "its commitment head, which a challenge binds, changes when it is resumed")
+    cache = tmp_path / "cache"
+    assert main(["challenge", str(run), "--count", "2", "--out", str(tmp_path / "C.json"), "--cache-dir", str(cache)]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "C.json").exists() and not list(cache.rglob("*challenge*"))

@@ -49,6 +49,7 @@ def _challenge(args: argparse.Namespace, root: Path) -> int:
     foreign = not_regular(root)
     if foreign is not None:
         raise ConfigurationError(f"{args.run}: {foreign}", key="run")
+    _check_finished(root, args.run)
     nonce = "" if args.no_nonce else (args.nonce if args.nonce is not None else new_nonce())
     challenge = new_challenge(bundle.manifest(), _commitment_records(bundle, args.run), args.count, nonce)
     store = TrustStore.in_cache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
@@ -70,6 +71,33 @@ def _challenge(args: argparse.Namespace, root: Path) -> int:
     else:
         print(f"written to {args.out}; the trainer answers with: pot-zk respond {shlex.quote(args.run)} {shlex.quote(args.out)}")
     return 0
+
+
+def _check_finished(root: Path, run: str) -> None:
+    """ConfigurationError unless the run's training has completed and no process holds the run
+    (review53: a challenge of a run still training said "challenged 2 of 2 steps", was recorded,
+    and failed challenge-head-mismatch once training went on: the head it binds had changed)."""
+    from pot_zk.bundle.layout import AUDIT, read_jsonl, training_ends
+    from pot_zk.core.small_files import read_small_file
+    from pot_zk.exceptions import ConfigurationError
+    from pot_zk.runs.lock import HOLDER_FILE, LockHolder
+
+    holder = LockHolder.parse(read_small_file(root / HOLDER_FILE))
+    if holder is not None and not holder.gone():
+        raise ConfigurationError(
+            f"{run} is in use by {holder.describe()}: it may still be training or proving, and its commitment head, which a challenge "
+            "binds, may still change; challenge it when that has ended", key="run",
+        )
+    try:
+        ends = training_ends(read_jsonl(root / AUDIT))
+    except (OSError, ValueError):
+        ends = []  # verify names a missing or damaged trail; the commitments decide what can be challenged
+    if not ends or ends[-1].get("status") != "completed":
+        how = "has no end recorded (it is training, or was stopped)" if not ends else f"ended {ends[-1].get('status')}"
+        raise ConfigurationError(
+            f"{run}: the run {how}: its commitment head, which a challenge binds, changes when it is resumed, and verify fails it "
+            "(run-not-completed); challenge it once it has completed", key="run",
+        )
 
 
 def _commitment_records(bundle: "BundleReader", run: str) -> list[dict]:
