@@ -446,3 +446,39 @@ def test_verify_help_names_the_limits_verify_applies():
     assert shown.returncode == 0, shown.stderr
     for option, default in (("--max-data-values", MAX_DATA_VALUES), ("--max-records", MAX_RECORDS)):
         assert f"(default: {default:,}," in text.split(f"{option} N")[-1].split(" --", 1)[0], shown.stdout
+
+
+def test_a_sweep_into_a_directory_whose_job_is_held_is_refused_before_hydra_writes(tmp_path):
+    """review53: a second sweep into the directory of a sweep still running wrote its job's
+    .hydra/ over the live job's (Hydra writes it before the job takes its run's lock), and its
+    refused job left job_error.json there. It is refused in one line, and writes nothing; a
+    sweep without hydra.sweep.dir gets a directory of its own, to the microsecond."""
+    import subprocess
+    import sys
+
+    job = tmp_path / "sweep" / "0"
+    job.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pot_zk.runs.lock import RunLock\n"
+         "with RunLock(sys.argv[1], 'pot-zk train'):\n    print('held', flush=True)\n    time.sleep(120)", str(job)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = sorted(p.name for p in job.iterdir())
+        swept = run("train", "model=tiny_mlp", "data=synthetic", "train.max_steps=1", "mode=disabled", "train.progress=false",
+                    "train.learning_rate=0.05,0.07", f"hydra.sweep.dir={tmp_path / 'sweep'}", "--multirun", cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert swept.returncode == 2, swept.stdout + swept.stderr
+    [line] = stderr_lines(swept.stderr)
+    assert line.startswith(f"pot-zk train: the sweep directory {tmp_path / 'sweep'} is in use ({job} is in use by pid {holder.pid}")
+    assert line.endswith("pass hydra.sweep.dir=DIR to sweep into another directory")
+    assert sorted(p.name for p in job.iterdir()) == before and sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["0"]
+    default = run("train", "model=tiny_mlp", "data=synthetic", "train.max_steps=1", "mode=disabled", "train.progress=false", "--multirun",
+                  cwd=tmp_path)
+    assert default.returncode == 0, default.stderr
+    [day] = (tmp_path / "multirun").iterdir()
+    [when] = day.iterdir()
+    assert len(when.name.split("-")) == 4 and len(when.name.split("-")[3]) == 6, when.name  # HH-MM-SS-microseconds

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import hydra
@@ -126,6 +127,11 @@ def run_hydra_app(name: str, argv: Sequence[str]) -> int:
     if any(informational):
         return _run(name, argv)
     if flags.multirun:  # each job is validated as it runs; a failed job is the sweep's to report
+        from pot_zk.runs.sweep_jobs import refuse_a_sweep_directory_in_use
+
+        swept = [o.split("=", 1)[1] for o in flags.overrides if o.startswith("hydra.sweep.dir=")]
+        if swept:  # the default is a new directory per sweep (conf/config.yaml: to the microsecond)
+            refuse_a_sweep_directory_in_use(Path(swept[-1]))
         global TRACEBACKS
         TRACEBACKS = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
         FAILED_JOBS.clear()

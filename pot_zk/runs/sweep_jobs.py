@@ -46,6 +46,28 @@ class SweepJobs(Callback):
         record_job_error(config.hydra.runtime.output_dir, error, list(job_return.overrides or []))
 
 
+def refuse_a_sweep_directory_in_use(sweep_dir: Path) -> None:
+    """RunInUseError (naming the sweep directory) when a process holds the lock of one of
+    ``sweep_dir``'s job directories now: Hydra writes each job's ``.hydra/`` before the job
+    takes its run's lock, so a second sweep into the directory of one still running overwrote a
+    live run's record of how it was launched, and its refused job left its error there
+    (review53). Checked with a shared lock, which writes nothing."""
+    from pot_zk.exceptions import ConfigurationError
+    from pot_zk.runs.lock import RunInUseError, shared_lock
+
+    if not sweep_dir.is_dir():
+        return
+    for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.is_symlink()):
+        try:
+            with shared_lock(job):
+                pass
+        except RunInUseError as exc:
+            raise ConfigurationError(
+                f"the sweep directory {sweep_dir} is in use ({exc.message}): pass hydra.sweep.dir=DIR to sweep into another directory",
+                key="hydra.sweep.dir",
+            ) from None
+
+
 def record_job_error(job_dir: str | Path, error: BaseException, overrides: list[str]) -> None:
     """``job_error.json`` in the job's directory: the error's class and message, the job's overrides."""
     record = error.to_record() if isinstance(error, PotZkError) else {"error_class": type(error).__name__, "message": str(error)}
