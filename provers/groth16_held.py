@@ -53,8 +53,11 @@ def socket_path(location: str, circuit: dict) -> Path:
     circuit_id = hashlib.sha256(json.dumps(circuit, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     digest = hashlib.sha256(f"{HOLDER_PROTOCOL}\0{Path(location).resolve()}\0{circuit_id}".encode()).hexdigest()[:24]
     directory = Path(tempfile.gettempdir()) / f"pot-zk-groth16-{os.getuid()}"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    status = os.lstat(directory)
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        status = os.lstat(directory)
+    except OSError as exc:  # a dangling link or a file of that name, say
+        raise NotPrivate(f"the key holders' directory {directory} cannot be used ({exc.strerror})") from None
     # review53: another user who made this directory first (its name is predictable) controlled every
     # socket, pid and log file in it: a fake holder answered "ok", named a process to kill on Ctrl-C,
     # and a pid file linked elsewhere was written through. Only a directory of this user's, 0700, is used.

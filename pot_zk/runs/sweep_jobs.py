@@ -47,7 +47,7 @@ class SweepJobs(Callback):
 
 
 def refuse_a_sweep_directory_in_use(sweep_dir: Path) -> None:
-    """RunInUseError (naming the sweep directory) when a process holds the lock of one of
+    """ConfigurationError (naming the sweep directory) when a process holds the lock of one of
     ``sweep_dir``'s job directories now: Hydra writes each job's ``.hydra/`` before the job
     takes its run's lock, so a second sweep into the directory of one still running overwrote a
     live run's record of how it was launched, and its refused job left its error there
@@ -61,6 +61,8 @@ def refuse_a_sweep_directory_in_use(sweep_dir: Path) -> None:
         try:
             with shared_lock(job):
                 pass
+        except OSError:  # a lock file this account may not open: the job's own lock decides when it runs
+            continue
         except RunInUseError as exc:
             raise ConfigurationError(
                 f"the sweep directory {sweep_dir} is in use ({exc.message}): pass hydra.sweep.dir=DIR to sweep into another directory",
