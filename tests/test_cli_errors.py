@@ -466,16 +466,36 @@ def test_a_sweep_into_a_directory_whose_job_is_held_is_refused_before_hydra_writ
     try:
         assert holder.stdout.readline() == "held\n"
         before = sorted(p.name for p in job.iterdir())
-        swept = run("train", "model=tiny_mlp", "data=synthetic", "train.max_steps=1", "mode=disabled", "train.progress=false",
-                    "train.learning_rate=0.05,0.07", f"hydra.sweep.dir={tmp_path / 'sweep'}", "--multirun", cwd=tmp_path)
+        swept = [
+            run("train", "model=tiny_mlp", "data=synthetic", "train.max_steps=1", "mode=disabled", "train.progress=false",
+                "train.learning_rate=0.05,0.07", f"{given}hydra.sweep.dir={tmp_path / 'sweep'}", "--multirun", cwd=tmp_path)
+            for given in ("", "++")  # review54: ++hydra.sweep.dir=D was not checked
+        ]
     finally:
         holder.kill()
         holder.wait()
-    assert swept.returncode == 2, swept.stdout + swept.stderr
-    [line] = stderr_lines(swept.stderr)
-    assert line.startswith(f"pot-zk train: the sweep directory {tmp_path / 'sweep'} is in use ({job} is in use by pid {holder.pid}")
-    assert line.endswith("pass hydra.sweep.dir=DIR to sweep into another directory")
-    assert sorted(p.name for p in job.iterdir()) == before and sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["0"]
+    for refused in swept:
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        [line] = stderr_lines(refused.stderr)
+        assert line.startswith(f"pot-zk train: the sweep directory {tmp_path / 'sweep'} is in use ({job} is in use by pid {holder.pid}")
+        assert line.endswith("pass hydra.sweep.dir=DIR to sweep into another directory")
+    assert sorted(p.name for p in job.iterdir()) == before and [p.name for p in (tmp_path / "sweep").iterdir() if p.name != ".pot-zk.sweep.lock"] == ["0"]
+    sweeping = subprocess.Popen(  # review54: between jobs no job is held; the sweep's own lock is, for the whole sweep
+        [sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
+         "with FileLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)", str(tmp_path / "sweep" / ".pot-zk.sweep.lock")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert sweeping.stdout.readline() == "held\n"
+        second = run("train", "model=tiny_mlp", "data=synthetic", "train.max_steps=1", "mode=disabled", "train.progress=false",
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}", "--multirun", cwd=tmp_path)
+    finally:
+        sweeping.kill()
+        sweeping.wait()
+    assert second.returncode == 2 and stderr_lines(second.stderr) == [
+        f"pot-zk train: the sweep directory {tmp_path / 'sweep'} is in use by another sweep: pass hydra.sweep.dir=DIR to sweep into another directory"
+    ], second.stderr
+    assert sorted(p.name for p in job.iterdir()) == before
     default = run("train", "model=tiny_mlp", "data=synthetic", "train.max_steps=1", "mode=disabled", "train.progress=false", "--multirun",
                   cwd=tmp_path)
     assert default.returncode == 0, default.stderr

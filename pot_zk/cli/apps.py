@@ -127,15 +127,14 @@ def run_hydra_app(name: str, argv: Sequence[str]) -> int:
     if any(informational):
         return _run(name, argv)
     if flags.multirun:  # each job is validated as it runs; a failed job is the sweep's to report
-        from pot_zk.runs.sweep_jobs import refuse_a_sweep_directory_in_use
+        from pot_zk.runs.sweep_jobs import sweep_lock
 
-        swept = [o.split("=", 1)[1] for o in flags.overrides if o.startswith("hydra.sweep.dir=")]
-        if swept:  # the default is a new directory per sweep (conf/config.yaml: to the microsecond)
-            refuse_a_sweep_directory_in_use(Path(swept[-1]))
+        swept = [o.split("=", 1)[1] for o in flags.overrides if o.lstrip("+").startswith("hydra.sweep.dir=")]  # review54: ++hydra.sweep.dir too
         global TRACEBACKS
         TRACEBACKS = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
         FAILED_JOBS.clear()
-        _run(name, argv)
+        with sweep_lock(Path(swept[-1]) if swept else None):  # the default is a new directory per sweep (conf/config.yaml: to the microsecond)
+            _run(name, argv)
         if FAILED_JOBS:
             print(f"pot-zk {name}: {len(FAILED_JOBS)} job(s) of the sweep failed (above); pot-zk sweep-report lists every job", file=sys.stderr)
             return 1

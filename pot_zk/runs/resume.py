@@ -18,6 +18,7 @@ checkpoint), raised before anything is written.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def check_resumable(bundle: RunBundle, plan: TrainingPlan, runtime: Runtime) -> 
         raise ConfigurationError(
             f"{bundle.root} holds a completed run: pot-zk resume continues a stopped run, it never extends a completed one "
             "(train a new run for more steps)"
-            + (f"; its audit trail ends in an unfinished {unfinished}: run {how.replace('RUN', str(bundle.root))} again to finish it" if unfinished else ""),
+            + (f"; its audit trail ends in an unfinished {unfinished}: run {how.replace('RUN', shlex.quote(str(bundle.root)))} again to finish it" if unfinished else ""),
             key="run_dir",
         )
     manifest = bundle.manifest()

@@ -15,8 +15,9 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
@@ -44,6 +45,39 @@ class SweepJobs(Callback):
             return
         error = job_return._return_value  # Hydra's own LogJobReturnCallback reads it so: .return_value re-raises
         record_job_error(config.hydra.runtime.output_dir, error, list(job_return.overrides or []))
+
+
+SWEEP_LOCK = ".pot-zk.sweep.lock"
+
+
+@contextmanager
+def sweep_lock(sweep_dir: Path | None) -> Iterator[None]:
+    """For the whole of a sweep into ``sweep_dir`` (None: Hydra's default, a new directory): its
+    lock, taken without waiting (ConfigurationError while another sweep into it runs), and no job
+    directory of it held by another process (:func:`refuse_a_sweep_directory_in_use`). Hydra
+    writes a job's ``.hydra/`` before the job takes its run's lock: checking the job locks once
+    left the moments between jobs open to a second sweep (review54)."""
+    from filelock import FileLock, Timeout
+
+    from pot_zk.exceptions import ConfigurationError
+
+    if sweep_dir is None:
+        yield
+        return
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(sweep_dir / SWEEP_LOCK), timeout=0)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigurationError(
+            f"the sweep directory {sweep_dir} is in use by another sweep: pass hydra.sweep.dir=DIR to sweep into another directory",
+            key="hydra.sweep.dir",
+        ) from None
+    try:
+        refuse_a_sweep_directory_in_use(sweep_dir)
+        yield
+    finally:
+        lock.release()
 
 
 def refuse_a_sweep_directory_in_use(sweep_dir: Path) -> None:
