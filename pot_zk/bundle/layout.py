@@ -127,6 +127,15 @@ def training_ends(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e.get("event") == "run.end" and "command" not in e]
 
 
+def complete_records(path: Path) -> list[Any]:
+    """The records of a JSON-lines file a kill may have cut short (its last, partial line left
+    out); none for a missing file. ValueError for a line in the middle that is not JSON."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].split(b"\n") if line.strip()]
+
+
 def open_session(events: list[dict[str, Any]]) -> str | None:
     """The command of a later session (``respond``, ``prove-pending``) the audit trail ends in
     without its ``run.end`` (killed, or still running): verify fails such a trail

@@ -81,16 +81,13 @@ def _check_finished(root: Path, run: str) -> None:
     prove-pending add proofs only), so a process holding the run now is no reason to refuse
     (review54: a lock record the trainer planted made an honest finished run unchallengeable). A
     last line a kill cut short is left out, as resume reads it."""
-    import json
     import shlex
 
-    from pot_zk.bundle.layout import AUDIT, training_ends
+    from pot_zk.bundle.layout import AUDIT, complete_records, training_ends
     from pot_zk.exceptions import ConfigurationError
 
     try:
-        data = (root / AUDIT).read_bytes()
-        events = [json.loads(line) for line in data[: data.rfind(b"\n") + 1].split(b"\n") if line.strip()]
-        ends = training_ends([e for e in events if isinstance(e, dict)])
+        ends = training_ends([e for e in complete_records(root / AUDIT) if isinstance(e, dict)])
     except (OSError, ValueError) as error:
         raise ConfigurationError(
             f"{run}: its audit trail cannot be read ({str(error)[:200]}); nothing to challenge (pot-zk verify {shlex.quote(run)} says what is wrong)",

@@ -29,6 +29,7 @@ from pot_zk.bundle.layout import (
     MANIFEST,
     PROOFS,
     BundleReader,
+    complete_records,
     load_model,
     open_session,
     read_jsonl,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT", "CHECKPOINT", "COMMITMENTS", "CONFIG", "DATASET", "EVALUATIONS", "EXPORT_INVENTORY", "FINAL_MODEL", "INITIAL_MODEL", "MANIFEST", "PROOFS",
-    "RunBundle", "append_jsonl", "discard_incomplete_tail", "load_model", "open_session", "read_jsonl", "save_model", "training_ends",
+    "RunBundle", "append_jsonl", "complete_records", "discard_incomplete_tail", "load_model", "open_session", "read_jsonl", "save_model", "training_ends",
 ]
 
 

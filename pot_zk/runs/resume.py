@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,7 +37,7 @@ def check_resumable(bundle: RunBundle, plan: TrainingPlan, runtime: Runtime) -> 
     closed (after the final model was written, before ``run.end``): resume finishes the close
     (the final model written again from the checkpoint, scored, ``run.end``) rather than leave it
     unverifiable for good (found by a review)."""
-    events = _complete_records(bundle.path(files.AUDIT))
+    events = files.complete_records(bundle.path(files.AUDIT))
     completed = [e for e in files.training_ends(events) if e.get("status") == "completed"]
     if completed:
         unfinished = files.open_session(events)  # review53: after a killed respond, resume's refusal did not say what finishes it
@@ -118,11 +117,3 @@ def check_checkpoint(bundle: RunBundle, plan: TrainingPlan, model: torch.nn.Modu
 def _plain(value: Any) -> Any:
     """JSON's view of a value (tuples as lists), as the manifest holds it."""
     return json.loads(json.dumps(value))
-
-
-def _complete_records(path: Path) -> list[dict[str, Any]]:
-    """The records of a JSON-lines file a kill may have cut short (its last, partial line left out)."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].split(b"\n") if line.strip()]
