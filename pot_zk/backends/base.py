@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Mapping, Protocol, Sequence
 import torch
 from torch import nn
 
-from pot_zk.core.protocol import ProverResponse
+from pot_zk.core.protocol import ProverRequest, ProverResponse
 from pot_zk.core.registry import Registry
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.base import BatchStep, StepKind, StepTensor
@@ -370,6 +370,16 @@ class ProverBackend(ABC):
     @abstractmethod
     def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
         """See :class:`StepVerifier`."""
+
+    def check_on_receipt(self, request: ProverRequest, response: ProverResponse, commitments: Mapping[str, Any]) -> bool:
+        """In the trainer, when its prover program answers "ok" for ``request``: raise
+        ProofVerificationError (with a ``reason``) unless the proof the response names shows the
+        step the trainer committed (``commitments``, its record in commitments.jsonl) under the
+        key the request was proven with. The trainer's own check of its program's answer, not an
+        auditor's verdict: the key is the trainer's. Returns whether it checked: False where a
+        verification costs too much to run per proof (``zk-halo2`` derives its keys: minutes),
+        so "proved" stays the program's word there until ``pot-zk verify``."""
+        return False
 
     @abstractmethod
     def new_keys(self, statements: Sequence[Statement], out_dir: Path, cache_dir: Path) -> GeneratedKeys:

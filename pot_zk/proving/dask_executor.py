@@ -207,7 +207,7 @@ class ClusterPipeline(ProvingPipeline):
     def __init__(self, pipeline: ProvingPipeline, calls: ClusterCalls) -> None:
         super().__init__(
             pipeline.strategy, pipeline.schedule, pipeline.handler, pipeline.audit, pipeline.stats,
-            sleep=pipeline.sleep, uniform=pipeline.uniform,
+            sleep=pipeline.sleep, uniform=pipeline.uniform, check=pipeline.check,
         )
         self._calls = calls
 

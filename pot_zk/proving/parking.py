@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from pot_zk.core.audit import AuditLog
 from pot_zk.proving.handlers import HandlerSettings
+from pot_zk.proving.receipt import ReceiptCheck
 from pot_zk.proving.pipeline import ProofFailure, ProofResult, ProvingPipeline, failed
 from pot_zk.proving.retry import RetrySchedule, Sleep, wall_clock_sleep
 from pot_zk.proving.stats import ProvingStats
@@ -91,6 +92,7 @@ def prove_pending(
     prepare: Callable[[ProverRequest], ProverRequest | None] | None = None,
     record: Callable[[ProofResult], None] | None = None,
     configured: ProverStrategy | None = None,
+    check: ReceiptCheck | None = None,
 ) -> list[ProofResult]:
     """Retry every parked job with the strategy it was parked from. A job whose proof now
     succeeds has its file removed; one that fails again stays parked (attempts updated).
@@ -117,7 +119,7 @@ def prove_pending(
         strategy = strategy_from_spec(parked["strategy"], registry)
         if configured is not None and configured.name == strategy.name:
             strategy = configured
-        pipeline = ProvingPipeline(strategy, schedule, ParkForLater(park_dir), audit, stats, sleep=sleep)
+        pipeline = ProvingPipeline(strategy, schedule, ParkForLater(park_dir), audit, stats, sleep=sleep, check=check)
         result = pipeline.prove(job, record=record)
         if result.status == "proved":
             path.unlink()

@@ -14,6 +14,7 @@ from pot_zk.core.audit import AuditLog
 from pot_zk.core.prover_processes import closing_run
 from pot_zk.exceptions import PotZkError, ProofGenerationError, RetryExhaustedError
 from pot_zk.core.protocol import ProverResponse
+from pot_zk.proving.receipt import ReceiptCheck
 from pot_zk.proving.retry import RetrySchedule, Sleep, call_with_retry, wall_clock_sleep
 from pot_zk.proving.stats import ProvingStats
 from pot_zk.proving.strategies import ProverStrategy
@@ -95,6 +96,7 @@ class ProvingPipeline:
         *,
         sleep: Sleep = wall_clock_sleep,
         uniform: Callable[[float, float], float] = random.uniform,
+        check: ReceiptCheck | None = None,
     ) -> None:
         self.strategy = strategy
         self.schedule = schedule
@@ -103,6 +105,9 @@ class ProvingPipeline:
         self.stats = stats
         self.sleep = sleep
         self.uniform = uniform
+        self.check = check
+        """Checks each "ok" answer's proof before it counts (:class:`~pot_zk.proving.receipt.ReceiptCheck`):
+        a proof that does not verify is a failed attempt, handled as any other."""
 
     def prove(self, job: ProverRequest, record: Callable[[ProofResult], None] | None = None) -> ProofResult:
         """Prove one job. Returns its result; raises only when the handler halts (fail_fast).
@@ -139,6 +144,7 @@ class ProvingPipeline:
             started = time.perf_counter()
             try:
                 response = _call_strategy(strategy, job)
+                checked = self.check is not None and self.check(job, response)
             except PotZkError as error:
                 duration = time.perf_counter() - started
                 self.stats.record_attempt(strategy.name, duration, error.error_class)
@@ -148,7 +154,7 @@ class ProvingPipeline:
             self.stats.record_attempt(strategy.name, duration, None)
             log.event(
                 "attempt", attempt=attempts, outcome="ok", duration_s=duration, proof_type=response.proof_type,
-                timings=response.timings, sizes=response.sizes,
+                timings=response.timings, sizes=response.sizes, checked_on_receipt=checked,
             )
             return response
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pot_zk.backends.registry import backend_of, spec_from_dict
+from pot_zk.proving.receipt import ReceiptCheck
 from pot_zk.core.audit import AuditLog
 from pot_zk.core.protocol import ProverRequest
 from pot_zk.exceptions import ConfigurationError
@@ -56,6 +57,7 @@ def prove_parked(
     return prove_pending(
         bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry,
         prepare=prepare, record=lambda result: record_outcome(bundle, result, keep_witness=keep), configured=runtime.strategy,
+        check=ReceiptCheck(backend_of(spec), by_step.get),
     )
 
 

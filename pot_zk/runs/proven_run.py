@@ -20,8 +20,10 @@ from pot_zk.exceptions import InvalidModelStateError, StepMismatchError, Witness
 from pot_zk.kinds.base import BatchStep
 from pot_zk.kinds.registry import STEP_KINDS, kind_of, save_training_step
 from pot_zk.backends.base import Statement
+from pot_zk.backends.registry import backend_of
 from pot_zk.proving.parking import parked_path
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
+from pot_zk.proving.receipt import ReceiptCheck
 from pot_zk.core.prover_processes import closing_run
 from pot_zk.core.protocol import ProverRequest
 from pot_zk.runs.bundle import AUDIT, RunBundle, read_jsonl
@@ -96,7 +98,17 @@ class ProvenRun:
         self._final_proofs = {r["step"] for r in bundle.proofs() if r["status"] in ("proved", "failed")}
         self._proved = {r["step"] for r in bundle.proofs() if r["status"] == "proved"}
         self._queued_at: dict[int, float] = {}
+        self._submitted: dict[int, dict[str, Any]] = {}
+        """The commitment record of each step submitted for proof: what a proof is checked
+        against when its prover program answers (:meth:`recorded`)."""
         self.keep_witnesses = declared_retention(bundle.manifest()).keeps_all
+        if pipeline is not None:
+            pipeline.check = ReceiptCheck(backend_of(spec), self.recorded)
+
+    def recorded(self, index: int) -> dict[str, Any] | None:
+        """Step ``index``'s commitment record, kept when it was submitted (read from the pipeline's
+        threads, which never read commitments.jsonl while training appends to it)."""
+        return self._submitted.get(index)
 
     def job_for(self, index: int) -> ProverRequest:
         return proof_job(self.bundle, self.spec, index, self.cache_dir, self.prover_options)
@@ -231,6 +243,7 @@ class ProvenRun:
                 self._done_steps.add(index)
             self.progress.steps += 1
         if scheduled and index not in self._final_proofs and not parked_path(self.bundle.park_dir, index).exists():
+            self._submitted[index] = record
             self.submit(index)
 
     def _continued(self, index: int, after: str, found: str) -> str:
@@ -270,17 +283,18 @@ class ProvenRun:
     def requeue_unfinished(self, before_step: int) -> list[int]:
         """Queue again the scheduled steps before ``before_step`` whose proof never reached a
         final outcome (the run was killed while they were queued or proving)."""
-        steps = [
-            r["step"]
+        records = [
+            r
             for r in self.bundle.commitments()
             if r["scheduled"]
             and r["step"] < before_step
             and r["step"] not in self._final_proofs
             and not parked_path(self.bundle.park_dir, r["step"]).exists()
         ]
-        for index in steps:
-            self.submit(index)
-        return steps
+        for record in records:
+            self._submitted[record["step"]] = record
+            self.submit(record["step"])
+        return [record["step"] for record in records]
 
     def submit(self, index: int) -> None:
         assert self.executor is not None and self.pipeline is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 
-from pot_zk.backends.registry import commit_step, spec_from_dict
+from pot_zk.backends.registry import backend_of, commit_step, spec_from_dict
 from pot_zk.config.build import load_run_config
 from pot_zk.core.challenge import Challenge, challenge_problems
 from pot_zk.exceptions import ChallengeError, ConfigurationError, PotZkError, WitnessBuilderError
@@ -31,6 +31,7 @@ from pot_zk.runs.proven_run import proof_job, record_outcome
 from pot_zk.runs.replay import replay_witnesses
 from pot_zk.runs.witnesses import declared_retention
 from pot_zk.proving.parking import parked_path
+from pot_zk.proving.receipt import ReceiptCheck
 
 @dataclass(frozen=True)
 class ChallengeAnswer:
@@ -123,6 +124,7 @@ def respond(
             head=challenge.head, nonce=challenge.nonce, steps=list(challenge.steps), to_prove=to_prove, replayed=missing,
         )
         pipeline = lifecycle.pipeline(sleep=sleep)
+        pipeline.check = ReceiptCheck(backend_of(spec), by_step.get)
         for step in to_prove:
             job = proof_job(bundle, spec, step, lifecycle.runtime.plan.cache_dir, options)
             result = pipeline.prove(job, record=lambda result: record_outcome(bundle, result, keep_witness=keep, labels=label))

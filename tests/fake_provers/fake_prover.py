@@ -12,6 +12,7 @@
     fake_prover.py exit CODE                print an error response, exit CODE
     fake_prover.py partial-kill             write half a response to stdout, then SIGKILL itself
     fake_prover.py corrupt-proof [TYPE]     answer ok, but the proof file holds random bytes
+    fake_prover.py copied-proof FILE        answer ok (zk-groth16) with a copy of FILE as the proof
     fake_prover.py missing-proof [TYPE]     answer ok, naming a proof file it never wrote
     fake_prover.py random SEED STATE [TYPE] the n-th run (counted in STATE) behaves as
                                             choose(SEED, n): a seeded random fault, or ok
@@ -143,6 +144,16 @@ def main() -> None:
         if len(arguments) > 1 and arguments[1] == "link":
             proof = os.path.join(request["output_dir"], "proof.json")
             os.symlink(elsewhere, proof)
+        print(json.dumps({
+            "protocol": PROTOCOL, "status": "ok", "proof_type": "zk-groth16",
+            "artifacts": {"proof": proof}, "public": {"step": request["step"]}, "timings": {}, "sizes": {},
+        }))
+    elif behaviour == "copied-proof":  # a real zk-groth16 proof, of whichever step it was made for
+        request = json.load(sys.stdin)
+        os.makedirs(request["output_dir"], exist_ok=True)
+        proof = os.path.join(request["output_dir"], "proof.bin")
+        with open(arguments[0], "rb") as source, open(proof, "wb") as handle:
+            handle.write(source.read())
         print(json.dumps({
             "protocol": PROTOCOL, "status": "ok", "proof_type": "zk-groth16",
             "artifacts": {"proof": proof}, "public": {"step": request["step"]}, "timings": {}, "sizes": {},

@@ -110,6 +110,28 @@ def test_the_run_trains_exactly_commits_every_step_and_verifies(honest):
     ), line
 
 
+def test_a_proof_that_does_not_verify_for_its_step_is_not_counted_as_proved(honest, tmp_path, make_prover):
+    """The trainer checks each zk-groth16 proof its prover program answers with against the
+    commitments it recorded for the step, before the step counts as proved. A program that
+    answers every request with the honest run's real proof of step 3 (the same statement and
+    seed, so the right proof for step 3): step 3 is proved, step 0's answer is a failed attempt
+    (the mode's handler: continue), not "proved" with a proof only verify would reject."""
+    honest_run, cache = honest
+    step_3 = next(r for r in RunBundle.open(honest_run).proofs() if r["step"] == 3 and r["status"] == "proved")
+    lying = make_prover("copied-proof", str(honest_run / step_3["proof"]))
+    run = tmp_path / "run"
+    summary = train(compose_config(overrides(run, cache, f"prover.binary={lying}")), sleep=lambda seconds: None)
+    assert summary.status == "completed", summary
+    outcomes = {r["step"]: r for r in RunBundle.open(run).proofs()}
+    assert {step: (r["status"], r["proof_type"]) for step, r in outcomes.items()} == {0: ("failed", None), 3: ("proved", "zk-groth16")}
+    assert outcomes[0]["error"]["error_class"] == "RetryExhaustedError"  # retried, as any program's protocol error is
+    assert "ProverProtocolError: the prover program answered ok for step 0, but its zk-groth16 proof does not verify against the step's recorded commitments (invalid-proof" in outcomes[0]["error"]["message"]
+    attempts = [e for e in _jsonl(run / "audit.jsonl") if e["event"] == "attempt"]
+    assert {(e["step"], e["outcome"], e.get("checked_on_receipt")) for e in attempts} == {(0, "failed", None), (3, "ok", True)}
+    assert sum(e["step"] == 0 for e in attempts) == 4
+    assert verify_run(run, cache_dir=cache).coverage["zk-groth16"] == 1
+
+
 def test_pot_zk_verify_accepts_it_on_the_command_line(honest):
     run, cache = honest
     done = subprocess.run(

@@ -45,9 +45,9 @@ from pot_zk.backends.groth16.statements import STATEMENTS
 from pot_zk.backends.groth16.training import ExactTraining
 from pot_zk.backends.groth16.verifier import verifier_key, verify_proof_file
 from pot_zk.backends.keys import KeySet
-from pot_zk.core.protocol import ProverResponse
+from pot_zk.core.protocol import ProverRequest, ProverResponse
 from pot_zk.core.stages import stage
-from pot_zk.exceptions import ConfigurationError
+from pot_zk.exceptions import ConfigurationError, ProofVerificationError
 from pot_zk.kinds.base import BatchStep, StepKind
 
 
@@ -145,6 +145,17 @@ class Groth16Backend(ProverBackend):
             raise ConfigurationError("verifying a zk-groth16 proof needs a verifying key (--keys, or the dev key in the cache)", key="keys")
         verify_proof_file(statement.spec, statement.commitment.to_dict(), proof, keys.material)
 
+    def check_on_receipt(self, request: ProverRequest, response: ProverResponse, commitments: Mapping[str, Any]) -> bool:
+        """A pairing check (milliseconds) against the verifying key of the key directory the
+        request was proven with (``keys_dir``, else the dev key in its cache): the trainer's key."""
+        spec = self.spec_from_dict(request.circuit)
+        given = request.options.get("keys_dir")
+        key = verifier_key(spec, None, Path(request.cache_dir), Path(given) if given else None, allow_dev=True)
+        proof = response.artifacts.get("proof")
+        if not isinstance(proof, str):
+            raise ProofVerificationError("the response names no proof file", reason="malformed-proof")
+        verify_proof_file(spec, commitments, Path(proof), key)
+        return True
 
     def new_keys(self, statements: Sequence[Groth16Statement], out_dir: Path, cache_dir: Path) -> GeneratedKeys:
         return auditor_keys.new_keys(statements, out_dir, cache_dir)
