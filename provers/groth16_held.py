@@ -82,7 +82,10 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def forward(raw: str, keep_s: float, provers: int) -> tuple[int, str] | None:
+def forward(raw: str, keep_s: float, provers: int, notes: list[str] | None = None) -> tuple[int, str] | None:
+    """The holder's (exit code, response document) for ``raw``; None: prove it in this process
+    (a request the holder would not take, or no holder could be used: then why goes to stderr
+    and to ``notes``, which the program's response carries)."""
     try:
         request = json.loads(raw)
         circuit = request["circuit"]
@@ -91,14 +94,14 @@ def forward(raw: str, keep_s: float, provers: int) -> tuple[int, str] | None:
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
     except NotPrivate as exc:
-        sys.stderr.write(f"{exc}; proving without a key holder\n")
+        _unheld(str(exc), notes)
         return None
     for _ in range(2):
         problem = "closed the connection without an answer (it died)"
         try:
             connection = _connect(path) or _start_holder(path, raw, keep_s, provers)
         except RuntimeError as exc:
-            sys.stderr.write(f"{exc}; proving without a key holder\n")
+            _unheld(str(exc), notes)
             return None
         _report_helper(_holder_pid(path))
         with closing(connection):
@@ -111,6 +114,12 @@ def forward(raw: str, keep_s: float, provers: int) -> tuple[int, str] | None:
         if reply is not None:
             return int(reply["code"]), json.dumps(reply["document"])
     return EXIT_TRANSIENT, _error(f"the key holder at {path} {problem}")
+
+
+def _unheld(why: str, notes: list[str] | None) -> None:
+    sys.stderr.write(f"{why}; proving without a key holder\n")
+    if notes is not None:
+        notes.append(f"no key holder: {why}; this proof loaded its proving key itself, as each proof will until a holder starts")
 
 
 def _error(message: str) -> str:

@@ -33,10 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     raw = sys.stdin.read()
     if options.provers < 0:
         parser.error("--provers must be >= 0")
+    notes: list[str] = []
     if options.keep_key_s > 0:
         from provers.groth16_held import forward, usable_cores
 
-        answered = forward(raw, options.keep_key_s, options.provers or usable_cores())
+        answered = forward(raw, options.keep_key_s, options.provers or usable_cores(), notes)
         if answered is not None:
             code, document = answered
             sys.stdout.write(document + "\n")
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     from pot_zk.backends.groth16.statements import STATEMENTS
     from pot_zk.core.prover_program import serve
 
-    serve(tuple(STATEMENTS.names()), _prove, backend="groth16", raw=raw)
+    serve(tuple(STATEMENTS.names()), _prove, backend="groth16", raw=raw, notes=notes)
 
 
 if __name__ == "__main__":

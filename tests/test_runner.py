@@ -71,7 +71,7 @@ def test_death_by_signal_is_a_retryable_crash_naming_the_signal(make_prover, job
     assert caught.value.retryable
 
 
-@pytest.mark.parametrize("behaviour", ["garbage", "truncated", "wrong-protocol"])
+@pytest.mark.parametrize("behaviour", ["garbage", "truncated", "wrong-protocol", "bad-notes"])
 def test_unusable_output_on_exit_0_is_a_non_retryable_protocol_error(make_prover, job, behaviour):
     with pytest.raises(ProverProtocolError) as caught:
         run(make_prover(behaviour), job)

@@ -1,7 +1,8 @@
 """What a person sees of the audit trail on the terminal.
 
 By default only the records that need attention are shown, one short line each: warnings (a
-failed prover attempt, a strategy that gave up, a fallback, a parked job) and errors (a step
+failed prover attempt, a strategy that gave up, a fallback, a parked job, a prover program's
+note on how it proved, once per note) and errors (a step
 left without its proof, a halted or aborted run). With ``records`` (``console.records=true``
 or ``pot-zk train -v``) every record is rendered for people, as structlog's console renderer
 does, except the commitments of unproven steps (one per training step: too many for a
@@ -45,6 +46,8 @@ def attention(event_dict: dict[str, Any]) -> tuple[str, str] | None:
     reason = _reason(error)
     if event == "attempt" and event_dict.get("outcome") == "failed":
         return "warning", f"{where}{event_dict.get('strategy')} attempt {event_dict.get('attempt')} failed: {reason}"
+    if event == "attempt" and event_dict.get("notes"):  # the prover program's notes on a proof (no key holder, say): shown once per view
+        return "warning", "; ".join(f"{event_dict.get('strategy')}: {note}" for note in event_dict["notes"])
     if event == "strategy.failed":
         return "warning", f"{where}{event_dict.get('strategy')} gave up after {event_dict.get('attempts')} attempt(s): {reason}"
     if event == "fallback":
@@ -85,6 +88,7 @@ class ConsoleView:
         self._render = structlog.dev.ConsoleRenderer(colors=False)
         self._stream = stream
         self._records = records
+        self._noted: set[str] = set()
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         if self._records:
@@ -95,6 +99,10 @@ class ConsoleView:
         notable = attention(event_dict)
         if notable is not None:
             level, text = notable
+            if event_dict.get("outcome") == "ok":  # a note: every proof of the run may carry it
+                if text in self._noted:
+                    return event_dict
+                self._noted.add(text)
             self._show(LEVELS[level], text)
         return event_dict
 

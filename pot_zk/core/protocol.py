@@ -93,9 +93,15 @@ class ProverResponse:
     sizes: dict[str, int] = field(default_factory=dict)
     protocol: str = PROTOCOL
     status: str = "ok"
+    notes: list[str] = field(default_factory=list)
+    """Optional: what the person running the trainer should know about how the proof was
+    made (e.g. no key holder could start, so each proof loads its key). Shown once per run."""
 
     def to_json_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.notes:
+            del data["notes"]
+        return data
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> "ProverResponse":
@@ -107,4 +113,11 @@ class ProverResponse:
             sizes={k: int(v) for k, v in data.get("sizes", {}).items()},
             protocol=str(data["protocol"]),
             status=str(data["status"]),
+            notes=_notes(data.get("notes", [])),
         )
+
+
+def _notes(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(note, str) for note in value):
+        raise ValueError("notes must be a list of strings")
+    return list(value)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from pot_zk.core import protocol
 from pot_zk.core.process_exit import exit_now
@@ -97,12 +97,15 @@ def answer(raw: str, kinds: tuple[str, ...], prove: Callable[[dict[str, Any]], p
 
 
 def serve(
-    kinds: tuple[str, ...], prove: Callable[[dict[str, Any]], protocol.ProverResponse], backend: str | None = None, raw: str | None = None
+    kinds: tuple[str, ...], prove: Callable[[dict[str, Any]], protocol.ProverResponse], backend: str | None = None, raw: str | None = None,
+    notes: Sequence[str] = (),
 ) -> None:
     """Answer one request (``raw``, else stdin) with ``prove(request)`` and exit with its code
-    (a prover program's ``main``)."""
+    (a prover program's ``main``); a proof's response carries ``notes`` (the response's ``notes``)."""
     channel = ResponseChannel()
     code, document = answer(sys.stdin.read() if raw is None else raw, kinds, prove, backend)
+    if code == protocol.EXIT_OK and notes:
+        document["notes"] = [*document.get("notes", []), *notes]
     channel.respond(document)
     if code != protocol.EXIT_OK:
         sys.stderr.write(str(document.get("message")) + "\n")

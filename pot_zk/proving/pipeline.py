@@ -155,6 +155,7 @@ class ProvingPipeline:
             log.event(
                 "attempt", attempt=attempts, outcome="ok", duration_s=duration, proof_type=response.proof_type,
                 timings=response.timings, sizes=response.sizes, checked_on_receipt=checked,
+                **({"notes": response.notes} if response.notes else {}),
             )
             return response
 

@@ -13,6 +13,7 @@
     fake_prover.py partial-kill             write half a response to stdout, then SIGKILL itself
     fake_prover.py corrupt-proof [TYPE]     answer ok, but the proof file holds random bytes
     fake_prover.py copied-proof FILE        answer ok (zk-groth16) with a copy of FILE as the proof
+    fake_prover.py bad-notes                answer ok with notes that are not a list of strings
     fake_prover.py missing-proof [TYPE]     answer ok, naming a proof file it never wrote
     fake_prover.py random SEED STATE [TYPE] the n-th run (counted in STATE) behaves as
                                             choose(SEED, n): a seeded random fault, or ok
@@ -148,6 +149,9 @@ def main() -> None:
             "protocol": PROTOCOL, "status": "ok", "proof_type": "zk-groth16",
             "artifacts": {"proof": proof}, "public": {"step": request["step"]}, "timings": {}, "sizes": {},
         }))
+    elif behaviour == "bad-notes":  # notes must be a list of strings
+        request = json.load(sys.stdin)
+        print(json.dumps({"protocol": PROTOCOL, "status": "ok", "proof_type": "x", "artifacts": {}, "notes": "one string"}))
     elif behaviour == "copied-proof":  # a real zk-groth16 proof, of whichever step it was made for
         request = json.load(sys.stdin)
         os.makedirs(request["output_dir"], exist_ok=True)

@@ -132,6 +132,27 @@ def test_a_proof_that_does_not_verify_for_its_step_is_not_counted_as_proved(hone
     assert verify_run(run, cache_dir=cache).coverage["zk-groth16"] == 1
 
 
+def test_a_run_whose_provers_find_no_key_holder_says_so_once(honest, tmp_path, monkeypatch, caplog):
+    """review53 O1: when no key holder can be used (here its directory is not private to this
+    user), each proof loads its key itself, which costs a key load per proof. The program's
+    response carries a note; the run shows it once (two proofs), and each attempt records it."""
+    _, cache = honest
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    (temporary / f"pot-zk-groth16-{os.getuid()}").mkdir(mode=0o777)
+    (temporary / f"pot-zk-groth16-{os.getuid()}").chmod(0o777)
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    run = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="pot_zk.console"):
+        summary = train(compose_config(overrides(run, cache)), sleep=lambda seconds: None)
+    assert summary.status == "completed" and summary.progress["outcomes"]["proved"] == 2, summary
+    notes = [r.getMessage() for r in caplog.records if "no key holder" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].startswith("zk-groth16: no key holder: the key holders' directory"), caplog.text
+    assert "as each proof will until a holder starts" in notes[0]
+    attempts = [e for e in _jsonl(run / "audit.jsonl") if e["event"] == "attempt"]
+    assert len(attempts) == 2 and all(len(e["notes"]) == 1 for e in attempts)
+
+
 def test_pot_zk_verify_accepts_it_on_the_command_line(honest):
     run, cache = honest
     done = subprocess.run(

@@ -826,6 +826,7 @@ def test_a_holders_directory_that_is_not_this_users_alone_is_not_used(cache, tmp
     assert f"the key holders' directory {name} is not private to this user" in done.stderr and "proving without a key holder" in done.stderr
     response = json.loads(done.stdout)
     assert "key_load_s" in response["timings"]  # loaded by this program: no holder served it
+    assert len(response["notes"]) == 1 and response["notes"][0].startswith(f"no key holder: the key holders' directory {name} is not private to this user")
     assert list((name if planted == "mode-0777" else tmp_path / "elsewhere").iterdir()) == []
     vk = keys.load_verifying_key(spec, keys.key_directory(cache, spec))
     assert verify_groth16(spec, Path(response["artifacts"]["proof"]).read_bytes(), spec.commitments(sgd_integers(*tensors)), vk).ok
