@@ -2,8 +2,9 @@
 verify` reads and nothing else (no witness, checkpoint, config.yaml, stats.json, logs or lock; the
 audit trail carries the configuration and statistics, and the export says so), verify
 accepts the archive and its unpacked directory (and still rejects an edited proof in it), the
-same run always gives the same bytes, a revealed-witness certificate keeps its witness, and
-`pot-zk respond` refuses an export in one line."""
+same run always gives the same bytes, a revealed-witness certificate keeps its witness,
+`pot-zk respond` refuses an export in one line, and the copy a SIGKILLed verify unpacked is
+removed by the next."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
+import signal
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -22,7 +26,7 @@ from pot_zk.config import compose_config
 from pot_zk.runs.export import export_run
 from pot_zk.runs.train import train
 
-from process_support import holder_pid, kill, run, stderr_lines, tiny_run
+from process_support import POT_ZK, holder_pid, kill, run, stderr_lines, tiny_run, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +95,31 @@ def test_the_export_holds_what_verify_reads_and_verifies_as_archive_and_unpacked
         opened.extractall(tmp_path / "unpacked", filter="data")
     verified = _verify("unpacked/run", cache, head, tmp_path)
     assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout
+
+
+def test_the_copy_a_killed_verify_unpacked_is_removed_by_the_next_one(trained, tmp_path):
+    """A SIGKILLed `pot-zk verify ARCHIVE` cannot remove the copy it unpacked into TMPDIR. The
+    copy's directory names its process; the next verify removes those whose process is gone,
+    and leaves one whose process runs (here: this test's)."""
+    run_dir, cache, head = trained
+    assert run("export", str(run_dir), "--out", "run.tar.gz", cwd=tmp_path).returncode == 0
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary)}
+    verifying = subprocess.Popen(
+        [str(POT_ZK), "verify", "run.tar.gz", "--cache-dir", str(cache)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    unpacked = wait_for(lambda: list(temporary.glob(f"pot-zk-export-{verifying.pid}-*/run/manifest.json")), "the unpacked copy", timeout=120, every=0.002)
+    os.kill(verifying.pid, signal.SIGKILL)
+    verifying.wait(timeout=60)
+    copy = unpacked[0].parent.parent
+    assert copy.is_dir(), "SIGKILL leaves the copy"
+    live = temporary / f"pot-zk-export-{os.getpid()}-kept"
+    live.mkdir()
+    verified = run("verify", "run.tar.gz", "--cache-dir", str(cache), "--expect-head", head, cwd=tmp_path, env=env)
+    assert verified.returncode == 0 and "result: VERIFIED" in verified.stdout, verified.stdout + verified.stderr
+    assert not copy.exists()
+    assert sorted(entry.name for entry in temporary.iterdir() if entry.name.startswith("pot-zk-export-")) == [live.name]
 
 
 def test_verify_still_checks_what_is_in_the_archive(trained, tmp_path):

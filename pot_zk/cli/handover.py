@@ -7,11 +7,11 @@ import argparse
 import shlex
 import shutil
 import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from pot_zk.core.scratch import scratch_directory
 from pot_zk.exceptions import ConfigurationError
 
 CommandHandler = Callable[[argparse.Namespace], int]
@@ -78,7 +78,7 @@ def verifiable(path: str) -> Iterator[Path]:
     if not is_export_archive(Path(path)):
         yield existing_run(path)
         return
-    scratch = Path(tempfile.mkdtemp(prefix="pot-zk-export-"))
+    scratch = scratch_directory("pot-zk-export-")
     try:
         yield unpack_export(Path(path), scratch)
     finally:

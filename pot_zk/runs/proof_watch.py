@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
+from pot_zk.core.scratch import scratch_directory
 from pot_zk.core.stages import StageLine, read_stages
 
 SHOWN = 2
@@ -35,7 +35,7 @@ SHOWN = 2
 
 class ProofWatch:
     def __init__(self, workers: int, *, clock: Callable[[], float] = time.time) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="pot-zk-stages-"))
+        self.directory = scratch_directory("pot-zk-stages-")
         self.workers = max(1, workers)
         self._clock = clock
         self._lock = threading.Lock()

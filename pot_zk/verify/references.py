@@ -25,12 +25,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pot_zk.core.challenge import commitment_head
+from pot_zk.core.scratch import scratch_directory
 from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.verify.recomputed import COMMITMENT, is_model_file, looks_like_commitment, same_commitment
@@ -80,7 +80,7 @@ class BaseRun:
         path = Path(path)
         if not path.exists():
             raise ConfigurationError(f"--expect-base: {path}: no such file or directory (give the base run, its export, or its last commitment)", key="expect_base")
-        scratch = Path(tempfile.mkdtemp(prefix="pot-zk-base-")) if is_export_archive(path) else None
+        scratch = scratch_directory("pot-zk-base-") if is_export_archive(path) else None
         try:
             run = unpack_export(path, scratch) if scratch is not None else path
             if not (run / "manifest.json").is_file():

@@ -49,7 +49,6 @@ import functools
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -62,6 +61,7 @@ from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.bundle import layout as files
 from pot_zk.bundle.layout import BundleReader, load_model, not_regular, read_jsonl
 from pot_zk.core.small_files import read_small_file
+from pot_zk.core.scratch import scratch_directory
 from pot_zk.core.challenge import Challenge
 from pot_zk.verify.canonical import check_plan_form, check_record_form, plan_readable
 from pot_zk.verify.challenge import check_challenge
@@ -86,7 +86,7 @@ def verifier_workdir() -> Path:
     does not use the verifier's cache (``verify --no-verifier-cache``, or a cache others can
     write): a directory of its own (mode 0700, removed at exit). Nothing the trainer cached is
     read either way (docs/runs.md, "Circuits and keys")."""
-    path = Path(tempfile.mkdtemp(prefix="pot-zk-verifier-"))
+    path = scratch_directory("pot-zk-verifier-")
     atexit.register(shutil.rmtree, path, True)
     return path
 
