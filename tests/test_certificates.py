@@ -146,3 +146,47 @@ def test_a_certificate_whose_revealed_products_overflow_the_round_off_bound_is_r
         except ProofVerificationError as refused:
             assert refused.reason in ("product-check-failed", "malformed-proof"), refused.reason
     assert accepted == 0, f"CRITICAL: {accepted} of 64 forged certificates moving the last layer by 4,096 grid steps verified"
+
+
+def test_a_product_error_that_one_random_projection_misses_half_the_time_is_caught_by_the_rounds(tmp_path, monkeypatch):
+    """Fiat-Shamir lets a trainer regrind the challenge (review52: the seed hashes the whole
+    witness file, whose metadata and float low bits are free), so a certificate's soundness is
+    what one try passes with. The rounds are independent Gaussian projections: an error in G_0
+    that one projection misses about half the time (at the round-off bound) passes every round
+    for about half**ROUNDS of the challenge seeds. With ROUNDS = 8 a few of 256 seeds; with 2, a
+    quarter of them. (Such an error cannot move W_t+1 past the tolerance; one that could passes
+    one projection some 1e-7 of the time: 1e-14 a try at 2 rounds, 1e-56 at 8.)"""
+    from pot_zk.backends.certificates import freivalds
+    from pot_zk.backends.certificates.revealed import load_certificate
+
+    _, commitment, certificate = _certify("freivalds", tmp_path)
+    honest = load_certificate(certificate, "freivalds", SPEC, commitment)
+    seeds = iter(range(10**9))
+    monkeypatch.setattr(freivalds, "_challenge_seed", lambda *_: next(seeds))
+
+    def passes(error: float, tries: int, rounds: int | None = None) -> int:
+        forged = {**honest, "g0": honest["g0"].clone()}
+        forged["g0"][0, 0] += error
+        with monkeypatch.context() as patch:
+            patch.setattr(freivalds, "load_certificate", lambda *_: forged)
+            if rounds is not None:
+                patch.setattr(freivalds, "ROUNDS", rounds)
+            accepted = 0
+            for _ in range(tries):
+                try:
+                    verify_freivalds(SPEC, commitment, certificate)
+                except ProofVerificationError as exc:
+                    assert exc.reason == "product-check-failed", exc
+                else:
+                    accepted += 1
+        return accepted
+
+    low, high = 1e-16, 1.0  # relative to G_0's largest entry; the share of seeds passing one round falls as the error grows
+    scale = float(honest["g0"].abs().max())
+    for _ in range(12):  # bisect (in log scale) to an error one round misses about half the time
+        middle = (low * high) ** 0.5
+        low, high = (middle, high) if passes(scale * middle, 48, rounds=1) > 24 else (low, middle)
+    error = scale * (low * high) ** 0.5
+    half = passes(error, 256, rounds=1) / 256
+    assert 0.3 <= half <= 0.7, (error, half)
+    assert passes(error, 256) <= 256 * 0.7**8 + 6, (error, half)

@@ -37,7 +37,7 @@ from pot_zk.kinds.encoding import StepCommitment
 from pot_zk.kinds.registry import STEP_KINDS
 
 PROOF_TYPE = "freivalds"
-ROUNDS = 2
+ROUNDS = 8
 ROUNDOFF = 1e-9
 
 
