@@ -24,6 +24,7 @@ from pot_zk.core.audit import run_start_fields
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.kinds.mlp import MlpArchitecture
 from pot_zk.proving.pipeline import ProofResult, ProvingPipeline
+from pot_zk.proving.receipt import ReceiptCheck
 from pot_zk.proving.retry import Sleep, wall_clock_sleep
 from pot_zk.proving.strategies import StrategyRegistry
 from pot_zk.core.protocol import ProverRequest
@@ -55,6 +56,11 @@ class ZkIntegration:
         self.stats = lifecycle.stats
         self.audit = lifecycle.open(event="run.start", stats_dir=self.runtime.run_dir, **run_start_fields(self.runtime.config))
         self.pipeline: ProvingPipeline = lifecycle.pipeline(sleep=sleep)
+        self._recorded: dict[int, dict[str, Any]] = {}
+        """Each proven step's commitments, what its proof is checked against on receipt
+        (review55: these APIs counted a program's bad proof as proved); a job proven from a
+        witness file alone (:meth:`prove_job`) is not checked."""
+        self.pipeline.check = ReceiptCheck(self.setup.backend, self._recorded.get, None, required=False)
         self._numbers = itertools.count()
 
     def generate_training_proof(
@@ -81,6 +87,7 @@ class ZkIntegration:
         self.audit.event("commitment", step=index, epoch=epoch, scheduled=enabled, **statement.commitment.to_dict())
         if not enabled:
             return StepProof(disabled_result(index), statement, epoch)
+        self._recorded[index] = statement.commitment.to_dict()
         result = self.pipeline.prove(self.setup.write_job(training, index, self.runtime.run_dir))
         return StepProof(result, statement, epoch)
 

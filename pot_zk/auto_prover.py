@@ -44,6 +44,7 @@ from pot_zk.backends.base import Statement
 from pot_zk.lora_settings import LoraSettings
 from pot_zk.proving.handlers import FallbackChain
 from pot_zk.proving.pipeline import ProofFailure, ProofResult, ProvingPipeline
+from pot_zk.proving.receipt import ReceiptCheck
 from pot_zk.proving.retry import Sleep, wall_clock_sleep
 from pot_zk.runs.lifecycle import RunLifecycle
 from pot_zk.step_proof import AnyStep, BatchData, ProvingSetup, StepProof, batch_tensors, disabled_result
@@ -183,7 +184,12 @@ class AutoProver:
         self.audit = self.lifecycle.open(event="run.start", stats_dir=self.work_dir, **run_start_fields(self.runtime.config))
         handler = self.runtime.handler
         on_failure = ProofOrRaise(handler, "fallback") if isinstance(handler, FallbackChain) else ProofOrRaise(None)
-        self.pipeline = ProvingPipeline(self.runtime.strategy, self.runtime.schedule, on_failure, self.audit, self.stats, sleep=sleep)
+        self._recorded: dict[int, dict[str, Any]] = {}
+        """Each proven step's commitments, what its proof is checked against on receipt (review55)."""
+        self.pipeline = ProvingPipeline(
+            self.runtime.strategy, self.runtime.schedule, on_failure, self.audit, self.stats, sleep=sleep,
+            check=ReceiptCheck(self.setup.backend, self._recorded.get, None),
+        )
         self._numbers = itertools.count()
 
     def spec_for(self, step: AnyStep) -> Statement:
@@ -205,6 +211,7 @@ class AutoProver:
         self.audit.event("commitment", step=index, epoch=epoch, scheduled=self.runtime.proving_enabled, **statement.commitment.to_dict())
         if not self.runtime.proving_enabled:
             return StepProof(disabled_result(index), statement, epoch)
+        self._recorded[index] = statement.commitment.to_dict()
         result = self.pipeline.prove(self.setup.write_job(step, index, self.work_dir))
         return StepProof(result, statement, epoch)
 

@@ -94,7 +94,7 @@ def test_disabled_mode_runs_no_prover(tmp_path, make_prover):
 def test_transient_failures_are_retried_into_a_proof(tmp_path, make_prover):
     zk = integration(tmp_path, make_prover("transient-then-ok", str(tmp_path / "state"), "2"), failure_action="fail_fast", max_retries=3)
     result = zk.prove_job(5, witness(tmp_path))
-    assert (result.status, result.attempts, result.proof_type) == ("proved", 3, "test-proof")
+    assert (result.status, result.attempts, result.proof_type) == ("proved", 3, "zk-halo2")
     assert Path(result.response.artifacts["proof"]).parent == tmp_path / "run" / "proofs" / "step-00000005"
 
 

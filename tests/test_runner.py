@@ -82,7 +82,7 @@ def test_unusable_output_on_exit_0_is_a_non_retryable_protocol_error(make_prover
 def test_prover_is_found_by_name_in_configured_search_paths(make_prover, job):
     path = make_prover("ok", name="my-prover")
     assert locate_prover("my-prover", [str(path.parent)]) == str(path)
-    assert run("my-prover", job, search_paths=[str(path.parent)]).proof_type == "test-proof"
+    assert run("my-prover", job, search_paths=[str(path.parent)]).proof_type == "zk-halo2"
 
 
 def test_missing_prover_error_lists_every_path_searched(tmp_path, monkeypatch):

@@ -49,7 +49,7 @@ def test_a_result_reads_as_the_seeds_dictionary_and_as_attributes(tmp_path, make
     before, after, batch = sgd_step()
     result = auto_prove_training_step(before, after, batch, LEARNING_RATE, work_dir=tmp_path / "w",
                                       overrides=[f"prover.binary={make_prover('ok')}"])
-    assert (result["proof_type"], result.proof_type, result["success"], result["kind"]) == ("test-proof", "test-proof", True, "sgd")
+    assert (result["proof_type"], result.proof_type, result["success"], result["kind"]) == ("zk-halo2", "zk-halo2", True, "sgd")
     assert json.loads(result["proof"])["step"] == 0 and result["proof"] == result.proof_path.read_bytes()
     assert result.get("proof_hash", "absent") == "absent"
     with pytest.raises(KeyError, match="proof_type"):

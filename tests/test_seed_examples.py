@@ -151,7 +151,7 @@ def test_the_sgd_fallback_snippet_returns_the_provers_proof_or_raises_naming_the
     program = make_prover("ok")
     monkeypatch.setenv("POT_ZK_PROVER", str(program))
     proof, proof_type = fallback(core_prover, *step)
-    assert proof_type == "test-proof" and json.loads(proof)["step"] == 0
+    assert proof_type == "zk-halo2" and json.loads(proof)["step"] == 0
     assert make_prover("crash") == program
     with pytest.raises(ProofGenerationError, match="^SGD fallback failed: gave up after 4 attempt") as caught:
         fallback(core_prover, *step)

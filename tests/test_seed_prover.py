@@ -62,8 +62,8 @@ def test_prove_sgd_step_and_prove_lora_step_prove_their_kind(tmp_path, make_prov
     with AutoProver(tmp_path / "run", [f"prover.binary={make_prover('ok')}"], lora_config={"rank": 2, "alpha": 4.0}) as prover:
         full = prover.prove_sgd_step(*sgd_step(), LEARNING_RATE, 7, 1)
         lora = prover.prove_lora_step(*lora_step(), LEARNING_RATE, epoch=1)
-    assert (full["kind"], full["step"], full["epoch"], full["proof_type"]) == ("sgd", 7, 1, "test-proof")
-    assert (lora["kind"], lora["step"], lora["proof_type"]) == ("lora", 0, "test-proof") and "base" in lora["commitment"]
+    assert (full["kind"], full["step"], full["epoch"], full["proof_type"]) == ("sgd", 7, 1, "zk-halo2")
+    assert (lora["kind"], lora["step"], lora["proof_type"]) == ("lora", 0, "zk-halo2") and "base" in lora["commitment"]
 
 
 @pytest.mark.parametrize("method, models, other", [
@@ -81,7 +81,7 @@ def test_a_peft_lora_config_declares_the_adapters_a_lora_step_must_have(tmp_path
     (step, config) = peft_step()
     overrides = [f"prover.binary={make_prover('ok')}"]
     with AutoProver(tmp_path / "a", overrides, lora_config=config) as prover:
-        assert prover.prove_lora_step(*step, LEARNING_RATE)["proof_type"] == "test-proof"
+        assert prover.prove_lora_step(*step, LEARNING_RATE)["proof_type"] == "zk-halo2"
     for declared, difference in ((peft.LoraConfig(r=4, lora_alpha=4, target_modules=["0"]), "rank"),
                                  (peft.LoraConfig(r=2, lora_alpha=4, target_modules=["0", "2"]), "target_modules")):
         with AutoProver(tmp_path / difference, overrides, lora_config=declared) as prover:
@@ -121,7 +121,7 @@ def test_the_core_prover_proves_a_lora_step_as_lora(tmp_path, make_prover):
     before, after, batch = lora_step()
     with TrainingStepProver(AutoProver(tmp_path / "run", [f"prover.binary={make_prover('ok')}"], lora_config={"rank": 2})) as prover:
         result = prover.prove_step(before, after, batch, LEARNING_RATE)
-    assert (result["kind"], result["proof_type"], result["step"]) == ("lora", "test-proof", 0)
+    assert (result["kind"], result["proof_type"], result["step"]) == ("lora", "zk-halo2", 0)
     assert events(tmp_path / "run", "sgd.fallback") == []
 
 

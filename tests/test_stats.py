@@ -28,7 +28,7 @@ def test_stats_of_a_mixed_run_add_up(tmp_path, make_strategy, job):
     audit = AuditLog(tmp_path / "audit.jsonl")
     schedule = RetrySchedule(max_attempts=2, initial_delay_s=0)
     outcomes = []
-    for strategy in (make_strategy("ok"), make_strategy("crash"), make_strategy("exit", "65"), make_strategy("garbage")):
+    for strategy in (make_strategy("ok", "test-proof"), make_strategy("crash"), make_strategy("exit", "65"), make_strategy("garbage")):
         pipeline = ProvingPipeline(strategy, schedule, ContinueOnFailure(), audit, stats, sleep=lambda s: None)
         outcomes.append(pipeline.prove(job).status)
     got = stats.get_stats()

@@ -371,15 +371,19 @@ class ProverBackend(ABC):
     def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:
         """See :class:`StepVerifier`."""
 
-    def check_on_receipt(self, request: ProverRequest, response: ProverResponse, commitments: Mapping[str, Any]) -> bool:
+    def check_on_receipt(
+        self, request: ProverRequest, response: ProverResponse, commitments: Mapping[str, Any], manifest: Mapping[str, Any] | None
+    ) -> str | None:
         """In the trainer, when its prover program answers "ok" for ``request``: raise
         ProofVerificationError (with a ``reason``) unless the proof the response names shows the
         step the trainer committed (``commitments``, its record in commitments.jsonl) under the
-        key the request was proven with. The trainer's own check of its program's answer, not an
-        auditor's verdict: the key is the trainer's. Returns whether it checked: False where a
-        verification costs too much to run per proof (``zk-halo2`` derives its keys: minutes),
-        so "proved" stays the program's word there until ``pot-zk verify``."""
-        return False
+        key the request was proven with, which must be the one the run's ``manifest`` declares
+        (None: no run declares one) and the one the response reports. The trainer's own check of
+        its program's answer, not an auditor's verdict: the key is the trainer's. Returns the
+        SHA-256 of the proof bytes it checked; None where a verification costs too much to run
+        per proof (``zk-halo2`` derives its keys: minutes), so "proved" stays the program's word
+        there until ``pot-zk verify``."""
+        return None
 
     @abstractmethod
     def new_keys(self, statements: Sequence[Statement], out_dir: Path, cache_dir: Path) -> GeneratedKeys:

@@ -144,7 +144,7 @@ class ProvingPipeline:
             started = time.perf_counter()
             try:
                 response = _call_strategy(strategy, job)
-                checked = self.check is not None and self.check(job, response)
+                checked = self.check(job, response, strategy.name) if self.check is not None else None
             except PotZkError as error:
                 duration = time.perf_counter() - started
                 self.stats.record_attempt(strategy.name, duration, error.error_class)
@@ -154,7 +154,8 @@ class ProvingPipeline:
             self.stats.record_attempt(strategy.name, duration, None)
             log.event(
                 "attempt", attempt=attempts, outcome="ok", duration_s=duration, proof_type=response.proof_type,
-                timings=response.timings, sizes=response.sizes, checked_on_receipt=checked,
+                timings=response.timings, sizes=response.sizes, checked_on_receipt=checked is not None,
+                **({"checked_sha256": checked} if checked is not None else {}),
                 **({"notes": response.notes} if response.notes else {}),
             )
             return response

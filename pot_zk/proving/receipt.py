@@ -2,13 +2,22 @@
 
 A prover program is a separate program that answers "ok" and names a proof file; until this
 check, "proved" in the run's records and summary was that program's word (a program that lied
-was caught only by ``pot-zk verify``). :class:`ReceiptCheck` verifies the named proof against
-the commitments the trainer itself recorded for the step, with the backend's verifier and the
-key the step was proven with (:meth:`~pot_zk.backends.base.ProverBackend.check_on_receipt`). A
-proof that does not verify is a failed attempt (``ProverProtocolError``, not retried: a
-program that answers with a bad proof does so again), handed to the mode's failure handler
-like any other. Where the backend's verification costs too much per proof (``zk-halo2``), the
-check is skipped and the attempt's audit record says ``checked_on_receipt: false``.
+was caught only by ``pot-zk verify``). :class:`ReceiptCheck`, for every "ok" answer:
+
+* refuses an answer whose ``proof_type`` is not the one the strategy makes (a program run as the
+  ``zk-groth16`` strategy that answers ``zk-halo2``, ``reexec`` or ``""`` would otherwise be
+  recorded, unchecked, as a proof of that type: review55);
+* for the backend's own proof type, verifies the named proof against the commitments the
+  trainer itself recorded for the step, with the backend's verifier and the key the step was
+  proven with, which must be the key the run declares
+  (:meth:`~pot_zk.backends.base.ProverBackend.check_on_receipt`).
+
+A refused answer is a failed attempt (``ProverProtocolError``: retried as every protocol error
+is, then handed to the mode's failure handler). Where the backend's verification costs too much
+per proof (``zk-halo2``), and for the in-process certificates (``reexec``, ``freivalds``, which
+the trainer computes itself), nothing is verified and the attempt's audit record says
+``checked_on_receipt: false``; a checked one names the SHA-256 of the proof bytes it checked
+(``checked_sha256``: the file is recorded by path, and could change afterwards).
 
 This is not an auditor's check: the key is the trainer's (a dev key it made, or the auditor's
 key directory it was given). ``pot-zk verify`` checks every proof again with keys the verifier
@@ -27,24 +36,34 @@ Recorded = Callable[[int], "Mapping[str, Any] | None"]
 
 
 class ReceiptCheck:
-    """Check answers of ``backend``'s proof type against ``recorded(step)``, the step's
-    commitment record (None: the step has none, which the check refuses)."""
+    """Check answers against ``recorded(step)``, the step's commitment record, and ``declared``,
+    the run's manifest (None: no run declares a key, as for the seed's single-step APIs). A
+    step without a record is refused when ``required``, else left unchecked (a witness file
+    proven as it is: ``ZkIntegration.prove_job``)."""
 
-    def __init__(self, backend: ProverBackend, recorded: Recorded) -> None:
+    def __init__(self, backend: ProverBackend, recorded: Recorded, declared: Mapping[str, Any] | None, *, required: bool = True) -> None:
         self.backend = backend
         self.recorded = recorded
+        self.declared = declared
+        self.required = required
 
-    def __call__(self, job: ProverRequest, response: ProverResponse) -> bool:
-        """True when the proof was checked and verifies; False when the backend does not check
-        on receipt, or the answer is another proof type's (a fallback's own certificate).
-        Raises ProverProtocolError when the proof does not verify."""
+    def __call__(self, job: ProverRequest, response: ProverResponse, strategy: str) -> str | None:
+        """The SHA-256 of the proof bytes checked; None when the answer is not one the check
+        verifies (the module docstring). Raises ProverProtocolError when it refuses the answer."""
+        if response.proof_type != strategy:
+            raise ProverProtocolError(
+                f"the {strategy} strategy answered step {job.step} with a proof of type {response.proof_type!r}, not {strategy!r}",
+                retryable=False, step=job.step,
+            )
         if response.proof_type != self.backend.proof_type:
-            return False
+            return None
         record = self.recorded(job.step)
+        if record is None and not self.required:
+            return None
         try:
             if record is None:
                 raise ProofVerificationError(f"the run has no commitment record of step {job.step}", reason="malformed-commitment")
-            return self.backend.check_on_receipt(job, response, record)
+            return self.backend.check_on_receipt(job, response, record, self.declared)
         except ProofVerificationError as error:
             raise ProverProtocolError(
                 f"the prover program answered ok for step {job.step}, but its {response.proof_type} proof does not verify "

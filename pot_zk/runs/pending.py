@@ -57,7 +57,7 @@ def prove_parked(
     return prove_pending(
         bundle.park_dir, schedule=runtime.schedule, audit=audit, stats=stats, registry=runtime.registry,
         prepare=prepare, record=lambda result: record_outcome(bundle, result, keep_witness=keep), configured=runtime.strategy,
-        check=ReceiptCheck(backend_of(spec), by_step.get),
+        check=ReceiptCheck(backend_of(spec), by_step.get, manifest),
     )
 
 

@@ -101,9 +101,10 @@ class ProvenRun:
         self._submitted: dict[int, dict[str, Any]] = {}
         """The commitment record of each step submitted for proof: what a proof is checked
         against when its prover program answers (:meth:`recorded`)."""
-        self.keep_witnesses = declared_retention(bundle.manifest()).keeps_all
+        manifest = bundle.manifest()
+        self.keep_witnesses = declared_retention(manifest).keeps_all
         if pipeline is not None:
-            pipeline.check = ReceiptCheck(backend_of(spec), self.recorded)
+            pipeline.check = ReceiptCheck(backend_of(spec), self.recorded, manifest)
 
     def recorded(self, index: int) -> dict[str, Any] | None:
         """Step ``index``'s commitment record, kept when it was submitted (read from the pipeline's
@@ -311,6 +312,7 @@ class ProvenRun:
         record_outcome(self.bundle, result, keep_witness=self.keep_witnesses)
         if result.status != "parked":
             self._final_proofs.add(result.step)
+            self._submitted.pop(result.step, None)
         if result.status == "proved":
             self._proved.add(result.step)
         self.progress.outcomes[result.status] += 1

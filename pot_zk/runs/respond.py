@@ -124,7 +124,7 @@ def respond(
             head=challenge.head, nonce=challenge.nonce, steps=list(challenge.steps), to_prove=to_prove, replayed=missing,
         )
         pipeline = lifecycle.pipeline(sleep=sleep)
-        pipeline.check = ReceiptCheck(backend_of(spec), by_step.get)
+        pipeline.check = ReceiptCheck(backend_of(spec), by_step.get, manifest)
         for step in to_prove:
             job = proof_job(bundle, spec, step, lifecycle.runtime.plan.cache_dir, options)
             result = pipeline.prove(job, record=lambda result: record_outcome(bundle, result, keep_witness=keep, labels=label))

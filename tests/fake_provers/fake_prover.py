@@ -1,6 +1,7 @@
 """A small real prover program for tests: behaves as told by its first argument.
 
-    fake_prover.py ok [PROOF_TYPE]          read the request, write a proof file, answer ok
+    fake_prover.py ok [PROOF_TYPE]          read the request, write a proof file, answer ok (default type:
+                                            zk-halo2, what the tests' strategies make)
     fake_prover.py crash                    print to stderr, exit 1
     fake_prover.py signal                   die by SIGKILL
     fake_prover.py hang                     sleep for an hour
@@ -12,8 +13,9 @@
     fake_prover.py exit CODE                print an error response, exit CODE
     fake_prover.py partial-kill             write half a response to stdout, then SIGKILL itself
     fake_prover.py corrupt-proof [TYPE]     answer ok, but the proof file holds random bytes
-    fake_prover.py copied-proof FILE        answer ok (zk-groth16) with a copy of FILE as the proof
+    fake_prover.py copied-proof FILE [PUBLIC]   answer ok (zk-groth16) with a copy of FILE as the proof (and PUBLIC's JSON)
     fake_prover.py bad-notes                answer ok with notes that are not a list of strings
+    fake_prover.py wrapped LIE              the real zk-groth16 prover, then LIE (relabel:TYPE, misreport-key, junk-proof, swap-key)
     fake_prover.py missing-proof [TYPE]     answer ok, naming a proof file it never wrote
     fake_prover.py random SEED STATE [TYPE] the n-th run (counted in STATE) behaves as
                                             choose(SEED, n): a seeded random fault, or ok
@@ -92,6 +94,40 @@ def answer_with_bad_proof(proof_type: str, write: bool) -> None:
     }))
 
 
+def wrapped(lie: str) -> None:
+    """Prove with the real ``pot-zk-groth16-prover`` (no key holder), then lie: ``relabel:TYPE``
+    answers with proof type TYPE; ``misreport-key`` reports another verifying key in ``public``;
+    ``junk-proof`` answers with 256 random bytes in the proof file;
+    ``swap-key`` first replaces the cache's key directory by a setup of its own (whose trapdoor it
+    would know), so the proof is a valid one under the wrong key."""
+    raw = sys.stdin.read()
+    request = json.loads(raw)
+    if lie == "swap-key":
+        from pot_zk.backends.groth16 import keys
+        from pot_zk.backends.registry import spec_from_dict
+
+        spec = spec_from_dict(request["circuit"])
+        directory = keys.key_directory(request["cache_dir"], spec)
+        if not os.path.exists(str(directory) + ".original"):
+            os.rename(directory, str(directory) + ".original")
+            keys.create_keys(spec, directory)
+    real = os.path.join(os.path.dirname(sys.executable), "pot-zk-groth16-prover")
+    done = subprocess.run([real], input=raw, capture_output=True, text=True)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        sys.stdout.write(done.stdout)
+        sys.exit(done.returncode)
+    answer = json.loads(done.stdout)
+    if lie.startswith("relabel:"):
+        answer["proof_type"] = lie.split(":", 1)[1]
+    elif lie == "misreport-key":
+        answer["public"]["keys"]["vk_sha256"] = "0" * 64
+    elif lie == "junk-proof":
+        with open(answer["artifacts"]["proof"], "wb") as handle:
+            handle.write(os.urandom(256))
+    print(json.dumps(answer))
+
+
 def main() -> None:
     behaviour, arguments = sys.argv[1], sys.argv[2:]
     if behaviour == "random":
@@ -99,7 +135,7 @@ def main() -> None:
         chosen = choose(seed, next_run(state)).split()
         behaviour, arguments = chosen[0], chosen[1:] + (arguments[2:] if chosen[0] == "ok" else [])
     if behaviour == "ok":
-        answer_ok(arguments[0] if arguments else "test-proof")
+        answer_ok(arguments[0] if arguments else "zk-halo2")
     elif behaviour == "crash":
         print("boom: simulated prover crash", file=sys.stderr)
         sys.exit(1)
@@ -125,7 +161,7 @@ def main() -> None:
         if runs < failures:
             print(f"transient failure {runs + 1} of {failures}", file=sys.stderr)
             sys.exit(75)
-        answer_ok("test-proof")
+        answer_ok("zk-halo2")
     elif behaviour == "exit":
         print(json.dumps({"status": "error", "message": f"simulated exit {arguments[0]}"}))
         print(f"exiting with {arguments[0]}", file=sys.stderr)
@@ -149,6 +185,8 @@ def main() -> None:
             "protocol": PROTOCOL, "status": "ok", "proof_type": "zk-groth16",
             "artifacts": {"proof": proof}, "public": {"step": request["step"]}, "timings": {}, "sizes": {},
         }))
+    elif behaviour == "wrapped":  # the real zk-groth16 prover program, then a lie (review55)
+        wrapped(arguments[0])
     elif behaviour == "bad-notes":  # notes must be a list of strings
         request = json.load(sys.stdin)
         print(json.dumps({"protocol": PROTOCOL, "status": "ok", "proof_type": "x", "artifacts": {}, "notes": "one string"}))
@@ -158,9 +196,13 @@ def main() -> None:
         proof = os.path.join(request["output_dir"], "proof.bin")
         with open(arguments[0], "rb") as source, open(proof, "wb") as handle:
             handle.write(source.read())
+        public = {"step": request["step"]}
+        if len(arguments) > 1:  # what the real program answered with it
+            with open(arguments[1]) as handle:
+                public = json.load(handle)
         print(json.dumps({
             "protocol": PROTOCOL, "status": "ok", "proof_type": "zk-groth16",
-            "artifacts": {"proof": proof}, "public": {"step": request["step"]}, "timings": {}, "sizes": {},
+            "artifacts": {"proof": proof}, "public": public, "timings": {}, "sizes": {},
         }))
     elif behaviour in ("corrupt-proof", "missing-proof"):
         answer_with_bad_proof(arguments[0] if arguments else "test-proof", write=behaviour == "corrupt-proof")

@@ -118,7 +118,8 @@ def test_a_proof_that_does_not_verify_for_its_step_is_not_counted_as_proved(hone
     (the mode's handler: continue), not "proved" with a proof only verify would reject."""
     honest_run, cache = honest
     step_3 = next(r for r in RunBundle.open(honest_run).proofs() if r["step"] == 3 and r["status"] == "proved")
-    lying = make_prover("copied-proof", str(honest_run / step_3["proof"]))
+    (tmp_path / "public.json").write_text(json.dumps(step_3["public"]))  # the real program's answer, the key it proved with among it
+    lying = make_prover("copied-proof", str(honest_run / step_3["proof"]), str(tmp_path / "public.json"))
     run = tmp_path / "run"
     summary = train(compose_config(overrides(run, cache, f"prover.binary={lying}")), sleep=lambda seconds: None)
     assert summary.status == "completed", summary
@@ -128,8 +129,39 @@ def test_a_proof_that_does_not_verify_for_its_step_is_not_counted_as_proved(hone
     assert "ProverProtocolError: the prover program answered ok for step 0, but its zk-groth16 proof does not verify against the step's recorded commitments (invalid-proof" in outcomes[0]["error"]["message"]
     attempts = [e for e in _jsonl(run / "audit.jsonl") if e["event"] == "attempt"]
     assert {(e["step"], e["outcome"], e.get("checked_on_receipt")) for e in attempts} == {(0, "failed", None), (3, "ok", True)}
+    [checked] = [e for e in attempts if e["outcome"] == "ok"]
+    assert checked["checked_sha256"] == file_sha256(run / outcomes[3]["proof"])
     assert sum(e["step"] == 0 for e in attempts) == 4
     assert verify_run(run, cache_dir=cache).coverage["zk-groth16"] == 1
+
+
+@pytest.mark.parametrize(
+    ("lie", "refusal"),
+    [
+        ("relabel:zk-halo2", "the zk-groth16 strategy answered step 0 with a proof of type 'zk-halo2', not 'zk-groth16'"),
+        ("relabel:reexec", "the zk-groth16 strategy answered step 0 with a proof of type 'reexec', not 'zk-groth16'"),
+        ("misreport-key", "(foreign-keys: the program reports verifying key 0000000000000000... for this proof"),
+        ("swap-key", "(keys-unavailable: the key in "),
+    ],
+    ids=["another-proof-type", "a-certificate-s-type", "another-key-reported", "a-key-of-its-own"],
+)
+def test_a_real_proof_the_program_lies_about_is_not_counted_as_proved(honest, tmp_path, make_prover, lie, refusal):
+    """review55: a program that proves for real and then lies. Relabelled as another proof type,
+    the answer skipped the check and was recorded, unchecked, as a proof of that type; a proof
+    made under a setup of the program's own (which it would know the trapdoor of), swapped into
+    the cache, was checked under that key and counted. Each is now a failed attempt: the answer
+    must be the strategy's proof type, the key the run declares and the one the response reports."""
+    honest_run, honest_cache = honest
+    cache = tmp_path / "cache"
+    shutil.copytree(honest_cache, cache, ignore=shutil.ignore_patterns("locks"))
+    lying = make_prover("wrapped", lie)
+    run = tmp_path / "run"
+    summary = train(compose_config(overrides(run, cache, f"prover.binary={lying}", "prover.args=[]", "train.max_steps=1", "retry=none")), sleep=lambda seconds: None)
+    assert summary.status == "completed", summary
+    [outcome] = RunBundle.open(run).proofs()
+    assert (outcome["step"], outcome["status"], outcome["proof_type"]) == (0, "failed", None)
+    assert refusal in outcome["error"]["message"], outcome["error"]["message"]
+    assert verify_run(run, cache_dir=cache).coverage.get("zk-groth16", 0) == 0
 
 
 def test_a_run_whose_provers_find_no_key_holder_says_so_once(honest, tmp_path, monkeypatch, caplog):

@@ -15,7 +15,7 @@ from pot_zk.auto_prover import AutoProver, training_step
 from pot_zk.backends.groth16.integers import dequantise
 from pot_zk.backends.groth16.sgd.exact import exact_sgd_step
 from pot_zk.backends.groth16.integers import quantise_batch
-from pot_zk.exceptions import WitnessBuilderError
+from pot_zk.exceptions import ProofGenerationError, WitnessBuilderError
 from pot_zk.kinds.mlp import MlpArchitecture, flatten, unflatten
 from pot_zk.prover import TrainingStepProver
 
@@ -76,3 +76,39 @@ def test_a_step_that_is_not_the_update_gets_a_typed_error_and_no_proof(core_prov
     with pytest.raises(WitnessBuilderError, match="not the exact step on this batch: 1 of 23 value"):
         prover.prove_step(before, after, batch, LR)
     assert not list((tmp_path / "run").glob("proofs/*/*"))
+
+
+def test_a_proof_that_does_not_verify_is_a_failure_not_a_proof(tmp_path, make_prover):
+    """review55: the seed's single-step API returned "proved" (and a zk success rate of 1.0) for
+    256 random bytes its prover program answered with. Its answers are checked on receipt against
+    the step's commitments, as a run's are."""
+    cache = tmp_path / "cache"
+    lying = make_prover("wrapped", "junk-proof")
+    with TrainingStepProver(AutoProver(tmp_path / "run", ["prover=groth16", f"cache_dir={cache}", "retry=none", f"prover.binary={lying}", "prover.args=[]"])) as prover:
+        before, after, batch = grid_step(prover.auto_prover, exact=True)
+        with pytest.raises(ProofGenerationError, match="proof does not verify against the step's recorded commitments"):
+            prover.prove_step(before, after, batch, LR)
+        assert prover.auto_prover.stats.get_stats()["zk_success_rate"] == 0.0
+
+
+def test_the_integration_api_counts_no_proof_that_does_not_verify(tmp_path, make_prover):
+    """review55: create_zk_integration's generate_training_proof likewise (failure action
+    continue: the step's result is failed, not proved)."""
+    from pot_zk.auditor_integration import create_zk_integration
+
+    lying = make_prover("wrapped", "junk-proof")
+    integration = create_zk_integration(
+        failure_action="continue", max_retries=0, run_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
+        overrides=["prover=groth16", f"prover.binary={lying}", "prover.args=[]"],
+    )
+    try:
+        shapes = AutoProver(tmp_path / "shapes", ["prover=groth16", f"cache_dir={tmp_path / 'cache'}"])  # the statement's grid
+        try:
+            before, after, batch = grid_step(shapes, exact=True)
+        finally:
+            shapes.close()
+        proof = integration.generate_training_proof(before, after, batch, LR, architecture=MlpArchitecture((4, 3, 2)))
+        assert proof.result.status == "failed" and "proof does not verify against the step's recorded commitments" in proof.result.error["message"]
+        assert integration.get_stats()["zk_success_rate"] == 0.0
+    finally:
+        integration.close()

@@ -28,6 +28,7 @@ circom circuits) of the exact fixed-point SGD, momentum, Adam / AdamW and LoRA s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -43,7 +44,7 @@ from pot_zk.backends.groth16.scheme import PackedPoseidon
 from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.backends.groth16.statements import STATEMENTS
 from pot_zk.backends.groth16.training import ExactTraining
-from pot_zk.backends.groth16.verifier import verifier_key, verify_proof_file
+from pot_zk.backends.groth16.verifier import read_proof, verifier_key, verify_proof_bytes, verify_proof_file
 from pot_zk.backends.keys import KeySet
 from pot_zk.core.protocol import ProverRequest, ProverResponse
 from pot_zk.core.stages import stage
@@ -145,17 +146,34 @@ class Groth16Backend(ProverBackend):
             raise ConfigurationError("verifying a zk-groth16 proof needs a verifying key (--keys, or the dev key in the cache)", key="keys")
         verify_proof_file(statement.spec, statement.commitment.to_dict(), proof, keys.material)
 
-    def check_on_receipt(self, request: ProverRequest, response: ProverResponse, commitments: Mapping[str, Any]) -> bool:
+    def check_on_receipt(
+        self, request: ProverRequest, response: ProverResponse, commitments: Mapping[str, Any], manifest: Mapping[str, Any] | None
+    ) -> str | None:
         """A pairing check (milliseconds) against the verifying key of the key directory the
-        request was proven with (``keys_dir``, else the dev key in its cache): the trainer's key."""
+        request was proven with (``keys_dir``, else the dev key in its cache): the trainer's key,
+        which must be the run's (review55: a program that made a setup of its own in the cache
+        had its proofs checked, and counted, under it) and the one the response reports."""
         spec = self.spec_from_dict(request.circuit)
         given = request.options.get("keys_dir")
         key = verifier_key(spec, None, Path(request.cache_dir), Path(given) if given else None, allow_dev=True)
+        declared = ((manifest or {}).get("keys") or {}).get("vk_sha256")
+        if manifest is not None and key.key.vk_sha256 != declared:
+            raise ProofVerificationError(
+                f"the key in {key.key.directory} (vk sha256 {key.key.vk_sha256[:16]}...) is not the one the run declares ({str(declared)[:16]}...)",
+                reason="keys-unavailable",
+            )
+        reported = ((response.public or {}).get("keys") or {}).get("vk_sha256")
+        if reported != key.key.vk_sha256:
+            raise ProofVerificationError(
+                f"the program reports verifying key {str(reported)[:16]}... for this proof, not the key it was asked to prove with ({key.key.vk_sha256[:16]}...)",
+                reason="foreign-keys",
+            )
         proof = response.artifacts.get("proof")
         if not isinstance(proof, str):
             raise ProofVerificationError("the response names no proof file", reason="malformed-proof")
-        verify_proof_file(spec, commitments, Path(proof), key)
-        return True
+        data = read_proof(Path(proof))
+        verify_proof_bytes(spec, commitments, data, key)
+        return hashlib.sha256(data).hexdigest()
 
     def new_keys(self, statements: Sequence[Groth16Statement], out_dir: Path, cache_dir: Path) -> GeneratedKeys:
         return auditor_keys.new_keys(statements, out_dir, cache_dir)

@@ -88,14 +88,25 @@ def verify_proof_file(spec: Groth16Statement, commitments: Mapping[str, Any], pr
     """Raise ProofVerificationError (with the verdict's reason) unless the 256-byte proof in
     ``proof`` shows the step committed as ``commitments`` (the verifier's records; a scheduled
     step's ``learning_rate`` the verifier recomputed) under ``key``."""
+    verify_proof_bytes(spec, commitments, read_proof(proof), key)
+
+
+def read_proof(proof: Path) -> bytes:
+    """The 256 bytes of a proof file; ProofVerificationError (``malformed-proof``) for a file of
+    another size, which is not read whole (review31), or one that cannot be read."""
     try:
         with open(proof, "rb") as opened:
             size = os.fstat(opened.fileno()).st_size
-            data = opened.read(adapter.PROOF_BYTES) if size == adapter.PROOF_BYTES else b""  # review31: a huge file is not read whole
+            data = opened.read(adapter.PROOF_BYTES) if size == adapter.PROOF_BYTES else b""
     except OSError as exc:
         raise ProofVerificationError(f"cannot read the proof file {proof}: {exc}", reason="malformed-proof") from exc
     if len(data) != adapter.PROOF_BYTES:
         raise ProofVerificationError(f"a Groth16 proof is {adapter.PROOF_BYTES} bytes, the proof file has {size}", reason="malformed-proof")
+    return data
+
+
+def verify_proof_bytes(spec: Groth16Statement, commitments: Mapping[str, Any], data: bytes, key: Groth16VerifierKey) -> None:
+    """:func:`verify_proof_file` of proof bytes already read."""
     public = spec.public_values(commitments, commitments.get("learning_rate"))
     missing = [name for name, value in public.items() if value is None]
     if missing:
