@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -78,6 +79,25 @@ def _temporary_files_of_the_sessions_own(tmp_path_factory: pytest.TempPathFactor
             os.environ["TMPDIR"] = saved
         tempfile.tempdir = None
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_as_it_was() -> Iterator[None]:
+    """A Hydra app run in the test's process configures the root logger
+    (conf/hydra/job_logging/pot_zk.yaml): a StreamHandler on the sys.stderr of that moment,
+    pytest's capture of that test, and the run's log file. Left there, a later test's log line
+    met the closed capture ("--- Logging error ---" on its stderr), depending on which files a
+    worker ran before it. Those handlers are removed after each test (pytest's own stay)."""
+    from pot_zk.cli.log_file import RunLogFileHandler
+
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and (type(handler) is logging.StreamHandler or isinstance(handler, RunLogFileHandler)):
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
 
 
 def write_prover(directory: Path, behaviour: str, *arguments: str, name: str = "fake-prover") -> Path:

@@ -26,11 +26,13 @@ chose.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from pot_zk.backends.base import ProverBackend
 from pot_zk.core.protocol import ProverRequest, ProverResponse
 from pot_zk.exceptions import PotZkError, ProofVerificationError, ProverProtocolError
+
+if TYPE_CHECKING:  # backends.base imports torch: a configuration error is refused before torch's import (tests/test_cli_errors.py)
+    from pot_zk.backends.base import ProverBackend
 
 Recorded = Callable[[int], "Mapping[str, Any] | None"]
 
@@ -41,7 +43,7 @@ class ReceiptCheck:
     step without a record is refused when ``required``, else left unchecked (a witness file
     proven as it is: ``ZkIntegration.prove_job``)."""
 
-    def __init__(self, backend: ProverBackend, recorded: Recorded, declared: Mapping[str, Any] | None, *, required: bool = True) -> None:
+    def __init__(self, backend: "ProverBackend", recorded: Recorded, declared: Mapping[str, Any] | None, *, required: bool = True) -> None:
         self.backend = backend
         self.recorded = recorded
         self.declared = declared
