@@ -57,10 +57,11 @@ class ZkIntegration:
         self.audit = lifecycle.open(event="run.start", stats_dir=self.runtime.run_dir, **run_start_fields(self.runtime.config))
         self.pipeline: ProvingPipeline = lifecycle.pipeline(sleep=sleep)
         self._recorded: dict[int, dict[str, Any]] = {}
-        """Each proven step's commitments, what its proof is checked against on receipt
+        """The commitments of the step being proven, what its proof is checked against on receipt
         (review55: these APIs counted a program's bad proof as proved); a job proven from a
         witness file alone (:meth:`prove_job`) is not checked."""
-        self.pipeline.check = ReceiptCheck(self.setup.backend, self._recorded.get, None, required=False)
+        self._check = ReceiptCheck(self.setup.backend, self._recorded.get, None, required=False)
+        self.pipeline.check = self._check
         self._numbers = itertools.count()
 
     def generate_training_proof(
@@ -87,8 +88,11 @@ class ZkIntegration:
         self.audit.event("commitment", step=index, epoch=epoch, scheduled=enabled, **statement.commitment.to_dict())
         if not enabled:
             return StepProof(disabled_result(index), statement, epoch)
+        self._recorded.clear()  # only this step's: a prove_job of the same number is not checked against it (review56)
         self._recorded[index] = statement.commitment.to_dict()
-        result = self.pipeline.prove(self.setup.write_job(training, index, self.runtime.run_dir))
+        job = self.setup.write_job(training, index, self.runtime.run_dir)
+        self._check.pin(job)
+        result = self.pipeline.prove(job)
         return StepProof(result, statement, epoch)
 
     def prove_job(
@@ -114,6 +118,7 @@ class ZkIntegration:
             output_dir=str(run_dir / "proofs" / f"step-{step:08d}"),
             options=dict(options or {}),
         )
+        self._recorded.clear()
         return self.pipeline.prove(job)
 
     def get_stats(self) -> dict[str, Any]:

@@ -185,10 +185,11 @@ class AutoProver:
         handler = self.runtime.handler
         on_failure = ProofOrRaise(handler, "fallback") if isinstance(handler, FallbackChain) else ProofOrRaise(None)
         self._recorded: dict[int, dict[str, Any]] = {}
-        """Each proven step's commitments, what its proof is checked against on receipt (review55)."""
+        """The commitments of the step being proven, what its proof is checked against on receipt (review55)."""
+        self._check = ReceiptCheck(self.setup.backend, self._recorded.get, None)
         self.pipeline = ProvingPipeline(
             self.runtime.strategy, self.runtime.schedule, on_failure, self.audit, self.stats, sleep=sleep,
-            check=ReceiptCheck(self.setup.backend, self._recorded.get, None),
+            check=self._check,
         )
         self._numbers = itertools.count()
 
@@ -211,8 +212,11 @@ class AutoProver:
         self.audit.event("commitment", step=index, epoch=epoch, scheduled=self.runtime.proving_enabled, **statement.commitment.to_dict())
         if not self.runtime.proving_enabled:
             return StepProof(disabled_result(index), statement, epoch)
+        self._recorded.clear()
         self._recorded[index] = statement.commitment.to_dict()
-        result = self.pipeline.prove(self.setup.write_job(step, index, self.work_dir))
+        job = self.setup.write_job(step, index, self.work_dir)
+        self._check.pin(job)
+        result = self.pipeline.prove(job)
         return StepProof(result, statement, epoch)
 
     def prove_sgd_step(

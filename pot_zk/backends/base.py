@@ -228,6 +228,15 @@ class StepStatement:
     commitment: StepCommitment
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """What :meth:`ProverBackend.check_on_receipt` verified: the SHA-256 of the proof bytes, and
+    the key they were verified under."""
+
+    proof_sha256: str
+    key: str
+
+
 class StepVerifier(Protocol):
     """Checks proofs of one proof type."""
 
@@ -372,17 +381,28 @@ class ProverBackend(ABC):
         """See :class:`StepVerifier`."""
 
     def check_on_receipt(
-        self, request: ProverRequest, response: ProverResponse, commitments: Mapping[str, Any], manifest: Mapping[str, Any] | None
-    ) -> str | None:
+        self, request: ProverRequest, response: ProverResponse, commitments: Mapping[str, Any], key: str | None
+    ) -> Receipt | None:
         """In the trainer, when its prover program answers "ok" for ``request``: raise
         ProofVerificationError (with a ``reason``) unless the proof the response names shows the
         step the trainer committed (``commitments``, its record in commitments.jsonl) under the
-        key the request was proven with, which must be the one the run's ``manifest`` declares
-        (None: no run declares one) and the one the response reports. The trainer's own check of
-        its program's answer, not an auditor's verdict: the key is the trainer's. Returns the
-        SHA-256 of the proof bytes it checked; None where a verification costs too much to run
-        per proof (``zk-halo2`` derives its keys: minutes), so "proved" stays the program's word
-        there until ``pot-zk verify``."""
+        key the request was proven with, which must be ``key`` (the run's declared key,
+        :meth:`declared_key`, or the one an earlier answer of the same command was checked
+        with; None: none yet) and the one the response reports. The trainer's own check of its
+        program's answer, not an auditor's verdict: the key is the trainer's. Returns what it
+        checked; None where a verification costs too much to run per proof (``zk-halo2`` derives
+        its keys: minutes), so "proved" stays the program's word there until ``pot-zk verify``."""
+        return None
+
+    def current_key(self, request: ProverRequest) -> str | None:
+        """The key ``request`` would be proven with now, named as :meth:`check_on_receipt` names
+        keys (None: none yet, or none this backend names): what the seed's single-step APIs pin
+        before a program runs."""
+        return None
+
+    def declared_key(self, manifest: Mapping[str, Any]) -> str | None:
+        """The key a run's manifest declares its proofs are made with (what :meth:`prepare`
+        recorded), as :meth:`check_on_receipt` names keys; None: none."""
         return None
 
     @abstractmethod

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pot_zk.core.scratch import scratch_directory
+from pot_zk.core.scratch import remove_scratch, scratch_directory
 from pot_zk.exceptions import ConfigurationError
 
 CommandHandler = Callable[[argparse.Namespace], int]
@@ -82,7 +81,7 @@ def verifiable(path: str) -> Iterator[Path]:
     try:
         yield unpack_export(Path(path), scratch)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_scratch(scratch)
 
 
 def trainers_run(path: str, command: str) -> Path:

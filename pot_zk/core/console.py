@@ -46,8 +46,8 @@ def attention(event_dict: dict[str, Any]) -> tuple[str, str] | None:
     reason = _reason(error)
     if event == "attempt" and event_dict.get("outcome") == "failed":
         return "warning", f"{where}{event_dict.get('strategy')} attempt {event_dict.get('attempt')} failed: {reason}"
-    if event == "attempt" and event_dict.get("notes"):  # the prover program's notes on a proof (no key holder, say): shown once per view
-        return "warning", "; ".join(f"{event_dict.get('strategy')}: {note}" for note in event_dict["notes"])
+    if event == "attempt" and event_dict.get("notes"):  # the prover program's notes on a proof (no key holder, say): each shown once per view
+        return "warning", "\n".join(f"{event_dict.get('strategy')}: {printable(note)}" for note in event_dict["notes"])
     if event == "strategy.failed":
         return "warning", f"{where}{event_dict.get('strategy')} gave up after {event_dict.get('attempts')} attempt(s): {reason}"
     if event == "fallback":
@@ -71,10 +71,17 @@ def attention(event_dict: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def printable(text: str) -> str:
+    """``text`` on one line without control characters (review56: a prover program's note or
+    error message with a newline forged a "pot-zk error:" line, an escape sequence cleared the
+    terminal): whitespace runs become one space, other control characters are dropped."""
+    return "".join(c for c in " ".join(str(text).split()) if c.isprintable())
+
+
 def _reason(error: dict[str, Any]) -> str:
     if not error:
         return "see the audit file"
-    message = " ".join(str(error.get("message", "")).split())
+    message = printable(str(error.get("message", "")))
     if len(message) > MESSAGE_LIMIT:
         message = message[:MESSAGE_LIMIT] + "..."
     return f"{error.get('error_class', 'error')}: {message}"
@@ -99,10 +106,12 @@ class ConsoleView:
         notable = attention(event_dict)
         if notable is not None:
             level, text = notable
-            if event_dict.get("outcome") == "ok":  # a note: every proof of the run may carry it
-                if text in self._noted:
-                    return event_dict
-                self._noted.add(text)
+            if event_dict.get("outcome") == "ok":  # notes: every proof of the run may carry them; each is shown once
+                for line in text.split("\n"):
+                    if line not in self._noted:
+                        self._noted.add(line)
+                        self._show(LEVELS[level], line)
+                return event_dict
             self._show(LEVELS[level], text)
         return event_dict
 

@@ -117,7 +117,15 @@ class ProverResponse:
         )
 
 
+MAX_NOTES = 4
+MAX_NOTE_CHARS = 500
+
+
 def _notes(value: Any) -> list[str]:
+    """review56: a program's notes reach the terminal and every attempt's audit record, so they
+    are few and short (a megabyte note was copied into each record)."""
     if not isinstance(value, list) or not all(isinstance(note, str) for note in value):
         raise ValueError("notes must be a list of strings")
+    if len(value) > MAX_NOTES or any(len(note) > MAX_NOTE_CHARS for note in value):
+        raise ValueError(f"notes must be at most {MAX_NOTES} strings of at most {MAX_NOTE_CHARS} characters")
     return list(value)

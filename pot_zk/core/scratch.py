@@ -1,10 +1,14 @@
 """Temporary directories of one process, and the removal of those a killed process left.
 
 A command removes its temporary directories when it ends, on SIGTERM and SIGINT too; a SIGKILL
-leaves them (an unpacked export, a copy of a run's records). :func:`scratch_directory` names
-each after its process (``<prefix><pid>-<random>``, mode 0700, in ``$TMPDIR``), and first
-removes the directories of that prefix whose process is gone: this user's only, and none
-whose pid is alive (a reused pid keeps a stale directory, never removes a live one).
+leaves them (an unpacked export, a key holder's witness file: a step's private inputs).
+:func:`scratch_directory` makes each (``$TMPDIR/<prefix><pid>-<random>``, mode 0700) with a lock
+file in it that the process holds while it lives (an advisory ``flock``, released by the kernel
+when the process ends, however it ends). It first removes the directories of that prefix whose
+lock it can take: their process is gone. A directory of another user's, a link, or one without
+its lock file (a process between making the directory and locking it) is left alone. A pid alone
+could not tell: another PID namespace (a container) or another host sharing ``$TMPDIR`` has
+processes this one cannot see (review56).
 """
 
 from __future__ import annotations
@@ -15,46 +19,57 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
+LOCK = ".pot-zk-scratch.lock"
+_HELD: dict[str, FileLock] = {}
+"""The locks of this process's scratch directories, held until :func:`remove_scratch`."""
+
 
 def scratch_directory(prefix: str) -> Path:
-    """A new directory ``$TMPDIR/<prefix><pid>-XXXX`` of this process, after removing those of
-    ``prefix`` that a process no longer running left."""
+    """A new directory ``$TMPDIR/<prefix><pid>-XXXX`` of this process (its lock held), after
+    removing those of ``prefix`` whose process is gone."""
     remove_left_behind(prefix)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+    lock = FileLock(str(path / LOCK), timeout=0)
+    lock.acquire()
+    _HELD[str(path)] = lock
+    return path
+
+
+def remove_scratch(path: Path) -> None:
+    """Remove a directory :func:`scratch_directory` made, and release its lock."""
+    shutil.rmtree(path, ignore_errors=True)
+    lock = _HELD.pop(str(path), None)
+    if lock is not None:
+        lock.release()
 
 
 def remove_left_behind(prefix: str) -> list[Path]:
-    """Remove ``$TMPDIR/<prefix><pid>-*`` directories of this user whose process is gone; the
-    ones removed."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)-[^/]+")
+    """Remove the ``$TMPDIR/<prefix><pid>-*`` directories of this user whose lock no process
+    holds; the ones removed."""
+    pattern = re.compile(re.escape(prefix) + r"\d+-[^/]+")
     removed = []
     try:
         entries = list(os.scandir(tempfile.gettempdir()))
     except OSError:
         return removed
     for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        if match is None:
+        if pattern.fullmatch(entry.name) is None or entry.path in _HELD:
             continue
         try:
             if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
                 continue
-        except OSError:
+            lock_path = os.path.join(entry.path, LOCK)
+            if not os.path.isfile(lock_path) or os.path.islink(lock_path):
+                continue
+            lock = FileLock(lock_path, timeout=0)
+            lock.acquire()
+        except (OSError, Timeout):
             continue
-        if _running(int(match.group(1))):
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(Path(entry.path))
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+        finally:
+            lock.release()
     return removed
-
-
-def _running(pid: int) -> bool:
-    if pid <= 0:
-        return True  # not a process's: leave it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True

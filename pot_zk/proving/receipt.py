@@ -26,6 +26,7 @@ chose.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from pot_zk.core.protocol import ProverRequest, ProverResponse
@@ -38,16 +39,31 @@ Recorded = Callable[[int], "Mapping[str, Any] | None"]
 
 
 class ReceiptCheck:
-    """Check answers against ``recorded(step)``, the step's commitment record, and ``declared``,
-    the run's manifest (None: no run declares a key, as for the seed's single-step APIs). A
-    step without a record is refused when ``required``, else left unchecked (a witness file
-    proven as it is: ``ZkIntegration.prove_job``)."""
+    """Check answers against ``recorded(step)``, the step's commitment record, under the key
+    ``declared`` (the run's manifest) declares. Without a manifest (the seed's single-step APIs)
+    the key found before the first program runs (:meth:`pin`), else the key of the first answer
+    verified, is pinned for the rest of the command: a key swapped into the cache is refused
+    (review56); only a cache with no key yet takes the first program's setup, whose maker knows
+    its trapdoor (a dev key, labelled so). A step without a record is refused when
+    ``required``, else left unchecked."""
 
     def __init__(self, backend: "ProverBackend", recorded: Recorded, declared: Mapping[str, Any] | None, *, required: bool = True) -> None:
         self.backend = backend
         self.recorded = recorded
-        self.declared = declared
+        self.declared = None if declared is None else backend.declared_key(declared)
         self.required = required
+        self._pinned: dict[str, str] = {}
+        """Circuit (its spec as JSON) -> the key its first verified answer was checked under."""
+
+    def pin(self, job: ProverRequest) -> None:
+        """Before ``job``'s program runs: pin the key it would be proven with now, when no run
+        declares one and none is pinned yet (review56: a program of the seed's APIs that swapped a
+        setup of its own into the cache before its first proof had that key pinned)."""
+        circuit = json.dumps(job.circuit, sort_keys=True)
+        if self.declared is None and circuit not in self._pinned:
+            key = self.backend.current_key(job)
+            if key is not None:
+                self._pinned[circuit] = key
 
     def __call__(self, job: ProverRequest, response: ProverResponse, strategy: str) -> str | None:
         """The SHA-256 of the proof bytes checked; None when the answer is not one the check
@@ -62,10 +78,11 @@ class ReceiptCheck:
         record = self.recorded(job.step)
         if record is None and not self.required:
             return None
+        circuit = json.dumps(job.circuit, sort_keys=True)
         try:
             if record is None:
                 raise ProofVerificationError(f"the run has no commitment record of step {job.step}", reason="malformed-commitment")
-            return self.backend.check_on_receipt(job, response, record, self.declared)
+            receipt = self.backend.check_on_receipt(job, response, record, self.declared or self._pinned.get(circuit))
         except ProofVerificationError as error:
             raise ProverProtocolError(
                 f"the prover program answered ok for step {job.step}, but its {response.proof_type} proof does not verify "
@@ -79,3 +96,7 @@ class ReceiptCheck:
                 f"checking the prover program's proof of step {job.step} raised {type(error).__name__}: {error}",
                 retryable=False, step=job.step,
             ) from error
+        if receipt is None:
+            return None
+        self._pinned.setdefault(circuit, receipt.key)
+        return receipt.proof_sha256

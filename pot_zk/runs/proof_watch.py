@@ -17,7 +17,6 @@ no stage lines.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import threading
 import time
@@ -26,7 +25,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from pot_zk.core.scratch import scratch_directory
+from pot_zk.core.scratch import remove_scratch, scratch_directory
 from pot_zk.core.stages import StageLine, read_stages
 
 SHOWN = 2
@@ -97,7 +96,7 @@ class ProofWatch:
         return max(lanes)
 
     def close(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        remove_scratch(self.directory)
 
     def __enter__(self) -> "ProofWatch":
         return self

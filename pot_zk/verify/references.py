@@ -24,13 +24,12 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pot_zk.core.challenge import commitment_head
-from pot_zk.core.scratch import scratch_directory
+from pot_zk.core.scratch import remove_scratch, scratch_directory
 from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.kinds.registry import STEP_KINDS
 from pot_zk.verify.recomputed import COMMITMENT, is_model_file, looks_like_commitment, same_commitment
@@ -103,7 +102,7 @@ class BaseRun:
             return cls(path, commitment, circuit["architecture"], circuit, manifest, checked)
         finally:
             if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
+                remove_scratch(scratch)
 
 
 def base_reference(text: str | Path | None, verify: "Callable[[Path], RunReport] | None" = None) -> "str | BaseRun | None":

@@ -48,7 +48,6 @@ import atexit
 import functools
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -61,7 +60,7 @@ from pot_zk.exceptions import ConfigurationError, PotZkError
 from pot_zk.bundle import layout as files
 from pot_zk.bundle.layout import BundleReader, load_model, not_regular, read_jsonl
 from pot_zk.core.small_files import read_small_file
-from pot_zk.core.scratch import scratch_directory
+from pot_zk.core.scratch import remove_scratch, scratch_directory
 from pot_zk.core.challenge import Challenge
 from pot_zk.verify.canonical import check_plan_form, check_record_form, plan_readable
 from pot_zk.verify.challenge import check_challenge
@@ -87,7 +86,7 @@ def verifier_workdir() -> Path:
     write): a directory of its own (mode 0700, removed at exit). Nothing the trainer cached is
     read either way (docs/runs.md, "Circuits and keys")."""
     path = scratch_directory("pot-zk-verifier-")
-    atexit.register(shutil.rmtree, path, True)
+    atexit.register(remove_scratch, path)
     return path
 
 

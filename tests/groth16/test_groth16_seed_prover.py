@@ -112,3 +112,43 @@ def test_the_integration_api_counts_no_proof_that_does_not_verify(tmp_path, make
         assert integration.get_stats()["zk_success_rate"] == 0.0
     finally:
         integration.close()
+
+
+def test_a_key_the_program_swapped_into_the_cache_does_not_prove_a_step(tmp_path, make_prover):
+    """review56: the seed's APIs declare no key, and a program that swapped a setup of its own
+    into the cache (whose trapdoor it would know) had its proof counted. The key in the cache
+    before the program runs is pinned, and a proof under another is refused."""
+    cache = tmp_path / "cache"
+    with TrainingStepProver(AutoProver(tmp_path / "honest", ["prover=groth16", f"cache_dir={cache}", "retry=none"])) as prover:
+        before, after, batch = grid_step(prover.auto_prover, exact=True)
+        circuit = prover.prove_step(before, after, batch, LR)["circuit"]
+    stop_holders(cache, circuit)
+    lying = make_prover("wrapped", "swap-key")
+    with TrainingStepProver(AutoProver(tmp_path / "run", ["prover=groth16", f"cache_dir={cache}", "retry=none", f"prover.binary={lying}", "prover.args=[]"])) as prover:
+        with pytest.raises(ProofGenerationError, match=r"\(keys-unavailable: the key in .* is not the run's"):
+            prover.prove_step(before, after, batch, LR)
+    assert list(cache.glob("groth16/*.original")), "the program did swap the key"
+
+
+def test_prove_job_is_not_checked_against_a_step_generate_training_proof_numbered_alike(tmp_path):
+    """review56: ZkIntegration.prove_job (a witness file alone) was checked against the
+    commitments generate_training_proof had recorded for the same step number, and an honest
+    proof of another witness was refused."""
+    from pot_zk.auditor_integration import create_zk_integration
+    from pot_zk.auto_prover import training_step
+
+    cache = tmp_path / "cache"
+    integration = create_zk_integration(failure_action="continue", max_retries=0, run_dir=tmp_path / "run", cache_dir=cache, overrides=["prover=groth16"])
+    try:
+        shapes = AutoProver(tmp_path / "shapes", ["prover=groth16", f"cache_dir={cache}"])
+        try:
+            before, after, batch = grid_step(shapes, exact=True)
+        finally:
+            shapes.close()
+        assert integration.generate_training_proof(before, after, batch, LR, architecture=MlpArchitecture((4, 3, 2))).result.status == "proved"
+        other = integration.setup.write_job(training_step(before, after, (batch[0].flip(0), batch[1].flip(0)), LR), 0, tmp_path / "elsewhere")
+        again = integration.prove_job(0, other.witness_path, circuit=other.circuit, kind=other.kind, options=other.options)
+        assert again.status == "proved", again.error
+    finally:
+        integration.close()
+        stop_holders(cache, integration.setup.spec_for(training_step(before, after, batch, LR)).to_dict())

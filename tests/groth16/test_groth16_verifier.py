@@ -14,7 +14,7 @@ from pot_zk.backends.groth16.auditor_keys import check_run_keys
 from pot_zk.backends.groth16.prove import prove_step
 from pot_zk.backends.groth16.verifier import DEV_KEY_NOTE, verifier_key, verify_proof_file
 from pot_zk.backends.keys import new_keys
-from pot_zk.exceptions import ProofVerificationError
+from pot_zk.exceptions import ConfigurationError, ProofVerificationError
 
 from groth16_support import honest_step, sgd_integers, tiny_spec
 
@@ -97,3 +97,31 @@ def test_auditor_keys_verify_only_runs_proven_with_them(tiny_keys, groth16_cache
 def test_a_key_directory_of_another_statement_is_keys_unavailable(tiny_keys, groth16_cache):
     other = tiny_spec(learning_rate=0.05)
     assert _reason(lambda: verifier_key(other, None, groth16_cache, tiny_keys.path, allow_dev=True)) == "keys-unavailable"
+
+
+def test_the_key_loaded_is_the_key_whose_hash_was_checked(tiny_keys, tmp_path, monkeypatch):
+    """review56: ``vk.bin`` was hashed (against the key directory's record, which is what is
+    compared with the run's declared key) and then read a second time to load it: a file swapped
+    in between had another key used under the recorded one's name. The bytes hashed are the bytes
+    loaded: a swap is refused."""
+    import shutil
+
+    from pot_zk.backends.groth16 import keys
+
+    spec = tiny_spec()
+    other = keys.create_keys(spec, tmp_path / "other")  # another setup of the same circuit
+    directory = tmp_path / "keys"
+    shutil.copytree(tiny_keys.path, directory)
+    assert keys.load_verifying_key(spec, directory).vk_sha256 == tiny_keys.record["vk_sha256"]
+    real = keys.file_sha256
+
+    def hash_then_swap(path):
+        digest = real(path)
+        if path == directory / "vk.bin":
+            shutil.copyfile(other.path / "vk.bin", directory / "vk.bin.new")
+            (directory / "vk.bin.new").replace(directory / "vk.bin")
+        return digest
+
+    monkeypatch.setattr(keys, "file_sha256", hash_then_swap)
+    with pytest.raises(ConfigurationError, match="vk.bin changed as it was read"):
+        keys.load_verifying_key(spec, directory)

@@ -18,6 +18,7 @@ ProofGenerationError here.
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Sequence
@@ -218,6 +219,15 @@ def prove_wtns(pk: ProvingKey, wtns_path: Path) -> bytes:
 
 def load_verifying_key(path: Path) -> VerifyingKey:
     return groth16py.VerifyingKey.load(str(path))
+
+
+def verifying_key_from_bytes(data: bytes) -> VerifyingKey:
+    """A verifying key from the bytes of a ``vk.bin`` (groth16py loads from a path only: they go
+    through a file of this process's own, mode 0600, removed at once)."""
+    with tempfile.NamedTemporaryFile(prefix="pot-zk-vk-", suffix=".bin") as copy:
+        copy.write(data)
+        copy.flush()
+        return groth16py.VerifyingKey.load(copy.name)
 
 
 def public_count(vk: VerifyingKey) -> int:

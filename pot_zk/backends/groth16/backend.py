@@ -33,7 +33,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pot_zk.backends.base import GeneratedKeys, KeySettings, ProverBackend, StepStatement, VerifierKeys, VerifierOptions
+from pot_zk.backends.base import GeneratedKeys, KeySettings, ProverBackend, Receipt, StepStatement, VerifierKeys, VerifierOptions
 from pot_zk.backends.groth16 import auditor_keys
 from pot_zk.backends.groth16 import keys as groth16_keys
 from pot_zk.backends.groth16.ceremony import CeremonyFiles, write_ceremony_files
@@ -44,7 +44,7 @@ from pot_zk.backends.groth16.scheme import PackedPoseidon
 from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.backends.groth16.statements import STATEMENTS
 from pot_zk.backends.groth16.training import ExactTraining
-from pot_zk.backends.groth16.verifier import read_proof, verifier_key, verify_proof_bytes, verify_proof_file
+from pot_zk.backends.groth16.verifier import Groth16VerifierKey, read_proof, verifier_key, verify_proof_bytes, verify_proof_file
 from pot_zk.backends.keys import KeySet
 from pot_zk.core.protocol import ProverRequest, ProverResponse
 from pot_zk.core.stages import stage
@@ -147,33 +147,48 @@ class Groth16Backend(ProverBackend):
         verify_proof_file(statement.spec, statement.commitment.to_dict(), proof, keys.material)
 
     def check_on_receipt(
-        self, request: ProverRequest, response: ProverResponse, commitments: Mapping[str, Any], manifest: Mapping[str, Any] | None
-    ) -> str | None:
+        self, request: ProverRequest, response: ProverResponse, commitments: Mapping[str, Any], key: str | None
+    ) -> Receipt | None:
         """A pairing check (milliseconds) against the verifying key of the key directory the
         request was proven with (``keys_dir``, else the dev key in its cache): the trainer's key,
-        which must be the run's (review55: a program that made a setup of its own in the cache
-        had its proofs checked, and counted, under it) and the one the response reports."""
+        which must be ``key`` (review55: a program that made a setup of its own in the cache had
+        its proofs checked, and counted, under it) and the one the response reports. Keys are
+        named by the SHA-256 of their ``vk.bin``."""
         spec = self.spec_from_dict(request.circuit)
         given = request.options.get("keys_dir")
-        key = verifier_key(spec, None, Path(request.cache_dir), Path(given) if given else None, allow_dev=True)
-        declared = ((manifest or {}).get("keys") or {}).get("vk_sha256")
-        if manifest is not None and key.key.vk_sha256 != declared:
+        loaded = verifier_key(spec, None, Path(request.cache_dir), Path(given) if given else None, allow_dev=True).key
+        if key is not None and loaded.vk_sha256 != key:
             raise ProofVerificationError(
-                f"the key in {key.key.directory} (vk sha256 {key.key.vk_sha256[:16]}...) is not the one the run declares ({str(declared)[:16]}...)",
+                f"the key in {loaded.directory} (vk sha256 {loaded.vk_sha256[:16]}...) is not the run's ({key[:16]}...)",
                 reason="keys-unavailable",
             )
         reported = ((response.public or {}).get("keys") or {}).get("vk_sha256")
-        if reported != key.key.vk_sha256:
+        if reported != loaded.vk_sha256:
             raise ProofVerificationError(
-                f"the program reports verifying key {str(reported)[:16]}... for this proof, not the key it was asked to prove with ({key.key.vk_sha256[:16]}...)",
+                f"the program reports verifying key {str(reported)[:16]}... for this proof, not the key it was asked to prove with ({loaded.vk_sha256[:16]}...)",
                 reason="foreign-keys",
             )
         proof = response.artifacts.get("proof")
         if not isinstance(proof, str):
             raise ProofVerificationError("the response names no proof file", reason="malformed-proof")
         data = read_proof(Path(proof))
-        verify_proof_bytes(spec, commitments, data, key)
-        return hashlib.sha256(data).hexdigest()
+        verify_proof_bytes(spec, commitments, data, Groth16VerifierKey(loaded, {}))
+        return Receipt(hashlib.sha256(data).hexdigest(), loaded.vk_sha256)
+
+    def current_key(self, request: ProverRequest) -> str | None:
+        spec = self.spec_from_dict(request.circuit)
+        given = request.options.get("keys_dir")
+        directory = Path(given) if given else groth16_keys.key_directory(Path(request.cache_dir), spec)
+        if not directory.is_dir():
+            return None
+        try:
+            return str(groth16_keys.open_keys(spec, directory).record["vk_sha256"])
+        except (ConfigurationError, KeyError):
+            return None
+
+    def declared_key(self, manifest: Mapping[str, Any]) -> str | None:
+        declared = (manifest.get("keys") or {}).get("vk_sha256")
+        return declared if isinstance(declared, str) else None
 
     def new_keys(self, statements: Sequence[Groth16Statement], out_dir: Path, cache_dir: Path) -> GeneratedKeys:
         return auditor_keys.new_keys(statements, out_dir, cache_dir)
