@@ -33,7 +33,7 @@ from pot_zk.backends.groth16 import adapter, zkey
 from pot_zk.backends.groth16.statement import Groth16Statement
 from pot_zk.exceptions import ConfigurationError
 from pot_zk.core.digest import file_sha256
-from pot_zk.core.small_files import SMALL_FILE_BYTES, read_small_file
+from pot_zk.core.small_files import SMALL_FILE_BYTES, read_small_bytes, read_small_file
 from pot_zk.core.prover_processes import owner_tag, tag_of_a_gone_process
 
 PROVENANCES = ("dev", "auditor", "zkey")
@@ -207,29 +207,12 @@ def _small_regular(path: Path) -> bool:
     return stat.S_ISREG(status.st_mode) and status.st_size <= VK_BYTES
 
 
-def _read_vk(path: Path) -> bytes | None:
-    """The bytes of ``vk.bin`` when it is a regular file (not a link, not a pipe) of at most
-    VK_BYTES; None otherwise."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            status = os.fstat(handle.fileno())
-            if not stat.S_ISREG(status.st_mode) or status.st_size > VK_BYTES:
-                return None
-            return handle.read(VK_BYTES + 1)
-        except OSError:
-            return None
-
-
 def load_verifying_key(spec: Groth16Statement, directory: Path) -> CircuitVerifyingKey:
     """The verifying key in a directory the verifier names, checked against ``spec``. The key
     loaded is the bytes whose SHA-256 is checked, read once: ``vk.bin`` replaced between a hash
     and a second read would have had another key used under the recorded one's name (review56)."""
     keys = open_keys(spec, directory)
-    data = _read_vk(keys.path / "vk.bin")
+    data = read_small_bytes(keys.path / "vk.bin", VK_BYTES)
     if data is None or hashlib.sha256(data).hexdigest() != keys.record.get("vk_sha256"):
         raise ConfigurationError(f"{directory}/vk.bin changed as it was read: it is not the key its provenance record names", key="keys_dir")
     vk = adapter.verifying_key_from_bytes(data)
