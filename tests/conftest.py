@@ -4,7 +4,6 @@ policy (tests/skip_policy.py): a skip not listed in EXPECTED_SKIPS fails the ses
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import shutil
@@ -44,19 +43,8 @@ EXPECTED_SKIPS = (
 other skip (a missing dev dependency such as peft or dask, say) fails the session."""
 
 
-FILE_COSTS: dict[str, int] = json.loads((Path(__file__).parent / "file_costs.json").read_text())
-"""Seconds each test file took in a measured run (scripts/test_costs.py writes it)."""
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SkipPolicy(EXPECTED_SKIPS), "pot-zk-skip-policy")
-
-
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The costliest files first (``FILE_COSTS``; a file not in it last): the two xdist workers
-    take whole files in this order (``--dist loadfile --no-loadscope-reorder``), so the run ends
-    on short files, not on one worker running a long one alone. A file's tests keep their order."""
-    items.sort(key=lambda item: -FILE_COSTS.get(item.nodeid.split("::", 1)[0], 0))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,7 @@ def test_a_run_whose_provers_find_no_key_holder_says_so_once(honest, tmp_path, m
     (temporary / f"pot-zk-groth16-{os.getuid()}").mkdir(mode=0o777)
     (temporary / f"pot-zk-groth16-{os.getuid()}").chmod(0o777)
     monkeypatch.setenv("TMPDIR", str(temporary))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # and back to the session's afterwards: tempfile caches the directory it finds
     run = tmp_path / "run"
     with caplog.at_level("WARNING", logger="pot_zk.console"):
         summary = train(compose_config(overrides(run, cache)), sleep=lambda seconds: None)
