@@ -86,6 +86,11 @@ def _stop(pid: int | None) -> None:
 
 @pytest.fixture
 def cache(tiny_keys, groth16_cache):
+    """The session's cache of the tiny key, with no holder of it alive: a run of another test
+    file (pot-zk's default keeps a key 60 s) may have left one, which would answer these tests'
+    programs with its own --provers and retire on its own schedule."""
+    _stop(_holder(groth16_cache))
+    Path(socket_path(str(groth16_cache), tiny_spec().to_dict())).unlink(missing_ok=True)  # the killed holder's, if any
     yield groth16_cache
     _stop(_holder(groth16_cache))
 
