@@ -209,6 +209,9 @@ class VerifierOptions:
     verifier_cache: bool = True
     """Reuse what verification derived earlier and kept in its own part of ``cache_dir``
     (checked on reuse); False: derive afresh in ``workdir`` (``verify --no-verifier-cache``)."""
+    key_path_trusted: bool = False
+    """``key_path`` is a key set the auditor's trust store knows (``verify --keys``); else
+    (``--srs``) what its directory records about itself is not checked (review57)."""
 
 
 @dataclass(frozen=True)

@@ -225,7 +225,7 @@ def _check_run(
         srs_path = check_keys(report, manifest, proofs, keys, trust).get("key_path", srs_path)
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model, accepted)
     check_base_holdout(report, manifest, spec, expected.expect_base)
-    options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs, verifier_cache)
+    options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs, verifier_cache, key_path_trusted=keys is not None)
     rates = check_schedule(report, manifest, spec, by_step)
     check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options, rates)
     if keys is None and srs_path is not None:

@@ -527,7 +527,9 @@ def test_a_dev_key_directory_named_with_srs_is_still_a_dev_key(honest, tmp_path)
 
 def test_a_key_directory_named_with_srs_that_says_auditor_is_its_own_word_and_verify_says_so(honest, tmp_path):
     """review24: `verify --srs DIR` printed "key provenance (zk-groth16): auditor" from DIR's
-    provenance.json as a fact. It is DIR's word: the line and a note say so (--keys is the check)."""
+    provenance.json as a fact. It is DIR's word: the line and a note say so (--keys is the check).
+    review57: the trainer's dev key directory relabelled "auditor" lifted the production run's
+    refusal of dev keys (VERIFIED, exit 0): a word verify cannot check does not lift it."""
     run, cache = honest
     copy = _as_production(honest, tmp_path)
     circuit_id = json.loads((copy / "manifest.json").read_text())["circuit_id"]
@@ -535,7 +537,11 @@ def test_a_key_directory_named_with_srs_that_says_auditor_is_its_own_word_and_ve
     shutil.copytree(cache / "groth16" / circuit_id, relabelled)
     record = json.loads((relabelled / "provenance.json").read_text())
     (relabelled / "provenance.json").write_text(json.dumps({**record, "provenance": "auditor"}))
-    report = verify_run(copy, cache_dir=tmp_path / "empty", srs_path=relabelled)
+    refused = verify_run(copy, cache_dir=tmp_path / "empty", srs_path=relabelled)
+    assert not refused.ok and ("proofs", "dev-keys-refused", None) in _findings(refused), refused.summary()
+    assert any("whose provenance 'auditor' is its own word, not checked" in f.message and "--allow-dev-srs" in f.message for f in refused.findings)
+    assert verify_run(run, cache_dir=tmp_path / "empty", srs_path=relabelled).ok  # a development run: its word, said as such (below)
+    report = verify_run(copy, cache_dir=tmp_path / "empty", srs_path=relabelled, allow_dev_srs=True)
     assert report.ok and report.verifier_keys["zk-groth16"]["provenance_checked"] is False, report.summary()
     lines = report.summary().splitlines()
     assert "key provenance (zk-groth16): auditor (the key directory says so, not checked)" in lines

@@ -138,7 +138,7 @@ class Groth16Backend(ProverBackend):
         return prove_integers(spec, integers, key_dir, Path(out_dir))
 
     def verifier_keys(self, spec: Groth16Statement, declared: Mapping[str, Any] | None, options: VerifierOptions) -> VerifierKeys:
-        key = verifier_key(spec, declared, Path(options.cache_dir), options.key_path, options.allow_dev_keys)
+        key = verifier_key(spec, declared, Path(options.cache_dir), options.key_path, options.allow_dev_keys, trusted=options.key_path_trusted)
         return VerifierKeys(key, key.record, key.notes)
 
     def verify(self, statement: StepStatement, proof: Path, keys: VerifierKeys | None, cache_dir: Path) -> None:

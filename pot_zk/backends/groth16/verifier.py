@@ -48,13 +48,26 @@ class Groth16VerifierKey:
     notes: tuple[str, ...] = field(default=())
 
 
-def verifier_key(spec: Groth16Statement, declared: Mapping[str, Any] | None, cache_dir: Path, key_dir: Path | None, allow_dev: bool) -> Groth16VerifierKey:
+def verifier_key(
+    spec: Groth16Statement, declared: Mapping[str, Any] | None, cache_dir: Path, key_dir: Path | None, allow_dev: bool, *, trusted: bool = False
+) -> Groth16VerifierKey:
     """The verifying key for proofs of ``spec``. ``declared`` is the run's manifest (None for a
-    single step outside a run). Raises ProofVerificationError (``reason``: ``keys-unavailable``,
-    ``dev-keys-refused``) when the verifier holds no acceptable key."""
+    single step outside a run); ``trusted``: ``key_dir`` is a key set the auditor's trust store
+    knows (``--keys``), else its provenance record is its own word. Raises ProofVerificationError
+    (``reason``: ``keys-unavailable``, ``dev-keys-refused``) when the verifier holds no acceptable key."""
     if key_dir is not None:
         key = _open(spec, Path(key_dir))
-        return _dev_policy(key, declared, allow_dev) if key.provenance == "dev" else Groth16VerifierKey(key, _record(key))
+        if key.provenance == "dev":
+            return _dev_policy(key, declared, allow_dev)
+        if not trusted and _production(declared) and not allow_dev:
+            # review57: the trainer relabelled its dev key directory "auditor" and a production run verified
+            raise ProofVerificationError(
+                f"a production-mode run checked with the key directory {key_dir}, whose provenance {key.provenance!r} is its own word, "
+                "not checked: whoever wrote it may know the key's trapdoor (pass --keys DIR with key sets your trust store knows, "
+                "or --allow-dev-srs to accept it)",
+                reason="dev-keys-refused",
+            )
+        return Groth16VerifierKey(key, _record(key))
     directory = groth16_keys.key_directory(cache_dir, spec)
     recorded = (declared or {}).get("keys") or {}
     if not directory.is_dir():  # review23: the usual case of an export verified on another machine
@@ -76,12 +89,16 @@ def verifier_key(spec: Groth16Statement, declared: Mapping[str, Any] | None, cac
 def _dev_policy(key: groth16_keys.CircuitVerifyingKey, declared: Mapping[str, Any] | None, allow_dev: bool) -> Groth16VerifierKey:
     """A dev key (from the cache, or a directory whose record says dev): noted, and refused for a
     production-mode run unless the verifier allows dev keys."""
-    if declared is not None and declared.get("mode") == "production" and not allow_dev:
+    if _production(declared) and not allow_dev:
         raise ProofVerificationError(
             "a production-mode run proven with a dev key (pass --allow-dev-srs to accept, or --keys with your own)",
             reason="dev-keys-refused",
         )
     return Groth16VerifierKey(key, _record(key), (DEV_KEY_NOTE,))
+
+
+def _production(declared: Mapping[str, Any] | None) -> bool:
+    return declared is not None and declared.get("mode") == "production"
 
 
 def verify_proof_file(spec: Groth16Statement, commitments: Mapping[str, Any], proof: Path, key: Groth16VerifierKey) -> None:
