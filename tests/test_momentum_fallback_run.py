@@ -66,6 +66,7 @@ def test_certificate_steps_of_a_momentum_run_are_not_called_zero_knowledge(fallb
         "update from the state the trainer committed, and any W_t+1 is the update of some such state; proofs of the steps before "
         "them (a challenge) bind it"
     ]
+    assert report.to_dict()["state_unbound_steps"] == [2] and report.to_dict()["verified_steps"] == [0, 2]  # review57: in the JSON too
 
 
 @pytest.mark.parametrize("also_weights", [False, True], ids=["velocity", "velocity-and-weights"])

@@ -51,6 +51,10 @@ class RunReport:
     """Steps whose proof the ``proofs`` check verified: the only ones counted as proven."""
     selected_steps: list[int] = field(default_factory=list)
     """The steps the declared policy selects (none when proving was disabled)."""
+    state_unbound_steps: list[int] = field(default_factory=list)
+    """Verified steps of a kind with optimizer state (momentum, Adam) whose step before has no
+    verified proof: each shows the update from state the trainer chose (review57: counted in
+    ``proven`` and ``coverage`` with nothing in the JSON to tell them apart)."""
     references: dict[str, Any] = field(default_factory=dict)
     """What the auditor's references found: dataset root, commitment head, plan, ..."""
     challenge: dict[str, Any] | None = None
@@ -123,6 +127,7 @@ class RunReport:
             "verified_steps": sorted(self.verified_steps),
             "selected_steps": list(self.selected_steps),
             "selected_without_proof": self.selected_without_proof,
+            "state_unbound_steps": list(self.state_unbound_steps),
             "references": {name: _reference(name, value) for name, value in self.references.items()},
             "passed": self.passed,
             "findings": [f.to_dict() for f in self.findings],

@@ -364,6 +364,7 @@ def note_free_state(report, spec: Statement) -> None:
     if not state:
         return
     free = sorted(s for s in report.verified_steps if s > 0 and s - 1 not in report.verified_steps)
+    report.state_unbound_steps = free
     if free:
         report.notes.append(
             f"{spec.kind}: proven step(s) {free[:10]}{' ...' if len(free) > 10 else ''} start from {state} no proof covers "
