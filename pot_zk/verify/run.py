@@ -68,7 +68,7 @@ from pot_zk.verify.keys import check_keys
 from pot_zk.verify.holdout import check_base_holdout, check_holdout
 from pot_zk.verify.recomputed import check_dataset_reference, check_initial_reference
 from pot_zk.verify.references import BaseRun, Expectations, base_reference, check_base_reference, check_head, check_min_proven, check_tolerance, record_plan
-from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_free_state, note_unproven_steps
+from pot_zk.verify.run_checks import check_base, check_models, check_outcomes_recorded, check_steps, note_coarse_rate, note_free_state, note_unproven_steps
 from pot_zk.verify.proofs import check_proofs
 from pot_zk.verify.report import EXIT_CODES, Finding, RunReport
 from pot_zk.verify.limits import MAX_DATA_VALUES, MAX_RECORDS, too_large, too_many_records
@@ -236,6 +236,7 @@ def _check_run(
         report.keys["checked_with_them"] = keyed
     note_unproven_steps(report, by_step)
     note_free_state(report, spec)
+    note_coarse_rate(report, spec)
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge, trust, allow_no_nonce)
     check_min_proven(report, expected.min_proven)

@@ -371,3 +371,23 @@ def note_free_state(report, spec: Statement) -> None:
             "(the step before is not proven): each shows the update from the state the trainer committed, and any W_t+1 is the "
             "update of some such state; proofs of the steps before them (a challenge) bind it"
         )
+
+
+COARSE_UPDATE_CONSTANT = 100
+"""An update constant below this represents the learning rate coarser than 1 % (review57)."""
+
+
+def note_coarse_rate(report, spec: Statement) -> None:
+    """A fixed-point update constant ``c_fix`` (learning rate, batch and loss scaling at
+    ``param_scale`` bits) under :data:`COARSE_UPDATE_CONSTANT`: the declared rate is coarse on
+    the grid, and the update's floor can outweigh it (review57: at lr 4e-6, c_fix 2, a proven
+    run moved its weights 274 times what float SGD at that rate does on the same batches; the
+    schedule check notes the same for a scheduled rate under 1 % of its base)."""
+    constant = getattr(spec, "c_fix", None) if getattr(spec, "rate_in_update_constant", False) else None
+    if isinstance(constant, int) and 0 < constant < COARSE_UPDATE_CONSTANT:
+        report.notes.append(
+            f"learning rate: the declared rate {spec.learning_rate:g} is the update constant c_fix = {constant} at 2^-{spec.param_scale}: "
+            "the update's floor can outweigh such a rate (where a weight's update is under a grid step, a weight whose gradient is "
+            "negative moves up one grid step and the others stay), so the weights can move far more than the rate implies; pin the "
+            "rate you agreed on with your own keys (--keys)"
+        )

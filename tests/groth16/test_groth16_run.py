@@ -624,3 +624,19 @@ def test_a_key_directory_whose_files_are_pipes_or_huge_is_refused_without_readin
     report = done[0]
     assert not report.ok and not any(f.reason == "verifier-error" for f in report.findings), report.summary()
     assert any(f.check == "proofs" for f in report.findings), report.summary()
+
+
+def test_a_rate_coarse_on_the_grid_is_noted_and_a_usual_one_is_not(honest, tmp_path):
+    """review57: at a learning rate whose update constant is a few units (lr 4e-6 on its 4-3-2
+    run: c_fix 2), each exact step is nearly a sign step on the grid; a schedule falling under
+    1 % of its base was noted, a fixed rate was not."""
+    run, cache = honest
+    assert not [note for note in verify_run(run, cache_dir=cache).notes if note.startswith("learning rate:")]  # c_fix 2621
+    coarse = tmp_path / "coarse"
+    summary = train(compose_config(overrides(coarse, cache, "train.learning_rate=2e-4", "train.max_steps=1", "policy=every_step")), sleep=lambda s: None)
+    stop_holders(cache, RunBundle.open(coarse).manifest()["circuit"])
+    assert summary.status == "completed", summary
+    report = verify_run(coarse, cache_dir=cache)
+    assert report.ok, report.summary()
+    [note] = [note for note in report.notes if note.startswith("learning rate:")]
+    assert note.startswith("learning rate: the declared rate 0.0002 is the update constant c_fix = 10 at 2^-20: the update's floor can outweigh")

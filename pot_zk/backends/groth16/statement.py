@@ -68,6 +68,10 @@ class Groth16Statement:
     settings: ClassVar[Mapping[str, Any]] = SETTINGS
     losses: ClassVar[tuple[str, ...]] = ("mse",)
     """The losses the statement's circuit states."""
+    rate_in_update_constant: ClassVar[bool] = True
+    """``c_fix`` carries the learning rate (SGD, momentum, LoRA): a rate with a small ``c_fix``
+    is coarse on the weights' grid (``pot-zk verify`` notes it). AdamW's ``c_fix`` is the
+    gradient's constant alone."""
     public_names: ClassVar[tuple[str, ...]]
     """The commitments the circuit outputs, in public-input order (``batch``: X then Y)."""
     after_names: ClassVar[tuple[str, ...]] = ("w_after",)
