@@ -640,3 +640,18 @@ def test_a_rate_coarse_on_the_grid_is_noted_and_a_usual_one_is_not(honest, tmp_p
     assert report.ok, report.summary()
     [note] = [note for note in report.notes if note.startswith("learning rate:")]
     assert note.startswith("learning rate: the declared rate 0.0002 is the update constant c_fix = 10 at 2^-20: the update's floor can outweigh")
+
+
+def test_srs_path_that_is_not_there_or_names_the_key_set_is_one_line_before_the_run(honest, tmp_path):
+    """review58: docs/scaling.md named the key set (`keys new --out DIR`) as srs.path, and the
+    error said only "not a groth16 key directory"; a path that is not there said the same."""
+    run, cache = honest
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigurationError) as raised:
+        train(compose_config(overrides(tmp_path / "a", cache, f"srs.path={missing}")))
+    assert raised.value.context["key"] == "srs.path" and raised.value.message.startswith(f"srs.path={missing}: no such directory")
+    circuit_id = RunBundle.open(run).manifest()["circuit_id"]
+    with pytest.raises(ConfigurationError) as raised:
+        train(compose_config(overrides(tmp_path / "b", cache, f"srs.path={cache / 'groth16'}")))
+    assert raised.value.message == f"srs.path={cache / 'groth16'} holds key directories, one per circuit: this run's is srs.path={cache / 'groth16' / circuit_id}"
+    assert not (tmp_path / "a" / "manifest.json").exists() and not (tmp_path / "b" / "manifest.json").exists()

@@ -92,7 +92,7 @@ class Groth16Backend(ProverBackend):
 
     def prepare(self, spec: Groth16Statement, cache_dir: Path, keys: KeySettings) -> dict[str, Any]:
         """Open the configured key directory, or run (once per circuit id) the dev setup."""
-        key_dir = groth16_keys.open_keys(spec, Path(keys.path)) if keys.path is not None else groth16_keys.ensure_keys(spec, cache_dir)
+        key_dir = _configured_keys(spec, Path(keys.path)) if keys.path is not None else groth16_keys.ensure_keys(spec, cache_dir)
         record = key_dir.record
         return {
             "keys": {
@@ -207,6 +207,24 @@ class Groth16Backend(ProverBackend):
 
 
 GROTH16 = Groth16Backend()
+
+
+def _configured_keys(spec: Groth16Statement, path: Path) -> groth16_keys.KeyDirectory:
+    """``srs.path``'s key directory. A path that is not there, or the key set `pot-zk keys new`
+    wrote (its root, a directory per circuit), is named in one line (review58: docs/scaling.md
+    gave the root, and the error said only "not a groth16 key directory")."""
+    if not path.is_dir():
+        raise ConfigurationError(
+            f"srs.path={path}: no such directory (the key directory your auditor made: `pot-zk keys new` prints the srs.path= "
+            "the trainer proves with)",
+            key="srs.path",
+        )
+    if not (path / "provenance.json").exists() and (path / spec.circuit_id()).is_dir():
+        raise ConfigurationError(
+            f"srs.path={path} holds key directories, one per circuit: this run's is srs.path={path / spec.circuit_id()}",
+            key="srs.path",
+        )
+    return groth16_keys.open_keys(spec, path)
 
 
 def _says_dev(directory: Path) -> bool:
