@@ -221,11 +221,14 @@ def _check_run(
     check_base_reference(report, manifest, spec, expected.expect_base)
     check_outcomes_recorded(report, proofs, audit_events)
     trust = TrustStore.in_cache(Path(cache_dir))
+    trusted = False  # the key directory's provenance is its own word (--srs), unless your trust store knows its key set (--keys)
     if keys is not None:
-        srs_path = check_keys(report, manifest, proofs, keys, trust).get("key_path", srs_path)
+        material = check_keys(report, manifest, proofs, keys, trust)
+        if "key_path" in material:
+            srs_path, trusted = material["key_path"], bool(report.keys.get("in_trust_store"))
     check_holdout(report, bundle, manifest, dataset, spec, audit_events, load_model, accepted)
     check_base_holdout(report, manifest, spec, expected.expect_base)
-    options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs, verifier_cache, key_path_trusted=keys is not None)
+    options = VerifierOptions(Path(cache_dir), verifier_workdir(), srs_path, allow_dev_srs, verifier_cache, key_path_trusted=trusted)
     rates = check_schedule(report, manifest, spec, by_step)
     check_proofs(report, bundle, manifest, spec, by_step, proofs, audit_events, options, rates)
     if keys is None and srs_path is not None:
@@ -236,7 +239,7 @@ def _check_run(
         report.keys["checked_with_them"] = keyed
     note_unproven_steps(report, by_step)
     note_free_state(report, spec)
-    note_coarse_rate(report, spec)
+    note_coarse_rate(report, spec, rates)
     if challenge is not None:
         check_challenge(report, manifest, commitments, proofs, challenge, trust, allow_no_nonce)
     check_min_proven(report, expected.min_proven)

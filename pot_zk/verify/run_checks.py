@@ -373,21 +373,27 @@ def note_free_state(report, spec: Statement) -> None:
         )
 
 
-COARSE_UPDATE_CONSTANT = 100
-"""An update constant below this represents the learning rate coarser than 1 % (review57)."""
+
+COARSE_RATE_GRID_STEPS = 16
+"""A rate that moves a weight by fewer grid steps than this per unit of gradient is noted."""
 
 
-def note_coarse_rate(report, spec: Statement) -> None:
-    """A fixed-point update constant ``c_fix`` (learning rate, batch and loss scaling at
-    ``param_scale`` bits) under :data:`COARSE_UPDATE_CONSTANT`: the declared rate is coarse on
-    the grid, and the update's floor can outweigh it (review57: at lr 4e-6, c_fix 2, a proven
-    run moved its weights 274 times what float SGD at that rate does on the same batches; the
-    schedule check notes the same for a scheduled rate under 1 % of its base)."""
-    constant = getattr(spec, "c_fix", None) if getattr(spec, "rate_in_update_constant", False) else None
-    if isinstance(constant, int) and 0 < constant < COARSE_UPDATE_CONSTANT:
+def note_coarse_rate(report, spec: Statement, rates: Mapping[int, float] | None = None) -> None:
+    """A declared learning rate (a schedule's lowest, given its recomputed ``rates``) at which
+    an exact statement's update is under one grid step for gradients below 1/16 and more: the
+    update's floor then moves a weight one grid step up (a negative gradient) or not at all,
+    whatever the rate (review57: at lr 4e-6, a proven run moved its weights 274 times what float
+    SGD at that rate does on the same batches; review60: judged by the rate, not by the update
+    constant, which also holds the batch size and the loss's scaling)."""
+    if getattr(spec, "backend", None) != "groth16" or not getattr(spec, "update_floored", False):
+        return
+    step, rate = min(rates.items(), key=lambda item: item[1]) if rates else (None, spec.learning_rate)
+    grid_steps = rate * 2**spec.scale
+    if 0 < grid_steps < COARSE_RATE_GRID_STEPS:
+        at = "the declared rate" if step is None else f"the scheduled rate at step {step}"
         report.notes.append(
-            f"learning rate: the declared rate {spec.learning_rate:g} is the update constant c_fix = {constant} at 2^-{spec.param_scale}: "
-            "the update's floor can outweigh such a rate (where a weight's update is under a grid step, a weight whose gradient is "
-            "negative moves up one grid step and the others stay), so the weights can move far more than the rate implies; pin the "
-            "rate you agreed on with your own keys (--keys)"
+            f"learning rate: at {at}, {rate:.3g}, a weight's update is under one grid step (2^-{spec.scale}) wherever what the rate "
+            f"multiplies (its gradient; momentum's velocity) is under {1 / grid_steps:.3g} in magnitude, and the update's floor then "
+            "moves it one grid step up (a negative gradient) or not at all: the weights can move far more than the rate implies; "
+            "pin the rate you agreed on with your own keys (--keys)"
         )

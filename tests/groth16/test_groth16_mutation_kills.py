@@ -20,7 +20,7 @@ from pot_zk.core.protocol import ProverRequest, ProverResponse
 from pot_zk.exceptions import ConfigurationError, ProofVerificationError, ProverProtocolError
 from pot_zk.proving.receipt import ReceiptCheck
 from pot_zk.verify.report import RunReport
-from pot_zk.verify.run_checks import COARSE_UPDATE_CONSTANT, check_outcomes_recorded, note_coarse_rate, note_free_state
+from pot_zk.verify.run_checks import COARSE_RATE_GRID_STEPS, check_outcomes_recorded, note_coarse_rate, note_free_state
 
 from groth16_support import honest_step, sgd_integers, tiny_spec
 
@@ -161,22 +161,37 @@ def test_an_sgd_run_with_gaps_has_no_state_unbound_steps():
     assert report.state_unbound_steps == [] and report.notes == []
 
 
-def _rate_notes(c_fix: int, rate_in_update_constant: bool = True) -> list[str]:
+def _rate_notes(learning_rate: float, update_floored: bool = True, rates: dict | None = None) -> list[str]:
     report = RunReport(None)
-    spec = SimpleNamespace(c_fix=c_fix, rate_in_update_constant=rate_in_update_constant, learning_rate=1e-4, param_scale=20)
-    note_coarse_rate(report, spec)
+    spec = SimpleNamespace(backend="groth16", update_floored=update_floored, learning_rate=learning_rate, scale=12)
+    note_coarse_rate(report, spec, rates)
     return [note for note in report.notes if note.startswith("learning rate:")]
 
 
-def test_the_coarse_rate_note_starts_just_below_an_update_constant_of_100():
-    """C1 (the threshold lowered: a tested run had c_fix 10 or 2621, nothing between)."""
-    assert COARSE_UPDATE_CONSTANT == 100
-    assert len(_rate_notes(99)) == 1 and _rate_notes(100) == []
+def test_the_coarse_rate_note_starts_below_16_grid_steps_per_unit_of_gradient():
+    """C1 (the threshold lowered: a tested run had 0.8 or 205 grid steps per unit, nothing between)."""
+    assert COARSE_RATE_GRID_STEPS == 16
+    assert len(_rate_notes(15.9 / 2**12)) == 1 and _rate_notes(16 / 2**12) == []
 
 
-def test_a_statement_whose_update_constant_is_not_its_rate_gets_no_rate_note():
-    """C2 (the guard for AdamW, whose c_fix is the gradient's constant, removed)."""
-    assert _rate_notes(5, rate_in_update_constant=False) == []
+def test_a_schedule_is_judged_at_its_lowest_rate():
+    """review60: a schedule falling to a few % of a usual base had neither this note nor the
+    schedule's own (under 1 % of its base)."""
+    [note] = _rate_notes(0.05, rates={0: 0.05, 1: 0.02, 2: 0.001})
+    assert note.startswith("learning rate: at the scheduled rate at step 2, 0.001, a weight's update is under one grid step (2^-12)")
+    assert _rate_notes(0.05, rates={0: 0.05, 1: 0.02}) == []
+
+
+def test_a_statement_that_rounds_its_update_to_nearest_gets_no_rate_note():
+    """C2 (the guard for AdamW, whose update is rounded to the nearest grid step, removed), on the
+    statement classes themselves (review60: a stand-in alone let momentum's constant through)."""
+    from pot_zk.backends.groth16.adamw.spec import Groth16AdamwSpec
+    from pot_zk.backends.groth16.lora.spec import Groth16LoraSpec
+    from pot_zk.backends.groth16.momentum.spec import Groth16MomentumSpec
+    from pot_zk.backends.groth16.sgd.spec import Groth16SgdSpec
+
+    assert _rate_notes(1e-5, update_floored=False) == []
+    assert [spec.update_floored for spec in (Groth16SgdSpec, Groth16MomentumSpec, Groth16LoraSpec, Groth16AdamwSpec)] == [True, True, True, False]
 
 
 def test_an_outcome_whose_strategy_the_audit_trail_did_not_record_is_a_record_mismatch():

@@ -631,7 +631,7 @@ def test_a_rate_coarse_on_the_grid_is_noted_and_a_usual_one_is_not(honest, tmp_p
     run: c_fix 2), each exact step is nearly a sign step on the grid; a schedule falling under
     1 % of its base was noted, a fixed rate was not."""
     run, cache = honest
-    assert not [note for note in verify_run(run, cache_dir=cache).notes if note.startswith("learning rate:")]  # c_fix 2621
+    assert not [note for note in verify_run(run, cache_dir=cache).notes if note.startswith("learning rate:")]  # lr 0.05: 205 grid steps a unit
     coarse = tmp_path / "coarse"
     summary = train(compose_config(overrides(coarse, cache, "train.learning_rate=2e-4", "train.max_steps=1", "policy=every_step")), sleep=lambda s: None)
     stop_holders(cache, RunBundle.open(coarse).manifest()["circuit"])
@@ -639,7 +639,8 @@ def test_a_rate_coarse_on_the_grid_is_noted_and_a_usual_one_is_not(honest, tmp_p
     report = verify_run(coarse, cache_dir=cache)
     assert report.ok, report.summary()
     [note] = [note for note in report.notes if note.startswith("learning rate:")]
-    assert note.startswith("learning rate: the declared rate 0.0002 is the update constant c_fix = 10 at 2^-20: the update's floor can outweigh")
+    assert note.startswith("learning rate: at the declared rate, 0.0002, a weight's update is under one grid step (2^-12) wherever what the "
+                           "rate multiplies (its gradient; momentum's velocity) is under 1.22 in magnitude")
 
 
 def test_srs_path_that_is_not_there_or_names_the_key_set_is_one_line_before_the_run(honest, tmp_path):

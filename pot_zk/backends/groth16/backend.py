@@ -215,8 +215,8 @@ def _configured_keys(spec: Groth16Statement, path: Path) -> groth16_keys.KeyDire
     gave the root, and the error said only "not a groth16 key directory")."""
     if not path.is_dir():
         raise ConfigurationError(
-            f"srs.path={path}: no such directory (the key directory your auditor made: `pot-zk keys new` prints the srs.path= "
-            "the trainer proves with)",
+            f"srs.path={path}: {'not a directory' if path.exists() else 'no such directory'} (the key directory your auditor made: "
+            "`pot-zk keys new` prints the srs.path= the trainer proves with)",
             key="srs.path",
         )
     if not (path / "provenance.json").exists() and (path / spec.circuit_id()).is_dir():

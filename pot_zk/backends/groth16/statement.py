@@ -68,10 +68,10 @@ class Groth16Statement:
     settings: ClassVar[Mapping[str, Any]] = SETTINGS
     losses: ClassVar[tuple[str, ...]] = ("mse",)
     """The losses the statement's circuit states."""
-    rate_in_update_constant: ClassVar[bool] = True
-    """``c_fix`` carries the learning rate (SGD, momentum, LoRA): a rate with a small ``c_fix``
-    is coarse on the weights' grid (``pot-zk verify`` notes it). AdamW's ``c_fix`` is the
-    gradient's constant alone."""
+    update_floored: ClassVar[bool] = True
+    """W_t+1 = W_t - floor(lr x the gradient (momentum: the velocity) at the weights' grid): an
+    update under one grid step moves the weight by its sign alone (``pot-zk verify`` notes a
+    rate at which that is common). AdamW rounds its update to the nearest grid step instead."""
     public_names: ClassVar[tuple[str, ...]]
     """The commitments the circuit outputs, in public-input order (``batch``: X then Y)."""
     after_names: ClassVar[tuple[str, ...]] = ("w_after",)

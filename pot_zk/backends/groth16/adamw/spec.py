@@ -63,7 +63,7 @@ class Groth16AdamwSpec(Groth16SgdSpec):
 
     takes_schedule: ClassVar[bool] = False
     """Its circuit holds the rate as a constant: a schedule is refused."""
-    rate_in_update_constant: ClassVar[bool] = False
+    update_floored: ClassVar[bool] = False
     versions: ClassVar[Mapping[str, str]] = VERSIONS
 
     kind: ClassVar[str] = KIND
