@@ -14,7 +14,6 @@ import pytest
 from pot_zk.backends.base import Receipt
 from pot_zk.backends.groth16.backend import GROTH16
 from pot_zk.backends.groth16.keys import open_keys
-from pot_zk.backends.groth16.prove import prove_step
 from pot_zk.backends.groth16.verifier import verifier_key, verify_proof_file
 from pot_zk.core.protocol import ProverRequest, ProverResponse
 from pot_zk.exceptions import ConfigurationError, ProofVerificationError, ProverProtocolError
@@ -22,7 +21,7 @@ from pot_zk.proving.receipt import ReceiptCheck
 from pot_zk.verify.report import RunReport
 from pot_zk.verify.run_checks import COARSE_RATE_GRID_STEPS, check_outcomes_recorded, note_coarse_rate, note_free_state
 
-from groth16_support import honest_step, sgd_integers, tiny_spec
+from groth16_support import tiny_spec
 
 pytestmark = pytest.mark.prover
 
@@ -86,17 +85,6 @@ def test_the_key_pinned_before_a_program_runs_is_the_key_directory_it_is_given(t
     request = ProverRequest(step=0, kind="sgd", circuit=tiny_spec().to_dict(), witness_path="w",
                             cache_dir=str(tmp_path / "empty"), output_dir="o", options={"keys_dir": str(copy)})
     assert GROTH16.current_key(request) == tiny_keys.record["vk_sha256"]
-
-
-@pytest.fixture(scope="module")
-def proven(tiny_keys, tmp_path_factory):
-    """A real proof of an honest tiny step, its recorded commitments and the proof file."""
-    spec = tiny_spec()
-    w, x, y, w_after = honest_step(spec, seed=5)
-    proof = prove_step(spec, tiny_keys, sgd_integers(w, x, y, w_after))
-    path = tmp_path_factory.mktemp("proof") / "proof.bin"
-    path.write_bytes(proof.proof)
-    return spec, spec.commitments(sgd_integers(w, x, y, w_after)).to_dict(), path
 
 
 def test_an_answer_naming_no_proof_path_is_a_malformed_proof(tiny_keys, groth16_cache, proven):

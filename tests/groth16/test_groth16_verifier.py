@@ -11,24 +11,13 @@ import pytest
 
 from pot_zk.backends.groth16.auditor_keys import check_run_keys
 
-from pot_zk.backends.groth16.prove import prove_step
 from pot_zk.backends.groth16.verifier import DEV_KEY_NOTE, verifier_key, verify_proof_file
 from pot_zk.backends.keys import new_keys
 from pot_zk.exceptions import ConfigurationError, ProofVerificationError
 
-from groth16_support import honest_step, sgd_integers, tiny_spec
+from groth16_support import tiny_spec
 
 pytestmark = pytest.mark.prover
-
-
-@pytest.fixture(scope="module")
-def proven(tiny_keys, tmp_path_factory):
-    spec = tiny_spec()
-    w, x, y, w_after = honest_step(spec, seed=5)
-    proof = prove_step(spec, tiny_keys, sgd_integers(w, x, y, w_after))
-    path = tmp_path_factory.mktemp("proof") / "proof.bin"
-    path.write_bytes(proof.proof)
-    return spec, spec.commitments(sgd_integers(w, x, y, w_after)).to_dict(), path
 
 
 def _manifest(tiny_keys, mode="development", vk=None):
