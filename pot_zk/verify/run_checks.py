@@ -373,26 +373,31 @@ def note_free_state(report, spec: Statement) -> None:
         )
 
 
-
 COARSE_RATE_GRID_STEPS = 16
 """A rate that moves a weight by fewer grid steps than this per unit of gradient is noted."""
 
 
 def note_coarse_rate(report, spec: Statement, rates: Mapping[int, float] | None = None) -> None:
-    """A declared learning rate (a schedule's lowest, given its recomputed ``rates``) at which
-    an exact statement's update is under one grid step for gradients below 1/16 and more: the
-    update's floor then moves a weight one grid step up (a negative gradient) or not at all,
-    whatever the rate (review57: at lr 4e-6, a proven run moved its weights 274 times what float
-    SGD at that rate does on the same batches; review60: judged by the rate, not by the update
-    constant, which also holds the batch size and the loss's scaling)."""
-    if getattr(spec, "backend", None) != "groth16" or not getattr(spec, "update_floored", False):
+    """A learning rate (the declared one, or a schedule's lowest of its recomputed ``rates``)
+    that moves a weight by fewer than :data:`COARSE_RATE_GRID_STEPS` grid steps per unit of
+    gradient, in a statement whose update is floored: wherever the gradient is under
+    1 / (lr 2^scale), the update is under one grid step and its floor moves the weight one step
+    up (a negative gradient) or not at all, whatever the rate (review57: at lr 4e-6 a proven run
+    moved its weights 274 times what float SGD at that rate does on the same batches; review60:
+    judged by the rate, not by the update constant, which also holds the batch size and the
+    loss's scaling)."""
+    scale = getattr(spec, "scale", None)
+    if getattr(spec, "backend", None) != "groth16" or not getattr(spec, "update_floored", False) or type(scale) is not int or not 0 <= scale <= 64:
+        return  # a scale outside any statement (its own finding): nothing to say of the grid
+    positive = {step: rate for step, rate in (rates or {}).items() if isinstance(rate, float) and rate > 0}
+    step, rate = min(positive.items(), key=lambda item: item[1]) if positive else (None, spec.learning_rate)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool):
         return
-    step, rate = min(rates.items(), key=lambda item: item[1]) if rates else (None, spec.learning_rate)
-    grid_steps = rate * 2**spec.scale
+    grid_steps = rate * 2**scale
     if 0 < grid_steps < COARSE_RATE_GRID_STEPS:
         at = "the declared rate" if step is None else f"the scheduled rate at step {step}"
         report.notes.append(
-            f"learning rate: at {at}, {rate:.3g}, a weight's update is under one grid step (2^-{spec.scale}) wherever what the rate "
+            f"learning rate: at {at}, {rate:.3g}, a weight's update is under one grid step (2^-{scale}) wherever what the rate "
             f"multiplies (its gradient; momentum's velocity) is under {1 / grid_steps:.3g} in magnitude, and the update's floor then "
             "moves it one grid step up (a negative gradient) or not at all: the weights can move far more than the rate implies; "
             "pin the rate you agreed on with your own keys (--keys)"
