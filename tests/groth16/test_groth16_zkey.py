@@ -163,9 +163,10 @@ def test_import_zkey_keys_train_a_production_run_that_verifies_only_under_them(t
 
     other = tmp_path / "auditor-keys"
     assert _pot_zk("keys", "new", *TINY, "--out", str(other), "--cache-dir", str(tmp_path / "auditor-cache")).returncode == 0
-    done = _pot_zk("verify", str(run), "--keys", str(other))
+    done = _pot_zk("verify", str(run), "--keys", str(other), "--cache-dir", str(tmp_path / "auditor-cache"))  # its trust store knows them
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED keys (foreign-keys)" in done.stdout and "FAILED proofs (invalid-proof) step 0" in done.stdout
+    assert "keys-untrusted" not in done.stdout
 
     crosscheck = tmp_path / "snarkjs"
     done = subprocess.run(
