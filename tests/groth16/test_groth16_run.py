@@ -627,9 +627,9 @@ def test_a_key_directory_whose_files_are_pipes_or_huge_is_refused_without_readin
 
 
 def test_a_rate_coarse_on_the_grid_is_noted_and_a_usual_one_is_not(honest, tmp_path):
-    """review57: at a learning rate whose update constant is a few units (lr 4e-6 on its 4-3-2
-    run: c_fix 2), each exact step is nearly a sign step on the grid; a schedule falling under
-    1 % of its base was noted, a fixed rate was not."""
+    """review57: at a learning rate under which most updates are below one grid step (lr 4e-6 on
+    its 4-3-2 run), each exact step is nearly a sign step on the grid; a schedule falling under
+    1 % of its base was noted, a fixed rate was not. Here lr 2e-4: 0.82 grid steps a unit."""
     run, cache = honest
     assert not [note for note in verify_run(run, cache_dir=cache).notes if note.startswith("learning rate:")]  # lr 0.05: 205 grid steps a unit
     coarse = tmp_path / "coarse"
