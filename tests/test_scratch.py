@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pot_zk.core.scratch import LOCK, remove_left_behind, remove_scratch, scratch_directory
+from pot_zk.core.scratch import LOCK, LOCKED, remove_left_behind, remove_scratch, scratch_directory
 
 from process_support import wait_for
 
@@ -74,3 +74,15 @@ def test_what_is_not_a_scratch_directory_of_this_kind_is_left_alone(temporary, t
     (other_kind / LOCK).touch()
     assert remove_left_behind("pot-zk-test-") == []
     assert unlocked.is_dir() and elsewhere.is_dir() and (elsewhere / LOCK).is_file() and other_kind.is_dir()
+
+
+def test_a_directory_whose_maker_has_not_locked_it_yet_is_left_alone(temporary):
+    """filelock creates the lock file, then locks it: a directory seen in between had a free lock
+    and was removed under its maker (a key holder's other prover thread making its witness
+    directory, or another process). Only one marked as locked by its maker is judged by its lock."""
+    starting = temporary / "pot-zk-test-4-starting"
+    starting.mkdir()
+    (starting / LOCK).touch()
+    assert remove_left_behind("pot-zk-test-") == [] and starting.is_dir()
+    (starting / LOCKED).touch()  # its maker had locked it, then was killed
+    assert remove_left_behind("pot-zk-test-") == [starting]

@@ -6,7 +6,9 @@ leaves them (an unpacked export, a key holder's witness file: a step's private i
 file in it that the process holds while it lives (an advisory ``flock``, released by the kernel
 when the process ends, however it ends). It first removes the directories of that prefix whose
 lock it can take: their process is gone. A directory of another user's, a link, or one without
-its lock file (a process between making the directory and locking it) is left alone. A pid alone
+its lock file and the mark its maker writes once it holds the lock (:data:`LOCKED`: a process
+between making the directory and locking it, when the lock file exists but is not locked yet)
+is left alone. A pid alone
 could not tell: another PID namespace (a container) or another host sharing ``$TMPDIR`` has
 processes this one cannot see (review56).
 """
@@ -22,6 +24,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 LOCK = ".pot-zk-scratch.lock"
+LOCKED = ".pot-zk-scratch.locked"
+"""Written by the maker once it holds :data:`LOCK`: before it, a free lock is no sign of a gone
+process (filelock creates the lock file, then locks it)."""
 _HELD: dict[str, FileLock] = {}
 """The locks of this process's scratch directories, held until :func:`remove_scratch`."""
 
@@ -34,6 +39,7 @@ def scratch_directory(prefix: str) -> Path:
     lock = FileLock(str(path / LOCK), timeout=0)
     lock.acquire()
     _HELD[str(path)] = lock
+    (path / LOCKED).touch()
     return path
 
 
@@ -61,7 +67,7 @@ def remove_left_behind(prefix: str) -> list[Path]:
             if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
                 continue
             lock_path = os.path.join(entry.path, LOCK)
-            if not os.path.isfile(lock_path) or os.path.islink(lock_path):
+            if not os.path.isfile(lock_path) or os.path.islink(lock_path) or not os.path.isfile(os.path.join(entry.path, LOCKED)):
                 continue
             lock = FileLock(lock_path, timeout=0)
             lock.acquire()
